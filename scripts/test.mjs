@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Runs every test with node's own runner:
+//   unit tests:        services/*/dist/**/*.test.js, grafana/dist/**/*.test.js (pure, run in parallel)
+//   integration tests: test/dist/**/*.test.js (start real servers; run one file at a time)
+// Usage: node scripts/test.mjs [--unit|--integration] [name-filter...]
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import fs from "node:fs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const filters = args.filter((a) => !a.startsWith("--"));
+
+function find(dir) {
+  const out = [];
+  if (!fs.existsSync(dir)) return out;
+  for (const f of fs.readdirSync(dir, { recursive: true })) {
+    const p = path.join(dir, f.toString());
+    if (p.endsWith(".test.js") && !p.includes("node_modules")) out.push(p);
+  }
+  return out.sort();
+}
+
+const pick = (files) => (filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files);
+const unit = pick(
+  ["services/common", "services/probe", "services/parser", "services/aggregator", "services/cli", "grafana"].flatMap((d) =>
+    find(path.join(root, d, "dist")),
+  ),
+);
+const integration = pick(find(path.join(root, "test/dist")));
+
+let failed = false;
+function runSet(files, concurrency) {
+  if (!files.length) return;
+  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, ...files], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (r.status !== 0) failed = true;
+}
+if (!args.includes("--integration")) runSet(unit, 2);
+if (!args.includes("--unit")) runSet(integration, 1);
+process.exit(failed ? 1 : 0);
