@@ -24,7 +24,7 @@ function find(dir) {
 
 const pick = (files) => (filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files);
 const unit = pick(
-  ["services/common", "services/probe", "services/parser", "services/aggregator", "services/cli", "grafana"].flatMap((d) =>
+  ["services/common", "parsers-wasm", "services/probe", "services/parser", "services/aggregator", "services/cli", "grafana"].flatMap((d) =>
     find(path.join(root, d, "dist")),
   ),
 );

@@ -1,0 +1,2 @@
+// Shared helpers for integration tests (real servers on loopback).
+export {};
