@@ -1,1 +1,2 @@
 export {};
+export { createService } from "./service.js";

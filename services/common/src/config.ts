@@ -1,0 +1,229 @@
+// Configuration: defaults < WIRESCOPE_* environment < command-line flags.
+// Every option has one row in FLAGS below; README.md's configuration table mirrors it.
+import os from "node:os";
+import fs from "node:fs";
+import path from "node:path";
+import type { LevelWithSilent } from "pino";
+import { ConfigError } from "./errors.js";
+import { LOG_LEVELS } from "./log.js";
+
+export type Component = "probe" | "parser" | "aggregator";
+export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
+
+/** Default gRPC control port per component (on WIRESCOPE_GRPC_HOST, 127.0.0.1). */
+export const DEFAULT_GRPC_PORTS: Readonly<Record<Component, number>> = { probe: 7701, parser: 7702, aggregator: 7703 };
+
+export interface NatsOptions {
+  url: string;
+  user?: string;
+  password?: string;
+  token?: string;
+  /** Path to a .creds file (JWT + nkey seed). */
+  credsFile?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+}
+
+export interface InfluxOptions {
+  url: string;
+  database: string;
+  token?: string;
+  user?: string;
+  password?: string;
+}
+
+export interface Config {
+  nats: NatsOptions;
+  influx: InfluxOptions;
+  /** Number of raw/record partitions (P). */
+  partitions: number;
+  grpc: { host: string; port: number };
+  logLevel: LevelWithSilent;
+  logFormat?: "json" | "pretty";
+  /** Local state (nats store, influxd data, logs) for `wirescope up`. */
+  dataDir: string;
+  /** Node name put in batches; defaults to the host name. */
+  node: string;
+  /** Instance id; defaults to `<node>-<component>-<pid>`. */
+  instance?: string;
+}
+
+export const DEFAULTS: Config = {
+  nats: { url: "nats://127.0.0.1:4222" },
+  influx: { url: "http://127.0.0.1:8086", database: "wirescope" },
+  partitions: 64,
+  grpc: { host: "127.0.0.1", port: 0 },
+  logLevel: "info",
+  dataDir: ".wirescope",
+  node: os.hostname(),
+};
+
+/** One configurable option: its flag, its environment variable, and how to apply a value. */
+export interface OptionSpec {
+  flag: string;
+  env?: string;
+  description: string;
+  default: string;
+  /** Redacted in logs and `status`. */
+  secret?: boolean;
+  apply(c: Config, value: string): void;
+}
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError("bad_value", `${name}: expected an integer in [${min}, ${max}], got "${v}"`);
+  }
+  return n;
+}
+
+function url(name: string, v: string, schemes: string[]): string {
+  // nats accepts a comma-separated server list.
+  for (const part of v.split(",")) {
+    let u: URL;
+    try {
+      u = new URL(part.trim());
+    } catch {
+      throw new ConfigError("bad_value", `${name}: not a URL: "${part}"`);
+    }
+    if (!schemes.includes(u.protocol.replace(/:$/, ""))) {
+      throw new ConfigError("bad_value", `${name}: scheme must be one of ${schemes.join(", ")}, got "${u.protocol}"`);
+    }
+  }
+  return v;
+}
+
+function file(name: string, v: string): string {
+  if (!fs.existsSync(v)) throw new ConfigError("missing_file", `${name}: file not found: ${v}`);
+  return v;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { flag: "nats-url", env: "WIRESCOPE_NATS_URL", default: DEFAULTS.nats.url, description: "NATS server URL(s), comma-separated", apply: (c, v) => (c.nats.url = url("nats-url", v, ["nats", "tls", "ws", "wss"])) },
+  { flag: "nats-user", env: "WIRESCOPE_NATS_USER", default: "", description: "NATS user", apply: (c, v) => (c.nats.user = v) },
+  { flag: "nats-password", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
+  { flag: "nats-token", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },
+  { flag: "nats-creds", env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = file("nats-creds", v)) },
+  { flag: "nats-tls-ca", env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = file("nats-tls-ca", v)) },
+  { flag: "nats-tls-cert", env: "WIRESCOPE_NATS_TLS_CERT", default: "", description: "client certificate for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).cert = file("nats-tls-cert", v)) },
+  { flag: "nats-tls-key", env: "WIRESCOPE_NATS_TLS_KEY", default: "", description: "client key for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).key = file("nats-tls-key", v)) },
+  { flag: "influx-url", env: "WIRESCOPE_INFLUX_URL", default: DEFAULTS.influx.url, description: "InfluxDB HTTP URL", apply: (c, v) => (c.influx.url = url("influx-url", v, ["http", "https"])) },
+  { flag: "influx-db", env: "WIRESCOPE_INFLUX_DB", default: DEFAULTS.influx.database, description: "InfluxDB database (1.x) or bucket (2.x/3.x)", apply: (c, v) => (c.influx.database = nonEmpty("influx-db", v)) },
+  { flag: "influx-token", env: "WIRESCOPE_INFLUX_TOKEN", default: "", description: "InfluxDB token (2.x/3.x)", secret: true, apply: (c, v) => (c.influx.token = v) },
+  { flag: "influx-user", env: "WIRESCOPE_INFLUX_USER", default: "", description: "InfluxDB user (1.x)", apply: (c, v) => (c.influx.user = v) },
+  { flag: "influx-password", env: "WIRESCOPE_INFLUX_PASSWORD", default: "", description: "InfluxDB password (1.x)", secret: true, apply: (c, v) => (c.influx.password = v) },
+  { flag: "partitions", env: "WIRESCOPE_PARTITIONS", default: String(DEFAULTS.partitions), description: "number of partitions P", apply: (c, v) => (c.partitions = int("partitions", v, 1, 65536)) },
+  { flag: "grpc-host", env: "WIRESCOPE_GRPC_HOST", default: DEFAULTS.grpc.host, description: "address the gRPC control port binds", apply: (c, v) => (c.grpc.host = nonEmpty("grpc-host", v)) },
+  { flag: "grpc-port", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
+  { flag: "log-level", env: "WIRESCOPE_LOG_LEVEL", default: DEFAULTS.logLevel, description: LOG_LEVELS.join("|"), apply: (c, v) => (c.logLevel = oneOf("log-level", v, LOG_LEVELS)) },
+  { flag: "log-format", env: "WIRESCOPE_LOG_FORMAT", default: "pretty on a TTY, else json", description: "json|pretty", apply: (c, v) => (c.logFormat = oneOf("log-format", v, ["json", "pretty"] as const)) },
+  { flag: "data-dir", env: "WIRESCOPE_DATA_DIR", default: DEFAULTS.dataDir, description: "local state for `up` (nats, influxdb, logs)", apply: (c, v) => (c.dataDir = nonEmpty("data-dir", v)) },
+  { flag: "node", env: "WIRESCOPE_NODE", default: "host name", description: "node name written into batches", apply: (c, v) => (c.node = nonEmpty("node", v)) },
+  { flag: "instance", env: "WIRESCOPE_INSTANCE", default: "<node>-<component>-<pid>", description: "instance id shown by status", apply: (c, v) => (c.instance = nonEmpty("instance", v)) },
+];
+
+function nonEmpty(name: string, v: string): string {
+  if (!v.trim()) throw new ConfigError("bad_value", `${name}: must not be empty`);
+  return v;
+}
+
+function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError("bad_value", `${name}: expected one of ${allowed.join("|")}, got "${v}"`);
+  return v as T;
+}
+
+export interface LoadConfigInput {
+  component?: Component;
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  /** Programmatic overrides, applied after flags (tests). */
+  overrides?: Partial<Config>;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Arguments not recognised here, in order: the caller's to interpret. */
+  rest: string[];
+}
+
+/**
+ * Merges defaults, `WIRESCOPE_*` environment and `--flag value` / `--flag=value` arguments.
+ * Unknown arguments are returned in `rest`, so a command can add its own flags.
+ * @throws ConfigError with a one-line message naming the option.
+ */
+export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
+  const env = input.env ?? process.env;
+  const config: Config = structuredClone(DEFAULTS);
+  if (input.component) config.grpc.port = DEFAULT_GRPC_PORTS[input.component];
+  for (const o of OPTIONS) {
+    const v = o.env ? env[o.env] : undefined;
+    if (v !== undefined && v !== "") {
+      try {
+        o.apply(config, v);
+      } catch (e) {
+        if (e instanceof ConfigError) throw new ConfigError(e.code, `${o.env}: ${e.message}`, { cause: e });
+        throw e;
+      }
+    }
+  }
+  const byFlag = new Map(OPTIONS.map((o) => [o.flag, o]));
+  const rest: string[] = [];
+  const argv = input.argv ?? [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(a);
+    const spec = m ? byFlag.get(m[1]) : undefined;
+    if (!m || !spec) {
+      rest.push(a);
+      continue;
+    }
+    let value = m[2];
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new ConfigError("missing_value", `--${spec.flag}: missing value`);
+      value = argv[++i];
+    }
+    spec.apply(config, value);
+  }
+  if (input.overrides) mergeInto(config, input.overrides);
+  if (config.nats.tls && (config.nats.tls.cert === undefined) !== (config.nats.tls.key === undefined)) {
+    throw new ConfigError("bad_value", "nats TLS: --nats-tls-cert and --nats-tls-key go together");
+  }
+  config.dataDir = path.resolve(config.dataDir);
+  return { config, rest };
+}
+
+function mergeInto(target: Record<string, unknown> | Config, src: Record<string, unknown> | Partial<Config>): void {
+  const t = target as Record<string, unknown>;
+  for (const [k, v] of Object.entries(src)) {
+    if (v && typeof v === "object" && !Array.isArray(v) && t[k] && typeof t[k] === "object") {
+      mergeInto(t[k] as Record<string, unknown>, v as Record<string, unknown>);
+    } else if (v !== undefined) {
+      t[k] = v;
+    }
+  }
+}
+
+/** A copy of the config safe to log or show: secrets replaced by "***". */
+export function redactConfig(c: Config): Config {
+  const r = structuredClone(c);
+  if (r.nats.password) r.nats.password = "***";
+  if (r.nats.token) r.nats.token = "***";
+  if (r.influx.password) r.influx.password = "***";
+  if (r.influx.token) r.influx.token = "***";
+  r.nats.url = redactUrl(r.nats.url);
+  r.influx.url = redactUrl(r.influx.url);
+  return r;
+}
+
+/** Hides user:password@ in URLs (a comma-separated list is handled part by part). */
+export function redactUrl(u: string): string {
+  return u.replace(/\/\/([^/@,]*)@/g, (_, cred: string) => (cred.includes(":") ? `//${cred.split(":")[0]}:***@` : "//***@"));
+}
+
+/** Help text for the shared options, one per line. */
+export function optionsHelp(): string {
+  return OPTIONS.map((o) => `  --${o.flag.padEnd(16)} ${o.description}${o.env ? ` [${o.env}]` : ""} (default: ${o.default || "none"})`).join("\n");
+}

@@ -1,0 +1,44 @@
+// Structured logs: pino JSON on stderr with a `component` field; human-readable when stderr is a TTY.
+import { pino, type Logger, type LevelWithSilent } from "pino";
+
+export type { Logger };
+
+export const LOG_LEVELS: readonly LevelWithSilent[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export interface LogOptions {
+  level: LevelWithSilent;
+  /** "json" | "pretty"; default: pretty when stderr is a TTY. */
+  format: "json" | "pretty";
+  /** Extra fields on every line (e.g. instance). */
+  base: Record<string, unknown>;
+}
+
+/** Creates the root logger for one component. Logs go to stderr so stdout stays for command output. */
+export function createLogger(component: string, options: Partial<LogOptions> = {}): Logger {
+  const format = options.format ?? (process.stderr.isTTY ? "pretty" : "json");
+  const base = { component, ...options.base };
+  const level = options.level ?? "info";
+  if (format === "pretty") {
+    // pino-pretty as a synchronous stream (no worker thread): logs survive a crash and exit.
+    return pino({ level, base }, prettyStream());
+  }
+  return pino({ level, base }, pino.destination({ fd: 2, sync: true }));
+}
+
+function prettyStream(): NodeJS.WritableStream {
+  // Loaded lazily: only terminals pay for it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = requireCjs("pino-pretty") as { default?: PrettyFactory } & PrettyFactory;
+  const factory = mod.default ?? mod;
+  return factory({ destination: 2, sync: true, colorize: true, ignore: "pid,hostname", translateTime: "HH:MM:ss.l" });
+}
+
+type PrettyFactory = (opts: Record<string, unknown>) => NodeJS.WritableStream;
+
+import { createRequire } from "node:module";
+const requireCjs = createRequire(import.meta.url);
+
+/** A logger that discards everything (tests, library defaults). */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}
