@@ -1,0 +1,56 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { RecordSchema, Role } from "@wirescope/common";
+import { appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
+
+function pluginRecord(): Uint8Array {
+  return toBinary(
+    RecordSchema,
+    create(RecordSchema, {
+      protocol: "http",
+      startNs: 1_700_000_000_123_456_789n,
+      durationNs: 5000n,
+      operation: "GET",
+      resource: "/x",
+      status: 200n,
+      attributes: { "url.path": { value: { case: "stringValue", value: "/x" } } },
+    }),
+  );
+}
+
+describe("readHead", () => {
+  it("reads protocol and start_ns", () => {
+    const h = readHead(pluginRecord());
+    assert.deepEqual(h, { protocol: "http", startNs: 1_700_000_000_123_456_789n });
+  });
+
+  it("refuses truncated bytes", () => {
+    const b = pluginRecord();
+    assert.equal(readHead(b.subarray(0, b.length - 3)), undefined);
+    assert.equal(readHead(new Uint8Array([0x0a, 0x7f, 1])), undefined);
+  });
+});
+
+describe("appendHostFields", () => {
+  it("produces bytes that decode as one merged Record", () => {
+    const suffix = encodeHostFields({
+      client: { address: "10.0.0.1", port: 40000, service: "curl", node: "n1" } as never,
+      server: { address: "10.0.0.2", port: 80, service: "web", node: "n1" } as never,
+      connKey: 77n,
+      role: Role.SERVER,
+      node: "n1",
+    });
+    for (const tid of [0, 5, 300, 4_000_000_000]) {
+      const r = fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, tid));
+      assert.equal(r.protocol, "http");
+      assert.equal(r.status, 200n);
+      assert.equal(r.server?.service, "web");
+      assert.equal(r.client?.port, 40000);
+      assert.equal(r.connKey, 77n);
+      assert.equal(r.role, Role.SERVER);
+      assert.equal(r.tid, tid);
+      assert.equal(r.node, "n1");
+    }
+  });
+});
