@@ -1,2 +1,2 @@
 // Shared helpers for integration tests (real servers on loopback).
-export {};
+export * from "./servers.js";

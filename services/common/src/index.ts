@@ -8,3 +8,5 @@ export * from "./config.js";
 export * from "./counters.js";
 export * from "./health.js";
 export * from "./service.js";
+export * from "./process.js";
+export * from "./local-stack.js";

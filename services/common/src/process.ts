@@ -1,0 +1,168 @@
+// Child processes we own: spawned with their output in a log file, stopped by pid, never by name.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import { WirescopeError, errorMessage } from "./errors.js";
+
+/** A child process started by us: stop() sends SIGTERM, then SIGKILL after a grace period. */
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Where the child's stdout and stderr go (undefined when inherited or piped). */
+  readonly logFile?: string;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** True once the process has exited. */
+  readonly hasExited: boolean;
+  /** SIGTERM, wait up to `graceMs`, then SIGKILL; resolves once it is gone. */
+  stop(graceMs?: number): Promise<void>;
+  /** The last lines of the log file (for error messages). */
+  tail(lines?: number): string;
+}
+
+export class ProcessError extends WirescopeError {}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Append stdout+stderr to this file. Default: "ignore" unless `stdio` is given. */
+  logFile?: string;
+  stdio?: "inherit" | "pipe" | "ignore";
+}
+
+/** Spawns `command` and tracks it. Fails (ProcessError "spawn_failed") if it cannot start at all. */
+export async function spawnManaged(name: string, command: string, args: readonly string[], opts: SpawnOptions = {}): Promise<ManagedProcess> {
+  let out: number | "inherit" | "pipe" | "ignore" = opts.stdio ?? "ignore";
+  let fd: number | undefined;
+  if (opts.logFile) {
+    fd = fs.openSync(opts.logFile, "a");
+    out = fd;
+  }
+  const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", out, out] });
+  if (fd !== undefined) fs.closeSync(fd); // the child has its own copy
+  let exitedFlag = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exitedFlag = true;
+      resolve({ code, signal });
+    });
+    child.once("error", () => {
+      exitedFlag = true;
+      resolve({ code: null, signal: null });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", () => resolve());
+    child.once("error", (e) => reject(new ProcessError("spawn_failed", `${name}: cannot start ${command}: ${errorMessage(e)}`, { cause: e })));
+  });
+  const pid = child.pid!;
+  const tail = (lines = 20) => {
+    if (!opts.logFile) return "";
+    try {
+      return fs.readFileSync(opts.logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    } catch {
+      return "";
+    }
+  };
+  return {
+    name,
+    pid,
+    child,
+    logFile: opts.logFile,
+    exited,
+    get hasExited() {
+      return exitedFlag;
+    },
+    tail,
+    async stop(graceMs = 5000) {
+      if (exitedFlag) return;
+      signalPid(pid, "SIGTERM");
+      const timer = setTimeout(() => signalPid(pid, "SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** True when a process with this pid exists (and is not a zombie we could still reap). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // state is the field after the parenthesised comm
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** A TCP port free on `host` right now (the OS picks it). */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts TCP connections on host:port. */
+export function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+
+export interface WaitForOptions {
+  timeoutMs: number;
+  intervalMs: number;
+  /** What we wait for, for the error message. */
+  what: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Polls `check` until it returns a truthy value, and returns that value.
+ * Rejects with a WirescopeError("timeout") naming `what` and the last error seen.
+ */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: Partial<WaitForOptions> = {}): Promise<T> {
+  const { timeoutMs = 10_000, intervalMs = 100, what = "condition", signal } = options;
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    if (signal?.aborted) throw new WirescopeError("aborted", `aborted while waiting for ${what}`);
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      throw new WirescopeError("timeout", `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`, { cause: last });
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

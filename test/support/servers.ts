@@ -1,0 +1,96 @@
+// Real servers for integration tests: nats-server and influxd on 127.0.0.1 with free ports and
+// temporary directories. Every process started here is stopped by pid: by the test's own
+// teardown (`await srv.stop()` in `after`), and as a safety net when the test process exits.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  startNatsServer,
+  startInfluxd,
+  spawnManaged,
+  freePort,
+  waitFor,
+  pidAlive,
+  type RunningServer,
+  type ManagedProcess,
+  type SpawnOptions,
+} from "@wirescope/common";
+
+export { freePort, waitFor, pidAlive };
+
+const owned = new Set<ManagedProcess>();
+const tempDirs = new Set<string>();
+
+process.once("exit", () => {
+  // Synchronous last resort: nothing we started may outlive the test process.
+  for (const p of owned) {
+    if (!p.hasExited) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function track<T extends ManagedProcess>(p: T): T {
+  owned.add(p);
+  const stop = p.stop.bind(p);
+  p.stop = async (graceMs?: number) => {
+    await stop(graceMs);
+    owned.delete(p);
+  };
+  return p;
+}
+
+/** A fresh temporary directory, removed when the test process exits. */
+export function tempDir(prefix = "wirescope-test-"): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+export interface TestServer extends RunningServer {
+  /** The directory holding this server's data and log. */
+  dir: string;
+}
+
+/**
+ * Starts nats-server on 127.0.0.1 with a free port (JetStream on when asked; needed for KV).
+ * `extraArgs` go straight to nats-server (e.g. ["--user", "u", "--pass", "p"]).
+ */
+export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[] } = {}): Promise<TestServer> {
+  const dir = tempDir("wirescope-nats-");
+  const srv = await startNatsServer({
+    jetstream: opts.jetstream ?? false,
+    storeDir: path.join(dir, "js"),
+    logFile: path.join(dir, "nats.log"),
+    extraArgs: opts.extraArgs ?? [],
+  });
+  return Object.assign(track(srv), { dir });
+}
+
+/** Starts influxd 1.x on 127.0.0.1 with free ports and a temporary data directory. */
+export async function startInflux(): Promise<TestServer> {
+  const dir = tempDir("wirescope-influx-");
+  const srv = await startInfluxd({ dir, logFile: path.join(dir, "influxd.log") });
+  return Object.assign(track(srv), { dir });
+}
+
+/** Spawns any process and tracks it the same way (stopped on exit). */
+export async function spawnTracked(name: string, command: string, args: readonly string[], opts: SpawnOptions = {}): Promise<ManagedProcess> {
+  return track(await spawnManaged(name, command, args, opts));
+}
+
+/** Runs an InfluxQL statement against a test influxd (GET /query for SELECT/SHOW, POST otherwise). */
+export async function influxQuery(url: string, q: string, db?: string): Promise<unknown> {
+  const params = new URLSearchParams({ q });
+  if (db) params.set("db", db);
+  const read = /^\s*(select|show)\b/i.test(q);
+  const res = await fetch(`${url}/query?${params}`, { method: read ? "GET" : "POST", signal: AbortSignal.timeout(10_000) });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`influx query failed (${res.status}): ${JSON.stringify(body)}`);
+  return body;
+}
