@@ -32,6 +32,8 @@ export class DirectionStream {
   private pending: Pending[] = [];
   pendingBytes = 0;
   duplicates = 0;
+  /** Times a hole was declared a gap because the pending limits were reached. */
+  forced = 0;
 
   constructor(
     private readonly limits: ReorderLimits,
@@ -48,7 +50,10 @@ export class DirectionStream {
       this.pending.push({ seq, payload, originalLength, tsNs, tid });
       this.pendingBytes += payload.length;
       if (this.pending.length > 1 && this.pending[this.pending.length - 2]!.seq > seq) this.pending.sort((a, b) => a.seq - b.seq);
-      if (this.pendingBytes > this.limits.maxPendingBytes || this.pending.length > this.limits.maxPendingEvents) this.flush(out);
+      if (this.pendingBytes > this.limits.maxPendingBytes || this.pending.length > this.limits.maxPendingEvents) {
+        this.forced++;
+        this.flush(out);
+      }
       return;
     }
     this.deliver(seq, payload, originalLength, tsNs, tid, out);

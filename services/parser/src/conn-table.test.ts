@@ -1,0 +1,218 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  ConnEventSchema,
+  ConnKind,
+  Counters,
+  DataEventSchema,
+  Direction,
+  RecordSchema,
+  Role,
+} from "@wirescope/common";
+import { ConnTable, DEFAULT_CONN_TABLE_OPTIONS, type OutRecord } from "./conn-table.js";
+import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
+import { redactionPolicy } from "./redact.js";
+
+// A small line protocol decoder standing in for a WASM plugin in these pure tests: the client
+// sends "Q <word>\n", the server answers "A <n>\n". It claims a connection on a first byte "Q",
+// rejects anything else after 4 bytes, and resynchronises at the next newline after a gap.
+class LineSession implements DecoderSession {
+  buf: [string, string] = ["", ""];
+  skipping: [boolean, boolean] = [false, false];
+  waiting: { q: string; ts: bigint }[] = [];
+  claimed = false;
+  data(dir: Dir, bytes: Uint8Array, ts: bigint): StepResult {
+    const s = this.buf[dir] + Buffer.from(bytes).toString("latin1");
+    if (!this.claimed) {
+      if (dir === 0 && s.startsWith("Q")) this.claimed = true;
+      else if (s.length >= 4) return { records: [], state: "rejected", reason: "undetected_test" };
+      else {
+        this.buf[dir] = s;
+        return { records: [], state: "detecting" };
+      }
+    }
+    const lines = s.split("\n");
+    this.buf[dir] = lines.pop()!;
+    const out: Uint8Array[] = [];
+    for (const line of lines) {
+      if (this.skipping[dir]) {
+        this.skipping[dir] = false;
+        continue;
+      }
+      if (dir === 0) this.waiting.push({ q: line.slice(2), ts });
+      else {
+        const w = this.waiting.shift();
+        if (w) out.push(rec(w.q, ts - w.ts, w.ts, false, line.slice(2)));
+      }
+    }
+    return { records: out, state: "decoding" };
+  }
+  gap(dir: Dir): StepResult {
+    this.buf[dir] = "";
+    this.skipping[dir] = true;
+    if (dir === 1) this.waiting.shift();
+    return { records: [], state: this.claimed ? "decoding" : "detecting" };
+  }
+  close(ts: bigint): StepResult {
+    const out = this.waiting.map((w) => rec(w.q, ts - w.ts, w.ts, true, ""));
+    this.waiting = [];
+    return { records: out, state: "decoding" };
+  }
+  free(): void {}
+}
+
+function rec(q: string, dur: bigint, start: bigint, incomplete: boolean, status: string): Uint8Array {
+  return toBinary(
+    RecordSchema,
+    create(RecordSchema, {
+      protocol: "line",
+      startNs: start,
+      durationNs: dur,
+      operation: "Q",
+      resource: q,
+      incomplete,
+      status: status ? BigInt(status) : undefined,
+      attributes: { "db.query.text": { value: { case: "stringValue", value: `select '${q}'` } } },
+    }),
+  );
+}
+
+const host: DecoderHost = { open: () => new LineSession() };
+
+function setup(over: Partial<typeof DEFAULT_CONN_TABLE_OPTIONS> = {}) {
+  const counters = new Counters();
+  const out: OutRecord[] = [];
+  const t = new ConnTable(host, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n1", redaction: redactionPolicy(), ...over }, counters, (r) =>
+    out.push(r),
+  );
+  return { t, counters, out };
+}
+
+const open = (key: bigint, role = Role.SERVER) =>
+  create(ConnEventSchema, {
+    connKey: key,
+    kind: ConnKind.OPEN,
+    role,
+    localAddress: "10.0.0.2",
+    localPort: 7000,
+    remoteAddress: "10.0.0.1",
+    remotePort: 51000,
+    pid: 42,
+    processName: "lined",
+    timestampNs: 1n,
+  });
+const close = (key: bigint) => create(ConnEventSchema, { connKey: key, kind: ConnKind.CLOSE, timestampNs: 99n });
+const data = (key: bigint, direction: Direction, seq: number, s: string, ts: bigint, tid = 7, orig?: number) =>
+  create(DataEventSchema, {
+    connKey: key,
+    direction,
+    seq: BigInt(seq),
+    payload: Buffer.from(s),
+    originalLength: orig ?? s.length,
+    timestampNs: ts,
+    tid,
+  });
+const IN = Direction.INGRESS;
+const EG = Direction.EGRESS;
+
+describe("ConnTable", () => {
+  it("decodes a server-side connection with endpoints, tid and redaction", () => {
+    const { t, out } = setup();
+    t.onConn(open(1n), 3, 0);
+    t.onData(data(1n, IN, 0, "Q a\nQ b\n", 10n, 71), 3, 0);
+    t.onData(data(1n, EG, 0, "A 1\n", 20n, 72), 3, 0);
+    t.onData(data(1n, EG, 4, "A 2\n", 30n, 72), 3, 0);
+    assert.equal(out.length, 2);
+    const r = fromBinary(RecordSchema, out[0]!.bytes);
+    assert.equal(r.resource, "a");
+    assert.equal(r.status, 1n);
+    assert.equal(r.tid, 71);
+    assert.equal(r.role, Role.SERVER);
+    assert.equal(r.server?.service, "lined:7000");
+    assert.equal(r.server?.process?.pid, 42);
+    assert.equal(r.client?.address, "10.0.0.1");
+    assert.equal(r.attributes["db.query.text"]?.value.value, "select ?");
+    assert.equal(out[0]!.serverService, "lined:7000");
+  });
+
+  it("orders out-of-order events and reports truncation as a gap", () => {
+    const { t, out, counters } = setup();
+    t.onConn(open(2n), 0, 0);
+    t.onData(data(2n, IN, 4, "Q y\n", 11n), 0, 0);
+    t.onData(data(2n, IN, 0, "Q x\n", 10n), 0, 0);
+    t.onData(data(2n, EG, 0, "A 1\nA", 20n, 7, 12), 0, 0); // 7 bytes lost: second answer cut
+    t.onData(data(2n, EG, 12, "A 3\n", 30n), 0, 0);
+    t.onConn(close(2n), 0, 0);
+    assert.deepEqual(
+      out.map((o) => fromBinary(RecordSchema, o.bytes).resource),
+      ["x"],
+    );
+    assert.equal(counters.get("gaps"), 1);
+    assert.equal(counters.get("conn_closed.closed"), 1);
+  });
+
+  it("writes waiting requests as incomplete on close", () => {
+    const { t, out } = setup();
+    t.onConn(open(3n), 0, 0);
+    t.onData(data(3n, IN, 0, "Q z\n", 10n), 0, 0);
+    t.onConn(close(3n), 0, 0);
+    assert.equal(out.length, 1);
+    assert.equal(fromBinary(RecordSchema, out[0]!.bytes).incomplete, true);
+  });
+
+  it("drops connections no decoder claims, counted by reason", () => {
+    const { t, out, counters } = setup();
+    t.onConn(open(4n), 0, 0);
+    t.onData(data(4n, IN, 0, "HELLO", 10n), 0, 0);
+    t.onData(data(4n, IN, 5, "MORE", 11n), 0, 0);
+    assert.equal(out.length, 0);
+    assert.equal(t.size, 0);
+    assert.equal(counters.get("conn_dropped.undetected_test"), 1);
+  });
+
+  it("drops a connection past the detection budget", () => {
+    const { t, counters } = setup({ maxDetectBytes: 2 });
+    t.onConn(open(5n), 0, 0);
+    t.onData(data(5n, EG, 0, "xyz", 10n), 0, 0);
+    assert.equal(counters.get("conn_dropped.undetected"), 1);
+  });
+
+  it("drops and counts the state of a moved partition only", () => {
+    const { t, counters } = setup();
+    t.onConn(open(6n), 1, 0);
+    t.onConn(open(7n), 2, 0);
+    assert.equal(t.dropPartition(1), 1);
+    assert.equal(t.size, 1);
+    assert.equal(counters.get("conn_dropped.moved"), 1);
+  });
+
+  it("tracks connections seen mid-stream and counts them", () => {
+    const { t, out, counters } = setup();
+    t.onData(data(8n, EG, 500, "Q m\n", 10n), 0, 0);
+    t.onData(data(8n, IN, 900, "A 5\n", 20n), 0, 0);
+    assert.equal(counters.get("conn_midstream"), 1);
+    assert.equal(out.length, 1);
+  });
+
+  it("evicts idle connections and bounds the number tracked", () => {
+    const { t, counters } = setup({ maxConns: 1, idleMs: 1000 });
+    t.onConn(open(9n), 0, 0);
+    t.onConn(open(10n), 0, 0);
+    assert.equal(counters.get("conn_dropped.limit_conns"), 1);
+    t.sweep(500);
+    assert.equal(t.size, 1);
+    t.sweep(2000);
+    assert.equal(t.size, 0);
+    assert.equal(counters.get("conn_evicted.idle"), 1);
+  });
+
+  it("bounds bytes held waiting for a hole", () => {
+    const { t, counters } = setup({ maxConnPendingBytes: 8 });
+    t.onConn(open(11n), 0, 0);
+    t.onData(data(11n, IN, 0, "Q a\n", 10n), 0, 0);
+    t.onData(data(11n, IN, 100, "Q bbbbbbbbbbbbb\n", 11n), 0, 0);
+    assert.equal(t.pendingBytes(), 0);
+    assert.equal(counters.get("gaps_forced.conn_pending_limit"), 1);
+  });
+});

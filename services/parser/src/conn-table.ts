@@ -1,0 +1,278 @@
+// Per-connection state for the partitions this replica owns: ordering by sequence number,
+// gaps, detection budget, eviction and memory limits. Pure: no NATS, no timers (the caller
+// passes `now`), so it is tested with plain data.
+import { ConnKind, Direction, Role, type ConnEvent, type DataEvent, type Counters } from "@wirescope/common";
+import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
+import { DirectionStream, type Op } from "./reorder.js";
+import { endpointsOf, PeerDirectory } from "./identity.js";
+import { appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
+import { redactRecord, type RedactionPolicy } from "./redact.js";
+
+export interface ConnTableOptions {
+  node: string;
+  /** Connections tracked at once; a new one past this is dropped (counted). */
+  maxConns: number;
+  /** Bytes one connection may hold waiting for a hole to fill. */
+  maxConnPendingBytes: number;
+  /** Bytes all connections may hold waiting; past it the largest waits are flushed as gaps. */
+  maxTotalPendingBytes: number;
+  /** Bytes offered for detection before an unclaimed connection is dropped. */
+  maxDetectBytes: number;
+  /** A connection with no event for this long is closed and evicted. */
+  idleMs: number;
+  redaction: RedactionPolicy;
+}
+
+export const DEFAULT_CONN_TABLE_OPTIONS: Omit<ConnTableOptions, "node" | "redaction"> = {
+  maxConns: 100_000,
+  maxConnPendingBytes: 256 * 1024,
+  maxTotalPendingBytes: 256 * 1024 * 1024,
+  maxDetectBytes: 16 * 1024,
+  idleMs: 5 * 60_000,
+};
+
+/** One finished record, ready to publish. */
+export interface OutRecord {
+  bytes: Uint8Array;
+  protocol: string;
+  /** The server end's service name: the output partition key. */
+  serverService: string;
+  rawPartition: number;
+}
+
+interface Conn {
+  key: bigint;
+  partition: number;
+  session: DecoderSession;
+  dirs: [DirectionStream, DirectionStream];
+  /** egress maps to this plugin direction; ingress to the other. */
+  egressDir: Dir;
+  suffix: Uint8Array;
+  serverService: string;
+  lastActive: number;
+  /** Timestamp of the newest event: the close time of an evicted connection. */
+  lastTsNs: bigint;
+  detectBytes: number;
+  decoding: boolean;
+  /** timestamp_ns → tid of request-direction events, for Record.tid (bounded). */
+  reqTids: Map<bigint, number>;
+}
+
+const MAX_TIDS = 256;
+
+export class ConnTable {
+  private readonly conns = new Map<bigint, Conn>();
+  /** Connections dropped before their close: their further data is ignored (bounded, LRU). */
+  private readonly ignored = new Set<bigint>();
+  readonly peers = new PeerDirectory();
+  private readonly ops: Op[] = [];
+
+  constructor(
+    private readonly host: DecoderHost,
+    private readonly opts: ConnTableOptions,
+    private readonly counters: Counters,
+    private readonly emit: (r: OutRecord) => void,
+  ) {}
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  /** Total bytes held in reorder buffers. */
+  pendingBytes(): number {
+    let n = 0;
+    for (const c of this.conns.values()) n += c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
+    return n;
+  }
+
+  onConn(ev: ConnEvent, partition: number, now: number): void {
+    this.peers.learn(ev);
+    if (ev.kind === ConnKind.OPEN) {
+      this.ignored.delete(ev.connKey);
+      const old = this.conns.get(ev.connKey);
+      if (old) this.finish(old, ev.timestampNs, "reopened");
+      this.create(ev, partition, now, true);
+    } else if (ev.kind === ConnKind.CLOSE) {
+      this.ignored.delete(ev.connKey);
+      const c = this.conns.get(ev.connKey);
+      if (c) this.finish(c, ev.timestampNs, "closed");
+    }
+  }
+
+  onData(ev: DataEvent, partition: number, now: number): void {
+    let c = this.conns.get(ev.connKey);
+    if (!c) {
+      if (this.ignored.has(ev.connKey)) {
+        this.counters.add("data_ignored");
+        return;
+      }
+      // Data of a connection whose open we did not see (started before the probe, or its
+      // partition moved here): decode from here on, as the plugin allows.
+      this.counters.add("conn_midstream");
+      const synthetic = {
+        connKey: ev.connKey,
+        kind: ConnKind.OPEN,
+        role: Role.UNKNOWN,
+        localAddress: "",
+        localPort: 0,
+        remoteAddress: "",
+        remotePort: 0,
+      } as ConnEvent;
+      c = this.create(synthetic, partition, now, false);
+      if (!c) return;
+    }
+    c.lastActive = now;
+    if (ev.timestampNs > c.lastTsNs) c.lastTsNs = ev.timestampNs;
+    const pdir: Dir = ev.direction === Direction.EGRESS ? c.egressDir : ((1 - c.egressDir) as Dir);
+    if (pdir === 0 && ev.tid) {
+      c.reqTids.set(ev.timestampNs, ev.tid);
+      if (c.reqTids.size > MAX_TIDS) c.reqTids.delete(c.reqTids.keys().next().value as bigint);
+    }
+    const stream = c.dirs[pdir];
+    const ops = this.ops;
+    ops.length = 0;
+    const forced = stream.forced;
+    stream.push(Number(ev.seq), ev.payload, ev.originalLength, ev.timestampNs, ev.tid, ops);
+    if (stream.forced !== forced) this.counters.add("gaps_forced.conn_pending_limit");
+    this.apply(c, pdir, ops);
+  }
+
+  /** Drops every connection of a partition that left this replica (state lost, counted). */
+  dropPartition(partition: number): number {
+    let n = 0;
+    for (const c of this.conns.values()) {
+      if (c.partition !== partition) continue;
+      this.discard(c, "moved");
+      n++;
+    }
+    return n;
+  }
+
+  /** Closes idle connections and enforces the total memory bound. Call periodically. */
+  sweep(now: number): void {
+    for (const c of this.conns.values()) {
+      if (now - c.lastActive > this.opts.idleMs) {
+        this.counters.add("conn_evicted.idle");
+        this.finish(c, 0n, "idle");
+      }
+    }
+    let total = this.pendingBytes();
+    if (total <= this.opts.maxTotalPendingBytes) return;
+    const bySize = [...this.conns.values()].sort(
+      (a, b) => b.dirs[0].pendingBytes + b.dirs[1].pendingBytes - (a.dirs[0].pendingBytes + a.dirs[1].pendingBytes),
+    );
+    for (const c of bySize) {
+      if (total <= this.opts.maxTotalPendingBytes) break;
+      const held = c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
+      this.counters.add("gaps_forced.total_pending_limit");
+      for (const d of [0, 1] as Dir[]) {
+        const ops: Op[] = [];
+        c.dirs[d].flush(ops);
+        this.apply(c, d, ops);
+      }
+      total -= held;
+    }
+  }
+
+  /** Closes every connection (shutdown): waiting requests come out as incomplete records. */
+  closeAll(): void {
+    for (const c of this.conns.values()) this.finish(c, 0n, "shutdown");
+  }
+
+  private create(ev: ConnEvent, partition: number, now: number, fromOpen: boolean): Conn | undefined {
+    if (this.conns.size >= this.opts.maxConns) {
+      this.counters.add("conn_dropped.limit_conns");
+      return undefined;
+    }
+    const eps = endpointsOf(ev, this.opts.node, this.peers);
+    const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
+    const c: Conn = {
+      key: ev.connKey,
+      partition,
+      session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port }),
+      dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
+      egressDir: eps.role === Role.SERVER ? 1 : 0,
+      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node }),
+      serverService: eps.server.service,
+      lastActive: now,
+      lastTsNs: ev.timestampNs ?? 0n,
+      detectBytes: 0,
+      decoding: false,
+      reqTids: new Map(),
+    };
+    this.conns.set(c.key, c);
+    this.counters.add("conn_opened");
+    return c;
+  }
+
+  private apply(c: Conn, dir: Dir, ops: Op[]): void {
+    for (const op of ops) {
+      if (!this.conns.has(c.key)) return; // rejected by an earlier op
+      let r: StepResult;
+      if (op.kind === "data") {
+        if (!c.decoding) c.detectBytes += op.bytes.length;
+        r = c.session.data(dir, op.bytes, op.tsNs);
+      } else {
+        this.counters.add("gaps");
+        r = c.session.gap(dir, op.len, op.tsNs);
+      }
+      this.result(c, r);
+      if (!c.decoding && this.conns.has(c.key) && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "undetected");
+    }
+  }
+
+  private result(c: Conn, r: StepResult): void {
+    for (const b of r.records) this.publish(c, b);
+    if (r.state === "decoding") c.decoding = true;
+    else if (r.state === "rejected") this.discard(c, r.reason ?? "rejected");
+  }
+
+  private publish(c: Conn, pluginBytes: Uint8Array): void {
+    const head = readHead(pluginBytes);
+    if (!head) {
+      this.counters.add("records_dropped.malformed");
+      return;
+    }
+    let bytes: Uint8Array | undefined = pluginBytes;
+    if (!this.opts.redaction.disabledFor.has(head.protocol)) {
+      bytes = redactRecord(pluginBytes, this.opts.redaction);
+      if (!bytes) {
+        this.counters.add("records_dropped.malformed");
+        return;
+      }
+    }
+    const tid = c.reqTids.get(head.startNs) ?? 0;
+    this.counters.add(`records.${head.protocol || "unknown"}`);
+    this.emit({
+      bytes: appendHostFields(bytes, c.suffix, tid),
+      protocol: head.protocol,
+      serverService: c.serverService,
+      rawPartition: c.partition,
+    });
+  }
+
+  /** Flushes, closes the decoder (incomplete requests come out) and forgets the connection. */
+  private finish(c: Conn, tsNs: bigint, why: string): void {
+    for (const d of [0, 1] as Dir[]) {
+      const ops: Op[] = [];
+      c.dirs[d].flush(ops);
+      this.apply(c, d, ops);
+    }
+    if (!this.conns.has(c.key)) return;
+    this.conns.delete(c.key);
+    const r = c.session.close(tsNs > 0n ? tsNs : c.lastTsNs);
+    for (const b of r.records) this.publish(c, b);
+    c.session.free();
+    this.counters.add(`conn_closed.${why}`);
+  }
+
+  private discard(c: Conn, reason: string): void {
+    if (!this.conns.delete(c.key)) return;
+    if (reason !== "moved") {
+      this.ignored.add(c.key);
+      if (this.ignored.size > 65536) this.ignored.delete(this.ignored.values().next().value as bigint);
+    }
+    c.session.free();
+    this.counters.add(`conn_dropped.${reason}`);
+  }
+}

@@ -1,0 +1,30 @@
+// What the connection table needs from the plugin host: one session per connection that detects
+// the protocol and decodes both directions. plugin-host-adapter.ts implements it over
+// @wirescope/common's plugin host; tests may implement it over any real decoder.
+
+/** dir 0 = bytes the client sent (requests), 1 = bytes the server sent (docs/plugin-abi.md). */
+export type Dir = 0 | 1;
+
+export interface StepResult {
+  /** Plugin record bytes (fields 1-19), in order. */
+  records: Uint8Array[];
+  /**
+   * detecting: no plugin has claimed the connection yet; decoding: a plugin owns it;
+   * rejected: no plugin can decode it (any more): the table drops it, counting `reason`.
+   */
+  state: "detecting" | "decoding" | "rejected";
+  reason?: string;
+}
+
+export interface DecoderSession {
+  data(dir: Dir, bytes: Uint8Array, tsNs: bigint): StepResult;
+  gap(dir: Dir, len: number, tsNs: bigint): StepResult;
+  close(tsNs: bigint): StepResult;
+  /** Forget the connection without flushing (moved partition, limits). */
+  free(): void;
+}
+
+export interface DecoderHost {
+  /** `roleKnown` false: the host may try both direction hypotheses while detecting. */
+  open(hint: { roleKnown: boolean; serverPort: number }): DecoderSession;
+}
