@@ -59,11 +59,13 @@ export interface TestServer extends RunningServer {
 
 /**
  * Starts nats-server on 127.0.0.1 with a free port (JetStream on when asked; needed for KV).
- * `extraArgs` go straight to nats-server (e.g. ["--user", "u", "--pass", "p"]).
+ * `extraArgs` go straight to nats-server (e.g. ["--user", "u", "--pass", "p"]). Pass `port` and
+ * `dir` of a stopped server to restart it in place (reconnect tests).
  */
-export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[] } = {}): Promise<TestServer> {
-  const dir = tempDir("wirescope-nats-");
+export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[]; port?: number; dir?: string } = {}): Promise<TestServer> {
+  const dir = opts.dir ?? tempDir("wirescope-nats-");
   const srv = await startNatsServer({
+    port: opts.port ?? 0,
     jetstream: opts.jetstream ?? false,
     storeDir: path.join(dir, "js"),
     logFile: path.join(dir, "nats.log"),

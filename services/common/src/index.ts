@@ -10,3 +10,4 @@ export * from "./health.js";
 export * from "./service.js";
 export * from "./process.js";
 export * from "./local-stack.js";
+export * from "./nats.js";
