@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Every map size and compile-time bound of the probe, in one place. Runtime tunables (chunk cap,
+ * per-call limit) live as const volatile rodata in wirescope.bpf.c and may only lower these. */
+#ifndef WIRESCOPE_MAP_SIZING_H
+#define WIRESCOPE_MAP_SIZING_H
+
+/* Largest payload one event can carry; the per-CPU scratch buffer is this big. Power of two. */
+#define WS_MAX_CHUNK 16384
+/* Syscalls in flight between sys_enter and sys_exit (one per thread). */
+#define WS_MAX_ACTIVE_CALLS 16384
+/* TCP connections tracked at once, keyed by (tgid, fd). LRU: the oldest idle ones go first. */
+#define WS_MAX_CONNS 65536
+/* (tgid, fd) pairs known not to be TCP sockets (files, pipes, UDP, unix). LRU. */
+#define WS_MAX_NONSOCK 65536
+/* Filter entries per kind (pids, comms, cgroups, ports). */
+#define WS_MAX_FILTER 1024
+/* Listening ports, used to infer the role of connections that predate the probe. */
+#define WS_MAX_LISTEN_PORTS 4096
+/* iovec entries followed per readv/writev/sendmsg/recvmsg (UIO_MAXIOV is 1024). */
+#define WS_MAX_IOV 1024
+/* Default ring buffer size in bytes (power of two, multiple of the page size); set at load. */
+#define WS_DEFAULT_RINGBUF_BYTES (16 * 1024 * 1024)
+
+#endif

@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Wirescope socket tracer: syscall tracepoints (this project targets kernels without kprobes),
+ * CO-RE through vmlinux.h.
+ *
+ *   sys_enter_<call>  ── process filter ──▶ save args in active_calls (nothing else)
+ *   sys_exit_<call>   ── look up args, real byte count from ret
+ *                        fd ─▶ conn_by_fd hit? ─▶ data events (chunks, seq)
+ *                           └▶ miss: nonsock cache hit? skip
+ *                                    task->files->fdt->fd[fd] ─▶ file ─▶ socket ─▶ sock
+ *                                    TCP over IPv4/IPv6? track (inferred role) : cache as nonsock
+ *
+ * Not covered: io_uring (no syscalls to trace), sendmmsg/recvmmsg (UDP-oriented), splice,
+ * TLS inside the process (the bytes are encrypted by the time they reach the socket).
+ * sendfile on a traced socket is recorded as a gap of the right size (the bytes come from a file).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "wirescope.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "=r"(var) : "0"(var))
+#endif
+
+/* ---- tunables: set by user space in rodata before load ---- */
+const volatile __u32 self_tgid = 0;                 /* the probe itself: never traced */
+const volatile __u32 chunk_bytes = WS_MAX_CHUNK;    /* payload cap per event, <= WS_MAX_CHUNK */
+const volatile __u32 max_bytes_per_call = 1 << 20;  /* bytes copied per syscall; the rest is a gap */
+const volatile __u64 conn_key_base = 0;             /* high bits that make conn keys unique per instance */
+
+/* next conn_key (low bits); shared by all CPUs, incremented atomically */
+__u64 next_conn_seq = 0;
+
+/* ---- maps ---- */
+
+/* Events to user space: ws_data_event (variable length) and ws_conn_event records. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, WS_DEFAULT_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Arguments of syscalls between enter and exit. Key: pid_tgid of the calling thread. */
+struct call_args {
+	__u64 buf;      /* buffer, iovec array, or user_msghdr pointer */
+	__u32 fd;
+	__u32 iovcnt;
+	__u8 syscall;   /* enum ws_syscall */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_ACTIVE_CALLS);
+	__type(key, __u64);
+	__type(value, struct call_args);
+} active_calls SEC(".maps");
+
+/* A tracked TCP connection. Key: {tgid, fd}; replaced on connect/accept, removed on close. */
+struct conn_info {
+	__u64 conn_key;
+	__u64 seq[2];      /* [0] egress, [1] ingress: bytes seen so far */
+	__u16 lport;
+	__u16 rport;
+	__u8 role;
+	__u8 flags;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_CONNS);
+	__type(key, struct ws_fd_key);
+	__type(value, struct conn_info);
+} conn_by_fd SEC(".maps");
+
+/* fds known not to be TCP sockets, so the exit path skips them with one lookup.
+ * Key: {tgid, fd}; removed on close (the fd number may then become a socket). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_NONSOCK);
+	__type(key, struct ws_fd_key);
+	__type(value, __u8);
+} nonsock_fds SEC(".maps");
+
+/* Kernel-side drops, by enum ws_drop_reason. Per-CPU so counting never contends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WS_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* State of one syscall's copy loop. It lives in a map value, not on the stack, so the verifier
+ * sees its fields as unknown scalars and checks the bpf_loop callback once instead of exploring
+ * every concrete value. */
+struct copy_state {
+	__u64 iov;        /* user iovec array, or 0 for a plain buffer */
+	__u32 iovcnt;
+	__u32 iov_idx;
+	__u64 cur_base;   /* current segment */
+	__u64 cur_len;
+	__u64 cur_off;
+	__u64 to_copy;    /* bytes still to copy (limited by max_bytes_per_call) */
+	__u64 uncopied;   /* bytes of the call beyond max_bytes_per_call */
+	__u64 seq;
+	__u32 cap;
+	__u32 _pad;
+};
+
+/* Scratch space for building one data event (too big for the 512-byte stack), per CPU. */
+struct scratch {
+	struct copy_state st;
+	struct ws_data_event ev;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} data_scratch SEC(".maps");
+
+/* Allow-list switches, one entry: struct ws_filter_cfg. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ws_filter_cfg);
+} filter_cfg SEC(".maps");
+
+/* Filters, value WS_FILTER_ALLOW or WS_FILTER_DENY. Keys: tgid / leader comm / cgroup id / port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_FILTER);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_FILTER);
+	__type(key, char[WS_COMM_LEN]);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_FILTER);
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_FILTER);
+	__type(key, __u16);
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+/* Local ports in LISTEN state when the probe started (kept fresh by user space).
+ * Key: port (host order). A pre-existing connection on one of them is the server side. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_LISTEN_PORTS);
+	__type(key, __u16);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
+
+static __always_inline void count_drop(__u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&drops, &reason);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct ws_filter_cfg *get_cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&filter_cfg, &zero);
+}
+
+static __always_inline void leader_comm(char *comm)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(comm, WS_COMM_LEN, &leader->comm);
+}
+
+/* Process-level filter, evaluated at syscall entry: returns 1 when this process is traced. */
+static __always_inline int process_traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return 0;
+	struct ws_filter_cfg *cfg = get_cfg();
+	__u8 *act = bpf_map_lookup_elem(&filter_pids, &tgid);
+	if (act && *act == WS_FILTER_DENY)
+		return 0;
+	if (cfg && cfg->allow_pids_on && !(act && *act == WS_FILTER_ALLOW))
+		return 0;
+
+	char comm[WS_COMM_LEN] = {};
+	leader_comm(comm);
+	act = bpf_map_lookup_elem(&filter_comms, comm);
+	if (act && *act == WS_FILTER_DENY)
+		return 0;
+	if (cfg && cfg->allow_comms_on && !(act && *act == WS_FILTER_ALLOW))
+		return 0;
+
+	__u64 cg = bpf_get_current_cgroup_id();
+	act = bpf_map_lookup_elem(&filter_cgroups, &cg);
+	if (act && *act == WS_FILTER_DENY)
+		return 0;
+	if (cfg && cfg->allow_cgroups_on && !(act && *act == WS_FILTER_ALLOW))
+		return 0;
+	return 1;
+}
+
+/* Port filter, evaluated per event on the connection's ports. */
+static __always_inline int ports_traced(__u16 lport, __u16 rport)
+{
+	__u8 *a = bpf_map_lookup_elem(&filter_ports, &lport);
+	__u8 *b = bpf_map_lookup_elem(&filter_ports, &rport);
+	if ((a && *a == WS_FILTER_DENY) || (b && *b == WS_FILTER_DENY))
+		return 0;
+	struct ws_filter_cfg *cfg = get_cfg();
+	if (cfg && cfg->allow_ports_on && !((a && *a == WS_FILTER_ALLOW) || (b && *b == WS_FILTER_ALLOW)))
+		return 0;
+	return 1;
+}
+
+/* fd -> struct sock of a TCP socket over IPv4/IPv6, or NULL. */
+static __always_inline struct sock *tcp_sock_of_fd(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (fd >= max_fds)
+		return NULL;
+	struct file **fdarr = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) || !file)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	__u16 type = BPF_CORE_READ(sk, sk_type);
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (type != SOCK_STREAM || proto != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void read_addrs(struct sock *sk, struct ws_conn_event *ev)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	ev->family = family;
+	ev->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(ev->laddr, &l, 4);
+		__builtin_memcpy(ev->raddr, &r, 4);
+	} else {
+		BPF_CORE_READ_INTO(&ev->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&ev->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+static __always_inline void fill_hdr(struct ws_event_hdr *h, __u32 type, __u64 conn_key)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+	h->_pad0 = 0;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_key = conn_key;
+}
+
+/* Emits an open event for a socket and records it as the fd's connection (replacing any older). */
+static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct sock *sk, __u8 role,
+						    __u8 flags, __u8 syscall)
+{
+	struct ws_fd_key key = { .tgid = tgid, .fd = fd };
+	struct ws_conn_event ev = {};
+	__u64 ck = conn_key_base | (__sync_fetch_and_add(&next_conn_seq, 1) + 1);
+	fill_hdr(&ev.hdr, WS_EV_OPEN, ck);
+	read_addrs(sk, &ev);
+	if (role == WS_ROLE_UNKNOWN) {
+		/* predates the probe: the side whose local port is listening is the server */
+		__u8 *l = bpf_map_lookup_elem(&listen_ports, &ev.lport);
+		role = l ? WS_ROLE_SERVER : WS_ROLE_CLIENT;
+		if (!l && !bpf_map_lookup_elem(&listen_ports, &ev.rport))
+			role = WS_ROLE_UNKNOWN;
+	}
+	ev.role = role;
+	ev.flags = flags;
+	ev.fd = fd;
+	ev.syscall = syscall;
+	ev.cgroup_id = bpf_get_current_cgroup_id();
+	leader_comm(ev.comm);
+
+	struct conn_info ci = {};
+	ci.conn_key = ck;
+	ci.lport = ev.lport;
+	ci.rport = ev.rport;
+	ci.role = role;
+	ci.flags = flags;
+	bpf_map_delete_elem(&nonsock_fds, &key);
+	if (bpf_map_update_elem(&conn_by_fd, &key, &ci, BPF_ANY)) {
+		count_drop(WS_DROP_CONN_MAP_FULL);
+		return NULL;
+	}
+	if (ports_traced(ev.lport, ev.rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return bpf_map_lookup_elem(&conn_by_fd, &key);
+}
+
+/* The connection an fd belongs to; starts tracking sockets that predate the probe. */
+static __always_inline struct conn_info *conn_of_fd(__u32 tgid, __u32 fd)
+{
+	struct ws_fd_key key = { .tgid = tgid, .fd = fd };
+	struct conn_info *ci = bpf_map_lookup_elem(&conn_by_fd, &key);
+	if (ci)
+		return ci;
+	if (bpf_map_lookup_elem(&nonsock_fds, &key))
+		return NULL;
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (!sk) {
+		__u8 one = 1;
+		bpf_map_update_elem(&nonsock_fds, &key, &one, BPF_ANY);
+		return NULL;
+	}
+	return track_conn(tgid, fd, sk, WS_ROLE_UNKNOWN, WS_CONN_F_INFERRED, 0);
+}
+
+/* ---- data path ---- */
+
+struct iovec_user {
+	__u64 base;
+	__u64 len;
+};
+
+/* bpf_loop callback context: just the scratch pointer. */
+struct copy_ctx {
+	struct scratch *sc;
+};
+
+static long copy_step(__u32 i, void *arg)
+{
+	struct scratch *sc = ((struct copy_ctx *)arg)->sc;
+	struct copy_state *c = &sc->st;
+	struct ws_data_event *ev = &sc->ev;
+	if (c->to_copy == 0)
+		return 1;
+	if (c->cur_off >= c->cur_len) {
+		/* next iovec; one per step keeps each bpf_loop iteration small */
+		if (!c->iov || c->iov_idx >= c->iovcnt)
+			return 1;
+		struct iovec_user v = {};
+		int failed = 0;
+		if (c->iov_idx >= WS_MAX_IOV) {
+			count_drop(WS_DROP_IOV_LIMIT);
+			failed = 1;
+		} else if (bpf_probe_read_user(&v, sizeof(v), (void *)(c->iov + (__u64)c->iov_idx * sizeof(v)))) {
+			count_drop(WS_DROP_READ_USER);
+			failed = 1;
+		}
+		if (!failed) {
+			c->iov_idx++;
+			c->cur_base = v.base;
+			c->cur_len = v.len;
+			c->cur_off = 0;
+			return 0;
+		}
+		/* cannot follow the iovecs further: the rest becomes a stated gap below */
+		c->uncopied += c->to_copy;
+		c->to_copy = 0;
+		c->cur_len = c->cur_off;
+	}
+	__u64 n = c->cur_len - c->cur_off;
+	if (n > c->to_copy)
+		n = c->to_copy;
+	if (n > c->cap)
+		n = c->cap;
+	__u32 len = c->to_copy == 0 ? 0 : n;
+	/* n <= cap <= WS_MAX_CHUNK; the mask form (1..WS_MAX_CHUNK) is what the verifier can follow */
+	if (len && bpf_probe_read_user(ev->payload, ((len - 1) & (WS_MAX_CHUNK - 1)) + 1,
+				       (void *)(c->cur_base + c->cur_off))) {
+		count_drop(WS_DROP_READ_USER);
+		len = 0;
+	}
+	c->cur_off += n;
+	c->to_copy -= n;
+	ev->seq = c->seq;
+	ev->original_length = n;
+	if (c->to_copy == 0)
+		ev->original_length += c->uncopied; /* the tail we do not copy is stated on the last chunk */
+	ev->len = len;
+	c->seq += ev->original_length;
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	__u64 size = sizeof(*ev) - WS_MAX_CHUNK + (len ? ((len - 1) & (WS_MAX_CHUNK - 1)) + 1 : 0);
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return c->to_copy == 0;
+}
+
+/* Emits a syscall's bytes as data events. `iov` = 0: `buf` is a plain buffer of `total` bytes. */
+static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, __u8 syscall, __u64 buf,
+				      __u64 iov, __u32 iovcnt, __u64 total)
+{
+	if (!ports_traced(ci->lport, ci->rport)) {
+		/* still advance seq so a later filter change shows a gap, not a lie */
+		__sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
+		return;
+	}
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!sc) {
+		count_drop(WS_DROP_NO_SCRATCH);
+		return;
+	}
+	struct ws_data_event *ev = &sc->ev;
+	struct copy_state *c = &sc->st;
+	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
+	fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
+	ev->direction = dir;
+	ev->syscall = syscall;
+	ev->_pad1 = 0;
+	ev->fd = fd;
+
+	c->iov = iov;
+	c->iovcnt = iovcnt;
+	c->iov_idx = 0;
+	c->seq = seq;
+	c->cap = chunk_bytes > WS_MAX_CHUNK || chunk_bytes == 0 ? WS_MAX_CHUNK : chunk_bytes;
+	c->to_copy = total > max_bytes_per_call ? max_bytes_per_call : total;
+	c->uncopied = total - c->to_copy;
+	c->cur_base = iov ? 0 : buf;
+	c->cur_len = iov ? 0 : total;
+	c->cur_off = 0;
+	if (c->to_copy == 0) {
+		/* nothing copied at all (a zero limit): one event states the gap */
+		ev->seq = seq;
+		ev->original_length = total;
+		ev->len = 0;
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, 0))
+			count_drop(WS_DROP_RINGBUF_FULL);
+		return;
+	}
+	/* each step copies one chunk or moves to the next iovec */
+	__u32 steps = (c->to_copy / c->cap) + 2 + (iov ? 2 * (iovcnt > WS_MAX_IOV ? WS_MAX_IOV : iovcnt) : 0);
+	struct copy_ctx cc = { .sc = sc };
+	bpf_loop(steps, copy_step, &cc, 0);
+}
+
+static __always_inline int save_args(__u32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!process_traced(id >> 32))
+		return 0;
+	struct call_args a = { .buf = buf, .fd = fd, .iovcnt = iovcnt, .syscall = syscall };
+	if (bpf_map_update_elem(&active_calls, &id, &a, BPF_ANY))
+		count_drop(WS_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+/* Common exit for calls that moved `ret` bytes through a socket. */
+static __always_inline int data_exit(long ret, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	struct call_args args = *a;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ret <= 0)
+		return 0;
+	struct conn_info *ci = conn_of_fd(id >> 32, args.fd);
+	if (!ci)
+		return 0;
+	__u64 buf = args.buf, iov = 0;
+	__u32 iovcnt = 0;
+	switch (args.syscall) {
+	case WS_SYS_READV:
+	case WS_SYS_WRITEV:
+		iov = args.buf;
+		iovcnt = args.iovcnt;
+		break;
+	case WS_SYS_RECVMSG:
+	case WS_SYS_SENDMSG: {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)args.buf)) {
+			count_drop(WS_DROP_READ_USER);
+			buf = 0;
+			iov = 0;
+			break;
+		}
+		iov = (__u64)m.msg_iov;
+		iovcnt = m.msg_iovlen;
+		break;
+	}
+	case WS_SYS_SENDFILE:
+		buf = 0;
+		break;
+	default:
+		break;
+	}
+	if (args.syscall == WS_SYS_SENDFILE || (!buf && !iov)) {
+		/* no copyable user memory: a stated gap of the right size */
+		__u32 zero = 0;
+		struct scratch *sc = bpf_map_lookup_elem(&data_scratch, &zero);
+		if (!sc)
+			return 0;
+		struct ws_data_event *ev = &sc->ev;
+		__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], ret);
+		if (!ports_traced(ci->lport, ci->rport))
+			return 0;
+		fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
+		ev->direction = dir;
+		ev->syscall = args.syscall;
+		ev->fd = args.fd;
+		ev->seq = seq;
+		ev->original_length = ret;
+		ev->len = 0;
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, 0))
+			count_drop(WS_DROP_RINGBUF_FULL);
+		return 0;
+	}
+	emit_data(ci, args.fd, dir, args.syscall, buf, iov, iovcnt, ret);
+	return 0;
+}
+
+#define ARG(ctx, n) ((ctx)->args[n])
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int enter_read(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_READ); }
+SEC("tracepoint/syscalls/sys_exit_read")
+int exit_read(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_INGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int enter_write(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_WRITE); }
+SEC("tracepoint/syscalls/sys_exit_write")
+int exit_write(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_EGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int enter_readv(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), WS_SYS_READV); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int exit_readv(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_INGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int enter_writev(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), WS_SYS_WRITEV); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int exit_writev(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_EGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_RECVFROM); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_INGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int enter_sendto(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_SENDTO); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int exit_sendto(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_EGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_RECVMSG); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_INGRESS); }
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), ARG(ctx, 1), 0, WS_SYS_SENDMSG); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_EGRESS); }
+
+/* sendfile(out_fd, in_fd, ...): bytes leave through out_fd but come from a file: a sized gap. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int enter_sendfile(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), 0, 0, WS_SYS_SENDFILE); }
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int exit_sendfile(struct trace_event_raw_sys_exit *ctx) { return data_exit(ctx->ret, WS_DIR_EGRESS); }
+
+/* ---- connection lifecycle ---- */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), 0, 0, WS_SYS_CONNECT); }
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	__u32 fd = a->fd;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
+		return 0;
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (!sk)
+		return 0;
+	track_conn(id >> 32, fd, sk, WS_ROLE_CLIENT, 0, WS_SYS_CONNECT);
+	return 0;
+}
+
+static __always_inline int accept_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ret < 0)
+		return 0;
+	struct sock *sk = tcp_sock_of_fd(ret);
+	if (!sk)
+		return 0;
+	track_conn(id >> 32, ret, sk, WS_ROLE_SERVER, 0, WS_SYS_ACCEPT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int enter_accept(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), 0, 0, WS_SYS_ACCEPT); }
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int enter_accept4(struct trace_event_raw_sys_enter *ctx) { return save_args(ARG(ctx, 0), 0, 0, WS_SYS_ACCEPT); }
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	/* close is not filtered: a filter change must not leave stale fd state behind */
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((id >> 32) == self_tgid)
+		return 0;
+	struct call_args a = { .fd = ARG(ctx, 0), .syscall = WS_SYS_CLOSE };
+	if (bpf_map_update_elem(&active_calls, &id, &a, BPF_ANY))
+		count_drop(WS_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_close")
+int exit_close(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	struct ws_fd_key key = { .tgid = id >> 32, .fd = a->fd };
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ctx->ret != 0)
+		return 0;
+	bpf_map_delete_elem(&nonsock_fds, &key);
+	struct conn_info *ci = bpf_map_lookup_elem(&conn_by_fd, &key);
+	if (!ci)
+		return 0;
+	struct ws_conn_event ev = {};
+	fill_hdr(&ev.hdr, WS_EV_CLOSE, ci->conn_key);
+	ev.lport = ci->lport;
+	ev.rport = ci->rport;
+	ev.role = ci->role;
+	ev.flags = ci->flags;
+	ev.fd = key.fd;
+	ev.syscall = WS_SYS_CLOSE;
+	ev.sent_bytes = ci->seq[0];
+	ev.recv_bytes = ci->seq[1];
+	ev.cgroup_id = bpf_get_current_cgroup_id();
+	leader_comm(ev.comm);
+	int traced = process_traced(key.tgid) && ports_traced(ci->lport, ci->rport);
+	bpf_map_delete_elem(&conn_by_fd, &key);
+	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return 0;
+}

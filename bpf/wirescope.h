@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one contract between the kernel programs (wirescope.bpf.c) and user space (the native addon
+ * and, through the generated services/probe/src/gen/layout.ts, the TypeScript decoder).
+ * Change a struct here and `make -C bpf` regenerates the TypeScript offsets; nothing else copies
+ * these layouts by hand.
+ *
+ * Ring buffer records (all little-endian, naturally aligned):
+ *
+ *   ws_event_hdr (32 bytes) ─┬─ type = WS_EV_DATA      → ws_data_event  (hdr + 24 bytes + payload[len])
+ *                            ├─ type = WS_EV_OPEN      → ws_conn_event  (hdr + addresses, role, comm)
+ *                            └─ type = WS_EV_CLOSE     → ws_conn_event
+ *
+ * A data event covers the byte range [seq, seq + original_length) of one direction of one
+ * connection; only the first `len` bytes of it are in `payload`. len < original_length means the
+ * capture left out the tail (per-call limit): a gap, stated, never silent.
+ */
+#ifndef WIRESCOPE_H
+#define WIRESCOPE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#include "map_sizing.h"
+
+enum ws_event_type {
+	WS_EV_DATA = 1,
+	WS_EV_OPEN = 2,
+	WS_EV_CLOSE = 3,
+};
+
+/* Values match wirescope.v1.Role and wirescope.v1.Direction. */
+enum ws_role {
+	WS_ROLE_UNKNOWN = 0,
+	WS_ROLE_CLIENT = 1,
+	WS_ROLE_SERVER = 2,
+};
+
+enum ws_direction {
+	WS_DIR_EGRESS = 1,
+	WS_DIR_INGRESS = 2,
+};
+
+/* Which syscall produced a data event (diagnostics only). */
+enum ws_syscall {
+	WS_SYS_READ = 1,
+	WS_SYS_WRITE = 2,
+	WS_SYS_READV = 3,
+	WS_SYS_WRITEV = 4,
+	WS_SYS_RECVFROM = 5,
+	WS_SYS_SENDTO = 6,
+	WS_SYS_RECVMSG = 7,
+	WS_SYS_SENDMSG = 8,
+	WS_SYS_SENDFILE = 9,
+	WS_SYS_CONNECT = 10,
+	WS_SYS_ACCEPT = 11,
+	WS_SYS_CLOSE = 12,
+};
+
+/* Index into the per-CPU `drops` array: why an event was lost in the kernel. */
+enum ws_drop_reason {
+	WS_DROP_RINGBUF_FULL = 0,     /* bpf_ringbuf_output failed: user space is behind */
+	WS_DROP_READ_USER = 1,        /* payload or iovec could not be read from the process */
+	WS_DROP_CONN_MAP_FULL = 2,    /* no room to track a new connection */
+	WS_DROP_ARGS_MAP_FULL = 3,    /* no room to save a syscall's arguments */
+	WS_DROP_IOV_LIMIT = 4,        /* more iovecs than WS_MAX_IOV: the rest is a gap */
+	WS_DROP_NO_SCRATCH = 5,       /* per-CPU scratch buffer missing (never expected) */
+	WS_DROP_MAX = 6,
+};
+
+/* Connection flags (ws_conn_event.flags). */
+#define WS_CONN_F_INFERRED 1 /* existed before the probe saw connect/accept; role inferred */
+
+/* Filter actions stored as values of the filter maps. */
+#define WS_FILTER_ALLOW 1
+#define WS_FILTER_DENY 2
+
+#define WS_COMM_LEN 16
+
+struct ws_event_hdr {
+	__u32 type;       /* enum ws_event_type */
+	__u32 tgid;       /* process id */
+	__u32 tid;        /* thread id */
+	__u32 _pad0;
+	__u64 ts_ns;      /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 conn_key;   /* unique per connection for this probe instance */
+};
+
+struct ws_data_event {
+	struct ws_event_hdr hdr;
+	__u64 seq;              /* bytes of this direction before this event */
+	__u32 original_length;  /* bytes this event stands for */
+	__u32 len;              /* bytes in payload (<= original_length) */
+	__u8 direction;         /* enum ws_direction */
+	__u8 syscall;           /* enum ws_syscall */
+	__u16 _pad1;
+	__u32 fd;
+	__u8 payload[WS_MAX_CHUNK];
+};
+
+struct ws_conn_event {
+	struct ws_event_hdr hdr;
+	__u64 cgroup_id;
+	__u8 laddr[16];         /* IPv4 in the first 4 bytes when family == AF_INET */
+	__u8 raddr[16];
+	__u16 lport;            /* host byte order */
+	__u16 rport;
+	__u16 family;           /* AF_INET or AF_INET6 */
+	__u8 role;              /* enum ws_role */
+	__u8 flags;             /* WS_CONN_F_* */
+	__u32 fd;
+	__u8 syscall;           /* enum ws_syscall that opened/closed it */
+	__u8 _pad2[3];
+	__u64 sent_bytes;       /* totals at close */
+	__u64 recv_bytes;
+	char comm[WS_COMM_LEN]; /* thread-group leader's comm */
+};
+
+/* Runtime switches for the allow lists (array map `filter_cfg`, one entry). When an allow list
+ * is on, only matching processes/connections are traced; deny entries always win. */
+struct ws_filter_cfg {
+	__u32 allow_pids_on;
+	__u32 allow_comms_on;
+	__u32 allow_cgroups_on;
+	__u32 allow_ports_on;
+};
+
+/* Key of the per-fd maps. */
+struct ws_fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+#endif

@@ -1,0 +1,511 @@
+// Wirescope probe native addon: thin on purpose. It opens the BPF skeleton, sets the tunables,
+// loads, attaches, and runs one poll thread that copies ring-buffer records into batches. A batch
+// is flushed when it reaches `batchBytes` or gets older than `batchMs` and goes to JS as ONE Buffer
+// through a bounded ThreadSafeFunction; when JS is behind, the batch is dropped and counted — the
+// poller never blocks, so the traced applications never wait for us. Decoding is done in
+// TypeScript (services/probe/src/decode.ts) with offsets generated from bpf/wirescope.h.
+//
+// Batch format: a sequence of records, each `u32 length (LE)` + that many bytes of one ring-buffer
+// record (ws_data_event truncated to its payload, or ws_conn_event), padded to 8 bytes.
+#include <napi.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <string>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+
+#include "wirescope.h"
+#include "wirescope.skel.h"
+
+namespace {
+
+// libbpf's messages (verifier log included) of the current open/load, for error reports.
+std::mutex g_log_mu;
+std::string g_log;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[2048];
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  if (g_log.size() < 64 * 1024) g_log.append(buf, n > 0 ? std::min<size_t>(n, sizeof buf - 1) : 0);
+  return 0;
+}
+
+std::string take_log() {
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  std::string s;
+  s.swap(g_log);
+  if (s.size() > 4000) s = "..." + s.substr(s.size() - 4000);
+  return s;
+}
+
+Napi::Error probe_error(Napi::Env env, const char* code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+bool has_cap(int cap) {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (!f) return false;
+  char line[256];
+  unsigned long long eff = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "CapEff:", 7) == 0) eff = strtoull(line + 7, nullptr, 16);
+  }
+  fclose(f);
+  return (eff >> cap) & 1ULL;
+}
+
+const char* tracefs_events() {
+  if (access("/sys/kernel/tracing/events/syscalls/sys_enter_read", F_OK) == 0) return "/sys/kernel/tracing";
+  if (access("/sys/kernel/debug/tracing/events/syscalls/sys_enter_read", F_OK) == 0) return "/sys/kernel/debug/tracing";
+  return nullptr;
+}
+
+struct Batch {
+  uint8_t* data;
+  size_t len;
+  uint32_t events;
+};
+
+class Probe : public Napi::ObjectWrap<Probe> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "Probe",
+                                      {
+                                          InstanceMethod("stats", &Probe::Stats),
+                                          InstanceMethod("setFilterEntry", &Probe::SetFilterEntry),
+                                          InstanceMethod("setFilterConfig", &Probe::SetFilterConfig),
+                                          InstanceMethod("setListenPorts", &Probe::SetListenPorts),
+                                          InstanceMethod("programs", &Probe::Programs),
+                                          InstanceMethod("close", &Probe::Close),
+                                      });
+    exports.Set("Probe", ctor);
+    return exports;
+  }
+
+  // new Probe(options, onBatch(buffer))
+  Probe(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Probe>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      probe_error(env, "EINVAL", "new Probe(options, onBatch): options object and callback required").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char* k, double d) {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
+    };
+    uint32_t chunk = (uint32_t)num("chunkBytes", WS_MAX_CHUNK);
+    uint32_t per_call = (uint32_t)num("maxBytesPerCall", 1 << 20);
+    uint32_t ringbuf = (uint32_t)num("ringbufBytes", WS_DEFAULT_RINGBUF_BYTES);
+    batch_bytes_ = (size_t)num("batchBytes", 256 * 1024);
+    batch_ms_ = (int)num("batchMs", 50);
+    size_t queue = (size_t)num("queueBatches", 64);
+    uint32_t self_tgid = (uint32_t)num("selfTgid", getpid());
+    uint64_t key_base = 0;
+    if (o.Get("connKeyBase").IsBigInt()) {
+      bool lossless;
+      key_base = o.Get("connKeyBase").As<Napi::BigInt>().Uint64Value(&lossless);
+    }
+    std::string lock_path;
+    if (o.Get("lockPath").IsString()) lock_path = o.Get("lockPath").As<Napi::String>().Utf8Value();
+    bool mount_tracefs = o.Get("mountTracefs").ToBoolean();
+
+    if (chunk == 0 || chunk > WS_MAX_CHUNK) {
+      probe_error(env, "EINVAL", "chunkBytes must be 1.." + std::to_string(WS_MAX_CHUNK)).ThrowAsJavaScriptException();
+      return;
+    }
+    if (ringbuf < 4096 || (ringbuf & (ringbuf - 1))) {
+      probe_error(env, "EINVAL", "ringbufBytes must be a power of two >= 4096").ThrowAsJavaScriptException();
+      return;
+    }
+    if (batch_bytes_ < 64 * 1024) batch_bytes_ = 64 * 1024;
+    if (batch_ms_ < 1) batch_ms_ = 1;
+    if (queue < 1) queue = 1;
+
+    // Each check says what to do about it.
+    if (geteuid() != 0 && !(has_cap(39 /* CAP_BPF */) && has_cap(38 /* CAP_PERFMON */)) && !has_cap(21 /* CAP_SYS_ADMIN */)) {
+      probe_error(env, "EPERM",
+                  "eBPF needs root (or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH): run as root, e.g. `sudo wirescope probe`, "
+                  "or use `--source pcap FILE` to replay a capture")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    struct utsname u;
+    uname(&u);
+    int maj = 0, min = 0;
+    sscanf(u.release, "%d.%d", &maj, &min);
+    if (maj < 5 || (maj == 5 && min < 17)) {
+      probe_error(env, "EKERNEL",
+                  std::string("kernel ") + u.release + " is too old: the probe needs Linux >= 5.17 (BPF ring buffer, bpf_loop, BTF); "
+                  "use `--source pcap FILE` on this machine")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+      probe_error(env, "ENOBTF",
+                  "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y, "
+                  "or `--source pcap FILE`")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (!tracefs_events()) {
+      if (mount_tracefs) {
+        if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0 || !tracefs_events()) {
+          probe_error(env, "ENOTRACEFS", std::string("could not mount tracefs on /sys/kernel/tracing: ") + strerror(errno))
+              .ThrowAsJavaScriptException();
+          return;
+        }
+      } else {
+        probe_error(env, "ENOTRACEFS",
+                    "tracefs is not mounted (syscall tracepoints unavailable): run `mount -t tracefs nodev /sys/kernel/tracing` "
+                    "or start with --mount-tracefs")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+    }
+    if (!lock_path.empty()) {
+      lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock_fd_ < 0) {
+        probe_error(env, "ELOCK", "cannot open lock file " + lock_path + ": " + strerror(errno)).ThrowAsJavaScriptException();
+        return;
+      }
+      if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        char other[32] = {0};
+        ssize_t r = pread(lock_fd_, other, sizeof other - 1, 0);
+        if (r < 0) r = 0;
+        other[r] = 0;
+        close(lock_fd_);
+        lock_fd_ = -1;
+        probe_error(env, "ELOCKED",
+                    std::string("another wirescope probe is already running on this host (pid ") + (other[0] ? other : "?") +
+                        ", lock " + lock_path + "): stop it first, or use `wirescope capture` which runs alongside")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+      std::string pid = std::to_string(getpid());
+      if (ftruncate(lock_fd_, 0) == 0) (void)!pwrite(lock_fd_, pid.data(), pid.size(), 0);
+    }
+
+    libbpf_set_print(libbpf_print);
+    take_log();
+    skel_ = wirescope_bpf__open();
+    if (!skel_) {
+      Fail(env, "ELOAD", std::string("opening the BPF object failed: ") + strerror(errno));
+      return;
+    }
+    skel_->rodata->self_tgid = self_tgid;
+    skel_->rodata->chunk_bytes = chunk;
+    skel_->rodata->max_bytes_per_call = per_call;
+    skel_->rodata->conn_key_base = key_base;
+    bpf_map__set_max_entries(skel_->maps.events, ringbuf);
+    int err = wirescope_bpf__load(skel_);
+    if (err) {
+      Fail(env, "ELOAD", std::string("loading the BPF programs failed (") + strerror(-err) + "): " + take_log());
+      return;
+    }
+    err = wirescope_bpf__attach(skel_);
+    if (err) {
+      Fail(env, "EATTACH", std::string("attaching the BPF programs failed (") + strerror(-err) + "): " + take_log());
+      return;
+    }
+    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Probe::OnRecord, this, nullptr);
+    if (!rb_) {
+      Fail(env, "ELOAD", std::string("ring buffer setup failed: ") + strerror(errno));
+      return;
+    }
+
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "wirescope-probe", queue, 1);
+    NewBatch();
+    running_ = true;
+    poller_ = std::thread([this] { Poll(); });
+    napi_add_env_cleanup_hook(env, &Probe::Cleanup, this);
+    cleanup_hook_ = true;
+  }
+
+  ~Probe() override {
+    if (cleanup_hook_) napi_remove_env_cleanup_hook(Env(), &Probe::Cleanup, this);
+    Shutdown();
+  }
+
+ private:
+  void Fail(Napi::Env env, const char* code, const std::string& msg) {
+    Shutdown();
+    probe_error(env, code, msg).ThrowAsJavaScriptException();
+  }
+
+  static void Cleanup(void* arg) { static_cast<Probe*>(arg)->Shutdown(); }
+
+  // Stops the poller and detaches every program (the links are owned by this process, so an
+  // exit or crash detaches them too).
+  void Shutdown() {
+    if (running_.exchange(false)) {
+      if (poller_.joinable()) poller_.join();
+      tsfn_.Release();
+    }
+    if (rb_) {
+      ring_buffer__free(rb_);
+      rb_ = nullptr;
+    }
+    if (skel_) {
+      wirescope_bpf__destroy(skel_);
+      skel_ = nullptr;
+    }
+    free(cur_.data);
+    cur_.data = nullptr;
+    if (lock_fd_ >= 0) {
+      close(lock_fd_);
+      lock_fd_ = -1;
+    }
+  }
+
+  void NewBatch() {
+    cur_.data = static_cast<uint8_t*>(malloc(batch_bytes_ + sizeof(ws_data_event) + 16));
+    cur_.len = 0;
+    cur_.events = 0;
+    batch_start_ = std::chrono::steady_clock::now();
+  }
+
+  static int OnRecord(void* ctx, void* data, size_t size) {
+    Probe* self = static_cast<Probe*>(ctx);
+    if (!self->cur_.data) {
+      self->NewBatch();
+      if (!self->cur_.data) return 0;
+    }
+    if (self->cur_.len == 0) self->batch_start_ = std::chrono::steady_clock::now();
+    uint32_t len = (uint32_t)size;
+    memcpy(self->cur_.data + self->cur_.len, &len, 4);
+    memcpy(self->cur_.data + self->cur_.len + 4, data, size);
+    size_t padded = (4 + size + 7) & ~size_t(7);
+    memset(self->cur_.data + self->cur_.len + 4 + size, 0, padded - 4 - size);
+    self->cur_.len += padded;
+    self->cur_.events++;
+    self->events_ += 1;
+    if (self->cur_.len >= self->batch_bytes_) self->Flush();
+    return 0;
+  }
+
+  static void CallJs(Napi::Env env, Napi::Function fn, Batch* b) {
+    if (env == nullptr || fn == nullptr) {
+      free(b->data);
+      delete b;
+      return;
+    }
+    Napi::Buffer<uint8_t> buf =
+        Napi::Buffer<uint8_t>::New(env, b->data, b->len, [](Napi::Env, uint8_t* p) { free(p); });
+    delete b;
+    fn.Call({buf});
+  }
+
+  void Flush() {
+    if (!cur_.data || cur_.len == 0) return;
+    Batch* b = new Batch(cur_);
+    cur_.data = nullptr;
+    napi_status st = tsfn_.NonBlockingCall(b, &Probe::CallJs);
+    if (st == napi_ok) {
+      batches_ += 1;
+      bytes_ += b->len;
+    } else {
+      // JS is behind (queue full) or closing: drop and count, never block.
+      dropped_batches_ += 1;
+      dropped_events_ += b->events;
+      free(b->data);
+      delete b;
+    }
+    NewBatch();
+  }
+
+  void Poll() {
+    while (running_) {
+      int timeout = batch_ms_;
+      if (cur_.len) {
+        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
+        timeout = age >= batch_ms_ ? 0 : (int)(batch_ms_ - age);
+      }
+      if (timeout > 100) timeout = 100;
+      int n = ring_buffer__poll(rb_, timeout);
+      if (n < 0 && n != -EINTR) {
+        poll_errors_ += 1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (cur_.len) {
+        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
+        if (age >= batch_ms_) Flush();
+      }
+    }
+    Flush();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    Napi::Array kd = Napi::Array::New(env, WS_DROP_MAX);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
+    for (uint32_t i = 0; i < WS_DROP_MAX; i++) {
+      uint64_t sum = 0;
+      if (skel_ && ncpu > 0 &&
+          bpf_map__lookup_elem(skel_->maps.drops, &i, sizeof i, vals.data(), sizeof(uint64_t) * ncpu, 0) == 0) {
+        for (int c = 0; c < ncpu; c++) sum += vals[c];
+      }
+      kd.Set(i, Napi::Number::New(env, (double)sum));
+    }
+    r.Set("kernelDrops", kd);
+    r.Set("events", Napi::Number::New(env, (double)events_.load()));
+    r.Set("batches", Napi::Number::New(env, (double)batches_.load()));
+    r.Set("bytes", Napi::Number::New(env, (double)bytes_.load()));
+    r.Set("droppedBatches", Napi::Number::New(env, (double)dropped_batches_.load()));
+    r.Set("droppedEvents", Napi::Number::New(env, (double)dropped_events_.load()));
+    r.Set("pollErrors", Napi::Number::New(env, (double)poll_errors_.load()));
+    r.Set("attached", Napi::Boolean::New(env, skel_ != nullptr && running_));
+    if (skel_) {
+      uint32_t n = 0;
+      int fd = bpf_map__fd(skel_->maps.conn_by_fd);
+      struct ws_fd_key k, next;
+      void* prev = nullptr;
+      while (bpf_map_get_next_key(fd, prev, &next) == 0 && n < 1000000) {
+        k = next;
+        prev = &k;
+        n++;
+      }
+      r.Set("connections", Napi::Number::New(env, n));
+    }
+    return r;
+  }
+
+  struct bpf_map* FilterMap(const std::string& kind, size_t* key_size) {
+    if (!skel_) return nullptr;
+    if (kind == "pid") return *key_size = 4, skel_->maps.filter_pids;
+    if (kind == "comm") return *key_size = WS_COMM_LEN, skel_->maps.filter_comms;
+    if (kind == "cgroup") return *key_size = 8, skel_->maps.filter_cgroups;
+    if (kind == "port") return *key_size = 2, skel_->maps.filter_ports;
+    return nullptr;
+  }
+
+  // setFilterEntry(kind: "pid"|"comm"|"cgroup"|"port", key: number|bigint|string, action: 0 delete | 1 allow | 2 deny)
+  Napi::Value SetFilterEntry(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t ks = 0;
+    struct bpf_map* m = info.Length() >= 3 ? FilterMap(info[0].ToString().Utf8Value(), &ks) : nullptr;
+    if (!m) {
+      probe_error(env, "EINVAL", "setFilterEntry(kind, key, action): unknown kind or probe closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint8_t key[WS_COMM_LEN] = {0};
+    if (ks == WS_COMM_LEN) {
+      std::string s = info[1].ToString().Utf8Value();
+      memcpy(key, s.data(), std::min(s.size(), (size_t)WS_COMM_LEN - 1));
+    } else if (ks == 8) {
+      uint64_t v = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(nullptr) : (uint64_t)info[1].ToNumber().Int64Value();
+      memcpy(key, &v, 8);
+    } else if (ks == 4) {
+      uint32_t v = info[1].ToNumber().Uint32Value();
+      memcpy(key, &v, 4);
+    } else {
+      uint16_t v = (uint16_t)info[1].ToNumber().Uint32Value();
+      memcpy(key, &v, 2);
+    }
+    uint8_t action = (uint8_t)info[2].ToNumber().Uint32Value();
+    int err = action == 0 ? bpf_map__delete_elem(m, key, ks, 0) : bpf_map__update_elem(m, key, ks, &action, 1, BPF_ANY);
+    if (err && !(action == 0 && err == -ENOENT)) {
+      probe_error(env, "EMAP", std::string("filter map update failed: ") + strerror(-err)).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  // setFilterConfig({allowPids, allowComms, allowCgroups, allowPorts}: booleans)
+  Napi::Value SetFilterConfig(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 1 || !info[0].IsObject()) return env.Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    struct ws_filter_cfg cfg = {};
+    cfg.allow_pids_on = o.Get("allowPids").ToBoolean();
+    cfg.allow_comms_on = o.Get("allowComms").ToBoolean();
+    cfg.allow_cgroups_on = o.Get("allowCgroups").ToBoolean();
+    cfg.allow_ports_on = o.Get("allowPorts").ToBoolean();
+    uint32_t zero = 0;
+    int err = bpf_map__update_elem(skel_->maps.filter_cfg, &zero, 4, &cfg, sizeof cfg, BPF_ANY);
+    if (err) probe_error(env, "EMAP", std::string("filter config update failed: ") + strerror(-err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // setListenPorts(ports: number[]): replaces the set of listening ports used for role inference.
+  Napi::Value SetListenPorts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 1 || !info[0].IsArray()) return env.Undefined();
+    int fd = bpf_map__fd(skel_->maps.listen_ports);
+    uint16_t k, next;
+    std::vector<uint16_t> old;
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      old.push_back(next);
+      k = next;
+      prev = &k;
+    }
+    for (uint16_t p : old) bpf_map_delete_elem(fd, &p);
+    Napi::Array a = info[0].As<Napi::Array>();
+    uint8_t one = 1;
+    for (uint32_t i = 0; i < a.Length() && i < WS_MAX_LISTEN_PORTS; i++) {
+      uint16_t p = (uint16_t)a.Get(i).ToNumber().Uint32Value();
+      bpf_map_update_elem(fd, &p, &one, BPF_ANY);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Programs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array a = Napi::Array::New(env);
+    if (!skel_) return a;
+    uint32_t i = 0;
+    struct bpf_program* p;
+    bpf_object__for_each_program(p, skel_->obj) a.Set(i++, Napi::String::New(env, bpf_program__section_name(p)));
+    return a;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (cleanup_hook_) {
+      napi_remove_env_cleanup_hook(info.Env(), &Probe::Cleanup, this);
+      cleanup_hook_ = false;
+    }
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  struct wirescope_bpf* skel_ = nullptr;
+  struct ring_buffer* rb_ = nullptr;
+  Napi::ThreadSafeFunction tsfn_;
+  std::thread poller_;
+  std::atomic<bool> running_{false};
+  bool cleanup_hook_ = false;
+  int lock_fd_ = -1;
+  size_t batch_bytes_ = 256 * 1024;
+  int batch_ms_ = 50;
+  Batch cur_{nullptr, 0, 0};
+  std::chrono::steady_clock::time_point batch_start_;
+  std::atomic<uint64_t> events_{0}, batches_{0}, bytes_{0}, dropped_batches_{0}, dropped_events_{0}, poll_errors_{0};
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) { return Probe::Init(env, exports); }
+
+}  // namespace
+
+NODE_API_MODULE(wirescope_probe, Init)
