@@ -6,7 +6,7 @@
 // partitions move (each to the member with the next-highest weight). Nothing else moves.
 
 /** 32-bit FNV-1a over a string, then a murmur3 finaliser: cheap and well mixed. */
-function hashString(s: string, seed: number): number {
+export function hashString(s: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

@@ -1,0 +1,146 @@
+// The parser's data path for the partitions it owns, without I/O:
+//   RawBatch ─▶ ownership + batch_seq accounting ─▶ ConnTable ─▶ RecordBatcher ─▶ (caller publishes)
+// The service feeds it from NATS and publishes what `takeOutput` returns.
+import { ConnKind, type Counters, type RawBatch } from "@wirescope/common";
+import { ConnTable, type ConnTableOptions } from "./conn-table.js";
+import type { DecoderHost } from "./decoder.js";
+import { RecordBatcher, type EncodedBatch } from "./record-batcher.js";
+
+export interface PipelineOptions extends ConnTableOptions {
+  parserId: string;
+  partitions: number;
+  maxBatchBytes: number;
+  /** Closed output batches waiting for the publisher; more are dropped (counted). */
+  maxQueuedBatches: number;
+}
+
+/** `${probe_id}/${partition}` → last RawBatch.batch_seq. */
+export type Progress = Record<string, number>;
+
+export class Pipeline {
+  readonly table: ConnTable;
+  private readonly batcher: RecordBatcher;
+  private owned = new Set<number>();
+  /** Last batch_seq handled per probe/partition while owned. */
+  private readonly seen = new Map<string, number>();
+  /** For partitions just taken over: where the previous owner stopped, by probe. */
+  private readonly baseline = new Map<number, Map<string, number>>();
+  private readonly full: EncodedBatch[] = [];
+  private now = 0;
+
+  constructor(
+    host: DecoderHost,
+    private readonly opts: PipelineOptions,
+    private readonly counters: Counters,
+  ) {
+    this.batcher = new RecordBatcher(opts.node, opts.parserId, opts.partitions, opts.maxBatchBytes);
+    this.table = new ConnTable(host, opts, counters, (r) => {
+      const b = this.batcher.add(r.serverService, r.bytes);
+      if (b) this.queue(b);
+    });
+  }
+
+  ownedPartitions(): Set<number> {
+    return this.owned;
+  }
+
+  /**
+   * Applies a new assignment. Partitions that left drop their connections (counted); partitions
+   * that arrived get the previous owner's progress (when known) so missed batches are counted.
+   * Returns the partitions added and removed.
+   */
+  setOwned(next: Set<number>, previousProgress: (p: number) => Progress | undefined): { added: number[]; removed: number[] } {
+    const added = [...next].filter((p) => !this.owned.has(p));
+    const removed = [...this.owned].filter((p) => !next.has(p));
+    for (const p of removed) {
+      this.table.dropPartition(p);
+      for (const k of [...this.seen.keys()]) if (k.endsWith(`/${p}`)) this.seen.delete(k);
+      this.baseline.delete(p);
+      this.counters.add("partitions_released");
+    }
+    for (const p of added) {
+      const prev = previousProgress(p);
+      if (prev) {
+        const m = new Map<string, number>();
+        for (const [k, v] of Object.entries(prev)) if (k.endsWith(`/${p}`)) m.set(k, v);
+        this.baseline.set(p, m);
+      }
+      this.counters.add("partitions_acquired");
+    }
+    this.owned = next;
+    this.counters.set("partitions_owned", next.size);
+    return { added, removed };
+  }
+
+  /** Handles one RawBatch; returns false when its partition is not ours (counted). */
+  onRawBatch(b: RawBatch, now: number): boolean {
+    const p = b.partition;
+    if (!this.owned.has(p)) {
+      this.counters.add("raw_batches_dropped.not_owner");
+      return false;
+    }
+    this.now = now;
+    this.account(b);
+    for (const [reason, n] of Object.entries(b.drops)) this.counters.add(`probe_drops.${reason}`, Number(n));
+    this.counters.add("raw_batches");
+    // Opens before data, closes after: the batch lists them separately.
+    for (const c of b.conns) if (c.kind !== ConnKind.CLOSE) this.table.onConn(c, p, now);
+    let bytes = 0;
+    for (const d of b.data) {
+      bytes += d.payload.length;
+      this.table.onData(d, p, now);
+    }
+    this.counters.add("raw_bytes", bytes);
+    for (const c of b.conns) if (c.kind === ConnKind.CLOSE) this.table.onConn(c, p, now);
+    return true;
+  }
+
+  /** Progress of every owned probe/partition (what has been handed to the batcher). */
+  progress(): Progress {
+    return Object.fromEntries(this.seen);
+  }
+
+  /** Closed batches plus every open one: what must be published now. */
+  takeOutput(): EncodedBatch[] {
+    const out = this.full.splice(0);
+    out.push(...this.batcher.drain());
+    return out;
+  }
+
+  /** Periodic housekeeping: idle eviction and memory bounds. */
+  sweep(now: number): void {
+    this.table.sweep(now);
+    this.counters.set("connections_tracked", this.table.size);
+  }
+
+  /** Shutdown: every connection closed, incomplete requests written. */
+  closeAll(): void {
+    this.table.closeAll();
+  }
+
+  private queue(b: EncodedBatch): void {
+    if (this.full.length >= this.opts.maxQueuedBatches) {
+      this.counters.add("records_dropped.output_queue_full", b.records);
+      return;
+    }
+    this.full.push(b);
+  }
+
+  /** Counts batches of this partition that never reached us (batch_seq holes). */
+  private account(b: RawBatch): void {
+    const key = `${b.probeId}/${b.partition}`;
+    const seq = Number(b.batchSeq);
+    if (!seq) return; // producer without sequence numbers
+    let last = this.seen.get(key);
+    if (last === undefined) {
+      const base = this.baseline.get(b.partition)?.get(key);
+      if (base !== undefined && seq > base + 1) this.counters.add("raw_batches_missed.handover", seq - base - 1);
+    } else if (seq > last + 1) {
+      this.counters.add("raw_batches_missed.gap", seq - last - 1);
+    } else if (seq <= last) {
+      this.counters.add("raw_batches_restart"); // probe restarted (or a duplicate): begin again
+      last = undefined;
+    }
+    this.seen.set(key, seq);
+  }
+}

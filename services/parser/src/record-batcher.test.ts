@@ -1,0 +1,39 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/common";
+import { RecordBatcher, servicePartition } from "./record-batcher.js";
+
+const rec = (resource: string) => toBinary(RecordSchema, create(RecordSchema, { protocol: "http", resource }));
+
+describe("RecordBatcher", () => {
+  it("groups records by the server's service partition and encodes a valid RecordBatch", () => {
+    const b = new RecordBatcher("node-a", "parser-1", 64);
+    b.add("web:80", rec("/a"));
+    b.add("db:3306", rec("q"));
+    b.add("web:80", rec("/b"));
+    const out = b.drain();
+    assert.equal(out.length, servicePartition("web:80", 64) === servicePartition("db:3306", 64) ? 1 : 2);
+    const web = out.find((o) => o.partition === servicePartition("web:80", 64))!;
+    const batch = fromBinary(RecordBatchSchema, web.bytes);
+    assert.equal(batch.node, "node-a");
+    assert.equal(batch.parserId, "parser-1");
+    assert.equal(batch.partition, web.partition);
+    assert.ok(batch.batchSeq > 0n);
+    assert.deepEqual(
+      batch.records.filter((r) => r.protocol === "http").map((r) => r.resource).filter((r) => r.startsWith("/")),
+      ["/a", "/b"],
+    );
+    assert.equal(b.heldBytes, 0);
+    assert.deepEqual(b.drain(), []);
+  });
+
+  it("closes a batch when it reaches the byte limit", () => {
+    const b = new RecordBatcher("n", "p", 4, 100);
+    let full;
+    for (let i = 0; i < 50 && !full; i++) full = b.add("svc", rec(`/${"x".repeat(20)}${i}`));
+    assert.ok(full);
+    assert.ok(full.records >= 3 && full.records <= 5, `records ${full.records}`);
+    assert.equal(fromBinary(RecordBatchSchema, full.bytes).records.length, full.records);
+  });
+});

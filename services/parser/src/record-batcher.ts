@@ -1,0 +1,116 @@
+// Groups finished records by output partition (the server's service key) into RecordBatch
+// messages. Records are already protobuf bytes, so the batch is written around them by hand:
+//
+//   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
+// Pure: the caller decides when to flush (size here, time in the service).
+import { hashString } from "./assign.js";
+
+export interface EncodedBatch {
+  partition: number;
+  bytes: Uint8Array;
+  records: number;
+}
+
+/** The output partition of a service key: FNV-1a, shared by every replica and the aggregator. */
+export function servicePartition(serviceKey: string, partitions: number): number {
+  return hashString(serviceKey, 0) % partitions;
+}
+
+export class RecordBatcher {
+  private readonly open = new Map<number, { parts: Uint8Array[]; bytes: number }>();
+  private seq = 0n;
+  private held = 0;
+
+  constructor(
+    private readonly node: string,
+    private readonly parserId: string,
+    private readonly partitions: number,
+    /** A partition's batch is closed when it reaches this many bytes. */
+    private readonly maxBatchBytes = 512 * 1024,
+  ) {}
+
+  /** Bytes of records waiting. */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Adds one record; returns a full batch when this record filled one. */
+  add(serverService: string, record: Uint8Array): EncodedBatch | undefined {
+    const p = servicePartition(serverService, this.partitions);
+    let b = this.open.get(p);
+    if (!b) this.open.set(p, (b = { parts: [], bytes: 0 }));
+    b.parts.push(record);
+    const sz = record.length + 6;
+    b.bytes += sz;
+    this.held += sz;
+    if (b.bytes >= this.maxBatchBytes) return this.close(p);
+    return undefined;
+  }
+
+  /** Closes every open batch. */
+  drain(): EncodedBatch[] {
+    return [...this.open.keys()].map((p) => this.close(p)!);
+  }
+
+  private close(p: number): EncodedBatch | undefined {
+    const b = this.open.get(p);
+    if (!b) return undefined;
+    this.open.delete(p);
+    this.held -= b.bytes;
+    this.seq++;
+    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts), records: b.parts.length };
+  }
+}
+
+const te = new TextEncoder();
+
+export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: Uint8Array[]): Uint8Array {
+  const nodeB = te.encode(node);
+  const idB = te.encode(parserId);
+  let size = 2 + varLen(nodeB.length) + nodeB.length + 2 + varLen(idB.length) + idB.length + 1 + varLen(partition) + 1 + 10;
+  for (const r of records) size += 1 + varLen(r.length) + r.length;
+  const out = new Uint8Array(size);
+  let i = 0;
+  const varint = (v: number | bigint) => {
+    let x = BigInt(v);
+    while (x >= 0x80n) {
+      out[i++] = Number(x & 0x7fn) | 0x80;
+      x >>= 7n;
+    }
+    out[i++] = Number(x);
+  };
+  const fastVar = (v: number) => {
+    while (v >= 0x80) {
+      out[i++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    out[i++] = v;
+  };
+  const bytes = (tag: number, b: Uint8Array) => {
+    out[i++] = tag;
+    fastVar(b.length);
+    out.set(b, i);
+    i += b.length;
+  };
+  if (nodeB.length) bytes(0x0a, nodeB);
+  if (idB.length) bytes(0x12, idB);
+  for (const r of records) bytes(0x1a, r);
+  if (partition) {
+    out[i++] = 0x20;
+    fastVar(partition);
+  }
+  if (seq) {
+    out[i++] = 0x28;
+    varint(seq);
+  }
+  return out.subarray(0, i);
+}
+
+function varLen(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v >>>= 7;
+    n++;
+  }
+  return n;
+}
