@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// Compiles every protocol plugin with asc (AssemblyScript):
+//   parsers-wasm/<name>/plugin.ts           -> parsers-wasm/build/<name>.wasm + build/<name>.json (its manifest.json)
+//   parsers-wasm/examples/<name>/plugin.ts  -> parsers-wasm/examples/<name>/build/<name>.wasm + .json
+// Incremental: a plugin is rebuilt only when a .ts file in its folder or in common/ (or this
+// script) is newer than its .wasm. After compiling, each module is checked against the ABI: it may
+// import only env.abort, and must declare a memory maximum within the cap.
+//
+// Usage: node parsers-wasm/build.mjs [--examples|--builtin] [--force] [--quiet] [name...]
+// (no flag: built-in plugins and examples)
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import fs from "node:fs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..");
+const args = process.argv.slice(2);
+const force = args.includes("--force");
+const quiet = args.includes("--quiet");
+const names = args.filter((a) => !a.startsWith("--"));
+const doBuiltin = !args.includes("--examples");
+const doExamples = !args.includes("--builtin");
+
+/** Memory cap in 64 KiB pages (64 MiB); the host refuses larger maxima. */
+const MAX_PAGES = 1024;
+const asc = path.join(root, "node_modules/.bin/asc");
+
+function newestTs(dir) {
+  let t = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const f of fs.readdirSync(dir, { recursive: true })) {
+    const rel = f.toString();
+    if (rel.split(path.sep).some((s) => s === "build" || s === "test" || s === "node_modules" || s === "dist")) continue;
+    const p = path.join(dir, rel);
+    if (rel.endsWith(".ts") || rel.endsWith(".json")) t = Math.max(t, fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** Plugins: folders holding plugin.ts and manifest.json. */
+function plugins(base, outOf) {
+  if (!fs.existsSync(base)) return [];
+  return fs
+    .readdirSync(base, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && fs.existsSync(path.join(base, d.name, "plugin.ts")))
+    .filter((d) => !names.length || names.includes(d.name))
+    .map((d) => ({ name: d.name, dir: path.join(base, d.name), out: outOf(d.name) }));
+}
+
+const list = [
+  ...(doBuiltin ? plugins(here, () => path.join(here, "build")) : []),
+  ...(doExamples ? plugins(path.join(here, "examples"), (n) => path.join(here, "examples", n, "build")) : []),
+].filter((p) => p.name !== "common" && p.name !== "examples");
+
+const libTs = Math.max(newestTs(path.join(here, "common")), fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
+let failed = 0;
+let built = 0;
+for (const p of list) {
+  const manifestPath = path.join(p.dir, "manifest.json");
+  if (!fs.existsSync(manifestPath)) {
+    console.error(`wasm: ${p.name}: missing manifest.json`);
+    failed++;
+    continue;
+  }
+  let manifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8"));
+  } catch (e) {
+    console.error(`wasm: ${p.name}: manifest.json is not JSON: ${e.message}`);
+    failed++;
+    continue;
+  }
+  const wasmName = manifest.wasm ?? `${manifest.name ?? p.name}.wasm`;
+  const wasm = path.join(p.out, wasmName);
+  const json = path.join(p.out, wasmName.replace(/\.wasm$/, ".json"));
+  const srcTs = Math.max(libTs, newestTs(p.dir));
+  if (!force && fs.existsSync(wasm) && fs.existsSync(json) && fs.statSync(wasm).mtimeMs >= srcTs) continue;
+  fs.mkdirSync(p.out, { recursive: true });
+  const t0 = Date.now();
+  const tmp = `${wasm}.tmp`;
+  try {
+    execFileSync(
+      asc,
+      [
+        path.join(p.dir, "plugin.ts"),
+        "-O3",
+        "--runtime", "incremental",
+        "--initialMemory", "2",
+        "--maximumMemory", String(MAX_PAGES),
+        "--noAssert",
+        "--disable", "threads",
+        "--outFile", tmp,
+      ],
+      { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+    );
+    check(tmp, p.name);
+    fs.renameSync(tmp, wasm);
+    fs.writeFileSync(json, JSON.stringify({ ...manifest, wasm: wasmName }, null, 2) + "\n");
+    built++;
+    if (!quiet) console.error(`wasm: ${p.name} -> ${path.relative(root, wasm)} (${fs.statSync(wasm).size} bytes, ${Date.now() - t0} ms)`);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    console.error(`wasm: ${p.name}: ${e.message.split("\n")[0]}`);
+    failed++;
+  }
+}
+if (!quiet && !built && !failed) console.error(`wasm: ${list.length} plugin(s) up to date`);
+process.exit(failed ? 1 : 0);
+
+/** The ABI's promises that the compiler flags should already guarantee; checked anyway. */
+function check(file, name) {
+  const mod = new WebAssembly.Module(fs.readFileSync(file));
+  const bad = WebAssembly.Module.imports(mod).filter((i) => !(i.module === "env" && i.name === "abort"));
+  if (bad.length) throw new Error(`${name}: imports other than env.abort: ${bad.map((i) => `${i.module}.${i.name}`).join(", ")} (a std feature such as Math.random, Date or console was used)`);
+  const exp = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
+  for (const e of ["memory", "abi_version", "input_buffer", "detect", "conn_new", "conn_free", "feed", "gap", "close", "out_ptr", "out_len", "out_clear", "configure"]) {
+    if (!exp.has(e)) throw new Error(`${name}: missing export ${e} (does plugin.ts \`export * from "../common/abi"\`?)`);
+  }
+}
