@@ -1,0 +1,140 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Aggregator } from "./aggregator.js";
+import { makeRecord, exactQuantile } from "./testing.js";
+import { windowLines } from "./lines.js";
+
+const W0 = 1_700_000_000_000; // window-aligned (multiple of 10 s)
+const server = { service: "api", address: "10.0.0.2", port: 80, pid: 10 };
+const client = { service: "web", address: "10.0.0.1", port: 40000, pid: 20 };
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+describe("Aggregator", () => {
+  it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {
+    const agg = new Aggregator({ spans: false });
+    const r = rng(1);
+    const durations: number[] = [];
+    const recs = [];
+    let errors = 0;
+    for (let i = 0; i < 5000; i++) {
+      const d = Math.round(Math.exp(r() * 8) * 1000) / 1000; // 1 ms .. ~3 s, log-uniform
+      const err = r() < 0.1;
+      if (err) errors++;
+      durations.push(d);
+      recs.push(makeRecord({ startMs: W0 + 100 + i, durationMs: d, resource: `/items/${i}`, status: err ? 500 : 200, server, client }));
+    }
+    agg.ingest(recs, W0 + 1000);
+    const closed = agg.closeDue(W0 + 60_000);
+    const red = closed.flatMap((w) => w.red);
+    const total = red.reduce((a, s) => a + s.stats.requests, 0);
+    assert.equal(total, 5000);
+    assert.equal(red.reduce((a, s) => a + s.stats.errors, 0), errors);
+    const sum = durations.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(red.reduce((a, s) => a + s.stats.sumMs, 0) - sum) < 1e-6 * sum);
+    // One window holds everything that ended in it; check the 2xx series of the window with most data.
+    const w = closed[0]!;
+    const s2xx = w.red.find((s) => s.statusClass === "2xx")!;
+    assert.equal(s2xx.resource, "/items/{id}");
+    const ended = recs.filter((x, i) => Math.floor((Number(x.startNs / 1000000n) + durations[i]!) / 10_000) * 10_000 === w.start);
+    const mine = ended.map((x) => Number(x.durationNs) / 1e6).filter((_, i) => Number(ended[i]!.status) === 200).sort((a, b) => a - b);
+    assert.equal(s2xx.stats.requests, mine.length);
+    for (const q of [0.5, 0.9, 0.99]) {
+      const exact = exactQuantile(mine, q);
+      const got = s2xx.stats.quantile(q);
+      assert.ok(Math.abs(got - exact) <= 0.01 * exact + 1e-9, `q${q}: ${got} vs ${exact}`);
+    }
+  });
+
+  it("bounds series: 10,000 distinct numeric paths become one templated series", () => {
+    const agg = new Aggregator({ spans: false });
+    const recs = Array.from({ length: 10_000 }, (_, i) => makeRecord({ startMs: W0 + 10, durationMs: 1, resource: `/users/${i * 7919}/profile`, status: 200, server }));
+    agg.ingest(recs, W0);
+    const [w] = agg.closeDue(W0 + 60_000);
+    assert.equal(w!.red.length, 1);
+    assert.equal(w!.red[0]!.resource, "/users/{id}/profile");
+    assert.equal(w!.red[0]!.stats.requests, 10_000);
+  });
+
+  it("collapses high-cardinality words and guards every tag at maxValuesPerTag", () => {
+    const agg = new Aggregator({ spans: false, segmentThreshold: 20, maxValuesPerTag: 5 });
+    const recs = [];
+    for (let i = 0; i < 300; i++) recs.push(makeRecord({ startMs: W0 + 10, durationMs: 1, resource: `/by-name/user${String.fromCharCode(97 + (i % 26))}${i}`, server }));
+    for (let i = 0; i < 10; i++) recs.push(makeRecord({ startMs: W0 + 10, durationMs: 1, resource: `/route${i}`, server }));
+    agg.ingest(recs, W0);
+    const [w] = agg.closeDue(W0 + 60_000);
+    const resources = new Set(w!.red.map((s) => s.resource));
+    assert.deepEqual([...resources].sort(), ["*", "/by-name/*", "/route0", "/route1", "/route2"]);
+    assert.ok(resources.has("/by-name/*"));
+    assert.ok(resources.has("*"));
+    assert.equal(w!.red.reduce((a, s) => a + s.stats.requests, 0), 310);
+    assert.equal(w!.red.find((s) => s.resource === "*")!.stats.requests, 7);
+    assert.ok(w!.folded > 0);
+  });
+
+  it("produces the same lines whatever the arrival order (redelivery-safe)", () => {
+    const r = rng(7);
+    const recs = Array.from({ length: 2000 }, (_, i) =>
+      makeRecord({ startMs: W0 + Math.floor(r() * 9000), durationMs: r() * 50, resource: `/p${i % 150}/x`, status: r() < 0.05 ? 503 : 200, server, client, connKey: BigInt(i), tid: 1 }),
+    );
+    const run = (list: typeof recs) => {
+      const agg = new Aggregator({ maxValuesPerTag: 40, segmentThreshold: 1000, spanSampleRate: 0.3 });
+      for (let i = 0; i < list.length; i += 100) agg.ingest(list.slice(i, i + 100), W0);
+      return agg.closeDue(W0 + 60_000).flatMap(windowLines).sort();
+    };
+    const shuffled = [...recs];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1));
+      [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+    }
+    assert.deepEqual(run(shuffled), run(recs));
+  });
+
+  it("closes windows on event time or idle wall clock, in order, and drops late records", () => {
+    const agg = new Aggregator({ spans: false, graceMs: 2000 });
+    agg.ingest([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], W0 + 5);
+    assert.equal(agg.closeDue(W0 + 11_000).length, 0, "grace not over");
+    assert.equal(agg.closeDue(W0 + 12_001).length, 1);
+    const late = agg.ingest([makeRecord({ startMs: W0 + 2, durationMs: 1, server })], W0 + 12_002);
+    assert.equal(late.accepted, 0);
+    assert.equal(agg.counters.drops.late, 1);
+    agg.ingest([makeRecord({ startMs: W0 + 3, durationMs: 1, server })], W0 + 12_003, true);
+    assert.equal(agg.counters.drops.redelivered, 1);
+    // Old replayed data: event time drives closing.
+    const old = W0 - 3_600_000;
+    const a2 = new Aggregator({ spans: false, graceMs: 1000 });
+    a2.ingest([makeRecord({ startMs: old, durationMs: 1, server }), makeRecord({ startMs: old + 12_000, durationMs: 1, server })], W0);
+    const c = a2.closeDue(W0);
+    assert.equal(c.length, 1);
+    assert.equal(c[0]!.start, old);
+  });
+
+  it("rejects bad records with counted drops, never throws", () => {
+    const agg = new Aggregator({ spans: false });
+    const bad = makeRecord({ startMs: W0, durationMs: 1 });
+    bad.startNs = 0n;
+    const future = makeRecord({ startMs: W0 + 3_600_000, durationMs: 1 });
+    assert.equal(agg.ingest([bad, future], W0).accepted, 0);
+    assert.equal(agg.counters.drops.invalid, 1);
+    assert.equal(agg.counters.drops.future, 1);
+  });
+
+  it("builds service-map edges from server-side records and from clients of untraced servers", () => {
+    const agg = new Aggregator({ spans: false });
+    agg.ingest(
+      [
+        makeRecord({ startMs: W0 + 1, durationMs: 2, role: "server", server, client }),
+        makeRecord({ startMs: W0 + 1, durationMs: 3, role: "client", server, client }), // same request seen by the client
+        makeRecord({ startMs: W0 + 1, durationMs: 4, role: "client", protocol: "mysql", resource: "select 1", server: { address: "10.0.0.9", port: 3306 }, client: { service: "api", pid: 10 } }),
+      ],
+      W0,
+    );
+    const [w] = agg.closeDue(W0 + 60_000);
+    const edges = w!.edges.map((e) => `${e.client}->${e.server}/${e.protocol}=${e.stats.requests}`).sort();
+    assert.deepEqual(edges, ["api->10.0.0.9:3306/mysql=1", "web->api/http=1"]);
+    assert.deepEqual(w!.red.map((s) => `${s.service}/${s.role}`).sort(), ["api/client", "api/server", "web/client"]);
+  });
+});

@@ -1,0 +1,426 @@
+// The aggregation core: records in, closed windows out. No I/O; time is passed in.
+import type { Record as WRecord } from "@wirescope/common";
+import { Role } from "@wirescope/common";
+import { resolveCoreOptions, type CoreOptions } from "./options.js";
+import { LatencyStats } from "./stats.js";
+import { normalize, statusClass } from "./normalize.js";
+import { collapseSegments, guardValues } from "./collapse.js";
+import { serviceName, isTraced } from "./identity.js";
+import { windowStart } from "./window.js";
+import { bytesToHex, id64 } from "./hash.js";
+import { SpanIndex, sampleSpans, type SpanRec } from "./spans.js";
+
+export interface RedSeries {
+  service: string;
+  protocol: string;
+  operation: string;
+  resource: string;
+  role: "server" | "client";
+  statusClass: string;
+  stats: LatencyStats;
+}
+
+export interface EdgeSeries {
+  client: string;
+  server: string;
+  protocol: string;
+  stats: LatencyStats;
+}
+
+/** Everything one closed window produces. Deterministic for a given set of records. */
+export interface ClosedWindow {
+  /** Window start, ms since the epoch. */
+  start: number;
+  red: RedSeries[];
+  edges: EdgeSeries[];
+  spans: SpanRec[];
+  /** Distinct tag values folded into "*" by the cardinality guard in this window. */
+  folded: number;
+  spansDropped: number;
+}
+
+/** Why records did not count. */
+export type DropReason = "late" | "redelivered" | "future" | "invalid" | "cardinality_overflow" | "span_buffer_full";
+
+export interface CoreCounters {
+  recordsIn: number;
+  recordsAccepted: number;
+  drops: { [K in DropReason]: number };
+  folded: number;
+  spansKept: number;
+  spansDropped: number;
+  windowsClosed: number;
+  ambiguousTcp: number;
+  ambiguousThread: number;
+}
+
+export interface IngestResult {
+  accepted: number;
+  /** Latest window start this call added to, or -Infinity when it added to none. */
+  maxWindow: number;
+}
+
+interface ServiceBucket {
+  series: Map<string, RedSeries>;
+}
+
+class WindowState {
+  readonly services = new Map<string, ServiceBucket>();
+  readonly edges = new Map<string, EdgeSeries>();
+  readonly spans: SpanRec[] = [];
+  lastArrival = 0;
+  constructor(readonly start: number) {}
+}
+
+const SEP = "\u0000";
+
+/** Reads one attribute as a string (the protobuf oneof flattened). */
+function attrOf(r: WRecord, name: string): string | undefined {
+  const v = r.attributes[name]?.value;
+  if (!v || v.case === undefined) return undefined;
+  if (v.case === "stringList") return v.value.values.join(",");
+  return String(v.value);
+}
+
+export class Aggregator {
+  readonly opts: CoreOptions;
+  readonly counters: CoreCounters = {
+    recordsIn: 0,
+    recordsAccepted: 0,
+    drops: { late: 0, redelivered: 0, future: 0, invalid: 0, cardinality_overflow: 0, span_buffer_full: 0 },
+    folded: 0,
+    spansKept: 0,
+    spansDropped: 0,
+    windowsClosed: 0,
+    ambiguousTcp: 0,
+    ambiguousThread: 0,
+  };
+  private readonly windows = new Map<number, WindowState>();
+  /** Windows that start before this are closed: their records are late. */
+  private closedBefore = -Infinity;
+  /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
+  private eventMaxMs = -Infinity;
+  private retained: SpanRec[] = [];
+  private bufferedSpans = 0;
+  private readonly normCache = new Map<string, { operation: string; resource: string }>();
+
+  constructor(opts: Partial<CoreOptions> = {}) {
+    this.opts = resolveCoreOptions(opts);
+  }
+
+  /** Windows starting before `ms` are treated as already flushed (e.g. restored after a restart). */
+  setClosedBefore(ms: number): void {
+    if (ms > this.closedBefore) this.closedBefore = ms;
+  }
+
+  get closedWatermark(): number {
+    return this.closedBefore;
+  }
+
+  get openWindows(): number {
+    return this.windows.size;
+  }
+
+  /** Earliest open window start, or Infinity. */
+  get oldestOpen(): number {
+    let m = Infinity;
+    for (const k of this.windows.keys()) if (k < m) m = k;
+    return m;
+  }
+
+  /**
+   * Adds the records of one batch. `redelivered` only changes the drop reason of records whose
+   * window is already closed (they were counted before the crash/redelivery).
+   */
+  ingest(records: readonly WRecord[], nowMs: number, redelivered = false): IngestResult {
+    let accepted = 0;
+    let maxWindow = -Infinity;
+    const c = this.counters;
+    for (const r of records) {
+      c.recordsIn++;
+      const startNs = r.startNs;
+      if (startNs <= 0n) {
+        c.drops.invalid++;
+        continue;
+      }
+      const startMs = Number(startNs / 1000n) / 1000;
+      const durMs = Number(r.durationNs / 1000n) / 1000;
+      const endMs = startMs + durMs;
+      if (!Number.isFinite(endMs) || durMs < 0) {
+        c.drops.invalid++;
+        continue;
+      }
+      if (endMs > nowMs + this.opts.maxFutureMs) {
+        c.drops.future++;
+        continue;
+      }
+      const w = windowStart(endMs, this.opts.windowMs);
+      if (w < this.closedBefore) {
+        if (redelivered) c.drops.redelivered++;
+        else c.drops.late++;
+        continue;
+      }
+      let win = this.windows.get(w);
+      if (!win) this.windows.set(w, (win = new WindowState(w)));
+      win.lastArrival = nowMs;
+      if (endMs > this.eventMaxMs) this.eventMaxMs = endMs;
+      this.add(win, r, startMs, durMs, endMs);
+      accepted++;
+      if (w > maxWindow) maxWindow = w;
+    }
+    c.recordsAccepted += accepted;
+    return { accepted, maxWindow };
+  }
+
+  private norm(r: WRecord): { operation: string; resource: string } {
+    const key = r.protocol + SEP + r.operation + SEP + r.resource;
+    let n = this.normCache.get(key);
+    if (n) return n;
+    n = normalize({ protocol: r.protocol, operation: r.operation, resource: r.resource, attr: (k) => attrOf(r, k) });
+    // Only cache what the record itself determines (attributes fill in missing fields only).
+    if (r.resource && r.operation) {
+      if (this.normCache.size >= 50_000) this.normCache.clear();
+      this.normCache.set(key, n);
+    }
+    return n;
+  }
+
+  private add(win: WindowState, r: WRecord, startMs: number, durMs: number, endMs: number): void {
+    const role: "server" | "client" = r.role === Role.CLIENT ? "client" : "server";
+    const serverName = serviceName(r.server, true);
+    const clientName = serviceName(r.client, false);
+    const service = role === "server" ? serverName : clientName;
+    const protocol = r.protocol || "unknown";
+    const { operation, resource: res0 } = this.norm(r);
+    const sc = statusClass(protocol, r.status, r.error, r.incomplete);
+    const error = r.error || sc === "5xx";
+
+    let bucket = win.services.get(service);
+    if (!bucket) win.services.set(service, (bucket = { series: new Map() }));
+    let resource = res0;
+    let key = protocol + SEP + operation + SEP + resource + SEP + role + SEP + sc;
+    let series = bucket.series.get(key);
+    if (!series) {
+      if (bucket.series.size >= this.opts.maxSeriesPerService) {
+        // Memory guard: fold at once (see CoreOptions.maxSeriesPerService).
+        this.counters.drops.cardinality_overflow++;
+        resource = "*";
+        key = protocol + SEP + operation + SEP + resource + SEP + role + SEP + sc;
+        series = bucket.series.get(key);
+      }
+      if (!series) {
+        series = { service, protocol, operation, resource, role, statusClass: sc, stats: new LatencyStats(this.opts.relativeAccuracy) };
+        bucket.series.set(key, series);
+      }
+    }
+    series.stats.add(durMs, error);
+
+    // Service map: server-side records, plus client-side ones whose server is not traced (an
+    // external or unprobed server): both ends traced would otherwise count each request twice.
+    if (role === "server" || !isTraced(r.server)) {
+      const ek = clientName + SEP + serverName + SEP + protocol;
+      let e = win.edges.get(ek);
+      if (!e) {
+        if (win.edges.size >= this.opts.maxSeriesPerService * 4) {
+          this.counters.drops.cardinality_overflow++;
+        } else {
+          e = { client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
+          win.edges.set(ek, e);
+        }
+      }
+      e?.stats.add(durMs, error);
+    }
+
+    if (this.opts.spans) {
+      if (this.bufferedSpans >= this.opts.maxBufferedSpans) {
+        this.counters.drops.span_buffer_full++;
+        return;
+      }
+      this.bufferedSpans++;
+      win.spans.push(this.makeSpan(r, win.start, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, startMs, durMs, endMs, key));
+    }
+  }
+
+  private makeSpan(r: WRecord, window: number, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, startMs: number, durMs: number, endMs: number, seriesKey: string): SpanRec {
+    const ep = role === "server" ? r.server : r.client;
+    const pid = ep?.process?.pid ?? 0;
+    const node = r.node || ep?.node || "";
+    const tuple = r.client?.address && r.server?.address && r.client.port && r.server.port ? `${r.client.address}:${r.client.port}>${r.server.address}:${r.server.port}` : "";
+    const baseId = id64(`${node}|${r.connKey}|${role}|${r.startNs}|${r.tid}|${protocol}|${resource}`);
+    const hTrace = r.trace && r.trace.traceId.length === 16 ? bytesToHex(r.trace.traceId) : "";
+    const hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
+    const attrs: Record<string, string | number> = {};
+    if (r.client?.address) attrs.client_address = r.client.address;
+    if (r.server?.address) attrs.server_address = r.server.address;
+    if (r.server?.port) attrs.server_port = r.server.port;
+    if (r.requestBytes) attrs.request_bytes = Number(r.requestBytes);
+    if (r.responseBytes) attrs.response_bytes = Number(r.responseBytes);
+    if (r.incomplete) attrs.incomplete = 1;
+    return {
+      id: baseId,
+      baseId,
+      kind: role,
+      service,
+      peer,
+      protocol,
+      operation,
+      resource,
+      startNs: r.startNs,
+      startMs,
+      endMs,
+      durationMs: durMs,
+      status: r.status === undefined ? undefined : Number(r.status),
+      error,
+      node,
+      pid,
+      tid: r.tid,
+      tuple,
+      hTrace: hTrace === "00000000000000000000000000000000" ? "" : hTrace,
+      hParent: hParent === "0000000000000000" ? "" : hParent,
+      seriesKey: service + SEP + seriesKey,
+      window,
+      attrs,
+      parent: null,
+      parentId: "",
+      traceId: "",
+      linkedBy: "",
+      state: 0,
+      final: false,
+    };
+  }
+
+  /**
+   * Closes the windows that are due, oldest first, and returns what they produced. A window is
+   * due when event time has passed its end + grace, or when the wall clock has and no record
+   * arrived for it during the last grace period (idle streams, replays of old captures).
+   */
+  closeDue(nowMs: number, force = false): ClosedWindow[] {
+    const out: ClosedWindow[] = [];
+    const starts = [...this.windows.keys()].sort((a, b) => a - b);
+    const { windowMs, graceMs, maxOpenWindows } = this.opts;
+    const eventNow = Math.min(this.eventMaxMs, nowMs + this.opts.maxFutureMs);
+    for (let i = 0; i < starts.length; i++) {
+      const w = this.windows.get(starts[i]!)!;
+      const closeAt = w.start + windowMs + graceMs;
+      const due = force || eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs) || starts.length - i > maxOpenWindows;
+      if (!due) break;
+      out.push(this.close(w, nowMs));
+    }
+    return out;
+  }
+
+  private close(w: WindowState, nowMs: number): ClosedWindow {
+    this.windows.delete(w.start);
+    this.closedBefore = w.start + this.opts.windowMs;
+    this.counters.windowsClosed++;
+    let folded = 0;
+    const red: RedSeries[] = [];
+    for (const [service, bucket] of w.services) {
+      const r = this.finishService(service, bucket);
+      folded += r.folded;
+      red.push(...r.red);
+    }
+    const edgesOut = this.finishEdges(w);
+    folded += edgesOut.folded;
+    this.counters.folded += folded;
+    const { kept, dropped } = this.finishSpans(w, nowMs);
+    return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
+  }
+
+  private finishService(service: string, bucket: ServiceBucket): { red: RedSeries[]; folded: number } {
+    const all = [...bucket.series.values()];
+    // 1. Per-segment collapse of HTTP paths (window-local, order-independent).
+    const httpPaths = new Set<string>();
+    for (const s of all) if (s.resource.startsWith("/") && s.protocol !== "grpc") httpPaths.add(s.resource);
+    const collapsed = httpPaths.size > this.opts.segmentThreshold ? collapseSegments(httpPaths, this.opts.segmentThreshold) : null;
+    // 2. Cardinality guard per tag, weighted by requests.
+    const resW = new Map<string, number>();
+    const opW = new Map<string, number>();
+    for (const s of all) {
+      const res = (s.protocol !== "grpc" && collapsed?.get(s.resource)) || s.resource;
+      resW.set(res, (resW.get(res) ?? 0) + s.stats.requests);
+      opW.set(s.operation, (opW.get(s.operation) ?? 0) + s.stats.requests);
+    }
+    const gr = guardValues(resW, this.opts.maxValuesPerTag);
+    const go = guardValues(opW, this.opts.maxValuesPerTag);
+    // 3. Merge the series that now share a key.
+    const merged = new Map<string, RedSeries>();
+    for (const s of all) {
+      const res0 = (s.protocol !== "grpc" && collapsed?.get(s.resource)) || s.resource;
+      const resource = gr.map.get(res0) ?? "*";
+      const operation = go.map.get(s.operation) ?? "*";
+      if (resource === s.resource && operation === s.operation) {
+        const k = s.protocol + SEP + operation + SEP + resource + SEP + s.role + SEP + s.statusClass;
+        const m = merged.get(k);
+        if (m) m.stats.merge(s.stats);
+        else merged.set(k, s);
+        continue;
+      }
+      const k = s.protocol + SEP + operation + SEP + resource + SEP + s.role + SEP + s.statusClass;
+      let m = merged.get(k);
+      if (!m) merged.set(k, (m = { service, protocol: s.protocol, operation, resource, role: s.role, statusClass: s.statusClass, stats: new LatencyStats(this.opts.relativeAccuracy) }));
+      m.stats.merge(s.stats);
+    }
+    return { red: [...merged.values()], folded: gr.folded + go.folded };
+  }
+
+  private finishEdges(w: WindowState): { edges: EdgeSeries[]; folded: number } {
+    // Guard the client tag per server (clients named by address can be unbounded).
+    const byServer = new Map<string, EdgeSeries[]>();
+    for (const e of w.edges.values()) {
+      let l = byServer.get(e.server);
+      if (!l) byServer.set(e.server, (l = []));
+      l.push(e);
+    }
+    const out: EdgeSeries[] = [];
+    let folded = 0;
+    for (const [server, list] of byServer) {
+      const cw = new Map<string, number>();
+      for (const e of list) cw.set(e.client, (cw.get(e.client) ?? 0) + e.stats.requests);
+      const g = guardValues(cw, this.opts.maxValuesPerTag);
+      folded += g.folded;
+      const merged = new Map<string, EdgeSeries>();
+      for (const e of list) {
+        const client = g.map.get(e.client) ?? "*";
+        const k = client + SEP + e.protocol;
+        const m = merged.get(k);
+        if (!m) merged.set(k, client === e.client ? e : { client, server, protocol: e.protocol, stats: this.copyStats(e.stats) });
+        else m.stats.merge(e.stats);
+      }
+      out.push(...merged.values());
+    }
+    return { edges: out, folded };
+  }
+
+  private copyStats(s: LatencyStats): LatencyStats {
+    const c = new LatencyStats(this.opts.relativeAccuracy);
+    c.merge(s);
+    return c;
+  }
+
+  private finishSpans(w: WindowState, nowMs: number): { kept: SpanRec[]; dropped: number } {
+    if (!this.opts.spans || w.spans.length === 0) return { kept: [], dropped: 0 };
+    // Link targets: spans flushed recently plus every span of the open windows.
+    const horizon = w.start - this.opts.linkRetentionMs;
+    this.retained = this.retained.filter((s) => s.window >= horizon);
+    const live: SpanRec[] = [...this.retained, ...w.spans];
+    for (const ow of this.windows.values()) live.push(...ow.spans);
+    const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0 };
+    const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
+    const sorted = [...w.spans].sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
+    for (const s of sorted) index.resolve(s);
+    for (const s of sorted) s.final = true;
+    this.counters.ambiguousTcp += linkCounters.ambiguousTcp;
+    this.counters.ambiguousThread += linkCounters.ambiguousThread;
+    this.bufferedSpans -= w.spans.length;
+    this.retained.push(...w.spans);
+    // Retained spans count against the same memory bound; trim the oldest.
+    const cap = Math.floor(this.opts.maxBufferedSpans / 2);
+    if (this.retained.length > cap) this.retained = this.retained.slice(this.retained.length - cap);
+    const { kept, dropped } = sampleSpans(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
+    this.counters.spansKept += kept.length;
+    this.counters.spansDropped += dropped;
+    void nowMs;
+    return { kept, dropped };
+  }
+}

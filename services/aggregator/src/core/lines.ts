@@ -1,0 +1,96 @@
+// Line protocol for the InfluxDB schema in DESIGN.md (red, latency_hist, edges, spans, pipeline).
+// Points of a window carry the window start as their timestamp and only deterministic tags, so
+// writing a window twice overwrites the same points instead of adding new ones.
+import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
+import type { SpanRec } from "./spans.js";
+import { cumulative, LE_TAGS } from "./histogram.js";
+
+/** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
+export function escTag(v: string): string {
+  if (v.length === 0) return "-";
+  let needs = false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 44 || c === 61 || c === 32 || c === 92 || c < 32) {
+      needs = true;
+      break;
+    }
+  }
+  if (!needs) return v;
+  // eslint-disable-next-line no-control-regex
+  return v.replace(/[\u0000-\u001f]/g, " ").replace(/\\+$/, "/").replace(/([,= ])/g, "\\$1");
+}
+
+/** A string field value, quoted. */
+export function escStr(v: string): string {
+  // eslint-disable-next-line no-control-regex
+  return '"' + v.replace(/[\\"]/g, "\\$&").replace(/[\u0000-\u0009\u000b-\u001f]/g, " ").replace(/\n/g, "\\n") + '"';
+}
+
+/** A float field that InfluxDB accepts (no NaN/Infinity). */
+export function num(v: number): string {
+  if (!Number.isFinite(v)) return "0";
+  // Fixed to µs precision keeps the same text for the same value (deterministic rewrite).
+  return String(Math.round(v * 1000) / 1000);
+}
+
+const msToNs = (ms: number) => `${ms}000000`;
+
+function redTags(s: RedSeries): string {
+  return `operation=${escTag(s.operation)},protocol=${escTag(s.protocol)},resource=${escTag(s.resource)},role=${s.role},service=${escTag(s.service)},status_class=${escTag(s.statusClass)}`;
+}
+
+export function redLines(s: RedSeries, start: number, out: string[]): void {
+  const st = s.stats;
+  const tags = redTags(s);
+  const ts = msToNs(start);
+  out.push(
+    `red,${tags} requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p50_ms=${num(st.quantile(0.5))},p90_ms=${num(st.quantile(0.9))},p99_ms=${num(st.quantile(0.99))},max_ms=${num(st.maxMs)} ${ts}`,
+  );
+  const cum = cumulative(st.buckets);
+  // Tags sorted by key: le < operation.
+  for (let i = 0; i < LE_TAGS.length; i++) out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${cum[i]}i ${ts}`);
+}
+
+export function edgeLine(e: EdgeSeries, start: number): string {
+  const st = e.stats;
+  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
+}
+
+/**
+ * Span lines. Spans of one (service, protocol, kind) that start in the same nanosecond would
+ * overwrite each other; they get consecutive nanoseconds in (start, id) order, which is
+ * deterministic.
+ */
+export function spanLines(spans: readonly SpanRec[], out: string[]): void {
+  const sorted = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const last = new Map<string, bigint>();
+  for (const s of sorted) {
+    const tags = `kind=${s.kind},protocol=${escTag(s.protocol)},service=${escTag(s.service)}`;
+    let ts = s.startNs;
+    const prev = last.get(tags);
+    if (prev !== undefined && ts <= prev) ts = prev + 1n;
+    last.set(tags, ts);
+    let f = `trace_id=${escStr(s.traceId)},span_id=${escStr(s.id)},parent_span_id=${escStr(s.parentId)},name=${escStr(s.operation ? `${s.operation} ${s.resource}` : s.resource)},duration_ms=${num(s.durationMs)},error=${s.error},operation=${escStr(s.operation)},resource=${escStr(s.resource)},peer_service=${escStr(s.peer)},linked_by=${escStr(s.linkedBy)}`;
+    if (s.status !== undefined) f += `,status=${s.status}i`;
+    for (const [k, v] of Object.entries(s.attrs)) f += typeof v === "number" ? `,${k}=${Math.trunc(v)}i` : `,${k}=${escStr(v)}`;
+    out.push(`spans,${tags} ${f} ${ts}`);
+  }
+}
+
+/** Every line of a closed window. */
+export function windowLines(w: ClosedWindow): string[] {
+  const out: string[] = [];
+  for (const s of w.red) redLines(s, w.start, out);
+  for (const e of w.edges) out.push(edgeLine(e, w.start));
+  spanLines(w.spans, out);
+  return out;
+}
+
+/** One `pipeline` point: counters as integer fields, gauges as floats. */
+export function pipelineLine(component: string, instance: string, ints: Record<string, number>, floats: Record<string, number>, tsMs: number): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(ints)) parts.push(`${escTag(k)}=${Math.trunc(v)}i`);
+  for (const [k, v] of Object.entries(floats)) parts.push(`${escTag(k)}=${num(v)}`);
+  return `pipeline,component=${escTag(component)},instance=${escTag(instance)} ${parts.join(",")} ${msToNs(Math.trunc(tsMs))}`;
+}

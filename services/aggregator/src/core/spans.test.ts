@@ -1,0 +1,105 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Aggregator } from "./aggregator.js";
+import { makeRecord } from "./testing.js";
+import type { SpanRec } from "./spans.js";
+
+const W0 = 1_700_000_000_000;
+const user = { service: "curl", address: "127.0.0.1", port: 50000, pid: 1 };
+const front = { service: "front", address: "127.0.0.1", port: 8080, pid: 2 };
+const frontOut = { service: "front", address: "127.0.0.1", port: 50001, pid: 2 };
+const back = { service: "back", address: "127.0.0.1", port: 9090, pid: 3 };
+const backOut = { service: "back", address: "127.0.0.1", port: 50002, pid: 3 };
+const db = { service: "db", address: "127.0.0.1", port: 3306, pid: 4 };
+
+/** One request through curl → front → back → db, every end traced; times in ms from t. */
+function chain(t: number, opts: { tid?: number; traceId?: string; parentSpanId?: string; relay?: boolean } = {}) {
+  const tid = opts.tid ?? 2;
+  const h = opts.traceId ? { traceId: opts.traceId, parentSpanId: opts.parentSpanId } : {};
+  const relay = opts.relay ? h : {};
+  return [
+    makeRecord({ startMs: t, durationMs: 10, role: "client", client: user, server: front, tid: 1, ...h }),
+    makeRecord({ startMs: t + 0.1, durationMs: 9.8, role: "server", client: user, server: front, tid, ...h }),
+    makeRecord({ startMs: t + 1, durationMs: 7, role: "client", protocol: "grpc", resource: "/p.S/M", client: frontOut, server: back, tid, ...relay }),
+    makeRecord({ startMs: t + 1.1, durationMs: 6.8, role: "server", protocol: "grpc", resource: "/p.S/M", client: frontOut, server: back, tid: 3, ...relay }),
+    makeRecord({ startMs: t + 2, durationMs: 3, role: "client", protocol: "mysql", operation: "SELECT", resource: "select 1", client: backOut, server: db, tid: 3 }),
+    makeRecord({ startMs: t + 2.1, durationMs: 2.8, role: "server", protocol: "mysql", operation: "SELECT", resource: "select 1", client: backOut, server: db, tid: 4 }),
+  ];
+}
+
+function spansOf(agg: Aggregator): SpanRec[] {
+  return agg.closeDue(W0 + 3_600_000).flatMap((w) => w.spans);
+}
+
+function assertChain(spans: SpanRec[]) {
+  const find = (service: string, kind: string) => spans.find((s) => s.service === service && s.kind === kind)!;
+  const order: [string, string][] = [["curl", "client"], ["front", "server"], ["front", "client"], ["back", "server"], ["back", "client"], ["db", "server"]];
+  const list = order.map(([s, k]) => find(s, k));
+  assert.equal(list[0]!.parentId, "", "root has no parent");
+  for (let i = 1; i < list.length; i++) assert.equal(list[i]!.parentId, list[i - 1]!.id, `${order[i]} parent`);
+  assert.equal(new Set(list.map((s) => s.traceId)).size, 1, "one trace");
+}
+
+describe("span linking", () => {
+  it("links a sequential chain by connection and by thread", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    agg.ingest(chain(W0 + 100), W0);
+    const spans = spansOf(agg);
+    assert.equal(spans.length, 6);
+    assertChain(spans);
+    assert.deepEqual(spans.map((s) => s.linkedBy).sort(), ["", "tcp", "tcp", "tcp", "thread", "thread"]);
+  });
+
+  it("refuses a thread link when two server requests overlap on the thread", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    const a = chain(W0 + 100);
+    const b = chain(W0 + 100.5).map((r) => {
+      // a second, overlapping request on other connections of the same processes
+      if (r.client) r.client.port += 1000;
+      return r;
+    });
+    agg.ingest([...a, ...b], W0);
+    const spans = spansOf(agg);
+    const frontClients = spans.filter((s) => s.service === "front" && s.kind === "client");
+    assert.equal(frontClients.length, 2);
+    for (const c of frontClients) assert.equal(c.parentId, "", "ambiguous: no in-process link");
+    assert.ok(agg.counters.ambiguousThread > 0);
+  });
+
+  it("links concurrent requests by traceparent, also when the header is relayed unchanged", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    const t1 = "0af7651916cd43dd8448eb211c80319c";
+    const t2 = "1bf7651916cd43dd8448eb211c80319d";
+    const a = chain(W0 + 100, { traceId: t1, parentSpanId: "b7ad6b7169203331", relay: true });
+    const b = chain(W0 + 100.5, { traceId: t2, parentSpanId: "c7ad6b7169203332", relay: true }).map((r) => {
+      if (r.client) r.client.port += 1000;
+      return r;
+    });
+    agg.ingest([...a.slice(0, 4), ...b.slice(0, 4)], W0); // the db tier carries no header: not linkable under concurrency
+    const spans = spansOf(agg);
+    for (const t of [t1, t2]) {
+      const tr = spans.filter((s) => s.traceId === t);
+      assert.equal(tr.length, 4, `trace ${t}`);
+      const curl = tr.find((s) => s.service === "curl")!;
+      assert.equal(curl.parentId, "");
+      const fs = tr.find((s) => s.service === "front" && s.kind === "server")!;
+      assert.equal(fs.parentId, curl.id);
+      const fc = tr.find((s) => s.service === "front" && s.kind === "client")!;
+      assert.equal(fc.parentId, fs.id);
+      assert.notEqual(fc.id, curl.id, "a relayed header does not make the relay the caller");
+      const bs = tr.find((s) => s.service === "back")!;
+      assert.equal(bs.parentId, fc.id);
+    }
+  });
+
+  it("keeps every error and the slowest span per series, samples the rest by trace", () => {
+    const agg = new Aggregator({ spanSampleRate: 0 });
+    const recs = Array.from({ length: 100 }, (_, i) => makeRecord({ startMs: W0 + 10 + i, durationMs: i === 42 ? 500 : 1, status: i % 10 === 0 ? 500 : 200, server: front, client: user, connKey: BigInt(i) }));
+    agg.ingest(recs, W0);
+    const spans = spansOf(agg);
+    assert.equal(spans.filter((s) => s.error).length, 10);
+    assert.ok(spans.some((s) => s.durationMs === 500));
+    assert.equal(spans.length, 10 + 1); // errors + the slowest 2xx (the slowest 5xx is an error already)
+    assert.equal(agg.counters.spansDropped, 100 - spans.length);
+  });
+});

@@ -1,0 +1,58 @@
+// Record builders shared by the aggregator's unit tests, benchmark and integration tests.
+import { create } from "@bufbuild/protobuf";
+import { RecordSchema, EndpointSchema, ProcessInfoSchema, TraceContextSchema, Role, type Record as WRecord } from "@wirescope/common";
+
+export interface RecordSpec {
+  protocol?: string;
+  startMs: number;
+  durationMs: number;
+  operation?: string;
+  resource?: string;
+  status?: number;
+  error?: boolean;
+  role?: "server" | "client";
+  client?: { service?: string; address?: string; port?: number; pid?: number; name?: string };
+  server?: { service?: string; address?: string; port?: number; pid?: number; name?: string };
+  tid?: number;
+  connKey?: bigint;
+  node?: string;
+  traceId?: string; // 32 hex
+  parentSpanId?: string; // 16 hex
+}
+
+const hexBytes = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
+
+function endpoint(e: RecordSpec["client"]) {
+  if (!e) return undefined;
+  return create(EndpointSchema, {
+    service: e.service ?? "",
+    address: e.address ?? "",
+    port: e.port ?? 0,
+    process: e.pid || e.name ? create(ProcessInfoSchema, { pid: e.pid ?? 0, name: e.name ?? "" }) : undefined,
+  });
+}
+
+/** A wirescope.v1.Record from a compact spec (times in ms, µs resolution). */
+export function makeRecord(s: RecordSpec): WRecord {
+  return create(RecordSchema, {
+    protocol: s.protocol ?? "http",
+    startNs: BigInt(Math.round(s.startMs * 1000)) * 1000n,
+    durationNs: BigInt(Math.round(s.durationMs * 1000)) * 1000n,
+    operation: s.operation ?? "GET",
+    resource: s.resource ?? "/",
+    status: s.status === undefined ? undefined : BigInt(s.status),
+    error: s.error ?? false,
+    role: s.role === "client" ? Role.CLIENT : Role.SERVER,
+    client: endpoint(s.client),
+    server: endpoint(s.server),
+    tid: s.tid ?? 0,
+    connKey: s.connKey ?? 0n,
+    node: s.node ?? "n1",
+    trace: s.traceId ? create(TraceContextSchema, { traceId: hexBytes(s.traceId), parentSpanId: s.parentSpanId ? hexBytes(s.parentSpanId) : new Uint8Array(), format: "w3c" }) : undefined,
+  });
+}
+
+/** Exact quantile with DDSketch's rank convention: the value at index floor(q·(n−1)) of the sorted values. */
+export function exactQuantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.floor(q * (sorted.length - 1))]!;
+}
