@@ -11,3 +11,6 @@ export * from "./service.js";
 export * from "./process.js";
 export * from "./local-stack.js";
 export * from "./nats.js";
+export * from "./grpc.js";
+export * from "./registry.js";
+export * from "./gen/grpc/health/v1/health_pb.js";

@@ -5,10 +5,15 @@
 // config, logger, the shared NATS connection, the gRPC control port (Health + Status), and the
 // announcement in the `wirescope-services` KV bucket that `wirescope status` reads.
 import type { NatsConnection } from "nats";
-import type { Config, Component } from "./config.js";
-import type { Logger } from "./log.js";
+import { loadConfig, redactUrl, type Config, type Component } from "./config.js";
+import { createLogger, type Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { HealthGate } from "./health.js";
+import { connectNats } from "./nats.js";
+import { GrpcServer } from "./grpc.js";
+import { announce, openRegistry, defaultInstance } from "./registry.js";
+import { ServiceError, WirescopeError, errorMessage } from "./errors.js";
+import { ProbeService, ParserService, AggregatorService } from "./gen/wirescope/v1/control_pb.js";
 
 export type { Component };
 
@@ -54,3 +59,176 @@ export interface RunningService {
 export type CreateService = (ctx: ServiceContext) => Promise<RunningService>;
 
 export { Counters, HealthGate };
+
+/** The gRPC service each component serves next to Health. */
+export const COMPONENT_SERVICES = { probe: ProbeService, parser: ParserService, aggregator: AggregatorService } as const;
+
+export interface RunServiceOptions {
+  component: Component;
+  create: CreateService;
+  /** Command-line arguments after the subcommand. */
+  argv: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  /** Stops the service; default: SIGINT or SIGTERM. */
+  signal?: AbortSignal;
+  version?: string;
+  /** Overrides merged after flags and env (tests). */
+  overrides?: Partial<Config>;
+  /** Replaces the logger built from config (tests). */
+  log?: Logger;
+  /** Called once the gRPC port is bound. */
+  onListening?(address: string): void;
+  /** How long run() may take to stop after the signal before we give up on it (default 10 s). */
+  stopTimeoutMs?: number;
+}
+
+/**
+ * Runs one service instance in the foreground until the signal (default SIGINT/SIGTERM):
+ * config → logger → NATS (background, reconnecting) → createService → gRPC (Health + Status)
+ * → announce in the registry → service.run(signal). Stopping reverses it: NOT_SERVING, run() ends,
+ * announcement removed, gRPC closed, NATS drained.
+ *
+ * Returns the exit code (0 after a clean stop). Throws ConfigError for bad options, ServiceError
+ * when the service cannot be built, GrpcError when the control port cannot be bound: each with
+ * a one-line message for the command line.
+ */
+export async function runService(opts: RunServiceOptions): Promise<number> {
+  const started = Date.now();
+  const { config, rest } = loadConfig({ component: opts.component, argv: opts.argv, env: opts.env, overrides: opts.overrides });
+  const instance = config.instance ?? defaultInstance(config.node, opts.component);
+  const log = (opts.log ?? createLogger(opts.component, { level: config.logLevel, format: config.logFormat })).child({ instance });
+
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, "stopping");
+    stop.abort();
+  };
+  if (opts.signal) {
+    if (opts.signal.aborted) stop.abort();
+    opts.signal.addEventListener("abort", () => stop.abort(), { once: true });
+  } else {
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  }
+
+  const counters = new Counters();
+  const health = new HealthGate();
+  const natsDep = health.require("nats");
+  const natsPromise = connectNats(config.nats, log, {
+    name: `wirescope-${opts.component} ${instance}`,
+    signal: stop.signal,
+    dependency: natsDep,
+    counters,
+  });
+  natsPromise.catch(() => {}); // observed below and through ctx.nats()
+
+  const info = new Map<string, string>([
+    ["node", config.node],
+    ["pid", String(process.pid)],
+    ["nats", redactUrl(config.nats.url)],
+  ]);
+  const warnings = new Set<string>();
+  const ctx: ServiceContext = {
+    component: opts.component,
+    instance,
+    config,
+    args: rest,
+    log,
+    counters,
+    health,
+    nats: () => natsPromise,
+    info,
+    warnings,
+  };
+
+  let grpcServer: GrpcServer | undefined;
+  let nc: NatsConnection | undefined;
+  let announcement: { stop(): Promise<void> } | undefined;
+  let code = 0;
+  try {
+    let svc: RunningService;
+    try {
+      svc = await opts.create(ctx);
+    } catch (e) {
+      if (e instanceof WirescopeError) throw e;
+      throw new ServiceError("create_failed", `${opts.component} could not start: ${errorMessage(e)}`, { cause: e });
+    }
+
+    grpcServer = new GrpcServer({ log, health });
+    const handlers = svc.handlers ?? {};
+    grpcServer.addService(COMPONENT_SERVICES[opts.component] as typeof ProbeService, {
+      ...handlers,
+      status: () => ({
+        component: opts.component,
+        instance,
+        version: opts.version ?? "",
+        uptimeMs: BigInt(Date.now() - started),
+        ready: health.serving,
+        counters: counters.snapshot(),
+        info: Object.fromEntries(info),
+        warnings: [...warnings, ...health.reasons()],
+      }),
+    });
+    const { address } = await grpcServer.listen(config.grpc.host, config.grpc.port);
+    info.set("grpc", address);
+    log.info({ grpc: address }, `${opts.component} control port listening`);
+    opts.onListening?.(address);
+
+    // Announce once NATS is up; a server without JetStream only costs `status` discovery.
+    void natsPromise.then(async (conn) => {
+      nc = conn;
+      try {
+        const kv = await openRegistry(conn);
+        if (stop.signal.aborted) return;
+        announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, startedAt: started }, (e) => {
+          counters.add("registry_errors");
+          log.debug({ err: errorMessage(e) }, "registry update failed");
+        });
+      } catch (e) {
+        warnings.add(errorMessage(e));
+        log.warn({ err: errorMessage(e) }, "not announced in the service registry");
+      }
+    }, () => {});
+
+    health.onChange((serving) => log.info({ serving, reasons: health.reasons() }, serving ? "serving" : "not serving"));
+    stop.signal.addEventListener("abort", () => health.stop(), { once: true });
+    const running = svc.run(stop.signal).then(
+      () => {
+        if (!stop.signal.aborted) log.warn(`${opts.component} stopped by itself`);
+      },
+      (e: unknown) => {
+        log.error({ err: errorMessage(e) }, `${opts.component} failed`);
+        code = 1;
+      },
+    );
+    await Promise.race([running, new Promise((r) => stop.signal.addEventListener("abort", r, { once: true }))]);
+    stop.abort();
+    const limit = opts.stopTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      running,
+      new Promise<void>((r) => {
+        timer = setTimeout(() => {
+          log.error(`${opts.component} did not stop within ${limit} ms; leaving anyway`);
+          code = 1;
+          r();
+        }, limit);
+      }),
+    ]);
+    clearTimeout(timer);
+  } finally {
+    health.stop();
+    stop.abort();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await announcement?.stop();
+    await grpcServer?.stop();
+    if (!nc) nc = await natsPromise.catch(() => undefined);
+    if (nc && !nc.isClosed()) {
+      await Promise.race([nc.drain().catch(() => nc?.close()), new Promise((r) => setTimeout(r, 3000).unref())]);
+      if (!nc.isClosed()) await nc.close();
+    }
+    log.info("stopped");
+  }
+  return code;
+}

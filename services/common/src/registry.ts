@@ -1,0 +1,86 @@
+// Where services announce their control address, so `wirescope status` finds every replica
+// (including parsers on ephemeral ports): NATS KV bucket `wirescope-services`, one key per
+// instance, refreshed well within the bucket's TTL so a crashed instance disappears by itself.
+import os from "node:os";
+import type { NatsConnection, KV } from "nats";
+import type { Component } from "./config.js";
+import { NatsError, errorMessage } from "./errors.js";
+
+export const REGISTRY_BUCKET = "wirescope-services";
+/** Entries older than this vanish (the server expires them). */
+export const REGISTRY_TTL_MS = 15_000;
+/** How often a live service rewrites its entry. */
+export const REGISTRY_REFRESH_MS = 5_000;
+
+export interface Announcement {
+  component: Component;
+  instance: string;
+  /** gRPC control address, host:port. */
+  address: string;
+  node: string;
+  pid: number;
+  /** ms since the epoch */
+  startedAt: number;
+}
+
+/** KV keys allow [-/_=.a-zA-Z0-9]; anything else in an instance name becomes "_". */
+export function registryKey(component: string, instance: string): string {
+  return `${component}.${instance}`.replace(/[^-/_=.a-zA-Z0-9]/g, "_");
+}
+
+/** Opens (creating if needed) the registry bucket. Needs JetStream on the server. */
+export async function openRegistry(nc: NatsConnection): Promise<KV> {
+  try {
+    return await nc.jetstream().views.kv(REGISTRY_BUCKET, { ttl: REGISTRY_TTL_MS, history: 1 });
+  } catch (e) {
+    throw new NatsError("registry", `cannot open KV bucket ${REGISTRY_BUCKET} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+/** Writes this instance's entry now and every REGISTRY_REFRESH_MS until `stop()`, which deletes it. */
+export function announce(kv: KV, a: Announcement, onError: (e: unknown) => void): { stop(): Promise<void> } {
+  const key = registryKey(a.component, a.instance);
+  const body = new TextEncoder().encode(JSON.stringify(a));
+  const put = () => kv.put(key, body).then(() => undefined, onError);
+  void put();
+  const timer = setInterval(put, REGISTRY_REFRESH_MS);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      try {
+        await kv.delete(key);
+      } catch (e) {
+        onError(e);
+      }
+    },
+  };
+}
+
+/** Every live announcement in the bucket, sorted by component then instance. */
+export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]> {
+  let kv: KV;
+  try {
+    kv = await nc.jetstream().views.kv(REGISTRY_BUCKET, { bindOnly: true });
+  } catch {
+    return []; // nobody has announced yet
+  }
+  const out: Announcement[] = [];
+  const keys = await kv.keys();
+  for await (const k of keys) {
+    const e = await kv.get(k);
+    if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
+    try {
+      const a = JSON.parse(new TextDecoder().decode(e.value)) as Announcement;
+      if (a && typeof a.address === "string" && typeof a.component === "string") out.push(a);
+    } catch {
+      // a foreign or corrupt entry: not ours to show
+    }
+  }
+  return out.sort((x, y) => (x.component + x.instance < y.component + y.instance ? -1 : 1));
+}
+
+/** The default instance id: `<node>-<component>-<pid>`. */
+export function defaultInstance(node: string, component: string): string {
+  return `${node || os.hostname()}-${component}-${process.pid}`;
+}
