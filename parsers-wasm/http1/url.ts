@@ -1,0 +1,109 @@
+// Request-target handling shared by the HTTP/1.1 and HTTP/2 decoders (RFC 9112 3.2, RFC 9113
+// 8.3.1): split path and query, write `resource`, `url.path` and `url.query`.
+//
+//   origin-form     /where?q=now          path "/where", query "q=now"
+//   absolute-form   http://h:80/where?q   path "/where" (proxies)
+//   authority-form  host:443              CONNECT: no path; resource = the authority
+//   asterisk-form   *                     OPTIONS *: path "*"
+//
+// With redaction on, values of query parameters that commonly carry credentials become
+// "REDACTED" (OpenTelemetry's url.query guidance), keys stay.
+
+import { Rec, redacting, lower } from "../common/index";
+
+/** Offset where the path starts in an absolute-form target, 0 for others, -1 when there is no path. */
+export function pathStart(p: usize, n: i32): i32 {
+  if (n == 0) return -1;
+  const c = load<u8>(p);
+  if (c == 0x2f /* / */ || c == 0x2a /* * */) return 0;
+  // absolute-form: scheme "://" authority [path]
+  for (let i = 0; i + 2 < n; i++) {
+    const b = load<u8>(p + <usize>i);
+    if (b == 0x3a && load<u8>(p + <usize>i + 1) == 0x2f && load<u8>(p + <usize>i + 2) == 0x2f) {
+      for (let j = i + 3; j < n; j++) {
+        const d = load<u8>(p + <usize>j);
+        if (d == 0x2f || d == 0x3f) return j;
+      }
+      return n; // "http://host" = path "/"
+    }
+    if (b == 0x2f || b == 0x3f) break;
+  }
+  return -1;
+}
+
+const SECRET_KEYS: string[] = [
+  "token", "access_token", "refresh_token", "id_token", "password", "passwd", "pwd", "secret", "client_secret",
+  "api_key", "apikey", "key", "auth", "authorization", "sig", "signature", "x-amz-signature", "x-amz-credential",
+  "x-amz-security-token", "awsaccesskeyid", "x-goog-signature", "session", "sessionid", "code",
+];
+
+function secretKey(p: usize, n: i32): bool {
+  for (let k = 0; k < SECRET_KEYS.length; k++) {
+    const s = unchecked(SECRET_KEYS[k]);
+    if (s.length != n) continue;
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (lower(<u32>load<u8>(p + <usize>i)) != <u32>s.charCodeAt(i)) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+/** Writes url.query, masking credential values when redacting. */
+function writeQuery(p: usize, n: i32): void {
+  if (!redacting()) {
+    Rec.attrRaw("url.query", p, n);
+    return;
+  }
+  Rec.attrBegin("url.query");
+  let i = 0;
+  while (i <= n) {
+    let j = i;
+    while (j < n && load<u8>(p + <usize>j) != 0x26 /* & */) j++;
+    // one parameter: p[i..j)
+    let eq = i;
+    while (eq < j && load<u8>(p + <usize>eq) != 0x3d /* = */) eq++;
+    if (eq < j && secretKey(p + <usize>i, eq - i)) {
+      Rec.putRaw(p + <usize>i, eq - i + 1);
+      Rec.putStr("REDACTED");
+    } else {
+      Rec.putRaw(p + <usize>i, j - i);
+    }
+    if (j < n) Rec.putByte(0x26);
+    i = j + 1;
+  }
+  Rec.attrEnd();
+}
+
+/**
+ * Writes resource, url.path and url.query for a request target. `authority` (Host or :authority)
+ * stands in as the resource of a CONNECT request.
+ */
+export function writeTarget(p: usize, n: i32): void {
+  const s = pathStart(p, n);
+  if (s < 0) {
+    // authority-form (CONNECT) or garbage: the target itself is the resource, there is no path
+    Rec.resourceRaw(p, n);
+    return;
+  }
+  let q = s;
+  while (q < n) {
+    const c = load<u8>(p + <usize>q);
+    if (c == 0x3f || c == 0x23) break;
+    q++;
+  }
+  let frag = q;
+  while (frag < n && load<u8>(p + <usize>frag) != 0x23) frag++;
+  if (q == s) {
+    Rec.resource("/");
+    Rec.attrStr("url.path", "/");
+  } else {
+    Rec.resourceRaw(p + <usize>s, q - s);
+    Rec.attrRaw("url.path", p + <usize>s, q - s);
+  }
+  if (q < frag && load<u8>(p + <usize>q) == 0x3f && frag - q - 1 > 0) writeQuery(p + <usize>q + 1, frag - q - 1);
+}
