@@ -1,0 +1,103 @@
+// The parser's own flags (the ones @wirescope/common's config did not take).
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "@wirescope/common";
+import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
+
+export interface ParserOptions {
+  /** Built-in plugins: *.wasm + *.json manifests. */
+  builtinDir: string;
+  /** Extra plugins watched on disk (single replica). */
+  pluginDir?: string;
+  /** NATS object store bucket holding fleet-wide plugins. */
+  pluginBucket: string;
+  membersBucket: string;
+  heartbeatMs: number;
+  ttlMs: number;
+  flushMs: number;
+  redactHeaders: string[];
+  noRedact: string[];
+  maxConns: number;
+  maxConnPendingBytes: number;
+  maxTotalPendingBytes: number;
+  maxDetectBytes: number;
+  idleMs: number;
+  recordsStream: string;
+  streamMaxBytes: number;
+  streamMaxAgeMs: number;
+  maxRawPending: number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const DEFAULT_BUILTIN_DIR = path.resolve(here, "../../../parsers-wasm/build");
+
+export const DEFAULT_PARSER_OPTIONS: ParserOptions = {
+  builtinDir: DEFAULT_BUILTIN_DIR,
+  pluginBucket: "wirescope-plugins",
+  membersBucket: "wirescope-parsers",
+  heartbeatMs: 1000,
+  ttlMs: 3000,
+  flushMs: 20,
+  redactHeaders: [],
+  noRedact: [],
+  ...DEFAULT_CONN_TABLE_OPTIONS,
+  recordsStream: "WIRESCOPE_RECORDS",
+  streamMaxBytes: 1024 * 1024 * 1024,
+  streamMaxAgeMs: 60 * 60_000,
+  maxRawPending: 20_000,
+};
+
+type Kind = "string" | "int" | "list";
+const FLAGS: Record<string, [keyof ParserOptions, Kind, string]> = {
+  "--builtin-dir": ["builtinDir", "string", "directory of built-in plugins (*.wasm + *.json)"],
+  "--plugin-dir": ["pluginDir", "string", "directory watched for plugins (this replica only)"],
+  "--plugin-bucket": ["pluginBucket", "string", "NATS object store bucket of fleet-wide plugins"],
+  "--members-bucket": ["membersBucket", "string", "NATS KV bucket for parser membership"],
+  "--heartbeat-ms": ["heartbeatMs", "int", "membership heartbeat period"],
+  "--member-ttl-ms": ["ttlMs", "int", "a replica silent this long is dead"],
+  "--flush-ms": ["flushMs", "int", "longest a record waits before publishing"],
+  "--redact-header": ["redactHeaders", "list", "extra header names whose values are masked (comma list)"],
+  "--no-redact": ["noRedact", "list", "protocols with redaction off, for debugging (comma list)"],
+  "--max-conns": ["maxConns", "int", "connections tracked at once"],
+  "--max-conn-pending-bytes": ["maxConnPendingBytes", "int", "bytes one connection holds waiting for a hole"],
+  "--max-pending-bytes": ["maxTotalPendingBytes", "int", "bytes all connections hold waiting"],
+  "--max-detect-bytes": ["maxDetectBytes", "int", "bytes offered to detection before giving up"],
+  "--idle-ms": ["idleMs", "int", "idle connections are evicted after this"],
+  "--records-stream": ["recordsStream", "string", "JetStream stream for records"],
+  "--stream-max-bytes": ["streamMaxBytes", "int", "records stream size limit"],
+  "--stream-max-age-ms": ["streamMaxAgeMs", "int", "records stream age limit"],
+  "--max-raw-pending": ["maxRawPending", "int", "raw batches queued per partition before dropping"],
+};
+
+export function parseParserArgs(args: readonly string[]): ParserOptions {
+  const o: ParserOptions = { ...DEFAULT_PARSER_OPTIONS, redactHeaders: [], noRedact: [] };
+  for (let i = 0; i < args.length; i++) {
+    let a = args[i]!;
+    let v: string | undefined;
+    const eq = a.indexOf("=");
+    if (eq > 0) {
+      v = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const spec = FLAGS[a];
+    if (!spec) throw new ConfigError("flag", `unknown parser flag ${a} (known: ${Object.keys(FLAGS).join(", ")})`);
+    v ??= args[++i];
+    if (v === undefined) throw new ConfigError("flag", `${a} needs a value`);
+    const [key, kind] = spec;
+    if (kind === "int") {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new ConfigError("flag", `${a} must be a positive integer, got ${JSON.stringify(v)}`);
+      (o as unknown as Record<string, unknown>)[key] = n;
+    } else if (kind === "list") {
+      (o[key] as string[]).push(...v.split(",").map((s) => s.trim()).filter(Boolean));
+    } else (o as unknown as Record<string, unknown>)[key] = v;
+  }
+  if (o.ttlMs < 2 * o.heartbeatMs) throw new ConfigError("flag", `--member-ttl-ms (${o.ttlMs}) must be at least twice --heartbeat-ms (${o.heartbeatMs})`);
+  return o;
+}
+
+export function parserFlagsHelp(): string {
+  return Object.entries(FLAGS)
+    .map(([f, [, , d]]) => `  ${f.padEnd(26)} ${d}`)
+    .join("\n");
+}
