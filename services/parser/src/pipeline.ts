@@ -107,6 +107,11 @@ export class Pipeline {
     return out;
   }
 
+  /** True when records wait to be published. */
+  hasOutput(): boolean {
+    return this.full.length > 0 || this.batcher.heldBytes > 0;
+  }
+
   /** Periodic housekeeping: idle eviction and memory bounds. */
   sweep(now: number): void {
     this.table.sweep(now);

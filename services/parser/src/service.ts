@@ -1,13 +1,266 @@
-// Placeholder until the parser lands: only the runtime's NATS connection decides its health.
-// Replace freely; keep exporting `createService`.
-import type { CreateService } from "@wirescope/common";
+// The parser service: wires membership, raw subscriptions, the pipeline, output to JetStream,
+// plugin sources and the gRPC handlers. The data path itself (pipeline.ts) has no I/O.
+//
+//   KV wirescope-parsers ──members──▶ rendezvous ──owned partitions──▶ subscribe wirescope.raw.<p>
+//   RawBatch ──▶ Pipeline ──RecordBatch──▶ JetStream wirescope.records.<service partition>
+//   object store wirescope-plugins / --plugin-dir / built-ins ──▶ PluginSet
+import { create } from "@bufbuild/protobuf";
+import type { JetStreamClient, NatsConnection } from "nats";
+import { RetentionPolicy, DiscardPolicy, StorageType, nanos } from "nats";
+import {
+  ListPluginsResponseSchema,
+  PluginInfoSchema,
+  RawBatchSchema,
+  ServiceError,
+  errorMessage,
+  rawSubject,
+  recordsSubject,
+  subscribeBatches,
+  type BatchSubscription,
+  type CreateService,
+  type Logger,
+} from "@wirescope/common";
+import { ownedPartitions, ownerOf } from "./assign.js";
+import { NatsMembership } from "./membership-nats.js";
+import { parseParserArgs, type ParserOptions } from "./options.js";
+import { Pipeline, type Progress } from "./pipeline.js";
+import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
+import { redactionPolicy } from "./redact.js";
+import { PluginSet } from "./wasm-plugins.js";
+import type { EncodedBatch } from "./record-batcher.js";
 
 export const createService: CreateService = async (ctx) => {
-  ctx.warnings.add("placeholder parser: no data is processed yet");
+  let o: ParserOptions;
+  try {
+    o = parseParserArgs(ctx.args);
+  } catch (e) {
+    throw ServiceError.from(e, "config");
+  }
+  const log = ctx.log;
+  const counters = ctx.counters;
+  const P = ctx.config.partitions;
+  const noRedact = new Set(o.noRedact);
+  const plugins = new PluginSet(counters, o.maxDetectBytes);
+  const loader = new PluginLoader(plugins, (proto) => !noRedact.has(proto), counters, log);
+  loader.loadDir(o.builtinDir, "builtin");
+  if (!plugins.plugins().length) ctx.warnings.add(`no built-in plugins in ${o.builtinDir} (run the build): only plugins added later decode`);
+  const pipeline = new Pipeline(
+    plugins,
+    {
+      ...o,
+      node: ctx.config.node,
+      parserId: ctx.instance,
+      partitions: P,
+      redaction: redactionPolicy(o.redactHeaders, o.noRedact),
+      maxBatchBytes: 512 * 1024,
+      maxQueuedBatches: 4096,
+    },
+    counters,
+  );
+  ctx.info.set("redaction", o.noRedact.length ? `on except ${o.noRedact.join(",")}` : "on");
+  ctx.info.set("partitions_total", String(P));
+
+  const listPlugins = () =>
+    create(ListPluginsResponseSchema, {
+      plugins: plugins.plugins().map((p) =>
+        create(PluginInfoSchema, {
+          name: p.manifest.name,
+          version: p.manifest.version,
+          abiVersion: p.manifest.abi,
+          source: p.source,
+          ports: p.manifest.ports ?? [],
+          sha256: p.sha256,
+        }),
+      ),
+    });
+
   return {
+    handlers: { listPlugins },
     async run(signal) {
-      await ctx.nats();
-      if (!signal.aborted) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      const nc = await ctx.nats();
+      const js = nc.jetstream();
+      await ensureRecordsStream(nc, o, log);
+      const output = new Output(js, pipeline, counters, log);
+      const subs = new Map<number, BatchSubscription>();
+      let committed: Progress = {};
+      let lastPut = "";
+      output.onCommitted = (p) => {
+        committed = { ...committed, ...p };
+        // Written at once (not at the next heartbeat) so a successor's loss count is exact
+        // to within the flush in flight when this replica dies.
+        const sig = JSON.stringify(committed);
+        if (sig !== lastPut) {
+          lastPut = sig;
+          void membership.heartbeat();
+        }
+      };
+
+      const membership = new NatsMembership(
+        nc,
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed }),
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket },
+        log,
+        (members, died) => rebalance(members, died),
+      );
+      let previousMembers: string[] = [ctx.instance];
+      const rebalance = (members: string[], died: string[]) => {
+        const next = ownedPartitions(ctx.instance, members, P);
+        const before = previousMembers;
+        previousMembers = members;
+        const { added, removed } = pipeline.setOwned(next, (p) => {
+          const prev = ownerOf(p, before);
+          if (!prev || prev === ctx.instance) return undefined;
+          return membership.view.info(prev)?.progress;
+        });
+        for (const p of removed) {
+          const s = subs.get(p);
+          subs.delete(p);
+          void s?.drain();
+        }
+        for (const p of added) {
+          subs.set(
+            p,
+            subscribeBatches(nc, rawSubject(p), RawBatchSchema, {
+              counters,
+              prefix: "raw_",
+              maxPending: o.maxRawPending,
+              log,
+              onBatch: (b) => {
+                pipeline.onRawBatch(b, performance.now());
+                output.poke();
+              },
+            }),
+          );
+        }
+        if (added.length || removed.length || died.length)
+          log.info({ members: members.length, owned: next.size, added: added.length, removed: removed.length, died }, "partitions rebalanced");
+        ctx.info.set("members", members.join(","));
+      };
+
+      await membership.start();
+      let stopStore: (() => void) | undefined;
+      try {
+        const os = await openPluginStore(nc, o.pluginBucket);
+        stopStore = await watchPluginStore(loader, os, log);
+      } catch (e) {
+        ctx.warnings.add(`plugin store unavailable: ${errorMessage(e)}`);
+      }
+      const stopDir = o.pluginDir ? watchPluginDir(loader, o.pluginDir, 1000, log) : undefined;
+
+      const rates = new Map<string, number>();
+      const tick = setInterval(() => {
+        pipeline.sweep(performance.now());
+        const snap = counters.snapshot();
+        for (const [k, v] of Object.entries(snap)) {
+          if (!k.startsWith("records.")) continue;
+          const proto = k.slice(8);
+          counters.set(`records_per_s.${proto}`, v - (rates.get(proto) ?? v));
+          rates.set(proto, v);
+        }
+        counters.set("plugins_loaded_now", plugins.plugins().length);
+        ctx.warnings.clear();
+        for (const msg of loader.refused.values()) ctx.warnings.add(msg);
+      }, 1000);
+      const flusher = setInterval(() => output.poke(true), o.flushMs);
+
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+
+      clearInterval(tick);
+      clearInterval(flusher);
+      stopDir?.();
+      stopStore?.();
+      await Promise.all([...subs.values()].map((s) => s.drain()));
+      pipeline.closeAll();
+      await output.flush();
+      await membership.stop();
     },
   };
 };
+
+/** Creates the records stream when missing (limits by bytes and age); an existing one is kept. */
+async function ensureRecordsStream(nc: NatsConnection, o: ParserOptions, log: Logger): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  try {
+    await jsm.streams.info(o.recordsStream);
+    return;
+  } catch {
+    // missing: create below
+  }
+  try {
+    await jsm.streams.add({
+      name: o.recordsStream,
+      subjects: ["wirescope.records.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_bytes: o.streamMaxBytes,
+      max_age: nanos(o.streamMaxAgeMs),
+    });
+    log.info({ stream: o.recordsStream }, "records stream created");
+  } catch (e) {
+    try {
+      await jsm.streams.info(o.recordsStream); // created by another replica meanwhile
+    } catch {
+      throw new ServiceError("stream", `cannot create JetStream stream ${o.recordsStream}: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+}
+
+/**
+ * Publishes the pipeline's batches to JetStream, one flush at a time: every batch of a flush is
+ * acknowledged before the raw progress it covers is committed (and written into this replica's
+ * membership entry, where a successor reads it after a crash to count what was lost).
+ */
+class Output {
+  private flushing: Promise<void> | undefined;
+  private again = false;
+  onCommitted: (p: Progress) => void = () => {};
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly pipeline: Pipeline,
+    private readonly counters: import("@wirescope/common").Counters,
+    private readonly log: Logger,
+  ) {}
+
+  /** Called after input; `timer` from the flush timer. Starts a flush unless one runs. */
+  poke(timer = false): void {
+    if (!timer) return; // batches close by size inside the pipeline; time-based flush below
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    void this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushing) {
+      this.again = true;
+      return this.flushing;
+    }
+    this.flushing = (async () => {
+      do {
+        this.again = false;
+        const progress = this.pipeline.progress();
+        const batches = this.pipeline.takeOutput();
+        if (batches.length) await Promise.all(batches.map((b) => this.publish(b)));
+        this.onCommitted(progress);
+      } while (this.again && this.pipeline.hasOutput());
+    })().finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  private async publish(b: EncodedBatch): Promise<void> {
+    try {
+      await this.js.publish(recordsSubject(b.partition), b.bytes);
+      this.counters.add("records_published", b.records);
+      this.counters.add("record_batches_published");
+    } catch (e) {
+      this.counters.add("records_dropped.publish_failed", b.records);
+      this.log.warn({ err: errorMessage(e), records: b.records }, "record batch publish failed");
+    }
+  }
+}

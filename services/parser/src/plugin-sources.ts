@@ -1,0 +1,146 @@
+// Where plugins come from: the built-in directory (at start), a watched directory (this replica),
+// and the NATS object store bucket (the whole fleet). Each source hands (manifest, wasm) pairs
+// to one loader that validates them and puts them in the PluginSet; a refused plugin is logged
+// with its reason and counted, and every other plugin keeps running.
+import fs from "node:fs";
+import path from "node:path";
+import type { NatsConnection, ObjectStore } from "nats";
+import { NatsError, errorMessage, type Counters, type Logger } from "@wirescope/common";
+import { LoadedPlugin, PluginError, type PluginSet } from "./wasm-plugins.js";
+
+export type PluginSource = "builtin" | "dir" | "store";
+
+export class PluginLoader {
+  /** Last refusal per plugin file/object, for `status`. */
+  readonly refused = new Map<string, string>();
+
+  constructor(
+    readonly set: PluginSet,
+    private readonly redact: (protocol: string) => boolean,
+    private readonly counters: Counters,
+    private readonly log: Logger,
+  ) {}
+
+  /** Validates and installs one plugin; returns the refusal message instead of throwing. */
+  install(label: string, manifest: unknown, wasm: Uint8Array, source: PluginSource): string | undefined {
+    let p: LoadedPlugin;
+    try {
+      p = LoadedPlugin.load(manifest, wasm, source, this.redact);
+    } catch (e) {
+      const msg = e instanceof PluginError ? e.message : `plugin ${label}: ${errorMessage(e)}`;
+      this.refused.set(label, msg);
+      this.counters.add(`plugins_refused.${e instanceof PluginError ? e.code : "error"}`);
+      this.log.warn({ plugin: label, source, err: msg }, "plugin refused");
+      return msg;
+    }
+    this.refused.delete(label);
+    const current = this.set.get(p.manifest.name);
+    if (current && current.sha256 === p.sha256) return undefined;
+    const old = this.set.put(p);
+    this.counters.add("plugins_loaded");
+    this.log.info({ plugin: p.manifest.name, version: p.manifest.version, source, replaced: old?.manifest.version }, old ? "plugin replaced (new connections use it)" : "plugin loaded");
+    return undefined;
+  }
+
+  remove(name: string, source: PluginSource): void {
+    const cur = this.set.get(name);
+    if (cur && cur.source === source && this.set.remove(name)) this.log.info({ plugin: name, source }, "plugin removed");
+  }
+
+  /** Loads every <name>.json + its wasm in a directory (missing directory: nothing). */
+  loadDir(dir: string, source: PluginSource): void {
+    if (!fs.existsSync(dir)) return;
+    for (const f of fs.readdirSync(dir).sort()) {
+      if (!f.endsWith(".json")) continue;
+      const file = path.join(dir, f);
+      let manifest: { wasm?: string; name?: string };
+      try {
+        manifest = JSON.parse(fs.readFileSync(file, "utf8"));
+      } catch (e) {
+        this.refused.set(file, `${file}: manifest is not JSON: ${errorMessage(e)}`);
+        this.counters.add("plugins_refused.manifest");
+        continue;
+      }
+      const wasmPath = path.join(dir, manifest.wasm ?? f.replace(/\.json$/, ".wasm"));
+      if (!fs.existsSync(wasmPath)) {
+        this.refused.set(file, `${file}: ${wasmPath} not found`);
+        continue;
+      }
+      this.install(file, manifest, new Uint8Array(fs.readFileSync(wasmPath)), source);
+    }
+  }
+}
+
+/** Polls a plugin directory (mtimes) and reloads what changed; removed files unload. */
+export function watchPluginDir(loader: PluginLoader, dir: string, everyMs: number, log: Logger): () => void {
+  let last = "";
+  const scan = () => {
+    let sig = "";
+    try {
+      if (fs.existsSync(dir)) sig = fs.readdirSync(dir).sort().map((f) => `${f}:${fs.statSync(path.join(dir, f)).mtimeMs}`).join("|");
+    } catch (e) {
+      log.debug({ err: errorMessage(e) }, "plugin dir scan failed");
+      return;
+    }
+    if (sig === last) return;
+    last = sig;
+    const before = new Set(loader.set.plugins().filter((p) => p.source === "dir").map((p) => p.manifest.name));
+    loader.loadDir(dir, "dir");
+    const present = new Set<string>();
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      if (!f.endsWith(".json")) continue;
+      try {
+        present.add(JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")).name);
+      } catch {
+        // refused above
+      }
+    }
+    for (const n of before) if (!present.has(n)) loader.remove(n, "dir");
+  };
+  scan();
+  const t = setInterval(scan, everyMs);
+  return () => clearInterval(t);
+}
+
+// ---- Object store: fleet-wide plugins -------------------------------------------------------
+// One object per plugin, named <name>.wasm, whose description holds the manifest JSON (so a
+// plugin is one atomic object: never a wasm without its manifest).
+
+export const PLUGIN_BUCKET = "wirescope-plugins";
+
+export async function openPluginStore(nc: NatsConnection, bucket: string): Promise<ObjectStore> {
+  try {
+    return await nc.jetstream().views.os(bucket);
+  } catch (e) {
+    throw new NatsError("object_store", `cannot open object store ${bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+export async function storePlugin(os: ObjectStore, manifest: { name: string }, wasm: Uint8Array): Promise<void> {
+  await os.putBlob({ name: `${manifest.name}.wasm`, description: JSON.stringify(manifest) }, wasm);
+}
+
+/** Watches the bucket: every put installs, every delete removes. Returns a stop function. */
+export async function watchPluginStore(loader: PluginLoader, os: ObjectStore, log: Logger): Promise<() => void> {
+  const w = await os.watch({ includeHistory: true });
+  void (async () => {
+    for await (const info of w) {
+      if (!info) continue; // end of the initial listing
+      const name = info.name.replace(/\.wasm$/, "");
+      if (info.deleted) {
+        loader.remove(name, "store");
+        continue;
+      }
+      try {
+        const wasm = await os.getBlob(info.name);
+        if (!wasm) continue;
+        const manifest = JSON.parse(info.description ?? "null");
+        loader.install(`store:${info.name}`, manifest, wasm, "store");
+      } catch (e) {
+        loader.refused.set(`store:${info.name}`, `store:${info.name}: ${errorMessage(e)}`);
+        log.warn({ plugin: info.name, err: errorMessage(e) }, "plugin from store refused");
+      }
+    }
+  })().catch((e) => log.warn({ err: errorMessage(e) }, "plugin store watch ended"));
+  return () => w.stop();
+}
