@@ -116,7 +116,7 @@ export async function openPluginStore(nc: NatsConnection, bucket: string): Promi
   }
 }
 
-export async function storePlugin(os: ObjectStore, manifest: { name: string }, wasm: Uint8Array): Promise<void> {
+export async function storePlugin(os: ObjectStore, manifest: { name: string; [k: string]: unknown }, wasm: Uint8Array): Promise<void> {
   await os.putBlob({ name: `${manifest.name}.wasm`, description: JSON.stringify(manifest) }, wasm);
 }
 

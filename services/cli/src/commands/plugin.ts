@@ -1,0 +1,97 @@
+// `wirescope plugin add|list|remove`: fleet-wide protocol plugins in the NATS object store
+// bucket every parser replica watches (they load a new plugin within seconds, no restart).
+import fs from "node:fs";
+import path from "node:path";
+import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage } from "@wirescope/common";
+import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
+import { UsageError, type Command } from "../command.js";
+
+const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket B] [options]
+       wirescope plugin list [--json] [--bucket B] [options]
+       wirescope plugin remove NAME [--bucket B] [options]
+
+Manages the protocol plugins shared by every parser replica (NATS object store bucket
+${PLUGIN_BUCKET}). 'add' validates the plugin here first (ABI version, exports, imports, memory
+cap, a trap at start) and refuses a bad one with the reason. A plugin with the name of a loaded
+one replaces it for new connections.
+
+options:
+${optionsHelp()}`;
+
+function take(rest: string[], flag: string): string | undefined {
+  const i = rest.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  if (i < 0) return undefined;
+  const a = rest[i]!;
+  if (a.includes("=")) {
+    rest.splice(i, 1);
+    return a.slice(a.indexOf("=") + 1);
+  }
+  const v = rest[i + 1];
+  if (v === undefined) throw new UsageError(`${flag} needs a value`);
+  rest.splice(i, 2);
+  return v;
+}
+
+const command: Command = {
+  name: "plugin",
+  summary: "add, list or remove protocol plugins for every parser replica",
+  usage: USAGE,
+  async run(argv) {
+    const { config, rest } = loadConfig({ argv });
+    const bucket = take(rest, "--bucket") ?? PLUGIN_BUCKET;
+    const manifestPath = take(rest, "--manifest");
+    const json = rest.includes("--json");
+    const args = rest.filter((a) => a !== "--json");
+    const [sub, arg] = args;
+    if (!sub) throw new UsageError("plugin: say add, list or remove");
+    const nc = await connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-plugin" });
+    try {
+      const os = await openPluginStore(nc, bucket);
+      if (sub === "add") {
+        if (!arg || !manifestPath) throw new UsageError("plugin add FILE.wasm --manifest M.json");
+        const wasm = new Uint8Array(fs.readFileSync(arg));
+        let manifest: unknown;
+        try {
+          manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8"));
+        } catch (e) {
+          throw new Error(`${manifestPath}: not a JSON manifest: ${errorMessage(e)}`);
+        }
+        const m = validateManifest(manifest);
+        const p = LoadedPlugin.load(m, wasm, "store", () => true); // same checks the replicas run
+        await storePlugin(os, { ...m, wasm: path.basename(arg) }, wasm);
+        process.stdout.write(`added ${m.name} ${m.version} (sha256 ${p.sha256.slice(0, 12)}) to ${bucket}\n`);
+        return 0;
+      }
+      if (sub === "list") {
+        const items = (await os.list()).filter((i) => !i.deleted);
+        const rows = items.map((i) => {
+          let m: { name?: string; version?: string; abi?: number } = {};
+          try {
+            m = JSON.parse(i.description ?? "{}");
+          } catch {
+            // shown without manifest
+          }
+          return { name: m.name ?? i.name, version: m.version ?? "?", abi: m.abi ?? 0, bytes: i.size, digest: i.digest };
+        });
+        if (json) process.stdout.write(JSON.stringify(rows) + "\n");
+        else {
+          process.stdout.write(`${"NAME".padEnd(20)} ${"VERSION".padEnd(12)} ABI  BYTES\n`);
+          for (const r of rows) process.stdout.write(`${r.name.padEnd(20)} ${r.version.padEnd(12)} ${String(r.abi).padEnd(4)} ${r.bytes}\n`);
+        }
+        return 0;
+      }
+      if (sub === "remove") {
+        if (!arg) throw new UsageError("plugin remove NAME");
+        const info = await os.info(`${arg}.wasm`);
+        if (!info || info.deleted) throw new Error(`no plugin named ${arg} in ${bucket}`);
+        await os.delete(`${arg}.wasm`);
+        process.stdout.write(`removed ${arg} from ${bucket}\n`);
+        return 0;
+      }
+      throw new UsageError(`plugin: unknown subcommand ${sub}`);
+    } finally {
+      await nc.close();
+    }
+  },
+};
+export default command;

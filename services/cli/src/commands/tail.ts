@@ -1,0 +1,88 @@
+// `wirescope tail`: follows the records the parsers publish (core subscription on
+// wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
+// (the same shape as `wirescope decode`) or as a table.
+import { fromBinary, toJson } from "@bufbuild/protobuf";
+import { loadConfig, optionsHelp, connectNats, silentLogger, RecordBatchSchema, RecordSchema, type Record as WsRecord } from "@wirescope/common";
+import { UsageError, type Command } from "../command.js";
+
+const USAGE = `usage: wirescope tail [--protocol P] [--service S] [--format ndjson|table] [--limit N] [options]
+
+Prints records as the parsers publish them. --service matches the client or server service name.
+--limit stops after N records (default: until Ctrl-C).
+
+options:
+${optionsHelp()}`;
+
+export function recordJson(r: WsRecord): unknown {
+  return toJson(RecordSchema, r, { alwaysEmitImplicit: false });
+}
+
+function tableRow(r: WsRecord): string {
+  const ms = (Number(r.durationNs) / 1e6).toFixed(2);
+  return [
+    new Date(Number(r.startNs / 1_000_000n)).toISOString().slice(11, 23),
+    r.protocol.padEnd(6),
+    (r.client?.service ?? "").padEnd(20),
+    "->",
+    (r.server?.service ?? "").padEnd(20),
+    r.operation.padEnd(8),
+    r.resource.slice(0, 48).padEnd(48),
+    String(r.status ?? (r.incomplete ? "incomplete" : "")).padEnd(6),
+    `${ms}ms`,
+  ].join(" ");
+}
+
+const command: Command = {
+  name: "tail",
+  summary: "follow the records flowing out of the parsers",
+  usage: USAGE,
+  async run(argv) {
+    const { config, rest } = loadConfig({ argv });
+    let protocol: string | undefined;
+    let service: string | undefined;
+    let format = "ndjson";
+    let limit = Infinity;
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i];
+      const v = () => {
+        const x = rest[++i];
+        if (x === undefined) throw new UsageError(`${a} needs a value`);
+        return x;
+      };
+      if (a === "--protocol") protocol = v();
+      else if (a === "--service") service = v();
+      else if (a === "--format") format = v();
+      else if (a === "--limit") limit = Number(v());
+      else throw new UsageError(`tail: unknown argument ${a}`);
+    }
+    if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");
+    if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
+    const nc = await connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-tail" });
+    const stop = () => void nc.drain();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    const sub = nc.subscribe("wirescope.records.>");
+    let n = 0;
+    let bad = 0;
+    for await (const m of sub) {
+      let batch;
+      try {
+        batch = fromBinary(RecordBatchSchema, m.data);
+      } catch {
+        if (++bad === 1) process.stderr.write("tail: skipping messages that are not RecordBatch\n");
+        continue;
+      }
+      for (const r of batch.records) {
+        if (protocol && r.protocol !== protocol) continue;
+        if (service && r.server?.service !== service && r.client?.service !== service) continue;
+        process.stdout.write(format === "table" ? tableRow(r) + "\n" : JSON.stringify(recordJson(r)) + "\n");
+        if (++n >= limit) {
+          await nc.drain();
+          return 0;
+        }
+      }
+    }
+    return 0;
+  },
+};
+export default command;
