@@ -1,0 +1,62 @@
+// Writes one KafkaTxn as a wirescope.v1.Record (NDJSON contract in docs/protocols.md):
+//   operation = API name, resource = topics joined with ",", status = first non-zero error code
+//   or 0 (absent when the response body is not decoded or there was no response), error =
+//   status != 0; attributes messaging.system, kafka.api_key, kafka.api_version,
+//   kafka.correlation_id, messaging.client.id, kafka.topics, kafka.error_code, ...
+import { Rec } from "../common/index";
+import { KafkaTxn, apiName } from "./types";
+
+export function writeRecord(t: KafkaTxn, incomplete: bool, ids: Map<string, string>): void {
+  // topic ids (Fetch/Produce v13+) are named through what Metadata taught this connection
+  const unresolved: string[] = [];
+  for (let i = 0; i < t.topicIds.length; i++) {
+    const id = t.topicIds[i];
+    if (ids.has(id)) t.addTopic(ids.get(id));
+    else unresolved.push(id);
+  }
+  Rec.begin("kafka");
+  Rec.startNs(t.startNs);
+  Rec.durationNs(t.endNs - t.startNs);
+  const name = apiName(t.apiKey);
+  Rec.operation(name);
+  const topics = t.topics;
+  if (topics.length > 0) {
+    Rec.resourceBegin();
+    for (let i = 0; i < topics.length; i++) {
+      if (i > 0) Rec.putByte(0x2c);
+      Rec.putStr(topics[i]);
+    }
+    Rec.strEnd();
+  }
+  const hasStatus = !incomplete && t.responseDecoded;
+  if (hasStatus) Rec.status(<i64>t.errorCode);
+  Rec.error(hasStatus && t.errorCode != 0);
+  Rec.requestBytes(t.reqBytes);
+  Rec.responseBytes(t.respBytes);
+  if (incomplete) Rec.incomplete();
+
+  Rec.attrStr("messaging.system", "kafka");
+  Rec.attrInt("kafka.api_key", <i64>t.apiKey);
+  Rec.attrInt("kafka.api_version", <i64>t.apiVersion);
+  Rec.attrInt("kafka.correlation_id", <i64>t.correlationId);
+  const cid = t.clientId;
+  if (cid !== null) Rec.attrStr("messaging.client.id", cid);
+  if (topics.length > 0) {
+    Rec.listBegin("kafka.topics");
+    for (let i = 0; i < topics.length; i++) Rec.listItem(topics[i]);
+    Rec.listEnd();
+    if (topics.length == 1) Rec.attrStr("messaging.destination.name", topics[0]);
+  }
+  if (unresolved.length > 0) {
+    Rec.listBegin("kafka.topic_ids");
+    for (let i = 0; i < unresolved.length; i++) Rec.listItem(unresolved[i]);
+    Rec.listEnd();
+  }
+  if (hasStatus) Rec.attrInt("kafka.error_code", <i64>t.errorCode);
+  const g = t.groupId;
+  if (g !== null && g.length > 0) Rec.attrStr("messaging.consumer.group.name", g);
+  if (t.apiVersionsCount >= 0) Rec.attrInt("kafka.api_versions_count", <i64>t.apiVersionsCount);
+  if (t.noResponse) Rec.attrBool("kafka.no_response", true);
+  if (!t.requestDecoded && !t.requestCut) Rec.attrBool("kafka.body_decoded", false);
+  Rec.end();
+}

@@ -1,0 +1,171 @@
+// KafkaConnection: framing and request/response pairing for one connection.
+//
+//   message   size:int32 (big-endian) then `size` bytes
+//   request   header v1: api_key:int16 api_version:int16 correlation_id:int32 client_id:string
+//             header v2: v1 + tagged fields (flexible versions; client_id stays a non-compact
+//             nullable string); header v0 (ControlledShutdown v0): no client_id
+//   response  header v0: correlation_id:int32    header v1: + tagged fields
+//
+// Responses do not name their api key: the request with the same correlation id does. The
+// broker answers in order on one connection, so requests older than the one answered that are
+// still waiting never get a response (written as incomplete). Produce with acks=0 gets no
+// response at all and is written as soon as it is sent.
+//
+// Only the first MAX_BODY_PREFIX bytes of a message are buffered (record batches are skipped
+// as they stream by); a response whose tail is still being skipped is written when the tail
+// has passed, so its duration runs to its last byte.
+import { Connection, ByteQueue, OK, NOT_MINE } from "../common/index";
+import { Reader } from "./reader";
+import { KafkaTxn, MAX_BODY_PREFIX, MAX_PENDING, MAX_KNOWN_API_KEY, isFlexible, requestHeaderVersion, responseHeaderVersion } from "./types";
+import { decodeRequest, decodeResponse, bodyKnown } from "./api/index";
+import { writeRecord } from "./emit";
+
+/** Sizes beyond these are framing errors, not messages. */
+const MAX_REQUEST_SIZE: i32 = 256 << 20;
+const MAX_RESPONSE_SIZE: i32 = 1 << 30;
+/** Desyncs tolerated before any request decoded, before giving the connection up as not Kafka. */
+const MAX_EARLY_DESYNC: i32 = 4;
+
+export class KafkaConnection extends Connection {
+  /** requests waiting for their response, in the order sent */
+  private readonly waiting: KafkaTxn[] = [];
+  /** topic id (hex) → name, learned from Metadata v10+ responses */
+  readonly topicIds: Map<string, string> = new Map<string, string>();
+  /** a response fully decoded whose unbuffered tail is still being skipped */
+  private deferred: KafkaTxn | null = null;
+  private requests: i32 = 0;
+  desyncs: i32 = 0;
+  unmatched: i32 = 0;
+
+  onData(dir: i32, q: ByteQueue, tsNs: i64): i32 {
+    for (;;) {
+      if (dir == 1 && this.deferred !== null) {
+        if (q.skipping() > 0) break;
+        const d = this.deferred!;
+        d.endNs = tsNs;
+        this.deferred = null;
+        this.write(d, false);
+      }
+      if (q.avail() < 4) break;
+      const size = <i32>q.u32be(0);
+      const bad = dir == 0 ? size < 8 || size > MAX_REQUEST_SIZE : size < 4 || size > MAX_RESPONSE_SIZE;
+      if (bad) {
+        if (this.desync(q)) return NOT_MINE;
+        break;
+      }
+      const take = size < MAX_BODY_PREFIX ? size : MAX_BODY_PREFIX;
+      if (q.avail() < 4 + take) break;
+      const startNs = q.headTs();
+      const endNs = q.tsAt(3 + take);
+      let ok = false;
+      if (dir == 0) {
+        ok = this.request(q.ptr() + 4, take, size, startNs, endNs);
+        if (ok) q.skip(4 + <i64>size);
+      } else {
+        ok = this.response(q, q.ptr() + 4, take, size, endNs);
+      }
+      if (!ok) {
+        if (this.desync(q)) return NOT_MINE;
+        break;
+      }
+    }
+    return OK;
+  }
+
+  onGap(dir: i32, len: i32, tsNs: i64): i32 {
+    if (dir == 1 && this.deferred !== null) {
+      // the gap fell in the skipped tail of a response we already read
+      const d = this.deferred!;
+      d.endNs = tsNs;
+      this.deferred = null;
+      this.write(d, false);
+    }
+    // The next bytes start at a chunk boundary; headers are checked (responses must match a
+    // waiting correlation id), so a chunk starting mid-message is dropped, not misread.
+    return OK;
+  }
+
+  onClose(tsNs: i64): i32 {
+    if (this.deferred !== null) {
+      const d = this.deferred!;
+      d.endNs = tsNs;
+      this.deferred = null;
+      this.write(d, false);
+    }
+    while (this.waiting.length > 0) this.write(this.waiting.shift(), true);
+    return OK;
+  }
+
+  /** Drops the queued bytes after a framing error; true when this is evidently not Kafka. */
+  private desync(q: ByteQueue): bool {
+    this.desyncs++;
+    q.clear(0);
+    return this.requests == 0 && this.desyncs > MAX_EARLY_DESYNC;
+  }
+
+  private request(p: usize, take: i32, size: i32, startNs: i64, endNs: i64): bool {
+    const r = new Reader(p, take);
+    const key = r.i16();
+    const version = r.i16();
+    const corr = r.i32();
+    if (key < 0 || key > MAX_KNOWN_API_KEY || version < 0 || version > 30) return false;
+    const t = new KafkaTxn();
+    t.apiKey = key;
+    t.apiVersion = version;
+    t.correlationId = corr;
+    t.startNs = startNs;
+    t.endNs = endNs;
+    t.reqBytes = 4 + <i64>size;
+    const hv = requestHeaderVersion(key, version);
+    if (hv >= 1) t.clientId = r.nullableStr(false);
+    if (hv >= 2) r.tags(true);
+    if (!r.ok) return false;
+    t.requestCut = take < size;
+    t.requestDecoded = decodeRequest(key, version, isFlexible(key, version), r, t);
+    this.requests++;
+    if (t.noResponse) {
+      this.write(t, false);
+    } else {
+      if (this.waiting.length >= MAX_PENDING) this.write(this.waiting.shift(), true);
+      this.waiting.push(t);
+    }
+    return true;
+  }
+
+  private response(q: ByteQueue, p: usize, take: i32, size: i32, endNs: i64): bool {
+    const r = new Reader(p, take);
+    const corr = r.i32();
+    let i = 0;
+    const w = this.waiting;
+    while (i < w.length && w[i].correlationId != corr) i++;
+    if (i == w.length) {
+      // not a response to anything we saw: a connection picked up mid-way, or a chunk that
+      // starts inside a message. Skip it when its size is believable, resync otherwise.
+      this.unmatched++;
+      if (w.length > 0) return false;
+      q.skip(4 + <i64>size);
+      return true;
+    }
+    // requests sent before this one will not be answered any more
+    for (let k = 0; k < i; k++) this.write(w.shift(), true);
+    const t = w.shift();
+    t.endNs = endNs;
+    t.respBytes = 4 + <i64>size;
+    const key = t.apiKey;
+    const v = t.apiVersion;
+    if (responseHeaderVersion(key, v) >= 1) r.tags(true);
+    t.responseDecoded = decodeResponse(key, v, isFlexible(key, v), r, t, this.topicIds) || (bodyKnown(key, v) && take < size);
+    q.skip(4 + <i64>size);
+    if (q.skipping() > 0) {
+      if (this.deferred !== null) this.write(this.deferred!, false);
+      this.deferred = t;
+    } else {
+      this.write(t, false);
+    }
+    return true;
+  }
+
+  private write(t: KafkaTxn, incomplete: bool): void {
+    writeRecord(t, incomplete, this.topicIds);
+  }
+}

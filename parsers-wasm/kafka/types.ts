@@ -1,0 +1,121 @@
+// Kafka protocol constants and the per-connection state types.
+// Spec: https://kafka.apache.org/protocol.html and the message schemas in
+// clients/src/main/resources/common/message/*.json of apache/kafka.
+
+/** API names by api key (index). Keys past the table are written as "ApiKey<N>". */
+const API_NAMES: string[] = [
+  "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica", "UpdateMetadata",
+  "ControlledShutdown", "OffsetCommit", "OffsetFetch", "FindCoordinator", "JoinGroup", "Heartbeat",
+  "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups", "SaslHandshake", "ApiVersions",
+  "CreateTopics", "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
+  "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers", "TxnOffsetCommit",
+  "DescribeAcls", "CreateAcls", "DeleteAcls", "DescribeConfigs", "AlterConfigs",
+  "AlterReplicaLogDirs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions",
+  "CreateDelegationToken", "RenewDelegationToken", "ExpireDelegationToken",
+  "DescribeDelegationToken", "DeleteGroups", "ElectLeaders", "IncrementalAlterConfigs",
+  "AlterPartitionReassignments", "ListPartitionReassignments", "OffsetDelete",
+  "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials",
+  "AlterUserScramCredentials", "Vote", "BeginQuorumEpoch", "EndQuorumEpoch", "DescribeQuorum",
+  "AlterPartition", "UpdateFeatures", "Envelope", "FetchSnapshot", "DescribeCluster",
+  "DescribeProducers", "BrokerRegistration", "BrokerHeartbeat", "UnregisterBroker",
+  "DescribeTransactions", "ListTransactions", "AllocateProducerIds", "ConsumerGroupHeartbeat",
+  "ConsumerGroupDescribe", "ControllerRegistration", "GetTelemetrySubscriptions", "PushTelemetry",
+  "AssignReplicasToDirs", "ListClientMetricsResources", "DescribeTopicPartitions",
+  "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge", "AddRaftVoter",
+  "RemoveRaftVoter", "UpdateRaftVoter", "InitializeShareGroupState", "ReadShareGroupState",
+  "WriteShareGroupState", "DeleteShareGroupState", "ReadShareGroupStateSummary",
+  "StreamsGroupHeartbeat", "StreamsGroupDescribe", "DescribeShareGroupOffsets",
+  "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
+];
+
+/**
+ * First flexible version (compact strings/arrays + tagged fields) per api key; -1 = never.
+ * Keys past the table were introduced after KIP-482 and are flexible from v0.
+ */
+const FIRST_FLEXIBLE: StaticArray<i8> = [
+  9, 12, 6, 9, 4, 2, 6, 3, 8, 6, 3, 6, 4, 4, 4, 5, 3, -1, 3, 5, 4, 2, 2, 4, 3, 3, 3, 1, 3, 2, 2, 2,
+  4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 0, 0, -1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/** Highest api key we name; a request with a key past this is still framed but named generically. */
+export const MAX_KNOWN_API_KEY: i32 = API_NAMES.length - 1;
+
+export function apiName(key: i32): string {
+  if (key >= 0 && key < API_NAMES.length) return API_NAMES[key];
+  return "ApiKey" + key.toString();
+}
+
+/** Whether (key, version) uses flexible encoding (request header v2, response header v1). */
+export function isFlexible(key: i32, version: i32): bool {
+  if (key < 0) return false;
+  if (key >= FIRST_FLEXIBLE.length) return true;
+  const first = <i32>FIRST_FLEXIBLE[key];
+  return first >= 0 && version >= first;
+}
+
+/**
+ * Request header version: v0 only for ControlledShutdown v0 (no client id), v2 for flexible
+ * requests, v1 otherwise.
+ */
+export function requestHeaderVersion(key: i32, version: i32): i32 {
+  if (key == 7 && version == 0) return 0;
+  return isFlexible(key, version) ? 2 : 1;
+}
+
+/**
+ * Response header version. ApiVersions responses always use header v0 (no tagged fields), even
+ * for flexible request versions, so a client that sent a too-new version can still read it.
+ */
+export function responseHeaderVersion(key: i32, version: i32): i32 {
+  if (key == 18) return 0;
+  return isFlexible(key, version) ? 1 : 0;
+}
+
+/** Limits that keep one connection's state bounded. */
+export const MAX_PENDING: i32 = 1024; // requests waiting for a response
+export const MAX_TOPICS: i32 = 64; // topic names kept per record
+export const MAX_BODY_PREFIX: i32 = 1 << 20; // bytes of one message buffered for decoding
+export const MAX_MESSAGE: i32 = 0x7fffffff; // sizes above this are not Kafka (negative int32)
+
+/** What one request/response pair yields; filled by the api/ decoders. */
+export class KafkaTxn {
+  apiKey: i32 = -1;
+  apiVersion: i32 = 0;
+  correlationId: i32 = 0;
+  clientId: string | null = null;
+  topics: string[] = [];
+  /** topic ids (16-byte UUIDs, hex) seen where the version carries ids instead of names */
+  topicIds: string[] = [];
+  errorCode: i32 = 0;
+  groupId: string | null = null;
+  /** false when the body could not be walked (unknown api, version past what we know, cut) */
+  requestDecoded: bool = false;
+  responseDecoded: bool = false;
+  /** Produce with acks=0: the broker sends no response */
+  noResponse: bool = false;
+  /** ApiVersions: how many api keys the broker listed */
+  apiVersionsCount: i32 = -1;
+  startNs: i64 = 0;
+  endNs: i64 = 0;
+  reqBytes: i64 = 0;
+  respBytes: i64 = 0;
+  requestCut: bool = false;
+
+  addTopic(name: string): void {
+    if (name.length == 0) return;
+    const t = this.topics;
+    for (let i = 0; i < t.length; i++) if (t[i] == name) return;
+    if (t.length < MAX_TOPICS) t.push(name);
+  }
+
+  addTopicId(id: string): void {
+    const t = this.topicIds;
+    for (let i = 0; i < t.length; i++) if (t[i] == id) return;
+    if (t.length < MAX_TOPICS) t.push(id);
+  }
+
+  /** Keeps the first non-zero error code, as the record's status. */
+  error(code: i32): void {
+    if (this.errorCode == 0 && code != 0) this.errorCode = code;
+  }
+}

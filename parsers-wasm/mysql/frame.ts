@@ -1,0 +1,69 @@
+// Packet framing over one direction's ByteQueue.
+//
+//   packet   payload_length:u24le sequence_id:u8 payload
+//
+// A payload of exactly 0xffffff bytes continues in the next packet (a "multi-packet" of 16 MiB
+// or more); the logical payload is the concatenation. Only the first PAYLOAD_PREFIX bytes of a
+// packet are buffered for decoding (enough for every header we read and for a long query text);
+// the rest, and every continuation packet, is skipped as it streams by without being buffered.
+import { ByteQueue } from "../common/index";
+import { MAX_PACKET, PAYLOAD_PREFIX } from "./types";
+
+export class Packet {
+  /** payload bytes available at ptr (a prefix of the payload when it is longer) */
+  ptr: usize = 0;
+  avail: i32 = 0;
+  /** full payload length of this packet */
+  len: i32 = 0;
+  seq: i32 = 0;
+  /** ts of the chunk that carried the header, and of the chunk with the last byte we hold */
+  startNs: i64 = 0;
+  endNs: i64 = 0;
+  /** the logical payload continues in the next packet(s) */
+  more: bool = false;
+}
+
+export class Framer {
+  /** The next packet continues a logical payload whose head was already handled. */
+  continuation: bool = false;
+  readonly pkt: Packet = new Packet();
+
+  /**
+   * The next whole packet (or its buffered prefix) at the head of q, or null when more bytes are
+   * needed. Continuation packets are consumed here and never returned. Call done() after
+   * handling a returned packet.
+   */
+  next(q: ByteQueue): Packet | null {
+    for (;;) {
+      if (q.avail() < 4) return null;
+      const len = <i32>q.u24le(0);
+      if (this.continuation) {
+        this.continuation = len == MAX_PACKET;
+        q.skip(4 + <i64>len);
+        continue;
+      }
+      const take = len < PAYLOAD_PREFIX ? len : PAYLOAD_PREFIX;
+      if (q.avail() < 4 + take) return null;
+      const k = this.pkt;
+      k.ptr = q.ptr() + 4;
+      k.avail = take;
+      k.len = len;
+      k.seq = <i32>q.u8(3);
+      k.startNs = q.headTs();
+      k.endNs = q.tsAt(3 + take);
+      k.more = len == MAX_PACKET;
+      return k;
+    }
+  }
+
+  /** Consumes the packet returned by next() (its unbuffered tail is skipped as it arrives). */
+  done(q: ByteQueue): void {
+    const k = this.pkt;
+    this.continuation = k.more;
+    q.skip(4 + <i64>k.len);
+  }
+
+  reset(): void {
+    this.continuation = false;
+  }
+}

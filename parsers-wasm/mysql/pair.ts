@@ -1,0 +1,488 @@
+// MysqlConnection: the per-connection state machine. Client packets with sequence id 0 are
+// commands; the server's packets that follow (sequence ids counting up from the command's) are
+// its response. MySQL answers in order, so pairing is a FIFO of commands.
+//
+//   phases:  Unknown ──greeting──▶ AwaitLogin ──handshake response──▶ Auth ──OK──▶ Command
+//            Unknown ──command (seq 0)──────────────────────────────────────────▶ Command
+//                               ──SSL request──▶ (LOGIN record, mysql.tls) stop
+//
+// Picked up after the handshake (Unknown), capabilities are inferred from what follows: an EOF
+// packet (length 5) after column definitions means the connection does not deprecate EOF; a row
+// or a 0xfe OK (length >= 7) there means it does.
+import { Connection, ByteQueue, OK, BROKEN } from "../common/index";
+import { Framer, Packet } from "./frame";
+import { Payload } from "./payload";
+import { PKT_ERR, PKT_EOF, PKT_INFILE, PKT_OK, isTerminator, readErr, readOk, terminatorStatus } from "./response";
+import { readGreeting, readLogin, readChangeUser, readAuthSwitch, readAuthMoreData } from "./handshake";
+import {
+  MysqlTxn, Expect, Rs, expectFor, isCommand, commandName,
+  CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+  COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE,
+  COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_SEND_LONG_DATA, COM_CHANGE_USER, COM_RESET_CONNECTION,
+  COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT,
+} from "./types";
+import { writeRecord } from "./emit";
+
+enum Phase {
+  Unknown,
+  AwaitLogin,
+  Command,
+  Stopped, // TLS or compression: the bytes that follow are not decodable
+}
+
+/** Copies up to `max` bytes at p into a new buffer (statement text outlives the input chunk). */
+function copyBytes(p: usize, n: i32, max: i32): StaticArray<u8> {
+  if (n > max) n = max;
+  if (n < 0) n = 0;
+  const b = new StaticArray<u8>(n);
+  memory.copy(changetype<usize>(b), p, <usize>n);
+  return b;
+}
+
+export class MysqlConnection extends Connection {
+  phase: Phase = Phase.Unknown;
+  private readonly f0: Framer = new Framer();
+  private readonly f1: Framer = new Framer();
+  /** capabilities: server's from the greeting, client's from the handshake response */
+  serverCaps: u32 = 0xffffffff;
+  clientCaps: u32 = 0;
+  /** 1 = EOF packets, 0 = CLIENT_DEPRECATE_EOF, -1 = not known yet (connection picked up late) */
+  eofMode: i32 = -1;
+  serverVersion: string | null = null;
+  private readonly pending: MysqlTxn[] = [];
+  /** prepared statements: id → statement text */
+  private readonly stmts: Map<u32, StaticArray<u8>> = new Map<u32, StaticArray<u8>>();
+  /** the server direction lost sync: drop its bytes until a command is sent */
+  private serverLost: bool = false;
+  private stopAfterOutput: bool = false;
+  /** counters (kept for debugging and the README's "limits" section) */
+  dropped: i32 = 0;
+
+  onData(dir: i32, q: ByteQueue, tsNs: i64): i32 {
+    if (this.stopAfterOutput) return BROKEN;
+    if (this.phase == Phase.Stopped) {
+      q.clear(0);
+      return OK;
+    }
+    const f = dir == 0 ? this.f0 : this.f1;
+    for (;;) {
+      const k = f.next(q);
+      if (k === null) break;
+      if (dir == 0) this.clientPacket(k);
+      else this.serverPacket(k, q);
+      if (this.phase == Phase.Stopped) {
+        q.clear(0);
+        return OK;
+      }
+      if (dir == 1 && this.serverLost) {
+        q.clear(0);
+        f.reset();
+        break;
+      }
+      f.done(q);
+    }
+    return OK;
+  }
+
+  onGap(dir: i32, len: i32, tsNs: i64): i32 {
+    if (dir == 0) {
+      this.f0.reset();
+      return OK;
+    }
+    this.f1.reset();
+    // The response in progress lost bytes: write it as incomplete, resync on the next command.
+    if (this.pending.length > 0) this.finish(this.pending[0], true, tsNs);
+    this.serverLost = true;
+    return OK;
+  }
+
+  onClose(tsNs: i64): i32 {
+    while (this.pending.length > 0) {
+      const t = this.pending[0];
+      // a result set cut at its end (no terminator) still counts its rows, but stays incomplete
+      this.finish(t, true, tsNs);
+    }
+    return OK;
+  }
+
+  // ---- client ----
+
+  private clientPacket(k: Packet): void {
+    const front = this.pending.length > 0 ? this.pending[0] : null;
+    if (k.seq != 0) {
+      // Not a command: the handshake response, auth data, or a LOCAL INFILE upload.
+      if (front !== null && (front.expect == Expect.Auth || front.state == Rs.Infile)) {
+        front.reqBytes += 4 + <i64>k.len;
+        front.nextSeq = (k.seq + 1) & 0xff;
+        return;
+      }
+      if (k.seq == 1 && (this.phase == Phase.AwaitLogin || this.phase == Phase.Unknown) && k.len >= 4) {
+        this.login(k);
+        return;
+      }
+      this.dropped++;
+      return;
+    }
+    if (k.avail < 1) return;
+    const cmd = <u32>load<u8>(k.ptr);
+    if (!isCommand(cmd)) {
+      this.dropped++;
+      return;
+    }
+    // A new command means the previous response is over: settle one waiting on an optional EOF.
+    if (front !== null && this.eofMode < 0 && (front.state == Rs.ParamsEof || front.state == Rs.PrepColumnsEof)) {
+      this.eofMode = 0;
+      this.finish(front, false, front.endNs);
+    }
+    this.phase = Phase.Command;
+    this.serverLost = false;
+    this.command(cmd, k);
+  }
+
+  private login(k: Packet): void {
+    const l = readLogin(k.ptr, k.avail);
+    const t = new MysqlTxn();
+    t.command = "LOGIN";
+    t.cmd = -1;
+    t.expect = Expect.Auth;
+    t.user = l.user;
+    t.schema = l.schema;
+    t.authPlugin = l.plugin;
+    t.serverVersion = this.serverVersion;
+    t.startNs = k.startNs;
+    t.endNs = k.endNs;
+    t.reqBytes = 4 + <i64>k.len;
+    t.nextSeq = (k.seq + 1) & 0xff;
+    this.clientCaps = l.caps;
+    this.eofMode = (l.caps & this.serverCaps & CLIENT_DEPRECATE_EOF) != 0 ? 0 : 1;
+    this.phase = Phase.Command;
+    if (l.ssl) {
+      t.tls = true;
+      t.response = "SSL";
+      this.phase = Phase.Stopped;
+      writeRecord(t, false);
+      this.stopAfterOutput = true;
+      return;
+    }
+    this.push(t);
+  }
+
+  private command(cmd: u32, k: Packet): void {
+    const t = new MysqlTxn();
+    t.cmd = <i32>cmd;
+    t.command = commandName(cmd);
+    t.expect = expectFor(cmd);
+    t.startNs = k.startNs;
+    t.endNs = k.endNs;
+    t.reqBytes = 4 + <i64>k.len;
+    t.nextSeq = (k.seq + 1) & 0xff;
+    const body = k.ptr + 1;
+    const n = k.avail - 1;
+    if (cmd == COM_QUERY || cmd == COM_STMT_PREPARE) {
+      t.query = copyBytes(body, n, MAX_QUERY_TEXT);
+    } else if (cmd == COM_INIT_DB) {
+      const p = new Payload(body, n < 0 ? 0 : n);
+      t.schema = p.rest(256);
+    } else if (cmd == COM_FIELD_LIST) {
+      const p = new Payload(body, n);
+      t.table = p.cstr();
+    } else if (cmd == COM_CHANGE_USER) {
+      readChangeUser(k.ptr, k.avail, this.clientCaps, t);
+    } else if (
+      cmd == COM_STMT_EXECUTE || cmd == COM_STMT_CLOSE || cmd == COM_STMT_RESET ||
+      cmd == COM_STMT_FETCH || cmd == COM_STMT_SEND_LONG_DATA || cmd == COM_STMT_BULK_EXECUTE
+    ) {
+      if (n >= 4) {
+        const id = load<u32>(body);
+        t.stmtId = <i64>id;
+        if (this.stmts.has(id)) t.query = this.stmts.get(id);
+        if (cmd == COM_STMT_CLOSE) this.stmts.delete(id);
+      }
+      t.binary = true;
+    } else if (cmd == COM_RESET_CONNECTION) {
+      this.stmts.clear();
+    }
+    if (t.expect == Expect.None) {
+      // nothing comes back: the command is complete as sent
+      writeRecord(t, false);
+      return;
+    }
+    if (t.expect == Expect.Stream) {
+      t.response = "STREAM";
+      writeRecord(t, false);
+      this.phase = Phase.Stopped;
+      return;
+    }
+    this.push(t);
+  }
+
+  private push(t: MysqlTxn): void {
+    if (this.pending.length >= MAX_PENDING) this.finish(this.pending[0], true, t.startNs);
+    this.pending.push(t);
+  }
+
+  // ---- server ----
+
+  private serverPacket(k: Packet, q: ByteQueue): void {
+    if (k.avail < 1 && k.len > 0) return;
+    const b = k.len > 0 ? <u32>load<u8>(k.ptr) : 0x100;
+    if (this.pending.length == 0) {
+      if (k.seq == 0 && b == 10 && (this.phase == Phase.Unknown || this.phase == Phase.AwaitLogin)) {
+        const g = readGreeting(k.ptr, k.avail);
+        if (g !== null) {
+          this.serverCaps = g.caps;
+          this.serverVersion = g.version;
+          this.phase = Phase.AwaitLogin;
+          return;
+        }
+      }
+      if (k.seq == 0 && b == PKT_ERR && this.phase != Phase.Command) {
+        // refused before the greeting (host not allowed, too many connections)
+        const t = new MysqlTxn();
+        t.command = "LOGIN";
+        t.startNs = k.startNs;
+        t.endNs = k.endNs;
+        t.respBytes = 4 + <i64>k.len;
+        readErr(new Payload(k.ptr, k.avail), t);
+        writeRecord(t, false);
+        return;
+      }
+      // nothing asked: a response we cannot place (picked up mid-response)
+      this.dropped++;
+      this.serverLost = true;
+      return;
+    }
+    const t = this.pending[0];
+    if (k.seq != t.nextSeq) {
+      // framing or pairing is off: give up on this response, resync on the next command
+      this.finish(t, true, k.startNs);
+      this.serverLost = true;
+      return;
+    }
+    t.nextSeq = (k.seq + 1) & 0xff;
+    t.respBytes += 4 + <i64>k.len;
+    t.endNs = k.endNs;
+    this.step(t, k, b);
+  }
+
+  /** Advances t's response state machine by one server packet whose first byte is b. */
+  private step(t: MysqlTxn, k: Packet, b: u32): void {
+    const p = new Payload(k.ptr, k.avail);
+    switch (t.state) {
+      case Rs.First: {
+        if (t.expect == Expect.Auth) {
+          this.auth(t, k, b, p);
+          return;
+        }
+        if (b == PKT_ERR) {
+          readErr(p, t);
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        if (t.expect == Expect.FieldList) {
+          t.response = "FIELD_LIST";
+          if (isTerminator(b, k.len)) this.finish(t, false, k.endNs);
+          else t.state = Rs.Fields;
+          return;
+        }
+        if (t.expect == Expect.Prepare && b == PKT_OK && k.len >= 12) {
+          this.prepareOk(t, k, p);
+          return;
+        }
+        if (b == PKT_OK && t.expect != Expect.Rows && t.expect != Expect.Text) {
+          if (t.response.length == 0) t.response = "OK";
+          const status = readOk(p, t);
+          if ((status & SERVER_MORE_RESULTS_EXISTS) == 0 || t.expect != Expect.ResultSet) this.finish(t, false, k.endNs);
+          return;
+        }
+        if (b == PKT_EOF && k.len < 9) {
+          if (t.response.length == 0) t.response = t.expect == Expect.Rows ? "RESULT_SET" : "EOF";
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        if (t.expect == Expect.ResultSet) {
+          if (b == PKT_INFILE) {
+            t.response = "LOCAL_INFILE";
+            t.state = Rs.Infile;
+            return;
+          }
+          const cols = p.lenenc();
+          if (!p.ok || cols <= 0) {
+            t.response = "OTHER";
+            this.finish(t, false, k.endNs);
+            return;
+          }
+          t.response = "RESULT_SET";
+          if (t.columns < 0) t.columns = <i32>cols;
+          t.colsLeft = cols;
+          t.state = Rs.Columns;
+          return;
+        }
+        if (t.expect == Expect.Rows) {
+          t.response = "RESULT_SET";
+          t.rows++;
+          t.state = Rs.Rows;
+          return;
+        }
+        t.response = t.expect == Expect.Text ? "STATISTICS" : "OTHER";
+        this.finish(t, false, k.endNs);
+        return;
+      }
+      case Rs.Columns: {
+        if (b == PKT_ERR) {
+          readErr(p, t);
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        t.colsLeft--;
+        if (t.colsLeft <= 0) t.state = this.eofMode == 0 ? Rs.Rows : Rs.ColumnsEof;
+        return;
+      }
+      case Rs.ColumnsEof: {
+        if (b == PKT_EOF && k.len == 5) {
+          if (this.eofMode < 0) this.eofMode = 1;
+          const status = terminatorStatus(p, k.len, t);
+          t.state = Rs.Rows;
+          if (t.binary && (status & SERVER_STATUS_CURSOR_EXISTS) != 0) this.finish(t, false, k.endNs);
+          return;
+        }
+        // no EOF where a connection without CLIENT_DEPRECATE_EOF would have one
+        if (this.eofMode < 0) this.eofMode = 0;
+        t.state = Rs.Rows;
+        this.step(t, k, b);
+        return;
+      }
+      case Rs.Rows: {
+        if (b == PKT_ERR) {
+          readErr(p, t);
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        if (isTerminator(b, k.len)) {
+          const status = terminatorStatus(p, k.len, t);
+          if ((status & SERVER_MORE_RESULTS_EXISTS) != 0 && t.expect == Expect.ResultSet) {
+            t.state = Rs.First;
+            return;
+          }
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        t.rows++;
+        return;
+      }
+      case Rs.Params: {
+        t.paramsLeft--;
+        if (t.paramsLeft <= 0) {
+          if (this.eofMode != 0) t.state = Rs.ParamsEof;
+          else this.afterParams(t, k);
+        }
+        return;
+      }
+      case Rs.ParamsEof: {
+        if (b == PKT_EOF && k.len == 5) {
+          if (this.eofMode < 0) this.eofMode = 1;
+          this.afterParams(t, k);
+          return;
+        }
+        if (this.eofMode < 0) this.eofMode = 0;
+        this.afterParams(t, k);
+        if (t.state == Rs.PrepColumns) this.step(t, k, b);
+        return;
+      }
+      case Rs.PrepColumns: {
+        t.colsLeft--;
+        if (t.colsLeft <= 0) {
+          if (this.eofMode != 0) t.state = Rs.PrepColumnsEof;
+          else this.finish(t, false, k.endNs);
+        }
+        return;
+      }
+      case Rs.PrepColumnsEof: {
+        if (this.eofMode < 0) this.eofMode = b == PKT_EOF && k.len == 5 ? 1 : 0;
+        this.finish(t, false, k.endNs);
+        return;
+      }
+      case Rs.Fields: {
+        if (b == PKT_ERR) {
+          readErr(p, t);
+          this.finish(t, false, k.endNs);
+          return;
+        }
+        if (isTerminator(b, k.len)) this.finish(t, false, k.endNs);
+        return;
+      }
+      case Rs.Infile: {
+        // the server's answer to the uploaded file
+        if (b == PKT_ERR) readErr(p, t);
+        else if (b == PKT_OK) readOk(p, t);
+        this.finish(t, false, k.endNs);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private prepareOk(t: MysqlTxn, k: Packet, p: Payload): void {
+    p.u8();
+    const id = p.u32();
+    const cols = <i32>p.u16();
+    const params = <i32>p.u16();
+    t.response = "STMT_PREPARE_OK";
+    t.stmtId = <i64>id;
+    t.columns = cols;
+    t.params = params;
+    const text = t.query;
+    if (text !== null) {
+      if (this.stmts.size < MAX_STATEMENTS || this.stmts.has(id)) this.stmts.set(id, text);
+      else this.dropped++;
+    }
+    t.colsLeft = cols;
+    t.paramsLeft = params;
+    if (params > 0) t.state = Rs.Params;
+    else this.afterParams(t, k);
+  }
+
+  private afterParams(t: MysqlTxn, k: Packet): void {
+    if (t.colsLeft > 0) t.state = Rs.PrepColumns;
+    else this.finish(t, false, k.endNs);
+  }
+
+  private auth(t: MysqlTxn, k: Packet, b: u32, p: Payload): void {
+    if (b == PKT_OK) {
+      t.response = "OK";
+      readOk(p, t);
+      t.affectedRows = -1;
+      if (t.cmd == COM_CHANGE_USER) this.stmts.clear();
+      const compressed = t.cmd < 0 && (this.clientCaps & this.serverCaps & CLIENT_COMPRESS) != 0;
+      t.compressed = compressed;
+      this.finish(t, false, k.endNs);
+      if (compressed) {
+        // every later packet is wrapped in the compressed protocol, which we do not inflate
+        this.phase = Phase.Stopped;
+        this.stopAfterOutput = true;
+      }
+      return;
+    }
+    if (b == PKT_ERR) {
+      readErr(p, t);
+      this.finish(t, false, k.endNs);
+      return;
+    }
+    if (b == PKT_EOF) {
+      readAuthSwitch(k.ptr, k.avail, t);
+      return;
+    }
+    if (b == 0x01) readAuthMoreData(k.ptr, k.avail, t);
+    // other packets: plugin-specific exchange, wait for OK/ERR
+  }
+
+  /** Removes t from the queue and writes its record. */
+  private finish(t: MysqlTxn, incomplete: bool, endNs: i64): void {
+    const i = this.pending.indexOf(t);
+    if (i >= 0) this.pending.splice(i, 1);
+    t.state = Rs.Done;
+    if (endNs > t.endNs) t.endNs = endNs;
+    writeRecord(t, incomplete);
+  }
+}

@@ -1,0 +1,57 @@
+// Detection from the first bytes of one direction.
+//
+//   server: greeting  len:u24 seq=0 0x0a "5.7.30\0" ...   (protocol 10, printable version)
+//           or an ERR before the greeting ("Host ... is not allowed to connect")
+//   client: a command len:u24 seq=0 cmd ...  whose length matches what was written, or a
+//           handshake response (seq 1, CLIENT_PROTOCOL_41) picked up mid-handshake.
+// Ports are hints only: a MySQL server on 8080 is still found by its greeting.
+import { isCommand, CLIENT_PROTOCOL_41, COM_QUERY, COM_STMT_PREPARE, COM_INIT_DB } from "./types";
+
+export function detect(dir: i32, p: usize, n: i32): i32 {
+  if (n < 4) return n >= 3 && dir == 1 && load<u8>(p + 2) == 0 ? 5 : 0;
+  const len = <i32>load<u8>(p) | (<i32>load<u8>(p, 1) << 8) | (<i32>load<u8>(p, 2) << 16);
+  const seq = <i32>load<u8>(p, 3);
+  if (len == 0) return 0;
+  if (n == 4) return 5;
+  const b = <u32>load<u8>(p, 4);
+  if (dir == 1) {
+    if (seq == 0 && b == 10 && len >= 20) {
+      // greeting: version is printable up to a NUL
+      let i = 5;
+      while (i < n && i < 5 + 64) {
+        const c = <u32>load<u8>(p + <usize>i);
+        if (c == 0) return i > 6 ? 95 : 0;
+        if (c < 0x20 || c > 0x7e) return 0;
+        i++;
+      }
+      return i >= n ? 60 : 0;
+    }
+    if (seq == 0 && b == 0xff && len >= 9 && len < 1024) {
+      const code = <i32>load<u8>(p, 5) | (<i32>load<u8>(p, 6) << 8);
+      return code >= 1000 && code < 3000 ? 60 : 0;
+    }
+    // a response picked up mid-connection: OK / ERR with sequence 1
+    if (seq == 1 && (b == 0 || b == 0xff) && len + 4 == n && len >= 7 && len < 1024) return 35;
+    return 0;
+  }
+  if (seq == 0 && isCommand(b)) {
+    const exact = len + 4 == n;
+    if (b == COM_QUERY || b == COM_STMT_PREPARE || b == COM_INIT_DB) {
+      // text: printable ASCII / UTF-8 / whitespace
+      const end = n < 4 + len ? n : 4 + len;
+      for (let i = 5; i < end; i++) {
+        const c = <u32>load<u8>(p + <usize>i);
+        if (c < 0x20 && c != 0x09 && c != 0x0a && c != 0x0d) return 0;
+      }
+      if (len < 2) return 0;
+      return exact ? 75 : n < 4 + len ? 55 : 40;
+    }
+    if (exact) return len == 1 ? 30 : 45;
+    return 0;
+  }
+  if (seq == 1 && len >= 32 && n >= 8) {
+    const caps = <u32>load<u8>(p, 4) | (<u32>load<u8>(p, 5) << 8);
+    if ((caps & CLIENT_PROTOCOL_41) != 0 && (len + 4 == n || len == 32)) return 60;
+  }
+  return 0;
+}
