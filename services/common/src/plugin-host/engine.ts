@@ -1,0 +1,466 @@
+// The connection engine: the one piece of code that turns a connection's bytes into records,
+// used by the parser service and by `wirescope decode` alike.
+//
+//   open ──▶ detecting ──(a plugin claims: score ≥ 50)──▶ decoding ──▶ closed
+//               │  replay log of chunks and gaps, both directions, in order
+//               └──(detectLimit bytes and no claim)──▶ rejected "unclaimed"
+//
+// Detection offers each direction's first bytes to every plugin's detect(). When the caller does
+// not know which end is the client, each plugin is also asked with the directions swapped, and the
+// better hypothesis wins (`flipped`). Ties go to the plugin whose manifest ports include the
+// server port hint, then to registry order. When every plugin answers 0 for a direction's
+// window, the window restarts at the next chunk: a connection picked up mid-way is usually
+// recognised at the next message, which normally starts a write(). Bytes before the window
+// that won are not replayed; the plugin gets a gap for them first (so it knows it started
+// mid-way).
+//
+// The winner then receives the replay log and everything after it. A plugin that says "not mine"
+// (-1) while the log is still held is excluded and detection runs again over the log.
+// Every byte that is not decoded is counted under a reason.
+
+import { Counters } from "../counters.js";
+import { Plugin, PluginInstance, PluginTrap } from "./plugin.js";
+import type { PluginRegistry } from "./registry.js";
+
+/** dir 0 = bytes the client sent (requests), 1 = bytes the server sent (docs/plugin-abi.md). */
+export type Dir = 0 | 1;
+
+export interface EngineOptions {
+  /** Bytes (both directions) seen without a claim before a connection is given up as unclaimed. */
+  detectLimit: number;
+  /** Bytes of a direction offered to detect() at most. */
+  detectWindow: number;
+  /** Score at or above which a plugin claims a connection. */
+  claimScore: number;
+  /** Bytes fed to one connection at most (0 = no limit); beyond, it is dropped as "limit_bytes". */
+  maxConnBytes: number;
+  /** Largest piece handed to one feed() call; bigger chunks are split. */
+  maxFeed: number;
+  counters: Counters;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, "counters"> = {
+  detectLimit: 32 * 1024,
+  detectWindow: 4096,
+  claimScore: 50,
+  maxConnBytes: 0,
+  maxFeed: 1 << 20,
+};
+
+export interface OpenOptions {
+  /** True when dir 0 is known to be the client (default true). */
+  clientKnown: boolean;
+  /** The server's port (or the port believed to be the server's): a tie-break hint. */
+  portHint: number;
+  /** Skip detection and use this plugin (by name or protocol), e.g. `--proto 8080=http1`. */
+  protocol: string;
+}
+
+/** What one call produced. */
+export interface StepResult {
+  /** Records (wirescope.v1.Record wire format, plugin fields only), in order. */
+  records: Uint8Array[];
+  state: ConnState;
+  /** Why the connection is rejected, when it is. */
+  reason?: string;
+}
+
+export type ConnState = "detecting" | "decoding" | "rejected" | "closed";
+
+const NEG_REASON: Record<number, string> = { [-1]: "not_mine", [-2]: "broken", [-3]: "limit" };
+
+interface LogEntry {
+  dir: Dir;
+  /** Undefined for a gap. */
+  bytes?: Uint8Array;
+  len: number;
+  ts: bigint;
+}
+
+export class ConnectionEngine {
+  readonly options: EngineOptions;
+  readonly counters: Counters;
+
+  constructor(
+    readonly registry: PluginRegistry,
+    options: Partial<EngineOptions> = {},
+  ) {
+    this.counters = options.counters ?? new Counters();
+    this.options = { ...DEFAULT_ENGINE_OPTIONS, ...options, counters: this.counters };
+  }
+
+  /** A new connection in state "detecting" (or "decoding" when `protocol` forces a plugin). */
+  openConnection(opts: Partial<OpenOptions> = {}): EngineConnection {
+    this.counters.add("conn_opened");
+    return new EngineConnection(this, { clientKnown: opts.clientKnown ?? true, portHint: opts.portHint ?? 0, protocol: opts.protocol ?? "" });
+  }
+
+  /** Counts a trap once per instance death. */
+  countTrap(plugin: Plugin, e: PluginTrap, where: string): void {
+    if (!e.first) return;
+    this.counters.add(`plugin_traps.${plugin.name}`);
+    this.counters.add(`plugin_traps.${plugin.name}.${e.kind}`);
+    if (where === "detect") this.counters.add(`detect_traps.${plugin.name}`);
+  }
+}
+
+export class EngineConnection {
+  state: ConnState = "detecting";
+  reason?: string;
+  /** The plugin decoding this connection. */
+  plugin?: Plugin;
+  /** True when the engine decided that dir 0 as given by the caller is the server. */
+  flipped = false;
+  private inst?: PluginInstance;
+  private handle = 0;
+  private log: LogEntry[] | null = [];
+  private logBytes = 0;
+  private seen = 0;
+  private fed = 0;
+  private excluded = new Set<Plugin>();
+  /** Per direction (as given by the caller): start index in the log of the detection window. */
+  private anchor: [number, number] = [0, 0];
+  private window: [Uint8Array[], Uint8Array[]] = [[], []];
+  private windowLen: [number, number] = [0, 0];
+  private out: Uint8Array[] = [];
+  /** Bumped by every claim, so that a replay interrupted by a re-detection stops. */
+  private epoch = 0;
+
+  constructor(
+    private readonly engine: ConnectionEngine,
+    private readonly opts: OpenOptions,
+  ) {
+    if (opts.protocol) {
+      const p = engine.registry.get(opts.protocol) ?? engine.registry.byProtocol(opts.protocol);
+      if (!p) this.reject(`unknown_protocol`);
+      else this.claim(p, false);
+    }
+  }
+
+  /** Bytes of direction `dir` (as the caller sees it), in order, stamped `tsNs`. */
+  data(dir: Dir, bytes: Uint8Array, tsNs: bigint): StepResult {
+    this.out = [];
+    if (!bytes.length) return this.result();
+    const c = this.engine.counters;
+    if (this.state === "rejected" || this.state === "closed") {
+      c.add(`bytes_dropped.${this.state === "closed" ? "after_close" : this.reason ?? "rejected"}`, bytes.length);
+      return this.result();
+    }
+    this.seen += bytes.length;
+    if (this.log) {
+      if (this.logBytes + bytes.length <= this.engine.options.detectLimit) {
+        this.log.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
+        this.logBytes += bytes.length;
+      } else if (this.state === "decoding") {
+        this.log = null; // committed: no more fallback
+      }
+    }
+    if (this.state === "detecting") {
+      if (!this.log || this.logBytes + 0 < this.seen) {
+        // the log could not hold this chunk: detection is over
+        this.engine.counters.add("unclaimed");
+        this.reject("unclaimed");
+        c.add("bytes_dropped.unclaimed", this.seen);
+        return this.result();
+      }
+      this.offer(this.log.length - 1);
+      return this.result();
+    }
+    this.feed(dir, bytes, tsNs);
+    return this.result();
+  }
+
+  /** The capture missed `len` bytes of direction `dir` (0 = unknown). */
+  gap(dir: Dir, len: number, tsNs: bigint): StepResult {
+    this.out = [];
+    const c = this.engine.counters;
+    c.add("gaps");
+    if (this.state === "rejected" || this.state === "closed") return this.result();
+    if (this.log) this.log.push({ dir, len, ts: tsNs });
+    if (this.state === "detecting") {
+      // the window of this direction restarts after the gap
+      this.anchor[dir] = this.log ? this.log.length : 0;
+      this.window[dir] = [];
+      this.windowLen[dir] = 0;
+      return this.result();
+    }
+    this.call((i, h, d) => i.gap(h, d, len, tsNs), dir);
+    return this.result();
+  }
+
+  /** The connection ended: the plugin writes waiting requests as incomplete. Frees the handle. */
+  close(tsNs: bigint): StepResult {
+    this.out = [];
+    if (this.state === "detecting") {
+      this.engine.counters.add(this.seen > 0 ? "unclaimed" : "conn_empty");
+      if (this.seen > 0) this.engine.counters.add("bytes_dropped.unclaimed", this.seen);
+    }
+    if (this.state === "decoding") this.call((i, h) => i.close(h, tsNs), 0);
+    this.free();
+    if (this.state !== "rejected") this.state = "closed";
+    return this.result();
+  }
+
+  /** Forgets the connection without flushing (moved partition, eviction). */
+  free(): void {
+    if (this.inst && this.handle > 0) {
+      try {
+        this.inst.connFree(this.handle);
+      } catch (e) {
+        if (e instanceof PluginTrap && this.plugin) this.engine.countTrap(this.plugin, e, "free");
+      }
+    }
+    this.handle = 0;
+    this.inst = undefined;
+    this.log = null;
+    this.window = [[], []];
+    if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
+  }
+
+  private result(): StepResult {
+    return this.reason ? { records: this.out, state: this.state, reason: this.reason } : { records: this.out, state: this.state };
+  }
+
+  private reject(reason: string): void {
+    this.state = "rejected";
+    this.reason = reason;
+    this.engine.counters.add(`conn_dropped.${reason}`);
+    if (this.inst && this.handle > 0) {
+      try {
+        this.inst.connFree(this.handle);
+      } catch {
+        // the instance is dead: nothing to free
+      }
+    }
+    this.inst = undefined;
+    this.handle = 0;
+    this.log = null;
+  }
+
+  // ---- detection ----
+
+  /** Adds log entry `i` to its direction's window and asks the plugins. */
+  private offer(i: number): void {
+    const e = this.log![i]!;
+    const o = this.engine.options;
+    if (!e.bytes) return;
+    const d = e.dir;
+    if (this.windowLen[d] < o.detectWindow) {
+      const take = e.bytes.subarray(0, o.detectWindow - this.windowLen[d]);
+      this.window[d].push(take);
+      this.windowLen[d] += take.length;
+    }
+    const best = this.evaluate();
+    if (best && best.score >= o.claimScore) {
+      this.claim(best.plugin, best.flipped);
+      return;
+    }
+    // Nobody sees anything in this direction's window: restart it at the next chunk.
+    if (this.maxScoreFor(d) === 0) {
+      this.anchor[d] = i + 1;
+      this.window[d] = [];
+      this.windowLen[d] = 0;
+    }
+  }
+
+  private lastScores = new Map<string, number>();
+
+  /** Best (plugin, orientation) over both directions' windows. */
+  private evaluate(): { plugin: Plugin; flipped: boolean; score: number } | undefined {
+    const plugins = this.engine.registry.list().filter((p) => !this.excluded.has(p));
+    const wins = [0, 1].map((d) => (this.windowLen[d] ? concat(this.window[d as Dir], this.windowLen[d]) : undefined));
+    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean } | undefined;
+    this.lastScores.clear();
+    for (const p of plugins) {
+      let inst: PluginInstance;
+      try {
+        inst = p.detectInstance();
+      } catch {
+        continue;
+      }
+      for (const flipped of this.opts.clientKnown ? [false] : [false, true]) {
+        let score = 0;
+        for (const d of [0, 1] as Dir[]) {
+          const w = wins[d];
+          if (!w) continue;
+          let s = 0;
+          try {
+            s = inst.detect(flipped ? 1 - d : d, w);
+          } catch (e) {
+            if (e instanceof PluginTrap) this.engine.countTrap(p, e, "detect");
+            s = 0;
+          }
+          this.lastScores.set(`${p.name}/${d}`, Math.max(this.lastScores.get(`${p.name}/${d}`) ?? 0, s));
+          score = Math.max(score, s);
+        }
+        const hint = p.hints(this.opts.portHint);
+        if (!best || score > best.score || (score === best.score && hint && !best.hint)) best = { plugin: p, flipped, score, hint };
+      }
+    }
+    return best;
+  }
+
+  private maxScoreFor(d: Dir): number {
+    let m = 0;
+    for (const [k, v] of this.lastScores) if (k.endsWith(`/${d}`)) m = Math.max(m, v);
+    return m;
+  }
+
+  /**
+   * Hands the connection to `plugin` and replays the log, each direction from its window's
+   * anchor (earlier bytes become a gap).
+   */
+  private claim(plugin: Plugin, flipped: boolean): void {
+    const c = this.engine.counters;
+    const epoch = ++this.epoch;
+    this.plugin = plugin;
+    this.flipped = flipped;
+    this.state = "decoding";
+    let inst: PluginInstance;
+    try {
+      inst = plugin.instance();
+      this.handle = inst.connNew();
+      if (this.handle <= 0) {
+        inst = plugin.freshInstance();
+        this.handle = inst.connNew();
+      }
+    } catch (e) {
+      if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "conn_new");
+      this.reject("plugin_trap");
+      return;
+    }
+    if (this.handle <= 0) {
+      this.reject("plugin_full");
+      return;
+    }
+    this.inst = inst;
+    c.add(`conn_claimed.${plugin.name}`);
+    if (!this.log) return;
+    const log = this.log;
+    const skipped = [0, 0];
+    for (let i = 0; i < log.length; i++) {
+      const e = log[i]!;
+      if (this.state !== "decoding" || this.epoch !== epoch) return;
+      if (i < this.anchor[e.dir]) {
+        if (e.bytes) skipped[e.dir] += e.len;
+        continue;
+      }
+      if (skipped[e.dir]) {
+        // bytes before the winning window: the plugin starts mid-way
+        c.add("bytes_dropped.before_detect", skipped[e.dir]!);
+        const n = skipped[e.dir]!;
+        skipped[e.dir] = 0;
+        if (!this.call((inst, h, d) => inst.gap(h, d, n, e.ts), e.dir, epoch)) return;
+      }
+      if (e.bytes) this.feedPieces(e.dir, e.bytes, e.ts, epoch);
+      else this.call((inst, h, d) => inst.gap(h, d, e.len, e.ts), e.dir, epoch);
+    }
+  }
+
+  // ---- decoding ----
+
+  private feed(dir: Dir, bytes: Uint8Array, ts: bigint): void {
+    const o = this.engine.options;
+    if (o.maxConnBytes && this.fed + bytes.length > o.maxConnBytes) {
+      this.engine.counters.add("bytes_dropped.limit_bytes", bytes.length);
+      this.reject("limit_bytes");
+      return;
+    }
+    this.fed += bytes.length;
+    this.feedPieces(dir, bytes, ts, this.epoch);
+  }
+
+  private feedPieces(dir: Dir, bytes: Uint8Array, ts: bigint, epoch: number): void {
+    const max = this.engine.options.maxFeed;
+    for (let off = 0; off < bytes.length; off += max) {
+      const piece = off === 0 && bytes.length <= max ? bytes : bytes.subarray(off, off + max);
+      if (!this.call((i, h, d) => i.feed(h, d, piece, ts), dir, epoch)) return;
+    }
+  }
+
+  /**
+   * Runs one plugin call for direction `dir` (caller's orientation; flipped here), takes its
+   * records, and handles negative returns and traps. Returns false when the connection ended.
+   */
+  private call(fn: (inst: PluginInstance, h: number, dir: Dir) => number, dir: Dir, epoch = this.epoch): boolean {
+    const inst = this.inst;
+    const plugin = this.plugin;
+    if (!inst || !plugin || this.handle <= 0 || this.state !== "decoding" || epoch !== this.epoch) return false;
+    const c = this.engine.counters;
+    try {
+      const r = fn(inst, this.handle, (this.flipped ? 1 - dir : dir) as Dir);
+      if (r > 0) {
+        const n = inst.take(this.out);
+        c.add(`records.${plugin.name}`, n);
+        // the plugin has proven itself: stop holding the replay log
+        if (n > 0) this.log = null;
+      }
+      if (r < 0) {
+        const reason = NEG_REASON[r] ?? "plugin_error";
+        if (r === -1 && this.log) {
+          // wrong guess while the log is still held: exclude this plugin and detect again
+          c.add(`detect_retracted.${plugin.name}`);
+          try {
+            inst.take(this.out);
+            inst.connFree(this.handle);
+          } catch (e) {
+            if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "free");
+          }
+          this.handle = 0;
+          this.inst = undefined;
+          this.plugin = undefined;
+          this.excluded.add(plugin);
+          this.redetect();
+          return false;
+        }
+        try {
+          inst.take(this.out);
+        } catch {
+          // dead instance: its output is not trusted
+        }
+        this.reject(reason);
+        return false;
+      }
+      return true;
+    } catch (e) {
+      if (!(e instanceof PluginTrap)) throw e;
+      this.engine.countTrap(plugin, e, "feed");
+      this.handle = 0;
+      this.inst = undefined;
+      this.reject("plugin_trap");
+      return false;
+    }
+  }
+
+  /** Runs detection again over the held log (after a plugin retracted its claim). */
+  private redetect(): void {
+    const log = this.log!;
+    this.state = "detecting";
+    this.flipped = false;
+    this.anchor = [0, 0];
+    this.window = [[], []];
+    this.windowLen = [0, 0];
+    for (let i = 0; i < log.length; i++) {
+      const e = log[i]!;
+      if (!e.bytes) {
+        this.anchor[e.dir] = i + 1;
+        this.window[e.dir] = [];
+        this.windowLen[e.dir] = 0;
+        continue;
+      }
+      this.offer(i);
+      if (this.state !== "detecting") return;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[], len: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const b = new Uint8Array(len);
+  let o = 0;
+  for (const p of parts) {
+    b.set(p, o);
+    o += p.length;
+  }
+  return b;
+}

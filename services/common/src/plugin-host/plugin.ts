@@ -1,0 +1,375 @@
+// A loaded plugin: its manifest, the validated (and fuel-metered) compiled module, and the
+// instances that run it. Loading does every check up front so that a bad plugin is refused with
+// one clear message: not WASM, bad manifest, wrong ABI, missing export, forbidden import, memory
+// above the cap, trap in its start function.
+
+import fs from "node:fs";
+import path from "node:path";
+import { PluginError } from "./errors.js";
+import { meterModule, FUEL_EXPORT } from "./meter.js";
+import { Wasm, type WasmGlobal, type WasmMemory, type WasmModule } from "./wasm-api.js";
+
+/** The ABI version this host speaks (docs/plugin-abi.md). */
+export const ABI_VERSION = 1;
+
+export const REQUIRED_EXPORTS = ["memory", "abi_version", "input_buffer", "detect", "conn_new", "conn_free", "feed", "gap", "close", "out_ptr", "out_len", "out_clear", "configure"] as const;
+
+/** `<name>.json` beside `<name>.wasm`. */
+export interface PluginManifest {
+  name: string;
+  version: string;
+  abi: number;
+  /** Values the plugin may write into Record.protocol (default: [name]). */
+  protocols: string[];
+  /** Server ports that hint at this protocol (detection is by content). */
+  ports: number[];
+  /** File name of the module, relative to the manifest (default `<name>.wasm`). */
+  wasm: string;
+}
+
+export interface PluginOptions {
+  /** Memory cap per instance, MiB (default 64). A module declaring a larger maximum is refused. */
+  maxMemoryMiB: number;
+  /** Fuel-meter loops so that runaway calls trap instead of hanging (default true). */
+  meter: boolean;
+  /** Loop iterations allowed per call: fuelBase + fuelPerByte × input bytes. */
+  fuelBase: number;
+  fuelPerByte: number;
+  /** configure() flags: bit 0 = redact. */
+  flags: number;
+}
+
+export const DEFAULT_PLUGIN_OPTIONS: PluginOptions = {
+  maxMemoryMiB: 64,
+  meter: true,
+  fuelBase: 50_000_000,
+  fuelPerByte: 256,
+  flags: 0,
+};
+
+/** Why an instance died. */
+export type TrapKind = "runaway" | "abort" | "stack" | "trap" | "memory" | "bad_output";
+
+/** Thrown by PluginInstance calls when the instance traps; the instance is dead afterwards. */
+export class PluginTrap extends Error {
+  constructor(
+    readonly kind: TrapKind,
+    message: string,
+    options?: { cause?: unknown },
+    /** True for the call that killed the instance; false for later calls into the dead instance. */
+    readonly first = true,
+  ) {
+    super(message, options);
+    this.name = "PluginTrap";
+  }
+}
+
+interface Exports {
+  memory: WasmMemory;
+  abi_version(): number;
+  input_buffer(len: number): number;
+  detect(dir: number, ptr: number, len: number): number;
+  conn_new(): number;
+  conn_free(h: number): void;
+  feed(h: number, dir: number, ptr: number, len: number, ts: bigint): number;
+  gap(h: number, dir: number, len: number, ts: bigint): number;
+  close(h: number, ts: bigint): number;
+  out_ptr(): number;
+  out_len(): number;
+  out_clear(): void;
+  configure(flags: number): void;
+}
+
+/** Checks a manifest's shape and fills defaults; throws PluginError("bad_manifest" | "bad_abi"). */
+export function validateManifest(m: unknown, where = "manifest"): PluginManifest {
+  const o = m as Record<string, unknown> | null;
+  if (!o || typeof o !== "object" || Array.isArray(o)) throw new PluginError("bad_manifest", `${where}: not a JSON object`);
+  const name = o.name;
+  if (typeof name !== "string" || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) {
+    throw new PluginError("bad_manifest", `${where}: name ${JSON.stringify(name)} is not a plugin name (a-z, 0-9, _ and -, at most 64)`);
+  }
+  if (typeof o.version !== "string" || !o.version || o.version.length > 64) throw new PluginError("bad_manifest", `${where}: plugin ${name} has no version string`);
+  if (o.abi !== ABI_VERSION) throw new PluginError("bad_abi", `${where}: plugin ${name} declares ABI ${JSON.stringify(o.abi)}; this host speaks ABI ${ABI_VERSION}`);
+  const protocols = o.protocols ?? [name];
+  if (!Array.isArray(protocols) || !protocols.every((p) => typeof p === "string" && p.length > 0 && p.length <= 64)) {
+    throw new PluginError("bad_manifest", `${where}: protocols must be a list of names`);
+  }
+  const ports = o.ports ?? [];
+  if (!Array.isArray(ports) || !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+    throw new PluginError("bad_manifest", `${where}: ports must be a list of port numbers`);
+  }
+  const wasm = o.wasm ?? `${name}.wasm`;
+  if (typeof wasm !== "string" || !wasm.endsWith(".wasm") || wasm.includes("/") || wasm.includes("\\")) {
+    throw new PluginError("bad_manifest", `${where}: wasm must be a file name ending in .wasm beside the manifest`);
+  }
+  return { name, version: o.version, abi: ABI_VERSION, protocols: protocols as string[], ports: ports as number[], wasm };
+}
+
+let nextInstanceId = 1;
+
+/** One instance of a plugin: linear memory and handle table shared by many connections. */
+export class PluginInstance {
+  readonly id = nextInstanceId++;
+  private readonly x: Exports;
+  private readonly fuel?: WasmGlobal;
+  private abortMessage?: string;
+  /** Set once the instance trapped: every later call throws. */
+  dead?: TrapKind;
+  /** Connection handles currently open on this instance. */
+  live = 0;
+
+  constructor(
+    readonly plugin: Plugin,
+    module: WasmModule,
+  ) {
+    let self: PluginInstance | undefined;
+    const env = {
+      abort: (msg: number, file: number, line: number, col: number) => {
+        if (self) self.abortMessage = `${self.readString(msg) ?? "abort"} at ${self.readString(file) ?? "?"}:${line}:${col}`;
+        throw new Wasm.RuntimeError("plugin called abort");
+      },
+    };
+    let inst;
+    try {
+      inst = new Wasm.Instance(module, { env });
+    } catch (e) {
+      throw new PluginError("start_trap", `plugin ${plugin.name}: trapped while starting: ${(e as Error).message}`, { cause: e });
+    }
+    self = this;
+    this.x = inst.exports as unknown as Exports;
+    this.fuel = inst.exports[FUEL_EXPORT] as WasmGlobal | undefined;
+    this.call(0, () => this.x.configure(plugin.options.flags));
+  }
+
+  /** An AssemblyScript string (UTF-16, byte length at ptr-4) for abort messages; undefined if implausible. */
+  private readString(ptr: number): string | undefined {
+    try {
+      const buf = this.x.memory.buffer;
+      if (!ptr || ptr < 4 || ptr + 4 > buf.byteLength) return undefined;
+      const len = new DataView(buf).getUint32(ptr - 4, true);
+      if (len > 4096 || ptr + len > buf.byteLength || len % 2) return undefined;
+      return Buffer.from(buf, ptr, len).toString("utf16le");
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Runs one call into the instance with a fuel budget for `len` input bytes; converts traps. */
+  private call<T>(len: number, fn: () => T): T {
+    if (this.dead) throw new PluginTrap(this.dead, `plugin ${this.plugin.name} instance ${this.id} is dead (${this.dead})`, undefined, false);
+    const o = this.plugin.options;
+    if (this.fuel) this.fuel.value = Math.min(0x7fffffff, o.fuelBase + o.fuelPerByte * len);
+    try {
+      return fn();
+    } catch (e) {
+      let kind: TrapKind = "trap";
+      if (this.fuel && this.fuel.value === 0) kind = "runaway";
+      else if (this.abortMessage) kind = /out of memory|allocation too large/i.test(this.abortMessage) ? "memory" : "abort";
+      else if (e instanceof RangeError) kind = /call stack/i.test(e.message) ? "stack" : "trap";
+      this.dead = kind;
+      const detail = this.abortMessage ?? (e as Error)?.message ?? String(e);
+      throw new PluginTrap(kind, `plugin ${this.plugin.name}: ${kind}: ${detail}`, { cause: e });
+    }
+  }
+
+  /** Copies `bytes` into the plugin's input buffer and returns its address. */
+  private input(bytes: Uint8Array): number {
+    const ptr = this.call(0, () => this.x.input_buffer(bytes.length));
+    const mem = this.x.memory.buffer;
+    if (!ptr || ptr + bytes.length > mem.byteLength) {
+      this.dead = "memory";
+      throw new PluginTrap("memory", `plugin ${this.plugin.name}: input_buffer(${bytes.length}) gave no usable buffer`);
+    }
+    new Uint8Array(mem, ptr, bytes.length).set(bytes);
+    return ptr;
+  }
+
+  abiVersion(): number {
+    return this.call(0, () => this.x.abi_version());
+  }
+
+  /** Confidence 0..100 (clamped) that `bytes`, the first of direction `dir`, are this protocol. */
+  detect(dir: number, bytes: Uint8Array): number {
+    if (!bytes.length) return 0;
+    const ptr = this.input(bytes);
+    const s = this.call(bytes.length, () => this.x.detect(dir, ptr, bytes.length));
+    return s < 0 ? 0 : s > 100 ? 100 : s | 0;
+  }
+
+  connNew(): number {
+    const h = this.call(0, () => this.x.conn_new());
+    if (h > 0) this.live++;
+    return h;
+  }
+
+  connFree(h: number): void {
+    if (this.dead) return;
+    this.call(0, () => this.x.conn_free(h));
+    this.live--;
+  }
+
+  feed(h: number, dir: number, bytes: Uint8Array, ts: bigint): number {
+    const ptr = this.input(bytes);
+    return this.call(bytes.length, () => this.x.feed(h, dir, ptr, bytes.length, ts));
+  }
+
+  gap(h: number, dir: number, len: number, ts: bigint): number {
+    return this.call(0, () => this.x.gap(h, dir, Math.max(0, Math.min(len, 0x7fffffff)), ts));
+  }
+
+  close(h: number, ts: bigint): number {
+    return this.call(0, () => this.x.close(h, ts));
+  }
+
+  /**
+   * Takes the records waiting in the output buffer (each copied out as its own Uint8Array) and
+   * clears it. A malformed frame kills the instance (its output cannot be trusted).
+   */
+  take(out: Uint8Array[]): number {
+    const len = this.call(0, () => this.x.out_len());
+    if (len <= 0) return 0;
+    const base = this.call(0, () => this.x.out_ptr());
+    const buf = this.x.memory.buffer;
+    if (base <= 0 || base + len > buf.byteLength) {
+      this.dead = "bad_output";
+      throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer [${base}, +${len}) outside memory`);
+    }
+    const bytes = new Uint8Array(buf, base, len);
+    const dv = new DataView(buf, base, len);
+    let o = 0;
+    let n = 0;
+    while (o + 4 <= len) {
+      const l = dv.getUint32(o, true);
+      if (o + 4 + l > len) break;
+      out.push(bytes.slice(o + 4, o + 4 + l));
+      o += 4 + l;
+      n++;
+    }
+    this.call(0, () => this.x.out_clear());
+    if (o !== len) {
+      this.dead = "bad_output";
+      throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer holds a truncated record frame`);
+    }
+    return n;
+  }
+
+  /** Bytes of linear memory in use (grows, never shrinks). */
+  memoryBytes(): number {
+    return this.x.memory.buffer.byteLength;
+  }
+}
+
+/** A validated plugin: manifest + compiled module. Instances are made on demand. */
+export class Plugin {
+  readonly name: string;
+  readonly version: string;
+  /** Loops the meter instrumented (0 when unmetered). */
+  readonly loops: number;
+  private current?: PluginInstance;
+  private detector?: PluginInstance;
+  /** Instances made after a trap (counted by the engine as well). */
+  restarts = 0;
+
+  private constructor(
+    readonly manifest: PluginManifest,
+    readonly module: WasmModule,
+    readonly options: PluginOptions,
+    loops: number,
+    readonly source: string,
+  ) {
+    this.name = manifest.name;
+    this.version = manifest.version;
+    this.loops = loops;
+  }
+
+  /**
+   * Validates and compiles a plugin from its manifest object and module bytes. Throws
+   * PluginError with a code and a one-line message.
+   */
+  static fromBytes(manifest: unknown, wasm: Uint8Array, options: Partial<PluginOptions> = {}, source = "<bytes>"): Plugin {
+    const opts = { ...DEFAULT_PLUGIN_OPTIONS, ...options };
+    const m = validateManifest(manifest, source);
+    const maxPages = Math.floor((opts.maxMemoryMiB * 1024 * 1024) / 65536);
+    let metered;
+    try {
+      metered = meterModule(wasm, { maxPages, meter: opts.meter, startFuel: opts.fuelBase });
+    } catch (e) {
+      if (e instanceof PluginError) throw new PluginError(e.code, `plugin ${m.name} (${source}): ${e.message}`, { cause: e });
+      throw new PluginError("not_wasm", `plugin ${m.name} (${source}): not a valid WebAssembly module: ${(e as Error).message}`, { cause: e });
+    }
+    const bad = metered.imports.filter((i) => !(i.module === "env" && i.name === "abort" && i.kind === 0));
+    if (bad.length) {
+      throw new PluginError("bad_import", `plugin ${m.name} (${source}): imports ${bad.map((i) => `${i.module}.${i.name}`).join(", ")}; only env.abort is allowed`);
+    }
+    let module: WasmModule;
+    try {
+      module = new Wasm.Module(metered.binary);
+    } catch (e) {
+      throw new PluginError("not_wasm", `plugin ${m.name} (${source}): not a valid WebAssembly module: ${(e as Error).message.split("\n")[0]}`, { cause: e });
+    }
+    const exports = new Map(Wasm.Module.exports(module).map((e) => [e.name, e.kind]));
+    for (const name of REQUIRED_EXPORTS) {
+      const kind = exports.get(name);
+      const want = name === "memory" ? "memory" : "function";
+      if (kind !== want) throw new PluginError("missing_export", `plugin ${m.name} (${source}): missing export ${name} (${want})`);
+    }
+    const p = new Plugin(m, module, opts, metered.loops, source);
+    const inst = p.instance(); // start function, configure, abi_version: traps here are load errors
+    let v;
+    try {
+      v = inst.abiVersion();
+    } catch (e) {
+      throw new PluginError("start_trap", `plugin ${m.name} (${source}): abi_version trapped: ${(e as Error).message}`, { cause: e });
+    }
+    if (v !== ABI_VERSION) throw new PluginError("bad_abi", `plugin ${m.name} (${source}): abi_version() returned ${v}; this host speaks ABI ${ABI_VERSION}`);
+    return p;
+  }
+
+  /** Loads `<name>.json` (or the `.wasm` beside it) from disk. */
+  static fromFile(file: string, options: Partial<PluginOptions> = {}): Plugin {
+    const manifestPath = file.endsWith(".wasm") ? file.replace(/\.wasm$/, ".json") : file;
+    let manifest: unknown;
+    try {
+      manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8"));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code) throw new PluginError("io", `${manifestPath}: cannot read manifest: ${code}`, { cause: e });
+      throw new PluginError("bad_manifest", `${manifestPath}: manifest is not JSON: ${(e as Error).message}`, { cause: e });
+    }
+    const m = validateManifest(manifest, manifestPath);
+    const wasmPath = path.join(path.dirname(manifestPath), m.wasm);
+    let wasm: Uint8Array;
+    try {
+      wasm = fs.readFileSync(wasmPath);
+    } catch (e) {
+      throw new PluginError("io", `${wasmPath}: cannot read plugin module: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    return Plugin.fromBytes(manifest, wasm, options, wasmPath);
+  }
+
+  /** The instance new connections go to (made afresh after a trap or when full). */
+  instance(): PluginInstance {
+    if (!this.current || this.current.dead) {
+      if (this.current) this.restarts++;
+      this.current = new PluginInstance(this, this.module);
+    }
+    return this.current;
+  }
+
+  /** Starts a new current instance (the old one keeps its connections). */
+  freshInstance(): PluginInstance {
+    this.current = new PluginInstance(this, this.module);
+    return this.current;
+  }
+
+  /** A separate instance for detect(), so that a detector trap never costs live connections. */
+  detectInstance(): PluginInstance {
+    if (!this.detector || this.detector.dead) this.detector = new PluginInstance(this, this.module);
+    return this.detector;
+  }
+
+  /** True when `port` is one of the manifest's hint ports. */
+  hints(port: number | undefined): boolean {
+    return port !== undefined && this.manifest.ports.includes(port);
+  }
+}
