@@ -1,33 +1,271 @@
-// Placeholder until the aggregator lands: connects to NATS (via the runtime) and checks that
-// InfluxDB answers /ping, so health is real. Replace freely; keep exporting `createService`.
-import type { CreateService } from "@wirescope/common";
+// The aggregator service: JetStream (durable pull consumer, manual acks) → Pipeline → InfluxDB.
+// Status counters and the `pipeline` measurement report the same numbers.
+import os from "node:os";
+import { fromBinary } from "@bufbuild/protobuf";
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages } from "nats";
+import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, type CreateService, type ServiceContext } from "@wirescope/common";
+import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
+import { Aggregator } from "./core/aggregator.js";
+import { pipelineLine } from "./core/lines.js";
+import { Pipeline, type Ackable } from "./pipeline.js";
+import { InfluxWriter } from "./influx/writer.js";
+import { redact } from "./influx/detect.js";
 
 export const createService: CreateService = async (ctx) => {
-  const influx = ctx.health.require("influxdb");
+  const o = parseAggregatorArgs(ctx.args);
+  const influxDep = ctx.health.require("influxdb");
+  const target = { ...ctx.config.influx, org: o.influxOrg || undefined };
+  ctx.info.set("influx", redact(target.url));
+  ctx.info.set("database", target.database);
+  ctx.info.set("stream", `${o.stream} (durable ${o.durable})`);
+  ctx.info.set("window_ms", String(o.core.windowMs));
+  ctx.info.set("relative_accuracy", String(o.core.relativeAccuracy));
+  const log = ctx.log;
+
   return {
     async run(signal) {
-      while (!signal.aborted) {
-        try {
-          const res = await fetch(new URL("/ping", ctx.config.influx.url), { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) });
-          if (res.ok || res.status === 204) influx.up();
-          else influx.down(`ping: HTTP ${res.status}`);
-        } catch (e) {
-          if (!signal.aborted) influx.down(`ping: ${(e as Error).message}`);
+      const nc = await ctx.nats();
+      await ensureStream(nc, o);
+      const kv = await openState(nc, o);
+      const stateKey = `${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.watermark`;
+      const watermark = await loadWatermark(kv, stateKey);
+      ctx.info.set("watermark_restored", Number.isFinite(watermark) ? new Date(watermark).toISOString() : "none");
+
+      const writer = await connectInfluxUntil(signal, target, o, ctx, influxDep);
+      if (!writer) return;
+      ctx.info.set("influx_version", writer.flavor.version);
+      ctx.info.set("influx_write_api", writer.flavor.api === "v1" ? "v1 /write" : "v2 /api/v2/write");
+      let lastErrLog = 0;
+      writer.onError = (m) => {
+        influxDep.down(m);
+        if (Date.now() - lastErrLog > 5000) {
+          lastErrLog = Date.now();
+          log.warn({ err: m, pending_lines: writer.pendingLines }, "influxdb write failed; retrying");
         }
-        await sleep(influx.isUp ? 5000 : 500, signal);
+      };
+      writer.onSuccess = () => influxDep.up();
+
+      const core = new Aggregator(o.core);
+      const pipeline = new Pipeline(
+        core,
+        {
+          write: (lines) => writer.write(lines),
+          saveWatermark: async (ms) => {
+            await kv.put(stateKey, JSON.stringify({ flushedBefore: ms, instance: ctx.instance }));
+          },
+          onError: (e) => log.warn({ err: errorMessage(e) }, "pipeline"),
+        },
+        watermark,
+      );
+
+      const jsm = await nc.jetstreamManager();
+      const ci = await ensureConsumer(nc, o);
+      // Batches delivered to a previous instance and never acked come back after the ack wait:
+      // hold every window open until they are here (or the wait is over).
+      let expectRedeliveries = ci.num_ack_pending;
+      if (expectRedeliveries > 0) {
+        pipeline.holdClosingUntil(Date.now() + o.ackWaitMs + 2000);
+        log.info({ pending: expectRedeliveries }, "waiting for unacknowledged batches of a previous run");
+      }
+      // Delivered, not yet acknowledged: their ack timers are refreshed (working) on every tick.
+      const held = new Map<number, JsMsg>();
+      const asAckable = (m: JsMsg): Ackable => {
+        held.set(m.seq, m);
+        return { seq: m.seq, redelivered: m.redelivered, ack: () => (held.delete(m.seq), m.ack()) };
+      };
+      const consumer = await nc.jetstream().consumers.get(o.stream, o.durable);
+      const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+      let decodeErrors = 0;
+      const reader = (async () => {
+        for await (const m of messages) {
+          let records;
+          try {
+            records = fromBinary(RecordBatchSchema, m.data).records;
+          } catch (e) {
+            decodeErrors++;
+            if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
+            pipeline.discard(asAckable(m));
+            continue;
+          }
+          if (m.redelivered && expectRedeliveries > 0 && --expectRedeliveries === 0) pipeline.releaseHold();
+          pipeline.onBatch(records, asAckable(m), Date.now());
+        }
+      })();
+      reader.catch((e) => log.error({ err: errorMessage(e) }, "consumer stopped"));
+
+      // Ticks: close due windows, refresh held batches' ack timers, publish counters.
+      let lastWorking = Date.now();
+      let lastPipeline = Date.now();
+      let prev = snapshot();
+      function snapshot() {
+        const c = core.counters;
+        const w = writer!.stats;
+        return {
+          records_in: c.recordsIn,
+          records_accepted: c.recordsAccepted,
+          batches_in: pipeline.counters.batchesIn,
+          batches_acked: pipeline.counters.batchesAcked,
+          batches_duplicate: pipeline.counters.duplicateDeliveries,
+          points_out: pipeline.counters.pointsOut,
+          windows_written: pipeline.counters.windowsWritten,
+          spans_kept: c.spansKept,
+          spans_dropped: c.spansDropped,
+          folded_values: c.folded,
+          links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
+          drops_late: c.drops.late,
+          drops_redelivered: c.drops.redelivered,
+          drops_future: c.drops.future,
+          drops_invalid: c.drops.invalid,
+          drops_cardinality: c.drops.cardinality_overflow,
+          drops_span_buffer: c.drops.span_buffer_full,
+          drops_decode: decodeErrors,
+          drops_influx_buffer: w.linesDropped.buffer_full,
+          drops_influx_rejected: w.linesDropped.rejected,
+          drops_influx_retries: w.linesDropped.retries_exhausted,
+          influx_write_errors: w.writeErrors,
+        };
+      }
+      const tick = () => {
+        const now = Date.now();
+        try {
+          pipeline.tick(now);
+        } catch (e) {
+          log.error({ err: errorMessage(e) }, "closing windows failed");
+        }
+        if (now - lastWorking > o.ackWaitMs / 3) {
+          lastWorking = now;
+          for (const m of held.values()) m.working();
+        }
+        const s = snapshot();
+        for (const [k, v] of Object.entries(s)) ctx.counters.set(k, v);
+        const gauges = {
+          lag_ms: Number.isFinite(core.oldestOpen) ? Math.max(0, now - core.oldestOpen - o.core.windowMs) : 0,
+          pending_lines: writer!.pendingLines,
+          held_batches: pipeline.heldCount,
+          open_windows: core.openWindows,
+          watermark_age_ms: Number.isFinite(pipeline.durableWatermark) ? now - pipeline.durableWatermark : 0,
+        };
+        for (const [k, v] of Object.entries(gauges)) ctx.counters.set(k, v);
+        if (now - lastPipeline >= o.pipelineEveryMs) {
+          lastPipeline = now;
+          const delta: Record<string, number> = {};
+          for (const [k, v] of Object.entries(s)) delta[k] = v - (prev as Record<string, number>)[k]!;
+          prev = s;
+          void writer!.write([pipelineLine("aggregator", ctx.instance, delta, gauges, now)]);
+        }
+      };
+      const timer = setInterval(tick, 250);
+      try {
+        await new Promise<void>((resolve) => {
+          if (signal.aborted) return resolve();
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+      } finally {
+        clearInterval(timer);
+        // Open windows are not flushed early: their batches stay unacknowledged and the next
+        // instance rebuilds them exactly. Writes already started finish (bounded wait).
+        await messages.close().catch(() => undefined);
+        await Promise.race([pipeline.settled(), new Promise((r) => setTimeout(r, 5000))]);
+        writer.close();
+        void jsm;
       }
     },
   };
 };
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
+async function ensureStream(nc: NatsConnection, o: AggregatorOptions): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  try {
+    await jsm.streams.info(o.stream);
+    return;
+  } catch {
+    // missing: same definition the parser uses
+  }
+  try {
+    await jsm.streams.add({
+      name: o.stream,
+      subjects: ["wirescope.records.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_bytes: 1024 * 1024 * 1024,
+      max_age: nanos(60 * 60_000),
+    });
+  } catch (e) {
+    try {
+      await jsm.streams.info(o.stream);
+    } catch {
+      throw new ServiceError("stream", `cannot create JetStream stream ${o.stream} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
     }
-  });
+  }
+}
+
+async function ensureConsumer(nc: NatsConnection, o: AggregatorOptions) {
+  const jsm = await nc.jetstreamManager();
+  const cfg = {
+    durable_name: o.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(o.ackWaitMs),
+    max_ack_pending: o.maxAckPending,
+    max_deliver: -1,
+    filter_subject: o.filter,
+  };
+  try {
+    const info = await jsm.consumers.info(o.stream, o.durable);
+    if (info.config.ack_wait !== cfg.ack_wait || info.config.max_ack_pending !== cfg.max_ack_pending) {
+      return await jsm.consumers.update(o.stream, o.durable, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+    }
+    return info;
+  } catch (e) {
+    if (!/not found/i.test(errorMessage(e))) throw new ServiceError("consumer", `cannot read consumer ${o.durable} of ${o.stream}: ${errorMessage(e)}`, { cause: e });
+  }
+  try {
+    return await jsm.consumers.add(o.stream, cfg);
+  } catch (e) {
+    throw new ServiceError("consumer", `cannot create consumer ${o.durable} on ${o.stream}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+async function openState(nc: NatsConnection, o: AggregatorOptions): Promise<KV> {
+  try {
+    return await nc.jetstream().views.kv(o.stateBucket, { history: 1 });
+  } catch (e) {
+    throw new ServiceError("state", `cannot open KV bucket ${o.stateBucket}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+async function loadWatermark(kv: KV, key: string): Promise<number> {
+  const e = await kv.get(key);
+  if (!e || e.value.length === 0) return -Infinity;
+  try {
+    const v = JSON.parse(new TextDecoder().decode(e.value)) as { flushedBefore?: number };
+    return typeof v.flushedBefore === "number" ? v.flushedBefore : -Infinity;
+  } catch {
+    return -Infinity;
+  }
+}
+
+/** Connects to InfluxDB, retrying with backoff until it answers or the signal aborts. */
+async function connectInfluxUntil(signal: AbortSignal, target: Parameters<typeof InfluxWriter.connect>[0], o: AggregatorOptions, ctx: ServiceContext, dep: { up(): void; down(r: string): void }): Promise<InfluxWriter | undefined> {
+  let delay = 250;
+  let logged = false;
+  while (!signal.aborted) {
+    try {
+      const w = await InfluxWriter.connect(target, o.writer);
+      dep.up();
+      ctx.log.info({ influx: redact(target.url), version: w.flavor.version, api: w.flavor.api, host: os.hostname() }, "influxdb connected");
+      return w;
+    } catch (e) {
+      const msg = e instanceof InfluxError ? e.message : errorMessage(e);
+      dep.down(msg);
+      if (!logged) {
+        logged = true;
+        ctx.log.warn({ err: msg }, "influxdb not reachable yet; retrying");
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+  return undefined;
 }

@@ -1,0 +1,111 @@
+// The aggregator's own flags (those @wirescope/common's config did not take).
+import { ConfigError } from "@wirescope/common";
+import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
+import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
+
+export interface AggregatorOptions {
+  core: CoreOptions;
+  writer: WriterOptions;
+  /** JetStream stream the parsers publish RecordBatch to. */
+  stream: string;
+  /** Durable consumer name (one per aggregator deployment). */
+  durable: string;
+  /** Subject filter of the consumer. */
+  filter: string;
+  /** JetStream ack wait: a held batch is refreshed (working) well before it expires. */
+  ackWaitMs: number;
+  /** Unacknowledged batches at most (the server stops delivering beyond it: backpressure). */
+  maxAckPending: number;
+  /** KV bucket holding the durable watermark. */
+  stateBucket: string;
+  /** `pipeline` point period. */
+  pipelineEveryMs: number;
+  /** 2.x organisation. */
+  influxOrg: string;
+}
+
+export const defaultAggregatorOptions: AggregatorOptions = {
+  core: defaultCoreOptions,
+  writer: defaultWriterOptions,
+  stream: "WIRESCOPE_RECORDS",
+  durable: "wirescope-aggregator",
+  filter: "wirescope.records.>",
+  ackWaitMs: 30_000,
+  maxAckPending: 50_000,
+  stateBucket: "wirescope-aggregator",
+  pipelineEveryMs: 10_000,
+  influxOrg: "",
+};
+
+type Target = ["core" | "writer" | "top", string, "int" | "float" | "string" | "bool", string];
+const FLAGS: Record<string, Target> = {
+  "--window-ms": ["core", "windowMs", "int", "RED window length (aligned to the wall clock)"],
+  "--grace-ms": ["core", "graceMs", "int", "how long after its end a window still takes records"],
+  "--relative-accuracy": ["core", "relativeAccuracy", "float", "DDSketch relative accuracy of percentiles"],
+  "--max-values-per-tag": ["core", "maxValuesPerTag", "int", "cardinality guard: distinct values per tag per service per window"],
+  "--max-series-per-service": ["core", "maxSeriesPerService", "int", "memory guard: open series per service per window"],
+  "--segment-threshold": ["core", "segmentThreshold", "int", "distinct values of one path segment before it collapses to *"],
+  "--span-sample-rate": ["core", "spanSampleRate", "float", "fraction of ordinary traces kept (errors and slowest always kept)"],
+  "--slowest-per-series": ["core", "slowestPerSeries", "int", "slowest spans kept per series and window"],
+  "--max-buffered-spans": ["core", "maxBufferedSpans", "int", "spans held for linking at most"],
+  "--no-spans": ["core", "spans", "bool", "do not write spans"],
+  "--batch-size": ["writer", "batchSize", "int", "lines per InfluxDB write request"],
+  "--max-buffer-lines": ["writer", "maxBufferLines", "int", "lines waiting for InfluxDB at most (then the oldest are dropped)"],
+  "--max-retry-time-ms": ["writer", "maxRetryTimeMs", "int", "give up a write after this long"],
+  "--stream": ["top", "stream", "string", "JetStream stream of RecordBatch"],
+  "--durable": ["top", "durable", "string", "durable consumer name"],
+  "--filter": ["top", "filter", "string", "consumer subject filter"],
+  "--ack-wait-ms": ["top", "ackWaitMs", "int", "JetStream ack wait"],
+  "--max-ack-pending": ["top", "maxAckPending", "int", "unacknowledged batches at most"],
+  "--state-bucket": ["top", "stateBucket", "string", "KV bucket for the durable watermark"],
+  "--pipeline-every-ms": ["top", "pipelineEveryMs", "int", "period of the aggregator's own pipeline point"],
+  "--influx-org": ["top", "influxOrg", "string", "InfluxDB 2.x organisation"],
+};
+
+/** Usage lines for `wirescope aggregator --help`. */
+export function aggregatorFlagsHelp(): string {
+  return Object.entries(FLAGS)
+    .map(([f, [, , k, d]]) => `  ${(f + (k === "bool" ? "" : ` <${k}>`)).padEnd(34)} ${d}`)
+    .join("\n");
+}
+
+/** Parses the aggregator's flags; throws ConfigError naming the bad flag. */
+export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions {
+  const core: Record<string, unknown> = {};
+  const writer: Record<string, unknown> = { ...defaultWriterOptions };
+  const top: Record<string, unknown> = { ...defaultAggregatorOptions };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const spec = FLAGS[name];
+    if (!spec) throw new ConfigError("unknown_flag", `aggregator: unknown flag ${name} (flags:\n${aggregatorFlagsHelp()})`);
+    const [where, key, kind] = spec;
+    let raw: string;
+    if (kind === "bool") raw = "true";
+    else if (eq > 0) raw = a.slice(eq + 1);
+    else {
+      const v = args[++i];
+      if (v === undefined) throw new ConfigError("missing_value", `aggregator: ${name} needs a value`);
+      raw = v;
+    }
+    let val: unknown = raw;
+    if (kind === "int" || kind === "float") {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) throw new ConfigError("bad_value", `aggregator: ${name} expects a number, got ${JSON.stringify(raw)}`);
+      val = n;
+    }
+    if (name === "--no-spans") val = false;
+    (where === "core" ? core : where === "writer" ? writer : top)[key] = val;
+  }
+  let coreOpts: CoreOptions;
+  try {
+    coreOpts = resolveCoreOptions(core as Partial<CoreOptions>);
+  } catch (e) {
+    throw new ConfigError("bad_value", (e as Error).message);
+  }
+  const out = { ...(top as unknown as AggregatorOptions), core: coreOpts, writer: writer as unknown as WriterOptions };
+  if (out.ackWaitMs < 1000) throw new ConfigError("bad_value", "aggregator: --ack-wait-ms must be at least 1000");
+  if (out.maxAckPending < 1) throw new ConfigError("bad_value", "aggregator: --max-ack-pending must be positive");
+  return out;
+}

@@ -1,0 +1,190 @@
+// Storage without loss: the bookkeeping between the stream, the core and InfluxDB.
+//
+//   message ──ingest──▶ core windows ──close──▶ lines ──write──▶ InfluxDB
+//      │                                                           │ every line acked or dropped
+//      └── held (not acked) ◀── ack when the durable watermark ◀───┘ (contiguous closed windows)
+//                                passes every window it touched
+//
+// The durable watermark F ("every window starting before F is in InfluxDB") is saved before any
+// message is acked. After a crash, messages not acked are redelivered: records of windows < F
+// are skipped (they are in InfluxDB already), the others rebuild their windows from every record
+// that touched them (none of those messages was acked), and the deterministic points overwrite
+// whatever a partial write left. No NATS or InfluxDB import here: the adapters are injected.
+import type { Record as WRecord } from "@wirescope/common";
+import { Aggregator } from "./core/aggregator.js";
+import type { ClosedWindow } from "./core/aggregator.js";
+import { windowLines } from "./core/lines.js";
+
+/** A delivered stream message, as far as the pipeline cares. */
+export interface Ackable {
+  /** Stream sequence: the same for every delivery of one message. */
+  readonly seq: number;
+  readonly redelivered: boolean;
+  ack(): void;
+}
+
+export interface WriteResult {
+  written: number;
+  dropped: number;
+}
+
+export interface PipelineDeps {
+  write(lines: string[]): Promise<WriteResult>;
+  /** Persists the durable watermark (ms); must resolve only once stored. */
+  saveWatermark(ms: number): Promise<void>;
+  onError?(e: unknown): void;
+}
+
+interface Held {
+  msg: Ackable;
+  maxWindow: number;
+}
+
+interface Closing {
+  start: number;
+  end: number;
+  done: boolean;
+}
+
+export interface PipelineCounters {
+  batchesIn: number;
+  batchesAcked: number;
+  duplicateDeliveries: number;
+  pointsOut: number;
+  pointsDropped: number;
+  windowsWritten: number;
+}
+
+export class Pipeline {
+  readonly counters: PipelineCounters = { batchesIn: 0, batchesAcked: 0, duplicateDeliveries: 0, pointsOut: 0, pointsDropped: 0, windowsWritten: 0 };
+  /** Held messages by stream sequence (a redelivery while held replaces the handle, never re-counts). */
+  private readonly held = new Map<number, Held>();
+  private readonly closing: Closing[] = [];
+  private durable: number;
+  private saving: Promise<void> = Promise.resolve();
+  /** Windows may not close before this (wall ms): lets redeliveries arrive after a restart. */
+  private holdUntil = 0;
+  private inflight = 0;
+
+  constructor(
+    readonly core: Aggregator,
+    private readonly deps: PipelineDeps,
+    durableWatermark: number,
+  ) {
+    this.durable = durableWatermark;
+    if (Number.isFinite(durableWatermark)) core.setClosedBefore(durableWatermark);
+  }
+
+  get durableWatermark(): number {
+    return this.durable;
+  }
+  get heldCount(): number {
+    return this.held.size;
+  }
+  get writesInFlight(): number {
+    return this.inflight;
+  }
+
+  /** No window closes before `ms` (wall clock), e.g. until redeliveries after a restart arrived. */
+  holdClosingUntil(ms: number): void {
+    this.holdUntil = Math.max(this.holdUntil, ms);
+  }
+  releaseHold(): void {
+    this.holdUntil = 0;
+  }
+
+  /** One delivered batch. Never throws. */
+  onBatch(records: readonly WRecord[], msg: Ackable, nowMs: number): void {
+    const prev = this.held.get(msg.seq);
+    if (prev) {
+      // Redelivered while still held (ack wait expired): already counted, keep the newest handle.
+      prev.msg = msg;
+      this.counters.duplicateDeliveries++;
+      return;
+    }
+    this.counters.batchesIn++;
+    const r = this.core.ingest(records, nowMs, msg.redelivered);
+    if (r.maxWindow === -Infinity || r.maxWindow < this.durable) {
+      this.ackOne(msg);
+      return;
+    }
+    this.held.set(msg.seq, { msg, maxWindow: r.maxWindow });
+  }
+
+  /** A message that could not be decoded: acknowledged (never redelivered), counted by the caller. */
+  discard(msg: Ackable): void {
+    this.held.delete(msg.seq);
+    this.ackOne(msg);
+  }
+
+  /** Closes the due windows and starts writing them. */
+  tick(nowMs: number, force = false): void {
+    if (!force && nowMs < this.holdUntil) return;
+    const closed = this.core.closeDue(nowMs, force);
+    for (const w of closed) this.startWrite(w);
+  }
+
+  private startWrite(w: ClosedWindow): void {
+    const c: Closing = { start: w.start, end: w.start + this.core.opts.windowMs, done: false };
+    this.closing.push(c);
+    const lines = windowLines(w);
+    this.inflight++;
+    this.deps
+      .write(lines)
+      .then(
+        (o) => {
+          this.counters.pointsOut += o.written;
+          this.counters.pointsDropped += o.dropped;
+        },
+        (e) => {
+          this.counters.pointsDropped += lines.length;
+          this.deps.onError?.(e);
+        },
+      )
+      .finally(() => {
+        this.inflight--;
+        c.done = true;
+        this.counters.windowsWritten++;
+        this.advance();
+      });
+  }
+
+  /** Moves the durable watermark over the contiguous done windows, saves it, then acks. */
+  private advance(): void {
+    let next = this.durable;
+    while (this.closing.length > 0 && this.closing[0]!.done) next = Math.max(next, this.closing.shift()!.end);
+    if (next <= this.durable || !Number.isFinite(next)) return;
+    this.saving = this.saving.then(async () => {
+      if (next <= this.durable) return;
+      try {
+        await this.deps.saveWatermark(next);
+      } catch (e) {
+        // Not saved: keep the messages; a later window's save covers them.
+        this.deps.onError?.(e);
+        return;
+      }
+      this.durable = next;
+      for (const [seq, h] of this.held) {
+        if (h.maxWindow < next) {
+          this.held.delete(seq);
+          this.ackOne(h.msg);
+        }
+      }
+    });
+  }
+
+  private ackOne(msg: Ackable): void {
+    try {
+      msg.ack();
+      this.counters.batchesAcked++;
+    } catch (e) {
+      this.deps.onError?.(e);
+    }
+  }
+
+  /** Resolves when every started write finished and the watermark they allow is saved. */
+  async settled(): Promise<void> {
+    while (this.inflight > 0) await new Promise((r) => setTimeout(r, 20));
+    await this.saving;
+  }
+}
