@@ -20,5 +20,7 @@
 #define WS_MAX_IOV 1024
 /* Default ring buffer size in bytes (power of two, multiple of the page size); set at load. */
 #define WS_DEFAULT_RINGBUF_BYTES (16 * 1024 * 1024)
+/* Default bytes copied per syscall; a bigger transfer states the rest as a gap (tunable). */
+#define WS_DEFAULT_MAX_BYTES_PER_CALL (4 * 1024 * 1024)
 
 #endif

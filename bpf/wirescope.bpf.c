@@ -38,7 +38,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ---- tunables: set by user space in rodata before load ---- */
 const volatile __u32 self_tgid = 0;                 /* the probe itself: never traced */
 const volatile __u32 chunk_bytes = WS_MAX_CHUNK;    /* payload cap per event, <= WS_MAX_CHUNK */
-const volatile __u32 max_bytes_per_call = 1 << 20;  /* bytes copied per syscall; the rest is a gap */
+const volatile __u32 max_bytes_per_call = WS_DEFAULT_MAX_BYTES_PER_CALL; /* bytes copied per syscall; the rest is a gap */
 const volatile __u64 conn_key_base = 0;             /* high bits that make conn keys unique per instance */
 
 /* next conn_key (low bits); shared by all CPUs, incremented atomically */

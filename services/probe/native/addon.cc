@@ -115,7 +115,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
     };
     uint32_t chunk = (uint32_t)num("chunkBytes", WS_MAX_CHUNK);
-    uint32_t per_call = (uint32_t)num("maxBytesPerCall", 1 << 20);
+    uint32_t per_call = (uint32_t)num("maxBytesPerCall", WS_DEFAULT_MAX_BYTES_PER_CALL);
     uint32_t ringbuf = (uint32_t)num("ringbufBytes", WS_DEFAULT_RINGBUF_BYTES);
     batch_bytes_ = (size_t)num("batchBytes", 256 * 1024);
     batch_ms_ = (int)num("batchMs", 50);

@@ -1,0 +1,86 @@
+// Runtime filters: the wirescope.v1.Filter message applied to the kernel maps, plus the pipeline's
+// own processes, which are always denied whatever the user asks.
+import type { NativeProbe } from "./native.js";
+
+export interface FilterSpec {
+  allowPids: number[];
+  denyPids: number[];
+  allowPorts: number[];
+  denyPorts: number[];
+  allowComms: string[];
+  denyComms: string[];
+  allowCgroups: bigint[];
+  denyCgroups: bigint[];
+}
+
+export const EMPTY_FILTER: FilterSpec = {
+  allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [],
+};
+
+/** The pipeline's own programs, never traced (their pids are added when known). */
+export const PIPELINE_COMMS = ["nats-server", "influxd"];
+
+type Kind = "pid" | "comm" | "cgroup" | "port";
+type Key = number | string | bigint;
+
+/** Checks a filter; returns the problems (empty when valid). */
+export function validateFilter(f: FilterSpec): string[] {
+  const errs: string[] = [];
+  for (const p of [...f.allowPids, ...f.denyPids]) if (!Number.isInteger(p) || p <= 0 || p > 0x7fffffff) errs.push(`bad pid ${p}`);
+  for (const p of [...f.allowPorts, ...f.denyPorts]) if (!Number.isInteger(p) || p <= 0 || p > 65535) errs.push(`bad port ${p}`);
+  for (const c of [...f.allowComms, ...f.denyComms]) if (!c || Buffer.byteLength(c) > 15) errs.push(`bad process name "${c}" (1..15 bytes, as in /proc/PID/comm)`);
+  return errs;
+}
+
+/** Keeps the kernel's filter maps equal to (user filter ∪ pipeline denials). */
+export class KernelFilter {
+  private current = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
+  private user: FilterSpec = EMPTY_FILTER;
+  private readonly pipelinePids = new Set<number>();
+
+  constructor(private readonly probe: NativeProbe) {}
+
+  get filter(): FilterSpec {
+    return this.user;
+  }
+
+  /** Processes of the pipeline (nats-server, influxd, parser, aggregator) that must never be traced. */
+  excludePids(pids: number[]): void {
+    for (const p of pids) if (p > 0) this.pipelinePids.add(p);
+    this.apply(this.user);
+  }
+
+  /** Replaces the user filter. @throws Error listing what is invalid. */
+  apply(f: FilterSpec): void {
+    const errs = validateFilter(f);
+    if (errs.length) throw new Error(`invalid filter: ${errs.join("; ")}`);
+    const want = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
+    const put = (kind: Kind, key: Key, action: "allow" | "deny") => want.set(`${kind}:${String(key)}`, { kind, key, action });
+    f.allowPids.forEach((k) => put("pid", k, "allow"));
+    f.allowPorts.forEach((k) => put("port", k, "allow"));
+    f.allowComms.forEach((k) => put("comm", k, "allow"));
+    f.allowCgroups.forEach((k) => put("cgroup", k, "allow"));
+    // denials after allows: deny wins when both name the same key
+    f.denyPids.forEach((k) => put("pid", k, "deny"));
+    f.denyPorts.forEach((k) => put("port", k, "deny"));
+    f.denyComms.forEach((k) => put("comm", k, "deny"));
+    f.denyCgroups.forEach((k) => put("cgroup", k, "deny"));
+    this.pipelinePids.forEach((k) => put("pid", k, "deny"));
+    PIPELINE_COMMS.forEach((k) => put("comm", k, "deny"));
+    // allow lists switch off while entries change, so a half-applied filter never blocks everything
+    this.probe.setFilterConfig({ allowPids: false, allowComms: false, allowCgroups: false, allowPorts: false });
+    for (const [id, e] of this.current) if (!want.has(id)) this.probe.setFilterEntry(e.kind, e.key, "remove");
+    for (const [id, e] of want) {
+      const old = this.current.get(id);
+      if (!old || old.action !== e.action) this.probe.setFilterEntry(e.kind, e.key, e.action);
+    }
+    this.current = want;
+    this.probe.setFilterConfig({
+      allowPids: f.allowPids.length > 0,
+      allowComms: f.allowComms.length > 0,
+      allowCgroups: f.allowCgroups.length > 0,
+      allowPorts: f.allowPorts.length > 0,
+    });
+    this.user = { ...f };
+  }
+}

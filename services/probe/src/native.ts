@@ -1,0 +1,140 @@
+// Typed access to the native addon (services/probe/native/build/wirescope_probe.node).
+// Loading or opening can fail for reasons the user can fix; each becomes a ProbeError with a
+// stable code and a message that says what to do.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import fs from "node:fs";
+import { WirescopeError } from "@wirescope/common";
+import { DROP_REASONS, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
+
+/** Why the eBPF probe could not start (codes: EPERM, ENOBTF, ENOTRACEFS, EKERNEL, ELOCKED, ELOAD, EATTACH, ENOADDON, EINVAL). */
+export class ProbeError extends WirescopeError {}
+
+export interface NativeOptions {
+  /** Payload cap per event, 1..16384 (default 16384). */
+  chunkBytes: number;
+  /** Bytes copied per syscall; the rest of a bigger transfer is stated as a gap (default 4 MiB). */
+  maxBytesPerCall: number;
+  /** Ring buffer size, a power of two (default 16 MiB). */
+  ringbufBytes: number;
+  /** A batch is handed to JS when it reaches this size... */
+  batchBytes: number;
+  /** ...or this age (ms). */
+  batchMs: number;
+  /** Batches waiting for JS; beyond this a batch is dropped and counted. */
+  queueBatches: number;
+  /** The process never traced (default: this process). */
+  selfTgid: number;
+  /** High bits of every conn_key this instance hands out. */
+  connKeyBase: bigint;
+  /** Single-instance lock file (omit for none, as `wirescope capture` does). */
+  lockPath?: string;
+  /** Mount tracefs on /sys/kernel/tracing when it is missing. */
+  mountTracefs: boolean;
+}
+
+export const NATIVE_DEFAULTS: NativeOptions = {
+  chunkBytes: WS_MAX_CHUNK,
+  maxBytesPerCall: WS_DEFAULT_MAX_BYTES_PER_CALL,
+  ringbufBytes: WS_DEFAULT_RINGBUF_BYTES,
+  batchBytes: 256 * 1024,
+  batchMs: 50,
+  queueBatches: 64,
+  selfTgid: process.pid,
+  connKeyBase: 0n,
+  mountTracefs: false,
+};
+
+export interface NativeStats {
+  /** Kernel drops by reason (ringbuf_full, read_user, ...). */
+  kernelDrops: Record<string, number>;
+  events: number;
+  batches: number;
+  bytes: number;
+  /** Batches (and their events) dropped because JS was behind. */
+  droppedBatches: number;
+  droppedEvents: number;
+  pollErrors: number;
+  attached: boolean;
+  connections: number;
+}
+
+interface AddonProbe {
+  stats(): Omit<NativeStats, "kernelDrops"> & { kernelDrops: number[] };
+  setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
+  setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void;
+  setListenPorts(ports: number[]): void;
+  programs(): string[];
+  close(): void;
+}
+
+interface Addon {
+  Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => void) => AddonProbe;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Where the build puts the addon (services/probe/native/build). */
+export const ADDON_PATH = path.resolve(here, "../native/build/wirescope_probe.node");
+
+let addon: Addon | undefined;
+function loadAddon(): Addon {
+  if (addon) return addon;
+  if (!fs.existsSync(ADDON_PATH)) {
+    throw new ProbeError("ENOADDON", `the probe's native addon is not built (${ADDON_PATH}): run \`npm run build\``);
+  }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (e) {
+    throw new ProbeError("ENOADDON", `cannot load the probe's native addon ${ADDON_PATH}: ${(e as Error).message}`, { cause: e });
+  }
+  return addon;
+}
+
+/** One loaded and attached instance of the BPF programs. Close it to detach. */
+export class NativeProbe {
+  private readonly p: AddonProbe;
+  private closed = false;
+
+  /** @throws ProbeError with a code saying what is missing (not root, no BTF, no tracefs, ...). */
+  constructor(options: Partial<NativeOptions>, onBatch: (batch: Buffer) => void) {
+    const o = { ...NATIVE_DEFAULTS, ...options };
+    const { Probe } = loadAddon();
+    try {
+      this.p = new Probe({ ...o }, onBatch);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "ELOAD";
+      throw new ProbeError(code, (e as Error).message, { cause: e });
+    }
+  }
+
+  get programs(): string[] {
+    return this.closed ? [] : this.p.programs();
+  }
+
+  stats(): NativeStats {
+    const s = this.p.stats();
+    const kernelDrops: Record<string, number> = {};
+    DROP_REASONS.forEach((r, i) => (kernelDrops[r] = s.kernelDrops[i] ?? 0));
+    return { ...s, kernelDrops, attached: s.attached && !this.closed };
+  }
+
+  setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: "allow" | "deny" | "remove"): void {
+    this.p.setFilterEntry(kind, key, action === "allow" ? 1 : action === "deny" ? 2 : 0);
+  }
+
+  setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void {
+    this.p.setFilterConfig(cfg);
+  }
+
+  setListenPorts(ports: number[]): void {
+    this.p.setListenPorts(ports);
+  }
+
+  /** Stops the poller and detaches every program. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.p.close();
+  }
+}

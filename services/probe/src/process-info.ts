@@ -1,0 +1,146 @@
+// Who owns a socket: read once per process from /proc, cached, forgotten when the process exits.
+// Container ids come from the process's cgroup path; Kubernetes pod/namespace/container from a
+// PodResolver (k8s.ts) when running in a cluster.
+import fs from "node:fs";
+
+export interface ProcInfo {
+  pid: number;
+  name: string;
+  exe: string;
+  cmdline: string;
+  containerId: string;
+  pod: string;
+  namespace: string;
+  container: string;
+  workload: string;
+}
+
+/** Looks up the pod of a container id; implemented by k8s.ts, absent outside a cluster. */
+export interface PodResolver {
+  lookup(containerId: string): { pod: string; namespace: string; container: string; workload: string } | undefined;
+}
+
+// docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, /docker/<id>, /kubepods/.../<id>
+const CONTAINER_ID = /(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$/;
+
+/** The container id in a /proc/<pid>/cgroup text, or "" when the process is not in a container. */
+export function containerIdFromCgroup(text: string): string {
+  for (const line of text.split("\n")) {
+    const p = line.split(":").slice(2).join(":").trim();
+    for (const seg of p.split("/").reverse()) {
+      const m = CONTAINER_ID.exec(seg);
+      if (m) return m[1];
+    }
+  }
+  return "";
+}
+
+// Flags and variables that carry secrets: their values never leave the node.
+const SECRET_ARG = /^(--?[\w.-]*(?:password|passwd|pwd|secret|token|api[-_]?key|credentials?)[\w.-]*)(=)(.+)$/i;
+const SECRET_FLAG = /^--?[\w.-]*(?:password|passwd|pwd|secret|token|api[-_]?key|credentials?)[\w.-]*$/i;
+
+/** Joins argv with spaces, replacing values of credential-bearing flags (and mysql's -pSECRET) with "***". */
+export function redactCmdline(argv: string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const m = SECRET_ARG.exec(a);
+    if (m) out.push(`${m[1]}=***`);
+    else if (SECRET_FLAG.test(a) && i + 1 < argv.length) {
+      out.push(a, "***");
+      i++;
+    } else if (/^-p.+/.test(a) && !a.startsWith("--")) out.push("-p***");
+    else if (/^[a-z][\w+.-]*:\/\/[^/@\s]+:[^/@\s]+@/i.test(a)) out.push(a.replace(/\/\/([^/:@\s]+):[^/@\s]+@/, "//$1:***@"));
+    else out.push(a);
+  }
+  return out.join(" ");
+}
+
+const MAX_CMDLINE = 4096;
+
+function readText(p: string): string {
+  try {
+    return fs.readFileSync(p, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Reads one process's identity from /proc (best effort: a vanished process gives empty fields). */
+export function readProcInfo(pid: number, procRoot = "/proc", pods?: PodResolver): ProcInfo {
+  const base = `${procRoot}/${pid}`;
+  const name = readText(`${base}/comm`).trim();
+  let exe = "";
+  try {
+    exe = fs.readlinkSync(`${base}/exe`);
+  } catch {
+    // kernel thread, gone, or no permission
+  }
+  const argv = readText(`${base}/cmdline`).split("\0").filter((s, i, a) => s !== "" || i < a.length - 1);
+  let cmdline = redactCmdline(argv);
+  if (cmdline.length > MAX_CMDLINE) cmdline = cmdline.slice(0, MAX_CMDLINE);
+  const containerId = containerIdFromCgroup(readText(`${base}/cgroup`));
+  const k = containerId && pods ? pods.lookup(containerId) : undefined;
+  return {
+    pid, name, exe, cmdline, containerId,
+    pod: k?.pod ?? "", namespace: k?.namespace ?? "", container: k?.container ?? "", workload: k?.workload ?? "",
+  };
+}
+
+export interface ProcessCacheOptions {
+  procRoot: string;
+  /** Most processes remembered; the oldest is forgotten first. */
+  maxEntries: number;
+  pods?: PodResolver;
+}
+
+/**
+ * Process identities by pid, read once. `sweep()` forgets processes that exited (call it
+ * periodically); `forget(pid)` drops one at once.
+ */
+export class ProcessCache {
+  private readonly opts: ProcessCacheOptions;
+  private readonly map = new Map<number, ProcInfo>();
+
+  constructor(options: Partial<ProcessCacheOptions> = {}) {
+    this.opts = { procRoot: "/proc", maxEntries: 65536, ...options };
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** The identity of `pid`; `commHint` (from the kernel event) fills in a name when /proc has none. */
+  get(pid: number, commHint = ""): ProcInfo {
+    let info = this.map.get(pid);
+    if (!info) {
+      info = readProcInfo(pid, this.opts.procRoot, this.opts.pods);
+      if (!info.name) info.name = commHint;
+      if (this.map.size >= this.opts.maxEntries) {
+        const oldest = this.map.keys().next().value;
+        if (oldest !== undefined) this.map.delete(oldest);
+      }
+      this.map.set(pid, info);
+    } else if (!info.pod && info.containerId && this.opts.pods) {
+      const k = this.opts.pods.lookup(info.containerId);
+      if (k) Object.assign(info, k);
+    }
+    return info;
+  }
+
+  forget(pid: number): void {
+    this.map.delete(pid);
+  }
+
+  /** Forgets every process whose /proc entry is gone. Returns how many were removed. */
+  sweep(): number {
+    let n = 0;
+    for (const pid of this.map.keys()) {
+      if (!fs.existsSync(`${this.opts.procRoot}/${pid}`)) {
+        this.map.delete(pid);
+        n++;
+      }
+    }
+    return n;
+  }
+}

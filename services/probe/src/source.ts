@@ -1,0 +1,19 @@
+// A source of socket events: the eBPF probe (ebpf-source.ts) or a pcap replay (pcap-source.ts).
+// Both hand the same EventBatch to the same publishing path.
+import type { EventBatch } from "./events.js";
+
+export interface SourceStats {
+  /** Drops by reason since start (kernel ones prefixed "kernel.", user-space ones "user."). */
+  drops: Record<string, number>;
+  events: number;
+  bytes: number;
+  connections: number;
+  programs: string[];
+}
+
+export interface EventSource {
+  readonly kind: "ebpf" | "pcap";
+  /** Starts delivering batches to `onBatch`; resolves when the source is exhausted (pcap) or closed. */
+  run(onBatch: (b: EventBatch) => void, signal: AbortSignal): Promise<void>;
+  stats(): SourceStats;
+}

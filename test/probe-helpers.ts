@@ -1,0 +1,242 @@
+// Helpers for the probe's integration tests: a real probe in this process, traffic in child
+// processes (so their pids differ from the probe's, which never traces itself), and a recording
+// TCP proxy in this process whose bytes are the ground truth. The proxy's own sockets are not
+// traced (same pid as the probe), so the probe sees exactly two connections per proxied pair:
+// client child → proxy, and proxy → server child, carrying exactly the bytes the proxy recorded.
+import net from "node:net";
+import fs from "node:fs";
+import path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import type { TestContext } from "node:test";
+import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
+import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
+import { tempDir } from "./support/index.js";
+
+/** Skips the test (with the reason) when eBPF cannot be used here; fails instead under WIRESCOPE_REQUIRE_BPF=1. */
+export function bpfAvailable(t: TestContext): boolean {
+  const reason =
+    process.getuid?.() !== 0 ? "not root" : !fs.existsSync("/sys/kernel/btf/vmlinux") ? "no BTF" : undefined;
+  if (!reason) return true;
+  if (process.env.WIRESCOPE_REQUIRE_BPF === "1") throw new Error(`eBPF required (WIRESCOPE_REQUIRE_BPF=1) but unavailable: ${reason}`);
+  t.skip(`eBPF unavailable: ${reason}`);
+  return false;
+}
+
+export interface ConnView {
+  open?: ConnRecord;
+  close?: ConnRecord;
+  data: { 1: DataRecord[]; 2: DataRecord[] };
+}
+
+/** A probe that keeps every event it sees, by connection key. */
+export class CollectingProbe {
+  readonly conns = new Map<bigint, ConnView>();
+  readonly source: EbpfSource;
+  private readonly ac = new AbortController();
+  private readonly done: Promise<void>;
+
+  constructor(opts: EbpfSourceOptions = {}) {
+    this.source = new EbpfSource({ mountTracefs: true, batchMs: 10, ...opts });
+    this.done = this.source.run((b) => this.add(b), this.ac.signal);
+  }
+
+  private view(k: bigint): ConnView {
+    let v = this.conns.get(k);
+    if (!v) this.conns.set(k, (v = { data: { 1: [], 2: [] } }));
+    return v;
+  }
+
+  private add(b: EventBatch): void {
+    for (const c of b.conns) this.view(c.connKey)[c.kind] = c;
+    for (const d of b.data) {
+      // payloads are views into the native batch: keep a copy
+      this.view(d.connKey).data[d.direction as 1 | 2].push({ ...d, payload: Buffer.from(d.payload) });
+    }
+  }
+
+  /** Connections whose open event matches. */
+  find(pred: (c: ConnRecord) => boolean): [bigint, ConnView][] {
+    return [...this.conns].filter(([, v]) => v.open && pred(v.open));
+  }
+
+  async stop(): Promise<void> {
+    this.ac.abort();
+    await this.done;
+  }
+}
+
+export interface Assembled {
+  bytes: Buffer;
+  /** [seq, length] of every range not captured. */
+  gaps: [number, number][];
+  /** seq values that did not follow the previous event's end (overlap or hole in the sequence). */
+  discontinuities: number;
+  events: number;
+}
+
+/** Puts one direction's events in seq order and concatenates them; gaps are listed, not filled. */
+export function assemble(events: DataRecord[]): Assembled {
+  const sorted = [...events].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  const parts: Buffer[] = [];
+  const gaps: [number, number][] = [];
+  let next = 0;
+  let disc = 0;
+  for (const e of sorted) {
+    if (Number(e.seq) !== next) disc++;
+    parts.push(Buffer.from(e.payload));
+    if (e.payload.length < e.originalLength) gaps.push([Number(e.seq) + e.payload.length, e.originalLength - e.payload.length]);
+    next = Number(e.seq) + e.originalLength;
+  }
+  return { bytes: Buffer.concat(parts), gaps, discontinuities: disc, events: sorted.length };
+}
+
+export interface ProxiedPair {
+  /** The client's own port (its socket's local port). */
+  clientPort: number;
+  /** The proxy's outgoing port: the server sees it as the remote port. */
+  upstreamPort: number;
+  c2s: Buffer[];
+  s2c: Buffer[];
+  closed: Promise<void>;
+}
+
+/** A TCP proxy that records both directions of every connection. */
+export async function startRecordingProxy(targetPort: number): Promise<{ port: number; pairs: ProxiedPair[]; close(): Promise<void> }> {
+  const pairs: ProxiedPair[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((down) => {
+    down.pause();
+    const up = net.connect(targetPort, "127.0.0.1");
+    sockets.add(down);
+    sockets.add(up);
+    let resolveClosed!: () => void;
+    const pair: ProxiedPair = { clientPort: down.remotePort!, upstreamPort: 0, c2s: [], s2c: [], closed: new Promise((r) => (resolveClosed = r)) };
+    pairs.push(pair);
+    let ended = 0;
+    const oneEnded = () => ++ended === 2 && resolveClosed();
+    up.once("connect", () => {
+      pair.upstreamPort = up.localPort!;
+      down.resume();
+    });
+    down.on("data", (d) => {
+      pair.c2s.push(d);
+      up.write(d);
+    });
+    up.on("data", (d) => {
+      pair.s2c.push(d);
+      down.write(d);
+    });
+    down.on("end", () => up.end());
+    up.on("end", () => down.end());
+    down.on("close", () => (up.destroy(), oneEnded()));
+    up.on("close", () => (down.destroy(), oneEnded()));
+    down.on("error", () => {});
+    up.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    pairs,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export interface Child {
+  pid: number;
+  proc: ChildProcess;
+  /** Lines the child printed on stdout. */
+  lines: string[];
+  /** Resolves with the first stdout line matching. */
+  waitLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<number | null>;
+  kill(): void;
+}
+
+const childDir = tempDir("wirescope-probe-children-");
+
+/** Runs an ES module (source text) in a child node process; resolves once spawned. */
+export async function runChild(name: string, source: string, args: string[] = []): Promise<Child> {
+  const file = path.join(childDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}.mjs`);
+  fs.writeFileSync(file, source);
+  const proc = spawn(process.execPath, [file, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), ".."),
+    env: { ...process.env, NODE_PATH: path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../node_modules") },
+  });
+  await new Promise<void>((res, rej) => (proc.once("spawn", res), proc.once("error", rej)));
+  const lines: string[] = [];
+  const waiters: { re: RegExp; res: (m: RegExpMatchArray) => void }[] = [];
+  let buf = "";
+  proc.stdout!.on("data", (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      for (const w of [...waiters]) {
+        const m = line.match(w.re);
+        if (m) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.res(m);
+        }
+      }
+    }
+  });
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  return {
+    pid: proc.pid!,
+    proc,
+    lines,
+    exited,
+    kill: () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    },
+    waitLine: (re, timeoutMs = 15_000) => {
+      for (const l of lines) {
+        const m = l.match(re);
+        if (m) return Promise.resolve(m);
+      }
+      return new Promise((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)), timeoutMs);
+        waiters.push({ re, res: (m) => (clearTimeout(t), res(m)) });
+        void exited.then((code) => rej(new Error(`${name} exited (${code}) before printing ${re}; got ${JSON.stringify(lines)}`)));
+      });
+    },
+  };
+}
+
+/** Polls `cond` every 20 ms until true or `timeoutMs` passes (then throws with `what`). */
+export async function eventually(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Checks that the probe saw exactly the proxied bytes on both of the pair's connections, in
+ * order and without gaps, with the right roles, ports, pids and process names.
+ */
+export async function checkPair(probe: CollectingProbe, pair: ProxiedPair, opts: { proxyPort: number; serverPort: number; clientPid: number; serverPid: number; clientComm: string; serverComm: string }): Promise<{ client: ConnView; server: ConnView }> {
+  const c2s = Buffer.concat(pair.c2s);
+  const s2c = Buffer.concat(pair.s2c);
+  const clientConn = () => probe.find((o) => o.tgid === opts.clientPid && o.localPort === pair.clientPort && o.remotePort === opts.proxyPort);
+  const serverConn = () => probe.find((o) => o.tgid === opts.serverPid && o.remotePort === pair.upstreamPort && o.localPort === opts.serverPort);
+  const complete = (v: ConnView | undefined, out: Buffer, inn: Buffer) =>
+    !!v && assemble(v.data[1]).bytes.length >= out.length && assemble(v.data[2]).bytes.length >= inn.length;
+  await eventually(`the probe to see both connections of client port ${pair.clientPort} with all bytes`, () =>
+    complete(clientConn()[0]?.[1], c2s, s2c) && complete(serverConn()[0]?.[1], s2c, c2s),
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}: client conns ${clientConn().length}, server conns ${serverConn().length}, c2s ${c2s.length}, s2c ${s2c.length}, ` +
+      `seen client egress ${clientConn()[0] ? assemble(clientConn()[0][1].data[1]).bytes.length : -1}, ingress ${clientConn()[0] ? assemble(clientConn()[0][1].data[2]).bytes.length : -1}`);
+  });
+  const cl = clientConn();
+  const sv = serverConn();
+  if (cl.length !== 1 || sv.length !== 1) throw new Error(`expected one connection per side, got client ${cl.length}, server ${sv.length}`);
+  return { client: cl[0][1], server: sv[0][1] };
+}
