@@ -1,1 +1,5 @@
-export {};
+// Public surface of @wirescope/cli.
+export { main } from "./main.js";
+export type { Command } from "./command.js";
+export { UsageError } from "./command.js";
+export { COMMANDS } from "./commands/index.js";

@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   extraArgs: string[];
   /** Monitoring HTTP port; 0 = none. */
   httpPort: number;
+  /** Own process group (see SpawnOptions.detached). */
+  detached: boolean;
   startTimeoutMs: number;
 }
 
@@ -38,7 +40,7 @@ export async function startNatsServer(opts: Partial<NatsServerOptions> = {}): Pr
   }
   if (opts.httpPort) args.push("-m", String(opts.httpPort));
   args.push(...(opts.extraArgs ?? []));
-  const proc = await spawnManaged("nats-server", "nats-server", args, { logFile: opts.logFile });
+  const proc = await spawnManaged("nats-server", "nats-server", args, { logFile: opts.logFile, detached: opts.detached });
   await waitReady(proc, () => tcpReachable(host, port), `nats-server on ${host}:${port}`, opts.startTimeoutMs ?? 15_000);
   return Object.assign(proc, { host, port, url: `nats://${host}:${port}` });
 }
@@ -51,6 +53,8 @@ export interface InfluxdOptions {
   dir: string;
   logFile?: string;
   startTimeoutMs: number;
+  /** Own process group (see SpawnOptions.detached). */
+  detached: boolean;
 }
 
 /**
@@ -64,7 +68,7 @@ export async function startInfluxd(opts: Partial<InfluxdOptions> & { dir: string
   fs.mkdirSync(opts.dir, { recursive: true });
   const conf = path.join(opts.dir, "influxdb.conf");
   fs.writeFileSync(conf, influxdConfig(host, port, rpcPort, opts.dir));
-  const proc = await spawnManaged("influxd", "influxd", ["-config", conf], { logFile: opts.logFile });
+  const proc = await spawnManaged("influxd", "influxd", ["-config", conf], { logFile: opts.logFile, detached: opts.detached });
   const url = `http://${host}:${port}`;
   const ping = async () => (await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) })).status === 204;
   await waitReady(proc, ping, `influxd on ${url}`, opts.startTimeoutMs ?? 30_000);

@@ -29,6 +29,11 @@ export interface SpawnOptions {
   /** Append stdout+stderr to this file. Default: "ignore" unless `stdio` is given. */
   logFile?: string;
   stdio?: "inherit" | "pipe" | "ignore";
+  /**
+   * Own process group: a Ctrl-C in the terminal reaches only us, so we can stop children in
+   * order instead of having them all die at once.
+   */
+  detached?: boolean;
 }
 
 /** Spawns `command` and tracks it. Fails (ProcessError "spawn_failed") if it cannot start at all. */
@@ -39,7 +44,7 @@ export async function spawnManaged(name: string, command: string, args: readonly
     fd = fs.openSync(opts.logFile, "a");
     out = fd;
   }
-  const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", out, out] });
+  const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", out, out], detached: opts.detached ?? false });
   if (fd !== undefined) fs.closeSync(fd); // the child has its own copy
   let exitedFlag = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -65,9 +65,14 @@ export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]>
   } catch {
     return []; // nobody has announced yet
   }
+  // The stream's per-subject state is one consistent snapshot; kv.keys() runs a consumer that can
+  // miss keys rewritten while it iterates (every live service rewrites its key every few seconds).
   const out: Announcement[] = [];
-  const keys = await kv.keys();
-  for await (const k of keys) {
+  const prefix = `$KV.${REGISTRY_BUCKET}.`;
+  const jsm = await nc.jetstreamManager();
+  const si = await jsm.streams.info(`KV_${REGISTRY_BUCKET}`, { subjects_filter: `${prefix}>` });
+  for (const subject of Object.keys(si.state.subjects ?? {})) {
+    const k = subject.slice(prefix.length);
     const e = await kv.get(k);
     if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
     try {

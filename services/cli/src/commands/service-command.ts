@@ -1,0 +1,33 @@
+// `wirescope probe|parser|aggregator`: one instance of a service in the foreground.
+import { runService, optionsHelp, DEFAULT_GRPC_PORTS, type Component, type CreateService } from "@wirescope/common";
+import type { Command } from "../command.js";
+import { VERSION } from "../version.js";
+
+const SUMMARIES: Record<Component, string> = {
+  probe: "capture socket data with eBPF and publish RawBatch per partition",
+  parser: "decode raw batches with the WASM protocol plugins (run it N times for N replicas)",
+  aggregator: "RED metrics, spans and the service map into InfluxDB",
+};
+
+/** Builds the command that runs `component` from its package's `createService`. */
+export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>): Command {
+  return {
+    name: component,
+    summary: SUMMARIES[component],
+    usage: `usage: wirescope ${component} [options]
+
+Runs one ${component} in the foreground until Ctrl-C / SIGTERM. Serves gRPC (grpc.health.v1.Health
+and wirescope.v1.${component[0].toUpperCase()}${component.slice(1)}Service) on --grpc-host:--grpc-port (default 127.0.0.1:${DEFAULT_GRPC_PORTS[component]})
+and announces itself in the NATS KV bucket wirescope-services so \`wirescope status\` finds it.
+
+options:
+${optionsHelp()}
+
+Options the ${component} itself understands are passed through to it.`,
+    async run(argv) {
+      // Loaded only when asked for: a service that cannot load must not break the other commands.
+      const mod = await load();
+      return runService({ component, create: mod.createService, argv, version: VERSION });
+    },
+  };
+}

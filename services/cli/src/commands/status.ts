@@ -1,0 +1,186 @@
+// `wirescope status`: asks every service over gRPC and prints one row per process.
+//
+// Services are found in the NATS KV bucket `wirescope-services` (every replica, any port), plus
+// the default control ports and any --address given; nats-server and InfluxDB get a row too.
+import {
+  loadConfig,
+  optionsHelp,
+  connectNats,
+  listAnnounced,
+  checkHealth,
+  createClient,
+  servingStatusName,
+  silentLogger,
+  redactUrl,
+  errorMessage,
+  COMPONENT_SERVICES,
+  COMPONENTS,
+  DEFAULT_GRPC_PORTS,
+  ServingStatus,
+  type Component,
+  type Config,
+} from "@wirescope/common";
+import { UsageError, type Command } from "../command.js";
+
+export interface StatusRow {
+  component: string;
+  instance: string;
+  address: string;
+  health: string;
+  uptimeMs?: number;
+  counters: Record<string, number>;
+  info: Record<string, string>;
+  warnings: string[];
+  error?: string;
+}
+
+const USAGE = `usage: wirescope status [--json] [--address host:port]... [--timeout ms] [options]
+
+Asks every Wirescope service for its health and counters and prints a table (or JSON with --json).
+Services are found in the NATS KV bucket wirescope-services and on the default control ports
+(probe ${DEFAULT_GRPC_PORTS.probe}, parser ${DEFAULT_GRPC_PORTS.parser}, aggregator ${DEFAULT_GRPC_PORTS.aggregator} on --grpc-host); --address adds more.
+Exit code 0 when every service found is SERVING, 1 otherwise.
+
+options:
+  --json               print JSON: one object per process
+  --address host:port  also ask this control address (repeatable)
+  --timeout ms         per-call deadline (default 2000)
+${optionsHelp()}`;
+
+/** Gathers one row per process; never throws for an unreachable service (it gets a row). */
+export async function collectStatus(config: Config, extra: string[], timeoutMs: number): Promise<StatusRow[]> {
+  const rows: StatusRow[] = [];
+  const targets = new Map<string, Component | undefined>();
+  for (const c of COMPONENTS) targets.set(`${config.grpc.host}:${DEFAULT_GRPC_PORTS[c]}`, c);
+  for (const a of extra) if (!targets.has(a)) targets.set(a, undefined);
+
+  // nats-server itself, and the registry it holds.
+  const natsRow: StatusRow = { component: "nats", instance: "", address: redactUrl(config.nats.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
+  rows.push(natsRow);
+  try {
+    const nc = await withTimeout(connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-status" }), timeoutMs, "connect to NATS");
+    try {
+      natsRow.health = "SERVING";
+      natsRow.instance = `nats-server ${nc.info?.version ?? ""}`.trim();
+      natsRow.info = { server_name: nc.info?.server_name ?? "", jetstream: String(Boolean(nc.info?.jetstream)) };
+      if (!nc.info?.jetstream) natsRow.warnings.push("JetStream is off: services cannot announce themselves");
+      for (const a of await withTimeout(listAnnounced(nc), timeoutMs, "read the service registry")) {
+        // An announced address wins over a guessed default for the same port.
+        targets.set(a.address, a.component);
+      }
+    } finally {
+      await nc.close();
+    }
+  } catch (e) {
+    natsRow.error = errorMessage(e);
+  }
+
+  const influxRow: StatusRow = { component: "influxdb", instance: "", address: redactUrl(config.influx.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
+  rows.push(influxRow);
+  try {
+    const res = await fetch(new URL("/ping", config.influx.url), { signal: AbortSignal.timeout(timeoutMs) });
+    influxRow.health = res.status === 204 || res.ok ? "SERVING" : `HTTP ${res.status}`;
+    influxRow.instance = `influxdb ${res.headers.get("x-influxdb-version") ?? ""}`.trim();
+  } catch (e) {
+    influxRow.error = errorMessage(e);
+  }
+
+  const found = await Promise.all(
+    [...targets].map(async ([address, component]) => {
+      const row = await askService(address, component, timeoutMs);
+      // A default port nobody listens on is not a problem worth a row.
+      if (!row && component && !extra.includes(address)) return undefined;
+      return row ?? { component: component ?? "?", instance: "", address, health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
+    }),
+  );
+  const order = (c: string) => (COMPONENTS as readonly string[]).indexOf(c) >>> 0;
+  const services = found.filter((r): r is StatusRow => r !== undefined);
+  services.sort((a, b) => order(a.component) - order(b.component) || (a.instance < b.instance ? -1 : 1));
+  return [...rows, ...services];
+}
+
+async function askService(address: string, hint: Component | undefined, timeoutMs: number): Promise<StatusRow | undefined> {
+  const health = await checkHealth(address, "", timeoutMs);
+  if (health.status === ServingStatus.UNKNOWN && health.error) return undefined;
+  const row: StatusRow = { component: hint ?? "?", instance: "", address, health: servingStatusName(health.status), counters: {}, info: {}, warnings: [] };
+  // The component is whichever wirescope service answers Status.
+  for (const c of hint ? [hint] : COMPONENTS) {
+    const client = createClient(COMPONENT_SERVICES[c], address);
+    try {
+      const s = await client.status({}, { timeoutMs });
+      row.component = s.component || c;
+      row.instance = s.instance;
+      row.uptimeMs = Number(s.uptimeMs);
+      row.counters = s.counters;
+      row.info = s.info;
+      row.warnings = s.warnings;
+      break;
+    } catch (e) {
+      row.error = errorMessage(e);
+    } finally {
+      client.close();
+    }
+  }
+  if (row.instance) delete row.error;
+  return row;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out after ${ms} ms trying to ${what}`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** "3d 4h", "5m 2s", "800ms". */
+export function formatUptime(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  if (ms < 1000) return `${ms}ms`;
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+/** Renders rows as an aligned text table; counters shortened to the first few. */
+export function formatTable(rows: StatusRow[], maxCounters = 4): string {
+  const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "COUNTERS / NOTES"];
+  const body = rows.map((r) => {
+    const counters = Object.entries(r.counters)
+      .slice(0, maxCounters)
+      .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
+    const more = Object.keys(r.counters).length > maxCounters ? [`(+${Object.keys(r.counters).length - maxCounters})`] : [];
+    const notes = [...counters, ...more, ...r.warnings.map((w) => `! ${w}`), ...(r.error ? [`error: ${r.error}`] : [])].join(" ");
+    return [r.component, r.instance || "-", r.address, r.health, formatUptime(r.uptimeMs), notes];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  return [head, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join("  ")).join("\n") + "\n";
+}
+
+const status: Command = {
+  name: "status",
+  summary: "health, uptime and counters of every running service",
+  usage: USAGE,
+  async run(argv) {
+    const { config, rest } = loadConfig({ argv });
+    let json = false;
+    let timeoutMs = 2000;
+    const extra: string[] = [];
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i];
+      if (a === "--json") json = true;
+      else if (a === "--address" && rest[i + 1]) extra.push(rest[++i]);
+      else if (a.startsWith("--address=")) extra.push(a.slice(10));
+      else if (a === "--timeout" && rest[i + 1]) timeoutMs = Number(rest[++i]);
+      else throw new UsageError(`unknown argument "${a}" (see wirescope status --help)`);
+    }
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");
+    const rows = await collectStatus(config, extra, timeoutMs);
+    process.stdout.write(json ? JSON.stringify(rows, null, 2) + "\n" : formatTable(rows));
+    const services = rows.filter((r) => r.component !== "nats" && r.component !== "influxdb");
+    if (!services.length && !json) process.stderr.write("wirescope status: no service found (is `wirescope up` running?)\n");
+    return services.length > 0 && rows.every((r) => r.health === "SERVING") ? 0 : 1;
+  },
+};
+
+export default status;
