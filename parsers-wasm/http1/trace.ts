@@ -40,6 +40,15 @@ export class TraceCtx {
     heap.free(this.ids);
   }
 
+  copyFrom(o: TraceCtx): void {
+    memory.copy(this.ids, o.ids, 24);
+    this.format = o.format;
+    this.flags = o.flags;
+    this.b3Trace = o.b3Trace;
+    this.b3Span = o.b3Span;
+    this.sampled = o.sampled;
+  }
+
   @inline get traceId(): usize {
     return this.ids;
   }

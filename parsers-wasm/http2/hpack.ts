@@ -17,8 +17,8 @@
 // pickup are exact (HPACK only ever adds at the front and evicts at the back), references past
 // them are reported as H_UNKNOWN, never guessed.
 
-import { HUFF_TABLE, HUFF_EMIT, HUFF_ACCEPT, HUFF_FAIL } from "./huffman-table.js";
-import { nameId, H_OTHER, H_KEEP_MAX, H_UNKNOWN } from "./hpack-names.js";
+import { HUFF_TABLE, HUFF_EMIT, HUFF_ACCEPT, HUFF_FAIL } from "./huffman-table";
+import { nameId, H_OTHER, H_KEEP_MAX, H_UNKNOWN } from "./hpack-names";
 
 /** Receives the decoded fields of one header block. */
 export abstract class HeaderSink {
