@@ -22,6 +22,7 @@
 //   interface (link type, if_tsresol, if_tsoffset); EPB (6), SPB (3) and the obsolete PB (2) hold
 //   packets. Everything else is skipped.
 import fs from "node:fs";
+import zlib from "node:zlib";
 import { CaptureError } from "./errors.js";
 
 /** One captured frame. The object and its bytes are reused: copy what you keep. */
@@ -159,6 +160,22 @@ export class CaptureReader {
     } catch (e) {
       fs.closeSync(fd);
       throw e instanceof CaptureError ? e : new CaptureError("io", `${path}: ${(e as Error).message}`, { cause: e });
+    }
+    if (size >= 2) {
+      // gzip-compressed captures (as tshark reads them): decompressed in memory.
+      const head = Buffer.alloc(2);
+      fs.readSync(fd, head, 0, 2, 0);
+      if (head[0] === 0x1f && head[1] === 0x8b) {
+        try {
+          const plain = zlib.gunzipSync(fs.readFileSync(fd), { maxOutputLength: MAX_GUNZIP });
+          return new CaptureReader(path, { buffer: plain }, opts);
+        } catch (e) {
+          if (e instanceof CaptureError) throw e;
+          throw new CaptureError("corrupt", `${path}: gzip-compressed, but it does not decompress (${(e as Error).message})`, { cause: e });
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
     }
     return new CaptureReader(path, { fd, size }, opts);
   }
@@ -347,7 +364,7 @@ export class CaptureReader {
         if (this.end > this.pos) this.warn("truncatedRecords", `truncated block header (${this.end - this.pos} bytes)`);
         return null;
       }
-      const b = this.pos;
+      let b = this.pos;
       if (this.win.readUInt32BE(b) === SHB) {
         if (!this.readShb(false)) return null;
         continue;
@@ -363,6 +380,7 @@ export class CaptureReader {
         this.pos = this.end;
         return null;
       }
+      b = this.pos; // ensure() may have moved the window
       if (this.u32(b + len - 4) !== len) {
         this.warn("corruptRecords", `block of type ${type} whose trailing length differs; reading stopped`);
         return null;
@@ -502,6 +520,9 @@ export class CaptureReader {
     return undefined;
   }
 }
+
+/** Largest gzip-compressed capture we decompress in memory. */
+const MAX_GUNZIP = 1 << 30;
 
 const POW10 = Array.from({ length: 19 }, (_, i) => 10 ** i);
 const BIG_POW10 = Array.from({ length: 19 }, (_, i) => 10n ** BigInt(i));
