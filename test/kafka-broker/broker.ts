@@ -1,0 +1,563 @@
+// A protocol-correct Kafka test broker: THIS IS A TEST BROKER, not a Kafka implementation for
+// any other use. One node, messages in memory, one member per consumer group at a time. It
+// speaks the real wire protocol for the APIs and versions a client library (kafkajs) needs, so
+// tests can produce and consume with a real client and decode the real bytes.
+//
+// Versions advertised by ApiVersions are all non-flexible (kafkajs speaks no flexible version);
+// a request in another version closes the connection, except ApiVersions, which is answered in
+// the v0 layout with UNSUPPORTED_VERSION as real brokers do.
+import net from "node:net";
+import { EventEmitter } from "node:events";
+import { WireReader, WireWriter, WireError } from "./wire.js";
+
+export interface BrokerOptions {
+  host: string;
+  /** 0 = any free port */
+  port: number;
+  /** Partitions of auto-created topics. */
+  defaultPartitions: number;
+  /** Create unknown topics on Metadata requests that allow it. */
+  autoCreateTopics: boolean;
+  /** Longest a Fetch waits for data (caps the client's max_wait_ms). */
+  maxFetchWaitMs: number;
+}
+
+const DEFAULTS: BrokerOptions = { host: "127.0.0.1", port: 0, defaultPartitions: 1, autoCreateTopics: true, maxFetchWaitMs: 500 };
+
+// Error codes (https://kafka.apache.org/protocol.html#protocol_error_codes).
+export const ERR = {
+  NONE: 0,
+  UNKNOWN_TOPIC_OR_PARTITION: 3,
+  ILLEGAL_GENERATION: 22,
+  UNKNOWN_MEMBER_ID: 25,
+  UNSUPPORTED_VERSION: 35,
+  TOPIC_ALREADY_EXISTS: 36,
+  INVALID_PARTITIONS: 37,
+} as const;
+
+/** api key → [min, max] version served. */
+const VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map([
+  [0, [3, 7]], // Produce (record batches, magic 2)
+  [1, [4, 11]], // Fetch
+  [2, [1, 3]], // ListOffsets
+  [3, [0, 6]], // Metadata
+  [8, [2, 5]], // OffsetCommit
+  [9, [1, 4]], // OffsetFetch
+  [10, [0, 2]], // FindCoordinator
+  [11, [0, 5]], // JoinGroup
+  [12, [0, 3]], // Heartbeat
+  [13, [0, 3]], // LeaveGroup
+  [14, [0, 3]], // SyncGroup
+  [18, [0, 2]], // ApiVersions
+  [19, [0, 3]], // CreateTopics
+  [22, [0, 1]], // InitProducerId
+]);
+
+interface Batch {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  bytes: Buffer;
+}
+interface Partition {
+  batches: Batch[];
+  next: bigint;
+}
+interface Member {
+  id: string;
+  protocols: { name: string; metadata: Buffer }[];
+  assignment: Buffer;
+}
+interface Group {
+  generation: number;
+  protocol: string;
+  protocolType: string;
+  leader: string;
+  members: Map<string, Member>;
+  offsets: Map<string, { offset: bigint; metadata: string | null }>;
+}
+
+interface Header {
+  key: number;
+  version: number;
+  correlationId: number;
+  clientId: string | null;
+}
+
+export class KafkaTestBroker {
+  readonly opts: BrokerOptions;
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly produced = new EventEmitter();
+  readonly topics = new Map<string, Partition[]>();
+  private readonly groups = new Map<string, Group>();
+  private memberSeq = 0;
+  private producerSeq = 0n;
+  /** Requests served per api key (tests assert the client really used them). */
+  readonly served = new Map<number, number>();
+  port = 0;
+
+  constructor(opts: Partial<BrokerOptions> = {}) {
+    this.opts = { ...DEFAULTS, ...opts };
+    this.produced.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    const srv = net.createServer((s) => this.accept(s));
+    this.server = srv;
+    await new Promise<void>((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    this.port = (srv.address() as net.AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    this.produced.emit("stop");
+    const srv = this.server;
+    this.server = null;
+    if (srv) await new Promise<void>((resolve) => srv.close(() => resolve()));
+  }
+
+  /** Creates a topic (what CreateTopics and auto-creation do). */
+  createTopic(name: string, partitions: number): boolean {
+    if (this.topics.has(name)) return false;
+    this.topics.set(name, Array.from({ length: partitions }, () => ({ batches: [], next: 0n })));
+    return true;
+  }
+
+  // ---- connection handling ----
+
+  private accept(s: net.Socket): void {
+    this.sockets.add(s);
+    let buf: Buffer = Buffer.alloc(0);
+    // Kafka answers requests on one connection in order: handle them one at a time.
+    let chain = Promise.resolve();
+    s.on("data", (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      while (buf.length >= 4) {
+        const size = buf.readInt32BE(0);
+        if (size < 8 || size > 64 << 20) {
+          s.destroy();
+          return;
+        }
+        if (buf.length < 4 + size) break;
+        const msg = buf.subarray(4, 4 + size);
+        buf = buf.subarray(4 + size);
+        chain = chain.then(() => this.handle(s, msg)).catch(() => {
+          s.destroy();
+        });
+      }
+    });
+    s.on("error", () => s.destroy());
+    s.on("close", () => this.sockets.delete(s));
+  }
+
+  private async handle(s: net.Socket, msg: Buffer): Promise<void> {
+    if (s.destroyed) return;
+    const r = new WireReader(msg);
+    const h: Header = { key: r.int16(), version: r.int16(), correlationId: r.int32(), clientId: null };
+    h.clientId = r.nullableString();
+    const range = VERSIONS.get(h.key);
+    if (!range) throw new WireError(`unsupported api key ${h.key}`);
+    if (h.version < range[0] || h.version > range[1]) {
+      if (h.key !== 18) throw new WireError(`unsupported version ${h.version} of api key ${h.key}`);
+      this.reply(s, h, this.apiVersions(0, ERR.UNSUPPORTED_VERSION));
+      return;
+    }
+    this.served.set(h.key, (this.served.get(h.key) ?? 0) + 1);
+    const v = h.version;
+    let body: WireWriter | null;
+    switch (h.key) {
+      case 0: body = this.produce(r, v); break;
+      case 1: body = await this.fetch(r, v); break;
+      case 2: body = this.listOffsets(r, v); break;
+      case 3: body = this.metadata(r, v); break;
+      case 8: body = this.offsetCommit(r, v); break;
+      case 9: body = this.offsetFetch(r, v); break;
+      case 10: body = this.findCoordinator(r, v); break;
+      case 11: body = this.joinGroup(r, v); break;
+      case 12: body = this.heartbeat(r, v); break;
+      case 13: body = this.leaveGroup(r, v); break;
+      case 14: body = this.syncGroup(r, v); break;
+      case 18: body = this.apiVersions(v, ERR.NONE); break;
+      case 19: body = this.createTopics(r, v); break;
+      case 22: body = this.initProducerId(r, v); break;
+      default: throw new WireError(`unsupported api key ${h.key}`);
+    }
+    if (body) this.reply(s, h, body);
+  }
+
+  /** Response header v0 (correlation id only): every version served here is non-flexible. */
+  private reply(s: net.Socket, h: Header, body: WireWriter): void {
+    if (s.destroyed) return;
+    const b = body.toBuffer();
+    const head = Buffer.alloc(8);
+    head.writeInt32BE(4 + b.length, 0);
+    head.writeInt32BE(h.correlationId, 4);
+    s.write(Buffer.concat([head, b]));
+  }
+
+  // ---- APIs ----
+
+  private apiVersions(v: number, error: number): WireWriter {
+    const w = new WireWriter().int16(error);
+    w.array([...VERSIONS], (w, [key, [min, max]]) => w.int16(key).int16(min).int16(max));
+    if (v >= 1) w.int32(0);
+    return w;
+  }
+
+  private metadata(r: WireReader, v: number): WireWriter {
+    let names = r.array((r) => r.string());
+    const allowCreate = v >= 4 ? r.bool() : true;
+    if (v === 0 && names !== null && names.length === 0) names = null; // v0: empty = all topics
+    if (names && allowCreate && this.opts.autoCreateTopics) for (const n of names) this.createTopic(n, this.opts.defaultPartitions);
+    const list = names ?? [...this.topics.keys()];
+    const w = new WireWriter();
+    if (v >= 3) w.int32(0);
+    w.array([0], (w) => {
+      w.int32(0).string(this.opts.host).int32(this.port);
+      if (v >= 1) w.nullableString(null);
+    });
+    if (v >= 2) w.nullableString("wirescope-test");
+    if (v >= 1) w.int32(0);
+    w.array(list, (w, name) => {
+      const parts = this.topics.get(name);
+      w.int16(parts ? ERR.NONE : ERR.UNKNOWN_TOPIC_OR_PARTITION).string(name);
+      if (v >= 1) w.bool(false);
+      w.array(parts ?? [], (w, _p) => {
+        const idx = parts!.indexOf(_p);
+        w.int16(ERR.NONE).int32(idx).int32(0);
+        w.array([0], (w, n) => w.int32(n));
+        w.array([0], (w, n) => w.int32(n));
+        if (v >= 5) w.array([], () => {});
+      });
+    });
+    return w;
+  }
+
+  private produce(r: WireReader, v: number): WireWriter | null {
+    r.nullableString(); // transactional_id (v3+: every version served)
+    const acks = r.int16();
+    r.int32(); // timeout_ms
+    const topics = r.array((r) => ({
+      name: r.string(),
+      parts: r.array((r) => ({ index: r.int32(), records: r.nullableBytes() })) ?? [],
+    })) ?? [];
+    const results = topics.map((t) => ({
+      name: t.name,
+      parts: t.parts.map((p) => {
+        const part = this.topics.get(t.name)?.[p.index];
+        if (!part) return { index: p.index, error: ERR.UNKNOWN_TOPIC_OR_PARTITION, base: -1n };
+        return { index: p.index, error: ERR.NONE, base: this.append(part, p.records) };
+      }),
+    }));
+    this.produced.emit("data");
+    if (acks === 0) return null; // no response at all
+    const w = new WireWriter();
+    w.array(results, (w, t) => {
+      w.string(t.name);
+      w.array(t.parts, (w, p) => {
+        w.int32(p.index).int16(p.error).int64(p.base);
+        if (v >= 2) w.int64(-1n); // log_append_time_ms
+        if (v >= 5) w.int64(0n); // log_start_offset
+      });
+    });
+    w.int32(0);
+    return w;
+  }
+
+  /**
+   * Appends the record batches of one partition. Offsets are assigned here: base_offset is
+   * outside the batch CRC (which covers attributes onward), so it is rewritten in place.
+   *   batch  base_offset:int64 batch_length:int32 leader_epoch:int32 magic:int8 crc:int32
+   *          attributes:int16 last_offset_delta:int32 ...
+   */
+  private append(part: Partition, records: Buffer | null): bigint {
+    const base = part.next;
+    if (!records) return base;
+    let o = 0;
+    while (o + 61 <= records.length) {
+      const len = records.readInt32BE(o + 8);
+      const end = o + 12 + len;
+      if (len < 49 || end > records.length) throw new WireError("record batch truncated");
+      if (records.readInt8(o + 16) !== 2) throw new WireError("only record batch magic 2 is served");
+      const bytes = Buffer.from(records.subarray(o, end));
+      const delta = bytes.readInt32BE(23);
+      bytes.writeBigInt64BE(part.next, 0);
+      part.batches.push({ baseOffset: part.next, lastOffset: part.next + BigInt(delta), bytes });
+      part.next += BigInt(delta) + 1n;
+      o = end;
+    }
+    return base;
+  }
+
+  private async fetch(r: WireReader, v: number): Promise<WireWriter> {
+    r.int32(); // replica_id
+    const maxWait = r.int32();
+    const minBytes = r.int32();
+    r.int32(); // max_bytes (v3+)
+    r.int8(); // isolation_level (v4+)
+    if (v >= 7) {
+      r.int32(); // session_id
+      r.int32(); // session_epoch
+    }
+    const topics = r.array((r) => ({
+      name: r.string(),
+      parts: r.array((r) => {
+        const index = r.int32();
+        if (v >= 9) r.int32(); // current_leader_epoch
+        const offset = r.int64();
+        if (v >= 5) r.int64(); // log_start_offset
+        return { index, offset, maxBytes: r.int32() };
+      }) ?? [],
+    })) ?? [];
+    const collect = () =>
+      topics.map((t) => ({
+        name: t.name,
+        parts: t.parts.map((p) => {
+          const part = this.topics.get(t.name)?.[p.index];
+          if (!part) return { index: p.index, error: ERR.UNKNOWN_TOPIC_OR_PARTITION, hw: -1n, records: null as Buffer | null };
+          const picked: Buffer[] = [];
+          let size = 0;
+          for (const b of part.batches) {
+            if (b.lastOffset < p.offset) continue;
+            if (picked.length && size + b.bytes.length > p.maxBytes) break;
+            picked.push(b.bytes);
+            size += b.bytes.length;
+          }
+          return { index: p.index, error: ERR.NONE, hw: part.next, records: Buffer.concat(picked) };
+        }),
+      }));
+    let result = collect();
+    const total = () => result.reduce((n, t) => n + t.parts.reduce((m, p) => m + (p.records?.length ?? 0), 0), 0);
+    if (total() < Math.max(1, minBytes) && maxWait > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.produced.off("data", done);
+          this.produced.off("stop", done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(maxWait, this.opts.maxFetchWaitMs));
+        this.produced.on("data", done);
+        this.produced.on("stop", done);
+      });
+      result = collect();
+    }
+    const w = new WireWriter().int32(0);
+    if (v >= 7) w.int16(ERR.NONE).int32(0);
+    w.array(result, (w, t) => {
+      w.string(t.name);
+      w.array(t.parts, (w, p) => {
+        w.int32(p.index).int16(p.error).int64(p.hw).int64(p.hw); // high watermark, last stable offset
+        if (v >= 5) w.int64(0n); // log_start_offset
+        w.array([], () => {}); // aborted_transactions
+        if (v >= 11) w.int32(-1); // preferred_read_replica
+        w.nullableBytes(p.records);
+      });
+    });
+    return w;
+  }
+
+  private listOffsets(r: WireReader, v: number): WireWriter {
+    r.int32(); // replica_id
+    if (v >= 2) r.int8(); // isolation_level
+    const topics = r.array((r) => ({ name: r.string(), parts: r.array((r) => ({ index: r.int32(), ts: r.int64() })) ?? [] })) ?? [];
+    const w = new WireWriter();
+    if (v >= 2) w.int32(0);
+    w.array(topics, (w, t) => {
+      w.string(t.name);
+      w.array(t.parts, (w, p) => {
+        const part = this.topics.get(t.name)?.[p.index];
+        w.int32(p.index).int16(part ? ERR.NONE : ERR.UNKNOWN_TOPIC_OR_PARTITION).int64(-1n);
+        w.int64(!part ? -1n : p.ts === -2n ? 0n : part.next); // earliest (-2) or latest
+      });
+    });
+    return w;
+  }
+
+  private findCoordinator(r: WireReader, v: number): WireWriter {
+    r.string(); // key
+    if (v >= 1) r.int8(); // key_type
+    const w = new WireWriter();
+    if (v >= 1) w.int32(0);
+    w.int16(ERR.NONE);
+    if (v >= 1) w.nullableString(null);
+    return w.int32(0).string(this.opts.host).int32(this.port);
+  }
+
+  private group(id: string): Group {
+    let g = this.groups.get(id);
+    if (!g) {
+      g = { generation: 0, protocol: "", protocolType: "", leader: "", members: new Map(), offsets: new Map() };
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  private joinGroup(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    r.int32(); // session_timeout_ms
+    if (v >= 1) r.int32(); // rebalance_timeout_ms
+    let memberId = r.string();
+    if (v >= 5) r.nullableString(); // group_instance_id
+    const protocolType = r.string();
+    const protocols = r.array((r) => ({ name: r.string(), metadata: r.nullableBytes() ?? Buffer.alloc(0) })) ?? [];
+    const g = this.group(groupId);
+    if (!memberId) memberId = `member-${++this.memberSeq}`;
+    // One member at a time: a join completes at once, as the only (leading) member.
+    g.members = new Map([[memberId, { id: memberId, protocols, assignment: Buffer.alloc(0) }]]);
+    g.generation++;
+    g.protocolType = protocolType;
+    g.protocol = protocols[0]?.name ?? "";
+    g.leader = memberId;
+    const w = new WireWriter();
+    if (v >= 2) w.int32(0);
+    w.int16(ERR.NONE).int32(g.generation).string(g.protocol).string(g.leader).string(memberId);
+    w.array([...g.members.values()], (w, m) => {
+      w.string(m.id);
+      if (v >= 5) w.nullableString(null);
+      w.nullableBytes(m.protocols.find((p) => p.name === g.protocol)?.metadata ?? Buffer.alloc(0));
+    });
+    return w;
+  }
+
+  /** Error for a member/generation pair of a group request. */
+  private memberError(groupId: string, generation: number, memberId: string): number {
+    const g = this.groups.get(groupId);
+    if (!g || !g.members.has(memberId)) return ERR.UNKNOWN_MEMBER_ID;
+    if (generation !== g.generation) return ERR.ILLEGAL_GENERATION;
+    return ERR.NONE;
+  }
+
+  private syncGroup(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    const generation = r.int32();
+    const memberId = r.string();
+    if (v >= 3) r.nullableString(); // group_instance_id
+    const assignments = r.array((r) => ({ member: r.string(), assignment: r.nullableBytes() ?? Buffer.alloc(0) })) ?? [];
+    const error = this.memberError(groupId, generation, memberId);
+    let mine: Buffer = Buffer.alloc(0);
+    if (error === ERR.NONE) {
+      const g = this.group(groupId);
+      for (const a of assignments) {
+        const m = g.members.get(a.member);
+        if (m) m.assignment = a.assignment;
+      }
+      mine = g.members.get(memberId)!.assignment;
+    }
+    const w = new WireWriter();
+    if (v >= 1) w.int32(0);
+    return w.int16(error).nullableBytes(mine);
+  }
+
+  private heartbeat(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    const generation = r.int32();
+    const memberId = r.string();
+    if (v >= 3) r.nullableString();
+    const w = new WireWriter();
+    if (v >= 1) w.int32(0);
+    return w.int16(this.memberError(groupId, generation, memberId));
+  }
+
+  private leaveGroup(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    const members = v >= 3 ? (r.array((r) => ({ id: r.string(), instance: r.nullableString() })) ?? []) : [{ id: r.string(), instance: null }];
+    const g = this.groups.get(groupId);
+    const results = members.map((m) => {
+      const known = g?.members.delete(m.id) ?? false;
+      return { ...m, error: known ? ERR.NONE : ERR.UNKNOWN_MEMBER_ID };
+    });
+    const w = new WireWriter();
+    if (v >= 1) w.int32(0);
+    if (v < 3) return w.int16(results[0].error);
+    w.int16(ERR.NONE);
+    return w.array(results, (w, m) => w.string(m.id).nullableString(m.instance).int16(m.error));
+  }
+
+  private offsetCommit(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    const generation = r.int32();
+    const memberId = r.string();
+    if (v <= 4) r.int64(); // retention_time_ms (v2-4)
+    const topics = r.array((r) => ({
+      name: r.string(),
+      parts: r.array((r) => ({ index: r.int32(), offset: r.int64(), metadata: r.nullableString() })) ?? [],
+    })) ?? [];
+    // generation -1 with an empty member id is a commit from outside the group (admin tools)
+    const error = generation === -1 && memberId === "" ? ERR.NONE : this.memberError(groupId, generation, memberId);
+    const g = this.group(groupId);
+    const w = new WireWriter();
+    if (v >= 3) w.int32(0);
+    return w.array(topics, (w, t) => {
+      w.string(t.name);
+      w.array(t.parts, (w, p) => {
+        const e = error !== ERR.NONE ? error : this.topics.get(t.name)?.[p.index] ? ERR.NONE : ERR.UNKNOWN_TOPIC_OR_PARTITION;
+        if (e === ERR.NONE) g.offsets.set(`${t.name}/${p.index}`, { offset: p.offset, metadata: p.metadata });
+        w.int32(p.index).int16(e);
+      });
+    });
+  }
+
+  private offsetFetch(r: WireReader, v: number): WireWriter {
+    const groupId = r.string();
+    const asked = r.array((r) => ({ name: r.string(), parts: r.array((r) => r.int32()) ?? [] }));
+    const g = this.group(groupId);
+    const topics =
+      asked ??
+      [...new Set([...g.offsets.keys()].map((k) => k.slice(0, k.lastIndexOf("/"))))].map((name) => ({
+        name,
+        parts: [...g.offsets.keys()].filter((k) => k.startsWith(`${name}/`)).map((k) => Number(k.slice(name.length + 1))),
+      }));
+    const w = new WireWriter();
+    if (v >= 3) w.int32(0);
+    w.array(topics, (w, t) => {
+      w.string(t.name);
+      w.array(t.parts, (w, idx) => {
+        const c = g.offsets.get(`${t.name}/${idx}`);
+        w.int32(idx).int64(c?.offset ?? -1n).nullableString(c?.metadata ?? "").int16(ERR.NONE);
+      });
+    });
+    if (v >= 2) w.int16(ERR.NONE);
+    return w;
+  }
+
+  private createTopics(r: WireReader, v: number): WireWriter {
+    const topics = r.array((r) => {
+      const name = r.string();
+      const partitions = r.int32();
+      r.int16(); // replication_factor
+      r.array((r) => [r.int32(), r.array((r) => r.int32())]); // assignments
+      r.array((r) => [r.string(), r.nullableString()]); // configs
+      return { name, partitions };
+    }) ?? [];
+    r.int32(); // timeout_ms
+    const validateOnly = v >= 1 ? r.bool() : false;
+    const w = new WireWriter();
+    if (v >= 2) w.int32(0);
+    return w.array(topics, (w, t) => {
+      const n = t.partitions === -1 ? this.opts.defaultPartitions : t.partitions;
+      let e: number = ERR.NONE;
+      if (n <= 0) e = ERR.INVALID_PARTITIONS;
+      else if (this.topics.has(t.name)) e = ERR.TOPIC_ALREADY_EXISTS;
+      else if (!validateOnly) this.createTopic(t.name, n);
+      w.string(t.name).int16(e);
+      if (v >= 1) w.nullableString(e === ERR.NONE ? null : e === ERR.TOPIC_ALREADY_EXISTS ? `Topic '${t.name}' already exists.` : "Invalid partition count");
+    });
+  }
+
+  private initProducerId(r: WireReader, _v: number): WireWriter {
+    r.nullableString(); // transactional_id
+    r.int32(); // transaction_timeout_ms
+    return new WireWriter().int32(0).int16(ERR.NONE).int64(++this.producerSeq).int16(0);
+  }
+}
+
+/** Starts a test broker on 127.0.0.1 (free port unless given). Stop it with `await broker.stop()`. */
+export async function startKafkaTestBroker(opts: Partial<BrokerOptions> = {}): Promise<KafkaTestBroker> {
+  const b = new KafkaTestBroker(opts);
+  await b.start();
+  return b;
+}
