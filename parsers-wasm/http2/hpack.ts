@@ -367,25 +367,26 @@ export class Hpack {
       if (this.sLen < 0) {
         // value too long to decode: treat as an unknown field, its size as unknown
         sink.unknownField();
-        if (indexing) this.insertUnknown();
+        if (indexing) this.insertUnknown(nameLen < 0 ? MAX_STRING : nameLen + MAX_STRING);
         continue;
       }
       if (id == H_UNKNOWN) sink.unknownField();
       else if (keep) sink.field(id, this.sPtr, this.sLen);
       if (indexing) {
-        if (nameLen < 0) this.insertUnknown();
+        if (nameLen < 0) this.insertUnknown(this.sLen);
         else this.insert(id, nameLen, this.sPtr, this.sLen);
       }
     }
     return HPACK_OK;
   }
 
-  /** An entry of unknown name and size: everything older is now unknown too. */
-  private insertUnknown(): void {
-    // Its name is unknown, so is its size: the eviction arithmetic is lost. Keep nothing.
-    this.count = 0;
-    this.size = 0;
-    this.unknownTail = true;
+  /**
+   * An entry whose name (or value) we could not read. It still occupies one index, so it goes in
+   * as H_UNKNOWN with its smallest possible size (evicting late is harmless: the encoder never
+   * references what it evicted; evicting early would only turn references into unknowns).
+   */
+  private insertUnknown(minSize: i32): void {
+    this.insert(H_UNKNOWN, 0, 0, minSize);
   }
 
   private setMaxSize(sz: i32): void {

@@ -22,20 +22,22 @@ class Http2Connection extends Connection {
   mode: i32 = M_START;
   h1: H1Parser | null = null;
   h2: H2Engine | null = null;
+  /** The host reported missed bytes before any data: we join a connection mid-way. */
+  midway: bool = false;
 
   private start(dir: i32, q: ByteQueue): void {
     const p = q.ptr();
     const n = q.avail();
     if (dir == 0) {
-      if (prefaceMatch(p, n < 24 ? n : 24)) this.h2 = new H2Engine(false, true);
-      else if (requestStart(p, n) > 0) this.startH1();
+      if (prefaceMatch(p, n < 24 ? n : 24) && !this.midway) this.h2 = new H2Engine(false, true);
+      else if (requestStart(p, n) > 0 && !this.midway) this.startH1();
       else this.h2 = new H2Engine(true, false);
     } else {
-      if (responseStart(p, n) > 0) this.startH1();
+      if (responseStart(p, n) > 0 && !this.midway) this.startH1();
       else {
         // a server SETTINGS frame first: the connection is starting (the client preface follows)
         const settingsFirst = n >= 9 && q.u8(3) == 4 && q.u8(4) == 0 && q.u32be(5) == 0;
-        this.h2 = new H2Engine(!settingsFirst, true);
+        this.h2 = new H2Engine(this.midway || !settingsFirst, !this.midway);
       }
     }
     if (this.h2 != null) this.mode = M_H2;
@@ -92,6 +94,7 @@ class Http2Connection extends Connection {
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
     if (this.mode == M_H1) return changetype<H1Parser>(this.h1).onGap(dir, len);
     if (this.mode == M_H2) return changetype<H2Engine>(this.h2).onGap(dir, len, tsNs);
+    this.midway = true;
     return OK;
   }
 
