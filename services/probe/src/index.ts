@@ -1,2 +1,12 @@
-export {};
+// Public surface of @wirescope/probe.
 export { createService } from "./service.js";
+export { EbpfSource, type EbpfSourceOptions } from "./ebpf-source.js";
+export { PcapSource, type PcapSourceOptions } from "./pcap-source.js";
+export { NativeProbe, ProbeError, type NativeOptions, type NativeStats } from "./native.js";
+export { decodeBatch, formatAddress } from "./decode.js";
+export type { ConnRecord, DataRecord, EventBatch } from "./events.js";
+export type { EventSource, SourceStats } from "./source.js";
+export { ProcessCache, readProcInfo, containerIdFromCgroup, redactCmdline, type ProcInfo } from "./process-info.js";
+export { RawBatcher, monoToWallClock } from "./raw-batcher.js";
+export { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
+export { parseProbeArgs, PROBE_USAGE, type ProbeOptions } from "./options.js";

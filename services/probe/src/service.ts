@@ -1,13 +1,158 @@
-// Placeholder until the probe lands: only the runtime's NATS connection decides its health.
-// Replace freely; keep exporting `createService`.
-import type { CreateService } from "@wirescope/common";
+// The probe service: a source (eBPF or pcap replay) → enrichment → RawBatch per partition → NATS.
+//
+//   EbpfSource | PcapSource ──EventBatch──▶ RawBatcher (process info, partition) ──▶ BatchPublisher
+//                                                                   wirescope.raw.<partition>
+//
+// Construction loads and attaches the BPF programs (or opens the capture), so a host without
+// eBPF fails at once with a message saying why and what to do. `run` publishes until aborted.
+import crypto from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import {
+  BatchPublisher, RawBatchSchema, rawSubject, ServiceError, FilterSchema,
+  listAnnounced, errorMessage,
+  type CreateService, type ServiceContext, type Filter,
+} from "@wirescope/common";
+import { EbpfSource } from "./ebpf-source.js";
+import { PcapSource } from "./pcap-source.js";
+import { ProbeError } from "./native.js";
+import { RawBatcher, monoToWallClock } from "./raw-batcher.js";
+import { ProcessCache } from "./process-info.js";
+import { connPartition } from "./partition.js";
+import { parseProbeArgs } from "./options.js";
+import type { FilterSpec } from "./filter.js";
+import type { EventSource } from "./source.js";
+import { podResolverFromEnv } from "./k8s.js";
 
-export const createService: CreateService = async (ctx) => {
-  ctx.warnings.add("placeholder probe: no data is processed yet");
+/** Random high bits so keys from two probe instances on one node never collide. */
+export function randomConnKeyBase(): bigint {
+  return BigInt(crypto.randomBytes(3).readUIntBE(0, 3)) << 40n;
+}
+
+export function filterToSpec(f: Filter | undefined): FilterSpec {
   return {
+    allowPids: [...(f?.allowPids ?? [])], denyPids: [...(f?.denyPids ?? [])],
+    allowPorts: [...(f?.allowPorts ?? [])], denyPorts: [...(f?.denyPorts ?? [])],
+    allowComms: [...(f?.allowComms ?? [])], denyComms: [...(f?.denyComms ?? [])],
+    allowCgroups: [...(f?.allowCgroups ?? [])], denyCgroups: [...(f?.denyCgroups ?? [])],
+  };
+}
+
+export function specToFilter(s: FilterSpec): Filter {
+  return create(FilterSchema, { ...s });
+}
+
+export const createService: CreateService = async (ctx: ServiceContext) => {
+  const opts = parseProbeArgs(ctx.args);
+  const connKeyBase = randomConnKeyBase();
+  let source: EventSource;
+  let ebpf: EbpfSource | undefined;
+  if (opts.source === "pcap") {
+    source = new PcapSource({ file: opts.pcapFile!, speed: opts.replaySpeed, loops: opts.replayLoops, connKeyBase, batchBytes: opts.batchBytes });
+  } else {
+    try {
+      ebpf = new EbpfSource({
+        chunkBytes: opts.chunkBytes,
+        maxBytesPerCall: opts.maxBytesPerCall,
+        ringbufBytes: opts.ringbufBytes,
+        batchMs: opts.batchMs,
+        batchBytes: opts.batchBytes,
+        mountTracefs: opts.mountTracefs,
+        lockPath: opts.lockFile || undefined,
+        connKeyBase,
+        excludePids: opts.excludePids,
+        filter: opts.filter,
+      });
+    } catch (e) {
+      const code = e instanceof ProbeError ? e.code : "ebpf_unavailable";
+      throw new ServiceError(code, `eBPF unavailable: ${errorMessage(e)}`, { cause: e });
+    }
+    source = ebpf;
+  }
+  ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
+  const pods = podResolverFromEnv(ctx.log);
+  const processes = new ProcessCache({ pods });
+  const batcher = new RawBatcher({
+    node: ctx.config.node,
+    probeId: ctx.instance,
+    partition: (k) => connPartition(ctx.config.node, k, ctx.config.partitions),
+    toWall: opts.source === "pcap" ? (t) => t : monoToWallClock(),
+    processes,
+    maxBatchBytes: 512 * 1024,
+  });
+  const c = ctx.counters;
+
+  return {
+    handlers: {
+      setFilter: (req: { filter?: Filter }) => {
+        if (!ebpf) throw new ServiceError("unsupported", "filters apply to the eBPF source only");
+        ebpf.setFilter(filterToSpec(req.filter));
+        c.add("filter_changes");
+        return { filter: specToFilter(ebpf.filter.filter) };
+      },
+    },
     async run(signal) {
-      await ctx.nats();
-      if (!signal.aborted) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      const nc = await ctx.nats();
+      const publisher = new BatchPublisher(nc, RawBatchSchema, { counters: c, prefix: "nats_", maxQueueBytes: 128 << 20 });
+      let lastDrops: Record<string, number> = {};
+      let last = { t: Date.now(), events: 0, bytes: 0 };
+      let eventsIn = 0;
+      let bytesIn = 0;
+
+      const tick = () => {
+        const s = source.stats();
+        const delta: Record<string, number> = {};
+        for (const [k, v] of Object.entries(s.drops)) {
+          c.set(`drops.${k}`, v);
+          const d = v - (lastDrops[k] ?? 0);
+          if (d > 0) delta[k] = d;
+        }
+        lastDrops = s.drops;
+        batcher.addDrops(delta);
+        const now = Date.now();
+        const dt = Math.max(1, now - last.t) / 1000;
+        c.set("events_per_s", Math.round((eventsIn - last.events) / dt));
+        c.set("bytes_per_s", Math.round((bytesIn - last.bytes) / dt));
+        last = { t: now, events: eventsIn, bytes: bytesIn };
+        c.set("connections_tracked", s.connections);
+        c.set("processes", processes.size);
+        c.set("programs_attached", s.programs.length);
+        ctx.info.set("programs", s.programs.join(","));
+      };
+      tick();
+      const ticker = setInterval(tick, 1000);
+      const sweeper = setInterval(() => c.add("processes_exited", processes.sweep()), 10_000);
+      // the pipeline's own node processes (parser, aggregator) announce their pids: never trace them
+      const excluder = ebpf
+        ? setInterval(() => {
+            listAnnounced(nc)
+              .then((list) => ebpf!.filter.excludePids(list.filter((a) => a.node === ctx.config.node && a.pid !== process.pid).map((a) => a.pid)))
+              .catch(() => {});
+          }, 5_000)
+        : undefined;
+      try {
+        await source.run(async (b) => {
+          eventsIn += b.conns.length + b.data.length;
+          for (const d of b.data) bytesIn += d.payload.length;
+          c.add("events_in", b.conns.length + b.data.length);
+          for (const { partition, batch } of batcher.build(b)) publisher.publish(rawSubject(partition), batch);
+          if (source.kind === "pcap") {
+            // replay: wait for NATS instead of dropping (live capture never waits)
+            while (publisher.depth > 1000 && !signal.aborted) await new Promise((r) => setTimeout(r, 5));
+          }
+        }, signal);
+        if (source.kind === "pcap") {
+          tick();
+          for (const { partition, batch } of batcher.build({ conns: [], data: [] })) publisher.publish(rawSubject(partition), batch);
+          ctx.log.info({ events: eventsIn, bytes: bytesIn }, "pcap replay finished");
+          if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+        }
+      } finally {
+        clearInterval(ticker);
+        clearInterval(sweeper);
+        if (excluder) clearInterval(excluder);
+        ebpf?.close();
+        await publisher.close().catch((e) => ctx.log.warn({ err: errorMessage(e) }, "flush on stop failed"));
+      }
     },
   };
 };

@@ -14,6 +14,6 @@ export interface SourceStats {
 export interface EventSource {
   readonly kind: "ebpf" | "pcap";
   /** Starts delivering batches to `onBatch`; resolves when the source is exhausted (pcap) or closed. */
-  run(onBatch: (b: EventBatch) => void, signal: AbortSignal): Promise<void>;
+  run(onBatch: (b: EventBatch) => void | Promise<void>, signal: AbortSignal): Promise<void>;
   stats(): SourceStats;
 }

@@ -1,0 +1,110 @@
+// The probe's own command-line options (those @wirescope/common's config does not know).
+import { ConfigError } from "@wirescope/common";
+import { WS_MAX_CHUNK } from "./gen/layout.js";
+import type { FilterSpec } from "./filter.js";
+import { EMPTY_FILTER } from "./filter.js";
+
+export interface ProbeOptions {
+  source: "ebpf" | "pcap";
+  pcapFile?: string;
+  /** pcap replay: 0 = as fast as possible, 1 = real time. */
+  replaySpeed: number;
+  /** pcap replay: repeat the file this many times (load tests). */
+  replayLoops: number;
+  chunkBytes: number;
+  maxBytesPerCall: number;
+  ringbufBytes: number;
+  batchMs: number;
+  batchBytes: number;
+  mountTracefs: boolean;
+  lockFile: string;
+  excludePids: number[];
+  filter: FilterSpec;
+}
+
+export const PROBE_DEFAULTS: ProbeOptions = {
+  source: "ebpf",
+  replaySpeed: 0,
+  replayLoops: 1,
+  chunkBytes: WS_MAX_CHUNK,
+  maxBytesPerCall: 4 << 20,
+  ringbufBytes: 16 << 20,
+  batchMs: 50,
+  batchBytes: 256 << 10,
+  mountTracefs: false,
+  lockFile: "/run/wirescope-probe.lock",
+  excludePids: [],
+  filter: EMPTY_FILTER,
+};
+
+export const PROBE_USAGE = `probe options:
+  --source ebpf|pcap FILE   live eBPF capture (default) or replay a pcap/pcapng file
+  --replay-speed X          pcap: 0 = as fast as possible (default), 1 = real time
+  --replay-loops N          pcap: replay the file N times
+  --chunk-bytes N           payload cap per event (1..${WS_MAX_CHUNK}, default ${WS_MAX_CHUNK})
+  --max-bytes-per-call N    bytes copied per syscall, the rest is a stated gap (default 4 MiB)
+  --ringbuf-bytes N         BPF ring buffer size, power of two (default 16 MiB)
+  --batch-ms N, --batch-bytes N   native batch flush age and size
+  --mount-tracefs           mount tracefs on /sys/kernel/tracing when missing
+  --lock-file PATH          single-instance lock (default /run/wirescope-probe.lock)
+  --exclude-pid N           never trace this pid (repeatable; the pipeline's own)
+  --allow-pid N, --deny-pid N, --allow-port N, --deny-port N,
+  --allow-comm NAME, --deny-comm NAME, --allow-cgroup ID, --deny-cgroup ID   (repeatable)`;
+
+function int(flag: string, v: string | undefined, min: number, max: number): number {
+  const n = Number(v);
+  if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new ConfigError("bad_value", `${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
+  return n;
+}
+
+/** Parses the probe's flags. @throws ConfigError naming the bad flag. */
+export function parseProbeArgs(args: readonly string[]): ProbeOptions {
+  const o: ProbeOptions = { ...PROBE_DEFAULTS, excludePids: [], filter: structuredClone(EMPTY_FILTER) };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const val = () => inline ?? args[++i];
+    switch (flag) {
+      case "--source": {
+        const s = val();
+        if (s === "ebpf") o.source = "ebpf";
+        else if (s === "pcap") {
+          o.source = "pcap";
+          o.pcapFile = args[++i];
+          if (!o.pcapFile) throw new ConfigError("bad_value", "--source pcap needs a FILE");
+        } else throw new ConfigError("bad_value", `--source: expected ebpf or "pcap FILE", got "${s ?? ""}"`);
+        break;
+      }
+      case "--replay-speed": {
+        const v = Number(val());
+        if (!Number.isFinite(v) || v < 0) throw new ConfigError("bad_value", "--replay-speed: expected a number >= 0");
+        o.replaySpeed = v;
+        break;
+      }
+      case "--replay-loops": o.replayLoops = int(flag, val(), 1, 1_000_000); break;
+      case "--chunk-bytes": o.chunkBytes = int(flag, val(), 1, WS_MAX_CHUNK); break;
+      case "--max-bytes-per-call": o.maxBytesPerCall = int(flag, val(), 0, 64 << 20); break;
+      case "--ringbuf-bytes": {
+        o.ringbufBytes = int(flag, val(), 4096, 1 << 30);
+        if (o.ringbufBytes & (o.ringbufBytes - 1)) throw new ConfigError("bad_value", "--ringbuf-bytes: must be a power of two");
+        break;
+      }
+      case "--batch-ms": o.batchMs = int(flag, val(), 1, 10_000); break;
+      case "--batch-bytes": o.batchBytes = int(flag, val(), 65536, 16 << 20); break;
+      case "--mount-tracefs": o.mountTracefs = true; break;
+      case "--lock-file": o.lockFile = val() ?? ""; break;
+      case "--exclude-pid": o.excludePids.push(int(flag, val(), 1, 0x7fffffff)); break;
+      case "--allow-pid": o.filter.allowPids.push(int(flag, val(), 1, 0x7fffffff)); break;
+      case "--deny-pid": o.filter.denyPids.push(int(flag, val(), 1, 0x7fffffff)); break;
+      case "--allow-port": o.filter.allowPorts.push(int(flag, val(), 1, 65535)); break;
+      case "--deny-port": o.filter.denyPorts.push(int(flag, val(), 1, 65535)); break;
+      case "--allow-comm": o.filter.allowComms.push(val() ?? ""); break;
+      case "--deny-comm": o.filter.denyComms.push(val() ?? ""); break;
+      case "--allow-cgroup": o.filter.allowCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
+      case "--deny-cgroup": o.filter.denyCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
+      default:
+        throw new ConfigError("unknown_flag", `unknown probe option "${a}"\n${PROBE_USAGE}`);
+    }
+  }
+  return o;
+}
