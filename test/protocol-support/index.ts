@@ -1,0 +1,120 @@
+// Helpers for the protocol integration tests (MySQL, Kafka): capture loopback traffic with
+// tcpdump, read what tshark makes of it, and decode the same capture with our plugins through
+// the one plugin host (pcap reader → TCP reassembly → ConnectionEngine), as `wirescope decode`
+// does.
+import fs from "node:fs";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
+import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
+import { spawnTracked, tempDir, waitFor } from "../support/index.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** parsers-wasm/build: the built plugins (scripts/build.mjs builds them before tests). */
+export const PLUGIN_BUILD_DIR = path.resolve(here, "../../../parsers-wasm/build");
+
+export interface Capture {
+  file: string;
+  /** Stops tcpdump (flushing the file) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts tcpdump on loopback for one TCP port; resolves once it is listening. */
+export async function startCapture(port: number, name: string): Promise<Capture> {
+  const dir = tempDir(`wirescope-${name}-`);
+  const file = path.join(dir, `${name}.pcap`);
+  const log = path.join(dir, "tcpdump.log");
+  // -U: write each packet as it comes; -Z root: keep the privileges needed to write in our dir
+  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "-U", "-Z", "root", "-s", "0", "-w", file, `tcp port ${port}`], { logFile: log });
+  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("listening on"), { timeoutMs: 10_000, what: "tcpdump to listen" });
+  return {
+    file,
+    async stop() {
+      // a moment for the last segments (FIN/ACK) to pass the capture filter
+      await new Promise((r) => setTimeout(r, 300));
+      if (!p.hasExited) process.kill(p.pid, "SIGINT");
+      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
+      await p.stop(1000);
+    },
+  };
+}
+
+/** Runs tshark and returns the rows of `-T fields` (tab-separated, one array per frame). */
+export function tsharkFields(file: string, decodeAs: string, filter: string, fields: string[]): Promise<string[][]> {
+  const args = ["-r", file, "-d", decodeAs, "-Y", filter, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"];
+  for (const f of fields) args.push("-e", f);
+  return new Promise((resolve, reject) => {
+    execFile("tshark", args, { maxBuffer: 256 << 20, timeout: 120_000 }, (err, stdout) => {
+      if (err) reject(new Error(`tshark failed: ${err.message}`));
+      else resolve(stdout.split("\n").filter((l) => l.length > 0).map((l) => l.split("\t")));
+    });
+  });
+}
+
+export interface DecodedRecord extends RecordJson {
+  /** TCP connection index in the capture (tshark's tcp.stream for ordinary captures). */
+  stream: number;
+}
+
+export interface DecodeOptions {
+  /** Plugin names to load from parsers-wasm/build (default: all of them). */
+  plugins?: string[];
+  redact?: boolean;
+  /** The server's port: tells which end is the client when the capture has no SYN. */
+  serverPort?: number;
+}
+
+export interface DecodeResult {
+  records: DecodedRecord[];
+  /** engine counters (plugin traps, rejected connections, dropped bytes) */
+  counters: Record<string, number>;
+  /** connections the engine rejected, with the reason */
+  rejected: { stream: number; reason: string }[];
+}
+
+/** Decodes a capture file with our plugins through the shared plugin host. */
+export function decodeCapture(file: string, opts: DecodeOptions = {}): DecodeResult {
+  const registry = new PluginRegistry();
+  const flags = opts.redact ? 1 : 0;
+  const names = opts.plugins ?? fs.readdirSync(PLUGIN_BUILD_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
+  for (const n of names) registry.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, `${n}.json`), { flags }));
+  const engine = new ConnectionEngine(registry);
+  const records: DecodedRecord[] = [];
+  const rejected: { stream: number; reason: string }[] = [];
+  const conns = new Map<TcpConnection, { ec: EngineConnection; swap: boolean }>();
+  const take = (conn: TcpConnection, r: StepResult, swap: boolean) => {
+    for (const bytes of r.records) {
+      const j = recordToJson(bytes);
+      const a = `${conn.addrA}:${conn.portA}`;
+      const b = `${conn.addrB}:${conn.portB}`;
+      records.push({ ...j, client: swap ? b : a, server: swap ? a : b, stream: conn.id });
+    }
+    if (r.state === "rejected" && !rejected.some((x) => x.stream === conn.id)) rejected.push({ stream: conn.id, reason: r.reason ?? "?" });
+  };
+  const streams = CaptureStreams.open(file, {
+    open(conn) {
+      // without a SYN, the port tells which end is the server
+      const swap = !conn.clientKnown && opts.serverPort !== undefined && conn.portA === opts.serverPort;
+      const ec = engine.openConnection({ clientKnown: conn.clientKnown || opts.serverPort !== undefined, portHint: swap ? conn.portA : conn.portB });
+      conns.set(conn, { ec, swap });
+    },
+    data(conn, dir, bytes, tsNs) {
+      const c = conns.get(conn)!;
+      take(conn, c.ec.data((c.swap ? 1 - dir : dir) as 0 | 1, bytes, tsNs), c.swap);
+    },
+    gap(conn, dir, len, tsNs) {
+      const c = conns.get(conn)!;
+      take(conn, c.ec.gap((c.swap ? 1 - dir : dir) as 0 | 1, len, tsNs), c.swap);
+    },
+    close(conn, _reason, tsNs) {
+      const c = conns.get(conn)!;
+      take(conn, c.ec.close(tsNs), c.swap);
+      conns.delete(conn);
+    },
+  });
+  while (streams.step()) {
+    // run to the end
+  }
+  return { records, counters: engine.counters.snapshot(), rejected };
+}
