@@ -7,6 +7,7 @@ import probe from "./probe.js";
 import parser from "./parser.js";
 import aggregator from "./aggregator.js";
 import tail from "./tail.js";
+import decode from "./decode.js";
 import plugin from "./plugin.js";
 
 export const COMMANDS: Command[] = [
@@ -16,5 +17,6 @@ export const COMMANDS: Command[] = [
   parser,
   aggregator,
   tail,
+  decode,
   plugin,
 ];

@@ -1,0 +1,282 @@
+// `wirescope decode CAPTURE`: reads a pcap/pcapng file, reassembles its TCP connections and runs
+// them through the same plugin host and connection engine as the parser service, printing one
+// record per line (NDJSON, the contract in record-json.ts) or a table.
+//
+//   CaptureReader → decodeTcp → TcpReassembler ──open/data/gap/close──▶ ConnectionEngine ──▶ records
+//
+// Orientation: a connection whose SYN was captured has a known client. For the others the engine
+// tries both hypotheses (content decides); a --proto override settles it by port.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, RecordSchema, recordToJson, type EngineConnection, type Record as WsRecord } from "@wirescope/common";
+import { CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
+import { UsageError, type Command } from "../command.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** parsers-wasm/build, where `npm run build` puts the built-in plugins. */
+export const BUILTIN_PLUGIN_DIR = path.resolve(here, "../../../../parsers-wasm/build");
+
+const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--format ndjson|table] [--redact]
+                        [--plugins DIR] [--stats] [--progress|--no-progress]
+
+Decodes the TCP connections in a pcap or pcapng capture (Ethernet, Linux cooked SLL/SLL2, raw IP,
+loopback/null; gzip-compressed too) with the protocol plugins, and prints one record per line.
+
+  --proto PORT=PROTOCOL  decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a
+                         plugin's name) instead of detecting it; repeatable
+  --format ndjson|table  ndjson (default): one JSON object per record; table: aligned columns
+  --redact               mask literals in SQL text (db.query.text) and credential headers
+  --plugins DIR          also load the plugins in DIR (*.json manifests beside their .wasm); a
+                         plugin with a built-in's name replaces it
+  --builtin-dir DIR      where the built-in plugins are (default: ${BUILTIN_PLUGIN_DIR})
+  --stats                print reader, reassembly and engine counters to stderr at the end
+  --progress             progress on stderr (default: when stderr is a terminal, else a line
+                         every 256 MiB); --no-progress: never
+
+A record whose request got no response (capture ended, connection reset) is printed with
+"status":null and "incomplete":true. Exit status: 0 when the capture was read (warnings about
+damage in it go to stderr), 1 when it is not a capture or cannot be read, 2 for wrong usage.`;
+
+interface DecodeArgs {
+  file: string;
+  protos: Map<number, string>;
+  format: "ndjson" | "table";
+  redact: boolean;
+  pluginDirs: string[];
+  builtinDir: string;
+  stats: boolean;
+  progress: boolean | undefined;
+}
+
+export function parseDecodeArgs(argv: string[]): DecodeArgs {
+  const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined };
+  const files: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`decode: ${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "--proto": {
+        const v = value();
+        const m = /^(\d{1,5})=([A-Za-z0-9_.-]+)$/.exec(v);
+        if (!m || Number(m[1]) > 65535) throw new UsageError(`decode: --proto wants PORT=PROTOCOL (e.g. 8080=http1), got "${v}"`);
+        a.protos.set(Number(m[1]), m[2]!);
+        break;
+      }
+      case "--format": {
+        const v = value();
+        if (v !== "ndjson" && v !== "table") throw new UsageError(`decode: --format is ndjson or table, got "${v}"`);
+        a.format = v;
+        break;
+      }
+      case "--redact":
+        a.redact = true;
+        break;
+      case "--plugins":
+        a.pluginDirs.push(value());
+        break;
+      case "--builtin-dir":
+        a.builtinDir = value();
+        break;
+      case "--stats":
+        a.stats = true;
+        break;
+      case "--progress":
+        a.progress = true;
+        break;
+      case "--no-progress":
+        a.progress = false;
+        break;
+      default:
+        if (arg.startsWith("-") && arg !== "-") throw new UsageError(`decode: unknown option ${arg}`);
+        files.push(arg);
+    }
+  }
+  if (files.length !== 1) throw new UsageError(files.length ? `decode: one capture at a time (got ${files.length})` : "decode: which capture? (wirescope decode CAPTURE)");
+  a.file = files[0]!;
+  return a;
+}
+
+/** The plugins decode runs: the built-in ones, then those of each --plugins folder. */
+function loadPlugins(args: DecodeArgs, warn: (line: string) => void): PluginRegistry {
+  const registry = new PluginRegistry();
+  const options = { flags: args.redact ? 1 : 0 };
+  const dirs = [args.builtinDir, ...args.pluginDirs];
+  for (const dir of dirs) {
+    if (dir === args.builtinDir && !fs.existsSync(dir)) {
+      warn(`no built-in plugins: ${dir} does not exist (run \`npm run build\`)`);
+      continue;
+    }
+    const res = registry.loadDir(dir, options);
+    for (const e of res.errors) warn(`plugin not loaded: ${e.error.message}`);
+  }
+  if (!registry.list().length) throw new Error(`no protocol plugins loaded (looked in ${dirs.join(", ")})`);
+  for (const [port, proto] of args.protos) {
+    if (!registry.get(proto) && !registry.byProtocol(proto)) {
+      throw new UsageError(`decode: --proto ${port}=${proto}: no plugin decodes "${proto}" (have: ${registry.list().map((p) => p.name).join(", ")})`);
+    }
+  }
+  return registry;
+}
+
+interface ConnUser {
+  ec: EngineConnection;
+  /** Our a/b swapped relative to the reassembler's (a --proto port named a the server). */
+  swapped: boolean;
+}
+
+/** One line of the table format. */
+function tableRow(j: ReturnType<typeof recordToJson>): string {
+  const ms = (Number(j.durationNs) / 1e6).toFixed(3);
+  const t = new Date(Number(BigInt(j.startNs) / 1_000_000n)).toISOString().slice(11, 23);
+  const status = j.status === null ? (j.incomplete ? "-" : "") : String(j.status);
+  return [t, j.protocol.padEnd(6), `${j.client} -> ${j.server}`.padEnd(44), j.operation.padEnd(14), j.resource.slice(0, 60).padEnd(60), status.padStart(5), `${ms.padStart(10)} ms`, j.error ? "ERROR" : ""]
+    .join("  ")
+    .trimEnd();
+}
+
+/**
+ * Decodes one capture, writing lines through `write` (which returns false when the consumer
+ * wants a pause; `drain` resolves when it may go on). Returns the counters.
+ */
+export async function decodeCapture(
+  args: DecodeArgs,
+  out: { write(s: string): boolean; drain(): Promise<void> },
+  err: (line: string) => void,
+): Promise<{ records: number; counters: Record<string, number> }> {
+  const registry = loadPlugins(args, err);
+  const counters = new Counters();
+  const engine = new ConnectionEngine(registry, { counters });
+  const hintPorts = new Set<number>(registry.list().flatMap((p) => p.manifest.ports));
+  let records = 0;
+  let pending: string[] = [];
+
+  const emit = (conn: TcpConnection, u: ConnUser, list: Uint8Array[]): void => {
+    if (!list.length) return;
+    // client = a unless the engine (or a --proto port) decided the other way round
+    const aIsClient = u.ec.flipped === u.swapped;
+    const client = create(EndpointSchema, aIsClient ? { address: conn.addrA, port: conn.portA } : { address: conn.addrB, port: conn.portB });
+    const server = create(EndpointSchema, aIsClient ? { address: conn.addrB, port: conn.portB } : { address: conn.addrA, port: conn.portA });
+    for (const bytes of list) {
+      let r: WsRecord;
+      try {
+        r = fromBinary(RecordSchema, bytes);
+      } catch {
+        counters.add("records_unreadable");
+        continue;
+      }
+      r.client = client;
+      r.server = server;
+      const j = recordToJson(r);
+      pending.push(args.format === "ndjson" ? JSON.stringify(j) : tableRow(j));
+      records++;
+    }
+  };
+
+  const sink: StreamSink = {
+    open(conn) {
+      // --proto PORT=P: the end listening on PORT is the server.
+      let proto = args.protos.get(conn.portB);
+      let swapped = false;
+      if (proto === undefined && !conn.clientKnown) {
+        proto = args.protos.get(conn.portA);
+        swapped = proto !== undefined;
+      }
+      let portHint = conn.portB;
+      if (!conn.clientKnown) {
+        // ports are only a tie-break for the engine: a plugin's port, else the lower one
+        const aHint = hintPorts.has(conn.portA);
+        const bHint = hintPorts.has(conn.portB);
+        portHint = aHint && !bHint ? conn.portA : bHint && !aHint ? conn.portB : Math.min(conn.portA, conn.portB);
+      }
+      const ec = engine.openConnection({ clientKnown: conn.clientKnown || proto !== undefined, portHint, protocol: proto ?? "" });
+      conn.user = { ec, swapped } satisfies ConnUser;
+    },
+    data(conn, dir, bytes, ts) {
+      const u = conn.user as ConnUser;
+      emit(conn, u, u.ec.data(u.swapped ? ((dir ^ 1) as 0 | 1) : dir, bytes, ts).records);
+    },
+    gap(conn, dir, len, ts) {
+      const u = conn.user as ConnUser;
+      emit(conn, u, u.ec.gap(u.swapped ? ((dir ^ 1) as 0 | 1) : dir, len, ts).records);
+    },
+    close(conn, _reason, ts) {
+      const u = conn.user as ConnUser;
+      emit(conn, u, u.ec.close(ts).records);
+    },
+  };
+
+  const streams = CaptureStreams.open(args.file, sink);
+  const size = streams.reader.size;
+  const tty = process.stderr.isTTY === true;
+  const progress = args.progress ?? true;
+  let lastReport = Date.now();
+  let nextMark = PROGRESS_EVERY;
+  const t0 = Date.now();
+  if (args.format === "table") {
+    pending.push(["time        ", "proto ", "client -> server".padEnd(44), "operation".padEnd(14), "resource".padEnd(60), "status", "  duration"].join("  "));
+  }
+  for (;;) {
+    const more = streams.step(2048);
+    if (pending.length) {
+      const chunk = pending.join("\n") + "\n";
+      pending = [];
+      if (!out.write(chunk)) await out.drain();
+    }
+    if (!more) break;
+    const pos = streams.reader.position;
+    if (progress && (args.progress || tty) && Date.now() - lastReport > 250) {
+      lastReport = Date.now();
+      process.stderr.write(`\rdecode: ${mib(pos)} of ${mib(size)} MiB (${pct(pos, size)}), ${records} records`);
+    } else if (progress && !tty && args.progress === undefined && pos >= nextMark) {
+      nextMark += PROGRESS_EVERY;
+      err(`${mib(pos)} of ${mib(size)} MiB (${pct(pos, size)}), ${records} records`);
+    }
+  }
+  if (progress && (args.progress || tty) && Date.now() - t0 > 250) process.stderr.write(`\rdecode: ${mib(size)} MiB, ${records} records${" ".repeat(20)}\n`);
+  const st = streams.stats;
+  for (const w of streams.reader.warnings) err(w);
+  const all: Record<string, number> = { records };
+  for (const [k, v] of Object.entries(st.reader)) all[`reader.${k}`] = v;
+  for (const [k, v] of Object.entries(st.skipped)) all[`frames_skipped.${k}`] = v;
+  for (const [k, v] of Object.entries(st.reassembly)) all[`tcp.${k}`] = v;
+  for (const [k, v] of Object.entries(counters.snapshot())) all[`engine.${k}`] = v;
+  if (args.stats) err(`stats ${JSON.stringify(all)}`);
+  return { records, counters: all };
+}
+
+const PROGRESS_EVERY = 256 * 1024 * 1024;
+const mib = (n: number) => (n / 1048576).toFixed(1);
+const pct = (a: number, b: number) => `${b ? Math.floor((a / b) * 100) : 100}%`;
+
+const command: Command = {
+  name: "decode",
+  summary: "decode the TCP traffic in a pcap/pcapng capture into records (NDJSON or a table)",
+  usage: USAGE,
+  async run(argv) {
+    const args = parseDecodeArgs(argv);
+    const stdout = process.stdout;
+    let broken = false;
+    // A closed pipe (`| head`) ends the output quietly.
+    stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") broken = true;
+      else throw e;
+    });
+    const out = {
+      write: (s: string) => (broken ? true : stdout.write(s)),
+      drain: () => (broken ? Promise.resolve() : new Promise<void>((resolve) => stdout.once("drain", () => resolve()).once("error", () => resolve()))),
+    };
+    await decodeCapture(args, out, (line) => process.stderr.write(`wirescope decode: ${line}\n`));
+    return 0;
+  },
+};
+
+export default command;
