@@ -2,12 +2,13 @@
 // Compiles every protocol plugin with asc (AssemblyScript):
 //   parsers-wasm/<name>/plugin.ts           -> parsers-wasm/build/<name>.wasm + build/<name>.json (its manifest.json)
 //   parsers-wasm/examples/<name>/plugin.ts  -> parsers-wasm/examples/<name>/build/<name>.wasm + .json
+//   parsers-wasm/test-support/fixtures/<name>/plugin.ts -> .../fixtures/<name>/build/ (host tests only)
 // Incremental: a plugin is rebuilt only when a .ts file in its folder or in common/ (or this
 // script) is newer than its .wasm. After compiling, each module is checked against the ABI: it may
 // import only env.abort, and must declare a memory maximum within the cap.
 //
 // Usage: node parsers-wasm/build.mjs [--examples|--builtin] [--force] [--quiet] [name...]
-// (no flag: built-in plugins and examples)
+// (no flag: built-in plugins, examples and test fixtures)
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -51,7 +52,8 @@ function plugins(base, outOf) {
 const list = [
   ...(doBuiltin ? plugins(here, () => path.join(here, "build")) : []),
   ...(doExamples ? plugins(path.join(here, "examples"), (n) => path.join(here, "examples", n, "build")) : []),
-].filter((p) => p.name !== "common" && p.name !== "examples");
+  ...(doBuiltin && doExamples ? plugins(path.join(here, "test-support/fixtures"), (n) => path.join(here, "test-support/fixtures", n, "build")) : []),
+].filter((p) => !["common", "examples", "test-support", "build", "dist", "node_modules"].includes(p.name));
 
 const libTs = Math.max(newestTs(path.join(here, "common")), fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
 let failed = 0;

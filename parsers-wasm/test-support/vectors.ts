@@ -1,0 +1,345 @@
+// Test vectors as data, one harness for every decoder.
+//
+// A vector file is Markdown (parsers-wasm/<proto>/test/vectors/*.md), in the manner of llhttp's
+// tests: each `## heading` is one vector, and its fenced blocks, in order, are the steps.
+//
+//   ## GET with keep-alive
+//
+//   ```client
+//   GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n
+//   ```
+//
+//   ```server
+//   HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok
+//   ```
+//
+//   ```records
+//   {"operation":"GET","resource":"/a","status":200,"attributes":{"url.query":"x=1"}}
+//   ```
+//
+// Blocks:
+//   client / server          text; line breaks in the block are ignored, escapes \r \n \t \0 \\ \xHH
+//   client-hex / server-hex  hex digits, whitespace ignored (binary protocols)
+//   gap client N / gap server N    the capture missed N bytes of that direction
+//   records                  the expected records, one JSON object per line, compared as a subset
+//                            of recordToJson()'s output (see matches()); the COUNT must be exact.
+//                            Records written at close (incomplete requests) are included.
+//   options                  JSON: {"redact": true, "detect": false, "modes": ["whole", ...]}
+// Step i (from 0) is stamped ts_ns = 1000 × (i + 1), so startNs/durationNs can be asserted.
+//
+// A JSON file (*.json) holds the same as an array:
+//   [{ "name": "...", "steps": [{"client": "..."}, {"serverHex": "..."}, {"gap": "client", "len": 3}],
+//      "records": [{...}], "options": {...} }]
+//
+// Modes (all by default):
+//   whole      each step in one chunk; also checks that detection (clientKnown, no port hint)
+//              picks this plugin, unless options.detect is false
+//   split      for every step and every byte boundary k: that step as two chunks [0,k) [k,L)
+//   bytewise   every step one byte per chunk
+//   truncated  the input cut at every byte boundary, then close: no trap, valid records
+//   gapped     at every byte boundary the rest of the step replaced by a gap: no trap, valid records
+
+import fs from "node:fs";
+import path from "node:path";
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { ConnectionEngine, PluginRegistry, RecordSchema, recordToJson, type Plugin, type RecordJson } from "@wirescope/common";
+import { PARSERS_ROOT, findPlugin } from "./plugins.js";
+import { Plugin as HostPlugin } from "@wirescope/common";
+
+export type Step = { dir: 0 | 1; bytes: Uint8Array } | { dir: 0 | 1; gap: number };
+
+export interface VectorOptions {
+  redact?: boolean;
+  detect?: boolean;
+  modes?: Mode[];
+}
+
+export interface Vector {
+  name: string;
+  file: string;
+  steps: Step[];
+  records: Partial<RecordJson>[];
+  options: VectorOptions;
+}
+
+export type Mode = "whole" | "split" | "bytewise" | "truncated" | "gapped";
+export const ALL_MODES: Mode[] = ["whole", "split", "bytewise", "truncated", "gapped"];
+
+/** Decodes the text escapes of a client/server block. */
+export function unescapeText(s: string): Uint8Array {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === "\n") continue;
+    if (c !== "\\") {
+      for (const b of Buffer.from(c, "utf8")) out.push(b);
+      continue;
+    }
+    const n = s[++i];
+    if (n === "r") out.push(13);
+    else if (n === "n") out.push(10);
+    else if (n === "t") out.push(9);
+    else if (n === "0") out.push(0);
+    else if (n === "\\") out.push(92);
+    else if (n === "x") {
+      out.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else throw new Error(`unknown escape \\${n}`);
+  }
+  return Uint8Array.from(out);
+}
+
+function hexBytes(s: string): Uint8Array {
+  const h = s.replace(/\s+/g, "");
+  if (h.length % 2 || /[^0-9a-fA-F]/.test(h)) throw new Error("bad hex block");
+  return Uint8Array.from(Buffer.from(h, "hex"));
+}
+
+const dirOf = (s: string): 0 | 1 => (s === "client" ? 0 : s === "server" ? 1 : (() => { throw new Error(`unknown direction ${s}`); })());
+
+/** Parses one vector file (.md or .json). */
+export function parseVectorFile(file: string): Vector[] {
+  const text = fs.readFileSync(file, "utf8");
+  if (file.endsWith(".json")) {
+    const arr = JSON.parse(text) as { name: string; steps: Record<string, unknown>[]; records?: Partial<RecordJson>[]; options?: VectorOptions }[];
+    return arr.map((v) => ({
+      name: v.name,
+      file,
+      options: v.options ?? {},
+      records: v.records ?? [],
+      steps: v.steps.map((s): Step => {
+        if (typeof s.gap === "string") return { dir: dirOf(s.gap), gap: Number(s.len ?? 0) };
+        if (typeof s.client === "string") return { dir: 0, bytes: unescapeText(s.client) };
+        if (typeof s.server === "string") return { dir: 1, bytes: unescapeText(s.server) };
+        if (typeof s.clientHex === "string") return { dir: 0, bytes: hexBytes(s.clientHex) };
+        if (typeof s.serverHex === "string") return { dir: 1, bytes: hexBytes(s.serverHex) };
+        throw new Error(`${file}: ${v.name}: unknown step ${JSON.stringify(s)}`);
+      }),
+    }));
+  }
+  const out: Vector[] = [];
+  let cur: Vector | undefined;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const h = /^##\s+(.*\S)\s*$/.exec(line);
+    if (h) {
+      cur = { name: h[1]!, file, steps: [], records: [], options: {} };
+      out.push(cur);
+      continue;
+    }
+    const f = /^```\s*(.*?)\s*$/.exec(line);
+    if (!f || !f[1]) continue;
+    const info = f[1].split(/\s+/);
+    const body: string[] = [];
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
+    if (!cur) throw new Error(`${file}: block before the first ## heading`);
+    const kind = info[0]!;
+    const where = `${file}: ${cur.name}`;
+    if (kind === "client" || kind === "server") cur.steps.push({ dir: dirOf(kind), bytes: unescapeText(body.join("\n")) });
+    else if (kind === "client-hex" || kind === "server-hex") cur.steps.push({ dir: dirOf(kind.slice(0, -4)), bytes: hexBytes(body.join("")) });
+    else if (kind === "gap") cur.steps.push({ dir: dirOf(info[1] ?? ""), gap: Number(info[2] ?? 0) });
+    else if (kind === "records") {
+      for (const l of body) if (l.trim()) cur.records.push(JSON.parse(l) as Partial<RecordJson>);
+    } else if (kind === "options") cur.options = JSON.parse(body.join("\n")) as VectorOptions;
+    else if (kind === "close") {
+      /* implicit at the end */
+    } else throw new Error(`${where}: unknown block \`\`\`${kind}`);
+  }
+  return out;
+}
+
+/** All vector files under `dir` (absolute, or relative to parsers-wasm/). */
+export function vectorFiles(dir: string): string[] {
+  const abs = path.isAbsolute(dir) ? dir : path.join(PARSERS_ROOT, dir);
+  if (!fs.existsSync(abs)) return [];
+  return fs
+    .readdirSync(abs)
+    .filter((f) => f.endsWith(".md") || f.endsWith(".json"))
+    .sort()
+    .map((f) => path.join(abs, f));
+}
+
+/** Every vector of a plugin (its source folder's test/vectors). */
+export function pluginVectors(sourceDir: string): Vector[] {
+  return vectorFiles(path.join(sourceDir, "test/vectors")).flatMap((f) => parseVectorFile(f));
+}
+
+export interface RunResult {
+  records: RecordJson[];
+  /** Raw record bytes, as the plugin wrote them. */
+  raw: Uint8Array[];
+  states: string[];
+  reason?: string;
+  counters: Record<string, number>;
+  plugin?: string;
+}
+
+/** Chunks: a step list already cut into the chunks to feed (same ts for pieces of one step). */
+type Chunk = { dir: 0 | 1; bytes?: Uint8Array; gap?: number; ts: bigint };
+
+function stepChunks(steps: Step[]): Chunk[][] {
+  return steps.map((s, i) => ["gap" in s ? { dir: s.dir, gap: s.gap, ts: BigInt(1000 * (i + 1)) } : { dir: s.dir, bytes: s.bytes, ts: BigInt(1000 * (i + 1)) }]);
+}
+
+/** Feeds chunks through a fresh engine connection; `detect` false forces the plugin. */
+export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chunk[], opts: { detect?: boolean; closeTs?: bigint } = {}): RunResult {
+  const engine = new ConnectionEngine(registry);
+  const conn = engine.openConnection(opts.detect ? { clientKnown: true } : { protocol: plugin });
+  const raw: Uint8Array[] = [];
+  const states: string[] = [];
+  let reason: string | undefined;
+  let lastTs = 0n;
+  for (const c of chunks) {
+    lastTs = c.ts;
+    const r = c.bytes ? conn.data(c.dir, c.bytes, c.ts) : conn.gap(c.dir, c.gap ?? 0, c.ts);
+    raw.push(...r.records);
+    states.push(r.state);
+    reason ??= r.reason;
+  }
+  const r = conn.close(opts.closeTs ?? lastTs + 1000n);
+  raw.push(...r.records);
+  states.push(r.state);
+  reason ??= r.reason;
+  return { records: raw.map((b) => recordToJson(fromBinary(RecordSchema, b))), raw, states, reason, counters: engine.counters.snapshot(), plugin: conn.plugin?.name };
+}
+
+/** True when `actual` has every key of `expected` with an equal value (attributes: subset; null = absent). */
+export function matches(actual: RecordJson, expected: Partial<RecordJson>): string | undefined {
+  for (const [k, v] of Object.entries(expected)) {
+    if (k === "attributes") {
+      for (const [ak, av] of Object.entries(v as Record<string, unknown>)) {
+        const got = actual.attributes[ak];
+        if (av === null) {
+          if (got !== undefined) return `attribute ${ak}: expected absent, got ${JSON.stringify(got)}`;
+        } else if (!deepEq(got, av)) return `attribute ${ak}: expected ${JSON.stringify(av)}, got ${JSON.stringify(got)}`;
+      }
+      continue;
+    }
+    const got = (actual as unknown as Record<string, unknown>)[k];
+    if (!deepEq(got, v)) return `${k}: expected ${JSON.stringify(v)}, got ${JSON.stringify(got)}`;
+  }
+  return undefined;
+}
+
+function deepEq(a: unknown, b: unknown): boolean {
+  try {
+    assert.deepStrictEqual(a, b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Asserts that `res` holds exactly the expected records (each matched as a subset, in order). */
+export function assertRecords(res: RunResult, expected: Partial<RecordJson>[], what: string): void {
+  const lines = () => res.records.map((r) => JSON.stringify(r)).join("\n");
+  assert.equal(res.records.length, expected.length, `${what}: expected ${expected.length} record(s), got ${res.records.length}:\n${lines()}\nstates ${res.states.join(",")} ${res.reason ?? ""}`);
+  expected.forEach((e, i) => {
+    const why = matches(res.records[i]!, e);
+    assert.equal(why, undefined, `${what}: record ${i}: ${why}\n${JSON.stringify(res.records[i])}`);
+  });
+}
+
+/** Asserts the run did not trap and every record is a valid Record. */
+export function assertNoTrap(res: RunResult, what: string): void {
+  const traps = Object.entries(res.counters).filter(([k, v]) => k.startsWith("plugin_traps") && v > 0);
+  assert.deepEqual(traps, [], `${what}: plugin trapped: ${JSON.stringify(res.counters)}`);
+  assert.notEqual(res.reason, "plugin_trap", `${what}: connection dropped by a trap`);
+}
+
+/** Runs one vector in one mode; throws (assert) on a mismatch. */
+export function runVector(registry: PluginRegistry, plugin: string, v: Vector, mode: Mode): void {
+  const base = stepChunks(v.steps);
+  const flat = (cs: Chunk[][]) => cs.flat();
+  const label = `${path.basename(v.file)}: ${v.name} [${mode}]`;
+  if (mode === "whole") {
+    const res = runChunks(registry, plugin, flat(base));
+    assertNoTrap(res, label);
+    assertRecords(res, v.records, label);
+    if (v.options.detect !== false) {
+      const det = runChunks(registry, plugin, flat(base), { detect: true });
+      assert.equal(det.plugin, plugin, `${label}: detection chose ${det.plugin ?? "nothing"} (${JSON.stringify(det.counters)})`);
+      assertRecords(det, v.records, `${label} with detection`);
+    }
+    return;
+  }
+  if (mode === "split") {
+    base.forEach((step, si) => {
+      const c = step[0]!;
+      if (!c.bytes) return;
+      for (let k = 1; k < c.bytes.length; k++) {
+        const cs = base.map((s, j) => (j === si ? [{ ...c, bytes: c.bytes!.subarray(0, k) }, { ...c, bytes: c.bytes!.subarray(k) }] : s));
+        const res = runChunks(registry, plugin, flat(cs));
+        assertNoTrap(res, `${label} step ${si} at ${k}`);
+        assertRecords(res, v.records, `${label} step ${si} split at ${k}`);
+      }
+    });
+    return;
+  }
+  if (mode === "bytewise") {
+    const cs = base.map((s) => {
+      const c = s[0]!;
+      return c.bytes ? [...c.bytes].map((b) => ({ ...c, bytes: Uint8Array.of(b) })) : s;
+    });
+    const res = runChunks(registry, plugin, flat(cs));
+    assertNoTrap(res, label);
+    assertRecords(res, v.records, label);
+    return;
+  }
+  // truncated / gapped: every cut point of every data step
+  base.forEach((step, si) => {
+    const c = step[0]!;
+    if (!c.bytes) return;
+    for (let k = 0; k < c.bytes.length; k++) {
+      let cs: Chunk[][];
+      if (mode === "truncated") {
+        cs = [...base.slice(0, si), [{ ...c, bytes: c.bytes.subarray(0, k) }]];
+      } else {
+        cs = base.map((s, j) => (j === si ? [{ ...c, bytes: c.bytes!.subarray(0, k) }, { dir: c.dir, gap: c.bytes!.length - k, ts: c.ts }] : s));
+      }
+      const res = runChunks(registry, plugin, flat(cs).filter((x) => !x.bytes || x.bytes.length));
+      assertNoTrap(res, `${label} step ${si} at ${k}`);
+    }
+  });
+}
+
+const registries = new Map<string, PluginRegistry>();
+function registryFor(plugin: string, redact: boolean): PluginRegistry {
+  const key = `${plugin}/${redact}`;
+  let r = registries.get(key);
+  if (!r) {
+    r = new PluginRegistry();
+    r.add(HostPlugin.fromFile(findPlugin(plugin).manifest, { flags: redact ? 1 : 0 }));
+    registries.set(key, r);
+  }
+  return r;
+}
+
+/**
+ * Registers node:test suites for every vector of `plugin` in `dir` (relative to parsers-wasm/,
+ * e.g. "http1/test/vectors"): one test per vector and mode.
+ */
+export function vectorSuite(plugin: string, dir: string, modes: Mode[] = ALL_MODES): void {
+  const files = vectorFiles(dir);
+  describe(`${plugin} vectors`, () => {
+    test("has vector files", () => {
+      assert.ok(files.length > 0, `no vector files in parsers-wasm/${dir}`);
+    });
+    for (const f of files) {
+      const vectors = parseVectorFile(f);
+      describe(path.basename(f), () => {
+        for (const v of vectors) {
+          for (const m of v.options.modes ?? modes) {
+            if (!modes.includes(m)) continue;
+            test(`${v.name} [${m}]`, { timeout: 120_000 }, () => runVector(registryFor(plugin, !!v.options.redact), plugin, v, m));
+          }
+        }
+      });
+    }
+  });
+}
+
+export type { Plugin };
