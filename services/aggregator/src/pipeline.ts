@@ -13,7 +13,7 @@
 import type { Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import type { ClosedWindow } from "./core/aggregator.js";
-import { windowLines } from "./core/lines.js";
+import { windowLines, SpanClock } from "./core/lines.js";
 
 /** A delivered stream message, as far as the pipeline cares. */
 export interface Ackable {
@@ -65,6 +65,7 @@ export class Pipeline {
   /** Windows may not close before this (wall ms): lets redeliveries arrive after a restart. */
   private holdUntil = 0;
   private inflight = 0;
+  private readonly spanClock = new SpanClock();
 
   constructor(
     readonly core: Aggregator,
@@ -127,7 +128,7 @@ export class Pipeline {
   private startWrite(w: ClosedWindow): void {
     const c: Closing = { start: w.start, end: w.start + this.core.opts.windowMs, done: false };
     this.closing.push(c);
-    const lines = windowLines(w);
+    const lines = windowLines(w, this.spanClock);
     this.inflight++;
     this.deps
       .write(lines)

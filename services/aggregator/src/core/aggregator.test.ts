@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
 import { makeRecord, exactQuantile } from "./testing.js";
-import { windowLines } from "./lines.js";
+import { windowLines, SpanClock } from "./lines.js";
 
 const W0 = 1_700_000_000_000; // window-aligned (multiple of 10 s)
 const server = { service: "api", address: "10.0.0.2", port: 80, pid: 10 };
@@ -83,7 +83,8 @@ describe("Aggregator", () => {
     const run = (list: typeof recs) => {
       const agg = new Aggregator({ maxValuesPerTag: 40, segmentThreshold: 1000, spanSampleRate: 0.3 });
       for (let i = 0; i < list.length; i += 100) agg.ingest(list.slice(i, i + 100), W0);
-      return agg.closeDue(W0 + 60_000).flatMap(windowLines).sort();
+      const clock = new SpanClock();
+      return agg.closeDue(W0 + 60_000).flatMap((w) => windowLines(w, clock)).sort();
     };
     const shuffled = [...recs];
     for (let i = shuffled.length - 1; i > 0; i--) {

@@ -58,19 +58,41 @@ export function edgeLine(e: EdgeSeries, start: number): string {
 }
 
 /**
- * Span lines. Spans of one (service, protocol, kind) that start in the same nanosecond would
- * overwrite each other; they get consecutive nanoseconds in (start, id) order, which is
- * deterministic.
+ * Timestamps already given to spans, per (service, protocol, kind), over the last windows. Spans
+ * with the same tags and timestamp would overwrite each other in InfluxDB, also across windows
+ * (windows go by end time, a long span can start in the same microsecond as a short one).
  */
-export function spanLines(spans: readonly SpanRec[], out: string[]): void {
+export class SpanClock {
+  private readonly windows: Set<string>[] = [];
+  constructor(private readonly keep = 32) {}
+
+  /** Starts a window's set; forgets the oldest beyond `keep`. */
+  next(): Set<string> {
+    const s = new Set<string>();
+    this.windows.push(s);
+    if (this.windows.length > this.keep) this.windows.shift();
+    return s;
+  }
+
+  used(key: string): boolean {
+    for (let i = this.windows.length - 1; i >= 0; i--) if (this.windows[i]!.has(key)) return true;
+    return false;
+  }
+}
+
+/**
+ * Span lines. The timestamp is the start truncated to the microsecond plus (span id mod 1000) ns,
+ * moved to the next free nanosecond when taken (in (start, id) order): deterministic for a given
+ * window and the windows before it.
+ */
+export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanClock = new SpanClock()): void {
   const sorted = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const last = new Map<string, bigint>();
+  const mine = clock.next();
   for (const s of sorted) {
     const tags = `kind=${s.kind},protocol=${escTag(s.protocol)},service=${escTag(s.service)}`;
-    let ts = s.startNs;
-    const prev = last.get(tags);
-    if (prev !== undefined && ts <= prev) ts = prev + 1n;
-    last.set(tags, ts);
+    let ts = (s.startNs / 1000n) * 1000n + BigInt(parseInt(s.id.slice(-4), 16) % 1000);
+    while (clock.used(`${tags} ${ts}`)) ts++;
+    mine.add(`${tags} ${ts}`);
     let f = `trace_id=${escStr(s.traceId)},span_id=${escStr(s.id)},parent_span_id=${escStr(s.parentId)},name=${escStr(s.operation ? `${s.operation} ${s.resource}` : s.resource)},duration_ms=${num(s.durationMs)},error=${s.error},operation=${escStr(s.operation)},resource=${escStr(s.resource)},peer_service=${escStr(s.peer)},linked_by=${escStr(s.linkedBy)}`;
     if (s.status !== undefined) f += `,status=${s.status}i`;
     for (const [k, v] of Object.entries(s.attrs)) f += typeof v === "number" ? `,${k}=${Math.trunc(v)}i` : `,${k}=${escStr(v)}`;
@@ -79,11 +101,11 @@ export function spanLines(spans: readonly SpanRec[], out: string[]): void {
 }
 
 /** Every line of a closed window. */
-export function windowLines(w: ClosedWindow): string[] {
+export function windowLines(w: ClosedWindow, clock?: SpanClock): string[] {
   const out: string[] = [];
   for (const s of w.red) redLines(s, w.start, out);
   for (const e of w.edges) out.push(edgeLine(e, w.start));
-  spanLines(w.spans, out);
+  spanLines(w.spans, out, clock);
   return out;
 }
 

@@ -1,0 +1,90 @@
+// Helpers for the aggregator's integration tests: run `wirescope aggregator` as a real process,
+// publish RecordBatches to the real JetStream stream, read results back with InfluxQL.
+import path from "node:path";
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { connect, type NatsConnection } from "nats";
+import { RecordBatchSchema, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { spawnTracked, freePort, waitFor, influxQuery, tempDir } from "./support/index.js";
+import type { ManagedProcess } from "@wirescope/common";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const WIRESCOPE = path.join(root, "bin/wirescope.js");
+
+export interface AggregatorProc {
+  proc: ManagedProcess;
+  grpc: string;
+  logFile: string;
+  status(): Promise<Record<string, number>>;
+  kill9(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts `wirescope aggregator` against the given servers; resolves once its consumer is bound. */
+export async function startAggregator(natsUrl: string, influxUrl: string, db: string, extra: string[] = []): Promise<AggregatorProc> {
+  const port = await freePort();
+  const dir = tempDir("wirescope-agg-");
+  const logFile = path.join(dir, "aggregator.log");
+  const proc = await spawnTracked("aggregator", process.execPath, [WIRESCOPE, "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", ...extra], { logFile });
+  const grpc = `127.0.0.1:${port}`;
+  const client = createClient(AggregatorService, grpc);
+  const status = async () => {
+    const r = (await client.status({}, { timeoutMs: 3000 })) as { counters: Record<string, number>; ready: boolean };
+    return r.counters;
+  };
+  await waitFor(
+    async () => {
+      if (proc.hasExited) throw new Error(`aggregator exited early: ${fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(-2000) : "(no log)"}`);
+      try {
+        const c = await status();
+        return "records_in" in c;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: "aggregator ready" },
+  );
+  return {
+    proc,
+    grpc,
+    logFile,
+    status,
+    kill9: () => process.kill(proc.pid, "SIGKILL"),
+    stop: async () => {
+      client.close();
+      await proc.stop();
+    },
+  };
+}
+
+/** Publishes records as RecordBatches (JetStream publish, acknowledged by the stream). */
+export async function publishRecords(nc: NatsConnection, records: WRecord[], perBatch = 200, partition = 0): Promise<number> {
+  const js = nc.jetstream();
+  let n = 0;
+  for (let i = 0; i < records.length; i += perBatch) {
+    const b = create(RecordBatchSchema, { node: "test", parserId: "test", partition, batchSeq: BigInt(n), records: records.slice(i, i + perBatch) });
+    await js.publish(`wirescope.records.${partition}`, toBinary(RecordBatchSchema, b));
+    n++;
+  }
+  return n;
+}
+
+export async function natsConnect(url: string): Promise<NatsConnection> {
+  return connect({ servers: url, name: "aggregator-test" });
+}
+
+/** Rows of the first series of an InfluxQL result, as objects. */
+export async function rows(url: string, db: string, q: string): Promise<Record<string, unknown>[]> {
+  const body = (await influxQuery(url, q, db)) as { results: { series?: { name: string; tags?: Record<string, string>; columns: string[]; values: unknown[][] }[]; error?: string }[] };
+  const r = body.results[0]!;
+  if (r.error) throw new Error(`InfluxQL error: ${r.error} in ${q}`);
+  const out: Record<string, unknown>[] = [];
+  for (const s of r.series ?? []) for (const v of s.values) out.push({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) });
+  return out;
+}
+
+/** Window-aligned ms a few windows in the past. */
+export function pastWindow(windowMs: number, windowsAgo: number): number {
+  return Math.floor(Date.now() / windowMs) * windowMs - windowsAgo * windowMs;
+}
