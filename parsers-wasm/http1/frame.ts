@@ -481,7 +481,7 @@ export class H1Parser {
 
   // ---------------------------------------------------------------- gaps and close
 
-  onGap(dir: i32, len: i32): i32 {
+  onGap(dir: i32, len: i32, ts: i64): i32 {
     const n = <i64>(len < 0 ? 0 : len);
     if (dir == 0) {
       const st = this.rq;
@@ -505,14 +505,16 @@ export class H1Parser {
     if ((st == S_BODY || st == S_CHUNK_DATA) && n > 0 && n <= this.rsLeft) {
       this.rsLeft -= n;
       this.rsBytes += n;
+      this.rsLastTs = ts;
       if (this.rsLeft == 0) {
-        if (st == S_BODY) this.finish(this.rsLastTs, false);
+        if (st == S_BODY) this.finish(ts, false);
         else this.rs = S_CHUNK_CRLF;
       }
       return OK;
     }
     if (st == S_UNTIL_CLOSE) {
       this.rsBytes += n;
+      this.rsLastTs = ts;
       return OK;
     }
     if (st == S_OPAQUE) return OK;

@@ -11,7 +11,7 @@ class Http1Connection extends Connection {
     return this.p.onData(dir, q);
   }
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
-    return this.p.onGap(dir, len);
+    return this.p.onGap(dir, len, tsNs);
   }
   onClose(tsNs: i64): i32 {
     return this.p.onClose(tsNs);

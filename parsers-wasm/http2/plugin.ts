@@ -92,7 +92,7 @@ class Http2Connection extends Connection {
   }
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
-    if (this.mode == M_H1) return changetype<H1Parser>(this.h1).onGap(dir, len);
+    if (this.mode == M_H1) return changetype<H1Parser>(this.h1).onGap(dir, len, tsNs);
     if (this.mode == M_H2) return changetype<H2Engine>(this.h2).onGap(dir, len, tsNs);
     this.midway = true;
     return OK;
