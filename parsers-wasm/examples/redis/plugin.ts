@@ -15,7 +15,7 @@
 // db.response.status_code = the error prefix (ERR, WRONGTYPE, ...), redis.reply_type.
 
 export * from "../../common/abi";
-import { register, Connection, ByteQueue, Rec, OK, BROKEN, LIMIT, redacting, parseSignedDec, lower } from "../../common/index";
+import { register, Connection, ByteQueue, Rec, OK, BROKEN, LIMIT, redacting, parseSignedDec, lower, eqIgnoreCase } from "../../common/index";
 
 /** Longest header line (type byte, length, simple string, error) we wait for. */
 const MAX_LINE: i32 = 64 * 1024;
@@ -85,6 +85,8 @@ class Reader {
   remain: StaticArray<i64> = new StaticArray<i64>(MAX_DEPTH);
   depth: i32 = 0;
   inMessage: bool = false;
+  /** The request is an inline command (a line of words, not a RESP array). */
+  inline: bool = false;
   /** The message's last element is a skipped body still arriving. */
   awaitSkip: bool = false;
   startNs: i64 = 0;
@@ -96,6 +98,8 @@ class Reader {
   text: StaticArray<u8> = new StaticArray<u8>(MAX_TEXT);
   textLen: i32 = 0;
   words: i32 = 0;
+  /** An AUTH word was seen: the following arguments are credentials. */
+  maskRest: bool = false;
   cmdLen: i32 = 0;
   keyOff: i32 = -1;
   keyLen: i32 = 0;
@@ -107,8 +111,10 @@ class Reader {
     this.depth = 0;
     this.inMessage = false;
     this.awaitSkip = false;
+    this.inline = false;
     this.textLen = 0;
     this.words = 0;
+    this.maskRest = false;
     this.cmdLen = 0;
     this.keyOff = -1;
     this.keyLen = 0;
@@ -122,7 +128,10 @@ class Reader {
     let t = this.textLen;
     if (w > 0 && t < MAX_TEXT) unchecked((this.text[t++] = 0x20));
     const start = t;
-    if (w >= 1 && redacting()) {
+    // Credentials are never written, redaction or not: everything after an AUTH word
+    // (AUTH user pass, HELLO 3 AUTH user pass, MIGRATE ... AUTH pass).
+    const isAuth = p != 0 && n == 4 && eqIgnoreCase(p, 4, "AUTH");
+    if ((w >= 1 && redacting()) || this.maskRest) {
       if (t < MAX_TEXT) unchecked((this.text[t++] = 0x3f));
     } else if (p == 0) {
       // skipped large argument
@@ -135,8 +144,9 @@ class Reader {
         unchecked((this.text[t++] = b));
       }
     }
+    if (isAuth) this.maskRest = true;
     if (w == 0) this.cmdLen = t - start;
-    if (w == 1 && !redacting() && p != 0) {
+    if (w == 1 && !redacting() && !this.maskRest && p != 0) {
       this.keyOff = start;
       this.keyLen = t - start;
     }
@@ -190,15 +200,16 @@ class RedisConn extends Connection {
         r.inMessage = true;
         r.startNs = q.headTs();
         r.startOff = q.consumed;
-        if (q.u8(0) != 0x2a) {
-          // inline command: one line of words
-          const e = q.findCRLF(0);
-          if (e < 0) return q.avail() > MAX_LINE ? BROKEN : OK;
-          this.inline(q.ptr(), e);
-          q.consume(e + 2);
-          if (!this.pushRequest(q)) return LIMIT;
-          continue;
-        }
+        r.inline = q.u8(0) != 0x2a;
+      }
+      if (r.inline) {
+        // inline command: one line of words
+        const e = q.findCRLF(0);
+        if (e < 0) return q.avail() > MAX_LINE ? BROKEN : OK;
+        this.inline(q.ptr(), e);
+        q.consume(e + 2);
+        if (!this.pushRequest(q)) return LIMIT;
+        continue;
       }
       const st = this.element(q, r, true);
       if (st != 1) return st;

@@ -147,24 +147,24 @@ export class EngineConnection {
       return this.result();
     }
     this.seen += bytes.length;
+    if (this.state === "detecting") {
+      // While detecting, every chunk is kept for the replay (a first chunk may be large).
+      this.log!.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
+      this.logBytes += bytes.length;
+      this.offer(this.log!.length - 1);
+      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
+        c.add("unclaimed");
+        c.add("bytes_dropped.unclaimed", this.seen);
+        this.reject("unclaimed");
+      }
+      return this.result();
+    }
     if (this.log) {
+      // Held until the plugin proves itself, for a fallback if it retracts (-1).
       if (this.logBytes + bytes.length <= this.engine.options.detectLimit) {
         this.log.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
         this.logBytes += bytes.length;
-      } else if (this.state === "decoding") {
-        this.log = null; // committed: no more fallback
-      }
-    }
-    if (this.state === "detecting") {
-      if (!this.log || this.logBytes + 0 < this.seen) {
-        // the log could not hold this chunk: detection is over
-        this.engine.counters.add("unclaimed");
-        this.reject("unclaimed");
-        c.add("bytes_dropped.unclaimed", this.seen);
-        return this.result();
-      }
-      this.offer(this.log.length - 1);
-      return this.result();
+      } else this.log = null;
     }
     this.feed(dir, bytes, tsNs);
     return this.result();
