@@ -262,6 +262,14 @@ export class TcpReassembler {
       }
       if (other.pending.length && ((other.peerAck - other.next) | 0) > 0) this.giveUpHole(conn, (dir ^ 1) as 0 | 1, other, other.peerAck);
     }
+    if (!hasPayload && !syn && half.init && !half.pending.length && !half.finSeen && ((seq - half.next) | 0) > 0) {
+      // A bare segment (ACK, FIN) whose sequence number is past what we delivered: the bytes
+      // between were sent and the capture missed them.
+      const len = (seq - half.next) >>> 0;
+      this.emitGap(conn, dir, len, this.tsBig);
+      half.next = seq;
+      half.consumed += len;
+    }
     if (hasPayload) {
       if (!half.init) {
         half.init = true;

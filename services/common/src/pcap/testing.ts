@@ -97,8 +97,8 @@ export function tsharkFollow(file: string): FollowedStream[] {
       if (!line || line.startsWith("=")) continue;
       parts[line.startsWith("\t") ? 1 : 0].push(line.trim());
     }
-    return { stream, node0, node1, data: [Buffer.from(parts[0].join(""), "hex"), Buffer.from(parts[1].join(""), "hex")] };
-  });
+    return { stream, node0, node1, data: [Buffer.from(parts[0].join(""), "hex"), Buffer.from(parts[1].join(""), "hex")] as [Buffer, Buffer] };
+  }).sort((a, b) => a.stream - b.stream);
 }
 
 /** One connection as our reassembler delivered it. */
