@@ -97,6 +97,10 @@ export interface ProxiedPair {
   upstreamPort: number;
   c2s: Buffer[];
   s2c: Buffer[];
+  /** Bytes of s2c relayed before the client's socket closed (what the client could read). */
+  s2cBeforeClientClose?: number;
+  /** Bytes of c2s relayed before the server's socket closed. */
+  c2sBeforeServerClose?: number;
   closed: Promise<void>;
 }
 
@@ -113,6 +117,7 @@ export async function startRecordingProxy(targetPort: number): Promise<{ port: n
     const pair: ProxiedPair = { clientPort: down.remotePort!, upstreamPort: 0, c2s: [], s2c: [], closed: new Promise((r) => (resolveClosed = r)) };
     pairs.push(pair);
     let ended = 0;
+    const total = (b: Buffer[]) => b.reduce((n, x) => n + x.length, 0);
     const oneEnded = () => ++ended === 2 && resolveClosed();
     up.once("connect", () => {
       pair.upstreamPort = up.localPort!;
@@ -126,10 +131,15 @@ export async function startRecordingProxy(targetPort: number): Promise<{ port: n
       pair.s2c.push(d);
       down.write(d);
     });
-    down.on("end", () => up.end());
-    up.on("end", () => down.end());
-    down.on("close", () => (up.destroy(), oneEnded()));
-    up.on("close", () => (down.destroy(), oneEnded()));
+    // a side that sent FIN reads no more in these tests (HTTP/2 and gRPC clients close at once):
+    // what arrives for it later (a GOAWAY answering its close) was never received by it
+    down.on("end", () => ((pair.s2cBeforeClientClose ??= total(pair.s2c)), up.end()));
+    up.on("end", () => ((pair.c2sBeforeServerClose ??= total(pair.c2s)), down.end()));
+    // keep reading the other side for a moment: bytes it still sends (e.g. an HTTP/2 GOAWAY)
+    // were really sent by that process and the probe reports them
+    const later = (s: net.Socket) => setTimeout(() => s.destroy(), 500).unref();
+    down.on("close", () => ((pair.s2cBeforeClientClose ??= total(pair.s2c)), up.end(), later(up), oneEnded()));
+    up.on("close", () => ((pair.c2sBeforeServerClose ??= total(pair.c2s)), down.end(), later(down), oneEnded()));
     down.on("error", () => {});
     up.on("error", () => {});
   });
@@ -230,7 +240,8 @@ export async function checkPair(probe: CollectingProbe, pair: ProxiedPair, opts:
   const complete = (v: ConnView | undefined, out: Buffer, inn: Buffer) =>
     !!v && assemble(v.data[1]).bytes.length >= out.length && assemble(v.data[2]).bytes.length >= inn.length;
   await eventually(`the probe to see both connections of client port ${pair.clientPort} with all bytes`, () =>
-    complete(clientConn()[0]?.[1], c2s, s2c) && complete(serverConn()[0]?.[1], s2c, c2s),
+    complete(clientConn()[0]?.[1], c2s, s2c.subarray(0, pair.s2cBeforeClientClose ?? s2c.length)) &&
+    complete(serverConn()[0]?.[1], s2c, c2s.subarray(0, pair.c2sBeforeServerClose ?? c2s.length)),
   ).catch((e) => {
     throw new Error(`${(e as Error).message}: client conns ${clientConn().length}, server conns ${serverConn().length}, c2s ${c2s.length}, s2c ${s2c.length}, ` +
       `seen client egress ${clientConn()[0] ? assemble(clientConn()[0][1].data[1]).bytes.length : -1}, ingress ${clientConn()[0] ? assemble(clientConn()[0][1].data[2]).bytes.length : -1}`);
@@ -239,4 +250,46 @@ export async function checkPair(probe: CollectingProbe, pair: ProxiedPair, opts:
   const sv = serverConn();
   if (cl.length !== 1 || sv.length !== 1) throw new Error(`expected one connection per side, got client ${cl.length}, server ${sv.length}`);
   return { client: cl[0][1], server: sv[0][1] };
+}
+
+/** Root of the repository, for child scripts that load packages with createRequire. */
+export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+
+/** Prefix for child scripts: `require` resolving from the repository's node_modules. */
+export const CHILD_REQUIRE = `import { createRequire } from "node:module";\nconst require = createRequire(${JSON.stringify(REPO_ROOT + "/package.json")});\n`;
+
+/**
+ * For every proxied pair: both connections seen once, each direction's bytes equal to the proxy's
+ * recording exactly (in seq order, no gaps, no holes), roles, pids and process names right.
+ */
+export async function assertPairsExact(probe: CollectingProbe, pairs: ProxiedPair[], opts: { proxyPort: number; serverPort: number; clientPid: number; serverPid: number; clientComm: string; serverComm: string }): Promise<void> {
+  if (!pairs.length) throw new Error("no connection went through the proxy");
+  for (const pair of pairs) {
+    await pair.closed;
+    const { client, server } = await checkPair(probe, pair, opts);
+    const c2s = Buffer.concat(pair.c2s);
+    const s2c = Buffer.concat(pair.s2c);
+    // what a side received = what the other side sent, up to the moment it closed its socket
+    // (bytes arriving later, e.g. a GOAWAY answering the close, were never read by it)
+    const sides: [string, ConnView, Buffer, Buffer, number, string][] = [
+      ["client", client, c2s, s2c.subarray(0, pair.s2cBeforeClientClose ?? s2c.length), 1, opts.clientComm],
+      ["server", server, s2c, c2s.subarray(0, pair.c2sBeforeServerClose ?? c2s.length), 2, opts.serverComm],
+    ];
+    for (const [name, v, out, inn, role, comm] of sides) {
+      for (const [dir, want] of [[1, out], [2, inn]] as const) {
+        const a = assemble(v.data[dir]);
+        if (a.gaps.length || a.discontinuities) throw new Error(`${name} dir ${dir}: ${a.gaps.length} gaps, ${a.discontinuities} discontinuities`);
+        if (!a.bytes.equals(want)) throw new Error(`${name} dir ${dir}: ${a.bytes.length} bytes captured, ${want.length} expected, first difference at ${firstDiff(a.bytes, want)}`);
+      }
+      if (v.open!.role !== role) throw new Error(`${name}: role ${v.open!.role}, expected ${role}`);
+      if (v.open!.comm !== comm) throw new Error(`${name}: process name "${v.open!.comm}", expected "${comm}"`);
+      if (v.open!.localAddress !== "127.0.0.1" || v.open!.remoteAddress !== "127.0.0.1") throw new Error(`${name}: addresses ${v.open!.localAddress} ${v.open!.remoteAddress}`);
+    }
+  }
+}
+
+function firstDiff(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return n;
 }
