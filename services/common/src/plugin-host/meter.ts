@@ -9,7 +9,7 @@
 // budget of ~2 µs per record) and the host API would have to become asynchronous. Metering keeps
 // calls synchronous; its cost is measured by the decode benchmark (metered vs unmetered).
 //
-// The same pass clamps the module's memory maximum to the host's cap and collects what the
+// The same pass lowers the module's memory maximum to the host's cap and collects what the
 // loader validates (imports, memory limits). It understands the instruction set AssemblyScript,
 // Rust, C and TinyGo emit (MVP, sign-extension, saturating conversions, bulk memory, reference
 // types, SIMD, relaxed SIMD, threads, exceptions, tail calls, multi-value); GC instructions are
@@ -260,8 +260,8 @@ function walkBody(r: Reader, onLoop: (pos: number) => void): void {
 }
 
 /**
- * Parses a plugin binary, clamps its memory maximum to `maxPages` (refusing a larger declared
- * maximum), and, when `meter` is true, adds the fuel counter and the loop checks.
+ * Parses a plugin binary, lowers its memory maximum to `maxPages` (refusing a module whose
+ * initial memory is larger), and, when `meter` is true, adds the fuel counter and the loop checks.
  */
 export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: boolean; startFuel?: number }): MeterResult {
   if (input.length < 8 || input[0] !== 0 || input[1] !== 0x61 || input[2] !== 0x73 || input[3] !== 0x6d) {
@@ -383,13 +383,14 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
         const min = sr.u32();
         const max = flags & 1 ? sr.u32() : undefined;
         memory = { min, max };
-        if (max !== undefined && max > opts.maxPages) {
-          throw new PluginError("memory_cap", `declares a memory maximum of ${max} pages (${max / 16} MiB), above the cap of ${opts.maxPages} pages (${opts.maxPages / 16} MiB)`);
+        // A larger (or missing) maximum is lowered to the cap; a module that needs more than the
+        // cap just to start is refused.
+        if (min > opts.maxPages) {
+          throw new PluginError("memory_cap", `needs ${min} pages (${min / 16} MiB) of memory at start, above the cap of ${opts.maxPages} pages (${opts.maxPages / 16} MiB)`);
         }
-        if (min > opts.maxPages) throw new PluginError("memory_cap", `needs ${min} pages of memory at start, above the cap of ${opts.maxPages}`);
         w.byte(flags | 1);
         w.u32(min);
-        w.u32(max ?? opts.maxPages);
+        w.u32(Math.min(max ?? opts.maxPages, opts.maxPages));
       }
       emit(5, w.done());
     } else if (s.id === 6 && opts.meter) {

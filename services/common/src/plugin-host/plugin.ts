@@ -28,7 +28,7 @@ export interface PluginManifest {
 }
 
 export interface PluginOptions {
-  /** Memory cap per instance, MiB (default 64). A module declaring a larger maximum is refused. */
+  /** Memory cap per instance, MiB (default 64): a larger declared maximum is lowered to it. */
   maxMemoryMiB: number;
   /** Fuel-meter loops so that runaway calls trap instead of hanging (default true). */
   meter: boolean;
@@ -163,7 +163,9 @@ export class PluginInstance {
       return fn();
     } catch (e) {
       let kind: TrapKind = "trap";
+      const cap = this.plugin.options.maxMemoryMiB * 1024 * 1024;
       if (this.fuel && this.fuel.value === 0) kind = "runaway";
+      else if (this.x.memory.buffer.byteLength + 65536 * 16 > cap) kind = "memory"; // allocation failed at (near) the cap
       else if (this.abortMessage) kind = /out of memory|allocation too large/i.test(this.abortMessage) ? "memory" : "abort";
       else if (e instanceof RangeError) kind = /call stack/i.test(e.message) ? "stack" : "trap";
       this.dead = kind;

@@ -1,0 +1,338 @@
+// The plugin host with real modules: the Redis example plugin, a plugin built to misbehave on
+// request (parsers-wasm/test-support/fixtures/misbehave), and small hand-assembled modules for
+// the loader's refusals. parsers-wasm/build.mjs must have run (npm test does).
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { fromBinary } from "@bufbuild/protobuf";
+import { RecordSchema } from "../gen/wirescope/v1/record_pb.js";
+import { Plugin, PluginError, PluginRegistry, ConnectionEngine, meterModule, type Dir } from "./index.js";
+import { recordToJson } from "../record-json.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+const REDIS = path.join(root, "parsers-wasm/examples/redis/build/redis.json");
+const MISBEHAVE = path.join(root, "parsers-wasm/test-support/fixtures/misbehave/build/misbehave.json");
+const enc = (s: string) => new TextEncoder().encode(s);
+
+function built(p: string): string {
+  assert.ok(fs.existsSync(p), `${p} missing: run node parsers-wasm/build.mjs`);
+  return p;
+}
+
+// ---- a tiny WebAssembly assembler for the loader tests ----
+function u32(v: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = v & 0x7f;
+    v >>>= 7;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return out;
+}
+const str = (s: string) => [...u32(s.length), ...Buffer.from(s)];
+const vec = (items: number[][]) => [...u32(items.length), ...items.flat()];
+const section = (id: number, body: number[]) => [id, ...u32(body.length), ...body];
+const I32 = 0x7f;
+const I64 = 0x7e;
+
+interface FakeOptions {
+  abiVersion?: number;
+  startTrap?: boolean;
+  memMax?: number;
+  omit?: string;
+  importName?: string;
+}
+
+/** A module with every ABI export as a stub (feed/gap/close return 0). */
+function fakePlugin(o: FakeOptions = {}): Uint8Array {
+  const types = [
+    [0x60, ...vec([]), ...vec([[I32]])], // 0: () -> i32
+    [0x60, ...vec([[I32]]), ...vec([[I32]])], // 1: (i32) -> i32
+    [0x60, ...vec([[I32], [I32], [I32]]), ...vec([[I32]])], // 2: detect
+    [0x60, ...vec([]), ...vec([])], // 3: () -> ()
+    [0x60, ...vec([[I32]]), ...vec([])], // 4: (i32) -> ()
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [I64]]), ...vec([[I32]])], // 5: feed
+    [0x60, ...vec([[I32], [I32], [I32], [I64]]), ...vec([[I32]])], // 6: gap
+    [0x60, ...vec([[I32], [I64]]), ...vec([[I32]])], // 7: close
+  ];
+  const fns: [string, number, number[]][] = [
+    ["abi_version", 0, [0x41, ...u32(o.abiVersion ?? 1), 0x0b]],
+    ["input_buffer", 1, [0x41, ...u32(1024), 0x0b]],
+    ["detect", 2, [0x41, 0, 0x0b]],
+    ["conn_new", 0, [0x41, 1, 0x0b]],
+    ["conn_free", 4, [0x0b]],
+    ["feed", 5, [0x41, 0, 0x0b]],
+    ["gap", 6, [0x41, 0, 0x0b]],
+    ["close", 7, [0x41, 0, 0x0b]],
+    ["out_ptr", 0, [0x41, 0, 0x0b]],
+    ["out_len", 0, [0x41, 0, 0x0b]],
+    ["out_clear", 3, [0x0b]],
+    ["configure", 4, [0x0b]],
+    ["__start", 3, o.startTrap ? [0x00, 0x0b] : [0x0b]],
+  ];
+  const imports = o.importName ? [[...str("env"), ...str(o.importName), 0x00, ...u32(3)]] : [];
+  const nImp = imports.length;
+  const kept = fns.filter(([n]) => n !== o.omit);
+  const bytes = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    ...(imports.length ? section(2, vec(imports)) : []),
+    ...section(3, vec(kept.map(([, t]) => u32(t)))),
+    ...section(5, vec([[0x01, ...u32(1), ...u32(o.memMax ?? 16)]])),
+    ...section(7, vec([...(o.omit === "memory" ? [] : [[...str("memory"), 0x02, 0]]), ...kept.filter(([n]) => n !== "__start").map(([n], i) => [...str(n), 0x00, ...u32(nImp + kept.findIndex(([k]) => k === n))])].map((x, i) => (void i, x)))),
+    ...section(8, u32(nImp + kept.findIndex(([n]) => n === "__start"))),
+    ...section(10, vec(kept.map(([, , body]) => { const b = [0x00, ...body]; return [...u32(b.length), ...b]; }))),
+  ];
+  return Uint8Array.from(bytes);
+}
+
+const manifest = (name = "fake", extra: Record<string, unknown> = {}) => ({ name, version: "1.0.0", abi: 1, protocols: [name], ports: [], ...extra });
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PluginError, `expected a PluginError, got ${e}`);
+    assert.ok(!e.message.includes("\n"), "one-line message");
+    return e.code;
+  }
+  assert.fail("expected the plugin to be refused");
+}
+
+describe("Plugin.fromBytes / fromFile", () => {
+  test("a well-formed module loads", () => {
+    const p = Plugin.fromBytes(manifest(), fakePlugin());
+    assert.equal(p.name, "fake");
+    assert.equal(p.instance().detect(0, enc("x")), 0);
+  });
+
+  test("refuses: not WASM, bad ABI, missing export, forbidden import, memory cap, start trap", () => {
+    assert.equal(code(() => Plugin.fromBytes(manifest(), enc("GET / HTTP/1.1\r\n\r\n"))), "not_wasm");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin().subarray(0, 40))), "not_wasm");
+    assert.equal(code(() => Plugin.fromBytes({ ...manifest(), abi: 2 }, fakePlugin())), "bad_abi");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ abiVersion: 2 }))), "bad_abi");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ omit: "feed" }))), "missing_export");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ omit: "memory" }))), "missing_export");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ importName: "seed" }))), "bad_import");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ memMax: 2048 }), { maxMemoryMiB: 0.03 })), "memory_cap");
+    assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ startTrap: true }))), "start_trap");
+    assert.equal(code(() => Plugin.fromBytes({ name: "Bad Name", version: "1", abi: 1 }, fakePlugin())), "bad_manifest");
+    assert.equal(code(() => Plugin.fromBytes({ name: "x", abi: 1 }, fakePlugin())), "bad_manifest");
+    assert.equal(code(() => Plugin.fromBytes("nope", fakePlugin())), "bad_manifest");
+    assert.equal(code(() => Plugin.fromFile("/nonexistent/plugin.json")), "io");
+  });
+
+  test("lowers a declared memory maximum above the cap to the cap", () => {
+    const r = meterModule(fakePlugin({ memMax: 100 }), { maxPages: 1024, meter: true });
+    assert.deepEqual(r.memory, { min: 1, max: 100 });
+    const low = meterModule(fakePlugin({ memMax: 100 }), { maxPages: 50, meter: false });
+    assert.equal(meterModule(low.binary, { maxPages: 1024, meter: false }).memory?.max, 50);
+  });
+
+  test("loads a directory, reporting the bad files and keeping the good ones", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wirescope-plugins-"));
+    try {
+      fs.copyFileSync(built(REDIS), path.join(dir, "redis.json"));
+      fs.copyFileSync(REDIS.replace(/\.json$/, ".wasm"), path.join(dir, "redis.wasm"));
+      fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify(manifest("junk")));
+      fs.writeFileSync(path.join(dir, "junk.wasm"), "not wasm at all");
+      const reg = new PluginRegistry();
+      const res = reg.loadDir(dir);
+      assert.deepEqual(res.loaded.map((p) => p.name), ["redis"]);
+      assert.equal(res.errors.length, 1);
+      assert.equal(res.errors[0]!.error.code, "not_wasm");
+      assert.match(res.errors[0]!.error.message, /junk/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function engineWith(...files: string[]): ConnectionEngine {
+  const reg = new PluginRegistry();
+  for (const f of files) reg.add(Plugin.fromFile(built(f)));
+  return new ConnectionEngine(reg);
+}
+
+describe("isolation: traps, runaways, memory", { timeout: 60_000 }, () => {
+  for (const [word, kind] of [
+    ["LOOP", "runaway"],
+    ["TRAP", "trap"],
+    ["ABORT", "abort"],
+    ["GROW", "memory"],
+    ["RECURSE", "stack"],
+  ] as const) {
+    test(`MB:${word} costs only that instance's connections (${kind}), counted; new connections work`, () => {
+      const eng = engineWith(MISBEHAVE);
+      const bystander = eng.openConnection();
+      assert.equal(bystander.data(0, enc("MB:REC first"), 1n).records.length, 1);
+      const victim = eng.openConnection();
+      const r = victim.data(0, enc(`MB:${word}`), 2n);
+      assert.equal(r.state, "rejected");
+      assert.equal(r.reason, "plugin_trap");
+      const c = eng.counters.snapshot();
+      assert.equal(c["plugin_traps.misbehave"], 1);
+      assert.equal(c[`plugin_traps.misbehave.${kind}`], 1, JSON.stringify(c));
+      // the bystander shared the dead instance: dropped at its next call, counted
+      const b = bystander.data(0, enc("MB:REC again"), 3n);
+      assert.equal(b.state, "rejected");
+      assert.equal(b.reason, "plugin_trap");
+      assert.equal(eng.counters.get("conn_dropped.plugin_trap"), 2);
+      assert.equal(eng.counters.get("plugin_traps.misbehave"), 1, "one trap, counted once");
+      // a fresh instance serves new connections
+      const next = eng.openConnection();
+      const n = next.data(0, enc("MB:REC after"), 4n);
+      assert.equal(n.state, "decoding");
+      assert.equal(recordToJson(n.records[0]!).operation, " after");
+    });
+  }
+
+  test("memory stays within the cap", () => {
+    const p = Plugin.fromFile(built(MISBEHAVE), { maxMemoryMiB: 8 });
+    const reg = new PluginRegistry();
+    reg.add(p);
+    const eng = new ConnectionEngine(reg);
+    eng.openConnection().data(0, enc("MB:GROW"), 1n);
+    assert.equal(eng.counters.get("plugin_traps.misbehave.memory"), 1);
+    const dead = [...Array(1)].map(() => p.instance()); // the dead instance is replaced
+    assert.ok(dead[0]!.memoryBytes() <= 8 << 20);
+    assert.equal(p.restarts, 1);
+  });
+
+  test("a detect() trap costs no live connection", () => {
+    const eng = engineWith(MISBEHAVE);
+    const live = eng.openConnection();
+    live.data(0, enc("MB:REC x"), 1n);
+    const probe = eng.openConnection();
+    const r = probe.data(0, enc("MB:DETECTTRAP"), 2n);
+    assert.equal(r.state, "detecting");
+    assert.equal(eng.counters.get("detect_traps.misbehave"), 1);
+    assert.equal(live.data(0, enc("MB:REC y"), 3n).records.length, 1);
+  });
+
+  test("negative returns end the connection with their reason", () => {
+    const eng = engineWith(MISBEHAVE);
+    const a = eng.openConnection({ protocol: "misbehave" });
+    a.data(0, enc("MB:REC ok"), 1n);
+    assert.equal(a.data(0, enc("MB:BROKEN"), 2n).reason, "broken");
+    assert.equal(a.data(0, enc("MB:REC more"), 3n).records.length, 0);
+    assert.ok(eng.counters.get("bytes_dropped.broken") > 0);
+    // "not mine" right after the claim: detection runs again without this plugin
+    const b = eng.openConnection();
+    const r = b.data(0, enc("MB:NOTMINE"), 1n);
+    assert.equal(eng.counters.get("detect_retracted.misbehave"), 1);
+    assert.equal(r.state, "detecting");
+  });
+});
+
+describe("ConnectionEngine", () => {
+  test("detects by content, decodes, writes incomplete requests at close", () => {
+    const eng = engineWith(MISBEHAVE, REDIS);
+    const c = eng.openConnection({ portHint: 12345 });
+    assert.equal(c.data(0, enc("*2\r\n$3\r\nGET\r\n$1\r\na\r\n"), 10n).state, "decoding");
+    assert.equal(c.plugin?.name, "redis");
+    const r = c.data(1, enc("$1\r\nx\r\n"), 20n);
+    assert.equal(r.records.length, 1);
+    const rec = fromBinary(RecordSchema, r.records[0]!);
+    assert.equal(rec.operation, "GET");
+    assert.equal(rec.durationNs, 10n);
+    c.data(0, enc("*1\r\n$4\r\nPING\r\n"), 30n);
+    const end = c.close(40n);
+    assert.equal(end.state, "closed");
+    assert.equal(recordToJson(end.records[0]!).incomplete, true);
+  });
+
+  test("unknown orientation: the better hypothesis wins and directions are swapped", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection({ clientKnown: false });
+    c.data(1, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    assert.equal(c.flipped, true);
+    const r = c.data(0, enc("+PONG\r\n"), 2n);
+    assert.equal(recordToJson(r.records[0]!).operation, "PING");
+  });
+
+  test("port hints break ties; registry order otherwise", () => {
+    const wasm = fs.readFileSync(built(REDIS).replace(/\.json$/, ".wasm"));
+    const reg = new PluginRegistry();
+    reg.add(Plugin.fromBytes(manifest("resp-a", { ports: [7000] }), wasm));
+    reg.add(Plugin.fromBytes(manifest("resp-b", { ports: [7001] }), wasm));
+    const eng = new ConnectionEngine(reg);
+    const req = enc("*1\r\n$4\r\nPING\r\n");
+    const a = eng.openConnection({ portHint: 7001 });
+    a.data(0, req, 1n);
+    assert.equal(a.plugin?.name, "resp-b");
+    const b = eng.openConnection({ portHint: 9 });
+    b.data(0, req, 1n);
+    assert.equal(b.plugin?.name, "resp-a");
+  });
+
+  test("a connection picked up mid-way: garbage first, then a message start", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection();
+    assert.equal(c.data(0, enc("lue\r\n$5\r\ngarbage-tail"), 1n).state, "detecting");
+    assert.equal(c.data(1, enc("+OK\r\n"), 2n).state, "detecting");
+    const r = c.data(0, enc("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), 3n);
+    assert.equal(r.state, "decoding");
+    const r2 = c.data(1, enc("$1\r\nv\r\n"), 4n);
+    assert.equal(r2.records.length, 1);
+    assert.equal(recordToJson(r2.records[0]!).resource, "k");
+    assert.ok(eng.counters.get("bytes_dropped.before_detect") > 0);
+  });
+
+  test("gives up after detectLimit bytes: unclaimed, counted, later bytes dropped and counted", () => {
+    const reg = new PluginRegistry();
+    reg.add(Plugin.fromFile(built(REDIS)));
+    const eng = new ConnectionEngine(reg, { detectLimit: 1000 });
+    const c = eng.openConnection();
+    let state = "";
+    for (let i = 0; i < 20 && state !== "rejected"; i++) state = c.data((i % 2) as Dir, new Uint8Array(100).fill(0x41 + i), BigInt(i)).state;
+    assert.equal(state, "rejected");
+    assert.equal(c.reason, "unclaimed");
+    assert.equal(eng.counters.get("unclaimed"), 1);
+    c.data(0, new Uint8Array(50), 99n);
+    assert.equal(eng.counters.get("bytes_dropped.unclaimed"), 1050);
+  });
+
+  test("per-connection byte limit", () => {
+    const reg = new PluginRegistry();
+    reg.add(Plugin.fromFile(built(REDIS)));
+    const eng = new ConnectionEngine(reg, { maxConnBytes: 64 });
+    const c = eng.openConnection();
+    c.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    const r = c.data(0, new Uint8Array(100), 2n);
+    assert.equal(r.state, "rejected");
+    assert.equal(r.reason, "limit_bytes");
+    assert.equal(eng.counters.get("bytes_dropped.limit_bytes"), 100);
+  });
+
+  test("replacing a plugin: open connections keep their version, new ones get the new one", () => {
+    const wasm = fs.readFileSync(built(REDIS).replace(/\.json$/, ".wasm"));
+    const reg = new PluginRegistry();
+    reg.add(Plugin.fromBytes(manifest("redis", { version: "1.0.0" }), wasm));
+    const eng = new ConnectionEngine(reg);
+    const old = eng.openConnection();
+    old.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    const replaced = reg.add(Plugin.fromBytes(manifest("redis", { version: "2.0.0" }), wasm));
+    assert.equal(replaced?.version, "1.0.0");
+    const fresh = eng.openConnection();
+    fresh.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    assert.equal(old.plugin?.version, "1.0.0");
+    assert.equal(fresh.plugin?.version, "2.0.0");
+    // the old connection still pairs its reply (its state lives in the old instance)
+    assert.equal(old.data(1, enc("+PONG\r\n"), 2n).records.length, 1);
+    assert.ok(reg.remove("redis"));
+    const none = eng.openConnection();
+    assert.equal(none.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n).state, "detecting");
+  });
+
+  test("forced protocol skips detection; unknown protocol is rejected", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection({ protocol: "redis" });
+    assert.equal(c.state, "decoding");
+    assert.equal(eng.openConnection({ protocol: "nope" }).reason, "unknown_protocol");
+  });
+});
