@@ -1,0 +1,173 @@
+// Connection identity and filtering on real traffic: fd reuse gives a new identity; connections
+// open before the probe started are picked up with their role inferred; denied processes never
+// appear; runtime filter changes take effect; one probe per host; clear errors without root.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { NativeProbe, ProbeError } from "@wirescope/probe";
+import { tempDir } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, runChild, eventually, assemble, REPO_ROOT } from "./probe-helpers.js";
+
+const ECHO_SERVER = `
+import net from "node:net";
+const srv = net.createServer((s) => s.on("data", (d) => s.write(d)));
+srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
+`;
+
+// Waits for a trigger file (argv[3]) before each step, so the test can act between steps.
+const WAIT = `
+import fs from "node:fs";
+const waitFile = async (f) => { while (!fs.existsSync(f)) await new Promise((r) => setTimeout(r, 10)); };
+`;
+
+function exchange(msg: string) {
+  return `await new Promise((resolve) => {
+  const s = net.connect(port, "127.0.0.1", () => { console.log("CONN " + s.localPort + " " + s._handle.fd); s.write(${JSON.stringify(msg)}); });
+  let got = 0;
+  s.on("data", (d) => { got += d.length; if (got >= ${msg.length}) s.end(); });
+  s.on("close", resolve);
+});`;
+}
+
+test("probe: fd reuse gives a new connection identity; each connection keeps its own bytes", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const probe = new CollectingProbe();
+  t.after(() => probe.stop());
+  const server = await runChild("echo", ECHO_SERVER);
+  t.after(() => server.kill());
+  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const client = await runChild("reuse", `import net from "node:net";\nconst port = Number(process.argv[2]);\n${exchange("first connection")}\n${exchange("second one")}\nconsole.log("DONE");`, [port]);
+  t.after(() => client.kill());
+  await client.waitLine(/^DONE/);
+  const conns = client.lines.filter((l) => l.startsWith("CONN ")).map((l) => l.split(" ").map(Number));
+  assert.equal(conns.length, 2);
+  assert.equal(conns[0][2], conns[1][2], "the kernel reused the fd number");
+  await eventually("both connections closed", () => probe.find((o) => o.tgid === client.pid).filter(([, v]) => v.close).length === 2);
+  const seen = probe.find((o) => o.tgid === client.pid);
+  assert.equal(seen.length, 2);
+  assert.notEqual(seen[0][0], seen[1][0], "distinct connection keys");
+  assert.equal(seen[0][1].open!.fd, seen[1][1].open!.fd);
+  const byPort = new Map(seen.map(([, v]) => [v.open!.localPort, v]));
+  assert.equal(assemble(byPort.get(conns[0][1])!.data[1]).bytes.toString(), "first connection");
+  assert.equal(assemble(byPort.get(conns[1][1])!.data[1]).bytes.toString(), "second one");
+  for (const [, v] of seen) assert.equal(Number(v.close!.sentBytes), assemble(v.data[1]).bytes.length);
+});
+
+test("probe: connections open before the probe started are picked up with their role inferred", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-pre-");
+  const trigger = path.join(dir, "go");
+  const server = await runChild("echo", ECHO_SERVER);
+  t.after(() => server.kill());
+  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const client = await runChild("early", `import net from "node:net";${WAIT}
+const s = net.connect(${port}, "127.0.0.1", () => { s.write("before the probe"); });
+s.once("data", async () => {
+  console.log("READY " + s.localPort);
+  await waitFile(${JSON.stringify(trigger)});
+  s.write("after the probe started");
+  let got = 0;
+  s.on("data", (d) => { got += d.length; if (got >= 23) { s.end(); } });
+});
+s.on("close", () => console.log("DONE"));
+`);
+  t.after(() => client.kill());
+  const localPort = Number((await client.waitLine(/^READY (\d+)/))[1]);
+  const probe = new CollectingProbe();
+  t.after(() => probe.stop());
+  fs.writeFileSync(trigger, "");
+  await client.waitLine(/^DONE/);
+  await eventually("both pre-existing sides seen", () =>
+    probe.find((o) => o.tgid === client.pid && o.localPort === localPort).length === 1 &&
+    probe.find((o) => o.tgid === server.pid && o.remotePort === localPort).length === 1 &&
+    assemble(probe.find((o) => o.tgid === server.pid && o.remotePort === localPort)[0][1].data[1]).bytes.length >= 23);
+  const [, cv] = probe.find((o) => o.tgid === client.pid && o.localPort === localPort)[0];
+  const [, sv] = probe.find((o) => o.tgid === server.pid && o.remotePort === localPort)[0];
+  assert.equal(cv.open!.inferred, true);
+  assert.equal(cv.open!.role, 1, "client inferred: the remote port is listening");
+  assert.equal(cv.open!.remotePort, port);
+  assert.equal(sv.open!.inferred, true);
+  assert.equal(sv.open!.role, 2, "server inferred: its local port is listening");
+  assert.equal(assemble(cv.data[1]).bytes.toString(), "after the probe started");
+  assert.equal(assemble(sv.data[2]).bytes.toString(), "after the probe started");
+  assert.equal(assemble(sv.data[1]).bytes.toString(), "after the probe started");
+});
+
+test("probe: denied processes never appear; runtime filter changes take effect", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-filter-");
+  const probe = new CollectingProbe({ filter: { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] } });
+  t.after(() => probe.stop());
+  const server = await runChild("echo", ECHO_SERVER);
+  t.after(() => server.kill());
+  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const steps = [1, 2, 3].map((i) => path.join(dir, `step${i}`));
+  const talker = (title: string) => `import net from "node:net";${WAIT}
+process.title = ${JSON.stringify(title)};
+const port = Number(process.argv[2]);
+console.log("UP");
+for (const f of ${JSON.stringify(steps)}) {
+  await waitFile(f);
+  ${exchange("ping")}
+  console.log("STEP " + f);
+}
+`;
+  const denied = await runChild("denied", talker("wsdenied"), [port]);
+  const a = await runChild("a", talker("wsa"), [port]);
+  const b = await runChild("b", talker("wsb"), [port]);
+  t.after(() => (denied.kill(), a.kill(), b.kill()));
+  await Promise.all([denied, a, b].map((c) => c.waitLine(/^UP/)));
+  const count = (pid: number) => probe.find((o) => o.tgid === pid).length;
+  const step = async (i: number) => {
+    fs.writeFileSync(steps[i], "");
+    await Promise.all([denied, a, b].map((c) => c.waitLine(new RegExp(`^STEP ${steps[i]}$`))));
+  };
+
+  // step 1: the comm deny list set at start
+  await step(0);
+  await eventually("a and b seen", () => count(a.pid) === 1 && count(b.pid) === 1);
+  // step 2: at runtime, allow only b's pid
+  probe.source.setFilter({ allowPids: [b.pid], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] });
+  await step(1);
+  await eventually("b's second connection", () => count(b.pid) === 2);
+  // step 3: at runtime, deny b's pid, lift the allow list
+  probe.source.setFilter({ allowPids: [], denyPids: [b.pid], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] });
+  await step(2);
+  await eventually("a's third connection", () => count(a.pid) === 2);
+  // let anything in flight arrive, then check what never may
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(count(denied.pid), 0, "the comm-denied process never appears");
+  assert.equal(count(a.pid), 2, "a: steps 1 and 3, not step 2 (not on the allow list)");
+  assert.equal(count(b.pid), 2, "b: steps 1 and 2, not step 3 (denied)");
+  assert.equal(probe.find((o) => o.tgid === process.pid).length, 0, "the probe's own process never appears");
+  assert.equal(probe.find((o) => o.comm === "wsdenied").length, 0);
+});
+
+test("probe: a second probe on the same host refuses with a clear message", { timeout: 30_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const lock = path.join(tempDir("wirescope-lock-"), "probe.lock");
+  const first = new NativeProbe({ lockPath: lock, mountTracefs: true }, () => {});
+  t.after(() => first.close());
+  assert.throws(() => new NativeProbe({ lockPath: lock }, () => {}), (e: unknown) => {
+    assert.ok(e instanceof ProbeError);
+    assert.equal(e.code, "ELOCKED");
+    assert.match(e.message, new RegExp(`another wirescope probe is already running on this host \\(pid ${process.pid}`));
+    return true;
+  });
+  first.close();
+  const again = new NativeProbe({ lockPath: lock }, () => {});
+  again.close();
+});
+
+test("probe: without root, opening says so and what to do", { timeout: 30_000 }, (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip("needs root to start an unprivileged child");
+    return;
+  }
+  const script = `import { NativeProbe } from ${JSON.stringify(path.join(REPO_ROOT, "services/probe/dist/native.js"))};
+try { new NativeProbe({}, () => {}); console.log("OPENED"); } catch (e) { console.log(e.code + " " + e.message); }`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8", timeout: 20_000 });
+  assert.match(r.stdout, /^EPERM eBPF needs root .*run as root.*--source pcap FILE/m, r.stderr);
+});
