@@ -25,9 +25,14 @@ export interface PcapngWriterOptions {
   application: string;
   /** if_name. */
   interfaceName: string;
+  /**
+   * After each data() call, the receiver acknowledges everything (a bare ACK), as real TCP does.
+   * tshark needs the ACK to call bytes skipped by gap() missing rather than still coming.
+   */
+  acks: boolean;
 }
 
-const defaults: PcapngWriterOptions = { link: "ethernet", mss: 1460, application: "wirescope", interfaceName: "wirescope" };
+const defaults: PcapngWriterOptions = { link: "ethernet", mss: 1460, application: "wirescope", interfaceName: "wirescope", acks: true };
 
 export interface EndpointSpec {
   address: string;
@@ -132,6 +137,7 @@ export class PcapngWriter {
       this.packet(c, dir, ACK | PSH, tsNs, bytes, off, n, off === 0 ? comment : undefined);
       c.next[dir] = (c.next[dir] + n) >>> 0;
     }
+    if (this.opts.acks && bytes.length) this.packet(c, (dir ^ 1) as 0 | 1, ACK, tsNs, undefined, 0, 0, undefined);
   }
 
   /** `len` bytes of one direction that the source missed: the sequence number jumps over them. */
