@@ -51,6 +51,10 @@ export interface FuzzCase {
 export interface Finding {
   case: FuzzCase;
   problem: string;
+  /** False when the case alone, on a fresh instance, does not fail: it depends on `history`. */
+  reproducible: boolean;
+  /** The cases run on the same instance just before (replayed first by `--replay`). */
+  history: FuzzCase[];
 }
 
 export interface FuzzStats {
@@ -181,7 +185,7 @@ export function runCase(reg: PluginRegistry, c: FuzzCase): { problem?: string; r
     return { problem: `exception: ${(e as Error).stack ?? e}`, records, bytes };
   }
   const traps = Object.entries(engine.counters.snapshot()).filter(([k, v]) => k.startsWith("plugin_traps.") && v > 0);
-  if (traps.length) return { problem: `trap: ${traps.map(([k, v]) => `${k}=${v}`).join(" ")}`, records, bytes };
+  if (traps.length) return { problem: `trap: ${traps.map(([k, v]) => `${k}=${v}`).join(" ")}: ${engine.lastTrap?.message ?? ""} (in ${engine.lastTrap?.where ?? "?"})`, records, bytes };
   return { records, bytes };
 }
 
@@ -198,6 +202,7 @@ export function fuzzPlugin(b: BuiltPlugin, opts: { ms: number; seed: number; max
   const stats: FuzzStats = { plugin: b.name, cases: 0, bytes: 0, records: 0, maxMemory: 0, findings: [] };
   const t0 = Date.now();
   const rng = new Rng(opts.seed);
+  const history: FuzzCase[] = [];
   while (Date.now() - t0 < opts.ms && stats.cases < (opts.maxCases ?? Infinity)) {
     const caseSeed = rng.int(2 ** 31);
     const c = makeCase(new Rng(caseSeed), b.name, own, others, caseSeed);
@@ -205,7 +210,14 @@ export function fuzzPlugin(b: BuiltPlugin, opts: { ms: number; seed: number; max
     stats.cases++;
     stats.bytes += r.bytes;
     stats.records += r.records;
-    if (r.problem) stats.findings.push({ case: c, problem: r.problem });
+    if (r.problem) {
+      const alone = new PluginRegistry();
+      alone.add(Plugin.fromFile(b.manifest));
+      const again = runCase(alone, c);
+      stats.findings.push({ case: c, problem: r.problem, reproducible: !!again.problem, history: history.slice() });
+    }
+    history.push(c);
+    if (history.length > 50) history.shift();
     if (stats.findings.length >= 5) break;
   }
   stats.maxMemory = Math.max(stats.maxMemory, plugin.instance().memoryBytes());

@@ -95,9 +95,13 @@ export class ConnectionEngine {
     return new EngineConnection(this, { clientKnown: opts.clientKnown ?? true, portHint: opts.portHint ?? 0, protocol: opts.protocol ?? "" });
   }
 
+  /** The last trap seen (plugin, kind, message), for logs and fuzz reports. */
+  lastTrap?: { plugin: string; kind: string; message: string; where: string };
+
   /** Counts a trap once per instance death. */
   countTrap(plugin: Plugin, e: PluginTrap, where: string): void {
     if (!e.first) return;
+    this.lastTrap = { plugin: plugin.name, kind: e.kind, message: e.message, where };
     this.counters.add(`plugin_traps.${plugin.name}`);
     this.counters.add(`plugin_traps.${plugin.name}.${e.kind}`);
     if (where === "detect") this.counters.add(`detect_traps.${plugin.name}`);
