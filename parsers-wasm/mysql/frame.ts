@@ -21,6 +21,8 @@ export class Packet {
   endNs: i64 = 0;
   /** the logical payload continues in the next packet(s) */
   more: bool = false;
+  /** a continuation of the previous packet's payload: header only (avail = 0), not a message */
+  cont: bool = false;
 }
 
 export class Framer {
@@ -30,30 +32,25 @@ export class Framer {
 
   /**
    * The next whole packet (or its buffered prefix) at the head of q, or null when more bytes are
-   * needed. Continuation packets are consumed here and never returned. Call done() after
-   * handling a returned packet.
+   * needed. A continuation packet comes back with `cont` set and only its header read (its
+   * sequence id and length still count). Call done() after handling a returned packet.
    */
   next(q: ByteQueue): Packet | null {
-    for (;;) {
-      if (q.avail() < 4) return null;
-      const len = <i32>q.u24le(0);
-      if (this.continuation) {
-        this.continuation = len == MAX_PACKET;
-        q.skip(4 + <i64>len);
-        continue;
-      }
-      const take = len < PAYLOAD_PREFIX ? len : PAYLOAD_PREFIX;
-      if (q.avail() < 4 + take) return null;
-      const k = this.pkt;
-      k.ptr = q.ptr() + 4;
-      k.avail = take;
-      k.len = len;
-      k.seq = <i32>q.u8(3);
-      k.startNs = q.headTs();
-      k.endNs = q.tsAt(3 + take);
-      k.more = len == MAX_PACKET;
-      return k;
-    }
+    if (q.avail() < 4) return null;
+    const len = <i32>q.u24le(0);
+    const cont = this.continuation;
+    const take = cont ? 0 : len < PAYLOAD_PREFIX ? len : PAYLOAD_PREFIX;
+    if (q.avail() < 4 + take) return null;
+    const k = this.pkt;
+    k.ptr = q.ptr() + 4;
+    k.avail = take;
+    k.len = len;
+    k.seq = <i32>q.u8(3);
+    k.startNs = q.headTs();
+    k.endNs = q.tsAt(3 + take);
+    k.more = len == MAX_PACKET;
+    k.cont = cont;
+    return k;
   }
 
   /** Consumes the packet returned by next() (its unbuffered tail is skipped as it arrives). */

@@ -108,6 +108,16 @@ export class MysqlConnection extends Connection {
   // ---- client ----
 
   private clientPacket(k: Packet): void {
+    if (k.cont) {
+      // more of a multi-packet request: the command sent last
+      const n = this.pending.length;
+      if (n > 0) {
+        const t = this.pending[n - 1];
+        t.reqBytes += 4 + <i64>k.len;
+        t.nextSeq = (k.seq + 1) & 0xff;
+      }
+      return;
+    }
     const front = this.pending.length > 0 ? this.pending[0] : null;
     if (k.seq != 0) {
       // Not a command: the handshake response, auth data, or a LOCAL INFILE upload.
@@ -224,6 +234,16 @@ export class MysqlConnection extends Connection {
   // ---- server ----
 
   private serverPacket(k: Packet, q: ByteQueue): void {
+    if (k.cont) {
+      // more of a multi-packet response (a row of 16 MiB or more)
+      if (this.pending.length > 0) {
+        const t = this.pending[0];
+        t.respBytes += 4 + <i64>k.len;
+        t.nextSeq = (k.seq + 1) & 0xff;
+        t.endNs = k.endNs;
+      }
+      return;
+    }
     if (k.avail < 1 && k.len > 0) return;
     const b = k.len > 0 ? <u32>load<u8>(k.ptr) : 0x100;
     if (this.pending.length == 0) {

@@ -25,8 +25,11 @@ export async function startCapture(port: number, name: string): Promise<Capture>
   const dir = tempDir(`wirescope-${name}-`);
   const file = path.join(dir, `${name}.pcap`);
   const log = path.join(dir, "tcpdump.log");
-  // -U: write each packet as it comes; -Z root: keep the privileges needed to write in our dir
-  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "-U", "-Z", "root", "-s", "0", "-w", file, `tcp port ${port}`], { logFile: log });
+  // -B 65536: a 64 MiB kernel buffer, so bursts of 64 KiB loopback segments are not dropped;
+  // --immediate-mode + -U: every packet reaches the file before SIGINT (no buffered block is
+  // lost); -B 128 MiB: room for bursts (16 MiB payloads) so the kernel drops nothing; -Z root:
+  // keep the privileges needed to write in our temp dir
+  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root", "-s", "0", "-w", file, `tcp port ${port}`], { logFile: log });
   await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("listening on"), { timeoutMs: 10_000, what: "tcpdump to listen" });
   return {
     file,
