@@ -9,6 +9,7 @@ import aggregator from "./aggregator.js";
 import tail from "./tail.js";
 import decode from "./decode.js";
 import plugin from "./plugin.js";
+import capture from "./capture.js";
 
 export const COMMANDS: Command[] = [
   up,
@@ -19,4 +20,5 @@ export const COMMANDS: Command[] = [
   tail,
   decode,
   plugin,
+  capture,
 ];

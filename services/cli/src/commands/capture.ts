@@ -1,0 +1,103 @@
+// `wirescope capture`: like tcpdump, but per process. Runs its own instance of the BPF programs
+// (whether or not `wirescope probe` runs) and writes what it sees as a pcapng that Wireshark and
+// tshark open: one synthesized TCP stream per connection, process name/pid/container in packet
+// comments, gaps left as gaps.
+// The probe package is loaded only when the command runs: a broken addon must not break the CLI.
+import type { FilterSpec } from "@wirescope/probe";
+import { UsageError, type Command } from "../command.js";
+
+const USAGE = `usage: wirescope capture --output FILE.pcapng [--pid N] [--port N] [--comm NAME] [--duration S]
+                         [--mount-tracefs] [--chunk-bytes N] [--max-bytes-per-call N]
+
+Captures the TCP traffic of the processes on this host with eBPF (root needed) and writes it as
+pcapng: one TCP stream per connection with its real addresses and ports, the process name, pid and
+container in packet comments. --pid, --port and --comm (each repeatable) select what is captured;
+without them everything except this command itself is. Stops after --duration seconds or Ctrl-C.`;
+
+export interface CaptureArgs {
+  output: string;
+  durationS?: number;
+  filter: FilterSpec;
+  mountTracefs: boolean;
+  chunkBytes?: number;
+  maxBytesPerCall?: number;
+}
+
+export function parseCaptureArgs(argv: string[]): CaptureArgs {
+  const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
+  const a: CaptureArgs = { output: "", filter, mountTracefs: false };
+  const num = (flag: string, v: string | undefined, max: number) => {
+    const n = Number(v);
+    if (v === undefined || !/^\d+(\.\d+)?$/.test(v) || n <= 0 || n > max) throw new UsageError(`${flag}: expected a number in (0, ${max}], got "${v ?? ""}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    switch (f) {
+      case "--output": case "-o": a.output = argv[++i] ?? ""; break;
+      case "--pid": a.filter.allowPids.push(Math.trunc(num(f, argv[++i], 0x7fffffff))); break;
+      case "--port": a.filter.allowPorts.push(Math.trunc(num(f, argv[++i], 65535))); break;
+      case "--comm": {
+        const c = argv[++i] ?? "";
+        if (!c || Buffer.byteLength(c) > 15) throw new UsageError(`--comm: a process name of 1..15 bytes (as in /proc/PID/comm), got "${c}"`);
+        a.filter.allowComms.push(c);
+        break;
+      }
+      case "--duration": a.durationS = num(f, argv[++i], 7 * 86400); break;
+      case "--mount-tracefs": a.mountTracefs = true; break;
+      case "--chunk-bytes": a.chunkBytes = Math.trunc(num(f, argv[++i], 16384)); break;
+      case "--max-bytes-per-call": a.maxBytesPerCall = Math.trunc(num(f, argv[++i], 64 << 20)); break;
+      default: throw new UsageError(`unknown option "${f}"`);
+    }
+  }
+  if (!a.output) throw new UsageError("--output FILE.pcapng is required");
+  return a;
+}
+
+const command: Command = {
+  name: "capture",
+  summary: "capture per-process TCP traffic with eBPF into a pcapng file (like tcpdump, with process names)",
+  usage: USAGE,
+  async run(argv) {
+    const args = parseCaptureArgs(argv);
+    const { EbpfSource, ProcessCache, monoToWallClock } = await import("@wirescope/probe");
+    const { PcapngCapture } = await import("@wirescope/probe/pcapng-capture");
+    const { randomConnKeyBase } = await import("@wirescope/probe/service");
+    const { PcapngWriter } = await import("@wirescope/common/pcap/index");
+    // its own BPF instance, no single-instance lock: it runs alongside the probe service
+    const source = new EbpfSource({
+      mountTracefs: args.mountTracefs,
+      filter: args.filter,
+      connKeyBase: randomConnKeyBase(),
+      chunkBytes: args.chunkBytes,
+      maxBytesPerCall: args.maxBytesPerCall,
+      batchMs: 20,
+    });
+    const writer = PcapngWriter.toFile(args.output, { application: "wirescope capture" });
+    const capture = new PcapngCapture(writer, new ProcessCache(), monoToWallClock());
+    const ac = new AbortController();
+    const stop = () => ac.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    const timer = args.durationS ? setTimeout(stop, args.durationS * 1000) : undefined;
+    process.stderr.write(`capturing to ${args.output}${args.durationS ? ` for ${args.durationS} s` : ""}; Ctrl-C to stop\n`);
+    try {
+      await source.run((b) => capture.add(b), ac.signal);
+    } finally {
+      if (timer) clearTimeout(timer);
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      capture.finish();
+      writer.end();
+    }
+    const s = source.stats();
+    const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ");
+    process.stderr.write(
+      `${capture.stats.connections} connections, ${writer.packets} packets, ${capture.stats.bytes} bytes, ` +
+        `${capture.stats.gapBytes} bytes in gaps${drops ? `, drops: ${drops}` : ", no drops"}\n`,
+    );
+    return 0;
+  },
+};
+
+export default command;
