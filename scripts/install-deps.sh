@@ -9,7 +9,7 @@
 # Not root and something missing: prints the exact apt-get line and exits 3.
 set -euo pipefail
 
-RUNTIME=(nats-server influxdb clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make)
+RUNTIME=(nats-server influxdb clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
 TEST=(tshark mariadb-server redis-server nghttp2-client wrk tcpdump)
 
 want=("${RUNTIME[@]}")
@@ -34,6 +34,21 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
+# The probe's native addon links libbpf built from the pinned Debian source package
+# (services/probe/native/build.mjs runs `apt-get source libbpf=...`), which needs deb-src entries.
+ensure_deb_src() {
+  grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+  local src=/etc/apt/sources.list.d/debian.sources
+  [ -r "$src" ] || return 0
+  if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ]; then
+    echo "install-deps: no deb-src entry (needed to fetch the pinned libbpf source); as root: sed 's/^Types: deb$/Types: deb-src/' $src > /etc/apt/sources.list.d/wirescope-deb-src.sources && apt-get update" >&2
+    return 0
+  fi
+  sed 's/^Types: deb$/Types: deb-src/' "$src" > /etc/apt/sources.list.d/wirescope-deb-src.sources
+  apt-get update -qq
+}
+ensure_deb_src
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 line="apt-get install -y --no-install-recommends ${missing[*]}"
