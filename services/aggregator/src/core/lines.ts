@@ -49,12 +49,14 @@ export function redLines(s: RedSeries, start: number, out: string[]): void {
   );
   const cum = cumulative(st.buckets);
   // Tags sorted by key: le < operation.
-  for (let i = 0; i < LE_TAGS.length; i++) out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${cum[i]}i ${ts}`);
+  // `count` is cumulative (the contract); `bucket` is this bucket alone, what a heatmap draws.
+  for (let i = 0; i < LE_TAGS.length; i++) out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${cum[i]}i,bucket=${st.buckets[i]}i ${ts}`);
 }
 
 export function edgeLine(e: EdgeSeries, start: number): string {
   const st = e.stats;
-  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
+  // `id` is a field (not a tag: no new series) because Grafana's Node Graph needs an edge id.
+  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
 }
 
 /**

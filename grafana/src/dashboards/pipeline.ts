@@ -1,0 +1,45 @@
+// Pipeline health: every component writes `pipeline` points about itself (events in/out, drops
+// by reason, lag). Field names differ per component, so regexes pick them by suffix/prefix.
+import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+
+const where = `${match("component")} AND ${match("instance")} AND $timeFilter`;
+
+/** Everything counted in (`*_in` fields), per component. */
+export function flowIn(): Panel {
+  return panel("timeseries", "In (per interval)", [target(`SELECT sum(/_in$/) FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component" fill(0)`, "time_series", "A", "$tag_component $col")], { fieldConfig: unit("short") });
+}
+
+/** Everything counted out (`*_out` fields), per component. */
+export function flowOut(): Panel {
+  return panel("timeseries", "Out (per interval)", [target(`SELECT sum(/_out$/) FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component" fill(0)`, "time_series", "A", "$tag_component $col")], { fieldConfig: unit("short") });
+}
+
+/** Drops by reason (`drops_*` fields): nothing is lost silently. */
+export function drops(): Panel {
+  return panel("timeseries", "Drops by reason", [target(`SELECT sum(/^drops_/) FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component" fill(0)`, "time_series", "A", "$tag_component $col")], {
+    fieldConfig: unit("short", { custom: { drawStyle: "bars", fillOpacity: 80, stacking: { mode: "normal" } } }),
+  });
+}
+
+/** Lag: how far behind the wall clock each instance is. */
+export function lag(): Panel {
+  return panel("timeseries", "Lag", [target(`SELECT max("lag_ms") FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component", "instance" fill(none)`, "time_series", "A", "$tag_instance")], { fieldConfig: unit("ms") });
+}
+
+/** Buffers: lines waiting for InfluxDB, batches held until their windows are written, open windows. */
+export function buffers(): Panel {
+  return panel("timeseries", "Aggregator buffers", [target(`SELECT max("pending_lines") AS "pending lines", max("held_batches") AS "held batches", max("open_windows") AS "open windows" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(none)`)], {
+    fieldConfig: unit("short"),
+  });
+}
+
+/** Span volume control and cardinality folding. */
+export function spanVolume(): Panel {
+  return panel("timeseries", "Spans kept / dropped, values folded", [target(`SELECT sum("spans_kept") AS "kept", sum("spans_dropped") AS "dropped (sampled out)", sum("folded_values") AS "tag values folded into *" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`)], {
+    fieldConfig: unit("short"),
+  });
+}
+
+export function pipelineHealth(): Dashboard {
+  return dashboard("wirescope-pipeline", "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume()], ["pipeline"]);
+}

@@ -1,0 +1,34 @@
+// Service map: Grafana's Node Graph from `edges` (client → server per protocol) and `red`.
+import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+
+/** Nodes: every service seen (either role); edges: client → server with requests and p99. */
+export function serviceMap(): Panel {
+  return panel(
+    "nodeGraph",
+    "Service map",
+    [
+      target(`SELECT sum("requests") AS "mainstat", max("p99_ms") AS "secondarystat" FROM "red" WHERE $timeFilter GROUP BY "service"`, "table", "nodes"),
+      target(`SELECT last("id") AS "id", sum("requests") AS "mainstat", max("p99_ms") AS "secondarystat" FROM "edges" WHERE ${match("protocol")} AND $timeFilter GROUP BY "client", "server", "protocol"`, "table", "edges"),
+    ],
+    {
+      w: 24,
+      h: 14,
+      options: { nodes: { mainStatUnit: "short", secondaryStatUnit: "ms" }, edges: { mainStatUnit: "short", secondaryStatUnit: "ms" } },
+      transformations: [{ id: "organize", options: { excludeByName: { Time: true }, renameByName: { service: "id", client: "source", server: "target" } } }],
+    },
+  );
+}
+
+/** The same edges as a table, with errors. */
+export function edgesTable(): Panel {
+  return panel(
+    "table",
+    "Calls between services",
+    [target(`SELECT sum("requests") AS "requests", sum("errors") AS "errors", max("p99_ms") AS "p99_ms", sum("duration_sum_ms") / sum("requests") AS "mean_ms" FROM "edges" WHERE ${match("protocol")} AND $timeFilter GROUP BY "client", "server", "protocol"`, "table")],
+    { w: 24, h: 10, fieldConfig: unit("short"), transformations: [{ id: "organize", options: { excludeByName: { Time: true } } }] },
+  );
+}
+
+export function serviceMapDashboard(): Dashboard {
+  return dashboard("wirescope-service-map", "Wirescope · Service map", [tagVariable("protocol", "edges", "protocol")], [serviceMap(), edgesTable()], ["service-map"]);
+}
