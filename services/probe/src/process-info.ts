@@ -46,10 +46,11 @@ export function redactCmdline(argv: string[]): string {
     const a = argv[i];
     const m = SECRET_ARG.exec(a);
     if (m) out.push(`${m[1]}=***`);
+    else if (/^-p.+/.test(a)) out.push("-p***"); // mysql -pSECRET
     else if (SECRET_FLAG.test(a) && i + 1 < argv.length) {
       out.push(a, "***");
       i++;
-    } else if (/^-p.+/.test(a) && !a.startsWith("--")) out.push("-p***");
+    }
     else if (/^[a-z][\w+.-]*:\/\/[^/@\s]+:[^/@\s]+@/i.test(a)) out.push(a.replace(/\/\/([^/:@\s]+):[^/@\s]+@/, "//$1:***@"));
     else out.push(a);
   }

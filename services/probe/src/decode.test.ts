@@ -1,0 +1,116 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeBatch, formatAddress } from "./decode.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED } from "./gen/layout.js";
+
+/** Frames one record the way the addon does: u32 length, record, pad to 8. */
+function frame(rec: Buffer): Buffer {
+  const padded = (4 + rec.length + 7) & ~7;
+  const b = Buffer.alloc(padded);
+  b.writeUInt32LE(rec.length, 0);
+  rec.copy(b, 4);
+  return b;
+}
+
+function hdr(b: Buffer, type: number, key: bigint) {
+  b.writeUInt32LE(type, HDR.type);
+  b.writeUInt32LE(1234, HDR.tgid);
+  b.writeUInt32LE(1240, HDR.tid);
+  b.writeBigUInt64LE(99n, HDR.ts_ns);
+  b.writeBigUInt64LE(key, HDR.conn_key);
+}
+
+function dataRec(key: bigint, seq: bigint, payload: string, original = payload.length): Buffer {
+  const b = Buffer.alloc(DATA.headerSize + payload.length);
+  hdr(b, WS_EV_DATA, key);
+  b.writeBigUInt64LE(seq, DATA.seq);
+  b.writeUInt32LE(original, DATA.original_length);
+  b.writeUInt32LE(payload.length, DATA.len);
+  b[DATA.direction] = 1;
+  b[DATA.syscall] = 2;
+  b.writeUInt32LE(7, DATA.fd);
+  b.write(payload, DATA.payload, "latin1");
+  return b;
+}
+
+function connRec(type: number, key: bigint, v6 = false): Buffer {
+  const b = Buffer.alloc(CONN.size);
+  hdr(b, type, key);
+  b.writeUInt16LE(v6 ? 10 : 2, CONN.family);
+  if (v6) {
+    b[CONN.laddr + 15] = 1; // ::1
+    Buffer.from("20010db8000000000000000000000001", "hex").copy(b, CONN.raddr);
+  } else {
+    Buffer.from([127, 0, 0, 1]).copy(b, CONN.laddr);
+    Buffer.from([10, 1, 2, 3]).copy(b, CONN.raddr);
+  }
+  b.writeUInt16LE(40000, CONN.lport);
+  b.writeUInt16LE(8080, CONN.rport);
+  b[CONN.role] = 1;
+  b[CONN.flags] = WS_CONN_F_INFERRED;
+  b.writeUInt32LE(7, CONN.fd);
+  b.writeBigUInt64LE(10n, CONN.sent_bytes);
+  b.write("curl", CONN.comm, "latin1");
+  return b;
+}
+
+test("decodeBatch: data, open and close records with their fields", () => {
+  const buf = Buffer.concat([frame(connRec(WS_EV_OPEN, 5n)), frame(dataRec(5n, 0n, "GET / HTTP/1.1\r\n", 100)), frame(connRec(WS_EV_CLOSE, 5n, true))]);
+  const stats = { records: 0, errors: 0 };
+  const b = decodeBatch(buf, stats);
+  assert.equal(stats.records, 3);
+  assert.equal(stats.errors, 0);
+  assert.equal(b.data.length, 1);
+  const d = b.data[0];
+  assert.equal(d.connKey, 5n);
+  assert.equal(d.tgid, 1234);
+  assert.equal(d.tid, 1240);
+  assert.equal(d.tsMono, 99n);
+  assert.equal(d.direction, 1);
+  assert.equal(d.originalLength, 100);
+  assert.equal(Buffer.from(d.payload).toString(), "GET / HTTP/1.1\r\n");
+  const [open, close] = b.conns;
+  assert.equal(open.kind, "open");
+  assert.equal(open.localAddress, "127.0.0.1");
+  assert.equal(open.remoteAddress, "10.1.2.3");
+  assert.equal(open.localPort, 40000);
+  assert.equal(open.remotePort, 8080);
+  assert.equal(open.role, 1);
+  assert.equal(open.inferred, true);
+  assert.equal(open.comm, "curl");
+  assert.equal(close.kind, "close");
+  assert.equal(close.localAddress, "::1");
+  assert.equal(close.remoteAddress, "2001:db8::1");
+  assert.equal(close.sentBytes, 10n);
+});
+
+test("decodeBatch: a truncated or lying record is counted and stops the batch, never throws", () => {
+  const good = frame(dataRec(1n, 0n, "abc"));
+  const stats = { records: 0, errors: 0 };
+  // length field larger than what is left
+  const lying = Buffer.from(good);
+  lying.writeUInt32LE(10_000, 0);
+  assert.equal(decodeBatch(Buffer.concat([good, lying]), stats).data.length, 1);
+  assert.equal(stats.errors, 1);
+  // payload length larger than the record
+  const rec = dataRec(1n, 0n, "abc");
+  rec.writeUInt32LE(50, DATA.len);
+  decodeBatch(frame(rec), stats);
+  assert.equal(stats.errors, 2);
+  // unknown type: skipped, the next record still decodes
+  const unk = dataRec(2n, 0n, "x");
+  unk.writeUInt32LE(77, HDR.type);
+  const out = decodeBatch(Buffer.concat([frame(unk), good]), stats);
+  assert.equal(stats.errors, 3);
+  assert.equal(out.data.length, 1);
+  // random bytes
+  for (let i = 0; i < 200; i++) decodeBatch(Buffer.from(Array.from({ length: i }, () => (Math.random() * 256) | 0)), stats);
+});
+
+test("formatAddress: IPv4, IPv6 compression, v4-mapped", () => {
+  assert.equal(formatAddress(new Uint8Array([192, 168, 0, 1, ...new Array(12).fill(0)]), 4), "192.168.0.1");
+  assert.equal(formatAddress(new Uint8Array(16), 6), "::");
+  assert.equal(formatAddress(Buffer.from("fe800000000000000000000000000001", "hex"), 6), "fe80::1");
+  assert.equal(formatAddress(Buffer.from("00000000000000000000ffff7f000001", "hex"), 6), "::ffff:127.0.0.1");
+  assert.equal(formatAddress(Buffer.from("20010db8000100000001000000000001", "hex"), 6), "2001:db8:1:0:1::1");
+});

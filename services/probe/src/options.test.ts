@@ -1,0 +1,34 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseProbeArgs, PROBE_DEFAULTS } from "./options.js";
+import { validateFilter, EMPTY_FILTER } from "./filter.js";
+
+test("parseProbeArgs: defaults, every flag, and clear errors", () => {
+  assert.deepEqual(parseProbeArgs([]), { ...PROBE_DEFAULTS, excludePids: [], filter: EMPTY_FILTER });
+  const o = parseProbeArgs(["--source", "pcap", "f.pcap", "--replay-speed=2", "--chunk-bytes", "4096", "--max-bytes-per-call", "0",
+    "--ringbuf-bytes", "65536", "--exclude-pid", "7", "--allow-port", "80", "--deny-comm", "sshd", "--deny-cgroup", "12", "--mount-tracefs"]);
+  assert.equal(o.source, "pcap");
+  assert.equal(o.pcapFile, "f.pcap");
+  assert.equal(o.replaySpeed, 2);
+  assert.equal(o.chunkBytes, 4096);
+  assert.equal(o.maxBytesPerCall, 0);
+  assert.equal(o.ringbufBytes, 65536);
+  assert.deepEqual(o.excludePids, [7]);
+  assert.deepEqual(o.filter.allowPorts, [80]);
+  assert.deepEqual(o.filter.denyComms, ["sshd"]);
+  assert.deepEqual(o.filter.denyCgroups, [12n]);
+  assert.equal(o.mountTracefs, true);
+  assert.throws(() => parseProbeArgs(["--chunk-bytes", "20000"]), /--chunk-bytes: expected an integer in \[1, 16384\]/);
+  assert.throws(() => parseProbeArgs(["--ringbuf-bytes", "100000"]), /power of two/);
+  assert.throws(() => parseProbeArgs(["--source", "pcap"]), /needs a FILE/);
+  assert.throws(() => parseProbeArgs(["--source", "xdp"]), /expected ebpf/);
+  assert.throws(() => parseProbeArgs(["--frobnicate"]), /unknown probe option "--frobnicate"/);
+  // the defaults are not shared between calls
+  parseProbeArgs(["--deny-pid", "9"]);
+  assert.deepEqual(parseProbeArgs([]).filter.denyPids, []);
+});
+
+test("validateFilter: pids, ports and process names", () => {
+  assert.deepEqual(validateFilter(EMPTY_FILTER), []);
+  assert.deepEqual(validateFilter({ ...EMPTY_FILTER, allowPorts: [0, 70000], denyPids: [-1], allowComms: ["a-name-longer-than-15"] }).length, 4);
+});

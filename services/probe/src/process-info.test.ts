@@ -1,0 +1,78 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { containerIdFromCgroup, redactCmdline, readProcInfo, ProcessCache } from "./process-info.js";
+import { parseListenPorts } from "./listen-ports.js";
+import { indexPods } from "./k8s.js";
+
+const ID = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa99887766554433221100";
+
+test("containerIdFromCgroup: docker, containerd, cri-o and kubepods paths; none on the host", () => {
+  assert.equal(containerIdFromCgroup(`0::/system.slice/docker-${ID}.scope\n`), ID);
+  assert.equal(containerIdFromCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-${ID}.scope\n`), ID);
+  assert.equal(containerIdFromCgroup(`0::/kubepods/besteffort/pod1234/${ID}\n`), ID);
+  assert.equal(containerIdFromCgroup(`12:memory:/docker/${ID}\n0::/\n`), ID);
+  assert.equal(containerIdFromCgroup(`0::/machine.slice/crio-${ID}.scope`), ID);
+  assert.equal(containerIdFromCgroup("0::/user.slice/user-0.slice/session-1.scope\n"), "");
+});
+
+test("redactCmdline: credential flags, -pSECRET, URLs with passwords", () => {
+  assert.equal(redactCmdline(["mysql", "-uroot", "-psecret", "db"]), "mysql -uroot -p*** db");
+  assert.equal(redactCmdline(["app", "--password=hunter2", "--db-token", "abc", "--port", "80"]), "app --password=*** --db-token *** --port 80");
+  assert.equal(redactCmdline(["psql", "postgres://bob:pw@host/db"]), "psql postgres://bob:***@host/db");
+  assert.equal(redactCmdline(["node", "server.js"]), "node server.js");
+});
+
+test("readProcInfo: this process, and a fake /proc with a container", () => {
+  const me = readProcInfo(process.pid);
+  assert.equal(me.pid, process.pid);
+  assert.equal(me.exe, fs.readlinkSync("/proc/self/exe"));
+  assert.ok(me.name.length > 0);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-proc-"));
+  fs.mkdirSync(path.join(root, "42"));
+  fs.writeFileSync(path.join(root, "42/comm"), "nginx\n");
+  fs.writeFileSync(path.join(root, "42/cmdline"), "nginx: master\0--secret=x\0");
+  fs.writeFileSync(path.join(root, "42/cgroup"), `0::/system.slice/docker-${ID}.scope\n`);
+  const pods = { lookup: (id: string) => (id === ID ? { pod: "web-1", namespace: "shop", container: "nginx", workload: "web" } : undefined) };
+  const cache = new ProcessCache({ procRoot: root, pods });
+  const p = cache.get(42);
+  assert.deepEqual(
+    { name: p.name, cmdline: p.cmdline, containerId: p.containerId, pod: p.pod, namespace: p.namespace, container: p.container, workload: p.workload },
+    { name: "nginx", cmdline: "nginx: master --secret=***", containerId: ID, pod: "web-1", namespace: "shop", container: "nginx", workload: "web" },
+  );
+  assert.equal(cache.size, 1);
+  // a vanished process: name from the kernel's comm, then forgotten by sweep
+  assert.equal(cache.get(43, "gone").name, "gone");
+  fs.rmSync(path.join(root, "42"), { recursive: true });
+  assert.equal(cache.sweep(), 2);
+  assert.equal(cache.size, 0);
+  fs.rmSync(root, { recursive: true });
+});
+
+test("parseListenPorts: LISTEN rows only", () => {
+  const text = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 00000000000000000000000000000000:0CEA 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 3 1
+`;
+  assert.deepEqual(parseListenPorts(text).sort((a, b) => a - b), [3306, 8080]);
+  assert.deepEqual(parseListenPorts("garbage\n\n1 2 3"), []);
+});
+
+test("indexPods: container ids to pod, namespace, container and workload", () => {
+  const idx = indexPods({
+    items: [
+      {
+        metadata: { name: "web-7d9f8b6c5d-abcde", namespace: "shop", ownerReferences: [{ kind: "ReplicaSet", name: "web-7d9f8b6c5d" }] },
+        status: { containerStatuses: [{ name: "app", containerID: `containerd://${ID}` }, { name: "sidecar" }] },
+      },
+      { metadata: { name: "db-0", namespace: "data", ownerReferences: [{ kind: "StatefulSet", name: "db" }] }, status: { containerStatuses: [{ name: "mysql", containerID: "docker://abc" }] } },
+    ],
+  });
+  assert.deepEqual(idx.get(ID), { pod: "web-7d9f8b6c5d-abcde", namespace: "shop", container: "app", workload: "web" });
+  assert.deepEqual(idx.get("abc"), { pod: "db-0", namespace: "data", container: "mysql", workload: "db" });
+  assert.equal(idx.size, 2);
+  assert.equal(indexPods({}).size, 0);
+});
