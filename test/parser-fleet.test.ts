@@ -1,0 +1,119 @@
+// Replays real traffic (redis-cli against a real redis-server through a loopback relay, and the
+// shared pcap captures) through 1 and then 3 real parser processes: the record sets must be
+// identical and every connection decoded by exactly one replica.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { NatsConnection } from "nats";
+import { freePort, spawnTracked, startNats, tempDir, waitFor, type TestServer } from "./support/index.js";
+import {
+  ROOT,
+  captureThroughRelay,
+  conversationsFromCapture,
+  natsClient,
+  recordKey,
+  settleRecords,
+  startParser,
+  toRawBatches,
+  waitForFleet,
+  parserStatus,
+  type Conversation,
+  type ParserProc,
+} from "./parser-support.js";
+import type { ManagedProcess } from "@wirescope/common";
+
+const run = promisify(execFile);
+const P = 64;
+const CAPTURES = "/work/shared/captures";
+const PLUGIN_ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")];
+
+export async function startRedis(): Promise<{ proc: ManagedProcess; port: number }> {
+  const port = await freePort();
+  const dir = tempDir("wirescope-redis-");
+  const proc = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    logFile: path.join(dir, "redis.log"),
+  });
+  await waitFor(async () => (await run("redis-cli", ["-p", String(port), "PING"], { timeout: 2000 })).stdout.includes("PONG"), { timeoutMs: 10_000, what: "redis-server" });
+  return { proc, port };
+}
+
+/** `sessions` real redis-cli processes, each one connection with a few commands. */
+export async function redisTraffic(redisPort: number, sessions: number, tag = "k"): Promise<Conversation[]> {
+  return captureThroughRelay(redisPort, "redis-server", async (relay) => {
+    for (let i = 0; i < sessions; i += 8) {
+      await Promise.all(
+        Array.from({ length: Math.min(8, sessions - i) }, (_, j) => {
+          const n = i + j;
+          const input = `SET ${tag}${n} v${n}\nGET ${tag}${n}\nINCR ctr${n}\nLPUSH l${n} a b c\nLRANGE l${n} 0 -1\nGET missing${n}\n`;
+          return new Promise<void>((resolve, reject) => {
+            const c = execFile("redis-cli", ["-p", String(relay)], { timeout: 5000 }, (e) => (e ? reject(e) : resolve()));
+            c.stdin!.end(input);
+          });
+        }),
+      );
+    }
+  });
+}
+
+function captureConversations(): Conversation[] {
+  const files = ["http1/zeek__pipelined-requests.pcap", "mysql/zeek__mysql.pcap", "mysql/zeek__auth.pcap", "mysql/deepflow__mysql-statement.pcap", "kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__18-api-versions-v3.pcap"];
+  return files.flatMap((f) => conversationsFromCapture(path.join(CAPTURES, f)));
+}
+
+describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, () => {
+  let nats: TestServer;
+  let redis: { proc: ManagedProcess; port: number };
+  let nc: NatsConnection;
+  const procs: ParserProc[] = [];
+
+  before(async () => {
+    nats = await startNats({ jetstream: true });
+    redis = await startRedis();
+    nc = await natsClient(nats.url);
+  });
+  after(async () => {
+    await nc?.close();
+    for (const p of procs) await p.proc.stop();
+    await redis?.proc.stop();
+    await nats?.stop();
+  });
+
+  async function replay(n: number, convs: Conversation[]): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
+    const fleet: ParserProc[] = [];
+    for (let i = 0; i < n; i++) fleet.push(await startParser(nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));
+    procs.push(...fleet);
+    await waitForFleet(fleet, P);
+    const plan = toRawBatches(convs, { partitions: P, firstKey: 1000n });
+    for (const b of plan.batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+    await nc.flush();
+    const seen = await settleRecords(nc, 2000, 60_000);
+    const counters = await Promise.all(fleet.map(async (p) => (await parserStatus(p)).counters));
+    for (const p of fleet) await p.proc.stop();
+    const byConn = new Map<string, Set<string>>();
+    for (const s of seen) {
+      const k = String(s.record.connKey);
+      if (!byConn.has(k)) byConn.set(k, new Set());
+      byConn.get(k)!.add(s.parserId);
+    }
+    return { keys: seen.map((s) => recordKey(s.record)).sort(), byConn, counters };
+  }
+
+  it("gives the same records from 1 and from 3 replicas, each connection on one replica", async () => {
+    const convs = [...(await redisTraffic(redis.port, 48)), ...captureConversations()];
+    assert.ok(convs.length >= 50, `conversations: ${convs.length}`);
+    const one = await replay(1, convs);
+    const three = await replay(3, convs);
+
+    const protocols = new Set(one.keys.map((k) => k.split("|")[0]));
+    for (const p of ["redis", "http1", "mysql", "kafka"]) assert.ok(protocols.has(p), `no ${p} records in ${[...protocols]}`);
+    assert.ok(one.keys.length >= 48 * 6, `records from one replica: ${one.keys.length}`);
+    assert.deepEqual(three.keys, one.keys);
+    for (const [conn, parsers] of three.byConn) assert.equal(parsers.size, 1, `connection ${conn} decoded by ${[...parsers]}`);
+    const active = three.counters.filter((c) => (c["records_published"] ?? 0) > 0).length;
+    assert.equal(active, 3, "every replica decoded part of the traffic");
+  });
+});
