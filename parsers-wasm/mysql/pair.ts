@@ -145,6 +145,12 @@ export class MysqlConnection extends Connection {
       this.finish(front, false, front.endNs);
     }
     this.phase = Phase.Command;
+    if (this.pending.length == 0 && (this.serverLost || this.q1.avail() > 0)) {
+      // The server says nothing unasked: bytes still queued from it belong to a response we
+      // could not place (picked up mid-way, or after a gap). Start clean for this command.
+      this.q1.clear(0);
+      this.f1.reset();
+    }
     this.serverLost = false;
     this.command(cmd, k);
   }
@@ -433,8 +439,12 @@ export class MysqlConnection extends Connection {
       }
       case Rs.Infile: {
         // the server's answer to the uploaded file
-        if (b == PKT_ERR) readErr(p, t);
-        else if (b == PKT_OK) readOk(p, t);
+        if (b == PKT_ERR) {
+          readErr(p, t);
+        } else if (b == PKT_OK) {
+          t.response = "OK";
+          readOk(p, t);
+        }
         this.finish(t, false, k.endNs);
         return;
       }

@@ -1,0 +1,320 @@
+#!/usr/bin/env node
+// Writes test/vectors/*.json: MySQL protocol conversations built byte by byte from the protocol
+// documentation (https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html), with the
+// records we expect written out by hand. Run after editing: node parsers-wasm/mysql/test/gen-vectors.mjs
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
+
+// ---- wire builders ----
+const B = (...parts) => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
+const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
+const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; };
+const lenenc = (n) => (n < 251 ? Buffer.from([n]) : n < 65536 ? B([0xfc], u16(n)) : B([0xfd], Buffer.from([n & 255, (n >> 8) & 255, (n >> 16) & 255])));
+const lstr = (s) => { const b = Buffer.from(s, "utf8"); return B(lenenc(b.length), b); };
+const cstr = (s) => B(s, [0]);
+/** packet: payload_length:u24 sequence_id:u8 payload */
+const pkt = (seq, payload) => B(Buffer.from([payload.length & 255, (payload.length >> 8) & 255, (payload.length >> 16) & 255, seq]), payload);
+
+const CLIENT_LONG_PASSWORD = 1, CLIENT_FOUND_ROWS = 2, CLIENT_LONG_FLAG = 4, CLIENT_CONNECT_WITH_DB = 8;
+const CLIENT_PROTOCOL_41 = 0x200, CLIENT_SSL = 0x800, CLIENT_TRANSACTIONS = 0x2000, CLIENT_SECURE_CONNECTION = 0x8000;
+const CLIENT_MULTI_STATEMENTS = 0x10000, CLIENT_MULTI_RESULTS = 0x20000, CLIENT_PLUGIN_AUTH = 0x80000, CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
+const CLIENT_DEPRECATE_EOF = 0x1000000;
+const BASE_CAPS = CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC;
+
+function greeting(version, caps, plugin) {
+  const scramble = Buffer.alloc(20, 0x41);
+  return B([10], cstr(version), u32(42), scramble.subarray(0, 8), [0], u16(caps & 0xffff), [0x21], u16(2), u16(caps >>> 16), [21], Buffer.alloc(10), scramble.subarray(8), [0], cstr(plugin));
+}
+function login(caps, user, auth, db, plugin) {
+  return B(u32(caps | (db ? CLIENT_CONNECT_WITH_DB : 0)), u32(16 << 20), [0x21], Buffer.alloc(23), cstr(user), lenenc(auth.length), auth, db ? cstr(db) : [], cstr(plugin));
+}
+const ok = (affected = 0, insertId = 0, status = 2, header = 0x00) => B([header], lenenc(affected), lenenc(insertId), u16(status), u16(0));
+const eof = (status = 2) => B([0xfe], u16(0), u16(status));
+const err = (code, state, msg) => B([0xff], u16(code), "#", state, msg);
+const coldef = (name, table = "t") => B(lstr("def"), lstr("shop"), lstr(table), lstr(table), lstr(name), lstr(name), [0x0c], u16(0x21), u32(64), [0xfd], u16(0), [0], u16(0));
+const textRow = (...vals) => B(...vals.map((v) => (v === null ? Buffer.from([0xfb]) : lstr(String(v)))));
+const binaryRow = (id, name) => B([0x00], [0x00], u32(id), lstr(name)); // header, null bitmap (2 cols: 1 byte), INT, VARCHAR
+const hex = (b) => b.toString("hex");
+
+/** A conversation: steps of [dir, bytes] or gaps. */
+function vec(name, steps, records, options) {
+  return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
+}
+const c = (b) => ["c", b];
+const s = (b) => ["s", b];
+
+// ---- vectors ----
+const handshake = [];
+const V = "8.0.36";
+
+handshake.push(
+  vec(
+    "native password login, then a text result set with EOF packets",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS, "mysql_native_password"))),
+      c(pkt(1, login(BASE_CAPS, "app", Buffer.alloc(20, 7), "shop", "mysql_native_password"))),
+      s(pkt(2, ok())),
+      c(pkt(0, B([3], "SELECT id, name FROM t WHERE id = 5 OR name = 'bob'"))),
+      s(B(pkt(1, lenenc(2)), pkt(2, coldef("id")), pkt(3, coldef("name")), pkt(4, eof()), pkt(5, textRow(5, "al")), pkt(6, textRow(6, "bob")), pkt(7, eof()))),
+    ],
+    [
+      { operation: "LOGIN", resource: "", status: 0, error: false, startNs: "2000", durationNs: "1000", attributes: { "db.system": "mysql", "mysql.command": "LOGIN", "db.user": "app", "db.namespace": "shop", "mysql.response": "OK", "mysql.server_version": V, "mysql.auth_plugin": "mysql_native_password", "mysql.auth_switch": null } },
+      { operation: "COM_QUERY", resource: "SELECT id, name FROM t WHERE id = ? OR name = ?", status: 0, error: false, startNs: "4000", durationNs: "1000", attributes: { "db.query.text": "SELECT id, name FROM t WHERE id = 5 OR name = 'bob'", "db.operation.name": "SELECT", "mysql.response": "RESULT_SET", "mysql.rows": 2, "mysql.columns": 2, "db.response.status_code": "0" } },
+    ],
+  ),
+  vec(
+    "CLIENT_DEPRECATE_EOF: rows end with an OK packet (0xfe header), empty result set too",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_DEPRECATE_EOF, "mysql_native_password"))),
+      c(pkt(1, login(BASE_CAPS | CLIENT_DEPRECATE_EOF, "app", Buffer.alloc(20, 7), null, "mysql_native_password"))),
+      s(pkt(2, ok())),
+      c(pkt(0, B([3], "SELECT n FROM t"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("n")), pkt(3, textRow(1)), pkt(4, textRow(2)), pkt(5, textRow(3)), pkt(6, ok(0, 0, 2, 0xfe)))),
+      c(pkt(0, B([3], "SELECT n FROM t WHERE n > 10"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("n")), pkt(3, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      { operation: "LOGIN", status: 0, attributes: { "db.user": "app", "db.namespace": null } },
+      { operation: "COM_QUERY", resource: "SELECT n FROM t", status: 0, attributes: { "mysql.rows": 3, "mysql.response": "RESULT_SET" } },
+      { operation: "COM_QUERY", resource: "SELECT n FROM t WHERE n > ?", status: 0, attributes: { "mysql.rows": 0, "mysql.response": "RESULT_SET" } },
+    ],
+  ),
+  vec(
+    "caching_sha2_password fast path (0x01 0x03, then OK)",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_DEPRECATE_EOF, "caching_sha2_password"))),
+      c(pkt(1, login(BASE_CAPS | CLIENT_DEPRECATE_EOF, "app", Buffer.alloc(32, 9), null, "caching_sha2_password"))),
+      s(B(pkt(2, Buffer.from([0x01, 0x03])), pkt(3, ok()))),
+      c(pkt(0, Buffer.from([0x0e]))),
+      s(pkt(1, ok())),
+    ],
+    [
+      { operation: "LOGIN", status: 0, error: false, attributes: { "mysql.auth_plugin": "caching_sha2_password", "mysql.auth_path": "fast", "mysql.response": "OK" } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK" } },
+    ],
+  ),
+  vec(
+    "caching_sha2_password full path: public key request, RSA-encrypted password, OK",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS, "caching_sha2_password"))),
+      c(pkt(1, login(BASE_CAPS, "app", Buffer.alloc(32, 9), null, "caching_sha2_password"))),
+      s(pkt(2, Buffer.from([0x01, 0x04]))),
+      c(pkt(3, Buffer.from([0x02]))),
+      s(pkt(4, B([0x01], "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----\n"))),
+      c(pkt(5, Buffer.alloc(256, 0x5a))),
+      s(pkt(6, ok())),
+    ],
+    [{ operation: "LOGIN", status: 0, attributes: { "mysql.auth_path": "full", "mysql.response": "OK", "db.user": "app" } }],
+  ),
+  vec(
+    "auth switch request to mysql_native_password",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS, "caching_sha2_password"))),
+      c(pkt(1, login(BASE_CAPS, "legacy", Buffer.alloc(32, 9), null, "caching_sha2_password"))),
+      s(pkt(2, B([0xfe], cstr("mysql_native_password"), Buffer.alloc(20, 0x33), [0]))),
+      c(pkt(3, Buffer.alloc(20, 0x44))),
+      s(pkt(4, ok())),
+    ],
+    [{ operation: "LOGIN", status: 0, attributes: { "mysql.auth_switch": true, "mysql.auth_plugin": "mysql_native_password", "db.user": "legacy" } }],
+  ),
+  vec(
+    "failed login: ERR 1045 with SQLSTATE",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS, "mysql_native_password"))),
+      c(pkt(1, login(BASE_CAPS, "root", Buffer.alloc(20, 1), null, "mysql_native_password"))),
+      s(pkt(2, err(1045, "28000", "Access denied for user 'root'@'localhost' (using password: YES)"))),
+    ],
+    [{ operation: "LOGIN", status: 1045, error: true, attributes: { "mysql.response": "ERR", "db.response.status_code": "1045", "mysql.sqlstate": "28000", "mysql.error_message": "Access denied for user 'root'@'localhost' (using password: YES)" } }],
+  ),
+  vec(
+    "refused before the greeting (host not allowed)",
+    [s(pkt(0, err(1130, "HY000", "Host '10.0.0.9' is not allowed to connect to this MySQL server")))],
+    [{ operation: "LOGIN", status: 1130, error: true, attributes: { "mysql.response": "ERR" } }],
+  ),
+  vec(
+    "SSL request: the LOGIN is marked TLS and decoding stops",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_SSL, "mysql_native_password"))),
+      c(pkt(1, B(u32(BASE_CAPS | CLIENT_SSL), u32(16 << 20), [0x21], Buffer.alloc(23)))),
+      c(Buffer.from("160301020001000200030300000000000000", "hex")), // a TLS ClientHello follows
+    ],
+    [{ operation: "LOGIN", status: null, error: false, attributes: { "mysql.tls": true, "mysql.response": "SSL" } }],
+  ),
+  vec(
+    "COM_CHANGE_USER answered with an auth switch, then OK",
+    [
+      c(pkt(0, B([0x11], cstr("bob"), [20], Buffer.alloc(20, 5), cstr("sales"), u16(0x21), cstr("mysql_native_password")))),
+      s(pkt(1, B([0xfe], cstr("mysql_native_password"), Buffer.alloc(20, 0x33), [0]))),
+      c(pkt(2, Buffer.alloc(20, 0x44))),
+      s(pkt(3, ok())),
+    ],
+    [{ operation: "COM_CHANGE_USER", status: 0, attributes: { "db.user": "bob", "db.namespace": "sales", "mysql.auth_switch": true, "mysql.response": "OK" } }],
+    { detect: false },
+  ),
+);
+
+const commands = [
+  vec(
+    "prepared statement: PREPARE, EXECUTE (binary rows), CLOSE, tracked by statement id",
+    [
+      c(pkt(0, B([0x16], "SELECT id, name FROM t WHERE id = ? AND kind = 'x'"))),
+      s(B(pkt(1, B([0x00], u32(7), u16(2), u16(1), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, eof()), pkt(4, coldef("id")), pkt(5, coldef("name")), pkt(6, eof()))),
+      c(pkt(0, B([0x17], u32(7), [0], u32(1), [0], [1], B([3, 0]), u32(42)))),
+      s(B(pkt(1, lenenc(2)), pkt(2, coldef("id")), pkt(3, coldef("name")), pkt(4, eof()), pkt(5, binaryRow(42, "meaning")), pkt(6, eof()))),
+      c(pkt(0, B([0x19], u32(7)))),
+      c(pkt(0, B([0x17], u32(9), [0], u32(1)))),
+      s(pkt(1, err(1243, "HY000", "Unknown prepared statement handler (9) given to mysqld_stmt_execute"))),
+    ],
+    [
+      { operation: "COM_STMT_PREPARE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.response": "STMT_PREPARE_OK", "mysql.stmt_id": 7, "mysql.params": 1, "mysql.columns": 2 } },
+      { operation: "COM_STMT_EXECUTE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.stmt_id": 7, "mysql.response": "RESULT_SET", "mysql.rows": 1, "db.query.text": "SELECT id, name FROM t WHERE id = ? AND kind = 'x'" } },
+      { operation: "COM_STMT_CLOSE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.stmt_id": 7, "mysql.response": null } },
+      { operation: "COM_STMT_EXECUTE", resource: "", status: 1243, error: true, attributes: { "mysql.stmt_id": 9, "mysql.response": "ERR", "db.query.text": null } },
+    ],
+    { detect: true },
+  ),
+  vec(
+    "COM_QUERY errors, OK with affected rows and insert id",
+    [
+      c(pkt(0, B([3], "SELECT * FROM nope"))),
+      s(pkt(1, err(1146, "42S02", "Table 'shop.nope' doesn't exist"))),
+      c(pkt(0, B([3], "INSERT INTO t (name) VALUES ('x'), ('y')"))),
+      s(pkt(1, ok(2, 17))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT * FROM nope", status: 1146, error: true, attributes: { "mysql.sqlstate": "42S02", "mysql.error_message": "Table 'shop.nope' doesn't exist", "mysql.response": "ERR" } },
+      { operation: "COM_QUERY", resource: "INSERT INTO t (name) VALUES (?), (?)", status: 0, error: false, attributes: { "mysql.response": "OK", "mysql.affected_rows": 2, "mysql.insert_id": 17, "db.operation.name": "INSERT" } },
+    ],
+  ),
+  vec(
+    "COM_INIT_DB, COM_PING, COM_FIELD_LIST and COM_QUIT",
+    [
+      c(pkt(0, B([2], "shop"))),
+      s(pkt(1, ok())),
+      c(pkt(0, Buffer.from([0x0e]))),
+      s(pkt(1, ok())),
+      c(pkt(0, B([4], cstr("agent")))),
+      s(B(pkt(1, coldef("id", "agent")), pkt(2, coldef("name", "agent")), pkt(3, eof()))),
+      c(pkt(0, Buffer.from([0x01]))),
+    ],
+    [
+      { operation: "COM_INIT_DB", resource: "shop", status: 0, attributes: { "db.namespace": "shop", "mysql.response": "OK" } },
+      { operation: "COM_PING", resource: "", status: 0, attributes: { "mysql.response": "OK" } },
+      { operation: "COM_FIELD_LIST", resource: "agent", status: 0, attributes: { "mysql.response": "FIELD_LIST", "db.collection.name": "agent" } },
+      { operation: "COM_QUIT", status: 0, attributes: { "mysql.response": null } },
+    ],
+    { detect: false },
+  ),
+  vec(
+    "multiple result sets (CALL): SERVER_MORE_RESULTS_EXISTS, then the final OK",
+    [
+      c(pkt(0, B([3], "CALL report(2024)"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("v")), pkt(3, eof(0x0a)), pkt(4, textRow("a")), pkt(5, textRow("b")), pkt(6, eof(0x0a)), pkt(7, lenenc(1)), pkt(8, coldef("w")), pkt(9, eof(0x0a)), pkt(10, textRow("c")), pkt(11, eof(0x0a)), pkt(12, ok(0, 0, 2)))),
+      c(pkt(0, B([3], "SELECT 1"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("1")), pkt(3, eof()), pkt(4, textRow(1)), pkt(5, eof()))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "CALL report(?)", status: 0, attributes: { "mysql.response": "RESULT_SET", "mysql.rows": 3 } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1 } },
+    ],
+  ),
+  vec(
+    "LOAD DATA LOCAL INFILE: the client uploads the file, then OK",
+    [
+      c(pkt(0, B([3], "LOAD DATA LOCAL INFILE '/tmp/x.csv' INTO TABLE t"))),
+      s(pkt(1, B([0xfb], "/tmp/x.csv"))),
+      c(B(pkt(2, Buffer.from("1,a\n2,b\n")), pkt(3, Buffer.alloc(0)))),
+      s(pkt(4, ok(2, 0))),
+      c(pkt(0, Buffer.from([0x0e]))),
+      s(pkt(1, ok())),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "LOAD DATA LOCAL INFILE ? INTO TABLE t", status: 0, attributes: { "mysql.response": "OK", "mysql.affected_rows": 2 } },
+      { operation: "COM_PING", status: 0 },
+    ],
+  ),
+  vec(
+    "redaction: literals masked in db.query.text and in error messages",
+    [
+      c(pkt(0, B([3], "UPDATE users SET password = 'hunter2' WHERE id = 42"))),
+      s(pkt(1, err(1062, "23000", "Duplicate entry 'hunter2' for key 'PRIMARY'"))),
+    ],
+    [{ operation: "COM_QUERY", resource: "UPDATE users SET password = ? WHERE id = ?", status: 1062, attributes: { "db.query.text": "UPDATE users SET password = ? WHERE id = ?", "mysql.error_message": "Duplicate entry ? for key ?" } }],
+    { redact: true },
+  ),
+  vec(
+    "a request left without a response is written incomplete at close",
+    [c(pkt(0, B([3], "SELECT SLEEP(100)")))],
+    [{ operation: "COM_QUERY", resource: "SELECT SLEEP(?)", status: null, incomplete: true, attributes: { "mysql.response": null } }],
+  ),
+  vec(
+    "a gap in the response: that command is incomplete, the next one decodes",
+    [
+      c(pkt(0, B([3], "SELECT * FROM big"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("v")), pkt(3, eof()), pkt(4, textRow("a")))),
+      ["gap", ["server", 500]],
+      c(pkt(0, B([3], "SELECT 2"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("2")), pkt(3, eof()), pkt(4, textRow(2)), pkt(5, eof()))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT * FROM big", status: null, incomplete: true },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1 } },
+    ],
+    { modes: ["whole", "split", "bytewise", "truncated"] },
+  ),
+];
+
+const midway = [
+  vec(
+    "picked up after the handshake, EOF packets: capabilities inferred from the first result set",
+    [
+      c(pkt(0, B([3], "SELECT a, b FROM t"))),
+      s(B(pkt(1, lenenc(2)), pkt(2, coldef("a")), pkt(3, coldef("b")), pkt(4, eof()), pkt(5, textRow(1, 2)), pkt(6, eof()))),
+      c(pkt(0, B([0x16], "SELECT a FROM t WHERE a = ?"))),
+      s(B(pkt(1, B([0x00], u32(3), u16(1), u16(1), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, eof()), pkt(4, coldef("a")), pkt(5, eof()))),
+      c(pkt(0, B([0x17], u32(3), [0], u32(1), [0], [1], B([3, 0]), u32(1)))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("a")), pkt(3, eof()), pkt(4, B([0x00], [0x00], u32(1))), pkt(5, eof()))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT a, b FROM t", status: 0, attributes: { "mysql.rows": 1 } },
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 3 } },
+      { operation: "COM_STMT_EXECUTE", resource: "SELECT a FROM t WHERE a = ?", status: 0, attributes: { "mysql.rows": 1, "mysql.stmt_id": 3 } },
+    ],
+  ),
+  vec(
+    "picked up after the handshake, CLIENT_DEPRECATE_EOF: inferred from rows following the columns",
+    [
+      c(pkt(0, B([3], "SELECT a FROM t"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("a")), pkt(3, textRow(1)), pkt(4, textRow(2)), pkt(5, ok(0, 0, 2, 0xfe)))),
+      c(pkt(0, B([0x16], "SELECT a FROM t WHERE a = ?"))),
+      s(B(pkt(1, B([0x00], u32(4), u16(1), u16(1), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, coldef("a")))),
+      c(pkt(0, B([3], "SELECT b FROM t"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("b")), pkt(3, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT a FROM t", status: 0, attributes: { "mysql.rows": 2 } },
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 4, "mysql.params": 1, "mysql.columns": 1 } },
+      { operation: "COM_QUERY", resource: "SELECT b FROM t", status: 0, attributes: { "mysql.rows": 0 } },
+    ],
+  ),
+  vec(
+    "picked up mid-response: bytes before the first command are dropped, then decoding starts",
+    [
+      s(B(pkt(7, textRow("tail")), pkt(8, eof()))),
+      c(pkt(0, B([3], "SELECT 3"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("3")), pkt(3, eof()), pkt(4, textRow(3)), pkt(5, eof()))),
+    ],
+    [{ operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1 } }],
+    { detect: false },
+  ),
+];
+
+fs.mkdirSync(out, { recursive: true });
+const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
+write("handshake.json", handshake);
+write("commands.json", commands);
+write("midway.json", midway);
+console.error(`wrote ${handshake.length + commands.length + midway.length} vectors to ${path.relative(process.cwd(), out)}`);
