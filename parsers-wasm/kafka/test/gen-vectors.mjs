@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+// Writes test/vectors/*.json: Kafka requests and responses built byte by byte from the protocol
+// guide and the message schemas (https://kafka.apache.org/protocol.html, apache/kafka
+// clients/src/main/resources/common/message/*.json), in classic and flexible versions, with the
+// records we expect written out by hand. Run after editing: node parsers-wasm/kafka/test/gen-vectors.mjs
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
+
+/** A writer for both encodings: `flex` switches strings/arrays/bytes to their compact forms. */
+class W {
+  constructor(flex = false) { this.flex = flex; this.parts = []; }
+  raw(b) { this.parts.push(Buffer.from(b)); return this; }
+  i8(v) { const b = Buffer.alloc(1); b.writeInt8(v); return this.raw(b); }
+  i16(v) { const b = Buffer.alloc(2); b.writeInt16BE(v); return this.raw(b); }
+  i32(v) { const b = Buffer.alloc(4); b.writeInt32BE(v); return this.raw(b); }
+  i64(v) { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(v)); return this.raw(b); }
+  uvar(v) { const o = []; do { let x = v & 0x7f; v >>>= 7; if (v) x |= 0x80; o.push(x); } while (v); return this.raw(o); }
+  str(s) {
+    if (s === null) return this.flex ? this.uvar(0) : this.i16(-1);
+    const b = Buffer.from(s, "utf8");
+    this.flex ? this.uvar(b.length + 1) : this.i16(b.length);
+    return this.raw(b);
+  }
+  bytes(b) {
+    if (b === null) return this.flex ? this.uvar(0) : this.i32(-1);
+    this.flex ? this.uvar(b.length + 1) : this.i32(b.length);
+    return this.raw(b);
+  }
+  arr(items, each) {
+    if (items === null) return this.flex ? this.uvar(0) : this.i32(-1);
+    this.flex ? this.uvar(items.length + 1) : this.i32(items.length);
+    for (const it of items) each(this, it);
+    return this;
+  }
+  tags(n = 0) { if (this.flex) { this.uvar(n); for (let i = 0; i < n; i++) this.uvar(i).uvar(2).raw([0xab, 0xcd]); } return this; }
+  uuid(hex) { return this.raw(Buffer.from(hex, "hex")); }
+  buf() { return Buffer.concat(this.parts); }
+}
+const frame = (body) => { const b = Buffer.alloc(4); b.writeInt32BE(body.length); return Buffer.concat([b, body]); };
+/** Request: header v1 (key, version, correlation id, client id) or v2 (+ tagged fields; the client id stays a classic string). */
+function request(key, version, corr, clientId, flex, body) {
+  const h = new W(false).i16(key).i16(version).i32(corr);
+  if (clientId !== undefined) h.str(clientId);
+  if (flex) h.uvar(1).uvar(0).uvar(1).raw([0x01]); // one tagged field in the header, to be skipped
+  return frame(Buffer.concat([h.buf(), body]));
+}
+/** Response: header v0 (correlation id) or v1 (+ tagged fields). */
+function response(corr, headerTags, body) {
+  const h = new W(false).i32(corr);
+  if (headerTags) h.uvar(0);
+  return frame(Buffer.concat([h.buf(), body]));
+}
+const ID_ORDERS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const hex = (b) => b.toString("hex");
+function vec(name, steps, records, options) {
+  return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
+}
+const c = (b) => ["c", b];
+const s = (b) => ["s", b];
+const attrs = (key, version, corr, extra = {}) => ({ "messaging.system": "kafka", "kafka.api_key": key, "kafka.api_version": version, "kafka.correlation_id": corr, ...extra });
+
+// ---- flexible versions ----
+const apiVersionsV3Req = request(18, 3, 1, "cli-1", true, new W(true).str("wirescope-test").str("1.0").tags().buf());
+// ApiVersions responses always use response header v0 (no tagged fields), body flexible from v3
+const apiVersionsV3Resp = response(1, false, new W(true).i16(0).arr([[0, 0, 9], [1, 0, 13], [18, 0, 3]], (w, [k, a, b]) => w.i16(k).i16(a).i16(b).tags()).i32(0).tags(1).buf());
+
+const metadataV12Req = request(3, 12, 2, "cli-1", true, new W(true).arr([ID_ORDERS], (w) => w.uuid("00000000000000000000000000000000").str("orders").tags()).i8(1).i8(0).tags().buf());
+const metadataV12Resp = response(2, true,
+  new W(true).i32(0)
+    .arr([0], (w) => w.i32(0).str("broker-0").i32(9092).str(null).tags())
+    .str("cluster-x").i32(0)
+    .arr(["orders"], (w, t) => w.i16(0).str(t).uuid(ID_ORDERS).i8(0)
+      .arr([0, 1], (w, p) => w.i16(0).i32(p).i32(0).i32(5).arr([0], (w, n) => w.i32(n)).arr([0], (w, n) => w.i32(n)).arr([], () => {}).tags())
+      .i32(-2147483648).tags())
+    .tags().buf());
+
+const fetchV13Req = request(1, 13, 3, "consumer-1", true,
+  new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(-1)
+    .arr([ID_ORDERS], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i32(5).i64(42).i32(-1).i64(-1).i32(1048576).tags()).tags())
+    .arr([], () => {}).str("").tags().buf());
+const fetchV13Resp = response(3, true,
+  new W(true).i32(0).i16(0).i32(77)
+    .arr([ID_ORDERS], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i16(0).i64(100).i64(100).i64(0).arr(null, () => {}).i32(-1).bytes(Buffer.alloc(70, 0x11)).tags()).tags())
+    .tags().buf());
+
+const fetchV12Req = request(1, 12, 15603, "consumer-console-consumer-8919-1", true,
+  new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(0)
+    .arr(["zqy-test"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i32(0).i64(10).i32(-1).i64(-1).i32(1048576).tags()).tags())
+    .arr([], () => {}).str("").tags().buf());
+const fetchV12RespErr = response(15603, true,
+  new W(true).i32(0).i16(0).i32(12)
+    .arr(["zqy-test"], (w, t) => w.str(t)
+      .arr([[0, 0], [1, 1]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(null).tags()).tags())
+    .tags().buf());
+
+const produceV9Req = request(0, 9, 4, "producer-1", true,
+  new W(true).str(null).i16(-1).i32(30000)
+    .arr(["orders", "audit"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.alloc(90, 0x22)).tags()).tags()).tags().buf());
+const produceV9Resp = response(4, true,
+  new W(true).arr(["orders", "audit"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(t === "audit" ? 87 : 0).i64(5).i64(-1).i64(0).arr([], () => {}).str(null).tags()).tags()).i32(0).tags().buf());
+
+const listOffsetsV7Req = request(2, 7, 5, "consumer-1", true,
+  new W(true).i32(-1).i8(0).arr(["orders"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i32(-1).i64(-2).tags()).tags()).tags().buf());
+const listOffsetsV7Resp = response(5, true,
+  new W(true).i32(0).arr(["orders"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i16(0).i64(-1).i64(0).i32(5).tags()).tags()).tags().buf());
+
+const findCoordV4Req = request(10, 4, 6, "consumer-1", true, new W(true).i8(0).arr(["billing"], (w, k) => w.str(k)).tags().buf());
+const findCoordV4Resp = response(6, true, new W(true).i32(0).arr(["billing"], (w, k) => w.str(k).i32(-1).str("").i32(-1).i16(15).str("The coordinator is not available.").tags()).tags().buf());
+
+const joinV7Req = request(11, 7, 7, "consumer-1", true,
+  new W(true).str("billing").i32(45000).i32(300000).str("").str(null).str("consumer").arr(["range"], (w, n) => w.str(n).bytes(Buffer.from("0001000000010006orders00000000", "hex")).tags()).str(null).tags().buf());
+const joinV7Resp = response(7, true,
+  new W(true).i32(0).i16(0).i32(1).str("consumer").str("range").str("m-1").str("m-1").arr(["m-1"], (w, m) => w.str(m).str(null).bytes(Buffer.from("0001", "hex")).tags()).tags().buf());
+const heartbeatV4Req = request(12, 4, 8, "consumer-1", true, new W(true).str("billing").i32(1).str("m-1").str(null).tags().buf());
+const heartbeatV4Resp = response(8, true, new W(true).i32(0).i16(27).tags().buf());
+const leaveV4Req = request(13, 4, 9, "consumer-1", true, new W(true).str("billing").arr(["m-1"], (w, m) => w.str(m).str(null).tags()).tags().buf());
+const leaveV4Resp = response(9, true, new W(true).i32(0).i16(0).arr(["m-1"], (w, m) => w.str(m).str(null).i16(25).tags()).tags().buf());
+const syncV5Req = request(14, 5, 10, "consumer-1", true, new W(true).str("billing").i32(1).str("m-1").str(null).str("consumer").str("range").arr([], () => {}).tags().buf());
+const syncV5Resp = response(10, true, new W(true).i32(0).i16(0).str("consumer").str("range").bytes(Buffer.from("0001", "hex")).tags().buf());
+
+const offsetCommitV8Req = request(8, 8, 11, "consumer-1", true,
+  new W(true).str("billing").i32(1).str("m-1").str(null).arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i64(100).i32(-1).str("").tags()).tags()).tags().buf());
+const offsetCommitV8Resp = response(11, true, new W(true).i32(0).arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).tags()).tags()).tags().buf());
+const offsetFetchV8Req = request(9, 8, 12, "consumer-1", true,
+  new W(true).arr(["billing"], (w, g) => w.str(g).arr(["orders"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p)).tags()).tags()).i8(0).tags().buf());
+const offsetFetchV8Resp = response(12, true,
+  new W(true).i32(0).arr(["billing"], (w, g) => w.str(g).arr(["orders"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i64(100).i32(-1).str("").i16(0).tags()).tags()).i16(16).tags()).tags().buf());
+
+// ---- classic versions (what kafkajs and older clients send) ----
+const produceV3Acks0 = request(0, 3, 20, "producer-1", false,
+  new W(false).str(null).i16(0).i32(30000).arr(["events"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.alloc(61, 0x33)))).buf());
+const metadataV1Req = request(3, 1, 21, "producer-1", false, new W(false).arr(null, () => {}).buf()); // null = all topics
+const metadataV1Resp = response(21, false,
+  new W(false).arr([0], (w) => w.i32(0).str("localhost").i32(9092).str(null)).i32(0)
+    .arr([["events", 0], ["private", 29]], (w, [t, e]) => w.i16(e).str(t).i8(0).arr(e ? [] : [0], (w, p) => w.i16(0).i32(p).i32(0).arr([0], (w, n) => w.i32(n)).arr([0], (w, n) => w.i32(n)))).buf());
+const apiVersionsV4Unsupported = request(18, 4, 22, "new-client", true, new W(true).str("x").str("9").tags().buf());
+// the broker answers an unsupported ApiVersions version in the v0 layout, with error 35
+const apiVersionsV0Err = response(22, false, new W(false).i16(35).arr([[18, 0, 3]], (w, [k, a, b]) => w.i16(k).i16(a).i16(b)).buf());
+const describeGroupsV5 = request(15, 5, 23, "admin-1", true, new W(true).arr(["billing"], (w, g) => w.str(g)).i8(0).tags().buf());
+const describeGroupsV5Resp = response(23, true, new W(true).i32(0).arr([], () => {}).tags().buf());
+const controlledShutdownV0 = request(7, 0, 24, undefined, false, new W(false).i32(3).buf()); // request header v0: no client id
+const controlledShutdownV0Resp = response(24, false, new W(false).i16(0).arr([], () => {}).buf());
+
+const flexible = [
+  vec("ApiVersions v3: flexible request (header v2), response header v0 with a flexible body",
+    [c(apiVersionsV3Req), s(apiVersionsV3Resp)],
+    [{ operation: "ApiVersions", resource: "", status: 0, error: false, startNs: "1000", durationNs: "1000", attributes: attrs(18, 3, 1, { "messaging.client.id": "cli-1", "kafka.error_code": 0, "kafka.api_versions_count": 3 }) }]),
+  vec("Metadata v12 teaches topic ids; Fetch v13 names its topic by id",
+    [c(metadataV12Req), s(metadataV12Resp), c(fetchV13Req), s(fetchV13Resp)],
+    [
+      { operation: "Metadata", resource: "orders", status: 0, attributes: attrs(3, 12, 2, { "kafka.topics": ["orders"], "messaging.destination.name": "orders" }) },
+      { operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 13, 3, { "kafka.topics": ["orders"], "kafka.topic_ids": null, "messaging.client.id": "consumer-1" }) },
+    ]),
+  vec("Fetch v13 without Metadata first: the topic id is reported, unnamed",
+    [c(fetchV13Req), s(fetchV13Resp)],
+    [{ operation: "Fetch", resource: "", status: 0, attributes: attrs(1, 13, 3, { "kafka.topics": null, "kafka.topic_ids": [ID_ORDERS] }) }]),
+  vec("Fetch v12 with a partition error (OFFSET_OUT_OF_RANGE)",
+    [c(fetchV12Req), s(fetchV12RespErr)],
+    [{ operation: "Fetch", resource: "zqy-test", status: 1, error: true, attributes: attrs(1, 12, 15603, { "kafka.error_code": 1, "messaging.client.id": "consumer-console-consumer-8919-1" }) }]),
+  vec("Produce v9 to two topics; the second partition fails (87 INVALID_RECORD)",
+    [c(produceV9Req), s(produceV9Resp)],
+    [{ operation: "Produce", resource: "orders,audit", status: 87, error: true, attributes: attrs(0, 9, 4, { "kafka.topics": ["orders", "audit"], "messaging.destination.name": null }) }]),
+  vec("ListOffsets v7", [c(listOffsetsV7Req), s(listOffsetsV7Resp)],
+    [{ operation: "ListOffsets", resource: "orders", status: 0, attributes: attrs(2, 7, 5) }]),
+  vec("FindCoordinator v4 (batched keys) with COORDINATOR_NOT_AVAILABLE", [c(findCoordV4Req), s(findCoordV4Resp)],
+    [{ operation: "FindCoordinator", resource: "", status: 15, error: true, attributes: attrs(10, 4, 6, { "messaging.consumer.group.name": "billing" }) }]),
+  vec("group membership: JoinGroup v7, SyncGroup v5, Heartbeat v4 (REBALANCE_IN_PROGRESS), LeaveGroup v4 (member error)",
+    [c(joinV7Req), s(joinV7Resp), c(syncV5Req), s(syncV5Resp), c(heartbeatV4Req), s(heartbeatV4Resp), c(leaveV4Req), s(leaveV4Resp)],
+    [
+      { operation: "JoinGroup", status: 0, attributes: attrs(11, 7, 7, { "messaging.consumer.group.name": "billing" }) },
+      { operation: "SyncGroup", status: 0, attributes: attrs(14, 5, 10) },
+      { operation: "Heartbeat", status: 27, error: true, attributes: attrs(12, 4, 8) },
+      { operation: "LeaveGroup", status: 25, error: true, attributes: attrs(13, 4, 9) },
+    ]),
+  vec("OffsetCommit v8 and OffsetFetch v8 (groups array, group-level error)",
+    [c(offsetCommitV8Req), s(offsetCommitV8Resp), c(offsetFetchV8Req), s(offsetFetchV8Resp)],
+    [
+      { operation: "OffsetCommit", resource: "orders", status: 0, attributes: attrs(8, 8, 11, { "messaging.consumer.group.name": "billing" }) },
+      { operation: "OffsetFetch", resource: "orders", status: 16, error: true, attributes: attrs(9, 8, 12, { "messaging.consumer.group.name": "billing" }) },
+    ]),
+];
+
+const classic = [
+  vec("Produce v3 with acks=0: no response comes, the record is written at once",
+    [c(produceV3Acks0), c(metadataV1Req), s(metadataV1Resp)],
+    [
+      { operation: "Produce", resource: "events", status: null, incomplete: undefined, attributes: attrs(0, 3, 20, { "kafka.no_response": true }) },
+      { operation: "Metadata", resource: "events,private", status: 29, error: true, attributes: attrs(3, 1, 21, { "kafka.topics": ["events", "private"] }) },
+    ]),
+  vec("ApiVersions in a version the broker does not support: v0 layout with UNSUPPORTED_VERSION",
+    [c(apiVersionsV4Unsupported), s(apiVersionsV0Err)],
+    [{ operation: "ApiVersions", status: 35, error: true, attributes: attrs(18, 4, 22, { "kafka.api_versions_count": 1 }) }]),
+  vec("an API without a body decoder still gets its name, version and client id",
+    [c(describeGroupsV5), s(describeGroupsV5Resp)],
+    [{ operation: "DescribeGroups", status: null, incomplete: undefined, attributes: attrs(15, 5, 23, { "messaging.client.id": "admin-1", "kafka.body_decoded": false }) }]),
+  vec("request header v0 (ControlledShutdown v0) has no client id",
+    [c(controlledShutdownV0), s(controlledShutdownV0Resp)],
+    [{ operation: "ControlledShutdown", attributes: attrs(7, 0, 24, { "messaging.client.id": null }) }],
+    { detect: false }),
+  vec("pipelined requests answered in order; a request skipped by the broker is incomplete; the last has no answer at close",
+    [c(Buffer.concat([listOffsetsV7Req, findCoordV4Req, heartbeatV4Req])), s(Buffer.concat([listOffsetsV7Resp, heartbeatV4Resp]))],
+    [
+      { operation: "ListOffsets", status: 0, attributes: attrs(2, 7, 5) },
+      { operation: "FindCoordinator", status: null, incomplete: true, attributes: attrs(10, 4, 6) },
+      { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+    ]),
+  vec("a gap in a response: the chunk after it is checked against waiting correlation ids",
+    [c(listOffsetsV7Req), s(listOffsetsV7Resp.subarray(0, 10)), ["gap", ["server", listOffsetsV7Resp.length - 10]], c(heartbeatV4Req), s(heartbeatV4Resp)],
+    [
+      { operation: "ListOffsets", status: null, incomplete: true, attributes: attrs(2, 7, 5) },
+      { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+    ],
+    { modes: ["whole", "split", "bytewise", "truncated"] }),
+];
+
+fs.mkdirSync(out, { recursive: true });
+const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
+write("flexible.json", flexible);
+write("classic.json", classic);
+console.error(`wrote ${flexible.length + classic.length} vectors to ${path.relative(process.cwd(), out)}`);
