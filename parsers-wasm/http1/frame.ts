@@ -20,6 +20,9 @@ import {
 import { Pending, emitHttp1 } from "./pair";
 import { requestStart, responseStart } from "./sniff";
 
+/** Lengths of the field names field() looks at (b3, host, upgrade, traceparent, ...). */
+const INTERESTING_LENGTHS: i32 = (1 << 2) | (1 << 4) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 14) | (1 << 17);
+
 // Header facts gathered while scanning a header section.
 const CL_NONE: i64 = -1;
 const CL_BAD: i64 = -2;
@@ -252,6 +255,10 @@ export class H1Parser {
         let nl = colon - i;
         // tolerate spaces before the colon (lenient), not inside the name
         while (nl > 0 && load<u8>(p + <usize>(i + nl - 1)) == 0x20) nl--;
+        if (nl > 17 || ((1 << nl) & INTERESTING_LENGTHS) == 0) {
+          i = e + 1;
+          continue;
+        }
         let vs = colon + 1;
         while (vs < le && (load<u8>(p + <usize>vs) == 0x20 || load<u8>(p + <usize>vs) == 0x09)) vs++;
         let ve = le;

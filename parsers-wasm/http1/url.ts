@@ -9,7 +9,7 @@
 // With redaction on, values of query parameters that commonly carry credentials become
 // "REDACTED" (OpenTelemetry's url.query guidance), keys stay.
 
-import { Rec, redacting, lower } from "../common/index";
+import { Rec, redacting, eqIgnoreCase } from "../common/index";
 
 /** Offset where the path starts in an absolute-form target, 0 for others, -1 when there is no path. */
 export function pathStart(p: usize, n: i32): i32 {
@@ -31,26 +31,29 @@ export function pathStart(p: usize, n: i32): i32 {
   return -1;
 }
 
-const SECRET_KEYS: string[] = [
-  "token", "access_token", "refresh_token", "id_token", "password", "passwd", "pwd", "secret", "client_secret",
-  "api_key", "apikey", "key", "auth", "authorization", "sig", "signature", "x-amz-signature", "x-amz-credential",
-  "x-amz-security-token", "awsaccesskeyid", "x-goog-signature", "session", "sessionid", "code",
-];
-
+// Parameter names whose values commonly carry credentials, by length (checked per parameter
+// only when redacting; the length switch keeps it cheap).
 function secretKey(p: usize, n: i32): bool {
-  for (let k = 0; k < SECRET_KEYS.length; k++) {
-    const s = unchecked(SECRET_KEYS[k]);
-    if (s.length != n) continue;
-    let same = true;
-    for (let i = 0; i < n; i++) {
-      if (lower(<u32>load<u8>(p + <usize>i)) != <u32>s.charCodeAt(i)) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return true;
+  switch (n) {
+    case 3: return is(p, n, "pwd") || is(p, n, "key") || is(p, n, "sig");
+    case 4: return is(p, n, "auth") || is(p, n, "code");
+    case 5: return is(p, n, "token");
+    case 6: return is(p, n, "secret") || is(p, n, "passwd") || is(p, n, "apikey");
+    case 7: return is(p, n, "api_key") || is(p, n, "session");
+    case 8: return is(p, n, "password") || is(p, n, "id_token");
+    case 9: return is(p, n, "signature") || is(p, n, "sessionid");
+    case 12: return is(p, n, "access_token");
+    case 13: return is(p, n, "refresh_token") || is(p, n, "client_secret") || is(p, n, "authorization");
+    case 14: return is(p, n, "awsaccesskeyid");
+    case 15: return is(p, n, "x-amz-signature");
+    case 16: return is(p, n, "x-amz-credential") || is(p, n, "x-goog-signature");
+    case 20: return is(p, n, "x-amz-security-token");
   }
   return false;
+}
+
+@inline function is(p: usize, n: i32, s: string): bool {
+  return eqIgnoreCase(p, n, s);
 }
 
 /** Writes url.query, masking credential values when redacting. */

@@ -12,7 +12,7 @@ import {
 import {
   Stream, T_DATA, T_HEADERS, T_RST_STREAM, T_SETTINGS, T_PUSH_PROMISE, T_GOAWAY, T_CONTINUATION, F_END_STREAM,
   F_END_HEADERS, F_PADDED, F_PRIORITY, F_ACK, MAX_BUFFERED_FRAME, MAX_BLOCK, MAX_STREAMS, V_METHOD, V_PATH,
-  V_AUTHORITY, V_GRPC_MESSAGE,
+  V_AUTHORITY, V_GRPC_MESSAGE, StreamTable,
 } from "./types";
 import { emitStream } from "./pair";
 import { prefaceMatch, frameHeaderOk, frameHeaderSane } from "./sniff";
@@ -159,7 +159,7 @@ class Dir {
 export class H2Engine {
   d0: Dir;
   d1: Dir;
-  streams: Map<u32, Stream> = new Map<u32, Stream>();
+  streams: StreamTable = new StreamTable();
   private pool: Stream[] = [];
   private sink: BlockSink = new BlockSink();
   /** Picked up mid-way: streams we never saw open may answer. */
@@ -193,19 +193,19 @@ export class H2Engine {
     }
     const s = this.pool.length > 0 ? this.pool.pop() : new Stream();
     s.reset(id);
-    this.streams.set(id, s);
+    this.streams.add(s);
     return s;
   }
 
   private closeStream(s: Stream, incomplete: bool): void {
     emitStream(s, incomplete);
-    this.streams.delete(s.id);
+    this.streams.remove(s.id);
     if (this.pool.length < 64) this.pool.push(s);
     else s.free();
   }
 
   @inline private stream(id: u32): Stream | null {
-    return this.streams.has(id) ? this.streams.get(id) : null;
+    return this.streams.find(id);
   }
 
   onData(d: i32, q: ByteQueue): i32 {
@@ -463,15 +463,12 @@ export class H2Engine {
       this.goaway = true;
       const last = be32(p) & 0x7fffffff;
       // streams the sender will never process: initiated by the receiver, above last
-      const keys = this.streams.keys();
-      for (let i = 0; i < keys.length; i++) {
-        const id = unchecked(keys[i]);
+      for (let i = this.streams.size - 1; i >= 0; i--) {
+        const s = this.streams.at(i);
+        const id = s.id;
         if (id <= last) continue;
         const clientInitiated = (id & 1) == 1;
-        if ((d == 1 && clientInitiated) || (d == 0 && !clientInitiated)) {
-          const s = this.streams.get(id);
-          if (!s.respHeaders) this.closeStream(s, true);
-        }
+        if (((d == 1 && clientInitiated) || (d == 0 && !clientInitiated)) && !s.respHeaders) this.closeStream(s, true);
       }
       return;
     }
@@ -605,19 +602,20 @@ export class H2Engine {
   }
 
   onClose(): i32 {
-    const vals = this.streams.values();
-    for (let i = 0; i < vals.length; i++) {
-      const s = unchecked(vals[i]);
+    // oldest first: streams were opened in increasing id order
+    while (this.streams.size > 0) {
+      let k = 0;
+      for (let i = 1; i < this.streams.size; i++) if (this.streams.at(i).id < this.streams.at(k).id) k = i;
+      const s = this.streams.at(k);
+      this.streams.remove(s.id);
       emitStream(s, true);
       s.free();
     }
-    this.streams.clear();
     return OK;
   }
 
   free(): void {
-    const vals = this.streams.values();
-    for (let i = 0; i < vals.length; i++) unchecked(vals[i]).free();
+    for (let i = 0; i < this.streams.size; i++) this.streams.at(i).free();
     this.streams.clear();
     for (let i = 0; i < this.pool.length; i++) unchecked(this.pool[i]).free();
     this.pool.length = 0;

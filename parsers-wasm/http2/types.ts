@@ -186,3 +186,71 @@ export class Stream {
     this.trace.free();
   }
 }
+
+/**
+ * Open streams of one connection. Few are open at once and frames of one stream tend to come in
+ * runs, so a flat array with a last-hit cache beats a hash map (and allocates nothing per stream).
+ */
+export class StreamTable {
+  private ids: StaticArray<u32> = new StaticArray<u32>(16);
+  private items: StaticArray<Stream | null> = new StaticArray<Stream | null>(16);
+  size: i32 = 0;
+  private hit: i32 = 0;
+
+  find(id: u32): Stream | null {
+    const n = this.size;
+    if (this.hit < n && unchecked(this.ids[this.hit]) == id) return unchecked(this.items[this.hit]);
+    for (let i = 0; i < n; i++) {
+      if (unchecked(this.ids[i]) == id) {
+        this.hit = i;
+        return unchecked(this.items[i]);
+      }
+    }
+    return null;
+  }
+
+  @inline has(id: u32): bool {
+    return this.find(id) != null;
+  }
+
+  add(s: Stream): void {
+    if (this.size == this.ids.length) {
+      const ids = new StaticArray<u32>(this.size * 2);
+      const items = new StaticArray<Stream | null>(this.size * 2);
+      for (let i = 0; i < this.size; i++) {
+        unchecked((ids[i] = this.ids[i]));
+        unchecked((items[i] = this.items[i]));
+      }
+      this.ids = ids;
+      this.items = items;
+    }
+    unchecked((this.ids[this.size] = s.id));
+    unchecked((this.items[this.size] = s));
+    this.hit = this.size;
+    this.size++;
+  }
+
+  remove(id: u32): void {
+    for (let i = 0; i < this.size; i++) {
+      if (unchecked(this.ids[i]) == id) {
+        const last = this.size - 1;
+        unchecked((this.ids[i] = this.ids[last]));
+        unchecked((this.items[i] = this.items[last]));
+        unchecked((this.items[last] = null));
+        this.size = last;
+        return;
+      }
+    }
+  }
+
+  /** The i-th open stream (0 <= i < size), in no particular order. */
+  @inline at(i: i32): Stream {
+    return changetype<Stream>(unchecked(this.items[i]));
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.size; i++) unchecked((this.items[i] = null));
+    this.size = 0;
+    this.hit = 0;
+  }
+}

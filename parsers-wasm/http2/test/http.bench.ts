@@ -1,0 +1,127 @@
+// Decode-only throughput of the HTTP/1.1 and HTTP/2 (HPACK) plugins on one core: synthesized,
+// realistic traffic fed through the real plugin host (ConnectionEngine, forced plugin, no
+// detection) in 64 KiB chunks, alternating directions as a busy keep-alive connection would.
+//   node parsers-wasm/dist/http2/test/http.bench.js   (or: npm run bench -- http.bench)
+import { ConnectionEngine, PluginRegistry, Plugin } from "@wirescope/common";
+import path from "node:path";
+import { WASM_DIR } from "../../http1/test/decode.js";
+
+const CHUNK = 64 * 1024;
+
+function registry(name: string, meter: boolean): PluginRegistry {
+  const r = new PluginRegistry();
+  r.add(Plugin.fromFile(path.join(WASM_DIR, `${name}.json`), { flags: 1, meter }));
+  return r;
+}
+
+// ---- HTTP/1.1: GETs and POSTs with a typical browser/API header set, 200-byte bodies
+
+function http1Traffic(n: number): { client: Buffer; server: Buffer } {
+  const c: Buffer[] = [];
+  const s: Buffer[] = [];
+  const body = Buffer.alloc(200, 0x7a);
+  for (let i = 0; i < n; i++) {
+    const post = i % 5 === 0;
+    c.push(
+      Buffer.from(
+        `${post ? "POST" : "GET"} /api/v1/items/${i % 1000}?page=${i % 7}&sort=name HTTP/1.1\r\nHost: shop.internal:8080\r\n` +
+          `User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36\r\nAccept: application/json\r\n` +
+          `Accept-Encoding: gzip, deflate, br\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033${String(i % 100).padStart(2, "0")}-01\r\n` +
+          (post ? `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n` : "\r\n"),
+      ),
+    );
+    if (post) c.push(body);
+    s.push(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nDate: Sun, 22 Nov 2026 02:00:00 GMT\r\nServer: bench\r\n\r\n`), body);
+  }
+  return { client: Buffer.concat(c), server: Buffer.concat(s) };
+}
+
+// ---- HTTP/2: HPACK with dynamic-table reuse, as browsers and gRPC clients produce it
+
+function frame(type: number, flags: number, sid: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(sid, 5);
+  return Buffer.concat([h, payload]);
+}
+const str = (v: string) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v)]);
+const inc = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([0x40 | nameIdx]), str(v)]);
+const incNew = (name: string, v: string) => Buffer.concat([Buffer.from([0x40]), str(name), str(v)]);
+const noIdx = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([nameIdx < 15 ? nameIdx : 15, ...(nameIdx < 15 ? [] : [nameIdx - 15])]), str(v)]);
+
+function http2Traffic(n: number): { client: Buffer; server: Buffer } {
+  const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  const c: Buffer[] = [preface, frame(4, 0, 0, Buffer.alloc(0))];
+  const s: Buffer[] = [frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))];
+  // first request puts authority, user-agent and a custom header in the table; the rest reuse
+  // them by index (62.. counting from the newest), and send only the path as a literal
+  const body = Buffer.alloc(120, 0x7a);
+  for (let i = 0; i < n; i++) {
+    const sid = 2 * i + 1;
+    const path = `/api/v1/items/${i % 1000}?page=${i % 7}`;
+    let req: Buffer;
+    if (i === 0) {
+      req = Buffer.concat([Buffer.from([0x82, 0x86]), noIdx(4, path), inc(1, "shop.internal:8443"), inc(58, "bench-client/1.0 (linux)"), incNew("x-tenant", "acme-corp")]);
+    } else {
+      // 62 = x-tenant, 63 = user-agent, 64 = authority
+      req = Buffer.concat([Buffer.from([0x82, 0x86]), noIdx(4, path), Buffer.from([0x80 | 64, 0x80 | 63, 0x80 | 62])]);
+    }
+    c.push(frame(1, 5, sid, req));
+    let resp: Buffer;
+    if (i === 0) resp = Buffer.concat([Buffer.from([0x88]), inc(31, "application/json"), inc(54, "bench")]);
+    else resp = Buffer.concat([Buffer.from([0x88, 0x80 | 63, 0x80 | 62])]); // content-type, server
+    s.push(frame(1, 4, sid, resp), frame(0, 1, sid, body));
+  }
+  return { client: Buffer.concat(c), server: Buffer.concat(s) };
+}
+
+function bench(name: string, plugin: string, traffic: { client: Buffer; server: Buffer }, expected: number, meter: boolean): void {
+  const reg = registry(plugin, meter);
+  name += meter ? " metered" : "";
+  const run = () => {
+    const engine = new ConnectionEngine(reg);
+    const conn = engine.openConnection({ protocol: plugin });
+    let records = 0;
+    let ts = 1n;
+    const { client, server } = traffic;
+    // interleave: a client chunk, then the server bytes answering up to the same share
+    const steps = Math.ceil(Math.max(client.length, server.length) / CHUNK);
+    const cStep = Math.ceil(client.length / steps);
+    const sStep = Math.ceil(server.length / steps);
+    for (let i = 0; i < steps; i++) {
+      records += conn.data(0, client.subarray(i * cStep, (i + 1) * cStep), ts++).records.length;
+      records += conn.data(1, server.subarray(i * sStep, (i + 1) * sStep), ts++).records.length;
+    }
+    records += conn.close(ts).records.length;
+    return records;
+  };
+  // warm up (JIT, wasm tier-up), then measure
+  const warm = run();
+  if (warm !== expected) throw new Error(`${name}: decoded ${warm} records, expected ${expected}`);
+  const bytes = traffic.client.length + traffic.server.length;
+  let best = Infinity;
+  for (let k = 0; k < 5; k++) {
+    const t0 = process.hrtime.bigint();
+    run();
+    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+    best = Math.min(best, dt);
+  }
+  const rps = expected / best;
+  const mbps = bytes / best / 1e6;
+  console.log(`| ${name.padEnd(36)} | ${expected.toString().padStart(8)} | ${(bytes / 1e6).toFixed(1).padStart(6)} MB | ${Math.round(rps).toLocaleString("en-US").padStart(10)} rec/s | ${mbps.toFixed(1).padStart(7)} MB/s |`);
+}
+
+console.log("| traffic                              |  records |     bytes |     records/s |      MB/s |");
+console.log("|---|---|---|---|---|");
+// metered: the host's fuel meter on (production default: runaway loops trap); unmetered: the
+// decoder's own cost
+const N1 = 200_000;
+const t1 = http1Traffic(N1);
+bench("http1 (keep-alive, 20% POST)", "http1", t1, N1, false);
+bench("http1 (keep-alive, 20% POST)", "http1", t1, N1, true);
+const N2 = 200_000;
+const t2 = http2Traffic(N2);
+bench("http2 (HPACK dynamic reuse)", "http2", t2, N2, false);
+bench("http2 (HPACK dynamic reuse)", "http2", t2, N2, true);
