@@ -4,13 +4,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import type { NatsConnection } from "nats";
-import { freePort, spawnTracked, startNats, tempDir, waitFor, type TestServer } from "./support/index.js";
+import { startNats, type TestServer } from "./support/index.js";
 import {
   ROOT,
-  captureThroughRelay,
+  redisTraffic,
+  startRedis,
   conversationsFromCapture,
   natsClient,
   recordKey,
@@ -24,38 +23,9 @@ import {
 } from "./parser-support.js";
 import type { ManagedProcess } from "@wirescope/common";
 
-const run = promisify(execFile);
 const P = 64;
 const CAPTURES = "/work/shared/captures";
 const PLUGIN_ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")];
-
-export async function startRedis(): Promise<{ proc: ManagedProcess; port: number }> {
-  const port = await freePort();
-  const dir = tempDir("wirescope-redis-");
-  const proc = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
-    logFile: path.join(dir, "redis.log"),
-  });
-  await waitFor(async () => (await run("redis-cli", ["-p", String(port), "PING"], { timeout: 2000 })).stdout.includes("PONG"), { timeoutMs: 10_000, what: "redis-server" });
-  return { proc, port };
-}
-
-/** `sessions` real redis-cli processes, each one connection with a few commands. */
-export async function redisTraffic(redisPort: number, sessions: number, tag = "k"): Promise<Conversation[]> {
-  return captureThroughRelay(redisPort, "redis-server", async (relay) => {
-    for (let i = 0; i < sessions; i += 8) {
-      await Promise.all(
-        Array.from({ length: Math.min(8, sessions - i) }, (_, j) => {
-          const n = i + j;
-          const input = `SET ${tag}${n} v${n}\nGET ${tag}${n}\nINCR ctr${n}\nLPUSH l${n} a b c\nLRANGE l${n} 0 -1\nGET missing${n}\n`;
-          return new Promise<void>((resolve, reject) => {
-            const c = execFile("redis-cli", ["-p", String(relay)], { timeout: 5000 }, (e) => (e ? reject(e) : resolve()));
-            c.stdin!.end(input);
-          });
-        }),
-      );
-    }
-  });
-}
 
 function captureConversations(): Conversation[] {
   const files = ["http1/zeek__pipelined-requests.pcap", "mysql/zeek__mysql.pcap", "mysql/zeek__auth.pcap", "mysql/deepflow__mysql-statement.pcap", "kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__18-api-versions-v3.pcap"];

@@ -21,7 +21,11 @@ import {
   type Record as WsRecord,
 } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
-import { spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
+
+const run = promisify(execFile);
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -302,3 +306,32 @@ export function recordKey(r: WsRecord): string {
 }
 
 export { Role };
+
+export async function startRedis(): Promise<{ proc: ManagedProcess; port: number }> {
+  const port = await freePort();
+  const dir = tempDir("wirescope-redis-");
+  const proc = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    logFile: path.join(dir, "redis.log"),
+  });
+  await waitFor(async () => (await run("redis-cli", ["-p", String(port), "PING"], { timeout: 2000 })).stdout.includes("PONG"), { timeoutMs: 10_000, what: "redis-server" });
+  return { proc, port };
+}
+
+/** `sessions` real redis-cli processes, each one connection with a few commands. */
+export async function redisTraffic(redisPort: number, sessions: number, tag = "k"): Promise<Conversation[]> {
+  return captureThroughRelay(redisPort, "redis-server", async (relay) => {
+    for (let i = 0; i < sessions; i += 8) {
+      await Promise.all(
+        Array.from({ length: Math.min(8, sessions - i) }, (_, j) => {
+          const n = i + j;
+          const input = `SET ${tag}${n} v${n}\nGET ${tag}${n}\nINCR ctr${n}\nLPUSH l${n} a b c\nLRANGE l${n} 0 -1\nGET missing${n}\n`;
+          return new Promise<void>((resolve, reject) => {
+            const c = execFile("redis-cli", ["-p", String(relay)], { timeout: 5000 }, (e) => (e ? reject(e) : resolve()));
+            c.stdin!.end(input);
+          });
+        }),
+      );
+    }
+  });
+}
+
