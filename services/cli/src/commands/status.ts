@@ -1,7 +1,8 @@
 // `wirescope status`: asks every service over gRPC and prints one row per process.
 //
-// Services are found in the NATS KV bucket `wirescope-services` (every replica, any port), plus
-// the default control ports and any --address given; nats-server and InfluxDB get a row too.
+// Services are found in the NATS KV bucket `wirescope-services` (every replica, any port), or on
+// the default control ports when the registry cannot be read, plus any --address given;
+// nats-server and InfluxDB get a row too.
 import {
   loadConfig,
   optionsHelp,
@@ -37,8 +38,9 @@ export interface StatusRow {
 const USAGE = `usage: wirescope status [--json] [--address host:port]... [--timeout ms] [options]
 
 Asks every Wirescope service for its health and counters and prints a table (or JSON with --json).
-Services are found in the NATS KV bucket wirescope-services and on the default control ports
-(probe ${DEFAULT_GRPC_PORTS.probe}, parser ${DEFAULT_GRPC_PORTS.parser}, aggregator ${DEFAULT_GRPC_PORTS.aggregator} on --grpc-host); --address adds more.
+Services are found in the NATS KV bucket wirescope-services (every replica announces itself
+there); when that cannot be read, on the default control ports (probe ${DEFAULT_GRPC_PORTS.probe}, parser ${DEFAULT_GRPC_PORTS.parser},
+aggregator ${DEFAULT_GRPC_PORTS.aggregator} on --grpc-host). --address adds more.
 Exit code 0 when every service found is SERVING, 1 otherwise.
 
 options:
@@ -51,8 +53,8 @@ ${optionsHelp()}`;
 export async function collectStatus(config: Config, extra: string[], timeoutMs: number): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
   const targets = new Map<string, Component | undefined>();
-  for (const c of COMPONENTS) targets.set(`${config.grpc.host}:${DEFAULT_GRPC_PORTS[c]}`, c);
-  for (const a of extra) if (!targets.has(a)) targets.set(a, undefined);
+  for (const a of extra) targets.set(a, undefined);
+  let announced = 0;
 
   // nats-server itself, and the registry it holds.
   const natsRow: StatusRow = { component: "nats", instance: "", address: redactUrl(config.nats.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
@@ -67,6 +69,7 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
       for (const a of await withTimeout(listAnnounced(nc), timeoutMs, "read the service registry")) {
         // An announced address wins over a guessed default for the same port.
         targets.set(a.address, a.component);
+        announced++;
       }
     } finally {
       await nc.close();
@@ -85,12 +88,23 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
     influxRow.error = errorMessage(e);
   }
 
+  // Without a registry to read (NATS down, or nothing announced yet), try the default ports;
+  // these are guesses, so a port nobody listens on gets no row.
+  const guesses = new Set<string>();
+  if (announced === 0) {
+    for (const c of COMPONENTS) {
+      const a = `${config.grpc.host}:${DEFAULT_GRPC_PORTS[c]}`;
+      if (!targets.has(a)) {
+        targets.set(a, c);
+        guesses.add(a);
+      }
+    }
+  }
+
   const found = await Promise.all(
     [...targets].map(async ([address, component]) => {
       const row = await askService(address, component, timeoutMs);
-      // A default port nobody listens on is not a problem worth a row.
-      if (!row && component && !extra.includes(address)) return undefined;
-      return row ?? { component: component ?? "?", instance: "", address, health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
+      return row.health === "UNREACHABLE" && guesses.has(address) ? undefined : row;
     }),
   );
   const order = (c: string) => (COMPONENTS as readonly string[]).indexOf(c) >>> 0;
@@ -99,10 +113,11 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
   return [...rows, ...services];
 }
 
-async function askService(address: string, hint: Component | undefined, timeoutMs: number): Promise<StatusRow | undefined> {
+/** One row for the service at `address`; health "UNREACHABLE" when it does not answer. */
+async function askService(address: string, hint: Component | undefined, timeoutMs: number): Promise<StatusRow> {
   const health = await checkHealth(address, "", timeoutMs);
-  if (health.status === ServingStatus.UNKNOWN && health.error) return undefined;
   const row: StatusRow = { component: hint ?? "?", instance: "", address, health: servingStatusName(health.status), counters: {}, info: {}, warnings: [] };
+  if (health.status === ServingStatus.UNKNOWN && health.error) return { ...row, health: "UNREACHABLE", error: health.error };
   // The component is whichever wirescope service answers Status.
   for (const c of hint ? [hint] : COMPONENTS) {
     const client = createClient(COMPONENT_SERVICES[c], address);

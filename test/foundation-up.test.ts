@@ -1,0 +1,115 @@
+// `npm start` end to end: the real stack comes up on free loopback ports, every service answers
+// gRPC health and Status, `wirescope status` sees them all SERVING, and a Ctrl-C (SIGINT to the
+// process group, as a terminal sends it) leaves no process behind.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
+import { freePort, tempDir, waitFor, pidAlive } from "./support/index.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+function ebpfUsable(): boolean {
+  return process.getuid?.() === 0 && spawnSync("test", ["-e", "/sys/kernel/btf/vmlinux"]).status === 0;
+}
+
+test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing behind", { timeout: 240_000 }, async () => {
+  const dataDir = tempDir("wirescope-up-");
+  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const args = [
+    "start",
+    "--",
+    "--data-dir", dataDir,
+    "--nats-url", `nats://127.0.0.1:${ports.nats}`,
+    "--influx-url", `http://127.0.0.1:${ports.influx}`,
+    "--probe-port", String(ports.probe),
+    "--parser-port", String(ports.parser),
+    "--aggregator-port", String(ports.aggregator),
+    "--no-build", // npm start has just built; `up` would only find nothing to do
+  ];
+  // Own process group, like a shell job: SIGINT to the group is what Ctrl-C does.
+  const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  let out = "";
+  npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => npm.once("exit", (code) => resolve(code)));
+  const pids = new Map<string, number>();
+  try {
+    await waitFor(() => /^ready: \d+ processes running$/m.test(out) || npm.exitCode !== null, { timeoutMs: 180_000, intervalMs: 200, what: "`ready` from npm start" });
+    assert.equal(npm.exitCode, null, `npm start exited early:\n${out}`);
+
+    for (const m of out.matchAll(/^(nats-server|influxd|probe|parser|aggregator)\s+(\d+)\s/gm)) pids.set(m[1], Number(m[2]));
+    const expected = ebpfUsable() ? ["nats-server", "influxd", "probe", "parser", "aggregator"] : ["nats-server", "influxd", "parser", "aggregator"];
+    assert.deepEqual([...pids.keys()].sort(), [...expected].sort(), `process table:\n${out}`);
+    if (!ebpfUsable()) assert.match(out, /probe not running: /);
+    for (const [name, pid] of pids) assert.ok(pidAlive(pid), `${name} (pid ${pid}) is running`);
+
+    // Health and Status over gRPC, straight from the services.
+    for (const c of ["probe", "parser", "aggregator"] as Component[]) {
+      if (!pids.has(c)) continue;
+      const address = `127.0.0.1:${ports[c]}`;
+      // Generous deadlines: a busy probe on a loaded 2-core machine can be slow to answer.
+      let last = "";
+      await waitFor(
+        async () => {
+          const h = await checkHealth(address, "", 5000);
+          last = h.error ?? ServingStatus[h.status];
+          return h.status === ServingStatus.SERVING;
+        },
+        { timeoutMs: 30_000, what: `${c} to answer SERVING` },
+      ).catch((e: unknown) => assert.fail(`${c} health: ${last} (${String(e)})`));
+      const client = createClient(COMPONENT_SERVICES[c], address);
+      try {
+        const s = await client.status({}, { timeoutMs: 10_000 });
+        assert.equal(s.component, c);
+        assert.equal(s.ready, true);
+        assert.equal(s.info.pid, String(pids.get(c)));
+      } finally {
+        client.close();
+      }
+    }
+
+    // `wirescope status --json` finds every one of them (through the registry: no default ports here).
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(st.status, 0, `status exit code; stderr: ${st.stderr}\n${st.stdout}`);
+    const rows = JSON.parse(st.stdout) as { component: string; health: string; address: string }[];
+    const byComponent = new Map(rows.map((r) => [r.component, r]));
+    for (const name of ["nats", "influxdb", ...expected.filter((e) => !["nats-server", "influxd"].includes(e))]) {
+      assert.equal(byComponent.get(name)?.health, "SERVING", `${name} in status: ${st.stdout}`);
+    }
+    for (const c of ["probe", "parser", "aggregator"] as Component[]) {
+      if (pids.has(c)) assert.equal(byComponent.get(c)?.address, `127.0.0.1:${ports[c]}`);
+    }
+
+    // Ctrl-C.
+    process.kill(-npm.pid!, "SIGINT");
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 60_000)))]);
+    clearTimeout(timer);
+    assert.notEqual(code, "timeout", `npm start did not stop after SIGINT:\n${out}`);
+    await waitFor(() => [...pids.values()].every((p) => !pidAlive(p)), { timeoutMs: 30_000, what: "every child to be gone" });
+    assert.match(out, /stopped nats-server/);
+    // Nothing listens on the stack's ports any more.
+    for (const p of Object.values(ports)) assert.equal(await tcpReachable("127.0.0.1", p, 500), false, `port ${p} still open`);
+  } finally {
+    // On failure: nothing may survive the test.
+    try {
+      process.kill(-npm.pid!, "SIGKILL");
+    } catch {
+      // group already gone
+    }
+    for (const pid of pids.values()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+});
