@@ -200,7 +200,7 @@ export class H2Engine {
   private closeStream(s: Stream, incomplete: bool): void {
     emitStream(s, incomplete);
     this.streams.remove(s.id);
-    if (this.pool.length < 64) this.pool.push(s);
+    if (this.pool.length < 1024) this.pool.push(s);
     else s.free();
   }
 
@@ -463,13 +463,16 @@ export class H2Engine {
       this.goaway = true;
       const last = be32(p) & 0x7fffffff;
       // streams the sender will never process: initiated by the receiver, above last
-      for (let i = this.streams.size - 1; i >= 0; i--) {
-        const s = this.streams.at(i);
-        const id = s.id;
-        if (id <= last) continue;
-        const clientInitiated = (id & 1) == 1;
-        if (((d == 1 && clientInitiated) || (d == 0 && !clientInitiated)) && !s.respHeaders) this.closeStream(s, true);
+      // collect first: closing streams reshuffles the table
+      const doomed: Stream[] = [];
+      for (let i = 0; i < this.streams.slots; i++) {
+        const s = this.streams.slot(i);
+        if (s == null || s.id <= last || s.respHeaders) continue;
+        const clientInitiated = (s.id & 1) == 1;
+        if ((d == 1 && clientInitiated) || (d == 0 && !clientInitiated)) doomed.push(s);
       }
+      doomed.sort((a: Stream, b: Stream): i32 => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (let i = 0; i < doomed.length; i++) this.closeStream(unchecked(doomed[i]), true);
       return;
     }
     if (t == T_SETTINGS) {
@@ -603,19 +606,26 @@ export class H2Engine {
 
   onClose(): i32 {
     // oldest first: streams were opened in increasing id order
-    while (this.streams.size > 0) {
-      let k = 0;
-      for (let i = 1; i < this.streams.size; i++) if (this.streams.at(i).id < this.streams.at(k).id) k = i;
-      const s = this.streams.at(k);
-      this.streams.remove(s.id);
+    const open: Stream[] = [];
+    for (let i = 0; i < this.streams.slots; i++) {
+      const s = this.streams.slot(i);
+      if (s != null) open.push(s);
+    }
+    open.sort((a: Stream, b: Stream): i32 => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (let i = 0; i < open.length; i++) {
+      const s = unchecked(open[i]);
       emitStream(s, true);
       s.free();
     }
+    this.streams.clear();
     return OK;
   }
 
   free(): void {
-    for (let i = 0; i < this.streams.size; i++) this.streams.at(i).free();
+    for (let i = 0; i < this.streams.slots; i++) {
+      const s = this.streams.slot(i);
+      if (s != null) s.free();
+    }
     this.streams.clear();
     for (let i = 0; i < this.pool.length; i++) unchecked(this.pool[i]).free();
     this.pool.length = 0;

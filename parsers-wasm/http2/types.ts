@@ -188,25 +188,28 @@ export class Stream {
 }
 
 /**
- * Open streams of one connection. Few are open at once and frames of one stream tend to come in
- * runs, so a flat array with a last-hit cache beats a hash map (and allocates nothing per stream).
+ * Open streams of one connection, by stream id: open addressing with linear probing (ids are
+ * odd/even sequences, so id >> 1 spreads them perfectly) and backward-shift deletion. Allocates
+ * only when it grows.
  */
 export class StreamTable {
-  private ids: StaticArray<u32> = new StaticArray<u32>(16);
-  private items: StaticArray<Stream | null> = new StaticArray<Stream | null>(16);
+  private keys: StaticArray<u32> = new StaticArray<u32>(16);
+  private vals: StaticArray<Stream | null> = new StaticArray<Stream | null>(16);
+  private mask: u32 = 15;
   size: i32 = 0;
-  private hit: i32 = 0;
+
+  @inline private home(id: u32): u32 {
+    return ((id >>> 1) ^ (id >>> 17)) & this.mask;
+  }
 
   find(id: u32): Stream | null {
-    const n = this.size;
-    if (this.hit < n && unchecked(this.ids[this.hit]) == id) return unchecked(this.items[this.hit]);
-    for (let i = 0; i < n; i++) {
-      if (unchecked(this.ids[i]) == id) {
-        this.hit = i;
-        return unchecked(this.items[i]);
-      }
+    let i = this.home(id);
+    while (true) {
+      const k = unchecked(this.keys[i]);
+      if (k == id) return unchecked(this.vals[i]);
+      if (k == 0) return null;
+      i = (i + 1) & this.mask;
     }
-    return null;
   }
 
   @inline has(id: u32): bool {
@@ -214,43 +217,69 @@ export class StreamTable {
   }
 
   add(s: Stream): void {
-    if (this.size == this.ids.length) {
-      const ids = new StaticArray<u32>(this.size * 2);
-      const items = new StaticArray<Stream | null>(this.size * 2);
-      for (let i = 0; i < this.size; i++) {
-        unchecked((ids[i] = this.ids[i]));
-        unchecked((items[i] = this.items[i]));
-      }
-      this.ids = ids;
-      this.items = items;
+    if ((this.size + 1) * 2 > this.keys.length) this.grow();
+    let i = this.home(s.id);
+    while (unchecked(this.keys[i]) != 0 && unchecked(this.keys[i]) != s.id) i = (i + 1) & this.mask;
+    if (unchecked(this.keys[i]) == 0) this.size++;
+    unchecked((this.keys[i] = s.id));
+    unchecked((this.vals[i] = s));
+  }
+
+  private grow(): void {
+    const oldK = this.keys;
+    const oldV = this.vals;
+    const cap = oldK.length * 2;
+    this.keys = new StaticArray<u32>(cap);
+    this.vals = new StaticArray<Stream | null>(cap);
+    this.mask = <u32>cap - 1;
+    this.size = 0;
+    for (let j = 0; j < oldK.length; j++) {
+      const v = unchecked(oldV[j]);
+      if (unchecked(oldK[j]) != 0 && v != null) this.add(v);
     }
-    unchecked((this.ids[this.size] = s.id));
-    unchecked((this.items[this.size] = s));
-    this.hit = this.size;
-    this.size++;
   }
 
   remove(id: u32): void {
-    for (let i = 0; i < this.size; i++) {
-      if (unchecked(this.ids[i]) == id) {
-        const last = this.size - 1;
-        unchecked((this.ids[i] = this.ids[last]));
-        unchecked((this.items[i] = this.items[last]));
-        unchecked((this.items[last] = null));
-        this.size = last;
-        return;
+    let i = this.home(id);
+    while (true) {
+      const k = unchecked(this.keys[i]);
+      if (k == 0) return;
+      if (k == id) break;
+      i = (i + 1) & this.mask;
+    }
+    // backward shift: pull later entries of the probe run into the hole
+    let j = i;
+    while (true) {
+      j = (j + 1) & this.mask;
+      const k = unchecked(this.keys[j]);
+      if (k == 0) break;
+      const h = this.home(k);
+      // move k to i unless its home lies cyclically in (i, j]
+      const inRange = i <= j ? h > i && h <= j : h > i || h <= j;
+      if (!inRange) {
+        unchecked((this.keys[i] = k));
+        unchecked((this.vals[i] = this.vals[j]));
+        i = j;
       }
     }
+    unchecked((this.keys[i] = 0));
+    unchecked((this.vals[i] = null));
+    this.size--;
   }
 
-  /** The i-th open stream (0 <= i < size), in no particular order. */
-  @inline at(i: i32): Stream {
-    return changetype<Stream>(unchecked(this.items[i]));
+  /** Slots to iterate with slot(i) (some are empty). */
+  @inline get slots(): i32 {
+    return this.keys.length;
+  }
+  @inline slot(i: i32): Stream | null {
+    return unchecked(this.keys[i]) != 0 ? unchecked(this.vals[i]) : null;
   }
 
   clear(): void {
-    for (let i = 0; i < this.size; i++) unchecked((this.items[i] = null));
+    for (let i = 0; i < this.keys.length; i++) {
+      unchecked((this.keys[i] = 0));
+      unchecked((this.vals[i] = null));
+    }
     this.size = 0;
-    this.hit = 0;
   }
 }

@@ -51,7 +51,8 @@ const inc = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([0x40 | n
 const incNew = (name: string, v: string) => Buffer.concat([Buffer.from([0x40]), str(name), str(v)]);
 const noIdx = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([nameIdx < 15 ? nameIdx : 15, ...(nameIdx < 15 ? [] : [nameIdx - 15])]), str(v)]);
 
-function http2Traffic(n: number): { client: Buffer; server: Buffer } {
+/** Requests go out in batches of `concurrency` (a server's SETTINGS_MAX_CONCURRENT_STREAMS). */
+function http2Traffic(n: number, concurrency = 100): { client: Buffer; server: Buffer; steps: [0 | 1, Buffer][] } {
   const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   const c: Buffer[] = [preface, frame(4, 0, 0, Buffer.alloc(0))];
   const s: Buffer[] = [frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))];
@@ -74,10 +75,18 @@ function http2Traffic(n: number): { client: Buffer; server: Buffer } {
     else resp = Buffer.concat([Buffer.from([0x88, 0x80 | 63, 0x80 | 62])]); // content-type, server
     s.push(frame(1, 4, sid, resp), frame(0, 1, sid, body));
   }
-  return { client: Buffer.concat(c), server: Buffer.concat(s) };
+  const steps: [0 | 1, Buffer][] = [];
+  // client: preface + settings + first batch; server: settings + first batch's responses; ...
+  for (let b = 0; b * concurrency < n; b++) {
+    const from = b * concurrency;
+    const to = Math.min(n, from + concurrency);
+    steps.push([0, Buffer.concat(c.slice(b === 0 ? 0 : from + 2, to + 2))]);
+    steps.push([1, Buffer.concat(s.slice(b === 0 ? 0 : 2 + from * 2, 2 + to * 2))]);
+  }
+  return { client: Buffer.concat(c), server: Buffer.concat(s), steps };
 }
 
-function bench(name: string, plugin: string, traffic: { client: Buffer; server: Buffer }, expected: number, meter: boolean): void {
+function bench(name: string, plugin: string, traffic: { client: Buffer; server: Buffer; steps?: [0 | 1, Buffer][] }, expected: number, meter: boolean): void {
   const reg = registry(plugin, meter);
   name += meter ? " metered" : "";
   const run = () => {
@@ -86,6 +95,10 @@ function bench(name: string, plugin: string, traffic: { client: Buffer; server: 
     let records = 0;
     let ts = 1n;
     const { client, server } = traffic;
+    if (traffic.steps) {
+      for (const [d, b] of traffic.steps) records += conn.data(d, b, ts++).records.length;
+      return records + conn.close(ts).records.length;
+    }
     // interleave: a client chunk, then the server bytes answering up to the same share
     const steps = Math.ceil(Math.max(client.length, server.length) / CHUNK);
     const cStep = Math.ceil(client.length / steps);
