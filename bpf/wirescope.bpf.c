@@ -40,6 +40,10 @@ const volatile __u32 self_tgid = 0;                 /* the probe itself: never t
 const volatile __u32 chunk_bytes = WS_MAX_CHUNK;    /* payload cap per event, <= WS_MAX_CHUNK */
 const volatile __u32 max_bytes_per_call = WS_DEFAULT_MAX_BYTES_PER_CALL; /* bytes copied per syscall; the rest is a gap */
 const volatile __u64 conn_key_base = 0;             /* high bits that make conn keys unique per instance */
+/* Wake the consumer only once this much data waits: a wakeup per event would cost the traced
+ * process a context switch per syscall. User space also drains on a short timer, so a quiet ring
+ * is still read within its batch age. 0 = wake on every event. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
 
 /* next conn_key (low bits); shared by all CPUs, incremented atomically */
 __u64 next_conn_seq = 0;
@@ -170,6 +174,13 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } listen_ports SEC(".maps");
+
+static __always_inline __u64 rb_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count_drop(__u32 reason)
 {
@@ -327,7 +338,8 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 		count_drop(WS_DROP_CONN_MAP_FULL);
 		return NULL;
 	}
-	if (ports_traced(ev.lport, ev.rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+	/* wake the consumer at once: it reads /proc/<pid> for this process while it still exists */
+	if (ports_traced(ev.lport, ev.rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		count_drop(WS_DROP_RINGBUF_FULL);
 	return bpf_map_lookup_elem(&conn_by_fd, &key);
 }
@@ -416,7 +428,7 @@ static long copy_step(__u32 i, void *arg)
 	c->seq += ev->original_length;
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
 	__u64 size = sizeof(*ev) - WS_MAX_CHUNK + (len ? ((len - 1) & (WS_MAX_CHUNK - 1)) + 1 : 0);
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
 	return c->to_copy == 0;
 }
@@ -460,7 +472,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 		ev->seq = seq;
 		ev->original_length = total;
 		ev->len = 0;
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, 0))
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, rb_flags()))
 			count_drop(WS_DROP_RINGBUF_FULL);
 		return;
 	}
@@ -539,7 +551,7 @@ static __always_inline int data_exit(long ret, __u8 dir)
 		ev->seq = seq;
 		ev->original_length = ret;
 		ev->len = 0;
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, 0))
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) - WS_MAX_CHUNK, rb_flags()))
 			count_drop(WS_DROP_RINGBUF_FULL);
 		return 0;
 	}
@@ -685,7 +697,7 @@ int exit_close(struct trace_event_raw_sys_exit *ctx)
 	leader_comm(ev.comm);
 	int traced = process_traced(key.tgid) && ports_traced(ci->lport, ci->rport);
 	bpf_map_delete_elem(&conn_by_fd, &key);
-	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
 	return 0;
 }

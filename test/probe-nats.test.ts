@@ -25,7 +25,8 @@ const [port, msg] = process.argv.slice(2);
 const s = net.connect(Number(port), "127.0.0.1", () => { console.log("LOCAL " + s.localPort); s.write(msg); });
 let got = "";
 s.on("data", (d) => { got += d; if (got.length >= msg.length + 5) { console.log("GOT " + got); s.end(); } });
-s.on("close", () => process.exit(0));
+// linger a moment like a real program would, so the probe can read /proc/<pid>/cmdline
+s.on("close", () => setTimeout(() => process.exit(0), 300));
 `;
 
 test("probe → nats-server → RawBatch subscriber: the connection's bytes, roles, process; Status; SetFilter", { timeout: 120_000 }, async (t) => {

@@ -217,6 +217,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
     skel_->rodata->chunk_bytes = chunk;
     skel_->rodata->max_bytes_per_call = per_call;
     skel_->rodata->conn_key_base = key_base;
+    // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
+    skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
     bpf_map__set_max_entries(skel_->maps.events, ringbuf);
     int err = wirescope_bpf__load(skel_);
     if (err) {
@@ -300,6 +302,9 @@ class Probe : public Napi::ObjectWrap<Probe> {
     self->cur_.len += padded;
     self->cur_.events++;
     self->events_ += 1;
+    // a new connection goes out with this poll round: user space reads /proc/<pid> for it while
+    // the process still exists (short-lived clients)
+    if (size >= sizeof(ws_event_hdr) && static_cast<const ws_event_hdr*>(data)->type == WS_EV_OPEN) self->urgent_ = true;
     if (self->cur_.len >= self->batch_bytes_) self->Flush();
     return 0;
   }
@@ -341,16 +346,21 @@ class Probe : public Napi::ObjectWrap<Probe> {
         auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
         timeout = age >= batch_ms_ ? 0 : (int)(batch_ms_ - age);
       }
-      if (timeout > 100) timeout = 100;
+      // the kernel side wakes us only when a batch worth of data waits (see wakeup_bytes), so
+      // the timeout is what bounds the latency of a trickle of events
+      if (timeout > 10) timeout = 10;
       int n = ring_buffer__poll(rb_, timeout);
       if (n < 0 && n != -EINTR) {
         poll_errors_ += 1;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
+      // epoll reports only rings that signalled; read what arrived without a wakeup too
+      if (ring_buffer__consume(rb_) < 0) poll_errors_ += 1;
       if (cur_.len) {
         auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
-        if (age >= batch_ms_) Flush();
+        if (age >= batch_ms_ || urgent_) Flush();
       }
+      urgent_ = false;
     }
     Flush();
   }
@@ -499,6 +509,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
   int lock_fd_ = -1;
   size_t batch_bytes_ = 256 * 1024;
   int batch_ms_ = 50;
+  bool urgent_ = false;
   Batch cur_{nullptr, 0, 0};
   std::chrono::steady_clock::time_point batch_start_;
   std::atomic<uint64_t> events_{0}, batches_{0}, bytes_{0}, dropped_batches_{0}, dropped_events_{0}, poll_errors_{0};
