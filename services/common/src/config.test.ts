@@ -1,0 +1,69 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { loadConfig, redactConfig, redactUrl, DEFAULTS } from "./config.js";
+import { ConfigError } from "./errors.js";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults and the component's gRPC port", () => {
+    const { config, rest } = loadConfig({ component: "parser", env: {}, argv: [] });
+    assert.equal(config.nats.url, "nats://127.0.0.1:4222");
+    assert.equal(config.influx.url, "http://127.0.0.1:8086");
+    assert.equal(config.influx.database, "wirescope");
+    assert.equal(config.partitions, 64);
+    assert.deepEqual(config.grpc, { host: "127.0.0.1", port: 7702 });
+    assert.equal(config.logLevel, "info");
+    assert.ok(config.dataDir.endsWith(".wirescope"));
+    assert.deepEqual(rest, []);
+  });
+
+  it("lets WIRESCOPE_* env override defaults and flags override env", () => {
+    const env = { WIRESCOPE_NATS_URL: "nats://10.0.0.1:4222", WIRESCOPE_PARTITIONS: "16", WIRESCOPE_INFLUX_DB: "envdb", WIRESCOPE_GRPC_HOST: "0.0.0.0" };
+    const { config } = loadConfig({ component: "probe", env, argv: ["--partitions", "8", "--influx-db=flagdb"] });
+    assert.equal(config.nats.url, "nats://10.0.0.1:4222");
+    assert.equal(config.partitions, 8);
+    assert.equal(config.influx.database, "flagdb");
+    assert.equal(config.grpc.host, "0.0.0.0");
+    assert.equal(config.grpc.port, 7701);
+  });
+
+  it("returns unknown arguments, in order, for the command to parse", () => {
+    const { config, rest } = loadConfig({ env: {}, argv: ["--pcap", "x.pcap", "--grpc-port", "0", "-v", "--", "--partitions", "3"] });
+    assert.deepEqual(rest, ["--pcap", "x.pcap", "-v", "--", "--partitions", "3"]);
+    assert.equal(config.grpc.port, 0);
+    assert.equal(config.partitions, 64);
+  });
+
+  it("rejects bad values with a ConfigError naming the option", () => {
+    const bad: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [["--partitions", "0"], {}, /partitions/],
+      [["--partitions", "12abc"], {}, /partitions/],
+      [["--grpc-port", "70000"], {}, /grpc-port/],
+      [["--nats-url", "http://x:1"], {}, /nats-url: scheme/],
+      [["--influx-url", "not a url"], {}, /influx-url/],
+      [["--log-level", "loud"], {}, /log-level/],
+      [["--partitions"], {}, /missing value/],
+      [[], { WIRESCOPE_PARTITIONS: "-1" }, /WIRESCOPE_PARTITIONS/],
+      [["--nats-creds", "/nonexistent/x.creds"], {}, /not found/],
+    ];
+    for (const [argv, env, re] of bad) {
+      assert.throws(() => loadConfig({ argv, env }), (e: unknown) => e instanceof ConfigError && re.test(e.message), `${argv.join(" ")} ${JSON.stringify(env)}`);
+    }
+  });
+
+  it("does not share state between calls (defaults are copied)", () => {
+    loadConfig({ env: {}, argv: ["--nats-user", "x"] });
+    assert.equal(DEFAULTS.nats.user, undefined);
+  });
+});
+
+describe("redactConfig", () => {
+  it("hides passwords, tokens and URL credentials", () => {
+    const { config } = loadConfig({
+      env: { WIRESCOPE_NATS_PASSWORD: "p1", WIRESCOPE_NATS_TOKEN: "t1", WIRESCOPE_INFLUX_TOKEN: "t2", WIRESCOPE_INFLUX_PASSWORD: "p2" },
+      argv: ["--nats-url", "nats://u:pw@127.0.0.1:4222,nats://sekrit9@127.0.0.2:4222", "--influx-url", "http://a:b@127.0.0.1:8086"],
+    });
+    const text = JSON.stringify(redactConfig(config));
+    for (const secret of ["p1", "t1", "t2", "p2", "pw", "sekrit9", ":b@"]) assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
+    assert.equal(redactUrl("nats://u:pw@h:1"), "nats://u:***@h:1");
+  });
+});
