@@ -9,7 +9,8 @@
 //
 // Usage: node parsers-wasm/build.mjs [--examples|--builtin] [--force] [--quiet] [name...]
 // (no flag: built-in plugins, examples and test fixtures)
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
@@ -58,12 +59,25 @@ const list = [
 const libTs = Math.max(newestTs(path.join(here, "common")), fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
 let failed = 0;
 let built = 0;
-for (const p of list) {
+
+/** Runs asc; resolves with its exit code (output passes through). */
+function asc_(args) {
+  return new Promise((resolve) => {
+    const child = spawn(asc, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+    child.on("exit", (code) => resolve(code ?? 1));
+    child.on("error", (e) => {
+      console.error(`wasm: cannot run asc: ${e.message}`);
+      resolve(1);
+    });
+  });
+}
+
+async function buildOne(p) {
   const manifestPath = path.join(p.dir, "manifest.json");
   if (!fs.existsSync(manifestPath)) {
     console.error(`wasm: ${p.name}: missing manifest.json`);
     failed++;
-    continue;
+    return;
   }
   let manifest;
   try {
@@ -71,31 +85,28 @@ for (const p of list) {
   } catch (e) {
     console.error(`wasm: ${p.name}: manifest.json is not JSON: ${e.message}`);
     failed++;
-    continue;
+    return;
   }
   const wasmName = manifest.wasm ?? `${manifest.name ?? p.name}.wasm`;
   const wasm = path.join(p.out, wasmName);
   const json = path.join(p.out, wasmName.replace(/\.wasm$/, ".json"));
   const srcTs = Math.max(libTs, newestTs(p.dir));
-  if (!force && fs.existsSync(wasm) && fs.existsSync(json) && fs.statSync(wasm).mtimeMs >= srcTs) continue;
+  if (!force && fs.existsSync(wasm) && fs.existsSync(json) && fs.statSync(wasm).mtimeMs >= srcTs) return;
   fs.mkdirSync(p.out, { recursive: true });
   const t0 = Date.now();
-  const tmp = `${wasm}.tmp`;
+  const tmp = `${wasm}.${process.pid}.tmp`;
   try {
-    execFileSync(
-      asc,
-      [
-        path.join(p.dir, "plugin.ts"),
-        "-O3",
-        "--runtime", "incremental",
-        "--initialMemory", "2",
-        "--maximumMemory", String(MAX_PAGES),
-        "--noAssert",
-        "--disable", "threads",
-        "--outFile", tmp,
-      ],
-      { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
-    );
+    const code = await asc_([
+      path.join(p.dir, "plugin.ts"),
+      "-O3",
+      "--runtime", "incremental",
+      "--initialMemory", "2",
+      "--maximumMemory", String(MAX_PAGES),
+      "--noAssert",
+      "--enable", "simd",
+      "--outFile", tmp,
+    ]);
+    if (code !== 0) throw new Error(`asc exited with ${code}`);
     check(tmp, p.name);
     fs.renameSync(tmp, wasm);
     fs.writeFileSync(json, JSON.stringify({ ...manifest, wasm: wasmName }, null, 2) + "\n");
@@ -107,6 +118,13 @@ for (const p of list) {
     failed++;
   }
 }
+
+// asc is single-threaded: build as many plugins at once as there are cores.
+const queue = [...list];
+const workers = Array.from({ length: Math.max(1, Math.min(queue.length, os.availableParallelism?.() ?? os.cpus().length)) }, async () => {
+  while (queue.length) await buildOne(queue.shift());
+});
+await Promise.all(workers);
 if (!quiet && !built && !failed) console.error(`wasm: ${list.length} plugin(s) up to date`);
 process.exit(failed ? 1 : 0);
 

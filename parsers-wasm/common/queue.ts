@@ -315,11 +315,23 @@ export class ByteQueue {
 
   // ---- searching ----
 
+  // The scans below look at 16 bytes per step with SIMD when the build enables it (it does:
+  // parsers-wasm/build.mjs passes --enable simd), and finish byte by byte.
+
   /** Offset of the first `b` at or after `from`, or -1. */
   indexOf(b: u8, from: i32): i32 {
     const n = this.avail();
     const p = this.ptr();
-    for (let i = from < 0 ? 0 : from; i < n; i++) {
+    let i = from < 0 ? 0 : from;
+    if (ASC_FEATURE_SIMD) {
+      const splat = i8x16.splat(<i8>b);
+      while (i + 16 <= n) {
+        const m = i8x16.bitmask(i8x16.eq(v128.load(p + <usize>i), splat));
+        if (m != 0) return i + ctz<i32>(m);
+        i += 16;
+      }
+    }
+    for (; i < n; i++) {
       if (load<u8>(p + <usize>i) == b) return i;
     }
     return -1;
@@ -327,9 +339,25 @@ export class ByteQueue {
 
   /** Offset of the first "\r\n" at or after `from` (the offset of the '\r'), or -1. */
   findCRLF(from: i32): i32 {
-    const n = this.avail() - 1;
+    const n = this.avail();
     const p = this.ptr();
-    for (let i = from < 0 ? 0 : from; i < n; i++) {
+    let i = from < 0 ? 0 : from;
+    if (ASC_FEATURE_SIMD) {
+      // look for the '\n' at j >= i + 1, then check the byte before it
+      const nl = i8x16.splat(0x0a);
+      let j = i + 1;
+      while (j + 16 <= n) {
+        let m = i8x16.bitmask(i8x16.eq(v128.load(p + <usize>j), nl));
+        while (m != 0) {
+          const k = j + ctz<i32>(m);
+          if (load<u8>(p + <usize>k - 1) == 0x0d) return k - 1;
+          m &= m - 1;
+        }
+        j += 16;
+      }
+      i = j - 1;
+    }
+    for (; i < n - 1; i++) {
       if (load<u16>(p + <usize>i) == 0x0a0d) return i;
     }
     return -1;
@@ -337,9 +365,25 @@ export class ByteQueue {
 
   /** Offset of the first "\r\n\r\n" at or after `from`, or -1 (HTTP/1 header block end). */
   findCRLFCRLF(from: i32): i32 {
-    const n = this.avail() - 3;
+    const n = this.avail();
     const p = this.ptr();
-    for (let i = from < 0 ? 0 : from; i < n; i++) {
+    let i = from < 0 ? 0 : from;
+    if (ASC_FEATURE_SIMD) {
+      // look for the final '\n' at j >= i + 3, then check the three bytes before it
+      const nl = i8x16.splat(0x0a);
+      let j = i + 3;
+      while (j + 16 <= n) {
+        let m = i8x16.bitmask(i8x16.eq(v128.load(p + <usize>j), nl));
+        while (m != 0) {
+          const k = j + ctz<i32>(m);
+          if (load<u32>(p + <usize>k - 3) == 0x0a0d0a0d) return k - 3;
+          m &= m - 1;
+        }
+        j += 16;
+      }
+      i = j - 3;
+    }
+    for (; i < n - 3; i++) {
       if (load<u32>(p + <usize>i) == 0x0a0d0a0d) return i;
     }
     return -1;

@@ -395,7 +395,7 @@ export class EngineConnection {
       const r = fn(inst, this.handle, (this.flipped ? 1 - dir : dir) as Dir);
       if (r > 0) {
         const n = inst.take(this.out);
-        c.add(`records.${plugin.name}`, n);
+        c.add(plugin.recordsCounter, n);
         // the plugin has proven itself: stop holding the replay log
         if (n > 0) this.log = null;
       }

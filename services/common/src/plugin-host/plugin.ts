@@ -117,6 +117,9 @@ export class PluginInstance {
   dead?: TrapKind;
   /** Connection handles currently open on this instance. */
   live = 0;
+  private u8 = new Uint8Array(0);
+  private readonly fuelBase: number;
+  private readonly fuelPerByte: number;
 
   constructor(
     readonly plugin: Plugin,
@@ -136,6 +139,8 @@ export class PluginInstance {
       throw new PluginError("start_trap", `plugin ${plugin.name}: trapped while starting: ${(e as Error).message}`, { cause: e });
     }
     self = this;
+    this.fuelBase = Math.min(0x7fffffff, plugin.options.fuelBase);
+    this.fuelPerByte = plugin.options.fuelPerByte;
     this.x = inst.exports as unknown as Exports;
     this.fuel = inst.exports[FUEL_EXPORT] as WasmGlobal | undefined;
     this.call(0, () => this.x.configure(plugin.options.flags));
@@ -154,35 +159,59 @@ export class PluginInstance {
     }
   }
 
-  /** Runs one call into the instance with a fuel budget for `len` input bytes; converts traps. */
-  private call<T>(len: number, fn: () => T): T {
+  /** Sets the fuel budget for a call with `len` input bytes; throws if the instance is dead. */
+  private enter(len: number): void {
     if (this.dead) throw new PluginTrap(this.dead, `plugin ${this.plugin.name} instance ${this.id} is dead (${this.dead})`, undefined, false);
-    const o = this.plugin.options;
-    if (this.fuel) this.fuel.value = Math.min(0x7fffffff, o.fuelBase + o.fuelPerByte * len);
+    if (this.fuel) this.fuel.value = Math.min(0x7fffffff, this.fuelBase + this.fuelPerByte * len);
+  }
+
+  /** Turns whatever a call threw into a PluginTrap and marks the instance dead. */
+  private fail(e: unknown): PluginTrap {
+    if (e instanceof PluginTrap) return e;
+    let kind: TrapKind = "trap";
+    const cap = this.plugin.options.maxMemoryMiB * 1024 * 1024;
+    if (this.fuel && this.fuel.value === 0) kind = "runaway";
+    else if (this.x.memory.buffer.byteLength + 65536 * 16 > cap) kind = "memory"; // allocation failed at (near) the cap
+    else if (this.abortMessage) kind = /out of memory|allocation too large/i.test(this.abortMessage) ? "memory" : "abort";
+    else if (e instanceof RangeError) kind = /call stack/i.test(e.message) ? "stack" : "trap";
+    this.dead = kind;
+    const detail = this.abortMessage ?? (e as Error)?.message ?? String(e);
+    return new PluginTrap(kind, `plugin ${this.plugin.name}: ${kind}: ${detail}`, { cause: e });
+  }
+
+  /** Runs one call (cold paths); hot paths inline enter/try/fail. */
+  private call<T>(len: number, fn: () => T): T {
+    this.enter(len);
     try {
       return fn();
     } catch (e) {
-      let kind: TrapKind = "trap";
-      const cap = this.plugin.options.maxMemoryMiB * 1024 * 1024;
-      if (this.fuel && this.fuel.value === 0) kind = "runaway";
-      else if (this.x.memory.buffer.byteLength + 65536 * 16 > cap) kind = "memory"; // allocation failed at (near) the cap
-      else if (this.abortMessage) kind = /out of memory|allocation too large/i.test(this.abortMessage) ? "memory" : "abort";
-      else if (e instanceof RangeError) kind = /call stack/i.test(e.message) ? "stack" : "trap";
-      this.dead = kind;
-      const detail = this.abortMessage ?? (e as Error)?.message ?? String(e);
-      throw new PluginTrap(kind, `plugin ${this.plugin.name}: ${kind}: ${detail}`, { cause: e });
+      throw this.fail(e);
     }
+  }
+
+  /** A byte view of linear memory, renewed when memory grew (the old buffer is detached). */
+  private mem(end: number): Uint8Array {
+    // Memory only grows, and growing detaches the old buffer (length 0): a view that still
+    // covers `end` is current. The Memory.buffer getter is not free on hot paths.
+    if (this.u8.length < end) this.u8 = new Uint8Array(this.x.memory.buffer);
+    return this.u8;
   }
 
   /** Copies `bytes` into the plugin's input buffer and returns its address. */
   private input(bytes: Uint8Array): number {
-    const ptr = this.call(0, () => this.x.input_buffer(bytes.length));
-    const mem = this.x.memory.buffer;
-    if (!ptr || ptr + bytes.length > mem.byteLength) {
+    this.enter(0);
+    let ptr: number;
+    try {
+      ptr = this.x.input_buffer(bytes.length);
+    } catch (e) {
+      throw this.fail(e);
+    }
+    const mem = this.mem(ptr + bytes.length);
+    if (!ptr || ptr + bytes.length > mem.length) {
       this.dead = "memory";
       throw new PluginTrap("memory", `plugin ${this.plugin.name}: input_buffer(${bytes.length}) gave no usable buffer`);
     }
-    new Uint8Array(mem, ptr, bytes.length).set(bytes);
+    mem.set(bytes, ptr);
     return ptr;
   }
 
@@ -212,7 +241,12 @@ export class PluginInstance {
 
   feed(h: number, dir: number, bytes: Uint8Array, ts: bigint): number {
     const ptr = this.input(bytes);
-    return this.call(bytes.length, () => this.x.feed(h, dir, ptr, bytes.length, ts));
+    this.enter(bytes.length);
+    try {
+      return this.x.feed(h, dir, ptr, bytes.length, ts);
+    } catch (e) {
+      throw this.fail(e);
+    }
   }
 
   gap(h: number, dir: number, len: number, ts: bigint): number {
@@ -224,30 +258,47 @@ export class PluginInstance {
   }
 
   /**
-   * Takes the records waiting in the output buffer (each copied out as its own Uint8Array) and
-   * clears it. A malformed frame kills the instance (its output cannot be trusted).
+   * Takes the records waiting in the output buffer and clears it. The buffer is copied out once;
+   * each record is a view into that copy. A malformed frame kills the instance (its output
+   * cannot be trusted).
    */
   take(out: Uint8Array[]): number {
-    const len = this.call(0, () => this.x.out_len());
-    if (len <= 0) return 0;
-    const base = this.call(0, () => this.x.out_ptr());
-    const buf = this.x.memory.buffer;
-    if (base <= 0 || base + len > buf.byteLength) {
+    this.enter(0);
+    let len: number;
+    let base: number;
+    try {
+      len = this.x.out_len();
+      if (len <= 0) return 0;
+      base = this.x.out_ptr();
+    } catch (e) {
+      throw this.fail(e);
+    }
+    const mem = this.mem(base + len);
+    if (base <= 0 || base + len > mem.length) {
       this.dead = "bad_output";
       throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer [${base}, +${len}) outside memory`);
     }
-    const bytes = new Uint8Array(buf, base, len);
-    const dv = new DataView(buf, base, len);
+    // TypedArray slice/subarray go through the species protocol and are slow in V8; plain
+    // constructors over one copied buffer are not.
+    // Buffer.allocUnsafe takes small sizes from a shared slab: no ArrayBuffer per call.
+    const bytes = Buffer.allocUnsafe(len);
+    bytes.set(new Uint8Array(mem.buffer, base, len));
+    const copy = bytes.buffer;
+    const at = bytes.byteOffset;
     let o = 0;
     let n = 0;
     while (o + 4 <= len) {
-      const l = dv.getUint32(o, true);
-      if (o + 4 + l > len) break;
-      out.push(bytes.slice(o + 4, o + 4 + l));
+      const l = bytes[o]! | (bytes[o + 1]! << 8) | (bytes[o + 2]! << 16) | (bytes[o + 3]! << 24);
+      if (l < 0 || o + 4 + l > len) break;
+      out.push(new Uint8Array(copy, at + o + 4, l));
       o += 4 + l;
       n++;
     }
-    this.call(0, () => this.x.out_clear());
+    try {
+      this.x.out_clear();
+    } catch (e) {
+      throw this.fail(e);
+    }
     if (o !== len) {
       this.dead = "bad_output";
       throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer holds a truncated record frame`);
@@ -271,6 +322,8 @@ export class Plugin {
   private detector?: PluginInstance;
   /** Instances made after a trap (counted by the engine as well). */
   restarts = 0;
+  /** Counter name for records decoded by this plugin (built once: hot path). */
+  readonly recordsCounter: string;
 
   private constructor(
     readonly manifest: PluginManifest,
@@ -282,6 +335,7 @@ export class Plugin {
     this.name = manifest.name;
     this.version = manifest.version;
     this.loops = loops;
+    this.recordsCounter = `records.${manifest.name}`;
   }
 
   /**

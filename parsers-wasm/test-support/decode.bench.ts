@@ -1,0 +1,100 @@
+// Decode-only throughput per plugin on one core: records/s and MB/s through the real host
+// (ConnectionEngine → fuel-metered WASM instance → record bytes), the way the parser service and
+// `wirescope decode` run it, on realistic traffic (traffic.ts or a decoder's own test/traffic.ts).
+// Also the cost of runaway protection: the same run with fuel metering off.
+//
+// Run: node scripts/bench.mjs decode   (after node scripts/build.mjs)
+
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConnectionEngine, Plugin, PluginRegistry } from "@wirescope/common";
+import { builtPlugins, PARSERS_ROOT, type BuiltPlugin } from "./plugins.js";
+import { http1Traffic, http2Traffic, redisTraffic, type TrafficSample } from "./traffic.js";
+
+const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 3);
+
+async function samplesFor(b: BuiltPlugin): Promise<TrafficSample[]> {
+  const own = path.join(PARSERS_ROOT, "dist", path.relative(PARSERS_ROOT, b.sourceDir), "test/traffic.js");
+  if (fs.existsSync(own)) {
+    const mod = (await import(pathToFileURL(own).href)) as { traffic?: () => Promise<TrafficSample[]> };
+    if (mod.traffic) return mod.traffic();
+  }
+  if (b.name === "http1") return [await http1Traffic()];
+  if (b.name === "http2") return [await http2Traffic()];
+  if (b.name === "redis") return [redisTraffic()];
+  return [];
+}
+
+interface Result {
+  records: number;
+  bytes: number;
+  seconds: number;
+}
+
+function run(b: BuiltPlugin, s: TrafficSample, meter: boolean): Result {
+  const reg = new PluginRegistry();
+  reg.add(Plugin.fromFile(b.manifest, { meter }));
+  const engine = new ConnectionEngine(reg);
+  let records = 0;
+  let bytes = 0;
+  const once = () => {
+    for (const conn of s.connections) {
+      const c = engine.openConnection({ protocol: s.plugin });
+      for (const ch of conn) {
+        records += c.data(ch.dir, ch.bytes, ch.tsNs).records.length;
+        bytes += ch.bytes.length;
+      }
+      records += c.close((conn.at(-1)?.tsNs ?? 0n) + 1n).records.length;
+    }
+  };
+  once(); // warm-up (JIT, instance memory)
+  const first = records;
+  if (first < s.pairs * 0.99) throw new Error(`${s.name}: decoded ${first} records for ${s.pairs} pairs: the decoder misses requests`);
+  records = 0;
+  bytes = 0;
+  globalThis.gc?.();
+  const t0 = process.hrtime.bigint();
+  let t = 0;
+  do {
+    once();
+    t = Number(process.hrtime.bigint() - t0) / 1e9;
+  } while (t < SECONDS);
+  return { records, bytes, seconds: t };
+}
+
+const rows: string[] = [];
+rows.push("| plugin | traffic | records/s | MB/s | ns/record | records/s unmetered | meter cost |");
+rows.push("|---|---|---:|---:|---:|---:|---:|");
+let failed = false;
+for (const b of builtPlugins()) {
+  let samples: TrafficSample[];
+  try {
+    samples = await samplesFor(b);
+  } catch (e) {
+    console.error(`${b.name}: traffic generation failed: ${(e as Error).message}`);
+    failed = true;
+    continue;
+  }
+  if (!samples.length) {
+    rows.push(`| ${b.name} | (no traffic generator) | | | | | |`);
+    continue;
+  }
+  for (const s of samples) {
+    try {
+      const m = run(b, s, true);
+      const u = run(b, s, false);
+      const rps = m.records / m.seconds;
+      const urps = u.records / u.seconds;
+      rows.push(
+        `| ${b.name} | ${s.name} | ${Math.round(rps).toLocaleString("en-US")} | ${(m.bytes / m.seconds / 1e6).toFixed(1)} | ${Math.round(1e9 / rps)} | ${Math.round(urps).toLocaleString("en-US")} | ${(((urps - rps) / urps) * 100).toFixed(1)}% |`,
+      );
+    } catch (e) {
+      rows.push(`| ${b.name} | ${s.name} | failed: ${(e as Error).message} | | | | |`);
+      failed = true;
+    }
+  }
+}
+console.log(`decode-only, one core, ${SECONDS} s per run (node ${process.version})\n`);
+console.log(rows.join("\n"));
+process.exit(failed ? 1 : 0);
