@@ -34,6 +34,7 @@ export class KafkaConnection extends Connection {
   /** a response fully decoded whose unbuffered tail is still being skipped */
   private deferred: KafkaTxn | null = null;
   private requests: i32 = 0;
+  private readonly rd: Reader = new Reader(0, 0);
   desyncs: i32 = 0;
   unmatched: i32 = 0;
 
@@ -104,7 +105,7 @@ export class KafkaConnection extends Connection {
   }
 
   private request(p: usize, take: i32, size: i32, startNs: i64, endNs: i64): bool {
-    const r = new Reader(p, take);
+    const r = this.rd.reset(p, take);
     const key = r.i16();
     const version = r.i16();
     const corr = r.i32();
@@ -133,7 +134,7 @@ export class KafkaConnection extends Connection {
   }
 
   private response(q: ByteQueue, p: usize, take: i32, size: i32, endNs: i64): bool {
-    const r = new Reader(p, take);
+    const r = this.rd.reset(p, take);
     const corr = r.i32();
     let i = 0;
     const w = this.waiting;

@@ -16,6 +16,14 @@ export class Reader {
     this.end = ptr + <usize>len;
   }
 
+  /** Points this reader at another message (one reader per connection, no allocation per message). */
+  reset(ptr: usize, len: i32): Reader {
+    this.pos = ptr;
+    this.end = ptr + <usize>len;
+    this.ok = true;
+    return this;
+  }
+
   @inline has(n: i32): bool {
     if (this.ok && n >= 0 && this.pos + <usize>n <= this.end) return true;
     this.ok = false;

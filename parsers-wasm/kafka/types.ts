@@ -1,6 +1,7 @@
 // Kafka protocol constants and the per-connection state types.
 // Spec: https://kafka.apache.org/protocol.html and the message schemas in
 // clients/src/main/resources/common/message/*.json of apache/kafka.
+import { Reader } from "./reader";
 
 /** API names by api key (index). Keys past the table are written as "ApiKey<N>". */
 const API_NAMES: string[] = [
@@ -112,6 +113,15 @@ export class KafkaTxn {
     const t = this.topicIds;
     for (let i = 0; i < t.length; i++) if (t[i] == id) return;
     if (t.length < MAX_TOPICS) t.push(id);
+  }
+
+  /**
+   * A topic name in a response: the request already named its topics (the response repeats
+   * them), so it is only decoded when the request named none.
+   */
+  responseTopic(r: Reader, flexible: bool): void {
+    if (this.topics.length > 0 || this.topicIds.length > 0) r.skipStr(flexible);
+    else this.addTopic(r.str(flexible));
   }
 
   /** Keeps the first non-zero error code, as the record's status. */

@@ -77,7 +77,11 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
   }
   if (t.stmtId >= 0) Rec.attrInt("mysql.stmt_id", t.stmtId);
   if (t.response.length > 0) Rec.attrStr("mysql.response", t.response);
-  if (known) Rec.attrStr("db.response.status_code", t.errorCode.toString());
+  if (known) {
+    Rec.attrBegin("db.response.status_code");
+    Rec.putInt(<i64>t.errorCode);
+    Rec.attrEnd();
+  }
   if (err) {
     const s = t.sqlState;
     if (s !== null) Rec.attrStr("mysql.sqlstate", s);

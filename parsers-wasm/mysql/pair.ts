@@ -55,6 +55,8 @@ export class MysqlConnection extends Connection {
   /** the server direction lost sync: drop its bytes until a command is sent */
   private serverLost: bool = false;
   private stopAfterOutput: bool = false;
+  /** the reader for server packets, reused */
+  private readonly rd: Payload = new Payload(0, 0);
   /** counters (kept for debugging and the README's "limits" section) */
   dropped: i32 = 0;
 
@@ -293,7 +295,7 @@ export class MysqlConnection extends Connection {
 
   /** Advances t's response state machine by one server packet whose first byte is b. */
   private step(t: MysqlTxn, k: Packet, b: u32): void {
-    const p = new Payload(k.ptr, k.avail);
+    const p = this.rd.reset(k.ptr, k.avail);
     switch (t.state) {
       case Rs.First: {
         if (t.expect == Expect.Auth) {

@@ -11,6 +11,14 @@ export class Payload {
     this.end = ptr + <usize>len;
   }
 
+  /** Points this reader at another payload (one reader per connection, no allocation per packet). */
+  reset(ptr: usize, len: i32): Payload {
+    this.pos = ptr;
+    this.end = ptr + <usize>len;
+    this.ok = true;
+    return this;
+  }
+
   @inline left(): i32 {
     return this.ok ? <i32>(this.end - this.pos) : 0;
   }

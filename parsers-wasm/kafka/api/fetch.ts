@@ -51,7 +51,7 @@ export function fetchResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void 
   const topics = r.arrayLen(flex);
   for (let i = 0; i < topics && r.ok; i++) {
     if (v >= 13) t.addTopicId(r.uuid());
-    else t.addTopic(r.str(flex));
+    else t.responseTopic(r, flex);
     const parts = r.arrayLen(flex);
     for (let p = 0; p < parts && r.ok; p++) {
       r.i32(); // partition_index

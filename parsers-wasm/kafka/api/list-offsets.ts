@@ -28,7 +28,7 @@ export function listOffsetsResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn):
   if (v >= 2) r.i32(); // throttle_time_ms
   const topics = r.arrayLen(flex);
   for (let i = 0; i < topics && r.ok; i++) {
-    t.addTopic(r.str(flex));
+    t.responseTopic(r, flex);
     const parts = r.arrayLen(flex);
     for (let p = 0; p < parts && r.ok; p++) {
       r.i32(); // partition_index

@@ -35,7 +35,7 @@ export function offsetCommitResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn)
   if (v >= 3) r.i32(); // throttle_time_ms
   const topics = r.arrayLen(flex);
   for (let i = 0; i < topics && r.ok; i++) {
-    t.addTopic(r.str(flex));
+    t.responseTopic(r, flex);
     const parts = r.arrayLen(flex);
     for (let p = 0; p < parts && r.ok; p++) {
       r.i32(); // partition_index

@@ -42,7 +42,7 @@ export function offsetFetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): 
 function responseTopics(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   const topics = r.arrayLen(flex);
   for (let i = 0; i < topics && r.ok; i++) {
-    t.addTopic(r.str(flex));
+    t.responseTopic(r, flex);
     const parts = r.arrayLen(flex);
     for (let p = 0; p < parts && r.ok; p++) {
       r.i32(); // partition_index

@@ -31,7 +31,7 @@ export function produceResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): voi
   const topics = r.arrayLen(flex);
   for (let i = 0; i < topics && r.ok; i++) {
     if (v >= 13) t.addTopicId(r.uuid());
-    else t.addTopic(r.str(flex));
+    else t.responseTopic(r, flex);
     const parts = r.arrayLen(flex);
     for (let p = 0; p < parts && r.ok; p++) {
       r.i32(); // index

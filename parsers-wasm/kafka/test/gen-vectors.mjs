@@ -9,50 +9,9 @@ import { fileURLToPath } from "node:url";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
-/** A writer for both encodings: `flex` switches strings/arrays/bytes to their compact forms. */
-class W {
-  constructor(flex = false) { this.flex = flex; this.parts = []; }
-  raw(b) { this.parts.push(Buffer.from(b)); return this; }
-  i8(v) { const b = Buffer.alloc(1); b.writeInt8(v); return this.raw(b); }
-  i16(v) { const b = Buffer.alloc(2); b.writeInt16BE(v); return this.raw(b); }
-  i32(v) { const b = Buffer.alloc(4); b.writeInt32BE(v); return this.raw(b); }
-  i64(v) { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(v)); return this.raw(b); }
-  uvar(v) { const o = []; do { let x = v & 0x7f; v >>>= 7; if (v) x |= 0x80; o.push(x); } while (v); return this.raw(o); }
-  str(s) {
-    if (s === null) return this.flex ? this.uvar(0) : this.i16(-1);
-    const b = Buffer.from(s, "utf8");
-    this.flex ? this.uvar(b.length + 1) : this.i16(b.length);
-    return this.raw(b);
-  }
-  bytes(b) {
-    if (b === null) return this.flex ? this.uvar(0) : this.i32(-1);
-    this.flex ? this.uvar(b.length + 1) : this.i32(b.length);
-    return this.raw(b);
-  }
-  arr(items, each) {
-    if (items === null) return this.flex ? this.uvar(0) : this.i32(-1);
-    this.flex ? this.uvar(items.length + 1) : this.i32(items.length);
-    for (const it of items) each(this, it);
-    return this;
-  }
-  tags(n = 0) { if (this.flex) { this.uvar(n); for (let i = 0; i < n; i++) this.uvar(i).uvar(2).raw([0xab, 0xcd]); } return this; }
-  uuid(hex) { return this.raw(Buffer.from(hex, "hex")); }
-  buf() { return Buffer.concat(this.parts); }
-}
-const frame = (body) => { const b = Buffer.alloc(4); b.writeInt32BE(body.length); return Buffer.concat([b, body]); };
-/** Request: header v1 (key, version, correlation id, client id) or v2 (+ tagged fields; the client id stays a classic string). */
-function request(key, version, corr, clientId, flex, body) {
-  const h = new W(false).i16(key).i16(version).i32(corr);
-  if (clientId !== undefined) h.str(clientId);
-  if (flex) h.uvar(1).uvar(0).uvar(1).raw([0x01]); // one tagged field in the header, to be skipped
-  return frame(Buffer.concat([h.buf(), body]));
-}
-/** Response: header v0 (correlation id) or v1 (+ tagged fields). */
-function response(corr, headerTags, body) {
-  const h = new W(false).i32(corr);
-  if (headerTags) h.uvar(0);
-  return frame(Buffer.concat([h.buf(), body]));
-}
+// The builders live in wire.ts (shared with the benchmark traffic); this script uses the
+// compiled copy, so build first (node scripts/build.mjs --only=ts).
+import { W, request, response } from "../../dist/kafka/test/wire.js";
 const ID_ORDERS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const hex = (b) => b.toString("hex");
 function vec(name, steps, records, options) {

@@ -8,35 +8,10 @@ import { fileURLToPath } from "node:url";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
-// ---- wire builders ----
-const B = (...parts) => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
-const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
-const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; };
-const lenenc = (n) => (n < 251 ? Buffer.from([n]) : n < 65536 ? B([0xfc], u16(n)) : B([0xfd], Buffer.from([n & 255, (n >> 8) & 255, (n >> 16) & 255])));
-const lstr = (s) => { const b = Buffer.from(s, "utf8"); return B(lenenc(b.length), b); };
-const cstr = (s) => B(s, [0]);
-/** packet: payload_length:u24 sequence_id:u8 payload */
-const pkt = (seq, payload) => B(Buffer.from([payload.length & 255, (payload.length >> 8) & 255, (payload.length >> 16) & 255, seq]), payload);
-
-const CLIENT_LONG_PASSWORD = 1, CLIENT_FOUND_ROWS = 2, CLIENT_LONG_FLAG = 4, CLIENT_CONNECT_WITH_DB = 8;
-const CLIENT_PROTOCOL_41 = 0x200, CLIENT_SSL = 0x800, CLIENT_TRANSACTIONS = 0x2000, CLIENT_SECURE_CONNECTION = 0x8000;
-const CLIENT_MULTI_STATEMENTS = 0x10000, CLIENT_MULTI_RESULTS = 0x20000, CLIENT_PLUGIN_AUTH = 0x80000, CLIENT_PLUGIN_AUTH_LENENC = 0x200000;
-const CLIENT_DEPRECATE_EOF = 0x1000000;
-const BASE_CAPS = CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC;
-
-function greeting(version, caps, plugin) {
-  const scramble = Buffer.alloc(20, 0x41);
-  return B([10], cstr(version), u32(42), scramble.subarray(0, 8), [0], u16(caps & 0xffff), [0x21], u16(2), u16(caps >>> 16), [21], Buffer.alloc(10), scramble.subarray(8), [0], cstr(plugin));
-}
-function login(caps, user, auth, db, plugin) {
-  return B(u32(caps | (db ? CLIENT_CONNECT_WITH_DB : 0)), u32(16 << 20), [0x21], Buffer.alloc(23), cstr(user), lenenc(auth.length), auth, db ? cstr(db) : [], cstr(plugin));
-}
-const ok = (affected = 0, insertId = 0, status = 2, header = 0x00) => B([header], lenenc(affected), lenenc(insertId), u16(status), u16(0));
-const eof = (status = 2) => B([0xfe], u16(0), u16(status));
-const err = (code, state, msg) => B([0xff], u16(code), "#", state, msg);
-const coldef = (name, table = "t") => B(lstr("def"), lstr("shop"), lstr(table), lstr(table), lstr(name), lstr(name), [0x0c], u16(0x21), u32(64), [0xfd], u16(0), [0], u16(0));
-const textRow = (...vals) => B(...vals.map((v) => (v === null ? Buffer.from([0xfb]) : lstr(String(v)))));
-const binaryRow = (id, name) => B([0x00], [0x00], u32(id), lstr(name)); // header, null bitmap (2 cols: 1 byte), INT, VARCHAR
+// The builders live in wire.ts (shared with the benchmark traffic); this script uses the
+// compiled copy, so build first (node scripts/build.mjs --only=ts).
+import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow } from "../../dist/mysql/test/wire.js";
+const { SSL: CLIENT_SSL, DEPRECATE_EOF: CLIENT_DEPRECATE_EOF } = CAPS;
 const hex = (b) => b.toString("hex");
 
 /** A conversation: steps of [dir, bytes] or gaps. */

@@ -1,0 +1,60 @@
+// MySQL wire builders for vectors (gen-vectors.mjs) and benchmark traffic (traffic.ts), written
+// from the protocol documentation: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
+
+type Part = Buffer | string | number[];
+export const B = (...parts: Part[]): Buffer => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
+export const u16 = (v: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v);
+  return b;
+};
+export const u32 = (v: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+};
+/** Length-encoded integer. */
+export const lenenc = (n: number): Buffer => (n < 251 ? Buffer.from([n]) : n < 65536 ? B([0xfc], u16(n)) : B([0xfd], [n & 255, (n >> 8) & 255, (n >> 16) & 255]));
+/** Length-encoded string. */
+export const lstr = (s: string): Buffer => {
+  const b = Buffer.from(s, "utf8");
+  return B(lenenc(b.length), b);
+};
+export const cstr = (s: string): Buffer => B(s, [0]);
+/** packet: payload_length:u24le sequence_id:u8 payload */
+export const pkt = (seq: number, payload: Buffer): Buffer => B([payload.length & 255, (payload.length >> 8) & 255, (payload.length >> 16) & 255, seq], payload);
+
+export const CAPS = {
+  LONG_PASSWORD: 1,
+  FOUND_ROWS: 2,
+  LONG_FLAG: 4,
+  CONNECT_WITH_DB: 8,
+  PROTOCOL_41: 0x200,
+  SSL: 0x800,
+  TRANSACTIONS: 0x2000,
+  SECURE_CONNECTION: 0x8000,
+  MULTI_STATEMENTS: 0x10000,
+  MULTI_RESULTS: 0x20000,
+  PLUGIN_AUTH: 0x80000,
+  PLUGIN_AUTH_LENENC: 0x200000,
+  DEPRECATE_EOF: 0x1000000,
+};
+export const BASE_CAPS =
+  CAPS.LONG_PASSWORD | CAPS.FOUND_ROWS | CAPS.LONG_FLAG | CAPS.PROTOCOL_41 | CAPS.TRANSACTIONS | CAPS.SECURE_CONNECTION | CAPS.MULTI_STATEMENTS | CAPS.MULTI_RESULTS | CAPS.PLUGIN_AUTH | CAPS.PLUGIN_AUTH_LENENC;
+
+/** Protocol-10 server greeting. */
+export function greeting(version: string, caps: number, plugin: string): Buffer {
+  const scramble = Buffer.alloc(20, 0x41);
+  return B([10], cstr(version), u32(42), scramble.subarray(0, 8), [0], u16(caps & 0xffff), [0x21], u16(2), u16(caps >>> 16), [21], Buffer.alloc(10), scramble.subarray(8), [0], cstr(plugin));
+}
+/** HandshakeResponse41. */
+export function login(caps: number, user: string, auth: Buffer, db: string | null, plugin: string): Buffer {
+  return B(u32(caps | (db ? CAPS.CONNECT_WITH_DB : 0)), u32(16 << 20), [0x21], Buffer.alloc(23), cstr(user), lenenc(auth.length), auth, db ? cstr(db) : [], cstr(plugin));
+}
+export const ok = (affected = 0, insertId = 0, status = 2, header = 0x00): Buffer => B([header], lenenc(affected), lenenc(insertId), u16(status), u16(0));
+export const eof = (status = 2): Buffer => B([0xfe], u16(0), u16(status));
+export const err = (code: number, state: string, msg: string): Buffer => B([0xff], u16(code), "#", state, msg);
+export const coldef = (name: string, table = "t"): Buffer => B(lstr("def"), lstr("shop"), lstr(table), lstr(table), lstr(name), lstr(name), [0x0c], u16(0x21), u32(64), [0xfd], u16(0), [0], u16(0));
+export const textRow = (...vals: (string | number | null)[]): Buffer => B(...vals.map((v) => (v === null ? Buffer.from([0xfb]) : lstr(String(v)))));
+/** Binary row of (INT, VARCHAR): header 0x00, null bitmap, values. */
+export const binaryRow = (id: number, name: string): Buffer => B([0x00], [0x00], u32(id), lstr(name));
