@@ -84,21 +84,21 @@ export class H1Parser {
           this.rq = S_PAUSED; // the HTTP/2 preface: the HTTP/2 layer reads it
           return OK;
         }
-        const end = q.findCRLFCRLF(this.rqScan);
-        if (end < 0) {
+        const hend = headerEnd(q.ptr(), a, this.rqScan);
+        if (hend < 0) {
           if (a > MAX_HEADER || requestStart(q.ptr(), a) == 0) return this.badRequest(q);
-          this.rqScan = a > 3 ? a - 3 : 0;
+          this.rqScan = resumeAt;
           return OK;
         }
         this.rqScan = 0;
         const r = this.pending.push();
         if (r == null) return LIMIT;
-        if (!this.parseRequest(q.ptr(), end + 2, r)) {
+        if (!this.parseRequest(q.ptr(), hend, r)) {
           this.pending.dropLast();
           return this.badRequest(q);
         }
         r.startTs = q.headTs();
-        q.consume(end + 4);
+        q.consume(hend);
         this.decoded++;
         this.rqReq = r;
         this.rqPauseAfterBody = this.h2cAware && r.upgradeH2c;
@@ -218,14 +218,15 @@ export class H1Parser {
     const tlen = i - t;
     i++;
     // version
-    if (i + 10 > n || !eqAscii(p + <usize>i, 7, "HTTP/1.")) return false;
+    if (i + 9 > n || !eqAscii(p + <usize>i, 7, "HTTP/1.")) return false;
     const minor = <i32>load<u8>(p + <usize>i + 7) - 0x30;
-    if (minor < 0 || minor > 9 || load<u8>(p + <usize>i + 8) != 0x0d) return false;
+    const eol = load<u8>(p + <usize>i + 8);
+    if (minor < 0 || minor > 9 || (eol != 0x0d && eol != 0x0a)) return false;
     r.setLine(p, mlen, p + <usize>t, tlen);
     r.minor = minor == 0 ? 0 : 1;
     r.isHead = mlen == 4 && eqAscii(p, 4, "HEAD");
     r.isConnect = mlen == 7 && eqAscii(p, 7, "CONNECT");
-    if (!this.scanHeaders(p, i + 10, n, r)) return false;
+    if (!this.scanHeaders(p, nextLF(p, i + 8, n) + 1, n, r)) return false;
     r.upgradeH2c = this.hH2c;
     if (this.hCL == CL_BAD) return false;
     if (this.hTE && !this.hChunked) return false; // a request body of unknown length (RFC 9112 6.3 rule 4)
@@ -243,8 +244,8 @@ export class H1Parser {
     this.hH2c = false;
     let i = from;
     while (i < n) {
-      let e = i;
-      while (e < n && load<u8>(p + <usize>e) != 0x0a) e++;
+      let e = nextLF(p, i, n);
+      if (e < 0) e = n;
       let le = e;
       if (le > i && load<u8>(p + <usize>le - 1) == 0x0d) le--;
       const c0 = load<u8>(p + <usize>i);
@@ -318,22 +319,21 @@ export class H1Parser {
         skipEmptyLines(q);
         const a = q.avail();
         if (a == 0) return OK;
-        const end = q.findCRLFCRLF(this.rsScan);
-        if (end < 0) {
+        const hend = headerEnd(q.ptr(), a, this.rsScan);
+        if (hend < 0) {
           if (a > MAX_HEADER || responseStart(q.ptr(), a) == 0) return this.badResponse(q);
-          this.rsScan = a > 3 ? a - 3 : 0;
+          this.rsScan = resumeAt;
           return OK;
         }
         this.rsScan = 0;
         const p = q.ptr();
-        if (responseStart(p, end + 2) != 2) return this.badResponse(q);
+        if (responseStart(p, hend) != 2) return this.badResponse(q);
         const status = <i32>(load<u8>(p + 9) - 0x30) * 100 + <i32>(load<u8>(p + 10) - 0x30) * 10 + <i32>(load<u8>(p + 11) - 0x30);
-        let le = 12;
-        while (le < end && load<u8>(p + <usize>le) != 0x0a) le++;
-        if (!this.scanHeaders(p, le + 1, end + 2, null)) return this.badResponse(q);
+        const le = nextLF(p, 12, hend);
+        if (!this.scanHeaders(p, le + 1, hend, null)) return this.badResponse(q);
         const headTs = q.headTs();
-        const lastTs = q.tsAt(end + 3);
-        q.consume(end + 4);
+        const lastTs = q.tsAt(hend - 1);
+        q.consume(hend);
         this.decoded++;
         if (status < 200 && status != 101) continue; // interim (100 Continue, 103 Early Hints)
         let req: Req | null = this.pending.count > 0 ? this.pending.head() : null;
@@ -546,6 +546,45 @@ export class H1Parser {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/** Offset of the first '\n' in p[from..n), or -1. Eight bytes per step (SWAR). */
+function nextLF(p: usize, from: i32, n: i32): i32 {
+  let i = from;
+  const ones: u64 = 0x0101010101010101;
+  const highs: u64 = 0x8080808080808080;
+  const lf: u64 = 0x0a0a0a0a0a0a0a0a;
+  while (i + 8 <= n) {
+    const v = load<u64>(p + <usize>i) ^ lf;
+    const m = (v - ones) & ~v & highs;
+    if (m != 0) return i + <i32>(ctz<u64>(m) >> 3);
+    i += 8;
+  }
+  while (i < n) {
+    if (load<u8>(p + <usize>i) == 0x0a) return i;
+    i++;
+  }
+  return -1;
+}
+
+/**
+ * End of a header section in p[0..n): the offset just past the empty line, or -1 (then *resume
+ * is where the next search may start: the beginning of the last incomplete line). Accepts CRLF
+ * and bare LF line ends.
+ */
+function headerEnd(p: usize, n: i32, from: i32): i32 {
+  let lineStart = from;
+  while (true) {
+    const lf = nextLF(p, lineStart, n);
+    if (lf < 0) {
+      resumeAt = lineStart;
+      return -1;
+    }
+    const len = lf - lineStart;
+    if (lineStart > 0 && (len == 0 || (len == 1 && load<u8>(p + <usize>lineStart) == 0x0d))) return lf + 1;
+    lineStart = lf + 1;
+  }
+}
+let resumeAt: i32 = 0;
 
 /** Drops blank lines before a start line (RFC 9112 2.2 lets a recipient ignore them). */
 function skipEmptyLines(q: ByteQueue): void {
