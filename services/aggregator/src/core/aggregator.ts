@@ -251,6 +251,7 @@ export class Aggregator {
     const hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
     const attrs: Record<string, string | number> = {};
     if (r.client?.address) attrs.client_address = r.client.address;
+    if (r.client?.port) attrs.client_port = r.client.port;
     if (r.server?.address) attrs.server_address = r.server.address;
     if (r.server?.port) attrs.server_port = r.server.port;
     if (r.requestBytes) attrs.request_bytes = Number(r.requestBytes);

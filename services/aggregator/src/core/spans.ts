@@ -118,28 +118,27 @@ export class SpanIndex {
     s.state = 2;
   }
 
-  /** The one client span on the same connection whose call contains this server request. */
+  /**
+   * The one client span on the same connection whose call contains this server request. Exact
+   * containment first (one clock: both ends on one node); only when nothing contains it, the
+   * allowed clock skew between two nodes. Several candidates (HTTP/2 multiplexing) are narrowed
+   * by operation and resource; still several: no link.
+   */
   private tcpPair(s: SpanRec): SpanRec | null {
     if (!s.tuple) return null;
     const l = this.clients.get(s.tuple);
     if (!l) return null;
-    let found: SpanRec | null = null;
-    let n = 0;
-    for (const c of l) {
-      if (c.protocol !== s.protocol) continue;
-      if (c.startMs - this.skewMs <= s.startMs && s.endMs <= c.endMs + this.skewMs) {
-        n++;
-        found = c;
+    for (const skew of [0, this.skewMs]) {
+      const cands = l.filter((c) => c.protocol === s.protocol && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew);
+      if (cands.length === 1) return cands[0]!;
+      if (cands.length > 1) {
+        const same = cands.filter((c) => c.operation === s.operation && c.resource === s.resource);
+        if (same.length === 1) return same[0]!;
+        this.counters.ambiguousTcp++;
+        return null;
       }
     }
-    if (n > 1) {
-      // HTTP/2 and other multiplexed connections: narrow by what both ends saw.
-      const same = l.filter((c) => c.protocol === s.protocol && c.operation === s.operation && c.resource === s.resource && c.startMs - this.skewMs <= s.startMs && s.endMs <= c.endMs + this.skewMs);
-      if (same.length === 1) return same[0]!;
-      this.counters.ambiguousTcp++;
-      return null;
-    }
-    return found;
+    return null;
   }
 
   /** The server request of the same process this client call was made for, when unambiguous. */
