@@ -263,7 +263,8 @@ export class ConnTable {
     const r = c.session.close(tsNs > 0n ? tsNs : c.lastTsNs);
     for (const b of r.records) this.publish(c, b);
     c.session.free();
-    this.counters.add(`conn_closed.${why}`);
+    // A connection that ended before any plugin claimed it was never decoded: say so.
+    this.counters.add(c.decoding ? `conn_closed.${why}` : "conn_closed.undetected");
   }
 
   private discard(c: Conn, reason: string): void {

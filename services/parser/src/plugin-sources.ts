@@ -11,7 +11,7 @@ import { LoadedPlugin, PluginError, type PluginSet } from "./wasm-plugins.js";
 export type PluginSource = "builtin" | "dir" | "store";
 
 export class PluginLoader {
-  /** Last refusal per plugin file/object, for `status`. */
+  /** Last refusal per plugin file/object; mirrored into `warnings` (shown by `status`). */
   readonly refused = new Map<string, string>();
 
   constructor(
@@ -19,7 +19,18 @@ export class PluginLoader {
     private readonly redact: (protocol: string) => boolean,
     private readonly counters: Counters,
     private readonly log: Logger,
+    private readonly warnings: Set<string> = new Set(),
   ) {}
+
+  private refuse(label: string, msg: string | undefined): void {
+    const old = this.refused.get(label);
+    if (old) this.warnings.delete(old);
+    if (msg === undefined) this.refused.delete(label);
+    else {
+      this.refused.set(label, msg);
+      this.warnings.add(msg);
+    }
+  }
 
   /** Validates and installs one plugin; returns the refusal message instead of throwing. */
   install(label: string, manifest: unknown, wasm: Uint8Array, source: PluginSource): string | undefined {
@@ -28,18 +39,22 @@ export class PluginLoader {
       p = LoadedPlugin.load(manifest, wasm, source, this.redact);
     } catch (e) {
       const msg = e instanceof PluginError ? e.message : `plugin ${label}: ${errorMessage(e)}`;
-      this.refused.set(label, msg);
+      this.refuse(label, msg);
       this.counters.add(`plugins_refused.${e instanceof PluginError ? e.code : "error"}`);
       this.log.warn({ plugin: label, source, err: msg }, "plugin refused");
       return msg;
     }
-    this.refused.delete(label);
+    this.refuse(label, undefined);
     const current = this.set.get(p.manifest.name);
-    if (current && current.sha256 === p.sha256) return undefined;
+    if (current && current.sha256 === p.sha256 && current.manifest.version === p.manifest.version && current.source === p.source) return undefined;
     const old = this.set.put(p);
     this.counters.add("plugins_loaded");
     this.log.info({ plugin: p.manifest.name, version: p.manifest.version, source, replaced: old?.manifest.version }, old ? "plugin replaced (new connections use it)" : "plugin loaded");
     return undefined;
+  }
+
+  refuseFromStore(label: string, msg: string): void {
+    this.refuse(label, msg);
   }
 
   remove(name: string, source: PluginSource): void {
@@ -57,13 +72,13 @@ export class PluginLoader {
       try {
         manifest = JSON.parse(fs.readFileSync(file, "utf8"));
       } catch (e) {
-        this.refused.set(file, `${file}: manifest is not JSON: ${errorMessage(e)}`);
+        this.refuse(file, `${file}: manifest is not JSON: ${errorMessage(e)}`);
         this.counters.add("plugins_refused.manifest");
         continue;
       }
       const wasmPath = path.join(dir, manifest.wasm ?? f.replace(/\.json$/, ".wasm"));
       if (!fs.existsSync(wasmPath)) {
-        this.refused.set(file, `${file}: ${wasmPath} not found`);
+        this.refuse(file, `${file}: ${wasmPath} not found`);
         continue;
       }
       this.install(file, manifest, new Uint8Array(fs.readFileSync(wasmPath)), source);
@@ -137,7 +152,7 @@ export async function watchPluginStore(loader: PluginLoader, os: ObjectStore, lo
         const manifest = JSON.parse(info.description ?? "null");
         loader.install(`store:${info.name}`, manifest, wasm, "store");
       } catch (e) {
-        loader.refused.set(`store:${info.name}`, `store:${info.name}: ${errorMessage(e)}`);
+        loader.refuseFromStore(`store:${info.name}`, `store:${info.name}: ${errorMessage(e)}`);
         log.warn({ plugin: info.name, err: errorMessage(e) }, "plugin from store refused");
       }
     }

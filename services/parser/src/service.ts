@@ -41,7 +41,7 @@ export const createService: CreateService = async (ctx) => {
   const P = ctx.config.partitions;
   const noRedact = new Set(o.noRedact);
   const plugins = new PluginSet(counters, o.maxDetectBytes);
-  const loader = new PluginLoader(plugins, (proto) => !noRedact.has(proto), counters, log);
+  const loader = new PluginLoader(plugins, (proto) => !noRedact.has(proto), counters, log, ctx.warnings);
   loader.loadDir(o.builtinDir, "builtin");
   if (!plugins.plugins().length) ctx.warnings.add(`no built-in plugins in ${o.builtinDir} (run the build): only plugins added later decode`);
   const pipeline = new Pipeline(
@@ -158,8 +158,6 @@ export const createService: CreateService = async (ctx) => {
           rates.set(proto, v);
         }
         counters.set("plugins_loaded_now", plugins.plugins().length);
-        ctx.warnings.clear();
-        for (const msg of loader.refused.values()) ctx.warnings.add(msg);
       }, 1000);
       const flusher = setInterval(() => output.poke(true), o.flushMs);
 
