@@ -175,6 +175,22 @@ const classic = [
     { modes: ["whole", "split", "bytewise", "truncated"] }),
 ];
 
+// a Fetch response far larger than what the decoder buffers (256 KiB): its head is decoded,
+// its record batches are skipped as they stream by, and the next response still pairs. The
+// error of partition 0 (before the cut) is seen; partition 1's (after 600 KiB) is past it.
+const bigFetchResp = response(15603, true,
+  new W(true).i32(0).i16(0).i32(12)
+    .arr(["zqy-test"], (w, t) => w.str(t)
+      .arr([[0, 1], [1, 3]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : Buffer.alloc(600 * 1024, 0x77)).tags()).tags())
+    .tags().buf());
+classic.push(vec("a 600 KiB Fetch response: head decoded, batches skipped, the next response pairs",
+  [c(fetchV12Req), s(bigFetchResp.subarray(0, 70000)), s(bigFetchResp.subarray(70000, 400000)), s(bigFetchResp.subarray(400000)), c(heartbeatV4Req), s(heartbeatV4Resp)],
+  [
+    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: 614508, attributes: attrs(1, 12, 15603) },
+    { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+  ],
+  { modes: ["whole"] }));
+
 fs.mkdirSync(out, { recursive: true });
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);
