@@ -98,6 +98,14 @@ export class ConnectionEngine {
   /** The last trap seen (plugin, kind, message), for logs and fuzz reports. */
   lastTrap?: { plugin: string; kind: string; message: string; where: string };
 
+  /**
+   * The parser service's DecoderHost shape (services/parser/src/decoder.ts): `roleKnown` is
+   * clientKnown, `serverPort` the port hint.
+   */
+  open(hint: { roleKnown: boolean; serverPort: number; protocol?: string }): EngineConnection {
+    return this.openConnection({ clientKnown: hint.roleKnown, portHint: hint.serverPort, protocol: hint.protocol ?? "" });
+  }
+
   /** Counts a trap once per instance death. */
   countTrap(plugin: Plugin, e: PluginTrap, where: string): void {
     if (!e.first) return;
