@@ -92,6 +92,26 @@ describe("span linking", () => {
     }
   });
 
+  it("tells multiplexed streams of one connection apart by the trace id both ends saw", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    const t1 = "0af7651916cd43dd8448eb211c80319c";
+    const t2 = "1bf7651916cd43dd8448eb211c80319d";
+    const a = chain(W0 + 100, { traceId: t1, parentSpanId: "b7ad6b7169203331", relay: true });
+    const b = chain(W0 + 100.5, { traceId: t2, parentSpanId: "c7ad6b7169203332", relay: true }).map((r, i) => {
+      if (r.client && i < 2) r.client.port += 1000; // separate HTTP/1 connections, one shared gRPC (HTTP/2) connection
+      return r;
+    });
+    agg.ingest([...a.slice(0, 4), ...b.slice(0, 4)], W0);
+    const spans = spansOf(agg);
+    for (const t of [t1, t2]) {
+      const tr = spans.filter((s) => s.traceId === t);
+      const fc = tr.find((s) => s.service === "front" && s.kind === "client")!;
+      const bs = tr.find((s) => s.service === "back")!;
+      assert.equal(bs.parentId, fc.id, `trace ${t}: back's parent is its own gRPC call`);
+      assert.equal(bs.linkedBy, "tcp");
+    }
+  });
+
   it("keeps every error and the slowest span per series, samples the rest by trace", () => {
     const agg = new Aggregator({ spanSampleRate: 0 });
     const recs = Array.from({ length: 100 }, (_, i) => makeRecord({ startMs: W0 + 10 + i, durationMs: i === 42 ? 500 : 1, status: i % 10 === 0 ? 500 : 200, server: front, client: user, connKey: BigInt(i) }));

@@ -122,7 +122,7 @@ export class SpanIndex {
    * The one client span on the same connection whose call contains this server request. Exact
    * containment first (one clock: both ends on one node); only when nothing contains it, the
    * allowed clock skew between two nodes. Several candidates (HTTP/2 multiplexing) are narrowed
-   * by operation and resource; still several: no link.
+   * by the trace id both ends saw, then by operation and resource; still several: no link.
    */
   private tcpPair(s: SpanRec): SpanRec | null {
     if (!s.tuple) return null;
@@ -132,6 +132,11 @@ export class SpanIndex {
       const cands = l.filter((c) => c.protocol === s.protocol && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew);
       if (cands.length === 1) return cands[0]!;
       if (cands.length > 1) {
+        // Both ends saw the same request headers: the same trace id tells concurrent streams apart.
+        if (s.hTrace) {
+          const traced = cands.filter((c) => c.hTrace === s.hTrace);
+          if (traced.length === 1) return traced[0]!;
+        }
         const same = cands.filter((c) => c.operation === s.operation && c.resource === s.resource);
         if (same.length === 1) return same[0]!;
         this.counters.ambiguousTcp++;
