@@ -1,0 +1,89 @@
+// `wirescope tail` follows the records a real parser publishes for real redis-cli traffic:
+// NDJSON (one Record per line, filtered by protocol and service) and a table.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import type { NatsConnection } from "nats";
+import type { ManagedProcess } from "@wirescope/common";
+import { startNats, type TestServer } from "./support/index.js";
+import { ROOT, natsClient, redisTraffic, startParser, startRedis, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
+
+const P = 64;
+
+/** Runs `wirescope tail ...` until it exits (it stops by itself after --limit records). */
+function tail(natsUrl: string, args: string[], onReady: () => void): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [path.join(ROOT, "bin/wirescope.js"), "tail", "--nats-url", natsUrl, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => {
+      c.kill("SIGKILL");
+      reject(new Error(`tail did not finish: ${err}`));
+    }, 30_000);
+    c.stdout.on("data", (d) => (out += d));
+    c.stderr.on("data", (d) => (err += d));
+    c.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+    setTimeout(onReady, 1000); // its subscription is up well before this
+  });
+}
+
+describe("wirescope tail", { timeout: 120_000 }, () => {
+  let nats: TestServer;
+  let redis: { proc: ManagedProcess; port: number };
+  let nc: NatsConnection;
+  let parser: ParserProc;
+  let convs: Conversation[];
+  let key = 70_000n;
+
+  before(async () => {
+    nats = await startNats({ jetstream: true });
+    redis = await startRedis();
+    nc = await natsClient(nats.url);
+    convs = await redisTraffic(redis.port, 4, "t");
+    parser = await startParser(nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
+  });
+  after(async () => {
+    await nc?.close();
+    await parser?.proc.stop();
+    await redis?.proc.stop();
+    await nats?.stop();
+  });
+
+  const publish = async () => {
+    for (const b of toRawBatches(convs, { partitions: P, firstKey: key }).batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+    key += 100n;
+    await nc.flush();
+  };
+
+  it("prints NDJSON records filtered by protocol and service", async () => {
+    const r = await tail(nats.url, ["--protocol", "redis", "--service", "redis-server:" + redis.port, "--limit", "10"], () => void publish());
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split("\n");
+    assert.equal(lines.length, 10);
+    for (const l of lines) {
+      const j = JSON.parse(l);
+      assert.equal(j.protocol, "redis");
+      assert.equal(j.server.service, `redis-server:${redis.port}`);
+      assert.ok(j.operation, "operation present");
+    }
+    assert.ok(lines.some((l) => JSON.parse(l).operation === "SET"));
+  });
+
+  it("prints a table on request", async () => {
+    const t = await tail(nats.url, ["--format", "table", "--limit", "3"], () => void publish());
+    assert.equal(t.code, 0, t.err);
+    const rows = t.out.trim().split("\n");
+    assert.equal(rows.length, 3);
+    for (const row of rows) assert.match(row, /redis .*->.*redis-server:\d+/);
+  });
+
+  it("refuses a bad format with a usage error", async () => {
+    const r = await tail(nats.url, ["--format", "xml"], () => {});
+    assert.equal(r.code, 2);
+    assert.match(r.err, /ndjson or table/);
+  });
+});
