@@ -23,6 +23,8 @@ import { writeRecord } from "./emit";
 /** Sizes beyond these are framing errors, not messages. */
 const MAX_REQUEST_SIZE: i32 = 256 << 20;
 const MAX_RESPONSE_SIZE: i32 = 1 << 30;
+/** Queue cap per direction: the host's largest chunk plus a buffered message prefix. */
+const QUEUE_LIMIT: i32 = (1 << 20) + MAX_BODY_PREFIX + 64;
 /** Desyncs tolerated before any request decoded, before giving the connection up as not Kafka. */
 const MAX_EARLY_DESYNC: i32 = 4;
 
@@ -37,6 +39,14 @@ export class KafkaConnection extends Connection {
   private readonly rd: Reader = new Reader(0, 0);
   desyncs: i32 = 0;
   unmatched: i32 = 0;
+
+  constructor() {
+    super();
+    // A partial message (up to MAX_BODY_PREFIX) may be queued when the host hands over its
+    // largest chunk (1 MiB): leave room for both, or the queue would refuse a valid stream.
+    this.q0.limit = QUEUE_LIMIT;
+    this.q1.limit = QUEUE_LIMIT;
+  }
 
   onData(dir: i32, q: ByteQueue, tsNs: i64): i32 {
     for (;;) {

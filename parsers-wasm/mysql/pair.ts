@@ -19,9 +19,12 @@ import {
   CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
   COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE,
   COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_SEND_LONG_DATA, COM_CHANGE_USER, COM_RESET_CONNECTION,
-  COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT,
+  COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, PAYLOAD_PREFIX,
 } from "./types";
 import { writeRecord } from "./emit";
+
+/** Queue cap per direction: the host's largest chunk plus a buffered packet prefix. */
+const QUEUE_LIMIT: i32 = (1 << 20) + PAYLOAD_PREFIX + 64;
 
 enum Phase {
   Unknown,
@@ -59,6 +62,14 @@ export class MysqlConnection extends Connection {
   private readonly rd: Payload = new Payload(0, 0);
   /** counters (kept for debugging and the README's "limits" section) */
   dropped: i32 = 0;
+
+  constructor() {
+    super();
+    // A partial packet (up to PAYLOAD_PREFIX) may be queued when the host hands over its
+    // largest chunk (1 MiB): leave room for both, or the queue would refuse a valid stream.
+    this.q0.limit = QUEUE_LIMIT;
+    this.q1.limit = QUEUE_LIMIT;
+  }
 
   onData(dir: i32, q: ByteQueue, tsNs: i64): i32 {
     if (this.stopAfterOutput) return BROKEN;
