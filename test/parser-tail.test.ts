@@ -67,7 +67,8 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
     for (const l of lines) {
       const j = JSON.parse(l);
       assert.equal(j.protocol, "redis");
-      assert.equal(j.server.service, `redis-server:${redis.port}`);
+      assert.equal(j.serverService, `redis-server:${redis.port}`);
+      assert.match(j.server, /^127\.0\.0\.1:\d+$/);
       assert.ok(j.operation, "operation present");
     }
     assert.ok(lines.some((l) => JSON.parse(l).operation === "SET"));

@@ -3,7 +3,7 @@
 //
 //   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
 // Pure: the caller decides when to flush (size here, time in the service).
-import { hashString } from "./assign.js";
+import { fnv1a32 } from "@wirescope/common";
 
 export interface EncodedBatch {
   partition: number;
@@ -11,9 +11,9 @@ export interface EncodedBatch {
   records: number;
 }
 
-/** The output partition of a service key: FNV-1a, shared by every replica and the aggregator. */
+/** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/common). */
 export function servicePartition(serviceKey: string, partitions: number): number {
-  return hashString(serviceKey, 0) % partitions;
+  return fnv1a32(serviceKey) % partitions;
 }
 
 export class RecordBatcher {

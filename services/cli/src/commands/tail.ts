@@ -1,8 +1,8 @@
 // `wirescope tail`: follows the records the parsers publish (core subscription on
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
-import { fromBinary, toJson } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, connectNats, silentLogger, RecordBatchSchema, RecordSchema, type Record as WsRecord } from "@wirescope/common";
+import { fromBinary } from "@bufbuild/protobuf";
+import { loadConfig, optionsHelp, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 
 const USAGE = `usage: wirescope tail [--protocol P] [--service S] [--format ndjson|table] [--limit N] [options]
@@ -13,8 +13,13 @@ Prints records as the parsers publish them. --service matches the client or serv
 options:
 ${optionsHelp()}`;
 
+/** `wirescope decode`'s NDJSON object, plus what only a live parser knows: service names and node. */
 export function recordJson(r: WsRecord): unknown {
-  return toJson(RecordSchema, r, { alwaysEmitImplicit: false });
+  const j: Record<string, unknown> = { ...recordToJson(r) };
+  if (r.client?.service) j.clientService = r.client.service;
+  if (r.server?.service) j.serverService = r.server.service;
+  if (r.node) j.node = r.node;
+  return j;
 }
 
 function tableRow(r: WsRecord): string {
