@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
 #include <fcntl.h>
+#include <pthread.h>
 #include <mutex>
 #include <string>
 #include <sys/file.h>
@@ -208,19 +210,31 @@ class Probe : public Napi::ObjectWrap<Probe> {
 
     libbpf_set_print(libbpf_print);
     take_log();
-    skel_ = wirescope_bpf__open();
-    if (!skel_) {
-      Fail(env, "ELOAD", std::string("opening the BPF object failed: ") + strerror(errno));
-      return;
+    // The verifier gives up with EAGAIN when a signal arrives during a (long) load; try again.
+    int err = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+      skel_ = wirescope_bpf__open();
+      if (!skel_) {
+        Fail(env, "ELOAD", std::string("opening the BPF object failed: ") + strerror(errno));
+        return;
+      }
+      skel_->rodata->self_tgid = self_tgid;
+      skel_->rodata->chunk_bytes = chunk;
+      skel_->rodata->max_bytes_per_call = per_call;
+      skel_->rodata->conn_key_base = key_base;
+      // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
+      skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
+      bpf_map__set_max_entries(skel_->maps.events, ringbuf);
+      // block signals while the verifier runs (a profiler's SIGPROF would abort it every time)
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
+      err = wirescope_bpf__load(skel_);
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      if (err != -EAGAIN) break;
+      wirescope_bpf__destroy(skel_);
+      skel_ = nullptr;
     }
-    skel_->rodata->self_tgid = self_tgid;
-    skel_->rodata->chunk_bytes = chunk;
-    skel_->rodata->max_bytes_per_call = per_call;
-    skel_->rodata->conn_key_base = key_base;
-    // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
-    skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
-    bpf_map__set_max_entries(skel_->maps.events, ringbuf);
-    int err = wirescope_bpf__load(skel_);
     if (err) {
       Fail(env, "ELOAD", std::string("loading the BPF programs failed (") + strerror(-err) + "): " + take_log());
       return;

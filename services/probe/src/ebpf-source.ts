@@ -42,7 +42,17 @@ export class EbpfSource implements EventSource {
     this.refreshMs = options.listenRefreshMs ?? 5_000;
   }
 
+  private rawHandler: ((buf: Buffer) => void) | undefined;
+
   private onBatch(buf: Buffer): void {
+    if (this.rawHandler) {
+      try {
+        this.rawHandler(buf);
+      } catch {
+        this.handlerErrors++;
+      }
+      return;
+    }
     const batch = decodeBatch(buf, this.decodeStats);
     if (!this.handler) {
       this.undelivered += batch.conns.length + batch.data.length;
@@ -58,6 +68,18 @@ export class EbpfSource implements EventSource {
   setFilter(f: FilterSpec): void {
     this.filter.apply(f);
   }
+
+  /**
+   * Like `run`, but hands over the native batches undecoded (raw-encoder.ts turns them into
+   * RawBatch bytes without an object per event). `decodeErrors` reports the consumer's errors.
+   */
+  async runRaw(onRaw: (buf: Buffer) => void, signal: AbortSignal, decodeStats?: DecodeStats): Promise<void> {
+    this.rawHandler = onRaw;
+    if (decodeStats) this.externalDecodeStats = decodeStats;
+    await this.run(() => {}, signal);
+  }
+
+  private externalDecodeStats: DecodeStats | undefined;
 
   async run(onBatch: (b: EventBatch) => void, signal: AbortSignal): Promise<void> {
     this.handler = onBatch;
@@ -76,7 +98,7 @@ export class EbpfSource implements EventSource {
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(s.kernelDrops)) drops[`kernel.${k}`] = v;
     drops["user.js_behind"] = s.droppedEvents;
-    drops["user.decode_error"] = this.decodeStats.errors;
+    drops["user.decode_error"] = this.decodeStats.errors + (this.externalDecodeStats?.errors ?? 0);
     drops["user.handler_error"] = this.handlerErrors;
     drops["user.no_handler"] = this.undelivered;
     return { drops, events: s.events, bytes: s.bytes, connections: s.connections, programs: this.probe.programs };
@@ -85,6 +107,7 @@ export class EbpfSource implements EventSource {
   /** Detaches the programs. Idempotent. */
   close(): void {
     this.handler = undefined;
+    this.rawHandler = undefined;
     this.probe.close();
   }
 }

@@ -24,8 +24,13 @@ export interface RawBatcherOptions {
 
 /** CLOCK_MONOTONIC (what the kernel stamps) to wall clock, measured once. */
 export function monoToWallClock(): (mono: bigint) => bigint {
-  const offset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  const offset = monoToWallOffset();
   return (mono) => mono + offset;
+}
+
+/** Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux). */
+export function monoToWallOffset(): bigint {
+  return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 }
 
 export class RawBatcher {
@@ -102,12 +107,29 @@ export class RawBatcher {
     }
     for (const c of batch.conns) if (c.kind === "close") get(this.o.partition(c.connKey), 128).conns.push(this.connEvent(c));
     for (const [part, cur] of open) out.push({ partition: part, batch: cur.b });
-    for (const o of out) o.batch.batchSeq = this.nextSeq(o.partition);
-    if (out.length && Object.keys(this.pendingDrops).length) {
-      for (const [k, v] of Object.entries(this.pendingDrops)) out[0].batch.drops[k] = BigInt(v);
-      this.pendingDrops = {};
+    for (const o of out) {
+      o.batch.batchSeq = this.nextSeq(o.partition);
+      this.takeDrops(o.batch);
     }
     return out;
+  }
+
+  /**
+   * A RawBatch with everything but the data events (raw-encoder.ts appends those as bytes):
+   * identity, the next batch_seq of the partition, pending drops.
+   */
+  header(partition: number, conns: ConnEvent[]): RawBatch {
+    const b = this.newBatch(partition);
+    b.conns = conns;
+    b.batchSeq = this.nextSeq(partition);
+    this.takeDrops(b);
+    return b;
+  }
+
+  private takeDrops(b: RawBatch): void {
+    if (!Object.keys(this.pendingDrops).length) return;
+    for (const [k, v] of Object.entries(this.pendingDrops)) b.drops[k] = BigInt(v);
+    this.pendingDrops = {};
   }
 
   private newBatch(partition: number): RawBatch {

@@ -15,7 +15,8 @@ import {
 import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
-import { RawBatcher, monoToWallClock } from "./raw-batcher.js";
+import { RawBatcher, monoToWallClock, monoToWallOffset } from "./raw-batcher.js";
+import { RawEncoder } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { parseProbeArgs } from "./options.js";
@@ -130,7 +131,17 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           }, 5_000)
         : undefined;
       try {
-        await source.run(async (b) => {
+        if (ebpf) {
+          // the hot path: native batches straight to RawBatch bytes
+          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024 }, batcher);
+          await ebpf.runRaw((buf) => {
+            const r = encoder.encode(buf);
+            eventsIn += r.events;
+            bytesIn += r.bytes;
+            c.add("events_in", r.events);
+            for (const m of r.messages) publisher.publishBytes(rawSubject(m.partition), m.data);
+          }, signal, encoder.decodeStats);
+        } else await source.run(async (b) => {
           eventsIn += b.conns.length + b.data.length;
           for (const d of b.data) bytesIn += d.payload.length;
           c.add("events_in", b.conns.length + b.data.length);

@@ -1,0 +1,90 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { fromBinary } from "@bufbuild/protobuf";
+import { RawBatchSchema } from "@wirescope/common";
+import { RawEncoder } from "./raw-encoder.js";
+import { RawBatcher } from "./raw-batcher.js";
+import { ProcessCache } from "./process-info.js";
+import { connPartition } from "./partition.js";
+import { decodeBatch } from "./decode.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN } from "./gen/layout.js";
+
+function frame(rec: Buffer): Buffer {
+  const b = Buffer.alloc((4 + rec.length + 7) & ~7);
+  b.writeUInt32LE(rec.length, 0);
+  rec.copy(b, 4);
+  return b;
+}
+
+function rec(type: number, key: bigint, size: number, ts: bigint): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(type, HDR.type);
+  b.writeUInt32LE(4321, HDR.tgid);
+  b.writeUInt32LE(4322, HDR.tid);
+  b.writeBigUInt64LE(ts, HDR.ts_ns);
+  b.writeBigUInt64LE(key, HDR.conn_key);
+  return b;
+}
+
+function data(key: bigint, seq: bigint, payload: Buffer, original: number, dir: number, ts: bigint): Buffer {
+  const b = rec(WS_EV_DATA, key, DATA.headerSize + payload.length, ts);
+  b.writeBigUInt64LE(seq, DATA.seq);
+  b.writeUInt32LE(original, DATA.original_length);
+  b.writeUInt32LE(payload.length, DATA.len);
+  b[DATA.direction] = dir;
+  payload.copy(b, DATA.payload);
+  return b;
+}
+
+function open(key: bigint): Buffer {
+  const b = rec(WS_EV_OPEN, key, CONN.size, 5n);
+  b.writeUInt16LE(2, CONN.family);
+  b.writeUInt16LE(1234, CONN.lport);
+  b.writeUInt16LE(80, CONN.rport);
+  b[CONN.role] = 1;
+  b.write("curl", CONN.comm);
+  return b;
+}
+
+test("RawEncoder: the bytes decode to the same RawBatch content as the object path", () => {
+  const base = 0xabcdefn << 40n;
+  const keys = [base | 1n, base | 2n, base | 300000n, 1n];
+  const offset = 1_795_000_000_000_000_000n;
+  const recs: Buffer[] = [];
+  keys.forEach((k) => recs.push(open(k)));
+  let i = 0;
+  for (const k of keys) {
+    recs.push(data(k, 0n, Buffer.from("hello"), 5, 1, 123_456_789_012n + BigInt(i++)));
+    recs.push(data(k, 2n ** 33n + 7n, Buffer.alloc(300, 7), 1000, 2, 0xffff_ffffn)); // carry into the high word
+    recs.push(data(k, 12n, Buffer.alloc(0), 70000, 1, 1n)); // a pure gap
+  }
+  const buf = Buffer.concat(recs.map(frame));
+  const mk = () => new RawBatcher({ node: "n", probeId: "p", partition: (key) => connPartition("n", key, 16), toWall: (t) => t + offset, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 });
+  const enc = new RawEncoder({ node: "n", partitions: 16, monoToWallOffsetNs: offset, maxBatchBytes: 1 << 20 }, mk());
+  const r = enc.encode(buf);
+  assert.equal(r.events, keys.length * 4);
+  assert.equal(r.bytes, keys.length * 305);
+  assert.equal(enc.decodeStats.errors, 0);
+  const fast = r.messages.map((m) => ({ p: m.partition, b: fromBinary(RawBatchSchema, m.data) }));
+  const slow = mk().build(decodeBatch(buf));
+  const norm = (b: typeof slow[number]["batch"]) => ({
+    partition: b.partition, batchSeq: b.batchSeq, node: b.node, probeId: b.probeId,
+    conns: b.conns.map((c) => [c.connKey, c.kind, c.role, c.localPort, c.remotePort, c.timestampNs]),
+    data: b.data.map((d) => [d.connKey, d.direction, d.seq, d.timestampNs, d.tid, Buffer.from(d.payload).toString("hex"), d.originalLength]),
+  });
+  assert.deepEqual(
+    fast.map((f) => norm(f.b)).sort((a, b) => a.partition - b.partition),
+    slow.map((s) => norm(s.batch)).sort((a, b) => a.partition - b.partition),
+  );
+  for (const f of fast) assert.equal(f.p, f.b.partition);
+});
+
+test("RawEncoder: malformed input is counted, never thrown", () => {
+  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20 },
+    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache(), maxBatchBytes: 1 << 20 }));
+  const bad = frame(data(1n, 0n, Buffer.from("abc"), 3, 1, 1n));
+  bad.writeUInt32LE(1 << 30, 0);
+  assert.equal(enc.encode(bad).messages.length, 0);
+  assert.equal(enc.decodeStats.errors, 1);
+  for (let n = 0; n < 100; n++) enc.encode(Buffer.from(Array.from({ length: n * 3 }, () => (Math.random() * 256) | 0)));
+});
