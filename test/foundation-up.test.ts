@@ -113,3 +113,51 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
     }
   }
 });
+
+test("children of a SIGKILLed `up` are stopped by the next `up` on the same data dir", { timeout: 180_000 }, async () => {
+  const dataDir = tempDir("wirescope-up-");
+  const args = async () => [
+    "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe",
+    "--data-dir", dataDir,
+    "--nats-url", `nats://127.0.0.1:${await freePort()}`,
+    "--influx-url", `http://127.0.0.1:${await freePort()}`,
+    "--parser-port", String(await freePort()),
+    "--aggregator-port", String(await freePort()),
+  ];
+  const start = async () => {
+    const p = spawn(process.execPath, await args(), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    await waitFor(() => /^ready: /m.test(out) || p.exitCode !== null, { timeoutMs: 120_000, what: "ready" });
+    assert.equal(p.exitCode, null, out);
+    const pids = [...out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)].map((m) => Number(m[2]));
+    assert.equal(pids.length, 4, out);
+    return { p, pids, exited, output: () => out };
+  };
+  const first = await start();
+  const second: { p?: ReturnType<typeof spawn>; pids: number[] } = { pids: [] };
+  try {
+    first.p.kill("SIGKILL");
+    await first.exited;
+    assert.ok(first.pids.every(pidAlive), "children outlive a SIGKILLed up");
+    const s = await start();
+    second.p = s.p;
+    second.pids = s.pids;
+    assert.match(s.output(), /left over from a previous `wirescope up`/);
+    assert.ok(first.pids.every((pid) => !pidAlive(pid)), "leftovers stopped");
+    s.p.kill("SIGTERM");
+    await s.exited;
+    await waitFor(() => s.pids.every((pid) => !pidAlive(pid)), { timeoutMs: 30_000, what: "second stack to stop" });
+  } finally {
+    for (const pid of [...first.pids, ...second.pids]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    second.p?.kill("SIGKILL");
+  }
+});

@@ -114,6 +114,20 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined
+ * when it does not exist. A pid plus its start time names one process even after pid reuse.
+ */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[19]); // fields after comm start at field 3
+  } catch {
+    return undefined;
+  }
+}
+
 /** A TCP port free on `host` right now (the OS picks it). */
 export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {

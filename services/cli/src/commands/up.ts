@@ -16,6 +16,7 @@ import {
   waitFor,
   tcpReachable,
   pidAlive,
+  processStartTime,
   errorMessage,
   ServingStatus,
   DEFAULT_GRPC_PORTS,
@@ -140,6 +141,37 @@ function takeLock(dataDir: string): () => void {
   };
 }
 
+interface ChildRecord {
+  name: string;
+  pid: number;
+  start: number;
+}
+
+/**
+ * Children of a previous `up` that was killed without a chance to stop them (SIGKILL, power
+ * loss of the terminal...): stopped now, identified by pid and start time so that a reused pid
+ * is never touched.
+ */
+async function reapLeftovers(file: string): Promise<void> {
+  let old: ChildRecord[];
+  try {
+    old = JSON.parse(fs.readFileSync(file, "utf8")) as ChildRecord[];
+  } catch {
+    return;
+  }
+  for (const c of old.reverse()) {
+    if (!pidAlive(c.pid) || processStartTime(c.pid) !== c.start) continue;
+    say(`stopping ${c.name} (pid ${c.pid}) left over from a previous \`wirescope up\``);
+    try {
+      process.kill(c.pid, "SIGTERM");
+      await waitFor(() => !pidAlive(c.pid), { timeoutMs: 10_000, intervalMs: 100, what: `${c.name} to exit` }).catch(() => process.kill(c.pid, "SIGKILL"));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  fs.rmSync(file, { force: true });
+}
+
 async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadConfig({ argv });
   const opts = parseUpArgs(rest);
@@ -149,7 +181,14 @@ async function up(argv: string[]): Promise<number> {
   fs.mkdirSync(logs, { recursive: true });
   const unlock = takeLock(config.dataDir);
 
+  const childrenFile = path.join(config.dataDir, "up.children.json");
+  await reapLeftovers(childrenFile);
   const children: ManagedProcess[] = [];
+  const remember = (c: ManagedProcess) => {
+    children.push(c);
+    const records: ChildRecord[] = children.map((x) => ({ name: x.name, pid: x.pid, start: processStartTime(x.pid) ?? -1 }));
+    fs.writeFileSync(childrenFile, JSON.stringify(records));
+  };
   const rows: Row[] = [];
   const stopping = new AbortController();
   let forced = false;
@@ -206,12 +245,12 @@ async function up(argv: string[]): Promise<number> {
     for (const c of ["probe", "parser", "aggregator"] as const) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
 
     const natsSrv = await startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), logFile: path.join(logs, "nats-server.log"), detached: true });
-    children.push(natsSrv);
+    remember(natsSrv);
     rows.push({ name: "nats-server", pid: String(natsSrv.pid), listen: natsSrv.url, state: "ready", log: rel(natsSrv.logFile) });
     if (stopping.signal.aborted) return 0;
 
     const influxSrv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: path.join(logs, "influxd.log"), detached: true });
-    children.push(influxSrv);
+    remember(influxSrv);
     await createDatabase(influxSrv.url, config);
     rows.push({ name: "influxd", pid: String(influxSrv.pid), listen: `${influxSrv.url} (db ${config.influx.database})`, state: "ready", log: rel(influxSrv.logFile) });
     if (stopping.signal.aborted) return 0;
@@ -239,7 +278,7 @@ async function up(argv: string[]): Promise<number> {
       const address = `${config.grpc.host}:${port}`;
       const logFile = path.join(logs, `${component}.log`);
       const child = await spawnManaged(component, process.execPath, [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(port)], { env, logFile, cwd: ROOT, detached: true });
-      children.push(child);
+      remember(child);
       try {
         await waitHealthy(child, address, opts.startTimeoutMs, stopping.signal);
         rows.push({ name: component, pid: String(child.pid), listen: `grpc://${address}`, state: "ready", log: rel(logFile) });
@@ -281,6 +320,7 @@ async function up(argv: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
+    if (children.every((c) => c.hasExited)) fs.rmSync(childrenFile, { force: true });
     unlock();
   }
 }
