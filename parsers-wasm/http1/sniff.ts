@@ -87,5 +87,18 @@ export function detectHttp1(dir: i32, p: usize, n: i32): i32 {
   const lineEnd = eol > 0 && load<u8>(p + <usize>eol - 1) == 0x0d ? eol - 1 : eol;
   if (lineEnd < 10 || !eqAscii(p + <usize>lineEnd - 8, 7, "HTTP/1.")) return 0;
   if (asksH2c(p, n)) return 70;
+  // Until the header section is complete, an "Upgrade: h2c" (the HTTP/2 plugin's) may still
+  // come: stay below a claim, unless the headers are already long (the window is finite).
+  if (!headerComplete(p, n)) return n >= 2048 ? 60 : 45;
   return 90;
+}
+
+/** True when p[0..n) holds a blank line (the end of a header section). */
+function headerComplete(p: usize, n: i32): bool {
+  for (let i = 1; i < n; i++) {
+    if (load<u8>(p + <usize>i) != 0x0a) continue;
+    if (load<u8>(p + <usize>i - 1) == 0x0a) return true;
+    if (i >= 3 && load<u8>(p + <usize>i - 1) == 0x0d && load<u8>(p + <usize>i - 2) == 0x0a) return true;
+  }
+  return false;
 }
