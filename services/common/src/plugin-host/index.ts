@@ -4,4 +4,4 @@ export { PluginError } from "./errors.js";
 export { Plugin, PluginInstance, PluginTrap, validateManifest, ABI_VERSION, REQUIRED_EXPORTS, DEFAULT_PLUGIN_OPTIONS, type PluginManifest, type PluginOptions, type TrapKind } from "./plugin.js";
 export { PluginRegistry, type LoadDirResult } from "./registry.js";
 export { ConnectionEngine, EngineConnection, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type OpenOptions, type StepResult, type ConnState, type Dir } from "./engine.js";
-export { meterModule, FUEL_EXPORT } from "./meter.js";
+export { meterModule, FUEL_SET_EXPORT, FUEL_GET_EXPORT } from "./meter.js";

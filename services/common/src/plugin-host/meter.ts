@@ -21,8 +21,13 @@
 
 import { PluginError } from "./errors.js";
 
-/** Name of the export through which the host reads and sets the fuel counter. */
-export const FUEL_EXPORT = "__wirescope_fuel";
+/**
+ * Exports through which the host sets and reads the fuel counter. Functions rather than an
+ * exported global: V8 keeps an exported mutable global boxed, which makes every loop check pay
+ * an extra load, and a call into wasm is cheaper than the Global.value accessor.
+ */
+export const FUEL_SET_EXPORT = "__wirescope_fuel_set";
+export const FUEL_GET_EXPORT = "__wirescope_fuel_get";
 
 export interface MeterResult {
   /** The rewritten module (metered when asked). */
@@ -284,6 +289,9 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
   const imports: MeterResult["imports"] = [];
   let importedGlobals = 0;
   let definedGlobals = 0;
+  let importedFuncs = 0;
+  let definedFuncs = -1;
+  let types = -1;
   let memory: MeterResult["memory"];
   let loops = 0;
 
@@ -296,7 +304,10 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
         const name = sr.name();
         const kind = sr.byte();
         imports.push({ module, name, kind });
-        if (kind === 0) sr.u32();
+        if (kind === 0) {
+          sr.u32();
+          importedFuncs++;
+        }
         else if (kind === 1) {
           skipValType(sr);
           const f = sr.byte();
@@ -318,9 +329,26 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
       }
     } else if (s.id === 6) {
       definedGlobals = sr.u32();
+    } else if (s.id === 3) {
+      definedFuncs = sr.u32();
+    } else if (s.id === 1) {
+      types = sr.u32();
+      for (let i = 0; i < types; i++) {
+        const form = sr.byte();
+        if (form !== 0x60) throw new PluginError("unsupported", `type section entry 0x${form.toString(16)} (GC types) is not supported in plugins`);
+        for (let k = 0; k < 2; k++) {
+          const n = sr.u32();
+          for (let j = 0; j < n; j++) skipValType(sr);
+        }
+      }
     }
   }
+  if (opts.meter && (types < 0 || definedFuncs < 0)) throw new PluginError("missing_export", "the module defines no functions");
   const fuelIndex = importedGlobals + definedGlobals;
+  const setType = types;
+  const getType = types + 1;
+  const setFunc = importedFuncs + definedFuncs;
+  const getFunc = setFunc + 1;
 
   const out = new Writer();
   out.bytes(input.subarray(0, 8));
@@ -340,11 +368,16 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
   })();
   const fuelExport = (() => {
     const w = new Writer();
-    const name = Buffer.from(FUEL_EXPORT);
-    w.u32(name.length);
-    w.bytes(name);
-    w.byte(0x03);
-    w.u32(fuelIndex);
+    for (const [name, index] of [
+      [FUEL_SET_EXPORT, setFunc],
+      [FUEL_GET_EXPORT, getFunc],
+    ] as const) {
+      const b = Buffer.from(name);
+      w.u32(b.length);
+      w.bytes(b);
+      w.byte(0x00);
+      w.u32(index);
+    }
     return w.done();
   })();
   // Canonical section order, used to place a global/export section the module lacked.
@@ -362,7 +395,7 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
     }
     if (!wroteExport && order(id) > order(7)) {
       const w = new Writer();
-      w.u32(1);
+      w.u32(2);
       w.bytes(fuelExport);
       emit(7, w.done());
       wroteExport = true;
@@ -393,6 +426,24 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
         w.u32(Math.min(max ?? opts.maxPages, opts.maxPages));
       }
       emit(5, w.done());
+    } else if (s.id === 1 && opts.meter) {
+      // two more function types: (i32) -> () and () -> i32
+      const sr = new Reader(s.body);
+      const n = sr.u32();
+      const w = new Writer();
+      w.u32(n + 2);
+      w.bytes(s.body.subarray(sr.pos));
+      w.bytes(Uint8Array.of(0x60, 0x01, 0x7f, 0x00, 0x60, 0x00, 0x01, 0x7f));
+      emit(1, w.done());
+    } else if (s.id === 3 && opts.meter) {
+      const sr = new Reader(s.body);
+      const n = sr.u32();
+      const w = new Writer();
+      w.u32(n + 2);
+      w.bytes(s.body.subarray(sr.pos));
+      w.u32(setType);
+      w.u32(getType);
+      emit(3, w.done());
     } else if (s.id === 6 && opts.meter) {
       const sr = new Reader(s.body);
       const n = sr.u32();
@@ -406,7 +457,7 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
       const sr = new Reader(s.body);
       const n = sr.u32();
       const w = new Writer();
-      w.u32(n + 1);
+      w.u32(n + 2);
       w.bytes(s.body.subarray(sr.pos));
       w.bytes(fuelExport);
       emit(7, w.done());
@@ -415,7 +466,7 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
       const sr = new Reader(s.body);
       const n = sr.u32();
       const w = new Writer();
-      w.u32(n);
+      w.u32(opts.meter ? n + 2 : n);
       const g = leb(fuelIndex);
       const probe = new Writer();
       probe.byte(0x23);
@@ -453,6 +504,15 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
         const nb = bw.done();
         w.u32(nb.length);
         w.bytes(nb);
+      }
+      if (opts.meter) {
+        // set: (local.get 0) (global.set $fuel); get: (global.get $fuel)
+        const setBody = [0x00, 0x20, 0x00, 0x24, ...g, 0x0b];
+        const getBody = [0x00, 0x23, ...g, 0x0b];
+        w.u32(setBody.length);
+        w.bytes(Uint8Array.from(setBody));
+        w.u32(getBody.length);
+        w.bytes(Uint8Array.from(getBody));
       }
       emit(10, w.done());
     } else {

@@ -6,8 +6,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { PluginError } from "./errors.js";
-import { meterModule, FUEL_EXPORT } from "./meter.js";
-import { Wasm, type WasmGlobal, type WasmMemory, type WasmModule } from "./wasm-api.js";
+import { meterModule, FUEL_GET_EXPORT, FUEL_SET_EXPORT } from "./meter.js";
+import { Wasm, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 /** The ABI version this host speaks (docs/plugin-abi.md). */
 export const ABI_VERSION = 1;
@@ -111,7 +111,8 @@ let nextInstanceId = 1;
 export class PluginInstance {
   readonly id = nextInstanceId++;
   private readonly x: Exports;
-  private readonly fuel?: WasmGlobal;
+  private readonly fuelSet?: (v: number) => void;
+  private readonly fuelGet?: () => number;
   private abortMessage?: string;
   /** Set once the instance trapped: every later call throws. */
   dead?: TrapKind;
@@ -142,7 +143,8 @@ export class PluginInstance {
     this.fuelBase = Math.min(0x7fffffff, plugin.options.fuelBase);
     this.fuelPerByte = plugin.options.fuelPerByte;
     this.x = inst.exports as unknown as Exports;
-    this.fuel = inst.exports[FUEL_EXPORT] as WasmGlobal | undefined;
+    this.fuelSet = inst.exports[FUEL_SET_EXPORT] as ((v: number) => void) | undefined;
+    this.fuelGet = inst.exports[FUEL_GET_EXPORT] as (() => number) | undefined;
     this.call(0, () => this.x.configure(plugin.options.flags));
   }
 
@@ -162,7 +164,7 @@ export class PluginInstance {
   /** Sets the fuel budget for a call with `len` input bytes; throws if the instance is dead. */
   private enter(len: number): void {
     if (this.dead) throw new PluginTrap(this.dead, `plugin ${this.plugin.name} instance ${this.id} is dead (${this.dead})`, undefined, false);
-    if (this.fuel) this.fuel.value = Math.min(0x7fffffff, this.fuelBase + this.fuelPerByte * len);
+    if (this.fuelSet) this.fuelSet(Math.min(0x7fffffff, this.fuelBase + this.fuelPerByte * len));
   }
 
   /** Turns whatever a call threw into a PluginTrap and marks the instance dead. */
@@ -170,7 +172,7 @@ export class PluginInstance {
     if (e instanceof PluginTrap) return e;
     let kind: TrapKind = "trap";
     const cap = this.plugin.options.maxMemoryMiB * 1024 * 1024;
-    if (this.fuel && this.fuel.value === 0) kind = "runaway";
+    if (this.fuelGet && this.fuelGet() === 0) kind = "runaway";
     else if (this.x.memory.buffer.byteLength + 65536 * 16 > cap) kind = "memory"; // allocation failed at (near) the cap
     else if (this.abortMessage) kind = /out of memory|allocation too large/i.test(this.abortMessage) ? "memory" : "abort";
     else if (e instanceof RangeError) kind = /call stack/i.test(e.message) ? "stack" : "trap";
