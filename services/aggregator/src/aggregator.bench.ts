@@ -121,7 +121,8 @@ async function benchPipeline(batches: Uint8Array[], influxUrl: string) {
   writer.close();
 }
 
-async function benchService(batches: Uint8Array[], records: number, influxUrl: string, dir: string) {
+async function benchService(batches: Uint8Array[], records: number, influxUrl: string, dir: string, extra: string[], label: string) {
+  fs.mkdirSync(dir, { recursive: true });
   const nats = await startNatsServer({ port: 0, jetstream: true, storeDir: path.join(dir, "js"), logFile: path.join(dir, "nats.log") });
   try {
     const nc = await connect({ servers: nats.url });
@@ -136,7 +137,7 @@ async function benchService(batches: Uint8Array[], records: number, influxUrl: s
     await Promise.all(pubs);
     const port = await freePort();
     const logFd = fs.openSync(path.join(dir, "aggregator.log"), "a");
-    const child = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "aggregator", "--nats-url", nats.url, "--influx-url", influxUrl, "--influx-db", "bench_service", "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000"], { stdio: ["ignore", logFd, logFd] });
+    const child = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "aggregator", "--nats-url", nats.url, "--influx-url", influxUrl, "--influx-db", "bench_service", "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
     const client = createClient(AggregatorService, `127.0.0.1:${port}`);
     const counters = async () => ((await client.status({}, { timeoutMs: 2000 })) as { counters: Record<string, number> }).counters;
     let t0 = 0;
@@ -162,7 +163,7 @@ async function benchService(batches: Uint8Array[], records: number, influxUrl: s
       }
       if ((c.records_in ?? 0) >= records && c.open_windows === 0 && c.held_batches === 0 && c.pending_lines === 0) {
         const seconds = (performance.now() - t0) / 1000;
-        report({ stage: "service: JetStream → aggregator → InfluxDB 1.x", records, seconds, cpuSeconds: procCpu() - cpu0, lines: c.points_out ?? 0 });
+        report({ stage: `service: JetStream → InfluxDB 1.x, ${label}`, records, seconds, cpuSeconds: procCpu() - cpu0, lines: c.points_out ?? 0 });
         break;
       }
     }
@@ -185,8 +186,8 @@ try {
   await benchDecode(batches);
   await benchPipeline(batches, influx.url);
   // The service bench needs fresh timestamps (windows close by event time / idle wall clock).
-  const fresh = encode(makeRecords(N));
-  await benchService(fresh, N, influx.url, dir);
+  await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s1"), [], "spans 10%");
+  await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
 } finally {
   await influx.stop();
   fs.rmSync(dir, { recursive: true, force: true });

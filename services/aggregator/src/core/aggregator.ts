@@ -7,7 +7,7 @@ import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced } from "./identity.js";
 import { windowStart } from "./window.js";
-import { bytesToHex, id64 } from "./hash.js";
+import { bytesToHex, id64Of } from "./hash.js";
 import { SpanIndex, sampleSpans, type SpanRec } from "./spans.js";
 
 export interface RedSeries {
@@ -100,7 +100,6 @@ export class Aggregator {
   private closedBefore = -Infinity;
   /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
   private eventMaxMs = -Infinity;
-  private retained: SpanRec[] = [];
   private bufferedSpans = 0;
   private readonly normCache = new Map<string, { operation: string; resource: string }>();
 
@@ -237,26 +236,19 @@ export class Aggregator {
         return;
       }
       this.bufferedSpans++;
-      win.spans.push(this.makeSpan(r, win.start, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, startMs, durMs, endMs, key));
+      win.spans.push(this.makeSpan(r, win.start, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, startMs, durMs, endMs, series));
     }
   }
 
-  private makeSpan(r: WRecord, window: number, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, startMs: number, durMs: number, endMs: number, seriesKey: string): SpanRec {
+  private makeSpan(r: WRecord, window: number, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, startMs: number, durMs: number, endMs: number, series: object): SpanRec {
     const ep = role === "server" ? r.server : r.client;
     const pid = ep?.process?.pid ?? 0;
     const node = r.node || ep?.node || "";
     const tuple = r.client?.address && r.server?.address && r.client.port && r.server.port ? `${r.client.address}:${r.client.port}>${r.server.address}:${r.server.port}` : "";
-    const baseId = id64(`${node}|${r.connKey}|${role}|${r.startNs}|${r.tid}|${protocol}|${resource}`);
+    // Number(startNs) keeps ~256 ns of resolution: plenty to tell requests of one connection apart.
+    const baseId = id64Of([node, protocol, resource], [Number(r.connKey), role === "server" ? 2 : 1, Number(r.startNs), r.tid]);
     const hTrace = r.trace && r.trace.traceId.length === 16 ? bytesToHex(r.trace.traceId) : "";
     const hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
-    const attrs: Record<string, string | number> = {};
-    if (r.client?.address) attrs.client_address = r.client.address;
-    if (r.client?.port) attrs.client_port = r.client.port;
-    if (r.server?.address) attrs.server_address = r.server.address;
-    if (r.server?.port) attrs.server_port = r.server.port;
-    if (r.requestBytes) attrs.request_bytes = Number(r.requestBytes);
-    if (r.responseBytes) attrs.response_bytes = Number(r.responseBytes);
-    if (r.incomplete) attrs.incomplete = 1;
     return {
       id: baseId,
       baseId,
@@ -278,9 +270,15 @@ export class Aggregator {
       tuple,
       hTrace: hTrace === "00000000000000000000000000000000" ? "" : hTrace,
       hParent: hParent === "0000000000000000" ? "" : hParent,
-      seriesKey: service + SEP + seriesKey,
+      series,
       window,
-      attrs,
+      clientAddress: r.client?.address ?? "",
+      clientPort: r.client?.port ?? 0,
+      serverAddress: r.server?.address ?? "",
+      serverPort: r.server?.port ?? 0,
+      requestBytes: Number(r.requestBytes),
+      responseBytes: Number(r.responseBytes),
+      incomplete: r.incomplete,
       parent: null,
       parentId: "",
       traceId: "",
@@ -401,10 +399,10 @@ export class Aggregator {
 
   private finishSpans(w: WindowState, nowMs: number): { kept: SpanRec[]; dropped: number } {
     if (!this.opts.spans || w.spans.length === 0) return { kept: [], dropped: 0 };
-    // Link targets: spans flushed recently plus every span of the open windows.
-    const horizon = w.start - this.opts.linkRetentionMs;
-    this.retained = this.retained.filter((s) => s.window >= horizon);
-    const live: SpanRec[] = [...this.retained, ...w.spans];
+    // Link targets: this window's spans and those of the open (later) windows. Flushed windows
+    // are never needed: a parent ends after its children (a server request after the calls made
+    // for it, a client call after the server's response), and windows go by end time.
+    const live: SpanRec[] = [...w.spans];
     for (const ow of this.windows.values()) live.push(...ow.spans);
     const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0 };
     const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
@@ -414,10 +412,6 @@ export class Aggregator {
     this.counters.ambiguousTcp += linkCounters.ambiguousTcp;
     this.counters.ambiguousThread += linkCounters.ambiguousThread;
     this.bufferedSpans -= w.spans.length;
-    this.retained.push(...w.spans);
-    // Retained spans count against the same memory bound; trim the oldest.
-    const cap = Math.floor(this.opts.maxBufferedSpans / 2);
-    if (this.retained.length > cap) this.retained = this.retained.slice(this.retained.length - cap);
     const { kept, dropped } = sampleSpans(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
     this.counters.spansKept += kept.length;
     this.counters.spansDropped += dropped;

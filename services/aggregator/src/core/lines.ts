@@ -97,7 +97,13 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     mine.add(`${tags} ${ts}`);
     let f = `trace_id=${escStr(s.traceId)},span_id=${escStr(s.id)},parent_span_id=${escStr(s.parentId)},name=${escStr(s.operation ? `${s.operation} ${s.resource}` : s.resource)},duration_ms=${num(s.durationMs)},error=${s.error},operation=${escStr(s.operation)},resource=${escStr(s.resource)},peer_service=${escStr(s.peer)},linked_by=${escStr(s.linkedBy)}`;
     if (s.status !== undefined) f += `,status=${s.status}i`;
-    for (const [k, v] of Object.entries(s.attrs)) f += typeof v === "number" ? `,${k}=${Math.trunc(v)}i` : `,${k}=${escStr(v)}`;
+    if (s.clientAddress) f += `,client_address=${escStr(s.clientAddress)}`;
+    if (s.clientPort) f += `,client_port=${s.clientPort}i`;
+    if (s.serverAddress) f += `,server_address=${escStr(s.serverAddress)}`;
+    if (s.serverPort) f += `,server_port=${s.serverPort}i`;
+    if (s.requestBytes) f += `,request_bytes=${s.requestBytes}i`;
+    if (s.responseBytes) f += `,response_bytes=${s.responseBytes}i`;
+    if (s.incomplete) f += `,incomplete=true`;
     out.push(`spans,${tags} ${f} ${ts}`);
   }
 }

@@ -25,8 +25,6 @@ export interface CoreOptions {
   slowestPerSeries: number;
   /** Spans buffered (open windows) at most; beyond it non-error spans are dropped and counted. */
   maxBufferedSpans: number;
-  /** How long flushed spans stay available as link targets (parents) for later windows. */
-  linkRetentionMs: number;
   /** Allowed clock difference between the two ends of a connection when pairing records. */
   pairSkewMs: number;
   /** Write spans at all. */
@@ -45,7 +43,6 @@ export const defaultCoreOptions: CoreOptions = {
   spanSampleRate: 0.1,
   slowestPerSeries: 1,
   maxBufferedSpans: 200_000,
-  linkRetentionMs: 60_000,
   pairSkewMs: 50,
   spans: true,
 };

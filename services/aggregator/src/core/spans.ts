@@ -38,9 +38,16 @@ export interface SpanRec {
   /** Trace id (32 hex) and parent span id (16 hex) from the request's headers, "" when absent. */
   readonly hTrace: string;
   readonly hParent: string;
-  readonly seriesKey: string;
+  /** The RED series this span counted in (identity only: the slowest are kept per series). */
+  readonly series: object;
   readonly window: number;
-  readonly attrs: Record<string, string | number>;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly incomplete: boolean;
   // Link results.
   parent: SpanRec | null;
   parentId: string;
@@ -55,7 +62,7 @@ export interface LinkCounters {
   ambiguousThread: number;
 }
 
-/** Indexes over the spans that can take part in links (retained + open windows). */
+/** Indexes over the spans that can take part in links (the closing window and the open ones). */
 export class SpanIndex {
   private readonly clients = new Map<string, SpanRec[]>();
   private readonly servers = new Map<string, SpanRec[]>();
@@ -191,12 +198,12 @@ export class SpanIndex {
  */
 export function sampleSpans(spans: SpanRec[], rate: number, slowest: number): { kept: SpanRec[]; dropped: number } {
   const keep = new Set<SpanRec>();
-  const bySeries = new Map<string, SpanRec[]>();
+  const bySeries = new Map<object, SpanRec[]>();
   for (const s of spans) {
     if (s.error || unitFromHex(s.traceId) < rate) keep.add(s);
     if (slowest > 0) {
-      let l = bySeries.get(s.seriesKey);
-      if (!l) bySeries.set(s.seriesKey, (l = []));
+      let l = bySeries.get(s.series);
+      if (!l) bySeries.set(s.series, (l = []));
       l.push(s);
     }
   }
