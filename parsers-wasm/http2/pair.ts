@@ -18,7 +18,7 @@ export function emitStream(s: Stream, incomplete: bool): void {
   Rec.begin(grpc ? "grpc" : "http2");
   Rec.startNs(s.startTs);
   if (s.respHeaders && s.endTs >= s.startTs) Rec.durationNs(s.endTs - s.startTs);
-  const unknown = !s.has(V_PATH) && (s.reqUnknown || !s.reqHeaders);
+  const unknown = (!s.has(V_PATH) || !s.has(V_METHOD)) && (s.reqUnknown || !s.reqHeaders);
   if (grpc) writeGrpc(s);
   else writeHttp(s);
   if (s.has(V_AUTHORITY)) Rec.attrRaw("server.address", s.ptr(V_AUTHORITY), s.size(V_AUTHORITY));

@@ -171,6 +171,21 @@ vec(
 );
 
 vec(
+  "Pickup after missed bytes: a SETTINGS frame first does not make the tables known",
+  [
+    { gap: "client" },
+    Sv(settings(), headers(5, block(idx(S.s200), idx(62)), END_HEADERS | END_STREAM)),
+    C(headers(7, block(idx(S.GET), idx(S.http), idx(62), idx(S.authority + 0) /* :authority, empty value */), END_HEADERS | END_STREAM)),
+    Sv(headers(7, block(idx(S.s404)), END_HEADERS | END_STREAM)),
+  ],
+  [
+    { protocol: "http2", operation: "", resource: "", status: 200, attributes: { "http2.request_unknown": true } },
+    { protocol: "http2", operation: "GET", resource: "", status: 404, attributes: { "http2.request_unknown": true, "url.path": null } },
+  ],
+  { detect: false },
+);
+
+vec(
   "gRPC unary: message split across DATA frames, status in trailers",
   [
     C(PREFACE, settings(), headers(1, grpcReq("/helloworld.Greeter/SayHello")), data(1, grpcMsg(3).subarray(0, 2)), data(1, grpcMsg(3).subarray(2), END_STREAM)),
@@ -277,6 +292,10 @@ for (const v of vectors) {
   md += `\n## ${v.name}\n`;
   if (v.options) md += "\n```options\n" + JSON.stringify(v.options) + "\n```\n";
   for (const s of v.steps) {
+    if (s.gap) {
+      md += `\n\`\`\`gap ${s.gap} ${s.len ?? 0}\n\`\`\`\n`;
+      continue;
+    }
     const [dir, bytes] = s.client ? ["client", s.client] : ["server", s.server];
     const h = bytes.toString("hex").replace(/(.{64})/g, "$1\n").trim();
     md += `\n\`\`\`${dir}-hex\n${h}\n\`\`\`\n`;
