@@ -127,3 +127,33 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   await assert.rejects(ctl.setFilter({ filter: { denyComms: ["this-name-is-far-too-long"] } }), /invalid filter/);
   sub.unsubscribe();
 });
+
+test("probe --source pcap: a capture replayed through the same path reaches NATS (no eBPF needed)", { timeout: 60_000 }, async (t) => {
+  const file = "/work/shared/captures/http1/zeek__pipelined-requests.pcap";
+  const nats = await startNats({ jetstream: true });
+  t.after(() => nats.stop());
+  const url = `nats://127.0.0.1:${nats.port}`;
+  const nc = await connect({ servers: url });
+  t.after(() => nc.close());
+  const batches: RawBatch[] = [];
+  const sub = nc.subscribe("wirescope.raw.*");
+  void (async () => {
+    for await (const m of sub) batches.push(fromBinary(RawBatchSchema, m.data));
+  })();
+  await nc.flush();
+  const dir = tempDir("wirescope-probe-pcap-");
+  const probe = await spawnTracked("probe", process.execPath, [
+    path.join(root, "bin/wirescope.js"), "probe", "--nats-url", url, "--grpc-port", String(await freePort()),
+    "--source", "pcap", file, "--replay-loops", "3", "--log-level", "warn",
+  ], { logFile: path.join(dir, "probe.log") });
+  t.after(() => probe.stop());
+  await eventually("three replays' connections closed", () => batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.CLOSE).length >= 3, 30_000)
+    .catch((e) => { throw new Error(`${(e as Error).message}\n${probe.tail()}`); });
+  const opens = batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.OPEN);
+  assert.equal(new Set(opens.map((c) => c.connKey)).size, opens.length, "a new key per replayed connection");
+  const first = opens[0];
+  const egress = Buffer.concat(batches.flatMap((b) => b.data).filter((d) => d.connKey === first.connKey && d.direction === 1).sort((a, b) => Number(a.seq - b.seq)).map((d) => Buffer.from(d.payload)));
+  assert.equal(egress.toString("latin1").match(/^GET /gm)?.length, 5);
+  assert.ok(batches.every((b) => b.node.length > 0 && b.batchSeq > 0n));
+  sub.unsubscribe();
+});
