@@ -117,16 +117,25 @@ function open(limit: i32): void {
 }
 
 /** Closes the innermost open field: writes its length, shifting the content when it needs more than one byte. */
-function close(): void {
+@inline function close(): void {
+  if (depth > 0 && depth <= MAX_MARKS) {
+    const m = unchecked(marks[depth - 1]);
+    const len = outLen - m - 1;
+    if (len < 0x80) {
+      depth--;
+      store<u8>(outBase + <usize>m, <u8>len);
+      return;
+    }
+  }
+  closeLong();
+}
+
+function closeLong(): void {
   if (depth <= 0) return;
   depth--;
   if (depth >= MAX_MARKS) return;
   const m = unchecked(marks[depth]);
   const len = outLen - m - 1;
-  if (len < 0x80) {
-    store<u8>(outBase + <usize>m, <u8>len);
-    return;
-  }
   let extra = 0;
   for (let v = <u32>len >>> 7; v != 0; v >>>= 7) extra++;
   ensure(extra);
@@ -153,8 +162,40 @@ function room(): i32 {
 
 // ---- string content ----
 
+// UTF-8 of string literals, cached by address: literals live in static data (below
+// __heap_base) and never move or change, so keys and constant values are encoded once and then
+// copied. Strings on the heap are encoded every time (their address may be reused).
+const CACHE_SLOTS: i32 = 256;
+const cacheKey = new StaticArray<usize>(CACHE_SLOTS);
+const cacheVal = new StaticArray<ArrayBuffer | null>(CACHE_SLOTS);
+
+@inline function staticUtf8(s: string): ArrayBuffer | null {
+  const p = changetype<usize>(s);
+  if (p >= __heap_base) return null;
+  const h = <i32>((p >> 3) & <usize>(CACHE_SLOTS - 1));
+  if (unchecked(cacheKey[h]) == p) return unchecked(cacheVal[h]);
+  return cacheMiss(s, p, h);
+}
+
+function cacheMiss(s: string, p: usize, h: i32): ArrayBuffer {
+  const b = String.UTF8.encode(s);
+  unchecked((cacheKey[h] = p));
+  unchecked((cacheVal[h] = b));
+  return b;
+}
+
 /** Appends an AssemblyScript string as UTF-8 (within the room of the open string). */
 function putString(s: string): void {
+  const cached = staticUtf8(s);
+  if (cached != null) {
+    const len = cached.byteLength;
+    if (len <= room()) {
+      ensure(len);
+      memory.copy(outBase + <usize>outLen, changetype<usize>(cached), <usize>len);
+      outLen += len;
+      return;
+    }
+  }
   const n = s.length;
   const sp = changetype<usize>(s);
   let r = room();
@@ -173,8 +214,9 @@ function putString(s: string): void {
   ensure(restLen * 3);
   // Encode the remainder, then trim back to the room on a code point boundary.
   const before = outLen;
-  const end = String.UTF8.encodeUnsafe(rest, restLen, outBase + <usize>outLen, false, String.UTF8.ErrorMode.REPLACE);
-  outLen = <i32>(end - outBase);
+  // encodeUnsafe returns the number of bytes written (not the end address)
+  const written = String.UTF8.encodeUnsafe(rest, restLen, outBase + <usize>outLen, false, String.UTF8.ErrorMode.REPLACE);
+  outLen += <i32>written;
   r = room();
   if (r < 0) {
     let cut = outLen + r;
