@@ -80,7 +80,7 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     // Before: no plugin claims Redis.
     await replay();
     const undetected = async () =>
-      (await Promise.all(fleet.map(parserStatus))).reduce((n, s) => n + (s.counters["conn_closed.undetected"] ?? 0) + (s.counters["conn_dropped.undetected"] ?? 0), 0);
+      (await Promise.all(fleet.map(parserStatus))).reduce((n, s) => n + (s.counters["conn_closed.unclaimed"] ?? 0) + (s.counters["conn_dropped.unclaimed"] ?? 0), 0);
     await waitFor(async () => (await undetected()) >= convs.length, { timeoutMs: 10_000, what: "undetected connections counted" });
     assert.equal((await settleRecords(nc, 500, 5000)).length, 0);
 
@@ -88,14 +88,14 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     const bad = path.join(tempDir(), "broken.wasm");
     fs.writeFileSync(bad, Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.from("garbage section bytes")]));
     const badManifest = path.join(path.dirname(bad), "broken.json");
-    fs.writeFileSync(badManifest, JSON.stringify({ name: "broken", version: "1.0.0", abi: 1, protocols: ["broken"], wasm: "broken.wasm" }));
+    fs.writeFileSync(badManifest, JSON.stringify({ name: "broken", version: "1.0.0", abi: 1, protocols: ["broken"], ports: [], wasm: "broken.wasm" }));
     const refused = await cli(nats.url, "plugin", "add", bad, "--manifest", badManifest);
     assert.notEqual(refused.code, 0);
-    assert.match(refused.err, /not a valid WebAssembly module/);
+    assert.match(refused.err, /broken.*WebAssembly/);
 
     // The same corrupt object written straight into the bucket: replicas refuse it, keep running.
     const os = await nc.jetstream().views.os("wirescope-plugins");
-    await os.putBlob({ name: "broken.wasm", description: JSON.stringify({ name: "broken", version: "1.0.0", abi: 1 }) }, fs.readFileSync(bad));
+    await os.putBlob({ name: "broken.wasm", description: fs.readFileSync(badManifest, "utf8") }, fs.readFileSync(bad));
 
     // Add Redis with the command; both replicas load it without a restart.
     const added = await cli(nats.url, "plugin", "add", path.join(REDIS_DIR, "redis.wasm"), "--manifest", path.join(REDIS_DIR, "redis.json"));
@@ -104,7 +104,7 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("redis@1.0.0")), { timeoutMs: 10_000, what: "redis loaded everywhere" });
     for (const p of fleet) {
       const st = await parserStatus(p);
-      assert.ok(st.warnings.some((w) => /broken.*not a valid WebAssembly module/.test(w)), `warnings of ${p.instance}: ${st.warnings}`);
+      assert.ok(st.warnings.some((w) => /broken.*WebAssembly/.test(w)), `warnings of ${p.instance}: ${st.warnings}`);
       assert.ok((await parserPlugins(p)).every((x) => !x.startsWith("broken")));
       assert.equal(p.proc.hasExited, false);
     }
@@ -144,8 +144,8 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     fs.copyFileSync(path.join(REDIS_DIR, "redis.json"), path.join(dir, "redis.json"));
     await waitFor(async () => (await parserPlugins(p)).includes("redis@1.0.0"), { timeoutMs: 10_000, what: "redis from dir" });
     fs.writeFileSync(path.join(dir, "junk.wasm"), "not wasm");
-    fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ name: "junk", version: "1", abi: 1 }));
-    await waitFor(async () => (await parserStatus(p)).warnings.some((w) => /junk.*not a valid WebAssembly module/.test(w)), { timeoutMs: 10_000, what: "junk refused" });
+    fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ name: "junk", version: "1", abi: 1, protocols: ["junk"], ports: [], wasm: "junk.wasm" }));
+    await waitFor(async () => (await parserStatus(p)).warnings.some((w) => /junk.*WebAssembly/.test(w)), { timeoutMs: 10_000, what: "junk refused" });
     assert.deepEqual(await parserPlugins(p), ["redis@1.0.0"]);
     fs.rmSync(path.join(dir, "redis.json"));
     await waitFor(async () => (await parserPlugins(p)).length === 0, { timeoutMs: 10_000, what: "redis unloaded" });

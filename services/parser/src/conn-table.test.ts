@@ -175,7 +175,7 @@ describe("ConnTable", () => {
     const { t, counters } = setup({ maxDetectBytes: 2 });
     t.onConn(open(5n), 0, 0);
     t.onData(data(5n, EG, 0, "xyz", 10n), 0, 0);
-    assert.equal(counters.get("conn_dropped.undetected"), 1);
+    assert.equal(counters.get("conn_dropped.unclaimed"), 1);
   });
 
   it("drops and counts the state of a moved partition only", () => {

@@ -217,7 +217,7 @@ export class ConnTable {
         r = c.session.gap(dir, op.len, op.tsNs);
       }
       this.result(c, r);
-      if (!c.decoding && this.conns.has(c.key) && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "undetected");
+      if (!c.decoding && this.conns.has(c.key) && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
     }
   }
 
@@ -264,7 +264,7 @@ export class ConnTable {
     for (const b of r.records) this.publish(c, b);
     c.session.free();
     // A connection that ended before any plugin claimed it was never decoded: say so.
-    this.counters.add(c.decoding ? `conn_closed.${why}` : "conn_closed.undetected");
+    this.counters.add(c.decoding ? `conn_closed.${why}` : "conn_closed.unclaimed");
   }
 
   private discard(c: Conn, reason: string): void {

@@ -10,9 +10,10 @@ export interface StepResult {
   records: Uint8Array[];
   /**
    * detecting: no plugin has claimed the connection yet; decoding: a plugin owns it;
-   * rejected: no plugin can decode it (any more): the table drops it, counting `reason`.
+   * rejected: no plugin can decode it (any more): the table drops it, counting `reason`;
+   * closed: after close().
    */
-  state: "detecting" | "decoding" | "rejected";
+  state: "detecting" | "decoding" | "rejected" | "closed";
   reason?: string;
 }
 

@@ -6,9 +6,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection, ObjectStore } from "nats";
 import { NatsError, errorMessage, type Counters, type Logger } from "@wirescope/common";
-import { LoadedPlugin, PluginError, type PluginSet } from "./wasm-plugins.js";
+import { LoadedPlugin, PluginError, type PluginSet, type PluginSource } from "./wasm-plugins.js";
 
-export type PluginSource = "builtin" | "dir" | "store";
+export type { PluginSource };
 
 export class PluginLoader {
   /** Last refusal per plugin file/object; mirrored into `warnings` (shown by `status`). */
@@ -36,7 +36,7 @@ export class PluginLoader {
   install(label: string, manifest: unknown, wasm: Uint8Array, source: PluginSource): string | undefined {
     let p: LoadedPlugin;
     try {
-      p = LoadedPlugin.load(manifest, wasm, source, this.redact);
+      p = LoadedPlugin.load(manifest, wasm, source, this.redact, label);
     } catch (e) {
       const msg = e instanceof PluginError ? e.message : `plugin ${label}: ${errorMessage(e)}`;
       this.refuse(label, msg);

@@ -40,7 +40,7 @@ export const createService: CreateService = async (ctx) => {
   const counters = ctx.counters;
   const P = ctx.config.partitions;
   const noRedact = new Set(o.noRedact);
-  const plugins = new PluginSet(counters, o.maxDetectBytes);
+  const plugins = new PluginSet(o.maxDetectBytes);
   const loader = new PluginLoader(plugins, (proto) => !noRedact.has(proto), counters, log, ctx.warnings);
   loader.loadDir(o.builtinDir, "builtin");
   if (!plugins.plugins().length) ctx.warnings.add(`no built-in plugins in ${o.builtinDir} (run the build): only plugins added later decode`);
@@ -158,6 +158,8 @@ export const createService: CreateService = async (ctx) => {
           rates.set(proto, v);
         }
         counters.set("plugins_loaded_now", plugins.plugins().length);
+        // The plugin host's own counters: traps under their usual name, the rest prefixed.
+        for (const [k, v] of Object.entries(plugins.engineCounters.snapshot())) counters.set(k.startsWith("plugin_traps.") ? k : `host.${k}`, v);
       }, 1000);
       const flusher = setInterval(() => output.poke(true), o.flushMs);
 

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
-import { Counters, RecordSchema } from "@wirescope/common";
+import { RecordSchema } from "@wirescope/common";
 import { LoadedPlugin, PluginError, PluginSet } from "./wasm-plugins.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -37,15 +37,15 @@ describe("LoadedPlugin.load", () => {
   it("refuses a module without the ABI exports", () => {
     // (module (memory (export "memory") 1 2)) — valid WebAssembly, nothing else
     const tiny = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 4, 1, 1, 1, 2, 7, 10, 1, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0]);
-    assert.throws(() => LoadedPlugin.load(redisManifest(), tiny, "store", on), (e: unknown) => e instanceof PluginError && e.code === "exports" && /abi_version/.test(e.message));
+    assert.throws(() => LoadedPlugin.load(redisManifest(), tiny, "store", on), (e: unknown) => e instanceof PluginError && e.code === "missing_export" && /missing export/.test(e.message));
   });
 });
 
 describe("PluginSet", () => {
   it("detects and decodes RESP through a session", () => {
-    const set = new PluginSet(new Counters());
+    const set = new PluginSet();
     set.put(LoadedPlugin.load(redisManifest(), redisWasm(), "builtin", on));
-    const s = set.open({ roleKnown: true });
+    const s = set.open({ roleKnown: true, serverPort: 6379 });
     const te = new TextEncoder();
     const r1 = s.data(0, te.encode("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"), 1000n);
     assert.equal(r1.state, "decoding");
@@ -58,9 +58,9 @@ describe("PluginSet", () => {
   });
 
   it("keeps detecting when no plugin claims the bytes", () => {
-    const set = new PluginSet(new Counters());
+    const set = new PluginSet();
     set.put(LoadedPlugin.load(redisManifest(), redisWasm(), "builtin", on));
-    const s = set.open({ roleKnown: true });
+    const s = set.open({ roleKnown: true, serverPort: 6379 });
     assert.equal(s.data(0, new Uint8Array([0x16, 0x03, 0x01, 0x00]), 1n).state, "detecting");
   });
 });
