@@ -105,6 +105,15 @@ handshake.push(
     [{ operation: "LOGIN", status: 1045, error: true, attributes: { "mysql.response": "ERR", "db.response.status_code": "1045", "mysql.sqlstate": "28000", "mysql.error_message": "Access denied for user 'root'@'localhost' (using password: YES)" } }],
   ),
   vec(
+    "non-ASCII user, schema and SQLSTATE bytes are written as valid UTF-8",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS, "mysql_native_password"))),
+      c(pkt(1, login(BASE_CAPS, "jörg", Buffer.alloc(20, 1), "straße", "mysql_native_password"))),
+      s(pkt(2, B([0xff], u16(1044), "#", Buffer.from([0x73, 0x1b, 0xe5, 0x34, 0x32]), "Zugriff verweigert für 'jörg'"))),
+    ],
+    [{ operation: "LOGIN", status: 1044, error: true, attributes: { "db.user": "jörg", "db.namespace": "straße", "mysql.sqlstate": "s\u001b\u5d32", "mysql.error_message": "Zugriff verweigert für 'jörg'" } }],
+  ),
+  vec(
     "refused before the greeting (host not allowed)",
     [s(pkt(0, err(1130, "HY000", "Host '10.0.0.9' is not allowed to connect to this MySQL server")))],
     [{ operation: "LOGIN", status: 1130, error: true, attributes: { "mysql.response": "ERR" } }],
