@@ -10,7 +10,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
-import { startCapture, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { startCapture, decodeCapture, PLUGIN_BUILD_DIR, type DecodedRecord } from "./protocol-support/index.js";
+import { ConnectionEngine, Plugin, PluginRegistry, recordToJson, type RecordJson } from "@wirescope/common";
+import { CaptureStreams } from "@wirescope/common/pcap/index";
 import { tsharkHttp1, tsharkHttp2, type TsharkH2Stream } from "./http-support.js";
 
 const listen = (s: net.Server | http.Server | http2.Http2Server): Promise<number> =>
@@ -223,7 +225,80 @@ test("http2: node:http2 prior knowledge with 60 concurrent streams, bodies and C
   const theirs = await tsharkHttp2(cap.file, port);
   compareH2(ours, theirs, "prior knowledge");
   assert.ok(ours.some((r) => r.resource === "/big-headers" && r.status === 200), "the CONTINUATION request decoded");
+
 });
+
+test("http2: a connection picked up mid-way never yields a wrong path (real node:http2 traffic, pickup at every chunk)", { timeout: 120_000 }, async () => {
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    const p = String(headers[":path"]);
+    stream.respond({ ":status": p.includes("/r/3") ? 404 : 200, "content-type": "application/json", "x-shard": String(p.length % 3) });
+    stream.end("{}");
+  });
+  const port = await listen(server);
+  const cap = await startCapture(port, "h2pickup");
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    // one request at a time, so that every request is its own chunk; repeated paths and headers
+    // make the encoder refer back to dynamic-table entries
+    for (let i = 0; i < 40; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const s = client.request({ ":path": `/r/${i % 7}?v=${i % 3}`, "x-tenant": "acme", "x-request-id": `id-${i % 5}` });
+        s.setTimeout(20_000, () => s.close(http2.constants.NGHTTP2_CANCEL));
+        s.on("data", () => {});
+        s.on("end", () => resolve());
+        s.on("error", reject);
+      });
+    }
+  } finally {
+    client.close();
+    await cap.stop();
+    await closeServer(server);
+  }
+  const theirs = await tsharkHttp2(cap.file, port);
+  assert.equal(theirs.filter((t) => t.method).length, 40);
+  const known = new Set(theirs.map((t) => `${t.method} ${t.path} ${t.status}`));
+  let withPath = 0;
+  let unknown = 0;
+  for (let k = 1; k <= 60; k++) {
+    for (const r of decodeFromChunk(cap.file, k)) {
+      const p = r.attributes["url.path"];
+      if (p === undefined) {
+        assert.equal(r.attributes["http2.request_unknown"], true, `pickup after ${k}: a record without a path says so`);
+        unknown++;
+        continue;
+      }
+      withPath++;
+      const q = r.attributes["url.query"];
+      const key = `${r.operation} ${String(p)}${q === undefined ? "" : `?${String(q)}`} ${r.status}`;
+      assert.ok(known.has(key), `pickup after ${k} chunks: "${key}" is not a stream tshark saw`);
+    }
+  }
+  assert.ok(withPath > 0, "requests after the pickup point decode");
+  assert.ok(unknown > 0, "streams from before the pickup point are written as unknown");
+});
+
+/** Decodes a capture's connections as if picked up after `skip` chunks of each direction. */
+function decodeFromChunk(file: string, skip: number): RecordJson[] {
+  const reg = new PluginRegistry();
+  reg.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, "http2.json"), { flags: 0 }));
+  const engine = new ConnectionEngine(reg);
+  const out: RecordJson[] = [];
+  const conns = new Map<unknown, { ec: ReturnType<ConnectionEngine["openConnection"]>; seen: [number, number] }>();
+  const take = (rs: Uint8Array[]) => rs.forEach((b) => out.push(recordToJson(b)));
+  CaptureStreams.open(file, {
+    open: (c) => void conns.set(c, { ec: engine.openConnection({ protocol: "http2" }), seen: [0, 0] }),
+    data: (c, dir, bytes, ts) => {
+      const x = conns.get(c)!;
+      if (++x.seen[dir] <= skip) return;
+      if (x.seen[dir] === skip + 1) take(x.ec.gap(dir, 0, ts).records);
+      take(x.ec.data(dir, bytes, ts).records);
+    },
+    gap: (c, dir, len, ts) => take(conns.get(c)!.ec.gap(dir, len, ts).records),
+    close: (c, _r, ts) => take(conns.get(c)!.ec.close(ts).records),
+  }).run();
+  return out;
+}
 
 test("http2: h2c upgrade from nghttp -u (stream 1 is the HTTP/1.1 request) agrees with tshark", { timeout: 60_000 }, async () => {
   // node:http2 has no h2c upgrade, so the server side is hand-made: 101, then plain frames
