@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
+import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
 import { freePort, tempDir, waitFor, pidAlive } from "./support/index.js";
@@ -159,5 +160,55 @@ test("children of a SIGKILLed `up` are stopped by the next `up` on the same data
       }
     }
     second.p?.kill("SIGKILL");
+  }
+});
+
+test("without root, `up` starts everything else and says plainly why the probe is not running", { timeout: 180_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip("needs root to drop to an unprivileged user");
+  const home = tempDir("wirescope-up-nobody-");
+  fs.chmodSync(home, 0o777);
+  const ports = { nats: await freePort(), influx: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const p = spawn(
+    "setpriv",
+    [
+      "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+      "env", `HOME=${home}`,
+      process.execPath, "bin/wirescope.js", "up", "--no-build",
+      "--data-dir", path.join(home, "ws"),
+      "--nats-url", `nats://127.0.0.1:${ports.nats}`,
+      "--influx-url", `http://127.0.0.1:${ports.influx}`,
+      "--parser-port", String(ports.parser),
+      "--aggregator-port", String(ports.aggregator),
+      "--probe-port", String(await freePort()),
+    ],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  const pids: number[] = [];
+  try {
+    await waitFor(() => /^ready: /m.test(out) || p.exitCode !== null, { timeoutMs: 120_000, what: "ready" });
+    assert.equal(p.exitCode, null, out);
+    assert.match(out, /^probe\s+-\s+-\s+NOT RUNNING/m);
+    assert.match(out, /^note: probe not running: eBPF needs root: run `sudo npm start`/m);
+    assert.match(out, /^ready: 4 processes running$/m);
+    for (const m of out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)) pids.push(Number(m[2]));
+    assert.equal(pids.length, 4);
+    for (const c of ["parser", "aggregator"] as const) {
+      assert.equal((await checkHealth(`127.0.0.1:${ports[c]}`, "", 5000)).status, ServingStatus.SERVING, c);
+    }
+    process.kill(p.pid!, "SIGINT"); // setpriv execs: this is `up` itself
+    await exited;
+    await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 30_000, what: "children to stop" });
+  } finally {
+    for (const pid of [...pids, p.pid!]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
   }
 });
