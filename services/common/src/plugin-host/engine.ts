@@ -67,6 +67,12 @@ export interface StepResult {
 
 export type ConnState = "detecting" | "decoding" | "rejected" | "closed";
 
+/** Plugin calls made through EngineConnection.call (no closure per call: hot path). */
+const FEED = 0;
+const GAP = 1;
+const CLOSE = 2;
+type Op = typeof FEED | typeof GAP | typeof CLOSE;
+
 const NEG_REASON: Record<number, string> = { [-1]: "not_mine", [-2]: "broken", [-3]: "limit" };
 
 interface LogEntry {
@@ -196,7 +202,7 @@ export class EngineConnection {
       this.windowLen[dir] = 0;
       return this.result();
     }
-    this.call((i, h, d) => i.gap(h, d, len, tsNs), dir);
+    this.call(GAP, dir, tsNs, undefined, len);
     return this.result();
   }
 
@@ -207,7 +213,7 @@ export class EngineConnection {
       this.engine.counters.add(this.seen > 0 ? "unclaimed" : "conn_empty");
       if (this.seen > 0) this.engine.counters.add("bytes_dropped.unclaimed", this.seen);
     }
-    if (this.state === "decoding") this.call((i, h) => i.close(h, tsNs), 0);
+    if (this.state === "decoding") this.call(CLOSE, 0, tsNs);
     this.free();
     if (this.state !== "rejected") this.state = "closed";
     return this.result();
@@ -362,10 +368,10 @@ export class EngineConnection {
         c.add("bytes_dropped.before_detect", skipped[e.dir]!);
         const n = skipped[e.dir]!;
         skipped[e.dir] = 0;
-        if (!this.call((inst, h, d) => inst.gap(h, d, n, e.ts), e.dir, epoch)) return;
+        if (!this.call(GAP, e.dir, e.ts, undefined, n, epoch)) return;
       }
       if (e.bytes) this.feedPieces(e.dir, e.bytes, e.ts, epoch);
-      else this.call((inst, h, d) => inst.gap(h, d, e.len, e.ts), e.dir, epoch);
+      else this.call(GAP, e.dir, e.ts, undefined, e.len, epoch);
     }
   }
 
@@ -386,7 +392,7 @@ export class EngineConnection {
     const max = this.engine.options.maxFeed;
     for (let off = 0; off < bytes.length; off += max) {
       const piece = off === 0 && bytes.length <= max ? bytes : bytes.subarray(off, off + max);
-      if (!this.call((i, h, d) => i.feed(h, d, piece, ts), dir, epoch)) return;
+      if (!this.call(FEED, dir, ts, piece, 0, epoch)) return;
     }
   }
 
@@ -394,13 +400,14 @@ export class EngineConnection {
    * Runs one plugin call for direction `dir` (caller's orientation; flipped here), takes its
    * records, and handles negative returns and traps. Returns false when the connection ended.
    */
-  private call(fn: (inst: PluginInstance, h: number, dir: Dir) => number, dir: Dir, epoch = this.epoch): boolean {
+  private call(op: Op, dir: Dir, ts: bigint, bytes?: Uint8Array, len = 0, epoch = this.epoch): boolean {
     const inst = this.inst;
     const plugin = this.plugin;
     if (!inst || !plugin || this.handle <= 0 || this.state !== "decoding" || epoch !== this.epoch) return false;
     const c = this.engine.counters;
     try {
-      const r = fn(inst, this.handle, (this.flipped ? 1 - dir : dir) as Dir);
+      const d = this.flipped ? 1 - dir : dir;
+      const r = op === FEED ? inst.feed(this.handle, d, bytes!, ts) : op === GAP ? inst.gap(this.handle, d, len, ts) : inst.close(this.handle, ts);
       if (r > 0) {
         const n = inst.take(this.out);
         c.add(plugin.recordsCounter, n);

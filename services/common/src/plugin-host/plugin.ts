@@ -119,6 +119,8 @@ export class PluginInstance {
   /** Connection handles currently open on this instance. */
   live = 0;
   private u8 = new Uint8Array(0);
+  private inPtr = 0;
+  private inCap = 0;
   private readonly fuelBase: number;
   private readonly fuelPerByte: number;
 
@@ -199,15 +201,23 @@ export class PluginInstance {
     return this.u8;
   }
 
-  /** Copies `bytes` into the plugin's input buffer and returns its address. */
+  /**
+   * Copies `bytes` into the plugin's input buffer and returns its address. The buffer is asked
+   * for only when a larger one is needed: the ABI keeps it valid until the next input_buffer call.
+   */
   private input(bytes: Uint8Array): number {
-    this.enter(0);
-    let ptr: number;
-    try {
-      ptr = this.x.input_buffer(bytes.length);
-    } catch (e) {
-      throw this.fail(e);
+    if (bytes.length > this.inCap || !this.inPtr) {
+      this.enter(0);
+      let ptr: number;
+      try {
+        ptr = this.x.input_buffer(Math.max(bytes.length, 4096));
+      } catch (e) {
+        throw this.fail(e);
+      }
+      this.inPtr = ptr;
+      this.inCap = ptr ? Math.max(bytes.length, 4096) : 0;
     }
+    const ptr = this.inPtr;
     const mem = this.mem(ptr + bytes.length);
     if (!ptr || ptr + bytes.length > mem.length) {
       this.dead = "memory";
