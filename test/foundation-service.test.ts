@@ -18,6 +18,7 @@ import {
   ServiceError,
   GrpcError,
   type CreateService,
+  type Component,
 } from "@wirescope/common";
 import { startNats, freePort, waitFor, tempDir } from "./support/index.js";
 
@@ -107,19 +108,23 @@ test("runService: NOT_SERVING until NATS is up, Watch follows, Status and regist
   }
 });
 
-test("runService: a failing createService is a one-line ServiceError and binds nothing", { timeout: 30_000 }, async () => {
-  const port = await freePort();
-  const err = await runService({
-    component: "aggregator",
-    create: async () => {
-      throw new Error("influx schema mismatch\nstack details");
-    },
-    argv: ["--nats-url", `nats://127.0.0.1:${await freePort()}`, "--grpc-port", String(port)],
-    env: {},
-    log,
-  }).then(
+/** Runs a service against a NATS URL nobody listens on; returns what runService threw. */
+async function startFailure(component: Component, create: CreateService, grpcPort: number): Promise<unknown> {
+  const argv = ["--nats-url", `nats://127.0.0.1:${await freePort()}`, "--grpc-port", String(grpcPort)];
+  return runService({ component, create, argv, env: {}, log }).then(
     () => undefined,
     (e: unknown) => e,
+  );
+}
+
+test("runService: a failing createService is a one-line ServiceError and binds nothing", { timeout: 30_000 }, async () => {
+  const port = await freePort();
+  const err = await startFailure(
+    "aggregator",
+    async () => {
+      throw new Error("influx schema mismatch\nstack details");
+    },
+    port,
   );
   assert.ok(err instanceof ServiceError, String(err));
   assert.equal(err.message, "aggregator could not start: influx schema mismatch");
@@ -132,19 +137,14 @@ test("runService: a taken control port is a GrpcError naming the address", { tim
   const port = (blocker.address() as net.AddressInfo).port;
   try {
     let ran = false;
-    const err = await runService({
-      component: "probe",
-      create: async () => ({
+    const err = await startFailure(
+      "probe",
+      async () => ({
         async run() {
           ran = true;
         },
       }),
-      argv: ["--nats-url", `nats://127.0.0.1:${await freePort()}`, "--grpc-port", String(port)],
-      env: {},
-      log,
-    }).then(
-      () => undefined,
-      (e: unknown) => e,
+      port,
     );
     assert.ok(err instanceof GrpcError && err.code === "bind", String(err));
     assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));

@@ -157,19 +157,30 @@ export function formatUptime(ms: number | undefined): string {
   return `${s}s`;
 }
 
-/** Renders rows as an aligned text table; counters shortened to the first few. */
-export function formatTable(rows: StatusRow[], maxCounters = 4): string {
-  const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "COUNTERS / NOTES"];
+/**
+ * The counters worth a glance, best first: non-zero losses and errors, then throughput, then the
+ * rest; zeros last. `--json` shows them all.
+ */
+export function keyCounters(counters: Record<string, number>, max: number): [string, number][] {
+  const rank = ([k, v]: [string, number]) =>
+    (v === 0 ? 10 : 0) + (/drop|error|trap|fail|lost|reject/.test(k) ? 0 : /_in$|_out$|received|published|records|batches|events/.test(k) ? 1 : 2);
+  return Object.entries(counters)
+    .sort((a, b) => rank(a) - rank(b) || (a[0] < b[0] ? -1 : 1))
+    .slice(0, max);
+}
+
+/** Renders rows as an aligned text table; counters shortened to the key few. */
+export function formatTable(rows: StatusRow[], maxCounters = 5): string {
+  const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "KEY COUNTERS / NOTES"];
   const body = rows.map((r) => {
-    const counters = Object.entries(r.counters)
-      .slice(0, maxCounters)
-      .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
-    const more = Object.keys(r.counters).length > maxCounters ? [`(+${Object.keys(r.counters).length - maxCounters})`] : [];
+    const total = Object.keys(r.counters).length;
+    const counters = keyCounters(r.counters, maxCounters).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
+    const more = total > maxCounters ? [`(+${total - maxCounters})`] : [];
     const notes = [...counters, ...more, ...r.warnings.map((w) => `! ${w}`), ...(r.error ? [`error: ${r.error}`] : [])].join(" ");
     return [r.component, r.instance || "-", r.address, r.health, formatUptime(r.uptimeMs), notes];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  return [head, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join("  ")).join("\n") + "\n";
+  return [head, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()).join("\n") + "\n";
 }
 
 const status: Command = {
