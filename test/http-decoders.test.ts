@@ -214,6 +214,10 @@ test("http2: node:http2 prior knowledge with 60 concurrent streams, bodies and C
     }
     // a request header block larger than a frame: HEADERS + CONTINUATION
     calls.push(call({ ":path": "/big-headers", "x-large": "v".repeat(50_000) }));
+    // every printable character in a path: Huffman codes of 5 to 28 bits
+    let printable = "";
+    for (let c = 0x21; c < 0x7f; c++) if (c !== 0x3f && c !== 0x23) printable += String.fromCharCode(c);
+    calls.push(call({ ":path": `/all/${printable}` }));
     const statuses = await Promise.all(calls);
     assert.equal(statuses.filter((s) => s === 404).length, 6);
   } finally {
@@ -225,6 +229,7 @@ test("http2: node:http2 prior knowledge with 60 concurrent streams, bodies and C
   const theirs = await tsharkHttp2(cap.file, port);
   compareH2(ours, theirs, "prior knowledge");
   assert.ok(ours.some((r) => r.resource === "/big-headers" && r.status === 200), "the CONTINUATION request decoded");
+  assert.equal(ours.filter((r) => r.resource.startsWith("/all/")).length, 1, "the path with every printable character decoded");
 
 });
 
