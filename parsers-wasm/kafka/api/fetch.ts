@@ -11,6 +11,35 @@
 // the partition error codes of the first topics are read and the rest is lost when cut.
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
+import { walkTopics, NAME, RESPONSE_NAME, TOPIC_ID } from "./topics";
+
+function requestPartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
+  r.i32(); // partition
+  if (v >= 9) r.i32(); // current_leader_epoch
+  r.i64(); // fetch_offset
+  if (v >= 12) r.i32(); // last_fetched_epoch
+  if (v >= 5) r.i64(); // log_start_offset
+  r.i32(); // partition_max_bytes
+}
+
+function responsePartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
+  r.i32(); // partition_index
+  const code = r.i16();
+  if (r.ok) t.error(code);
+  r.i64(); // high_watermark
+  if (v >= 4) r.i64(); // last_stable_offset
+  if (v >= 5) r.i64(); // log_start_offset
+  if (v >= 4) {
+    const aborted = r.arrayLen(flex);
+    for (let a = 0; a < aborted && r.ok; a++) {
+      r.i64(); // producer_id
+      r.i64(); // first_offset
+      r.tags(flex);
+    }
+  }
+  if (v >= 11) r.i32(); // preferred_read_replica
+  r.skipBytes(flex); // records
+}
 
 export function fetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   if (v <= 14) r.i32(); // replica_id
@@ -22,22 +51,7 @@ export function fetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
     r.i32(); // session_id
     r.i32(); // session_epoch
   }
-  const topics = r.arrayLen(flex);
-  for (let i = 0; i < topics && r.ok; i++) {
-    if (v >= 13) t.addTopicId(r.uuid());
-    else t.addTopic(r.str(flex));
-    const parts = r.arrayLen(flex);
-    for (let p = 0; p < parts && r.ok; p++) {
-      r.i32(); // partition
-      if (v >= 9) r.i32(); // current_leader_epoch
-      r.i64(); // fetch_offset
-      if (v >= 12) r.i32(); // last_fetched_epoch
-      if (v >= 5) r.i64(); // log_start_offset
-      r.i32(); // partition_max_bytes
-      r.tags(flex);
-    }
-    r.tags(flex);
-  }
+  walkTopics(r, v, flex, t, v >= 13 ? TOPIC_ID : NAME, requestPartition);
   // forgotten_topics_data, rack_id and tags follow; nothing in them names a new topic.
 }
 
@@ -48,30 +62,5 @@ export function fetchResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void 
     if (r.ok) t.error(code);
     r.i32(); // session_id
   }
-  const topics = r.arrayLen(flex);
-  for (let i = 0; i < topics && r.ok; i++) {
-    if (v >= 13) t.addTopicId(r.uuid());
-    else t.responseTopic(r, flex);
-    const parts = r.arrayLen(flex);
-    for (let p = 0; p < parts && r.ok; p++) {
-      r.i32(); // partition_index
-      const code = r.i16();
-      if (r.ok) t.error(code);
-      r.i64(); // high_watermark
-      if (v >= 4) r.i64(); // last_stable_offset
-      if (v >= 5) r.i64(); // log_start_offset
-      if (v >= 4) {
-        const aborted = r.arrayLen(flex);
-        for (let a = 0; a < aborted && r.ok; a++) {
-          r.i64(); // producer_id
-          r.i64(); // first_offset
-          r.tags(flex);
-        }
-      }
-      if (v >= 11) r.i32(); // preferred_read_replica
-      r.skipBytes(flex); // records
-      r.tags(flex);
-    }
-    r.tags(flex);
-  }
+  walkTopics(r, v, flex, t, v >= 13 ? TOPIC_ID : RESPONSE_NAME, responsePartition);
 }

@@ -5,6 +5,15 @@
 //   response: throttle_time_ms(v3+) topics[ name, partitions[ partition_index error_code ] ]
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
+import { walkTopics, NAME, RESPONSE_NAME, indexAndError } from "./topics";
+
+function requestPartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
+  r.i32(); // partition_index
+  r.i64(); // committed_offset
+  if (v >= 6) r.i32(); // committed_leader_epoch
+  if (v == 1) r.i64(); // commit_timestamp
+  r.skipStr(flex); // committed_metadata
+}
 
 export function offsetCommitRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   const group = r.str(flex);
@@ -15,34 +24,10 @@ export function offsetCommitRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn):
   }
   if (v >= 7) r.skipStr(flex); // group_instance_id
   if (v >= 2 && v <= 4) r.i64(); // retention_time_ms
-  const topics = r.arrayLen(flex);
-  for (let i = 0; i < topics && r.ok; i++) {
-    t.addTopic(r.str(flex));
-    const parts = r.arrayLen(flex);
-    for (let p = 0; p < parts && r.ok; p++) {
-      r.i32(); // partition_index
-      r.i64(); // committed_offset
-      if (v >= 6) r.i32(); // committed_leader_epoch
-      if (v == 1) r.i64(); // commit_timestamp
-      r.skipStr(flex); // committed_metadata
-      r.tags(flex);
-    }
-    r.tags(flex);
-  }
+  walkTopics(r, v, flex, t, NAME, requestPartition);
 }
 
 export function offsetCommitResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   if (v >= 3) r.i32(); // throttle_time_ms
-  const topics = r.arrayLen(flex);
-  for (let i = 0; i < topics && r.ok; i++) {
-    t.responseTopic(r, flex);
-    const parts = r.arrayLen(flex);
-    for (let p = 0; p < parts && r.ok; p++) {
-      r.i32(); // partition_index
-      const code = r.i16();
-      if (r.ok) t.error(code);
-      r.tags(flex);
-    }
-    r.tags(flex);
-  }
+  walkTopics(r, v, flex, t, RESPONSE_NAME, indexAndError);
 }

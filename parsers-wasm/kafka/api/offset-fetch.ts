@@ -9,6 +9,7 @@
 //                  committed_offset committed_leader_epoch metadata error_code ] ] error_code ]
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
+import { walkTopics, RESPONSE_NAME } from "./topics";
 
 function requestTopics(r: Reader, flex: bool, t: KafkaTxn): void {
   const topics = r.arrayLen(flex);
@@ -39,22 +40,17 @@ export function offsetFetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): 
   }
 }
 
+function responsePartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
+  r.i32(); // partition_index
+  r.i64(); // committed_offset
+  if (v >= 5) r.i32(); // committed_leader_epoch
+  r.skipStr(flex); // metadata
+  const code = r.i16();
+  if (r.ok) t.error(code);
+}
+
 function responseTopics(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
-  const topics = r.arrayLen(flex);
-  for (let i = 0; i < topics && r.ok; i++) {
-    t.responseTopic(r, flex);
-    const parts = r.arrayLen(flex);
-    for (let p = 0; p < parts && r.ok; p++) {
-      r.i32(); // partition_index
-      r.i64(); // committed_offset
-      if (v >= 5) r.i32(); // committed_leader_epoch
-      r.skipStr(flex); // metadata
-      const code = r.i16();
-      if (r.ok) t.error(code);
-      r.tags(flex);
-    }
-    r.tags(flex);
-  }
+  walkTopics(r, v, flex, t, RESPONSE_NAME, responsePartition);
 }
 
 export function offsetFetchResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
