@@ -94,7 +94,7 @@ export function detectHttp1(dir: i32, p: usize, n: i32): i32 {
 }
 
 /** True when p[0..n) holds a blank line (the end of a header section). */
-function headerComplete(p: usize, n: i32): bool {
+export function headerComplete(p: usize, n: i32): bool {
   for (let i = 1; i < n; i++) {
     if (load<u8>(p + <usize>i) != 0x0a) continue;
     if (load<u8>(p + <usize>i - 1) == 0x0a) return true;

@@ -8,6 +8,7 @@
 // printed in the RFC before emitting anything.
 //
 // Run: node parsers-wasm/http2/gen-huffman.mjs   (output is committed; do not edit it by hand)
+// Also imported by test/gen-vectors.mjs for its Huffman encoder (huffmanEncode).
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,6 +42,23 @@ if (code !== 2 ** 30) throw new Error("code lengths do not form a complete prefi
 const expect = { 0: 0x1ff8, 1: 0x7fffd8, 32: 0x14, 48: 0x0, 97: 0x3, 127: 0xffffffc, 220: 0xffffffd, 255: 0x3ffffee, 256: 0x3fffffff };
 for (const [s, c] of Object.entries(expect)) {
   if (CODE[+s] !== c) throw new Error(`symbol ${s}: built 0x${CODE[+s].toString(16)}, RFC says 0x${c.toString(16)}`);
+}
+
+/** HPACK Huffman encoding of `bytes` (RFC 7541 5.2: EOS-prefix padding). */
+export function huffmanEncode(bytes) {
+  const out = [];
+  let acc = 0n;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = (acc << BigInt(LEN[b])) | BigInt(CODE[b]);
+    bits += LEN[b];
+    while (bits >= 8) {
+      bits -= 8;
+      out.push(Number((acc >> BigInt(bits)) & 0xffn));
+    }
+  }
+  if (bits > 0) out.push(Number(((acc << BigInt(8 - bits)) | ((1n << BigInt(8 - bits)) - 1n)) & 0xffn));
+  return Buffer.from(out);
 }
 
 // Binary tree: node 0 is the root; internal nodes get ids in creation order.
@@ -102,6 +120,8 @@ export const HUFF_TABLE: usize = memory.data<u32>([
 ${rows.join("\n")}
 ]);
 `;
-const here = path.dirname(fileURLToPath(import.meta.url));
-fs.writeFileSync(path.join(here, "huffman-table.ts"), out);
-console.error(`gen-huffman: ${table.length} entries`);
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  fs.writeFileSync(path.join(here, "huffman-table.ts"), out);
+  console.error(`gen-huffman: ${table.length} entries`);
+}

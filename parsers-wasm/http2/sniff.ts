@@ -13,7 +13,7 @@
 //   +=+=============================================================+
 
 import { eqAscii } from "../common/index";
-import { methodKnown, asksH2c } from "../http1/sniff";
+import { methodKnown, asksH2c, headerComplete } from "../http1/sniff";
 
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -83,13 +83,19 @@ export function plausibleFrames(p: usize, n: i32): i32 {
 
 /** Confidence (0..100) that the first bytes of direction `dir` are HTTP/2. */
 export function detectHttp2(dir: i32, p: usize, n: i32): i32 {
+  // Small non-zero scores mean "cannot tell yet": the host keeps growing this window instead of
+  // restarting it at the next chunk (which it does when every plugin says 0).
   if (dir == 0) {
     if (prefaceMatch(p, n)) return n >= 4 ? 100 : 30;
-    if (methodKnown(p, n) == 2) return asksH2c(p, n) ? 95 : 0;
-  } else if (n >= 12 && eqAscii(p, 12, "HTTP/1.1 101")) {
-    return 60; // switching protocols: h2c when the request asked for it
+    const m = methodKnown(p, n);
+    if (m == 2) return asksH2c(p, n) ? 95 : headerComplete(p, n) ? 0 : 10;
+    if (m == 1) return 10;
+  } else {
+    const m = n < 12 ? n : 12;
+    if (eqAscii(p, m, "HTTP/1.1 101".substring(0, m))) return m == 12 ? 60 : 10; // h2c's 101
   }
   // mid-stream pickup: frames only
+  if (n < 9) return load<u8>(p) <= 0x10 ? 5 : 0; // a frame length's high byte (at most 1 MiB)
   const f = plausibleFrames(p, n);
   if (f <= 0) return 0;
   if (n >= 9 && load<u8>(p + 3) == 4 && load<u8>(p + 4) == 0) return f >= 2 ? 90 : 80; // SETTINGS first

@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { huffmanEncode } from "../gen-huffman.mjs";
 
 const hex = (s) => Buffer.from(s.replace(/\s+/g, ""), "hex");
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -35,6 +36,8 @@ function int(prefixBits, first, v) {
   return Buffer.from(out);
 }
 const str = (s) => { const b = Buffer.from(s); return Buffer.concat([int(7, 0, b.length), b]); };
+/** Huffman string literal (H bit set). */
+const hstr = (s) => { const b = huffmanEncode(Buffer.from(s)); return Buffer.concat([int(7, 0x80, b.length), b]); };
 const idx = (i) => int(7, 0x80, i);
 /** literal without indexing; name = static index or string */
 const lit = (name, value) => typeof name === "number" ? Buffer.concat([int(4, 0, name), str(value)]) : Buffer.concat([Buffer.from([0]), str(name), str(value)]);
@@ -184,6 +187,29 @@ vec(
   ],
   { detect: false },
 );
+
+{
+  // every byte value that can appear in UTF-8 text, Huffman-coded: codes of 5 to 30 bits
+  let text = "";
+  for (let c = 0; c < 0x80; c++) if (c !== 0x25) text += String.fromCharCode(c);
+  for (let c = 0x80; c < 0x100; c++) text += String.fromCharCode(c);
+  text += "日本語€😀";
+  let path = "/h";
+  for (let c = 0x21; c < 0x7f; c++) if (c !== 0x3f && c !== 0x23) path += String.fromCharCode(c);
+  vec(
+    "Huffman strings with every UTF-8 byte value, indexed and reused",
+    [
+      C(PREFACE, settings(), headers(1, block(idx(S.POST), idx(S.http), Buffer.from([0x44]), hstr(path), Buffer.from([0x41]), hstr("huff.test"), lit(S.contentType, "application/grpc")), END_HEADERS), data(1, grpcMsg(1), END_STREAM),
+        headers(3, block(idx(S.POST), idx(S.http), idx(63), idx(62), lit(S.contentType, "application/grpc")), END_HEADERS | END_STREAM)),
+      Sv(settings(), headers(1, block(idx(S.s200), Buffer.from([0x40]), hstr("grpc-message"), hstr(encodeURIComponent("x").slice(0, 0) + text), Buffer.from([0x00]), hstr("grpc-status"), hstr("2")), END_HEADERS | END_STREAM),
+        headers(3, block(idx(S.s200), idx(62), lit("grpc-status", "3")), END_HEADERS | END_STREAM)),
+    ],
+    [
+      { protocol: "grpc", resource: path, status: 2, attributes: { "server.address": "huff.test", "rpc.grpc.status_message": text } },
+      { protocol: "grpc", resource: path, status: 3, attributes: { "server.address": "huff.test", "rpc.grpc.status_message": text } },
+    ],
+  );
+}
 
 vec(
   "gRPC unary: message split across DATA frames, status in trailers",
