@@ -363,7 +363,8 @@ export class Hpack {
         }
       }
       const keep = id > 0 && id <= H_KEEP_MAX;
-      if (!this.str(true)) return this.fail();
+      // a value is decoded only when kept or when its (decoded) length sizes a table entry
+      if (!this.str(keep || indexing)) return this.fail();
       if (this.sLen < 0) {
         // value too long to decode: treat as an unknown field, its size as unknown
         sink.unknownField();
