@@ -47,17 +47,22 @@ async function workload(): Promise<void> {
   }
   await producer.send({ topic: TOPIC, acks: 0, messages: [{ key: "fire", value: "and-forget" }] });
   await producer.disconnect();
+  // an idempotent producer asks for a producer id first (InitProducerId)
+  const idem = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await idem.connect();
+  await idem.send({ topic: TOPIC, messages: [{ key: "once", value: "exactly" }] });
+  await idem.disconnect();
 
   const consumer = kafka.consumer({ groupId: "billing", maxWaitTimeInMs: 100, heartbeatInterval: 50 });
   await consumer.connect();
   await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`consumed ${seen.consumed} of ${MESSAGES + 1}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`consumed ${seen.consumed} of ${MESSAGES + 2}`)), 30_000);
     void consumer.run({
       autoCommitInterval: 50,
       eachMessage: async () => {
         seen.consumed++;
-        if (seen.consumed === MESSAGES + 1) {
+        if (seen.consumed === MESSAGES + 2) {
           clearTimeout(timer);
           // let a heartbeat and an offset commit go out
           setTimeout(resolve, 400);
@@ -74,8 +79,8 @@ async function workload(): Promise<void> {
 const clientPort = (r: DecodedRecord) => Number(r.client.split(":").pop());
 
 test("kafka: kafkajs exercised every API the broker serves for a producer and a consumer group", () => {
-  for (const key of [18, 3, 19, 0, 10, 11, 14, 12, 9, 2, 1, 8, 13]) assert.ok((broker.served.get(key) ?? 0) > 0, `api key ${key} was used`);
-  assert.equal(seen.consumed, MESSAGES + 1);
+  for (const key of [18, 3, 19, 0, 22, 10, 11, 14, 12, 9, 2, 1, 8, 13]) assert.ok((broker.served.get(key) ?? 0) > 0, `api key ${key} was used`);
+  assert.equal(seen.consumed, MESSAGES + 2);
   assert.match(seen.metadataError, /does not host this topic-partition|UNKNOWN_TOPIC|not/i);
   assert.match(seen.committed, /"offset":"\d+"/);
 });
@@ -149,7 +154,7 @@ test("kafka: our records match tshark per correlation id", async () => {
 });
 
 test("kafka: every record names its API and carries the messaging attributes", () => {
-  const names: Record<number, string> = { 0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit", 9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup", 18: "ApiVersions", 19: "CreateTopics" };
+  const names: Record<number, string> = { 0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit", 9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup", 18: "ApiVersions", 19: "CreateTopics", 22: "InitProducerId" };
   let total = 0;
   for (const [key, n] of broker.served) {
     const mine = records.filter((r) => r.attributes["kafka.api_key"] === key);
