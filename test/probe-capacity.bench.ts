@@ -8,8 +8,7 @@ import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT } from "./probe-helpers.js";
-import { cpuTicks } from "./probe-overhead.bench.js";
+import { runChild, REPO_ROOT, cpuTicks } from "./probe-helpers.js";
 
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);
 
@@ -43,7 +42,9 @@ async function main(): Promise<void> {
   const nats = await startNats({ jetstream: true });
   const grpcPort = await freePort();
   const probe = await spawnTracked("probe", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
-    "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn"], { logFile: path.join(dir, "probe.log") });
+    "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn",
+    // this process consumes the RawBatches like a parser would: never trace it (feedback loop)
+    "--exclude-pid", String(process.pid)], { logFile: path.join(dir, "probe.log") });
   const address = `127.0.0.1:${grpcPort}`;
   const deadline = Date.now() + 30_000;
   while ((await checkHealth(address)).status !== ServingStatus.SERVING) {
@@ -62,10 +63,11 @@ async function main(): Promise<void> {
       for (const d of b.data) bytes += d.payload.length;
     }
   })();
-  const drops = async () => {
+  const dropMap = async () => {
     const st = await ctl.status({});
-    return Object.entries(st.counters).filter(([k]) => k.startsWith("drops.") || k.startsWith("nats_drops")).reduce((n, [, v]) => n + v, 0);
+    return Object.fromEntries(Object.entries(st.counters).filter(([k]) => k.startsWith("drops.") || k.startsWith("nats_drops")));
   };
+  const drops = async () => Object.values(await dropMap()).reduce((n, v) => n + v, 0);
 
   console.log(`${SECONDS} s per step, 64 connections ping-ponging one message each, loopback\n`);
   console.log("| message bytes | events/s delivered | MB/s delivered | events dropped | probe CPU | CPU µs per event |");
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
     const cpuS = (cpuTicks(probe.pid) - c0) / 100;
     console.log(`| ${size} | ${(ev / SECONDS).toFixed(0)} | ${((bytes - b0) / SECONDS / 1e6).toFixed(1)} | ${(await drops()) - d0} | ${((cpuS / secs) * 100).toFixed(0)}% | ${ev ? ((cpuS * 1e6) / ev).toFixed(1) : "-"} |`);
   }
+  console.log(`\ndrops by reason (cumulative): ${JSON.stringify(Object.fromEntries(Object.entries(await dropMap()).filter(([, v]) => v > 0)))}`);
   sub.unsubscribe();
   await nc.close();
   ctl.close();

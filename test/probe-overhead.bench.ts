@@ -8,7 +8,7 @@ import fs from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT } from "./probe-helpers.js";
+import { runChild, REPO_ROOT, cpuTicks } from "./probe-helpers.js";
 import { checkHealth, ServingStatus } from "@wirescope/common";
 
 const run = promisify(execFile);
@@ -17,12 +17,6 @@ const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);
 // small shared machine two runs of the same thing differ more than the probe's cost
 const ROUNDS = Number(process.env.WIRESCOPE_BENCH_ROUNDS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-export function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return Number(rest[11]) + Number(rest[12]); // utime + stime, clock ticks (100/s)
-}
 
 interface Result {
   rps: number;
