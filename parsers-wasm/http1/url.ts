@@ -6,10 +6,11 @@
 //   authority-form  host:443              CONNECT: no path; resource = the authority
 //   asterisk-form   *                     OPTIONS *: path "*"
 //
-// With redaction on, values of query parameters that commonly carry credentials become
-// "REDACTED" (OpenTelemetry's url.query guidance), keys stay.
+// Values of query parameters that commonly carry credentials always become "REDACTED"
+// (OpenTelemetry's url.query guidance; credentials are redacted by default, with or without the
+// host's redact flag), keys stay.
 
-import { Rec, redacting, eqIgnoreCase } from "../common/index";
+import { Rec, eqIgnoreCase } from "../common/index";
 
 /** Offset where the path starts in an absolute-form target, 0 for others, -1 when there is no path. */
 export function pathStart(p: usize, n: i32): i32 {
@@ -56,9 +57,9 @@ function secretKey(p: usize, n: i32): bool {
   return eqIgnoreCase(p, n, s);
 }
 
-/** Writes url.query, masking credential values when redacting. */
+/** Writes url.query, masking credential values. */
 function writeQuery(p: usize, n: i32): void {
-  if (!redacting()) {
+  if (!hasSecret(p, n)) {
     Rec.attrRaw("url.query", p, n);
     return;
   }
@@ -80,6 +81,19 @@ function writeQuery(p: usize, n: i32): void {
     i = j + 1;
   }
   Rec.attrEnd();
+}
+
+/** True when some parameter of the query p[0..n) has a credential-like name. */
+function hasSecret(p: usize, n: i32): bool {
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    while (j < n && load<u8>(p + <usize>j) != 0x26 && load<u8>(p + <usize>j) != 0x3d) j++;
+    if (secretKey(p + <usize>i, j - i)) return true;
+    while (j < n && load<u8>(p + <usize>j) != 0x26) j++;
+    i = j + 1;
+  }
+  return false;
 }
 
 /**
