@@ -35,7 +35,7 @@
 //   whole      each step in one chunk; also checks that detection (clientKnown, no port hint)
 //              picks this plugin, unless options.detect is false
 //   split      for every step and every byte boundary k: that step as two chunks [0,k) [k,L)
-//   bytewise   every step one byte per chunk
+//   bytewise   every step one byte per chunk (also through detection, unless options.detect is false)
 //   truncated  the input cut at every byte boundary, then close: no trap, valid records
 //   gapped     at every byte boundary the rest of the step replaced by a gap: no trap, valid records
 
@@ -287,6 +287,12 @@ export function runVector(registry: PluginRegistry, plugin: string, v: Vector, m
     const res = runChunks(registry, plugin, flat(cs));
     assertNoTrap(res, label);
     assertRecords(res, v.records, label);
+    if (v.options.detect !== false) {
+      // detection on a connection that dribbles in one byte at a time
+      const det = runChunks(registry, plugin, flat(cs), { detect: true });
+      assert.equal(det.plugin, plugin, `${label}: detection chose ${det.plugin ?? "nothing"} (${JSON.stringify(det.counters)})`);
+      assertRecords(det, v.records, `${label} with detection`);
+    }
     return;
   }
   // truncated / gapped: every cut point of every data step

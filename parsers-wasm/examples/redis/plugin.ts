@@ -59,7 +59,8 @@ function detect(dir: i32, p: usize, n: i32): i32 {
 function inlineCommand(p: usize, n: i32): i32 {
   let i = 0;
   while (i < n && i < 16 && lower(<u32>load<u8>(p + <usize>i)) - 0x61 < 26) i++;
-  if (i < 4 || i >= n) return 0;
+  if (i >= n) return i < 16 ? 10 : 0; // letters so far: could be a command, ask again
+  if (i < 4) return 0;
   const c = <u32>load<u8>(p + <usize>i);
   if (c != 0x0d && c != 0x20) return 0;
   // only a few well-known words, so that text protocols are not claimed

@@ -8,11 +8,11 @@
 // Detection offers each direction's first bytes to every plugin's detect(). When the caller does
 // not know which end is the client, each plugin is also asked with the directions swapped, and the
 // better hypothesis wins (`flipped`). Ties go to the plugin whose manifest ports include the
-// server port hint, then to registry order. When every plugin answers 0 for a direction's
-// window, the window restarts at the next chunk: a connection picked up mid-way is usually
-// recognised at the next message, which normally starts a write(). Bytes before the window
-// that won are not replayed; the plugin gets a gap for them first (so it knows it started
-// mid-way).
+// server port hint, then to registry order. Each direction has two windows: one from its start
+// (or the last gap) and, once nobody recognises that one, a fresh one restarted at a later chunk:
+// a connection picked up mid-way is usually recognised at its next message, which normally starts
+// a write(). Bytes before the window that won are not replayed; the plugin gets a gap for them
+// first (so it knows it started mid-way).
 //
 // The winner then receives the replay log and everything after it. A plugin that says "not mine"
 // (-1) while the log is still held is excluded and detection runs again over the log.
@@ -66,6 +66,11 @@ export interface StepResult {
 }
 
 export type ConnState = "detecting" | "decoding" | "rejected" | "closed";
+
+/** A direction's detection window restarts at the next chunk only once it holds this many bytes. */
+const REANCHOR_MIN = 32;
+/** At most this many fresh windows per direction and connection. */
+const MAX_REANCHORS = 8;
 
 /** Plugin calls made through EngineConnection.call (no closure per call: hot path). */
 const FEED = 0;
@@ -136,10 +141,13 @@ export class EngineConnection {
   private seen = 0;
   private fed = 0;
   private excluded = new Set<Plugin>();
-  /** Per direction (as given by the caller): start index in the log of the detection window. */
+  /** Per direction (as given by the caller): the log index the replay starts from. */
   private anchor: [number, number] = [0, 0];
-  private window: [Uint8Array[], Uint8Array[]] = [[], []];
-  private windowLen: [number, number] = [0, 0];
+  /** Per direction: the window from the start (or the last gap), and the one restarted at a later chunk. */
+  private base: [Win, Win] = [new Win(), new Win()];
+  private fresh: [Win, Win] = [new Win(), new Win()];
+  /** Fresh windows started per direction (bounded: each costs detection rounds). */
+  private reanchors: [number, number] = [0, 0];
   private out: Uint8Array[] = [];
   /** Bumped by every claim, so that a replay interrupted by a re-detection stops. */
   private epoch = 0;
@@ -170,6 +178,7 @@ export class EngineConnection {
       this.log!.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
       this.logBytes += bytes.length;
       this.offer(this.log!.length - 1);
+      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) this.settleDetection();
       if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
         c.add("unclaimed");
         c.add("bytes_dropped.unclaimed", this.seen);
@@ -194,12 +203,13 @@ export class EngineConnection {
     const c = this.engine.counters;
     c.add("gaps");
     if (this.state === "rejected" || this.state === "closed") return this.result();
+    this.settleDetection();
     if (this.log) this.log.push({ dir, len, ts: tsNs });
     if (this.state === "detecting") {
-      // the window of this direction restarts after the gap
-      this.anchor[dir] = this.log ? this.log.length : 0;
-      this.window[dir] = [];
-      this.windowLen[dir] = 0;
+      // the windows of this direction restart after the gap
+      const next = this.log ? this.log.length : 0;
+      this.base[dir].reset(next);
+      this.fresh[dir].reset(next);
       return this.result();
     }
     this.call(GAP, dir, tsNs, undefined, len);
@@ -209,6 +219,7 @@ export class EngineConnection {
   /** The connection ended: the plugin writes waiting requests as incomplete. Frees the handle. */
   close(tsNs: bigint): StepResult {
     this.out = [];
+    this.settleDetection();
     if (this.state === "detecting") {
       this.engine.counters.add(this.seen > 0 ? "unclaimed" : "conn_empty");
       if (this.seen > 0) this.engine.counters.add("bytes_dropped.unclaimed", this.seen);
@@ -231,7 +242,7 @@ export class EngineConnection {
     this.handle = 0;
     this.inst = undefined;
     this.log = null;
-    this.window = [[], []];
+    for (const w of [...this.base, ...this.fresh]) w.reset(0);
     if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
   }
 
@@ -257,38 +268,70 @@ export class EngineConnection {
 
   // ---- detection ----
 
-  /** Adds log entry `i` to its direction's window and asks the plugins. */
+  /** Adds log entry `i` to its direction's windows and asks the plugins when they grew enough. */
   private offer(i: number): void {
     const e = this.log![i]!;
-    const o = this.engine.options;
     if (!e.bytes) return;
     const d = e.dir;
-    if (this.windowLen[d] < o.detectWindow) {
-      const take = e.bytes.subarray(0, o.detectWindow - this.windowLen[d]);
-      this.window[d].push(take);
-      this.windowLen[d] += take.length;
-    }
+    const cap = this.engine.options.detectWindow;
+    this.base[d].add(e.bytes, cap);
+    const distinct = this.fresh[d].anchor > this.base[d].anchor;
+    if (distinct) this.fresh[d].add(e.bytes, cap);
+    if (this.base[d].due() || (distinct && this.fresh[d].due())) this.decide(d, i);
+  }
+
+  /**
+   * One detection round over every window. Claims when the best score reaches claimScore.
+   * Otherwise, when nobody sees anything in direction `d`'s latest window (and it is long enough
+   * for that to mean something: detectors may answer 0 to a 1-byte prefix), a fresh window for
+   * `d` starts at the next chunk: a connection picked up mid-way is usually recognised at its
+   * next message. The window from the start is kept, for detectors that need a whole header.
+   */
+  private decide(d: Dir, i: number): void {
+    this.engine.counters.add("detect_rounds");
+    for (const w of [...this.base, ...this.fresh]) w.evaluated = w.len;
     const best = this.evaluate();
-    if (best && best.score >= o.claimScore) {
+    if (best && best.score >= this.engine.options.claimScore) {
+      this.anchor = best.anchors;
       this.claim(best.plugin, best.flipped);
       return;
     }
-    // Nobody sees anything in this direction's window: restart it at the next chunk.
-    if (this.maxScoreFor(d) === 0) {
-      this.anchor[d] = i + 1;
-      this.window[d] = [];
-      this.windowLen[d] = 0;
+    const latest = this.fresh[d].anchor > this.base[d].anchor ? this.fresh[d] : this.base[d];
+    if ((best?.latestMax[d] ?? 0) === 0 && latest.len >= REANCHOR_MIN && this.reanchors[d] < MAX_REANCHORS) {
+      this.reanchors[d]++;
+      this.fresh[d].reset(i + 1);
     }
   }
 
-  private lastScores = new Map<string, number>();
+  /** Asks about windows that grew since the last round (before a gap, the close, giving up). */
+  private settleDetection(): void {
+    if (this.state !== "detecting" || !this.log) return;
+    for (const d of [0, 1] as Dir[]) {
+      if (this.state !== "detecting") return;
+      const distinct = this.fresh[d].anchor > this.base[d].anchor;
+      if (this.base[d].len !== this.base[d].evaluated || (distinct && this.fresh[d].len !== this.fresh[d].evaluated)) this.decide(d, this.log.length - 1);
+    }
+  }
 
-  /** Best (plugin, orientation) over both directions' windows. */
-  private evaluate(): { plugin: Plugin; flipped: boolean; score: number } | undefined {
+  /**
+   * Best (plugin, orientation) over both directions' windows, with the window (anchor) that
+   * scored best in each direction, and per direction the best score any plugin gave its latest
+   * window.
+   */
+  private evaluate(): { plugin: Plugin; flipped: boolean; score: number; anchors: [number, number]; latestMax: [number, number] } | undefined {
     const plugins = this.engine.registry.list().filter((p) => !this.excluded.has(p));
-    const wins = [0, 1].map((d) => (this.windowLen[d] ? concat(this.window[d as Dir], this.windowLen[d]) : undefined));
-    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean } | undefined;
-    this.lastScores.clear();
+    // candidate windows per direction: the base one, and the fresh one when it starts later
+    const cands = ([0, 1] as Dir[]).map((d) => {
+      const out: { win: Win; bytes: Uint8Array; latest: boolean }[] = [];
+      const distinct = this.fresh[d].anchor > this.base[d].anchor;
+      const b = this.base[d].bytes();
+      if (b) out.push({ win: this.base[d], bytes: b, latest: !distinct });
+      const f = distinct ? this.fresh[d].bytes() : undefined;
+      if (f) out.push({ win: this.fresh[d], bytes: f, latest: true });
+      return out;
+    });
+    const latestMax: [number, number] = [0, 0];
+    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean; anchors: [number, number] } | undefined;
     for (const p of plugins) {
       let inst: PluginInstance;
       try {
@@ -298,30 +341,29 @@ export class EngineConnection {
       }
       for (const flipped of this.opts.clientKnown ? [false] : [false, true]) {
         let score = 0;
+        const anchors: [number, number] = [this.base[0].anchor, this.base[1].anchor];
         for (const d of [0, 1] as Dir[]) {
-          const w = wins[d];
-          if (!w) continue;
-          let s = 0;
-          try {
-            s = inst.detect(flipped ? 1 - d : d, w);
-          } catch (e) {
-            if (e instanceof PluginTrap) this.engine.countTrap(p, e, "detect");
-            s = 0;
+          let dirBest = -1;
+          for (const c of cands[d]!) {
+            let sc = 0;
+            try {
+              sc = inst.detect(flipped ? 1 - d : d, c.bytes);
+            } catch (e) {
+              if (e instanceof PluginTrap) this.engine.countTrap(p, e, "detect");
+            }
+            if (c.latest) latestMax[d] = Math.max(latestMax[d], sc);
+            if (sc > dirBest) {
+              dirBest = sc;
+              anchors[d] = c.win.anchor;
+            }
           }
-          this.lastScores.set(`${p.name}/${d}`, Math.max(this.lastScores.get(`${p.name}/${d}`) ?? 0, s));
-          score = Math.max(score, s);
+          score = Math.max(score, dirBest);
         }
         const hint = p.hints(this.opts.portHint);
-        if (!best || score > best.score || (score === best.score && hint && !best.hint)) best = { plugin: p, flipped, score, hint };
+        if (!best || score > best.score || (score === best.score && hint && !best.hint)) best = { plugin: p, flipped, score, hint, anchors };
       }
     }
-    return best;
-  }
-
-  private maxScoreFor(d: Dir): number {
-    let m = 0;
-    for (const [k, v] of this.lastScores) if (k.endsWith(`/${d}`)) m = Math.max(m, v);
-    return m;
+    return best && { ...best, latestMax };
   }
 
   /**
@@ -457,19 +499,59 @@ export class EngineConnection {
     this.state = "detecting";
     this.flipped = false;
     this.anchor = [0, 0];
-    this.window = [[], []];
-    this.windowLen = [0, 0];
+    for (const w of [...this.base, ...this.fresh]) w.reset(0);
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
       if (!e.bytes) {
-        this.anchor[e.dir] = i + 1;
-        this.window[e.dir] = [];
-        this.windowLen[e.dir] = 0;
+        this.base[e.dir].reset(i + 1);
+        this.fresh[e.dir].reset(i + 1);
         continue;
       }
       this.offer(i);
       if (this.state !== "detecting") return;
     }
+    this.settleDetection();
+  }
+}
+
+/** A detection window: the first bytes of one direction from log entry `anchor` on. */
+class Win {
+  anchor = 0;
+  parts: Uint8Array[] = [];
+  len = 0;
+  /** `len` at the last detection round. */
+  evaluated = 0;
+
+  reset(anchor: number): void {
+    this.anchor = anchor;
+    this.parts = [];
+    this.len = 0;
+    this.evaluated = 0;
+  }
+
+  add(b: Uint8Array, cap: number): void {
+    if (this.len >= cap) return;
+    const t = b.length <= cap - this.len ? b : b.subarray(0, cap - this.len);
+    this.parts.push(t);
+    this.len += t.length;
+  }
+
+  bytes(): Uint8Array | undefined {
+    if (!this.len) return undefined;
+    // joined once and kept joined, so many small chunks do not cost a copy each round
+    if (this.parts.length > 1) this.parts = [concat(this.parts, this.len)];
+    return this.parts[0];
+  }
+
+  /**
+   * Grew enough since the last round to ask again: every chunk while small, then every
+   * min(256 bytes, 25 %), so a connection dribbling one byte at a time costs O(log n) rounds.
+   */
+  due(): boolean {
+    const last = this.evaluated;
+    const now = this.len;
+    if (now === last) return false;
+    return last < 64 || now - last >= Math.min(256, last / 4);
   }
 }
 
