@@ -171,3 +171,30 @@ try { new NativeProbe({}, () => {}); console.log("OPENED"); } catch (e) { consol
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8", timeout: 20_000 });
   assert.match(r.stdout, /^EPERM eBPF needs root .*run as root.*--source pcap FILE/m, r.stderr);
 });
+
+test("probe: a probe process that is killed leaves nothing attached, and its lock is free again", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const lock = path.join(tempDir("wirescope-crash-"), "probe.lock");
+  const child = await runChild("doomed-probe", `import fs from "node:fs";
+import { NativeProbe } from ${JSON.stringify(path.join(REPO_ROOT, "services/probe/dist/native.js"))};
+const p = new NativeProbe({ lockPath: ${JSON.stringify(lock)}, mountTracefs: true }, () => {});
+const ids = [];
+for (const fd of fs.readdirSync("/proc/self/fdinfo")) {
+  try { const m = /prog_id:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/fdinfo/" + fd, "utf8")); if (m) ids.push(m[1]); } catch {}
+}
+console.log("PROGS " + [...new Set(ids)].join(","));
+setInterval(() => {}, 1000);
+`);
+  t.after(() => child.kill());
+  const ids = (await child.waitLine(/^PROGS (.+)/, 30_000))[1].split(",");
+  assert.ok(ids.length >= 20, `programs held by the child: ${ids.length}`);
+  const alive = (id: string) => spawnSync("bpftool", ["prog", "show", "id", id], { encoding: "utf8" }).status === 0;
+  assert.ok(ids.every(alive), "attached while the process lives");
+  child.kill(); // SIGKILL: no cleanup code runs
+  await child.exited;
+  const deadline = Date.now() + 10_000;
+  while (ids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(ids.filter(alive), [], "every program detached and freed by the kernel");
+  const next = new NativeProbe({ lockPath: lock }, () => {});
+  next.close();
+});
