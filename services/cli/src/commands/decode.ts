@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, RecordSchema, recordToJson, type EngineConnection, type Record as WsRecord } from "@wirescope/common";
+import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, RecordSchema, recordToJson, type Endpoint, type EngineConnection, type Record as WsRecord } from "@wirescope/common";
 import { CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
 import { UsageError, type Command } from "../command.js";
 
@@ -131,6 +131,9 @@ interface ConnUser {
   ec: EngineConnection;
   /** Our a/b swapped relative to the reassembler's (a --proto port named a the server). */
   swapped: boolean;
+  /** [client, server] endpoints, made once the orientation is known (for aIsClient). */
+  ends?: [Endpoint, Endpoint];
+  endsAIsClient?: boolean;
 }
 
 /** One line of the table format. */
@@ -163,8 +166,13 @@ export async function decodeCapture(
     if (!list.length) return;
     // client = a unless the engine (or a --proto port) decided the other way round
     const aIsClient = u.ec.flipped === u.swapped;
-    const client = create(EndpointSchema, aIsClient ? { address: conn.addrA, port: conn.portA } : { address: conn.addrB, port: conn.portB });
-    const server = create(EndpointSchema, aIsClient ? { address: conn.addrB, port: conn.portB } : { address: conn.addrA, port: conn.portA });
+    if (!u.ends || u.endsAIsClient !== aIsClient) {
+      const a = create(EndpointSchema, { address: conn.addrA, port: conn.portA });
+      const b = create(EndpointSchema, { address: conn.addrB, port: conn.portB });
+      u.ends = aIsClient ? [a, b] : [b, a];
+      u.endsAIsClient = aIsClient;
+    }
+    const [client, server] = u.ends;
     for (const bytes of list) {
       let r: WsRecord;
       try {
