@@ -107,6 +107,11 @@ export class Pipeline {
     return out;
   }
 
+  /** Closed batches waiting for the publisher. */
+  queuedBatches(): number {
+    return this.full.length;
+  }
+
   /** True when records wait to be published. */
   hasOutput(): boolean {
     return this.full.length > 0 || this.batcher.heldBytes > 0;

@@ -29,6 +29,11 @@ import { redactionPolicy } from "./redact.js";
 import { PluginSet } from "./wasm-plugins.js";
 import type { EncodedBatch } from "./record-batcher.js";
 
+/** Closed output batches waiting for JetStream before input processing pauses. */
+const MAX_QUEUED_OUTPUT = 64;
+/** Longest stretch of decoding before yielding to timers and I/O. */
+const YIELD_EVERY_MS = 10;
+
 export const createService: CreateService = async (ctx) => {
   let o: ParserOptions;
   try {
@@ -53,7 +58,7 @@ export const createService: CreateService = async (ctx) => {
       partitions: P,
       redaction: redactionPolicy(o.redactHeaders, o.noRedact),
       maxBatchBytes: 512 * 1024,
-      maxQueuedBatches: 4096,
+      maxQueuedBatches: MAX_QUEUED_OUTPUT * 4,
     },
     counters,
   );
@@ -82,6 +87,7 @@ export const createService: CreateService = async (ctx) => {
       await ensureRecordsStream(nc, o, log);
       const output = new Output(js, pipeline, counters, log);
       const subs = new Map<number, BatchSubscription>();
+      let lastYield = performance.now();
       let committed: Progress = {};
       let lastPut = "";
       output.onCommitted = (p) => {
@@ -125,9 +131,18 @@ export const createService: CreateService = async (ctx) => {
               prefix: "raw_",
               maxPending: o.maxRawPending,
               log,
-              onBatch: (b) => {
+              onBatch: async (b) => {
                 pipeline.onRawBatch(b, performance.now());
-                output.poke();
+                // Output waiting on JetStream acks past the bound: stop taking input until it
+                // drains (input then queues in the subscription, and beyond its bound is dropped
+                // and counted) rather than holding unbounded memory.
+                if (pipeline.queuedBatches() >= MAX_QUEUED_OUTPUT) await output.flush();
+                // Let timers (flush, heartbeat) and gRPC run between long stretches of decoding.
+                const now = performance.now();
+                if (now - lastYield > YIELD_EVERY_MS) {
+                  lastYield = now;
+                  await new Promise((r) => setImmediate(r));
+                }
               },
             }),
           );
@@ -161,7 +176,7 @@ export const createService: CreateService = async (ctx) => {
         // The plugin host's own counters: traps under their usual name, the rest prefixed.
         for (const [k, v] of Object.entries(plugins.engineCounters.snapshot())) counters.set(k.startsWith("plugin_traps.") ? k : `host.${k}`, v);
       }, 1000);
-      const flusher = setInterval(() => output.poke(true), o.flushMs);
+      const flusher = setInterval(() => output.poke(), o.flushMs);
 
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
@@ -226,9 +241,8 @@ class Output {
     private readonly log: Logger,
   ) {}
 
-  /** Called after input; `timer` from the flush timer. Starts a flush unless one runs. */
-  poke(timer = false): void {
-    if (!timer) return; // batches close by size inside the pipeline; time-based flush below
+  /** Called by the flush timer: starts a flush unless one runs. */
+  poke(): void {
     if (this.flushing) {
       this.again = true;
       return;
