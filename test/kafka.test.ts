@@ -6,6 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { startKafkaTestBroker, type KafkaTestBroker } from "./kafka-broker/index.js";
+import { WireReader } from "./kafka-broker/wire.js";
 import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = "1";
@@ -102,6 +103,43 @@ test("kafka: tshark dissects the broker's traffic without malformed or error ite
     );
   }
   assert.ok(problems.length <= 4 * (broker.served.get(11) ?? 0), "only the JoinGroup/SyncGroup pairs");
+
+  // ...and those embedded bytes are well-formed consumer-protocol structures: Subscription in
+  // the JoinGroup request, Assignment in the SyncGroup request, each filling its length exactly.
+  const payloads = await tsharkFields(pcap, `tcp.port==${broker.port},kafka`, `tcp.dstport==${broker.port} && (kafka.api_key==11 || kafka.api_key==14)`, ["tcp.payload"]);
+  assert.ok(payloads.length >= 2, "JoinGroup and SyncGroup requests captured");
+  for (const [hex] of payloads) {
+    const r = new WireReader(Buffer.from(hex.replace(/:/g, ""), "hex"));
+    r.int32(); // size
+    const key = r.int16();
+    const version = r.int16();
+    r.int32(); // correlation id
+    r.nullableString(); // client id
+    r.string(); // group id
+    const embedded: Buffer[] = [];
+    if (key === 11) {
+      r.int32(); // session timeout
+      if (version >= 1) r.int32(); // rebalance timeout
+      r.string(); // member id
+      if (version >= 5) r.nullableString(); // group instance id
+      r.string(); // protocol type
+      for (const p of r.array((r) => ({ name: r.string(), metadata: r.nullableBytes() })) ?? []) embedded.push(p.metadata!);
+    } else {
+      r.int32(); // generation
+      r.string(); // member id
+      if (version >= 3) r.nullableString(); // group instance id
+      for (const a of r.array((r) => ({ member: r.string(), assignment: r.nullableBytes() })) ?? []) embedded.push(a.assignment!);
+    }
+    assert.equal(r.remaining, 0, `api key ${key}: message read to its end`);
+    for (const b of embedded) {
+      const e = new WireReader(b);
+      e.int16(); // consumer protocol version
+      if (key === 11) e.array((r) => r.string()); // subscribed topics
+      else e.array((r) => [r.string(), r.array((r) => r.int32())]); // assigned partitions
+      e.nullableBytes(); // user data
+      assert.equal(e.remaining, 0, `api key ${key}: embedded consumer-protocol bytes fill their length`);
+    }
+  }
 });
 
 test("kafka: our records match tshark per correlation id", async () => {
