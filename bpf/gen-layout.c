@@ -15,7 +15,11 @@ int main(void)
 	CONST(WS_DIR_EGRESS); CONST(WS_DIR_INGRESS);
 	CONST(WS_CONN_F_INFERRED); CONST(WS_FILTER_ALLOW); CONST(WS_FILTER_DENY);
 	CONST(WS_MAX_CHUNK); CONST(WS_COMM_LEN); CONST(WS_DEFAULT_RINGBUF_BYTES); CONST(WS_DEFAULT_MAX_BYTES_PER_CALL);
-	printf("\n/** enum ws_drop_reason, in index order. */\nexport const DROP_REASONS = [\"ringbuf_full\", \"read_user\", \"conn_map_full\", \"args_map_full\", \"iov_limit\", \"no_scratch\"] as const;\n");
+	printf("\n/** enum ws_drop_reason, in index order. */\nexport const DROP_REASONS = [");
+#define WS_DROP_NAME(name, text) printf("\"%s\", ", text);
+	WS_DROP_REASONS(WS_DROP_NAME)
+#undef WS_DROP_NAME
+	printf("] as const;\n");
 	printf("export const WS_DROP_MAX = %d;\n", WS_DROP_MAX);
 	printf("\nexport const HDR = {\n  size: %zu,\n", sizeof(struct ws_event_hdr));
 	OFF(ws_event_hdr, type); OFF(ws_event_hdr, tgid); OFF(ws_event_hdr, tid); OFF(ws_event_hdr, ts_ns); OFF(ws_event_hdr, conn_key);

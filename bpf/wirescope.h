@@ -58,15 +58,21 @@ enum ws_syscall {
 	WS_SYS_CLOSE = 12,
 };
 
-/* Index into the per-CPU `drops` array: why an event was lost in the kernel. */
+/* Why an event was lost in the kernel: index into the per-CPU `drops` array. One list, expanded
+ * into the enum here and into the names user space reports (gen-layout.c). */
+#define WS_DROP_REASONS(X)                                                                          \
+	X(RINGBUF_FULL, "ringbuf_full")   /* bpf_ringbuf_output failed: user space is behind */     \
+	X(READ_USER, "read_user")         /* payload or iovec could not be read from the process */ \
+	X(CONN_MAP_FULL, "conn_map_full") /* no room to track a new connection */                   \
+	X(ARGS_MAP_FULL, "args_map_full") /* no room to save a syscall's arguments */               \
+	X(IOV_LIMIT, "iov_limit")         /* more iovecs than WS_MAX_IOV: the rest is a gap */      \
+	X(NO_SCRATCH, "no_scratch")       /* per-CPU scratch buffer missing (never expected) */
+
 enum ws_drop_reason {
-	WS_DROP_RINGBUF_FULL = 0,     /* bpf_ringbuf_output failed: user space is behind */
-	WS_DROP_READ_USER = 1,        /* payload or iovec could not be read from the process */
-	WS_DROP_CONN_MAP_FULL = 2,    /* no room to track a new connection */
-	WS_DROP_ARGS_MAP_FULL = 3,    /* no room to save a syscall's arguments */
-	WS_DROP_IOV_LIMIT = 4,        /* more iovecs than WS_MAX_IOV: the rest is a gap */
-	WS_DROP_NO_SCRATCH = 5,       /* per-CPU scratch buffer missing (never expected) */
-	WS_DROP_MAX = 6,
+#define WS_DROP_ENUM(name, text) WS_DROP_##name,
+	WS_DROP_REASONS(WS_DROP_ENUM)
+#undef WS_DROP_ENUM
+	WS_DROP_MAX,
 };
 
 /* Connection flags (ws_conn_event.flags). */

@@ -17,7 +17,7 @@ export const WS_DEFAULT_RINGBUF_BYTES = 16777216;
 export const WS_DEFAULT_MAX_BYTES_PER_CALL = 4194304;
 
 /** enum ws_drop_reason, in index order. */
-export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args_map_full", "iov_limit", "no_scratch"] as const;
+export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args_map_full", "iov_limit", "no_scratch", ] as const;
 export const WS_DROP_MAX = 6;
 
 export const HDR = {
