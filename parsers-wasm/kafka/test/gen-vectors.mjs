@@ -191,6 +191,28 @@ classic.push(vec("a 600 KiB Fetch response: head decoded, batches skipped, the n
   ],
   { modes: ["whole"] }));
 
+const initPidV4Req = request(22, 4, 30, "txn-producer", true, new W(true).str("txn-1").i32(60000).i64(-1).i16(-1).tags().buf());
+const initPidV4Resp = response(30, true, new W(true).i32(0).i16(53).i64(-1).i16(-1).tags().buf());
+const createTopicsV5Req = request(19, 5, 31, "admin-1", true,
+  new W(true).arr([["orders", 3], ["audit", 1]], (w, [t, n]) => w.str(t).i32(n).i16(1).arr([], () => {}).arr([["retention.ms", "60000"]], (w, [k, v]) => w.str(k).str(v).tags()).tags()).i32(30000).i8(0).tags().buf());
+const createTopicsV5Resp = response(31, true,
+  new W(true).i32(0).arr([["orders", 0], ["audit", 36]], (w, [t, e]) => w.str(t).i16(e).str(e ? "Topic 'audit' already exists." : null).i32(3).i16(1)
+    .arr(e ? null : [["retention.ms", "60000"]], (w, [k, v]) => w.str(k).str(v).i8(0).i8(1).i8(0).tags()).tags()).tags().buf());
+const deleteTopicsV6Req = request(20, 6, 32, "admin-1", true, new W(true).arr(["orders"], (w, t) => w.str(t).uuid("00000000000000000000000000000000").tags()).i32(30000).tags().buf());
+const deleteTopicsV6Resp = response(32, true, new W(true).i32(0).arr(["orders"], (w, t) => w.str(t).uuid(ID_ORDERS).i16(0).str(null).tags()).tags().buf());
+const metadataV0Req = request(3, 0, 33, "old-client", false, new W(false).arr(["logs"], (w, t) => w.str(t)).buf());
+const metadataV0Resp = response(33, false, new W(false).arr([0], (w) => w.i32(0).str("localhost").i32(9092)).arr(["logs"], (w, t) => w.i16(3).str(t).arr([], () => {})).buf());
+classic.push(
+  vec("InitProducerId v4 (flexible) refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53)", [c(initPidV4Req), s(initPidV4Resp)],
+    [{ operation: "InitProducerId", status: 53, error: true, attributes: attrs(22, 4, 30) }]),
+  vec("CreateTopics v5 with configs; one topic already exists (36)", [c(createTopicsV5Req), s(createTopicsV5Resp)],
+    [{ operation: "CreateTopics", resource: "orders,audit", status: 36, error: true, attributes: attrs(19, 5, 31, { "kafka.topics": ["orders", "audit"] }) }]),
+  vec("DeleteTopics v6", [c(deleteTopicsV6Req), s(deleteTopicsV6Resp)],
+    [{ operation: "DeleteTopics", resource: "orders", status: 0, attributes: attrs(20, 6, 32) }]),
+  vec("Metadata v0 for an unknown topic (UNKNOWN_TOPIC_OR_PARTITION)", [c(metadataV0Req), s(metadataV0Resp)],
+    [{ operation: "Metadata", resource: "logs", status: 3, error: true, attributes: attrs(3, 0, 33, { "messaging.client.id": "old-client" }) }]),
+);
+
 fs.mkdirSync(out, { recursive: true });
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);

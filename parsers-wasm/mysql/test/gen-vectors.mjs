@@ -251,6 +251,38 @@ const commands = [
   ),
 ];
 
+commands.push(
+  vec(
+    "read-only cursor: EXECUTE answers columns only (SERVER_STATUS_CURSOR_EXISTS), rows come with COM_STMT_FETCH",
+    [
+      c(pkt(0, B([0x17], u32(5), [1], u32(1)))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("id")), pkt(3, eof(0x42)))),
+      c(pkt(0, B([0x1c], u32(5), u32(2)))),
+      s(B(pkt(1, B([0x00], [0x00], u32(1))), pkt(2, B([0x00], [0x00], u32(2))), pkt(3, eof(0x42)))),
+      c(pkt(0, B([0x1a], u32(5)))),
+      s(pkt(1, ok())),
+    ],
+    [
+      { operation: "COM_STMT_EXECUTE", status: 0, attributes: { "mysql.stmt_id": 5, "mysql.response": "RESULT_SET", "mysql.rows": 0, "mysql.columns": 1 } },
+      { operation: "COM_STMT_FETCH", status: 0, attributes: { "mysql.stmt_id": 5, "mysql.response": "RESULT_SET", "mysql.rows": 2 } },
+      { operation: "COM_STMT_RESET", status: 0, attributes: { "mysql.stmt_id": 5, "mysql.response": "OK" } },
+    ],
+    { detect: false },
+  ),
+  vec(
+    "COM_STATISTICS answers with a plain string",
+    [c(pkt(0, Buffer.from([0x09]))), s(pkt(1, Buffer.from("Uptime: 5  Threads: 1  Questions: 9  Slow queries: 0")))],
+    [{ operation: "COM_STATISTICS", status: 0, attributes: { "mysql.response": "STATISTICS" } }],
+    { detect: false },
+  ),
+  vec(
+    "a binlog dump is a stream: the command is written and decoding stops",
+    [c(pkt(0, B([0x12], u32(4), u16(0), u32(1), "binlog.000001"))), s(pkt(1, B([0x00], Buffer.alloc(30, 1))))],
+    [{ operation: "COM_BINLOG_DUMP", status: 0, attributes: { "mysql.response": "STREAM" } }],
+    { detect: false },
+  ),
+);
+
 const midway = [
   vec(
     "picked up after the handshake, EOF packets: capabilities inferred from the first result set",
