@@ -40,11 +40,13 @@ export function requestStart(p: usize, n: i32): i32 {
   return 2;
 }
 
+const HTTP1_PREFIX = "HTTP/1.";
+
 /** Plausible start of a response: 2 yes, 1 maybe, 0 no. */
 export function responseStart(p: usize, n: i32): i32 {
-  const pre = "HTTP/1.";
+  // "HTTP/1." compared byte by byte: this runs for every response, so no substring allocation
   const m = n < 7 ? n : 7;
-  if (!eqAscii(p, m, pre.substring(0, m))) return 0;
+  for (let i = 0; i < m; i++) if (<u32>load<u8>(p + <usize>i) != <u32>HTTP1_PREFIX.charCodeAt(i)) return 0;
   if (n < 12) return 1;
   const d = <u32>load<u8>(p + 7) - 0x30;
   if (d >= 10 || load<u8>(p + 8) != 0x20) return 0;
