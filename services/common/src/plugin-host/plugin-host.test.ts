@@ -310,6 +310,24 @@ describe("ConnectionEngine", () => {
     assert.ok(rounds > 10 && rounds < 400, `detect rounds ${rounds}`);
   });
 
+  test("100,000 connections opened and closed: instance memory stays small (no leak per connection)", () => {
+    const p = Plugin.fromFile(built(REDIS));
+    const reg = new PluginRegistry();
+    reg.add(p);
+    const eng = new ConnectionEngine(reg);
+    const req = enc("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+    const part = enc("+OK\r\n$5\r\nva");
+    let records = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const c = eng.openConnection({ protocol: "redis" });
+      c.data(0, req, 1n);
+      records += c.data(1, part, 2n).records.length; // the GET reply stays half-read in the queue
+      records += c.close(3n).records.length;
+    }
+    assert.equal(records, 200_000);
+    assert.ok(p.instance().memoryBytes() <= 4 << 20, `instance memory ${p.instance().memoryBytes()} bytes`);
+  });
+
   test("per-connection byte limit", () => {
     const reg = new PluginRegistry();
     reg.add(Plugin.fromFile(built(REDIS)));
