@@ -198,3 +198,42 @@ setInterval(() => {}, 1000);
   const next = new NativeProbe({ lockPath: lock }, () => {});
   next.close();
 });
+
+test("probe: IPv6 connections, and a dual-stack server's end of an IPv4 connection, carry the right addresses", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const probe = new CollectingProbe();
+  t.after(() => probe.stop());
+  const server = await runChild("dual-stack", `
+import net from "node:net";
+const srv = net.createServer((s) => s.on("data", (d) => s.write(d)));
+srv.listen(0, () => console.log("PORT " + srv.address().port)); // "::", dual stack
+`);
+  t.after(() => server.kill());
+  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const client = await runChild("two-families", `import net from "node:net";
+const port = Number(process.argv[2]);
+for (const host of ["127.0.0.1", "::1"]) {
+  await new Promise((resolve) => {
+    const s = net.connect(port, host, () => { console.log("CONN " + host + " " + s.localPort); s.write("hi " + host); });
+    s.on("data", () => s.end());
+    s.on("close", resolve);
+  });
+}
+console.log("DONE");`, [port]);
+  t.after(() => client.kill());
+  await client.waitLine(/^DONE/);
+  const local = Object.fromEntries(client.lines.filter((l) => l.startsWith("CONN ")).map((l) => [l.split(" ")[1], Number(l.split(" ")[2])]));
+  await eventually("four sockets", () => probe.find((o) => o.tgid === server.pid || o.tgid === client.pid).length === 4);
+  const v4s = probe.find((o) => o.tgid === server.pid && o.remotePort === local["127.0.0.1"])[0][1].open!;
+  assert.equal(v4s.family, 4);
+  assert.equal(v4s.localAddress, "127.0.0.1");
+  assert.equal(v4s.remoteAddress, "127.0.0.1");
+  assert.equal(v4s.role, 2);
+  const v6c = probe.find((o) => o.tgid === client.pid && o.localPort === local["::1"])[0][1];
+  await eventually("the IPv6 client's bytes", () => assemble(v6c.data[1]).bytes.length >= 6);
+  assert.equal(v6c.open!.family, 6);
+  assert.equal(v6c.open!.localAddress, "::1");
+  assert.equal(v6c.open!.remoteAddress, "::1");
+  assert.equal(v6c.open!.remotePort, Number(port));
+  assert.equal(assemble(v6c.data[1]).bytes.toString(), "hi ::1");
+});

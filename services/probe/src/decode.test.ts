@@ -107,6 +107,16 @@ test("decodeBatch: a truncated or lying record is counted and stops the batch, n
   for (let i = 0; i < 200; i++) decodeBatch(Buffer.from(Array.from({ length: i }, () => (Math.random() * 256) | 0)), stats);
 });
 
+test("decodeBatch: both ends IPv4-mapped (a dual-stack server's socket) are reported as IPv4", () => {
+  const r = connRec(WS_EV_OPEN, 9n, true);
+  Buffer.from("00000000000000000000ffff7f000001", "hex").copy(r, CONN.laddr);
+  Buffer.from("00000000000000000000ffff0a000002", "hex").copy(r, CONN.raddr);
+  const c = decodeBatch(frame(r)).conns[0];
+  assert.equal(c.family, 4);
+  assert.equal(c.localAddress, "127.0.0.1");
+  assert.equal(c.remoteAddress, "10.0.0.2");
+});
+
 test("formatAddress: IPv4, IPv6 compression, v4-mapped", () => {
   assert.equal(formatAddress(new Uint8Array([192, 168, 0, 1, ...new Array(12).fill(0)]), 4), "192.168.0.1");
   assert.equal(formatAddress(new Uint8Array(16), 6), "::");

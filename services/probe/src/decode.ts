@@ -81,15 +81,24 @@ export function decodeBatch(buf: Uint8Array, stats: DecodeStats = { records: 0, 
         stats.errors++;
         break;
       }
-      const family = dv.getUint16(start + CONN.family, true) === AF_INET ? 4 : 6;
+      let family: 4 | 6 = dv.getUint16(start + CONN.family, true) === AF_INET ? 4 : 6;
+      let localAddress = formatAddress(buf.subarray(start + CONN.laddr, start + CONN.laddr + 16), family);
+      let remoteAddress = formatAddress(buf.subarray(start + CONN.raddr, start + CONN.raddr + 16), family);
+      // a dual-stack (::) server's end of an IPv4 connection: name it as its IPv4 peer does, so
+      // both ends of one connection carry the same addresses
+      if (family === 6 && localAddress.startsWith("::ffff:") && remoteAddress.startsWith("::ffff:")) {
+        family = 4;
+        localAddress = localAddress.slice(7);
+        remoteAddress = remoteAddress.slice(7);
+      }
       conns.push({
         kind: type === WS_EV_OPEN ? "open" : "close",
         connKey, tgid, tid, tsMono,
         cgroupId: dv.getBigUint64(start + CONN.cgroup_id, true),
         family,
-        localAddress: formatAddress(buf.subarray(start + CONN.laddr, start + CONN.laddr + 16), family),
+        localAddress,
         localPort: dv.getUint16(start + CONN.lport, true),
-        remoteAddress: formatAddress(buf.subarray(start + CONN.raddr, start + CONN.raddr + 16), family),
+        remoteAddress,
         remotePort: dv.getUint16(start + CONN.rport, true),
         role: buf[start + CONN.role],
         inferred: (buf[start + CONN.flags] & WS_CONN_F_INFERRED) !== 0,
