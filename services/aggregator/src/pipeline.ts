@@ -10,7 +10,7 @@
 // are skipped (they are in InfluxDB already), the others rebuild their windows from every record
 // that touched them (none of those messages was acked), and the deterministic points overwrite
 // whatever a partial write left. No NATS or InfluxDB import here: the adapters are injected.
-import type { Record as WRecord } from "@wirescope/common";
+import type { RecordView as WRecord } from "./core/record-view.js";
 import { Aggregator } from "./core/aggregator.js";
 import type { ClosedWindow } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";

@@ -8,6 +8,8 @@ import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";
 import { Pipeline, type Ackable } from "./pipeline.js";
+import { decodeRecordBatch } from "./core/decode.js";
+import type { RecordView } from "./core/record-view.js";
 import { InfluxWriter } from "./influx/writer.js";
 import { redact } from "./influx/detect.js";
 
@@ -78,9 +80,9 @@ export const createService: CreateService = async (ctx) => {
       let decodeErrors = 0;
       const reader = (async () => {
         for await (const m of messages) {
-          let records;
+          let records: RecordView[];
           try {
-            records = fromBinary(RecordBatchSchema, m.data).records;
+            records = decodeBatch(m.data);
           } catch (e) {
             decodeErrors++;
             if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
@@ -172,6 +174,15 @@ export const createService: CreateService = async (ctx) => {
     },
   };
 };
+
+/** The lean decoder; protobuf-es as the reference when it refuses (then that one's verdict holds). */
+function decodeBatch(data: Uint8Array): RecordView[] {
+  try {
+    return decodeRecordBatch(data);
+  } catch {
+    return fromBinary(RecordBatchSchema, data).records;
+  }
+}
 
 async function ensureStream(nc: NatsConnection, o: AggregatorOptions): Promise<void> {
   const jsm = await nc.jetstreamManager();

@@ -1,5 +1,5 @@
 // The aggregation core: records in, closed windows out. No I/O; time is passed in.
-import type { Record as WRecord } from "@wirescope/common";
+import type { RecordView as WRecord } from "./record-view.js";
 import { Role } from "@wirescope/common";
 import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
@@ -78,7 +78,7 @@ const SEP = "\u0000";
 function attrOf(r: WRecord, name: string): string | undefined {
   const v = r.attributes[name]?.value;
   if (!v || v.case === undefined) return undefined;
-  if (v.case === "stringList") return v.value.values.join(",");
+  if (v.case === "stringList") return (v.value as { values: string[] }).values.join(",");
   return String(v.value);
 }
 

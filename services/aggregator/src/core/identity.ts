@@ -1,4 +1,4 @@
-import type { Endpoint } from "@wirescope/common";
+import type { EndpointView as Endpoint } from "./record-view.js";
 
 /**
  * Service name of one end of a connection. The parser resolves `Endpoint.service` already; this

@@ -10,3 +10,5 @@ export * from "./window.js";
 export * from "./aggregator.js";
 export * from "./lines.js";
 export * from "./testing.js";
+export * from "./record-view.js";
+export * from "./decode.js";
