@@ -39,7 +39,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   const probe = await spawnTracked("probe", process.execPath, [
     path.join(root, "bin/wirescope.js"), "probe", "--nats-url", url, "--grpc-port", String(grpcPort),
     "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn",
-  ], { logFile: path.join(dir, "probe.log") });
+  ], { logFile: path.join(dir, "probe.log"), env: { ...process.env, WIRESCOPE_PROBE_SWEEP_MS: "300" } });
   t.after(() => probe.stop());
   const address = `127.0.0.1:${grpcPort}`;
   const deadline = Date.now() + 30_000;
@@ -125,6 +125,15 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   await eventually("the connection after the filter was lifted", () => conns().some((c) => c.pid === after.client.pid && c.kind === ConnKind.CLOSE), 15_000);
   assert.equal(conns().filter((c) => c.pid === denied.client.pid).length, 0, "denied connection never published");
   await assert.rejects(ctl.setFilter({ filter: { denyComms: ["this-name-is-far-too-long"] } }), /invalid filter/);
+
+  // 5. a process that exits with its connection open (no close(2)): the probe closes it for the parsers
+  const quitter = await runChild("quitter", `import net from "node:net";
+const s = net.connect(${serverPort}, "127.0.0.1", () => s.write("bye"));
+s.on("data", () => { console.log("LOCAL " + s.localPort); process.exit(0); });`);
+  const qPort = Number((await quitter.waitLine(/^LOCAL (\d+)/))[1]);
+  await quitter.exited;
+  await eventually("a close event for the exited process's connection", () =>
+    conns().some((c) => c.pid === quitter.pid && c.localPort === qPort && c.kind === ConnKind.CLOSE), 10_000);
   sub.unsubscribe();
 });
 

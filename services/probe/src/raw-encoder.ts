@@ -13,6 +13,7 @@ import { RawBatchSchema } from "@wirescope/common";
 import { HDR, DATA, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import type { RawBatcher } from "./raw-batcher.js";
+import type { ConnRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
 
 const TWO32 = 0x1_0000_0000;
@@ -94,6 +95,8 @@ export class RawEncoder {
   constructor(
     private readonly o: RawEncoderOptions,
     private readonly batcher: RawBatcher,
+    /** Sees every connection event (e.g. a ConnTracker). */
+    private readonly onConn?: (c: ConnRecord) => void,
   ) {
     this.part = new PartitionHash(o.node, o.partitions);
     this.offLo = Number(o.monoToWallOffsetNs & 0xffffffffn);
@@ -189,6 +192,7 @@ export class RawEncoder {
       this.decodeStats.records -= decoded.conns.length;
       const ordered = [...decoded.conns.filter((c) => c.kind === "open"), ...decoded.conns.filter((c) => c.kind === "close")];
       for (const c of ordered) {
+        this.onConn?.(c);
         const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
         let l = byPart.get(p);
         if (!l) byPart.set(p, (l = []));
@@ -199,6 +203,18 @@ export class RawEncoder {
       if ((this.outs.get(p)?.len ?? 0) > 0 || byPart.has(p)) messages.push(this.cut(p, byPart.get(p) ?? []));
     }
     return { messages, events, bytes };
+  }
+
+  /** RawBatch messages carrying only these connection events (e.g. closes the probe synthesized). */
+  encodeConns(conns: ConnRecord[]): EncodedBatch[] {
+    const byPart = new Map<number, ReturnType<RawBatcher["connEvent"]>[]>();
+    for (const c of conns) {
+      const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
+      let l = byPart.get(p);
+      if (!l) byPart.set(p, (l = []));
+      l.push(this.batcher.connEvent(c));
+    }
+    return [...byPart].map(([p, l]) => this.cut(p, l));
   }
 
   private cut(p: number, conns: ReturnType<RawBatcher["connEvent"]>[]): EncodedBatch {

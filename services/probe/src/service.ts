@@ -6,6 +6,7 @@
 // Construction loads and attaches the BPF programs (or opens the capture), so a host without
 // eBPF fails at once with a message saying why and what to do. `run` publishes until aborted.
 import crypto from "node:crypto";
+import fs from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import {
   BatchPublisher, RawBatchSchema, rawSubject, ServiceError, FilterSchema,
@@ -17,6 +18,7 @@ import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
 import { RawBatcher, monoToWallClock, monoToWallOffset } from "./raw-batcher.js";
 import { RawEncoder } from "./raw-encoder.js";
+import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { parseProbeArgs } from "./options.js";
@@ -121,7 +123,14 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       };
       tick();
       const ticker = setInterval(tick, 1000);
-      const sweeper = setInterval(() => c.add("processes_exited", processes.sweep()), 10_000);
+      // processes that exited: forget them, and close their connections for the parsers
+      const tracker = new ConnTracker();
+      let reapExited = () => {};
+      const sweeper = setInterval(() => {
+        reapExited();
+        c.add("processes_exited", processes.sweep());
+        c.set("connections_open", tracker.size);
+      }, Number(process.env.WIRESCOPE_PROBE_SWEEP_MS ?? 5_000));
       // the pipeline's own node processes (parser, aggregator) announce their pids: never trace them
       const excluder = ebpf
         ? setInterval(() => {
@@ -133,7 +142,13 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
-          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024 }, batcher);
+          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024 }, batcher, (cr) => tracker.note(cr));
+          reapExited = () => {
+            const closes = tracker.reap((pid) => !fs.existsSync(`/proc/${pid}`), process.hrtime.bigint());
+            if (!closes.length) return;
+            c.add("conns_closed_by_exit", closes.length);
+            for (const m of encoder.encodeConns(closes)) publisher.publishBytes(rawSubject(m.partition), m.data);
+          };
           await ebpf.runRaw((buf) => {
             const r = encoder.encode(buf);
             eventsIn += r.events;
