@@ -8,11 +8,14 @@ import { KafkaTxn, apiName } from "./types";
 
 export function writeRecord(t: KafkaTxn, incomplete: bool, ids: Map<string, string>): void {
   // topic ids (Fetch/Produce v13+) are named through what Metadata taught this connection
-  const unresolved: string[] = [];
+  let unresolved: string[] | null = null;
   for (let i = 0; i < t.topicIds.length; i++) {
     const id = t.topicIds[i];
     if (ids.has(id)) t.addTopic(ids.get(id));
-    else unresolved.push(id);
+    else {
+      if (unresolved === null) unresolved = [];
+      unresolved.push(id);
+    }
   }
   Rec.begin("kafka");
   Rec.startNs(t.startNs);
@@ -47,9 +50,10 @@ export function writeRecord(t: KafkaTxn, incomplete: bool, ids: Map<string, stri
     Rec.listEnd();
     if (topics.length == 1) Rec.attrStr("messaging.destination.name", topics[0]);
   }
-  if (unresolved.length > 0) {
+  if (unresolved !== null) {
+    const u = unresolved!;
     Rec.listBegin("kafka.topic_ids");
-    for (let i = 0; i < unresolved.length; i++) Rec.listItem(unresolved[i]);
+    for (let i = 0; i < u.length; i++) Rec.listItem(u[i]);
     Rec.listEnd();
   }
   if (hasStatus) Rec.attrInt("kafka.error_code", <i64>t.errorCode);

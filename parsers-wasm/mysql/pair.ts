@@ -522,8 +522,12 @@ export class MysqlConnection extends Connection {
 
   /** Removes t from the queue and writes its record. */
   private finish(t: MysqlTxn, incomplete: bool, endNs: i64): void {
-    const i = this.pending.indexOf(t);
-    if (i >= 0) this.pending.splice(i, 1);
+    const q = this.pending;
+    if (q.length > 0 && q[0] === t) q.shift();
+    else {
+      const i = q.indexOf(t);
+      if (i >= 0) q.splice(i, 1);
+    }
     t.state = Rs.Done;
     if (endNs > t.endNs) t.endNs = endNs;
     writeRecord(t, incomplete);
