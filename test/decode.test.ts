@@ -338,6 +338,9 @@ describe("wirescope decode contract", () => {
     const run = await wirescope(["decode", f, "--progress"]);
     assert.equal(run.code, 0);
     assert.equal(parseNdjson(run.stdout).length, 1);
+    assert.match(run.stderr, /^decode: 0\.4 MiB read, 1 records$/m);
+    // without --progress and not on a terminal: silent for a small file
+    assert.equal((await wirescope(["decode", f])).stderr, "");
     const head = await new Promise<Run>((resolve, reject) => {
       const p = spawn("sh", ["-c", `node ${JSON.stringify(path.join(root, "bin/wirescope.js"))} decode ${JSON.stringify(path.join(CAPTURES, "http2/pcap_file_ex__http2_sample.pcapng"))} | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
       const out: Buffer[] = [];

@@ -243,13 +243,14 @@ export async function decodeCapture(
     const pos = streams.reader.position;
     if (progress && (args.progress || tty) && Date.now() - lastReport > 250) {
       lastReport = Date.now();
-      process.stderr.write(`\rdecode: ${mib(pos)} of ${mib(size)} MiB (${pct(pos, size)}), ${records} records`);
+      process.stderr.write(`${tty ? "\r" : ""}decode: ${mib(pos)} of ${mib(size)} MiB (${pct(pos, size)}), ${records} records${tty ? "" : "\n"}`);
     } else if (progress && !tty && args.progress === undefined && pos >= nextMark) {
       nextMark += PROGRESS_EVERY;
       err(`${mib(pos)} of ${mib(size)} MiB (${pct(pos, size)}), ${records} records`);
     }
   }
-  if (progress && (args.progress || tty) && Date.now() - t0 > 250) process.stderr.write(`\rdecode: ${mib(size)} MiB, ${records} records${" ".repeat(20)}\n`);
+  // the closing line: always with --progress, on a terminal when progress was shown
+  if (args.progress || (progress && tty && Date.now() - t0 > 250)) process.stderr.write(`${tty ? "\r" : ""}decode: ${mib(size)} MiB read, ${records} records${tty ? " ".repeat(20) : ""}\n`);
   const st = streams.stats;
   for (const w of streams.reader.warnings) err(w);
   const all: Record<string, number> = { records };

@@ -285,6 +285,30 @@ describe("TcpReassembler", () => {
     assert.equal(ours[1]!.closeReason, "rst");
   });
 
+  it("closes a connection that stays silent longer than idleNs", () => {
+    const frames = [ipv4Frame({ src: C, dst: S, seq: 1001, ack: 5001, flags: "P", payload: "quiet" })];
+    // then 3 minutes of another connection, one packet per second
+    const other = (i: number) => ipv4Frame({ src: "10.0.0.3:1234", dst: "10.0.0.4:80", seq: 100 + i, ack: 1, flags: "P", payload: "x" });
+    const { header, records } = parsePcap(pcapOf([...frames, ...Array.from({ length: 180 }, (_, i) => other(i))]));
+    const spaced = records.map((r, i) => ({ ...r, sec: 1_700_000_000 + i, frac: 0 }));
+    const events: string[] = [];
+    const ra = new TcpReassembler(
+      { open() {}, data() {}, gap() {}, close: (c, r) => events.push(`${c.id}:${r}`) },
+      { idleNs: 120e9 },
+    );
+    const seg = newTcpSegment();
+    const reader = CaptureReader.fromBuffer(buildPcap(header, spaced));
+    let closedAt = -1;
+    for (let p = reader.next(), i = 0; p; p = reader.next(), i++) {
+      decodeTcp(p, seg);
+      ra.push(seg, p.tsSec, p.tsNsec);
+      if (closedAt < 0 && events.includes("0:idle")) closedAt = i;
+    }
+    assert.ok(closedAt > 120 && closedAt <= 181, `closed at ${closedAt}`);
+    ra.finish();
+    assert.deepEqual(events, ["0:idle", "1:eof"]);
+  });
+
   it("passes payload the snap length cut on as a gap after the captured part", () => {
     const src = path.join(SHARED_CAPTURES, "http1/zeek__pipelined-requests.pcap");
     const snapped = path.join(dir, "snap.pcap");

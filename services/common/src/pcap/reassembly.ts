@@ -30,7 +30,7 @@ export interface TcpConnection {
   user: unknown;
 }
 
-export type CloseReason = "fin" | "rst" | "eof" | "reuse";
+export type CloseReason = "fin" | "rst" | "eof" | "reuse" | "idle";
 
 /**
  * Receives the reassembled streams. `dir` 0 = bytes sent by `a`, 1 = sent by `b`. `bytes` is only
@@ -55,6 +55,8 @@ export interface ReassemblerOptions {
   maxWaitNs: number;
   /** Capture time a closed connection is remembered, so late retransmissions do not open a new one. */
   closedLingerNs: number;
+  /** Capture time without a packet after which an open connection is closed ("idle"); 0 = never. */
+  idleNs: number;
 }
 
 const defaults: ReassemblerOptions = {
@@ -63,6 +65,7 @@ const defaults: ReassemblerOptions = {
   maxTotalPendingBytes: 64 << 20,
   maxWaitNs: 3e9,
   closedLingerNs: 60e9,
+  idleNs: 600e9,
 };
 
 export interface ReassemblerStats {
@@ -153,6 +156,7 @@ export class TcpReassembler {
   private nextId = 0;
   private nowNs = 0;
   private lastSweepNs = 0;
+  private lastIdleSweepNs = 0;
   // one bigint per packet at most: the timestamp of the packet being pushed
   private tsSec = -1;
   private tsNsec = -1;
@@ -418,6 +422,14 @@ export class TcpReassembler {
         const half = conn.halves[dir];
         if (half.pending.length && this.nowNs - half.holeSinceNs > this.opts.maxWaitNs) this.giveUpHole(conn, dir, half);
       }
+    }
+    if (this.opts.idleNs > 0 && this.nowNs - this.lastIdleSweepNs > Math.min(60e9, this.opts.idleNs / 2)) {
+      // every minute of capture time at most: connections silent for longer than idleNs end
+      this.lastIdleSweepNs = this.nowNs;
+      const idle: Conn[] = [];
+      for (const c of this.table.values()) for (let x: Conn | undefined = c; x; x = x.bucketNext) if (!x.closed && this.nowNs - x.lastNs > this.opts.idleNs) idle.push(x);
+      idle.sort((a, b) => a.id - b.id);
+      for (const c of idle) this.closeConn(c, "idle");
     }
     let k = 0;
     const list = this.closedConns;
