@@ -40,6 +40,19 @@ function newestTs(dir) {
   return t;
 }
 
+/** Sibling plugin folders whose sources `dir` imports (`from "../http1/..."`): their edits rebuild it too. */
+function importedDirs(dir) {
+  const out = new Set();
+  for (const f of fs.readdirSync(dir, { recursive: true })) {
+    const rel = f.toString();
+    if (!rel.endsWith(".ts") || rel.split(path.sep).some((s) => s === "test" || s === "build" || s === "dist")) continue;
+    for (const m of fs.readFileSync(path.join(dir, rel), "utf8").matchAll(/from\s+"\.\.\/([\w-]+)\//g)) {
+      if (m[1] !== "common") out.add(path.join(path.dirname(dir), m[1]));
+    }
+  }
+  return [...out];
+}
+
 /** Plugins: folders holding plugin.ts and manifest.json. */
 function plugins(base, outOf) {
   if (!fs.existsSync(base)) return [];
@@ -90,7 +103,7 @@ async function buildOne(p) {
   const wasmName = manifest.wasm ?? `${manifest.name ?? p.name}.wasm`;
   const wasm = path.join(p.out, wasmName);
   const json = path.join(p.out, wasmName.replace(/\.wasm$/, ".json"));
-  const srcTs = Math.max(libTs, newestTs(p.dir));
+  const srcTs = Math.max(libTs, newestTs(p.dir), ...importedDirs(p.dir).map(newestTs));
   if (!force && fs.existsSync(wasm) && fs.existsSync(json) && fs.statSync(wasm).mtimeMs >= srcTs) return;
   fs.mkdirSync(p.out, { recursive: true });
   const t0 = Date.now();
