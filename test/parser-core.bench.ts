@@ -46,7 +46,7 @@ let records = 0;
 let bytes = 0;
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
-for (let round = 0; round < Number(process.env.ROUNDS ?? 5); round++) {
+for (let round = 0; round < Number(process.env.ROUNDS ?? 40); round++) {
   for (const c of convs) {
     const connKey = key++;
     const p = Number(connKey % 64n);

@@ -205,18 +205,21 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     const results = new Map<string, Result>();
     let keyBase = 1n;
-    for (const n of [1, 2]) {
+    const only = process.env.WIRESCOPE_BENCH_ONLY?.split(",");
+    const replicaCounts = (process.env.WIRESCOPE_BENCH_REPLICAS ?? "1,2").split(",").map(Number);
+    for (const n of replicaCounts) {
       const jsm = await nc.jetstreamManager();
       const fleet: ParserProc[] = [];
       for (let i = 0; i < n; i++) fleet.push(await startParser(nats.url, args.filter((a) => a !== "--log-level" && a !== "warn"), `bench-${n}-${i}`));
       fleets.push(...fleet);
       await waitForFleet(fleet, P);
       for (const w of workloads) {
+        if (only && !only.includes(w.name)) continue;
         await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
         const r = await measure(nc, fleet, w, keyBase, `bench-${w.name}-${n}`);
         keyBase += 10_000_000n;
         results.set(`${w.name}/${n}`, r);
-        const ratio = n === 2 ? ` | ${(r.records / r.seconds / (results.get(`${w.name}/1`)!.records / results.get(`${w.name}/1`)!.seconds)).toFixed(2)}x` : " | ";
+        const ratio = n === 2 && results.has(`${w.name}/1`) ? ` | ${(r.records / r.seconds / (results.get(`${w.name}/1`)!.records / results.get(`${w.name}/1`)!.seconds)).toFixed(2)}x` : " | ";
         rows.push(
           `| ${w.name} | ${n} | ${Math.round(r.records / r.seconds).toLocaleString("en")} | ${(r.rawMB / r.seconds).toFixed(1)} | ${r.cpuUsPerRecord.toFixed(1)} | ${r.records} | ${r.dropped}${ratio} |`,
         );

@@ -13,6 +13,9 @@ import {
 import { ConnTable, DEFAULT_CONN_TABLE_OPTIONS, type OutRecord } from "./conn-table.js";
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
 import { redactionPolicy } from "./redact.js";
+import { appendHostFields } from "./record-bytes.js";
+
+const full = (o: OutRecord) => appendHostFields(o.bytes, o.suffix, o.tid);
 
 // A small line protocol decoder standing in for a WASM plugin in these pure tests: the client
 // sends "Q <word>\n", the server answers "A <n>\n". It claims a connection on a first byte "Q",
@@ -124,7 +127,7 @@ describe("ConnTable", () => {
     t.onData(data(1n, EG, 0, "A 1\n", 20n, 72), 3, 0);
     t.onData(data(1n, EG, 4, "A 2\n", 30n, 72), 3, 0);
     assert.equal(out.length, 2);
-    const r = fromBinary(RecordSchema, out[0]!.bytes);
+    const r = fromBinary(RecordSchema, full(out[0]!));
     assert.equal(r.resource, "a");
     assert.equal(r.status, 1n);
     assert.equal(r.tid, 71);
@@ -145,7 +148,7 @@ describe("ConnTable", () => {
     t.onData(data(2n, EG, 12, "A 3\n", 30n), 0, 0);
     t.onConn(close(2n), 0, 0);
     assert.deepEqual(
-      out.map((o) => fromBinary(RecordSchema, o.bytes).resource),
+      out.map((o) => fromBinary(RecordSchema, full(o)).resource),
       ["x"],
     );
     assert.equal(counters.get("gaps"), 1);
@@ -158,7 +161,7 @@ describe("ConnTable", () => {
     t.onData(data(3n, IN, 0, "Q z\n", 10n), 0, 0);
     t.onConn(close(3n), 0, 0);
     assert.equal(out.length, 1);
-    assert.equal(fromBinary(RecordSchema, out[0]!.bytes).incomplete, true);
+    assert.equal(fromBinary(RecordSchema, full(out[0]!)).incomplete, true);
   });
 
   it("drops connections no decoder claims, counted by reason", () => {

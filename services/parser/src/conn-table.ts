@@ -5,7 +5,7 @@ import { ConnKind, Direction, Role, type ConnEvent, type DataEvent, type Counter
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, PeerDirectory } from "./identity.js";
-import { appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
+import { encodeHostFields, readHead } from "./record-bytes.js";
 import { redactRecord, type RedactionPolicy } from "./redact.js";
 
 export interface ConnTableOptions {
@@ -33,7 +33,13 @@ export const DEFAULT_CONN_TABLE_OPTIONS: Omit<ConnTableOptions, "node" | "redact
 
 /** One finished record, ready to publish. */
 export interface OutRecord {
+  /** The plugin's bytes (fields 1-19, redacted); with `suffix` and `tid` they make the Record
+   *  (record-bytes.ts appendHostFields; the batcher writes the three pieces without joining). */
   bytes: Uint8Array;
+  /** Host fields 20-23, 25 of this connection. */
+  suffix: Uint8Array;
+  /** Record.tid (field 24); 0 = unknown. */
+  tid: number;
   protocol: string;
   /** The server end's service name: the output partition key. */
   serverService: string;
@@ -65,6 +71,8 @@ export class ConnTable {
   /** Connections dropped before their close: their further data is ignored (bounded, LRU). */
   private readonly ignored = new Set<bigint>();
   readonly peers = new PeerDirectory();
+  /** "records.<protocol>" built once per protocol (hot path). */
+  private readonly recordCounter = new Map<string, string>();
   private readonly ops: Op[] = [];
 
   constructor(
@@ -234,7 +242,7 @@ export class ConnTable {
       return;
     }
     let bytes: Uint8Array | undefined = pluginBytes;
-    if (!this.opts.redaction.disabledFor.has(head.protocol)) {
+    if (head.sensitive && !this.opts.redaction.disabledFor.has(head.protocol)) {
       bytes = redactRecord(pluginBytes, this.opts.redaction);
       if (!bytes) {
         this.counters.add("records_dropped.malformed");
@@ -242,9 +250,13 @@ export class ConnTable {
       }
     }
     const tid = c.reqTids.get(head.startNs) ?? 0;
-    this.counters.add(`records.${head.protocol || "unknown"}`);
+    let name = this.recordCounter.get(head.protocol);
+    if (!name) this.recordCounter.set(head.protocol, (name = `records.${head.protocol || "unknown"}`));
+    this.counters.add(name);
     this.emit({
-      bytes: appendHostFields(bytes, c.suffix, tid),
+      bytes,
+      suffix: c.suffix,
+      tid,
       protocol: head.protocol,
       serverService: c.serverService,
       rawPartition: c.partition,

@@ -35,7 +35,7 @@ export class Pipeline {
   ) {
     this.batcher = new RecordBatcher(opts.node, opts.parserId, opts.partitions, opts.maxBatchBytes);
     this.table = new ConnTable(host, opts, counters, (r) => {
-      const b = this.batcher.add(r.serverService, r.bytes);
+      const b = this.batcher.add(r.serverService, r);
       if (b) this.queue(b);
     });
   }

@@ -2,9 +2,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { RecordBatcher, servicePartition } from "./record-batcher.js";
+import { RecordBatcher, servicePartition, whole } from "./record-batcher.js";
+import { encodeHostFields } from "./record-bytes.js";
+import { Role } from "@wirescope/common";
 
-const rec = (resource: string) => toBinary(RecordSchema, create(RecordSchema, { protocol: "http", resource }));
+const rec = (resource: string) => whole(toBinary(RecordSchema, create(RecordSchema, { protocol: "http", resource })));
 
 describe("RecordBatcher", () => {
   it("groups records by the server's service partition and encodes a valid RecordBatch", () => {
@@ -35,5 +37,18 @@ describe("RecordBatcher", () => {
     assert.ok(full);
     assert.ok(full.records >= 3 && full.records <= 5, `records ${full.records}`);
     assert.equal(fromBinary(RecordBatchSchema, full.bytes).records.length, full.records);
+  });
+});
+
+describe("encodeRecordBatch", () => {
+  it("writes plugin bytes, host fields and tid as one Record each", () => {
+    const b = new RecordBatcher("n", "p", 8);
+    const suffix = encodeHostFields({ connKey: 9n, role: Role.CLIENT, node: "n" });
+    const plugin = toBinary(RecordSchema, create(RecordSchema, { protocol: "redis", operation: "GET" }));
+    b.add("svc", { bytes: plugin, suffix, tid: 300 });
+    b.add("svc", { bytes: plugin, suffix, tid: 0 });
+    const [batch] = b.drain();
+    const recs = fromBinary(RecordBatchSchema, batch!.bytes).records;
+    assert.deepEqual(recs.map((r) => [r.operation, r.connKey, r.role, r.tid]), [["GET", 9n, Role.CLIENT, 300], ["GET", 9n, Role.CLIENT, 0]]);
   });
 });

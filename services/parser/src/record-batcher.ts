@@ -5,6 +5,20 @@
 // Pure: the caller decides when to flush (size here, time in the service).
 import { fnv1a32 } from "@wirescope/common";
 
+/** One record as three pieces: plugin bytes, the connection's host fields, the tid (field 24). */
+export interface RecordParts {
+  bytes: Uint8Array;
+  suffix: Uint8Array;
+  tid: number;
+}
+
+const NO_SUFFIX = new Uint8Array(0);
+
+/** A record that is already whole. */
+export function whole(bytes: Uint8Array): RecordParts {
+  return { bytes, suffix: NO_SUFFIX, tid: 0 };
+}
+
 export interface EncodedBatch {
   partition: number;
   bytes: Uint8Array;
@@ -17,7 +31,7 @@ export function servicePartition(serviceKey: string, partitions: number): number
 }
 
 export class RecordBatcher {
-  private readonly open = new Map<number, { parts: Uint8Array[]; bytes: number }>();
+  private readonly open = new Map<number, { parts: RecordParts[]; bytes: number }>();
   private seq = 0n;
   private held = 0;
 
@@ -35,12 +49,12 @@ export class RecordBatcher {
   }
 
   /** Adds one record; returns a full batch when this record filled one. */
-  add(serverService: string, record: Uint8Array): EncodedBatch | undefined {
+  add(serverService: string, record: RecordParts): EncodedBatch | undefined {
     const p = servicePartition(serverService, this.partitions);
     let b = this.open.get(p);
     if (!b) this.open.set(p, (b = { parts: [], bytes: 0 }));
     b.parts.push(record);
-    const sz = record.length + 6;
+    const sz = record.bytes.length + record.suffix.length + 12;
     b.bytes += sz;
     this.held += sz;
     if (b.bytes >= this.maxBatchBytes) return this.close(p);
@@ -64,11 +78,18 @@ export class RecordBatcher {
 
 const te = new TextEncoder();
 
-export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: Uint8Array[]): Uint8Array {
+function tidLen(tid: number): number {
+  return tid > 0 ? 2 + varLen(tid >>> 0) : 0;
+}
+
+export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: RecordParts[]): Uint8Array {
   const nodeB = te.encode(node);
   const idB = te.encode(parserId);
   let size = 2 + varLen(nodeB.length) + nodeB.length + 2 + varLen(idB.length) + idB.length + 1 + varLen(partition) + 1 + 10;
-  for (const r of records) size += 1 + varLen(r.length) + r.length;
+  for (const r of records) {
+    const len = r.bytes.length + r.suffix.length + tidLen(r.tid);
+    size += 1 + varLen(len) + len;
+  }
   const out = new Uint8Array(size);
   let i = 0;
   const varint = (v: number | bigint) => {
@@ -94,7 +115,19 @@ export function encodeRecordBatch(node: string, parserId: string, partition: num
   };
   if (nodeB.length) bytes(0x0a, nodeB);
   if (idB.length) bytes(0x12, idB);
-  for (const r of records) bytes(0x1a, r);
+  for (const r of records) {
+    out[i++] = 0x1a;
+    fastVar(r.bytes.length + r.suffix.length + tidLen(r.tid));
+    out.set(r.bytes, i);
+    i += r.bytes.length;
+    out.set(r.suffix, i);
+    i += r.suffix.length;
+    if (r.tid > 0) {
+      out[i++] = 0xc0; // field 24, varint
+      out[i++] = 0x01;
+      fastVar(r.tid >>> 0);
+    }
+  }
   if (partition) {
     out[i++] = 0x20;
     fastVar(partition);

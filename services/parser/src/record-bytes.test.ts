@@ -22,7 +22,19 @@ function pluginRecord(): Uint8Array {
 describe("readHead", () => {
   it("reads protocol and start_ns", () => {
     const h = readHead(pluginRecord());
-    assert.deepEqual(h, { protocol: "http", startNs: 1_700_000_000_123_456_789n });
+    assert.deepEqual(h, { protocol: "http", startNs: 1_700_000_000_123_456_789n, sensitive: false });
+  });
+
+  it("flags attribute keys that host-side redaction must see", () => {
+    const mk = (key: string) =>
+      toBinary(RecordSchema, create(RecordSchema, { protocol: "x", attributes: { "url.path": { value: { case: "stringValue", value: "/" } }, [key]: { value: { case: "stringValue", value: "v" } } } }));
+    for (const k of ["http.request.header.authorization", "db.query.text", "rpc.grpc.request.metadata.x-token", "http.request.body.size"]) assert.equal(readHead(mk(k))?.sensitive, true, k);
+    for (const k of ["http.request.method", "db.system", "messaging.destination.name"]) assert.equal(readHead(mk(k))?.sensitive, false, k);
+  });
+
+  it("reads the largest start_ns", () => {
+    const b = toBinary(RecordSchema, create(RecordSchema, { protocol: "p", startNs: 0xffff_ffff_ffff_ffffn }));
+    assert.equal(readHead(b)?.startNs, 0xffff_ffff_ffff_ffffn);
   });
 
   it("refuses truncated bytes", () => {

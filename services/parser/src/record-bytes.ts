@@ -13,21 +13,59 @@ import { RecordSchema, type Endpoint, type Role } from "@wirescope/common";
 export interface RecordHead {
   protocol: string;
   startNs: bigint;
+  /** An attribute key that host-side redaction must look at (see redact.ts) is present. */
+  sensitive: boolean;
 }
 
 const td = new TextDecoder();
+// The protocol string repeats on every record of a connection: decode it once.
+let lastProto = new Uint8Array(0);
+let lastProtoStr = "";
+
+function protocolString(b: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n === lastProto.length) {
+    let same = true;
+    for (let k = 0; k < n; k++) {
+      if (b[start + k] !== lastProto[k]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastProtoStr;
+  }
+  lastProto = b.slice(start, end);
+  lastProtoStr = td.decode(lastProto);
+  return lastProtoStr;
+}
+
+// Attribute keys (map entry field 1 inside Record field 12) that host-side redaction handles.
+const SENSITIVE_PREFIXES = ["http.request.header.", "http.response.header.", "rpc.grpc.request.metadata.", "rpc.grpc.response.metadata.", "db.query.text"].map((x) => new TextEncoder().encode(x));
+const BODY = new TextEncoder().encode("body");
+
+function sensitiveKey(b: Uint8Array, start: number, end: number): boolean {
+  outer: for (const p of SENSITIVE_PREFIXES) {
+    if (end - start < p.length) continue;
+    for (let k = 0; k < p.length; k++) if (b[start + k] !== p[k]) continue outer;
+    return true;
+  }
+  for (let i = start; i + 4 <= end; i++) {
+    if (b[i] === BODY[0] && b[i + 1] === BODY[1] && b[i + 2] === BODY[2] && b[i + 3] === BODY[3]) return true;
+  }
+  return false;
+}
 
 /**
- * Scans top-level fields for protocol (1) and start_ns (2). Returns undefined when the bytes are
- * not well-formed protobuf (the caller counts a drop).
+ * Scans top-level fields for protocol (1), start_ns (2) and the keys of attributes (12).
+ * Returns undefined when the bytes are not well-formed protobuf (the caller counts a drop).
  */
 export function readHead(b: Uint8Array): RecordHead | undefined {
   let protocol = "";
   let startNs = 0n;
+  let sensitive = false;
   let i = 0;
   const n = b.length;
   while (i < n) {
-    // tag
     let tag = 0;
     let shift = 0;
     for (;;) {
@@ -40,16 +78,19 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
     const field = tag >>> 3;
     const wt = tag & 7;
     if (wt === 0) {
-      let v = 0n;
-      let s = 0n;
+      // varint: low 28 bits and the rest as plain numbers, one BigInt at the end
+      let lo = 0;
+      let hi = 0;
+      let s = 0;
       for (;;) {
-        if (i >= n || s > 63n) return undefined;
+        if (i >= n || s > 63) return undefined;
         const c = b[i++]!;
-        if (field === 2) v |= BigInt(c & 0x7f) << s;
+        if (s < 28) lo += (c & 0x7f) * 2 ** s;
+        else hi += (c & 0x7f) * 2 ** (s - 28);
         if (c < 0x80) break;
-        s += 7n;
+        s += 7;
       }
-      if (field === 2) startNs = v;
+      if (field === 2) startNs = (BigInt(hi) << 28n) | BigInt(lo);
     } else if (wt === 2) {
       let len = 0;
       let s = 0;
@@ -61,7 +102,13 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
         s += 7;
       }
       if (len < 0 || i + len > n) return undefined;
-      if (field === 1) protocol = td.decode(b.subarray(i, i + len));
+      if (field === 1) protocol = protocolString(b, i, i + len);
+      else if (field === 12 && !sensitive && len > 2 && b[i] === 0x0a) {
+        // map entry: 0a <key len> <key> ...
+        const kl = b[i + 1]!;
+        if (kl < 0x80 && i + 2 + kl <= i + len) sensitive = sensitiveKey(b, i + 2, i + 2 + kl);
+        else sensitive = true; // long or odd key: let redaction decode and decide
+      }
       i += len;
     } else if (wt === 1) {
       i += 8;
@@ -72,7 +119,7 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
     }
   }
   if (i !== n) return undefined;
-  return { protocol, startNs };
+  return { protocol, startNs, sensitive };
 }
 
 export interface HostFields {

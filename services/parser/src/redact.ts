@@ -26,15 +26,13 @@ export function redactionPolicy(extraHeaders: readonly string[] = [], disabledFo
 }
 
 const HEADER_PREFIXES = ["http.request.header.", "http.response.header.", "rpc.grpc.request.metadata.", "rpc.grpc.response.metadata."];
-const NEEDLES = [Buffer.from(".header."), Buffer.from(".metadata."), Buffer.from("db.query.text"), Buffer.from("body")];
 
 /**
  * Returns the record bytes with secrets masked (the same array when nothing matched).
- * Returns undefined when the bytes cannot be decoded (the caller counts a drop).
+ * Returns undefined when the bytes cannot be decoded (the caller counts a drop). The caller
+ * skips records whose attribute keys need nothing (readHead's `sensitive`).
  */
 export function redactRecord(bytes: Uint8Array, policy: RedactionPolicy): Uint8Array | undefined {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (!NEEDLES.some((n) => buf.indexOf(n) >= 0)) return bytes;
   let rec;
   try {
     rec = fromBinary(RecordSchema, bytes);
