@@ -668,6 +668,32 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* The fd no longer names what we knew: emit a close for its connection and forget both caches. */
+static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
+{
+	struct ws_fd_key key = { .tgid = tgid, .fd = fd };
+	bpf_map_delete_elem(&nonsock_fds, &key);
+	struct conn_info *ci = bpf_map_lookup_elem(&conn_by_fd, &key);
+	if (!ci)
+		return;
+	struct ws_conn_event ev = {};
+	fill_hdr(&ev.hdr, WS_EV_CLOSE, ci->conn_key);
+	ev.lport = ci->lport;
+	ev.rport = ci->rport;
+	ev.role = ci->role;
+	ev.flags = ci->flags;
+	ev.fd = fd;
+	ev.syscall = syscall;
+	ev.sent_bytes = ci->seq[0];
+	ev.recv_bytes = ci->seq[1];
+	ev.cgroup_id = bpf_get_current_cgroup_id();
+	leader_comm(ev.comm);
+	int traced = process_traced(tgid) && ports_traced(ci->lport, ci->rport);
+	bpf_map_delete_elem(&conn_by_fd, &key);
+	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
+		count_drop(WS_DROP_RINGBUF_FULL);
+}
+
 SEC("tracepoint/syscalls/sys_exit_close")
 int exit_close(struct trace_event_raw_sys_exit *ctx)
 {
@@ -675,29 +701,44 @@ int exit_close(struct trace_event_raw_sys_exit *ctx)
 	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
 	if (!a)
 		return 0;
-	struct ws_fd_key key = { .tgid = id >> 32, .fd = a->fd };
+	__u32 fd = a->fd;
 	bpf_map_delete_elem(&active_calls, &id);
-	if (ctx->ret != 0)
-		return 0;
-	bpf_map_delete_elem(&nonsock_fds, &key);
-	struct conn_info *ci = bpf_map_lookup_elem(&conn_by_fd, &key);
-	if (!ci)
-		return 0;
-	struct ws_conn_event ev = {};
-	fill_hdr(&ev.hdr, WS_EV_CLOSE, ci->conn_key);
-	ev.lport = ci->lport;
-	ev.rport = ci->rport;
-	ev.role = ci->role;
-	ev.flags = ci->flags;
-	ev.fd = key.fd;
-	ev.syscall = WS_SYS_CLOSE;
-	ev.sent_bytes = ci->seq[0];
-	ev.recv_bytes = ci->seq[1];
-	ev.cgroup_id = bpf_get_current_cgroup_id();
-	leader_comm(ev.comm);
-	int traced = process_traced(key.tgid) && ports_traced(ci->lport, ci->rport);
-	bpf_map_delete_elem(&conn_by_fd, &key);
-	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
-		count_drop(WS_DROP_RINGBUF_FULL);
+	if (ctx->ret == 0)
+		forget_fd(id >> 32, fd, WS_SYS_CLOSE);
 	return 0;
 }
+
+/* dup2/dup3 onto an open fd close it implicitly (inetd-style servers put sockets on 0/1/2): the
+ * target fd's cached identity must go, or a socket there would be skipped as a pipe. */
+static __always_inline int dup_enter(__u32 newfd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((id >> 32) == self_tgid)
+		return 0;
+	struct call_args a = { .fd = newfd, .syscall = WS_SYS_DUP };
+	if (bpf_map_update_elem(&active_calls, &id, &a, BPF_ANY))
+		count_drop(WS_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+static __always_inline int dup_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	__u32 fd = a->fd;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ret >= 0 && (__u32)ret == fd)
+		forget_fd(id >> 32, fd, WS_SYS_DUP);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int enter_dup2(struct trace_event_raw_sys_enter *ctx) { return dup_enter(ARG(ctx, 1)); }
+SEC("tracepoint/syscalls/sys_exit_dup2")
+int exit_dup2(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int enter_dup3(struct trace_event_raw_sys_enter *ctx) { return dup_enter(ARG(ctx, 1)); }
+SEC("tracepoint/syscalls/sys_exit_dup3")
+int exit_dup3(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret); }

@@ -56,6 +56,7 @@ enum ws_syscall {
 	WS_SYS_CONNECT = 10,
 	WS_SYS_ACCEPT = 11,
 	WS_SYS_CLOSE = 12,
+	WS_SYS_DUP = 13,
 };
 
 /* Why an event was lost in the kernel: index into the per-CPU `drops` array. One list, expanded

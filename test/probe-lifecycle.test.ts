@@ -237,3 +237,39 @@ console.log("DONE");`, [port]);
   assert.equal(v6c.open!.remotePort, Number(port));
   assert.equal(assemble(v6c.data[1]).bytes.toString(), "hi ::1");
 });
+
+test("probe: dup2 of a socket onto an fd that was a pipe (inetd style) is traced as that socket", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const probe = new CollectingProbe({ listenRefreshMs: 100 });
+  t.after(() => probe.stop());
+  const server = await runChild("echo", ECHO_SERVER);
+  t.after(() => server.kill());
+  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  await new Promise((r) => setTimeout(r, 400)); // the listening-port refresh sees the new server
+  // python3: fd 9 is first a pipe (written to, so the probe caches it as "not a socket"), then a
+  // TCP socket dup2'ed over it; the bytes written to fd 9 afterwards must be captured
+  const py = `
+import os, socket, sys
+r, w = os.pipe()
+os.dup2(w, 9)
+os.write(9, b"into the pipe")
+s = socket.create_connection(("127.0.0.1", ${port}))
+os.dup2(s.fileno(), 9)
+os.write(9, b"through fd 9")
+print("LOCAL", s.getsockname()[1], flush=True)
+got = os.read(9, 100)
+os.close(9)
+s.close()
+`;
+  const r = spawnSync("python3", ["-c", py], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const localPort = Number(/LOCAL (\d+)/.exec(r.stdout)?.[1]);
+  // the socket is seen once through its original fd (connect) and once through fd 9 (first use)
+  const onFd9 = () => probe.find((o) => o.localPort === localPort && o.remotePort === Number(port) && o.fd === 9);
+  await eventually("the dup2'ed socket's bytes", () => onFd9().length === 1 && assemble(onFd9()[0][1].data[1]).bytes.length >= 12);
+  const [, v] = onFd9()[0];
+  assert.equal(v.open!.inferred, true);
+  assert.equal(v.open!.role, 1, "client: the remote port is listening");
+  assert.equal(assemble(v.data[1]).bytes.toString(), "through fd 9");
+  assert.equal(v.open!.comm, "python3");
+});
