@@ -101,7 +101,8 @@ export class Aggregator {
   /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
   private eventMaxMs = -Infinity;
   private bufferedSpans = 0;
-  private readonly normCache = new Map<string, { operation: string; resource: string }>();
+  private readonly normCache = new Map<string, Map<string, Map<string, { operation: string; resource: string }>>>();
+  private normCached = 0;
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -172,14 +173,21 @@ export class Aggregator {
   }
 
   private norm(r: WRecord): { operation: string; resource: string } {
-    const key = r.protocol + SEP + r.operation + SEP + r.resource;
-    let n = this.normCache.get(key);
+    // Nested maps, no key concatenation: this runs for every record.
+    let byOp = this.normCache.get(r.protocol);
+    if (!byOp) this.normCache.set(r.protocol, (byOp = new Map()));
+    let byRes = byOp.get(r.operation);
+    if (!byRes) byOp.set(r.operation, (byRes = new Map()));
+    let n = byRes.get(r.resource);
     if (n) return n;
     n = normalize({ protocol: r.protocol, operation: r.operation, resource: r.resource, attr: (k) => attrOf(r, k) });
     // Only cache what the record itself determines (attributes fill in missing fields only).
     if (r.resource && r.operation) {
-      if (this.normCache.size >= 50_000) this.normCache.clear();
-      this.normCache.set(key, n);
+      if (++this.normCached > 50_000) {
+        this.normCache.clear();
+        this.normCached = 0;
+      }
+      byRes.set(r.resource, n);
     }
     return n;
   }

@@ -198,19 +198,22 @@ export class SpanIndex {
  */
 export function sampleSpans(spans: SpanRec[], rate: number, slowest: number): { kept: SpanRec[]; dropped: number } {
   const keep = new Set<SpanRec>();
-  const bySeries = new Map<object, SpanRec[]>();
+  // Per series, the `slowest` slowest spans (ties by id), by insertion into a short sorted list.
+  const top = new Map<object, SpanRec[]>();
+  const before = (a: SpanRec, b: SpanRec) => a.durationMs > b.durationMs || (a.durationMs === b.durationMs && a.id < b.id);
   for (const s of spans) {
     if (s.error || unitFromHex(s.traceId) < rate) keep.add(s);
-    if (slowest > 0) {
-      let l = bySeries.get(s.series);
-      if (!l) bySeries.set(s.series, (l = []));
-      l.push(s);
+    if (slowest <= 0) continue;
+    let l = top.get(s.series);
+    if (!l) top.set(s.series, (l = []));
+    if (l.length < slowest || before(s, l[l.length - 1]!)) {
+      let i = l.length;
+      while (i > 0 && before(s, l[i - 1]!)) i--;
+      l.splice(i, 0, s);
+      if (l.length > slowest) l.pop();
     }
   }
-  for (const l of bySeries.values()) {
-    l.sort((a, b) => b.durationMs - a.durationMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    for (let i = 0; i < Math.min(slowest, l.length); i++) keep.add(l[i]!);
-  }
+  for (const l of top.values()) for (const s of l) keep.add(s);
   const kept = spans.filter((s) => keep.has(s));
   return { kept, dropped: spans.length - kept.length };
 }
