@@ -34,7 +34,7 @@ import {
 const run = promisify(execFile);
 const P = 64;
 const EVENTS_PER_BATCH = 64;
-const WINDOW = 128; // batches in flight
+const WINDOW = Number(process.env.WIRESCOPE_BENCH_WINDOW ?? 128); // batches in flight
 const TARGET_RAW_BYTES = Number(process.env.WIRESCOPE_BENCH_MB ?? 48) * 1024 * 1024;
 
 interface Workload {

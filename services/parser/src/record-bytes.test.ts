@@ -28,8 +28,8 @@ describe("readHead", () => {
   it("flags attribute keys that host-side redaction must see", () => {
     const mk = (key: string) =>
       toBinary(RecordSchema, create(RecordSchema, { protocol: "x", attributes: { "url.path": { value: { case: "stringValue", value: "/" } }, [key]: { value: { case: "stringValue", value: "v" } } } }));
-    for (const k of ["http.request.header.authorization", "db.query.text", "rpc.grpc.request.metadata.x-token", "http.request.body.size"]) assert.equal(readHead(mk(k))?.sensitive, true, k);
-    for (const k of ["http.request.method", "db.system", "messaging.destination.name"]) assert.equal(readHead(mk(k))?.sensitive, false, k);
+    for (const k of ["http.request.header.authorization", "db.query.text", "rpc.grpc.request.metadata.x-token", "http.request.body"]) assert.equal(readHead(mk(k))?.sensitive, true, k);
+    for (const k of ["http.request.method", "db.system", "messaging.destination.name", "http.request.body.size", "nobody"]) assert.equal(readHead(mk(k))?.sensitive, false, k);
   });
 
   it("reads the largest start_ns", () => {

@@ -39,21 +39,27 @@ function protocolString(b: Uint8Array, start: number, end: number): string {
   return lastProtoStr;
 }
 
-// Attribute keys (map entry field 1 inside Record field 12) that host-side redaction handles.
+// Attribute keys (map entry field 1 inside Record field 12) that host-side redaction handles:
+// header/metadata values, db.query.text, and a key whose last segment is "body" (a message body;
+// "http.request.body.size" is a size and stays).
 const SENSITIVE_PREFIXES = ["http.request.header.", "http.response.header.", "rpc.grpc.request.metadata.", "rpc.grpc.response.metadata.", "db.query.text"].map((x) => new TextEncoder().encode(x));
-const BODY = new TextEncoder().encode("body");
+const FIRST = new Set(SENSITIVE_PREFIXES.map((p) => p[0]!));
 
 function sensitiveKey(b: Uint8Array, start: number, end: number): boolean {
+  const n = end - start;
+  // ...body
+  if (n >= 4 && b[end - 4] === 0x62 && b[end - 3] === 0x6f && b[end - 2] === 0x64 && b[end - 1] === 0x79 && (n === 4 || b[end - 5] === 0x2e)) return true;
+  if (!FIRST.has(b[start]!)) return false;
   outer: for (const p of SENSITIVE_PREFIXES) {
-    if (end - start < p.length) continue;
+    if (n < p.length) continue;
     for (let k = 0; k < p.length; k++) if (b[start + k] !== p[k]) continue outer;
     return true;
   }
-  for (let i = start; i + 4 <= end; i++) {
-    if (b[i] === BODY[0] && b[i + 1] === BODY[1] && b[i + 2] === BODY[2] && b[i + 3] === BODY[3]) return true;
-  }
   return false;
 }
+
+// 2^0, 2^7, ... for the high part of a varint (bits 28..63) without Math.pow.
+const POW = Array.from({ length: 10 }, (_, k) => 2 ** (7 * k));
 
 /**
  * Scans top-level fields for protocol (1), start_ns (2) and the keys of attributes (12).
@@ -85,8 +91,8 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
       for (;;) {
         if (i >= n || s > 63) return undefined;
         const c = b[i++]!;
-        if (s < 28) lo += (c & 0x7f) * 2 ** s;
-        else hi += (c & 0x7f) * 2 ** (s - 28);
+        if (s < 28) lo |= (c & 0x7f) << s;
+        else hi += (c & 0x7f) * POW[(s - 28) / 7]!;
         if (c < 0x80) break;
         s += 7;
       }

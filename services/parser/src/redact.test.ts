@@ -39,6 +39,7 @@ describe("redactRecord", () => {
           "http.request.header.accept": str("*/*"),
           "db.query.text": str("SELECT 1 FROM u WHERE pw='topsecret'"),
           "http.request.body": str("{\"password\":\"p\"}"),
+          "http.request.body.size": { value: { case: "intValue", value: 17n } },
         },
       }),
     );
@@ -50,6 +51,7 @@ describe("redactRecord", () => {
     assert.equal(a["http.request.header.accept"]?.value.value, "*/*");
     assert.equal(a["db.query.text"]?.value.value, "SELECT ? FROM u WHERE pw=?");
     assert.equal(a["http.request.body"], undefined);
+    assert.equal(a["http.request.body.size"]?.value.value, 17n);
     assert.equal(Buffer.from(out).indexOf("topsecret"), -1);
     assert.equal(Buffer.from(out).indexOf("abc.def"), -1);
   });

@@ -50,7 +50,7 @@ export function redactRecord(bytes: Uint8Array, policy: RedactionPolicy): Uint8A
       }
       continue;
     }
-    if (/(^|\.)body(\.|$)/.test(lk)) {
+    if (/(^|\.)body$/.test(lk)) {
       delete rec.attributes[key];
       changed = true;
       continue;
