@@ -21,11 +21,11 @@ const MULTI = 17 << 20; // > 16 MiB: a multi-packet payload
 let db: MariaDb;
 let pcap = "";
 /** What the clients saw, to hold the decoder to. */
-const seen = { ports: { main: 0, multi: 0 }, bigRows: 0, inserted: 0, version: "", multiLen: 0, bigRowLen: 0 };
+const seen = { ports: { main: 0, multi: 0, tls: 0 }, bigRows: 0, inserted: 0, version: "", multiLen: 0, bigRowLen: 0 };
 let records: DecodedRecord[] = [];
 
 before(async () => {
-  db = await startMariaDb();
+  db = await startMariaDb({ tls: true });
   await db.sql(
     "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';" +
       "CREATE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('pw');",
@@ -85,8 +85,13 @@ async function workload(port: number): Promise<void> {
     mysql.createConnection({ host: "127.0.0.1", port, user: "edu", password: "x", authPlugins: { client_ed25519: () => () => Buffer.alloc(64, 1) } }),
     /Access denied/,
   );
+  // TLS: the client sends an SSL request after the greeting, then a TLS handshake
+  const t = await mysql.createConnection({ host: "127.0.0.1", port, user: "app", password: "secret", ssl: { rejectUnauthorized: false } });
+  seen.ports.tls = localPort(t);
+  await t.query("SELECT 'encrypted'");
+  await t.end();
   // the mariadb command-line client (libmariadb): `use` is COM_INIT_DB
-  await db.client(["-uapp", "-psecret", "-e", "use shop; SELECT COUNT(*) FROM items"]);
+  await db.client(["--skip-ssl", "-uapp", "-psecret", "-e", "use shop; SELECT COUNT(*) FROM items"]);
 }
 
 /** The client's local port (mysql2 keeps the socket on the callback connection). */
@@ -104,7 +109,7 @@ test("mysql: tshark and our decoder see the same commands, queries, errors and s
   // group tshark's PDUs by client port; exclude the multi-packet connection (tshark 4.0 does not
   // reassemble 16 MiB multi-packets: it reads their continuation packets as commands)
   for (const port of new Set(rows.map((r) => (Number(r[0]) === db.port ? Number(r[1]) : Number(r[0]))))) {
-    if (port === seen.ports.multi) continue;
+    if (port === seen.ports.multi || port === seen.ports.tls) continue;
     const mine = byClientPort(port).sort((a, b) => (BigInt(a.startNs) < BigInt(b.startNs) ? -1 : 1));
     const c2s = rows.filter((r) => Number(r[0]) === port);
     const s2c = rows.filter((r) => Number(r[1]) === port);
@@ -202,6 +207,16 @@ test("mysql: records agree with what the clients saw", () => {
   assert.equal(initDb.status, 0);
   const count = records.find((r) => r.attributes["db.query.text"] === "SELECT COUNT(*) FROM items")!;
   assert.equal(count.attributes["mysql.rows"], 1);
+});
+
+test("mysql: an SSL request marks the LOGIN as TLS and decoding stops there", () => {
+  const tls = byClientPort(seen.ports.tls);
+  assert.equal(tls.length, 1, JSON.stringify(tls));
+  assert.equal(tls[0].operation, "LOGIN");
+  assert.equal(tls[0].attributes["mysql.tls"], true);
+  assert.equal(tls[0].attributes["mysql.response"], "SSL");
+  assert.equal(tls[0].status, null, "the outcome of an encrypted login is not visible");
+  assert.ok(!records.some((r) => String(r.attributes["db.query.text"] ?? "").includes("encrypted")), "nothing is read from the TLS stream");
 });
 
 test("mysql: redaction masks literals in query text and error messages", () => {

@@ -26,11 +26,22 @@ function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
   });
 }
 
-export async function startMariaDb(extraArgs: string[] = []): Promise<MariaDb> {
+/**
+ * Starts MariaDB. With `tls`, a throw-away self-signed certificate (made with openssl in the
+ * temporary directory) lets clients upgrade connections with an SSL request.
+ */
+export async function startMariaDb(opts: { tls?: boolean; extraArgs?: string[] } = {}): Promise<MariaDb> {
   const dir = tempDir("wirescope-mariadb-");
   const data = path.join(dir, "data");
   const socket = path.join(dir, "mysqld.sock");
   await run("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"]);
+  const extraArgs = [...(opts.extraArgs ?? [])];
+  if (opts.tls) {
+    const key = path.join(dir, "key.pem");
+    const cert = path.join(dir, "cert.pem");
+    await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"]);
+    extraArgs.push(`--ssl-cert=${cert}`, `--ssl-key=${key}`);
+  }
   const port = await freePort();
   const proc: ManagedProcess = await spawnTracked(
     "mariadbd",
