@@ -114,7 +114,7 @@ export class GrpcServer {
             .then(
               (res) => cb(null, create(method.output, res as MessageInitShape<DescMessage>)),
               (e: unknown) => {
-                log.debug({ method: method.name, err: errorMessage(e) }, "gRPC handler failed");
+                log.debug({ method: method.name, reason: errorMessage(e) }, "gRPC handler failed");
                 cb(toServiceError(e));
               },
             );

@@ -30,7 +30,15 @@ function prettyStream(): NodeJS.WritableStream {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = requireCjs("pino-pretty") as { default?: PrettyFactory } & PrettyFactory;
   const factory = mod.default ?? mod;
-  return factory({ destination: 2, sync: true, colorize: true, ignore: "pid,hostname", translateTime: "HH:MM:ss.l" });
+  return factory({
+    destination: 2,
+    sync: true,
+    colorize: true,
+    singleLine: true,
+    ignore: "pid,hostname,component,instance",
+    messageFormat: "{component}: {msg}",
+    translateTime: "HH:MM:ss.l",
+  });
 }
 
 type PrettyFactory = (opts: Record<string, unknown>) => NodeJS.WritableStream;

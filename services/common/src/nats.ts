@@ -93,7 +93,7 @@ export async function connectNats(opts: NatsOptions, log: Logger, options: Parti
       }
       if (options.retry === false) throw new NatsError("connect", `cannot connect to NATS at ${where}: ${msg}`, { cause: e });
       options.dependency?.down(`cannot connect to ${where}: ${msg}`);
-      if (!warned) log.warn({ nats: where, err: msg }, "NATS not reachable yet; retrying");
+      if (!warned) log.warn({ nats: where, reason: msg }, "NATS not reachable yet; retrying");
       warned = true;
       await sleep(delay, options.signal);
       delay = Math.min(delay * 2, 5_000);
@@ -117,7 +117,7 @@ function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?:
           dep?.up();
           break;
         case Events.Error:
-          log.warn({ err: String(s.data) }, "NATS async error");
+          log.warn({ reason: String(s.data) }, "NATS async error");
           counters?.add("nats_errors");
           break;
         case Events.LDM:
@@ -131,7 +131,7 @@ function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?:
   })().catch(() => {});
   void nc.closed().then((err) => {
     dep?.down("connection closed");
-    if (err) log.error({ err: errorMessage(err) }, "NATS connection closed with an error");
+    if (err) log.error({ reason: errorMessage(err) }, "NATS connection closed with an error");
   });
 }
 
@@ -381,7 +381,7 @@ export function subscribeBatches<Desc extends DescMessage>(
           msg = fromBinary(schema, raw.data);
         } catch (e) {
           counters.add(`${p}decode_errors`);
-          options.log?.debug({ subject: raw.subject, err: errorMessage(e) }, "undecodable message dropped");
+          options.log?.debug({ subject: raw.subject, reason: errorMessage(e) }, "undecodable message dropped");
           continue;
         }
         try {
@@ -389,7 +389,7 @@ export function subscribeBatches<Desc extends DescMessage>(
           counters.add(`${p}received`);
         } catch (e) {
           counters.add(`${p}handler_errors`);
-          options.log?.warn({ subject: raw.subject, err: errorMessage(e) }, "batch handler failed");
+          options.log?.warn({ subject: raw.subject, reason: errorMessage(e) }, "batch handler failed");
         }
       }
     } finally {
@@ -404,7 +404,7 @@ export function subscribeBatches<Desc extends DescMessage>(
     callback: (err, m) => {
       if (err) {
         counters.add(`${p}sub_errors`);
-        options.log?.warn({ subject, err: errorMessage(err) }, "subscription error");
+        options.log?.warn({ subject, reason: errorMessage(err) }, "subscription error");
         return;
       }
       if (pending.length - head >= maxPending) {

@@ -171,7 +171,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     });
     const { address } = await grpcServer.listen(config.grpc.host, config.grpc.port);
     info.set("grpc", address);
-    log.info({ grpc: address }, `${opts.component} control port listening`);
+    log.info({ grpc: address }, "control port listening");
     opts.onListening?.(address);
 
     // Announce once NATS is up; a server without JetStream only costs `status` discovery.
@@ -182,11 +182,11 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
         if (stop.signal.aborted) return;
         announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, startedAt: started }, (e) => {
           counters.add("registry_errors");
-          log.debug({ err: errorMessage(e) }, "registry update failed");
+          log.debug({ reason: errorMessage(e) }, "registry update failed");
         });
       } catch (e) {
         warnings.add(errorMessage(e));
-        log.warn({ err: errorMessage(e) }, "not announced in the service registry");
+        log.warn({ reason: errorMessage(e) }, "not announced in the service registry");
       }
     }, () => {});
 
@@ -197,7 +197,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
         if (!stop.signal.aborted) log.warn(`${opts.component} stopped by itself`);
       },
       (e: unknown) => {
-        log.error({ err: errorMessage(e) }, `${opts.component} failed`);
+        log.error({ reason: errorMessage(e) }, `${opts.component} failed`);
         code = 1;
       },
     );
