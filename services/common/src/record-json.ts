@@ -30,6 +30,11 @@ export interface RecordJson {
   attributes: { [key: string]: JsonValue };
 }
 
+/** "address:port" ("[v6]:port"), or "" for an empty endpoint. */
+export function endpointText(e: { address: string; port: number } | undefined): string {
+  return endpoint(e as Endpoint | undefined);
+}
+
 function endpoint(e: Endpoint | undefined): string {
   if (!e || (!e.address && !e.port)) return "";
   const a = e.address.includes(":") && !e.address.startsWith("[") ? `[${e.address}]` : e.address;

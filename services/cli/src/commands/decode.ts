@@ -9,8 +9,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, RecordSchema, recordToJson, type Endpoint, type EngineConnection, type Record as WsRecord } from "@wirescope/common";
+import { create } from "@bufbuild/protobuf";
+import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, endpointText, recordToJson, type Endpoint, type EngineConnection } from "@wirescope/common";
 import { CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
 import { UsageError, type Command } from "../command.js";
 
@@ -173,17 +173,15 @@ export async function decodeCapture(
       u.endsAIsClient = aIsClient;
     }
     const [client, server] = u.ends;
+    const ends = { client: endpointText(client), server: endpointText(server) };
     for (const bytes of list) {
-      let r: WsRecord;
+      let j: ReturnType<typeof recordToJson>;
       try {
-        r = fromBinary(RecordSchema, bytes);
+        j = recordToJson(bytes, ends); // straight from the wire bytes (no protobuf-es decode)
       } catch {
         counters.add("records_unreadable");
         continue;
       }
-      r.client = client;
-      r.server = server;
-      const j = recordToJson(r);
       pending.push(args.format === "ndjson" ? JSON.stringify(j) : tableRow(j));
       records++;
     }
