@@ -37,6 +37,7 @@ export class KernelFilter {
   private current = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
   private user: FilterSpec = EMPTY_FILTER;
   private readonly pipelinePids = new Set<number>();
+  private cfgKey = "";
 
   constructor(private readonly probe: NativeProbe) {}
 
@@ -67,20 +68,26 @@ export class KernelFilter {
     f.denyCgroups.forEach((k) => put("cgroup", k, "deny"));
     this.pipelinePids.forEach((k) => put("pid", k, "deny"));
     PIPELINE_COMMS.forEach((k) => put("comm", k, "deny"));
-    // allow lists switch off while entries change, so a half-applied filter never blocks everything
-    this.probe.setFilterConfig({ allowPids: false, allowComms: false, allowCgroups: false, allowPorts: false });
-    for (const [id, e] of this.current) if (!want.has(id)) this.probe.setFilterEntry(e.kind, e.key, "remove");
+    // Order matters while the maps change under live traffic: new entries first, then the allow
+    // switches, then removals. An allow list changing from {A} to {B} briefly allows both; it
+    // never allows everything, and nothing is toggled when the filter did not change.
     for (const [id, e] of want) {
       const old = this.current.get(id);
       if (!old || old.action !== e.action) this.probe.setFilterEntry(e.kind, e.key, e.action);
     }
-    this.current = want;
-    this.probe.setFilterConfig({
+    const cfg = {
       allowPids: f.allowPids.length > 0,
       allowComms: f.allowComms.length > 0,
       allowCgroups: f.allowCgroups.length > 0,
       allowPorts: f.allowPorts.length > 0,
-    });
+    };
+    const cfgKey = JSON.stringify(cfg);
+    if (cfgKey !== this.cfgKey) {
+      this.probe.setFilterConfig(cfg);
+      this.cfgKey = cfgKey;
+    }
+    for (const [id, e] of this.current) if (!want.has(id)) this.probe.setFilterEntry(e.kind, e.key, "remove");
+    this.current = want;
     this.user = { ...f };
   }
 }
