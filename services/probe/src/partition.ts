@@ -1,38 +1,35 @@
-// conn_key -> partition: FNV-1a 32-bit over the node name's UTF-8 bytes, a "/" and the 8
-// little-endian bytes of the conn_key, modulo P. The parser never recomputes it (it owns
-// partition numbers), so it only has to be stable within one probe; it works on the key's two
-// u32 halves so the hot path needs no BigInt.
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
+// conn_key -> partition: the shared hash of @wirescope/common (partitionOf: FNV-1a 32 over
+// "<node>/<conn_key in decimal>" mod P). The hot path sees a key as two u32 halves; a small cache
+// keeps it from building a BigInt and a decimal string for every event of a connection.
+import { partitionOf } from "@wirescope/common";
 
-function fnv(h: number, byte: number): number {
-  return Math.imul(h ^ byte, FNV_PRIME) >>> 0;
-}
+const MAX_CACHED = 1 << 16;
 
 export class PartitionHash {
-  private readonly seed: number;
+  private cache = new Map<number, Map<number, number>>();
+  private cached = 0;
 
-  constructor(node: string, private readonly partitions: number) {
-    let h = FNV_OFFSET;
-    for (const b of Buffer.from(`${node}/`, "utf8")) h = fnv(h, b);
-    this.seed = h;
-  }
+  constructor(private readonly node: string, private readonly partitions: number) {}
 
   /** Partition of the conn_key whose low and high 32 bits are given. */
   of(lo: number, hi: number): number {
-    let h = this.seed;
-    for (let i = 0; i < 4; i++) h = fnv(h, (lo >>> (8 * i)) & 0xff);
-    for (let i = 0; i < 4; i++) h = fnv(h, (hi >>> (8 * i)) & 0xff);
-    return h % this.partitions;
+    let m = this.cache.get(hi);
+    const hit = m?.get(lo);
+    if (hit !== undefined) return hit;
+    if (this.cached >= MAX_CACHED) {
+      this.cache = new Map();
+      this.cached = 0;
+      m = undefined;
+    }
+    const p = partitionOf(this.node, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0), this.partitions);
+    if (!m) this.cache.set(hi, (m = new Map()));
+    m.set(lo, p);
+    this.cached++;
+    return p;
   }
 }
 
-const cache = new Map<string, PartitionHash>();
-
-/** Partition of `connKey` (same function as PartitionHash.of). */
+/** Partition of `connKey` (the shared partitionOf). */
 export function connPartition(node: string, connKey: bigint, partitions: number): number {
-  const id = `${partitions}/${node}`;
-  let ph = cache.get(id);
-  if (!ph) cache.set(id, (ph = new PartitionHash(node, partitions)));
-  return ph.of(Number(connKey & 0xffffffffn), Number((connKey >> 32n) & 0xffffffffn));
+  return partitionOf(node, connKey, partitions);
 }
