@@ -223,8 +223,10 @@ export async function startParser(natsUrl: string, args: string[] = [], name = "
       }
       return instance !== "" && grpc !== "";
     },
-    { timeoutMs: 20_000, what: "parser ready" },
-  );
+    { timeoutMs: 60_000, what: "parser ready" },
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}; log: ${fs.existsSync(log) ? fs.readFileSync(log, "utf8").slice(-2000) : "(none)"}`);
+  });
   return { proc, instance, grpc, log };
 }
 
