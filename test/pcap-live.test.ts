@@ -3,46 +3,18 @@
 // give tshark's byte streams, and `wirescope decode` the HTTP exchanges tshark decodes.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { reassembleFile, stripMissing, tshark, tsharkFollow } from "@wirescope/common/pcap/testing";
+import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dir = fs.mkdtempSync(path.join(process.env["KEEP"] ?? os.tmpdir(), "ws-live-"));
 after(() => process.env["KEEP"] || fs.rmSync(dir, { recursive: true, force: true }));
-
-/** Starts tcpdump and resolves once it listens; stop() ends it (SIGINT by pid) and waits. */
-async function tcpdump(args: string[]): Promise<{ stop(): Promise<string> }> {
-  const p: ChildProcess = spawn("tcpdump", ["-U", "--immediate-mode", "-B", "32768", "-n", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  const exited = new Promise<void>((resolve) => p.on("close", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 15_000);
-    p.stderr!.on("data", (b: Buffer) => {
-      err += b.toString();
-      if (/listening on/.test(err)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    p.on("error", reject);
-    p.on("close", (code) => reject(new Error(`tcpdump exited ${code}: ${err}`)));
-  });
-  /** Stops tcpdump; returns its stderr, which ends with "N packets dropped by kernel". */
-  const stop = async (): Promise<string> => {
-    if (p.exitCode === null && p.pid) process.kill(p.pid, "SIGINT");
-    const t = setTimeout(() => p.pid && p.exitCode === null && process.kill(p.pid, "SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(t);
-    return err;
-  };
-  after(stop);
-  return { stop };
-}
 
 /** A node:http server with a few routes; listens on host, returns its port. */
 async function server(host: string): Promise<{ port: number; close(): Promise<void> }> {
@@ -72,22 +44,6 @@ async function server(host: string): Promise<{ port: number; close(): Promise<vo
 }
 
 const MARK = `${process.pid}-${Date.now()}`;
-
-/**
- * Waits (bounded) until every capture file holds the last response: tcpdump writes each packet
- * as it reads it (-U), but may read late on a busy machine, and stopping it drops what it has
- * not read yet.
- */
-async function waitForLastResponse(files: string[]): Promise<void> {
-  const needle = Buffer.from(`end-of-traffic-${MARK}`);
-  const deadline = Date.now() + 15_000;
-  for (const f of files) {
-    while (!fs.readFileSync(f).includes(needle)) {
-      if (Date.now() > deadline) throw new Error(`${f}: the last response never reached the capture`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 /** Requests over keep-alive and fresh connections; returns [method, path, status] of each. */
 async function traffic(host: string, port: number): Promise<string[]> {
@@ -159,13 +115,15 @@ for (const [host, label] of [
       sll2: path.join(dir, `${label}-sll2.pcap`),
     };
     const dumps = [
-      await tcpdump(["-i", "lo", "-w", files.eth, filter]),
-      await tcpdump(["-i", "lo", "--time-stamp-precision=nano", "-w", files.ethng, filter]),
-      await tcpdump(["-i", "any", "-y", "LINUX_SLL", "-w", files.sll, filter]),
-      await tcpdump(["-i", "any", "-y", "LINUX_SLL2", "-w", files.sll2, filter]),
+      await startTcpdump(files.eth, ["-i", "lo", filter]),
+      await startTcpdump(files.ethng, ["-i", "lo", "--time-stamp-precision=nano", filter]),
+      await startTcpdump(files.sll, ["-i", "any", "-y", "LINUX_SLL", filter]),
+      await startTcpdump(files.sll2, ["-i", "any", "-y", "LINUX_SLL2", filter]),
     ];
+    for (const d of dumps) after(() => d.stop());
     const sent = await traffic(host, srv.port);
-    await waitForLastResponse(Object.values(files));
+    // tcpdump may read late on a busy machine, and stopping it drops what it has not read yet
+    for (const f of Object.values(files)) await waitForBytes(f, `end-of-traffic-${MARK}`);
     for (const d of dumps) {
       const log = await d.stop();
       // a capture that lost packets would make any comparison meaningless: say so plainly
