@@ -360,6 +360,16 @@ describe("ConnectionEngine", () => {
     assert.equal(none.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n).state, "detecting");
   });
 
+  test("a caller passing numbers for timestamps does not kill the instance", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection({ protocol: "redis" });
+    c.data(0, enc("*1\r\n$4\r\nPING\r\n"), 5 as unknown as bigint);
+    const r = c.data(1, enc("+PONG\r\n"), 9 as unknown as bigint);
+    assert.equal(recordToJson(r.records[0]!).durationNs, "4");
+    assert.equal(c.gap(1, 3.7, 10 as unknown as bigint).state, "decoding");
+    assert.equal(eng.counters.get("plugin_traps.redis"), 0);
+  });
+
   test("forced protocol skips detection; unknown protocol is rejected", () => {
     const eng = engineWith(REDIS);
     const c = eng.openConnection({ protocol: "redis" });

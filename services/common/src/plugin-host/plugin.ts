@@ -253,6 +253,8 @@ export class PluginInstance {
 
   feed(h: number, dir: number, bytes: Uint8Array, ts: bigint): number {
     const ptr = this.input(bytes);
+    // a number where an i64 is expected would throw inside the call and look like a trap
+    if (typeof ts !== "bigint") ts = BigInt(Math.trunc(Number(ts) || 0));
     this.enter(bytes.length);
     try {
       return this.x.feed(h, dir, ptr, bytes.length, ts);
@@ -262,11 +264,14 @@ export class PluginInstance {
   }
 
   gap(h: number, dir: number, len: number, ts: bigint): number {
-    return this.call(0, () => this.x.gap(h, dir, Math.max(0, Math.min(len, 0x7fffffff)), ts));
+    const t = typeof ts === "bigint" ? ts : BigInt(Math.trunc(Number(ts) || 0));
+    const n = Number.isFinite(len) ? Math.max(0, Math.min(Math.trunc(len), 0x7fffffff)) : 0;
+    return this.call(0, () => this.x.gap(h, dir, n, t));
   }
 
   close(h: number, ts: bigint): number {
-    return this.call(0, () => this.x.close(h, ts));
+    const t = typeof ts === "bigint" ? ts : BigInt(Math.trunc(Number(ts) || 0));
+    return this.call(0, () => this.x.close(h, t));
   }
 
   /**
