@@ -160,13 +160,23 @@ export class TcpReassembler {
   // one bigint per packet at most: the timestamp of the packet being pushed
   private tsSec = -1;
   private tsNsec = -1;
-  private tsBig = 0n;
+  private tsBigValue = 0n;
+  private tsBigValid = false;
 
   constructor(
     private readonly sink: StreamSink,
     opts: Partial<ReassemblerOptions> = {},
   ) {
     this.opts = { ...defaults, ...opts };
+  }
+
+  /** The current packet's time as ns since the epoch (one bigint per packet, on demand). */
+  private get tsBig(): bigint {
+    if (!this.tsBigValid) {
+      this.tsBigValue = BigInt(this.tsSec) * 1_000_000_000n + BigInt(this.tsNsec);
+      this.tsBigValid = true;
+    }
+    return this.tsBigValue;
   }
 
   /** Connections currently open. */
@@ -182,7 +192,7 @@ export class TcpReassembler {
     if (tsSec !== this.tsSec || tsNsec !== this.tsNsec) {
       this.tsSec = tsSec;
       this.tsNsec = tsNsec;
-      this.tsBig = BigInt(tsSec) * 1_000_000_000n + BigInt(tsNsec);
+      this.tsBigValid = false; // made when something is delivered: bare ACKs need no bigint
       this.nowNs = tsSec * 1e9 + tsNsec;
       if (this.nowNs - this.lastSweepNs > 1e9) this.sweep();
     }
