@@ -333,6 +333,21 @@ describe("wirescope decode contract", () => {
     assert.equal(recs.filter((r) => r.status === 200 && !r.incomplete).length, 4);
   });
 
+  test("frames it cannot use are counted and named on stderr, never dropped silently", async () => {
+    const f = path.join(dir, "snap40.pcap");
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn("editcap", ["-s", "40", path.join(CAPTURES, "http1/zeek__pipelined-requests.pcap"), f], { stdio: "ignore" });
+      p.on("error", reject);
+      p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`editcap exited ${code}`))));
+    });
+    const run = await wirescope(["decode", f]);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /^wirescope decode: skipped 49 frames cut inside their headers/);
+    const stats = await wirescope(["decode", f, "--stats"]);
+    assert.match(stats.stderr, /"frames_skipped\.truncated_header":49/);
+  });
+
   test("--progress reports on stderr; a closed pipe ends quietly", async () => {
     const f = path.join(CAPTURES, "grpc/gRPC-Go-for-Professionals__Unary.pcapng");
     const run = await wirescope(["decode", f, "--progress"]);

@@ -256,6 +256,14 @@ export async function decodeCapture(
   for (const [k, v] of Object.entries(st.skipped)) all[`frames_skipped.${k}`] = v;
   for (const [k, v] of Object.entries(st.reassembly)) all[`tcp.${k}`] = v;
   for (const [k, v] of Object.entries(counters.snapshot())) all[`engine.${k}`] = v;
+  // frames we could not use for a reason the user may want to know about (never silently)
+  const lost = [
+    [st.skipped.ip_fragment, "IP fragments (not reassembled)"],
+    [st.skipped.malformed, "malformed frames"],
+    [st.skipped.truncated_header, "frames cut inside their headers"],
+    [st.skipped.unsupported_link, "frames of unsupported link types"],
+  ].filter(([n]) => (n as number) > 0);
+  if (lost.length && !args.stats) err(`skipped ${lost.map(([n, what]) => `${n} ${what}`).join(", ")} (--stats for all counters)`);
   if (args.stats) err(`stats ${JSON.stringify(all)}`);
   return { records, counters: all };
 }
