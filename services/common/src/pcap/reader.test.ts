@@ -12,7 +12,9 @@ import { CaptureError } from "./errors.js";
 import { CaptureStreams } from "./capture-streams.js";
 import {
   SHARED_CAPTURES,
+  buildPcapng,
   collectingSink,
+  parsePcapng,
   ourFrames,
   pcapToBigEndian,
   pcapngToBigEndian,
@@ -108,6 +110,32 @@ describe("CaptureReader", () => {
     const { sink, streams } = collectingSink();
     CaptureStreams.open(merged, sink).run();
     assert.equal(streams.length, 3);
+  });
+
+  it("honours if_tsresol (decimal and binary) and if_tsoffset like tshark", () => {
+    const ng = editcap(["-F", "pcapng", path.join(SHARED_CAPTURES, "kafka/deepflow__00-produce-v2.pcap")], tmp("k.pcapng"));
+    const blocks = parsePcapng(fs.readFileSync(ng));
+    const opt = (code: number, v: Buffer) => {
+      const h = Buffer.alloc(4);
+      h.writeUInt16LE(code, 0);
+      h.writeUInt16LE(v.length, 2);
+      return Buffer.concat([h, v, Buffer.alloc((4 - (v.length % 4)) % 4)]);
+    };
+    const offset = Buffer.alloc(8);
+    offset.writeBigInt64LE(1000n);
+    const variants: [string, Buffer[]][] = [
+      ["bin20", [opt(9, Buffer.from([0x80 | 20]))]], // 2^-20 s units
+      ["dec3", [opt(9, Buffer.from([3]))]], // ms units
+      ["offset", [opt(9, Buffer.from([6])), opt(14, offset)]], // +1000 s
+    ];
+    const seen = new Set<string>();
+    for (const [name, opts] of variants) {
+      const out = blocks.map((b) => (b.type === 1 ? { type: 1, body: Buffer.concat([b.body.subarray(0, 8), ...opts, Buffer.alloc(4)]) } : b));
+      const f = tmp(`ts-${name}.pcapng`, buildPcapng(out));
+      sameAsTshark(f);
+      seen.add(ourFrames(f).frames[0]!.time);
+    }
+    assert.equal(seen.size, 3, "the three resolutions give three different times");
   });
 
   it("reads several pcapng sections concatenated", () => {
