@@ -58,10 +58,11 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));`);
   const h1port = Number((await h1.waitLine(/^PORT (\d+)/))[1]);
   const h2port = Number((await h2.waitLine(/^PORT (\d+)/))[1]);
 
+  let probeArgs: string[] = [];
   async function withProbe<T>(fn: () => Promise<T>): Promise<{ r: T; cpuPct: number }> {
     const grpcPort = await freePort();
     const probe = await spawnTracked("probe", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
-      "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn"], { logFile: path.join(dir, "probe.log") });
+      "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", ...probeArgs], { logFile: path.join(dir, "probe.log") });
     try {
       const deadline = Date.now() + 30_000;
       while ((await checkHealth(`127.0.0.1:${grpcPort}`)).status !== ServingStatus.SERVING) {
@@ -79,7 +80,15 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));`);
   }
 
   const rows: string[] = [];
-  for (const [name, load] of [["node:http + wrk (-t2 -c32)", () => wrk(h1port)], ["node:http2 + h2load (-c16 -m10)", () => h2load(h2port, dir)]] as const) {
+  // all processes traced (the load generator too: two sockets per connection), and the server
+  // alone (the load generator excluded, as a remote client would be)
+  const configs: [string, string[]][] = [
+    ["everything traced", []],
+    ["server only (wrk/h2load excluded)", ["--deny-comm", "wrk", "--deny-comm", "h2load"]],
+  ];
+  for (const [config, args] of configs) {
+  probeArgs = args;
+  for (const [name0, load] of [["node:http + wrk (-t2 -c32)", () => wrk(h1port)], ["node:http2 + h2load (-c16 -m10)", () => h2load(h2port, dir)]] as const) {
     await load(); // warm-up (JIT, connection setup), not counted
     const offs: Result[] = [];
     const ons: Result[] = [];
@@ -90,6 +99,7 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));`);
       ons.push(on.r);
       cpu.push(on.cpuPct);
     }
+    const name = `${name0}, ${config}`;
     const tput = median(ons.map((o, i) => o.rps / offs[i].rps));
     const p99 = median(ons.map((o, i) => o.p99ms / offs[i].p99ms));
     rows.push(
@@ -97,6 +107,7 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));`);
         `${median(offs.map((o) => o.p99ms)).toFixed(2)} | ${median(ons.map((o) => o.p99ms)).toFixed(2)} | ${(p99 * 100).toFixed(1)}% | ${median(cpu).toFixed(1)}% |`,
     );
     console.log(`${name}: detached ${offs.map((o) => o.rps.toFixed(0)).join(", ")} req/s; attached ${ons.map((o) => o.rps.toFixed(0)).join(", ")} req/s`);
+  }
   }
   console.log(`\n${SECONDS} s per run, ${ROUNDS} alternating rounds (medians), loopback, ${(await import("node:os")).cpus().length} CPUs\n`);
   console.log("| workload | req/s detached | req/s attached | throughput ratio | p99 ms detached | p99 ms attached | p99 ratio | probe CPU |");
