@@ -333,6 +333,36 @@ describe("wirescope decode contract", () => {
     assert.equal(recs.filter((r) => r.status === 200 && !r.incomplete).length, 4);
   });
 
+  test("reads a capture from standard input (-), piped or redirected, gzip-compressed or not", async () => {
+    const f = path.join(CAPTURES, "mysql/zeek__mysql.pcap");
+    const direct = await wirescope(["decode", f]);
+    const sh = (cmd: string) =>
+      new Promise<Run>((resolve, reject) => {
+        const p = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        p.stdout.on("data", (b: Buffer) => out.push(b));
+        p.stderr.on("data", (b: Buffer) => err.push(b));
+        const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+        p.on("error", reject);
+        p.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+        });
+      });
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(root, "bin/wirescope.js"))} decode -`;
+    const gz = path.join(dir, "m.pcap.gz");
+    fs.writeFileSync(gz, (await import("node:zlib")).gzipSync(fs.readFileSync(f)));
+    for (const cmd of [`cat ${JSON.stringify(f)} | ${cli}`, `${cli} < ${JSON.stringify(f)}`, `${cli} < ${JSON.stringify(gz)}`]) {
+      const run = await sh(cmd);
+      assert.equal(run.code, 0, `${cmd}: ${run.stderr}`);
+      assert.equal(run.stdout, direct.stdout, cmd);
+    }
+    const bad = await sh(`echo not a capture | ${cli}`);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^wirescope decode: stdin: not a pcap or pcapng capture/);
+  });
+
   test("frames it cannot use are counted and named on stderr, never dropped silently", async () => {
     const f = path.join(dir, "snap40.pcap");
     await new Promise<void>((resolve, reject) => {

@@ -22,7 +22,8 @@ const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--for
                         [--plugins DIR] [--stats] [--progress|--no-progress]
 
 Decodes the TCP connections in a pcap or pcapng capture (Ethernet, Linux cooked SLL/SLL2, raw IP,
-loopback/null; gzip-compressed too) with the protocol plugins, and prints one record per line.
+loopback/null; gzip-compressed too; CAPTURE "-" reads standard input) with the protocol plugins,
+and prints one record per line.
 
   --proto PORT=PROTOCOL  decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a
                          plugin's name) instead of detecting it; repeatable

@@ -100,6 +100,8 @@ export class CaptureReader {
 
   private readonly opts: CaptureReaderOptions;
   private readonly fd: number | undefined;
+  /** A pipe or terminal (stdin): read in order, no positioned reads; size unknown (0). */
+  private readonly sequential: boolean = false;
   private win: Buffer;
   private pos = 0;
   private end = 0;
@@ -121,7 +123,7 @@ export class CaptureReader {
 
   private constructor(
     private readonly name: string,
-    source: { fd: number; size: number } | { buffer: Buffer },
+    source: { fd: number; size: number; sequential: boolean } | { buffer: Buffer },
     opts: Partial<CaptureReaderOptions>,
   ) {
     this.opts = { ...defaults, ...opts };
@@ -133,7 +135,8 @@ export class CaptureReader {
     } else {
       this.fd = source.fd;
       this.size = source.size;
-      this.win = Buffer.allocUnsafe(Math.max(4096, Math.min(this.opts.bufferSize, Math.max(source.size, 4096))));
+      this.sequential = source.sequential;
+      this.win = Buffer.allocUnsafe(source.sequential ? this.opts.bufferSize : Math.max(4096, Math.min(this.opts.bufferSize, Math.max(source.size, 4096))));
     }
     this.pkt = { iface: 0, linkType: 0, tsSec: 0, tsNsec: 0, buf: this.win, offset: 0, capLen: 0, origLen: 0, comment: undefined };
     try {
@@ -144,24 +147,29 @@ export class CaptureReader {
     }
   }
 
-  /** Opens a capture file. Throws a CaptureError with a one-line message when it is not one. */
+  /**
+   * Opens a capture file ("-" = standard input, read as a stream). Throws a CaptureError with a
+   * one-line message when it is not a capture.
+   */
   static open(path: string, opts: Partial<CaptureReaderOptions> = {}): CaptureReader {
     let fd: number;
     try {
-      fd = fs.openSync(path, "r");
+      fd = path === "-" ? 0 : fs.openSync(path, "r");
     } catch (e) {
       throw new CaptureError("io", `${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`, { cause: e });
     }
     let size: number;
+    let sequential: boolean;
     try {
       const st = fs.fstatSync(fd);
       if (st.isDirectory()) throw new CaptureError("io", `${path}: is a directory, not a capture`);
-      size = st.size;
+      sequential = !st.isFile();
+      size = sequential ? 0 : st.size;
     } catch (e) {
-      fs.closeSync(fd);
+      if (fd !== 0) fs.closeSync(fd);
       throw e instanceof CaptureError ? e : new CaptureError("io", `${path}: ${(e as Error).message}`, { cause: e });
     }
-    if (size >= 2) {
+    if (!sequential && size >= 2) {
       // gzip-compressed captures (as tshark reads them): decompressed in memory.
       const head = Buffer.alloc(2);
       fs.readSync(fd, head, 0, 2, 0);
@@ -173,11 +181,11 @@ export class CaptureReader {
           if (e instanceof CaptureError) throw e;
           throw new CaptureError("corrupt", `${path}: gzip-compressed, but it does not decompress (${(e as Error).message})`, { cause: e });
         } finally {
-          fs.closeSync(fd);
+          if (fd !== 0) fs.closeSync(fd);
         }
       }
     }
-    return new CaptureReader(path, { fd, size }, opts);
+    return new CaptureReader(path === "-" ? "stdin" : path, { fd, size, sequential }, opts);
   }
 
   /** Reads a capture held in memory. */
@@ -193,7 +201,7 @@ export class CaptureReader {
   close(): void {
     if (this.fd !== undefined && !this.closed) {
       this.closed = true;
-      fs.closeSync(this.fd);
+      if (this.fd !== 0) fs.closeSync(this.fd);
     }
   }
   private closed = false;
@@ -228,7 +236,7 @@ export class CaptureReader {
     while (this.end < n || this.end < this.win.length) {
       let r: number;
       try {
-        r = fs.readSync(this.fd, this.win, this.end, this.win.length - this.end, this.base + this.end);
+        r = fs.readSync(this.fd, this.win, this.end, this.win.length - this.end, this.sequential ? null : this.base + this.end);
       } catch (e) {
         throw new CaptureError("io", `${this.name}: ${(e as Error).message}`, { cause: e });
       }
