@@ -273,3 +273,18 @@ s.close()
   assert.equal(assemble(v.data[1]).bytes.toString(), "through fd 9");
   assert.equal(v.open!.comm, "python3");
 });
+
+test("probe: without tracefs it says how to mount it (and --mount-tracefs does); without BTF it says so", { timeout: 60_000 }, (t) => {
+  if (!bpfAvailable(t)) return;
+  // a private mount namespace: unmounting tracefs or hiding BTF there touches nothing else
+  const open = (opts: string) => `import { NativeProbe } from ${JSON.stringify(path.join(REPO_ROOT, "services/probe/dist/native.js"))};
+try { const p = new NativeProbe(${opts}, () => {}); console.log("OPENED " + p.programs.length); p.close(); } catch (e) { console.log(e.code + " " + e.message); }`;
+  const inNs = (setup: string, script: string) => {
+    const r = spawnSync("unshare", ["-m", "--propagation", "private", "sh", "-c", `${setup}; exec "$0" --input-type=module -e "$1"`, process.execPath, script], { encoding: "utf8", timeout: 30_000 });
+    return r.stdout + r.stderr;
+  };
+  const noTracefs = "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; true";
+  assert.match(inNs(noTracefs, open("{}")), /^ENOTRACEFS tracefs is not mounted .*mount -t tracefs nodev \/sys\/kernel\/tracing.*--mount-tracefs/m);
+  assert.match(inNs(noTracefs, open("{ mountTracefs: true }")), /^OPENED \d+/m);
+  assert.match(inNs("mount -t tmpfs none /sys/kernel/btf", open("{ mountTracefs: true }")), /^ENOBTF this kernel has no BTF .*CONFIG_DEBUG_INFO_BTF=y/m);
+});
