@@ -156,10 +156,10 @@ export async function decodeCapture(
   out: { write(s: string): boolean; drain(): Promise<void> },
   err: (line: string) => void,
 ): Promise<{ records: number; counters: Record<string, number> }> {
-  const registry = loadPlugins(args, err);
   const counters = new Counters();
-  const engine = new ConnectionEngine(registry, { counters });
-  const hintPorts = new Set<number>(registry.list().flatMap((p) => p.manifest.ports));
+  // the plugins are loaded once the capture has opened: a file that is not one fails fast
+  let engine!: ConnectionEngine;
+  let hintPorts!: Set<number>;
   let records = 0;
   let pending: string[] = [];
 
@@ -222,6 +222,14 @@ export async function decodeCapture(
   };
 
   const streams = CaptureStreams.open(args.file, sink);
+  try {
+    const registry = loadPlugins(args, err);
+    engine = new ConnectionEngine(registry, { counters });
+    hintPorts = new Set<number>(registry.list().flatMap((p) => p.manifest.ports));
+  } catch (e) {
+    streams.reader.close();
+    throw e;
+  }
   const size = streams.reader.size;
   const tty = process.stderr.isTTY === true;
   const progress = args.progress ?? true;
