@@ -363,6 +363,22 @@ describe("wirescope decode contract", () => {
     assert.match(bad.stderr, /^wirescope decode: stdin: not a pcap or pcapng capture/);
   });
 
+  test("--jobs N splits the connections between threads: the same records, in some order", async () => {
+    for (const f of ["mysql/zeek__auth.pcap", "mysql/deepflow__mysql-statement.pcap", "grpc/gRPC-Go-for-Professionals__Unary.pcapng"]) {
+      const file = path.join(CAPTURES, f);
+      const one = await wirescope(["decode", file, "--stats"]);
+      const three = await wirescope(["decode", file, "--jobs", "3", "--stats"]);
+      assert.equal(three.code, 0, three.stderr);
+      const sorted = (r: Run) => r.stdout.split("\n").filter(Boolean).sort();
+      assert.deepEqual(sorted(three), sorted(one), f);
+      const stats = (r: Run) => JSON.parse(/stats (\{.*\})/.exec(r.stderr)![1]!) as Record<string, number>;
+      for (const k of ["records", "reader.packets", "tcp.connections", "tcp.bytes"]) assert.equal(stats(three)[k], stats(one)[k], `${f}: ${k}`);
+    }
+    const usage = await wirescope(["decode", "-", "--jobs", "2"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /standard input can be read only once/);
+  });
+
   test("frames it cannot use are counted and named on stderr, never dropped silently", async () => {
     const f = path.join(dir, "snap40.pcap");
     await new Promise<void>((resolve, reject) => {

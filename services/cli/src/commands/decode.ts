@@ -10,8 +10,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
-import { ConnectionEngine, Counters, EndpointSchema, PluginRegistry, endpointText, recordToJson, type Endpoint, type EngineConnection } from "@wirescope/common";
-import { CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
+// Narrow imports (not the package index, which pulls in NATS, gRPC and logging): the --jobs
+// worker threads load this module too, and their start-up counts.
+import { ConnectionEngine, PluginRegistry, type EngineConnection } from "@wirescope/common/plugin-host/index";
+import { Counters } from "@wirescope/common/counters";
+import { endpointText, recordToJson } from "@wirescope/common/record-json";
+import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
+import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
 import { UsageError, type Command } from "../command.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,7 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const BUILTIN_PLUGIN_DIR = path.resolve(here, "../../../../parsers-wasm/build");
 
 const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--format ndjson|table] [--redact]
-                        [--plugins DIR] [--stats] [--progress|--no-progress]
+                        [--plugins DIR] [--jobs N] [--stats] [--progress|--no-progress]
 
 Decodes the TCP connections in a pcap or pcapng capture (Ethernet, Linux cooked SLL/SLL2, raw IP,
 loopback/null; gzip-compressed too; CAPTURE "-" reads standard input) with the protocol plugins,
@@ -32,6 +37,8 @@ and prints one record per line.
   --plugins DIR          also load the plugins in DIR (*.json manifests beside their .wasm); a
                          plugin with a built-in's name replaces it
   --builtin-dir DIR      where the built-in plugins are (default: ${BUILTIN_PLUGIN_DIR})
+  --jobs N               N threads, each reading the capture and decoding its share of the
+                         connections (default 1); records then come in no fixed order
   --stats                print reader, reassembly and engine counters to stderr at the end
   --progress             progress on stderr (default: when stderr is a terminal, else a line
                          every 256 MiB); --no-progress: never
@@ -49,10 +56,12 @@ interface DecodeArgs {
   builtinDir: string;
   stats: boolean;
   progress: boolean | undefined;
+  /** Worker threads, each following its share of the connections (output order then varies). */
+  jobs: number;
 }
 
 export function parseDecodeArgs(argv: string[]): DecodeArgs {
-  const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined };
+  const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined, jobs: 1 };
   const files: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -96,6 +105,13 @@ export function parseDecodeArgs(argv: string[]): DecodeArgs {
       case "--no-progress":
         a.progress = false;
         break;
+      case "--jobs": {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`decode: --jobs wants a number of threads from 1 to 64, got "${v}"`);
+        a.jobs = n;
+        break;
+      }
       default:
         if (arg.startsWith("-") && arg !== "-") throw new UsageError(`decode: unknown option ${arg}`);
         files.push(arg);
@@ -103,6 +119,7 @@ export function parseDecodeArgs(argv: string[]): DecodeArgs {
   }
   if (files.length !== 1) throw new UsageError(files.length ? `decode: one capture at a time (got ${files.length})` : "decode: which capture? (wirescope decode CAPTURE)");
   a.file = files[0]!;
+  if (a.jobs > 1 && a.file === "-") throw new UsageError("decode: --jobs needs a file: standard input can be read only once");
   return a;
 }
 
@@ -147,15 +164,24 @@ function tableRow(j: ReturnType<typeof recordToJson>): string {
     .trimEnd();
 }
 
+export interface LineSink {
+  /** Returns false when the consumer wants a pause; then drain() resolves when it may go on. */
+  write(s: string): boolean;
+  drain(): Promise<void>;
+}
+
+/** A shard of the connections: `index` of `count` (see ReassemblerOptions.shard). */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
 /**
- * Decodes one capture, writing lines through `write` (which returns false when the consumer
- * wants a pause; `drain` resolves when it may go on). Returns the counters.
+ * Decodes one capture (or one shard of its connections), writing record lines to `out`.
+ * Returns the number of records and every counter; prints nothing but progress (shard 0) and
+ * what `err` gets (plugin load problems).
  */
-export async function decodeCapture(
-  args: DecodeArgs,
-  out: { write(s: string): boolean; drain(): Promise<void> },
-  err: (line: string) => void,
-): Promise<{ records: number; counters: Record<string, number> }> {
+export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink, err: (line: string) => void): Promise<{ records: number; counters: Record<string, number>; warnings: string[] }> {
   const counters = new Counters();
   // the plugins are loaded once the capture has opened: a file that is not one fails fast
   let engine!: ConnectionEngine;
@@ -221,7 +247,7 @@ export async function decodeCapture(
     },
   };
 
-  const streams = CaptureStreams.open(args.file, sink);
+  const streams = CaptureStreams.open(args.file, sink, { shard });
   try {
     const registry = loadPlugins(args, err);
     engine = new ConnectionEngine(registry, { counters });
@@ -232,13 +258,10 @@ export async function decodeCapture(
   }
   const size = streams.reader.size;
   const tty = process.stderr.isTTY === true;
-  const progress = args.progress ?? true;
+  const progress = (args.progress ?? true) && shard.index === 0;
   let lastReport = Date.now();
   let nextMark = PROGRESS_EVERY;
   const t0 = Date.now();
-  if (args.format === "table") {
-    pending.push(["time        ", "proto ", "client -> server".padEnd(44), "operation".padEnd(14), "resource".padEnd(60), "status", "  duration"].join("  "));
-  }
   for (;;) {
     const more = streams.step(2048);
     if (pending.length) {
@@ -257,24 +280,96 @@ export async function decodeCapture(
     }
   }
   // the closing line: always with --progress, on a terminal when progress was shown
-  if (args.progress || (progress && tty && Date.now() - t0 > 250)) process.stderr.write(`${tty ? "\r" : ""}decode: ${mib(size)} MiB read, ${records} records${tty ? " ".repeat(20) : ""}\n`);
+  if ((args.progress && progress) || (progress && tty && Date.now() - t0 > 250)) process.stderr.write(`${tty ? "\r" : ""}decode: ${mib(size)} MiB read, ${records} records${tty ? " ".repeat(20) : ""}\n`);
   const st = streams.stats;
-  for (const w of streams.reader.warnings) err(w);
   const all: Record<string, number> = { records };
   for (const [k, v] of Object.entries(st.reader)) all[`reader.${k}`] = v;
   for (const [k, v] of Object.entries(st.skipped)) all[`frames_skipped.${k}`] = v;
   for (const [k, v] of Object.entries(st.reassembly)) all[`tcp.${k}`] = v;
   for (const [k, v] of Object.entries(counters.snapshot())) all[`engine.${k}`] = v;
+  return { records, counters: all, warnings: streams.reader.warnings };
+}
+
+/**
+ * Decodes one capture with args.jobs threads, writing lines through `out`; then reports on
+ * stderr (through `err`) what was damaged or skipped, and every counter with --stats.
+ */
+export async function decodeCapture(args: DecodeArgs, out: LineSink, err: (line: string) => void): Promise<{ records: number; counters: Record<string, number> }> {
+  if (args.format === "table") out.write(TABLE_HEADER + "\n");
+  const { records, counters: all, warnings } = args.jobs > 1 ? await decodeInWorkers(args, out, err) : await decodeShard(args, { index: 0, count: 1 }, out, err);
+  for (const w of warnings) err(w);
   // frames we could not use for a reason the user may want to know about (never silently)
   const lost = [
-    [st.skipped.ip_fragment, "IP fragments (not reassembled)"],
-    [st.skipped.malformed, "malformed frames"],
-    [st.skipped.truncated_header, "frames cut inside their headers"],
-    [st.skipped.unsupported_link, "frames of unsupported link types"],
+    [all["frames_skipped.ip_fragment"], "IP fragments (not reassembled)"],
+    [all["frames_skipped.malformed"], "malformed frames"],
+    [all["frames_skipped.truncated_header"], "frames cut inside their headers"],
+    [all["frames_skipped.unsupported_link"], "frames of unsupported link types"],
   ].filter(([n]) => (n as number) > 0);
   if (lost.length && !args.stats) err(`skipped ${lost.map(([n, what]) => `${n} ${what}`).join(", ")} (--stats for all counters)`);
   if (args.stats) err(`stats ${JSON.stringify(all)}`);
   return { records, counters: all };
+}
+
+const TABLE_HEADER = ["time        ", "proto ", "client -> server".padEnd(44), "operation".padEnd(14), "resource".padEnd(60), "status", "  duration"].join("  ");
+
+/** Messages from a decode worker (decode-worker.ts). */
+export type WorkerMessage =
+  | { t: "out"; s: string }
+  | { t: "err"; line: string }
+  | { t: "done"; records: number; counters: Record<string, number>; warnings: string[] }
+  | { t: "fail"; message: string; usage: boolean };
+
+/**
+ * Runs args.jobs workers, each decoding one shard of the connections (each reads the whole
+ * capture: reading is cheap next to decoding). Their lines are written as they come, with flow
+ * control (a worker waits for acknowledgements when too much is in flight). Counters are summed,
+ * except the reader's and the frame counts, which every worker sees whole (shard 0's are kept).
+ */
+async function decodeInWorkers(args: DecodeArgs, out: LineSink, err: (line: string) => void): Promise<{ records: number; counters: Record<string, number>; warnings: string[] }> {
+  // a file that is not a capture fails here, once, before any thread starts
+  CaptureReader.open(args.file).close();
+  const { Worker } = await import("node:worker_threads");
+  const results: { records: number; counters: Record<string, number>; warnings: string[] }[] = [];
+  const workers = Array.from({ length: args.jobs }, (_, index) => new Worker(new URL("./decode-worker.js", import.meta.url), { workerData: { args: { ...args, protos: [...args.protos] }, shard: { index, count: args.jobs } } }));
+  let writes = Promise.resolve();
+  try {
+    await Promise.all(
+      workers.map(
+        (w, index) =>
+          new Promise<void>((resolve, reject) => {
+            w.on("message", (m: WorkerMessage) => {
+              if (m.t === "out") {
+                // in order per worker; acknowledged once written (or drained)
+                writes = writes.then(async () => {
+                  if (!out.write(m.s)) await out.drain();
+                  w.postMessage(m.s.length);
+                });
+              } else if (m.t === "err") {
+                if (index === 0) err(m.line);
+              } else if (m.t === "done") {
+                results[index] = m;
+                writes.then(() => resolve(), reject);
+              } else {
+                reject(m.usage ? new UsageError(m.message) : new Error(m.message));
+              }
+            });
+            w.on("error", reject);
+            w.on("exit", (code) => (results[index] ? undefined : reject(new Error(`decode worker ${index} exited with code ${code}`))));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  const counters: Record<string, number> = {};
+  results.forEach((r, i) => {
+    for (const [k, v] of Object.entries(r.counters)) {
+      if (k.startsWith("reader.") || k.startsWith("frames_skipped.")) {
+        if (i === 0) counters[k] = v;
+      } else counters[k] = (counters[k] ?? 0) + v;
+    }
+  });
+  return { records: results.reduce((n, r) => n + r.records, 0), counters, warnings: results[0]!.warnings };
 }
 
 const PROGRESS_EVERY = 256 * 1024 * 1024;

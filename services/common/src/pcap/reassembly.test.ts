@@ -9,6 +9,7 @@ import path from "node:path";
 import { CaptureReader } from "./reader.js";
 import { decodeTcp, newTcpSegment, Verdict } from "./packet.js";
 import { TcpReassembler } from "./reassembly.js";
+import { CaptureStreams } from "./capture-streams.js";
 import {
   SHARED_CAPTURES,
   buildPcap,
@@ -307,6 +308,20 @@ describe("TcpReassembler", () => {
     assert.ok(closedAt > 120 && closedAt <= 181, `closed at ${closedAt}`);
     ra.finish();
     assert.deepEqual(events, ["0:idle", "1:eof"]);
+  });
+
+  it("splits connections between shards: disjoint, and together all of them", () => {
+    const f = path.join(SHARED_CAPTURES, "mysql/zeek__auth.pcap");
+    const all = reassembleFile(f).streams.map((s) => `${s.a} ${s.b} ${s.bytes[0].toString("hex")} ${s.bytes[1].toString("hex")}`);
+    const parts: string[][] = [];
+    for (let index = 0; index < 3; index++) {
+      const { sink, streams } = collectingSink();
+      new CaptureStreams(CaptureReader.open(f), sink, { shard: { index, count: 3 } }).run();
+      parts.push(streams.map((s) => `${s.a} ${s.b} ${s.bytes[0].toString("hex")} ${s.bytes[1].toString("hex")}`));
+    }
+    assert.ok(parts.filter((p) => p.length > 0).length >= 2, "13 connections land in more than one shard");
+    assert.deepEqual(parts.flat().sort(), [...all].sort());
+    assert.throws(() => new TcpReassembler(collectingSink().sink, { shard: { index: 3, count: 3 } }), /bad shard/);
   });
 
   it("passes payload the snap length cut on as a gap after the captured part", () => {

@@ -57,6 +57,12 @@ export interface ReassemblerOptions {
   closedLingerNs: number;
   /** Capture time without a packet after which an open connection is closed ("idle"); 0 = never. */
   idleNs: number;
+  /**
+   * Only connections whose (direction-independent) hash is `index` modulo `count` are followed;
+   * the others are skipped without a trace. Lets several readers of one capture split its
+   * connections between them.
+   */
+  shard: { index: number; count: number };
 }
 
 const defaults: ReassemblerOptions = {
@@ -66,6 +72,7 @@ const defaults: ReassemblerOptions = {
   maxWaitNs: 3e9,
   closedLingerNs: 60e9,
   idleNs: 600e9,
+  shard: { index: 0, count: 1 },
 };
 
 export interface ReassemblerStats {
@@ -168,7 +175,13 @@ export class TcpReassembler {
     opts: Partial<ReassemblerOptions> = {},
   ) {
     this.opts = { ...defaults, ...opts };
+    const { index, count } = this.opts.shard;
+    if (!(Number.isInteger(count) && count >= 1 && Number.isInteger(index) && index >= 0 && index < count)) throw new RangeError(`bad shard ${index}/${count}`);
+    this.shardIndex = index;
+    this.shardCount = count;
   }
+  private readonly shardIndex: number;
+  private readonly shardCount: number;
 
   /** The current packet's time as ns since the epoch (one bigint per packet, on demand). */
   private get tsBig(): bigint {
@@ -188,7 +201,7 @@ export class TcpReassembler {
 
   /** One segment, as decoded by decodeTcp, with the capture time of its frame. */
   push(seg: TcpSegment, tsSec: number, tsNsec: number): void {
-    this.stats.segments++;
+    // capture time moves on with every packet, whichever shard it belongs to
     if (tsSec !== this.tsSec || tsNsec !== this.tsNsec) {
       this.tsSec = tsSec;
       this.tsNsec = tsNsec;
@@ -198,6 +211,8 @@ export class TcpReassembler {
     }
     const alen = seg.family === 4 ? 4 : 16;
     const hash = (endpointHash(seg.buf, seg.srcOff, alen, seg.sport) ^ endpointHash(seg.buf, seg.dstOff, alen, seg.dport)) >>> 0;
+    if (this.shardCount > 1 && hash % this.shardCount !== this.shardIndex) return;
+    this.stats.segments++;
     let conn: Conn | undefined;
     let dir: 0 | 1 = 0;
     for (let c = this.table.get(hash); c; c = c.bucketNext) {
