@@ -37,6 +37,7 @@ export class KafkaConnection extends Connection {
   private deferred: KafkaTxn | null = null;
   private requests: i32 = 0;
   private readonly rd: Reader = new Reader(0, 0);
+  /** framing errors and responses to unseen requests (per connection; the ABI cannot report them) */
   desyncs: i32 = 0;
   unmatched: i32 = 0;
 

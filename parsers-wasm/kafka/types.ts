@@ -76,7 +76,6 @@ export function responseHeaderVersion(key: i32, version: i32): i32 {
 export const MAX_PENDING: i32 = 1024; // requests waiting for a response
 export const MAX_TOPICS: i32 = 64; // topic names kept per record
 export const MAX_BODY_PREFIX: i32 = 256 << 10; // bytes of one message buffered for decoding (under the queue limit)
-export const MAX_MESSAGE: i32 = 0x7fffffff; // sizes above this are not Kafka (negative int32)
 
 /** What one request/response pair yields; filled by the api/ decoders. */
 export class KafkaTxn {

@@ -60,7 +60,10 @@ export class MysqlConnection extends Connection {
   private stopAfterOutput: bool = false;
   /** the reader for server packets, reused */
   private readonly rd: Payload = new Payload(0, 0);
-  /** counters (kept for debugging and the README's "limits" section) */
+  /**
+   * Packets that could not be placed (not a command, no command waiting, statement table full).
+   * Per connection only: the ABI has no channel to report it to the host.
+   */
   dropped: i32 = 0;
 
   constructor() {
@@ -82,7 +85,7 @@ export class MysqlConnection extends Connection {
       const k = f.next(q);
       if (k === null) break;
       if (dir == 0) this.clientPacket(k);
-      else this.serverPacket(k, q);
+      else this.serverPacket(k);
       if (this.phase == Phase.Stopped) {
         q.clear(0);
         return OK;
@@ -252,7 +255,7 @@ export class MysqlConnection extends Connection {
 
   // ---- server ----
 
-  private serverPacket(k: Packet, q: ByteQueue): void {
+  private serverPacket(k: Packet): void {
     if (k.cont) {
       // more of a multi-packet response (a row of 16 MiB or more)
       if (this.pending.length > 0) {

@@ -21,9 +21,8 @@ export const SERVER_STATUS_CURSOR_EXISTS: u32 = 0x0040;
 export const MAX_PACKET: i32 = 0xffffff;
 /** Bytes of one packet's payload buffered for decoding; the rest is skipped unread. */
 export const PAYLOAD_PREFIX: i32 = 64 * 1024;
-/** Cap on db.query.text (characters) and on the normalized resource. */
+/** Bytes of statement text kept per command (db.query.text and the resource are cut further by Rec). */
 export const MAX_QUERY_TEXT: i32 = 16 * 1024;
-export const MAX_RESOURCE: i32 = 2048;
 /** Prepared statements remembered per connection (each holds its statement text). */
 export const MAX_STATEMENTS: i32 = 4096;
 /** Commands sent before their responses (pipelining) that we keep track of. */
