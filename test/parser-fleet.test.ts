@@ -9,6 +9,7 @@ import { startNats, type TestServer } from "./support/index.js";
 import {
   ROOT,
   redisTraffic,
+  replayWithProbe,
   startRedis,
   conversationsFromCapture,
   natsClient,
@@ -25,6 +26,20 @@ import type { ManagedProcess } from "@wirescope/common";
 
 const P = 64;
 const CAPTURES = "/work/shared/captures";
+const SHARED = [
+  "grpc/gRPC-Go-for-Professionals__Server_Streaming.pcapng",
+  "grpc/gRPC-Go-for-Professionals__Unary.pcapng",
+  "http1/zeek__pipelined-requests.pcap",
+  "http2/pcap_file_ex__http2_sample.pcapng",
+  "http2/suricata-verify__http2-continuation__input.pcap",
+  "http2/suricata-verify__http2-keywords2__input.pcap",
+  "kafka/deepflow__00-produce-v2.pcap",
+  "kafka/deepflow__01-fetch-v12-ok.pcap",
+  "kafka/deepflow__18-api-versions-v3.pcap",
+  "mysql/deepflow__mysql-statement.pcap",
+  "mysql/zeek__auth.pcap",
+  "mysql/zeek__mysql.pcap",
+];
 const PLUGIN_ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")];
 
 function captureConversations(): Conversation[] {
@@ -50,26 +65,34 @@ describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, 
     await nats?.stop();
   });
 
-  async function replay(n: number, convs: Conversation[]): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
+  async function replay(n: number, convs: Conversation[] | "probe"): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
     const fleet: ParserProc[] = [];
     for (let i = 0; i < n; i++) fleet.push(await startParser(nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));
     procs.push(...fleet);
     await waitForFleet(fleet, P);
-    const plan = toRawBatches(convs, { partitions: P, firstKey: 1000n });
-    for (const b of plan.batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
-    await nc.flush();
+    if (convs === "probe") {
+      // The real probe replays every shared capture (its own partitioning and batching).
+      let i = 0;
+      for (const f of SHARED) await replayWithProbe(nats.url, path.join(CAPTURES, f), `cap-${i++}`);
+    } else {
+      const plan = toRawBatches(convs, { partitions: P, firstKey: 1000n });
+      for (const b of plan.batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+      await nc.flush();
+    }
     const seen = await settleRecords(nc, 2000, 60_000);
     const counters = await Promise.all(fleet.map(async (p) => (await parserStatus(p)).counters));
     for (const p of fleet) await p.proc.stop();
     const byConn = new Map<string, Set<string>>();
     for (const s of seen) {
-      const k = String(s.record.connKey);
+      const k = `${s.record.node}/${s.record.connKey}`;
       if (!byConn.has(k)) byConn.set(k, new Set());
       byConn.get(k)!.add(s.parserId);
     }
-    return { keys: seen.map((s) => recordKey(s.record)).sort(), byConn, counters };
+    // The probe numbers connections afresh on every run: compare its replays without conn_key.
+    const key = (r: (typeof seen)[number]["record"]) => (convs === "probe" ? recordKey({ ...r, connKey: 0n }) : recordKey(r));
+    return { keys: seen.map((s) => key(s.record)).sort(), byConn, counters };
   }
 
   it("gives the same records from 1 and from 3 replicas, each connection on one replica", async () => {
@@ -85,5 +108,15 @@ describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, 
     for (const [conn, parsers] of three.byConn) assert.equal(parsers.size, 1, `connection ${conn} decoded by ${[...parsers]}`);
     const active = three.counters.filter((c) => (c["records_published"] ?? 0) > 0).length;
     assert.equal(active, 3, "every replica decoded part of the traffic");
+  });
+
+  it("gives the same records from 1 and 3 replicas when the probe replays every shared capture", async () => {
+    const one = await replay(1, "probe");
+    const three = await replay(3, "probe");
+    const protocols = new Set(one.keys.map((k) => k.split("|")[0]));
+    for (const p of ["http2", "http1", "mysql", "kafka"]) assert.ok(protocols.has(p), `no ${p} records in ${[...protocols]}`);
+    assert.ok(one.keys.length >= 50, `records: ${one.keys.length}`);
+    assert.deepEqual(three.keys, one.keys);
+    for (const [conn, parsers] of three.byConn) assert.equal(parsers.size, 1, `connection ${conn} decoded by ${[...parsers]}`);
   });
 });

@@ -217,9 +217,14 @@ export async function startParser(natsUrl: string, args: string[] = [], name = "
       const text = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
       for (const line of text.split("\n")) {
         if (!line.startsWith("{")) continue;
-        const j = JSON.parse(line);
-        if (j.msg === "parser control port listening") grpc = j.grpc;
-        if (j.msg === "partitions rebalanced") instance = j.instance;
+        let j: { msg?: string; grpc?: string; instance?: string };
+        try {
+          j = JSON.parse(line);
+        } catch {
+          continue; // a line still being written, or interleaved output
+        }
+        if (j.grpc && /control port listening/.test(j.msg ?? "")) grpc = j.grpc;
+        if (j.msg === "partitions rebalanced") instance = j.instance ?? "";
       }
       return instance !== "" && grpc !== "";
     },
@@ -305,7 +310,7 @@ export async function natsClient(url: string): Promise<NatsConnection> {
 
 /** A comparable line for one record (what the set comparisons use). */
 export function recordKey(r: WsRecord): string {
-  return [r.protocol, r.connKey, r.startNs, r.durationNs, r.operation, r.resource, r.status ?? "-", r.incomplete, r.requestBytes, r.responseBytes].join("|");
+  return [r.protocol, r.node, r.connKey, r.startNs, r.durationNs, r.operation, r.resource, r.status ?? "-", r.incomplete, r.requestBytes, r.responseBytes].join("|");
 }
 
 export { Role };
@@ -338,3 +343,20 @@ export async function redisTraffic(redisPort: number, sessions: number, tag = "k
   });
 }
 
+
+/** Runs the real probe (`wirescope probe --source pcap FILE`) until its replay has finished. */
+export async function replayWithProbe(natsUrl: string, file: string, node: string): Promise<void> {
+  const dir = tempDir("wirescope-probe-");
+  const log = path.join(dir, "probe.log");
+  const proc = await spawnTracked(
+    "probe",
+    process.execPath,
+    [path.join(ROOT, "bin/wirescope.js"), "probe", "--source", "pcap", file, "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", node],
+    { logFile: log },
+  );
+  try {
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes('"pcap replay finished"'), { timeoutMs: 60_000, what: `probe replay of ${file}` });
+  } finally {
+    await proc.stop();
+  }
+}
