@@ -10,7 +10,6 @@ import { checkHealth, ServingStatus } from "@wirescope/common";
 import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, REPO_ROOT, type Child } from "./probe-helpers.js";
-import { startParser, type ParserProc } from "./parser-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-harness.js";
 import type { ManagedProcess } from "@wirescope/common";
 
@@ -110,7 +109,7 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
   let influx: TestServer;
   let mariadb: MariaDb;
   let probe: ManagedProcess;
-  let parser: ParserProc;
+  let parser: ManagedProcess;
   let agg: AggregatorProc;
   const children: Child[] = [];
   let httpPort = 0;
@@ -136,7 +135,13 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
       if (probe.hasExited) throw new Error(`probe exited: ${probe.tail()}`);
       return (await checkHealth(`127.0.0.1:${grpcPortProbe}`)).status === ServingStatus.SERVING;
     }, { timeoutMs: 30_000, intervalMs: 100, what: "probe serving" });
-    parser = await startParser(nats.url);
+    // The parser as a process; ready when its Health says SERVING (NATS connected, partitions owned).
+    const parserGrpc = await freePort();
+    parser = await spawnTracked("parser", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json", "--node", "test-node"], { logFile: path.join(dir, "parser.log") });
+    await waitFor(async () => {
+      if (parser.hasExited) throw new Error(`parser exited: ${parser.tail()}`);
+      return (await checkHealth(`127.0.0.1:${parserGrpc}`)).status === ServingStatus.SERVING;
+    }, { timeoutMs: 30_000, intervalMs: 100, what: "parser serving" });
     agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", "2000", "--grace-ms", "2000", "--span-sample-rate", "1"]);
     const g = await runChild("grpc-service", GRPC_SERVICE, [String(grpcPort), String(mariadb.port)]);
     children.push(g);
@@ -144,11 +149,21 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
     const h = await runChild("http-service", HTTP_SERVICE, [String(httpPort), String(grpcPort)]);
     children.push(h);
     await h.waitLine(/^READY/, 20_000);
+    // Warm-up: one request must come out as spans before the measured ones (the whole pipeline
+    // flows: probe attached, parser owns its partitions, aggregator writes).
+    const warmFrom = Date.now() - 1000;
+    await waitFor(async () => {
+      const w = await runChild("warm-up", HTTP_CLIENT, [String(httpPort), "1", "1", "0"]);
+      children.push(w);
+      await w.waitLine(/^DONE/, 20_000);
+      await new Promise((r) => setTimeout(r, 4000));
+      return (await rows(influx.url, DB, `SELECT count(duration_ms) FROM spans WHERE time >= ${warmFrom}ms AND server_port = ${httpPort}`)).length > 0;
+    }, { timeoutMs: 60_000, intervalMs: 100, what: "warm-up request visible as spans" });
   });
   after(async () => {
     for (const c of children) c.kill();
     await agg?.stop();
-    await parser?.proc.stop();
+    await parser?.stop();
     await probe?.stop();
     await mariadb?.stop();
     await influx?.stop();
