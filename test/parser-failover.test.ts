@@ -1,14 +1,11 @@
 // kill -9 one of three parser replicas while real redis-cli traffic is replayed: its partitions
 // are taken over within the membership TTL, connections on partitions that did not move come
 // out complete, and every lost connection is counted by the survivors (raw_batches_missed).
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import type { NatsConnection } from "nats";
 import { ownerOf } from "@wirescope/parser/assign";
-import type { ManagedProcess } from "@wirescope/common";
-import { startNats, type TestServer } from "./support/index.js";
-import { ROOT, natsClient, parserStatus, redisTraffic, settleRecords, startParser, startRedis, toRawBatches, waitForFleet, type ParserProc } from "./parser-support.js";
+import { ROOT, parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
 
 const P = 64;
 const TTL_MS = 3000;
@@ -16,26 +13,12 @@ const RATE_PER_S = 250;
 const ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build"), "--member-ttl-ms", String(TTL_MS), "--heartbeat-ms", "500"];
 
 describe("parser failover: kill -9 one of three replicas under load", { timeout: 180_000 }, () => {
-  let nats: TestServer;
-  let redis: { proc: ManagedProcess; port: number };
-  let nc: NatsConnection;
-  const fleet: ParserProc[] = [];
-
-  before(async () => {
-    nats = await startNats({ jetstream: true });
-    redis = await startRedis();
-    nc = await natsClient(nats.url);
-  });
-  after(async () => {
-    await nc?.close();
-    for (const p of fleet) await p.proc.stop();
-    await redis?.proc.stop();
-    await nats?.stop();
-  });
+  const bed = useParserBed({ redis: true });
 
   it("takes over the dead replica's partitions and counts exactly what it lost", async () => {
-    const templates = await redisTraffic(redis.port, 32, "f");
-    for (let i = 0; i < 3; i++) fleet.push(await startParser(nats.url, ARGS, `failover-${i}`));
+    const templates = await redisTraffic(bed.redis!.port, 32, "f");
+    const fleet = bed.procs;
+    for (let i = 0; i < 3; i++) fleet.push(await startParser(bed.nats.url, ARGS, `failover-${i}`));
     await waitForFleet(fleet, P);
     const members = fleet.map((p) => p.instance);
     const victim = fleet[0]!;
@@ -53,7 +36,7 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
       const conv = templates[sent.length % templates.length]!;
       const plan = toRawBatches([conv], { partitions: P, firstKey: key, seqStart: seqs });
       const b = plan.batches[0]!;
-      nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+      bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
       sent.push({ key, partition: b.partition, at: Date.now(), template: (sent.length % templates.length) });
       key++;
       if (!killedAt && Date.now() - t0 >= 2000) {
@@ -62,8 +45,8 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
       }
       await new Promise((r) => setTimeout(r, 1000 / RATE_PER_S));
     }
-    await nc.flush();
-    const seen = await settleRecords(nc, 2000, 60_000);
+    await bed.nc.flush();
+    const seen = await settleRecords(bed.nc, 2000, 60_000);
     const survivors = fleet.slice(1);
     const counted = (await Promise.all(survivors.map(parserStatus))).reduce(
       (n, s) => n + (s.counters["raw_batches_missed.handover"] ?? 0) + (s.counters["raw_batches_missed.gap"] ?? 0),

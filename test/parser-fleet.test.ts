@@ -1,28 +1,24 @@
 // Replays real traffic (redis-cli against a real redis-server through a loopback relay, and the
 // shared pcap captures) through 1 and then 3 real parser processes: the record sets must be
 // identical and every connection decoded by exactly one replica.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import type { NatsConnection } from "nats";
-import { startNats, type TestServer } from "./support/index.js";
 import {
   ROOT,
   redisTraffic,
   replayWithProbe,
-  startRedis,
   conversationsFromCapture,
-  natsClient,
   recordKey,
   settleRecords,
   startParser,
   toRawBatches,
   waitForFleet,
   parserStatus,
+  useParserBed,
   type Conversation,
   type ParserProc,
 } from "./parser-support.js";
-import type { ManagedProcess } from "@wirescope/common";
 
 const P = 64;
 const CAPTURES = "/work/shared/captures";
@@ -48,40 +44,25 @@ function captureConversations(): Conversation[] {
 }
 
 describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, () => {
-  let nats: TestServer;
-  let redis: { proc: ManagedProcess; port: number };
-  let nc: NatsConnection;
-  const procs: ParserProc[] = [];
-
-  before(async () => {
-    nats = await startNats({ jetstream: true });
-    redis = await startRedis();
-    nc = await natsClient(nats.url);
-  });
-  after(async () => {
-    await nc?.close();
-    for (const p of procs) await p.proc.stop();
-    await redis?.proc.stop();
-    await nats?.stop();
-  });
+  const bed = useParserBed({ redis: true });
 
   async function replay(n: number, convs: Conversation[] | "probe"): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await bed.nc.jetstreamManager();
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
     const fleet: ParserProc[] = [];
-    for (let i = 0; i < n; i++) fleet.push(await startParser(nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));
-    procs.push(...fleet);
+    for (let i = 0; i < n; i++) fleet.push(await startParser(bed.nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));
+    bed.procs.push(...fleet);
     await waitForFleet(fleet, P);
     if (convs === "probe") {
       // The real probe replays every shared capture (its own partitioning and batching).
       let i = 0;
-      for (const f of SHARED) await replayWithProbe(nats.url, path.join(CAPTURES, f), `cap-${i++}`);
+      for (const f of SHARED) await replayWithProbe(bed.nats.url, path.join(CAPTURES, f), `cap-${i++}`);
     } else {
       const plan = toRawBatches(convs, { partitions: P, firstKey: 1000n });
-      for (const b of plan.batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
-      await nc.flush();
+      for (const b of plan.batches) bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+      await bed.nc.flush();
     }
-    const seen = await settleRecords(nc, 2000, 60_000);
+    const seen = await settleRecords(bed.nc, 2000, 60_000);
     const counters = await Promise.all(fleet.map(async (p) => (await parserStatus(p)).counters));
     for (const p of fleet) await p.proc.stop();
     const byConn = new Map<string, Set<string>>();
@@ -96,7 +77,7 @@ describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, 
   }
 
   it("gives the same records from 1 and from 3 replicas, each connection on one replica", async () => {
-    const convs = [...(await redisTraffic(redis.port, 48)), ...captureConversations()];
+    const convs = [...(await redisTraffic(bed.redis!.port, 48)), ...captureConversations()];
     assert.ok(convs.length >= 50, `conversations: ${convs.length}`);
     const one = await replay(1, convs);
     const three = await replay(3, convs);

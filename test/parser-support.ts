@@ -23,7 +23,8 @@ import {
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { before, after } from "node:test";
+import { freePort, spawnTracked, startNats, tempDir, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);
 
@@ -359,4 +360,32 @@ export async function replayWithProbe(natsUrl: string, file: string, node: strin
   } finally {
     await proc.stop();
   }
+}
+
+export interface ParserBed {
+  nats: import("./support/index.js").TestServer;
+  nc: NatsConnection;
+  redis?: { proc: ManagedProcess; port: number };
+  /** Parser processes to stop after the suite (tests push what they start). */
+  procs: ParserProc[];
+}
+
+/**
+ * Registers before/after hooks for a parser suite: nats-server with JetStream (and redis-server
+ * when asked), a client connection; everything, parsers included, stopped after the suite.
+ */
+export function useParserBed(opts: { redis?: boolean } = {}): ParserBed {
+  const bed = { procs: [] } as unknown as ParserBed;
+  before(async () => {
+    bed.nats = await startNats({ jetstream: true });
+    if (opts.redis) bed.redis = await startRedis();
+    bed.nc = await natsClient(bed.nats.url);
+  });
+  after(async () => {
+    await bed.nc?.close();
+    for (const p of bed.procs) await p.proc.stop();
+    await bed.redis?.proc.stop();
+    await bed.nats?.stop();
+  });
+  return bed;
 }

@@ -1,13 +1,10 @@
 // `wirescope tail` follows the records a real parser publishes for real redis-cli traffic:
 // NDJSON (one Record per line, filtered by protocol and service) and a table.
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import type { NatsConnection } from "nats";
-import type { ManagedProcess } from "@wirescope/common";
-import { startNats, type TestServer } from "./support/index.js";
-import { ROOT, natsClient, redisTraffic, startParser, startRedis, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
+import { ROOT, redisTraffic, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 
 const P = 64;
 
@@ -32,42 +29,32 @@ function tail(natsUrl: string, args: string[], onReady: () => void): Promise<{ c
 }
 
 describe("wirescope tail", { timeout: 120_000 }, () => {
-  let nats: TestServer;
-  let redis: { proc: ManagedProcess; port: number };
-  let nc: NatsConnection;
+  const bed = useParserBed({ redis: true });
   let parser: ParserProc;
   let convs: Conversation[];
   let key = 70_000n;
 
   before(async () => {
-    nats = await startNats({ jetstream: true });
-    redis = await startRedis();
-    nc = await natsClient(nats.url);
-    convs = await redisTraffic(redis.port, 4, "t");
-    parser = await startParser(nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
-  });
-  after(async () => {
-    await nc?.close();
-    await parser?.proc.stop();
-    await redis?.proc.stop();
-    await nats?.stop();
+    convs = await redisTraffic(bed.redis!.port, 4, "t");
+    parser = await startParser(bed.nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
+    bed.procs.push(parser);
   });
 
   const publish = async () => {
-    for (const b of toRawBatches(convs, { partitions: P, firstKey: key }).batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+    for (const b of toRawBatches(convs, { partitions: P, firstKey: key }).batches) bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
     key += 100n;
-    await nc.flush();
+    await bed.nc.flush();
   };
 
   it("prints NDJSON records filtered by protocol and service", async () => {
-    const r = await tail(nats.url, ["--protocol", "redis", "--service", "redis-server:" + redis.port, "--limit", "10"], () => void publish());
+    const r = await tail(bed.nats.url, ["--protocol", "redis", "--service", "redis-server:" + bed.redis!.port, "--limit", "10"], () => void publish());
     assert.equal(r.code, 0, r.err);
     const lines = r.out.trim().split("\n");
     assert.equal(lines.length, 10);
     for (const l of lines) {
       const j = JSON.parse(l);
       assert.equal(j.protocol, "redis");
-      assert.equal(j.serverService, `redis-server:${redis.port}`);
+      assert.equal(j.serverService, `redis-server:${bed.redis!.port}`);
       assert.match(j.server, /^127\.0\.0\.1:\d+$/);
       assert.ok(j.operation, "operation present");
     }
@@ -75,7 +62,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("prints a table on request", async () => {
-    const t = await tail(nats.url, ["--format", "table", "--limit", "3"], () => void publish());
+    const t = await tail(bed.nats.url, ["--format", "table", "--limit", "3"], () => void publish());
     assert.equal(t.code, 0, t.err);
     const rows = t.out.trim().split("\n");
     assert.equal(rows.length, 3);
@@ -83,7 +70,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("refuses a bad format with a usage error", async () => {
-    const r = await tail(nats.url, ["--format", "xml"], () => {});
+    const r = await tail(bed.nats.url, ["--format", "xml"], () => {});
     assert.equal(r.code, 2);
     assert.match(r.err, /ndjson or table/);
   });
