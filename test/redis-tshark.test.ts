@@ -1,0 +1,124 @@
+// The Redis example plugin against tshark's RESP dissector, field by field, on a live tcpdump
+// capture of redis-cli talking to redis-server on loopback: for every request/response pair, the
+// command, its key, whether the reply is an error (and its code), and the reply's type must be
+// what tshark decoded from the same packets.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, spawnTracked, waitFor } from "./support/index.js";
+import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const REDIS_PLUGIN_DIR = path.join(root, "parsers-wasm/examples/redis/build");
+
+interface Rec {
+  operation: string;
+  resource: string;
+  status: number | null;
+  error: boolean;
+  attributes: Record<string, unknown>;
+}
+
+/** tshark's view: one entry per RESP message, client requests and server replies in order. */
+function tsharkMessages(file: string, port: number): { requests: string[][]; replies: { kind: string; error?: string }[] } {
+  const r = spawnSync(
+    "tshark",
+    ["-r", file, "-d", `tcp.port==${port},resp`, "-Y", "resp", "-T", "fields", "-E", "separator=/t", "-E", "aggregator=|", "-e", "tcp.dstport", "-e", "resp.array.length", "-e", "resp.bulk_string.value", "-e", "resp.string", "-e", "resp.error", "-e", "resp.integer"],
+    { timeout: 60_000 },
+  );
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const requests: string[][] = [];
+  const replies: { kind: string; error?: string }[] = [];
+  for (const line of r.stdout.toString().split("\n").filter(Boolean)) {
+    const [dst, arrays, bulks, strings, errors, ints] = line.split("\t");
+    const hex = (h: string) => Buffer.from(h.replace(/:/g, ""), "hex").toString("latin1");
+    if (Number(dst) === port) {
+      // one request per frame here (redis-cli writes each command on its own, then waits)
+      requests.push((bulks ?? "").split("|").filter((x) => x !== "").map(hex));
+      continue;
+    }
+    // A reply spread over several frames (COMMAND DOCS) is shown again, partially, in each of
+    // them: the first server frame after a request is its reply, the others are its tail.
+    if (replies.length >= requests.length) continue;
+    if (errors) replies.push({ kind: "error", error: errors.split("|")[0]!.split(" ")[0] });
+    else if (arrays) replies.push({ kind: "array" });
+    else if (bulks !== undefined && bulks !== "") replies.push({ kind: "bulk" });
+    else if (strings) replies.push({ kind: "simple" });
+    else if (ints) replies.push({ kind: "integer" });
+    else replies.push({ kind: "bulk" }); // $-1: a null bulk string has no value field
+  }
+  return { requests, replies };
+}
+
+test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ redis-server capture", { timeout: 120_000 }, async () => {
+  assert.ok(fs.existsSync(path.join(REDIS_PLUGIN_DIR, "redis.wasm")), `build the example plugin first (node parsers-wasm/build.mjs --examples)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-redis-tshark-"));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const redis = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
+  after(() => redis.stop());
+  await waitFor(() => spawnSync("redis-cli", ["-p", String(port), "PING"], { timeout: 5000 }).stdout?.toString().trim() === "PONG", { timeoutMs: 15_000, what: "redis-server to answer PING" });
+
+  const file = path.join(dir, "redis.pcap");
+  const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${port}`]);
+  after(() => dump.stop());
+  const mark = `done-${process.pid}`;
+  const cmds = [
+    "SET session:42 token-value",
+    "GET session:42",
+    "GET session:missing",
+    "INCR counter",
+    "INCR session:42", // ERR value is not an integer
+    "LPUSH session:42 x", // WRONGTYPE
+    "RPUSH queue a b c",
+    "LRANGE queue 0 -1",
+    "HSET h f1 v1 f2 v2",
+    "HGETALL h",
+    "EXISTS queue",
+    "NOSUCH arg", // ERR unknown command
+    `ECHO ${mark}`,
+  ];
+  execFileSync("redis-cli", ["-p", String(port)], { input: cmds.join("\n") + "\n", timeout: 15_000 });
+  await waitForBytes(file, `${mark}\r\n`, 15_000, 2);
+  const log = await dump.stop();
+  assert.doesNotMatch(log, /[1-9]\d* packets? dropped by kernel/);
+
+  const run = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", REDIS_PLUGIN_DIR], { timeout: 60_000 });
+  assert.equal(run.status, 0, run.stderr.toString());
+  const ours = run.stdout
+    .toString()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Rec);
+  const theirs = tsharkMessages(file, port);
+
+  // the same number of requests and replies, paired in order
+  assert.equal(theirs.requests.length, theirs.replies.length, "tshark: requests vs replies");
+  assert.equal(ours.length, theirs.requests.length, `records ${ours.length} vs tshark requests ${theirs.requests.length}`);
+  assert.ok(ours.length >= cmds.length, "redis-cli may add COMMAND DOCS, never fewer");
+  ours.forEach((r, i) => {
+    const req = theirs.requests[i]!;
+    const rep = theirs.replies[i]!;
+    const what = `pair ${i} (${req.join(" ")})`;
+    assert.equal(r.operation, req[0]!.toUpperCase(), `${what}: command`);
+    assert.equal(r.resource, req.length > 1 ? req[1] : req[0]!.toUpperCase(), `${what}: key`);
+    assert.equal(r.attributes["db.query.text"], [req[0]!.toUpperCase(), ...req.slice(1)].join(" "), `${what}: text`);
+    assert.equal(r.error, rep.kind === "error", `${what}: error`);
+    assert.equal(r.status, rep.kind === "error" ? 1 : 0, `${what}: status`);
+    assert.equal(r.attributes["db.response.status_code"], rep.error, `${what}: error code`);
+    assert.equal(r.attributes["redis.reply_type"], rep.kind, `${what}: reply type`);
+  });
+  // the errors the script provokes are there, with the server's codes
+  assert.deepEqual(
+    ours.filter((r) => r.error).map((r) => [r.operation, r.attributes["db.response.status_code"]]),
+    [
+      ["INCR", "ERR"],
+      ["LPUSH", "WRONGTYPE"],
+      ["NOSUCH", "ERR"],
+    ],
+  );
+});
