@@ -370,6 +370,35 @@ describe("ConnectionEngine", () => {
     assert.equal(eng.counters.get("plugin_traps.redis"), 0);
   });
 
+  test("misuse is harmless and counted: data after close, close twice, free then data, odd gaps, a 3 MiB chunk", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection();
+    c.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    assert.equal(c.gap(1, -5, 2n).state, "decoding");
+    assert.equal(c.gap(1, Number.NaN, 2n).state, "decoding");
+    assert.equal(c.close(3n).state, "closed");
+    assert.equal(c.close(4n).state, "closed");
+    assert.deepEqual(c.data(0, enc("*1\r\n$4\r\nPING\r\n"), 5n).records, []);
+    assert.equal(eng.counters.get("bytes_dropped.after_close"), 14);
+    const d = eng.openConnection();
+    d.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    d.free();
+    d.free();
+    assert.deepEqual(d.data(1, enc("+PONG\r\n"), 2n).records, []);
+    // a chunk bigger than maxFeed is split; the plugin skips the big value without buffering it
+    const e = eng.openConnection({ protocol: "redis" });
+    const big = new Uint8Array(3 << 20).fill(0x78);
+    const head = enc(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${big.length}\r\n`);
+    const all = new Uint8Array(head.length + big.length + 2);
+    all.set(head);
+    all.set(big, head.length);
+    all.set(enc("\r\n"), head.length + big.length);
+    assert.equal(e.data(0, all, 1n).state, "decoding");
+    const r = e.data(1, enc("+OK\r\n"), 2n);
+    assert.equal(recordToJson(r.records[0]!).reqBytes, all.length);
+    assert.equal(eng.counters.get("plugin_traps.redis"), 0);
+  });
+
   test("forced protocol skips detection; unknown protocol is rejected", () => {
     const eng = engineWith(REDIS);
     const c = eng.openConnection({ protocol: "redis" });
