@@ -326,6 +326,10 @@ describe("ConnectionEngine", () => {
     }
     assert.equal(records, 200_000);
     assert.ok(p.instance().memoryBytes() <= 4 << 20, `instance memory ${p.instance().memoryBytes()} bytes`);
+    const st = p.stats();
+    assert.equal(st.connections, 0, "every handle freed");
+    assert.equal(st.restarts, 0);
+    assert.ok(st.loops > 0, "metered");
   });
 
   test("per-connection byte limit", () => {

@@ -441,6 +441,12 @@ export class Plugin {
     return this.detector;
   }
 
+  /** Figures for status pages: the current instance's memory and open handles, restarts after traps. */
+  stats(): { name: string; version: string; memoryBytes: number; connections: number; restarts: number; loops: number } {
+    const i = this.current && !this.current.dead ? this.current : undefined;
+    return { name: this.name, version: this.version, memoryBytes: i?.memoryBytes() ?? 0, connections: i?.live ?? 0, restarts: this.restarts, loops: this.loops };
+  }
+
   /** True when `port` is one of the manifest's hint ports. */
   hints(port: number | undefined): boolean {
     return port !== undefined && this.manifest.ports.includes(port);
