@@ -96,7 +96,7 @@ function pack(convs: Conversation[], target: number, keyBase: bigint, probeId: s
       const connKey = key++;
       const p = Number(connKey % BigInt(P));
       if (!perPart.has(p)) perPart.set(p, { conns: [], data: [] });
-      const b = perPart.get(p)!;
+      let b = perPart.get(p)!;
       const base = { connKey, role: Role.SERVER, localAddress: c.server.address, localPort: c.server.port, remoteAddress: c.client.address, remotePort: c.client.port, pid: 1, processName: c.serverProcess };
       b.conns.push(create(ConnEventSchema, { ...base, kind: ConnKind.OPEN, timestampNs: c.startNs }));
       const off = [0, 0];
@@ -105,7 +105,10 @@ function pack(convs: Conversation[], target: number, keyBase: bigint, probeId: s
         b.data.push(create(DataEventSchema, { connKey, direction: ch.dir === 0 ? Direction.INGRESS : Direction.EGRESS, seq: BigInt(off[ch.dir]!), timestampNs: ch.tsNs, tid: 7, payload: ch.bytes, originalLength: len }));
         off[ch.dir]! += len;
         rawBytes += ch.bytes.length;
-        if (b.data.length >= EVENTS_PER_BATCH) flush(p);
+        if (b.data.length >= EVENTS_PER_BATCH) {
+          flush(p);
+          b = perPart.get(p)!; // the next batch of this partition
+        }
       }
       perPart.get(p)!.conns.push(create(ConnEventSchema, { ...base, kind: ConnKind.CLOSE, timestampNs: c.endNs }));
     }
@@ -219,6 +222,10 @@ async function main(): Promise<void> {
         const r = await measure(nc, fleet, w, keyBase, `bench-${w.name}-${n}`);
         keyBase += 10_000_000n;
         results.set(`${w.name}/${n}`, r);
+        if (process.env.WIRESCOPE_BENCH_VERBOSE) {
+          const st = await Promise.all(fleet.map(parserStatus));
+          console.log(JSON.stringify(st.map((x) => Object.fromEntries(Object.entries(x.counters).filter(([k]) => /dropped|missed|gaps|unclaimed|midstream|drops|closed|host\./.test(k))))));
+        }
         const ratio = n === 2 && results.has(`${w.name}/1`) ? ` | ${(r.records / r.seconds / (results.get(`${w.name}/1`)!.records / results.get(`${w.name}/1`)!.seconds)).toFixed(2)}x` : " | ";
         rows.push(
           `| ${w.name} | ${n} | ${Math.round(r.records / r.seconds).toLocaleString("en")} | ${(r.rawMB / r.seconds).toFixed(1)} | ${r.cpuUsPerRecord.toFixed(1)} | ${r.records} | ${r.dropped}${ratio} |`,
