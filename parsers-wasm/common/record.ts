@@ -302,6 +302,19 @@ function utf8SeqLen(p: usize, n: i32): i32 {
 }
 
 function strField(field: u32, s: string): void {
+  // literals (cached UTF-8) shorter than 128 bytes: tag, one length byte, copy
+  const cached = staticUtf8(s);
+  if (cached != null && field < 16) {
+    const len = cached.byteLength;
+    if (len < 0x80) {
+      ensure(2 + len);
+      put8((field << 3) | WT_LEN);
+      put8(len);
+      memory.copy(outBase + <usize>outLen, changetype<usize>(cached), <usize>len);
+      outLen += len;
+      return;
+    }
+  }
   putTag(field, WT_LEN);
   open(0);
   putString(s);
@@ -317,12 +330,17 @@ function rawField(field: u32, p: usize, n: i32): void {
 
 // Attribute map entry: field 12 { 1: key, 2: AttributeValue { <value field> } }.
 function attrOpen(key: string, valueField: u32, wt: u32): void {
+  attrOpenValue(key);
+  putTag(valueField, wt);
+}
+
+/** Opens the map entry and its AttributeValue, before the value's tag. */
+function attrOpenValue(key: string): void {
   putTag(F_ATTRIBUTES, WT_LEN);
   open(0);
   strField(1, key);
   putTag(2, WT_LEN);
   open(0);
-  putTag(valueField, wt);
 }
 
 /**
@@ -458,10 +476,8 @@ export class Rec {
   // ---- attributes (map<string, AttributeValue>) ----
 
   static attrStr(key: string, v: string): void {
-    attrOpen(key, 1, WT_LEN);
-    open(0);
-    putString(v);
-    close();
+    attrOpenValue(key);
+    strField(1, v);
     close();
     close();
   }
