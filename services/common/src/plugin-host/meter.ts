@@ -15,9 +15,12 @@
 // types, SIMD, relaxed SIMD, threads, exceptions, tail calls, multi-value); GC instructions are
 // refused with a clear error.
 //
-//   inserted at the start of every loop body:
-//     global.get $fuel  i32.eqz  if  unreachable  end
-//     global.get $fuel  i32.const 1  i32.sub  global.set $fuel
+//   in every function that has a loop, the count lives in a new local $f (a register):
+//     on entry and after each call:         global.get $fuel  local.set $f
+//     before each call, return and exit:    local.get $f  global.set $fuel
+//     at the start of every loop body:      local.get $f  i32.eqz  if  i32.const 0  global.set $fuel  unreachable  end
+//                                           local.get $f  i32.const 1  i32.sub  local.set $f
+//   (functions without loops are left as they are)
 
 import { PluginError } from "./errors.js";
 
@@ -150,40 +153,94 @@ function skipMemarg(r: Reader): void {
   r.skipLeb(10);
 }
 
+/** Where the rewriter inserts code in one function body. */
+interface BodyPlan {
+  /** End of the locals declarations (where the body's instructions start). */
+  localsEnd: number;
+  /** Locals declared (not counting parameters). */
+  declared: number;
+  /** Offsets just after each `loop` header. */
+  loops: number[];
+  /** Offsets of instructions before which the local fuel is written back to the global. */
+  saves: number[];
+  /** Offsets just after calls, where the local fuel is reloaded from the global. */
+  loads: number[];
+}
+
 /**
- * Walks one function body's instructions, calling `onLoop(posAfterLoopHeader)` after every
- * `loop` header. Throws PluginError on an instruction it does not know.
+ * Walks one function body's instructions and plans the insertions: the loop checks, and (for the
+ * local-counter scheme) write-backs before calls and function exits and reloads after calls.
+ * Throws PluginError on an instruction it does not know.
  */
-function walkBody(r: Reader, onLoop: (pos: number) => void): void {
-  // locals
+function walkBody(r: Reader): BodyPlan {
+  const plan: BodyPlan = { localsEnd: 0, declared: 0, loops: [], saves: [], loads: [] };
   const groups = r.u32();
   for (let i = 0; i < groups; i++) {
-    r.u32();
+    plan.declared += r.u32();
     skipValType(r);
   }
+  plan.localsEnd = r.pos;
+  let depth = 0; // open blocks inside the function; the function's own label is `depth`
   while (r.pos < r.end) {
+    const at = r.pos;
     const op = r.byte();
     switch (true) {
       case op === 0x02 || op === 0x04 || op === 0x06:
         skipBlockType(r);
+        depth++;
         break;
       case op === 0x03:
         skipBlockType(r);
-        onLoop(r.pos);
+        depth++;
+        plan.loops.push(r.pos);
         break;
-      case op === 0x00 || op === 0x01 || op === 0x05 || op === 0x0a || op === 0x0b || op === 0x0f || op === 0x19 || op === 0x1a || op === 0x1b:
+      case op === 0x0b:
+        if (depth === 0) plan.saves.push(at); // the function's end
+        else depth--;
         break;
-      case op === 0x07 || op === 0x08 || op === 0x09 || op === 0x0c || op === 0x0d || op === 0x10 || op === 0x12 || op === 0x14 || op === 0x15 || op === 0x18:
+      case op === 0x0f: // return
+        plan.saves.push(at);
+        break;
+      case op === 0x00 || op === 0x01 || op === 0x05 || op === 0x0a || op === 0x19 || op === 0x1a || op === 0x1b:
+        break;
+      case op === 0x0c || op === 0x0d || op === 0xd5 || op === 0xd6: {
+        // br, br_if, br_on_null, br_on_non_null: an exit when aimed at the function's label
+        if (r.u32() === depth) plan.saves.push(at);
+        break;
+      }
+      case op === 0x18: // delegate ends a try
         r.u32();
+        depth--;
+        break;
+      case op === 0x07 || op === 0x08 || op === 0x09:
+        r.u32();
+        break;
+      case op === 0x10 || op === 0x14: // call, call_ref
+        r.u32();
+        plan.saves.push(at);
+        plan.loads.push(r.pos);
+        break;
+      case op === 0x12 || op === 0x15: // return_call, return_call_ref
+        r.u32();
+        plan.saves.push(at);
         break;
       case op === 0x0e: {
         const n = r.u32();
-        for (let i = 0; i <= n; i++) r.u32();
+        let exits = false;
+        for (let i = 0; i <= n; i++) if (r.u32() === depth) exits = true;
+        if (exits) plan.saves.push(at);
         break;
       }
-      case op === 0x11 || op === 0x13:
+      case op === 0x11: // call_indirect
         r.u32();
         r.u32();
+        plan.saves.push(at);
+        plan.loads.push(r.pos);
+        break;
+      case op === 0x13: // return_call_indirect
+        r.u32();
+        r.u32();
+        plan.saves.push(at);
         break;
       case op === 0x1c: {
         const n = r.u32();
@@ -192,6 +249,7 @@ function walkBody(r: Reader, onLoop: (pos: number) => void): void {
       }
       case op === 0x1f: {
         skipBlockType(r);
+        depth++;
         const n = r.u32();
         for (let i = 0; i < n; i++) {
           const k = r.byte();
@@ -228,7 +286,7 @@ function walkBody(r: Reader, onLoop: (pos: number) => void): void {
         break;
       case op === 0xd1 || op === 0xd3 || op === 0xd4:
         break;
-      case op === 0xd2 || op === 0xd5 || op === 0xd6:
+      case op === 0xd2:
         r.u32();
         break;
       case op === 0xfc: {
@@ -262,6 +320,7 @@ function walkBody(r: Reader, onLoop: (pos: number) => void): void {
         throw new PluginError("unsupported", `unsupported WebAssembly instruction 0x${op.toString(16)} (GC and other proposals are not accepted in plugins)`);
     }
   }
+  return plan;
 }
 
 /**
@@ -292,6 +351,9 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
   let importedFuncs = 0;
   let definedFuncs = -1;
   let types = -1;
+  /** Parameter count of each type, and the type of each defined function. */
+  const typeParams: number[] = [];
+  const funcTypes: number[] = [];
   let memory: MeterResult["memory"];
   let loops = 0;
 
@@ -331,6 +393,7 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
       definedGlobals = sr.u32();
     } else if (s.id === 3) {
       definedFuncs = sr.u32();
+      for (let i = 0; i < definedFuncs; i++) funcTypes.push(sr.u32());
     } else if (s.id === 1) {
       types = sr.u32();
       for (let i = 0; i < types; i++) {
@@ -338,6 +401,7 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
         if (form !== 0x60) throw new PluginError("unsupported", `type section entry 0x${form.toString(16)} (GC types) is not supported in plugins`);
         for (let k = 0; k < 2; k++) {
           const n = sr.u32();
+          if (k === 0) typeParams.push(n);
           for (let j = 0; j < n; j++) skipValType(sr);
         }
       }
@@ -468,36 +532,47 @@ export function meterModule(input: Uint8Array, opts: { maxPages: number; meter: 
       const w = new Writer();
       w.u32(opts.meter ? n + 2 : n);
       const g = leb(fuelIndex);
-      const probe = new Writer();
-      probe.byte(0x23);
-      probe.bytes(g);
-      probe.byte(0x45);
-      probe.bytes(Uint8Array.of(0x04, 0x40, 0x00, 0x0b));
-      probe.byte(0x23);
-      probe.bytes(g);
-      probe.bytes(Uint8Array.of(0x41, 0x01, 0x6b));
-      probe.byte(0x24);
-      probe.bytes(g);
-      const check = probe.done();
       for (let i = 0; i < n; i++) {
         const size = sr.u32();
         const start = sr.pos;
         const body = s.body.subarray(start, start + size);
-        const bodyReader = new Reader(body);
-        const inserts: number[] = [];
-        walkBody(bodyReader, (pos) => inserts.push(pos));
+        const plan = walkBody(new Reader(body));
         sr.skip(size);
-        loops += inserts.length;
-        if (!opts.meter || !inserts.length) {
+        loops += plan.loops.length;
+        if (!opts.meter || !plan.loops.length) {
           w.u32(size);
           w.bytes(body);
           continue;
         }
+        // Functions with loops count in a local (a register), not in the global: the global is
+        // loaded on entry and after calls, and written back before calls and exits, so callees
+        // and the host see the right value. At zero the local is stored (the host reads 0:
+        // "runaway") and the function traps.
+        const params = typeParams[funcTypes[i] ?? -1] ?? 0;
+        const L = leb(params + plan.declared);
+        const load = Uint8Array.from([0x23, ...g, 0x21, ...L]); // global.get F; local.set L
+        const save = Uint8Array.from([0x20, ...L, 0x24, ...g]); // local.get L; global.set F
+        const check = Uint8Array.from([
+          0x20, ...L, 0x45, 0x04, 0x40, 0x41, 0x00, 0x24, ...g, 0x00, 0x0b, // if (L == 0) { F = 0; unreachable }
+          0x20, ...L, 0x41, 0x01, 0x6b, 0x21, ...L, // L = L - 1
+        ]);
+        // locals: the original groups plus one i32
+        const lr = new Reader(body);
+        const groups = lr.u32();
         const bw = new Writer();
-        let last = 0;
-        for (const p of inserts) {
+        bw.u32(groups + 1);
+        bw.bytes(body.subarray(lr.pos, plan.localsEnd));
+        bw.bytes(Uint8Array.of(0x01, 0x7f));
+        bw.bytes(load);
+        const ins: [number, number, Uint8Array][] = [
+          ...plan.loops.map((p): [number, number, Uint8Array] => [p, 2, check]),
+          ...plan.saves.map((p): [number, number, Uint8Array] => [p, 1, save]),
+          ...plan.loads.map((p): [number, number, Uint8Array] => [p, 0, load]),
+        ].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        let last = plan.localsEnd;
+        for (const [p, , code] of ins) {
           bw.bytes(body.subarray(last, p));
-          bw.bytes(check);
+          bw.bytes(code);
           last = p;
         }
         bw.bytes(body.subarray(last));
