@@ -10,6 +10,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <memory>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -82,10 +83,17 @@ const char* tracefs_events() {
   return nullptr;
 }
 
+// Events handed to the ThreadSafeFunction and not yet delivered to JS. Shared with the batches
+// themselves, because the last queued batches can be finalized after the Probe is gone.
+struct QueueCounter {
+  std::atomic<uint64_t> events{0};
+};
+
 struct Batch {
   uint8_t* data;
   size_t len;
   uint32_t events;
+  std::shared_ptr<QueueCounter> queued;
 };
 
 class Probe : public Napi::ObjectWrap<Probe> {
@@ -315,6 +323,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     memset(self->cur_.data + self->cur_.len + 4 + size, 0, padded - 4 - size);
     self->cur_.len += padded;
     self->cur_.events++;
+    self->cur_events_ += 1;
     self->events_ += 1;
     // a new connection goes out with this poll round: user space reads /proc/<pid> for it while
     // the process still exists (short-lived clients)
@@ -324,6 +333,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
   }
 
   static void CallJs(Napi::Env env, Napi::Function fn, Batch* b) {
+    if (b->queued) b->queued->events -= b->events;
     if (env == nullptr || fn == nullptr) {
       free(b->data);
       delete b;
@@ -338,13 +348,17 @@ class Probe : public Napi::ObjectWrap<Probe> {
   void Flush() {
     if (!cur_.data || cur_.len == 0) return;
     Batch* b = new Batch(cur_);
+    b->queued = queued_;
     cur_.data = nullptr;
+    queued_->events += b->events;
+    cur_events_ = 0;
     napi_status st = tsfn_.NonBlockingCall(b, &Probe::CallJs);
     if (st == napi_ok) {
       batches_ += 1;
       bytes_ += b->len;
     } else {
       // JS is behind (queue full) or closing: drop and count, never block.
+      queued_->events -= b->events;
       dropped_batches_ += 1;
       dropped_events_ += b->events;
       free(b->data);
@@ -395,6 +409,9 @@ class Probe : public Napi::ObjectWrap<Probe> {
     }
     r.Set("kernelDrops", kd);
     r.Set("events", Napi::Number::New(env, (double)events_.load()));
+    // read in the batch, or queued for JS: events = delivered + dropped + pending at any instant
+    // the poller is idle (the two reads are not one atomic snapshot)
+    r.Set("pendingEvents", Napi::Number::New(env, (double)(queued_->events.load() + cur_events_.load())));
     r.Set("batches", Napi::Number::New(env, (double)batches_.load()));
     r.Set("bytes", Napi::Number::New(env, (double)bytes_.load()));
     r.Set("droppedBatches", Napi::Number::New(env, (double)dropped_batches_.load()));
@@ -526,6 +543,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
   bool urgent_ = false;
   Batch cur_{nullptr, 0, 0};
   std::chrono::steady_clock::time_point batch_start_;
+  std::shared_ptr<QueueCounter> queued_ = std::make_shared<QueueCounter>();
+  std::atomic<uint64_t> cur_events_{0};
   std::atomic<uint64_t> events_{0}, batches_{0}, bytes_{0}, dropped_batches_{0}, dropped_events_{0}, poll_errors_{0};
 };
 

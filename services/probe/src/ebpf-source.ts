@@ -101,7 +101,7 @@ export class EbpfSource implements EventSource {
     drops["user.decode_error"] = this.decodeStats.errors + (this.externalDecodeStats?.errors ?? 0);
     drops["user.handler_error"] = this.handlerErrors;
     drops["user.no_handler"] = this.undelivered;
-    return { drops, events: s.events, bytes: s.bytes, connections: s.connections, programs: this.probe.programs };
+    return { drops, events: s.events, pending: s.pendingEvents, bytes: s.bytes, connections: s.connections, programs: this.probe.programs };
   }
 
   /** Detaches the programs. Idempotent. */

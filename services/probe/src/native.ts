@@ -55,6 +55,8 @@ export interface NativeStats {
   /** Batches (and their events) dropped because JS was behind. */
   droppedBatches: number;
   droppedEvents: number;
+  /** Events read from the ring buffer and not yet delivered to JS (current batch + queue). */
+  pendingEvents: number;
   pollErrors: number;
   attached: boolean;
   connections: number;

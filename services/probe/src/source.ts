@@ -6,6 +6,8 @@ export interface SourceStats {
   /** Drops by reason since start (kernel ones prefixed "kernel.", user-space ones "user."). */
   drops: Record<string, number>;
   events: number;
+  /** Events read but not yet delivered (in the batch being filled or queued for JS). */
+  pending?: number;
   bytes: number;
   connections: number;
   programs: string[];
