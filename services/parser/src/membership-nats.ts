@@ -26,6 +26,7 @@ export class NatsMembership {
   private timer: NodeJS.Timeout | undefined;
   private watchStop: (() => void) | undefined;
   private lastPut: Promise<unknown> = Promise.resolve();
+  private connected = true;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -76,8 +77,21 @@ export class NatsMembership {
         }
       }
     })().catch((e) => this.log.warn({ err: errorMessage(e) }, "membership watch ended"));
+    // While our own connection is down we hear no one: judging others dead then would make us
+    // claim every partition. Freeze expiry, and give everyone a fresh TTL once we are back.
+    void (async () => {
+      for await (const st of this.nc.status()) {
+        if (st.type === "disconnect") this.connected = false;
+        else if (st.type === "reconnect") {
+          this.view.touchAll(performance.now());
+          this.connected = true;
+          void this.heartbeat();
+        }
+      }
+    })().catch(() => undefined);
     this.timer = setInterval(() => {
       void this.heartbeat();
+      if (!this.connected) return;
       const dead = this.view.expire(performance.now());
       if (dead.length) {
         this.log.warn({ dead }, "parser replicas stopped heartbeating: taking over their partitions");

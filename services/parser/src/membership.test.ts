@@ -37,4 +37,12 @@ describe("MembershipView", () => {
     v.heard({ id: "me" }, 0);
     assert.deepEqual(v.expire(1e9), []);
   });
+
+  it("gives every member a fresh TTL after touchAll", () => {
+    const v = new MembershipView("me", { ttlMs: 1000 });
+    v.heard({ id: "b" }, 0);
+    v.touchAll(5000);
+    assert.deepEqual(v.expire(5500), []);
+    assert.deepEqual(v.expire(6001), ["b"]);
+  });
 });

@@ -60,6 +60,14 @@ export class MembershipView {
     return dead;
   }
 
+  /**
+   * Restarts every member's clock (after our own connection came back): while we could not
+   * hear anyone, their silence says nothing about them.
+   */
+  touchAll(now: number): void {
+    for (const e of this.seen.values()) e.at = now;
+  }
+
   /** Sorted member ids, always including self. */
   members(): string[] {
     const ids = new Set(this.seen.keys());
