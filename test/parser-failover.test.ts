@@ -10,6 +10,7 @@ import { ROOT, parserStatus, redisTraffic, settleRecords, startParser, toRawBatc
 const P = 64;
 const TTL_MS = 3000;
 const RATE_PER_S = 250;
+const LAST_FLUSH_MS = 1000;
 const ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build"), "--member-ttl-ms", String(TTL_MS), "--heartbeat-ms", "500"];
 
 describe("parser failover: kill -9 one of three replicas under load", { timeout: 180_000 }, () => {
@@ -86,7 +87,7 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
         continue;
       }
       if (!e) lost++;
-      else if (s.at >= killedAt - 250 && s.at <= killedAt && e.parsers.has(victim.instance)) publishedNearKill++;
+      else if (s.at >= killedAt - LAST_FLUSH_MS && s.at <= killedAt && e.parsers.has(victim.instance)) publishedNearKill++;
       if (!e) {
         // lost: counted below
       } else if (s.at > killedAt) {
@@ -99,7 +100,8 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     assert.ok(Number.isFinite(firstTakeover), "the victim's partitions were never taken over");
     assert.ok(firstTakeover <= TTL_MS + 3000, `takeover took ${firstTakeover} ms`);
     // Every loss is counted. The count can exceed the loss only by batches the victim published
-    // in its last flush before dying, before its progress entry was written (at most ~250 ms).
+    // in its last flush before dying, before its progress entry was written (one flush: 20 ms
+    // plus event-loop lag; LAST_FLUSH_MS is a generous bound for a loaded machine).
     assert.ok(counted >= lost, `lost ${lost} but counted ${counted}`);
     assert.ok(counted - lost <= publishedNearKill, `counted ${counted} for ${lost} lost (${publishedNearKill} published just before the kill)`);
   });
