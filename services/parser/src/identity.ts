@@ -1,8 +1,16 @@
 // Endpoint identity: which process is at each end of a connection, and its service name.
 // Service name = Kubernetes workload > container > process name:listening port (servers) or
 // process name (clients); an untraced end is named by its address.
-import { create } from "@bufbuild/protobuf";
-import { EndpointSchema, Role, type ConnEvent, type Endpoint, type ProcessInfo } from "@wirescope/common";
+import { Role, type ConnEvent, type ProcessInfo } from "@wirescope/common";
+
+/** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
+export interface EndpointInfo {
+  address: string;
+  port: number;
+  process?: ProcessInfo;
+  node: string;
+  service: string;
+}
 
 export function processOf(ev: ConnEvent): ProcessInfo | undefined {
   if (ev.process && (ev.process.pid || ev.process.name)) return ev.process;
@@ -53,8 +61,8 @@ export class PeerDirectory {
 }
 
 export interface Endpoints {
-  client: Endpoint;
-  server: Endpoint;
+  client: EndpointInfo;
+  server: EndpointInfo;
   /** The traced socket's role, with UNKNOWN resolved by ports (see resolveRole). */
   role: Role;
 }
@@ -72,14 +80,13 @@ export function endpointsOf(ev: ConnEvent, node: string, peers: PeerDirectory): 
   const remote = { address: ev.remoteAddress, port: ev.remotePort };
   const isServer = role === Role.SERVER;
   const peer = peers.lookup(remote.address, remote.port, !isServer);
-  const mk = (a: { address: string; port: number }, p: ProcessInfo | undefined, server: boolean, onNode: boolean): Endpoint =>
-    create(EndpointSchema, {
-      address: a.address,
-      port: a.port,
-      process: p,
-      node: onNode ? node : "",
-      service: serviceName(p, a.address, a.port, server),
-    });
+  const mk = (a: { address: string; port: number }, p: ProcessInfo | undefined, server: boolean, onNode: boolean): EndpointInfo => ({
+    address: a.address,
+    port: a.port,
+    process: p,
+    node: onNode ? node : "",
+    service: serviceName(p, a.address, a.port, server),
+  });
   const localEp = mk(local, self, isServer, true);
   const remoteEp = mk(remote, peer, !isServer, peer !== undefined);
   return isServer ? { server: localEp, client: remoteEp, role } : { client: localEp, server: remoteEp, role };

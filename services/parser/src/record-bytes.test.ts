@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordSchema, Role } from "@wirescope/common";
+import { ProcessInfoSchema, RecordSchema, Role } from "@wirescope/common";
 import { appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
 
 function pluginRecord(): Uint8Array {
@@ -47,9 +47,15 @@ describe("readHead", () => {
 describe("appendHostFields", () => {
   it("produces bytes that decode as one merged Record", () => {
     const suffix = encodeHostFields({
-      client: { address: "10.0.0.1", port: 40000, service: "curl", node: "n1" } as never,
-      server: { address: "10.0.0.2", port: 80, service: "web", node: "n1" } as never,
-      connKey: 77n,
+      client: { address: "10.0.0.1", port: 40000, service: "curl", node: "n1" },
+      server: {
+        address: "10.0.0.2",
+        port: 80,
+        service: "web",
+        node: "n1",
+        process: create(ProcessInfoSchema, { pid: 4242, name: "nginx", exe: "/usr/sbin/nginx", cmdline: "nginx -g daemon off;", containerId: "c0ffee", pod: "web-1", namespace: "prod", container: "nginx", workload: "web" }),
+      },
+      connKey: 12265986792724889601n,
       role: Role.SERVER,
       node: "n1",
     });
@@ -58,8 +64,16 @@ describe("appendHostFields", () => {
       assert.equal(r.protocol, "http");
       assert.equal(r.status, 200n);
       assert.equal(r.server?.service, "web");
+      assert.deepEqual(
+        [r.server?.process?.pid, r.server?.process?.name, r.server?.process?.exe, r.server?.process?.cmdline, r.server?.process?.containerId, r.server?.process?.pod, r.server?.process?.namespace, r.server?.process?.container, r.server?.process?.workload],
+        [4242, "nginx", "/usr/sbin/nginx", "nginx -g daemon off;", "c0ffee", "web-1", "prod", "nginx", "web"],
+      );
+      assert.equal(r.client?.process, undefined);
+      assert.equal(r.server?.address, "10.0.0.2");
+      assert.equal(r.server?.port, 80);
+      assert.equal(r.client?.node, "n1");
       assert.equal(r.client?.port, 40000);
-      assert.equal(r.connKey, 77n);
+      assert.equal(r.connKey, 12265986792724889601n);
       assert.equal(r.role, Role.SERVER);
       assert.equal(r.tid, tid);
       assert.equal(r.node, "n1");

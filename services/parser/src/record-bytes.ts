@@ -6,8 +6,8 @@
 //   │ 0a len "http" 10 <start_ns> … │ + │ a2 01 len <client> aa 01 len … c0 01 <tid> │
 //   └───────────────────────────────┘   └───────────────────────────────────┘
 // Protobuf merges concatenated encodings of one message, so the result decodes as one Record.
-import { create, toBinary } from "@bufbuild/protobuf";
-import { RecordSchema, type Endpoint, type Role } from "@wirescope/common";
+import type { ProcessInfo, Role } from "@wirescope/common";
+import type { EndpointInfo } from "./identity.js";
 
 /** Fields the host needs from a plugin's record to route and label it. */
 export interface RecordHead {
@@ -129,19 +129,85 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
 }
 
 export interface HostFields {
-  client?: Endpoint;
-  server?: Endpoint;
+  client?: EndpointInfo;
+  server?: EndpointInfo;
   connKey: bigint;
   role: Role;
   node: string;
 }
 
-/** Encodes fields 20-23 and 25 once per connection; tid (24) is added per record. */
+const te = new TextEncoder();
+
+/** A tiny protobuf writer for the host fields (once per connection; no reflection). */
+class Writer {
+  private parts: number[] = [];
+  varint(v: number | bigint): void {
+    let x = BigInt.asUintN(64, BigInt(v));
+    while (x >= 0x80n) {
+      this.parts.push(Number(x & 0x7fn) | 0x80);
+      x >>= 7n;
+    }
+    this.parts.push(Number(x));
+  }
+  tag(field: number, wire: number): void {
+    this.varint((field << 3) | wire);
+  }
+  uint(field: number, v: number | bigint): void {
+    if (!v) return; // proto3: zero is not written
+    this.tag(field, 0);
+    this.varint(v);
+  }
+  bytes(field: number, b: Uint8Array | number[]): void {
+    this.tag(field, 2);
+    this.varint(b.length);
+    for (const x of b) this.parts.push(x);
+  }
+  string(field: number, s: string | undefined): void {
+    if (s) this.bytes(field, te.encode(s));
+  }
+  message(field: number, w: Writer | undefined): void {
+    if (w) this.bytes(field, w.parts);
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+function processInfo(p: ProcessInfo | undefined): Writer | undefined {
+  if (!p) return undefined;
+  const w = new Writer();
+  w.uint(1, p.pid);
+  w.string(2, p.name);
+  w.string(3, p.exe);
+  w.string(4, p.cmdline);
+  w.string(5, p.containerId);
+  w.string(6, p.pod);
+  w.string(7, p.namespace);
+  w.string(8, p.container);
+  w.string(9, p.workload);
+  return w;
+}
+
+function endpoint(e: EndpointInfo | undefined): Writer | undefined {
+  if (!e) return undefined;
+  const w = new Writer();
+  w.string(1, e.address);
+  w.uint(2, e.port);
+  w.message(3, processInfo(e.process));
+  w.string(4, e.node);
+  w.string(5, e.service);
+  return w;
+}
+
+/** Encodes Record fields 20-23 and 25 once per connection; tid (24) is added per record. */
 export function encodeHostFields(f: HostFields): Uint8Array {
-  return toBinary(
-    RecordSchema,
-    create(RecordSchema, { client: f.client, server: f.server, connKey: f.connKey, role: f.role, node: f.node }),
-  );
+  const w = new Writer();
+  w.message(20, endpoint(f.client));
+  w.message(21, endpoint(f.server));
+  w.uint(22, f.connKey);
+  w.uint(23, f.role);
+  w.string(25, f.node);
+  return w.finish();
 }
 
 /** plugin bytes + connection suffix + tid (field 24, varint), in one allocation. */
