@@ -30,6 +30,9 @@ const unit = pick(
 );
 const integration = pick(find(path.join(root, "test/dist")));
 
+// The real captures live beside the repository (../shared/captures); tests read this variable.
+process.env.WIRESCOPE_CAPTURES ??= path.resolve(root, "../shared/captures");
+
 let failed = false;
 function runSet(files, concurrency) {
   if (!files.length) return;

@@ -9,9 +9,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CAPTURES = process.env["WIRESCOPE_CAPTURES"] ?? "/work/shared/captures";
+const CAPTURES = SHARED_CAPTURES;
 
 interface Run {
   code: number | null;

@@ -30,6 +30,7 @@ import {
   type Conversation,
   type ParserProc,
 } from "./parser-support.js";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const run = promisify(execFile);
 const P = 64;
@@ -196,7 +197,7 @@ async function main(): Promise<void> {
   const nc = await natsClient(nats.url);
   const fleets: ParserProc[] = [];
   try {
-    const caps = (fs2: string[]) => fs2.flatMap((f) => conversationsFromCapture(path.join("/work/shared/captures", f)));
+    const caps = (fs2: string[]) => fs2.flatMap((f) => conversationsFromCapture(path.join(SHARED_CAPTURES, f)));
     const workloads: Workload[] = [
       { name: "http2", convs: await h2loadTraffic(false) },
       { name: "http1", convs: await h2loadTraffic(true) },

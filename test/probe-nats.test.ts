@@ -10,6 +10,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, type RawBatch } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
 import { bpfAvailable, runChild, eventually } from "./probe-helpers.js";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -139,7 +140,7 @@ s.on("data", () => { console.log("LOCAL " + s.localPort); process.exit(0); });`)
 });
 
 test("probe --source pcap: a capture replayed through the same path reaches NATS (no eBPF needed)", { timeout: 60_000 }, async (t) => {
-  const file = "/work/shared/captures/http1/zeek__pipelined-requests.pcap";
+  const file = `${SHARED_CAPTURES}/http1/zeek__pipelined-requests.pcap`;
   const nats = await startNats({ jetstream: true });
   t.after(() => nats.stop());
   const url = `nats://127.0.0.1:${nats.port}`;

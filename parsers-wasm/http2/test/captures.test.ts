@@ -7,8 +7,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { decodeCapture } from "../../http1/test/decode.js";
 import type { RecordJson } from "@wirescope/common/record-json";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
-const CAPTURES = process.env["WIRESCOPE_CAPTURES"] ?? "/work/shared/captures";
+const CAPTURES = SHARED_CAPTURES;
 
 interface Truth {
   tshark_command: string;

@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { PcapSource } from "./pcap-source.js";
 import type { EventBatch } from "./events.js";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
-const FILE = "/work/shared/captures/http1/zeek__pipelined-requests.pcap";
+const FILE = `${SHARED_CAPTURES}/http1/zeek__pipelined-requests.pcap`;
 
 test("PcapSource: replays a real capture as connections with ordered, complete bytes", { skip: !fs.existsSync(FILE) && "shared captures missing" }, async () => {
   const src = new PcapSource({ file: FILE, loops: 2, connKeyBase: 1n << 40n });

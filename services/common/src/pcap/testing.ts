@@ -5,11 +5,18 @@ import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { StreamSink, TcpConnection, CloseReason } from "./reassembly.js";
 import { CaptureReader } from "./reader.js";
 import { CaptureStreams } from "./capture-streams.js";
 
-export const SHARED_CAPTURES = process.env["WIRESCOPE_CAPTURES"] ?? "/work/shared/captures";
+/**
+ * The real captures beside the repository (../shared/captures, read-only test data);
+ * WIRESCOPE_CAPTURES overrides. scripts/test.mjs sets it for every test.
+ */
+export const SHARED_CAPTURES =
+  process.env["WIRESCOPE_CAPTURES"] ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared/captures");
 
 /** Every capture file under the shared captures folder (not the truth files). */
 export function sharedCaptures(): string[] {
