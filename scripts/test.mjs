@@ -36,7 +36,8 @@ process.env.WIRESCOPE_CAPTURES ??= path.resolve(root, "../shared/captures");
 let failed = false;
 function runSet(files, concurrency) {
   if (!files.length) return;
-  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, ...files], {
+  // A safety net only: a test with no timeout of its own fails after 5 minutes instead of hanging CI.
+  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, "--test-timeout=300000", ...files], {
     cwd: root,
     stdio: "inherit",
   });
