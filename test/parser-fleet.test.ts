@@ -19,9 +19,10 @@ import {
   type Conversation,
   type ParserProc,
 } from "./parser-support.js";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const P = 64;
-const CAPTURES = "/work/shared/captures";
+const CAPTURES = SHARED_CAPTURES;
 const SHARED = [
   "grpc/gRPC-Go-for-Professionals__Server_Streaming.pcapng",
   "grpc/gRPC-Go-for-Professionals__Unary.pcapng",

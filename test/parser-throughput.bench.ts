@@ -18,6 +18,7 @@ import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role, type ConnEvent, type DataEvent } from "@wirescope/common";
 import { startNats } from "./support/index.js";
+import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 import {
   ROOT,
   captureThroughRelay,
