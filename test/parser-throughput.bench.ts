@@ -31,7 +31,6 @@ import {
   type Conversation,
   type ParserProc,
 } from "./parser-support.js";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const run = promisify(execFile);
 const P = 64;
