@@ -45,12 +45,20 @@ export function detect(dir: i32, ptr: usize, len: i32): i32 {
   return s < 0 ? 0 : s > 100 ? 100 : s;
 }
 
+/** The host's memory cap for this instance in 64 KiB pages (configure bits 8..31; 0 = not given). */
+let capPages: i32 = 0;
+
 export function configure(flags: i32): void {
   _setRedact((flags & 1) != 0);
+  capPages = flags >>> 8;
 }
 
 export function conn_new(): i32 {
   if (live >= _maxConns()) return 0;
+  // Refuse while a quarter of the cap is still free: the connections already here need room to
+  // buffer partial messages, and an allocation past the cap traps the whole instance. The host
+  // starts another instance for new connections.
+  if (capPages > 0 && <i32>memory.size() > capPages - (capPages >> 2)) return 0;
   const c = _create();
   live++;
   if (freeSlots.length > 0) {
@@ -94,10 +102,21 @@ export function feed(h: i32, dir: i32, ptr: usize, len: i32, ts: i64): i32 {
   if (c.dead < 0) return c.dead;
   if (len <= 0) return outRecords();
   const q = c.q(dir & 1);
-  let st = q.append(ptr, len, ts);
-  // Called even when the whole chunk went into a pending skip, so that a decoder waiting for a
+  // The chunk goes in as pieces that fit under the queue's limit, the decoder running after
+  // each: a chunk as large as the limit after a partial message is not refused. onData is
+  // called even when a piece went entirely into a pending skip, so that a decoder waiting for a
   // skipped body to end (q.skipping() == 0) learns it at the right chunk.
-  if (st == OK) st = c.onData(dir & 1, q, ts);
+  let st = OK;
+  while (st == OK && len > 0) {
+    const n = q.take(ptr, len, ts);
+    if (n < 0) {
+      st = n;
+      break;
+    }
+    ptr += <usize>n;
+    len -= n;
+    st = c.onData(dir & 1, q, ts);
+  }
   q.settle();
   return answer(c, st);
 }

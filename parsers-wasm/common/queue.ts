@@ -18,6 +18,8 @@ import { OK, LIMIT } from "./status";
 export const DEFAULT_QUEUE_LIMIT: i32 = 1 << 20;
 
 const TS_SLOTS: i32 = 16;
+/** Owned storage up to this size is kept when the queue drains; beyond it, it is given back. */
+const KEEP_CAP: i32 = 64 << 10;
 
 export class ByteQueue {
   /** Owned storage (heap.alloc), `cap` bytes. */
@@ -62,41 +64,91 @@ export class ByteQueue {
 
   // ---- input (called by the ABI glue) ----
 
-  /** Adds a chunk. Returns OK, or LIMIT when more than `limit` bytes would be waiting. */
-  append(ptr: usize, len: i32, ts: i64): i32 {
+  /**
+   * Adds as much of a chunk as fits: bytes a pending skip() drops, then up to `limit - avail()`
+   * queued bytes. Returns the number of input bytes taken (> 0 when len > 0), or LIMIT when the
+   * queue is already full: the decoder left `limit` bytes unconsumed, i.e. it needs a bigger
+   * prefix than the limit allows. The glue (abi.ts) runs the decoder after every piece, so a
+   * chunk as large as the limit after a partial message is taken in two steps instead of being
+   * refused: the limit caps what a connection buffers, whatever the host's chunk size.
+   */
+  take(ptr: usize, len: i32, ts: i64): i32 {
     this.lastTs = ts;
+    let k = 0;
     if (this.skipPending > 0) {
-      const k = <i32>min<i64>(this.skipPending, <i64>len);
+      k = <i32>min<i64>(this.skipPending, <i64>len);
       ptr += <usize>k;
       len -= k;
       this.skipPending -= k;
       this.consumed += k;
     }
-    if (len <= 0) return OK;
+    if (len <= 0) return k;
+    const room = this.limit - this.avail();
+    if (room <= 0) return k > 0 ? k : LIMIT;
+    if (len > room) len = room;
     this.pushTs(this.consumed + <i64>this.avail(), ts);
-    if (this.head == this.tail && !this.borrowed) {
+    if (this.head == this.tail) {
+      // empty: borrow the input in place
       this.base = ptr;
       this.head = 0;
       this.tail = len;
       this.borrowed = true;
+    } else if (this.borrowed && ptr == this.base + <usize>this.tail) {
+      // the next piece of the same input chunk: still contiguous, still borrowed
+      this.tail += len;
     } else {
       if (this.borrowed) this.own(len);
-      if (this.avail() + len > this.limit) return LIMIT;
       this.reserve(len);
       memory.copy(this.base + <usize>this.tail, ptr, <usize>len);
       this.tail += len;
     }
-    return this.avail() > this.limit ? LIMIT : OK;
+    return k + len;
   }
 
   /** Copies borrowed bytes into owned storage (the host's input buffer is about to be reused). */
   settle(): void {
-    if (this.borrowed) this.own(0);
     if (this.head == this.tail) {
+      this.borrowed = false;
       this.head = 0;
       this.tail = 0;
       this.base = this.buf;
+    } else if (this.borrowed) this.own(0);
+    this.shrink();
+  }
+
+  /** Bytes of owned storage (memory this queue holds between calls). */
+  @inline capacity(): i32 {
+    return this.cap;
+  }
+
+  /**
+   * Gives memory back once the queue has drained: storage above KEEP_CAP is released (or
+   * reallocated to fit) when at most a quarter of it is in use, so a connection that once
+   * buffered a large message does not keep that much for the rest of its life.
+   */
+  private shrink(): void {
+    if (this.cap <= KEEP_CAP) return;
+    const live = this.avail();
+    if (live > this.cap >> 2) return;
+    if (live == 0) {
+      heap.free(this.buf);
+      this.buf = 0;
+      this.cap = 0;
+      this.base = 0;
+      this.head = 0;
+      this.tail = 0;
+      return;
     }
+    let c = 256;
+    while (c < live << 1) c <<= 1;
+    const nb = heap.alloc(<usize>c);
+    memory.copy(nb, this.buf + <usize>this.head, <usize>live);
+    heap.free(this.buf);
+    this.buf = nb;
+    this.cap = c;
+    this.base = nb;
+    this.head = 0;
+    this.tail = live;
   }
 
   /** Drops everything queued and any pending skip (after a gap). `consumed` moves past the gap. */
@@ -108,6 +160,7 @@ export class ByteQueue {
     this.borrowed = false;
     this.base = this.buf;
     this.tsCount = 0;
+    this.shrink();
   }
 
   /** A gap of `len` bytes: absorbed when it falls inside a pending skip. Returns true when absorbed. */

@@ -145,12 +145,25 @@ class Dir {
     return true;
   }
 
+  /** The block was decoded or lost: empty it, giving a large buffer back (a huge block is rare). */
+  endBlock(): void {
+    this.blockLen = 0;
+    if (this.blockCap > BLOCK_KEEP) {
+      heap.free(this.block);
+      this.block = 0;
+      this.blockCap = 0;
+    }
+  }
+
   free(): void {
     if (this.block != 0) heap.free(this.block);
     this.block = 0;
     this.hpack.free();
   }
 }
+
+/** Header block storage up to this size is kept between blocks; beyond it, it is given back. */
+const BLOCK_KEEP: i32 = 64 << 10;
 
 @inline function be32(p: usize): u32 {
   return bswap<u32>(load<u32>(p));
@@ -385,7 +398,7 @@ export class H2Engine {
       }
     }
     D.inBlock = false;
-    D.blockLen = 0;
+    D.endBlock();
   }
 
   /** END of a DATA frame: stream ends when END_STREAM was set. */
@@ -545,7 +558,7 @@ export class H2Engine {
         else s.respUnknown = true;
       }
     }
-    D.blockLen = 0;
+    D.endBlock();
     if (s == null) return;
     if (part == P_REQUEST) s.reqHeaders = true;
     if (part == P_RESPONSE) {

@@ -381,7 +381,9 @@ export class EngineConnection {
       inst = plugin.instance();
       this.handle = inst.connNew();
       if (this.handle <= 0) {
+        // the current instance is full (connections or memory): new connections go to another
         inst = plugin.freshInstance();
+        c.add(`plugin_instances_added.${plugin.name}`);
         this.handle = inst.connNew();
       }
     } catch (e) {

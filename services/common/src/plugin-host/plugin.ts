@@ -35,7 +35,7 @@ export interface PluginOptions {
   /** Loop iterations allowed per call: fuelBase + fuelPerByte × input bytes. */
   fuelBase: number;
   fuelPerByte: number;
-  /** configure() flags: bit 0 = redact. */
+  /** configure() flags: bit 0 = redact (bits 8..31 are set by the host: the memory cap in pages). */
   flags: number;
 }
 
@@ -147,7 +147,9 @@ export class PluginInstance {
     this.x = inst.exports as unknown as Exports;
     this.fuelSet = inst.exports[FUEL_SET_EXPORT] as ((v: number) => void) | undefined;
     this.fuelGet = inst.exports[FUEL_GET_EXPORT] as (() => number) | undefined;
-    this.call(0, () => this.x.configure(plugin.options.flags));
+    // bits 8..31: the memory cap in 64 KiB pages, so that conn_new can refuse before it is reached
+    const capPages = Math.min(0xffffff, Math.floor((plugin.options.maxMemoryMiB * 1024 * 1024) / 65536));
+    this.call(0, () => this.x.configure((plugin.options.flags & 0xff) | (capPages << 8)));
   }
 
   /** An AssemblyScript string (UTF-16, byte length at ptr-4) for abort messages; undefined if implausible. */
