@@ -391,7 +391,18 @@ const command: Command = {
     });
     const out = {
       write: (s: string) => (broken ? true : stdout.write(s)),
-      drain: () => (broken ? Promise.resolve() : new Promise<void>((resolve) => stdout.once("drain", () => resolve()).once("error", () => resolve()))),
+      // Wait for either event and remove both listeners, so long outputs don't pile them up.
+      drain: () =>
+        broken
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              const done = () => {
+                stdout.off("drain", done);
+                stdout.off("error", done);
+                resolve();
+              };
+              stdout.once("drain", done).once("error", done);
+            }),
     };
     await decodeCapture(args, out, (line) => process.stderr.write(`wirescope decode: ${line}\n`));
     return 0;
