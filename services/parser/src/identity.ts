@@ -35,6 +35,8 @@ export function serviceName(proc: ProcessInfo | undefined, address: string, port
     if (proc.container) return proc.container;
     if (proc.name) return isServer ? `${proc.name}:${port}` : proc.name;
   }
+  // no connection event reached this replica (e.g. the connection predates it): say so plainly
+  if (!address && !port) return "unknown";
   return isServer ? `${address}:${port}` : address;
 }
 

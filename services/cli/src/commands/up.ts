@@ -277,7 +277,10 @@ async function up(argv: string[]): Promise<number> {
       const port = opts.ports[component];
       const address = `${config.grpc.host}:${port}`;
       const logFile = path.join(logs, `${component}.log`);
-      const child = await spawnManaged(component, process.execPath, [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(port)], { env, logFile, cwd: ROOT, detached: true });
+      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(port)];
+      // `up` itself health-checks the services and influxd: part of the pipeline, never traced
+      if (component === "probe") args.push("--exclude-pid", String(process.pid));
+      const child = await spawnManaged(component, process.execPath, args, { env, logFile, cwd: ROOT, detached: true });
       remember(child);
       try {
         await waitHealthy(child, address, opts.startTimeoutMs, stopping.signal);
