@@ -5,7 +5,12 @@
 // .wirescope/fuzz/<plugin>-<seed>.json and make the exit status 1.
 //
 // Usage: node scripts/fuzz.mjs [--seconds N] [--plugin NAME]... [--seed S] [--replay FILE]
-// (npm run fuzz -- --seconds 600)
+// (npm run fuzz -- --seconds 600). Without --seed every run explores new seeds (time-based).
+//
+// --replay FILE runs each finding's case again on one instance after every case that ran before
+// it in its run (regenerated from the run's seed: a finding that needs earlier inputs on the same
+// instance reproduces exactly, as long as the plugins' test vectors, which seed the cases, are
+// unchanged). Findings written before runs were recorded replay their last 50 cases instead.
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
@@ -22,7 +27,7 @@ if (!fs.existsSync(dist)) {
   console.error("fuzz: parsers-wasm/dist/test-support is not built: run node scripts/build.mjs");
   process.exit(2);
 }
-const { builtPlugins, fuzzPlugin, runCase } = await import(dist);
+const { builtPlugins, fuzzPlugin, runCase, replayRun } = await import(dist);
 const { Plugin, PluginRegistry } = await import(path.join(root, "services/common/dist/index.js"));
 
 const replay = opt("--replay");
@@ -33,6 +38,13 @@ if (replay) {
     const c = f.case ?? f;
     const b = builtPlugins({ fixtures: true }).find((p) => p.name === c.plugin);
     if (!b) throw new Error(`plugin ${c.plugin} is not built`);
+    if (f.run) {
+      const r = replayRun(b, f.run.seed, f.run.index, builtPlugins());
+      const before = r.earlier ? ` (${r.earlier} earlier case(s) of the run failed too)` : "";
+      console.log(`${c.plugin} run seed ${f.run.seed} case ${f.run.index} (case seed ${c.seed}): ${r.problem ?? "ok now"}${before}`);
+      if (r.problem || r.earlier) bad++;
+      continue;
+    }
     const reg = new PluginRegistry();
     reg.add(Plugin.fromFile(b.manifest));
     // cases that ran on the same instance before it, then the case itself

@@ -3,7 +3,9 @@
 // orientation, fed through the real host. A finding is: a trap of any kind (including a runaway
 // loop caught by the fuel meter, which is how "no hang" is enforced), an exception escaping the
 // host, a record that is not a valid wirescope.v1.Record, or instance memory beyond the cap.
-// Deterministic for a given seed, so every finding can be replayed.
+// Deterministic for a given seed: the cases of a run are a fixed sequence, so a finding that
+// only shows after earlier cases on the same instance (state corrupted by an earlier input) is
+// replayed exactly by regenerating the run up to it (Finding.run, replayRun()).
 
 import { fromBinary } from "@bufbuild/protobuf";
 import { ConnectionEngine, Plugin, PluginRegistry, RecordSchema } from "@wirescope/common";
@@ -53,8 +55,10 @@ export interface Finding {
   problem: string;
   /** False when the case alone, on a fresh instance, does not fail: it depends on `history`. */
   reproducible: boolean;
-  /** The cases run on the same instance just before (replayed first by `--replay`). */
+  /** The last cases run on the same instance just before (at most 50; for reading). */
   history: FuzzCase[];
+  /** The run that found it: its seed and the case's index in it (replayRun() regenerates it). */
+  run: { seed: number; index: number };
 }
 
 export interface FuzzStats {
@@ -206,6 +210,7 @@ export function fuzzPlugin(b: BuiltPlugin, opts: { ms: number; seed: number; max
   while (Date.now() - t0 < opts.ms && stats.cases < (opts.maxCases ?? Infinity)) {
     const caseSeed = rng.int(2 ** 31);
     const c = makeCase(new Rng(caseSeed), b.name, own, others, caseSeed);
+    const index = stats.cases;
     const r = runCase(reg, c);
     stats.cases++;
     stats.bytes += r.bytes;
@@ -214,7 +219,7 @@ export function fuzzPlugin(b: BuiltPlugin, opts: { ms: number; seed: number; max
       const alone = new PluginRegistry();
       alone.add(Plugin.fromFile(b.manifest));
       const again = runCase(alone, c);
-      stats.findings.push({ case: c, problem: r.problem, reproducible: !!again.problem, history: history.slice() });
+      stats.findings.push({ case: c, problem: r.problem, reproducible: !!again.problem, history: history.slice(), run: { seed: opts.seed, index } });
     }
     history.push(c);
     if (history.length > 50) history.shift();
@@ -222,4 +227,25 @@ export function fuzzPlugin(b: BuiltPlugin, opts: { ms: number; seed: number; max
   }
   stats.maxMemory = Math.max(stats.maxMemory, plugin.instance().memoryBytes());
   return stats;
+}
+
+/**
+ * Replays case `index` of the run with `seed` on one instance, after every case before it in
+ * that run (generated again from the seed, so nothing needs to be stored): returns its problem,
+ * if any. Cases before it that fail are reported too, since they change the instance's state.
+ */
+export function replayRun(b: BuiltPlugin, seed: number, index: number, all?: BuiltPlugin[]): { problem?: string; earlier: number } {
+  const reg = new PluginRegistry();
+  reg.add(Plugin.fromFile(b.manifest));
+  const own = seedsOf(b);
+  const others = (all ?? builtPlugins()).filter((o) => o.name !== b.name).flatMap(seedsOf);
+  const rng = new Rng(seed);
+  let earlier = 0;
+  for (let i = 0; i <= index; i++) {
+    const caseSeed = rng.int(2 ** 31);
+    const r = runCase(reg, makeCase(new Rng(caseSeed), b.name, own, others, caseSeed));
+    if (i === index) return { problem: r.problem, earlier };
+    if (r.problem) earlier++;
+  }
+  return { earlier };
 }
