@@ -213,6 +213,24 @@ classic.push(
     [{ operation: "Metadata", resource: "logs", status: 3, error: true, attributes: attrs(3, 0, 33, { "messaging.client.id": "old-client" }) }]),
 );
 
+// Non-ASCII client id (over 127 UTF-8 bytes: a two-byte field length) and topic: decoded into
+// AssemblyScript strings, so written through the record writer's UTF-16 -> UTF-8 path. That
+// path once set the output length from the byte count as if it were an end address, so every
+// later write landed at low absolute addresses and corrupted the instance for the connections
+// after it (fuzzer traps in conn_new). Fails before the fix with no records.
+const wideClient = "prodücer-ünïcode-日本-" + "é".repeat(60);
+const metadataV0WideReq = request(3, 0, 34, wideClient, false, new W(false).arr(["zählung-ü"], (w, t) => w.str(t)).buf());
+const metadataV0WideResp = response(34, false, new W(false).arr([0], (w) => w.i32(0).str("localhost").i32(9092)).arr(["zählung-ü"], (w, t) => w.i16(3).str(t).arr([], () => {})).buf());
+classic.push(
+  vec("non-ASCII client id and topic are written as UTF-8 (long client id: two-byte length)", [c(metadataV0WideReq), s(metadataV0WideResp), c(metadataV0Req), s(metadataV0Resp)],
+    [
+      { operation: "Metadata", resource: "zählung-ü", status: 3, error: true, attributes: attrs(3, 0, 34, { "messaging.client.id": wideClient }) },
+      { operation: "Metadata", resource: "logs", status: 3, error: true, attributes: attrs(3, 0, 33, { "messaging.client.id": "old-client" }) },
+    ],
+    // the detector accepts printable ASCII client ids only (sniff.ts): the plugin is forced here
+    { detect: false }),
+);
+
 fs.mkdirSync(out, { recursive: true });
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);
