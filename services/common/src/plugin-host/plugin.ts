@@ -287,10 +287,15 @@ export class PluginInstance {
     let base: number;
     try {
       len = this.x.out_len();
-      if (len <= 0) return 0;
+      if (len === 0) return 0;
       base = this.x.out_ptr();
     } catch (e) {
       throw this.fail(e);
+    }
+    if (len < 0) {
+      // a plugin whose output length went negative has been writing outside its buffer
+      this.dead = "bad_output";
+      throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: negative output length ${len}`);
     }
     const mem = this.mem(base + len);
     if (base <= 0 || base + len > mem.length) {
