@@ -23,6 +23,9 @@ import { requestStart, responseStart } from "./sniff";
 /** Lengths of the field names field() looks at (b3, host, upgrade, traceparent, ...). */
 const INTERESTING_LENGTHS: i32 = (1 << 2) | (1 << 4) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 14) | (1 << 17);
 
+/** The subset a response needs (upgrade, content-length, transfer-encoding): responses skip date, host-length names. */
+const RESPONSE_LENGTHS: i32 = (1 << 7) | (1 << 14) | (1 << 17);
+
 // Header facts gathered while scanning a header section.
 const CL_NONE: i64 = -1;
 const CL_BAD: i64 = -2;
@@ -250,13 +253,13 @@ export class H1Parser {
       if (le > i && load<u8>(p + <usize>le - 1) == 0x0d) le--;
       const c0 = load<u8>(p + <usize>i);
       if (le > i && c0 != 0x20 && c0 != 0x09) {
-        let colon = i;
-        while (colon < le && load<u8>(p + <usize>colon) != 0x3a) colon++;
+        let colon = nextByte(p, i, le, COLONS);
+        if (colon < 0) colon = le;
         if (colon == le || colon == i) return false;
         let nl = colon - i;
         // tolerate spaces before the colon (lenient), not inside the name
         while (nl > 0 && load<u8>(p + <usize>(i + nl - 1)) == 0x20) nl--;
-        if (nl > 17 || ((1 << nl) & INTERESTING_LENGTHS) == 0) {
+        if (nl > 17 || ((1 << nl) & (r != null ? INTERESTING_LENGTHS : RESPONSE_LENGTHS)) == 0) {
           i = e + 1;
           continue;
         }
@@ -547,20 +550,40 @@ export class H1Parser {
 
 // ---------------------------------------------------------------- helpers
 
-/** Offset of the first '\n' in p[from..n), or -1. Eight bytes per step (SWAR). */
-function nextLF(p: usize, from: i32, n: i32): i32 {
+const LFS: u64 = 0x0a0a0a0a0a0a0a0a;
+const COLONS: u64 = 0x3a3a3a3a3a3a3a3a;
+
+/** Offset of the first '\n' in p[from..n), or -1. */
+@inline function nextLF(p: usize, from: i32, n: i32): i32 {
+  return nextByte(p, from, n, LFS);
+}
+
+/**
+ * Offset of the first byte equal to `splat`'s byte (repeated 8 times) in p[from..n), or -1.
+ * Sixteen bytes per step (SIMD), then eight (SWAR: the first match is exact, borrows only run
+ * past it), then one.
+ */
+function nextByte(p: usize, from: i32, n: i32, splat: u64): i32 {
   let i = from;
   const ones: u64 = 0x0101010101010101;
   const highs: u64 = 0x8080808080808080;
-  const lf: u64 = 0x0a0a0a0a0a0a0a0a;
+  if (i + 16 <= n) {
+    const want = i64x2.splat(<i64>splat);
+    do {
+      const m = i8x16.bitmask(i8x16.eq(v128.load(p + <usize>i), want));
+      if (m != 0) return i + <i32>ctz<u32>(m);
+      i += 16;
+    } while (i + 16 <= n);
+  }
   while (i + 8 <= n) {
-    const v = load<u64>(p + <usize>i) ^ lf;
+    const v = load<u64>(p + <usize>i) ^ splat;
     const m = (v - ones) & ~v & highs;
     if (m != 0) return i + <i32>(ctz<u64>(m) >> 3);
     i += 8;
   }
+  const c = <u8>splat;
   while (i < n) {
-    if (load<u8>(p + <usize>i) == 0x0a) return i;
+    if (load<u8>(p + <usize>i) == c) return i;
     i++;
   }
   return -1;
