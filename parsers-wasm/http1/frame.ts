@@ -246,9 +246,15 @@ export class H1Parser {
     this.hChunked = false;
     this.hH2c = false;
     let i = from;
+    const known = p == linesP;
+    linesP = 0; // good for this one scan: the queue's bytes move once consumed
+    let k = 0;
+    if (known) while (k < lineCount && unchecked(lineEnds[k]) < from) k++;
     while (i < n) {
-      let e = nextLF(p, i, n);
-      if (e < 0) e = n;
+      let e: i32;
+      if (known) e = k < lineCount ? unchecked(lineEnds[k++]) : -1;
+      else e = nextLF(p, i, n);
+      if (e < 0 || e >= n) e = n;
       let le = e;
       if (le > i && load<u8>(p + <usize>le - 1) == 0x0d) le--;
       const c0 = load<u8>(p + <usize>i);
@@ -596,18 +602,35 @@ function nextByte(p: usize, from: i32, n: i32, splat: u64): i32 {
  */
 function headerEnd(p: usize, n: i32, from: i32): i32 {
   let lineStart = from;
+  let k = 0;
+  linesP = 0;
   while (true) {
     const lf = nextLF(p, lineStart, n);
     if (lf < 0) {
       resumeAt = lineStart;
       return -1;
     }
+    if (k < MAX_LINES) unchecked((lineEnds[k] = lf));
+    k++;
     const len = lf - lineStart;
-    if (lineStart > 0 && (len == 0 || (len == 1 && load<u8>(p + <usize>lineStart) == 0x0d))) return lf + 1;
+    if (lineStart > 0 && (len == 0 || (len == 1 && load<u8>(p + <usize>lineStart) == 0x0d))) {
+      // every line end of the section is known: scanHeaders() walks them instead of searching again
+      if (from == 0 && k <= MAX_LINES) {
+        linesP = p;
+        lineCount = k;
+      }
+      return lf + 1;
+    }
     lineStart = lf + 1;
   }
 }
 let resumeAt: i32 = 0;
+
+/** Line ends ('\n' offsets) of the header section headerEnd() last found at linesP (0 = none). */
+const MAX_LINES: i32 = 64;
+const lineEnds = new StaticArray<i32>(MAX_LINES);
+let lineCount: i32 = 0;
+let linesP: usize = 0;
 
 /** Drops blank lines before a start line (RFC 9112 2.2 lets a recipient ignore them). */
 function skipEmptyLines(q: ByteQueue): void {
