@@ -7,8 +7,8 @@ import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced } from "./identity.js";
 import { windowStart } from "./window.js";
-import { bytesToHex, id64Of } from "./hash.js";
-import { SpanIndex, sampleSpans, type SpanRec } from "./spans.js";
+import { bytesToHex, id64Words, ID_WORDS, tupleHash } from "./hash.js";
+import { SpanColumns, SpanIndex, sampleSpans, type LinkKeys, type Span, type SpanRec } from "./spans.js";
 
 export interface RedSeries {
   service: string;
@@ -67,9 +67,11 @@ interface ServiceBucket {
 class WindowState {
   readonly services = new Map<string, ServiceBucket>();
   readonly edges = new Map<string, EdgeSeries>();
-  readonly spans: SpanRec[] = [];
+  readonly spans: SpanColumns;
   lastArrival = 0;
-  constructor(readonly start: number) {}
+  constructor(readonly start: number) {
+    this.spans = new SpanColumns(start);
+  }
 }
 
 const SEP = "\u0000";
@@ -103,6 +105,7 @@ export class Aggregator {
   private bufferedSpans = 0;
   private readonly normCache = new Map<string, Map<string, Map<string, { operation: string; resource: string }>>>();
   private normCached = 0;
+  private readonly interned = new Map<string, string>();
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -164,7 +167,7 @@ export class Aggregator {
       if (!win) this.windows.set(w, (win = new WindowState(w)));
       win.lastArrival = nowMs;
       if (endMs > this.eventMaxMs) this.eventMaxMs = endMs;
-      this.add(win, r, startMs, durMs, endMs);
+      this.add(win, r, durMs);
       accepted++;
       if (w > maxWindow) maxWindow = w;
     }
@@ -192,7 +195,7 @@ export class Aggregator {
     return n;
   }
 
-  private add(win: WindowState, r: WRecord, startMs: number, durMs: number, endMs: number): void {
+  private add(win: WindowState, r: WRecord, durMs: number): void {
     const role: "server" | "client" = r.role === Role.CLIENT ? "client" : "server";
     const serverName = serviceName(r.server, true);
     const clientName = serviceName(r.client, false);
@@ -244,56 +247,66 @@ export class Aggregator {
         return;
       }
       this.bufferedSpans++;
-      win.spans.push(this.makeSpan(r, win.start, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, startMs, durMs, endMs, series));
+      this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, series);
     }
   }
 
-  private makeSpan(r: WRecord, window: number, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, startMs: number, durMs: number, endMs: number, series: object): SpanRec {
+  /**
+   * One shared copy of a string a span holds until its window closes (decoded records bring a
+   * fresh copy of every name and address): fewer live objects for the garbage collector.
+   */
+  private intern(v: string): string {
+    if (v.length === 0) return "";
+    const got = this.interned.get(v);
+    if (got !== undefined) return got;
+    if (this.interned.size >= 100_000) this.interned.clear();
+    this.interned.set(v, v);
+    return v;
+  }
+
+  private addSpan(cols: SpanColumns, r: WRecord, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
     const ep = role === "server" ? r.server : r.client;
-    const pid = ep?.process?.pid ?? 0;
-    const node = r.node || ep?.node || "";
-    const tuple = r.client?.address && r.server?.address && r.client.port && r.server.port ? `${r.client.address}:${r.client.port}>${r.server.address}:${r.server.port}` : "";
+    const node = this.intern(r.node || ep?.node || "");
+    const clientAddress = this.intern(r.client?.address ?? "");
+    const serverAddress = this.intern(r.server?.address ?? "");
+    const clientPort = r.client?.port ?? 0;
+    const serverPort = r.server?.port ?? 0;
     // Number(startNs) keeps ~256 ns of resolution: plenty to tell requests of one connection apart.
-    const baseId = id64Of([node, protocol, resource], [Number(r.connKey), role === "server" ? 2 : 1, Number(r.startNs), r.tid]);
-    const hTrace = r.trace && r.trace.traceId.length === 16 ? bytesToHex(r.trace.traceId) : "";
-    const hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
-    return {
-      id: baseId,
-      baseId,
+    id64Words([node, protocol, resource], [Number(r.connKey), role === "server" ? 2 : 1, Number(r.startNs), r.tid], ID_WORDS);
+    let hTrace = r.trace && r.trace.traceId.length === 16 ? bytesToHex(r.trace.traceId) : "";
+    let hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
+    if (hTrace === "00000000000000000000000000000000") hTrace = "";
+    if (hParent === "0000000000000000") hParent = "";
+    const startUs = r.startNs / 1000n;
+    cols.push({
+      idA: ID_WORDS[0]!,
+      idB: ID_WORDS[1]!,
       kind: role,
-      service,
-      peer,
-      protocol,
+      service: this.intern(service),
+      peer: this.intern(peer),
+      protocol: this.intern(protocol),
       operation,
       resource,
-      startNs: r.startNs,
-      startMs,
-      endMs,
-      durationMs: durMs,
+      relUs: Number(startUs) - cols.window * 1000,
+      subUs: Number(r.startNs - startUs * 1000n),
+      durUs: Number(r.durationNs / 1000n),
       status: r.status === undefined ? undefined : Number(r.status),
       error,
       node,
-      pid,
+      pid: ep?.process?.pid ?? 0,
       tid: r.tid,
-      tuple,
-      hTrace: hTrace === "00000000000000000000000000000000" ? "" : hTrace,
-      hParent: hParent === "0000000000000000" ? "" : hParent,
+      tupleKey: clientAddress && serverAddress && clientPort && serverPort ? tupleHash(clientAddress, clientPort, serverAddress, serverPort) : -1,
+      hTrace,
+      hParent,
       series,
-      window,
-      clientAddress: r.client?.address ?? "",
-      clientPort: r.client?.port ?? 0,
-      serverAddress: r.server?.address ?? "",
-      serverPort: r.server?.port ?? 0,
+      clientAddress,
+      clientPort,
+      serverAddress,
+      serverPort,
       requestBytes: Number(r.requestBytes),
       responseBytes: Number(r.responseBytes),
       incomplete: r.incomplete,
-      parent: null,
-      parentId: "",
-      traceId: "",
-      linkedBy: "",
-      state: 0,
-      final: false,
-    };
+    });
   }
 
   /**
@@ -410,11 +423,24 @@ export class Aggregator {
     // Link targets: this window's spans and those of the open (later) windows. Flushed windows
     // are never needed: a parent ends after its children (a server request after the calls made
     // for it, a client call after the server's response), and windows go by end time.
-    const live: SpanRec[] = [...w.spans];
-    for (const ow of this.windows.values()) live.push(...ow.spans);
+    const mine: Span[] = [];
+    w.spans.build(mine);
+    const live: Span[] = [...mine];
+    // Of the open windows, only the spans a lookup can reach (found to a fixpoint: a reached
+    // span is resolved too and makes its own lookups). Index lists of reachable keys are then
+    // the same as over every span, in the same order.
+    const need: LinkKeys = { tuples: new Set(), procs: new Map() };
+    w.spans.keysInto(need);
+    const open = [...this.windows.values()];
+    const take = open.map((ow) => new Uint8Array(ow.spans.length));
+    for (let added = 1; added > 0; ) {
+      added = 0;
+      for (let i = 0; i < open.length; i++) added += open[i]!.spans.markLinkable(need, take[i]!);
+    }
+    for (let i = 0; i < open.length; i++) open[i]!.spans.build(live, take[i]!);
     const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0 };
     const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
-    const sorted = [...w.spans].sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
+    const sorted = mine.sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
     for (const s of sorted) index.resolve(s);
     for (const s of sorted) s.final = true;
     this.counters.ambiguousTcp += linkCounters.ambiguousTcp;

@@ -41,10 +41,13 @@ export function bytesToHex(b: Uint8Array | undefined): string {
 function mixNum(h: number, n: number): number {
   const hi = Math.floor(n / 0x1_0000_0000);
   const lo = n - hi * 0x1_0000_0000;
-  for (const w of [lo >>> 0, hi >>> 0]) {
-    h = Math.imul(h ^ (w & 0xffff), 0x01000193) >>> 0;
-    h = Math.imul(h ^ (w >>> 16), 0x01000193) >>> 0;
-  }
+  // Low word, then high word (16 bits at a time).
+  const l = lo >>> 0;
+  const u = hi >>> 0;
+  h = Math.imul(h ^ (l & 0xffff), 0x01000193) >>> 0;
+  h = Math.imul(h ^ (l >>> 16), 0x01000193) >>> 0;
+  h = Math.imul(h ^ (u & 0xffff), 0x01000193) >>> 0;
+  h = Math.imul(h ^ (u >>> 16), 0x01000193) >>> 0;
   return h;
 }
 
@@ -55,6 +58,18 @@ function mixStr(h: number, s: string): number {
 
 /** Deterministic 64-bit id (16 hex) from strings and numbers, without building a key string. */
 export function id64Of(strs: readonly string[], nums: readonly number[]): string {
+  id64Words(strs, nums, ID_WORDS);
+  const a = ID_WORDS[0]!;
+  const b = ID_WORDS[1]!;
+  if (a === 0 && b === 0) return "0000000000000001";
+  return hex16(a, b);
+}
+
+/** Scratch for `id64Words` callers. */
+export const ID_WORDS = new Uint32Array(2);
+
+/** The two 32-bit words of `id64Of` (before its all-zeros rule), written to `out`. */
+export function id64Words(strs: readonly string[], nums: readonly number[], out: Uint32Array): void {
   let a = 0x811c9dc5;
   let b = 0x050c5d1f;
   for (const s of strs) {
@@ -66,6 +81,26 @@ export function id64Of(strs: readonly string[], nums: readonly number[]): string
     b = mixNum(b, n);
   }
   b = (b ^ Math.imul(a, 0x9e3779b1)) >>> 0;
-  const out = hex8(a) + hex8(b);
-  return out === "0000000000000000" ? "0000000000000001" : out;
+  out[0] = a;
+  out[1] = b;
+}
+
+const HEXC: number[] = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
+const nib = (n: number, shift: number) => HEXC[(n >>> shift) & 15]!;
+
+/** Two uint32 as 16 hex chars in one flat string (no intermediate concatenations kept alive). */
+export function hex16(a: number, b: number): string {
+  return String.fromCharCode(
+    nib(a, 28), nib(a, 24), nib(a, 20), nib(a, 16), nib(a, 12), nib(a, 8), nib(a, 4), nib(a, 0),
+    nib(b, 28), nib(b, 24), nib(b, 20), nib(b, 16), nib(b, 12), nib(b, 8), nib(b, 4), nib(b, 0),
+  );
+}
+
+/** FNV-1a (31 bits, a small integer) over the parts of a connection 4-tuple: a Map key, not an id. */
+export function tupleHash(clientAddress: string, clientPort: number, serverAddress: string, serverPort: number): number {
+  let h = mixStr(0x811c9dc5, clientAddress);
+  h = Math.imul(h ^ clientPort, 0x01000193) >>> 0;
+  h = mixStr(h, serverAddress);
+  h = Math.imul(h ^ serverPort, 0x01000193) >>> 0;
+  return h >>> 1;
 }

@@ -23,6 +23,15 @@ export function escTag(v: string): string {
 
 /** A string field value, quoted. */
 export function escStr(v: string): string {
+  let plain = true;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 34 || c === 92 || c < 32) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return '"' + v + '"';
   // eslint-disable-next-line no-control-regex
   return '"' + v.replace(/[\\"]/g, "\\$&").replace(/[\u0000-\u0009\u000b-\u001f]/g, " ").replace(/\n/g, "\\n") + '"';
 }

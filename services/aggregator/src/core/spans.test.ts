@@ -123,3 +123,36 @@ describe("span linking", () => {
     assert.equal(agg.counters.spansDropped, 100 - spans.length);
   });
 });
+
+describe("span storage while the window is open", () => {
+  it("gives back every field of the record as it came (ns start, µs times, status, tuple, bytes)", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    const rec = makeRecord({ startMs: W0 + 1234.567, durationMs: 3.25, role: "client", status: 0, client: frontOut, server: back, tid: 7, connKey: 99n });
+    rec.startNs += 321n; // sub-µs part kept for ordering and the written timestamp
+    rec.requestBytes = 12345n;
+    rec.responseBytes = 3_000_000_000n;
+    rec.incomplete = true;
+    // A long span: starts 20 minutes before the window that holds its end.
+    const long = makeRecord({ startMs: W0 - 1_200_000, durationMs: 1_200_010, server: front, client: user });
+    agg.ingest([rec, long], W0 + 60_000);
+    const [s, l] = [...spansOf(agg)].sort((a, b) => a.startMs - b.startMs).reverse();
+    assert.ok(s && l);
+    assert.equal(s.startNs, rec.startNs);
+    assert.equal(s.startMs, Number(rec.startNs / 1000n) / 1000);
+    assert.equal(s.durationMs, 3.25);
+    assert.equal(s.endMs, s.startMs + 3.25);
+    assert.equal(s.status, 0);
+    assert.equal(s.kind, "client");
+    assert.equal(s.tid, 7);
+    assert.equal(s.pid, frontOut.pid);
+    assert.equal(s.tuple, "127.0.0.1:50001>127.0.0.1:9090");
+    assert.equal(s.requestBytes, 12345);
+    assert.equal(s.responseBytes, 3_000_000_000);
+    assert.equal(s.incomplete, true);
+    assert.match(s.id, /^[0-9a-f]{16}$/);
+    assert.equal(l.startNs, long.startNs);
+    assert.equal(l.durationMs, 1_200_010);
+    assert.equal(l.status, undefined);
+    assert.equal(l.incomplete, false);
+  });
+});

@@ -9,7 +9,7 @@
 //      same process carrying the same trace id).
 // A TCP pair beats a header because a relayed header names the wrong span; both agree otherwise.
 // Ambiguity never yields a link: it is counted instead.
-import { id128, unitFromHex } from "./hash.js";
+import { id128, unitFromHex, tupleHash, hex16 } from "./hash.js";
 
 export type SpanKind = "server" | "client";
 
@@ -57,15 +57,266 @@ export interface SpanRec {
   final: boolean;
 }
 
+/**
+ * The span of one record while its window is open. Built for every accepted record and held
+ * until the window closes (10 s + grace), so it is kept small for the garbage collector: shared
+ * (interned) strings, times as small integers relative to the window (µs), no 4-tuple string,
+ * and the derived fields of `SpanRec` as getters.
+ */
+export class Span implements SpanRec {
+  id: string;
+  parent: SpanRec | null = null;
+  parentId = "";
+  traceId = "";
+  linkedBy: "" | "tcp" | "header" | "thread" | "trace" = "";
+  state: 0 | 1 | 2 = 0;
+  final = false;
+  constructor(
+    readonly baseId: string,
+    readonly kind: SpanKind,
+    readonly service: string,
+    readonly peer: string,
+    readonly protocol: string,
+    readonly operation: string,
+    readonly resource: string,
+    readonly window: number,
+    /** Start in µs, relative to the window start (`startNs` truncated to the µs). */
+    private readonly relUs: number,
+    /** `startNs` mod 1000. */
+    private readonly subUs: number,
+    /** Duration in µs (`durationNs` truncated to the µs). */
+    private readonly durUs: number,
+    readonly status: number | undefined,
+    readonly error: boolean,
+    readonly node: string,
+    readonly pid: number,
+    readonly tid: number,
+    /** Hash of the 4-tuple (a Map key), -1 when unknown. */
+    readonly tupleKey: number,
+    readonly hTrace: string,
+    readonly hParent: string,
+    readonly series: object,
+    readonly clientAddress: string,
+    readonly clientPort: number,
+    readonly serverAddress: string,
+    readonly serverPort: number,
+    readonly requestBytes: number,
+    readonly responseBytes: number,
+    readonly incomplete: boolean,
+  ) {
+    this.id = baseId;
+  }
+  get startMs(): number {
+    return (this.window * 1000 + this.relUs) / 1000;
+  }
+  get durationMs(): number {
+    return this.durUs / 1000;
+  }
+  get endMs(): number {
+    return this.startMs + this.durationMs;
+  }
+  get startNs(): bigint {
+    return BigInt(this.window * 1000 + this.relUs) * 1000n + BigInt(this.subUs);
+  }
+  get tuple(): string {
+    return this.tupleKey < 0 ? "" : `${this.clientAddress}:${this.clientPort}>${this.serverAddress}:${this.serverPort}`;
+  }
+}
+
+/** Numbers of one span in `SpanColumns.num` (doubles stored unboxed in a packed array). */
+const N_ID_A = 0, N_ID_B = 1, N_REL_US = 2, N_SUB_US = 3, N_DUR_US = 4, N_STATUS = 5, N_PID = 6, N_TID = 7, N_TUPLE = 8, N_CPORT = 9, N_SPORT = 10, N_REQ = 11, N_RESP = 12, N_FLAGS = 13;
+const NUMS = 14;
+/** Strings of one span in `SpanColumns.str` (shared, interned strings). */
+const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9;
+const STRS = 10;
+const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4;
+
+/** Link lookups the spans being resolved can make: client spans by 4-tuple hash, server spans by node and pid. */
+export interface LinkKeys {
+  tuples: Set<number>;
+  procs: Map<string, Set<number>>;
+}
+
+/** What a record contributes to its span, as `SpanColumns.push` takes it. */
+export interface SpanInput {
+  idA: number;
+  idB: number;
+  kind: SpanKind;
+  service: string;
+  peer: string;
+  protocol: string;
+  operation: string;
+  resource: string;
+  relUs: number;
+  subUs: number;
+  durUs: number;
+  status: number | undefined;
+  error: boolean;
+  node: string;
+  pid: number;
+  tid: number;
+  tupleKey: number;
+  hTrace: string;
+  hParent: string;
+  series: object;
+  clientAddress: string;
+  clientPort: number;
+  serverAddress: string;
+  serverPort: number;
+  requestBytes: number;
+  responseBytes: number;
+  incomplete: boolean;
+}
+
+/**
+ * The spans of one open window, column-wise: a record adds numbers (a Float64Array) and
+ * references to shared strings to arrays instead of a span object that would live (and be
+ * copied by the garbage collector) until the window closes. `Span` objects are built when the window's links are
+ * resolved; linking state never outlives one close, so building them again is equivalent.
+ */
+export class SpanColumns {
+  private num = new Float64Array(NUMS * 256);
+  private readonly str: string[] = [];
+  private readonly series: object[] = [];
+  constructor(readonly window: number) {}
+
+  get length(): number {
+    return this.series.length;
+  }
+
+  push(x: SpanInput): void {
+    const o = this.series.length * NUMS;
+    if (o + NUMS > this.num.length) {
+      const grown = new Float64Array(this.num.length * 2);
+      grown.set(this.num);
+      this.num = grown;
+    }
+    const n = this.num;
+    n[o + N_ID_A] = x.idA;
+    n[o + N_ID_B] = x.idB;
+    n[o + N_REL_US] = x.relUs;
+    n[o + N_SUB_US] = x.subUs;
+    n[o + N_DUR_US] = x.durUs;
+    n[o + N_STATUS] = x.status === undefined ? NaN : x.status;
+    n[o + N_PID] = x.pid;
+    n[o + N_TID] = x.tid;
+    n[o + N_TUPLE] = x.tupleKey;
+    n[o + N_CPORT] = x.clientPort;
+    n[o + N_SPORT] = x.serverPort;
+    n[o + N_REQ] = x.requestBytes;
+    n[o + N_RESP] = x.responseBytes;
+    n[o + N_FLAGS] = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0);
+    this.str.push(x.service, x.peer, x.protocol, x.operation, x.resource, x.node, x.hTrace, x.hParent, x.clientAddress, x.serverAddress);
+    this.series.push(x.series);
+  }
+
+  /** Adds the link keys of every span to `need` (this is the closing window: all are resolved). */
+  keysInto(need: LinkKeys): void {
+    for (let i = 0; i < this.series.length; i++) this.keyOf(i, need);
+  }
+
+  private keyOf(i: number, need: LinkKeys): void {
+    const o = i * NUMS;
+    if (this.num[o + N_FLAGS]! & F_CLIENT) {
+      const pid = this.num[o + N_PID]!;
+      if (!pid) return;
+      const node = this.str[i * STRS + S_NODE]!;
+      let pids = need.procs.get(node);
+      if (!pids) need.procs.set(node, (pids = new Set()));
+      pids.add(pid);
+    } else {
+      const k = this.num[o + N_TUPLE]!;
+      if (k >= 0) need.tuples.add(k);
+    }
+  }
+
+  /**
+   * Marks in `take` the spans an index lookup for `need` can return (a client span on a needed
+   * 4-tuple, a server span of a needed process) and adds their own keys to `need`, since
+   * resolving them looks those up in turn. Returns how many were newly marked.
+   */
+  markLinkable(need: LinkKeys, take: Uint8Array): number {
+    let added = 0;
+    for (let i = 0; i < this.series.length; i++) {
+      if (take[i]) continue;
+      const o = i * NUMS;
+      const hit = this.num[o + N_FLAGS]! & F_CLIENT ? need.tuples.has(this.num[o + N_TUPLE]!) : need.procs.get(this.str[i * STRS + S_NODE]!)?.has(this.num[o + N_PID]!) === true;
+      if (!hit) continue;
+      take[i] = 1;
+      added++;
+      this.keyOf(i, need);
+    }
+    return added;
+  }
+
+  /** The spans (those marked in `take` when given), in insertion order. */
+  build(out: Span[], take?: Uint8Array): void {
+    const n = this.num;
+    const t = this.str;
+    for (let i = 0; i < this.series.length; i++) {
+      if (take && !take[i]) continue;
+      const o = i * NUMS;
+      const q = i * STRS;
+      const flags = n[o + N_FLAGS]!;
+      const status = n[o + N_STATUS]!;
+      const a = n[o + N_ID_A]!;
+      const b = n[o + N_ID_B]!;
+      out.push(
+        new Span(
+          a === 0 && b === 0 ? "0000000000000001" : hex16(a, b),
+          flags & F_CLIENT ? "client" : "server",
+          t[q + S_SERVICE]!,
+          t[q + S_PEER]!,
+          t[q + S_PROTOCOL]!,
+          t[q + S_OPERATION]!,
+          t[q + S_RESOURCE]!,
+          this.window,
+          n[o + N_REL_US]!,
+          n[o + N_SUB_US]!,
+          n[o + N_DUR_US]!,
+          Number.isNaN(status) ? undefined : status,
+          (flags & F_ERROR) !== 0,
+          t[q + S_NODE]!,
+          n[o + N_PID]!,
+          n[o + N_TID]!,
+          n[o + N_TUPLE]!,
+          t[q + S_HTRACE]!,
+          t[q + S_HPARENT]!,
+          this.series[i]!,
+          t[q + S_CADDR]!,
+          n[o + N_CPORT]!,
+          t[q + S_SADDR]!,
+          n[o + N_SPORT]!,
+          n[o + N_REQ]!,
+          n[o + N_RESP]!,
+          (flags & F_INCOMPLETE) !== 0,
+        ),
+      );
+    }
+  }
+}
+
+/** Same connection (4-tuple) for two spans that both have one. */
+const sameTuple = (a: SpanRec, b: SpanRec) =>
+  a.clientPort === b.clientPort && a.serverPort === b.serverPort && a.clientAddress === b.clientAddress && a.serverAddress === b.serverAddress;
+
 export interface LinkCounters {
   ambiguousTcp: number;
   ambiguousThread: number;
 }
 
+/** The 4-tuple hash of a span, -1 when it has no complete 4-tuple. */
+function tupleKeyOf(s: SpanRec): number {
+  if (s instanceof Span) return s.tupleKey;
+  return s.tuple ? tupleHash(s.clientAddress, s.clientPort, s.serverAddress, s.serverPort) : -1;
+}
+
 /** Indexes over the spans that can take part in links (the closing window and the open ones). */
 export class SpanIndex {
-  private readonly clients = new Map<string, SpanRec[]>();
-  private readonly servers = new Map<string, SpanRec[]>();
+  /** Client spans by 4-tuple hash (a hash bucket: compared field by field). */
+  private readonly clients = new Map<number, SpanRec[]>();
+  /** Server spans by node, then pid. */
+  private readonly servers = new Map<string, Map<number, SpanRec[]>>();
 
   constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, private readonly counters: LinkCounters) {
     for (const s of spans) {
@@ -78,15 +329,17 @@ export class SpanIndex {
         s.id = s.baseId;
       }
       if (s.kind === "client") {
-        if (!s.tuple) continue;
-        let l = this.clients.get(s.tuple);
-        if (!l) this.clients.set(s.tuple, (l = []));
+        const k = tupleKeyOf(s);
+        if (k < 0) continue;
+        let l = this.clients.get(k);
+        if (!l) this.clients.set(k, (l = []));
         l.push(s);
       } else {
         if (!s.pid) continue;
-        const k = `${s.node}|${s.pid}`;
-        let l = this.servers.get(k);
-        if (!l) this.servers.set(k, (l = []));
+        let byPid = this.servers.get(s.node);
+        if (!byPid) this.servers.set(s.node, (byPid = new Map()));
+        let l = byPid.get(s.pid);
+        if (!l) byPid.set(s.pid, (l = []));
         l.push(s);
       }
     }
@@ -132,11 +385,13 @@ export class SpanIndex {
    * by the trace id both ends saw, then by operation and resource; still several: no link.
    */
   private tcpPair(s: SpanRec): SpanRec | null {
-    if (!s.tuple) return null;
-    const l = this.clients.get(s.tuple);
+    const k = tupleKeyOf(s);
+    if (k < 0) return null;
+    const l = this.clients.get(k);
     if (!l) return null;
-    for (const skew of [0, this.skewMs]) {
-      const cands = l.filter((c) => c.protocol === s.protocol && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew);
+    for (let pass = 0; pass < 2; pass++) {
+      const skew = pass === 0 ? 0 : this.skewMs;
+      const cands = l.filter((c) => c.protocol === s.protocol && sameTuple(c, s) && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew);
       if (cands.length === 1) return cands[0]!;
       if (cands.length > 1) {
         // Both ends saw the same request headers: the same trace id tells concurrent streams apart.
@@ -156,7 +411,7 @@ export class SpanIndex {
   /** The server request of the same process this client call was made for, when unambiguous. */
   private inProcessParent(c: SpanRec): SpanRec | null {
     if (!c.pid) return null;
-    const l = this.servers.get(`${c.node}|${c.pid}`);
+    const l = this.servers.get(c.node)?.get(c.pid);
     if (!l) return null;
     if (c.hTrace) {
       let found: SpanRec | null = null;
