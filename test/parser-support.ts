@@ -24,7 +24,9 @@ import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { before, after } from "node:test";
-import { freePort, spawnTracked, startNats, tempDir, waitFor } from "./support/index.js";
+import { freePort, spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
+
+export { startRedis };
 
 const run = promisify(execFile);
 
@@ -316,15 +318,6 @@ export function recordKey(r: WsRecord): string {
 
 export { Role };
 
-export async function startRedis(): Promise<{ proc: ManagedProcess; port: number }> {
-  const port = await freePort();
-  const dir = tempDir("wirescope-redis-");
-  const proc = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
-    logFile: path.join(dir, "redis.log"),
-  });
-  await waitFor(async () => (await run("redis-cli", ["-p", String(port), "PING"], { timeout: 2000 })).stdout.includes("PONG"), { timeoutMs: 10_000, what: "redis-server" });
-  return { proc, port };
-}
 
 /** `sessions` real redis-cli processes, each one connection with a few commands. */
 export async function redisTraffic(redisPort: number, sessions: number, tag = "k"): Promise<Conversation[]> {

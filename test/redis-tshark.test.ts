@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, spawnTracked, waitFor } from "./support/index.js";
+import { startRedis } from "./support/index.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -58,10 +58,8 @@ test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ r
   assert.ok(fs.existsSync(path.join(REDIS_PLUGIN_DIR, "redis.wasm")), `build the example plugin first (node parsers-wasm/build.mjs --examples)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-redis-tshark-"));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const redis = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
+  const { proc: redis, port } = await startRedis();
   after(() => redis.stop());
-  await waitFor(() => spawnSync("redis-cli", ["-p", String(port), "PING"], { timeout: 5000 }).stdout?.toString().trim() === "PONG", { timeoutMs: 15_000, what: "redis-server to answer PING" });
 
   const file = path.join(dir, "redis.pcap");
   const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${port}`]);

@@ -4,6 +4,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import {
   startNatsServer,
   startInfluxd,
@@ -79,6 +81,21 @@ export async function startInflux(): Promise<TestServer> {
   const dir = tempDir("wirescope-influx-");
   const srv = await startInfluxd({ dir, logFile: path.join(dir, "influxd.log") });
   return Object.assign(track(srv), { dir });
+}
+
+/** redis-server on a free loopback port, no persistence, data in a temp dir; ready once it answers PING. */
+export async function startRedis(): Promise<{ proc: ManagedProcess; port: number; dir: string }> {
+  const port = await freePort();
+  const dir = tempDir("wirescope-redis-");
+  const proc = await spawnTracked("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    logFile: path.join(dir, "redis.log"),
+  });
+  const ping = promisify(execFile);
+  await waitFor(async () => (await ping("redis-cli", ["-p", String(port), "PING"], { timeout: 2000 }).catch(() => ({ stdout: "" }))).stdout.includes("PONG"), {
+    timeoutMs: 15_000,
+    what: "redis-server to answer PING",
+  });
+  return { proc, port, dir };
 }
 
 /** Spawns any process and tracks it the same way (stopped on exit). */
