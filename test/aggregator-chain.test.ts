@@ -122,7 +122,7 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
     }
     nats = await startNats({ jetstream: true });
     influx = await startInflux();
-    mariadb = await startMariaDb();
+    mariadb = await startMariaDb({ skipGrantTables: true });
     httpPort = await freePort();
     grpcPort = await freePort();
     const dir = tempDir("wirescope-chain-");

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { startMariaDb, type MariaDb } from "./protocol-support/mariadb.js";
+import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 import { tempDir } from "./support/index.js";
 

@@ -35,7 +35,7 @@ describe("redaction of published records", { timeout: 180_000 }, () => {
 
   before(async () => {
     nats = await startNats({ jetstream: true });
-    db = await startMariaDb();
+    db = await startMariaDb({ skipGrantTables: true });
     web = http.createServer((req, res) => {
       res.setHeader("Set-Cookie", `sid=${SECRETS.setCookie}; HttpOnly`);
       res.end(`hello ${req.url}`);

@@ -93,7 +93,7 @@ setTimeout(() => console.log("DONE"), 200);
 
 test("probe: MariaDB (mariadbd) with the mysql2 client: handshake, queries, prepared statements, byte for byte", { timeout: 90_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const db = await startMariaDb();
+  const db = await startMariaDb({ skipGrantTables: true });
   t.after(() => db.stop());
   const client = `${CHILD_REQUIRE}const mysql = require("mysql2/promise");
 const conn = await mysql.createConnection({ host: "127.0.0.1", port: Number(process.argv[2]), user: "root" });
