@@ -117,20 +117,32 @@ struct copy_state {
 	__u64 uncopied;   /* bytes of the call beyond max_bytes_per_call */
 	__u64 seq;
 	__u32 cap;
-	__u32 _pad;
+	__u32 fill;       /* payload bytes gathered for the event being built */
 };
 
-/* Scratch space for building one data event (too big for the 512-byte stack), per CPU. */
+/* Scratch space for building one data event (too big for the 512-byte stack), per CPU. A chunk
+ * is filled from several iovec segments, so a copy lands at payload + fill with fill < cap: the
+ * spill area keeps every such copy inside the map value, which is what the verifier checks. */
 struct scratch {
 	struct copy_state st;
 	struct ws_data_event ev;
+	__u8 spill[WS_MAX_CHUNK];
 };
+/* One entry per CPU, key: CPU id. A plain array, not a per-CPU one: a per-CPU value is limited to
+ * 32 KiB, and the scratch is bigger. Tracepoint programs run with migration disabled, so a CPU's
+ * entry has one user at a time. max_entries is set to the number of possible CPUs at load. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } data_scratch SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&data_scratch, &cpu);
+}
 
 /* Allow-list switches, one entry: struct ws_filter_cfg. */
 struct {
@@ -374,6 +386,27 @@ struct copy_ctx {
 	struct scratch *sc;
 };
 
+/* Sends the event gathered so far: `fill` payload bytes standing for `orig` bytes of the stream. */
+static __always_inline void emit_gathered(struct copy_state *c, struct ws_data_event *ev, __u64 orig)
+{
+	__u32 len = c->fill;
+	ev->seq = c->seq;
+	ev->original_length = orig;
+	ev->len = len;
+	c->seq += orig;
+	c->fill = 0;
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	__u64 size = sizeof(*ev) - WS_MAX_CHUNK + (len ? ((len - 1) & (WS_MAX_CHUNK - 1)) + 1 : 0);
+	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
+		count_drop(WS_DROP_RINGBUF_FULL);
+}
+
+/*
+ * One step of a syscall's copy: move to the next iovec, or copy the next piece of the current
+ * segment into the event being gathered. An event is sent when it holds `cap` bytes or the call's
+ * bytes are done, so a writev of head + body + trailer (node:http's chunked response) is one event,
+ * not one per segment: every byte of a call gets the same moment anyway (the call's exit).
+ */
 static long copy_step(__u32 i, void *arg)
 {
 	struct scratch *sc = ((struct copy_ctx *)arg)->sc;
@@ -401,35 +434,34 @@ static long copy_step(__u32 i, void *arg)
 			c->cur_off = 0;
 			return 0;
 		}
-		/* cannot follow the iovecs further: the rest becomes a stated gap below */
+		/* cannot follow the iovecs further: the rest is a stated gap after what was gathered */
 		c->uncopied += c->to_copy;
 		c->to_copy = 0;
-		c->cur_len = c->cur_off;
+		emit_gathered(c, ev, c->fill + c->uncopied);
+		return 1;
 	}
+	__u32 fill = c->fill & (WS_MAX_CHUNK - 1);
 	__u64 n = c->cur_len - c->cur_off;
 	if (n > c->to_copy)
 		n = c->to_copy;
-	if (n > c->cap)
-		n = c->cap;
-	__u32 len = c->to_copy == 0 ? 0 : n;
-	/* n <= cap <= WS_MAX_CHUNK; the mask form (1..WS_MAX_CHUNK) is what the verifier can follow */
-	if (len && bpf_probe_read_user(ev->payload, ((len - 1) & (WS_MAX_CHUNK - 1)) + 1,
-				       (void *)(c->cur_base + c->cur_off))) {
-		count_drop(WS_DROP_READ_USER);
-		len = 0;
-	}
+	if (n > c->cap - fill)
+		n = c->cap - fill;
+	/* fill < WS_MAX_CHUNK and 1 <= n <= WS_MAX_CHUNK: payload + fill + n stays inside the scratch
+	 * value (spill); the mask forms are what the verifier can follow */
+	int failed = n && bpf_probe_read_user(ev->payload + fill, ((n - 1) & (WS_MAX_CHUNK - 1)) + 1,
+					      (void *)(c->cur_base + c->cur_off));
 	c->cur_off += n;
 	c->to_copy -= n;
-	ev->seq = c->seq;
-	ev->original_length = n;
-	if (c->to_copy == 0)
-		ev->original_length += c->uncopied; /* the tail we do not copy is stated on the last chunk */
-	ev->len = len;
-	c->seq += ev->original_length;
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	__u64 size = sizeof(*ev) - WS_MAX_CHUNK + (len ? ((len - 1) & (WS_MAX_CHUNK - 1)) + 1 : 0);
-	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
-		count_drop(WS_DROP_RINGBUF_FULL);
+	__u64 tail = c->to_copy == 0 ? c->uncopied : 0; /* the part not copied is stated on the last event */
+	if (failed) {
+		/* unreadable bytes end the event as a stated gap */
+		count_drop(WS_DROP_READ_USER);
+		emit_gathered(c, ev, (__u64)fill + n + tail);
+	} else {
+		c->fill = fill + n;
+		if (c->fill >= c->cap || c->to_copy == 0)
+			emit_gathered(c, ev, c->fill + tail);
+	}
 	return c->to_copy == 0;
 }
 
@@ -442,8 +474,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 		__sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 		return;
 	}
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&data_scratch, &zero);
+	struct scratch *sc = get_scratch();
 	if (!sc) {
 		count_drop(WS_DROP_NO_SCRATCH);
 		return;
@@ -462,6 +493,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	c->iov_idx = 0;
 	c->seq = seq;
 	c->cap = chunk_bytes > WS_MAX_CHUNK || chunk_bytes == 0 ? WS_MAX_CHUNK : chunk_bytes;
+	c->fill = 0;
 	c->to_copy = total > max_bytes_per_call ? max_bytes_per_call : total;
 	c->uncopied = total - c->to_copy;
 	c->cur_base = iov ? 0 : buf;
@@ -476,10 +508,13 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 			count_drop(WS_DROP_RINGBUF_FULL);
 		return;
 	}
-	/* each step copies one chunk or moves to the next iovec */
+	/* each step copies one piece (up to the end of a segment or of a chunk) or moves to the next iovec */
 	__u32 steps = (c->to_copy / c->cap) + 2 + (iov ? 2 * (iovcnt > WS_MAX_IOV ? WS_MAX_IOV : iovcnt) : 0);
 	struct copy_ctx cc = { .sc = sc };
 	bpf_loop(steps, copy_step, &cc, 0);
+	/* iovecs shorter than the call said (never expected): what was gathered still goes out */
+	if (c->fill)
+		emit_gathered(c, ev, c->fill);
 }
 
 static __always_inline int save_args(__u32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
@@ -536,8 +571,7 @@ static __always_inline int data_exit(long ret, __u8 dir)
 	}
 	if (args.syscall == WS_SYS_SENDFILE || (!buf && !iov)) {
 		/* no copyable user memory: a stated gap of the right size */
-		__u32 zero = 0;
-		struct scratch *sc = bpf_map_lookup_elem(&data_scratch, &zero);
+		struct scratch *sc = get_scratch();
 		if (!sc)
 			return 0;
 		struct ws_data_event *ev = &sc->ev;

@@ -146,3 +146,38 @@ test("probe: with a per-call limit, the uncopied tail of each call is reported a
   void server;
   void serverPort;
 });
+
+// args: port. Three writes while corked leave node as ONE writev(2) of three segments.
+const WRITEV_CLIENT = `
+import net from "node:net";
+const s = net.connect(Number(process.argv[2]), "127.0.0.1", () => {
+  s.cork();
+  s.write("GET /writev HTTP/1.1\\r\\nhost: x\\r\\n");
+  s.write("x-pad: " + "p".repeat(3000) + "\\r\\n");
+  s.write("\\r\\n");
+  s.uncork();
+  s.once("data", () => { console.log("DONE"); s.end(); });
+});
+`;
+
+test("probe: the segments of one writev are one data event, not one per segment", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const probe = new CollectingProbe({});
+  t.after(() => probe.stop());
+  const server = await runChild("http-server", HTTP_SERVER);
+  t.after(() => server.kill());
+  const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const proxy = await startRecordingProxy(serverPort);
+  t.after(() => proxy.close());
+  const client = await runChild("writev-client", WRITEV_CLIENT, [String(proxy.port)]);
+  t.after(() => client.kill());
+  await client.waitLine(/^DONE/, 30_000);
+  const pair = proxy.pairs[0];
+  const c2s = Buffer.concat(pair.c2s);
+  const { client: cv } = await checkPair(probe, pair, { proxyPort: proxy.port, serverPort, clientPid: client.pid, serverPid: server.pid, clientComm: "node", serverComm: "node" });
+  const eg = assemble(cv.data[1]);
+  assert.ok(eg.bytes.equals(c2s), "egress byte-exact");
+  assert.equal(eg.events, 1, `one writev of ${c2s.length} bytes in three segments: ${eg.events} events`);
+  assert.equal(cv.data[1][0].payload.length, c2s.length);
+  assert.equal(cv.data[1][0].originalLength, c2s.length);
+});

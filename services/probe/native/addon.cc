@@ -233,6 +233,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
       // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
       skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
       bpf_map__set_max_entries(skel_->maps.events, ringbuf);
+      // one scratch entry per CPU (indexed by CPU id in the programs)
+      bpf_map__set_max_entries(skel_->maps.data_scratch, libbpf_num_possible_cpus());
       // block signals while the verifier runs (a profiler's SIGPROF would abort it every time)
       sigset_t all, old;
       sigfillset(&all);
