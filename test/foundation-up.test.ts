@@ -44,7 +44,8 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
     for (const m of out.matchAll(/^(nats-server|influxd|probe|parser|aggregator)\s+(\d+)\s/gm)) pids.set(m[1], Number(m[2]));
     const expected = ebpfUsable() ? ["nats-server", "influxd", "probe", "parser", "aggregator"] : ["nats-server", "influxd", "parser", "aggregator"];
     assert.deepEqual([...pids.keys()].sort(), [...expected].sort(), `process table:\n${out}`);
-    if (!ebpfUsable()) assert.match(out, /probe not running: /);
+    if (!ebpfUsable()) assert.match(out, /^capture is OFF: /m);
+    else assert.doesNotMatch(out, /capture is OFF/);
     for (const [name, pid] of pids) assert.ok(pidAlive(pid), `${name} (pid ${pid}) is running`);
 
     // Health and Status over gRPC, straight from the services.
@@ -191,9 +192,17 @@ test("without root, `up` starts everything else and says plainly why the probe i
   try {
     await waitFor(() => /^ready: /m.test(out) || p.exitCode !== null, { timeoutMs: 120_000, what: "ready" });
     assert.equal(p.exitCode, null, out);
-    assert.match(out, /^probe\s+-\s+-\s+NOT RUNNING/m);
-    assert.match(out, /^note: probe not running: eBPF needs root: run `sudo npm start`/m);
+    assert.match(out, /^probe\s+-\s+-\s+DOWN/m);
     assert.match(out, /^ready: 4 processes running$/m);
+    // The last line says that nothing is captured, why, and what to do.
+    await waitFor(() => /capture is OFF/.test(out), { timeoutMs: 5000, what: "the capture line" });
+    assert.equal(out.trimEnd().split("\n").at(-1), "capture is OFF: eBPF needs root. Fix: run `sudo npm start` (or `sudo npx wirescope up`)");
+    // `status` lists the probe as DOWN with the same reason, instead of leaving it out.
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", path.join(home, "ws"), "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    assert.equal(st.status, 1, "a component is down: exit code 1");
+    const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
+    assert.equal(probe?.health, "DOWN", st.stdout);
+    assert.match(probe?.error ?? "", /eBPF needs root; fix: run `sudo npm start`/);
     for (const m of out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)) pids.push(Number(m[2]));
     assert.equal(pids.length, 4);
     for (const c of ["parser", "aggregator"] as const) {

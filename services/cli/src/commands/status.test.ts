@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { keyCounters, formatUptime, formatTable } from "./status.js";
+import { keyCounters, formatUptime, formatTable, withExpected, type StatusRow } from "./status.js";
+import type { ChildState } from "../supervisor.js";
 
 describe("keyCounters", () => {
   it("puts non-zero losses first, then throughput, zeros last", () => {
@@ -28,6 +29,47 @@ describe("formatTable", () => {
     assert.equal(lines.length, 3);
     assert.equal(lines[0].indexOf("ADDRESS"), lines[1].indexOf("127.0.0.1:7702"));
     assert.match(lines[1], /records_published=3 ! placeholder$/);
-    assert.match(lines[2], /UNREACHABLE\s+-\s+error: connection refused$/);
+    assert.match(lines[2], /UNREACHABLE\s+-\s+-\s+error: connection refused$/);
+  });
+});
+
+describe("withExpected", () => {
+  const row = (component: string, address: string, health = "SERVING"): StatusRow => ({ component, instance: `${component}-1`, address, health, counters: {}, info: {}, warnings: [] });
+  const child = (name: string, component: string, address: string, state: ChildState["state"], restarts: number, reason?: string): ChildState => ({
+    name, component, address, log: "-", state, restarts, exits: restarts, reason, sinceMs: 0,
+  });
+
+  it("adds up's restart counts and a DOWN row for a supervised component that answers nowhere", () => {
+    const rows = withExpected(
+      [row("nats", "nats://127.0.0.1:4222"), row("influxdb", "http://127.0.0.1:8086"), row("parser", "127.0.0.1:7702"), row("aggregator", "127.0.0.1:7703")],
+      [
+        child("nats-server", "nats", "nats://127.0.0.1:4222", "running", 2),
+        child("influxd", "influxdb", "http://127.0.0.1:8086 (db wirescope)", "running", 0),
+        child("probe", "probe", "grpc://127.0.0.1:7701", "down", 0, "eBPF needs root; fix: run `sudo npm start`"),
+        child("parser", "parser", "grpc://127.0.0.1:7702", "running", 1),
+        child("aggregator", "aggregator", "grpc://127.0.0.1:7703", "running", 0),
+      ],
+    );
+    assert.deepEqual(rows.map((r) => [r.component, r.health, r.restarts]), [
+      ["nats", "SERVING", 2], ["influxdb", "SERVING", 0], ["probe", "DOWN", 0], ["parser", "SERVING", 1], ["aggregator", "SERVING", 0],
+    ]);
+    const probe = rows.find((r) => r.component === "probe")!;
+    assert.equal(probe.address, "127.0.0.1:7701");
+    assert.equal(probe.error, "down: eBPF needs root; fix: run `sudo npm start`");
+    assert.match(formatTable(rows), /^probe\s+-\s+127\.0\.0\.1:7701\s+DOWN\s+-\s+0\s+error: down: eBPF needs root/m);
+  });
+
+  it("lists every component even without `up`, and a disabled probe as DISABLED", () => {
+    const none = withExpected([row("nats", "nats://x"), row("influxdb", "http://x")], []);
+    assert.deepEqual(none.map((r) => [r.component, r.health]), [["nats", "SERVING"], ["influxdb", "SERVING"], ["probe", "DOWN"], ["parser", "DOWN"], ["aggregator", "DOWN"]]);
+    const off = withExpected([row("parser", "127.0.0.1:1"), row("aggregator", "127.0.0.1:2")], [child("probe", "probe", "grpc://127.0.0.1:3", "disabled", 0, "disabled with --no-probe")]);
+    assert.equal(off.find((r) => r.component === "probe")?.health, "DISABLED");
+  });
+
+  it("a supervised process that is restarting keeps its row and says so", () => {
+    const rows = withExpected([row("parser", "127.0.0.1:7702", "UNREACHABLE")], [child("parser", "parser", "grpc://127.0.0.1:7702", "restarting", 3, "exited (SIGKILL)")]);
+    const p = rows.find((r) => r.component === "parser")!;
+    assert.equal(p.restarts, 3);
+    assert.deepEqual(p.warnings, ["up: restarting: exited (SIGKILL)"]);
   });
 });

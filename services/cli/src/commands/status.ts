@@ -2,7 +2,9 @@
 //
 // Services are found in the NATS KV bucket `wirescope-services` (every replica, any port), or on
 // the default control ports when the registry cannot be read, plus any --address given;
-// nats-server and InfluxDB get a row too.
+// nats-server and InfluxDB get a row too. Every expected component gets a row: one that is not
+// found is DOWN, with the reason `wirescope up` recorded (<data-dir>/up.state.json) when it runs
+// the stack, and the restarts up counted are shown beside each process it supervises.
 import {
   loadConfig,
   optionsHelp,
@@ -22,6 +24,8 @@ import {
   type Config,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
+import { readUpState, upAlive } from "../stack-state.js";
+import type { ChildState } from "../supervisor.js";
 
 export interface StatusRow {
   component: string;
@@ -33,6 +37,10 @@ export interface StatusRow {
   info: Record<string, string>;
   warnings: string[];
   error?: string;
+  /** Times `wirescope up` restarted this process (absent when up does not run it). */
+  restarts?: number;
+  /** up's word for it: running, restarting, down, disabled. */
+  supervisor?: string;
 }
 
 const USAGE = `usage: wirescope status [--json] [--address host:port]... [--timeout ms] [options]
@@ -41,7 +49,10 @@ Asks every Wirescope service for its health and counters and prints a table (or 
 Services are found in the NATS KV bucket wirescope-services (every replica announces itself
 there); when that cannot be read, on the default control ports (probe ${DEFAULT_GRPC_PORTS.probe}, parser ${DEFAULT_GRPC_PORTS.parser},
 aggregator ${DEFAULT_GRPC_PORTS.aggregator} on --grpc-host). --address adds more.
-Exit code 0 when every service found is SERVING, 1 otherwise.
+Every expected component (nats, influxdb, probe, parser, aggregator) has a row; one that is not
+found is DOWN, with the reason when \`wirescope up\` (on --data-dir) runs the stack, and the
+RESTARTS column counts how often up started each process again.
+Exit code 0 when every component is SERVING (or disabled on purpose), 1 otherwise.
 
 options:
   --json               print JSON: one object per process
@@ -88,6 +99,15 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
     influxRow.error = errorMessage(e);
   }
 
+  // What `wirescope up` runs on this data dir is asked directly too (the registry may not list a
+  // service yet, e.g. right after nats-server was restarted).
+  const up = readUpState(config.dataDir);
+  const supervised = up && upAlive(up) ? up.children : [];
+  for (const c of supervised) {
+    const a = bareAddress(c.address);
+    if (c.pid && (COMPONENTS as readonly string[]).includes(c.component) && !targets.has(a)) targets.set(a, c.component as Component);
+  }
+
   // Without a registry to read (NATS down, or nothing announced yet), try the default ports;
   // these are guesses, so a port nobody listens on gets no row.
   const guesses = new Set<string>();
@@ -110,7 +130,46 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
   const order = (c: string) => (COMPONENTS as readonly string[]).indexOf(c) >>> 0;
   const services = found.filter((r): r is StatusRow => r !== undefined);
   services.sort((a, b) => order(a.component) - order(b.component) || (a.instance < b.instance ? -1 : 1));
-  return [...rows, ...services];
+  return withExpected([...rows, ...services], supervised);
+}
+
+/** "grpc://127.0.0.1:7702" → "127.0.0.1:7702"; "http://h:8086 (db x)" → "h:8086". */
+const bareAddress = (a: string) => a.replace(/^[a-z]+:\/\//, "").replace(/\s.*$/, "");
+
+/**
+ * Adds what `wirescope up` knows to the rows: restart counts, and a DOWN (or DISABLED) row for
+ * every expected component that answered nowhere, so a probe that failed is listed, not absent.
+ */
+export function withExpected(rows: StatusRow[], supervised: ChildState[]): StatusRow[] {
+  const out = [...rows];
+  const bare = bareAddress;
+  for (const c of supervised) {
+    const row = out.find((r) => r.component === c.component && (r.component === "nats" || r.component === "influxdb" || bare(r.address) === bare(c.address)));
+    if (row) {
+      row.restarts = c.restarts;
+      row.supervisor = c.state;
+      if (c.state !== "running" && c.reason) row.warnings.push(`up: ${c.state}: ${c.reason}`);
+      continue;
+    }
+    out.push({
+      component: c.component,
+      instance: "",
+      address: bare(c.address),
+      health: c.state === "disabled" ? "DISABLED" : "DOWN",
+      counters: {},
+      info: {},
+      warnings: [],
+      restarts: c.restarts,
+      supervisor: c.state,
+      error: c.state === "disabled" ? c.reason : `${c.state === "running" ? "not answering" : c.state}${c.reason ? `: ${c.reason}` : ""}`,
+    });
+  }
+  for (const c of COMPONENTS) {
+    if (out.some((r) => r.component === c)) continue;
+    out.push({ component: c, instance: "", address: "-", health: "DOWN", counters: {}, info: {}, warnings: [], error: "no instance announced itself and none answers on the default port" });
+  }
+  const order = (c: string) => ["nats", "influxdb", ...COMPONENTS].indexOf(c) >>> 0;
+  return out.sort((a, b) => order(a.component) - order(b.component));
 }
 
 /** One row for the service at `address`; health "UNREACHABLE" when it does not answer. */
@@ -171,13 +230,13 @@ export function keyCounters(counters: Record<string, number>, max: number): [str
 
 /** Renders rows as an aligned text table; counters shortened to the key few. */
 export function formatTable(rows: StatusRow[], maxCounters = 5): string {
-  const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "KEY COUNTERS / NOTES"];
+  const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "RESTARTS", "KEY COUNTERS / NOTES"];
   const body = rows.map((r) => {
     const total = Object.keys(r.counters).length;
     const counters = keyCounters(r.counters, maxCounters).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
     const more = total > maxCounters ? [`(+${total - maxCounters})`] : [];
     const notes = [...counters, ...more, ...r.warnings.map((w) => `! ${w}`), ...(r.error ? [`error: ${r.error}`] : [])].join(" ");
-    return [r.component, r.instance || "-", r.address, r.health, formatUptime(r.uptimeMs), notes];
+    return [r.component, r.instance || "-", r.address, r.health, formatUptime(r.uptimeMs), r.restarts === undefined ? "-" : String(r.restarts), notes];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   return [head, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()).join("\n") + "\n";
@@ -203,9 +262,9 @@ const status: Command = {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");
     const rows = await collectStatus(config, extra, timeoutMs);
     process.stdout.write(json ? JSON.stringify(rows, null, 2) + "\n" : formatTable(rows));
-    const services = rows.filter((r) => r.component !== "nats" && r.component !== "influxdb");
+    const services = rows.filter((r) => r.component !== "nats" && r.component !== "influxdb" && r.health !== "DOWN" && r.health !== "DISABLED");
     if (!services.length && !json) process.stderr.write("wirescope status: no service found (is `wirescope up` running?)\n");
-    return services.length > 0 && rows.every((r) => r.health === "SERVING") ? 0 : 1;
+    return services.length > 0 && rows.every((r) => r.health === "SERVING" || r.health === "DISABLED") ? 0 : 1;
   },
 };
 

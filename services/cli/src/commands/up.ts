@@ -2,8 +2,13 @@
 //
 //   install-deps.sh ─▶ build ─▶ nats-server (JetStream) ─▶ influxd ─▶ probe ─▶ parser ─▶ aggregator
 //                                                           each waited for: TCP / ping / gRPC health
-//   Ctrl-C / SIGTERM: children stopped in reverse order (SIGTERM, then SIGKILL after a grace period).
+//   As root, before the probe: tracefs mounted when missing, RLIMIT_MEMLOCK raised for the probe.
+//   A child that exits is restarted with backoff and counted (supervisor.ts); <data-dir>/up.state.json
+//   says what runs, for `wirescope status`.
+//   Ctrl-C / SIGTERM / the parent gone: children stopped in reverse order (SIGTERM, then SIGKILL
+//   after a grace period).
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import {
@@ -25,26 +30,33 @@ import {
   type ManagedProcess,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
+import { Supervisor, type ChildState } from "../supervisor.js";
+import { readUpState, writeUpState, stateFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
 then the probe, parser and aggregator (\`wirescope probe|parser|aggregator\`). Each is waited for
 (gRPC health for the services), then a table shows where everything listens. Logs of every
-process go to <data-dir>/logs/<name>.log.
+process go to <data-dir>/logs/<name>.log. A process that exits is started again (after 1 s, then
+up to 30 s between tries); restarts are counted and shown by \`wirescope status\`. When the
+process that started \`up\` goes away (e.g. \`npm start\` killed), the stack is stopped.
 
 Before starting it runs scripts/install-deps.sh (installs missing Debian packages as root, or
 prints the apt-get line and stops) and the incremental build (node scripts/build.mjs).
 
 nats-server listens where --nats-url points, influxd where --influx-url points (both must be on
-this machine). The probe needs root and a kernel with BTF; without them the rest still starts.
+this machine). The probe needs root and a kernel with BTF; as root, \`up\` mounts tracefs when it
+is missing and raises the probe's memlock limit. Without them the rest still starts, and the last
+line says that capture is off, why, and how to fix it.
 
 options:
   --no-install         skip the Debian package check
   --no-build           skip the build step
   --no-probe           do not start the probe
+  --no-watch-parent    keep running when the process that started \`up\` exits
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
   --aggregator-port N  aggregator gRPC port (default ${DEFAULT_GRPC_PORTS.aggregator})
@@ -57,10 +69,11 @@ interface UpOptions {
   probe: boolean;
   ports: Record<Component, number>;
   startTimeoutMs: number;
+  watchParent: boolean;
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true };
   const num = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > max) throw new UsageError(`${flag}: expected an integer in [1, ${max}], got "${v ?? ""}"`);
@@ -73,6 +86,7 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--no-install": o.install = false; break;
       case "--no-build": o.build = false; break;
       case "--no-probe": o.probe = false; break;
+      case "--no-watch-parent": o.watchParent = false; break;
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
       case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
@@ -83,13 +97,97 @@ function parseUpArgs(rest: string[]): UpOptions {
   return o;
 }
 
-/** Why eBPF cannot be used here, or undefined when it can. */
-export function ebpfUnavailableReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "eBPF needs root: run `sudo npm start` (or `sudo npx wirescope up`)";
+/** Why eBPF cannot be used here and how to fix it, or undefined when it can. */
+export function ebpfUnavailable(): { why: string; fix: string } | undefined {
+  if (process.getuid?.() !== 0) return { why: "eBPF needs root", fix: "run `sudo npm start` (or `sudo npx wirescope up`)" };
   if (!fs.existsSync("/sys/kernel/btf/vmlinux")) {
-    return "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+    return { why: "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing)", fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or replay captures with `wirescope capture`" };
   }
   return undefined;
+}
+
+const TRACEFS = "/sys/kernel/tracing";
+/** The tracepoint the probe's loader looks for (services/probe/native/addon.cc tracefs_events). */
+const tracefsReady = () =>
+  fs.existsSync(`${TRACEFS}/events/syscalls/sys_enter_read`) || fs.existsSync("/sys/kernel/debug/tracing/events/syscalls/sys_enter_read");
+
+/** RLIMIT_MEMLOCK of this process (bytes, Infinity for unlimited), from /proc/<pid>/limits text. */
+export function memlockLimits(limitsText: string): { soft: number; hard: number } | undefined {
+  const m = /^Max locked memory\s+(\S+)\s+(\S+)/m.exec(limitsText);
+  if (!m) return undefined;
+  const n = (v: string) => (v === "unlimited" ? Infinity : Number(v));
+  return { soft: n(m[1]), hard: n(m[2]) };
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+interface ProbePrep {
+  /** What was done, one line each, for the user. */
+  did: string[];
+  /** Set when the probe cannot run here. */
+  off?: { why: string; fix: string };
+  /** Command prefix that raises RLIMIT_MEMLOCK for the probe child (prlimit execs the probe: same pid). */
+  wrap: string[];
+}
+
+/**
+ * Makes this machine ready for the probe, as root: tracefs mounted (the syscall tracepoints
+ * live there) and no memlock limit for the probe (kernels before 5.11 charge BPF maps to
+ * RLIMIT_MEMLOCK, and Debian's 8 MiB default is too small for the ring buffer).
+ */
+function prepareProbe(): ProbePrep {
+  const off = ebpfUnavailable();
+  if (off) return { did: [], off, wrap: [] };
+  const did: string[] = [];
+  if (!tracefsReady()) {
+    const r = spawnSync("mount", ["-t", "tracefs", "nodev", TRACEFS], { encoding: "utf8" });
+    if (r.status !== 0 || !tracefsReady()) {
+      const err = (r.stderr || r.error?.message || `exit code ${r.status}`).trim();
+      return { did, off: { why: `tracefs is not mounted and mounting it failed (${err})`, fix: `mount it (\`mount -t tracefs nodev ${TRACEFS}\`) or enable CONFIG_FTRACE_SYSCALLS in the kernel` }, wrap: [] };
+    }
+    did.push(`mounted tracefs on ${TRACEFS} (the probe's syscall tracepoints live there)`);
+  }
+  const wrap: string[] = [];
+  const limits = memlockLimits(readOr("/proc/self/limits"));
+  if (limits && limits.soft !== Infinity) {
+    // Unlimited needs CAP_SYS_RESOURCE (a container may not have it); the hard limit never does.
+    const tries = [["unlimited", "unlimited"], ...(limits.hard > limits.soft ? [[String(limits.hard), String(limits.hard)]] : [])];
+    let err = "";
+    for (const [soft, hard] of tries) {
+      const arg = `--memlock=${soft}:${hard}`;
+      const r = spawnSync("prlimit", [arg, "--", "true"], { encoding: "utf8" });
+      if (r.status === 0) {
+        wrap.push("prlimit", arg, "--");
+        did.push(`raised the memlock limit (RLIMIT_MEMLOCK) for the probe from ${fmtBytes(limits.soft)} to ${soft === "unlimited" ? soft : fmtBytes(limits.hard)}`);
+        break;
+      }
+      err ||= (r.stderr || r.error?.message || `exit code ${r.status}`).trim().replace(/^prlimit: /, "");
+    }
+    if (!wrap.length) {
+      did.push(
+        `kept the memlock limit (RLIMIT_MEMLOCK) at ${fmtBytes(limits.soft)}: raising it is not permitted here (${err}); ` +
+          (kernelAtLeast(5, 11)
+            ? `kernel ${os.release()} charges BPF memory to the cgroup instead, so the probe does not need it`
+            : "the probe's maps may not fit: raise it (`ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)"),
+      );
+    }
+  }
+  return { did, wrap };
+}
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [a = 0, b = 0] = os.release().split(/[.-]/).map(Number);
+  return a > major || (a === major && b >= minor);
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1 << 20 && n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : n >= 1024 && n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 /** host:port of a URL, refusing anything that is not this machine (we start the server). */
@@ -102,21 +200,23 @@ function localEndpoint(what: string, url: string, defaultPort: number): { host: 
   return { host: host === "localhost" ? "127.0.0.1" : host, port: Number(u.port) || defaultPort };
 }
 
-interface Row {
-  name: string;
-  pid: string;
-  listen: string;
-  state: string;
-  log: string;
+/** One row of up's table, from a child's supervised state. */
+function table(states: ChildState[]): string {
+  const head = ["PROCESS", "PID", "LISTENS ON", "STATE", "RESTARTS", "LOG"];
+  const rows = states.map((c) => [c.name, c.pid ? String(c.pid) : "-", c.pid ? c.address : "-", STATE_WORD[c.state], String(c.restarts), rel(c.log)]);
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  return all.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(w[i]))).join("  ")).join("\n") + "\n";
 }
 
-function table(rows: Row[]): string {
-  const head: Row = { name: "PROCESS", pid: "PID", listen: "LISTENS ON", state: "STATE", log: "LOG" };
-  const all = [head, ...rows];
-  const keys: (keyof Row)[] = ["name", "pid", "listen", "state", "log"];
-  const w = keys.map((k) => Math.max(...all.map((r) => r[k].length)));
-  return all.map((r) => keys.map((k, i) => (i === keys.length - 1 ? r[k] : r[k].padEnd(w[i]))).join("  ")).join("\n") + "\n";
-}
+const STATE_WORD: Record<ChildState["state"], string> = {
+  starting: "starting",
+  running: "ready",
+  restarting: "RESTARTING",
+  down: "DOWN",
+  disabled: "DISABLED",
+  stopped: "stopped",
+};
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -141,35 +241,43 @@ function takeLock(dataDir: string): () => void {
   };
 }
 
-interface ChildRecord {
-  name: string;
-  pid: number;
-  start: number;
-}
-
 /**
  * Children of a previous `up` that was killed without a chance to stop them (SIGKILL, power
  * loss of the terminal...): stopped now, identified by pid and start time so that a reused pid
  * is never touched.
  */
-async function reapLeftovers(file: string): Promise<void> {
-  let old: ChildRecord[];
-  try {
-    old = JSON.parse(fs.readFileSync(file, "utf8")) as ChildRecord[];
-  } catch {
-    return;
-  }
-  for (const c of old.reverse()) {
-    if (!pidAlive(c.pid) || processStartTime(c.pid) !== c.start) continue;
+async function reapLeftovers(dataDir: string): Promise<void> {
+  const old = readUpState(dataDir);
+  if (!old) return;
+  for (const c of [...old.children].reverse()) {
+    if (!c.pid || !pidAlive(c.pid) || processStartTime(c.pid) !== c.startTime) continue;
     say(`stopping ${c.name} (pid ${c.pid}) left over from a previous \`wirescope up\``);
     try {
       process.kill(c.pid, "SIGTERM");
-      await waitFor(() => !pidAlive(c.pid), { timeoutMs: 10_000, intervalMs: 100, what: `${c.name} to exit` }).catch(() => process.kill(c.pid, "SIGKILL"));
+      await waitFor(() => !pidAlive(c.pid!), { timeoutMs: 10_000, intervalMs: 100, what: `${c.name} to exit` }).catch(() => process.kill(c.pid!, "SIGKILL"));
     } catch {
       // gone meanwhile
     }
   }
-  fs.rmSync(file, { force: true });
+  fs.rmSync(stateFile(dataDir), { force: true });
+}
+
+/**
+ * Calls `onGone` once the process that started us is gone. `npm start` runs `sh -c "… && wirescope
+ * up"`: a SIGTERM to npm kills that shell and we are re-parented (to init or a subreaper), so a
+ * changed parent pid means nobody is left to stop us. Returns a function that stops watching.
+ */
+function watchParent(onGone: (parent: number) => void, intervalMs = 500): () => void {
+  const parent = process.ppid;
+  if (parent <= 1) return () => undefined; // started by init/systemd: nothing to watch
+  const t = setInterval(() => {
+    // (not kill(parent, 0): without root, a root parent answers EPERM while alive)
+    if (process.ppid !== parent) {
+      clearInterval(t);
+      onGone(parent);
+    }
+  }, intervalMs);
+  return () => clearInterval(t);
 }
 
 async function up(argv: string[]): Promise<number> {
@@ -180,29 +288,20 @@ async function up(argv: string[]): Promise<number> {
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
   const unlock = takeLock(config.dataDir);
+  await reapLeftovers(config.dataDir);
 
-  const childrenFile = path.join(config.dataDir, "up.children.json");
-  await reapLeftovers(childrenFile);
-  const children: ManagedProcess[] = [];
-  const remember = (c: ManagedProcess) => {
-    children.push(c);
-    const records: ChildRecord[] = children.map((x) => ({ name: x.name, pid: x.pid, start: processStartTime(x.pid) ?? -1 }));
-    fs.writeFileSync(childrenFile, JSON.stringify(records));
-  };
-  const rows: Row[] = [];
   const stopping = new AbortController();
+  const sup = new Supervisor({
+    signal: stopping.signal,
+    log: (line) => process.stderr.write(`${line}\n`),
+    onChange: (states) => writeUpState(config.dataDir, states),
+  });
   let forced = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping.signal.aborted) {
       // Second Ctrl-C: no more patience.
       forced = true;
-      for (const c of children) {
-        try {
-          if (!c.hasExited) process.kill(c.pid, "SIGKILL");
-        } catch {
-          // exited meanwhile
-        }
-      }
+      sup.killAll();
       return;
     }
     say(`\n${sig}: stopping…`);
@@ -211,15 +310,13 @@ async function up(argv: string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
-
-  const stopAll = async () => {
-    // Reverse order: the services first (they flush into NATS/InfluxDB), the servers last.
-    for (const c of [...children].reverse()) {
-      if (c.hasExited) continue;
-      await c.stop(forced ? 0 : 10_000);
-      say(`stopped ${c.name} (pid ${c.pid})`);
-    }
-  };
+  const unwatch = opts.watchParent
+    ? watchParent((parent) => {
+        if (stopping.signal.aborted) return;
+        say(`\nthe process that started \`wirescope up\` (pid ${parent}) is gone: stopping…`);
+        stopping.abort();
+      })
+    : () => undefined;
 
   try {
     if (opts.install) {
@@ -236,6 +333,7 @@ async function up(argv: string[]): Promise<number> {
         return 1;
       }
     }
+    if (stopping.signal.aborted) return 0;
     const check = (what: string, host: string, port: number) =>
       tcpReachable(host, port, 500).then((busy) => {
         if (busy) throw new UsageError(`${host}:${port} (${what}) is already in use: another stack running? (\`npx wirescope status\`), or pick another port`);
@@ -244,15 +342,33 @@ async function up(argv: string[]): Promise<number> {
     await check("influxd", influx.host, influx.port);
     for (const c of ["probe", "parser", "aggregator"] as const) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
 
-    const natsSrv = await startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), logFile: path.join(logs, "nats-server.log"), detached: true });
-    remember(natsSrv);
-    rows.push({ name: "nats-server", pid: String(natsSrv.pid), listen: natsSrv.url, state: "ready", log: rel(natsSrv.logFile) });
+    const natsLog = path.join(logs, "nats-server.log");
+    await sup.start({
+      name: "nats-server",
+      component: "nats",
+      address: `nats://${nats.host}:${nats.port}`,
+      log: natsLog,
+      start: () => startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), logFile: natsLog, detached: true }),
+    });
     if (stopping.signal.aborted) return 0;
 
-    const influxSrv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: path.join(logs, "influxd.log"), detached: true });
-    remember(influxSrv);
-    await createDatabase(influxSrv.url, config);
-    rows.push({ name: "influxd", pid: String(influxSrv.pid), listen: `${influxSrv.url} (db ${config.influx.database})`, state: "ready", log: rel(influxSrv.logFile) });
+    const influxLog = path.join(logs, "influxd.log");
+    await sup.start({
+      name: "influxd",
+      component: "influxdb",
+      address: `http://${influx.host}:${influx.port} (db ${config.influx.database})`,
+      log: influxLog,
+      start: async () => {
+        const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true });
+        try {
+          await createDatabase(srv.url, config);
+        } catch (e) {
+          await srv.stop(3000);
+          throw e;
+        }
+        return srv;
+      },
+    });
     if (stopping.signal.aborted) return 0;
 
     const env: NodeJS.ProcessEnv = {
@@ -266,64 +382,63 @@ async function up(argv: string[]): Promise<number> {
       WIRESCOPE_LOG_LEVEL: config.logLevel,
       WIRESCOPE_LOG_FORMAT: "json",
     };
-    const notes: string[] = [];
-    const noProbe = !opts.probe ? "disabled with --no-probe" : ebpfUnavailableReason();
+    const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
+    for (const d of prep.did) say(d);
+    let captureOff = prep.off;
     for (const component of ["probe", "parser", "aggregator"] as const) {
-      if (component === "probe" && noProbe) {
-        rows.push({ name: "probe", pid: "-", listen: "-", state: "NOT RUNNING", log: "-" });
-        notes.push(`probe not running: ${noProbe}`);
+      const address = `${config.grpc.host}:${opts.ports[component]}`;
+      const logFile = path.join(logs, `${component}.log`);
+      const spec = { name: component, component, address: `grpc://${address}`, log: logFile };
+      if (component === "probe" && prep.off) {
+        sup.notStarted(spec, opts.probe ? "down" : "disabled", `${prep.off.why}; fix: ${prep.off.fix}`);
         continue;
       }
-      const port = opts.ports[component];
-      const address = `${config.grpc.host}:${port}`;
-      const logFile = path.join(logs, `${component}.log`);
-      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(port)];
+      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(opts.ports[component])];
       // `up` itself health-checks the services and influxd: part of the pipeline, never traced
       if (component === "probe") args.push("--exclude-pid", String(process.pid));
-      const child = await spawnManaged(component, process.execPath, args, { env, logFile, cwd: ROOT, detached: true });
-      remember(child);
+      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
       try {
-        await waitHealthy(child, address, opts.startTimeoutMs, stopping.signal);
-        rows.push({ name: component, pid: String(child.pid), listen: `grpc://${address}`, state: "ready", log: rel(logFile) });
+        await sup.start({
+          ...spec,
+          start: async (signal) => {
+            const child = await spawnManaged(component, cmd, cmdArgs, { env, logFile, cwd: ROOT, detached: true });
+            try {
+              await waitHealthy(child, address, opts.startTimeoutMs, signal);
+            } catch (e) {
+              await child.stop(3000);
+              throw e;
+            }
+            return child;
+          },
+        });
       } catch (e) {
         if (stopping.signal.aborted) return 0;
         if (component !== "probe") throw e;
         // The rest of the pipeline is useful without the probe (pcap replay, other probes).
-        await child.stop(3000);
-        rows.push({ name: "probe", pid: "-", listen: "-", state: "FAILED", log: rel(logFile) });
-        notes.push(`probe failed to start: ${errorMessage(e)}`);
+        captureOff = { why: `the probe failed to start: ${errorMessage(e)}`, fix: `see ${rel(logFile)}` };
       }
     }
 
     say("");
-    process.stdout.write(table(rows));
-    for (const n of notes) say(`note: ${n}`);
+    process.stdout.write(table(sup.states()));
     say(`logs: ${rel(logs)}/   status: npx wirescope status   stop: Ctrl-C`);
-    say(`ready: ${children.length} processes running`);
+    say(`ready: ${sup.processes().length} processes running`);
+    if (captureOff) say(`capture is OFF: ${captureOff.why}. Fix: ${captureOff.fix}`);
 
-    // Supervise until asked to stop; a server dying takes everything down, a service is reported.
-    const serverDied = new Promise<string>((resolve) => {
-      for (const c of children) {
-        void c.exited.then(({ code, signal }) => {
-          if (stopping.signal.aborted) return;
-          const msg = `${c.name} (pid ${c.pid}) exited unexpectedly (${signal ?? `code ${code}`}); see ${rel(c.logFile)}`;
-          process.stderr.write(`wirescope up: ${msg}\n`);
-          if (c === natsSrv || c === influxSrv) resolve(msg);
-        });
-      }
-    });
-    const reason = await Promise.race([serverDied, new Promise<undefined>((r) => stopping.signal.addEventListener("abort", () => r(undefined), { once: true }))]);
-    return reason ? 1 : 0;
+    // Supervise until asked to stop: a child that dies is restarted (with backoff), never the end.
+    await new Promise<void>((r) => (stopping.signal.aborted ? r() : stopping.signal.addEventListener("abort", () => r(), { once: true })));
+    return 0;
   } catch (e) {
     if (stopping.signal.aborted) return 0;
     throw e;
   } finally {
     stopping.abort();
-    await stopAll();
+    unwatch();
+    await sup.stop(forced, (name, pid) => say(`stopped ${name} (pid ${pid})`));
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
-    if (children.every((c) => c.hasExited)) fs.rmSync(childrenFile, { force: true });
+    if (sup.processes().length === 0) fs.rmSync(stateFile(config.dataDir), { force: true });
     unlock();
   }
 }

@@ -1,0 +1,41 @@
+// <data-dir>/up.state.json: what `wirescope up` runs, written by up on every change and read by
+// `wirescope status` (to list every expected component, DOWN ones included, with restart counts)
+// and by the next `up` (to stop children left over by an `up` that was SIGKILLed).
+//
+//   { "pid": <up's pid>, "startTime": <its start time>, "children": [ChildState, …] }
+import fs from "node:fs";
+import path from "node:path";
+import { pidAlive, processStartTime } from "@wirescope/common";
+import type { ChildState } from "./supervisor.js";
+
+export interface UpState {
+  pid: number;
+  /** up's start time in clock ticks since boot (pid reuse guard). */
+  startTime: number;
+  children: ChildState[];
+}
+
+export const stateFile = (dataDir: string) => path.join(dataDir, "up.state.json");
+
+/** Writes the state atomically (a reader never sees half a file). */
+export function writeUpState(dataDir: string, children: ChildState[]): void {
+  const file = stateFile(dataDir);
+  const s: UpState = { pid: process.pid, startTime: processStartTime(process.pid) ?? -1, children };
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(s, null, 1));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** The state file as written, or undefined when there is none or it cannot be read. */
+export function readUpState(dataDir: string): UpState | undefined {
+  try {
+    const s = JSON.parse(fs.readFileSync(stateFile(dataDir), "utf8")) as UpState;
+    return Array.isArray(s.children) && typeof s.pid === "number" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the `up` that wrote this state is still the same running process. */
+export function upAlive(s: UpState): boolean {
+  return pidAlive(s.pid) && processStartTime(s.pid) === s.startTime;
+}

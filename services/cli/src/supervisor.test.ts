@@ -1,0 +1,108 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnManaged, pidAlive, waitFor } from "@wirescope/common";
+import { Supervisor, type ChildSpec, type ChildState } from "./supervisor.js";
+
+// Real processes (`sleep`), killed for real; backoff shortened so the tests wait little.
+const sleeper = (name: string, onStart?: () => void): ChildSpec => ({
+  name,
+  component: name,
+  address: "-",
+  log: "-",
+  start: async () => {
+    onStart?.();
+    return spawnManaged(name, "sleep", ["1000"]);
+  },
+});
+
+const state = (sup: Supervisor, name: string): ChildState => sup.states().find((s) => s.name === name)!;
+
+describe("Supervisor", () => {
+  it("restarts a child killed with SIGKILL, counts it, and leaves the others alone", async () => {
+    const changes: ChildState[][] = [];
+    const lines: string[] = [];
+    const sup = new Supervisor({ initialBackoffMs: 5, onChange: (s) => changes.push(s), log: (l) => lines.push(l) });
+    const a = await sup.start(sleeper("a"));
+    const b = await sup.start(sleeper("b"));
+    try {
+      for (let round = 1; round <= 3; round++) {
+        const before = state(sup, "a").pid!;
+        process.kill(before, "SIGKILL");
+        await waitFor(() => state(sup, "a").restarts === round && state(sup, "a").state === "running", { timeoutMs: 10_000, what: `restart ${round}` });
+        const now = state(sup, "a");
+        assert.notEqual(now.pid, before);
+        assert.ok(pidAlive(now.pid!));
+        assert.equal(now.exits, round);
+        assert.equal(now.lastExit, "SIGKILL");
+      }
+      assert.equal(state(sup, "b").pid, b.pid, "the other child was not touched");
+      assert.equal(state(sup, "b").restarts, 0);
+      assert.ok(pidAlive(b.pid));
+      assert.equal(lines.filter((l) => /^wirescope up: a \(pid \d+\) exited unexpectedly \(SIGKILL\)/.test(l)).length, 3);
+      assert.equal(lines.filter((l) => /^wirescope up: restarted a \(pid \d+\), restart #\d$/.test(l)).length, 3);
+      assert.ok(changes.some((s) => s.find((c) => c.name === "a")?.state === "restarting"), "the restarting state was reported");
+    } finally {
+      const pids = sup.processes().map((p) => p.pid);
+      await sup.stop(true);
+      assert.ok(pids.every((p) => !pidAlive(p)), "stop() leaves nothing behind");
+      assert.ok(!pidAlive(a.pid));
+    }
+    assert.deepEqual(sup.states().map((s) => s.state), ["stopped", "stopped"]);
+  });
+
+  it("keeps trying while a restart fails, reporting the child down with the reason", async () => {
+    let attempts = 0;
+    const spec: ChildSpec = {
+      ...sleeper("flaky"),
+      start: async () => {
+        attempts++;
+        if (attempts >= 2 && attempts <= 4) throw new Error(`port busy (try ${attempts})`);
+        return spawnManaged("flaky", "sleep", ["1000"]);
+      },
+    };
+    const downs: string[] = [];
+    const sup = new Supervisor({
+      initialBackoffMs: 2,
+      maxBackoffMs: 8,
+      onChange: (s) => {
+        const f = s.find((c) => c.name === "flaky")!;
+        if (f.state === "down") downs.push(f.reason ?? "");
+      },
+    });
+    const first = await sup.start(spec);
+    try {
+      process.kill(first.pid, "SIGKILL");
+      await waitFor(() => state(sup, "flaky").state === "running" && state(sup, "flaky").restarts === 1, { timeoutMs: 10_000, what: "flaky to come back" });
+      assert.equal(attempts, 5, "three failed tries, then one that worked");
+      assert.deepEqual(downs, ["port busy (try 2)", "port busy (try 3)", "port busy (try 4)"]);
+      assert.equal(state(sup, "flaky").exits, 1);
+    } finally {
+      await sup.stop(true);
+    }
+  });
+
+  it("a failed first start rejects and lists the child as down; notStarted children are listed too", async () => {
+    const sup = new Supervisor();
+    await assert.rejects(sup.start({ ...sleeper("x"), start: async () => Promise.reject(new Error("no BTF")) }), /no BTF/);
+    sup.notStarted({ name: "probe", component: "probe", address: "-", log: "-" }, "disabled", "disabled with --no-probe");
+    assert.deepEqual(
+      sup.states().map((s) => [s.name, s.state, s.reason]),
+      [["x", "down", "no BTF"], ["probe", "disabled", "disabled with --no-probe"]],
+    );
+    await sup.stop();
+    assert.deepEqual(sup.states().map((s) => s.state), ["stopped", "disabled"]);
+  });
+
+  it("after the abort signal, a child that dies is not restarted", async () => {
+    const ac = new AbortController();
+    let starts = 0;
+    const sup = new Supervisor({ initialBackoffMs: 1, signal: ac.signal });
+    const p = await sup.start(sleeper("s", () => starts++));
+    ac.abort();
+    process.kill(p.pid, "SIGKILL");
+    await p.exited;
+    await sup.stop();
+    assert.equal(starts, 1);
+    assert.equal(state(sup, "s").restarts, 0);
+  });
+});
