@@ -7,6 +7,7 @@ import probe from "./probe.js";
 import parser from "./parser.js";
 import aggregator from "./aggregator.js";
 import tail from "./tail.js";
+import top from "./top.js";
 import decode from "./decode.js";
 import plugin from "./plugin.js";
 import capture from "./capture.js";
@@ -18,6 +19,7 @@ export const COMMANDS: Command[] = [
   parser,
   aggregator,
   tail,
+  top,
   decode,
   plugin,
   capture,

@@ -1,0 +1,182 @@
+// `wirescope top`: a live terminal view of the services InfluxDB holds, like top(1): rate, error %,
+// p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
+// map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
+import { parseArgs } from "node:util";
+import { loadConfig, optionsHelp, redactUrl } from "@wirescope/common";
+import { UsageError, type Command } from "../command.js";
+import { SORT_KEYS, type SortKey } from "../top/model.js";
+import { fetchTop } from "../top/query.js";
+import { initialState, onKey, render, type TopData, type TopState } from "../top/screen.js";
+
+const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--edges] [--once] [options]
+
+A live view of every service's rate, error %, p50 and p99 from InfluxDB, refreshed every window.
+Keys: up/down (or j/k) move, Enter opens a service (its endpoints, callers and callees), e shows
+the edges of the service map, s changes the sort, / filters, r refreshes, Esc goes back, q quits.
+Without a terminal (or with --once) it prints the view once and exits.
+Percentiles marked ~ are estimated from histogram buckets (several series or windows).
+
+top options:
+  --range DURATION   how far back to look: 30s, 5m, 1h (default 1m)
+  --interval MS      refresh period in ms (default 10000, the aggregator's window)
+  --sort KEY         rate, errors, p50, p99 or name (default rate)
+  --filter TEXT      show only rows containing TEXT
+  --service NAME     open this service's view at start
+  --edges            open the edges view at start
+  --once             print once and exit (the default when stdout is not a terminal)
+  --timeout MS       query deadline in ms (default 5000)
+
+options:
+${optionsHelp()}`;
+
+/** "90", "90s", "5m", "1h" → seconds. */
+export function parseRange(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(v.trim());
+  if (!m) throw new UsageError(`--range: expected a duration like 30s, 5m or 1h, got "${v}"`);
+  const n = Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
+  if (!(n >= 1)) throw new UsageError("--range: must be at least 1s");
+  return n;
+}
+
+function positive(name: string, v: string | undefined, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name}: expected a positive number, got "${v}"`);
+  return n;
+}
+
+/** Splits one chunk of terminal input into keys (escape sequences kept whole). */
+export function splitKeys(chunk: string): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < chunk.length; ) {
+    if (chunk[i] === "\u001b" && chunk[i + 1] === "[" && i + 2 < chunk.length) {
+      keys.push(chunk.slice(i, i + 3));
+      i += 3;
+    } else {
+      keys.push(chunk[i]!);
+      i++;
+    }
+  }
+  return keys;
+}
+
+const command: Command = {
+  name: "top",
+  summary: "live terminal view of services, endpoints and edges from InfluxDB",
+  usage: USAGE,
+  async run(argv) {
+    const { config, rest } = loadConfig({ argv });
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: rest,
+        strict: true,
+        options: {
+          range: { type: "string" },
+          interval: { type: "string" },
+          sort: { type: "string" },
+          filter: { type: "string" },
+          service: { type: "string" },
+          edges: { type: "boolean" },
+          once: { type: "boolean" },
+          timeout: { type: "string" },
+        },
+      }));
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message} (see wirescope top --help)`);
+    }
+    const rangeS = parseRange(values.range ?? "1m");
+    const intervalMs = positive("interval", values.interval, 10_000);
+    const timeoutMs = positive("timeout", values.timeout, 5000);
+    const sort = (values.sort ?? "rate") as SortKey;
+    if (!SORT_KEYS.includes(sort)) throw new UsageError(`--sort: one of ${SORT_KEYS.join(", ")}`);
+    const target = { url: config.influx.url, database: config.influx.database, token: config.influx.token, user: config.influx.user, password: config.influx.password };
+    const source = `${redactUrl(config.influx.url)} db ${config.influx.database}`;
+
+    let state: TopState = { ...initialState(sort), filter: values.filter ?? "" };
+    if (values.service !== undefined) state = { ...state, view: "service", service: values.service };
+    else if (values.edges) state = { ...state, view: "edges" };
+
+    const out = process.stdout;
+    const interactive = !values.once && out.isTTY === true && process.stdin.isTTY === true;
+    if (!interactive) {
+      // One view, plain text, for scripts and pipes; a closed pipe (`| head`) ends quietly.
+      out.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "EPIPE") process.exit(0);
+      });
+      const data = await fetchTop(target, rangeS, state.view === "service" ? state.service : undefined, timeoutMs);
+      const lines = render(state, data, { source, rangeS, width: 200, height: 0 });
+      out.write(lines.join("\n") + "\n");
+      return 0;
+    }
+
+    const color = !process.env.NO_COLOR && process.env.TERM !== "dumb";
+    let data: TopData = { services: [], edges: [], endpoints: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    let inFlight = false;
+
+    const draw = () => {
+      if (closed) return;
+      const lines = render(state, data, { source, rangeS, width: out.columns || 80, height: out.rows || 24 });
+      const shown = lines.map((l) => (color && l.startsWith(">") ? `\u001b[7m${l}\u001b[0m` : l));
+      out.write(`\u001b[H${shown.join("\u001b[K\n")}\u001b[K\u001b[J`);
+    };
+    const refresh = async () => {
+      if (inFlight || closed) return;
+      inFlight = true;
+      try {
+        data = await fetchTop(target, rangeS, state.view === "service" ? state.service : undefined, timeoutMs);
+      } catch (e) {
+        data = { ...data, at: new Date(), error: `refresh failed: ${(e as Error).message}` };
+      } finally {
+        inFlight = false;
+      }
+      const n = state.view === "services" ? data.services.length : state.view === "edges" ? data.edges.length : data.endpoints.length;
+      if (state.selected >= n) state = { ...state, selected: Math.max(0, n - 1) };
+      draw();
+    };
+
+    return await new Promise<number>((resolve) => {
+      const finish = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(timer);
+        process.stdin.setRawMode(false);
+        process.stdin.pause();
+        out.write("\u001b[?25h\u001b[?1049l");
+        resolve(0);
+      };
+      out.write("\u001b[?1049h\u001b[?25l");
+      process.stdin.setRawMode(true);
+      process.stdin.setEncoding("utf8");
+      process.stdin.on("data", (chunk: string) => {
+        for (const key of splitKeys(chunk)) {
+          const prevView = state.view;
+          const prevService = state.service;
+          const next = onKey(state, data, key);
+          if (next === "quit") return finish();
+          if (next === "refresh") {
+            void refresh();
+            continue;
+          }
+          state = next;
+          // Opening another service needs its endpoints: fetch now instead of at the next tick.
+          if (state.view === "service" && (prevView !== "service" || prevService !== state.service)) {
+            data = { ...data, endpoints: [] };
+            void refresh();
+          }
+        }
+        draw();
+      });
+      out.on("resize", draw);
+      process.once("SIGINT", finish);
+      process.once("SIGTERM", finish);
+      timer = setInterval(() => void refresh(), intervalMs);
+      draw();
+      void refresh();
+    });
+  },
+};
+
+export default command;

@@ -1,0 +1,54 @@
+// Reads what `wirescope top` shows from InfluxDB with InfluxQL over HTTP `/query`: served by 1.x,
+// by 2.x through its v1 compatibility API (a DBRP mapping for the bucket), and by 3.x. All the
+// statements of one refresh go in one request.
+import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
+import { buildQueries, edgeRows, endpointRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult } from "./model.js";
+import type { TopData } from "./screen.js";
+
+export class InfluxQueryError extends Error {}
+
+/** Runs `statements` in one request; returns the parsed body. */
+export async function influxql(target: InfluxTarget, statements: string[], timeoutMs: number): Promise<InfluxQLResult> {
+  const params = new URLSearchParams({ db: target.database, q: statements.join(";\n"), epoch: "ms" });
+  let res: Response;
+  try {
+    res = await fetch(new URL(`/query?${params}`, target.url), { headers: authHeaders(target), signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    throw new InfluxQueryError(`InfluxDB is unreachable: ${(e as Error).message}`);
+  }
+  const text = await res.text();
+  if (res.status === 401 || res.status === 403) throw new InfluxQueryError(`InfluxDB refused the query (HTTP ${res.status}): check --influx-user/--influx-password or --influx-token`);
+  let body: InfluxQLResult;
+  try {
+    body = JSON.parse(text) as InfluxQLResult;
+  } catch {
+    throw new InfluxQueryError(`InfluxDB answered HTTP ${res.status} without JSON: ${text.slice(0, 200)}`);
+  }
+  if (!res.ok && !body.error) throw new InfluxQueryError(`InfluxDB answered HTTP ${res.status}`);
+  return body;
+}
+
+/** One refresh: services, edges, pipeline drops, and the endpoints of `service` when given. */
+export async function fetchTop(target: InfluxTarget, rangeS: number, service: string | undefined, timeoutMs: number): Promise<TopData> {
+  const q = buildQueries(rangeS, service);
+  const names = Object.keys(q);
+  const body = await influxql(target, names.map((n) => q[n]!), timeoutMs);
+  const rows = (name: string) => {
+    const i = names.indexOf(name);
+    return i < 0 ? [] : rowsOf(body, i);
+  };
+  let pipeline: TopData["pipeline"];
+  try {
+    pipeline = pipelineHealth(rows("pipeline"));
+  } catch {
+    // `sum(*)` on a measurement that does not exist yet is an error on some versions: no data.
+    pipeline = { drops: [], seen: false };
+  }
+  return {
+    services: serviceRows(rows("red"), rows("hist"), rangeS),
+    edges: edgeRows(rows("edges"), rangeS),
+    endpoints: service === undefined ? [] : endpointRows(rows("endpoints"), rows("endpointHist"), rangeS),
+    pipeline,
+    at: new Date(),
+  };
+}

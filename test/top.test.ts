@@ -1,0 +1,99 @@
+// `wirescope top` against real data: records through the real JetStream stream and the real
+// `wirescope aggregator` into a real influxd, then `top --once` on a pipe and the live view in a
+// real terminal (tmux: send-keys to type, capture-pane to read the screen).
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import type { NatsConnection } from "nats";
+import { makeRecord } from "@wirescope/aggregator";
+import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
+import { startAggregator, publishRecords, natsConnect, rows, pastWindow, WIRESCOPE, type AggregatorProc } from "./aggregator-harness.js";
+
+const WINDOW = 2000;
+const DB = "top_view";
+
+describe("wirescope top", { timeout: 120_000 }, () => {
+  let nats: TestServer;
+  let influx: TestServer;
+  let agg: AggregatorProc;
+  let nc: NatsConnection;
+  const tmuxSocket = `wirescope-top-${process.pid}`;
+  const tmux = (...args: string[]) => spawnSync("tmux", ["-L", tmuxSocket, ...args], { encoding: "utf8" });
+
+  before(async () => {
+    nats = await startNats({ jetstream: true });
+    influx = await startInflux();
+    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--pipeline-every-ms", "1000"]);
+    nc = await natsConnect(nats.url);
+    // web -> api (HTTP, 300 calls, 30 of them 500) -> orders (gRPC, 600 calls), both ends recorded.
+    const web = { service: "web", address: "10.9.0.1", port: 40000, pid: 21 };
+    const api = { service: "api", address: "10.9.0.2", port: 8080, pid: 22 };
+    const apiOut = { service: "api", address: "10.9.0.2", port: 41000, pid: 22 };
+    const orders = { service: "orders", address: "10.9.0.3", port: 50051, pid: 23 };
+    const base = pastWindow(WINDOW, 30);
+    const recs = [];
+    for (let i = 0; i < 300; i++) {
+      const t = base + i * 10;
+      const status = i % 10 === 0 ? 500 : 200;
+      for (const role of ["server", "client"] as const)
+        recs.push(makeRecord({ startMs: t, durationMs: 4, resource: `/orders/${i}`, status, role, client: web, server: api, connKey: 1n }));
+      for (let k = 0; k < 2; k++)
+        for (const role of ["server", "client"] as const)
+          recs.push(makeRecord({ protocol: "grpc", operation: "POST", startMs: t + 1 + k, durationMs: 1, resource: "/shop.Orders/Get", status: 0, role, client: apiOut, server: orders, connKey: 2n }));
+    }
+    recs.sort((a, b) => Number(a.startNs + a.durationNs - (b.startNs + b.durationNs)));
+    await publishRecords(nc, recs, 100);
+    await waitFor(async () => {
+      const [o] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'orders' AND role = 'server'`);
+      const [a] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'api' AND role = 'server'`);
+      return o?.sum === 600 && a?.sum === 300;
+    }, { timeoutMs: 60_000, intervalMs: 500, what: "the shop's requests in InfluxDB" });
+  });
+  after(async () => {
+    tmux("kill-server");
+    await nc?.close();
+    await agg?.stop();
+    await influx?.stop();
+    await nats?.stop();
+  });
+
+  const args = () => ["top", "--range", "10m", "--influx-url", influx.url, "--influx-db", DB];
+
+  it("prints the services once on a pipe, busiest first, with error % and both sides", () => {
+    const out = execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once"], { encoding: "utf8" });
+    const lines = out.split("\n").filter((l) => /^[ >](api|orders|web)\s/.test(l));
+    assert.deepEqual(lines.map((l) => l.slice(1).split(/\s+/).slice(0, 2).join(" ")), ["orders server", "api server", "web client"]);
+    const api = lines[1]!.trim().split(/\s+/);
+    assert.deepEqual([api[3], api[6]], ["10.0%", "300"], `api row: ${lines[1]}`);
+    assert.match(out, /pipeline: no drops/);
+    const edges = execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", "--edges"], { encoding: "utf8" });
+    assert.match(edges, /web\s+->\s+api\s+http\s+[\d.]+\s+10\.0%\s+\S+\s+300/);
+    assert.match(edges, /api\s+->\s+orders\s+grpc\s+[\d.]+\s+0\.0%\s+\S+\s+600/);
+  });
+
+  it("runs live in a terminal: drill-down, edges, filter, quit", async () => {
+    const cmd = [process.execPath, WIRESCOPE, ...args(), "--interval", "1000"].map((a) => `'${a}'`).join(" ");
+    const r = tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "30", "-e", "TERM=xterm-256color", cmd);
+    assert.equal(r.status, 0, r.stderr);
+    const screen = () => tmux("capture-pane", "-p", "-t", "top").stdout;
+    const until = (re: RegExp, what: string) => waitFor(async () => re.test(screen()), { timeoutMs: 15_000, intervalMs: 200, what: `${what}; screen:\n${screen()}` });
+    const keys = (...k: string[]) => assert.equal(tmux("send-keys", "-t", "top", ...k).status, 0);
+
+    await until(/>orders\s+server/, "the services, busiest selected");
+    assert.match(screen(), /^ api\s+server\s+[\d.]+\s+10\.0%/m);
+    keys("Down", "Enter");
+    await until(/SERVICE api[\s\S]*CALLERS\n\s+web -> api\s+http[\s\S]*CALLEES\n\s+api -> orders\s+grpc/, "api's callers and callees");
+    await until(/>http\s+GET\s+[\d.]+\s+10\.0%.*\/orders\/\{id\}/, "api's endpoint");
+    keys("Escape");
+    await until(/>orders\s+server/, "back to the services");
+    keys("e");
+    await until(/EDGES[\s\S]*api\s+->\s+orders/, "the edges view");
+    keys("/", "w", "e", "b", "Enter");
+    await until(/filter: web/, "the filter applied");
+    const filtered = screen();
+    assert.match(filtered, /web\s+->\s+api/);
+    assert.doesNotMatch(filtered, /api\s+->\s+orders/);
+    keys("q");
+    await waitFor(async () => tmux("has-session", "-t", "top").status !== 0, { timeoutMs: 10_000, intervalMs: 100, what: "top to quit on q" });
+  });
+});
