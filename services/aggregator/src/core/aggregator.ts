@@ -8,7 +8,7 @@ import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced } from "./identity.js";
 import { windowStart } from "./window.js";
 import { bytesToHex, id64Words, ID_WORDS, tupleHash } from "./hash.js";
-import { SpanColumns, SpanIndex, sampleSpans, type LinkKeys, type Span, type SpanRec } from "./spans.js";
+import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type SpanRec } from "./spans.js";
 
 export interface RedSeries {
   service: string;
@@ -52,6 +52,8 @@ export interface CoreCounters {
   windowsClosed: number;
   ambiguousTcp: number;
   ambiguousThread: number;
+  /** Spans looked at by link lookups: the work of linking (stays proportional to the spans). */
+  linkVisits: number;
 }
 
 export interface IngestResult {
@@ -96,6 +98,7 @@ export class Aggregator {
     windowsClosed: 0,
     ambiguousTcp: 0,
     ambiguousThread: 0,
+    linkVisits: 0,
   };
   private readonly windows = new Map<number, WindowState>();
   /** Windows that start before this are closed: their records are late. */
@@ -426,25 +429,20 @@ export class Aggregator {
     const mine: Span[] = [];
     w.spans.build(mine);
     const live: Span[] = [...mine];
-    // Of the open windows, only the spans a lookup can reach (found to a fixpoint: a reached
-    // span is resolved too and makes its own lookups). Index lists of reachable keys are then
-    // the same as over every span, in the same order.
-    const need: LinkKeys = { tuples: new Set(), procs: new Map() };
-    w.spans.keysInto(need);
-    const open = [...this.windows.values()];
-    const take = open.map((ow) => new Uint8Array(ow.spans.length));
-    for (let added = 1; added > 0; ) {
-      added = 0;
-      for (let i = 0; i < open.length; i++) added += open[i]!.spans.markLinkable(need, take[i]!);
-    }
-    for (let i = 0; i < open.length; i++) open[i]!.spans.build(live, take[i]!);
-    const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0 };
+    // Of the open windows, only the spans a lookup can reach (a reached span is resolved too and
+    // makes its own lookups). Index lists of reachable keys are then the same as over every span,
+    // in the same order.
+    const open = [...this.windows.values()].map((ow) => ow.spans);
+    const take = reachableSpans(w.spans, open);
+    for (let i = 0; i < open.length; i++) open[i]!.build(live, take[i]!);
+    const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
     const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
     const sorted = mine.sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
     for (const s of sorted) index.resolve(s);
     for (const s of sorted) s.final = true;
     this.counters.ambiguousTcp += linkCounters.ambiguousTcp;
     this.counters.ambiguousThread += linkCounters.ambiguousThread;
+    this.counters.linkVisits += linkCounters.visited;
     this.bufferedSpans -= w.spans.length;
     const { kept, dropped } = sampleSpans(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
     this.counters.spansKept += kept.length;

@@ -131,10 +131,35 @@ const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4
 const STRS = 10;
 const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4;
 
-/** Link lookups the spans being resolved can make: client spans by 4-tuple hash, server spans by node and pid. */
-export interface LinkKeys {
-  tuples: Set<number>;
-  procs: Map<string, Set<number>>;
+/**
+ * Link lookups the spans being resolved make: client spans by 4-tuple hash (for server spans),
+ * server spans by node and pid (for client spans). Each key is queued once.
+ */
+export class LinkKeys {
+  readonly tuples = new Set<number>();
+  readonly procs = new Map<string, Set<number>>();
+  readonly tupleQueue: number[] = [];
+  readonly procQueue: { node: string; pid: number }[] = [];
+
+  addTuple(k: number): void {
+    if (this.tuples.has(k)) return;
+    this.tuples.add(k);
+    this.tupleQueue.push(k);
+  }
+
+  addProc(node: string, pid: number): void {
+    let pids = this.procs.get(node);
+    if (!pids) this.procs.set(node, (pids = new Set()));
+    if (pids.has(pid)) return;
+    pids.add(pid);
+    this.procQueue.push({ node, pid });
+  }
+}
+
+/** Positions of an open window's spans by the key a lookup finds them under. */
+interface ByLinkKey {
+  clients: Map<number, number[]>;
+  servers: Map<string, Map<number, number[]>>;
 }
 
 /** What a record contributes to its span, as `SpanColumns.push` takes it. */
@@ -215,38 +240,41 @@ export class SpanColumns {
     for (let i = 0; i < this.series.length; i++) this.keyOf(i, need);
   }
 
-  private keyOf(i: number, need: LinkKeys): void {
+  /** Adds the key span `i` looks up when resolved. */
+  keyOf(i: number, need: LinkKeys): void {
     const o = i * NUMS;
     if (this.num[o + N_FLAGS]! & F_CLIENT) {
       const pid = this.num[o + N_PID]!;
-      if (!pid) return;
-      const node = this.str[i * STRS + S_NODE]!;
-      let pids = need.procs.get(node);
-      if (!pids) need.procs.set(node, (pids = new Set()));
-      pids.add(pid);
+      if (pid) need.addProc(this.str[i * STRS + S_NODE]!, pid);
     } else {
       const k = this.num[o + N_TUPLE]!;
-      if (k >= 0) need.tuples.add(k);
+      if (k >= 0) need.addTuple(k);
     }
   }
 
-  /**
-   * Marks in `take` the spans an index lookup for `need` can return (a client span on a needed
-   * 4-tuple, a server span of a needed process) and adds their own keys to `need`, since
-   * resolving them looks those up in turn. Returns how many were newly marked.
-   */
-  markLinkable(need: LinkKeys, take: Uint8Array): number {
-    let added = 0;
+  /** Positions of the spans a lookup can return: client spans by 4-tuple hash, server spans by node and pid. */
+  byLinkKey(): ByLinkKey {
+    const out: ByLinkKey = { clients: new Map(), servers: new Map() };
     for (let i = 0; i < this.series.length; i++) {
-      if (take[i]) continue;
       const o = i * NUMS;
-      const hit = this.num[o + N_FLAGS]! & F_CLIENT ? need.tuples.has(this.num[o + N_TUPLE]!) : need.procs.get(this.str[i * STRS + S_NODE]!)?.has(this.num[o + N_PID]!) === true;
-      if (!hit) continue;
-      take[i] = 1;
-      added++;
-      this.keyOf(i, need);
+      let l: number[] | undefined;
+      if (this.num[o + N_FLAGS]! & F_CLIENT) {
+        const k = this.num[o + N_TUPLE]!;
+        if (k < 0) continue;
+        l = out.clients.get(k);
+        if (!l) out.clients.set(k, (l = []));
+      } else {
+        const pid = this.num[o + N_PID]!;
+        if (!pid) continue;
+        const node = this.str[i * STRS + S_NODE]!;
+        let byPid = out.servers.get(node);
+        if (!byPid) out.servers.set(node, (byPid = new Map()));
+        l = byPid.get(pid);
+        if (!l) byPid.set(pid, (l = []));
+      }
+      l.push(i);
     }
-    return added;
+    return out;
   }
 
   /** The spans (those marked in `take` when given), in insertion order. */
@@ -296,6 +324,37 @@ export class SpanColumns {
   }
 }
 
+/**
+ * Marks the spans of the open windows that resolving the closing window's spans can reach: a
+ * lookup's result is resolved too and makes its own lookups. Breadth-first over link keys, each
+ * key and each span taken once: linear in the spans, however long the chains.
+ */
+export function reachableSpans(closing: SpanColumns, open: readonly SpanColumns[]): Uint8Array[] {
+  const need = new LinkKeys();
+  closing.keysInto(need);
+  const take = open.map((w) => new Uint8Array(w.length));
+  const index = open.map((w) => w.byLinkKey());
+  const mark = (w: number, at: number[] | undefined) => {
+    if (!at) return;
+    const t = take[w]!;
+    for (const i of at) {
+      if (t[i]) continue;
+      t[i] = 1;
+      open[w]!.keyOf(i, need);
+    }
+  };
+  for (let ti = 0, pi = 0; ti < need.tupleQueue.length || pi < need.procQueue.length; ) {
+    if (ti < need.tupleQueue.length) {
+      const k = need.tupleQueue[ti++]!;
+      for (let w = 0; w < open.length; w++) mark(w, index[w]!.clients.get(k));
+    } else {
+      const { node, pid } = need.procQueue[pi++]!;
+      for (let w = 0; w < open.length; w++) mark(w, index[w]!.servers.get(node)?.get(pid));
+    }
+  }
+  return take;
+}
+
 /** Same connection (4-tuple) for two spans that both have one. */
 const sameTuple = (a: SpanRec, b: SpanRec) =>
   a.clientPort === b.clientPort && a.serverPort === b.serverPort && a.clientAddress === b.clientAddress && a.serverAddress === b.serverAddress;
@@ -303,6 +362,8 @@ const sameTuple = (a: SpanRec, b: SpanRec) =>
 export interface LinkCounters {
   ambiguousTcp: number;
   ambiguousThread: number;
+  /** Spans looked at by link lookups (index entries visited): the linking work, for tests and profiles. */
+  visited: number;
 }
 
 /** The 4-tuple hash of a span, -1 when it has no complete 4-tuple. */
@@ -311,14 +372,124 @@ function tupleKeyOf(s: SpanRec): number {
   return s.tuple ? tupleHash(s.clientAddress, s.clientPort, s.serverAddress, s.serverPort) : -1;
 }
 
-/** Indexes over the spans that can take part in links (the closing window and the open ones). */
+/**
+ * Time bounds given to `Timeline.within` are widened by this much (ms) so that floating-point
+ * rounding never hides a span the callers' exact tests would accept: times are epoch ms (~1.7e12,
+ * one ulp ≈ 0.24 µs), spans have µs resolution.
+ */
+const SLACK_MS = 0.01;
+/** Timelines this short are scanned as a list. */
+const SMALL = 8;
+
+/** Spans of one duration class of a timeline, sorted by start. */
+interface DurationClass {
+  /** Longest duration in the class: a span ending at or after t starts at or after t − maxDur. */
+  maxDur: number;
+  start: Float64Array;
+  end: Float64Array;
+  /** Positions in `Timeline.spans` (insertion order). */
+  at: Int32Array;
+}
+
+/**
+ * The spans of one key (a connection, a process, a thread of a process), searchable by time.
+ * Sorted by start within duration classes (durations within a factor of two), each searched from
+ * its longest duration: a lookup visits the spans that overlap the asked interval plus, per class,
+ * those of similar length that ended just before (at most as many as ran at once), never the
+ * whole history of a keep-alive connection. One long request does not widen the search for the
+ * short ones, as a single bound by the longest duration of the list would.
+ */
+class Timeline {
+  readonly spans: SpanRec[] = [];
+  private classes: DurationClass[] | null = null;
+
+  /**
+   * Pushes to `out` the positions (in `spans`, unordered) of the spans that start at or before
+   * `startMax` and end at or after `endMin` (callers widen both by SLACK_MS and apply their exact
+   * test). Returns how many spans were visited.
+   */
+  within(startMax: number, endMin: number, out: number[]): number {
+    const n = this.spans.length;
+    if (n <= SMALL) {
+      for (let i = 0; i < n; i++) {
+        const s = this.spans[i]!;
+        if (s.startMs <= startMax && s.endMs >= endMin) out.push(i);
+      }
+      return n;
+    }
+    let visited = 0;
+    for (const c of this.classes ?? this.seal()) {
+      const st = c.start;
+      // First start >= endMin − maxDur (binary search).
+      const from = endMin - c.maxDur - SLACK_MS;
+      let lo = 0;
+      let hi = st.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (st[mid]! < from) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < st.length && st[i]! <= startMax; i++) {
+        visited++;
+        if (c.end[i]! >= endMin) out.push(c.at[i]!);
+      }
+    }
+    return visited;
+  }
+
+  private seal(): DurationClass[] {
+    const n = this.spans.length;
+    const start = new Float64Array(n);
+    const end = new Float64Array(n);
+    const cls = new Uint8Array(n);
+    const counts = new Int32Array(33);
+    for (let i = 0; i < n; i++) {
+      const s = this.spans[i]!;
+      start[i] = s.startMs;
+      end[i] = s.endMs;
+      const us = Math.min((end[i]! - start[i]!) * 1000, 0x7fffffff);
+      cls[i] = us >= 1 ? 32 - Math.clz32(us) : 0;
+      counts[cls[i]!]!++;
+    }
+    const classes: DurationClass[] = [];
+    for (let k = 0; k < 33; k++) {
+      if (!counts[k]) continue;
+      const at: number[] = [];
+      for (let i = 0; i < n; i++) if (cls[i] === k) at.push(i);
+      at.sort((a, b) => start[a]! - start[b]! || a - b);
+      const c: DurationClass = { maxDur: 0, start: new Float64Array(at.length), end: new Float64Array(at.length), at: Int32Array.from(at) };
+      for (let j = 0; j < at.length; j++) {
+        c.start[j] = start[at[j]!]!;
+        c.end[j] = end[at[j]!]!;
+        if (c.end[j]! - c.start[j]! > c.maxDur) c.maxDur = c.end[j]! - c.start[j]!;
+      }
+      classes.push(c);
+    }
+    return (this.classes = classes);
+  }
+}
+
+/** Server spans of one process: all of them (lookups by trace id) and by thread. */
+interface ProcessSpans {
+  all: Timeline;
+  byTid: Map<number, Timeline>;
+}
+
+/**
+ * Indexes over the spans that can take part in links (the closing window and the open ones):
+ * client spans by connection, server spans by process and thread, each ordered by time, so that
+ * a lookup costs about the requests that overlap it, not every request of the connection or the
+ * process (keep-alive connections carry thousands).
+ */
 export class SpanIndex {
   /** Client spans by 4-tuple hash (a hash bucket: compared field by field). */
-  private readonly clients = new Map<number, SpanRec[]>();
+  private readonly clients = new Map<number, Timeline>();
   /** Server spans by node, then pid. */
-  private readonly servers = new Map<string, Map<number, SpanRec[]>>();
+  private readonly servers = new Map<string, Map<number, ProcessSpans>>();
+  /** Scratch for `Timeline.within` (copied out before any span is resolved). */
+  private readonly found: number[] = [];
 
-  constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, private readonly counters: LinkCounters) {
+  constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, protected readonly counters: LinkCounters) {
     for (const s of spans) {
       if (!s.final) {
         s.state = 0;
@@ -332,15 +503,18 @@ export class SpanIndex {
         const k = tupleKeyOf(s);
         if (k < 0) continue;
         let l = this.clients.get(k);
-        if (!l) this.clients.set(k, (l = []));
-        l.push(s);
+        if (!l) this.clients.set(k, (l = new Timeline()));
+        l.spans.push(s);
       } else {
         if (!s.pid) continue;
         let byPid = this.servers.get(s.node);
         if (!byPid) this.servers.set(s.node, (byPid = new Map()));
-        let l = byPid.get(s.pid);
-        if (!l) byPid.set(s.pid, (l = []));
-        l.push(s);
+        let p = byPid.get(s.pid);
+        if (!p) byPid.set(s.pid, (p = { all: new Timeline(), byTid: new Map() }));
+        p.all.spans.push(s);
+        let t = p.byTid.get(s.tid);
+        if (!t) p.byTid.set(s.tid, (t = new Timeline()));
+        t.spans.push(s);
       }
     }
   }
@@ -385,13 +559,8 @@ export class SpanIndex {
    * by the trace id both ends saw, then by operation and resource; still several: no link.
    */
   private tcpPair(s: SpanRec): SpanRec | null {
-    const k = tupleKeyOf(s);
-    if (k < 0) return null;
-    const l = this.clients.get(k);
-    if (!l) return null;
     for (let pass = 0; pass < 2; pass++) {
-      const skew = pass === 0 ? 0 : this.skewMs;
-      const cands = l.filter((c) => c.protocol === s.protocol && sameTuple(c, s) && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew);
+      const cands = this.pairCandidates(s, pass === 0 ? 0 : this.skewMs);
       if (cands.length === 1) return cands[0]!;
       if (cands.length > 1) {
         // Both ends saw the same request headers: the same trace id tells concurrent streams apart.
@@ -411,14 +580,11 @@ export class SpanIndex {
   /** The server request of the same process this client call was made for, when unambiguous. */
   private inProcessParent(c: SpanRec): SpanRec | null {
     if (!c.pid) return null;
-    const l = this.servers.get(c.node)?.get(c.pid);
-    if (!l) return null;
     if (c.hTrace) {
       let found: SpanRec | null = null;
       let n = 0;
-      for (const sv of l) {
+      for (const sv of this.containing(c)) {
         if (sv.state === 1) continue;
-        if (!(sv.startMs <= c.startMs && c.endMs <= sv.endMs)) continue;
         this.resolve(sv);
         if (sv.traceId !== c.hTrace) continue;
         n++;
@@ -430,12 +596,9 @@ export class SpanIndex {
     }
     let found: SpanRec | null = null;
     let overlapping = 0;
-    for (const sv of l) {
-      if (sv.tid !== c.tid) continue;
-      if (sv.startMs < c.endMs && sv.endMs > c.startMs) {
-        overlapping++;
-        if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) found = sv;
-      }
+    for (const sv of this.overlappingOnThread(c)) {
+      overlapping++;
+      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) found = sv;
     }
     if (overlapping === 1 && found && found.state !== 1) {
       this.resolve(found);
@@ -443,6 +606,57 @@ export class SpanIndex {
     }
     if (overlapping > 1) this.counters.ambiguousThread++;
     return null;
+  }
+
+  // The three lookups. Each returns a fresh array (callers resolve spans while iterating it).
+
+  /** Client spans of the server span's connection and protocol whose call contains it (± skew). */
+  protected pairCandidates(s: SpanRec, skew: number): SpanRec[] {
+    const cands: SpanRec[] = [];
+    const k = tupleKeyOf(s);
+    const l = k < 0 ? undefined : this.clients.get(k);
+    if (!l) return cands;
+    const at = this.found;
+    at.length = 0;
+    this.counters.visited += l.within(s.startMs + skew + SLACK_MS, s.endMs - skew - SLACK_MS, at);
+    for (const i of at) {
+      const c = l.spans[i]!;
+      if (c.protocol === s.protocol && sameTuple(c, s) && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew) cands.push(c);
+    }
+    return cands;
+  }
+
+  /** Server spans of the client span's process that contain it, in insertion order. */
+  protected containing(c: SpanRec): SpanRec[] {
+    const p = this.servers.get(c.node)?.get(c.pid);
+    if (!p) return [];
+    const at = this.found;
+    at.length = 0;
+    this.counters.visited += p.all.within(c.startMs + SLACK_MS, c.endMs - SLACK_MS, at);
+    // Resolving a candidate can resolve others: the caller takes them in insertion order, as a
+    // list would be walked, so that cycles (possible through equal times or clock skew) break alike.
+    const order = Int32Array.from(at).sort();
+    const out: SpanRec[] = [];
+    for (const i of order) {
+      const sv = p.all.spans[i]!;
+      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) out.push(sv);
+    }
+    return out;
+  }
+
+  /** Server spans of the client span's process and thread that overlap it. */
+  protected overlappingOnThread(c: SpanRec): SpanRec[] {
+    const l = this.servers.get(c.node)?.get(c.pid)?.byTid.get(c.tid);
+    if (!l) return [];
+    const at = this.found;
+    at.length = 0;
+    this.counters.visited += l.within(c.endMs + SLACK_MS, c.startMs - SLACK_MS, at);
+    const out: SpanRec[] = [];
+    for (const i of at) {
+      const sv = l.spans[i]!;
+      if (sv.startMs < c.endMs && sv.endMs > c.startMs) out.push(sv);
+    }
+    return out;
   }
 }
 
