@@ -13,6 +13,7 @@ export * from "./local-stack.js";
 export * from "./nats.js";
 export * from "./grpc.js";
 export * from "./registry.js";
+export * from "./self-identity.js";
 export * from "./gen/grpc/health/v1/health_pb.js";
 export * from "./plugin-host/index.js";
 export * from "./record-json.js";

@@ -19,6 +19,9 @@ export interface Announcement {
   address: string;
   node: string;
   pid: number;
+  /** cgroup v2 id (decimal) and pid namespace inode (decimal), "" when unknown: see self-identity.ts. */
+  cgroupId?: string;
+  pidNs?: string;
   /** ms since the epoch */
   startedAt: number;
 }

@@ -12,6 +12,7 @@ import { HealthGate } from "./health.js";
 import { connectNats } from "./nats.js";
 import { GrpcServer } from "./grpc.js";
 import { announce, openRegistry, defaultInstance } from "./registry.js";
+import { selfIdentity } from "./self-identity.js";
 import { ServiceError, WirescopeError, errorMessage } from "./errors.js";
 import { ProbeService, ParserService, AggregatorService } from "./gen/wirescope/v1/control_pb.js";
 
@@ -180,7 +181,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
       try {
         const kv = await openRegistry(conn);
         if (stop.signal.aborted) return;
-        announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, startedAt: started }, (e) => {
+        announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, ...selfIdentity(), startedAt: started }, (e) => {
           counters.add("registry_errors");
           log.debug({ reason: errorMessage(e) }, "registry update failed");
         });

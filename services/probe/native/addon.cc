@@ -458,7 +458,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
       std::string s = info[1].ToString().Utf8Value();
       memcpy(key, s.data(), std::min(s.size(), (size_t)WS_COMM_LEN - 1));
     } else if (ks == 8) {
-      uint64_t v = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(nullptr) : (uint64_t)info[1].ToNumber().Int64Value();
+      bool lossless = true; // N-API rejects a null `lossless` with napi_invalid_arg
+      uint64_t v = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(&lossless) : (uint64_t)info[1].ToNumber().Int64Value();
       memcpy(key, &v, 8);
     } else if (ks == 4) {
       uint32_t v = info[1].ToNumber().Uint32Value();

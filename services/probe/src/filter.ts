@@ -21,6 +21,31 @@ export const EMPTY_FILTER: FilterSpec = {
 export const PIPELINE_COMMS = ["nats-server", "influxd"];
 
 type Kind = "pid" | "comm" | "cgroup" | "port";
+
+/** An announced pipeline process, as the registry holds it (see @wirescope/common registry.ts). */
+export interface PipelineMember {
+  node: string;
+  pid: number;
+  cgroupId?: string;
+  pidNs?: string;
+}
+
+/**
+ * How to deny the pipeline's own processes on this node: by pid when they share the probe's pid
+ * namespace (`wirescope up`, systemd units: pids mean what the kernel means), by cgroup when they
+ * do not (a pod's pid is its container's, and would deny some unrelated host process).
+ */
+export function pipelineExclusions(members: readonly PipelineMember[], self: { node: string; pid: number; pidNs: string }): { pids: number[]; cgroups: bigint[] } {
+  const pids: number[] = [];
+  const cgroups: bigint[] = [];
+  for (const m of members) {
+    if (m.node !== self.node) continue;
+    if (!m.pidNs || m.pidNs === self.pidNs) {
+      if (m.pid !== self.pid && m.pid > 0) pids.push(m.pid);
+    } else if (m.cgroupId && /^\d+$/.test(m.cgroupId) && BigInt(m.cgroupId) > 1n) cgroups.push(BigInt(m.cgroupId));
+  }
+  return { pids, cgroups };
+}
 type Key = number | string | bigint;
 
 /** Checks a filter; returns the problems (empty when valid). */
@@ -37,6 +62,8 @@ export class KernelFilter {
   private current = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
   private user: FilterSpec = EMPTY_FILTER;
   private readonly pipelinePids = new Set<number>();
+  /** Pipeline containers' cgroup ids → when last announced (ms). */
+  private readonly pipelineCgroups = new Map<bigint, number>();
   private cfgKey = "";
 
   constructor(private readonly probe: NativeProbe) {}
@@ -48,6 +75,18 @@ export class KernelFilter {
   /** Processes of the pipeline (nats-server, influxd, parser, aggregator) that must never be traced. */
   excludePids(pids: number[]): void {
     for (const p of pids) if (p > 0) this.pipelinePids.add(p);
+    this.apply(this.user);
+  }
+
+  /**
+   * Containers of the pipeline (parser, aggregator pods) that must never be traced: the ids
+   * announced now. One that stays unannounced for `graceMs` is forgotten, so replaced pods do
+   * not fill the kernel map (WS_MAX_FILTER entries) while a registry read that briefly comes
+   * back empty does not let the pipeline trace itself.
+   */
+  excludeCgroups(ids: bigint[], nowMs = Date.now(), graceMs = 60_000): void {
+    for (const c of ids) if (c > 1n) this.pipelineCgroups.set(c, nowMs);
+    for (const [c, seen] of this.pipelineCgroups) if (nowMs - seen > graceMs) this.pipelineCgroups.delete(c);
     this.apply(this.user);
   }
 
@@ -67,6 +106,7 @@ export class KernelFilter {
     f.denyComms.forEach((k) => put("comm", k, "deny"));
     f.denyCgroups.forEach((k) => put("cgroup", k, "deny"));
     this.pipelinePids.forEach((k) => put("pid", k, "deny"));
+    this.pipelineCgroups.forEach((_, k) => put("cgroup", k, "deny"));
     PIPELINE_COMMS.forEach((k) => put("comm", k, "deny"));
     // Order matters while the maps change under live traffic: new entries first, then the allow
     // switches, then removals. An allow list changing from {A} to {B} briefly allows both; it

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import {
   BatchPublisher, RawBatchSchema, rawSubject, ServiceError, FilterSchema,
-  listAnnounced, errorMessage,
+  listAnnounced, errorMessage, selfIdentity,
   type CreateService, type ServiceContext, type Filter,
 } from "@wirescope/common";
 import { EbpfSource } from "./ebpf-source.js";
@@ -22,7 +22,7 @@ import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { parseProbeArgs } from "./options.js";
-import type { FilterSpec } from "./filter.js";
+import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
 
@@ -131,11 +131,16 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.add("processes_exited", processes.sweep());
         c.set("connections_open", tracker.size);
       }, Number(process.env.WIRESCOPE_PROBE_SWEEP_MS ?? 5_000));
-      // the pipeline's own node processes (parser, aggregator) announce their pids: never trace them
+      // the pipeline's own processes (parser, aggregator) announce their pid and cgroup: never trace them
+      const self = selfIdentity();
       const excluder = ebpf
         ? setInterval(() => {
             listAnnounced(nc)
-              .then((list) => ebpf!.filter.excludePids(list.filter((a) => a.node === ctx.config.node && a.pid !== process.pid).map((a) => a.pid)))
+              .then((list) => {
+                const { pids, cgroups } = pipelineExclusions(list, { node: ctx.config.node, pid: process.pid, pidNs: self.pidNs });
+                ebpf!.filter.excludePids(pids);
+                ebpf!.filter.excludeCgroups(cgroups);
+              })
               .catch(() => {});
           }, 5_000)
         : undefined;
