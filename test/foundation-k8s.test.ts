@@ -1,92 +1,217 @@
-// The Kubernetes manifests agree with the code: ports, environment names, privileges, probes.
-import { test } from "node:test";
+// The Kubernetes deployment (deploy/k8s): the base and each overlay rendered like `kubectl
+// kustomize`, every object validated against the Kubernetes OpenAPI schemas (kubernetes-models)
+// with unknown fields rejected, then checked against each other and against the code. Each
+// check is also shown to fail on a manifest broken on purpose.
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseAllDocuments } from "yaml";
-import { OPTIONS, DEFAULT_GRPC_PORTS, type Component } from "@wirescope/common";
+import { renderKustomization, kustomizationFiles, KustomizeError, type K8sObject } from "./support/kustomize.js";
+import {
+  schemaProblems, unknownFieldProblems, referenceProblems, labelProblems, securityProblems, codeProblems,
+  natsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion,
+} from "./support/k8s-checks.js";
 
-const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../deploy/k8s");
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Obj = any;
-
-function load(): Obj[] {
-  const out: Obj[] = [];
-  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")) {
-    for (const doc of parseAllDocuments(fs.readFileSync(path.join(dir, f), "utf8"))) {
-      assert.deepEqual(doc.errors, [], `${f}: ${doc.errors.join("; ")}`);
-      const o = doc.toJS();
-      if (o) out.push({ ...o, __file: f });
-    }
-  }
-  return out;
-}
-
-const find = (objs: Obj[], kind: string, name: string) => {
-  const o = objs.find((x) => x.kind === kind && x.metadata?.name === name);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const k8s = path.join(root, "deploy/k8s");
+const VARIANTS = ["base", "overlays/single-node", "overlays/cluster"];
+const version = repoVersion(root);
+const render = (v: string) => renderKustomization(path.join(k8s, v));
+const find = (objs: K8sObject[], kind: string, name: string) => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
   assert.ok(o, `${kind}/${name} exists`);
   return o;
 };
 
-test("kustomization lists exactly the manifest files", () => {
-  const k = parseAllDocuments(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"))[0].toJS();
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").sort();
-  assert.deepEqual([...k.resources].sort(), files);
-});
+/** The flows of the design, and nothing else (see deploy/k8s/base/network-policies.yaml). */
+const DESIGN_FLOWS = [
+  "wirescope-probe -> nats:4222",
+  "wirescope-parser -> nats:4222",
+  "wirescope-aggregator -> nats:4222",
+  "nats -> nats:6222",
+  "wirescope-aggregator -> influxdb:8086",
+  "grafana -> influxdb:8086",
+  "wirescope-aggregator -> wirescope-probe:7701",
+  "wirescope-aggregator -> wirescope-parser:7702",
+].sort();
 
-test("services use the code's control ports, gRPC readiness and the wirescope image", () => {
-  const objs = load();
-  const workloads: [Component, string, string][] = [
-    ["probe", "DaemonSet", "wirescope-probe"],
-    ["parser", "Deployment", "wirescope-parser"],
-    ["aggregator", "Deployment", "wirescope-aggregator"],
+async function allProblems(objs: K8sObject[]): Promise<string[]> {
+  return [
+    ...(await schemaProblems(objs)),
+    ...referenceProblems(objs),
+    ...labelProblems(objs, version),
+    ...securityProblems(objs),
+    ...codeProblems(objs),
+    ...natsProblems(objs),
   ];
-  for (const [component, kind, name] of workloads) {
-    const w = find(objs, kind, name);
-    const c = w.spec.template.spec.containers[0];
-    assert.deepEqual(c.args, [component]);
-    assert.match(c.image, /^wirescope:/);
-    assert.equal(c.ports[0].containerPort, DEFAULT_GRPC_PORTS[component], `${name} port`);
-    assert.equal(c.readinessProbe.grpc.port, DEFAULT_GRPC_PORTS[component], `${name} readiness`);
-    assert.ok(c.envFrom.some((e: Obj) => e.configMapRef?.name === "wirescope-config"), `${name} reads wirescope-config`);
-    const host = c.env.find((e: Obj) => e.name === "WIRESCOPE_GRPC_HOST");
-    assert.equal(host?.valueFrom?.fieldRef?.fieldPath, "status.podIP", `${name} announces a reachable address`);
+}
+
+describe("kustomize rendering", () => {
+  test("every manifest file is reached from the base, and every variant renders", () => {
+    const reached = new Set(kustomizationFiles(path.join(k8s, "base")));
+    for (const f of fs.readdirSync(path.join(k8s, "base"))) assert.ok(reached.has(path.join(k8s, "base", f)), `${f} is listed in base/kustomization.yaml`);
+    for (const v of VARIANTS) {
+      const objs = render(v);
+      assert.ok(objs.length > 20, `${v}: ${objs.length} objects`);
+      for (const o of objs) if (o.kind !== "Namespace" && !o.kind.startsWith("Cluster")) assert.equal(o.metadata.namespace, "wirescope", `${o.kind}/${o.metadata.name}`);
+    }
+  });
+
+  test("unsupported kustomize features and broken patches are errors, not silently ignored", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-kustomize-"));
+    try {
+      const write = (body: string) => fs.writeFileSync(path.join(dir, "kustomization.yaml"), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${JSON.stringify(path.join(k8s, "base"))}]\n${body}`);
+      write("commonLabels: { a: b }\n");
+      assert.throws(() => renderKustomization(dir), (e) => e instanceof KustomizeError && /commonLabels.*not supported/.test(e.message));
+      write("patches:\n  - target: { kind: Deployment, name: wirescope-parser }\n    patch: |-\n      - { op: replace, path: /spec/nothere/x, value: 1 }\n");
+      assert.throws(() => renderKustomization(dir), /does not exist/);
+      write("patches:\n  - target: { kind: Deployment, name: nosuch }\n    patch: |-\n      - { op: add, path: /spec/x, value: 1 }\n");
+      assert.throws(() => renderKustomization(dir), /matches 0 objects/);
+      write("images:\n  - { name: nosuch, newTag: x }\n");
+      assert.throws(() => renderKustomization(dir), /used by no container/);
+      write("replicas:\n  - { name: wirescope-parser, count: 5 }\nimages:\n  - { name: wirescope, newName: registry.example:5000/ws/wirescope, newTag: \"9.9\" }\n");
+      const objs = renderKustomization(dir);
+      assert.equal(find(objs, "Deployment", "wirescope-parser").spec.replicas, 5);
+      assert.equal(find(objs, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].image, "registry.example:5000/ws/wirescope:9.9");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+for (const v of VARIANTS) {
+  describe(`deploy/k8s/${v}`, () => {
+    test("every object passes the Kubernetes OpenAPI schema, with no unknown field", async () => {
+      const objs = render(v);
+      assert.deepEqual(await schemaProblems(objs), []);
+      assert.deepEqual(unknownFieldProblems(objs, here), []);
+    });
+
+    test("references hold: selectors, Service ports, probes, ConfigMaps, volumes, accounts, RBAC, HPA, PDBs", () => {
+      assert.deepEqual(referenceProblems(render(v)), []);
+    });
+
+    test("app.kubernetes.io labels everywhere, one version", () => {
+      assert.deepEqual(labelProblems(render(v), version), []);
+    });
+
+    test("the probe has only the capabilities it needs; every other pod meets the restricted profile", () => {
+      const objs = render(v);
+      assert.deepEqual(securityProblems(objs), []);
+      const probe = find(objs, "DaemonSet", "wirescope-probe").spec.template.spec;
+      const caps = probe.containers[0].securityContext.capabilities.add;
+      assert.ok(!caps.includes("SYS_ADMIN") && !caps.includes("CAP_SYS_ADMIN"), "no CAP_SYS_ADMIN");
+      assert.equal(probe.hostPID, true, "hostPID: kernel pids are host pids");
+    });
+
+    test("containers run the services with flags and variables they accept, on their control ports", () => {
+      assert.deepEqual(codeProblems(render(v)), []);
+    });
+
+    test("NATS: 3 servers with routes, JetStream, a quorum-keeping PDB; nats-server accepts the config", (t) => {
+      const objs = render(v);
+      assert.deepEqual(natsProblems(objs), []);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-nats-conf-"));
+      try {
+        const conf = path.join(dir, "nats.conf");
+        fs.writeFileSync(conf, natsConfig(objs).replace("/data/jetstream", path.join(dir, "js")));
+        const r = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0" }, encoding: "utf8", timeout: 20_000 });
+        if (r.error) return t.skip(`nats-server not installed: ${r.error.message}`);
+        assert.equal(r.status, 0, `nats-server -t: ${r.stdout}${r.stderr}`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("NetworkPolicies allow exactly the design's flows, DNS, the API server for the probe, and the Grafana UI", () => {
+      const objs = render(v);
+      assert.deepEqual(allowedFlows(objs), DESIGN_FLOWS);
+      const dns = { name: "kube-dns", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, ports: new Map([["dns", 53]]) };
+      for (const p of podsOf(objs)) {
+        assert.ok(flowAllowed(objs, p, dns, 53, "UDP"), `${p.name} resolves names`);
+        assert.equal(flowAllowed(objs, p, "outside", 443), p.name === "wirescope-probe", `${p.name} -> outside:443`);
+        for (const port of p.ports.values()) assert.equal(flowAllowed(objs, "outside", p, port), p.name === "grafana", `outside -> ${p.name}:${port}`);
+      }
+    });
+  });
+}
+
+describe("overlays", () => {
+  test("single-node starts one parser; cluster three, spread, NATS servers on different nodes", () => {
+    const single = render("overlays/single-node");
+    assert.equal(find(single, "Deployment", "wirescope-parser").spec.replicas, 1);
+    assert.equal(find(single, "HorizontalPodAutoscaler", "wirescope-parser").spec.minReplicas, 1);
+    const cluster = render("overlays/cluster");
+    assert.equal(find(cluster, "Deployment", "wirescope-parser").spec.replicas, 3);
+    assert.equal(find(cluster, "HorizontalPodAutoscaler", "wirescope-parser").spec.minReplicas, 3);
+    assert.ok(find(cluster, "Deployment", "wirescope-parser").spec.template.spec.topologySpreadConstraints?.length);
+    const anti = find(cluster, "StatefulSet", "nats").spec.template.spec.affinity.podAntiAffinity;
+    assert.equal(anti.requiredDuringSchedulingIgnoredDuringExecution?.[0]?.topologyKey, "kubernetes.io/hostname");
+    assert.equal(anti.preferredDuringSchedulingIgnoredDuringExecution, undefined);
+    for (const objs of [single, cluster]) assert.equal(find(objs, "StatefulSet", "nats").spec.replicas, 3);
+  });
+});
+
+describe("the checks catch broken manifests", () => {
+  // One breakage each, applied to a fresh rendering of the base; each must be reported.
+  const breakages: [string, (o: K8sObject[]) => void, RegExp][] = [
+    ["schema: a port that is not a number", (o) => (find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0].ports[0].containerPort = "7702"), /must be integer/],
+    ["schema: a bad quantity", (o) => (find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0].resources.requests.cpu = "lots"), /quantity|pattern|format/],
+    ["selector off its template", (o) => (find(o, "Deployment", "wirescope-aggregator").spec.selector.matchLabels["app.kubernetes.io/name"] = "x"), /selector does not match/],
+    ["Service to a missing port name", (o) => (find(o, "Service", "influxdb").spec.ports[0].targetPort = "htp"), /no container port/],
+    ["Service selecting nothing", (o) => (find(o, "Service", "grafana").spec.selector = { "app.kubernetes.io/name": "grafna" }), /selects no pods/],
+    ["missing ConfigMap", (o) => (find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0].envFrom[0].configMapRef.name = "nope"), /ConfigMap nope does not exist/],
+    ["missing ConfigMap key", (o) => (find(o, "Deployment", "grafana").spec.template.spec.volumes.find((x: K8sObject) => x.name === "datasources").configMap.items[0].key = "x.yaml"), /has no key x.yaml/],
+    ["mount of no volume", (o) => find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0].volumeMounts.push({ name: "cache", mountPath: "/cache" }), /mounts cache, which is no volume/],
+    ["missing ServiceAccount", (o) => (find(o, "Deployment", "wirescope-aggregator").spec.template.spec.serviceAccountName = "agg"), /ServiceAccount agg does not exist/],
+    ["binding to a missing role", (o) => (find(o, "ClusterRoleBinding", "wirescope-probe").roleRef.name = "nope"), /ClusterRole nope does not exist/],
+    ["readiness on a port not exposed", (o) => (find(o, "StatefulSet", "influxdb").spec.template.spec.containers[0].readinessProbe.httpGet.port = 9999), /not a port of the container/],
+    ["missing version label", (o) => delete find(o, "Service", "nats").metadata.labels["app.kubernetes.io/version"], /no label app.kubernetes.io\/version/],
+    ["privileged probe", (o) => (find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].securityContext.privileged = true), /privileged/],
+    ["probe with SYS_ADMIN", (o) => find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].securityContext.capabilities.add.push("SYS_ADMIN"), /SYS_ADMIN is not one the probe needs/],
+    ["probe host path writable", (o) => (find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].volumeMounts.find((m: K8sObject) => m.name === "tracefs").readOnly = false), /\/sys\/kernel\/tracing is mounted writable/],
+    ["parser as root", (o) => (find(o, "Deployment", "wirescope-parser").spec.template.spec.securityContext.runAsUser = 0), /runs as uid 0/],
+    ["grafana with a writable root", (o) => (find(o, "Deployment", "grafana").spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = false), /root filesystem is writable/],
+    ["nats without seccomp", (o) => delete find(o, "StatefulSet", "nats").spec.template.spec.securityContext.seccompProfile, /seccomp profile is unset/],
+    ["unknown WIRESCOPE variable", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_NATS_URLS = "nats://nats:4222"), /WIRESCOPE_NATS_URLS is not a Wirescope option/],
+    ["bad WIRESCOPE value", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_PARTITIONS = "many"), /PARTITIONS/],
+    ["unknown probe flag", (o) => find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].args.push("--deny-namespace", "x"), /unknown probe option/],
+    ["URL to no Service", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_INFLUX_URL = "http://influx:8086"), /names influx, which is no Service/],
+    ["wrong control port", (o) => (find(o, "Deployment", "wirescope-aggregator").spec.template.spec.containers[0].ports[0].containerPort = 7704), /control port 7703/],
+    ["one NATS server", (o) => (find(o, "StatefulSet", "nats").spec.replicas = 1), /1 servers|routes/],
+    ["NATS routes missing a server", (o) => { const c = find(o, "ConfigMap", "nats-config"); c.data["nats.conf"] = c.data["nats.conf"].replace(/\s*nats-route:\/\/nats-2[^\n]*/, ""); }, /routes/],
+    ["NATS PDB allowing quorum loss", (o) => (find(o, "PodDisruptionBudget", "nats").spec.maxUnavailable = 2), /quorum/],
+    ["HPA on a missing target", (o) => (find(o, "HorizontalPodAutoscaler", "wirescope-parser").spec.scaleTargetRef.name = "parser"), /scale target/],
+  ];
+  for (const [name, breakIt, expect] of breakages) {
+    test(name, async () => {
+      const objs = render("base");
+      breakIt(objs);
+      const problems = await allProblems(objs);
+      assert.ok(problems.some((p) => expect.test(p)), `expected ${expect} among: ${problems.join(" | ") || "(none)"}`);
+    });
   }
-});
 
-test("the probe is a privileged hostPID DaemonSet whose service account may list pods", () => {
-  const objs = load();
-  const ds = find(objs, "DaemonSet", "wirescope-probe");
-  const spec = ds.spec.template.spec;
-  assert.equal(spec.hostPID, true);
-  assert.equal(spec.containers[0].securityContext.privileged, true);
-  assert.ok(spec.containers[0].env.some((e: Obj) => e.name === "NODE_NAME" && e.valueFrom.fieldRef.fieldPath === "spec.nodeName"));
-  const binding = objs.find((o) => o.kind === "ClusterRoleBinding" && o.subjects.some((s: Obj) => s.name === spec.serviceAccountName));
-  assert.ok(binding, "a ClusterRoleBinding for the probe's service account");
-  const role = find(objs, "ClusterRole", binding.roleRef.name);
-  assert.ok(role.rules.some((r: Obj) => r.resources.includes("pods") && r.verbs.includes("list")));
-});
+  test("unknown fields: a misspelt field passes the JSON schema but not the strict check", async () => {
+    const objs = render("base");
+    const c = find(objs, "Deployment", "grafana").spec.template.spec.containers[0];
+    c.securityContext.readOnlyRootFileSystem = c.securityContext.readOnlyRootFilesystem;
+    delete c.securityContext.readOnlyRootFilesystem;
+    assert.deepEqual(await schemaProblems(objs), [], "the OpenAPI schema alone allows it");
+    const problems = unknownFieldProblems(objs, here);
+    assert.ok(problems.some((p) => p.startsWith("Deployment/grafana:") && /readOnlyRootFileSystem/.test(p)), problems.join(" | "));
+  });
 
-test("the parser can be autoscaled and NATS has JetStream", () => {
-  const objs = load();
-  const parser = find(objs, "Deployment", "wirescope-parser");
-  assert.ok(parser.spec.template.spec.containers[0].resources.requests.cpu, "CPU request for the HPA");
-  const hpa = find(objs, "HorizontalPodAutoscaler", "wirescope-parser");
-  assert.equal(hpa.spec.scaleTargetRef.name, "wirescope-parser");
-  assert.match(find(objs, "ConfigMap", "nats-config").data["nats.conf"], /jetstream\s*\{/);
-});
-
-test("every WIRESCOPE_* variable in the manifests is one the services understand", () => {
-  const known = new Set(OPTIONS.flatMap((o) => (o.env ? [o.env] : [])));
-  const text = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).map((f) => fs.readFileSync(path.join(dir, f), "utf8")).join("\n");
-  const used = new Set([...text.matchAll(/\bWIRESCOPE_[A-Z_]+/g)].map((m) => m[0]));
-  assert.ok(used.size > 5);
-  for (const v of used) assert.ok(known.has(v), `${v} is not a Wirescope option`);
-  const cfg = find(load(), "ConfigMap", "wirescope-config").data;
-  const nats = find(load(), "Service", "nats");
-  const influx = find(load(), "Service", "influxdb");
-  assert.equal(cfg.WIRESCOPE_NATS_URL, `nats://${nats.metadata.name}.wirescope.svc:${nats.spec.ports[0].port}`);
-  assert.equal(cfg.WIRESCOPE_INFLUX_URL, `http://${influx.metadata.name}.wirescope.svc:${influx.spec.ports[0].port}`);
+  test("a flow outside the design is caught", () => {
+    const objs = render("base");
+    find(objs, "NetworkPolicy", "influxdb").spec.ingress[0].from.push({ podSelector: { matchLabels: { "app.kubernetes.io/name": "wirescope-parser" } } });
+    find(objs, "NetworkPolicy", "wirescope-parser").spec.egress.push({ to: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "influxdb" } } }] });
+    assert.ok(allowedFlows(objs).includes("wirescope-parser -> influxdb:8086"));
+    find(objs, "NetworkPolicy", "nats").spec.ingress[0].from.pop();
+    assert.ok(!allowedFlows(objs).includes("wirescope-aggregator -> nats:4222"));
+  });
 });
