@@ -57,6 +57,10 @@ function copyBytes(p: usize, n: i32): ArrayBuffer {
   return b;
 }
 
+function sameText(t: ArrayBuffer | null, p: usize, n: i32): bool {
+  return t !== null && t.byteLength == n && memory.compare(changetype<usize>(t), p, <usize>n) == 0;
+}
+
 /** Length of the NUL-terminated string at p[0..n) (n when unterminated). */
 function cstrLen(p: usize, n: i32): i32 {
   let i = 0;
@@ -339,12 +343,17 @@ export class PgConn extends Connection {
         const nl = cstrLen(p + 5, need - 5);
         const qa = 5 + nl + 1;
         const ql = qa < need ? cstrLen(p + <usize>qa, need - qa) : 0;
-        const st = new Stmt();
-        st.name = name(p + 5, nl);
-        st.text = copyBytes(p + <usize>qa, ql);
+        const nm = name(p + 5, nl);
+        // drivers re-send the same unnamed statement for every query: keep the copy we have
+        let st: Stmt | null = this.statements.has(nm) ? this.statements.get(nm) : null;
+        if (st === null || !sameText(st.text, p + <usize>qa, ql)) {
+          st = new Stmt();
+          st.name = nm;
+          st.text = copyBytes(p + <usize>qa, ql);
+          if (this.statements.has(nm) || this.statements.size < MAX_STATEMENTS) this.statements.set(nm, st);
+        }
         it.text = st.text;
-        it.stmtName = st.name;
-        if (this.statements.has(st.name) || this.statements.size < MAX_STATEMENTS) this.statements.set(st.name, st);
+        it.stmtName = nm;
         this.batchParses.push(it);
         this.push(it);
         break;
@@ -356,10 +365,14 @@ export class PgConn extends Connection {
         const sl = sa < need ? cstrLen(p + <usize>sa, need - sa) : 0;
         const portal = name(p + 5, pl);
         const stmt = name(p + <usize>sa, sl);
-        const bound = new Stmt();
-        bound.name = stmt;
-        if (this.statements.has(stmt)) bound.text = this.statements.get(stmt).text;
-        else bound.unknown = true;
+        // a portal points at its statement (a placeholder naming it when it was never seen)
+        let bound: Stmt;
+        if (this.statements.has(stmt)) bound = this.statements.get(stmt);
+        else {
+          bound = new Stmt();
+          bound.name = stmt;
+          bound.unknown = true;
+        }
         if (this.portals.has(portal) || this.portals.size < MAX_PORTALS) this.portals.set(portal, bound);
         it.portalName = portal;
         this.push(it);
@@ -505,7 +518,8 @@ export class PgConn extends Connection {
   back(q: ByteQueue, t: u32, len: i32, need: i32): void {
     const p = q.ptr();
     const end = q.consumed + <i64>len + 1;
-    const endNs = q.tsAt(need - 1);
+    // rows and copy data never end a request: no need to look their time up
+    const endNs: i64 = t == B_DATA_ROW || t == COPY_DATA ? 0 : q.tsAt(need - 1);
     // asynchronous messages first
     if (t == B_PARAMETER_STATUS) {
       const li = this.login;
