@@ -5,7 +5,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import * as w from "./wire.mjs";
+// The builders are in wire.ts (shared with the benchmark traffic); this script uses the compiled
+// copy, so build first (node scripts/build.mjs --only=ts).
+import * as w from "../../../dist/examples/postgresql/test/wire.js";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 const hex = (b) => b.toString("hex");
