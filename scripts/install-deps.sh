@@ -10,7 +10,7 @@
 set -euo pipefail
 
 RUNTIME=(nats-server influxdb clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
-TEST=(tshark mariadb-server redis-server nghttp2-client wrk tcpdump openssl)
+TEST=(tshark mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl)
 
 want=("${RUNTIME[@]}")
 check_only=0

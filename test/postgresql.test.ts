@@ -1,0 +1,265 @@
+// The PostgreSQL example plugin on live traffic: node-postgres (a pool connected before the
+// capture started, a fresh pool, prepared statements, errors, logins, a CancelRequest) and psql
+// (COPY in and out) against Debian's postgresql, captured with tcpdump, decoded by
+// `wirescope decode --plugins`, and compared field by field with tshark's pgsql dissector
+// (`-d tcp.port==PORT,pgsql`): statement text, command tags and row counts, SQLSTATE and
+// severity, login user/database/authentication, the cancelled backend.
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { tempDir, waitFor } from "./support/index.js";
+import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
+import { startPostgres } from "./support/postgres.js";
+import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-traffic.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const PLUGIN_DIR = path.join(root, "parsers-wasm/examples/postgresql/build");
+
+interface Rec {
+  protocol: string;
+  client: string;
+  server: string;
+  startNs: string;
+  operation: string;
+  resource: string;
+  status: number | null;
+  error: boolean;
+  incomplete?: boolean;
+  attributes: Record<string, unknown>;
+}
+
+/** One request/response pair as tshark's messages describe it. */
+interface Unit {
+  kind: "Query" | "Execute" | "Login" | "Cancel";
+  text?: string;
+  statement?: string;
+  tags: string[];
+  code?: string;
+  severity?: string;
+  user?: string;
+  database?: string;
+  auth: number[];
+  mech?: string;
+  ssl?: boolean;
+  pid?: number;
+  done: boolean;
+}
+
+type Msg = Record<string, unknown>;
+const str = (v: unknown): string | undefined => (v === undefined ? undefined : String(v));
+
+/**
+ * tshark's messages per client port, in capture order (`-T json --no-duplicate-keys`: a packet
+ * holding several messages gives an array), turned into request/response pairs by the protocol's
+ * own rules (PostgreSQL docs §55.2): the reference the plugin's records are compared with.
+ */
+function tsharkUnits(file: string, port: number): Map<number, Unit[]> {
+  const r = spawnSync("tshark", ["-r", file, "-d", `tcp.port==${port},pgsql`, "-T", "json", "--no-duplicate-keys"], { timeout: 120_000, maxBuffer: 256 << 20 });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const packets = JSON.parse(r.stdout.toString()) as { _source: { layers: { tcp: Record<string, string>; pgsql?: Msg | Msg[] } } }[];
+  const byClient = new Map<number, { units: Unit[]; queue: Unit[]; stmts: Map<string, string>; portals: Map<string, { text?: string; statement: string }>; login?: Unit; ssl: boolean; failedBatch: boolean }>();
+  const state = (client: number) => {
+    let s = byClient.get(client);
+    if (!s) byClient.set(client, (s = { units: [], queue: [], stmts: new Map(), portals: new Map(), ssl: false, failedBatch: false }));
+    return s;
+  };
+  const unit = (kind: Unit["kind"], extra: Partial<Unit> = {}): Unit => ({ kind, tags: [], auth: [], done: false, ...extra });
+  for (const p of packets) {
+    const l = p._source.layers;
+    if (!l.pgsql) continue;
+    const src = Number(l.tcp["tcp.srcport"]);
+    const fromClient = src !== port;
+    const s = state(fromClient ? src : Number(l.tcp["tcp.dstport"]));
+    for (const m of Array.isArray(l.pgsql) ? l.pgsql : [l.pgsql]) {
+      const type = String(m["pgsql.type"]);
+      const current = () => s.queue.find((u) => !u.done);
+      if (fromClient) {
+        if (type === "SSL request") s.ssl = true;
+        else if (type === "Startup message") {
+          const names = ([] as unknown[]).concat(m["pgsql.parameter_name"] ?? []).map(String);
+          const values = ([] as unknown[]).concat(m["pgsql.parameter_value"] ?? []).map(String);
+          const param = (k: string) => values[names.indexOf(k)];
+          const u = unit("Login", { user: param("user"), database: param("database") ?? param("user"), ssl: s.ssl });
+          s.login = u;
+          s.units.push(u);
+        } else if (type === "Cancel request") s.units.push(unit("Cancel", { pid: Number(m["pgsql.pid"]), done: true }));
+        else if (type === "Simple query") {
+          const u = unit("Query", { text: str(m["pgsql.query"]) });
+          s.units.push(u);
+          s.queue.push(u);
+        } else if (type === "Parse") s.stmts.set(String(m["pgsql.statement"] ?? ""), String(m["pgsql.query"] ?? ""));
+        else if (type === "Bind") {
+          const st = String(m["pgsql.statement"] ?? "");
+          s.portals.set(String(m["pgsql.portal"] ?? ""), { text: s.stmts.get(st), statement: st });
+        } else if (type === "Execute") {
+          const b = s.portals.get(String(m["pgsql.portal"] ?? ""));
+          const u = unit("Execute", { text: b?.text, statement: b?.statement });
+          if (!s.failedBatch) {
+            s.units.push(u);
+            s.queue.push(u);
+          }
+        } else if (type === "Sync") s.failedBatch = false;
+        continue;
+      }
+      if (type === "Authentication request" && s.login && !s.login.done) {
+        s.login.auth.push(Number(m["pgsql.authtype"]));
+        if (m["pgsql.auth.sasl.mech"] !== undefined) s.login.mech ??= String(([] as unknown[]).concat(m["pgsql.auth.sasl.mech"])[0]);
+      } else if (type === "Command completion") {
+        const u = current();
+        if (u) {
+          u.tags.push(String(m["pgsql.tag"]));
+          if (u.kind === "Execute") u.done = true;
+        }
+      } else if (type === "Error") {
+        const target = s.login && !s.login.done ? s.login : current();
+        if (target) {
+          target.code = str(m["pgsql.code"]);
+          target.severity = str(m["pgsql.text"] ?? m["pgsql.severity"]);
+          if (target.kind === "Execute") {
+            target.done = true;
+            // the server skips the rest of the batch: its Executes never ran
+            for (const u of s.queue) if (!u.done && u.kind === "Execute") u.done = true;
+          }
+          if (target.kind === "Login") target.done = true;
+        }
+      } else if (type === "Ready for query") {
+        if (s.login && !s.login.done) s.login.done = true;
+        else {
+          const u = current();
+          if (u && u.kind === "Query") u.done = true;
+        }
+      }
+    }
+  }
+  return new Map([...byClient].map(([k, v]) => [k, v.units]));
+}
+
+/** "INSERT 0 5" → "INSERT"; the row count is the last number. */
+const tagName = (t: string) => t.replace(/( \d+)+$/, "");
+const tagRows = (t: string) => (/ (\d+)$/.exec(t) ? Number(/ (\d+)$/.exec(t)![1]) : undefined);
+
+describe("postgresql example plugin", { timeout: 300_000 }, () => {
+  const bed = useParserBed();
+  /** The capture of the first test and how many records `wirescope decode` made of it. */
+  let captured = "";
+  let decoded = 0;
+
+  it("agrees with tshark's pgsql dissector on live node-postgres and psql traffic", { timeout: 180_000 }, async () => {
+    assert.ok(fs.existsSync(path.join(PLUGIN_DIR, "postgresql.wasm")), "build the example plugin first (node parsers-wasm/build.mjs --examples)");
+    const srv = await startPostgres();
+    after(() => srv.stop());
+    await setupDatabase(srv);
+    // a pool whose connections exist before the capture: they are picked up mid-stream
+    const early = pool(srv, 2);
+    await warm(early, 2);
+
+    const dir = tempDir("ws-pg-");
+    const file = path.join(dir, "pg.pcap");
+    const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${srv.port}`]);
+    after(() => dump.stop());
+    const codes = await nodePostgresTraffic(srv, early);
+    assert.deepEqual(codes, ["42P01", "23505", "22P02", "28P01", "57014"], "the server answered the provoked errors");
+    const mark = `done-${process.pid}`;
+    const psqlOut = await psqlTraffic(srv, mark);
+    assert.match(psqlOut, /101\thundred-one/);
+    await waitForBytes(file, mark, 15_000, 2);
+    const log = await dump.stop();
+    assert.doesNotMatch(log, /[1-9]\d* packets? dropped by kernel/);
+
+    const run = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
+    assert.equal(run.status, 0, run.stderr.toString());
+    const records = run.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+    const text = run.stdout.toString();
+    for (const secret of [APP_PASSWORD, MD5_PASSWORD, "wrong-pw-secret"]) assert.ok(!text.includes(secret), `${secret} in the records`);
+
+    const theirs = tsharkUnits(file, srv.port);
+    const ours = new Map<number, Rec[]>();
+    for (const r of records) {
+      assert.equal(r.protocol, "postgresql");
+      assert.equal(r.server, `127.0.0.1:${srv.port}`);
+      assert.equal(r.attributes["db.system.name"], "postgresql");
+      const port = Number(r.client.split(":").pop());
+      if (!ours.has(port)) ours.set(port, []);
+      ours.get(port)!.push(r);
+    }
+    assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort(), "the same connections");
+    let compared = 0;
+    for (const [port, units] of theirs) {
+      const recs = ours.get(port)!.sort((a, b) => (BigInt(a.startNs) < BigInt(b.startNs) ? -1 : 1));
+      assert.equal(recs.length, units.length, `client ${port}: ${recs.length} records vs tshark's ${units.length}:\n${recs.map((r) => JSON.stringify(r)).join("\n")}\n${JSON.stringify(units)}`);
+      units.forEach((u, i) => {
+        const r = recs[i]!;
+        const a = r.attributes;
+        const what = `client ${port} #${i} (${u.kind} ${u.text ?? ""})`;
+        assert.ok(!r.incomplete, `${what}: complete`);
+        assert.equal(r.error, u.code !== undefined, `${what}: error`);
+        assert.equal(r.status, u.code !== undefined ? 1 : 0, `${what}: status`);
+        assert.equal(a["db.response.status_code"], u.code ?? "00000", `${what}: SQLSTATE`);
+        assert.equal(a["postgresql.severity"], u.severity, `${what}: severity`);
+        if (u.kind === "Login") {
+          assert.equal(r.operation, "LOGIN", what);
+          assert.equal(a["db.user"], u.user, `${what}: user`);
+          assert.equal(a["db.namespace"], u.database, `${what}: database`);
+          const method = u.auth.includes(10) ? u.mech : u.auth.includes(5) ? "md5" : u.auth.includes(3) ? "password" : "trust";
+          assert.equal(a["postgresql.auth_method"], method, `${what}: authentication`);
+          assert.equal(a["postgresql.ssl_refused"], u.ssl ? true : undefined, `${what}: SSLRequest`);
+        } else if (u.kind === "Cancel") {
+          assert.equal(r.operation, "CANCEL", what);
+          assert.equal(a["postgresql.backend_pid"], u.pid, `${what}: backend`);
+        } else {
+          assert.equal(a["postgresql.message"], u.kind, `${what}: message`);
+          assert.equal(a["db.query.text"], u.text, `${what}: statement`);
+          assert.equal(a["db.query.prepared_statement"], u.statement ? u.statement : undefined, `${what}: statement name`);
+          const last = u.tags.at(-1);
+          assert.equal(a["postgresql.command_tag"], last === undefined ? undefined : tagName(last), `${what}: command tag`);
+          const counts = u.tags.map(tagRows).filter((n): n is number => n !== undefined);
+          assert.equal(a["postgresql.rows"], counts.length ? counts.reduce((x, y) => x + y, 0) : undefined, `${what}: rows`);
+          assert.equal(r.operation, (u.text ?? "").trim().split(/[\s(;]/)[0]!.toUpperCase(), `${what}: operation`);
+        }
+        compared++;
+      });
+    }
+    // what the traffic contains, as a floor: logins, the mid-stream pool, errors, COPY both ways, the cancel
+    const all = [...ours.values()].flat();
+    assert.ok(compared >= 30, `pairs compared: ${compared}`);
+    assert.equal(all.filter((r) => r.operation === "LOGIN").length, 8);
+    assert.ok(all.some((r) => r.attributes["postgresql.auth_method"] === "md5"));
+    assert.ok(all.some((r) => r.attributes["db.response.status_code"] === "28P01"));
+    assert.deepEqual(all.filter((r) => r.attributes["postgresql.copy"]).map((r) => [r.attributes["postgresql.copy"], r.attributes["postgresql.rows"]]), [["in", 2], ["out", 8]]);
+    assert.equal(all.filter((r) => r.operation === "CANCEL").length, 1);
+    assert.ok(all.some((r) => r.attributes["db.query.prepared_statement"] === "by-id" && !r.attributes["postgresql.statement_unknown"]));
+    const earlyPorts = [...ours].filter(([, rs]) => !rs.some((r) => r.operation === "LOGIN" || r.operation === "CANCEL")).map(([p]) => p);
+    assert.equal(earlyPorts.length, 2, "both connections of the pool opened before the capture are decoded");
+    captured = file;
+    decoded = records.length;
+  });
+
+  it("is added with `wirescope plugin add` and hot-loaded by every parser replica", { timeout: 120_000 }, async () => {
+    assert.ok(captured, "needs the capture of the previous test");
+    const P = 64;
+    const empty = tempDir("wirescope-noplugins-");
+    const fleet = [await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-a"), await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-b")];
+    bed.procs.push(...fleet);
+    await waitForFleet(fleet, P);
+    const add = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "plugin", "add", path.join(PLUGIN_DIR, "postgresql.wasm"), "--manifest", path.join(PLUGIN_DIR, "postgresql.json"), "--nats-url", bed.nats.url], { timeout: 30_000 });
+    assert.equal(add.status, 0, add.stderr.toString());
+    assert.match(add.stdout.toString(), /added postgresql 1\.0\.0/);
+    await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("postgresql@1.0.0")), { timeoutMs: 15_000, what: "postgresql loaded by both replicas" });
+
+    // the captured connections, replayed as the probe would publish them
+    const convs = conversationsFromCapture(captured);
+    const plan = toRawBatches(convs, { partitions: P, firstKey: 50_000n });
+    for (const b of plan.batches) bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+    await bed.nc.flush();
+    const keys = new Set(plan.batches.map((b) => b.connKey));
+    const seen = (await settleRecords(bed.nc, 1500, 30_000)).filter((x) => keys.has(x.record.connKey));
+    assert.equal(seen.length, decoded, "the fleet makes the records `wirescope decode` made");
+    assert.ok(seen.every((x) => x.record.protocol === "postgresql"));
+    assert.deepEqual(new Set(seen.map((x) => x.parserId)), new Set(fleet.map((p) => p.instance)), "records from both replicas");
+    for (const p of fleet) await p.proc.stop();
+  });
+});
