@@ -238,6 +238,56 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     decoded = records.length;
   });
 
+  it("resynchronises after packets lost from a live capture: nothing paired across the gap", { timeout: 120_000 }, async () => {
+    assert.ok(captured, "needs the capture of the previous test");
+    const decode = (file: string): Rec[] => {
+      const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
+      assert.equal(r.status, 0, r.stderr.toString());
+      return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+    };
+    const full = decode(captured);
+    const psqlClient = full.find((r) => r.attributes["postgresql.application_name"] === "psql")!.client;
+    const psqlPort = Number(psqlClient.split(":").pop());
+    const serverPort = Number(full[0]!.server.split(":").pop());
+    const frame = (filter: string): string => {
+      const r = spawnSync("tshark", ["-r", captured, "-d", `tcp.port==${serverPort},pgsql`, "-Y", filter, "-T", "fields", "-e", "frame.number"], { timeout: 60_000 });
+      const frames = r.stdout.toString().split("\n").filter(Boolean);
+      assert.equal(frames.length, 1, `${filter}: ${frames.join(",")}`);
+      return frames[0]!;
+    };
+    const dropped = (what: string, filter: string): Rec[] => {
+      const out = path.join(tempDir("ws-pg-gap-"), `${what}.pcap`);
+      const r = spawnSync("editcap", [captured, out, frame(filter)], { timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr.toString());
+      return decode(out);
+    };
+    const key = (r: Rec) => JSON.stringify([r.startNs, r.operation, r.resource, r.status, r.attributes["postgresql.rows"], r.attributes["db.response.status_code"]]);
+    const fullKeys = new Set(full.map(key));
+    const stream = (rs: Rec[]) => rs.filter((r) => r.client === psqlClient);
+    const before = stream(full);
+    assert.ok(before.length >= 6);
+
+    // the answer to `\copy items to stdout` lost: that request and the one sent before the loss was
+    // noticed are written incomplete, nothing else on the connection changes
+    const lostAnswer = stream(dropped("answer", `tcp.dstport==${psqlPort} && pgsql.type == "CopyOut response"`));
+    assert.equal(lostAnswer.length, before.length, "every request still has its record");
+    const incomplete = lostAnswer.filter((r) => r.incomplete);
+    assert.ok(incomplete.length >= 1 && incomplete.length <= 2, `incomplete: ${incomplete.map((r) => r.resource)}`);
+    assert.equal(incomplete[0]!.resource, "COPY items TO STDOUT");
+    for (const r of incomplete) assert.equal(r.status, null);
+    for (const r of lostAnswer.filter((x) => !x.incomplete)) assert.ok(fullKeys.has(key(r)), `paired as in the full capture: ${JSON.stringify(r)}`);
+    assert.ok(!lostAnswer.at(-1)!.incomplete, "decoding resumed after the gap");
+
+    // a request lost: its answer is dropped (never given to the next request), the rest unchanged
+    const lostRequest = stream(dropped("request", `tcp.srcport==${psqlPort} && pgsql.query contains "nosuch_psql"`));
+    assert.equal(lostRequest.length, before.length - 1);
+    for (const r of lostRequest) {
+      assert.ok(!r.incomplete, JSON.stringify(r));
+      assert.ok(fullKeys.has(key(r)), `paired as in the full capture: ${JSON.stringify(r)}`);
+    }
+    assert.ok(!lostRequest.some((r) => String(r.resource).includes("nosuch_psql")));
+  });
+
   it("is added with `wirescope plugin add` and hot-loaded by every parser replica", { timeout: 120_000 }, async () => {
     assert.ok(captured, "needs the capture of the previous test");
     const P = 64;

@@ -2,21 +2,41 @@
 // whole (also through detection), split at every byte, byte by byte, truncated and gapped.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { vectorSuite, pluginVectors, registryOf, runChunks, findPlugin } from "../../../test-support/index.js";
+import { vectorSuite, pluginVectors, registryOf, runChunks, findPlugin, builtPlugins, type Vector } from "../../../test-support/index.js";
 
 vectorSuite("postgresql", "examples/postgresql/test/vectors");
+
+/** A vector's steps as chunks, stamped as the harness does. */
+const chunksOf = (v: Vector) => v.steps.map((st, i) => ("gap" in st ? { dir: st.dir, gap: st.gap, ts: BigInt(1000 * (i + 1)) } : { dir: st.dir, bytes: st.bytes, ts: BigInt(1000 * (i + 1)) }));
 
 test("passwords, SASL proofs and cancel keys never reach a record", () => {
   const reg = registryOf(["postgresql"]);
   const secrets = ["hunter2", "secret", "proof", String(0x7e57ab1e)];
   let n = 0;
   for (const v of pluginVectors(findPlugin("postgresql").sourceDir)) {
-    const chunks = v.steps.map((st, i) => ("gap" in st ? { dir: st.dir, gap: st.gap, ts: BigInt(1000 * (i + 1)) } : { dir: st.dir, bytes: st.bytes, ts: BigInt(1000 * (i + 1)) }));
-    for (const r of runChunks(reg, "postgresql", chunks).records) {
+    for (const r of runChunks(reg, "postgresql", chunksOf(v)).records) {
       const text = JSON.stringify(r);
       for (const s of secrets) assert.ok(!text.includes(s), `${v.name}: ${s} in ${text}`);
       n++;
     }
   }
   assert.ok(n >= 30, `records checked: ${n}`);
+});
+
+test("detection: with every built plugin loaded, PostgreSQL claims its own vectors and none of the others'", () => {
+  const all = builtPlugins();
+  const reg = registryOf(all.map((b) => b.name));
+  let others = 0;
+  for (const b of all) {
+    for (const v of pluginVectors(b.sourceDir)) {
+      const chosen = runChunks(reg, b.name, chunksOf(v), { detect: true }).plugin;
+      if (b.name === "postgresql") {
+        if (v.options.detect !== false) assert.equal(chosen, "postgresql", `${v.name}: chose ${chosen}`);
+      } else {
+        assert.notEqual(chosen, "postgresql", `${b.name}: ${v.name} was claimed by postgresql`);
+        others++;
+      }
+    }
+  }
+  assert.ok(others >= 50, `other plugins' vectors: ${others}`);
 });
