@@ -20,6 +20,8 @@ export interface ProbeOptions {
   lockFile: string;
   excludePids: number[];
   filter: FilterSpec;
+  /** HTTP/1.1 message bodies: "trim" states them as gaps (http1-trim.ts), "keep" publishes them. */
+  http1Bodies: "trim" | "keep";
 }
 
 export const PROBE_DEFAULTS: ProbeOptions = {
@@ -35,6 +37,7 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   lockFile: "/run/wirescope-probe.lock",
   excludePids: [],
   filter: EMPTY_FILTER,
+  http1Bodies: "trim",
 };
 
 export const PROBE_USAGE = `probe options:
@@ -47,6 +50,7 @@ export const PROBE_USAGE = `probe options:
   --batch-ms N, --batch-bytes N   native batch flush age and size
   --mount-tracefs           mount tracefs on /sys/kernel/tracing when missing
   --lock-file PATH          single-instance lock (default /run/wirescope-probe.lock)
+  --http1-bodies trim|keep  HTTP/1.1 bodies stated as gaps (default trim: decoders count them, never read them) or published
   --exclude-pid N           never trace this pid (repeatable; the pipeline's own)
   --allow-pid N, --deny-pid N, --allow-port N, --deny-port N,
   --allow-comm NAME, --deny-comm NAME, --allow-cgroup ID, --deny-cgroup ID   (repeatable)`;
@@ -92,6 +96,12 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
       case "--batch-ms": o.batchMs = int(flag, val(), 1, 10_000); break;
       case "--batch-bytes": o.batchBytes = int(flag, val(), 65536, 16 << 20); break;
       case "--mount-tracefs": o.mountTracefs = true; break;
+      case "--http1-bodies": {
+        const v = val();
+        if (v !== "trim" && v !== "keep") throw new ConfigError("bad_value", `--http1-bodies: expected trim or keep, got "${v ?? ""}"`);
+        o.http1Bodies = v;
+        break;
+      }
       case "--lock-file": o.lockFile = val() ?? ""; break;
       case "--exclude-pid": o.excludePids.push(int(flag, val(), 1, 0x7fffffff)); break;
       case "--allow-pid": o.filter.allowPids.push(int(flag, val(), 1, 0x7fffffff)); break;

@@ -7,7 +7,8 @@ import { RawBatcher } from "./raw-batcher.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
+import { Http1Trimmer } from "./http1-trim.js";
 
 function frame(rec: Buffer): Buffer {
   const b = Buffer.alloc((4 + rec.length + 7) & ~7);
@@ -87,4 +88,31 @@ test("RawEncoder: malformed input is counted, never thrown", () => {
   assert.equal(enc.encode(bad).messages.length, 0);
   assert.equal(enc.decodeStats.errors, 1);
   for (let n = 0; n < 100; n++) enc.encode(Buffer.from(Array.from({ length: n * 3 }, () => (Math.random() * 256) | 0)));
+});
+
+test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and timestamp of every piece exact", () => {
+  const key = (0x123456n << 40n) | 0x1_0000_0005n; // a counter above 32 bits
+  const head = Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n");
+  const resp = Buffer.concat([head, Buffer.alloc(4096, 0x61), Buffer.from("\r\n0\r\n\r\n")]);
+  const req = Buffer.from("GET /x HTTP/1.1\r\n\r\n");
+  const seq0 = 2n ** 32n - 10n; // the pieces' seq carry into the high word
+  const buf = Buffer.concat([
+    frame(data(key, 5n, req, req.length, 1, 100n)),
+    frame(data(key, seq0, resp, resp.length, 2, 200n)),
+  ]);
+  const trimmer = new Http1Trimmer();
+  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 1000n, maxBatchBytes: 1 << 20, trimmer },
+    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache(), maxBatchBytes: 1 << 20 }));
+  const r = enc.encode(buf);
+  assert.equal(r.events, 3, "the request, the head + gap, the tail");
+  const data2 = r.messages.flatMap((m) => fromBinary(RawBatchSchema, m.data).data).filter((d) => d.direction === 2);
+  assert.deepEqual(data2.map((d) => [d.seq, Buffer.from(d.payload).toString("latin1"), d.originalLength, d.timestampNs, d.connKey]), [
+    [seq0, head.toString("latin1"), head.length + 4096, 1200n, key],
+    [seq0 + BigInt(head.length + 4096), "\r\n0\r\n\r\n", 7, 1200n, key],
+  ]);
+  assert.equal(trimmer.stats.trimmed_bytes, 4096);
+  // a close forgets the connection
+  const close = rec(WS_EV_CLOSE, key, CONN.size, 300n);
+  enc.encode(frame(close));
+  assert.equal(trimmer.size, 0);
 });

@@ -15,6 +15,7 @@ import { decodeBatch, type DecodeStats } from "./decode.js";
 import type { RawBatcher } from "./raw-batcher.js";
 import type { ConnRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
+import type { Http1Trimmer } from "./http1-trim.js";
 
 const TWO32 = 0x1_0000_0000;
 
@@ -68,6 +69,35 @@ function size64(lo: number, hi: number): number {
   return n + 1;
 }
 
+/** Appends one DataEvent (field 5 of RawBatch) in wire format; zero values omitted as proto3 does. */
+function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, tsLo: number, tsHi: number,
+  tid: number, buf: Buffer, at: number, plen: number, orig: number): void {
+  let body = 0;
+  if (keyLo || keyHi) body += 1 + size64(keyLo, keyHi);
+  if (dir) body += 2;
+  if (seqLo || seqHi) body += 1 + size64(seqLo, seqHi);
+  body += 1 + size64(tsLo, tsHi);
+  if (tid) body += 1 + size32(tid);
+  if (plen) body += 1 + size32(plen) + plen;
+  if (orig) body += 1 + size32(orig);
+  o.ensure(body + 6);
+  o.byte(0x2a);
+  o.varint32(body);
+  if (keyLo || keyHi) (o.byte(0x08), o.varint64(keyLo, keyHi));
+  if (dir) (o.byte(0x10), o.byte(dir));
+  if (seqLo || seqHi) (o.byte(0x18), o.varint64(seqLo, seqHi));
+  o.byte(0x20);
+  o.varint64(tsLo, tsHi);
+  if (tid) (o.byte(0x28), o.varint32(tid));
+  if (plen) {
+    o.byte(0x32);
+    o.varint32(plen);
+    buf.copy(o.buf, o.len, at, at + plen);
+    o.len += plen;
+  }
+  if (orig) (o.byte(0x38), o.varint32(orig));
+}
+
 export interface EncodedBatch {
   partition: number;
   data: Uint8Array;
@@ -82,7 +112,12 @@ export interface RawEncoderOptions {
   monoToWallOffsetNs: bigint;
   /** Data bytes per message before another one is started. */
   maxBatchBytes: number;
+  /** Cuts HTTP/1.1 bodies out of the data (stated as gaps); none = every byte published. */
+  trimmer?: Http1Trimmer;
 }
+
+/** A connection key as an exact number: the low 40 bits (the per-instance counter, see bpf/). */
+export const keyNumber = (keyLo: number, keyHi: number): number => (keyHi & 0xff) * TWO32 + keyLo;
 
 export class RawEncoder {
   private readonly part: PartitionHash;
@@ -145,35 +180,24 @@ export class RawEncoder {
         const dir = buf[s + DATA.direction];
         const tid = dv.getUint32(s + HDR.tid, true);
         const orig = dv.getUint32(s + DATA.original_length, true);
-        // DataEvent body size; zero values are omitted as proto3 does
-        let body = 0;
-        if (keyLo || keyHi) body += 1 + size64(keyLo, keyHi);
-        if (dir) body += 2;
-        if (seqLo || seqHi) body += 1 + size64(seqLo, seqHi);
-        body += 1 + size64(tsLo, tsHi);
-        if (tid) body += 1 + size32(tid);
-        if (plen) body += 1 + size32(plen) + plen;
-        if (orig) body += 1 + size32(orig);
+        const at = s + DATA.payload;
         const o = this.out(p);
-        o.ensure(body + 6);
-        o.byte(0x2a);
-        o.varint32(body);
-        if (keyLo || keyHi) (o.byte(0x08), o.varint64(keyLo, keyHi));
-        if (dir) (o.byte(0x10), o.byte(dir));
-        if (seqLo || seqHi) (o.byte(0x18), o.varint64(seqLo, seqHi));
-        o.byte(0x20);
-        o.varint64(tsLo, tsHi);
-        if (tid) (o.byte(0x28), o.varint32(tid));
-        if (plen) {
-          o.byte(0x32);
-          o.varint32(plen);
-          buf.copy(o.buf, o.len, s + DATA.payload, s + DATA.payload + plen);
-          o.len += plen;
-        }
-        if (orig) (o.byte(0x38), o.varint32(orig));
-        this.counts.set(p, (this.counts.get(p) ?? 0) + 1);
-        events++;
+        const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
         bytes += plen;
+        if (pieces === 0) writeDataEvent(o, keyLo, keyHi, dir, seqLo, seqHi, tsLo, tsHi, tid, buf, at, plen, orig);
+        else {
+          // one DataEvent per piece: kept bytes, then the body bytes left out as a stated gap
+          const t = this.o.trimmer!.pieces;
+          for (let i = 0; i < pieces * 3; i += 3) {
+            let lo = seqLo + t[i];
+            let hi = seqHi;
+            if (lo >= TWO32) ((lo -= TWO32), (hi += 1));
+            writeDataEvent(o, keyLo, keyHi, dir, lo, hi, tsLo, tsHi, tid, buf, at + t[i], t[i + 1], t[i + 1] + t[i + 2]);
+          }
+        }
+        const evs = pieces || 1;
+        this.counts.set(p, (this.counts.get(p) ?? 0) + evs);
+        events += evs;
         if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p, []));
       } else if (type === WS_EV_OPEN || type === WS_EV_CLOSE) {
         (connRecords ??= []).push(buf.subarray(off, (s + len + 7) & ~7));
@@ -193,6 +217,7 @@ export class RawEncoder {
       const ordered = [...decoded.conns.filter((c) => c.kind === "open"), ...decoded.conns.filter((c) => c.kind === "close")];
       for (const c of ordered) {
         this.onConn?.(c);
+        if (c.kind === "close") this.forget(c.connKey);
         const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
         let l = byPart.get(p);
         if (!l) byPart.set(p, (l = []));
@@ -209,12 +234,17 @@ export class RawEncoder {
   encodeConns(conns: ConnRecord[]): EncodedBatch[] {
     const byPart = new Map<number, ReturnType<RawBatcher["connEvent"]>[]>();
     for (const c of conns) {
+      if (c.kind === "close") this.forget(c.connKey);
       const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
       let l = byPart.get(p);
       if (!l) byPart.set(p, (l = []));
       l.push(this.batcher.connEvent(c));
     }
     return [...byPart].map(([p, l]) => this.cut(p, l));
+  }
+
+  private forget(connKey: bigint): void {
+    this.o.trimmer?.forget(keyNumber(Number(connKey & 0xffffffffn), Number((connKey >> 32n) & 0xffn)));
   }
 
   private cut(p: number, conns: ReturnType<RawBatcher["connEvent"]>[]): EncodedBatch {

@@ -18,6 +18,7 @@ import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
 import { RawBatcher, monoToWallClock, monoToWallOffset } from "./raw-batcher.js";
 import { RawEncoder } from "./raw-encoder.js";
+import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
@@ -83,6 +84,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
     maxBatchBytes: 512 * 1024,
   });
   const c = ctx.counters;
+  const trimmer = opts.http1Bodies === "trim" ? new Http1Trimmer() : undefined;
 
   return {
     handlers: {
@@ -119,6 +121,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.set("connections_tracked", s.connections);
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);
+        if (trimmer) for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);
         ctx.info.set("programs", s.programs.join(","));
       };
       tick();
@@ -147,7 +150,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
-          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024 }, batcher, (cr) => tracker.note(cr));
+          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024, trimmer }, batcher, (cr) => tracker.note(cr));
           reapExited = () => {
             const closes = tracker.reap((pid) => !fs.existsSync(`/proc/${pid}`), process.hrtime.bigint());
             if (!closes.length) return;

@@ -1,0 +1,212 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Http1Trimmer } from "./http1-trim.js";
+
+/** A message and the [start, end) ranges of its body bytes (what may be left out). */
+interface Msg {
+  bytes: Buffer;
+  body: [number, number][];
+}
+
+function clMsg(head: string, body: number): Msg {
+  const h = Buffer.from(head.replace("{CL}", String(body)), "latin1");
+  return { bytes: Buffer.concat([h, Buffer.alloc(body, 0x62)]), body: body ? [[h.length, h.length + body]] : [] };
+}
+
+function chunkedMsg(head: string, chunks: number[], trailer = ""): Msg {
+  const parts: Buffer[] = [Buffer.from(head, "latin1")];
+  const body: [number, number][] = [];
+  let at = parts[0].length;
+  for (const n of chunks) {
+    const line = Buffer.from(n.toString(16) + "\r\n", "latin1");
+    parts.push(line, Buffer.alloc(n, 0x63), Buffer.from("\r\n"));
+    body.push([at + line.length, at + line.length + n]);
+    at += line.length + n + 2;
+  }
+  parts.push(Buffer.from("0\r\n" + trailer + "\r\n", "latin1"));
+  return { bytes: Buffer.concat(parts), body };
+}
+
+/** Concatenates messages, shifting their body ranges. */
+function stream(msgs: Msg[]): Msg {
+  const body: [number, number][] = [];
+  let at = 0;
+  for (const m of msgs) {
+    for (const [a, b] of m.body) body.push([a + at, b + at]);
+    at += m.bytes.length;
+  }
+  return { bytes: Buffer.concat(msgs.map((m) => m.bytes)), body };
+}
+
+interface Out {
+  /** Byte ranges stated as gaps. */
+  gaps: [number, number][];
+  /** Kept bytes, in order, with the stream position of each event's first byte checked. */
+  kept: Buffer;
+  events: number;
+}
+
+/**
+ * Feeds one direction of a connection as events cut at `cuts` (`kernelGaps`: event start -> bytes
+ * the kernel did not copy at its end) and rebuilds what would be published.
+ */
+function run(tr: Http1Trimmer, key: number, dir: number, s: Buffer, cuts: number[], kernelGaps: Map<number, number> = new Map()): Out {
+  const gaps: [number, number][] = [];
+  const kept: Buffer[] = [];
+  let events = 0;
+  let prev = 0;
+  for (const end of [...cuts, s.length]) {
+    if (end <= prev) continue;
+    const g = kernelGaps.get(prev) ?? 0; // the kernel copied only len - g of this event
+    const len = end - prev - g;
+    const n = tr.trim(key, dir, s, prev, len, end - prev);
+    if (n === 0) {
+      kept.push(s.subarray(prev, prev + len));
+      if (g) gaps.push([prev + len, end]);
+      events++;
+    } else {
+      const p = tr.pieces;
+      for (let i = 0; i < n * 3; i += 3) {
+        const at = prev + p[i];
+        kept.push(s.subarray(at, at + p[i + 1]));
+        if (p[i + 2]) gaps.push([at + p[i + 1], at + p[i + 1] + p[i + 2]]);
+        events++;
+      }
+    }
+    prev = end;
+  }
+  return { gaps: merge(gaps), kept: Buffer.concat(kept), events };
+}
+
+function merge(r: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of r) {
+    const last = out[out.length - 1];
+    if (last && last[1] === a) last[1] = b;
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+function keptOf(s: Buffer, gaps: [number, number][]): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const [a, b] of gaps) {
+    parts.push(s.subarray(at, a));
+    at = b;
+  }
+  parts.push(s.subarray(at));
+  return Buffer.concat(parts);
+}
+
+const REQ = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const POST = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {CL}\r\n\r\n";
+const RESP_CL = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: {CL}\r\n\r\n";
+const RESP_CHUNKED = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+describe("Http1Trimmer", () => {
+  test("a Content-Length response body becomes one stated gap; heads are kept", () => {
+    const tr = new Http1Trimmer();
+    const req = Buffer.from(REQ);
+    assert.equal(tr.trim(1, 1, req, 0, req.length, req.length), 0, "a request without body passes unchanged");
+    const resp = clMsg(RESP_CL, 65536);
+    const out = run(tr, 1, 2, resp.bytes, []);
+    assert.deepEqual(out.gaps, resp.body);
+    assert.equal(out.kept.toString("latin1"), RESP_CL.replace("{CL}", "65536"));
+    assert.equal(tr.stats.trimmed_bytes, 65536);
+  });
+
+  test("every split of a keep-alive exchange (CL, chunked with trailers, HEAD, 1xx, 204) leaves out exactly the bodies", () => {
+    const reqs = stream([
+      clMsg(POST, 300), { bytes: Buffer.from(REQ), body: [] },
+      { bytes: Buffer.from("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"), body: [] },
+      chunkedMsg("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", [5, 17]),
+      { bytes: Buffer.from("GET /n HTTP/1.1\r\n\r\n"), body: [] },
+    ]);
+    const resps = stream([
+      { bytes: Buffer.from("HTTP/1.1 100 Continue\r\n\r\n"), body: [] },
+      clMsg(RESP_CL, 40),
+      chunkedMsg(RESP_CHUNKED, [3, 4096, 1], "x-t: 1\r\n"),
+      { bytes: Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"), body: [] }, // HEAD: no body
+      clMsg(RESP_CL, 12),
+      { bytes: Buffer.from("HTTP/1.1 204 No Content\r\n\r\n"), body: [] },
+    ]);
+    for (const step of [1, 2, 3, 5, 7, 11, 64, 1000]) {
+      const cuts = (n: number) => Array.from({ length: Math.ceil(n / step) }, (_, i) => i * step);
+      const tr = new Http1Trimmer();
+      const rq = run(tr, 7, 2, reqs.bytes, cuts(reqs.bytes.length));
+      const rs = run(tr, 7, 1, resps.bytes, cuts(resps.bytes.length));
+      assert.deepEqual(rq.gaps, reqs.body, `requests, events of ${step} bytes`);
+      assert.deepEqual(rs.gaps, resps.body, `responses, events of ${step} bytes`);
+      assert.ok(rq.kept.equals(keptOf(reqs.bytes, reqs.body)));
+      assert.ok(rs.kept.equals(keptOf(resps.bytes, resps.body)));
+      assert.equal(tr.stats.passthrough_conns, 0);
+    }
+  });
+
+  test("a kernel gap inside a body is absorbed; one outside a body turns trimming off", () => {
+    const tr = new Http1Trimmer();
+    const req = Buffer.from(REQ);
+    tr.trim(3, 1, req, 0, req.length, req.length);
+    const resp = clMsg(RESP_CL, 10000);
+    // the kernel copied 4096 of the first 8000 bytes
+    const out = run(tr, 3, 2, resp.bytes, [8000], new Map([[0, 8000 - 4096]]));
+    assert.deepEqual(out.gaps, resp.body);
+    assert.equal(tr.stats.passthrough_conns, 0);
+    // a gap in a header section: the framing is lost, bytes pass through from then on
+    tr.trim(3, 1, req, 0, req.length, req.length);
+    const h = clMsg(RESP_CL, 100).bytes;
+    assert.equal(tr.trim(3, 2, h, 0, 10, h.length), 0);
+    assert.equal(tr.stats.passthrough_conns, 1);
+    assert.equal(tr.trim(3, 2, h, 0, h.length, h.length), 0, "off for good");
+  });
+
+  test("other protocols, responses without a seen request, Upgrade and close-delimited bodies pass through", () => {
+    const cases: [string, string | undefined][] = [
+      ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", undefined],
+      ["\x00\x00\x00\x2a\x00\x03", undefined],
+      ["*1\r\n$4\r\nPING\r\n", undefined],
+      ["GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", undefined],
+      [REQ, "HTTP/1.1 200 OK\r\n\r\nbody until close"],
+      [REQ, "HTTP/1.1 101 Switching Protocols\r\n\r\n"],
+    ];
+    let key = 100;
+    for (const [first, second] of cases) {
+      const tr = new Http1Trimmer();
+      const a = Buffer.from(first, "latin1");
+      assert.equal(tr.trim(++key, 2, a, 0, a.length, a.length), 0);
+      if (second) {
+        const b = Buffer.from(second + "x".repeat(500), "latin1");
+        assert.equal(tr.trim(key, 1, b, 0, b.length, b.length), 0, JSON.stringify(second));
+      }
+      const later = clMsg(RESP_CL, 500).bytes;
+      assert.equal(tr.trim(key, 1, later, 0, later.length, later.length), 0, `${JSON.stringify(first)}: nothing trimmed later`);
+      assert.equal(tr.stats.trimmed_bytes, 0);
+    }
+  });
+
+  test("the connection table is bounded: connections beyond it pass through, counted", () => {
+    const tr = new Http1Trimmer(4);
+    const req = Buffer.from(REQ);
+    for (let k = 0; k < 10; k++) tr.trim(k, 1, req, 0, req.length, req.length);
+    assert.equal(tr.size, 4);
+    assert.equal(tr.stats.table_full, 6);
+    tr.forget(0);
+    tr.trim(20, 1, req, 0, req.length, req.length);
+    assert.equal(tr.size, 4);
+  });
+
+  test("work stays linear: a long body costs one step per event, not per byte", () => {
+    const tr = new Http1Trimmer();
+    const req = Buffer.from(REQ);
+    tr.trim(9, 1, req, 0, req.length, req.length);
+    const h = Buffer.from(RESP_CL.replace("{CL}", "50000000"), "latin1");
+    // events of 16 KiB: the body part of each is one piece
+    let pieces = 0;
+    const ev = Buffer.alloc(16384);
+    pieces += tr.trim(9, 2, h, 0, h.length, h.length);
+    for (let done = 0; done < 50_000_000; done += 16384) pieces += tr.trim(9, 2, ev, 0, Math.min(16384, 50_000_000 - done), Math.min(16384, 50_000_000 - done));
+    assert.equal(pieces, Math.ceil(50_000_000 / 16384));
+    assert.equal(tr.stats.trimmed_bytes, 50_000_000);
+  });
+});
