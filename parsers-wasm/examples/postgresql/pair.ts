@@ -543,7 +543,8 @@ export class PgConn extends Connection {
       }
       return;
     }
-    if (h === null || !this.fits(h, t) || q.headTs() < h.startNs) {
+    // (only the first answer to a request can be older than it: later ones follow that one)
+    if (h === null || !this.fits(h, t) || (!this.respOpen && q.headTs() < h.startNs)) {
       // an answer to a request the capture did not see
       if (t != B_READY) this.dropUntilReady = true;
       return;
