@@ -6,13 +6,14 @@
 // severity, login user/database/authentication, the cancelled backend.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir, waitFor } from "./support/index.js";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
+import { bpfAvailable } from "./probe-helpers.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-traffic.js";
 
@@ -286,6 +287,52 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
       assert.ok(fullKeys.has(key(r)), `paired as in the full capture: ${JSON.stringify(r)}`);
     }
     assert.ok(!lostRequest.some((r) => String(r.resource).includes("nosuch_psql")));
+  });
+
+  it("decodes the eBPF probe's capture (`wirescope capture`, started after the pool connected) as it decodes tcpdump's", { timeout: 180_000 }, async (t) => {
+    if (!bpfAvailable(t)) return;
+    const srv = await startPostgres();
+    after(() => srv.stop());
+    await setupDatabase(srv);
+    const early = pool(srv, 2);
+    await warm(early, 2);
+    const dir = tempDir("ws-pg-probe-");
+    const tcpdumpFile = path.join(dir, "tcpdump.pcap");
+    const probeFile = path.join(dir, "probe.pcapng");
+    const dump = await startTcpdump(tcpdumpFile, ["-i", "lo", `tcp port ${srv.port}`]);
+    after(() => dump.stop());
+    const capture = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
+    const stopCapture = async () => {
+      if (capture.exitCode !== null || capture.signalCode !== null) return;
+      const gone = new Promise((r) => capture.once("exit", r));
+      capture.kill("SIGINT");
+      const timer = setTimeout(() => capture.kill("SIGKILL"), 10_000);
+      await gone;
+      clearTimeout(timer);
+    };
+    after(stopCapture);
+    let err = "";
+    capture.stderr!.on("data", (d: Buffer) => (err += d));
+    await waitFor(async () => /capturing to/.test(err), { timeoutMs: 20_000, what: `wirescope capture to start: ${err}` });
+
+    await nodePostgresTraffic(srv, early);
+    const mark = `probe-${process.pid}`;
+    await psqlTraffic(srv, mark);
+    await waitForBytes(tcpdumpFile, mark, 15_000, 2);
+    await new Promise((r) => setTimeout(r, 500));
+    await stopCapture();
+    await dump.stop();
+
+    const decode = (file: string) => {
+      const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
+      assert.equal(r.status, 0, r.stderr.toString());
+      return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+    };
+    const key = (r: Rec) => JSON.stringify([r.operation, r.resource, r.status, !!r.incomplete, r.attributes["postgresql.rows"], r.attributes["db.response.status_code"], r.attributes["db.user"]]);
+    const want = decode(tcpdumpFile).map(key).sort();
+    const got = decode(probeFile).map(key).sort();
+    assert.ok(want.length >= 30, `tcpdump records: ${want.length}`);
+    assert.deepEqual(got, want, "the same records from the probe's capture");
   });
 
   it("is added with `wirescope plugin add` and hot-loaded by every parser replica", { timeout: 120_000 }, async () => {
