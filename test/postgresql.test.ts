@@ -139,6 +139,13 @@ function tsharkUnits(file: string, port: number): Map<number, Unit[]> {
   return new Map([...byClient].map(([k, v]) => [k, v.units]));
 }
 
+/** `wirescope decode FILE --plugins <the example's build>` → records. */
+function decode(file: string): Rec[] {
+  const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr.toString());
+  return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+}
+
 /** "INSERT 0 5" → "INSERT"; the row count is the last number. */
 const tagName = (t: string) => t.replace(/( \d+)+$/, "");
 const tagRows = (t: string) => (/ (\d+)$/.exec(t) ? Number(/ (\d+)$/.exec(t)![1]) : undefined);
@@ -171,10 +178,8 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const log = await dump.stop();
     assert.doesNotMatch(log, /[1-9]\d* packets? dropped by kernel/);
 
-    const run = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
-    assert.equal(run.status, 0, run.stderr.toString());
-    const records = run.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
-    const text = run.stdout.toString();
+    const records = decode(file);
+    const text = JSON.stringify(records);
     for (const secret of [APP_PASSWORD, MD5_PASSWORD, "wrong-pw-secret"]) assert.ok(!text.includes(secret), `${secret} in the records`);
 
     const theirs = tsharkUnits(file, srv.port);
@@ -241,11 +246,6 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
 
   it("resynchronises after packets lost from a live capture: nothing paired across the gap", { timeout: 120_000 }, async () => {
     assert.ok(captured, "needs the capture of the previous test");
-    const decode = (file: string): Rec[] => {
-      const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
-      assert.equal(r.status, 0, r.stderr.toString());
-      return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
-    };
     const full = decode(captured);
     const psqlClient = full.find((r) => r.attributes["postgresql.application_name"] === "psql")!.client;
     const psqlPort = Number(psqlClient.split(":").pop());
@@ -323,11 +323,6 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     await stopCapture();
     await dump.stop();
 
-    const decode = (file: string) => {
-      const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
-      assert.equal(r.status, 0, r.stderr.toString());
-      return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
-    };
     const key = (r: Rec) => JSON.stringify([r.operation, r.resource, r.status, !!r.incomplete, r.attributes["postgresql.rows"], r.attributes["db.response.status_code"], r.attributes["db.user"]]);
     const want = decode(tcpdumpFile).map(key).sort();
     const got = decode(probeFile).map(key).sort();
