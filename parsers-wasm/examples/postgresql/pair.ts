@@ -37,6 +37,8 @@ const FIELDS_PREFIX: i32 = 8 << 10;
 /** Frontend messages waiting for their responses before the oldest is given up. */
 const MAX_PENDING: i32 = 1024;
 const MAX_STATEMENTS: i32 = 4096;
+/** Statement text remembered per connection, all statements together. */
+const MAX_STATEMENT_BYTES: i32 = 1 << 20;
 const MAX_PORTALS: i32 = 256;
 /** While hunting for a boundary, bytes held before the head byte is given up anyway. */
 const HUNT_HOLD: i32 = (64 << 10) + 16;
@@ -55,6 +57,10 @@ function copyBytes(p: usize, n: i32): ArrayBuffer {
   const b = new ArrayBuffer(n < 0 ? 0 : n);
   if (n > 0) memory.copy(changetype<usize>(b), p, <usize>n);
   return b;
+}
+
+@inline function textLen(t: ArrayBuffer | null): i32 {
+  return t === null ? 0 : t.byteLength;
 }
 
 function sameText(t: ArrayBuffer | null, p: usize, n: i32): bool {
@@ -103,6 +109,8 @@ export class PgConn extends Connection {
   dropUntilReady: bool = false;
   copyItem: Item | null = null;
   serverSeen: bool = false;
+  /** Bytes of statement text held in `statements`. */
+  statementBytes: i32 = 0;
 
   onData(dir: i32, q: ByteQueue, ts: i64): i32 {
     return this.frames(dir, q);
@@ -347,10 +355,19 @@ export class PgConn extends Connection {
         // drivers re-send the same unnamed statement for every query: keep the copy we have
         let st: Stmt | null = this.statements.has(nm) ? this.statements.get(nm) : null;
         if (st === null || !sameText(st.text, p + <usize>qa, ql)) {
+          const old = st;
           st = new Stmt();
           st.name = nm;
           st.text = copyBytes(p + <usize>qa, ql);
-          if (this.statements.has(nm) || this.statements.size < MAX_STATEMENTS) this.statements.set(nm, st);
+          // bounded in number and in bytes: an instance holds many connections
+          const held = this.statementBytes - (old !== null ? textLen(old.text) : 0) + ql;
+          if ((old !== null || this.statements.size < MAX_STATEMENTS) && held <= MAX_STATEMENT_BYTES) {
+            this.statements.set(nm, st);
+            this.statementBytes = held;
+          } else if (old !== null) {
+            this.statements.delete(nm);
+            this.statementBytes -= textLen(old.text);
+          }
         }
         it.text = st.text;
         it.stmtName = nm;
@@ -388,7 +405,10 @@ export class PgConn extends Connection {
         const it = this.newItem(t, q, whole);
         const nm = name(p + 6, cstrLen(p + 6, need - 6));
         if (q.u8(5) == 0x53) {
-          if (this.statements.has(nm)) this.statements.delete(nm);
+          if (this.statements.has(nm)) {
+            this.statementBytes -= textLen(this.statements.get(nm).text);
+            this.statements.delete(nm);
+          }
         } else if (this.portals.has(nm)) this.portals.delete(nm);
         this.push(it);
         break;
