@@ -5,8 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
-import { startKafkaTestBroker, type KafkaTestBroker } from "./kafka-broker/index.js";
-import { WireReader } from "./kafka-broker/wire.js";
+import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
+import { WireReader } from "@wirescope/cli/demo/kafka-broker/wire";
 import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = "1";

@@ -11,6 +11,7 @@ import top from "./top.js";
 import decode from "./decode.js";
 import plugin from "./plugin.js";
 import capture from "./capture.js";
+import demo from "./demo.js";
 
 export const COMMANDS: Command[] = [
   up,
@@ -23,4 +24,5 @@ export const COMMANDS: Command[] = [
   decode,
   plugin,
   capture,
+  demo,
 ];

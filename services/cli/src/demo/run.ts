@@ -1,0 +1,129 @@
+// `wirescope demo`: starts the shop's databases (mariadbd, redis-server, from the distribution's
+// packages, data under <dir>) and its parts as separate processes, restarts a part that dies
+// (with backoff, counted), and stops everything on SIGINT/SIGTERM, parts first.
+import fs from "node:fs";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
+import { PARTS, ports, type Part } from "./spec.js";
+
+const WIRESCOPE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/wirescope.js");
+export const DB_USER = "shop";
+export const DB_PASSWORD = "shop-demo";
+
+export interface DemoOptions {
+  dir: string;
+  basePort: number;
+  rate: number;
+  log: (line: string) => void;
+}
+
+function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} failed: ${stderr.trim() || err.message}`)) : resolve(stdout)));
+  });
+}
+
+function onPath(bin: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((d) => d && fs.existsSync(path.join(d, bin)));
+}
+
+/** What the demo needs that this machine lacks, as a one-line hint; undefined when all is there. */
+export function missingForDemo(): string | undefined {
+  const need = [
+    ["mariadbd", "mariadb-server"],
+    ["redis-server", "redis-server"],
+  ].filter(([bin]) => !onPath(bin!));
+  if (!need.length) return undefined;
+  return `the demo needs ${need.map(([b]) => b).join(" and ")}: apt-get install -y ${need.map(([, p]) => p).join(" ")} (or run with --no-demo)`;
+}
+
+async function waitPort(proc: ManagedProcess, port: number, what: string, timeoutMs = 60_000): Promise<void> {
+  try {
+    await waitFor(async () => !proc.hasExited && (await tcpReachable("127.0.0.1", port)), { timeoutMs, intervalMs: 100, what });
+  } catch (e) {
+    throw new Error(`${what} did not come up on port ${port}: ${(e as Error).message}\n${proc.tail(10)}`);
+  }
+}
+
+/** mariadbd with the shop schema (fresh `orders` table each start, 50 items). */
+async function startMariaDb(dir: string, port: number): Promise<ManagedProcess> {
+  const data = path.join(dir, "mariadb");
+  const socket = path.join(dir, "mariadb.sock");
+  if (!fs.existsSync(path.join(data, "mysql"))) {
+    fs.mkdirSync(data, { recursive: true });
+    await run("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"], 120_000);
+  }
+  const proc = await spawnManaged(
+    "mariadbd",
+    "mariadbd",
+    ["--no-defaults", `--datadir=${data}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${socket}`, "--user=root", `--pid-file=${path.join(dir, "mariadbd.pid")}`, "--skip-log-bin", "--innodb-buffer-pool-size=32M"],
+    { logFile: path.join(dir, "mariadbd.log") },
+  );
+  await waitPort(proc, port, "mariadbd");
+  const items = Array.from({ length: 50 }, (_, i) => `(${i + 1}, 'item ${i + 1}', ${(i + 1) * 3})`).join(",");
+  // Over the socket: setup is not part of the traffic the demo shows.
+  await run("mariadb", [
+    "--no-defaults", "-S", socket, "-uroot", "-e",
+    `CREATE DATABASE IF NOT EXISTS shop;
+     CREATE USER IF NOT EXISTS '${DB_USER}'@'127.0.0.1' IDENTIFIED BY '${DB_PASSWORD}';
+     GRANT ALL ON shop.* TO '${DB_USER}'@'127.0.0.1';
+     DROP TABLE IF EXISTS shop.orders;
+     CREATE TABLE shop.orders (id INT PRIMARY KEY, item_id INT NOT NULL, qty INT NOT NULL);
+     CREATE TABLE IF NOT EXISTS shop.items (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, price INT NOT NULL);
+     INSERT IGNORE INTO shop.items VALUES ${items};`,
+  ]);
+  return proc;
+}
+
+async function startRedis(dir: string, port: number): Promise<ManagedProcess> {
+  const proc = await spawnManaged("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { logFile: path.join(dir, "redis.log") });
+  await waitPort(proc, port, "redis-server");
+  return proc;
+}
+
+/** Runs the shop until `signal` aborts; resolves once everything it started has stopped. */
+export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void> {
+  const missing = missingForDemo();
+  if (missing) throw new Error(missing);
+  fs.mkdirSync(path.join(o.dir, "logs"), { recursive: true });
+  fs.rmSync(path.join(o.dir, "counts"), { recursive: true, force: true });
+  const p = ports(o.basePort);
+  const servers: ManagedProcess[] = [];
+  const parts = new Map<Part, ManagedProcess>();
+  let restarts = 0;
+  const stopAll = async () => {
+    for (const part of [...PARTS].reverse()) await parts.get(part)?.stop(5000);
+    for (const s of servers.reverse()) await s.stop(10_000);
+  };
+  try {
+    servers.push(await startMariaDb(o.dir, p.mariadb));
+    servers.push(await startRedis(o.dir, p.redis));
+    const start = async (part: Part): Promise<ManagedProcess> => {
+      const args = [WIRESCOPE, "demo", "--part", part, "--demo-port", String(o.basePort), "--dir", o.dir, "--rate", String(o.rate)];
+      const proc = await spawnManaged(part, process.execPath, args, { logFile: path.join(o.dir, "logs", `${part}.log`) });
+      parts.set(part, proc);
+      void proc.exited.then(async ({ code, signal: sig }) => {
+        if (signal.aborted || parts.get(part) !== proc) return;
+        restarts++;
+        const wait = Math.min(30_000, 1000 * 2 ** Math.min(5, restarts - 1));
+        o.log(`demo: ${part} exited (${sig ?? `code ${code}`}); restarting in ${wait} ms (restart ${restarts})`);
+        await new Promise((r) => setTimeout(r, wait));
+        if (!signal.aborted) await start(part).catch((e: Error) => o.log(`demo: ${part} did not restart: ${e.message}`));
+      });
+      return proc;
+    };
+    const portOf: Partial<Record<Part, number>> = { kafka: p.kafka, orders: p.orders, api: p.api, web: p.web };
+    for (const part of PARTS) {
+      if (signal.aborted) break;
+      const proc = await start(part);
+      const port = portOf[part];
+      if (port) await waitPort(proc, port, `demo part ${part}`, 30_000);
+    }
+    if (!signal.aborted) o.log(`demo: web http://127.0.0.1:${p.web} ← loadgen ${o.rate} req/s; api h2c :${p.api}, orders gRPC :${p.orders}, mariadb :${p.mariadb}, redis :${p.redis}, kafka :${p.kafka}; logs ${path.join(o.dir, "logs")}`);
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  } finally {
+    await stopAll();
+  }
+}
