@@ -33,12 +33,15 @@ import { UsageError, type Command } from "../command.js";
 import { Supervisor, type ChildState } from "../supervisor.js";
 import { readUpState, writeUpState, stateFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
+import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
+import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
-then the probe, parser and aggregator (\`wirescope probe|parser|aggregator\`). Each is waited for
+then the probe, parser and aggregator (\`wirescope probe|parser|aggregator\`), and a demo shop of
+real services with steady traffic (\`wirescope demo\`; --no-demo to observe only your own traffic). Each is waited for
 (gRPC health for the services), then a table shows where everything listens. Logs of every
 process go to <data-dir>/logs/<name>.log. A process that exits is started again (after 1 s, then
 up to 30 s between tries); restarts are counted and shown by \`wirescope status\`. When the
@@ -56,6 +59,8 @@ options:
   --no-install         skip the Debian package check
   --no-build           skip the build step
   --no-probe           do not start the probe
+  --no-demo            do not start the demo shop (\`wirescope demo --help\` says what it runs)
+  --demo-port N        first of the demo's six ports (default ${DEFAULT_BASE_PORT})
   --no-watch-parent    keep running when the process that started \`up\` exits
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
@@ -70,10 +75,12 @@ interface UpOptions {
   ports: Record<Component, number>;
   startTimeoutMs: number;
   watchParent: boolean;
+  demo: boolean;
+  demoPort: number;
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT };
   const num = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > max) throw new UsageError(`${flag}: expected an integer in [1, ${max}], got "${v ?? ""}"`);
@@ -87,6 +94,8 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--no-build": o.build = false; break;
       case "--no-probe": o.probe = false; break;
       case "--no-watch-parent": o.watchParent = false; break;
+      case "--no-demo": o.demo = false; break;
+      case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
       case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
@@ -341,6 +350,8 @@ async function up(argv: string[]): Promise<number> {
     await check("nats-server", nats.host, nats.port);
     await check("influxd", influx.host, influx.port);
     for (const c of ["probe", "parser", "aggregator"] as const) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
+    const demoMissing = opts.demo ? missingForDemo() : undefined;
+    if (opts.demo && !demoMissing) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) await check(`demo ${what}`, "127.0.0.1", port);
 
     const natsLog = path.join(logs, "nats-server.log");
     await sup.start({
@@ -416,6 +427,38 @@ async function up(argv: string[]): Promise<number> {
         if (component !== "probe") throw e;
         // The rest of the pipeline is useful without the probe (pcap replay, other probes).
         captureOff = { why: `the probe failed to start: ${errorMessage(e)}`, fix: `see ${rel(logFile)}` };
+      }
+    }
+
+    // The demo last: the probe is attached, so its connections are seen from their first byte.
+    if (opts.demo && !stopping.signal.aborted) {
+      const logFile = path.join(logs, "demo.log");
+      const web = demoPorts(opts.demoPort).web;
+      const spec = { name: "demo", component: "demo", address: `http://127.0.0.1:${web} (shop)`, log: logFile };
+      if (demoMissing) sup.notStarted(spec, "disabled", demoMissing);
+      else {
+        try {
+          await sup.start({
+            ...spec,
+            start: async (signal) => {
+              const args = [path.join(ROOT, "bin/wirescope.js"), "demo", "--demo-port", String(opts.demoPort), "--dir", path.join(config.dataDir, "demo")];
+              const child = await spawnManaged("demo", process.execPath, args, { env, logFile, cwd: ROOT, detached: true });
+              try {
+                await waitFor(async () => {
+                  if (child.hasExited) throw new Error(`demo exited: ${child.tail(3).replace(/\n/g, " | ")}`);
+                  return fs.existsSync(logFile) && fs.readFileSync(logFile, "utf8").includes("demo: web http://");
+                }, { timeoutMs: opts.startTimeoutMs, intervalMs: 200, what: "the demo shop to start", signal });
+              } catch (e) {
+                await child.stop(10_000);
+                throw e;
+              }
+              return child;
+            },
+          });
+        } catch (e) {
+          if (stopping.signal.aborted) return 0;
+          say(`the demo did not start: ${errorMessage(e)} (see ${rel(logFile)}); the pipeline runs without it`);
+        }
       }
     }
 

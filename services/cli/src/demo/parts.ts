@@ -63,9 +63,12 @@ export async function runPart(o: PartOptions): Promise<void> {
       break;
   }
   process.stdout.write(`demo ${o.part}: running (pid ${process.pid})\n`);
+  // A part never outlives the demo that started it (even one killed with SIGKILL).
+  const parent = process.ppid;
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
+    setInterval(() => process.ppid !== parent && resolve(), 500).unref();
   });
   for (const s of stops.reverse()) await s();
   counts.stop();

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
+import { pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
 import { PARTS, ports, type Part } from "./spec.js";
 
 const WIRESCOPE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/wirescope.js");
@@ -47,10 +47,34 @@ async function waitPort(proc: ManagedProcess, port: number, what: string, timeou
   }
 }
 
+/**
+ * Stops a server a previous demo left running (its demo was killed with SIGKILL): the pid file
+ * names it, and its comm must match, so a reused pid is never signalled.
+ */
+async function stopLeftover(pidFile: string, comm: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  } catch {
+    return;
+  }
+  const name = (() => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      return "";
+    }
+  })();
+  if (!pid || !pidAlive(pid) || !name.startsWith(comm.slice(0, 15))) return;
+  process.kill(pid, "SIGTERM");
+  await waitFor(() => !pidAlive(pid), { timeoutMs: 15_000, intervalMs: 100, what: `the previous ${comm} (pid ${pid}) to stop` });
+}
+
 /** mariadbd with the shop schema (fresh `orders` table each start, 50 items). */
 async function startMariaDb(dir: string, port: number): Promise<ManagedProcess> {
   const data = path.join(dir, "mariadb");
   const socket = path.join(dir, "mariadb.sock");
+  await stopLeftover(path.join(dir, "mariadbd.pid"), "mariadbd");
   if (!fs.existsSync(path.join(data, "mysql"))) {
     fs.mkdirSync(data, { recursive: true });
     await run("mariadb-install-db", ["--no-defaults", `--datadir=${data}`, "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"], 120_000);
@@ -78,7 +102,9 @@ async function startMariaDb(dir: string, port: number): Promise<ManagedProcess> 
 }
 
 async function startRedis(dir: string, port: number): Promise<ManagedProcess> {
-  const proc = await spawnManaged("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { logFile: path.join(dir, "redis.log") });
+  const pidFile = path.join(dir, "redis.pid");
+  await stopLeftover(pidFile, "redis-server");
+  const proc = await spawnManaged("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--pidfile", pidFile], { logFile: path.join(dir, "redis.log") });
   await waitPort(proc, port, "redis-server");
   return proc;
 }
