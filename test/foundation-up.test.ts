@@ -29,6 +29,7 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
     "--parser-port", String(ports.parser),
     "--aggregator-port", String(ports.aggregator),
     "--no-build", // npm start has just built; `up` would only find nothing to do
+    "--no-demo", // the demo has its own test (demo.test.ts)
   ];
   // Own process group, like a shell job: SIGINT to the group is what Ctrl-C does.
   const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });

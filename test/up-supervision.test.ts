@@ -34,6 +34,7 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
     "--aggregator-port", String(ports.aggregator),
     "--no-install",
     "--no-build",
+    "--no-demo", // the demo has its own test (demo.test.ts)
   ];
   // unshare, prlimit and sh each exec the next: the pid we get is npm's.
   const npm = spawn(

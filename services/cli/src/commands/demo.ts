@@ -20,6 +20,7 @@ Needs mariadbd and redis-server (Debian: mariadb-server, redis-server); all on 1
 demo options:
   --demo-port N   first of six consecutive ports (default ${DEFAULT_BASE_PORT}: web, api, orders, kafka, redis, mariadb)
   --rate R        requests per second the load generator sends to web (default ${DEFAULT_RATE})
+  --requests N    the load generator stops after N requests (default: never)
   --dir DIR       the demo's data, logs and counts (default <data-dir>/demo)
   --part NAME     run one part only (${PARTS.join(", ")}); used by the demo itself
 
@@ -34,7 +35,7 @@ const command: Command = {
     const { config, rest } = loadConfig({ argv });
     let values;
     try {
-      ({ values } = parseArgs({ args: rest, strict: true, options: { "demo-port": { type: "string" }, rate: { type: "string" }, dir: { type: "string" }, part: { type: "string" } } }));
+      ({ values } = parseArgs({ args: rest, strict: true, options: { "demo-port": { type: "string" }, rate: { type: "string" }, requests: { type: "string" }, dir: { type: "string" }, part: { type: "string" } } }));
     } catch (e) {
       throw new UsageError(`${(e as Error).message} (see wirescope demo --help)`);
     }
@@ -42,16 +43,18 @@ const command: Command = {
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530) throw new UsageError("--demo-port: expected a port number (1-65530)");
     const rate = Number(values.rate ?? DEFAULT_RATE);
     if (!(rate > 0 && rate <= 10_000)) throw new UsageError("--rate: expected requests per second between 0 and 10000");
+    const requests = Number(values.requests ?? 0);
+    if (!Number.isInteger(requests) || requests < 0) throw new UsageError("--requests: expected a whole number");
     const dir = path.resolve(values.dir ?? path.join(config.dataDir, "demo"));
     if (values.part !== undefined) {
       if (!(PARTS as readonly string[]).includes(values.part)) throw new UsageError(`--part: one of ${PARTS.join(", ")}`);
-      await runPart({ part: values.part as Part, basePort, dir, rate, dbUser: DB_USER, dbPassword: DB_PASSWORD });
+      await runPart({ part: values.part as Part, basePort, dir, rate, requests, dbUser: DB_USER, dbPassword: DB_PASSWORD });
       return 0;
     }
     const ac = new AbortController();
     process.once("SIGINT", () => ac.abort());
     process.once("SIGTERM", () => ac.abort());
-    await runDemo({ dir, basePort, rate, log: (l) => process.stdout.write(`${l}\n`) }, ac.signal);
+    await runDemo({ dir, basePort, rate, requests, log: (l) => process.stdout.write(`${l}\n`) }, ac.signal);
     return 0;
   },
 };

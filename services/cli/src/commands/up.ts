@@ -36,7 +36,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -61,6 +61,7 @@ options:
   --no-probe           do not start the probe
   --no-demo            do not start the demo shop (\`wirescope demo --help\` says what it runs)
   --demo-port N        first of the demo's six ports (default ${DEFAULT_BASE_PORT})
+  --demo-requests N    the demo's load generator stops after N requests (default: never)
   --no-watch-parent    keep running when the process that started \`up\` exits
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
@@ -77,10 +78,11 @@ interface UpOptions {
   watchParent: boolean;
   demo: boolean;
   demoPort: number;
+  demoRequests: number;
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0 };
   const num = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > max) throw new UsageError(`${flag}: expected an integer in [1, ${max}], got "${v ?? ""}"`);
@@ -96,6 +98,7 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--no-watch-parent": o.watchParent = false; break;
       case "--no-demo": o.demo = false; break;
       case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
+      case "--demo-requests": o.demoRequests = num(flag, value(), 1e9); break;
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
       case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
@@ -437,11 +440,16 @@ async function up(argv: string[]): Promise<number> {
       const spec = { name: "demo", component: "demo", address: `http://127.0.0.1:${web} (shop)`, log: logFile };
       if (demoMissing) sup.notStarted(spec, "disabled", demoMissing);
       else {
+        // The shop's cache speaks Redis, decoded by the example plugin: added the way a user adds
+        // one (`wirescope plugin add`), picked up by the running parser without a restart.
+        const example = path.join(ROOT, "parsers-wasm/examples/redis/build");
+        const add = spawnSync(process.execPath, [path.join(ROOT, "bin/wirescope.js"), "plugin", "add", path.join(example, "redis.wasm"), "--manifest", path.join(example, "redis.json")], { env, encoding: "utf8" });
+        say(add.status === 0 ? `demo: ${add.stdout.trim()} (the example plugin that decodes the shop's Redis cache)` : `demo: the Redis example plugin was not added: ${(add.stderr || add.stdout).trim()}`);
         try {
           await sup.start({
             ...spec,
             start: async (signal) => {
-              const args = [path.join(ROOT, "bin/wirescope.js"), "demo", "--demo-port", String(opts.demoPort), "--dir", path.join(config.dataDir, "demo")];
+              const args = [path.join(ROOT, "bin/wirescope.js"), "demo", "--demo-port", String(opts.demoPort), "--dir", path.join(config.dataDir, "demo"), "--requests", String(opts.demoRequests)];
               const child = await spawnManaged("demo", process.execPath, args, { env, logFile, cwd: ROOT, detached: true });
               try {
                 await waitFor(async () => {

@@ -17,6 +17,8 @@ export interface PartOptions {
   basePort: number;
   dir: string;
   rate: number;
+  /** The load generator stops after this many requests (0 = never). */
+  requests: number;
   /** MariaDB account for `orders` (the supervisor creates it). */
   dbUser: string;
   dbPassword: string;
@@ -59,7 +61,7 @@ export async function runPart(o: PartOptions): Promise<void> {
       stops.push(...(await shipping(p, counts)));
       break;
     case "loadgen":
-      stops.push(...loadgen(p, counts, o.rate || DEFAULT_RATE));
+      stops.push(...loadgen(p, counts, o.rate || DEFAULT_RATE, o.requests));
       break;
   }
   process.stdout.write(`demo ${o.part}: running (pid ${process.pid})\n`);
@@ -130,7 +132,7 @@ async function orders(o: PartOptions, p: ReturnType<typeof ports>, counts: Count
   });
   await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${p.orders}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
   return [
-    () => new Promise<void>((r) => server.tryShutdown(() => r())),
+    () => server.forceShutdown(),
     () => producer.disconnect(),
     () => pool.end(),
   ];
@@ -191,7 +193,19 @@ async function api(p: ReturnType<typeof ports>, counts: Counts) {
     } else reply(404, { error: "not found" }, path);
   });
   await new Promise<void>((resolve) => server.listen(p.api, "127.0.0.1", resolve));
-  return [() => new Promise<void>((r) => server.close(() => r())), () => client.close(), () => redis.close()];
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+  return [
+    () => {
+      for (const s of sessions) s.destroy();
+      server.close();
+    },
+    () => client.close(),
+    () => redis.close(),
+  ];
 }
 
 /** HTTP/1.1 front end; calls `api` over one HTTP/2 session. */
@@ -241,7 +255,13 @@ async function web(p: ReturnType<typeof ports>, counts: Counts) {
   });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(p.web, "127.0.0.1", resolve));
-  return [() => new Promise<void>((r) => server.close(() => r())), () => session?.close()];
+  return [
+    () => {
+      server.closeAllConnections();
+      server.close();
+    },
+    () => session?.destroy(),
+  ];
 }
 
 /** Kafka consumer of the placed orders. */
@@ -254,11 +274,16 @@ async function shipping(p: ReturnType<typeof ports>, counts: Counts) {
   return [() => consumer.disconnect()];
 }
 
-/** Steady load on `web`: the cycle of spec.ts at `rate` requests/s over keep-alive connections. */
-function loadgen(p: ReturnType<typeof ports>, counts: Counts, rate: number) {
+/** Steady load on `web`: the cycle of spec.ts at `rate` requests/s over keep-alive connections, `limit` requests in all (0: no end). */
+function loadgen(p: ReturnType<typeof ports>, counts: Counts, rate: number, limit: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, Math.ceil(rate / 10)) });
   let i = 0;
   const one = () => {
+    if (limit > 0 && i >= limit) {
+      clearInterval(timer);
+      counts.flush();
+      return;
+    }
     const kind = CYCLE[i % CYCLE.length]!;
     const n = i++;
     const item = ((n * 7) % ITEMS) + 1;

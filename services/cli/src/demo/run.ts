@@ -16,6 +16,8 @@ export interface DemoOptions {
   dir: string;
   basePort: number;
   rate: number;
+  /** The load generator stops after this many requests (0 = never). */
+  requests: number;
   log: (line: string) => void;
 }
 
@@ -119,15 +121,17 @@ export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void
   const servers: ManagedProcess[] = [];
   const parts = new Map<Part, ManagedProcess>();
   let restarts = 0;
+  // Parts together (each ends its connections at once), then the servers: well inside the
+  // grace period `up` gives the demo as a whole.
   const stopAll = async () => {
-    for (const part of [...PARTS].reverse()) await parts.get(part)?.stop(5000);
-    for (const s of servers.reverse()) await s.stop(10_000);
+    await Promise.all([...parts.values()].map((p) => p.stop(3000)));
+    await Promise.all(servers.map((s) => s.stop(5000)));
   };
   try {
     servers.push(await startMariaDb(o.dir, p.mariadb));
     servers.push(await startRedis(o.dir, p.redis));
     const start = async (part: Part): Promise<ManagedProcess> => {
-      const args = [WIRESCOPE, "demo", "--part", part, "--demo-port", String(o.basePort), "--dir", o.dir, "--rate", String(o.rate)];
+      const args = [WIRESCOPE, "demo", "--part", part, "--demo-port", String(o.basePort), "--dir", o.dir, "--rate", String(o.rate), "--requests", String(o.requests)];
       const proc = await spawnManaged(part, process.execPath, args, { logFile: path.join(o.dir, "logs", `${part}.log`) });
       parts.set(part, proc);
       void proc.exited.then(async ({ code, signal: sig }) => {
