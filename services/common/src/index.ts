@@ -18,3 +18,4 @@ export * from "./gen/grpc/health/v1/health_pb.js";
 export * from "./plugin-host/index.js";
 export * from "./record-json.js";
 export * from "./partition.js";
+export * from "./wire/index.js";
