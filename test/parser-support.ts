@@ -201,15 +201,15 @@ export interface ParserProc {
   log: string;
 }
 
-/** Starts one `wirescope parser` process and waits until its partitions are assigned.
+/** Starts one `wirescope parser` process (of `checkout`) and waits until its partitions are assigned.
  *  WIRESCOPE_PARSER_NODE_ARGS adds node flags (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-export async function startParser(natsUrl: string, args: string[] = [], name = "parser"): Promise<ParserProc> {
+export async function startParser(natsUrl: string, args: string[] = [], name = "parser", checkout = ROOT): Promise<ParserProc> {
   const dir = tempDir("wirescope-parser-");
   const log = path.join(dir, `${name}.log`);
   const proc = await spawnTracked(
     name,
     process.execPath,
-    [...(process.env.WIRESCOPE_PARSER_NODE_ARGS?.split(" ").filter(Boolean) ?? []), path.join(ROOT, "bin/wirescope.js"), "parser", "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", "test-node", ...args],
+    [...(process.env.WIRESCOPE_PARSER_NODE_ARGS?.split(" ").filter(Boolean) ?? []), path.join(checkout, "bin/wirescope.js"), "parser", "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", "test-node", ...args],
     { logFile: log },
   );
   let instance = "";
