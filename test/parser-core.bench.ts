@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import path from "node:path";
 import fs from "node:fs";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, Counters, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/common";
 import { Pipeline } from "@wirescope/parser/pipeline";
 import { PluginSet, LoadedPlugin } from "@wirescope/parser/wasm-plugins";
@@ -58,7 +58,7 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 40); round++) {
       bytes += ch.bytes.length;
       return ev;
     });
-    pl.onRawBatch(create(RawBatchSchema, { partition: p, conns: [create(ConnEventSchema, { ...base, kind: ConnKind.OPEN }), create(ConnEventSchema, { ...base, kind: ConnKind.CLOSE })], data }), 0);
+    pl.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { partition: p, conns: [create(ConnEventSchema, { ...base, kind: ConnKind.OPEN }), create(ConnEventSchema, { ...base, kind: ConnKind.CLOSE })], data })), 0);
     for (const b of pl.takeOutput()) records += b.records;
   }
 }

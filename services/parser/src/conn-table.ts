@@ -1,12 +1,13 @@
 // Per-connection state for the partitions this replica owns: ordering by sequence number,
 // gaps, detection budget, eviction and memory limits. Pure: no NATS, no timers (the caller
 // passes `now`), so it is tested with plain data.
-import { ConnKind, Direction, Role, type ConnEvent, type DataEvent, type Counters } from "@wirescope/common";
+import { ConnKind, Direction, Role, type ConnEvent, type Counters } from "@wirescope/common";
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, PeerDirectory } from "./identity.js";
 import { encodeHostFields, readHead } from "./record-bytes.js";
 import { redactRecord, type RedactionPolicy } from "./redact.js";
+import { TidRing } from "./tid-ring.js";
 
 export interface ConnTableOptions {
   node: string;
@@ -30,6 +31,19 @@ export const DEFAULT_CONN_TABLE_OPTIONS: Omit<ConnTableOptions, "node" | "redact
   maxDetectBytes: 16 * 1024,
   idleMs: 5 * 60_000,
 };
+
+/** One DataEvent as the table reads it (a protobuf-es DataEvent fits; the pipeline fills one
+ *  reused object per event from the wire reader). */
+export interface DataIn {
+  connKey: bigint;
+  direction: number;
+  /** Bytes before this event in its direction (exact below 2^53). */
+  seq: number | bigint;
+  timestampNs: bigint;
+  tid: number;
+  payload: Uint8Array;
+  originalLength: number;
+}
 
 /** One finished record, ready to publish. */
 export interface OutRecord {
@@ -60,11 +74,11 @@ interface Conn {
   lastTsNs: bigint;
   detectBytes: number;
   decoding: boolean;
-  /** timestamp_ns → tid of request-direction events, for Record.tid (bounded). */
-  reqTids: Map<bigint, number>;
+  /** timestamp_ns → tid of recent request-direction events, for Record.tid (bounded). */
+  reqTids: TidRing;
+  /** False once the connection left the table (a cached reference must not be used). */
+  live: boolean;
 }
-
-const MAX_TIDS = 256;
 
 export class ConnTable {
   private readonly conns = new Map<bigint, Conn>();
@@ -74,6 +88,12 @@ export class ConnTable {
   /** "records.<protocol>" built once per protocol (hot path). */
   private readonly recordCounter = new Map<string, string>();
   private readonly ops: Op[] = [];
+  /** The connection of the previous data event: consecutive events mostly share one. */
+  private last: Conn | undefined;
+  /** Bytes held in every reorder buffer (kept up to date, never summed over connections). */
+  private pendingTotal = 0;
+  /** When idle connections were last looked for. */
+  private lastIdleScan = -Infinity;
 
   constructor(
     private readonly host: DecoderHost,
@@ -88,9 +108,7 @@ export class ConnTable {
 
   /** Total bytes held in reorder buffers. */
   pendingBytes(): number {
-    let n = 0;
-    for (const c of this.conns.values()) n += c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
-    return n;
+    return this.pendingTotal;
   }
 
   onConn(ev: ConnEvent, partition: number, now: number): void {
@@ -107,8 +125,9 @@ export class ConnTable {
     }
   }
 
-  onData(ev: DataEvent, partition: number, now: number): void {
-    let c = this.conns.get(ev.connKey);
+  onData(ev: DataIn, partition: number, now: number): void {
+    let c = this.last;
+    if (c === undefined || c.key !== ev.connKey || !c.live) c = this.conns.get(ev.connKey);
     if (!c) {
       if (this.ignored.has(ev.connKey)) {
         this.counters.add("data_ignored");
@@ -132,15 +151,21 @@ export class ConnTable {
     c.lastActive = now;
     if (ev.timestampNs > c.lastTsNs) c.lastTsNs = ev.timestampNs;
     const pdir: Dir = ev.direction === Direction.EGRESS ? c.egressDir : ((1 - c.egressDir) as Dir);
-    if (pdir === 0 && ev.tid) {
-      c.reqTids.set(ev.timestampNs, ev.tid);
-      if (c.reqTids.size > MAX_TIDS) c.reqTids.delete(c.reqTids.keys().next().value as bigint);
-    }
+    if (pdir === 0) c.reqTids.add(ev.timestampNs, ev.tid);
+    this.last = c;
     const stream = c.dirs[pdir];
+    const seq = typeof ev.seq === "number" ? ev.seq : Number(ev.seq);
+    if (stream.next(seq, ev.payload.length, ev.originalLength)) {
+      // in order and whole (the usual case): straight to the decoder, no op
+      this.data(c, pdir, ev.payload, ev.timestampNs);
+      return;
+    }
     const ops = this.ops;
     ops.length = 0;
     const forced = stream.forced;
-    stream.push(Number(ev.seq), ev.payload, ev.originalLength, ev.timestampNs, ev.tid, ops);
+    const held = stream.pendingBytes;
+    stream.push(seq, ev.payload, ev.originalLength, ev.timestampNs, ev.tid, ops);
+    this.pendingTotal += stream.pendingBytes - held;
     if (stream.forced !== forced) this.counters.add("gaps_forced.conn_pending_limit");
     this.apply(c, pdir, ops);
   }
@@ -156,15 +181,22 @@ export class ConnTable {
     return n;
   }
 
-  /** Closes idle connections and enforces the total memory bound. Call periodically. */
+  /**
+   * Closes idle connections and enforces the total memory bound. Call periodically. Idle
+   * connections are looked for at most every idleMs/8 (a walk over every connection); the
+   * memory bound reads a running total.
+   */
   sweep(now: number): void {
-    for (const c of this.conns.values()) {
-      if (now - c.lastActive > this.opts.idleMs) {
-        this.counters.add("conn_evicted.idle");
-        this.finish(c, 0n, "idle");
+    if (now - this.lastIdleScan >= this.opts.idleMs / 8) {
+      this.lastIdleScan = now;
+      for (const c of this.conns.values()) {
+        if (now - c.lastActive > this.opts.idleMs) {
+          this.counters.add("conn_evicted.idle");
+          this.finish(c, 0n, "idle");
+        }
       }
     }
-    let total = this.pendingBytes();
+    let total = this.pendingTotal;
     if (total <= this.opts.maxTotalPendingBytes) return;
     const bySize = [...this.conns.values()].sort(
       (a, b) => b.dirs[0].pendingBytes + b.dirs[1].pendingBytes - (a.dirs[0].pendingBytes + a.dirs[1].pendingBytes),
@@ -173,11 +205,7 @@ export class ConnTable {
       if (total <= this.opts.maxTotalPendingBytes) break;
       const held = c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
       this.counters.add("gaps_forced.total_pending_limit");
-      for (const d of [0, 1] as Dir[]) {
-        const ops: Op[] = [];
-        c.dirs[d].flush(ops);
-        this.apply(c, d, ops);
-      }
+      this.flushAll(c);
       total -= held;
     }
   }
@@ -206,7 +234,8 @@ export class ConnTable {
       lastTsNs: ev.timestampNs ?? 0n,
       detectBytes: 0,
       decoding: false,
-      reqTids: new Map(),
+      reqTids: new TidRing(),
+      live: true,
     };
     this.conns.set(c.key, c);
     this.counters.add("conn_opened");
@@ -215,22 +244,40 @@ export class ConnTable {
 
   private apply(c: Conn, dir: Dir, ops: Op[]): void {
     for (const op of ops) {
-      if (!this.conns.has(c.key)) return; // rejected by an earlier op
-      let r: StepResult;
-      if (op.kind === "data") {
-        if (!c.decoding) c.detectBytes += op.bytes.length;
-        r = c.session.data(dir, op.bytes, op.tsNs);
-      } else {
+      if (!c.live) return; // rejected by an earlier op
+      if (op.kind === "data") this.data(c, dir, op.bytes, op.tsNs);
+      else {
         this.counters.add("gaps");
-        r = c.session.gap(dir, op.len, op.tsNs);
+        this.result(c, c.session.gap(dir, op.len, op.tsNs));
+        if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
       }
-      this.result(c, r);
-      if (!c.decoding && this.conns.has(c.key) && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
+    }
+  }
+
+  /** In-order bytes to the decoder, and what comes of them. */
+  private data(c: Conn, dir: Dir, bytes: Uint8Array, tsNs: bigint): void {
+    if (!c.decoding) c.detectBytes += bytes.length;
+    this.result(c, c.session.data(dir, bytes, tsNs));
+    if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
+  }
+
+  /** Gives up every hole of both directions (close, eviction, memory bound). */
+  private flushAll(c: Conn): void {
+    for (const d of [0, 1] as Dir[]) {
+      if (!c.live) return; // dropped by a decoder's answer to the other direction's bytes
+      const stream = c.dirs[d];
+      if (!stream.hasPending) continue;
+      const ops: Op[] = [];
+      const held = stream.pendingBytes;
+      stream.flush(ops);
+      this.pendingTotal -= held - stream.pendingBytes;
+      this.apply(c, d, ops);
     }
   }
 
   private result(c: Conn, r: StepResult): void {
-    for (const b of r.records) this.publish(c, b);
+    const recs = r.records;
+    for (let k = 0; k < recs.length; k++) this.publish(c, recs[k]!);
     if (r.state === "decoding") c.decoding = true;
     else if (r.state === "rejected") this.discard(c, r.reason ?? "rejected");
   }
@@ -249,7 +296,7 @@ export class ConnTable {
         return;
       }
     }
-    const tid = c.reqTids.get(head.startNs) ?? 0;
+    const tid = c.reqTids.get(head.startNs);
     let name = this.recordCounter.get(head.protocol);
     if (!name) this.recordCounter.set(head.protocol, (name = `records.${head.protocol || "unknown"}`));
     this.counters.add(name);
@@ -265,13 +312,9 @@ export class ConnTable {
 
   /** Flushes, closes the decoder (incomplete requests come out) and forgets the connection. */
   private finish(c: Conn, tsNs: bigint, why: string): void {
-    for (const d of [0, 1] as Dir[]) {
-      const ops: Op[] = [];
-      c.dirs[d].flush(ops);
-      this.apply(c, d, ops);
-    }
-    if (!this.conns.has(c.key)) return;
-    this.conns.delete(c.key);
+    this.flushAll(c);
+    if (!c.live) return;
+    this.forget(c);
     const r = c.session.close(tsNs > 0n ? tsNs : c.lastTsNs);
     for (const b of r.records) this.publish(c, b);
     c.session.free();
@@ -280,12 +323,21 @@ export class ConnTable {
   }
 
   private discard(c: Conn, reason: string): void {
-    if (!this.conns.delete(c.key)) return;
+    if (!c.live) return;
+    this.forget(c);
     if (reason !== "moved") {
       this.ignored.add(c.key);
       if (this.ignored.size > 65536) this.ignored.delete(this.ignored.values().next().value as bigint);
     }
     c.session.free();
     this.counters.add(`conn_dropped.${reason}`);
+  }
+
+  /** Takes the connection out of the table (and its held bytes out of the total). */
+  private forget(c: Conn): void {
+    c.live = false;
+    this.conns.delete(c.key);
+    if (this.last === c) this.last = undefined;
+    this.pendingTotal -= c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
   }
 }

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { create } from "@bufbuild/protobuf";
-import { ConnEventSchema, ConnKind, Counters, RawBatchSchema, Role } from "@wirescope/common";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ConnEventSchema, ConnKind, Counters, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/common";
 import { Pipeline } from "./pipeline.js";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { redactionPolicy } from "./redact.js";
@@ -19,26 +19,26 @@ function setup() {
 }
 
 const batch = (partition: number, seq: number, probeId = "probe-a", conns = [] as ReturnType<typeof open>[]) =>
-  create(RawBatchSchema, { partition, batchSeq: BigInt(seq), probeId, conns });
+  toBinary(RawBatchSchema, create(RawBatchSchema, { partition, batchSeq: BigInt(seq), probeId, conns }));
 const open = (key: bigint) => create(ConnEventSchema, { connKey: key, kind: ConnKind.OPEN, role: Role.SERVER, localPort: 80, remotePort: 5000 });
 
 describe("Pipeline", () => {
   it("drops batches of partitions it does not own, counted", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([1]), () => undefined);
-    assert.equal(p.onRawBatch(batch(2, 1), 0), false);
+    assert.equal(p.onRawBytes(batch(2, 1), 0), false);
     assert.equal(counters.get("raw_batches_dropped.not_owner"), 1);
-    assert.equal(p.onRawBatch(batch(1, 1), 0), true);
+    assert.equal(p.onRawBytes(batch(1, 1), 0), true);
   });
 
   it("counts holes in batch_seq per probe and partition", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([1, 2]), () => undefined);
-    p.onRawBatch(batch(1, 1), 0);
-    p.onRawBatch(batch(1, 2), 0);
-    p.onRawBatch(batch(1, 6), 0); // 3, 4, 5 never arrived
-    p.onRawBatch(batch(2, 1, "probe-b"), 0);
-    p.onRawBatch(batch(2, 2, "probe-b"), 0);
+    p.onRawBytes(batch(1, 1), 0);
+    p.onRawBytes(batch(1, 2), 0);
+    p.onRawBytes(batch(1, 6), 0); // 3, 4, 5 never arrived
+    p.onRawBytes(batch(2, 1, "probe-b"), 0);
+    p.onRawBytes(batch(2, 2, "probe-b"), 0);
     assert.equal(counters.get("raw_batches_missed.gap"), 3);
     assert.deepEqual(p.progress(), { "probe-a/1": 6, "probe-b/2": 2 });
   });
@@ -46,25 +46,25 @@ describe("Pipeline", () => {
   it("counts what the previous owner did not finish when taking a partition over", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([3]), (part) => (part === 3 ? { "probe-a/3": 10, "probe-a/4": 99 } : undefined));
-    p.onRawBatch(batch(3, 15), 0); // 11..14 lost between the owners
+    p.onRawBytes(batch(3, 15), 0); // 11..14 lost between the owners
     assert.equal(counters.get("raw_batches_missed.handover"), 4);
-    p.onRawBatch(batch(3, 16), 0);
+    p.onRawBytes(batch(3, 16), 0);
     assert.equal(counters.get("raw_batches_missed.gap"), 0);
   });
 
   it("counts nothing when the previous owner's progress is unknown or continuous", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([3, 4]), (part) => (part === 3 ? { "probe-a/3": 14 } : undefined));
-    p.onRawBatch(batch(3, 15), 0);
-    p.onRawBatch(batch(4, 7), 0);
+    p.onRawBytes(batch(3, 15), 0);
+    p.onRawBytes(batch(4, 7), 0);
     assert.equal(counters.get("raw_batches_missed.handover"), 0);
   });
 
   it("drops the connections of partitions that move away, counted", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([1, 2]), () => undefined);
-    p.onRawBatch(batch(1, 1, "probe-a", [open(11n), open(12n)]), 0);
-    p.onRawBatch(batch(2, 1, "probe-a", [open(21n)]), 0);
+    p.onRawBytes(batch(1, 1, "probe-a", [open(11n), open(12n)]), 0);
+    p.onRawBytes(batch(2, 1, "probe-a", [open(21n)]), 0);
     const moved = p.setOwned(new Set([2, 5]), () => undefined);
     assert.deepEqual(moved, { added: [5], removed: [1] });
     assert.equal(counters.get("conn_dropped.moved"), 2);
@@ -75,10 +75,50 @@ describe("Pipeline", () => {
   it("starts again when a probe restarts its sequence", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([1]), () => undefined);
-    p.onRawBatch(batch(1, 50), 0);
-    p.onRawBatch(batch(1, 1), 0);
-    p.onRawBatch(batch(1, 2), 0);
+    p.onRawBytes(batch(1, 50), 0);
+    p.onRawBytes(batch(1, 1), 0);
+    p.onRawBytes(batch(1, 2), 0);
     assert.equal(counters.get("raw_batches_restart"), 1);
     assert.equal(counters.get("raw_batches_missed.gap"), 0);
+  });
+
+  it("counts a message that does not decode, by reason, and goes on", () => {
+    const { p, counters } = setup();
+    p.setOwned(new Set([1]), () => undefined);
+    const good = batch(1, 1, "probe-a", [open(11n)]);
+    assert.equal(p.onRawBytes(good.subarray(0, good.length - 3), 0), false);
+    assert.equal(p.onRawBytes(Uint8Array.from([0x0a, 0x05, 0x61]), 0), false);
+    assert.equal(p.onRawBytes(Uint8Array.from([0x0f, 0x01]), 0), false); // wire type 7
+    assert.equal(counters.get("raw_decode_errors"), 3);
+    assert.equal(counters.get("raw_decode_errors.truncated"), 2);
+    assert.equal(counters.get("raw_decode_errors.bad_wire_type"), 1);
+    assert.equal(p.table.size, 0);
+    assert.equal(p.onRawBytes(good, 0), true);
+    assert.equal(p.table.size, 1);
+  });
+
+  it("hands every event's bytes to its connection in order: opens first, closes last, one call per in-order event", () => {
+    const calls: string[] = [];
+    const counting: DecoderHost = {
+      open: () => ({
+        data: (dir, bytes) => (calls.push(`${dir}:${Buffer.from(bytes).toString()}`), { records: [], state: "decoding" }),
+        gap: (dir, len) => (calls.push(`${dir}:gap${len}`), { records: [], state: "decoding" }),
+        close: () => (calls.push("close"), { records: [], state: "closed" }),
+        free: () => {},
+      }),
+    };
+    const counters = new Counters();
+    const p = new Pipeline(counting, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "me", partitions: 8, redaction: redactionPolicy(), maxBatchBytes: 1 << 20, maxQueuedBatches: 16 }, counters);
+    p.setOwned(new Set([1]), () => undefined);
+    const ev = (connKey: bigint, direction: Direction, seq: number, s: string) =>
+      create(DataEventSchema, { connKey, direction, seq: BigInt(seq), payload: Buffer.from(s), originalLength: s.length, timestampNs: 1n });
+    // two connections interleaved, one event out of order; conn 2^60+1 needs all 64 bits
+    const big = (1n << 60n) + 1n;
+    const data = [ev(5n, Direction.INGRESS, 0, "ab"), ev(big, Direction.INGRESS, 0, "x"), ev(5n, Direction.INGRESS, 4, "ef"), ev(5n, Direction.INGRESS, 2, "cd"), ev(5n, Direction.EGRESS, 0, "OK")];
+    const conns = [create(ConnEventSchema, { connKey: 5n, kind: ConnKind.CLOSE }), open(5n), open(big)];
+    assert.ok(p.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { partition: 1, batchSeq: 1n, probeId: "a", conns, data })), 0));
+    assert.deepEqual(calls, ["0:ab", "0:x", "0:cd", "0:ef", "1:OK", "close"]);
+    assert.equal(counters.get("raw_bytes"), 9);
+    assert.equal(p.table.size, 1);
   });
 });

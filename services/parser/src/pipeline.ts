@@ -1,8 +1,10 @@
 // The parser's data path for the partitions it owns, without I/O:
-//   RawBatch ─▶ ownership + batch_seq accounting ─▶ ConnTable ─▶ RecordBatcher ─▶ (caller publishes)
-// The service feeds it from NATS and publishes what `takeOutput` returns.
-import { ConnKind, type Counters, type RawBatch } from "@wirescope/common";
-import { ConnTable, type ConnTableOptions } from "./conn-table.js";
+//   RawBatch bytes ─▶ RawBatchReader ─▶ ownership + batch_seq accounting ─▶ ConnTable
+//                  ─▶ RecordBatcher ─▶ (caller publishes)
+// The service feeds it from NATS and publishes what `takeOutput` returns. Per data event it
+// builds no object: one reused DataIn is filled from the reader's columns.
+import { ConnKind, RawBatchReader, type Counters } from "@wirescope/common";
+import { ConnTable, type ConnTableOptions, type DataIn } from "./conn-table.js";
 import type { DecoderHost } from "./decoder.js";
 import { RecordBatcher, type EncodedBatch } from "./record-batcher.js";
 
@@ -17,6 +19,8 @@ export interface PipelineOptions extends ConnTableOptions {
 /** `${probe_id}/${partition}` → last RawBatch.batch_seq. */
 export type Progress = Record<string, number>;
 
+const EMPTY = new Uint8Array(0);
+
 export class Pipeline {
   readonly table: ConnTable;
   private readonly batcher: RecordBatcher;
@@ -26,7 +30,11 @@ export class Pipeline {
   /** For partitions just taken over: where the previous owner stopped, by probe. */
   private readonly baseline = new Map<number, Map<string, number>>();
   private readonly full: EncodedBatch[] = [];
-  private now = 0;
+  private readonly reader = new RawBatchReader();
+  private readonly ev: DataIn = { connKey: 0n, direction: 0, seq: 0, timestampNs: 0n, tid: 0, payload: new Uint8Array(0), originalLength: 0 };
+  /** Per partition: the probe id last seen and its progress key (`${probe}/${partition}`). */
+  private readonly keyProbe: string[] = [];
+  private readonly keyOf: string[] = [];
 
   constructor(
     host: DecoderHost,
@@ -72,26 +80,57 @@ export class Pipeline {
     return { added, removed };
   }
 
-  /** Handles one RawBatch; returns false when its partition is not ours (counted). */
-  onRawBatch(b: RawBatch, now: number): boolean {
-    const p = b.partition;
+  /**
+   * Handles one RawBatch message. Returns false when it does not decode (counted
+   * `raw_decode_errors`, by reason too) or its partition is not ours (counted); never throws on
+   * bad input.
+   */
+  onRawBytes(bytes: Uint8Array, now: number): boolean {
+    const r = this.reader;
+    if (!r.read(bytes)) {
+      this.counters.add("raw_decode_errors");
+      this.counters.add(`raw_decode_errors.${r.error}`);
+      return false;
+    }
+    return this.onRawBatch(r, now);
+  }
+
+  /** Handles the RawBatch a reader holds; returns false when its partition is not ours (counted). */
+  onRawBatch(r: RawBatchReader, now: number): boolean {
+    const p = r.partition;
     if (!this.owned.has(p)) {
       this.counters.add("raw_batches_dropped.not_owner");
       return false;
     }
-    this.now = now;
-    this.account(b);
-    for (const [reason, n] of Object.entries(b.drops)) this.counters.add(`probe_drops.${reason}`, Number(n));
+    this.account(r.probeId, p, r.batchSeq);
+    for (let k = 0; k < r.dropReasons.length; k++) this.counters.add(`probe_drops.${r.dropReasons[k]}`, r.dropCounts[k]);
     this.counters.add("raw_batches");
     // Opens before data, closes after: the batch lists them separately.
-    for (const c of b.conns) if (c.kind !== ConnKind.CLOSE) this.table.onConn(c, p, now);
+    const conns = r.conns;
+    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind !== ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now);
     let bytes = 0;
-    for (const d of b.data) {
-      bytes += d.payload.length;
-      this.table.onData(d, p, now);
+    const ev = this.ev;
+    let keyLo = -1;
+    let keyHi = -1;
+    for (let i = 0; i < r.dataCount; i++) {
+      // consecutive events mostly share a connection: its key is converted once
+      if (r.connKeyLo[i] !== keyLo || r.connKeyHi[i] !== keyHi) {
+        keyLo = r.connKeyLo[i]!;
+        keyHi = r.connKeyHi[i]!;
+        ev.connKey = r.connKey(i);
+      }
+      ev.direction = r.direction[i]!;
+      ev.seq = r.seq[i]!;
+      ev.timestampNs = r.timestampNs(i);
+      ev.tid = r.tid[i]!;
+      ev.payload = r.payload(i);
+      ev.originalLength = r.originalLength[i]!;
+      bytes += ev.payload.length;
+      this.table.onData(ev, p, now);
     }
+    ev.payload = EMPTY; // the message's bytes are not held past this call
     this.counters.add("raw_bytes", bytes);
-    for (const c of b.conns) if (c.kind === ConnKind.CLOSE) this.table.onConn(c, p, now);
+    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now);
     return true;
   }
 
@@ -137,13 +176,17 @@ export class Pipeline {
   }
 
   /** Counts batches of this partition that never reached us (batch_seq holes). */
-  private account(b: RawBatch): void {
-    const key = `${b.probeId}/${b.partition}`;
-    const seq = Number(b.batchSeq);
+  private account(probeId: string, partition: number, seq: number): void {
     if (!seq) return; // producer without sequence numbers
+    let key = this.keyOf[partition];
+    if (key === undefined || this.keyProbe[partition] !== probeId) {
+      key = `${probeId}/${partition}`;
+      this.keyOf[partition] = key;
+      this.keyProbe[partition] = probeId;
+    }
     let last = this.seen.get(key);
     if (last === undefined) {
-      const base = this.baseline.get(b.partition)?.get(key);
+      const base = this.baseline.get(partition)?.get(key);
       if (base !== undefined && seq > base + 1) this.counters.add("raw_batches_missed.handover", seq - base - 1);
     } else if (seq > last + 1) {
       this.counters.add("raw_batches_missed.gap", seq - last - 1);

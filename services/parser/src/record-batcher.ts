@@ -30,8 +30,13 @@ export function servicePartition(serviceKey: string, partitions: number): number
   return fnv1a32(serviceKey) % partitions;
 }
 
+/** Service keys whose partition is remembered (a few per connection's server; cleared past this). */
+const MAX_CACHED_SERVICES = 4096;
+
 export class RecordBatcher {
   private readonly open = new Map<number, { parts: RecordParts[]; bytes: number }>();
+  /** servicePartition per service key: hashing its UTF-8 bytes once, not per record. */
+  private readonly partitionOf = new Map<string, number>();
   private seq = 0n;
   private held = 0;
 
@@ -50,7 +55,11 @@ export class RecordBatcher {
 
   /** Adds one record; returns a full batch when this record filled one. */
   add(serverService: string, record: RecordParts): EncodedBatch | undefined {
-    const p = servicePartition(serverService, this.partitions);
+    let p = this.partitionOf.get(serverService);
+    if (p === undefined) {
+      if (this.partitionOf.size >= MAX_CACHED_SERVICES) this.partitionOf.clear();
+      this.partitionOf.set(serverService, (p = servicePartition(serverService, this.partitions)));
+    }
     let b = this.open.get(p);
     if (!b) this.open.set(p, (b = { parts: [], bytes: 0 }));
     b.parts.push(record);

@@ -60,6 +60,22 @@ export class DirectionStream {
     this.drain(out);
   }
 
+  /** Events wait for a hole to fill (some may carry no bytes: a truncated event's gap). */
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /**
+   * The common case without an op: nothing waits and this event is exactly the next bytes, whole
+   * (no hole, no overlap, no truncation). Advances and returns true; the caller hands `payload`
+   * to the decoder itself. Otherwise returns false and changes nothing (use `push`).
+   */
+  next(seq: number, payloadLength: number, originalLength: number): boolean {
+    if (this.pending.length !== 0 || seq !== this.expected || payloadLength === 0 || originalLength > payloadLength) return false;
+    this.expected = seq + payloadLength;
+    return true;
+  }
+
   /** Gives up waiting: every remaining hole becomes a gap (used on close, eviction, limits). */
   flush(out: Op[]): void {
     while (this.pending.length) {

@@ -10,13 +10,9 @@ import { RetentionPolicy, DiscardPolicy, StorageType, nanos } from "nats";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,
-  RawBatchSchema,
   ServiceError,
   errorMessage,
-  rawSubject,
   recordsSubject,
-  subscribeBatches,
-  type BatchSubscription,
   type CreateService,
   type Logger,
 } from "@wirescope/common";
@@ -25,14 +21,13 @@ import { NatsMembership } from "./membership-nats.js";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
+import { RawInput } from "./raw-input.js";
 import { redactionPolicy } from "./redact.js";
 import { PluginSet } from "./wasm-plugins.js";
 import type { EncodedBatch } from "./record-batcher.js";
 
 /** Closed output batches waiting for JetStream before input processing pauses. */
 const MAX_QUEUED_OUTPUT = 64;
-/** Longest stretch of decoding before yielding to timers and I/O. */
-const YIELD_EVERY_MS = 10;
 
 export const createService: CreateService = async (ctx) => {
   let o: ParserOptions;
@@ -86,8 +81,24 @@ export const createService: CreateService = async (ctx) => {
       const js = nc.jetstream();
       await ensureRecordsStream(nc, o, log);
       const output = new Output(js, pipeline, counters, log);
-      const subs = new Map<number, BatchSubscription>();
-      let lastYield = performance.now();
+      // Output waiting on JetStream acks past the bound: stop taking input until it drains (input
+      // then queues, and beyond its bound is dropped and counted) rather than holding unbounded memory.
+      let waitingOutput = false;
+      const input: RawInput = new RawInput(
+        nc,
+        (data) => {
+          pipeline.onRawBytes(data, performance.now());
+          if (!waitingOutput && pipeline.queuedBatches() >= MAX_QUEUED_OUTPUT) {
+            waitingOutput = true;
+            input.pause();
+            void output.flush().finally(() => {
+              waitingOutput = false;
+              input.resume();
+            });
+          }
+        },
+        { maxPending: o.maxRawPending, counters, log },
+      );
       let committed: Progress = {};
       let lastPut = "";
       output.onCommitted = (p) => {
@@ -118,35 +129,8 @@ export const createService: CreateService = async (ctx) => {
           if (!prev || prev === ctx.instance) return undefined;
           return membership.view.info(prev)?.progress;
         });
-        for (const p of removed) {
-          const s = subs.get(p);
-          subs.delete(p);
-          void s?.drain();
-        }
-        for (const p of added) {
-          subs.set(
-            p,
-            subscribeBatches(nc, rawSubject(p), RawBatchSchema, {
-              counters,
-              prefix: "raw_",
-              maxPending: o.maxRawPending,
-              log,
-              onBatch: async (b) => {
-                pipeline.onRawBatch(b, performance.now());
-                // Output waiting on JetStream acks past the bound: stop taking input until it
-                // drains (input then queues in the subscription, and beyond its bound is dropped
-                // and counted) rather than holding unbounded memory.
-                if (pipeline.queuedBatches() >= MAX_QUEUED_OUTPUT) await output.flush();
-                // Let timers (flush, heartbeat) and gRPC run between long stretches of decoding.
-                const now = performance.now();
-                if (now - lastYield > YIELD_EVERY_MS) {
-                  lastYield = now;
-                  await new Promise((r) => setImmediate(r));
-                }
-              },
-            }),
-          );
-        }
+        for (const p of removed) void input.remove(p);
+        for (const p of added) input.add(p);
         if (added.length || removed.length || died.length)
           log.info({ members: members.length, owned: next.size, added: added.length, removed: removed.length, died }, "partitions rebalanced");
         ctx.info.set("members", members.join(","));
@@ -173,6 +157,7 @@ export const createService: CreateService = async (ctx) => {
           rates.set(proto, v);
         }
         counters.set("plugins_loaded_now", plugins.plugins().length);
+        counters.set("raw_sub_pending", input.pending);
         // The plugin host's own counters: traps under their usual name, the rest prefixed.
         for (const [k, v] of Object.entries(plugins.engineCounters.snapshot())) counters.set(k.startsWith("plugin_traps.") ? k : `host.${k}`, v);
       }, 1000);
@@ -187,7 +172,8 @@ export const createService: CreateService = async (ctx) => {
       clearInterval(flusher);
       stopDir?.();
       stopStore?.();
-      await Promise.all([...subs.values()].map((s) => s.drain()));
+      await input.close();
+      input.drainQueue();
       pipeline.closeAll();
       await output.flush();
       await membership.stop();

@@ -1,0 +1,140 @@
+// The parser's input from NATS: one core subscription per owned partition, each message's bytes
+// handed to the pipeline inside the client's callback. No promise, copy or object of ours per
+// message: nats.js already delivers from its socket-read loop, so timers and gRPC run between
+// socket reads. Only while paused (output waiting on JetStream) do messages queue, bounded:
+//
+//   nats.js callback ──(running, queue empty)──▶ handle(bytes)
+//          └──(paused or queue not empty)──▶ queue ≤ maxPending ──resume()──▶ handle, in order
+//                                                 └─ full: raw_drops_sub_queue_full
+//
+// Counters: raw_received, raw_handler_errors, raw_sub_errors, raw_drops_sub_queue_full,
+// raw_sub_pending (gauge, set by `pendingGauge`).
+import type { NatsConnection, Subscription } from "nats";
+import { errorMessage, rawSubject, type Counters, type Logger } from "@wirescope/common";
+
+export interface RawInputOptions {
+  /** Messages queued while paused; beyond this they are dropped and counted. */
+  maxPending: number;
+  counters: Counters;
+  log: Logger;
+}
+
+/** Messages handled in one turn of `resume` before letting timers and I/O run. */
+const RESUME_SLICE = 256;
+
+export class RawInput {
+  private readonly subs = new Map<number, Subscription>();
+  private queue: Uint8Array[] = [];
+  private head = 0;
+  private paused = false;
+  private resuming = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    /** Handles one RawBatch message synchronously (Pipeline.onRawBytes). */
+    private readonly handle: (data: Uint8Array) => void,
+    private readonly o: RawInputOptions,
+  ) {}
+
+  /** Starts receiving `wirescope.raw.<p>`. */
+  add(p: number): void {
+    if (this.subs.has(p)) return;
+    const c = this.o.counters;
+    const subject = rawSubject(p);
+    this.subs.set(
+      p,
+      this.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) {
+            c.add("raw_sub_errors");
+            this.o.log.warn({ subject, reason: errorMessage(err) }, "subscription error");
+            return;
+          }
+          c.add("raw_received");
+          if (this.paused || this.head < this.queue.length) this.enqueue(m.data);
+          else this.run(m.data);
+        },
+      }),
+    );
+  }
+
+  /** Stops receiving `p`; resolves once the server has sent what it had for it. */
+  async remove(p: number): Promise<void> {
+    const s = this.subs.get(p);
+    if (!s) return;
+    this.subs.delete(p);
+    try {
+      await s.drain();
+    } catch {
+      s.unsubscribe();
+    }
+  }
+
+  /** Stops receiving everything (shutdown); what is queued is handled by `resume`. */
+  async close(): Promise<void> {
+    await Promise.all([...this.subs.keys()].map((p) => this.remove(p)));
+  }
+
+  /** Holds new messages in the queue until `resume`. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Handles the queue in order, a slice per turn of the event loop, then takes messages directly. */
+  resume(): void {
+    this.paused = false;
+    if (this.resuming) return;
+    this.resuming = true;
+    const step = () => {
+      let n = 0;
+      while (!this.paused && this.head < this.queue.length && n++ < RESUME_SLICE) {
+        const data = this.queue[this.head]!;
+        this.queue[this.head++] = EMPTY;
+        this.run(data);
+      }
+      if (this.head === this.queue.length || this.head > 1024) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      if (!this.paused && this.head < this.queue.length) setImmediate(step);
+      else this.resuming = false;
+    };
+    step();
+  }
+
+  /** Handles whatever is queued at once, paused or not (shutdown). */
+  drainQueue(): void {
+    while (this.head < this.queue.length) {
+      const data = this.queue[this.head]!;
+      this.queue[this.head++] = EMPTY;
+      this.run(data);
+    }
+    this.queue = [];
+    this.head = 0;
+  }
+
+  /** Messages waiting in the queue. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  private enqueue(data: Uint8Array): void {
+    if (this.queue.length - this.head >= this.o.maxPending) {
+      this.o.counters.add("raw_drops_sub_queue_full");
+      return;
+    }
+    this.queue.push(data);
+  }
+
+  private run(data: Uint8Array): void {
+    try {
+      this.handle(data);
+    } catch (e) {
+      // a bug, not bad input (the pipeline counts that): counted and logged, the input goes on
+      this.o.counters.add("raw_handler_errors");
+      this.o.log.warn({ reason: errorMessage(e) }, "raw batch handler failed");
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,26 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { MAX_TIDS, TidRing } from "./tid-ring.js";
+
+describe("TidRing", () => {
+  it("finds the thread of an event by its exact timestamp, newest first, 0 when unknown", () => {
+    const r = new TidRing();
+    r.add(10n, 1);
+    r.add(20n, 2);
+    r.add(10n, 3); // the same timestamp again: the newer wins
+    r.add(30n, 0); // unknown thread: not remembered
+    assert.equal(r.get(10n), 3);
+    assert.equal(r.get(20n), 2);
+    assert.equal(r.get(30n), 0);
+    assert.equal(r.get(15n), 0);
+  });
+
+  it("remembers only the last MAX_TIDS events", () => {
+    const r = new TidRing();
+    const n = MAX_TIDS * 3 + 7;
+    for (let i = 1; i <= n; i++) r.add(BigInt(i), i);
+    for (let i = n - MAX_TIDS + 1; i <= n; i++) assert.equal(r.get(BigInt(i)), i);
+    assert.equal(r.get(BigInt(n - MAX_TIDS)), 0);
+    assert.equal(r.get(1n), 0);
+  });
+});
