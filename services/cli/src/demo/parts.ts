@@ -70,10 +70,12 @@ export async function runPart(o: PartOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
-    setInterval(() => process.ppid !== parent && resolve(), 500).unref();
+    // Also what keeps a part alive once its own work is done (a load generator past --requests).
+    setInterval(() => process.ppid !== parent && resolve(), 500);
   });
   for (const s of stops.reverse()) await s();
   counts.stop();
+  process.exit(0);
 }
 
 /** gRPC server in front of MariaDB (a pool of 4: prepared SELECTs, text INSERTs) and a Kafka producer. */
