@@ -84,7 +84,13 @@ export async function nodePostgresTraffic(srv: Postgres, early: pg.Pool): Promis
   const slow = new pg.Client({ host: "127.0.0.1", port: srv.port, user: "trustuser", database: "postgres" });
   await slow.connect();
   const sleeping = settle(slow.query("SELECT pg_sleep(20)"));
-  await new Promise((r) => setTimeout(r, 300));
+  // a cancel for a backend that is not yet running the query is ignored: wait until it is
+  // (asked over the socket, not captured)
+  const deadline = Date.now() + 15_000;
+  while ((await srv.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(20)'")).match(/^\s*1\s*$/m) === null) {
+    if (Date.now() > deadline) throw new Error("the query to cancel never started");
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const { processID, secretKey } = slow as unknown as { processID: number; secretKey: number };
   await new Promise<void>((resolve, reject) => {
     const s = net.connect(srv.port, "127.0.0.1", () => {

@@ -58,7 +58,7 @@ function asPostgres(cmd: string, args: string[]): [string, string[]] {
   return asRoot ? ["setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", cmd, ...args]] : [cmd, args];
 }
 
-/** Starts postgres; resolves once it accepts TCP connections (bounded by `timeoutMs`). */
+/** Starts postgres; resolves once it accepts sessions over TCP (bounded by `timeoutMs`). */
 export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgres> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const bin = postgresBinDir();
@@ -90,7 +90,10 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const [cmd, args] = asPostgres(path.join(bin, "postgres"), ["-D", data, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])]);
   const proc = await spawnTracked("postgres", cmd, args, { logFile: path.join(dir, "postgres.log") });
   try {
-    await waitFor(async () => !proc.hasExited && (await tcpReachable("127.0.0.1", port)), { timeoutMs, what: "postgres to accept connections" });
+    // the port listens before the server accepts sessions ("the database system is starting up"):
+    // pg_isready answers 0 only once it does
+    const ready = () => run(path.join(bin, "pg_isready"), ["-q", "-h", dir, "-p", String(port)], { timeoutMs: 5000 }).then(() => true, () => false);
+    await waitFor(async () => !proc.hasExited && (await tcpReachable("127.0.0.1", port)) && (await ready()), { timeoutMs, what: "postgres to accept sessions" });
   } catch (e) {
     await proc.stop();
     throw new Error(`postgres did not start on port ${port}: ${(e as Error).message}\n${proc.tail()}`);
