@@ -3,13 +3,15 @@
 # Used by `wirescope up` (npm start) and by .ci/run.
 #
 #   scripts/install-deps.sh          runtime + build packages
+#   scripts/install-deps.sh --build  only what building needs (the image, scripts/build-image-steps.sh)
 #   scripts/install-deps.sh --test   also what the test suite drives (tshark, mariadb, redis, ...)
 #   scripts/install-deps.sh --check  only report; exit 3 when something is missing
 #
 # Not root and something missing: prints the exact apt-get line and exits 3.
 set -euo pipefail
 
-RUNTIME=(nats-server influxdb clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
+BUILD=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
+RUNTIME=(nats-server influxdb "${BUILD[@]}")
 TEST=(tshark mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl)
 
 want=("${RUNTIME[@]}")
@@ -17,8 +19,9 @@ check_only=0
 for a in "$@"; do
   case "$a" in
     --test) want+=("${TEST[@]}") ;;
+    --build) want=("${BUILD[@]}") ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument $a" >&2; exit 2 ;;
   esac
 done
