@@ -127,7 +127,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     uint32_t chunk = (uint32_t)num("chunkBytes", WS_MAX_CHUNK);
     uint32_t per_call = (uint32_t)num("maxBytesPerCall", WS_DEFAULT_MAX_BYTES_PER_CALL);
     uint32_t ringbuf = (uint32_t)num("ringbufBytes", WS_DEFAULT_RINGBUF_BYTES);
-    batch_bytes_ = (size_t)num("batchBytes", 256 * 1024);
+    batch_bytes_ = (size_t)num("batchBytes", 1024 * 1024);
     batch_ms_ = (int)num("batchMs", 50);
     size_t queue = (size_t)num("queueBatches", 64);
     uint32_t self_tgid = (uint32_t)num("selfTgid", getpid());
@@ -541,7 +541,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
   std::atomic<bool> running_{false};
   bool cleanup_hook_ = false;
   int lock_fd_ = -1;
-  size_t batch_bytes_ = 256 * 1024;
+  size_t batch_bytes_ = 1024 * 1024;
   int batch_ms_ = 50;
   bool urgent_ = false;
   Batch cur_{nullptr, 0, 0};

@@ -243,8 +243,7 @@ function append(ds: DirState, b: Uint8Array, at: number, n: number): number {
 
 /** Offset just past the first CRLF CRLF (or LF LF) at or after `from` in [lo, hi), or -1. */
 function headEnd(b: Uint8Array, from: number, hi: number, lo: number): number {
-  for (let i = Math.max(from, lo); i < hi; i++) {
-    if (b[i] !== LF) continue;
+  for (let i = b.indexOf(LF, Math.max(from, lo)); i >= 0 && i < hi; i = b.indexOf(LF, i + 1)) {
     if (i + 1 < hi && b[i + 1] === LF) return i + 2;
     if (i + 2 < hi && b[i + 1] === CR && b[i + 2] === LF) return i + 3;
   }
@@ -261,18 +260,20 @@ function isField(b: Uint8Array, s: number, e: number, name: string): boolean {
   return true;
 }
 
-/** Value of a field line [s, e) after the colon, trimmed, as a latin1 string (rare fields only). */
-function fieldValue(b: Uint8Array, s: number, e: number): string {
-  let i = s;
-  while (b[i] !== 0x3a) i++;
-  return Buffer.from(b.buffer, b.byteOffset + i + 1, e - i - 1).toString("latin1").trim().toLowerCase();
+/** Whether a field line [s, e) has a value whose last coding is "chunked" (case-insensitive). */
+function endsChunked(b: Uint8Array, s: number, e: number): boolean {
+  while (e > s && (b[e - 1] === SP || b[e - 1] === 0x09)) e--;
+  const w = "chunked";
+  if (e - s < w.length) return false;
+  for (let i = 0; i < w.length; i++) if (lower(b[e - w.length + i]) !== w.charCodeAt(i)) return false;
+  const before = b[e - w.length - 1];
+  return before === SP || before === 0x09 || before === 0x2c || before === 0x3a;
 }
 
 /** Parses a complete header section [s, end); sets the direction's body state. false = lost. */
 function parseHead(c: ConnState, ds: DirState, isReq: boolean, b: Uint8Array, s: number, end: number): boolean {
   // start line
-  let eol = s;
-  while (b[eol] !== LF) eol++;
+  const eol = b.indexOf(LF, s);
   const lineEnd = eol > s && b[eol - 1] === CR ? eol - 1 : eol;
   const status = startLine(b, s, lineEnd, isReq);
   if (status < 0) return false;
@@ -285,8 +286,8 @@ function parseHead(c: ConnState, ds: DirState, isReq: boolean, b: Uint8Array, s:
   let chunked = false;
   let te = false;
   for (let ls = eol + 1; ls < end; ) {
-    let le = ls;
-    while (le < end && b[le] !== LF) le++;
+    let le = b.indexOf(LF, ls);
+    if (le < 0 || le > end) le = end;
     const e = le > ls && b[le - 1] === CR ? le - 1 : le;
     if (e > ls) {
       const f = lower(b[ls]);
@@ -305,7 +306,7 @@ function parseHead(c: ConnState, ds: DirState, isReq: boolean, b: Uint8Array, s:
         cl = v;
       } else if (f === 0x74 && isField(b, ls, e, "transfer-encoding")) {
         te = true;
-        chunked = fieldValue(b, ls, e).endsWith("chunked");
+        chunked = endsChunked(b, ls, e);
       } else if (f === 0x75 && isField(b, ls, e, "upgrade")) return false; // another protocol may follow
     }
     ls = le + 1;

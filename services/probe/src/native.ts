@@ -38,7 +38,7 @@ export const NATIVE_DEFAULTS: NativeOptions = {
   chunkBytes: WS_MAX_CHUNK,
   maxBytesPerCall: WS_DEFAULT_MAX_BYTES_PER_CALL,
   ringbufBytes: WS_DEFAULT_RINGBUF_BYTES,
-  batchBytes: 256 * 1024,
+  batchBytes: 1024 * 1024,
   batchMs: 50,
   queueBatches: 64,
   selfTgid: process.pid,

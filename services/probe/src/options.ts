@@ -32,7 +32,7 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   maxBytesPerCall: 4 << 20,
   ringbufBytes: 16 << 20,
   batchMs: 50,
-  batchBytes: 256 << 10,
+  batchBytes: 1 << 20,
   mountTracefs: false,
   lockFile: "/run/wirescope-probe.lock",
   excludePids: [],

@@ -126,10 +126,24 @@ export class RawBatcher {
     return b;
   }
 
+  /**
+   * The next batch_seq of a partition for a header that holds identity and batch_seq only, or
+   * undefined when drops are pending: `header` then reports them.
+   */
+  plainSeq(partition: number): bigint | undefined {
+    for (const _ in this.pendingDrops) return undefined;
+    return this.nextSeq(partition);
+  }
+
   private takeDrops(b: RawBatch): void {
     if (!Object.keys(this.pendingDrops).length) return;
     for (const [k, v] of Object.entries(this.pendingDrops)) b.drops[k] = BigInt(v);
     this.pendingDrops = {};
+  }
+
+  /** A RawBatch with only the identity fields (node, probe_id). */
+  identity(): RawBatch {
+    return create(RawBatchSchema, { node: this.o.node, probeId: this.o.probeId });
   }
 
   private newBatch(partition: number): RawBatch {

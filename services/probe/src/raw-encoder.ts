@@ -247,8 +247,33 @@ export class RawEncoder {
     this.o.trimmer?.forget(keyNumber(Number(connKey & 0xffffffffn), Number((connKey >> 32n) & 0xffn)));
   }
 
+  /** RawBatch fields 1 (node) and 2 (probe_id), encoded once. */
+  private identity: Buffer | undefined;
+
+  /**
+   * The header of a message without connection events or drops, written by hand (the common
+   * case: one per partition per flush; protobuf-es's reflective encoder cost more than the data):
+   * node, probe_id, partition, batch_seq, exactly as toBinary writes them.
+   */
+  private plainHeader(p: number): Buffer | undefined {
+    const seq = this.batcher.plainSeq(p);
+    if (seq === undefined) return undefined;
+    this.identity ??= Buffer.from(toBinary(RawBatchSchema, this.batcher.identity()));
+    const h = this.head;
+    h.len = 0;
+    h.ensure(this.identity.length + 16);
+    this.identity.copy(h.buf, 0);
+    h.len = this.identity.length;
+    if (p) (h.byte(0x18), h.varint32(p));
+    h.byte(0x38);
+    h.varint64(Number(seq & 0xffffffffn), Number(seq >> 32n));
+    return h.buf.subarray(0, h.len);
+  }
+
+  private readonly head = new Out(256);
+
   private cut(p: number, conns: ReturnType<RawBatcher["connEvent"]>[]): EncodedBatch {
-    const header = toBinary(RawBatchSchema, this.batcher.header(p, conns));
+    const header = (conns.length ? undefined : this.plainHeader(p)) ?? toBinary(RawBatchSchema, this.batcher.header(p, conns));
     const o = this.outs.get(p);
     const dataLen = o?.len ?? 0;
     const msg = Buffer.allocUnsafe(header.length + dataLen);
