@@ -120,6 +120,12 @@ export class PgConn extends Connection {
     this.committed = true;
     if (dir == 0) {
       this.cHunt = true;
+      // a Parse or Bind lost in the gap may have replaced the unnamed statement or portal
+      if (this.statements.has("")) {
+        this.statementBytes -= textLen(this.statements.get("").text);
+        this.statements.delete("");
+      }
+      if (this.portals.has("")) this.portals.delete("");
       this.groupOpen = false;
       this.batchParses.length = 0;
       this.batchExecute = false;
@@ -502,6 +508,36 @@ export class PgConn extends Connection {
     return whole < need ? whole : need;
   }
 
+  /**
+   * A ReadyForQuery (at `ts`) ended an answer we could not pair. When the batch at the head of
+   * the queue was complete (its Sync / Query / FunctionCall sent) before it, that ReadyForQuery
+   * may have been its end: a client that waits for ReadyForQuery sends nothing in between. Its
+   * requests are written incomplete rather than left at the head, where they would make every
+   * later answer look foreign.
+   */
+  abandonAnswered(ts: i64): void {
+    let term = -1;
+    for (let i = this.head; i < this.items.length; i++) {
+      const k = unchecked(this.items[i]).kind;
+      if (k == F_SYNC || k == F_QUERY || k == F_FUNCTION_CALL) {
+        term = i;
+        break;
+      }
+    }
+    if (term < 0 || unchecked(this.items[term]).startNs > ts) return;
+    for (let i = this.head; i <= term; i++) {
+      const it = unchecked(this.items[i]);
+      if (it.record) writeItem(it, -1, 0, true);
+    }
+    this.head = term + 1;
+    if (this.head >= this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    }
+    this.respOpen = false;
+    this.copyItem = null;
+  }
+
   /** Whether backend message `t` can be (part of) the answer to `h`. */
   fits(h: Item, t: u32): bool {
     switch (h.kind) {
@@ -552,7 +588,10 @@ export class PgConn extends Connection {
     }
     if (t == B_NOTIFICATION) return;
     if (this.dropUntilReady) {
-      if (t == B_READY) this.dropUntilReady = false;
+      if (t == B_READY) {
+        this.dropUntilReady = false;
+        this.abandonAnswered(q.headTs());
+      }
       return;
     }
     const h = this.headItem();
@@ -567,6 +606,7 @@ export class PgConn extends Connection {
     if (h === null || !this.fits(h, t) || (!this.respOpen && q.headTs() < h.startNs)) {
       // an answer to a request the capture did not see
       if (t != B_READY) this.dropUntilReady = true;
+      else this.abandonAnswered(q.headTs());
       return;
     }
     if (!this.respOpen) {

@@ -218,6 +218,17 @@ const gaps = [
     { operation: "LOGIN" },
     { operation: "SELECT", resource: "SELECT $1::int + ? AS n", status: 0, attributes: { "postgresql.rows": 1 } },
   ]),
+  vec("a gap inside a batch (Parse and Bind lost): the rest is written incomplete, never given the previous statement, and the next batch decodes", [
+    c(start), s(...loginOk), c(...unnamed), s(...unnamedResp),
+    c(w.parse("", "DELETE FROM t WHERE id = $1").subarray(0, 9)), gap("client", 30), c(w.describe("P", ""), w.execute(""), w.sync()),
+    s(w.parseComplete(), w.bindComplete(), w.noData(), w.commandComplete("DELETE 1"), w.ready()),
+    c(w.query("SELECT 5")), s(w.rowDescription(["?column?"]), w.dataRow(["5"]), w.commandComplete("SELECT 1"), w.ready()),
+  ], [
+    { operation: "LOGIN" },
+    { operation: "SELECT", resource: "SELECT $1::int + ? AS n", status: 0 },
+    { operation: "EXECUTE", resource: "", incomplete: true, status: null, attributes: { "postgresql.statement_unknown": true, "db.query.text": null } },
+    { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
+  ]),
   vec("picked up in the middle of a message: resynchronised at the next boundary", [
     gap("client", 0), c(Buffer.from("ERE id = 5\0")), gap("server", 0), s(w.dataRow(["zz"]).subarray(3), w.commandComplete("SELECT 9"), w.ready()),
     c(w.query("SELECT 3")), s(w.rowDescription(["?column?"]), w.dataRow(["3"]), w.commandComplete("SELECT 1"), w.ready()),
