@@ -2,36 +2,11 @@
 // docs/protocols.md "PostgreSQL").
 import { Rec, redacting, normalizeSql } from "../../common/index";
 import { Item, K_LOGIN, K_CANCEL } from "./item";
-import { normalizePg } from "./sql";
+import { normalizePg, firstKeyword } from "./sql";
 import { F_QUERY, F_PARSE, F_EXECUTE, F_FUNCTION_CALL, F_SYNC, F_DESCRIBE, F_CLOSE, F_BIND } from "./types";
 
 @inline function ptr(b: ArrayBuffer): usize {
   return changetype<usize>(b);
-}
-
-/**
- * The statement's first keyword (db.operation.name), the rule the MySQL decoder uses: leading
- * whitespace, '(' and comments skipped, letters only, upper-cased. Returns its offset and sets
- * `kwLen`; kwLen = 0 when there is none.
- */
-let kwLen: i32 = 0;
-function keyword(p: usize, n: i32): i32 {
-  let i = 0;
-  while (i < n) {
-    const c = <u32>load<u8>(p + <usize>i);
-    if (c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d || c == 0x28) i++;
-    else if (c == 0x2f && i + 1 < n && load<u8>(p + <usize>i + 1) == 0x2a) {
-      i += 2;
-      while (i + 1 < n && !(load<u8>(p + <usize>i) == 0x2a && load<u8>(p + <usize>i + 1) == 0x2f)) i++;
-      i += 2;
-    } else if (c == 0x2d && i + 1 < n && load<u8>(p + <usize>i + 1) == 0x2d) {
-      while (i < n && load<u8>(p + <usize>i) != 0x0a) i++;
-    } else break;
-  }
-  let j = i;
-  while (j < n && j - i < 32 && (<u32>load<u8>(p + <usize>j) | 0x20) - 0x61 < 26) j++;
-  kwLen = j - i;
-  return i;
 }
 
 function putUpper(p: usize, n: i32): void {
@@ -82,8 +57,9 @@ export function writeItem(it: Item, endNs: i64, respBytes: i64, incomplete: bool
   let kwAt = 0;
   let kwN = 0;
   if (text !== null) {
-    kwAt = keyword(ptr(text), text.byteLength);
-    kwN = kwLen;
+    const k = firstKeyword(ptr(text), text.byteLength);
+    kwAt = k & 0xffffff;
+    kwN = k >>> 24;
   }
   const tag = it.tag;
   if (it.kind == K_LOGIN) Rec.operation("LOGIN");

@@ -27,6 +27,7 @@ import {
 import { boundaryAt } from "./sniff";
 import { Item, K_LOGIN, K_CANCEL } from "./item";
 import { writeItem } from "./emit";
+import { tagContradicts } from "./sql";
 
 /** Statement text kept per Query/Parse (longer texts are cut; the record says so by length). */
 const MAX_TEXT: i32 = 16 << 10;
@@ -666,6 +667,12 @@ export class PgConn extends Connection {
         if (h.kind == F_DESCRIBE) this.pop();
         break;
       case B_COMMAND_COMPLETE: {
+        const text = h.text;
+        if (h.statements == 0 && text !== null && tagContradicts(text, p + 5, cstrLen(p + 5, need - 5))) {
+          // the answer to another request (one lost in a gap): not this one's
+          this.dropUntilReady = true;
+          break;
+        }
         this.tag(h, p, need);
         if (h.kind == F_EXECUTE) {
           this.pop();

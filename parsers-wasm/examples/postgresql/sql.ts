@@ -11,7 +11,7 @@
 // $1, $2 (parameters) are identifier-like runs for the shared rule and are kept. Single-quoted
 // strings and comments are skipped while looking for the two constructs, so a '"' inside a
 // string does not split the text.
-import { Rec, normalizeSql, isSpace } from "../../common/index";
+import { Rec, normalizeSql, isSpace, eqIgnoreCase } from "../../common/index";
 
 @inline function identByte(b: u32): bool {
   return b - 0x61 < 26 || b - 0x41 < 26 || b - 0x30 < 10 || b == 0x5f || b == 0x24 || b >= 0x80;
@@ -124,4 +124,50 @@ export function normalizePg(p: usize, n: i32): void {
   }
   if (i > n) i = n;
   stretch(p, from, n);
+}
+
+/**
+ * The statement's first keyword (db.operation.name), the rule the MySQL decoder uses: leading
+ * whitespace, '(' and comments skipped, letters only (at most 32). Returns its offset in the low
+ * 24 bits and its length in the high 8 (length 0: none).
+ */
+export function firstKeyword(p: usize, n: i32): i32 {
+  let i = 0;
+  while (i < n) {
+    const c = <u32>load<u8>(p + <usize>i);
+    if (c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d || c == 0x28) i++;
+    else if (c == 0x2f && i + 1 < n && load<u8>(p + <usize>i + 1) == 0x2a) {
+      i += 2;
+      while (i + 1 < n && !(load<u8>(p + <usize>i) == 0x2a && load<u8>(p + <usize>i + 1) == 0x2f)) i++;
+      i += 2;
+    } else if (c == 0x2d && i + 1 < n && load<u8>(p + <usize>i + 1) == 0x2d) {
+      while (i < n && load<u8>(p + <usize>i) != 0x0a) i++;
+    } else break;
+  }
+  if (i > n) i = n;
+  let j = i;
+  while (j < n && j - i < 32 && (<u32>load<u8>(p + <usize>j) | 0x20) - 0x61 < 26) j++;
+  return ((j - i) << 24) | i;
+}
+
+/** Commands whose CommandComplete tag always starts with the statement's own keyword. */
+const SAME_TAG = ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"];
+
+/**
+ * True when a CommandComplete tag cannot be the answer to `text`: its statement starts with one
+ * of SAME_TAG and the tag with another word ("UPDATE 1" for an INSERT). Catches an answer to a
+ * request lost in a gap arriving where the next request waits.
+ */
+export function tagContradicts(text: ArrayBuffer, tag: usize, tagLen: i32): bool {
+  const p = changetype<usize>(text);
+  const k = firstKeyword(p, text.byteLength);
+  const at = p + <usize>(k & 0xffffff);
+  const len = k >>> 24;
+  for (let s = 0; s < SAME_TAG.length; s++) {
+    const word = unchecked(SAME_TAG[s]);
+    if (len != word.length || !eqIgnoreCase(at, len, word)) continue;
+    // the tag's first word must be that keyword
+    return !(tagLen >= len && eqIgnoreCase(tag, len, word) && (tagLen == len || load<u8>(tag + <usize>len) == 0x20));
+  }
+  return false;
 }

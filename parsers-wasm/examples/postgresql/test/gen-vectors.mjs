@@ -229,6 +229,15 @@ const gaps = [
     { operation: "EXECUTE", resource: "", incomplete: true, status: null, attributes: { "postgresql.statement_unknown": true, "db.query.text": null } },
     { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
   ]),
+  vec("pipelined requests with one lost in a gap: its answer is recognised by its command tag and not given to the next request", [
+    c(start), s(...loginOk),
+    c(w.query("SELECT 1"), w.query("UPDATE t SET a = 1").subarray(0, 8)), gap("client", 16), c(w.query("INSERT INTO t VALUES (2)")),
+    s(w.rowDescription(["?column?"]), w.dataRow(["1"]), w.commandComplete("SELECT 1"), w.ready(), w.commandComplete("UPDATE 3"), w.ready(), w.commandComplete("INSERT 0 1"), w.ready()),
+  ], [
+    { operation: "LOGIN" },
+    { operation: "SELECT", status: 0, attributes: { "postgresql.rows": 1 } },
+    { operation: "INSERT", incomplete: true, status: null, attributes: { "postgresql.rows": null } },
+  ]),
   vec("picked up in the middle of a message: resynchronised at the next boundary", [
     gap("client", 0), c(Buffer.from("ERE id = 5\0")), gap("server", 0), s(w.dataRow(["zz"]).subarray(3), w.commandComplete("SELECT 9"), w.ready()),
     c(w.query("SELECT 3")), s(w.rowDescription(["?column?"]), w.dataRow(["3"]), w.commandComplete("SELECT 1"), w.ready()),
