@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { loadConfig, redactConfig, redactUrl, DEFAULTS } from "./config.js";
+import { loadConfig, redactConfig, DEFAULTS } from "./config.js";
+import { redactUrl } from "./redact.js";
 import { ConfigError } from "./errors.js";
 
 describe("loadConfig", () => {
@@ -64,6 +65,6 @@ describe("redactConfig", () => {
     });
     const text = JSON.stringify(redactConfig(config));
     for (const secret of ["p1", "t1", "t2", "p2", "pw", "sekrit9", ":b@"]) assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
-    assert.equal(redactUrl("nats://u:pw@h:1"), "nats://u:***@h:1");
+    assert.equal(redactUrl("nats://u:pw@h:1"), "nats://u:[REDACTED]@h:1");
   });
 });

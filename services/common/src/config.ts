@@ -6,6 +6,7 @@ import path from "node:path";
 import type { LevelWithSilent } from "pino";
 import { ConfigError } from "./errors.js";
 import { LOG_LEVELS } from "./log.js";
+import { redactUrl } from "./redact.js";
 
 export type Component = "probe" | "parser" | "aggregator";
 export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
@@ -218,10 +219,6 @@ export function redactConfig(c: Config): Config {
   return r;
 }
 
-/** Hides user:password@ in URLs (a comma-separated list is handled part by part). */
-export function redactUrl(u: string): string {
-  return u.replace(/\/\/([^/@,]*)@/g, (_, cred: string) => (cred.includes(":") ? `//${cred.split(":")[0]}:***@` : "//***@"));
-}
 
 /** Help text for the shared options, one per line. */
 export function optionsHelp(): string {

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import { connect, credsAuthenticator, Events, DebugEvents, type NatsConnection, type ConnectionOptions, type Subscription } from "nats";
 import { toBinary, fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { NatsOptions } from "./config.js";
-import { redactUrl } from "./config.js";
+import { redactUrl } from "./redact.js";
 import type { Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { NatsError, errorMessage } from "./errors.js";

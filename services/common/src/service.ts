@@ -5,7 +5,8 @@
 // config, logger, the shared NATS connection, the gRPC control port (Health + Status), and the
 // announcement in the `wirescope-services` KV bucket that `wirescope status` reads.
 import type { NatsConnection } from "nats";
-import { loadConfig, redactUrl, type Config, type Component } from "./config.js";
+import { loadConfig, type Config, type Component } from "./config.js";
+import { redactUrl } from "./redact.js";
 import { createLogger, type Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { HealthGate } from "./health.js";

@@ -6,10 +6,10 @@
 // Most records contain none of these, so a byte search decides first; only records that match
 // are decoded, changed and re-encoded.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordSchema } from "@wirescope/common";
+import { RecordSchema, DEFAULT_REDACTED_HEADERS, MASK } from "@wirescope/common";
 
-export const DEFAULT_REDACTED_HEADERS = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
-export const MASK = "[REDACTED]";
+// The header list and the mask are shared with the probe's command-line redaction.
+export { DEFAULT_REDACTED_HEADERS, MASK };
 
 export interface RedactionPolicy {
   /** Lower-case header names whose values are masked. */

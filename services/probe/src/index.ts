@@ -6,7 +6,7 @@ export { NativeProbe, ProbeError, type NativeOptions, type NativeStats } from ".
 export { decodeBatch, formatAddress } from "./decode.js";
 export type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 export type { EventSource, SourceStats } from "./source.js";
-export { ProcessCache, readProcInfo, containerIdFromCgroup, redactCmdline, type ProcInfo } from "./process-info.js";
+export { ProcessCache, readProcInfo, containerIdFromCgroup, type ProcInfo } from "./process-info.js";
 export { RawBatcher, monoToWallClock } from "./raw-batcher.js";
 export { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
 export { parseProbeArgs, PROBE_USAGE, type ProbeOptions } from "./options.js";

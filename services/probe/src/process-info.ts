@@ -2,6 +2,7 @@
 // Container ids come from the process's cgroup path; Kubernetes pod/namespace/container from a
 // PodResolver (k8s.ts) when running in a cluster.
 import fs from "node:fs";
+import { redactCommandLine } from "@wirescope/common";
 
 export interface ProcInfo {
   pid: number;
@@ -35,28 +36,6 @@ export function containerIdFromCgroup(text: string): string {
   return "";
 }
 
-// Flags and variables that carry secrets: their values never leave the node.
-const SECRET_ARG = /^(--?[\w.-]*(?:password|passwd|pwd|secret|token|api[-_]?key|credentials?)[\w.-]*)(=)(.+)$/i;
-const SECRET_FLAG = /^--?[\w.-]*(?:password|passwd|pwd|secret|token|api[-_]?key|credentials?)[\w.-]*$/i;
-
-/** Joins argv with spaces, replacing values of credential-bearing flags (and mysql's -pSECRET) with "***". */
-export function redactCmdline(argv: string[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const m = SECRET_ARG.exec(a);
-    if (m) out.push(`${m[1]}=***`);
-    else if (/^-p.+/.test(a)) out.push("-p***"); // mysql -pSECRET
-    else if (SECRET_FLAG.test(a) && i + 1 < argv.length) {
-      out.push(a, "***");
-      i++;
-    }
-    else if (/^[a-z][\w+.-]*:\/\/[^/@\s]+:[^/@\s]+@/i.test(a)) out.push(a.replace(/\/\/([^/:@\s]+):[^/@\s]+@/, "//$1:***@"));
-    else out.push(a);
-  }
-  return out.join(" ");
-}
-
 const MAX_CMDLINE = 4096;
 
 function readText(p: string): string {
@@ -77,8 +56,11 @@ export function readProcInfo(pid: number, procRoot = "/proc", pods?: PodResolver
   } catch {
     // kernel thread, gone, or no permission
   }
-  const argv = readText(`${base}/cmdline`).split("\0").filter((s, i, a) => s !== "" || i < a.length - 1);
-  let cmdline = redactCmdline(argv);
+  // (at most 64 KiB of it is read: what is kept after redaction is shorter still)
+  const argv = readText(`${base}/cmdline`).slice(0, 64 * 1024).split("\0").filter((s, i, a) => s !== "" || i < a.length - 1);
+  // Secrets on command lines (curl -H 'Authorization: …', --password=…, user:pass@ URLs, …) never
+  // leave the node: masked here, before anything is published (@wirescope/common redact.ts).
+  let cmdline = redactCommandLine(argv);
   if (cmdline.length > MAX_CMDLINE) cmdline = cmdline.slice(0, MAX_CMDLINE);
   const containerId = containerIdFromCgroup(readText(`${base}/cgroup`));
   const k = containerId && pods ? pods.lookup(containerId) : undefined;
