@@ -118,7 +118,7 @@ for (const v of VARIANTS) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-nats-conf-"));
       try {
         const conf = path.join(dir, "nats.conf");
-        fs.writeFileSync(conf, natsConfig(objs).replace("/data/jetstream", path.join(dir, "js")));
+        fs.writeFileSync(conf, natsConfig(objs).replace("/data/jetstream", path.join(dir, "js")).replace(/pid_file: \S+/, `pid_file: ${path.join(dir, "nats.pid")}`));
         const r = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0" }, encoding: "utf8", timeout: 20_000 });
         if (r.error) return t.skip(`nats-server not installed: ${r.error.message}`);
         assert.equal(r.status, 0, `nats-server -t: ${r.stdout}${r.stderr}`);
@@ -184,6 +184,8 @@ describe("the checks catch broken manifests", () => {
     ["wrong control port", (o) => (find(o, "Deployment", "wirescope-aggregator").spec.template.spec.containers[0].ports[0].containerPort = 7704), /control port 7703/],
     ["one NATS server", (o) => (find(o, "StatefulSet", "nats").spec.replicas = 1), /1 servers|routes/],
     ["NATS routes missing a server", (o) => { const c = find(o, "ConfigMap", "nats-config"); c.data["nats.conf"] = c.data["nats.conf"].replace(/\s*nats-route:\/\/nats-2[^\n]*/, ""); }, /routes/],
+    ["NATS without lame duck on stop", (o) => delete find(o, "StatefulSet", "nats").spec.template.spec.containers[0].lifecycle, /lame-duck/],
+    ["NATS pid file on the read-only root", (o) => { const c = find(o, "ConfigMap", "nats-config"); c.data["nats.conf"] = c.data["nats.conf"].replace("/var/run/nats/nats.pid", "/run/nats.pid"); }, /lame-duck|writable/],
     ["NATS PDB allowing quorum loss", (o) => (find(o, "PodDisruptionBudget", "nats").spec.maxUnavailable = 2), /quorum/],
     ["HPA on a missing target", (o) => (find(o, "HorizontalPodAutoscaler", "wirescope-parser").spec.scaleTargetRef.name = "parser"), /scale target/],
   ];

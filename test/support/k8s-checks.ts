@@ -387,6 +387,13 @@ export function natsProblems(objs: K8sObject[], name = "nats"): string[] {
   const sn = /server_name:\s*\$(\w+)/.exec(conf);
   const snEnv = sn && c.env?.find((e: K8sObject) => e.name === sn[1]);
   if (snEnv?.valueFrom?.fieldRef?.fieldPath !== "metadata.name") out.push(`${name} config: server_name is not the pod name (JetStream clustering needs unique names)`);
+  // a stopping server enters lame duck mode (clients move over lame_duck_duration) before SIGTERM
+  const pid = /pid_file:\s*(\S+)/.exec(conf)?.[1];
+  const preStop: string[] = c.lifecycle?.preStop?.exec?.command ?? [];
+  if (!pid || !preStop.some((a) => a.endsWith(`ldm=${pid}`))) out.push(`StatefulSet/${name}: no preStop lame-duck signal to the pid_file`);
+  else if (!(c.volumeMounts ?? []).some((m: K8sObject) => path.dirname(pid) === m.mountPath && !m.readOnly)) out.push(`StatefulSet/${name}: pid_file ${pid} is not on a writable volume`);
+  const ld = /lame_duck_duration:\s*(\d+)s/.exec(conf);
+  if (ld && Number(ld[1]) >= (sts.spec.template.spec.terminationGracePeriodSeconds ?? 30)) out.push(`StatefulSet/${name}: lame_duck_duration ${ld[1]}s does not fit in the termination grace period`);
   const headless = get(objs, "Service", sts.spec.serviceName);
   if (headless && (headless.spec.clusterIP !== "None" || !headless.spec.publishNotReadyAddresses)) {
     out.push(`Service/${sts.spec.serviceName}: routes need a headless Service that publishes not-ready addresses`);
