@@ -73,6 +73,9 @@ describe("kustomize rendering", () => {
       assert.throws(() => renderKustomization(dir), /matches 0 objects/);
       write("images:\n  - { name: nosuch, newTag: x }\n");
       assert.throws(() => renderKustomization(dir), /used by no container/);
+      // another namespace: the probe's binding still names wirescope/wirescope-probe, as with kustomize
+      write("namespace: observability\n");
+      assert.ok(referenceProblems(renderKustomization(dir)).some((p) => /ServiceAccount wirescope\/wirescope-probe does not exist/.test(p)));
       write("replicas:\n  - { name: wirescope-parser, count: 5 }\nimages:\n  - { name: wirescope, newName: registry.example:5000/ws/wirescope, newTag: \"9.9\" }\n");
       const objs = renderKustomization(dir);
       assert.equal(find(objs, "Deployment", "wirescope-parser").spec.replicas, 5);

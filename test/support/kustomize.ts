@@ -5,6 +5,7 @@
 // Supported, in kustomize's order:
 //   resources   files (multi-document YAML) and directories holding a kustomization.yaml
 //   namespace   set on every namespaced object; ServiceAccount subjects of (Cluster)RoleBindings
+//               named "default" (kustomize's setRoleBindingSubjects: defaultOnly)
 //   labels      pairs added to metadata.labels, and to pod templates with includeTemplates;
 //               includeSelectors must be false (selectors are immutable and stay as written)
 //   images      name → newName / newTag / digest in every container and init container
@@ -158,7 +159,9 @@ export function renderKustomization(dir: string): K8sObject[] {
     objs = objs.map((o) => {
       if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
       if (o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding") {
-        for (const s of o.subjects ?? []) if (s.kind === "ServiceAccount") s.namespace = k.namespace;
+        // kustomize's default (setRoleBindingSubjects: defaultOnly): only subjects named
+        // "default" follow; others stay as written (and the reference checks see a mismatch)
+        for (const s of o.subjects ?? []) if (s.kind === "ServiceAccount" && s.name === "default") s.namespace = k.namespace;
       }
       return o;
     });
