@@ -218,4 +218,35 @@ describe("ConnTable", () => {
     assert.equal(t.pendingBytes(), 0);
     assert.equal(counters.get("gaps_forced.conn_pending_limit"), 1);
   });
+
+  it("keeps per-event work constant over 100,000 requests on one connection", () => {
+    let calls = 0;
+    const inner = new LineSession();
+    const counting: DecoderHost = {
+      open: () => ({
+        data: (d, b, ts) => (calls++, inner.data(d, b, ts)),
+        gap: (d) => inner.gap(d),
+        close: (ts) => inner.close(ts),
+        free: () => {},
+      }),
+    };
+    const counters = new Counters();
+    const out: OutRecord[] = [];
+    const t = new ConnTable(counting, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n1", redaction: redactionPolicy() }, counters, (r) => out.push(r));
+    t.onConn(open(40n), 0, 0);
+    const N = 100_000;
+    const ev = { connKey: 40n, direction: IN as number, seq: 0, timestampNs: 0n, tid: 0, payload: new Uint8Array(0), originalLength: 0 };
+    const q = Buffer.from("Q r\n");
+    const a = Buffer.from("A 1\n");
+    for (let i = 0; i < N; i++) {
+      Object.assign(ev, { direction: IN, seq: i * 4, timestampNs: BigInt(i) * 10n, tid: 100 + (i % 7), payload: q, originalLength: 4 });
+      t.onData(ev, 0, i);
+      Object.assign(ev, { direction: EG, seq: i * 4, timestampNs: BigInt(i) * 10n + 5n, tid: 9, payload: a, originalLength: 4 });
+      t.onData(ev, 0, i);
+    }
+    assert.equal(calls, 2 * N, "one decoder call per in-order event");
+    assert.equal(out.length, N);
+    assert.ok(out.every((o, i) => o.tid === 100 + (i % 7)), "every record has its request's thread");
+    assert.equal(t.pendingBytes(), 0);
+  });
 });

@@ -82,6 +82,9 @@ interface Conn {
 
 export class ConnTable {
   private readonly conns = new Map<bigint, Conn>();
+  /** The same connections by raw partition, so a partition that moves away is dropped without
+   *  walking every connection. */
+  private readonly byPartition = new Map<number, Set<Conn>>();
   /** Connections dropped before their close: their further data is ignored (bounded, LRU). */
   private readonly ignored = new Set<bigint>();
   readonly peers = new PeerDirectory();
@@ -172,9 +175,10 @@ export class ConnTable {
 
   /** Drops every connection of a partition that left this replica (state lost, counted). */
   dropPartition(partition: number): number {
+    const set = this.byPartition.get(partition);
+    if (!set) return 0;
     let n = 0;
-    for (const c of this.conns.values()) {
-      if (c.partition !== partition) continue;
+    for (const c of [...set]) {
       this.discard(c, "moved");
       n++;
     }
@@ -238,6 +242,9 @@ export class ConnTable {
       live: true,
     };
     this.conns.set(c.key, c);
+    let set = this.byPartition.get(partition);
+    if (!set) this.byPartition.set(partition, (set = new Set()));
+    set.add(c);
     this.counters.add("conn_opened");
     return c;
   }
@@ -337,6 +344,7 @@ export class ConnTable {
   private forget(c: Conn): void {
     c.live = false;
     this.conns.delete(c.key);
+    this.byPartition.get(c.partition)?.delete(c);
     if (this.last === c) this.last = undefined;
     this.pendingTotal -= c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
   }

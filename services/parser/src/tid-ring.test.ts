@@ -23,4 +23,14 @@ describe("TidRing", () => {
     assert.equal(r.get(BigInt(n - MAX_TIDS)), 0);
     assert.equal(r.get(1n), 0);
   });
+
+  it("finds a recent request in a step or two, however many came before (100,000 on one connection)", () => {
+    const r = new TidRing();
+    for (let i = 1; i <= 100_000; i++) {
+      r.add(BigInt(i) * 10n, (i % 1000) + 1);
+      r.add(BigInt(i) * 10n + 1n, 7); // a second event of the same request
+      assert.equal(r.get(BigInt(i) * 10n), (i % 1000) + 1);
+    }
+    assert.equal(r.steps, 2 * 100_000, "two slots compared per lookup");
+  });
 });

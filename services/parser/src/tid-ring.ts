@@ -11,6 +11,8 @@ export class TidRing {
   private tid: number[] = [];
   /** Next slot to write once the ring is full. */
   private at = 0;
+  /** Slots compared by `get` so far (work done, for the bounded-work test). */
+  steps = 0;
 
   /** Remembers that `tid` sent the event at `tsNs` (tid 0 = unknown: not remembered). */
   add(tsNs: bigint, tid: number): void {
@@ -31,6 +33,7 @@ export class TidRing {
     // newest first: slot at-1 going back, wrapping once
     for (let k = 1; k <= n; k++) {
       const i = (this.at - k + n) % n;
+      this.steps++;
       if (this.ts[i] === tsNs) return this.tid[i]!;
     }
     return 0;
