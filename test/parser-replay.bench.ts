@@ -8,7 +8,9 @@
 //   3 s, 32 connections (their opens included), only the traffic of the loaded server's port.
 //   Each further loop is the same traffic on new connections (conn_key and probe_id changed).
 //
-// Run: npm run bench -- parser-replay        LOOPS (default 3), SPEED (default 1 = recorded rate)
+// Run: npm run bench -- parser-replay        LOOPS (default 3), SPEED (default 1 = recorded rate),
+//      WARMUP loops replayed before measuring (default 1: a long-running parser is compiled and
+//      warm; WARMUP=0 measures from a cold start, as pipeline-cost.sh does)
 //      BASELINE=/path/to/other/checkout (built) runs its parser too, side by side in this run,
 //      alternating ROUNDS times (default 3 with a baseline, else 1); the median row sums them up.
 //      PARSER_ARGS="--flush-ms 100" adds parser flags; WIRESCOPE_PARSER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the parser.
@@ -16,6 +18,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { NatsConnection } from "nats";
 import { RawBatchSchema, RecordBatchSchema } from "@wirescope/common";
 import { ROOT, natsClient, parserStatus, startParser } from "./parser-support.js";
 import { startNats } from "./support/index.js";
@@ -75,7 +78,26 @@ interface Result {
   counters: Record<string, number>;
 }
 
-async function runOnce(name: string, checkout: string, msgs: Msg[]): Promise<Result> {
+/** Publishes `msgs` at their times (ms from the first), then waits until no record came for 1 s. */
+async function replay(nc: NatsConnection, msgs: Msg[], quiet: () => number): Promise<void> {
+  const t0 = performance.now();
+  const start = msgs[0]?.ms ?? 0;
+  let i = 0;
+  while (i < msgs.length) {
+    const now = performance.now() - t0;
+    while (i < msgs.length && msgs[i]!.ms - start <= now) {
+      nc.publish(`wirescope.raw.${msgs[i]!.partition}`, msgs[i]!.bytes);
+      i++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await nc.flush();
+  // done when no record arrived for 1 s (the parser flushes every 20 ms)
+  const t1 = performance.now();
+  while (performance.now() - Math.max(t1, quiet()) < 1000) await new Promise((r) => setTimeout(r, 100));
+}
+
+async function runOnce(name: string, checkout: string, warm: Msg[], msgs: Msg[]): Promise<Result> {
   const nats = await startNats({ jetstream: true });
   const parser = await startParser(nats.url, process.env.PARSER_ARGS?.split(" ").filter(Boolean) ?? [], `parser-${name}`, checkout);
   const nc = await natsClient(nats.url);
@@ -92,21 +114,12 @@ async function runOnce(name: string, checkout: string, msgs: Msg[]): Promise<Res
     });
     await nc.flush();
     await new Promise((r) => setTimeout(r, 1000)); // parser settled (membership, stream)
+    if (warm.length) await replay(nc, warm, () => lastGrowth);
+    records = 0;
+    outBytes = 0;
     const cpu0 = cpuTicks(parser.proc.pid);
     const t0 = performance.now();
-    let i = 0;
-    while (i < msgs.length) {
-      const now = performance.now() - t0;
-      while (i < msgs.length && msgs[i]!.ms <= now) {
-        nc.publish(`wirescope.raw.${msgs[i]!.partition}`, msgs[i]!.bytes);
-        i++;
-      }
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    await nc.flush();
-    // done when no record arrived for 1 s (the parser flushes every 20 ms)
-    lastGrowth = performance.now();
-    while (performance.now() - lastGrowth < 1000) await new Promise((r) => setTimeout(r, 100));
+    await replay(nc, msgs, () => lastGrowth);
     const cpu1 = cpuTicks(parser.proc.pid);
     const wallS = (performance.now() - t0) / 1000;
     const counters = (await parserStatus(parser)).counters;
@@ -120,15 +133,19 @@ async function runOnce(name: string, checkout: string, msgs: Msg[]): Promise<Res
 
 const loops = Number(process.env.LOOPS ?? 3);
 const speed = Number(process.env.SPEED ?? 1);
-const msgs = schedule(loops, speed);
+const warmup = Number(process.env.WARMUP ?? 1);
+const all = schedule(warmup + loops, speed);
+const perLoop = all.length / (warmup + loops);
+const warm = all.slice(0, warmup * perLoop);
+const msgs = all.slice(warmup * perLoop);
 const events = msgs.reduce((n, m) => n + fromBinary(RawBatchSchema, m.bytes).data.length, 0);
-console.log(`replay: ${msgs.length} RawBatch messages, ${events} data events, ${((msgs[msgs.length - 1]!.ms) / 1000).toFixed(1)} s (${loops} loops, speed ${speed})`);
+console.log(`replay: ${msgs.length} RawBatch messages, ${events} data events, ${((msgs[msgs.length - 1]!.ms - msgs[0]!.ms) / 1000).toFixed(1)} s (${loops} loops after ${warmup} unmeasured, speed ${speed})`);
 const runs: [string, string][] = [];
 if (process.env.BASELINE) runs.push(["baseline", path.resolve(process.env.BASELINE)]);
 runs.push(["this", ROOT]);
 const rounds = Number(process.env.ROUNDS ?? (process.env.BASELINE ? 3 : 1));
 const results: Result[] = [];
-for (let k = 0; k < rounds; k++) for (const [name, checkout] of runs) results.push(await runOnce(name, checkout, msgs));
+for (let k = 0; k < rounds; k++) for (const [name, checkout] of runs) results.push(await runOnce(name, checkout, warm, msgs));
 console.log("\n| parser | records | CPU s | CPU µs/record | bytes out/record | raw batches | decode errors | records/s |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of results) {
