@@ -155,6 +155,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
   /** The capture of the first test and how many records `wirescope decode` made of it. */
   let captured = "";
   let decoded = 0;
+  let capturedServerPort = 0;
 
   it("agrees with tshark's pgsql dissector on live node-postgres and psql traffic", { timeout: 180_000 }, async () => {
     assert.ok(fs.existsSync(path.join(PLUGIN_DIR, "postgresql.wasm")), "build the example plugin first (node parsers-wasm/build.mjs --examples)");
@@ -242,6 +243,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     assert.equal(earlyPorts.length, 2, "both connections of the pool opened before the capture are decoded");
     captured = file;
     decoded = records.length;
+    capturedServerPort = srv.port;
   });
 
   it("resynchronises after packets lost from a live capture: nothing paired across the gap", { timeout: 120_000 }, async () => {
@@ -332,6 +334,37 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     assert.deepEqual(got, want, "the same records from the probe's capture");
   });
 
+  it("a session upgraded to TLS: a LOGIN record marked tls, no status, and nothing decoded from the encrypted bytes", { timeout: 120_000 }, async () => {
+    const srv = await startPostgres({ tls: true });
+    after(() => srv.stop());
+    await srv.sql("CREATE ROLE trustuser LOGIN SUPERUSER");
+    const file = path.join(tempDir("ws-pg-tls-"), "tls.pcap");
+    const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${srv.port}`]);
+    after(() => dump.stop());
+    const mark = `tls-${process.pid}`;
+    // the same statement over TLS (psql's default sslmode=prefer upgrades) and in clear
+    assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`]), new RegExp(mark));
+    assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`], undefined, { PGSSLMODE: "disable" }), new RegExp(mark));
+    await waitForBytes(file, mark, 15_000, 2);
+    await dump.stop();
+    const recs = decode(file);
+    const logins = recs.filter((r) => r.operation === "LOGIN");
+    assert.equal(logins.length, 2, JSON.stringify(recs));
+    const tls = logins.find((r) => r.attributes["postgresql.tls"] === true)!;
+    assert.ok(tls, "the upgraded session's LOGIN");
+    assert.equal(tls.status, null);
+    assert.equal(tls.attributes["db.response.status_code"], undefined);
+    const clear = logins.find((r) => r !== tls)!;
+    assert.equal(clear.status, 0);
+    assert.equal(clear.attributes["db.user"], "trustuser");
+    // one statement decoded: the one in clear, on the clear session's connection
+    const selects = recs.filter((r) => r.operation === "SELECT");
+    assert.deepEqual(selects.map((r) => [r.client, r.attributes["db.query.text"]]), [[clear.client, `SELECT '${mark}'`]]);
+    // tshark sees the SSLRequest on the upgraded connection and TLS after it
+    const t = spawnSync("tshark", ["-r", file, "-d", `tcp.port==${srv.port},pgsql`, "-Y", `tcp.srcport==${tls.client.split(":").pop()} && pgsql`, "-T", "fields", "-e", "pgsql.type"], { timeout: 60_000 });
+    assert.match(t.stdout.toString(), /SSL request/);
+  });
+
   it("is added with `wirescope plugin add` and hot-loaded by every parser replica", { timeout: 120_000 }, async () => {
     assert.ok(captured, "needs the capture of the previous test");
     const P = 64;
@@ -345,7 +378,10 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("postgresql@1.0.0")), { timeoutMs: 15_000, what: "postgresql loaded by both replicas" });
 
     // the captured connections, replayed as the probe would publish them
-    const convs = conversationsFromCapture(captured);
+    // connections whose SYN the capture missed are oriented by a port guess: we know the server's
+    const convs = conversationsFromCapture(captured).map((c) =>
+      c.client.port === capturedServerPort ? { ...c, client: c.server, server: c.client, chunks: c.chunks.map((ch) => ({ ...ch, dir: (1 - ch.dir) as 0 | 1 })) } : c,
+    );
     const plan = toRawBatches(convs, { partitions: P, firstKey: 50_000n });
     for (const b of plan.batches) bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
     await bed.nc.flush();

@@ -29,6 +29,8 @@ export interface Postgres {
 export interface PostgresOptions {
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
+  /** A throw-away self-signed certificate (openssl): SSLRequest is answered 'S' (else 'N'). */
+  tls?: boolean;
   timeoutMs?: number;
 }
 
@@ -74,6 +76,15 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     path.join(data, "pg_hba.conf"),
     ["local all all trust", "host all trustuser 127.0.0.1/32 trust", "host all md5user 127.0.0.1/32 md5", "host all all 127.0.0.1/32 scram-sha-256", ""].join("\n"),
   );
+  const tls: Record<string, string> = {};
+  if (opts.tls) {
+    const key = path.join(dir, "key.pem");
+    const cert = path.join(dir, "cert.pem");
+    await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"]);
+    if (asRoot) for (const f of [key, cert]) fs.chownSync(f, fs.statSync(dir).uid, fs.statSync(dir).gid);
+    fs.chmodSync(key, 0o600);
+    Object.assign(tls, { ssl: "on", ssl_cert_file: cert, ssl_key_file: key });
+  }
   const port = await freePort();
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
@@ -85,6 +96,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     max_connections: "40",
     ssl: "off",
     logging_collector: "off",
+    ...tls,
     ...(opts.settings ?? {}),
   };
   const [cmd, args] = asPostgres(path.join(bin, "postgres"), ["-D", data, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])]);
