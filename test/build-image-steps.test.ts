@@ -80,7 +80,7 @@ test("the image's build steps work on a clean copy of the repository, and the re
     assert.ok(!fs.existsSync(path.join(dir, "node_modules")));
 
     const run = (step: string) => {
-      const r = spawnSync("bash", [SCRIPT, step], { cwd: dir, encoding: "utf8", timeout: 18 * 60_000, env: { ...process.env, CI: "true" } });
+      const r = spawnSync("bash", [SCRIPT, step], { cwd: dir, encoding: "utf8", timeout: 18 * 60_000, maxBuffer: 64 << 20, env: { ...process.env, CI: "true" } });
       assert.equal(r.status, 0, `${step} failed (${r.signal ?? r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
     };
     run("build");
