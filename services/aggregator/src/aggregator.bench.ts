@@ -3,15 +3,24 @@
 //   2. pipeline into a real influxd 1.x: protobuf decode + core + InfluxWriter (v1 /write) + acks
 //   3. the real service process: RecordBatches pre-loaded into JetStream, `wirescope aggregator`
 //      consumes them into influxd (NATS, decode, windows, writes, acks: everything)
+//   4. the real service process on the shape of real traffic, live: 16 keep-alive connections,
+//      both ends traced (a client and a server record per request), 10,000 records/s published
+//      as they happen, every 20 ms a batch per partition (as the parser flushes): small batches
+//      over 32 partitions, or one partition per service (the stream a single service makes)
 // Run: npm run bench -- aggregator   (or: node --expose-gc services/aggregator/dist/aggregator.bench.js)
+// Env: BENCH_RECORDS (stages 1-3), BENCH_LIVE_SECONDS (stage 4, default 15; 0 skips it),
+//      BENCH_ONLY=live (stage 4 only), BENCH_BASELINE=<checkout> (stage 4 also runs that checkout's
+//      `bin/wirescope.js aggregator`, alternating with this one: before/after in one run),
+//      BENCH_LIVE_ROUNDS (alternations per shape, default 1),
+//      BENCH_CPU_PROF=<dir> (stage 4's service processes write V8 CPU profiles there)
 import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { connect } from "nats";
-import { RecordBatchSchema, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { connect, type NatsConnection } from "nats";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, Role, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
 import { makeRecord } from "./core/testing.js";
@@ -128,13 +137,58 @@ async function benchPipeline(batches: Uint8Array[], influxUrl: string) {
   writer.close();
 }
 
-async function benchService(batches: Uint8Array[], records: number, influxUrl: string, dir: string, extra: string[], label: string) {
+/** A nats-server with JetStream and the records stream, for the service stages. */
+async function withStream<T>(dir: string, run: (nc: NatsConnection, natsUrl: string) => Promise<T>): Promise<T> {
   fs.mkdirSync(dir, { recursive: true });
   const nats = await startNatsServer({ port: 0, jetstream: true, storeDir: path.join(dir, "js"), logFile: path.join(dir, "nats.log") });
   try {
     const nc = await connect({ servers: nats.url });
     const jsm = await nc.jetstreamManager();
     await jsm.streams.add({ name: "WIRESCOPE_RECORDS", subjects: ["wirescope.records.>"] });
+    try {
+      return await run(nc, nats.url);
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await nats.stop();
+  }
+}
+
+/** A `wirescope aggregator` process of `checkout` and its status counters. */
+async function startAggregator(checkout: string, natsUrl: string, influxUrl: string, db: string, dir: string, extra: string[], nodeArgs: string[] = []) {
+  const port = await freePort();
+  const logFd = fs.openSync(path.join(dir, "aggregator.log"), "a");
+  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, "bin/wirescope.js"), "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
+  const client = createClient(AggregatorService, `127.0.0.1:${port}`);
+  return {
+    /** Its counters, or undefined while it does not answer. */
+    counters: async () => ((await client.status({}, { timeoutMs: 2000 }).catch(() => undefined)) as { counters: Record<string, number> } | undefined)?.counters,
+    /** CPU seconds (user + system) so far, from /proc. */
+    cpuSeconds: () => {
+      const f = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
+    },
+    /** Resolves once every record is in, every window written and every batch acked. */
+    async drained(records: number, timeoutMs: number): Promise<Record<string, number>> {
+      let c: Record<string, number> = {};
+      for (const deadline = Date.now() + timeoutMs; ; ) {
+        if (Date.now() > deadline) throw new Error(`service bench timed out: ${JSON.stringify(c)}`);
+        await new Promise((r) => setTimeout(r, 50));
+        c = (await this.counters()) ?? c;
+        if ((c.records_in ?? 0) >= records && c.open_windows === 0 && c.held_batches === 0 && c.pending_lines === 0) return c;
+      }
+    },
+    async stop() {
+      client.close();
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
+}
+
+async function benchService(batches: Uint8Array[], records: number, influxUrl: string, dir: string, extra: string[], label: string) {
+  await withStream(dir, async (nc, natsUrl) => {
     const js = nc.jetstream();
     const pubs: Promise<unknown>[] = [];
     for (const b of batches) {
@@ -142,59 +196,141 @@ async function benchService(batches: Uint8Array[], records: number, influxUrl: s
       if (pubs.length >= 256) await Promise.all(pubs.splice(0));
     }
     await Promise.all(pubs);
-    const port = await freePort();
-    const logFd = fs.openSync(path.join(dir, "aggregator.log"), "a");
-    const child = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "aggregator", "--nats-url", nats.url, "--influx-url", influxUrl, "--influx-db", "bench_service", "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
-    const client = createClient(AggregatorService, `127.0.0.1:${port}`);
-    const counters = async () => ((await client.status({}, { timeoutMs: 2000 })) as { counters: Record<string, number> }).counters;
-    let t0 = 0;
-    let cpu0 = 0;
-    const ticks = 100; // USER_HZ on Linux
-    const procCpu = () => {
-      const f = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return (Number(f[11]) + Number(f[12])) / ticks;
-    };
-    const deadline = Date.now() + 300_000;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error("service bench timed out");
-      await new Promise((r) => setTimeout(r, 50));
-      let c: Record<string, number>;
-      try {
-        c = await counters();
-      } catch {
-        continue;
-      }
-      if (!t0) {
-        t0 = performance.now();
-        cpu0 = procCpu();
-      }
-      if ((c.records_in ?? 0) >= records && c.open_windows === 0 && c.held_batches === 0 && c.pending_lines === 0) {
-        const seconds = (performance.now() - t0) / 1000;
-        report({ stage: `service: JetStream → InfluxDB 1.x, ${label}`, records, seconds, cpuSeconds: procCpu() - cpu0, lines: c.points_out ?? 0 });
-        break;
-      }
+    const svc = await startAggregator(root, natsUrl, influxUrl, "bench_service", dir, extra);
+    while (!(await svc.counters())) await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    const cpu0 = svc.cpuSeconds();
+    const c = await svc.drained(records, 300_000);
+    report({ stage: `service: JetStream → InfluxDB 1.x, ${label}`, records, seconds: (performance.now() - t0) / 1000, cpuSeconds: svc.cpuSeconds() - cpu0, lines: c.points_out ?? 0 });
+    await svc.stop();
+  });
+}
+
+interface Timed {
+  /** Publish time, ms since the epoch. */
+  at: number;
+  subject: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * The records of `h2load --h1 -c 16 --rps` against one node:http server with both ends traced,
+ * as the parser publishes them: a request every 1/rate s round-robin over 16 keep-alive
+ * connections, a client record (h2load's socket) and a server record (node's) per request, with
+ * the attributes the HTTP/1 decoder writes. Every 20 ms the records that ended are published,
+ * one RecordBatch per partition: `partitions` 32 spreads connections and ends over 32 partitions
+ * (a few records per batch), 1 puts them in one (one service's partition, ~200 per batch).
+ */
+function keepAliveTraffic(t0: number, seconds: number, requestsPerSecond: number, partitions: number): { batches: Timed[]; records: number } {
+  const r = rng(7);
+  const str = (v: string) => create(AttributeValueSchema, { value: { case: "stringValue", value: v } });
+  const int = (v: number) => create(AttributeValueSchema, { value: { case: "intValue", value: BigInt(v) } });
+  const ep = (port: number, service: string, pid?: number, name?: string) =>
+    create(EndpointSchema, { address: "127.0.0.1", port, service, process: pid ? create(ProcessInfoSchema, { pid, name }) : undefined });
+  const flushMs = 20;
+  const pending: { end: number; p: number; rec: WRecord }[] = [];
+  const n = Math.floor(seconds * requestsPerSecond);
+  for (let i = 0; i < n; i++) {
+    const conn = i % 16;
+    const startMs = t0 + (i * 1000) / requestsPerSecond;
+    const durMs = 0.15 + r() * 0.5;
+    const clientPort = 41000 + conn;
+    for (const role of [Role.CLIENT, Role.SERVER]) {
+      const client = role === Role.CLIENT;
+      const s = client ? startMs : startMs + 0.02;
+      const d = client ? durMs : durMs - 0.04;
+      const rec = create(RecordSchema, {
+        protocol: "http",
+        startNs: BigInt(Math.round(s * 1e3)) * 1000n + BigInt(Math.floor(r() * 1000)),
+        durationNs: BigInt(Math.round(d * 1e6)),
+        operation: "GET",
+        resource: "/x",
+        status: 200n,
+        responseBytes: 512n,
+        attributes: { "http.request.method": str("GET"), "url.path": str("/x"), "server.address": str("127.0.0.1:18090"), "network.protocol.version": str("1.1"), "http.response.status_code": int(200) },
+        client: ep(clientPort, "h2load", client ? 4001 : undefined, "h2load"),
+        server: ep(18090, "node:18090", client ? undefined : 4002, "node"),
+        connKey: BigInt(conn * 2 + (client ? 1 : 2)),
+        role,
+        tid: client ? 4001 : 4002,
+        node: "bench",
+      });
+      pending.push({ end: s + d, p: (conn * 2 + (client ? 0 : 1)) % partitions, rec });
     }
-    client.close();
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
-    await nc.close();
-  } finally {
-    await nats.stop();
   }
+  pending.sort((a, b) => a.end - b.end);
+  const batches: Timed[] = [];
+  let seq = 0n;
+  for (let i = 0; i < pending.length; ) {
+    const at = Math.ceil((pending[i]!.end - t0) / flushMs) * flushMs + t0;
+    const by = new Map<number, WRecord[]>();
+    for (; i < pending.length && pending[i]!.end <= at; i++) {
+      const x = pending[i]!;
+      let l = by.get(x.p);
+      if (!l) by.set(x.p, (l = []));
+      l.push(x.rec);
+    }
+    for (const [p, records] of by) batches.push({ at, subject: `wirescope.records.${p}`, bytes: toBinary(RecordBatchSchema, create(RecordBatchSchema, { node: "bench", parserId: "bench", records, partition: p, batchSeq: ++seq })) });
+  }
+  return { batches, records: pending.length };
+}
+
+/**
+ * Stage 4: the service process consumes live traffic (see keepAliveTraffic) from JetStream into
+ * influxd; CPU of that process from the first publish until every window is written and acked.
+ */
+async function benchLive(checkout: string, label: string, partitions: number, seconds: number, influxUrl: string, dir: string): Promise<Row> {
+  return withStream(dir, async (nc, natsUrl) => {
+    const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${label.replace(/\W+/g, "-")}-${partitions}.cpuprofile`] : [];
+    const svc = await startAggregator(checkout, natsUrl, influxUrl, "bench_live", dir, [], prof);
+    for (const deadline = Date.now() + 60_000; !("records_in" in ((await svc.counters()) ?? {})); ) {
+      if (Date.now() > deadline) throw new Error("aggregator did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    // Event time is now: windows close as they do in production.
+    const t0 = Date.now() + 500;
+    const { batches, records } = keepAliveTraffic(t0, seconds, 5000, partitions);
+    while (Date.now() < t0) await new Promise((r) => setTimeout(r, 5));
+    const cpu0 = svc.cpuSeconds();
+    const w0 = performance.now();
+    for (let i = 0; i < batches.length; ) {
+      const now = Date.now();
+      for (; i < batches.length && batches[i]!.at <= now; i++) nc.publish(batches[i]!.subject, batches[i]!.bytes);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await nc.flush();
+    const c = await svc.drained(records, 120_000);
+    const row = { stage: `live keep-alive, ${label}, ${(records / batches.length).toFixed(1)} rec/batch`, records, seconds: (performance.now() - w0) / 1000, cpuSeconds: svc.cpuSeconds() - cpu0, lines: c.points_out ?? 0 };
+    report(row);
+    await svc.stop();
+    return row;
+  });
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wirescope-agg-bench-"));
 const influx = await startInfluxd({ dir: path.join(dir, "influx"), logFile: path.join(dir, "influxd.log") });
 try {
   console.log(`aggregator benchmark: ${N} records, ${os.cpus().length} cores (${os.cpus()[0]?.model}), node ${process.version}`);
-  const records = makeRecords(N);
-  const batches = encode(records);
-  await benchCore(records);
-  await benchDecode(batches);
-  await benchPipeline(batches, influx.url);
-  // The service bench needs fresh timestamps (windows close by event time / idle wall clock).
-  await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s1"), [], "spans 10%");
-  await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
+  if (process.env.BENCH_ONLY !== "live") {
+    const records = makeRecords(N);
+    const batches = encode(records);
+    await benchCore(records);
+    await benchDecode(batches);
+    await benchPipeline(batches, influx.url);
+    // The service bench needs fresh timestamps (windows close by event time / idle wall clock).
+    await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s1"), [], "spans 10%");
+    await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
+  }
+  const liveSeconds = Number(process.env.BENCH_LIVE_SECONDS ?? 15);
+  if (liveSeconds > 0) {
+    const baseline = process.env.BENCH_BASELINE;
+    const runs: [string, string][] = baseline ? [["before", path.resolve(baseline)], ["after", root]] : [["this checkout", root]];
+    const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 1);
+    let k = 0;
+    for (const partitions of [32, 1])
+      for (let round = 0; round < rounds; round++) for (const [label, checkout] of runs) await benchLive(checkout, label, partitions, liveSeconds, influx.url, path.join(dir, `live${k++}`));
+  }
 } finally {
   await influx.stop();
   fs.rmSync(dir, { recursive: true, force: true });

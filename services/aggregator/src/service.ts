@@ -69,11 +69,16 @@ export const createService: CreateService = async (ctx) => {
         pipeline.holdClosingUntil(Date.now() + o.ackWaitMs + 2000);
         log.info({ pending: expectRedeliveries }, "waiting for unacknowledged batches of a previous run");
       }
-      // Delivered, not yet acknowledged: their ack timers are refreshed (working) on every tick.
-      const held = new Map<number, JsMsg>();
+      // Delivered, not yet acknowledged, in delivery order: the ack timers of those held for more
+      // than half the ack wait are refreshed (working) by the tick.
+      const held = new Map<number, HeldMessage>();
       const asAckable = (m: JsMsg): Ackable => {
-        held.set(m.seq, m);
-        return { seq: m.seq, redelivered: m.redelivered, ack: () => (held.delete(m.seq), m.ack()) };
+        // nats.js's JsMsg carries its reply subject (not in the JsMsg type); keep the message when not.
+        const reply = (m as JsMsg & { reply?: unknown }).reply;
+        const h = new HeldMessage(m.seq, m.redelivered, typeof reply === "string" && reply ? reply : m, nc, Date.now(), held);
+        held.delete(h.seq); // a redelivery moves to the end
+        held.set(h.seq, h);
+        return h;
       };
       const consumer = await nc.jetstream().consumers.get(o.stream, o.durable);
       const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
@@ -134,9 +139,14 @@ export const createService: CreateService = async (ctx) => {
         } catch (e) {
           log.error({ err: errorMessage(e) }, "closing windows failed");
         }
-        if (now - lastWorking > o.ackWaitMs / 3) {
+        if (now - lastWorking > o.ackWaitMs / 6) {
+          // Refreshed by two thirds of the ack wait at the latest; most batches are acked before.
           lastWorking = now;
-          for (const m of held.values()) m.working();
+          const old = o.ackWaitMs / 2;
+          for (const h of held.values()) {
+            if (now - h.delivered < old) break;
+            if (now - h.refreshed >= old) h.working(now);
+          }
         }
         const s = snapshot();
         for (const [k, v] of Object.entries(s)) ctx.counters.set(k, v);
@@ -174,6 +184,39 @@ export const createService: CreateService = async (ctx) => {
     },
   };
 };
+
+const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // "+ACK"
+const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // "+WPI": in progress, restart the ack timer
+
+/**
+ * What a held batch keeps of its JetStream message: the subject its acknowledgement goes to
+ * (JetStream's ack protocol, what JsMsg.ack() publishes). The message itself, and the socket
+ * buffer its data is a view of, are released once the batch is ingested, not after the window's
+ * write some 15 s later: at a few records per batch that is most of what the service holds.
+ */
+class HeldMessage implements Ackable {
+  refreshed: number;
+  constructor(
+    readonly seq: number,
+    readonly redelivered: boolean,
+    private readonly to: string | JsMsg,
+    private readonly nc: NatsConnection,
+    readonly delivered: number,
+    private readonly held: Map<number, HeldMessage>,
+  ) {
+    this.refreshed = delivered;
+  }
+  ack(): void {
+    if (this.held.get(this.seq) === this) this.held.delete(this.seq);
+    if (typeof this.to === "string") this.nc.publish(this.to, ACK);
+    else this.to.ack();
+  }
+  working(now: number): void {
+    this.refreshed = now;
+    if (typeof this.to === "string") this.nc.publish(this.to, WPI);
+    else this.to.working();
+  }
+}
 
 /** The lean decoder; protobuf-es as the reference when it refuses (then that one's verdict holds). */
 function decodeBatch(data: Uint8Array): RecordView[] {

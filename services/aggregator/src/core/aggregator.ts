@@ -108,7 +108,6 @@ export class Aggregator {
   private bufferedSpans = 0;
   private readonly normCache = new Map<string, Map<string, Map<string, { operation: string; resource: string }>>>();
   private normCached = 0;
-  private readonly interned = new Map<string, string>();
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -254,24 +253,12 @@ export class Aggregator {
     }
   }
 
-  /**
-   * One shared copy of a string a span holds until its window closes (decoded records bring a
-   * fresh copy of every name and address): fewer live objects for the garbage collector.
-   */
-  private intern(v: string): string {
-    if (v.length === 0) return "";
-    const got = this.interned.get(v);
-    if (got !== undefined) return got;
-    if (this.interned.size >= 100_000) this.interned.clear();
-    this.interned.set(v, v);
-    return v;
-  }
-
   private addSpan(cols: SpanColumns, r: WRecord, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
     const ep = role === "server" ? r.server : r.client;
-    const node = this.intern(r.node || ep?.node || "");
-    const clientAddress = this.intern(r.client?.address ?? "");
-    const serverAddress = this.intern(r.server?.address ?? "");
+    // Strings are shared through the window's string table (SpanColumns), not copied per span.
+    const node = r.node || ep?.node || "";
+    const clientAddress = r.client?.address ?? "";
+    const serverAddress = r.server?.address ?? "";
     const clientPort = r.client?.port ?? 0;
     const serverPort = r.server?.port ?? 0;
     // Number(startNs) keeps ~256 ns of resolution: plenty to tell requests of one connection apart.
@@ -285,9 +272,9 @@ export class Aggregator {
       idA: ID_WORDS[0]!,
       idB: ID_WORDS[1]!,
       kind: role,
-      service: this.intern(service),
-      peer: this.intern(peer),
-      protocol: this.intern(protocol),
+      service,
+      peer,
+      protocol,
       operation,
       resource,
       relUs: Number(startUs) - cols.window * 1000,
@@ -347,6 +334,7 @@ export class Aggregator {
     folded += edgesOut.folded;
     this.counters.folded += folded;
     const { kept, dropped } = this.finishSpans(w, nowMs);
+    w.spans.release();
     return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
   }
 

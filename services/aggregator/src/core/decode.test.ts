@@ -22,7 +22,7 @@ function project(r: RecordView) {
     responseBytes: r.responseBytes,
     incomplete: r.incomplete,
     trace: r.trace && { traceId: [...r.trace.traceId], parentSpanId: [...r.trace.parentSpanId] },
-    attributes: Object.fromEntries(Object.entries(r.attributes).map(([k, v]) => [k, JSON.stringify(v.value, (k, x) => (k === "$typeName" ? undefined : typeof x === "bigint" ? `${x}n` : x))])),
+    attributes: Object.fromEntries(Object.entries(r.attributes).map(([k, v]) => [k, JSON.stringify(v.value, (k, x) => (k === "$typeName" || k === "$unknown" ? undefined : typeof x === "bigint" ? `${x}n` : x))])),
     client: ep(r.client),
     server: ep(r.server),
     connKey: r.connKey,
@@ -91,11 +91,42 @@ describe("decodeRecordBatch", () => {
     let s = 12345;
     for (let i = 0; i < 2000; i++) {
       const junk = Uint8Array.from({ length: 1 + (i % 200) }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 24));
+      let records: RecordView[] = [];
       try {
-        decodeRecordBatch(junk);
+        records = decodeRecordBatch(junk);
       } catch (e) {
         assert.ok(e instanceof DecodeError, String(e));
       }
+      for (const r of records) Object.keys(r.attributes);
     }
+  });
+
+  it("builds attributes when first read, and what decoded without an error reads without one", () => {
+    const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: sample() }));
+    let s = 777;
+    let read = 0;
+    for (let i = 0; i < 3000; i++) {
+      // The valid batch with one to three bytes changed.
+      const b = bytes.slice();
+      for (let k = 0; k <= i % 3; k++) b[((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % b.length] = s >>> 24;
+      let records: RecordView[] = [];
+      try {
+        records = decodeRecordBatch(b);
+      } catch (e) {
+        assert.ok(e instanceof DecodeError, String(e));
+        continue;
+      }
+      const ref = (() => {
+        try {
+          return fromBinary(RecordBatchSchema, b).records.map(project);
+        } catch {
+          return undefined;
+        }
+      })();
+      const got = records.map(project); // reads the attributes
+      read += got.reduce((n, r) => n + Object.keys(r.attributes).length, 0);
+      if (ref) assert.deepEqual(got.map((r) => r.attributes), ref.map((r) => r.attributes), `variant ${i}`);
+    }
+    assert.ok(read > 1000, `attributes read from decoded variants: ${read}`);
   });
 });

@@ -63,22 +63,46 @@ class Reader {
     const n = this.len();
     const start = this.pos;
     this.pos += n;
-    let ascii = true;
-    for (let i = start; i < start + n; i++) {
-      if (this.buf[i]! >= 0x80) {
-        ascii = false;
-        break;
+    const buf = this.buf;
+    // Short ASCII strings (names, addresses, methods, paths) repeat from record to record: one
+    // pass hashes and checks them, and a cached copy is returned when the bytes match (no new
+    // string, and its hash for Map lookups is already computed).
+    if (n <= CACHED_MAX) {
+      let h = 0x811c9dc5;
+      let ascii = true;
+      for (let i = start; i < start + n; i++) {
+        const b = buf[i]!;
+        if (b >= 0x80) {
+          ascii = false;
+          break;
+        }
+        h = Math.imul(h ^ b, 0x01000193);
+      }
+      if (ascii) {
+        const slot = (h >>> 0) & (CACHE_SLOTS - 1);
+        const at = slot * CACHED_MAX;
+        if (cacheLen[slot] === n) {
+          let same = true;
+          for (let i = 0; i < n; i++) {
+            if (cacheBytes[at + i] !== buf[start + i]) {
+              same = false;
+              break;
+            }
+          }
+          if (same) return cacheStr[slot]!;
+        }
+        // Built once per distinct value: as a flat string (TextDecoder) when concatenation would make a chain.
+        let v = "";
+        if (n > 12) v = latin1.decode(buf.subarray(start, start + n));
+        else for (let i = start; i < start + n; i++) v += String.fromCharCode(buf[i]!);
+        cacheBytes.set(buf.subarray(start, start + n), at);
+        cacheLen[slot] = n;
+        cacheStr[slot] = v;
+        return v;
       }
     }
-    if (ascii) {
-      if (n <= 64) {
-        let s = "";
-        for (let i = start; i < start + n; i++) s += String.fromCharCode(this.buf[i]!);
-        return s;
-      }
-      return latin1.decode(this.buf.subarray(start, start + n));
-    }
-    return utf8.decode(this.buf.subarray(start, start + n));
+    for (let i = start; i < start + n; i++) if (buf[i]! >= 0x80) return utf8.decode(buf.subarray(start, start + n));
+    return latin1.decode(buf.subarray(start, start + n));
   }
 
   bytes(): Uint8Array {
@@ -127,6 +151,13 @@ class Reader {
 
 const utf8 = new TextDecoder("utf-8");
 const latin1 = new TextDecoder("latin1");
+
+/** The string cache of `Reader.string`: direct-mapped, by FNV-1a of the bytes. */
+const CACHED_MAX = 48;
+const CACHE_SLOTS = 4096;
+const cacheBytes = new Uint8Array(CACHE_SLOTS * CACHED_MAX);
+const cacheLen = new Int32Array(CACHE_SLOTS).fill(-1);
+const cacheStr: string[] = new Array<string>(CACHE_SLOTS).fill("");
 
 /** int64 from its two's-complement uint64 varint. */
 const toInt64 = (u: bigint) => BigInt.asIntN(64, u);
@@ -203,27 +234,99 @@ function newEndpoint(): EndpointView {
   return { address: "", port: 0, service: "", node: "" };
 }
 
+/** One attribute map entry (key, value) into `out`. */
+function readAttributeEntry(e: Reader, out: { [key: string]: AttributeView }): void {
+  let key = "";
+  let val: AttributeView = { value: { case: undefined } };
+  while (e.pos < e.end) {
+    const t = e.varint();
+    if (t === ((1 << 3) | 2)) key = e.string();
+    else if (t === ((2 << 3) | 2)) val = readAttributeValue(e.sub());
+    else e.skip(t & 7);
+  }
+  out[key] = val;
+}
+
+/** Walks an attribute map entry as `readAttributeEntry` reads it, building nothing: the same DecodeErrors. */
+function checkAttributeEntry(e: Reader): void {
+  while (e.pos < e.end) {
+    const t = e.varint();
+    if (t === ((1 << 3) | 2)) skipLen(e);
+    else if (t === ((2 << 3) | 2)) checkAttributeValue(e.sub());
+    else e.skip(t & 7);
+  }
+}
+
+function checkAttributeValue(r: Reader): void {
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    switch (tag) {
+      case (1 << 3) | 2: skipLen(r); break;
+      case (2 << 3) | 0: r.varint64(); break;
+      case (3 << 3) | 0: r.varint(); break;
+      case (4 << 3) | 1: r.double(); break;
+      case (5 << 3) | 2: {
+        const s = r.sub();
+        while (s.pos < s.end) {
+          const t = s.varint();
+          if (t === ((1 << 3) | 2)) skipLen(s);
+          else s.skip(t & 7);
+        }
+        break;
+      }
+      default: r.skip(tag & 7);
+    }
+  }
+}
+
+function skipLen(r: Reader): void {
+  const n = r.len();
+  r.pos += n;
+}
+
+/**
+ * A decoded record. Its attributes are checked at decode time (malformed ones fail the batch as
+ * before) but built only when read: the aggregator reads them for a record whose operation or
+ * resource is new, not for the thousands of requests after it.
+ */
+class DecodedRecord implements RecordView {
+  protocol = "";
+  startNs = 0n;
+  durationNs = 0n;
+  operation = "";
+  resource = "";
+  status: bigint | undefined = undefined;
+  error = false;
+  requestBytes = 0n;
+  responseBytes = 0n;
+  incomplete = false;
+  trace: TraceView | undefined = undefined;
+  client: EndpointView | undefined = undefined;
+  server: EndpointView | undefined = undefined;
+  connKey = 0n;
+  role = 0;
+  tid = 0;
+  node = "";
+  /** Start and end offsets in `attrBuf` of each attribute map entry, in wire order. */
+  attrAt: number[] | undefined = undefined;
+  attrBuf: Uint8Array | undefined = undefined;
+  private attrs: { [key: string]: AttributeView } | undefined = undefined;
+
+  get attributes(): { [key: string]: AttributeView } {
+    if (this.attrs === undefined) {
+      const out: { [key: string]: AttributeView } = {};
+      const at = this.attrAt;
+      if (at) for (let i = 0; i < at.length; i += 2) readAttributeEntry(new Reader(this.attrBuf!, at[i]!, at[i + 1]!), out);
+      this.attrs = out;
+      this.attrAt = undefined;
+      this.attrBuf = undefined;
+    }
+    return this.attrs;
+  }
+}
+
 function readRecord(r: Reader): RecordView {
-  const rec: RecordView = {
-    protocol: "",
-    startNs: 0n,
-    durationNs: 0n,
-    operation: "",
-    resource: "",
-    status: undefined,
-    error: false,
-    requestBytes: 0n,
-    responseBytes: 0n,
-    incomplete: false,
-    trace: undefined,
-    attributes: {},
-    client: undefined,
-    server: undefined,
-    connKey: 0n,
-    role: 0,
-    tid: 0,
-    node: "",
-  };
+  const rec = new DecodedRecord();
   while (r.pos < r.end) {
     const tag = r.varint();
     switch (tag) {
@@ -240,15 +343,10 @@ function readRecord(r: Reader): RecordView {
       case (11 << 3) | 2: rec.trace = readTrace(r.sub(), rec.trace ?? { traceId: new Uint8Array(0), parentSpanId: new Uint8Array(0) }); break;
       case (12 << 3) | 2: {
         const e = r.sub();
-        let key = "";
-        let val: AttributeView = { value: { case: undefined } };
-        while (e.pos < e.end) {
-          const t = e.varint();
-          if (t === ((1 << 3) | 2)) key = e.string();
-          else if (t === ((2 << 3) | 2)) val = readAttributeValue(e.sub());
-          else e.skip(t & 7);
-        }
-        rec.attributes[key] = val;
+        const start = e.pos;
+        checkAttributeEntry(e);
+        (rec.attrAt ??= []).push(start, e.end);
+        rec.attrBuf = r.buf;
         break;
       }
       case (20 << 3) | 2: rec.client = readEndpoint(r.sub(), rec.client ?? newEndpoint()); break;

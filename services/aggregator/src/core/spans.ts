@@ -123,12 +123,14 @@ export class Span implements SpanRec {
   }
 }
 
-/** Numbers of one span in `SpanColumns.num` (doubles stored unboxed in a packed array). */
+/** Numbers of one span in `SpanColumns.num` (doubles stored unboxed, off the garbage-collected heap). */
 const N_ID_A = 0, N_ID_B = 1, N_REL_US = 2, N_SUB_US = 3, N_DUR_US = 4, N_STATUS = 5, N_PID = 6, N_TID = 7, N_TUPLE = 8, N_CPORT = 9, N_SPORT = 10, N_REQ = 11, N_RESP = 12, N_FLAGS = 13;
-const NUMS = 14;
-/** Strings of one span in `SpanColumns.str` (shared, interned strings). */
+/** Strings of one span: their numbers in the window's string table, at `N_STR + S_*`. */
 const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9;
-const STRS = 10;
+const N_STR = 14;
+/** The span's RED series: its number in the window's series table. */
+const N_SERIES = 24;
+const NUMS = 25;
 const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4;
 
 /**
@@ -194,25 +196,56 @@ export interface SpanInput {
 }
 
 /**
- * The spans of one open window, column-wise: a record adds numbers (a Float64Array) and
- * references to shared strings to arrays instead of a span object that would live (and be
- * copied by the garbage collector) until the window closes. `Span` objects are built when the window's links are
- * resolved; linking state never outlives one close, so building them again is equivalent.
+ * The spans of one open window, column-wise: a record adds numbers to one Float64Array (its
+ * strings and series as numbers in tables of the window, each distinct value once) instead of a
+ * span object that would live (and be traced by the garbage collector) until the window closes;
+ * no array of references grows with the spans. `Span` objects are built when the window's links
+ * are resolved; linking state never outlives one close, so building them again is equivalent.
  */
+/**
+ * Column buffers of closed windows, taken by new ones: windows are alike in size, so after the
+ * first few no buffer is grown or freshly allocated (fresh pages cost a fault each).
+ */
+const spare: Float64Array[] = [];
+const SPARE_MAX = 4;
+
 export class SpanColumns {
-  private num = new Float64Array(NUMS * 256);
-  private readonly str: string[] = [];
-  private readonly series: object[] = [];
+  private num = spare.pop() ?? new Float64Array(NUMS * 256);
+  private count = 0;
+  private readonly strs: string[] = [];
+  private readonly strIds = new Map<string, number>();
+  private readonly lastStr: (string | undefined)[] = new Array<string | undefined>(N_SERIES - N_STR).fill(undefined);
+  private readonly lastId = new Float64Array(N_SERIES - N_STR);
+  private readonly seriesList: object[] = [];
+  private readonly seriesIds = new Map<object, number>();
   constructor(readonly window: number) {}
 
   get length(): number {
-    return this.series.length;
+    return this.count;
+  }
+
+  /** The string number of `v` in field `f`; consecutive spans mostly repeat a field's value. */
+  private sid(f: number, v: string): number {
+    if (this.lastStr[f] === v) return this.lastId[f]!;
+    let id = this.strIds.get(v);
+    if (id === undefined) {
+      id = this.strs.length;
+      this.strs.push(v);
+      this.strIds.set(v, id);
+    }
+    this.lastStr[f] = v;
+    this.lastId[f] = id;
+    return id;
+  }
+
+  private str(i: number, field: number): string {
+    return this.strs[this.num[i * NUMS + N_STR + field]!]!;
   }
 
   push(x: SpanInput): void {
-    const o = this.series.length * NUMS;
+    const o = this.count * NUMS;
     if (o + NUMS > this.num.length) {
-      const grown = new Float64Array(this.num.length * 2);
+      const grown = new Float64Array(Math.max(NUMS * 256, this.num.length * 2));
       grown.set(this.num);
       this.num = grown;
     }
@@ -231,13 +264,30 @@ export class SpanColumns {
     n[o + N_REQ] = x.requestBytes;
     n[o + N_RESP] = x.responseBytes;
     n[o + N_FLAGS] = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0);
-    this.str.push(x.service, x.peer, x.protocol, x.operation, x.resource, x.node, x.hTrace, x.hParent, x.clientAddress, x.serverAddress);
-    this.series.push(x.series);
+    const q = o + N_STR;
+    n[q + S_SERVICE] = this.sid(S_SERVICE, x.service);
+    n[q + S_PEER] = this.sid(S_PEER, x.peer);
+    n[q + S_PROTOCOL] = this.sid(S_PROTOCOL, x.protocol);
+    n[q + S_OPERATION] = this.sid(S_OPERATION, x.operation);
+    n[q + S_RESOURCE] = this.sid(S_RESOURCE, x.resource);
+    n[q + S_NODE] = this.sid(S_NODE, x.node);
+    n[q + S_HTRACE] = this.sid(S_HTRACE, x.hTrace);
+    n[q + S_HPARENT] = this.sid(S_HPARENT, x.hParent);
+    n[q + S_CADDR] = this.sid(S_CADDR, x.clientAddress);
+    n[q + S_SADDR] = this.sid(S_SADDR, x.serverAddress);
+    let sr = this.seriesIds.get(x.series);
+    if (sr === undefined) {
+      sr = this.seriesList.length;
+      this.seriesList.push(x.series);
+      this.seriesIds.set(x.series, sr);
+    }
+    n[o + N_SERIES] = sr;
+    this.count++;
   }
 
   /** Adds the link keys of every span to `need` (this is the closing window: all are resolved). */
   keysInto(need: LinkKeys): void {
-    for (let i = 0; i < this.series.length; i++) this.keyOf(i, need);
+    for (let i = 0; i < this.count; i++) this.keyOf(i, need);
   }
 
   /** Adds the key span `i` looks up when resolved. */
@@ -245,7 +295,7 @@ export class SpanColumns {
     const o = i * NUMS;
     if (this.num[o + N_FLAGS]! & F_CLIENT) {
       const pid = this.num[o + N_PID]!;
-      if (pid) need.addProc(this.str[i * STRS + S_NODE]!, pid);
+      if (pid) need.addProc(this.str(i, S_NODE), pid);
     } else {
       const k = this.num[o + N_TUPLE]!;
       if (k >= 0) need.addTuple(k);
@@ -255,7 +305,7 @@ export class SpanColumns {
   /** Positions of the spans a lookup can return: client spans by 4-tuple hash, server spans by node and pid. */
   byLinkKey(): ByLinkKey {
     const out: ByLinkKey = { clients: new Map(), servers: new Map() };
-    for (let i = 0; i < this.series.length; i++) {
+    for (let i = 0; i < this.count; i++) {
       const o = i * NUMS;
       let l: number[] | undefined;
       if (this.num[o + N_FLAGS]! & F_CLIENT) {
@@ -266,7 +316,7 @@ export class SpanColumns {
       } else {
         const pid = this.num[o + N_PID]!;
         if (!pid) continue;
-        const node = this.str[i * STRS + S_NODE]!;
+        const node = this.str(i, S_NODE);
         let byPid = out.servers.get(node);
         if (!byPid) out.servers.set(node, (byPid = new Map()));
         l = byPid.get(pid);
@@ -277,14 +327,21 @@ export class SpanColumns {
     return out;
   }
 
+  /** Gives the column buffer to later windows; this window holds no spans afterwards. */
+  release(): void {
+    if (spare.length < SPARE_MAX && this.num.length > 0) spare.push(this.num);
+    this.num = new Float64Array(0);
+    this.count = 0;
+  }
+
   /** The spans (those marked in `take` when given), in insertion order. */
   build(out: Span[], take?: Uint8Array): void {
     const n = this.num;
-    const t = this.str;
-    for (let i = 0; i < this.series.length; i++) {
+    const t = this.strs;
+    for (let i = 0; i < this.count; i++) {
       if (take && !take[i]) continue;
       const o = i * NUMS;
-      const q = i * STRS;
+      const q = o + N_STR;
       const flags = n[o + N_FLAGS]!;
       const status = n[o + N_STATUS]!;
       const a = n[o + N_ID_A]!;
@@ -293,27 +350,27 @@ export class SpanColumns {
         new Span(
           a === 0 && b === 0 ? "0000000000000001" : hex16(a, b),
           flags & F_CLIENT ? "client" : "server",
-          t[q + S_SERVICE]!,
-          t[q + S_PEER]!,
-          t[q + S_PROTOCOL]!,
-          t[q + S_OPERATION]!,
-          t[q + S_RESOURCE]!,
+          t[n[q + S_SERVICE]!]!,
+          t[n[q + S_PEER]!]!,
+          t[n[q + S_PROTOCOL]!]!,
+          t[n[q + S_OPERATION]!]!,
+          t[n[q + S_RESOURCE]!]!,
           this.window,
           n[o + N_REL_US]!,
           n[o + N_SUB_US]!,
           n[o + N_DUR_US]!,
           Number.isNaN(status) ? undefined : status,
           (flags & F_ERROR) !== 0,
-          t[q + S_NODE]!,
+          t[n[q + S_NODE]!]!,
           n[o + N_PID]!,
           n[o + N_TID]!,
           n[o + N_TUPLE]!,
-          t[q + S_HTRACE]!,
-          t[q + S_HPARENT]!,
-          this.series[i]!,
-          t[q + S_CADDR]!,
+          t[n[q + S_HTRACE]!]!,
+          t[n[q + S_HPARENT]!]!,
+          this.seriesList[n[o + N_SERIES]!]!,
+          t[n[q + S_CADDR]!]!,
           n[o + N_CPORT]!,
-          t[q + S_SADDR]!,
+          t[n[q + S_SADDR]!]!,
           n[o + N_SPORT]!,
           n[o + N_REQ]!,
           n[o + N_RESP]!,
