@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh          runtime + build packages
 #   scripts/install-deps.sh --build  only what building needs (the image, scripts/build-image-steps.sh)
+#   scripts/install-deps.sh --demo   also the demo shop's servers (mariadb-server, redis-server)
 #   scripts/install-deps.sh --test   also what the test suite drives (tshark, mariadb, redis, ...)
 #   scripts/install-deps.sh --check  only report; exit 3 when something is missing
 #
@@ -12,16 +13,18 @@ set -euo pipefail
 
 BUILD=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
 RUNTIME=(nats-server influxdb "${BUILD[@]}")
+DEMO=(mariadb-server redis-server)
 TEST=(tshark mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl)
 
 want=("${RUNTIME[@]}")
 check_only=0
 for a in "$@"; do
   case "$a" in
+    --demo) want+=("${DEMO[@]}") ;;
     --test) want+=("${TEST[@]}") ;;
     --build) want=("${BUILD[@]}") ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument $a" >&2; exit 2 ;;
   esac
 done

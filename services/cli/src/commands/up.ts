@@ -47,8 +47,9 @@ process go to <data-dir>/logs/<name>.log. A process that exits is started again 
 up to 30 s between tries); restarts are counted and shown by \`wirescope status\`. When the
 process that started \`up\` goes away (e.g. \`npm start\` killed), the stack is stopped.
 
-Before starting it runs scripts/install-deps.sh (installs missing Debian packages as root, or
-prints the apt-get line and stops) and the incremental build (node scripts/build.mjs).
+Before starting it runs scripts/install-deps.sh (installs missing Debian packages as root, the
+demo's mariadb-server and redis-server included unless --no-demo, or prints the apt-get line and
+stops) and the incremental build (node scripts/build.mjs).
 
 nats-server listens where --nats-url points, influxd where --influx-url points (both must be on
 this machine). The probe needs root and a kernel with BTF; as root, \`up\` mounts tracefs when it
@@ -332,7 +333,7 @@ async function up(argv: string[]): Promise<number> {
 
   try {
     if (opts.install) {
-      const r = spawnSync("bash", [path.join(ROOT, "scripts/install-deps.sh")], { stdio: ["ignore", "inherit", "inherit"] });
+      const r = spawnSync("bash", [path.join(ROOT, "scripts/install-deps.sh"), ...(opts.demo ? ["--demo"] : [])], { stdio: ["ignore", "inherit", "inherit"] });
       if (r.status !== 0) {
         process.stderr.write(`wirescope up: missing system packages (see above); nothing was started\n`);
         return r.status ?? 1;
