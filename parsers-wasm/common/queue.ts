@@ -282,6 +282,23 @@ export class ByteQueue {
     return ts;
   }
 
+  /**
+   * Offset (from ptr()) of the first queued chunk stamped at or after `ts`, or -1. Chunks with
+   * equal stamps count as one (the first). Used to resynchronise on a message that must have
+   * been sent after some event (a reply to a request sent at `ts`).
+   */
+  chunkAtOrAfter(ts: i64): i32 {
+    this.tsAt(0); // forget chunks that end before the head
+    for (let k = 0; k < this.tsCount; k++) {
+      const i = (this.tsFirst + k) % TS_SLOTS;
+      if (unchecked(this.tsVal[i]) >= ts) {
+        const off = unchecked(this.tsOff[i]) - this.consumed;
+        return off < 0 ? 0 : off >= <i64>this.avail() ? -1 : <i32>off;
+      }
+    }
+    return -1;
+  }
+
   /** ts_ns of the chunk that carried the first unconsumed byte. */
   @inline headTs(): i64 {
     return this.tsAt(0);

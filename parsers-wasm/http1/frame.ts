@@ -14,11 +14,11 @@
 
 import { ByteQueue, OK, NOT_MINE, LIMIT, eqIgnoreCase, eqAscii, parseDec, parseHexPrefix, lower } from "../common/index";
 import {
-  Req, S_START, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_CRLF, S_TRAILERS, S_UNTIL_CLOSE, S_RESYNC, S_PAUSED,
+  Req, MAX_PENDING, S_START, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_CRLF, S_TRAILERS, S_UNTIL_CLOSE, S_RESYNC, S_PAUSED,
   S_OPAQUE, MAX_HEADER,
 } from "./types";
 import { Pending, emitHttp1 } from "./pair";
-import { requestStart, responseStart } from "./sniff";
+import { requestStart, requestLine, responseStart } from "./sniff";
 
 /** Lengths of the field names field() looks at (b3, host, upgrade, traceparent, ...). */
 const INTERESTING_LENGTHS: i32 = (1 << 2) | (1 << 4) | (1 << 7) | (1 << 11) | (1 << 12) | (1 << 14) | (1 << 17);
@@ -65,6 +65,19 @@ export class H1Parser {
   orphans: i32 = 0;
   droppedBytes: i64 = 0;
   desyncs: i32 = 0;
+  /** Requests written as incomplete because MAX_PENDING were waiting. */
+  evicted: i32 = 0;
+  /**
+   * While resynchronising: bytes held from earlier chunks (a possible start line cut by the
+   * chunk's end). Bytes that arrive next begin at this offset, a candidate start of its own.
+   */
+  private rqHeld: i32 = 0;
+  private rsHeld: i32 = 0;
+  /** Responses paired with requests; the client was seen to send a request before the previous response. */
+  private paired: i32 = 0;
+  private pipelined: bool = false;
+  /** Response bytes were lost on a connection that does not pipeline (see onGap). */
+  private rsAfterGap: bool = false;
 
   free(): void {
     this.pending.free();
@@ -94,6 +107,7 @@ export class H1Parser {
           return OK;
         }
         this.rqScan = 0;
+        if (this.pending.count == MAX_PENDING) this.evictOldest();
         const r = this.pending.push();
         if (r == null) return LIMIT;
         if (!this.parseRequest(q.ptr(), hend, r)) {
@@ -161,14 +175,17 @@ export class H1Parser {
       }
       if (st == S_RESYNC) {
         const a = q.avail();
-        const s = requestStart(q.ptr(), a);
-        if (s == 2) {
+        const at = resyncAt(q.ptr(), a, false, this.rqHeld);
+        if (at != 0) {
+          this.droppedBytes += at < 0 ? a : at;
+          q.consume(at < 0 ? a : at);
+        }
+        if (at >= 0 && requestLine(q.ptr(), q.avail()) == 2) {
           this.rq = S_START;
+          this.rqHeld = 0;
           continue;
         }
-        if (s == 1) return OK;
-        this.droppedBytes += a;
-        q.consume(a);
+        this.rqHeld = q.avail(); // a possible start line, held: the next chunk begins after it
         return OK;
       }
       if (st == S_OPAQUE) {
@@ -177,6 +194,22 @@ export class H1Parser {
       }
       return OK; // S_PAUSED: bytes wait for the HTTP/2 layer or the answer to the upgrade
     }
+  }
+
+  /**
+   * MAX_PENDING requests wait: their responses are not coming in order (a response direction
+   * held back or lost). The oldest is written as incomplete so the connection keeps decoding;
+   * a response that arrives for it later counts as an orphan.
+   */
+  private evictOldest(): void {
+    const r = this.pending.head();
+    if (this.rsReq == r) {
+      this.rsReq = null;
+      this.orphans++;
+    }
+    emitHttp1(r, -1, 0, 0, true);
+    this.pending.pop();
+    this.evicted++;
   }
 
   private requestDone(): void {
@@ -200,6 +233,7 @@ export class H1Parser {
     this.rq = S_RESYNC;
     this.rqReq = null;
     this.rqScan = 0;
+    this.rqHeld = 0;
   }
 
   /** Request line and fields in p[0..n) (n includes the last field's CRLF). */
@@ -345,9 +379,23 @@ export class H1Parser {
         q.consume(hend);
         this.decoded++;
         if (status < 200 && status != 101) continue; // interim (100 Continue, 103 Early Hints)
+        if (this.rsAfterGap) {
+          // First response after lost response bytes, on a connection seen not to pipeline:
+          // it answers the newest request sent before it; older ones lost their responses.
+          this.rsAfterGap = false;
+          while (this.pending.count > 1 && this.pending.at(1).startTs <= headTs && this.pending.head() != this.rqReq) {
+            emitHttp1(this.pending.head(), -1, 0, 0, true);
+            this.pending.pop();
+          }
+        }
         let req: Req | null = this.pending.count > 0 ? this.pending.head() : null;
         // a response older than the oldest waiting request answers a request we never saw
         if (req != null && req.startTs > headTs) req = null;
+        if (req != null) {
+          // the next request was sent before this response: the client pipelines
+          if (this.pending.count > 1 && this.pending.at(1).startTs < headTs) this.pipelined = true;
+          this.paired++;
+        }
         this.rsReq = req;
         this.rsStatus = status;
         this.rsBytes = 0;
@@ -442,14 +490,17 @@ export class H1Parser {
       }
       // S_RESYNC
       const a = q.avail();
-      const s = responseStart(q.ptr(), a);
-      if (s == 2) {
+      const at = resyncAt(q.ptr(), a, true, this.rsHeld);
+      if (at != 0) {
+        this.droppedBytes += at < 0 ? a : at;
+        q.consume(at < 0 ? a : at);
+      }
+      if (at >= 0 && responseStart(q.ptr(), q.avail()) == 2) {
         this.rs = S_START;
+        this.rsHeld = 0;
         continue;
       }
-      if (s == 1) return OK;
-      this.droppedBytes += a;
-      q.consume(a);
+      this.rsHeld = q.avail();
       return OK;
     }
   }
@@ -483,13 +534,15 @@ export class H1Parser {
     this.flushPending();
     this.rs = S_RESYNC;
     this.rsScan = 0;
+    this.rsHeld = 0;
   }
 
-  /** Writes every waiting request as incomplete. */
-  private flushPending(): void {
+  /** Writes every waiting request sent before `before` as incomplete. */
+  private flushPending(before: i64 = i64.MAX_VALUE): void {
     while (this.pending.count > 0) {
       const r = this.pending.head();
       if (this.rqReq == r) break; // still being received: its response may come
+      if (r.startTs >= before) break;
       emitHttp1(r, -1, 0, 0, true);
       this.pending.pop();
     }
@@ -515,6 +568,7 @@ export class H1Parser {
       this.rq = S_RESYNC;
       this.rqReq = null;
       this.rqScan = 0;
+      this.rqHeld = 0;
       return OK;
     }
     const st = this.rs;
@@ -536,9 +590,20 @@ export class H1Parser {
     if (st == S_OPAQUE) return OK;
     this.desyncs++;
     if (this.rsReq != null) this.finish(this.rsLastTs, true);
-    this.flushPending();
+    if (this.paired >= 2 && !this.pipelined) {
+      // requests are answered one at a time: the next response tells which were lost
+      this.rsAfterGap = true;
+      this.rs = S_RESYNC;
+      this.rsScan = 0;
+      this.rsHeld = 0;
+      return OK;
+    }
+    // The lost bytes were sent before `ts` (the chunk after the hole, or the cut chunk): a
+    // request sent at `ts` or later cannot have been answered in them and keeps waiting.
+    this.flushPending(ts);
     this.rs = S_RESYNC;
     this.rsScan = 0;
+    this.rsHeld = 0;
     return OK;
   }
 
@@ -631,6 +696,26 @@ const MAX_LINES: i32 = 64;
 const lineEnds = new StaticArray<i32>(MAX_LINES);
 let lineCount: i32 = 0;
 let linesP: usize = 0;
+
+/**
+ * Where to resume after lost bytes: the first offset in p[0..n) that is 0 or follows a '\n' and
+ * where a request line (`response` false) or a status line begins or may begin (its prefix is
+ * all there is). -1 when there is none: every byte can be dropped. Runs only while
+ * resynchronising, one pass over the bytes (the SIMD LF search).
+ */
+function resyncAt(p: usize, n: i32, response: bool, boundary: i32): i32 {
+  let i = 0;
+  while (i < n) {
+    const s = response ? responseStart(p + <usize>i, n - i) : requestLine(p + <usize>i, n - i);
+    if (s != 0) return i;
+    let next = nextLF(p, i, n);
+    next = next < 0 ? n : next + 1;
+    // the start of the newest chunk, when it falls inside this line, is a candidate too
+    if (boundary > i && boundary < next) next = boundary;
+    i = next;
+  }
+  return -1;
+}
 
 /** Drops blank lines before a start line (RFC 9112 2.2 lets a recipient ignore them). */
 function skipEmptyLines(q: ByteQueue): void {

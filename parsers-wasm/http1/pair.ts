@@ -32,6 +32,11 @@ export class Pending {
     return changetype<Req>(unchecked(this.ring[this.first]));
   }
 
+  /** The i-th oldest waiting request (i < count). */
+  @inline at(i: i32): Req {
+    return changetype<Req>(unchecked(this.ring[(this.first + i) & (this.ring.length - 1)]));
+  }
+
   /** Newest request (count > 0). */
   @inline last(): Req {
     return changetype<Req>(unchecked(this.ring[(this.first + this.count - 1) & (this.ring.length - 1)]));

@@ -40,6 +40,44 @@ export function requestStart(p: usize, n: i32): i32 {
   return 2;
 }
 
+/**
+ * A whole request line at p: 2 yes (known METHOD SP target SP HTTP/1.d line end), 1 maybe (a
+ * plausible prefix: more bytes needed), 0 no. Stricter than requestStart: resynchronising
+ * in the middle of a stream must not take a body line, or the tail of a request line, for a
+ * request.
+ */
+export function requestLine(p: usize, n: i32): i32 {
+  // a known method only: a request line that lost its first bytes still looks like one with an
+  // extension method ("ET /a HTTP/1.1")
+  const m = methodKnown(p, n);
+  if (m != 2) return m;
+  let i = 0;
+  while (load<u8>(p + <usize>i) != 0x20) i++;
+  i++;
+  const t = i;
+  while (i < n && i < t + MAX_RESYNC_LINE) {
+    const c = <u32>load<u8>(p + <usize>i);
+    if (c == 0x20 || c == 0x0a || c == 0x0d) break;
+    if (c < 0x21 || c > 0x7e) return 0;
+    i++;
+  }
+  if (i == n) return i - t < MAX_RESYNC_LINE ? 1 : 0;
+  if (i == t || load<u8>(p + <usize>i) != 0x20) return 0;
+  i++;
+  // "HTTP/1.d" then CR or LF
+  for (let k = 0; k < 7; k++) {
+    if (i + k >= n) return 1;
+    if (<u32>load<u8>(p + <usize>(i + k)) != <u32>HTTP1_PREFIX.charCodeAt(k)) return 0;
+  }
+  if (i + 8 >= n) return 1;
+  if (<u32>load<u8>(p + <usize>(i + 7)) - 0x30 >= 10) return 0;
+  const e = load<u8>(p + <usize>(i + 8));
+  return e == 0x0d || e == 0x0a ? 2 : 0;
+}
+
+/** Longest request target accepted while resynchronising (a longer one waits for the next). */
+const MAX_RESYNC_LINE: i32 = 8192;
+
 const HTTP1_PREFIX = "HTTP/1.";
 
 /** Plausible start of a response: 2 yes, 1 maybe, 0 no. */

@@ -19,6 +19,7 @@ import { Reader } from "./reader";
 import { KafkaTxn, MAX_BODY_PREFIX, MAX_PENDING, MAX_KNOWN_API_KEY, isFlexible, requestHeaderVersion, responseHeaderVersion } from "./types";
 import { decodeRequest, decodeResponse, bodyKnown } from "./api/index";
 import { writeRecord } from "./emit";
+import { detect } from "./sniff";
 
 /** Sizes beyond these are framing errors, not messages. */
 const MAX_REQUEST_SIZE: i32 = 256 << 20;
@@ -40,6 +41,20 @@ export class KafkaConnection extends Connection {
   /** framing errors and responses to unseen requests (per connection; the ABI cannot report them) */
   desyncs: i32 = 0;
   unmatched: i32 = 0;
+  /**
+   * Per direction: lost sync (a gap, or picked up mid-way). Messages start writes, so each
+   * chunk's head is checked until one is a plausible message start: a request header detect()
+   * claims, or a response whose correlation id a waiting request has. Sizes read elsewhere
+   * are not trusted (skipping a garbage size could cost the connection).
+   */
+  private lost0: bool = false;
+  private lost1: bool = false;
+  /** Per direction: stream offset just past a message whose buffered prefix is still arriving (-1: none). */
+  private partial0: i64 = -1;
+  private partial1: i64 = -1;
+  /** Per direction, while lost: bytes held waiting to be judged (the next chunk begins after them). */
+  private held0: i32 = 0;
+  private held1: i32 = 0;
 
   constructor() {
     super();
@@ -50,6 +65,26 @@ export class KafkaConnection extends Connection {
   }
 
   onData(dir: i32, q: ByteQueue, tsNs: i64): i32 {
+    if (dir == 0 ? this.lost0 : this.lost1) {
+      let s = dir == 0 ? this.requestHead(q) : this.responseHead(q);
+      const held = dir == 0 ? this.held0 : this.held1;
+      if (s == 0 && held > 0 && held < q.avail()) {
+        // the bytes held were not a message start after all: the newest chunk's start may be
+        q.consume(held);
+        s = dir == 0 ? this.requestHead(q) : this.responseHead(q);
+      }
+      const h = s == 1 ? q.avail() : 0; // need more bytes to judge: held, and where the next chunk begins
+      if (dir == 0) this.held0 = h;
+      else this.held1 = h;
+      if (s == 0) {
+        this.desyncs++;
+        q.clear(0);
+        return OK;
+      }
+      if (s == 1) return OK;
+      if (dir == 0) this.lost0 = false;
+      else this.lost1 = false;
+    }
     for (;;) {
       if (dir == 1 && this.deferred !== null) {
         if (q.skipping() > 0) break;
@@ -66,7 +101,13 @@ export class KafkaConnection extends Connection {
         break;
       }
       const take = size < MAX_BODY_PREFIX ? size : MAX_BODY_PREFIX;
-      if (q.avail() < 4 + take) break;
+      if (q.avail() < 4 + take) {
+        if (dir == 0) this.partial0 = q.consumed + 4 + <i64>size;
+        else this.partial1 = q.consumed + 4 + <i64>size;
+        break;
+      }
+      if (dir == 0) this.partial0 = -1;
+      else this.partial1 = -1;
       const startNs = q.headTs();
       const endNs = q.tsAt(3 + take);
       let ok = false;
@@ -92,9 +133,45 @@ export class KafkaConnection extends Connection {
       this.deferred = null;
       this.write(d, false);
     }
-    // The next bytes start at a chunk boundary; headers are checked (responses must match a
-    // waiting correlation id), so a chunk starting mid-message is dropped, not misread.
+    // Lost inside a message whose size we know and ended before its end: skip the rest of it
+    // and stay in sync (a lost request's response matches nothing; a lost response leaves its
+    // request to be written as incomplete). Otherwise look for the next message start.
+    const q = this.q(dir);
+    const end = dir == 0 ? this.partial0 : this.partial1;
+    const lost = dir == 0 ? this.lost0 : this.lost1;
+    if (dir == 0) this.partial0 = -1;
+    else this.partial1 = -1;
+    if (len > 0 && end >= 0 && !lost && q.consumed <= end) {
+      q.skip(end - q.consumed);
+      return OK;
+    }
+    if (dir == 0) {
+      this.lost0 = true;
+      this.held0 = 0;
+    } else {
+      this.lost1 = true;
+      this.held1 = 0;
+    }
     return OK;
+  }
+
+  /** A request header at the head of q: 2 yes, 1 need more bytes, 0 no. */
+  private requestHead(q: ByteQueue): i32 {
+    const n = q.avail();
+    const s = detect(0, q.ptr(), n < 4096 ? n : 4096);
+    if (s >= 50) return 2;
+    return s > 0 && n < 14 ? 1 : 0;
+  }
+
+  /** A response answering a waiting request at the head of q: 2 yes, 1 need more bytes, 0 no. */
+  private responseHead(q: ByteQueue): i32 {
+    if (q.avail() < 8) return 1;
+    const size = <i32>q.u32be(0);
+    if (size < 4 || size > MAX_RESPONSE_SIZE) return 0;
+    const corr = <i32>q.u32be(4);
+    const w = this.waiting;
+    for (let i = 0; i < w.length; i++) if (w[i].correlationId == corr) return 2;
+    return 0;
   }
 
   onClose(tsNs: i64): i32 {

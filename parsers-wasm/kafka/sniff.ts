@@ -42,6 +42,61 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     const c = <u32>load<u8>(p + <usize>i);
     if (c < 0x20 || c > 0x7e) return 0;
   }
+  // A response with a small correlation id reads as a Produce request header (api key 0,
+  // version = the id): check the start of a Produce body too, when it is there.
+  if (key == 0 && !produceBody(p, n, size, version, 14 + (idLen > 0 ? idLen : 0))) return 0;
   if (n == size + 4) return 85;
   return n < size + 4 ? 65 : 50;
+}
+
+/**
+ * The start of a Produce request body at `off`: transactional_id (v3+; a nullable string, or a
+ * compact one after the header's tagged fields from v9) then acks, which is -1, 0 or 1. True
+ * when what is there fits (or is not there yet).
+ */
+function produceBody(p: usize, n: i32, size: i32, version: i32, off: i32): bool {
+  let o = off;
+  if (version >= 9) {
+    // header tagged fields: a count, then (tag, size, data) each; then a compact nullable string
+    let count = uvar(p, n, o);
+    if (count < 0) return true;
+    o = varEnd;
+    if (count > 16) return false;
+    for (; count > 0; count--) {
+      if (uvar(p, n, o) < 0) return true;
+      const sz = uvar(p, n, varEnd);
+      if (sz < 0) return true;
+      o = varEnd + sz;
+      if (o > size + 4) return false;
+    }
+    const l = uvar(p, n, o);
+    if (l < 0) return true;
+    o = varEnd + (l > 0 ? l - 1 : 0);
+    if (o > size + 4) return false;
+  } else if (version >= 3) {
+    if (o + 2 > n) return true;
+    const l = be16(p + <usize>o);
+    if (l < -1 || o + 2 + l > size + 4) return false;
+    o += 2 + (l > 0 ? l : 0);
+  }
+  if (o + 2 > n) return true;
+  const acks = be16(p + <usize>o);
+  return acks >= -1 && acks <= 1;
+}
+
+let varEnd: i32 = 0;
+
+/** An unsigned varint of at most 4 bytes at p[o..n): its value (end in varEnd), or -1 when cut or too long. */
+function uvar(p: usize, n: i32, o: i32): i32 {
+  let v = 0;
+  for (let k = 0; k < 4; k++) {
+    if (o + k >= n) return -1;
+    const b = <i32>load<u8>(p + <usize>(o + k));
+    v |= (b & 0x7f) << (7 * k);
+    if ((b & 0x80) == 0) {
+      varEnd = o + k + 1;
+      return v;
+    }
+  }
+  return -1;
 }

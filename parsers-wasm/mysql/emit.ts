@@ -53,6 +53,12 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
     Rec.resource(t.schema!);
   } else if (t.cmd == <i32>COM_FIELD_LIST && t.table !== null) {
     Rec.resource(t.table!);
+  } else if (t.stmtId >= 0) {
+    // a statement prepared before the capture started: named by its id, its text unknown
+    Rec.resourceBegin();
+    Rec.putStr("statement_id=");
+    Rec.putInt(t.stmtId);
+    Rec.strEnd();
   }
   const err = t.response == "ERR";
   const known = !incomplete && t.response.length > 0 && t.response != "SSL";

@@ -29,6 +29,12 @@ export class Framer {
   /** The next packet continues a logical payload whose head was already handled. */
   continuation: bool = false;
   readonly pkt: Packet = new Packet();
+  /**
+   * Stream offset just past the packet whose header is at the head of the queue and whose
+   * payload prefix is still arriving (-1: none). A gap that ends before it lost part of that
+   * packet only: skipping to it keeps the framing.
+   */
+  partialEnd: i64 = -1;
 
   /**
    * The next whole packet (or its buffered prefix) at the head of q, or null when more bytes are
@@ -40,7 +46,11 @@ export class Framer {
     const len = <i32>q.u24le(0);
     const cont = this.continuation;
     const take = cont ? 0 : len < PAYLOAD_PREFIX ? len : PAYLOAD_PREFIX;
-    if (q.avail() < 4 + take) return null;
+    if (q.avail() < 4 + take) {
+      this.partialEnd = q.consumed + 4 + <i64>len;
+      return null;
+    }
+    this.partialEnd = -1;
     const k = this.pkt;
     k.ptr = q.ptr() + 4;
     k.avail = take;
@@ -62,5 +72,6 @@ export class Framer {
 
   reset(): void {
     this.continuation = false;
+    this.partialEnd = -1;
   }
 }

@@ -22,6 +22,10 @@ import {
   COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, PAYLOAD_PREFIX,
 } from "./types";
 import { writeRecord } from "./emit";
+import { detect } from "./sniff";
+
+/** A chunk head detect() scores this high is taken as a command when resynchronising. */
+const RESYNC_SCORE: i32 = 30;
 
 /** Queue cap per direction: the host's largest chunk plus a buffered packet prefix. */
 const QUEUE_LIMIT: i32 = (1 << 20) + PAYLOAD_PREFIX + 64;
@@ -57,6 +61,8 @@ export class MysqlConnection extends Connection {
   private readonly stmts: Map<u32, StaticArray<u8>> = new Map<u32, StaticArray<u8>>();
   /** the server direction lost sync: drop its bytes until a command is sent */
   private serverLost: bool = false;
+  /** the client direction lost sync: drop chunks until one starts with a plausible command */
+  private clientLost: bool = false;
   private stopAfterOutput: bool = false;
   /** the reader for server packets, reused */
   private readonly rd: Payload = new Payload(0, 0);
@@ -81,6 +87,20 @@ export class MysqlConnection extends Connection {
       return OK;
     }
     const f = dir == 0 ? this.f0 : this.f1;
+    if (dir == 0 && this.clientLost) {
+      // Commands start writes: after lost bytes, the head of a chunk is the place to look.
+      // A chunk whose head is not a plausible command (sequence 0, a command byte, and for
+      // text commands printable text) is dropped whole.
+      const s = detect(0, q.ptr(), q.avail());
+      if (s >= RESYNC_SCORE) this.clientLost = false;
+      else {
+        if (s == 0 || q.avail() > 4) {
+          this.dropped++;
+          q.clear(0);
+        }
+        return OK;
+      }
+    }
     for (;;) {
       const k = f.next(q);
       if (k === null) break;
@@ -102,7 +122,18 @@ export class MysqlConnection extends Connection {
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
     if (dir == 0) {
+      // Lost inside a packet whose length we know, and ended before its end: skip the rest of
+      // it and stay in sync (the command it carried is lost; its response finds nothing
+      // waiting and is dropped until the next command). Otherwise search for the next command.
+      const end = this.f0.partialEnd;
       this.f0.reset();
+      const q = this.q0;
+      if (len > 0 && end >= 0 && !this.clientLost && q.consumed <= end) {
+        q.skip(end - q.consumed);
+        this.dropped++;
+        return OK;
+      }
+      this.clientLost = true;
       return OK;
     }
     this.f1.reset();

@@ -35,7 +35,9 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     return 0;
   }
   if (seq == 0 && isCommand(b)) {
-    const exact = len + 4 == n;
+    // exactly one packet, or one followed by the header of another command (a window that
+    // grew over several writes)
+    const exact = len + 4 == n || (n >= len + 9 && nextCommand(p + <usize>(len + 4)));
     if (b == COM_QUERY || b == COM_STMT_PREPARE || b == COM_INIT_DB) {
       // text: printable ASCII / UTF-8 / whitespace
       const end = n < 4 + len ? n : 4 + len;
@@ -54,4 +56,10 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     if ((caps & CLIENT_PROTOCOL_41) != 0 && (len + 4 == n || len == 32)) return 60;
   }
   return 0;
+}
+
+/** A command packet header at p (5 bytes readable): length > 0, sequence 0, a command byte. */
+function nextCommand(p: usize): bool {
+  const len = <i32>load<u8>(p) | (<i32>load<u8>(p, 1) << 8) | (<i32>load<u8>(p, 2) << 16);
+  return len > 0 && load<u8>(p, 3) == 0 && isCommand(<u32>load<u8>(p, 4));
 }

@@ -24,7 +24,10 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-const nowNs = () => BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+// Wall clock at start plus a monotonic clock: stamps never go backwards, as a probe's do (a
+// reply is never stamped before its request).
+const wallAtStart = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+const nowNs = () => wallAtStart + process.hrtime.bigint();
 
 /** Starts a relay on 127.0.0.1 (free port) forwarding to 127.0.0.1:`targetPort`. */
 export async function startRelay(targetPort: number, targetHost = "127.0.0.1"): Promise<Relay> {

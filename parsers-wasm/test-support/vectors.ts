@@ -38,6 +38,15 @@
 //   bytewise   every step one byte per chunk (also through detection, unless options.detect is false)
 //   truncated  the input cut at every byte boundary, then close: no trap, valid records
 //   gapped     at every byte boundary the rest of the step replaced by a gap: no trap, valid records
+//   resync     (vectors with options.resync {steps, tail}) at every byte of steps 0..steps-1: the
+//              rest of the step lost (gap of its length, and of unknown length), or 5 bytes lost
+//              and the rest delivered. The last `tail` records must match exactly; every earlier
+//              record must match an expected one, or be incomplete with the operation and
+//              resource of one (never a wrong pairing)
+//   midstream  (likewise) the capture starts at every byte of steps 0..steps-1 (earlier steps
+//              never seen), through detection with no port hint, `midstream` set, with the
+//              client known and not known: same checks, and the orientation is never decided
+//              wrongly from content
 
 import fs from "node:fs";
 import path from "node:path";
@@ -54,6 +63,11 @@ export interface VectorOptions {
   redact?: boolean;
   detect?: boolean;
   modes?: Mode[];
+  /**
+   * Resynchronisation: whatever is lost in steps 0..steps-1, or wherever the capture starts in
+   * them, the last `tail` expected records come out exactly (modes `resync` and `midstream`).
+   */
+  resync?: { steps: number; tail: number };
 }
 
 export interface Vector {
@@ -64,8 +78,8 @@ export interface Vector {
   options: VectorOptions;
 }
 
-export type Mode = "whole" | "split" | "bytewise" | "truncated" | "gapped";
-export const ALL_MODES: Mode[] = ["whole", "split", "bytewise", "truncated", "gapped"];
+export type Mode = "whole" | "split" | "bytewise" | "truncated" | "gapped" | "resync" | "midstream";
+export const ALL_MODES: Mode[] = ["whole", "split", "bytewise", "truncated", "gapped", "resync", "midstream"];
 
 /** Decodes the text escapes of a client/server block. */
 export function unescapeText(s: string): Uint8Array {
@@ -168,6 +182,9 @@ export function pluginVectors(sourceDir: string): Vector[] {
 }
 
 export interface RunResult {
+  /** How the engine oriented the connection (see EngineConnection.orientation). */
+  flipped?: boolean;
+  orientation?: string;
   records: RecordJson[];
   /** Raw record bytes, as the plugin wrote them. */
   raw: Uint8Array[];
@@ -185,9 +202,10 @@ function stepChunks(steps: Step[]): Chunk[][] {
 }
 
 /** Feeds chunks through a fresh engine connection; `detect` false forces the plugin. */
-export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chunk[], opts: { detect?: boolean; closeTs?: bigint } = {}): RunResult {
+export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chunk[], opts: { detect?: boolean; closeTs?: bigint; midstream?: boolean; clientKnown?: boolean } = {}): RunResult {
   const engine = new ConnectionEngine(registry);
-  const conn = engine.openConnection(opts.detect ? { clientKnown: true } : { protocol: plugin });
+  const midstream = opts.midstream ?? false;
+  const conn = engine.openConnection(opts.detect ? { clientKnown: opts.clientKnown ?? true, midstream } : { protocol: plugin, midstream });
   const raw: Uint8Array[] = [];
   const states: string[] = [];
   let reason: string | undefined;
@@ -203,7 +221,16 @@ export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chun
   raw.push(...r.records);
   states.push(r.state);
   reason ??= r.reason;
-  return { records: raw.map((b) => recordToJson(fromBinary(RecordSchema, b))), raw, states, reason, counters: engine.counters.snapshot(), plugin: conn.plugin?.name };
+  return {
+    records: raw.map((b) => recordToJson(fromBinary(RecordSchema, b))),
+    raw,
+    states,
+    reason,
+    counters: engine.counters.snapshot(),
+    plugin: conn.plugin?.name,
+    flipped: conn.flipped,
+    orientation: conn.orientation,
+  };
 }
 
 /** True when `actual` has every key of `expected` with an equal value (attributes: subset; null = absent). */
@@ -250,6 +277,31 @@ export function assertNoTrap(res: RunResult, what: string): void {
   assert.notEqual(res.reason, "plugin_trap", `${what}: connection dropped by a trap`);
 }
 
+/**
+ * After lost bytes: the last `tail` records match the expected tail exactly; every earlier one
+ * matches an expected record, or is incomplete and names the operation and resource of one.
+ */
+export function assertResynced(res: RunResult, expected: Partial<RecordJson>[], tail: number, what: string): void {
+  const lines = () => res.records.map((r) => JSON.stringify(r)).join("\n");
+  assert.ok(res.records.length >= tail, `${what}: expected at least the last ${tail} record(s), got ${res.records.length}:\n${lines()}\nstates ${res.states.join(",")} ${res.reason ?? ""}`);
+  const head = expected.slice(0, expected.length - tail);
+  const got = res.records.length - tail;
+  for (let i = 0; i < tail; i++) {
+    const why = matches(res.records[got + i]!, expected[expected.length - tail + i]!);
+    assert.equal(why, undefined, `${what}: record ${got + i} (tail ${i}): ${why}\n${lines()}`);
+  }
+  for (let i = 0; i < got; i++) {
+    const r = res.records[i]!;
+    // an incomplete record names the request, and the status only when its response was seen
+    const named = (e: Partial<RecordJson>) => {
+      const keys: (keyof RecordJson)[] = r.status === null ? ["operation", "resource"] : ["operation", "resource", "status"];
+      return Object.fromEntries(keys.filter((k) => e[k] !== undefined).map((k) => [k, e[k]])) as Partial<RecordJson>;
+    };
+    const ok = head.some((e) => matches(r, e) === undefined || (r.incomplete === true && matches(r, named(e)) === undefined));
+    assert.ok(ok, `${what}: record ${i} matches no expected record (a wrong pairing?): ${JSON.stringify(r)}\n${lines()}`);
+  }
+}
+
 /** Runs one vector in one mode; throws (assert) on a mismatch. */
 export function runVector(registry: PluginRegistry, plugin: string, v: Vector, mode: Mode): void {
   const base = stepChunks(v.steps);
@@ -292,6 +344,43 @@ export function runVector(registry: PluginRegistry, plugin: string, v: Vector, m
       const det = runChunks(registry, plugin, flat(cs), { detect: true });
       assert.equal(det.plugin, plugin, `${label}: detection chose ${det.plugin ?? "nothing"} (${JSON.stringify(det.counters)})`);
       assertRecords(det, v.records, `${label} with detection`);
+    }
+    return;
+  }
+  if (mode === "resync" || mode === "midstream") {
+    const rs = v.options.resync;
+    if (!rs) return;
+    for (let si = 0; si < rs.steps && si < base.length; si++) {
+      const c = base[si]![0]!;
+      if (!c.bytes) continue;
+      const b = c.bytes;
+      for (let k = 0; k < b.length; k++) {
+        if (mode === "resync") {
+          const lost = Math.min(5, b.length - k);
+          const variants: [string, Chunk[]][] = [
+            ["rest lost", [{ ...c, bytes: b.subarray(0, k) }, { dir: c.dir, gap: b.length - k, ts: c.ts }]],
+            ["rest lost, length unknown", [{ ...c, bytes: b.subarray(0, k) }, { dir: c.dir, gap: 0, ts: c.ts }]],
+            [`${lost} bytes lost`, [{ ...c, bytes: b.subarray(0, k) }, { dir: c.dir, gap: lost, ts: c.ts }, { ...c, bytes: b.subarray(k + lost) }]],
+          ];
+          for (const [name, repl] of variants) {
+            const cs = base.map((s, j) => (j === si ? repl : s));
+            const res = runChunks(registry, plugin, flat(cs).filter((x) => !x.bytes || x.bytes.length));
+            const w = `${label} step ${si} at ${k}, ${name}`;
+            assertNoTrap(res, w);
+            assertResynced(res, v.records, rs.tail, w);
+          }
+        } else {
+          const cs = [[{ ...c, bytes: b.subarray(k) }], ...base.slice(si + 1)];
+          for (const clientKnown of [true, false]) {
+            const res = runChunks(registry, plugin, flat(cs), { detect: true, midstream: true, clientKnown });
+            const w = `${label} from step ${si} byte ${k}${clientKnown ? "" : ", client not known"}`;
+            assertNoTrap(res, w);
+            assert.equal(res.plugin, plugin, `${w}: detection chose ${res.plugin ?? "nothing"} (${JSON.stringify(res.counters)})`);
+            assert.ok(!(res.flipped && res.orientation === "content"), `${w}: client and server swapped by content`);
+            assertResynced(res, v.records, rs.tail, w);
+          }
+        }
+      }
     }
     return;
   }
@@ -340,6 +429,7 @@ export function vectorSuite(plugin: string, dir: string, modes: Mode[] = ALL_MOD
         for (const v of vectors) {
           for (const m of v.options.modes ?? modes) {
             if (!modes.includes(m)) continue;
+            if ((m === "resync" || m === "midstream") && !v.options.resync) continue;
             test(`${v.name} [${m}]`, { timeout: 120_000 }, () => runVector(registryFor(plugin, !!v.options.redact), plugin, v, m));
           }
         }

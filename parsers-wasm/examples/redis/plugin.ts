@@ -30,18 +30,12 @@ const MAX_DEPTH: i32 = 32;
 
 function detect(dir: i32, p: usize, n: i32): i32 {
   const b0 = <u32>load<u8>(p);
+  // An array of bulk strings is a request, and just as well a reply (LRANGE, HGETALL): the same
+  // score in both directions, so that it never decides which end is the client.
+  if (dir == 1 && b0 == 0x2a) return requestArray(p, n);
   if (dir == 0) {
-    // "*<digits>\r\n$" is RESP's request shape; a few bytes of it is already a strong hint.
     if (b0 != 0x2a) return inlineCommand(p, n);
-    let i = 1;
-    while (i < n && <u32>load<u8>(p + <usize>i) - 0x30 < 10) i++;
-    if (i == 1) return i < n ? 0 : 30;
-    if (i >= n) return 40;
-    if (load<u8>(p + <usize>i) != 0x0d) return 0;
-    if (i + 1 >= n) return 50;
-    if (load<u8>(p + <usize>i + 1) != 0x0a) return 0;
-    if (i + 2 >= n) return 60;
-    return load<u8>(p + <usize>i + 2) == 0x24 ? 95 : 0;
+    return requestArray(p, n);
   }
   // Replies alone are a weak signal: simple string / error / integer line.
   if ((b0 == 0x2b || b0 == 0x2d || b0 == 0x3a) && n >= 3) {
@@ -51,6 +45,41 @@ function detect(dir: i32, p: usize, n: i32): i32 {
       if (c < 0x20 || c > 0x7e) return 0;
     }
     return 20;
+  }
+  return 0;
+}
+
+/**
+ * How much of "*<digits>\r\n$" (the shape of a request, and of an array reply) is at p: -1 not
+ * that shape, 1 "*" only, 2 digits up to the end, 3 up to the CR, 4 up to the LF, 5 all of it.
+ */
+function arrayShape(p: usize, n: i32): i32 {
+  if (load<u8>(p) != 0x2a) return -1;
+  let i = 1;
+  while (i < n && i < 12 && <u32>load<u8>(p + <usize>i) - 0x30 < 10) i++;
+  if (i == 1) return i < n ? -1 : 1;
+  if (i >= n) return 2;
+  if (load<u8>(p + <usize>i) != 0x0d) return -1;
+  if (i + 1 >= n) return 3;
+  if (load<u8>(p + <usize>i + 1) != 0x0a) return -1;
+  if (i + 2 >= n) return 4;
+  return load<u8>(p + <usize>i + 2) == 0x24 ? 5 : -1;
+}
+
+/** An array header at p while resynchronising: 2 yes, 1 a prefix of one (more bytes needed), 0 no. */
+function arrayHeader(p: usize, n: i32): i32 {
+  const s = arrayShape(p, n);
+  return s == 5 ? 2 : s > 0 ? 1 : 0;
+}
+
+/** A few bytes of the request shape is already a strong hint. */
+function requestArray(p: usize, n: i32): i32 {
+  switch (arrayShape(p, n)) {
+    case 1: return 30;
+    case 2: return 40;
+    case 3: return 50;
+    case 4: return 60;
+    case 5: return 95;
   }
   return 0;
 }
@@ -155,25 +184,116 @@ class Reader {
   }
 }
 
+// Resynchronising after lost bytes (a gap, or bytes that are not RESP):
+//
+//   requests  drop bytes up to a line start (offset 0, after CRLF, or where a chunk began)
+//             that begins "*<digits>\r\n$": array headers only start requests.
+//   replies   RESP replies nest (an array's elements are lines starting with type bytes too),
+//             so a reply cannot be recognised from the middle. Requests sent before the loss
+//             are written as incomplete; reply bytes are dropped until exactly one request sent
+//             after the loss is waiting (no pipelining in flight), and its reply is taken from
+//             the first chunk stamped after that request was sent.
+//   Either side's loss resynchronises the replies: a lost request's reply must not be paired
+//   with the next one.
+
 class RedisConn extends Connection {
   req: Reader = new Reader();
   rep: Reader = new Reader();
   pending: Array<Pending> = new Array<Pending>();
   head: i32 = 0;
+  /** Requests: searching for the next array header; bytes held from earlier chunks. */
+  reqLost: bool = false;
+  reqHeld: i32 = 0;
+  /** Replies: dropped until a request sent after `repLostTs` can be answered. */
+  repLost: bool = false;
+  repLostTs: i64 = 0;
+  /** Bytes dropped while resynchronising, replies without a request (per connection). */
+  dropped: i64 = 0;
+  orphans: i32 = 0;
 
   onData(dir: i32, q: ByteQueue, ts: i64): i32 {
     return dir == 0 ? this.requests(q) : this.replies(q, ts);
   }
 
   onGap(dir: i32, len: i32, ts: i64): i32 {
-    if (dir == 0) {
-      this.req.reset();
-    } else {
-      // The reply to the oldest request (at least) is lost; we cannot tell how many.
-      this.rep.reset();
-      this.flushIncomplete(ts);
-    }
+    if (dir == 0) this.loseRequests(ts);
+    else this.loseReplies(ts);
     return OK;
+  }
+
+  loseRequests(ts: i64): void {
+    this.req.reset();
+    this.reqLost = true;
+    this.reqHeld = 0;
+    // the lost requests' replies are still coming: they must not answer later requests
+    this.loseReplies(ts);
+  }
+
+  loseReplies(ts: i64): void {
+    this.rep.reset();
+    if (!this.repLost || ts > this.repLostTs) this.repLostTs = ts;
+    this.repLost = true;
+    this.flushBefore(this.repLostTs, ts);
+  }
+
+  /** Requests sent before `before`: their replies may be in lost bytes (cannot tell how many). */
+  flushBefore(before: i64, ts: i64): void {
+    while (this.head < this.pending.length && unchecked(this.pending[this.head]).startNs < before) {
+      this.write(unchecked(this.pending[this.head]), null, ts);
+      this.head++;
+    }
+    if (this.head == this.pending.length) {
+      this.pending.length = 0;
+      this.head = 0;
+    }
+  }
+
+  /** Requests: drops bytes before the next array header; true when one is at the head. */
+  findRequest(q: ByteQueue): bool {
+    const p = q.ptr();
+    const n = q.avail();
+    let i = 0;
+    while (i < n) {
+      const s = arrayHeader(p + <usize>i, n - i);
+      if (s != 0) {
+        this.dropped += i;
+        q.consume(i);
+        if (s == 2) {
+          this.reqLost = false;
+          this.reqHeld = 0;
+          return true;
+        }
+        this.reqHeld = q.avail(); // a prefix at the end: the next chunk begins after it
+        return false;
+      }
+      let next = q.findCRLF(i);
+      next = next < 0 ? n : next + 2;
+      if (this.reqHeld > i && this.reqHeld < next) next = this.reqHeld;
+      i = next;
+    }
+    this.dropped += n;
+    q.consume(n);
+    this.reqHeld = 0;
+    return false;
+  }
+
+  /** Replies: true when the reply stream can be taken up again at the head of q. */
+  findReply(q: ByteQueue): bool {
+    this.flushBefore(this.repLostTs, q.lastTs);
+    const waiting = this.pending.length - this.head;
+    if (waiting == 1) {
+      const pd = unchecked(this.pending[this.head]);
+      const off = q.chunkAtOrAfter(pd.startNs);
+      if (off >= 0) {
+        this.dropped += off;
+        q.consume(off);
+        this.repLost = false;
+        return true;
+      }
+    }
+    this.dropped += q.avail();
+    q.consume(q.avail());
+    return false;
   }
 
   onClose(ts: i64): i32 {
@@ -190,6 +310,7 @@ class RedisConn extends Connection {
   /** Parses as many request elements as are complete. */
   requests(q: ByteQueue): i32 {
     const r = this.req;
+    if (this.reqLost && !this.findRequest(q)) return OK;
     if (r.awaitSkip) {
       if (q.skipping() > 0) return OK;
       r.awaitSkip = false;
@@ -206,13 +327,22 @@ class RedisConn extends Connection {
       if (r.inline) {
         // inline command: one line of words
         const e = q.findCRLF(0);
-        if (e < 0) return q.avail() > MAX_LINE ? BROKEN : OK;
+        if (e < 0) {
+          if (q.avail() > MAX_LINE) this.loseRequests(q.lastTs);
+          return OK;
+        }
         this.inline(q.ptr(), e);
         q.consume(e + 2);
         if (!this.pushRequest(q)) return LIMIT;
         continue;
       }
       const st = this.element(q, r, true);
+      if (st < 0) {
+        // not RESP where an element should start: search for the next request
+        this.loseRequests(q.lastTs);
+        if (!this.findRequest(q)) return OK;
+        continue;
+      }
       if (st != 1) return st;
       if (r.depth == 0) {
         // a large argument is still streaming past: the request ends when it has
@@ -265,6 +395,7 @@ class RedisConn extends Connection {
 
   replies(q: ByteQueue, ts: i64): i32 {
     const r = this.rep;
+    if (this.repLost && !this.findReply(q)) return OK;
     if (r.awaitSkip) {
       if (q.skipping() > 0) return OK;
       r.awaitSkip = false;
@@ -279,6 +410,11 @@ class RedisConn extends Connection {
         r.kind = q.u8(0);
       }
       const st = this.element(q, r, false);
+      if (st < 0) {
+        this.loseReplies(q.lastTs);
+        if (!this.findReply(q)) return OK;
+        continue;
+      }
       if (st != 1) return st;
       if (r.depth == 0) {
         if (q.skipping() > 0) {
@@ -298,8 +434,16 @@ class RedisConn extends Connection {
     // RESP3 push messages ('>') are not replies to a request.
     if (r.kind == 0x3e) return;
     // a reply with no request (picked up mid-way, pub/sub) is dropped
-    if (this.head >= this.pending.length) return;
+    if (this.head >= this.pending.length) {
+      this.orphans++;
+      return;
+    }
     const pd = unchecked(this.pending[this.head]);
+    // a reply that began before the oldest waiting request was sent answers a request we never saw
+    if (r.startNs < pd.startNs) {
+      this.orphans++;
+      return;
+    }
     this.head++;
     this.write(pd, r, ts, q.consumed - r.startOff);
     if (this.head == this.pending.length) {

@@ -232,7 +232,20 @@ classic.push(
 );
 
 fs.mkdirSync(out, { recursive: true });
+const resync = [
+  vec("resynchronises after any loss, and from any starting byte: a long-lived client connection",
+    [c(produceV9Req), s(produceV9Resp), c(heartbeatV4Req), s(heartbeatV4Resp), c(offsetCommitV8Req), s(offsetCommitV8Resp), c(apiVersionsV3Req), s(apiVersionsV3Resp)],
+    [
+      { operation: "Produce", resource: "orders,audit", status: 87 },
+      { operation: "Heartbeat", status: 27 },
+      { operation: "OffsetCommit", resource: "orders", status: 0, startNs: "5000", durationNs: "1000", attributes: attrs(8, 8, 11) },
+      { operation: "ApiVersions", resource: "", status: 0, startNs: "7000", durationNs: "1000", attributes: attrs(18, 3, 1) },
+    ],
+    { resync: { steps: 4, tail: 2 } }),
+];
+
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);
 write("classic.json", classic);
+write("resync.json", resync);
 console.error(`wrote ${flexible.length + classic.length} vectors to ${path.relative(process.cwd(), out)}`);

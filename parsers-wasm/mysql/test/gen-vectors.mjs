@@ -156,7 +156,7 @@ const commands = [
       { operation: "COM_STMT_PREPARE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.response": "STMT_PREPARE_OK", "mysql.stmt_id": 7, "mysql.params": 1, "mysql.columns": 2 } },
       { operation: "COM_STMT_EXECUTE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.stmt_id": 7, "mysql.response": "RESULT_SET", "mysql.rows": 1, "db.query.text": "SELECT id, name FROM t WHERE id = ? AND kind = 'x'" } },
       { operation: "COM_STMT_CLOSE", resource: "SELECT id, name FROM t WHERE id = ? AND kind = ?", status: 0, attributes: { "mysql.stmt_id": 7, "mysql.response": null } },
-      { operation: "COM_STMT_EXECUTE", resource: "", status: 1243, error: true, attributes: { "mysql.stmt_id": 9, "mysql.response": "ERR", "db.query.text": null } },
+      { operation: "COM_STMT_EXECUTE", resource: "statement_id=9", status: 1243, error: true, attributes: { "mysql.stmt_id": 9, "mysql.response": "ERR", "db.query.text": null } },
     ],
     { detect: true },
   ),
@@ -325,6 +325,27 @@ const midway = [
     ],
     [{ operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1 } }],
     { detect: false },
+  ),
+  vec(
+    "resynchronises after any loss, and from any starting byte: a pool connection's traffic",
+    [
+      c(pkt(0, B([3], "SELECT id, total FROM orders WHERE customer_id = 42"))),
+      s(B(pkt(1, lenenc(2)), pkt(2, coldef("id")), pkt(3, coldef("total")), pkt(4, eof()), pkt(5, textRow(1, "9.50")), pkt(6, textRow(2, "12.00")), pkt(7, eof()))),
+      // a statement prepared before the capture started: named by its id, never given a text
+      c(pkt(0, B([0x17], u32(12), [0], u32(1), [1], [0], B([3, 0]), u32(42)))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("n")), pkt(3, eof()), pkt(4, B([0x00], [0x00], u32(7))), pkt(5, eof()))),
+      c(pkt(0, B([3], "INSERT INTO audit (who, what) VALUES ('app', 'checkout')"))),
+      s(pkt(1, ok(1, 77))),
+      c(pkt(0, B([3], "SELECT 1"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("1")), pkt(3, eof()), pkt(4, textRow(1)), pkt(5, eof()))),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT id, total FROM orders WHERE customer_id = ?", status: 0, attributes: { "mysql.rows": 2 } },
+      { operation: "COM_STMT_EXECUTE", resource: "statement_id=12", status: 0, attributes: { "mysql.stmt_id": 12, "db.query.text": null, "mysql.rows": 1 } },
+      { operation: "COM_QUERY", resource: "INSERT INTO audit (who, what) VALUES (?, ?)", status: 0, startNs: "5000", durationNs: "1000", attributes: { "mysql.affected_rows": 1, "mysql.insert_id": 77 } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, startNs: "7000", durationNs: "1000", attributes: { "mysql.rows": 1 } },
+    ],
+    { resync: { steps: 4, tail: 2 } },
   ),
 ];
 

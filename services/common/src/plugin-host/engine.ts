@@ -54,6 +54,12 @@ export interface OpenOptions {
   portHint: number;
   /** Skip detection and use this plugin (by name or protocol), e.g. `--proto 8080=http1`. */
   protocol: string;
+  /**
+   * The connection's start was not seen (it predates the capture, or its state was lost): the
+   * plugin gets gap(dir, 0) before the first bytes of each direction, so it searches for the
+   * next message start instead of taking the first byte for one.
+   */
+  midstream: boolean;
 }
 
 /** What one call produced. */
@@ -71,6 +77,16 @@ export type ConnState = "detecting" | "decoding" | "rejected" | "closed";
 const REANCHOR_MIN = 32;
 /** At most this many fresh windows per direction and connection. */
 const MAX_REANCHORS = 8;
+/** Chunks (of at least CHUNK_MIN bytes) offered alone to detection, per direction. */
+const MAX_CHUNK_ROUNDS = 64;
+const CHUNK_MIN = 8;
+
+/**
+ * How the engine knows which end is the client: `given` by the caller (clientKnown), decided by
+ * `content` (the winning plugin scored the two orientations differently), or `guessed` (both
+ * orientations scored the same: the caller's was kept, and nothing says it is right).
+ */
+export type Orientation = "given" | "content" | "guessed";
 
 /** Plugin calls made through EngineConnection.call (no closure per call: hot path). */
 const FEED = 0;
@@ -103,7 +119,7 @@ export class ConnectionEngine {
   /** A new connection in state "detecting" (or "decoding" when `protocol` forces a plugin). */
   openConnection(opts: Partial<OpenOptions> = {}): EngineConnection {
     this.counters.add("conn_opened");
-    return new EngineConnection(this, { clientKnown: opts.clientKnown ?? true, portHint: opts.portHint ?? 0, protocol: opts.protocol ?? "" });
+    return new EngineConnection(this, { clientKnown: opts.clientKnown ?? true, portHint: opts.portHint ?? 0, protocol: opts.protocol ?? "", midstream: opts.midstream ?? false });
   }
 
   /** The last trap seen (plugin, kind, message), for logs and fuzz reports. */
@@ -113,8 +129,8 @@ export class ConnectionEngine {
    * The parser service's DecoderHost shape (services/parser/src/decoder.ts): `roleKnown` is
    * clientKnown, `serverPort` the port hint.
    */
-  open(hint: { roleKnown: boolean; serverPort: number; protocol?: string }): EngineConnection {
-    return this.openConnection({ clientKnown: hint.roleKnown, portHint: hint.serverPort, protocol: hint.protocol ?? "" });
+  open(hint: { roleKnown: boolean; serverPort: number; protocol?: string; midstream?: boolean }): EngineConnection {
+    return this.openConnection({ clientKnown: hint.roleKnown, portHint: hint.serverPort, protocol: hint.protocol ?? "", midstream: hint.midstream ?? false });
   }
 
   /** Counts a trap once per instance death. */
@@ -134,6 +150,10 @@ export class EngineConnection {
   plugin?: Plugin;
   /** True when the engine decided that dir 0 as given by the caller is the server. */
   flipped = false;
+  /** Where `flipped` comes from (set when a plugin claims the connection). */
+  orientation: Orientation = "given";
+  /** Plugin-state restarts after a per-connection limit (see call()). */
+  restarts = 0;
   private inst?: PluginInstance;
   private handle = 0;
   private log: LogEntry[] | null = [];
@@ -146,11 +166,24 @@ export class EngineConnection {
   /** Per direction: the window from the start (or the last gap), and the one restarted at a later chunk. */
   private base: [Win, Win] = [new Win(), new Win()];
   private fresh: [Win, Win] = [new Win(), new Win()];
+  /**
+   * Per direction: the newest chunk alone. Mid-stream, a window that began inside a message
+   * may keep a weak score as it grows over several writes and never be restarted; a message
+   * that starts a later write is still found here. Asked for at most MAX_CHUNK_ROUNDS chunks.
+   */
+  private chunk: [Win, Win] = [new Win(), new Win()];
+  private chunkRounds: [number, number] = [0, 0];
   /** Fresh windows started per direction (bounded: each costs detection rounds). */
   private reanchors: [number, number] = [0, 0];
   private out: Uint8Array[] = [];
   /** Bumped by every claim, so that a replay interrupted by a re-detection stops. */
   private epoch = 0;
+  /** Per plugin direction: gap(dir, 0) is due before its next bytes (mid-stream start, restart). */
+  private gapDue: [boolean, boolean] = [false, false];
+  /** Records produced since the last restart: a restart needs progress in between. */
+  private sinceRestart = 0;
+  /** A plugin won, but which end is the client waits for the silent direction (decide()). */
+  private postponed = false;
 
   constructor(
     private readonly engine: ConnectionEngine,
@@ -178,7 +211,10 @@ export class EngineConnection {
       this.log!.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
       this.logBytes += bytes.length;
       this.offer(this.log!.length - 1);
-      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) this.settleDetection();
+      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
+        this.settleDetection();
+        this.claimPostponed();
+      }
       if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
         c.add("unclaimed");
         c.add("bytes_dropped.unclaimed", this.seen);
@@ -204,12 +240,14 @@ export class EngineConnection {
     c.add("gaps");
     if (this.state === "rejected" || this.state === "closed") return this.result();
     this.settleDetection();
+    this.claimPostponed();
     if (this.log) this.log.push({ dir, len, ts: tsNs });
     if (this.state === "detecting") {
       // the windows of this direction restart after the gap
       const next = this.log ? this.log.length : 0;
       this.base[dir].reset(next);
       this.fresh[dir].reset(next);
+      this.chunk[dir].reset(next);
       return this.result();
     }
     this.call(GAP, dir, tsNs, undefined, len);
@@ -220,6 +258,7 @@ export class EngineConnection {
   close(tsNs: bigint): StepResult {
     this.out = [];
     this.settleDetection();
+    this.claimPostponed();
     if (this.state === "detecting") {
       this.engine.counters.add(this.seen > 0 ? "unclaimed" : "conn_empty");
       if (this.seen > 0) this.engine.counters.add("bytes_dropped.unclaimed", this.seen);
@@ -242,7 +281,7 @@ export class EngineConnection {
     this.handle = 0;
     this.inst = undefined;
     this.log = null;
-    for (const w of [...this.base, ...this.fresh]) w.reset(0);
+    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
     if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
   }
 
@@ -277,7 +316,14 @@ export class EngineConnection {
     this.base[d].add(e.bytes, cap);
     const distinct = this.fresh[d].anchor > this.base[d].anchor;
     if (distinct) this.fresh[d].add(e.bytes, cap);
-    if (this.base[d].due() || (distinct && this.fresh[d].due())) this.decide(d, i);
+    this.chunk[d].reset(i);
+    this.chunk[d].add(e.bytes, cap);
+    let due = this.base[d].due() || (distinct && this.fresh[d].due());
+    if (!due && this.chunkAlone(d) && this.chunkRounds[d] < MAX_CHUNK_ROUNDS) {
+      this.chunkRounds[d]++;
+      due = true;
+    }
+    if (due) this.decide(d, i);
   }
 
   /**
@@ -289,11 +335,20 @@ export class EngineConnection {
    */
   private decide(d: Dir, i: number): void {
     this.engine.counters.add("detect_rounds");
-    for (const w of [...this.base, ...this.fresh]) w.evaluated = w.len;
+    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.evaluated = w.len;
     const best = this.evaluate();
     if (best && best.score >= this.engine.options.claimScore) {
+      // Which end is the client is open and one direction has said nothing yet: its first
+      // bytes may decide it (a reply that only fits one hypothesis). close(), a gap and the
+      // detection limit claim with the guess.
+      // Mid-stream, a window may begin inside a message and look like anything: both
+      // directions must have spoken before content decides.
+      if (!this.opts.clientKnown && (!best.decided || this.opts.midstream) && (this.base[0].len === 0 || this.base[1].len === 0)) {
+        this.postponed = true;
+        return;
+      }
       this.anchor = best.anchors;
-      this.claim(best.plugin, best.flipped);
+      this.claim(best.plugin, best.flipped, best.decided ? "content" : "guessed");
       return;
     }
     const latest = this.fresh[d].anchor > this.base[d].anchor ? this.fresh[d] : this.base[d];
@@ -301,6 +356,22 @@ export class EngineConnection {
       this.reanchors[d]++;
       this.fresh[d].reset(i + 1);
     }
+  }
+
+  /** Claims a postponed winner with the orientation it has (see decide()). */
+  private claimPostponed(): void {
+    if (this.state !== "detecting" || !this.postponed || !this.log) return;
+    this.postponed = false;
+    const best = this.evaluate();
+    if (!best || best.score < this.engine.options.claimScore) return;
+    this.anchor = best.anchors;
+    this.claim(best.plugin, best.flipped, best.decided ? "content" : "guessed");
+  }
+
+  /** True when direction `d`'s newest chunk starts after both of its windows and is long enough to judge. */
+  private chunkAlone(d: Dir): boolean {
+    const k = this.chunk[d];
+    return k.len >= CHUNK_MIN && k.anchor > this.base[d].anchor && k.anchor > this.fresh[d].anchor;
   }
 
   /** Asks about windows that grew since the last round (before a gap, the close, giving up). */
@@ -318,7 +389,7 @@ export class EngineConnection {
    * scored best in each direction, and per direction the best score any plugin gave its latest
    * window.
    */
-  private evaluate(): { plugin: Plugin; flipped: boolean; score: number; anchors: [number, number]; latestMax: [number, number] } | undefined {
+  private evaluate(): { plugin: Plugin; flipped: boolean; score: number; anchors: [number, number]; latestMax: [number, number]; decided: boolean } | undefined {
     const plugins = this.engine.registry.list().filter((p) => !this.excluded.has(p));
     // candidate windows per direction: the base one, and the fresh one when it starts later
     const cands = ([0, 1] as Dir[]).map((d) => {
@@ -328,10 +399,13 @@ export class EngineConnection {
       if (b) out.push({ win: this.base[d], bytes: b, latest: !distinct });
       const f = distinct ? this.fresh[d].bytes() : undefined;
       if (f) out.push({ win: this.fresh[d], bytes: f, latest: true });
+      // the newest chunk alone is evidence, not a window to restart from (latest: false)
+      const k = this.chunkAlone(d) ? this.chunk[d].bytes() : undefined;
+      if (k) out.push({ win: this.chunk[d], bytes: k, latest: false });
       return out;
     });
     const latestMax: [number, number] = [0, 0];
-    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean; anchors: [number, number] } | undefined;
+    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean; anchors: [number, number]; decided: boolean } | undefined;
     for (const p of plugins) {
       let inst: PluginInstance;
       try {
@@ -339,8 +413,15 @@ export class EngineConnection {
       } catch {
         continue;
       }
+      // This plugin's two orientation hypotheses: the better one by its best score, then by the
+      // sum over both directions (a reply that fits only one hypothesis decides between two
+      // equally good requests). Decided by content only when they differ; otherwise the
+      // caller's orientation is kept and called a guess.
+      let mine: { flipped: boolean; score: number; sum: number; anchors: [number, number] } | undefined;
+      let decided = false;
       for (const flipped of this.opts.clientKnown ? [false] : [false, true]) {
         let score = 0;
+        let sum = 0;
         const anchors: [number, number] = [this.base[0].anchor, this.base[1].anchor];
         for (const d of [0, 1] as Dir[]) {
           let dirBest = -1;
@@ -358,9 +439,20 @@ export class EngineConnection {
             }
           }
           score = Math.max(score, dirBest);
+          // mid-stream, a window may start inside a message: only a claim-strength score is
+          // evidence of orientation there ("-1\r\n" cut from a request looks like a reply)
+          if (!this.opts.midstream || dirBest >= this.engine.options.claimScore) sum += Math.max(0, dirBest);
         }
-        const hint = p.hints(this.opts.portHint);
-        if (!best || score > best.score || (score === best.score && hint && !best.hint)) best = { plugin: p, flipped, score, hint, anchors };
+        if (!mine) mine = { flipped, score, sum, anchors };
+        else {
+          decided = score !== mine.score || sum !== mine.sum;
+          if (score > mine.score || (score === mine.score && sum > mine.sum)) mine = { flipped, score, sum, anchors };
+        }
+      }
+      if (!mine) continue;
+      const hint = p.hints(this.opts.portHint);
+      if (!best || mine.score > best.score || (mine.score === best.score && hint && !best.hint)) {
+        best = { plugin: p, flipped: mine.flipped, score: mine.score, hint, anchors: mine.anchors, decided };
       }
     }
     return best && { ...best, latestMax };
@@ -370,32 +462,21 @@ export class EngineConnection {
    * Hands the connection to `plugin` and replays the log, each direction from its window's
    * anchor (earlier bytes become a gap).
    */
-  private claim(plugin: Plugin, flipped: boolean): void {
+  private claim(plugin: Plugin, flipped: boolean, orientation: Orientation = "given"): void {
     const c = this.engine.counters;
     const epoch = ++this.epoch;
     this.plugin = plugin;
     this.flipped = flipped;
+    this.orientation = this.opts.clientKnown ? "given" : orientation;
+    if (this.orientation === "guessed") c.add("orientation_guessed");
     this.state = "decoding";
-    let inst: PluginInstance;
-    try {
-      inst = plugin.instance();
-      this.handle = inst.connNew();
-      if (this.handle <= 0) {
-        // the current instance is full (connections or memory): new connections go to another
-        inst = plugin.freshInstance();
-        c.add(`plugin_instances_added.${plugin.name}`);
-        this.handle = inst.connNew();
-      }
-    } catch (e) {
-      if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "conn_new");
-      this.reject("plugin_trap");
+    this.gapDue = [this.opts.midstream, this.opts.midstream];
+    const got = this.connNew(plugin);
+    if (typeof got === "string") {
+      this.reject(got);
       return;
     }
-    if (this.handle <= 0) {
-      this.reject("plugin_full");
-      return;
-    }
-    this.inst = inst;
+    const inst = got;
     c.add(`conn_claimed.${plugin.name}`);
     if (!this.log) return;
     const log = this.log;
@@ -448,6 +529,12 @@ export class EngineConnection {
     const inst = this.inst;
     const plugin = this.plugin;
     if (!inst || !plugin || this.handle <= 0 || this.state !== "decoding" || epoch !== this.epoch) return false;
+    if (this.gapDue[dir]) {
+      // the plugin has not seen where this direction starts: say so before its first bytes
+      this.gapDue[dir] = false;
+      if (op === FEED && !this.call(GAP, dir, ts, undefined, 0, epoch)) return false;
+      if (this.inst !== inst) return this.call(op, dir, ts, bytes, len, epoch);
+    }
     const c = this.engine.counters;
     try {
       const d = this.flipped ? 1 - dir : dir;
@@ -455,11 +542,13 @@ export class EngineConnection {
       if (r > 0) {
         const n = inst.take(this.out);
         c.add(plugin.recordsCounter, n);
+        this.sinceRestart += n;
         // the plugin has proven itself: stop holding the replay log
         if (n > 0) this.log = null;
       }
       if (r < 0) {
         const reason = NEG_REASON[r] ?? "plugin_error";
+        if (r === -3 && this.sinceRestart > 0 && this.restart(inst, plugin)) return true;
         if (r === -1 && this.log) {
           // wrong guess while the log is still held: exclude this plugin and detect again
           c.add(`detect_retracted.${plugin.name}`);
@@ -495,18 +584,70 @@ export class EngineConnection {
     }
   }
 
+  /**
+   * A new connection state in the plugin's current instance, or in a fresh one when the current
+   * one is full (connections or memory). Sets inst and handle; the reason on failure.
+   */
+  private connNew(plugin: Plugin): PluginInstance | "plugin_trap" | "plugin_full" {
+    let inst: PluginInstance;
+    try {
+      inst = plugin.instance();
+      this.handle = inst.connNew();
+      if (this.handle <= 0) {
+        inst = plugin.freshInstance();
+        this.engine.counters.add(`plugin_instances_added.${plugin.name}`);
+        this.handle = inst.connNew();
+      }
+    } catch (e) {
+      if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "conn_new");
+      this.handle = 0;
+      return "plugin_trap";
+    }
+    if (this.handle <= 0) return "plugin_full";
+    this.inst = inst;
+    return inst;
+  }
+
+  /**
+   * A per-connection limit (-3) on a connection that decoded records since its last restart:
+   * the plugin's state for it starts afresh and both directions get gap(dir, 0), so the plugin
+   * resynchronises at the next message instead of the connection being dropped for the rest
+   * of its life. Needing a record in between keeps a hostile stream from restarting for ever.
+   * Counted as conn_restarted.limit; false when no new state could be had.
+   */
+  private restart(inst: PluginInstance, plugin: Plugin): boolean {
+    const c = this.engine.counters;
+    try {
+      inst.take(this.out);
+      inst.connFree(this.handle);
+    } catch (e) {
+      if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "free");
+      return false;
+    }
+    this.handle = 0;
+    this.inst = undefined;
+    if (typeof this.connNew(plugin) === "string") return false;
+    this.log = null;
+    this.restarts++;
+    this.sinceRestart = 0;
+    this.gapDue = [true, true];
+    c.add("conn_restarted.limit");
+    return true;
+  }
+
   /** Runs detection again over the held log (after a plugin retracted its claim). */
   private redetect(): void {
     const log = this.log!;
     this.state = "detecting";
     this.flipped = false;
     this.anchor = [0, 0];
-    for (const w of [...this.base, ...this.fresh]) w.reset(0);
+    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
       if (!e.bytes) {
         this.base[e.dir].reset(i + 1);
         this.fresh[e.dir].reset(i + 1);
+        this.chunk[e.dir].reset(i + 1);
         continue;
       }
       this.offer(i);

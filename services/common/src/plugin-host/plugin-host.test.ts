@@ -249,10 +249,23 @@ describe("ConnectionEngine", () => {
   test("unknown orientation: the better hypothesis wins and directions are swapped", () => {
     const eng = engineWith(REDIS);
     const c = eng.openConnection({ clientKnown: false });
-    c.data(1, enc("*1\r\n$4\r\nPING\r\n"), 1n);
-    assert.equal(c.flipped, true);
+    // an array of bulk strings may be a request or a reply: no guess while the other side is silent
+    assert.equal(c.data(1, enc("*1\r\n$4\r\nPING\r\n"), 1n).state, "detecting");
     const r = c.data(0, enc("+PONG\r\n"), 2n);
+    assert.equal(c.flipped, true);
+    assert.equal(c.orientation, "content");
     assert.equal(recordToJson(r.records[0]!).operation, "PING");
+  });
+
+  test("unknown orientation that content cannot decide is kept as the caller's and called a guess", () => {
+    const eng = engineWith(REDIS);
+    const c = eng.openConnection({ clientKnown: false });
+    c.data(1, enc("*1\r\n$4\r\nPING\r\n"), 1n);
+    const r = c.close(2n);
+    assert.equal(r.state, "closed");
+    assert.equal(c.flipped, false);
+    assert.equal(c.orientation, "guessed");
+    assert.equal(eng.counters.get("orientation_guessed"), 1);
   });
 
   test("port hints break ties; registry order otherwise", () => {
