@@ -1,10 +1,15 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ConnEventSchema,
   ConnKind,
+  ConnectionEngine,
   Counters,
+  Plugin,
+  PluginRegistry,
   DataEventSchema,
   Direction,
   RecordSchema,
@@ -248,5 +253,80 @@ describe("ConnTable", () => {
     assert.equal(out.length, N);
     assert.ok(out.every((o, i) => o.tid === 100 + (i % 7)), "every record has its request's thread");
     assert.equal(t.pendingBytes(), 0);
+  });
+});
+
+// The real plugin host and the built HTTP/1 plugin: connections that predate this replica.
+describe("ConnTable with connections picked up mid-stream", () => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+  const registry = new PluginRegistry();
+  registry.add(Plugin.fromFile(path.join(root, "parsers-wasm/build/http1.json")));
+  registry.add(Plugin.fromFile(path.join(root, "parsers-wasm/examples/redis/build/redis.json")));
+  const midstream = () => {
+    const counters = new Counters();
+    const out: OutRecord[] = [];
+    const t = new ConnTable(new ConnectionEngine(registry, { counters }), { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n1", redaction: redactionPolicy() }, counters, (r) => out.push(r));
+    return { t, counters, out };
+  };
+  const req = (path: string) => `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`;
+  const resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+  for (const side of ["client", "server"] as const) {
+    it(`takes the ${side} role from content, from the next whole request on`, () => {
+      const { t, out, counters } = midstream();
+      // the socket's own end sends egress: requests on a client socket, responses on a server's
+      const [reqDir, respDir] = side === "client" ? [EG, IN] : [IN, EG];
+      // the tail of a response body, then keep-alive exchanges, seq far from 0
+      t.onData(data(5n, respDir, 9000, "ody-tail", 10n), 0, 0);
+      t.onData(data(5n, reqDir, 4000, req("/a"), 20n), 0, 0);
+      t.onData(data(5n, respDir, 9008, resp, 30n), 0, 0);
+      t.onData(data(5n, reqDir, 4000 + req("/a").length, req("/b"), 40n), 0, 0);
+      t.onData(data(5n, respDir, 9008 + resp.length, resp, 50n), 0, 0);
+      const recs = out.map((o) => fromBinary(RecordSchema, full(o)));
+      assert.deepEqual(recs.map((r) => [r.resource, r.status]), [["/a", 200n], ["/b", 200n]]);
+      for (const r of recs) assert.equal(r.role, side === "client" ? Role.CLIENT : Role.SERVER);
+      assert.equal(counters.get("conn_role_from_content"), 1);
+      assert.equal(counters.get("conn_midstream"), 1);
+    });
+  }
+
+  it("leaves the role unknown, counted, when content cannot tell", () => {
+    const { t, out, counters } = midstream();
+    // RESP: an array of bulk strings is a request as much as a reply; the other side never spoke
+    t.onData(data(6n, EG, 300, "*1\r\n$4\r\nPING\r\n", 10n), 0, 0);
+    t.closeAll();
+    const recs = out.map((o) => fromBinary(RecordSchema, full(o)));
+    assert.deepEqual(recs.map((r) => [r.operation, r.role, r.incomplete]), [["PING", Role.UNKNOWN, true]]);
+    assert.equal(counters.get("conn_role_unknown"), 1);
+    assert.equal(counters.get("conn_role_from_content"), 0);
+  });
+
+  it("keeps a keep-alive connection decoding after lost batches (no conn_dropped.limit)", () => {
+    const { t, out, counters } = midstream();
+    t.onConn(open(7n, Role.SERVER), 0, 0);
+    let rq = 0;
+    let rs = 0;
+    let ts = 100n;
+    const exchange = (i: number, dropResponse: boolean) => {
+      const q = req(`/r${i}`);
+      t.onData(data(7n, IN, rq, q, (ts += 10n)), 0, 0);
+      rq += q.length;
+      if (!dropResponse) t.onData(data(7n, EG, rs, resp, (ts += 10n)), 0, 0);
+      rs += resp.length;
+    };
+    for (let i = 0; i < 10; i++) exchange(i, false);
+    // responses lost for 1,500 exchanges (batches that never arrive): the hole in the response
+    // stream is waited for, then declared a gap; requests keep arriving meanwhile
+    for (let i = 10; i < 1510; i++) exchange(i, true);
+    for (let i = 1510; i < 1520; i++) exchange(i, false);
+    t.closeAll();
+    const recs = out.map((o) => fromBinary(RecordSchema, full(o)));
+    assert.equal(counters.get("conn_dropped.limit"), 0);
+    const ok = recs.filter((r) => r.status === 200n).map((r) => r.resource);
+    // every exchange after the loss is decoded and paired with its own request
+    for (let i = 1510; i < 1520; i++) assert.ok(ok.includes(`/r${i}`), `/r${i} decoded`);
+    for (const r of recs) if (r.status === 200n) assert.ok(/^\/r\d+$/.test(r.resource));
+    // nothing answered wrongly: a lost response's request is incomplete, without a status
+    assert.ok(recs.filter((r) => r.incomplete).every((r) => r.status === undefined));
   });
 });

@@ -62,6 +62,8 @@ export interface OutRecord {
 
 interface Conn {
   key: bigint;
+  /** The open event (synthetic for a connection picked up mid-stream). */
+  ev: ConnEvent;
   partition: number;
   session: DecoderSession;
   dirs: [DirectionStream, DirectionStream];
@@ -228,8 +230,9 @@ export class ConnTable {
     const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
     const c: Conn = {
       key: ev.connKey,
+      ev,
       partition,
-      session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port }),
+      session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port, midstream: !fromOpen }),
       dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
       egressDir: eps.role === Role.SERVER ? 1 : 0,
       suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node }),
@@ -283,10 +286,32 @@ export class ConnTable {
   }
 
   private result(c: Conn, r: StepResult): void {
+    if (r.state === "decoding" && !c.decoding && c.ev.role === Role.UNKNOWN) this.roleFromContent(c);
     const recs = r.records;
     for (let k = 0; k < recs.length; k++) this.publish(c, recs[k]!);
     if (r.state === "decoding") c.decoding = true;
     else if (r.state === "rejected") this.discard(c, r.reason ?? "rejected");
+  }
+
+  /**
+   * The probe did not say which end this socket is (or the open was never seen): once the
+   * decoder found out from content (requests vs responses), the endpoints and the role follow
+   * it. When content could not tell, the role stays unknown (counted), never guessed.
+   */
+  private roleFromContent(c: Conn): void {
+    const s = c.session;
+    if (s.orientation !== "content" || s.flipped === undefined) {
+      this.counters.add("conn_role_unknown");
+      return;
+    }
+    // the local end sends egress, which is the caller's dir c.egressDir; the plugin's client
+    // direction is the caller's dir 1 when flipped
+    const localIsClient = c.egressDir === (s.flipped ? 1 : 0);
+    const ev = { ...c.ev, role: localIsClient ? Role.CLIENT : Role.SERVER } as ConnEvent;
+    const eps = endpointsOf(ev, this.opts.node, this.peers);
+    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node });
+    c.serverService = eps.server.service;
+    this.counters.add("conn_role_from_content");
   }
 
   private publish(c: Conn, pluginBytes: Uint8Array): void {
@@ -323,6 +348,8 @@ export class ConnTable {
     if (!c.live) return;
     this.forget(c);
     const r = c.session.close(tsNs > 0n ? tsNs : c.lastTsNs);
+    // claimed only now (a detection held back until the close): its role is settled here
+    if (!c.decoding && r.records.length && c.ev.role === Role.UNKNOWN) this.roleFromContent(c);
     for (const b of r.records) this.publish(c, b);
     c.session.free();
     // A connection that ended before any plugin claimed it was never decoded: say so.

@@ -18,6 +18,13 @@ export interface StepResult {
 }
 
 export interface DecoderSession {
+  /**
+   * Once decoding: true when the host found the caller's dir 0 to be the server's bytes, and
+   * whether content decided it ("content"), the caller knew ("given"), or both hypotheses fit
+   * equally and the caller's was kept ("guessed"). Hosts that cannot tell leave it undefined.
+   */
+  readonly flipped?: boolean;
+  readonly orientation?: "given" | "content" | "guessed";
   data(dir: Dir, bytes: Uint8Array, tsNs: bigint): StepResult;
   gap(dir: Dir, len: number, tsNs: bigint): StepResult;
   close(tsNs: bigint): StepResult;
@@ -26,6 +33,9 @@ export interface DecoderSession {
 }
 
 export interface DecoderHost {
-  /** `roleKnown` false: the host may try both direction hypotheses while detecting. */
-  open(hint: { roleKnown: boolean; serverPort: number }): DecoderSession;
+  /**
+   * `roleKnown` false: the host may try both direction hypotheses while detecting.
+   * `midstream`: the connection's start was not seen; the decoder searches for the next message.
+   */
+  open(hint: { roleKnown: boolean; serverPort: number; midstream?: boolean }): DecoderSession;
 }

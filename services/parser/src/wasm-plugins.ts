@@ -68,7 +68,7 @@ export class PluginSet implements DecoderHost {
     return [...this.loaded.values()];
   }
 
-  open(hint: { roleKnown: boolean; serverPort: number }): DecoderSession {
+  open(hint: { roleKnown: boolean; serverPort: number; midstream?: boolean }): DecoderSession {
     return this.engine.open(hint);
   }
 }
