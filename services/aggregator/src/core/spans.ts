@@ -58,10 +58,9 @@ export interface SpanRec {
 }
 
 /**
- * The span of one record while its window is open. Built for every accepted record and held
- * until the window closes (10 s + grace), so it is kept small for the garbage collector: shared
- * (interned) strings, times as small integers relative to the window (µs), no 4-tuple string,
- * and the derived fields of `SpanRec` as getters.
+ * The span of one record, built from its window's columns when the window closes (and for the
+ * linkable spans of the open windows): shared strings, times as small integers relative to the
+ * window (µs), no 4-tuple string, and the derived fields of `SpanRec` as getters.
  */
 export class Span implements SpanRec {
   id: string;
