@@ -7,6 +7,7 @@ import { RawBatcher } from "./raw-batcher.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
+import { PartitionHash } from "./partition.js";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
 
@@ -135,4 +136,30 @@ test("RawEncoder: a message without connection events or drops has a hand-writte
     assert.deepEqual(fast.map(norm).sort(), ref.map(norm).sort(), `round ${round}`);
     assert.ok(fast.length > 8);
   }
+});
+
+test("RawEncoder with holdMs: a partition's data waits for later batches until its oldest event is holdMs old", () => {
+  const now = Number(process.hrtime.bigint());
+  const young = BigInt(now); // kernel time of events that just happened
+  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50 },
+    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 }));
+  const keys = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
+  const batch = (ts: bigint, seq: bigint) => Buffer.concat(keys.map((k) => frame(data(k, seq, Buffer.from("abc"), 3, 1, ts))));
+  assert.equal(enc.encode(batch(young, 0n)).messages.length, 0, "young data waits");
+  assert.equal(enc.encode(batch(young, 3n)).messages.length, 0);
+  assert.equal(enc.flushDue(false, now + 10e6).length, 0, "10 ms later: still young");
+  const due = enc.flushDue(false, now + 50e6);
+  const parts = new Set(keys.map((k) => new PartitionHash("n", 4).of(Number(k), 0)));
+  assert.equal(due.length, parts.size, "one message per partition for both batches");
+  const evs = due.flatMap((m) => fromBinary(RawBatchSchema, m.data).data);
+  assert.equal(evs.length, 2 * keys.length);
+  for (const k of keys) assert.deepEqual(evs.filter((e) => e.connKey === k).map((e) => e.seq), [0n, 3n], "in order");
+  assert.equal(enc.flushDue(true).length, 0, "nothing left");
+  // old data (the native batch itself waited) goes out at once; a connection event cuts at once
+  assert.equal(enc.encode(batch(young - 60_000_000n, 6n)).messages.length, parts.size);
+  enc.encode(batch(young, 9n));
+  const withOpen = enc.encode(frame(open(1n))).messages;
+  assert.equal(withOpen.length, 1, "the open's partition only");
+  assert.equal(fromBinary(RawBatchSchema, withOpen[0].data).data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === withOpen[0].partition).length, "its waiting data goes with it");
+  assert.equal(enc.flushDue(true).length, parts.size - 1, "the rest at stop");
 });

@@ -114,6 +114,13 @@ export interface RawEncoderOptions {
   maxBatchBytes: number;
   /** Cuts HTTP/1.1 bodies out of the data (stated as gaps); none = every byte published. */
   trimmer?: Http1Trimmer;
+  /**
+   * A partition's data waits for later native batches until its oldest event is this old (kernel
+   * time), so a partition gets one message per batch age rather than one per native batch when
+   * native batches close by size. 0 = a message per partition per native batch. Connection events
+   * and full messages cut at once; `flushDue` cuts what has come of age.
+   */
+  holdMs?: number;
 }
 
 /** A connection key as an exact number: the low 40 bits (the per-instance counter, see bpf/). */
@@ -124,6 +131,8 @@ export class RawEncoder {
   private readonly offLo: number;
   private readonly offHi: number;
   private readonly outs = new Map<number, Out>();
+  /** Kernel (CLOCK_MONOTONIC) ns of the oldest event waiting in each partition's Out. */
+  private readonly oldest = new Map<number, number>();
   private readonly counts = new Map<number, number>();
   readonly decodeStats: DecodeStats = { records: 0, errors: 0 };
 
@@ -182,6 +191,7 @@ export class RawEncoder {
         const orig = dv.getUint32(s + DATA.original_length, true);
         const at = s + DATA.payload;
         const o = this.out(p);
+        if (o.len === 0) this.oldest.set(p, dv.getUint32(s + HDR.ts_ns, true) + dv.getUint32(s + HDR.ts_ns + 4, true) * TWO32);
         const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
         bytes += plen;
         if (pieces === 0) writeDataEvent(o, keyLo, keyHi, dir, seqLo, seqHi, tsLo, tsHi, tid, buf, at, plen, orig);
@@ -224,10 +234,25 @@ export class RawEncoder {
         l.push(this.batcher.connEvent(c));
       }
     }
+    const now = this.o.holdMs ? Number(process.hrtime.bigint()) : 0;
     for (const p of new Set([...this.outs.keys(), ...byPart.keys()])) {
-      if ((this.outs.get(p)?.len ?? 0) > 0 || byPart.has(p)) messages.push(this.cut(p, byPart.get(p) ?? []));
+      if (byPart.has(p) || ((this.outs.get(p)?.len ?? 0) > 0 && this.due(p, now))) messages.push(this.cut(p, byPart.get(p) ?? []));
     }
     return { messages, events, bytes };
+  }
+
+  private due(p: number, nowMono: number): boolean {
+    return !this.o.holdMs || nowMono - (this.oldest.get(p) ?? 0) >= this.o.holdMs * 1e6;
+  }
+
+  /**
+   * Messages for the partitions whose waiting data has come of age (`holdMs`); all of them when
+   * `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what the kernel stamps events with.
+   */
+  flushDue(all = false, nowMono = Number(process.hrtime.bigint())): EncodedBatch[] {
+    const out: EncodedBatch[] = [];
+    for (const [p, o] of this.outs) if (o.len > 0 && (all || this.due(p, nowMono))) out.push(this.cut(p, []));
+    return out;
   }
 
   /** RawBatch messages carrying only these connection events (e.g. closes the probe synthesized). */

@@ -17,7 +17,7 @@ import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
 import { RawBatcher, monoToWallClock, monoToWallOffset } from "./raw-batcher.js";
-import { RawEncoder } from "./raw-encoder.js";
+import { RawEncoder, type EncodedBatch } from "./raw-encoder.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
@@ -150,20 +150,30 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
-          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024, trimmer }, batcher, (cr) => tracker.note(cr));
+          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024, trimmer, holdMs: opts.batchMs }, batcher, (cr) => tracker.note(cr));
+          const publish = (ms: EncodedBatch[]) => {
+            for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data);
+          };
+          // partitions whose data waited for later native batches go out once it is batch-ms old
+          const ager = setInterval(() => publish(encoder.flushDue()), Math.max(5, Math.floor(opts.batchMs / 5)));
           reapExited = () => {
             const closes = tracker.reap((pid) => !fs.existsSync(`/proc/${pid}`), process.hrtime.bigint());
             if (!closes.length) return;
             c.add("conns_closed_by_exit", closes.length);
-            for (const m of encoder.encodeConns(closes)) publisher.publishBytes(rawSubject(m.partition), m.data);
+            publish(encoder.encodeConns(closes));
           };
-          await ebpf.runRaw((buf) => {
-            const r = encoder.encode(buf);
-            eventsIn += r.events;
-            bytesIn += r.bytes;
-            c.add("events_in", r.events);
-            for (const m of r.messages) publisher.publishBytes(rawSubject(m.partition), m.data);
-          }, signal, encoder.decodeStats);
+          try {
+            await ebpf.runRaw((buf) => {
+              const r = encoder.encode(buf);
+              eventsIn += r.events;
+              bytesIn += r.bytes;
+              c.add("events_in", r.events);
+              publish(r.messages);
+            }, signal, encoder.decodeStats);
+          } finally {
+            clearInterval(ager);
+            publish(encoder.flushDue(true));
+          }
         } else await source.run(async (b) => {
           eventsIn += b.conns.length + b.data.length;
           for (const d of b.data) bytesIn += d.payload.length;
