@@ -17,23 +17,36 @@
 /** Longest string written into any field (bytes). */
 export const MAX_STRING: i32 = 4096;
 
-// Field numbers of wirescope.v1.Record.
-const F_PROTOCOL: u32 = 1;
-const F_START_NS: u32 = 2;
-const F_DURATION_NS: u32 = 3;
-const F_OPERATION: u32 = 4;
-const F_RESOURCE: u32 = 5;
-const F_STATUS: u32 = 6;
-const F_ERROR: u32 = 7;
-const F_REQUEST_BYTES: u32 = 8;
-const F_RESPONSE_BYTES: u32 = 9;
-const F_INCOMPLETE: u32 = 10;
-const F_TRACE: u32 = 11;
-const F_ATTRIBUTES: u32 = 12;
-
-const WT_VARINT: u32 = 0;
-const WT_I64: u32 = 1;
-const WT_LEN: u32 = 2;
+// Field numbers of wirescope.v1.Record and the messages in it: generated from proto/.
+import {
+  RECORD_PROTOCOL as F_PROTOCOL,
+  RECORD_START_NS as F_START_NS,
+  RECORD_DURATION_NS as F_DURATION_NS,
+  RECORD_OPERATION as F_OPERATION,
+  RECORD_RESOURCE as F_RESOURCE,
+  RECORD_STATUS as F_STATUS,
+  RECORD_ERROR as F_ERROR,
+  RECORD_REQUEST_BYTES as F_REQUEST_BYTES,
+  RECORD_RESPONSE_BYTES as F_RESPONSE_BYTES,
+  RECORD_INCOMPLETE as F_INCOMPLETE,
+  RECORD_TRACE as F_TRACE,
+  RECORD_ATTRIBUTES as F_ATTRIBUTES,
+  RECORD_ATTRIBUTES_KEY,
+  RECORD_ATTRIBUTES_VALUE,
+  TRACE_CONTEXT_TRACE_ID,
+  TRACE_CONTEXT_PARENT_SPAN_ID,
+  TRACE_CONTEXT_FLAGS,
+  TRACE_CONTEXT_FORMAT,
+  ATTRIBUTE_VALUE_STRING_VALUE,
+  ATTRIBUTE_VALUE_INT_VALUE,
+  ATTRIBUTE_VALUE_BOOL_VALUE,
+  ATTRIBUTE_VALUE_DOUBLE_VALUE,
+  ATTRIBUTE_VALUE_STRING_LIST,
+  STRING_LIST_VALUES,
+  WT_VARINT,
+  WT_I64,
+  WT_LEN,
+} from "./gen/record-fields";
 
 const MAX_MARKS: i32 = 8;
 
@@ -338,8 +351,8 @@ function attrOpen(key: string, valueField: u32, wt: u32): void {
 function attrOpenValue(key: string): void {
   putTag(F_ATTRIBUTES, WT_LEN);
   open(0);
-  strField(1, key);
-  putTag(2, WT_LEN);
+  strField(RECORD_ATTRIBUTES_KEY, key);
+  putTag(RECORD_ATTRIBUTES_VALUE, WT_LEN);
   open(0);
 }
 
@@ -452,24 +465,24 @@ export class Rec {
     putTag(F_TRACE, WT_LEN);
     open(0);
     if (traceId != 0) {
-      putTag(1, WT_LEN);
+      putTag(TRACE_CONTEXT_TRACE_ID, WT_LEN);
       ensure(17);
       put8(16);
       memory.copy(outBase + <usize>outLen, traceId, 16);
       outLen += 16;
     }
     if (parentSpanId != 0) {
-      putTag(2, WT_LEN);
+      putTag(TRACE_CONTEXT_PARENT_SPAN_ID, WT_LEN);
       ensure(9);
       put8(8);
       memory.copy(outBase + <usize>outLen, parentSpanId, 8);
       outLen += 8;
     }
     if (flags != 0) {
-      putTag(3, WT_VARINT);
+      putTag(TRACE_CONTEXT_FLAGS, WT_VARINT);
       putVarint(<u64>flags);
     }
-    strField(4, format);
+    strField(TRACE_CONTEXT_FORMAT, format);
     close();
   }
 
@@ -477,13 +490,13 @@ export class Rec {
 
   static attrStr(key: string, v: string): void {
     attrOpenValue(key);
-    strField(1, v);
+    strField(ATTRIBUTE_VALUE_STRING_VALUE, v);
     close();
     close();
   }
 
   static attrRaw(key: string, p: usize, n: i32): void {
-    attrOpen(key, 1, WT_LEN);
+    attrOpen(key, ATTRIBUTE_VALUE_STRING_VALUE, WT_LEN);
     open(0);
     putRawUtf8(p, n);
     close();
@@ -493,19 +506,19 @@ export class Rec {
 
   /** Opens a string attribute for piecewise writing with put*(); close with strEnd(). */
   static attrBegin(key: string): void {
-    attrOpen(key, 1, WT_LEN);
+    attrOpen(key, ATTRIBUTE_VALUE_STRING_VALUE, WT_LEN);
     open(0);
   }
 
   static attrInt(key: string, v: i64): void {
-    attrOpen(key, 2, WT_VARINT);
+    attrOpen(key, ATTRIBUTE_VALUE_INT_VALUE, WT_VARINT);
     putVarint(<u64>v);
     close();
     close();
   }
 
   static attrBool(key: string, b: bool): void {
-    attrOpen(key, 3, WT_VARINT);
+    attrOpen(key, ATTRIBUTE_VALUE_BOOL_VALUE, WT_VARINT);
     ensure(1);
     put8(b ? 1 : 0);
     close();
@@ -513,7 +526,7 @@ export class Rec {
   }
 
   static attrDouble(key: string, v: f64): void {
-    attrOpen(key, 4, WT_I64);
+    attrOpen(key, ATTRIBUTE_VALUE_DOUBLE_VALUE, WT_I64);
     ensure(8);
     store<f64>(outBase + <usize>outLen, v);
     outLen += 8;
@@ -523,18 +536,18 @@ export class Rec {
 
   /** Opens a string-list attribute; add items with listItem*(), close with listEnd(). */
   static listBegin(key: string): void {
-    attrOpen(key, 5, WT_LEN);
+    attrOpen(key, ATTRIBUTE_VALUE_STRING_LIST, WT_LEN);
     open(0);
   }
   static listItem(s: string): void {
-    strField(1, s);
+    strField(STRING_LIST_VALUES, s);
   }
   static listItemRaw(p: usize, n: i32): void {
-    rawField(1, p, n);
+    rawField(STRING_LIST_VALUES, p, n);
   }
   /** Opens one list item for piecewise writing; close with strEnd(). */
   static listItemBegin(): void {
-    putTag(1, WT_LEN);
+    putTag(STRING_LIST_VALUES, WT_LEN);
     open(0);
   }
   static listEnd(): void {
