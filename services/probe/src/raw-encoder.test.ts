@@ -139,9 +139,9 @@ test("RawEncoder: a message without connection events or drops has a hand-writte
 });
 
 test("RawEncoder with holdMs: a partition's data waits for later batches until its oldest event is holdMs old", () => {
-  const now = Number(process.hrtime.bigint());
+  const now = 5_000_000_000_000; // a fixed clock: no timing in this test
   const young = BigInt(now); // kernel time of events that just happened
-  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50 },
+  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50, monoNow: () => now },
     new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 }));
   const keys = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
   const batch = (ts: bigint, seq: bigint) => Buffer.concat(keys.map((k) => frame(data(k, seq, Buffer.from("abc"), 3, 1, ts))));

@@ -121,7 +121,11 @@ export interface RawEncoderOptions {
    * and full messages cut at once; `flushDue` cuts what has come of age.
    */
   holdMs?: number;
+  /** CLOCK_MONOTONIC now, ns (what the kernel stamps events with); injectable for tests. */
+  monoNow?: () => number;
 }
+
+const monoNow = (): number => Number(process.hrtime.bigint());
 
 /** A connection key as an exact number: the low 40 bits (the per-instance counter, see bpf/). */
 export const keyNumber = (keyLo: number, keyHi: number): number => (keyHi & 0xff) * TWO32 + keyLo;
@@ -234,7 +238,7 @@ export class RawEncoder {
         l.push(this.batcher.connEvent(c));
       }
     }
-    const now = this.o.holdMs ? Number(process.hrtime.bigint()) : 0;
+    const now = this.o.holdMs ? (this.o.monoNow ?? monoNow)() : 0;
     for (const p of new Set([...this.outs.keys(), ...byPart.keys()])) {
       if (byPart.has(p) || ((this.outs.get(p)?.len ?? 0) > 0 && this.due(p, now))) messages.push(this.cut(p, byPart.get(p) ?? []));
     }
@@ -249,7 +253,7 @@ export class RawEncoder {
    * Messages for the partitions whose waiting data has come of age (`holdMs`); all of them when
    * `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what the kernel stamps events with.
    */
-  flushDue(all = false, nowMono = Number(process.hrtime.bigint())): EncodedBatch[] {
+  flushDue(all = false, nowMono = (this.o.monoNow ?? monoNow)()): EncodedBatch[] {
     const out: EncodedBatch[] = [];
     for (const [p, o] of this.outs) if (o.len > 0 && (all || this.due(p, nowMono))) out.push(this.cut(p, []));
     return out;
