@@ -120,7 +120,7 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
 test("children of a SIGKILLed `up` are stopped by the next `up` on the same data dir", { timeout: 180_000 }, async () => {
   const dataDir = tempDir("wirescope-up-");
   const args = async () => [
-    "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe",
+    "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe", "--no-demo",
     "--data-dir", dataDir,
     "--nats-url", `nats://127.0.0.1:${await freePort()}`,
     "--influx-url", `http://127.0.0.1:${await freePort()}`,
@@ -175,7 +175,7 @@ test("without root, `up` starts everything else and says plainly why the probe i
     [
       "--reuid=65534", "--regid=65534", "--clear-groups", "--",
       "env", `HOME=${home}`,
-      process.execPath, "bin/wirescope.js", "up", "--no-build",
+      process.execPath, "bin/wirescope.js", "up", "--no-build", "--no-demo",
       "--data-dir", path.join(home, "ws"),
       "--nats-url", `nats://127.0.0.1:${ports.nats}`,
       "--influx-url", `http://127.0.0.1:${ports.influx}`,
@@ -214,6 +214,62 @@ test("without root, `up` starts everything else and says plainly why the probe i
     await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 30_000, what: "children to stop" });
   } finally {
     for (const pid of [...pids, p.pid!]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+});
+
+test("as root, a probe that cannot start: the last line says capture is OFF with the probe's own reason, status lists it DOWN", { timeout: 180_000 }, async (t) => {
+  if (!ebpfUsable()) return t.skip("needs root and BTF for the probe to get as far as its lock");
+  // Another probe holds the single-instance lock: in a private mount namespace whose /run is a
+  // temp dir, so that no real probe on this machine is disturbed.
+  const run = tempDir("wirescope-up-run-");
+  const dataDir = tempDir("wirescope-up-locked-");
+  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const p = spawn(
+    "unshare",
+    ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec flock /run/wirescope-probe.lock "$@"', run,
+      process.execPath, "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-demo",
+      "--data-dir", dataDir,
+      "--nats-url", `nats://127.0.0.1:${ports.nats}`,
+      "--influx-url", `http://127.0.0.1:${ports.influx}`,
+      "--probe-port", String(ports.probe),
+      "--parser-port", String(ports.parser),
+      "--aggregator-port", String(ports.aggregator)],
+    { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  const pids: number[] = [];
+  try {
+    await waitFor(() => /^capture is OFF/m.test(out) || p.exitCode !== null, { timeoutMs: 150_000, what: "the capture line" });
+    assert.equal(p.exitCode, null, out);
+    assert.match(out, /^probe\s+-\s+-\s+DOWN/m);
+    assert.match(out, /^ready: 4 processes running$/m);
+    assert.match(out.trimEnd().split("\n").at(-1)!, /^capture is OFF: the probe failed to start: probe exited during startup: eBPF unavailable: another wirescope probe is already running on this host .*\. Fix: see /);
+    for (const m of out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)) pids.push(Number(m[2]));
+    assert.equal(pids.length, 4, out);
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    assert.equal(st.status, 1, st.stdout);
+    const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
+    assert.equal(probe?.health, "DOWN", st.stdout);
+    assert.match(probe?.error ?? "", /another wirescope probe is already running/);
+    process.kill(-p.pid!, "SIGINT");
+    await exited;
+    await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 30_000, what: "children to stop" });
+  } finally {
+    try {
+      process.kill(-p.pid!, "SIGKILL");
+    } catch {
+      // group gone
+    }
+    for (const pid of pids) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {

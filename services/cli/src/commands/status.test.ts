@@ -66,6 +66,14 @@ describe("withExpected", () => {
     assert.equal(off.find((r) => r.component === "probe")?.health, "DISABLED");
   });
 
+  it("a process status does not ask (the demo) is shown as up sees it", () => {
+    const running = withExpected([row("parser", "127.0.0.1:1")], [{ ...child("demo", "demo", "http://127.0.0.1:17080 (shop)", "running", 2), pid: 42 }]);
+    const demo = running.find((r) => r.component === "demo")!;
+    assert.deepEqual([demo.health, demo.address, demo.restarts, demo.info.pid], ["RUNNING", "127.0.0.1:17080", 2, "42"]);
+    const down = withExpected([], [child("demo", "demo", "http://127.0.0.1:17080 (shop)", "down", 0, "port busy")]);
+    assert.equal(down.find((r) => r.component === "demo")?.health, "DOWN");
+  });
+
   it("a supervised process that is restarting keeps its row and says so", () => {
     const rows = withExpected([row("parser", "127.0.0.1:7702", "UNREACHABLE")], [child("parser", "parser", "grpc://127.0.0.1:7702", "restarting", 3, "exited (SIGKILL)")]);
     const p = rows.find((r) => r.component === "parser")!;

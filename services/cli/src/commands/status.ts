@@ -52,7 +52,8 @@ aggregator ${DEFAULT_GRPC_PORTS.aggregator} on --grpc-host). --address adds more
 Every expected component (nats, influxdb, probe, parser, aggregator) has a row; one that is not
 found is DOWN, with the reason when \`wirescope up\` (on --data-dir) runs the stack, and the
 RESTARTS column counts how often up started each process again.
-Exit code 0 when every component is SERVING (or disabled on purpose), 1 otherwise.
+Processes up runs that have no health service (the demo shop) show as RUNNING or DOWN.
+Exit code 0 when every component is SERVING (RUNNING, or disabled on purpose), 1 otherwise.
 
 options:
   --json               print JSON: one object per process
@@ -149,6 +150,12 @@ export function withExpected(rows: StatusRow[], supervised: ChildState[]): Statu
       row.restarts = c.restarts;
       row.supervisor = c.state;
       if (c.state !== "running" && c.reason) row.warnings.push(`up: ${c.state}: ${c.reason}`);
+      continue;
+    }
+    // a process status does not ask (the demo shop): up's word for it is all there is
+    const asked = c.component === "nats" || c.component === "influxdb" || (COMPONENTS as readonly string[]).includes(c.component);
+    if (!asked && c.state === "running") {
+      out.push({ component: c.component, instance: c.name, address: bare(c.address), health: "RUNNING", counters: {}, info: { pid: String(c.pid ?? "") }, warnings: [], restarts: c.restarts, supervisor: c.state });
       continue;
     }
     out.push({
@@ -264,7 +271,7 @@ const status: Command = {
     process.stdout.write(json ? JSON.stringify(rows, null, 2) + "\n" : formatTable(rows));
     const services = rows.filter((r) => r.component !== "nats" && r.component !== "influxdb" && r.health !== "DOWN" && r.health !== "DISABLED");
     if (!services.length && !json) process.stderr.write("wirescope status: no service found (is `wirescope up` running?)\n");
-    return services.length > 0 && rows.every((r) => r.health === "SERVING" || r.health === "DISABLED") ? 0 : 1;
+    return services.length > 0 && rows.every((r) => ["SERVING", "DISABLED", "RUNNING"].includes(r.health)) ? 0 : 1;
   },
 };
 

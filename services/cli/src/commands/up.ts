@@ -507,9 +507,28 @@ async function waitHealthy(child: ManagedProcess, address: string, timeoutMs: nu
     },
     { timeoutMs, intervalMs: 200, what: `${child.name} to be healthy at ${address}`, signal },
   ).catch((e: unknown) => {
-    if (child.hasExited) throw new Error(`${child.name} exited during startup; last log lines: ${child.tail(3).replace(/\n/g, " | ")}`);
+    if (child.hasExited) throw new Error(`${child.name} exited during startup: ${exitReason(child.tail(20))}`);
     throw new Error(`${errorMessage(e)} (last answer: ${last}); see ${rel(child.logFile)}`);
   });
+}
+
+/**
+ * Why a service exited, from the end of its log: its one-line error (`wirescope probe: …`, the
+ * CLI's last word), else the last error-level JSON message, else the last lines as they are.
+ */
+export function exitReason(logTail: string): string {
+  const lines = logTail.split("\n").filter((l) => l.trim() !== "");
+  const plain = lines.filter((l) => !l.startsWith("{")).at(-1);
+  if (plain) return plain.replace(/^wirescope [\w-]+: /, "");
+  for (const l of [...lines].reverse()) {
+    try {
+      const j = JSON.parse(l) as { level?: number; msg?: string; err?: { message?: string } };
+      if ((j.level ?? 0) >= 50 && j.msg) return j.err?.message ? `${j.msg}: ${j.err.message}` : j.msg;
+    } catch {
+      // not JSON after all
+    }
+  }
+  return lines.slice(-3).join(" | ") || "no output";
 }
 
 async function createDatabase(url: string, config: Config): Promise<void> {

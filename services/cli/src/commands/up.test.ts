@@ -1,0 +1,24 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { exitReason, memlockLimits } from "./up.js";
+
+describe("exitReason", () => {
+  it("prefers the command's one-line error, then an error-level log message", () => {
+    const json = (level: number, msg: string) => JSON.stringify({ level, component: "probe", msg });
+    assert.equal(
+      exitReason([json(30, "starting"), json(40, "NATS not reachable yet; retrying"), "wirescope probe: eBPF unavailable: another wirescope probe is already running"].join("\n")),
+      "eBPF unavailable: another wirescope probe is already running",
+    );
+    assert.equal(exitReason([json(30, "starting"), JSON.stringify({ level: 50, msg: "load failed", err: { message: "EPERM" } }), json(30, "stopped")].join("\n")), "load failed: EPERM");
+    assert.equal(exitReason(`${json(30, "a")}\n${json(30, "b")}\n`), `${json(30, "a")} | ${json(30, "b")}`);
+    assert.equal(exitReason(""), "no output");
+  });
+});
+
+describe("memlockLimits", () => {
+  it("reads soft and hard RLIMIT_MEMLOCK from /proc/<pid>/limits", () => {
+    const text = "Limit                     Soft Limit           Hard Limit           Units\nMax locked memory         8388608              unlimited            bytes\n";
+    assert.deepEqual(memlockLimits(text), { soft: 8388608, hard: Infinity });
+    assert.equal(memlockLimits("nothing"), undefined);
+  });
+});
