@@ -12,6 +12,15 @@ import { freePort, tempDir, waitFor, pidAlive } from "./support/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
+/** `wirescope status --json` on a stack whose probe is not running: asserts the probe row is DOWN (exit code 1) and returns its error. */
+function probeDown(dataDir: string, ports: { nats: number; influx: number }): string {
+  const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  assert.equal(st.status, 1, `a component is down: exit code 1\n${st.stdout}${st.stderr}`);
+  const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
+  assert.equal(probe?.health, "DOWN", st.stdout);
+  return probe?.error ?? "";
+}
+
 function ebpfUsable(): boolean {
   return process.getuid?.() === 0 && spawnSync("test", ["-e", "/sys/kernel/btf/vmlinux"]).status === 0;
 }
@@ -199,11 +208,7 @@ test("without root, `up` starts everything else and says plainly why the probe i
     await waitFor(() => /capture is OFF/.test(out), { timeoutMs: 5000, what: "the capture line" });
     assert.equal(out.trimEnd().split("\n").at(-1), "capture is OFF: eBPF needs root. Fix: run `sudo npm start` (or `sudo npx wirescope up`)");
     // `status` lists the probe as DOWN with the same reason, instead of leaving it out.
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", path.join(home, "ws"), "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
-    assert.equal(st.status, 1, "a component is down: exit code 1");
-    const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
-    assert.equal(probe?.health, "DOWN", st.stdout);
-    assert.match(probe?.error ?? "", /eBPF needs root; fix: run `sudo npm start`/);
+    assert.match(probeDown(path.join(home, "ws"), ports), /eBPF needs root; fix: run `sudo npm start`/);
     for (const m of out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)) pids.push(Number(m[2]));
     assert.equal(pids.length, 4);
     for (const c of ["parser", "aggregator"] as const) {
@@ -255,11 +260,7 @@ test("as root, a probe that cannot start: the last line says capture is OFF with
     assert.match(out.trimEnd().split("\n").at(-1)!, /^capture is OFF: the probe failed to start: probe exited during startup: eBPF unavailable: another wirescope probe is already running on this host .*\. Fix: see /);
     for (const m of out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)) pids.push(Number(m[2]));
     assert.equal(pids.length, 4, out);
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
-    assert.equal(st.status, 1, st.stdout);
-    const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
-    assert.equal(probe?.health, "DOWN", st.stdout);
-    assert.match(probe?.error ?? "", /another wirescope probe is already running/);
+    assert.match(probeDown(dataDir, ports), /another wirescope probe is already running/);
     process.kill(-p.pid!, "SIGINT");
     await exited;
     await waitFor(() => pids.every((pid) => !pidAlive(pid)), { timeoutMs: 30_000, what: "children to stop" });

@@ -353,7 +353,7 @@ async function up(argv: string[]): Promise<number> {
       });
     await check("nats-server", nats.host, nats.port);
     await check("influxd", influx.host, influx.port);
-    for (const c of ["probe", "parser", "aggregator"] as const) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
+    for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
     const demoMissing = opts.demo ? missingForDemo() : undefined;
     if (opts.demo && !demoMissing) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) await check(`demo ${what}`, "127.0.0.1", port);
 
