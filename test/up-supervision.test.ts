@@ -36,11 +36,12 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
     "--no-build",
     "--no-demo", // the demo has its own test (demo.test.ts)
   ];
-  // unshare, prlimit and sh each exec the next: the pid we get is npm's.
+  // unshare, prlimit and sh each exec the next: the pid we get is npm's. /run is a temp dir in the
+  // namespace, so the probe's single-instance lock is its own (other probes may run on this machine).
   const npm = spawn(
     "unshare",
     ["--mount", "--propagation", "private", "--", "prlimit", `--memlock=1048576:${hard}`, "--",
-      "sh", "-c", 'umount /sys/kernel/tracing && exec "$@"', "sh", "npm", "start", "--", ...upArgs],
+      "sh", "-c", 'umount /sys/kernel/tracing && mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-sup-run-"), "npm", "start", "--", ...upArgs],
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } },
   );
   let out = "";
