@@ -137,6 +137,10 @@ export class MysqlConnection extends Connection {
       return OK;
     }
     this.f1.reset();
+    // A command sent at or after the gap's stamp cannot have been answered in the lost bytes:
+    // its response starts with the next server bytes (a capture that began between a command
+    // and its response).
+    if (this.pending.length > 0 && this.pending[0].startNs >= tsNs) return OK;
     // The response in progress lost bytes: write it as incomplete, resync on the next command.
     if (this.pending.length > 0) this.finish(this.pending[0], true, tsNs);
     this.serverLost = true;

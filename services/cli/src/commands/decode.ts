@@ -230,7 +230,8 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
         const bHint = hintPorts.has(conn.portB);
         portHint = aHint && !bHint ? conn.portA : bHint && !aHint ? conn.portB : Math.min(conn.portA, conn.portB);
       }
-      const ec = engine.openConnection({ clientKnown: conn.clientKnown || proto !== undefined, portHint, protocol: proto ?? "" });
+      // no handshake seen: the capture started inside the connection, decoders resynchronise
+      const ec = engine.openConnection({ clientKnown: conn.clientKnown || proto !== undefined, portHint, protocol: proto ?? "", midstream: !conn.clientKnown });
       conn.user = { ec, swapped } satisfies ConnUser;
     },
     data(conn, dir, bytes, ts) {

@@ -180,6 +180,15 @@ export class EngineConnection {
   private epoch = 0;
   /** Per plugin direction: gap(dir, 0) is due before its next bytes (mid-stream start, restart). */
   private gapDue: [boolean, boolean] = [false, false];
+  /**
+   * The ts_ns those gaps carry: bytes lost before a mid-stream start were sent before anything
+   * seen (the first chunk's stamp); after a restart, before the chunk that hit the limit. A
+   * plugin writes requests sent before a gap's stamp as incomplete, so a later stamp would
+   * cost the request whose response is the first bytes seen.
+   */
+  private gapDueTs = 0n;
+  /** ts_ns of the first chunk or gap of the connection. */
+  private firstTs: bigint | undefined;
   /** Records produced since the last restart: a restart needs progress in between. */
   private sinceRestart = 0;
   /** A plugin won, but which end is the client waits for the silent direction (decide()). */
@@ -206,6 +215,7 @@ export class EngineConnection {
       return this.result();
     }
     this.seen += bytes.length;
+    this.firstTs ??= tsNs;
     if (this.state === "detecting") {
       // While detecting, every chunk is kept for the replay (a first chunk may be large).
       this.log!.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
@@ -238,6 +248,7 @@ export class EngineConnection {
     this.out = [];
     const c = this.engine.counters;
     c.add("gaps");
+    this.firstTs ??= tsNs;
     if (this.state === "rejected" || this.state === "closed") return this.result();
     this.settleDetection();
     this.claimPostponed();
@@ -471,6 +482,7 @@ export class EngineConnection {
     if (this.orientation === "guessed") c.add("orientation_guessed");
     this.state = "decoding";
     this.gapDue = [this.opts.midstream, this.opts.midstream];
+    this.gapDueTs = this.firstTs ?? 0n;
     const got = this.connNew(plugin);
     if (typeof got === "string") {
       this.reject(got);
@@ -532,7 +544,7 @@ export class EngineConnection {
     if (this.gapDue[dir]) {
       // the plugin has not seen where this direction starts: say so before its first bytes
       this.gapDue[dir] = false;
-      if (op === FEED && !this.call(GAP, dir, ts, undefined, 0, epoch)) return false;
+      if (op === FEED && !this.call(GAP, dir, this.gapDueTs, undefined, 0, epoch)) return false;
       if (this.inst !== inst) return this.call(op, dir, ts, bytes, len, epoch);
     }
     const c = this.engine.counters;
@@ -548,7 +560,7 @@ export class EngineConnection {
       }
       if (r < 0) {
         const reason = NEG_REASON[r] ?? "plugin_error";
-        if (r === -3 && this.sinceRestart > 0 && this.restart(inst, plugin)) return true;
+        if (r === -3 && this.sinceRestart > 0 && this.restart(inst, plugin, ts)) return true;
         if (r === -1 && this.log) {
           // wrong guess while the log is still held: exclude this plugin and detect again
           c.add(`detect_retracted.${plugin.name}`);
@@ -615,7 +627,7 @@ export class EngineConnection {
    * of its life. Needing a record in between keeps a hostile stream from restarting for ever.
    * Counted as conn_restarted.limit; false when no new state could be had.
    */
-  private restart(inst: PluginInstance, plugin: Plugin): boolean {
+  private restart(inst: PluginInstance, plugin: Plugin, ts: bigint): boolean {
     const c = this.engine.counters;
     try {
       inst.take(this.out);
@@ -631,6 +643,7 @@ export class EngineConnection {
     this.restarts++;
     this.sinceRestart = 0;
     this.gapDue = [true, true];
+    this.gapDueTs = ts;
     c.add("conn_restarted.limit");
     return true;
   }
