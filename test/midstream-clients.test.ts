@@ -8,32 +8,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { tempDir, startRedis } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
-import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE } from "./probe-helpers.js";
+import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-helpers.js";
 
-function start(cmd: string, args: string[], ready: RegExp): Promise<ChildProcess> {
-  const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 20_000);
-    p.stderr!.on("data", (d: Buffer) => {
-      err += d;
-      if (ready.test(err)) (clearTimeout(t), resolve(p));
-    });
-    p.once("exit", (code) => (clearTimeout(t), reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
-
-async function stopByPid(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise((r) => p.once("exit", r));
-  p.kill("SIGINT");
-  const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
-  await gone;
-  clearTimeout(t);
-}
 
 interface Rec {
   protocol: string;

@@ -3,31 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable, runChild, REPO_ROOT, start, stopByPid } from "./probe-helpers.js";
 
-function start(cmd: string, args: string[], ready: RegExp): Promise<ChildProcess> {
-  const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 20_000);
-    p.stderr!.on("data", (d: Buffer) => {
-      err += d;
-      if (ready.test(err)) (clearTimeout(t), resolve(p));
-    });
-    p.once("exit", (code) => (clearTimeout(t), reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
-
-async function stopByPid(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise((r) => p.once("exit", r));
-  p.kill("SIGINT");
-  const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
-  await gone;
-  clearTimeout(t);
-}
 
 const tsharkHttp = (file: string) =>
   execFileSync("tshark", ["-r", file, "-Y", "http", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code", "-e", "http.content_length_header"], { encoding: "utf8", timeout: 60_000 })

@@ -300,3 +300,27 @@ export function cpuTicks(pid: number): number {
   const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
   return Number(rest[11]) + Number(rest[12]);
 }
+
+/** Spawns `cmd` and resolves once its stderr matches `ready` (rejects if it exits first or after 20 s). */
+export function start(cmd: string, args: string[], ready: RegExp): Promise<ChildProcess> {
+  const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${cmd} not ready: ${err}`)), 20_000);
+    p.stderr!.on("data", (d: Buffer) => {
+      err += d;
+      if (ready.test(err)) (clearTimeout(t), resolve(p));
+    });
+    p.once("exit", (code) => (clearTimeout(t), reject(new Error(`${cmd} exited ${code}: ${err}`))));
+  });
+}
+
+/** Stops a child with SIGINT (SIGKILL after 10 s) and waits for it to exit. */
+export async function stopByPid(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once("exit", r));
+  p.kill("SIGINT");
+  const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
+  await gone;
+  clearTimeout(t);
+}
