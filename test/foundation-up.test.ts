@@ -41,7 +41,12 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
     "--no-demo", // the demo has its own test (demo.test.ts)
   ];
   // Own process group, like a shell job: SIGINT to the group is what Ctrl-C does.
-  const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  // As root, in a mount namespace with its own /run: the probe's single-instance lock is then this
+  // stack's alone, whatever other probe runs on the machine (unshare and sh exec: the pid is npm's).
+  const [cmd, ...cmdArgs] = ebpfUsable()
+    ? ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-run-"), "npm", ...args]
+    : ["npm", ...args];
+  const npm = spawn(cmd, cmdArgs, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
   npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
