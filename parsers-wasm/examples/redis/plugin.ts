@@ -460,6 +460,9 @@ class RedisConn extends Connection {
     const e = q.findCRLF(0);
     if (e < 0) return q.avail() > MAX_LINE ? BROKEN : OK;
     const t = q.u8(0);
+    // A request is one flat array of bulk strings (servers refuse anything else): any other
+    // element means these are not requests (a reply stream, or a fragment): resynchronise.
+    if (isReq && !(t == 0x24 || (t == 0x2a && r.depth == 0))) return BROKEN;
     const p = q.ptr();
     let n: i64 = 0;
     switch (t) {
