@@ -20,3 +20,4 @@ export * from "./plugin-host/index.js";
 export * from "./record-json.js";
 export * from "./partition.js";
 export * from "./wire/index.js";
+export * from "./identity.js";

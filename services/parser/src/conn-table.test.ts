@@ -330,3 +330,54 @@ describe("ConnTable with connections picked up mid-stream", () => {
     assert.ok(recs.filter((r) => r.incomplete).every((r) => r.status === undefined));
   });
 });
+
+describe("ConnTable: lazy endpoint resolution", () => {
+  const ev = (key: bigint, role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>
+    create(ConnEventSchema, { connKey: key, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, processName: name, timestampNs: 1n });
+  const ends = (o: OutRecord) => {
+    const r = fromBinary(RecordSchema, full(o));
+    return `${r.client?.service} -> ${r.server?.service}`;
+  };
+
+  it("names the peer once its connection event arrives after the first record, and the client by its listening port", () => {
+    const { t, out, counters } = setup();
+    // web (pid 50) calls lined on loopback; lined's side of the connection is not seen yet
+    t.onConn(ev(2n, Role.CLIENT, ["127.0.0.1", 51000], ["127.0.0.1", 7000], 50, "web"), 1, 0);
+    t.onData(data(2n, EG, 0, "Q a\n", 10n), 1, 0);
+    t.onData(data(2n, IN, 0, "A 1\n", 20n), 1, 0);
+    assert.deepEqual(out.map(ends), ["web -> 127.0.0.1:7000"]);
+    assert.equal(out[0]!.serverService, "127.0.0.1:7000");
+    assert.equal(counters.get("records_peer_unresolved"), 1);
+    // lined's accept, on another partition, and web's own accept of a caller (web listens on 17080)
+    t.onConn(ev(3n, Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 51000], 42, "lined"), 2, 0);
+    t.onConn(ev(4n, Role.SERVER, ["127.0.0.1", 17080], ["127.0.0.1", 52000], 50, "web"), 3, 0);
+    for (let i = 1; i <= 100; i++) {
+      t.onData(data(2n, EG, 4 * i, "Q b\n", BigInt(10 + 20 * i)), 1, 0);
+      t.onData(data(2n, IN, 4 * i, "A 2\n", BigInt(20 + 20 * i)), 1, 0);
+    }
+    assert.equal(out.length, 101);
+    assert.equal(ends(out[1]!), "web:17080 -> lined:7000");
+    assert.equal(ends(out[100]!), "web:17080 -> lined:7000");
+    assert.equal(out[100]!.serverService, "lined:7000");
+    assert.equal(counters.get("records_peer_unresolved"), 1, "only the record published before the peer was known");
+    // the host fields were re-encoded once (both ends learned by the same record), not per record
+    assert.equal(counters.get("endpoints_resolved_late"), 1);
+    // the server's own records name the client by its listening port too
+    t.onData(data(3n, IN, 0, "Q c\n", 5000n), 2, 0);
+    t.onData(data(3n, EG, 0, "A 3\n", 5010n), 2, 0);
+    assert.equal(ends(out[101]!), "web:17080 -> lined:7000");
+  });
+
+  it("keeps a client that never listens named by its process, and an external server by its address", () => {
+    const { t, out, counters } = setup();
+    t.onConn(ev(5n, Role.CLIENT, ["10.0.0.5", 40000], ["203.0.113.9", 443], 60, "curl"), 1, 0);
+    for (let i = 0; i < 50; i++) {
+      t.onData(data(5n, EG, 4 * i, "Q x\n", BigInt(10 + 20 * i)), 1, 0);
+      t.onData(data(5n, IN, 4 * i, "A 1\n", BigInt(20 + 20 * i)), 1, 0);
+    }
+    assert.equal(out.length, 50);
+    assert.ok(out.every((o) => ends(o) === "curl -> 203.0.113.9:443"));
+    assert.equal(counters.get("records_peer_unresolved"), 50);
+    assert.equal(counters.get("endpoints_resolved_late"), 0);
+  });
+});

@@ -4,7 +4,7 @@
 import { ConnKind, Direction, Role, type ConnEvent, type Counters } from "@wirescope/common";
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
-import { endpointsOf, PeerDirectory } from "./identity.js";
+import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
 import { encodeHostFields, readHead } from "./record-bytes.js";
 import { redactRecord, type RedactionPolicy } from "./redact.js";
 import { TidRing } from "./tid-ring.js";
@@ -71,6 +71,8 @@ interface Conn {
   egressDir: Dir;
   suffix: Uint8Array;
   serverService: string;
+  /** Both ends as resolved so far; while `eps.pending`, looked up again per published record. */
+  eps: Endpoints;
   lastActive: number;
   /** Timestamp of the newest event: the close time of an evicted connection. */
   lastTsNs: bigint;
@@ -237,6 +239,7 @@ export class ConnTable {
       egressDir: eps.role === Role.SERVER ? 1 : 0,
       suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node }),
       serverService: eps.server.service,
+      eps,
       lastActive: now,
       lastTsNs: ev.timestampNs ?? 0n,
       detectBytes: 0,
@@ -308,10 +311,17 @@ export class ConnTable {
     // direction is the caller's dir 1 when flipped
     const localIsClient = c.egressDir === (s.flipped ? 1 : 0);
     const ev = { ...c.ev, role: localIsClient ? Role.CLIENT : Role.SERVER } as ConnEvent;
-    const eps = endpointsOf(ev, this.opts.node, this.peers);
-    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node });
-    c.serverService = eps.server.service;
+    c.ev = ev;
+    c.eps = endpointsOf(ev, this.opts.node, this.peers);
+    this.encodeEnds(c);
     this.counters.add("conn_role_from_content");
+  }
+
+  /** Freezes the ends as resolved so far into the host fields and the output key. */
+  private encodeEnds(c: Conn): void {
+    const eps = c.eps;
+    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node });
+    c.serverService = eps.server.service;
   }
 
   private publish(c: Conn, pluginBytes: Uint8Array): void {
@@ -328,6 +338,14 @@ export class ConnTable {
         return;
       }
     }
+    const eps = c.eps;
+    // An end not known at the connection's start (the peer's event came later, or the client's
+    // listening port): looked up again, and the frozen host fields re-encoded only on a change.
+    if (eps.pending && refreshEndpoints(eps, this.opts.node, this.peers)) {
+      this.encodeEnds(c);
+      this.counters.add("endpoints_resolved_late");
+    }
+    if (peerUnresolved(eps)) this.counters.add("records_peer_unresolved");
     const tid = c.reqTids.get(head.startNs);
     let name = this.recordCounter.get(head.protocol);
     if (!name) this.recordCounter.set(head.protocol, (name = `records.${head.protocol || "unknown"}`));

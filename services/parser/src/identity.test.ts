@@ -1,22 +1,63 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { ProcessInfoSchema } from "@wirescope/common";
-import { serviceName } from "./identity.js";
+import { ConnEventSchema, ConnKind, ProcessInfoSchema, Role } from "@wirescope/common";
+import { endpointsOf, PeerDirectory, refreshEndpoints, serviceName } from "./identity.js";
 
 describe("serviceName", () => {
   it("prefers the workload, then the container, then process name and listening port", () => {
     const p = create(ProcessInfoSchema, { name: "node", container: "api", workload: "checkout", namespace: "shop" });
     assert.equal(serviceName(p, "10.0.0.1", 8080, true), "shop/checkout");
     assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 8080, true), "api");
+    assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 40000, false, 8080), "api", "a container is named alike in both roles");
     assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 8080, true), "node:8080");
     assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false), "node");
+    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false, 8080), "node:8080", "a client that listens");
   });
 
   it("names an untraced end by its address, and an end nothing is known about as unknown", () => {
     assert.equal(serviceName(undefined, "10.0.0.1", 8080, true), "10.0.0.1:8080");
     assert.equal(serviceName(undefined, "10.0.0.2", 40000, false), "10.0.0.2");
+    assert.equal(serviceName(undefined, "::1", 8080, true), "[::1]:8080");
     assert.equal(serviceName(undefined, "", 0, true), "unknown");
     assert.equal(serviceName(undefined, "", 0, false), "unknown");
+  });
+});
+
+describe("PeerDirectory and endpoint resolution", () => {
+  const ev = (role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>
+    create(ConnEventSchema, { connKey: 1n, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, processName: name });
+
+  it("learns the lowest listening port of a process, whichever accept comes first; a reused pid starts over", () => {
+    const d = new PeerDirectory();
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 9090], ["10.0.0.1", 50000], 5, "api"));
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 8080], ["10.0.0.1", 50001], 5, "api"));
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 9091], ["10.0.0.1", 50002], 5, "api"));
+    d.learn(ev(Role.CLIENT, ["10.0.0.2", 40000], ["10.0.0.3", 5432], 5, "api"));
+    const api = create(ProcessInfoSchema, { pid: 5, name: "api" });
+    assert.equal(d.listenPort(api), 8080);
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 7000], ["10.0.0.1", 50003], 5, "other"));
+    assert.equal(d.listenPort(api), 0);
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 5, name: "other" })), 7000);
+  });
+
+  it("stays bounded", () => {
+    const d = new PeerDirectory(100);
+    for (let i = 1; i <= 1000; i++) d.learn(ev(Role.SERVER, ["10.0.0.2", 1000 + i], ["10.0.0.1", 50000], i, "p"));
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1, name: "p" })), 0, "the oldest are forgotten");
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1000, name: "p" })), 2000);
+  });
+
+  it("resolves what was unknown at creation, and stops looking once nothing can change", () => {
+    const d = new PeerDirectory();
+    const eps = endpointsOf(ev(Role.CLIENT, ["127.0.0.1", 40000], ["127.0.0.1", 7000], 9, "web"), "n1", d);
+    assert.deepEqual([eps.client.service, eps.server.service, eps.pending], ["web", "127.0.0.1:7000", true]);
+    assert.equal(refreshEndpoints(eps, "n1", d), false, "nothing new");
+    d.learn(ev(Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 40000], 3, "db"));
+    assert.equal(refreshEndpoints(eps, "n1", d), true);
+    assert.deepEqual([eps.client.service, eps.server.service, eps.server.node, eps.pending], ["web", "db:7000", "n1", true]);
+    d.learn(ev(Role.SERVER, ["127.0.0.1", 17080], ["127.0.0.1", 40001], 9, "web"));
+    assert.equal(refreshEndpoints(eps, "n1", d), true);
+    assert.deepEqual([eps.client.service, eps.pending], ["web:17080", false]);
   });
 });

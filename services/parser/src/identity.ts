@@ -1,7 +1,10 @@
-// Endpoint identity: which process is at each end of a connection, and its service name.
-// Service name = Kubernetes workload > container > process name:listening port (servers) or
-// process name (clients); an untraced end is named by its address.
-import { Role, type ConnEvent, type ProcessInfo } from "@wirescope/common";
+// Which process is at each end of a connection, and its service name. The naming rule itself is
+// @wirescope/common's identity.ts (shared with the aggregator); here the parser learns who is
+// where from connection events, and resolves the ends of a connection lazily: an end not known
+// when the connection was created is looked up again as its records are published.
+import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/common";
+
+export { serviceName } from "@wirescope/common";
 
 /** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
 export interface EndpointInfo {
@@ -12,38 +15,13 @@ export interface EndpointInfo {
   service: string;
 }
 
-export function processOf(ev: ConnEvent): ProcessInfo | undefined {
-  if (ev.process && (ev.process.pid || ev.process.name)) return ev.process;
-  if (!ev.pid && !ev.processName) return undefined;
-  return {
-    $typeName: "wirescope.v1.ProcessInfo",
-    pid: ev.pid,
-    name: ev.processName,
-    exe: "",
-    cmdline: "",
-    containerId: ev.containerId,
-    pod: ev.pod,
-    namespace: ev.namespace,
-    container: "",
-    workload: "",
-  };
-}
-
-export function serviceName(proc: ProcessInfo | undefined, address: string, port: number, isServer: boolean): string {
-  if (proc) {
-    if (proc.workload) return proc.namespace ? `${proc.namespace}/${proc.workload}` : proc.workload;
-    if (proc.container) return proc.container;
-    if (proc.name) return isServer ? `${proc.name}:${port}` : proc.name;
-  }
-  // no connection event reached this replica (e.g. the connection predates it): say so plainly
-  if (!address && !port) return "unknown";
-  return isServer ? `${address}:${port}` : address;
-}
-
-/** Remembers the processes seen at local address:port, so the other end of a connection traced
- *  on both sides gets its identity too (bounded, oldest forgotten first). */
+/** Processes seen at local address:port, and the ports processes listen on, learned from
+ *  connection events (bounded, oldest forgotten first). */
 export class PeerDirectory {
   private readonly byAddr = new Map<string, ProcessInfo>();
+  /** pid → the process name and the lowest port it accepted on (a reused pid with another name
+   *  starts over). */
+  private readonly listening = new Map<number, { name: string; port: number }>();
   constructor(private readonly max = 65536) {}
 
   learn(ev: ConnEvent): void {
@@ -52,13 +30,26 @@ export class PeerDirectory {
     const k = `${ev.localAddress}:${ev.localPort}`;
     this.byAddr.delete(k);
     this.byAddr.set(k, p);
-    // A listening port is shared by every accepted socket: remember it without the address too.
-    if (ev.role === Role.SERVER) this.byAddr.set(`*:${ev.localPort}`, p);
+    if (ev.role === Role.SERVER && ev.localPort) {
+      // A listening port is shared by every accepted socket: remember it without the address too.
+      this.byAddr.set(`*:${ev.localPort}`, p);
+      const had = this.listening.get(p.pid);
+      if (!had || had.name !== p.name) {
+        if (!had && this.listening.size >= this.max) this.listening.delete(this.listening.keys().next().value as number);
+        this.listening.set(p.pid, { name: p.name, port: ev.localPort });
+      } else if (ev.localPort < had.port) had.port = ev.localPort; // the lowest: the same name whichever accept comes first
+    }
     if (this.byAddr.size > this.max) this.byAddr.delete(this.byAddr.keys().next().value as string);
   }
 
   lookup(address: string, port: number, asServer: boolean): ProcessInfo | undefined {
     return this.byAddr.get(`${address}:${port}`) ?? (asServer ? this.byAddr.get(`*:${port}`) : undefined);
+  }
+
+  /** A port the process listens on (the lowest seen), or 0. */
+  listenPort(p: ProcessInfo): number {
+    const l = this.listening.get(p.pid);
+    return l !== undefined && l.name === p.name ? l.port : 0;
   }
 }
 
@@ -67,6 +58,10 @@ export interface Endpoints {
   server: EndpointInfo;
   /** The traced socket's role, with UNKNOWN resolved by ports (see resolveRole). */
   role: Role;
+  /** The client end's listening port used in its name (0: none known yet). */
+  clientListen: number;
+  /** Something may still be learned: the peer's process, or the client's listening port. */
+  pending: boolean;
 }
 
 /** Unknown role: the end with the lower port is taken as the server (ephemeral ports are high). */
@@ -77,19 +72,53 @@ export function resolveRole(ev: ConnEvent): Role {
 
 export function endpointsOf(ev: ConnEvent, node: string, peers: PeerDirectory): Endpoints {
   const role = resolveRole(ev);
-  const self = processOf(ev);
-  const local = { address: ev.localAddress, port: ev.localPort };
-  const remote = { address: ev.remoteAddress, port: ev.remotePort };
   const isServer = role === Role.SERVER;
-  const peer = peers.lookup(remote.address, remote.port, !isServer);
-  const mk = (a: { address: string; port: number }, p: ProcessInfo | undefined, server: boolean, onNode: boolean): EndpointInfo => ({
-    address: a.address,
-    port: a.port,
-    process: p,
-    node: onNode ? node : "",
-    service: serviceName(p, a.address, a.port, server),
-  });
-  const localEp = mk(local, self, isServer, true);
-  const remoteEp = mk(remote, peer, !isServer, peer !== undefined);
-  return isServer ? { server: localEp, client: remoteEp, role } : { client: localEp, server: remoteEp, role };
+  const local: EndpointInfo = { address: ev.localAddress, port: ev.localPort, process: processOf(ev), node, service: "" };
+  const remote: EndpointInfo = { address: ev.remoteAddress, port: ev.remotePort, process: undefined, node: "", service: "" };
+  const eps: Endpoints = isServer
+    ? { server: local, client: remote, role, clientListen: 0, pending: true }
+    : { client: local, server: remote, role, clientListen: 0, pending: true };
+  refreshEndpoints(eps, node, peers);
+  name(eps);
+  return eps;
+}
+
+/**
+ * Looks up again what is not known yet of a connection's ends (constant work: at most two map
+ * lookups). Returns true when a name changed (the caller re-encodes what it froze).
+ */
+export function refreshEndpoints(eps: Endpoints, node: string, peers: PeerDirectory): boolean {
+  let changed = false;
+  const remote = eps.role === Role.SERVER ? eps.client : eps.server;
+  if (!remote.process && remote.address) {
+    const p = peers.lookup(remote.address, remote.port, eps.role !== Role.SERVER);
+    if (p) {
+      remote.process = p;
+      remote.node = node;
+      changed = true;
+    }
+  }
+  const client = eps.client.process;
+  if (eps.clientListen === 0 && namedByPort(client)) {
+    const lp = peers.listenPort(client!);
+    if (lp) {
+      eps.clientListen = lp;
+      changed = true;
+    }
+  }
+  // Nothing more can be learned once the peer is known and the client's name cannot change.
+  eps.pending = (!remote.process && !!remote.address) || (eps.clientListen === 0 && namedByPort(eps.client.process));
+  if (changed) name(eps);
+  return changed;
+}
+
+/** True when the peer (the end that is not the traced socket) has no process identity. */
+export function peerUnresolved(eps: Endpoints): boolean {
+  return !isTracedProcess((eps.role === Role.SERVER ? eps.client : eps.server).process);
+}
+
+function name(eps: Endpoints): void {
+  const { client, server } = eps;
+  server.service = serviceName(server.process, server.address, server.port, true);
+  client.service = serviceName(client.process, client.address, client.port, false, eps.clientListen);
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeBatch, formatAddress } from "./decode.js";
+import { decodeBatch } from "./decode.js";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED } from "./gen/layout.js";
 
 /** Frames one record the way the addon does: u32 length, record, pad to 8. */
@@ -117,10 +117,3 @@ test("decodeBatch: both ends IPv4-mapped (a dual-stack server's socket) are repo
   assert.equal(c.remoteAddress, "10.0.0.2");
 });
 
-test("formatAddress: IPv4, IPv6 compression, v4-mapped", () => {
-  assert.equal(formatAddress(new Uint8Array([192, 168, 0, 1, ...new Array(12).fill(0)]), 4), "192.168.0.1");
-  assert.equal(formatAddress(new Uint8Array(16), 6), "::");
-  assert.equal(formatAddress(Buffer.from("fe800000000000000000000000000001", "hex"), 6), "fe80::1");
-  assert.equal(formatAddress(Buffer.from("00000000000000000000ffff7f000001", "hex"), 6), "::ffff:127.0.0.1");
-  assert.equal(formatAddress(Buffer.from("20010db8000100000001000000000001", "hex"), 6), "2001:db8:1:0:1::1");
-});

@@ -6,6 +6,7 @@
 // A malformed record is counted (DecodeStats.errors) and the rest of the batch is skipped: a
 // length we cannot trust means we cannot find the next record.
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED, WS_COMM_LEN } from "./gen/layout.js";
+import { formatAddress } from "@wirescope/common";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 
 export interface DecodeStats {
@@ -16,26 +17,6 @@ export interface DecodeStats {
 const AF_INET = 2;
 const decoder = new TextDecoder();
 
-/** IPv4 dotted quad or RFC 5952 IPv6 text from 16 address bytes. */
-export function formatAddress(b: Uint8Array, family: 4 | 6): string {
-  if (family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  // IPv4-mapped IPv6 (::ffff:a.b.c.d) is shown as such
-  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[i] << 8) | b[i + 1]);
-  // longest run of >= 2 zero groups becomes ::
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(":");
-  if (best < 0) return hex(groups);
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
-}
 
 function cString(b: Uint8Array): string {
   const end = b.indexOf(0);
@@ -82,8 +63,8 @@ export function decodeBatch(buf: Uint8Array, stats: DecodeStats = { records: 0, 
         break;
       }
       let family: 4 | 6 = dv.getUint16(start + CONN.family, true) === AF_INET ? 4 : 6;
-      let localAddress = formatAddress(buf.subarray(start + CONN.laddr, start + CONN.laddr + 16), family);
-      let remoteAddress = formatAddress(buf.subarray(start + CONN.raddr, start + CONN.raddr + 16), family);
+      let localAddress = formatAddress(buf, start + CONN.laddr, family);
+      let remoteAddress = formatAddress(buf, start + CONN.raddr, family);
       // a dual-stack (::) server's end of an IPv4 connection: name it as its IPv4 peer does, so
       // both ends of one connection carry the same addresses
       if (family === 6 && localAddress.startsWith("::ffff:") && remoteAddress.startsWith("::ffff:")) {

@@ -3,7 +3,7 @@ export { createService } from "./service.js";
 export { EbpfSource, type EbpfSourceOptions } from "./ebpf-source.js";
 export { PcapSource, type PcapSourceOptions } from "./pcap-source.js";
 export { NativeProbe, ProbeError, type NativeOptions, type NativeStats } from "./native.js";
-export { decodeBatch, formatAddress } from "./decode.js";
+export { decodeBatch } from "./decode.js";
 export type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 export type { EventSource, SourceStats } from "./source.js";
 export { ProcessCache, readProcInfo, containerIdFromCgroup, type ProcInfo } from "./process-info.js";

@@ -11,7 +11,8 @@
 //   - or the connection ends (FIN from both sides, RST, end of the capture).
 // Sequence numbers are compared modulo 2^32 ((a - b) | 0), so wrap-around needs no special case.
 import type { TcpSegment } from "./packet.js";
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, formatAddress } from "./packet.js";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "./packet.js";
+import { formatAddress } from "../identity.js";
 
 /** One TCP connection. `a` is the client when `clientKnown`, else the sender of the first packet seen. */
 export interface TcpConnection {

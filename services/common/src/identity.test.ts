@@ -1,0 +1,20 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { formatAddress, hostPort, isTracedProcess } from "./identity.js";
+
+test("formatAddress: IPv4, IPv6 compression, v4-mapped, at an offset", () => {
+  assert.equal(formatAddress(new Uint8Array([192, 168, 0, 1, ...new Array(12).fill(0)]), 0, 4), "192.168.0.1");
+  assert.equal(formatAddress(new Uint8Array(16), 0, 6), "::");
+  assert.equal(formatAddress(Buffer.from("fe800000000000000000000000000001", "hex"), 0, 6), "fe80::1");
+  assert.equal(formatAddress(Buffer.from("00000000000000000000ffff7f000001", "hex"), 0, 6), "::ffff:127.0.0.1");
+  assert.equal(formatAddress(Buffer.from("20010db8000100000001000000000001", "hex"), 0, 6), "2001:db8:1:0:1::1");
+  assert.equal(formatAddress(Buffer.from("ffff20010db8000000000001000000000001", "hex"), 2, 6), "2001:db8::1:0:0:1", "the first of equal zero runs");
+});
+
+test("hostPort brackets IPv6; isTracedProcess needs a pid or a name", () => {
+  assert.equal(hostPort("10.0.0.1", 80), "10.0.0.1:80");
+  assert.equal(hostPort("fe80::1", 80), "[fe80::1]:80");
+  assert.equal(isTracedProcess(undefined), false);
+  assert.equal(isTracedProcess({ pid: 0, name: "", container: "", workload: "", namespace: "" }), false);
+  assert.equal(isTracedProcess({ pid: 3, name: "", container: "", workload: "", namespace: "" }), true);
+});
