@@ -119,6 +119,8 @@ export const createService: CreateService = async (ctx) => {
           spans_dropped: c.spansDropped,
           folded_values: c.folded,
           links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
+          edge_calls_matched: c.edgeCallsMatched,
+          edge_tuples_overflow: c.edgeTuplesOverflow,
           drops_late: c.drops.late,
           drops_redelivered: c.drops.redelivered,
           drops_future: c.drops.future,

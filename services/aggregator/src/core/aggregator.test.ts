@@ -138,4 +138,62 @@ describe("Aggregator", () => {
     assert.deepEqual(edges, ["api->10.0.0.9:3306/mysql=1", "web->api/http=1"]);
     assert.deepEqual(w!.red.map((s) => `${s.service}/${s.role}`).sort(), ["api/client", "api/server", "web/client"]);
   });
+
+  it("counts a call seen from both ends once when neither end could name the other (two replicas)", () => {
+    // Replica A traced the server's sockets and named the client by address; replica B traced the
+    // client's and named the server by address. 30 calls over 3 keep-alive connections, plus 5
+    // calls to an external database that only the client saw.
+    const agg = new Aggregator({ spans: false });
+    const A = [];
+    const B = [];
+    for (let i = 0; i < 30; i++) {
+      const cport = 41000 + (i % 3);
+      const start = W0 + 100 + i * 10;
+      A.push(makeRecord({ startMs: start, durationMs: 2, role: "server", server: { service: "gosrv:18181", address: "127.0.0.1", port: 18181, pid: 7, name: "gosrv" }, client: { service: "127.0.0.1", address: "127.0.0.1", port: cport }, status: i % 10 === 0 ? 500 : 200 }));
+      B.push(makeRecord({ startMs: start - 1, durationMs: 4, role: "client", client: { service: "gocli", address: "127.0.0.1", port: cport, pid: 8, name: "gocli" }, server: { service: "127.0.0.1:18181", address: "127.0.0.1", port: 18181 } }));
+    }
+    // 20 calls over new connections, each on its own: replica B named the server (its event came
+    // first), replica A published the server's record before the client's event reached it
+    for (let i = 0; i < 20; i++) {
+      const cport = 43000 + i;
+      A.push(makeRecord({ startMs: W0 + 2000 + i * 10, durationMs: 1, role: "server", server: { service: "gosrv:18181", address: "127.0.0.1", port: 18181, pid: 7, name: "gosrv" }, client: { service: "127.0.0.1", address: "127.0.0.1", port: cport } }));
+      B.push(makeRecord({ startMs: W0 + 2000 + i * 10, durationMs: 2, role: "client", client: { service: "gocli", address: "127.0.0.1", port: cport, pid: 8, name: "gocli" }, server: { service: "gosrv:18181", address: "127.0.0.1", port: 18181, pid: 7, name: "gosrv" } }));
+    }
+    for (let i = 0; i < 5; i++) {
+      B.push(makeRecord({ startMs: W0 + 500 + i, durationMs: 1, role: "client", protocol: "mysql", resource: "select 1", client: { service: "gocli", address: "127.0.0.1", port: 42000, pid: 8, name: "gocli" }, server: { service: "10.0.0.9:3306", address: "10.0.0.9", port: 3306 } }));
+    }
+    // the client's records first for one half, the server's first for the other
+    agg.ingest(B.slice(0, 20), W0 + 3000);
+    agg.ingest(A, W0 + 3000);
+    agg.ingest(B.slice(20), W0 + 3000);
+    const [w] = agg.closeDue(W0 + 60_000);
+    const edges = w!.edges.map((e) => `${e.client}->${e.server}/${e.protocol}=${e.stats.requests}/${e.stats.errors}`).sort();
+    assert.deepEqual(edges, ["gocli->10.0.0.9:3306/mysql=5/0", "gocli->gosrv:18181/http=50/3"]);
+    const srv = w!.red.filter((s) => s.service === "gosrv:18181").reduce((n, s) => n + s.stats.requests, 0);
+    assert.equal(srv, 50, "the edge counts what the server counted");
+    assert.equal(agg.counters.edgeCallsMatched, 30);
+  });
+
+  it("matches a call whose two records fall in adjacent windows, and keeps the tuple memory bounded", () => {
+    const agg = new Aggregator({ spans: false, maxEdgeTuples: 4 });
+    const srv = { service: "api:80", address: "10.0.0.2", port: 80, pid: 10, name: "api" };
+    const cli = (port: number) => ({ service: "web", address: "10.0.0.1", port, pid: 20, name: "web" });
+    const anon = (port: number) => ({ service: "10.0.0.1", address: "10.0.0.1", port });
+    const srvAnon = { service: "10.0.0.2:80", address: "10.0.0.2", port: 80 };
+    // the server's record ends just before the boundary, the client's just after
+    agg.ingest([makeRecord({ startMs: W0 + 9_990, durationMs: 5, role: "server", server: srv, client: anon(40000) })], W0 + 10_000);
+    agg.ingest([makeRecord({ startMs: W0 + 9_989, durationMs: 20, role: "client", server: srvAnon, client: cli(40000) })], W0 + 10_000);
+    // 10 more connections in the next window: 4 entries are remembered (a connection's client
+    // name and its waiting record take one each), the rest count unmatched
+    for (let i = 1; i <= 10; i++) {
+      agg.ingest([makeRecord({ startMs: W0 + 10_100 + i, durationMs: 1, role: "client", server: srvAnon, client: cli(40000 + i) })], W0 + 11_000);
+    }
+    const ws = agg.closeDue(W0 + 120_000);
+    const edges = ws.flatMap((w) => w.edges.map((e) => `${w.start - W0}:${e.client}->${e.server}=${e.stats.requests}`)).sort();
+    // the server-side record takes the client's name from the next window, the client-side one is
+    // matched to the server's of the window before
+    assert.deepEqual(edges, ["0:web->api:80=1", "10000:web->10.0.0.2:80=10"]);
+    assert.equal(agg.counters.edgeCallsMatched, 1);
+    assert.equal(agg.counters.edgeTuplesOverflow, 9);
+  });
 });

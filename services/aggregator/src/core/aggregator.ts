@@ -54,6 +54,12 @@ export interface CoreCounters {
   ambiguousThread: number;
   /** Spans looked at by link lookups: the work of linking (stays proportional to the spans). */
   linkVisits: number;
+  /** Client-side records left out of the service map because a server-side record of the same
+   *  connection (4-tuple) was seen: the call is counted once, by the server's record. */
+  edgeCallsMatched: number;
+  /** Records counted on the map without a 4-tuple match because the window held
+   *  CoreOptions.maxEdgeTuples connections already (a call seen from both ends may count twice). */
+  edgeTuplesOverflow: number;
 }
 
 export interface IngestResult {
@@ -66,9 +72,31 @@ interface ServiceBucket {
   series: Map<string, RedSeries>;
 }
 
-class WindowState {
+/** An edge contribution waiting for the window's close to be matched by 4-tuple. */
+interface PendingEdge {
+  tuple: string;
+  /** Which end's records these are. */
+  side: "server" | "client";
+  client: string;
+  server: string;
+  protocol: string;
+  stats: LatencyStats;
+}
+
+/** What a window knows of the connections' two ends, for matching (see Aggregator.add). */
+interface TupleSides {
+  /** Connections (4-tuples) with a server-side record. */
+  serverTuples: Set<string>;
+  /** The client's name as its own (traced) client-side records gave it. */
+  clientByTuple: Map<string, string>;
+}
+
+class WindowState implements TupleSides {
   readonly services = new Map<string, ServiceBucket>();
   readonly edges = new Map<string, EdgeSeries>();
+  readonly serverTuples = new Set<string>();
+  readonly clientByTuple = new Map<string, string>();
+  readonly pendingEdges = new Map<string, PendingEdge>();
   readonly spans: SpanColumns;
   lastArrival = 0;
   constructor(readonly start: number) {
@@ -99,6 +127,8 @@ export class Aggregator {
     ambiguousTcp: 0,
     ambiguousThread: 0,
     linkVisits: 0,
+    edgeCallsMatched: 0,
+    edgeTuplesOverflow: 0,
   };
   private readonly windows = new Map<number, WindowState>();
   /** Windows that start before this are closed: their records are late. */
@@ -106,6 +136,9 @@ export class Aggregator {
   /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
   private eventMaxMs = -Infinity;
   private bufferedSpans = 0;
+  /** The connections' ends seen by the window closed last (a call's two records may straddle a
+   *  window boundary). */
+  private prevSides: TupleSides | undefined;
   private readonly normCache = new Map<string, Map<string, Map<string, { operation: string; resource: string }>>>();
   private normCached = 0;
 
@@ -227,21 +260,7 @@ export class Aggregator {
     }
     series.stats.add(durMs, error);
 
-    // Service map: server-side records, plus client-side ones whose server is not traced (an
-    // external or unprobed server): both ends traced would otherwise count each request twice.
-    if (role === "server" || !isTraced(r.server)) {
-      const ek = clientName + SEP + serverName + SEP + protocol;
-      let e = win.edges.get(ek);
-      if (!e) {
-        if (win.edges.size >= this.opts.maxSeriesPerService * 4) {
-          this.counters.drops.cardinality_overflow++;
-        } else {
-          e = { client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
-          win.edges.set(ek, e);
-        }
-      }
-      e?.stats.add(durMs, error);
-    }
+    this.addToMap(win, r, role, clientName, serverName, protocol, durMs, error);
 
     if (this.opts.spans) {
       if (this.bufferedSpans >= this.opts.maxBufferedSpans) {
@@ -251,6 +270,90 @@ export class Aggregator {
       this.bufferedSpans++;
       this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, series);
     }
+  }
+
+  /**
+   * Service map. One call counts once, by its server-side record when the server was traced:
+   * - a server-side record whose client is traced (named by its process) counts at once;
+   * - a client-side record whose server is traced counts never (the server's record does);
+   * - the other records are matched at the window's close by connection (client address:port,
+   *   server address:port): a client-side record counts only when no server-side record of its
+   *   connection was seen (an external or unprobed server), and a server-side record takes the
+   *   client's name from the client's own records when it could not name it.
+   * This also holds when the two ends went through different parser replicas or probes and each
+   * named the other by address. Work and memory are linear in the window's records, bounded by
+   * maxEdgeTuples.
+   */
+  private addToMap(win: WindowState, r: WRecord, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean): void {
+    const isServer = role === "server";
+    const clientTraced = isTraced(r.client);
+    const c = r.client;
+    const sv = r.server;
+    const tuple = c && sv && c.address && sv.address && c.port && sv.port ? `${c.address} ${c.port} ${sv.address} ${sv.port}` : "";
+    const full = tuple !== "" && win.serverTuples.size + win.clientByTuple.size + win.pendingEdges.size >= this.opts.maxEdgeTuples;
+    if (tuple && !full) {
+      if (isServer) win.serverTuples.add(tuple);
+      else if (clientTraced) win.clientByTuple.set(tuple, clientName);
+    }
+    if (!isServer && isTraced(r.server)) return;
+    if (!tuple || (isServer && clientTraced)) {
+      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error);
+      return;
+    }
+    if (full) {
+      this.counters.edgeTuplesOverflow++;
+      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error);
+      return;
+    }
+    const pk = tuple + SEP + role + SEP + clientName + SEP + serverName + SEP + protocol;
+    let p = win.pendingEdges.get(pk);
+    if (!p) win.pendingEdges.set(pk, (p = { tuple, side: role, client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) }));
+    p.stats.add(durMs, error);
+  }
+
+  /** The window's edge series for client → server (undefined past the memory guard, counted). */
+  private addEdge(win: WindowState, client: string, server: string, protocol: string): LatencyStats | undefined {
+    const ek = client + SEP + server + SEP + protocol;
+    let e = win.edges.get(ek);
+    if (!e) {
+      if (win.edges.size >= this.opts.maxSeriesPerService * 4) {
+        this.counters.drops.cardinality_overflow++;
+        return undefined;
+      }
+      e = { client, server, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      win.edges.set(ek, e);
+    }
+    return e.stats;
+  }
+
+  /** Settles the window's pending map contributions against the ends seen by it, the window
+   *  closed before it and the next one (still open). */
+  private matchEdges(w: WindowState): void {
+    const sides: TupleSides[] = [w];
+    if (this.prevSides) sides.push(this.prevSides);
+    const next = this.windows.get(w.start + this.opts.windowMs);
+    if (next) sides.push(next);
+    for (const p of w.pendingEdges.values()) {
+      if (p.side === "client") {
+        if (sides.some((s) => s.serverTuples.has(p.tuple))) {
+          this.counters.edgeCallsMatched += p.stats.requests;
+          continue;
+        }
+        this.addEdge(w, p.client, p.server, p.protocol)?.merge(p.stats);
+      } else {
+        let client = p.client;
+        for (const s of sides) {
+          const named = s.clientByTuple.get(p.tuple);
+          if (named !== undefined) {
+            client = named;
+            break;
+          }
+        }
+        this.addEdge(w, client, p.server, p.protocol)?.merge(p.stats);
+      }
+    }
+    w.pendingEdges.clear();
+    this.prevSides = { serverTuples: w.serverTuples, clientByTuple: w.clientByTuple };
   }
 
   private addSpan(cols: SpanColumns, r: WRecord, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
@@ -330,6 +433,7 @@ export class Aggregator {
       folded += r.folded;
       red.push(...r.red);
     }
+    this.matchEdges(w);
     const edgesOut = this.finishEdges(w);
     folded += edgesOut.folded;
     this.counters.folded += folded;

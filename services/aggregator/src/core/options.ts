@@ -29,6 +29,9 @@ export interface CoreOptions {
   pairSkewMs: number;
   /** Write spans at all. */
   spans: boolean;
+  /** Service map: connections (4-tuples) remembered per window to count a call seen from both
+   *  ends once; past it records count without matching (edgeTuplesOverflow). */
+  maxEdgeTuples: number;
 }
 
 export const defaultCoreOptions: CoreOptions = {
@@ -45,13 +48,14 @@ export const defaultCoreOptions: CoreOptions = {
   maxBufferedSpans: 200_000,
   pairSkewMs: 50,
   spans: true,
+  maxEdgeTuples: 200_000,
 };
 
 /** Merges user options over the defaults and checks them; throws a RangeError naming the bad option. */
 export function resolveCoreOptions(o: Partial<CoreOptions> = {}): CoreOptions {
   const r: CoreOptions = { ...defaultCoreOptions };
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v;
-  const positive: (keyof CoreOptions)[] = ["windowMs", "maxValuesPerTag", "maxSeriesPerService", "segmentThreshold", "maxOpenWindows", "maxBufferedSpans"];
+  const positive: (keyof CoreOptions)[] = ["windowMs", "maxValuesPerTag", "maxSeriesPerService", "segmentThreshold", "maxOpenWindows", "maxBufferedSpans", "maxEdgeTuples"];
   for (const k of positive) {
     const v = r[k] as number;
     if (!Number.isFinite(v) || v <= 0) throw new RangeError(`aggregator option ${k} must be a positive number, got ${String(v)}`);
