@@ -1,0 +1,190 @@
+// The whole pipeline exactly as `wirescope up` runs it, for the pipeline benchmark: one `up` per
+// measured run, with a fresh data directory, on up's fixed ports (nats 4222, influxd 8086, gRPC
+// 7701-7703). Those ports and the probe's single-instance lock are machine-wide, so the benchmark
+// holds /tmp/wirescope-stack.lock (the lock every fixed-port stack on this machine takes) from its
+// start to its end. CPU of each pipeline process comes from /proc; counters from each service's
+// Status over gRPC; records from InfluxDB.
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import {
+  createClient,
+  pidAlive,
+  processStartTime,
+  waitFor,
+  COMPONENT_SERVICES,
+  COMPONENTS,
+  DEFAULT_GRPC_PORTS,
+  ProbeService,
+  type ManagedProcess,
+} from "@wirescope/common";
+import { spawnTracked, influxQuery } from "../support/index.js";
+import { REPO_ROOT, cpuTicks } from "../probe-helpers.js";
+
+export const STACK_LOCK = "/tmp/wirescope-stack.lock";
+export const INFLUX_URL = "http://127.0.0.1:8086";
+export const INFLUX_DB = "wirescope";
+/** The pipeline's processes, in the order data flows through them. */
+export const PIPELINE = ["probe", "nats-server", "parser", "aggregator", "influxd"] as const;
+export type PipelineProcess = (typeof PIPELINE)[number];
+export type Ticks = Record<PipelineProcess, number>;
+/** Counters of every service, keyed "component/name". */
+export type Counters = Map<string, number>;
+
+/**
+ * Takes /tmp/wirescope-stack.lock and holds it until `release()` or until this process exits (a
+ * `flock` child holds it while its stdin, our pipe, stays open: even a SIGKILL of this process
+ * releases it). `onWait` is called once when the lock is busy.
+ */
+export async function holdStackLock(onWait: () => void): Promise<() => void> {
+  const p = spawn("flock", [STACK_LOCK, "-c", "echo locked; exec cat >/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+  const waiting = setTimeout(onWait, 1000);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      p.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
+      p.once("exit", (code) => reject(new Error(`flock ${STACK_LOCK} exited (${code}) before taking the lock`)));
+      p.once("error", reject);
+    });
+  } finally {
+    clearTimeout(waiting);
+  }
+  p.unref();
+  (p.stdout as unknown as { unref(): void }).unref();
+  (p.stdin as unknown as { unref(): void }).unref();
+  return () => p.stdin.end();
+}
+
+interface ChildRecord {
+  name: string;
+  pid: number;
+  start: number;
+}
+
+// Processes of the running stack, killed by pid (start time checked) if this process exits
+// without stopping them: `up`'s children run in their own process groups and would outlive us.
+const live = new Set<ChildRecord>();
+process.once("exit", () => {
+  for (const c of live) {
+    if (pidAlive(c.pid) && processStartTime(c.pid) === c.start) {
+      try {
+        process.kill(c.pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+});
+
+export interface Stack {
+  readonly pids: Record<PipelineProcess, number>;
+  readonly logs: string;
+  /** CPU ticks (user + system) each pipeline process has used so far. */
+  ticks(): Ticks;
+  /** Every service's counters now (a service that does not answer contributes none). */
+  counters(): Promise<Counters>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `wirescope up --no-build --no-install --data-dir <dir>` and waits for its "ready" line.
+ * Fails if any of the five processes, the probe included, is not running.
+ */
+export async function startStack(dir: string): Promise<Stack> {
+  fs.mkdirSync(dir, { recursive: true });
+  const upLog = path.join(dir, "up.log");
+  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--data-dir", dir], {
+    logFile: upLog,
+    cwd: REPO_ROOT,
+  });
+  const childrenFile = path.join(dir, "up.children.json");
+  const remember = () => {
+    try {
+      for (const c of JSON.parse(fs.readFileSync(childrenFile, "utf8")) as ChildRecord[]) if (![...live].some((l) => l.pid === c.pid)) live.add(c);
+    } catch {
+      // not written yet
+    }
+  };
+  const log = () => (fs.existsSync(upLog) ? fs.readFileSync(upLog, "utf8") : "");
+  // the three services answer the same Status call; one client (one connection) each per stack
+  const clients = COMPONENTS.map((c) => [c, createClient(COMPONENT_SERVICES[c] as typeof ProbeService, `127.0.0.1:${DEFAULT_GRPC_PORTS[c]}`)] as const);
+  const stop = async () => {
+    for (const [, cl] of clients) cl.close();
+    remember();
+    await up.stop(60_000); // SIGTERM: up stops its children in reverse order, then exits
+    for (const c of live) {
+      if (pidAlive(c.pid) && processStartTime(c.pid) === c.start) {
+        process.kill(c.pid, "SIGKILL");
+        await waitFor(() => !pidAlive(c.pid), { timeoutMs: 10_000, what: `${c.name} (pid ${c.pid}) to exit` });
+      }
+    }
+    live.clear();
+  };
+  try {
+    await waitFor(
+      () => {
+        remember();
+        if (up.hasExited) throw new Error(`wirescope up exited before it was ready:\n${log().trimEnd().split("\n").slice(-8).join("\n")}`);
+        return /^ready: /m.test(log());
+      },
+      { timeoutMs: 180_000, intervalMs: 200, what: "wirescope up to print ready" },
+    );
+    remember();
+    const table = log();
+    const pids = {} as Record<PipelineProcess, number>;
+    for (const name of PIPELINE) {
+      const m = new RegExp(`^${name}\\s+(\\d+)\\s.*\\sready\\s`, "m").exec(table);
+      if (!m) throw new Error(`wirescope up did not start ${name}:\n${table.trimEnd().split("\n").slice(-10).join("\n")}`);
+      pids[name] = Number(m[1]);
+    }
+    return {
+      pids,
+      logs: path.join(dir, "logs"),
+      ticks: () => Object.fromEntries(PIPELINE.map((n) => [n, cpuTicks(pids[n])])) as Ticks,
+      counters: async () => {
+        const all: Counters = new Map();
+        await Promise.all(
+          clients.map(async ([c, cl]) => {
+            try {
+              const s = await cl.status({}, { timeoutMs: 3000 });
+              for (const [k, v] of Object.entries(s.counters)) all.set(`${c}/${k}`, v);
+            } catch {
+              // a busy service may miss one poll; the next one sees the same counters
+            }
+          }),
+        );
+        return all;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** Sum of `requests` in `red` for one service and role, of one operation when given (0 when there is no point yet). */
+export async function recordedRequests(service: string, role: "server" | "client", operation?: string): Promise<number> {
+  const tag = (k: string, v: string) => ` AND "${k}" = '${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}'${tag("service", service)}${operation ? tag("operation", operation) : ""}`;
+  const body = (await influxQuery(INFLUX_URL, q, INFLUX_DB)) as {
+    results: { series?: { values: [string, number][] }[] }[];
+  };
+  return Number(body.results[0]?.series?.[0]?.values[0]?.[1] ?? 0);
+}
+
+/** Services that have `red` points, for the diagnosis when a run records nothing. */
+export async function recordedServices(): Promise<string[]> {
+  const body = (await influxQuery(INFLUX_URL, `SHOW TAG VALUES FROM "red" WITH KEY = "service"`, INFLUX_DB)) as { results: { series?: { values: [string, string][] }[] }[] };
+  return (body.results[0]?.series?.[0]?.values ?? []).map((v) => v[1]);
+}
+
+/**
+ * Counters that mean lost data: drops, missed batches, forced gaps, evictions, traps. Not the
+ * parser's `*.unclaimed` counters (connections no decoder recognises: other traffic on the
+ * machine, not records lost) nor the aggregator's `spans_dropped` (trace sampling by design).
+ */
+export function isLossCounter(name: string): boolean {
+  const words = name.split(/[/._]/);
+  if (words.includes("unclaimed") || name === "aggregator/spans_dropped") return false;
+  return words.some((w) => /^(drops?|dropped|missed|lost|shed|evicted|traps?|forced)$/.test(w));
+}
