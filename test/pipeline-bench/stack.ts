@@ -92,7 +92,7 @@ export interface Stack {
 export async function startStack(dir: string): Promise<Stack> {
   fs.mkdirSync(dir, { recursive: true });
   const upLog = path.join(dir, "up.log");
-  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--data-dir", dir], {
+  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--start-timeout", "30000", "--data-dir", dir], {
     logFile: upLog,
     cwd: REPO_ROOT,
   });
@@ -126,7 +126,7 @@ export async function startStack(dir: string): Promise<Stack> {
         if (up.hasExited) throw new Error(`wirescope up exited before it was ready:\n${log().trimEnd().split("\n").slice(-8).join("\n")}`);
         return /^ready: /m.test(log());
       },
-      { timeoutMs: 180_000, intervalMs: 200, what: "wirescope up to print ready" },
+      { timeoutMs: 120_000, intervalMs: 200, what: "wirescope up to print ready" },
     );
     remember();
     const table = log();
