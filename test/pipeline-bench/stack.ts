@@ -120,14 +120,18 @@ export async function startStack(dir: string): Promise<Stack> {
     live.clear();
   };
   try {
+    // ready, or up's exit (waitFor would take a thrown error for "not yet" and wait it out)
     await waitFor(
       () => {
         remember();
-        if (up.hasExited) throw new Error(`wirescope up exited before it was ready:\n${log().trimEnd().split("\n").slice(-8).join("\n")}`);
-        return /^ready: /m.test(log());
+        return up.hasExited || /^ready: /m.test(log());
       },
       { timeoutMs: 120_000, intervalMs: 200, what: "wirescope up to print ready" },
-    );
+    ).catch(() => undefined);
+    if (up.hasExited || !/^ready: /m.test(log())) {
+      const how = up.hasExited ? await up.exited.then(({ code, signal }) => `exited (${signal ?? `code ${code}`})`) : "not ready after 120 s";
+      throw new Error(`wirescope up ${how}; the end of its log:\n${log().trimEnd().split("\n").slice(-8).join("\n")}`);
+    }
     remember();
     const table = log();
     const pids = {} as Record<PipelineProcess, number>;
