@@ -60,6 +60,15 @@ interface ChildRecord {
   start: number;
 }
 
+/** up's children as its state file (<data-dir>/up.state.json) lists them. */
+function upChildren(dir: string): { name: string; state: string; pid?: number; startTime?: number; restarts: number }[] {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, "up.state.json"), "utf8")) as { children: [] }).children ?? [];
+  } catch {
+    return []; // not written yet (or being replaced)
+  }
+}
+
 // Processes of the running stack, killed by pid (start time checked) if this process exits
 // without stopping them: `up`'s children run in their own process groups and would outlive us.
 const live = new Set<ChildRecord>();
@@ -92,16 +101,13 @@ export interface Stack {
 export async function startStack(dir: string): Promise<Stack> {
   fs.mkdirSync(dir, { recursive: true });
   const upLog = path.join(dir, "up.log");
-  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--start-timeout", "30000", "--data-dir", dir], {
+  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--no-demo", "--start-timeout", "30000", "--data-dir", dir], {
     logFile: upLog,
     cwd: REPO_ROOT,
   });
-  const childrenFile = path.join(dir, "up.children.json");
   const remember = () => {
-    try {
-      for (const c of JSON.parse(fs.readFileSync(childrenFile, "utf8")) as ChildRecord[]) if (![...live].some((l) => l.pid === c.pid)) live.add(c);
-    } catch {
-      // not written yet
+    for (const c of upChildren(dir)) {
+      if (c.pid && c.startTime !== undefined && ![...live].some((l) => l.pid === c.pid)) live.add({ name: c.name, pid: c.pid, start: c.startTime });
     }
   };
   const log = () => (fs.existsSync(upLog) ? fs.readFileSync(upLog, "utf8") : "");
@@ -133,17 +139,18 @@ export async function startStack(dir: string): Promise<Stack> {
       throw new Error(`wirescope up ${how}; the end of its log:\n${log().trimEnd().split("\n").slice(-8).join("\n")}`);
     }
     remember();
-    const table = log();
+    const children = upChildren(dir);
     const pids = {} as Record<PipelineProcess, number>;
     for (const name of PIPELINE) {
-      const m = new RegExp(`^${name}\\s+(\\d+)\\s.*\\sready\\s`, "m").exec(table);
-      if (!m) throw new Error(`wirescope up did not start ${name}:\n${table.trimEnd().split("\n").slice(-10).join("\n")}`);
-      pids[name] = Number(m[1]);
+      const c = children.find((x) => x.name === name && x.state === "running" && x.pid);
+      if (!c) throw new Error(`wirescope up did not start ${name}:\n${log().trimEnd().split("\n").slice(-10).join("\n")}`);
+      pids[name] = c.pid!;
     }
     return {
       pids,
       logs: path.join(dir, "logs"),
-      ticks: () => Object.fromEntries(PIPELINE.map((n) => [n, cpuTicks(pids[n])])) as Ticks,
+      // NaN once a process is gone (up restarts a process that exits: a new pid, not counted)
+      ticks: () => Object.fromEntries(PIPELINE.map((n) => [n, pidAlive(pids[n]) ? cpuTicks(pids[n]) : NaN])) as Ticks,
       counters: async () => {
         const all: Counters = new Map();
         await Promise.all(
