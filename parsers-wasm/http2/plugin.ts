@@ -9,7 +9,7 @@
 export * from "../common/abi";
 import { register, Connection, ByteQueue, OK } from "../common/index";
 import { H1Parser } from "../http1/frame";
-import { requestStart, responseStart } from "../http1/sniff";
+import { requestStart, requestLine, responseStart } from "../http1/sniff";
 import { H2Engine } from "./frame";
 import { detectHttp2, prefaceMatch } from "./sniff";
 import { V_METHOD, V_PATH, V_AUTHORITY } from "./types";
@@ -30,10 +30,12 @@ class Http2Connection extends Connection {
     const n = q.avail();
     if (dir == 0) {
       if (prefaceMatch(p, n < 24 ? n : 24) && !this.midway) this.h2 = new H2Engine(false, true);
-      else if (requestStart(p, n) > 0 && !this.midway) this.startH1();
+      // picked up mid-way, a whole HTTP/1.1 request line is still HTTP/1.1 (an h2c upgrade
+      // the capture started just before); a mere prefix is not enough then
+      else if (this.midway ? requestLine(p, n) == 2 : requestStart(p, n) > 0) this.startH1();
       else this.h2 = new H2Engine(true, false);
     } else {
-      if (responseStart(p, n) > 0 && !this.midway) this.startH1();
+      if (this.midway ? responseStart(p, n) == 2 : responseStart(p, n) > 0) this.startH1();
       else {
         // a server SETTINGS frame first: the connection is starting (the client preface follows)
         const settingsFirst = n >= 9 && q.u8(3) == 4 && q.u8(4) == 0 && q.u32be(5) == 0;
