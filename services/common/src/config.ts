@@ -7,6 +7,7 @@ import type { LevelWithSilent } from "pino";
 import { ConfigError } from "./errors.js";
 import { LOG_LEVELS } from "./log.js";
 import { redactUrl } from "./redact.js";
+import { readNatsCredentials } from "./nats-permissions.js";
 
 export type Component = "probe" | "parser" | "aggregator";
 export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
@@ -138,6 +139,11 @@ export interface LoadConfigInput {
   env?: NodeJS.ProcessEnv;
   /** Programmatic overrides, applied after flags (tests). */
   overrides?: Partial<Config>;
+  /**
+   * With no NATS credentials given, use the user `wirescope up` generated in the data dir (the
+   * component's own, or the CLI's) when that file is readable (default true).
+   */
+  natsAuthFromDataDir?: boolean;
 }
 
 export interface LoadedConfig {
@@ -193,6 +199,11 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     throw new ConfigError("bad_value", "nats TLS: --nats-tls-cert and --nats-tls-key go together");
   }
   config.dataDir = path.resolve(config.dataDir);
+  const n = config.nats;
+  if (input.natsAuthFromDataDir !== false && !n.user && !n.password && !n.token && !n.credsFile) {
+    const own = readNatsCredentials(config.dataDir)?.[input.component ?? "cli"];
+    if (own) Object.assign(n, { user: own.user, password: own.password });
+  }
   return { config, rest };
 }
 

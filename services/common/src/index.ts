@@ -11,6 +11,7 @@ export * from "./health.js";
 export * from "./service.js";
 export * from "./process.js";
 export * from "./local-stack.js";
+export * from "./nats-permissions.js";
 export * from "./nats.js";
 export * from "./grpc.js";
 export * from "./registry.js";

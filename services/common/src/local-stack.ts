@@ -13,6 +13,8 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** Where the server's log goes. */
   logFile?: string;
+  /** Config file (`-c`), e.g. the users and permissions of nats-permissions.ts; flags override it. */
+  configFile?: string;
   /** Extra command-line arguments (e.g. ["--user", "u", "--pass", "p"]). */
   extraArgs: string[];
   /** Monitoring HTTP port; 0 = none. */
@@ -32,7 +34,7 @@ export interface RunningServer extends ManagedProcess {
 export async function startNatsServer(opts: Partial<NatsServerOptions> = {}): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port || (await freePort(host));
-  const args = ["-a", host, "-p", String(port)];
+  const args = [...(opts.configFile ? ["-c", opts.configFile] : []), "-a", host, "-p", String(port)];
   if (opts.jetstream) {
     if (!opts.storeDir) throw new ProcessError("bad_options", "nats-server: jetstream needs a storeDir");
     fs.mkdirSync(opts.storeDir, { recursive: true });

@@ -25,6 +25,8 @@ import {
   errorMessage,
   ServingStatus,
   DEFAULT_GRPC_PORTS,
+  prepareNatsAuth,
+  natsUserEnv,
   type Component,
   type Config,
   type ManagedProcess,
@@ -357,13 +359,16 @@ async function up(argv: string[]): Promise<number> {
     const demoMissing = opts.demo ? missingForDemo() : undefined;
     if (opts.demo && !demoMissing) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) await check(`demo ${what}`, "127.0.0.1", port);
 
+    // One NATS user per component with only the subjects it uses (nats-permissions.ts); anonymous
+    // clients are refused. Generated once into the data dir (0600); CLI commands pick up theirs there.
+    const natsAuth = prepareNatsAuth(config.dataDir);
     const natsLog = path.join(logs, "nats-server.log");
     await sup.start({
       name: "nats-server",
       component: "nats",
       address: `nats://${nats.host}:${nats.port}`,
       log: natsLog,
-      start: () => startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), logFile: natsLog, detached: true }),
+      start: () => startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), configFile: natsAuth.configFile, logFile: natsLog, detached: true }),
     });
     if (stopping.signal.aborted) return 0;
 
@@ -396,7 +401,10 @@ async function up(argv: string[]): Promise<number> {
       WIRESCOPE_PARTITIONS: String(config.partitions),
       WIRESCOPE_LOG_LEVEL: config.logLevel,
       WIRESCOPE_LOG_FORMAT: "json",
+      ...natsUserEnv(natsAuth.creds, "cli"),
     };
+    delete env.WIRESCOPE_NATS_TOKEN;
+    delete env.WIRESCOPE_NATS_CREDS;
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
@@ -416,7 +424,7 @@ async function up(argv: string[]): Promise<number> {
         await sup.start({
           ...spec,
           start: async (signal) => {
-            const child = await spawnManaged(component, cmd, cmdArgs, { env, logFile, cwd: ROOT, detached: true });
+            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
             } catch (e) {

@@ -1,0 +1,131 @@
+// NATS users of `wirescope up` (services/common/src/nats-permissions.ts) on a real nats-server with
+// the generated config: anonymous clients are refused, and each component's user is held to its
+// subjects (the probe cannot read records, the parser cannot write the plugin store, ...).
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { connect, type NatsConnection } from "nats";
+import {
+  connectNats,
+  silentLogger,
+  NatsError,
+  loadConfig,
+  prepareNatsAuth,
+  readNatsCredentials,
+  NATS_NAMES,
+  NATS_CREDENTIALS_FILE,
+  NATS_SERVER_CONFIG_FILE,
+  REGISTRY_BUCKET,
+  type NatsRole,
+} from "@wirescope/common";
+import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
+import { defaultAggregatorOptions } from "@wirescope/aggregator";
+import { startNats, tempDir, waitFor } from "./support/index.js";
+
+const enc = new TextEncoder();
+
+test("the permission table names the streams and buckets the components really use", () => {
+  assert.equal(NATS_NAMES.recordsStream, DEFAULT_PARSER_OPTIONS.recordsStream);
+  assert.equal(NATS_NAMES.recordsStream, defaultAggregatorOptions.stream);
+  assert.equal(NATS_NAMES.membersBucket, DEFAULT_PARSER_OPTIONS.membersBucket);
+  assert.equal(NATS_NAMES.pluginBucket, DEFAULT_PARSER_OPTIONS.pluginBucket);
+  assert.equal(NATS_NAMES.pluginBucket, PLUGIN_BUCKET);
+  assert.equal(NATS_NAMES.aggregatorStateBucket, defaultAggregatorOptions.stateBucket);
+  assert.equal(NATS_NAMES.registryBucket, REGISTRY_BUCKET);
+});
+
+test("generated NATS users: no anonymous access, each component held to its subjects", { timeout: 60_000 }, async () => {
+  const dataDir = tempDir("wirescope-nats-auth-");
+  const { creds, configFile } = prepareNatsAuth(dataDir);
+  for (const f of [NATS_CREDENTIALS_FILE, NATS_SERVER_CONFIG_FILE]) assert.equal(fs.statSync(path.join(dataDir, f)).mode & 0o777, 0o600, f);
+  // Second run: the same credentials (running children keep working), the config rewritten.
+  assert.deepEqual(prepareNatsAuth(dataDir).creds, creds);
+  const nats = await startNats({ jetstream: true, extraArgs: ["-c", configFile] });
+  after(() => nats.stop());
+  const log = silentLogger();
+  const url = nats.url;
+
+  // No credentials: refused at connect, so neither raw data in nor records out.
+  await assert.rejects(connectNats({ url }, log, { retry: false }), (e: unknown) => e instanceof NatsError && e.code === "auth");
+  await assert.rejects(connectNats({ url, user: creds.probe.user, password: "wrong" }, log, { retry: false }), (e: unknown) => e instanceof NatsError && e.code === "auth");
+
+  // CLI commands find their user in the data dir; a component run by hand finds its own.
+  assert.equal(loadConfig({ env: {}, argv: ["--data-dir", dataDir, "--nats-url", url] }).config.nats.user, creds.cli.user);
+  assert.equal(loadConfig({ env: {}, component: "parser", argv: ["--data-dir", dataDir] }).config.nats.password, creds.parser.password);
+  assert.equal(loadConfig({ env: { WIRESCOPE_NATS_USER: "someone" }, argv: ["--data-dir", dataDir] }).config.nats.password, undefined, "explicit credentials win");
+  assert.deepEqual(readNatsCredentials(dataDir), creds);
+
+  const as = async (role: NatsRole) => {
+    const { config } = loadConfig({ env: {}, component: role === "cli" ? undefined : role, argv: ["--data-dir", dataDir, "--nats-url", url] });
+    const nc = await connectNats(config.nats, log, { retry: false });
+    after(() => nc.close());
+    return nc;
+  };
+  const probe = await as("probe");
+  const parser = await as("parser");
+  const aggregator = await as("aggregator");
+  const cli = await as("cli");
+
+  // What the server refuses, in its own words (its log names the user and the subject).
+  const natsLog = path.join(nats.dir, "nats.log");
+  const refused = async (role: NatsRole, kind: "Publish" | "Subscription", subject: string) => {
+    const line = `${kind} Violation - User "${creds[role].user}", Subject "${subject}"`;
+    await waitFor(() => fs.readFileSync(natsLog, "utf8").includes(line), { timeoutMs: 5000, intervalMs: 20, what: line });
+  };
+  const refusedSub = async (role: NatsRole, nc: NatsConnection, subject: string) => {
+    let got = 0;
+    let error = "";
+    nc.subscribe(subject, { callback: (err) => (err ? (error = err.message) : got++) });
+    await nc.flush();
+    await refused(role, "Subscription", subject);
+    await waitFor(() => /permissions violation/i.test(error), { timeoutMs: 5000, intervalMs: 20, what: "the client told of the refusal" });
+    return () => got;
+  };
+  const refusedPub = async (role: NatsRole, nc: NatsConnection, subject: string) => {
+    nc.publish(subject, enc.encode("x"));
+    await nc.flush();
+    await refused(role, "Publish", subject);
+  };
+
+  // The probe publishes raw data, the parser receives it.
+  const rawSub = parser.subscribe("wirescope.raw.>", { max: 1 });
+  await parser.flush();
+  probe.publish("wirescope.raw.3", enc.encode("raw"));
+  for await (const m of rawSub) assert.equal(m.subject, "wirescope.raw.3");
+
+  // The probe cannot read records nor raw data, nor publish records.
+  const probeGotRecords = await refusedSub("probe", probe, "wirescope.records.>");
+  parser.publish("wirescope.records.1", enc.encode("record"));
+  await parser.flush();
+  await probe.flush();
+  assert.equal(probeGotRecords(), 0, "no record reached the probe");
+  await refusedSub("probe", probe, "wirescope.raw.>");
+  await refusedPub("probe", probe, "wirescope.records.0");
+  // The aggregator cannot inject raw data.
+  await refusedPub("aggregator", aggregator, "wirescope.raw.0");
+
+  // The CLI writes the plugin store; the parser reads it and cannot write it.
+  const store = await cli.jetstream().views.os(PLUGIN_BUCKET);
+  await store.putBlob({ name: "x.wasm" }, enc.encode("plugin"));
+  const read = await (await parser.jetstream().views.os(PLUGIN_BUCKET)).getBlob("x.wasm");
+  assert.equal(new TextDecoder().decode(read!), "plugin");
+  const parserStore = await parser.jetstream().views.os(PLUGIN_BUCKET);
+  await assert.rejects(parserStore.putBlob({ name: "evil.wasm" }, enc.encode("evil")), /permission|timeout/i);
+  assert.equal(await store.getBlob("evil.wasm"), null, "nothing written by the parser");
+
+  // The aggregator makes the records stream and its consumer; the probe cannot reach the stream
+  // through JetStream either (consumer API refused).
+  const ajsm = await aggregator.jetstreamManager();
+  await ajsm.streams.add({ name: NATS_NAMES.recordsStream, subjects: [NATS_NAMES.recordsSubjects] });
+  await ajsm.consumers.add(NATS_NAMES.recordsStream, { durable_name: "agg" });
+  await assert.rejects(
+    (async () => {
+      const jsm = await probe.jetstreamManager();
+      await jsm.consumers.add(NATS_NAMES.recordsStream, { durable_name: "snoop" });
+    })(),
+    /permission|timeout/i,
+  );
+  // Without credentials a raw client gets no further than the handshake.
+  await assert.rejects(connect({ servers: url, timeout: 3000 }), /authorization/i);
+});
