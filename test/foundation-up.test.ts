@@ -88,8 +88,9 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
       }
     }
 
-    // `wirescope status --json` finds every one of them (through the registry: no default ports here).
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], {
+    // `wirescope status --json` finds every one of them (through the registry: no default ports
+    // here), with the NATS user `up` generated in the data dir.
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], {
       cwd: root,
       encoding: "utf8",
       timeout: 60_000,

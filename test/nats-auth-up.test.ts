@@ -1,0 +1,115 @@
+// `wirescope up --no-demo` with its generated NATS users, end to end: records reach InfluxDB, the
+// server refused nothing the components needed (no permission violation in its log), no password
+// is on a command line, in up's output or in the logs, and no control port answers on a
+// non-loopback address of this machine.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { readNatsCredentials, NATS_ROLES } from "@wirescope/common";
+import { freePort, tempDir, waitFor, influxQuery } from "./support/index.js";
+import { bpfAvailable } from "./probe-helpers.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** How a TCP connect to host:port ends: "connected" or the error code (ECONNREFUSED, ...). */
+function connectOutcome(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: 2000 });
+    s.once("connect", () => (s.destroy(), resolve("connected")));
+    s.once("timeout", () => (s.destroy(), resolve("timeout")));
+    s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+test("up with NATS users: records reach InfluxDB, nothing refused, no password shown, control ports loopback only", { timeout: 300_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+  assert.ok(external, "this machine needs a non-loopback IPv4 address to check that control ports refuse it");
+  const dataDir = tempDir("wirescope-up-auth-");
+  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const upArgs = [
+    "--data-dir", dataDir,
+    "--nats-url", `nats://127.0.0.1:${ports.nats}`,
+    "--influx-url", `http://127.0.0.1:${ports.influx}`,
+    "--probe-port", String(ports.probe),
+    "--parser-port", String(ports.parser),
+    "--aggregator-port", String(ports.aggregator),
+    "--no-install", "--no-build", "--no-demo",
+  ];
+  // A private /run: the probe's single-instance lock is this stack's alone.
+  const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-auth-run-"), process.execPath, "bin/wirescope.js", "up", ...upArgs], {
+    cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  up.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  up.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => up.once("exit", () => r()));
+  const app = http.createServer((_req, res) => res.end("ok"));
+  try {
+    await waitFor(() => /^ready: \d+ processes running$/m.test(out) || up.exitCode !== null, { timeoutMs: 180_000, intervalMs: 200, what: "`ready` from up" });
+    assert.equal(up.exitCode, null, `up exited early:\n${out}`);
+    assert.doesNotMatch(out, /capture is OFF/, out);
+    const creds = readNatsCredentials(dataDir);
+    assert.ok(creds, "credentials generated into the data dir");
+    for (const f of ["nats-auth.json", "nats-server.conf"]) assert.equal(fs.statSync(path.join(dataDir, f)).mode & 0o777, 0o600, f);
+
+    // Traffic the probe sees; its records must travel probe → parser → aggregator → InfluxDB.
+    await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
+    const appPort = (app.address() as net.AddressInfo).port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const get = () => new Promise<void>((resolve, reject) => http.get({ host: "127.0.0.1", port: appPort, path: "/auth-check", agent }, (res) => res.resume().on("end", resolve)).on("error", reject));
+    const db = "wirescope";
+    await waitFor(
+      async () => {
+        for (let i = 0; i < 20; i++) await get();
+        const r = JSON.stringify(await influxQuery(`http://127.0.0.1:${ports.influx}`, "SHOW MEASUREMENTS", db));
+        return r.includes('"values"');
+      },
+      { timeoutMs: 120_000, intervalMs: 2000, what: "records in InfluxDB" },
+    );
+    agent.destroy();
+
+    // `status` as a CLI user: its NATS user comes from the data dir; everything SERVING.
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    assert.equal(st.status, 0, `${st.stdout}${st.stderr}`);
+    const rows = JSON.parse(st.stdout) as { component: string; health: string }[];
+    for (const c of ["nats", "influxdb", "probe", "parser", "aggregator"]) assert.equal(rows.find((r) => r.component === c)?.health, "SERVING", st.stdout);
+
+    // The server refused nothing the stack needed.
+    const natsLog = fs.readFileSync(path.join(dataDir, "logs", "nats-server.log"), "utf8");
+    assert.doesNotMatch(natsLog, /Violation/, "permission violations in the nats-server log");
+
+    // No password on any command line (world-readable), in up's output, in status or in the logs.
+    const passwords = NATS_ROLES.map((r) => creds[r].password);
+    const pids = [...out.matchAll(/^(?:nats-server|influxd|probe|parser|aggregator)\s+(\d+)\s/gm)].map((m) => Number(m[1]));
+    assert.equal(pids.length, 5, out);
+    const shown = [out, st.stdout, st.stderr, ...pids.map((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8"))];
+    for (const f of fs.readdirSync(path.join(dataDir, "logs"))) shown.push(fs.readFileSync(path.join(dataDir, "logs", f), "utf8"));
+    for (const p of passwords) assert.ok(!shown.some((s) => s.includes(p)), "a password is visible");
+
+    // Control ports and the servers answer on loopback only.
+    for (const [what, port] of Object.entries(ports)) {
+      assert.equal(await connectOutcome("127.0.0.1", port), "connected", `${what} on loopback`);
+      assert.equal(await connectOutcome(external, port), "ECONNREFUSED", `${what} on ${external}`);
+    }
+  } finally {
+    app.close();
+    try {
+      process.kill(-up.pid!, "SIGINT");
+    } catch {
+      // gone
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    try {
+      process.kill(-up.pid!, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+});
