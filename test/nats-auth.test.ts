@@ -4,6 +4,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { connect, type NatsConnection } from "nats";
 import {
@@ -24,6 +26,7 @@ import { defaultAggregatorOptions } from "@wirescope/aggregator";
 import { startNats, tempDir, waitFor } from "./support/index.js";
 
 const enc = new TextEncoder();
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 test("the permission table names the streams and buckets the components really use", () => {
   assert.equal(NATS_NAMES.recordsStream, DEFAULT_PARSER_OPTIONS.recordsStream);
@@ -113,6 +116,22 @@ test("generated NATS users: no anonymous access, each component held to its subj
   const parserStore = await parser.jetstream().views.os(PLUGIN_BUCKET);
   await assert.rejects(parserStore.putBlob({ name: "evil.wasm" }, enc.encode("evil")), /permission|timeout/i);
   assert.equal(await store.getBlob("evil.wasm"), null, "nothing written by the parser");
+
+  // The commands themselves, as a user runs them: `plugin add|list|remove` with the CLI user from
+  // the data dir; what they write, the parser reads.
+  const example = path.join(root, "parsers-wasm/examples/redis/build");
+  const cmd = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), ...args, "--data-dir", dataDir, "--nats-url", url], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH } });
+    assert.equal(r.status, 0, `wirescope ${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  assert.match(cmd("plugin", "add", path.join(example, "redis.wasm"), "--manifest", path.join(example, "redis.json")), /^added redis /);
+  assert.match(cmd("plugin", "list"), /redis/);
+  const names = (await (await parser.jetstream().views.os(PLUGIN_BUCKET)).list()).filter((i) => !i.deleted).map((i) => i.name);
+  assert.ok(names.some((n) => n.includes("redis")), `parser sees ${names.join(", ")}`);
+  cmd("plugin", "remove", "redis");
+  assert.doesNotMatch(cmd("plugin", "list"), /redis/);
+  assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), /User "wirescope-cli"/, "the CLI was refused nothing");
 
   // The aggregator makes the records stream and its consumer; the probe cannot reach the stream
   // through JetStream either (consumer API refused).
