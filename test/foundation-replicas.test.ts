@@ -62,12 +62,13 @@ test("three parser replicas on ephemeral ports are all listed by status; a stopp
       { timeoutMs: 30_000, intervalMs: 500, what: "the stopped replica to leave the registry" },
     );
     assert.deepEqual(left.map((r) => r.instance).sort(), ["replica-0", "replica-2"]);
-    // No InfluxDB in this test: status says so and exits 1, everything else is SERVING.
+    // No InfluxDB, probe or aggregator in this test: status lists every expected component, says
+    // those are not serving and exits 1; the parsers and NATS are SERVING.
     const s = status(nats.url);
     assert.equal(s.code, 1, s.stderr);
     assert.deepEqual(
       s.rows.filter((r) => r.health !== "SERVING").map((r) => r.component),
-      ["influxdb"],
+      ["influxdb", "probe", "aggregator"],
     );
   } finally {
     for (const r of replicas) await r.stop();
