@@ -158,6 +158,28 @@ function engineWith(...files: string[]): ConnectionEngine {
   return new ConnectionEngine(reg);
 }
 
+describe("a per-connection limit (-3) restarts the plugin's state instead of dropping the connection", () => {
+  test("restarted with a gap on each direction, only after progress; counted", () => {
+    const eng = engineWith(MISBEHAVE);
+    const c = eng.openConnection();
+    assert.equal(c.data(0, enc("MB:REC a"), 1n).records.length, 1);
+    const r = c.data(0, enc("MB:LIMIT"), 2n);
+    assert.equal(r.state, "decoding");
+    assert.equal(eng.counters.get("conn_restarted.limit"), 1);
+    // a fresh state, told that it starts mid-way: one gap before this direction's next bytes
+    const g = c.data(0, enc("MB:GAPS"), 3n);
+    assert.equal(recordToJson(g.records[0]!).resource, "gaps=1");
+    assert.equal(c.data(0, enc("MB:LIMIT"), 4n).state, "decoding");
+    assert.equal(eng.counters.get("conn_restarted.limit"), 2);
+    // no record since the last restart: the limit is final
+    const last = c.data(0, enc("MB:LIMIT"), 5n);
+    assert.equal(last.state, "rejected");
+    assert.equal(last.reason, "limit");
+    assert.equal(eng.counters.get("conn_restarted.limit"), 2);
+    assert.equal(eng.counters.get("conn_dropped.limit"), 1);
+  });
+});
+
 describe("isolation: traps, runaways, memory", { timeout: 60_000 }, () => {
   for (const [word, kind] of [
     ["LOOP", "runaway"],
