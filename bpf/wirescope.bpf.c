@@ -86,6 +86,14 @@ struct {
 	__type(value, struct conn_info);
 } conn_by_fd SEC(".maps");
 
+/* Copy policies (struct ws_copy_policy) of connections user space follows. Key: conn_key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct ws_copy_policy);
+} copy_policy SEC(".maps");
+
 /* fds known not to be TCP sockets, so the exit path skips them with one lookup.
  * Key: {tgid, fd}; removed on close (the fd number may then become a socket). */
 struct {
@@ -118,6 +126,8 @@ struct copy_state {
 	__u64 seq;
 	__u32 cap;
 	__u32 fill;       /* payload bytes gathered for the event being built */
+	__u64 skip;       /* bytes to pass over before copying again (the middle of a capped call) */
+	__u64 lost_iov;   /* the iovecs could not be followed: the rest of the call is a gap */
 };
 
 /* Scratch space for building one data event (too big for the 512-byte stack), per CPU. A chunk
@@ -435,10 +445,20 @@ static long copy_step(__u32 i, void *arg)
 			return 0;
 		}
 		/* cannot follow the iovecs further: the rest is a stated gap after what was gathered */
+		c->lost_iov = 1;
 		c->uncopied += c->to_copy;
 		c->to_copy = 0;
 		emit_gathered(c, ev, c->fill + c->uncopied);
 		return 1;
+	}
+	if (c->skip) {
+		/* the middle of a call under a copy policy: stated already, not copied */
+		__u64 k = c->cur_len - c->cur_off;
+		if (k > c->skip)
+			k = c->skip;
+		c->cur_off += k;
+		c->skip -= k;
+		return 0;
 	}
 	__u32 fill = c->fill & (WS_MAX_CHUNK - 1);
 	__u64 n = c->cur_len - c->cur_off;
@@ -496,6 +516,16 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	c->fill = 0;
 	c->to_copy = total > max_bytes_per_call ? max_bytes_per_call : total;
 	c->uncopied = total - c->to_copy;
+	c->skip = 0;
+	c->lost_iov = 0;
+	/* a copy policy: the head now, the tail in a second pass, the middle stated as a gap */
+	__u64 tail = 0;
+	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
+	if (pol && pol->head && (__u64)pol->head + pol->tail < c->to_copy) {
+		tail = pol->tail;
+		c->to_copy = pol->head;
+		c->uncopied = total - pol->head - tail;
+	}
 	c->cur_base = iov ? 0 : buf;
 	c->cur_len = iov ? 0 : total;
 	c->cur_off = 0;
@@ -513,6 +543,21 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	struct copy_ctx cc = { .sc = sc };
 	bpf_loop(steps, copy_step, &cc, 0);
 	/* iovecs shorter than the call said (never expected): what was gathered still goes out */
+	if (c->fill)
+		emit_gathered(c, ev, c->fill);
+	if (!tail || c->to_copy)
+		return;
+	if (c->lost_iov) {
+		/* no way to reach the tail: it is stated as a gap too */
+		emit_gathered(c, ev, tail);
+		return;
+	}
+	/* second pass: pass over the middle (stated on the head's last event), copy the tail */
+	c->skip = c->uncopied;
+	c->uncopied = 0;
+	c->to_copy = tail;
+	steps = (tail / c->cap) + 2 + (iov ? 2 * (iovcnt > WS_MAX_IOV ? WS_MAX_IOV : iovcnt) : 0);
+	bpf_loop(steps, copy_step, &cc, 0);
 	if (c->fill)
 		emit_gathered(c, ev, c->fill);
 }
@@ -723,6 +768,7 @@ static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
 	ev.cgroup_id = bpf_get_current_cgroup_id();
 	leader_comm(ev.comm);
 	int traced = process_traced(tgid) && ports_traced(ci->lport, ci->rport);
+	bpf_map_delete_elem(&copy_policy, &ci->conn_key);
 	bpf_map_delete_elem(&conn_by_fd, &key);
 	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);

@@ -133,6 +133,15 @@ struct ws_filter_cfg {
 	__u32 allow_ports_on;
 };
 
+/* Copy policy of one connection (map `copy_policy`, key: conn_key), set by user space for
+ * connections whose framing it follows (HTTP/1.1 bodies it states as gaps anyway). A call longer
+ * than head + tail is copied as its first `head` and last `tail` bytes; the middle is a stated gap
+ * on the last event of the head (seq stays contiguous). Removed at close. */
+struct ws_copy_policy {
+	__u32 head;
+	__u32 tail;
+};
+
 /* Key of the per-fd maps. */
 struct ws_fd_key {
 	__u32 tgid;

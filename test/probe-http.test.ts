@@ -1,6 +1,9 @@
 // The probe on real node:http traffic: every byte per connection, per direction, in order; roles,
 // addresses, pids and process names; a 1 MiB body in chunks; a capped configuration's gaps.
 import { test } from "node:test";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import assert from "node:assert/strict";
 import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, checkPair, assemble } from "./probe-helpers.js";
 
@@ -180,4 +183,62 @@ test("probe: the segments of one writev are one data event, not one per segment"
   assert.equal(eg.events, 1, `one writev of ${c2s.length} bytes in three segments: ${eg.events} events`);
   assert.equal(cv.data[1][0].payload.length, c2s.length);
   assert.equal(cv.data[1][0].originalLength, c2s.length);
+});
+
+// args: port, go-file. Once go-file exists, sends 100,000 bytes in one write(); node may need more
+// than one call when the socket buffer is full.
+const BIG_WRITE_CLIENT = `
+import net from "node:net";
+import fs from "node:fs";
+const s = net.connect(Number(process.argv[2]), "127.0.0.1", () => console.log("CONNECTED"));
+const t = setInterval(() => {
+  if (!fs.existsSync(process.argv[3])) return;
+  clearInterval(t);
+  const b = Buffer.alloc(100_000);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + 3) & 0xff;
+  s.write(b, () => { console.log("DONE"); setTimeout(() => s.end(), 200); });
+}, 10);
+`;
+
+test("probe: under a copy policy a long call is copied as head and tail, the middle an exact stated gap", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const probe = new CollectingProbe({});
+  t.after(() => probe.stop());
+  const server = await runChild("http-server", HTTP_SERVER);
+  t.after(() => server.kill());
+  const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const proxy = await startRecordingProxy(serverPort);
+  t.after(() => proxy.close());
+  const go = path.join(os.tmpdir(), `wirescope-go-${process.pid}-${Date.now()}`);
+  t.after(() => fs.rmSync(go, { force: true }));
+  const client = await runChild("big-write-client", BIG_WRITE_CLIENT, [String(proxy.port), go]);
+  t.after(() => client.kill());
+  await client.waitLine(/^CONNECTED/);
+  const deadline = Date.now() + 20_000;
+  let key: bigint | undefined;
+  while (!(key = probe.find((o) => o.tgid === client.pid)[0]?.[0]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(key, "client connection seen");
+  probe.source.setCopyPolicy(key, 1000, 100);
+  fs.writeFileSync(go, "");
+  await client.waitLine(/^DONE/);
+  const events = () => probe.conns.get(key!)!.data[1];
+  while (events().reduce((n, e) => n + e.originalLength, 0) < 100_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const sent = Buffer.concat(proxy.pairs[0].c2s);
+  assert.equal(sent.length, 100_000);
+  const a = assemble(events());
+  assert.equal(a.discontinuities, 0, "seq contiguous");
+  let copied = 0;
+  for (const e of events()) {
+    assert.ok(sent.subarray(Number(e.seq), Number(e.seq) + e.payload.length).equals(Buffer.from(e.payload)), "payload at its seq");
+    copied += e.payload.length;
+  }
+  const gapBytes = a.gaps.reduce((n, [, l]) => n + l, 0);
+  assert.equal(copied + gapBytes, 100_000, "copied + stated gaps = every byte");
+  assert.ok(a.gaps.length >= 1, "the middle of a call is a gap");
+  // each capped call copied its first 1000 and last 100 bytes: a gap starts 1000 bytes into a call
+  // and ends 100 bytes before the next one starts
+  assert.ok(copied <= a.gaps.length * 1100 + 1100, `copied ${copied} bytes for ${a.gaps.length} capped calls`);
+  assert.ok(a.bytes.subarray(0, 1000).equals(sent.subarray(0, 1000)), "the head of the first call");
+  assert.ok(a.bytes.subarray(a.bytes.length - 100).equals(sent.subarray(100_000 - 100)), "the tail of the last call");
+  probe.source.setCopyPolicy(key, 0, 0); // removing a policy is accepted
 });

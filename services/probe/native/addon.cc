@@ -105,6 +105,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("setFilterEntry", &Probe::SetFilterEntry),
                                           InstanceMethod("setFilterConfig", &Probe::SetFilterConfig),
                                           InstanceMethod("setListenPorts", &Probe::SetListenPorts),
+                                          InstanceMethod("setCopyPolicy", &Probe::SetCopyPolicy),
                                           InstanceMethod("programs", &Probe::Programs),
                                           InstanceMethod("close", &Probe::Close),
                                       });
@@ -445,6 +446,23 @@ class Probe : public Napi::ObjectWrap<Probe> {
   }
 
   // setFilterEntry(kind: "pid"|"comm"|"cgroup"|"port", key: number|bigint|string, action: 0 delete | 1 allow | 2 deny)
+  // setCopyPolicy(connKey: bigint, head, tail): head 0 removes the connection's policy.
+  Napi::Value SetCopyPolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 3 || !info[0].IsBigInt()) {
+      probe_error(env, "EINVAL", "setCopyPolicy(connKey: bigint, head, tail): bad arguments or probe closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    bool lossless = true;
+    uint64_t key = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+    ws_copy_policy pol = {info[1].ToNumber().Uint32Value(), info[2].ToNumber().Uint32Value()};
+    int fd = bpf_map__fd(skel_->maps.copy_policy);
+    // a full table or an already closed connection is not an error: the bytes are then copied
+    if (pol.head == 0) bpf_map_delete_elem(fd, &key);
+    else bpf_map_update_elem(fd, &key, &pol, BPF_ANY);
+    return env.Undefined();
+  }
+
   Napi::Value SetFilterEntry(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     size_t ks = 0;

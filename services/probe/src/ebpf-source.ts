@@ -65,6 +65,11 @@ export class EbpfSource implements EventSource {
     }
   }
 
+  /** See NativeProbe.setCopyPolicy. */
+  setCopyPolicy(connKey: bigint, head: number, tail: number): void {
+    this.probe.setCopyPolicy(connKey, head, tail);
+  }
+
   setFilter(f: FilterSpec): void {
     this.filter.apply(f);
   }

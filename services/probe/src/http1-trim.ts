@@ -43,6 +43,8 @@ class DirState {
 
 class ConnState {
   off = false;
+  /** `onFollow(key, true)` was called: the kernel copies only head and tail of long calls. */
+  followed = false;
   /** Direction that carries requests (1 egress = client side, 2 ingress = server side); 0 before the first bytes. */
   reqDir = 0;
   readonly d = [new DirState(), new DirState()];
@@ -72,7 +74,12 @@ export class Http1Trimmer {
   readonly pieces: number[] = [];
   readonly stats: TrimStats = { http1_conns: 0, passthrough_conns: 0, trimmed_bytes: 0, table_full: 0 };
 
-  constructor(private readonly maxConns = 65536) {}
+  /**
+   * @param onFollow told when a connection's framing is known (true: from now on the kernel may
+   *   copy only the head and tail of long calls, the trimmer states the middle anyway) and when
+   *   that stops (false: trimming gave up, or the connection is forgotten)
+   */
+  constructor(private readonly maxConns = 65536, private readonly onFollow?: (key: number, follow: boolean) => void) {}
 
   get size(): number {
     return this.conns.size;
@@ -80,6 +87,8 @@ export class Http1Trimmer {
 
   /** Forgets a connection (closed). */
   forget(key: number): void {
+    const c = this.conns.get(key);
+    if (c?.followed) this.onFollow?.(key, false);
     this.conns.delete(key);
   }
 
@@ -109,6 +118,7 @@ export class Http1Trimmer {
       this.stats.http1_conns++;
     }
     if (c.off) return 0;
+    this.key = key;
     const p = this.pieces;
     p.length = 0;
     const ds = c.d[dir === DIR_EGRESS ? 0 : 1];
@@ -160,7 +170,14 @@ export class Http1Trimmer {
     return p.length / 3;
   }
 
+  /** The connection of the current `trim` call. */
+  private key = 0;
+
   private giveUp(c: ConnState): number {
+    if (c.followed) {
+      c.followed = false;
+      this.onFollow?.(this.key, false);
+    }
     c.off = true;
     c.d[0].acc = c.d[1].acc = undefined;
     this.stats.passthrough_conns++;
@@ -197,6 +214,11 @@ export class Http1Trimmer {
       ds.accLen = 0;
     }
     if (!parseHead(c, ds, isReq, hb, hs, end)) return -1;
+    if (!c.followed && isReq) {
+      // a complete request head: this connection speaks HTTP/1.x
+      c.followed = true;
+      this.onFollow?.(this.key, true);
+    }
     return used;
   }
 }

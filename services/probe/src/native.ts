@@ -67,6 +67,7 @@ interface AddonProbe {
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
   setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void;
   setListenPorts(ports: number[]): void;
+  setCopyPolicy(connKey: bigint, head: number, tail: number): void;
   programs(): string[];
   close(): void;
 }
@@ -119,6 +120,14 @@ export class NativeProbe {
     const kernelDrops: Record<string, number> = {};
     DROP_REASONS.forEach((r, i) => (kernelDrops[r] = s.kernelDrops[i] ?? 0));
     return { ...s, kernelDrops, attached: s.attached && !this.closed };
+  }
+
+  /**
+   * Calls of this connection longer than head + tail bytes are copied as their head and tail, the
+   * middle stated as a gap (bpf/wirescope.h `ws_copy_policy`); head 0 removes the policy.
+   */
+  setCopyPolicy(connKey: bigint, head: number, tail: number): void {
+    if (!this.closed) this.p.setCopyPolicy(connKey, head, tail);
   }
 
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: "allow" | "deny" | "remove"): void {

@@ -84,7 +84,14 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
     maxBatchBytes: 512 * 1024,
   });
   const c = ctx.counters;
-  const trimmer = opts.http1Bodies === "trim" ? new Http1Trimmer() : undefined;
+  // Calls of a followed HTTP/1.1 connection are copied as head and tail only: a head holds the
+  // message head and the chunk-size line (node's own header limit is 16 KiB), a tail the end of a
+  // chunked body; the middle is body, stated as a gap by the kernel instead of copied and trimmed.
+  const copyHead = 16 * 1024;
+  const copyTail = 256;
+  const trimmer = opts.http1Bodies === "trim"
+    ? new Http1Trimmer(65536, (key, follow) => ebpf?.setCopyPolicy(connKeyBase | BigInt(key), follow ? copyHead : 0, copyTail))
+    : undefined;
 
   return {
     handlers: {
