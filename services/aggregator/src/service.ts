@@ -127,6 +127,7 @@ export const createService: CreateService = async (ctx) => {
           drops_invalid: c.drops.invalid,
           drops_cardinality: c.drops.cardinality_overflow,
           drops_span_buffer: c.drops.span_buffer_full,
+          drops_role_unknown: c.drops.role_unknown,
           drops_decode: decodeErrors,
           drops_influx_buffer: w.linesDropped.buffer_full,
           drops_influx_rejected: w.linesDropped.rejected,

@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { Role } from "@wirescope/common";
 import { Aggregator } from "./aggregator.js";
 import { makeRecord, exactQuantile } from "./testing.js";
 import { windowLines, SpanClock } from "./lines.js";
@@ -47,6 +48,18 @@ describe("Aggregator", () => {
       const got = s2xx.stats.quantile(q);
       assert.ok(Math.abs(got - exact) <= 0.01 * exact + 1e-9, `q${q}: ${got} vs ${exact}`);
     }
+  });
+
+  it("never guesses a role: a record whose role is unknown is counted, in no series and no edge", () => {
+    const agg = new Aggregator({ spans: false });
+    const known = makeRecord({ startMs: W0 + 100, durationMs: 2, server, client });
+    const unknown = makeRecord({ startMs: W0 + 200, durationMs: 2, server, client });
+    unknown.role = Role.UNKNOWN;
+    agg.ingest([known, unknown], W0 + 1000);
+    const closed = agg.closeDue(W0 + 60_000);
+    assert.equal(closed.flatMap((w) => w.red).reduce((a, s) => a + s.stats.requests, 0), 1);
+    assert.equal(closed.flatMap((w) => w.edges).reduce((a, e) => a + e.stats.requests, 0), 1);
+    assert.equal(agg.counters.drops.role_unknown, 1);
   });
 
   it("bounds series: 10,000 distinct numeric paths become one templated series", () => {

@@ -40,7 +40,7 @@ export interface ClosedWindow {
 }
 
 /** Why records did not count. */
-export type DropReason = "late" | "redelivered" | "future" | "invalid" | "cardinality_overflow" | "span_buffer_full";
+export type DropReason = "late" | "redelivered" | "future" | "invalid" | "cardinality_overflow" | "span_buffer_full" | "role_unknown";
 
 export interface CoreCounters {
   recordsIn: number;
@@ -119,7 +119,7 @@ export class Aggregator {
   readonly counters: CoreCounters = {
     recordsIn: 0,
     recordsAccepted: 0,
-    drops: { late: 0, redelivered: 0, future: 0, invalid: 0, cardinality_overflow: 0, span_buffer_full: 0 },
+    drops: { late: 0, redelivered: 0, future: 0, invalid: 0, cardinality_overflow: 0, span_buffer_full: 0, role_unknown: 0 },
     folded: 0,
     spansKept: 0,
     spansDropped: 0,
@@ -190,6 +190,12 @@ export class Aggregator {
       }
       if (endMs > nowMs + this.opts.maxFutureMs) {
         c.drops.future++;
+        continue;
+      }
+      // Neither the probe nor the content told which end served: counting it as either side
+      // would be a guess (both ends of one call, counted twice as servers). Counted instead.
+      if (r.role !== Role.CLIENT && r.role !== Role.SERVER) {
+        c.drops.role_unknown++;
         continue;
       }
       const w = windowStart(endMs, this.opts.windowMs);
