@@ -15,6 +15,9 @@ export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"
 /** Default gRPC control port per component (on WIRESCOPE_GRPC_HOST, 127.0.0.1). */
 export const DEFAULT_GRPC_PORTS: Readonly<Record<Component, number>> = { probe: 7701, parser: 7702, aggregator: 7703 };
 
+/** Default Prometheus `/metrics` port per component (on WIRESCOPE_METRICS_HOST, 127.0.0.1). */
+export const DEFAULT_METRICS_PORTS: Readonly<Record<Component, number>> = { probe: 9701, parser: 9702, aggregator: 9703 };
+
 export interface NatsOptions {
   url: string;
   user?: string;
@@ -39,6 +42,8 @@ export interface Config {
   /** Number of raw/record partitions (P). */
   partitions: number;
   grpc: { host: string; port: number };
+  /** Prometheus `/metrics` HTTP endpoint; port 0 = off. */
+  metrics: { host: string; port: number };
   logLevel: LevelWithSilent;
   logFormat?: "json" | "pretty";
   /** Local state (nats store, influxd data, logs) for `wirescope up`. */
@@ -54,6 +59,7 @@ export const DEFAULTS: Config = {
   influx: { url: "http://127.0.0.1:8086", database: "wirescope" },
   partitions: 64,
   grpc: { host: "127.0.0.1", port: 0 },
+  metrics: { host: "127.0.0.1", port: 0 },
   logLevel: "info",
   dataDir: ".wirescope",
   node: os.hostname(),
@@ -116,6 +122,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "partitions", env: "WIRESCOPE_PARTITIONS", default: String(DEFAULTS.partitions), description: "number of partitions P", apply: (c, v) => (c.partitions = int("partitions", v, 1, 65536)) },
   { flag: "grpc-host", env: "WIRESCOPE_GRPC_HOST", default: DEFAULTS.grpc.host, description: "address the gRPC control port binds", apply: (c, v) => (c.grpc.host = nonEmpty("grpc-host", v)) },
   { flag: "grpc-port", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
+  { flag: "metrics-host", env: "WIRESCOPE_METRICS_HOST", default: DEFAULTS.metrics.host, description: "address the Prometheus /metrics port binds", apply: (c, v) => (c.metrics.host = nonEmpty("metrics-host", v)) },
+  { flag: "metrics-port", env: "WIRESCOPE_METRICS_PORT", default: "probe 9701, parser 9702, aggregator 9703", description: "Prometheus /metrics port (0 = off)", apply: (c, v) => (c.metrics.port = int("metrics-port", v, 0, 65535)) },
   { flag: "log-level", env: "WIRESCOPE_LOG_LEVEL", default: DEFAULTS.logLevel, description: LOG_LEVELS.join("|"), apply: (c, v) => (c.logLevel = oneOf("log-level", v, LOG_LEVELS)) },
   { flag: "log-format", env: "WIRESCOPE_LOG_FORMAT", default: "pretty on a TTY, else json", description: "json|pretty", apply: (c, v) => (c.logFormat = oneOf("log-format", v, ["json", "pretty"] as const)) },
   { flag: "data-dir", env: "WIRESCOPE_DATA_DIR", default: DEFAULTS.dataDir, description: "local state for `up` (nats, influxdb, logs)", apply: (c, v) => (c.dataDir = nonEmpty("data-dir", v)) },
@@ -160,7 +168,10 @@ export interface LoadedConfig {
 export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   const env = input.env ?? process.env;
   const config: Config = structuredClone(DEFAULTS);
-  if (input.component) config.grpc.port = DEFAULT_GRPC_PORTS[input.component];
+  if (input.component) {
+    config.grpc.port = DEFAULT_GRPC_PORTS[input.component];
+    config.metrics.port = DEFAULT_METRICS_PORTS[input.component];
+  }
   for (const o of OPTIONS) {
     const v = o.env ? env[o.env] : undefined;
     if (v !== undefined && v !== "") {

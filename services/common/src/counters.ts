@@ -3,6 +3,7 @@
 /** Named numeric counters and gauges. Cheap enough for hot paths (a Map lookup and an add). */
 export class Counters {
   private readonly values = new Map<string, number>();
+  private readonly gauges = new Set<string>();
 
   /** Adds `n` (default 1) to a monotonically increasing counter. */
   add(name: string, n = 1): void {
@@ -12,6 +13,17 @@ export class Counters {
   /** Sets a gauge (a value that goes up and down, e.g. queue depth, lag). */
   set(name: string, value: number): void {
     this.values.set(name, value);
+    this.gauges.add(name);
+  }
+
+  /** Sets a counter to a total kept elsewhere (still monotonic: exported as a counter, not a gauge). */
+  setTotal(name: string, value: number): void {
+    this.values.set(name, value);
+  }
+
+  /** True when `name` was last written by `set` (a gauge), for the Prometheus export. */
+  isGauge(name: string): boolean {
+    return this.gauges.has(name);
   }
 
   get(name: string): number {

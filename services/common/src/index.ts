@@ -22,3 +22,4 @@ export * from "./record-json.js";
 export * from "./partition.js";
 export * from "./wire/index.js";
 export * from "./identity.js";
+export * from "./metrics.js";

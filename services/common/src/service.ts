@@ -2,8 +2,8 @@
 //
 // A service is built in two steps: `createService(ctx)` may fail with a clear message and starts
 // nothing; `run(signal)` runs until the signal aborts. The runtime owns everything around it:
-// config, logger, the shared NATS connection, the gRPC control port (Health + Status), and the
-// announcement in the `wirescope-services` KV bucket that `wirescope status` reads.
+// config, logger, the shared NATS connection, the gRPC control port (Health + Status), the
+// Prometheus /metrics port (metrics.ts), and the announcement in the `wirescope-services` KV bucket that `wirescope status` reads.
 import type { NatsConnection } from "nats";
 import { loadConfig, type Config, type Component } from "./config.js";
 import { redactUrl } from "./redact.js";
@@ -12,6 +12,7 @@ import { Counters } from "./counters.js";
 import { HealthGate } from "./health.js";
 import { connectNats } from "./nats.js";
 import { GrpcServer } from "./grpc.js";
+import { metricsRegistry, serveMetrics, type MetricsServer } from "./metrics.js";
 import { announce, openRegistry, defaultInstance } from "./registry.js";
 import { selfIdentity } from "./self-identity.js";
 import { ServiceError, WirescopeError, errorMessage } from "./errors.js";
@@ -144,6 +145,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
   };
 
   let grpcServer: GrpcServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   let nc: NatsConnection | undefined;
   let announcement: { stop(): Promise<void> } | undefined;
   let code = 0;
@@ -175,6 +177,30 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     info.set("grpc", address);
     log.info({ grpc: address }, "control port listening");
     opts.onListening?.(address);
+
+    // Prometheus /metrics: read at scrape time from the same counters as Status. A port that
+    // cannot be bound costs the metrics only (a warning in status), never the pipeline.
+    if (config.metrics.port > 0) {
+      const registry = metricsRegistry({
+        component: opts.component,
+        instance,
+        version: opts.version ?? "",
+        counters,
+        info,
+        ready: () => health.serving,
+        warnings: () => warnings.size + health.reasons().length,
+        uptimeSeconds: () => (Date.now() - started) / 1000,
+      });
+      try {
+        metricsServer = await serveMetrics(registry, config.metrics.host, config.metrics.port);
+        info.set("metrics", `http://${metricsServer.address}/metrics`);
+        log.info({ metrics: metricsServer.address }, "metrics port listening");
+      } catch (e) {
+        const what = `metrics port ${config.metrics.host}:${config.metrics.port} unavailable: ${errorMessage(e)}`;
+        warnings.add(what);
+        log.warn(what);
+      }
+    }
 
     // Announce once NATS is up; a server without JetStream only costs `status` discovery.
     void natsPromise.then(async (conn) => {
@@ -225,6 +251,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     process.off("SIGTERM", onSignal);
     await announcement?.stop();
     await grpcServer?.stop();
+    await metricsServer?.close();
     if (!nc) nc = await natsPromise.catch(() => undefined);
     if (nc && !nc.isClosed()) {
       await Promise.race([nc.drain().catch(() => nc?.close()), new Promise((r) => setTimeout(r, 3000).unref())]);

@@ -159,7 +159,12 @@ export const createService: CreateService = async (ctx) => {
         counters.set("plugins_loaded_now", plugins.plugins().length);
         counters.set("raw_sub_pending", input.pending);
         // The plugin host's own counters: traps under their usual name, the rest prefixed.
-        for (const [k, v] of Object.entries(plugins.engineCounters.snapshot())) counters.set(k.startsWith("plugin_traps.") ? k : `host.${k}`, v);
+        const host = plugins.engineCounters;
+        for (const [k, v] of Object.entries(host.snapshot())) {
+          const name = k.startsWith("plugin_traps.") ? k : `host.${k}`;
+          if (host.isGauge(k)) counters.set(name, v);
+          else counters.setTotal(name, v);
+        }
       }, 1000);
       const flusher = setInterval(() => output.poke(), o.flushMs);
 
