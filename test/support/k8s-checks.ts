@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import ts from "typescript";
-import { loadConfig, OPTIONS, DEFAULT_GRPC_PORTS, type Component } from "@wirescope/common";
+import { loadConfig, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component } from "@wirescope/common";
 import { parseProbeArgs } from "@wirescope/probe";
 import { parseParserArgs } from "@wirescope/parser";
 import { parseAggregatorArgs } from "@wirescope/aggregator";
@@ -315,7 +315,7 @@ function containerEnv(objs: K8sObject[], c: K8sObject): Record<string, string> {
 /**
  * The Wirescope containers: `wirescope <component> [flags]` with flags and WIRESCOPE_* variables
  * that the component really accepts, its default control port, gRPC readiness, a reachable
- * control address; and the URLs in the config point at the Services that exist.
+ * control address, its /metrics port exposed, bound on the pod IP and annotated for Prometheus; and the URLs in the config point at the Services that exist.
  */
 export function codeProblems(objs: K8sObject[]): string[] {
   const out: string[] = [];
@@ -341,6 +341,14 @@ export function codeProblems(objs: K8sObject[]): string[] {
         const { config, rest } = loadConfig({ component, argv: c.args.slice(1), env });
         SERVICE_PARSERS[component](rest);
         if (config.grpc.host !== env.WIRESCOPE_GRPC_HOST || config.grpc.host === "127.0.0.1") out.push(`${cw}: control port not bound on the pod IP`);
+        if (config.metrics.host !== env.WIRESCOPE_METRICS_HOST || config.metrics.host === "127.0.0.1") out.push(`${cw}: metrics port not bound on the pod IP`);
+        const scrape = w.spec?.template?.metadata?.annotations ?? {};
+        if (config.metrics.port === 0) out.push(`${cw}: /metrics is off`);
+        else if (!(c.ports ?? []).some((p: K8sObject) => p.containerPort === config.metrics.port)) out.push(`${cw}: does not expose the metrics port ${config.metrics.port}`);
+        if (scrape["prometheus.io/scrape"] !== "true" || scrape["prometheus.io/port"] !== String(config.metrics.port) || scrape["prometheus.io/path"] !== "/metrics") {
+          out.push(`${cw}: prometheus.io annotations do not point at /metrics on ${config.metrics.port}`);
+        }
+        if (config.metrics.port !== DEFAULT_METRICS_PORTS[component]) out.push(`${cw}: metrics port ${config.metrics.port} is not the default ${DEFAULT_METRICS_PORTS[component]}`);
       } catch (e) {
         out.push(`${cw}: ${(e as Error).message.split("\n")[0]}`);
       }

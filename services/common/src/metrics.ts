@@ -19,6 +19,7 @@ import type { AddressInfo } from "node:net";
 import { Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import type { Counters } from "./counters.js";
 import { errorMessage } from "./errors.js";
+import { hostPort } from "./identity.js";
 
 export interface MetricsSource {
   component: string;
@@ -154,7 +155,7 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
   });
   const a = server.address() as AddressInfo;
   return {
-    address: `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`,
+    address: hostPort(a.address, a.port),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

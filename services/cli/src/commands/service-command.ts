@@ -1,5 +1,5 @@
 // `wirescope probe|parser|aggregator`: one instance of a service in the foreground.
-import { runService, optionsHelp, DEFAULT_GRPC_PORTS, type Component, type CreateService } from "@wirescope/common";
+import { runService, optionsHelp, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/common";
 import type { Command } from "../command.js";
 import { VERSION } from "../version.js";
 
@@ -19,6 +19,8 @@ export function serviceCommand(component: Component, load: () => Promise<{ creat
 Runs one ${component} in the foreground until Ctrl-C / SIGTERM. Serves gRPC (grpc.health.v1.Health
 and wirescope.v1.${component[0].toUpperCase()}${component.slice(1)}Service) on --grpc-host:--grpc-port (default 127.0.0.1:${DEFAULT_GRPC_PORTS[component]})
 and announces itself in the NATS KV bucket wirescope-services so \`wirescope status\` finds it.
+Serves Prometheus GET /metrics (the status counters, drops and process metrics) on
+--metrics-host:--metrics-port (default 127.0.0.1:${DEFAULT_METRICS_PORTS[component]}; 0 = off).
 
 options:
 ${optionsHelp()}

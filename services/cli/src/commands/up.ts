@@ -25,6 +25,8 @@ import {
   errorMessage,
   ServingStatus,
   DEFAULT_GRPC_PORTS,
+  DEFAULT_METRICS_PORTS,
+  hostPort,
   prepareNatsAuth,
   natsUserEnv,
   type Component,
@@ -38,7 +40,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -69,6 +71,9 @@ options:
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
   --aggregator-port N  aggregator gRPC port (default ${DEFAULT_GRPC_PORTS.aggregator})
+  --probe-metrics-port N       probe Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.probe})
+  --parser-metrics-port N      parser Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.parser})
+  --aggregator-metrics-port N  aggregator Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.aggregator})
   --start-timeout ms   how long each process may take to become healthy (default 60000)
 ${optionsHelp()}`;
 
@@ -77,6 +82,8 @@ interface UpOptions {
   build: boolean;
   probe: boolean;
   ports: Record<Component, number>;
+  /** Prometheus /metrics port per service, 0 = off. */
+  metricsPorts: Record<Component, number>;
   startTimeoutMs: number;
   watchParent: boolean;
   demo: boolean;
@@ -85,10 +92,10 @@ interface UpOptions {
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0 };
-  const num = (flag: string, v: string | undefined, max: number) => {
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0 };
+  const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
-    if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > max) throw new UsageError(`${flag}: expected an integer in [1, ${max}], got "${v ?? ""}"`);
+    if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
     return n;
   };
   for (let i = 0; i < rest.length; i++) {
@@ -105,6 +112,9 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
       case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
+      case "--probe-metrics-port": o.metricsPorts.probe = num(flag, value(), 65535, 0); break;
+      case "--parser-metrics-port": o.metricsPorts.parser = num(flag, value(), 65535, 0); break;
+      case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, value(), 65535, 0); break;
       case "--start-timeout": o.startTimeoutMs = num(flag, value(), 3_600_000); break;
       default: throw new UsageError(`unknown argument "${rest[i]}" (see wirescope up --help)`);
     }
@@ -355,7 +365,14 @@ async function up(argv: string[]): Promise<number> {
       });
     await check("nats-server", nats.host, nats.port);
     await check("influxd", influx.host, influx.port);
-    for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
+    for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) {
+      await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
+      // Metrics are an outlet, not the pipeline: a taken port turns them off for that service.
+      if (opts.metricsPorts[c] > 0 && (await tcpReachable(config.metrics.host, opts.metricsPorts[c], 500))) {
+        say(`${c}: ${hostPort(config.metrics.host, opts.metricsPorts[c])} is already in use, so no /metrics for it (--${c}-metrics-port N picks another)`);
+        opts.metricsPorts[c] = 0;
+      }
+    }
     const demoMissing = opts.demo ? missingForDemo() : undefined;
     if (opts.demo && !demoMissing) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) await check(`demo ${what}`, "127.0.0.1", port);
 
@@ -397,6 +414,7 @@ async function up(argv: string[]): Promise<number> {
       WIRESCOPE_INFLUX_URL: config.influx.url,
       WIRESCOPE_INFLUX_DB: config.influx.database,
       WIRESCOPE_GRPC_HOST: config.grpc.host,
+      WIRESCOPE_METRICS_HOST: config.metrics.host,
       WIRESCOPE_DATA_DIR: config.dataDir,
       WIRESCOPE_PARTITIONS: String(config.partitions),
       WIRESCOPE_LOG_LEVEL: config.logLevel,
@@ -416,7 +434,7 @@ async function up(argv: string[]): Promise<number> {
         sup.notStarted(spec, opts.probe ? "down" : "disabled", `${prep.off.why}; fix: ${prep.off.fix}`);
         continue;
       }
-      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(opts.ports[component])];
+      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(opts.ports[component]), "--metrics-port", String(opts.metricsPorts[component])];
       // `up` itself health-checks the services and influxd: part of the pipeline, never traced
       if (component === "probe") args.push("--exclude-pid", String(process.pid));
       const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
@@ -481,6 +499,8 @@ async function up(argv: string[]): Promise<number> {
 
     say("");
     process.stdout.write(table(sup.states()));
+    const scraped = sup.states().filter((c) => c.pid && (c.component === "probe" || c.component === "parser" || c.component === "aggregator") && opts.metricsPorts[c.component] > 0);
+    if (scraped.length) say(`metrics (Prometheus): ${scraped.map((c) => `${c.name} http://${hostPort(config.metrics.host, opts.metricsPorts[c.component as Component])}/metrics`).join("  ")}`);
     say(`logs: ${rel(logs)}/   status: npx wirescope status   stop: Ctrl-C`);
     say(`ready: ${sup.processes().length} processes running`);
     if (captureOff) say(`capture is OFF: ${captureOff.why}. Fix: ${captureOff.fix}`);
