@@ -1,4 +1,5 @@
-// `wirescope up --no-demo` with its generated NATS users, end to end: records reach InfluxDB, the
+// `wirescope up --no-demo` with its generated NATS users and InfluxDB admin, end to end: records
+// reach InfluxDB (which refuses anonymous queries), `top` reads them with the data dir's user, the
 // server refused nothing the components needed (no permission violation in its log), no password
 // is on a command line, in up's output or in the logs, and no control port answers on a
 // non-loopback address of this machine.
@@ -11,8 +12,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readNatsCredentials, NATS_ROLES } from "@wirescope/common";
-import { freePort, tempDir, waitFor, influxQuery } from "./support/index.js";
+import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
+import { freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -27,7 +28,7 @@ function connectOutcome(host: string, port: number): Promise<string> {
   });
 }
 
-test("up with NATS users: records reach InfluxDB, nothing refused, no password shown, control ports loopback only", { timeout: 300_000 }, async (t) => {
+test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refused, no password shown, control ports loopback only", { timeout: 300_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
   assert.ok(external, "this machine needs a non-loopback IPv4 address to check that control ports refuse it");
@@ -57,23 +58,39 @@ test("up with NATS users: records reach InfluxDB, nothing refused, no password s
     assert.doesNotMatch(out, /capture is OFF/, out);
     const creds = readNatsCredentials(dataDir);
     assert.ok(creds, "credentials generated into the data dir");
-    for (const f of ["nats-auth.json", "nats-server.conf"]) assert.equal(fs.statSync(path.join(dataDir, f)).mode & 0o777, 0o600, f);
+    for (const f of ["nats-auth.json", "nats-server.conf", "influxdb/influxdb.conf"]) assert.equal(fs.statSync(path.join(dataDir, f)).mode & 0o777, 0o600, f);
 
     // Traffic the probe sees; its records must travel probe → parser → aggregator → InfluxDB.
     await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
     const appPort = (app.address() as net.AddressInfo).port;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
     const get = () => new Promise<void>((resolve, reject) => http.get({ host: "127.0.0.1", port: appPort, path: "/auth-check", agent }, (res) => res.resume().on("end", resolve)).on("error", reject));
-    const db = "wirescope";
+    // InfluxDB answers only its admin user (generated into the data dir, given to the aggregator).
+    const admin = readInfluxCredentials(dataDir);
+    assert.ok(admin, "InfluxDB admin generated into the data dir");
+    assert.equal(fs.statSync(path.join(dataDir, "influx-auth.json")).mode & 0o777, 0o600);
+    const query = (q: string, auth?: { user: string; password: string }) =>
+      fetch(`http://127.0.0.1:${ports.influx}/query?${new URLSearchParams({ q, db: "wirescope" })}`, {
+        headers: auth ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` } : {},
+        signal: AbortSignal.timeout(10_000),
+      });
+    assert.equal((await query("SHOW MEASUREMENTS")).status, 401, "no credentials: refused");
+    assert.equal((await query("SHOW MEASUREMENTS", { user: admin.user, password: "wrong" })).status, 401, "wrong password: refused");
     await waitFor(
       async () => {
         for (let i = 0; i < 20; i++) await get();
-        const r = JSON.stringify(await influxQuery(`http://127.0.0.1:${ports.influx}`, "SHOW MEASUREMENTS", db));
-        return r.includes('"values"');
+        const r = await query("SHOW MEASUREMENTS", admin);
+        return r.ok && (await r.text()).includes('"values"');
       },
       { timeoutMs: 120_000, intervalMs: 2000, what: "records in InfluxDB" },
     );
     agent.destroy();
+
+    // `top` as a CLI user reads InfluxDB with the admin from the data dir.
+    const top = spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "5m", "--data-dir", dataDir, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    assert.equal(top.status, 0, `top: ${top.stdout}${top.stderr}`);
+    assert.doesNotMatch(top.stdout + top.stderr, /refused|HTTP 40[13]/);
+    assert.match(top.stdout, new RegExp(`:${appPort}\\s+server`), `the traced app in top:\n${top.stdout}`);
 
     // `status` as a CLI user: its NATS user comes from the data dir; everything SERVING.
     const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
@@ -86,10 +103,10 @@ test("up with NATS users: records reach InfluxDB, nothing refused, no password s
     assert.doesNotMatch(natsLog, /Violation/, "permission violations in the nats-server log");
 
     // No password on any command line (world-readable), in up's output, in status or in the logs.
-    const passwords = NATS_ROLES.map((r) => creds[r].password);
+    const passwords = [...NATS_ROLES.map((r) => creds[r].password), admin.password];
     const pids = [...out.matchAll(/^(?:nats-server|influxd|probe|parser|aggregator)\s+(\d+)\s/gm)].map((m) => Number(m[1]));
     assert.equal(pids.length, 5, out);
-    const shown = [out, st.stdout, st.stderr, ...pids.map((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8"))];
+    const shown = [out, st.stdout, st.stderr, top.stdout, top.stderr, ...pids.map((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8"))];
     for (const f of fs.readdirSync(path.join(dataDir, "logs"))) shown.push(fs.readFileSync(path.join(dataDir, "logs", f), "utf8"));
     for (const p of passwords) assert.ok(!shown.some((s) => s.includes(p)), "a password is visible");
 

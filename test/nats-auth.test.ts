@@ -19,6 +19,10 @@ import {
   NATS_CREDENTIALS_FILE,
   NATS_SERVER_CONFIG_FILE,
   REGISTRY_BUCKET,
+  DEFAULTS,
+  INFLUX_CREDENTIALS_FILE,
+  prepareInfluxAuth,
+  startInfluxd,
   type NatsRole,
 } from "@wirescope/common";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
@@ -147,4 +151,30 @@ test("generated NATS users: no anonymous access, each component held to its subj
   );
   // Without credentials a raw client gets no further than the handshake.
   await assert.rejects(connect({ servers: url, timeout: 3000 }), /authorization/i);
+});
+
+test("influxd with the generated admin: created on the first start, checked on later ones, anonymous refused", { timeout: 90_000 }, async () => {
+  const dataDir = tempDir("wirescope-influx-auth-");
+  const admin = prepareInfluxAuth(dataDir);
+  assert.equal(fs.statSync(path.join(dataDir, INFLUX_CREDENTIALS_FILE)).mode & 0o777, 0o600);
+  assert.deepEqual(prepareInfluxAuth(dataDir), admin, "kept across runs");
+  assert.deepEqual(loadConfig({ env: {}, argv: ["--data-dir", dataDir] }).config.influx, { ...DEFAULTS.influx, ...admin });
+  const dir = path.join(dataDir, "influxdb");
+  const q = (url: string, auth?: { user: string; password: string }) =>
+    fetch(`${url}/query?q=SHOW+DATABASES`, { headers: auth ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` } : {} }).then((r) => r.status);
+  let srv = await startInfluxd({ dir, admin });
+  try {
+    assert.equal(await q(srv.url), 401);
+    assert.equal(await q(srv.url, admin), 200);
+    const port = srv.port;
+    await srv.stop(5000);
+    // A restart (supervision, next `up`): the user exists, the same credentials are accepted.
+    srv = await startInfluxd({ dir, port, admin });
+    assert.equal(await q(srv.url, admin), 200);
+    await srv.stop(5000);
+    // Credentials that disagree with the data: a clear error, not a stack that cannot write.
+    await assert.rejects(startInfluxd({ dir, port, admin: { user: admin.user, password: "other" } }), /refuses wirescope-admin/);
+  } finally {
+    await srv.stop(5000);
+  }
 });

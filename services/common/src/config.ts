@@ -8,6 +8,7 @@ import { ConfigError } from "./errors.js";
 import { LOG_LEVELS } from "./log.js";
 import { redactUrl } from "./redact.js";
 import { readNatsCredentials } from "./nats-permissions.js";
+import { readInfluxCredentials } from "./influx-auth.js";
 
 export type Component = "probe" | "parser" | "aggregator";
 export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
@@ -148,8 +149,8 @@ export interface LoadConfigInput {
   /** Programmatic overrides, applied after flags (tests). */
   overrides?: Partial<Config>;
   /**
-   * With no NATS credentials given, use the user `wirescope up` generated in the data dir (the
-   * component's own, or the CLI's) when that file is readable (default true).
+   * With no NATS (InfluxDB) credentials given, use the user `wirescope up` generated in the data
+   * dir (NATS: the component's own, or the CLI's) when that file is readable (default true).
    */
   natsAuthFromDataDir?: boolean;
 }
@@ -214,6 +215,11 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   if (input.natsAuthFromDataDir !== false && !n.user && !n.password && !n.token && !n.credsFile) {
     const own = readNatsCredentials(config.dataDir)?.[input.component ?? "cli"];
     if (own) Object.assign(n, { user: own.user, password: own.password });
+  }
+  const i = config.influx;
+  if (input.natsAuthFromDataDir !== false && !i.user && !i.password && !i.token) {
+    const admin = readInfluxCredentials(config.dataDir);
+    if (admin) Object.assign(i, { user: admin.user, password: admin.password });
   }
   return { config, rest };
 }

@@ -12,6 +12,7 @@ export * from "./service.js";
 export * from "./process.js";
 export * from "./local-stack.js";
 export * from "./nats-permissions.js";
+export * from "./influx-auth.js";
 export * from "./nats.js";
 export * from "./grpc.js";
 export * from "./registry.js";

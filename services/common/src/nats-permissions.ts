@@ -159,7 +159,7 @@ export function readNatsCredentials(dataDir: string): NatsCredentials | undefine
 }
 
 /** Writes `text` to `file` readable by its owner only (also when the file existed with wider rights). */
-function writePrivate(file: string, text: string): void {
+export function writePrivate(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, text, { mode: 0o600 });
   fs.chmodSync(tmp, 0o600);

@@ -29,6 +29,8 @@ import {
   hostPort,
   prepareNatsAuth,
   natsUserEnv,
+  prepareInfluxAuth,
+  influxUserEnv,
   type Component,
   type Config,
   type ManagedProcess,
@@ -389,6 +391,8 @@ async function up(argv: string[]): Promise<number> {
     });
     if (stopping.signal.aborted) return 0;
 
+    // influxd with authentication: an admin user generated once into the data dir (0600).
+    const influxAdmin = prepareInfluxAuth(config.dataDir);
     const influxLog = path.join(logs, "influxd.log");
     await sup.start({
       name: "influxd",
@@ -396,9 +400,9 @@ async function up(argv: string[]): Promise<number> {
       address: `http://${influx.host}:${influx.port} (db ${config.influx.database})`,
       log: influxLog,
       start: async () => {
-        const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true });
+        const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true, admin: influxAdmin });
         try {
-          await createDatabase(srv.url, config);
+          await createDatabase(srv.url, config, influxAdmin);
         } catch (e) {
           await srv.stop(3000);
           throw e;
@@ -423,6 +427,7 @@ async function up(argv: string[]): Promise<number> {
     };
     delete env.WIRESCOPE_NATS_TOKEN;
     delete env.WIRESCOPE_NATS_CREDS;
+    for (const k of ["WIRESCOPE_INFLUX_USER", "WIRESCOPE_INFLUX_PASSWORD", "WIRESCOPE_INFLUX_TOKEN"]) delete env[k];
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
@@ -442,7 +447,7 @@ async function up(argv: string[]): Promise<number> {
         await sup.start({
           ...spec,
           start: async (signal) => {
-            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component) }, logFile, cwd: ROOT, detached: true });
+            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
             } catch (e) {
@@ -559,9 +564,10 @@ export function exitReason(logTail: string): string {
   return lines.slice(-3).join(" | ") || "no output";
 }
 
-async function createDatabase(url: string, config: Config): Promise<void> {
+async function createDatabase(url: string, config: Config, admin: { user: string; password: string }): Promise<void> {
   const q = new URLSearchParams({ q: `CREATE DATABASE "${config.influx.database.replace(/"/g, '\\"')}"` });
-  const res = await fetch(`${url}/query?${q}`, { method: "POST", signal: AbortSignal.timeout(10_000) });
+  const authorization = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`;
+  const res = await fetch(`${url}/query?${q}`, { method: "POST", headers: { authorization }, signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`influxd: CREATE DATABASE ${config.influx.database} failed: HTTP ${res.status} ${await res.text()}`);
 }
 
