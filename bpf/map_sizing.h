@@ -12,6 +12,13 @@
 #define WS_MAX_CONNS 65536
 /* (tgid, fd) pairs known not to be TCP sockets (files, pipes, UDP, unix). LRU. */
 #define WS_MAX_NONSOCK 65536
+/* TLS library calls in flight between entry and return (one per thread). LRU: a thread killed
+ * inside a call never returns (its entry is also removed at thread exit). */
+#define WS_MAX_SSL_CALLS 16384
+/* TLS objects (SSL*) whose socket fd is known, keyed by (tgid, pointer). LRU. */
+#define WS_MAX_SSL_FDS 65536
+/* TLS library files already attached (not announced again). */
+#define WS_MAX_TLS_LIBS 256
 /* Filter entries per kind (pids, comms, cgroups, ports). */
 #define WS_MAX_FILTER 1024
 /* Listening ports, used to infer the role of connections that predate the probe. */

@@ -10,8 +10,8 @@
  *                                    task->files->fdt->fd[fd] ─▶ file ─▶ socket ─▶ sock
  *                                    TCP over IPv4/IPv6? track (inferred role) : cache as nonsock
  *
- * Not covered: io_uring (no syscalls to trace), sendmmsg/recvmmsg (UDP-oriented), splice,
- * TLS inside the process (the bytes are encrypted by the time they reach the socket).
+ * Not covered: io_uring (no syscalls to trace), sendmmsg/recvmmsg (UDP-oriented), splice.
+ * TLS: plaintext from uprobes on the TLS library (tls.bpf.h), attached by user space per file.
  * sendfile on a traced socket is recorded as a gap of the right size (the bytes come from a file).
  */
 #include "vmlinux.h"
@@ -78,6 +78,7 @@ struct conn_info {
 	__u16 rport;
 	__u8 role;
 	__u8 flags;
+	__u8 tls_lib;      /* enum ws_tls_lib once flags has WS_CONN_F_TLS */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -266,8 +267,8 @@ static __always_inline int ports_traced(__u16 lport, __u16 rport)
 	return 1;
 }
 
-/* fd -> struct sock of a TCP socket over IPv4/IPv6, or NULL. */
-static __always_inline struct sock *tcp_sock_of_fd(__u32 fd)
+/* fd of the current process -> struct file, or NULL. */
+static __always_inline struct file *file_of_fd(__u32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	struct files_struct *files = BPF_CORE_READ(task, files);
@@ -277,7 +278,16 @@ static __always_inline struct sock *tcp_sock_of_fd(__u32 fd)
 		return NULL;
 	struct file **fdarr = BPF_CORE_READ(fdt, fd);
 	struct file *file = NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]))
+		return NULL;
+	return file;
+}
+
+/* fd -> struct sock of a TCP socket over IPv4/IPv6, or NULL. */
+static __always_inline struct sock *tcp_sock_of_fd(__u32 fd)
+{
+	struct file *file = file_of_fd(fd);
+	if (!file)
 		return NULL;
 	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
@@ -562,6 +572,8 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 		emit_gathered(c, ev, c->fill);
 }
 
+#include "tls.bpf.h"
+
 static __always_inline int save_args(__u32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -587,6 +599,8 @@ static __always_inline int data_exit(long ret, __u8 dir)
 	struct conn_info *ci = conn_of_fd(id >> 32, args.fd);
 	if (!ci)
 		return 0;
+	if (tls_socket_bytes(ci, id, args.fd, ret))
+		return 0; /* ciphertext of a connection whose plaintext the TLS uprobes give */
 	__u64 buf = args.buf, iov = 0;
 	__u32 iovcnt = 0;
 	switch (args.syscall) {
@@ -761,6 +775,7 @@ static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
 	ev.rport = ci->rport;
 	ev.role = ci->role;
 	ev.flags = ci->flags;
+	ev.tls_lib = ci->tls_lib;
 	ev.fd = fd;
 	ev.syscall = syscall;
 	ev.sent_bytes = ci->seq[0];

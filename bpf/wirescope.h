@@ -9,7 +9,13 @@
  *
  *   ws_event_hdr (32 bytes) ─┬─ type = WS_EV_DATA      → ws_data_event  (hdr + 24 bytes + payload[len])
  *                            ├─ type = WS_EV_OPEN      → ws_conn_event  (hdr + addresses, role, comm)
- *                            └─ type = WS_EV_CLOSE     → ws_conn_event
+ *                            ├─ type = WS_EV_CLOSE     → ws_conn_event
+ *                            └─ type = WS_EV_TLS_LIB   → ws_lib_event   (a TLS library mapped)
+ *
+ * TLS (bpf/tls.bpf.h): a connection whose socket bytes a TLS library moved is announced by a
+ * second WS_EV_OPEN of its conn_key with WS_CONN_F_TLS set; from there on its data events carry
+ * the plaintext of the library's read/write calls with seq counted from 0 again, and its socket
+ * bytes (ciphertext) are no longer sent.
  *
  * A data event covers the byte range [seq, seq + original_length) of one direction of one
  * connection; only the first `len` bytes of it are in `payload`. len < original_length means the
@@ -28,6 +34,7 @@ enum ws_event_type {
 	WS_EV_DATA = 1,
 	WS_EV_OPEN = 2,
 	WS_EV_CLOSE = 3,
+	WS_EV_TLS_LIB = 4,
 };
 
 /* Values match wirescope.v1.Role and wirescope.v1.Direction. */
@@ -57,6 +64,38 @@ enum ws_syscall {
 	WS_SYS_ACCEPT = 11,
 	WS_SYS_CLOSE = 12,
 	WS_SYS_DUP = 13,
+	WS_SYS_SSL_READ = 14,  /* plaintext from a TLS library's read (SSL_read, SSL_read_ex) */
+	WS_SYS_SSL_WRITE = 15, /* plaintext given to a TLS library's write */
+};
+
+/* TLS libraries the probe reads plaintext from (ws_conn_event.tls_lib), with their names. */
+#define WS_TLS_LIBS(X) \
+	X(OPENSSL, "openssl") /* OpenSSL 1.1/3 libssl: SSL_read(_ex), SSL_write(_ex) */
+
+enum ws_tls_lib {
+	WS_TLS_NONE = 0,
+#define WS_TLS_ENUM(name, text) WS_TLS_##name,
+	WS_TLS_LIBS(WS_TLS_ENUM)
+#undef WS_TLS_ENUM
+	WS_TLS_MAX,
+};
+
+/* TLS counters: index into the per-CPU `tls_stats` array. None of them is a lost event of a
+ * traced connection except no_fd and not_tcp (plaintext whose connection is unknown). */
+#define WS_TLS_STATS(X)                                                                          \
+	X(CIPHER_BYTES, "cipher_bytes_saved") /* socket bytes of TLS connections not sent */      \
+	X(CALLS, "calls")                     /* read/write calls that gave plaintext */          \
+	X(CALL_EMPTY, "call_empty")           /* calls returning <= 0 bytes (error, want read) */  \
+	X(NO_FD, "no_fd")                     /* a TLS object never seen on a socket: dropped */  \
+	X(NOT_TCP, "not_tcp")                 /* its fd is not a TCP socket (unix, pipe): dropped */\
+	X(ABANDONED, "call_abandoned")        /* a thread exited inside a TLS call */             \
+	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */
+
+enum ws_tls_stat {
+#define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,
+	WS_TLS_STATS(WS_TLS_STAT_ENUM)
+#undef WS_TLS_STAT_ENUM
+	WS_TLS_STAT_MAX,
 };
 
 /* Why an event was lost in the kernel: index into the per-CPU `drops` array. One list, expanded
@@ -78,6 +117,7 @@ enum ws_drop_reason {
 
 /* Connection flags (ws_conn_event.flags). */
 #define WS_CONN_F_INFERRED 1 /* existed before the probe saw connect/accept; role inferred */
+#define WS_CONN_F_TLS 2      /* data is the plaintext of a TLS library (tls_lib says which) */
 
 /* Filter actions stored as values of the filter maps. */
 #define WS_FILTER_ALLOW 1
@@ -118,10 +158,29 @@ struct ws_conn_event {
 	__u8 flags;             /* WS_CONN_F_* */
 	__u32 fd;
 	__u8 syscall;           /* enum ws_syscall that opened/closed it */
-	__u8 _pad2[3];
+	__u8 tls_lib;           /* enum ws_tls_lib when flags has WS_CONN_F_TLS */
+	__u8 _pad2[2];
 	__u64 sent_bytes;       /* totals at close */
 	__u64 recv_bytes;
 	char comm[WS_COMM_LEN]; /* thread-group leader's comm */
+};
+
+/* A TLS library was mapped executable by a process (mmap with PROT_EXEC of a file named like
+ * one): user space finds its path in /proc/<tgid>/maps by (dev, ino) and attaches uprobes once per
+ * file. hdr.conn_key is 0. Files already attached (map `tls_libs_known`) are not announced. */
+struct ws_lib_event {
+	struct ws_event_hdr hdr;
+	__u64 ino;
+	__u32 dev;              /* kernel dev_t: major << 20 | minor */
+	__u8 tls_lib;           /* enum ws_tls_lib */
+	__u8 _pad3[3];
+};
+
+/* Key of `tls_libs_known`: a library file by device and inode. */
+struct ws_lib_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
 };
 
 /* Runtime switches for the allow lists (array map `filter_cfg`, one entry). When an allow list

@@ -10,7 +10,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
-import { tempDir } from "./support/index.js";
+import type { ManagedProcess } from "@wirescope/common";
+import { tempDir, spawnTracked } from "./support/index.js";
+
+/** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */
+export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string, args: string[] = []): Promise<ManagedProcess> {
+  return spawnTracked("probe", process.execPath, [
+    path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", natsUrl, "--grpc-port", String(grpcPort),
+    "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", "--node", "test-node", ...args,
+  ], { logFile: path.join(dir, "probe.log") });
+}
 
 /** Skips the test (with the reason) when eBPF cannot be used here; fails instead under WIRESCOPE_REQUIRE_BPF=1. */
 export function bpfAvailable(t: TestContext): boolean {

@@ -5,13 +5,12 @@
 // size, and the bytes published per request stay under 4 KiB.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect } from "nats";
 import { Role, ProbeService, createClient } from "@wirescope/common";
-import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT } from "./probe-helpers.js";
+import { startNats, freePort, tempDir } from "./support/index.js";
+import { bpfAvailable, runChild, spawnProbe } from "./probe-helpers.js";
 import { startParser, settleRecords, parserStatus } from "./parser-support.js";
 
 const run = promisify(execFile);
@@ -40,11 +39,7 @@ test("probe: 64 KiB HTTP/1.1 bodies are stated as gaps, every request is recorde
 
   const dir = tempDir("wirescope-probe-bodies-");
   const grpcPort = await freePort();
-  const probe = await spawnTracked("probe", process.execPath, [
-    path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", url, "--grpc-port", String(grpcPort),
-    "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", "--node", "test-node",
-    "--allow-port", String(port),
-  ], { logFile: path.join(dir, "probe.log") });
+  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port)]);
   t.after(() => probe.stop());
   const parser = await startParser(url);
   t.after(() => parser.proc.stop());

@@ -237,7 +237,7 @@ export class ConnTable {
       session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port, midstream: !fromOpen }),
       dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
       egressDir: eps.role === Role.SERVER ? 1 : 0,
-      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node }),
+      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined }),
       serverService: eps.server.service,
       eps,
       lastActive: now,
@@ -320,7 +320,7 @@ export class ConnTable {
   /** Freezes the ends as resolved so far into the host fields and the output key. */
   private encodeEnds(c: Conn): void {
     const eps = c.eps;
-    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node });
+    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined });
     c.serverService = eps.server.service;
   }
 

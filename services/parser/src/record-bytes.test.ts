@@ -59,7 +59,14 @@ describe("appendHostFields", () => {
       role: Role.SERVER,
       node: "n1",
     });
+    const tls = fromBinary(RecordSchema, appendHostFields(pluginRecord(), encodeHostFields({ connKey: 1n, role: Role.CLIENT, node: "n", tlsLibrary: "openssl" }), 0));
+    assert.equal(tls.attributes["tls"]?.value.case, "boolValue");
+    assert.equal(tls.attributes["tls"]?.value.value, true);
+    assert.equal(tls.attributes["tls.library"]?.value.value, "openssl");
+    assert.equal(tls.protocol, "http");
+    assert.equal(tls.attributes["url.path"]?.value.value, "/x", "the plugin's attributes are kept");
     for (const tid of [0, 5, 300, 4_000_000_000]) {
+      assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, tid)).attributes["tls"], undefined);
       const r = fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, tid));
       assert.equal(r.protocol, "http");
       assert.equal(r.status, 200n);

@@ -134,6 +134,8 @@ export interface HostFields {
   connKey: bigint;
   role: Role;
   node: string;
+  /** The TLS library whose plaintext this connection is (ConnEvent.tls_library), when tls. */
+  tlsLibrary?: string;
 }
 
 const te = new TextEncoder();
@@ -199,7 +201,17 @@ function endpoint(e: EndpointInfo | undefined): Writer | undefined {
   return w;
 }
 
-/** Encodes Record fields 20-23 and 25 once per connection; tid (24) is added per record. */
+/** One map<string, AttributeValue> entry: key (1), value (2) written by `value`. */
+function attribute(key: string, value: (v: Writer) => void): Writer {
+  const v = new Writer();
+  value(v);
+  const e = new Writer();
+  e.string(1, key);
+  e.message(2, v);
+  return e;
+}
+
+/** Encodes Record fields 20-23 and 25 once per connection (and the TLS attributes, field 12); tid (24) is added per record. */
 export function encodeHostFields(f: HostFields): Uint8Array {
   const w = new Writer();
   w.message(20, endpoint(f.client));
@@ -207,6 +219,12 @@ export function encodeHostFields(f: HostFields): Uint8Array {
   w.uint(22, f.connKey);
   w.uint(23, f.role);
   w.string(25, f.node);
+  if (f.tlsLibrary !== undefined) {
+    // Record.attributes (field 12, a map): entries appended here merge with the plugin's
+    // tls = true, tls.library = "openssl"
+    w.message(12, attribute("tls", (v) => (v.tag(3, 0), v.varint(1))));
+    w.message(12, attribute("tls.library", (v) => v.string(1, f.tlsLibrary || "unknown")));
+  }
   return w.finish();
 }
 

@@ -89,6 +89,15 @@ struct QueueCounter {
   std::atomic<uint64_t> events{0};
 };
 
+// A TLS library mapped by a process (ws_lib_event), handed to JS by its own ThreadSafeFunction:
+// JS finds the file's path and calls attachTls.
+struct LibNotice {
+  uint32_t tgid;
+  uint32_t dev;
+  uint64_t ino;
+  uint8_t lib;
+};
+
 struct Batch {
   uint8_t* data;
   size_t len;
@@ -107,13 +116,15 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("setListenPorts", &Probe::SetListenPorts),
                                           InstanceMethod("setCopyPolicy", &Probe::SetCopyPolicy),
                                           InstanceMethod("programs", &Probe::Programs),
+                                          InstanceMethod("attachTls", &Probe::AttachTls),
+                                          InstanceMethod("tlsStats", &Probe::TlsStats),
                                           InstanceMethod("close", &Probe::Close),
                                       });
     exports.Set("Probe", ctor);
     return exports;
   }
 
-  // new Probe(options, onBatch(buffer))
+  // new Probe(options, onBatch(buffer)[, onTlsLibrary({tgid, dev, ino, lib})])
   Probe(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Probe>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
@@ -262,6 +273,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
     }
 
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "wirescope-probe", queue, 1);
+    if (info.Length() >= 3 && info[2].IsFunction()) {
+      lib_tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "wirescope-tls-lib", 1024, 1);
+      has_lib_tsfn_ = true;
+    }
     NewBatch();
     running_ = true;
     poller_ = std::thread([this] { Poll(); });
@@ -288,7 +303,11 @@ class Probe : public Napi::ObjectWrap<Probe> {
     if (running_.exchange(false)) {
       if (poller_.joinable()) poller_.join();
       tsfn_.Release();
+      if (has_lib_tsfn_) lib_tsfn_.Release();
     }
+    // uprobe links first: they use the skeleton's programs
+    for (struct bpf_link* l : tls_links_) bpf_link__destroy(l);
+    tls_links_.clear();
     if (rb_) {
       ring_buffer__free(rb_);
       rb_ = nullptr;
@@ -312,8 +331,36 @@ class Probe : public Napi::ObjectWrap<Probe> {
     batch_start_ = std::chrono::steady_clock::now();
   }
 
+  static void CallLibJs(Napi::Env env, Napi::Function fn, LibNotice* n) {
+    if (env != nullptr && fn != nullptr) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("tgid", Napi::Number::New(env, n->tgid));
+      o.Set("dev", Napi::Number::New(env, n->dev));
+      o.Set("ino", Napi::Number::New(env, (double)n->ino));
+      o.Set("lib", Napi::Number::New(env, n->lib));
+      fn.Call({o});
+    }
+    delete n;
+  }
+
   static int OnRecord(void* ctx, void* data, size_t size) {
     Probe* self = static_cast<Probe*>(ctx);
+    const ws_event_hdr* hdr = static_cast<const ws_event_hdr*>(data);
+    if (size >= sizeof(ws_lib_event) && hdr->type == WS_EV_TLS_LIB) {
+      // not traffic: to JS on its own channel, never in a batch
+      const ws_lib_event* le = static_cast<const ws_lib_event*>(data);
+      LibNotice* n = new LibNotice{le->hdr.tgid, le->dev, le->ino, le->tls_lib};
+      if (!self->has_lib_tsfn_ || self->lib_tsfn_.NonBlockingCall(n, &Probe::CallLibJs) != napi_ok) {
+        self->lib_notices_dropped_ += 1;
+        delete n;
+      }
+      return 0;
+    }
+    // a connection turning TLS starts a batch: its earlier (ciphertext) data goes out before it,
+    // so a consumer applying opens before data never mixes the two byte streams
+    if (size >= sizeof(ws_conn_event) && hdr->type == WS_EV_OPEN &&
+        (static_cast<const ws_conn_event*>(data)->flags & WS_CONN_F_TLS) && self->cur_.data && self->cur_.len)
+      self->Flush();
     if (!self->cur_.data) {
       self->NewBatch();
       if (!self->cur_.data) return 0;
@@ -396,21 +443,25 @@ class Probe : public Napi::ObjectWrap<Probe> {
     Flush();
   }
 
+  // The entries 0..n-1 of a per-CPU u64 array, each summed over the CPUs (zeros when closed).
+  Napi::Array PerCpuSums(Napi::Env env, struct bpf_map* map, uint32_t n) {
+    Napi::Array a = Napi::Array::New(env, n);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t sum = 0;
+      if (skel_ && ncpu > 0 && bpf_map__lookup_elem(map, &i, sizeof i, vals.data(), sizeof(uint64_t) * ncpu, 0) == 0) {
+        for (int c = 0; c < ncpu; c++) sum += vals[c];
+      }
+      a.Set(i, Napi::Number::New(env, (double)sum));
+    }
+    return a;
+  }
+
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object r = Napi::Object::New(env);
-    Napi::Array kd = Napi::Array::New(env, WS_DROP_MAX);
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    for (uint32_t i = 0; i < WS_DROP_MAX; i++) {
-      uint64_t sum = 0;
-      if (skel_ && ncpu > 0 &&
-          bpf_map__lookup_elem(skel_->maps.drops, &i, sizeof i, vals.data(), sizeof(uint64_t) * ncpu, 0) == 0) {
-        for (int c = 0; c < ncpu; c++) sum += vals[c];
-      }
-      kd.Set(i, Napi::Number::New(env, (double)sum));
-    }
-    r.Set("kernelDrops", kd);
+    r.Set("kernelDrops", PerCpuSums(env, skel_ ? skel_->maps.drops : nullptr, WS_DROP_MAX));
     r.Set("events", Napi::Number::New(env, (double)events_.load()));
     // read in the batch, or queued for JS: events = delivered + dropped + pending at any instant
     // the poller is idle (the two reads are not one atomic snapshot)
@@ -543,6 +594,63 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return a;
   }
 
+  // attachTls(path, dev, ino): uprobes on the TLS library file at `path` (for every process that
+  // maps it), then (dev, ino) is recorded as known so its mappings are no longer announced.
+  // Returns the number of links made; throws EATTACH with libbpf's message when none could be.
+  Napi::Value AttachTls(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 3 || !info[0].IsString()) {
+      probe_error(env, "EINVAL", "attachTls(path, dev, ino): probe closed or bad arguments").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    struct ws_lib_key key = {};
+    key.dev = info[1].ToNumber().Uint32Value();
+    key.ino = (uint64_t)info[2].ToNumber().Int64Value();
+    struct {
+      struct bpf_program* prog;
+      const char* func;
+      bool ret;
+    } specs[] = {
+        {skel_->progs.ssl_write_enter, "SSL_write", false},   {skel_->progs.ssl_return, "SSL_write", true},
+        {skel_->progs.ssl_write_ex_enter, "SSL_write_ex", false}, {skel_->progs.ssl_return, "SSL_write_ex", true},
+        {skel_->progs.ssl_read_enter, "SSL_read", false},     {skel_->progs.ssl_return, "SSL_read", true},
+        {skel_->progs.ssl_read_ex_enter, "SSL_read_ex", false},   {skel_->progs.ssl_return, "SSL_read_ex", true},
+    };
+    take_log();
+    std::vector<struct bpf_link*> made;
+    std::string failed;
+    for (auto& sp : specs) {
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = sp.ret, .func_name = sp.func);
+      struct bpf_link* l = bpf_program__attach_uprobe_opts(sp.prog, -1, path.c_str(), 0, &uo);
+      if (!l) {
+        failed += std::string(failed.empty() ? "" : ", ") + sp.func + (sp.ret ? " (return)" : "") + ": " + strerror(errno);
+        continue;
+      }
+      made.push_back(l);
+    }
+    // a library without the _ex calls (OpenSSL 1.1.0) still works through SSL_read/SSL_write
+    if (made.size() < 4) {
+      for (struct bpf_link* l : made) bpf_link__destroy(l);
+      probe_error(env, "EATTACH", "uprobes on " + path + " failed: " + failed + " " + take_log()).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    tls_links_.insert(tls_links_.end(), made.begin(), made.end());
+    uint8_t one = 1;
+    bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &one, 1, BPF_ANY);
+    return Napi::Number::New(env, (double)made.size());
+  }
+
+  // tlsStats(): {counters: number[] by enum ws_tls_stat, links, noticesDropped}
+  Napi::Value TlsStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("counters", PerCpuSums(env, skel_ ? skel_->maps.tls_stats : nullptr, WS_TLS_STAT_MAX));
+    r.Set("links", Napi::Number::New(env, (double)tls_links_.size()));
+    r.Set("noticesDropped", Napi::Number::New(env, (double)lib_notices_dropped_.load()));
+    return r;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (cleanup_hook_) {
       napi_remove_env_cleanup_hook(info.Env(), &Probe::Cleanup, this);
@@ -555,6 +663,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
   struct wirescope_bpf* skel_ = nullptr;
   struct ring_buffer* rb_ = nullptr;
   Napi::ThreadSafeFunction tsfn_;
+  Napi::ThreadSafeFunction lib_tsfn_;
+  bool has_lib_tsfn_ = false;
+  std::atomic<uint64_t> lib_notices_dropped_{0};
+  std::vector<struct bpf_link*> tls_links_;
   std::thread poller_;
   std::atomic<bool> running_{false};
   bool cleanup_hook_ = false;

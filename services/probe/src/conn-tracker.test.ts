@@ -5,7 +5,7 @@ import type { ConnRecord } from "./events.js";
 
 const c = (tgid: number, key: bigint, kind: "open" | "close"): ConnRecord => ({
   kind, connKey: key, tgid, tid: tgid, tsMono: 1n, cgroupId: 0n, family: 4, localAddress: "127.0.0.1", localPort: 1,
-  remoteAddress: "127.0.0.1", remotePort: 2, role: 1, inferred: false, fd: 3, comm: "x", sentBytes: 0n, recvBytes: 0n,
+  remoteAddress: "127.0.0.1", remotePort: 2, role: 1, inferred: false, tls: false, tlsLibrary: "", fd: 3, comm: "x", sentBytes: 0n, recvBytes: 0n,
 });
 
 test("ConnTracker: closes the connections of exited processes only, once", () => {

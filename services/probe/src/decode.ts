@@ -5,7 +5,7 @@
 //
 // A malformed record is counted (DecodeStats.errors) and the rest of the batch is skipped: a
 // length we cannot trust means we cannot find the next record.
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED, WS_COMM_LEN } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_INFERRED, WS_CONN_F_TLS, WS_COMM_LEN, TLS_LIBS } from "./gen/layout.js";
 import { formatAddress } from "@wirescope/common";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 
@@ -83,12 +83,15 @@ export function decodeBatch(buf: Uint8Array, stats: DecodeStats = { records: 0, 
         remotePort: dv.getUint16(start + CONN.rport, true),
         role: buf[start + CONN.role],
         inferred: (buf[start + CONN.flags] & WS_CONN_F_INFERRED) !== 0,
+        tls: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0,
+        tlsLibrary: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0 ? (TLS_LIBS[buf[start + CONN.tls_lib]] ?? "unknown") : "",
         fd: dv.getUint32(start + CONN.fd, true),
         comm: cString(buf.subarray(start + CONN.comm, start + CONN.comm + WS_COMM_LEN)),
         sentBytes: dv.getBigUint64(start + CONN.sent_bytes, true),
         recvBytes: dv.getBigUint64(start + CONN.recv_bytes, true),
       });
-    } else {
+    } else if (type !== WS_EV_TLS_LIB) {
+      // (library announcements go to their own callback in the addon; one here is not traffic)
       stats.errors++; // unknown record type: skip it, its length is still trustworthy
     }
     stats.records++;

@@ -3,6 +3,7 @@ import { NativeProbe, type NativeOptions } from "./native.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
 import { readListenPorts } from "./listen-ports.js";
+import { TlsLibraries } from "./tls-libraries.js";
 import type { EventBatch } from "./events.js";
 import type { EventSource, SourceStats } from "./source.js";
 
@@ -12,6 +13,10 @@ export interface EbpfSourceOptions extends Partial<NativeOptions> {
   filter?: FilterSpec;
   /** How often the listening-port set (role inference) is refreshed, ms. */
   listenRefreshMs?: number;
+  /** Plaintext of TLS libraries through uprobes (default true). */
+  tls?: boolean;
+  /** A TLS library file that could not be attached (once per file). */
+  onTlsError?: (path: string, error: string) => void;
 }
 
 /**
@@ -28,10 +33,19 @@ export class EbpfSource implements EventSource {
   private undelivered = 0;
   private readonly refreshMs: number;
 
+  /** TLS library files with uprobes (undefined when TLS is off). */
+  readonly tls: TlsLibraries | undefined;
+
   constructor(options: EbpfSourceOptions = {}) {
-    this.probe = new NativeProbe(options, (buf) => this.onBatch(buf));
+    const tlsOn = options.tls ?? true;
+    this.probe = new NativeProbe(options, (buf) => this.onBatch(buf), tlsOn ? (n) => this.tls?.onMapped(n.tgid, n.dev, n.ino) : undefined);
     this.filter = new KernelFilter(this.probe);
     try {
+      // the mmap announcements are on from load: a process starting during the scan is not missed
+      if (tlsOn) {
+        this.tls = new TlsLibraries((p, dev, ino) => this.probe.attachTls(p, dev, ino), options.onTlsError);
+        this.tls.scanAll();
+      }
       this.probe.setListenPorts(readListenPorts());
       this.filter.excludePids(options.excludePids ?? []);
       this.filter.apply(options.filter ?? EMPTY_FILTER);
@@ -106,7 +120,13 @@ export class EbpfSource implements EventSource {
     drops["user.decode_error"] = this.decodeStats.errors + (this.externalDecodeStats?.errors ?? 0);
     drops["user.handler_error"] = this.handlerErrors;
     drops["user.no_handler"] = this.undelivered;
-    return { drops, events: s.events, pending: s.pendingEvents, bytes: s.bytes, connections: s.connections, programs: this.probe.programs };
+    let tls: Record<string, number> | undefined;
+    if (this.tls) {
+      const t = this.probe.tlsStats();
+      tls = { ...t.counters, uprobe_links: t.links, notices_dropped: t.noticesDropped, libraries_attached: this.tls.stats.attached,
+        libraries_failed: this.tls.stats.failed, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone };
+    }
+    return { drops, events: s.events, pending: s.pendingEvents, bytes: s.bytes, connections: s.connections, programs: this.probe.programs, tls };
   }
 
   /** Detaches the programs. Idempotent. */

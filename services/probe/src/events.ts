@@ -24,6 +24,11 @@ export interface ConnRecord {
   fd: number;
   /** Thread-group leader's comm. */
   comm: string;
+  /** The data of this connection is the plaintext of a TLS library (a second open of the key
+   *  announces it: seq starts again at 0). */
+  tls: boolean;
+  /** That library ("openssl"), or "". */
+  tlsLibrary: string;
   /** Totals at close (0 on open). */
   sentBytes: bigint;
   recvBytes: bigint;

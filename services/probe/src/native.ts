@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
 import { WirescopeError } from "@wirescope/common";
-import { DROP_REASONS, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
+import { DROP_REASONS, TLS_STATS, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
 
 /** Why the eBPF probe could not start (codes: EPERM, ENOBTF, ENOTRACEFS, EKERNEL, ELOCKED, ELOAD, EATTACH, ENOADDON, EINVAL). */
 export class ProbeError extends WirescopeError {}
@@ -62,7 +62,27 @@ export interface NativeStats {
   connections: number;
 }
 
+/** A TLS library file mapped executable by process `tgid` (dev is the kernel's major << 20 | minor). */
+export interface TlsLibraryNotice {
+  tgid: number;
+  dev: number;
+  ino: number;
+  /** enum ws_tls_lib */
+  lib: number;
+}
+
+export interface TlsStats {
+  /** Kernel counters by name (cipher_bytes_saved, calls, call_empty, no_fd, not_tcp, call_abandoned, lib_mapped). */
+  counters: Record<string, number>;
+  /** Uprobe links held. */
+  links: number;
+  /** Library announcements JS could not take (queue full). */
+  noticesDropped: number;
+}
+
 interface AddonProbe {
+  attachTls(path: string, dev: number, ino: number): number;
+  tlsStats(): { counters: number[]; links: number; noticesDropped: number };
   stats(): Omit<NativeStats, "kernelDrops"> & { kernelDrops: number[] };
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
   setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void;
@@ -73,7 +93,7 @@ interface AddonProbe {
 }
 
 interface Addon {
-  Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => void) => AddonProbe;
+  Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => void, onTlsLibrary?: (n: TlsLibraryNotice) => void) => AddonProbe;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -100,11 +120,11 @@ export class NativeProbe {
   private closed = false;
 
   /** @throws ProbeError with a code saying what is missing (not root, no BTF, no tracefs, ...). */
-  constructor(options: Partial<NativeOptions>, onBatch: (batch: Buffer) => void) {
+  constructor(options: Partial<NativeOptions>, onBatch: (batch: Buffer) => void, onTlsLibrary?: (n: TlsLibraryNotice) => void) {
     const o = { ...NATIVE_DEFAULTS, ...options };
     const { Probe } = loadAddon();
     try {
-      this.p = new Probe({ ...o }, onBatch);
+      this.p = new Probe({ ...o }, onBatch, onTlsLibrary);
     } catch (e) {
       const code = (e as { code?: string }).code ?? "ELOAD";
       throw new ProbeError(code, (e as Error).message, { cause: e });
@@ -140,6 +160,25 @@ export class NativeProbe {
 
   setListenPorts(ports: number[]): void {
     this.p.setListenPorts(ports);
+  }
+
+  /**
+   * Uprobes on the TLS library file at `path` (every process mapping it is covered); (dev, ino)
+   * is then no longer announced. Returns the links made. @throws ProbeError EATTACH
+   */
+  attachTls(path: string, dev: number, ino: number): number {
+    try {
+      return this.p.attachTls(path, dev, ino);
+    } catch (e) {
+      throw new ProbeError((e as { code?: string }).code ?? "EATTACH", (e as Error).message, { cause: e });
+    }
+  }
+
+  tlsStats(): TlsStats {
+    const s = this.p.tlsStats();
+    const counters: Record<string, number> = {};
+    TLS_STATS.forEach((r, i) => (counters[r] = s.counters[i] ?? 0));
+    return { counters, links: s.links, noticesDropped: s.noticesDropped };
   }
 
   /** Stops the poller and detaches every program. Idempotent. */

@@ -57,7 +57,7 @@ export class PcapSource implements EventSource {
     const base = (c: TcpConnection, ts: bigint): Omit<ConnRecord, "kind"> => ({
       connKey: 0n, tgid: 0, tid: 0, tsMono: ts, cgroupId: 0n, family: c.family,
       localAddress: c.addrA, localPort: c.portA, remoteAddress: c.addrB, remotePort: c.portB,
-      role: c.clientKnown ? 1 : 0, inferred: !c.clientKnown, fd: 0, comm: "", sentBytes: 0n, recvBytes: 0n,
+      role: c.clientKnown ? 1 : 0, inferred: !c.clientKnown, tls: false, tlsLibrary: "", fd: 0, comm: "", sentBytes: 0n, recvBytes: 0n,
     });
     const push = (d: DataRecord) => {
       batch.data.push(d);

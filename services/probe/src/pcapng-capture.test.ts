@@ -10,7 +10,7 @@ import type { ConnRecord, DataRecord } from "./events.js";
 
 const sock = (key: bigint, kind: "open" | "close", local: number, remote: number, role: number, tgid: number): ConnRecord => ({
   kind, connKey: key, tgid, tid: tgid, tsMono: 1n, cgroupId: 0n, family: 4, localAddress: "127.0.0.1", localPort: local,
-  remoteAddress: "127.0.0.1", remotePort: remote, role, inferred: false, fd: 5, comm: `p${tgid}`, sentBytes: 0n, recvBytes: 0n,
+  remoteAddress: "127.0.0.1", remotePort: remote, role, inferred: false, tls: false, tlsLibrary: "", fd: 5, comm: `p${tgid}`, sentBytes: 0n, recvBytes: 0n,
 });
 const dat = (key: bigint, dir: number, seq: number, text: string, ts: number, original = text.length): DataRecord => ({
   connKey: key, tgid: 1, tid: 1, tsMono: BigInt(ts), direction: dir, seq: BigInt(seq), originalLength: original,

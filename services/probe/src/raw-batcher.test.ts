@@ -8,7 +8,7 @@ import { ConnKind } from "@wirescope/common";
 
 const conn = (key: bigint, kind: "open" | "close"): ConnRecord => ({
   kind, connKey: key, tgid: process.pid, tid: process.pid, tsMono: 1000n, cgroupId: 1n, family: 4,
-  localAddress: "127.0.0.1", localPort: 40000, remoteAddress: "127.0.0.1", remotePort: 80, role: 1, inferred: false, fd: 3,
+  localAddress: "127.0.0.1", localPort: 40000, remoteAddress: "127.0.0.1", remotePort: 80, role: 1, inferred: false, tls: false, tlsLibrary: "", fd: 3,
   comm: "node", sentBytes: 0n, recvBytes: 0n,
 });
 const data = (key: bigint, seq: bigint, bytes: number): DataRecord => ({

@@ -70,6 +70,8 @@ export class RawBatcher {
       timestampNs: this.o.toWall(c.tsMono),
       process: proc,
       inferred: c.inferred,
+      tls: c.tls,
+      tlsLibrary: c.tlsLibrary,
     });
   }
 

@@ -8,7 +8,7 @@ import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
 import { PartitionHash } from "./partition.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
 
 function frame(rec: Buffer): Buffer {
@@ -162,4 +162,24 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   assert.equal(withOpen.length, 1, "the open's partition only");
   assert.equal(fromBinary(RawBatchSchema, withOpen[0].data).data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === withOpen[0].partition).length, "its waiting data goes with it");
   assert.equal(enc.flushDue(true).length, parts.size - 1, "the rest at stop");
+});
+
+test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext first, then the open with the plaintext", () => {
+  const now = 5_000_000_000_000;
+  const young = BigInt(now);
+  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50, monoNow: () => now },
+    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 }));
+  const key = 7n;
+  assert.equal(enc.encode(Buffer.concat([frame(open(key)), frame(data(key, 0n, Buffer.from("\x16\x03\x01hello"), 8, 1, young))])).messages.length, 1);
+  assert.equal(enc.encode(frame(data(key, 8n, Buffer.from("\x16\x03\x03more"), 7, 1, young))).messages.length, 0, "handshake held");
+  const tlsOpen = open(key);
+  tlsOpen[CONN.flags] = WS_CONN_F_TLS;
+  tlsOpen[CONN.tls_lib] = 1;
+  const out = enc.encode(Buffer.concat([frame(tlsOpen), frame(data(key, 0n, Buffer.from("GET / HTTP/1.1\r\n\r\n"), 18, 1, young))])).messages;
+  const msgs = [...out, ...enc.flushDue(true)].map((m) => fromBinary(RawBatchSchema, m.data));
+  assert.equal(msgs.length, 2);
+  assert.deepEqual(msgs[0]!.conns, [], "the held ciphertext goes alone, first");
+  assert.deepEqual(msgs[0]!.data.map((d) => d.seq), [8n]);
+  assert.deepEqual(msgs[1]!.conns.map((c) => [c.tls, c.tlsLibrary]), [[true, "openssl"]]);
+  assert.deepEqual(msgs[1]!.data.map((d) => Buffer.from(d.payload).toString()), ["GET / HTTP/1.1\r\n\r\n"], "after the TLS open: plaintext only");
 });

@@ -10,7 +10,7 @@
 // 64-bit fields (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt per event.
 import { toBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema } from "@wirescope/common";
-import { HDR, DATA, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import type { RawBatcher } from "./raw-batcher.js";
 import type { ConnRecord } from "./events.js";
@@ -214,9 +214,23 @@ export class RawEncoder {
         events += evs;
         if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p, []));
       } else if (type === WS_EV_OPEN || type === WS_EV_CLOSE) {
+        // an open (new connection, or one turning TLS: its plaintext starts a new byte stream)
+        // resets the trimmer before the data after it in this batch
+        if (type === WS_EV_OPEN) {
+          const keyLo = dv.getUint32(s + HDR.conn_key, true);
+          const keyHi = dv.getUint32(s + HDR.conn_key + 4, true);
+          this.o.trimmer?.forget(keyNumber(keyLo, keyHi));
+          // a connection turning TLS: the data held for its partition (its handshake among it)
+          // goes out first, or a consumer applying the message's opens before its data would
+          // put the ciphertext into the plaintext's stream
+          if (len >= CONN.size && buf[s + CONN.flags] & WS_CONN_F_TLS) {
+            const p = this.part.of(keyLo, keyHi);
+            if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p, []));
+          }
+        }
         (connRecords ??= []).push(buf.subarray(off, (s + len + 7) & ~7));
         events++;
-      } else {
+      } else if (type !== WS_EV_TLS_LIB) {
         this.decodeStats.errors++;
       }
       this.decodeStats.records++;

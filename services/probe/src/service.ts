@@ -65,6 +65,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         connKeyBase,
         excludePids: opts.excludePids,
         filter: opts.filter,
+        onTlsError: (file, error) => ctx.log.warn({ file, error }, "TLS library present but not traced"),
       });
     } catch (e) {
       const code = e instanceof ProbeError ? e.code : "ebpf_unavailable";
@@ -129,6 +130,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);
         if (trimmer) for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);
+        for (const [k, v] of Object.entries(s.tls ?? {})) c.set(`tls.${k}`, v);
         ctx.info.set("programs", s.programs.join(","));
       };
       tick();

@@ -11,6 +11,8 @@ export interface SourceStats {
   bytes: number;
   connections: number;
   programs: string[];
+  /** TLS plaintext counters (eBPF source with TLS on): tls-libraries.ts and bpf/tls.bpf.h. */
+  tls?: Record<string, number>;
 }
 
 export interface EventSource {

@@ -43,6 +43,8 @@ function randomBatch(r: () => number): RawBatch {
       timestampNs: u64(),
       process: r() < 0.5 ? create(ProcessInfoSchema, { pid: int(1e6), name: str(), exe: str(), cmdline: str(), containerId: str(), pod: str(), namespace: str(), container: str(), workload: str() }) : undefined,
       inferred: r() < 0.5,
+      tls: r() < 0.5,
+      tlsLibrary: str(),
     }),
   );
   const data = Array.from({ length: int(80) }, () => {

@@ -47,7 +47,7 @@ const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
   CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.pid, CF.tid,
-  CF.processName, CF.containerId, CF.pod, CF.namespace, CF.timestampNs, CF.process, CF.inferred,
+  CF.processName, CF.containerId, CF.pod, CF.namespace, CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary,
 );
 const PROCESS_FIELDS = bits(PF.pid, PF.name, PF.exe, PF.cmdline, PF.containerId, PF.pod, PF.namespace, PF.container, PF.workload);
 const ENTRY_FIELDS = bits(1, 2);
@@ -441,7 +441,8 @@ export class RawBatchReader {
         case ConnEventTag.remotePort:
         case ConnEventTag.pid:
         case ConnEventTag.tid:
-        case ConnEventTag.inferred: {
+        case ConnEventTag.inferred:
+        case ConnEventTag.tls: {
           if (!this.varint(end)) return false;
           // enums are int32 (a negative one is sign-extended to 64 bits), the rest uint32 or bool
           const v = this.lo;
@@ -451,6 +452,7 @@ export class RawBatchReader {
           else if (tag === ConnEventTag.remotePort) c.remotePort = v;
           else if (tag === ConnEventTag.pid) c.pid = v;
           else if (tag === ConnEventTag.tid) c.tid = v;
+          else if (tag === ConnEventTag.tls) c.tls = v !== 0 || this.hi !== 0;
           else c.inferred = v !== 0 || this.hi !== 0;
           break;
         }
@@ -465,6 +467,10 @@ export class RawBatchReader {
         case ConnEventTag.processName:
           if ((s = this.str(end)) === undefined) return false;
           c.processName = s;
+          break;
+        case ConnEventTag.tlsLibrary:
+          if ((s = this.str(end)) === undefined) return false;
+          c.tlsLibrary = s;
           break;
         case ConnEventTag.containerId:
           if ((s = this.str(end)) === undefined) return false;
@@ -579,5 +585,7 @@ function newConnEvent(): ConnEvent {
     timestampNs: 0n,
     process: undefined,
     inferred: false,
+    tls: false,
+    tlsLibrary: "",
   };
 }

@@ -3,12 +3,16 @@
 export const WS_EV_DATA = 1;
 export const WS_EV_OPEN = 2;
 export const WS_EV_CLOSE = 3;
+export const WS_EV_TLS_LIB = 4;
 export const WS_ROLE_UNKNOWN = 0;
 export const WS_ROLE_CLIENT = 1;
 export const WS_ROLE_SERVER = 2;
 export const WS_DIR_EGRESS = 1;
 export const WS_DIR_INGRESS = 2;
 export const WS_CONN_F_INFERRED = 1;
+export const WS_CONN_F_TLS = 2;
+export const WS_SYS_SSL_READ = 14;
+export const WS_SYS_SSL_WRITE = 15;
 export const WS_FILTER_ALLOW = 1;
 export const WS_FILTER_DENY = 2;
 export const WS_MAX_CHUNK = 16384;
@@ -19,6 +23,11 @@ export const WS_DEFAULT_MAX_BYTES_PER_CALL = 4194304;
 /** enum ws_drop_reason, in index order. */
 export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args_map_full", "iov_limit", "no_scratch", ] as const;
 export const WS_DROP_MAX = 6;
+
+/** enum ws_tls_stat, in index order. */
+export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", ] as const;
+/** enum ws_tls_lib: name by value (0 = none). */
+export const TLS_LIBS = ["", "openssl", ] as const;
 
 export const HDR = {
   size: 32,
@@ -55,4 +64,12 @@ export const CONN = {
   sent_bytes: 88,
   recv_bytes: 96,
   comm: 104,
+  tls_lib: 85,
+} as const;
+
+export const LIB = {
+  size: 48,
+  ino: 32,
+  dev: 40,
+  tls_lib: 44,
 } as const;

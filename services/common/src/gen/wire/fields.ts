@@ -65,6 +65,8 @@ export const enum ConnEventField {
   timestampNs = 14,
   process = 15,
   inferred = 16,
+  tls = 17,
+  tlsLibrary = 18,
 }
 
 /** wirescope.v1.ConnEvent: tags (number << 3 | wire type). */
@@ -101,6 +103,10 @@ export const enum ConnEventTag {
   process = 122,
   /** 16 VARINT */
   inferred = 128,
+  /** 17 VARINT */
+  tls = 136,
+  /** 18 LEN */
+  tlsLibrary = 146,
 }
 
 /** wirescope.v1.DataEvent: field numbers. */

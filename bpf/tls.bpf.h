@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Plaintext of TLS connections, from uprobes on the TLS library in the traced process (no keys).
+ * Part of wirescope.bpf.c (included after the data path it reuses: conn_of_fd, emit_data).
+ *
+ *   SSL_write(ssl, buf, n) entry ── save {ssl, buf, dir} in ssl_calls[pid_tgid]
+ *      └─ write(fd, ciphertext)  ── data_exit → tls_socket_bytes(): a call is in flight on this
+ *                                   thread → ssl_fds[(tgid, ssl)] = fd, the fd's connection is
+ *                                   marked TLS (second OPEN, seq reset), ciphertext not sent
+ *   SSL_write return (bytes)     ── fd from the call (or ssl_fds: SSL_read served from the
+ *                                   library's buffer makes no syscall) → emit_data(plaintext)
+ *
+ * The SSL* -> fd link is the socket syscall seen inside the library call on the same thread (as
+ * Pixie and OBI do): it needs no knowledge of the library's struct layout, so it holds for every
+ * OpenSSL version. A library object whose first call made no syscall (memory BIOs) is counted
+ * (no_fd) and its plaintext dropped.
+ *
+ * Uprobes are attached by user space (bpf_program__attach_uprobe_opts, pid -1) once per library
+ * file: a uprobe on a file applies to every process that maps it. sys_enter_mmap announces files
+ * named like a TLS library mapped executable (WS_EV_TLS_LIB), so processes started later, and
+ * libraries loaded late with dlopen (python's ssl), get the probes without rescanning /proc.
+ */
+#ifndef WIRESCOPE_TLS_BPF_H
+#define WIRESCOPE_TLS_BPF_H
+
+#define PROT_EXEC 4
+
+/* A TLS library call between entry and return. Key: pid_tgid of the calling thread. */
+struct ssl_call {
+	__u64 ssl;     /* the library's connection object (SSL*) */
+	__u64 buf;     /* plaintext buffer */
+	__u64 len_out; /* SSL_*_ex: where the library writes the byte count; 0 for SSL_read/SSL_write */
+	__s32 fd;      /* socket seen inside this call, -1 until then */
+	__u8 dir;      /* enum ws_direction */
+	__u8 lib;      /* enum ws_tls_lib */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_SSL_CALLS);
+	__type(key, __u64);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* Socket of a library connection object. Key: {tgid, SSL*}; value: fd. LRU. */
+struct ssl_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ssl;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_SSL_FDS);
+	__type(key, struct ssl_key);
+	__type(value, __u32);
+} ssl_fds SEC(".maps");
+
+/* TLS library files already attached by user space: not announced again. Key: {ino, dev}. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WS_MAX_TLS_LIBS);
+	__type(key, struct ws_lib_key);
+	__type(value, __u8);
+} tls_libs_known SEC(".maps");
+
+/* TLS counters by enum ws_tls_stat (bytes for cipher_bytes_saved, calls otherwise). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WS_TLS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_stats SEC(".maps");
+
+static __always_inline void tls_count(__u32 stat, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&tls_stats, &stat);
+	if (v)
+		*v += n;
+}
+
+/* Marks the fd's connection as TLS: a second open event of the same conn_key with the TLS flag,
+ * and the byte counters restart for the plaintext (the bytes counted so far were the handshake). */
+static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 lib)
+{
+	if (ci->flags & WS_CONN_F_TLS)
+		return;
+	ci->flags |= WS_CONN_F_TLS;
+	ci->tls_lib = lib;
+	ci->seq[0] = 0;
+	ci->seq[1] = 0;
+	struct ws_conn_event ev = {};
+	fill_hdr(&ev.hdr, WS_EV_OPEN, ci->conn_key);
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (sk)
+		read_addrs(sk, &ev);
+	ev.role = ci->role;
+	ev.flags = ci->flags;
+	ev.tls_lib = lib;
+	ev.fd = fd;
+	ev.cgroup_id = bpf_get_current_cgroup_id();
+	leader_comm(ev.comm);
+	if (ports_traced(ci->lport, ci->rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+		count_drop(WS_DROP_RINGBUF_FULL);
+}
+
+/*
+ * Called at the exit of every data syscall on a tracked connection. Inside a TLS library call it
+ * links the library object to the fd and marks the connection. Returns 1 when the bytes are
+ * ciphertext of a TLS connection (not sent: the uprobes give the plaintext), 0 otherwise.
+ */
+static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u32 fd, long ret)
+{
+	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (c) {
+		c->fd = fd;
+		struct ssl_key k = { .tgid = id >> 32, .ssl = c->ssl };
+		bpf_map_update_elem(&ssl_fds, &k, &fd, BPF_ANY);
+		mark_tls(ci, id >> 32, fd, c->lib);
+	}
+	if (!(ci->flags & WS_CONN_F_TLS))
+		return 0;
+	tls_count(WS_TLS_STAT_CIPHER_BYTES, ret);
+	return 1;
+}
+
+static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!process_traced(id >> 32))
+		return 0;
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .fd = -1, .dir = dir, .lib = WS_TLS_OPENSSL };
+	if (bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY))
+		count_drop(WS_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+/* ret: SSL_read/SSL_write's return (bytes, or <= 0), or SSL_*_ex's (1 = success, count in *len_out). */
+static __always_inline int ssl_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *p = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!p)
+		return 0;
+	struct ssl_call c = *p;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	__u64 n = 0;
+	if (c.len_out) {
+		if (ret == 1 && bpf_probe_read_user(&n, sizeof(n), (void *)c.len_out))
+			n = 0;
+	} else if (ret > 0) {
+		n = ret;
+	}
+	if (n == 0) {
+		tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
+		return 0;
+	}
+	__u32 tgid = id >> 32;
+	__u32 fd;
+	if (c.fd >= 0) {
+		fd = c.fd;
+	} else {
+		struct ssl_key k = { .tgid = tgid, .ssl = c.ssl };
+		__u32 *f = bpf_map_lookup_elem(&ssl_fds, &k);
+		if (!f) {
+			tls_count(WS_TLS_STAT_NO_FD, 1);
+			return 0;
+		}
+		fd = *f;
+	}
+	struct conn_info *ci = conn_of_fd(tgid, fd);
+	if (!ci) {
+		tls_count(WS_TLS_STAT_NOT_TCP, 1);
+		return 0;
+	}
+	mark_tls(ci, tgid, fd, c.lib);
+	tls_count(WS_TLS_STAT_CALLS, 1);
+	emit_data(ci, fd, c.dir, c.dir == WS_DIR_EGRESS ? WS_SYS_SSL_WRITE : WS_SYS_SSL_READ, c.buf, 0, 0, n);
+	return 0;
+}
+
+/* OpenSSL: int SSL_write(SSL *s, const void *buf, int num); int SSL_read(SSL *s, void *buf, int num);
+ * int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); SSL_read_ex likewise.
+ * SSL_read and SSL_read_ex do not call each other (both call ssl_read_internal), nor do the writes. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf) { return ssl_enter((__u64)ssl, (__u64)buf, 0, WS_DIR_EGRESS); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, void *written)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)written, WS_DIR_EGRESS);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf) { return ssl_enter((__u64)ssl, (__u64)buf, 0, WS_DIR_INGRESS); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, WS_DIR_INGRESS);
+}
+/* One return program serves the four calls: the saved entry says which kind it was. All four
+ * return an int: only the low 32 bits of the register are the result (-1 is 0xffffffff). */
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_return, long ret) { return ssl_exit((int)ret); }
+
+/* A thread that exits inside a library call (killed mid-read) never returns: forget its call, and
+ * its syscall arguments, so a later thread with the same id does not inherit them. */
+SEC("tracepoint/sched/sched_process_exit")
+int tls_thread_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (bpf_map_lookup_elem(&ssl_calls, &id)) {
+		tls_count(WS_TLS_STAT_ABANDONED, 1);
+		bpf_map_delete_elem(&ssl_calls, &id);
+	}
+	bpf_map_delete_elem(&active_calls, &id);
+	return 0;
+}
+
+/* "libssl.so" as the start of the mapped file's name. */
+static __always_inline int is_libssl(const char *name)
+{
+	const char want[] = "libssl.so";
+	for (int i = 0; i < sizeof(want) - 1; i++)
+		if (name[i] != want[i])
+			return 0;
+	return 1;
+}
+
+/* A file mapped executable: announce a TLS library user space has not attached yet. Entry is
+ * enough (the fd is open; a failed mmap only costs a spurious announcement). */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tls_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!(ctx->args[2] & PROT_EXEC) || (int)ctx->args[4] < 0)
+		return 0;
+	struct file *file = file_of_fd(ctx->args[4]);
+	if (!file)
+		return 0;
+	char name[16] = {};
+	const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	if (bpf_probe_read_kernel_str(name, sizeof(name), dname) < 0 || !is_libssl(name))
+		return 0;
+	struct ws_lib_key k = {};
+	k.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&tls_libs_known, &k))
+		return 0;
+	struct ws_lib_event ev = {};
+	fill_hdr(&ev.hdr, WS_EV_TLS_LIB, 0);
+	ev.ino = k.ino;
+	ev.dev = k.dev;
+	ev.tls_lib = WS_TLS_OPENSSL;
+	tls_count(WS_TLS_STAT_LIB_MAPPED, 1);
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,199 @@
+// TLS plaintext through uprobes on OpenSSL (no keys): nginx with TLS (libssl.so.3) serving curl
+// (HTTP/1.1, and HTTP/2 by ALPN h2) and python's ssl client, all on loopback, traced by the real
+// probe (`wirescope probe`), decoded by the real parser. The oracle is tshark: the same traffic
+// recorded by tcpdump and decrypted with the clients' SSLKEYLOGFILE. Both ends' records must
+// agree with it field by field (method, path, status), carry tls = true and the library name,
+// and the ciphertext must not be published.
+//
+// The second test drives the attach lifecycle in-process: a library file mapped only after the
+// probe started (announced by the mmap tracepoint), many short-lived TLS processes (no growth),
+// a process killed inside SSL_read (counted), and a clean detach.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { promisify } from "node:util";
+import { connect } from "nats";
+import { Role, ProbeService, createClient } from "@wirescope/common";
+import { startNats, freePort, tempDir } from "./support/index.js";
+import { bpfAvailable, eventually, spawnProbe } from "./probe-helpers.js";
+import { startParser, settleRecords, readRecords, parserStatus } from "./parser-support.js";
+
+const run = promisify(execFile);
+
+function selfSigned(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], { stdio: "ignore" });
+  return { cert, key };
+}
+
+async function startNginx(dir: string, port: number, tls: { cert: string; key: string }): Promise<ChildProcess> {
+  const conf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(conf, `
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events {}
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    location = /missing { return 404; }
+    location / { return 200 "hello $uri\\n"; }
+  }
+}
+`);
+  const p = spawn("nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
+  await eventually("nginx listening", () => spawnSync("ss", ["-ltn", `sport = :${port}`], { encoding: "utf8" }).stdout.includes(`:${port}`), 15_000);
+  return p;
+}
+
+const PY_CLIENT = `
+import http.client, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.keylog_filename = sys.argv[2]
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
+for p in ["/py/one", "/missing", "/py/two?x=1"]:
+    c.request("GET", p)
+    c.getresponse().read()
+c.request("POST", "/py/form", body=b"a=1&b=2", headers={"Content-Type": "application/x-www-form-urlencoded"})
+c.getresponse().read()
+c.close()
+`;
+
+interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+}
+const key = (e: Exchange) => `${e.method} ${e.path} ${e.status}`;
+
+/** tshark's exchanges from the decrypted capture: HTTP/1.1 requests and responses paired in
+ *  order per TCP stream (nginx's `return` answers a POST before its body arrives, so tshark shows
+ *  that response first), HTTP/2 HEADERS frames joined by (TCP stream, stream id). */
+function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
+  const out = execFileSync("tshark", ["-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-Y", "http || http2.type == 1", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+    "-e", "tcp.stream", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code",
+    "-e", "http2.type", "-e", "http2.streamid", "-e", "http2.headers.method", "-e", "http2.headers.path", "-e", "http2.headers.status"], { encoding: "utf8", timeout: 60_000 });
+  const h1req = new Map<string, { method: string; path: string }[]>();
+  const h1resp = new Map<string, number[]>();
+  const h2 = new Map<string, Partial<Exchange>>();
+  for (const line of out.trim().split("\n").filter(Boolean)) {
+    const [stream, method, uri, code, types, sids, h2m, h2p, h2s] = line.split("\t");
+    if (method) (h1req.get(stream!) ?? h1req.set(stream!, []).get(stream!)!).push({ method, path: uri! });
+    if (code) (h1resp.get(stream!) ?? h1resp.set(stream!, []).get(stream!)!).push(Number(code));
+    // a packet holds several frames: the i-th HEADERS frame carries the i-th header values (a
+    // packet goes one way, so its HEADERS are all requests or all responses)
+    const t = (types ?? "").split("|");
+    const ids = (sids ?? "").split("|").filter((_, i) => t[i] === "1");
+    const ms = (h2m ?? "").split("|"), ps = (h2p ?? "").split("|"), ss = (h2s ?? "").split("|");
+    ids.forEach((id, i) => {
+      const k = `${stream}/${id}`;
+      const e = h2.get(k) ?? {};
+      if (ms[i]) e.method = ms[i];
+      if (ps[i]) e.path = ps[i];
+      if (ss[i]) e.status = Number(ss[i]);
+      h2.set(k, e);
+    });
+  }
+  const exchanges = [...h1req].flatMap(([stream, reqs]) => reqs.map((q, i) => ({ ...q, status: h1resp.get(stream)?.[i] ?? 0 })));
+  return [...exchanges, ...[...h2.values()].filter((e): e is Exchange => !!e.method && !!e.path && !!e.status)];
+}
+
+test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records match tshark's decryption, no ciphertext published", { timeout: 240_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-");
+  const tls = selfSigned(dir);
+  const port = await freePort();
+  const nginx = await startNginx(dir, port, tls);
+  t.after(() => nginx.kill("SIGKILL"));
+
+  const nats = await startNats({ jetstream: true });
+  t.after(() => nats.stop());
+  const url = `nats://127.0.0.1:${nats.port}`;
+  const grpcPort = await freePort();
+  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port)]);
+  t.after(() => probe.stop());
+  const parser = await startParser(url);
+  t.after(() => parser.proc.stop());
+  const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
+  t.after(() => ctl.close());
+  const counters = async () => (await ctl.status({})).counters;
+  // the probe is publishing once a warm-up exchange shows up on NATS (nginx, started before the
+  // probe, was found by the /proc scan at start)
+  const nc = await connect({ servers: url });
+  t.after(() => nc.close());
+  let published = 0;
+  const sub = nc.subscribe("wirescope.raw.>", { callback: () => published++ });
+  t.after(() => sub.unsubscribe());
+  const deadline = Date.now() + 60_000;
+  while (published === 0) {
+    if (Date.now() > deadline || probe.hasExited) throw new Error(`the probe did not publish: ${probe.tail()}`);
+    await run("curl", ["-sk", `https://127.0.0.1:${port}/warmup`]);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.equal((await counters())["tls.libraries_attached"], 1, "libssl attached once, from the scan at start");
+
+  const pcap = path.join(dir, "tls.pcap");
+  const keylog = path.join(dir, "keylog.txt");
+  const tcpdump = spawn("tcpdump", ["-i", "lo", "-U", "-n", "-w", pcap, `tcp port ${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  t.after(() => tcpdump.kill("SIGKILL"));
+  await new Promise<void>((res, rej) => {
+    let err = "";
+    tcpdump.stderr!.on("data", (d: Buffer) => ((err += d), /listening on/.test(err) && res()));
+    tcpdump.once("exit", (c) => rej(new Error(`tcpdump exited ${c}: ${err}`)));
+  });
+
+  const env = { ...process.env, SSLKEYLOGFILE: keylog };
+  const base = `https://127.0.0.1:${port}`;
+  await run("curl", ["-sk", "--http1.1", `${base}/h1/a`, `${base}/missing`, `${base}/h1/b?q=2`], { env });
+  await run("curl", ["-sk", "--http1.1", "-X", "POST", "--data-binary", "x".repeat(3000), `${base}/h1/post`], { env });
+  await run("curl", ["-sk", "--http2", `${base}/h2/a`, `${base}/missing`, `${base}/h2/b`], { env });
+  fs.writeFileSync(path.join(dir, "client.py"), PY_CLIENT);
+  await run("python3", [path.join(dir, "client.py"), String(port), keylog], { env });
+
+  // 11 exchanges, each recorded on both ends; then a quiet spell shows nothing more comes
+  const waitUntil = Date.now() + 90_000;
+  const ours = <T extends { record: { resource: string } }>(l: T[]) => l.filter((s) => s.record.resource !== "/warmup");
+  while (ours(await readRecords(nc).catch(() => [])).length < 22 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(nc, 2000, 30_000)).map((s) => s.record);
+  await new Promise((r) => setTimeout(r, 300));
+  tcpdump.kill("SIGINT");
+  await new Promise((r) => tcpdump.once("exit", r));
+
+  const theirs = tsharkExchanges(pcap, keylog).map(key).sort();
+  assert.equal(theirs.length, 11, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
+  const http = records.filter((r) => r.protocol.startsWith("http"));
+  t.diagnostic(`probe: ${JSON.stringify(await counters())}`);
+  t.diagnostic(`parser: ${JSON.stringify((await parserStatus(parser)).counters)}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const full = http.filter((r) => r.role === role);
+    // the decoders keep the query apart (url.query): the target tshark shows is path?query
+    const target = (r: (typeof full)[number]) => r.resource + (r.attributes["url.query"]?.value.value ? `?${r.attributes["url.query"].value.value}` : "");
+    assert.deepEqual(full.map((r) => key({ method: r.operation, path: target(r), status: Number(r.status) })).sort(), theirs, `${Role[role]} records = tshark`);
+    for (const r of full) {
+      assert.equal(r.attributes["tls"]?.value.value, true, "tls attribute");
+      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
+      assert.equal(r.incomplete, false);
+    }
+  }
+  assert.equal(http.filter((r) => r.protocol === "http2").length, 6, "h2 over ALPN decoded on both ends");
+  assert.equal(records.length, http.length, "nothing but the HTTP exchanges was decoded (no ciphertext)");
+  const c = await counters();
+  assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 4000, `ciphertext not published: ${c["tls.cipher_bytes_saved"]}`);
+  assert.ok((c["tls.calls"] ?? 0) >= 28, `plaintext calls: ${c["tls.calls"]}`);
+  assert.ok((c["tls.call_empty"] ?? 0) > 0, "nginx's non-blocking SSL_read that found nothing was counted, not shipped");
+  assert.equal(c["tls.no_fd"] ?? 0, 0);
+  const st = await parserStatus(parser);
+  assert.deepEqual(Object.entries(st.counters).filter(([k, v]) => /desync|resync/.test(k) && v > 0), [], "the decoders never lost their place");
+  t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
+});
