@@ -33,7 +33,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
   const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
   assert.ok(external, "this machine needs a non-loopback IPv4 address to check that control ports refuse it");
   const dataDir = tempDir("wirescope-up-auth-");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort(), probeMetrics: await freePort(), parserMetrics: await freePort(), aggregatorMetrics: await freePort() };
   const upArgs = [
     "--data-dir", dataDir,
     "--nats-url", `nats://127.0.0.1:${ports.nats}`,
@@ -41,6 +41,9 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     "--probe-port", String(ports.probe),
     "--parser-port", String(ports.parser),
     "--aggregator-port", String(ports.aggregator),
+    "--probe-metrics-port", String(ports.probeMetrics),
+    "--parser-metrics-port", String(ports.parserMetrics),
+    "--aggregator-metrics-port", String(ports.aggregatorMetrics),
     "--no-install", "--no-build", "--no-demo",
   ];
   // A private /run: the probe's single-instance lock is this stack's alone.
@@ -110,7 +113,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     for (const f of fs.readdirSync(path.join(dataDir, "logs"))) shown.push(fs.readFileSync(path.join(dataDir, "logs", f), "utf8"));
     for (const p of passwords) assert.ok(!shown.some((s) => s.includes(p)), "a password is visible");
 
-    // Control ports and the servers answer on loopback only.
+    // Control and metrics ports and the servers answer on loopback only.
     for (const [what, port] of Object.entries(ports)) {
       assert.equal(await connectOutcome("127.0.0.1", port), "connected", `${what} on loopback`);
       assert.equal(await connectOutcome(external, port), "ECONNREFUSED", `${what} on ${external}`);
