@@ -31,6 +31,7 @@ export class EbpfSource implements EventSource {
   private readonly decodeStats: DecodeStats = { records: 0, errors: 0 };
   private handlerErrors = 0;
   private undelivered = 0;
+  private closed = false;
   private readonly refreshMs: number;
 
   /** TLS library files with uprobes (undefined when TLS is off). */
@@ -58,7 +59,27 @@ export class EbpfSource implements EventSource {
 
   private rawHandler: ((buf: Buffer) => void) | undefined;
 
+  /**
+   * Batches that arrive between attach and `run` (the service is still connecting to NATS and
+   * opening its control port): kept, up to a bound, and handed over when `run` starts, so the
+   * first requests after start-up are not lost. Past the bound they count as `user.no_handler`.
+   */
+  private early: Buffer[] = [];
+  private earlyBytes = 0;
+  private static readonly EARLY_MAX_BYTES = 32 << 20;
+
   private onBatch(buf: Buffer): void {
+    if (!this.rawHandler && !this.handler && !this.closed) {
+      if (this.earlyBytes + buf.length <= EbpfSource.EARLY_MAX_BYTES) {
+        this.early.push(buf);
+        this.earlyBytes += buf.length;
+        return;
+      }
+    }
+    this.deliver(buf);
+  }
+
+  private deliver(buf: Buffer): void {
     if (this.rawHandler) {
       try {
         this.rawHandler(buf);
@@ -102,6 +123,10 @@ export class EbpfSource implements EventSource {
 
   async run(onBatch: (b: EventBatch) => void, signal: AbortSignal): Promise<void> {
     this.handler = onBatch;
+    const early = this.early;
+    this.early = [];
+    this.earlyBytes = 0;
+    for (const b of early) this.deliver(b);
     const timer = setInterval(() => this.probe.setListenPorts(readListenPorts()), this.refreshMs);
     timer.unref();
     try {
@@ -131,6 +156,9 @@ export class EbpfSource implements EventSource {
 
   /** Detaches the programs. Idempotent. */
   close(): void {
+    this.closed = true;
+    for (const b of this.early) this.deliver(b); // no handler left: counted as no_handler
+    this.early = [];
     this.handler = undefined;
     this.rawHandler = undefined;
     this.probe.close();
