@@ -1,0 +1,184 @@
+// A newcomer's first minutes: `npm start` with the demo on (the default), real processes only.
+// The shop's load generator makes a fixed number of requests; every part counts what it really did
+// (services/cli/src/demo/counts.ts). After the windows close, InfluxDB must hold exactly those
+// numbers per service and endpoint, every caller/callee pair must be an edge with both ends named,
+// the chain's traces must be linked at every level, and the pipeline must report no drops.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { readCounts } from "@wirescope/cli/demo/counts";
+import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
+import { readInfluxCredentials } from "@wirescope/common";
+import { freePort, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable } from "./probe-helpers.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const REQUESTS = 300;
+
+type Row = Record<string, unknown>;
+/** InfluxQL as the stack's admin (`up` runs influxd with authentication; the user is in the data dir). */
+let auth = "";
+async function rows(url: string, q: string): Promise<Row[]> {
+  const res = await fetch(`${url}/query?${new URLSearchParams({ q, db: "wirescope" })}`, { headers: auth ? { authorization: auth } : {}, signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { results: { series?: { tags?: Record<string, string>; columns: string[]; values: unknown[][] }[]; error?: string }[]; error?: string };
+  if (!res.ok || body.error) throw new Error(`InfluxQL ${res.status}: ${body.error ?? ""} in ${q}`);
+  const r = body.results[0]!;
+  if (r.error) throw new Error(`${r.error} in ${q}`);
+  return (r.series ?? []).flatMap((s) => s.values.map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
+}
+
+/** A free run of six consecutive ports for the demo. */
+async function freeBase(): Promise<number> {
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    const ok = await Promise.all(Array.from({ length: 6 }, (_, i) => import("node:net").then((net) => new Promise<boolean>((res) => {
+      const s = net.createServer().once("error", () => res(false)).listen(base + i, "127.0.0.1", () => s.close(() => res(true)));
+    }))));
+    if (ok.every(Boolean)) return base;
+  }
+}
+
+test("the demo shop: exact counts per service and endpoint, named edges, linked traces, no drops", { timeout: 420_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dataDir = tempDir("wirescope-demo-");
+  const p = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const base = await freeBase();
+  const dp = demoPorts(base);
+  const influxUrl = `http://127.0.0.1:${p.influx}`;
+  const args = ["start", "--", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${p.nats}`, "--influx-url", influxUrl,
+    "--probe-port", String(p.probe), "--parser-port", String(p.parser), "--aggregator-port", String(p.aggregator),
+    "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS)];
+  const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  let out = "";
+  npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((r) => npm.once("exit", r));
+  try {
+    await waitFor(() => /^ready: \d+ processes running$/m.test(out) || npm.exitCode !== null, { timeoutMs: 240_000, intervalMs: 200, what: "`ready` from npm start" });
+    assert.equal(npm.exitCode, null, out);
+    assert.match(out, /^demo\s+\d+\s+http:\/\/127\.0\.0\.1:\d+ \(shop\)\s+ready/m, out);
+    assert.match(out, /demo: added redis/, out);
+    const admin = readInfluxCredentials(dataDir);
+    if (admin) auth = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`;
+
+    // The load generator stops after REQUESTS; then every part's counts stop moving.
+    const demoDir = path.join(dataDir, "demo");
+    let last = "";
+    await waitFor(() => {
+      const c = readCounts(demoDir);
+      const sent = [...c].filter(([k]) => k.startsWith("client http") && / \/shop\//.test(k)).reduce((a, [, v]) => a + v, 0);
+      const now = JSON.stringify([...c].sort());
+      const settled = sent === REQUESTS && now === last;
+      last = now;
+      return settled;
+    }, { timeoutMs: 120_000, intervalMs: 2500, what: `the demo's ${REQUESTS} requests to complete` });
+    const counts = readCounts(demoDir);
+    const sum = (re: RegExp) => [...counts].filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+
+    const svc = { web: `web:${dp.web}`, api: `api:${dp.api}`, orders: `orders:${dp.orders}`, mariadb: `mariadbd:${dp.mariadb}`, redis: `redis-server:${dp.redis}`, kafka: `kafka:${dp.kafka}` };
+    const serverTotal = async (service: string, extra = "") => {
+      const [r] = await rows(influxUrl, `SELECT sum(requests) AS n, sum(errors) AS e FROM red WHERE role = 'server' AND service = '${service}'${extra}`);
+      return { n: Number(r?.n ?? 0), e: Number(r?.e ?? 0) };
+    };
+    // Windows close 10 s + grace after their end: wait until the last server's numbers arrive.
+    const want = {
+      web: { n: sum(/^server http .* \/shop\//), e: sum(/^server http .* \/shop\/\S+ 5\d\d$/) },
+      api: { n: sum(/^server http .* \/(items|orders)/), e: sum(/^server http .* \/(items|orders)\S* 5\d\d$/) },
+      orders: { n: sum(/^server grpc /), e: sum(/^server grpc .* (?!0$)\d+$/) },
+    };
+    await waitFor(async () => (await serverTotal(svc.orders)).n >= want.orders.n && (await serverTotal(svc.web)).n >= want.web.n, { timeoutMs: 90_000, intervalMs: 2000, what: "the demo's windows in InfluxDB" }).catch(async (e: Error) => {
+      const seen = await rows(influxUrl, `SELECT sum(requests) AS n FROM red GROUP BY service, role`);
+      throw new Error(`${e.message}; expected ${JSON.stringify(want)} of ${JSON.stringify(svc)}; InfluxDB has ${JSON.stringify(seen.map((r) => `${r.service}/${r.role}=${r.n}`))}\n${out}`);
+    });
+
+    // Exact requests and errors per service (server side).
+    for (const k of ["web", "api", "orders"] as const) assert.deepEqual(await serverTotal(svc[k]), want[k], `${svc[k]}: requests and errors`);
+    // Per endpoint.
+    const endpoints = await rows(influxUrl, `SELECT sum(requests) AS n FROM red WHERE role = 'server' AND service =~ /^(web|api|orders):/ GROUP BY service, operation, resource`);
+    const ep = (service: string, op: string, resource: string) => {
+      const n = Number(endpoints.find((r) => r.service === service && r.operation === op && r.resource === resource)?.n ?? 0);
+      if (!n) console.log(`no ${service} ${op} ${resource} among ${JSON.stringify(endpoints)}`);
+      return n;
+    };
+    assert.equal(ep(svc.web, "GET", "/shop/items/{id}"), sum(/^server http GET \/shop\/items/));
+    assert.equal(ep(svc.web, "POST", "/shop/orders"), sum(/^server http POST \/shop\/orders/));
+    assert.equal(ep(svc.web, "GET", "/shop/missing"), sum(/^server http GET \/shop\/missing/));
+    assert.equal(ep(svc.api, "GET", "/items/{id}"), sum(/^server http GET \/items/));
+    assert.equal(ep(svc.api, "POST", "/orders"), sum(/^server http POST \/orders/));
+    assert.equal(ep(svc.orders, "GetItem", `/${GRPC_SERVICE}/GetItem`), sum(/^server grpc .*GetItem/));
+    assert.equal(ep(svc.orders, "PlaceOrder", `/${GRPC_SERVICE}/PlaceOrder`), sum(/^server grpc .*PlaceOrder/));
+    // Databases, cache and broker: the statements and commands the shop made.
+    const byOp = async (service: string) => new Map((await rows(influxUrl, `SELECT sum(requests) AS n FROM red WHERE role = 'server' AND service = '${service}' GROUP BY operation`)).map((r) => [String(r.operation), Number(r.n)]));
+    const redis = await byOp(svc.redis);
+    assert.equal(redis.get("GET"), sum(/^client redis GET /), `redis: ${JSON.stringify([...redis])}`);
+    assert.equal(redis.get("SET"), sum(/^client redis SET /));
+    // MySQL by command: the INSERTs are text queries, the SELECTs executions of a statement each
+    // pool connection prepares once (at most 4), plus the pool's logins.
+    const mysql = await byOp(svc.mariadb);
+    const seen = `mysql: ${JSON.stringify([...mysql])}`;
+    assert.equal(mysql.get("COM_QUERY"), sum(/^client mysql INSERT /), seen);
+    assert.equal(mysql.get("COM_STMT_EXECUTE"), sum(/^client mysql SELECT /), seen);
+    assert.ok((mysql.get("COM_STMT_PREPARE") ?? 0) >= 1 && (mysql.get("COM_STMT_PREPARE") ?? 0) <= 4, seen);
+    const [mysqlErr] = await rows(influxUrl, `SELECT sum(errors) AS e FROM red WHERE role = 'server' AND service = '${svc.mariadb}' AND operation = 'COM_QUERY'`);
+    assert.equal(Number(mysqlErr?.e ?? 0), sum(/^client mysql INSERT orders error/));
+    const kafka = await byOp(svc.kafka);
+    assert.equal(kafka.get("Produce"), sum(/^client kafka Produce /), `kafka: ${JSON.stringify([...kafka])}`);
+
+    // The service map: every caller/callee pair, both ends named, counted once, equal to the server's count.
+    // (loadgen and shipping never listen: they keep their plain process names.)
+    const edges = await rows(influxUrl, `SELECT sum(requests) AS n FROM edges GROUP BY client, server, protocol`);
+    const edge = (client: string, server: string) => edges.filter((e) => e.client === client && e.server === server).reduce((a, e) => a + Number(e.n), 0);
+    assert.equal(edge("loadgen", svc.web), want.web.n, JSON.stringify(edges.filter((e) => String(e.server).startsWith("web"))));
+    // A process that listens has one name in every role: web calls api as `web:<port>`.
+    assert.equal(edge(svc.web, svc.api), want.api.n);
+    assert.equal(edge(svc.api, svc.orders), want.orders.n);
+    assert.equal(edge(svc.api, svc.redis), sum(/^client redis /));
+    assert.equal(edge(svc.orders, svc.mariadb), [...mysql.values()].reduce((a, b) => a + b, 0));
+    assert.ok(edge(svc.orders, svc.kafka) >= sum(/^client kafka Produce /));
+    assert.ok(edge("shipping", svc.kafka) > 0);
+    // No edge into a demo port is named by address only.
+    const demoPortList = Object.values(dp).map(String);
+    const byAddress = edges.filter((e) => /^\d+\.\d+\.\d+\.\d+:(\d+)$/.test(String(e.server)) && demoPortList.includes(String(e.server).split(":")[1]));
+    assert.deepEqual(byAddress, [], "edges to the shop named by address");
+
+    // Traces: a sampled chain is linked at every level (loadgen -> web -> api -> orders -> mariadbd).
+    const spans = await rows(influxUrl, `SELECT trace_id, span_id, parent_span_id, linked_by FROM spans GROUP BY service, kind`);
+    const byId = new Map(spans.map((s) => [String(s.span_id), s]));
+    const depth = (s: Row): number => {
+      let d = 0;
+      for (let cur: Row | undefined = s; cur && cur.parent_span_id; cur = byId.get(String(cur.parent_span_id))) d++;
+      return d;
+    };
+    const dbSpans = spans.filter((s) => s.service === svc.mariadb && s.kind === "server");
+    assert.ok(dbSpans.length > 0, "database spans kept");
+    // server(db) <- client(orders) <- server(orders) <- client(api) <- server(api) <- client(web) <- server(web) <- client(loadgen)
+    assert.ok(dbSpans.some((s) => depth(s) === 7), `a database span whose ancestry reaches the load generator (depths: ${[...new Set(dbSpans.map(depth))]})`);
+
+    // The pipeline reports no drops.
+    const [pl] = await rows(influxUrl, `SELECT sum(*) FROM pipeline`);
+    const drops = Object.entries(pl ?? {}).filter(([k, v]) => k.startsWith("sum_drops_") && Number(v) > 0);
+    assert.deepEqual(drops, [], "aggregator drops");
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--nats-url", `nats://127.0.0.1:${p.nats}`, "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const status = JSON.parse(st.stdout) as { component: string; counters: Record<string, number> }[];
+    // Every loss counter, by name. Not losses: spans_dropped (sampling); `.unclaimed` (traffic in a
+    // protocol no plugin decodes, such as the NATS connection of `wirescope plugin add`);
+    // `.before_detect` (bytes seen before a connection's protocol was recognised: no request of
+    // the shop is among them, as the exact counts above show).
+    const lossName = /(^|[._])(drops?|dropped|lost|shed)([._]|$)/;
+    const lost = status.flatMap((r) =>
+      Object.entries(r.counters ?? {})
+        .filter(([k, v]) => lossName.test(k) && k !== "spans_dropped" && !k.endsWith(".unclaimed") && !k.endsWith(".before_detect") && v > 0)
+        .map(([k, v]) => `${r.component}.${k}=${v}`),
+    );
+    assert.deepEqual(lost, [], "pipeline drop counters");
+
+    // `wirescope top` lists the shop.
+    const top = spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "10m", "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: root, encoding: "utf8" });
+    for (const s of ["loadgen", svc.web, svc.api, svc.orders, svc.mariadb, svc.redis, svc.kafka, "shipping"]) assert.match(top.stdout, new RegExp(`^[ >]${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s`, "m"), `top shows ${s}:\n${top.stdout}`);
+  } finally {
+    if (npm.exitCode === null) process.kill(-npm.pid!, "SIGINT");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+  }
+});
