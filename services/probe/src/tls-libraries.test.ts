@@ -64,4 +64,23 @@ describe("TlsLibraries", () => {
     assert.equal(libs.stats.attached, 1);
     assert.equal(calls.length, 1);
   });
+
+  it("an attach that fails because the process exited meanwhile is not held against the file", () => {
+    fs.mkdirSync(path.join(root, "20"));
+    fs.writeFileSync(path.join(root, "20", "maps"), MAPS);
+    let n = 0;
+    const libs = new TlsLibraries((p) => {
+      n++;
+      if (p.includes("/20/")) {
+        fs.rmSync(path.join(root, "20"), { recursive: true });
+        throw new Error("ENOENT");
+      }
+      return 8;
+    }, undefined, root);
+    libs.onMapped(20, (0xfe << 20) | 1, 1310912);
+    assert.deepEqual(libs.stats, { attached: 0, failed: 0, repeats: 0, gone: 1 });
+    libs.onMapped(10, (0xfe << 20) | 1, 1310912);
+    assert.equal(libs.stats.attached, 1, "offered again by the next process");
+    assert.equal(n, 2);
+  });
 });

@@ -112,6 +112,12 @@ export class TlsLibraries {
       this.stats.attached++;
       return true;
     } catch (e) {
+      if (!fs.existsSync(`${this.procRoot}/${pid}`)) {
+        // the process exited between reading its maps and the attach: not the file's fault, the
+        // next process mapping it offers it again
+        this.stats.gone++;
+        return false;
+      }
       const error = (e as Error).message;
       this.files.set(key, { path: m.path, links: 0, error });
       this.stats.failed++;
