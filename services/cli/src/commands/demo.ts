@@ -54,6 +54,10 @@ const command: Command = {
     const ac = new AbortController();
     process.once("SIGINT", () => ac.abort());
     process.once("SIGTERM", () => ac.abort());
+    // The demo never outlives what started it (`up` killed with SIGKILL, a closed terminal).
+    const parent = process.ppid;
+    const watch = setInterval(() => process.ppid !== parent && ac.abort(), 500);
+    watch.unref();
     await runDemo({ dir, basePort, rate, requests, log: (l) => process.stdout.write(`${l}\n`) }, ac.signal);
     return 0;
   },
