@@ -44,7 +44,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     "--probe-metrics-port", String(ports.probeMetrics),
     "--parser-metrics-port", String(ports.parserMetrics),
     "--aggregator-metrics-port", String(ports.aggregatorMetrics),
-    "--no-install", "--no-build", "--no-demo",
+    "--no-install", "--no-build", "--no-demo", "--influx-auth",
   ];
   // A private /run: the probe's single-instance lock is this stack's alone.
   const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-auth-run-"), process.execPath, "bin/wirescope.js", "up", ...upArgs], {

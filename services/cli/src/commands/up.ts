@@ -42,7 +42,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -69,6 +69,8 @@ options:
   --no-demo            do not start the demo shop (\`wirescope demo --help\` says what it runs)
   --demo-port N        first of the demo's six ports (default ${DEFAULT_BASE_PORT})
   --demo-requests N    the demo's load generator stops after N requests (default: never)
+  --influx-auth        run influxd with authentication: an admin user generated into
+                       <data-dir>/influx-auth.json (0600), used by the aggregator, top and status
   --no-watch-parent    keep running when the process that started \`up\` exits
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
@@ -91,10 +93,11 @@ interface UpOptions {
   demo: boolean;
   demoPort: number;
   demoRequests: number;
+  influxAuth: boolean;
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false };
   const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
@@ -109,6 +112,7 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--no-probe": o.probe = false; break;
       case "--no-watch-parent": o.watchParent = false; break;
       case "--no-demo": o.demo = false; break;
+      case "--influx-auth": o.influxAuth = true; break;
       case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
       case "--demo-requests": o.demoRequests = num(flag, value(), 1e9); break;
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
@@ -392,7 +396,9 @@ async function up(argv: string[]): Promise<number> {
     if (stopping.signal.aborted) return 0;
 
     // influxd with authentication: an admin user generated once into the data dir (0600).
-    const influxAdmin = prepareInfluxAuth(config.dataDir);
+    // Off by default: influxd listens on loopback only, and the stock tools (Grafana's
+    // provisioning, curl) then need no password; --influx-auth turns it on.
+    const influxAdmin = opts.influxAuth ? prepareInfluxAuth(config.dataDir) : undefined;
     const influxLog = path.join(logs, "influxd.log");
     await sup.start({
       name: "influxd",
@@ -447,7 +453,7 @@ async function up(argv: string[]): Promise<number> {
         await sup.start({
           ...spec,
           start: async (signal) => {
-            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
+            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxAdmin ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
             } catch (e) {
@@ -564,10 +570,10 @@ export function exitReason(logTail: string): string {
   return lines.slice(-3).join(" | ") || "no output";
 }
 
-async function createDatabase(url: string, config: Config, admin: { user: string; password: string }): Promise<void> {
+async function createDatabase(url: string, config: Config, admin: { user: string; password: string } | undefined): Promise<void> {
   const q = new URLSearchParams({ q: `CREATE DATABASE "${config.influx.database.replace(/"/g, '\\"')}"` });
-  const authorization = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`;
-  const res = await fetch(`${url}/query?${q}`, { method: "POST", headers: { authorization }, signal: AbortSignal.timeout(10_000) });
+  const headers: Record<string, string> = admin ? { authorization: `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}` } : {};
+  const res = await fetch(`${url}/query?${q}`, { method: "POST", headers, signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`influxd: CREATE DATABASE ${config.influx.database} failed: HTTP ${res.status} ${await res.text()}`);
 }
 
