@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { freePort, tempDir, waitFor } from "./support/index.js";
+import { stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -43,12 +43,11 @@ async function freeBase(): Promise<number> {
 test("the demo shop: exact counts per service and endpoint, named edges, linked traces, no drops", { timeout: 420_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const dataDir = tempDir("wirescope-demo-");
-  const p = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const p = await stackPorts();
   const base = await freeBase();
   const dp = demoPorts(base);
   const influxUrl = `http://127.0.0.1:${p.influx}`;
-  const args = ["start", "--", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${p.nats}`, "--influx-url", influxUrl,
-    "--probe-port", String(p.probe), "--parser-port", String(p.parser), "--aggregator-port", String(p.aggregator),
+  const args = ["start", "--", ...stackArgs(dataDir, p),
     "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS)];
   const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";

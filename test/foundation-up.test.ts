@@ -8,7 +8,7 @@ import path from "node:path";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
-import { freePort, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, tempDir, waitFor, pidAlive } from "./support/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -27,16 +27,11 @@ function ebpfUsable(): boolean {
 
 test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing behind", { timeout: 240_000 }, async () => {
   const dataDir = tempDir("wirescope-up-");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = await stackPorts();
   const args = [
     "start",
     "--",
-    "--data-dir", dataDir,
-    "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-    "--influx-url", `http://127.0.0.1:${ports.influx}`,
-    "--probe-port", String(ports.probe),
-    "--parser-port", String(ports.parser),
-    "--aggregator-port", String(ports.aggregator),
+    ...stackArgs(dataDir, ports),
     "--no-build", // npm start has just built; `up` would only find nothing to do
     "--no-demo", // the demo has its own test (demo.test.ts)
   ];
@@ -184,19 +179,14 @@ test("without root, `up` starts everything else and says plainly why the probe i
   if (process.getuid?.() !== 0) return t.skip("needs root to drop to an unprivileged user");
   const home = tempDir("wirescope-up-nobody-");
   fs.chmodSync(home, 0o777);
-  const ports = { nats: await freePort(), influx: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = await stackPorts();
   const p = spawn(
     "setpriv",
     [
       "--reuid=65534", "--regid=65534", "--clear-groups", "--",
       "env", `HOME=${home}`,
       process.execPath, "bin/wirescope.js", "up", "--no-build", "--no-demo",
-      "--data-dir", path.join(home, "ws"),
-      "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-      "--influx-url", `http://127.0.0.1:${ports.influx}`,
-      "--parser-port", String(ports.parser),
-      "--aggregator-port", String(ports.aggregator),
-      "--probe-port", String(await freePort()),
+      ...stackArgs(path.join(home, "ws"), ports),
     ],
     { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -240,17 +230,12 @@ test("as root, a probe that cannot start: the last line says capture is OFF with
   // temp dir, so that no real probe on this machine is disturbed.
   const run = tempDir("wirescope-up-run-");
   const dataDir = tempDir("wirescope-up-locked-");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = await stackPorts();
   const p = spawn(
     "unshare",
     ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec flock /run/wirescope-probe.lock "$@"', run,
       process.execPath, "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-demo",
-      "--data-dir", dataDir,
-      "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-      "--influx-url", `http://127.0.0.1:${ports.influx}`,
-      "--probe-port", String(ports.probe),
-      "--parser-port", String(ports.parser),
-      "--aggregator-port", String(ports.aggregator)],
+      ...stackArgs(dataDir, ports)],
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";

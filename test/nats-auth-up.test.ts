@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
-import { freePort, tempDir, waitFor } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -33,14 +33,9 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
   const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
   assert.ok(external, "this machine needs a non-loopback IPv4 address to check that control ports refuse it");
   const dataDir = tempDir("wirescope-up-auth-");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort(), probeMetrics: await freePort(), parserMetrics: await freePort(), aggregatorMetrics: await freePort() };
+  const ports = { ...(await stackPorts()), probeMetrics: await freePort(), parserMetrics: await freePort(), aggregatorMetrics: await freePort() };
   const upArgs = [
-    "--data-dir", dataDir,
-    "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-    "--influx-url", `http://127.0.0.1:${ports.influx}`,
-    "--probe-port", String(ports.probe),
-    "--parser-port", String(ports.parser),
-    "--aggregator-port", String(ports.aggregator),
+    ...stackArgs(dataDir, ports),
     "--probe-metrics-port", String(ports.probeMetrics),
     "--parser-metrics-port", String(ports.parserMetrics),
     "--aggregator-metrics-port", String(ports.aggregatorMetrics),

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, tempDir, waitFor, influxQuery } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, tempDir, waitFor, influxQuery } from "./support/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CALLS = 40;
@@ -65,7 +65,7 @@ function listening(p: ChildProcess, what: string): Promise<void> {
 
 test("every edge names both ends, one name per process, one call counted once", { timeout: 1_200_000 }, async () => {
   assert.ok(ebpfUsable(), "the probe needs root and the kernel's BTF");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = await stackPorts();
   const influxUrl = `http://127.0.0.1:${ports.influx}`;
   // Own process group: SIGINT to the group stops `up` and everything it started.
   const up = spawn(
@@ -73,12 +73,7 @@ test("every edge names both ends, one name per process, one call counted once", 
     [
       "/tmp/wirescope-stack.lock",
       process.execPath, "bin/wirescope.js", "up",
-      "--data-dir", tempDir("wirescope-map-"),
-      "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-      "--influx-url", influxUrl,
-      "--probe-port", String(ports.probe),
-      "--parser-port", String(ports.parser),
-      "--aggregator-port", String(ports.aggregator),
+      ...stackArgs(tempDir("wirescope-map-"), ports),
       "--no-build", "--no-install", "--no-demo", "--no-watch-parent",
     ],
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkHealth, ServingStatus, tcpReachable } from "@wirescope/common";
-import { freePort, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { stackPorts, stackArgs, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -23,15 +23,10 @@ const softMemlock = (pid: number) => /^Max locked memory\s+(\S+)/m.exec(fs.readF
 test("npm start prepares the probe, restarts each child killed with SIGKILL, and stops when npm is SIGTERMed", { timeout: 480_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const dataDir = tempDir("wirescope-up-sup-");
-  const ports = { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+  const ports = await stackPorts();
   const hard = /^Max locked memory\s+\S+\s+(\S+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))![1];
   const upArgs = [
-    "--data-dir", dataDir,
-    "--nats-url", `nats://127.0.0.1:${ports.nats}`,
-    "--influx-url", `http://127.0.0.1:${ports.influx}`,
-    "--probe-port", String(ports.probe),
-    "--parser-port", String(ports.parser),
-    "--aggregator-port", String(ports.aggregator),
+    ...stackArgs(dataDir, ports),
     "--no-install",
     "--no-build",
     "--no-demo", // the demo has its own test (demo.test.ts)

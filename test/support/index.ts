@@ -1,2 +1,3 @@
 // Shared helpers for integration tests (real servers on loopback).
 export * from "./servers.js";
+export * from "./stack.js";
