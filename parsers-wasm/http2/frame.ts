@@ -39,13 +39,14 @@ class BlockSink extends HeaderSink {
   s: Stream | null = null;
   part: i32 = P_IGNORE;
   status: i32 = -1;
-  unknown: bool = false;
+  /** Fields of this block that could not be decoded. */
+  unknown: i32 = 0;
 
   start(s: Stream | null, part: i32): void {
     this.s = s;
     this.part = part;
     this.status = -1;
-    this.unknown = false;
+    this.unknown = 0;
   }
 
   field(id: i32, p: usize, n: i32): void {
@@ -93,7 +94,7 @@ class BlockSink extends HeaderSink {
   }
 
   unknownField(): void {
-    this.unknown = true;
+    this.unknown++;
   }
 }
 
@@ -403,7 +404,12 @@ export class H2Engine {
 
   /** END of a DATA frame: stream ends when END_STREAM was set. */
   private dataDone(d: i32, D: Dir, ts: i64): void {
-    if ((D.flags & F_END_STREAM) == 0) return;
+    if ((D.flags & F_END_STREAM) == 0) {
+      // a stream still open at close (or reset) lasted at least until its last response frame
+      const o = D.dataStream;
+      if (d == 1 && o != null && o.respHeaders) o.endTs = ts;
+      return;
+    }
     const s = D.dataStream;
     D.dataStream = null;
     if (s == null) return;
@@ -553,7 +559,8 @@ export class H2Engine {
     } else {
       this.sink.start(s, part);
       const r = D.hpack.decode(D.block, D.blockLen, this.sink);
-      if (s != null && (r == HPACK_ERR || this.sink.unknown)) {
+      if (s != null && (r == HPACK_ERR || this.sink.unknown > 0)) {
+        s.unknownFields += this.sink.unknown;
         if (part <= P_REQ_TRAILERS) s.reqUnknown = true;
         else s.respUnknown = true;
       }
@@ -569,7 +576,10 @@ export class H2Engine {
       s.endTs = lastTs;
     }
     if (part == P_RESP_TRAILERS) s.endTs = lastTs;
-    if ((D.blockFlags & F_END_STREAM) != 0 && D.blockType == T_HEADERS) this.endStream(d, s, lastTs);
+    if ((D.blockFlags & F_END_STREAM) != 0 && D.blockType == T_HEADERS) {
+      if (d == 1) s.respEndHeaders = true;
+      this.endStream(d, s, lastTs);
+    }
   }
 
   /** The capture missed `len` bytes of direction d. */

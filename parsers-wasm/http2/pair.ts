@@ -7,14 +7,15 @@
 //   response  HEADERS :status 200 ...; DATA messages; HEADERS (trailers) grpc-status, grpc-message
 //   or        trailers-only: one HEADERS with :status, grpc-status, grpc-message and END_STREAM
 
-import { Rec, hexVal } from "../common/index";
+import { Rec, hexVal, eqAscii } from "../common/index";
 import { writeTarget } from "../http1/url";
 import { writeTrace } from "../http1/pair";
 import { Stream, V_METHOD, V_PATH, V_AUTHORITY, V_GRPC_MESSAGE } from "./types";
 
 /** Writes the record of stream s; `incomplete` when its response was not seen to the end. */
 export function emitStream(s: Stream, incomplete: bool): void {
-  const grpc = s.isGrpc || s.grpcStatus >= 0;
+  const inferred = !s.isGrpc && s.grpcStatus < 0 && grpcShaped(s);
+  const grpc = s.isGrpc || s.grpcStatus >= 0 || inferred;
   Rec.begin(grpc ? "grpc" : "http2");
   Rec.startNs(s.startTs);
   if (s.respHeaders && s.endTs >= s.startTs) Rec.durationNs(s.endTs - s.startTs);
@@ -26,11 +27,43 @@ export function emitStream(s: Stream, incomplete: bool): void {
   Rec.requestBytes(s.reqBytes);
   Rec.responseBytes(s.respBytes);
   if (unknown) Rec.attrBool("http2.request_unknown", true);
+  if (s.unknownFields > 0) Rec.attrInt("http2.unknown_fields", <i64>s.unknownFields);
+  if (inferred) Rec.attrBool("http2.grpc_inferred", true);
   if (s.rstCode >= 0) Rec.attrInt("http2.rst_stream.error_code", s.rstCode);
   if (s.pushed) Rec.attrBool("http2.pushed", true);
   if (incomplete) Rec.incomplete();
   writeTrace(s.trace);
   Rec.end();
+}
+
+/**
+ * A stream picked up mid-way whose content-type and grpc-status were dynamic-table entries from
+ * before pickup (a long-lived gRPC channel references them for ever) is still recognisably gRPC
+ * when everything known says so: POST to /service/method, request fields that could not be
+ * decoded (where content-type was), DATA in both directions that splits exactly into
+ * length-prefixed messages (flag byte 0 or 1), at least one message, and a response that ended
+ * with a HEADERS block (trailers, or trailers-only). Plain HTTP/2 has no such trailers in
+ * practice, and a known content-type or a fully decoded request never takes this path.
+ */
+function grpcShaped(s: Stream): bool {
+  if (!s.reqUnknown || !s.respEndHeaders || !s.reqMsgs.whole || !s.respMsgs.whole) return false;
+  if (s.reqMsgs.messages + s.respMsgs.messages == 0) return false;
+  if (s.status != 200 || !s.has(V_METHOD) || !s.has(V_PATH)) return false;
+  if (s.size(V_METHOD) != 4 || !eqAscii(s.ptr(V_METHOD), 4, "POST")) return false;
+  // "/a/b": a leading slash, exactly one more, no query, neither part empty
+  const p = s.ptr(V_PATH);
+  const n = s.size(V_PATH);
+  if (n < 4 || load<u8>(p) != 0x2f) return false;
+  let slash = -1;
+  for (let i = 1; i < n; i++) {
+    const c = load<u8>(p + <usize>i);
+    if (c == 0x3f || c == 0x23) return false;
+    if (c == 0x2f) {
+      if (slash >= 0) return false;
+      slash = i;
+    }
+  }
+  return slash > 1 && slash < n - 1;
 }
 
 function writeHttp(s: Stream): void {

@@ -56,8 +56,14 @@ export class GrpcCounter {
     let i = 0;
     while (i < n) {
       if (this.hdrLeft > 0) {
-        // bytes 1..4 of the prefix are the big-endian length; byte 0 the compressed flag
-        if (this.hdrLeft <= 4) this.len = (this.len << 8) | <u32>load<u8>(p + <usize>i);
+        // bytes 1..4 of the prefix are the big-endian length; byte 0 the compressed flag (0 or 1:
+        // anything else is not a length-prefixed message, and counting stops)
+        const b = <u32>load<u8>(p + <usize>i);
+        if (this.hdrLeft <= 4) this.len = (this.len << 8) | b;
+        else if (b > 1) {
+          this.hdrLeft = -1;
+          return;
+        }
         this.hdrLeft--;
         i++;
         if (this.hdrLeft == 0) {
@@ -78,6 +84,11 @@ export class GrpcCounter {
         this.hdrLeft = 5;
       }
     }
+  }
+
+  /** At a message boundary with every byte accounted for (no partial message, no loss). */
+  @inline get whole(): bool {
+    return this.hdrLeft == 5;
   }
 
   /** Bytes lost: the message in progress can no longer be delimited. */
@@ -112,6 +123,10 @@ export class Stream {
   respHeaders: bool = false; // final response headers seen
   reqEnd: bool = false;
   respEnd: bool = false;
+  /** The response ended with a HEADERS block carrying END_STREAM (trailers, or trailers-only). */
+  respEndHeaders: bool = false;
+  /** Header fields of this stream's blocks that could not be decoded (dynamic entries from before pickup). */
+  unknownFields: i32 = 0;
   /** Some request fields could not be decoded (unknown dynamic-table entries, lost blocks). */
   reqUnknown: bool = false;
   respUnknown: bool = false;
@@ -137,6 +152,8 @@ export class Stream {
     this.respHeaders = false;
     this.reqEnd = false;
     this.respEnd = false;
+    this.respEndHeaders = false;
+    this.unknownFields = 0;
     this.reqUnknown = false;
     this.respUnknown = false;
     this.pushed = false;

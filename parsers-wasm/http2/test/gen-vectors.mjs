@@ -189,6 +189,75 @@ vec(
 );
 
 {
+  // A gRPC channel opened before pickup: the client's content-type and te, the server's
+  // content-type and "grpc-status: 0" are dynamic entries from before (62.. on each side).
+  const oldReq = (p) => block(idx(S.POST), idx(S.http), lit(S.path, p), idx(62), idx(63));
+  const oldResp = () => block(idx(S.s200), idx(62));
+  vec(
+    "Mid-stream gRPC: content-type and grpc-status from before pickup; gRPC-shaped streams are gRPC, without a status",
+    [
+      C(headers(9, oldReq("/echo.v1.Echo/Get")), data(9, grpcMsg(3), END_STREAM)),
+      Sv(headers(9, oldResp()), data(9, grpcMsg(4)), headers(9, block(idx(63)), END_HEADERS | END_STREAM)),
+      // a status with a literal value under an unknown name: still unknown
+      C(headers(11, oldReq("/echo.v1.Echo/Get")), data(11, grpcMsg(1), END_STREAM)),
+      Sv(headers(11, block(idx(S.s200), idx(62), Buffer.from([0x7f, 0x02]) /* name: dynamic 64+1, unknown */, str("5")), END_HEADERS | END_STREAM)),
+      // server streaming, messages split across frames
+      C(headers(13, oldReq("/echo.v1.Echo/Watch")), data(13, grpcMsg(2), END_STREAM)),
+      Sv(headers(13, oldResp()), data(13, grpcMsg(5, 6).subarray(0, 8)), data(13, grpcMsg(5, 6).subarray(8)), data(13, grpcMsg(7)), headers(13, block(idx(63)), END_HEADERS | END_STREAM)),
+      // once the server names grpc-status literally, the stream is gRPC by its status
+      C(headers(15, oldReq("/echo.v1.Echo/Get")), data(15, grpcMsg(1), END_STREAM)),
+      Sv(headers(15, oldResp()), data(15, grpcMsg(1)), headers(15, trailers(0), END_HEADERS | END_STREAM)),
+    ],
+    [
+      { protocol: "grpc", operation: "Get", resource: "/echo.v1.Echo/Get", status: null, error: false, reqBytes: 8, respBytes: 9,
+        attributes: { "rpc.service": "echo.v1.Echo", "rpc.method": "Get", "rpc.grpc.status_code": null, "rpc.request.messages": 1, "rpc.response.messages": 1, "http2.grpc_inferred": true, "http2.unknown_fields": 4, "http2.request_unknown": null } },
+      { protocol: "grpc", operation: "Get", status: null, attributes: { "rpc.request.messages": 1, "rpc.response.messages": 0, "http2.grpc_inferred": true, "http2.unknown_fields": 4 } },
+      { protocol: "grpc", operation: "Watch", status: null, attributes: { "rpc.request.messages": 1, "rpc.response.messages": 3, "http2.grpc_inferred": true } },
+      { protocol: "grpc", operation: "Get", status: 0, attributes: { "rpc.grpc.status_code": 0, "http2.grpc_inferred": null, "http2.unknown_fields": 3 } },
+    ],
+  );
+  vec(
+    "Mid-stream: what is not gRPC-shaped stays HTTP/2 (no trailers; a body that is not length-prefixed; a known content-type)",
+    [
+      C(headers(9, block(idx(S.POST), idx(S.http), lit(S.path, "/a.B/C"), idx(62))), data(9, grpcMsg(3), END_STREAM)),
+      Sv(headers(9, block(idx(S.s200), idx(62))), data(9, grpcMsg(4), END_STREAM)),
+      C(headers(11, block(idx(S.POST), idx(S.http), lit(S.path, "/a.B/C"), idx(62))), data(11, "{\"json\": true}", END_STREAM)),
+      Sv(headers(11, block(idx(S.s200), idx(62))), data(11, "{}"), headers(11, block(idx(63)), END_HEADERS | END_STREAM)),
+      C(headers(13, block(idx(S.POST), idx(S.http), lit(S.path, "/a.B/C"), lit(S.contentType, "application/octet-stream"))), data(13, grpcMsg(3), END_STREAM)),
+      Sv(headers(13, block(idx(S.s200), idx(62))), data(13, grpcMsg(4)), headers(13, block(idx(63)), END_HEADERS | END_STREAM)),
+      C(headers(15, block(idx(S.POST), idx(S.http), lit(S.path, "/upload/file/x"), idx(62))), data(15, grpcMsg(3), END_STREAM)),
+      Sv(headers(15, block(idx(S.s200), idx(62))), data(15, grpcMsg(4)), headers(15, block(idx(63)), END_HEADERS | END_STREAM)),
+    ],
+    [
+      { protocol: "http2", operation: "POST", resource: "/a.B/C", status: 200, attributes: { "http2.grpc_inferred": null, "http2.unknown_fields": 2 } },
+      { protocol: "http2", operation: "POST", resource: "/a.B/C", status: 200, attributes: { "http2.grpc_inferred": null } },
+      { protocol: "http2", operation: "POST", resource: "/a.B/C", status: 200, attributes: { "http2.grpc_inferred": null, "http2.unknown_fields": 2 } },
+      { protocol: "http2", operation: "POST", resource: "/upload/file/x", status: 200, attributes: { "http2.grpc_inferred": null } },
+    ],
+  );
+}
+
+vec(
+  "gRPC: a DATA payload whose flag byte is not 0 or 1 is not counted as messages",
+  [
+    C(PREFACE, settings(), headers(1, grpcReq("/s.S/M")), data(1, Buffer.concat([Buffer.from([7]), u32(1), Buffer.from("a")]), END_STREAM)),
+    Sv(settings(), headers(1, grpcResp()), data(1, grpcMsg(2)), headers(1, trailers(0), END_HEADERS | END_STREAM)),
+  ],
+  [{ protocol: "grpc", status: 0, attributes: { "rpc.request.messages": null, "rpc.response.messages": 1 } }],
+);
+
+vec(
+  "A stream still open at close lasts until its last response frame",
+  [
+    C(PREFACE, settings(), headers(1, grpcReq("/s.S/Watch")), data(1, grpcMsg(1), END_STREAM)),
+    Sv(settings(), headers(1, grpcResp())),
+    Sv(data(1, grpcMsg(2))),
+    Sv(data(1, grpcMsg(3))),
+  ],
+  [{ protocol: "grpc", status: null, incomplete: true, startNs: "1000", durationNs: "3000", attributes: { "rpc.response.messages": 2 } }],
+);
+
+{
   // every byte value that can appear in UTF-8 text, Huffman-coded: codes of 5 to 30 bits
   let text = "";
   for (let c = 0; c < 0x80; c++) if (c !== 0x25) text += String.fromCharCode(c);
