@@ -453,3 +453,102 @@ test("grpc: @grpc/grpc-js unary, client/server streaming and bidi with OK and er
   assert.equal(bySvc("Chat")[0]!.attributes["rpc.response.messages"], 3);
   for (const r of ours) assert.equal(r.attributes["rpc.service"], "test.v1.Echo");
 });
+
+test("grpc: streaming calls last until END_STREAM or RST_STREAM, with messages each way (times and counts agree with tshark)", { timeout: 120_000 }, async () => {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const server = new grpc.Server();
+  server.addService(service, {
+    unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request),
+    client: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      let n = 0;
+      call.on("data", () => n++);
+      call.on("end", () => cb(null, Buffer.from(`got ${n}`)));
+    },
+    server: async (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      // the first message goes out at once: the response HEADERS come long before the end
+      for (let i = 0; i < Number(call.request.toString()) && !call.cancelled; i++) {
+        call.write(Buffer.from(`item ${i}`));
+        await pause(40);
+      }
+      if (!call.cancelled) call.end();
+    },
+    bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on("data", (d: Buffer) => call.write(Buffer.concat([Buffer.from("re:"), d])));
+      call.on("end", () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const cap = await startCapture(port, "grpc-streams");
+  const Client = grpc.makeGenericClientConstructor(service, "Echo");
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  const spray = (n: number, opts: { cancelAfter?: number; deadlineMs?: number } = {}) =>
+    new Promise<void>((resolve) => {
+      const s = client.server(Buffer.from(String(n)), { deadline: Date.now() + (opts.deadlineMs ?? 20_000) });
+      let got = 0;
+      s.on("data", () => {
+        if (++got === opts.cancelAfter) s.cancel(); // RST_STREAM CANCEL from the client
+      });
+      s.on("error", () => resolve());
+      s.on("end", () => resolve());
+    });
+  try {
+    await spray(4);
+    await new Promise<void>((resolve, reject) => {
+      const c = client.client({ deadline: Date.now() + 20_000 }, (e: grpc.ServiceError | null) => (e ? reject(e) : resolve()));
+      void (async () => {
+        for (let i = 0; i < 4; i++) {
+          c.write(Buffer.from(`part ${i}`));
+          await pause(40);
+        }
+        c.end();
+      })();
+    });
+    await new Promise<void>((resolve, reject) => {
+      const b = client.bidi({ deadline: Date.now() + 20_000 });
+      let got = 0;
+      b.on("data", () => {
+        if (++got === 3) b.end();
+        else void pause(40).then(() => b.write(Buffer.from(`m${got}`)));
+      });
+      b.on("end", () => resolve());
+      b.on("error", reject);
+      b.write(Buffer.from("m0"));
+    });
+    await spray(10, { cancelAfter: 2 });
+    await spray(10, { deadlineMs: 150 });
+    await pause(300); // the server's side of the cancelled calls settles before the capture stops
+  } finally {
+    client.close();
+    await cap.stop();
+    await new Promise<void>((r) => server.tryShutdown(() => r()));
+  }
+  const ours = decodeOurs(cap.file, port);
+  const theirs = (await tsharkHttp2(cap.file, port)).filter((t) => t.method !== undefined).sort((a, b) => a.streamId - b.streamId);
+  assert.equal(theirs.length, 5, "tshark sees five calls");
+  assert.equal(ours.length, 5, JSON.stringify(ours));
+  // records come out as calls end, which here is call order
+  const [sp, co, bi, cancelled, late] = ours;
+  for (const [i, r] of ours.entries()) {
+    const t = theirs[i]!;
+    assert.equal(r.resource, t.path, `call ${i}`);
+    assert.equal(r.startNs, t.startNs, `call ${i} (${t.path}) starts at its request HEADERS`);
+    assert.equal(String(BigInt(r.startNs) + BigInt(r.durationNs)), t.endNs, `call ${i} (${t.path}) ends at END_STREAM or RST_STREAM`);
+    assert.equal(r.reqBytes, t.reqBytes);
+    assert.equal(r.respBytes, t.respBytes);
+  }
+  const ms = (r: DecodedRecord) => Number(BigInt(r.durationNs) / 1_000_000n);
+  assert.deepEqual([sp!.status, sp!.attributes["rpc.request.messages"], sp!.attributes["rpc.response.messages"]], [0, 1, 4]);
+  assert.ok(ms(sp!) >= 120, `server streaming lasted ${ms(sp!)} ms, not until its first response HEADERS`);
+  assert.deepEqual([co!.status, co!.attributes["rpc.request.messages"], co!.attributes["rpc.response.messages"]], [0, 4, 1]);
+  assert.ok(ms(co!) >= 120, `client streaming lasted ${ms(co!)} ms`);
+  assert.deepEqual([bi!.status, bi!.attributes["rpc.request.messages"], bi!.attributes["rpc.response.messages"]], [0, 3, 3]);
+  assert.ok(ms(bi!) >= 80, `bidi lasted ${ms(bi!)} ms`);
+  for (const [r, t] of [[cancelled!, theirs[3]!], [late!, theirs[4]!]] as const) {
+    assert.equal(r.incomplete, true, "a reset call is incomplete");
+    assert.equal(r.attributes["http2.rst_stream.error_code"], 8, "CANCEL");
+    assert.equal(r.status, null);
+    assert.equal(r.attributes["rpc.response.messages"], t.respMessages);
+  }
+  assert.ok((cancelled!.attributes["rpc.response.messages"] as number) >= 2);
+  assert.ok(ms(late!) >= 100, `the call cut by its deadline lasted ${ms(late!)} ms`);
+});

@@ -94,6 +94,17 @@ export interface TsharkH2Stream {
   reqMessages: number;
   respMessages: number;
   h2cUpgrade?: boolean;
+  /** Capture time (ns since the epoch, decimal) of the packet holding the stream's first request HEADERS. */
+  startNs?: string;
+  /** ... of the packet that ended it: the server's END_STREAM, or the first RST_STREAM either way. */
+  endNs?: string;
+}
+
+/** tshark's frame.time_epoch ("1764610191.123456000") as decimal nanoseconds (a record's startNs form). */
+function epochNs(t: string | undefined): string | undefined {
+  if (t === undefined) return undefined;
+  const [sec, frac = ""] = t.split(".");
+  return String(BigInt(sec!) * 1_000_000_000n + BigInt((frac + "000000000").slice(0, 9)));
 }
 
 function countMessages(b: Buffer): number {
@@ -119,6 +130,7 @@ export async function tsharkHttp2(file: string, port: number, as: "http2" | "htt
     const l = (p["_source"] as J)["layers"] as J;
     const tcpStream = Number(find(l["tcp"], "tcp.stream"));
     const toServer = Number(find(l["tcp"], "tcp.dstport")) === port;
+    const ts = epochNs(find(l["frame"], "frame.time_epoch"));
     // h2c: the upgrade request is HTTP/1.1 and becomes stream 1
     for (const h of arr(l["http"] as J | J[])) {
       const method = find(h, "http.request.method");
@@ -135,8 +147,15 @@ export async function tsharkHttp2(file: string, port: number, as: "http2" | "htt
       for (const st of arr(h2["http2.stream"] as J | J[])) {
         const id = Number(st["http2.streamid"]);
         const type = Number(st["http2.type"]);
+        if (id && type === 3) {
+          const s = get(streams, tcpStream, id);
+          s.endNs ??= ts;
+        }
         if (!id || (type !== 0 && type !== 1 && type !== 9)) continue;
         const s = get(streams, tcpStream, id);
+        if (type === 1 && toServer) s.startNs ??= ts;
+        // END_STREAM is flag bit 0 of DATA and HEADERS
+        if (!toServer && type !== 9 && (Number(st["http2.flags"]) & 1) === 1) s.endNs ??= ts;
         if (type === 0) {
           const hex = (st["http2.data.data"] as string | undefined) ?? "";
           const b = Buffer.from(hex.replace(/:/g, ""), "hex");
