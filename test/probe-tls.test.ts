@@ -162,7 +162,9 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records ma
 
   // 11 exchanges, each recorded on both ends; then a quiet spell shows nothing more comes
   const waitUntil = Date.now() + 90_000;
-  const ours = <T extends { record: { resource: string } }>(l: T[]) => l.filter((s) => s.record.resource !== "/warmup");
+  // nginx's port can also be another process's ephemeral port (freePort is free only when asked):
+  // the connections of this test are the ones whose server end is nginx
+  const ours = <T extends { record: { resource: string; server?: { port: number } } }>(l: T[]) => l.filter((s) => s.record.resource !== "/warmup" && s.record.server?.port === port);
   while (ours(await readRecords(nc).catch(() => [])).length < 22 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 500));
   const records = ours(await settleRecords(nc, 2000, 30_000)).map((s) => s.record);
   await new Promise((r) => setTimeout(r, 300));
@@ -196,4 +198,109 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records ma
   const st = await parserStatus(parser);
   assert.deepEqual(Object.entries(st.counters).filter(([k, v]) => /desync|resync/.test(k) && v > 0), [], "the decoders never lost their place");
   t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
+});
+
+const PY_VICTIM = `
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+s.sendall(b"GET /silent HTTP/1.1\\r\\n\\r\\n")
+print("waiting", flush=True)
+s.recv(10)
+`;
+
+const PY_SERVER = `
+import socket, ssl, sys, threading, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(64)
+print("PORT", ls.getsockname()[1], flush=True)
+def serve(c):
+    try:
+        s = ctx.wrap_socket(c, server_side=True)
+        req = s.recv(4096)
+        if b"/silent" in req:
+            time.sleep(60)  # never answers: the client waits inside SSL_read
+        s.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+        s.close()
+    except Exception:
+        pass
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+test("probe TLS lifecycle: a library mapped after start is attached once, 100 short-lived clients add no links, a client killed inside SSL_read is counted", { timeout: 180_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { EbpfSource } = await import("@wirescope/probe/ebpf-source");
+  const dir = tempDir("wirescope-probe-tls-life-");
+  const tls = selfSigned(dir);
+  // a libssl file no process maps yet (its own inode): only the mmap announcement can find it
+  const libDir = path.join(dir, "lib");
+  fs.mkdirSync(libDir);
+  fs.copyFileSync("/usr/lib/x86_64-linux-gnu/libssl.so.3", path.join(libDir, "libssl.so.3"));
+  fs.writeFileSync(path.join(dir, "server.py"), PY_SERVER);
+  const src = new EbpfSource({ tls: true });
+  const ac = new AbortController();
+  const conns: { tls: boolean; comm: string }[] = [];
+  const running = src.run((b) => conns.push(...b.conns.filter((c) => c.tls)), ac.signal);
+  t.after(() => (ac.abort(), running));
+  const server = spawn("python3", [path.join(dir, "server.py"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => server.kill("SIGKILL"));
+  // the line can come in more than one read (print writes "PORT" and the number apart)
+  let out = "";
+  const port = await new Promise<string>((res) => server.stdout!.on("data", (d: Buffer) => {
+    out += String(d);
+    const m = /PORT (\d+)\n/.exec(out);
+    if (m) res(m[1]!);
+  }));
+  const url = `https://127.0.0.1:${port}/x`;
+  const stats = () => src.stats().tls!;
+
+  // started after the probe, with the copy: announced by the mmap tracepoint, attached, traced
+  // (a client that exits before its maps are read is counted as gone, and the next one offers
+  // the file again: keep starting clients until it is attached)
+  // (other processes on the machine may map other libssl files meanwhile: only ours is looked at)
+  const copy = path.join(libDir, "libssl.so.3");
+  const copyEntry = () => [...src.tls!.files.values()].find((f) => f.path === copy);
+  for (let i = 0; i < 50 && !copyEntry(); i++) {
+    await run("curl", ["-sk", url], { env: { ...process.env, LD_LIBRARY_PATH: libDir } });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await eventually("the copy attached", () => !!copyEntry(), 10_000);
+  t.diagnostic(`files: ${JSON.stringify([...src.tls!.files])}`);
+  assert.equal(copyEntry()!.links, 8, `the copy's eight uprobes: ${JSON.stringify(copyEntry())}`);
+  assert.ok(stats()["lib_mapped"]! >= 1, "announced by sys_enter_mmap");
+  const callsBefore = stats()["calls"]!;
+  await run("curl", ["-sk", url], { env: { ...process.env, LD_LIBRARY_PATH: libDir } });
+  await eventually("plaintext through the copy", () => stats()["calls"]! >= callsBefore + 2, 10_000);
+
+  // many short-lived TLS processes: one attach per file, whatever the number of processes (the
+  // system's libssl, used by half of them, may get its attach here if nothing mapped it before)
+  const links = stats()["uprobe_links"]!;
+  const filesBefore = new Set(src.tls!.files.keys());
+  for (let i = 0; i < 100; i++) await run("curl", ["-sk", url], { env: i % 2 ? { ...process.env, LD_LIBRARY_PATH: libDir } : process.env });
+  const added = [...src.tls!.files].filter(([k]) => !filesBefore.has(k)).map(([, f]) => f);
+  assert.ok(added.every((f) => f.path !== copy) && added.filter((f) => f.path === "/usr/lib/x86_64-linux-gnu/libssl.so.3").length <= 1, `no file entry per process: ${JSON.stringify(added)}`);
+  assert.equal(stats()["uprobe_links"], links + added.reduce((n, f) => n + f.links, 0), "no link per process, only per new file");
+  assert.ok(stats()["calls"]! >= callsBefore + 200, `every client's plaintext: ${stats()["calls"]}`);
+  await eventually("TLS opens of the clients", () => conns.filter((c) => c.comm === "curl").length >= 100, 10_000);
+
+  // a client killed while it waits inside SSL_read: its call is forgotten at thread exit, counted
+  const abandoned = stats()["call_abandoned"]!;
+  // (python with a blocking socket waits in read(2) inside SSL_read_ex; curl would wait in poll)
+  fs.writeFileSync(path.join(dir, "victim.py"), PY_VICTIM);
+  const victim = spawn("python3", [path.join(dir, "victim.py"), port], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((r) => victim.stdout!.once("data", r));
+  await new Promise((r) => setTimeout(r, 300));
+  victim.kill("SIGKILL");
+  await new Promise((r) => victim.once("exit", r));
+  await eventually("the abandoned call counted", () => stats()["call_abandoned"]! > abandoned, 10_000);
+  assert.equal(stats()["no_fd"], 0);
+  // the probe goes on: the next client is traced as before
+  const after = stats()["calls"]!;
+  await run("curl", ["-sk", url]);
+  await eventually("traced after the kill", () => stats()["calls"]! >= after + 2, 10_000);
 });
