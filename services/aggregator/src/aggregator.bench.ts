@@ -11,7 +11,7 @@
 // Env: BENCH_RECORDS (stages 1-3), BENCH_LIVE_SECONDS (stage 4, default 15; 0 skips it),
 //      BENCH_ONLY=live (stage 4 only), BENCH_BASELINE=<checkout> (stage 4 also runs that checkout's
 //      `bin/wirescope.js aggregator`, alternating with this one: before/after in one run),
-//      BENCH_LIVE_ROUNDS (alternations per shape, default 1),
+//      BENCH_LIVE_ROUNDS (alternations per shape, default 1), BENCH_LIVE_RATE (stage 4 requests/s, default 5000),
 //      BENCH_CPU_PROF=<dir> (stage 4's service processes write V8 CPU profiles there)
 import os from "node:os";
 import fs from "node:fs";
@@ -290,7 +290,7 @@ async function benchLive(checkout: string, label: string, partitions: number, se
     await new Promise((r) => setTimeout(r, 1000));
     // Event time is now: windows close as they do in production.
     const t0 = Date.now() + 500;
-    const { batches, records } = keepAliveTraffic(t0, seconds, 5000, partitions);
+    const { batches, records } = keepAliveTraffic(t0, seconds, Number(process.env.BENCH_LIVE_RATE ?? 5000), partitions);
     while (Date.now() < t0) await new Promise((r) => setTimeout(r, 5));
     const cpu0 = svc.cpuSeconds();
     const w0 = performance.now();

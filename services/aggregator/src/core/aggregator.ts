@@ -159,6 +159,11 @@ export class Aggregator {
     return this.windows.size;
   }
 
+  /** Spans waiting for their window's close (bounded by `maxBufferedSpans`). */
+  get bufferedSpanCount(): number {
+    return this.bufferedSpans;
+  }
+
   /** Earliest open window start, or Infinity. */
   get oldestOpen(): number {
     let m = Infinity;
@@ -546,6 +551,8 @@ export class Aggregator {
     this.counters.spansKept += kept.length;
     this.counters.spansDropped += dropped;
     void nowMs;
-    return { kept, dropped };
+    // The views read this window's columns, which later windows reuse: the kept spans outlive them.
+    const done = new Map<Span, SpanRec>();
+    return { kept: kept.map((s) => (s as Span).detach(done)), dropped };
   }
 }

@@ -23,7 +23,10 @@ export interface CoreOptions {
   spanSampleRate: number;
   /** Spans: keep the slowest N spans per RED series and window, whatever the sample rate. */
   slowestPerSeries: number;
-  /** Spans buffered (open windows) at most; beyond it non-error spans are dropped and counted. */
+  /** Spans buffered (open windows) at most; beyond it spans are dropped and counted. A span waits
+   *  for its window's close (window + grace: 15 s by default), so the buffer must hold that long
+   *  at the highest lossless rate: 600,000 spans at 40,000 records/s. Each takes
+   *  `SPAN_COLUMN_BYTES` (112) in its window's columns: 112 MB at the default bound. */
   maxBufferedSpans: number;
   /** Allowed clock difference between the two ends of a connection when pairing records. */
   pairSkewMs: number;
@@ -45,7 +48,7 @@ export const defaultCoreOptions: CoreOptions = {
   maxFutureMs: 60_000,
   spanSampleRate: 0.1,
   slowestPerSeries: 1,
-  maxBufferedSpans: 200_000,
+  maxBufferedSpans: 1_000_000,
   pairSkewMs: 50,
   spans: true,
   maxEdgeTuples: 200_000,

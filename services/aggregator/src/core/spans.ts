@@ -58,12 +58,14 @@ export interface SpanRec {
 }
 
 /**
- * The span of one record, built from its window's columns when the window closes (and for the
- * linkable spans of the open windows): shared strings, times as small integers relative to the
- * window (µs), no 4-tuple string, and the derived fields of `SpanRec` as getters.
+ * The span of one record while its links are resolved: a view of one row of its window's columns
+ * (`SpanColumns`), so that resolving a window costs one small object per span, not a copy of
+ * every field and string. The own id string is made only when asked for (most server spans never
+ * need theirs). Views live for one close: the spans a closed window keeps are handed on as
+ * `detach()`ed plain records, since its columns go to later windows.
  */
 export class Span implements SpanRec {
-  id: string;
+  private ownId: string | null = null;
   parent: SpanRec | null = null;
   parentId = "";
   traceId = "";
@@ -71,65 +73,165 @@ export class Span implements SpanRec {
   state: 0 | 1 | 2 = 0;
   final = false;
   constructor(
-    readonly baseId: string,
-    readonly kind: SpanKind,
-    readonly service: string,
-    readonly peer: string,
-    readonly protocol: string,
-    readonly operation: string,
-    readonly resource: string,
-    readonly window: number,
-    /** Start in µs, relative to the window start (`startNs` truncated to the µs). */
-    private readonly relUs: number,
-    /** `startNs` mod 1000. */
-    private readonly subUs: number,
-    /** Duration in µs (`durationNs` truncated to the µs). */
-    private readonly durUs: number,
-    readonly status: number | undefined,
-    readonly error: boolean,
-    readonly node: string,
-    readonly pid: number,
-    readonly tid: number,
-    /** Hash of the 4-tuple (a Map key), -1 when unknown. */
-    readonly tupleKey: number,
-    readonly hTrace: string,
-    readonly hParent: string,
-    readonly series: object,
-    readonly clientAddress: string,
-    readonly clientPort: number,
-    readonly serverAddress: string,
-    readonly serverPort: number,
-    readonly requestBytes: number,
-    readonly responseBytes: number,
-    readonly incomplete: boolean,
-  ) {
-    this.id = baseId;
+    private readonly cols: SpanColumns,
+    /** Row in `cols`. */
+    private readonly row: number,
+  ) {}
+  get id(): string {
+    return this.ownId ?? (this.ownId = this.baseId);
+  }
+  set id(v: string) {
+    this.ownId = v;
+  }
+  get baseId(): string {
+    const a = this.cols.u32[this.row * NU + U_ID_A]!;
+    const b = this.cols.u32[this.row * NU + U_ID_B]!;
+    return a === 0 && b === 0 ? "0000000000000001" : hex16(a, b);
+  }
+  /** Forgets the links of an earlier resolution (the own id included). */
+  unlink(): void {
+    this.ownId = null;
+    this.parent = null;
+    this.parentId = "";
+    this.traceId = "";
+    this.linkedBy = "";
+    this.state = 0;
+  }
+  private u(f: number): number {
+    return this.cols.u32[this.row * NU + f]!;
+  }
+  private f(f: number): number {
+    return this.cols.f64[this.row * NF + f]!;
+  }
+  private s(f: number): string {
+    return this.cols.strs[this.cols.u32[this.row * NU + U_STR + f]!]!;
+  }
+  get kind(): SpanKind {
+    return this.u(U_SUB_FLAGS) & (F_CLIENT << 16) ? "client" : "server";
+  }
+  get service(): string {
+    return this.s(S_SERVICE);
+  }
+  get peer(): string {
+    return this.s(S_PEER);
+  }
+  get protocol(): string {
+    return this.s(S_PROTOCOL);
+  }
+  get operation(): string {
+    return this.s(S_OPERATION);
+  }
+  get resource(): string {
+    return this.s(S_RESOURCE);
+  }
+  get window(): number {
+    return this.cols.window;
   }
   get startMs(): number {
-    return (this.window * 1000 + this.relUs) / 1000;
+    return (this.cols.window * 1000 + this.f(F_REL_US)) / 1000;
   }
   get durationMs(): number {
-    return this.durUs / 1000;
+    return this.f(F_DUR_US) / 1000;
   }
   get endMs(): number {
     return this.startMs + this.durationMs;
   }
   get startNs(): bigint {
-    return BigInt(this.window * 1000 + this.relUs) * 1000n + BigInt(this.subUs);
+    return BigInt(this.cols.window * 1000 + this.f(F_REL_US)) * 1000n + BigInt(this.u(U_SUB_FLAGS) & 0xffff);
+  }
+  get status(): number | undefined {
+    const v = this.f(F_STATUS);
+    return Number.isNaN(v) ? undefined : v;
+  }
+  get error(): boolean {
+    return (this.u(U_SUB_FLAGS) & (F_ERROR << 16)) !== 0;
+  }
+  get incomplete(): boolean {
+    return (this.u(U_SUB_FLAGS) & (F_INCOMPLETE << 16)) !== 0;
+  }
+  get node(): string {
+    return this.s(S_NODE);
+  }
+  get pid(): number {
+    return this.u(U_PID);
+  }
+  get tid(): number {
+    return this.u(U_TID);
+  }
+  /** Hash of the 4-tuple (a Map key), -1 when unknown. */
+  get tupleKey(): number {
+    return this.u(U_TUPLE) - 1;
+  }
+  get hTrace(): string {
+    return this.s(S_HTRACE);
+  }
+  get hParent(): string {
+    return this.s(S_HPARENT);
+  }
+  get series(): object {
+    return this.cols.seriesList[this.u(U_SERIES)]!;
+  }
+  get clientAddress(): string {
+    return this.s(S_CADDR);
+  }
+  get clientPort(): number {
+    return this.u(U_PORTS) & 0xffff;
+  }
+  get serverAddress(): string {
+    return this.s(S_SADDR);
+  }
+  get serverPort(): number {
+    return this.u(U_PORTS) >>> 16;
+  }
+  get requestBytes(): number {
+    return this.f(F_REQ);
+  }
+  get responseBytes(): number {
+    return this.f(F_RESP);
   }
   get tuple(): string {
     return this.tupleKey < 0 ? "" : `${this.clientAddress}:${this.clientPort}>${this.serverAddress}:${this.serverPort}`;
   }
+  /** Every field as a plain record that no longer reads the columns; its parent detached too
+   *  (once per view: `done` maps views to their records). */
+  detach(done: Map<Span, SpanRec> = new Map()): SpanRec {
+    const had = done.get(this);
+    if (had) return had;
+    const p = this.parent;
+    const r: SpanRec = {
+      id: this.id, baseId: this.baseId, kind: this.kind, service: this.service, peer: this.peer, protocol: this.protocol,
+      operation: this.operation, resource: this.resource, startNs: this.startNs, startMs: this.startMs, endMs: this.endMs,
+      durationMs: this.durationMs, status: this.status, error: this.error, node: this.node, pid: this.pid, tid: this.tid,
+      tuple: this.tuple, hTrace: this.hTrace, hParent: this.hParent, series: this.series, window: this.window,
+      clientAddress: this.clientAddress, clientPort: this.clientPort, serverAddress: this.serverAddress, serverPort: this.serverPort,
+      requestBytes: this.requestBytes, responseBytes: this.responseBytes, incomplete: this.incomplete,
+      parent: null, parentId: this.parentId, traceId: this.traceId, linkedBy: this.linkedBy, state: this.state, final: this.final,
+    };
+    done.set(this, r);
+    r.parent = p instanceof Span ? p.detach(done) : p;
+    return r;
+  }
 }
 
-/** Numbers of one span in `SpanColumns.num` (doubles stored unboxed, off the garbage-collected heap). */
-const N_ID_A = 0, N_ID_B = 1, N_REL_US = 2, N_SUB_US = 3, N_DUR_US = 4, N_STATUS = 5, N_PID = 6, N_TID = 7, N_TUPLE = 8, N_CPORT = 9, N_SPORT = 10, N_REQ = 11, N_RESP = 12, N_FLAGS = 13;
-/** Strings of one span: their numbers in the window's string table, at `N_STR + S_*`. */
+/**
+ * One span is one row of two typed arrays (stored unboxed, off the garbage-collected heap):
+ * doubles for the values that may exceed 32 bits, 32-bit words for the rest (112 bytes a span,
+ * against 200 as 25 doubles: the buffer holds every span of the open windows, 600,000 at 40,000
+ * records/s with 10 s windows and 5 s grace).
+ */
+const F_REL_US = 0, F_DUR_US = 1, F_STATUS = 2, F_REQ = 3, F_RESP = 4;
+const NF = 5;
+/** Words: ids, start's sub-µs ns (low 16 bits) and flags (high), pid, tid, 4-tuple hash + 1 (0: none),
+ *  ports (client low, server high), then the strings (`U_STR + S_*`), then the series. */
+const U_ID_A = 0, U_ID_B = 1, U_SUB_FLAGS = 2, U_PID = 3, U_TID = 4, U_TUPLE = 5, U_PORTS = 6, U_STR = 7;
+/** Strings of one span: their numbers in the window's string table, at `U_STR + S_*`. */
 const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9;
-const N_STR = 14;
+const N_STRS = 10;
 /** The span's RED series: its number in the window's series table. */
-const N_SERIES = 24;
-const NUMS = 25;
+const U_SERIES = U_STR + N_STRS;
+const NU = U_SERIES + 1;
+/** Memory a buffered span takes in its window's columns (strings and series are shared). */
+export const SPAN_COLUMN_BYTES = NF * 8 + NU * 4;
 const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4;
 
 /**
@@ -195,29 +297,38 @@ export interface SpanInput {
 }
 
 /**
- * The spans of one open window, column-wise: a record adds numbers to one Float64Array (its
- * strings and series as numbers in tables of the window, each distinct value once) instead of a
- * span object that would live (and be traced by the garbage collector) until the window closes;
- * no array of references grows with the spans. `Span` objects are built when the window's links
- * are resolved; linking state never outlives one close, so building them again is equivalent.
- */
-/**
  * Column buffers of closed windows, taken by new ones: windows are alike in size, so after the
  * first few no buffer is grown or freshly allocated (fresh pages cost a fault each).
  */
-const spare: Float64Array[] = [];
-const SPARE_MAX = 4;
+const spare: { f64: Float64Array; u32: Uint32Array }[] = [];
+const SPARE_MAX = 2;
 
+/**
+ * The spans of one open window, column-wise: a record adds a row to two typed arrays (its
+ * strings and series as numbers in tables of the window, each distinct value once) instead of a
+ * span object that would live (and be traced by the garbage collector) until the window closes;
+ * no array of references grows with the spans. `Span` views are made when the window's links
+ * are resolved; linking state never outlives one close, so making them again is equivalent.
+ */
 export class SpanColumns {
-  private num = spare.pop() ?? new Float64Array(NUMS * 256);
+  /** @internal Read by `Span`. */
+  f64: Float64Array;
+  /** @internal Read by `Span`. */
+  u32: Uint32Array;
   private count = 0;
-  private readonly strs: string[] = [];
+  /** @internal Read by `Span`. */
+  readonly strs: string[] = [];
   private readonly strIds = new Map<string, number>();
-  private readonly lastStr: (string | undefined)[] = new Array<string | undefined>(N_SERIES - N_STR).fill(undefined);
-  private readonly lastId = new Float64Array(N_SERIES - N_STR);
-  private readonly seriesList: object[] = [];
+  private readonly lastStr: (string | undefined)[] = new Array<string | undefined>(N_STRS).fill(undefined);
+  private readonly lastId = new Uint32Array(N_STRS);
+  /** @internal Read by `Span`. */
+  readonly seriesList: object[] = [];
   private readonly seriesIds = new Map<object, number>();
-  constructor(readonly window: number) {}
+  constructor(readonly window: number) {
+    const s = spare.pop();
+    this.f64 = s?.f64 ?? new Float64Array(NF * 256);
+    this.u32 = s?.u32 ?? new Uint32Array(NU * 256);
+  }
 
   get length(): number {
     return this.count;
@@ -238,32 +349,37 @@ export class SpanColumns {
   }
 
   private str(i: number, field: number): string {
-    return this.strs[this.num[i * NUMS + N_STR + field]!]!;
+    return this.strs[this.u32[i * NU + U_STR + field]!]!;
   }
 
   push(x: SpanInput): void {
-    const o = this.count * NUMS;
-    if (o + NUMS > this.num.length) {
-      const grown = new Float64Array(Math.max(NUMS * 256, this.num.length * 2));
-      grown.set(this.num);
-      this.num = grown;
+    if ((this.count + 1) * NU > this.u32.length) {
+      const rows = Math.max(256, (this.u32.length / NU) * 2);
+      const f = new Float64Array(rows * NF);
+      f.set(this.f64);
+      this.f64 = f;
+      const u = new Uint32Array(rows * NU);
+      u.set(this.u32);
+      this.u32 = u;
     }
-    const n = this.num;
-    n[o + N_ID_A] = x.idA;
-    n[o + N_ID_B] = x.idB;
-    n[o + N_REL_US] = x.relUs;
-    n[o + N_SUB_US] = x.subUs;
-    n[o + N_DUR_US] = x.durUs;
-    n[o + N_STATUS] = x.status === undefined ? NaN : x.status;
-    n[o + N_PID] = x.pid;
-    n[o + N_TID] = x.tid;
-    n[o + N_TUPLE] = x.tupleKey;
-    n[o + N_CPORT] = x.clientPort;
-    n[o + N_SPORT] = x.serverPort;
-    n[o + N_REQ] = x.requestBytes;
-    n[o + N_RESP] = x.responseBytes;
-    n[o + N_FLAGS] = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0);
-    const q = o + N_STR;
+    const d = this.f64;
+    const o = this.count * NF;
+    d[o + F_REL_US] = x.relUs;
+    d[o + F_DUR_US] = x.durUs;
+    d[o + F_STATUS] = x.status === undefined ? NaN : x.status;
+    d[o + F_REQ] = x.requestBytes;
+    d[o + F_RESP] = x.responseBytes;
+    const n = this.u32;
+    const p = this.count * NU;
+    n[p + U_ID_A] = x.idA;
+    n[p + U_ID_B] = x.idB;
+    const flags = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0);
+    n[p + U_SUB_FLAGS] = (x.subUs & 0xffff) | (flags << 16);
+    n[p + U_PID] = x.pid;
+    n[p + U_TID] = x.tid;
+    n[p + U_TUPLE] = x.tupleKey < 0 ? 0 : x.tupleKey + 1;
+    n[p + U_PORTS] = (x.clientPort & 0xffff) | ((x.serverPort & 0xffff) << 16);
+    const q = p + U_STR;
     n[q + S_SERVICE] = this.sid(S_SERVICE, x.service);
     n[q + S_PEER] = this.sid(S_PEER, x.peer);
     n[q + S_PROTOCOL] = this.sid(S_PROTOCOL, x.protocol);
@@ -280,7 +396,7 @@ export class SpanColumns {
       this.seriesList.push(x.series);
       this.seriesIds.set(x.series, sr);
     }
-    n[o + N_SERIES] = sr;
+    n[p + U_SERIES] = sr;
     this.count++;
   }
 
@@ -291,13 +407,13 @@ export class SpanColumns {
 
   /** Adds the key span `i` looks up when resolved. */
   keyOf(i: number, need: LinkKeys): void {
-    const o = i * NUMS;
-    if (this.num[o + N_FLAGS]! & F_CLIENT) {
-      const pid = this.num[o + N_PID]!;
+    const p = i * NU;
+    if (this.u32[p + U_SUB_FLAGS]! & (F_CLIENT << 16)) {
+      const pid = this.u32[p + U_PID]!;
       if (pid) need.addProc(this.str(i, S_NODE), pid);
     } else {
-      const k = this.num[o + N_TUPLE]!;
-      if (k >= 0) need.addTuple(k);
+      const k = this.u32[p + U_TUPLE]!;
+      if (k > 0) need.addTuple(k - 1);
     }
   }
 
@@ -305,15 +421,15 @@ export class SpanColumns {
   byLinkKey(): ByLinkKey {
     const out: ByLinkKey = { clients: new Map(), servers: new Map() };
     for (let i = 0; i < this.count; i++) {
-      const o = i * NUMS;
+      const p = i * NU;
       let l: number[] | undefined;
-      if (this.num[o + N_FLAGS]! & F_CLIENT) {
-        const k = this.num[o + N_TUPLE]!;
-        if (k < 0) continue;
-        l = out.clients.get(k);
-        if (!l) out.clients.set(k, (l = []));
+      if (this.u32[p + U_SUB_FLAGS]! & (F_CLIENT << 16)) {
+        const k = this.u32[p + U_TUPLE]!;
+        if (k === 0) continue;
+        l = out.clients.get(k - 1);
+        if (!l) out.clients.set(k - 1, (l = []));
       } else {
-        const pid = this.num[o + N_PID]!;
+        const pid = this.u32[p + U_PID]!;
         if (!pid) continue;
         const node = this.str(i, S_NODE);
         let byPid = out.servers.get(node);
@@ -326,56 +442,20 @@ export class SpanColumns {
     return out;
   }
 
-  /** Gives the column buffer to later windows; this window holds no spans afterwards. */
+  /** Gives the column buffers to later windows; this window holds no spans afterwards (views of
+   *  it read garbage: detach what must outlive the close first). */
   release(): void {
-    if (spare.length < SPARE_MAX && this.num.length > 0) spare.push(this.num);
-    this.num = new Float64Array(0);
+    if (spare.length < SPARE_MAX && this.u32.length > 0) spare.push({ f64: this.f64, u32: this.u32 });
+    this.f64 = new Float64Array(0);
+    this.u32 = new Uint32Array(0);
     this.count = 0;
   }
 
-  /** The spans (those marked in `take` when given), in insertion order. */
+  /** Views of the spans (those marked in `take` when given), in insertion order. */
   build(out: Span[], take?: Uint8Array): void {
-    const n = this.num;
-    const t = this.strs;
     for (let i = 0; i < this.count; i++) {
       if (take && !take[i]) continue;
-      const o = i * NUMS;
-      const q = o + N_STR;
-      const flags = n[o + N_FLAGS]!;
-      const status = n[o + N_STATUS]!;
-      const a = n[o + N_ID_A]!;
-      const b = n[o + N_ID_B]!;
-      out.push(
-        new Span(
-          a === 0 && b === 0 ? "0000000000000001" : hex16(a, b),
-          flags & F_CLIENT ? "client" : "server",
-          t[n[q + S_SERVICE]!]!,
-          t[n[q + S_PEER]!]!,
-          t[n[q + S_PROTOCOL]!]!,
-          t[n[q + S_OPERATION]!]!,
-          t[n[q + S_RESOURCE]!]!,
-          this.window,
-          n[o + N_REL_US]!,
-          n[o + N_SUB_US]!,
-          n[o + N_DUR_US]!,
-          Number.isNaN(status) ? undefined : status,
-          (flags & F_ERROR) !== 0,
-          t[n[q + S_NODE]!]!,
-          n[o + N_PID]!,
-          n[o + N_TID]!,
-          n[o + N_TUPLE]!,
-          t[n[q + S_HTRACE]!]!,
-          t[n[q + S_HPARENT]!]!,
-          this.seriesList[n[o + N_SERIES]!]!,
-          t[n[q + S_CADDR]!]!,
-          n[o + N_CPORT]!,
-          t[n[q + S_SADDR]!]!,
-          n[o + N_SPORT]!,
-          n[o + N_REQ]!,
-          n[o + N_RESP]!,
-          (flags & F_INCOMPLETE) !== 0,
-        ),
-      );
+      out.push(new Span(this, i));
     }
   }
 }
@@ -547,7 +627,9 @@ export class SpanIndex {
 
   constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, protected readonly counters: LinkCounters) {
     for (const s of spans) {
-      if (!s.final) {
+      if (s instanceof Span) {
+        if (!s.final) s.unlink();
+      } else if (!s.final) {
         s.state = 0;
         s.parent = null;
         s.parentId = "";
