@@ -69,6 +69,8 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
   Rec.requestBytes(t.reqBytes);
   Rec.responseBytes(t.respBytes);
   if (incomplete) Rec.incomplete();
+  const tr = t.trace;
+  if (tr !== null) Rec.trace(bytesPtr(tr), bytesPtr(tr) + 16, <u32>tr[24], "w3c");
 
   Rec.attrStr("db.system", "mysql");
   Rec.attrStr("mysql.command", t.command);
@@ -82,6 +84,12 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
     operationName(bytesPtr(q), q.length);
   }
   if (t.stmtId >= 0) Rec.attrInt("mysql.stmt_id", t.stmtId);
+  const names = t.attrNames;
+  if (names !== null && names.length > 0) {
+    Rec.listBegin("mysql.query_attributes");
+    for (let i = 0; i < names.length; i++) Rec.listItemRaw(bytesPtr(names[i]), names[i].length);
+    Rec.listEnd();
+  }
   if (t.response.length > 0) Rec.attrStr("mysql.response", t.response);
   if (known) {
     Rec.attrBegin("db.response.status_code");

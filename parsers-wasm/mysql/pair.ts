@@ -16,12 +16,13 @@ import { PKT_ERR, PKT_EOF, PKT_INFILE, PKT_OK, isTerminator, readErr, readOk, te
 import { readGreeting, readLogin, readChangeUser, readAuthSwitch, readAuthMoreData } from "./handshake";
 import {
   MysqlTxn, Expect, Rs, expectFor, isCommand, commandName,
-  CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+  Prepared, CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, CLIENT_QUERY_ATTRIBUTES, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
   COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE,
   COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_SEND_LONG_DATA, COM_CHANGE_USER, COM_RESET_CONNECTION,
   COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, PAYLOAD_PREFIX,
 } from "./types";
 import { writeRecord } from "./emit";
+import { readParams, queryTextOffset, looksLikeAttributes, PARAMETER_COUNT_AVAILABLE } from "./params";
 import { detect } from "./sniff";
 
 /** A chunk head detect() scores this high is taken as a command when resynchronising. */
@@ -57,8 +58,13 @@ export class MysqlConnection extends Connection {
   eofMode: i32 = -1;
   serverVersion: string | null = null;
   private readonly pending: MysqlTxn[] = [];
-  /** prepared statements: id → statement text */
-  private readonly stmts: Map<u32, StaticArray<u8>> = new Map<u32, StaticArray<u8>>();
+  /** prepared statements by id */
+  private readonly stmts: Map<u32, Prepared> = new Map<u32, Prepared>();
+  /**
+   * CLIENT_QUERY_ATTRIBUTES: 1 negotiated, 0 not, -1 not known (the handshake was not seen: each
+   * COM_QUERY then says by its shape, see looksLikeAttributes)
+   */
+  queryAttrs: i32 = -1;
   /** the server direction lost sync: drop its bytes until a command is sent */
   private serverLost: bool = false;
   /** the client direction lost sync: drop chunks until one starts with a plausible command */
@@ -221,6 +227,7 @@ export class MysqlConnection extends Connection {
     t.reqBytes = 4 + <i64>k.len;
     t.nextSeq = (k.seq + 1) & 0xff;
     this.clientCaps = l.caps;
+    this.queryAttrs = (l.caps & this.serverCaps & CLIENT_QUERY_ATTRIBUTES) != 0 ? 1 : 0;
     this.eofMode = (l.caps & this.serverCaps & CLIENT_DEPRECATE_EOF) != 0 ? 0 : 1;
     this.phase = Phase.Command;
     if (l.ssl) {
@@ -245,7 +252,9 @@ export class MysqlConnection extends Connection {
     t.nextSeq = (k.seq + 1) & 0xff;
     const body = k.ptr + 1;
     const n = k.avail - 1;
-    if (cmd == COM_QUERY || cmd == COM_STMT_PREPARE) {
+    if (cmd == COM_QUERY) {
+      this.queryText(t, body, n);
+    } else if (cmd == COM_STMT_PREPARE) {
       t.query = copyBytes(body, n, MAX_QUERY_TEXT);
     } else if (cmd == COM_INIT_DB) {
       const p = new Payload(body, n < 0 ? 0 : n);
@@ -262,8 +271,14 @@ export class MysqlConnection extends Connection {
       if (n >= 4) {
         const id = load<u32>(body);
         t.stmtId = <i64>id;
-        if (this.stmts.has(id)) t.query = this.stmts.get(id);
+        let params = -1;
+        if (this.stmts.has(id)) {
+          const s = this.stmts.get(id);
+          t.query = s.text;
+          params = s.params;
+        }
         if (cmd == COM_STMT_CLOSE) this.stmts.delete(id);
+        if (cmd == COM_STMT_EXECUTE && this.queryAttrs != 0) this.executeAttrs(t, body, n, params);
       }
       t.binary = true;
     } else if (cmd == COM_RESET_CONNECTION) {
@@ -281,6 +296,55 @@ export class MysqlConnection extends Connection {
       return;
     }
     this.push(t);
+  }
+
+  /**
+   * COM_QUERY's statement: the body, or under CLIENT_QUERY_ATTRIBUTES what follows the attribute
+   * block. When the block does not parse the statement stays unknown (counted), since the bytes
+   * at hand are not SQL.
+   */
+  private queryText(t: MysqlTxn, body: usize, n: i32): void {
+    let qa = this.queryAttrs;
+    if (qa < 0) qa = looksLikeAttributes(body, n) ? 1 : 0;
+    if (qa == 0) {
+      t.query = copyBytes(body, n, MAX_QUERY_TEXT);
+      return;
+    }
+    const off = queryTextOffset(body, n, t);
+    if (off < 0) {
+      if (this.queryAttrs < 0) {
+        // guessed wrong on a connection seen mid-way: it is text after all
+        t.attrNames = null;
+        t.trace = null;
+        t.query = copyBytes(body, n, MAX_QUERY_TEXT);
+        return;
+      }
+      this.dropped++;
+      return;
+    }
+    if (this.queryAttrs < 0) this.queryAttrs = 1;
+    t.query = copyBytes(body + <usize>off, n - off, MAX_QUERY_TEXT);
+  }
+
+  /**
+   * COM_STMT_EXECUTE under CLIENT_QUERY_ATTRIBUTES (or not known to be off): the attribute names
+   * and trace context from its parameter block. `params` is num_params from the PREPARE, -1 when
+   * the PREPARE was not seen.
+   */
+  private executeAttrs(t: MysqlTxn, body: usize, n: i32, params: i32): void {
+    // body: stmt_id:u32 flags:u8 iteration_count:u32, then the parameter block
+    if (n <= 9) return;
+    const flags = <u32>load<u8>(body, 4);
+    const p = new Payload(body + 9, n - 9);
+    if (this.queryAttrs < 0) {
+      // not known whether parameter_count is sent: only when the flag says so
+      if ((flags & PARAMETER_COUNT_AVAILABLE) == 0) return;
+    } else if (params == 0 && (flags & PARAMETER_COUNT_AVAILABLE) == 0) {
+      return;
+    }
+    const count = p.lenenc();
+    if (!p.ok) return;
+    readParams(p, count, true, t);
   }
 
   private push(t: MysqlTxn): void {
@@ -393,6 +457,13 @@ export class MysqlConnection extends Connection {
           if (t.columns < 0) t.columns = <i32>cols;
           t.colsLeft = cols;
           t.state = Rs.Columns;
+          // CLIENT_OPTIONAL_RESULTSET_METADATA (or MariaDB's cached metadata): a metadata_follows
+          // byte after the count; 0 = RESULTSET_METADATA_NONE, no column definitions follow. The
+          // packet's length says whether the byte is there, so no capability needs to be seen.
+          if (p.left() == 1 && p.u8() == 0) {
+            t.colsLeft = 0;
+            t.state = this.eofMode == 0 ? Rs.Rows : Rs.ColumnsEof;
+          }
           return;
         }
         if (t.expect == Expect.Rows) {
@@ -515,17 +586,28 @@ export class MysqlConnection extends Connection {
     t.params = params;
     const text = t.query;
     if (text !== null) {
-      if (this.stmts.size < MAX_STATEMENTS || this.stmts.has(id)) this.stmts.set(id, text);
+      if (this.stmts.size < MAX_STATEMENTS || this.stmts.has(id)) this.stmts.set(id, new Prepared(text, params));
       else this.dropped++;
     }
     t.colsLeft = cols;
     t.paramsLeft = params;
-    if (params > 0) t.state = Rs.Params;
+    // CLIENT_OPTIONAL_RESULTSET_METADATA: metadata_follows after reserved:u8 warnings:u16; with
+    // RESULTSET_METADATA_NONE neither definitions follow, only their EOF packets (when not
+    // deprecated)
+    if (k.len >= 13) {
+      p.skip(3);
+      t.noMeta = p.u8() == 0;
+    }
+    if (params == 0) this.afterParams(t, k);
+    else if (!t.noMeta) t.state = Rs.Params;
+    else if (this.eofMode != 0) t.state = Rs.ParamsEof;
     else this.afterParams(t, k);
   }
 
   private afterParams(t: MysqlTxn, k: Packet): void {
-    if (t.colsLeft > 0) t.state = Rs.PrepColumns;
+    if (t.colsLeft <= 0) this.finish(t, false, k.endNs);
+    else if (!t.noMeta) t.state = Rs.PrepColumns;
+    else if (this.eofMode != 0) t.state = Rs.PrepColumnsEof;
     else this.finish(t, false, k.endNs);
   }
 

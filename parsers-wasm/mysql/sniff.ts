@@ -2,9 +2,11 @@
 //
 //   server: greeting  len:u24 seq=0 0x0a "5.7.30\0" ...   (protocol 10, printable version)
 //           or an ERR before the greeting ("Host ... is not allowed to connect")
-//   client: a command len:u24 seq=0 cmd ...  whose length matches what was written, or a
+//   client: a command len:u24 seq=0 cmd ...  whose length matches what was written (a COM_QUERY
+//           may carry query attributes before its text), or a
 //           handshake response (seq 1, CLIENT_PROTOCOL_41) picked up mid-handshake.
 // Ports are hints only: a MySQL server on 8080 is still found by its greeting.
+import { looksLikeAttributes, queryTextOffset } from "./params";
 import { isCommand, CLIENT_PROTOCOL_41, COM_QUERY, COM_STMT_PREPARE, COM_INIT_DB } from "./types";
 
 export function detect(dir: i32, p: usize, n: i32): i32 {
@@ -39,9 +41,15 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     // grew over several writes)
     const exact = len + 4 == n || (n >= len + 9 && nextCommand(p + <usize>(len + 4)));
     if (b == COM_QUERY || b == COM_STMT_PREPARE || b == COM_INIT_DB) {
-      // text: printable ASCII / UTF-8 / whitespace
+      // text: printable ASCII / UTF-8 / whitespace, after the query attributes if any
       const end = n < 4 + len ? n : 4 + len;
-      for (let i = 5; i < end; i++) {
+      let start = 5;
+      if (b == COM_QUERY && looksLikeAttributes(p + 5, end - 5)) {
+        const off = queryTextOffset(p + 5, end - 5, null);
+        if (off < 0) return n < 4 + len ? 40 : 0; // cut inside the block: its head fits
+        start += off;
+      }
+      for (let i = start; i < end; i++) {
         const c = <u32>load<u8>(p + <usize>i);
         if (c < 0x20 && c != 0x09 && c != 0x0a && c != 0x0d) return 0;
       }

@@ -2,6 +2,8 @@
 // Spec: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 //       https://mariadb.com/kb/en/clientserver-protocol/
 
+import { TraceCtx, TRACE_W3C } from "../http1/trace";
+
 // Capability flags (Protocol::CapabilityFlags).
 export const CLIENT_CONNECT_WITH_DB: u32 = 0x00000008;
 export const CLIENT_COMPRESS: u32 = 0x00000020;
@@ -12,6 +14,9 @@ export const CLIENT_PLUGIN_AUTH: u32 = 0x00080000;
 export const CLIENT_CONNECT_ATTRS: u32 = 0x00100000;
 export const CLIENT_PLUGIN_AUTH_LENENC_DATA: u32 = 0x00200000;
 export const CLIENT_DEPRECATE_EOF: u32 = 0x01000000;
+export const CLIENT_OPTIONAL_RESULTSET_METADATA: u32 = 0x02000000;
+export const CLIENT_ZSTD_COMPRESSION_ALGORITHM: u32 = 0x04000000;
+export const CLIENT_QUERY_ATTRIBUTES: u32 = 0x08000000;
 
 // Server status flags carried by OK and EOF packets.
 export const SERVER_MORE_RESULTS_EXISTS: u32 = 0x0008;
@@ -25,8 +30,14 @@ export const PAYLOAD_PREFIX: i32 = 64 * 1024;
 export const MAX_QUERY_TEXT: i32 = 16 * 1024;
 /** Prepared statements remembered per connection (each holds its statement text). */
 export const MAX_STATEMENTS: i32 = 4096;
+/** Query attribute names kept per command (a client library sends at most 32), and bytes per name. */
+export const MAX_QUERY_ATTRS: i32 = 32;
+export const MAX_ATTR_NAME: i32 = 64;
 /** Commands sent before their responses (pipelining) that we keep track of. */
 export const MAX_PENDING: i32 = 256;
+
+/** A W3C traceparent parser shared by every transaction (it only fills its own buffer). */
+const traceScratch = new TraceCtx();
 
 // Command bytes (the first payload byte of a client packet with sequence id 0).
 export const COM_QUIT: u8 = 0x01;
@@ -66,6 +77,15 @@ export function commandName(b: u32): string {
   if (b < <u32>COMMAND_NAMES.length) return COMMAND_NAMES[b];
   if (b == COM_STMT_BULK_EXECUTE) return "COM_STMT_BULK_EXECUTE";
   return "COM_UNKNOWN";
+}
+
+/** A prepared statement remembered from its STMT_PREPARE_OK. */
+export class Prepared {
+  constructor(
+    public text: StaticArray<u8>,
+    /** num_params: how many positional parameters an EXECUTE sends before any attributes */
+    public params: i32,
+  ) {}
 }
 
 /** How the server answers a command: which response state machine follows it. */
@@ -149,6 +169,10 @@ export class MysqlTxn {
   compressed: bool = false;
   serverVersion: string | null = null;
   stmtId: i64 = -1;
+  /** query attribute names (CLIENT_QUERY_ATTRIBUTES), in the order sent */
+  attrNames: StaticArray<u8>[] | null = null;
+  /** trace context from a `traceparent` query attribute: trace id (16), parent span id (8), flags */
+  trace: StaticArray<u8> | null = null;
   expect: Expect = Expect.Ok;
   state: Rs = Rs.First;
   // response
@@ -164,6 +188,8 @@ export class MysqlTxn {
   colsLeft: i64 = 0;
   paramsLeft: i64 = 0;
   binary: bool = false;
+  /** STMT_PREPARE_OK said RESULTSET_METADATA_NONE: no parameter or column definitions follow */
+  noMeta: bool = false;
   // timing and sizes
   startNs: i64 = 0;
   endNs: i64 = 0;
@@ -171,4 +197,26 @@ export class MysqlTxn {
   respBytes: i64 = 0;
   /** the next server sequence id we expect (checks framing) */
   nextSeq: i32 = 1;
+
+  addAttrName(p: usize, n: i32): void {
+    let names = this.attrNames;
+    if (names === null) this.attrNames = names = [];
+    if (names.length >= MAX_QUERY_ATTRS) return;
+    if (n > MAX_ATTR_NAME) n = MAX_ATTR_NAME;
+    const b = new StaticArray<u8>(n);
+    memory.copy(changetype<usize>(b), p, <usize>n);
+    names.push(b);
+  }
+
+  /** A traceparent attribute's value; kept only when it is a valid W3C traceparent. */
+  setTraceparent(p: usize, n: i32): void {
+    const c = traceScratch;
+    c.reset();
+    c.w3c(p, n);
+    if (c.format != TRACE_W3C) return;
+    const b = new StaticArray<u8>(25);
+    memory.copy(changetype<usize>(b), c.traceId, 24);
+    b[24] = <u8>c.flags;
+    this.trace = b;
+  }
 }

@@ -7,6 +7,7 @@
 // is "per core" even when other work shares the machine. Wall-clock rates are shown beside.
 //
 // Run: node scripts/bench.mjs decode   (after node scripts/build.mjs)
+//      node scripts/bench.mjs decode --plugins=mysql   (one plugin)
 
 import fs from "node:fs";
 import os from "node:os";
@@ -17,6 +18,8 @@ import { builtPlugins, PARSERS_ROOT, type BuiltPlugin } from "./plugins.js";
 import { http1Traffic, http2Traffic, redisTraffic, type TrafficSample } from "./traffic.js";
 
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 3);
+/** `--plugins=mysql,kafka`: only these plugins (default: every built one). */
+const only = process.argv.find((a) => a.startsWith("--plugins="))?.slice("--plugins=".length).split(",");
 
 async function samplesFor(b: BuiltPlugin): Promise<TrafficSample[]> {
   const own = path.join(PARSERS_ROOT, "dist", path.relative(PARSERS_ROOT, b.sourceDir), "test/traffic.js");
@@ -76,6 +79,7 @@ rows.push("| plugin | traffic | records/s (CPU) | MB/s (CPU) | ns/record | recor
 rows.push("|---|---|---:|---:|---:|---:|---:|---:|");
 let failed = false;
 for (const b of builtPlugins()) {
+  if (only && !only.includes(b.name)) continue;
   let samples: TrafficSample[];
   try {
     samples = await samplesFor(b);

@@ -10,7 +10,7 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
 // The builders live in wire.ts (shared with the benchmark traffic); this script uses the
 // compiled copy, so build first (node scripts/build.mjs --only=ts).
-import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow } from "../../dist/mysql/test/wire.js";
+import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow, queryWithAttrs, execute } from "../../dist/mysql/test/wire.js";
 const { SSL: CLIENT_SSL, DEPRECATE_EOF: CLIENT_DEPRECATE_EOF } = CAPS;
 const hex = (b) => b.toString("hex");
 
@@ -349,9 +349,204 @@ const midway = [
   ),
 ];
 
+// ---- MySQL 8 features that MariaDB never negotiates ----
+const QA = CAPS.QUERY_ATTRIBUTES;
+const OM = CAPS.OPTIONAL_RESULTSET_METADATA;
+const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpanId: "00f067aa0ba902b7", flags: 1, format: "w3c" };
+const caps8 = BASE_CAPS | CLIENT_DEPRECATE_EOF | QA;
+const login8 = (caps) => [s(pkt(0, greeting(V, caps, "caching_sha2_password"))), c(pkt(1, login(caps, "app", Buffer.alloc(32, 9), "shop", "caching_sha2_password"))), s(B(pkt(2, Buffer.from([0x01, 0x03])), pkt(3, ok())))];
+const LOGIN8 = { operation: "LOGIN", status: 0, attributes: { "mysql.auth_path": "fast", "mysql.response": "OK" } };
+const rows1 = (first = 1) => B(pkt(first, lenenc(1)), pkt(first + 1, coldef("v")), pkt(first + 2, textRow("x")), pkt(first + 3, ok(0, 0, 2, 0xfe)));
+
+const mysql8 = [
+  vec(
+    "CLIENT_QUERY_ATTRIBUTES: every COM_QUERY starts with the attribute block, the statement follows it",
+    [
+      ...login8(caps8),
+      c(pkt(0, queryWithAttrs("SELECT id FROM orders WHERE id = 7", []))),
+      s(rows1()),
+      // the documentation's example: one attribute a='1'
+      c(pkt(0, queryWithAttrs("select @@version_comment limit 1", [{ name: "a", value: "1" }]))),
+      s(rows1()),
+      // a trace context, an integer, a NULL and an unnamed value
+      c(pkt(0, queryWithAttrs("UPDATE carts SET qty = 2 WHERE id = 9", [{ name: "traceparent", value: TP }, { name: "tenant", value: 42 }, { name: "gone", value: null }, { value: "anonymous" }]))),
+      s(pkt(1, ok(1, 0))),
+      c(pkt(0, queryWithAttrs("SELECT * FROM nope", [{ name: "request_id", value: "r-1" }]))),
+      s(pkt(1, err(1146, "42S02", "Table 'shop.nope' doesn't exist"))),
+    ],
+    [
+      LOGIN8,
+      { operation: "COM_QUERY", resource: "SELECT id FROM orders WHERE id = ?", status: 0, attributes: { "db.query.text": "SELECT id FROM orders WHERE id = 7", "db.operation.name": "SELECT", "mysql.rows": 1, "mysql.query_attributes": null } },
+      { operation: "COM_QUERY", resource: "select @@version_comment limit ?", status: 0, attributes: { "db.query.text": "select @@version_comment limit 1", "mysql.query_attributes": ["a"], "mysql.rows": 1 } },
+      { operation: "COM_QUERY", resource: "UPDATE carts SET qty = ? WHERE id = ?", status: 0, trace: TRACE, attributes: { "db.query.text": "UPDATE carts SET qty = 2 WHERE id = 9", "db.operation.name": "UPDATE", "mysql.query_attributes": ["traceparent", "tenant", "gone"], "mysql.affected_rows": 1 } },
+      { operation: "COM_QUERY", resource: "SELECT * FROM nope", status: 1146, error: true, attributes: { "db.query.text": "SELECT * FROM nope", "mysql.query_attributes": ["request_id"] } },
+    ],
+  ),
+  vec(
+    "CLIENT_QUERY_ATTRIBUTES in COM_STMT_EXECUTE: positional parameters, then the attributes, counted together",
+    [
+      ...login8(caps8),
+      c(pkt(0, B([0x16], "SELECT name FROM users WHERE id = ? AND kind = ?"))),
+      s(B(pkt(1, B([0x00], u32(3), u16(1), u16(2), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, coldef("?", "")), pkt(4, coldef("name", "users")))),
+      c(pkt(0, execute(3, [{ value: 5 }, { value: null }, { name: "traceparent", value: TP }], true))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("name", "users")), pkt(3, B([0x00], [0x00], lenenc(3), "bob")), pkt(4, ok(0, 0, 2, 0xfe)))),
+      // a statement without parameters, no attributes: parameter_count 0
+      c(pkt(0, B([0x16], "SELECT 1"))),
+      s(B(pkt(1, B([0x00], u32(4), u16(1), u16(0), [0], u16(0))), pkt(2, coldef("1", "")))),
+      c(pkt(0, execute(4, [], true))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("1", "")), pkt(3, B([0x00], [0x00], [1, 0, 0, 0, 0, 0, 0, 0])), pkt(4, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      LOGIN8,
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 3, "mysql.params": 2 } },
+      { operation: "COM_STMT_EXECUTE", resource: "SELECT name FROM users WHERE id = ? AND kind = ?", status: 0, trace: TRACE, attributes: { "mysql.stmt_id": 3, "mysql.query_attributes": ["traceparent"], "mysql.rows": 1 } },
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 4, "mysql.params": 0 } },
+      { operation: "COM_STMT_EXECUTE", resource: "SELECT ?", status: 0, attributes: { "mysql.stmt_id": 4, "mysql.query_attributes": null, "mysql.rows": 1 } },
+    ],
+  ),
+  vec(
+    "query attributes on a connection picked up after its handshake: recognised by their shape",
+    [
+      c(pkt(0, queryWithAttrs("SELECT a FROM t", []))),
+      s(rows1()),
+      c(pkt(0, queryWithAttrs("SELECT b FROM t WHERE b = 'z'", [{ name: "traceparent", value: TP }]))),
+      s(rows1()),
+      c(pkt(0, execute(12, [{ value: "q" }, { name: "w", value: 1 }], true))),
+      s(pkt(1, ok(1, 0))),
+      c(pkt(0, queryWithAttrs("SELECT 2", []))),
+      s(rows1()),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT a FROM t", status: 0, attributes: { "db.query.text": "SELECT a FROM t", "mysql.rows": 1 } },
+      { operation: "COM_QUERY", resource: "SELECT b FROM t WHERE b = ?", status: 0, trace: TRACE, attributes: { "db.query.text": "SELECT b FROM t WHERE b = 'z'", "mysql.query_attributes": ["traceparent"] } },
+      { operation: "COM_STMT_EXECUTE", resource: "statement_id=12", status: 0, attributes: { "mysql.stmt_id": 12, "mysql.query_attributes": ["w"], "db.query.text": null } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "db.query.text": "SELECT 2", "mysql.rows": 1 } },
+    ],
+    // binary commands alone do not claim a connection seen mid-way: a text query does
+    { resync: { steps: 2, tail: 3 } },
+  ),
+  vec(
+    "a query text that looks like an attribute header on a connection without CLIENT_QUERY_ATTRIBUTES stays text",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_DEPRECATE_EOF, "mysql_native_password"))),
+      c(pkt(1, login(BASE_CAPS | CLIENT_DEPRECATE_EOF, "app", Buffer.alloc(20, 7), null, "mysql_native_password"))),
+      s(pkt(2, ok())),
+      c(pkt(0, B([3], "\n\u0001SELECT 1"))),
+      s(rows1()),
+    ],
+    [{ operation: "LOGIN", status: 0 }, { operation: "COM_QUERY", status: 0, attributes: { "db.query.text": "\n\u0001SELECT 1", "mysql.query_attributes": null } }],
+    { detect: false },
+  ),
+  vec(
+    "an attribute block that does not parse: the statement is unknown, never the block's bytes",
+    [...login8(caps8), c(pkt(0, B([3], [2, 1, 0, 1, 0xfe, 0], "SELECT 1"))), s(pkt(1, ok())), c(pkt(0, queryWithAttrs("SELECT 3", []))), s(rows1())],
+    [LOGIN8, { operation: "COM_QUERY", resource: "", status: 0, attributes: { "db.query.text": null } }, { operation: "COM_QUERY", resource: "SELECT ?", status: 0 }],
+    { detect: false },
+  ),
+  vec(
+    "CLIENT_OPTIONAL_RESULTSET_METADATA: resultset_metadata=NONE leaves out the column definitions",
+    [
+      ...login8(caps8 | OM),
+      c(pkt(0, queryWithAttrs("SET resultset_metadata = NONE", []))),
+      s(pkt(1, ok())),
+      c(pkt(0, queryWithAttrs("SELECT a, b FROM t", []))),
+      s(B(pkt(1, B(lenenc(2), [0])), pkt(2, textRow(1, 2)), pkt(3, textRow(3, 4)), pkt(4, ok(0, 0, 2, 0xfe)))),
+      c(pkt(0, queryWithAttrs("SELECT c FROM t", []))),
+      s(B(pkt(1, B(lenenc(1), [1])), pkt(2, coldef("c")), pkt(3, textRow(5)), pkt(4, ok(0, 0, 2, 0xfe)))),
+      c(pkt(0, B([0x16], "SELECT a FROM t WHERE a > ?"))),
+      s(pkt(1, B([0x00], u32(8), u16(1), u16(1), [0], u16(0), [0]))),
+      c(pkt(0, execute(8, [{ value: 0 }], true))),
+      s(B(pkt(1, B(lenenc(1), [0])), pkt(2, B([0x00], [0x00], u32(1))), pkt(3, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      { operation: "LOGIN", status: 0 },
+      { operation: "COM_QUERY", resource: "SET resultset_metadata = NONE", status: 0 },
+      { operation: "COM_QUERY", resource: "SELECT a, b FROM t", status: 0, attributes: { "mysql.response": "RESULT_SET", "mysql.columns": 2, "mysql.rows": 2 } },
+      { operation: "COM_QUERY", resource: "SELECT c FROM t", status: 0, attributes: { "mysql.columns": 1, "mysql.rows": 1 } },
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 8, "mysql.params": 1, "mysql.columns": 1 } },
+      { operation: "COM_STMT_EXECUTE", resource: "SELECT a FROM t WHERE a > ?", status: 0, attributes: { "mysql.rows": 1, "mysql.columns": 1 } },
+    ],
+  ),
+  vec(
+    "CLIENT_OPTIONAL_RESULTSET_METADATA with EOF packets: the EOF after the (absent) definitions remains",
+    [
+      ...login8((caps8 & ~CLIENT_DEPRECATE_EOF) | OM),
+      c(pkt(0, queryWithAttrs("SELECT a FROM t", []))),
+      s(B(pkt(1, B(lenenc(1), [0])), pkt(2, eof()), pkt(3, textRow(1)), pkt(4, eof()))),
+      c(pkt(0, B([0x16], "SELECT a FROM t WHERE a = ?"))),
+      s(B(pkt(1, B([0x00], u32(9), u16(1), u16(1), [0], u16(0), [0])), pkt(2, eof()), pkt(3, eof()))),
+      c(pkt(0, Buffer.from([0x0e]))),
+      s(pkt(1, ok())),
+    ],
+    [
+      { operation: "LOGIN", status: 0 },
+      { operation: "COM_QUERY", resource: "SELECT a FROM t", status: 0, attributes: { "mysql.rows": 1, "mysql.columns": 1 } },
+      { operation: "COM_STMT_PREPARE", status: 0, attributes: { "mysql.stmt_id": 9, "mysql.response": "STMT_PREPARE_OK" } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK" } },
+    ],
+  ),
+  vec(
+    "COM_RESET_CONNECTION forgets prepared statements: a later EXECUTE of the old id has no text",
+    [
+      c(pkt(0, B([0x16], "SELECT v FROM kv WHERE k = ?"))),
+      s(B(pkt(1, B([0x00], u32(1), u16(1), u16(1), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, coldef("v", "kv")))),
+      c(pkt(0, Buffer.from([0x1f]))),
+      s(pkt(1, ok())),
+      c(pkt(0, execute(1, [{ value: "a" }], false))),
+      s(pkt(1, err(1243, "HY000", "Unknown prepared statement handler (1) given to mysqld_stmt_execute"))),
+    ],
+    [
+      { operation: "COM_STMT_PREPARE", resource: "SELECT v FROM kv WHERE k = ?", status: 0 },
+      { operation: "COM_RESET_CONNECTION", resource: "", status: 0, attributes: { "mysql.response": "OK" } },
+      { operation: "COM_STMT_EXECUTE", resource: "statement_id=1", status: 1243, error: true, attributes: { "db.query.text": null } },
+    ],
+    { detect: false },
+  ),
+  vec(
+    "COM_CHANGE_USER with caching_sha2_password (fast path) forgets prepared statements",
+    [
+      ...login8(caps8),
+      c(pkt(0, B([0x16], "SELECT v FROM kv WHERE k = ?"))),
+      s(B(pkt(1, B([0x00], u32(2), u16(1), u16(1), [0], u16(0))), pkt(2, coldef("?", "")), pkt(3, coldef("v", "kv")))),
+      c(pkt(0, B([0x11], cstr("ops"), [32], Buffer.alloc(32, 5), cstr("audit"), u16(0xff), cstr("caching_sha2_password"), [0]))),
+      s(B(pkt(1, Buffer.from([0x01, 0x03])), pkt(2, ok()))),
+      c(pkt(0, execute(2, [{ value: "a" }], true))),
+      s(pkt(1, err(1243, "HY000", "Unknown prepared statement handler (2) given to mysqld_stmt_execute"))),
+    ],
+    [
+      LOGIN8,
+      { operation: "COM_STMT_PREPARE", status: 0 },
+      { operation: "COM_CHANGE_USER", status: 0, attributes: { "db.user": "ops", "db.namespace": "audit", "mysql.auth_plugin": "caching_sha2_password", "mysql.auth_path": "fast", "mysql.response": "OK" } },
+      { operation: "COM_STMT_EXECUTE", resource: "statement_id=2", status: 1243, error: true },
+    ],
+  ),
+  vec(
+    "auth switch to caching_sha2_password, then full authentication with the server's public key",
+    [
+      s(pkt(0, greeting(V, caps8, "mysql_native_password"))),
+      c(pkt(1, login(caps8, "app", Buffer.alloc(20, 9), null, "mysql_native_password"))),
+      s(pkt(2, B([0xfe], cstr("caching_sha2_password"), Buffer.alloc(20, 0x33), [0]))),
+      c(pkt(3, Buffer.alloc(32, 0x44))),
+      s(pkt(4, Buffer.from([0x01, 0x04]))),
+      c(pkt(5, Buffer.from([0x02]))),
+      s(pkt(6, B([0x01], "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----\n"))),
+      c(pkt(7, Buffer.alloc(256, 0x5a))),
+      s(pkt(8, ok())),
+      c(pkt(0, queryWithAttrs("SELECT 1", []))),
+      s(rows1()),
+    ],
+    [
+      { operation: "LOGIN", status: 0, attributes: { "mysql.auth_switch": true, "mysql.auth_plugin": "caching_sha2_password", "mysql.auth_path": "full", "mysql.response": "OK", "db.user": "app" } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "db.query.text": "SELECT 1" } },
+    ],
+  ),
+];
+
 fs.mkdirSync(out, { recursive: true });
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("handshake.json", handshake);
 write("commands.json", commands);
 write("midway.json", midway);
-console.error(`wrote ${handshake.length + commands.length + midway.length} vectors to ${path.relative(process.cwd(), out)}`);
+write("mysql8.json", mysql8);
+console.error(`wrote ${handshake.length + commands.length + midway.length + mysql8.length} vectors to ${path.relative(process.cwd(), out)}`);

@@ -37,7 +37,11 @@ export const CAPS = {
   MULTI_RESULTS: 0x20000,
   PLUGIN_AUTH: 0x80000,
   PLUGIN_AUTH_LENENC: 0x200000,
+  COMPRESS: 0x20,
   DEPRECATE_EOF: 0x1000000,
+  OPTIONAL_RESULTSET_METADATA: 0x2000000,
+  ZSTD: 0x4000000,
+  QUERY_ATTRIBUTES: 0x8000000,
 };
 export const BASE_CAPS =
   CAPS.LONG_PASSWORD | CAPS.FOUND_ROWS | CAPS.LONG_FLAG | CAPS.PROTOCOL_41 | CAPS.TRANSACTIONS | CAPS.SECURE_CONNECTION | CAPS.MULTI_STATEMENTS | CAPS.MULTI_RESULTS | CAPS.PLUGIN_AUTH | CAPS.PLUGIN_AUTH_LENENC;
@@ -58,3 +62,41 @@ export const coldef = (name: string, table = "t"): Buffer => B(lstr("def"), lstr
 export const textRow = (...vals: (string | number | null)[]): Buffer => B(...vals.map((v) => (v === null ? Buffer.from([0xfb]) : lstr(String(v)))));
 /** Binary row of (INT, VARCHAR): header 0x00, null bitmap, values. */
 export const binaryRow = (id: number, name: string): Buffer => B([0x00], [0x00], u32(id), lstr(name));
+
+/** One binary-protocol parameter: a string (MYSQL_TYPE_STRING), an integer (LONGLONG) or NULL. */
+export interface Param {
+  name?: string;
+  value: string | number | null;
+}
+const paramType = (v: Param["value"]): number => (typeof v === "number" ? 0x08 : v === null ? 0x06 : 0xfe);
+const paramValue = (v: Param["value"]): Buffer => {
+  if (v === null) return Buffer.alloc(0);
+  if (typeof v === "number") {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(BigInt(v));
+    return b;
+  }
+  return lstr(v);
+};
+/** null bitmap (offset 0), new_params_bind_flag = 1, types [with names], values. */
+export function paramBlock(params: Param[], named: boolean): Buffer {
+  const bitmap = Buffer.alloc((params.length + 7) >> 3);
+  params.forEach((p, i) => {
+    if (p.value === null) bitmap[i >> 3]! |= 1 << (i & 7);
+  });
+  const types = params.map((p) => B(u16(paramType(p.value)), named ? lstr(p.name ?? "") : []));
+  return B(bitmap, [1], ...types, ...params.map((p) => paramValue(p.value)));
+}
+/** COM_QUERY payload under CLIENT_QUERY_ATTRIBUTES: count, set count 1, the block, then the text. */
+export function queryWithAttrs(sql: string, attrs: Param[]): Buffer {
+  return B([3], lenenc(attrs.length), [1], attrs.length ? paramBlock(attrs, true) : [], sql);
+}
+/**
+ * COM_STMT_EXECUTE payload. With `qa` (CLIENT_QUERY_ATTRIBUTES) the parameter count is sent
+ * (flag PARAMETER_COUNT_AVAILABLE) and every parameter has a name (empty for positional ones).
+ */
+export function execute(id: number, params: Param[], qa: boolean, flags = 0): Buffer {
+  const head = B([0x17], u32(id), [flags | (qa ? 0x08 : 0)], u32(1));
+  if (qa) return B(head, lenenc(params.length), params.length ? paramBlock(params, true) : []);
+  return params.length ? B(head, paramBlock(params, false)) : head;
+}
