@@ -12,6 +12,10 @@ import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type Sp
 
 export interface RedSeries {
   service: string;
+  /** Node of the observed end (the service's own node: its records are seen where it runs). */
+  node: string;
+  /** Kubernetes namespace of the observed end's process ("" outside Kubernetes). */
+  namespace: string;
   protocol: string;
   operation: string;
   resource: string;
@@ -68,7 +72,11 @@ export interface IngestResult {
   maxWindow: number;
 }
 
+/** The series of one service instance set: one service on one node, in one namespace. */
 interface ServiceBucket {
+  service: string;
+  node: string;
+  namespace: string;
   series: Map<string, RedSeries>;
 }
 
@@ -250,9 +258,13 @@ export class Aggregator {
     const { operation, resource: res0 } = this.norm(r);
     const sc = statusClass(protocol, r.status, r.error, r.incomplete);
     const error = r.error || sc === "5xx";
+    const own = role === "server" ? r.server : r.client;
+    const node = own?.node || r.node;
+    const namespace = own?.process?.namespace ?? "";
 
-    let bucket = win.services.get(service);
-    if (!bucket) win.services.set(service, (bucket = { series: new Map() }));
+    const bucketKey = service + SEP + node + SEP + namespace;
+    let bucket = win.services.get(bucketKey);
+    if (!bucket) win.services.set(bucketKey, (bucket = { service, node, namespace, series: new Map() }));
     let resource = res0;
     let key = protocol + SEP + operation + SEP + resource + SEP + role + SEP + sc;
     let series = bucket.series.get(key);
@@ -265,7 +277,7 @@ export class Aggregator {
         series = bucket.series.get(key);
       }
       if (!series) {
-        series = { service, protocol, operation, resource, role, statusClass: sc, stats: new LatencyStats(this.opts.relativeAccuracy) };
+        series = { service, node, namespace, protocol, operation, resource, role, statusClass: sc, stats: new LatencyStats(this.opts.relativeAccuracy) };
         bucket.series.set(key, series);
       }
     }
@@ -439,8 +451,8 @@ export class Aggregator {
     this.counters.windowsClosed++;
     let folded = 0;
     const red: RedSeries[] = [];
-    for (const [service, bucket] of w.services) {
-      const r = this.finishService(service, bucket);
+    for (const bucket of w.services.values()) {
+      const r = this.finishService(bucket);
       folded += r.folded;
       red.push(...r.red);
     }
@@ -453,7 +465,8 @@ export class Aggregator {
     return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
   }
 
-  private finishService(service: string, bucket: ServiceBucket): { red: RedSeries[]; folded: number } {
+  private finishService(bucket: ServiceBucket): { red: RedSeries[]; folded: number } {
+    const { service, node, namespace } = bucket;
     const all = [...bucket.series.values()];
     // 1. Per-segment collapse of HTTP paths (window-local, order-independent).
     const httpPaths = new Set<string>();
@@ -484,7 +497,7 @@ export class Aggregator {
       }
       const k = s.protocol + SEP + operation + SEP + resource + SEP + s.role + SEP + s.statusClass;
       let m = merged.get(k);
-      if (!m) merged.set(k, (m = { service, protocol: s.protocol, operation, resource, role: s.role, statusClass: s.statusClass, stats: new LatencyStats(this.opts.relativeAccuracy) }));
+      if (!m) merged.set(k, (m = { service, node, namespace, protocol: s.protocol, operation, resource, role: s.role, statusClass: s.statusClass, stats: new LatencyStats(this.opts.relativeAccuracy) }));
       m.stats.merge(s.stats);
     }
     return { red: [...merged.values()], folded: gr.folded + go.folded };

@@ -12,3 +12,4 @@ export * from "./lines.js";
 export * from "./testing.js";
 export * from "./record-view.js";
 export * from "./decode.js";
+export * from "./span-attributes.js";

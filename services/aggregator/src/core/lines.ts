@@ -4,6 +4,7 @@
 import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
 import type { SpanRec } from "./spans.js";
 import { cumulative, LE_TAGS } from "./histogram.js";
+import { spanTagsJson } from "./span-attributes.js";
 
 /** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
 export function escTag(v: string): string {
@@ -46,7 +47,8 @@ export function num(v: number): string {
 const msToNs = (ms: number) => `${ms}000000`;
 
 function redTags(s: RedSeries): string {
-  return `operation=${escTag(s.operation)},protocol=${escTag(s.protocol)},resource=${escTag(s.resource)},role=${s.role},service=${escTag(s.service)},status_class=${escTag(s.statusClass)}`;
+  // Sorted by key, as InfluxDB stores them.
+  return `namespace=${escTag(s.namespace)},node=${escTag(s.node)},operation=${escTag(s.operation)},protocol=${escTag(s.protocol)},resource=${escTag(s.resource)},role=${s.role},service=${escTag(s.service)},status_class=${escTag(s.statusClass)}`;
 }
 
 export function redLines(s: RedSeries, start: number, out: string[]): void {
@@ -57,7 +59,7 @@ export function redLines(s: RedSeries, start: number, out: string[]): void {
     `red,${tags} requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p50_ms=${num(st.quantile(0.5))},p90_ms=${num(st.quantile(0.9))},p99_ms=${num(st.quantile(0.99))},max_ms=${num(st.maxMs)} ${ts}`,
   );
   const cum = cumulative(st.buckets);
-  // Tags sorted by key: le < operation.
+  // Tags sorted by key: le < namespace.
   // `count` is cumulative (the contract); `bucket` is this bucket alone, what a heatmap draws.
   for (let i = 0; i < LE_TAGS.length; i++) out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${cum[i]}i,bucket=${st.buckets[i]}i ${ts}`);
 }
@@ -113,6 +115,8 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     if (s.requestBytes) f += `,request_bytes=${s.requestBytes}i`;
     if (s.responseBytes) f += `,response_bytes=${s.responseBytes}i`;
     if (s.incomplete) f += `,incomplete=true`;
+    // start_ms and tags: what Grafana's trace view needs as columns (startTime, tags).
+    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))}`;
     out.push(`spans,${tags} ${f} ${ts}`);
   }
 }
