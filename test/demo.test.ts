@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
+import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, influxRunner } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -153,7 +153,12 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     const dbSpans = spans.filter((s) => s.service === svc.mariadb && s.kind === "server");
     assert.ok(dbSpans.length > 0, "database spans kept");
     // server(db) <- client(orders) <- server(orders) <- client(api) <- server(api) <- client(web) <- server(web) <- client(loadgen)
-    assert.ok(dbSpans.some((s) => depth(s) === 7), `a database span whose ancestry reaches the load generator (depths: ${[...new Set(dbSpans.map(depth))]})`);
+    const whole = dbSpans.find((s) => depth(s) === 7);
+    assert.ok(whole, `a database span whose ancestry reaches the load generator (depths: ${[...new Set(dbSpans.map(depth))]})`);
+
+    // Every dashboard query, as Grafana runs it, returns the columns its panel uses.
+    const checked = await checkDashboards(influxRunner(influxUrl, "wirescope", auth), { fromMs: Date.now() - 15 * 60_000, toMs: Date.now() + 60_000, values: { trace_id: String(whole.trace_id), service: svc.web } });
+    assert.ok(checked.length >= 25, `${checked.length} dashboard queries`);
 
     // The pipeline reports no drops.
     const [pl] = await rows(influxUrl, `SELECT sum(*) FROM pipeline`);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { allDashboards, interpolate, DATASOURCE_UID } from "./index.js";
 import { buildOutputs, GRAFANA_DIR } from "./build.js";
 
-const ctx = { fromMs: 1_000, toMs: 2_000, intervalMs: 10_000, vars: { service: ["a.b", "c"], role: "$__all", resource: "/x/{id}", protocol: "http", component: "aggregator", instance: "$__all", trace_id: "ab'c" } };
+const ctx = { fromMs: 1_000, toMs: 2_000, intervalMs: 10_000, vars: { service: ["a.b", "c"], role: "$__all", node: "$__all", namespace: "-", resource: "/x/{id}", protocol: "http", component: "aggregator", instance: "$__all", trace_id: "ab'c" } };
 
 describe("dashboards", () => {
   it("every panel has a unique id, a grid position inside 24 columns and raw InfluxQL targets", () => {

@@ -10,6 +10,8 @@ import { pipelineHealth } from "./dashboards/pipeline.js";
 export * from "./model.js";
 export * from "./interpolate.js";
 export * from "./provisioning.js";
+export * from "./expect.js";
+export { TRACE_FRAME_QUERY } from "./dashboards/traces.js";
 
 /** Every dashboard by file name (without .json). */
 export function allDashboards(): Record<string, Dashboard> {

@@ -1,7 +1,7 @@
 // Latency distribution from `latency_hist` (OpenTelemetry default buckets, `le` tag).
-import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+import { dashboard, panel, target, tagVariable, match, unit, placement, placementVariables, UID, type Panel, type Dashboard } from "../model.js";
 
-const where = `${match("service")} AND ${match("role")} AND ${match("resource")} AND $timeFilter`;
+const where = `${match("service")} AND ${match("role")} AND ${match("resource")} AND ${placement()} AND $timeFilter`;
 
 /** Heatmap of per-bucket counts (`bucket` field; `count` is cumulative). */
 export function latencyHeatmap(): Panel {
@@ -14,7 +14,7 @@ export function latencyHeatmap(): Panel {
       yAxis: { unit: "ms" },
       cellGap: 1,
       color: { mode: "scheme", scheme: "Oranges", steps: 64 },
-      tooltip: { show: true, yHistogram: true },
+      tooltip: { mode: "single", yHistogram: true },
     },
     transformations: [{ id: "sortBy", options: { sort: [{ field: "le" }] } }],
   });
@@ -37,9 +37,9 @@ export function percentiles(): Panel {
 
 export function latency(): Dashboard {
   return dashboard(
-    "wirescope-latency",
+    UID.latency,
     "Wirescope · Latency",
-    [tagVariable("service", "red", "service"), tagVariable("role", "red", "role"), tagVariable("resource", "red", "resource", { where: `"service" =~ /^$service$/` })],
+    [...placementVariables(), tagVariable("service", "red", "service", { where: placement() }), tagVariable("role", "red", "role"), tagVariable("resource", "red", "resource", { where: `"service" =~ /^$service$/` })],
     [latencyHeatmap(), cumulativeBuckets(), percentiles()],
     ["latency"],
   );

@@ -1,7 +1,10 @@
 // Per-operation drill-down for one service: which operations and resources are slow or failing.
-import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+import { dashboard, panel, target, tagVariable, match, unit, placement, placementVariables, dashboardLink, columnLinks, UID, type Panel, type Dashboard } from "../model.js";
 
-const where = `${match("service")} AND ${match("protocol")} AND ${match("resource")} AND $timeFilter`;
+const where = `${match("service")} AND ${match("protocol")} AND ${match("resource")} AND ${placement()} AND $timeFilter`;
+
+/** From an endpoint to its slowest and failed spans (the traces dashboard, filtered to it). */
+const endpointToSpans = (resource: string) => [dashboardLink("Slowest and failed spans of ${__data.fields.resource}", UID.traces, { service: "${service:percentencode}", resource })];
 
 /** Every operation/resource/status class of the service, over the time range. */
 export function operationsTable(): Panel {
@@ -9,7 +12,13 @@ export function operationsTable(): Panel {
     "table",
     "Operations",
     [target(`SELECT sum("requests") AS "requests", sum("errors") AS "errors", sum("duration_sum_ms") / sum("requests") AS "mean_ms", max("p50_ms") AS "p50_ms", max("p90_ms") AS "p90_ms", max("p99_ms") AS "p99_ms", max("max_ms") AS "max_ms" FROM "red" WHERE ${where} GROUP BY "operation", "resource", "status_class", "role"`, "table")],
-    { w: 24, h: 10, options: { sortBy: [{ displayName: "requests", desc: true }] }, transformations: [{ id: "organize", options: { excludeByName: { Time: true } } }] },
+    {
+      w: 24,
+      h: 10,
+      options: { sortBy: [{ displayName: "requests", desc: true }] },
+      transformations: [{ id: "organize", options: { excludeByName: { Time: true } } }],
+      fieldConfig: { defaults: {}, overrides: [columnLinks("resource", endpointToSpans("${__data.fields.resource:percentencode}"))] },
+    },
   );
 }
 
@@ -37,9 +46,14 @@ export function resourceErrors(): Panel {
 
 export function operations(): Dashboard {
   return dashboard(
-    "wirescope-operations",
+    UID.operations,
     "Wirescope · Operations",
-    [tagVariable("service", "red", "service", { multi: false }), tagVariable("protocol", "red", "protocol", { where: `"service" =~ /^$service$/` }), tagVariable("resource", "red", "resource", { where: `"service" =~ /^$service$/` })],
+    [
+      ...placementVariables(),
+      tagVariable("service", "red", "service", { multi: false, where: placement() }),
+      tagVariable("protocol", "red", "protocol", { where: match("service") }),
+      tagVariable("resource", "red", "resource", { where: match("service") }),
+    ],
     [operationsTable(), resourceRate(), resourcePercentiles(), resourceErrors()],
     ["red"],
   );

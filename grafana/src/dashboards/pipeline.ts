@@ -1,6 +1,6 @@
 // Pipeline health: every component writes `pipeline` points about itself (events in/out, drops
 // by reason, lag). Field names differ per component, so regexes pick them by suffix/prefix.
-import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+import { dashboard, panel, target, tagVariable, match, unit, UID, type Panel, type Dashboard } from "../model.js";
 
 const where = `${match("component")} AND ${match("instance")} AND $timeFilter`;
 
@@ -41,5 +41,5 @@ export function spanVolume(): Panel {
 }
 
 export function pipelineHealth(): Dashboard {
-  return dashboard("wirescope-pipeline", "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume()], ["pipeline"]);
+  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume()], ["pipeline"]);
 }

@@ -1,5 +1,5 @@
 // Service map: Grafana's Node Graph from `edges` (client → server per protocol) and `red`.
-import { dashboard, panel, target, tagVariable, match, unit, type Panel, type Dashboard } from "../model.js";
+import { dashboard, panel, target, tagVariable, match, unit, dashboardLink, UID, type Panel, type Dashboard } from "../model.js";
 
 /** Nodes: every service seen (either role); edges: client → server with requests and p99. */
 export function serviceMap(): Panel {
@@ -14,6 +14,8 @@ export function serviceMap(): Panel {
       w: 24,
       h: 14,
       options: { nodes: { mainStatUnit: "short", secondaryStatUnit: "ms" }, edges: { mainStatUnit: "short", secondaryStatUnit: "ms" } },
+      // A node's menu: its endpoints.
+      fieldConfig: { defaults: { links: [dashboardLink("Endpoints of ${__data.fields.id}", UID.operations, { service: "${__data.fields.id:percentencode}" })] }, overrides: [] },
       transformations: [{ id: "organize", options: { excludeByName: { Time: true }, renameByName: { service: "id", client: "source", server: "target" } } }],
     },
   );
@@ -30,5 +32,5 @@ export function edgesTable(): Panel {
 }
 
 export function serviceMapDashboard(): Dashboard {
-  return dashboard("wirescope-service-map", "Wirescope · Service map", [tagVariable("protocol", "edges", "protocol")], [serviceMap(), edgesTable()], ["service-map"]);
+  return dashboard(UID.serviceMap, "Wirescope · Service map", [tagVariable("protocol", "edges", "protocol")], [serviceMap(), edgesTable()], ["service-map"]);
 }
