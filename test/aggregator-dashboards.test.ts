@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
-import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
+import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -36,7 +36,8 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     nc = await natsConnect(nats.url);
     const records = readRecordsFixture(FIXTURE);
     // The capture ends in the past: every window closes by the wall clock once replayed.
-    const shifted = shiftRecords(records, Date.now() - 5 * 60_000, WINDOW);
+    // (3 minutes ago: inside the 5-minute range of the alert rules' short window.)
+    const shifted = shiftRecords(records, Date.now() - 3 * 60_000, WINDOW);
     range = { fromMs: shifted.startMs - 60_000, toMs: Date.now() + 60_000 };
     await publishRecords(nc, records, 200);
     await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = '${S.web}' AND role = 'server'`))[0]?.sum === 600, { timeoutMs: 90_000, intervalMs: 1000, what: "the demo's 600 requests to web in InfluxDB" });
@@ -64,6 +65,17 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     const panels = Object.values(allDashboards()).reduce((a, d) => a + d.panels.reduce((b, p) => b + p.targets.length, 0), 0);
     assert.equal(checked.length, panels);
     assert.ok(checked.length >= 25, `checked ${checked.length} queries`);
+  });
+
+  it("every InfluxQL query of the default alert rules returns series labelled as the rule's annotations need", async () => {
+    const alerts = await checkAlertQueries(run, Date.now());
+    assert.equal(alerts.length, 7, "2 error-ratio, 4 histogram and 1 drops query");
+    // The error ratio of the last hour, per service, is the demo's: web fails some orders.
+    const hour = resultRows(alerts.find((a) => a.refId === "H")!.result);
+    const web = hour.find((r) => r.service === S.web)!;
+    const [counts] = await rows(influx.url, DB, `SELECT sum(errors) AS e, sum(requests) AS n FROM red WHERE role = 'server' AND service = '${S.web}'`);
+    assert.ok(Number(counts!.e) > 0);
+    assert.ok(Math.abs(Number(web.sum_sum) - Number(counts!.e) / Number(counts!.n)) < 1e-9, JSON.stringify(web));
   });
 
   it("the node and namespace variables list the capture's node and the no-namespace marker", async () => {

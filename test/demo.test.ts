@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, influxRunner } from "./support/index.js";
+import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -159,6 +159,7 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     // Every dashboard query, as Grafana runs it, returns the columns its panel uses.
     const checked = await checkDashboards(influxRunner(influxUrl, "wirescope", auth), { fromMs: Date.now() - 15 * 60_000, toMs: Date.now() + 60_000, values: { trace_id: String(whole.trace_id), service: svc.web } });
     assert.ok(checked.length >= 25, `${checked.length} dashboard queries`);
+    await checkAlertQueries(influxRunner(influxUrl, "wirescope", auth), Date.now());
 
     // The pipeline reports no drops.
     const [pl] = await rows(influxUrl, `SELECT sum(*) FROM pipeline`);

@@ -1,10 +1,10 @@
 // Writes the dashboards and provisioning files (committed build output):
-//   grafana/dashboards/*.json, grafana/provisioning/{datasources,dashboards}/wirescope.yaml
+//   grafana/dashboards/*.json, grafana/provisioning/{datasources,dashboards,alerting}/wirescope.yaml
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { allDashboards } from "./index.js";
-import { datasourcesYaml, dashboardsYaml } from "./provisioning.js";
+import { datasourcesYaml, dashboardsYaml, alertingYaml } from "./provisioning.js";
 
 export const GRAFANA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -14,6 +14,7 @@ export function buildOutputs(): Map<string, string> {
   for (const [name, d] of Object.entries(allDashboards())) out.set(path.join("dashboards", `${name}.json`), JSON.stringify(d, null, 2) + "\n");
   out.set(path.join("provisioning", "datasources", "wirescope.yaml"), datasourcesYaml());
   out.set(path.join("provisioning", "dashboards", "wirescope.yaml"), dashboardsYaml());
+  out.set(path.join("provisioning", "alerting", "wirescope.yaml"), alertingYaml());
   return out;
 }
 

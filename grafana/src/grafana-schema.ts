@@ -35,11 +35,32 @@ const INFLUXQL_QUERY = {
   },
 };
 
+/** An alert rule's query model: an InfluxQL query (with the interval and points Grafana's
+ *  alerting adds) or a server-side expression (reduce, math, threshold, ...). */
+const ALERT_MODEL = {
+  anyOf: [
+    { ...INFLUXQL_QUERY, properties: { ...INFLUXQL_QUERY.properties, intervalMs: { type: "number" }, maxDataPoints: { type: "number" } } },
+    {
+      type: "object",
+      additionalProperties: false,
+      required: ["refId", "datasource", "type", "expression"],
+      properties: {
+        refId: { type: "string" },
+        datasource: { type: "object", properties: { type: { const: "__expr__" }, uid: { const: "__expr__" } }, required: ["type", "uid"], additionalProperties: false },
+        type: { enum: ["math", "reduce", "resample", "classic_conditions", "threshold", "sql"] },
+        expression: { type: "string", minLength: 1 },
+        reducer: { enum: ["last", "mean", "min", "max", "sum", "count", "median"] },
+        settings: { type: "object", properties: { mode: { enum: ["", "dropNN", "replaceNN"] }, replaceWithValue: { type: "number" } }, additionalProperties: false },
+      },
+    },
+  ],
+};
+
 /**
  * One TypeScript program for every type we need (parsing the SDK is the slow part): a file of
  * aliases in a temporary folder, each naming one SDK type.
  */
-function generator(types: Record<string, string>): (alias: string) => Record<string, unknown> {
+function generator(types: Record<string, string>): (alias: string, dataquery?: object) => Record<string, unknown> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grafana-schema-"));
   const file = path.join(dir, "types.ts");
   const lines = Object.entries(types).map(([alias, ref]) => {
@@ -50,9 +71,9 @@ function generator(types: Record<string, string>): (alias: string) => Record<str
   fs.writeFileSync(file, lines.join(""));
   const g = createGenerator({ path: file, tsconfig: undefined, skipTypeCheck: true, expose: "all", additionalProperties: false, topRef: true });
   fs.rmSync(dir, { recursive: true }); // the program has read it
-  return (alias) => {
+  return (alias, dataquery = INFLUXQL_QUERY) => {
     const s = g.createSchema(alias) as { definitions?: Record<string, unknown> };
-    for (const k of Object.keys(s.definitions ?? {})) if (/Dataquery$/.test(k)) s.definitions![k] = INFLUXQL_QUERY;
+    for (const k of Object.keys(s.definitions ?? {})) if (/Dataquery$/.test(k)) s.definitions![k] = dataquery;
     return s;
   };
 }
@@ -79,7 +100,7 @@ export function grafanaSchemas(): GrafanaSchemas {
     panelOptions.set(plugin, ajv.compile(schema(`Ws${plugin}Options`)));
     if (FIELD_CONFIG.has(plugin)) panelFieldConfig.set(plugin, ajv.compile(schema(`Ws${plugin}FieldConfig`)));
   }
-  return { dashboard: ajv.compile(schema("WsDashboard")), alertRule: ajv.compile(schema("WsAlertRule")), panelOptions, panelFieldConfig };
+  return { dashboard: ajv.compile(schema("WsDashboard")), alertRule: ajv.compile(schema("WsAlertRule", ALERT_MODEL)), panelOptions, panelFieldConfig };
 }
 
 /** Ajv's errors, one line each (anyOf branches reduced to their most specific messages). */

@@ -11,6 +11,7 @@ export * from "./model.js";
 export * from "./interpolate.js";
 export * from "./provisioning.js";
 export * from "./expect.js";
+export * from "./alerts.js";
 export { TRACE_FRAME_QUERY } from "./dashboards/traces.js";
 
 /** Every dashboard by file name (without .json). */

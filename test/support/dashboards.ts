@@ -2,7 +2,7 @@
 // from their own queries, $timeFilter and $__interval substituted) against a real InfluxDB, and
 // checks each result has the columns and tags its panel uses, non-empty.
 import assert from "node:assert/strict";
-import { allDashboards, interpolate, expectedShape, aliasTags, referencedFields, type Dashboard, type Variable } from "@wirescope/grafana";
+import { allDashboards, alertGroups, interpolate, expectedShape, aliasTags, referencedFields, type Dashboard, type Variable } from "@wirescope/grafana";
 
 export interface Series {
   name: string;
@@ -105,6 +105,32 @@ export async function checkDashboards(run: InfluxRun, o: CheckOptions): Promise<
         out.push({ dashboard: d.uid, panel: p.title, refId: t.refId, query: q, result: r });
       }
       for (const f of referencedFields(p)) assert.ok(names.has(f), `${d.uid} / ${p.title}: links or transformations use ${f}, which no query returns (${[...names].join(", ")})`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every InfluxQL query of the default alert rules over its own relative time range ending at
+ * `nowMs`: runs, returns series, and each series carries the tags the rule groups by and names
+ * in its annotations (`{{ $labels.service }}`).
+ */
+export async function checkAlertQueries(run: InfluxRun, nowMs: number): Promise<CheckedQuery[]> {
+  const out: CheckedQuery[] = [];
+  for (const g of alertGroups()) {
+    for (const r of g.rules) {
+      const labels = [...Object.values(r.annotations).join(" ").matchAll(/\$labels\.(\w+)/g)].map((m) => m[1]!);
+      for (const q of r.data) {
+        if (q.datasourceUid === "__expr__") continue;
+        const range = q.relativeTimeRange!;
+        const text = interpolate(String(q.model.query), { fromMs: nowMs - range.from * 1000, toMs: nowMs - range.to * 1000, intervalMs: Number(q.model.intervalMs), vars: {} });
+        const where = `alert ${r.uid} / ${q.refId}`;
+        const res = await run(text);
+        assert.equal(res.error, undefined, `${where}: ${res.error}\n${text}`);
+        assert.ok(rowCount(res) > 0, `${where} returned no rows:\n${text}`);
+        for (const s of res.series!) for (const k of [...expectedShape(text).tags, ...labels]) assert.ok(s.tags && k in s.tags, `${where}: tag ${k} missing\n${text}`);
+        out.push({ dashboard: g.name, panel: r.title, refId: q.refId, query: text, result: res });
+      }
     }
   }
   return out;
