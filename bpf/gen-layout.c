@@ -13,7 +13,7 @@ int main(void)
 	CONST(WS_EV_DATA); CONST(WS_EV_OPEN); CONST(WS_EV_CLOSE); CONST(WS_EV_TLS_LIB);
 	CONST(WS_ROLE_UNKNOWN); CONST(WS_ROLE_CLIENT); CONST(WS_ROLE_SERVER);
 	CONST(WS_DIR_EGRESS); CONST(WS_DIR_INGRESS);
-	CONST(WS_CONN_F_INFERRED); CONST(WS_CONN_F_TLS); CONST(WS_SYS_SSL_READ); CONST(WS_SYS_SSL_WRITE); CONST(WS_FILTER_ALLOW); CONST(WS_FILTER_DENY);
+	CONST(WS_CONN_F_INFERRED); CONST(WS_CONN_F_TLS); CONST(WS_SYS_SSL_READ); CONST(WS_SYS_SSL_WRITE); CONST(WS_TLS_NONE); CONST(WS_TLS_OPENSSL); CONST(WS_TLS_GNUTLS); CONST(WS_FILTER_ALLOW); CONST(WS_FILTER_DENY);
 	CONST(WS_MAX_CHUNK); CONST(WS_COMM_LEN); CONST(WS_DEFAULT_RINGBUF_BYTES); CONST(WS_DEFAULT_MAX_BYTES_PER_CALL);
 	printf("\n/** enum ws_drop_reason, in index order. */\nexport const DROP_REASONS = [");
 #define WS_DROP_NAME(name, text) printf("\"%s\", ", text);
@@ -30,6 +30,11 @@ int main(void)
 #define WS_TLS_LIB_NAME(name, text) printf("\"%s\", ", text);
 	WS_TLS_LIBS(WS_TLS_LIB_NAME)
 #undef WS_TLS_LIB_NAME
+	printf("] as const;\n");
+	printf("/** WS_TLS_FILES: [file name start, enum ws_tls_lib (0: present, not traced), library]. */\nexport const TLS_FILES = [\n");
+#define WS_TLS_FILE_ROW(prefix, lib, what) printf("  [\"%s\", %d, \"%s\"],\n", prefix, (int)WS_TLS_##lib, what);
+	WS_TLS_FILES(WS_TLS_FILE_ROW)
+#undef WS_TLS_FILE_ROW
 	printf("] as const;\n");
 	printf("\nexport const HDR = {\n  size: %zu,\n", sizeof(struct ws_event_hdr));
 	OFF(ws_event_hdr, type); OFF(ws_event_hdr, tgid); OFF(ws_event_hdr, tid); OFF(ws_event_hdr, ts_ns); OFF(ws_event_hdr, conn_key);

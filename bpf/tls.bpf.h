@@ -12,12 +12,30 @@
  *
  * The SSL* -> fd link is the socket syscall seen inside the library call on the same thread (as
  * Pixie and OBI do): it needs no knowledge of the library's struct layout, so it holds for every
- * OpenSSL version. A library object whose first call made no syscall (memory BIOs) is counted
- * (no_fd) and its plaintext dropped.
+ * OpenSSL version. The handshake call (SSL_do_handshake, which SSL_connect and SSL_accept call)
+ * links it before any plaintext moves.
+ *
+ * Memory BIOs (node: OpenSSL inside the executable, the socket moved by libuv outside the library
+ * calls) never make a syscall inside a call. There the link is the first write of a new connection
+ * that follows, on the same thread, a call of a library object without a socket:
+ *
+ *   SSL_read(ssl) returns, no fd known ── ssl_calls[pid_tgid] kept as UNLINKED {ssl}
+ *   write/writev(fd) on the same thread ── the connection has sent nothing yet and the bytes start
+ *                                          a TLS handshake record (16 03 0x) → ssl_fds = fd, marked
+ *
+ * (node's client writes its ClientHello right after the SSL_read that made it; its server, its
+ * ServerHello after the SSL_read that consumed the ClientHello). A call of an object still without
+ * a socket is counted (no_fd) and its plaintext dropped: the handshake carries none. SSL_free
+ * forgets the link, so an SSL* reused at the same address starts unlinked.
+ *
+ * One set of programs serves every library whose calls look like OpenSSL's (object, buffer,
+ * length): the uprobe's attach cookie says which library (enum ws_tls_lib), and user space keeps
+ * the table of functions per library (services/probe/native/addon.cc).
  *
  * Uprobes are attached by user space (bpf_program__attach_uprobe_opts, pid -1) once per library
  * file: a uprobe on a file applies to every process that maps it. sys_enter_mmap announces files
- * named like a TLS library mapped executable (WS_EV_TLS_LIB), so processes started later, and
+ * named like a TLS library mapped executable (WS_EV_TLS_LIB, tls_lib_of_name), so processes
+ * started later, and
  * libraries loaded late with dlopen (python's ssl), get the probes without rescanning /proc.
  */
 #ifndef WIRESCOPE_TLS_BPF_H
@@ -25,14 +43,21 @@
 
 #define PROT_EXEC 4
 
-/* A TLS library call between entry and return. Key: pid_tgid of the calling thread. */
+enum ssl_call_state {
+	SSL_IN_CALL = 0,  /* between entry and return */
+	SSL_UNLINKED = 1, /* returned without a socket: the thread's next new TLS write links it */
+};
+
+/* A TLS library call between entry and return, or the thread's last call of an object without a
+ * socket (memory BIO). Key: pid_tgid of the calling thread. */
 struct ssl_call {
-	__u64 ssl;     /* the library's connection object (SSL*) */
+	__u64 ssl;     /* the library's connection object (SSL*, gnutls_session_t) */
 	__u64 buf;     /* plaintext buffer */
 	__u64 len_out; /* SSL_*_ex: where the library writes the byte count; 0 for SSL_read/SSL_write */
 	__s32 fd;      /* socket seen inside this call, -1 until then */
-	__u8 dir;      /* enum ws_direction */
+	__u8 dir;      /* enum ws_direction; 0 for a handshake (no plaintext) */
 	__u8 lib;      /* enum ws_tls_lib */
+	__u8 state;    /* enum ssl_call_state */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -107,14 +132,51 @@ static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd,
  * links the library object to the fd and marks the connection. Returns 1 when the bytes are
  * ciphertext of a TLS connection (not sent: the uprobes give the plaintext), 0 otherwise.
  */
-static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u32 fd, long ret)
+/* The first bytes a write sends start a TLS handshake record: content type 22, version 3.x. */
+static __always_inline int starts_tls_handshake(const struct call_args *a)
+{
+	__u64 p = a->buf;
+	if (a->syscall == WS_SYS_WRITEV || a->syscall == WS_SYS_SENDMSG) {
+		if (a->syscall == WS_SYS_SENDMSG) {
+			struct user_msghdr m = {};
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)p))
+				return 0;
+			p = (__u64)m.msg_iov;
+		}
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 3)
+			return 0;
+		p = (__u64)v.iov_base;
+	} else if (a->syscall != WS_SYS_WRITE && a->syscall != WS_SYS_SENDTO) {
+		return 0;
+	}
+	__u8 h[3] = {};
+	if (bpf_probe_read_user(h, sizeof(h), (void *)p))
+		return 0;
+	return h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
+static __always_inline void link_ssl(struct conn_info *ci, __u64 id, __u32 fd, struct ssl_call *c)
+{
+	struct ssl_key k = { .tgid = id >> 32, .ssl = c->ssl };
+	bpf_map_update_elem(&ssl_fds, &k, &fd, BPF_ANY);
+	mark_tls(ci, id >> 32, fd, c->lib);
+}
+
+static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u32 fd, long ret, __u8 dir,
+					    const struct call_args *a)
 {
 	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
 	if (c) {
-		c->fd = fd;
-		struct ssl_key k = { .tgid = id >> 32, .ssl = c->ssl };
-		bpf_map_update_elem(&ssl_fds, &k, &fd, BPF_ANY);
-		mark_tls(ci, id >> 32, fd, c->lib);
+		if (c->state == SSL_IN_CALL) {
+			c->fd = fd;
+			link_ssl(ci, id, fd, c);
+		} else if (dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && ci->seq[0] == 0 && starts_tls_handshake(a)) {
+			/* memory BIO: the handshake the object's last call produced, written by its owner */
+			link_ssl(ci, id, fd, c);
+			bpf_map_delete_elem(&ssl_calls, &id);
+			tls_count(WS_TLS_STAT_LINKED_AFTER, 1);
+		}
 	}
 	if (!(ci->flags & WS_CONN_F_TLS))
 		return 0;
@@ -122,12 +184,12 @@ static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u3
 	return 1;
 }
 
-static __always_inline int ssl_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
+static __always_inline int ssl_enter(void *ctx, __u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!process_traced(id >> 32))
 		return 0;
-	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .fd = -1, .dir = dir, .lib = WS_TLS_OPENSSL };
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .fd = -1, .dir = dir, .lib = bpf_get_attach_cookie(ctx) };
 	if (bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY))
 		count_drop(WS_DROP_ARGS_MAP_FULL);
 	return 0;
@@ -138,20 +200,15 @@ static __always_inline int ssl_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct ssl_call *p = bpf_map_lookup_elem(&ssl_calls, &id);
-	if (!p)
+	if (!p || p->state != SSL_IN_CALL)
 		return 0;
 	struct ssl_call c = *p;
-	bpf_map_delete_elem(&ssl_calls, &id);
 	__u64 n = 0;
 	if (c.len_out) {
 		if (ret == 1 && bpf_probe_read_user(&n, sizeof(n), (void *)c.len_out))
 			n = 0;
-	} else if (ret > 0) {
+	} else if (ret > 0 && c.dir) {
 		n = ret;
-	}
-	if (n == 0) {
-		tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
-		return 0;
 	}
 	__u32 tgid = id >> 32;
 	__u32 fd;
@@ -161,10 +218,21 @@ static __always_inline int ssl_exit(long ret)
 		struct ssl_key k = { .tgid = tgid, .ssl = c.ssl };
 		__u32 *f = bpf_map_lookup_elem(&ssl_fds, &k);
 		if (!f) {
-			tls_count(WS_TLS_STAT_NO_FD, 1);
+			/* no socket yet: a memory BIO's owner writes the handshake next (see the top) */
+			p->state = SSL_UNLINKED;
+			if (n)
+				tls_count(WS_TLS_STAT_NO_FD, 1);
+			else if (c.dir)
+				tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
 			return 0;
 		}
 		fd = *f;
+	}
+	bpf_map_delete_elem(&ssl_calls, &id);
+	if (n == 0) {
+		if (c.dir)
+			tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
+		return 0;
 	}
 	struct conn_info *ci = conn_of_fd(tgid, fd);
 	if (!ci) {
@@ -181,23 +249,41 @@ static __always_inline int ssl_exit(long ret)
  * int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); SSL_read_ex likewise.
  * SSL_read and SSL_read_ex do not call each other (both call ssl_read_internal), nor do the writes. */
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf) { return ssl_enter((__u64)ssl, (__u64)buf, 0, WS_DIR_EGRESS); }
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf) { return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_EGRESS); }
 SEC("uprobe")
 int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, void *written)
 {
-	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)written, WS_DIR_EGRESS);
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)written, WS_DIR_EGRESS);
 }
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf) { return ssl_enter((__u64)ssl, (__u64)buf, 0, WS_DIR_INGRESS); }
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf) { return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_INGRESS); }
 SEC("uprobe")
 int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-	return ssl_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, WS_DIR_INGRESS);
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)readbytes, WS_DIR_INGRESS);
 }
-/* One return program serves the four calls: the saved entry says which kind it was. All four
- * return an int: only the low 32 bits of the register are the result (-1 is 0xffffffff). */
+/* int SSL_do_handshake(SSL *s): no plaintext, but the handshake's syscalls link the object to
+ * its socket before the first read or write. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_handshake_enter, void *ssl) { return ssl_enter(ctx, (__u64)ssl, 0, 0, 0); }
+/* One return program serves every call: the saved entry says which kind it was. They return an
+ * int (OpenSSL) or a small ssize_t (GnuTLS): the low 32 bits are the result (-1 is 0xffffffff). */
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_return, long ret) { return ssl_exit((int)ret); }
+
+/* void SSL_free(SSL *s): the object's link is forgotten (its address may serve another
+ * connection next), and a thread's unlinked call of it too. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_key k = { .tgid = id >> 32, .ssl = (__u64)ssl };
+	bpf_map_delete_elem(&ssl_fds, &k);
+	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (c && c->state == SSL_UNLINKED && c->ssl == (__u64)ssl)
+		bpf_map_delete_elem(&ssl_calls, &id);
+	return 0;
+}
 
 /* A thread that exits inside a library call (killed mid-read) never returns: forget its call, and
  * its syscall arguments, so a later thread with the same id does not inherit them. */
@@ -213,14 +299,24 @@ int tls_thread_exit(void *ctx)
 	return 0;
 }
 
-/* "libssl.so" as the start of the mapped file's name. */
-static __always_inline int is_libssl(const char *name)
+/* The TLS library a mapped file's name says it is (WS_TLS_FILES: "libssl.so.3" starts with
+ * "libssl.so"), WS_TLS_NONE for one the probe cannot read, -1 for any other file. */
+static __always_inline int starts_with(const char *name, const char *want, int n)
 {
-	const char want[] = "libssl.so";
-	for (int i = 0; i < sizeof(want) - 1; i++)
+	for (int i = 0; i < n; i++)
 		if (name[i] != want[i])
 			return 0;
 	return 1;
+}
+#define NAME_IS(name, lit) starts_with(name, lit, sizeof(lit) - 1)
+static __always_inline int tls_lib_of_name(const char *name)
+{
+#define WS_TLS_FILE_MATCH(prefix, lib, what) \
+	if (NAME_IS(name, prefix))           \
+		return WS_TLS_##lib;
+	WS_TLS_FILES(WS_TLS_FILE_MATCH)
+#undef WS_TLS_FILE_MATCH
+	return -1;
 }
 
 /* A file mapped executable: announce a TLS library user space has not attached yet. Entry is
@@ -235,7 +331,10 @@ int tls_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	char name[16] = {};
 	const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
-	if (bpf_probe_read_kernel_str(name, sizeof(name), dname) < 0 || !is_libssl(name))
+	if (bpf_probe_read_kernel_str(name, sizeof(name), dname) < 0)
+		return 0;
+	int lib = tls_lib_of_name(name);
+	if (lib < 0)
 		return 0;
 	struct ws_lib_key k = {};
 	k.ino = BPF_CORE_READ(file, f_inode, i_ino);
@@ -246,7 +345,7 @@ int tls_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	fill_hdr(&ev.hdr, WS_EV_TLS_LIB, 0);
 	ev.ino = k.ino;
 	ev.dev = k.dev;
-	ev.tls_lib = WS_TLS_OPENSSL;
+	ev.tls_lib = lib;
 	tls_count(WS_TLS_STAT_LIB_MAPPED, 1);
 	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		count_drop(WS_DROP_RINGBUF_FULL);

@@ -599,7 +599,7 @@ static __always_inline int data_exit(long ret, __u8 dir)
 	struct conn_info *ci = conn_of_fd(id >> 32, args.fd);
 	if (!ci)
 		return 0;
-	if (tls_socket_bytes(ci, id, args.fd, ret))
+	if (tls_socket_bytes(ci, id, args.fd, ret, dir, &args))
 		return 0; /* ciphertext of a connection whose plaintext the TLS uprobes give */
 	__u64 buf = args.buf, iov = 0;
 	__u32 iovcnt = 0;

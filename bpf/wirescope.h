@@ -70,7 +70,8 @@ enum ws_syscall {
 
 /* TLS libraries the probe reads plaintext from (ws_conn_event.tls_lib), with their names. */
 #define WS_TLS_LIBS(X) \
-	X(OPENSSL, "openssl") /* OpenSSL 1.1/3 libssl: SSL_read(_ex), SSL_write(_ex) */
+	X(OPENSSL, "openssl") /* OpenSSL 1.1/3: SSL_read(_ex), SSL_write(_ex); libssl, or linked into node */ \
+	X(GNUTLS, "gnutls")   /* GnuTLS 3: gnutls_record_recv, gnutls_record_send */
 
 enum ws_tls_lib {
 	WS_TLS_NONE = 0,
@@ -79,6 +80,16 @@ enum ws_tls_lib {
 #undef WS_TLS_ENUM
 	WS_TLS_MAX,
 };
+
+/* Library files announced when a process maps them executable (sys_enter_mmap), by the start of
+ * the file's name; NONE: a TLS library the probe cannot read, announced so user space can say
+ * it is there (status warning, once per file). */
+#define WS_TLS_FILES(X)                      \
+	X("libssl.so", OPENSSL, "OpenSSL")    \
+	X("libgnutls.so", GNUTLS, "GnuTLS")   \
+	X("libssl3.so", NONE, "NSS")          \
+	X("libwolfssl.so", NONE, "wolfSSL")   \
+	X("libmbedtls.so", NONE, "Mbed TLS")
 
 /* TLS counters: index into the per-CPU `tls_stats` array. None of them is a lost event of a
  * traced connection except no_fd and not_tcp (plaintext whose connection is unknown). */
@@ -89,7 +100,8 @@ enum ws_tls_lib {
 	X(NO_FD, "no_fd")                     /* a TLS object never seen on a socket: dropped */  \
 	X(NOT_TCP, "not_tcp")                 /* its fd is not a TCP socket (unix, pipe): dropped */\
 	X(ABANDONED, "call_abandoned")        /* a thread exited inside a TLS call */             \
-	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */
+	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */ \
+	X(LINKED_AFTER, "linked_after_call")  /* objects linked by the handshake write after a call (memory BIO) */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,

@@ -1,5 +1,6 @@
-// TLS plaintext through uprobes on OpenSSL (no keys): nginx with TLS (libssl.so.3) serving curl
-// (HTTP/1.1, and HTTP/2 by ALPN h2) and python's ssl client, all on loopback, traced by the real
+// TLS plaintext through uprobes on OpenSSL and GnuTLS (no keys): nginx with TLS (libssl.so.3)
+// serving curl (HTTP/1.1, and HTTP/2 by ALPN h2), python's ssl client and gnutls-cli
+// (libgnutls.so.30), all on loopback, traced by the real
 // probe (`wirescope probe`), decoded by the real parser. The oracle is tshark: the same traffic
 // recorded by tcpdump and decrypted with the clients' SSLKEYLOGFILE. Both ends' records must
 // agree with it field by field (method, path, status), carry tls = true and the library name,
@@ -69,6 +70,18 @@ c.getresponse().read()
 c.close()
 `;
 
+/** gnutls-cli against 127.0.0.1:port: writes `requests`, waits until the server closes. */
+async function gnutlsClient(port: number, requests: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const p = spawn("gnutls-cli", ["--insecure", "--logfile=/dev/null", "-p", String(port), "127.0.0.1"], { env, stdio: ["pipe", "ignore", "ignore"] });
+  const exited = new Promise<number | null>((r) => p.once("exit", r));
+  p.stdin!.write(requests.join(""));
+  const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
+  const code = await exited;
+  clearTimeout(timer);
+  p.stdin!.destroy();
+  assert.equal(code, 0, "gnutls-cli finished");
+}
+
 interface Exchange {
   method: string;
   path: string;
@@ -88,8 +101,10 @@ function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
   const h2 = new Map<string, Partial<Exchange>>();
   for (const line of out.trim().split("\n").filter(Boolean)) {
     const [stream, method, uri, code, types, sids, h2m, h2p, h2s] = line.split("\t");
-    if (method) (h1req.get(stream!) ?? h1req.set(stream!, []).get(stream!)!).push({ method, path: uri! });
-    if (code) (h1resp.get(stream!) ?? h1resp.set(stream!, []).get(stream!)!).push(Number(code));
+    // pipelined requests (gnutls-cli sends them as typed) share a packet: values joined by "|"
+    const uris = (uri ?? "").split("|");
+    if (method) method.split("|").forEach((m, i) => (h1req.get(stream!) ?? h1req.set(stream!, []).get(stream!)!).push({ method: m, path: uris[i]! }));
+    if (code) code.split("|").forEach((c) => (h1resp.get(stream!) ?? h1resp.set(stream!, []).get(stream!)!).push(Number(c)));
     // a packet holds several frames: the i-th HEADERS frame carries the i-th header values (a
     // packet goes one way, so its HEADERS are all requests or all responses)
     const t = (types ?? "").split("|");
@@ -108,7 +123,7 @@ function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
   return [...exchanges, ...[...h2.values()].filter((e): e is Exchange => !!e.method && !!e.path && !!e.status)];
 }
 
-test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records match tshark's decryption, no ciphertext published", { timeout: 240_000 }, async (t) => {
+test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both ends' records match tshark's decryption, no ciphertext published", { timeout: 240_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const dir = tempDir("wirescope-probe-tls-");
   const tls = selfSigned(dir);
@@ -140,7 +155,8 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records ma
     await run("curl", ["-sk", `https://127.0.0.1:${port}/warmup`]);
     await new Promise((r) => setTimeout(r, 300));
   }
-  assert.equal((await counters())["tls.libraries_attached"], 1, "libssl attached once, from the scan at start");
+  // nginx's libssl was found by the scan at start (other processes' TLS libraries may be too)
+  assert.ok((await counters())["tls.libraries_attached"]! >= 1, "libssl attached from the scan at start");
 
   const pcap = path.join(dir, "tls.pcap");
   const keylog = path.join(dir, "keylog.txt");
@@ -159,20 +175,23 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records ma
   await run("curl", ["-sk", "--http2", `${base}/h2/a`, `${base}/missing`, `${base}/h2/b`], { env });
   fs.writeFileSync(path.join(dir, "client.py"), PY_CLIENT);
   await run("python3", [path.join(dir, "client.py"), String(port), keylog], { env });
+  // GnuTLS: gnutls-cli sends the requests as typed, and leaves when nginx closes after the last
+  await gnutlsClient(port, ["GET /g/one HTTP/1.1\r\nHost: x\r\n\r\n", "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /g/two?q=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], env);
 
-  // 11 exchanges, each recorded on both ends; then a quiet spell shows nothing more comes
+  // 14 exchanges, each recorded on both ends; then a quiet spell shows nothing more comes
   const waitUntil = Date.now() + 90_000;
   // nginx's port can also be another process's ephemeral port (freePort is free only when asked):
   // the connections of this test are the ones whose server end is nginx
   const ours = <T extends { record: { resource: string; server?: { port: number } } }>(l: T[]) => l.filter((s) => s.record.resource !== "/warmup" && s.record.server?.port === port);
-  while (ours(await readRecords(nc).catch(() => [])).length < 22 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 500));
+  while (ours(await readRecords(nc).catch(() => [])).length < 28 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 500));
   const records = ours(await settleRecords(nc, 2000, 30_000)).map((s) => s.record);
   await new Promise((r) => setTimeout(r, 300));
   tcpdump.kill("SIGINT");
   await new Promise((r) => tcpdump.once("exit", r));
 
   const theirs = tsharkExchanges(pcap, keylog).map(key).sort();
-  assert.equal(theirs.length, 11, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
+  assert.equal(theirs.length, 14, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
   const http = records.filter((r) => r.protocol.startsWith("http"));
   t.diagnostic(`probe: ${JSON.stringify(await counters())}`);
   t.diagnostic(`parser: ${JSON.stringify((await parserStatus(parser)).counters)}`);
@@ -184,11 +203,13 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl, both ends' records ma
     assert.deepEqual(full.map((r) => key({ method: r.operation, path: target(r), status: Number(r.status) })).sort(), theirs, `${Role[role]} records = tshark`);
     for (const r of full) {
       assert.equal(r.attributes["tls"]?.value.value, true, "tls attribute");
-      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
+      // gnutls-cli's own records say GnuTLS; everything else is OpenSSL (nginx, curl, python)
+      assert.equal(r.attributes["tls.library"]?.value.value, role === Role.CLIENT && r.client?.process?.name === "gnutls-cli" ? "gnutls" : "openssl", r.resource);
       assert.equal(r.incomplete, false);
     }
   }
   assert.equal(http.filter((r) => r.protocol === "http2").length, 6, "h2 over ALPN decoded on both ends");
+  assert.equal(http.filter((r) => r.attributes["tls.library"]?.value.value === "gnutls").length, 3, "gnutls-cli's three requests");
   assert.equal(records.length, http.length, "nothing but the HTTP exchanges was decoded (no ciphertext)");
   const c = await counters();
   assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 4000, `ciphertext not published: ${c["tls.cipher_bytes_saved"]}`);
@@ -242,7 +263,8 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   fs.mkdirSync(libDir);
   fs.copyFileSync("/usr/lib/x86_64-linux-gnu/libssl.so.3", path.join(libDir, "libssl.so.3"));
   fs.writeFileSync(path.join(dir, "server.py"), PY_SERVER);
-  const src = new EbpfSource({ tls: true });
+  const tlsErrors: string[] = [];
+  const src = new EbpfSource({ tls: true, onTlsError: (file, error) => tlsErrors.push(`${file}: ${error}`) });
   const ac = new AbortController();
   const conns: { tls: boolean; comm: string }[] = [];
   const running = src.run((b) => conns.push(...b.conns.filter((c) => c.tls)), ac.signal);
@@ -271,7 +293,8 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   }
   await eventually("the copy attached", () => !!copyEntry(), 10_000);
   t.diagnostic(`files: ${JSON.stringify([...src.tls!.files])}`);
-  assert.equal(copyEntry()!.links, 8, `the copy's eight uprobes: ${JSON.stringify(copyEntry())}`);
+  // OpenSSL 3: read, write, their _ex forms and SSL_do_handshake, entry and return, and SSL_free
+  assert.equal(copyEntry()!.links, 11, `the copy's eleven uprobes: ${JSON.stringify(copyEntry())}`);
   assert.ok(stats()["lib_mapped"]! >= 1, "announced by sys_enter_mmap");
   const callsBefore = stats()["calls"]!;
   await run("curl", ["-sk", url], { env: { ...process.env, LD_LIBRARY_PATH: libDir } });
@@ -303,4 +326,14 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   const after = stats()["calls"]!;
   await run("curl", ["-sk", url]);
   await eventually("traced after the kill", () => stats()["calls"]! >= after + 2, 10_000);
+
+  // a TLS library the probe cannot read (NSS's libssl3.so; here a stand-in file of that name),
+  // loaded by three processes: said once, counted once, no longer announced
+  const nss = path.join(libDir, "libssl3.so");
+  fs.copyFileSync("/usr/lib/x86_64-linux-gnu/libz.so.1", nss);
+  const unsupported = stats()["libraries_unsupported"]!;
+  for (let i = 0; i < 3; i++) await run("python3", ["-c", `import ctypes; ctypes.CDLL(${JSON.stringify(nss)}); import time; time.sleep(0.5)`]);
+  await eventually("the NSS stand-in said", () => tlsErrors.some((e) => e.startsWith(`${nss}: NSS`)), 10_000);
+  assert.equal(tlsErrors.filter((e) => e.startsWith(nss)).length, 1, `once: ${JSON.stringify(tlsErrors)}`);
+  assert.equal(stats()["libraries_unsupported"], unsupported + 1);
 });

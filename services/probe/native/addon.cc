@@ -118,6 +118,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("programs", &Probe::Programs),
                                           InstanceMethod("attachTls", &Probe::AttachTls),
                                           InstanceMethod("tlsStats", &Probe::TlsStats),
+                                          InstanceMethod("markTlsKnown", &Probe::MarkTlsKnown),
                                           InstanceMethod("close", &Probe::Close),
                                       });
     exports.Set("Probe", ctor);
@@ -594,43 +595,93 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return a;
   }
 
-  // attachTls(path, dev, ino): uprobes on the TLS library file at `path` (for every process that
-  // maps it), then (dev, ino) is recorded as known so its mappings are no longer announced.
-  // Returns the number of links made; throws EATTACH with libbpf's message when none could be.
+  // The uprobes of each TLS library (enum ws_tls_lib), by function name. One set of BPF programs
+  // serves them all (the attach cookie carries the library): (object, buffer, length) calls enter
+  // by their direction, every return by ssl_return. A library is refused when a required function
+  // cannot be probed; the others are used when present (OpenSSL 1.1.0 has no _ex calls).
+  struct TlsUprobe {
+    const char* func;
+    struct bpf_program* prog;
+    bool ret;
+    bool required;
+  };
+  std::vector<TlsUprobe> TlsUprobes(uint32_t lib) {
+    auto& p = skel_->progs;
+    switch (lib) {
+      case WS_TLS_OPENSSL:
+        return {
+            {"SSL_write", p.ssl_write_enter, false, true}, {"SSL_write", p.ssl_return, true, true},
+            {"SSL_read", p.ssl_read_enter, false, true}, {"SSL_read", p.ssl_return, true, true},
+            {"SSL_write_ex", p.ssl_write_ex_enter, false, false}, {"SSL_write_ex", p.ssl_return, true, false},
+            {"SSL_read_ex", p.ssl_read_ex_enter, false, false}, {"SSL_read_ex", p.ssl_return, true, false},
+            // SSL_connect and SSL_accept call SSL_do_handshake
+            {"SSL_do_handshake", p.ssl_handshake_enter, false, false}, {"SSL_do_handshake", p.ssl_return, true, false},
+            {"SSL_free", p.ssl_free_enter, false, false},
+        };
+      case WS_TLS_GNUTLS:
+        // ssize_t gnutls_record_send(session, data, size) is a tail call of gnutls_record_send2
+        // (3.6.3+): both are probed, the second entry replaces the first's saved call and the
+        // chained return finds it once
+        return {
+            {"gnutls_record_send", p.ssl_write_enter, false, true}, {"gnutls_record_send", p.ssl_return, true, true},
+            {"gnutls_record_recv", p.ssl_read_enter, false, true}, {"gnutls_record_recv", p.ssl_return, true, true},
+            {"gnutls_record_send2", p.ssl_write_enter, false, false}, {"gnutls_record_send2", p.ssl_return, true, false},
+            {"gnutls_record_recv_seq", p.ssl_read_enter, false, false}, {"gnutls_record_recv_seq", p.ssl_return, true, false},
+            {"gnutls_handshake", p.ssl_handshake_enter, false, false}, {"gnutls_handshake", p.ssl_return, true, false},
+            {"gnutls_deinit", p.ssl_free_enter, false, false},
+        };
+      default:
+        return {};
+    }
+  }
+
+  // attachTls(path, dev, ino, lib): uprobes of TLS library `lib` (enum ws_tls_lib) on the file at
+  // `path` (for every process that maps it, or runs it: an executable with the library linked in),
+  // then (dev, ino) is recorded as known so its mappings are no longer announced.
+  // Returns the number of links made; throws EATTACH with libbpf's message when a required
+  // function could not be probed (nothing is left attached then).
   Napi::Value AttachTls(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!skel_ || info.Length() < 3 || !info[0].IsString()) {
-      probe_error(env, "EINVAL", "attachTls(path, dev, ino): probe closed or bad arguments").ThrowAsJavaScriptException();
+    if (!skel_ || info.Length() < 4 || !info[0].IsString()) {
+      probe_error(env, "EINVAL", "attachTls(path, dev, ino, lib): probe closed or bad arguments").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     std::string path = info[0].As<Napi::String>().Utf8Value();
     struct ws_lib_key key = {};
     key.dev = info[1].ToNumber().Uint32Value();
     key.ino = (uint64_t)info[2].ToNumber().Int64Value();
-    struct {
-      struct bpf_program* prog;
-      const char* func;
-      bool ret;
-    } specs[] = {
-        {skel_->progs.ssl_write_enter, "SSL_write", false},   {skel_->progs.ssl_return, "SSL_write", true},
-        {skel_->progs.ssl_write_ex_enter, "SSL_write_ex", false}, {skel_->progs.ssl_return, "SSL_write_ex", true},
-        {skel_->progs.ssl_read_enter, "SSL_read", false},     {skel_->progs.ssl_return, "SSL_read", true},
-        {skel_->progs.ssl_read_ex_enter, "SSL_read_ex", false},   {skel_->progs.ssl_return, "SSL_read_ex", true},
-    };
+    uint32_t lib = info[3].ToNumber().Uint32Value();
+    std::vector<TlsUprobe> specs = TlsUprobes(lib);
+    if (specs.empty()) {
+      probe_error(env, "EINVAL", "attachTls: unknown TLS library " + std::to_string(lib)).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    // the file is opened once and every uprobe goes through the open file: a path through
+    // /proc/<pid>/root vanishes with its process, which must not leave half the calls probed
+    int file_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (file_fd < 0) {
+      probe_error(env, "EATTACH", "uprobes on " + path + " failed: " + strerror(errno)).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string file = "/proc/self/fd/" + std::to_string(file_fd);
     take_log();
     std::vector<struct bpf_link*> made;
     std::string failed;
+    bool refused = false;
     for (auto& sp : specs) {
-      LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = sp.ret, .func_name = sp.func);
-      struct bpf_link* l = bpf_program__attach_uprobe_opts(sp.prog, -1, path.c_str(), 0, &uo);
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = lib, .retprobe = sp.ret, .func_name = sp.func);
+      struct bpf_link* l = bpf_program__attach_uprobe_opts(sp.prog, -1, file.c_str(), 0, &uo);
       if (!l) {
-        failed += std::string(failed.empty() ? "" : ", ") + sp.func + (sp.ret ? " (return)" : "") + ": " + strerror(errno);
+        if (sp.required) {
+          failed += std::string(failed.empty() ? "" : ", ") + sp.func + (sp.ret ? " (return)" : "") + ": " + strerror(errno);
+          refused = true;
+        }
         continue;
       }
       made.push_back(l);
     }
-    // a library without the _ex calls (OpenSSL 1.1.0) still works through SSL_read/SSL_write
-    if (made.size() < 4) {
+    close(file_fd);
+    if (refused) {
       for (struct bpf_link* l : made) bpf_link__destroy(l);
       probe_error(env, "EATTACH", "uprobes on " + path + " failed: " + failed + " " + take_log()).ThrowAsJavaScriptException();
       return env.Undefined();
@@ -639,6 +690,19 @@ class Probe : public Napi::ObjectWrap<Probe> {
     uint8_t one = 1;
     bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &one, 1, BPF_ANY);
     return Napi::Number::New(env, (double)made.size());
+  }
+
+  // markTlsKnown(dev, ino): a library file looked at and not attached (one the probe cannot read):
+  // its mappings are no longer announced.
+  Napi::Value MarkTlsKnown(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 2) return env.Undefined();
+    struct ws_lib_key key = {};
+    key.dev = info[0].ToNumber().Uint32Value();
+    key.ino = (uint64_t)info[1].ToNumber().Int64Value();
+    uint8_t zero = 0;
+    bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &zero, 1, BPF_ANY);
+    return env.Undefined();
   }
 
   // tlsStats(): {counters: number[] by enum ws_tls_stat, links, noticesDropped}

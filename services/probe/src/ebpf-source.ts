@@ -15,7 +15,7 @@ export interface EbpfSourceOptions extends Partial<NativeOptions> {
   listenRefreshMs?: number;
   /** Plaintext of TLS libraries through uprobes (default true). */
   tls?: boolean;
-  /** A TLS library file that could not be attached (once per file). */
+  /** A TLS library file that could not be attached, or that the probe cannot read (once per file). */
   onTlsError?: (path: string, error: string) => void;
 }
 
@@ -44,7 +44,7 @@ export class EbpfSource implements EventSource {
     try {
       // the mmap announcements are on from load: a process starting during the scan is not missed
       if (tlsOn) {
-        this.tls = new TlsLibraries((p, dev, ino) => this.probe.attachTls(p, dev, ino), options.onTlsError);
+        this.tls = new TlsLibraries({ attach: (p, dev, ino, lib) => this.probe.attachTls(p, dev, ino, lib), markKnown: (dev, ino) => this.probe.markTlsKnown(dev, ino) }, options.onTlsError);
         this.tls.scanAll();
       }
       this.probe.setListenPorts(readListenPorts());
@@ -149,7 +149,7 @@ export class EbpfSource implements EventSource {
     if (this.tls) {
       const t = this.probe.tlsStats();
       tls = { ...t.counters, uprobe_links: t.links, notices_dropped: t.noticesDropped, libraries_attached: this.tls.stats.attached,
-        libraries_failed: this.tls.stats.failed, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone };
+        libraries_failed: this.tls.stats.failed, libraries_unsupported: this.tls.stats.unsupported, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone };
     }
     return { drops, events: s.events, pending: s.pendingEvents, bytes: s.bytes, connections: s.connections, programs: this.probe.programs, tls };
   }

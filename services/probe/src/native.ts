@@ -81,7 +81,8 @@ export interface TlsStats {
 }
 
 interface AddonProbe {
-  attachTls(path: string, dev: number, ino: number): number;
+  attachTls(path: string, dev: number, ino: number, lib: number): number;
+  markTlsKnown(dev: number, ino: number): void;
   tlsStats(): { counters: number[]; links: number; noticesDropped: number };
   stats(): Omit<NativeStats, "kernelDrops"> & { kernelDrops: number[] };
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
@@ -163,15 +164,21 @@ export class NativeProbe {
   }
 
   /**
-   * Uprobes on the TLS library file at `path` (every process mapping it is covered); (dev, ino)
-   * is then no longer announced. Returns the links made. @throws ProbeError EATTACH
+   * Uprobes of TLS library `lib` (enum ws_tls_lib) on the file at `path` (every process mapping
+   * or running it is covered); (dev, ino) is then no longer announced. Returns the links made.
+   * @throws ProbeError EATTACH
    */
-  attachTls(path: string, dev: number, ino: number): number {
+  attachTls(path: string, dev: number, ino: number, lib: number): number {
     try {
-      return this.p.attachTls(path, dev, ino);
+      return this.p.attachTls(path, dev, ino, lib);
     } catch (e) {
       throw new ProbeError((e as { code?: string }).code ?? "EATTACH", (e as Error).message, { cause: e });
     }
+  }
+
+  /** A library file looked at and not attached: (dev, ino) is no longer announced. */
+  markTlsKnown(dev: number, ino: number): void {
+    this.p.markTlsKnown(dev, ino);
   }
 
   tlsStats(): TlsStats {

@@ -32,6 +32,9 @@ export function randomConnKeyBase(): bigint {
   return BigInt(crypto.randomBytes(3).readUIntBE(0, 3)) << 40n;
 }
 
+/** TLS library files named in `status` warnings (the rest are logged and counted). */
+const MAX_TLS_WARNINGS = 16;
+
 export function filterToSpec(f: Filter | undefined): FilterSpec {
   return {
     allowPids: [...(f?.allowPids ?? [])], denyPids: [...(f?.denyPids ?? [])],
@@ -48,6 +51,7 @@ export function specToFilter(s: FilterSpec): Filter {
 export const createService: CreateService = async (ctx: ServiceContext) => {
   const opts = parseProbeArgs(ctx.args);
   const connKeyBase = randomConnKeyBase();
+  let tlsWarnings = 0;
   let source: EventSource;
   let ebpf: EbpfSource | undefined;
   if (opts.source === "pcap") {
@@ -65,7 +69,11 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         connKeyBase,
         excludePids: opts.excludePids,
         filter: opts.filter,
-        onTlsError: (file, error) => ctx.log.warn({ file, error }, "TLS library present but not traced"),
+        onTlsError: (file, error) => {
+          // once per file: `status` says which TLS traffic the probe cannot see (a bounded list)
+          ctx.log.warn({ file, error }, "TLS library present but not traced");
+          if (++tlsWarnings <= MAX_TLS_WARNINGS) ctx.warnings.add(`TLS library present but not traced: ${file} (${error})`);
+        },
       });
     } catch (e) {
       const code = e instanceof ProbeError ? e.code : "ebpf_unavailable";

@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { tlsMappings, TlsLibraries } from "./tls-libraries.js";
+import { tlsMappings, TlsLibraries, type TlsLibraryPorts } from "./tls-libraries.js";
+import { WS_TLS_NONE, WS_TLS_OPENSSL, WS_TLS_GNUTLS } from "./gen/layout.js";
+
+/** Ports whose attach is `attach`, and whose markKnown calls are kept in `known`. */
+function ports(attach: (path: string, dev: number, ino: number, lib: number) => number, known: string[] = []): TlsLibraryPorts {
+  return { attach, markKnown: (dev, ino) => known.push(`${dev}:${ino}`) };
+}
 
 const MAPS = `55d0c0a00000-55d0c0a2c000 r--p 00000000 fe:01 1048600                    /usr/bin/curl
 7f1c2a3b4000-7f1c2a3d5000 r--p 00000000 fe:01 1310912                    /usr/lib/x86_64-linux-gnu/libssl.so.3
@@ -11,14 +17,18 @@ const MAPS = `55d0c0a00000-55d0c0a2c000 r--p 00000000 fe:01 1048600             
 7f1c2a500000-7f1c2a560000 r-xp 00021000 00:2a 77                         /opt/app/lib/libssl.so.1.1
 7f1c2a600000-7f1c2a660000 r-xp 00021000 00:2a 78                         /opt/old/libssl.so.3 (deleted)
 7f1c2a700000-7f1c2a760000 r-xp 00021000 fe:01 99                         /usr/lib/x86_64-linux-gnu/libcrypto.so.3
+7f1c2a800000-7f1c2a860000 r-xp 00021000 fe:01 100                        /usr/lib/x86_64-linux-gnu/libgnutls.so.30
+7f1c2a900000-7f1c2a960000 r-xp 00021000 fe:01 101                        /usr/lib/x86_64-linux-gnu/libssl3.so
 7ffd1c1e0000-7ffd1c201000 rw-p 00000000 00:00 0                          [stack]
 `;
 
 describe("tlsMappings", () => {
-  it("keeps executable libssl mappings once per file, with the kernel's dev_t", () => {
+  it("keeps executable TLS library mappings once per file, with the kernel's dev_t and the library", () => {
     assert.deepEqual(tlsMappings(MAPS), [
-      { dev: (0xfe << 20) | 1, ino: 1310912, path: "/usr/lib/x86_64-linux-gnu/libssl.so.3" },
-      { dev: 0x2a, ino: 77, path: "/opt/app/lib/libssl.so.1.1" },
+      { dev: (0xfe << 20) | 1, ino: 1310912, path: "/usr/lib/x86_64-linux-gnu/libssl.so.3", lib: WS_TLS_OPENSSL, library: "OpenSSL" },
+      { dev: 0x2a, ino: 77, path: "/opt/app/lib/libssl.so.1.1", lib: WS_TLS_OPENSSL, library: "OpenSSL" },
+      { dev: (0xfe << 20) | 1, ino: 100, path: "/usr/lib/x86_64-linux-gnu/libgnutls.so.30", lib: WS_TLS_GNUTLS, library: "GnuTLS" },
+      { dev: (0xfe << 20) | 1, ino: 101, path: "/usr/lib/x86_64-linux-gnu/libssl3.so", lib: WS_TLS_NONE, library: "NSS" },
     ]);
   });
   it("ignores text that is not a maps line", () => {
@@ -35,31 +45,38 @@ describe("TlsLibraries", () => {
   }
   fs.mkdirSync(path.join(root, "self"));
 
-  it("attaches each file once however many processes map it, and reports a failure once", () => {
+  it("attaches each file once however many processes map it, reports a failure or an unreadable library once", () => {
     const calls: string[] = [];
     const errors: string[] = [];
-    const libs = new TlsLibraries((p, dev, ino) => {
-      calls.push(`${p} ${dev} ${ino}`);
+    const known: string[] = [];
+    const libs = new TlsLibraries(ports((p, dev, ino, lib) => {
+      calls.push(`${p} ${dev} ${ino} ${lib}`);
       if (ino === 77) throw new Error("no SSL_read symbol");
       return 8;
-    }, (p, e) => errors.push(`${p}: ${e}`), root);
-    assert.equal(libs.scanAll(), 1);
-    assert.equal(calls.length, 2, "one attach per file, not per process");
-    assert.match(calls[0]!, /\/10\/root\/usr\/lib\/x86_64-linux-gnu\/libssl\.so\.3 266338305 1310912$/);
-    assert.deepEqual(errors, ["/opt/app/lib/libssl.so.1.1: no SSL_read symbol"]);
+    }, known), (p, e) => errors.push(`${p}: ${e}`), root);
+    assert.equal(libs.scanAll(), 2);
+    assert.equal(calls.length, 3, "one attach per file, not per process");
+    assert.match(calls[0]!, /\/10\/root\/usr\/lib\/x86_64-linux-gnu\/libssl\.so\.3 266338305 1310912 1$/);
+    assert.match(calls[2]!, /libgnutls\.so\.30 266338305 100 2$/);
+    assert.deepEqual(errors, [
+      "/opt/app/lib/libssl.so.1.1: no SSL_read symbol",
+      "/usr/lib/x86_64-linux-gnu/libssl3.so: NSS: TLS library present, its plaintext is not read by this probe",
+    ]);
+    assert.deepEqual(known, [`${(0xfe << 20) | 1}:101`], "the unreadable library is no longer announced");
     // announcements of files already handled cost a counter, never another attach
     for (let i = 0; i < 1000; i++) libs.onMapped(11, (0xfe << 20) | 1, 1310912);
     libs.onMapped(12, 0x2a, 77);
-    assert.equal(calls.length, 2);
-    assert.deepEqual(libs.stats, { attached: 1, failed: 1, repeats: 1001, gone: 0 });
-    assert.equal(libs.files.size, 2);
+    assert.equal(calls.length, 3);
+    assert.equal(errors.length, 2);
+    assert.deepEqual(libs.stats, { attached: 2, failed: 1, repeats: 1001, gone: 0, unsupported: 1 });
+    assert.equal(libs.files.size, 4);
   });
 
   it("a process gone before its maps are read is counted, and the file is offered again later", () => {
     const calls: string[] = [];
-    const libs = new TlsLibraries((p) => (calls.push(p), 8), undefined, root);
+    const libs = new TlsLibraries(ports((p) => (calls.push(p), 8)), undefined, root);
     libs.onMapped(999, 1, 1310912);
-    assert.deepEqual(libs.stats, { attached: 0, failed: 0, repeats: 0, gone: 1 });
+    assert.deepEqual(libs.stats, { attached: 0, failed: 0, repeats: 0, gone: 1, unsupported: 0 });
     libs.onMapped(10, (0xfe << 20) | 1, 1310912);
     assert.equal(libs.stats.attached, 1);
     assert.equal(calls.length, 1);
@@ -69,16 +86,16 @@ describe("TlsLibraries", () => {
     fs.mkdirSync(path.join(root, "20"));
     fs.writeFileSync(path.join(root, "20", "maps"), MAPS);
     let n = 0;
-    const libs = new TlsLibraries((p) => {
+    const libs = new TlsLibraries(ports((p) => {
       n++;
       if (p.includes("/20/")) {
         fs.rmSync(path.join(root, "20"), { recursive: true });
         throw new Error("ENOENT");
       }
       return 8;
-    }, undefined, root);
+    }), undefined, root);
     libs.onMapped(20, (0xfe << 20) | 1, 1310912);
-    assert.deepEqual(libs.stats, { attached: 0, failed: 0, repeats: 0, gone: 1 });
+    assert.deepEqual(libs.stats, { attached: 0, failed: 0, repeats: 0, gone: 1, unsupported: 0 });
     libs.onMapped(10, (0xfe << 20) | 1, 1310912);
     assert.equal(libs.stats.attached, 1, "offered again by the next process");
     assert.equal(n, 2);

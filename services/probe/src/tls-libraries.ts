@@ -2,13 +2,18 @@
 // attach covers every process that maps it, now or later: libraries are keyed by (dev, inode),
 // attached once, and never detached before the probe stops (the links die with it).
 //
-//   start ── /proc/*/maps, once ─────────────────────┐
-//   sys_enter_mmap of "libssl.so*" PROT_EXEC (kernel) ┴─▶ (dev, ino) new? ─▶ path from
-//        (announced until attached: tls_libs_known)          /proc/<pid>/maps ─▶ attachTls
+//   start ── /proc/*/maps, once ─────────────────────────────┐
+//   sys_enter_mmap of a TLS_FILES name PROT_EXEC (kernel) ────┴─▶ (dev, ino) new? ─▶ path from
+//        (announced until attached: tls_libs_known)                /proc/<pid>/maps ─▶ attachTls
 //
 // No timer rescans /proc: a process started later announces its library when it maps it
-// (ld.so at exec, or dlopen as python's ssl module does).
+// (ld.so at exec, or dlopen as python's ssl module does). Which file is which library is one
+// table, WS_TLS_FILES in bpf/wirescope.h (generated into TLS_FILES): the kernel matches names
+// with it, user space the lines of /proc/<pid>/maps. A library of that table the probe cannot
+// read (NSS, wolfSSL, ...) is said once per file (onError) and never announced again.
 import fs from "node:fs";
+import nodePath from "node:path";
+import { TLS_FILES, WS_TLS_NONE } from "./gen/layout.js";
 
 /** One executable mapping of a TLS library file in a process. */
 export interface TlsMapping {
@@ -17,27 +22,48 @@ export interface TlsMapping {
   ino: number;
   /** The path as the process sees it (resolve through /proc/<pid>/root). */
   path: string;
+  /** enum ws_tls_lib; WS_TLS_NONE for a library the probe cannot read. */
+  lib: number;
+  /** The library's name ("OpenSSL", "NSS"). */
+  library: string;
 }
 
 // 7f1c2a3b4000-7f1c2a3d9000 r-xp 00021000 fe:01 1310912    /usr/lib/x86_64-linux-gnu/libssl.so.3
-const MAPS_LINE = /^[0-9a-f]+-[0-9a-f]+ ..x. [0-9a-f]+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(\/.*\/libssl\.so[^/]*)$/;
+const MAPS_LINE = /^[0-9a-f]+-[0-9a-f]+ ..x. [0-9a-f]+ ([0-9a-f]+):([0-9a-f]+) (\d+) +(\/.*)$/;
+
+/** The TLS_FILES row a file's name starts with. */
+export function tlsFileOf(path: string): { lib: number; library: string } | undefined {
+  const base = nodePath.basename(path);
+  const row = TLS_FILES.find(([start]) => base.startsWith(start));
+  return row && { lib: row[1], library: row[2] };
+}
 
 /** The executable TLS library mappings in the text of a /proc/<pid>/maps file (deduplicated). */
 export function tlsMappings(maps: string): TlsMapping[] {
   const out: TlsMapping[] = [];
   const seen = new Set<string>();
   for (const line of maps.split("\n")) {
-    if (!line.includes("libssl.so")) continue;
+    if (!line.includes(".so")) continue;
     const m = MAPS_LINE.exec(line);
     if (!m || m[4]!.endsWith(" (deleted)")) continue;
+    const f = tlsFileOf(m[4]!);
+    if (!f) continue;
     const dev = ((parseInt(m[1]!, 16) << 20) | parseInt(m[2]!, 16)) >>> 0;
     const ino = Number(m[3]);
     const key = `${dev}:${ino}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ dev, ino, path: m[4]! });
+    out.push({ dev, ino, path: m[4]!, ...f });
   }
   return out;
+}
+
+/** What TlsLibraries does to the probe. */
+export interface TlsLibraryPorts {
+  /** Uprobes of library `lib` on the file; returns the links. @throws when refused */
+  attach(path: string, dev: number, ino: number, lib: number): number;
+  /** The file was looked at and not attached: no more announcements of it. */
+  markKnown(dev: number, ino: number): void;
 }
 
 export interface TlsLibrariesStats {
@@ -49,19 +75,20 @@ export interface TlsLibrariesStats {
   repeats: number;
   /** Announcements whose process was gone (or had no such mapping) before its maps were read. */
   gone: number;
+  /** TLS library files present that the probe cannot read (reported once each in `onError`). */
+  unsupported: number;
 }
 
 /**
- * Attaches the uprobes of each TLS library file once. `attach` is the addon's (path, dev, ino) →
- * links; `procRoot` is /proc (tests point it elsewhere).
+ * Attaches the uprobes of each TLS library file once. `procRoot` is /proc (tests point it elsewhere).
  */
 export class TlsLibraries {
   /** "dev:ino" → path attached, or the error that refused it. */
   readonly files = new Map<string, { path: string; links: number; error?: string }>();
-  readonly stats: TlsLibrariesStats = { attached: 0, failed: 0, repeats: 0, gone: 0 };
+  readonly stats: TlsLibrariesStats = { attached: 0, failed: 0, repeats: 0, gone: 0, unsupported: 0 };
 
   constructor(
-    private readonly attach: (path: string, dev: number, ino: number) => number,
+    private readonly ports: TlsLibraryPorts,
     private readonly onError: (path: string, error: string) => void = () => {},
     private readonly procRoot = "/proc",
   ) {}
@@ -104,10 +131,18 @@ export class TlsLibraries {
   private offer(pid: number, m: TlsMapping): boolean {
     const key = `${m.dev}:${m.ino}`;
     if (this.files.has(key)) return false;
+    if (m.lib === WS_TLS_NONE) {
+      const error = `${m.library}: TLS library present, its plaintext is not read by this probe`;
+      this.files.set(key, { path: m.path, links: 0, error });
+      this.stats.unsupported++;
+      this.ports.markKnown(m.dev, m.ino);
+      this.onError(m.path, error);
+      return false;
+    }
     // through the process's root, so a container's library is found from the host
     const path = `${this.procRoot}/${pid}/root${m.path}`;
     try {
-      const links = this.attach(path, m.dev, m.ino);
+      const links = this.ports.attach(path, m.dev, m.ino, m.lib);
       this.files.set(key, { path: m.path, links });
       this.stats.attached++;
       return true;

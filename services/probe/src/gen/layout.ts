@@ -13,6 +13,9 @@ export const WS_CONN_F_INFERRED = 1;
 export const WS_CONN_F_TLS = 2;
 export const WS_SYS_SSL_READ = 14;
 export const WS_SYS_SSL_WRITE = 15;
+export const WS_TLS_NONE = 0;
+export const WS_TLS_OPENSSL = 1;
+export const WS_TLS_GNUTLS = 2;
 export const WS_FILTER_ALLOW = 1;
 export const WS_FILTER_DENY = 2;
 export const WS_MAX_CHUNK = 16384;
@@ -25,9 +28,17 @@ export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args
 export const WS_DROP_MAX = 6;
 
 /** enum ws_tls_stat, in index order. */
-export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", ] as const;
+export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", ] as const;
 /** enum ws_tls_lib: name by value (0 = none). */
-export const TLS_LIBS = ["", "openssl", ] as const;
+export const TLS_LIBS = ["", "openssl", "gnutls", ] as const;
+/** WS_TLS_FILES: [file name start, enum ws_tls_lib (0: present, not traced), library]. */
+export const TLS_FILES = [
+  ["libssl.so", 1, "OpenSSL"],
+  ["libgnutls.so", 2, "GnuTLS"],
+  ["libssl3.so", 0, "NSS"],
+  ["libwolfssl.so", 0, "wolfSSL"],
+  ["libmbedtls.so", 0, "Mbed TLS"],
+] as const;
 
 export const HDR = {
   size: 32,
