@@ -2,10 +2,13 @@
 import { ConfigError } from "@wirescope/common";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
+import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";
 
 export interface AggregatorOptions {
   core: CoreOptions;
   writer: WriterOptions;
+  /** OTLP/HTTP span export (off unless an endpoint is given). */
+  otlp: OtlpOptions;
   /** JetStream stream the parsers publish RecordBatch to. */
   stream: string;
   /** Durable consumer name (one per aggregator deployment). */
@@ -27,6 +30,7 @@ export interface AggregatorOptions {
 export const defaultAggregatorOptions: AggregatorOptions = {
   core: defaultCoreOptions,
   writer: defaultWriterOptions,
+  otlp: defaultOtlpOptions,
   stream: "WIRESCOPE_RECORDS",
   durable: "wirescope-aggregator",
   filter: "wirescope.records.>",
@@ -37,7 +41,7 @@ export const defaultAggregatorOptions: AggregatorOptions = {
   influxOrg: "",
 };
 
-type Target = ["core" | "writer" | "top", string, "int" | "float" | "string" | "bool", string];
+type Target = ["core" | "writer" | "otlp" | "top", string, "int" | "float" | "string" | "bool", string];
 const FLAGS: Record<string, Target> = {
   "--window-ms": ["core", "windowMs", "int", "RED window length (aligned to the wall clock)"],
   "--grace-ms": ["core", "graceMs", "int", "how long after its end a window still takes records"],
@@ -60,6 +64,11 @@ const FLAGS: Record<string, Target> = {
   "--state-bucket": ["top", "stateBucket", "string", "KV bucket for the durable watermark"],
   "--pipeline-every-ms": ["top", "pipelineEveryMs", "int", "period of the aggregator's own pipeline point"],
   "--influx-org": ["top", "influxOrg", "string", "InfluxDB 2.x organisation"],
+  "--otlp-endpoint": ["otlp", "endpoint", "string", "export spans over OTLP/HTTP protobuf to this collector (http://host:4318; off by default)"],
+  "--otlp-batch-size": ["otlp", "batchSize", "int", "spans per OTLP request at most"],
+  "--otlp-queue-size": ["otlp", "queueSize", "int", "spans waiting for the collector at most (then dropped and counted)"],
+  "--otlp-flush-ms": ["otlp", "flushMs", "int", "a partial OTLP batch is sent after this long"],
+  "--otlp-max-tries": ["otlp", "maxTries", "int", "tries per OTLP batch before it is dropped and counted"],
 };
 
 /** Usage lines for `wirescope aggregator --help`. */
@@ -73,6 +82,7 @@ export function aggregatorFlagsHelp(): string {
 export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions {
   const core: Record<string, unknown> = {};
   const writer: Record<string, unknown> = { ...defaultWriterOptions };
+  const otlp: Record<string, unknown> = { ...defaultOtlpOptions };
   const top: Record<string, unknown> = { ...defaultAggregatorOptions };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -96,7 +106,7 @@ export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions 
       val = n;
     }
     if (name === "--no-spans") val = false;
-    (where === "core" ? core : where === "writer" ? writer : top)[key] = val;
+    (where === "core" ? core : where === "writer" ? writer : where === "otlp" ? otlp : top)[key] = val;
   }
   let coreOpts: CoreOptions;
   try {
@@ -104,7 +114,15 @@ export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions 
   } catch (e) {
     throw new ConfigError("bad_value", (e as Error).message);
   }
-  const out = { ...(top as unknown as AggregatorOptions), core: coreOpts, writer: writer as unknown as WriterOptions };
+  const out = { ...(top as unknown as AggregatorOptions), core: coreOpts, writer: writer as unknown as WriterOptions, otlp: otlp as unknown as OtlpOptions };
+  if (out.otlp.endpoint) {
+    try {
+      if (!/^https?:$/.test(new URL(tracesUrl(out.otlp.endpoint)).protocol)) throw new Error("not http(s)");
+    } catch {
+      throw new ConfigError("bad_value", `aggregator: --otlp-endpoint expects an http(s) URL, got ${JSON.stringify(out.otlp.endpoint)}`);
+    }
+  }
+  for (const k of ["batchSize", "queueSize", "flushMs", "maxTries"] as const) if (!(out.otlp[k] >= 1)) throw new ConfigError("bad_value", `aggregator: --otlp-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be at least 1`);
   if (out.ackWaitMs < 1000) throw new ConfigError("bad_value", "aggregator: --ack-wait-ms must be at least 1000");
   if (out.maxAckPending < 1) throw new ConfigError("bad_value", "aggregator: --max-ack-pending must be positive");
   return out;

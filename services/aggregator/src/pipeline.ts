@@ -14,6 +14,7 @@ import type { RecordView as WRecord } from "./core/record-view.js";
 import { Aggregator } from "./core/aggregator.js";
 import type { ClosedWindow } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
+import type { SpanRec } from "./core/spans.js";
 
 /** A delivered stream message, as far as the pipeline cares. */
 export interface Ackable {
@@ -33,6 +34,8 @@ export interface PipelineDeps {
   /** Persists the durable watermark (ms); must resolve only once stored. */
   saveWatermark(ms: number): Promise<void>;
   onError?(e: unknown): void;
+  /** The kept spans of each closed window, for outlets besides InfluxDB (OTLP); must not throw. */
+  onSpans?(spans: readonly SpanRec[]): void;
 }
 
 interface Held {
@@ -129,6 +132,7 @@ export class Pipeline {
     const c: Closing = { start: w.start, end: w.start + this.core.opts.windowMs, done: false };
     this.closing.push(c);
     const lines = windowLines(w, this.spanClock);
+    if (w.spans.length > 0) this.deps.onSpans?.(w.spans);
     this.inflight++;
     this.deps
       .write(lines)

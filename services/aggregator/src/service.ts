@@ -12,6 +12,7 @@ import { decodeRecordBatch } from "./core/decode.js";
 import type { RecordView } from "./core/record-view.js";
 import { InfluxWriter } from "./influx/writer.js";
 import { redact } from "./influx/detect.js";
+import { OtlpExporter, httpSender, tracesUrl } from "./otlp/exporter.js";
 
 export const createService: CreateService = async (ctx) => {
   const o = parseAggregatorArgs(ctx.args);
@@ -22,6 +23,7 @@ export const createService: CreateService = async (ctx) => {
   ctx.info.set("stream", `${o.stream} (durable ${o.durable})`);
   ctx.info.set("window_ms", String(o.core.windowMs));
   ctx.info.set("relative_accuracy", String(o.core.relativeAccuracy));
+  ctx.info.set("otlp", o.otlp.endpoint ? redact(tracesUrl(o.otlp.endpoint)) : "off");
   const log = ctx.log;
 
   return {
@@ -48,6 +50,7 @@ export const createService: CreateService = async (ctx) => {
       writer.onSuccess = () => influxDep.up();
 
       const core = new Aggregator(o.core);
+      const otlp = o.otlp.endpoint ? new OtlpExporter(httpSender(o.otlp.endpoint, o.otlp.timeoutMs), o.otlp) : undefined;
       const pipeline = new Pipeline(
         core,
         {
@@ -56,6 +59,7 @@ export const createService: CreateService = async (ctx) => {
             await kv.put(stateKey, JSON.stringify({ flushedBefore: ms, instance: ctx.instance }));
           },
           onError: (e) => log.warn({ err: errorMessage(e) }, "pipeline"),
+          onSpans: otlp ? (spans) => otlp.offer(spans) : undefined,
         },
         watermark,
       );
@@ -133,6 +137,12 @@ export const createService: CreateService = async (ctx) => {
           drops_influx_rejected: w.linesDropped.rejected,
           drops_influx_retries: w.linesDropped.retries_exhausted,
           influx_write_errors: w.writeErrors,
+          otlp_spans_exported: otlp?.counters.spansExported ?? 0,
+          otlp_requests: otlp?.counters.requests ?? 0,
+          otlp_export_errors: otlp?.counters.exportErrors ?? 0,
+          drops_otlp_queue_full: otlp?.counters.dropsQueueFull ?? 0,
+          drops_otlp_failed: otlp?.counters.dropsFailed ?? 0,
+          drops_otlp_rejected: otlp?.counters.dropsRejected ?? 0,
         };
       }
       const tick = () => {
@@ -159,6 +169,7 @@ export const createService: CreateService = async (ctx) => {
           held_batches: pipeline.heldCount,
           open_windows: core.openWindows,
           watermark_age_ms: Number.isFinite(pipeline.durableWatermark) ? now - pipeline.durableWatermark : 0,
+          otlp_queued: otlp?.queued ?? 0,
         };
         for (const [k, v] of Object.entries(gauges)) ctx.counters.set(k, v);
         if (now - lastPipeline >= o.pipelineEveryMs) {
@@ -181,6 +192,8 @@ export const createService: CreateService = async (ctx) => {
         // instance rebuilds them exactly. Writes already started finish (bounded wait).
         await messages.close().catch(() => undefined);
         await Promise.race([pipeline.settled(), new Promise((r) => setTimeout(r, 5000))]);
+        await otlp?.drain(2000);
+        await otlp?.stop();
         writer.close();
         void jsm;
       }
