@@ -21,6 +21,12 @@ int main(void)
 #undef WS_DROP_NAME
 	printf("] as const;\n");
 	printf("export const WS_DROP_MAX = %d;\n", WS_DROP_MAX);
+	printf("\n/** enum ws_shed_reason: name by value (0 = observed). */\nexport const SHED_REASONS = [\"\", ");
+#define WS_SHED_NAME(name, text) printf("\"%s\", ", text);
+	WS_SHED_REASONS(WS_SHED_NAME)
+#undef WS_SHED_NAME
+	printf("] as const;\n");
+	CONST(WS_SHED_MAX); CONST(WS_SAMPLE_ONE); CONST(WS_CONN_F_SHED);
 	printf("\n/** enum ws_tls_stat, in index order. */\nexport const TLS_STATS = [");
 #define WS_TLS_STAT_NAME(name, text) printf("\"%s\", ", text);
 	WS_TLS_STATS(WS_TLS_STAT_NAME)
@@ -45,7 +51,7 @@ int main(void)
 	OFF(ws_conn_event, cgroup_id); OFF(ws_conn_event, laddr); OFF(ws_conn_event, raddr); OFF(ws_conn_event, lport);
 	OFF(ws_conn_event, rport); OFF(ws_conn_event, family); OFF(ws_conn_event, role); OFF(ws_conn_event, flags);
 	OFF(ws_conn_event, fd); OFF(ws_conn_event, syscall); OFF(ws_conn_event, sent_bytes); OFF(ws_conn_event, recv_bytes);
-	OFF(ws_conn_event, comm); OFF(ws_conn_event, tls_lib);
+	OFF(ws_conn_event, comm); OFF(ws_conn_event, tls_lib); OFF(ws_conn_event, sample_level); OFF(ws_conn_event, shed);
 	printf("} as const;\n\nexport const LIB = {\n  size: %zu,\n", sizeof(struct ws_lib_event));
 	OFF(ws_lib_event, ino); OFF(ws_lib_event, dev); OFF(ws_lib_event, tls_lib);
 	printf("} as const;\n");

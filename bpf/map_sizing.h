@@ -25,6 +25,10 @@
 #define WS_MAX_LISTEN_PORTS 4096
 /* iovec entries followed per readv/writev/sendmsg/recvmsg (UIO_MAXIOV is 1024). */
 #define WS_MAX_IOV 1024
+/* Processes with sampling and fairness state (accumulator, bytes this interval). LRU. */
+#define WS_MAX_PROCS 16384
+/* Decisions waiting for the other end of a connection on this node, by 4-tuple. LRU. */
+#define WS_MAX_PEER_DECISIONS 16384
 /* Default ring buffer size in bytes (power of two, multiple of the page size); set at load. */
 #define WS_DEFAULT_RINGBUF_BYTES (16 * 1024 * 1024)
 /* Default bytes copied per syscall; a bigger transfer states the rest as a gap (tunable). */

@@ -123,7 +123,8 @@ static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd,
 	ev.fd = fd;
 	ev.cgroup_id = bpf_get_current_cgroup_id();
 	leader_comm(ev.comm);
-	if (ports_traced(ci->lport, ci->rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+	ev.sample_level = ci->sample_level; /* decided at its first open */
+	if (!ci->shed && ports_traced(ci->lport, ci->rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		count_drop(WS_DROP_RINGBUF_FULL);
 }
 

@@ -79,6 +79,11 @@ struct conn_info {
 	__u8 role;
 	__u8 flags;
 	__u8 tls_lib;      /* enum ws_tls_lib once flags has WS_CONN_F_TLS */
+	__u8 shed;         /* enum ws_shed_reason: not observed (0 = observed) */
+	__u16 sample_level; /* the level it was decided under */
+	__u32 win_calls;   /* fairness: data calls and copied bytes since win_start */
+	__u64 win_start;
+	__u64 win_bytes;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -111,6 +116,59 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
+
+/* Shed connections and the bytes not copied for them, by enum ws_shed_reason: connections at
+ * [reason], bytes at [WS_SHED_MAX + reason]. Per-CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * WS_SHED_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} shed_stats SEC(".maps");
+
+/* Overload policy, one entry: struct ws_shed_cfg. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ws_shed_cfg);
+} shed_cfg SEC(".maps");
+
+/* Sampling accumulator and fairness window of a process. Key: tgid. */
+struct proc_state {
+	__u64 win_start;
+	__u64 win_bytes;
+	__u32 acc;         /* systematic sampling: a new connection adds the level, observed on overflow */
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct proc_state);
+} proc_state SEC(".maps");
+
+/* A connection's 4-tuple with its two ends in a fixed order, the same from both ends. */
+struct tuple_key {
+	__u8 addr_a[16];
+	__u8 addr_b[16];
+	__u16 port_a;
+	__u16 port_b;
+	__u32 _pad;
+};
+/* The decision taken at the first end of a connection, for its other end on this node. */
+struct peer_decision {
+	__u64 ts_ns;
+	__u16 level;
+	__u8 shed;
+};
+/* Key: the connection's tuple_key. Taken (deleted) by the second end; the rest age out (LRU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_PEER_DECISIONS);
+	__type(key, struct tuple_key);
+	__type(value, struct peer_decision);
+} peer_decision SEC(".maps");
 
 /* State of one syscall's copy loop. It lives in a map value, not on the stack, so the verifier
  * sees its fields as unknown scalars and checks the bpf_loop callback once instead of exploring
@@ -336,6 +394,100 @@ static __always_inline void fill_hdr(struct ws_event_hdr *h, __u32 type, __u64 c
 	h->conn_key = conn_key;
 }
 
+static __always_inline struct ws_shed_cfg *get_shed_cfg(void)
+{
+	__u32 zero = 0;
+	struct ws_shed_cfg *c = bpf_map_lookup_elem(&shed_cfg, &zero);
+	return c && c->interval_ns ? c : NULL;
+}
+
+static __always_inline void shed_count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&shed_stats, &idx);
+	if (v)
+		*v += n;
+}
+
+/* A process's state, created with its sampling phase (a hash of the tgid) on first use. */
+static __always_inline struct proc_state *proc_of(__u32 tgid)
+{
+	struct proc_state *ps = bpf_map_lookup_elem(&proc_state, &tgid);
+	if (ps)
+		return ps;
+	struct proc_state init = {};
+	init.acc = (__u32)(((__u64)tgid * 0x9E3779B97F4A7C15ULL) >> 40) % WS_SAMPLE_ONE;
+	bpf_map_update_elem(&proc_state, &tgid, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&proc_state, &tgid);
+}
+
+static __always_inline void tuple_of(struct ws_conn_event *ev, struct tuple_key *k)
+{
+	__u64 l0, l1, r0, r1;
+	__builtin_memcpy(&l0, ev->laddr, 8);
+	__builtin_memcpy(&l1, ev->laddr + 8, 8);
+	__builtin_memcpy(&r0, ev->raddr, 8);
+	__builtin_memcpy(&r1, ev->raddr + 8, 8);
+	int local_first = ev->lport < ev->rport ||
+			  (ev->lport == ev->rport && (l0 < r0 || (l0 == r0 && l1 <= r1)));
+	if (local_first) {
+		__builtin_memcpy(k->addr_a, ev->laddr, 16);
+		__builtin_memcpy(k->addr_b, ev->raddr, 16);
+		k->port_a = ev->lport;
+		k->port_b = ev->rport;
+	} else {
+		__builtin_memcpy(k->addr_a, ev->raddr, 16);
+		__builtin_memcpy(k->addr_b, ev->laddr, 16);
+		k->port_a = ev->rport;
+		k->port_b = ev->lport;
+	}
+	k->_pad = 0;
+}
+
+/* Whether a new connection is observed (0) or shed (enum ws_shed_reason), taken before any of
+ * its bytes is copied; ev->sample_level gets the level it was decided under. */
+static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid)
+{
+	struct ws_shed_cfg *cfg = get_shed_cfg();
+	ev->sample_level = WS_SAMPLE_ONE;
+	if (!cfg)
+		return WS_SHED_NONE;
+	struct tuple_key tk = {};
+	tuple_of(ev, &tk);
+	__u64 now = bpf_ktime_get_ns();
+	struct peer_decision *pd = bpf_map_lookup_elem(&peer_decision, &tk);
+	if (pd && now - pd->ts_ns < 5000000000ULL) {
+		/* the other end of this connection was decided first: a call is seen at both or neither */
+		__u8 shed = pd->shed;
+		ev->sample_level = pd->level;
+		bpf_map_delete_elem(&peer_decision, &tk);
+		return shed;
+	}
+	__u32 level = cfg->sample_level > WS_SAMPLE_ONE ? WS_SAMPLE_ONE : cfg->sample_level;
+	__u8 shed = WS_SHED_NONE;
+	struct proc_state *ps = proc_of(tgid);
+	if (cfg->ringbuf_pct &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) * 100 > bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) * cfg->ringbuf_pct) {
+		shed = WS_SHED_RINGBUF;
+	} else if (ps && cfg->proc_bytes && now - ps->win_start < cfg->interval_ns && ps->win_bytes > cfg->proc_bytes) {
+		shed = WS_SHED_PROC_FLOOD;
+	} else if (level < WS_SAMPLE_ONE) {
+		if (ps) {
+			__u32 acc = ps->acc + level;
+			if (acc >= WS_SAMPLE_ONE)
+				acc -= WS_SAMPLE_ONE;
+			else
+				shed = WS_SHED_BUDGET;
+			ps->acc = acc;
+		} else if (((ev->hdr.conn_key * 0x9E3779B97F4A7C15ULL) >> 49) >= level) {
+			shed = WS_SHED_BUDGET; /* no process state (table full): a hash of the key decides */
+		}
+	}
+	ev->sample_level = level;
+	struct peer_decision d = { .ts_ns = now, .level = level, .shed = shed };
+	bpf_map_update_elem(&peer_decision, &tk, &d, BPF_ANY);
+	return shed;
+}
+
 /* Emits an open event for a socket and records it as the fd's connection (replacing any older). */
 static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct sock *sk, __u8 role,
 						    __u8 flags, __u8 syscall)
@@ -357,7 +509,6 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 	ev.fd = fd;
 	ev.syscall = syscall;
 	ev.cgroup_id = bpf_get_current_cgroup_id();
-	leader_comm(ev.comm);
 
 	struct conn_info ci = {};
 	ci.conn_key = ck;
@@ -365,13 +516,23 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 	ci.rport = ev.rport;
 	ci.role = role;
 	ci.flags = flags;
+	int traced = ports_traced(ev.lport, ev.rport);
+	/* only connections the filters let through take part in sampling (others are never sent) */
+	ci.shed = traced ? decide(&ev, tgid) : WS_SHED_NONE;
+	ci.sample_level = ev.sample_level;
 	bpf_map_delete_elem(&nonsock_fds, &key);
 	if (bpf_map_update_elem(&conn_by_fd, &key, &ci, BPF_ANY)) {
 		count_drop(WS_DROP_CONN_MAP_FULL);
 		return NULL;
 	}
+	if (ci.shed) {
+		/* shed at first sight: user space never hears of it, nothing of it is copied */
+		shed_count(ci.shed, 1);
+		return bpf_map_lookup_elem(&conn_by_fd, &key);
+	}
+	leader_comm(ev.comm);
 	/* wake the consumer at once: it reads /proc/<pid> for this process while it still exists */
-	if (ports_traced(ev.lport, ev.rport) && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		count_drop(WS_DROP_RINGBUF_FULL);
 	return bpf_map_lookup_elem(&conn_by_fd, &key);
 }
@@ -392,6 +553,81 @@ static __always_inline struct conn_info *conn_of_fd(__u32 tgid, __u32 fd)
 		return NULL;
 	}
 	return track_conn(tgid, fd, sk, WS_ROLE_UNKNOWN, WS_CONN_F_INFERRED, 0);
+}
+
+/* A close event for a tracked connection (fields from conn_info; addresses are not needed). */
+static __always_inline void close_event(struct ws_conn_event *ev, struct conn_info *ci, __u32 fd, __u8 syscall)
+{
+	fill_hdr(&ev->hdr, WS_EV_CLOSE, ci->conn_key);
+	ev->lport = ci->lport;
+	ev->rport = ci->rport;
+	ev->role = ci->role;
+	ev->flags = ci->flags;
+	ev->tls_lib = ci->tls_lib;
+	ev->fd = fd;
+	ev->syscall = syscall;
+	ev->sent_bytes = ci->seq[0];
+	ev->recv_bytes = ci->seq[1];
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	leader_comm(ev->comm);
+}
+
+/*
+ * Fairness, before a call's bytes are copied: charges `copy` bytes and one call to the
+ * connection's and its process's windows. Returns 1 when the bytes are to be copied, 0 when the
+ * connection is shed (already, or now: then user space gets a close with WS_CONN_F_SHED, and the
+ * connection stays shed for the rest of its life). `total` is what the call moved (counted as not
+ * copied when shed).
+ */
+static __always_inline int charge(struct conn_info *ci, __u32 tgid, __u32 fd, __u64 copy, __u64 total)
+{
+	if (ci->shed) {
+		shed_count(WS_SHED_MAX + (ci->shed & 7), total);
+		return 0;
+	}
+	struct ws_shed_cfg *cfg = get_shed_cfg();
+	if (!cfg)
+		return 1;
+	__u64 now = bpf_ktime_get_ns();
+	if (now - ci->win_start >= cfg->interval_ns) {
+		ci->win_start = now;
+		ci->win_bytes = 0;
+		ci->win_calls = 0;
+	}
+	/* over budget = the window was full before this call: one big call alone is still copied */
+	__u8 shed = WS_SHED_NONE;
+	if ((cfg->conn_bytes && ci->win_bytes >= cfg->conn_bytes) || (cfg->conn_calls && ci->win_calls >= cfg->conn_calls))
+		shed = WS_SHED_CONN_FLOOD;
+	ci->win_bytes += copy;
+	ci->win_calls += 1;
+	struct proc_state *ps = bpf_map_lookup_elem(&proc_state, &tgid);
+	if (ps) {
+		if (now - ps->win_start >= cfg->interval_ns) {
+			ps->win_start = now;
+			ps->win_bytes = 0;
+		}
+		if (!shed && cfg->proc_bytes && ps->win_bytes >= 2 * cfg->proc_bytes)
+			shed = WS_SHED_PROC_FLOOD;
+		else
+			ps->win_bytes += copy;
+	}
+	if (!shed)
+		return 1;
+	ci->shed = shed;
+	shed_count(shed, 1);
+	shed_count(WS_SHED_MAX + shed, total);
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 0;
+	/* the data event's scratch is free here (nothing is being copied): build the close in it */
+	struct ws_conn_event *ev = (struct ws_conn_event *)&sc->ev;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	close_event(ev, ci, fd, 0);
+	ev->flags |= WS_CONN_F_SHED;
+	ev->shed = shed;
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_FORCE_WAKEUP))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return 0;
 }
 
 /* ---- data path ---- */
@@ -504,6 +740,14 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 		__sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 		return;
 	}
+	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
+	/* what this call would copy: the per-call limit, or head + tail under a copy policy */
+	__u64 copy = total > max_bytes_per_call ? max_bytes_per_call : total;
+	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
+	if (pol && pol->head && (__u64)pol->head + pol->tail < copy)
+		copy = (__u64)pol->head + pol->tail;
+	if (!charge(ci, bpf_get_current_pid_tgid() >> 32, fd, copy, total))
+		return;
 	struct scratch *sc = get_scratch();
 	if (!sc) {
 		count_drop(WS_DROP_NO_SCRATCH);
@@ -511,7 +755,6 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	}
 	struct ws_data_event *ev = &sc->ev;
 	struct copy_state *c = &sc->st;
-	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 	fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
 	ev->direction = dir;
 	ev->syscall = syscall;
@@ -530,7 +773,6 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	c->lost_iov = 0;
 	/* a copy policy: the head now, the tail in a second pass, the middle stated as a gap */
 	__u64 tail = 0;
-	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
 	if (pol && pol->head && (__u64)pol->head + pol->tail < c->to_copy) {
 		tail = pol->tail;
 		c->to_copy = pol->head;
@@ -635,7 +877,7 @@ static __always_inline int data_exit(long ret, __u8 dir)
 			return 0;
 		struct ws_data_event *ev = &sc->ev;
 		__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], ret);
-		if (!ports_traced(ci->lport, ci->rport))
+		if (!ports_traced(ci->lport, ci->rport) || !charge(ci, id >> 32, args.fd, 0, ret))
 			return 0;
 		fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
 		ev->direction = dir;
@@ -770,19 +1012,9 @@ static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
 	if (!ci)
 		return;
 	struct ws_conn_event ev = {};
-	fill_hdr(&ev.hdr, WS_EV_CLOSE, ci->conn_key);
-	ev.lport = ci->lport;
-	ev.rport = ci->rport;
-	ev.role = ci->role;
-	ev.flags = ci->flags;
-	ev.tls_lib = ci->tls_lib;
-	ev.fd = fd;
-	ev.syscall = syscall;
-	ev.sent_bytes = ci->seq[0];
-	ev.recv_bytes = ci->seq[1];
-	ev.cgroup_id = bpf_get_current_cgroup_id();
-	leader_comm(ev.comm);
-	int traced = process_traced(tgid) && ports_traced(ci->lport, ci->rport);
+	close_event(&ev, ci, fd, syscall);
+	/* a shed connection's end was told already (or it was never announced) */
+	int traced = !ci->shed && process_traced(tgid) && ports_traced(ci->lport, ci->rport);
 	bpf_map_delete_elem(&copy_policy, &ci->conn_key);
 	bpf_map_delete_elem(&conn_by_fd, &key);
 	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))

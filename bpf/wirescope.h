@@ -127,9 +127,35 @@ enum ws_drop_reason {
 	WS_DROP_MAX,
 };
 
+/* Why a connection is not observed (shed): conn_info.shed, ws_conn_event.shed, and the index
+ * into the per-CPU `shed_stats` array (connections at [reason], bytes not copied at
+ * [WS_SHED_MAX + reason]). A connection is observed or shed as a whole: decided at first sight
+ * (connect, accept, or the first call on a socket that predates the probe), and a connection
+ * that goes over its fairness budget is shed for the rest of its life, announced by a close with
+ * WS_CONN_F_SHED. Its bytes are never copied once shed. */
+#define WS_SHED_REASONS(X)                                                                           \
+	X(BUDGET, "budget")            /* not in the observed fraction of new connections (CPU budget) */ \
+	X(CONN_FLOOD, "conn_flood")    /* the connection went over its bytes/calls per interval */      \
+	X(PROC_FLOOD, "proc_flood")    /* its process went over its bytes per interval */               \
+	X(RINGBUF, "ringbuf_pressure") /* the ring buffer was fuller than its threshold at first sight */
+
+enum ws_shed_reason {
+	WS_SHED_NONE = 0,
+#define WS_SHED_ENUM(name, text) WS_SHED_##name,
+	WS_SHED_REASONS(WS_SHED_ENUM)
+#undef WS_SHED_ENUM
+	WS_SHED_MAX,
+};
+
+/* sample_level that observes every new connection: a level of L observes L / WS_SAMPLE_ONE of
+ * them (ws_shed_cfg.sample_level, ws_conn_event.sample_level). */
+#define WS_SAMPLE_ONE 32768
+
 /* Connection flags (ws_conn_event.flags). */
 #define WS_CONN_F_INFERRED 1 /* existed before the probe saw connect/accept; role inferred */
 #define WS_CONN_F_TLS 2      /* data is the plaintext of a TLS library (tls_lib says which) */
+#define WS_CONN_F_SHED 4     /* on a close: the probe stopped observing it (shed says why); the
+			      * socket may live on, and nothing more of it is sent */
 
 /* Filter actions stored as values of the filter maps. */
 #define WS_FILTER_ALLOW 1
@@ -175,6 +201,10 @@ struct ws_conn_event {
 	__u64 sent_bytes;       /* totals at close */
 	__u64 recv_bytes;
 	char comm[WS_COMM_LEN]; /* thread-group leader's comm */
+	__u16 sample_level;     /* open: the level in force when it was decided (observed fraction =
+				 * sample_level / WS_SAMPLE_ONE) */
+	__u8 shed;              /* close with WS_CONN_F_SHED: enum ws_shed_reason */
+	__u8 _pad3[5];
 };
 
 /* A TLS library was mapped executable by a process (mmap with PROT_EXEC of a file named like
@@ -211,6 +241,25 @@ struct ws_filter_cfg {
 struct ws_copy_policy {
 	__u32 head;
 	__u32 tail;
+};
+
+/* Overload policy (array map `shed_cfg`, one entry), set by user space. interval_ns == 0 (never
+ * set) observes everything. Limits of 0 are off.
+ *
+ * Sampling is systematic per process: each process has an accumulator (started at a hash of its
+ * tgid, so the phase differs between processes); a new connection adds sample_level to it and is
+ * observed when it passes WS_SAMPLE_ONE. Among n new connections of a process, n * level / ONE
+ * are observed, +-1: with evenly loaded connections the scaled counts are exact, not only right
+ * on average. The other end of a connection on this node follows the first end's decision (map
+ * `peer_decision`, by 4-tuple), so a call is observed at both ends or at neither. */
+struct ws_shed_cfg {
+	__u32 sample_level;     /* 0..WS_SAMPLE_ONE */
+	__u32 ringbuf_pct;      /* new connections are shed while the ring holds more than this % */
+	__u64 interval_ns;      /* fairness accounting interval */
+	__u64 conn_bytes;       /* bytes a connection may have copied per interval */
+	__u64 conn_calls;       /* data calls a connection may make per interval */
+	__u64 proc_bytes;       /* bytes a process may have copied per interval: above it its new
+				 * connections are shed, above twice it every call sheds its connection */
 };
 
 /* Key of the per-fd maps. */

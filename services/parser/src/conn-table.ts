@@ -127,6 +127,8 @@ export class ConnTable {
       this.create(ev, partition, now, true);
     } else if (ev.kind === ConnKind.CLOSE) {
       this.ignored.delete(ev.connKey);
+      // the probe stopped observing it (its fairness budget): a close for us, counted by reason
+      if (ev.shed) this.counters.add(`conns_shed_by_probe.${ev.shed}`);
       const c = this.conns.get(ev.connKey);
       if (c) this.finish(c, ev.timestampNs, "closed");
     }
@@ -237,7 +239,7 @@ export class ConnTable {
       session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port, midstream: !fromOpen }),
       dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
       egressDir: eps.role === Role.SERVER ? 1 : 0,
-      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined }),
+      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined, observedFraction: ev.observedFraction }),
       serverService: eps.server.service,
       eps,
       lastActive: now,
@@ -320,7 +322,7 @@ export class ConnTable {
   /** Freezes the ends as resolved so far into the host fields and the output key. */
   private encodeEnds(c: Conn): void {
     const eps = c.eps;
-    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined });
+    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined, observedFraction: c.ev.observedFraction });
     c.serverService = eps.server.service;
   }
 

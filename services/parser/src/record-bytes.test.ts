@@ -65,6 +65,10 @@ describe("appendHostFields", () => {
     assert.equal(tls.attributes["tls.library"]?.value.value, "openssl");
     assert.equal(tls.protocol, "http");
     assert.equal(tls.attributes["url.path"]?.value.value, "/x", "the plugin's attributes are kept");
+    // a sampled connection's fraction (field 26) reads back; an unsampled one writes none
+    assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), encodeHostFields({ connKey: 1n, role: Role.CLIENT, node: "n", observedFraction: 0.25 }), 7)).observedFraction, 0.25);
+    assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), encodeHostFields({ connKey: 1n, role: Role.CLIENT, node: "n", observedFraction: 1 }), 7)).observedFraction, 0);
+    assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, 7)).observedFraction, 0);
     for (const tid of [0, 5, 300, 4_000_000_000]) {
       assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, tid)).attributes["tls"], undefined);
       const r = fromBinary(RecordSchema, appendHostFields(pluginRecord(), suffix, tid));

@@ -6,7 +6,7 @@
 //   │ 0a len "http" 10 <start_ns> … │ + │ a2 01 len <client> aa 01 len … c0 01 <tid> │
 //   └───────────────────────────────┘   └───────────────────────────────────┘
 // Protobuf merges concatenated encodings of one message, so the result decodes as one Record.
-import type { ProcessInfo, Role } from "@wirescope/common";
+import { RecordField, type ProcessInfo, type Role } from "@wirescope/common";
 import type { EndpointInfo } from "./identity.js";
 
 /** Fields the host needs from a plugin's record to route and label it. */
@@ -136,6 +136,8 @@ export interface HostFields {
   node: string;
   /** The TLS library whose plaintext this connection is (ConnEvent.tls_library), when tls. */
   tlsLibrary?: string;
+  /** Its connection's observed fraction (ConnEvent.observed_fraction): written when < 1. */
+  observedFraction?: number;
 }
 
 const te = new TextEncoder();
@@ -166,6 +168,12 @@ class Writer {
   }
   string(field: number, s: string | undefined): void {
     if (s) this.bytes(field, te.encode(s));
+  }
+  float(field: number, v: number): void {
+    this.tag(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    for (const x of b) this.parts.push(x);
   }
   message(field: number, w: Writer | undefined): void {
     if (w) this.bytes(field, w.parts);
@@ -225,6 +233,8 @@ export function encodeHostFields(f: HostFields): Uint8Array {
     w.message(12, attribute("tls", (v) => (v.tag(3, 0), v.varint(1))));
     w.message(12, attribute("tls.library", (v) => v.string(1, f.tlsLibrary || "unknown")));
   }
+  // a sampled connection: each record stands for 1 / fraction requests (the aggregator scales)
+  if (f.observedFraction !== undefined && f.observedFraction > 0 && f.observedFraction < 1) w.float(RecordField.observedFraction, f.observedFraction);
   return w.finish();
 }
 

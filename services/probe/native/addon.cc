@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -115,6 +116,9 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("setFilterConfig", &Probe::SetFilterConfig),
                                           InstanceMethod("setListenPorts", &Probe::SetListenPorts),
                                           InstanceMethod("setCopyPolicy", &Probe::SetCopyPolicy),
+                                          InstanceMethod("setShedConfig", &Probe::SetShedConfig),
+                                          InstanceMethod("shedStats", &Probe::ShedStats),
+                                          InstanceMethod("ringFill", &Probe::RingFill),
                                           InstanceMethod("programs", &Probe::Programs),
                                           InstanceMethod("attachTls", &Probe::AttachTls),
                                           InstanceMethod("tlsStats", &Probe::TlsStats),
@@ -273,6 +277,15 @@ class Probe : public Napi::ObjectWrap<Probe> {
       return;
     }
 
+    // the ring's positions, read-only, for its fill level (libbpf 1.1 has no accessor): the
+    // consumer position on the first page, the producer's on the second, as libbpf maps them
+    ring_size_ = ringbuf;
+    long page = sysconf(_SC_PAGESIZE);
+    void* cons = mmap(nullptr, page, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.events), 0);
+    void* prod = mmap(nullptr, page, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.events), page);
+    if (cons != MAP_FAILED) ring_cons_ = static_cast<const volatile uint64_t*>(cons);
+    if (prod != MAP_FAILED) ring_prod_ = static_cast<const volatile uint64_t*>(prod);
+
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "wirescope-probe", queue, 1);
     if (info.Length() >= 3 && info[2].IsFunction()) {
       lib_tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "wirescope-tls-lib", 1024, 1);
@@ -309,6 +322,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
     // uprobe links first: they use the skeleton's programs
     for (struct bpf_link* l : tls_links_) bpf_link__destroy(l);
     tls_links_.clear();
+    long page = sysconf(_SC_PAGESIZE);
+    if (ring_cons_) munmap((void*)ring_cons_, page);
+    if (ring_prod_) munmap((void*)ring_prod_, page);
+    ring_cons_ = ring_prod_ = nullptr;
     if (rb_) {
       ring_buffer__free(rb_);
       rb_ = nullptr;
@@ -513,6 +530,45 @@ class Probe : public Napi::ObjectWrap<Probe> {
     if (pol.head == 0) bpf_map_delete_elem(fd, &key);
     else bpf_map_update_elem(fd, &key, &pol, BPF_ANY);
     return env.Undefined();
+  }
+
+  // setShedConfig({sampleLevel, ringbufPct, intervalNs, connBytes, connCalls, procBytes}): the
+  // overload policy (bpf/wirescope.h ws_shed_cfg); intervalNs 0 observes everything.
+  Napi::Value SetShedConfig(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 1 || !info[0].IsObject()) {
+      probe_error(env, "EINVAL", "setShedConfig(config): bad arguments or probe closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char* k) { return o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().DoubleValue() : 0.0; };
+    struct ws_shed_cfg cfg = {};
+    cfg.sample_level = (uint32_t)std::min<double>(WS_SAMPLE_ONE, std::max(0.0, num("sampleLevel")));
+    cfg.ringbuf_pct = (uint32_t)num("ringbufPct");
+    cfg.interval_ns = (uint64_t)num("intervalNs");
+    cfg.conn_bytes = (uint64_t)num("connBytes");
+    cfg.conn_calls = (uint64_t)num("connCalls");
+    cfg.proc_bytes = (uint64_t)num("procBytes");
+    uint32_t zero = 0;
+    int err = bpf_map__update_elem(skel_->maps.shed_cfg, &zero, 4, &cfg, sizeof cfg, BPF_ANY);
+    if (err) probe_error(env, "EMAP", std::string("shed config update failed: ") + strerror(-err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // shedStats(): number[2 * WS_SHED_MAX]: connections shed by reason, then bytes not copied by reason
+  Napi::Value ShedStats(const Napi::CallbackInfo& info) {
+    return PerCpuSums(info.Env(), skel_ ? skel_->maps.shed_stats : nullptr, 2 * WS_SHED_MAX);
+  }
+
+  // ringFill(): bytes written to the ring and not yet consumed, as a fraction of its size
+  Napi::Value RingFill(const Napi::CallbackInfo& info) {
+    double f = 0;
+    if (ring_cons_ && ring_prod_ && ring_size_) {
+      uint64_t c = __atomic_load_n(ring_cons_, __ATOMIC_ACQUIRE);
+      uint64_t p = __atomic_load_n(ring_prod_, __ATOMIC_ACQUIRE);
+      f = p > c ? (double)(p - c) / ring_size_ : 0;
+    }
+    return Napi::Number::New(info.Env(), f);
   }
 
   Napi::Value SetFilterEntry(const Napi::CallbackInfo& info) {
@@ -726,6 +782,9 @@ class Probe : public Napi::ObjectWrap<Probe> {
 
   struct wirescope_bpf* skel_ = nullptr;
   struct ring_buffer* rb_ = nullptr;
+  const volatile uint64_t* ring_cons_ = nullptr;
+  const volatile uint64_t* ring_prod_ = nullptr;
+  uint64_t ring_size_ = 0;
   Napi::ThreadSafeFunction tsfn_;
   Napi::ThreadSafeFunction lib_tsfn_;
   bool has_lib_tsfn_ = false;

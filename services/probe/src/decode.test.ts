@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeBatch } from "./decode.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED, WS_CONN_F_SHED, WS_SAMPLE_ONE, SHED_REASONS } from "./gen/layout.js";
 
 /** Frames one record the way the addon does: u32 length, record, pad to 8. */
 function frame(rec: Buffer): Buffer {
@@ -51,8 +51,21 @@ function connRec(type: number, key: bigint, v6 = false): Buffer {
   b.writeUInt32LE(7, CONN.fd);
   b.writeBigUInt64LE(10n, CONN.sent_bytes);
   b.write("curl", CONN.comm, "latin1");
+  b.writeUInt16LE(WS_SAMPLE_ONE / 4, CONN.sample_level);
   return b;
 }
+
+test("decodeBatch: an open's observed fraction, a close's shed reason", () => {
+  const shedClose = connRec(WS_EV_CLOSE, 6n);
+  shedClose[CONN.flags] |= WS_CONN_F_SHED;
+  shedClose[CONN.shed] = SHED_REASONS.indexOf("conn_flood");
+  const b = decodeBatch(Buffer.concat([frame(connRec(WS_EV_OPEN, 6n)), frame(shedClose), frame(connRec(WS_EV_CLOSE, 7n))]), { records: 0, errors: 0 });
+  assert.equal(b.conns[0]!.observedFraction, 0.25);
+  assert.equal(b.conns[0]!.shed, undefined);
+  assert.equal(b.conns[1]!.shed, "conn_flood");
+  assert.equal(b.conns[1]!.observedFraction, undefined);
+  assert.equal(b.conns[2]!.shed, undefined, "an ordinary close");
+});
 
 test("decodeBatch: data, open and close records with their fields", () => {
   const buf = Buffer.concat([frame(connRec(WS_EV_OPEN, 5n)), frame(dataRec(5n, 0n, "GET / HTTP/1.1\r\n", 100)), frame(connRec(WS_EV_CLOSE, 5n, true))]);

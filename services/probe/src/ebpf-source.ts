@@ -1,5 +1,5 @@
 // The live source: the BPF programs through the native addon, decoded batch by batch.
-import { NativeProbe, type NativeOptions } from "./native.js";
+import { NativeProbe, type NativeOptions, type ShedConfig, type ShedStats } from "./native.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
 import { readListenPorts } from "./listen-ports.js";
@@ -103,6 +103,19 @@ export class EbpfSource implements EventSource {
   /** See NativeProbe.setCopyPolicy. */
   setCopyPolicy(connKey: bigint, head: number, tail: number): void {
     this.probe.setCopyPolicy(connKey, head, tail);
+  }
+
+  /** See NativeProbe.setShedConfig. */
+  setShedConfig(c: ShedConfig): void {
+    this.probe.setShedConfig(c);
+  }
+
+  shedStats(): ShedStats {
+    return this.probe.shedStats();
+  }
+
+  ringFill(): number {
+    return this.probe.ringFill();
   }
 
   setFilter(f: FilterSpec): void {

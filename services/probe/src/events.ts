@@ -29,6 +29,12 @@ export interface ConnRecord {
   tls: boolean;
   /** That library ("openssl"), or "". */
   tlsLibrary: string;
+  /** Open: the fraction of new connections observed when this one was decided (1 when every
+   *  one is; undefined means 1). */
+  observedFraction?: number;
+  /** Close: the probe stopped observing this connection, which may stay open (a fairness
+   *  budget): the reason (bpf/wirescope.h WS_SHED_REASONS). */
+  shed?: string;
   /** Totals at close (0 on open). */
   sentBytes: bigint;
   recvBytes: bigint;

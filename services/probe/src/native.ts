@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
 import { WirescopeError } from "@wirescope/common";
-import { DROP_REASONS, TLS_STATS, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
+import { DROP_REASONS, TLS_STATS, SHED_REASONS, WS_SHED_MAX, WS_SAMPLE_ONE, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
 
 /** Why the eBPF probe could not start (codes: EPERM, ENOBTF, ENOTRACEFS, EKERNEL, ELOCKED, ELOAD, EATTACH, ENOADDON, EINVAL). */
 export class ProbeError extends WirescopeError {}
@@ -80,7 +80,30 @@ export interface TlsStats {
   noticesDropped: number;
 }
 
+/** The overload policy (bpf/wirescope.h ws_shed_cfg), in user units. */
+export interface ShedConfig {
+  /** Fraction of new connections observed, 0..1. */
+  sampleFraction: number;
+  /** New connections are shed while the ring buffer is fuller than this % (0 = never). */
+  ringbufPct: number;
+  /** Fairness accounting interval, ms. */
+  intervalMs: number;
+  /** Per interval: bytes copied per connection, data calls per connection, bytes per process (0 = no limit). */
+  connBytes: number;
+  connCalls: number;
+  procBytes: number;
+}
+
+/** Shed connections and the bytes not copied for them, by reason (bpf/wirescope.h WS_SHED_REASONS). */
+export interface ShedStats {
+  connections: Record<string, number>;
+  bytes: Record<string, number>;
+}
+
 interface AddonProbe {
+  setShedConfig(cfg: { sampleLevel: number; ringbufPct: number; intervalNs: number; connBytes: number; connCalls: number; procBytes: number }): void;
+  shedStats(): number[];
+  ringFill(): number;
   attachTls(path: string, dev: number, ino: number, lib: number): number;
   markTlsKnown(dev: number, ino: number): void;
   tlsStats(): { counters: number[]; links: number; noticesDropped: number };
@@ -149,6 +172,31 @@ export class NativeProbe {
    */
   setCopyPolicy(connKey: bigint, head: number, tail: number): void {
     if (!this.closed) this.p.setCopyPolicy(connKey, head, tail);
+  }
+
+  /** Sets the overload policy; a fraction applies to connections that start after it. */
+  setShedConfig(c: ShedConfig): void {
+    if (this.closed) return;
+    this.p.setShedConfig({
+      sampleLevel: Math.round(Math.min(1, Math.max(0, c.sampleFraction)) * WS_SAMPLE_ONE),
+      ringbufPct: c.ringbufPct, intervalNs: c.intervalMs * 1e6, connBytes: c.connBytes, connCalls: c.connCalls, procBytes: c.procBytes,
+    });
+  }
+
+  shedStats(): ShedStats {
+    const a = this.closed ? [] : this.p.shedStats();
+    const out: ShedStats = { connections: {}, bytes: {} };
+    SHED_REASONS.forEach((r, i) => {
+      if (!r) return;
+      out.connections[r] = a[i] ?? 0;
+      out.bytes[r] = a[WS_SHED_MAX + i] ?? 0;
+    });
+    return out;
+  }
+
+  /** Bytes waiting in the ring buffer, as a fraction of its size. */
+  ringFill(): number {
+    return this.closed ? 0 : this.p.ringFill();
   }
 
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: "allow" | "deny" | "remove"): void {

@@ -28,6 +28,20 @@ test("parseProbeArgs: defaults, every flag, and clear errors", () => {
   assert.deepEqual(parseProbeArgs([]).filter.denyPids, []);
 });
 
+test("parseProbeArgs: the overload flags (CPU budget, fixed fraction, fairness budgets)", () => {
+  assert.equal(PROBE_DEFAULTS.cpuBudgetMillicores, 500);
+  assert.equal(parseProbeArgs(["--cpu-budget", "250m"]).cpuBudgetMillicores, 250);
+  assert.equal(parseProbeArgs(["--cpu-budget=30%"]).cpuBudgetMillicores, 300);
+  assert.equal(parseProbeArgs(["--cpu-budget", "off"]).cpuBudgetMillicores, 0);
+  assert.equal(parseProbeArgs(["--sample-fraction", "0.25"]).sampleFraction, 0.25);
+  const o = parseProbeArgs(["--conn-budget-bytes", "1024", "--conn-budget-calls", "0", "--proc-budget-bytes", "9", "--shed-ringbuf-pct", "90"]);
+  assert.deepEqual([o.connBudgetBytes, o.connBudgetCalls, o.procBudgetBytes, o.shedRingbufPct], [1024, 0, 9, 90]);
+  assert.throws(() => parseProbeArgs(["--cpu-budget", "lots"]), /--cpu-budget: expected millicores/);
+  assert.throws(() => parseProbeArgs(["--sample-fraction", "0"]), /--sample-fraction: expected a number in \(0, 1\]/);
+  assert.throws(() => parseProbeArgs(["--sample-fraction", "1.5"]), /--sample-fraction/);
+  assert.throws(() => parseProbeArgs(["--shed-ringbuf-pct", "101"]), /--shed-ringbuf-pct/);
+});
+
 test("validateFilter: pids, ports and process names", () => {
   assert.deepEqual(validateFilter(EMPTY_FILTER), []);
   assert.deepEqual(validateFilter({ ...EMPTY_FILTER, allowPorts: [0, 70000], denyPids: [-1], allowComms: ["a-name-longer-than-15"] }).length, 4);

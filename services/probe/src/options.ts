@@ -22,6 +22,17 @@ export interface ProbeOptions {
   filter: FilterSpec;
   /** HTTP/1.1 message bodies: "trim" states them as gaps (http1-trim.ts), "keep" publishes them. */
   http1Bodies: "trim" | "keep";
+  /** CPU the probe may use (millicores) before it observes fewer new connections; 0 = no budget. */
+  cpuBudgetMillicores: number;
+  /** A fixed fraction of new connections observed (the CPU budget then does not steer it). */
+  sampleFraction?: number;
+  /** Fairness, per second: bytes copied per connection, data calls per connection, bytes copied
+   *  per process (0 = no limit). Over them a connection (or a process's new ones) is shed. */
+  connBudgetBytes: number;
+  connBudgetCalls: number;
+  procBudgetBytes: number;
+  /** New connections are shed while the ring buffer is fuller than this % (0 = never). */
+  shedRingbufPct: number;
 }
 
 export const PROBE_DEFAULTS: ProbeOptions = {
@@ -38,6 +49,11 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   excludePids: [],
   filter: EMPTY_FILTER,
   http1Bodies: "trim",
+  cpuBudgetMillicores: 500,
+  connBudgetBytes: 4 << 20,
+  connBudgetCalls: 50_000,
+  procBudgetBytes: 64 << 20,
+  shedRingbufPct: 75,
 };
 
 export const PROBE_USAGE = `probe options:
@@ -51,9 +67,29 @@ export const PROBE_USAGE = `probe options:
   --mount-tracefs           mount tracefs on /sys/kernel/tracing when missing
   --lock-file PATH          single-instance lock (default /run/wirescope-probe.lock)
   --http1-bodies trim|keep  HTTP/1.1 bodies stated as gaps (default trim: decoders count them, never read them) or published
+  --cpu-budget N[m|%]       CPU the probe may use: millicores (500m, the default) or % of one core
+                            (50%); over it, fewer NEW connections are observed (whole connections,
+                            never parts of one) and counts are scaled by the observed fraction; 0 = off
+  --sample-fraction F       observe this fixed fraction (0 < F <= 1) of new connections instead
+  --conn-budget-bytes N     bytes one connection may have copied per second before it is shed
+                            (default 4 MiB; HTTP/1.1 bodies left out by trim do not count; 0 = off)
+  --conn-budget-calls N     data calls one connection may make per second (default 50000; 0 = off)
+  --proc-budget-bytes N     bytes one process may have copied per second: over it its new
+                            connections are shed, over twice it its busy ones (default 64 MiB; 0 = off)
+  --shed-ringbuf-pct N      new connections are shed while the ring buffer is fuller (default 75; 0 = off)
   --exclude-pid N           never trace this pid (repeatable; the pipeline's own)
   --allow-pid N, --deny-pid N, --allow-port N, --deny-port N,
   --allow-comm NAME, --deny-comm NAME, --allow-cgroup ID, --deny-cgroup ID   (repeatable)`;
+
+/** "500m" or "500" (millicores), "50%" (of one core), "0"/"off". */
+function millicores(flag: string, v: string | undefined): number {
+  const m = /^(\d+(?:\.\d+)?)(m|%)?$/.exec(v ?? "");
+  if (v === "off") return 0;
+  if (!m) throw new ConfigError("bad_value", `${flag}: expected millicores (500m) or a percentage of one core (50%), got "${v ?? ""}"`);
+  const n = Number(m[1]) * (m[2] === "%" ? 10 : 1);
+  if (n > 64_000) throw new ConfigError("bad_value", `${flag}: ${v} is more than 64 cores`);
+  return n;
+}
 
 function int(flag: string, v: string | undefined, min: number, max: number): number {
   const n = Number(v);
@@ -103,6 +139,18 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
         break;
       }
       case "--lock-file": o.lockFile = val() ?? ""; break;
+      case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, val()); break;
+      case "--sample-fraction": {
+        const v = val();
+        const f = Number(v);
+        if (v === undefined || !/^[0-9.]+$/.test(v) || !(f > 0 && f <= 1)) throw new ConfigError("bad_value", `--sample-fraction: expected a number in (0, 1], got "${v ?? ""}"`);
+        o.sampleFraction = f;
+        break;
+      }
+      case "--conn-budget-bytes": o.connBudgetBytes = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
+      case "--conn-budget-calls": o.connBudgetCalls = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
+      case "--proc-budget-bytes": o.procBudgetBytes = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
+      case "--shed-ringbuf-pct": o.shedRingbufPct = int(flag, val(), 0, 100); break;
       case "--exclude-pid": o.excludePids.push(int(flag, val(), 1, 0x7fffffff)); break;
       case "--allow-pid": o.filter.allowPids.push(int(flag, val(), 1, 0x7fffffff)); break;
       case "--deny-pid": o.filter.denyPids.push(int(flag, val(), 1, 0x7fffffff)); break;

@@ -72,6 +72,9 @@ export class RawBatcher {
       inferred: c.inferred,
       tls: c.tls,
       tlsLibrary: c.tlsLibrary,
+      // 1 is the proto default (0): only a sampled connection carries its fraction
+      observedFraction: c.observedFraction !== undefined && c.observedFraction < 1 ? c.observedFraction : 0,
+      shed: c.shed ?? "",
     });
   }
 

@@ -26,6 +26,7 @@ import { parseProbeArgs } from "./options.js";
 import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
+import { SamplingController, ownCpuMicros } from "./sampling.js";
 
 /** Random high bits so keys from two probe instances on one node never collide. */
 export function randomConnKeyBase(): bigint {
@@ -54,6 +55,9 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   let tlsWarnings = 0;
   let source: EventSource;
   let ebpf: EbpfSource | undefined;
+  const fairness = { ringbufPct: opts.shedRingbufPct, intervalMs: 1000, connBytes: opts.connBudgetBytes, connCalls: opts.connBudgetCalls, procBytes: opts.procBudgetBytes };
+  // the observed fraction of new connections: fixed, or steered by the CPU budget
+  const sampling = opts.sampleFraction === undefined && opts.cpuBudgetMillicores > 0 ? new SamplingController({ budgetMillicores: opts.cpuBudgetMillicores }) : undefined;
   if (opts.source === "pcap") {
     source = new PcapSource({ file: opts.pcapFile!, speed: opts.replaySpeed, loops: opts.replayLoops, connKeyBase, batchBytes: opts.batchBytes });
   } else {
@@ -80,6 +84,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       throw new ServiceError(code, `eBPF unavailable: ${errorMessage(e)}`, { cause: e });
     }
     source = ebpf;
+    // the overload policy is in force before the first connection is seen
+    ebpf.setShedConfig({ sampleFraction: opts.sampleFraction ?? 1, ...fairness });
   }
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
   const pods = podResolverFromEnv(ctx.log);
@@ -115,7 +121,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       const nc = await ctx.nats();
       const publisher = new BatchPublisher(nc, RawBatchSchema, { counters: c, prefix: "nats_", maxQueueBytes: 128 << 20 });
       let lastDrops: Record<string, number> = {};
-      let last = { t: Date.now(), events: 0, bytes: 0 };
+      let last = { t: Date.now(), events: 0, bytes: 0, cpu: ownCpuMicros(), lost: 0 };
+      let level = opts.sampleFraction ?? 1;
       let eventsIn = 0;
       let bytesIn = 0;
 
@@ -133,7 +140,27 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         const dt = Math.max(1, now - last.t) / 1000;
         c.set("events_per_s", Math.round((eventsIn - last.events) / dt));
         c.set("bytes_per_s", Math.round((bytesIn - last.bytes) / dt));
-        last = { t: now, events: eventsIn, bytes: bytesIn };
+        // overload: the probe's own CPU (every thread: getrusage, what /proc/self/stat shows),
+        // the ring's fill and what was lost since the last tick steer the sampling level
+        const cpu = ownCpuMicros();
+        const cpuMillicores = (cpu - last.cpu) / 1000 / dt;
+        const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
+        if (ebpf) {
+          const ringFill = ebpf.ringFill();
+          // (not on the first tick: its interval is a few ms, and start-up's CPU is no load)
+          if (sampling && dt >= 0.5) {
+            const next = sampling.update({ cpuMillicores, ringFill, lost: lost - last.lost });
+            // levels are applied in steps the kernel can tell apart (1/32768)
+            if (Math.abs(next - level) * 32768 >= 1) ebpf.setShedConfig({ sampleFraction: (level = next), ...fairness });
+          }
+          const shed = ebpf.shedStats();
+          for (const [k, v] of Object.entries(shed.connections)) c.setTotal(`shed_connections.${k}`, v);
+          for (const [k, v] of Object.entries(shed.bytes)) c.setTotal(`shed_bytes.${k}`, v);
+          c.set("ringbuf_fill", Math.round(ringFill * 1000) / 1000);
+        }
+        c.set("sample_fraction", level);
+        c.set("cpu_millicores", Math.round(cpuMillicores));
+        last = { t: now, events: eventsIn, bytes: bytesIn, cpu, lost };
         c.set("connections_tracked", s.connections);
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);

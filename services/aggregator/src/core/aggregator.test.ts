@@ -15,6 +15,43 @@ function rng(seed: number) {
 }
 
 describe("Aggregator", () => {
+  it("scales counts of sampled connections by their observed fraction, marks the series sampled, keeps ratios and percentiles as observed", () => {
+    const agg = new Aggregator({ spans: false });
+    const recs = [];
+    // /s: half the connections observed (fraction 0.5); /x: every one (no fraction written)
+    for (let i = 0; i < 400; i++) {
+      const r = makeRecord({ startMs: W0 + 100 + i, durationMs: 1 + (i % 50), resource: "/s", status: i % 10 === 0 ? 500 : 200, server, client });
+      r.observedFraction = 0.5;
+      recs.push(r);
+      recs.push(makeRecord({ startMs: W0 + 100 + i, durationMs: 1 + (i % 50), resource: "/x", status: 200, server, client }));
+    }
+    agg.ingest(recs, W0 + 1000);
+    const [w] = agg.closeDue(W0 + 60_000);
+    const lines = windowLines(w!, new SpanClock());
+    const red = (res: string, sc: string) => lines.find((l) => l.startsWith("red,") && l.includes(`resource=${res},`) && l.includes(`status_class=${sc}`))!;
+    assert.match(red("/s", "2xx"), / requests=720i,errors=0i,.*observed_fraction=0.5,sampled=true/);
+    assert.match(red("/s", "5xx"), / requests=80i,errors=80i,.*observed_fraction=0.5,sampled=true/);
+    assert.match(red("/x", "2xx"), / requests=400i,errors=0i,.*observed_fraction=1,sampled=false/);
+    // percentiles and max are those of what was observed: the same as without the fraction
+    const plain = new Aggregator({ spans: false });
+    plain.ingest(recs.filter((r) => r.resource === "/s").map((r) => ({ ...r, observedFraction: 0 })), W0 + 1000);
+    const plainLines = windowLines(plain.closeDue(W0 + 60_000)[0]!, new SpanClock());
+    const q = (l: string) => /(p50_ms=[^,]+,p90_ms=[^,]+,p99_ms=[^,]+,max_ms=[^ ]+)/.exec(l)![1];
+    const plainRed = plainLines.find((l) => l.startsWith("red,") && l.includes("status_class=2xx"))!;
+    assert.match(plainRed, / requests=360i,.*sampled=false/);
+    assert.equal(q(red("/s", "2xx")), q(plainRed));
+    const s = w!.red.find((x) => x.resource === "/s" && x.statusClass === "2xx")!;
+    assert.equal(s.stats.requests, 360, "observed requests are kept as observed");
+    assert.ok(Math.abs(s.stats.estimatedSumMs - 2 * s.stats.sumMs) < 1e-6, "duration sum scaled like the requests");
+    // the latency histogram is scaled like the requests: its top bucket holds every request sent
+    const hist = lines.filter((l) => l.startsWith("latency_hist,le=+Inf,") && l.includes("resource=/s,") && l.includes("status_class=2xx"));
+    assert.equal(hist.length, 1);
+    assert.match(hist[0]!, / count=720i,/);
+    // the service map counts what was sent too
+    const edge = lines.find((l) => l.startsWith("edges,"))!;
+    assert.match(edge, /requests=1200i,errors=80i,.*sampled=true/);
+  });
+
   it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {
     const agg = new Aggregator({ spans: false });
     const r = rng(1);

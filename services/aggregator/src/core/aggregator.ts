@@ -261,6 +261,8 @@ export class Aggregator {
     const own = role === "server" ? r.server : r.client;
     const node = own?.node || r.node;
     const namespace = own?.process?.namespace ?? "";
+    const f = r.observedFraction;
+    const weight = f !== undefined && f > 0 && f < 1 ? 1 / f : 1;
 
     const bucketKey = service + SEP + node + SEP + namespace;
     let bucket = win.services.get(bucketKey);
@@ -281,9 +283,9 @@ export class Aggregator {
         bucket.series.set(key, series);
       }
     }
-    series.stats.add(durMs, error);
+    series.stats.add(durMs, error, weight);
 
-    this.addToMap(win, r, role, clientName, serverName, protocol, durMs, error);
+    this.addToMap(win, r, role, clientName, serverName, protocol, durMs, error, weight);
 
     if (this.opts.spans) {
       if (this.bufferedSpans >= this.opts.maxBufferedSpans) {
@@ -307,7 +309,7 @@ export class Aggregator {
    * named the other by address. Work and memory are linear in the window's records, bounded by
    * maxEdgeTuples.
    */
-  private addToMap(win: WindowState, r: WRecord, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean): void {
+  private addToMap(win: WindowState, r: WRecord, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean, weight: number): void {
     const isServer = role === "server";
     const clientTraced = isTraced(r.client);
     const c = r.client;
@@ -320,18 +322,18 @@ export class Aggregator {
     }
     if (!isServer && isTraced(r.server)) return;
     if (!tuple || (isServer && clientTraced)) {
-      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error);
+      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error, weight);
       return;
     }
     if (full) {
       this.counters.edgeTuplesOverflow++;
-      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error);
+      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error, weight);
       return;
     }
     const pk = tuple + SEP + role + SEP + clientName + SEP + serverName + SEP + protocol;
     let p = win.pendingEdges.get(pk);
     if (!p) win.pendingEdges.set(pk, (p = { tuple, side: role, client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) }));
-    p.stats.add(durMs, error);
+    p.stats.add(durMs, error, weight);
   }
 
   /** The window's edge series for client → server (undefined past the memory guard, counted). */

@@ -29,6 +29,7 @@ function project(r: RecordView) {
     role: r.role,
     tid: r.tid,
     node: r.node,
+    observedFraction: r.observedFraction || 0,
   };
 }
 
@@ -52,6 +53,15 @@ function sample() {
 }
 
 describe("decodeRecordBatch", () => {
+  it("reads a sampled record's observed fraction (a float) as protobuf-es does", () => {
+    const [a, b] = sample();
+    a!.observedFraction = 0.375;
+    const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [a!, b!] }));
+    const got = decodeRecordBatch(bytes);
+    assert.deepEqual(got.map(project), fromBinary(RecordBatchSchema, bytes).records.map(project));
+    assert.deepEqual(got.map((r) => r.observedFraction), [0.375, 0]);
+  });
+
   it("reads what protobuf-es reads", () => {
     const batch = create(RecordBatchSchema, { node: "n", parserId: "p", records: sample(), partition: 3, batchSeq: 9n });
     const bytes = toBinary(RecordBatchSchema, batch);

@@ -112,6 +112,13 @@ class Reader {
     return b;
   }
 
+  float(): number {
+    if (this.pos + 4 > this.end) throw new DecodeError("truncated float");
+    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 4).getFloat32(0, true);
+    this.pos += 4;
+    return v;
+  }
+
   double(): number {
     if (this.pos + 8 > this.end) throw new DecodeError("truncated double");
     const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).getFloat64(0, true);
@@ -307,6 +314,7 @@ class DecodedRecord implements RecordView {
   role = 0;
   tid = 0;
   node = "";
+  observedFraction = 0;
   /** Start and end offsets in `attrBuf` of each attribute map entry, in wire order. */
   attrAt: number[] | undefined = undefined;
   attrBuf: Uint8Array | undefined = undefined;
@@ -355,6 +363,7 @@ function readRecord(r: Reader): RecordView {
       case (23 << 3) | 0: rec.role = r.varint() >>> 0; break;
       case (24 << 3) | 0: rec.tid = r.varint() >>> 0; break;
       case (25 << 3) | 2: rec.node = r.string(); break;
+      case (26 << 3) | 5: rec.observedFraction = r.float(); break;
       default: r.skip(tag & 7);
     }
   }

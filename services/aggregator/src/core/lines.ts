@@ -5,6 +5,7 @@ import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
 import type { SpanRec } from "./spans.js";
 import { cumulative, LE_TAGS } from "./histogram.js";
 import { spanTagsJson } from "./span-attributes.js";
+import type { LatencyStats } from "./stats.js";
 
 /** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
 export function escTag(v: string): string {
@@ -56,18 +57,35 @@ export function redLines(s: RedSeries, start: number, out: string[]): void {
   const tags = redTags(s);
   const ts = msToNs(start);
   out.push(
-    `red,${tags} requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p50_ms=${num(st.quantile(0.5))},p90_ms=${num(st.quantile(0.9))},p99_ms=${num(st.quantile(0.99))},max_ms=${num(st.maxMs)} ${ts}`,
+    `red,${tags} ${counted(st)},p50_ms=${num(st.quantile(0.5))},p90_ms=${num(st.quantile(0.9))},p99_ms=${num(st.quantile(0.99))},max_ms=${num(st.maxMs)} ${ts}`,
   );
   const cum = cumulative(st.buckets);
   // Tags sorted by key: le < namespace.
   // `count` is cumulative (the contract); `bucket` is this bucket alone, what a heatmap draws.
-  for (let i = 0; i < LE_TAGS.length; i++) out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${cum[i]}i,bucket=${st.buckets[i]}i ${ts}`);
+  // Sampled: scaled like requests (the cumulative counts, then the buckets as their differences).
+  const k = st.sampled ? st.estimated / st.requests : 1;
+  let below = 0;
+  for (let i = 0; i < LE_TAGS.length; i++) {
+    const c = k === 1 ? cum[i]! : Math.round(cum[i]! * k);
+    out.push(`latency_hist,le=${LE_TAGS[i]},${tags} count=${c}i,bucket=${k === 1 ? st.buckets[i]! : c - below}i ${ts}`);
+    below = c;
+  }
+}
+
+/**
+ * requests, errors and duration_sum_ms as sent: what was observed, or when some records stood for
+ * several requests (sampled connections), their weights added up, rounded; with the observed
+ * fraction of the series and whether it was sampled. Percentiles and max are of what was observed.
+ */
+function counted(st: LatencyStats): string {
+  if (!st.sampled) return `requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},observed_fraction=1,sampled=false`;
+  return `requests=${Math.round(st.estimated)}i,errors=${Math.round(st.estimatedErrors)}i,duration_sum_ms=${num(st.estimatedSumMs)},observed_fraction=${num(st.observedFraction)},sampled=true`;
 }
 
 export function edgeLine(e: EdgeSeries, start: number): string {
   const st = e.stats;
   // `id` is a field (not a tag: no new series) because Grafana's Node Graph needs an edge id.
-  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
+  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},${counted(st)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
 }
 
 /**

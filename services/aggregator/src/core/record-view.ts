@@ -45,4 +45,7 @@ export interface RecordView {
   role: number;
   tid: number;
   node: string;
+  /** The probe observed this fraction of new connections when it chose this record's one
+   *  (0 or absent: all of them): the record stands for 1 / observedFraction requests. */
+  observedFraction?: number;
 }

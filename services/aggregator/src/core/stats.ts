@@ -5,11 +5,19 @@ import { bucketIndex, OTEL_DEFAULT_BOUNDARIES_MS } from "./histogram.js";
  * Counts, sum, max, a DDSketch and histogram buckets for one series in one window. Merging two
  * of these is exact for counts/sum/max/buckets and exact for the sketch (DDSketch merges are
  * lossless: same bins, added counts), so folded series keep the sketch's error bound.
+ *
+ * Records of sampled connections carry a weight (1 / the observed fraction of their connection):
+ * `estimated`, `estimatedErrors` and `estimatedSumMs` add the weights, what was sent; `requests`,
+ * `errors`, `sumMs`, the sketch and the buckets hold what was observed. Ratios (error ratio,
+ * percentiles, mean) come out the same from either, so they are read from what was observed.
  */
 export class LatencyStats {
   requests = 0;
   errors = 0;
   sumMs = 0;
+  estimated = 0;
+  estimatedErrors = 0;
+  estimatedSumMs = 0;
   maxMs = 0;
   readonly sketch: DDSketch;
   readonly buckets: Float64Array;
@@ -19,10 +27,15 @@ export class LatencyStats {
     this.buckets = new Float64Array(OTEL_DEFAULT_BOUNDARIES_MS.length + 1);
   }
 
-  add(ms: number, error: boolean): void {
+  add(ms: number, error: boolean, weight = 1): void {
     this.requests++;
-    if (error) this.errors++;
+    this.estimated += weight;
+    if (error) {
+      this.errors++;
+      this.estimatedErrors += weight;
+    }
     this.sumMs += ms;
+    this.estimatedSumMs += ms * weight;
     if (ms > this.maxMs) this.maxMs = ms;
     // DDSketch maps values below its minimum indexable value to the zero bucket; 0 ms is valid.
     this.sketch.accept(ms);
@@ -33,9 +46,22 @@ export class LatencyStats {
     this.requests += o.requests;
     this.errors += o.errors;
     this.sumMs += o.sumMs;
+    this.estimated += o.estimated;
+    this.estimatedErrors += o.estimatedErrors;
+    this.estimatedSumMs += o.estimatedSumMs;
     if (o.maxMs > this.maxMs) this.maxMs = o.maxMs;
     if (o.requests > 0) this.sketch.merge(o.sketch);
     for (let i = 0; i < this.buckets.length; i++) this.buckets[i]! += o.buckets[i]!;
+  }
+
+  /** Some of its records stood for more than one request (sampled connections). */
+  get sampled(): boolean {
+    return this.estimated - this.requests > 1e-6;
+  }
+
+  /** Observed requests over estimated ones (1 when nothing was sampled). */
+  get observedFraction(): number {
+    return this.sampled ? this.requests / this.estimated : 1;
   }
 
   /** Quantile from the sketch, clamped to the observed maximum (the sketch may overshoot by α). */

@@ -45,6 +45,8 @@ function randomBatch(r: () => number): RawBatch {
       inferred: r() < 0.5,
       tls: r() < 0.5,
       tlsLibrary: str(),
+      observedFraction: r() < 0.5 ? 0 : Math.fround(r()),
+      shed: r() < 0.8 ? "" : str(),
     }),
   );
   const data = Array.from({ length: int(80) }, () => {

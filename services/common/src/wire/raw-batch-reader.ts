@@ -47,7 +47,7 @@ const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
   CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.pid, CF.tid,
-  CF.processName, CF.containerId, CF.pod, CF.namespace, CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary,
+  CF.processName, CF.containerId, CF.pod, CF.namespace, CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary, CF.observedFraction, CF.shed,
 );
 const PROCESS_FIELDS = bits(PF.pid, PF.name, PF.exe, PF.cmdline, PF.containerId, PF.pod, PF.namespace, PF.container, PF.workload);
 const ENTRY_FIELDS = bits(1, 2);
@@ -472,6 +472,15 @@ export class RawBatchReader {
           if ((s = this.str(end)) === undefined) return false;
           c.tlsLibrary = s;
           break;
+        case ConnEventTag.shed:
+          if ((s = this.str(end)) === undefined) return false;
+          c.shed = s;
+          break;
+        case ConnEventTag.observedFraction:
+          if (end - this.pos < 4) return this.fail("truncated");
+          c.observedFraction = f32le(this.buf, this.pos);
+          this.pos += 4;
+          break;
         case ConnEventTag.containerId:
           if ((s = this.str(end)) === undefined) return false;
           c.containerId = s;
@@ -562,6 +571,18 @@ export class RawBatchReader {
   }
 }
 
+const f32 = new Float32Array(1);
+const f32Bytes = new Uint8Array(f32.buffer);
+
+/** A little-endian float32 at `at` (a protobuf `float`). */
+function f32le(b: Uint8Array, at: number): number {
+  f32Bytes[0] = b[at]!;
+  f32Bytes[1] = b[at + 1]!;
+  f32Bytes[2] = b[at + 2]!;
+  f32Bytes[3] = b[at + 3]!;
+  return f32[0]!;
+}
+
 function newProcessInfo(): ProcessInfo {
   return { $typeName: "wirescope.v1.ProcessInfo", pid: 0, name: "", exe: "", cmdline: "", containerId: "", pod: "", namespace: "", container: "", workload: "" };
 }
@@ -587,5 +608,7 @@ function newConnEvent(): ConnEvent {
     inferred: false,
     tls: false,
     tlsLibrary: "",
+    observedFraction: 0,
+    shed: "",
   };
 }

@@ -27,6 +27,12 @@ export const WS_DEFAULT_MAX_BYTES_PER_CALL = 4194304;
 export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args_map_full", "iov_limit", "no_scratch", ] as const;
 export const WS_DROP_MAX = 6;
 
+/** enum ws_shed_reason: name by value (0 = observed). */
+export const SHED_REASONS = ["", "budget", "conn_flood", "proc_flood", "ringbuf_pressure", ] as const;
+export const WS_SHED_MAX = 5;
+export const WS_SAMPLE_ONE = 32768;
+export const WS_CONN_F_SHED = 4;
+
 /** enum ws_tls_stat, in index order. */
 export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", ] as const;
 /** enum ws_tls_lib: name by value (0 = none). */
@@ -61,7 +67,7 @@ export const DATA = {
 } as const;
 
 export const CONN = {
-  size: 120,
+  size: 128,
   cgroup_id: 32,
   laddr: 40,
   raddr: 56,
@@ -76,6 +82,8 @@ export const CONN = {
   recv_bytes: 96,
   comm: 104,
   tls_lib: 85,
+  sample_level: 120,
+  shed: 122,
 } as const;
 
 export const LIB = {

@@ -67,6 +67,8 @@ export const enum ConnEventField {
   inferred = 16,
   tls = 17,
   tlsLibrary = 18,
+  observedFraction = 19,
+  shed = 20,
 }
 
 /** wirescope.v1.ConnEvent: tags (number << 3 | wire type). */
@@ -107,6 +109,10 @@ export const enum ConnEventTag {
   tls = 136,
   /** 18 LEN */
   tlsLibrary = 146,
+  /** 19 I32 */
+  observedFraction = 157,
+  /** 20 LEN */
+  shed = 162,
 }
 
 /** wirescope.v1.DataEvent: field numbers. */
@@ -270,6 +276,7 @@ export const enum RecordField {
   role = 23,
   tid = 24,
   node = 25,
+  observedFraction = 26,
 }
 
 /** wirescope.v1.Record: tags (number << 3 | wire type). */
@@ -310,6 +317,8 @@ export const enum RecordTag {
   tid = 192,
   /** 25 LEN */
   node = 202,
+  /** 26 I32 */
+  observedFraction = 213,
 }
 
 /** wirescope.v1.Record.attributes map entry: tags. */

@@ -1,0 +1,190 @@
+// Graceful overload, end to end: the real probe (`wirescope probe`, kernel eBPF), nats-server,
+// parser, aggregator and influxd, a node:http server under h2load (keep-alive), both ends traced.
+//   - sampling: with a fixed observed fraction, whole connections are shed in the kernel and the
+//     requests in InfluxDB, scaled by the fraction, are within ±5 % of what was sent; the series
+//     say they are sampled, and the shed connections are counted;
+//   - fairness: random bytes flooding a sink on loopback next to the keep-alive traffic: the flood
+//     connection is shed (counted), every normal request is still recorded exactly, unsampled.
+// Each test asserts what was recorded, never how fast; waits are bounded conditions.
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import http from "node:http";
+import { promisify } from "node:util";
+import { ProbeService, createClient } from "@wirescope/common";
+import { startNats, startInflux, freePort, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-helpers.js";
+import { startParser, parserStatus } from "./parser-support.js";
+import { startAggregator, rows } from "./aggregator-harness.js";
+
+const run = promisify(execFile);
+const DB = "wirescope";
+
+const SERVER = `
+import http from "node:http";
+process.title = "wsload";
+const body = Buffer.alloc(512, "x");
+const srv = http.createServer((req, res) => { res.writeHead(req.url === "/err" ? 500 : 200, { "content-type": "text/plain" }); res.end(body); });
+srv.keepAliveTimeout = 60_000;
+srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
+`;
+
+// A sink that reads and drops, in a process of its own.
+const SINK = `
+import net from "node:net";
+process.title = "wssink";
+const srv = net.createServer((s) => s.resume());
+srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
+`;
+
+// One connection writing random bytes as fast as the sink takes them, for argv[3] ms.
+const FLOOD = `
+import net from "node:net";
+import crypto from "node:crypto";
+process.title = "wsflood";
+const [port, ms] = process.argv.slice(2).map(Number);
+const chunk = crypto.randomBytes(64 * 1024);
+const c = net.connect(port, "127.0.0.1", async () => {
+  console.log("FLOODING");
+  const end = Date.now() + ms;
+  let sent = 0;
+  while (Date.now() < end) {
+    if (!c.write(chunk)) await new Promise((r) => c.once("drain", r));
+    sent += chunk.length;
+  }
+  console.log("SENT " + sent);
+  c.end();
+});
+`;
+
+interface Bed {
+  port: number;
+  probeCounters(): Promise<Record<string, number>>;
+  parser: Awaited<ReturnType<typeof startParser>>;
+  influxUrl: string;
+  children: Child[];
+}
+
+/** The whole pipeline on free ports; the probe traces only `ports` (its flags appended). */
+async function pipeline(t: TestContext, probeArgs: (serverPort: number) => Promise<string[]>): Promise<Bed> {
+  const nats = await startNats({ jetstream: true });
+  t.after(() => nats.stop());
+  const url = `nats://127.0.0.1:${nats.port}`;
+  const influx = await startInflux();
+  t.after(() => influx.stop());
+  const influxUrl = `http://127.0.0.1:${influx.port}`;
+  const server = await runChild("overload-server", SERVER);
+  t.after(() => server.kill());
+  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const parser = await startParser(url);
+  t.after(() => parser.proc.stop());
+  // short windows: every request is written a few seconds after the load ends
+  const agg = await startAggregator(url, influxUrl, DB, ["--window-ms", "2000", "--grace-ms", "1000", "--no-spans"]);
+  t.after(() => agg.stop());
+  const dir = tempDir("wirescope-overload-");
+  const grpcPort = await freePort();
+  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port), ...(await probeArgs(port))]);
+  t.after(() => probe.stop());
+  const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
+  t.after(() => ctl.close());
+  const probeCounters = async () => (await ctl.status({}, { timeoutMs: 3000 })).counters as Record<string, number>;
+  // attached and publishing: a warm-up request's record reaches InfluxDB (its own path, not counted)
+  await waitFor(
+    async () => {
+      if (probe.hasExited) throw new Error(`the probe exited: ${probe.tail()}`);
+      // a new connection each time: under sampling, some are observed
+      await new Promise((resolve, reject) => http.get({ host: "127.0.0.1", port, path: "/warmup", agent: false }, (r) => r.resume().on("end", resolve)).on("error", reject));
+      return (await rows(influxUrl, DB, "SELECT sum(requests) FROM red WHERE resource = '/warmup'").catch(() => [])).length > 0;
+    },
+    { timeoutMs: 30_000, intervalMs: 500, what: "a warm-up request recorded" },
+  );
+  return { port, probeCounters, parser, influxUrl, children: [server] };
+}
+
+/** Requests to /load recorded in InfluxDB per role, waiting until both settle (bounded). */
+async function recorded(bed: Bed, expectAtLeast: number): Promise<{ server: number; client: number; lines: Record<string, unknown>[] }> {
+  let last = "";
+  let stable = 0;
+  let out = { server: 0, client: 0, lines: [] as Record<string, unknown>[] };
+  await waitFor(
+    async () => {
+      const lines = await rows(bed.influxUrl, DB, `SELECT requests, observed_fraction, sampled, role FROM red WHERE resource = '/load'`);
+      const sum = (role: string) => lines.filter((l) => l.role === role).reduce((a, l) => a + Number(l.requests), 0);
+      out = { server: sum("server"), client: sum("client"), lines };
+      const now = `${out.server}/${out.client}`;
+      stable = now === last ? stable + 1 : 0;
+      last = now;
+      // two windows in a row with nothing new, and something for both ends
+      return out.server >= expectAtLeast && out.client >= expectAtLeast && stable >= 3;
+    },
+    { timeoutMs: 30_000, intervalMs: 1000, what: `requests to /load in InfluxDB (last ${last})` },
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}: ${JSON.stringify(out)}`);
+  });
+  return out;
+}
+
+test("overload: a fixed observed fraction sheds whole connections in the kernel; requests in InfluxDB, scaled, within ±5% and marked sampled", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const bed = await pipeline(t, async () => ["--sample-fraction", "0.5"]);
+  const before = await bed.probeCounters();
+  // 16 keep-alive connections, 150 requests each at 50 requests/s per connection
+  const conns = 16;
+  const sent = conns * 150;
+  const { stdout } = await run("h2load", ["--h1", "-c", String(conns), "--rps", "50", "-n", String(sent), `http://127.0.0.1:${bed.port}/load`], { timeout: 60_000 });
+  assert.match(stdout, new RegExp(`requests: ${sent} total, ${sent} started, ${sent} done, ${sent} succeeded`), stdout);
+  const got = await recorded(bed, sent * 0.9);
+  t.diagnostic(`sent ${sent}; InfluxDB after scaling: server ${got.server}, client ${got.client}`);
+  for (const [role, n] of Object.entries({ server: got.server, client: got.client })) {
+    assert.ok(Math.abs(n - sent) <= 0.05 * sent, `${role}: ${n} recorded for ${sent} sent (±5%)`);
+  }
+  assert.ok(got.lines.every((l) => l.sampled === true && Number(l.observed_fraction) === 0.5), `every point is marked sampled at 0.5: ${JSON.stringify(got.lines.slice(0, 3))}`);
+  const after = await bed.probeCounters();
+  const shed = (after["shed_connections.budget"] ?? 0) - (before["shed_connections.budget"] ?? 0);
+  // half of the 16 connections, at each end (the second end follows the first's decision)
+  assert.ok(shed >= conns - 2 && shed <= conns + 2, `connections shed by the budget at both ends: ${shed}`);
+  assert.equal(after.sample_fraction, 0.5);
+  const lost = Object.entries(after).filter(([k, v]) => /^drops\./.test(k) && v > (before[k] ?? 0));
+  assert.deepEqual(lost, [], "nothing lost: shedding is not loss");
+});
+
+test("overload: a flood of random bytes on one connection is shed (counted); every other request is still recorded exactly, unsampled", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  let sinkPort = 0;
+  const sinkBox: Child[] = [];
+  const bed = await pipeline(t, async () => {
+    const sink = await runChild("overload-sink", SINK);
+    sinkBox.push(sink);
+    sinkPort = Number((await sink.waitLine(/^PORT (\d+)/))[1]);
+    return ["--allow-port", String(sinkPort)];
+  });
+  t.after(() => sinkBox.forEach((c) => c.kill()));
+  const before = await bed.probeCounters();
+  // the keep-alive load starts first; the flood joins while it runs
+  const conns = 8;
+  const sent = conns * 200;
+  const load = run("h2load", ["--h1", "-c", String(conns), "--rps", "40", "-n", String(sent), `http://127.0.0.1:${bed.port}/load`], { timeout: 60_000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  const flood = await runChild("overload-flood", FLOOD, [String(sinkPort), "3000"]);
+  t.after(() => flood.kill());
+  await flood.waitLine(/^FLOODING/, 15_000);
+  const floodBytes = Number((await flood.waitLine(/^SENT (\d+)/, 30_000))[1]);
+  const { stdout } = await load;
+  assert.match(stdout, new RegExp(`requests: ${sent} total, ${sent} started, ${sent} done, ${sent} succeeded`), stdout);
+  assert.ok(floodBytes > 64 << 20, `the flood moved ${floodBytes} bytes`);
+
+  const got = await recorded(bed, sent);
+  t.diagnostic(`sent ${sent} requests beside a flood of ${(floodBytes / 2 ** 20).toFixed(0)} MiB; recorded server ${got.server}, client ${got.client}`);
+  assert.equal(got.server, sent, "every request recorded at the server");
+  assert.equal(got.client, sent, "every request recorded at the client");
+  assert.ok(got.lines.every((l) => l.sampled === false && Number(l.observed_fraction) === 1), "not sampled");
+
+  const after = await bed.probeCounters();
+  const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  assert.ok(d("shed_connections.conn_flood") >= 1, `the flood connection was shed: ${JSON.stringify(after)}`);
+  assert.ok(d("shed_bytes.conn_flood") > floodBytes / 2, `most of the flood was not copied: ${d("shed_bytes.conn_flood")} of ${floodBytes}`);
+  const lost = Object.entries(after).filter(([k, v]) => /^drops\./.test(k) && v > (before[k] ?? 0));
+  assert.deepEqual(lost, [], "nothing lost");
+  const ps = await parserStatus(bed.parser);
+  assert.ok((ps.counters["conns_shed_by_probe.conn_flood"] ?? 0) >= 1, `the parser heard of the shed connection: ${JSON.stringify(ps.counters)}`);
+});
