@@ -2,8 +2,8 @@
 // Status counters and the `pipeline` measurement report the same numbers.
 import os from "node:os";
 import { fromBinary } from "@bufbuild/protobuf";
-import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages } from "nats";
-import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, type CreateService, type ServiceContext } from "@wirescope/common";
+import { AckPolicy, ConsumerEvents, DeliverPolicy, Events, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages } from "nats";
+import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, ensureRecordsStream, type CreateService, type ServiceContext } from "@wirescope/common";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";
@@ -29,8 +29,8 @@ export const createService: CreateService = async (ctx) => {
   return {
     async run(signal) {
       const nc = await ctx.nats();
-      await ensureStream(nc, o);
-      const kv = await openState(nc, o);
+      await ensureRecordsStream(nc, { name: o.stream, replicas: ctx.config.nats.replicas }, log);
+      const kv = await openState(nc, o, ctx.config.nats.replicas ?? 1);
       const stateKey = `${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.watermark`;
       const watermark = await loadWatermark(kv, stateKey);
       ctx.info.set("watermark_restored", Number.isFinite(watermark) ? new Date(watermark).toISOString() : "none");
@@ -85,7 +85,26 @@ export const createService: CreateService = async (ctx) => {
         return h;
       };
       const consumer = await nc.jetstream().consumers.get(o.stream, o.durable);
-      const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+      // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
+      // whose leader moved to another cluster member, is noticed after two missed heartbeats.
+      const messages: ConsumerMessages = await consumer.consume({ max_messages: 512, expires: CONSUME_EXPIRES_MS });
+      // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
+      // windows stay open long enough for them instead of closing and dropping them as late.
+      const stalled = (why: string) => {
+        pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
+        ctx.counters.add(`delivery_stalls.${why}`);
+        log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
+      };
+      void (async () => {
+        for await (const s of await messages.status()) {
+          // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
+          // unwritten): silence then is back-pressure, not a stall.
+          if (s.type === ConsumerEvents.HeartbeatsMissed && held.size < o.maxAckPending) stalled("heartbeats_missed");
+        }
+      })().catch(() => undefined);
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === Events.Disconnect) stalled("disconnected");
+      })().catch(() => undefined);
       let decodeErrors = 0;
       const reader = (async () => {
         for await (const m of messages) {
@@ -201,6 +220,11 @@ export const createService: CreateService = async (ctx) => {
   };
 };
 
+/** A pull request's lifetime; the server sends idle heartbeats every half of it. */
+const CONSUME_EXPIRES_MS = 5_000;
+/** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
+const STALL_HOLD_MS = 30_000;
+
 const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // "+ACK"
 const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // "+WPI": in progress, restart the ack timer
 
@@ -243,33 +267,6 @@ function decodeBatch(data: Uint8Array): RecordView[] {
   }
 }
 
-async function ensureStream(nc: NatsConnection, o: AggregatorOptions): Promise<void> {
-  const jsm = await nc.jetstreamManager();
-  try {
-    await jsm.streams.info(o.stream);
-    return;
-  } catch {
-    // missing: same definition the parser uses
-  }
-  try {
-    await jsm.streams.add({
-      name: o.stream,
-      subjects: ["wirescope.records.>"],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      max_bytes: 1024 * 1024 * 1024,
-      max_age: nanos(60 * 60_000),
-    });
-  } catch (e) {
-    try {
-      await jsm.streams.info(o.stream);
-    } catch {
-      throw new ServiceError("stream", `cannot create JetStream stream ${o.stream} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
-    }
-  }
-}
-
 async function ensureConsumer(nc: NatsConnection, o: AggregatorOptions) {
   const jsm = await nc.jetstreamManager();
   const cfg = {
@@ -297,9 +294,9 @@ async function ensureConsumer(nc: NatsConnection, o: AggregatorOptions) {
   }
 }
 
-async function openState(nc: NatsConnection, o: AggregatorOptions): Promise<KV> {
+async function openState(nc: NatsConnection, o: AggregatorOptions, replicas: number): Promise<KV> {
   try {
-    return await nc.jetstream().views.kv(o.stateBucket, { history: 1 });
+    return await nc.jetstream().views.kv(o.stateBucket, { history: 1, replicas });
   } catch (e) {
     throw new ServiceError("state", `cannot open KV bucket ${o.stateBucket}: ${errorMessage(e)}`, { cause: e });
   }

@@ -27,6 +27,11 @@ export interface NatsOptions {
   /** Path to a .creds file (JWT + nkey seed). */
   credsFile?: string;
   tls?: { ca?: string; cert?: string; key?: string };
+  /**
+   * Copies JetStream keeps of what the services create (records stream, KV buckets, plugin
+   * object store): 1 on a single server, 3 on a cluster so that losing one server loses nothing.
+   */
+  replicas?: number;
 }
 
 export interface InfluxOptions {
@@ -56,7 +61,7 @@ export interface Config {
 }
 
 export const DEFAULTS: Config = {
-  nats: { url: "nats://127.0.0.1:4222" },
+  nats: { url: "nats://127.0.0.1:4222", replicas: 1 },
   influx: { url: "http://127.0.0.1:8086", database: "wirescope" },
   partitions: 64,
   grpc: { host: "127.0.0.1", port: 0 },
@@ -108,6 +113,7 @@ function file(name: string, v: string): string {
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "nats-url", env: "WIRESCOPE_NATS_URL", default: DEFAULTS.nats.url, description: "NATS server URL(s), comma-separated", apply: (c, v) => (c.nats.url = url("nats-url", v, ["nats", "tls", "ws", "wss"])) },
+  { flag: "nats-replicas", env: "WIRESCOPE_NATS_REPLICAS", default: "1", description: "JetStream replicas of the streams, KV buckets and object store the services create (1, 3 or 5; 3 on a 3-server cluster)", apply: (c, v) => (c.nats.replicas = Number(oneOf("nats-replicas", v, ["1", "3", "5"] as const))) },
   { flag: "nats-user", env: "WIRESCOPE_NATS_USER", default: "", description: "NATS user", apply: (c, v) => (c.nats.user = v) },
   { flag: "nats-password", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
   { flag: "nats-token", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },

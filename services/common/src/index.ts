@@ -24,3 +24,4 @@ export * from "./partition.js";
 export * from "./wire/index.js";
 export * from "./identity.js";
 export * from "./metrics.js";
+export * from "./records-stream.js";

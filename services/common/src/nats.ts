@@ -66,6 +66,8 @@ export interface ConnectNatsOptions {
   /** Marked up/down as the connection comes and goes. */
   dependency?: Dependency;
   counters?: Counters;
+  /** Told the name of the server connected to, on connect and on every reconnect (a cluster member). */
+  onServer?: (serverName: string) => void;
 }
 
 /**
@@ -83,7 +85,7 @@ export async function connectNats(opts: NatsOptions, log: Logger, options: Parti
     try {
       const nc = await connect(co);
       log.info({ nats: where, server: nc.info?.server_name }, "connected to NATS");
-      watchNats(nc, log, options.dependency, options.counters);
+      watchNats(nc, log, options.dependency, options.counters, options.onServer);
       return nc;
     } catch (e) {
       const msg = errorMessage(e);
@@ -102,8 +104,9 @@ export async function connectNats(opts: NatsOptions, log: Logger, options: Parti
 }
 
 /** Logs connection events and keeps `dependency` in step with the connection. */
-function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?: Counters): void {
+function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?: Counters, onServer?: (name: string) => void): void {
   dep?.up();
+  onServer?.(nc.info?.server_name ?? "");
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
@@ -113,7 +116,9 @@ function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?:
           dep?.down(`disconnected from ${String(s.data)}`);
           break;
         case Events.Reconnect:
-          log.info({ server: s.data }, "NATS reconnected");
+          log.info({ server: s.data, server_name: nc.info?.server_name }, "NATS reconnected");
+          counters?.add("nats_reconnects");
+          onServer?.(nc.info?.server_name ?? "");
           dep?.up();
           break;
         case Events.Error:

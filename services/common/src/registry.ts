@@ -32,9 +32,9 @@ export function registryKey(component: string, instance: string): string {
 }
 
 /** Opens (creating if needed) the registry bucket. Needs JetStream on the server. */
-export async function openRegistry(nc: NatsConnection): Promise<KV> {
+export async function openRegistry(nc: NatsConnection, replicas = 1): Promise<KV> {
   try {
-    return await nc.jetstream().views.kv(REGISTRY_BUCKET, { ttl: REGISTRY_TTL_MS, history: 1 });
+    return await nc.jetstream().views.kv(REGISTRY_BUCKET, { ttl: REGISTRY_TTL_MS, history: 1, replicas });
   } catch (e) {
     throw new NatsError("registry", `cannot open KV bucket ${REGISTRY_BUCKET} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }

@@ -117,19 +117,20 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
   const counters = new Counters();
   const health = new HealthGate();
   const natsDep = health.require("nats");
-  const natsPromise = connectNats(config.nats, log, {
-    name: `wirescope-${opts.component} ${instance}`,
-    signal: stop.signal,
-    dependency: natsDep,
-    counters,
-  });
-  natsPromise.catch(() => {}); // observed below and through ctx.nats()
-
   const info = new Map<string, string>([
     ["node", config.node],
     ["pid", String(process.pid)],
     ["nats", redactUrl(config.nats.url)],
   ]);
+  const natsPromise = connectNats(config.nats, log, {
+    name: `wirescope-${opts.component} ${instance}`,
+    signal: stop.signal,
+    dependency: natsDep,
+    counters,
+    onServer: (name) => info.set("nats_server", name),
+  });
+  natsPromise.catch(() => {}); // observed below and through ctx.nats()
+
   const warnings = new Set<string>();
   const ctx: ServiceContext = {
     component: opts.component,
@@ -206,7 +207,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     void natsPromise.then(async (conn) => {
       nc = conn;
       try {
-        const kv = await openRegistry(conn);
+        const kv = await openRegistry(conn, config.nats.replicas);
         if (stop.signal.aborted) return;
         announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, ...selfIdentity(), startedAt: started }, (e) => {
           counters.add("registry_errors");

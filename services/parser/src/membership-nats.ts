@@ -18,6 +18,8 @@ export interface NatsMembershipOptions {
   heartbeatMs: number;
   ttlMs: number;
   bucket: string;
+  /** JetStream replicas of the bucket when this replica creates it. */
+  replicas?: number;
 }
 
 export class NatsMembership {
@@ -41,7 +43,7 @@ export class NatsMembership {
 
   async start(): Promise<void> {
     try {
-      this.kv = await this.nc.jetstream().views.kv(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs });
+      this.kv = await this.nc.jetstream().views.kv(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs, replicas: this.opts.replicas ?? 1 });
     } catch (e) {
       throw new NatsError("kv", `cannot open KV bucket ${this.opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
     }

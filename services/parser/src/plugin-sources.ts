@@ -123,9 +123,9 @@ export function watchPluginDir(loader: PluginLoader, dir: string, everyMs: numbe
 
 export const PLUGIN_BUCKET = "wirescope-plugins";
 
-export async function openPluginStore(nc: NatsConnection, bucket: string): Promise<ObjectStore> {
+export async function openPluginStore(nc: NatsConnection, bucket: string, replicas = 1): Promise<ObjectStore> {
   try {
-    return await nc.jetstream().views.os(bucket);
+    return await nc.jetstream().views.os(bucket, { replicas });
   } catch (e) {
     throw new NatsError("object_store", `cannot open object store ${bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }

@@ -23,6 +23,8 @@ export interface EncodedBatch {
   partition: number;
   bytes: Uint8Array;
   records: number;
+  /** This batcher's batch_seq (1, 2, …): with the parser's id, names the batch for deduplication. */
+  seq: bigint;
 }
 
 /** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/common). */
@@ -81,7 +83,7 @@ export class RecordBatcher {
     this.open.delete(p);
     this.held -= b.bytes;
     this.seq++;
-    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts), records: b.parts.length };
+    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts), records: b.parts.length, seq: this.seq };
   }
 }
 

@@ -4,14 +4,15 @@
 //   KV wirescope-parsers ──members──▶ rendezvous ──owned partitions──▶ subscribe wirescope.raw.<p>
 //   RawBatch ──▶ Pipeline ──RecordBatch──▶ JetStream wirescope.records.<service partition>
 //   object store wirescope-plugins / --plugin-dir / built-ins ──▶ PluginSet
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { JetStreamClient, NatsConnection } from "nats";
-import { RetentionPolicy, DiscardPolicy, StorageType, nanos } from "nats";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,
   ServiceError,
   errorMessage,
+  ensureRecordsStream,
   recordsSubject,
   type CreateService,
   type Logger,
@@ -79,8 +80,8 @@ export const createService: CreateService = async (ctx) => {
     async run(signal) {
       const nc = await ctx.nats();
       const js = nc.jetstream();
-      await ensureRecordsStream(nc, o, log);
-      const output = new Output(js, pipeline, counters, log);
+      await ensureRecordsStream(nc, { name: o.recordsStream, maxBytes: o.streamMaxBytes, maxAgeMs: o.streamMaxAgeMs, replicas: ctx.config.nats.replicas }, log);
+      const output = new Output(js, pipeline, counters, log, ctx.instance, signal);
       // Output waiting on JetStream acks past the bound: stop taking input until it drains (input
       // then queues, and beyond its bound is dropped and counted) rather than holding unbounded memory.
       let waitingOutput = false;
@@ -115,7 +116,7 @@ export const createService: CreateService = async (ctx) => {
       const membership = new NatsMembership(
         nc,
         () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed }),
-        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket },
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas },
         log,
         (members, died) => rebalance(members, died),
       );
@@ -139,7 +140,7 @@ export const createService: CreateService = async (ctx) => {
       await membership.start();
       let stopStore: (() => void) | undefined;
       try {
-        const os = await openPluginStore(nc, o.pluginBucket);
+        const os = await openPluginStore(nc, o.pluginBucket, ctx.config.nats.replicas);
         stopStore = await watchPluginStore(loader, os, log);
       } catch (e) {
         ctx.warnings.add(`plugin store unavailable: ${errorMessage(e)}`);
@@ -186,43 +187,24 @@ export const createService: CreateService = async (ctx) => {
   };
 };
 
-/** Creates the records stream when missing (limits by bytes and age); an existing one is kept. */
-async function ensureRecordsStream(nc: NatsConnection, o: ParserOptions, log: Logger): Promise<void> {
-  const jsm = await nc.jetstreamManager();
-  try {
-    await jsm.streams.info(o.recordsStream);
-    return;
-  } catch {
-    // missing: create below
-  }
-  try {
-    await jsm.streams.add({
-      name: o.recordsStream,
-      subjects: ["wirescope.records.>"],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      max_bytes: o.streamMaxBytes,
-      max_age: nanos(o.streamMaxAgeMs),
-    });
-    log.info({ stream: o.recordsStream }, "records stream created");
-  } catch (e) {
-    try {
-      await jsm.streams.info(o.recordsStream); // created by another replica meanwhile
-    } catch {
-      throw new ServiceError("stream", `cannot create JetStream stream ${o.recordsStream}: ${errorMessage(e)}`, { cause: e });
-    }
-  }
-}
+/** How long one batch is retried (server lost, stream leader moving) before it counts as dropped. */
+const PUBLISH_RETRY_BUDGET_MS = 60_000;
 
 /**
  * Publishes the pipeline's batches to JetStream, one flush at a time: every batch of a flush is
  * acknowledged before the raw progress it covers is committed (and written into this replica's
  * membership entry, where a successor reads it after a crash to count what was lost).
+ *
+ * A batch whose publish fails (its server died, the stream is electing a leader) is sent again
+ * with the same Nats-Msg-Id until acknowledged, for up to PUBLISH_RETRY_BUDGET_MS: the stream's
+ * duplicate window (RECORDS_DUPLICATE_WINDOW_MS, longer) stores it once even when the first try
+ * was stored and only its acknowledgement was lost. Only past the budget is it dropped, counted.
  */
 class Output {
   private flushing: Promise<void> | undefined;
   private again = false;
+  /** Tells this process's batches from an earlier one with the same instance name (a pod restarted). */
+  private readonly nonce = randomBytes(6).toString("hex");
   onCommitted: (p: Progress) => void = () => {};
 
   constructor(
@@ -230,6 +212,8 @@ class Output {
     private readonly pipeline: Pipeline,
     private readonly counters: import("@wirescope/common").Counters,
     private readonly log: Logger,
+    private readonly parserId: string,
+    private readonly signal: AbortSignal,
   ) {}
 
   /** Called by the flush timer: starts a flush unless one runs. */
@@ -259,13 +243,29 @@ class Output {
   }
 
   private async publish(b: EncodedBatch): Promise<void> {
-    try {
-      await this.js.publish(recordsSubject(b.partition), b.bytes);
-      this.counters.add("records_published", b.records);
-      this.counters.add("record_batches_published");
-    } catch (e) {
-      this.counters.add("records_dropped.publish_failed", b.records);
-      this.log.warn({ err: errorMessage(e), records: b.records }, "record batch publish failed");
+    const msgID = `${this.parserId}.${this.nonce}.${b.seq}`;
+    const started = Date.now();
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await this.js.publish(recordsSubject(b.partition), b.bytes, { msgID });
+        if (ack.duplicate) this.counters.add("record_batches_deduplicated");
+        this.counters.add("records_published", b.records);
+        this.counters.add("record_batches_published");
+        if (attempt > 1) this.log.info({ attempts: attempt, records: b.records, ms: Date.now() - started }, "record batch published after retrying");
+        return;
+      } catch (e) {
+        // Shutting down: one try more would outlive the grace period; the loss is counted.
+        if (Date.now() - started + delay > PUBLISH_RETRY_BUDGET_MS || this.signal.aborted) {
+          this.counters.add("records_dropped.publish_failed", b.records);
+          this.log.warn({ err: errorMessage(e), records: b.records, attempts: attempt }, "record batch publish failed");
+          return;
+        }
+        this.counters.add("record_publish_retries");
+        if (attempt === 1) this.log.warn({ err: errorMessage(e), records: b.records }, "record batch publish failed; retrying");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
     }
   }
 }
