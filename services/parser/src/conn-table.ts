@@ -82,7 +82,17 @@ interface Conn {
   reqTids: TidRing;
   /** False once the connection left the table (a cached reference must not be used). */
   live: boolean;
+  /**
+   * Directions (bit 1 << dir) that may have lost bytes in a raw batch that never came: their
+   * next hole is a gap at once instead of waiting for the reorder limits. Cleared by in-order data.
+   */
+  suspect: number;
 }
+
+/** Counter names [gaps, gap bytes] by [server | client | unknown end][request | response direction]. */
+const GAP_COUNTERS = (["server", "client", "unknown"] as const).map((end) =>
+  (["request", "response"] as const).map((dir) => [`gaps.${end}_${dir}`, `gap_bytes.${end}_${dir}`] as const),
+);
 
 export class ConnTable {
   private readonly conns = new Map<bigint, Conn>();
@@ -166,6 +176,7 @@ export class ConnTable {
     const seq = typeof ev.seq === "number" ? ev.seq : Number(ev.seq);
     if (stream.next(seq, ev.payload.length, ev.originalLength)) {
       // in order and whole (the usual case): straight to the decoder, no op
+      if (c.suspect !== 0) c.suspect &= ~(1 << pdir);
       this.data(c, pdir, ev.payload, ev.timestampNs);
       return;
     }
@@ -177,6 +188,33 @@ export class ConnTable {
     this.pendingTotal += stream.pendingBytes - held;
     if (stream.forced !== forced) this.counters.add("gaps_forced.conn_pending_limit");
     this.apply(c, pdir, ops);
+    if (c.suspect & (1 << pdir)) {
+      // the bytes before this hole were in a raw batch that is lost: nothing will fill it
+      c.suspect &= ~(1 << pdir);
+      if (c.live && stream.hasPending) {
+        this.counters.add("gaps_forced.raw_batch_missed");
+        this.flushDir(c, pdir);
+      }
+    }
+  }
+
+  /**
+   * A raw batch of this partition never arrived (a batch_seq hole): each of its connections'
+   * next hole, in either direction, is taken as that loss and passed on as a gap at once.
+   */
+  markPartitionLoss(partition: number): void {
+    const set = this.byPartition.get(partition);
+    if (!set) return;
+    for (const c of set) {
+      c.suspect = 3;
+      for (const d of [0, 1] as Dir[]) {
+        if (c.live && c.dirs[d].hasPending) {
+          c.suspect &= ~(1 << d);
+          this.counters.add("gaps_forced.raw_batch_missed");
+          this.flushDir(c, d);
+        }
+      }
+    }
   }
 
   /** Drops every connection of a partition that left this replica (state lost, counted). */
@@ -248,6 +286,7 @@ export class ConnTable {
       decoding: false,
       reqTids: new TidRing(),
       live: true,
+      suspect: 0,
     };
     this.conns.set(c.key, c);
     let set = this.byPartition.get(partition);
@@ -263,6 +302,10 @@ export class ConnTable {
       if (op.kind === "data") this.data(c, dir, op.bytes, op.tsNs);
       else {
         this.counters.add("gaps");
+        // gaps and bytes never decoded, by end and direction (the probe's trimmed bodies included)
+        const [gaps, bytes] = GAP_COUNTERS[c.ev.role === Role.SERVER ? 0 : c.ev.role === Role.CLIENT ? 1 : 2]![dir]!;
+        this.counters.add(gaps);
+        this.counters.add(bytes, op.len);
         this.result(c, c.session.gap(dir, op.len, op.tsNs));
         if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
       }
@@ -280,14 +323,19 @@ export class ConnTable {
   private flushAll(c: Conn): void {
     for (const d of [0, 1] as Dir[]) {
       if (!c.live) return; // dropped by a decoder's answer to the other direction's bytes
-      const stream = c.dirs[d];
-      if (!stream.hasPending) continue;
-      const ops: Op[] = [];
-      const held = stream.pendingBytes;
-      stream.flush(ops);
-      this.pendingTotal -= held - stream.pendingBytes;
-      this.apply(c, d, ops);
+      this.flushDir(c, d);
     }
+  }
+
+  /** Gives up the holes of one direction: each becomes a gap, the bytes after it go on. */
+  private flushDir(c: Conn, d: Dir): void {
+    const stream = c.dirs[d];
+    if (!stream.hasPending) return;
+    const ops: Op[] = [];
+    const held = stream.pendingBytes;
+    stream.flush(ops);
+    this.pendingTotal -= held - stream.pendingBytes;
+    this.apply(c, d, ops);
   }
 
   private result(c: Conn, r: StepResult): void {

@@ -121,4 +121,40 @@ describe("Pipeline", () => {
     assert.equal(counters.get("raw_bytes"), 9);
     assert.equal(p.table.size, 1);
   });
+
+  it("passes the hole a lost raw batch left as a gap at once, in the direction it shows up in, and holds a reordered one", () => {
+    const calls: string[] = [];
+    const counting: DecoderHost = {
+      open: () => ({
+        data: (dir, bytes) => (calls.push(`${dir}:${Buffer.from(bytes).toString()}`), { records: [], state: "decoding" }),
+        gap: (dir, len) => (calls.push(`${dir}:gap${len}`), { records: [], state: "decoding" }),
+        close: () => ({ records: [], state: "closed" }),
+        free: () => {},
+      }),
+    };
+    const counters = new Counters();
+    const p = new Pipeline(counting, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "me", partitions: 8, redaction: redactionPolicy(), maxBatchBytes: 1 << 20, maxQueuedBatches: 16 }, counters);
+    p.setOwned(new Set([1]), () => undefined);
+    const ev = (direction: Direction, seq: number, s: string) =>
+      create(DataEventSchema, { connKey: 7n, direction, seq: BigInt(seq), payload: Buffer.from(s), originalLength: s.length, timestampNs: 1n });
+    const send = (batchSeq: number, data: ReturnType<typeof ev>[], conns: ReturnType<typeof open>[] = []) =>
+      p.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { partition: 1, batchSeq: BigInt(batchSeq), probeId: "a", conns, data })), 0);
+    send(1, [ev(Direction.INGRESS, 0, "ab"), ev(Direction.EGRESS, 0, "OK")], [open(7n)]);
+    // batch 2 (ingress "cd", egress "??") is lost; batch 3 shows the ingress hole at once
+    send(3, [ev(Direction.INGRESS, 4, "ef")]);
+    assert.deepEqual(calls, ["0:ab", "1:OK", "0:gap2", "0:ef"]);
+    // the egress hole shows up two batches later: a gap at once too, not after the reorder limits
+    send(4, [ev(Direction.INGRESS, 6, "gh")]);
+    send(5, [ev(Direction.EGRESS, 4, "!!")]);
+    assert.deepEqual(calls.slice(4), ["0:gh", "1:gap2", "1:!!"]);
+    assert.equal(counters.get("gaps_forced.raw_batch_missed"), 2);
+    assert.equal(counters.get("gap_bytes.server_request"), 2);
+    assert.equal(counters.get("gap_bytes.server_response"), 2);
+    assert.equal(counters.get("gaps.server_request"), 1);
+    // without a lost batch, a hole waits for its bytes (reordering)
+    send(6, [ev(Direction.INGRESS, 10, "kl")]);
+    send(7, [ev(Direction.INGRESS, 8, "ij")]);
+    assert.deepEqual(calls.slice(7), ["0:ij", "0:kl"]);
+    assert.equal(counters.get("gaps_forced.raw_batch_missed"), 2);
+  });
 });

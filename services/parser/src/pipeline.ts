@@ -102,7 +102,7 @@ export class Pipeline {
       this.counters.add("raw_batches_dropped.not_owner");
       return false;
     }
-    this.account(r.probeId, p, r.batchSeq);
+    const missed = this.account(r.probeId, p, r.batchSeq);
     for (let k = 0; k < r.dropReasons.length; k++) this.counters.add(`probe_drops.${r.dropReasons[k]}`, r.dropCounts[k]);
     this.counters.add("raw_batches");
     // Opens before data, closes after: the batch lists them separately.
@@ -131,6 +131,8 @@ export class Pipeline {
     ev.payload = EMPTY; // the message's bytes are not held past this call
     this.counters.add("raw_bytes", bytes);
     for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now);
+    // Batches of this partition were lost before this one: the holes they left will never fill.
+    if (missed) this.table.markPartitionLoss(p);
     return true;
   }
 
@@ -175,9 +177,9 @@ export class Pipeline {
     this.full.push(b);
   }
 
-  /** Counts batches of this partition that never reached us (batch_seq holes). */
-  private account(probeId: string, partition: number, seq: number): void {
-    if (!seq) return; // producer without sequence numbers
+  /** Counts batches of this partition that never reached us (batch_seq holes); true when some did not. */
+  private account(probeId: string, partition: number, seq: number): boolean {
+    if (!seq) return false; // producer without sequence numbers
     let key = this.keyOf[partition];
     if (key === undefined || this.keyProbe[partition] !== probeId) {
       key = `${probeId}/${partition}`;
@@ -185,15 +187,18 @@ export class Pipeline {
       this.keyProbe[partition] = probeId;
     }
     let last = this.seen.get(key);
+    let missed = false;
     if (last === undefined) {
       const base = this.baseline.get(partition)?.get(key);
       if (base !== undefined && seq > base + 1) this.counters.add("raw_batches_missed.handover", seq - base - 1);
     } else if (seq > last + 1) {
       this.counters.add("raw_batches_missed.gap", seq - last - 1);
+      missed = true;
     } else if (seq <= last) {
       this.counters.add("raw_batches_restart"); // probe restarted (or a duplicate): begin again
       last = undefined;
     }
     this.seen.set(key, seq);
+    return missed;
   }
 }
