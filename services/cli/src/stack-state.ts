@@ -5,7 +5,7 @@
 //   { "pid": <up's pid>, "startTime": <its start time>, "children": [ChildState, …] }
 import fs from "node:fs";
 import path from "node:path";
-import { pidAlive, processStartTime } from "@wirescope/common";
+import { pidAlive, processStartTime, type NatsOptions } from "@wirescope/common";
 import type { ChildState } from "./supervisor.js";
 
 export interface UpState {
@@ -38,4 +38,23 @@ export function readUpState(dataDir: string): UpState | undefined {
 /** True when the `up` that wrote this state is still the same running process. */
 export function upAlive(s: UpState): boolean {
   return pidAlive(s.pid) && processStartTime(s.pid) === s.startTime;
+}
+
+/**
+ * The NATS servers a command should try: the configured ones, plus every nats-server a running
+ * `up` supervises on `dataDir` (the members of its cluster), so that `status`, `tail` and
+ * `plugin` still reach the stack while the server named by --nats-url is down.
+ */
+export function natsWithStack(nats: NatsOptions, dataDir: string): NatsOptions {
+  const up = readUpState(dataDir);
+  if (!up || !upAlive(up)) return nats;
+  const urls = nats.url.split(",").map((u) => u.trim());
+  for (const c of up.children) if (c.component === "nats" && !urls.includes(c.address)) urls.push(c.address);
+  return { ...nats, url: urls.join(",") };
+}
+
+/** Addresses of the nats-servers a running `up` supervises on `dataDir` (several for a cluster). */
+export function stackNatsServers(dataDir: string): string[] {
+  const up = readUpState(dataDir);
+  return up && upAlive(up) ? up.children.filter((c) => c.component === "nats").map((c) => c.address) : [];
 }

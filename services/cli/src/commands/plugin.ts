@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage } from "@wirescope/common";
 import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
+import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
 const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket B] [options]
@@ -44,9 +45,9 @@ const command: Command = {
     const args = rest.filter((a) => a !== "--json");
     const [sub, arg] = args;
     if (!sub) throw new UsageError("plugin: say add, list or remove");
-    const nc = await connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-plugin" });
+    const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-plugin" });
     try {
-      const os = await openPluginStore(nc, bucket);
+      const os = await openPluginStore(nc, bucket, config.nats.replicas);
       if (sub === "add") {
         if (!arg || !manifestPath) throw new UsageError("plugin add FILE.wasm --manifest M.json");
         const wasm = new Uint8Array(fs.readFileSync(arg));

@@ -22,9 +22,11 @@ import {
   ServingStatus,
   type Component,
   type Config,
+  type NatsOptions,
+  type Announcement,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
-import { readUpState, upAlive } from "../stack-state.js";
+import { readUpState, upAlive, natsWithStack, stackNatsServers } from "../stack-state.js";
 import type { ChildState } from "../supervisor.js";
 
 export interface StatusRow {
@@ -68,26 +70,24 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
   for (const a of extra) targets.set(a, undefined);
   let announced = 0;
 
-  // nats-server itself, and the registry it holds.
-  const natsRow: StatusRow = { component: "nats", instance: "", address: redactUrl(config.nats.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
-  rows.push(natsRow);
-  try {
-    const nc = await withTimeout(connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-status" }), timeoutMs, "connect to NATS");
-    try {
-      natsRow.health = "SERVING";
-      natsRow.instance = `nats-server ${nc.info?.version ?? ""}`.trim();
-      natsRow.info = { server_name: nc.info?.server_name ?? "", jetstream: String(Boolean(nc.info?.jetstream)) };
-      if (!nc.info?.jetstream) natsRow.warnings.push("JetStream is off: services cannot announce themselves");
-      for (const a of await withTimeout(listAnnounced(nc), timeoutMs, "read the service registry")) {
-        // An announced address wins over a guessed default for the same port.
-        targets.set(a.address, a.component);
-        announced++;
-      }
-    } finally {
-      await nc.close();
-    }
-  } catch (e) {
-    natsRow.error = errorMessage(e);
+  // nats-server itself (each member of up's cluster), and the registry it holds.
+  const up = readUpState(config.dataDir);
+  const supervised = up && upAlive(up) ? up.children : [];
+  const members = stackNatsServers(config.dataDir);
+  const nats = natsWithStack(config.nats, config.dataDir);
+  if (members.length > 1) {
+    for (const url of members) rows.push((await natsServerRow({ ...nats, url }, timeoutMs, false)).row);
+    // The registry through the whole cluster: any member that answers holds it.
+    const { row, announced: found } = await natsServerRow(nats, timeoutMs, true);
+    for (const a of found) targets.set(a.address, a.component);
+    announced = found.length;
+    if (row.error) rows[rows.length - members.length].warnings.push(`the service registry could not be read: ${row.error}`);
+  } else {
+    const { row, announced: found } = await natsServerRow(nats, timeoutMs, true);
+    rows.push(row);
+    // An announced address wins over a guessed default for the same port.
+    for (const a of found) targets.set(a.address, a.component);
+    announced = found.length;
   }
 
   const influxRow: StatusRow = { component: "influxdb", instance: "", address: redactUrl(config.influx.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
@@ -102,8 +102,6 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
 
   // What `wirescope up` runs on this data dir is asked directly too (the registry may not list a
   // service yet, e.g. right after nats-server was restarted).
-  const up = readUpState(config.dataDir);
-  const supervised = up && upAlive(up) ? up.children : [];
   for (const c of supervised) {
     const a = bareAddress(c.address);
     if (c.pid && (COMPONENTS as readonly string[]).includes(c.component) && !targets.has(a)) targets.set(a, c.component as Component);
@@ -134,6 +132,28 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
   return withExpected([...rows, ...services], supervised);
 }
 
+/** The row of the nats-server(s) at `nats.url`, and the services announced there when asked. */
+async function natsServerRow(nats: NatsOptions, timeoutMs: number, readRegistry: boolean): Promise<{ row: StatusRow; announced: Announcement[] }> {
+  const row: StatusRow = { component: "nats", instance: "", address: redactUrl(nats.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
+  let announced: Announcement[] = [];
+  try {
+    const nc = await withTimeout(connectNats(nats, silentLogger(), { retry: false, name: "wirescope-status" }), timeoutMs, "connect to NATS");
+    try {
+      row.health = "SERVING";
+      row.instance = `nats-server ${nc.info?.version ?? ""}`.trim();
+      row.info = { server_name: nc.info?.server_name ?? "", jetstream: String(Boolean(nc.info?.jetstream)) };
+      if (nc.info?.cluster) row.info.cluster = nc.info.cluster;
+      if (!nc.info?.jetstream) row.warnings.push("JetStream is off: services cannot announce themselves");
+      if (readRegistry) announced = await withTimeout(listAnnounced(nc), timeoutMs, "read the service registry");
+    } finally {
+      await nc.close();
+    }
+  } catch (e) {
+    row.error = errorMessage(e);
+  }
+  return { row, announced };
+}
+
 /** "grpc://127.0.0.1:7702" → "127.0.0.1:7702"; "http://h:8086 (db x)" → "h:8086". */
 const bareAddress = (a: string) => a.replace(/^[a-z]+:\/\//, "").replace(/\s.*$/, "");
 
@@ -145,7 +165,12 @@ export function withExpected(rows: StatusRow[], supervised: ChildState[]): Statu
   const out = [...rows];
   const bare = bareAddress;
   for (const c of supervised) {
-    const row = out.find((r) => r.component === c.component && (r.component === "nats" || r.component === "influxdb" || bare(r.address) === bare(c.address)));
+    // nats: the row of that server when status lists each member of a cluster, else the one row
+    const natsRows = out.filter((r) => r.component === "nats");
+    const row =
+      c.component === "nats"
+        ? (natsRows.find((r) => bare(r.address) === bare(c.address)) ?? (natsRows.length === 1 ? natsRows[0] : undefined))
+        : out.find((r) => r.component === c.component && (r.component === "influxdb" || bare(r.address) === bare(c.address)));
     if (row) {
       row.restarts = c.restarts;
       row.supervisor = c.state;

@@ -3,6 +3,7 @@
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
 import { loadConfig, optionsHelp, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
+import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
 const USAGE = `usage: wirescope tail [--protocol P] [--service S] [--format ndjson|table] [--limit N] [options]
@@ -62,7 +63,7 @@ const command: Command = {
     }
     if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");
     if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
-    const nc = await connectNats(config.nats, silentLogger(), { retry: false, name: "wirescope-tail" });
+    const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-tail" });
     const stop = () => void nc.drain();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);

@@ -7,6 +7,7 @@
 //   says what runs, for `wirescope status`.
 //   Ctrl-C / SIGTERM / the parent gone: children stopped in reverse order (SIGTERM, then SIGKILL
 //   after a grace period).
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,22 +28,28 @@ import {
   DEFAULT_GRPC_PORTS,
   DEFAULT_METRICS_PORTS,
   hostPort,
+  freePort,
+  connectNats,
+  silentLogger,
+  natsClusterConfig,
+  writePrivate,
   prepareNatsAuth,
   natsUserEnv,
   prepareInfluxAuth,
   influxUserEnv,
   type Component,
   type Config,
+  type NatsClusterMember,
   type ManagedProcess,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
-import { Supervisor, type ChildState } from "../supervisor.js";
+import { Supervisor, type ChildState, type ChildSpec } from "../supervisor.js";
 import { readUpState, writeUpState, stateFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -71,6 +78,13 @@ options:
   --demo-requests N    the demo's load generator stops after N requests (default: never)
   --influx-auth        run influxd with authentication: an admin user generated into
                        <data-dir>/influx-auth.json (0600), used by the aggregator, top and status
+  --nats-cluster N     run N nats-servers (3 to 5) routed into one cluster instead of one, with
+                       JetStream's records stream, KV buckets and plugin store in 3 replicas:
+                       losing any one server loses no records. Client ports: the --nats-url
+                       list when it names N servers, else its port and the next N-1; route
+                       ports are picked free, with a route password generated each start
+  --probe-args "FLAGS"  extra flags for the probe, e.g. "--allow-port 8080" to trace one service
+                       (\`wirescope probe --help\` lists them)
   --no-watch-parent    keep running when the process that started \`up\` exits
   --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
   --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
@@ -94,10 +108,14 @@ interface UpOptions {
   demoPort: number;
   demoRequests: number;
   influxAuth: boolean;
+  /** nats-servers to run as one cluster; 1 = a single server. */
+  natsCluster: number;
+  /** Extra flags for the probe. */
+  probeArgs: string[];
 }
 
 function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, probeArgs: [] };
   const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
@@ -113,6 +131,8 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--no-watch-parent": o.watchParent = false; break;
       case "--no-demo": o.demo = false; break;
       case "--influx-auth": o.influxAuth = true; break;
+      case "--nats-cluster": o.natsCluster = num(flag, value(), 5, 3); break;
+      case "--probe-args": o.probeArgs.push(...(value() ?? "").split(/\s+/).filter(Boolean)); break;
       case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
       case "--demo-requests": o.demoRequests = num(flag, value(), 1e9); break;
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
@@ -231,6 +251,80 @@ function localEndpoint(what: string, url: string, defaultPort: number): { host: 
   return { host: host === "localhost" ? "127.0.0.1" : host, port: Number(u.port) || defaultPort };
 }
 
+/**
+ * Where the nats-servers listen: one (the first --nats-url), or `cluster` of them, from the
+ * --nats-url list when it names that many, else the first URL's port and the ports after it.
+ */
+function natsEndpoints(url: string, cluster: number): { host: string; port: number }[] {
+  const listed = url.split(",").map((u) => localEndpoint("--nats-url", u.trim(), 4222));
+  if (cluster <= 1) return listed.slice(0, 1);
+  if (listed.length === cluster) return listed;
+  if (listed.length > 1) throw new UsageError(`--nats-cluster ${cluster}: --nats-url names ${listed.length} servers; give ${cluster}, or one (the others take the ports after it)`);
+  return Array.from({ length: cluster }, (_, i) => ({ host: listed[0].host, port: listed[0].port + i }));
+}
+
+/**
+ * How to start each nats-server. One server keeps its data in <data-dir>/nats; a cluster's
+ * members (wirescope-1…N) in <data-dir>/nats-cluster/<name>, each with a config that includes
+ * the users (nats-server.conf) and routes to the others, behind a route password made afresh
+ * each start (the route ports are picked free, so neither outlives this `up`).
+ */
+async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string): Promise<ChildSpec[]> {
+  if (servers.length === 1) {
+    const [{ host, port }] = servers;
+    const log = path.join(logs, "nats-server.log");
+    return [{
+      name: "nats-server",
+      component: "nats",
+      address: `nats://${hostPort(host, port)}`,
+      log,
+      start: () => startNatsServer({ host, port, jetstream: true, storeDir: path.join(dataDir, "nats"), configFile: authConfig, logFile: log, detached: true }),
+    }];
+  }
+  const host = servers[0].host;
+  const members: NatsClusterMember[] = [];
+  for (const [i, s] of servers.entries()) members.push({ name: `wirescope-${i + 1}`, port: s.port, routePort: await freePort(host) });
+  const route = { user: "wirescope-route", password: crypto.randomBytes(24).toString("base64url") };
+  const dir = path.join(dataDir, "nats-cluster");
+  fs.mkdirSync(dir, { recursive: true });
+  return members.map((m, i) => {
+    const configFile = path.join(dir, `${m.name}.conf`);
+    writePrivate(configFile, natsClusterConfig({ host, cluster: "wirescope", members, self: m.name, route, include: path.relative(dir, authConfig) }));
+    const log = path.join(logs, `nats-server-${i + 1}.log`);
+    return {
+      name: `nats-server-${i + 1}`,
+      component: "nats",
+      address: `nats://${hostPort(host, m.port)}`,
+      log,
+      start: () => startNatsServer({ host, port: m.port, jetstream: true, storeDir: path.join(dir, m.name), configFile, logFile: log, detached: true }),
+    };
+  });
+}
+
+/** Waits until JetStream answers through `nats` (a cluster has elected its meta leader). */
+async function waitJetStream(nats: Config["nats"], timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const nc = await connectNats(nats, silentLogger(), { retry: true, signal, name: "wirescope-up" });
+  try {
+    let last = "";
+    await waitFor(
+      async () => {
+        try {
+          await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+          return true;
+        } catch (e) {
+          last = errorMessage(e);
+          return false;
+        }
+      },
+      { timeoutMs, intervalMs: 250, what: "JetStream on the NATS cluster", signal },
+    ).catch((e: unknown) => {
+      throw new Error(`${errorMessage(e)} (last answer: ${last})`);
+    });
+  } finally {
+    await nc.close();
+  }
+}
+
 /** One row of up's table, from a child's supervised state. */
 function table(states: ChildState[]): string {
   const head = ["PROCESS", "PID", "LISTENS ON", "STATE", "RESTARTS", "LOG"];
@@ -314,7 +408,8 @@ function watchParent(onGone: (parent: number) => void, intervalMs = 500): () => 
 async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadConfig({ argv });
   const opts = parseUpArgs(rest);
-  const nats = localEndpoint("--nats-url", config.nats.url, 4222);
+  const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
+  const natsUrls = natsServers.map((n) => `nats://${hostPort(n.host, n.port)}`);
   const influx = localEndpoint("--influx-url", config.influx.url, 8086);
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
@@ -369,7 +464,7 @@ async function up(argv: string[]): Promise<number> {
       tcpReachable(host, port, 500).then((busy) => {
         if (busy) throw new UsageError(`${host}:${port} (${what}) is already in use: another stack running? (\`npx wirescope status\`), or pick another port`);
       });
-    await check("nats-server", nats.host, nats.port);
+    for (const n of natsServers) await check("nats-server", n.host, n.port);
     await check("influxd", influx.host, influx.port);
     for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) {
       await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
@@ -385,14 +480,16 @@ async function up(argv: string[]): Promise<number> {
     // One NATS user per component with only the subjects it uses (nats-permissions.ts); anonymous
     // clients are refused. Generated once into the data dir (0600); CLI commands pick up theirs there.
     const natsAuth = prepareNatsAuth(config.dataDir);
-    const natsLog = path.join(logs, "nats-server.log");
-    await sup.start({
-      name: "nats-server",
-      component: "nats",
-      address: `nats://${nats.host}:${nats.port}`,
-      log: natsLog,
-      start: () => startNatsServer({ host: nats.host, port: nats.port, jetstream: true, storeDir: path.join(config.dataDir, "nats"), configFile: natsAuth.configFile, logFile: natsLog, detached: true }),
-    });
+    for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs)) {
+      await sup.start(spec);
+      if (stopping.signal.aborted) return 0;
+    }
+    if (natsServers.length > 1) {
+      // The services create their streams and buckets first thing: the cluster must have elected
+      // its JetStream leader by then (a service that finds none would exit and be restarted).
+      await waitJetStream({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds.cli.user, password: natsAuth.creds.cli.password }, opts.startTimeoutMs, stopping.signal);
+      say(`nats: ${natsServers.length} servers routed into one cluster, JetStream replicas 3`);
+    }
     if (stopping.signal.aborted) return 0;
 
     // influxd with authentication: an admin user generated once into the data dir (0600).
@@ -420,7 +517,8 @@ async function up(argv: string[]): Promise<number> {
 
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      WIRESCOPE_NATS_URL: config.nats.url,
+      WIRESCOPE_NATS_URL: natsUrls.join(","),
+      WIRESCOPE_NATS_REPLICAS: String(natsServers.length > 1 ? 3 : config.nats.replicas ?? 1),
       WIRESCOPE_INFLUX_URL: config.influx.url,
       WIRESCOPE_INFLUX_DB: config.influx.database,
       WIRESCOPE_GRPC_HOST: config.grpc.host,
@@ -447,7 +545,7 @@ async function up(argv: string[]): Promise<number> {
       }
       const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(opts.ports[component]), "--metrics-port", String(opts.metricsPorts[component])];
       // `up` itself health-checks the services and influxd: part of the pipeline, never traced
-      if (component === "probe") args.push("--exclude-pid", String(process.pid));
+      if (component === "probe") args.push("--exclude-pid", String(process.pid), ...opts.probeArgs);
       const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
       try {
         await sup.start({
