@@ -2,7 +2,9 @@
 // Runs every test with node's own runner:
 //   unit tests:        services/*/dist/**/*.test.js, grafana/dist/**/*.test.js (pure, run in parallel)
 //   integration tests: test/dist/**/*.test.js (start real servers; run one file at a time)
-// Usage: node scripts/test.mjs [--unit|--integration] [--long] [name-filter...]
+// Usage: node scripts/test.mjs [--unit|--integration] [--long|--faults] [name-filter...]
+//   --faults: the fault suite (`*.faults.test.js`: each fault under a steady workload, loss counted;
+//             `npm run test:faults`, never part of `npm test`)
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -31,7 +33,10 @@ const unit = pick(
 // Long suites (`*.long.test.js`: the image build steps) run only when asked (`--long`), from
 // their own npm scripts and their own CI step, so `npm test` stays well inside CI's limit.
 const long = args.includes("--long");
-const integration = pick(find(path.join(root, "test/dist")).filter((f) => long === f.endsWith(".long.test.js")));
+const faults = args.includes("--faults");
+const integration = pick(
+  find(path.join(root, "test/dist")).filter((f) => long === f.endsWith(".long.test.js") && faults === f.endsWith(".faults.test.js")),
+);
 
 // The real captures live beside the repository (../shared/captures); tests read this variable.
 process.env.WIRESCOPE_CAPTURES ??= path.resolve(root, "../shared/captures");
@@ -40,12 +45,12 @@ let failed = false;
 function runSet(files, concurrency) {
   if (!files.length) return;
   // A safety net only: a test with no timeout of its own fails after 5 minutes instead of hanging CI.
-  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, `--test-timeout=${long ? 25 * 60_000 : 300_000}`, ...files], {
+  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, `--test-timeout=${long || faults ? 25 * 60_000 : 300_000}`, ...files], {
     cwd: root,
     stdio: "inherit",
   });
   if (r.status !== 0) failed = true;
 }
-if (!args.includes("--integration")) runSet(unit, 2);
+if (!args.includes("--integration") && !faults) runSet(unit, 2);
 if (!args.includes("--unit")) runSet(integration, 1);
 process.exit(failed ? 1 : 0);

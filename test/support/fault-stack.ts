@@ -1,0 +1,383 @@
+// The fault suite's test bed: a `wirescope up` stack on free ports (one nats-server or a cluster),
+// its probe tracing only the workload's port, a steady HTTP workload counted at the server, and
+// the counters that say what the pipeline lost and why.
+//
+//   workload (node:http, keep-alive) ──▶ probe ──▶ nats ──▶ parser ──▶ nats (JetStream) ──▶ aggregator ──▶ influxd
+//   served at the server ───────────────────────────── compared with ─────────────── sum(requests) in `red`
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+import { spawn, execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { connect } from "nats";
+import { readNatsCredentials } from "@wirescope/common";
+import { freePort, tempDir, waitFor } from "./servers.js";
+import { stackPorts, stackArgs, type StackPorts } from "./stack.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const run = promisify(execFile);
+
+export interface StatusRow {
+  component: string;
+  instance: string;
+  address: string;
+  health: string;
+  counters: Record<string, number>;
+  info: Record<string, string>;
+  restarts?: number;
+}
+
+export interface UpStack {
+  dataDir: string;
+  ports: StackPorts;
+  /** Client URL of each nats-server, in up's order (nats-server-1 …). */
+  natsUrls: string[];
+  influxUrl: string;
+  /** Everything up printed so far. */
+  output(): string;
+  /** The current pid of a child by up's name (nats-server-2, influxd, parser…), following restarts. */
+  pid(name: string): number;
+  /** How many times up restarted a child. */
+  restarts(name: string): number;
+  /** `wirescope status --json`. */
+  status(): Promise<StatusRow[]>;
+  /** Counters of a component, summed over its instances. */
+  counters(component: string): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `wirescope up --no-demo` on free ports in a private /run (the probe's single-instance
+ * lock is this stack's own), with its probe limited to `tracePort`, and waits for `ready`.
+ */
+export async function startUpStack(opts: { tracePort: number; natsCluster?: number; extra?: string[] }): Promise<UpStack> {
+  const dataDir = tempDir("wirescope-faults-");
+  const ports = await stackPorts();
+  const n = opts.natsCluster ?? 1;
+  const natsPorts = [ports.nats];
+  for (let i = 1; i < n; i++) natsPorts.push(await freePort());
+  const natsUrls = natsPorts.map((p) => `nats://127.0.0.1:${p}`);
+  const args = [
+    ...stackArgs(dataDir, ports),
+    "--nats-url", natsUrls.join(","),
+    ...(n > 1 ? ["--nats-cluster", String(n)] : []),
+    "--probe-metrics-port", "0", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0",
+    "--no-install", "--no-build", "--no-demo",
+    "--probe-args", `--allow-port ${opts.tracePort}`,
+    ...(opts.extra ?? []),
+  ];
+  const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-faults-run-"), process.execPath, "bin/wirescope.js", "up", ...args], {
+    cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  up.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  up.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => up.once("exit", () => r()));
+  const stop = async () => {
+    try {
+      process.kill(-up.pid!, "SIGINT");
+    } catch {
+      // gone
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    try {
+      process.kill(-up.pid!, "SIGKILL");
+    } catch {
+      // gone
+    }
+    // WIRESCOPE_FAULT_LOGS=dir keeps every process's log of the run (the data dir goes at exit)
+    const keep = process.env.WIRESCOPE_FAULT_LOGS;
+    if (keep) fs.cpSync(path.join(dataDir, "logs"), path.join(keep, path.basename(dataDir)), { recursive: true });
+  };
+  process.once("exit", () => {
+    try {
+      process.kill(-up.pid!, "SIGKILL");
+    } catch {
+      // gone
+    }
+  });
+  try {
+    await waitFor(() => /^ready: \d+ processes running$/m.test(out) || up.exitCode !== null, { timeoutMs: 240_000, intervalMs: 200, what: "`ready` from up" });
+    if (up.exitCode !== null) throw new Error(`up exited early:\n${out}`);
+    if (/capture is OFF/.test(out)) throw new Error(`the probe is not capturing:\n${out}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const influxUrl = `http://127.0.0.1:${ports.influx}`;
+  const pid = (name: string) => {
+    let p = 0;
+    for (const m of out.matchAll(new RegExp(`^${name}\\s+(\\d+)\\s`, "gm"))) p = Number(m[1]);
+    for (const m of out.matchAll(new RegExp(`restarted ${name} \\(pid (\\d+)\\)`, "g"))) p = Number(m[1]);
+    return p;
+  };
+  const status = async () => {
+    const r = await run(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", natsUrls.join(","), "--influx-url", influxUrl], { cwd: root, timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "[]" }));
+    return JSON.parse(r.stdout) as StatusRow[];
+  };
+  return {
+    dataDir,
+    ports,
+    natsUrls,
+    influxUrl,
+    output: () => out,
+    pid,
+    restarts: (name) => [...out.matchAll(new RegExp(`restarted ${name} \\(pid \\d+\\)`, "g"))].length,
+    status,
+    counters: async (component) => {
+      // summed over every instance (several parser replicas)
+      const sum: Record<string, number> = {};
+      for (const r of await status()) if (r.component === component) for (const [k, v] of Object.entries(r.counters)) sum[k] = (sum[k] ?? 0) + v;
+      return sum;
+    },
+    stop,
+  };
+}
+
+export interface HttpApp {
+  port: number;
+  /** Responses the server finished (the truth the pipeline is compared with). */
+  served(): number;
+  /** Smallest request on the wire, in bytes (each keep-alive request's share of the socket's bytes). */
+  requestBytes(): number;
+  close(): Promise<void>;
+}
+
+/** The traced app: a node:http server on a free loopback port answering "ok", counting what it served. */
+export async function startHttpApp(): Promise<HttpApp> {
+  let served = 0;
+  let minReq = Infinity;
+  const lastRead = new WeakMap<net.Socket, number>();
+  const server = http.createServer((req, res) => {
+    const s = req.socket;
+    const read = s.bytesRead - (lastRead.get(s) ?? 0);
+    lastRead.set(s, s.bytesRead);
+    if (read > 0 && read < minReq) minReq = read;
+    res.on("finish", () => served++);
+    res.end("ok");
+  });
+  server.keepAliveTimeout = 120_000;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    served: () => served,
+    requestBytes: () => minReq,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+export interface HttpLoad {
+  /** Requests the client saw fail (the traced app must be unaffected by the pipeline's faults). */
+  failed(): number;
+  /** Stops sending, waits for the answers in flight, closes the connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A keep-alive client sending `rate` GET requests of `path` per second over `conns` connections,
+ * paced against the clock (a late timer catches up, at most 200 at once).
+ */
+export function startHttpLoad(port: number, opts: { rate: number; conns: number; path: string }): HttpLoad {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.conns });
+  let issued = 0;
+  let failed = 0;
+  let inFlight = 0;
+  const t0 = performance.now();
+  const send = () => {
+    issued++;
+    inFlight++;
+    http
+      .get({ host: "127.0.0.1", port, path: opts.path, agent }, (res) => res.resume().on("end", () => inFlight--))
+      .on("error", () => {
+        failed++;
+        inFlight--;
+      });
+  };
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - t0) / 1000) * opts.rate) - issued;
+    for (let i = 0; i < Math.min(due, 200); i++) send();
+  }, 10);
+  return {
+    failed: () => failed,
+    async stop() {
+      clearInterval(timer);
+      await waitFor(() => inFlight === 0, { timeoutMs: 30_000, intervalMs: 50, what: "the workload's requests in flight" }).catch(() => undefined);
+      agent.destroy();
+    },
+  };
+}
+
+/** Requests of `path` recorded in InfluxDB on the server side (sum over every window and status). */
+export async function recordedRequests(influxUrl: string, urlPath: string): Promise<number> {
+  const q = `SELECT sum("requests") FROM "red" WHERE "role" = 'server' AND "resource" = '${urlPath.replace(/'/g, "\\'")}'`;
+  const res = await fetch(`${influxUrl}/query?${new URLSearchParams({ q, db: "wirescope" })}`, { signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { results?: { series?: { values: [string, number][] }[] }[] };
+  return body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+}
+
+/**
+ * Waits until InfluxDB holds `expected` requests of `path`, or their number has not moved for
+ * `settleMs` (windows are written some seconds after they close), bounded by `timeoutMs`.
+ */
+export async function settledRecorded(influxUrl: string, urlPath: string, expected: number, settleMs = 30_000, timeoutMs = 180_000): Promise<number> {
+  const start = Date.now();
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    const n = await recordedRequests(influxUrl, urlPath).catch(() => last);
+    if (n === expected) return n;
+    if (n !== last) {
+      last = n;
+      since = Date.now();
+    } else if (Date.now() - since >= settleMs || Date.now() - start >= timeoutMs) return n;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Waits until InfluxDB holds at least one request of `path` (the pipeline carries the workload). */
+export async function waitFlowing(influxUrl: string, urlPath: string, timeoutMs = 120_000): Promise<void> {
+  await waitFor(async () => (await recordedRequests(influxUrl, urlPath).catch(() => 0)) > 0, { timeoutMs, intervalMs: 1000, what: `records of ${urlPath} in InfluxDB` });
+}
+
+/** The name of the nats-server leading `stream` (wirescope-N), asked as the aggregator's user. */
+export async function streamLeader(stack: UpStack, stream = "WIRESCOPE_RECORDS"): Promise<string> {
+  const creds = readNatsCredentials(stack.dataDir)!;
+  const nc = await connect({ servers: stack.natsUrls, user: creds.aggregator.user, pass: creds.aggregator.password });
+  try {
+    const info = await (await nc.jetstreamManager()).streams.info(stream);
+    return info.cluster?.leader ?? "";
+  } finally {
+    await nc.close();
+  }
+}
+
+/** What the pipeline counted as lost, from the parser and aggregator counters. */
+export interface LossCounters {
+  rawBatchesMissed: number;
+  serverRequestGaps: number;
+  serverRequestGapBytes: number;
+  recordsDropped: number;
+  publishRetries: number;
+  probeDrops: number;
+  aggregatorDrops: number;
+}
+
+export function lossCounters(parser: Record<string, number>, aggregator: Record<string, number>): LossCounters {
+  const sum = (c: Record<string, number>, re: RegExp) => Object.entries(c).reduce((s, [k, v]) => (re.test(k) ? s + v : s), 0);
+  return {
+    rawBatchesMissed: sum(parser, /^raw_batches_missed\./),
+    serverRequestGaps: parser["gaps.server_request"] ?? 0,
+    serverRequestGapBytes: parser["gap_bytes.server_request"] ?? 0,
+    recordsDropped: sum(parser, /^records_dropped\./),
+    publishRetries: parser.record_publish_retries ?? 0,
+    probeDrops: sum(parser, /^probe_drops\./),
+    aggregatorDrops: sum(aggregator, /^drops_/),
+  };
+}
+
+/**
+ * The most requests the counted gaps can hold: every whole request inside the gap bytes, plus one
+ * cut at each gap's edge.
+ */
+export function requestsInGaps(l: LossCounters, requestBytes: number): number {
+  return Math.ceil(l.serverRequestGapBytes / requestBytes) + l.serverRequestGaps;
+}
+
+/** One row of docs/reliability.md's table, printed by each fault test. */
+export function report(row: Record<string, string | number>): void {
+  const line = `FAULT-RESULT ${JSON.stringify(row)}\n`;
+  process.stdout.write(line);
+  const file = process.env.WIRESCOPE_FAULT_RESULTS;
+  if (file) fs.appendFileSync(file, line);
+}
+
+/** One fault of the suite: applied once the workload's records flow, under that steady workload. */
+export interface FaultSpec {
+  /** The row's name in docs/reliability.md. */
+  fault: string;
+  /** What the design promises for it, in words (the row's "expected" column). */
+  expected: string;
+  /** nats-servers (3 = a cluster). */
+  natsCluster?: number;
+  rate?: number;
+  conns?: number;
+  /**
+   * Applies the fault and waits until the stack has recovered by itself. Returns the recovery
+   * time and the requests the design allows to miss besides those in counted gaps (served while
+   * no probe ran: nobody can see them).
+   */
+  act(stack: UpStack, app: HttpApp): Promise<{ recoveryMs: number; unseen?: number; note?: string }>;
+  /** Further checks on the stack before it stops. */
+  check?(stack: UpStack, r: FaultResult): Promise<void>;
+}
+
+export interface FaultResult {
+  served: number;
+  recorded: number;
+  loss: LossCounters;
+  inGaps: number;
+  unseen: number;
+  recoveryMs: number;
+  parser: Record<string, number>;
+  aggregator: Record<string, number>;
+}
+
+/**
+ * Runs one fault end to end and checks what every fault must satisfy: the traced app saw no
+ * error; no record was dropped (parser) and nothing dropped by the aggregator; nothing counted
+ * twice (recorded ≤ served); every missing request fits in the counted gaps plus what no probe
+ * could see; exact when nothing was counted lost; every component healthy again.
+ */
+export async function runFault(spec: FaultSpec): Promise<FaultResult> {
+  const rate = spec.rate ?? 1500;
+  const app = await startHttpApp();
+  const stack = await startUpStack({ tracePort: app.port, natsCluster: spec.natsCluster });
+  const urlPath = `/fault-${spec.fault.replace(/[^a-z0-9]+/gi, "-").toLowerCase().slice(0, 40)}`;
+  let load: HttpLoad | undefined;
+  try {
+    load = startHttpLoad(app.port, { rate, conns: spec.conns ?? 8, path: urlPath });
+    await waitFlowing(stack.influxUrl, urlPath);
+    const acted = await spec.act(stack, app);
+    await new Promise((r) => setTimeout(r, 10_000)); // steady traffic after the recovery
+    await load.stop();
+    const served = app.served();
+    const recorded = await settledRecorded(stack.influxUrl, urlPath, served);
+    const [parser, aggregator] = [await stack.counters("parser"), await stack.counters("aggregator")];
+    const loss = lossCounters(parser, aggregator);
+    const inGaps = requestsInGaps(loss, app.requestBytes());
+    const r: FaultResult = { served, recorded, loss, inGaps, unseen: acted.unseen ?? 0, recoveryMs: acted.recoveryMs, parser, aggregator };
+    report({
+      fault: spec.fault,
+      expected: spec.expected,
+      served,
+      recorded,
+      lost: served - recorded,
+      counted: `${inGaps} in ${loss.serverRequestGaps} gaps (${loss.rawBatchesMissed} raw batches missed)${r.unseen ? ` + ${r.unseen} unseen` : ""}`,
+      records_dropped: loss.recordsDropped,
+      aggregator_drops: loss.aggregatorDrops,
+      app_errors: load.failed(),
+      recovery_ms: acted.recoveryMs,
+      ...(acted.note ? { note: acted.note } : {}),
+    });
+    const all = JSON.stringify({ loss, parser, aggregator });
+    assert.equal(load.failed(), 0, "the traced app is unaffected");
+    assert.equal(loss.recordsDropped, 0, `no record dropped: ${all}`);
+    assert.equal(loss.aggregatorDrops, 0, `the aggregator dropped nothing: ${all}`);
+    assert.ok(recorded <= served, `nothing counted twice: ${recorded} recorded of ${served} served`);
+    assert.ok(served - recorded <= inGaps + r.unseen, `every request missing (${served - recorded}) fits in the counted gaps (${inGaps}) and the unseen (${r.unseen}): ${all}`);
+    if (loss.rawBatchesMissed === 0 && loss.serverRequestGaps === 0 && r.unseen === 0) assert.equal(recorded, served, "nothing counted lost: exact");
+    await waitFor(async () => (await stack.status()).every((row) => ["SERVING", "DISABLED", "RUNNING"].includes(row.health)), { timeoutMs: 60_000, intervalMs: 1000, what: "every component healthy" });
+    await spec.check?.(stack, r);
+    return r;
+  } finally {
+    await load?.stop();
+    await stack.stop();
+    await app.close();
+  }
+}
