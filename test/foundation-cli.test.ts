@@ -23,6 +23,9 @@ test("every subcommand answers --help with its usage and exit code 0", () => {
     assert.equal(r.status, 0, `${c.name} --help: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`usage: wirescope ${c.name}`), c.name);
   }
+  // the probe's own flags, the overload ones among them
+  const probe = wirescope("probe", "--help").stdout;
+  for (const flag of ["--cpu-budget", "--sample-fraction", "--conn-budget-bytes", "--ringbuf-bytes"]) assert.match(probe, new RegExp(`^  ${flag} `, "m"), flag);
 });
 
 test("unknown commands and bad options fail with one line and a non-zero code", () => {

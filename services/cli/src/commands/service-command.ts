@@ -10,7 +10,7 @@ const SUMMARIES: Record<Component, string> = {
 };
 
 /** Builds the command that runs `component` from its package's `createService`. */
-export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>): Command {
+export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>, ownOptions?: string): Command {
   return {
     name: component,
     summary: SUMMARIES[component],
@@ -25,7 +25,7 @@ Serves Prometheus GET /metrics (the status counters, drops and process metrics) 
 options:
 ${optionsHelp()}
 
-Options the ${component} itself understands are passed through to it.`,
+Options the ${component} itself understands are passed through to it.${ownOptions ? `\n\n${ownOptions}` : ""}`,
     async run(argv) {
       // Loaded only when asked for: a service that cannot load must not break the other commands.
       const mod = await load();
