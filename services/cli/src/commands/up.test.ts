@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { exitReason, memlockLimits } from "./up.js";
+import { exitReason, memlockLimits, parseUpArgs, serviceArgs } from "./up.js";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -20,5 +20,16 @@ describe("memlockLimits", () => {
     const text = "Limit                     Soft Limit           Hard Limit           Units\nMax locked memory         8388608              unlimited            bytes\n";
     assert.deepEqual(memlockLimits(text), { soft: 8388608, hard: Infinity });
     assert.equal(memlockLimits("nothing"), undefined);
+  });
+});
+
+describe("serviceArgs", () => {
+  it("gives the aggregator --otlp-endpoint when up has it, and no other service", () => {
+    const o = parseUpArgs(["--otlp-endpoint", "http://127.0.0.1:4318", "--aggregator-port", "9000"]);
+    assert.deepEqual(serviceArgs("aggregator", o).slice(-2), ["--otlp-endpoint", "http://127.0.0.1:4318"]);
+    assert.ok(serviceArgs("aggregator", o).includes("9000"));
+    assert.ok(!serviceArgs("parser", o).includes("--otlp-endpoint"));
+    assert.ok(!serviceArgs("aggregator", parseUpArgs([])).includes("--otlp-endpoint"), "off by default");
+    assert.throws(() => parseUpArgs(["--otlp-endpoint", "collector:4318"]), /http\(s\) URL/);
   });
 });

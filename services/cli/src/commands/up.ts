@@ -49,7 +49,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -93,6 +93,8 @@ options:
   --parser-metrics-port N      parser Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.parser})
   --aggregator-metrics-port N  aggregator Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.aggregator})
   --start-timeout ms   how long each process may take to become healthy (default 60000)
+  --otlp-endpoint URL  the aggregator also exports spans over OTLP/HTTP to this collector
+                       (e.g. http://127.0.0.1:4318; default: off)
 ${optionsHelp()}`;
 
 interface UpOptions {
@@ -112,10 +114,13 @@ interface UpOptions {
   natsCluster: number;
   /** Extra flags for the probe. */
   probeArgs: string[];
+  /** OTLP/HTTP collector the aggregator exports spans to, "" = off. */
+  otlpEndpoint: string;
 }
 
-function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, probeArgs: [] };
+/** @internal exported for tests */
+export function parseUpArgs(rest: string[]): UpOptions {
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, probeArgs: [], otlpEndpoint: "" };
   const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
@@ -142,10 +147,28 @@ function parseUpArgs(rest: string[]): UpOptions {
       case "--parser-metrics-port": o.metricsPorts.parser = num(flag, value(), 65535, 0); break;
       case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, value(), 65535, 0); break;
       case "--start-timeout": o.startTimeoutMs = num(flag, value(), 3_600_000); break;
+      case "--otlp-endpoint": {
+        const v = value() ?? "";
+        if (!/^https?:\/\/[^\s/]/.test(v)) throw new UsageError(`${flag}: expected an http(s) URL, got "${v}"`);
+        o.otlpEndpoint = v;
+        break;
+      }
       default: throw new UsageError(`unknown argument "${rest[i]}" (see wirescope up --help)`);
     }
   }
   return o;
+}
+
+/**
+ * The flags `up` gives one service besides the shared configuration.
+ * @internal exported for tests
+ */
+export function serviceArgs(component: Component, opts: UpOptions): string[] {
+  const args = ["--grpc-port", String(opts.ports[component]), "--metrics-port", String(opts.metricsPorts[component])];
+  // `up` itself health-checks the services and influxd: part of the pipeline, never traced
+  if (component === "probe") args.push("--exclude-pid", String(process.pid), ...opts.probeArgs);
+  if (component === "aggregator" && opts.otlpEndpoint) args.push("--otlp-endpoint", opts.otlpEndpoint);
+  return args;
 }
 
 /** Why eBPF cannot be used here and how to fix it, or undefined when it can. */
@@ -543,9 +566,7 @@ async function up(argv: string[]): Promise<number> {
         sup.notStarted(spec, opts.probe ? "down" : "disabled", `${prep.off.why}; fix: ${prep.off.fix}`);
         continue;
       }
-      const args = [path.join(ROOT, "bin/wirescope.js"), component, "--grpc-port", String(opts.ports[component]), "--metrics-port", String(opts.metricsPorts[component])];
-      // `up` itself health-checks the services and influxd: part of the pipeline, never traced
-      if (component === "probe") args.push("--exclude-pid", String(process.pid), ...opts.probeArgs);
+      const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts)];
       const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
       try {
         await sup.start({
