@@ -1,11 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, equals } from "@bufbuild/protobuf";
 import { ExportTraceServiceRequestSchema } from "@wirescope/common/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
 import { Span_SpanKind, Status_StatusCode } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
 import type { SpanRec } from "../core/spans.js";
 import { OtlpExporter, tracesUrl, defaultOtlpOptions, type SendResult } from "./exporter.js";
-import { encodeExport, hexId } from "./encode.js";
+import { encodeExport, encodeExportReference, hexId } from "./encode.js";
 
 function span(i: number, p: Partial<SpanRec> = {}): SpanRec {
   return {
@@ -76,6 +76,33 @@ describe("encodeExport", () => {
     const root = req.resourceSpans.find((r) => r !== web)!.instrumentationLibrarySpans[0]!.spans[0]!;
     assert.equal(root.parentSpanId.length, 0, "a root has no parent");
     assert.equal(root.status!.code, Status_StatusCode.UNSET);
+  });
+});
+
+describe("encodeExport against the protobuf-es reference", () => {
+  it("writes the same message for every kind of span (roots, errors, each protocol, several resources)", () => {
+    const protocols = ["http1", "http2", "grpc", "mysql", "postgresql", "redis", "kafka", "amqp"];
+    const batch = Array.from({ length: 64 }, (_, i) =>
+      span(i, {
+        protocol: protocols[i % protocols.length]!,
+        service: `svc${i % 3}`,
+        node: i % 5 === 0 ? "" : `n${i % 2}`,
+        kind: i % 2 ? "client" : "server",
+        parentId: i % 4 === 0 ? "" : (0x2000 + i).toString(16).padStart(16, "0"),
+        error: i % 7 === 0,
+        status: i % 6 === 0 ? undefined : 200 + i,
+        incomplete: i % 9 === 0,
+        linkedBy: i % 3 === 0 ? "" : "tcp",
+        operation: i % 8 === 0 ? "" : "OP",
+        durationMs: 0.001 * i + 1.2345,
+        resource: `/r/${i}/ü`,
+      }),
+    );
+    const fast = decode(encodeExport(batch));
+    const ref = decode(encodeExportReference(batch));
+    assert.ok(equals(ExportTraceServiceRequestSchema, fast, ref));
+    assert.equal(countSpans(encodeExport(batch)), 64);
+    assert.ok(!equals(ExportTraceServiceRequestSchema, decode(encodeExport(batch.slice(1))), ref), "a different batch differs");
   });
 });
 
