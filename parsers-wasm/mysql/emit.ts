@@ -124,7 +124,12 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
   if (path !== null) Rec.attrStr("mysql.auth_path", path);
   if (t.authSwitch) Rec.attrBool("mysql.auth_switch", true);
   if (t.tls) Rec.attrBool("mysql.tls", true);
-  if (t.compressed) Rec.attrBool("mysql.compressed", true);
+  const z = t.compression;
+  if (z !== null) {
+    Rec.attrBool("mysql.compressed", true);
+    Rec.attrStr("mysql.compression", z);
+    if (t.compressedLost > 0) Rec.attrInt("mysql.compressed_lost", t.compressedLost);
+  }
   const v = t.serverVersion;
   if (v !== null) Rec.attrStr("mysql.server_version", v);
   Rec.end();

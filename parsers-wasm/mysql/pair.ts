@@ -5,6 +5,7 @@
 //   phases:  Unknown ──greeting──▶ AwaitLogin ──handshake response──▶ Auth ──OK──▶ Command
 //            Unknown ──command (seq 0)──────────────────────────────────────────▶ Command
 //                               ──SSL request──▶ (LOGIN record, mysql.tls) stop
+//            Command ──login OK with CLIENT_COMPRESS / ZSTD──▶ Command over compress.ts
 //
 // Picked up after the handshake (Unknown), capabilities are inferred from what follows: an EOF
 // packet (length 5) after column definitions means the connection does not deprecate EOF; a row
@@ -16,20 +17,17 @@ import { PKT_ERR, PKT_EOF, PKT_INFILE, PKT_OK, isTerminator, readErr, readOk, te
 import { readGreeting, readLogin, readChangeUser, readAuthSwitch, readAuthMoreData } from "./handshake";
 import {
   MysqlTxn, Expect, Rs, expectFor, isCommand, commandName,
-  Prepared, CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, CLIENT_QUERY_ATTRIBUTES, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+  Prepared, CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, CLIENT_ZSTD_COMPRESSION_ALGORITHM, CLIENT_QUERY_ATTRIBUTES, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
   COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE,
   COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_SEND_LONG_DATA, COM_CHANGE_USER, COM_RESET_CONNECTION,
-  COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, PAYLOAD_PREFIX,
+  COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, QUEUE_LIMIT,
 } from "./types";
 import { writeRecord } from "./emit";
+import { Compressed } from "./compress";
 import { readParams, queryTextOffset, looksLikeAttributes, PARAMETER_COUNT_AVAILABLE } from "./params";
-import { detect } from "./sniff";
+import { detect, RESYNC_SCORE } from "./sniff";
 
-/** A chunk head detect() scores this high is taken as a command when resynchronising. */
-const RESYNC_SCORE: i32 = 30;
 
-/** Queue cap per direction: the host's largest chunk plus a buffered packet prefix. */
-const QUEUE_LIMIT: i32 = (1 << 20) + PAYLOAD_PREFIX + 64;
 
 enum Phase {
   Unknown,
@@ -70,6 +68,8 @@ export class MysqlConnection extends Connection {
   /** the client direction lost sync: drop chunks until one starts with a plausible command */
   private clientLost: bool = false;
   private stopAfterOutput: bool = false;
+  /** the compressed protocol, once the login negotiated it */
+  z: Compressed | null = null;
   /** the reader for server packets, reused */
   private readonly rd: Payload = new Payload(0, 0);
   /**
@@ -92,6 +92,22 @@ export class MysqlConnection extends Connection {
       q.clear(0);
       return OK;
     }
+    if (this.z !== null) {
+      this.z!.data(dir, q, tsNs);
+      return OK;
+    }
+    this.framed(dir, q);
+    // the login's OK switched the connection to the compressed protocol: the bytes after it
+    // are compressed packets
+    if (this.z !== null && q.avail() > 0) this.z!.data(dir, q, tsNs);
+    return OK;
+  }
+
+  /**
+   * The MySQL packets queued in q (the connection's own queue, or under the compressed protocol
+   * the inflated stream's).
+   */
+  framed(dir: i32, q: ByteQueue): void {
     const f = dir == 0 ? this.f0 : this.f1;
     if (dir == 0 && this.clientLost) {
       // Commands start writes: after lost bytes, the head of a chunk is the place to look.
@@ -104,9 +120,10 @@ export class MysqlConnection extends Connection {
           this.dropped++;
           q.clear(0);
         }
-        return OK;
+        return;
       }
     }
+    const z = this.z;
     for (;;) {
       const k = f.next(q);
       if (k === null) break;
@@ -114,7 +131,7 @@ export class MysqlConnection extends Connection {
       else this.serverPacket(k);
       if (this.phase == Phase.Stopped) {
         q.clear(0);
-        return OK;
+        return;
       }
       if (dir == 1 && this.serverLost) {
         q.clear(0);
@@ -122,35 +139,50 @@ export class MysqlConnection extends Connection {
         break;
       }
       f.done(q);
+      if (this.z !== z) return; // compression starts after this packet
     }
-    return OK;
   }
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
+    if (this.z !== null) this.z!.gap(dir, tsNs);
+    else this.gapIn(dir, len, tsNs, dir == 0 ? this.q0 : this.q1);
+    return OK;
+  }
+
+  /**
+   * `len` bytes (0: an unknown number) of the packet stream in q were lost; q has already moved
+   * past them. Returns true when the bytes that follow start where the lost ones ended (the
+   * framing holds), false when the direction resynchronises at the next command.
+   */
+  gapIn(dir: i32, len: i32, tsNs: i64, q: ByteQueue): bool {
     if (dir == 0) {
       // Lost inside a packet whose length we know, and ended before its end: skip the rest of
       // it and stay in sync (the command it carried is lost; its response finds nothing
       // waiting and is dropped until the next command). Otherwise search for the next command.
       const end = this.f0.partialEnd;
       this.f0.reset();
-      const q = this.q0;
       if (len > 0 && end >= 0 && !this.clientLost && q.consumed <= end) {
         q.skip(end - q.consumed);
         this.dropped++;
-        return OK;
+        return true;
       }
       this.clientLost = true;
-      return OK;
+      return false;
     }
     this.f1.reset();
     // A command sent at or after the gap's stamp cannot have been answered in the lost bytes:
     // its response starts with the next server bytes (a capture that began between a command
     // and its response).
-    if (this.pending.length > 0 && this.pending[0].startNs >= tsNs) return OK;
+    if (this.pending.length > 0 && this.pending[0].startNs >= tsNs) return true;
     // The response in progress lost bytes: write it as incomplete, resync on the next command.
     if (this.pending.length > 0) this.finish(this.pending[0], true, tsNs);
     this.serverLost = true;
-    return OK;
+    return false;
+  }
+
+  /** Decoding stopped for good (TLS, a replication stream). */
+  stopped(): bool {
+    return this.phase == Phase.Stopped;
   }
 
   onClose(tsNs: i64): i32 {
@@ -202,11 +234,13 @@ export class MysqlConnection extends Connection {
       this.finish(front, false, front.endNs);
     }
     this.phase = Phase.Command;
-    if (this.pending.length == 0 && (this.serverLost || this.q1.avail() > 0)) {
+    const sq = this.z !== null ? this.z!.iq1 : this.q1;
+    if (this.pending.length == 0 && (this.serverLost || sq.avail() > 0)) {
       // The server says nothing unasked: bytes still queued from it belong to a response we
       // could not place (picked up mid-way, or after a gap). Start clean for this command.
-      this.q1.clear(0);
+      sq.clear(0);
       this.f1.reset();
+      if (this.z !== null) this.z!.serverRestart();
     }
     this.serverLost = false;
     this.command(cmd, k);
@@ -234,7 +268,7 @@ export class MysqlConnection extends Connection {
       t.tls = true;
       t.response = "SSL";
       this.phase = Phase.Stopped;
-      writeRecord(t, false);
+      this.write(t, false);
       this.stopAfterOutput = true;
       return;
     }
@@ -286,12 +320,12 @@ export class MysqlConnection extends Connection {
     }
     if (t.expect == Expect.None) {
       // nothing comes back: the command is complete as sent
-      writeRecord(t, false);
+      this.write(t, false);
       return;
     }
     if (t.expect == Expect.Stream) {
       t.response = "STREAM";
-      writeRecord(t, false);
+      this.write(t, false);
       this.phase = Phase.Stopped;
       return;
     }
@@ -385,7 +419,7 @@ export class MysqlConnection extends Connection {
         t.endNs = k.endNs;
         t.respBytes = 4 + <i64>k.len;
         readErr(new Payload(k.ptr, k.avail), t);
-        writeRecord(t, false);
+        this.write(t, false);
         return;
       }
       // nothing asked: a response we cannot place (picked up mid-response)
@@ -617,14 +651,12 @@ export class MysqlConnection extends Connection {
       readOk(p, t);
       t.affectedRows = -1;
       if (t.cmd == COM_CHANGE_USER) this.stmts.clear();
-      const compressed = t.cmd < 0 && (this.clientCaps & this.serverCaps & CLIENT_COMPRESS) != 0;
-      t.compressed = compressed;
-      this.finish(t, false, k.endNs);
-      if (compressed) {
-        // every later packet is wrapped in the compressed protocol, which we do not inflate
-        this.phase = Phase.Stopped;
-        this.stopAfterOutput = true;
+      const caps = this.clientCaps & this.serverCaps;
+      if (t.cmd < 0 && (caps & (CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION_ALGORITHM)) != 0) {
+        // every later packet, both ways, is wrapped in the compressed protocol
+        this.z = new Compressed(this, (caps & CLIENT_COMPRESS) != 0 ? "zlib" : "zstd");
       }
+      this.finish(t, false, k.endNs);
       return;
     }
     if (b == PKT_ERR) {
@@ -650,6 +682,16 @@ export class MysqlConnection extends Connection {
     }
     t.state = Rs.Done;
     if (endNs > t.endNs) t.endNs = endNs;
+    this.write(t, incomplete);
+  }
+
+  /** Writes t's record, with the connection's compression facts. */
+  private write(t: MysqlTxn, incomplete: bool): void {
+    const z = this.z;
+    if (z !== null) {
+      t.compression = z.algo;
+      t.compressedLost = z.lost;
+    }
     writeRecord(t, incomplete);
   }
 }

@@ -9,6 +9,9 @@
 import { looksLikeAttributes, queryTextOffset } from "./params";
 import { isCommand, CLIENT_PROTOCOL_41, COM_QUERY, COM_STMT_PREPARE, COM_INIT_DB } from "./types";
 
+/** A chunk head detect() scores this high is taken as a command when resynchronising. */
+export const RESYNC_SCORE: i32 = 30;
+
 export function detect(dir: i32, p: usize, n: i32): i32 {
   if (n < 4) return n >= 3 && dir == 1 && load<u8>(p + 2) == 0 ? 5 : 0;
   const len = <i32>load<u8>(p) | (<i32>load<u8>(p, 1) << 8) | (<i32>load<u8>(p, 2) << 16);
@@ -36,7 +39,9 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     if (seq == 1 && (b == 0 || b == 0xff) && len + 4 == n && len >= 7 && len < 1024) return 35;
     return 0;
   }
-  if (seq == 0 && isCommand(b)) {
+  // COM_SLEEP (0) is the server's internal state, never sent; a compressed packet sent as is
+  // (comp_len:u24 comp_seq=0 uncomp_len=0:u24) looks like one: seen mid-way it is not ours
+  if (seq == 0 && isCommand(b) && b != 0) {
     // exactly one packet, or one followed by the header of another command (a window that
     // grew over several writes)
     const exact = len + 4 == n || (n >= len + 9 && nextCommand(p + <usize>(len + 4)));

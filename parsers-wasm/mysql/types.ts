@@ -26,6 +26,8 @@ export const SERVER_STATUS_CURSOR_EXISTS: u32 = 0x0040;
 export const MAX_PACKET: i32 = 0xffffff;
 /** Bytes of one packet's payload buffered for decoding; the rest is skipped unread. */
 export const PAYLOAD_PREFIX: i32 = 64 * 1024;
+/** Queue cap per direction: the host's largest chunk plus a buffered packet prefix. */
+export const QUEUE_LIMIT: i32 = (1 << 20) + PAYLOAD_PREFIX + 64;
 /** Bytes of statement text kept per command (db.query.text and the resource are cut further by Rec). */
 export const MAX_QUERY_TEXT: i32 = 16 * 1024;
 /** Prepared statements remembered per connection (each holds its statement text). */
@@ -166,7 +168,10 @@ export class MysqlTxn {
   authPath: string | null = null; // caching_sha2_password: "fast" | "full"
   authSwitch: bool = false;
   tls: bool = false;
-  compressed: bool = false;
+  /** the compressed protocol ("zlib" / "zstd") from the login that negotiated it on */
+  compression: string | null = null;
+  /** compressed packets of the connection so far whose payload could not be decoded */
+  compressedLost: i64 = 0;
   serverVersion: string | null = null;
   stmtId: i64 = -1;
   /** query attribute names (CLIENT_QUERY_ATTRIBUTES), in the order sent */

@@ -10,7 +10,7 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
 // The builders live in wire.ts (shared with the benchmark traffic); this script uses the
 // compiled copy, so build first (node scripts/build.mjs --only=ts).
-import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow, queryWithAttrs, execute } from "../../dist/mysql/test/wire.js";
+import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow, queryWithAttrs, execute, cpkt, zstdPkt } from "../../dist/mysql/test/wire.js";
 const { SSL: CLIENT_SSL, DEPRECATE_EOF: CLIENT_DEPRECATE_EOF } = CAPS;
 const hex = (b) => b.toString("hex");
 
@@ -543,10 +543,59 @@ const mysql8 = [
   ),
 ];
 
+// the compressed protocol
+const Z = BASE_CAPS | CLIENT_DEPRECATE_EOF | CAPS.COMPRESS;
+const threeRows = B(pkt(1, lenenc(2)), pkt(2, coldef("id", "customers")), pkt(3, coldef("name", "customers")), pkt(4, textRow(1, "ann")), pkt(5, textRow(2, "bo")), pkt(6, textRow(3, "cy")), pkt(7, ok(0, 0, 2, 0xfe)));
+const compression = [
+  vec(
+    "CLIENT_COMPRESS (zlib): small packets sent as is, larger ones deflated, a packet spanning two compressed packets",
+    [
+      s(pkt(0, greeting(V, Z, "caching_sha2_password"))),
+      c(pkt(1, login(Z, "app", Buffer.alloc(32, 9), "shop", "caching_sha2_password"))),
+      s(B(pkt(2, Buffer.from([0x01, 0x03])), pkt(3, ok()))),
+      c(cpkt(0, pkt(0, B([3], "SELECT 1")), false)),
+      s(cpkt(1, B(pkt(1, lenenc(1)), pkt(2, coldef("1", "")), pkt(3, textRow(1)), pkt(4, ok(0, 0, 2, 0xfe))), true)),
+      c(cpkt(0, pkt(0, B([3], "SELECT id, name FROM customers WHERE region = 'north' AND active = 1 ORDER BY id LIMIT 100")), true)),
+      // the third row's packet starts in the first compressed packet and ends in the second
+      s(B(cpkt(1, threeRows.subarray(0, 120), true), cpkt(2, threeRows.subarray(120), false))),
+      // stored blocks (level 0), and a result set large and varied enough for dynamic Huffman codes
+      c(cpkt(0, pkt(0, B([3], "SELECT label FROM big WHERE id BETWEEN 1 AND 40 ORDER BY id")), true, 0)),
+      s(cpkt(1, B(pkt(1, lenenc(1)), pkt(2, coldef("label", "big")), ...Array.from({ length: 40 }, (_, i) => pkt(3 + i, textRow(`label-${i * 7919}-${"xyz".repeat(i % 5)}`))), pkt(43, ok(0, 0, 2, 0xfe))), true, 9)),
+      c(cpkt(0, pkt(0, Buffer.from([0x0e])), false)),
+      s(cpkt(1, pkt(1, ok()), false)),
+    ],
+    [
+      { operation: "LOGIN", status: 0, attributes: { "mysql.compressed": true, "mysql.compression": "zlib", "mysql.auth_path": "fast" } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1, "mysql.compression": "zlib", "mysql.compressed_lost": null } },
+      { operation: "COM_QUERY", resource: "SELECT id, name FROM customers WHERE region = ? AND active = ? ORDER BY id LIMIT ?", status: 0, attributes: { "db.query.text": "SELECT id, name FROM customers WHERE region = 'north' AND active = 1 ORDER BY id LIMIT 100", "mysql.rows": 3, "mysql.columns": 2 } },
+      { operation: "COM_QUERY", resource: "SELECT label FROM big WHERE id BETWEEN ? AND ? ORDER BY id", status: 0, attributes: { "mysql.rows": 40 } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compressed": true } },
+    ],
+  ),
+  vec(
+    "zstd compression: payloads sent as is decode, zstd frames are counted and decoding resumes at the next command",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_DEPRECATE_EOF | CAPS.ZSTD, "mysql_native_password"))),
+      c(pkt(1, B(login(BASE_CAPS | CLIENT_DEPRECATE_EOF | CAPS.ZSTD, "app", Buffer.alloc(20, 9), null, "mysql_native_password"), [3]))),
+      s(pkt(2, ok())),
+      c(cpkt(0, pkt(0, B([3], "SELECT * FROM big")), false)),
+      s(zstdPkt(1, threeRows)),
+      c(cpkt(0, pkt(0, Buffer.from([0x0e])), false)),
+      s(cpkt(1, pkt(1, ok()), false)),
+    ],
+    [
+      { operation: "LOGIN", status: 0, attributes: { "mysql.compressed": true, "mysql.compression": "zstd" } },
+      { operation: "COM_QUERY", resource: "SELECT * FROM big", status: null, incomplete: true, attributes: { "mysql.compressed_lost": 1 } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compression": "zstd", "mysql.compressed_lost": 1 } },
+    ],
+  ),
+];
+
 fs.mkdirSync(out, { recursive: true });
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("handshake.json", handshake);
 write("commands.json", commands);
 write("midway.json", midway);
 write("mysql8.json", mysql8);
-console.error(`wrote ${handshake.length + commands.length + midway.length + mysql8.length} vectors to ${path.relative(process.cwd(), out)}`);
+write("compression.json", compression);
+console.error(`wrote ${handshake.length + commands.length + midway.length + mysql8.length + compression.length} vectors to ${path.relative(process.cwd(), out)}`);

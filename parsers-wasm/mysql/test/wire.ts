@@ -1,6 +1,8 @@
 // MySQL wire builders for vectors (gen-vectors.mjs) and benchmark traffic (traffic.ts), written
 // from the protocol documentation: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 
+import zlib from "node:zlib";
+
 type Part = Buffer | string | number[];
 export const B = (...parts: Part[]): Buffer => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
 export const u16 = (v: number): Buffer => {
@@ -99,4 +101,20 @@ export function execute(id: number, params: Param[], qa: boolean, flags = 0): Bu
   const head = B([0x17], u32(id), [flags | (qa ? 0x08 : 0)], u32(1));
   if (qa) return B(head, lenenc(params.length), params.length ? paramBlock(params, true) : []);
   return params.length ? B(head, paramBlock(params, false)) : head;
+}
+
+const u24 = (n: number): Buffer => Buffer.from([n & 255, (n >> 8) & 255, (n >> 16) & 255]);
+/**
+ * Compressed-protocol packet: comp_len:u24 comp_seq:u8 uncomp_len:u24 payload. With `deflate` the
+ * payload is a zlib stream of `inner` (uncomp_len = its length; level 0 makes stored blocks), else
+ * `inner` as is (uncomp_len 0).
+ */
+export function cpkt(seq: number, inner: Buffer, deflate: boolean, level = 6): Buffer {
+  const payload = deflate ? zlib.deflateSync(inner, { level }) : inner;
+  return B(u24(payload.length), [seq], u24(deflate ? inner.length : 0), payload);
+}
+/** A compressed packet whose payload is a zstd frame standing for `inner` (magic 28 b5 2f fd; not a real frame). */
+export function zstdPkt(seq: number, inner: Buffer): Buffer {
+  const payload = B([0x28, 0xb5, 0x2f, 0xfd], Buffer.alloc(Math.max(8, inner.length >> 1), 0x11));
+  return B(u24(payload.length), [seq], u24(inner.length), payload);
 }
