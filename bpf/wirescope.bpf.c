@@ -80,6 +80,9 @@ struct conn_info {
 	__u8 flags;
 	__u8 tls_lib;      /* enum ws_tls_lib once flags has WS_CONN_F_TLS */
 	__u8 shed;         /* enum ws_shed_reason: not observed (0 = observed) */
+	__u8 turns;        /* request/response turns are clean boundaries (user space followed its
+			    * framing: it had a copy policy); last_dir: direction of its last call */
+	__u8 last_dir;
 	__u16 sample_level; /* the level it was decided under */
 	__u32 win_calls;   /* fairness: data calls and copied bytes since win_start */
 	__u64 win_start;
@@ -630,6 +633,64 @@ static __always_inline int charge(struct conn_info *ci, __u32 tgid, __u32 fd, __
 	return 0;
 }
 
+/*
+ * Re-decision at a clean boundary. A connection whose turns are clean (request, then response,
+ * no pipelining: an HTTP/1.1 connection user space follows) and that was decided under another
+ * level than the one in force now is decided again when a new request starts: on the server's
+ * side a read after a write, on the client's a write after a read. So a change of level reaches
+ * long-lived keep-alive connections too, never inside a request:
+ *   observed -> shed:     a close with WS_CONN_F_SHED (budget);
+ *   -> observed:          an open of the same conn_key with the new level, its seq from 0 again
+ *                         (a new byte stream that starts with a request, as after a TLS open).
+ * Connections shed for a flood stay shed.
+ */
+static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
+{
+	__u8 last = ci->last_dir;
+	ci->last_dir = dir;
+	if (!ci->turns || !last || last == dir)
+		return;
+	if (!((ci->role == WS_ROLE_SERVER && dir == WS_DIR_INGRESS) || (ci->role == WS_ROLE_CLIENT && dir == WS_DIR_EGRESS)))
+		return;
+	if (ci->shed == WS_SHED_CONN_FLOOD || ci->shed == WS_SHED_PROC_FLOOD)
+		return;
+	struct ws_shed_cfg *cfg = get_shed_cfg();
+	__u32 level = cfg ? (cfg->sample_level > WS_SAMPLE_ONE ? WS_SAMPLE_ONE : cfg->sample_level) : WS_SAMPLE_ONE;
+	if (level == ci->sample_level)
+		return;
+	struct sock *sk = tcp_sock_of_fd(fd);
+	struct scratch *sc = get_scratch();
+	if (!sk || !sc)
+		return;
+	struct ws_conn_event *ev = (struct ws_conn_event *)&sc->ev;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	fill_hdr(&ev->hdr, WS_EV_OPEN, ci->conn_key);
+	read_addrs(sk, ev);
+	__u8 shed = decide(ev, tgid);
+	__u8 was = ci->shed;
+	ci->sample_level = ev->sample_level;
+	ci->shed = shed;
+	if (shed) {
+		shed_count(shed, 1);
+		if (was)
+			return;
+		close_event(ev, ci, fd, 0);
+		ev->flags |= WS_CONN_F_SHED;
+		ev->shed = shed;
+	} else {
+		ci->seq[0] = 0;
+		ci->seq[1] = 0;
+		ev->role = ci->role;
+		ev->flags = ci->flags;
+		ev->tls_lib = ci->tls_lib;
+		ev->fd = fd;
+		ev->cgroup_id = bpf_get_current_cgroup_id();
+		leader_comm(ev->comm);
+	}
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_FORCE_WAKEUP))
+		count_drop(WS_DROP_RINGBUF_FULL);
+}
+
 /* ---- data path ---- */
 
 struct iovec_user {
@@ -740,13 +801,17 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 		__sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 		return;
 	}
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
+	if (pol && pol->head)
+		ci->turns = 1;
+	redecide(ci, tgid, fd, dir);
 	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 	/* what this call would copy: the per-call limit, or head + tail under a copy policy */
 	__u64 copy = total > max_bytes_per_call ? max_bytes_per_call : total;
-	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
 	if (pol && pol->head && (__u64)pol->head + pol->tail < copy)
 		copy = (__u64)pol->head + pol->tail;
-	if (!charge(ci, bpf_get_current_pid_tgid() >> 32, fd, copy, total))
+	if (!charge(ci, tgid, fd, copy, total))
 		return;
 	struct scratch *sc = get_scratch();
 	if (!sc) {

@@ -4,7 +4,8 @@
 //     requests in InfluxDB, scaled by the fraction, are within ±5 % of what was sent; the series
 //     say they are sampled, and the shed connections are counted;
 //   - fairness: random bytes flooding a sink on loopback next to the keep-alive traffic: the flood
-//     connection is shed (counted), every normal request is still recorded exactly, unsampled.
+//     connection is shed (counted), every normal request is still recorded exactly, unsampled;
+//   - re-decision: a new level reaches long-lived keep-alive connections between two requests.
 // Each test asserts what was recorded, never how fast; waits are bounded conditions.
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { execFile } from "node:child_process";
 import http from "node:http";
 import { promisify } from "node:util";
 import { ProbeService, createClient } from "@wirescope/common";
+import { EbpfSource, EMPTY_FILTER } from "@wirescope/probe";
 import { startNats, startInflux, freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-helpers.js";
 import { startParser, parserStatus } from "./parser-support.js";
@@ -187,4 +189,71 @@ test("overload: a flood of random bytes on one connection is shed (counted); eve
   assert.deepEqual(lost, [], "nothing lost");
   const ps = await parserStatus(bed.parser);
   assert.ok((ps.counters["conns_shed_by_probe.conn_flood"] ?? 0) >= 1, `the parser heard of the shed connection: ${JSON.stringify(ps.counters)}`);
+});
+
+test("overload: a new level reaches keep-alive connections at a request boundary: shed or re-opened between two requests, never inside one", { timeout: 90_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const server = await runChild("redecide-server", SERVER);
+  t.after(() => server.kill());
+  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const src = new EbpfSource({ mountTracefs: true, filter: { ...EMPTY_FILTER, allowPorts: [port] } });
+  const fairness = { ringbufPct: 0, intervalMs: 1000, connBytes: 0, connCalls: 0, procBytes: 0 };
+  src.setShedConfig({ sampleFraction: 1, ...fairness });
+  // per connection end: what it went through, and the first bytes of each of its streams (the
+  // data at seq 0 of each direction: every open starts a stream at 0)
+  type End = { role: number; ours: boolean; steps: string[]; startIngress: string[]; startEgress: string[] };
+  const ends = new Map<bigint, End>();
+  const ac = new AbortController();
+  const done = src.run((b) => {
+    for (const c of b.conns) {
+      let e = ends.get(c.connKey);
+      // the filter lets through any socket with this port at either end: ours are h2load's to the server
+      const ours = c.localAddress === "127.0.0.1" && c.remoteAddress === "127.0.0.1" && (c.role === 2 ? c.localPort : c.remotePort) === port;
+      if (!e) ends.set(c.connKey, (e = { role: c.role, ours, steps: [], startIngress: [], startEgress: [] }));
+      if (c.kind === "open") {
+        e.steps.push(`open ${c.observedFraction}`);
+        // what the trimmer does for a followed HTTP/1.1 connection: its turns become boundaries
+        src.setCopyPolicy(c.connKey, 16 * 1024, 256);
+      } else e.steps.push(c.shed ? `shed ${c.shed}` : "close");
+    }
+    for (const d of b.data) {
+      const e = ends.get(d.connKey);
+      if (e && d.seq === 0n) (d.direction === 2 ? e.startIngress : e.startEgress).push(Buffer.from(d.payload.subarray(0, 4)).toString("latin1"));
+    }
+  }, ac.signal);
+  t.after(() => (ac.abort(), done));
+  // 8 keep-alive connections, 20 requests/s each, for 9 s: the level goes 1 -> 0.5 -> 1 meanwhile
+  const load = run("h2load", ["--h1", "-c", "8", "--rps", "20", "-D", "9", `http://127.0.0.1:${port}/load`], { timeout: 60_000 });
+  await new Promise((r) => setTimeout(r, 3000));
+  src.setShedConfig({ sampleFraction: 0.5, ...fairness });
+  await new Promise((r) => setTimeout(r, 3000));
+  src.setShedConfig({ sampleFraction: 1, ...fairness });
+  const { stdout } = await load;
+  assert.match(stdout, /requests: \d+ total, \d+ started, (\d+) done, \1 succeeded/, stdout);
+  await new Promise((r) => setTimeout(r, 500));
+  const mine = [...ends.values()].filter((e) => e.ours && e.steps[0] === "open 1");
+  const servers = mine.filter((e) => e.role === 2);
+  const clients = mine.filter((e) => e.role === 1);
+  t.diagnostic(`server ends: ${servers.map((e) => e.steps.join(",")).join(" | ")}`);
+  assert.equal(servers.length, 8, "h2load's 8 connections at the server");
+  assert.equal(clients.length, 8, "and at the client");
+  for (const side of [servers, clients]) {
+    const shed = side.filter((e) => e.steps.includes("shed budget"));
+    // half of them, +-1 (systematic per process; the second end follows the first)
+    assert.ok(shed.length >= 3 && shed.length <= 5, `shed at 0.5: ${shed.length} of 8: ${side.map((e) => e.steps.join(",")).join(" | ")}`);
+    for (const e of side) {
+      const kept = !e.steps.includes("shed budget");
+      // observed -> shed -> observed again, or observed throughout with its level stated each time
+      assert.deepEqual(e.steps.slice(0, 3), kept ? ["open 1", "open 0.5", "open 1"] : ["open 1", "shed budget", "open 1"], e.steps.join(","));
+    }
+  }
+  // every stream given to user space starts at a request: the server reads "GET " at seq 0, the
+  // client writes it; a response never comes first, and each open has its stream
+  for (const e of mine) {
+    const opens = e.steps.filter((x) => x.startsWith("open")).length;
+    const requests = e.role === 2 ? e.startIngress : e.startEgress;
+    const responses = e.role === 2 ? e.startEgress : e.startIngress;
+    assert.deepEqual(requests, Array(opens).fill("GET "), `${e.role === 2 ? "server" : "client"} end, ${e.steps.join(",")}`);
+    assert.deepEqual(responses, Array(opens).fill("HTTP"), `${e.role === 2 ? "server" : "client"} end, ${e.steps.join(",")}`);
+  }
 });
