@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner } from "./support/index.js";
+import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -47,8 +47,10 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
   const base = await freeBase();
   const dp = demoPorts(base);
   const influxUrl = `http://127.0.0.1:${p.influx}`;
+  // A collector for the aggregator's OTLP export (`up --otlp-endpoint`).
+  const collector = await otlpReceiver();
   const args = ["start", "--", ...stackArgs(dataDir, p),
-    "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS)];
+    "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS), "--otlp-endpoint", collector.url];
   const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -161,6 +163,17 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     assert.ok(checked.length >= 25, `${checked.length} dashboard queries`);
     await checkAlertQueries(influxRunner(influxUrl, "wirescope", auth), Date.now());
 
+    // The same trace reached the OTLP collector, span for span, with the same parents.
+    const inInflux = await rows(influxUrl, `SELECT span_id, parent_span_id FROM spans WHERE trace_id = '${String(whole.trace_id)}' GROUP BY service, kind`);
+    await waitFor(() => inInflux.every((s) => collector.spans.some((o) => o.spanId === s.span_id)), { timeoutMs: 30_000, intervalMs: 500, what: "the trace at the OTLP collector" });
+    for (const s of inInflux) {
+      const o = collector.spans.find((x) => x.spanId === s.span_id)!;
+      assert.equal(o.traceId, whole.trace_id);
+      assert.equal(o.parentSpanId, s.parent_span_id, `${String(s.service)} ${String(s.kind)}: parent`);
+      assert.equal(o.service, s.service);
+    }
+    assert.ok(inInflux.length >= 8, `${inInflux.length} spans from the load generator to the database`);
+
     // The pipeline reports no drops.
     const [pl] = await rows(influxUrl, `SELECT sum(*) FROM pipeline`);
     const drops = Object.entries(pl ?? {}).filter(([k, v]) => k.startsWith("sum_drops_") && Number(v) > 0);
@@ -185,5 +198,6 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
   } finally {
     if (npm.exitCode === null) process.kill(-npm.pid!, "SIGINT");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    await collector.close();
   }
 });

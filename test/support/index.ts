@@ -3,3 +3,4 @@ export * from "./servers.js";
 export * from "./stack.js";
 export * from "./records-fixture.js";
 export * from "./dashboards.js";
+export * from "./otlp-receiver.js";
