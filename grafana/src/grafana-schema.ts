@@ -80,14 +80,13 @@ function generator(types: Record<string, string>): (alias: string, dataquery?: o
 
 export interface GrafanaSchemas {
   dashboard: ValidateFunction;
-  alertRule: ValidateFunction;
   panelOptions: Map<string, ValidateFunction>;
   panelFieldConfig: Map<string, ValidateFunction>;
 }
 
 /** Builds the validators (a few seconds: the SDK's .d.ts files are parsed once). */
 export function grafanaSchemas(): GrafanaSchemas {
-  const types: Record<string, string> = { WsDashboard: "dashboard/types.gen.d.ts#Dashboard", WsAlertRule: "alerting/types.gen.d.ts#Rule" };
+  const types: Record<string, string> = { WsDashboard: "dashboard/types.gen.d.ts#Dashboard" };
   for (const [plugin, mod] of Object.entries(PANEL_OPTION_MODULES)) {
     types[`Ws${plugin}Options`] = `${mod}/types.gen.d.ts#Options`;
     if (FIELD_CONFIG.has(plugin)) types[`Ws${plugin}FieldConfig`] = `${mod}/types.gen.d.ts#FieldConfig`;
@@ -100,7 +99,13 @@ export function grafanaSchemas(): GrafanaSchemas {
     panelOptions.set(plugin, ajv.compile(schema(`Ws${plugin}Options`)));
     if (FIELD_CONFIG.has(plugin)) panelFieldConfig.set(plugin, ajv.compile(schema(`Ws${plugin}FieldConfig`)));
   }
-  return { dashboard: ajv.compile(schema("WsDashboard")), alertRule: ajv.compile(schema("WsAlertRule", ALERT_MODEL)), panelOptions, panelFieldConfig };
+  return { dashboard: ajv.compile(schema("WsDashboard")), panelOptions, panelFieldConfig };
+}
+
+/** Grafana's alert rule (the provisioning API's shape) as a validator. */
+export function alertRuleSchema(): ValidateFunction {
+  const schema = generator({ WsAlertRule: "alerting/types.gen.d.ts#Rule" });
+  return new Ajv({ allErrors: true, strict: false }).compile(schema("WsAlertRule", ALERT_MODEL));
 }
 
 /** Ajv's errors, one line each (anyOf branches reduced to their most specific messages). */

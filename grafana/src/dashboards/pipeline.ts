@@ -40,6 +40,13 @@ export function spanVolume(): Panel {
   });
 }
 
+/** OTLP span export (`--otlp-endpoint`; zeros when it is off): sent, waiting, lost. */
+export function otlpExport(): Panel {
+  return panel("timeseries", "OTLP span export", [target(`SELECT sum("otlp_spans_exported") AS "exported", max("otlp_queued") AS "queued", sum("drops_otlp_queue_full") + sum("drops_otlp_failed") + sum("drops_otlp_rejected") AS "dropped", sum("otlp_export_errors") AS "failed requests" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`)], {
+    fieldConfig: unit("short"),
+  });
+}
+
 export function pipelineHealth(): Dashboard {
-  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume()], ["pipeline"]);
+  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume(), otlpExport()], ["pipeline"]);
 }
