@@ -38,7 +38,8 @@
 //   bytewise   every step one byte per chunk (also through detection, unless options.detect is false)
 //   truncated  the input cut at every byte boundary, then close: no trap, valid records
 //   gapped     at every byte boundary the rest of the step replaced by a gap: no trap, valid records
-//   resync     (vectors with options.resync {steps, tail}) at every byte of steps 0..steps-1: the
+//   resync     (vectors with options.resync {steps, tail, from}) at every byte of steps
+//              from..steps-1 (from defaults to 0): the
 //              rest of the step lost (gap of its length, and of unknown length), or 5 bytes lost
 //              and the rest delivered. The last `tail` records must match exactly; every earlier
 //              record must match an expected one, or be incomplete with the operation and
@@ -67,7 +68,15 @@ export interface VectorOptions {
    * Resynchronisation: whatever is lost in steps 0..steps-1, or wherever the capture starts in
    * them, the last `tail` expected records come out exactly (modes `resync` and `midstream`).
    */
-  resync?: { steps: number; tail: number };
+  resync?: {
+    steps: number;
+    tail: number;
+    /**
+     * First step where bytes are lost or the capture starts (default 0): state set up before it
+     * (e.g. a login that negotiates compression) is always seen.
+     */
+    from?: number;
+  };
 }
 
 export interface Vector {
@@ -350,7 +359,7 @@ export function runVector(registry: PluginRegistry, plugin: string, v: Vector, m
   if (mode === "resync" || mode === "midstream") {
     const rs = v.options.resync;
     if (!rs) return;
-    for (let si = 0; si < rs.steps && si < base.length; si++) {
+    for (let si = rs.from ?? 0; si < rs.steps && si < base.length; si++) {
       const c = base[si]![0]!;
       if (!c.bytes) continue;
       const b = c.bytes;
