@@ -61,6 +61,8 @@ const c = net.connect(port, "127.0.0.1", async () => {
 
 interface Bed {
   port: number;
+  /** The probe's Prometheus /metrics text. */
+  metrics(): Promise<string>;
   probeCounters(): Promise<Record<string, number>>;
   parser: Awaited<ReturnType<typeof startParser>>;
   influxUrl: string;
@@ -85,7 +87,8 @@ async function pipeline(t: TestContext, probeArgs: (serverPort: number) => Promi
   t.after(() => agg.stop());
   const dir = tempDir("wirescope-overload-");
   const grpcPort = await freePort();
-  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port), ...(await probeArgs(port))]);
+  const metricsPort = await freePort();
+  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port), "--metrics-port", String(metricsPort), ...(await probeArgs(port))]);
   t.after(() => probe.stop());
   const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
   t.after(() => ctl.close());
@@ -100,7 +103,8 @@ async function pipeline(t: TestContext, probeArgs: (serverPort: number) => Promi
     },
     { timeoutMs: 30_000, intervalMs: 500, what: "a warm-up request recorded" },
   );
-  return { port, probeCounters, parser, influxUrl, children: [server] };
+  const metrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return { port, metrics, probeCounters, parser, influxUrl, children: [server] };
 }
 
 /** Requests to /load recorded in InfluxDB per role, waiting until both settle (bounded). */
@@ -187,6 +191,11 @@ test("overload: a flood of random bytes on one connection is shed (counted); eve
   assert.ok(d("shed_bytes.conn_flood") > floodBytes / 2, `most of the flood was not copied: ${d("shed_bytes.conn_flood")} of ${floodBytes}`);
   const lost = Object.entries(after).filter(([k, v]) => /^drops\./.test(k) && v > (before[k] ?? 0));
   assert.deepEqual(lost, [], "nothing lost");
+  // the same counters in Prometheus
+  const prom = await bed.metrics();
+  const shedSeries = /^wirescope_shed_connections_total\{[^}]*key="conn_flood"[^}]*\} (\d+)/m.exec(prom);
+  assert.ok(shedSeries && Number(shedSeries[1]) >= 1, `wirescope_shed_connections_total{key="conn_flood"} in /metrics: ${prom.split("\n").filter((l) => l.includes("shed")).join("\n")}`);
+  assert.match(prom, /^wirescope_sample_fraction\{[^}]*\} 1$/m);
   const ps = await parserStatus(bed.parser);
   assert.ok((ps.counters["conns_shed_by_probe.conn_flood"] ?? 0) >= 1, `the parser heard of the shed connection: ${JSON.stringify(ps.counters)}`);
 });

@@ -19,7 +19,8 @@ describe("SamplingController", () => {
   it("cuts in proportion to the excess, then holds inside the band instead of oscillating", () => {
     const c = new SamplingController({ budgetMillicores: 500 });
     const levels = simulate(c, 1000, 60); // twice the budget
-    assert.ok(levels[0]! <= 0.5 + 1e-9, `first cut ${levels[0]}`);
+    assert.equal(levels[0], 1, "one tick over budget is not yet load");
+    assert.ok(levels[1]! <= 0.5 + 1e-9, `first cut ${levels[1]}`);
     // settled: within the hysteresis band (CPU between lowWater * budget and budget)
     const tail = levels.slice(20);
     for (const l of tail) assert.ok(1000 * l <= 500 + 1e-6 && 1000 * l >= 0.6 * 500 / 1.25 - 1e-6, `level ${l}`);
@@ -30,6 +31,7 @@ describe("SamplingController", () => {
   it("raises only after holdTicks calm ticks, and never above 1", () => {
     const c = new SamplingController({ budgetMillicores: 500, holdTicks: 3 });
     c.update({ cpuMillicores: 2000, ringFill: 0, lost: 0 });
+    c.update({ cpuMillicores: 2000, ringFill: 0, lost: 0 });
     const cut = c.level;
     assert.ok(cut < 1);
     c.update({ cpuMillicores: 10, ringFill: 0, lost: 0 });
@@ -39,6 +41,18 @@ describe("SamplingController", () => {
     assert.ok(c.level > cut, "third calm tick: raised");
     for (let i = 0; i < 100; i++) c.update({ cpuMillicores: 10, ringFill: 0, lost: 0 });
     assert.equal(c.level, 1);
+  });
+
+  it("a spike of one tick does not cut; two in a row do", () => {
+    const c = new SamplingController({ budgetMillicores: 500 });
+    for (let i = 0; i < 10; i++) {
+      c.update({ cpuMillicores: 3000, ringFill: 0, lost: 0 });
+      c.update({ cpuMillicores: 100, ringFill: 0, lost: 0 });
+    }
+    assert.equal(c.level, 1);
+    c.update({ cpuMillicores: 3000, ringFill: 0, lost: 0 });
+    c.update({ cpuMillicores: 3000, ringFill: 0, lost: 0 });
+    assert.ok(c.level < 1);
   });
 
   it("loss or a filling ring cuts even when the CPU is under budget; never below min", () => {

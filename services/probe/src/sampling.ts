@@ -4,8 +4,9 @@
 // level it returns into the kernel (bpf/wirescope.h ws_shed_cfg.sample_level).
 //
 //   level
-//     1 ┤────────╮                 ╭──────   over budget (CPU, ring, loss): cut at once, in
-//       │        ╰─╮             ╭─╯         proportion to the excess;
+//     1 ┤────────╮                 ╭──────   loss or a filling ring: cut at once; CPU over
+//       │        ╰─╮             ╭─╯         budget two ticks in a row: cut, in proportion to
+//       │          │             │           the excess (one tick's spike, GC or start-up, is not load);
 //       │          ╰───────────╮╭╯           under `lowWater` of the budget for `holdTicks`
 //   min ┤                      ╰╯            ticks in a row: raise by `raise`; in between: hold.
 //       └─────────────────────────────────▶ ticks
@@ -29,6 +30,8 @@ export interface SamplingOptions {
   ringHigh: number;
   /** Cut at most to this factor of the level per tick (a spike of one tick does not go to min). */
   maxCut: number;
+  /** CPU over budget this many ticks in a row before a cut (loss and ring fill cut at once). */
+  overTicks: number;
 }
 
 export const SAMPLING_DEFAULTS: SamplingOptions = {
@@ -39,6 +42,7 @@ export const SAMPLING_DEFAULTS: SamplingOptions = {
   raise: 1.25,
   ringHigh: 0.5,
   maxCut: 0.25,
+  overTicks: 2,
 };
 
 /** One tick's measurements. */
@@ -55,6 +59,7 @@ export class SamplingController {
   readonly o: SamplingOptions;
   private lvl = 1;
   private calm = 0;
+  private hot = 0;
   /** Ticks spent over budget, and raises/cuts made (for status). */
   readonly stats = { overTicks: 0, cuts: 0, raises: 0 };
 
@@ -69,7 +74,10 @@ export class SamplingController {
   /** Takes one tick's measurements; returns the level to apply. */
   update(m: SamplingInput): number {
     const { budgetMillicores: budget, min } = this.o;
-    const over = m.cpuMillicores > budget || m.ringFill > this.o.ringHigh || m.lost > 0;
+    const pressed = m.ringFill > this.o.ringHigh || m.lost > 0;
+    this.hot = m.cpuMillicores > budget ? this.hot + 1 : 0;
+    const over = pressed || this.hot >= this.o.overTicks;
+    if (pressed || this.hot > 0) this.calm = 0;
     if (over) {
       this.stats.overTicks++;
       this.calm = 0;
