@@ -113,7 +113,7 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
   it("the trace view's query returns Grafana's trace frame for a demo trace, linked from the load generator to the database", async () => {
     const r = await run(interpolate(TRACE_FRAME_QUERY, { ...range, intervalMs: WINDOW, vars: { trace_id: traceId } }));
     const cols = r.series![0]!.columns;
-    for (const c of ["traceID", "spanID", "parentSpanID", "serviceName", "operationName", "startTime", "duration", "tags"]) assert.ok(cols.includes(c), `${c} in ${cols.join(", ")}`);
+    for (const c of ["traceID", "spanID", "parentSpanID", "serviceName", "serviceTags", "operationName", "startTime", "duration", "tags"]) assert.ok(cols.includes(c), `${c} in ${cols.join(", ")}`);
     const spans = resultRows(r);
     const byId = new Map(spans.map((s) => [s.spanID, s]));
     const roots = spans.filter((s) => s.parentSpanID === "");
@@ -126,6 +126,7 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
       assert.ok(Number(s.duration) > 0);
       const tags = JSON.parse(String(s.tags)) as { key: string; value: unknown }[];
       assert.ok(tags.some((t) => t.key === "network.protocol.name"), String(s.tags));
+      assert.deepEqual(JSON.parse(String(s.serviceTags)), [{ key: "service.name", value: s.serviceName }, { key: "host.name", value: "vm" }]);
     }
     // The database span's ancestry, by service: server(db) ← client(orders) ← server(orders) ← ... ← client(loadgen).
     const db = spans.find((s) => s.serviceName === S.mariadb)!;

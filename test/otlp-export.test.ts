@@ -69,7 +69,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
         assert.equal(o.error, i.error);
         assert.ok(Math.abs(Number(o.startNs / 1000n) / 1000 - Number(i.start_ms)) < 0.002, "start");
         assert.ok(Math.abs(Number(o.endNs - o.startNs) / 1e6 - Number(i.duration_ms)) < 0.002, `duration ${o.endNs - o.startNs} ns, ${String(i.duration_ms)} ms`);
-        const tags = Object.fromEntries((JSON.parse(String(i.tags)) as { key: string; value: unknown }[]).filter((t) => t.key !== "host.name").map((t) => [t.key, t.value]));
+        const tags = Object.fromEntries((JSON.parse(String(i.tags)) as { key: string; value: unknown }[]).map((t) => [t.key, t.value]));
         const attrs = Object.fromEntries(Object.entries(o.attributes).map(([k, v]) => [k, typeof v === "bigint" ? Number(v) : v]));
         assert.deepEqual(attrs, tags, `attributes of ${o.service} ${o.name}`);
       }

@@ -12,10 +12,10 @@ const traceLinks = () => ({
 
 /**
  * The trace view: the columns of the data frame Grafana's traces panel renders (traceID, spanID,
- * parentSpanID, serviceName, operationName, startTime and duration in ms, tags as a JSON array of
- * {key, value}, parsed by the convertFieldType transformation).
+ * parentSpanID, serviceName, serviceTags, operationName, startTime and duration in ms; tags and
+ * serviceTags as JSON arrays of {key, value}, parsed by the convertFieldType transformation).
  */
-export const TRACE_FRAME_QUERY = `SELECT "trace_id" AS "traceID", "span_id" AS "spanID", "parent_span_id" AS "parentSpanID", "service" AS "serviceName", "name" AS "operationName", "start_ms" AS "startTime", "duration_ms" AS "duration", "tags" AS "tags", "kind" AS "kind" FROM "spans" WHERE "trace_id" = '$trace_id' AND $timeFilter`;
+export const TRACE_FRAME_QUERY = `SELECT "trace_id" AS "traceID", "span_id" AS "spanID", "parent_span_id" AS "parentSpanID", "service" AS "serviceName", "service_tags" AS "serviceTags", "name" AS "operationName", "start_ms" AS "startTime", "duration_ms" AS "duration", "tags" AS "tags", "kind" AS "kind" FROM "spans" WHERE "trace_id" = '$trace_id' AND $timeFilter`;
 
 export function traceView(): Panel {
   return panel("traces", "Trace view $trace_id", [target(TRACE_FRAME_QUERY, "table")], {
@@ -23,7 +23,10 @@ export function traceView(): Panel {
     h: 14,
     transformations: [
       { id: "organize", options: { excludeByName: { Time: true } } },
-      { id: "convertFieldType", options: { conversions: [{ targetField: "tags", destinationType: "other" }], fields: {} } },
+      { id: "convertFieldType", options: { conversions: [
+          { targetField: "tags", destinationType: "other" },
+          { targetField: "serviceTags", destinationType: "other" },
+        ], fields: {} } },
     ],
   });
 }

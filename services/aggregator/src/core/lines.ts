@@ -4,7 +4,7 @@
 import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
 import type { SpanRec } from "./spans.js";
 import { cumulative, LE_TAGS } from "./histogram.js";
-import { spanTagsJson } from "./span-attributes.js";
+import { spanTagsJson, serviceTagsJson } from "./span-attributes.js";
 import type { LatencyStats } from "./stats.js";
 
 /** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
@@ -133,8 +133,8 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     if (s.requestBytes) f += `,request_bytes=${s.requestBytes}i`;
     if (s.responseBytes) f += `,response_bytes=${s.responseBytes}i`;
     if (s.incomplete) f += `,incomplete=true`;
-    // start_ms and tags: what Grafana's trace view needs as columns (startTime, tags).
-    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))}`;
+    // start_ms, tags and service_tags: what Grafana's trace view needs as columns (startTime, tags, serviceTags).
+    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))},service_tags=${escStr(serviceTagsJson(s))}`;
     out.push(`spans,${tags} ${f} ${ts}`);
   }
 }

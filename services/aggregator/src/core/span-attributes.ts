@@ -58,11 +58,22 @@ export function spanAttributes(s: SpanRec): [string, AttributeValue][] {
   if (s.error) a.push(["error.type", s.status !== undefined ? String(s.status) : "error"]);
   if (s.incomplete) a.push(["wirescope.incomplete", true]);
   if (s.linkedBy) a.push(["wirescope.linked_by", s.linkedBy]);
-  if (s.node) a.push(["host.name", s.node]);
   return a;
 }
 
+/** What the span's process is: OpenTelemetry resource attributes (OTLP's Resource, Grafana's serviceTags). */
+export function resourceAttributes(service: string, node: string): [string, AttributeValue][] {
+  return node ? [["service.name", service], ["host.name", node]] : [["service.name", service]];
+}
+
+const asJson = (a: [string, AttributeValue][]) => JSON.stringify(a.map(([key, value]) => ({ key, value })));
+
 /** The attributes as Grafana's trace view reads a span's `tags`: a JSON array of {key, value}. */
 export function spanTagsJson(s: SpanRec): string {
-  return JSON.stringify(spanAttributes(s).map(([key, value]) => ({ key, value })));
+  return asJson(spanAttributes(s));
+}
+
+/** The resource attributes as Grafana's trace view reads a span's `serviceTags`. */
+export function serviceTagsJson(s: SpanRec): string {
+  return asJson(resourceAttributes(s.service, s.node));
 }

@@ -13,7 +13,7 @@ import { ExportTraceServiceRequestSchema } from "@wirescope/common/gen/opentelem
 import { ResourceSpansSchema, InstrumentationLibrarySpansSchema, SpanSchema, StatusSchema, Span_SpanKind, Status_StatusCode, type Span } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
 import { KeyValueSchema, AnyValueSchema, InstrumentationLibrarySchema, type KeyValue } from "@wirescope/common/gen/opentelemetry/proto/common/v1/common_pb";
 import { ResourceSchema } from "@wirescope/common/gen/opentelemetry/proto/resource/v1/resource_pb";
-import { spanAttributes, type AttributeValue } from "../core/span-attributes.js";
+import { spanAttributes, resourceAttributes, type AttributeValue } from "../core/span-attributes.js";
 import type { SpanRec } from "../core/spans.js";
 
 export const INSTRUMENTATION = { name: "wirescope", version: "0.1.0" };
@@ -47,7 +47,7 @@ export function otlpSpan(s: SpanRec): Span {
     kind: s.kind === "server" ? Span_SpanKind.SERVER : Span_SpanKind.CLIENT,
     startTimeUnixNano: s.startNs,
     endTimeUnixNano: s.startNs + BigInt(Math.round(s.durationMs * 1e6)),
-    attributes: spanAttributes(s).filter(([k]) => k !== "host.name").map(([k, v]) => keyValue(k, v)),
+    attributes: spanAttributes(s).map(([k, v]) => keyValue(k, v)),
     status: create(StatusSchema, { code: s.error ? Status_StatusCode.ERROR : Status_StatusCode.UNSET }),
   });
 }
@@ -70,7 +70,7 @@ export function encodeExportReference(spans: readonly SpanRec[]): Uint8Array {
   const req = create(ExportTraceServiceRequestSchema, {
     resourceSpans: groups.map((g) =>
       create(ResourceSpansSchema, {
-        resource: { attributes: [keyValue("service.name", g.service), ...(g.node ? [keyValue("host.name", g.node)] : [])] },
+        resource: { attributes: resourceAttributes(g.service, g.node).map(([k, v]) => keyValue(k, v)) },
         instrumentationLibrarySpans: [create(InstrumentationLibrarySpansSchema, { instrumentationLibrary: INSTRUMENTATION, spans: g.spans })],
       }),
     ),
@@ -134,7 +134,7 @@ function writeSpan(w: BinaryWriter, s: SpanRec): void {
   w.tag(f.kind, WireType.Varint).int32(s.kind === "server" ? Span_SpanKind.SERVER : Span_SpanKind.CLIENT);
   w.tag(f.start, WireType.Bit64).fixed64(s.startNs);
   w.tag(f.end, WireType.Bit64).fixed64(s.startNs + BigInt(Math.round(s.durationMs * 1e6)));
-  for (const [k, v] of spanAttributes(s)) if (k !== "host.name") writeKeyValue(w, f.attributes, k, v);
+  for (const [k, v] of spanAttributes(s)) writeKeyValue(w, f.attributes, k, v);
   w.tag(f.status, WireType.LengthDelimited).fork();
   if (s.error) w.tag(F.status.code, WireType.Varint).int32(Status_StatusCode.ERROR);
   w.join();
@@ -147,8 +147,7 @@ export function encodeExport(spans: readonly SpanRec[]): Uint8Array {
   for (const g of byResource(spans, (s) => s)) {
     w.tag(F.req.resourceSpans, WireType.LengthDelimited).fork();
     w.tag(F.rs.resource, WireType.LengthDelimited).fork();
-    writeKeyValue(w, F.res.attributes, "service.name", g.service);
-    if (g.node) writeKeyValue(w, F.res.attributes, "host.name", g.node);
+    for (const [k, v] of resourceAttributes(g.service, g.node)) writeKeyValue(w, F.res.attributes, k, v);
     w.join();
     w.tag(F.rs.librarySpans, WireType.LengthDelimited).fork();
     w.tag(F.ils.library, WireType.LengthDelimited).fork();
