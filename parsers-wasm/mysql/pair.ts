@@ -63,6 +63,8 @@ export class MysqlConnection extends Connection {
    * COM_QUERY then says by its shape, see looksLikeAttributes)
    */
   queryAttrs: i32 = -1;
+  /** the server's greeting was seen (serverCaps are its capabilities, not a guess) */
+  private greeted: bool = false;
   /** the server direction lost sync: drop its bytes until a command is sent */
   private serverLost: bool = false;
   /** the client direction lost sync: drop chunks until one starts with a plausible command */
@@ -261,7 +263,10 @@ export class MysqlConnection extends Connection {
     t.reqBytes = 4 + <i64>k.len;
     t.nextSeq = (k.seq + 1) & 0xff;
     this.clientCaps = l.caps;
-    this.queryAttrs = (l.caps & this.serverCaps & CLIENT_QUERY_ATTRIBUTES) != 0 ? 1 : 0;
+    // Clients may claim query attributes whatever the server offers (mysql2 does, to MariaDB):
+    // without the greeting the claim alone decides nothing, each COM_QUERY says by its shape.
+    if (!this.greeted) this.queryAttrs = -1;
+    else this.queryAttrs = (l.caps & this.serverCaps & CLIENT_QUERY_ATTRIBUTES) != 0 ? 1 : 0;
     this.eofMode = (l.caps & this.serverCaps & CLIENT_DEPRECATE_EOF) != 0 ? 0 : 1;
     this.phase = Phase.Command;
     if (l.ssl) {
@@ -406,6 +411,7 @@ export class MysqlConnection extends Connection {
         const g = readGreeting(k.ptr, k.avail);
         if (g !== null) {
           this.serverCaps = g.caps;
+          this.greeted = true;
           this.serverVersion = g.version;
           this.phase = Phase.AwaitLogin;
           return;

@@ -427,6 +427,22 @@ const mysql8 = [
     { resync: { steps: 2, tail: 3 } },
   ),
   vec(
+    "picked up after the greeting: a client claiming CLIENT_QUERY_ATTRIBUTES to a server that did not offer it sends text",
+    [
+      c(pkt(1, login(caps8, "app", Buffer.alloc(20, 7), "shop", "mysql_native_password"))),
+      s(pkt(2, ok())),
+      c(pkt(0, B([3], "SELECT 1"))),
+      s(rows1()),
+      c(pkt(0, B([3], "SELECT name FROM t WHERE id = 3"))),
+      s(rows1()),
+    ],
+    [
+      { operation: "LOGIN", status: 0 },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "db.query.text": "SELECT 1" } },
+      { operation: "COM_QUERY", resource: "SELECT name FROM t WHERE id = ?", status: 0, attributes: { "db.query.text": "SELECT name FROM t WHERE id = 3" } },
+    ],
+  ),
+  vec(
     "a query text that looks like an attribute header on a connection without CLIENT_QUERY_ATTRIBUTES stays text",
     [
       s(pkt(0, greeting(V, BASE_CAPS | CLIENT_DEPRECATE_EOF, "mysql_native_password"))),
