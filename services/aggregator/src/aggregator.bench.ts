@@ -74,13 +74,15 @@ interface Row {
   seconds: number;
   cpuSeconds: number;
   lines: number;
+  /** Counters worth a look (drops that moved, spans linked). */
+  note?: string;
 }
 const results: Row[] = [];
 
 function report(r: Row) {
   results.push(r);
   const rps = r.records / r.seconds;
-  console.log(`${r.stage.padEnd(44)} ${String(r.records).padStart(8)} records  ${(rps / 1000).toFixed(1).padStart(7)} k rec/s  ${((r.cpuSeconds * 1e6) / r.records).toFixed(2).padStart(7)} µs CPU/record  ${String(r.lines).padStart(8)} lines`);
+  console.log(`${r.stage.padEnd(44)} ${String(r.records).padStart(8)} records  ${(rps / 1000).toFixed(1).padStart(7)} k rec/s  ${((r.cpuSeconds * 1e6) / r.records).toFixed(2).padStart(7)} µs CPU/record  ${String(r.lines).padStart(8)} lines${r.note ? `  ${r.note}` : ""}`);
 }
 
 async function benchCore(records: WRecord[]) {
@@ -301,7 +303,9 @@ async function benchLive(checkout: string, label: string, partitions: number, se
     }
     await nc.flush();
     const c = await svc.drained(records, 120_000);
-    const row = { stage: `live keep-alive, ${label}, ${(records / batches.length).toFixed(1)} rec/batch`, records, seconds: (performance.now() - w0) / 1000, cpuSeconds: svc.cpuSeconds() - cpu0, lines: c.points_out ?? 0 };
+    const drops = Object.entries(c).filter(([k, v]) => k.startsWith("drops_") && v);
+    const note = `spans linked ${(c.spans_kept ?? 0) + (c.spans_dropped ?? 0)}; ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(", ") : "no drop counter moved"}`;
+    const row = { stage: `live keep-alive, ${label}, ${(records / batches.length).toFixed(1)} rec/batch`, records, seconds: (performance.now() - w0) / 1000, cpuSeconds: svc.cpuSeconds() - cpu0, lines: c.points_out ?? 0, note };
     report(row);
     await svc.stop();
     return row;

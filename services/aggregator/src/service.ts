@@ -87,7 +87,12 @@ export const createService: CreateService = async (ctx) => {
       const consumer = await nc.jetstream().consumers.get(o.stream, o.durable);
       // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
       // whose leader moved to another cluster member, is noticed after two missed heartbeats.
-      const messages: ConsumerMessages = await consumer.consume({ max_messages: 512, expires: CONSUME_EXPIRES_MS });
+      // Delivered batches wait in the client until ingested, and their ack timers run meanwhile:
+      // bounded by bytes, not count, so that the work waiting stays short whatever the batch size
+      // (512 batches of a parser flushing 1,000 records each took over the ack wait on a busy
+      // machine, were redelivered and counted late). A batch larger than the bound would never
+      // be delivered: twice the server's largest message.
+      const messages: ConsumerMessages = await consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS });
       // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
       // windows stay open long enough for them instead of closing and dropping them as late.
       const stalled = (why: string) => {
@@ -224,6 +229,8 @@ export const createService: CreateService = async (ctx) => {
 const CONSUME_EXPIRES_MS = 5_000;
 /** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
 const STALL_HOLD_MS = 30_000;
+/** Bytes of delivered batches waiting in the client for ingestion (see `consume` above). */
+const CONSUME_MAX_BYTES = 8 << 20;
 
 const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // "+ACK"
 const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // "+WPI": in progress, restart the ack timer
