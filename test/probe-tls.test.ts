@@ -13,22 +13,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
-import { connect } from "nats";
-import { Role, ProbeService, createClient } from "@wirescope/common";
-import { startNats, freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, eventually, spawnProbe } from "./probe-helpers.js";
-import { startParser, settleRecords, readRecords, parserStatus } from "./parser-support.js";
+import { Role } from "@wirescope/common";
+import { freePort, tempDir } from "./support/index.js";
+import { bpfAvailable, eventually } from "./probe-helpers.js";
+import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
+import { selfSigned, tsharkExchanges, exchangeKey as key, recordExchange, startTcpdump, tracedPipeline } from "./tls-support.js";
 
 const run = promisify(execFile);
-
-function selfSigned(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, "cert.pem");
-  const key = path.join(dir, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], { stdio: "ignore" });
-  return { cert, key };
-}
 
 async function startNginx(dir: string, port: number, tls: { cert: string; key: string }): Promise<ChildProcess> {
   const conf = path.join(dir, "nginx.conf");
@@ -82,47 +75,6 @@ async function gnutlsClient(port: number, requests: string[], env: NodeJS.Proces
   assert.equal(code, 0, "gnutls-cli finished");
 }
 
-interface Exchange {
-  method: string;
-  path: string;
-  status: number;
-}
-const key = (e: Exchange) => `${e.method} ${e.path} ${e.status}`;
-
-/** tshark's exchanges from the decrypted capture: HTTP/1.1 requests and responses paired in
- *  order per TCP stream (nginx's `return` answers a POST before its body arrives, so tshark shows
- *  that response first), HTTP/2 HEADERS frames joined by (TCP stream, stream id). */
-function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
-  const out = execFileSync("tshark", ["-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-Y", "http || http2.type == 1", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
-    "-e", "tcp.stream", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code",
-    "-e", "http2.type", "-e", "http2.streamid", "-e", "http2.headers.method", "-e", "http2.headers.path", "-e", "http2.headers.status"], { encoding: "utf8", timeout: 60_000 });
-  const h1req = new Map<string, { method: string; path: string }[]>();
-  const h1resp = new Map<string, number[]>();
-  const h2 = new Map<string, Partial<Exchange>>();
-  for (const line of out.trim().split("\n").filter(Boolean)) {
-    const [stream, method, uri, code, types, sids, h2m, h2p, h2s] = line.split("\t");
-    // pipelined requests (gnutls-cli sends them as typed) share a packet: values joined by "|"
-    const uris = (uri ?? "").split("|");
-    if (method) method.split("|").forEach((m, i) => (h1req.get(stream!) ?? h1req.set(stream!, []).get(stream!)!).push({ method: m, path: uris[i]! }));
-    if (code) code.split("|").forEach((c) => (h1resp.get(stream!) ?? h1resp.set(stream!, []).get(stream!)!).push(Number(c)));
-    // a packet holds several frames: the i-th HEADERS frame carries the i-th header values (a
-    // packet goes one way, so its HEADERS are all requests or all responses)
-    const t = (types ?? "").split("|");
-    const ids = (sids ?? "").split("|").filter((_, i) => t[i] === "1");
-    const ms = (h2m ?? "").split("|"), ps = (h2p ?? "").split("|"), ss = (h2s ?? "").split("|");
-    ids.forEach((id, i) => {
-      const k = `${stream}/${id}`;
-      const e = h2.get(k) ?? {};
-      if (ms[i]) e.method = ms[i];
-      if (ps[i]) e.path = ps[i];
-      if (ss[i]) e.status = Number(ss[i]);
-      h2.set(k, e);
-    });
-  }
-  const exchanges = [...h1req].flatMap(([stream, reqs]) => reqs.map((q, i) => ({ ...q, status: h1resp.get(stream)?.[i] ?? 0 })));
-  return [...exchanges, ...[...h2.values()].filter((e): e is Exchange => !!e.method && !!e.path && !!e.status)];
-}
-
 test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both ends' records match tshark's decryption, no ciphertext published", { timeout: 240_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const dir = tempDir("wirescope-probe-tls-");
@@ -131,42 +83,15 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both end
   const nginx = await startNginx(dir, port, tls);
   t.after(() => nginx.kill("SIGKILL"));
 
-  const nats = await startNats({ jetstream: true });
-  t.after(() => nats.stop());
-  const url = `nats://127.0.0.1:${nats.port}`;
-  const grpcPort = await freePort();
-  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port)]);
-  t.after(() => probe.stop());
-  const parser = await startParser(url);
-  t.after(() => parser.proc.stop());
-  const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
-  t.after(() => ctl.close());
-  const counters = async () => (await ctl.status({})).counters;
-  // the probe is publishing once a warm-up exchange shows up on NATS (nginx, started before the
-  // probe, was found by the /proc scan at start)
-  const nc = await connect({ servers: url });
-  t.after(() => nc.close());
-  let published = 0;
-  const sub = nc.subscribe("wirescope.raw.>", { callback: () => published++ });
-  t.after(() => sub.unsubscribe());
-  const deadline = Date.now() + 60_000;
-  while (published === 0) {
-    if (Date.now() > deadline || probe.hasExited) throw new Error(`the probe did not publish: ${probe.tail()}`);
-    await run("curl", ["-sk", `https://127.0.0.1:${port}/warmup`]);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  // nginx, started before the probe, is found by the /proc scan at start
+  const { parser, nc, counters } = await tracedPipeline(t, dir, port, () => run("curl", ["-sk", `https://127.0.0.1:${port}/warmup`]));
   // nginx's libssl was found by the scan at start (other processes' TLS libraries may be too)
   assert.ok((await counters())["tls.libraries_attached"]! >= 1, "libssl attached from the scan at start");
 
   const pcap = path.join(dir, "tls.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const tcpdump = spawn("tcpdump", ["-i", "lo", "-U", "-n", "-w", pcap, `tcp port ${port}`], { stdio: ["ignore", "ignore", "pipe"] });
-  t.after(() => tcpdump.kill("SIGKILL"));
-  await new Promise<void>((res, rej) => {
-    let err = "";
-    tcpdump.stderr!.on("data", (d: Buffer) => ((err += d), /listening on/.test(err) && res()));
-    tcpdump.once("exit", (c) => rej(new Error(`tcpdump exited ${c}: ${err}`)));
-  });
+  const tcpdump = await startTcpdump(pcap, port);
+  t.after(() => tcpdump.kill());
 
   const env = { ...process.env, SSLKEYLOGFILE: keylog };
   const base = `https://127.0.0.1:${port}`;
@@ -187,8 +112,7 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both end
   while (ours(await readRecords(nc).catch(() => [])).length < 28 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 500));
   const records = ours(await settleRecords(nc, 2000, 30_000)).map((s) => s.record);
   await new Promise((r) => setTimeout(r, 300));
-  tcpdump.kill("SIGINT");
-  await new Promise((r) => tcpdump.once("exit", r));
+  await tcpdump.stop();
 
   const theirs = tsharkExchanges(pcap, keylog).map(key).sort();
   assert.equal(theirs.length, 14, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
@@ -198,9 +122,7 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both end
   t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
   for (const role of [Role.CLIENT, Role.SERVER]) {
     const full = http.filter((r) => r.role === role);
-    // the decoders keep the query apart (url.query): the target tshark shows is path?query
-    const target = (r: (typeof full)[number]) => r.resource + (r.attributes["url.query"]?.value.value ? `?${r.attributes["url.query"].value.value}` : "");
-    assert.deepEqual(full.map((r) => key({ method: r.operation, path: target(r), status: Number(r.status) })).sort(), theirs, `${Role[role]} records = tshark`);
+    assert.deepEqual(full.map((r) => key(recordExchange(r))).sort(), theirs, `${Role[role]} records = tshark`);
     for (const r of full) {
       assert.equal(r.attributes["tls"]?.value.value, true, "tls attribute");
       // gnutls-cli's own records say GnuTLS; everything else is OpenSSL (nginx, curl, python)

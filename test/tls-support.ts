@@ -1,0 +1,124 @@
+// The TLS tests' oracle: tshark decrypting a tcpdump capture with the clients' key log, turned
+// into (method, path, status) exchanges that the probe's records are compared with.
+import path from "node:path";
+import { execFileSync, spawn } from "node:child_process";
+import type { TestContext } from "node:test";
+import { connect, type NatsConnection } from "nats";
+import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
+import { startNats, freePort } from "./support/index.js";
+import { spawnProbe } from "./probe-helpers.js";
+import { startParser } from "./parser-support.js";
+
+/** A self-signed certificate and key for CN=localhost in `dir`. */
+export function selfSigned(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], { stdio: "ignore" });
+  return { cert, key };
+}
+
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+}
+/** "METHOD path status", the form records and tshark are compared in. */
+export const exchangeKey = (e: Exchange) => `${e.method} ${e.path} ${e.status}`;
+
+/** tshark's exchanges from the decrypted capture: HTTP/1.1 requests and responses paired in
+ *  order per TCP stream (nginx's `return` answers a POST before its body arrives, so tshark shows
+ *  that response first), HTTP/2 HEADERS frames joined by (TCP stream, stream id). */
+export function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
+  const out = execFileSync("tshark", ["-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-Y", "http || http2.type == 1", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+    "-e", "tcp.stream", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code",
+    "-e", "http2.type", "-e", "http2.streamid", "-e", "http2.headers.method", "-e", "http2.headers.path", "-e", "http2.headers.status"], { encoding: "utf8", timeout: 60_000 });
+  const h1req = new Map<string, { method: string; path: string }[]>();
+  const h1resp = new Map<string, number[]>();
+  const h2 = new Map<string, Partial<Exchange>>();
+  for (const line of out.trim().split("\n").filter(Boolean)) {
+    const [stream, method, uri, code, types, sids, h2m, h2p, h2s] = line.split("\t");
+    // pipelined requests (gnutls-cli sends them as typed) share a packet: values joined by "|"
+    const uris = (uri ?? "").split("|");
+    if (method) method.split("|").forEach((m, i) => (h1req.get(stream!) ?? h1req.set(stream!, []).get(stream!)!).push({ method: m, path: uris[i]! }));
+    if (code) code.split("|").forEach((c) => (h1resp.get(stream!) ?? h1resp.set(stream!, []).get(stream!)!).push(Number(c)));
+    // a packet holds several frames: the i-th HEADERS frame carries the i-th header values (a
+    // packet goes one way, so its HEADERS are all requests or all responses)
+    const t = (types ?? "").split("|");
+    const ids = (sids ?? "").split("|").filter((_, i) => t[i] === "1");
+    const ms = (h2m ?? "").split("|"), ps = (h2p ?? "").split("|"), ss = (h2s ?? "").split("|");
+    ids.forEach((id, i) => {
+      const k = `${stream}/${id}`;
+      const e = h2.get(k) ?? {};
+      if (ms[i]) e.method = ms[i];
+      if (ps[i]) e.path = ps[i];
+      if (ss[i]) e.status = Number(ss[i]);
+      h2.set(k, e);
+    });
+  }
+  const exchanges = [...h1req].flatMap(([stream, reqs]) => reqs.map((q, i) => ({ ...q, status: h1resp.get(stream)?.[i] ?? 0 })));
+  return [...exchanges, ...[...h2.values()].filter((e): e is Exchange => !!e.method && !!e.path && !!e.status)];
+}
+
+/** tcpdump on lo for one TCP port into `pcap`; resolves once it listens. stop() flushes and waits. */
+export async function startTcpdump(pcap: string, port: number): Promise<{ stop(): Promise<void>; kill(): void }> {
+  const tcpdump = spawn("tcpdump", ["-i", "lo", "-U", "-n", "-w", pcap, `tcp port ${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  await new Promise<void>((res, rej) => {
+    let err = "";
+    tcpdump.stderr!.on("data", (d: Buffer) => ((err += d), /listening on/.test(err) && res()));
+    tcpdump.once("exit", (c) => rej(new Error(`tcpdump exited ${c}: ${err}`)));
+  });
+  return {
+    stop: async () => {
+      if (tcpdump.exitCode !== null) return;
+      const gone = new Promise((r) => tcpdump.once("exit", r));
+      tcpdump.kill("SIGINT");
+      await gone;
+    },
+    kill: () => void tcpdump.kill("SIGKILL"),
+  };
+}
+
+/** A record as the TLS tests compare it: HTTP method, target, status. The decoders keep the query
+ *  apart (url.query): the target tshark shows is path?query. */
+export function recordExchange(r: Record_): Exchange {
+  const q = r.attributes["url.query"]?.value.value;
+  return { method: r.operation, path: r.resource + (q ? `?${q}` : ""), status: Number(r.status) };
+}
+
+export interface TracedPipeline {
+  probe: ManagedProcess;
+  parser: Awaited<ReturnType<typeof startParser>>;
+  nc: NatsConnection;
+  /** The probe's status counters. */
+  counters(): Promise<Record<string, number>>;
+}
+
+/**
+ * NATS, `wirescope probe` (traffic of `port` only) and a parser, stopped after the test; resolves
+ * once the probe publishes, `warmup` being called until then (warm-up exchanges are not compared:
+ * a client started after the probe may lose its first calls while it is being attached).
+ */
+export async function tracedPipeline(t: TestContext, dir: string, port: number, warmup: () => Promise<unknown>): Promise<TracedPipeline> {
+  const nats = await startNats({ jetstream: true });
+  t.after(() => nats.stop());
+  const url = `nats://127.0.0.1:${nats.port}`;
+  const grpcPort = await freePort();
+  const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port)]);
+  t.after(() => probe.stop());
+  const parser = await startParser(url);
+  t.after(() => parser.proc.stop());
+  const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
+  t.after(() => ctl.close());
+  const nc = await connect({ servers: url });
+  t.after(() => nc.close());
+  let published = 0;
+  const sub = nc.subscribe("wirescope.raw.>", { callback: () => published++ });
+  t.after(() => sub.unsubscribe());
+  const deadline = Date.now() + 60_000;
+  while (published === 0) {
+    if (Date.now() > deadline || probe.hasExited) throw new Error(`the probe did not publish: ${probe.tail()}`);
+    await warmup();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return { probe, parser, nc, counters: async () => (await ctl.status({})).counters };
+}
