@@ -19,6 +19,14 @@
 #define WS_MAX_SSL_FDS 65536
 /* TLS library files already attached (not announced again). */
 #define WS_MAX_TLS_LIBS 256
+/* Executable files inspected by user space (not announced again). LRU: an evicted one is only
+ * announced and inspected once more. */
+#define WS_MAX_EXECS 16384
+/* Go TLS calls in flight between (*Conn).Read/Write entry and return, keyed by (tgid, goroutine).
+ * LRU: a goroutine blocked in Read when its process exits never returns. */
+#define WS_MAX_GO_CALLS 16384
+/* Go binaries with crypto/tls uprobes (slots of `go_tls_binaries`). */
+#define WS_MAX_GO_BINARIES 256
 /* Filter entries per kind (pids, comms, cgroups, ports). */
 #define WS_MAX_FILTER 1024
 /* Listening ports, used to infer the role of connections that predate the probe. */

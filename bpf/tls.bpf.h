@@ -353,4 +353,42 @@ int tls_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* Executable files user space has inspected (whatever it found): not announced again.
+ * Key: {ino, dev}. LRU: an evicted file is announced and inspected once more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_MAX_EXECS);
+	__type(key, struct ws_lib_key);
+	__type(value, __u8);
+} exec_known SEC(".maps");
+
+/* A process started an executable: announce its file (dev, ino) until user space has inspected
+ * it. TLS code linked into the executable (Go crypto/tls) has no library file to map, so this is
+ * how processes started after the probe get their uprobes. */
+SEC("tracepoint/sched/sched_process_exec")
+int tls_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((id >> 32) == self_tgid)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		return 0;
+	struct ws_lib_key k = {};
+	k.ino = BPF_CORE_READ(exe, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	if (bpf_map_lookup_elem(&exec_known, &k))
+		return 0;
+	struct ws_exec_event ev = {};
+	fill_hdr(&ev.hdr, WS_EV_EXEC, 0);
+	ev.ino = k.ino;
+	ev.dev = k.dev;
+	bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename), (void *)ctx + (ctx->__data_loc_filename & 0xffff));
+	tls_count(WS_TLS_STAT_EXEC_ANNOUNCED, 1);
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+		count_drop(WS_DROP_RINGBUF_FULL);
+	return 0;
+}
+
 #endif

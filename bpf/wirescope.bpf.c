@@ -880,6 +880,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 }
 
 #include "tls.bpf.h"
+#include "tls-go.bpf.h"
 
 static __always_inline int save_args(__u32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
 {

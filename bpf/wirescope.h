@@ -10,7 +10,8 @@
  *   ws_event_hdr (32 bytes) ─┬─ type = WS_EV_DATA      → ws_data_event  (hdr + 24 bytes + payload[len])
  *                            ├─ type = WS_EV_OPEN      → ws_conn_event  (hdr + addresses, role, comm)
  *                            ├─ type = WS_EV_CLOSE     → ws_conn_event
- *                            └─ type = WS_EV_TLS_LIB   → ws_lib_event   (a TLS library mapped)
+ *                            ├─ type = WS_EV_TLS_LIB   → ws_lib_event   (a TLS library mapped)
+ *                            └─ type = WS_EV_EXEC      → ws_exec_event  (an executable not inspected yet)
  *
  * TLS (bpf/tls.bpf.h): a connection whose socket bytes a TLS library moved is announced by a
  * second WS_EV_OPEN of its conn_key with WS_CONN_F_TLS set; from there on its data events carry
@@ -35,6 +36,7 @@ enum ws_event_type {
 	WS_EV_OPEN = 2,
 	WS_EV_CLOSE = 3,
 	WS_EV_TLS_LIB = 4,
+	WS_EV_EXEC = 5,
 };
 
 /* Values match wirescope.v1.Role and wirescope.v1.Direction. */
@@ -71,7 +73,8 @@ enum ws_syscall {
 /* TLS libraries the probe reads plaintext from (ws_conn_event.tls_lib), with their names. */
 #define WS_TLS_LIBS(X) \
 	X(OPENSSL, "openssl") /* OpenSSL 1.1/3: SSL_read(_ex), SSL_write(_ex); libssl, or linked into node */ \
-	X(GNUTLS, "gnutls")   /* GnuTLS 3: gnutls_record_recv, gnutls_record_send */
+	X(GNUTLS, "gnutls")   /* GnuTLS 3: gnutls_record_recv, gnutls_record_send */ \
+	X(GO, "go")            /* Go crypto/tls: (*Conn).Read, (*Conn).Write (bpf/tls-go.bpf.h) */
 
 enum ws_tls_lib {
 	WS_TLS_NONE = 0,
@@ -101,7 +104,13 @@ enum ws_tls_lib {
 	X(NOT_TCP, "not_tcp")                 /* its fd is not a TCP socket (unix, pipe): dropped */\
 	X(ABANDONED, "call_abandoned")        /* a thread exited inside a TLS call */             \
 	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */ \
-	X(LINKED_AFTER, "linked_after_call")  /* objects linked by the handshake write after a call (memory BIO) */
+	X(LINKED_AFTER, "linked_after_call")  /* objects linked by the handshake write after a call (memory BIO) */ \
+	X(EXEC_ANNOUNCED, "exec_announced")   /* executables started, not inspected yet: announced */ \
+	X(GO_NO_FD, "go_no_fd")               /* Go tls.Conn whose socket could not be read: dropped */ \
+	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \
+	X(GO_WRITE_SHORT, "go_write_short")   /* Go Write that wrote less than given (an error): its */ \
+	                                      /* plaintext was sent whole at entry */                \
+	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read returning after its socket was closed: dropped */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,
@@ -218,10 +227,42 @@ struct ws_lib_event {
 	__u8 _pad3[3];
 };
 
-/* Key of `tls_libs_known`: a library file by device and inode. */
+/* A process started an executable file (sched_process_exec) whose (dev, ino) user space has not
+ * inspected yet (map `exec_known`). User space opens the file through /proc/<tgid>/exe, or, when
+ * the process is already gone (a short-lived client), by `filename` (as execve got it) checked
+ * against ino; attaches what it recognizes (a Go binary with crypto/tls, ...) and records the file
+ * in `exec_known` whatever the verdict. hdr.conn_key is 0. */
+#define WS_EXEC_PATH_LEN 256
+struct ws_exec_event {
+	struct ws_event_hdr hdr;
+	__u64 ino;
+	__u32 dev;              /* kernel dev_t: major << 20 | minor */
+	__u32 _pad4;
+	char filename[WS_EXEC_PATH_LEN]; /* NUL-terminated, possibly cut or relative */
+};
+
+/* Key of `tls_libs_known` and `exec_known`: a file by device and inode. */
 struct ws_lib_key {
 	__u64 ino;
 	__u32 dev;
+	__u32 _pad;
+};
+
+/* What the Go crypto/tls programs need to know of one Go binary (array `go_tls_binaries`, index =
+ * the uprobe's attach cookie), read by user space from the binary's DWARF and symbol table:
+ *
+ *   *tls.Conn ──+conn_iface──▶ net.Conn {itab, data} ──data──▶ *net.TCPConn
+ *        ──+tcpconn_fd──▶ *netFD ──+netfd_sysfd──▶ int Sysfd (pfd poll.FD's)
+ *
+ * Addresses are the binary's link-time ones; a position-independent binary's load bias is the
+ * probed address minus read_entry (or write_entry). */
+struct ws_go_tls {
+	__u64 itab_tcpconn;  /* go:itab.*net.TCPConn,net.Conn; 0: not checked */
+	__u64 read_entry;    /* crypto/tls.(*Conn).Read */
+	__u64 write_entry;   /* crypto/tls.(*Conn).Write */
+	__u32 conn_iface;    /* tls.Conn.conn */
+	__u32 tcpconn_fd;    /* net.TCPConn.conn + net.conn.fd */
+	__u32 netfd_sysfd;   /* net.netFD.pfd + internal/poll.FD.Sysfd */
 	__u32 _pad;
 };
 

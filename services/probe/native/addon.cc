@@ -90,13 +90,15 @@ struct QueueCounter {
   std::atomic<uint64_t> events{0};
 };
 
-// A TLS library mapped by a process (ws_lib_event), handed to JS by its own ThreadSafeFunction:
-// JS finds the file's path and calls attachTls.
+// A TLS library mapped by a process, or an executable started (ws_lib_event of type WS_EV_TLS_LIB
+// or WS_EV_EXEC), handed to JS by its own ThreadSafeFunction: JS finds the file and attaches.
 struct LibNotice {
+  uint32_t type;
   uint32_t tgid;
   uint32_t dev;
   uint64_t ino;
   uint8_t lib;
+  std::string filename;  // WS_EV_EXEC: the path execve was given
 };
 
 struct Batch {
@@ -123,6 +125,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("attachTls", &Probe::AttachTls),
                                           InstanceMethod("tlsStats", &Probe::TlsStats),
                                           InstanceMethod("markTlsKnown", &Probe::MarkTlsKnown),
+                                          InstanceMethod("attachUprobes", &Probe::AttachUprobes),
+                                          InstanceMethod("setMapEntry", &Probe::SetMapEntry),
                                           InstanceMethod("close", &Probe::Close),
                                       });
     exports.Set("Probe", ctor);
@@ -356,6 +360,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
       o.Set("dev", Napi::Number::New(env, n->dev));
       o.Set("ino", Napi::Number::New(env, (double)n->ino));
       o.Set("lib", Napi::Number::New(env, n->lib));
+      o.Set("exec", Napi::Boolean::New(env, n->type == WS_EV_EXEC));
+      if (n->type == WS_EV_EXEC) o.Set("filename", Napi::String::New(env, n->filename));
       fn.Call({o});
     }
     delete n;
@@ -364,10 +370,16 @@ class Probe : public Napi::ObjectWrap<Probe> {
   static int OnRecord(void* ctx, void* data, size_t size) {
     Probe* self = static_cast<Probe*>(ctx);
     const ws_event_hdr* hdr = static_cast<const ws_event_hdr*>(data);
-    if (size >= sizeof(ws_lib_event) && hdr->type == WS_EV_TLS_LIB) {
+    if ((size >= sizeof(ws_lib_event) && hdr->type == WS_EV_TLS_LIB) || (size >= sizeof(ws_exec_event) && hdr->type == WS_EV_EXEC)) {
       // not traffic: to JS on its own channel, never in a batch
-      const ws_lib_event* le = static_cast<const ws_lib_event*>(data);
-      LibNotice* n = new LibNotice{le->hdr.tgid, le->dev, le->ino, le->tls_lib};
+      LibNotice* n;
+      if (hdr->type == WS_EV_EXEC) {
+        const ws_exec_event* xe = static_cast<const ws_exec_event*>(data);
+        n = new LibNotice{hdr->type, hdr->tgid, xe->dev, xe->ino, 0, std::string(xe->filename, strnlen(xe->filename, sizeof xe->filename))};
+      } else {
+        const ws_lib_event* le = static_cast<const ws_lib_event*>(data);
+        n = new LibNotice{hdr->type, hdr->tgid, le->dev, le->ino, le->tls_lib, std::string()};
+      }
       if (!self->has_lib_tsfn_ || self->lib_tsfn_.NonBlockingCall(n, &Probe::CallLibJs) != napi_ok) {
         self->lib_notices_dropped_ += 1;
         delete n;
@@ -758,6 +770,57 @@ class Probe : public Napi::ObjectWrap<Probe> {
     key.ino = (uint64_t)info[1].ToNumber().Int64Value();
     uint8_t zero = 0;
     bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &zero, 1, BPF_ANY);
+    return env.Undefined();
+  }
+
+  // attachUprobes(path, [{program, offset, cookie}]): plain uprobes at file offsets of `path` (for
+  // every process that maps it), each with its attach cookie; all or none. Returns the links made;
+  // throws EATTACH with libbpf's message.
+  Napi::Value AttachUprobes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) {
+      probe_error(env, "EINVAL", "attachUprobes(path, probes): probe closed or bad arguments").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    Napi::Array probes = info[1].As<Napi::Array>();
+    take_log();
+    std::vector<struct bpf_link*> made;
+    for (uint32_t i = 0; i < probes.Length(); i++) {
+      Napi::Object p = probes.Get(i).As<Napi::Object>();
+      std::string name = p.Get("program").ToString().Utf8Value();
+      struct bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, name.c_str());
+      uint64_t offset = (uint64_t)p.Get("offset").ToNumber().Int64Value();
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = (uint64_t)p.Get("cookie").ToNumber().Int64Value());
+      struct bpf_link* l = prog ? bpf_program__attach_uprobe_opts(prog, -1, path.c_str(), offset, &uo) : nullptr;
+      if (!l) {
+        std::string why = prog ? strerror(errno) : "no such program";
+        for (struct bpf_link* m : made) bpf_link__destroy(m);
+        char off[32];
+        snprintf(off, sizeof off, "0x%llx", (unsigned long long)offset);
+        probe_error(env, "EATTACH", "uprobe " + name + " at " + off + " of " + path + " failed: " + why + " " + take_log()).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      made.push_back(l);
+    }
+    tls_links_.insert(tls_links_.end(), made.begin(), made.end());
+    return Napi::Number::New(env, (double)made.size());
+  }
+
+  // setMapEntry(map, key: Buffer, value: Buffer): one update of a map by name; the buffers are laid
+  // out by services/probe/src/gen/layout.ts (generated from wirescope.h). Throws EMAP.
+  Napi::Value SetMapEntry(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 3 || !info[0].IsString() || !info[1].IsBuffer() || !info[2].IsBuffer()) {
+      probe_error(env, "EINVAL", "setMapEntry(map, key, value): probe closed or bad arguments").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    Napi::Buffer<uint8_t> k = info[1].As<Napi::Buffer<uint8_t>>();
+    Napi::Buffer<uint8_t> v = info[2].As<Napi::Buffer<uint8_t>>();
+    struct bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name.c_str());
+    int err = m ? bpf_map__update_elem(m, k.Data(), k.Length(), v.Data(), v.Length(), BPF_ANY) : -ENOENT;
+    if (err) probe_error(env, "EMAP", "update of map " + name + " failed: " + strerror(-err)).ThrowAsJavaScriptException();
     return env.Undefined();
   }
 

@@ -4,6 +4,8 @@ import { decodeBatch, type DecodeStats } from "./decode.js";
 import { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
 import { readListenPorts } from "./listen-ports.js";
 import { TlsLibraries } from "./tls-libraries.js";
+import { TlsExecutables } from "./tls-executables.js";
+import { GoTlsHandler } from "./go-tls.js";
 import type { EventBatch } from "./events.js";
 import type { EventSource, SourceStats } from "./source.js";
 
@@ -36,20 +38,28 @@ export class EbpfSource implements EventSource {
 
   /** TLS library files with uprobes (undefined when TLS is off). */
   readonly tls: TlsLibraries | undefined;
+  /** Executables with TLS linked in (Go crypto/tls) with uprobes (undefined when TLS is off). */
+  readonly tlsExecutables: TlsExecutables | undefined;
 
   constructor(options: EbpfSourceOptions = {}) {
     const tlsOn = options.tls ?? true;
-    this.probe = new NativeProbe(options, (buf) => this.onBatch(buf), tlsOn ? (n) => this.tls?.onMapped(n.tgid, n.dev, n.ino) : undefined);
+    this.probe = new NativeProbe(options, (buf) => this.onBatch(buf), tlsOn
+      ? (n) => (n.exec ? this.tlsExecutables?.onExec(n.tgid, n.dev, n.ino, n.filename ?? "") : this.tls?.onMapped(n.tgid, n.dev, n.ino))
+      : undefined);
     this.filter = new KernelFilter(this.probe);
     try {
-      // the mmap announcements are on from load: a process starting during the scan is not missed
-      if (tlsOn) {
-        this.tls = new TlsLibraries({ attach: (p, dev, ino, lib) => this.probe.attachTls(p, dev, ino, lib), markKnown: (dev, ino) => this.probe.markTlsKnown(dev, ino) }, options.onTlsError);
-        this.tls.scanAll();
-      }
       this.probe.setListenPorts(readListenPorts());
       this.filter.excludePids(options.excludePids ?? []);
       this.filter.apply(options.filter ?? EMPTY_FILTER);
+      // after the filters (the scans read files for a while: traffic meanwhile is filtered already);
+      // the mmap and exec announcements are on from load: a process starting during a scan is not missed
+      if (tlsOn) {
+        this.tls = new TlsLibraries({ attach: (p, dev, ino, lib) => this.probe.attachTls(p, dev, ino, lib), markKnown: (dev, ino) => this.probe.markTlsKnown(dev, ino) }, options.onTlsError);
+        this.tls.scanAll();
+        // the attach table of TLS linked into executables: one row per implementation
+        this.tlsExecutables = new TlsExecutables(this.probe, [new GoTlsHandler()], options.onTlsError);
+        this.tlsExecutables.scanAll();
+      }
     } catch (e) {
       this.probe.close();
       throw e;
@@ -163,6 +173,13 @@ export class EbpfSource implements EventSource {
       const t = this.probe.tlsStats();
       tls = { ...t.counters, uprobe_links: t.links, notices_dropped: t.noticesDropped, libraries_attached: this.tls.stats.attached,
         libraries_failed: this.tls.stats.failed, libraries_unsupported: this.tls.stats.unsupported, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone };
+      const x = this.tlsExecutables?.stats;
+      if (x) {
+        Object.assign(tls, { execs_inspected: x.inspected, execs_gone: x.gone, execs_unreadable: x.unreadable, execs_repeated: x.repeats });
+        for (const [h, c] of Object.entries(x.byHandler)) {
+          Object.assign(tls, { [`${h}.binaries_attached`]: c.attached, [`${h}.binaries_unsupported`]: c.unsupported, [`${h}.attach_failed`]: c.attach_failed });
+        }
+      }
     }
     return { drops, events: s.events, pending: s.pendingEvents, bytes: s.bytes, connections: s.connections, programs: this.probe.programs, tls };
   }

@@ -62,13 +62,26 @@ export interface NativeStats {
   connections: number;
 }
 
-/** A TLS library file mapped executable by process `tgid` (dev is the kernel's major << 20 | minor). */
+/**
+ * A TLS library file mapped executable by process `tgid`, or (exec = true) an executable file the
+ * process started that user space has not inspected yet. dev is the kernel's major << 20 | minor.
+ */
 export interface TlsLibraryNotice {
   tgid: number;
   dev: number;
   ino: number;
-  /** enum ws_tls_lib */
+  /** enum ws_tls_lib (WS_TLS_NONE for an executable) */
   lib: number;
+  exec: boolean;
+  /** exec: the path execve was given (may be relative or cut at WS_EXEC_PATH_LEN). */
+  filename?: string;
+}
+
+/** One plain uprobe: a program of the BPF object at a file offset, with its attach cookie. */
+export interface UprobeSpec {
+  program: string;
+  offset: number;
+  cookie: number;
 }
 
 export interface TlsStats {
@@ -106,6 +119,8 @@ interface AddonProbe {
   ringFill(): number;
   attachTls(path: string, dev: number, ino: number, lib: number): number;
   markTlsKnown(dev: number, ino: number): void;
+  attachUprobes(path: string, probes: UprobeSpec[]): number;
+  setMapEntry(map: string, key: Buffer, value: Buffer): void;
   tlsStats(): { counters: number[]; links: number; noticesDropped: number };
   stats(): Omit<NativeStats, "kernelDrops"> & { kernelDrops: number[] };
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
@@ -227,6 +242,24 @@ export class NativeProbe {
   /** A library file looked at and not attached: (dev, ino) is no longer announced. */
   markTlsKnown(dev: number, ino: number): void {
     this.p.markTlsKnown(dev, ino);
+  }
+
+  /** Plain uprobes at file offsets of `path` (all or none). Returns the links made. @throws ProbeError EATTACH */
+  attachUprobes(path: string, probes: UprobeSpec[]): number {
+    try {
+      return this.p.attachUprobes(path, probes);
+    } catch (e) {
+      throw new ProbeError((e as { code?: string }).code ?? "EATTACH", (e as Error).message, { cause: e });
+    }
+  }
+
+  /** One update of a BPF map by name (buffers laid out by gen/layout.ts). @throws ProbeError EMAP */
+  setMapEntry(map: string, key: Buffer, value: Buffer): void {
+    try {
+      this.p.setMapEntry(map, key, value);
+    } catch (e) {
+      throw new ProbeError((e as { code?: string }).code ?? "EMAP", (e as Error).message, { cause: e });
+    }
   }
 
   tlsStats(): TlsStats {

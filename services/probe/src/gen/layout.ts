@@ -4,6 +4,7 @@ export const WS_EV_DATA = 1;
 export const WS_EV_OPEN = 2;
 export const WS_EV_CLOSE = 3;
 export const WS_EV_TLS_LIB = 4;
+export const WS_EV_EXEC = 5;
 export const WS_ROLE_UNKNOWN = 0;
 export const WS_ROLE_CLIENT = 1;
 export const WS_ROLE_SERVER = 2;
@@ -22,6 +23,7 @@ export const WS_MAX_CHUNK = 16384;
 export const WS_COMM_LEN = 16;
 export const WS_DEFAULT_RINGBUF_BYTES = 16777216;
 export const WS_DEFAULT_MAX_BYTES_PER_CALL = 4194304;
+export const WS_MAX_GO_BINARIES = 256;
 
 /** enum ws_drop_reason, in index order. */
 export const DROP_REASONS = ["ringbuf_full", "read_user", "conn_map_full", "args_map_full", "iov_limit", "no_scratch", ] as const;
@@ -34,9 +36,9 @@ export const WS_SAMPLE_ONE = 32768;
 export const WS_CONN_F_SHED = 4;
 
 /** enum ws_tls_stat, in index order. */
-export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", ] as const;
+export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", "exec_announced", "go_no_fd", "go_not_tcpconn", "go_write_short", "go_read_closed", ] as const;
 /** enum ws_tls_lib: name by value (0 = none). */
-export const TLS_LIBS = ["", "openssl", "gnutls", ] as const;
+export const TLS_LIBS = ["", "openssl", "gnutls", "go", ] as const;
 /** WS_TLS_FILES: [file name start, enum ws_tls_lib (0: present, not traced), library]. */
 export const TLS_FILES = [
   ["libssl.so", 1, "OpenSSL"],
@@ -91,4 +93,27 @@ export const LIB = {
   ino: 32,
   dev: 40,
   tls_lib: 44,
+} as const;
+
+export const EXEC = {
+  size: 304,
+  ino: 32,
+  dev: 40,
+  filename: 48,
+} as const;
+
+export const LIB_KEY = {
+  size: 16,
+  ino: 0,
+  dev: 8,
+} as const;
+
+export const GO_TLS = {
+  size: 40,
+  itab_tcpconn: 0,
+  read_entry: 8,
+  write_entry: 16,
+  conn_iface: 24,
+  tcpconn_fd: 28,
+  netfd_sysfd: 32,
 } as const;
