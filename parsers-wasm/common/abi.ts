@@ -7,8 +7,8 @@
 // and nothing else is exported. This file is the only place that knows the handle table.
 
 import { Connection } from "./conn";
-import { OK, BROKEN } from "./status";
-import { outPtr, outBytes, outRecords, outClear, Rec } from "./record";
+import { OK, BROKEN, SWITCHED } from "./status";
+import { outPtr, outBytes, outRecords, outClear, outRaw, Rec } from "./record";
 import { _detect, _create, _setRedact, _maxConns } from "./plugin";
 
 /** ABI version implemented by this library. */
@@ -117,8 +117,28 @@ export function feed(h: i32, dir: i32, ptr: usize, len: i32, ts: i64): i32 {
     len -= n;
     st = c.onData(dir & 1, q, ts);
   }
+  if (st == SWITCHED && len > 0) {
+    c.restPtr = ptr;
+    c.restLen = len;
+    c.restDir = dir & 1;
+  }
   q.settle();
   return answer(c, st);
+}
+
+/**
+ * After a feed answered SWITCHED (-4): the bytes of direction `dir` the plugin did not consume,
+ * oldest first, written to the output buffer (emptied first) for the host to copy from out_ptr;
+ * returns their count. The host calls it for both directions, then out_clear and conn_free.
+ */
+export function conn_tail(h: i32, dir: i32): i32 {
+  const c = lookup(h);
+  outClear();
+  if (c == null || c.dead != SWITCHED) return 0;
+  const q = c.q(dir & 1);
+  outRaw(q.ptr(), q.avail());
+  if (c.restDir == (dir & 1)) outRaw(c.restPtr, c.restLen);
+  return outBytes();
 }
 
 export function gap(h: i32, dir: i32, len: i32, ts: i64): i32 {

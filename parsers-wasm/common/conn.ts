@@ -10,6 +10,13 @@ export class Connection {
   readonly q1: ByteQueue = new ByteQueue();
   /** Status latched by a negative return; the glue answers it for every later call. */
   dead: i32 = 0;
+  /**
+   * After SWITCHED: the part of the last input chunk the glue had not yet queued (direction
+   * restDir; valid until the next input_buffer call), handed back by conn_tail after the queue.
+   */
+  restPtr: usize = 0;
+  restLen: i32 = 0;
+  restDir: i32 = -1;
 
   /** The queue of direction `dir` (0 client, 1 server). */
   @inline q(dir: i32): ByteQueue {

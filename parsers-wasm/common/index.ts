@@ -1,5 +1,5 @@
 // The Wirescope plugin library for AssemblyScript decoders. See README.md for the API.
-export { OK, NOT_MINE, BROKEN, LIMIT, CLIENT, SERVER } from "./status";
+export { OK, NOT_MINE, BROKEN, LIMIT, SWITCHED, CLIENT, SERVER } from "./status";
 export { ByteQueue, DEFAULT_QUEUE_LIMIT } from "./queue";
 export { Connection } from "./conn";
 export { Rec, MAX_STRING } from "./record";

@@ -83,6 +83,14 @@ export function outClear(): void {
   depth = 0;
 }
 
+/** Appends raw bytes to the output buffer (conn_tail: bytes handed back, not records). */
+export function outRaw(p: usize, n: i32): void {
+  if (n <= 0) return;
+  ensure(n);
+  memory.copy(outBase + <usize>outLen, p, <usize>n);
+  outLen += n;
+}
+
 @inline function ensure(n: i32): void {
   if (outLen + n > outCap) grow(n);
 }

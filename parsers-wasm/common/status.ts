@@ -10,6 +10,12 @@ export const NOT_MINE: i32 = -1;
 export const BROKEN: i32 = -2;
 /** A per-connection limit (buffered bytes, pending requests) was exceeded. */
 export const LIMIT: i32 = -3;
+/**
+ * The connection switched to another protocol (CONNECT tunnel, 101 Switching Protocols): the
+ * records so far are written, and the bytes not consumed (in the queues, see conn_tail) are the
+ * first of what it now carries. The host detects that afresh.
+ */
+export const SWITCHED: i32 = -4;
 
 /** Direction: bytes sent by the client (requests). */
 export const CLIENT: i32 = 0;

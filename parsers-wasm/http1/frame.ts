@@ -12,7 +12,7 @@
 //
 // Bodies are counted, never copied: a body split over many chunks costs one consume() per chunk.
 
-import { ByteQueue, OK, NOT_MINE, LIMIT, eqIgnoreCase, eqAscii, parseDec, parseHexPrefix, lower } from "../common/index";
+import { ByteQueue, OK, NOT_MINE, LIMIT, SWITCHED, eqIgnoreCase, eqAscii, parseDec, parseHexPrefix, lower } from "../common/index";
 import {
   Req, MAX_PENDING, S_START, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_CRLF, S_TRAILERS, S_UNTIL_CLOSE, S_RESYNC, S_PAUSED,
   S_OPAQUE, MAX_HEADER,
@@ -58,6 +58,8 @@ export class H1Parser {
   private hTE: bool = false;
   private hChunked: bool = false;
   private hH2c: bool = false;
+  private hUpgrade: bool = false;
+  private hWs: bool = false;
 
   /** Messages decoded so far (garbage before the first one means "not HTTP/1"). */
   decoded: i32 = 0;
@@ -118,7 +120,9 @@ export class H1Parser {
         q.consume(hend);
         this.decoded++;
         this.rqReq = r;
-        this.rqPauseAfterBody = this.h2cAware && r.upgradeH2c;
+        // After a CONNECT or an Upgrade request the client's next bytes may be another protocol:
+        // they wait for the answer (2xx / 101: switched; anything else: HTTP/1 goes on).
+        this.rqPauseAfterBody = r.isConnect || r.upgradeAny;
         if (this.hChunked) this.rq = S_CHUNK_SIZE;
         else if (this.hCL > 0) {
           this.rq = S_BODY;
@@ -216,7 +220,7 @@ export class H1Parser {
     this.rqReq = null;
     if (this.rqPauseAfterBody) {
       this.rqPauseAfterBody = false;
-      this.rq = S_PAUSED; // nothing more until the server answers the h2c upgrade
+      this.rq = S_PAUSED; // nothing more until the server answers the upgrade or CONNECT
     } else this.rq = S_START;
   }
 
@@ -265,6 +269,8 @@ export class H1Parser {
     r.isConnect = mlen == 7 && eqAscii(p, 7, "CONNECT");
     if (!this.scanHeaders(p, nextLF(p, i + 8, n) + 1, n, r)) return false;
     r.upgradeH2c = this.hH2c;
+    r.upgradeAny = this.hUpgrade;
+    r.upgradeWs = this.hWs;
     if (this.hCL == CL_BAD) return false;
     if (this.hTE && !this.hChunked) return false; // a request body of unknown length (RFC 9112 6.3 rule 4)
     return true;
@@ -279,6 +285,8 @@ export class H1Parser {
     this.hTE = false;
     this.hChunked = false;
     this.hH2c = false;
+    this.hUpgrade = false;
+    this.hWs = false;
     let i = from;
     const known = p == linesP;
     linesP = 0; // good for this one scan: the queue's bytes move once consumed
@@ -323,7 +331,11 @@ export class H1Parser {
         if (r != null && r.hostLen == 0 && eqIgnoreCase(name, nl, "host")) r.setHost(v, vl);
         return;
       case 7:
-        if (eqIgnoreCase(name, nl, "upgrade") && hasToken(v, vl, "h2c")) this.hH2c = true;
+        if (eqIgnoreCase(name, nl, "upgrade")) {
+          this.hUpgrade = true;
+          if (hasToken(v, vl, "h2c")) this.hH2c = true;
+          else if (hasToken(v, vl, "websocket")) this.hWs = true;
+        }
         return;
       case 11:
         if (r == null) return;
@@ -409,17 +421,26 @@ export class H1Parser {
             this.rq = S_PAUSED;
             return OK; // the rest of both queues is HTTP/2
           }
+          if (req != null && req.upgradeWs) {
+            // WebSocket: recognised (the handshake is a `websocket` record), its frames not decoded
+            this.finish(lastTs, false, "websocket");
+            this.rs = S_OPAQUE;
+            this.rq = S_OPAQUE;
+            continue;
+          }
+          // any other protocol (h2c without the HTTP/2 layer, ...): the host detects what follows
           this.finish(lastTs, false);
           this.rs = S_OPAQUE;
           this.rq = S_OPAQUE;
-          continue;
+          return SWITCHED;
         }
-        if (req != null && this.rq == S_PAUSED && req.upgradeH2c) this.rq = S_START; // upgrade refused
-        if (req != null && req.isConnect && status < 300) {
+        if (req != null && this.rq == S_PAUSED && (req.upgradeAny || req.isConnect)) this.rq = S_START; // upgrade refused
+        if (req != null && req.isConnect && status >= 200 && status < 300) {
+          // a tunnel: whatever it carries (HTTP/2, gRPC, TLS, ...) is detected afresh by the host
           this.finish(lastTs, false);
           this.rs = S_OPAQUE;
           this.rq = S_OPAQUE;
-          continue;
+          return SWITCHED;
         }
         const noBody = status == 204 || status == 304 || (req != null && req.isHead);
         if (noBody) this.finish(lastTs, false);
@@ -506,10 +527,11 @@ export class H1Parser {
   }
 
   /** The response to rsReq is complete (or cut short: incomplete). */
-  private finish(endTs: i64, incomplete: bool): void {
+  /** Writes the pair; `proto` names an upgrade's protocol (the WebSocket handshake). */
+  private finish(endTs: i64, incomplete: bool, proto: string = "http1"): void {
     const r = this.rsReq;
     if (r != null) {
-      emitHttp1(r, this.rsStatus, this.rsBytes, endTs, incomplete);
+      emitHttp1(r, this.rsStatus, this.rsBytes, endTs, incomplete, proto);
       this.pending.pop();
       if (this.rqReq == r) this.rqReq = null;
     } else {

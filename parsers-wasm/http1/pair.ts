@@ -75,8 +75,8 @@ export class Pending {
  * response was not seen to its end (or not at all). reqBytes / respBytes count message body
  * bytes (chunked: the chunk data).
  */
-export function emitHttp1(r: Req, status: i32, respBytes: i64, endTs: i64, incomplete: bool): void {
-  Rec.begin("http1");
+export function emitHttp1(r: Req, status: i32, respBytes: i64, endTs: i64, incomplete: bool, proto: string = "http1"): void {
+  Rec.begin(proto);
   Rec.startNs(r.startTs);
   if (status >= 0 && endTs >= r.startTs) Rec.durationNs(endTs - r.startTs);
   Rec.operationRaw(r.method(), r.methodLen);

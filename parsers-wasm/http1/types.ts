@@ -35,6 +35,9 @@ export class Req {
   isHead: bool = false;
   isConnect: bool = false;
   upgradeH2c: bool = false;
+  /** An Upgrade header (any protocol; `upgradeWs` when it names websocket). */
+  upgradeAny: bool = false;
+  upgradeWs: bool = false;
   trace: TraceCtx = new TraceCtx();
 
   reset(): void {
@@ -47,6 +50,8 @@ export class Req {
     this.isHead = false;
     this.isConnect = false;
     this.upgradeH2c = false;
+    this.upgradeAny = false;
+    this.upgradeWs = false;
     this.trace.reset();
   }
 

@@ -230,13 +230,15 @@ export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chun
   raw.push(...r.records);
   states.push(r.state);
   reason ??= r.reason;
+  const counters = engine.counters.snapshot();
   return {
     records: raw.map((b) => recordToJson(fromBinary(RecordSchema, b))),
     raw,
     states,
     reason,
-    counters: engine.counters.snapshot(),
-    plugin: conn.plugin?.name,
+    counters,
+    // after a switch (CONNECT, 101) the plugin that decoded the vector handed the connection back
+    plugin: conn.plugin?.name ?? (conn.switches > 0 ? Object.keys(counters).find((k) => k.startsWith("conn_switched."))?.slice(14) : undefined),
     flipped: conn.flipped,
     orientation: conn.orientation,
   };

@@ -20,8 +20,8 @@ export interface Capture {
   stop(): Promise<void>;
 }
 
-/** Starts tcpdump on loopback for one TCP port; resolves once it is listening. */
-export async function startCapture(port: number, name: string): Promise<Capture> {
+/** Starts tcpdump on loopback for one TCP port (or several); resolves once it is listening. */
+export async function startCapture(port: number | number[], name: string): Promise<Capture> {
   const dir = tempDir(`wirescope-${name}-`);
   const file = path.join(dir, `${name}.pcap`);
   const log = path.join(dir, "tcpdump.log");
@@ -29,7 +29,7 @@ export async function startCapture(port: number, name: string): Promise<Capture>
   // --immediate-mode + -U: every packet reaches the file before SIGINT (no buffered block is
   // lost); -B 128 MiB: room for bursts (16 MiB payloads) so the kernel drops nothing; -Z root:
   // keep the privileges needed to write in our temp dir
-  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root", "-s", "0", "-w", file, `tcp port ${port}`], { logFile: log });
+  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root", "-s", "0", "-w", file, [port].flat().map((p) => `tcp port ${p}`).join(" or ")], { logFile: log });
   await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("listening on"), { timeoutMs: 10_000, what: "tcpdump to listen" });
   return {
     file,

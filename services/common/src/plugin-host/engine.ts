@@ -15,7 +15,10 @@
 // first (so it knows it started mid-way).
 //
 // The winner then receives the replay log and everything after it. A plugin that says "not mine"
-// (-1) while the log is still held is excluded and detection runs again over the log.
+// (-1) while the log is still held is excluded and detection runs again over the log. A plugin
+// that says "switched" (-4: a CONNECT tunnel, 101 Switching Protocols) hands back the bytes it did
+// not consume (conn_tail), and detection starts afresh from them for what the connection now
+// carries, with the orientation already known.
 // Every byte that is not decoded is counted under a reason.
 
 import { Counters } from "../counters.js";
@@ -193,6 +196,11 @@ export class EngineConnection {
   private sinceRestart = 0;
   /** A plugin won, but which end is the client waits for the silent direction (decide()). */
   private postponed = false;
+  /**
+   * The connection switched protocols (a plugin answered -4): which end is the client is known
+   * from then on (`flipped` as decided before), and its new start was seen (not mid-stream).
+   */
+  switches = 0;
 
   constructor(
     private readonly engine: ConnectionEngine,
@@ -214,24 +222,13 @@ export class EngineConnection {
       c.add(`bytes_dropped.${this.state === "closed" ? "after_close" : this.reason ?? "rejected"}`, bytes.length);
       return this.result();
     }
-    this.seen += bytes.length;
     this.firstTs ??= tsNs;
     if (this.state === "detecting") {
       // While detecting, every chunk is kept for the replay (a first chunk may be large).
-      this.log!.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
-      this.logBytes += bytes.length;
-      this.offer(this.log!.length - 1);
-      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
-        this.settleDetection();
-        this.claimPostponed();
-      }
-      if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
-        c.add("unclaimed");
-        c.add("bytes_dropped.unclaimed", this.seen);
-        this.reject("unclaimed");
-      }
+      this.detectChunk(dir, bytes.slice(), tsNs);
       return this.result();
     }
+    this.seen += bytes.length;
     if (this.log) {
       // Held until the plugin proves itself, for a fallback if it retracts (-1).
       if (this.logBytes + bytes.length <= this.engine.options.detectLimit) {
@@ -243,13 +240,35 @@ export class EngineConnection {
     return this.result();
   }
 
+  /** A chunk (owned: not the caller's buffer) while detecting. */
+  private detectChunk(dir: Dir, bytes: Uint8Array, tsNs: bigint): void {
+    const c = this.engine.counters;
+    this.seen += bytes.length;
+    this.log!.push({ dir, bytes, len: bytes.length, ts: tsNs });
+    this.logBytes += bytes.length;
+    this.offer(this.log!.length - 1);
+    if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
+      this.settleDetection();
+      this.claimPostponed();
+    }
+    if (this.state === "detecting" && this.seen >= this.engine.options.detectLimit) {
+      c.add("unclaimed");
+      c.add("bytes_dropped.unclaimed", this.seen);
+      this.reject("unclaimed");
+    }
+  }
+
   /** The capture missed `len` bytes of direction `dir` (0 = unknown). */
   gap(dir: Dir, len: number, tsNs: bigint): StepResult {
     this.out = [];
-    const c = this.engine.counters;
-    c.add("gaps");
+    this.engine.counters.add("gaps");
     this.firstTs ??= tsNs;
-    if (this.state === "rejected" || this.state === "closed") return this.result();
+    this.gapIn(dir, len, tsNs);
+    return this.result();
+  }
+
+  private gapIn(dir: Dir, len: number, tsNs: bigint): void {
+    if (this.state === "rejected" || this.state === "closed") return;
     this.settleDetection();
     this.claimPostponed();
     if (this.log) this.log.push({ dir, len, ts: tsNs });
@@ -259,10 +278,9 @@ export class EngineConnection {
       this.base[dir].reset(next);
       this.fresh[dir].reset(next);
       this.chunk[dir].reset(next);
-      return this.result();
+      return;
     }
     this.call(GAP, dir, tsNs, undefined, len);
-    return this.result();
   }
 
   /** The connection ended: the plugin writes waiting requests as incomplete. Frees the handle. */
@@ -354,7 +372,7 @@ export class EngineConnection {
       // detection limit claim with the guess.
       // Mid-stream, a window may begin inside a message and look like anything: both
       // directions must have spoken before content decides.
-      if (!this.opts.clientKnown && (!best.decided || this.opts.midstream) && (this.base[0].len === 0 || this.base[1].len === 0)) {
+      if (!this.known && (!best.decided || this.opts.midstream) && (this.base[0].len === 0 || this.base[1].len === 0)) {
         this.postponed = true;
         return;
       }
@@ -367,6 +385,16 @@ export class EngineConnection {
       this.reanchors[d]++;
       this.fresh[d].reset(i + 1);
     }
+  }
+
+  /** Which end is the client is settled: given by the caller, or decided before a switch. */
+  private get known(): boolean {
+    return this.opts.clientKnown || this.switches > 0;
+  }
+
+  /** The start of what is being detected was not seen (a switch starts at a known point). */
+  private get midstream(): boolean {
+    return this.opts.midstream && this.switches === 0;
   }
 
   /** Claims a postponed winner with the orientation it has (see decide()). */
@@ -430,7 +458,7 @@ export class EngineConnection {
       // caller's orientation is kept and called a guess.
       let mine: { flipped: boolean; score: number; sum: number; anchors: [number, number] } | undefined;
       let decided = false;
-      for (const flipped of this.opts.clientKnown ? [false] : [false, true]) {
+      for (const flipped of this.known ? [this.flipped] : [false, true]) {
         let score = 0;
         let sum = 0;
         const anchors: [number, number] = [this.base[0].anchor, this.base[1].anchor];
@@ -452,7 +480,7 @@ export class EngineConnection {
           score = Math.max(score, dirBest);
           // mid-stream, a window may start inside a message: only a claim-strength score is
           // evidence of orientation there ("-1\r\n" cut from a request looks like a reply)
-          if (!this.opts.midstream || dirBest >= this.engine.options.claimScore) sum += Math.max(0, dirBest);
+          if (!this.midstream || dirBest >= this.engine.options.claimScore) sum += Math.max(0, dirBest);
         }
         if (!mine) mine = { flipped, score, sum, anchors };
         else {
@@ -478,10 +506,12 @@ export class EngineConnection {
     const epoch = ++this.epoch;
     this.plugin = plugin;
     this.flipped = flipped;
-    this.orientation = this.opts.clientKnown ? "given" : orientation;
-    if (this.orientation === "guessed") c.add("orientation_guessed");
+    if (this.switches === 0) {
+      this.orientation = this.opts.clientKnown ? "given" : orientation;
+      if (this.orientation === "guessed") c.add("orientation_guessed");
+    }
     this.state = "decoding";
-    this.gapDue = [this.opts.midstream, this.opts.midstream];
+    this.gapDue = [this.midstream, this.midstream];
     this.gapDueTs = this.firstTs ?? 0n;
     const got = this.connNew(plugin);
     if (typeof got === "string") {
@@ -495,7 +525,11 @@ export class EngineConnection {
     const skipped = [0, 0];
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
-      if (this.state !== "decoding" || this.epoch !== epoch) return;
+      if (this.state !== "decoding" || this.epoch !== epoch) {
+        // switched during the replay: the rest of the log is the new protocol's
+        if ((this.state as ConnState) === "detecting" && this.log !== log) this.ingest(log.slice(i));
+        return;
+      }
       if (i < this.anchor[e.dir]) {
         if (e.bytes) skipped[e.dir] += e.len;
         continue;
@@ -529,7 +563,24 @@ export class EngineConnection {
     const max = this.engine.options.maxFeed;
     for (let off = 0; off < bytes.length; off += max) {
       const piece = off === 0 && bytes.length <= max ? bytes : bytes.subarray(off, off + max);
-      if (!this.call(FEED, dir, ts, piece, 0, epoch)) return;
+      if (!this.call(FEED, dir, ts, piece, 0, epoch)) {
+        // switched inside a chunk larger than one piece: the pieces not fed are the new protocol's
+        if (this.state === "detecting" && off + max < bytes.length) this.ingest([{ dir, bytes: bytes.slice(off + max), len: bytes.length - off - max, ts }]);
+        return;
+      }
+    }
+  }
+
+  /** Chunks and gaps that arrived (or were logged) after a switch, in order. */
+  private ingest(entries: LogEntry[]): void {
+    for (const e of entries) {
+      if (this.state === "rejected" || this.state === "closed") return;
+      if (!e.bytes) this.gapIn(e.dir, e.len, e.ts);
+      else if (this.state === "detecting") this.detectChunk(e.dir, e.bytes, e.ts);
+      else {
+        this.seen += e.len;
+        this.feed(e.dir, e.bytes, e.ts);
+      }
     }
   }
 
@@ -557,6 +608,10 @@ export class EngineConnection {
         this.sinceRestart += n;
         // the plugin has proven itself: stop holding the replay log
         if (n > 0) this.log = null;
+      }
+      if (r === -4) {
+        this.switchOver(inst, plugin, ts);
+        return false;
       }
       if (r < 0) {
         const reason = NEG_REASON[r] ?? "plugin_error";
@@ -646,6 +701,46 @@ export class EngineConnection {
     this.gapDueTs = ts;
     c.add("conn_restarted.limit");
     return true;
+  }
+
+  /**
+   * The plugin answered -4: the connection now carries another protocol (a CONNECT tunnel, 101
+   * Switching Protocols). Its records are taken, the bytes it did not consume come back through
+   * conn_tail, and detection starts over from them, with the same orientation. A plugin without
+   * conn_tail hands back nothing: its unconsumed bytes are a gap of unknown size.
+   */
+  private switchOver(inst: PluginInstance, plugin: Plugin, ts: bigint): void {
+    const c = this.engine.counters;
+    // a trap here is call()'s to count (this runs inside its try)
+    inst.take(this.out);
+    const tails = [inst.connTail(this.handle, 0), inst.connTail(this.handle, 1)];
+    inst.connFree(this.handle);
+    c.add(`conn_switched.${plugin.name}`);
+    this.handle = 0;
+    this.inst = undefined;
+    this.plugin = undefined;
+    this.switches++;
+    this.epoch++;
+    this.state = "detecting";
+    this.postponed = false;
+    this.excluded.clear();
+    this.anchor = [0, 0];
+    this.reanchors = [0, 0];
+    this.chunkRounds = [0, 0];
+    this.gapDue = [false, false];
+    this.sinceRestart = 0;
+    this.seen = 0;
+    this.log = [];
+    this.logBytes = 0;
+    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
+    const entries: LogEntry[] = [];
+    for (const pd of [0, 1] as Dir[]) {
+      const b = tails[pd];
+      const d = (this.flipped ? 1 - pd : pd) as Dir;
+      if (b === undefined) entries.push({ dir: d, len: 0, ts });
+      else if (b.length) entries.push({ dir: d, bytes: b, len: b.length, ts });
+    }
+    this.ingest(entries);
   }
 
   /** Runs detection again over the held log (after a plugin retracted its claim). */

@@ -445,3 +445,67 @@ describe("ConnectionEngine", () => {
     assert.equal(eng.openConnection({ protocol: "nope" }).reason, "unknown_protocol");
   });
 });
+
+describe("a connection that switches protocols (-4): detected again from the byte where the new one begins", () => {
+  const HTTP1 = path.join(root, "parsers-wasm/build/http1.json");
+  const HTTP2 = path.join(root, "parsers-wasm/build/http2.json");
+  const frame = (type: number, flags: number, sid: number, payload: number[] = []) => {
+    const len = payload.length;
+    return Uint8Array.from([len >> 16, (len >> 8) & 0xff, len & 0xff, type, flags, 0, 0, 0, sid, ...payload]);
+  };
+  const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+  const lit = (idx: number, v: string) => [idx, v.length, ...enc(v)]; // literal without indexing, static name
+  const CONNECT = enc("CONNECT 127.0.0.1:50051 HTTP/1.1\r\nHost: 127.0.0.1:50051\r\n\r\n");
+  const OK200 = enc("HTTP/1.1 200 Connection Established\r\n\r\n");
+  const PREFACE = enc("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  // GET http /inside, END_STREAM | END_HEADERS; the answer :status 404
+  const REQ = frame(1, 5, 1, [0x82, 0x86, ...lit(4, "/inside"), ...lit(1, "tunnel.test")]);
+  const RESP = frame(1, 5, 1, [0x8d]);
+  const registry = () => {
+    const r = new PluginRegistry();
+    r.add(Plugin.fromFile(built(HTTP1)));
+    r.add(Plugin.fromFile(built(HTTP2)));
+    return r;
+  };
+  const summary = (recs: Uint8Array[]) => recs.map((b) => recordToJson(fromBinary(RecordSchema, b))).map((r) => [r.protocol, r.operation, r.resource, r.status]);
+  const want = [["http1", "CONNECT", "127.0.0.1:50051", 200], ["http2", "GET", "/inside", 404]];
+
+  for (const clientKnown of [true, false]) {
+    test(`CONNECT, 200 with the server's first HTTP/2 frame in the same chunk, then HTTP/2 (client ${clientKnown ? "known" : "from content"})`, () => {
+      const engine = new ConnectionEngine(registry());
+      const conn = engine.openConnection({ clientKnown, portHint: 3128 });
+      const recs: Uint8Array[] = [];
+      const steps: [Dir, Uint8Array][] = [[0, CONNECT], [1, cat(OK200, frame(4, 0, 0))], [0, cat(PREFACE, frame(4, 0, 0), REQ)], [1, cat(frame(4, 1, 0), RESP)]];
+      for (const [d, b] of steps) recs.push(...conn.data(d, b, 1000n).records);
+      recs.push(...conn.close(2000n).records);
+      assert.deepEqual(summary(recs), want);
+      const c = engine.counters.snapshot();
+      assert.equal(c["conn_switched.http1"], 1);
+      assert.equal(c["conn_claimed.http2"], 1);
+      assert.equal(conn.switches, 1);
+      assert.equal(conn.flipped, false);
+    });
+  }
+
+  test("the whole exchange in two chunks (switch in the middle of each): nothing lost either side", () => {
+    const engine = new ConnectionEngine(registry());
+    const conn = engine.openConnection({ clientKnown: true });
+    const recs: Uint8Array[] = [];
+    recs.push(...conn.data(0, cat(CONNECT, PREFACE, frame(4, 0, 0), REQ), 1000n).records);
+    recs.push(...conn.data(1, cat(OK200, frame(4, 0, 0), frame(4, 1, 0), RESP), 1500n).records);
+    recs.push(...conn.close(2000n).records);
+    assert.deepEqual(summary(recs), want);
+  });
+
+  test("a tunnel nobody recognises (TLS) is unclaimed after the switch, the CONNECT still written", () => {
+    const engine = new ConnectionEngine(registry());
+    const conn = engine.openConnection({ clientKnown: true });
+    const recs: Uint8Array[] = [];
+    recs.push(...conn.data(0, CONNECT, 1000n).records);
+    recs.push(...conn.data(1, OK200, 1100n).records);
+    recs.push(...conn.data(0, Uint8Array.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]), 1200n).records);
+    recs.push(...conn.close(2000n).records);
+    assert.deepEqual(summary(recs), [want[0]]);
+    assert.equal(engine.counters.snapshot()["unclaimed"], 1);
+  });
+});

@@ -78,6 +78,8 @@ interface Exports {
   out_len(): number;
   out_clear(): void;
   configure(flags: number): void;
+  /** Optional: the bytes a connection did not consume before it answered -4 (switched). */
+  conn_tail?(h: number, dir: number): number;
 }
 
 /** Checks a manifest's shape and fills defaults; throws PluginError("bad_manifest" | "bad_abi"). */
@@ -274,6 +276,28 @@ export class PluginInstance {
   close(h: number, ts: bigint): number {
     const t = typeof ts === "bigint" ? ts : BigInt(Math.trunc(Number(ts) || 0));
     return this.call(0, () => this.x.close(h, t));
+  }
+
+  /**
+   * After a feed answered -4 (switched): the bytes of plugin direction `dir` the plugin did not
+   * consume, copied out (they are the first of what the connection now carries); undefined when
+   * the plugin does not export conn_tail. Call take() first: conn_tail reuses the output buffer.
+   */
+  connTail(h: number, dir: number): Uint8Array | undefined {
+    const f = this.x.conn_tail;
+    if (typeof f !== "function") return undefined;
+    return this.call(0, () => {
+      const n = f.call(this.x, h, dir);
+      const base = this.x.out_ptr();
+      const mem = this.mem(base + Math.max(0, n));
+      if (n < 0 || (n > 0 && (base <= 0 || base + n > mem.length))) {
+        this.dead = "bad_output";
+        throw new PluginTrap("bad_output", `plugin ${this.plugin.name}: conn_tail gave [${base}, +${n}) outside memory`);
+      }
+      const out = Uint8Array.from(mem.subarray(base, base + n));
+      this.x.out_clear();
+      return out;
+    });
   }
 
   /**
