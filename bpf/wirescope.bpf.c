@@ -671,9 +671,9 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 	ci->sample_level = ev->sample_level;
 	ci->shed = shed;
 	if (shed) {
-		shed_count(shed, 1);
 		if (was)
-			return;
+			return; /* shed already: still shed, not counted again */
+		shed_count(shed, 1);
 		close_event(ev, ci, fd, 0);
 		ev->flags |= WS_CONN_F_SHED;
 		ev->shed = shed;

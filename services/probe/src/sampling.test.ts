@@ -17,7 +17,7 @@ describe("SamplingController", () => {
   });
 
   it("cuts in proportion to the excess, then holds inside the band instead of oscillating", () => {
-    const c = new SamplingController({ budgetMillicores: 500 });
+    const c = new SamplingController({ budgetMillicores: 500, holdTicks: 3 });
     const levels = simulate(c, 1000, 60); // twice the budget
     assert.equal(levels[0], 1, "one tick over budget is not yet load");
     assert.ok(levels[1]! <= 0.5 + 1e-9, `first cut ${levels[1]}`);

@@ -34,11 +34,12 @@ export interface SamplingOptions {
   overTicks: number;
 }
 
+/** For a tick of 250 ms (the service's): a cut after 0.5 s over budget, a raise after 2 s calm. */
 export const SAMPLING_DEFAULTS: SamplingOptions = {
   budgetMillicores: 500,
   min: 1 / 64,
   lowWater: 0.6,
-  holdTicks: 3,
+  holdTicks: 8,
   raise: 1.25,
   ringHigh: 0.5,
   maxCut: 0.25,

@@ -121,8 +121,33 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       const nc = await ctx.nats();
       const publisher = new BatchPublisher(nc, RawBatchSchema, { counters: c, prefix: "nats_", maxQueueBytes: 128 << 20 });
       let lastDrops: Record<string, number> = {};
-      let last = { t: Date.now(), events: 0, bytes: 0, cpu: ownCpuMicros(), lost: 0 };
+      let last = { t: Date.now(), events: 0, bytes: 0 };
+      // overload, every 250 ms (a second of loss before the first cut is too much): the probe's
+      // own CPU (every thread: getrusage, what /proc/self/stat shows), the ring's fill and what
+      // was lost steer the sampling level
       let level = opts.sampleFraction ?? 1;
+      const started = Date.now();
+      let ctl = { t: started, cpu: ownCpuMicros(), lost: -1 };
+      const steer = () => {
+        const now = Date.now();
+        const dt = Math.max(1, now - ctl.t) / 1000;
+        const cpu = ownCpuMicros();
+        const cpuMillicores = (cpu - ctl.cpu) / 1000 / dt;
+        const s = source.stats();
+        const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
+        const ringFill = ebpf?.ringFill() ?? 0;
+        // not in the first 2 s: start-up (connecting, the batches kept since attach) is no load
+        if (ebpf && sampling && now - started >= 2000 && ctl.lost >= 0) {
+          const next = sampling.update({ cpuMillicores, ringFill, lost: lost - ctl.lost });
+          // levels are applied in steps the kernel can tell apart (1/32768)
+          if (Math.abs(next - level) * 32768 >= 1) ebpf.setShedConfig({ sampleFraction: (level = next), ...fairness });
+        }
+        c.set("sample_fraction", level);
+        c.set("cpu_millicores", Math.round(cpuMillicores));
+        c.set("ringbuf_fill", Math.round(ringFill * 1000) / 1000);
+        ctl = { t: now, cpu, lost };
+      };
+      const steerer = setInterval(steer, 250);
       let eventsIn = 0;
       let bytesIn = 0;
 
@@ -140,27 +165,12 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         const dt = Math.max(1, now - last.t) / 1000;
         c.set("events_per_s", Math.round((eventsIn - last.events) / dt));
         c.set("bytes_per_s", Math.round((bytesIn - last.bytes) / dt));
-        // overload: the probe's own CPU (every thread: getrusage, what /proc/self/stat shows),
-        // the ring's fill and what was lost since the last tick steer the sampling level
-        const cpu = ownCpuMicros();
-        const cpuMillicores = (cpu - last.cpu) / 1000 / dt;
-        const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
         if (ebpf) {
-          const ringFill = ebpf.ringFill();
-          // (not on the first tick: its interval is a few ms, and start-up's CPU is no load)
-          if (sampling && dt >= 0.5) {
-            const next = sampling.update({ cpuMillicores, ringFill, lost: lost - last.lost });
-            // levels are applied in steps the kernel can tell apart (1/32768)
-            if (Math.abs(next - level) * 32768 >= 1) ebpf.setShedConfig({ sampleFraction: (level = next), ...fairness });
-          }
           const shed = ebpf.shedStats();
           for (const [k, v] of Object.entries(shed.connections)) c.setTotal(`shed_connections.${k}`, v);
           for (const [k, v] of Object.entries(shed.bytes)) c.setTotal(`shed_bytes.${k}`, v);
-          c.set("ringbuf_fill", Math.round(ringFill * 1000) / 1000);
         }
-        c.set("sample_fraction", level);
-        c.set("cpu_millicores", Math.round(cpuMillicores));
-        last = { t: now, events: eventsIn, bytes: bytesIn, cpu, lost };
+        last = { t: now, events: eventsIn, bytes: bytesIn };
         c.set("connections_tracked", s.connections);
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);
@@ -236,6 +246,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         }
       } finally {
         clearInterval(ticker);
+        clearInterval(steerer);
         clearInterval(sweeper);
         if (excluder) clearInterval(excluder);
         ebpf?.close();
