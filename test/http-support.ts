@@ -9,9 +9,10 @@ import { execFile } from "node:child_process";
 
 type J = Record<string, unknown>;
 
-function tsharkJson(file: string, decodeAs: string[]): Promise<J[]> {
+function tsharkJson(file: string, decodeAs: string[], keylog?: string): Promise<J[]> {
   const args = ["-r", file, "-T", "json", "--no-duplicate-keys"];
   for (const d of decodeAs) args.push("-d", d);
+  if (keylog) args.push("-o", `tls.keylog_file:${keylog}`);
   return new Promise((resolve, reject) => {
     execFile("tshark", args, { maxBuffer: 1 << 30, timeout: 180_000 }, (err, stdout) => {
       if (err) reject(new Error(`tshark failed: ${err.message}`));
@@ -121,10 +122,11 @@ function countMessages(b: Buffer): number {
 
 /**
  * HTTP/2 streams (client port → server `port`), as tshark dissects them. `as` = "http" lets
- * tshark's HTTP dissector follow an h2c upgrade; "http2" decodes prior-knowledge HTTP/2.
+ * tshark's HTTP dissector follow an h2c upgrade; "http2" decodes prior-knowledge HTTP/2; "tls"
+ * decrypts with `keylog` (h2 chosen by ALPN).
  */
-export async function tsharkHttp2(file: string, port: number, as: "http2" | "http" = "http2"): Promise<TsharkH2Stream[]> {
-  const pkts = await tsharkJson(file, [`tcp.port==${port},${as}`]);
+export async function tsharkHttp2(file: string, port: number, as: "http2" | "http" | "tls" = "http2", keylog?: string): Promise<TsharkH2Stream[]> {
+  const pkts = await tsharkJson(file, [`tcp.port==${port},${as}`], keylog);
   const streams = new Map<string, TsharkH2Stream & { req: Buffer[]; resp: Buffer[] }>();
   for (const p of pkts) {
     const l = (p["_source"] as J)["layers"] as J;

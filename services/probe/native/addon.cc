@@ -705,7 +705,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
 
   // attachTls(path, dev, ino, lib): uprobes of TLS library `lib` (enum ws_tls_lib) on the file at
   // `path` (for every process that maps it, or runs it: an executable with the library linked in),
-  // then (dev, ino) is recorded as known so its mappings are no longer announced.
+  // then (dev, ino) is recorded as known so its mappings are no longer announced (ino 0: an
+  // executable, which exec_known remembers).
   // Returns the number of links made; throws EATTACH with libbpf's message when a required
   // function could not be probed (nothing is left attached then).
   Napi::Value AttachTls(const Napi::CallbackInfo& info) {
@@ -756,7 +757,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     }
     tls_links_.insert(tls_links_.end(), made.begin(), made.end());
     uint8_t one = 1;
-    bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &one, 1, BPF_ANY);
+    if (key.ino) bpf_map__update_elem(skel_->maps.tls_libs_known, &key, sizeof key, &one, 1, BPF_ANY);
     return Napi::Number::New(env, (double)made.size());
   }
 

@@ -6,6 +6,7 @@ import { readListenPorts } from "./listen-ports.js";
 import { TlsLibraries } from "./tls-libraries.js";
 import { TlsExecutables } from "./tls-executables.js";
 import { GoTlsHandler } from "./go-tls.js";
+import { OpenSslExecutableHandler } from "./openssl-exe.js";
 import type { EventBatch } from "./events.js";
 import type { EventSource, SourceStats } from "./source.js";
 
@@ -32,19 +33,31 @@ export class EbpfSource implements EventSource {
   private handler: ((b: EventBatch) => void) | undefined;
   private readonly decodeStats: DecodeStats = { records: 0, errors: 0 };
   private handlerErrors = 0;
+  /** TLS library or executable notices whose handling threw. */
+  private noticeErrors = 0;
   private undelivered = 0;
   private closed = false;
   private readonly refreshMs: number;
 
   /** TLS library files with uprobes (undefined when TLS is off). */
   readonly tls: TlsLibraries | undefined;
-  /** Executables with TLS linked in (Go crypto/tls) with uprobes (undefined when TLS is off). */
+  /** Executables with TLS linked in (Go crypto/tls, OpenSSL in node) with uprobes (undefined when TLS is off). */
   readonly tlsExecutables: TlsExecutables | undefined;
 
   constructor(options: EbpfSourceOptions = {}) {
     const tlsOn = options.tls ?? true;
     this.probe = new NativeProbe(options, (buf) => this.onBatch(buf), tlsOn
-      ? (n) => (n.exec ? this.tlsExecutables?.onExec(n.tgid, n.dev, n.ino, n.filename ?? "") : this.tls?.onMapped(n.tgid, n.dev, n.ino))
+      ? (n) => {
+          // notices still queued when the probe closes find no probe to attach to: dropped; an
+          // error while handling one is counted, never thrown into the addon's callback
+          if (this.closed) return;
+          try {
+            if (n.exec) this.tlsExecutables?.onExec(n.tgid, n.dev, n.ino, n.filename ?? "");
+            else this.tls?.onMapped(n.tgid, n.dev, n.ino);
+          } catch {
+            this.noticeErrors++;
+          }
+        }
       : undefined);
     this.filter = new KernelFilter(this.probe);
     try {
@@ -57,7 +70,9 @@ export class EbpfSource implements EventSource {
         this.tls = new TlsLibraries({ attach: (p, dev, ino, lib) => this.probe.attachTls(p, dev, ino, lib), markKnown: (dev, ino) => this.probe.markTlsKnown(dev, ino) }, options.onTlsError);
         this.tls.scanAll();
         // the attach table of TLS linked into executables: one row per implementation
-        this.tlsExecutables = new TlsExecutables(this.probe, [new GoTlsHandler()], options.onTlsError);
+        // (ino 0: an executable is remembered in exec_known, not in tls_libs_known)
+        const openssl = new OpenSslExecutableHandler((path, lib) => this.probe.attachTls(path, 0, 0, lib));
+        this.tlsExecutables = new TlsExecutables(this.probe, [new GoTlsHandler(), openssl], options.onTlsError);
         this.tlsExecutables.scanAll();
       }
     } catch (e) {
@@ -172,7 +187,7 @@ export class EbpfSource implements EventSource {
     if (this.tls) {
       const t = this.probe.tlsStats();
       tls = { ...t.counters, uprobe_links: t.links, notices_dropped: t.noticesDropped, libraries_attached: this.tls.stats.attached,
-        libraries_failed: this.tls.stats.failed, libraries_unsupported: this.tls.stats.unsupported, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone };
+        libraries_failed: this.tls.stats.failed, libraries_unsupported: this.tls.stats.unsupported, notices_repeated: this.tls.stats.repeats, notices_gone: this.tls.stats.gone, notice_errors: this.noticeErrors };
       const x = this.tlsExecutables?.stats;
       if (x) {
         Object.assign(tls, { execs_inspected: x.inspected, execs_gone: x.gone, execs_unreadable: x.unreadable, execs_repeated: x.repeats });

@@ -1,0 +1,118 @@
+// TLS plaintext of node processes: OpenSSL is linked into the node executable (no libssl.so), and
+// node's TLS moves the socket bytes itself (memory BIOs), so the probe attaches the node file by
+// its exported SSL_read/SSL_write and links each connection by its handshake write. One node
+// process serves HTTPS (HTTP/1.1, and h2 by ALPN: node:http2 secure server) and gRPC (grpc-js,
+// TLS credentials); it runs before the probe starts (found by the scan at start), the clients
+// start after (found by their exec). Both ends' records must equal tshark's decryption of a
+// tcpdump capture with the clients' key log (node --tls-keylog) field by field: method, path,
+// status, and grpc-status for gRPC. The pipeline's own node processes are not traced.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { Role } from "@wirescope/common";
+import { tempDir } from "./support/index.js";
+import { bpfAvailable, REPO_ROOT } from "./probe-helpers.js";
+import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
+import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline } from "./tls-support.js";
+import { tsharkHttp2 } from "./http-support.js";
+
+const run = promisify(execFile);
+const FIXTURES = path.join(REPO_ROOT, "test/fixtures/node-tls");
+
+/** The fixture servers, started now: resolves with their ports once they listen. */
+async function startServers(t: import("node:test").TestContext, tls: { cert: string; key: string }): Promise<{ web: number; grpc: number }> {
+  const p = spawn(process.execPath, [path.join(FIXTURES, "server.mjs"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => p.kill("SIGKILL"));
+  let out = "";
+  return new Promise((res, rej) => {
+    p.stdout!.on("data", (d: Buffer) => {
+      out += String(d);
+      const m = /PORTS (\d+) (\d+)\n/.exec(out);
+      if (m) res({ web: Number(m[1]), grpc: Number(m[2]) });
+    });
+    p.once("exit", (c) => rej(new Error(`node TLS servers exited ${c}`)));
+  });
+}
+
+/** A fixture client (a node process started now), its keys logged for tshark. */
+const client = (mode: string, port: number, ca: string, keylog: string) =>
+  run(process.execPath, [`--tls-keylog=${keylog}`, path.join(FIXTURES, "client.mjs"), mode, String(port), ca], { timeout: 60_000 });
+
+test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the node executable's OpenSSL, both ends' records match tshark", { timeout: 180_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-node-");
+  const tls = selfSigned(dir);
+  const { web } = await startServers(t, tls);
+  const warmKeys = path.join(dir, "warm-keys.txt");
+  // warm-up exchanges (GET /warmup) until the probe publishes: not compared
+  const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
+  const attached = await p.counters();
+  assert.ok((attached["tls.openssl.binaries_attached"] ?? 0) >= 1, `the node executable attached: ${JSON.stringify(attached)}`);
+
+  const pcap = path.join(dir, "node.pcap");
+  const keylog = path.join(dir, "keylog.txt");
+  const cap = await startTcpdump(pcap, web);
+  t.after(() => cap.kill());
+  await client("https", web, tls.cert, keylog);
+  await client("h2", web, tls.cert, keylog);
+  // 6 exchanges, each recorded on both ends
+  const ours = <T extends { record: { resource: string; server?: { port: number } } }>(l: T[]) => l.filter((s) => s.record.server?.port === web && s.record.resource !== "/warmup");
+  const until = Date.now() + 60_000;
+  while (ours(await readRecords(p.nc).catch(() => [])).length < 12 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(p.nc, 2000, 30_000)).map((s) => s.record);
+  await cap.stop();
+  const theirs = tsharkExchanges(pcap, keylog).map(exchangeKey).sort();
+  assert.equal(theirs.length, 6, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
+  const c = await p.counters();
+  t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role);
+    assert.deepEqual(mine.map((r) => exchangeKey(recordExchange(r))).sort(), theirs, `${Role[role]} records = tshark`);
+    for (const r of mine) {
+      assert.equal(r.attributes["tls"]?.value.value, true);
+      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
+      assert.equal(r.incomplete, false);
+    }
+  }
+  assert.equal(records.filter((r) => r.protocol === "http2").length, 6, "h2 by ALPN on both ends");
+  assert.ok((c["tls.linked_after_call"] ?? 0) >= 4, "connections linked by their handshake write (memory BIOs)");
+  assert.equal(c["tls.no_fd"] ?? 0, 0, "no plaintext without its connection");
+  const st = await parserStatus(p.parser);
+  assert.deepEqual(Object.entries(st.counters).filter(([k, v]) => /desync|resync/.test(k) && v > 0), [], "the decoders never lost their place");
+});
+
+test("probe TLS node: grpc-js over TLS, both ends' records (method, path, grpc-status) match tshark", { timeout: 180_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-grpc-");
+  const tls = selfSigned(dir);
+  const { grpc } = await startServers(t, tls);
+  const warmKeys = path.join(dir, "warm-keys.txt");
+  // warm-up calls until the probe publishes: their connection is not compared
+  const p = await tracedPipeline(t, dir, grpc, () => client("grpc", grpc, tls.cert, warmKeys).catch(() => {}));
+  const warmed = new Set((await settleRecords(p.nc, 1500, 30_000)).map((s) => s.record.client?.port));
+
+  const pcap = path.join(dir, "grpc.pcap");
+  const keylog = path.join(dir, "keylog.txt");
+  const cap = await startTcpdump(pcap, grpc);
+  t.after(() => cap.kill());
+  await client("grpc", grpc, tls.cert, keylog);
+  const ours = <T extends { record: { client?: { port: number }; server?: { port: number } } }>(l: T[]) =>
+    l.filter((s) => s.record.server?.port === grpc && !warmed.has(s.record.client?.port));
+  const until = Date.now() + 60_000;
+  while (ours(await readRecords(p.nc).catch(() => [])).length < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(p.nc, 2000, 30_000)).map((s) => s.record);
+  await cap.stop();
+  const theirs = (await tsharkHttp2(pcap, grpc, "tls", keylog)).map((s) => `${s.method} ${s.path} ${s.status} grpc-status ${s.grpcStatus}`).sort();
+  assert.equal(theirs.length, 3, `tshark decrypted every call: ${JSON.stringify(theirs)}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1), String(r.attributes["rpc.grpc.status_code"]?.value.value)]))}`);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role);
+    const ourKeys = mine.map((r) => `POST ${r.resource} ${r.attributes["http.response.status_code"]?.value.value} grpc-status ${r.attributes["rpc.grpc.status_code"]?.value.value}`).sort();
+    assert.deepEqual(ourKeys, theirs, `${Role[role]} records = tshark`);
+    for (const r of mine) assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
+  }
+  assert.deepEqual(theirs.map((k) => k.split(" ").pop()).sort(), ["0", "0", "5"], "two OK calls and a NOT_FOUND");
+});
