@@ -15,7 +15,7 @@ import {
   V_AUTHORITY, V_GRPC_MESSAGE, StreamTable,
 } from "./types";
 import { emitStream } from "./pair";
-import { prefaceMatch, frameHeaderOk, frameHeaderSane } from "./sniff";
+import { prefaceMatch, frameHeaderOk, frameHeaderSane, resyncOffset } from "./sniff";
 import { startsWithIgnoreCase } from "../common/index";
 
 // per-direction framer states
@@ -364,13 +364,21 @@ export class H2Engine {
         D.st = D_HDR;
         continue;
       }
-      // D_RESYNC: a chunk starting with a plausible frame header resumes framing
+      // D_RESYNC: framing resumes where a run of whole, plausible frames starts: at the start
+      // of a chunk, or inside it when frames from there end exactly at its end
       const a = q.avail();
       if (a >= 9 && frameHeaderOk(q.ptr())) {
         D.st = D_HDR;
         continue;
       }
       if (a > 0 && a < 9) return OK;
+      const at = resyncOffset(q.ptr(), a);
+      if (at > 0) {
+        this.droppedBytes += at;
+        q.consume(at);
+        D.st = D_HDR;
+        continue;
+      }
       this.droppedBytes += a;
       q.consume(a);
       return OK;

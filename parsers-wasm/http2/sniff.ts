@@ -81,6 +81,29 @@ export function plausibleFrames(p: usize, n: i32): i32 {
   return count;
 }
 
+/** Frames followed from one candidate offset at most (bounds resyncOffset's work to 32 × n). */
+const RESYNC_CHAIN: i32 = 32;
+
+/**
+ * After lost bytes, where the frames resume inside p[0..n): the first offset from which a chain
+ * of plausible frame headers (frameHeaderOk) ends exactly at n (or runs on for RESYNC_CHAIN
+ * frames), or -1. A chain must account for every byte to the end, so a header-looking byte run
+ * inside a payload is not taken for one (its length would have to land exactly on the end of the
+ * bytes seen). Linear: at most RESYNC_CHAIN frames are followed per offset.
+ */
+export function resyncOffset(p: usize, n: i32): i32 {
+  for (let o = 0; o + 9 <= n; o++) {
+    let off = o;
+    let k = 0;
+    while (off + 9 <= n && k < RESYNC_CHAIN && frameHeaderOk(p + <usize>off)) {
+      off += 9 + ((<i32>load<u8>(p + <usize>off) << 16) | (<i32>load<u8>(p + <usize>off + 1) << 8) | <i32>load<u8>(p + <usize>off + 2));
+      k++;
+    }
+    if ((k > 0 && off == n) || k == RESYNC_CHAIN) return o;
+  }
+  return -1;
+}
+
 /** Confidence (0..100) that the first bytes of direction `dir` are HTTP/2. */
 export function detectHttp2(dir: i32, p: usize, n: i32): i32 {
   // Small non-zero scores mean "cannot tell yet": the host keeps growing this window instead of

@@ -188,6 +188,24 @@ vec(
   { detect: false },
 );
 
+vec(
+  "Lost bytes mid-frame: framing resumes inside the next chunk, where whole frames run to its end",
+  [
+    C(PREFACE, settings(), headers(1, req("POST", "/upload")), data(1, "first part")),
+    { gap: "client", len: 5000 },
+    // the rest of a DATA frame we lost the start of, then a new request: one chunk
+    C(Buffer.alloc(37, 0x07), data(1, "end", END_STREAM), headers(3, req("GET", "/after-gap"), END_HEADERS | END_STREAM)),
+    Sv(settings(), headers(1, block(idx(S.s200)), END_HEADERS | END_STREAM), headers(3, block(idx(S.s404)), END_HEADERS | END_STREAM)),
+  ],
+  [
+    { resource: "/upload", status: 200 },
+    { resource: "/after-gap", status: 404, attributes: { "http2.request_unknown": null } },
+  ],
+  // the resync point is found inside the chunk as written; split into other pieces, the new
+  // request is found only where a piece starts at a frame (split modes would lose it)
+  { detect: false, modes: ["whole", "truncated", "gapped"] },
+);
+
 {
   // A gRPC channel opened before pickup: the client's content-type and te, the server's
   // content-type and "grpc-status: 0" are dynamic entries from before (62.. on each side).
