@@ -50,9 +50,9 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   filter: EMPTY_FILTER,
   http1Bodies: "trim",
   cpuBudgetMillicores: 500,
-  connBudgetBytes: 4 << 20,
-  connBudgetCalls: 50_000,
-  procBudgetBytes: 64 << 20,
+  connBudgetBytes: 32 << 20,
+  connBudgetCalls: 100_000,
+  procBudgetBytes: 128 << 20,
   shedRingbufPct: 75,
 };
 
@@ -72,10 +72,11 @@ export const PROBE_USAGE = `probe options:
                             never parts of one) and counts are scaled by the observed fraction; 0 = off
   --sample-fraction F       observe this fixed fraction (0 < F <= 1) of new connections instead
   --conn-budget-bytes N     bytes one connection may have copied per second before it is shed
-                            (default 4 MiB; HTTP/1.1 bodies left out by trim do not count; 0 = off)
-  --conn-budget-calls N     data calls one connection may make per second (default 50000; 0 = off)
+                            (default 32 MiB, counted per 100 ms; HTTP/1.1 bodies left out by trim
+                            do not count; 0 = off)
+  --conn-budget-calls N     data calls one connection may make per second (default 100000; 0 = off)
   --proc-budget-bytes N     bytes one process may have copied per second: over it its new
-                            connections are shed, over twice it its busy ones (default 64 MiB; 0 = off)
+                            connections are shed, over twice it its busy ones (default 128 MiB; 0 = off)
   --shed-ringbuf-pct N      new connections are shed while the ring buffer is fuller (default 75; 0 = off)
   --exclude-pid N           never trace this pid (repeatable; the pipeline's own)
   --allow-pid N, --deny-pid N, --allow-port N, --deny-port N,

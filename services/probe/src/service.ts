@@ -55,7 +55,11 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   let tlsWarnings = 0;
   let source: EventSource;
   let ebpf: EbpfSource | undefined;
-  const fairness = { ringbufPct: opts.shedRingbufPct, intervalMs: 1000, connBytes: opts.connBudgetBytes, connCalls: opts.connBudgetCalls, procBytes: opts.procBudgetBytes };
+  // budgets per second, accounted in windows of 100 ms (a tenth of each): a flood is shed after a
+  // tenth of its second's budget, a burst into the ring stays small, a steady busy connection fits
+  const interval = 100;
+  const perWindow = (perSecond: number) => Math.ceil((perSecond * interval) / 1000);
+  const fairness = { ringbufPct: opts.shedRingbufPct, intervalMs: interval, connBytes: perWindow(opts.connBudgetBytes), connCalls: perWindow(opts.connBudgetCalls), procBytes: perWindow(opts.procBudgetBytes) };
   // the observed fraction of new connections: fixed, or steered by the CPU budget
   const sampling = opts.sampleFraction === undefined && opts.cpuBudgetMillicores > 0 ? new SamplingController({ budgetMillicores: opts.cpuBudgetMillicores }) : undefined;
   if (opts.source === "pcap") {
