@@ -44,6 +44,8 @@ export class H1Parser {
   private rqScan: i32 = 0;
   private rqReq: Req | null = null;
   private rqPauseAfterBody: bool = false;
+  /** The request side is paused for the answer to a CONNECT or an Upgrade request. */
+  private rqAwaitSwitch: bool = false;
   // response side
   rs: i32 = S_START;
   private rsLeft: i64 = 0;
@@ -220,6 +222,7 @@ export class H1Parser {
     this.rqReq = null;
     if (this.rqPauseAfterBody) {
       this.rqPauseAfterBody = false;
+      this.rqAwaitSwitch = true;
       this.rq = S_PAUSED; // nothing more until the server answers the upgrade or CONNECT
     } else this.rq = S_START;
   }
@@ -434,7 +437,10 @@ export class H1Parser {
           this.rq = S_OPAQUE;
           return SWITCHED;
         }
-        if (req != null && this.rq == S_PAUSED && (req.upgradeAny || req.isConnect)) this.rq = S_START; // upgrade refused
+        if (req != null && this.rq == S_PAUSED && (req.upgradeAny || req.isConnect)) {
+          this.rq = S_START; // upgrade refused
+          this.rqAwaitSwitch = false;
+        }
         if (req != null && req.isConnect && status >= 200 && status < 300) {
           // a tunnel: whatever it carries (HTTP/2, gRPC, TLS, ...) is detected afresh by the host
           this.finish(lastTs, false);
@@ -611,6 +617,15 @@ export class H1Parser {
     }
     if (st == S_OPAQUE) return OK;
     this.desyncs++;
+    if (this.rq == S_PAUSED && this.rqAwaitSwitch) {
+      // the answer to a CONNECT or Upgrade may have been lost: whether the connection switched
+      // is unknown, so the client's side resumes by searching for a request line (bytes of
+      // another protocol do not look like one)
+      this.rqAwaitSwitch = false;
+      this.rq = S_RESYNC;
+      this.rqScan = 0;
+      this.rqHeld = 0;
+    }
     if (this.rsReq != null) this.finish(this.rsLastTs, true);
     if (this.paired >= 2 && !this.pipelined) {
       // requests are answered one at a time: the next response tells which were lost
