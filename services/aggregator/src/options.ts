@@ -1,5 +1,5 @@
 // The aggregator's own flags (those @wirescope/common's config did not take).
-import { ConfigError } from "@wirescope/common";
+import { ConfigError, flagsHelp, type FlagSpec } from "@wirescope/common";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
 import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";
@@ -64,18 +64,26 @@ const FLAGS: Record<string, Target> = {
   "--state-bucket": ["top", "stateBucket", "string", "KV bucket for the durable watermark"],
   "--pipeline-every-ms": ["top", "pipelineEveryMs", "int", "period of the aggregator's own pipeline point"],
   "--influx-org": ["top", "influxOrg", "string", "InfluxDB 2.x organisation"],
-  "--otlp-endpoint": ["otlp", "endpoint", "string", "export spans over OTLP/HTTP protobuf to this collector (http://host:4318; off by default)"],
+  "--otlp-endpoint": ["otlp", "endpoint", "string", "export spans over OTLP/HTTP protobuf to this collector (http://host:4318)"],
   "--otlp-batch-size": ["otlp", "batchSize", "int", "spans per OTLP request at most"],
   "--otlp-queue-size": ["otlp", "queueSize", "int", "spans waiting for the collector at most (then dropped and counted)"],
   "--otlp-flush-ms": ["otlp", "flushMs", "int", "a partial OTLP batch is sent after this long"],
   "--otlp-max-tries": ["otlp", "maxTries", "int", "tries per OTLP batch before it is dropped and counted"],
 };
 
+const DEFAULTS_BY_TARGET: Record<Target[0], object> = { core: defaultCoreOptions, writer: defaultWriterOptions, otlp: defaultOtlpOptions, top: defaultAggregatorOptions };
+
+/** The aggregator's own flags, with their defaults read from the option objects (one source). */
+export const AGGREGATOR_FLAGS: readonly FlagSpec[] = Object.entries(FLAGS).map(([f, [where, key, kind, description]]) => {
+  const d = (DEFAULTS_BY_TARGET[where] as Record<string, unknown>)[key];
+  return kind === "bool"
+    ? { flag: f.slice(2), description }
+    : { flag: f.slice(2), value: kind === "int" ? "N" : kind === "float" ? "X" : key === "endpoint" ? "URL" : "NAME", default: d === "" ? "none" : String(d), description };
+});
+
 /** Usage lines for `wirescope aggregator --help`. */
 export function aggregatorFlagsHelp(): string {
-  return Object.entries(FLAGS)
-    .map(([f, [, , k, d]]) => `  ${(f + (k === "bool" ? "" : ` <${k}>`)).padEnd(34)} ${d}`)
-    .join("\n");
+  return flagsHelp(AGGREGATOR_FLAGS);
 }
 
 /** Parses the aggregator's flags; throws ConfigError naming the bad flag. */

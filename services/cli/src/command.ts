@@ -1,5 +1,6 @@
 // The shape of one `wirescope` subcommand. Each lives in commands/<name>.ts and is listed once
 // in commands/index.ts.
+import type { FlagSpec } from "@wirescope/common";
 
 export interface Command {
   /** The word after `wirescope`. */
@@ -8,6 +9,11 @@ export interface Command {
   summary: string;
   /** Full help text printed by `wirescope <name> --help`. */
   usage: string;
+  /**
+   * Every flag the command accepts, when its parser is driven by a table: the shell completions
+   * offer them and a test checks that `usage` lists each one.
+   */
+  flags?: readonly FlagSpec[];
   /** Runs the command; resolves to the process exit code. Throw for a one-line error. */
   run(argv: string[]): Promise<number>;
 }

@@ -9,6 +9,7 @@ import { LOG_LEVELS } from "./log.js";
 import { redactUrl } from "./redact.js";
 import { readNatsCredentials } from "./nats-permissions.js";
 import { readInfluxCredentials } from "./influx-auth.js";
+import { flagsHelp, type FlagSpec } from "./flags.js";
 
 export type Component = "probe" | "parser" | "aggregator";
 export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
@@ -72,8 +73,10 @@ export const DEFAULTS: Config = {
 };
 
 /** One configurable option: its flag, its environment variable, and how to apply a value. */
-export interface OptionSpec {
+export interface OptionSpec extends FlagSpec {
   flag: string;
+  /** Placeholder of the value in `--help` (every shared option takes one). */
+  value: string;
   env?: string;
   description: string;
   default: string;
@@ -112,30 +115,30 @@ function file(name: string, v: string): string {
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: "nats-url", env: "WIRESCOPE_NATS_URL", default: DEFAULTS.nats.url, description: "NATS server URL(s), comma-separated", apply: (c, v) => (c.nats.url = url("nats-url", v, ["nats", "tls", "ws", "wss"])) },
-  { flag: "nats-replicas", env: "WIRESCOPE_NATS_REPLICAS", default: "1", description: "JetStream replicas of the streams, KV buckets and object store the services create (1, 3 or 5; 3 on a 3-server cluster)", apply: (c, v) => (c.nats.replicas = Number(oneOf("nats-replicas", v, ["1", "3", "5"] as const))) },
-  { flag: "nats-user", env: "WIRESCOPE_NATS_USER", default: "", description: "NATS user", apply: (c, v) => (c.nats.user = v) },
-  { flag: "nats-password", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
-  { flag: "nats-token", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },
-  { flag: "nats-creds", env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = file("nats-creds", v)) },
-  { flag: "nats-tls-ca", env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = file("nats-tls-ca", v)) },
-  { flag: "nats-tls-cert", env: "WIRESCOPE_NATS_TLS_CERT", default: "", description: "client certificate for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).cert = file("nats-tls-cert", v)) },
-  { flag: "nats-tls-key", env: "WIRESCOPE_NATS_TLS_KEY", default: "", description: "client key for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).key = file("nats-tls-key", v)) },
-  { flag: "influx-url", env: "WIRESCOPE_INFLUX_URL", default: DEFAULTS.influx.url, description: "InfluxDB HTTP URL", apply: (c, v) => (c.influx.url = url("influx-url", v, ["http", "https"])) },
-  { flag: "influx-db", env: "WIRESCOPE_INFLUX_DB", default: DEFAULTS.influx.database, description: "InfluxDB database (1.x) or bucket (2.x/3.x)", apply: (c, v) => (c.influx.database = nonEmpty("influx-db", v)) },
-  { flag: "influx-token", env: "WIRESCOPE_INFLUX_TOKEN", default: "", description: "InfluxDB token (2.x/3.x)", secret: true, apply: (c, v) => (c.influx.token = v) },
-  { flag: "influx-user", env: "WIRESCOPE_INFLUX_USER", default: "", description: "InfluxDB user (1.x)", apply: (c, v) => (c.influx.user = v) },
-  { flag: "influx-password", env: "WIRESCOPE_INFLUX_PASSWORD", default: "", description: "InfluxDB password (1.x)", secret: true, apply: (c, v) => (c.influx.password = v) },
-  { flag: "partitions", env: "WIRESCOPE_PARTITIONS", default: String(DEFAULTS.partitions), description: "number of partitions P", apply: (c, v) => (c.partitions = int("partitions", v, 1, 65536)) },
-  { flag: "grpc-host", env: "WIRESCOPE_GRPC_HOST", default: DEFAULTS.grpc.host, description: "address the gRPC control port binds", apply: (c, v) => (c.grpc.host = nonEmpty("grpc-host", v)) },
-  { flag: "grpc-port", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
-  { flag: "metrics-host", env: "WIRESCOPE_METRICS_HOST", default: DEFAULTS.metrics.host, description: "address the Prometheus /metrics port binds", apply: (c, v) => (c.metrics.host = nonEmpty("metrics-host", v)) },
-  { flag: "metrics-port", env: "WIRESCOPE_METRICS_PORT", default: "probe 9701, parser 9702, aggregator 9703", description: "Prometheus /metrics port (0 = off)", apply: (c, v) => (c.metrics.port = int("metrics-port", v, 0, 65535)) },
-  { flag: "log-level", env: "WIRESCOPE_LOG_LEVEL", default: DEFAULTS.logLevel, description: LOG_LEVELS.join("|"), apply: (c, v) => (c.logLevel = oneOf("log-level", v, LOG_LEVELS)) },
-  { flag: "log-format", env: "WIRESCOPE_LOG_FORMAT", default: "pretty on a TTY, else json", description: "json|pretty", apply: (c, v) => (c.logFormat = oneOf("log-format", v, ["json", "pretty"] as const)) },
-  { flag: "data-dir", env: "WIRESCOPE_DATA_DIR", default: DEFAULTS.dataDir, description: "local state for `up` (nats, influxdb, logs)", apply: (c, v) => (c.dataDir = nonEmpty("data-dir", v)) },
-  { flag: "node", env: "WIRESCOPE_NODE", default: "host name", description: "node name written into batches", apply: (c, v) => (c.node = nonEmpty("node", v)) },
-  { flag: "instance", env: "WIRESCOPE_INSTANCE", default: "<node>-<component>-<pid>", description: "instance id shown by status", apply: (c, v) => (c.instance = nonEmpty("instance", v)) },
+  { flag: "nats-url", value: "URL", env: "WIRESCOPE_NATS_URL", default: DEFAULTS.nats.url, description: "NATS server URL(s), comma-separated", apply: (c, v) => (c.nats.url = url("nats-url", v, ["nats", "tls", "ws", "wss"])) },
+  { flag: "nats-replicas", value: "N", env: "WIRESCOPE_NATS_REPLICAS", default: "1", description: "JetStream replicas of the streams, KV buckets and object store the services create (1, 3 or 5; 3 on a 3-server cluster)", apply: (c, v) => (c.nats.replicas = Number(oneOf("nats-replicas", v, ["1", "3", "5"] as const))) },
+  { flag: "nats-user", value: "USER", env: "WIRESCOPE_NATS_USER", default: "", description: "NATS user", apply: (c, v) => (c.nats.user = v) },
+  { flag: "nats-password", value: "PASSWORD", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
+  { flag: "nats-token", value: "TOKEN", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },
+  { flag: "nats-creds", value: "FILE", env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = file("nats-creds", v)) },
+  { flag: "nats-tls-ca", value: "FILE", env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = file("nats-tls-ca", v)) },
+  { flag: "nats-tls-cert", value: "FILE", env: "WIRESCOPE_NATS_TLS_CERT", default: "", description: "client certificate for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).cert = file("nats-tls-cert", v)) },
+  { flag: "nats-tls-key", value: "FILE", env: "WIRESCOPE_NATS_TLS_KEY", default: "", description: "client key for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).key = file("nats-tls-key", v)) },
+  { flag: "influx-url", value: "URL", env: "WIRESCOPE_INFLUX_URL", default: DEFAULTS.influx.url, description: "InfluxDB HTTP URL", apply: (c, v) => (c.influx.url = url("influx-url", v, ["http", "https"])) },
+  { flag: "influx-db", value: "NAME", env: "WIRESCOPE_INFLUX_DB", default: DEFAULTS.influx.database, description: "InfluxDB database (1.x) or bucket (2.x/3.x)", apply: (c, v) => (c.influx.database = nonEmpty("influx-db", v)) },
+  { flag: "influx-token", value: "TOKEN", env: "WIRESCOPE_INFLUX_TOKEN", default: "", description: "InfluxDB token (2.x/3.x)", secret: true, apply: (c, v) => (c.influx.token = v) },
+  { flag: "influx-user", value: "USER", env: "WIRESCOPE_INFLUX_USER", default: "", description: "InfluxDB user (1.x)", apply: (c, v) => (c.influx.user = v) },
+  { flag: "influx-password", value: "PASSWORD", env: "WIRESCOPE_INFLUX_PASSWORD", default: "", description: "InfluxDB password (1.x)", secret: true, apply: (c, v) => (c.influx.password = v) },
+  { flag: "partitions", value: "N", env: "WIRESCOPE_PARTITIONS", default: String(DEFAULTS.partitions), description: "number of partitions P", apply: (c, v) => (c.partitions = int("partitions", v, 1, 65536)) },
+  { flag: "grpc-host", value: "HOST", env: "WIRESCOPE_GRPC_HOST", default: DEFAULTS.grpc.host, description: "address the gRPC control port binds", apply: (c, v) => (c.grpc.host = nonEmpty("grpc-host", v)) },
+  { flag: "grpc-port", value: "PORT", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
+  { flag: "metrics-host", value: "HOST", env: "WIRESCOPE_METRICS_HOST", default: DEFAULTS.metrics.host, description: "address the Prometheus /metrics port binds", apply: (c, v) => (c.metrics.host = nonEmpty("metrics-host", v)) },
+  { flag: "metrics-port", value: "PORT", env: "WIRESCOPE_METRICS_PORT", default: "probe 9701, parser 9702, aggregator 9703", description: "Prometheus /metrics port (0 = off)", apply: (c, v) => (c.metrics.port = int("metrics-port", v, 0, 65535)) },
+  { flag: "log-level", value: "LEVEL", env: "WIRESCOPE_LOG_LEVEL", default: DEFAULTS.logLevel, description: LOG_LEVELS.join("|"), apply: (c, v) => (c.logLevel = oneOf("log-level", v, LOG_LEVELS)) },
+  { flag: "log-format", value: "FORMAT", env: "WIRESCOPE_LOG_FORMAT", default: "pretty on a TTY, else json", description: "json|pretty", apply: (c, v) => (c.logFormat = oneOf("log-format", v, ["json", "pretty"] as const)) },
+  { flag: "data-dir", value: "DIR", env: "WIRESCOPE_DATA_DIR", default: DEFAULTS.dataDir, description: "local state for `up` (nats, influxdb, logs)", apply: (c, v) => (c.dataDir = nonEmpty("data-dir", v)) },
+  { flag: "node", value: "NAME", env: "WIRESCOPE_NODE", default: "host name", description: "node name written into batches", apply: (c, v) => (c.node = nonEmpty("node", v)) },
+  { flag: "instance", value: "ID", env: "WIRESCOPE_INSTANCE", default: "<node>-<component>-<pid>", description: "instance id shown by status", apply: (c, v) => (c.instance = nonEmpty("instance", v)) },
 ];
 
 function nonEmpty(name: string, v: string): string {
@@ -256,5 +259,5 @@ export function redactConfig(c: Config): Config {
 
 /** Help text for the shared options, one per line. */
 export function optionsHelp(): string {
-  return OPTIONS.map((o) => `  --${o.flag.padEnd(16)} ${o.description}${o.env ? ` [${o.env}]` : ""} (default: ${o.default || "none"})`).join("\n");
+  return flagsHelp(OPTIONS);
 }

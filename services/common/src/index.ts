@@ -5,6 +5,7 @@ export * from "./gen/wirescope/v1/control_pb.js";
 export * from "./errors.js";
 export * from "./log.js";
 export * from "./config.js";
+export * from "./flags.js";
 export * from "./redact.js";
 export * from "./counters.js";
 export * from "./health.js";

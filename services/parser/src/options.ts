@@ -1,7 +1,7 @@
 // The parser's own flags (the ones @wirescope/common's config did not take).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError } from "@wirescope/common";
+import { ConfigError, flagsHelp, type FlagSpec } from "@wirescope/common";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 
 export interface ParserOptions {
@@ -96,8 +96,13 @@ export function parseParserArgs(args: readonly string[]): ParserOptions {
   return o;
 }
 
+/** The parser's own flags, with their defaults read from DEFAULT_PARSER_OPTIONS (one source). */
+export const PARSER_FLAGS: readonly FlagSpec[] = Object.entries(FLAGS).map(([f, [key, kind, description]]) => {
+  const d = DEFAULT_PARSER_OPTIONS[key];
+  return { flag: f.slice(2), value: kind === "int" ? "N" : kind === "list" ? "A,B" : key.endsWith("Dir") ? "DIR" : "NAME", default: Array.isArray(d) ? "none" : d === undefined ? "none" : String(d), description };
+});
+
+/** Usage lines for `wirescope parser --help`. */
 export function parserFlagsHelp(): string {
-  return Object.entries(FLAGS)
-    .map(([f, [, , d]]) => `  ${f.padEnd(26)} ${d}`)
-    .join("\n");
+  return flagsHelp(PARSER_FLAGS);
 }

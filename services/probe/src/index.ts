@@ -9,4 +9,4 @@ export type { EventSource, SourceStats } from "./source.js";
 export { ProcessCache, readProcInfo, containerIdFromCgroup, type ProcInfo } from "./process-info.js";
 export { RawBatcher, monoToWallClock } from "./raw-batcher.js";
 export { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
-export { parseProbeArgs, PROBE_USAGE, type ProbeOptions } from "./options.js";
+export { parseProbeArgs, PROBE_USAGE, PROBE_FLAGS, type ProbeOptions } from "./options.js";

@@ -1,5 +1,5 @@
 // The probe's own command-line options (those @wirescope/common's config does not know).
-import { ConfigError } from "@wirescope/common";
+import { ConfigError, flagsHelp, splitFlag, type FlagSpec } from "@wirescope/common";
 import { WS_MAX_CHUNK } from "./gen/layout.js";
 import type { FilterSpec } from "./filter.js";
 import { EMPTY_FILTER } from "./filter.js";
@@ -56,31 +56,45 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   shedRingbufPct: 75,
 };
 
+const mib = (n: number) => `${n / (1 << 20)} MiB`;
+
+/**
+ * The probe's own flags. parseProbeArgs takes exactly these (an unlisted flag is refused before
+ * its switch), so `--help` and the completions cannot miss one.
+ */
+export const PROBE_FLAGS: readonly FlagSpec[] = [
+  { flag: "source", value: "ebpf|pcap FILE", default: "ebpf", description: "live eBPF capture or replay a pcap/pcapng file" },
+  { flag: "replay-speed", value: "X", default: "0", description: "pcap: 0 = as fast as possible, 1 = real time" },
+  { flag: "replay-loops", value: "N", default: "1", description: "pcap: replay the file N times" },
+  { flag: "chunk-bytes", value: "N", default: String(WS_MAX_CHUNK), description: `payload cap per event (1..${WS_MAX_CHUNK})` },
+  { flag: "max-bytes-per-call", value: "N", default: mib(PROBE_DEFAULTS.maxBytesPerCall), description: "bytes copied per syscall, the rest is a stated gap" },
+  { flag: "ringbuf-bytes", value: "N", default: mib(PROBE_DEFAULTS.ringbufBytes), description: "BPF ring buffer size, power of two" },
+  { flag: "batch-ms", value: "N", default: String(PROBE_DEFAULTS.batchMs), description: "native batch flush age" },
+  { flag: "batch-bytes", value: "N", default: mib(PROBE_DEFAULTS.batchBytes), description: "native batch flush size" },
+  { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
+  { flag: "lock-file", value: "PATH", default: PROBE_DEFAULTS.lockFile, description: "single-instance lock" },
+  { flag: "http1-bodies", value: "trim|keep", default: "trim", description: "HTTP/1.1 bodies stated as gaps (trim: decoders count them, never read them) or published" },
+  { flag: "cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the probe may use: millicores (500m) or % of one core (50%); over it, fewer NEW connections are observed (whole connections, never parts of one) and counts are scaled by the observed fraction; 0 = off" },
+  { flag: "sample-fraction", value: "F", default: "off", description: "observe this fixed fraction (0 < F <= 1) of new connections instead" },
+  { flag: "conn-budget-bytes", value: "N", default: mib(PROBE_DEFAULTS.connBudgetBytes), description: "bytes one connection may have copied per second before it is shed (counted per 100 ms; HTTP/1.1 bodies left out by trim do not count; 0 = off)" },
+  { flag: "conn-budget-calls", value: "N", default: String(PROBE_DEFAULTS.connBudgetCalls), description: "data calls one connection may make per second (0 = off)" },
+  { flag: "proc-budget-bytes", value: "N", default: mib(PROBE_DEFAULTS.procBudgetBytes), description: "bytes one process may have copied per second: over it its new connections are shed, over twice it its busy ones (0 = off)" },
+  { flag: "shed-ringbuf-pct", value: "N", default: String(PROBE_DEFAULTS.shedRingbufPct), description: "new connections are shed while the ring buffer is fuller (0 = off)" },
+  { flag: "exclude-pid", value: "N", description: "never trace this pid (repeatable; the pipeline's own)" },
+  { flag: "allow-pid", value: "N", description: "trace only these pids (repeatable)" },
+  { flag: "deny-pid", value: "N", description: "never trace these pids (repeatable)" },
+  { flag: "allow-port", value: "N", description: "trace only these ports (repeatable)" },
+  { flag: "deny-port", value: "N", description: "never trace these ports (repeatable)" },
+  { flag: "allow-comm", value: "NAME", description: "trace only these process names (repeatable)" },
+  { flag: "deny-comm", value: "NAME", description: "never trace these process names (repeatable)" },
+  { flag: "allow-cgroup", value: "ID", description: "trace only these cgroup ids (repeatable)" },
+  { flag: "deny-cgroup", value: "ID", description: "never trace these cgroup ids (repeatable)" },
+];
+const PROBE_FLAG_NAMES = new Set(PROBE_FLAGS.map((f) => `--${f.flag}`));
+
+/** The probe's own options for `wirescope probe --help`. */
 export const PROBE_USAGE = `probe options:
-  --source ebpf|pcap FILE   live eBPF capture (default) or replay a pcap/pcapng file
-  --replay-speed X          pcap: 0 = as fast as possible (default), 1 = real time
-  --replay-loops N          pcap: replay the file N times
-  --chunk-bytes N           payload cap per event (1..${WS_MAX_CHUNK}, default ${WS_MAX_CHUNK})
-  --max-bytes-per-call N    bytes copied per syscall, the rest is a stated gap (default 4 MiB)
-  --ringbuf-bytes N         BPF ring buffer size, power of two (default 16 MiB)
-  --batch-ms N, --batch-bytes N   native batch flush age and size
-  --mount-tracefs           mount tracefs on /sys/kernel/tracing when missing
-  --lock-file PATH          single-instance lock (default /run/wirescope-probe.lock)
-  --http1-bodies trim|keep  HTTP/1.1 bodies stated as gaps (default trim: decoders count them, never read them) or published
-  --cpu-budget N[m|%]       CPU the probe may use: millicores (500m, the default) or % of one core
-                            (50%); over it, fewer NEW connections are observed (whole connections,
-                            never parts of one) and counts are scaled by the observed fraction; 0 = off
-  --sample-fraction F       observe this fixed fraction (0 < F <= 1) of new connections instead
-  --conn-budget-bytes N     bytes one connection may have copied per second before it is shed
-                            (default 32 MiB, counted per 100 ms; HTTP/1.1 bodies left out by trim
-                            do not count; 0 = off)
-  --conn-budget-calls N     data calls one connection may make per second (default 100000; 0 = off)
-  --proc-budget-bytes N     bytes one process may have copied per second: over it its new
-                            connections are shed, over twice it its busy ones (default 128 MiB; 0 = off)
-  --shed-ringbuf-pct N      new connections are shed while the ring buffer is fuller (default 75; 0 = off)
-  --exclude-pid N           never trace this pid (repeatable; the pipeline's own)
-  --allow-pid N, --deny-pid N, --allow-port N, --deny-port N,
-  --allow-comm NAME, --deny-comm NAME, --allow-cgroup ID, --deny-cgroup ID   (repeatable)`;
+${flagsHelp(PROBE_FLAGS)}`;
 
 /** "500m" or "500" (millicores), "50%" (of one core), "0"/"off". */
 function millicores(flag: string, v: string | undefined): number {
@@ -103,8 +117,9 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
   const o: ProbeOptions = { ...PROBE_DEFAULTS, excludePids: [], filter: structuredClone(EMPTY_FILTER) };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const [flag, inline] = splitFlag(a);
     const val = () => inline ?? args[++i];
+    if (!PROBE_FLAG_NAMES.has(flag)) throw new ConfigError("unknown_flag", `unknown probe option "${a}"\n${PROBE_USAGE}`);
     switch (flag) {
       case "--source": {
         const s = val();
@@ -162,7 +177,8 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
       case "--allow-cgroup": o.filter.allowCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
       case "--deny-cgroup": o.filter.denyCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
       default:
-        throw new ConfigError("unknown_flag", `unknown probe option "${a}"\n${PROBE_USAGE}`);
+        // a row of PROBE_FLAGS without its case here: options.test.ts fails on it
+        throw new ConfigError("unknown_flag", `probe option ${flag} is documented but not parsed`);
     }
   }
   return o;

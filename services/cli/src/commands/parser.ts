@@ -1,3 +1,4 @@
+import { PARSER_FLAGS } from "@wirescope/parser/options";
 import { serviceCommand } from "./service-command.js";
 
-export default serviceCommand("parser", () => import("@wirescope/parser"));
+export default serviceCommand("parser", () => import("@wirescope/parser"), PARSER_FLAGS);

@@ -1,5 +1,6 @@
 // `wirescope probe|parser|aggregator`: one instance of a service in the foreground.
-import { runService, optionsHelp, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/common";
+import type { FlagSpec } from "@wirescope/common";
+import { runService, optionsHelp, flagsHelp, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/common";
 import type { Command } from "../command.js";
 import { VERSION } from "../version.js";
 
@@ -10,9 +11,10 @@ const SUMMARIES: Record<Component, string> = {
 };
 
 /** Builds the command that runs `component` from its package's `createService`. */
-export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>, ownOptions?: string): Command {
+export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>, ownFlags: readonly FlagSpec[]): Command {
   return {
     name: component,
+    flags: [...OPTIONS, ...ownFlags],
     summary: SUMMARIES[component],
     usage: `usage: wirescope ${component} [options]
 
@@ -25,7 +27,8 @@ Serves Prometheus GET /metrics (the status counters, drops and process metrics) 
 options:
 ${optionsHelp()}
 
-Options the ${component} itself understands are passed through to it.${ownOptions ? `\n\n${ownOptions}` : ""}`,
+${component} options:
+${flagsHelp(ownFlags)}`,
     async run(argv) {
       // Loaded only when asked for: a service that cannot load must not break the other commands.
       const mod = await load();

@@ -1,0 +1,68 @@
+// Every flag a table-driven command accepts is in its --help, and `--flag=value` means the same
+// as `--flag value` for each of them. Both are derived from the tables, so a flag added to a
+// parser without a help row, or a help row its parser does not take, fails here.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { loadConfig, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { parseProbeArgs } from "@wirescope/probe/options";
+import { parseParserArgs } from "@wirescope/parser/options";
+import { parseAggregatorArgs } from "@wirescope/aggregator/options";
+import { COMMANDS } from "./index.js";
+
+const PARSERS: Record<string, (args: string[]) => unknown> = {
+  probe: parseProbeArgs,
+  parser: parseParserArgs,
+  aggregator: parseAggregatorArgs,
+};
+const shared = (args: string[]) => loadConfig({ argv: args, env: {}, natsAuthFromDataDir: false }).config;
+
+/** What parsing gave: the options, or the error's message. */
+function outcome(parse: (args: string[]) => unknown, args: string[]): { ok?: unknown; error?: string } {
+  try {
+    return { ok: parse(args) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+describe("command --help", () => {
+  it("lists every flag of the command's table with its variable and default", () => {
+    const tabled = COMMANDS.filter((c) => c.flags);
+    assert.deepEqual(tabled.map((c) => c.name).sort(), Object.keys(PARSERS).sort());
+    for (const c of tabled) {
+      for (const f of c.flags!) {
+        const line = c.usage.split("\n").find((l) => l.startsWith(`  --${f.flag} `) || l === `  --${f.flag}`);
+        assert.ok(line, `${c.name} --help lacks --${f.flag}`);
+        if (f.env) assert.ok(line.includes(`[${f.env}]`), `${c.name} --${f.flag}: no ${f.env}`);
+        if (f.default !== undefined) assert.ok(line.includes("(default: "), `${c.name} --${f.flag}: no default`);
+      }
+    }
+  });
+
+  for (const [name, parse] of Object.entries(PARSERS)) {
+    const cmd = COMMANDS.find((c) => c.name === name)!;
+    it(`${name}: its parser takes every flag of its table, as --flag=value too`, () => {
+      const own: FlagSpec[] = cmd.flags!.filter(isOwn);
+      assert.ok(own.length > 0);
+      for (const f of cmd.flags!) {
+        // shared options go through loadConfig first; the rest reaches the service's parser
+        const p = own.includes(f) ? parse : shared;
+        if (!f.value) {
+          assert.equal(outcome(p, [`--${f.flag}`]).error, undefined, `${name} --${f.flag}`);
+          continue;
+        }
+        for (const v of ["1", "4096", f.default ?? "x"]) {
+          const spaced = outcome(p, [`--${f.flag}`, v]);
+          if (spaced.error) assert.doesNotMatch(spaced.error, /unknown|not parsed/, `${name} --${f.flag} ${v}`);
+          assert.deepEqual(outcome(p, [`--${f.flag}=${v}`]), spaced, `${name} --${f.flag}=${v}`);
+        }
+      }
+      assert.match(outcome(parse, ["--no-such-flag", "1"]).error ?? "", /unknown/);
+    });
+  }
+});
+
+/** A flag is the service's own when loadConfig does not take it (it leaves it for the service). */
+function isOwn(f: FlagSpec): boolean {
+  return !OPTIONS.some((o) => o.flag === f.flag);
+}
