@@ -12,6 +12,8 @@ import decode from "./decode.js";
 import plugin from "./plugin.js";
 import capture from "./capture.js";
 import demo from "./demo.js";
+import { bashCompletion, zshCompletion } from "./completion.js";
+import { UsageError } from "../command.js";
 
 export const COMMANDS: Command[] = [
   up,
@@ -26,3 +28,18 @@ export const COMMANDS: Command[] = [
   capture,
   demo,
 ];
+
+COMMANDS.push({
+  name: "completion",
+  summary: "print a bash or zsh completion script (source <(wirescope completion bash))",
+  usage: `usage: wirescope completion bash|zsh
+
+Prints a completion script for the commands and their flags, generated from the same tables as
+--help. bash: source <(wirescope completion bash)   zsh (after compinit): source <(wirescope completion zsh)`,
+  async run(argv) {
+    const shell = argv[0];
+    if (argv.length !== 1 || (shell !== "bash" && shell !== "zsh")) throw new UsageError("expected bash or zsh");
+    process.stdout.write(shell === "bash" ? bashCompletion(COMMANDS) : zshCompletion(COMMANDS));
+    return 0;
+  },
+});
