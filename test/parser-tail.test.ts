@@ -69,6 +69,21 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
     for (const row of rows) assert.match(row, /redis .*->.*redis-server:\d+/);
   });
 
+  it("stops quietly with code 0 when its reader goes away (tail | head)", async () => {
+    const c = spawn("bash", ["-c", `set -o pipefail; "${process.execPath}" "${path.join(ROOT, "bin/wirescope.js")}" tail --nats-url=${bed.nats.url} --format=table | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d) => (out += d));
+    c.stderr.on("data", (d) => (err += d));
+    // head exits after its first line; tail notices on its next write, so keep records coming
+    const feeding = setInterval(() => void publish(), 500);
+    const code = await new Promise<number | null>((resolve) => c.on("exit", resolve)).finally(() => clearInterval(feeding));
+    assert.equal(code, 0, err);
+    assert.equal(err, "");
+    assert.equal(out.trim().split("\n").length, 1);
+    assert.match(out, /redis .*->/);
+  });
+
   it("refuses a bad format with a usage error", async () => {
     const r = await tail(bed.nats.url, ["--format", "xml"], () => {});
     assert.equal(r.code, 2);

@@ -34,3 +34,21 @@ export function splitFlag(arg: string): [flag: string, inline: string | undefine
   const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
   return eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
 }
+
+/**
+ * `--name=value` rewritten as `--name value` for a parser that reads a value from the next
+ * argument, so that both spellings work. Arguments after `--` are left alone.
+ */
+export function expandInline(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const [flag, inline] = splitFlag(args[i]!);
+    out.push(flag);
+    if (inline !== undefined) out.push(inline);
+  }
+  return out;
+}

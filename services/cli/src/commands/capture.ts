@@ -4,6 +4,7 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
+import { expandInline } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 
 const USAGE = `usage: wirescope capture --output FILE.pcapng [--pid N] [--port N] [--comm NAME] [--duration S]
@@ -23,7 +24,8 @@ export interface CaptureArgs {
   maxBytesPerCall?: number;
 }
 
-export function parseCaptureArgs(argv: string[]): CaptureArgs {
+export function parseCaptureArgs(args: string[]): CaptureArgs {
+  const argv = expandInline(args);
   const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
   const a: CaptureArgs = { output: "", filter, mountTracefs: false };
   const num = (flag: string, v: string | undefined, max: number) => {

@@ -66,3 +66,24 @@ describe("command --help", () => {
 function isOwn(f: FlagSpec): boolean {
   return !OPTIONS.some((o) => o.flag === f.flag);
 }
+
+describe("--flag=value in the commands with their own parsers", () => {
+  it("means the same as --flag value", async () => {
+    const { parseTailArgs } = await import("./tail.js");
+    const { parseCaptureArgs } = await import("./capture.js");
+    const { parseDecodeArgs } = await import("./decode.js");
+    const { parseUpArgs } = await import("./up.js");
+    const cases: [(a: string[]) => unknown, string[]][] = [
+      [parseTailArgs, ["--protocol", "http", "--service", "a", "--format", "table", "--limit", "3"]],
+      [parseCaptureArgs, ["--output", "x.pcapng", "--pid", "5", "--port", "80", "--comm", "nginx", "--duration", "2", "--chunk-bytes", "100", "--max-bytes-per-call", "1000"]],
+      [parseDecodeArgs, ["c.pcap", "--proto", "8080=http", "--format", "table", "--jobs", "2"]],
+      [parseUpArgs, ["--demo-port", "9000", "--probe-port", "7801", "--start-timeout", "1000"]],
+    ];
+    for (const [parse, spaced] of cases) {
+      const joined: string[] = [];
+      for (let i = 0; i < spaced.length; i++) joined.push(spaced[i]!.startsWith("--") ? `${spaced[i]}=${spaced[++i]}` : spaced[i]!);
+      assert.deepEqual(outcome(parse, joined), outcome(parse, spaced), joined.join(" "));
+      assert.equal(outcome(parse, spaced).error, undefined, spaced.join(" "));
+    }
+  });
+});

@@ -7,6 +7,7 @@
 // the stack, and the restarts up counted are shown beside each process it supervises.
 import {
   loadConfig,
+  expandInline,
   optionsHelp,
   connectNats,
   listAnnounced,
@@ -283,12 +284,12 @@ const status: Command = {
     let json = false;
     let timeoutMs = 2000;
     const extra: string[] = [];
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i];
+    const own = expandInline(rest);
+    for (let i = 0; i < own.length; i++) {
+      const a = own[i];
       if (a === "--json") json = true;
-      else if (a === "--address" && rest[i + 1]) extra.push(rest[++i]);
-      else if (a.startsWith("--address=")) extra.push(a.slice(10));
-      else if (a === "--timeout" && rest[i + 1]) timeoutMs = Number(rest[++i]);
+      else if (a === "--address" && own[i + 1]) extra.push(own[++i]);
+      else if (a === "--timeout" && own[i + 1]) timeoutMs = Number(own[++i]);
       else throw new UsageError(`unknown argument "${a}" (see wirescope status --help)`);
     }
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");

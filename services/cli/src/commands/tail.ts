@@ -2,7 +2,7 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
+import { loadConfig, optionsHelp, expandInline, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
@@ -38,33 +38,52 @@ function tableRow(r: WsRecord): string {
   ].join(" ");
 }
 
+/** `wirescope tail`'s own flags (after the shared options), as `--flag value` or `--flag=value`. */
+export function parseTailArgs(args: readonly string[]): { protocol?: string; service?: string; format: string; limit: number } {
+  const rest = expandInline(args);
+  let protocol: string | undefined;
+  let service: string | undefined;
+  let format = "ndjson";
+  let limit = Infinity;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    const v = () => {
+      const x = rest[++i];
+      if (x === undefined) throw new UsageError(`${a} needs a value`);
+      return x;
+    };
+    if (a === "--protocol") protocol = v();
+    else if (a === "--service") service = v();
+    else if (a === "--format") format = v();
+    else if (a === "--limit") limit = Number(v());
+    else throw new UsageError(`tail: unknown argument ${a}`);
+  }
+  if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");
+  if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
+  return { protocol, service, format, limit };
+}
+
 const command: Command = {
   name: "tail",
   summary: "follow the records flowing out of the parsers",
   usage: USAGE,
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
-    let protocol: string | undefined;
-    let service: string | undefined;
-    let format = "ndjson";
-    let limit = Infinity;
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i];
-      const v = () => {
-        const x = rest[++i];
-        if (x === undefined) throw new UsageError(`${a} needs a value`);
-        return x;
-      };
-      if (a === "--protocol") protocol = v();
-      else if (a === "--service") service = v();
-      else if (a === "--format") format = v();
-      else if (a === "--limit") limit = Number(v());
-      else throw new UsageError(`tail: unknown argument ${a}`);
-    }
-    if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");
-    if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
+    const { protocol, service, format, limit } = parseTailArgs(rest);
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-tail" });
-    const stop = () => void nc.drain();
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      nc.drain().catch(() => undefined);
+    };
+    // `wirescope tail | head`: the reader went away; stop quietly like any filter does
+    let closed = false;
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      closed = true;
+      stop();
+    });
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     const sub = nc.subscribe("wirescope.records.>");
@@ -79,6 +98,7 @@ const command: Command = {
         continue;
       }
       for (const r of batch.records) {
+        if (closed) break;
         if (protocol && r.protocol !== protocol) continue;
         if (service && r.server?.service !== service && r.client?.service !== service) continue;
         process.stdout.write(format === "table" ? tableRow(r) + "\n" : JSON.stringify(recordJson(r)) + "\n");
