@@ -8,23 +8,28 @@
  *      │                         RBX, RCX = b []byte (pointer, length); R14 = the goroutine (g)
  *      │                         socket fd read from c (offsets of this binary, ws_go_tls);
  *      │                         the connection is marked TLS at once, so a handshake the call
- *      │                         runs is not shipped; Write: emit_data(b) now (below);
- *      │                         save {buf, len, fd, conn_key, dir} in go_calls[(tgid, g)]
- *   each RET of the function ── RAX = n: Read: emit_data(plaintext, n) on the same connection
+ *      │                         runs is not shipped. Write: emit_data(b) now (below).
+ *      │                         Read: save {fd, conn_key} in go_calls[(tgid, g)]
+ *   Read's call of runtime.memmove ── the copy of plaintext into b: RBX = source, RCX = n:
+ *                                  emit_data(source, n) on the same connection
+ *   (or, for a Read without exactly one such call: each RET, RAX = n, plaintext from b)
+ *
+ * Where the probes sit, and why: an x86 uprobe on an instruction the kernel cannot emulate is
+ * single-stepped out of line, ~10 µs a hit in this VM (a trap and a debug exception). Branches and
+ * calls are emulated. So the entry probe sits on the stack check's jbe right after the function's
+ * first instruction (nothing there has touched the argument registers), and Read's plaintext is
+ * taken at its call of runtime.memmove (copy(b, c.input)), whose count is what Read returns. No
+ * uretprobes: they rewrite the return address on the stack, and Go copies a goroutine's stack when
+ * it grows: the process would return into nowhere. Calls are keyed by (tgid, g), not by thread: a
+ * goroutine blocked in Read resumes on any thread. R14 holds g in Go code compiled for ABIInternal.
  *
  * Why Write's plaintext goes out at entry: Go writes from one goroutine and closes from another
  * (HTTP/2 server: frames are written by writeFrameAsync goroutines, the conn closed by the serve
  * loop when the peer hangs up). The peer can read the last response and close, and our close
- * be seen, before the writing goroutine reaches its RET: the fd is then gone and the bytes that
- * were really sent would be lost. Write returns n < len(b) only with an error (the connection is
- * broken); that is counted (go_write_short). A Read that returns after its socket was closed is
- * counted and dropped (go_read_closed): its fd may already name another connection.
- *
- * Why not a uretprobe: it rewrites the return address on the stack, and a goroutine's stack is
- * moved (copied) when it grows: the rewritten address then points nowhere and the process
- * crashes. User space disassembles the functions and puts a plain uprobe on every RET instead.
- * Why (tgid, g) and not the thread: a goroutine blocked in Read is parked and resumes on any
- * thread. R14 holds g in Go code compiled for ABIInternal, at entry and at every RET.
+ * be seen, before the writing goroutine returns: bytes really sent would be lost. Write returns
+ * n < len(b) only with an error on a broken connection, whose record is incomplete anyway. A Read
+ * that copies after its socket was closed is counted and dropped (go_read_closed): its fd may
+ * already name another connection.
  *
  * The attach cookie of each uprobe is the binary's slot in go_tls_binaries (offsets differ
  * between Go versions and builds).
@@ -47,11 +52,9 @@ struct go_call_key {
 	__u64 g;
 };
 struct go_call {
-	__u64 buf;      /* plaintext buffer (b's pointer) */
-	__u64 len;      /* len(b) */
+	__u64 buf;      /* b's pointer (for the RET fallback) */
 	__u64 conn_key; /* the socket's connection at entry */
 	__u32 fd;
-	__u8 dir;       /* enum ws_direction */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -103,14 +106,20 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u8 dir)
 		return 0;
 	}
 	mark_tls(ci, tgid, fd, WS_TLS_GO);
+	if (dir == WS_DIR_EGRESS) {
+		__u64 len = ctx->cx;
+		if (len == 0 || len >= (1ULL << 40)) {
+			tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
+			return 0;
+		}
+		tls_count(WS_TLS_STAT_CALLS, 1);
+		emit_data(ci, fd, dir, WS_SYS_SSL_WRITE, ctx->bx, 0, 0, len);
+		return 0;
+	}
 	struct go_call_key k = { .tgid = tgid, .g = ctx->r14 };
-	struct go_call c = { .buf = ctx->bx, .len = ctx->cx, .conn_key = ci->conn_key, .fd = fd, .dir = dir };
+	struct go_call c = { .buf = ctx->bx, .conn_key = ci->conn_key, .fd = fd };
 	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY))
 		count_drop(WS_DROP_ARGS_MAP_FULL);
-	if (dir == WS_DIR_EGRESS && c.len > 0 && c.len < (1ULL << 40)) {
-		tls_count(WS_TLS_STAT_CALLS, 1);
-		emit_data(ci, fd, dir, WS_SYS_SSL_WRITE, c.buf, 0, 0, c.len);
-	}
 	return 0;
 }
 
@@ -120,27 +129,18 @@ int go_tls_read_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, WS_DIR_ING
 SEC("uprobe")
 int go_tls_write_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, WS_DIR_EGRESS); }
 
-/* At every RET of both functions: RAX = n (bytes read into / written from b). */
-SEC("uprobe")
-int go_tls_return(struct pt_regs *ctx)
+static __always_inline int go_tls_read_emit(struct pt_regs *ctx, int at_copy)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct go_call_key k = { .tgid = tgid, .g = ctx->r14 };
 	struct go_call *p = bpf_map_lookup_elem(&go_calls, &k);
 	if (!p)
 		return 0;
 	struct go_call c = *p;
 	bpf_map_delete_elem(&go_calls, &k);
-	long n = ctx->ax;
-	if (c.dir == WS_DIR_EGRESS) {
-		/* the plaintext went out at entry */
-		if (c.len == 0)
-			tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
-		else if (n < 0 || (__u64)n < c.len)
-			tls_count(WS_TLS_STAT_GO_WRITE_SHORT, 1);
-		return 0;
-	}
+	/* at the copy: memmove(RAX = b, RBX = plaintext, RCX = n); at a RET: RAX = n, in b */
+	long n = at_copy ? (long)ctx->cx : (long)ctx->ax;
+	__u64 src = at_copy ? ctx->bx : c.buf;
 	if (n <= 0) {
 		tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
 		return 0;
@@ -152,8 +152,16 @@ int go_tls_return(struct pt_regs *ctx)
 		return 0;
 	}
 	tls_count(WS_TLS_STAT_CALLS, 1);
-	emit_data(ci, c.fd, WS_DIR_INGRESS, WS_SYS_SSL_READ, c.buf, 0, 0, n);
+	emit_data(ci, c.fd, WS_DIR_INGRESS, WS_SYS_SSL_READ, src, 0, 0, n);
 	return 0;
 }
+
+/* Read's call of runtime.memmove: the plaintext it returns, before it is copied into b. */
+SEC("uprobe")
+int go_tls_read_copy(struct pt_regs *ctx) { return go_tls_read_emit(ctx, 1); }
+
+/* Fallback: each RET of a Read whose copy could not be found. */
+SEC("uprobe")
+int go_tls_read_return(struct pt_regs *ctx) { return go_tls_read_emit(ctx, 0); }
 
 #endif

@@ -108,9 +108,7 @@ enum ws_tls_lib {
 	X(EXEC_ANNOUNCED, "exec_announced")   /* executables started, not inspected yet: announced */ \
 	X(GO_NO_FD, "go_no_fd")               /* Go tls.Conn whose socket could not be read: dropped */ \
 	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \
-	X(GO_WRITE_SHORT, "go_write_short")   /* Go Write that wrote less than given (an error): its */ \
-	                                      /* plaintext was sent whole at entry */                \
-	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read returning after its socket was closed: dropped */
+	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read copying after its socket was closed: dropped */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,
@@ -258,8 +256,8 @@ struct ws_lib_key {
  * probed address minus read_entry (or write_entry). */
 struct ws_go_tls {
 	__u64 itab_tcpconn;  /* go:itab.*net.TCPConn,net.Conn; 0: not checked */
-	__u64 read_entry;    /* crypto/tls.(*Conn).Read */
-	__u64 write_entry;   /* crypto/tls.(*Conn).Write */
+	__u64 read_entry;    /* address of the entry probe of crypto/tls.(*Conn).Read */
+	__u64 write_entry;   /* address of the entry probe of crypto/tls.(*Conn).Write */
 	__u32 conn_iface;    /* tls.Conn.conn */
 	__u32 tcpconn_fd;    /* net.TCPConn.conn + net.conn.fd */
 	__u32 netfd_sysfd;   /* net.netFD.pfd + internal/poll.FD.Sysfd */

@@ -21,7 +21,7 @@ import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { ElfFile } from "@wirescope/probe/elf";
 import { inspectGoTls, type GoTlsPlan } from "@wirescope/probe/go-tls";
-import { instructionStarts } from "@wirescope/probe/x86-length";
+import { instructionStarts, returnOffsets } from "@wirescope/probe/x86-length";
 import { tempDir } from "./support/index.js";
 import { bpfAvailable, spawnProbe, REPO_ROOT } from "./probe-helpers.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
@@ -60,20 +60,23 @@ function plan(bin: string): GoTlsPlan {
   }
 }
 
-/** objdump's instruction addresses and RET addresses in [start, start + size). */
-function objdump(bin: string, start: bigint, size: number): { starts: bigint[]; rets: bigint[] } {
+/** objdump's instruction addresses, RETs, jbe's and calls of runtime.memmove in [start, start + size). */
+function objdump(bin: string, start: bigint, size: number): { starts: bigint[]; rets: bigint[]; jbe: bigint[]; memmove: bigint[] } {
   const out = execFileSync("objdump", ["-d", "--no-show-raw-insn", `--start-address=0x${start.toString(16)}`, `--stop-address=0x${(start + BigInt(size)).toString(16)}`, bin], { encoding: "utf8", maxBuffer: 64 << 20 });
-  const starts: bigint[] = [], rets: bigint[] = [];
+  const starts: bigint[] = [], rets: bigint[] = [], jbe: bigint[] = [], memmove: bigint[] = [];
   for (const line of out.split("\n")) {
     const m = /^\s+([0-9a-f]+):\t(\S+)/.exec(line);
     if (!m) continue;
-    starts.push(BigInt(`0x${m[1]}`));
-    if (/^(ret|retq|repz|bnd)$/.test(m[2]!) && /\bret/.test(line)) rets.push(BigInt(`0x${m[1]}`));
+    const at = BigInt(`0x${m[1]}`);
+    starts.push(at);
+    if (/^(ret|retq|repz|bnd)$/.test(m[2]!) && /\bret/.test(line)) rets.push(at);
+    if (m[2] === "jbe") jbe.push(at);
+    if (/^call/.test(m[2]!) && line.includes("<runtime.memmove>")) memmove.push(at);
   }
-  return { starts, rets };
+  return { starts, rets, jbe, memmove };
 }
 
-test("probe Go TLS: RET sites agree with objdump, struct offsets from DWARF with the compiler's (reflect)", { timeout: 240_000 }, () => {
+test("probe Go TLS: probe sites and instruction boundaries agree with objdump, struct offsets from DWARF with the compiler's (reflect)", { timeout: 240_000 }, () => {
   const { bin, stripped } = buildGo();
   const p = plan(bin);
   assert.match(p.version, /^go1\.\d+/);
@@ -82,13 +85,21 @@ test("probe Go TLS: RET sites agree with objdump, struct offsets from DWARF with
     const syms = elf.findSymbols(["crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write"]);
     for (const [name, site] of [["crypto/tls.(*Conn).Read", p.read], ["crypto/tls.(*Conn).Write", p.write]] as const) {
       const sym = syms.get(name)!;
-      const fileToAddr = (off: number) => sym.value + BigInt(off - site.entry);
+      const start = elf.fileOffset(sym.value)!;
+      const code = elf.read(start, sym.size);
       const theirs = objdump(bin, sym.value, sym.size);
       assert.ok(theirs.rets.length > 0, `objdump shows returns in ${name}`);
-      assert.deepEqual(site.rets.map(fileToAddr), theirs.rets, `${name}: every RET and only RETs`);
-      const mine = instructionStarts(elf.read(site.entry, sym.size)).map((o) => sym.value + BigInt(o));
-      assert.deepEqual(mine, theirs.starts, `${name}: every instruction boundary`);
+      assert.deepEqual(returnOffsets(code).map((o) => sym.value + BigInt(o)), theirs.rets, `${name}: every RET and only RETs`);
+      assert.deepEqual(instructionStarts(code).map((o) => sym.value + BigInt(o)), theirs.starts, `${name}: every instruction boundary`);
+      // the entry probe sits on the stack check's jbe (emulated), at the address the programs use
+      assert.equal(site.entryAddr, theirs.jbe[0], `${name}: entry probe on the first jbe`);
+      assert.equal(site.entryAddr, sym.value + BigInt(site.entry - start));
     }
+    const readSym = syms.get("crypto/tls.(*Conn).Read")!;
+    const copies = objdump(bin, readSym.value, readSym.size).memmove;
+    assert.equal(copies.length, 1, "Read copies plaintext with one call of runtime.memmove");
+    assert.equal(readSym.value + BigInt(p.read.copy! - elf.fileOffset(readSym.value)!), copies[0], "Read's copy probe on that call");
+    assert.deepEqual(p.read.rets, [], "no RET probe when the copy is found");
   } finally {
     elf.close();
   }
@@ -203,6 +214,7 @@ test("probe Go TLS: HTTP/1.1 and h2 between Go programs, both ends' records matc
   assert.equal(c["tls.go_no_fd"] ?? 0, 0);
   assert.equal(c["tls.go_not_tcpconn"] ?? 0, 0);
   assert.equal(c["tls.go.attach_failed"] ?? 0, 0);
+  assert.equal(c["tls.go_read_closed"] ?? 0, 0);
   const log = fs.readFileSync(path.join(dir, "probe.log"), "utf8");
   const notTraced = log.split("\n").filter((l) => l.includes("not traced"));
   t.diagnostic(`not traced: ${notTraced.join("\n")}`);

@@ -8,12 +8,13 @@
 //   .debug_info ─▶ tls.Conn.conn, net.TCPConn.conn, net.conn.fd, net.netFD.pfd, poll.FD.Sysfd
 import { ElfFile, ElfError } from "./elf.js";
 import { structMemberOffsets, DwarfError } from "./dwarf.js";
-import { returnOffsets, X86DecodeError } from "./x86-length.js";
+import { returnOffsets, stackCheckBranch, callsTo, X86DecodeError } from "./x86-length.js";
 import { GO_TLS, WS_MAX_GO_BINARIES } from "./gen/layout.js";
 import type { AttachPorts, ExecutableHandler, HandlerVerdict } from "./tls-executables.js";
 
 const READ = "crypto/tls.(*Conn).Read";
 const WRITE = "crypto/tls.(*Conn).Write";
+const MEMMOVE = "runtime.memmove";
 // the linker renamed the itab symbols' prefix in Go 1.20
 const ITABS = ["go:itab.*net.TCPConn,net.Conn", "go.itab.*net.TCPConn,net.Conn"];
 const EM_X86_64 = 62;
@@ -25,11 +26,19 @@ export interface GoTlsOffsets {
   netfdSysfd: number;
 }
 
-/** Uprobe sites and offsets of a Go binary with crypto/tls. Offsets are file offsets. */
+/**
+ * Uprobe sites and offsets of a Go binary with crypto/tls. `entry`, `copy` and `rets` are file
+ * offsets, `entryAddr` the link-time address of the entry probe.
+ *
+ *   entry: the stack check's jbe (emulated by the kernel), else the function's first instruction
+ *   read.copy: Read's one call to runtime.memmove, the copy of plaintext into b (RAX = b, RBX =
+ *              the plaintext, RCX = n): a call is emulated too; without exactly one such call,
+ *              read.rets: every RET of Read (single-stepped: ~10 µs a hit in a VM)
+ */
 export interface GoTlsPlan {
   version: string;
-  read: { entry: number; rets: number[]; addr: bigint };
-  write: { entry: number; rets: number[]; addr: bigint };
+  read: { entry: number; entryAddr: bigint; copy?: number; rets: number[] };
+  write: { entry: number; entryAddr: bigint };
   itabTcpConn: bigint;
   offsets: GoTlsOffsets;
 }
@@ -85,7 +94,7 @@ export function hasRegisterAbi(version: string): boolean {
  */
 export function inspectGoTls(elf: ElfFile): GoTlsPlan | GoTlsUnsupported | null {
   if (!elf.section(".go.buildinfo") && !elf.section(".note.go.buildid") && !elf.section(".gopclntab")) return null;
-  const syms = elf.findSymbols([READ, WRITE, ...ITABS]);
+  const syms = elf.findSymbols([READ, WRITE, MEMMOVE, ...ITABS]);
   const read = syms.get(READ), write = syms.get(WRITE);
   const version = goVersion(elf);
   if (!read || !write) {
@@ -117,23 +126,34 @@ export function inspectGoTls(elf: ElfFile): GoTlsPlan | GoTlsUnsupported | null 
     if (e instanceof DwarfError || e instanceof ElfError) return { unsupported: `DWARF unreadable: ${e.message}`, version };
     throw e;
   }
-  const sites = (s: { value: bigint; size: number }, name: string) => {
-    const entry = elf.fileOffset(s.value);
-    if (entry === undefined || s.size <= 0 || s.size > 1 << 20) throw new ElfError(`${name} is not in a loaded segment`);
-    const rets = returnOffsets(elf.read(entry, s.size)).map((r) => entry + r);
-    if (!rets.length) throw new ElfError(`${name} has no RET instruction`);
-    return { entry, rets, addr: s.value };
+  const code = (s: { value: bigint; size: number }, name: string) => {
+    const off = elf.fileOffset(s.value);
+    if (off === undefined || s.size <= 0 || s.size > 1 << 20) throw new ElfError(`${name} is not in a loaded segment`);
+    return { off, bytes: elf.read(off, s.size) };
+  };
+  const entrySite = (s: { value: bigint }, c: { off: number; bytes: Buffer }) => {
+    const at = stackCheckBranch(c.bytes) ?? 0;
+    return { entry: c.off + at, entryAddr: s.value + BigInt(at) };
   };
   try {
+    const r = code(read, READ), w = code(write, WRITE);
+    const memmove = syms.get(MEMMOVE);
+    const copies = memmove ? callsTo(r.bytes, read.value, memmove.value) : [];
+    const readSites: GoTlsPlan["read"] = { ...entrySite(read, r), rets: [] };
+    if (copies.length === 1) readSites.copy = r.off + copies[0]!;
+    else {
+      readSites.rets = returnOffsets(r.bytes).map((o) => r.off + o);
+      if (!readSites.rets.length) throw new ElfError(`${READ} has no RET instruction`);
+    }
     return {
       version,
-      read: sites(read, READ),
-      write: sites(write, WRITE),
+      read: readSites,
+      write: entrySite(write, w),
       itabTcpConn: syms.get(ITABS[0]!)?.value ?? syms.get(ITABS[1]!)?.value ?? 0n,
       offsets,
     };
   } catch (e) {
-    if (e instanceof X86DecodeError || e instanceof ElfError) return { unsupported: `cannot find the returns: ${e.message}`, version };
+    if (e instanceof X86DecodeError || e instanceof ElfError) return { unsupported: `cannot find the probe sites: ${e.message}`, version };
     throw e;
   }
 }
@@ -142,8 +162,8 @@ export function inspectGoTls(elf: ElfFile): GoTlsPlan | GoTlsUnsupported | null 
 export function goTlsValue(p: GoTlsPlan): Buffer {
   const b = Buffer.alloc(GO_TLS.size);
   b.writeBigUInt64LE(p.itabTcpConn, GO_TLS.itab_tcpconn);
-  b.writeBigUInt64LE(p.read.addr, GO_TLS.read_entry);
-  b.writeBigUInt64LE(p.write.addr, GO_TLS.write_entry);
+  b.writeBigUInt64LE(p.read.entryAddr, GO_TLS.read_entry);
+  b.writeBigUInt64LE(p.write.entryAddr, GO_TLS.write_entry);
   b.writeUInt32LE(p.offsets.connIface, GO_TLS.conn_iface);
   b.writeUInt32LE(p.offsets.tcpconnFd, GO_TLS.tcpconn_fd);
   b.writeUInt32LE(p.offsets.netfdSysfd, GO_TLS.netfd_sysfd);
@@ -152,7 +172,7 @@ export function goTlsValue(p: GoTlsPlan): Buffer {
 
 /**
  * The Go row of the executables' attach table: a slot of go_tls_binaries per binary (the uprobes'
- * attach cookie), then uprobes on both entries and on every RET.
+ * attach cookie), then uprobes on both entries and on Read's copy (or every RET of Read).
  */
 export class GoTlsHandler implements ExecutableHandler {
   readonly name = "go";
@@ -169,7 +189,8 @@ export class GoTlsHandler implements ExecutableHandler {
     const links = ports.attachUprobes(path, [
       { program: "go_tls_read_enter", offset: plan.read.entry, cookie: slot },
       { program: "go_tls_write_enter", offset: plan.write.entry, cookie: slot },
-      ...[...plan.read.rets, ...plan.write.rets].map((offset) => ({ program: "go_tls_return", offset, cookie: slot })),
+      ...(plan.read.copy !== undefined ? [{ program: "go_tls_read_copy", offset: plan.read.copy, cookie: slot }] : []),
+      ...plan.read.rets.map((offset) => ({ program: "go_tls_read_return", offset, cookie: slot })),
     ]);
     this.nextSlot++;
     return { links };

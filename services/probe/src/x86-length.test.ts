@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { instructionLength, returnOffsets, instructionStarts, X86DecodeError } from "./x86-length.js";
+import { instructionLength, returnOffsets, instructionStarts, stackCheckBranch, callsTo, X86DecodeError } from "./x86-length.js";
 
 // [hex bytes, length, what objdump shows]: vectors taken from objdump -d of Go binaries and libc,
 // covering each length rule (prefixes, REX.W imm64, ModRM/SIB/displacements, immediates, 0F maps, VEX, EVEX)
@@ -78,5 +78,23 @@ describe("returnOffsets", () => {
     const code = Buffer.concat([Buffer.from("4883ec68".repeat(n), "hex"), Buffer.from("c3", "hex")]);
     assert.deepEqual(returnOffsets(code), [4 * n]);
     assert.equal(instructionStarts(code).length, n + 1);
+  });
+});
+
+describe("stackCheckBranch and callsTo", () => {
+  it("finds the jbe of a Go prologue (small and big frames), and nothing in other prologues", () => {
+    assert.equal(stackCheckBranch(Buffer.from("493b6610" + "0f86c2030000" + "4883ec68", "hex")), 4);
+    assert.equal(stackCheckBranch(Buffer.from("493b6610" + "7605" + "c3", "hex")), 4);
+    assert.equal(stackCheckBranch(Buffer.from("4c8da42400ffffff" + "4d3b6610" + "0f8600010000", "hex")), 12);
+    assert.equal(stackCheckBranch(Buffer.from("55" + "4889e5" + "7605", "hex")), undefined, "push %rbp: not Go's prologue");
+    assert.equal(stackCheckBranch(Buffer.from("7605c3", "hex")), undefined, "a jbe first reads no stack check");
+    assert.equal(stackCheckBranch(Buffer.from("4889c1" + "493b6610" + "7605", "hex")), undefined, "a register moved before the check");
+  });
+  it("finds the calls of one target by their rel32", () => {
+    // at 0x1000: call 0x2000; nop; call 0x3000; call 0x2000 (rel32 counted from the next instruction)
+    const call = (at: number, to: number) => { const b = Buffer.alloc(5); b[0] = 0xe8; b.writeInt32LE(to - (at + 5), 1); return b; };
+    const code = Buffer.concat([call(0x1000, 0x2000), Buffer.from([0x90]), call(0x1006, 0x3000), call(0x100b, 0x2000)]);
+    assert.deepEqual(callsTo(code, 0x1000n, 0x2000n), [0, 11]);
+    assert.deepEqual(callsTo(code, 0x1000n, 0x3000n), [6]);
   });
 });
