@@ -13,6 +13,14 @@ export interface LogOptions {
   base: Record<string, unknown>;
 }
 
+/**
+ * Whether output may carry ANSI colours: not when NO_COLOR is set to anything non-empty
+ * (https://no-color.org) nor on a dumb terminal. Every coloured output asks here.
+ */
+export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.NO_COLOR && env.TERM !== "dumb";
+}
+
 /** Creates the root logger for one component. Logs go to stderr so stdout stays for command output. */
 export function createLogger(component: string, options: Partial<LogOptions> = {}): Logger {
   const format = options.format ?? (process.stderr.isTTY ? "pretty" : "json");
@@ -33,7 +41,7 @@ function prettyStream(): NodeJS.WritableStream {
   return factory({
     destination: 2,
     sync: true,
-    colorize: true,
+    colorize: colorAllowed(),
     singleLine: true,
     ignore: "pid,hostname,component,instance",
     messageFormat: "{component}: {msg}",

@@ -2,7 +2,7 @@
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
 import { parseArgs } from "node:util";
-import { loadConfig, optionsHelp, redactUrl } from "@wirescope/common";
+import { loadConfig, optionsHelp, redactUrl, colorAllowed } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";
@@ -110,7 +110,7 @@ const command: Command = {
       return 0;
     }
 
-    const color = !process.env.NO_COLOR && process.env.TERM !== "dumb";
+    const color = colorAllowed();
     let data: TopData = { services: [], edges: [], endpoints: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
     let timer: NodeJS.Timeout | undefined;
     let closed = false;
