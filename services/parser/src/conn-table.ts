@@ -302,8 +302,9 @@ export class ConnTable {
       if (op.kind === "data") this.data(c, dir, op.bytes, op.tsNs);
       else {
         this.counters.add("gaps");
-        // gaps and bytes never decoded, by end and direction (the probe's trimmed bodies included)
-        const [gaps, bytes] = GAP_COUNTERS[c.ev.role === Role.SERVER ? 0 : c.ev.role === Role.CLIENT ? 1 : 2]![dir]!;
+        // gaps and bytes never decoded, by end and direction (the probe's trimmed bodies included);
+        // a session oriented by content may have found requests in the caller's direction 1
+        const [gaps, bytes] = GAP_COUNTERS[c.ev.role === Role.SERVER ? 0 : c.ev.role === Role.CLIENT ? 1 : 2]![dir === (c.session.flipped ? 1 : 0) ? 0 : 1]!;
         this.counters.add(gaps);
         this.counters.add(bytes, op.len);
         this.result(c, c.session.gap(dir, op.len, op.tsNs));

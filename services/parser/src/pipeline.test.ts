@@ -157,4 +157,18 @@ describe("Pipeline", () => {
     assert.deepEqual(calls.slice(7), ["0:ij", "0:kl"]);
     assert.equal(counters.get("gaps_forced.raw_batch_missed"), 2);
   });
+
+  it("counts a gap by the direction the decoder found requests in (a session flipped by content)", () => {
+    const flipped: DecoderHost = {
+      open: () => ({ flipped: true, orientation: "content", data: () => ({ records: [], state: "decoding" }), gap: () => ({ records: [], state: "decoding" }), close: () => ({ records: [], state: "closed" }), free: () => {} }),
+    };
+    const counters = new Counters();
+    const p = new Pipeline(flipped, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "me", partitions: 8, redaction: redactionPolicy(), maxBatchBytes: 1 << 20, maxQueuedBatches: 16 }, counters);
+    p.setOwned(new Set([1]), () => undefined);
+    // server socket: ingress is the caller's dir 0, which the decoder found to be responses
+    const data = [create(DataEventSchema, { connKey: 9n, direction: Direction.INGRESS, seq: 0n, payload: Buffer.from("ab"), originalLength: 5, timestampNs: 1n })];
+    p.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { partition: 1, batchSeq: 1n, probeId: "a", conns: [open(9n)], data })), 0);
+    assert.equal(counters.get("gap_bytes.server_response"), 3);
+    assert.equal(counters.get("gap_bytes.server_request"), 0);
+  });
 });
