@@ -3,7 +3,7 @@
 import os from "node:os";
 import { fromBinary } from "@bufbuild/protobuf";
 import { AckPolicy, ConsumerEvents, DeliverPolicy, Events, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages } from "nats";
-import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, ensureRecordsStream, type CreateService, type ServiceContext } from "@wirescope/common";
+import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, ensureRecordsStream, withJetStreamRetry, type CreateService, type ServiceContext } from "@wirescope/common";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";
@@ -29,10 +29,12 @@ export const createService: CreateService = async (ctx) => {
   return {
     async run(signal) {
       const nc = await ctx.nats();
-      await ensureRecordsStream(nc, { name: o.stream, replicas: ctx.config.nats.replicas }, log);
-      const kv = await openState(nc, o, ctx.config.nats.replicas ?? 1);
+      // Each JetStream step is retried while a cluster member is lost or a leader elected.
+      const js = <T>(what: string, fn: () => Promise<T>) => withJetStreamRetry(what, fn, { log, signal });
+      await js("records stream", () => ensureRecordsStream(nc, { name: o.stream, replicas: ctx.config.nats.replicas }, log));
+      const kv = await js("state bucket", () => openState(nc, o, ctx.config.nats.replicas ?? 1));
       const stateKey = `${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.watermark`;
-      const watermark = await loadWatermark(kv, stateKey);
+      const watermark = await js("watermark", () => loadWatermark(kv, stateKey));
       ctx.info.set("watermark_restored", Number.isFinite(watermark) ? new Date(watermark).toISOString() : "none");
 
       const writer = await connectInfluxUntil(signal, target, o, ctx, influxDep);
@@ -65,7 +67,7 @@ export const createService: CreateService = async (ctx) => {
       );
 
       const jsm = await nc.jetstreamManager();
-      const ci = await ensureConsumer(nc, o);
+      const ci = await js("consumer", () => ensureConsumer(nc, o));
       // Batches delivered to a previous instance and never acked come back after the ack wait:
       // hold every window open until they are here (or the wait is over).
       let expectRedeliveries = ci.num_ack_pending;
@@ -84,7 +86,7 @@ export const createService: CreateService = async (ctx) => {
         held.set(h.seq, h);
         return h;
       };
-      const consumer = await nc.jetstream().consumers.get(o.stream, o.durable);
+      const consumer = await js("consumer", () => nc.jetstream().consumers.get(o.stream, o.durable));
       // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
       // whose leader moved to another cluster member, is noticed after two missed heartbeats.
       // Delivered batches wait in the client until ingested, and their ack timers run meanwhile:
@@ -92,7 +94,7 @@ export const createService: CreateService = async (ctx) => {
       // (512 batches of a parser flushing 1,000 records each took over the ack wait on a busy
       // machine, were redelivered and counted late). A batch larger than the bound would never
       // be delivered: twice the server's largest message.
-      const messages: ConsumerMessages = await consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS });
+      const messages: ConsumerMessages = await js("consume", () => consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS }));
       // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
       // windows stay open long enough for them instead of closing and dropping them as late.
       const stalled = (why: string) => {

@@ -72,3 +72,24 @@ export async function ensureRecordsStream(nc: NatsConnection, options: Partial<R
     }
   }
 }
+
+/**
+ * Runs a JetStream call again while JetStream is briefly away (its server lost, a stream or
+ * consumer leader being elected: timeouts, 503) for up to `budgetMs`, then fails with its last
+ * error. A permission violation is not retried.
+ */
+export async function withJetStreamRetry<T>(what: string, fn: () => Promise<T>, opts: { log: Logger; signal?: AbortSignal; budgetMs?: number }): Promise<T> {
+  const started = Date.now();
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const msg = errorMessage(e);
+      if (/permission/i.test(msg) || opts.signal?.aborted || Date.now() - started + delay > (opts.budgetMs ?? 60_000)) throw e;
+      if (attempt === 1) opts.log.warn({ what, err: msg }, "JetStream not answering; retrying");
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 4000);
+    }
+  }
+}

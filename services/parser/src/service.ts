@@ -13,6 +13,7 @@ import {
   ServiceError,
   errorMessage,
   ensureRecordsStream,
+  withJetStreamRetry,
   recordsSubject,
   type CreateService,
   type Logger,
@@ -80,7 +81,7 @@ export const createService: CreateService = async (ctx) => {
     async run(signal) {
       const nc = await ctx.nats();
       const js = nc.jetstream();
-      await ensureRecordsStream(nc, { name: o.recordsStream, maxBytes: o.streamMaxBytes, maxAgeMs: o.streamMaxAgeMs, replicas: ctx.config.nats.replicas }, log);
+      await withJetStreamRetry("records stream", () => ensureRecordsStream(nc, { name: o.recordsStream, maxBytes: o.streamMaxBytes, maxAgeMs: o.streamMaxAgeMs, replicas: ctx.config.nats.replicas }, log), { log, signal });
       const output = new Output(js, pipeline, counters, log, ctx.instance, signal);
       // Output waiting on JetStream acks past the bound: stop taking input until it drains (input
       // then queues, and beyond its bound is dropped and counted) rather than holding unbounded memory.
