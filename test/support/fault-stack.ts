@@ -53,7 +53,7 @@ export interface UpStack {
  * Starts `wirescope up --no-demo` on free ports in a private /run (the probe's single-instance
  * lock is this stack's own), with its probe limited to `tracePort`, and waits for `ready`.
  */
-export async function startUpStack(opts: { tracePort: number; natsCluster?: number; extra?: string[] }): Promise<UpStack> {
+export async function startUpStack(opts: { tracePort: number; extraTracePorts?: number[]; natsCluster?: number; extra?: string[] }): Promise<UpStack> {
   const dataDir = tempDir("wirescope-faults-");
   const ports = await stackPorts();
   const n = opts.natsCluster ?? 1;
@@ -66,7 +66,7 @@ export async function startUpStack(opts: { tracePort: number; natsCluster?: numb
     ...(n > 1 ? ["--nats-cluster", String(n)] : []),
     "--probe-metrics-port", "0", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0",
     "--no-install", "--no-build", "--no-demo",
-    "--probe-args", `--allow-port ${opts.tracePort}`,
+    "--probe-args", [opts.tracePort, ...(opts.extraTracePorts ?? [])].map((p) => `--allow-port ${p}`).join(" "),
     ...(opts.extra ?? []),
   ];
   const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-faults-run-"), process.execPath, "bin/wirescope.js", "up", ...args], {
@@ -76,28 +76,36 @@ export async function startUpStack(opts: { tracePort: number; natsCluster?: numb
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
   up.stderr.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => up.once("exit", () => r()));
+  // Last resort if the test process ends abruptly: up's children run in their own process
+  // groups, so each pid up reported is killed too, not only up's group.
+  const every = () => [...out.matchAll(/^(?:nats-server(?:-\d)?|influxd|probe|parser|aggregator)\s+(\d+)\s/gm), ...out.matchAll(/restarted \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  let stopped = false;
+  const killAll = () => {
+    for (const pid of [-up.pid!, ...every()]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  };
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     try {
       process.kill(-up.pid!, "SIGINT");
     } catch {
       // gone
     }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
-    try {
-      process.kill(-up.pid!, "SIGKILL");
-    } catch {
-      // gone
-    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
+    // up stops its children before it exits 0; otherwise (hung, crashed) they are killed here
+    if (up.exitCode !== 0) killAll();
     // WIRESCOPE_FAULT_LOGS=dir keeps every process's log of the run (the data dir goes at exit)
     const keep = process.env.WIRESCOPE_FAULT_LOGS;
     if (keep) fs.cpSync(path.join(dataDir, "logs"), path.join(keep, path.basename(dataDir)), { recursive: true });
   };
   process.once("exit", () => {
-    try {
-      process.kill(-up.pid!, "SIGKILL");
-    } catch {
-      // gone
-    }
+    if (!stopped) killAll();
   });
   try {
     await waitFor(() => /^ready: \d+ processes running$/m.test(out) || up.exitCode !== null, { timeoutMs: 240_000, intervalMs: 200, what: "`ready` from up" });
@@ -305,6 +313,8 @@ export interface FaultSpec {
   expected: string;
   /** nats-servers (3 = a cluster). */
   natsCluster?: number;
+  /** More ports the probe traces (the hostile input's). */
+  extraTracePorts?: number[];
   rate?: number;
   conns?: number;
   /**
@@ -337,8 +347,9 @@ export interface FaultResult {
 export async function runFault(spec: FaultSpec): Promise<FaultResult> {
   const rate = spec.rate ?? 1500;
   const app = await startHttpApp();
-  const stack = await startUpStack({ tracePort: app.port, natsCluster: spec.natsCluster });
-  const urlPath = `/fault-${spec.fault.replace(/[^a-z0-9]+/gi, "-").toLowerCase().slice(0, 40)}`;
+  const stack = await startUpStack({ tracePort: app.port, extraTracePorts: spec.extraTracePorts, natsCluster: spec.natsCluster });
+  // letters only and short: the aggregator templates numbers and long tokens as {id}
+  const urlPath = `/fault-${spec.fault.replace(/[^a-z]+/gi, "").toLowerCase().slice(0, 12)}`;
   let load: HttpLoad | undefined;
   try {
     load = startHttpLoad(app.port, { rate, conns: spec.conns ?? 8, path: urlPath });
