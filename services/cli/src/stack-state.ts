@@ -5,7 +5,7 @@
 //   { "pid": <up's pid>, "startTime": <its start time>, "children": [ChildState, …] }
 import fs from "node:fs";
 import path from "node:path";
-import { pidAlive, processStartTime, type NatsOptions } from "@wirescope/common";
+import { pidAlive, processStartTime, natsTlsFiles, type NatsOptions } from "@wirescope/common";
 import type { ChildState } from "./supervisor.js";
 
 export interface UpState {
@@ -43,13 +43,21 @@ export function upAlive(s: UpState): boolean {
 /**
  * The NATS servers a command should try: the configured ones, plus every nats-server a running
  * `up` supervises on `dataDir` (the members of its cluster), so that `status`, `tail` and
- * `plugin` still reach the stack while the server named by --nats-url is down.
+ * `plugin` still reach the stack while the server named by --nats-url is down; with the CA of
+ * `up --nats-tls` when its servers speak TLS.
  */
 export function natsWithStack(nats: NatsOptions, dataDir: string): NatsOptions {
   const up = readUpState(dataDir);
   if (!up || !upAlive(up)) return nats;
   const urls = nats.url.split(",").map((u) => u.trim());
-  for (const c of up.children) if (c.component === "nats" && !urls.includes(c.address)) urls.push(c.address);
+  let tls = false;
+  for (const c of up.children) {
+    if (c.component !== "nats") continue;
+    if (!urls.includes(c.address)) urls.push(c.address);
+    if (c.address.startsWith("tls://")) tls = true;
+  }
+  // `up --nats-tls`: its servers are verified with the CA it made in the data dir
+  if (tls && !nats.tls?.ca) return { ...nats, url: urls.join(","), tls: { ...nats.tls, ca: natsTlsFiles(dataDir).ca } };
   return { ...nats, url: urls.join(",") };
 }
 

@@ -26,3 +26,4 @@ export * from "./wire/index.js";
 export * from "./identity.js";
 export * from "./metrics.js";
 export * from "./records-stream.js";
+export * from "./nats-tls.js";

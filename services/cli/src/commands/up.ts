@@ -33,6 +33,8 @@ import {
   silentLogger,
   natsClusterConfig,
   writePrivate,
+  prepareNatsTls,
+  natsTlsConfig,
   prepareNatsAuth,
   natsUserEnv,
   prepareInfluxAuth,
@@ -40,6 +42,7 @@ import {
   type Component,
   type Config,
   type NatsClusterMember,
+  type NatsTlsFiles,
   type ManagedProcess,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
@@ -49,7 +52,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -83,6 +86,9 @@ options:
                        losing any one server loses no records. Client ports: the --nats-url
                        list when it names N servers, else its port and the next N-1; route
                        ports are picked free, with a route password generated each start
+  --nats-tls           clients reach nats-server over TLS only: a CA and a server certificate
+                       made once into <data-dir>/nats-tls/ (keys 0600); the services, status,
+                       tail and plugin verify the servers with that CA
   --probe-args "FLAGS"  extra flags for the probe, e.g. "--allow-port 8080" to trace one service
                        (\`wirescope probe --help\` lists them)
   --no-watch-parent    keep running when the process that started \`up\` exits
@@ -112,6 +118,8 @@ interface UpOptions {
   influxAuth: boolean;
   /** nats-servers to run as one cluster; 1 = a single server. */
   natsCluster: number;
+  /** TLS between clients and nats-server, with a CA made by up. */
+  natsTls: boolean;
   /** Extra flags for the probe. */
   probeArgs: string[];
   /** OTLP/HTTP collector the aggregator exports spans to, "" = off. */
@@ -120,7 +128,7 @@ interface UpOptions {
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, probeArgs: [], otlpEndpoint: "" };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], otlpEndpoint: "" };
   const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
@@ -137,6 +145,7 @@ export function parseUpArgs(rest: string[]): UpOptions {
       case "--no-demo": o.demo = false; break;
       case "--influx-auth": o.influxAuth = true; break;
       case "--nats-cluster": o.natsCluster = num(flag, value(), 5, 3); break;
+      case "--nats-tls": o.natsTls = true; break;
       case "--probe-args": o.probeArgs.push(...(value() ?? "").split(/\s+/).filter(Boolean)); break;
       case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
       case "--demo-requests": o.demoRequests = num(flag, value(), 1e9); break;
@@ -292,16 +301,23 @@ function natsEndpoints(url: string, cluster: number): { host: string; port: numb
  * the users (nats-server.conf) and routes to the others, behind a route password made afresh
  * each start (the route ports are picked free, so neither outlives this `up`).
  */
-async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string): Promise<ChildSpec[]> {
+async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string, tls?: NatsTlsFiles): Promise<ChildSpec[]> {
+  const scheme = tls ? "tls" : "nats";
   if (servers.length === 1) {
     const [{ host, port }] = servers;
     const log = path.join(logs, "nats-server.log");
+    // with TLS: the users' config included, the tls block after it
+    let configFile = authConfig;
+    if (tls) {
+      configFile = path.join(dataDir, "nats-server-tls.conf");
+      writePrivate(configFile, `# Generated by wirescope; edits are overwritten.\ninclude ${path.relative(dataDir, authConfig)}\n${natsTlsConfig(tls)}`);
+    }
     return [{
       name: "nats-server",
       component: "nats",
-      address: `nats://${hostPort(host, port)}`,
+      address: `${scheme}://${hostPort(host, port)}`,
       log,
-      start: () => startNatsServer({ host, port, jetstream: true, storeDir: path.join(dataDir, "nats"), configFile: authConfig, logFile: log, detached: true }),
+      start: () => startNatsServer({ host, port, jetstream: true, storeDir: path.join(dataDir, "nats"), configFile, logFile: log, detached: true }),
     }];
   }
   const host = servers[0].host;
@@ -312,12 +328,12 @@ async function natsSpecs(servers: { host: string; port: number }[], dataDir: str
   fs.mkdirSync(dir, { recursive: true });
   return members.map((m, i) => {
     const configFile = path.join(dir, `${m.name}.conf`);
-    writePrivate(configFile, natsClusterConfig({ host, cluster: "wirescope", members, self: m.name, route, include: path.relative(dir, authConfig) }));
+    writePrivate(configFile, natsClusterConfig({ host, cluster: "wirescope", members, self: m.name, route, include: path.relative(dir, authConfig) }) + (tls ? natsTlsConfig(tls) : ""));
     const log = path.join(logs, `nats-server-${i + 1}.log`);
     return {
       name: `nats-server-${i + 1}`,
       component: "nats",
-      address: `nats://${hostPort(host, m.port)}`,
+      address: `${scheme}://${hostPort(host, m.port)}`,
       log,
       start: () => startNatsServer({ host, port: m.port, jetstream: true, storeDir: path.join(dir, m.name), configFile, logFile: log, detached: true }),
     };
@@ -432,7 +448,7 @@ async function up(argv: string[]): Promise<number> {
   const { config, rest } = loadConfig({ argv });
   const opts = parseUpArgs(rest);
   const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
-  const natsUrls = natsServers.map((n) => `nats://${hostPort(n.host, n.port)}`);
+  const natsUrls = natsServers.map((n) => `${opts.natsTls ? "tls" : "nats"}://${hostPort(n.host, n.port)}`);
   const influx = localEndpoint("--influx-url", config.influx.url, 8086);
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
@@ -503,14 +519,16 @@ async function up(argv: string[]): Promise<number> {
     // One NATS user per component with only the subjects it uses (nats-permissions.ts); anonymous
     // clients are refused. Generated once into the data dir (0600); CLI commands pick up theirs there.
     const natsAuth = prepareNatsAuth(config.dataDir);
-    for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs)) {
+    const natsTls = opts.natsTls ? prepareNatsTls(config.dataDir) : undefined;
+    if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
+    for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, natsTls)) {
       await sup.start(spec);
       if (stopping.signal.aborted) return 0;
     }
     if (natsServers.length > 1) {
       // The services create their streams and buckets first thing: the cluster must have elected
       // its JetStream leader by then (a service that finds none would exit and be restarted).
-      await waitJetStream({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds.cli.user, password: natsAuth.creds.cli.password }, opts.startTimeoutMs, stopping.signal);
+      await waitJetStream({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds.cli.user, password: natsAuth.creds.cli.password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) }, opts.startTimeoutMs, stopping.signal);
       say(`nats: ${natsServers.length} servers routed into one cluster, JetStream replicas 3`);
     }
     if (stopping.signal.aborted) return 0;
@@ -541,6 +559,7 @@ async function up(argv: string[]): Promise<number> {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       WIRESCOPE_NATS_URL: natsUrls.join(","),
+      ...(natsTls ? { WIRESCOPE_NATS_TLS_CA: natsTls.ca } : {}),
       WIRESCOPE_NATS_REPLICAS: String(natsServers.length > 1 ? 3 : config.nats.replicas ?? 1),
       WIRESCOPE_INFLUX_URL: config.influx.url,
       WIRESCOPE_INFLUX_DB: config.influx.database,
