@@ -52,3 +52,13 @@ export function expandInline(args: readonly string[]): string[] {
   }
   return out;
 }
+
+/** The first `--flag` in `args` (before `--`) that `flags` does not list, if any. */
+export function unlistedFlag(args: readonly string[], flags: readonly FlagSpec[]): string | undefined {
+  for (const a of args) {
+    if (a === "--") return undefined;
+    const [flag] = splitFlag(a);
+    if (flag.startsWith("--") && !flags.some((f) => `--${f.flag}` === flag)) return flag;
+  }
+  return undefined;
+}

@@ -4,16 +4,30 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
-import { expandInline } from "@wirescope/common";
+import { expandInline, flagsHelp, unlistedFlag, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 
-const USAGE = `usage: wirescope capture --output FILE.pcapng [--pid N] [--port N] [--comm NAME] [--duration S]
-                         [--mount-tracefs] [--chunk-bytes N] [--max-bytes-per-call N]
+/** capture's flags: --help, the completions and the parser's gate all read this table. */
+export const CAPTURE_FLAGS: readonly FlagSpec[] = [
+  { flag: "output", value: "FILE.pcapng", description: "where the capture is written (required; -o for short)" },
+  { flag: "pid", value: "N", description: "capture this process (repeatable)" },
+  { flag: "port", value: "N", description: "capture connections with this port (repeatable)" },
+  { flag: "comm", value: "NAME", description: "capture processes of this name, 1..15 bytes as in /proc/PID/comm (repeatable)" },
+  { flag: "duration", value: "S", default: "until Ctrl-C", description: "stop after this many seconds" },
+  { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
+  { flag: "chunk-bytes", value: "N", default: "16384", description: "payload cap per event (1..16384)" },
+  { flag: "max-bytes-per-call", value: "N", default: "4 MiB", description: "bytes copied per syscall, the rest is a stated gap" },
+];
+
+const USAGE = `usage: wirescope capture --output FILE.pcapng [options]
 
 Captures the TCP traffic of the processes on this host with eBPF (root needed) and writes it as
 pcapng: one TCP stream per connection with its real addresses and ports, the process name, pid and
 container in packet comments. --pid, --port and --comm (each repeatable) select what is captured;
-without them everything except this command itself is. Stops after --duration seconds or Ctrl-C.`;
+without them everything except this command itself is. Stops after --duration seconds or Ctrl-C.
+
+options:
+${flagsHelp(CAPTURE_FLAGS)}`;
 
 export interface CaptureArgs {
   output: string;
@@ -26,6 +40,8 @@ export interface CaptureArgs {
 
 export function parseCaptureArgs(args: string[]): CaptureArgs {
   const argv = expandInline(args);
+  const unlisted = unlistedFlag(argv, CAPTURE_FLAGS);
+  if (unlisted) throw new UsageError(`unknown option "${unlisted}"`);
   const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
   const a: CaptureArgs = { output: "", filter, mountTracefs: false };
   const num = (flag: string, v: string | undefined, max: number) => {
@@ -58,6 +74,7 @@ export function parseCaptureArgs(args: string[]): CaptureArgs {
 
 const command: Command = {
   name: "capture",
+  flags: CAPTURE_FLAGS,
   summary: "capture per-process TCP traffic with eBPF into a pcapng file (like tcpdump, with process names)",
   usage: USAGE,
   async run(argv) {

@@ -17,11 +17,25 @@ import { Counters } from "@wirescope/common/counters";
 import { endpointText, recordToJson } from "@wirescope/common/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
 import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
+import { flagsHelp, unlistedFlag, type FlagSpec } from "@wirescope/common/flags";
 import { UsageError, type Command } from "../command.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** parsers-wasm/build, where `npm run build` puts the built-in plugins. */
 export const BUILTIN_PLUGIN_DIR = path.resolve(here, "../../../../parsers-wasm/build");
+
+/** decode's flags: --help, the completions and the parser's gate all read this table. */
+export const DECODE_FLAGS: readonly FlagSpec[] = [
+  { flag: "proto", value: "PORT=PROTOCOL", description: "decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a plugin's name) instead of detecting it; repeatable" },
+  { flag: "format", value: "ndjson|table", default: "ndjson", description: "ndjson: one JSON object per record; table: aligned columns" },
+  { flag: "redact", description: "mask literals in SQL text (db.query.text) and credential headers" },
+  { flag: "plugins", value: "DIR", description: "also load the plugins in DIR (*.json manifests beside their .wasm); a plugin with a built-in's name replaces it" },
+  { flag: "builtin-dir", value: "DIR", default: BUILTIN_PLUGIN_DIR, description: "where the built-in plugins are" },
+  { flag: "jobs", value: "N", default: "1", description: "N threads, each reading the capture and decoding its share of the connections; records then come in no fixed order" },
+  { flag: "stats", description: "print reader, reassembly and engine counters to stderr at the end" },
+  { flag: "progress", default: "when stderr is a terminal, else a line every 256 MiB", description: "progress on stderr" },
+  { flag: "no-progress", description: "never print progress" },
+];
 
 const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--format ndjson|table] [--redact]
                         [--plugins DIR] [--jobs N] [--stats] [--progress|--no-progress]
@@ -30,18 +44,8 @@ Decodes the TCP connections in a pcap or pcapng capture (Ethernet, Linux cooked 
 loopback/null; gzip-compressed too; CAPTURE "-" reads standard input) with the protocol plugins,
 and prints one record per line.
 
-  --proto PORT=PROTOCOL  decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a
-                         plugin's name) instead of detecting it; repeatable
-  --format ndjson|table  ndjson (default): one JSON object per record; table: aligned columns
-  --redact               mask literals in SQL text (db.query.text) and credential headers
-  --plugins DIR          also load the plugins in DIR (*.json manifests beside their .wasm); a
-                         plugin with a built-in's name replaces it
-  --builtin-dir DIR      where the built-in plugins are (default: ${BUILTIN_PLUGIN_DIR})
-  --jobs N               N threads, each reading the capture and decoding its share of the
-                         connections (default 1); records then come in no fixed order
-  --stats                print reader, reassembly and engine counters to stderr at the end
-  --progress             progress on stderr (default: when stderr is a terminal, else a line
-                         every 256 MiB); --no-progress: never
+options:
+${flagsHelp(DECODE_FLAGS)}
 
 A record whose request got no response (capture ended, connection reset) is printed with
 "status":null and "incomplete":true. Exit status: 0 when the capture was read (warnings about
@@ -63,6 +67,8 @@ interface DecodeArgs {
 export function parseDecodeArgs(argv: string[]): DecodeArgs {
   const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined, jobs: 1 };
   const files: string[] = [];
+  const unlisted = unlistedFlag(argv, DECODE_FLAGS);
+  if (unlisted) throw new UsageError(`decode: unknown option ${unlisted}`);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
@@ -381,6 +387,7 @@ const command: Command = {
   name: "decode",
   summary: "decode the TCP traffic in a pcap/pcapng capture into records (NDJSON or a table)",
   usage: USAGE,
+  flags: DECODE_FLAGS,
   async run(argv) {
     const args = parseDecodeArgs(argv);
     const stdout = process.stdout;

@@ -2,9 +2,17 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, expandInline, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
+import { loadConfig, optionsHelp, expandInline, flagsHelp, unlistedFlag, OPTIONS, type FlagSpec, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
+
+/** tail's own flags (after the shared ones): --help, the completions and the parser read this table. */
+export const TAIL_FLAGS: readonly FlagSpec[] = [
+  { flag: "protocol", value: "P", description: "only records of this protocol" },
+  { flag: "service", value: "S", description: "only records whose client or server service is S" },
+  { flag: "format", value: "ndjson|table", default: "ndjson", description: "one JSON object per record, or aligned columns" },
+  { flag: "limit", value: "N", default: "until Ctrl-C", description: "stop after N records" },
+];
 
 const USAGE = `usage: wirescope tail [--protocol P] [--service S] [--format ndjson|table] [--limit N] [options]
 
@@ -12,6 +20,7 @@ Prints records as the parsers publish them. --service matches the client or serv
 --limit stops after N records (default: until Ctrl-C).
 
 options:
+${flagsHelp(TAIL_FLAGS)}
 ${optionsHelp()}`;
 
 /** `wirescope decode`'s NDJSON object, plus what only a live parser knows: service names and node. */
@@ -41,6 +50,8 @@ function tableRow(r: WsRecord): string {
 /** `wirescope tail`'s own flags (after the shared options), as `--flag value` or `--flag=value`. */
 export function parseTailArgs(args: readonly string[]): { protocol?: string; service?: string; format: string; limit: number } {
   const rest = expandInline(args);
+  const unlisted = unlistedFlag(rest, TAIL_FLAGS);
+  if (unlisted) throw new UsageError(`tail: unknown argument ${unlisted}`);
   let protocol: string | undefined;
   let service: string | undefined;
   let format = "ndjson";
@@ -67,6 +78,7 @@ const command: Command = {
   name: "tail",
   summary: "follow the records flowing out of the parsers",
   usage: USAGE,
+  flags: [...OPTIONS, ...TAIL_FLAGS],
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
     const { protocol, service, format, limit } = parseTailArgs(rest);
