@@ -62,3 +62,8 @@ export function unlistedFlag(args: readonly string[], flags: readonly FlagSpec[]
   }
   return undefined;
 }
+
+/** The `options` of node:util `parseArgs` for `flags`: a flag with a value is a string, else a boolean. */
+export function parseArgsOptions(flags: readonly FlagSpec[]): Record<string, { type: "string" | "boolean" }> {
+  return Object.fromEntries(flags.map((f) => [f.flag, { type: f.value ? "string" : "boolean" }]));
+}

@@ -3,11 +3,29 @@
 // starts it unless --no-demo is given.
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig, optionsHelp } from "@wirescope/common";
+import { loadConfig, optionsHelp, flagsHelp, parseArgsOptions, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { DEFAULT_BASE_PORT, DEFAULT_RATE, PARTS, type Part } from "../demo/spec.js";
 import { runDemo, DB_PASSWORD, DB_USER } from "../demo/run.js";
 import { runPart } from "../demo/parts.js";
+
+/** demo's own flags (after the shared ones): --help, the completions and parseArgs read this table. */
+export const DEMO_FLAGS: readonly FlagSpec[] = [
+  { flag: "demo-port", value: "N", default: String(DEFAULT_BASE_PORT), description: "first of six consecutive ports: web, api, orders, kafka, redis, mariadb" },
+  { flag: "rate", value: "R", default: String(DEFAULT_RATE), description: "requests per second the load generator sends to web" },
+  { flag: "requests", value: "N", default: "never", description: "the load generator stops after N requests" },
+  { flag: "dir", value: "DIR", default: "<data-dir>/demo", description: "the demo's data, logs and counts" },
+  { flag: "part", value: "NAME", description: `run one part only (${PARTS.join(", ")}); used by the demo itself` },
+];
+
+/** Parses demo's own flags (`--flag value` or `--flag=value`). */
+export function parseDemoArgs(args: string[]) {
+  try {
+    return parseArgs({ args, strict: true, options: parseArgsOptions(DEMO_FLAGS) }).values as { "demo-port"?: string; rate?: string; requests?: string; dir?: string; part?: string };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see wirescope demo --help)`);
+  }
+}
 
 const USAGE = `usage: wirescope demo [--demo-port N] [--rate R] [--dir DIR] [options]
 
@@ -18,11 +36,7 @@ about 5% of the calls fail on purpose (404s, and every 10th order hits a duplica
 Needs mariadbd and redis-server (Debian: mariadb-server, redis-server); all on 127.0.0.1.
 
 demo options:
-  --demo-port N   first of six consecutive ports (default ${DEFAULT_BASE_PORT}: web, api, orders, kafka, redis, mariadb)
-  --rate R        requests per second the load generator sends to web (default ${DEFAULT_RATE})
-  --requests N    the load generator stops after N requests (default: never)
-  --dir DIR       the demo's data, logs and counts (default <data-dir>/demo)
-  --part NAME     run one part only (${PARTS.join(", ")}); used by the demo itself
+${flagsHelp(DEMO_FLAGS)}
 
 options:
 ${optionsHelp()}`;
@@ -31,14 +45,10 @@ const command: Command = {
   name: "demo",
   summary: "run a small shop of real services with steady traffic to look at",
   usage: USAGE,
+  flags: [...OPTIONS, ...DEMO_FLAGS],
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
-    let values;
-    try {
-      ({ values } = parseArgs({ args: rest, strict: true, options: { "demo-port": { type: "string" }, rate: { type: "string" }, requests: { type: "string" }, dir: { type: "string" }, part: { type: "string" } } }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message} (see wirescope demo --help)`);
-    }
+    const values = parseDemoArgs(rest);
     const basePort = Number(values["demo-port"] ?? DEFAULT_BASE_PORT);
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530) throw new UsageError("--demo-port: expected a port number (1-65530)");
     const rate = Number(values.rate ?? DEFAULT_RATE);

@@ -2,11 +2,32 @@
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
 import { parseArgs } from "node:util";
-import { loadConfig, optionsHelp, redactUrl, colorAllowed } from "@wirescope/common";
+import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseArgsOptions, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";
 import { initialState, onKey, render, type TopData, type TopState } from "../top/screen.js";
+
+/** top's own flags (after the shared ones): --help, the completions and parseArgs read this table. */
+export const TOP_FLAGS: readonly FlagSpec[] = [
+  { flag: "range", value: "DURATION", default: "1m", description: "how far back to look: 30s, 5m, 1h" },
+  { flag: "interval", value: "MS", default: "10000, the aggregator's window", description: "refresh period in ms" },
+  { flag: "sort", value: "KEY", default: "rate", description: "rate, errors, p50, p99 or name" },
+  { flag: "filter", value: "TEXT", description: "show only rows containing TEXT" },
+  { flag: "service", value: "NAME", description: "open this service's view at start" },
+  { flag: "edges", description: "open the edges view at start" },
+  { flag: "once", description: "print once and exit (the default when stdout is not a terminal)" },
+  { flag: "timeout", value: "MS", default: "5000", description: "query deadline in ms" },
+];
+
+/** Parses top's own flags (`--flag value` or `--flag=value`). */
+export function parseTopArgs(args: string[]) {
+  try {
+    return parseArgs({ args, strict: true, options: parseArgsOptions(TOP_FLAGS) }).values as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; edges?: boolean; once?: boolean; timeout?: string };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see wirescope top --help)`);
+  }
+}
 
 const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--edges] [--once] [options]
 
@@ -17,14 +38,7 @@ Without a terminal (or with --once) it prints the view once and exits.
 Percentiles marked ~ are estimated from histogram buckets (several series or windows).
 
 top options:
-  --range DURATION   how far back to look: 30s, 5m, 1h (default 1m)
-  --interval MS      refresh period in ms (default 10000, the aggregator's window)
-  --sort KEY         rate, errors, p50, p99 or name (default rate)
-  --filter TEXT      show only rows containing TEXT
-  --service NAME     open this service's view at start
-  --edges            open the edges view at start
-  --once             print once and exit (the default when stdout is not a terminal)
-  --timeout MS       query deadline in ms (default 5000)
+${flagsHelp(TOP_FLAGS)}
 
 options:
 ${optionsHelp()}`;
@@ -64,27 +78,10 @@ const command: Command = {
   name: "top",
   summary: "live terminal view of services, endpoints and edges from InfluxDB",
   usage: USAGE,
+  flags: [...OPTIONS, ...TOP_FLAGS],
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: rest,
-        strict: true,
-        options: {
-          range: { type: "string" },
-          interval: { type: "string" },
-          sort: { type: "string" },
-          filter: { type: "string" },
-          service: { type: "string" },
-          edges: { type: "boolean" },
-          once: { type: "boolean" },
-          timeout: { type: "string" },
-        },
-      }));
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message} (see wirescope top --help)`);
-    }
+    const values = parseTopArgs(rest);
     const rangeS = parseRange(values.range ?? "1m");
     const intervalMs = positive("interval", values.interval, 10_000);
     const timeoutMs = positive("timeout", values.timeout, 5000);
