@@ -13,6 +13,8 @@ import { parseCaptureArgs } from "./capture.js";
 import { parseDecodeArgs } from "./decode.js";
 import { parseTopArgs } from "./top.js";
 import { parseDemoArgs } from "./demo.js";
+import { parseStatusArgs } from "./status.js";
+import { parsePluginArgs } from "./plugin.js";
 
 const PARSERS: Record<string, (args: string[]) => unknown> = {
   probe: parseProbeArgs,
@@ -23,6 +25,8 @@ const PARSERS: Record<string, (args: string[]) => unknown> = {
   decode: parseDecodeArgs,
   top: parseTopArgs,
   demo: parseDemoArgs,
+  status: parseStatusArgs,
+  plugin: parsePluginArgs,
 };
 const shared = (args: string[]) => loadConfig({ argv: args, env: {}, natsAuthFromDataDir: false }).config;
 

@@ -2,10 +2,29 @@
 // bucket every parser replica watches (they load a new plugin within seconds, no restart).
 import fs from "node:fs";
 import path from "node:path";
-import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage } from "@wirescope/common";
+import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, unlistedFlag, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
+
+/** plugin's own flags (after the shared ones): --help, the completions and its parser read this table. */
+export const PLUGIN_FLAGS: readonly FlagSpec[] = [
+  { flag: "manifest", value: "M.json", description: "add: the plugin's manifest" },
+  { flag: "bucket", value: "B", default: PLUGIN_BUCKET, description: "NATS object store bucket of the plugins" },
+  { flag: "json", description: "list: print JSON" },
+];
+
+/** Parses plugin's own flags (`--flag value` or `--flag=value`) and its words (subcommand, argument). */
+export function parsePluginArgs(args: readonly string[]): { bucket: string; manifestPath?: string; json: boolean; sub?: string; arg?: string } {
+  const rest = [...args];
+  const unlisted = unlistedFlag(rest, PLUGIN_FLAGS);
+  if (unlisted) throw new UsageError(`plugin: unknown option ${unlisted}`);
+  const bucket = take(rest, "--bucket") ?? PLUGIN_BUCKET;
+  const manifestPath = take(rest, "--manifest");
+  const json = rest.includes("--json");
+  const [sub, arg] = rest.filter((a) => a !== "--json");
+  return { bucket, manifestPath, json, sub, arg };
+}
 
 const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket B] [options]
        wirescope plugin list [--json] [--bucket B] [options]
@@ -15,6 +34,9 @@ Manages the protocol plugins shared by every parser replica (NATS object store b
 ${PLUGIN_BUCKET}). 'add' validates the plugin here first (ABI version, exports, imports, memory
 cap, a trap at start) and refuses a bad one with the reason. A plugin with the name of a loaded
 one replaces it for new connections.
+
+plugin options:
+${flagsHelp(PLUGIN_FLAGS)}
 
 options:
 ${optionsHelp()}`;
@@ -37,13 +59,10 @@ const command: Command = {
   name: "plugin",
   summary: "add, list or remove protocol plugins for every parser replica",
   usage: USAGE,
+  flags: [...OPTIONS, ...PLUGIN_FLAGS],
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
-    const bucket = take(rest, "--bucket") ?? PLUGIN_BUCKET;
-    const manifestPath = take(rest, "--manifest");
-    const json = rest.includes("--json");
-    const args = rest.filter((a) => a !== "--json");
-    const [sub, arg] = args;
+    const { bucket, manifestPath, json, sub, arg } = parsePluginArgs(rest);
     if (!sub) throw new UsageError("plugin: say add, list or remove");
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-plugin" });
     try {

@@ -8,6 +8,10 @@
 import {
   loadConfig,
   expandInline,
+  flagsHelp,
+  unlistedFlag,
+  OPTIONS,
+  type FlagSpec,
   optionsHelp,
   connectNats,
   listAnnounced,
@@ -46,6 +50,32 @@ export interface StatusRow {
   supervisor?: string;
 }
 
+/** status's own flags (after the shared ones): --help, the completions and its parser read this table. */
+export const STATUS_FLAGS: readonly FlagSpec[] = [
+  { flag: "json", description: "print JSON: one object per process" },
+  { flag: "address", value: "HOST:PORT", description: "also ask this control address (repeatable)" },
+  { flag: "timeout", value: "MS", default: "2000", description: "per-call deadline" },
+];
+
+/** Parses status's own flags (`--flag value` or `--flag=value`). */
+export function parseStatusArgs(args: readonly string[]): { json: boolean; extra: string[]; timeoutMs: number } {
+  let json = false;
+  let timeoutMs = 2000;
+  const extra: string[] = [];
+  const own = expandInline(args);
+  const unlisted = unlistedFlag(own, STATUS_FLAGS);
+  if (unlisted) throw new UsageError(`unknown argument "${unlisted}" (see wirescope status --help)`);
+  for (let i = 0; i < own.length; i++) {
+    const a = own[i];
+    if (a === "--json") json = true;
+    else if (a === "--address" && own[i + 1]) extra.push(own[++i]);
+    else if (a === "--timeout" && own[i + 1]) timeoutMs = Number(own[++i]);
+    else throw new UsageError(`unknown argument "${a}" (see wirescope status --help)`);
+  }
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");
+  return { json, extra, timeoutMs };
+}
+
 const USAGE = `usage: wirescope status [--json] [--address host:port]... [--timeout ms] [options]
 
 Asks every Wirescope service for its health and counters and prints a table (or JSON with --json).
@@ -59,9 +89,7 @@ Processes up runs that have no health service (the demo shop) show as RUNNING or
 Exit code 0 when every component is SERVING (RUNNING, or disabled on purpose), 1 otherwise.
 
 options:
-  --json               print JSON: one object per process
-  --address host:port  also ask this control address (repeatable)
-  --timeout ms         per-call deadline (default 2000)
+${flagsHelp(STATUS_FLAGS)}
 ${optionsHelp()}`;
 
 /** Gathers one row per process; never throws for an unreachable service (it gets a row). */
@@ -279,20 +307,10 @@ const status: Command = {
   name: "status",
   summary: "health, uptime and counters of every running service",
   usage: USAGE,
+  flags: [...OPTIONS, ...STATUS_FLAGS],
   async run(argv) {
     const { config, rest } = loadConfig({ argv });
-    let json = false;
-    let timeoutMs = 2000;
-    const extra: string[] = [];
-    const own = expandInline(rest);
-    for (let i = 0; i < own.length; i++) {
-      const a = own[i];
-      if (a === "--json") json = true;
-      else if (a === "--address" && own[i + 1]) extra.push(own[++i]);
-      else if (a === "--timeout" && own[i + 1]) timeoutMs = Number(own[++i]);
-      else throw new UsageError(`unknown argument "${a}" (see wirescope status --help)`);
-    }
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");
+    const { json, extra, timeoutMs } = parseStatusArgs(rest);
     const rows = await collectStatus(config, extra, timeoutMs);
     process.stdout.write(json ? JSON.stringify(rows, null, 2) + "\n" : formatTable(rows));
     const services = rows.filter((r) => r.component !== "nats" && r.component !== "influxdb" && r.health !== "DOWN" && r.health !== "DISABLED");
