@@ -5,9 +5,10 @@
 //   kafka.correlation_id, messaging.client.id, kafka.topics, kafka.error_code, ...
 import { Rec } from "../common/index";
 import { KafkaTxn, apiName } from "./types";
+import { TopicNames } from "./topic-ids";
 
-export function writeRecord(t: KafkaTxn, incomplete: bool, ids: Map<string, string>): void {
-  // topic ids (Fetch/Produce v13+) are named through what Metadata taught this connection
+export function writeRecord(t: KafkaTxn, incomplete: bool, ids: TopicNames): void {
+  // topic ids (Fetch/Produce v13+) are named through what Metadata taught this instance
   let unresolved: string[] | null = null;
   for (let i = 0; i < t.topicIds.length; i++) {
     const id = t.topicIds[i];

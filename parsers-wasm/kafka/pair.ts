@@ -20,6 +20,7 @@ import { KafkaTxn, MAX_BODY_PREFIX, MAX_PENDING, MAX_KNOWN_API_KEY, isFlexible, 
 import { decodeRequest, decodeResponse, bodyKnown } from "./api/index";
 import { writeRecord } from "./emit";
 import { detect } from "./sniff";
+import { topicNames } from "./topic-ids";
 
 /** Sizes beyond these are framing errors, not messages. */
 const MAX_REQUEST_SIZE: i32 = 256 << 20;
@@ -32,8 +33,6 @@ const MAX_EARLY_DESYNC: i32 = 4;
 export class KafkaConnection extends Connection {
   /** requests waiting for their response, in the order sent */
   private readonly waiting: KafkaTxn[] = [];
-  /** topic id (hex) → name, learned from Metadata v10+ responses */
-  readonly topicIds: Map<string, string> = new Map<string, string>();
   /** a response fully decoded whose unbuffered tail is still being skipped */
   private deferred: KafkaTxn | null = null;
   private requests: i32 = 0;
@@ -243,7 +242,7 @@ export class KafkaConnection extends Connection {
     const key = t.apiKey;
     const v = t.apiVersion;
     if (responseHeaderVersion(key, v) >= 1) r.tags(true);
-    t.responseDecoded = decodeResponse(key, v, isFlexible(key, v), r, t, this.topicIds) || (bodyKnown(key, v) && take < size);
+    t.responseDecoded = decodeResponse(key, v, isFlexible(key, v), r, t, topicNames) || (bodyKnown(key, v) && take < size);
     q.skip(4 + <i64>size);
     if (q.skipping() > 0) {
       if (this.deferred !== null) this.write(this.deferred!, false);
@@ -255,6 +254,6 @@ export class KafkaConnection extends Connection {
   }
 
   private write(t: KafkaTxn, incomplete: bool): void {
-    writeRecord(t, incomplete, this.topicIds);
+    writeRecord(t, incomplete, topicNames);
   }
 }

@@ -2,6 +2,7 @@
 // decoder still gets its name, version, correlation id and client id; its error code is unknown.
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
+import { TopicNames } from "../topic-ids";
 import { produceRequest, produceResponse } from "./produce";
 import { fetchRequest, fetchResponse } from "./fetch";
 import { listOffsetsRequest, listOffsetsResponse } from "./list-offsets";
@@ -43,7 +44,7 @@ export function decodeRequest(key: i32, v: i32, flex: bool, r: Reader, t: KafkaT
   return r.ok;
 }
 
-export function decodeResponse(key: i32, v: i32, flex: bool, r: Reader, t: KafkaTxn, ids: Map<string, string>): bool {
+export function decodeResponse(key: i32, v: i32, flex: bool, r: Reader, t: KafkaTxn, ids: TopicNames): bool {
   if (!bodyKnown(key, v)) return false;
   switch (key) {
     case 0: produceResponse(r, v, flex, t); break;

@@ -4,10 +4,14 @@
 //             controller_id(v1+) topics[ error_code name topic_id(v10+) is_internal(v1+)
 //             partitions[ error_code partition_index leader_id leader_epoch(v7+)
 //             replica_nodes[] isr_nodes[] offline_replicas[](v5+) ] authorized_ops(v8+) ]
-// Responses also teach the connection which topic id belongs to which name (v10+), used to name
-// the topics of later Fetch v13+ / Produce v13+ requests that carry only ids.
+// Responses also teach the instance which topic id belongs to which name (v10+, see
+// topic-ids.ts), used to name the topics of Fetch v13+ / Produce v13+ requests that carry only ids.
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
+import { TopicNames } from "../topic-ids";
+
+/** The null topic id: what an error entry for an unknown topic carries. */
+const ZERO_UUID = "00000000000000000000000000000000";
 
 export function metadataRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   const topics = r.arrayLen(flex);
@@ -20,7 +24,7 @@ export function metadataRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): voi
 }
 
 /** Topic names from the response are added only when the request named none (all topics). */
-export function metadataResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn, ids: Map<string, string>): void {
+export function metadataResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn, ids: TopicNames): void {
   const named = t.topics.length > 0;
   if (v >= 3) r.i32(); // throttle_time_ms
   const brokers = r.arrayLen(flex);
@@ -40,7 +44,7 @@ export function metadataResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn, ids
     const name = r.nullableStr(flex);
     if (v >= 10) {
       const id = r.uuid();
-      if (r.ok && name !== null && name.length > 0 && ids.size < 4096) ids.set(id, name);
+      if (r.ok && name !== null && name.length > 0 && id != ZERO_UUID) ids.learn(id, name);
     }
     if (!named && name !== null) t.addTopic(name);
     if (v >= 1) r.i8(); // is_internal

@@ -13,6 +13,9 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 // compiled copy, so build first (node scripts/build.mjs --only=ts).
 import { W, request, response } from "../../dist/kafka/test/wire.js";
 const ID_ORDERS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+// never taught by any vector: the map of topic ids is shared by every connection of an instance
+const ID_UNSEEN = "5e5e5e5e0000400080001234567890ab";
+const ID_EVENTS = "a1b2c3d4e5f647188899aabbccddeeff";
 const hex = (b) => b.toString("hex");
 function vec(name, steps, records, options) {
   return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
@@ -44,6 +47,55 @@ const fetchV13Resp = response(3, true,
   new W(true).i32(0).i16(0).i32(77)
     .arr([ID_ORDERS], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i16(0).i64(100).i64(100).i64(0).arr(null, () => {}).i32(-1).bytes(Buffer.alloc(70, 0x11)).tags()).tags())
     .tags().buf());
+
+const fetchV13UnseenReq = request(1, 13, 3, "consumer-1", true,
+  new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(-1)
+    .arr([ID_UNSEEN], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i32(5).i64(42).i32(-1).i64(-1).i32(1048576).tags()).tags())
+    .arr([], () => {}).str("").tags().buf());
+// UNKNOWN_TOPIC_ID (100) for the partition
+const fetchV13UnseenResp = response(3, true,
+  new W(true).i32(0).i16(0).i32(77)
+    .arr([ID_UNSEEN], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i16(100).i64(-1).i64(-1).i64(-1).arr(null, () => {}).i32(-1).bytes(null).tags()).tags())
+    .tags().buf());
+
+// Fetch v17: no replica_id (v15+; replica_state is a tagged field), replica_directory_id tagged
+// in each partition (v17), diverging_epoch/current_leader/snapshot_id tagged in response
+// partitions, node_endpoints tagged at the end of the response (v16+); forgotten topics by id.
+const metadataV12EventsReq = request(3, 12, 40, "cli-2", true, new W(true).arr([ID_EVENTS], (w) => w.uuid("00000000000000000000000000000000").str("events").tags()).i8(0).i8(0).tags().buf());
+const metadataV12EventsResp = response(40, true,
+  new W(true).i32(0)
+    .arr([0], (w) => w.i32(0).str("broker-0").i32(9092).str(null).tags())
+    .str("cluster-x").i32(0)
+    .arr(["events"], (w, t) => w.i16(0).str(t).uuid(ID_EVENTS).i8(0)
+      .arr([0], (w, p) => w.i16(0).i32(p).i32(0).i32(1).arr([0], (w, n) => w.i32(n)).arr([0], (w, n) => w.i32(n)).arr([], () => {}).tags())
+      .i32(-2147483648).tags())
+    .tags().buf());
+const fetchV17Req = request(1, 17, 41, "consumer-2", true,
+  new W(true).i32(500).i32(1).i32(52428800).i8(1).i32(0).i32(-1)
+    .arr([ID_EVENTS], (w, id) => w.uuid(id).arr([0, 1], (w, p) => w.i32(p).i32(0).i64(7).i32(-1).i64(-1).i32(1048576).tags(1)).tags())
+    .arr([ID_UNSEEN], (w, id) => w.uuid(id).arr([3], (w, p) => w.i32(p)).tags())
+    .str("rack-a").tags(2).buf());
+const fetchV17Resp = response(41, true,
+  new W(true).i32(0).i16(0).i32(12)
+    .arr([ID_EVENTS], (w, id) => w.uuid(id)
+      .arr([[0, 0], [1, 6]], (w, [p, e]) => w.i32(p).i16(e).i64(9).i64(9).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : Buffer.alloc(61, 0x33)).tags(3)).tags())
+    .tags(1).buf());
+// Produce v11: current_leader tagged in each partition response, node_endpoints tagged at the end
+const produceV11Req = request(0, 11, 42, "producer-2", true,
+  new W(true).str("tx-1").i16(-1).i32(30000)
+    .arr(["events"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.alloc(80, 0x44)).tags()).tags()).tags().buf());
+const produceV11Resp = response(42, true,
+  new W(true).arr(["events"], (w, t) => w.str(t)
+    .arr([0], (w, p) => w.i32(p).i16(0).i64(12).i64(-1).i64(0).arr([], () => {}).str(null).tags(1)).tags())
+    .i32(0).tags(1).buf());
+// Produce v10 with a record error list and an error message (NOT_LEADER_OR_FOLLOWER, 6)
+const produceV10Req = request(0, 10, 43, "producer-2", true,
+  new W(true).str(null).i16(1).i32(30000)
+    .arr(["events"], (w, t) => w.str(t).arr([1], (w, p) => w.i32(p).bytes(Buffer.alloc(80, 0x45)).tags()).tags()).tags().buf());
+const produceV10Resp = response(43, true,
+  new W(true).arr(["events"], (w, t) => w.str(t)
+    .arr([1], (w, p) => w.i32(p).i16(6).i64(-1).i64(-1).i64(-1).arr([0], (w, b) => w.i32(b).str("batch refused").tags()).str("not the leader").tags(1)).tags())
+    .i32(0).tags(1).buf());
 
 const fetchV12Req = request(1, 12, 15603, "consumer-console-consumer-8919-1", true,
   new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(0)
@@ -113,9 +165,21 @@ const flexible = [
       { operation: "Metadata", resource: "orders", status: 0, attributes: attrs(3, 12, 2, { "kafka.topics": ["orders"], "messaging.destination.name": "orders" }) },
       { operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 13, 3, { "kafka.topics": ["orders"], "kafka.topic_ids": null, "messaging.client.id": "consumer-1" }) },
     ]),
-  vec("Fetch v13 without Metadata first: the topic id is reported, unnamed",
-    [c(fetchV13Req), s(fetchV13Resp)],
-    [{ operation: "Fetch", resource: "", status: 0, attributes: attrs(1, 13, 3, { "kafka.topics": null, "kafka.topic_ids": [ID_ORDERS] }) }]),
+  vec("Fetch v13 for a topic id no Metadata named: the id is reported, never a guessed name (UNKNOWN_TOPIC_ID)",
+    [c(fetchV13UnseenReq), s(fetchV13UnseenResp)],
+    [{ operation: "Fetch", resource: "", status: 100, error: true, attributes: attrs(1, 13, 3, { "kafka.topics": null, "kafka.topic_ids": [ID_UNSEEN] }) }]),
+  vec("Fetch v17 (no replica_id, tagged fields everywhere) names its topic from Metadata v12; a forgotten topic is not a topic of the fetch",
+    [c(metadataV12EventsReq), s(metadataV12EventsResp), c(fetchV17Req), s(fetchV17Resp)],
+    [
+      { operation: "Metadata", resource: "events", status: 0, attributes: attrs(3, 12, 40) },
+      { operation: "Fetch", resource: "events", status: 6, error: true, attributes: attrs(1, 17, 41, { "kafka.topics": ["events"], "kafka.topic_ids": null, "messaging.client.id": "consumer-2", "kafka.error_code": 6 }) },
+    ]),
+  vec("Produce v11 (transactional) and Produce v10 with record errors: tagged current_leader and node_endpoints skipped",
+    [c(produceV11Req), s(produceV11Resp), c(produceV10Req), s(produceV10Resp)],
+    [
+      { operation: "Produce", resource: "events", status: 0, error: false, attributes: attrs(0, 11, 42, { "messaging.destination.name": "events" }) },
+      { operation: "Produce", resource: "events", status: 6, error: true, attributes: attrs(0, 10, 43, { "kafka.error_code": 6 }) },
+    ]),
   vec("Fetch v12 with a partition error (OFFSET_OUT_OF_RANGE)",
     [c(fetchV12Req), s(fetchV12RespErr)],
     [{ operation: "Fetch", resource: "zqy-test", status: 1, error: true, attributes: attrs(1, 12, 15603, { "kafka.error_code": 1, "messaging.client.id": "consumer-console-consumer-8919-1" }) }]),
