@@ -3,9 +3,13 @@
 // speaks the real wire protocol for the APIs and versions a client library (kafkajs) needs, so
 // tests can produce and consume with a real client and decode the real bytes.
 //
-// Versions advertised by ApiVersions are all non-flexible (kafkajs speaks no flexible version);
-// a request in another version closes the connection, except ApiVersions, which is answered in
-// the v0 layout with UNSUPPORTED_VERSION as real brokers do.
+// Versions advertised by ApiVersions are the ones kafkajs speaks (all non-flexible) and, for
+// ApiVersions, Metadata, Produce and Fetch, the current flexible ones too (compact encodings and
+// tagged fields, KIP-482): Metadata v12 carries topic ids, Fetch v13+ names topics by id
+// (KIP-516); a client picks the highest version both sides know. A request in another version
+// closes the connection, except ApiVersions, which is answered in the v0 layout with
+// UNSUPPORTED_VERSION as real brokers do.
+import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { EventEmitter } from "node:events";
 import { WireReader, WireWriter, WireError } from "./wire.js";
@@ -33,14 +37,15 @@ export const ERR = {
   UNSUPPORTED_VERSION: 35,
   TOPIC_ALREADY_EXISTS: 36,
   INVALID_PARTITIONS: 37,
+  UNKNOWN_TOPIC_ID: 100,
 } as const;
 
 /** api key → [min, max] version served. */
 const VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map([
-  [0, [3, 7]], // Produce (record batches, magic 2)
-  [1, [4, 11]], // Fetch
+  [0, [3, 11]], // Produce (record batches, magic 2)
+  [1, [4, 17]], // Fetch
   [2, [1, 3]], // ListOffsets
-  [3, [0, 6]], // Metadata
+  [3, [0, 12]], // Metadata
   [8, [2, 5]], // OffsetCommit
   [9, [1, 4]], // OffsetFetch
   [10, [0, 2]], // FindCoordinator
@@ -48,10 +53,14 @@ const VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map([
   [12, [0, 3]], // Heartbeat
   [13, [0, 3]], // LeaveGroup
   [14, [0, 3]], // SyncGroup
-  [18, [0, 2]], // ApiVersions
+  [18, [0, 3]], // ApiVersions
   [19, [0, 3]], // CreateTopics
   [22, [0, 1]], // InitProducerId
 ]);
+
+/** First flexible version of the api keys served in flexible versions (others: none served). */
+const FIRST_FLEXIBLE: ReadonlyMap<number, number> = new Map([[0, 9], [1, 12], [3, 9], [18, 3]]);
+const flexible = (key: number, v: number) => v >= (FIRST_FLEXIBLE.get(key) ?? Infinity);
 
 interface Batch {
   baseOffset: bigint;
@@ -61,6 +70,12 @@ interface Batch {
 interface Partition {
   batches: Batch[];
   next: bigint;
+}
+interface Topic {
+  name: string;
+  /** 16-byte topic id (a random v4 UUID, as Kafka assigns) */
+  id: Buffer;
+  parts: Partition[];
 }
 interface Member {
   id: string;
@@ -89,6 +104,9 @@ export class KafkaTestBroker {
   private readonly sockets = new Set<net.Socket>();
   private readonly produced = new EventEmitter();
   readonly topics = new Map<string, Partition[]>();
+  /** topic id (hex) → topic, for the versions that name topics by id */
+  private readonly byId = new Map<string, Topic>();
+  private readonly ids = new Map<string, Buffer>();
   private readonly groups = new Map<string, Group>();
   private memberSeq = 0;
   private producerSeq = 0n;
@@ -122,8 +140,17 @@ export class KafkaTestBroker {
   /** Creates a topic (what CreateTopics and auto-creation do). */
   createTopic(name: string, partitions: number): boolean {
     if (this.topics.has(name)) return false;
-    this.topics.set(name, Array.from({ length: partitions }, () => ({ batches: [], next: 0n })));
+    const parts = Array.from({ length: partitions }, () => ({ batches: [], next: 0n }));
+    const id = Buffer.from(randomUUID().replace(/-/g, ""), "hex");
+    this.topics.set(name, parts);
+    this.ids.set(name, id);
+    this.byId.set(id.toString("hex"), { name, id, parts });
     return true;
+  }
+
+  /** The topic id of a topic (hex), for tests. */
+  topicId(name: string): string | undefined {
+    return this.ids.get(name)?.toString("hex");
   }
 
   // ---- connection handling ----
@@ -158,11 +185,13 @@ export class KafkaTestBroker {
     const r = new WireReader(msg);
     const h: Header = { key: r.int16(), version: r.int16(), correlationId: r.int32(), clientId: null };
     h.clientId = r.nullableString();
+    r.flex = flexible(h.key, h.version);
+    r.tags(); // request header v2 (flexible versions)
     const range = VERSIONS.get(h.key);
     if (!range) throw new WireError(`unsupported api key ${h.key}`);
     if (h.version < range[0] || h.version > range[1]) {
       if (h.key !== 18) throw new WireError(`unsupported version ${h.version} of api key ${h.key}`);
-      this.reply(s, h, this.apiVersions(0, ERR.UNSUPPORTED_VERSION));
+      this.reply(s, { ...h, version: 0 }, this.apiVersions(0, ERR.UNSUPPORTED_VERSION));
       return;
     }
     this.served.set(h.key, (this.served.get(h.key) ?? 0) + 1);
@@ -185,15 +214,19 @@ export class KafkaTestBroker {
       case 22: body = this.initProducerId(r, v); break;
       default: throw new WireError(`unsupported api key ${h.key}`);
     }
-    if (body) this.reply(s, h, body);
+    if (body) this.reply(s, h, body.tags());
   }
 
-  /** Response header v0 (correlation id only): every version served here is non-flexible. */
+  /**
+   * Response header v0 (correlation id) or, for flexible versions, v1 (plus tagged fields);
+   * ApiVersions always answers with header v0 so that any client can read it.
+   */
   private reply(s: net.Socket, h: Header, body: WireWriter): void {
     if (s.destroyed) return;
     const b = body.toBuffer();
-    const head = Buffer.alloc(8);
-    head.writeInt32BE(4 + b.length, 0);
+    const headerTags = h.key !== 18 && flexible(h.key, h.version);
+    const head = Buffer.alloc(headerTags ? 9 : 8);
+    head.writeInt32BE(head.length - 4 + b.length, 0);
     head.writeInt32BE(h.correlationId, 4);
     s.write(Buffer.concat([head, b]));
   }
@@ -201,38 +234,61 @@ export class KafkaTestBroker {
   // ---- APIs ----
 
   private apiVersions(v: number, error: number): WireWriter {
-    const w = new WireWriter().int16(error);
-    w.array([...VERSIONS], (w, [key, [min, max]]) => w.int16(key).int16(min).int16(max));
+    const w = new WireWriter(v >= 3).int16(error);
+    w.array([...VERSIONS], (w, [key, [min, max]]) => w.int16(key).int16(min).int16(max).tags());
     if (v >= 1) w.int32(0);
     return w;
   }
 
+  /**
+   * Metadata v0-v12. v10+ requests may name a topic by id (name null); v10+ responses carry
+   * every topic's id, v12 a null name for an id the broker does not know.
+   */
   private metadata(r: WireReader, v: number): WireWriter {
-    let names = r.array((r) => r.string());
+    const NO_ID = Buffer.alloc(16);
+    type Wanted = { name: string | null; id: Buffer | null };
+    let wanted = r.array((r): Wanted => {
+      const id = v >= 10 ? r.uuid() : null;
+      const name = r.nullableString();
+      r.tags();
+      return { name, id: id && !id.equals(NO_ID) ? id : null };
+    });
     const allowCreate = v >= 4 ? r.bool() : true;
-    if (v === 0 && names !== null && names.length === 0) names = null; // v0: empty = all topics
-    if (names && allowCreate && this.opts.autoCreateTopics) for (const n of names) this.createTopic(n, this.opts.defaultPartitions);
-    const list = names ?? [...this.topics.keys()];
-    const w = new WireWriter();
+    if (v >= 8 && v <= 10) r.bool(); // include_cluster_authorized_operations
+    if (v >= 8) r.bool(); // include_topic_authorized_operations
+    if (v === 0 && wanted !== null && wanted.length === 0) wanted = null; // v0: empty = all topics
+    const list = wanted ?? [...this.topics.keys()].map((name): Wanted => ({ name, id: null }));
+    if (allowCreate && this.opts.autoCreateTopics) for (const t of list) if (t.name !== null && !t.id) this.createTopic(t.name, this.opts.defaultPartitions);
+    const w = new WireWriter(r.flex);
     if (v >= 3) w.int32(0);
     w.array([0], (w) => {
       w.int32(0).string(this.opts.host).int32(this.port);
       if (v >= 1) w.nullableString(null);
+      w.tags();
     });
     if (v >= 2) w.nullableString("wirescope-test");
     if (v >= 1) w.int32(0);
-    w.array(list, (w, name) => {
-      const parts = this.topics.get(name);
-      w.int16(parts ? ERR.NONE : ERR.UNKNOWN_TOPIC_OR_PARTITION).string(name);
+    w.array(list, (w, t) => {
+      const topic = t.id ? this.byId.get(t.id.toString("hex")) : undefined;
+      const name = topic?.name ?? t.name;
+      const parts = name !== null ? this.topics.get(name) : undefined;
+      const error = parts ? ERR.NONE : t.id ? ERR.UNKNOWN_TOPIC_ID : ERR.UNKNOWN_TOPIC_OR_PARTITION;
+      w.int16(error).nullableString(parts || v < 12 ? (name ?? "") : name);
+      if (v >= 10) w.uuid((name !== null && this.ids.get(name)) || t.id || NO_ID);
       if (v >= 1) w.bool(false);
       w.array(parts ?? [], (w, _p) => {
         const idx = parts!.indexOf(_p);
         w.int16(ERR.NONE).int32(idx).int32(0);
+        if (v >= 7) w.int32(0); // leader_epoch
         w.array([0], (w, n) => w.int32(n));
         w.array([0], (w, n) => w.int32(n));
         if (v >= 5) w.array([], () => {});
+        w.tags();
       });
+      if (v >= 8) w.int32(-2147483648); // topic_authorized_operations: not requested
+      w.tags();
     });
+    if (v >= 8 && v <= 10) w.int32(-2147483648); // cluster_authorized_operations
     return w;
   }
 
@@ -240,10 +296,15 @@ export class KafkaTestBroker {
     r.nullableString(); // transactional_id (v3+: every version served)
     const acks = r.int16();
     r.int32(); // timeout_ms
-    const topics = r.array((r) => ({
-      name: r.string(),
-      parts: r.array((r) => ({ index: r.int32(), records: r.nullableBytes() })) ?? [],
-    })) ?? [];
+    const topics = r.array((r) => {
+      const t = { name: r.string(), parts: r.array((r) => {
+        const p = { index: r.int32(), records: r.nullableBytes() };
+        r.tags();
+        return p;
+      }) ?? [] };
+      r.tags();
+      return t;
+    }) ?? [];
     const results = topics.map((t) => ({
       name: t.name,
       parts: t.parts.map((p) => {
@@ -254,14 +315,17 @@ export class KafkaTestBroker {
     }));
     this.produced.emit("data");
     if (acks === 0) return null; // no response at all
-    const w = new WireWriter();
+    const w = new WireWriter(r.flex);
     w.array(results, (w, t) => {
       w.string(t.name);
       w.array(t.parts, (w, p) => {
         w.int32(p.index).int16(p.error).int64(p.base);
         if (v >= 2) w.int64(-1n); // log_append_time_ms
         if (v >= 5) w.int64(0n); // log_start_offset
+        if (v >= 8) w.array([], () => {}).nullableString(null); // record_errors, error_message
+        w.tags();
       });
+      w.tags();
     });
     w.int32(0);
     return w;
@@ -293,7 +357,7 @@ export class KafkaTestBroker {
   }
 
   private async fetch(r: WireReader, v: number): Promise<WireWriter> {
-    r.int32(); // replica_id
+    if (v <= 14) r.int32(); // replica_id (v15+: the replica_state tagged field)
     const maxWait = r.int32();
     const minBytes = r.int32();
     r.int32(); // max_bytes (v3+)
@@ -302,22 +366,30 @@ export class KafkaTestBroker {
       r.int32(); // session_id
       r.int32(); // session_epoch
     }
-    const topics = r.array((r) => ({
-      name: r.string(),
-      parts: r.array((r) => {
+    // v13+: topics by id; an id the broker does not know is answered UNKNOWN_TOPIC_ID
+    const topics = r.array((r) => {
+      const id = v >= 13 ? r.uuid() : null;
+      const name = id ? (this.byId.get(id.toString("hex"))?.name ?? null) : r.string();
+      const parts = r.array((r) => {
         const index = r.int32();
         if (v >= 9) r.int32(); // current_leader_epoch
         const offset = r.int64();
+        if (v >= 12) r.int32(); // last_fetched_epoch
         if (v >= 5) r.int64(); // log_start_offset
-        return { index, offset, maxBytes: r.int32() };
-      }) ?? [],
-    })) ?? [];
+        const p = { index, offset, maxBytes: r.int32() };
+        r.tags();
+        return p;
+      }) ?? [];
+      r.tags();
+      return { name, id, parts };
+    }) ?? [];
     const collect = () =>
       topics.map((t) => ({
         name: t.name,
+        id: t.id,
         parts: t.parts.map((p) => {
-          const part = this.topics.get(t.name)?.[p.index];
-          if (!part) return { index: p.index, error: ERR.UNKNOWN_TOPIC_OR_PARTITION, hw: -1n, records: null as Buffer | null };
+          const part = t.name !== null ? this.topics.get(t.name)?.[p.index] : undefined;
+          if (!part) return { index: p.index, error: t.name === null ? ERR.UNKNOWN_TOPIC_ID : ERR.UNKNOWN_TOPIC_OR_PARTITION, hw: -1n, records: null as Buffer | null };
           const picked: Buffer[] = [];
           let size = 0;
           for (const b of part.batches) {
@@ -345,17 +417,20 @@ export class KafkaTestBroker {
       });
       result = collect();
     }
-    const w = new WireWriter().int32(0);
+    const w = new WireWriter(r.flex).int32(0);
     if (v >= 7) w.int16(ERR.NONE).int32(0);
     w.array(result, (w, t) => {
-      w.string(t.name);
+      if (t.id) w.uuid(t.id);
+      else w.string(t.name ?? "");
       w.array(t.parts, (w, p) => {
         w.int32(p.index).int16(p.error).int64(p.hw).int64(p.hw); // high watermark, last stable offset
         if (v >= 5) w.int64(0n); // log_start_offset
         w.array([], () => {}); // aborted_transactions
         if (v >= 11) w.int32(-1); // preferred_read_replica
         w.nullableBytes(p.records);
+        w.tags();
       });
+      w.tags();
     });
     return w;
   }

@@ -1,12 +1,16 @@
-// Kafka primitive types for the test broker: big-endian reader and writer over Buffers.
-// Only the non-flexible encodings are needed: the broker advertises versions below every API's
-// first flexible version (see broker.ts), which are the versions kafkajs sends.
+// Kafka primitive types for the test broker: big-endian reader and writer over Buffers, in the
+// classic encodings (int16/int32 lengths) and, with `flex` set, the flexible ones of KIP-482:
+// compact strings, bytes and arrays (unsigned varint N+1, 0 = null) and tagged-field sections.
+// The request header's client id stays a classic string in every version: read it before
+// setting `flex`.
 
 /** Thrown for a request the broker cannot parse; the connection is closed. */
 export class WireError extends Error {}
 
 export class WireReader {
   private pos = 0;
+  /** Compact strings/bytes/arrays (flexible versions). */
+  flex = false;
   constructor(private readonly buf: Buffer) {}
 
   private need(n: number): void {
@@ -40,8 +44,40 @@ export class WireReader {
   bool(): boolean {
     return this.int8() !== 0;
   }
+  /** Unsigned LEB128 varint (at most 5 bytes). */
+  uvarint(): number {
+    let v = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      this.need(1);
+      const b = this.buf[this.pos++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw new WireError("varint longer than 5 bytes");
+  }
+  /** Length of a string, bytes or array: -1 for null. */
+  private len(wide: boolean): number {
+    if (this.flex) return this.uvarint() - 1;
+    return wide ? this.int32() : this.int16();
+  }
+  /** A tagged-field section (flexible versions): skipped, nothing here is tagged-only. */
+  tags(): void {
+    if (!this.flex) return;
+    for (let n = this.uvarint(); n > 0; n--) {
+      this.uvarint(); // tag
+      const size = this.uvarint();
+      this.need(size);
+      this.pos += size;
+    }
+  }
+  uuid(): Buffer {
+    this.need(16);
+    const b = this.buf.subarray(this.pos, this.pos + 16);
+    this.pos += 16;
+    return b;
+  }
   nullableString(): string | null {
-    const n = this.int16();
+    const n = this.len(false);
     if (n < 0) return null;
     this.need(n);
     const s = this.buf.toString("utf8", this.pos, this.pos + n);
@@ -52,7 +88,7 @@ export class WireReader {
     return this.nullableString() ?? "";
   }
   nullableBytes(): Buffer | null {
-    const n = this.int32();
+    const n = this.len(true);
     if (n < 0) return null;
     this.need(n);
     const b = this.buf.subarray(this.pos, this.pos + n);
@@ -61,7 +97,7 @@ export class WireReader {
   }
   /** An array of `item`; null arrays come back as null. */
   array<T>(item: (r: WireReader) => T): T[] | null {
-    const n = this.int32();
+    const n = this.len(true);
     if (n < 0) return null;
     if (n > this.remaining) throw new WireError(`array of ${n} elements in ${this.remaining} bytes`);
     const out: T[] = [];
@@ -73,6 +109,8 @@ export class WireReader {
 export class WireWriter {
   private chunks: Buffer[] = [];
   private size = 0;
+  /** `flex`: compact strings/bytes/arrays (flexible versions). */
+  constructor(readonly flex = false) {}
 
   private push(b: Buffer): this {
     this.chunks.push(b);
@@ -102,23 +140,45 @@ export class WireWriter {
     b.writeBigInt64BE(v);
     return this.push(b);
   }
+  uvarint(v: number): this {
+    const o: number[] = [];
+    do {
+      let x = v & 0x7f;
+      v >>>= 7;
+      if (v) x |= 0x80;
+      o.push(x);
+    } while (v);
+    return this.push(Buffer.from(o));
+  }
+  /** Length of a string, bytes or array; -1 for null. */
+  private len(n: number, wide: boolean): this {
+    if (this.flex) return this.uvarint(n + 1);
+    return wide ? this.int32(n) : this.int16(n);
+  }
+  /** An empty tagged-field section (flexible versions only). */
+  tags(): this {
+    return this.flex ? this.uvarint(0) : this;
+  }
+  uuid(id: Buffer): this {
+    return this.push(id);
+  }
   nullableString(s: string | null): this {
-    if (s === null) return this.int16(-1);
+    if (s === null) return this.len(-1, false);
     const b = Buffer.from(s, "utf8");
-    this.int16(b.length);
+    this.len(b.length, false);
     return this.push(b);
   }
   string(s: string): this {
     return this.nullableString(s);
   }
   nullableBytes(b: Buffer | null): this {
-    if (b === null) return this.int32(-1);
-    this.int32(b.length);
+    if (b === null) return this.len(-1, true);
+    this.len(b.length, true);
     return this.push(b);
   }
   array<T>(items: readonly T[] | null, each: (w: WireWriter, item: T) => void): this {
-    if (items === null) return this.int32(-1);
-    this.int32(items.length);
+    if (items === null) return this.len(-1, true);
+    this.len(items.length, true);
     for (const it of items) each(this, it);
     return this;
   }
