@@ -10,10 +10,10 @@ export interface Command {
   /** Full help text printed by `wirescope <name> --help`. */
   usage: string;
   /**
-   * Every flag the command accepts, when its parser is driven by a table: the shell completions
-   * offer them and a test checks that `usage` lists each one.
+   * Every flag the command accepts (its parser refuses others): `usage` lists each one (a test
+   * checks it) and the shell completions offer them.
    */
-  flags?: readonly FlagSpec[];
+  flags: readonly FlagSpec[];
   /** Runs the command; resolves to the process exit code. Throw for a one-line error. */
   run(argv: string[]): Promise<number>;
 }

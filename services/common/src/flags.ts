@@ -53,12 +53,15 @@ export function expandInline(args: readonly string[]): string[] {
   return out;
 }
 
-/** The first `--flag` in `args` (before `--`) that `flags` does not list, if any. */
+/** The first `--flag` in `args` (before `--`) that `flags` does not list, if any; values are skipped. */
 export function unlistedFlag(args: readonly string[], flags: readonly FlagSpec[]): string | undefined {
-  for (const a of args) {
-    if (a === "--") return undefined;
-    const [flag] = splitFlag(a);
-    if (flag.startsWith("--") && !flags.some((f) => `--${f.flag}` === flag)) return flag;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--") return undefined;
+    const [flag, inline] = splitFlag(args[i]!);
+    if (!flag.startsWith("--")) continue;
+    const spec = flags.find((f) => `--${f.flag}` === flag);
+    if (!spec) return flag;
+    if (spec.value && inline === undefined) i++; // its value may itself look like a flag
   }
   return undefined;
 }

@@ -1,12 +1,11 @@
 // `wirescope completion bash|zsh`: shell completion scripts generated from the command list and
-// each command's flag table (or, for a command without one, the flags its --help names), so a
+// each command's flag table, so a
 // new command or flag completes without editing a script.
 import type { Command } from "../command.js";
 
-/** The flags `cmd` completes: its table, else every `--flag` its usage mentions. */
+/** The flags `cmd` completes: those of its table. */
 export function completionFlags(cmd: Command): string[] {
-  const names = cmd.flags ? cmd.flags.map((f) => `--${f.flag}`) : (cmd.usage.match(/--[a-z0-9][a-z0-9-]*/g) ?? []);
-  return [...new Set([...names, "--help"])];
+  return [...new Set([...cmd.flags.map((f) => `--${f.flag}`), "--help"])];
 }
 
 /** A bash script that completes commands after `wirescope` and flags after a command. */

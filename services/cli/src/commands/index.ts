@@ -32,6 +32,7 @@ export const COMMANDS: Command[] = [
 COMMANDS.push({
   name: "completion",
   summary: "print a bash or zsh completion script (source <(wirescope completion bash))",
+  flags: [],
   usage: `usage: wirescope completion bash|zsh
 
 Prints a completion script for the commands and their flags, generated from the same tables as

@@ -44,6 +44,10 @@ import {
   type NatsClusterMember,
   type NatsTlsFiles,
   type ManagedProcess,
+  flagsHelp,
+  unlistedFlag,
+  OPTIONS,
+  type FlagSpec,
 } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { Supervisor, type ChildState, type ChildSpec } from "../supervisor.js";
@@ -51,6 +55,29 @@ import { readUpState, writeUpState, stateFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
+
+/** up's own flags (after the shared ones): --help, the completions and parseUpArgs's gate read this table. */
+export const UP_FLAGS: readonly FlagSpec[] = [
+  { flag: "no-install", description: "skip the Debian package check" },
+  { flag: "no-build", description: "skip the build step" },
+  { flag: "no-probe", description: "do not start the probe" },
+  { flag: "no-demo", description: "do not start the demo shop (`wirescope demo --help` says what it runs)" },
+  { flag: "demo-port", value: "N", default: String(DEFAULT_BASE_PORT), description: "first of the demo's six ports" },
+  { flag: "demo-requests", value: "N", default: "never", description: "the demo's load generator stops after N requests" },
+  { flag: "influx-auth", description: "run influxd with authentication: an admin user generated into <data-dir>/influx-auth.json (0600), used by the aggregator, top and status" },
+  { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
+  { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
+  { flag: "probe-args", value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
+  { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
+  { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
+  { flag: "parser-port", value: "N", default: String(DEFAULT_GRPC_PORTS.parser), description: "parser gRPC port" },
+  { flag: "aggregator-port", value: "N", default: String(DEFAULT_GRPC_PORTS.aggregator), description: "aggregator gRPC port" },
+  { flag: "probe-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.probe), description: "probe Prometheus /metrics port, 0 = off" },
+  { flag: "parser-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.parser), description: "parser Prometheus /metrics port, 0 = off" },
+  { flag: "aggregator-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.aggregator), description: "aggregator Prometheus /metrics port, 0 = off" },
+  { flag: "start-timeout", value: "MS", default: "60000", description: "how long each process may take to become healthy" },
+  { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
+];
 
 const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
@@ -73,34 +100,7 @@ is missing and raises the probe's memlock limit. Without them the rest still sta
 line says that capture is off, why, and how to fix it.
 
 options:
-  --no-install         skip the Debian package check
-  --no-build           skip the build step
-  --no-probe           do not start the probe
-  --no-demo            do not start the demo shop (\`wirescope demo --help\` says what it runs)
-  --demo-port N        first of the demo's six ports (default ${DEFAULT_BASE_PORT})
-  --demo-requests N    the demo's load generator stops after N requests (default: never)
-  --influx-auth        run influxd with authentication: an admin user generated into
-                       <data-dir>/influx-auth.json (0600), used by the aggregator, top and status
-  --nats-cluster N     run N nats-servers (3 to 5) routed into one cluster instead of one, with
-                       JetStream's records stream, KV buckets and plugin store in 3 replicas:
-                       losing any one server loses no records. Client ports: the --nats-url
-                       list when it names N servers, else its port and the next N-1; route
-                       ports are picked free, with a route password generated each start
-  --nats-tls           clients reach nats-server over TLS only: a CA and a server certificate
-                       made once into <data-dir>/nats-tls/ (keys 0600); the services, status,
-                       tail and plugin verify the servers with that CA
-  --probe-args "FLAGS"  extra flags for the probe, e.g. "--allow-port 8080" to trace one service
-                       (\`wirescope probe --help\` lists them)
-  --no-watch-parent    keep running when the process that started \`up\` exits
-  --probe-port N       probe gRPC port (default ${DEFAULT_GRPC_PORTS.probe})
-  --parser-port N      parser gRPC port (default ${DEFAULT_GRPC_PORTS.parser})
-  --aggregator-port N  aggregator gRPC port (default ${DEFAULT_GRPC_PORTS.aggregator})
-  --probe-metrics-port N       probe Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.probe})
-  --parser-metrics-port N      parser Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.parser})
-  --aggregator-metrics-port N  aggregator Prometheus /metrics port, 0 = off (default ${DEFAULT_METRICS_PORTS.aggregator})
-  --start-timeout ms   how long each process may take to become healthy (default 60000)
-  --otlp-endpoint URL  the aggregator also exports spans over OTLP/HTTP to this collector
-                       (e.g. http://127.0.0.1:4318; default: off)
+${flagsHelp(UP_FLAGS)}
 ${optionsHelp()}`;
 
 interface UpOptions {
@@ -134,6 +134,8 @@ export function parseUpArgs(rest: string[]): UpOptions {
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
     return n;
   };
+  const unlisted = unlistedFlag(rest, UP_FLAGS);
+  if (unlisted) throw new UsageError(`unknown argument "${unlisted}" (see wirescope up --help)`);
   for (let i = 0; i < rest.length; i++) {
     const [flag, inline] = rest[i].split(/=(.*)/s, 2);
     const value = () => (inline !== undefined ? inline : rest[++i]);
@@ -721,5 +723,5 @@ function rel(p: string | undefined): string {
   return r.startsWith("..") ? p : r;
 }
 
-const command: Command = { name: "up", summary: "start nats-server, influxd, probe, parser and aggregator on this machine", usage: USAGE, run: up };
+const command: Command = { name: "up", summary: "start nats-server, influxd, probe, parser and aggregator on this machine", usage: USAGE, flags: [...OPTIONS, ...UP_FLAGS], run: up };
 export default command;
