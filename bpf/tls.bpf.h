@@ -133,7 +133,9 @@ static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd,
  * links the library object to the fd and marks the connection. Returns 1 when the bytes are
  * ciphertext of a TLS connection (not sent: the uprobes give the plaintext), 0 otherwise.
  */
-/* The first bytes a write sends start a TLS handshake record: content type 22, version 3.x. */
+/* The first bytes a write sends start a TLS handshake record (content type 22, version 3.x): 1;
+ * 2 when the record's first message is a ClientHello (handshake type 1), which may follow
+ * cleartext on an in-band upgrade (MySQL's SSL request, PostgreSQL's SSLRequest). */
 static __always_inline int starts_tls_handshake(const struct call_args *a)
 {
 	__u64 p = a->buf;
@@ -145,16 +147,18 @@ static __always_inline int starts_tls_handshake(const struct call_args *a)
 			p = (__u64)m.msg_iov;
 		}
 		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 3)
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 6)
 			return 0;
 		p = (__u64)v.iov_base;
 	} else if (a->syscall != WS_SYS_WRITE && a->syscall != WS_SYS_SENDTO) {
 		return 0;
 	}
-	__u8 h[3] = {};
+	__u8 h[6] = {};
 	if (bpf_probe_read_user(h, sizeof(h), (void *)p))
 		return 0;
-	return h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04;
+	if (h[0] != 0x16 || h[1] != 0x03 || h[2] > 0x04)
+		return 0;
+	return h[5] == 0x01 ? 2 : 1;
 }
 
 static __always_inline void link_ssl(struct conn_info *ci, __u64 id, __u32 fd, struct ssl_call *c)
@@ -172,8 +176,9 @@ static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u3
 		if (c->state == SSL_IN_CALL) {
 			c->fd = fd;
 			link_ssl(ci, id, fd, c);
-		} else if (dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && ci->seq[0] == 0 && starts_tls_handshake(a)) {
-			/* memory BIO: the handshake the object's last call produced, written by its owner */
+		} else if (dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && starts_tls_handshake(a) > (ci->seq[0] == 0 ? 0 : 1)) {
+			/* memory BIO: the handshake the object's last call produced, written by its owner as
+			 * the connection's first bytes, or a ClientHello after cleartext (in-band upgrade) */
 			link_ssl(ci, id, fd, c);
 			bpf_map_delete_elem(&ssl_calls, &id);
 			tls_count(WS_TLS_STAT_LINKED_AFTER, 1);

@@ -97,15 +97,16 @@ export interface TracedPipeline {
  * NATS, `wirescope probe` (traffic of `port` only) and a parser, stopped after the test; resolves
  * once the probe publishes, `warmup` being called until then (warm-up exchanges are not compared:
  * a client started after the probe may lose its first calls while it is being attached).
+ * `parserArgs` go to `wirescope parser` (e.g. --plugin-dir of an example plugin).
  */
-export async function tracedPipeline(t: TestContext, dir: string, port: number, warmup: () => Promise<unknown>): Promise<TracedPipeline> {
+export async function tracedPipeline(t: TestContext, dir: string, port: number, warmup: () => Promise<unknown>, parserArgs: string[] = []): Promise<TracedPipeline> {
   const nats = await startNats({ jetstream: true });
   t.after(() => nats.stop());
   const url = `nats://127.0.0.1:${nats.port}`;
   const grpcPort = await freePort();
   const probe = await spawnProbe(url, grpcPort, dir, ["--allow-port", String(port)]);
   t.after(() => probe.stop());
-  const parser = await startParser(url);
+  const parser = await startParser(url, parserArgs);
   t.after(() => parser.proc.stop());
   const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
   t.after(() => ctl.close());

@@ -1,0 +1,119 @@
+// Databases inside TLS, traced through uprobes on the TLS library (no keys): MariaDB with ssl on,
+// where the client upgrades in-band (cleartext greeting, SSL request, then TLS on the same
+// socket), and redis-server on its tls-port. The oracle is tshark decrypting a tcpdump capture
+// with the client's key log (node --tls-keylog, python's keylog_filename): the probe's records
+// (statements, error codes, commands, reply types) must agree with it, and no ciphertext may
+// reach a decoder.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+import { Role, type Record as WsRecord } from "@wirescope/common";
+import { tempDir } from "./support/index.js";
+import { startMariaDb } from "./support/mariadb.js";
+import { bpfAvailable } from "./probe-helpers.js";
+import { settleRecords, readRecords, parserStatus, ROOT } from "./parser-support.js";
+import { startTcpdump, tracedPipeline } from "./tls-support.js";
+
+const run = promisify(execFile);
+const WARMUP = "SELECT * FROM mysql.user LIMIT 0";
+const attr = (r: WsRecord, k: string) => r.attributes[k]?.value.value;
+
+// mysql2 over TLS (node's OpenSSL, memory BIOs), in its own node so --tls-keylog writes the keys
+const MYSQL2_CLIENT = `
+const mysql = require(${JSON.stringify(path.join(ROOT, "node_modules/mysql2/promise"))});
+(async () => {
+  const c = await mysql.createConnection({ host: "127.0.0.1", port: Number(process.argv[2]), user: "app", password: "secret", ssl: { rejectUnauthorized: false } });
+  await c.query("CREATE DATABASE IF NOT EXISTS tlsdb");
+  await c.query("CREATE TABLE tlsdb.t (id INT PRIMARY KEY, name VARCHAR(32))");
+  await c.query("INSERT INTO tlsdb.t VALUES (1, 'one'), (2, 'two')");
+  await c.query("SELECT name FROM tlsdb.t WHERE id = 2");
+  await c.query("INSERT INTO tlsdb.t VALUES (1, 'dup')").catch(() => {});
+  await c.query("SELECT * FROM tlsdb.nope").catch(() => {});
+  await c.query("SELECT 'done'");
+  await c.end();
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+/** tshark's MySQL PDUs of the decrypted capture: [srcport, dstport, command, query, user, error code]. */
+function tsharkMysql(pcap: string, keylog: string, port: number): string[][] {
+  const out = execFileSync("tshark", ["-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-d", `tcp.port==${port},mysql`, "-Y", "mysql", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+    "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "mysql.command", "-e", "mysql.query", "-e", "mysql.user", "-e", "mysql.error_code"], { encoding: "utf8", timeout: 60_000 });
+  return out.trim().split("\n").filter(Boolean).map((l) => l.split("\t"));
+}
+
+test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, the mariadb client over libssl), statements and errors match tshark's decryption", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-mysql-");
+  const db = await startMariaDb({ tls: true });
+  t.after(() => db.stop());
+  await db.sql("CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';");
+  const { parser, nc, counters } = await tracedPipeline(t, dir, db.port, () => db.client(["--ssl", "--ssl-verify-server-cert=0", "-uapp", "-psecret", "-e", WARMUP]).catch(() => ""));
+
+  const pcap = path.join(dir, "mysql.pcap");
+  const keylog = path.join(dir, "keylog.txt");
+  const tcpdump = await startTcpdump(pcap, db.port);
+  t.after(() => tcpdump.kill());
+  fs.writeFileSync(path.join(dir, "client.cjs"), MYSQL2_CLIENT);
+  await run(process.execPath, [`--tls-keylog=${keylog}`, path.join(dir, "client.cjs"), String(db.port)], { timeout: 30_000 });
+  await db.client(["--ssl", "--ssl-verify-server-cert=0", "-uapp", "-psecret", "-e", "SELECT 'from the cli'; SELECT * FROM tlsdb.missing"]).catch(() => "");
+
+  // the records of this test's connections: not those of a warm-up connection (its query marks it)
+  const ours = (l: { record: WsRecord }[]) => {
+    const all = l.map((s) => s.record).filter((r) => r.server?.port === db.port);
+    const warm = new Set(all.filter((r) => r.resource === WARMUP.replace("0", "?")).map((r) => r.client?.port));
+    return all.filter((r) => !warm.has(r.client?.port));
+  };
+  // both ends of both clients: the mariadb client's failed SELECT, mysql2's COM_QUIT
+  const complete = (l: WsRecord[]) => l.filter((r) => r.resource === "SELECT * FROM tlsdb.missing" || (r.operation === "COM_QUIT" && r.client?.process?.name === "node")).length >= 4;
+  const deadline = Date.now() + 40_000;
+  while (!complete(ours(await readRecords(nc).catch(() => []))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(nc, 1500, 20_000));
+  await tcpdump.stop();
+  t.diagnostic(`probe: ${JSON.stringify(Object.fromEntries(Object.entries(await counters()).filter(([k]) => k.startsWith("tls."))))}`);
+  t.diagnostic(`parser: ${JSON.stringify((await parserStatus(parser)).counters)}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.client?.process?.name, r.operation, attr(r, "db.query.text"), Number(r.status ?? -1), attr(r, "tls")]))}`);
+  const rows = tsharkMysql(pcap, keylog, db.port);
+  t.diagnostic(`tshark: ${JSON.stringify(rows)}`);
+
+  // tshark's view of the mysql2 connection (the one with a key log): the login inside TLS
+  // (user app), then the commands, queries and error codes
+  const login = rows.find((r) => r[4] === "app");
+  assert.ok(login, "tshark decrypted the login");
+  const clientPort = Number(login[0]);
+  const c2s = rows.filter((r) => Number(r[0]) === clientPort && r[2]);
+  const errors = rows.filter((r) => Number(r[1]) === clientPort && r[5]).map((r) => Number(r[5]));
+  assert.deepEqual(errors, [1062, 1146], "tshark saw both errors");
+  // the pipeline keeps statements with their literals masked
+  const mask = (q: string) => q.replace(/'[^']*'/g, "?").replace(/\b\d+\b/g, "?");
+  const theirs = c2s.map((r) => [r[2] === "3" ? "COM_QUERY" : r[2] === "1" ? "COM_QUIT" : `?${r[2]}`, r[3] ? mask(r[3]) : null]);
+  assert.equal(theirs.length, 8);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role && r.client?.port === clientPort);
+    // the cleartext part: the SSL request, a LOGIN record marked mysql.tls; then the plaintext
+    const [first, ...rest] = mine;
+    assert.equal(first?.operation, "LOGIN", `${Role[role]}: the SSL request`);
+    assert.equal(attr(first!, "mysql.tls"), true);
+    assert.deepEqual(rest.map((r) => [r.operation, attr(r, "db.query.text") ?? null]), theirs, `${Role[role]} records = tshark`);
+    assert.deepEqual(rest.filter((r) => r.error).map((r) => Number(r.status)), errors, `${Role[role]}: error codes`);
+    for (const r of rest) {
+      assert.equal(attr(r, "tls"), true);
+      assert.equal(attr(r, "tls.library"), "openssl");
+      assert.equal(r.incomplete, false);
+    }
+  }
+  // the mariadb client (libssl on its socket): both ends, the statements it ran
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const cli = records.filter((r) => r.role === role && r.client?.process?.name === "mariadb" && r.operation !== "LOGIN");
+    assert.deepEqual(cli.map((r) => [r.operation, attr(r, "db.query.text") ?? null, Number(r.status)]),
+      [["COM_QUERY", "SELECT ?", 0], ["COM_QUERY", "SELECT * FROM tlsdb.missing", 1146], ["COM_QUIT", null, 0]], `${Role[role]}: the mariadb client`);
+    assert.ok(cli.every((r) => attr(r, "tls") === true));
+  }
+  const c = await counters();
+  assert.ok((c["tls.linked_after_call"] ?? 0) >= 1, "mysql2's memory BIO linked by the ClientHello after the SSL request");
+  assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 2000, "ciphertext not published");
+  const st = (await parserStatus(parser)).counters;
+  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken/.test(k) && v > 0), [], "no ciphertext reached the decoder");
+});
