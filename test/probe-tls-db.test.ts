@@ -15,7 +15,11 @@ import { tempDir } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable } from "./probe-helpers.js";
 import { settleRecords, readRecords, parserStatus, ROOT } from "./parser-support.js";
-import { startTcpdump, tracedPipeline } from "./tls-support.js";
+import { selfSigned, startTcpdump, tracedPipeline } from "./tls-support.js";
+import { tsharkMessages } from "./support/resp.js";
+import { startTcpdump as startDump, waitForBytes } from "./support/tcpdump.js";
+import { spawnTracked, waitFor } from "./support/servers.js";
+import { freePort } from "./support/index.js";
 
 const run = promisify(execFile);
 const WARMUP = "SELECT * FROM mysql.user LIMIT 0";
@@ -114,6 +118,85 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   const c = await counters();
   assert.ok((c["tls.linked_after_call"] ?? 0) >= 1, "mysql2's memory BIO linked by the ClientHello after the SSL request");
   assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 2000, "ciphertext not published");
+  const st = (await parserStatus(parser)).counters;
+  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken/.test(k) && v > 0), [], "no ciphertext reached the decoder");
+});
+
+// python speaking RESP, one command at a time, over TLS (python's ssl: libssl.so.3 on the socket) or not
+const PY_REDIS = `
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+if sys.argv[2] == "tls":
+    s = ctx.wrap_socket(s)
+for line in sys.stdin.read().splitlines():
+    args = line.split(" ")
+    s.sendall(("*%d\\r\\n" % len(args) + "".join("$%d\\r\\n%s\\r\\n" % (len(a), a) for a in args)).encode())
+    s.recv(65536)
+s.close()
+`;
+
+const REDIS_PLUGIN_DIR = path.join(ROOT, "parsers-wasm/examples/redis/build");
+const REDIS_CMDS = ["SET session:42 token-value", "GET session:42", "GET session:missing", "INCR session:42", "LPUSH session:42 x", "RPUSH queue a b c", "LRANGE queue 0 -1", "NOSUCH arg", "ECHO done"];
+
+// tshark 4.0's RESP dissector is bound to tcp.port and cannot be put under TLS (`-d tls.port==N,resp`
+// is refused), so its oracle is the same commands sent in cleartext to the same server's plain port
+// (the database emptied in between): the TLS connection's records must equal tshark's decoding.
+test("probe TLS: redis-server on its tls-port, python ssl and redis-cli --tls, the Redis plugin's records (both ends) match tshark's decoding of the same commands in cleartext", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-redis-");
+  const tls = selfSigned(dir);
+  const port = await freePort();
+  const plain = await freePort();
+  const redis = await spawnTracked("redis-server", "redis-server", ["--port", String(plain), "--tls-port", String(port), "--tls-cert-file", tls.cert, "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.cert, "--tls-auth-clients", "no", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { logFile: path.join(dir, "redis.log") });
+  t.after(() => redis.stop());
+  const cli = (args: string[], input: string) => new Promise<void>((res) => {
+    const p = execFile("redis-cli", args, { timeout: 15_000 }, () => res());
+    p.stdin!.end(input);
+  });
+  const tlsCli = ["--tls", "--insecure", "-p", String(port)];
+  await waitFor(async () => (await run("redis-cli", [...tlsCli, "PING"], { timeout: 5000 }).catch(() => ({ stdout: "" }))).stdout.includes("PONG"), { timeoutMs: 15_000, what: "redis-server TLS PING" });
+  const { parser, nc, counters } = await tracedPipeline(t, dir, port, () => cli(tlsCli, "PING\n"), ["--plugin-dir", REDIS_PLUGIN_DIR]);
+
+  fs.writeFileSync(path.join(dir, "client.py"), PY_REDIS);
+  const py = (p: number, mode: string) => new Promise<void>((res, rej) => {
+    const c = execFile("python3", [path.join(dir, "client.py"), String(p), mode], { timeout: 20_000 }, (e) => (e ? rej(e) : res()));
+    c.stdin!.end(REDIS_CMDS.join("\n") + "\n");
+  });
+  const pcap = path.join(dir, "redis.pcap");
+  const tcpdump = await startDump(pcap, ["-i", "lo", `tcp port ${plain}`]);
+  t.after(() => tcpdump.stop());
+  await py(plain, "plain");
+  await waitForBytes(pcap, "done\r\n", 15_000, 2); // the last command and its reply
+  await tcpdump.stop();
+  await run("redis-cli", ["-p", String(plain), "FLUSHALL"], { timeout: 10_000 });
+  await py(port, "tls");
+  await cli(tlsCli, "SET cli:key v\nGET cli:key\nNOSUCH\n");
+
+  const ours = (l: { record: WsRecord }[]) => l.map((s) => s.record).filter((r) => r.server?.port === port && r.operation !== "PING");
+  const complete = (l: WsRecord[]) => l.filter((r) => r.operation === "ECHO" || (r.operation === "NOSUCH" && r.client?.process?.name === "redis-cli")).length >= 4;
+  const deadline = Date.now() + 40_000;
+  while (!complete(ours(await readRecords(nc).catch(() => []))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(nc, 1500, 20_000));
+  t.diagnostic(`probe: ${JSON.stringify(Object.fromEntries(Object.entries(await counters()).filter(([k]) => k.startsWith("tls."))))}`);
+  t.diagnostic(`parser: ${JSON.stringify((await parserStatus(parser)).counters)}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [Role[r.role], r.client?.process?.name, r.operation, Number(r.status ?? -1), attr(r, "db.response.status_code"), attr(r, "redis.reply_type")]))}`);
+  const theirs = tsharkMessages(pcap, plain, ["-d", `tcp.port==${plain},resp`]);
+  assert.equal(theirs.requests.length, REDIS_CMDS.length, "tshark: one request per command");
+  const expected = theirs.requests.map((req, i) => [req[0]!.toUpperCase(), theirs.replies[i]!.kind === "error" ? 1 : 0, theirs.replies[i]!.error, theirs.replies[i]!.kind]);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role && r.client?.process?.name === "python3");
+    assert.deepEqual(mine.map((r) => [r.operation, Number(r.status), attr(r, "db.response.status_code"), attr(r, "redis.reply_type")]), expected, `${Role[role]} records = tshark`);
+    assert.ok(mine.every((r) => attr(r, "tls") === true && attr(r, "tls.library") === "openssl" && r.protocol === "redis"));
+    // redis-cli --tls: after its COMMAND DOCS, the three commands it was given
+    const cliRecs = records.filter((r) => r.role === role && r.client?.process?.name === "redis-cli" && r.operation !== "COMMAND");
+    assert.deepEqual(cliRecs.map((r) => [r.operation, attr(r, "db.response.status_code")]), [["SET", undefined], ["GET", undefined], ["NOSUCH", "ERR"]], `${Role[role]}: redis-cli`);
+    assert.ok(cliRecs.every((r) => attr(r, "tls") === true));
+  }
+  const c = await counters();
+  assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 1000, "ciphertext not published");
   const st = (await parserStatus(parser)).counters;
   assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken/.test(k) && v > 0), [], "no ciphertext reached the decoder");
 });

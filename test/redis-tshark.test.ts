@@ -11,6 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRedis } from "./support/index.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+import { tsharkMessages } from "./support/resp.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const REDIS_PLUGIN_DIR = path.join(root, "parsers-wasm/examples/redis/build");
@@ -21,37 +22,6 @@ interface Rec {
   status: number | null;
   error: boolean;
   attributes: Record<string, unknown>;
-}
-
-/** tshark's view: one entry per RESP message, client requests and server replies in order. */
-function tsharkMessages(file: string, port: number): { requests: string[][]; replies: { kind: string; error?: string }[] } {
-  const r = spawnSync(
-    "tshark",
-    ["-r", file, "-d", `tcp.port==${port},resp`, "-Y", "resp", "-T", "fields", "-E", "separator=/t", "-E", "aggregator=|", "-e", "tcp.dstport", "-e", "resp.array.length", "-e", "resp.bulk_string.value", "-e", "resp.string", "-e", "resp.error", "-e", "resp.integer"],
-    { timeout: 60_000 },
-  );
-  assert.equal(r.status, 0, r.stderr?.toString());
-  const requests: string[][] = [];
-  const replies: { kind: string; error?: string }[] = [];
-  for (const line of r.stdout.toString().split("\n").filter(Boolean)) {
-    const [dst, arrays, bulks, strings, errors, ints] = line.split("\t");
-    const hex = (h: string) => Buffer.from(h.replace(/:/g, ""), "hex").toString("latin1");
-    if (Number(dst) === port) {
-      // one request per frame here (redis-cli writes each command on its own, then waits)
-      requests.push((bulks ?? "").split("|").filter((x) => x !== "").map(hex));
-      continue;
-    }
-    // A reply spread over several frames (COMMAND DOCS) is shown again, partially, in each of
-    // them: the first server frame after a request is its reply, the others are its tail.
-    if (replies.length >= requests.length) continue;
-    if (errors) replies.push({ kind: "error", error: errors.split("|")[0]!.split(" ")[0] });
-    else if (arrays) replies.push({ kind: "array" });
-    else if (bulks !== undefined && bulks !== "") replies.push({ kind: "bulk" });
-    else if (strings) replies.push({ kind: "simple" });
-    else if (ints) replies.push({ kind: "integer" });
-    else replies.push({ kind: "bulk" }); // $-1: a null bulk string has no value field
-  }
-  return { requests, replies };
 }
 
 test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ redis-server capture", { timeout: 120_000 }, async () => {
@@ -92,7 +62,7 @@ test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ r
     .split("\n")
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Rec);
-  const theirs = tsharkMessages(file, port);
+  const theirs = tsharkMessages(file, port, ["-d", `tcp.port==${port},resp`]);
 
   // the same number of requests and replies, paired in order
   assert.equal(theirs.requests.length, theirs.replies.length, "tshark: requests vs replies");
