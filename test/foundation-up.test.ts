@@ -270,3 +270,44 @@ test("as root, a probe that cannot start: the last line says capture is OFF with
     }
   }
 });
+
+test("the parent gone and its output closed: `up` still stops every child (no EPIPE crash)", { timeout: 180_000 }, async () => {
+  const dataDir = tempDir("wirescope-up-");
+  const args = [
+    "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe", "--no-demo",
+    "--data-dir", dataDir,
+    "--nats-url", `nats://127.0.0.1:${await freePort()}`,
+    "--influx-url", `http://127.0.0.1:${await freePort()}`,
+    "--parser-port", String(await freePort()),
+    "--aggregator-port", String(await freePort()),
+  ];
+  // A shell between the test and `up`, as `npm start` has: killing it re-parents `up`, and the
+  // pipes it wrote to lose their reader.
+  const quoted = [process.execPath, ...args].map((a) => `'${a}'`).join(" ");
+  const sh = spawn("bash", ["-c", `${quoted}; true`], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  sh.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  sh.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  let pids: number[] = [];
+  let upPid = 0;
+  try {
+    await waitFor(() => /^ready: /m.test(out) || sh.exitCode !== null, { timeoutMs: 120_000, what: "ready" });
+    assert.equal(sh.exitCode, null, out);
+    pids = [...out.matchAll(/^(nats-server|influxd|parser|aggregator)\s+(\d+)\s/gm)].map((m) => Number(m[2]));
+    assert.equal(pids.length, 4, out);
+    upPid = Number(spawnSync("pgrep", ["-P", String(sh.pid)], { encoding: "utf8" }).stdout.trim().split("\n")[0]);
+    assert.ok(upPid > 0, "up's pid");
+    sh.stdout.destroy();
+    sh.stderr.destroy();
+    sh.kill("SIGKILL");
+    await waitFor(() => !pidAlive(upPid) && pids.every((pid) => !pidAlive(pid)), { timeoutMs: 60_000, what: "up and its children to stop" });
+  } finally {
+    for (const pid of [upPid, ...pids]) {
+      try {
+        if (pid > 0) process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+});

@@ -446,7 +446,22 @@ function watchParent(onGone: (parent: number) => void, intervalMs = 500): () => 
   return () => clearInterval(t);
 }
 
+/**
+ * The terminal or pipe `up` writes to can go before `up` does (the shell that started it killed,
+ * `npm start | tee` interrupted). A write then fails with EPIPE, and unhandled that error would kill
+ * `up` before it stops its children. Output to a closed stream is dropped instead; the children's
+ * own logs are files in the data dir, and the parent watch still stops the stack.
+ */
+function surviveClosedOutput(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE" && e.code !== "ERR_STREAM_DESTROYED") throw e;
+    });
+  }
+}
+
 async function up(argv: string[]): Promise<number> {
+  surviveClosedOutput();
   const { config, rest } = loadConfig({ argv });
   const opts = parseUpArgs(rest);
   const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
