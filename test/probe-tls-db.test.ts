@@ -96,10 +96,15 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   assert.equal(theirs.length, 8);
   for (const role of [Role.CLIENT, Role.SERVER]) {
     const mine = records.filter((r) => r.role === role && r.client?.port === clientPort);
-    // the cleartext part: the SSL request, a LOGIN record marked mysql.tls; then the plaintext
-    const [first, ...rest] = mine;
+    // the cleartext part: the SSL request, a LOGIN record marked mysql.tls; then the plaintext:
+    // the login inside TLS (tshark's user), its OK, and the commands
+    const [first, login2, ...rest] = mine;
     assert.equal(first?.operation, "LOGIN", `${Role[role]}: the SSL request`);
     assert.equal(attr(first!, "mysql.tls"), true);
+    assert.equal(login2?.operation, "LOGIN", `${Role[role]}: the login inside TLS`);
+    assert.equal(attr(login2!, "db.user"), login[4]);
+    assert.equal(Number(login2!.status), 0);
+    assert.equal(attr(login2!, "tls"), true);
     assert.deepEqual(rest.map((r) => [r.operation, attr(r, "db.query.text") ?? null]), theirs, `${Role[role]} records = tshark`);
     assert.deepEqual(rest.filter((r) => r.error).map((r) => Number(r.status)), errors, `${Role[role]}: error codes`);
     for (const r of rest) {
@@ -110,16 +115,17 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   }
   // the mariadb client (libssl on its socket): both ends, the statements it ran
   for (const role of [Role.CLIENT, Role.SERVER]) {
-    const cli = records.filter((r) => r.role === role && r.client?.process?.name === "mariadb" && r.operation !== "LOGIN");
+    const cli = records.filter((r) => r.role === role && r.client?.process?.name === "mariadb").slice(1); // after the SSL request
     assert.deepEqual(cli.map((r) => [r.operation, attr(r, "db.query.text") ?? null, Number(r.status)]),
-      [["COM_QUERY", "SELECT ?", 0], ["COM_QUERY", "SELECT * FROM tlsdb.missing", 1146], ["COM_QUIT", null, 0]], `${Role[role]}: the mariadb client`);
+      [["LOGIN", null, 0], ["COM_QUERY", "SELECT ?", 0], ["COM_QUERY", "SELECT * FROM tlsdb.missing", 1146], ["COM_QUIT", null, 0]], `${Role[role]}: the mariadb client`);
+    assert.equal(attr(cli[0]!, "db.user"), "app");
     assert.ok(cli.every((r) => attr(r, "tls") === true));
   }
   const c = await counters();
   assert.ok((c["tls.linked_after_call"] ?? 0) >= 1, "mysql2's memory BIO linked by the ClientHello after the SSL request");
   assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 2000, "ciphertext not published");
   const st = (await parserStatus(parser)).counters;
-  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken/.test(k) && v > 0), [], "no ciphertext reached the decoder");
+  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken|before_detect/.test(k) && v > 0), [], "no ciphertext reached the decoder, the login inside TLS was detected");
 });
 
 // python speaking RESP, one command at a time, over TLS (python's ssl: libssl.so.3 on the socket) or not

@@ -5,6 +5,7 @@
 //   phases:  Unknown ──greeting──▶ AwaitLogin ──handshake response──▶ Auth ──OK──▶ Command
 //            Unknown ──command (seq 0)──────────────────────────────────────────▶ Command
 //                               ──SSL request──▶ (LOGIN record, mysql.tls) stop
+//            Unknown ──handshake response, seq 2 (TLS plaintext after the SSL request)──▶ Auth
 //            Command ──login OK with CLIENT_COMPRESS / ZSTD──▶ Command over compress.ts
 //
 // Picked up after the handshake (Unknown), capabilities are inferred from what follows: an EOF
@@ -217,7 +218,9 @@ export class MysqlConnection extends Connection {
         front.nextSeq = (k.seq + 1) & 0xff;
         return;
       }
-      if (k.seq == 1 && (this.phase == Phase.AwaitLogin || this.phase == Phase.Unknown) && k.len >= 4) {
+      // seq 2 in a new session: the login after an SSL request, the first plaintext of the TLS
+      // connection the probe reads from the library (the cleartext part was its own session)
+      if ((k.seq == 1 && (this.phase == Phase.AwaitLogin || this.phase == Phase.Unknown) || k.seq == 2 && this.phase == Phase.Unknown) && k.len >= 4) {
         this.login(k);
         return;
       }

@@ -4,7 +4,8 @@
 //           or an ERR before the greeting ("Host ... is not allowed to connect")
 //   client: a command len:u24 seq=0 cmd ...  whose length matches what was written (a COM_QUERY
 //           may carry query attributes before its text), or a
-//           handshake response (seq 1, CLIENT_PROTOCOL_41) picked up mid-handshake.
+//           handshake response (seq 1, CLIENT_PROTOCOL_41) picked up mid-handshake, or (seq 2)
+//           the first plaintext after an SSL request (a TLS connection read from the library).
 // Ports are hints only: a MySQL server on 8080 is still found by its greeting.
 import { looksLikeAttributes, queryTextOffset } from "./params";
 import { isCommand, CLIENT_PROTOCOL_41, COM_QUERY, COM_STMT_PREPARE, COM_INIT_DB } from "./types";
@@ -64,7 +65,8 @@ export function detect(dir: i32, p: usize, n: i32): i32 {
     if (exact) return len == 1 ? 30 : 45;
     return 0;
   }
-  if (seq == 1 && len >= 32 && n >= 8) {
+  // seq 2: the handshake response after an SSL request, the first plaintext of a TLS upgrade
+  if ((seq == 1 || seq == 2) && len >= 32 && n >= 8) {
     const caps = <u32>load<u8>(p, 4) | (<u32>load<u8>(p, 5) << 8);
     if ((caps & CLIENT_PROTOCOL_41) != 0 && (len + 4 == n || len == 32)) return 60;
   }

@@ -285,6 +285,19 @@ commands.push(
 
 const midway = [
   vec(
+    "TLS plaintext read from the library after an SSL request: the new session starts with the login (sequence 2)",
+    [
+      c(pkt(2, login(BASE_CAPS | CLIENT_SSL | CLIENT_DEPRECATE_EOF, "app", Buffer.alloc(20, 7), "shop", "mysql_native_password"))),
+      s(pkt(3, ok())),
+      c(pkt(0, B([3], "SELECT n FROM t"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("n")), pkt(3, textRow(1)), pkt(4, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      { operation: "LOGIN", status: 0, attributes: { "db.user": "app", "db.namespace": "shop", "mysql.response": "OK", "mysql.tls": null } },
+      { operation: "COM_QUERY", resource: "SELECT n FROM t", status: 0, attributes: { "mysql.rows": 1, "mysql.response": "RESULT_SET" } },
+    ],
+  ),
+  vec(
     "picked up after the handshake, EOF packets: capabilities inferred from the first result set",
     [
       c(pkt(0, B([3], "SELECT a, b FROM t"))),
