@@ -192,19 +192,26 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.add("processes_exited", processes.sweep());
         c.set("connections_open", tracker.size);
       }, Number(process.env.WIRESCOPE_PROBE_SWEEP_MS ?? 5_000));
-      // the pipeline's own processes (parser, aggregator) announce their pid and cgroup: never trace them
+      // the pipeline's own processes (parser, aggregator) announce their pid and cgroup: never trace
+      // them. Read at once and every second: until a parser is excluded, the probe traces that
+      // parser's input, which is the probe's own output (at 20,000 req/s the 5 s this used to take
+      // sent megabytes round the loop before the fairness budget shed it as a flood).
       const self = selfIdentity();
-      const excluder = ebpf
-        ? setInterval(() => {
-            listAnnounced(nc)
-              .then((list) => {
-                const { pids, cgroups } = pipelineExclusions(list, { node: ctx.config.node, pid: process.pid, pidNs: self.pidNs });
-                ebpf!.filter.excludePids(pids);
-                ebpf!.filter.excludeCgroups(cgroups);
-              })
-              .catch(() => {});
-          }, 5_000)
-        : undefined;
+      let excluding = false;
+      const exclude = () => {
+        if (excluding) return;
+        excluding = true;
+        listAnnounced(nc)
+          .then((list) => {
+            const { pids, cgroups } = pipelineExclusions(list, { node: ctx.config.node, pid: process.pid, pidNs: self.pidNs });
+            ebpf!.filter.excludePids(pids);
+            ebpf!.filter.excludeCgroups(cgroups);
+          })
+          .catch(() => {})
+          .finally(() => (excluding = false));
+      };
+      if (ebpf) exclude();
+      const excluder = ebpf ? setInterval(exclude, 1_000) : undefined;
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
