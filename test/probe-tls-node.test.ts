@@ -50,6 +50,9 @@ test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the
   // warm-up exchanges (GET /warmup) until the probe publishes: not compared
   const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
   const attached = await p.counters();
+  // a warm-up exchange whose handshake raced the attach is counted no_fd (honestly: its plaintext
+  // was dropped); the compared exchanges, started after, must add none
+  const noFdWarm = attached["tls.no_fd"] ?? 0;
   assert.ok((attached["tls.openssl.binaries_attached"] ?? 0) >= 1, `the node executable attached: ${JSON.stringify(attached)}`);
 
   const pcap = path.join(dir, "node.pcap");
@@ -91,7 +94,7 @@ test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the
   }
   assert.equal(records.filter((r) => r.protocol === "http2").length, 6, "h2 by ALPN on both ends");
   assert.ok((c["tls.linked_after_call"] ?? 0) >= 4, "connections linked by their handshake write (memory BIOs)");
-  assert.equal(c["tls.no_fd"] ?? 0, 0, "no plaintext without its connection");
+  assert.equal((c["tls.no_fd"] ?? 0) - noFdWarm, 0, "no plaintext without its connection");
   const st = await parserStatus(p.parser);
   assert.deepEqual(Object.entries(st.counters).filter(([k, v]) => /desync|resync/.test(k) && v > 0), [], "the decoders never lost their place");
 });
