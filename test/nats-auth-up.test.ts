@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -118,16 +118,6 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     }
   } finally {
     app.close();
-    try {
-      process.kill(-up.pid!, "SIGINT");
-    } catch {
-      // gone
-    }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
-    try {
-      process.kill(-up.pid!, "SIGKILL");
-    } catch {
-      // gone
-    }
+    await stopUp(up, exited);
   }
 });

@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { connect, type NatsConnection } from "nats";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials, RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
@@ -95,16 +95,6 @@ test("up --nats-cluster 3: replicas 3, services on every URL; status and tail wo
     for (const c of ["parser", "aggregator"]) assert.doesNotMatch(out, new RegExp(`restarted ${c}`), `${c} kept running:\n${out}\n${logTail(c)}`);
   } finally {
     await nc?.close();
-    try {
-      process.kill(-up.pid!, "SIGINT");
-    } catch {
-      // gone
-    }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
-    try {
-      process.kill(-up.pid!, "SIGKILL");
-    } catch {
-      // gone
-    }
+    await stopUp(up, exited);
   }
 });

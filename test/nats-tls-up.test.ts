@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "nats";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials, natsTlsFiles, RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor } from "./support/index.js";
+import { stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
@@ -65,16 +65,6 @@ test("up --nats-tls: TLS only, with the stack's own CA; plaintext and unknown-CA
     assert.match(got, /over-tls/, got);
   } finally {
     await nc?.close();
-    try {
-      process.kill(-up.pid!, "SIGINT");
-    } catch {
-      // gone
-    }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000).unref())]);
-    try {
-      process.kill(-up.pid!, "SIGKILL");
-    } catch {
-      // gone
-    }
+    await stopUp(up, exited);
   }
 });

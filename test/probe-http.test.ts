@@ -43,7 +43,8 @@ agent.destroy();
 console.log("DONE");
 `;
 
-async function httpRound(t: import("node:test").TestContext, probeOpts: ConstructorParameters<typeof CollectingProbe>[0], bodyBytes: number, requests: number) {
+/** A probe, the HTTP server and a recording proxy in front of it: the proxy keeps what each side sent. */
+async function serverBehindProxy(t: import("node:test").TestContext, probeOpts: ConstructorParameters<typeof CollectingProbe>[0] = {}) {
   const probe = new CollectingProbe(probeOpts);
   t.after(() => probe.stop());
   const server = await runChild("http-server", HTTP_SERVER);
@@ -51,6 +52,11 @@ async function httpRound(t: import("node:test").TestContext, probeOpts: Construc
   const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
   const proxy = await startRecordingProxy(serverPort);
   t.after(() => proxy.close());
+  return { probe, server, serverPort, proxy };
+}
+
+async function httpRound(t: import("node:test").TestContext, probeOpts: ConstructorParameters<typeof CollectingProbe>[0], bodyBytes: number, requests: number) {
+  const { probe, server, serverPort, proxy } = await serverBehindProxy(t, probeOpts);
   const client = await runChild("http-client", HTTP_CLIENT, [String(proxy.port), String(bodyBytes), String(requests)]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/, 30_000);
@@ -165,13 +171,7 @@ const s = net.connect(Number(process.argv[2]), "127.0.0.1", () => {
 
 test("probe: the segments of one writev are one data event, not one per segment", { timeout: 60_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const probe = new CollectingProbe({});
-  t.after(() => probe.stop());
-  const server = await runChild("http-server", HTTP_SERVER);
-  t.after(() => server.kill());
-  const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
-  const proxy = await startRecordingProxy(serverPort);
-  t.after(() => proxy.close());
+  const { probe, server, serverPort, proxy } = await serverBehindProxy(t);
   const client = await runChild("writev-client", WRITEV_CLIENT, [String(proxy.port)]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/, 30_000);
@@ -202,13 +202,7 @@ const t = setInterval(() => {
 
 test("probe: under a copy policy a long call is copied as head and tail, the middle an exact stated gap", { timeout: 60_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const probe = new CollectingProbe({});
-  t.after(() => probe.stop());
-  const server = await runChild("http-server", HTTP_SERVER);
-  t.after(() => server.kill());
-  const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
-  const proxy = await startRecordingProxy(serverPort);
-  t.after(() => proxy.close());
+  const { probe, server, serverPort, proxy } = await serverBehindProxy(t);
   const go = path.join(os.tmpdir(), `wirescope-go-${process.pid}-${Date.now()}`);
   t.after(() => fs.rmSync(go, { force: true }));
   const client = await runChild("big-write-client", BIG_WRITE_CLIENT, [String(proxy.port), go]);

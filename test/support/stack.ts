@@ -26,3 +26,18 @@ export function stackArgs(dataDir: string, ports: StackPorts): string[] {
     "--aggregator-port", String(ports.aggregator),
   ];
 }
+
+/** Stops a detached `wirescope up` and its stack: SIGINT to its process group, then SIGKILL to
+ * whatever is left once it exited or `graceMs` passed. */
+export async function stopUp(up: { pid?: number }, exited: Promise<unknown>, graceMs = 60_000): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-up.pid!, s);
+    } catch {
+      // gone
+    }
+  };
+  signal("SIGINT");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs).unref())]);
+  signal("SIGKILL");
+}
