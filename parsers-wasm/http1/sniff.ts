@@ -51,8 +51,11 @@ export function requestLine(p: usize, n: i32): i32 {
   // extension method ("ET /a HTTP/1.1")
   const m = methodKnown(p, n);
   if (m != 2) return m;
+  // methodKnown() saw the method whole: followed by SP, or by the end of the bytes ("GET" alone,
+  // a chunk that ends after the method: the rest of the line is still to come)
   let i = 0;
-  while (load<u8>(p + <usize>i) != 0x20) i++;
+  while (i < n && load<u8>(p + <usize>i) != 0x20) i++;
+  if (i == n) return 1;
   i++;
   const t = i;
   while (i < n && i < t + MAX_RESYNC_LINE) {
