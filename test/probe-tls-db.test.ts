@@ -96,15 +96,16 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   assert.equal(theirs.length, 8);
   for (const role of [Role.CLIENT, Role.SERVER]) {
     const mine = records.filter((r) => r.role === role && r.client?.port === clientPort);
-    // the cleartext part: the SSL request, a LOGIN record marked mysql.tls; then the plaintext:
-    // the login inside TLS (tshark's user), its OK, and the commands
-    const [first, login2, ...rest] = mine;
-    assert.equal(first?.operation, "LOGIN", `${Role[role]}: the SSL request`);
-    assert.equal(attr(first!, "mysql.tls"), true);
-    assert.equal(login2?.operation, "LOGIN", `${Role[role]}: the login inside TLS`);
+    // one LOGIN, from the SSL request in cleartext to the OK of the login inside TLS (tshark's
+    // user): the plaintext continues the cleartext's session; then the commands
+    const [login2, ...rest] = mine;
+    assert.equal(mine.filter((r) => r.operation === "LOGIN").length, 1, `${Role[role]}: one LOGIN`);
+    assert.equal(login2?.operation, "LOGIN", `${Role[role]}: the login`);
+    assert.equal(attr(login2!, "mysql.tls"), true, "it asked for TLS");
     assert.equal(attr(login2!, "db.user"), login[4]);
     assert.equal(Number(login2!.status), 0);
     assert.equal(attr(login2!, "tls"), true);
+    assert.ok(attr(login2!, "mysql.server_version"), "the cleartext greeting carries over");
     assert.deepEqual(rest.map((r) => [r.operation, attr(r, "db.query.text") ?? null]), theirs, `${Role[role]} records = tshark`);
     assert.deepEqual(rest.filter((r) => r.error).map((r) => Number(r.status)), errors, `${Role[role]}: error codes`);
     for (const r of rest) {
@@ -115,17 +116,28 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   }
   // the mariadb client (libssl on its socket): both ends, the statements it ran
   for (const role of [Role.CLIENT, Role.SERVER]) {
-    const cli = records.filter((r) => r.role === role && r.client?.process?.name === "mariadb").slice(1); // after the SSL request
+    // its connection is the one that ran the failing SELECT (a warm-up connection traced before
+    // the library's uprobes were attached is ciphertext after its SSL request: a LOGIN of its own)
+    const port = records.find((r) => r.role === role && r.resource === "SELECT * FROM tlsdb.missing")?.client?.port;
+    const cli = records.filter((r) => r.role === role && r.client?.process?.name === "mariadb" && r.client?.port === port);
     assert.deepEqual(cli.map((r) => [r.operation, attr(r, "db.query.text") ?? null, Number(r.status)]),
       [["LOGIN", null, 0], ["COM_QUERY", "SELECT ?", 0], ["COM_QUERY", "SELECT * FROM tlsdb.missing", 1146], ["COM_QUIT", null, 0]], `${Role[role]}: the mariadb client`);
     assert.equal(attr(cli[0]!, "db.user"), "app");
+    assert.equal(attr(cli[0]!, "mysql.tls"), true);
     assert.ok(cli.every((r) => attr(r, "tls") === true));
   }
   const c = await counters();
   assert.ok((c["tls.linked_after_call"] ?? 0) >= 1, "mysql2's memory BIO linked by the ClientHello after the SSL request");
   assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 2000, "ciphertext not published");
   const st = (await parserStatus(parser)).counters;
-  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|broken|before_detect/.test(k) && v > 0), [], "no ciphertext reached the decoder, the login inside TLS was detected");
+  assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|before_detect/.test(k) && v > 0), [], "no ciphertext reached the decoder, the login inside TLS was detected");
+  // A warm-up client started before the uprobes were on its libssl sends ciphertext after its SSL
+  // request: its ends give one LOGIN each (mysql.tls, no status, before any TLS open) and stop
+  // there (broken). Those are the only connections given up.
+  const cipherEnds = records.filter((r) => r.operation === "LOGIN" && attr(r, "mysql.tls") === true && attr(r, "tls") === undefined);
+  assert.ok(cipherEnds.every((r) => r.client?.process?.name === "mariadb" && r.status === undefined), "only warm-up connections");
+  assert.equal(st["conn_dropped.broken"] ?? 0, cipherEnds.length, "each connection given up is a warm-up's ciphertext");
+  assert.ok((st["conn_tls_continued"] ?? 0) >= 4, "both ends of both clients: the plaintext went on in the cleartext's session");
 });
 
 // python speaking RESP, one command at a time, over TLS (python's ssl: libssl.so.3 on the socket) or not

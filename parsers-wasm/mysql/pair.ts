@@ -4,7 +4,8 @@
 //
 //   phases:  Unknown ──greeting──▶ AwaitLogin ──handshake response──▶ Auth ──OK──▶ Command
 //            Unknown ──command (seq 0)──────────────────────────────────────────▶ Command
-//                               ──SSL request──▶ (LOGIN record, mysql.tls) stop
+//                               ──SSL request──▶ AwaitTls ──login, seq 2 (the TLS plaintext)──▶ Auth
+//                                                          ──TLS records (ciphertext)──▶ (LOGIN record, mysql.tls) stop
 //            Unknown ──handshake response, seq 2 (TLS plaintext after the SSL request)──▶ Auth
 //            Command ──login OK with CLIENT_COMPRESS / ZSTD──▶ Command over compress.ts
 //
@@ -18,7 +19,7 @@ import { PKT_ERR, PKT_EOF, PKT_INFILE, PKT_OK, isTerminator, readErr, readOk, te
 import { readGreeting, readLogin, readChangeUser, readAuthSwitch, readAuthMoreData } from "./handshake";
 import {
   MysqlTxn, Expect, Rs, expectFor, isCommand, commandName,
-  Prepared, CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, CLIENT_ZSTD_COMPRESSION_ALGORITHM, CLIENT_QUERY_ATTRIBUTES, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+  Prepared, CLIENT_PROTOCOL_41, CLIENT_DEPRECATE_EOF, CLIENT_COMPRESS, CLIENT_ZSTD_COMPRESSION_ALGORITHM, CLIENT_QUERY_ATTRIBUTES, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
   COM_QUERY, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_CLOSE,
   COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_SEND_LONG_DATA, COM_CHANGE_USER, COM_RESET_CONNECTION,
   COM_STMT_BULK_EXECUTE, MAX_PENDING, MAX_STATEMENTS, MAX_QUERY_TEXT, QUEUE_LIMIT,
@@ -35,7 +36,16 @@ enum Phase {
   AwaitLogin,
   Command,
   Stopped, // TLS or compression: the bytes that follow are not decodable
+  /**
+   * After an SSL request: the host goes on with the same connection when it reads the plaintext
+   * from the TLS library (the probe's uprobes), which starts with the login (sequence 2);
+   * otherwise TLS records follow.
+   */
+  AwaitTls,
 }
+
+/** Ciphertext tolerated after an SSL request before giving up on plaintext (the TLS handshake is a few KiB). */
+const MAX_TLS_WAIT: i32 = 64 * 1024;
 
 /** Copies up to `max` bytes at p into a new buffer (statement text outlives the input chunk). */
 function copyBytes(p: usize, n: i32, max: i32): StaticArray<u8> {
@@ -71,6 +81,10 @@ export class MysqlConnection extends Connection {
   /** the client direction lost sync: drop chunks until one starts with a plausible command */
   private clientLost: bool = false;
   private stopAfterOutput: bool = false;
+  /** The SSL request's LOGIN, waiting for the login inside TLS (Phase.AwaitTls). */
+  private sslTxn: MysqlTxn | null = null;
+  /** Ciphertext bytes seen while waiting for it. */
+  private tlsBytes: i32 = 0;
   /** the compressed protocol, once the login negotiated it */
   z: Compressed | null = null;
   /** the reader for server packets, reused */
@@ -95,6 +109,7 @@ export class MysqlConnection extends Connection {
       q.clear(0);
       return OK;
     }
+    if (this.phase == Phase.AwaitTls && !this.awaitTls(dir, q)) return OK;
     if (this.z !== null) {
       this.z!.data(dir, q, tsNs);
       return OK;
@@ -147,6 +162,11 @@ export class MysqlConnection extends Connection {
   }
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
+    if (this.phase == Phase.AwaitTls) {
+      // the login inside TLS may be what was lost: the SSL request is all there is to say
+      this.stopTls();
+      return OK;
+    }
     if (this.z !== null) this.z!.gap(dir, tsNs);
     else this.gapIn(dir, len, tsNs, dir == 0 ? this.q0 : this.q1);
     return OK;
@@ -189,6 +209,7 @@ export class MysqlConnection extends Connection {
   }
 
   onClose(tsNs: i64): i32 {
+    if (this.phase == Phase.AwaitTls) this.stopTls();
     while (this.pending.length > 0) {
       const t = this.pending[0];
       // a result set cut at its end (no terminator) still counts its rows, but stays incomplete
@@ -220,7 +241,7 @@ export class MysqlConnection extends Connection {
       }
       // seq 2 in a new session: the login after an SSL request, the first plaintext of the TLS
       // connection the probe reads from the library (the cleartext part was its own session)
-      if ((k.seq == 1 && (this.phase == Phase.AwaitLogin || this.phase == Phase.Unknown) || k.seq == 2 && this.phase == Phase.Unknown) && k.len >= 4) {
+      if ((k.seq == 1 && (this.phase == Phase.AwaitLogin || this.phase == Phase.Unknown) || k.seq == 2 && (this.phase == Phase.Unknown || this.sslTxn !== null)) && k.len >= 4) {
         this.login(k);
         return;
       }
@@ -273,14 +294,77 @@ export class MysqlConnection extends Connection {
     this.eofMode = (l.caps & this.serverCaps & CLIENT_DEPRECATE_EOF) != 0 ? 0 : 1;
     this.phase = Phase.Command;
     if (l.ssl) {
+      // written once it is known whether the login inside TLS comes (awaitTls); no user yet
       t.tls = true;
+      t.user = null;
+      t.schema = null;
       t.response = "SSL";
-      this.phase = Phase.Stopped;
-      this.write(t, false);
-      this.stopAfterOutput = true;
+      this.sslTxn = t;
+      this.phase = Phase.AwaitTls;
       return;
     }
+    const ssl = this.sslTxn;
+    if (ssl !== null) {
+      // the login inside TLS, on the connection that asked for it: one LOGIN from the SSL request
+      // to the login's answer
+      this.sslTxn = null;
+      t.tls = true;
+      t.startNs = ssl.startNs;
+      t.reqBytes += ssl.reqBytes;
+    }
     this.push(t);
+  }
+
+  /**
+   * Phase.AwaitTls: true when the bytes in q are the plaintext that follows the SSL request (the
+   * login, sequence 2, and what the server sends after it), to be framed as usual; false when
+   * they were dealt with here. TLS records from the client that carry application data
+   * (content type 23) mean nobody reads the plaintext for us: the SSL request's LOGIN is written
+   * and decoding stops. Handshake records are passed over (with memory BIOs, e.g. node's, the
+   * probe sees the ClientHello before it knows the connection is TLS).
+   *
+   *   TLS record   type:u8 (20..23)  0x03 minor:u8  length:u16be
+   *   login        length:u24le (>= 32, < 64 KiB: byte 2 is 0)  seq=2  caps:u32 (CLIENT_PROTOCOL_41)
+   */
+  private awaitTls(dir: i32, q: ByteQueue): bool {
+    for (;;) {
+      const n = q.avail();
+      if (n < 6) return false; // wait for a TLS record header or the login's capabilities
+      const b0 = <u32>q.u8(0);
+      if (dir == 0 && q.u8(3) == 2 && q.u8(2) == 0 && q.u24le(0) >= 32 && ((q.u8(4) | (q.u8(5) << 8)) & CLIENT_PROTOCOL_41) != 0) {
+        this.phase = Phase.Unknown;
+        this.framed(0, q);
+        // the server's answer may have arrived first: it waited in its queue
+        if (this.q1.avail() > 0) this.framed(1, this.q1);
+        return false;
+      }
+      if (b0 < 20 || b0 > 23 || q.u8(1) != 3) break;
+      if (dir == 0 && b0 == 23) {
+        this.stopTls();
+        return false;
+      }
+      // a whole record, skipped as it arrives
+      const len = 5 + <i32>q.u16be(3);
+      this.tlsBytes += len;
+      q.skip(len);
+      if (this.tlsBytes > MAX_TLS_WAIT) {
+        this.stopTls();
+        return false;
+      }
+    }
+    // the server says nothing before the login: its bytes wait for it (the queue's limit bounds them)
+    if (dir == 1) return false;
+    this.stopTls(); // neither TLS nor a login
+    return false;
+  }
+
+  /** No login inside TLS will be seen: the SSL request's LOGIN is written and decoding stops. */
+  private stopTls(): void {
+    const t = this.sslTxn;
+    this.sslTxn = null;
+    this.phase = Phase.Stopped;
+    this.stopAfterOutput = true;
+    if (t !== null) this.write(t, false);
   }
 
   private command(cmd: u32, k: Packet): void {

@@ -19,6 +19,8 @@ function vec(name, steps, records, options) {
   return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
 }
 const c = (b) => ["c", b];
+/** A TLS record: type (22 handshake, 23 application data), version 3.minor, a body of n bytes. */
+const tlsRecord = (type, minor, n) => B([type, 3, minor, n >> 8, n & 255], Buffer.alloc(n, 0xa5));
 const s = (b) => ["s", b];
 
 // ---- vectors ----
@@ -119,13 +121,32 @@ handshake.push(
     [{ operation: "LOGIN", status: 1130, error: true, attributes: { "mysql.response": "ERR" } }],
   ),
   vec(
-    "SSL request: the LOGIN is marked TLS and decoding stops",
+    "SSL request, then ciphertext (nobody reads the TLS library): one LOGIN marked TLS, and decoding stops",
     [
       s(pkt(0, greeting(V, BASE_CAPS | CLIENT_SSL, "mysql_native_password"))),
       c(pkt(1, B(u32(BASE_CAPS | CLIENT_SSL), u32(16 << 20), [0x21], Buffer.alloc(23)))),
-      c(Buffer.from("160301020001000200030300000000000000", "hex")), // a TLS ClientHello follows
+      c(tlsRecord(22, 1, 300)), // a TLS ClientHello follows
+      s(B(tlsRecord(22, 3, 122), tlsRecord(20, 3, 1), tlsRecord(23, 3, 900))), // ServerHello, ChangeCipherSpec, encrypted handshake
+      c(B(tlsRecord(20, 3, 1), tlsRecord(23, 3, 53))), // the client's Finished
+      c(tlsRecord(23, 3, 120)), // application data: the login, encrypted
     ],
-    [{ operation: "LOGIN", status: null, error: false, attributes: { "mysql.tls": true, "mysql.response": "SSL" } }],
+    [{ operation: "LOGIN", status: null, error: false, startNs: "2000", attributes: { "mysql.tls": true, "mysql.response": "SSL", "db.user": null } }],
+  ),
+  vec(
+    "SSL request, then the TLS plaintext on the same connection (read from the library): one LOGIN, from the SSL request to the login's OK",
+    [
+      s(pkt(0, greeting(V, BASE_CAPS | CLIENT_SSL | CLIENT_DEPRECATE_EOF, "mysql_native_password"))),
+      c(pkt(1, B(u32(BASE_CAPS | CLIENT_SSL | CLIENT_DEPRECATE_EOF), u32(16 << 20), [0x21], Buffer.alloc(23)))),
+      c(tlsRecord(22, 1, 300)), // a ClientHello the probe saw before it knew (memory BIOs)
+      c(pkt(2, login(BASE_CAPS | CLIENT_SSL | CLIENT_DEPRECATE_EOF, "app", Buffer.alloc(20, 7), "shop", "mysql_native_password"))),
+      s(pkt(3, ok())),
+      c(pkt(0, B([3], "SELECT n FROM t"))),
+      s(B(pkt(1, lenenc(1)), pkt(2, coldef("n")), pkt(3, textRow(1)), pkt(4, ok(0, 0, 2, 0xfe)))),
+    ],
+    [
+      { operation: "LOGIN", status: 0, startNs: "2000", durationNs: "3000", attributes: { "db.user": "app", "db.namespace": "shop", "mysql.response": "OK", "mysql.tls": true, "mysql.server_version": V } },
+      { operation: "COM_QUERY", resource: "SELECT n FROM t", status: 0, attributes: { "mysql.rows": 1, "mysql.response": "RESULT_SET" } },
+    ],
   ),
   vec(
     "COM_CHANGE_USER answered with an auth switch, then OK",

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ConnEventSchema,
@@ -14,6 +14,7 @@ import {
   Direction,
   RecordSchema,
   Role,
+  type Record as WsRecord,
 } from "@wirescope/common";
 import { ConnTable, DEFAULT_CONN_TABLE_OPTIONS, type OutRecord } from "./conn-table.js";
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
@@ -256,18 +257,23 @@ describe("ConnTable", () => {
   });
 });
 
-// The real plugin host and the built HTTP/1 plugin: connections that predate this replica.
-describe("ConnTable with connections picked up mid-stream", () => {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** A table over the real plugin host with the built plugins of these manifests (paths under the repository). */
+function engineTable(manifests: string[]) {
   const registry = new PluginRegistry();
-  registry.add(Plugin.fromFile(path.join(root, "parsers-wasm/build/http1.json")));
-  registry.add(Plugin.fromFile(path.join(root, "parsers-wasm/examples/redis/build/redis.json")));
-  const midstream = () => {
+  for (const m of manifests) registry.add(Plugin.fromFile(path.join(root, m)));
+  return () => {
     const counters = new Counters();
     const out: OutRecord[] = [];
     const t = new ConnTable(new ConnectionEngine(registry, { counters }), { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n1", redaction: redactionPolicy() }, counters, (r) => out.push(r));
     return { t, counters, out };
   };
+}
+
+// The real plugin host and the built HTTP/1 plugin: connections that predate this replica.
+describe("ConnTable with connections picked up mid-stream", () => {
+  const midstream = engineTable(["parsers-wasm/build/http1.json", "parsers-wasm/examples/redis/build/redis.json"]);
   const req = (path: string) => `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`;
   const resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -379,5 +385,72 @@ describe("ConnTable: lazy endpoint resolution", () => {
     assert.ok(out.every((o) => ends(o) === "curl -> 203.0.113.9:443"));
     assert.equal(counters.get("records_peer_unresolved"), 50);
     assert.equal(counters.get("endpoints_resolved_late"), 0);
+  });
+});
+
+// The real plugin host and the built MySQL plugin: a connection upgraded to TLS in-band, whose
+// plaintext the probe reads from the TLS library and announces with a second open (tls = true).
+describe("ConnTable: an in-band TLS upgrade", () => {
+  const table = engineTable(["parsers-wasm/build/mysql.json", "parsers-wasm/build/http1.json"]);
+  const bytes = (key: bigint, direction: Direction, seq: number, payload: Buffer, ts: bigint) =>
+    create(DataEventSchema, { connKey: key, direction, seq: BigInt(seq), payload, originalLength: payload.length, timestampNs: ts, tid: 7 });
+  const tlsOpen = (key: bigint, role: Role) => ({ ...open(key, role), tls: true, tlsLibrary: "openssl", timestampNs: 25n });
+  const attr = (r: WsRecord, k: string) => r.attributes[k]?.value.value;
+  /** The vector builders of parsers-wasm/mysql/test/wire.ts (compiled there), the part used here. */
+  interface Wire {
+    B(...parts: (Buffer | string | number[])[]): Buffer;
+    u32(v: number): Buffer;
+    lenenc(n: number): Buffer;
+    pkt(seq: number, payload: Buffer): Buffer;
+    CAPS: { SSL: number; DEPRECATE_EOF: number };
+    BASE_CAPS: number;
+    greeting(version: string, caps: number, plugin: string): Buffer;
+    login(caps: number, user: string, auth: Buffer, db: string | null, plugin: string): Buffer;
+    ok(affected?: number, insertId?: number, status?: number, header?: number): Buffer;
+    coldef(name: string, table?: string): Buffer;
+    textRow(...vals: (string | number | null)[]): Buffer;
+  }
+
+  it("MySQL's SSL request and the login inside TLS are one LOGIN record, the plaintext decoded by the same session", async () => {
+    const W = (await import(pathToFileURL(path.join(root, "parsers-wasm/dist/mysql/test/wire.js")).href)) as Wire;
+    const caps = W.BASE_CAPS | W.CAPS.SSL | W.CAPS.DEPRECATE_EOF;
+    const { t, out, counters } = table();
+    // a client socket: it sends egress
+    t.onConn(open(10n, Role.CLIENT), 0, 0);
+    t.onData(bytes(10n, IN, 0, W.pkt(0, W.greeting("8.0.36", caps, "mysql_native_password")), 10n), 0, 0);
+    t.onData(bytes(10n, EG, 0, W.pkt(1, W.B(W.u32(caps), W.u32(16 << 20), [0x21], Buffer.alloc(23))), 20n), 0, 0);
+    t.onConn(tlsOpen(10n, Role.CLIENT), 0, 0);
+    const login = W.pkt(2, W.login(caps, "app", Buffer.alloc(20, 7), "shop", "mysql_native_password"));
+    const ok = W.pkt(3, W.ok());
+    t.onData(bytes(10n, EG, 0, login, 30n), 0, 0);
+    t.onData(bytes(10n, IN, 0, ok, 40n), 0, 0);
+    t.onData(bytes(10n, EG, login.length, W.pkt(0, W.B([3], "SELECT 1")), 50n), 0, 0);
+    t.onData(bytes(10n, IN, ok.length, W.B(W.pkt(1, W.lenenc(1)), W.pkt(2, W.coldef("1")), W.pkt(3, W.textRow(1)), W.pkt(4, W.ok(0, 0, 2, 0xfe))), 60n), 0, 0);
+    t.onConn(close(10n), 0, 0);
+    const recs = out.map((o) => fromBinary(RecordSchema, full(o)));
+    assert.deepEqual(recs.map((r) => [r.operation, r.status]), [["LOGIN", 0n], ["COM_QUERY", 0n]]);
+    const [l] = recs;
+    assert.equal(attr(l!, "db.user"), "app");
+    assert.equal(attr(l!, "mysql.tls"), true);
+    assert.equal(attr(l!, "tls"), true, "written after the TLS open: the TLS attributes");
+    assert.equal(attr(l!, "mysql.server_version"), "8.0.36", "the greeting of the cleartext part carries over");
+    assert.equal(l!.startNs, 20n, "from the SSL request");
+    assert.equal(l!.durationNs, 20n, "to the login's OK");
+    assert.equal(l!.role, Role.CLIENT);
+    assert.equal(counters.get("conn_tls_continued"), 1);
+  });
+
+  it("a connection no plugin had claimed (a ClientHello) starts afresh on its TLS open", () => {
+    const { t, out, counters } = table();
+    t.onConn(open(11n, Role.CLIENT), 0, 0);
+    t.onData(bytes(11n, EG, 0, Buffer.from([0x16, 3, 1, 0, 4, 1, 0, 0, 0]), 10n), 0, 0);
+    t.onConn(tlsOpen(11n, Role.CLIENT), 0, 0);
+    const req = Buffer.from("GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    t.onData(bytes(11n, EG, 0, req, 30n), 0, 0);
+    t.onData(bytes(11n, IN, 0, Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), 40n), 0, 0);
+    t.onConn(close(11n), 0, 0);
+    const recs = out.map((o) => fromBinary(RecordSchema, full(o)));
+    assert.deepEqual(recs.map((r) => [r.resource, r.status, attr(r, "tls")]), [["/x", 200n, true]]);
+    assert.equal(counters.get("conn_tls_continued"), 0);
   });
 });

@@ -78,6 +78,8 @@ interface Conn {
   lastTsNs: bigint;
   detectBytes: number;
   decoding: boolean;
+  /** The decoder's answer to the latest step: a plugin owns the connection now. */
+  claimed: boolean;
   /** timestamp_ns → tid of recent request-direction events, for Record.tid (bounded). */
   reqTids: TidRing;
   /** False once the connection left the table (a cached reference must not be used). */
@@ -133,6 +135,7 @@ export class ConnTable {
     if (ev.kind === ConnKind.OPEN) {
       this.ignored.delete(ev.connKey);
       const old = this.conns.get(ev.connKey);
+      if (old && ev.tls && !old.ev.tls && old.claimed && this.continueInTls(old, ev)) return;
       if (old) this.finish(old, ev.timestampNs, "reopened");
       this.create(ev, partition, now, true);
     } else if (ev.kind === ConnKind.CLOSE) {
@@ -284,6 +287,7 @@ export class ConnTable {
       lastTsNs: ev.timestampNs ?? 0n,
       detectBytes: 0,
       decoding: false,
+      claimed: false,
       reqTids: new TidRing(),
       live: true,
       suspect: 0,
@@ -311,6 +315,28 @@ export class ConnTable {
         if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
       }
     }
+  }
+
+  /**
+   * The connection turned out to be TLS (the probe's second open, its plaintext counted from 0)
+   * while a plugin was decoding its cleartext: an in-band upgrade (MySQL's SSL request), whose
+   * plaintext goes on where the cleartext stopped. The same decoder session gets it, so the
+   * state of the cleartext part (the greeting, the SSL request) carries over and the login is
+   * one record; a plugin that gave up at the upgrade (rejected) is not asked. Records from here
+   * on carry the TLS attributes. False when holes of the cleartext could not be given up.
+   */
+  private continueInTls(c: Conn, ev: ConnEvent): boolean {
+    this.flushAll(c);
+    if (!c.live) return false;
+    const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
+    c.dirs = [new DirectionStream(limits, true), new DirectionStream(limits, true)];
+    c.suspect = 0;
+    // the session's orientation stays; a role the open does not know is the one content gave
+    c.ev = ev.role === Role.UNKNOWN && c.ev.role !== Role.UNKNOWN ? ({ ...ev, role: c.ev.role } as ConnEvent) : ev;
+    c.eps = endpointsOf(c.ev, this.opts.node, this.peers);
+    this.encodeEnds(c);
+    this.counters.add("conn_tls_continued");
+    return true;
   }
 
   /** In-order bytes to the decoder, and what comes of them. */
@@ -343,6 +369,7 @@ export class ConnTable {
     if (r.state === "decoding" && !c.decoding && c.ev.role === Role.UNKNOWN) this.roleFromContent(c);
     const recs = r.records;
     for (let k = 0; k < recs.length; k++) this.publish(c, recs[k]!);
+    c.claimed = r.state === "decoding";
     if (r.state === "decoding") c.decoding = true;
     else if (r.state === "rejected") this.discard(c, r.reason ?? "rejected");
   }
