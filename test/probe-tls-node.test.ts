@@ -10,32 +10,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-helpers.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
-import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
 import { tsharkHttp2 } from "./http-support.js";
 
 const run = promisify(execFile);
-const FIXTURES = path.join(REPO_ROOT, "test/fixtures/node-tls");
-
-/** The fixture servers, started now: resolves with their ports once they listen. */
-async function startServers(t: import("node:test").TestContext, tls: { cert: string; key: string }): Promise<{ web: number; grpc: number }> {
-  const p = spawn(process.execPath, [path.join(FIXTURES, "server.mjs"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => p.kill("SIGKILL"));
-  let out = "";
-  return new Promise((res, rej) => {
-    p.stdout!.on("data", (d: Buffer) => {
-      out += String(d);
-      const m = /PORTS (\d+) (\d+)\n/.exec(out);
-      if (m) res({ web: Number(m[1]), grpc: Number(m[2]) });
-    });
-    p.once("exit", (c) => rej(new Error(`node TLS servers exited ${c}`)));
-  });
-}
 
 /** A fixture client (a node process started now), its keys logged for tshark. */
 const client = (mode: string, port: number, ca: string, keylog: string, node = process.execPath) =>

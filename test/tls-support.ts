@@ -1,12 +1,13 @@
 // The TLS tests' oracle: tshark decrypting a tcpdump capture with the clients' key log, turned
 // into (method, path, status) exchanges that the probe's records are compared with.
 import path from "node:path";
-import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
 import { startNats, freePort } from "./support/index.js";
-import { spawnProbe } from "./probe-helpers.js";
+import { spawnProbe, eventually, REPO_ROOT } from "./probe-helpers.js";
 import { startParser } from "./parser-support.js";
 
 /** A self-signed certificate and key for CN=localhost in `dir`. */
@@ -27,9 +28,10 @@ export const exchangeKey = (e: Exchange) => `${e.method} ${e.path} ${e.status}`;
 
 /** tshark's exchanges from the decrypted capture: HTTP/1.1 requests and responses paired in
  *  order per TCP stream (nginx's `return` answers a POST before its body arrives, so tshark shows
- *  that response first), HTTP/2 HEADERS frames joined by (TCP stream, stream id). */
-export function tsharkExchanges(pcap: string, keylog: string): Exchange[] {
-  const out = execFileSync("tshark", ["-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-Y", "http || http2.type == 1", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+ *  that response first), HTTP/2 HEADERS frames joined by (TCP stream, stream id). `tsharkArgs`
+ *  go before the others (e.g. -d decode-as rules). */
+export function tsharkExchanges(pcap: string, keylog: string, tsharkArgs: string[] = []): Exchange[] {
+  const out = execFileSync("tshark", [...tsharkArgs, "-r", pcap, "-o", `tls.keylog_file:${keylog}`, "-Y", "http || http2.type == 1", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
     "-e", "tcp.stream", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code",
     "-e", "http2.type", "-e", "http2.streamid", "-e", "http2.headers.method", "-e", "http2.headers.path", "-e", "http2.headers.status"], { encoding: "utf8", timeout: 60_000 });
   const h1req = new Map<string, { method: string; path: string }[]>();
@@ -122,4 +124,63 @@ export async function tracedPipeline(t: TestContext, dir: string, port: number, 
     await new Promise((r) => setTimeout(r, 300));
   }
   return { probe, parser, nc, counters: async () => (await ctl.status({})).counters };
+}
+
+/** nginx serving HTTPS (HTTP/1.1 and h2 by ALPN) on 127.0.0.1:port: 404 for /missing, "hello <uri>" otherwise. */
+export async function startNginx(dir: string, port: number, tls: { cert: string; key: string }): Promise<ChildProcess> {
+  const conf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(conf, `
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events {}
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    location = /missing { return 404; }
+    location / { return 200 "hello $uri\\n"; }
+  }
+}
+`);
+  const p = spawn("nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
+  await eventually("nginx listening", () => spawnSync("ss", ["-ltn", `sport = :${port}`], { encoding: "utf8" }).stdout.includes(`:${port}`), 15_000);
+  return p;
+}
+
+/** python ssl + http.client: three GETs and a POST on one connection (argv: port, key log file). */
+export const PY_CLIENT = `
+import http.client, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.keylog_filename = sys.argv[2]
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx)
+for p in ["/py/one", "/missing", "/py/two?x=1"]:
+    c.request("GET", p)
+    c.getresponse().read()
+c.request("POST", "/py/form", body=b"a=1&b=2", headers={"Content-Type": "application/x-www-form-urlencoded"})
+c.getresponse().read()
+c.close()
+`;
+
+export const NODE_TLS_FIXTURES = path.join(REPO_ROOT, "test/fixtures/node-tls");
+
+/** The node TLS fixture servers (test/fixtures/node-tls/server.mjs: node:http2 secure with HTTP/1.1, grpc-js), started now: resolves with their ports and pid once they listen. */
+export async function startNodeTlsServers(t: TestContext, tls: { cert: string; key: string }): Promise<{ web: number; grpc: number; pid: number }> {
+  const p = spawn(process.execPath, [path.join(NODE_TLS_FIXTURES, "server.mjs"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => p.kill("SIGKILL"));
+  let out = "";
+  return new Promise((res, rej) => {
+    p.stdout!.on("data", (d: Buffer) => {
+      out += String(d);
+      const m = /PORTS (\d+) (\d+)\n/.exec(out);
+      if (m) res({ web: Number(m[1]), grpc: Number(m[2]), pid: p.pid! });
+    });
+    p.once("exit", (c) => rej(new Error(`node TLS servers exited ${c}`)));
+  });
 }

@@ -14,6 +14,7 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
   { flag: "port", value: "N", description: "capture connections with this port (repeatable)" },
   { flag: "comm", value: "NAME", description: "capture processes of this name, 1..15 bytes as in /proc/PID/comm (repeatable)" },
   { flag: "duration", value: "S", default: "until Ctrl-C", description: "stop after this many seconds" },
+  { flag: "plaintext", description: "write TLS connections as the cleartext TCP they carry (read from the TLS library: OpenSSL, GnuTLS, Go, node), so tshark decodes them without keys" },
   { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
   { flag: "chunk-bytes", value: "N", default: "16384", description: "payload cap per event (1..16384)" },
   { flag: "max-bytes-per-call", value: "N", default: "4 MiB", description: "bytes copied per syscall, the rest is a stated gap" },
@@ -26,6 +27,11 @@ pcapng: one TCP stream per connection with its real addresses and ports, the pro
 container in packet comments. --pid, --port and --comm (each repeatable) select what is captured;
 without them everything except this command itself is. Stops after --duration seconds or Ctrl-C.
 
+TLS connections are written as they travel (ciphertext), like tcpdump. With --plaintext they are
+written as the cleartext TCP connection they carry: the plaintext read from the TLS library in the
+process (uprobes, no keys), in TCP segments with the real addresses and ports, the TLS handshake
+left out; a connection whose plaintext cannot be read stays ciphertext (counted).
+
 options:
 ${flagsHelp(CAPTURE_FLAGS)}`;
 
@@ -34,6 +40,7 @@ export interface CaptureArgs {
   durationS?: number;
   filter: FilterSpec;
   mountTracefs: boolean;
+  plaintext: boolean;
   chunkBytes?: number;
   maxBytesPerCall?: number;
 }
@@ -43,7 +50,7 @@ export function parseCaptureArgs(args: string[]): CaptureArgs {
   const unlisted = unlistedFlag(argv, CAPTURE_FLAGS);
   if (unlisted) throw new UsageError(`unknown option "${unlisted}"`);
   const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
-  const a: CaptureArgs = { output: "", filter, mountTracefs: false };
+  const a: CaptureArgs = { output: "", filter, mountTracefs: false, plaintext: false };
   const num = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
     if (v === undefined || !/^\d+(\.\d+)?$/.test(v) || n <= 0 || n > max) throw new UsageError(`${flag}: expected a number in (0, ${max}], got "${v ?? ""}"`);
@@ -63,6 +70,7 @@ export function parseCaptureArgs(args: string[]): CaptureArgs {
       }
       case "--duration": a.durationS = num(f, argv[++i], 7 * 86400); break;
       case "--mount-tracefs": a.mountTracefs = true; break;
+      case "--plaintext": a.plaintext = true; break;
       case "--chunk-bytes": a.chunkBytes = Math.trunc(num(f, argv[++i], 16384)); break;
       case "--max-bytes-per-call": a.maxBytesPerCall = Math.trunc(num(f, argv[++i], 64 << 20)); break;
       default: throw new UsageError(`unknown option "${f}"`);
@@ -91,9 +99,14 @@ const command: Command = {
       chunkBytes: args.chunkBytes,
       maxBytesPerCall: args.maxBytesPerCall,
       batchMs: 20,
+      // the TLS uprobes replace a connection's ciphertext by its plaintext: only when asked for
+      tls: args.plaintext,
     });
+    // the programs run from their attach, the filter maps are filled a few ms later: what they
+    // saw meanwhile (on a busy host, other processes' traffic) was not asked for
+    const filteredFrom = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the kernel's timestamps
     const writer = PcapngWriter.toFile(args.output, { application: "wirescope capture" });
-    const capture = new PcapngCapture(writer, new ProcessCache(), monoToWallClock());
+    const capture = new PcapngCapture(writer, new ProcessCache(), monoToWallClock(), { plaintext: args.plaintext });
     const ac = new AbortController();
     const stop = () => ac.abort();
     process.once("SIGINT", stop);
@@ -101,7 +114,9 @@ const command: Command = {
     const timer = args.durationS ? setTimeout(stop, args.durationS * 1000) : undefined;
     process.stderr.write(`capturing to ${args.output}${args.durationS ? ` for ${args.durationS} s` : ""}; Ctrl-C to stop\n`);
     try {
-      await source.run((b) => capture.add(b), ac.signal);
+      await source.run((b) => capture.add(b.conns.every((c) => c.tsMono >= filteredFrom) && b.data.every((d) => d.tsMono >= filteredFrom)
+        ? b
+        : { conns: b.conns.filter((c) => c.tsMono >= filteredFrom), data: b.data.filter((d) => d.tsMono >= filteredFrom) }), ac.signal);
     } finally {
       if (timer) clearTimeout(timer);
       process.off("SIGINT", stop);
@@ -110,11 +125,25 @@ const command: Command = {
       writer.end();
     }
     const s = source.stats();
+    const cs = capture.stats;
     const drops = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ");
+    const tls = args.plaintext
+      ? `; TLS: ${cs.tlsStreams} connections as plaintext (${cs.cipherBytesOmitted} handshake bytes left out), ` +
+        `${cs.tlsUndecrypted} left as ciphertext, ${cs.tlsRestarted} restarted, ${s.tls?.no_fd ?? 0} calls without their connection`
+      : "";
     process.stderr.write(
-      `${capture.stats.connections} connections, ${writer.packets} packets, ${capture.stats.bytes} bytes, ` +
-        `${capture.stats.gapBytes} bytes in gaps${drops ? `, drops: ${drops}` : ", no drops"}\n`,
+      `${cs.connections} connections, ${writer.packets} packets, ${cs.bytes} bytes, ` +
+        `${cs.gapBytes} bytes in gaps${drops ? `, drops: ${drops}` : ", no drops"}${tls}\n`,
     );
+    if (capture.http2Ports.size) {
+      // Wireshark recognizes HTTP/2 without TLS only on ports it dissects as HTTP (the HTTP
+      // dissector then finds the preface); HTTP/1.1 is found on any port
+      const ports = [...capture.http2Ports].sort((x, y) => x - y);
+      process.stderr.write(
+        `HTTP/2 plaintext on server port${ports.length > 1 ? "s" : ""} ${ports.join(", ")}: Wireshark needs Decode As HTTP there ` +
+          `(tshark -r ${args.output} ${ports.map((p) => `-d tcp.port==${p},http`).join(" ")})\n`,
+      );
+    }
     return 0;
   },
 };
