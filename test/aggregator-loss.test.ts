@@ -7,8 +7,8 @@ import path from "node:path";
 import type { NatsConnection } from "nats";
 import { startInfluxd, type RunningServer } from "@wirescope/common";
 import { makeRecord, windowStart } from "@wirescope/aggregator";
-import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows, type AggregatorProc } from "./aggregator-harness.js";
+import { startNats, startInflux, waitFor } from "./support/index.js";
+import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

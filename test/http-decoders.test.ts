@@ -407,6 +407,7 @@ test("grpc: @grpc/grpc-js unary, client/server streaming and bidi with OK and er
   const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const cap = await startCapture(port, "grpc");
   const Client = grpc.makeGenericClientConstructor(service, "Echo");
+  // biome-ignore lint/complexity/noBannedTypes: a generic client's methods, called by name
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
   const deadline = () => ({ deadline: Date.now() + 20_000 });
   try {
@@ -480,6 +481,7 @@ test("grpc: streaming calls last until END_STREAM or RST_STREAM, with messages e
   const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const cap = await startCapture(port, "grpc-streams");
   const Client = grpc.makeGenericClientConstructor(service, "Echo");
+  // biome-ignore lint/complexity/noBannedTypes: a generic client's methods, called by name
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
   const spray = (n: number, opts: { cancelAfter?: number; deadlineMs?: number } = {}) =>
     new Promise<void>((resolve) => {

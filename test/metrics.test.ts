@@ -26,7 +26,7 @@ async function scrape(address: string): Promise<{ families: PromFamily[]; conten
 }
 
 /** The value of the series `family{labels}` (exact label set apart from component/instance). */
-function valueOf(families: PromFamily[], family: string, labels: Record<string, string>): number | undefined {
+function seriesValue(families: PromFamily[], family: string, labels: Record<string, string>): number | undefined {
   const f = families.find((x) => x.name === family);
   const want = JSON.stringify(Object.entries(labels).sort());
   const m = f?.metrics.find((s) => {
@@ -71,19 +71,19 @@ describe("Prometheus /metrics of a running parser", () => {
     assert.ok(names.length > 10, `status has only ${names.length} counters`);
     for (const name of names) {
       // Status does not say which are gauges: exactly one of the two spellings is exported.
-      const found = [seriesFor(name, false), seriesFor(name, true)].filter((s) => families.find((x) => x.name === s.family)?.type === s.type.toUpperCase() && valueOf(families, s.family, s.labels) !== undefined);
+      const found = [seriesFor(name, false), seriesFor(name, true)].filter((s) => families.find((x) => x.name === s.family)?.type === s.type.toUpperCase() && seriesValue(families, s.family, s.labels) !== undefined);
       assert.equal(found.length, 1, `${name}: exported as ${JSON.stringify(found)}`);
-      assert.equal(valueOf(families, found[0].family, found[0].labels), status[name], `${name} -> ${found[0].family}${JSON.stringify(found[0].labels)}`);
+      assert.equal(seriesValue(families, found[0].family, found[0].labels), status[name], `${name} -> ${found[0].family}${JSON.stringify(found[0].labels)}`);
     }
     // The names users query, spelled out once.
-    assert.equal(valueOf(families, "wirescope_records_published_total", {}), status["records_published"]);
-    assert.equal(valueOf(families, "wirescope_partitions_owned", {}), 64);
+    assert.equal(seriesValue(families, "wirescope_records_published_total", {}), status["records_published"]);
+    assert.equal(seriesValue(families, "wirescope_partitions_owned", {}), 64);
     assert.equal(families.find((f) => f.name === "wirescope_partitions_owned")?.type, "GAUGE");
     const decodeErrors = Object.entries(status).filter(([k]) => k.startsWith("raw_decode_errors."));
     assert.ok(decodeErrors.length > 0, "the malformed batch has a reason");
-    for (const [k, v] of decodeErrors) assert.equal(valueOf(families, "wirescope_raw_decode_errors_total", { key: k.slice("raw_decode_errors.".length) }), v);
+    for (const [k, v] of decodeErrors) assert.equal(seriesValue(families, "wirescope_raw_decode_errors_total", { key: k.slice("raw_decode_errors.".length) }), v);
 
-    assert.equal(valueOf(families, "wirescope_drops_total", { what: "raw_batches", reason: "not_owner" }), 1);
+    assert.equal(seriesValue(families, "wirescope_drops_total", { what: "raw_batches", reason: "not_owner" }), 1);
     const drops = families.find((f) => f.name === "wirescope_drops_total");
     assert.equal(drops?.type, "COUNTER");
     for (const s of drops!.metrics) {
@@ -97,7 +97,7 @@ describe("Prometheus /metrics of a running parser", () => {
     assert.equal(info.instance, p.instance);
     assert.equal(info.node, "test-node");
     assert.equal(info.grpc, p.grpc);
-    assert.equal(valueOf(families, "wirescope_ready", {}), 1);
+    assert.equal(seriesValue(families, "wirescope_ready", {}), 1);
     // prom-client's default process metrics, labelled like ours.
     const cpu = families.find((f) => f.name === "process_cpu_user_seconds_total");
     assert.ok(cpu && Number(cpu.metrics[0].value) > 0, "process metrics present");

@@ -131,7 +131,7 @@ test("mysql2's query attributes: the statement, attribute names and trace contex
   assert.equal(rows.length, 4, "tshark saw the four COM_QUERY");
   let compared = 0;
   rows.forEach((row, i) => {
-    const s = sent.filter((x, j) => cmds[j]!.operation === "COM_QUERY")[i]!;
+    const s = sent.filter((_, j) => cmds[j]!.operation === "COM_QUERY")[i]!;
     if (row[2] || !row[0]) {
       // malformed, or no statement shown
       assert.equal(s.strings, false, `tshark 4.0 fails only on non-string values: ${s.sql}`);

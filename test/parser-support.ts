@@ -22,13 +22,10 @@ import {
 } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
 import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { before, after } from "node:test";
-import { freePort, spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
+import { spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
 
 export { startRedis };
-
-const run = promisify(execFile);
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 

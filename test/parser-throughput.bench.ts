@@ -45,7 +45,7 @@ interface Workload {
 
 async function h2loadTraffic(h1: boolean): Promise<Conversation[]> {
   const srv = h1
-    ? http.createServer((req, res) => {
+    ? http.createServer((_req, res) => {
         res.setHeader("content-type", "application/json");
         res.end('{"ok":true}');
       })
@@ -91,7 +91,7 @@ function pack(convs: Conversation[], target: number, keyBase: bigint, probeId: s
     perPart.set(p, { conns: [], data: [] });
   };
   let key = keyBase;
-  for (let round = 0; rawBytes < target; round++) {
+  while (rawBytes < target) {
     for (const c of convs) {
       if (rawBytes >= target) break;
       const connKey = key++;

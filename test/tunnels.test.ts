@@ -116,6 +116,7 @@ test("CONNECT tunnels carrying HTTP/2 and gRPC are decoded inside; the CONNECT i
     // gRPC through the proxy, the way grpc-js does it itself (grpc_proxy → CONNECT)
     process.env["grpc_proxy"] = `http://127.0.0.1:${proxy.port}`;
     const Client = grpc.makeGenericClientConstructor(service, "Echo");
+    // biome-ignore lint/complexity/noBannedTypes: a generic client's methods, called by name
     const client = new Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
     const unary = (m: string) => new Promise<number>((resolve) => client.unary(Buffer.from(m), { deadline: Date.now() + 20_000 }, (e: grpc.ServiceError | null) => resolve(e ? e.code : 0)));
     assert.equal(await unary("hi"), 0);

@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseAllDocuments, parse } from "yaml";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: arbitrary Kubernetes objects, checked by schema
 export type K8sObject = Record<string, any>;
 
 const KNOWN_FIELDS = new Set(["apiVersion", "kind", "namespace", "labels", "resources", "images", "replicas", "patches"]);

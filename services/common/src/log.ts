@@ -35,7 +35,6 @@ export function createLogger(component: string, options: Partial<LogOptions> = {
 
 function prettyStream(): NodeJS.WritableStream {
   // Loaded lazily: only terminals pay for it.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = requireCjs("pino-pretty") as { default?: PrettyFactory } & PrettyFactory;
   const factory = mod.default ?? mod;
   return factory({

@@ -300,7 +300,7 @@ export class BatchPublisher<Desc extends DescMessage> {
             this.nc.publish(m.subject, m.data);
             c.add(`${p}published`);
             c.add(`${p}published_bytes`, m.data.length);
-          } catch (e) {
+          } catch {
             // e.g. a subject the client rejects: a counted drop, the rest goes on.
             c.add(`${p}drops_publish_error`);
           }

@@ -43,7 +43,7 @@ export interface ServiceContext {
 }
 
 /** A gRPC unary handler for one method of the component's service (protobuf-es messages). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each method has its own protobuf-es message types
 export type UnaryHandler = (request: any) => Promise<any> | any;
 
 /** What `createService` returns. */

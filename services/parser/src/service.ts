@@ -6,7 +6,7 @@
 //   object store wirescope-plugins / --plugin-dir / built-ins ──▶ PluginSet
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import type { JetStreamClient, NatsConnection } from "nats";
+import type { JetStreamClient } from "nats";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,

@@ -19,7 +19,6 @@ export function escTag(v: string): string {
     }
   }
   if (!needs) return v;
-  // eslint-disable-next-line no-control-regex
   return v.replace(/[\u0000-\u001f]/g, " ").replace(/\\+$/, "/").replace(/([,= ])/g, "\\$1");
 }
 
@@ -34,7 +33,6 @@ export function escStr(v: string): string {
     }
   }
   if (plain) return '"' + v + '"';
-  // eslint-disable-next-line no-control-regex
   return '"' + v.replace(/[\\"]/g, "\\$&").replace(/[\u0000-\u0009\u000b-\u001f]/g, " ").replace(/\n/g, "\\n") + '"';
 }
 

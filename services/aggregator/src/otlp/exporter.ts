@@ -104,7 +104,6 @@ export class OtlpExporter {
   }
 
   private async sendAll(): Promise<void> {
-    {
       while (this.queued > 0 && !this.stopped) {
         const n = Math.min(this.opts.batchSize, this.queued);
         const batch = this.queue.slice(this.head, this.head + n);
@@ -129,7 +128,6 @@ export class OtlpExporter {
           this.head = 0;
         }
       }
-    }
   }
 
   /** Resolves when the queue is empty (or after `ms`). */

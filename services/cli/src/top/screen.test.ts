@@ -35,8 +35,8 @@ describe("render", () => {
     const text = render(s, data, frame).join("\n");
     assert.match(text, /SERVICE api/);
     assert.match(text, />http\s+GET\s+10\.0\s+1\.00%\s+3\.00ms\s+12\.0ms\s+\/orders\/\{id\}/);
-    assert.match(text, /CALLERS\n  web -> api  http/);
-    assert.match(text, /CALLEES\n  api -> orders  grpc/);
+    assert.match(text, /CALLERS\n {2}web -> api {2}http/);
+    assert.match(text, /CALLEES\n {2}api -> orders {2}grpc/);
     assert.equal(press(s, "\u001b").view, "services");
   });
   it("filters with / and shows edges with e", () => {

@@ -518,7 +518,6 @@ export class EngineConnection {
       this.reject(got);
       return;
     }
-    const inst = got;
     c.add(`conn_claimed.${plugin.name}`);
     if (!this.log) return;
     const log = this.log;

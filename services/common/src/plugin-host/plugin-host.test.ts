@@ -83,7 +83,7 @@ function fakePlugin(o: FakeOptions = {}): Uint8Array {
     ...(imports.length ? section(2, vec(imports)) : []),
     ...section(3, vec(kept.map(([, t]) => u32(t)))),
     ...section(5, vec([[0x01, ...u32(1), ...u32(o.memMax ?? 16)]])),
-    ...section(7, vec([...(o.omit === "memory" ? [] : [[...str("memory"), 0x02, 0]]), ...kept.filter(([n]) => n !== "__start").map(([n], i) => [...str(n), 0x00, ...u32(nImp + kept.findIndex(([k]) => k === n))])].map((x, i) => (void i, x)))),
+    ...section(7, vec([...(o.omit === "memory" ? [] : [[...str("memory"), 0x02, 0]]), ...kept.filter(([n]) => n !== "__start").map(([n]) => [...str(n), 0x00, ...u32(nImp + kept.findIndex(([k]) => k === n))])])),
     ...section(8, u32(nImp + kept.findIndex(([n]) => n === "__start"))),
     ...section(10, vec(kept.map(([, , body]) => { const b = [0x00, ...body]; return [...u32(b.length), ...b]; }))),
   ];

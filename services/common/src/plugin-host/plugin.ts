@@ -130,10 +130,9 @@ export class PluginInstance {
     readonly plugin: Plugin,
     module: WasmModule,
   ) {
-    let self: PluginInstance | undefined;
     const env = {
       abort: (msg: number, file: number, line: number, col: number) => {
-        if (self) self.abortMessage = `${self.readString(msg) ?? "abort"} at ${self.readString(file) ?? "?"}:${line}:${col}`;
+        if (this) this.abortMessage = `${this.readString(msg) ?? "abort"} at ${this.readString(file) ?? "?"}:${line}:${col}`;
         throw new Wasm.RuntimeError("plugin called abort");
       },
     };
@@ -143,7 +142,6 @@ export class PluginInstance {
     } catch (e) {
       throw new PluginError("start_trap", `plugin ${plugin.name}: trapped while starting: ${(e as Error).message}`, { cause: e });
     }
-    self = this;
     this.fuelBase = Math.min(0x7fffffff, plugin.options.fuelBase);
     this.fuelPerByte = plugin.options.fuelPerByte;
     this.x = inst.exports as unknown as Exports;
