@@ -26,6 +26,7 @@ import { windowLines, SpanClock } from "./core/lines.js";
 import { makeRecord } from "./core/testing.js";
 import { Pipeline } from "./pipeline.js";
 import { decodeRecordBatch } from "./core/decode.js";
+import { RecordBatchSlots } from "./core/record-slot.js";
 import { InfluxWriter } from "./influx/writer.js";
 
 const N = Number(process.env.BENCH_RECORDS ?? 300_000);
@@ -103,9 +104,10 @@ async function benchCore(records: WRecord[]) {
 }
 
 async function benchDecode(batches: Uint8Array[]) {
+  const slots = new RecordBatchSlots();
   for (const [stage, decode] of [
     ["decode only: protobuf-es fromBinary", (b: Uint8Array) => fromBinary(RecordBatchSchema, b).records.length],
-    ["decode only: lean decoder (core/decode.ts)", (b: Uint8Array) => decodeRecordBatch(b).length],
+    ["decode only: lean decoder (core/decode.ts)", (b: Uint8Array) => decodeRecordBatch(b, slots).length],
   ] as const) {
     global.gc?.();
     const t0 = performance.now();
@@ -125,8 +127,9 @@ async function benchPipeline(batches: Uint8Array[], influxUrl: string) {
   const c0 = process.cpuUsage();
   let n = 0;
   let seq = 0;
+  const slots = new RecordBatchSlots();
   for (const b of batches) {
-    const recs = decodeRecordBatch(b);
+    const recs = decodeRecordBatch(b, slots);
     n += recs.length;
     pipeline.onBatch(recs, { seq: ++seq, redelivered: false, ack: () => undefined }, Date.now());
     pipeline.tick(Date.now());

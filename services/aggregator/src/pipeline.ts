@@ -11,6 +11,7 @@
 // that touched them (none of those messages was acked), and the deterministic points overwrite
 // whatever a partial write left. No NATS or InfluxDB import here: the adapters are injected.
 import type { RecordView as WRecord } from "./core/record-view.js";
+import type { RecordBatchSlots } from "./core/record-slot.js";
 import { Aggregator } from "./core/aggregator.js";
 import type { ClosedWindow } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
@@ -98,7 +99,7 @@ export class Pipeline {
   }
 
   /** One delivered batch. Never throws. */
-  onBatch(records: readonly WRecord[], msg: Ackable, nowMs: number): void {
+  onBatch(records: readonly WRecord[] | RecordBatchSlots, msg: Ackable, nowMs: number): void {
     const prev = this.held.get(msg.seq);
     if (prev) {
       // Redelivered while still held (ack wait expired): already counted, keep the newest handle.

@@ -10,6 +10,7 @@ import { pipelineLine } from "./core/lines.js";
 import { Pipeline, type Ackable } from "./pipeline.js";
 import { decodeRecordBatch } from "./core/decode.js";
 import type { RecordView } from "./core/record-view.js";
+import { RecordBatchSlots } from "./core/record-slot.js";
 import { InfluxWriter } from "./influx/writer.js";
 import { redact } from "./influx/detect.js";
 import { OtlpExporter, httpSender, tracesUrl } from "./otlp/exporter.js";
@@ -115,7 +116,7 @@ export const createService: CreateService = async (ctx) => {
       let decodeErrors = 0;
       const reader = (async () => {
         for await (const m of messages) {
-          let records: RecordView[];
+          let records: RecordView[] | RecordBatchSlots;
           try {
             records = decodeBatch(m.data);
           } catch (e) {
@@ -267,10 +268,13 @@ class HeldMessage implements Ackable {
   }
 }
 
+/** The slots each batch is decoded into: ingested before the next batch is decoded. */
+const slots = new RecordBatchSlots();
+
 /** The lean decoder; protobuf-es as the reference when it refuses (then that one's verdict holds). */
-function decodeBatch(data: Uint8Array): RecordView[] {
+function decodeBatch(data: Uint8Array): RecordView[] | RecordBatchSlots {
   try {
-    return decodeRecordBatch(data);
+    return decodeRecordBatch(data, slots);
   } catch {
     return fromBinary(RecordBatchSchema, data).records;
   }

@@ -1,5 +1,6 @@
 // The aggregation core: records in, closed windows out. No I/O; time is passed in.
 import type { RecordView as WRecord } from "./record-view.js";
+import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
 import { Role } from "@wirescope/common";
 import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
@@ -7,8 +8,8 @@ import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced } from "./identity.js";
 import { windowStart } from "./window.js";
-import { bytesToHex, id64Words, ID_WORDS, tupleHash } from "./hash.js";
-import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type SpanRec } from "./spans.js";
+import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
+import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type SpanRec, type SpanInput } from "./spans.js";
 
 export interface RedSeries {
   service: string;
@@ -77,7 +78,35 @@ interface ServiceBucket {
   service: string;
   node: string;
   namespace: string;
-  series: Map<string, RedSeries>;
+  /** In creation order. */
+  series: RedSeries[];
+  /** By protocol, operation and resource; the few of one such key told apart by role and status class. */
+  index: Nest3<RedSeries[]>;
+}
+
+/** Three levels of maps: keys looked up part by part, no key string built per record. */
+type Nest3<V> = Map<string, Map<string, Map<string, V>>>;
+
+/** 4-tuple strings by client address, server address and ports (Aggregator.tupleOf). */
+type Nest3Num = Map<string, Map<string, Map<number, string>>>;
+
+/** The series of one protocol, operation and resource with this role and status class. */
+function findSeries(b: ServiceBucket, protocol: string, operation: string, resource: string, role: string, sc: string): RedSeries | undefined {
+  const l = get3(b.index, protocol, operation, resource);
+  if (l) for (const s of l) if (s.role === role && s.statusClass === sc) return s;
+  return undefined;
+}
+
+function get3<V>(m: Nest3<V>, a: string, b: string, c: string): V | undefined {
+  return m.get(a)?.get(b)?.get(c);
+}
+
+function set3<V>(m: Nest3<V>, a: string, b: string, c: string, v: V): void {
+  let mb = m.get(a);
+  if (!mb) m.set(a, (mb = new Map()));
+  let mc = mb.get(b);
+  if (!mc) mb.set(b, (mc = new Map()));
+  mc.set(c, v);
 }
 
 /** An edge contribution waiting for the window's close to be matched by 4-tuple. */
@@ -100,11 +129,17 @@ interface TupleSides {
 }
 
 class WindowState implements TupleSides {
-  readonly services = new Map<string, ServiceBucket>();
-  readonly edges = new Map<string, EdgeSeries>();
+  /** In creation order, and by service, node and namespace. */
+  readonly services: ServiceBucket[] = [];
+  readonly serviceIndex: Nest3<ServiceBucket> = new Map();
+  /** In creation order, and by client, server and protocol. */
+  readonly edges: EdgeSeries[] = [];
+  readonly edgeIndex: Nest3<EdgeSeries> = new Map();
   readonly serverTuples = new Set<string>();
   readonly clientByTuple = new Map<string, string>();
-  readonly pendingEdges = new Map<string, PendingEdge>();
+  /** In creation order, and by 4-tuple (the few of one tuple told apart by side and names). */
+  readonly pendingEdges: PendingEdge[] = [];
+  readonly pendingByTuple = new Map<string, PendingEdge[]>();
   readonly spans: SpanColumns;
   lastArrival = 0;
   constructor(readonly start: number) {
@@ -114,8 +149,20 @@ class WindowState implements TupleSides {
 
 const SEP = "\u0000";
 
+/** What `Aggregator.addSpan` hands to SpanColumns.push, reused record after record. */
+const spanInput: SpanInput = {
+  idA: 0, idB: 0, kind: "server", service: "", peer: "", protocol: "", operation: "", resource: "", relUs: 0, subUs: 0, durUs: 0,
+  status: undefined, error: false, node: "", pid: 0, tid: 0, tupleKey: -1, hTrace: "", hParent: "", series: {},
+  clientAddress: "", clientPort: 0, serverAddress: "", serverPort: 0, requestBytes: 0, responseBytes: 0, incomplete: false,
+};
+const ID_STRS: string[] = ["", "", ""];
+const ID_NUMS: number[] = [0, 0, 0, 0, 0];
+
+/** Distinct 4-tuples remembered by `Aggregator.tupleOf` before its cache starts afresh. */
+const TUPLE_CACHE_MAX = 100_000;
+
 /** Reads one attribute as a string (the protobuf oneof flattened). */
-function attrOf(r: WRecord, name: string): string | undefined {
+function attrOf(r: RecordSlot, name: string): string | undefined {
   const v = r.attributes[name]?.value;
   if (!v || v.case === undefined) return undefined;
   if (v.case === "stringList") return (v.value as { values: string[] }).values.join(",");
@@ -149,6 +196,11 @@ export class Aggregator {
   private prevSides: TupleSides | undefined;
   private readonly normCache = new Map<string, Map<string, Map<string, { operation: string; resource: string }>>>();
   private normCached = 0;
+  /** Slots for batches given as records (protobuf-es messages, tests), reused. */
+  private readonly viewSlots = new RecordBatchSlots();
+  /** 4-tuple strings by client address, server address, client port · 65536 + server port. */
+  private readonly tupleCache: Nest3Num = new Map();
+  private tupleCached = 0;
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -183,19 +235,20 @@ export class Aggregator {
    * Adds the records of one batch. `redelivered` only changes the drop reason of records whose
    * window is already closed (they were counted before the crash/redelivery).
    */
-  ingest(records: readonly WRecord[], nowMs: number, redelivered = false): IngestResult {
+  ingest(records: readonly WRecord[] | RecordBatchSlots, nowMs: number, redelivered = false): IngestResult {
+    const batch = records instanceof RecordBatchSlots ? records : RecordBatchSlots.fromViews(records, this.viewSlots);
     let accepted = 0;
     let maxWindow = -Infinity;
     const c = this.counters;
-    for (const r of records) {
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch.slots[i]!;
       c.recordsIn++;
-      const startNs = r.startNs;
-      if (startNs <= 0n) {
+      if (!r.hasStart) {
         c.drops.invalid++;
         continue;
       }
-      const startMs = Number(startNs / 1000n) / 1000;
-      const durMs = Number(r.durationNs / 1000n) / 1000;
+      const startMs = r.startUs / 1000;
+      const durMs = r.durUs / 1000;
       const endMs = startMs + durMs;
       if (!Number.isFinite(endMs) || durMs < 0) {
         c.drops.invalid++;
@@ -229,7 +282,7 @@ export class Aggregator {
     return { accepted, maxWindow };
   }
 
-  private norm(r: WRecord): { operation: string; resource: string } {
+  private norm(r: RecordSlot): { operation: string; resource: string } {
     // Nested maps, no key concatenation: this runs for every record.
     let byOp = this.normCache.get(r.protocol);
     if (!byOp) this.normCache.set(r.protocol, (byOp = new Map()));
@@ -249,14 +302,14 @@ export class Aggregator {
     return n;
   }
 
-  private add(win: WindowState, r: WRecord, durMs: number): void {
+  private add(win: WindowState, r: RecordSlot, durMs: number): void {
     const role: "server" | "client" = r.role === Role.CLIENT ? "client" : "server";
     const serverName = serviceName(r.server, true);
     const clientName = serviceName(r.client, false);
     const service = role === "server" ? serverName : clientName;
     const protocol = r.protocol || "unknown";
     const { operation, resource: res0 } = this.norm(r);
-    const sc = statusClass(protocol, r.status, r.error, r.incomplete);
+    const sc = statusClass(protocol, r.hasStatus ? r.status : undefined, r.error, r.incomplete);
     const error = r.error || sc === "5xx";
     const own = role === "server" ? r.server : r.client;
     const node = own?.node || r.node;
@@ -264,23 +317,27 @@ export class Aggregator {
     const f = r.observedFraction;
     const weight = f !== undefined && f > 0 && f < 1 ? 1 / f : 1;
 
-    const bucketKey = service + SEP + node + SEP + namespace;
-    let bucket = win.services.get(bucketKey);
-    if (!bucket) win.services.set(bucketKey, (bucket = { service, node, namespace, series: new Map() }));
-    let resource = res0;
-    let key = protocol + SEP + operation + SEP + resource + SEP + role + SEP + sc;
-    let series = bucket.series.get(key);
+    let bucket = get3(win.serviceIndex, service, node, namespace);
+    if (!bucket) {
+      bucket = { service, node, namespace, series: [], index: new Map() };
+      win.services.push(bucket);
+      set3(win.serviceIndex, service, node, namespace, bucket);
+    }
+    let series = findSeries(bucket, protocol, operation, res0, role, sc);
     if (!series) {
-      if (bucket.series.size >= this.opts.maxSeriesPerService) {
+      let resource = res0;
+      if (bucket.series.length >= this.opts.maxSeriesPerService) {
         // Memory guard: fold at once (see CoreOptions.maxSeriesPerService).
         this.counters.drops.cardinality_overflow++;
         resource = "*";
-        key = protocol + SEP + operation + SEP + resource + SEP + role + SEP + sc;
-        series = bucket.series.get(key);
+        series = findSeries(bucket, protocol, operation, resource, role, sc);
       }
       if (!series) {
         series = { service, node, namespace, protocol, operation, resource, role, statusClass: sc, stats: new LatencyStats(this.opts.relativeAccuracy) };
-        bucket.series.set(key, series);
+        bucket.series.push(series);
+        const same = get3(bucket.index, protocol, operation, resource);
+        if (same) same.push(series);
+        else set3(bucket.index, protocol, operation, resource, [series]);
       }
     }
     series.stats.add(durMs, error, weight);
@@ -309,13 +366,13 @@ export class Aggregator {
    * named the other by address. Work and memory are linear in the window's records, bounded by
    * maxEdgeTuples.
    */
-  private addToMap(win: WindowState, r: WRecord, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean, weight: number): void {
+  private addToMap(win: WindowState, r: RecordSlot, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean, weight: number): void {
     const isServer = role === "server";
     const clientTraced = isTraced(r.client);
     const c = r.client;
     const sv = r.server;
-    const tuple = c && sv && c.address && sv.address && c.port && sv.port ? `${c.address} ${c.port} ${sv.address} ${sv.port}` : "";
-    const full = tuple !== "" && win.serverTuples.size + win.clientByTuple.size + win.pendingEdges.size >= this.opts.maxEdgeTuples;
+    const tuple = c && sv && c.address && sv.address && c.port && sv.port ? this.tupleOf(c.address, c.port, sv.address, sv.port) : "";
+    const full = tuple !== "" && win.serverTuples.size + win.clientByTuple.size + win.pendingEdges.length >= this.opts.maxEdgeTuples;
     if (tuple && !full) {
       if (isServer) win.serverTuples.add(tuple);
       else if (clientTraced) win.clientByTuple.set(tuple, clientName);
@@ -330,23 +387,49 @@ export class Aggregator {
       this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error, weight);
       return;
     }
-    const pk = tuple + SEP + role + SEP + clientName + SEP + serverName + SEP + protocol;
-    let p = win.pendingEdges.get(pk);
-    if (!p) win.pendingEdges.set(pk, (p = { tuple, side: role, client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) }));
+    let same = win.pendingByTuple.get(tuple);
+    if (!same) win.pendingByTuple.set(tuple, (same = []));
+    let p: PendingEdge | undefined;
+    for (const q of same) if (q.side === role && q.client === clientName && q.server === serverName && q.protocol === protocol) p = q;
+    if (!p) {
+      p = { tuple, side: role, client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      same.push(p);
+      win.pendingEdges.push(p);
+    }
     p.stats.add(durMs, error, weight);
+  }
+
+  /** "caddr cport saddr sport", one string per distinct 4-tuple (not one per record). */
+  private tupleOf(clientAddress: string, clientPort: number, serverAddress: string, serverPort: number): string {
+    if (clientPort > 0xffff || serverPort > 0xffff) return `${clientAddress} ${clientPort} ${serverAddress} ${serverPort}`;
+    const ports = clientPort * 0x1_0000 + serverPort;
+    let bySa = this.tupleCache.get(clientAddress);
+    if (!bySa) this.tupleCache.set(clientAddress, (bySa = new Map()));
+    let byPorts = bySa.get(serverAddress);
+    if (!byPorts) bySa.set(serverAddress, (byPorts = new Map()));
+    let t = byPorts.get(ports);
+    if (t === undefined) {
+      if (++this.tupleCached > TUPLE_CACHE_MAX) {
+        this.tupleCache.clear();
+        this.tupleCached = 0;
+      }
+      t = `${clientAddress} ${clientPort} ${serverAddress} ${serverPort}`;
+      byPorts.set(ports, t);
+    }
+    return t;
   }
 
   /** The window's edge series for client → server (undefined past the memory guard, counted). */
   private addEdge(win: WindowState, client: string, server: string, protocol: string): LatencyStats | undefined {
-    const ek = client + SEP + server + SEP + protocol;
-    let e = win.edges.get(ek);
+    let e = get3(win.edgeIndex, client, server, protocol);
     if (!e) {
-      if (win.edges.size >= this.opts.maxSeriesPerService * 4) {
+      if (win.edges.length >= this.opts.maxSeriesPerService * 4) {
         this.counters.drops.cardinality_overflow++;
         return undefined;
       }
       e = { client, server, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
-      win.edges.set(ek, e);
+      win.edges.push(e);
+      set3(win.edgeIndex, client, server, protocol, e);
     }
     return e.stats;
   }
@@ -358,7 +441,7 @@ export class Aggregator {
     if (this.prevSides) sides.push(this.prevSides);
     const next = this.windows.get(w.start + this.opts.windowMs);
     if (next) sides.push(next);
-    for (const p of w.pendingEdges.values()) {
+    for (const p of w.pendingEdges) {
       if (p.side === "client") {
         if (sides.some((s) => s.serverTuples.has(p.tuple))) {
           this.counters.edgeCallsMatched += p.stats.requests;
@@ -377,11 +460,12 @@ export class Aggregator {
         this.addEdge(w, client, p.server, p.protocol)?.merge(p.stats);
       }
     }
-    w.pendingEdges.clear();
+    w.pendingEdges.length = 0;
+    w.pendingByTuple.clear();
     this.prevSides = { serverTuples: w.serverTuples, clientByTuple: w.clientByTuple };
   }
 
-  private addSpan(cols: SpanColumns, r: WRecord, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
+  private addSpan(cols: SpanColumns, r: RecordSlot, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
     const ep = role === "server" ? r.server : r.client;
     // Strings are shared through the window's string table (SpanColumns), not copied per span.
     const node = r.node || ep?.node || "";
@@ -393,41 +477,48 @@ export class Aggregator {
     // connection apart. Multiplexed ones (HTTP/2, gRPC) whose requests arrived in one read share
     // the start: their durations tell them apart (without it, 4 of 6,938 spans of the demo shared
     // an id with another, which OTLP collectors and trace views take for one span).
-    id64Words([node, protocol, resource], [Number(r.connKey), role === "server" ? 2 : 1, Number(r.startNs), r.tid, Number(r.durationNs)], ID_WORDS);
-    let hTrace = r.trace && r.trace.traceId.length === 16 ? bytesToHex(r.trace.traceId) : "";
-    let hParent = hTrace && r.trace!.parentSpanId.length === 8 ? bytesToHex(r.trace!.parentSpanId) : "";
+    ID_STRS[0] = node;
+    ID_STRS[1] = protocol;
+    ID_STRS[2] = resource;
+    ID_NUMS[0] = r.connKeyNum;
+    ID_NUMS[1] = role === "server" ? 2 : 1;
+    ID_NUMS[2] = r.startNsNum;
+    ID_NUMS[3] = r.tid;
+    ID_NUMS[4] = r.durNsNum;
+    id64Words(ID_STRS, ID_NUMS, ID_WORDS);
+    let hTrace = r.traceHex;
+    let hParent = hTrace ? r.parentHex : "";
     if (hTrace === "00000000000000000000000000000000") hTrace = "";
     if (hParent === "0000000000000000") hParent = "";
-    const startUs = r.startNs / 1000n;
-    cols.push({
-      idA: ID_WORDS[0]!,
-      idB: ID_WORDS[1]!,
-      kind: role,
-      service,
-      peer,
-      protocol,
-      operation,
-      resource,
-      relUs: Number(startUs) - cols.window * 1000,
-      subUs: Number(r.startNs - startUs * 1000n),
-      durUs: Number(r.durationNs / 1000n),
-      status: r.status === undefined ? undefined : Number(r.status),
-      error,
-      node,
-      pid: ep?.process?.pid ?? 0,
-      tid: r.tid,
-      tupleKey: clientAddress && serverAddress && clientPort && serverPort ? tupleHash(clientAddress, clientPort, serverAddress, serverPort) : -1,
-      hTrace,
-      hParent,
-      series,
-      clientAddress,
-      clientPort,
-      serverAddress,
-      serverPort,
-      requestBytes: Number(r.requestBytes),
-      responseBytes: Number(r.responseBytes),
-      incomplete: r.incomplete,
-    });
+    const x = spanInput;
+    x.idA = ID_WORDS[0]!;
+    x.idB = ID_WORDS[1]!;
+    x.kind = role;
+    x.service = service;
+    x.peer = peer;
+    x.protocol = protocol;
+    x.operation = operation;
+    x.resource = resource;
+    x.relUs = r.startUs - cols.window * 1000;
+    x.subUs = r.startSubNs;
+    x.durUs = r.durUs;
+    x.status = r.hasStatus ? r.status : undefined;
+    x.error = error;
+    x.node = node;
+    x.pid = ep?.process?.pid ?? 0;
+    x.tid = r.tid;
+    x.tupleKey = clientAddress && serverAddress && clientPort && serverPort ? tupleHash(clientAddress, clientPort, serverAddress, serverPort) : -1;
+    x.hTrace = hTrace;
+    x.hParent = hParent;
+    x.series = series;
+    x.clientAddress = clientAddress;
+    x.clientPort = clientPort;
+    x.serverAddress = serverAddress;
+    x.serverPort = serverPort;
+    x.requestBytes = r.requestBytes;
+    x.responseBytes = r.responseBytes;
+    x.incomplete = r.incomplete;
+    cols.push(x);
   }
 
   /**
@@ -456,7 +547,7 @@ export class Aggregator {
     this.counters.windowsClosed++;
     let folded = 0;
     const red: RedSeries[] = [];
-    for (const bucket of w.services.values()) {
+    for (const bucket of w.services) {
       const r = this.finishService(bucket);
       folded += r.folded;
       red.push(...r.red);
@@ -472,7 +563,7 @@ export class Aggregator {
 
   private finishService(bucket: ServiceBucket): { red: RedSeries[]; folded: number } {
     const { service, node, namespace } = bucket;
-    const all = [...bucket.series.values()];
+    const all = bucket.series;
     // 1. Per-segment collapse of HTTP paths (window-local, order-independent).
     const httpPaths = new Set<string>();
     for (const s of all) if (s.resource.startsWith("/") && s.protocol !== "grpc") httpPaths.add(s.resource);
@@ -511,7 +602,7 @@ export class Aggregator {
   private finishEdges(w: WindowState): { edges: EdgeSeries[]; folded: number } {
     // Guard the client tag per server (clients named by address can be unbounded).
     const byServer = new Map<string, EdgeSeries[]>();
-    for (const e of w.edges.values()) {
+    for (const e of w.edges) {
       let l = byServer.get(e.server);
       if (!l) byServer.set(e.server, (l = []));
       l.push(e);

@@ -1,37 +1,49 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role } from "@wirescope/common";
-import { decodeRecordBatch, DecodeError } from "./decode.js";
-import type { RecordView } from "./record-view.js";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, TraceContextSchema, Role } from "@wirescope/common";
+import { decodeRecordBatch, DecodeError, RECORD_FIELDS } from "./decode.js";
+import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
 import { makeRecord } from "./testing.js";
 
-/** The RecordView projection of any record-like object, for comparison. */
-function project(r: RecordView) {
-  const ep = (e: RecordView["client"]) =>
+/** Every field the core reads from a slot, as plain data for comparison. */
+function project(r: RecordSlot) {
+  const ep = (e: RecordSlot["client"]) =>
     e && { address: e.address, port: e.port, service: e.service, node: e.node, process: e.process && { pid: e.process.pid, name: e.process.name, container: e.process.container, workload: e.process.workload, namespace: e.process.namespace } };
   return {
     protocol: r.protocol,
-    startNs: r.startNs,
-    durationNs: r.durationNs,
+    hasStart: r.hasStart,
+    startUs: r.startUs,
+    startSubNs: r.startSubNs,
+    startNsNum: r.startNsNum,
+    durUs: r.durUs,
+    durNsNum: r.durNsNum,
     operation: r.operation,
     resource: r.resource,
+    hasStatus: r.hasStatus,
     status: r.status,
     error: r.error,
     requestBytes: r.requestBytes,
     responseBytes: r.responseBytes,
     incomplete: r.incomplete,
-    trace: r.trace && { traceId: [...r.trace.traceId], parentSpanId: [...r.trace.parentSpanId] },
+    traceHex: r.traceHex,
+    parentHex: r.parentHex,
     attributes: Object.fromEntries(Object.entries(r.attributes).map(([k, v]) => [k, JSON.stringify(v.value, (k, x) => (k === "$typeName" || k === "$unknown" ? undefined : typeof x === "bigint" ? `${x}n` : x))])),
     client: ep(r.client),
     server: ep(r.server),
-    connKey: r.connKey,
+    connKeyNum: r.connKeyNum,
     role: r.role,
     tid: r.tid,
     node: r.node,
-    observedFraction: r.observedFraction || 0,
+    observedFraction: r.observedFraction,
   };
 }
+
+/** The batch's records through the lean decoder. */
+const lean = (bytes: Uint8Array) => slotsOf(decodeRecordBatch(bytes));
+/** The batch's records through protobuf-es, then into slots (the reference). */
+const reference = (bytes: Uint8Array) => slotsOf(RecordBatchSlots.fromViews(fromBinary(RecordBatchSchema, bytes).records));
+const slotsOf = (b: RecordBatchSlots) => b.slots.slice(0, b.length);
 
 function sample() {
   const a = makeRecord({ startMs: 1_700_000_000_123.456, durationMs: 12.5, resource: "/ünïcode/π", status: 503, error: true, server: { service: "api", address: "10.0.0.2", port: 8080, pid: 4242, name: "node" }, client: { address: "10.0.0.1", port: 51234 }, tid: 77, connKey: 2n ** 63n + 5n, traceId: "0af7651916cd43dd8448eb211c80319c", parentSpanId: "b7ad6b7169203331" });
@@ -57,16 +69,16 @@ describe("decodeRecordBatch", () => {
     const [a, b] = sample();
     a!.observedFraction = 0.375;
     const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [a!, b!] }));
-    const got = decodeRecordBatch(bytes);
-    assert.deepEqual(got.map(project), fromBinary(RecordBatchSchema, bytes).records.map(project));
+    const got = lean(bytes);
+    assert.deepEqual(got.map(project), reference(bytes).map(project));
     assert.deepEqual(got.map((r) => r.observedFraction), [0.375, 0]);
   });
 
   it("reads what protobuf-es reads", () => {
     const batch = create(RecordBatchSchema, { node: "n", parserId: "p", records: sample(), partition: 3, batchSeq: 9n });
     const bytes = toBinary(RecordBatchSchema, batch);
-    const ref = fromBinary(RecordBatchSchema, bytes).records.map(project);
-    assert.deepEqual(decodeRecordBatch(bytes).map(project), ref);
+    const ref = reference(bytes).map(project);
+    assert.deepEqual(lean(bytes).map(project), ref);
   });
 
   it("merges concatenated encodings of one record like protobuf (plugin fields, then host fields)", () => {
@@ -82,8 +94,8 @@ describe("decodeRecordBatch", () => {
     }
     len.push(n);
     const bytes = new Uint8Array([0x1a, ...len, ...rec]);
-    const ref = fromBinary(RecordBatchSchema, bytes).records.map(project);
-    const got = decodeRecordBatch(bytes).map(project);
+    const ref = reference(bytes).map(project);
+    const got = lean(bytes).map(project);
     assert.deepEqual(got, ref);
     assert.equal(got[0]!.server!.port, 80);
     assert.equal(got[0]!.server!.address, "1.2.3.4");
@@ -101,9 +113,9 @@ describe("decodeRecordBatch", () => {
     let s = 12345;
     for (let i = 0; i < 2000; i++) {
       const junk = Uint8Array.from({ length: 1 + (i % 200) }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 24));
-      let records: RecordView[] = [];
+      let records: RecordSlot[] = [];
       try {
-        records = decodeRecordBatch(junk);
+        records = lean(junk);
       } catch (e) {
         assert.ok(e instanceof DecodeError, String(e));
       }
@@ -119,16 +131,16 @@ describe("decodeRecordBatch", () => {
       // The valid batch with one to three bytes changed.
       const b = bytes.slice();
       for (let k = 0; k <= i % 3; k++) b[((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % b.length] = s >>> 24;
-      let records: RecordView[] = [];
+      let records: RecordSlot[] = [];
       try {
-        records = decodeRecordBatch(b);
+        records = lean(b);
       } catch (e) {
         assert.ok(e instanceof DecodeError, String(e));
         continue;
       }
       const ref = (() => {
         try {
-          return fromBinary(RecordBatchSchema, b).records.map(project);
+          return reference(b).map(project);
         } catch {
           return undefined;
         }
@@ -138,5 +150,40 @@ describe("decodeRecordBatch", () => {
       if (ref) assert.deepEqual(got.map((r) => r.attributes), ref.map((r) => r.attributes), `variant ${i}`);
     }
     assert.ok(read > 1000, `attributes read from decoded variants: ${read}`);
+  });
+
+  it("splits 64-bit fields into the numbers the BigInt arithmetic gives, at every magnitude", () => {
+    const values = [1n, 999n, 1000n, 1001n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 53n + 999n, (2n ** 21n) << 32n, ((2n ** 21n) << 32n) - 1n,
+      1_764_600_000_123_456_789n, (2n ** 30n) << 32n, ((2n ** 30n) << 32n) - 1n, ((2n ** 30n) << 32n) + 12_345n, 2n ** 63n + 5n, 2n ** 64n - 1n];
+    const records = values.map((v, i) =>
+      create(RecordSchema, { protocol: "http", startNs: v, durationNs: values[values.length - 1 - i]!, connKey: v, requestBytes: v, responseBytes: v, status: BigInt.asIntN(64, i % 2 ? -v : v - 1n), role: Role.SERVER }));
+    const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records }));
+    const got = lean(bytes).map(project);
+    assert.deepEqual(got, reference(bytes).map(project));
+    // The reference itself, from the BigInts.
+    const last = got[got.length - 1]!;
+    assert.equal(last.startUs, Number((2n ** 64n - 1n) / 1000n));
+    assert.equal(last.startSubNs, 615);
+    assert.equal(got[1]!.status, -999);
+  });
+
+  it("leaves nothing of one batch in the slots the next one is decoded into", () => {
+    const [a] = sample();
+    a!.observedFraction = 0.5;
+    a!.incomplete = true;
+    const full = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [a!, a!] }));
+    const bare = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [create(RecordSchema, { protocol: "redis", startNs: 7n })] }));
+    const slots = new RecordBatchSlots();
+    decodeRecordBatch(full, slots);
+    for (const r of slotsOf(slots)) Object.keys(r.attributes);
+    assert.deepEqual(slotsOf(decodeRecordBatch(bare, slots)).map(project), reference(bare).map(project));
+    assert.equal(slots.length, 1);
+  });
+
+  it("reads the field numbers of the generated schemas", () => {
+    const schemas: { [m: string]: { fields: readonly { localName: string; number: number }[] } } = { RecordBatch: RecordBatchSchema, Record: RecordSchema, TraceContext: TraceContextSchema, Endpoint: EndpointSchema, ProcessInfo: ProcessInfoSchema };
+    for (const [message, fields] of Object.entries(RECORD_FIELDS)) {
+      for (const [name, num] of Object.entries(fields)) assert.equal(schemas[message]!.fields.find((f) => f.localName === name)?.number, num, `${message}.${name}`);
+    }
   });
 });

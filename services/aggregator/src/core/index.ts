@@ -12,4 +12,5 @@ export * from "./lines.js";
 export * from "./testing.js";
 export * from "./record-view.js";
 export * from "./decode.js";
+export * from "./record-slot.js";
 export * from "./span-attributes.js";

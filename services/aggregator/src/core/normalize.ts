@@ -203,12 +203,15 @@ export function normalize(r: NormalizeInput): { operation: string; resource: str
 }
 
 /** status_class tag: 1xx..5xx for HTTP, "ok"/"error" otherwise (the numeric code is in spans). */
+/** Status classes by hundreds (one string each, not one per record). */
+const HTTP_CLASSES = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
 export function statusClass(protocol: string, status: bigint | number | undefined, error: boolean, incomplete: boolean): string {
   if (incomplete && status === undefined) return "incomplete";
   const p = protocol.toLowerCase();
   if ((p === "http" || p === "http1" || p === "http2" || p === "https") && status !== undefined) {
     const s = Number(status);
-    if (s >= 100 && s < 600) return `${Math.floor(s / 100)}xx`;
+    if (s >= 100 && s < 600) return HTTP_CLASSES[Math.floor(s / 100)]!;
   }
   return error ? "error" : "ok";
 }
