@@ -28,6 +28,29 @@
  * a socket is counted (no_fd) and its plaintext dropped: the handshake carries none. SSL_free
  * forgets the link, so an SSL* reused at the same address starts unlinked.
  *
+ * A memory-BIO connection opened before the probe has no handshake left to see. Its owner reads
+ * the ciphertext and decrypts it in the same call chain, on the same thread, before any other
+ * read (node: uv__read → TLSWrap::OnStreamRead → Cycle → ClearOut → SSL_read; python's asyncio
+ * sslproto: recv → data_received → SSLObject.read). So the thread's last read-like syscall is a
+ * candidate, and the first SSL_read after it claims it:
+ *
+ *   read(fd) of a TCP connection not yet TLS ── cand = {fd, conn_key} if its bytes start a TLS
+ *                                               record (type 20-23, 3.x), else no candidate; any
+ *                                               other read of the thread replaces it
+ *   SSL_read(ssl) entry                      ── takes the candidate (SSL_write keeps it: node's
+ *                                               ClearIn writes before ClearOut reads)
+ *   its return, ssl without a socket, n > 0  ── the candidate's fd still holds that conn_key, not
+ *                                               TLS: ssl_fds = fd, the connection is marked TLS,
+ *                                               the plaintext is sent (linked_by_read)
+ *
+ * The candidate lives in the thread's ssl_calls entry, which the data exit looks up anyway. A
+ * read of a thread that has no entry creates one only when it qualifies and its connection was
+ * opened before the probe (SSL_NO_CALL). Reads that are not of a tracked TCP connection (pipes,
+ * files) do not replace the candidate. A write
+ * cannot be linked this way: a write may be queued and made later, after another object's
+ * SSL_write on the same thread (node's EncOut under backpressure), so the first request a client
+ * sends on such a connection after the probe started is lost (no_fd); its response links it.
+ *
  * One set of programs serves every library whose calls look like OpenSSL's (object, buffer,
  * length): the uprobe's attach cookie says which library (enum ws_tls_lib), and user space keeps
  * the table of functions per library (services/probe/native/addon.cc).
@@ -46,6 +69,7 @@
 enum ssl_call_state {
 	SSL_IN_CALL = 0,  /* between entry and return */
 	SSL_UNLINKED = 1, /* returned without a socket: the thread's next new TLS write links it */
+	SSL_NO_CALL = 2,  /* no call yet: only a read candidate (see the top) */
 };
 
 /* A TLS library call between entry and return, or the thread's last call of an object without a
@@ -54,6 +78,8 @@ struct ssl_call {
 	__u64 ssl;     /* the library's connection object (SSL*, gnutls_session_t) */
 	__u64 buf;     /* plaintext buffer */
 	__u64 len_out; /* SSL_*_ex: where the library writes the byte count; 0 for SSL_read/SSL_write */
+	__u64 cand_key; /* the thread's last read: its connection, when it may link a memory BIO */
+	__s32 cand_fd;  /* ... and its fd, -1 for none */
 	__s32 fd;      /* socket seen inside this call, -1 until then */
 	__u8 dir;      /* enum ws_direction; 0 for a handshake (no plaintext) */
 	__u8 lib;      /* enum ws_tls_lib */
@@ -168,15 +194,55 @@ static __always_inline void link_ssl(struct conn_info *ci, __u64 id, __u32 fd, s
 	mark_tls(ci, id >> 32, fd, c->lib);
 }
 
+/* The bytes a read returned start a TLS record: content type 20..23 (change_cipher_spec, alert,
+ * handshake, application_data), version 3.x. */
+static __always_inline int read_starts_tls_record(const struct call_args *a)
+{
+	__u64 p = a->buf;
+	if (a->syscall == WS_SYS_READV || a->syscall == WS_SYS_RECVMSG) {
+		if (a->syscall == WS_SYS_RECVMSG) {
+			struct user_msghdr m = {};
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)p))
+				return 0;
+			p = (__u64)m.msg_iov;
+		}
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 3)
+			return 0;
+		p = (__u64)v.iov_base;
+	} else if (a->syscall != WS_SYS_READ && a->syscall != WS_SYS_RECVFROM) {
+		return 0;
+	}
+	__u8 h[3] = {};
+	if (bpf_probe_read_user(h, sizeof(h), (void *)p))
+		return 0;
+	return h[0] >= 20 && h[0] <= 23 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
 static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u32 fd, long ret, __u8 dir,
 					    const struct call_args *a)
 {
 	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (dir == WS_DIR_INGRESS && (!c || c->state != SSL_IN_CALL)) {
+		/* the thread's last read: a candidate for the next SSL_read of an unlinked object. The
+		 * bytes are looked at only on a thread that made TLS calls, or on a connection opened
+		 * before the probe: cleartext elsewhere costs nothing more */
+		int cand = 0;
+		if (!(ci->flags & WS_CONN_F_TLS) && (c || (ci->flags & WS_CONN_F_INFERRED)))
+			cand = read_starts_tls_record(a);
+		if (c) {
+			c->cand_fd = cand ? (__s32)fd : -1;
+			c->cand_key = ci->conn_key;
+		} else if (cand) {
+			struct ssl_call n = { .cand_fd = fd, .cand_key = ci->conn_key, .fd = -1, .state = SSL_NO_CALL };
+			bpf_map_update_elem(&ssl_calls, &id, &n, BPF_ANY);
+		}
+	}
 	if (c) {
 		if (c->state == SSL_IN_CALL) {
 			c->fd = fd;
 			link_ssl(ci, id, fd, c);
-		} else if (dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && starts_tls_handshake(a) > (ci->seq[0] == 0 ? 0 : 1)) {
+		} else if (c->state == SSL_UNLINKED && dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && starts_tls_handshake(a) > (ci->seq[0] == 0 ? 0 : 1)) {
 			/* memory BIO: the handshake the object's last call produced, written by its owner as
 			 * the connection's first bytes, or a ClientHello after cleartext (in-band upgrade) */
 			link_ssl(ci, id, fd, c);
@@ -195,10 +261,28 @@ static __always_inline int ssl_enter(void *ctx, __u64 ssl, __u64 buf, __u64 len_
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!process_traced(id >> 32))
 		return 0;
-	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .fd = -1, .dir = dir, .lib = bpf_get_attach_cookie(ctx) };
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .cand_fd = -1, .fd = -1, .dir = dir, .lib = bpf_get_attach_cookie(ctx) };
+	/* the read candidate passes on to this call (an SSL_read takes it, an SSL_write keeps it) */
+	struct ssl_call *prev = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (prev) {
+		c.cand_fd = prev->cand_fd;
+		c.cand_key = prev->cand_key;
+	}
 	if (bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY))
 		count_drop(WS_DROP_ARGS_MAP_FULL);
 	return 0;
+}
+
+/* An SSL_read of an object without a socket, after the thread read a connection that may be its
+ * own: links them when that fd still holds the same connection and it is not TLS yet. */
+static __always_inline int link_by_read(struct ssl_call *c, __u64 id)
+{
+	struct conn_info *ci = conn_of_fd(id >> 32, c->cand_fd);
+	if (!ci || ci->conn_key != c->cand_key || (ci->flags & WS_CONN_F_TLS))
+		return 0;
+	link_ssl(ci, id, c->cand_fd, c);
+	tls_count(WS_TLS_STAT_LINKED_BY_READ, 1);
+	return 1;
 }
 
 /* ret: SSL_read/SSL_write's return (bytes, or <= 0), or SSL_*_ex's (1 = success, count in *len_out). */
@@ -223,16 +307,23 @@ static __always_inline int ssl_exit(long ret)
 	} else {
 		struct ssl_key k = { .tgid = tgid, .ssl = c.ssl };
 		__u32 *f = bpf_map_lookup_elem(&ssl_fds, &k);
-		if (!f) {
-			/* no socket yet: a memory BIO's owner writes the handshake next (see the top) */
+		if (f) {
+			fd = *f;
+		} else if (c.dir == WS_DIR_INGRESS && n && c.cand_fd >= 0 && link_by_read(&c, id)) {
+			/* the object's ciphertext came from the thread's last read (see the top) */
+			fd = c.cand_fd;
+		} else {
+			/* no socket yet: a memory BIO's owner writes the handshake next (see the top); an
+			 * SSL_read took the read candidate, linked or not */
 			p->state = SSL_UNLINKED;
+			if (c.dir == WS_DIR_INGRESS)
+				p->cand_fd = -1;
 			if (n)
 				tls_count(WS_TLS_STAT_NO_FD, 1);
 			else if (c.dir)
 				tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
 			return 0;
 		}
-		fd = *f;
 	}
 	bpf_map_delete_elem(&ssl_calls, &id);
 	if (n == 0) {
@@ -297,8 +388,10 @@ SEC("tracepoint/sched/sched_process_exit")
 int tls_thread_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_lookup_elem(&ssl_calls, &id)) {
-		tls_count(WS_TLS_STAT_ABANDONED, 1);
+	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (c) {
+		if (c->state == SSL_IN_CALL)
+			tls_count(WS_TLS_STAT_ABANDONED, 1);
 		bpf_map_delete_elem(&ssl_calls, &id);
 	}
 	bpf_map_delete_elem(&active_calls, &id);

@@ -105,6 +105,7 @@ enum ws_tls_lib {
 	X(ABANDONED, "call_abandoned")        /* a thread exited inside a TLS call */             \
 	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */ \
 	X(LINKED_AFTER, "linked_after_call")  /* objects linked by the handshake write after a call (memory BIO) */ \
+	X(LINKED_BY_READ, "linked_by_read")   /* objects linked by the socket read before their first SSL_read (memory BIO, opened before the probe) */ \
 	X(EXEC_ANNOUNCED, "exec_announced")   /* executables started, not inspected yet: announced */ \
 	X(GO_NO_FD, "go_no_fd")               /* Go tls.Conn whose socket could not be read: dropped */ \
 	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \

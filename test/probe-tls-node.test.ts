@@ -10,7 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
@@ -114,4 +114,62 @@ test("probe TLS node: grpc-js over TLS, both ends' records (method, path, grpc-s
     for (const r of mine) assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
   }
   assert.deepEqual(theirs.map((k) => k.split(" ").pop()).sort(), ["0", "0", "5"], "two OK calls and a NOT_FOUND");
+});
+
+test("probe TLS node: a keep-alive connection opened before the probe is linked by its first read after attach; both ends' records match tshark", { timeout: 180_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const dir = tempDir("wirescope-probe-tls-held-");
+  const tls = selfSigned(dir);
+  const { web } = await startServers(t, tls);
+  // tcpdump from before the connection (tshark needs its handshake to decrypt it)
+  const pcap = path.join(dir, "held.pcap");
+  const keylog = path.join(dir, "keylog.txt");
+  const cap = await startTcpdump(pcap, web);
+  t.after(() => cap.kill());
+  const held = spawn(process.execPath, [`--tls-keylog=${keylog}`, path.join(FIXTURES, "client.mjs"), "held", String(web), tls.cert], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => held.kill("SIGKILL"));
+  let out = "";
+  held.stdout!.on("data", (d: Buffer) => (out += String(d)));
+  const line = async (re: RegExp) => {
+    const until = Date.now() + 60_000;
+    for (let m = re.exec(out); ; m = re.exec(out)) {
+      if (m) return m;
+      if (Date.now() > until || held.exitCode !== null) throw new Error(`held client: no ${re} in ${JSON.stringify(out)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const heldPort = Number((await line(/PORT (\d+)\n/))[1]);
+  // the probe starts now: the connection is open, its handshake long past
+  const warmKeys = path.join(dir, "warm-keys.txt");
+  const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
+  // its GET /keep ticks (not compared) link both ends after attach: the server's by the request
+  // it reads, the client's by the response; two rounds of three requests are compared
+  held.stdin!.write("go\n");
+  await line(/DONE( \d+)+\n/);
+  held.stdin!.write("go\n");
+  const done = await line(/DONE( \d+)+\nDONE(( \d+)+)\n/);
+  assert.deepEqual(done[2]!.trim().split(" ").map(Number), [heldPort, heldPort, heldPort], "every request on the connection opened before the probe");
+  const ours = <T extends { record: { resource: string; client?: { port: number } } }>(l: T[]) => l.filter((s) => s.record.client?.port === heldPort && s.record.resource !== "/keep");
+  const until = Date.now() + 60_000;
+  while (ours(await readRecords(p.nc).catch(() => [])).length < 12 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  const records = ours(await settleRecords(p.nc, 2000, 30_000)).map((s) => s.record);
+  held.stdin!.end();
+  await new Promise((r) => held.once("exit", r));
+  await cap.stop();
+  const c = await p.counters();
+  t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
+  // tshark: the compared rounds of the held connection (its /missing requests come after attach:
+  // the first request before attach was a /keep)
+  const theirs = tsharkExchanges(pcap, keylog).filter((e) => e.path !== "/keep").map(exchangeKey).sort();
+  assert.equal(theirs.length, 6, `tshark decrypted both rounds: ${JSON.stringify(theirs)}`);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role);
+    assert.deepEqual(mine.map((r) => exchangeKey(recordExchange(r))).sort(), theirs, `${Role[role]} records = tshark`);
+    for (const r of mine) {
+      assert.equal(r.attributes["tls"]?.value.value, true);
+      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
+    }
+  }
+  assert.ok((c["tls.linked_by_read"] ?? 0) >= 2, `both ends linked by their first read after attach: ${c["tls.linked_by_read"]}`);
 });
