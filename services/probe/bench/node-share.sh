@@ -9,6 +9,9 @@
 # `h2load --h1 -c 16 --rps RATE/16 -D SECONDS`, client and server both traced (two records per
 # request). A subscriber takes every message as the parsers would. The probe traces only the server's port (--allow-port), so other processes on a shared
 # machine do not count. Counts from /proc/<pid>/stat and nats-server's /varz (in_msgs, in_bytes).
+# SHAPE=newconn: one request per connection (Connection: close), RATE new connections a second,
+# as the pipeline bench's newconn shape. PROBE_NODE_ARGS: node flags of the probe only
+# (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -u
 rate=$1; secs=$2; body=$3; shift 3
 cos=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do cos+=("$1"); shift; done; [ "${1:-}" = "--" ] && shift
@@ -26,13 +29,19 @@ for co in "${cos[@]}"; do
   np=$(port); hp=$(port); mp=$(port)
   nats-server -a 127.0.0.1 -p $np -m $mp > $tmp/nats.log 2>&1 & nats=$!
   PORT=$hp BODY=$body node $tmp/srv.cjs & srv=$!
-  (cd "$co" && exec node bin/wirescope.js probe --nats-url nats://127.0.0.1:$np --grpc-port 0 --lock-file $tmp/lock \
+  (cd "$co" && exec node ${PROBE_NODE_ARGS:-} bin/wirescope.js probe --nats-url nats://127.0.0.1:$np --grpc-port 0 --lock-file $tmp/lock \
      --log-level error --allow-port $hp "$@") > $tmp/probe.log 2>&1 & probe=$!
   # a subscriber takes every message, as the parsers would (nats-server's delivery work counts)
   (cd "$co" && exec node --input-type=module -e "import { connect } from 'nats'; const nc = await connect({ servers: 'nats://127.0.0.1:$np' }); nc.subscribe('wirescope.raw.>', { callback: () => {} });") > /dev/null 2>&1 & sub=$!
   sleep 5
   p0=$(ticks $probe); n0=$(ticks $nats); v0=$(curl -s 127.0.0.1:$mp/varz)
-  h2load --h1 -c 16 --rps $((rate / 16)) -D $secs http://127.0.0.1:$hp/x > $tmp/h2load.txt 2>&1
+  if [ "${SHAPE:-keepalive}" = newconn ]; then
+    # h2load opens rate/100 connections every 10 ms, one request each
+    h2load --h1 -c $((rate * secs)) -n $((rate * secs)) -r $(((rate + 99) / 100)) --rate-period=10ms -H 'Connection: close' \
+      http://127.0.0.1:$hp/x > $tmp/h2load.txt 2>&1
+  else
+    h2load --h1 -c 16 --rps $((rate / 16)) -D $secs http://127.0.0.1:$hp/x > $tmp/h2load.txt 2>&1
+  fi
   sleep 1
   p1=$(ticks $probe); n1=$(ticks $nats); v1=$(curl -s 127.0.0.1:$mp/varz)
   req=$(awk '/^requests:/{print $8}' $tmp/h2load.txt)

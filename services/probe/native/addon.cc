@@ -101,11 +101,54 @@ struct LibNotice {
   std::string filename;  // WS_EV_EXEC: the path execve was given
 };
 
+// Batch memory, reused. A batch handed to JS comes back when its Buffer is finalized; JS detaches
+// the Buffer as soon as it is done with it (the callback returns true), so a block comes back
+// within a loop turn instead of at the next GC. Without this every batch was a fresh external
+// ArrayBuffer, and tens of MB/s of them made V8 run a full mark-compact several times a second
+// (its external-memory limit), a quarter of the probe's CPU. Shared with the Buffers' finalizers,
+// which can run after the Probe is gone.
+struct BlockPool {
+  explicit BlockPool(size_t block) : block(block) {}
+  ~BlockPool() {
+    for (uint8_t* p : free_) ::free(p);
+  }
+  uint8_t* Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        uint8_t* p = free_.back();
+        free_.pop_back();
+        return p;
+      }
+    }
+    return static_cast<uint8_t*>(malloc(block));
+  }
+  void Give(uint8_t* p) {
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // as many as can be in flight at once (the JS queue) are worth keeping; more is memory idle
+      if (free_.size() < kKeep) {
+        free_.push_back(p);
+        return;
+      }
+    }
+    ::free(p);
+  }
+  static constexpr size_t kKeep = 8;
+  const size_t block;
+
+ private:
+  std::mutex mu_;
+  std::vector<uint8_t*> free_;
+};
+
 struct Batch {
   uint8_t* data;
   size_t len;
   uint32_t events;
   std::shared_ptr<QueueCounter> queued;
+  std::shared_ptr<BlockPool> pool;
 };
 
 class Probe : public Napi::ObjectWrap<Probe> {
@@ -338,7 +381,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       wirescope_bpf__destroy(skel_);
       skel_ = nullptr;
     }
-    free(cur_.data);
+    if (pool_) pool_->Give(cur_.data);
     cur_.data = nullptr;
     if (lock_fd_ >= 0) {
       close(lock_fd_);
@@ -347,7 +390,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
   }
 
   void NewBatch() {
-    cur_.data = static_cast<uint8_t*>(malloc(batch_bytes_ + sizeof(ws_data_event) + 16));
+    if (!pool_) pool_ = std::make_shared<BlockPool>(batch_bytes_ + sizeof(ws_data_event) + 16);
+    cur_.data = pool_->Take();
     cur_.len = 0;
     cur_.events = 0;
     batch_start_ = std::chrono::steady_clock::now();
@@ -415,20 +459,29 @@ class Probe : public Napi::ObjectWrap<Probe> {
   static void CallJs(Napi::Env env, Napi::Function fn, Batch* b) {
     if (b->queued) b->queued->events -= b->events;
     if (env == nullptr || fn == nullptr) {
-      free(b->data);
+      b->pool->Give(b->data);
       delete b;
       return;
     }
-    Napi::Buffer<uint8_t> buf =
-        Napi::Buffer<uint8_t>::New(env, b->data, b->len, [](Napi::Env, uint8_t* p) { free(p); });
+    auto* owner = new std::shared_ptr<BlockPool>(b->pool);
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
+        env, b->data, b->len,
+        [](Napi::Env, uint8_t* p, std::shared_ptr<BlockPool>* pool) {
+          (*pool)->Give(p);
+          delete pool;
+        },
+        owner);
     delete b;
-    fn.Call({buf});
+    // true: JS holds no view into the batch any more; detaching frees the block for reuse now
+    Napi::Value done = fn.Call({buf});
+    if (done.IsBoolean() && done.As<Napi::Boolean>().Value()) buf.ArrayBuffer().Detach();
   }
 
   void Flush() {
     if (!cur_.data || cur_.len == 0) return;
     Batch* b = new Batch(cur_);
     b->queued = queued_;
+    b->pool = pool_;
     cur_.data = nullptr;
     queued_->events += b->events;
     cur_events_ = 0;
@@ -441,7 +494,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       queued_->events -= b->events;
       dropped_batches_ += 1;
       dropped_events_ += b->events;
-      free(b->data);
+      pool_->Give(b->data);
       delete b;
     }
     NewBatch();
@@ -861,7 +914,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
   size_t batch_bytes_ = 1024 * 1024;
   int batch_ms_ = 50;
   bool urgent_ = false;
-  Batch cur_{nullptr, 0, 0};
+  Batch cur_{nullptr, 0, 0, nullptr, nullptr};
+  std::shared_ptr<BlockPool> pool_;
   std::chrono::steady_clock::time_point batch_start_;
   std::shared_ptr<QueueCounter> queued_ = std::make_shared<QueueCounter>();
   std::atomic<uint64_t> cur_events_{0};

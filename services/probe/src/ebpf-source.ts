@@ -93,36 +93,40 @@ export class EbpfSource implements EventSource {
   private earlyBytes = 0;
   private static readonly EARLY_MAX_BYTES = 32 << 20;
 
-  private onBatch(buf: Buffer): void {
+  /** True when nothing keeps a view into `buf` (the addon then reuses its memory at once). */
+  private onBatch(buf: Buffer): boolean {
     if (!this.rawHandler && !this.handler && !this.closed) {
       if (this.earlyBytes + buf.length <= EbpfSource.EARLY_MAX_BYTES) {
         this.early.push(buf);
         this.earlyBytes += buf.length;
-        return;
+        return false;
       }
     }
-    this.deliver(buf);
+    return this.deliver(buf);
   }
 
-  private deliver(buf: Buffer): void {
+  private deliver(buf: Buffer): boolean {
     if (this.rawHandler) {
+      // the raw consumer copies what it keeps (raw-encoder.ts): the batch is free after it
       try {
         this.rawHandler(buf);
       } catch {
         this.handlerErrors++;
       }
-      return;
+      return true;
     }
+    // decoded events' payloads are views into the batch, which the handler may keep
     const batch = decodeBatch(buf, this.decodeStats);
     if (!this.handler) {
       this.undelivered += batch.conns.length + batch.data.length;
-      return;
+      return true;
     }
     try {
       this.handler(batch);
     } catch {
       this.handlerErrors++;
     }
+    return false;
   }
 
   /** See NativeProbe.setCopyPolicy. */
@@ -149,7 +153,8 @@ export class EbpfSource implements EventSource {
 
   /**
    * Like `run`, but hands over the native batches undecoded (raw-encoder.ts turns them into
-   * RawBatch bytes without an object per event). `decodeErrors` reports the consumer's errors.
+   * RawBatch bytes without an object per event). `onRaw` must not keep the Buffer or a view into
+   * it past its return: the batch's memory is reused. `decodeErrors` reports the consumer's errors.
    */
   async runRaw(onRaw: (buf: Buffer) => void, signal: AbortSignal, decodeStats?: DecodeStats): Promise<void> {
     this.rawHandler = onRaw;
