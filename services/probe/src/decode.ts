@@ -62,36 +62,7 @@ export function decodeBatch(buf: Uint8Array, stats: DecodeStats = { records: 0, 
         stats.errors++;
         break;
       }
-      let family: 4 | 6 = dv.getUint16(start + CONN.family, true) === AF_INET ? 4 : 6;
-      let localAddress = formatAddress(buf, start + CONN.laddr, family);
-      let remoteAddress = formatAddress(buf, start + CONN.raddr, family);
-      // a dual-stack (::) server's end of an IPv4 connection: name it as its IPv4 peer does, so
-      // both ends of one connection carry the same addresses
-      if (family === 6 && localAddress.startsWith("::ffff:") && remoteAddress.startsWith("::ffff:")) {
-        family = 4;
-        localAddress = localAddress.slice(7);
-        remoteAddress = remoteAddress.slice(7);
-      }
-      conns.push({
-        kind: type === WS_EV_OPEN ? "open" : "close",
-        connKey, tgid, tid, tsMono,
-        cgroupId: dv.getBigUint64(start + CONN.cgroup_id, true),
-        family,
-        localAddress,
-        localPort: dv.getUint16(start + CONN.lport, true),
-        remoteAddress,
-        remotePort: dv.getUint16(start + CONN.rport, true),
-        role: buf[start + CONN.role],
-        inferred: (buf[start + CONN.flags] & WS_CONN_F_INFERRED) !== 0,
-        tls: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0,
-        tlsLibrary: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0 ? (TLS_LIBS[buf[start + CONN.tls_lib]] ?? "unknown") : "",
-        fd: dv.getUint32(start + CONN.fd, true),
-        comm: cString(buf.subarray(start + CONN.comm, start + CONN.comm + WS_COMM_LEN)),
-        observedFraction: type === WS_EV_OPEN ? dv.getUint16(start + CONN.sample_level, true) / WS_SAMPLE_ONE : undefined,
-        shed: type === WS_EV_CLOSE && buf[start + CONN.flags] & WS_CONN_F_SHED ? (SHED_REASONS[buf[start + CONN.shed]!] || "unknown") : undefined,
-        sentBytes: dv.getBigUint64(start + CONN.sent_bytes, true),
-        recvBytes: dv.getBigUint64(start + CONN.recv_bytes, true),
-      });
+      conns.push(decodeConn(buf, dv, start, type));
     } else if (type !== WS_EV_TLS_LIB) {
       // (library announcements go to their own callback in the addon; one here is not traffic)
       stats.errors++; // unknown record type: skip it, its length is still trustworthy
@@ -100,4 +71,45 @@ export function decodeBatch(buf: Uint8Array, stats: DecodeStats = { records: 0, 
     off = (end + 7) & ~7;
   }
   return { conns, data };
+}
+
+/**
+ * One connection record (open or close) at `start` of `buf` (its length checked: ≥ CONN.size).
+ * Shared by decodeBatch and the encoder's hot path (raw-encoder.ts).
+ */
+export function decodeConn(buf: Uint8Array, dv: DataView, start: number, type: number): ConnRecord {
+  const tgid = dv.getUint32(start + HDR.tgid, true);
+  const tid = dv.getUint32(start + HDR.tid, true);
+  const tsMono = dv.getBigUint64(start + HDR.ts_ns, true);
+  const connKey = dv.getBigUint64(start + HDR.conn_key, true);
+  let family: 4 | 6 = dv.getUint16(start + CONN.family, true) === AF_INET ? 4 : 6;
+  let localAddress = formatAddress(buf, start + CONN.laddr, family);
+  let remoteAddress = formatAddress(buf, start + CONN.raddr, family);
+  // a dual-stack (::) server's end of an IPv4 connection: name it as its IPv4 peer does, so
+  // both ends of one connection carry the same addresses
+  if (family === 6 && localAddress.startsWith("::ffff:") && remoteAddress.startsWith("::ffff:")) {
+    family = 4;
+    localAddress = localAddress.slice(7);
+    remoteAddress = remoteAddress.slice(7);
+  }
+  return {
+    kind: type === WS_EV_OPEN ? "open" : "close",
+    connKey, tgid, tid, tsMono,
+    cgroupId: dv.getBigUint64(start + CONN.cgroup_id, true),
+    family,
+    localAddress,
+    localPort: dv.getUint16(start + CONN.lport, true),
+    remoteAddress,
+    remotePort: dv.getUint16(start + CONN.rport, true),
+    role: buf[start + CONN.role],
+    inferred: (buf[start + CONN.flags] & WS_CONN_F_INFERRED) !== 0,
+    tls: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0,
+    tlsLibrary: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0 ? (TLS_LIBS[buf[start + CONN.tls_lib]] ?? "unknown") : "",
+    fd: dv.getUint32(start + CONN.fd, true),
+    comm: cString(buf.subarray(start + CONN.comm, start + CONN.comm + WS_COMM_LEN)),
+    observedFraction: type === WS_EV_OPEN ? dv.getUint16(start + CONN.sample_level, true) / WS_SAMPLE_ONE : undefined,
+    shed: type === WS_EV_CLOSE && buf[start + CONN.flags] & WS_CONN_F_SHED ? (SHED_REASONS[buf[start + CONN.shed]!] || "unknown") : undefined,
+    sentBytes: dv.getBigUint64(start + CONN.sent_bytes, true),
+    recvBytes: dv.getBigUint64(start + CONN.recv_bytes, true),
+  };
 }

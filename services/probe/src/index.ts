@@ -7,6 +7,6 @@ export { decodeBatch } from "./decode.js";
 export type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 export type { EventSource, SourceStats } from "./source.js";
 export { ProcessCache, readProcInfo, containerIdFromCgroup, type ProcInfo } from "./process-info.js";
-export { RawBatcher, monoToWallClock } from "./raw-batcher.js";
+export { RawEncoder, monoToWallClock, type EncodedBatch, type RawEncoderOptions } from "./raw-encoder.js";
 export { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
 export { parseProbeArgs, PROBE_USAGE, PROBE_FLAGS, type ProbeOptions } from "./options.js";

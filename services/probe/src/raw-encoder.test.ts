@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fromBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema } from "@wirescope/common";
-import { RawEncoder } from "./raw-encoder.js";
-import { RawBatcher } from "./raw-batcher.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, type ConnEvent, type DataEvent } from "@wirescope/common";
+import { RawEncoder, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
+import type { ConnRecord, DataRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
@@ -38,9 +38,12 @@ function data(key: bigint, seq: bigint, payload: Buffer, original: number, dir: 
   return b;
 }
 
-function open(key: bigint): Buffer {
-  const b = rec(WS_EV_OPEN, key, CONN.size, 5n);
+function open(key: bigint, type = WS_EV_OPEN, tgid = 4321): Buffer {
+  const b = rec(type, key, CONN.size, 5n);
+  b.writeUInt32LE(tgid, HDR.tgid);
   b.writeUInt16LE(2, CONN.family);
+  b.set([10, 1, 2, 3], CONN.laddr);
+  b.set([192, 168, 0, 9], CONN.raddr);
   b.writeUInt16LE(1234, CONN.lport);
   b.writeUInt16LE(80, CONN.rport);
   b[CONN.role] = 1;
@@ -48,42 +51,112 @@ function open(key: bigint): Buffer {
   return b;
 }
 
-test("RawEncoder: the bytes decode to the same RawBatch content as the object path", () => {
+const encoder = (o: Partial<RawEncoderOptions> = {}, onConn?: (c: ConnRecord) => void) =>
+  new RawEncoder({ node: "n", probeId: "p", partitions: 4, processes: new ProcessCache({ procRoot: "/nonexistent" }), monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, ...o }, onConn);
+
+// The reference: protobuf-es objects built from the decoded events, field by field as the
+// contract in docs/probe.md states them.
+function refConn(c: ConnRecord, processes: ProcessCache, offset: bigint): ConnEvent {
+  const p = processes.get(c.tgid, c.comm);
+  const proc = create(ProcessInfoSchema, {
+    pid: c.tgid, name: p.name || c.comm, exe: p.exe, cmdline: p.cmdline, containerId: p.containerId,
+    pod: p.pod, namespace: p.namespace, container: p.container, workload: p.workload,
+  });
+  return create(ConnEventSchema, {
+    connKey: c.connKey, kind: c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE, role: c.role,
+    localAddress: c.localAddress, localPort: c.localPort, remoteAddress: c.remoteAddress, remotePort: c.remotePort,
+    pid: c.tgid, tid: c.tid, processName: proc.name, containerId: p.containerId, pod: p.pod, namespace: p.namespace,
+    timestampNs: c.tsMono + offset, process: proc, inferred: c.inferred, tls: c.tls, tlsLibrary: c.tlsLibrary,
+    observedFraction: c.observedFraction !== undefined && c.observedFraction < 1 ? c.observedFraction : 0, shed: c.shed ?? "",
+  });
+}
+
+function refData(d: DataRecord, offset: bigint): DataEvent {
+  return create(DataEventSchema, { connKey: d.connKey, direction: d.direction, seq: d.seq, timestampNs: d.tsMono + offset, tid: d.tid, payload: d.payload, originalLength: d.originalLength });
+}
+
+test("RawEncoder: the bytes decode to what protobuf-es objects built from the decoded events hold", () => {
   const base = 0xabcdefn << 40n;
   const keys = [base | 1n, base | 2n, base | 300000n, 1n];
   const offset = 1_795_000_000_000_000_000n;
   const recs: Buffer[] = [];
-  keys.forEach((k) => recs.push(open(k)));
+  // this process as the owner of two connections: exe and cmdline come from /proc
+  keys.forEach((k, i) => recs.push(open(k, WS_EV_OPEN, i < 2 ? process.pid : 4321)));
   let i = 0;
   for (const k of keys) {
     recs.push(data(k, 0n, Buffer.from("hello"), 5, 1, 123_456_789_012n + BigInt(i++)));
     recs.push(data(k, 2n ** 33n + 7n, Buffer.alloc(300, 7), 1000, 2, 0xffff_ffffn)); // carry into the high word
     recs.push(data(k, 12n, Buffer.alloc(0), 70000, 1, 1n)); // a pure gap
   }
+  const sampled = open(keys[0]!);
+  sampled.writeUInt16LE(0x2000, CONN.sample_level); // observed fraction 1/4
+  sampled[CONN.flags] = WS_CONN_F_TLS;
+  sampled[CONN.tls_lib] = 1;
+  recs.push(sampled);
+  const shed = open(keys[1]!, WS_EV_CLOSE);
+  shed[CONN.flags] = 4; // WS_CONN_F_SHED
+  shed[CONN.shed] = 1;
+  recs.push(shed);
+  recs.push(open(keys[2]!, WS_EV_CLOSE));
   const buf = Buffer.concat(recs.map(frame));
-  const mk = () => new RawBatcher({ node: "n", probeId: "p", partition: (key) => connPartition("n", key, 16), toWall: (t) => t + offset, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 });
-  const enc = new RawEncoder({ node: "n", partitions: 16, monoToWallOffsetNs: offset, maxBatchBytes: 1 << 20 }, mk());
+  const processes = new ProcessCache();
+  const seen: ConnRecord[] = [];
+  const enc = encoder({ partitions: 16, processes, monoToWallOffsetNs: offset }, (c) => seen.push(c));
   const r = enc.encode(buf);
-  assert.equal(r.events, keys.length * 4);
+  assert.equal(r.events, keys.length * 4 + 3);
   assert.equal(r.bytes, keys.length * 305);
   assert.equal(enc.decodeStats.errors, 0);
-  const fast = r.messages.map((m) => ({ p: m.partition, b: fromBinary(RawBatchSchema, m.data) }));
-  const slow = mk().build(decodeBatch(buf));
-  const norm = (b: typeof slow[number]["batch"]) => ({
-    partition: b.partition, batchSeq: b.batchSeq, node: b.node, probeId: b.probeId,
-    conns: b.conns.map((c) => [c.connKey, c.kind, c.role, c.localPort, c.remotePort, c.timestampNs]),
-    data: b.data.map((d) => [d.connKey, d.direction, d.seq, d.timestampNs, d.tid, Buffer.from(d.payload).toString("hex"), d.originalLength]),
-  });
-  assert.deepEqual(
-    fast.map((f) => norm(f.b)).sort((a, b) => a.partition - b.partition),
-    slow.map((s) => norm(s.batch)).sort((a, b) => a.partition - b.partition),
-  );
-  for (const f of fast) assert.equal(f.p, f.b.partition);
+  assert.equal(enc.decodeStats.records, keys.length * 4 + 3);
+  const msgs = r.messages.map((m) => ({ p: m.partition, b: fromBinary(RawBatchSchema, m.data) }));
+  const decoded = decodeBatch(buf);
+  assert.deepEqual(seen, decoded.conns, "every connection event, in order");
+  const part = (k: bigint) => connPartition("n", k, 16);
+  // a partition's messages in order hold its events in order (the TLS open cut its partition once)
+  assert.equal(msgs.length, new Set(keys.map(part)).size + 1);
+  for (const p of new Set(msgs.map((m) => m.p))) {
+    const mine = msgs.filter((m) => m.p === p).map((m) => m.b);
+    for (const b of mine) assert.deepEqual([b.partition, b.node, b.probeId], [p, "n", "p"]);
+    assert.deepEqual(mine.flatMap((b) => b.conns), decoded.conns.filter((c) => part(c.connKey) === p).map((c) => refConn(c, processes, offset)));
+    const hex = (d: DataEvent) => ({ ...d, payload: Buffer.from(d.payload).toString("hex") });
+    assert.deepEqual(mine.flatMap((b) => b.data).map(hex), decoded.data.filter((d) => part(d.connKey) === p).map((d) => hex(refData(d, offset))));
+  }
+  assert.equal(msgs.reduce((n, m) => n + m.b.conns.length, 0), decoded.conns.length);
+  const own = msgs.flatMap((m) => m.b.conns).find((c) => c.pid === process.pid)!;
+  assert.equal(own.process?.exe, process.execPath, "the process read from /proc");
+  assert.ok(own.process?.cmdline.includes("raw-encoder.test"));
+  // each ConnEvent's bytes are protobuf-es's own (same fields, same order)
+  const one = encoder({ processes, monoToWallOffsetNs: offset });
+  for (const c of decoded.conns) {
+    const m = one.encodeConns([c]);
+    const ev = fromBinary(RawBatchSchema, m[0]!.data).conns[0]!;
+    assert.deepEqual(Buffer.from(toBinary(ConnEventSchema, ev)), Buffer.from(toBinary(ConnEventSchema, refConn(c, processes, offset))));
+  }
+});
+
+test("RawEncoder: a process's fields are encoded once and follow what the cache learns later", () => {
+  const processes = new ProcessCache({ procRoot: "/nonexistent" });
+  const enc = encoder({ processes });
+  const k8s = processes.get(4321, "curl");
+  const first = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(1n))).conns[0]!])[0]!.data).conns[0]!;
+  assert.equal(first.process?.name, "curl");
+  assert.equal(first.pod, "");
+  Object.assign(k8s, { pod: "web-1", namespace: "shop", containerId: "c".repeat(64) }); // as ProcessCache does when the pod is resolved
+  const later = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(2n))).conns[0]!])[0]!.data).conns[0]!;
+  assert.deepEqual([later.pod, later.namespace, later.process?.pod, later.process?.namespace], ["web-1", "shop", "web-1", "shop"]);
+});
+
+test("RawEncoder.encodeEvents (a replay's decoded events) gives what encode gives for the same native batch", () => {
+  const recs = [open(5n), data(5n, 0n, Buffer.from("GET / HTTP/1.1\r\n\r\n"), 18, 1, 77n), data(5n, 0n, Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), 19, 2, 78n), open(5n, WS_EV_CLOSE)];
+  const buf = Buffer.concat(recs.map(frame));
+  const fast = encoder({ monoToWallOffsetNs: 9n }).encode(buf).messages.map((m) => fromBinary(RawBatchSchema, m.data));
+  const slow = encoder({ monoToWallOffsetNs: 9n }).encodeEvents(decodeBatch(buf)).map((m) => fromBinary(RawBatchSchema, m.data));
+  assert.deepEqual(slow, fast);
+  assert.equal(fast[0]!.conns.length, 2);
+  assert.equal(fast[0]!.data.length, 2);
 });
 
 test("RawEncoder: malformed input is counted, never thrown", () => {
-  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20 },
-    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache(), maxBatchBytes: 1 << 20 }));
+  const enc = encoder();
   const bad = frame(data(1n, 0n, Buffer.from("abc"), 3, 1, 1n));
   bad.writeUInt32LE(1 << 30, 0);
   assert.equal(enc.encode(bad).messages.length, 0);
@@ -102,8 +175,7 @@ test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and time
     frame(data(key, seq0, resp, resp.length, 2, 200n)),
   ]);
   const trimmer = new Http1Trimmer();
-  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 1000n, maxBatchBytes: 1 << 20, trimmer },
-    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache(), maxBatchBytes: 1 << 20 }));
+  const enc = encoder({ monoToWallOffsetNs: 1000n, trimmer });
   const r = enc.encode(buf);
   assert.equal(r.events, 3, "the request, the head + gap, the tail");
   const data2 = r.messages.flatMap((m) => fromBinary(RawBatchSchema, m.data).data).filter((d) => d.direction === 2);
@@ -118,31 +190,38 @@ test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and time
   assert.equal(trimmer.size, 0);
 });
 
-test("RawEncoder: a message without connection events or drops has a hand-written header equal to protobuf-es's", () => {
-  const mk = () => new RawBatcher({ node: "node-ä", probeId: "probe-1", partition: (key) => connPartition("node-ä", key, 16), toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 });
-  const enc = new RawEncoder({ node: "node-ä", partitions: 16, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20 }, mk());
-  const slow = mk();
+test("RawEncoder: the header (identity, partition, drops once, batch_seq per partition) and size cuts", () => {
+  const enc = encoder({ node: "node-ä", probeId: "probe-1", partitions: 16, maxBatchBytes: 2000 });
+  const seqs = new Map<number, bigint[]>();
+  const drops: Record<string, bigint>[] = [];
   for (let round = 0; round < 3; round++) {
     const recs: Buffer[] = [];
-    for (let k = 1n; k < 40n; k++) recs.push(data(k, 0n, Buffer.from("x"), 1, 1, 5n));
-    const buf = Buffer.concat(recs.map(frame));
-    if (round === 1) {
-      enc["batcher"].addDrops({ "kernel.ringbuf_full": 3 }); // drops pending: the full path reports them
-      slow.addDrops({ "kernel.ringbuf_full": 3 });
+    for (let k = 1n; k < 40n; k++) recs.push(data(k, 0n, Buffer.alloc(200, 1), 200, 1, 5n));
+    if (round === 1) enc.addDrops({ "kernel.ringbuf_full": 3, "user.js_behind": 2 ** 33, none: 0 });
+    const out = enc.encode(Buffer.concat(recs.map(frame))).messages;
+    assert.ok(out.length > 8);
+    let events = 0;
+    for (const m of out) {
+      const b = fromBinary(RawBatchSchema, m.data);
+      // byte for byte what protobuf-es writes for the same header
+      const header = create(RawBatchSchema, { node: "node-ä", probeId: "probe-1", partition: m.partition, drops: b.drops, batchSeq: b.batchSeq });
+      assert.deepEqual(Buffer.from(m.data.subarray(0, toBinary(RawBatchSchema, header).length)), Buffer.from(toBinary(RawBatchSchema, header)));
+      assert.ok(m.data.length <= 2000 + 300, "cut by size");
+      assert.equal(m.events, b.data.length);
+      events += b.data.length;
+      seqs.set(m.partition, [...(seqs.get(m.partition) ?? []), b.batchSeq]);
+      if (Object.keys(b.drops).length) drops.push(b.drops);
     }
-    const fast = enc.encode(buf).messages.map((m) => fromBinary(RawBatchSchema, m.data));
-    const ref = slow.build(decodeBatch(buf)).map((b) => b.batch);
-    const norm = (b: (typeof ref)[number]) => [b.node, b.probeId, b.partition, b.batchSeq, b.data.length, Object.entries(b.drops)];
-    assert.deepEqual(fast.map(norm).sort(), ref.map(norm).sort(), `round ${round}`);
-    assert.ok(fast.length > 8);
+    assert.equal(events, 39);
   }
+  for (const s of seqs.values()) assert.deepEqual(s, s.map((_, i) => BigInt(i + 1)), "batch_seq counts 1, 2, 3... per partition");
+  assert.deepEqual(drops, [{ "kernel.ringbuf_full": 3n, "user.js_behind": 2n ** 33n }], "drops on one message, once");
 });
 
 test("RawEncoder with holdMs: a partition's data waits for later batches until its oldest event is holdMs old", () => {
   const now = 5_000_000_000_000; // a fixed clock: no timing in this test
   const young = BigInt(now); // kernel time of events that just happened
-  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50, monoNow: () => now },
-    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 }));
+  const enc = encoder({ holdMs: 50, monoNow: () => now });
   const keys = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
   const batch = (ts: bigint, seq: bigint) => Buffer.concat(keys.map((k) => frame(data(k, seq, Buffer.from("abc"), 3, 1, ts))));
   assert.equal(enc.encode(batch(young, 0n)).messages.length, 0, "young data waits");
@@ -155,22 +234,25 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   assert.equal(evs.length, 2 * keys.length);
   for (const k of keys) assert.deepEqual(evs.filter((e) => e.connKey === k).map((e) => e.seq), [0n, 3n], "in order");
   assert.equal(enc.flushDue(true).length, 0, "nothing left");
-  // old data (the native batch itself waited) goes out at once; a connection event cuts at once
+  // old data (the native batch itself waited) goes out at once
   assert.equal(enc.encode(batch(young - 60_000_000n, 6n)).messages.length, parts.size);
+  // connection events wait with the data of their partition (a new connection does not cut)
   enc.encode(batch(young, 9n));
-  const withOpen = enc.encode(frame(open(1n))).messages;
-  assert.equal(withOpen.length, 1, "the open's partition only");
-  assert.equal(fromBinary(RawBatchSchema, withOpen[0].data).data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === withOpen[0].partition).length, "its waiting data goes with it");
-  assert.equal(enc.flushDue(true).length, parts.size - 1, "the rest at stop");
+  assert.equal(enc.encode(frame(open(1n))).messages.length, 0, "an open waits too");
+  const p1 = new PartitionHash("n", 4).of(1, 0);
+  const at = enc.flushDue(true).map((m) => ({ p: m.partition, b: fromBinary(RawBatchSchema, m.data) }));
+  assert.equal(at.length, parts.size, "one message per partition at stop");
+  const withOpen = at.find((m) => m.p === p1)!.b;
+  assert.equal(withOpen.conns.length, 1);
+  assert.equal(withOpen.data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === p1).length, "with its partition's data");
 });
 
 test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext first, then the open with the plaintext", () => {
   const now = 5_000_000_000_000;
   const young = BigInt(now);
-  const enc = new RawEncoder({ node: "n", partitions: 4, monoToWallOffsetNs: 0n, maxBatchBytes: 1 << 20, holdMs: 50, monoNow: () => now },
-    new RawBatcher({ node: "n", probeId: "p", partition: () => 0, toWall: (t) => t, processes: new ProcessCache({ procRoot: "/nonexistent" }), maxBatchBytes: 1 << 20 }));
+  const enc = encoder({ holdMs: 50, monoNow: () => now });
   const key = 7n;
-  assert.equal(enc.encode(Buffer.concat([frame(open(key)), frame(data(key, 0n, Buffer.from("\x16\x03\x01hello"), 8, 1, young))])).messages.length, 1);
+  assert.equal(enc.encode(Buffer.concat([frame(open(key)), frame(data(key, 0n, Buffer.from("\x16\x03\x01hello"), 8, 1, young))])).messages.length, 1, "the open is old: due at once");
   assert.equal(enc.encode(frame(data(key, 8n, Buffer.from("\x16\x03\x03more"), 7, 1, young))).messages.length, 0, "handshake held");
   const tlsOpen = open(key);
   tlsOpen[CONN.flags] = WS_CONN_F_TLS;

@@ -1,19 +1,27 @@
-// The hot path: a native batch → RawBatch bytes per partition, without building an object per
-// event. Data records are copied straight from the native buffer into protobuf wire format
-// (DataEvent, field 5 of RawBatch); connection records, which are rare, go through RawBatcher's
-// object path (process enrichment) and protobuf-es. Protobuf lets the two halves be concatenated:
-// repeated fields of concatenated messages are appended.
+// The probe's one RawBatch encoder, fed by every source: native batches of the eBPF source
+// (`encode`, the hot path: straight from the ring-buffer records), decoded events of a pcap replay
+// (`encodeEvents`) and connection closes the probe synthesizes (`encodeConns`). Events are written
+// in protobuf wire format into one reusable buffer per partition, field numbers from the generated
+// tags of proto/ (@wirescope/common wire); no object per data event, no protobuf-es on the way.
 //
-//   RawBatch bytes = toBinary(RawBatch{node, probe_id, partition, conns, drops, batch_seq})
-//                  ‖ (0x2a len DataEvent)*
+//   RawBatch bytes = header: node, probe_id, partition, drops, batch_seq (written when cut)
+//                  ‖ (0x22 len ConnEvent | 0x2a len DataEvent)*   (in the order they came)
 //
-// 64-bit fields (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt per event.
-import { toBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema } from "@wirescope/common";
+// Repeated fields may interleave on the wire: a reader collects conns and data each in order, and
+// the parser applies a message's opens, then its data, then its closes. A partition's events wait
+// for later native batches until the oldest is `holdMs` old (kernel time), connection events
+// included, so a partition gets about one message per hold period whatever the mix of events.
+//
+// A ConnEvent's process (fields 10-13 and 15) is encoded once per process and reused as bytes.
+// 64-bit fields of data events (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt
+// per event.
+import {
+  ConnKind, ConnEventTag, DataEventTag, ProcessInfoTag, RawBatchTag, RawBatchDropsEntryTag,
+} from "@wirescope/common";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
-import { decodeBatch, type DecodeStats } from "./decode.js";
-import type { RawBatcher } from "./raw-batcher.js";
-import type { ConnRecord } from "./events.js";
+import { decodeConn, type DecodeStats } from "./decode.js";
+import type { ConnRecord, EventBatch } from "./events.js";
+import type { ProcInfo, ProcessCache } from "./process-info.js";
 import { PartitionHash } from "./partition.js";
 import type { Http1Trimmer } from "./http1-trim.js";
 
@@ -52,6 +60,30 @@ class Out {
     }
     this.buf[this.len++] = lo;
   }
+  /** A u64 given as a BigInt (rare paths only). */
+  varintBig(v: bigint): void {
+    this.varint64(Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));
+  }
+  /** A LEN field holding a UTF-8 string; nothing for "" (proto3 default). */
+  string(tag: number, s: string): void {
+    if (!s) return;
+    const n = Buffer.byteLength(s);
+    this.ensure(n + 10);
+    this.varint32(tag);
+    this.varint32(n);
+    this.len += this.buf.write(s, this.len, "utf8");
+  }
+  /** A LEN field holding `src` as it is (a sub-message or bytes). */
+  lenField(tag: number, src: Uint8Array, from = 0, to = src.length): void {
+    this.ensure(to - from + 10);
+    this.varint32(tag);
+    this.varint32(to - from);
+    this.buf.set(src.subarray(from, to), this.len);
+    this.len += to - from;
+  }
+  bytes(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.len));
+  }
 }
 
 function size32(v: number): number {
@@ -71,7 +103,7 @@ function size64(lo: number, hi: number): number {
 
 /** Appends one DataEvent (field 5 of RawBatch) in wire format; zero values omitted as proto3 does. */
 function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, tsLo: number, tsHi: number,
-  tid: number, buf: Buffer, at: number, plen: number, orig: number): void {
+  tid: number, buf: Uint8Array, at: number, plen: number, orig: number): void {
   let body = 0;
   if (keyLo || keyHi) body += 1 + size64(keyLo, keyHi);
   if (dir) body += 2;
@@ -81,44 +113,75 @@ function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo
   if (plen) body += 1 + size32(plen) + plen;
   if (orig) body += 1 + size32(orig);
   o.ensure(body + 6);
-  o.byte(0x2a);
+  o.byte(RawBatchTag.data);
   o.varint32(body);
-  if (keyLo || keyHi) (o.byte(0x08), o.varint64(keyLo, keyHi));
-  if (dir) (o.byte(0x10), o.byte(dir));
-  if (seqLo || seqHi) (o.byte(0x18), o.varint64(seqLo, seqHi));
-  o.byte(0x20);
+  if (keyLo || keyHi) (o.byte(DataEventTag.connKey), o.varint64(keyLo, keyHi));
+  if (dir) (o.byte(DataEventTag.direction), o.byte(dir));
+  if (seqLo || seqHi) (o.byte(DataEventTag.seq), o.varint64(seqLo, seqHi));
+  o.byte(DataEventTag.timestampNs);
   o.varint64(tsLo, tsHi);
-  if (tid) (o.byte(0x28), o.varint32(tid));
+  if (tid) (o.byte(DataEventTag.tid), o.varint32(tid));
   if (plen) {
-    o.byte(0x32);
+    o.byte(DataEventTag.payload);
     o.varint32(plen);
-    buf.copy(o.buf, o.len, at, at + plen);
+    o.buf.set(buf.subarray(at, at + plen), o.len);
     o.len += plen;
   }
-  if (orig) (o.byte(0x38), o.varint32(orig));
+  if (orig) (o.byte(DataEventTag.originalLength), o.varint32(orig));
+}
+
+/** A process's fields of a ConnEvent, encoded once: 10-13 (name, container, pod, namespace) and 15 (ProcessInfo). */
+interface ProcBytes {
+  name: string;
+  pod: string;
+  before: Buffer;
+  process: Buffer;
+}
+
+function encodeProcess(pid: number, p: ProcInfo, name: string, scratch: Out): ProcBytes {
+  scratch.len = 0;
+  scratch.string(ConnEventTag.processName, name);
+  scratch.string(ConnEventTag.containerId, p.containerId);
+  scratch.string(ConnEventTag.pod, p.pod);
+  scratch.string(ConnEventTag.namespace, p.namespace);
+  const before = scratch.bytes();
+  scratch.len = 0;
+  if (pid) (scratch.byte(ProcessInfoTag.pid), scratch.varint32(pid));
+  scratch.string(ProcessInfoTag.name, name);
+  scratch.string(ProcessInfoTag.exe, p.exe);
+  scratch.string(ProcessInfoTag.cmdline, p.cmdline);
+  scratch.string(ProcessInfoTag.containerId, p.containerId);
+  scratch.string(ProcessInfoTag.pod, p.pod);
+  scratch.string(ProcessInfoTag.namespace, p.namespace);
+  scratch.string(ProcessInfoTag.container, p.container);
+  scratch.string(ProcessInfoTag.workload, p.workload);
+  return { name, pod: p.pod, before, process: scratch.bytes() };
 }
 
 export interface EncodedBatch {
   partition: number;
   data: Uint8Array;
-  /** Data events in this message. */
+  /** Events in this message. */
   events: number;
 }
 
 export interface RawEncoderOptions {
   node: string;
+  probeId: string;
   partitions: number;
-  /** Wall clock minus CLOCK_MONOTONIC, ns. */
+  /** Who owns each connection (ConnEvent's process fields). */
+  processes: ProcessCache;
+  /** Wall clock minus the events' clock, ns (0 when the source stamps wall clock, as pcap does). */
   monoToWallOffsetNs: bigint;
-  /** Data bytes per message before another one is started. */
+  /** Bytes per message before another one is started (NATS max_payload is 1 MiB by default). */
   maxBatchBytes: number;
   /** Cuts HTTP/1.1 bodies out of the data (stated as gaps); none = every byte published. */
   trimmer?: Http1Trimmer;
   /**
-   * A partition's data waits for later native batches until its oldest event is this old (kernel
-   * time), so a partition gets one message per batch age rather than one per native batch when
-   * native batches close by size. 0 = a message per partition per native batch. Connection events
-   * and full messages cut at once; `flushDue` cuts what has come of age.
+   * A partition's events wait for later native batches until the oldest is this old (kernel
+   * time), so a partition gets one message per batch age rather than one per native batch.
+   * 0 = a message per partition per batch. Full messages cut at once; `flushDue` cuts what has
+   * come of age.
    */
   holdMs?: number;
   /** CLOCK_MONOTONIC now, ns (what the kernel stamps events with); injectable for tests. */
@@ -127,8 +190,22 @@ export interface RawEncoderOptions {
 
 const monoNow = (): number => Number(process.hrtime.bigint());
 
+/** CLOCK_MONOTONIC (what the kernel stamps) to wall clock, measured once. */
+export function monoToWallClock(): (mono: bigint) => bigint {
+  const offset = monoToWallOffset();
+  return (mono) => mono + offset;
+}
+
+/** Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux). */
+export function monoToWallOffset(): bigint {
+  return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+}
+
 /** A connection key as an exact number: the low 40 bits (the per-instance counter, see bpf/). */
 export const keyNumber = (keyLo: number, keyHi: number): number => (keyHi & 0xff) * TWO32 + keyLo;
+
+const keyLoOf = (k: bigint): number => Number(k & 0xffffffffn);
+const keyHiOf = (k: bigint): number => Number((k >> 32n) & 0xffffffffn);
 
 export class RawEncoder {
   private readonly part: PartitionHash;
@@ -138,17 +215,37 @@ export class RawEncoder {
   /** Kernel (CLOCK_MONOTONIC) ns of the oldest event waiting in each partition's Out. */
   private readonly oldest = new Map<number, number>();
   private readonly counts = new Map<number, number>();
+  private readonly batchSeq = new Map<number, number>();
+  private pendingDrops = new Map<string, number>();
+  /** Process fields by process (freed with the cache's entry). */
+  private readonly procBytes = new WeakMap<ProcInfo, ProcBytes>();
+  private readonly scratch = new Out(4096);
+  private readonly conn = new Out(4096);
+  private readonly head = new Out(256);
+  /** RawBatch fields 1 (node) and 2 (probe_id), encoded once. */
+  private readonly identity: Buffer;
   readonly decodeStats: DecodeStats = { records: 0, errors: 0 };
 
   constructor(
     private readonly o: RawEncoderOptions,
-    private readonly batcher: RawBatcher,
     /** Sees every connection event (e.g. a ConnTracker). */
     private readonly onConn?: (c: ConnRecord) => void,
   ) {
     this.part = new PartitionHash(o.node, o.partitions);
     this.offLo = Number(o.monoToWallOffsetNs & 0xffffffffn);
     this.offHi = Number(o.monoToWallOffsetNs >> 32n);
+    const h = new Out(256);
+    h.string(RawBatchTag.node, o.node);
+    h.string(RawBatchTag.probeId, o.probeId);
+    this.identity = h.bytes();
+  }
+
+  /** Adds drops (by reason) to report in the next message (the sum over all messages is the total). */
+  addDrops(drops: Record<string, number>): void {
+    for (const k in drops) {
+      const v = drops[k]!;
+      if (v > 0) this.pendingDrops.set(k, (this.pendingDrops.get(k) ?? 0) + v);
+    }
   }
 
   private out(p: number): Out {
@@ -157,11 +254,10 @@ export class RawEncoder {
     return o;
   }
 
-  /** Encodes one native batch into RawBatch messages, one (or more, by size) per partition. */
+  /** Encodes one native batch; returns the messages of the partitions that are due (or full). */
   encode(buf: Buffer): { messages: EncodedBatch[]; events: number; bytes: number } {
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const messages: EncodedBatch[] = [];
-    let connRecords: Buffer[] | undefined;
     let events = 0;
     let bytes = 0;
     let off = 0;
@@ -184,18 +280,20 @@ export class RawEncoder {
         const p = this.part.of(keyLo, keyHi);
         const seqLo = dv.getUint32(s + DATA.seq, true);
         const seqHi = dv.getUint32(s + DATA.seq + 4, true);
-        let tsLo = dv.getUint32(s + HDR.ts_ns, true) + this.offLo;
-        let tsHi = dv.getUint32(s + HDR.ts_ns + 4, true) + this.offHi;
+        const monoLo = dv.getUint32(s + HDR.ts_ns, true);
+        const monoHi = dv.getUint32(s + HDR.ts_ns + 4, true);
+        let tsLo = monoLo + this.offLo;
+        let tsHi = monoHi + this.offHi;
         if (tsLo >= TWO32) {
           tsLo -= TWO32;
           tsHi += 1;
         }
-        const dir = buf[s + DATA.direction];
+        const dir = buf[s + DATA.direction]!;
         const tid = dv.getUint32(s + HDR.tid, true);
         const orig = dv.getUint32(s + DATA.original_length, true);
         const at = s + DATA.payload;
         const o = this.out(p);
-        if (o.len === 0) this.oldest.set(p, dv.getUint32(s + HDR.ts_ns, true) + dv.getUint32(s + HDR.ts_ns + 4, true) * TWO32);
+        if (o.len === 0) this.oldest.set(p, monoLo + monoHi * TWO32);
         const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
         bytes += plen;
         if (pieces === 0) writeDataEvent(o, keyLo, keyHi, dir, seqLo, seqHi, tsLo, tsHi, tid, buf, at, plen, orig);
@@ -203,32 +301,31 @@ export class RawEncoder {
           // one DataEvent per piece: kept bytes, then the body bytes left out as a stated gap
           const t = this.o.trimmer!.pieces;
           for (let i = 0; i < pieces * 3; i += 3) {
-            let lo = seqLo + t[i];
+            let lo = seqLo + t[i]!;
             let hi = seqHi;
             if (lo >= TWO32) ((lo -= TWO32), (hi += 1));
-            writeDataEvent(o, keyLo, keyHi, dir, lo, hi, tsLo, tsHi, tid, buf, at + t[i], t[i + 1], t[i + 1] + t[i + 2]);
+            writeDataEvent(o, keyLo, keyHi, dir, lo, hi, tsLo, tsHi, tid, buf, at + t[i]!, t[i + 1]!, t[i + 1]! + t[i + 2]!);
           }
         }
         const evs = pieces || 1;
         this.counts.set(p, (this.counts.get(p) ?? 0) + evs);
         events += evs;
-        if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p, []));
+        if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
       } else if (type === WS_EV_OPEN || type === WS_EV_CLOSE) {
-        // an open (new connection, or one turning TLS: its plaintext starts a new byte stream)
-        // resets the trimmer before the data after it in this batch
-        if (type === WS_EV_OPEN) {
-          const keyLo = dv.getUint32(s + HDR.conn_key, true);
-          const keyHi = dv.getUint32(s + HDR.conn_key + 4, true);
-          this.o.trimmer?.forget(keyNumber(keyLo, keyHi));
-          // a connection turning TLS: the data held for its partition (its handshake among it)
-          // goes out first, or a consumer applying the message's opens before its data would
-          // put the ciphertext into the plaintext's stream
-          if (len >= CONN.size && buf[s + CONN.flags] & WS_CONN_F_TLS) {
-            const p = this.part.of(keyLo, keyHi);
-            if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p, []));
-          }
+        if (len < CONN.size) {
+          this.decodeStats.errors++;
+          break;
         }
-        (connRecords ??= []).push(buf.subarray(off, (s + len + 7) & ~7));
+        const c = decodeConn(buf, dv, s, type);
+        // a connection turning TLS: the data held for its partition (its handshake among it) goes
+        // out first, or a consumer applying the message's opens before its data would put the
+        // ciphertext into the plaintext's stream
+        if (type === WS_EV_OPEN && buf[s + CONN.flags]! & WS_CONN_F_TLS) {
+          const p = this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey));
+          if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p));
+        }
+        const m = this.addConn(c);
+        if (m) messages.push(m);
         events++;
       } else if (type !== WS_EV_TLS_LIB) {
         this.decodeStats.errors++;
@@ -236,27 +333,108 @@ export class RawEncoder {
       this.decodeStats.records++;
       off = (s + len + 7) & ~7;
     }
-    // connection events: the object path (process enrichment), grouped with the data
-    const byPart = new Map<number, ReturnType<RawBatcher["connEvent"]>[]>();
-    if (connRecords) {
-      const decoded = decodeBatch(Buffer.concat(connRecords), this.decodeStats);
-      // opens were counted once already by the loop above
-      this.decodeStats.records -= decoded.conns.length;
-      const ordered = [...decoded.conns.filter((c) => c.kind === "open"), ...decoded.conns.filter((c) => c.kind === "close")];
-      for (const c of ordered) {
-        this.onConn?.(c);
-        if (c.kind === "close") this.forget(c.connKey);
-        const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
-        let l = byPart.get(p);
-        if (!l) byPart.set(p, (l = []));
-        l.push(this.batcher.connEvent(c));
-      }
-    }
-    const now = this.o.holdMs ? (this.o.monoNow ?? monoNow)() : 0;
-    for (const p of new Set([...this.outs.keys(), ...byPart.keys()])) {
-      if (byPart.has(p) || ((this.outs.get(p)?.len ?? 0) > 0 && this.due(p, now))) messages.push(this.cut(p, byPart.get(p) ?? []));
-    }
+    messages.push(...this.flushDue(false, this.o.holdMs ? (this.o.monoNow ?? monoNow)() : 0));
     return { messages, events, bytes };
+  }
+
+  /**
+   * Encodes decoded events (a pcap replay): opens, data, closes. Returns the messages that are
+   * due: every partition's with holdMs 0.
+   */
+  encodeEvents(batch: EventBatch): EncodedBatch[] {
+    const messages: EncodedBatch[] = [];
+    for (const c of batch.conns) if (c.kind === "open") this.push(messages, this.addConn(c));
+    for (const d of batch.data) {
+      const keyLo = keyLoOf(d.connKey);
+      const keyHi = keyHiOf(d.connKey);
+      const p = this.part.of(keyLo, keyHi);
+      const o = this.out(p);
+      if (o.len === 0) this.oldest.set(p, Number(d.tsMono));
+      const ts = d.tsMono + this.o.monoToWallOffsetNs;
+      writeDataEvent(o, keyLo, keyHi, d.direction, keyLoOf(d.seq), keyHiOf(d.seq), keyLoOf(ts), keyHiOf(ts), d.tid, d.payload, 0, d.payload.length, d.originalLength);
+      this.counts.set(p, (this.counts.get(p) ?? 0) + 1);
+      if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
+    }
+    for (const c of batch.conns) if (c.kind === "close") this.push(messages, this.addConn(c));
+    messages.push(...this.flushDue(false, this.o.holdMs ? (this.o.monoNow ?? monoNow)() : 0));
+    return messages;
+  }
+
+  /** RawBatch messages carrying these connection events (e.g. closes the probe synthesized), cut at once. */
+  encodeConns(conns: ConnRecord[]): EncodedBatch[] {
+    const parts = new Set<number>();
+    const messages: EncodedBatch[] = [];
+    for (const c of conns) {
+      this.push(messages, this.addConn(c, false));
+      parts.add(this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey)));
+    }
+    for (const p of parts) if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p));
+    return messages;
+  }
+
+  private push(messages: EncodedBatch[], m: EncodedBatch | undefined): void {
+    if (m) messages.push(m);
+  }
+
+  /** Writes one ConnEvent into its partition; the message when that filled it. */
+  private addConn(c: ConnRecord, notify = true): EncodedBatch | undefined {
+    if (notify) this.onConn?.(c);
+    const keyLo = keyLoOf(c.connKey);
+    const keyHi = keyHiOf(c.connKey);
+    // an open (new connection, or one turning TLS: its plaintext starts a new byte stream) and a
+    // close both end what the trimmer knew of the connection
+    this.o.trimmer?.forget(keyNumber(keyLo, keyHi & 0xff));
+    const p = this.part.of(keyLo, keyHi);
+    const o = this.out(p);
+    if (o.len === 0) this.oldest.set(p, Number(c.tsMono));
+    const body = this.writeConnEvent(c);
+    o.lenField(RawBatchTag.conns, body.buf, 0, body.len);
+    this.counts.set(p, (this.counts.get(p) ?? 0) + 1);
+    return o.len >= this.o.maxBatchBytes ? this.cut(p) : undefined;
+  }
+
+  /** One ConnEvent's fields (without its tag and length), in field order as protobuf-es writes them. */
+  private writeConnEvent(c: ConnRecord): Out {
+    const w = this.conn;
+    w.len = 0;
+    w.ensure(64 + c.localAddress.length + c.remoteAddress.length + c.tlsLibrary.length + (c.shed?.length ?? 0));
+    if (c.connKey) (w.byte(ConnEventTag.connKey), w.varintBig(c.connKey));
+    w.byte(ConnEventTag.kind);
+    w.byte(c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE);
+    if (c.role) (w.byte(ConnEventTag.role), w.varint32(c.role));
+    w.string(ConnEventTag.localAddress, c.localAddress);
+    if (c.localPort) (w.byte(ConnEventTag.localPort), w.varint32(c.localPort));
+    w.string(ConnEventTag.remoteAddress, c.remoteAddress);
+    if (c.remotePort) (w.byte(ConnEventTag.remotePort), w.varint32(c.remotePort));
+    if (c.tgid) (w.byte(ConnEventTag.pid), w.varint32(c.tgid));
+    if (c.tid) (w.byte(ConnEventTag.tid), w.varint32(c.tid));
+    const proc = this.processBytes(c);
+    w.ensure(proc.before.length + proc.process.length + 48);
+    w.buf.set(proc.before, w.len);
+    w.len += proc.before.length;
+    const ts = c.tsMono + this.o.monoToWallOffsetNs;
+    if (ts) (w.byte(ConnEventTag.timestampNs), w.varintBig(ts));
+    w.lenField(ConnEventTag.process, proc.process);
+    if (c.inferred) (w.varint32(ConnEventTag.inferred), w.byte(1));
+    if (c.tls) (w.varint32(ConnEventTag.tls), w.byte(1));
+    w.string(ConnEventTag.tlsLibrary, c.tlsLibrary);
+    // 1 is the proto default (0): only a sampled connection carries its fraction
+    if (c.observedFraction !== undefined && c.observedFraction > 0 && c.observedFraction < 1) {
+      w.varint32(ConnEventTag.observedFraction);
+      w.buf.writeFloatLE(c.observedFraction, w.len);
+      w.len += 4;
+    }
+    if (c.shed) w.string(ConnEventTag.shed, c.shed);
+    return w;
+  }
+
+  private processBytes(c: ConnRecord): ProcBytes {
+    const info = this.o.processes.get(c.tgid, c.comm);
+    const name = info.name || c.comm;
+    let b = this.procBytes.get(info);
+    // re-encoded when the pod became known later (k8s.ts) or the name comes from another comm
+    if (!b || b.name !== name || b.pod !== info.pod) this.procBytes.set(info, (b = encodeProcess(c.tgid, info, name, this.scratch)));
+    return b;
   }
 
   private due(p: number, nowMono: number): boolean {
@@ -264,64 +442,51 @@ export class RawEncoder {
   }
 
   /**
-   * Messages for the partitions whose waiting data has come of age (`holdMs`); all of them when
-   * `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what the kernel stamps events with.
+   * Messages for the partitions whose waiting events have come of age (`holdMs`); all of them
+   * when `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what the kernel stamps events with.
    */
   flushDue(all = false, nowMono = (this.o.monoNow ?? monoNow)()): EncodedBatch[] {
     const out: EncodedBatch[] = [];
-    for (const [p, o] of this.outs) if (o.len > 0 && (all || this.due(p, nowMono))) out.push(this.cut(p, []));
+    for (const [p, o] of this.outs) if (o.len > 0 && (all || this.due(p, nowMono))) out.push(this.cut(p));
     return out;
   }
 
-  /** RawBatch messages carrying only these connection events (e.g. closes the probe synthesized). */
-  encodeConns(conns: ConnRecord[]): EncodedBatch[] {
-    const byPart = new Map<number, ReturnType<RawBatcher["connEvent"]>[]>();
-    for (const c of conns) {
-      if (c.kind === "close") this.forget(c.connKey);
-      const p = this.part.of(Number(c.connKey & 0xffffffffn), Number(c.connKey >> 32n));
-      let l = byPart.get(p);
-      if (!l) byPart.set(p, (l = []));
-      l.push(this.batcher.connEvent(c));
-    }
-    return [...byPart].map(([p, l]) => this.cut(p, l));
-  }
-
-  private forget(connKey: bigint): void {
-    this.o.trimmer?.forget(keyNumber(Number(connKey & 0xffffffffn), Number((connKey >> 32n) & 0xffn)));
-  }
-
-  /** RawBatch fields 1 (node) and 2 (probe_id), encoded once. */
-  private identity: Buffer | undefined;
-
-  /**
-   * The header of a message without connection events or drops, written by hand (the common
-   * case: one per partition per flush; protobuf-es's reflective encoder cost more than the data):
-   * node, probe_id, partition, batch_seq, exactly as toBinary writes them.
-   */
-  private plainHeader(p: number): Buffer | undefined {
-    const seq = this.batcher.plainSeq(p);
-    if (seq === undefined) return undefined;
-    this.identity ??= Buffer.from(toBinary(RawBatchSchema, this.batcher.identity()));
+  /** The header of the next message of partition `p`: identity, partition, pending drops, batch_seq. */
+  private header(p: number): Out {
     const h = this.head;
     h.len = 0;
     h.ensure(this.identity.length + 16);
-    this.identity.copy(h.buf, 0);
+    h.buf.set(this.identity, 0);
     h.len = this.identity.length;
-    if (p) (h.byte(0x18), h.varint32(p));
-    h.byte(0x38);
-    h.varint64(Number(seq & 0xffffffffn), Number(seq >> 32n));
-    return h.buf.subarray(0, h.len);
+    if (p) (h.byte(RawBatchTag.partition), h.varint32(p));
+    if (this.pendingDrops.size) {
+      for (const [k, v] of this.pendingDrops) {
+        const n = Buffer.byteLength(k);
+        const entry = 1 + size32(n) + n + 1 + size64(v % TWO32, Math.floor(v / TWO32));
+        h.ensure(entry + 8);
+        h.byte(RawBatchTag.drops);
+        h.varint32(entry);
+        h.string(RawBatchDropsEntryTag.key, k);
+        h.byte(RawBatchDropsEntryTag.value);
+        h.varint64(v % TWO32, Math.floor(v / TWO32));
+      }
+      this.pendingDrops = new Map();
+    }
+    const seq = (this.batchSeq.get(p) ?? 0) + 1;
+    this.batchSeq.set(p, seq);
+    h.ensure(12);
+    h.byte(RawBatchTag.batchSeq);
+    h.varint64(seq % TWO32, Math.floor(seq / TWO32));
+    return h;
   }
 
-  private readonly head = new Out(256);
-
-  private cut(p: number, conns: ReturnType<RawBatcher["connEvent"]>[]): EncodedBatch {
-    const header = (conns.length ? undefined : this.plainHeader(p)) ?? toBinary(RawBatchSchema, this.batcher.header(p, conns));
+  private cut(p: number): EncodedBatch {
+    const h = this.header(p);
     const o = this.outs.get(p);
     const dataLen = o?.len ?? 0;
-    const msg = Buffer.allocUnsafe(header.length + dataLen);
-    msg.set(header, 0);
-    if (o && dataLen) o.buf.copy(msg, header.length, 0, dataLen);
+    const msg = Buffer.allocUnsafe(h.len + dataLen);
+    h.buf.copy(msg, 0, 0, h.len);
+    if (o && dataLen) o.buf.copy(msg, h.len, 0, dataLen);
     if (o) o.len = 0;
     const events = this.counts.get(p) ?? 0;
     this.counts.set(p, 0);

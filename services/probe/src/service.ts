@@ -1,7 +1,7 @@
 // The probe service: a source (eBPF or pcap replay) → enrichment → RawBatch per partition → NATS.
 //
-//   EbpfSource | PcapSource ──EventBatch──▶ RawBatcher (process info, partition) ──▶ BatchPublisher
-//                                                                   wirescope.raw.<partition>
+//   EbpfSource ──native batch──▶ RawEncoder (process info, partition) ──RawBatch bytes──▶ BatchPublisher
+//   PcapSource ──EventBatch─────▶                                          wirescope.raw.<partition>
 //
 // Construction loads and attaches the BPF programs (or opens the capture), so a host without
 // eBPF fails at once with a message saying why and what to do. `run` publishes until aborted.
@@ -16,12 +16,10 @@ import {
 import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
-import { RawBatcher, monoToWallClock, monoToWallOffset } from "./raw-batcher.js";
-import { RawEncoder, type EncodedBatch } from "./raw-encoder.js";
+import { RawEncoder, monoToWallOffset, type EncodedBatch } from "./raw-encoder.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
-import { connPartition } from "./partition.js";
 import { parseProbeArgs } from "./options.js";
 import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
@@ -94,14 +92,6 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
   const pods = podResolverFromEnv(ctx.log);
   const processes = new ProcessCache({ pods });
-  const batcher = new RawBatcher({
-    node: ctx.config.node,
-    probeId: ctx.instance,
-    partition: (k) => connPartition(ctx.config.node, k, ctx.config.partitions),
-    toWall: opts.source === "pcap" ? (t) => t : monoToWallClock(),
-    processes,
-    maxBatchBytes: 512 * 1024,
-  });
   const c = ctx.counters;
   // Calls of a followed HTTP/1.1 connection are copied as head and tail only: a head holds the
   // message head and the chunk-size line (node's own header limit is 16 KiB), a tail the end of a
@@ -123,6 +113,13 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
     },
     async run(signal) {
       const nc = await ctx.nats();
+      // processes that exited: forget them, and close their connections for the parsers
+      const tracker = new ConnTracker();
+      // every source's events go through this one encoder (a replay's timestamps are wall clock)
+      const encoder = new RawEncoder({
+        node: ctx.config.node, probeId: ctx.instance, partitions: ctx.config.partitions, processes,
+        monoToWallOffsetNs: ebpf ? monoToWallOffset() : 0n, maxBatchBytes: 512 * 1024, trimmer, holdMs: ebpf ? opts.batchMs : 0,
+      }, (cr) => tracker.note(cr));
       const publisher = new BatchPublisher(nc, RawBatchSchema, { counters: c, prefix: "nats_", maxQueueBytes: 128 << 20 });
       let lastDrops: Record<string, number> = {};
       let last = { t: Date.now(), events: 0, bytes: 0 };
@@ -164,7 +161,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           if (d > 0) delta[k] = d;
         }
         lastDrops = s.drops;
-        batcher.addDrops(delta);
+        encoder.addDrops(delta);
         const now = Date.now();
         const dt = Math.max(1, now - last.t) / 1000;
         c.set("events_per_s", Math.round((eventsIn - last.events) / dt));
@@ -184,8 +181,6 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       };
       tick();
       const ticker = setInterval(tick, 1000);
-      // processes that exited: forget them, and close their connections for the parsers
-      const tracker = new ConnTracker();
       let reapExited = () => {};
       const sweeper = setInterval(() => {
         reapExited();
@@ -212,13 +207,12 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       };
       if (ebpf) exclude();
       const excluder = ebpf ? setInterval(exclude, 1_000) : undefined;
+      const publish = (ms: EncodedBatch[]) => {
+        for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data);
+      };
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
-          const encoder = new RawEncoder({ node: ctx.config.node, partitions: ctx.config.partitions, monoToWallOffsetNs: monoToWallOffset(), maxBatchBytes: 512 * 1024, trimmer, holdMs: opts.batchMs }, batcher, (cr) => tracker.note(cr));
-          const publish = (ms: EncodedBatch[]) => {
-            for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data);
-          };
           // partitions whose data waited for later native batches go out once it is batch-ms old
           const ager = setInterval(() => publish(encoder.flushDue()), Math.max(5, Math.floor(opts.batchMs / 5)));
           reapExited = () => {
@@ -243,7 +237,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           eventsIn += b.conns.length + b.data.length;
           for (const d of b.data) bytesIn += d.payload.length;
           c.add("events_in", b.conns.length + b.data.length);
-          for (const { partition, batch } of batcher.build(b)) publisher.publish(rawSubject(partition), batch);
+          publish(encoder.encodeEvents(b));
           if (source.kind === "pcap") {
             // replay: wait for NATS instead of dropping (live capture never waits)
             while (publisher.depth > 1000 && !signal.aborted) await new Promise((r) => setTimeout(r, 5));
@@ -251,7 +245,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         }, signal);
         if (source.kind === "pcap") {
           tick();
-          for (const { partition, batch } of batcher.build({ conns: [], data: [] })) publisher.publish(rawSubject(partition), batch);
+          publish(encoder.flushDue(true));
           ctx.log.info({ events: eventsIn, bytes: bytesIn }, "pcap replay finished");
           if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
         }
