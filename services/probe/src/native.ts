@@ -132,7 +132,7 @@ interface AddonProbe {
 }
 
 interface Addon {
-  Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => boolean | void, onTlsLibrary?: (n: TlsLibraryNotice) => void) => AddonProbe;
+  Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => unknown, onTlsLibrary?: (n: TlsLibraryNotice) => void) => AddonProbe;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -159,11 +159,11 @@ export class NativeProbe {
   private closed = false;
 
   /**
-   * `onBatch` returns true when it keeps no view into the batch: the addon then detaches the
+   * `onBatch` returns `true` when it keeps no view into the batch: the addon then detaches the
    * Buffer (it reads as empty from there on) and reuses its memory at once.
    * @throws ProbeError with a code saying what is missing (not root, no BTF, no tracefs, ...).
    */
-  constructor(options: Partial<NativeOptions>, onBatch: (batch: Buffer) => boolean | void, onTlsLibrary?: (n: TlsLibraryNotice) => void) {
+  constructor(options: Partial<NativeOptions>, onBatch: (batch: Buffer) => unknown, onTlsLibrary?: (n: TlsLibraryNotice) => void) {
     const o = { ...NATIVE_DEFAULTS, ...options };
     const { Probe } = loadAddon();
     try {
