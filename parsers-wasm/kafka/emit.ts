@@ -57,6 +57,12 @@ export function writeRecord(t: KafkaTxn, incomplete: bool, ids: TopicNames): voi
     for (let i = 0; i < u.length; i++) Rec.listItem(u[i]);
     Rec.listEnd();
   }
+  const learned = t.learnedIds;
+  if (learned.length > 0) {
+    Rec.listBegin("kafka.topic_id_names");
+    for (let i = 0; i < learned.length; i++) Rec.listItem(learned[i]);
+    Rec.listEnd();
+  }
   if (hasStatus) Rec.attrInt("kafka.error_code", <i64>t.errorCode);
   const g = t.groupId;
   if (g !== null && g.length > 0) Rec.attrStr("messaging.consumer.group.name", g);

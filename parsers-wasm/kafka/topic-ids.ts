@@ -9,6 +9,9 @@
 // What it cannot see: a Metadata response decoded by another instance or parser replica (the
 // connections of a node are spread over partitions), or one decoded after the Fetch. Those
 // topics are written as ids in `kafka.topic_ids`, never as a guessed name (docs/protocols.md).
+// For those, the Metadata record carries the pairs this instance had not known
+// (`kafka.topic_id_names`): the host shares them between instances and replicas and names the
+// ids of later records (services/common/src/plugin-host/kafka-topic-names.ts).
 
 /** Ids remembered per instance; past this the oldest learned is forgotten first. */
 export const MAX_TOPIC_IDS: i32 = 8192;
@@ -19,11 +22,13 @@ export class TopicNames {
   private readonly order: string[] = [];
   private next: i32 = 0;
 
-  learn(id: string, name: string): void {
+  /** Remembers id → name; true when it was not known so (new, or renamed). */
+  learn(id: string, name: string): bool {
     const m = this.names;
     if (m.has(id)) {
+      if (m.get(id) == name) return false;
       m.set(id, name);
-      return;
+      return true;
     }
     const o = this.order;
     if (o.length < MAX_TOPIC_IDS) o.push(id);
@@ -33,6 +38,7 @@ export class TopicNames {
       this.next = (this.next + 1) % MAX_TOPIC_IDS;
     }
     m.set(id, name);
+    return true;
   }
 
   has(id: string): bool {

@@ -75,6 +75,7 @@ export function responseHeaderVersion(key: i32, version: i32): i32 {
 /** Limits that keep one connection's state bounded. */
 export const MAX_PENDING: i32 = 1024; // requests waiting for a response
 export const MAX_TOPICS: i32 = 64; // topic names kept per record
+export const MAX_LEARNED_IDS: i32 = 1024; // id=name pairs a Metadata record hands to the host
 export const MAX_BODY_PREFIX: i32 = 256 << 10; // bytes of one message buffered for decoding (under the queue limit)
 
 /** What one request/response pair yields; filled by the api/ decoders. */
@@ -86,6 +87,8 @@ export class KafkaTxn {
   topics: string[] = [];
   /** topic ids (16-byte UUIDs, hex) seen where the version carries ids instead of names */
   topicIds: string[] = [];
+  /** Metadata v10+: "id=name" for the ids this instance learned from the response (see topic-ids.ts) */
+  learnedIds: string[] = [];
   errorCode: i32 = 0;
   groupId: string | null = null;
   /** false when the body could not be walked (unknown api, version past what we know, cut) */
@@ -112,6 +115,10 @@ export class KafkaTxn {
     const t = this.topicIds;
     for (let i = 0; i < t.length; i++) if (t[i] == id) return;
     if (t.length < MAX_TOPICS) t.push(id);
+  }
+
+  learnedId(id: string, name: string): void {
+    if (this.learnedIds.length < MAX_LEARNED_IDS) this.learnedIds.push(id + "=" + name);
   }
 
   /**

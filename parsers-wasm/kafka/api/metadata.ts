@@ -44,7 +44,7 @@ export function metadataResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn, ids
     const name = r.nullableStr(flex);
     if (v >= 10) {
       const id = r.uuid();
-      if (r.ok && name !== null && name.length > 0 && id != ZERO_UUID) ids.learn(id, name);
+      if (r.ok && name !== null && name.length > 0 && id != ZERO_UUID && ids.learn(id, name)) t.learnedId(id, name);
     }
     if (!named && name !== null) t.addTopic(name);
     if (v >= 1) r.i8(); // is_internal

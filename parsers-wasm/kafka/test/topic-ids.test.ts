@@ -59,3 +59,15 @@ test("kafka: the topic id map is bounded; the oldest ids are forgotten first", (
   assert.equal(r.resource, "t808,t8999");
   assert.deepEqual(r.attributes["kafka.topic_ids"], [idOf(0), idOf(807)]);
 });
+
+test("kafka: a Metadata record hands the host the id=name pairs its instance had not known (kafka.topic_id_names)", () => {
+  const reg = registry();
+  const meta = (corr: number, topics: number[]) => {
+    const m = metadataV12(corr, topics);
+    return runChunks(reg, "kafka", [{ dir: 0, bytes: m.req, ts: 1000n }, { dir: 1, bytes: m.resp, ts: 2000n }]).records[0]!;
+  };
+  assert.deepEqual(meta(1, [41, 42]).attributes["kafka.topic_id_names"], [`${idOf(41)}=t41`, `${idOf(42)}=t42`]);
+  // known already: nothing new to share; only the new id of a later response
+  assert.equal(meta(2, [41, 42]).attributes["kafka.topic_id_names"], undefined);
+  assert.deepEqual(meta(3, [42, 43]).attributes["kafka.topic_id_names"], [`${idOf(43)}=t43`]);
+});

@@ -4,7 +4,7 @@
 //
 //   probe       publishes wirescope.raw.>                     (+ runtime: registry KV, inboxes)
 //   parser      subscribes wirescope.raw.>, publishes wirescope.records.> (JetStream), its
-//               membership KV, reads the plugin object store  (+ runtime)
+//               membership KV and Kafka topic-name KV, reads the plugin object store  (+ runtime)
 //   aggregator  consumes the records stream (consumer API of that stream only), its state KV
 //   cli         reads the registry (`status`), subscribes records (`tail`), writes the plugin
 //               object store (`plugin add|rm`)
@@ -31,6 +31,7 @@ export const NATS_NAMES = {
   recordsStream: "WIRESCOPE_RECORDS",
   registryBucket: "wirescope-services",
   membersBucket: "wirescope-parsers",
+  kafkaTopicsBucket: "wirescope-kafka-topics",
   pluginBucket: "wirescope-plugins",
   aggregatorStateBucket: "wirescope-aggregator",
 } as const;
@@ -99,7 +100,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
       return { publish: [n.rawSubjects, ...runtime()], subscribe: [INBOX] };
     case "parser":
       return {
-        publish: [n.recordsSubjects, ...streamManage(n.recordsStream), ...kvReadWrite(n.membersBucket), ...objectRead(n.pluginBucket), ...runtime()],
+        publish: [n.recordsSubjects, ...streamManage(n.recordsStream), ...kvReadWrite(n.membersBucket), ...kvReadWrite(n.kafkaTopicsBucket), ...objectRead(n.pluginBucket), ...runtime()],
         subscribe: [n.rawSubjects, INBOX],
       };
     case "aggregator":

@@ -1,7 +1,7 @@
 // Per-connection state for the partitions this replica owns: ordering by sequence number,
 // gaps, detection budget, eviction and memory limits. Pure: no NATS, no timers (the caller
 // passes `now`), so it is tested with plain data.
-import { ConnKind, Direction, Role, type ConnEvent, type Counters } from "@wirescope/common";
+import { ConnKind, Direction, Role, type ConnEvent, type Counters, type TopicNameDirectory } from "@wirescope/common";
 import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
@@ -22,6 +22,8 @@ export interface ConnTableOptions {
   /** A connection with no event for this long is closed and evicted. */
   idleMs: number;
   redaction: RedactionPolicy;
+  /** Kafka topic ids named across plugin instances and replicas (kafka-topic-names.ts); none: as the plugin wrote them. */
+  topicNames?: TopicNameDirectory;
 }
 
 export const DEFAULT_CONN_TABLE_OPTIONS: Omit<ConnTableOptions, "node" | "redaction"> = {
@@ -408,6 +410,7 @@ export class ConnTable {
       this.counters.add("records_dropped.malformed");
       return;
     }
+    if (head.protocol === "kafka" && this.opts.topicNames) pluginBytes = this.opts.topicNames.process(pluginBytes);
     let bytes: Uint8Array | undefined = pluginBytes;
     if (head.sensitive && !this.opts.redaction.disabledFor.has(head.protocol)) {
       bytes = redactRecord(pluginBytes, this.opts.redaction);

@@ -12,6 +12,8 @@ export interface ParserOptions {
   /** NATS object store bucket holding fleet-wide plugins. */
   pluginBucket: string;
   membersBucket: string;
+  /** NATS KV bucket of Kafka topic id → name, shared by the replicas. */
+  topicNamesBucket: string;
   heartbeatMs: number;
   ttlMs: number;
   flushMs: number;
@@ -35,6 +37,7 @@ export const DEFAULT_PARSER_OPTIONS: ParserOptions = {
   builtinDir: DEFAULT_BUILTIN_DIR,
   pluginBucket: "wirescope-plugins",
   membersBucket: "wirescope-parsers",
+  topicNamesBucket: "wirescope-kafka-topics",
   heartbeatMs: 1000,
   ttlMs: 3000,
   flushMs: 20,
@@ -53,6 +56,7 @@ const FLAGS: Record<string, [keyof ParserOptions, Kind, string]> = {
   "--plugin-dir": ["pluginDir", "string", "directory watched for plugins (this replica only)"],
   "--plugin-bucket": ["pluginBucket", "string", "NATS object store bucket of fleet-wide plugins"],
   "--members-bucket": ["membersBucket", "string", "NATS KV bucket for parser membership"],
+  "--topic-names-bucket": ["topicNamesBucket", "string", "NATS KV bucket of Kafka topic id -> name shared by the replicas"],
   "--heartbeat-ms": ["heartbeatMs", "int", "membership heartbeat period"],
   "--member-ttl-ms": ["ttlMs", "int", "a replica silent this long is dead"],
   "--flush-ms": ["flushMs", "int", "longest a record waits before publishing"],

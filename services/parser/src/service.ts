@@ -15,6 +15,7 @@ import {
   ensureRecordsStream,
   withJetStreamRetry,
   recordsSubject,
+  TopicNameDirectory,
   type CreateService,
   type Logger,
 } from "@wirescope/common";
@@ -24,6 +25,7 @@ import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
 import { RawInput } from "./raw-input.js";
+import { shareTopicNames, type TopicNameSharing } from "./topic-names-nats.js";
 import { redactionPolicy } from "./redact.js";
 import { PluginSet } from "./wasm-plugins.js";
 import type { EncodedBatch } from "./record-batcher.js";
@@ -46,10 +48,15 @@ export const createService: CreateService = async (ctx) => {
   const loader = new PluginLoader(plugins, (proto) => !noRedact.has(proto), counters, log, ctx.warnings);
   loader.loadDir(o.builtinDir, "builtin");
   if (!plugins.plugins().length) ctx.warnings.add(`no built-in plugins in ${o.builtinDir} (run the build): only plugins added later decode`);
+  // Kafka topic ids named across instances and replicas: pairs learned here go to the shared
+  // bucket once it is open (topic-names-nats.ts)
+  let shareTopicName: ((id: string, name: string) => void) | undefined;
+  const topicNames = new TopicNameDirectory((id, name) => shareTopicName?.(id, name));
   const pipeline = new Pipeline(
     plugins,
     {
       ...o,
+      topicNames,
       node: ctx.config.node,
       parserId: ctx.instance,
       partitions: P,
@@ -147,6 +154,13 @@ export const createService: CreateService = async (ctx) => {
         ctx.warnings.add(`plugin store unavailable: ${errorMessage(e)}`);
       }
       const stopDir = o.pluginDir ? watchPluginDir(loader, o.pluginDir, 1000, log) : undefined;
+      let topicSharing: TopicNameSharing | undefined;
+      try {
+        topicSharing = await shareTopicNames(nc, topicNames, { bucket: o.topicNamesBucket, replicas: ctx.config.nats.replicas }, counters, log);
+        shareTopicName = topicSharing.put;
+      } catch (e) {
+        ctx.warnings.add(`kafka topic names not shared: ${errorMessage(e)}`);
+      }
 
       const rates = new Map<string, number>();
       const tick = setInterval(() => {
@@ -159,6 +173,12 @@ export const createService: CreateService = async (ctx) => {
           rates.set(proto, v);
         }
         counters.set("plugins_loaded_now", plugins.plugins().length);
+        const tn = topicNames.counts;
+        counters.setTotal("kafka_topic_ids.learned", tn.learned);
+        counters.setTotal("kafka_topic_ids.named", tn.named);
+        counters.setTotal("kafka_topic_ids.unnamed", tn.unnamed);
+        counters.setTotal("kafka_topic_ids.malformed", tn.malformed);
+        counters.set("kafka_topic_ids.known", topicNames.size);
         counters.set("raw_sub_pending", input.pending);
         // The plugin host's own counters: traps under their usual name, the rest prefixed.
         const host = plugins.engineCounters;
@@ -179,6 +199,7 @@ export const createService: CreateService = async (ctx) => {
       clearInterval(flusher);
       stopDir?.();
       stopStore?.();
+      topicSharing?.stop();
       await input.close();
       input.drainQueue();
       pipeline.closeAll();

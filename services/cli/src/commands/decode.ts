@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 // Narrow imports (not the package index, which pulls in NATS, gRPC and logging): the --jobs
 // worker threads load this module too, and their start-up counts.
-import { ConnectionEngine, PluginRegistry, type EngineConnection } from "@wirescope/common/plugin-host/index";
+import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineConnection } from "@wirescope/common/plugin-host/index";
 import { Counters } from "@wirescope/common/counters";
 import { endpointText, recordToJson } from "@wirescope/common/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
@@ -194,6 +194,9 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   let hintPorts!: Set<number>;
   let records = 0;
   let pending: string[] = [];
+  // Kafka topic ids taught by a Metadata response decoded on another plugin instance (or, with
+  // --jobs, not across threads: each has its own)
+  const topicNames = new TopicNameDirectory();
 
   const emit = (conn: TcpConnection, u: ConnUser, list: Uint8Array[]): void => {
     if (!list.length) return;
@@ -210,7 +213,7 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
     for (const bytes of list) {
       let j: ReturnType<typeof recordToJson>;
       try {
-        j = recordToJson(bytes, ends); // straight from the wire bytes (no protobuf-es decode)
+        j = recordToJson(topicNames.process(bytes), ends); // straight from the wire bytes (no protobuf-es decode)
       } catch {
         counters.add("records_unreadable");
         continue;

@@ -5,3 +5,4 @@ export { Plugin, PluginInstance, PluginTrap, validateManifest, ABI_VERSION, REQU
 export { PluginRegistry, type LoadDirResult } from "./registry.js";
 export { ConnectionEngine, EngineConnection, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type OpenOptions, type StepResult, type ConnState, type Dir } from "./engine.js";
 export { meterModule, FUEL_SET_EXPORT, FUEL_GET_EXPORT } from "./meter.js";
+export { TopicNameDirectory, DEFAULT_TOPIC_NAME_OPTIONS, type TopicNameOptions, type TopicNameCounts } from "./kafka-topic-names.js";
