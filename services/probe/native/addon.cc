@@ -9,6 +9,7 @@
 // record (ws_data_event truncated to its payload, or ws_conn_event), padded to 8 bytes.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <cerrno>
@@ -30,6 +31,13 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -922,7 +930,83 @@ class Probe : public Napi::ObjectWrap<Probe> {
   std::atomic<uint64_t> events_{0}, batches_{0}, bytes_{0}, dropped_batches_{0}, dropped_events_{0}, poll_errors_{0};
 };
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) { return Probe::Init(env, exports); }
+// The local ports of TCP sockets in LISTEN state in this network namespace, asked of the kernel
+// through NETLINK_SOCK_DIAG with a LISTEN-only state filter: the kernel then walks its listening
+// hash only. Reading /proc/net/tcp instead walks every socket (the established hash, TIME_WAIT
+// included: tens of thousands under a new-connection load) and gives JS megabytes to parse.
+// Returns -errno on failure (the caller falls back to /proc).
+int ListenPortsNetlink(std::vector<uint16_t>& out) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return -errno;
+  int err = 0;
+  for (int family : {AF_INET, AF_INET6}) {
+    struct {
+      nlmsghdr nlh;
+      inet_diag_req_v2 req;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = (uint8_t)family;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = 1u << 10;  // TCP_LISTEN
+    if (send(fd, &msg, sizeof msg, 0) < 0) {
+      err = -errno;
+      break;
+    }
+    alignas(nlmsghdr) char buf[32768];
+    bool done = false;
+    while (!done && !err) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? -errno : -EIO;
+        break;
+      }
+      int left = (int)n;
+      for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        if (h->nlmsg_type == NLMSG_DONE) {
+          done = true;
+          break;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) {
+          const nlmsgerr* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+          // no IPv6 in this kernel: nothing listens there
+          if (family == AF_INET6 && (e->error == -ENOENT || e->error == -EAFNOSUPPORT)) done = true;
+          else err = e->error ? e->error : -EIO;
+          break;
+        }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
+        const inet_diag_msg* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        out.push_back(ntohs(m->id.idiag_sport));
+      }
+    }
+    if (err) break;
+  }
+  close(fd);
+  return err;
+}
+
+// listenPorts(): number[] (each port once), or throws with the errno's code.
+Napi::Value ListenPorts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint16_t> ports;
+  int err = ListenPortsNetlink(ports);
+  if (err) {
+    probe_error(env, "ENETLINK", std::string("sock_diag: ") + strerror(-err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  Napi::Array a = Napi::Array::New(env, ports.size());
+  for (size_t i = 0; i < ports.size(); i++) a.Set((uint32_t)i, Napi::Number::New(env, ports[i]));
+  return a;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("listenPorts", Napi::Function::New(env, ListenPorts, "listenPorts"));
+  return Probe::Init(env, exports);
+}
 
 }  // namespace
 

@@ -2,7 +2,7 @@
 import { NativeProbe, type NativeOptions, type ShedConfig, type ShedStats } from "./native.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
-import { readListenPorts } from "./listen-ports.js";
+import { listenPorts } from "./listen-ports.js";
 import { TlsLibraries } from "./tls-libraries.js";
 import { TlsExecutables } from "./tls-executables.js";
 import { GoTlsHandler } from "./go-tls.js";
@@ -61,7 +61,7 @@ export class EbpfSource implements EventSource {
       : undefined);
     this.filter = new KernelFilter(this.probe);
     try {
-      this.probe.setListenPorts(readListenPorts());
+      this.probe.setListenPorts(listenPorts());
       this.filter.excludePids(options.excludePids ?? []);
       this.filter.apply(options.filter ?? EMPTY_FILTER);
       // after the filters (the scans read files for a while: traffic meanwhile is filtered already);
@@ -170,7 +170,7 @@ export class EbpfSource implements EventSource {
     this.early = [];
     this.earlyBytes = 0;
     for (const b of early) this.deliver(b);
-    const timer = setInterval(() => this.probe.setListenPorts(readListenPorts()), this.refreshMs);
+    const timer = setInterval(() => this.probe.setListenPorts(listenPorts()), this.refreshMs);
     timer.unref();
     try {
       if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));

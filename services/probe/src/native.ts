@@ -132,6 +132,7 @@ interface AddonProbe {
 }
 
 interface Addon {
+  listenPorts(): number[];
   Probe: new (opts: Record<string, unknown>, onBatch: (b: Buffer) => unknown, onTlsLibrary?: (n: TlsLibraryNotice) => void) => AddonProbe;
 }
 
@@ -140,6 +141,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const ADDON_PATH = path.resolve(here, "../native/build/wirescope_probe.node");
 
 let addon: Addon | undefined;
+
+/**
+ * Local ports of this network namespace's TCP sockets in LISTEN state, from the kernel's
+ * sock_diag (a LISTEN-only dump: the kernel walks its listening hash only, never the established
+ * sockets). undefined when the addon is not built or the kernel refuses (read /proc instead).
+ */
+export function nativeListenPorts(): number[] | undefined {
+  try {
+    return loadAddon().listenPorts();
+  } catch {
+    return undefined;
+  }
+}
 function loadAddon(): Addon {
   if (addon) return addon;
   if (!fs.existsSync(ADDON_PATH)) {
