@@ -12,7 +12,11 @@
 //      BENCH_ONLY=live (stage 4 only), BENCH_BASELINE=<checkout> (stage 4 also runs that checkout's
 //      `bin/wirescope.js aggregator`, alternating with this one: before/after in one run),
 //      BENCH_LIVE_ROUNDS (alternations per shape, default 1), BENCH_LIVE_RATE (stage 4 requests/s, default 5000),
-//      BENCH_CPU_PROF=<dir> (stage 4's service processes write V8 CPU profiles there)
+//      BENCH_CPU_PROF=<dir> (stage 4's service processes write V8 CPU profiles there),
+//      BENCH_ONLY=shape: stage 5 only — decode + core + lines in this process on stage 4's traffic
+//      (BENCH_LIVE_RATE, BENCH_LIVE_SECONDS, 32 partitions), one keep-alive shape and
+//      BENCH_SHAPE_PER_CONN requests per connection (default 10); with BENCH_BASELINE the
+//      baseline's built core too, alternating BENCH_LIVE_ROUNDS times (before/after in one process)
 import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
@@ -226,7 +230,7 @@ interface Timed {
  * one RecordBatch per partition: `partitions` 32 spreads connections and ends over 32 partitions
  * (a few records per batch), 1 puts them in one (one service's partition, ~200 per batch).
  */
-function keepAliveTraffic(t0: number, seconds: number, requestsPerSecond: number, partitions: number): { batches: Timed[]; records: number } {
+function keepAliveTraffic(t0: number, seconds: number, requestsPerSecond: number, partitions: number, perConnection = 0): { batches: Timed[]; records: number } {
   const r = rng(7);
   const str = (v: string) => create(AttributeValueSchema, { value: { case: "stringValue", value: v } });
   const int = (v: number) => create(AttributeValueSchema, { value: { case: "intValue", value: BigInt(v) } });
@@ -236,10 +240,11 @@ function keepAliveTraffic(t0: number, seconds: number, requestsPerSecond: number
   const pending: { end: number; p: number; rec: WRecord }[] = [];
   const n = Math.floor(seconds * requestsPerSecond);
   for (let i = 0; i < n; i++) {
-    const conn = i % 16;
+    // 16 keep-alive connections, or a new one every `perConnection` requests (ports in turn).
+    const conn = perConnection ? Math.floor(i / perConnection) : i % 16;
     const startMs = t0 + (i * 1000) / requestsPerSecond;
     const durMs = 0.15 + r() * 0.5;
-    const clientPort = 41000 + conn;
+    const clientPort = perConnection ? 1024 + (conn % 60000) : 41000 + conn;
     for (const role of [Role.CLIENT, Role.SERVER]) {
       const client = role === Role.CLIENT;
       const s = client ? startMs : startMs + 0.02;
@@ -315,11 +320,56 @@ async function benchLive(checkout: string, label: string, partitions: number, se
   });
 }
 
+/** The core modules a checkout built (this one, or BENCH_BASELINE's), for stage 5. */
+interface CoreModule {
+  Aggregator: typeof Aggregator;
+  SpanClock: typeof SpanClock;
+  windowLines: typeof windowLines;
+  decodeRecordBatch(b: Uint8Array, into?: RecordBatchSlots): RecordBatchSlots | readonly WRecord[];
+  RecordBatchSlots?: typeof RecordBatchSlots;
+}
+
+/**
+ * Stage 5: decode + ingest + close + line protocol in this process, on stage 4's traffic (event
+ * time two minutes ago, windows closed as batches arrive): the aggregator's own work per record
+ * without NATS and InfluxDB, and with the baseline's core alternating in the same process.
+ */
+async function benchShape(): Promise<void> {
+  const rate = Number(process.env.BENCH_LIVE_RATE ?? 20000);
+  const seconds = Number(process.env.BENCH_LIVE_SECONDS ?? 10);
+  const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 2);
+  const cores: [string, CoreModule][] = [["this checkout", (await import("./core/index.js")) as unknown as CoreModule]];
+  if (process.env.BENCH_BASELINE) cores.unshift(["before", (await import(path.resolve(process.env.BENCH_BASELINE, "services/aggregator/dist/core/index.js"))) as CoreModule]);
+  const t0 = Math.floor(Date.now() / WINDOW) * WINDOW - 120_000;
+  for (const perConn of [0, Number(process.env.BENCH_SHAPE_PER_CONN ?? 10)]) {
+    const { batches, records } = keepAliveTraffic(t0, seconds, rate, 32, perConn);
+    const shape = perConn ? `${perConn} requests per connection` : "16 keep-alive connections";
+    for (let round = 0; round < rounds; round++)
+      for (const [label, m] of cores) {
+        const agg = new m.Aggregator({ spanSampleRate: 0.1 });
+        const clock = new m.SpanClock();
+        const slots = m.RecordBatchSlots ? new m.RecordBatchSlots() : undefined;
+        global.gc?.();
+        const w0 = performance.now();
+        const c0 = process.cpuUsage();
+        let lines = 0;
+        for (const b of batches) {
+          agg.ingest(m.decodeRecordBatch(b.bytes, slots), b.at + 50);
+          for (const w of agg.closeDue(b.at + 50)) lines += m.windowLines(w, clock).length;
+        }
+        for (const w of agg.closeDue(t0 + 3_600_000, true)) lines += m.windowLines(w, clock).length;
+        const cpu = cpuMs(process.cpuUsage(c0)) / 1000;
+        report({ stage: `shape, ${shape}, ${label}`, records, seconds: (performance.now() - w0) / 1000, cpuSeconds: cpu, lines, note: `link visits ${agg.counters.linkVisits}` });
+      }
+  }
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wirescope-agg-bench-"));
 const influx = await startInfluxd({ dir: path.join(dir, "influx"), logFile: path.join(dir, "influxd.log") });
 try {
   console.log(`aggregator benchmark: ${N} records, ${os.cpus().length} cores (${os.cpus()[0]?.model}), node ${process.version}`);
-  if (process.env.BENCH_ONLY !== "live") {
+  if (process.env.BENCH_ONLY === "shape") await benchShape();
+  else if (process.env.BENCH_ONLY !== "live") {
     const records = makeRecords(N);
     const batches = encode(records);
     await benchCore(records);
@@ -330,7 +380,7 @@ try {
     await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
   }
   const liveSeconds = Number(process.env.BENCH_LIVE_SECONDS ?? 15);
-  if (liveSeconds > 0) {
+  if (liveSeconds > 0 && process.env.BENCH_ONLY !== "shape") {
     const baseline = process.env.BENCH_BASELINE;
     const runs: [string, string][] = baseline ? [["before", path.resolve(baseline)], ["after", root]] : [["this checkout", root]];
     const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 1);

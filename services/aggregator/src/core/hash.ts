@@ -19,15 +19,36 @@ export function id64(s: string): string {
   return out === "0000000000000000" ? "0000000000000001" : out;
 }
 
-/** Deterministic 128-bit id as 32 hex chars. */
+/**
+ * Deterministic 128-bit id as 32 hex chars: `id64(s) + id64(s + "\u0001")`, computed in one pass
+ * (FNV-1a is a stream: s + "\u0001" continues the state of s) into one flat string.
+ */
 export function id128(s: string): string {
-  return id64(s) + id64(s + "\u0001");
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193) >>> 0;
+  }
+  const a2 = Math.imul(a ^ 1, 0x01000193) >>> 0;
+  const b2 = (Math.imul(b ^ 1, 0x01000193) ^ Math.imul(a2, 0x9e3779b1)) >>> 0;
+  b = (b ^ Math.imul(a, 0x9e3779b1)) >>> 0;
+  // id64's rule: never all zeros.
+  return hex16(a, a === 0 && b === 0 ? 1 : b) + hex16(a2, a2 === 0 && b2 === 0 ? 1 : b2);
 }
 
-/** Uniform value in [0, 1) from a hex id (its first 8 hex digits). */
+/** Uniform value in [0, 1) from a hex id (its first 8 hex digits, as parseInt(h.slice(0, 8), 16) reads them). */
 export function unitFromHex(h: string): number {
-  const n = parseInt(h.slice(0, 8), 16);
-  return Number.isFinite(n) ? n / 0x1_0000_0000 : 0;
+  let n = 0;
+  let i = 0;
+  for (; i < 8 && i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (d < 0) break;
+    n = n * 16 + d;
+  }
+  return n / 0x1_0000_0000;
 }
 
 export function bytesToHex(b: Uint8Array | undefined): string {

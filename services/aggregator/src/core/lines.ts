@@ -24,16 +24,22 @@ export function escTag(v: string): string {
 
 /** A string field value, quoted. */
 export function escStr(v: string): string {
-  let plain = true;
+  // One scan tells which of the three rewrites have anything to do (JSON values, e.g. the `tags`
+  // field, have quotes and backslashes but no raw control characters): none of them adds what a
+  // later one rewrites, so skipping those with nothing to match gives the same text.
+  let quotes = false;
+  let controls = false;
+  let newlines = false;
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
-    if (c === 34 || c === 92 || c < 32) {
-      plain = false;
-      break;
-    }
+    if (c === 34 || c === 92) quotes = true;
+    else if (c === 10) newlines = true;
+    else if (c < 32) controls = true;
   }
-  if (plain) return '"' + v + '"';
-  return '"' + v.replace(/[\\"]/g, "\\$&").replace(/[\u0000-\u0009\u000b-\u001f]/g, " ").replace(/\n/g, "\\n") + '"';
+  if (quotes) v = v.replace(/[\\"]/g, "\\$&");
+  if (controls) v = v.replace(/[\u0000-\u0009\u000b-\u001f]/g, " ");
+  if (newlines) v = v.replace(/\n/g, "\\n");
+  return '"' + v + '"';
 }
 
 /** A float field that InfluxDB accepts (no NaN/Infinity). */
@@ -132,9 +138,29 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     if (s.responseBytes) f += `,response_bytes=${s.responseBytes}i`;
     if (s.incomplete) f += `,incomplete=true`;
     // start_ms, tags and service_tags: what Grafana's trace view needs as columns (startTime, tags, serviceTags).
-    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))},service_tags=${escStr(serviceTagsJson(s))}`;
+    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))},service_tags=${serviceTagsField(s)}`;
     out.push(`spans,${tags} ${f} ${ts}`);
   }
+}
+
+/** The quoted `service_tags` field by service and node: the same few for every span. */
+const serviceTagsCache = new Map<string, Map<string, string>>();
+let serviceTagsCached = 0;
+
+function serviceTagsField(s: SpanRec): string {
+  let byNode = serviceTagsCache.get(s.service);
+  if (!byNode) serviceTagsCache.set(s.service, (byNode = new Map()));
+  let f = byNode.get(s.node);
+  if (f === undefined) {
+    if (++serviceTagsCached > 10_000) {
+      serviceTagsCache.clear();
+      serviceTagsCached = 0;
+      serviceTagsCache.set(s.service, byNode);
+    }
+    f = escStr(serviceTagsJson(s));
+    byNode.set(s.node, f);
+  }
+  return f;
 }
 
 /** Every line of a closed window. */

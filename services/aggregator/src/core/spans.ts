@@ -804,23 +804,25 @@ export class SpanIndex {
  * whole). Deterministic.
  */
 export function sampleSpans(spans: SpanRec[], rate: number, slowest: number): { kept: SpanRec[]; dropped: number } {
-  const keep = new Set<SpanRec>();
-  // Per series, the `slowest` slowest spans (ties by id), by insertion into a short sorted list.
-  const top = new Map<object, SpanRec[]>();
+  const keep = new Uint8Array(spans.length);
+  // Per series, the `slowest` slowest spans (ties by id), by insertion into a short sorted list of positions.
+  const top = new Map<object, number[]>();
   const before = (a: SpanRec, b: SpanRec) => a.durationMs > b.durationMs || (a.durationMs === b.durationMs && a.id < b.id);
-  for (const s of spans) {
-    if (s.error || unitFromHex(s.traceId) < rate) keep.add(s);
+  for (let k = 0; k < spans.length; k++) {
+    const s = spans[k]!;
+    if (s.error || unitFromHex(s.traceId) < rate) keep[k] = 1;
     if (slowest <= 0) continue;
     let l = top.get(s.series);
     if (!l) top.set(s.series, (l = []));
-    if (l.length < slowest || before(s, l[l.length - 1]!)) {
+    if (l.length < slowest || before(s, spans[l[l.length - 1]!]!)) {
       let i = l.length;
-      while (i > 0 && before(s, l[i - 1]!)) i--;
-      l.splice(i, 0, s);
+      while (i > 0 && before(s, spans[l[i - 1]!]!)) i--;
+      l.splice(i, 0, k);
       if (l.length > slowest) l.pop();
     }
   }
-  for (const l of top.values()) for (const s of l) keep.add(s);
-  const kept = spans.filter((s) => keep.has(s));
+  for (const l of top.values()) for (const k of l) keep[k] = 1;
+  const kept: SpanRec[] = [];
+  for (let k = 0; k < spans.length; k++) if (keep[k]) kept.push(spans[k]!);
   return { kept, dropped: spans.length - kept.length };
 }

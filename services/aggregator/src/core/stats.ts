@@ -11,6 +11,9 @@ import { bucketIndex, OTEL_DEFAULT_BOUNDARIES_MS } from "./histogram.js";
  * `errors`, `sumMs`, the sketch and the buckets hold what was observed. Ratios (error ratio,
  * percentiles, mean) come out the same from either, so they are read from what was observed.
  */
+/** Values a LatencyStats keeps as they are before it makes its sketch. */
+const FEW = 16;
+
 export class LatencyStats {
   requests = 0;
   errors = 0;
@@ -19,12 +22,33 @@ export class LatencyStats {
   estimatedErrors = 0;
   estimatedSumMs = 0;
   maxMs = 0;
-  readonly sketch: DDSketch;
   readonly buckets: Float64Array;
+  /** Made when more than FEW values came: most per-connection stats (pending map
+   *  contributions of short connections) never need one. */
+  private sk: DDSketch | undefined = undefined;
+  /** The values accepted before the sketch was made. */
+  private few: Float64Array | undefined = undefined;
+  private nFew = 0;
 
-  constructor(relativeAccuracy: number) {
-    this.sketch = new DDSketch({ relativeAccuracy });
+  constructor(private readonly relativeAccuracy: number) {
     this.buckets = new Float64Array(OTEL_DEFAULT_BOUNDARIES_MS.length + 1);
+  }
+
+  /** The sketch of every value accepted (the same bins whether values came before it was made or after). */
+  get sketch(): DDSketch {
+    if (!this.sk) {
+      this.sk = new DDSketch({ relativeAccuracy: this.relativeAccuracy });
+      for (let i = 0; i < this.nFew; i++) this.sk.accept(this.few![i]!);
+      this.few = undefined;
+      this.nFew = 0;
+    }
+    return this.sk;
+  }
+
+  private accept(ms: number): void {
+    if (this.sk) this.sk.accept(ms);
+    else if (this.nFew < FEW) (this.few ??= new Float64Array(FEW))[this.nFew++] = ms;
+    else this.sketch.accept(ms);
   }
 
   add(ms: number, error: boolean, weight = 1): void {
@@ -38,7 +62,7 @@ export class LatencyStats {
     this.estimatedSumMs += ms * weight;
     if (ms > this.maxMs) this.maxMs = ms;
     // DDSketch maps values below its minimum indexable value to the zero bucket; 0 ms is valid.
-    this.sketch.accept(ms);
+    this.accept(ms);
     this.buckets[bucketIndex(ms)]!++;
   }
 
@@ -50,7 +74,9 @@ export class LatencyStats {
     this.estimatedErrors += o.estimatedErrors;
     this.estimatedSumMs += o.estimatedSumMs;
     if (o.maxMs > this.maxMs) this.maxMs = o.maxMs;
-    if (o.requests > 0) this.sketch.merge(o.sketch);
+    if (o.sk) {
+      if (o.sk.count > 0) this.sketch.merge(o.sk);
+    } else for (let i = 0; i < o.nFew; i++) this.accept(o.few![i]!);
     for (let i = 0; i < this.buckets.length; i++) this.buckets[i]! += o.buckets[i]!;
   }
 
