@@ -110,6 +110,23 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     assert.deepEqual(nodes, ["api:27381", "kafka:27383", "loadgen", "mariadbd:27385", "orders:27382", "redis-server:27384", "shipping", "web:27380"]);
   });
 
+  it("the node and namespace variables filter the service map and the spans too (edges and spans carry both tags)", async () => {
+    const panelQuery = (uid: string, title: string, refId = "A") => {
+      const d = Object.values(allDashboards()).find((x) => x.uid === uid)!;
+      return d.panels.find((p) => p.title === title)!.targets.find((t) => t.refId === refId)!.query;
+    };
+    const at = async (query: string, node: string, namespace: string) =>
+      resultRows(await run(interpolate(query, { ...range, intervalMs: WINDOW, vars: { node, namespace, protocol: "$__all", service: "$__all", resource: "$__all", trace_id: traceId } })));
+    const queries = [panelQuery("wirescope-service-map", "Service map", "nodes"), panelQuery("wirescope-service-map", "Service map", "edges"), panelQuery("wirescope-service-map", "Calls between services"), panelQuery("wirescope-traces", "Recent spans"), panelQuery("wirescope-traces", "Slowest spans")];
+    for (const q of queries) {
+      const all = await at(q, "$__all", "$__all");
+      assert.ok(all.length > 0, q);
+      assert.deepEqual(await at(q, "vm", "-"), all, `the capture's node and namespace select everything: ${q}`);
+      assert.deepEqual(await at(q, "elsewhere", "$__all"), [], `another node selects nothing: ${q}`);
+      assert.deepEqual(await at(q, "vm", "shop"), [], `a namespace the capture lacks selects nothing: ${q}`);
+    }
+  });
+
   it("the trace view's query returns Grafana's trace frame for a demo trace, linked from the load generator to the database", async () => {
     const r = await run(interpolate(TRACE_FRAME_QUERY, { ...range, intervalMs: WINDOW, vars: { trace_id: traceId } }));
     // One frame: the traces panel draws the first frame only (so the query has no GROUP BY).
@@ -148,7 +165,7 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
   it("endpoint links lead to that endpoint's slowest and failed spans", async () => {
     const traces = allDashboards().traces!;
     const panel = (title: string) => traces.panels.find((p) => p.title === title)!;
-    const vars = { service: S.web, resource: "/shop/missing", trace_id: traceId };
+    const vars = { node: "$__all", namespace: "$__all", service: S.web, resource: "/shop/missing", trace_id: traceId };
     // The demo's /shop/missing answers 404, and its POST /shop/orders fails sometimes (5xx).
     const slow = resultRows(await run(interpolate(panel("Slowest spans").targets[0]!.query, { ...range, intervalMs: WINDOW, vars })));
     assert.ok(slow.length > 0 && slow.every((s) => s.resource === "/shop/missing" && s.service === S.web), JSON.stringify(slow.slice(0, 3)));

@@ -221,7 +221,7 @@ export const match = (tag: string, variable = tag) => `"${tag}" =~ /^$${variable
 /** Where the observed services run: node and Kubernetes namespace (`-` outside Kubernetes). */
 export const placement = () => `${match("node")} AND ${match("namespace")}`;
 
-/** The node and namespace variables of the measurements that carry those tags (red, latency_hist). */
+/** The node and namespace variables (tags of red, latency_hist, edges and spans; listed from red). */
 export function placementVariables(): Variable[] {
   return [tagVariable("node", "red", "node"), tagVariable("namespace", "red", "namespace", { where: match("node") })];
 }

@@ -4,7 +4,7 @@ import { dashboard, panel, target, tagVariable, match, unit, placement, placemen
 const where = `${match("service")} AND ${match("protocol")} AND ${match("resource")} AND ${placement()} AND $timeFilter`;
 
 /** From an endpoint to its slowest and failed spans (the traces dashboard, filtered to it). */
-const endpointToSpans = (resource: string) => [dashboardLink("Slowest and failed spans of ${__data.fields.resource}", UID.traces, { service: "${service:percentencode}", resource })];
+const endpointToSpans = (resource: string) => [dashboardLink("Slowest and failed spans of ${__data.fields.resource}", UID.traces, { service: "${service:percentencode}", resource }, ["node", "namespace"])];
 
 /** Every operation/resource/status class of the service, over the time range. */
 export function operationsTable(): Panel {

@@ -1,13 +1,15 @@
 // Traces: spans written by the aggregator (one per record, linked and sampled).
-import { dashboard, panel, target, tagVariable, textVariable, queryVariable, match, dashboardLink, columnLinks, UID, type Panel, type Dashboard } from "../model.js";
+import { dashboard, panel, target, tagVariable, textVariable, queryVariable, match, placement, placementVariables, dashboardLink, columnLinks, UID, type Panel, type Dashboard } from "../model.js";
 
 const COLUMNS = `"trace_id", "span_id", "parent_span_id", "name", "duration_ms", "status", "error", "peer_service", "linked_by"`;
-const where = `${match("service")} AND ${match("resource")} AND $timeFilter`;
+/** The selected services where they run (node, namespace) and endpoints. A trace itself is shown
+ *  whole, whichever nodes its spans ran on. */
+const where = `${match("service")} AND ${placement()} AND ${match("resource")} AND $timeFilter`;
 
 /** Every trace id column opens its trace in the trace view above (same dashboard). */
 const traceLinks = () => ({
   defaults: {},
-  overrides: [columnLinks("trace_id", [dashboardLink("Trace ${__data.fields.trace_id}", UID.traces, { trace_id: "${__data.fields.trace_id}" }, ["service", "resource"])])],
+  overrides: [columnLinks("trace_id", [dashboardLink("Trace ${__data.fields.trace_id}", UID.traces, { trace_id: "${__data.fields.trace_id}" }, ["node", "namespace", "service", "resource"])])],
 });
 
 /**
@@ -33,7 +35,7 @@ export function traceView(): Panel {
 
 /** The latest spans of the selected services. */
 export function recentSpans(): Panel {
-  return panel("table", "Recent spans", [target(`SELECT ${COLUMNS} FROM "spans" WHERE ${match("service")} AND $timeFilter GROUP BY "service", "kind" ORDER BY time DESC LIMIT 100`, "table")], {
+  return panel("table", "Recent spans", [target(`SELECT ${COLUMNS} FROM "spans" WHERE ${match("service")} AND ${placement()} AND $timeFilter GROUP BY "service", "kind" ORDER BY time DESC LIMIT 100`, "table")], {
     w: 24,
     h: 10,
     fieldConfig: traceLinks(),
@@ -72,9 +74,10 @@ export function traces(): Dashboard {
     UID.traces,
     "Wirescope · Traces",
     [
-      tagVariable("service", "spans", "service"),
+      ...placementVariables(),
+      tagVariable("service", "spans", "service", { where: placement() }),
       // `resource` is a field of spans (not a tag): its values come from a SELECT.
-      queryVariable("resource", "endpoint", `SELECT DISTINCT("resource") FROM "spans" WHERE ${match("service")} AND $timeFilter`),
+      queryVariable("resource", "endpoint", `SELECT DISTINCT("resource") FROM "spans" WHERE ${match("service")} AND ${placement()} AND $timeFilter`),
       textVariable("trace_id", "trace id"),
     ],
     [traceView(), slowestSpans(), errorSpans(), recentSpans(), traceSpans()],

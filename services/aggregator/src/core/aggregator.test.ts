@@ -52,6 +52,39 @@ describe("Aggregator", () => {
     assert.match(edge, /requests=1200i,errors=80i,.*sampled=true/);
   });
 
+  it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    // web (node n1, namespace shop) calls api (n2, pay) and an untraced payment provider.
+    const web = { service: "web", address: "10.0.0.1", port: 40000, pid: 20, node: "n1", namespace: "shop" };
+    const api = { service: "api", address: "10.0.0.2", port: 80, pid: 10, node: "n2", namespace: "pay" };
+    const ext = { service: "203.0.113.9:443", address: "203.0.113.9", port: 443 };
+    const recs = [];
+    for (let i = 0; i < 10; i++) {
+      // the same call seen at both ends, each by its own node's probe
+      recs.push(makeRecord({ startMs: W0 + 100 + 10 * i, durationMs: 5, role: "server", client: web, server: api, node: "n2" }));
+      recs.push(makeRecord({ startMs: W0 + 99 + 10 * i, durationMs: 7, role: "client", client: web, server: api, node: "n1" }));
+      recs.push(makeRecord({ startMs: W0 + 200 + 10 * i, durationMs: 3, role: "client", client: { ...web, port: 40001 }, server: ext, node: "n1" }));
+    }
+    agg.ingest(recs, W0 + 1000);
+    const lines = windowLines(agg.closeDue(W0 + 60_000)[0]!, new SpanClock());
+    const tagsOf = (l: string) => Object.fromEntries(l.split(" ")[0]!.split(",").slice(1).map((kv) => kv.split("=")));
+    const edges = lines.filter((l) => l.startsWith("edges,")).map((l) => ({ ...tagsOf(l), requests: /requests=(\d+)i/.exec(l)![1] }));
+    assert.deepEqual(
+      edges.sort((a, b) => a.server.localeCompare(b.server)),
+      [
+        // counted by the traced server's records, where it runs
+        { client: "web", server: "203.0.113.9:443", protocol: "http", node: "n1", namespace: "shop", requests: "10" },
+        { client: "web", server: "api", protocol: "http", node: "n2", namespace: "pay", requests: "10" },
+      ].sort((a, b) => a.server.localeCompare(b.server)),
+    );
+    const spans = lines.filter((l) => l.startsWith("spans,")).map(tagsOf);
+    assert.equal(spans.length, 30);
+    for (const s of spans) assert.deepEqual([s.node, s.namespace], s.service === "api" ? ["n2", "pay"] : ["n1", "shop"], JSON.stringify(s));
+    // the same placement as the red series of each service
+    const red = lines.filter((l) => l.startsWith("red,")).map(tagsOf);
+    for (const r of red) assert.deepEqual([r.node, r.namespace], r.service === "api" ? ["n2", "pay"] : ["n1", "shop"]);
+  });
+
   it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {
     const agg = new Aggregator({ spans: false });
     const r = rng(1);

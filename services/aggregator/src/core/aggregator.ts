@@ -29,6 +29,10 @@ export interface EdgeSeries {
   client: string;
   server: string;
   protocol: string;
+  /** Node and namespace of the end whose records counted the calls (as RedSeries: the server's
+   *  when it was traced, else the client's), so the dashboards' node variable filters the map. */
+  node: string;
+  namespace: string;
   stats: LatencyStats;
 }
 
@@ -117,6 +121,8 @@ interface PendingEdge {
   client: string;
   server: string;
   protocol: string;
+  node: string;
+  namespace: string;
   stats: LatencyStats;
 }
 
@@ -132,9 +138,10 @@ class WindowState implements TupleSides {
   /** In creation order, and by service, node and namespace. */
   readonly services: ServiceBucket[] = [];
   readonly serviceIndex: Nest3<ServiceBucket> = new Map();
-  /** In creation order, and by client, server and protocol. */
+  /** In creation order, and by client, server and protocol (the few of those told apart by node
+   *  and namespace). */
   readonly edges: EdgeSeries[] = [];
-  readonly edgeIndex: Nest3<EdgeSeries> = new Map();
+  readonly edgeIndex: Nest3<EdgeSeries[]> = new Map();
   readonly serverTuples = new Set<string>();
   readonly clientByTuple = new Map<string, string>();
   /** In creation order, and by 4-tuple (the few of one tuple told apart by side and names). */
@@ -152,7 +159,7 @@ const SEP = "\u0000";
 /** What `Aggregator.addSpan` hands to SpanColumns.push, reused record after record. */
 const spanInput: SpanInput = {
   idA: 0, idB: 0, kind: "server", service: "", peer: "", protocol: "", operation: "", resource: "", relUs: 0, subUs: 0, durUs: 0,
-  status: undefined, error: false, node: "", pid: 0, tid: 0, tupleKey: -1, hTrace: "", hParent: "", series: {},
+  status: undefined, error: false, node: "", namespace: "", pid: 0, tid: 0, tupleKey: -1, hTrace: "", hParent: "", series: {},
   clientAddress: "", clientPort: 0, serverAddress: "", serverPort: 0, requestBytes: 0, responseBytes: 0, incomplete: false,
 };
 const ID_STRS: string[] = ["", "", ""];
@@ -342,7 +349,7 @@ export class Aggregator {
     }
     series.stats.add(durMs, error, weight);
 
-    this.addToMap(win, r, role, clientName, serverName, protocol, durMs, error, weight);
+    this.addToMap(win, r, role, clientName, serverName, protocol, node, namespace, durMs, error, weight);
 
     if (this.opts.spans) {
       if (this.bufferedSpans >= this.opts.maxBufferedSpans) {
@@ -350,7 +357,7 @@ export class Aggregator {
         return;
       }
       this.bufferedSpans++;
-      this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, series);
+      this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, series, node, namespace);
     }
   }
 
@@ -366,7 +373,7 @@ export class Aggregator {
    * named the other by address. Work and memory are linear in the window's records, bounded by
    * maxEdgeTuples.
    */
-  private addToMap(win: WindowState, r: RecordSlot, role: "server" | "client", clientName: string, serverName: string, protocol: string, durMs: number, error: boolean, weight: number): void {
+  private addToMap(win: WindowState, r: RecordSlot, role: "server" | "client", clientName: string, serverName: string, protocol: string, node: string, namespace: string, durMs: number, error: boolean, weight: number): void {
     const isServer = role === "server";
     const clientTraced = isTraced(r.client);
     const c = r.client;
@@ -379,20 +386,20 @@ export class Aggregator {
     }
     if (!isServer && isTraced(r.server)) return;
     if (!tuple || (isServer && clientTraced)) {
-      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error, weight);
+      this.addEdge(win, clientName, serverName, protocol, node, namespace)?.add(durMs, error, weight);
       return;
     }
     if (full) {
       this.counters.edgeTuplesOverflow++;
-      this.addEdge(win, clientName, serverName, protocol)?.add(durMs, error, weight);
+      this.addEdge(win, clientName, serverName, protocol, node, namespace)?.add(durMs, error, weight);
       return;
     }
     let same = win.pendingByTuple.get(tuple);
     if (!same) win.pendingByTuple.set(tuple, (same = []));
     let p: PendingEdge | undefined;
-    for (const q of same) if (q.side === role && q.client === clientName && q.server === serverName && q.protocol === protocol) p = q;
+    for (const q of same) if (q.side === role && q.client === clientName && q.server === serverName && q.protocol === protocol && q.node === node && q.namespace === namespace) p = q;
     if (!p) {
-      p = { tuple, side: role, client: clientName, server: serverName, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      p = { tuple, side: role, client: clientName, server: serverName, protocol, node, namespace, stats: new LatencyStats(this.opts.relativeAccuracy) };
       same.push(p);
       win.pendingEdges.push(p);
     }
@@ -420,16 +427,19 @@ export class Aggregator {
   }
 
   /** The window's edge series for client → server (undefined past the memory guard, counted). */
-  private addEdge(win: WindowState, client: string, server: string, protocol: string): LatencyStats | undefined {
-    let e = get3(win.edgeIndex, client, server, protocol);
+  private addEdge(win: WindowState, client: string, server: string, protocol: string, node: string, namespace: string): LatencyStats | undefined {
+    const same = get3(win.edgeIndex, client, server, protocol);
+    let e: EdgeSeries | undefined;
+    if (same) for (const x of same) if (x.node === node && x.namespace === namespace) e = x;
     if (!e) {
       if (win.edges.length >= this.opts.maxSeriesPerService * 4) {
         this.counters.drops.cardinality_overflow++;
         return undefined;
       }
-      e = { client, server, protocol, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      e = { client, server, protocol, node, namespace, stats: new LatencyStats(this.opts.relativeAccuracy) };
       win.edges.push(e);
-      set3(win.edgeIndex, client, server, protocol, e);
+      if (same) same.push(e);
+      else set3(win.edgeIndex, client, server, protocol, [e]);
     }
     return e.stats;
   }
@@ -447,7 +457,7 @@ export class Aggregator {
           this.counters.edgeCallsMatched += p.stats.requests;
           continue;
         }
-        this.addEdge(w, p.client, p.server, p.protocol)?.merge(p.stats);
+        this.addEdge(w, p.client, p.server, p.protocol, p.node, p.namespace)?.merge(p.stats);
       } else {
         let client = p.client;
         for (const s of sides) {
@@ -457,7 +467,7 @@ export class Aggregator {
             break;
           }
         }
-        this.addEdge(w, client, p.server, p.protocol)?.merge(p.stats);
+        this.addEdge(w, client, p.server, p.protocol, p.node, p.namespace)?.merge(p.stats);
       }
     }
     w.pendingEdges.length = 0;
@@ -465,10 +475,9 @@ export class Aggregator {
     this.prevSides = { serverTuples: w.serverTuples, clientByTuple: w.clientByTuple };
   }
 
-  private addSpan(cols: SpanColumns, r: RecordSlot, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object): void {
+  private addSpan(cols: SpanColumns, r: RecordSlot, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object, node: string, namespace: string): void {
     const ep = role === "server" ? r.server : r.client;
     // Strings are shared through the window's string table (SpanColumns), not copied per span.
-    const node = r.node || ep?.node || "";
     const clientAddress = r.client?.address ?? "";
     const serverAddress = r.server?.address ?? "";
     const clientPort = r.client?.port ?? 0;
@@ -505,6 +514,7 @@ export class Aggregator {
     x.status = r.hasStatus ? r.status : undefined;
     x.error = error;
     x.node = node;
+    x.namespace = namespace;
     x.pid = ep?.process?.pid ?? 0;
     x.tid = r.tid;
     x.tupleKey = clientAddress && serverAddress && clientPort && serverPort ? tupleHash(clientAddress, clientPort, serverAddress, serverPort) : -1;
@@ -617,9 +627,9 @@ export class Aggregator {
       const merged = new Map<string, EdgeSeries>();
       for (const e of list) {
         const client = g.map.get(e.client) ?? "*";
-        const k = client + SEP + e.protocol;
+        const k = client + SEP + e.protocol + SEP + e.node + SEP + e.namespace;
         const m = merged.get(k);
-        if (!m) merged.set(k, client === e.client ? e : { client, server, protocol: e.protocol, stats: this.copyStats(e.stats) });
+        if (!m) merged.set(k, client === e.client ? e : { client, server, protocol: e.protocol, node: e.node, namespace: e.namespace, stats: this.copyStats(e.stats) });
         else m.stats.merge(e.stats);
       }
       out.push(...merged.values());

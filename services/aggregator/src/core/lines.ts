@@ -89,11 +89,11 @@ function counted(st: LatencyStats): string {
 export function edgeLine(e: EdgeSeries, start: number): string {
   const st = e.stats;
   // `id` is a field (not a tag: no new series) because Grafana's Node Graph needs an edge id.
-  return `edges,client=${escTag(e.client)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},${counted(st)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
+  return `edges,client=${escTag(e.client)},namespace=${escTag(e.namespace)},node=${escTag(e.node)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},${counted(st)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
 }
 
 /**
- * Timestamps already given to spans, per (service, protocol, kind), over the last windows. Spans
+ * Timestamps already given to spans, per series (kind, namespace, node, protocol, service), over the last windows. Spans
  * with the same tags and timestamp would overwrite each other in InfluxDB, also across windows
  * (windows go by end time, a long span can start in the same microsecond as a short one).
  */
@@ -124,7 +124,7 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
   const sorted = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const mine = clock.next();
   for (const s of sorted) {
-    const tags = `kind=${s.kind},protocol=${escTag(s.protocol)},service=${escTag(s.service)}`;
+    const tags = `kind=${s.kind},namespace=${escTag(s.namespace)},node=${escTag(s.node)},protocol=${escTag(s.protocol)},service=${escTag(s.service)}`;
     let ts = (s.startNs / 1000n) * 1000n + BigInt(parseInt(s.id.slice(-4), 16) % 1000);
     while (clock.used(`${tags} ${ts}`)) ts++;
     mine.add(`${tags} ${ts}`);

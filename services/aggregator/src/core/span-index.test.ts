@@ -89,6 +89,7 @@ function mixedWorkload(seed: number, requests: number): SpanInput[] {
       status: 200,
       error: false,
       node: self.node,
+      namespace: "",
       pid: r() < 0.02 ? 0 : self.pid,
       tid,
       tupleKey: noTuple ? -1 : tupleHash(cl.address, cp, sv.address, sp),
@@ -213,7 +214,7 @@ describe("SpanIndex lookups by trace id", () => {
       const self = kind === "client" ? k.cl : k.sv;
       cols.push({
         idA, idB: 1, kind, service: `p${self.pid}`, peer: "", protocol: "http", operation: "GET", resource: "/", relUs: 0, subUs: 0, durUs: 10_000,
-        status: 200, error: false, node: self.node, pid: self.pid, tid: 1, tupleKey: tupleHash(k.cl.address, k.cp, k.sv.address, k.sp), hTrace: T, hParent: "",
+        status: 200, error: false, node: self.node, namespace: "", pid: self.pid, tid: 1, tupleKey: tupleHash(k.cl.address, k.cp, k.sv.address, k.sp), hTrace: T, hParent: "",
         series: {}, clientAddress: k.cl.address, clientPort: k.cp, serverAddress: k.sv.address, serverPort: k.sp, requestBytes: 0, responseBytes: 0, incomplete: false,
       });
     };

@@ -31,6 +31,8 @@ export interface SpanRec {
   readonly status: number | undefined;
   readonly error: boolean;
   readonly node: string;
+  /** Kubernetes namespace of the span's process ("" outside Kubernetes). */
+  readonly namespace: string;
   readonly pid: number;
   readonly tid: number;
   /** "clientaddr:port>serveraddr:port", "" when unknown. */
@@ -152,6 +154,9 @@ export class Span implements SpanRec {
   get node(): string {
     return this.s(S_NODE);
   }
+  get namespace(): string {
+    return this.s(S_NAMESPACE);
+  }
   get pid(): number {
     return this.u(U_PID);
   }
@@ -201,7 +206,7 @@ export class Span implements SpanRec {
     const r: SpanRec = {
       id: this.id, baseId: this.baseId, kind: this.kind, service: this.service, peer: this.peer, protocol: this.protocol,
       operation: this.operation, resource: this.resource, startNs: this.startNs, startMs: this.startMs, endMs: this.endMs,
-      durationMs: this.durationMs, status: this.status, error: this.error, node: this.node, pid: this.pid, tid: this.tid,
+      durationMs: this.durationMs, status: this.status, error: this.error, node: this.node, namespace: this.namespace, pid: this.pid, tid: this.tid,
       tuple: this.tuple, hTrace: this.hTrace, hParent: this.hParent, series: this.series, window: this.window,
       clientAddress: this.clientAddress, clientPort: this.clientPort, serverAddress: this.serverAddress, serverPort: this.serverPort,
       requestBytes: this.requestBytes, responseBytes: this.responseBytes, incomplete: this.incomplete,
@@ -215,7 +220,7 @@ export class Span implements SpanRec {
 
 /**
  * One span is one row of two typed arrays (stored unboxed, off the garbage-collected heap):
- * doubles for the values that may exceed 32 bits, 32-bit words for the rest (112 bytes a span,
+ * doubles for the values that may exceed 32 bits, 32-bit words for the rest (116 bytes a span,
  * against 200 as 25 doubles: the buffer holds every span of the open windows, 600,000 at 40,000
  * records/s with 10 s windows and 5 s grace).
  */
@@ -225,8 +230,8 @@ const NF = 5;
  *  ports (client low, server high), then the strings (`U_STR + S_*`), then the series. */
 const U_ID_A = 0, U_ID_B = 1, U_SUB_FLAGS = 2, U_PID = 3, U_TID = 4, U_TUPLE = 5, U_PORTS = 6, U_STR = 7;
 /** Strings of one span: their numbers in the window's string table, at `U_STR + S_*`. */
-const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9;
-const N_STRS = 10;
+const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9, S_NAMESPACE = 10;
+const N_STRS = 11;
 /** The span's RED series: its number in the window's series table. */
 const U_SERIES = U_STR + N_STRS;
 const NU = U_SERIES + 1;
@@ -281,6 +286,7 @@ export interface SpanInput {
   status: number | undefined;
   error: boolean;
   node: string;
+  namespace: string;
   pid: number;
   tid: number;
   tupleKey: number;
@@ -390,6 +396,7 @@ export class SpanColumns {
     n[q + S_HPARENT] = this.sid(S_HPARENT, x.hParent);
     n[q + S_CADDR] = this.sid(S_CADDR, x.clientAddress);
     n[q + S_SADDR] = this.sid(S_SADDR, x.serverAddress);
+    n[q + S_NAMESPACE] = this.sid(S_NAMESPACE, x.namespace);
     let sr = this.seriesIds.get(x.series);
     if (sr === undefined) {
       sr = this.seriesList.length;

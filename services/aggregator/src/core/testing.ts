@@ -2,6 +2,17 @@
 import { create } from "@bufbuild/protobuf";
 import { RecordSchema, EndpointSchema, ProcessInfoSchema, TraceContextSchema, Role, type Record as WRecord } from "@wirescope/common";
 
+/** One end: `node` where it runs, `namespace` its process's Kubernetes namespace. */
+export interface EndpointSpec {
+  service?: string;
+  address?: string;
+  port?: number;
+  pid?: number;
+  name?: string;
+  node?: string;
+  namespace?: string;
+}
+
 export interface RecordSpec {
   protocol?: string;
   startMs: number;
@@ -11,8 +22,8 @@ export interface RecordSpec {
   status?: number;
   error?: boolean;
   role?: "server" | "client";
-  client?: { service?: string; address?: string; port?: number; pid?: number; name?: string };
-  server?: { service?: string; address?: string; port?: number; pid?: number; name?: string };
+  client?: EndpointSpec;
+  server?: EndpointSpec;
   tid?: number;
   connKey?: bigint;
   node?: string;
@@ -22,13 +33,14 @@ export interface RecordSpec {
 
 const hexBytes = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
 
-function endpoint(e: RecordSpec["client"]) {
+function endpoint(e: EndpointSpec | undefined) {
   if (!e) return undefined;
   return create(EndpointSchema, {
     service: e.service ?? "",
     address: e.address ?? "",
     port: e.port ?? 0,
-    process: e.pid || e.name ? create(ProcessInfoSchema, { pid: e.pid ?? 0, name: e.name ?? "" }) : undefined,
+    node: e.node ?? "",
+    process: e.pid || e.name ? create(ProcessInfoSchema, { pid: e.pid ?? 0, name: e.name ?? "", namespace: e.namespace ?? "" }) : undefined,
   });
 }
 

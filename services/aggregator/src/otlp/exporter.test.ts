@@ -24,6 +24,7 @@ function span(i: number, p: Partial<SpanRec> = {}): SpanRec {
     status: 200,
     error: false,
     node: "n1",
+    namespace: "",
     pid: 1,
     tid: 1,
     tuple: "",
