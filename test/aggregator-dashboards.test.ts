@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
+import { clone } from "@bufbuild/protobuf";
+import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
 import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
@@ -28,13 +30,14 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
   let range = { fromMs: 0, toMs: 0 };
   let traceId = "";
   let checked: CheckedQuery[] = [];
+  let records: WRecord[] = [];
 
   before(async () => {
     nats = await startNats({ jetstream: true });
     influx = await startInflux();
     agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--pipeline-every-ms", "1000", "--span-sample-rate", "1"]);
     nc = await natsConnect(nats.url);
-    const records = readRecordsFixture(FIXTURE);
+    records = readRecordsFixture(FIXTURE);
     // The capture ends in the past: every window closes by the wall clock once replayed.
     // (3 minutes ago: inside the 5-minute range of the alert rules' short window.)
     const shifted = shiftRecords(records, Date.now() - 3 * 60_000, WINDOW);
@@ -172,5 +175,48 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     const failed = resultRows(await run(interpolate(panel("Failed spans").targets[0]!.query, { ...range, intervalMs: WINDOW, vars: { ...vars, resource: "/shop/orders" } })));
     assert.ok(failed.length > 0, "failed orders");
     for (const f of failed) assert.ok(Number(f.status) >= 500, JSON.stringify(f));
+  });
+
+  // Last: it adds data (a sampled service) that the checks above do not expect.
+  it("the pipeline's observed-fraction panel shows a sampled service and edge below 1, the exact ones at 1", async () => {
+    // web's server-side records again, now, as a service whose connections the probe observed one
+    // in four of (Record.observed_fraction = 0.25): each stands for 4 requests.
+    const nowNs = BigInt(Date.now() - 3000) * 1_000_000n;
+    const web = records.filter((r) => r.role === Role.SERVER && r.server?.service === S.web).slice(0, 40);
+    assert.equal(web.length, 40);
+    const sampled = web.map((r, i) => {
+      const c = clone(RecordSchema, r);
+      c.startNs = nowNs + BigInt(i) * 10_000_000n;
+      c.server!.service = "web-sampled";
+      c.client!.service = "loadgen-sampled";
+      c.connKey += 1_000_000n;
+      c.trace = undefined;
+      c.observedFraction = 0.25;
+      return c;
+    });
+    await publishRecords(nc, sampled, 200, 1);
+    await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'web-sampled'`))[0]?.sum === 160, { timeoutMs: 60_000, intervalMs: 1000, what: "the sampled service's 160 estimated requests" });
+    await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM edges WHERE server = 'web-sampled'`))[0]?.sum === 160, { timeoutMs: 30_000, intervalMs: 1000, what: "its edge" });
+    const d = allDashboards()["pipeline-health"]!;
+    const p = d.panels.find((x) => x.title.startsWith("Observed fraction"))!;
+    const at = { fromMs: range.fromMs, toMs: Date.now() + 60_000, intervalMs: WINDOW, vars: {} };
+    const lowest = (refId: string, key: (r: Record<string, unknown>) => string) => {
+      const out = new Map<string, number>();
+      return run(interpolate(p.targets.find((t) => t.refId === refId)!.query, at)).then((r) => {
+        for (const row of resultRows(r)) out.set(key(row), Math.min(out.get(key(row)) ?? 1, Number(row.observed_fraction)));
+        return out;
+      });
+    };
+    const services = await lowest("A", (r) => String(r.service));
+    assert.equal(services.get("web-sampled"), 0.25);
+    for (const s of Object.values(S)) assert.equal(services.get(s), 1, `${s} exact`);
+    const edges = await lowest("B", (r) => `${String(r.client)}->${String(r.server)}`);
+    assert.equal(edges.get("loadgen-sampled->web-sampled"), 0.25);
+    assert.equal(edges.get(`loadgen->${S.web}`), 1);
+    // the points below 1 are exactly those marked sampled
+    const [marked] = await rows(influx.url, DB, `SELECT count(requests) AS n FROM red WHERE sampled = true`);
+    const [below] = await rows(influx.url, DB, `SELECT count(requests) AS n FROM red WHERE observed_fraction < 1`);
+    assert.ok(Number(marked?.n) > 0);
+    assert.equal(marked?.n, below?.n);
   });
 });

@@ -47,6 +47,25 @@ export function otlpExport(): Panel {
   });
 }
 
+/**
+ * Sampling under overload: the probe sheds new connections beyond its budget, and the aggregator
+ * scales what it observed (docs/aggregator.md, "Sampled series"). The lowest observed fraction of
+ * each service's RED points and of each edge: 1 when every request was seen, below 1 when the
+ * numbers shown are estimates (exactly the points with `sampled` = true; a boolean field cannot
+ * be aggregated in InfluxQL, its fraction can).
+ */
+export function observedFraction(): Panel {
+  return panel(
+    "timeseries",
+    "Observed fraction (1 = exact, below 1 = sampled under overload)",
+    [
+      target(`SELECT min("observed_fraction") AS "observed_fraction" FROM "red" WHERE $timeFilter GROUP BY time($__interval), "service" fill(none)`, "time_series", "A", "$tag_service"),
+      target(`SELECT min("observed_fraction") AS "observed_fraction" FROM "edges" WHERE $timeFilter GROUP BY time($__interval), "client", "server" fill(none)`, "time_series", "B", "$tag_client → $tag_server"),
+    ],
+    { fieldConfig: unit("percentunit", { min: 0, max: 1 }) },
+  );
+}
+
 export function pipelineHealth(): Dashboard {
-  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume(), otlpExport()], ["pipeline"]);
+  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume(), otlpExport(), observedFraction()], ["pipeline"]);
 }
