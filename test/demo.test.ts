@@ -1,7 +1,7 @@
 // A newcomer's first minutes: `npm start` with the demo on (the default), real processes only.
 // The shop's load generator makes a fixed number of requests; every part counts what it really did
 // (services/cli/src/demo/counts.ts). After the windows close, InfluxDB must hold exactly those
-// numbers per service and endpoint, every caller/callee pair must be an edge with both ends named,
+// numbers per service and endpoint (web → api over TLS included), every caller/callee pair must be an edge with both ends named,
 // the chain's traces must be linked at every level, and the pipeline must report no drops.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -143,6 +143,22 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     const demoPortList = Object.values(dp).map(String);
     const byAddress = edges.filter((e) => /^\d+\.\d+\.\d+\.\d+:(\d+)$/.test(String(e.server)) && demoPortList.includes(String(e.server).split(":")[1]));
     assert.deepEqual(byAddress, [], "edges to the shop named by address");
+
+    // web → api is HTTPS (h2 by ALPN): its requests were read in plaintext from node's OpenSSL at
+    // both ends (the exact counts and the web → api edge above are theirs), and their spans say so;
+    // nothing else of the shop is TLS.
+    const hop = await rows(influxUrl, `SELECT peer_service, protocol, tls FROM spans WHERE (service = '${svc.api}' AND kind = 'server') OR (service = '${svc.web}' AND kind = 'client' AND protocol = 'http2') GROUP BY service, kind`);
+    assert.ok(hop.some((s) => s.kind === "server") && hop.some((s) => s.kind === "client"), `spans of both ends of web → api: ${hop.length}`);
+    for (const s of hop) {
+      assert.equal(s.protocol, "http2", JSON.stringify(s));
+      assert.equal(s.tls, true, `read inside TLS: ${JSON.stringify(s)}`);
+      assert.equal(s.peer_service, s.kind === "server" ? svc.web : svc.api, JSON.stringify(s));
+    }
+    // (the probe sees the whole host: only the shop's own services are looked at)
+    const shop = new Set<unknown>([...Object.values(svc), "loadgen", "shipping"]);
+    const tlsSpans = (await rows(influxUrl, `SELECT count(span_id) AS n FROM spans WHERE tls = true GROUP BY service, kind`)).filter((s) => shop.has(s.service));
+    assert.deepEqual(tlsSpans.map((s) => `${String(s.service)}/${String(s.kind)}`).sort(), [`${svc.api}/server`, `${svc.web}/client`]);
+    assert.equal(tlsSpans.reduce((a, s) => a + Number(s.n), 0), hop.length, "every span of the hop is TLS");
 
     // Traces: a sampled chain is linked at every level (loadgen -> web -> api -> orders -> mariadbd).
     const spans = await rows(influxUrl, `SELECT trace_id, span_id, parent_span_id, linked_by FROM spans GROUP BY service, kind`);

@@ -26,4 +26,5 @@ export * from "./wire/index.js";
 export * from "./identity.js";
 export * from "./metrics.js";
 export * from "./records-stream.js";
+export * from "./local-tls.js";
 export * from "./nats-tls.js";

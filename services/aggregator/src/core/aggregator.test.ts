@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Role } from "@wirescope/common";
+import { create } from "@bufbuild/protobuf";
+import { Role, AttributeValueSchema } from "@wirescope/common";
 import { Aggregator } from "./aggregator.js";
 import { makeRecord, exactQuantile } from "./testing.js";
 import { windowLines, SpanClock } from "./lines.js";
@@ -83,6 +84,19 @@ describe("Aggregator", () => {
     // the same placement as the red series of each service
     const red = lines.filter((l) => l.startsWith("red,")).map(tagsOf);
     for (const r of red) assert.deepEqual([r.node, r.namespace], r.service === "api" ? ["n2", "pay"] : ["n1", "shop"]);
+  });
+
+  it("marks the spans of TLS connections (the record's tls attribute): a tls field and tls.established in their tags", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    const tlsRec = makeRecord({ startMs: W0 + 100, durationMs: 5, server, client, connKey: 1n });
+    tlsRec.attributes["tls"] = create(AttributeValueSchema, { value: { case: "boolValue", value: true } });
+    agg.ingest([tlsRec, makeRecord({ startMs: W0 + 200, durationMs: 5, server, client: { ...client, port: 40001 }, connKey: 2n })], W0 + 1000);
+    const spans = windowLines(agg.closeDue(W0 + 60_000)[0]!, new SpanClock()).filter((l) => l.startsWith("spans,"));
+    assert.equal(spans.length, 2);
+    const [tls, plain] = [spans.find((l) => l.includes("client_port=40000i"))!, spans.find((l) => l.includes("client_port=40001i"))!];
+    assert.match(tls, /,tls=true/);
+    assert.match(tls, /\{\\"key\\":\\"tls.established\\",\\"value\\":true\}/);
+    assert.doesNotMatch(plain, /tls/);
   });
 
   it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {

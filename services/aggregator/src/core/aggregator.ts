@@ -160,7 +160,7 @@ const SEP = "\u0000";
 const spanInput: SpanInput = {
   idA: 0, idB: 0, kind: "server", service: "", peer: "", protocol: "", operation: "", resource: "", relUs: 0, subUs: 0, durUs: 0,
   status: undefined, error: false, node: "", namespace: "", pid: 0, tid: 0, tupleKey: -1, hTrace: "", hParent: "", series: {},
-  clientAddress: "", clientPort: 0, serverAddress: "", serverPort: 0, requestBytes: 0, responseBytes: 0, incomplete: false,
+  clientAddress: "", clientPort: 0, serverAddress: "", serverPort: 0, requestBytes: 0, responseBytes: 0, incomplete: false, tls: false,
 };
 const ID_STRS: string[] = ["", "", ""];
 const ID_NUMS: number[] = [0, 0, 0, 0, 0];
@@ -528,6 +528,7 @@ export class Aggregator {
     x.requestBytes = r.requestBytes;
     x.responseBytes = r.responseBytes;
     x.incomplete = r.incomplete;
+    x.tls = r.tls;
     cols.push(x);
   }
 

@@ -36,6 +36,7 @@ function project(r: RecordSlot) {
     tid: r.tid,
     node: r.node,
     observedFraction: r.observedFraction,
+    tls: r.tls,
   };
 }
 
@@ -72,6 +73,21 @@ describe("decodeRecordBatch", () => {
     const got = lean(bytes);
     assert.deepEqual(got.map(project), reference(bytes).map(project));
     assert.deepEqual(got.map((r) => r.observedFraction), [0.375, 0]);
+  });
+
+  it("knows a record's tls = true without building its attributes, and only that attribute as such", () => {
+    const recs = [0, 1, 2, 3, 4].map((i) => makeRecord({ startMs: 1_700_000_000_000 + i, durationMs: 1 }));
+    const bool = (v: boolean) => create(AttributeValueSchema, { value: { case: "boolValue", value: v } });
+    recs[0]!.attributes["tls"] = bool(true);
+    recs[0]!.attributes["tls.library"] = create(AttributeValueSchema, { value: { case: "stringValue", value: "openssl" } });
+    recs[1]!.attributes["tls"] = bool(false);
+    recs[2]!.attributes["tls"] = create(AttributeValueSchema, { value: { case: "stringValue", value: "true" } });
+    recs[3]!.attributes["tlx"] = bool(true);
+    recs[3]!.attributes["tls2"] = bool(true);
+    const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: recs }));
+    const got = lean(bytes);
+    assert.deepEqual(got.map((r) => r.tls), [true, false, false, false, false]);
+    assert.deepEqual(got.map(project), reference(bytes).map(project), "as protobuf-es reads it, the attributes themselves unchanged");
   });
 
   it("reads what protobuf-es reads", () => {

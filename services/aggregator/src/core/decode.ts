@@ -102,7 +102,7 @@ function readRecord(rec: RecordSlot, end: number): void {
       case (12 << 3) | 2: {
         const n = w.len(end);
         const start = w.pos;
-        w.checkAttributeEntry(start + n);
+        if (w.checkAttributeEntry(start + n)) rec.tls = true;
         rec.attrAt.push(start, start + n);
         rec.attrBuf = w.buf;
         break;

@@ -137,6 +137,7 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     if (s.requestBytes) f += `,request_bytes=${s.requestBytes}i`;
     if (s.responseBytes) f += `,response_bytes=${s.responseBytes}i`;
     if (s.incomplete) f += `,incomplete=true`;
+    if (s.tls) f += `,tls=true`;
     // start_ms, tags and service_tags: what Grafana's trace view needs as columns (startTime, tags, serviceTags).
     f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))},service_tags=${serviceTagsField(s)}`;
     out.push(`spans,${tags} ${f} ${ts}`);

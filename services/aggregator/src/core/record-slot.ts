@@ -85,6 +85,8 @@ export class RecordSlot {
   tid = 0;
   node = "";
   observedFraction = 0;
+  /** The record's `tls` attribute is true (read inside TLS), known without building the attributes. */
+  tls = false;
   /** Start and end offsets in `attrBuf` of each attribute map entry, in wire order (decoded records). */
   readonly attrAt: number[] = [];
   attrBuf: Uint8Array | undefined = undefined;
@@ -116,6 +118,7 @@ export class RecordSlot {
     this.tid = 0;
     this.node = "";
     this.observedFraction = 0;
+    this.tls = false;
     this.attrAt.length = 0;
     this.attrBuf = undefined;
     this.attrs = undefined;
@@ -173,6 +176,8 @@ export class RecordSlot {
     this.node = r.node;
     this.observedFraction = r.observedFraction ?? 0;
     this.attrs = r.attributes;
+    const tls = r.attributes["tls"]?.value;
+    this.tls = tls?.case === "boolValue" && tls.value === true;
     return this;
   }
 }

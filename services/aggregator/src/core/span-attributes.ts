@@ -57,6 +57,7 @@ export function spanAttributes(s: SpanRec): [string, AttributeValue][] {
   if (s.peer) a.push(["peer.service", s.peer]);
   if (s.error) a.push(["error.type", s.status !== undefined ? String(s.status) : "error"]);
   if (s.incomplete) a.push(["wirescope.incomplete", true]);
+  if (s.tls) a.push(["tls.established", true]);
   if (s.linkedBy) a.push(["wirescope.linked_by", s.linkedBy]);
   return a;
 }

@@ -103,6 +103,7 @@ function mixedWorkload(seed: number, requests: number): SpanInput[] {
       requestBytes: 10,
       responseBytes: 20,
       incomplete: false,
+      tls: false,
     });
   };
   for (let q = 0; q < requests; q++) {
@@ -215,7 +216,7 @@ describe("SpanIndex lookups by trace id", () => {
       cols.push({
         idA, idB: 1, kind, service: `p${self.pid}`, peer: "", protocol: "http", operation: "GET", resource: "/", relUs: 0, subUs: 0, durUs: 10_000,
         status: 200, error: false, node: self.node, namespace: "", pid: self.pid, tid: 1, tupleKey: tupleHash(k.cl.address, k.cp, k.sv.address, k.sp), hTrace: T, hParent: "",
-        series: {}, clientAddress: k.cl.address, clientPort: k.cp, serverAddress: k.sv.address, serverPort: k.sp, requestBytes: 0, responseBytes: 0, incomplete: false,
+        series: {}, clientAddress: k.cl.address, clientPort: k.cp, serverAddress: k.sv.address, serverPort: k.sp, requestBytes: 0, responseBytes: 0, incomplete: false, tls: false,
       });
     };
     add("client", ext, 1); // c

@@ -50,6 +50,8 @@ export interface SpanRec {
   readonly requestBytes: number;
   readonly responseBytes: number;
   readonly incomplete: boolean;
+  /** Seen in plaintext inside TLS (the record's `tls` attribute). */
+  readonly tls: boolean;
   // Link results.
   parent: SpanRec | null;
   parentId: string;
@@ -151,6 +153,9 @@ export class Span implements SpanRec {
   get incomplete(): boolean {
     return (this.u(U_SUB_FLAGS) & (F_INCOMPLETE << 16)) !== 0;
   }
+  get tls(): boolean {
+    return (this.u(U_SUB_FLAGS) & (F_TLS << 16)) !== 0;
+  }
   get node(): string {
     return this.s(S_NODE);
   }
@@ -209,7 +214,7 @@ export class Span implements SpanRec {
       durationMs: this.durationMs, status: this.status, error: this.error, node: this.node, namespace: this.namespace, pid: this.pid, tid: this.tid,
       tuple: this.tuple, hTrace: this.hTrace, hParent: this.hParent, series: this.series, window: this.window,
       clientAddress: this.clientAddress, clientPort: this.clientPort, serverAddress: this.serverAddress, serverPort: this.serverPort,
-      requestBytes: this.requestBytes, responseBytes: this.responseBytes, incomplete: this.incomplete,
+      requestBytes: this.requestBytes, responseBytes: this.responseBytes, incomplete: this.incomplete, tls: this.tls,
       parent: null, parentId: this.parentId, traceId: this.traceId, linkedBy: this.linkedBy, state: this.state, final: this.final,
     };
     done.set(this, r);
@@ -237,7 +242,7 @@ const U_SERIES = U_STR + N_STRS;
 const NU = U_SERIES + 1;
 /** Memory a buffered span takes in its window's columns (strings and series are shared). */
 export const SPAN_COLUMN_BYTES = NF * 8 + NU * 4;
-const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4;
+const F_CLIENT = 1, F_ERROR = 2, F_INCOMPLETE = 4, F_TLS = 8;
 
 /**
  * Link lookups the spans being resolved make: client spans by 4-tuple hash (for server spans),
@@ -300,6 +305,7 @@ export interface SpanInput {
   requestBytes: number;
   responseBytes: number;
   incomplete: boolean;
+  tls: boolean;
 }
 
 /**
@@ -379,7 +385,7 @@ export class SpanColumns {
     const p = this.count * NU;
     n[p + U_ID_A] = x.idA;
     n[p + U_ID_B] = x.idB;
-    const flags = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0);
+    const flags = (x.kind === "client" ? F_CLIENT : 0) | (x.error ? F_ERROR : 0) | (x.incomplete ? F_INCOMPLETE : 0) | (x.tls ? F_TLS : 0);
     n[p + U_SUB_FLAGS] = (x.subUs & 0xffff) | (flags << 16);
     n[p + U_PID] = x.pid;
     n[p + U_TID] = x.tid;

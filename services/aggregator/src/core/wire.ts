@@ -206,26 +206,38 @@ export function float64(end: number): number {
 // Attributes (map<string, AttributeValue> entries): checked when the record is decoded, built
 // when read (the aggregator reads them for a record whose operation or resource is new).
 
-/** Walks one map entry [pos, end) as `readAttributeEntry` reads it, building nothing: the same DecodeErrors. */
-export function checkAttributeEntry(end: number): void {
+/**
+ * Walks one map entry [pos, end) as `readAttributeEntry` reads it, building nothing: the same
+ * DecodeErrors. Returns true for `tls` = true (the parser's mark of a TLS connection's records),
+ * so that flag is known without building the attributes.
+ */
+export function checkAttributeEntry(end: number): boolean {
+  let keyTls = false;
+  let yes = false;
   while (pos < end) {
     const t = varint(end);
-    if (t === ((1 << 3) | 2)) skipLen(end);
-    else if (t === ((2 << 3) | 2)) {
+    if (t === ((1 << 3) | 2)) {
       const n = len(end);
-      checkAttributeValue(pos + n);
+      keyTls = n === 3 && buf[pos] === 0x74 && buf[pos + 1] === 0x6c && buf[pos + 2] === 0x73; // "tls"
+      pos += n;
+    } else if (t === ((2 << 3) | 2)) {
+      const n = len(end);
+      yes = checkAttributeValue(pos + n);
     } else skip(t & 7, end);
   }
+  return keyTls && yes;
 }
 
-function checkAttributeValue(end: number): void {
+/** Checks one AttributeValue; true when it is the boolean true. */
+function checkAttributeValue(end: number): boolean {
+  let yes = false;
   while (pos < end) {
     const tag = varint(end);
     switch (tag) {
-      case (1 << 3) | 2: skipLen(end); break;
-      case (2 << 3) | 0: varint64(end); break;
-      case (3 << 3) | 0: varint(end); break;
-      case (4 << 3) | 1: float64(end); break;
+      case (1 << 3) | 2: skipLen(end); yes = false; break;
+      case (2 << 3) | 0: varint64(end); yes = false; break;
+      case (3 << 3) | 0: yes = varint(end) !== 0; break;
+      case (4 << 3) | 1: float64(end); yes = false; break;
       case (5 << 3) | 2: {
         const n = len(end);
         const e = pos + n;
@@ -239,6 +251,7 @@ function checkAttributeValue(end: number): void {
       default: skip(tag & 7, end);
     }
   }
+  return yes;
 }
 
 function readAttributeValue(end: number): AttributeView {

@@ -39,6 +39,7 @@ function span(i: number, p: Partial<SpanRec> = {}): SpanRec {
     requestBytes: 10,
     responseBytes: 20,
     incomplete: false,
+    tls: false,
     parent: null,
     parentId: "",
     traceId: "0af7651916cd43dd8448eb211c80319c",

@@ -1,4 +1,4 @@
-// `wirescope demo`: a small shop of real processes (HTTP/1.1, HTTP/2, gRPC, MySQL, Redis, Kafka)
+// `wirescope demo`: a small shop of real processes (HTTP/1.1, HTTP/2 over TLS, gRPC, MySQL, Redis, Kafka)
 // with a steady, known traffic mix, so there is something to see right away. `wirescope up`
 // starts it unless --no-demo is given.
 import path from "node:path";
@@ -30,9 +30,10 @@ export function parseDemoArgs(args: string[]) {
 const USAGE = `usage: wirescope demo [--demo-port N] [--rate R] [--dir DIR] [options]
 
 Starts a small shop of real processes and keeps traffic flowing through it until Ctrl-C:
-  loadgen -HTTP/1.1-> web -HTTP/2-> api -gRPC-> orders -MySQL-> mariadbd
+  loadgen -HTTP/1.1-> web -HTTP/2 over TLS-> api -gRPC-> orders -MySQL-> mariadbd
                                     api -Redis-> redis-server     orders -Kafka-> kafka <- shipping
 about 5% of the calls fail on purpose (404s, and every 10th order hits a duplicate key).
+web -> api is HTTPS (h2 by ALPN) with a certificate of its own CA, made once into DIR/tls/.
 Needs mariadbd and redis-server (Debian: mariadb-server, redis-server); all on 127.0.0.1.
 
 demo options:

@@ -7,10 +7,11 @@ import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import mysql from "mysql2/promise";
 import { Kafka, logLevel } from "kafkajs";
+import fs from "node:fs";
 import { startKafkaTestBroker } from "./kafka-broker/index.js";
 import { Counts } from "./counts.js";
 import { RespClient } from "./resp.js";
-import { CACHE_TTL_S, CYCLE, DEFAULT_RATE, FAIL_EVERY, GRPC_SERVICE, ITEMS, KAFKA_TOPIC, ORDERS_DELAY_MS, ports, type Part } from "./spec.js";
+import { CACHE_TTL_S, CYCLE, DEFAULT_RATE, FAIL_EVERY, GRPC_SERVICE, ITEMS, KAFKA_TOPIC, ORDERS_DELAY_MS, demoTlsFiles, ports, type Part } from "./spec.js";
 
 export interface PartOptions {
   part: Part;
@@ -52,10 +53,10 @@ export async function runPart(o: PartOptions): Promise<void> {
       stops.push(...(await orders(o, p, counts)));
       break;
     case "api":
-      stops.push(...(await api(p, counts)));
+      stops.push(...(await api(p, counts, o.dir)));
       break;
     case "web":
-      stops.push(...(await web(p, counts)));
+      stops.push(...(await web(p, counts, o.dir)));
       break;
     case "shipping":
       stops.push(...(await shipping(p, counts)));
@@ -140,8 +141,8 @@ async function orders(o: PartOptions, p: ReturnType<typeof ports>, counts: Count
   ];
 }
 
-/** HTTP/2 (prior knowledge) in front of a Redis cache and the `orders` gRPC service. */
-async function api(p: ReturnType<typeof ports>, counts: Counts) {
+/** HTTP/2 over TLS (h2 by ALPN, the demo's certificate) in front of a Redis cache and the `orders` gRPC service. */
+async function api(p: ReturnType<typeof ports>, counts: Counts, dir: string) {
   const redis = new RespClient(p.redis);
   const Client = grpc.makeGenericClientConstructor(ordersService, GRPC_SERVICE);
   const client = new Client(`127.0.0.1:${p.orders}`, grpc.credentials.createInsecure());
@@ -153,7 +154,8 @@ async function api(p: ReturnType<typeof ports>, counts: Counts) {
         else resolve(v);
       });
     });
-  const server = http2.createServer();
+  const tls = demoTlsFiles(dir);
+  const server = http2.createSecureServer({ key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) });
   server.on("stream", (stream, headers) => {
     const method = String(headers[":method"]);
     const path = String(headers[":path"]);
@@ -210,12 +212,13 @@ async function api(p: ReturnType<typeof ports>, counts: Counts) {
   ];
 }
 
-/** HTTP/1.1 front end; calls `api` over one HTTP/2 session. */
-async function web(p: ReturnType<typeof ports>, counts: Counts) {
+/** HTTP/1.1 front end; calls `api` over one HTTP/2 session over TLS (verified with the demo's CA). */
+async function web(p: ReturnType<typeof ports>, counts: Counts, dir: string) {
+  const ca = fs.readFileSync(demoTlsFiles(dir).ca);
   let session: http2.ClientHttp2Session | undefined;
   const h2 = () => {
     if (!session || session.closed || session.destroyed) {
-      session = http2.connect(`http://127.0.0.1:${p.api}`);
+      session = http2.connect(`https://127.0.0.1:${p.api}`, { ca });
       session.on("error", () => undefined);
     }
     return session;

@@ -5,8 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
-import { PARTS, ports, type Part } from "./spec.js";
+import { pidAlive, prepareLocalTls, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
+import { PARTS, demoTlsDir, ports, type Part } from "./spec.js";
 
 const WIRESCOPE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/wirescope.js");
 export const DB_USER = "shop";
@@ -118,6 +118,8 @@ export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void
   fs.mkdirSync(path.join(o.dir, "logs"), { recursive: true });
   fs.rmSync(path.join(o.dir, "counts"), { recursive: true, force: true });
   const p = ports(o.basePort);
+  // api's certificate (web → api is HTTPS): made once, kept with the demo's data.
+  prepareLocalTls(demoTlsDir(o.dir), "wirescope demo api");
   const servers: ManagedProcess[] = [];
   const parts = new Map<Part, ManagedProcess>();
   let restarts = 0;
@@ -151,7 +153,7 @@ export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void
       const port = portOf[part];
       if (port) await waitPort(proc, port, `demo part ${part}`, 30_000);
     }
-    if (!signal.aborted) o.log(`demo: web http://127.0.0.1:${p.web} ← loadgen ${o.rate} req/s; api h2c :${p.api}, orders gRPC :${p.orders}, mariadb :${p.mariadb}, redis :${p.redis}, kafka :${p.kafka}; logs ${path.join(o.dir, "logs")}`);
+    if (!signal.aborted) o.log(`demo: web http://127.0.0.1:${p.web} ← loadgen ${o.rate} req/s; api h2 over TLS :${p.api}, orders gRPC :${p.orders}, mariadb :${p.mariadb}, redis :${p.redis}, kafka :${p.kafka}; logs ${path.join(o.dir, "logs")}`);
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
   } finally {
     await stopAll();

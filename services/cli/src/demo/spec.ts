@@ -3,9 +3,14 @@
 // expect. Every part also counts what it really did (counts.ts), so tests compare InfluxDB with
 // those counts, not with the intended rates.
 //
-//   loadgen ──HTTP/1.1 keep-alive──▶ web ──HTTP/2──▶ api ──gRPC──▶ orders ──MySQL (pool)──▶ mariadbd
-//                                                    │                │
-//                                                    └─RESP─▶ redis   └─Kafka produce─▶ kafka ◀─fetch── shipping
+//   loadgen ──HTTP/1.1 keep-alive──▶ web ══HTTP/2 over TLS══▶ api ──gRPC──▶ orders ──MySQL (pool)──▶ mariadbd
+//                                                                │                │
+//                                                                └─RESP─▶ redis   └─Kafka produce─▶ kafka ◀─fetch── shipping
+//
+// web → api is TLS (h2 by ALPN) with a certificate `wirescope demo` makes once into <dir>/tls/:
+// the probe reads its plaintext from node's OpenSSL, and the map shows the same edge.
+import path from "node:path";
+import { localTlsFiles, type LocalTlsFiles } from "@wirescope/common";
 
 export const PARTS = ["kafka", "orders", "api", "web", "shipping", "loadgen"] as const;
 export type Part = (typeof PARTS)[number];
@@ -45,3 +50,7 @@ export const ORDERS_DELAY_MS: readonly number[] = [1, 2, 3, 5, 8];
 
 export const KAFKA_TOPIC = "orders";
 export const GRPC_SERVICE = "shop.Orders";
+
+/** The demo's TLS files (its own CA, and api's certificate for 127.0.0.1) in the demo's folder. */
+export const demoTlsDir = (dir: string) => path.join(dir, "tls");
+export const demoTlsFiles = (dir: string): LocalTlsFiles => localTlsFiles(demoTlsDir(dir));
