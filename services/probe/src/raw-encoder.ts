@@ -158,6 +158,18 @@ function encodeProcess(pid: number, p: ProcInfo, name: string, scratch: Out): Pr
   return { name, pod: p.pod, before, process: scratch.bytes() };
 }
 
+/** One partition's message being filled. */
+class Part {
+  readonly out = new Out();
+  /** Kernel (CLOCK_MONOTONIC) ns of the oldest event waiting in `out`. */
+  oldest = 0;
+  /** Events in `out`. */
+  count = 0;
+  /** batch_seq of the last message cut. */
+  seq = 0;
+  constructor(readonly p: number) {}
+}
+
 export interface EncodedBatch {
   partition: number;
   data: Uint8Array;
@@ -211,11 +223,9 @@ export class RawEncoder {
   private readonly part: PartitionHash;
   private readonly offLo: number;
   private readonly offHi: number;
-  private readonly outs = new Map<number, Out>();
-  /** Kernel (CLOCK_MONOTONIC) ns of the oldest event waiting in each partition's Out. */
-  private readonly oldest = new Map<number, number>();
-  private readonly counts = new Map<number, number>();
-  private readonly batchSeq = new Map<number, number>();
+  /** By partition number (0..P-1); `used` lists the ones that exist, for the flush scans. */
+  private readonly parts: (Part | undefined)[] = [];
+  private readonly used: Part[] = [];
   private pendingDrops = new Map<string, number>();
   /** Process fields by process (freed with the cache's entry). */
   private readonly procBytes = new WeakMap<ProcInfo, ProcBytes>();
@@ -248,10 +258,13 @@ export class RawEncoder {
     }
   }
 
-  private out(p: number): Out {
-    let o = this.outs.get(p);
-    if (!o) this.outs.set(p, (o = new Out()));
-    return o;
+  private out(p: number): Part {
+    let x = this.parts[p];
+    if (!x) {
+      this.parts[p] = x = new Part(p);
+      this.used.push(x);
+    }
+    return x;
   }
 
   /** Encodes one native batch; returns the messages of the partitions that are due (or full). */
@@ -292,8 +305,9 @@ export class RawEncoder {
         const tid = dv.getUint32(s + HDR.tid, true);
         const orig = dv.getUint32(s + DATA.original_length, true);
         const at = s + DATA.payload;
-        const o = this.out(p);
-        if (o.len === 0) this.oldest.set(p, monoLo + monoHi * TWO32);
+        const x = this.out(p);
+        const o = x.out;
+        if (o.len === 0) x.oldest = monoLo + monoHi * TWO32;
         const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
         bytes += plen;
         if (pieces === 0) writeDataEvent(o, keyLo, keyHi, dir, seqLo, seqHi, tsLo, tsHi, tid, buf, at, plen, orig);
@@ -308,7 +322,7 @@ export class RawEncoder {
           }
         }
         const evs = pieces || 1;
-        this.counts.set(p, (this.counts.get(p) ?? 0) + evs);
+        x.count += evs;
         events += evs;
         if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
       } else if (type === WS_EV_OPEN || type === WS_EV_CLOSE) {
@@ -322,7 +336,7 @@ export class RawEncoder {
         // ciphertext into the plaintext's stream
         if (type === WS_EV_OPEN && buf[s + CONN.flags]! & WS_CONN_F_TLS) {
           const p = this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey));
-          if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p));
+          if ((this.parts[p]?.out.len ?? 0) > 0) messages.push(this.cut(p));
         }
         const m = this.addConn(c);
         if (m) messages.push(m);
@@ -348,11 +362,12 @@ export class RawEncoder {
       const keyLo = keyLoOf(d.connKey);
       const keyHi = keyHiOf(d.connKey);
       const p = this.part.of(keyLo, keyHi);
-      const o = this.out(p);
-      if (o.len === 0) this.oldest.set(p, Number(d.tsMono));
+      const x = this.out(p);
+      const o = x.out;
+      if (o.len === 0) x.oldest = Number(d.tsMono);
       const ts = d.tsMono + this.o.monoToWallOffsetNs;
       writeDataEvent(o, keyLo, keyHi, d.direction, keyLoOf(d.seq), keyHiOf(d.seq), keyLoOf(ts), keyHiOf(ts), d.tid, d.payload, 0, d.payload.length, d.originalLength);
-      this.counts.set(p, (this.counts.get(p) ?? 0) + 1);
+      x.count++;
       if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
     }
     for (const c of batch.conns) if (c.kind === "close") this.push(messages, this.addConn(c));
@@ -368,7 +383,7 @@ export class RawEncoder {
       this.push(messages, this.addConn(c, false));
       parts.add(this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey)));
     }
-    for (const p of parts) if ((this.outs.get(p)?.len ?? 0) > 0) messages.push(this.cut(p));
+    for (const p of parts) if ((this.parts[p]?.out.len ?? 0) > 0) messages.push(this.cut(p));
     return messages;
   }
 
@@ -385,11 +400,12 @@ export class RawEncoder {
     // close both end what the trimmer knew of the connection
     this.o.trimmer?.forget(keyNumber(keyLo, keyHi & 0xff));
     const p = this.part.of(keyLo, keyHi);
-    const o = this.out(p);
-    if (o.len === 0) this.oldest.set(p, Number(c.tsMono));
+    const x = this.out(p);
+    const o = x.out;
+    if (o.len === 0) x.oldest = Number(c.tsMono);
     const body = this.writeConnEvent(c);
     o.lenField(RawBatchTag.conns, body.buf, 0, body.len);
-    this.counts.set(p, (this.counts.get(p) ?? 0) + 1);
+    x.count++;
     return o.len >= this.o.maxBatchBytes ? this.cut(p) : undefined;
   }
 
@@ -437,8 +453,8 @@ export class RawEncoder {
     return b;
   }
 
-  private due(p: number, nowMono: number): boolean {
-    return !this.o.holdMs || nowMono - (this.oldest.get(p) ?? 0) >= this.o.holdMs * 1e6;
+  private due(x: Part, nowMono: number): boolean {
+    return !this.o.holdMs || nowMono - x.oldest >= this.o.holdMs * 1e6;
   }
 
   /**
@@ -447,7 +463,7 @@ export class RawEncoder {
    */
   flushDue(all = false, nowMono = (this.o.monoNow ?? monoNow)()): EncodedBatch[] {
     const out: EncodedBatch[] = [];
-    for (const [p, o] of this.outs) if (o.len > 0 && (all || this.due(p, nowMono))) out.push(this.cut(p));
+    for (const x of this.used) if (x.out.len > 0 && (all || this.due(x, nowMono))) out.push(this.cut(x.p));
     return out;
   }
 
@@ -472,8 +488,7 @@ export class RawEncoder {
       }
       this.pendingDrops = new Map();
     }
-    const seq = (this.batchSeq.get(p) ?? 0) + 1;
-    this.batchSeq.set(p, seq);
+    const seq = ++this.out(p).seq;
     h.ensure(12);
     h.byte(RawBatchTag.batchSeq);
     h.varint64(seq % TWO32, Math.floor(seq / TWO32));
@@ -482,14 +497,15 @@ export class RawEncoder {
 
   private cut(p: number): EncodedBatch {
     const h = this.header(p);
-    const o = this.outs.get(p);
-    const dataLen = o?.len ?? 0;
+    const x = this.out(p);
+    const o = x.out;
+    const dataLen = o.len;
     const msg = Buffer.allocUnsafe(h.len + dataLen);
     h.buf.copy(msg, 0, 0, h.len);
-    if (o && dataLen) o.buf.copy(msg, h.len, 0, dataLen);
-    if (o) o.len = 0;
-    const events = this.counts.get(p) ?? 0;
-    this.counts.set(p, 0);
+    if (dataLen) o.buf.copy(msg, h.len, 0, dataLen);
+    o.len = 0;
+    const events = x.count;
+    x.count = 0;
     return { partition: p, data: msg, events };
   }
 }
