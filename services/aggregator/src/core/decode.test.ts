@@ -170,7 +170,7 @@ describe("decodeRecordBatch", () => {
 
   it("splits 64-bit fields into the numbers the BigInt arithmetic gives, at every magnitude", () => {
     const values = [1n, 999n, 1000n, 1001n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 53n + 999n, (2n ** 21n) << 32n, ((2n ** 21n) << 32n) - 1n,
-      1_764_600_000_123_456_789n, (2n ** 30n) << 32n, ((2n ** 30n) << 32n) - 1n, ((2n ** 30n) << 32n) + 12_345n, 2n ** 63n + 5n, 2n ** 64n - 1n];
+      1_764_600_000_123_456_789n, 8_999_999_999_999_999n, 9_007_199_254_739_999n, 4_503_599_627_369_999n, (2n ** 30n) << 32n, ((2n ** 30n) << 32n) - 1n, ((2n ** 30n) << 32n) + 12_345n, 2n ** 63n + 5n, 2n ** 64n - 1n];
     const records = values.map((v, i) =>
       create(RecordSchema, { protocol: "http", startNs: v, durationNs: values[values.length - 1 - i]!, connKey: v, requestBytes: v, responseBytes: v, status: BigInt.asIntN(64, i % 2 ? -v : v - 1n), role: Role.SERVER }));
     const bytes = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records }));
