@@ -6,6 +6,7 @@
 // compressed packets, with MySQL packets cut across them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import mysql from "mysql2/promise";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
@@ -96,4 +97,31 @@ test("mysql compressed protocol: records agree with what the clients saw", () =>
   const count = cli.find((r) => String(r.attributes["db.query.text"]).startsWith("SELECT COUNT(*)"))!;
   assert.equal(count.attributes["mysql.rows"], 1);
   assert.equal(count.attributes["mysql.compression"], "zlib");
+});
+
+test("mysql compressed protocol: a capture that starts after the login finds the compressed framing at the next command", async () => {
+  // mysql2 writes a compressed packet's 7-byte header and its payload apart: the capture cut at
+  // the header of its first command (SELECT 1), and cut between that header and its payload
+  const frames = await tsharkFields(pcap, `tcp.port==${db.port},mysql`, `tcp.srcport == ${seen.port} && tcp.len > 0`, ["frame.number", "tcp.payload"]);
+  const at = frames.findIndex((r) => r[1]!.endsWith(Buffer.from("SELECT 1").toString("hex")));
+  assert.ok(at > 0 && frames[at - 1]![1]!.length === 14, `the first command's payload and header: ${JSON.stringify(frames.slice(0, at + 1))}`);
+  const full = records.filter((r) => r.client.endsWith(`:${seen.port}`) && r.operation !== "LOGIN");
+  const facts = (r: DecodedRecord) => [r.operation, r.resource, r.status, r.attributes["mysql.rows"] ?? null, r.attributes["mysql.affected_rows"] ?? null];
+  const decodeFrom = (frame: string) => {
+    const cut = pcap.replace(/\.pcap(ng)?$/, `-from-${frame}.pcap`);
+    execFileSync("editcap", ["-r", pcap, cut, `${frame}-1000000`]);
+    return decodeCapture(cut, { plugins: ["mysql"], serverPort: db.port }).records.filter((r) => r.client.endsWith(`:${seen.port}`));
+  };
+  const late = decodeFrom(frames[at - 1]![0]!);
+  assert.deepEqual(late.map(facts), full.map(facts), "from the header on: every command, as decoded with the login seen");
+  assert.ok(late.every((r) => r.attributes["mysql.compressed"] === true && r.incomplete === undefined));
+  // which compression it is, the first deflated payload says (the INSERT's): zlib from then on
+  const ins = late.findIndex((r) => String(r.attributes["db.query.text"]).startsWith("INSERT INTO big"));
+  assert.ok(ins > 0 && late.slice(ins).every((r) => r.attributes["mysql.compression"] === "zlib"));
+  // from the payload on: SELECT 1 looks like a plain command (and is written incomplete), the
+  // INSERT's header then cannot be a plain one: its compressed packet decides
+  const mid = decodeFrom(frames[at]![0]!);
+  assert.deepEqual(mid.slice(1).map(facts), full.slice(1).map(facts), "from the next command on, exact");
+  assert.equal(mid[0]!.resource, "SELECT ?");
+  assert.equal(mid[0]!.incomplete, true);
 });

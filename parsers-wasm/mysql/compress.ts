@@ -43,8 +43,8 @@ export class Compressed {
 
   constructor(
     private readonly conn: MysqlConnection,
-    /** what the login negotiated: "zlib" or "zstd" */
-    readonly algo: string,
+    /** what the login negotiated: "zlib" or "zstd"; "" for a connection picked up after its login, until a payload says */
+    public algo: string,
   ) {
     this.iq0.limit = QUEUE_LIMIT;
     this.iq1.limit = QUEUE_LIMIT;
@@ -97,6 +97,7 @@ export class Compressed {
       const ts0 = q.tsAt(6 + clen);
       let n = -1;
       let out: usize = 0;
+      if (this.algo.length == 0 && clen >= 4) this.algo = isZlib(p) ? "zlib" : load<u32>(p) == ZSTD_MAGIC ? "zstd" : "";
       if (clen >= 2 && isZlib(p)) {
         let inf = this.inflater;
         if (inf === null) this.inflater = inf = new Inflater();
@@ -118,6 +119,16 @@ export class Compressed {
     const framed = this.conn.gapIn(dir, 0, ts, iq);
     if (dir == 0) this.lost0 = true;
     else this.lost1 = !framed;
+  }
+
+  /**
+   * Picked up after the login (compressedCommand found a compressed command at the head of the
+   * client's bytes): the client's framing starts here, the server's at its next response when
+   * bytes of it were lost (or were read as plain packets).
+   */
+  pickUp(serverLost: bool): void {
+    this.lost0 = false;
+    this.lost1 = serverLost;
   }
 
   /** The client sent a command with nothing waiting: the server's next bytes start a response. */

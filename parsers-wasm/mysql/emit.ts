@@ -127,7 +127,7 @@ export function writeRecord(t: MysqlTxn, incomplete: bool): void {
   const z = t.compression;
   if (z !== null) {
     Rec.attrBool("mysql.compressed", true);
-    Rec.attrStr("mysql.compression", z);
+    if (z.length > 0) Rec.attrStr("mysql.compression", z);
     if (t.compressedLost > 0) Rec.attrInt("mysql.compressed_lost", t.compressedLost);
   }
   const v = t.serverVersion;

@@ -8,6 +8,7 @@
 //                                                          ──TLS records (ciphertext)──▶ (LOGIN record, mysql.tls) stop
 //            Unknown ──handshake response, seq 2 (TLS plaintext after the SSL request)──▶ Auth
 //            Command ──login OK with CLIENT_COMPRESS / ZSTD──▶ Command over compress.ts
+//            Unknown ──a compressed packet holding a command (login not seen)──▶ Command over compress.ts
 //
 // Picked up after the handshake (Unknown), capabilities are inferred from what follows: an EOF
 // packet (length 5) after column definitions means the connection does not deprecate EOF; a row
@@ -27,7 +28,7 @@ import {
 import { writeRecord } from "./emit";
 import { Compressed } from "./compress";
 import { readParams, queryTextOffset, looksLikeAttributes, PARAMETER_COUNT_AVAILABLE } from "./params";
-import { detect, RESYNC_SCORE } from "./sniff";
+import { detect, RESYNC_SCORE, compressedCommand, COMP_MAYBE, COMP_NONE, COMP_ZLIB, COMP_ZSTD } from "./sniff";
 
 
 
@@ -110,6 +111,7 @@ export class MysqlConnection extends Connection {
       return OK;
     }
     if (this.phase == Phase.AwaitTls && !this.awaitTls(dir, q)) return OK;
+    if (dir == 0 && this.z === null && !this.greeted && this.clientCaps == 0 && this.f0.partialEnd < 0 && !this.compressedOrNot(q, tsNs)) return OK;
     if (this.z !== null) {
       this.z!.data(dir, q, tsNs);
       return OK;
@@ -119,6 +121,37 @@ export class MysqlConnection extends Connection {
     // are compressed packets
     if (this.z !== null && q.avail() > 0) this.z!.data(dir, q, tsNs);
     return OK;
+  }
+
+  /**
+   * The login was not seen, so the connection may be under the compressed protocol: the head of
+   * the client's bytes is looked at (sniff.ts compressedCommand). A compressed command switches
+   * the connection to it, the server's framing restarting at its next response; requests read
+   * so far as plain packets (a capture that began inside a packet sent as is: its payload looks
+   * like a plain command) are written incomplete. False while the head cannot tell yet and is no
+   * plain command either (the bytes wait: mysql2 writes a compressed packet's header and its
+   * payload apart).
+   */
+  private compressedOrNot(q: ByteQueue, tsNs: i64): bool {
+    const c = compressedCommand(q.ptr(), q.avail());
+    if (c == COMP_MAYBE) {
+      if (this.phase == Phase.Unknown || q.avail() < 5) return false;
+      const b = <u32>q.u8(4);
+      return b != 0 && isCommand(b);
+    }
+    if (c == COMP_NONE) return true;
+    while (this.pending.length > 0) this.finish(this.pending[0], true, tsNs);
+    if (this.phase == Phase.Command) this.serverLost = true;
+    if (this.serverLost) {
+      // what the server's framing holds is a packet cut by the loss, or one read as plain
+      this.q1.clear(0);
+      this.f1.reset();
+    }
+    const z = new Compressed(this, c == COMP_ZLIB ? "zlib" : c == COMP_ZSTD ? "zstd" : "");
+    z.pickUp(this.serverLost);
+    this.z = z;
+    this.clientLost = false;
+    return true;
   }
 
   /**

@@ -622,8 +622,40 @@ const compression = [
       { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compressed": true } },
     ],
     // bytes lost anywhere after the login, compressed or deflated, either way: the framing of
-    // both layers recovers (a connection seen only from the middle is not decoded: no midstream)
-    { resync: { from: 3, steps: 9, tail: 1 }, modes: ["whole", "split", "bytewise", "truncated", "gapped", "resync"] },
+    // both layers recovers; a capture that starts after the login finds the compressed framing
+    // at the next command
+    { resync: { from: 3, steps: 9, tail: 1 } },
+  ),
+  vec(
+    "compressed (zlib) connection picked up after its login: the compressed framing is found at a command, deflated or sent as is",
+    [
+      c(cpkt(0, pkt(0, B([3], "SELECT id, name FROM customers WHERE region = 'north' AND active = 1 ORDER BY id LIMIT 100")), true)),
+      s(B(cpkt(1, threeRows.subarray(0, 120), true), cpkt(2, threeRows.subarray(120), false))),
+      c(cpkt(0, pkt(0, B([3], "SELECT 1")), false)),
+      s(cpkt(1, B(pkt(1, lenenc(1)), pkt(2, coldef("1", "")), pkt(3, textRow(1)), pkt(4, ok(0, 0, 2, 0xfe))), true)),
+      c(cpkt(0, pkt(0, Buffer.from([0x0e])), false)),
+      s(cpkt(1, pkt(1, ok()), false)),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT id, name FROM customers WHERE region = ? AND active = ? ORDER BY id LIMIT ?", status: 0, startNs: "1000", durationNs: "1000", attributes: { "mysql.rows": 3, "mysql.columns": 2, "mysql.compressed": true, "mysql.compression": "zlib" } },
+      { operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1, "mysql.compressed": true } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compressed": true } },
+    ],
+    { resync: { steps: 4, tail: 1 } },
+  ),
+  vec(
+    "compressed (zstd) connection picked up after its login: commands sent as is decode, a zstd frame is counted",
+    [
+      c(cpkt(0, pkt(0, B([3], "SELECT * FROM big")), false)),
+      s(zstdPkt(1, threeRows)),
+      c(cpkt(0, pkt(0, Buffer.from([0x0e])), false)),
+      s(cpkt(1, pkt(1, ok()), false)),
+    ],
+    [
+      { operation: "COM_QUERY", resource: "SELECT * FROM big", status: null, incomplete: true, attributes: { "mysql.compressed": true, "mysql.compression": "zstd", "mysql.compressed_lost": 1 } },
+      { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compressed": true } },
+    ],
+    { resync: { steps: 2, tail: 1 } },
   ),
   vec(
     "zstd compression: payloads sent as is decode, zstd frames are counted and decoding resumes at the next command",
