@@ -67,6 +67,8 @@ interface Conn {
   /** The open event (synthetic for a connection picked up mid-stream). */
   ev: ConnEvent;
   partition: number;
+  /** The node whose probe saw the socket (its raw batches' node): the record's node. */
+  node: string;
   session: DecoderSession;
   dirs: [DirectionStream, DirectionStream];
   /** egress maps to this plugin direction; ingress to the other. */
@@ -132,14 +134,15 @@ export class ConnTable {
     return this.pendingTotal;
   }
 
-  onConn(ev: ConnEvent, partition: number, now: number): void {
-    this.peers.learn(ev);
+  /** `node`: the node of the raw batch the event came in (its probe's); the parser's own by default. */
+  onConn(ev: ConnEvent, partition: number, now: number, node = this.opts.node): void {
+    this.peers.learn(ev, node);
     if (ev.kind === ConnKind.OPEN) {
       this.ignored.delete(ev.connKey);
       const old = this.conns.get(ev.connKey);
       if (old && ev.tls && !old.ev.tls && old.claimed && this.continueInTls(old, ev)) return;
       if (old) this.finish(old, ev.timestampNs, "reopened");
-      this.create(ev, partition, now, true);
+      this.create(ev, partition, now, true, node);
     } else if (ev.kind === ConnKind.CLOSE) {
       this.ignored.delete(ev.connKey);
       // the probe stopped observing it (its fairness budget): a close for us, counted by reason
@@ -149,7 +152,7 @@ export class ConnTable {
     }
   }
 
-  onData(ev: DataIn, partition: number, now: number): void {
+  onData(ev: DataIn, partition: number, now: number, node = this.opts.node): void {
     let c = this.last;
     if (c === undefined || c.key !== ev.connKey || !c.live) c = this.conns.get(ev.connKey);
     if (!c) {
@@ -169,7 +172,7 @@ export class ConnTable {
         remoteAddress: "",
         remotePort: 0,
       } as ConnEvent;
-      c = this.create(synthetic, partition, now, false);
+      c = this.create(synthetic, partition, now, false, node);
       if (!c) return;
     }
     c.lastActive = now;
@@ -268,21 +271,22 @@ export class ConnTable {
     for (const c of this.conns.values()) this.finish(c, 0n, "shutdown");
   }
 
-  private create(ev: ConnEvent, partition: number, now: number, fromOpen: boolean): Conn | undefined {
+  private create(ev: ConnEvent, partition: number, now: number, fromOpen: boolean, node: string): Conn | undefined {
     if (this.conns.size >= this.opts.maxConns) {
       this.counters.add("conn_dropped.limit_conns");
       return undefined;
     }
-    const eps = endpointsOf(ev, this.opts.node, this.peers);
+    const eps = endpointsOf(ev, node, this.peers);
     const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
     const c: Conn = {
       key: ev.connKey,
       ev,
       partition,
+      node,
       session: this.host.open({ roleKnown: ev.role !== Role.UNKNOWN, serverPort: eps.server.port, midstream: !fromOpen }),
       dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
       egressDir: eps.role === Role.SERVER ? 1 : 0,
-      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node: this.opts.node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined, observedFraction: ev.observedFraction }),
+      suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined, observedFraction: ev.observedFraction }),
       serverService: eps.server.service,
       eps,
       lastActive: now,
@@ -335,7 +339,7 @@ export class ConnTable {
     c.suspect = 0;
     // the session's orientation stays; a role the open does not know is the one content gave
     c.ev = ev.role === Role.UNKNOWN && c.ev.role !== Role.UNKNOWN ? ({ ...ev, role: c.ev.role } as ConnEvent) : ev;
-    c.eps = endpointsOf(c.ev, this.opts.node, this.peers);
+    c.eps = endpointsOf(c.ev, c.node, this.peers);
     this.encodeEnds(c);
     this.counters.add("conn_tls_continued");
     return true;
@@ -392,7 +396,7 @@ export class ConnTable {
     const localIsClient = c.egressDir === (s.flipped ? 1 : 0);
     const ev = { ...c.ev, role: localIsClient ? Role.CLIENT : Role.SERVER } as ConnEvent;
     c.ev = ev;
-    c.eps = endpointsOf(ev, this.opts.node, this.peers);
+    c.eps = endpointsOf(ev, c.node, this.peers);
     this.encodeEnds(c);
     this.counters.add("conn_role_from_content");
   }
@@ -400,7 +404,7 @@ export class ConnTable {
   /** Freezes the ends as resolved so far into the host fields and the output key. */
   private encodeEnds(c: Conn): void {
     const eps = c.eps;
-    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: this.opts.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined, observedFraction: c.ev.observedFraction });
+    c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: c.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined, observedFraction: c.ev.observedFraction });
     c.serverService = eps.server.service;
   }
 
@@ -422,7 +426,7 @@ export class ConnTable {
     const eps = c.eps;
     // An end not known at the connection's start (the peer's event came later, or the client's
     // listening port): looked up again, and the frozen host fields re-encoded only on a change.
-    if (eps.pending && refreshEndpoints(eps, this.opts.node, this.peers)) {
+    if (eps.pending && refreshEndpoints(eps, c.node, this.peers)) {
       this.encodeEnds(c);
       this.counters.add("endpoints_resolved_late");
     }

@@ -30,22 +30,22 @@ describe("PeerDirectory and endpoint resolution", () => {
 
   it("learns the lowest listening port of a process, whichever accept comes first; a reused pid starts over", () => {
     const d = new PeerDirectory();
-    d.learn(ev(Role.SERVER, ["0.0.0.0", 9090], ["10.0.0.1", 50000], 5, "api"));
-    d.learn(ev(Role.SERVER, ["0.0.0.0", 8080], ["10.0.0.1", 50001], 5, "api"));
-    d.learn(ev(Role.SERVER, ["0.0.0.0", 9091], ["10.0.0.1", 50002], 5, "api"));
-    d.learn(ev(Role.CLIENT, ["10.0.0.2", 40000], ["10.0.0.3", 5432], 5, "api"));
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 9090], ["10.0.0.1", 50000], 5, "api"), "n1");
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 8080], ["10.0.0.1", 50001], 5, "api"), "n1");
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 9091], ["10.0.0.1", 50002], 5, "api"), "n1");
+    d.learn(ev(Role.CLIENT, ["10.0.0.2", 40000], ["10.0.0.3", 5432], 5, "api"), "n1");
     const api = create(ProcessInfoSchema, { pid: 5, name: "api" });
-    assert.equal(d.listenPort(api), 8080);
-    d.learn(ev(Role.SERVER, ["0.0.0.0", 7000], ["10.0.0.1", 50003], 5, "other"));
-    assert.equal(d.listenPort(api), 0);
-    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 5, name: "other" })), 7000);
+    assert.equal(d.listenPort(api, "n1"), 8080);
+    d.learn(ev(Role.SERVER, ["0.0.0.0", 7000], ["10.0.0.1", 50003], 5, "other"), "n1");
+    assert.equal(d.listenPort(api, "n1"), 0);
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 5, name: "other" }), "n1"), 7000);
   });
 
   it("stays bounded", () => {
     const d = new PeerDirectory(100);
-    for (let i = 1; i <= 1000; i++) d.learn(ev(Role.SERVER, ["10.0.0.2", 1000 + i], ["10.0.0.1", 50000], i, "p"));
-    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1, name: "p" })), 0, "the oldest are forgotten");
-    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1000, name: "p" })), 2000);
+    for (let i = 1; i <= 1000; i++) d.learn(ev(Role.SERVER, ["10.0.0.2", 1000 + i], ["10.0.0.1", 50000], i, "p"), "n1");
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1, name: "p" }), "n1"), 0, "the oldest are forgotten");
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 1000, name: "p" }), "n1"), 2000);
   });
 
   it("resolves what was unknown at creation, and stops looking once nothing can change", () => {
@@ -53,11 +53,28 @@ describe("PeerDirectory and endpoint resolution", () => {
     const eps = endpointsOf(ev(Role.CLIENT, ["127.0.0.1", 40000], ["127.0.0.1", 7000], 9, "web"), "n1", d);
     assert.deepEqual([eps.client.service, eps.server.service, eps.pending], ["web", "127.0.0.1:7000", true]);
     assert.equal(refreshEndpoints(eps, "n1", d), false, "nothing new");
-    d.learn(ev(Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 40000], 3, "db"));
+    d.learn(ev(Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 40000], 3, "db"), "n1");
     assert.equal(refreshEndpoints(eps, "n1", d), true);
     assert.deepEqual([eps.client.service, eps.server.service, eps.server.node, eps.pending], ["web", "db:7000", "n1", true]);
-    d.learn(ev(Role.SERVER, ["127.0.0.1", 17080], ["127.0.0.1", 40001], 9, "web"));
+    d.learn(ev(Role.SERVER, ["127.0.0.1", 17080], ["127.0.0.1", 40001], 9, "web"), "n1");
     assert.equal(refreshEndpoints(eps, "n1", d), true);
     assert.deepEqual([eps.client.service, eps.pending], ["web:17080", false]);
+  });
+
+  it("several nodes: a routable address names a process across nodes with its own node; loopback, listening ports and pids only within one", () => {
+    const d = new PeerDirectory();
+    d.learn(ev(Role.SERVER, ["10.250.0.2", 8080], ["10.250.0.1", 40000], 7, "api"), "node-b");
+    d.learn(ev(Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 41000], 8, "cache"), "node-b");
+    // a client on node-a calling node-b's server by its address
+    const eps = endpointsOf(ev(Role.CLIENT, ["10.250.0.1", 40000], ["10.250.0.2", 8080], 3, "web"), "node-a", d);
+    assert.deepEqual([eps.client.service, eps.client.node, eps.server.service, eps.server.node], ["web", "node-a", "api:8080", "node-b"]);
+    // node-a's own 127.0.0.1:7000 is not node-b's cache, nor is any port node-b listens on
+    const local = endpointsOf(ev(Role.CLIENT, ["127.0.0.1", 42000], ["127.0.0.1", 7000], 4, "web"), "node-a", d);
+    assert.deepEqual([local.server.service, local.server.node], ["127.0.0.1:7000", ""]);
+    assert.equal(d.lookup("10.9.9.9", 8080, true, "node-a"), undefined, "a listening port is node-b's only");
+    assert.equal(d.lookup("10.9.9.9", 8080, true, "node-b")?.process.name, "api");
+    // the same pid on another node is another process
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 7, name: "api" }), "node-b"), 8080);
+    assert.equal(d.listenPort(create(ProcessInfoSchema, { pid: 7, name: "api" }), "node-a"), 0);
   });
 });

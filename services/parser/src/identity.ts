@@ -15,40 +15,60 @@ export interface EndpointInfo {
   service: string;
 }
 
-/** Processes seen at local address:port, and the ports processes listen on, learned from
- *  connection events (bounded, oldest forgotten first). */
+/** A process and the node it was seen on. */
+interface Peer {
+  process: ProcessInfo;
+  node: string;
+}
+
+/** Loopback addresses name a socket only within one node (each node has its own 127.0.0.1). */
+const isLoopback = (a: string) => a.startsWith("127.") || a === "::1" || a.startsWith("::ffff:127.");
+
+/**
+ * Processes seen at local address:port, and the ports processes listen on, learned from
+ * connection events of every node this parser hears from (bounded, oldest forgotten first).
+ * An address that is the same on every node (loopback, a wildcard listening port) and a pid are
+ * only meaningful within their node, so those keys carry the node; a routable address names one
+ * socket across nodes, which is how a client on one node finds the server on another.
+ */
 export class PeerDirectory {
-  private readonly byAddr = new Map<string, ProcessInfo>();
-  /** pid → the process name and the lowest port it accepted on (a reused pid with another name
-   *  starts over). */
-  private readonly listening = new Map<number, { name: string; port: number }>();
+  private readonly byAddr = new Map<string, Peer>();
+  /** node/pid → the process name and the lowest port it accepted on (a reused pid with another
+   *  name starts over). */
+  private readonly listening = new Map<string, { name: string; port: number }>();
   constructor(private readonly max = 65536) {}
 
-  learn(ev: ConnEvent): void {
+  private static key(node: string, address: string, port: number): string {
+    return isLoopback(address) ? `${node}/${address}:${port}` : `${address}:${port}`;
+  }
+
+  learn(ev: ConnEvent, node: string): void {
     const p = processOf(ev);
     if (!p) return;
-    const k = `${ev.localAddress}:${ev.localPort}`;
+    const k = PeerDirectory.key(node, ev.localAddress, ev.localPort);
     this.byAddr.delete(k);
-    this.byAddr.set(k, p);
+    this.byAddr.set(k, { process: p, node });
     if (ev.role === Role.SERVER && ev.localPort) {
       // A listening port is shared by every accepted socket: remember it without the address too.
-      this.byAddr.set(`*:${ev.localPort}`, p);
-      const had = this.listening.get(p.pid);
+      this.byAddr.set(`${node}/*:${ev.localPort}`, { process: p, node });
+      const lk = `${node}/${p.pid}`;
+      const had = this.listening.get(lk);
       if (!had || had.name !== p.name) {
-        if (!had && this.listening.size >= this.max) this.listening.delete(this.listening.keys().next().value as number);
-        this.listening.set(p.pid, { name: p.name, port: ev.localPort });
+        if (!had && this.listening.size >= this.max) this.listening.delete(this.listening.keys().next().value as string);
+        this.listening.set(lk, { name: p.name, port: ev.localPort });
       } else if (ev.localPort < had.port) had.port = ev.localPort; // the lowest: the same name whichever accept comes first
     }
     if (this.byAddr.size > this.max) this.byAddr.delete(this.byAddr.keys().next().value as string);
   }
 
-  lookup(address: string, port: number, asServer: boolean): ProcessInfo | undefined {
-    return this.byAddr.get(`${address}:${port}`) ?? (asServer ? this.byAddr.get(`*:${port}`) : undefined);
+  /** The process at address:port as seen from `node` (a server also by its listening port there). */
+  lookup(address: string, port: number, asServer: boolean, node: string): Peer | undefined {
+    return this.byAddr.get(PeerDirectory.key(node, address, port)) ?? (asServer ? this.byAddr.get(`${node}/*:${port}`) : undefined);
   }
 
-  /** A port the process listens on (the lowest seen), or 0. */
-  listenPort(p: ProcessInfo): number {
-    const l = this.listening.get(p.pid);
+  /** A port the process of `node` listens on (the lowest seen), or 0. */
+  listenPort(p: ProcessInfo, node: string): number {
+    const l = this.listening.get(`${node}/${p.pid}`);
     return l !== undefined && l.name === p.name ? l.port : 0;
   }
 }
@@ -70,6 +90,7 @@ export function resolveRole(ev: ConnEvent): Role {
   return ev.localPort !== 0 && ev.localPort < ev.remotePort ? Role.SERVER : Role.CLIENT;
 }
 
+/** The ends of a connection observed on `node` (the probe's node that saw the socket). */
 export function endpointsOf(ev: ConnEvent, node: string, peers: PeerDirectory): Endpoints {
   const role = resolveRole(ev);
   const isServer = role === Role.SERVER;
@@ -91,16 +112,17 @@ export function refreshEndpoints(eps: Endpoints, node: string, peers: PeerDirect
   let changed = false;
   const remote = eps.role === Role.SERVER ? eps.client : eps.server;
   if (!remote.process && remote.address) {
-    const p = peers.lookup(remote.address, remote.port, eps.role !== Role.SERVER);
+    const p = peers.lookup(remote.address, remote.port, eps.role !== Role.SERVER, node);
     if (p) {
-      remote.process = p;
-      remote.node = node;
+      remote.process = p.process;
+      remote.node = p.node;
       changed = true;
     }
   }
   const client = eps.client.process;
   if (eps.clientListen === 0 && namedByPort(client)) {
-    const lp = peers.listenPort(client!);
+    // the client is the local end, or a peer seen on its own node
+    const lp = peers.listenPort(client!, eps.role === Role.SERVER ? eps.client.node : node);
     if (lp) {
       eps.clientListen = lp;
       changed = true;

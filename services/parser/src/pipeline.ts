@@ -105,9 +105,11 @@ export class Pipeline {
     const missed = this.account(r.probeId, p, r.batchSeq);
     for (let k = 0; k < r.dropReasons.length; k++) this.counters.add(`probe_drops.${r.dropReasons[k]}`, r.dropCounts[k]);
     this.counters.add("raw_batches");
+    // the node whose probe saw these sockets names their records (a parser hears every node)
+    const node = r.node || this.opts.node;
     // Opens before data, closes after: the batch lists them separately.
     const conns = r.conns;
-    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind !== ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now);
+    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind !== ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now, node);
     let bytes = 0;
     const ev = this.ev;
     let keyLo = -1;
@@ -126,11 +128,11 @@ export class Pipeline {
       ev.payload = r.payload(i);
       ev.originalLength = r.originalLength[i]!;
       bytes += ev.payload.length;
-      this.table.onData(ev, p, now);
+      this.table.onData(ev, p, now, node);
     }
     ev.payload = EMPTY; // the message's bytes are not held past this call
     this.counters.add("raw_bytes", bytes);
-    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now);
+    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now, node);
     // Batches of this partition were lost before this one: the holes they left will never fill.
     if (missed) this.table.markPartitionLoss(p);
     return true;
