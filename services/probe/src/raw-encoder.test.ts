@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, type ConnEvent, type DataEvent } from "@wirescope/common";
-import { RawEncoder, type RawEncoderOptions } from "./raw-encoder.js";
+import { RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
@@ -264,4 +264,13 @@ test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext
   assert.deepEqual(msgs[0]!.data.map((d) => d.seq), [8n]);
   assert.deepEqual(msgs[1]!.conns.map((c) => [c.tls, c.tlsLibrary]), [[true, "openssl"]]);
   assert.deepEqual(msgs[1]!.data.map((d) => Buffer.from(d.payload).toString()), ["GET / HTTP/1.1\r\n\r\n"], "after the TLS open: plaintext only");
+});
+
+test("monoToWallOffset: from the time origin to the microsecond (not Date.now()'s millisecond), the same at every call; a skew added as given", () => {
+  const a = monoToWallOffset();
+  const b = monoToWallOffset();
+  const skewed = monoToWallOffset(5_000_000_000n);
+  const near = (x: bigint, y: bigint) => (x > y ? x - y : y - x) < 100_000n;
+  assert.ok(near(a, b), `two readings ${a} and ${b} differ by less than 100 µs`);
+  assert.ok(near(skewed - 5_000_000_000n, a), "the skew is added");
 });

@@ -202,15 +202,36 @@ export interface RawEncoderOptions {
 
 const monoNow = (): number => Number(process.hrtime.bigint());
 
-/** CLOCK_MONOTONIC (what the kernel stamps) to wall clock, measured once. */
-export function monoToWallClock(): (mono: bigint) => bigint {
-  const offset = monoToWallOffset();
+/** CLOCK_MONOTONIC (what the kernel stamps) to wall clock, measured once; `skewNs` added. */
+export function monoToWallClock(skewNs = 0n): (mono: bigint) => bigint {
+  const offset = monoToWallOffset(skewNs);
   return (mono) => mono + offset;
 }
 
-/** Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux). */
-export function monoToWallOffset(): bigint {
-  return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+/**
+ * Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux), plus
+ * `skewNs` (a node whose clock is off, simulated). Read from the process's time origin, a wall
+ * clock and a monotonic reading taken together at start to the microsecond: Date.now() is cut to
+ * the millisecond, which put two probes of one machine (one kernel clock) up to 1 ms apart, and
+ * a server's request before its client's call.
+ */
+export function monoToWallOffset(skewNs = 0n): bigint {
+  const origin = performance.timeOrigin;
+  const wholeMs = Math.floor(origin);
+  const originNs = BigInt(wholeMs) * 1_000_000n + BigInt(Math.round((origin - wholeMs) * 1e6));
+  // performance.now() is the monotonic clock since the origin: read between two hrtime readings,
+  // the closest pair of a few (a preemption between the readings would cost its length)
+  let best = 0n;
+  let bestGap = -1n;
+  for (let i = 0; i < 5; i++) {
+    const h0 = process.hrtime.bigint();
+    const sinceOrigin = performance.now();
+    const h1 = process.hrtime.bigint();
+    if (bestGap >= 0n && h1 - h0 >= bestGap) continue;
+    bestGap = h1 - h0;
+    best = originNs + BigInt(Math.round(sinceOrigin * 1e6)) - (h0 + h1) / 2n;
+  }
+  return best + skewNs;
 }
 
 /** A connection key as an exact number: the low 40 bits (the per-instance counter, see bpf/). */
