@@ -40,6 +40,11 @@ const volatile __u32 self_tgid = 0;                 /* the probe itself: never t
 const volatile __u32 chunk_bytes = WS_MAX_CHUNK;    /* payload cap per event, <= WS_MAX_CHUNK */
 const volatile __u32 max_bytes_per_call = WS_DEFAULT_MAX_BYTES_PER_CALL; /* bytes copied per syscall; the rest is a gap */
 const volatile __u64 conn_key_base = 0;             /* high bits that make conn keys unique per instance */
+/* A node: the network namespace (its inode, as /proc/<pid>/ns/net names it) whose processes and
+ * sockets this probe owns; 0 = every namespace (the whole host). Several probes with distinct
+ * namespaces run side by side, each with its own maps and links, and never see each other's
+ * connections. */
+const volatile __u32 netns_ino = 0;
 /* Wake the consumer only once this much data waits: a wakeup per event would cost the traced
  * process a context switch per syscall. User space also drains on a short timer, so a quiet ring
  * is still read within its batch age. 0 = wake on every event. */
@@ -103,7 +108,8 @@ struct {
 	__type(value, struct ws_copy_policy);
 } copy_policy SEC(".maps");
 
-/* fds known not to be TCP sockets, so the exit path skips them with one lookup.
+/* fds this probe does not trace: not TCP sockets, or (netns_ino set) sockets of another network
+ * namespace, so the exit path skips them with one lookup.
  * Key: {tgid, fd}; removed on close (the fd number may then become a socket). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -286,10 +292,23 @@ static __always_inline void leader_comm(char *comm)
 	bpf_probe_read_kernel_str(comm, WS_COMM_LEN, &leader->comm);
 }
 
+/* With a node's namespace set: 1 when the current process lives in it (its sockets almost always
+ * do; tcp_sock_of_fd checks each socket's own namespace for the rest). */
+static __always_inline int in_node(void)
+{
+	if (!netns_ino)
+		return 1;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) == netns_ino;
+}
+
 /* Process-level filter, evaluated at syscall entry: returns 1 when this process is traced. */
 static __always_inline int process_traced(__u32 tgid)
 {
 	if (tgid == self_tgid)
+		return 0;
+	/* another node's process: nothing saved at entry, so it costs one lookup of its namespace */
+	if (!in_node())
 		return 0;
 	struct ws_filter_cfg *cfg = get_cfg();
 	__u8 *act = bpf_map_lookup_elem(&filter_pids, &tgid);
@@ -365,6 +384,10 @@ static __always_inline struct sock *tcp_sock_of_fd(__u32 fd)
 	__u16 type = BPF_CORE_READ(sk, sk_type);
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	if (type != SOCK_STREAM || proto != IPPROTO_TCP)
+		return NULL;
+	/* a socket of another node, held by one of this node's processes (made before a setns, or
+	 * passed over a unix socket): the namespace it talks in is not ours */
+	if (netns_ino && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != netns_ino)
 		return NULL;
 	return sk;
 }

@@ -176,11 +176,15 @@ export interface Child {
 
 const childDir = tempDir("wirescope-probe-children-");
 
-/** Runs an ES module (source text) in a child node process; resolves once spawned. */
-export async function runChild(name: string, source: string, args: string[] = []): Promise<Child> {
+/**
+ * Runs an ES module (source text) in a child node process; resolves once spawned. `netns`: in
+ * that network namespace (`ip netns exec`, which execs node in place: the pid is node's).
+ */
+export async function runChild(name: string, source: string, args: string[] = [], opts: { netns?: string } = {}): Promise<Child> {
   const file = path.join(childDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}.mjs`);
   fs.writeFileSync(file, source);
-  const proc = spawn(process.execPath, [file, ...args], {
+  const [cmd, ...argv] = [...(opts.netns ? ["ip", "netns", "exec", opts.netns] : []), process.execPath, file, ...args];
+  const proc = spawn(cmd!, argv, {
     stdio: ["ignore", "pipe", "inherit"],
     cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), ".."),
     env: { ...process.env, NODE_PATH: path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../node_modules") },

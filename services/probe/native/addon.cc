@@ -211,6 +211,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     std::string lock_path;
     if (o.Get("lockPath").IsString()) lock_path = o.Get("lockPath").As<Napi::String>().Utf8Value();
     bool mount_tracefs = o.Get("mountTracefs").ToBoolean();
+    uint32_t netns_ino = (uint32_t)num("netnsIno", 0);
 
     if (chunk == 0 || chunk > WS_MAX_CHUNK) {
       probe_error(env, "EINVAL", "chunkBytes must be 1.." + std::to_string(WS_MAX_CHUNK)).ThrowAsJavaScriptException();
@@ -265,27 +266,21 @@ class Probe : public Napi::ObjectWrap<Probe> {
         return;
       }
     }
+    // The lock keeps two probes from recording the same connections (each would send it: the
+    // aggregator would count it twice). A whole-host probe holds it exclusively; a node's probe
+    // (netnsIno) holds it shared, so node probes run side by side but never beside a whole-host
+    // one, plus its node's own lock exclusively (one probe per node).
     if (!lock_path.empty()) {
-      lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (lock_fd_ < 0) {
-        probe_error(env, "ELOCK", "cannot open lock file " + lock_path + ": " + strerror(errno)).ThrowAsJavaScriptException();
-        return;
+      lock_fd_ = TakeLock(env, lock_path, netns_ino != 0, netns_ino ? "for the whole host" : "on this host");
+      if (lock_fd_ < 0) return;
+      if (netns_ino) {
+        node_lock_fd_ = TakeLock(env, lock_path + ".netns-" + std::to_string(netns_ino), false, "for this network namespace");
+        if (node_lock_fd_ < 0) {
+          close(lock_fd_);
+          lock_fd_ = -1;
+          return;
+        }
       }
-      if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-        char other[32] = {0};
-        ssize_t r = pread(lock_fd_, other, sizeof other - 1, 0);
-        if (r < 0) r = 0;
-        other[r] = 0;
-        close(lock_fd_);
-        lock_fd_ = -1;
-        probe_error(env, "ELOCKED",
-                    std::string("another wirescope probe is already running on this host (pid ") + (other[0] ? other : "?") +
-                        ", lock " + lock_path + "): stop it first, or use `wirescope capture` which runs alongside")
-            .ThrowAsJavaScriptException();
-        return;
-      }
-      std::string pid = std::to_string(getpid());
-      if (ftruncate(lock_fd_, 0) == 0) (void)!pwrite(lock_fd_, pid.data(), pid.size(), 0);
     }
 
     libbpf_set_print(libbpf_print);
@@ -302,6 +297,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       skel_->rodata->chunk_bytes = chunk;
       skel_->rodata->max_bytes_per_call = per_call;
       skel_->rodata->conn_key_base = key_base;
+      skel_->rodata->netns_ino = netns_ino;
       // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
       skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
       bpf_map__set_max_entries(skel_->maps.events, ringbuf);
@@ -359,6 +355,36 @@ class Probe : public Napi::ObjectWrap<Probe> {
   }
 
  private:
+  // flock()s path (shared or exclusive, never waiting) and returns its fd; on failure throws
+  // ELOCK/ELOCKED naming who holds it and returns -1. An exclusive holder writes its pid in it.
+  static int TakeLock(Napi::Env env, const std::string& path, bool shared, const char* scope) {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      probe_error(env, "ELOCK", "cannot open lock file " + path + ": " + strerror(errno)).ThrowAsJavaScriptException();
+      return -1;
+    }
+    if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+      // held shared (only node probes hold it so) when a shared lock can still be had
+      bool nodes = !shared && flock(fd, LOCK_SH | LOCK_NB) == 0;
+      char other[32] = {0};
+      ssize_t r = nodes ? 0 : pread(fd, other, sizeof other - 1, 0);
+      if (r < 0) r = 0;
+      other[r] = 0;
+      close(fd);
+      std::string who = nodes ? "probes of network namespaces (--netns) are running on this host"
+                               : std::string("another wirescope probe is already running ") +
+                                     scope + " (pid " + (other[0] ? other : "?") + ")";
+      probe_error(env, "ELOCKED", who + ", lock " + path + ": stop it first, or use `wirescope capture` which runs alongside")
+          .ThrowAsJavaScriptException();
+      return -1;
+    }
+    if (!shared) {
+      std::string pid = std::to_string(getpid());
+      if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, pid.data(), pid.size(), 0);
+    }
+    return fd;
+  }
+
   void Fail(Napi::Env env, const char* code, const std::string& msg) {
     Shutdown();
     probe_error(env, code, msg).ThrowAsJavaScriptException();
@@ -391,6 +417,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
     }
     if (pool_) pool_->Give(cur_.data);
     cur_.data = nullptr;
+    if (node_lock_fd_ >= 0) {
+      close(node_lock_fd_);
+      node_lock_fd_ = -1;
+    }
     if (lock_fd_ >= 0) {
       close(lock_fd_);
       lock_fd_ = -1;
@@ -919,6 +949,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
   std::atomic<bool> running_{false};
   bool cleanup_hook_ = false;
   int lock_fd_ = -1;
+  int node_lock_fd_ = -1;  // a node's probe: its namespace's own lock
   size_t batch_bytes_ = 1024 * 1024;
   int batch_ms_ = 50;
   bool urgent_ = false;

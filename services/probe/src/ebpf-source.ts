@@ -2,7 +2,8 @@
 import { NativeProbe, type NativeOptions, type ShedConfig, type ShedStats } from "./native.js";
 import { decodeBatch, type DecodeStats } from "./decode.js";
 import { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
-import { listenPorts } from "./listen-ports.js";
+import { listenPorts, readListenPorts } from "./listen-ports.js";
+import { NetnsProcRoot } from "./netns.js";
 import { TlsLibraries } from "./tls-libraries.js";
 import { TlsExecutables } from "./tls-executables.js";
 import { GoTlsHandler } from "./go-tls.js";
@@ -38,6 +39,8 @@ export class EbpfSource implements EventSource {
   private undelivered = 0;
   private closed = false;
   private readonly refreshMs: number;
+  /** A node's probe: where its namespace's /proc/net is read (a process living there). */
+  private readonly nodeProc: NetnsProcRoot | undefined;
 
   /** TLS library files with uprobes (undefined when TLS is off). */
   readonly tls: TlsLibraries | undefined;
@@ -60,8 +63,9 @@ export class EbpfSource implements EventSource {
         }
       : undefined);
     this.filter = new KernelFilter(this.probe);
+    this.nodeProc = options.netnsIno ? new NetnsProcRoot(options.netnsIno) : undefined;
     try {
-      this.probe.setListenPorts(listenPorts());
+      this.refreshListenPorts();
       this.filter.excludePids(options.excludePids ?? []);
       this.filter.apply(options.filter ?? EMPTY_FILTER);
       // after the filters (the scans read files for a while: traffic meanwhile is filtered already);
@@ -80,6 +84,18 @@ export class EbpfSource implements EventSource {
       throw e;
     }
     this.refreshMs = options.listenRefreshMs ?? 5_000;
+  }
+
+  /** Listening ports of the traced namespace: the probe's own, or its node's (none known while
+   *  no process lives there). */
+  private refreshListenPorts(): void {
+    // sock_diag answers for the probe's own namespace only: a node's ports come from its /proc
+    if (!this.nodeProc) {
+      this.probe.setListenPorts(listenPorts());
+      return;
+    }
+    const root = this.nodeProc.current();
+    this.probe.setListenPorts(root ? readListenPorts(root) : []);
   }
 
   private rawHandler: ((buf: Buffer) => void) | undefined;
@@ -170,7 +186,7 @@ export class EbpfSource implements EventSource {
     this.early = [];
     this.earlyBytes = 0;
     for (const b of early) this.deliver(b);
-    const timer = setInterval(() => this.probe.setListenPorts(listenPorts()), this.refreshMs);
+    const timer = setInterval(() => this.refreshListenPorts(), this.refreshMs);
     timer.unref();
     try {
       if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));

@@ -28,8 +28,11 @@ export interface NativeOptions {
   selfTgid: number;
   /** High bits of every conn_key this instance hands out. */
   connKeyBase: bigint;
-  /** Single-instance lock file (omit for none, as `wirescope capture` does). */
+  /** Single-instance lock file (omit for none, as `wirescope capture` does). A node's probe
+   *  (netnsIno) holds it shared and `<lockPath>.netns-<ino>` exclusively. */
   lockPath?: string;
+  /** A node: the network namespace inode whose processes and sockets alone are traced (0: all). */
+  netnsIno: number;
   /** Mount tracefs on /sys/kernel/tracing when it is missing. */
   mountTracefs: boolean;
 }
@@ -43,6 +46,7 @@ export const NATIVE_DEFAULTS: NativeOptions = {
   queueBatches: 64,
   selfTgid: process.pid,
   connKeyBase: 0n,
+  netnsIno: 0,
   mountTracefs: false,
 };
 

@@ -42,6 +42,17 @@ test("parseProbeArgs: the overload flags (CPU budget, fixed fraction, fairness b
   assert.throws(() => parseProbeArgs(["--shed-ringbuf-pct", "101"]), /--shed-ringbuf-pct/);
 });
 
+test("parseProbeArgs: a node's network namespace, by file or by inode, not both", () => {
+  assert.equal(parseProbeArgs(["--netns", "/var/run/netns/node-a"]).netns, "/var/run/netns/node-a");
+  assert.equal(parseProbeArgs(["--netns-inode=4026532281"]).netnsInode, 4026532281);
+  assert.equal(parseProbeArgs([]).netns, undefined);
+  assert.throws(() => parseProbeArgs(["--netns"]), /--netns: expected a namespace file/);
+  assert.throws(() => parseProbeArgs(["--netns-inode", "x"]), /--netns-inode: expected an integer/);
+  assert.throws(() => parseProbeArgs(["--netns", "/var/run/netns/a", "--netns-inode", "5"]), /give one/);
+  assert.equal(parseProbeArgs(["--clock-skew-ms", "-20"]).clockSkewMs, -20);
+  assert.throws(() => parseProbeArgs(["--clock-skew-ms", "1.5"]), /--clock-skew-ms: expected an integer/);
+});
+
 test("validateFilter: pids, ports and process names", () => {
   assert.deepEqual(validateFilter(EMPTY_FILTER), []);
   assert.deepEqual(validateFilter({ ...EMPTY_FILTER, allowPorts: [0, 70000], denyPids: [-1], allowComms: ["a-name-longer-than-15"] }).length, 4);

@@ -18,6 +18,13 @@ export interface ProbeOptions {
   batchBytes: number;
   mountTracefs: boolean;
   lockFile: string;
+  /** A node: the network namespace file (`ip netns add` makes /var/run/netns/NAME) whose
+   *  processes and sockets alone are traced; the probe itself stays in its own namespace. */
+  netns?: string;
+  /** The same, named by its inode (what `stat -L -c %i /proc/<pid>/ns/net` prints). */
+  netnsInode?: number;
+  /** Added to every timestamp sent (ms, may be negative): simulates a node whose clock is off. */
+  clockSkewMs: number;
   excludePids: number[];
   filter: FilterSpec;
   /** HTTP/1.1 message bodies: "trim" states them as gaps (http1-trim.ts), "keep" publishes them. */
@@ -46,6 +53,7 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   batchBytes: 1 << 20,
   mountTracefs: false,
   lockFile: "/run/wirescope-probe.lock",
+  clockSkewMs: 0,
   excludePids: [],
   filter: EMPTY_FILTER,
   http1Bodies: "trim",
@@ -73,6 +81,9 @@ export const PROBE_FLAGS: readonly FlagSpec[] = [
   { flag: "batch-bytes", value: "N", default: mib(PROBE_DEFAULTS.batchBytes), description: "native batch flush size" },
   { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
   { flag: "lock-file", value: "PATH", default: PROBE_DEFAULTS.lockFile, description: "single-instance lock" },
+  { flag: "netns", value: "PATH", description: "trace one node only: the processes and sockets of this network namespace (/var/run/netns/NAME, /proc/PID/ns/net); set --node to its name" },
+  { flag: "netns-inode", value: "N", description: "the same, the namespace named by its inode" },
+  { flag: "clock-skew-ms", value: "N", default: "0", description: "add N ms (may be negative) to every timestamp sent: simulates a node whose clock is off (cross-node tests)" },
   { flag: "http1-bodies", value: "trim|keep", default: "trim", description: "HTTP/1.1 bodies stated as gaps (trim: decoders count them, never read them) or published" },
   { flag: "cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the probe may use: millicores (500m) or % of one core (50%); over it, fewer NEW connections are observed (whole connections, never parts of one) and counts are scaled by the observed fraction; 0 = off" },
   { flag: "sample-fraction", value: "F", default: "off", description: "observe this fixed fraction (0 < F <= 1) of new connections instead" },
@@ -155,6 +166,18 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
         break;
       }
       case "--lock-file": o.lockFile = val() ?? ""; break;
+      case "--netns": {
+        o.netns = val();
+        if (!o.netns) throw new ConfigError("bad_value", "--netns: expected a namespace file (/var/run/netns/NAME)");
+        break;
+      }
+      case "--clock-skew-ms": {
+        const v = val();
+        if (v === undefined || !/^-?\d+$/.test(v) || Math.abs(Number(v)) > 3_600_000) throw new ConfigError("bad_value", `--clock-skew-ms: expected an integer within an hour either way, got "${v ?? ""}"`);
+        o.clockSkewMs = Number(v);
+        break;
+      }
+      case "--netns-inode": o.netnsInode = int(flag, val(), 1, 0xffffffff); break;
       case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, val()); break;
       case "--sample-fraction": {
         const v = val();
@@ -181,5 +204,6 @@ export function parseProbeArgs(args: readonly string[]): ProbeOptions {
         throw new ConfigError("unknown_flag", `probe option ${flag} is documented but not parsed`);
     }
   }
+  if (o.netns !== undefined && o.netnsInode !== undefined) throw new ConfigError("bad_value", "--netns and --netns-inode name the same thing: give one");
   return o;
 }

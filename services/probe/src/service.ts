@@ -21,6 +21,7 @@ import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { ProcessCache } from "./process-info.js";
 import { parseProbeArgs } from "./options.js";
+import { netnsInodeOf } from "./netns.js";
 import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
@@ -49,6 +50,9 @@ export function specToFilter(s: FilterSpec): Filter {
 
 export const createService: CreateService = async (ctx: ServiceContext) => {
   const opts = parseProbeArgs(ctx.args);
+  // a node: one network namespace's processes and sockets, named by inode in the kernel
+  const netnsIno = opts.netns !== undefined ? netnsInodeOf(opts.netns) : opts.netnsInode ?? 0;
+  const skewNs = BigInt(opts.clockSkewMs) * 1_000_000n;
   const connKeyBase = randomConnKeyBase();
   let tlsWarnings = 0;
   let source: EventSource;
@@ -72,6 +76,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         batchBytes: opts.batchBytes,
         mountTracefs: opts.mountTracefs,
         lockPath: opts.lockFile || undefined,
+        netnsIno,
         connKeyBase,
         excludePids: opts.excludePids,
         filter: opts.filter,
@@ -90,6 +95,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
     ebpf.setShedConfig({ sampleFraction: opts.sampleFraction ?? 1, ...fairness });
   }
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
+  if (netnsIno) ctx.info.set("netns", `${opts.netns ?? "inode"} (${netnsIno})`);
   const pods = podResolverFromEnv(ctx.log);
   const processes = new ProcessCache({ pods });
   const c = ctx.counters;
@@ -118,7 +124,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       // every source's events go through this one encoder (a replay's timestamps are wall clock)
       const encoder = new RawEncoder({
         node: ctx.config.node, probeId: ctx.instance, partitions: ctx.config.partitions, processes,
-        monoToWallOffsetNs: ebpf ? monoToWallOffset() : 0n, maxBatchBytes: 512 * 1024, trimmer, holdMs: ebpf ? opts.batchMs : 0,
+        monoToWallOffsetNs: ebpf ? monoToWallOffset(skewNs) : 0n, maxBatchBytes: 512 * 1024, trimmer, holdMs: ebpf ? opts.batchMs : 0,
       }, (cr) => tracker.note(cr));
       const publisher = new BatchPublisher(nc, RawBatchSchema, { counters: c, prefix: "nats_", maxQueueBytes: 128 << 20 });
       let lastDrops: Record<string, number> = {};
