@@ -812,6 +812,11 @@ class Probe : public Napi::ObjectWrap<Probe> {
     key.ino = (uint64_t)info[2].ToNumber().Int64Value();
     uint32_t lib = info[3].ToNumber().Uint32Value();
     std::vector<TlsUprobe> specs = TlsUprobes(lib);
+    // returns before entries: a call whose entry is seen then has its return seen. (An entry
+    // attached first lets a call enter between the two attaches and never return to the
+    // programs: its stale in-call state would link the thread's next socket to that object. The
+    // node executable is mapped by many processes, each attach takes tens of ms there.)
+    std::stable_partition(specs.begin(), specs.end(), [](const TlsUprobe& sp) { return sp.ret; });
     if (specs.empty()) {
       probe_error(env, "EINVAL", "attachTls: unknown TLS library " + std::to_string(lib)).ThrowAsJavaScriptException();
       return env.Undefined();
