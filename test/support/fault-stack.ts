@@ -183,36 +183,62 @@ export async function startHttpApp(): Promise<HttpApp> {
 export interface HttpLoad {
   /** Requests the client saw fail (the traced app must be unaffected by the pipeline's faults). */
   failed(): number;
+  /** Why they failed: error code → count. */
+  errors(): Record<string, number>;
+  /** Requests sent, and answers received in full. */
+  issued(): number;
+  answered(): number;
+  /** Requests due by the clock but not sent: the in-flight cap was reached (the client fell behind). */
+  skipped(): number;
   /** Stops sending, waits for the answers in flight, closes the connections. */
   stop(): Promise<void>;
 }
 
 /**
  * A keep-alive client sending `rate` GET requests of `path` per second over `conns` connections,
- * paced against the clock (a late timer catches up, at most 200 at once).
+ * paced against the clock (a late timer catches up, at most 200 at once). At most 32 requests per
+ * connection are in flight: a starved client skips what is due beyond that (counted) rather than
+ * queue without bound, so its counts stay comparable with the server's.
  */
 export function startHttpLoad(port: number, opts: { rate: number; conns: number; path: string }): HttpLoad {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.conns });
   let issued = 0;
+  let due = 0;
+  let skipped = 0;
+  const maxInFlight = 32 * opts.conns;
   let failed = 0;
+  let answered = 0;
+  const errors: Record<string, number> = {};
   let inFlight = 0;
   const t0 = performance.now();
   const send = () => {
     issued++;
     inFlight++;
     http
-      .get({ host: "127.0.0.1", port, path: opts.path, agent }, (res) => res.resume().on("end", () => inFlight--))
-      .on("error", () => {
+      .get({ host: "127.0.0.1", port, path: opts.path, agent }, (res) => res.resume().on("end", () => {
+        inFlight--;
+        answered++;
+      }))
+      .on("error", (e: NodeJS.ErrnoException) => {
         failed++;
+        errors[e.code ?? e.message] = (errors[e.code ?? e.message] ?? 0) + 1;
         inFlight--;
       });
   };
   const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - t0) / 1000) * opts.rate) - issued;
-    for (let i = 0; i < Math.min(due, 200); i++) send();
+    const now = Math.floor(((performance.now() - t0) / 1000) * opts.rate) - due;
+    const n = Math.min(now, 200);
+    const room = Math.max(0, Math.min(n, maxInFlight - inFlight));
+    for (let i = 0; i < room; i++) send();
+    skipped += n - room;
+    due += n;
   }, 10);
   return {
     failed: () => failed,
+    errors: () => errors,
+    issued: () => issued,
+    answered: () => answered,
+    skipped: () => skipped,
     async stop() {
       clearInterval(timer);
       await waitFor(() => inFlight === 0, { timeoutMs: 30_000, intervalMs: 50, what: "the workload's requests in flight" }).catch(() => undefined);
@@ -221,9 +247,9 @@ export function startHttpLoad(port: number, opts: { rate: number; conns: number;
   };
 }
 
-/** Requests of `path` recorded in InfluxDB on the server side (sum over every window and status). */
-export async function recordedRequests(influxUrl: string, urlPath: string): Promise<number> {
-  const q = `SELECT sum("requests") FROM "red" WHERE "role" = 'server' AND "resource" = '${urlPath.replace(/'/g, "\\'")}'`;
+/** Requests of `path` recorded in InfluxDB on the server side (or the client side) (sum over every window and status). */
+export async function recordedRequests(influxUrl: string, urlPath: string, role: "server" | "client" = "server"): Promise<number> {
+  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}' AND "resource" = '${urlPath.replace(/'/g, "\\'")}'`;
   const res = await fetch(`${influxUrl}/query?${new URLSearchParams({ q, db: "wirescope" })}`, { signal: AbortSignal.timeout(10_000) });
   const body = (await res.json()) as { results?: { series?: { values: [string, number][] }[] }[] };
   return body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
@@ -322,7 +348,7 @@ export interface FaultSpec {
    * time and the requests the design allows to miss besides those in counted gaps (served while
    * no probe ran: nobody can see them).
    */
-  act(stack: UpStack, app: HttpApp): Promise<{ recoveryMs: number; unseen?: number; note?: string }>;
+  act(stack: UpStack, app: HttpApp, urlPath: string): Promise<{ recoveryMs: number; unseen?: number; note?: string }>;
   /** Further checks on the stack before it stops. */
   check?(stack: UpStack, r: FaultResult): Promise<void>;
 }
@@ -354,12 +380,12 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
   try {
     load = startHttpLoad(app.port, { rate, conns: spec.conns ?? 8, path: urlPath });
     await waitFlowing(stack.influxUrl, urlPath);
-    const acted = await spec.act(stack, app);
+    const acted = await spec.act(stack, app, urlPath);
     await new Promise((r) => setTimeout(r, 10_000)); // steady traffic after the recovery
     await load.stop();
     const served = app.served();
     const recorded = await settledRecorded(stack.influxUrl, urlPath, served);
-    const [parser, aggregator] = [await stack.counters("parser"), await stack.counters("aggregator")];
+    const [parser, aggregator, probe] = [await stack.counters("parser"), await stack.counters("aggregator"), await stack.counters("probe")];
     const loss = lossCounters(parser, aggregator);
     const inGaps = requestsInGaps(loss, app.requestBytes());
     const r: FaultResult = { served, recorded, loss, inGaps, unseen: acted.unseen ?? 0, recoveryMs: acted.recoveryMs, parser, aggregator };
@@ -373,6 +399,14 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
       records_dropped: loss.recordsDropped,
       aggregator_drops: loss.aggregatorDrops,
       app_errors: load.failed(),
+      ...(load.failed() ? { app_error_codes: JSON.stringify(load.errors()) } : {}),
+      issued: load.issued(),
+      answered: load.answered(),
+      ...(load.skipped() ? { skipped: load.skipped() } : {}),
+      client_recorded: await recordedRequests(stack.influxUrl, urlPath, "client").catch(() => -1),
+      parser_records: parser["records.http1"] ?? 0,
+      aggregator_records_in: aggregator.records_in ?? 0,
+      probe_shed: Object.entries(probe).reduce((n, [k, v]) => (k.startsWith("shed_connections.") ? n + v : n), 0),
       recovery_ms: acted.recoveryMs,
       ...(acted.note ? { note: acted.note } : {}),
     });
