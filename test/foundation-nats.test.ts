@@ -41,7 +41,6 @@ function sampleRaw() {
         remotePort: 54321,
         pid: 4242,
         tid: 4243,
-        processName: "nginx",
         timestampNs: 1_700_000_000_123_456_789n,
         process: { pid: 4242, name: "nginx", cmdline: "nginx -g daemon off;", pod: "web-0", namespace: "shop" },
       },

@@ -50,7 +50,7 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 40); round++) {
   for (const c of convs) {
     const connKey = key++;
     const p = Number(connKey % 64n);
-    const base = { connKey, role: Role.SERVER, localAddress: c.server.address, localPort: c.server.port, remoteAddress: c.client.address, remotePort: c.client.port, pid: 1, processName: "h2" };
+    const base = { connKey, role: Role.SERVER, localAddress: c.server.address, localPort: c.server.port, remoteAddress: c.client.address, remotePort: c.client.port, pid: 1, process: { pid: 1, name: "h2" } };
     const off = [0, 0];
     const data = c.chunks.map((ch) => {
       const ev = create(DataEventSchema, { connKey, direction: ch.dir === 0 ? Direction.INGRESS : Direction.EGRESS, seq: BigInt(off[ch.dir]!), timestampNs: ch.tsNs, tid: 7, payload: ch.bytes, originalLength: ch.bytes.length });

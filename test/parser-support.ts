@@ -173,7 +173,7 @@ export function toRawBatches(convs: Conversation[], opts: { partitions: number; 
       remotePort: c.client.port,
       pid: 4242,
       tid: 4242,
-      processName: c.serverProcess,
+      process: { pid: 4242, name: c.serverProcess },
     };
     const batch = create(RawBatchSchema, {
       node: opts.node ?? "test-node",

@@ -98,7 +98,7 @@ function pack(convs: Conversation[], target: number, keyBase: bigint, probeId: s
       const p = Number(connKey % BigInt(P));
       if (!perPart.has(p)) perPart.set(p, { conns: [], data: [] });
       let b = perPart.get(p)!;
-      const base = { connKey, role: Role.SERVER, localAddress: c.server.address, localPort: c.server.port, remoteAddress: c.client.address, remotePort: c.client.port, pid: 1, processName: c.serverProcess };
+      const base = { connKey, role: Role.SERVER, localAddress: c.server.address, localPort: c.server.port, remoteAddress: c.client.address, remotePort: c.client.port, pid: 1, process: { pid: 1, name: c.serverProcess } };
       b.conns.push(create(ConnEventSchema, { ...base, kind: ConnKind.OPEN, timestampNs: c.startNs }));
       const off = [0, 0];
       for (const ch of c.chunks) {

@@ -86,7 +86,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   assert.equal(open.role, 1);
   assert.equal(open.remotePort, serverPort);
   assert.equal(open.remoteAddress, "127.0.0.1");
-  assert.equal(open.processName, "node");
+  assert.equal(open.process?.name, "node");
   assert.equal(open.process?.pid, client.pid);
   assert.match(open.process?.cmdline ?? "", /client-/);
   assert.ok(open.timestampNs > BigInt(Date.now() - 60_000) * 1_000_000n, "wall-clock timestamp");

@@ -50,20 +50,20 @@ export function hostPort(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** The traced process of a connection event: its ProcessInfo, or one made of the older flat
- *  fields; undefined when the event names no process. */
+/** The traced process of a connection event: its ProcessInfo, or one holding only the event's
+ *  pid; undefined when the event names no process. */
 export function processOf(ev: ConnEvent): ProcessInfo | undefined {
   if (ev.process && (ev.process.pid || ev.process.name)) return ev.process;
-  if (!ev.pid && !ev.processName) return undefined;
+  if (!ev.pid) return undefined;
   return {
     $typeName: "wirescope.v1.ProcessInfo",
     pid: ev.pid,
-    name: ev.processName,
+    name: "",
     exe: "",
     cmdline: "",
-    containerId: ev.containerId,
-    pod: ev.pod,
-    namespace: ev.namespace,
+    containerId: "",
+    pod: "",
+    namespace: "",
     container: "",
     workload: "",
   };

@@ -26,7 +26,7 @@ describe("serviceName", () => {
 
 describe("PeerDirectory and endpoint resolution", () => {
   const ev = (role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>
-    create(ConnEventSchema, { connKey: 1n, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, processName: name });
+    create(ConnEventSchema, { connKey: 1n, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, process: { pid, name } });
 
   it("learns the lowest listening port of a process, whichever accept comes first; a reused pid starts over", () => {
     const d = new PeerDirectory();

@@ -65,7 +65,7 @@ function refConn(c: ConnRecord, processes: ProcessCache, offset: bigint): ConnEv
   return create(ConnEventSchema, {
     connKey: c.connKey, kind: c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE, role: c.role,
     localAddress: c.localAddress, localPort: c.localPort, remoteAddress: c.remoteAddress, remotePort: c.remotePort,
-    pid: c.tgid, tid: c.tid, processName: proc.name, containerId: p.containerId, pod: p.pod, namespace: p.namespace,
+    pid: c.tgid, tid: c.tid,
     timestampNs: c.tsMono + offset, process: proc, inferred: c.inferred, tls: c.tls, tlsLibrary: c.tlsLibrary,
     observedFraction: c.observedFraction !== undefined && c.observedFraction < 1 ? c.observedFraction : 0, shed: c.shed ?? "",
   });
@@ -139,10 +139,10 @@ test("RawEncoder: a process's fields are encoded once and follow what the cache 
   const k8s = processes.get(4321, "curl");
   const first = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(1n))).conns[0]!])[0]!.data).conns[0]!;
   assert.equal(first.process?.name, "curl");
-  assert.equal(first.pod, "");
+  assert.equal(first.process?.pod, "");
   Object.assign(k8s, { pod: "web-1", namespace: "shop", containerId: "c".repeat(64) }); // as ProcessCache does when the pod is resolved
   const later = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(2n))).conns[0]!])[0]!.data).conns[0]!;
-  assert.deepEqual([later.pod, later.namespace, later.process?.pod, later.process?.namespace], ["web-1", "shop", "web-1", "shop"]);
+  assert.deepEqual([later.process?.pod, later.process?.namespace, later.process?.containerId], ["web-1", "shop", "c".repeat(64)]);
 });
 
 test("RawEncoder.encodeEvents (a replay's decoded events) gives what encode gives for the same native batch", () => {

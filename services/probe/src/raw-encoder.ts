@@ -12,7 +12,7 @@
 // for later native batches until the oldest is `holdMs` old (kernel time), connection events
 // included, so a partition gets about one message per hold period whatever the mix of events.
 //
-// A ConnEvent's process (fields 10-13 and 15) is encoded once per process and reused as bytes.
+// A ConnEvent's process (field 15) is encoded once per process and reused as bytes.
 // 64-bit fields of data events (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt
 // per event.
 import {
@@ -130,21 +130,14 @@ function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo
   if (orig) (o.byte(DataEventTag.originalLength), o.varint32(orig));
 }
 
-/** A process's fields of a ConnEvent, encoded once: 10-13 (name, container, pod, namespace) and 15 (ProcessInfo). */
+/** A process's field of a ConnEvent (15, ProcessInfo), encoded once. */
 interface ProcBytes {
   name: string;
   pod: string;
-  before: Buffer;
   process: Buffer;
 }
 
 function encodeProcess(pid: number, p: ProcInfo, name: string, scratch: Out): ProcBytes {
-  scratch.len = 0;
-  scratch.string(ConnEventTag.processName, name);
-  scratch.string(ConnEventTag.containerId, p.containerId);
-  scratch.string(ConnEventTag.pod, p.pod);
-  scratch.string(ConnEventTag.namespace, p.namespace);
-  const before = scratch.bytes();
   scratch.len = 0;
   if (pid) (scratch.byte(ProcessInfoTag.pid), scratch.varint32(pid));
   scratch.string(ProcessInfoTag.name, name);
@@ -155,7 +148,7 @@ function encodeProcess(pid: number, p: ProcInfo, name: string, scratch: Out): Pr
   scratch.string(ProcessInfoTag.namespace, p.namespace);
   scratch.string(ProcessInfoTag.container, p.container);
   scratch.string(ProcessInfoTag.workload, p.workload);
-  return { name, pod: p.pod, before, process: scratch.bytes() };
+  return { name, pod: p.pod, process: scratch.bytes() };
 }
 
 /** One partition's message being filled. */
@@ -446,9 +439,6 @@ export class RawEncoder {
     if (c.tgid) (w.byte(ConnEventTag.pid), w.varint32(c.tgid));
     if (c.tid) (w.byte(ConnEventTag.tid), w.varint32(c.tid));
     const proc = this.processBytes(c);
-    w.ensure(proc.before.length + proc.process.length + 48);
-    w.buf.set(proc.before, w.len);
-    w.len += proc.before.length;
     const ts = c.tsMono + this.o.monoToWallOffsetNs;
     if (ts) (w.byte(ConnEventTag.timestampNs), w.varintBig(ts));
     w.lenField(ConnEventTag.process, proc.process);

@@ -47,7 +47,7 @@ const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
   CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.pid, CF.tid,
-  CF.processName, CF.containerId, CF.pod, CF.namespace, CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary, CF.observedFraction, CF.shed,
+  CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary, CF.observedFraction, CF.shed,
 );
 const PROCESS_FIELDS = bits(PF.pid, PF.name, PF.exe, PF.cmdline, PF.containerId, PF.pod, PF.namespace, PF.container, PF.workload);
 const ENTRY_FIELDS = bits(1, 2);
@@ -464,10 +464,6 @@ export class RawBatchReader {
           if ((s = this.str(end)) === undefined) return false;
           c.remoteAddress = s;
           break;
-        case ConnEventTag.processName:
-          if ((s = this.str(end)) === undefined) return false;
-          c.processName = s;
-          break;
         case ConnEventTag.tlsLibrary:
           if ((s = this.str(end)) === undefined) return false;
           c.tlsLibrary = s;
@@ -480,18 +476,6 @@ export class RawBatchReader {
           if (end - this.pos < 4) return this.fail("truncated");
           c.observedFraction = f32le(this.buf, this.pos);
           this.pos += 4;
-          break;
-        case ConnEventTag.containerId:
-          if ((s = this.str(end)) === undefined) return false;
-          c.containerId = s;
-          break;
-        case ConnEventTag.pod:
-          if ((s = this.str(end)) === undefined) return false;
-          c.pod = s;
-          break;
-        case ConnEventTag.namespace:
-          if ((s = this.str(end)) === undefined) return false;
-          c.namespace = s;
           break;
         case ConnEventTag.process: {
           const e = this.lenEnd(end);
@@ -599,10 +583,6 @@ function newConnEvent(): ConnEvent {
     remotePort: 0,
     pid: 0,
     tid: 0,
-    processName: "",
-    containerId: "",
-    pod: "",
-    namespace: "",
     timestampNs: 0n,
     process: undefined,
     inferred: false,

@@ -58,10 +58,6 @@ export const enum ConnEventField {
   remotePort = 7,
   pid = 8,
   tid = 9,
-  processName = 10,
-  containerId = 11,
-  pod = 12,
-  namespace = 13,
   timestampNs = 14,
   process = 15,
   inferred = 16,
@@ -91,14 +87,6 @@ export const enum ConnEventTag {
   pid = 64,
   /** 9 VARINT */
   tid = 72,
-  /** 10 LEN */
-  processName = 82,
-  /** 11 LEN */
-  containerId = 90,
-  /** 12 LEN */
-  pod = 98,
-  /** 13 LEN */
-  namespace = 106,
   /** 14 VARINT */
   timestampNs = 112,
   /** 15 LEN */
