@@ -99,6 +99,35 @@ describe("Aggregator", () => {
     assert.doesNotMatch(plain, /tls/);
   });
 
+  it("names a process by its listening port from its first record, made before its first accept (red, edges, spans)", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    // orders (pid 7) asks kafka for metadata at start, as `orders`: it does not listen yet.
+    const orders = { service: "orders", address: "127.0.0.1", port: 40100, pid: 7, name: "orders", node: "n1" };
+    const kafka = { service: "kafka:9092", address: "127.0.0.1", port: 9092, pid: 9, name: "kafka", node: "n1" };
+    // another process called orders that never listens, and one called batch
+    const other = { ...orders, port: 40200, pid: 11 };
+    const batch = { service: "batch", address: "127.0.0.1", port: 40300, pid: 12, name: "batch", node: "n1" };
+    agg.ingest([
+      makeRecord({ startMs: W0 + 100, durationMs: 2, role: "client", client: orders, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 1n }),
+      makeRecord({ startMs: W0 + 100.5, durationMs: 1, role: "server", client: orders, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 2n }),
+      makeRecord({ startMs: W0 + 200, durationMs: 1, role: "server", client: other, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 3n }),
+      makeRecord({ startMs: W0 + 300, durationMs: 1, role: "server", client: batch, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 4n }),
+    ], W0 + 1000);
+    // then it serves gRPC on 50051 (in the next window, before this one closes)
+    const api = { service: "api", address: "127.0.0.1", port: 40400, pid: 5, name: "api", node: "n1" };
+    agg.ingest([makeRecord({ startMs: W0 + 10_100, durationMs: 3, role: "server", client: api, server: { service: "orders:50051", address: "127.0.0.1", port: 50051, pid: 7, name: "orders", node: "n1" }, protocol: "grpc", resource: "/shop.Orders/GetItem", connKey: 5n })], W0 + 11_000);
+    const [w] = agg.closeDue(W0 + 16_000);
+    assert.equal(w!.start, W0);
+    const lines = windowLines(w!, new SpanClock());
+    const tag = (l: string, k: string) => new RegExp(`[,]${k}=([^, ]+)`).exec(l.split(" ")[0]!)?.[1];
+    const red = lines.filter((l) => l.startsWith("red,")).map((l) => `${tag(l, "service")}/${tag(l, "role")}`).sort();
+    assert.deepEqual(red, ["kafka:9092/server", "orders:50051/client"], "the client records of pid 7 count as orders:50051");
+    const edges = lines.filter((l) => l.startsWith("edges,")).map((l) => `${tag(l, "client")}->${tag(l, "server")} ${/requests=(\d+)i/.exec(l)![1]}`).sort();
+    assert.deepEqual(edges, ["batch->kafka:9092 1", "orders->kafka:9092 1", "orders:50051->kafka:9092 1"], "pid 7 by its listening name, pid 11 (never listening) by its bare name");
+    const spans = lines.filter((l) => l.startsWith("spans,")).map((l) => `${tag(l, "service")}/${tag(l, "kind")}`).sort();
+    assert.deepEqual(spans, ["kafka:9092/server", "kafka:9092/server", "kafka:9092/server", "orders:50051/client"]);
+  });
+
   it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {
     const agg = new Aggregator({ spans: false });
     const r = rng(1);

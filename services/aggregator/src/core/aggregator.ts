@@ -6,7 +6,7 @@ import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
 import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
-import { serviceName, isTraced } from "./identity.js";
+import { serviceName, isTraced, barePid, ListenNames } from "./identity.js";
 import { windowStart } from "./window.js";
 import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
 import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type SpanRec, type SpanInput } from "./spans.js";
@@ -34,6 +34,9 @@ export interface EdgeSeries {
   node: string;
   namespace: string;
   stats: LatencyStats;
+  /** While the client is named by its bare process name: its pid and node (see ListenNames). */
+  clientPid?: number;
+  clientNode?: string;
 }
 
 /** Everything one closed window produces. Deterministic for a given set of records. */
@@ -82,6 +85,8 @@ interface ServiceBucket {
   service: string;
   node: string;
   namespace: string;
+  /** While the service is a bare process name: the process's pid (such buckets are per pid). */
+  pid: number;
   /** In creation order. */
   series: RedSeries[];
   /** By protocol, operation and resource; the few of one such key told apart by role and status class. */
@@ -123,6 +128,8 @@ interface PendingEdge {
   protocol: string;
   node: string;
   namespace: string;
+  clientPid: number;
+  clientNode: string;
   stats: LatencyStats;
 }
 
@@ -208,6 +215,8 @@ export class Aggregator {
   /** 4-tuple strings by client address, server address, client port · 65536 + server port. */
   private readonly tupleCache: Nest3Num = new Map();
   private tupleCached = 0;
+  /** Listening names of processes, for the ends named before their process's first accept. */
+  private readonly listenNames = new ListenNames();
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -312,8 +321,24 @@ export class Aggregator {
   private add(win: WindowState, r: RecordSlot, durMs: number): void {
     const role: "server" | "client" = r.role === Role.CLIENT ? "client" : "server";
     const serverName = serviceName(r.server, true);
-    const clientName = serviceName(r.client, false);
+    let clientName = serviceName(r.client, false);
+    // Ends named by their own process's node (a peer's node only when the parser knew it).
+    const serverNode = r.server?.node || (role === "server" ? r.node : "");
+    const clientNode = r.client?.node || (role === "client" ? r.node : "");
+    this.listenNames.learn(r.server, serverNode, serverName);
+    this.listenNames.learn(r.client, clientNode, clientName);
+    // A client named by its bare process name takes its listening name when it is known; until
+    // then its series and edges are kept per pid and renamed when the window closes.
+    let clientPid = barePid(r.client, clientName);
+    if (clientPid) {
+      const known = this.listenNames.of(clientNode, clientPid, clientName);
+      if (known) {
+        clientName = known;
+        clientPid = 0;
+      }
+    }
     const service = role === "server" ? serverName : clientName;
+    const ownPid = role === "client" ? clientPid : 0;
     const protocol = r.protocol || "unknown";
     const { operation, resource: res0 } = this.norm(r);
     const sc = statusClass(protocol, r.hasStatus ? r.status : undefined, r.error, r.incomplete);
@@ -324,11 +349,12 @@ export class Aggregator {
     const f = r.observedFraction;
     const weight = f !== undefined && f > 0 && f < 1 ? 1 / f : 1;
 
-    let bucket = get3(win.serviceIndex, service, node, namespace);
+    const serviceKey = ownPid ? service + SEP + ownPid : service;
+    let bucket = get3(win.serviceIndex, serviceKey, node, namespace);
     if (!bucket) {
-      bucket = { service, node, namespace, series: [], index: new Map() };
+      bucket = { service, node, namespace, pid: ownPid, series: [], index: new Map() };
       win.services.push(bucket);
-      set3(win.serviceIndex, service, node, namespace, bucket);
+      set3(win.serviceIndex, serviceKey, node, namespace, bucket);
     }
     let series = findSeries(bucket, protocol, operation, res0, role, sc);
     if (!series) {
@@ -349,7 +375,7 @@ export class Aggregator {
     }
     series.stats.add(durMs, error, weight);
 
-    this.addToMap(win, r, role, clientName, serverName, protocol, node, namespace, durMs, error, weight);
+    this.addToMap(win, r, role, clientName, serverName, protocol, node, namespace, clientPid, clientNode, durMs, error, weight);
 
     if (this.opts.spans) {
       if (this.bufferedSpans >= this.opts.maxBufferedSpans) {
@@ -373,7 +399,7 @@ export class Aggregator {
    * named the other by address. Work and memory are linear in the window's records, bounded by
    * maxEdgeTuples.
    */
-  private addToMap(win: WindowState, r: RecordSlot, role: "server" | "client", clientName: string, serverName: string, protocol: string, node: string, namespace: string, durMs: number, error: boolean, weight: number): void {
+  private addToMap(win: WindowState, r: RecordSlot, role: "server" | "client", clientName: string, serverName: string, protocol: string, node: string, namespace: string, clientPid: number, clientNode: string, durMs: number, error: boolean, weight: number): void {
     const isServer = role === "server";
     const clientTraced = isTraced(r.client);
     const c = r.client;
@@ -386,20 +412,20 @@ export class Aggregator {
     }
     if (!isServer && isTraced(r.server)) return;
     if (!tuple || (isServer && clientTraced)) {
-      this.addEdge(win, clientName, serverName, protocol, node, namespace)?.add(durMs, error, weight);
+      this.addEdge(win, clientName, serverName, protocol, node, namespace, clientPid, clientNode)?.add(durMs, error, weight);
       return;
     }
     if (full) {
       this.counters.edgeTuplesOverflow++;
-      this.addEdge(win, clientName, serverName, protocol, node, namespace)?.add(durMs, error, weight);
+      this.addEdge(win, clientName, serverName, protocol, node, namespace, clientPid, clientNode)?.add(durMs, error, weight);
       return;
     }
     let same = win.pendingByTuple.get(tuple);
     if (!same) win.pendingByTuple.set(tuple, (same = []));
     let p: PendingEdge | undefined;
-    for (const q of same) if (q.side === role && q.client === clientName && q.server === serverName && q.protocol === protocol && q.node === node && q.namespace === namespace) p = q;
+    for (const q of same) if (q.side === role && q.client === clientName && q.server === serverName && q.protocol === protocol && q.node === node && q.namespace === namespace && q.clientPid === clientPid) p = q;
     if (!p) {
-      p = { tuple, side: role, client: clientName, server: serverName, protocol, node, namespace, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      p = { tuple, side: role, client: clientName, server: serverName, protocol, node, namespace, clientPid, clientNode, stats: new LatencyStats(this.opts.relativeAccuracy) };
       same.push(p);
       win.pendingEdges.push(p);
     }
@@ -427,16 +453,20 @@ export class Aggregator {
   }
 
   /** The window's edge series for client → server (undefined past the memory guard, counted). */
-  private addEdge(win: WindowState, client: string, server: string, protocol: string, node: string, namespace: string): LatencyStats | undefined {
+  private addEdge(win: WindowState, client: string, server: string, protocol: string, node: string, namespace: string, clientPid = 0, clientNode = ""): LatencyStats | undefined {
     const same = get3(win.edgeIndex, client, server, protocol);
     let e: EdgeSeries | undefined;
-    if (same) for (const x of same) if (x.node === node && x.namespace === namespace) e = x;
+    if (same) for (const x of same) if (x.node === node && x.namespace === namespace && (x.clientPid ?? 0) === clientPid) e = x;
     if (!e) {
       if (win.edges.length >= this.opts.maxSeriesPerService * 4) {
         this.counters.drops.cardinality_overflow++;
         return undefined;
       }
       e = { client, server, protocol, node, namespace, stats: new LatencyStats(this.opts.relativeAccuracy) };
+      if (clientPid) {
+        e.clientPid = clientPid;
+        e.clientNode = clientNode;
+      }
       win.edges.push(e);
       if (same) same.push(e);
       else set3(win.edgeIndex, client, server, protocol, [e]);
@@ -457,17 +487,18 @@ export class Aggregator {
           this.counters.edgeCallsMatched += p.stats.requests;
           continue;
         }
-        this.addEdge(w, p.client, p.server, p.protocol, p.node, p.namespace)?.merge(p.stats);
+        this.addEdge(w, p.client, p.server, p.protocol, p.node, p.namespace, p.clientPid, p.clientNode)?.merge(p.stats);
       } else {
         let client = p.client;
+        let named: string | undefined;
         for (const s of sides) {
-          const named = s.clientByTuple.get(p.tuple);
+          named = s.clientByTuple.get(p.tuple);
           if (named !== undefined) {
             client = named;
             break;
           }
         }
-        this.addEdge(w, client, p.server, p.protocol, p.node, p.namespace)?.merge(p.stats);
+        this.addEdge(w, client, p.server, p.protocol, p.node, p.namespace, named === undefined ? p.clientPid : 0, p.clientNode)?.merge(p.stats);
       }
     }
     w.pendingEdges.length = 0;
@@ -558,18 +589,84 @@ export class Aggregator {
     this.counters.windowsClosed++;
     let folded = 0;
     const red: RedSeries[] = [];
+    this.nameBareServices(w);
     for (const bucket of w.services) {
       const r = this.finishService(bucket);
       folded += r.folded;
       red.push(...r.red);
     }
     this.matchEdges(w);
+    this.nameBareClients(w);
     const edgesOut = this.finishEdges(w);
     folded += edgesOut.folded;
     this.counters.folded += folded;
     const { kept, dropped } = this.finishSpans(w, nowMs);
     w.spans.release();
     return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
+  }
+
+  /** Services named by a bare process name whose process is now known to listen take that
+   *  name, merged with the service's other series (ListenNames). */
+  private nameBareServices(w: WindowState): void {
+    let dropped = false;
+    for (const b of w.services) {
+      if (!b.pid) continue;
+      const name = this.listenNames.of(b.node, b.pid, b.service);
+      if (name === undefined) continue;
+      const into = get3(w.serviceIndex, name, b.node, b.namespace);
+      if (!into) {
+        b.service = name;
+        b.pid = 0;
+        for (const s of b.series) s.service = name;
+        set3(w.serviceIndex, name, b.node, b.namespace, b);
+        continue;
+      }
+      for (const s of b.series) {
+        const m = findSeries(into, s.protocol, s.operation, s.resource, s.role, s.statusClass);
+        if (m) m.stats.merge(s.stats);
+        else {
+          s.service = name;
+          into.series.push(s);
+          const same = get3(into.index, s.protocol, s.operation, s.resource);
+          if (same) same.push(s);
+          else set3(into.index, s.protocol, s.operation, s.resource, [s]);
+        }
+      }
+      b.series = [];
+      dropped = true;
+    }
+    if (dropped) {
+      const keep = w.services.filter((b) => b.series.length > 0);
+      w.services.length = 0;
+      w.services.push(...keep);
+    }
+  }
+
+  /** The same for the clients of edges. */
+  private nameBareClients(w: WindowState): void {
+    let dropped = false;
+    for (const e of w.edges) {
+      if (!e.clientPid) continue;
+      const name = this.listenNames.of(e.clientNode ?? "", e.clientPid, e.client);
+      if (name === undefined) continue;
+      const into = get3(w.edgeIndex, name, e.server, e.protocol)?.find((x) => x.node === e.node && x.namespace === e.namespace && !x.clientPid);
+      if (into) {
+        into.stats.merge(e.stats);
+        e.clientPid = -1; // merged: left out below
+        dropped = true;
+        continue;
+      }
+      e.client = name;
+      e.clientPid = 0;
+      const same = get3(w.edgeIndex, name, e.server, e.protocol);
+      if (same) same.push(e);
+      else set3(w.edgeIndex, name, e.server, e.protocol, [e]);
+    }
+    if (dropped) {
+      const keep = w.edges.filter((e) => e.clientPid !== -1);
+      w.edges.length = 0;
+      w.edges.push(...keep);
+    }
   }
 
   private finishService(bucket: ServiceBucket): { red: RedSeries[]; folded: number } {
@@ -673,6 +770,13 @@ export class Aggregator {
     void nowMs;
     // The views read this window's columns, which later windows reuse: the kept spans outlive them.
     const done = new Map<Span, SpanRec>();
-    return { kept: kept.map((s) => (s as Span).detach(done)), dropped };
+    const out = kept.map((s) => (s as Span).detach(done));
+    // A client span named by its process's bare name takes its listening name (ListenNames).
+    for (const s of out) {
+      if (!s.pid || s.kind !== "client") continue;
+      const name = this.listenNames.of(s.node, s.pid, s.service);
+      if (name !== undefined) (s as { service: string }).service = name;
+    }
+    return { kept: out, dropped };
   }
 }

@@ -1,4 +1,4 @@
-import { isTracedProcess, serviceName as nameOf } from "@wirescope/common";
+import { isTracedProcess, namedByPort, serviceName as nameOf } from "@wirescope/common";
 import type { EndpointView as Endpoint } from "./record-view.js";
 
 /**
@@ -14,4 +14,51 @@ export function serviceName(ep: Endpoint | undefined, isServer: boolean): string
 /** True when the end is a process the probe traced (it has process identity). */
 export function isTraced(ep: Endpoint | undefined): boolean {
   return isTracedProcess(ep?.process);
+}
+
+/**
+ * The names of processes that listen, by node and pid (`web:17080`), learned from every end the
+ * parser named with its listening port. A process is named by its bare name (`web`) by records made
+ * before the parser saw it accept (a client that connects at start, then listens: the demo's
+ * `orders` asks Kafka for metadata before it serves gRPC); when a window closes those take the
+ * listening name, so the process is one node of the map from its first record. Bounded: forgotten
+ * all at once past `max` processes (then relearned from the next records).
+ */
+export class ListenNames {
+  private readonly byNode = new Map<string, Map<number, string>>();
+  private size = 0;
+  constructor(private readonly max = 65_536) {}
+
+  /** Learns `name` for the end's process when it is its bare name with a port. */
+  learn(ep: Endpoint | undefined, node: string, name: string): void {
+    const p = ep?.process;
+    if (!p || !p.pid || !node || !namedByPort(p) || !isListenName(name, p.name)) return;
+    let byPid = this.byNode.get(node);
+    if (byPid?.get(p.pid) === name) return;
+    if (this.size >= this.max) {
+      this.byNode.clear();
+      this.size = 0;
+      byPid = undefined;
+    }
+    if (!byPid) this.byNode.set(node, (byPid = new Map()));
+    if (!byPid.has(p.pid)) this.size++;
+    byPid.set(p.pid, name);
+  }
+
+  /** The listening name of process `pid` on `node` when it is `bare` + a port, else undefined. */
+  of(node: string, pid: number, bare: string): string | undefined {
+    const n = this.byNode.get(node)?.get(pid);
+    return n !== undefined && isListenName(n, bare) ? n : undefined;
+  }
+}
+
+/** `name` is `bare:<port>`. */
+function isListenName(name: string, bare: string): boolean {
+  return name.length > bare.length + 1 && name.charCodeAt(bare.length) === 58 && name.startsWith(bare);
+}
+
+/** The pid of an end named by its bare process name (one that may turn out to listen), else 0. */
+export function barePid(ep: Endpoint | undefined, name: string): number {
+  const p = ep?.process;
+  return p && p.pid && namedByPort(p) && name === p.name ? p.pid : 0;
 }
