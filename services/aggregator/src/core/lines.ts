@@ -46,8 +46,22 @@ export function escStr(v: string): string {
 export function num(v: number): string {
   if (!Number.isFinite(v)) return "0";
   // Fixed to µs precision keeps the same text for the same value (deterministic rewrite).
-  return String(Math.round(v * 1000) / 1000);
+  const n = Math.round(v * 1000);
+  // String(n / 1000) is the decimal n / 1000 itself while a double's spacing there is below
+  // 0.001 (under 2^43: no shorter decimal reads back as the same double), written here from the
+  // integer and a table of fractions: the general double-to-string conversion cost more than the
+  // rest of a span's line (start_ms is ~1.8e12 with three decimals).
+  if (n >= 0 && n < NUM_EXACT_BELOW) {
+    const int = Math.floor(n / 1000);
+    return String(int) + FRACTIONS[n - int * 1000]!;
+  }
+  return String(n / 1000);
 }
+
+/** Numbers below this (× 1000) are written by `num` from their integer part and FRACTIONS. */
+const NUM_EXACT_BELOW = 2 ** 43 * 1000;
+/** ".001" … ".999" without trailing zeros, "" for 0. */
+const FRACTIONS: string[] = Array.from({ length: 1000 }, (_, f) => (f === 0 ? "" : `.${String(f).padStart(3, "0").replace(/0+$/, "")}`));
 
 const msToNs = (ms: number) => `${ms}000000`;
 
