@@ -5,7 +5,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
-import { RecordBatchSchema, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { spawnTracked, freePort, waitFor, influxQuery, tempDir } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/common";
 
@@ -17,6 +17,8 @@ export interface AggregatorProc {
   grpc: string;
   logFile: string;
   status(): Promise<Record<string, number>>;
+  /** The Status response's info (members, owned partitions, services, ...). */
+  info(): Promise<Record<string, string>>;
   kill9(): void;
   stop(): Promise<void>;
 }
@@ -33,29 +35,55 @@ export async function startAggregator(natsUrl: string, influxUrl: string, db: st
     const r = (await client.status({}, { timeoutMs: 3000 })) as { counters: Record<string, number>; ready: boolean };
     return r.counters;
   };
-  await waitFor(
-    async () => {
-      if (proc.hasExited) throw new Error(`aggregator exited early: ${fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(-2000) : "(no log)"}`);
-      try {
-        const c = await status();
-        return "records_in" in c;
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 30_000, intervalMs: 200, what: "aggregator ready" },
-  );
+  const info = async () => ((await client.status({}, { timeoutMs: 3000 })) as { info: Record<string, string> }).info;
+  try {
+    await waitFor(
+      async () => {
+        if (proc.hasExited) throw new Error(`aggregator exited early: ${fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").slice(-2000) : "(no log)"}`);
+        try {
+          const c = await status();
+          return "records_in" in c;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: "aggregator ready" },
+    );
+  } catch (e) {
+    // Not left running after the test that started it gave up on it.
+    client.close();
+    await proc.stop();
+    throw e;
+  }
   return {
     proc,
     grpc,
     logFile,
     status,
+    info,
     kill9: () => process.kill(proc.pid, "SIGKILL"),
     stop: async () => {
       client.close();
       await proc.stop();
     },
   };
+}
+
+/**
+ * Publishes records as the parsers do: each on the records partition of the service whose series
+ * it feeds (@wirescope/common recordPartitionOf), in batches of at most `perBatch` per partition.
+ */
+export async function publishPartitioned(nc: NatsConnection, records: WRecord[], perBatch = 200, partitions = 64): Promise<number> {
+  const by = new Map<number, WRecord[]>();
+  for (const r of records) {
+    const p = recordPartitionOf(r.role === Role.CLIENT, r.client?.service ?? "", r.server?.service ?? "", partitions);
+    let l = by.get(p);
+    if (!l) by.set(p, (l = []));
+    l.push(r);
+  }
+  // Partitions side by side, as several parsers publish: a slow machine stretches the whole less.
+  const counts = await Promise.all([...by].map(([p, recs]) => publishRecords(nc, recs, perBatch, p)));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 /** Publishes records as RecordBatches (JetStream publish, acknowledged by the stream). */

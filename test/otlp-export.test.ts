@@ -54,7 +54,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
 
       // The same spans as in InfluxDB, field by field.
       const influxSpans = await rows(influx.url, db, `SELECT "trace_id", "span_id", "parent_span_id", "name", "error", "start_ms", "duration_ms", "tags" FROM "spans" GROUP BY "service", "kind"`);
-      assert.equal(influxSpans.length, kept);
+      assert.equal(influxSpans.length, kept, JSON.stringify(await agg.status()));
       const byId = new Map(rx.spans.map((s) => [s.spanId, s]));
       const dup = rx.spans.filter((s) => byId.get(s.spanId) !== s);
       assert.equal(byId.size, rx.spans.length, `span ids unique: ${JSON.stringify(dup.slice(0, 2).map((d) => [d, byId.get(d.spanId)]), (_k, v) => (typeof v === "bigint" ? String(v) : v))}`);
@@ -119,7 +119,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
       const [s] = await rows(influx.url, db, `SELECT count(span_id) AS n FROM spans`);
       assert.equal(s!.n, c.spans_kept);
       const [web] = await rows(influx.url, db, `SELECT sum(requests) AS n FROM red WHERE service = 'web:27380' AND role = 'server'`);
-      assert.equal(web!.n, 600);
+      assert.equal(web!.n, 600, JSON.stringify(c));
     } finally {
       await agg.stop();
     }

@@ -7,10 +7,14 @@
 //      both ends traced (a client and a server record per request), 10,000 records/s published
 //      as they happen, every 20 ms a batch per partition (as the parser flushes): small batches
 //      over 32 partitions, or one partition per service (the stream a single service makes)
+//   6. a fleet of 1, 2 and 3 service processes (--durable per fleet): the records published on
+//      their services' partitions as the parsers do, read by every instance, counted by the owner;
+//      records/s until all are in InfluxDB, CPU per record summed over the instances
 // Run: npm run bench -- aggregator   (or: node --expose-gc services/aggregator/dist/aggregator.bench.js)
 // Env: BENCH_RECORDS (stages 1-3), BENCH_LIVE_SECONDS (stage 4, default 15; 0 skips it),
 //      BENCH_ONLY=live (stage 4 only), BENCH_BASELINE=<checkout> (stage 4 also runs that checkout's
 //      `bin/wirescope.js aggregator`, alternating with this one: before/after in one run),
+//      BENCH_ONLY=fleet (stage 6 only), BENCH_FLEET (stage 6 sizes, default 1,2,3),
 //      BENCH_LIVE_ROUNDS (alternations per shape, default 1), BENCH_LIVE_RATE (stage 4 requests/s, default 5000),
 //      BENCH_CPU_PROF=<dir> (stage 4's service processes write V8 CPU profiles there),
 //      BENCH_ONLY=shape: stage 5 only — decode + core + lines in this process on stage 4's traffic
@@ -24,7 +28,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, Role, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, Role, recordPartitionOf, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
 import { makeRecord } from "./core/testing.js";
@@ -135,7 +139,7 @@ async function benchPipeline(batches: Uint8Array[], influxUrl: string) {
   for (const b of batches) {
     const recs = decodeRecordBatch(b, slots);
     n += recs.length;
-    pipeline.onBatch(recs, { seq: ++seq, redelivered: false, ack: () => undefined }, Date.now());
+    pipeline.onBatch(recs, { seq: ++seq, redelivered: false, partition: 0, ack: () => undefined }, Date.now());
     pipeline.tick(Date.now());
     if (seq % 20 === 0) await new Promise((r) => setImmediate(r));
   }
@@ -165,9 +169,9 @@ async function withStream<T>(dir: string, run: (nc: NatsConnection, natsUrl: str
 }
 
 /** A `wirescope aggregator` process of `checkout` and its status counters. */
-async function startAggregator(checkout: string, natsUrl: string, influxUrl: string, db: string, dir: string, extra: string[], nodeArgs: string[] = []) {
+async function startAggregator(checkout: string, natsUrl: string, influxUrl: string, db: string, dir: string, extra: string[], nodeArgs: string[] = [], logName = "aggregator.log") {
   const port = await freePort();
-  const logFd = fs.openSync(path.join(dir, "aggregator.log"), "a");
+  const logFd = fs.openSync(path.join(dir, logName), "a");
   const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, "bin/wirescope.js"), "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
   const client = createClient(AggregatorService, `127.0.0.1:${port}`);
   return {
@@ -364,12 +368,71 @@ async function benchShape(): Promise<void> {
   }
 }
 
+/**
+ * `size` service processes sharing the records partitions: every record on its service's
+ * partition (recordPartitionOf, as the parsers publish), batches of at most PER_BATCH per
+ * partition, published once the instances agree on who owns what.
+ */
+async function benchFleet(size: number, records: WRecord[], influxUrl: string, dir: string) {
+  await withStream(dir, async (nc, natsUrl) => {
+    const fleet = [];
+    for (let i = 0; i < size; i++) fleet.push(await startAggregator(root, natsUrl, influxUrl, `bench_fleet${size}`, dir, ["--durable", `fleet${size}`], [], `aggregator-${i}.log`));
+    // Agreed: every instance answers and the partitions owned add up to all of them, once each.
+    for (let ok = false; !ok; await new Promise((r) => setTimeout(r, 100))) {
+      const cs = await Promise.all(fleet.map((a) => a.counters()));
+      ok = cs.every((c) => c?.members === size && c.partitions_owned! > 0) && cs.reduce((n, c) => n + (c?.partitions_owned ?? 0), 0) === 64;
+    }
+    // In event-time order, as the parsers flush: per slice of 1,000 records (0.6 s of event time), a batch per partition.
+    const batches: { subject: string; bytes: Uint8Array }[] = [];
+    for (let i = 0; i < records.length; i += 1000) {
+      const byPartition = new Map<number, WRecord[]>();
+      for (const r of records.slice(i, i + 1000)) {
+        const p = recordPartitionOf(r.role === Role.CLIENT, r.client?.service ?? "", r.server?.service ?? "", 64);
+        let l = byPartition.get(p);
+        if (!l) byPartition.set(p, (l = []));
+        l.push(r);
+      }
+      for (const [p, recs] of byPartition) for (const b of encode(recs)) batches.push({ subject: `wirescope.records.${p}`, bytes: b });
+    }
+    const t0 = performance.now();
+    const cpu0 = fleet.map((a) => a.cpuSeconds());
+    const js = nc.jetstream();
+    const pubs: Promise<unknown>[] = [];
+    for (const b of batches) {
+      pubs.push(js.publish(b.subject, b.bytes));
+      if (pubs.length >= 256) await Promise.all(pubs.splice(0));
+    }
+    await Promise.all(pubs);
+    let cs: Record<string, number>[] = [];
+    for (const deadline = Date.now() + 300_000; ; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`fleet bench timed out: ${JSON.stringify(cs)}`);
+      cs = (await Promise.all(fleet.map((a) => a.counters()))).map((c) => c ?? {});
+      const sum = (k: string) => cs.reduce((n, c) => n + (c[k] ?? 0), 0);
+      if (sum("records_in") >= records.length && cs.every((c) => c.open_windows === 0 && c.held_batches === 0 && c.pending_lines === 0)) break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = fleet.reduce((n, a, i) => n + a.cpuSeconds() - cpu0[i]!, 0);
+    const per = cs.map((c) => c.records_in ?? 0).join("/");
+    const drops = Object.keys(cs[0] ?? {})
+      .filter((k) => k.startsWith("drops_"))
+      .map((k) => [k, cs.reduce((n, c) => n + (c[k] ?? 0), 0)] as const)
+      .filter(([, v]) => v > 0);
+    report({ stage: `fleet of ${size}: JetStream → InfluxDB 1.x, spans 10%`, records: records.length, seconds, cpuSeconds: cpu, lines: cs.reduce((n, c) => n + (c.points_out ?? 0), 0), note: `records per instance ${per}; ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(", ") : "no drop counter moved"}` });
+    for (const a of fleet) await a.stop();
+  });
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wirescope-agg-bench-"));
 const influx = await startInfluxd({ dir: path.join(dir, "influx"), logFile: path.join(dir, "influxd.log") });
 try {
   console.log(`aggregator benchmark: ${N} records, ${os.cpus().length} cores (${os.cpus()[0]?.model}), node ${process.version}`);
+  if (process.env.BENCH_ONLY === "fleet" || !process.env.BENCH_ONLY) {
+    const sizes = (process.env.BENCH_FLEET ?? "1,2,3").split(",").map(Number);
+    // Fresh timestamps per run: windows close by event time and the idle wall clock.
+    for (const size of sizes) await benchFleet(size, makeRecords(N), influx.url, path.join(dir, `fleet${size}`));
+  }
   if (process.env.BENCH_ONLY === "shape") await benchShape();
-  else if (process.env.BENCH_ONLY !== "live") {
+  else if (process.env.BENCH_ONLY !== "live" && process.env.BENCH_ONLY !== "fleet") {
     const records = makeRecords(N);
     const batches = encode(records);
     await benchCore(records);
@@ -380,7 +443,7 @@ try {
     await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
   }
   const liveSeconds = Number(process.env.BENCH_LIVE_SECONDS ?? 15);
-  if (liveSeconds > 0 && process.env.BENCH_ONLY !== "shape") {
+  if (liveSeconds > 0 && process.env.BENCH_ONLY !== "shape" && process.env.BENCH_ONLY !== "fleet") {
     const baseline = process.env.BENCH_BASELINE;
     const runs: [string, string][] = baseline ? [["before", path.resolve(baseline)], ["after", root]] : [["this checkout", root]];
     const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 1);

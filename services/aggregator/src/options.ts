@@ -11,7 +11,7 @@ export interface AggregatorOptions {
   otlp: OtlpOptions;
   /** JetStream stream the parsers publish RecordBatch to. */
   stream: string;
-  /** Durable consumer name (one per aggregator deployment). */
+  /** Name of the deployment's state: prefix of its watermark keys and of each instance's consumer. */
   durable: string;
   /** Subject filter of the consumer. */
   filter: string;
@@ -21,6 +21,12 @@ export interface AggregatorOptions {
   maxAckPending: number;
   /** KV bucket holding the durable watermark. */
   stateBucket: string;
+  /** KV bucket of the aggregator fleet's membership (who owns which records partitions). */
+  membersBucket: string;
+  /** Membership heartbeat period. */
+  heartbeatMs: number;
+  /** An instance silent this long is dead; its partitions move to the others. */
+  ttlMs: number;
   /** `pipeline` point period. */
   pipelineEveryMs: number;
   /** 2.x organisation. */
@@ -37,6 +43,9 @@ export const defaultAggregatorOptions: AggregatorOptions = {
   ackWaitMs: 30_000,
   maxAckPending: 50_000,
   stateBucket: "wirescope-aggregator",
+  membersBucket: "wirescope-aggregators",
+  heartbeatMs: 1000,
+  ttlMs: 3000,
   pipelineEveryMs: 10_000,
   influxOrg: "",
 };
@@ -57,11 +66,14 @@ const FLAGS: Record<string, Target> = {
   "--max-buffer-lines": ["writer", "maxBufferLines", "int", "lines waiting for InfluxDB at most (then the oldest are dropped)"],
   "--max-retry-time-ms": ["writer", "maxRetryTimeMs", "int", "give up a write after this long"],
   "--stream": ["top", "stream", "string", "JetStream stream of RecordBatch"],
-  "--durable": ["top", "durable", "string", "durable consumer name"],
+  "--durable": ["top", "durable", "string", "name of the deployment's state (watermark keys, consumer names)"],
   "--filter": ["top", "filter", "string", "consumer subject filter"],
   "--ack-wait-ms": ["top", "ackWaitMs", "int", "JetStream ack wait"],
   "--max-ack-pending": ["top", "maxAckPending", "int", "unacknowledged batches at most"],
-  "--state-bucket": ["top", "stateBucket", "string", "KV bucket for the durable watermark"],
+  "--state-bucket": ["top", "stateBucket", "string", "KV bucket for the durable watermarks"],
+  "--members-bucket": ["top", "membersBucket", "string", "NATS KV bucket for aggregator membership"],
+  "--heartbeat-ms": ["top", "heartbeatMs", "int", "membership heartbeat period"],
+  "--member-ttl-ms": ["top", "ttlMs", "int", "an instance silent this long is dead (its partitions move)"],
   "--pipeline-every-ms": ["top", "pipelineEveryMs", "int", "period of the aggregator's own pipeline point"],
   "--influx-org": ["top", "influxOrg", "string", "InfluxDB 2.x organisation"],
   "--otlp-endpoint": ["otlp", "endpoint", "string", "export spans over OTLP/HTTP protobuf to this collector (http://host:4318)"],
@@ -132,6 +144,7 @@ export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions 
   }
   for (const k of ["batchSize", "queueSize", "flushMs", "maxTries"] as const) if (!(out.otlp[k] >= 1)) throw new ConfigError("bad_value", `aggregator: --otlp-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be at least 1`);
   if (out.ackWaitMs < 1000) throw new ConfigError("bad_value", "aggregator: --ack-wait-ms must be at least 1000");
+  if (out.ttlMs < 2 * out.heartbeatMs) throw new ConfigError("bad_value", `aggregator: --member-ttl-ms (${out.ttlMs}) must be at least twice --heartbeat-ms (${out.heartbeatMs})`);
   if (out.maxAckPending < 1) throw new ConfigError("bad_value", "aggregator: --max-ack-pending must be positive");
   return out;
 }

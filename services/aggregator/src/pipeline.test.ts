@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Pipeline, type Ackable } from "./pipeline.js";
+import { Pipeline, type Ackable, type Positions } from "./pipeline.js";
 import { Aggregator } from "./core/aggregator.js";
 import { makeRecord } from "./core/testing.js";
 
@@ -13,6 +13,7 @@ class Msg implements Ackable {
   constructor(
     readonly seq: number,
     readonly redelivered = false,
+    readonly partition = 0,
   ) {}
   ack() {
     this.acked++;
@@ -23,18 +24,21 @@ class Msg implements Ackable {
 function controlledSink() {
   const pending: { lines: string[]; done: () => void }[] = [];
   const saved: number[] = [];
+  const positions: Positions[] = [];
   let saveGate: Promise<void> = Promise.resolve();
   return {
     pending,
     saved,
+    positions,
     holdSaves(p: Promise<void>) {
       saveGate = p;
     },
     deps: {
       write: (lines: string[]) => new Promise<{ written: number; dropped: number }>((res) => pending.push({ lines, done: () => res({ written: lines.length, dropped: 0 }) })),
-      saveWatermark: async (ms: number) => {
+      saveWatermark: async (ms: number, pos: Positions) => {
         await saveGate;
         saved.push(ms);
+        positions.push(pos);
       },
     },
   };
@@ -102,5 +106,49 @@ describe("Pipeline", () => {
     p.releaseHold();
     p.tick(W0 + 2 * W);
     assert.equal(sink.pending.length, 1);
+  });
+
+  it("saves with the watermark where each partition must be read again from", async () => {
+    const sink = controlledSink();
+    const p = new Pipeline(new Aggregator({ spans: false, graceMs: 0 }), sink.deps, -Infinity);
+    p.onBatch([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], new Msg(1, false, 4), W0 + 2);
+    p.pass(new Msg(2, false, 9)); // another instance's partition: acked unread
+    p.onBatch([makeRecord({ startMs: W0 + W + 1, durationMs: 1, server })], new Msg(3, false, 4), W0 + W + 2);
+    p.onBatch([makeRecord({ startMs: W0 + W + 2, durationMs: 1, server })], new Msg(5, false, 7), W0 + W + 3);
+    p.tick(W0 + W + 4); // closes W0 only
+    sink.pending[0]!.done();
+    await p.settled();
+    assert.deepEqual(sink.saved, [W0 + W]);
+    // seq 1 (window W0) is written; partition 4 resumes at 3, partition 7 at 5, the rest after 5
+    assert.deepEqual([...sink.positions[0]!.fromSeq].sort(), [[4, 3], [7, 5]]);
+    assert.equal(sink.positions[0]!.nextSeq, 6);
+    assert.equal(p.counters.batchesForeign, 1);
+  });
+
+  it("skips the windows a partition's previous owner wrote, not those of other partitions", () => {
+    const sink = controlledSink();
+    const agg = new Aggregator({ spans: false });
+    const p = new Pipeline(agg, sink.deps, W0);
+    const ahead = new Msg(1, false, 2);
+    const behind = new Msg(2, false, 3);
+    p.onBatch([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], ahead, W0 + 2, W0 + W, true);
+    p.onBatch([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], behind, W0 + 2, W0, true);
+    assert.equal(ahead.acked, 1, "partition 2's window W0 is in InfluxDB already");
+    assert.equal(agg.counters.drops.redelivered, 1);
+    assert.equal(behind.acked, 0, "partition 3's window W0 is rebuilt");
+    assert.equal(agg.openWindows, 1);
+  });
+
+  it("saves and acknowledges nothing once stopped", async () => {
+    const sink = controlledSink();
+    const p = new Pipeline(new Aggregator({ spans: false, graceMs: 0 }), sink.deps, -Infinity);
+    const m = new Msg(1);
+    p.onBatch([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], m, W0 + 2);
+    p.tick(W0 + W + 4, true);
+    p.stop();
+    sink.pending[0]!.done();
+    await p.settled();
+    assert.deepEqual(sink.saved, []);
+    assert.equal(m.acked, 0);
   });
 });

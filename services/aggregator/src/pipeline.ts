@@ -10,6 +10,10 @@
 // are skipped (they are in InfluxDB already), the others rebuild their windows from every record
 // that touched them (none of those messages was acked), and the deterministic points overwrite
 // whatever a partial write left. No NATS or InfluxDB import here: the adapters are injected.
+//
+// With several instances the watermark is kept per records partition, with the stream position
+// to read that partition again from (Positions): an instance taking a partition over reads it
+// from there and skips the records of windows its previous owner had written.
 import type { RecordView as WRecord } from "./core/record-view.js";
 import type { RecordBatchSlots } from "./core/record-slot.js";
 import { Aggregator } from "./core/aggregator.js";
@@ -22,7 +26,21 @@ export interface Ackable {
   /** Stream sequence: the same for every delivery of one message. */
   readonly seq: number;
   readonly redelivered: boolean;
+  /** The records partition (`wirescope.records.<p>`). */
+  readonly partition: number;
   ack(): void;
+}
+
+/**
+ * Where each partition must be read again from for the saved watermark to hold: every message of
+ * partition p with a record in a window at or after the watermark has a stream sequence at or
+ * above `fromSeq.get(p) ?? nextSeq`.
+ */
+export interface Positions {
+  /** Per partition: the lowest sequence of the messages still held. */
+  fromSeq: ReadonlyMap<number, number>;
+  /** One past the highest sequence seen: where partitions with nothing held resume. */
+  nextSeq: number;
 }
 
 export interface WriteResult {
@@ -32,8 +50,8 @@ export interface WriteResult {
 
 export interface PipelineDeps {
   write(lines: string[]): Promise<WriteResult>;
-  /** Persists the durable watermark (ms); must resolve only once stored. */
-  saveWatermark(ms: number): Promise<void>;
+  /** Persists the durable watermark (ms) and the positions it holds for; resolves once stored. */
+  saveWatermark(ms: number, positions: Positions): Promise<void>;
   onError?(e: unknown): void;
   /** The kept spans of each closed window, for outlets besides InfluxDB (OTLP); must not throw. */
   onSpans?(spans: readonly SpanRec[]): void;
@@ -54,13 +72,15 @@ export interface PipelineCounters {
   batchesIn: number;
   batchesAcked: number;
   duplicateDeliveries: number;
+  /** Batches of partitions another instance owns: acknowledged unread. */
+  batchesForeign: number;
   pointsOut: number;
   pointsDropped: number;
   windowsWritten: number;
 }
 
 export class Pipeline {
-  readonly counters: PipelineCounters = { batchesIn: 0, batchesAcked: 0, duplicateDeliveries: 0, pointsOut: 0, pointsDropped: 0, windowsWritten: 0 };
+  readonly counters: PipelineCounters = { batchesIn: 0, batchesAcked: 0, duplicateDeliveries: 0, batchesForeign: 0, pointsOut: 0, pointsDropped: 0, windowsWritten: 0 };
   /** Held messages by stream sequence (a redelivery while held replaces the handle, never re-counts). */
   private readonly held = new Map<number, Held>();
   private readonly closing: Closing[] = [];
@@ -69,6 +89,9 @@ export class Pipeline {
   /** Windows may not close before this (wall ms): lets redeliveries arrive after a restart. */
   private holdUntil = 0;
   private inflight = 0;
+  /** Highest stream sequence seen (ingested, discarded or passed). */
+  private maxSeq = 0;
+  private stopped = false;
   private readonly spanClock = new SpanClock();
 
   constructor(
@@ -98,8 +121,13 @@ export class Pipeline {
     this.holdUntil = 0;
   }
 
-  /** One delivered batch. Never throws. */
-  onBatch(records: readonly WRecord[] | RecordBatchSlots, msg: Ackable, nowMs: number): void {
+  /**
+   * One delivered batch. `floorMs`: windows before it are already in InfluxDB for this batch's
+   * partition; `replayed`: read again from a saved position (drop reason as for a redelivery).
+   * Never throws.
+   */
+  onBatch(records: readonly WRecord[] | RecordBatchSlots, msg: Ackable, nowMs: number, floorMs = -Infinity, replayed = false): void {
+    if (msg.seq > this.maxSeq) this.maxSeq = msg.seq;
     const prev = this.held.get(msg.seq);
     if (prev) {
       // Redelivered while still held (ack wait expired): already counted, keep the newest handle.
@@ -108,7 +136,7 @@ export class Pipeline {
       return;
     }
     this.counters.batchesIn++;
-    const r = this.core.ingest(records, nowMs, msg.redelivered);
+    const r = this.core.ingest(records, nowMs, msg.redelivered || replayed, floorMs);
     if (r.maxWindow === -Infinity || r.maxWindow < this.durable) {
       this.ackOne(msg);
       return;
@@ -118,8 +146,25 @@ export class Pipeline {
 
   /** A message that could not be decoded: acknowledged (never redelivered), counted by the caller. */
   discard(msg: Ackable): void {
+    if (msg.seq > this.maxSeq) this.maxSeq = msg.seq;
     this.held.delete(msg.seq);
     this.ackOne(msg);
+  }
+
+  /** A batch of a partition this instance does not own: acknowledged, not read. */
+  pass(msg: Ackable): void {
+    if (msg.seq > this.maxSeq) this.maxSeq = msg.seq;
+    this.counters.batchesForeign++;
+    this.ackOne(msg);
+  }
+
+  /**
+   * Ends this pipeline's bookkeeping (its partitions were reassigned): nothing more is saved or
+   * acknowledged. Writes already started finish; open windows are left to the next owner, who
+   * reads their records again from the saved positions.
+   */
+  stop(): void {
+    this.stopped = true;
   }
 
   /** Closes the due windows and starts writing them. */
@@ -161,15 +206,23 @@ export class Pipeline {
     while (this.closing.length > 0 && this.closing[0]!.done) next = Math.max(next, this.closing.shift()!.end);
     if (next <= this.durable || !Number.isFinite(next)) return;
     this.saving = this.saving.then(async () => {
-      if (next <= this.durable) return;
+      if (next <= this.durable || this.stopped) return;
+      const fromSeq = new Map<number, number>();
+      for (const [seq, h] of this.held) {
+        if (h.maxWindow < next) continue;
+        const p = h.msg.partition;
+        const cur = fromSeq.get(p);
+        if (cur === undefined || seq < cur) fromSeq.set(p, seq);
+      }
       try {
-        await this.deps.saveWatermark(next);
+        await this.deps.saveWatermark(next, { fromSeq, nextSeq: this.maxSeq + 1 });
       } catch (e) {
         // Not saved: keep the messages; a later window's save covers them.
         this.deps.onError?.(e);
         return;
       }
       this.durable = next;
+      if (this.stopped) return;
       for (const [seq, h] of this.held) {
         if (h.maxWindow < next) {
           this.held.delete(seq);

@@ -1,9 +1,27 @@
-// The aggregator service: JetStream (durable pull consumer, manual acks) → Pipeline → InfluxDB.
+// The aggregator service: JetStream (pull consumer, manual acks) → Pipeline → InfluxDB.
 // Status counters and the `pipeline` measurement report the same numbers.
+//
+//   KV wirescope-aggregators ──members──▶ rendezvous ──owned records partitions──▶ epoch:
+//     consumer from the saved positions ──▶ batches of owned partitions ──▶ Pipeline ──▶ InfluxDB
+//     (others' batches acknowledged unread)        KV wirescope-aggregator <durable>.p<p> ◀── saved
 import os from "node:os";
 import { fromBinary } from "@bufbuild/protobuf";
-import { AckPolicy, ConsumerEvents, DeliverPolicy, Events, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages } from "nats";
-import { RecordBatchSchema, ServiceError, InfluxError, errorMessage, ensureRecordsStream, withJetStreamRetry, type CreateService, type ServiceContext } from "@wirescope/common";
+import { AckPolicy, ConsumerEvents, DeliverPolicy, Events, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages, type JetStreamManager } from "nats";
+import {
+  RecordBatchSchema,
+  ServiceError,
+  InfluxError,
+  NatsMembership,
+  errorMessage,
+  ensureRecordsStream,
+  ownedPartitions,
+  recordPartitionOf,
+  withJetStreamRetry,
+  type Counters,
+  type CreateService,
+  type Logger,
+  type ServiceContext,
+} from "@wirescope/common";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";
@@ -19,12 +37,14 @@ export const createService: CreateService = async (ctx) => {
   const o = parseAggregatorArgs(ctx.args);
   const influxDep = ctx.health.require("influxdb");
   const target = { ...ctx.config.influx, org: o.influxOrg || undefined };
+  const P = ctx.config.partitions;
   ctx.info.set("influx", redact(target.url));
   ctx.info.set("database", target.database);
-  ctx.info.set("stream", `${o.stream} (durable ${o.durable})`);
+  ctx.info.set("stream", `${o.stream} (state ${o.durable})`);
   ctx.info.set("window_ms", String(o.core.windowMs));
   ctx.info.set("relative_accuracy", String(o.core.relativeAccuracy));
   ctx.info.set("otlp", o.otlp.endpoint ? redact(tracesUrl(o.otlp.endpoint)) : "off");
+  ctx.info.set("partitions_total", String(P));
   const log = ctx.log;
 
   return {
@@ -34,9 +54,6 @@ export const createService: CreateService = async (ctx) => {
       const js = <T>(what: string, fn: () => Promise<T>) => withJetStreamRetry(what, fn, { log, signal });
       await js("records stream", () => ensureRecordsStream(nc, { name: o.stream, replicas: ctx.config.nats.replicas }, log));
       const kv = await js("state bucket", () => openState(nc, o, ctx.config.nats.replicas ?? 1));
-      const stateKey = `${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.watermark`;
-      const watermark = await js("watermark", () => loadWatermark(kv, stateKey));
-      ctx.info.set("watermark_restored", Number.isFinite(watermark) ? new Date(watermark).toISOString() : "none");
 
       const writer = await connectInfluxUntil(signal, target, o, ctx, influxDep);
       if (!writer) return;
@@ -51,115 +68,70 @@ export const createService: CreateService = async (ctx) => {
         }
       };
       writer.onSuccess = () => influxDep.up();
-
-      const core = new Aggregator(o.core);
       const otlp = o.otlp.endpoint ? new OtlpExporter(httpSender(o.otlp.endpoint, o.otlp.timeoutMs), o.otlp) : undefined;
-      const pipeline = new Pipeline(
-        core,
-        {
-          write: (lines) => writer.write(lines),
-          saveWatermark: async (ms) => {
-            await kv.put(stateKey, JSON.stringify({ flushedBefore: ms, instance: ctx.instance }));
-          },
-          onError: (e) => log.warn({ err: errorMessage(e) }, "pipeline"),
-          onSpans: otlp ? (spans) => otlp.offer(spans) : undefined,
-        },
-        watermark,
-      );
-
       const jsm = await nc.jetstreamManager();
-      const ci = await js("consumer", () => ensureConsumer(nc, o));
-      // Batches delivered to a previous instance and never acked come back after the ack wait:
-      // hold every window open until they are here (or the wait is over).
-      let expectRedeliveries = ci.num_ack_pending;
-      if (expectRedeliveries > 0) {
-        pipeline.holdClosingUntil(Date.now() + o.ackWaitMs + 2000);
-        log.info({ pending: expectRedeliveries }, "waiting for unacknowledged batches of a previous run");
-      }
-      // Delivered, not yet acknowledged, in delivery order: the ack timers of those held for more
-      // than half the ack wait are refreshed (working) by the tick.
-      const held = new Map<number, HeldMessage>();
-      const asAckable = (m: JsMsg): Ackable => {
-        // nats.js's JsMsg carries its reply subject (not in the JsMsg type); keep the message when not.
-        const reply = (m as JsMsg & { reply?: unknown }).reply;
-        const h = new HeldMessage(m.seq, m.redelivered, typeof reply === "string" && reply ? reply : m, nc, Date.now(), held);
-        held.delete(h.seq); // a redelivery moves to the end
-        held.set(h.seq, h);
-        return h;
-      };
-      const consumer = await js("consumer", () => nc.jetstream().consumers.get(o.stream, o.durable));
-      // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
-      // whose leader moved to another cluster member, is noticed after two missed heartbeats.
-      // Delivered batches wait in the client until ingested, and their ack timers run meanwhile:
-      // bounded by bytes, not count, so that the work waiting stays short whatever the batch size
-      // (512 batches of a parser flushing 1,000 records each took over the ack wait on a busy
-      // machine, were redelivered and counted late). A batch larger than the bound would never
-      // be delivered: twice the server's largest message.
-      const messages: ConsumerMessages = await js("consume", () => consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS }));
-      // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
-      // windows stay open long enough for them instead of closing and dropping them as late.
-      const stalled = (why: string) => {
-        pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
-        ctx.counters.add(`delivery_stalls.${why}`);
-        log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
-      };
-      void (async () => {
-        for await (const s of await messages.status()) {
-          // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
-          // unwritten): silence then is back-pressure, not a stall.
-          if (s.type === ConsumerEvents.HeartbeatsMissed && held.size < o.maxAckPending) stalled("heartbeats_missed");
-        }
-      })().catch(() => undefined);
-      void (async () => {
-        for await (const s of nc.status()) if (s.type === Events.Disconnect) stalled("disconnected");
-      })().catch(() => undefined);
-      let decodeErrors = 0;
-      const reader = (async () => {
-        for await (const m of messages) {
-          let records: RecordView[] | RecordBatchSlots;
-          try {
-            records = decodeBatch(m.data);
-          } catch (e) {
-            decodeErrors++;
-            if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
-            pipeline.discard(asAckable(m));
-            continue;
+      const consumerName = `${o.durable}-${ctx.instance}`.replace(/[^A-Za-z0-9_-]/g, "_");
+
+      // One epoch per set of owned partitions: a change of the set ends the epoch (its open
+      // windows are left unwritten) and starts the next from the saved positions, as a restart
+      // after a crash would. Counters of ended epochs are kept in `totals`.
+      const totals: Record<string, number> = {};
+      let epoch: Epoch | undefined;
+      let switching: Promise<void> = Promise.resolve();
+      let ownedKey = "";
+      let memberCount = 0;
+      const switchTo = (owned: Set<number>) => {
+        const key = [...owned].join(",");
+        if (key === ownedKey) return;
+        ownedKey = key;
+        switching = switching.then(async () => {
+          if (signal.aborted) return;
+          if (epoch) {
+            const ended = epoch;
+            epoch = undefined;
+            await ended.stop();
+            for (const [k, v] of Object.entries(ended.snapshot())) totals[k] = (totals[k] ?? 0) + v;
           }
-          if (m.redelivered && expectRedeliveries > 0 && --expectRedeliveries === 0) pipeline.releaseHold();
-          pipeline.onBatch(records, asAckable(m), Date.now());
-        }
-      })();
-      reader.catch((e) => log.error({ err: errorMessage(e) }, "consumer stopped"));
+          ctx.info.set("partitions_owned", describePartitions(owned, P));
+          try {
+            epoch = await js("consumer", () =>
+              startEpoch({ nc, partitions: P, jsm, kv, writer, otlp, o, owned, consumerName, log, counters: ctx.counters, signal, instance: ctx.instance }),
+            );
+          } catch (e) {
+            log.error({ err: errorMessage(e) }, "cannot start consuming the owned partitions; retrying at the next membership change");
+            ownedKey = "";
+          }
+        });
+      };
+      const membership = new NatsMembership(
+        nc,
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc") }),
+        // Instances with the same --durable form one fleet (they share its saved positions).
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, fleet: "aggregator", keyPrefix: o.durable.replace(/[^A-Za-z0-9_-]/g, "_") },
+        log,
+        (members, died) => {
+          const owned = ownedPartitions(ctx.instance, members, P);
+          ctx.info.set("members", members.join(","));
+          memberCount = members.length;
+          if (died.length || [...owned].join(",") !== ownedKey) log.info({ members: members.length, owned: owned.size, died }, "records partitions assigned");
+          switchTo(owned);
+        },
+      );
+      await membership.start();
 
       // Ticks: close due windows, refresh held batches' ack timers, publish counters.
-      let lastWorking = Date.now();
       let lastPipeline = Date.now();
-      let prev = snapshot();
-      function snapshot() {
-        const c = core.counters;
-        const w = writer!.stats;
-        return {
-          records_in: c.recordsIn,
-          records_accepted: c.recordsAccepted,
-          batches_in: pipeline.counters.batchesIn,
-          batches_acked: pipeline.counters.batchesAcked,
-          batches_duplicate: pipeline.counters.duplicateDeliveries,
-          points_out: pipeline.counters.pointsOut,
-          windows_written: pipeline.counters.windowsWritten,
-          spans_kept: c.spansKept,
-          spans_dropped: c.spansDropped,
-          folded_values: c.folded,
-          links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
-          edge_calls_matched: c.edgeCallsMatched,
-          edge_tuples_overflow: c.edgeTuplesOverflow,
-          drops_late: c.drops.late,
-          drops_redelivered: c.drops.redelivered,
-          drops_future: c.drops.future,
-          drops_invalid: c.drops.invalid,
-          drops_cardinality: c.drops.cardinality_overflow,
-          drops_span_buffer: c.drops.span_buffer_full,
-          drops_role_unknown: c.drops.role_unknown,
-          drops_decode: decodeErrors,
+      let lastServices = 0;
+      const servicesSeen = new Set<string>();
+      let prev: Record<string, number> = {};
+      const tick = () => {
+        const now = Date.now();
+        const e = epoch;
+        e?.tick(now);
+        const s: Record<string, number> = { ...totals };
+        if (e) for (const [k, v] of Object.entries(e.snapshot())) s[k] = (s[k] ?? 0) + v;
+        const w = writer.stats;
+        Object.assign(s, {
           drops_influx_buffer: w.linesDropped.buffer_full,
           drops_influx_rejected: w.linesDropped.rejected,
           drops_influx_retries: w.linesDropped.retries_exhausted,
@@ -170,44 +142,44 @@ export const createService: CreateService = async (ctx) => {
           drops_otlp_queue_full: otlp?.counters.dropsQueueFull ?? 0,
           drops_otlp_failed: otlp?.counters.dropsFailed ?? 0,
           drops_otlp_rejected: otlp?.counters.dropsRejected ?? 0,
-        };
-      }
-      const tick = () => {
-        const now = Date.now();
-        try {
-          pipeline.tick(now);
-        } catch (e) {
-          log.error({ err: errorMessage(e) }, "closing windows failed");
-        }
-        if (now - lastWorking > o.ackWaitMs / 6) {
-          // Refreshed by two thirds of the ack wait at the latest; most batches are acked before.
-          lastWorking = now;
-          const old = o.ackWaitMs / 2;
-          for (const h of held.values()) {
-            if (now - h.delivered < old) break;
-            if (now - h.refreshed >= old) h.working(now);
-          }
-        }
-        const s = snapshot();
+        });
         for (const [k, v] of Object.entries(s)) ctx.counters.set(k, v);
+        const oldest = e ? e.core.oldestOpen : Infinity;
+        const durable = e ? e.pipeline.durableWatermark : -Infinity;
         const gauges = {
-          lag_ms: Number.isFinite(core.oldestOpen) ? Math.max(0, now - core.oldestOpen - o.core.windowMs) : 0,
-          pending_lines: writer!.pendingLines,
-          held_batches: pipeline.heldCount,
-          open_windows: core.openWindows,
-          watermark_age_ms: Number.isFinite(pipeline.durableWatermark) ? now - pipeline.durableWatermark : 0,
+          lag_ms: Number.isFinite(oldest) ? Math.max(0, now - oldest - o.core.windowMs) : 0,
+          pending_lines: writer.pendingLines,
+          held_batches: e?.pipeline.heldCount ?? 0,
+          open_windows: e?.core.openWindows ?? 0,
+          watermark_age_ms: Number.isFinite(durable) ? now - durable : 0,
           otlp_queued: otlp?.queued ?? 0,
+          partitions_owned: e?.owned.size ?? 0,
+          members: memberCount,
         };
         for (const [k, v] of Object.entries(gauges)) ctx.counters.set(k, v);
+        if (now - lastServices >= 1000) {
+          lastServices = now;
+          // Services counted by this process (any epoch) whose partition it owns now: a service's
+          // records partition follows from its name (recordPartitionOf).
+          for (const name of e?.core.servicesSeen() ?? []) if (servicesSeen.size < MAX_LISTED_SERVICES) servicesSeen.add(name);
+          const mine = e ? [...servicesSeen].filter((name) => e.owned.has(recordPartitionOf(false, "", name, P))).sort() : [];
+          ctx.info.set("services", describeServices(mine));
+        }
         if (now - lastPipeline >= o.pipelineEveryMs) {
           lastPipeline = now;
           const delta: Record<string, number> = {};
-          for (const [k, v] of Object.entries(s)) delta[k] = v - (prev as Record<string, number>)[k]!;
+          for (const [k, v] of Object.entries(s)) delta[k] = v - (prev[k] ?? 0);
           prev = s;
-          void writer!.write([pipelineLine("aggregator", ctx.instance, delta, gauges, now)]);
+          void writer.write([pipelineLine("aggregator", ctx.instance, delta, gauges, now)]);
         }
       };
-      const timer = setInterval(tick, 250);
+      const timer = setInterval(() => {
+        try {
+          tick();
+        } catch (err) {
+          log.error({ err: errorMessage(err) }, "closing windows failed");
+        }
+      }, 250);
       try {
         await new Promise<void>((resolve) => {
           if (signal.aborted) return resolve();
@@ -215,19 +187,280 @@ export const createService: CreateService = async (ctx) => {
         });
       } finally {
         clearInterval(timer);
-        // Open windows are not flushed early: their batches stay unacknowledged and the next
-        // instance rebuilds them exactly. Writes already started finish (bounded wait).
-        await messages.close().catch(() => undefined);
-        await Promise.race([pipeline.settled(), new Promise((r) => setTimeout(r, 5000))]);
+        // Goodbye first, so that the others take the partitions over at once. Open windows are
+        // not flushed early: the next owner reads their batches again and rebuilds them exactly.
+        await membership.stop().catch(() => undefined);
+        await switching.catch(() => undefined);
+        if (epoch) await epoch.stop(5000);
+        await jsm.consumers.delete(o.stream, consumerName).catch(() => undefined);
         await otlp?.drain(2000);
         await otlp?.stop();
         writer.close();
-        void jsm;
       }
     },
   };
 };
 
+/** What a records partition's owner saved: windows before `flushedBefore` are in InfluxDB, and
+ *  every batch of the partition with a record in a later window is at or after `fromSeq`. */
+interface PartitionState {
+  flushedBefore: number;
+  fromSeq: number;
+}
+
+interface EpochDeps {
+  nc: NatsConnection;
+  partitions: number;
+  jsm: JetStreamManager;
+  kv: KV;
+  writer: InfluxWriter;
+  otlp: OtlpExporter | undefined;
+  o: AggregatorOptions;
+  owned: Set<number>;
+  consumerName: string;
+  log: Logger;
+  counters: Counters;
+  signal: AbortSignal;
+  instance: string;
+}
+
+interface Epoch {
+  readonly owned: Set<number>;
+  readonly core: Aggregator;
+  readonly pipeline: Pipeline;
+  tick(now: number): void;
+  snapshot(): Record<string, number>;
+  /** Stops reading; writes already started may finish (bounded wait when given). */
+  stop(waitMs?: number): Promise<void>;
+}
+
+/** The KV key of a partition's state. */
+function stateKey(o: AggregatorOptions, p: number): string {
+  return `${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.p${p}`;
+}
+
+/**
+ * Reads the owned partitions from their saved positions with a fresh consumer and a fresh core.
+ * Windows stay open until the batches written before the start are read again (or the hold ends).
+ */
+async function startEpoch(d: EpochDeps): Promise<Epoch> {
+  const { o, owned, log, nc, jsm } = d;
+  const state = new Map<number, PartitionState>();
+  let startSeq = Infinity;
+  let floor = Infinity;
+  let legacy: PartitionState | null | undefined; // read once, when a partition has no state
+  for (const p of owned) {
+    let st = await loadState(d.kv, stateKey(o, p));
+    if (!st) st = (legacy ??= (await loadLegacyState(d.kv, jsm, o)) ?? null) ?? undefined;
+    if (st) state.set(p, st);
+    startSeq = Math.min(startSeq, st ? st.fromSeq : 1);
+    floor = Math.min(floor, st ? st.flushedBefore : -Infinity);
+  }
+  const core = new Aggregator(o.core);
+  // A listening name is given only when its partition is ours (docs/aggregator.md, "Several instances").
+  core.acceptListenNames((name) => owned.has(recordPartitionOf(false, "", name, d.partitions)));
+  const pipeline = new Pipeline(
+    core,
+    {
+      write: (lines) => d.writer.write(lines),
+      saveWatermark: async (ms, pos) => {
+        await Promise.all(
+          [...owned].map((p) =>
+            d.kv.put(stateKey(o, p), JSON.stringify({ flushedBefore: Math.max(ms, state.get(p)?.flushedBefore ?? -Infinity), fromSeq: pos.fromSeq.get(p) ?? pos.nextSeq, instance: d.instance })),
+          ),
+        );
+      },
+      onError: (e) => log.warn({ err: errorMessage(e) }, "pipeline"),
+      onSpans: d.otlp ? (spans) => d.otlp!.offer(spans) : undefined,
+    },
+    Number.isFinite(floor) ? floor : -Infinity,
+  );
+  const noop: Epoch = { owned, core, pipeline, tick: () => undefined, snapshot: () => ({}), stop: async () => pipeline.stop() };
+  if (owned.size === 0) return noop;
+
+  const info = await jsm.streams.info(o.stream);
+  const lastSeq = info.state.last_seq;
+  const firstSeq = info.state.first_seq;
+  if (!Number.isFinite(startSeq) || startSeq < 1) startSeq = 1;
+  let replayGap = 0;
+  if (state.size > 0 && startSeq < firstSeq) {
+    // Aged out of the stream (max age or size) before anyone read them again: counted.
+    replayGap = firstSeq - startSeq;
+    log.warn({ from: startSeq, first: firstSeq }, "saved position older than the stream: batches lost to its limits");
+  }
+  await jsm.consumers.delete(o.stream, d.consumerName).catch(() => undefined);
+  await jsm.consumers.add(o.stream, {
+    name: d.consumerName,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: startSeq <= 1 ? DeliverPolicy.All : DeliverPolicy.StartSequence,
+    ...(startSeq > 1 ? { opt_start_seq: startSeq } : {}),
+    ack_wait: nanos(o.ackWaitMs),
+    max_ack_pending: o.maxAckPending,
+    max_deliver: -1,
+    filter_subject: o.filter,
+    // A consumer of an instance that died goes away by itself.
+    inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+  });
+  // Batches published before this start (read again from the saved positions, or never read):
+  // no window closes until they are in (or the hold ends), so that a pause in their delivery
+  // does not close a window as idle and turn the rest of its records into late ones.
+  let replaying = lastSeq >= startSeq;
+  if (replaying) {
+    pipeline.holdClosingUntil(Date.now() + Math.max(o.ackWaitMs + 2000, BACKLOG_HOLD_MS));
+    log.info({ from: startSeq, to: lastSeq, partitions: owned.size }, "reading the batches published before this start");
+  }
+  // Delivered, not yet acknowledged, in delivery order: the ack timers of those held for more
+  // than half the ack wait are refreshed (working) by the tick.
+  const held = new Map<number, HeldMessage>();
+  const asAckable = (m: JsMsg, partition: number): Ackable => {
+    // nats.js's JsMsg carries its reply subject (not in the JsMsg type); keep the message when not.
+    const reply = (m as JsMsg & { reply?: unknown }).reply;
+    const h = new HeldMessage(m.seq, m.redelivered, partition, typeof reply === "string" && reply ? reply : m, nc, Date.now(), held);
+    held.delete(h.seq); // a redelivery moves to the end
+    held.set(h.seq, h);
+    return h;
+  };
+  const consumer = await nc.jetstream().consumers.get(o.stream, d.consumerName);
+  // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
+  // whose leader moved to another cluster member, is noticed after two missed heartbeats.
+  // Delivered batches wait in the client until ingested, and their ack timers run meanwhile:
+  // bounded by bytes, not count, so that the work waiting stays short whatever the batch size
+  // (512 batches of a parser flushing 1,000 records each took over the ack wait on a busy
+  // machine, were redelivered and counted late). A batch larger than the bound would never
+  // be delivered: twice the server's largest message.
+  const messages: ConsumerMessages = await consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS });
+  // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
+  // windows stay open long enough for them instead of closing and dropping them as late.
+  let stopped = false;
+  const stalled = (why: string) => {
+    if (stopped) return;
+    pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
+    d.counters.add(`delivery_stalls.${why}`);
+    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
+  };
+  void (async () => {
+    for await (const s of await messages.status()) {
+      // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
+      // unwritten): silence then is back-pressure, not a stall.
+      if (s.type === ConsumerEvents.HeartbeatsMissed && held.size < o.maxAckPending) stalled("heartbeats_missed");
+    }
+  })().catch(() => undefined);
+  const natsStatus = nc.status();
+  void (async () => {
+    for await (const s of natsStatus) if (s.type === Events.Disconnect) stalled("disconnected");
+  })().catch(() => undefined);
+  let decodeErrors = 0;
+  const reader = (async () => {
+    for await (const m of messages) {
+      if (replaying && m.seq >= lastSeq) {
+        replaying = false;
+        pipeline.releaseHold();
+      }
+      const p = partitionOfSubject(m.subject);
+      if (!owned.has(p)) {
+        pipeline.pass(asAckable(m, p));
+        continue;
+      }
+      let records: RecordView[] | RecordBatchSlots;
+      try {
+        records = decodeBatch(m.data);
+      } catch (e) {
+        decodeErrors++;
+        if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
+        pipeline.discard(asAckable(m, p));
+        continue;
+      }
+      pipeline.onBatch(records, asAckable(m, p), Date.now(), state.get(p)?.flushedBefore ?? -Infinity, state.size > 0 && m.seq <= lastSeq);
+    }
+  })();
+  reader.catch((e) => log.error({ err: errorMessage(e) }, "consumer stopped"));
+
+  let lastWorking = Date.now();
+  return {
+    owned,
+    core,
+    pipeline,
+    tick(now) {
+      pipeline.tick(now);
+      if (now - lastWorking > o.ackWaitMs / 6) {
+        // Refreshed by two thirds of the ack wait at the latest; most batches are acked before.
+        lastWorking = now;
+        const old = o.ackWaitMs / 2;
+        for (const h of held.values()) {
+          if (now - h.delivered < old) break;
+          if (now - h.refreshed >= old) h.working(now);
+        }
+      }
+    },
+    snapshot() {
+      const c = core.counters;
+      return {
+        records_in: c.recordsIn,
+        records_accepted: c.recordsAccepted,
+        batches_in: pipeline.counters.batchesIn,
+        batches_acked: pipeline.counters.batchesAcked,
+        batches_duplicate: pipeline.counters.duplicateDeliveries,
+        batches_foreign: pipeline.counters.batchesForeign,
+        batches_replay_gap: replayGap,
+        points_out: pipeline.counters.pointsOut,
+        windows_written: pipeline.counters.windowsWritten,
+        spans_kept: c.spansKept,
+        spans_dropped: c.spansDropped,
+        folded_values: c.folded,
+        links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
+        edge_calls_matched: c.edgeCallsMatched,
+        edge_tuples_overflow: c.edgeTuplesOverflow,
+        drops_late: c.drops.late,
+        drops_redelivered: c.drops.redelivered,
+        drops_future: c.drops.future,
+        drops_invalid: c.drops.invalid,
+        drops_cardinality: c.drops.cardinality_overflow,
+        drops_span_buffer: c.drops.span_buffer_full,
+        drops_role_unknown: c.drops.role_unknown,
+        drops_decode: decodeErrors,
+      };
+    },
+    async stop(waitMs) {
+      stopped = true;
+      pipeline.stop();
+      await messages.close().catch(() => undefined);
+      if (waitMs) await Promise.race([pipeline.settled(), new Promise((r) => setTimeout(r, waitMs))]);
+    },
+  };
+}
+
+/** The partition number at the end of `wirescope.records.<p>` (-1 when there is none). */
+function partitionOfSubject(subject: string): number {
+  const i = subject.lastIndexOf(".");
+  const n = Number(subject.slice(i + 1));
+  return Number.isInteger(n) ? n : -1;
+}
+
+/** "22/64: 0-3,7,9-12" */
+function describePartitions(owned: Set<number>, total: number): string {
+  const xs = [...owned].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
+    parts.push(i === j ? String(xs[i]) : `${xs[i]}-${xs[j]}`);
+    i = j + 1;
+  }
+  return `${xs.length}/${total}${parts.length ? ": " + parts.join(",") : ""}`;
+}
+
+/** The services an instance counts: "3: api,db,web" (at most 50 named). */
+function describeServices(services: string[]): string {
+  const named = services.length <= 50 ? services.join(",") : `${services.slice(0, 50).join(",")},… +${services.length - 50}`;
+  return `${services.length}${named ? ": " + named : ""}`;
+}
+
+/** Service names remembered for status at most. */
+const MAX_LISTED_SERVICES = 10_000;
+/** How long windows stay open at most while the batches published before a start are read. */
+const BACKLOG_HOLD_MS = 60_000;
+/** A consumer with no pull for this long is removed by the server (its instance died). */
+const CONSUMER_INACTIVE_MS = 60_000;
 /** A pull request's lifetime; the server sends idle heartbeats every half of it. */
 const CONSUME_EXPIRES_MS = 5_000;
 /** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
@@ -249,6 +482,7 @@ class HeldMessage implements Ackable {
   constructor(
     readonly seq: number,
     readonly redelivered: boolean,
+    readonly partition: number,
     private readonly to: string | JsMsg,
     private readonly nc: NatsConnection,
     readonly delivered: number,
@@ -280,33 +514,6 @@ function decodeBatch(data: Uint8Array): RecordView[] | RecordBatchSlots {
   }
 }
 
-async function ensureConsumer(nc: NatsConnection, o: AggregatorOptions) {
-  const jsm = await nc.jetstreamManager();
-  const cfg = {
-    durable_name: o.durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(o.ackWaitMs),
-    max_ack_pending: o.maxAckPending,
-    max_deliver: -1,
-    filter_subject: o.filter,
-  };
-  try {
-    const info = await jsm.consumers.info(o.stream, o.durable);
-    if (info.config.ack_wait !== cfg.ack_wait || info.config.max_ack_pending !== cfg.max_ack_pending) {
-      return await jsm.consumers.update(o.stream, o.durable, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
-    }
-    return info;
-  } catch (e) {
-    if (!/not found/i.test(errorMessage(e))) throw new ServiceError("consumer", `cannot read consumer ${o.durable} of ${o.stream}: ${errorMessage(e)}`, { cause: e });
-  }
-  try {
-    return await jsm.consumers.add(o.stream, cfg);
-  } catch (e) {
-    throw new ServiceError("consumer", `cannot create consumer ${o.durable} on ${o.stream}: ${errorMessage(e)}`, { cause: e });
-  }
-}
-
 async function openState(nc: NatsConnection, o: AggregatorOptions, replicas: number): Promise<KV> {
   try {
     return await nc.jetstream().views.kv(o.stateBucket, { history: 1, replicas });
@@ -315,15 +522,35 @@ async function openState(nc: NatsConnection, o: AggregatorOptions, replicas: num
   }
 }
 
-async function loadWatermark(kv: KV, key: string): Promise<number> {
+async function loadState(kv: KV, key: string): Promise<PartitionState | undefined> {
   const e = await kv.get(key);
-  if (!e || e.value.length === 0) return -Infinity;
+  if (!e || e.value.length === 0) return undefined;
   try {
-    const v = JSON.parse(new TextDecoder().decode(e.value)) as { flushedBefore?: number };
-    return typeof v.flushedBefore === "number" ? v.flushedBefore : -Infinity;
+    const v = JSON.parse(new TextDecoder().decode(e.value)) as Partial<PartitionState>;
+    if (typeof v.flushedBefore !== "number" || typeof v.fromSeq !== "number") return undefined;
+    return { flushedBefore: v.flushedBefore, fromSeq: v.fromSeq };
   } catch {
-    return -Infinity;
+    return undefined;
   }
+}
+
+/**
+ * The state of an earlier version (one durable consumer `<durable>`, one key
+ * `<durable>.watermark`), for partitions that have none yet: windows before its watermark are
+ * written, and every batch it had not acknowledged is above the consumer's ack floor.
+ */
+async function loadLegacyState(kv: KV, jsm: JetStreamManager, o: AggregatorOptions): Promise<PartitionState | undefined> {
+  const e = await kv.get(`${o.durable.replace(/[^A-Za-z0-9_-]/g, "_")}.watermark`).catch(() => null);
+  if (!e || e.value.length === 0) return undefined;
+  let flushedBefore: unknown;
+  try {
+    flushedBefore = (JSON.parse(new TextDecoder().decode(e.value)) as { flushedBefore?: unknown }).flushedBefore;
+  } catch {
+    return undefined;
+  }
+  if (typeof flushedBefore !== "number") return undefined;
+  const ci = await jsm.consumers.info(o.stream, o.durable).catch(() => undefined);
+  return { flushedBefore, fromSeq: ci ? ci.ack_floor.stream_seq + 1 : 1 };
 }
 
 /** Connects to InfluxDB, retrying with backoff until it answers or the signal aborts. */

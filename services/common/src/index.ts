@@ -28,3 +28,6 @@ export * from "./metrics.js";
 export * from "./records-stream.js";
 export * from "./local-tls.js";
 export * from "./nats-tls.js";
+export * from "./assign.js";
+export * from "./membership.js";
+export * from "./membership-nats.js";

@@ -5,7 +5,8 @@
 //   probe       publishes wirescope.raw.>                     (+ runtime: registry KV, inboxes)
 //   parser      subscribes wirescope.raw.>, publishes wirescope.records.> (JetStream), its
 //               membership KV and Kafka topic-name KV, reads the plugin object store  (+ runtime)
-//   aggregator  consumes the records stream (consumer API of that stream only), its state KV
+//   aggregator  consumes the records stream (consumer API of that stream only), its state KV,
+//               its membership KV
 //   cli         reads the registry (`status`), subscribes records (`tail`), writes the plugin
 //               object store (`plugin add|rm`)
 //   runtime     every service: $JS.API.INFO, the registry KV (announce), replies on _INBOX.>
@@ -34,6 +35,7 @@ export const NATS_NAMES = {
   kafkaTopicsBucket: "wirescope-kafka-topics",
   pluginBucket: "wirescope-plugins",
   aggregatorStateBucket: "wirescope-aggregator",
+  aggregatorMembersBucket: "wirescope-aggregators",
 } as const;
 
 export interface NatsPermissions {
@@ -105,7 +107,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
       };
     case "aggregator":
       return {
-        publish: [...streamManage(n.recordsStream), ...streamConsume(n.recordsStream), ...kvReadWrite(n.aggregatorStateBucket), ...runtime()],
+        publish: [...streamManage(n.recordsStream), ...streamConsume(n.recordsStream), ...kvReadWrite(n.aggregatorStateBucket), ...kvReadWrite(n.aggregatorMembersBucket), ...runtime()],
         subscribe: [INBOX],
       };
     case "cli":

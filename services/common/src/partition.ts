@@ -67,3 +67,15 @@ export function rendezvousAssign(slots: number, members: readonly string[]): Map
   }
   return out;
 }
+
+/**
+ * The records partition of a record (`wirescope.records.<p>`): FNV-1a 32 of the service whose
+ * series it feeds, mod `partitions`. That service is the observed end's: the client's for a
+ * client-side record, the server's otherwise (the aggregator's `service` tag). All records of one
+ * service, in both roles, share a partition, so the one aggregator instance owning it sees every
+ * record of each of that service's series (exact percentiles and cardinality limits) and both
+ * records of an in-process link (a server request and the calls its thread makes).
+ */
+export function recordPartitionOf(clientSide: boolean, clientService: string, serverService: string, partitions: number): number {
+  return fnv1a32(clientSide ? clientService : serverService) % partitions;
+}

@@ -142,7 +142,7 @@ describe("ConnTable", () => {
     assert.equal(r.server?.process?.pid, 42);
     assert.equal(r.client?.address, "10.0.0.1");
     assert.equal(r.attributes["db.query.text"]?.value.value, "select ?");
-    assert.equal(out[0]!.serverService, "lined:7000");
+    assert.equal(out[0]!.outputService, "lined:7000");
   });
 
   it("orders out-of-order events and reports truncation as a gap", () => {
@@ -352,7 +352,7 @@ describe("ConnTable: lazy endpoint resolution", () => {
     t.onData(data(2n, EG, 0, "Q a\n", 10n), 1, 0);
     t.onData(data(2n, IN, 0, "A 1\n", 20n), 1, 0);
     assert.deepEqual(out.map(ends), ["web -> 127.0.0.1:7000"]);
-    assert.equal(out[0]!.serverService, "127.0.0.1:7000");
+    assert.equal(out[0]!.outputService, "web", "a client-side record goes to its own service's partition");
     assert.equal(counters.get("records_peer_unresolved"), 1);
     // lined's accept, on another partition, and web's own accept of a caller (web listens on 17080)
     t.onConn(ev(3n, Role.SERVER, ["127.0.0.1", 7000], ["127.0.0.1", 51000], 42, "lined"), 2, 0);
@@ -364,7 +364,7 @@ describe("ConnTable: lazy endpoint resolution", () => {
     assert.equal(out.length, 101);
     assert.equal(ends(out[1]!), "web:17080 -> lined:7000");
     assert.equal(ends(out[100]!), "web:17080 -> lined:7000");
-    assert.equal(out[100]!.serverService, "lined:7000");
+    assert.equal(out[100]!.outputService, "web:17080");
     assert.equal(counters.get("records_peer_unresolved"), 1, "only the record published before the peer was known");
     // the host fields were re-encoded once (both ends learned by the same record), not per record
     assert.equal(counters.get("endpoints_resolved_late"), 1);

@@ -57,8 +57,9 @@ export interface OutRecord {
   /** Record.tid (field 24); 0 = unknown. */
   tid: number;
   protocol: string;
-  /** The server end's service name: the output partition key. */
-  serverService: string;
+  /** The observed end's service name (the client's for a client-side record, else the
+   *  server's): the output partition key (@wirescope/common `recordPartitionOf`). */
+  outputService: string;
   rawPartition: number;
 }
 
@@ -74,7 +75,7 @@ interface Conn {
   /** egress maps to this plugin direction; ingress to the other. */
   egressDir: Dir;
   suffix: Uint8Array;
-  serverService: string;
+  outputService: string;
   /** Both ends as resolved so far; while `eps.pending`, looked up again per published record. */
   eps: Endpoints;
   lastActive: number;
@@ -287,7 +288,7 @@ export class ConnTable {
       dirs: [new DirectionStream(limits, fromOpen), new DirectionStream(limits, fromOpen)],
       egressDir: eps.role === Role.SERVER ? 1 : 0,
       suffix: encodeHostFields({ client: eps.client, server: eps.server, connKey: ev.connKey, role: ev.role, node, tlsLibrary: ev.tls ? ev.tlsLibrary : undefined, observedFraction: ev.observedFraction }),
-      serverService: eps.server.service,
+      outputService: outputService(ev.role, eps),
       eps,
       lastActive: now,
       lastTsNs: ev.timestampNs ?? 0n,
@@ -405,7 +406,7 @@ export class ConnTable {
   private encodeEnds(c: Conn): void {
     const eps = c.eps;
     c.suffix = encodeHostFields({ client: eps.client, server: eps.server, connKey: c.key, role: c.ev.role, node: c.node, tlsLibrary: c.ev.tls ? c.ev.tlsLibrary : undefined, observedFraction: c.ev.observedFraction });
-    c.serverService = eps.server.service;
+    c.outputService = outputService(c.ev.role, eps);
   }
 
   private publish(c: Conn, pluginBytes: Uint8Array): void {
@@ -440,7 +441,7 @@ export class ConnTable {
       suffix: c.suffix,
       tid,
       protocol: head.protocol,
-      serverService: c.serverService,
+      outputService: c.outputService,
       rawPartition: c.partition,
     });
   }
@@ -478,4 +479,9 @@ export class ConnTable {
     if (this.last === c) this.last = undefined;
     this.pendingTotal -= c.dirs[0].pendingBytes + c.dirs[1].pendingBytes;
   }
+}
+
+/** The service a record of this connection feeds: the key of its records partition. */
+function outputService(role: Role, eps: Endpoints): string {
+  return role === Role.CLIENT ? eps.client.service : eps.server.service;
 }

@@ -43,7 +43,7 @@ export class Pipeline {
   ) {
     this.batcher = new RecordBatcher(opts.node, opts.parserId, opts.partitions, opts.maxBatchBytes);
     this.table = new ConnTable(host, opts, counters, (r) => {
-      const b = this.batcher.add(r.serverService, r);
+      const b = this.batcher.add(r.outputService, r);
       if (b) this.queue(b);
     });
   }

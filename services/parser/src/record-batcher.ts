@@ -1,9 +1,10 @@
-// Groups finished records by output partition (the server's service key) into RecordBatch
+// Groups finished records by output partition (the observed end's service: recordPartitionOf in
+// @wirescope/common) into RecordBatch
 // messages. Records are already protobuf bytes, so the batch is written around them by hand:
 //
 //   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
 // Pure: the caller decides when to flush (size here, time in the service).
-import { fnv1a32 } from "@wirescope/common";
+import { recordPartitionOf } from "@wirescope/common";
 
 /** One record as three pieces: plugin bytes, the connection's host fields, the tid (field 24). */
 export interface RecordParts {
@@ -27,9 +28,9 @@ export interface EncodedBatch {
   seq: bigint;
 }
 
-/** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/common). */
+/** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/common `recordPartitionOf`). */
 export function servicePartition(serviceKey: string, partitions: number): number {
-  return fnv1a32(serviceKey) % partitions;
+  return recordPartitionOf(false, "", serviceKey, partitions);
 }
 
 /** Service keys whose partition is remembered (a few per connection's server; cleared past this). */
@@ -56,11 +57,11 @@ export class RecordBatcher {
   }
 
   /** Adds one record; returns a full batch when this record filled one. */
-  add(serverService: string, record: RecordParts): EncodedBatch | undefined {
-    let p = this.partitionOf.get(serverService);
+  add(outputService: string, record: RecordParts): EncodedBatch | undefined {
+    let p = this.partitionOf.get(outputService);
     if (p === undefined) {
       if (this.partitionOf.size >= MAX_CACHED_SERVICES) this.partitionOf.clear();
-      this.partitionOf.set(serverService, (p = servicePartition(serverService, this.partitions)));
+      this.partitionOf.set(outputService, (p = servicePartition(outputService, this.partitions)));
     }
     let b = this.open.get(p);
     if (!b) this.open.set(p, (b = { parts: [], bytes: 0 }));

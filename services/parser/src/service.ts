@@ -19,8 +19,7 @@ import {
   type CreateService,
   type Logger,
 } from "@wirescope/common";
-import { ownedPartitions, ownerOf } from "./assign.js";
-import { NatsMembership } from "./membership-nats.js";
+import { ownedPartitions, ownerOf, NatsMembership } from "@wirescope/common";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";

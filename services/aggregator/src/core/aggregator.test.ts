@@ -128,6 +128,22 @@ describe("Aggregator", () => {
     assert.deepEqual(spans, ["kafka:9092/server", "kafka:9092/server", "kafka:9092/server", "orders:50051/client"]);
   });
 
+  it("keeps the bare name when the listening name is another instance's (acceptListenNames)", () => {
+    const agg = new Aggregator({ spanSampleRate: 1 });
+    agg.acceptListenNames((name) => name !== "orders:50051");
+    const orders = { service: "orders", address: "127.0.0.1", port: 40100, pid: 7, name: "orders", node: "n1" };
+    const kafka = { service: "kafka:9092", address: "127.0.0.1", port: 9092, pid: 9, name: "kafka", node: "n1" };
+    const ordersListening = { service: "orders:50051", address: "127.0.0.1", port: 50051, pid: 7, name: "orders", node: "n1" };
+    agg.ingest([
+      makeRecord({ startMs: W0 + 100, durationMs: 2, role: "client", client: orders, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 1n }),
+      makeRecord({ startMs: W0 + 200, durationMs: 3, role: "server", client: { service: "api", address: "127.0.0.1", port: 40400, pid: 5, name: "api", node: "n1" }, server: ordersListening, protocol: "grpc", resource: "/shop.Orders/GetItem", connKey: 5n }),
+    ], W0 + 1000);
+    const [w] = agg.closeDue(W0 + 16_000);
+    const tag = (l: string, k: string) => new RegExp(`[,]${k}=([^, ]+)`).exec(l.split(" ")[0]!)?.[1];
+    const red = windowLines(w!, new SpanClock()).filter((l) => l.startsWith("red,")).map((l) => `${tag(l, "service")}/${tag(l, "role")}`).sort();
+    assert.deepEqual(red, ["orders/client", "orders:50051/server"], "the client series stays with the instance that counted it");
+  });
+
   it("counts requests, errors and duration sums exactly; percentiles within the sketch's accuracy", () => {
     const agg = new Aggregator({ spans: false });
     const r = rng(1);

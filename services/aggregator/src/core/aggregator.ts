@@ -183,6 +183,9 @@ function attrOf(r: RecordSlot, name: string): string | undefined {
   return String(v.value);
 }
 
+/** Service names remembered for status at most. */
+const MAX_SEEN_SERVICES = 10_000;
+
 export class Aggregator {
   readonly opts: CoreOptions;
   readonly counters: CoreCounters = {
@@ -202,6 +205,8 @@ export class Aggregator {
   private readonly windows = new Map<number, WindowState>();
   /** Windows that start before this are closed: their records are late. */
   private closedBefore = -Infinity;
+  /** Services counted so far (status), at most MAX_SEEN_SERVICES. */
+  private readonly seen = new Set<string>();
   /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
   private eventMaxMs = -Infinity;
   private bufferedSpans = 0;
@@ -240,6 +245,20 @@ export class Aggregator {
     return this.bufferedSpans;
   }
 
+  /**
+   * Listening names this core may give (ListenNames) only when `accept` says so: with several
+   * aggregator instances, a name whose records partition another instance owns would make two
+   * instances write that service's series; the bare name is kept instead.
+   */
+  acceptListenNames(accept: (name: string) => boolean): void {
+    this.listenNames.accept = accept;
+  }
+
+  /** The services this core has counted series for, sorted (what an instance owns: status). */
+  servicesSeen(): string[] {
+    return [...this.seen].sort();
+  }
+
   /** Earliest open window start, or Infinity. */
   get oldestOpen(): number {
     let m = Infinity;
@@ -249,10 +268,13 @@ export class Aggregator {
 
   /**
    * Adds the records of one batch. `redelivered` only changes the drop reason of records whose
-   * window is already closed (they were counted before the crash/redelivery).
+   * window is already closed (they were counted before the crash/redelivery). Windows before
+   * `floorMs` are taken as closed too: the restored watermark of the batch's records partition,
+   * when an instance took it over from one that had written further (docs/aggregator.md).
    */
-  ingest(records: readonly WRecord[] | RecordBatchSlots, nowMs: number, redelivered = false): IngestResult {
+  ingest(records: readonly WRecord[] | RecordBatchSlots, nowMs: number, redelivered = false, floorMs = -Infinity): IngestResult {
     const batch = records instanceof RecordBatchSlots ? records : RecordBatchSlots.fromViews(records, this.viewSlots);
+    const floor = Math.max(floorMs, this.closedBefore);
     let accepted = 0;
     let maxWindow = -Infinity;
     const c = this.counters;
@@ -281,7 +303,7 @@ export class Aggregator {
         continue;
       }
       const w = windowStart(endMs, this.opts.windowMs);
-      if (w < this.closedBefore) {
+      if (w < floor) {
         if (redelivered) c.drops.redelivered++;
         else c.drops.late++;
         continue;
@@ -355,6 +377,7 @@ export class Aggregator {
       bucket = { service, node, namespace, pid: ownPid, series: [], index: new Map() };
       win.services.push(bucket);
       set3(win.serviceIndex, serviceKey, node, namespace, bucket);
+      if (this.seen.size < MAX_SEEN_SERVICES) this.seen.add(service);
     }
     let series = findSeries(bucket, protocol, operation, res0, role, sc);
     if (!series) {

@@ -27,6 +27,8 @@ export function isTraced(ep: Endpoint | undefined): boolean {
 export class ListenNames {
   private readonly byNode = new Map<string, Map<number, string>>();
   private size = 0;
+  /** Which listening names may be given (all by default; see Aggregator.acceptListenNames). */
+  accept: (name: string) => boolean = () => true;
   constructor(private readonly max = 65_536) {}
 
   /** Learns `name` for the end's process when it is its bare name with a port. */
@@ -48,7 +50,7 @@ export class ListenNames {
   /** The listening name of process `pid` on `node` when it is `bare` + a port, else undefined. */
   of(node: string, pid: number, bare: string): string | undefined {
     const n = this.byNode.get(node)?.get(pid);
-    return n !== undefined && isListenName(n, bare) ? n : undefined;
+    return n !== undefined && isListenName(n, bare) && this.accept(n) ? n : undefined;
   }
 }
 

@@ -31,6 +31,13 @@ describe("formatTable", () => {
     assert.match(lines[1], /records_published=3 ! placeholder$/);
     assert.match(lines[2], /UNREACHABLE\s+-\s+-\s+error: connection refused$/);
   });
+
+  it("says which partitions and services each aggregator owns", () => {
+    const row = (instance: string, partitions: string, services: string): StatusRow => ({ component: "aggregator", instance, address: "-", health: "SERVING", counters: {}, info: { partitions_owned: partitions, services }, warnings: [] });
+    const out = formatTable([row("a-1", "40/64: 0-2,5", "2: api:80,web"), row("a-2", "24/64: 3-4", "0")]);
+    assert.match(out, /a-1 .* owns=40\/64 services=2:api:80,web/);
+    assert.match(out, /a-2 .* owns=24\/64 services=0/);
+  });
 });
 
 describe("withExpected", () => {

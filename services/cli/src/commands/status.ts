@@ -289,6 +289,17 @@ export function keyCounters(counters: Record<string, number>, max: number): [str
     .slice(0, max);
 }
 
+/** What an instance of a fleet owns (aggregators: records partitions and the services counted). */
+function ownership(info: Record<string, string>): string[] {
+  const out: string[] = [];
+  if (info.partitions_owned) out.push(`owns=${info.partitions_owned.split(": ")[0]}`);
+  if (info.services) {
+    const s = info.services;
+    out.push(`services=${s.length > 60 ? s.slice(0, 59) + "…" : s}`.replace(/: /, ":"));
+  }
+  return out;
+}
+
 /** Renders rows as an aligned text table; counters shortened to the key few. */
 export function formatTable(rows: StatusRow[], maxCounters = 5): string {
   const head = ["COMPONENT", "INSTANCE", "ADDRESS", "HEALTH", "UPTIME", "RESTARTS", "KEY COUNTERS / NOTES"];
@@ -296,7 +307,7 @@ export function formatTable(rows: StatusRow[], maxCounters = 5): string {
     const total = Object.keys(r.counters).length;
     const counters = keyCounters(r.counters, maxCounters).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
     const more = total > maxCounters ? [`(+${total - maxCounters})`] : [];
-    const notes = [...counters, ...more, ...r.warnings.map((w) => `! ${w}`), ...(r.error ? [`error: ${r.error}`] : [])].join(" ");
+    const notes = [...ownership(r.info), ...counters, ...more, ...r.warnings.map((w) => `! ${w}`), ...(r.error ? [`error: ${r.error}`] : [])].join(" ");
     return [r.component, r.instance || "-", r.address, r.health, formatUptime(r.uptimeMs), r.restarts === undefined ? "-" : String(r.restarts), notes];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

@@ -32,4 +32,16 @@ describe("serviceArgs", () => {
     assert.ok(!serviceArgs("aggregator", parseUpArgs([])).includes("--otlp-endpoint"), "off by default");
     assert.throws(() => parseUpArgs(["--otlp-endpoint", "collector:4318"]), /http\(s\) URL/);
   });
+
+  it("puts the second and later aggregators on the next ports", () => {
+    const o = parseUpArgs(["--aggregators", "3", "--aggregator-port", "9000", "--aggregator-metrics-port", "9100"]);
+    assert.equal(o.aggregators, 3);
+    const a3 = serviceArgs("aggregator", o, 2);
+    assert.equal(a3[a3.indexOf("--grpc-port") + 1], "9002");
+    assert.equal(a3[a3.indexOf("--metrics-port") + 1], "9102");
+    const off = parseUpArgs(["--aggregators", "2", "--aggregator-metrics-port", "0"]);
+    const a2 = serviceArgs("aggregator", off, 1);
+    assert.equal(a2[a2.indexOf("--metrics-port") + 1], "0", "metrics stay off");
+    assert.throws(() => parseUpArgs(["--aggregators", "0"]), /aggregators/);
+  });
 });

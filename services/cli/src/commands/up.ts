@@ -71,7 +71,8 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
   { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
   { flag: "parser-port", value: "N", default: String(DEFAULT_GRPC_PORTS.parser), description: "parser gRPC port" },
-  { flag: "aggregator-port", value: "N", default: String(DEFAULT_GRPC_PORTS.aggregator), description: "aggregator gRPC port" },
+  { flag: "aggregator-port", value: "N", default: String(DEFAULT_GRPC_PORTS.aggregator), description: "aggregator gRPC port (the next ones for --aggregators N)" },
+  { flag: "aggregators", value: "N", default: "1", description: "run N aggregator instances (1 to 8) sharing the records partitions: each series counted by one of them (docs/aggregator.md, \"Several instances\"); gRPC and metrics ports the --aggregator-port and --aggregator-metrics-port and the next N-1" },
   { flag: "probe-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.probe), description: "probe Prometheus /metrics port, 0 = off" },
   { flag: "parser-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.parser), description: "parser Prometheus /metrics port, 0 = off" },
   { flag: "aggregator-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.aggregator), description: "aggregator Prometheus /metrics port, 0 = off" },
@@ -79,7 +80,7 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
 ];
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -124,11 +125,13 @@ interface UpOptions {
   probeArgs: string[];
   /** OTLP/HTTP collector the aggregator exports spans to, "" = off. */
   otlpEndpoint: string;
+  /** Aggregator instances (ports: the aggregator's and the next ones). */
+  aggregators: number;
 }
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], otlpEndpoint: "" };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], otlpEndpoint: "", aggregators: 1 };
   const num = (flag: string, v: string | undefined, max: number, min = 1) => {
     const n = Number(v);
     if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
@@ -154,6 +157,7 @@ export function parseUpArgs(rest: string[]): UpOptions {
       case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
       case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
+      case "--aggregators": o.aggregators = num(flag, value(), 8); break;
       case "--probe-metrics-port": o.metricsPorts.probe = num(flag, value(), 65535, 0); break;
       case "--parser-metrics-port": o.metricsPorts.parser = num(flag, value(), 65535, 0); break;
       case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, value(), 65535, 0); break;
@@ -174,8 +178,8 @@ export function parseUpArgs(rest: string[]): UpOptions {
  * The flags `up` gives one service besides the shared configuration.
  * @internal exported for tests
  */
-export function serviceArgs(component: Component, opts: UpOptions): string[] {
-  const args = ["--grpc-port", String(opts.ports[component]), "--metrics-port", String(opts.metricsPorts[component])];
+export function serviceArgs(component: Component, opts: UpOptions, index = 0): string[] {
+  const args = ["--grpc-port", String(opts.ports[component] + index), "--metrics-port", String(opts.metricsPorts[component] > 0 ? opts.metricsPorts[component] + index : 0)];
   // `up` itself health-checks the services and influxd: part of the pipeline, never traced
   if (component === "probe") args.push("--exclude-pid", String(process.pid), ...opts.probeArgs);
   if (component === "aggregator" && opts.otlpEndpoint) args.push("--otlp-endpoint", opts.otlpEndpoint);
@@ -522,6 +526,7 @@ async function up(argv: string[]): Promise<number> {
       });
     for (const n of natsServers) await check("nats-server", n.host, n.port);
     await check("influxd", influx.host, influx.port);
+    for (let i = 1; i < opts.aggregators; i++) await check(`aggregator-${i + 1} gRPC`, config.grpc.host, opts.ports.aggregator + i);
     for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) {
       await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
       // Metrics are an outlet, not the pipeline: a taken port turns them off for that service.
@@ -594,15 +599,19 @@ async function up(argv: string[]): Promise<number> {
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
-    for (const component of ["probe", "parser", "aggregator"] as const) {
-      const address = `${config.grpc.host}:${opts.ports[component]}`;
-      const logFile = path.join(logs, `${component}.log`);
-      const spec = { name: component, component, address: `grpc://${address}`, log: logFile };
+    // Aggregator instances after the first: aggregator-2, … on the next ports, one log each.
+    const instances = (["probe", "parser", "aggregator"] as const).flatMap((component) =>
+      Array.from({ length: component === "aggregator" ? opts.aggregators : 1 }, (_, index) => ({ component, index, name: index === 0 ? component : `${component}-${index + 1}` })),
+    );
+    for (const { component, index, name } of instances) {
+      const address = `${config.grpc.host}:${opts.ports[component] + index}`;
+      const logFile = path.join(logs, `${name}.log`);
+      const spec = { name, component, address: `grpc://${address}`, log: logFile };
       if (component === "probe" && prep.off) {
         sup.notStarted(spec, opts.probe ? "down" : "disabled", `${prep.off.why}; fix: ${prep.off.fix}`);
         continue;
       }
-      const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts)];
+      const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index)];
       const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
       try {
         await sup.start({
@@ -666,7 +675,8 @@ async function up(argv: string[]): Promise<number> {
     say("");
     process.stdout.write(table(sup.states()));
     const scraped = sup.states().filter((c) => c.pid && (c.component === "probe" || c.component === "parser" || c.component === "aggregator") && opts.metricsPorts[c.component] > 0);
-    if (scraped.length) say(`metrics (Prometheus): ${scraped.map((c) => `${c.name} http://${hostPort(config.metrics.host, opts.metricsPorts[c.component as Component])}/metrics`).join("  ")}`);
+    const metricsPort = (name: string, c: Component) => opts.metricsPorts[c] + (Number(/-(\d+)$/.exec(name)?.[1] ?? 1) - 1);
+    if (scraped.length) say(`metrics (Prometheus): ${scraped.map((c) => `${c.name} http://${hostPort(config.metrics.host, metricsPort(c.name, c.component as Component))}/metrics`).join("  ")}`);
     say(`logs: ${rel(logs)}/   status: npx wirescope status   stop: Ctrl-C`);
     say(`ready: ${sup.processes().length} processes running`);
     if (captureOff) say(`capture is OFF: ${captureOff.why}. Fix: ${captureOff.fix}`);

@@ -1,4 +1,4 @@
-// Who is in the parser fleet, as one replica sees it. Pure: the NATS adapter
+// Who is in a fleet (parsers, aggregators), as one replica sees it. Pure: the NATS adapter
 // (membership-nats.ts) feeds it heartbeats and deletions; this decides liveness.
 //
 // Liveness uses the time this replica last *received* a heartbeat (its own monotonic clock),

@@ -1,6 +1,7 @@
-// Membership over NATS itself: JetStream KV bucket `wirescope-parsers`, one key per replica.
+// Membership over NATS itself: a JetStream KV bucket per fleet (`wirescope-parsers`,
+// `wirescope-aggregators`), one key per replica.
 //
-//   replica ──put every heartbeatMs──▶ KV wirescope-parsers/<id> = MemberInfo (JSON)
+//   replica ──put every heartbeatMs──▶ KV <bucket>/<id> = MemberInfo (JSON)
 //   replica ◀──watch (all keys)─────── puts (alive), DEL (goodbye)
 //   timer: a member not heard from for ttlMs is dead (kill -9 leaves no goodbye)
 //
@@ -9,15 +10,20 @@
 // time of heartbeats (MembershipView), so clocks of other machines do not matter, except for the
 // initial snapshot where the server's timestamp filters entries older than the TTL.
 import type { KV, NatsConnection } from "nats";
-import { NatsError, errorMessage, type Logger } from "@wirescope/common";
+import { NatsError, errorMessage } from "./errors.js";
+import type { Logger } from "./log.js";
 import { MembershipView, type MemberInfo } from "./membership.js";
 
-export const MEMBERS_BUCKET = "wirescope-parsers";
+export const AGGREGATOR_MEMBERS_BUCKET = "wirescope-aggregators";
 
 export interface NatsMembershipOptions {
   heartbeatMs: number;
   ttlMs: number;
   bucket: string;
+  /** What the fleet is called in logs ("parser", "aggregator"). */
+  fleet?: string;
+  /** Keys `<keyPrefix>.<id>`: several fleets in one bucket, each hearing only its own members. */
+  keyPrefix?: string;
   /** JetStream replicas of the bucket when this replica creates it. */
   replicas?: number;
 }
@@ -48,13 +54,14 @@ export class NatsMembership {
       throw new NatsError("kv", `cannot open KV bucket ${this.opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
     }
     await this.heartbeat();
+    const prefix = this.opts.keyPrefix ? `${this.opts.keyPrefix}.` : "";
     // Partitions are assigned only once the snapshot of current members is in: a replica
     // starting beside others must not claim every partition for a moment.
     let initialized = false;
     let ready!: () => void;
     const snapshot = new Promise<void>((r) => (ready = r));
     const w = await this.kv.watch({
-      key: ">",
+      key: `${prefix}>`,
       initializedFn: () => {
         initialized = true;
         ready();
@@ -73,8 +80,8 @@ export class NatsMembership {
           }
           if (!initialized && Date.now() - e.created.getTime() > this.opts.ttlMs) continue;
           if (this.view.heard(info, now) && initialized) this.changed([]);
-        } else if (this.view.left(e.key) && initialized) {
-          this.log.info({ member: e.key }, "parser replica left");
+        } else if (this.view.left(e.key.slice(prefix.length)) && initialized) {
+          this.log.info({ member: e.key }, `${this.opts.fleet ?? "parser"} replica left`);
           this.changed([]);
         }
       }
@@ -91,14 +98,28 @@ export class NatsMembership {
         }
       }
     })().catch(() => undefined);
+    let lastTick = performance.now();
     this.timer = setInterval(() => {
       void this.heartbeat();
       if (!this.connected) return;
-      const dead = this.view.expire(performance.now());
-      if (dead.length) {
-        this.log.warn({ dead }, "parser replicas stopped heartbeating: taking over their partitions");
-        this.changed(dead);
+      // A late tick means this process was busy (a long ingest, the GC, a starved machine): the
+      // heartbeats that arrived meanwhile are still unread. Everyone gets a fresh TTL then rather
+      // than being judged by our own delay; and expiry waits for the I/O already pending
+      // (setImmediate runs after the event loop's poll phase, timers before it).
+      const now = performance.now();
+      const late = now - lastTick > this.opts.heartbeatMs + this.opts.ttlMs / 2;
+      lastTick = now;
+      if (late) {
+        this.view.touchAll(now);
+        return;
       }
+      setImmediate(() => {
+        const dead = this.view.expire(performance.now());
+        if (dead.length) {
+          this.log.warn({ dead }, `${this.opts.fleet ?? "parser"} replicas stopped heartbeating: taking over their partitions`);
+          this.changed(dead);
+        }
+      });
     }, this.opts.heartbeatMs);
     await Promise.race([snapshot, new Promise((r) => setTimeout(r, 5000))]);
     initialized = true;
@@ -109,7 +130,7 @@ export class NatsMembership {
   heartbeat(): Promise<unknown> {
     const info = this.self();
     this.lastPut = this.lastPut
-      .then(() => this.kv.put(info.id, JSON.stringify(info)))
+      .then(() => this.kv.put(this.key(info.id), JSON.stringify(info)))
       .catch((e) => this.log.debug({ err: errorMessage(e) }, "heartbeat failed"));
     return this.lastPut;
   }
@@ -121,10 +142,14 @@ export class NatsMembership {
     if (!this.kv) return;
     await this.heartbeat();
     try {
-      await this.kv.delete(this.self().id);
+      await this.kv.delete(this.key(this.self().id));
     } catch (e) {
       this.log.debug({ err: errorMessage(e) }, "goodbye failed");
     }
+  }
+
+  private key(id: string): string {
+    return this.opts.keyPrefix ? `${this.opts.keyPrefix}.${id}` : id;
   }
 
   private changed(died: string[]): void {

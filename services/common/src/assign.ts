@@ -1,8 +1,8 @@
-// Which raw partitions this replica owns: rendezvous (highest-random-weight) hashing from
-// @wirescope/common/partition over the current member list. Every replica computes the same owner
+// Which partitions a replica owns (parsers: raw partitions; aggregators: record partitions):
+// rendezvous (highest-random-weight) hashing from partition.ts over the current member list. Every replica computes the same owner
 // for a partition with no coordinator; a join takes only the partitions where the newcomer now
 // weighs most, a leave moves only the leaver's partitions.
-import { rendezvousOwner } from "@wirescope/common";
+import { rendezvousOwner } from "./partition.js";
 
 /** The member that owns partition `p`, or undefined when there are no members. */
 export function ownerOf(p: number, members: readonly string[]): string | undefined {
