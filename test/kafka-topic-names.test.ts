@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import path from "node:path";
-import { ownerOf } from "@wirescope/parser/assign";
+import { ownerOf } from "@wirescope/common";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
 import { ROOT, captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";

@@ -4,7 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { ownerOf } from "@wirescope/parser/assign";
+import { ownerOf } from "@wirescope/common";
 import { ROOT, parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
 
 const P = 64;
