@@ -241,10 +241,14 @@ export async function parserStatus(p: ParserProc): Promise<{ counters: Record<st
   return { counters: s.counters, info: s.info, warnings: s.warnings };
 }
 
-export async function parserPlugins(p: ParserProc): Promise<string[]> {
-  const client = createClient(ParserService, p.grpc);
-  const r = await client.listPlugins({}, { timeoutMs: 5000 });
-  return r.plugins.map((x) => `${x.name}@${x.version}`);
+/** The plugins a parser has loaded, as name@version; `p` is a parser of ours or a control address (host:port). */
+export async function parserPlugins(p: ParserProc | string): Promise<string[]> {
+  const client = createClient(ParserService, typeof p === "string" ? p : p.grpc);
+  try {
+    return (await client.listPlugins({}, { timeoutMs: 5000 })).plugins.map((x) => `${x.name}@${x.version}`);
+  } finally {
+    client.close();
+  }
 }
 
 /** Waits until every parser sees `n` members and together they own all partitions once. */

@@ -12,8 +12,8 @@ import path from "node:path";
 import http from "node:http";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { createClient, ParserService } from "@wirescope/common";
-import { runFault, type UpStack } from "./support/fault-stack.js";
+import { runFault, sumOf, type UpStack } from "./support/fault-stack.js";
+import { parserPlugins } from "./parser-support.js";
 import { tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, REPO_ROOT } from "./probe-helpers.js";
 
@@ -25,14 +25,7 @@ async function pluginAdd(stack: UpStack, wasm: string, manifest: string): Promis
 }
 
 /** The plugins the stack's parser has loaded, as name@version. */
-async function loaded(stack: UpStack): Promise<string[]> {
-  const client = createClient(ParserService, `127.0.0.1:${stack.ports.parser}`);
-  try {
-    return (await client.listPlugins({}, { timeoutMs: 5000 })).plugins.map((p) => `${p.name}@${p.version}`);
-  } finally {
-    client.close();
-  }
-}
+const loaded = (stack: UpStack) => parserPlugins(`127.0.0.1:${stack.ports.parser}`);
 
 /** A plugin's wasm and a copy of its manifest with `patch` applied, in a fresh folder. */
 function pluginCopy(wasm: string, manifest: string, patch: Record<string, unknown>): { wasm: string; manifest: string } {
@@ -51,8 +44,6 @@ async function requestsByRole(stack: UpStack, protocol: string): Promise<Record<
   const body = (await res.json()) as { results?: { series?: { tags: { role: string }; values: [string, number][] }[] }[] };
   return Object.fromEntries((body.results?.[0]?.series ?? []).map((s) => [s.tags.role, s.values[0]![1]]));
 }
-
-const sumOf = (c: Record<string, number>, re: RegExp) => Object.entries(c).reduce((s, [k, v]) => (re.test(k) ? s + v : s), 0);
 
 test("a plugin that traps on every 100th connection beside the workload: each trap counted, its connections counted, the workload exact", { timeout: 900_000 }, async (t) => {
   if (!bpfAvailable(t)) return;

@@ -168,30 +168,42 @@ export interface Child {
   proc: ChildProcess;
   /** Lines the child printed on stdout. */
   lines: string[];
-  /** Resolves with the first stdout line matching. */
-  waitLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the first stdout line matching, from line index `from` on (earlier lines are passed over). */
+  waitLine(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpMatchArray>;
   exited: Promise<number | null>;
   kill(): void;
 }
 
 const childDir = tempDir("wirescope-probe-children-");
 
+export interface ChildOptions {
+  /** In that network namespace (`ip netns exec`, which execs node in place: the pid is node's). */
+  netns?: string;
+  /** Node's own flags, before the program (e.g. `--tls-keylog=FILE`). */
+  nodeArgs?: string[];
+  /** A pipe to the child's stdin (`proc.stdin`) instead of none. */
+  stdin?: boolean;
+}
+
 /**
- * Runs an ES module (source text) in a child node process; resolves once spawned. `netns`: in
- * that network namespace (`ip netns exec`, which execs node in place: the pid is node's).
+ * Runs an ES module in a child node process, given as source text or as `{ file }` (a module
+ * file of the repository, e.g. a fixture); resolves once spawned. Its stdout is read by line.
  */
-export async function runChild(name: string, source: string, args: string[] = [], opts: { netns?: string } = {}): Promise<Child> {
-  const file = path.join(childDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}.mjs`);
-  fs.writeFileSync(file, source);
-  const [cmd, ...argv] = [...(opts.netns ? ["ip", "netns", "exec", opts.netns] : []), process.execPath, file, ...args];
+export async function runChild(name: string, program: string | { file: string }, args: string[] = [], opts: ChildOptions = {}): Promise<Child> {
+  let file: string;
+  if (typeof program === "string") {
+    file = path.join(childDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}.mjs`);
+    fs.writeFileSync(file, program);
+  } else file = program.file;
+  const [cmd, ...argv] = [...(opts.netns ? ["ip", "netns", "exec", opts.netns] : []), process.execPath, ...(opts.nodeArgs ?? []), file, ...args];
   const proc = spawn(cmd!, argv, {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "inherit"],
     cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), ".."),
     env: { ...process.env, NODE_PATH: path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../node_modules") },
   });
   await new Promise<void>((res, rej) => (proc.once("spawn", res), proc.once("error", rej)));
   const lines: string[] = [];
-  const waiters: { re: RegExp; res: (m: RegExpMatchArray) => void }[] = [];
+  const waiters: { re: RegExp; from: number; res: (m: RegExpMatchArray) => void }[] = [];
   let buf = "";
   proc.stdout!.on("data", (d: Buffer) => {
     buf += d.toString();
@@ -201,7 +213,7 @@ export async function runChild(name: string, source: string, args: string[] = []
       buf = buf.slice(i + 1);
       lines.push(line);
       for (const w of [...waiters]) {
-        const m = line.match(w.re);
+        const m = lines.length > w.from ? line.match(w.re) : null;
         if (m) {
           waiters.splice(waiters.indexOf(w), 1);
           w.res(m);
@@ -218,14 +230,14 @@ export async function runChild(name: string, source: string, args: string[] = []
     kill: () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
     },
-    waitLine: (re, timeoutMs = 15_000) => {
-      for (const l of lines) {
+    waitLine: (re, timeoutMs = 15_000, from = 0) => {
+      for (const l of lines.slice(from)) {
         const m = l.match(re);
         if (m) return Promise.resolve(m);
       }
       return new Promise((res, rej) => {
         const t = setTimeout(() => rej(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)), timeoutMs);
-        waiters.push({ re, res: (m) => (clearTimeout(t), res(m)) });
+        waiters.push({ re, from, res: (m) => (clearTimeout(t), res(m)) });
         void exited.then((code) => rej(new Error(`${name} exited (${code}) before printing ${re}; got ${JSON.stringify(lines)}`)));
       });
     },

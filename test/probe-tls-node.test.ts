@@ -10,11 +10,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable, runChild } from "./probe-helpers.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
 import { tsharkHttp2 } from "./http-support.js";
@@ -126,19 +126,9 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
   const keylog = path.join(dir, "keylog.txt");
   const cap = await startTcpdump(pcap, web);
   t.after(() => cap.kill());
-  const held = spawn(process.execPath, [`--tls-keylog=${keylog}`, path.join(FIXTURES, "client.mjs"), "held", String(web), tls.cert], { stdio: ["pipe", "pipe", "inherit"] });
-  t.after(() => held.kill("SIGKILL"));
-  let out = "";
-  held.stdout!.on("data", (d: Buffer) => (out += String(d)));
-  const line = async (re: RegExp) => {
-    const until = Date.now() + 60_000;
-    for (let m = re.exec(out); ; m = re.exec(out)) {
-      if (m) return m;
-      if (Date.now() > until || held.exitCode !== null) throw new Error(`held client: no ${re} in ${JSON.stringify(out)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const heldPort = Number((await line(/PORT (\d+)\n/))[1]);
+  const held = await runChild("held-client", { file: path.join(FIXTURES, "client.mjs") }, ["held", String(web), tls.cert], { nodeArgs: [`--tls-keylog=${keylog}`], stdin: true });
+  t.after(() => held.kill());
+  const heldPort = Number((await held.waitLine(/^PORT (\d+)$/, 60_000))[1]);
   // the probe starts now: the connection is open, its handshake long past
   const warmKeys = path.join(dir, "warm-keys.txt");
   const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
@@ -150,17 +140,21 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
     if (Date.now() > linkedBy) throw new Error(`the held connection's ends were not linked: ${JSON.stringify(await p.counters())}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  held.stdin!.write("go\n");
-  await line(/DONE( \d+)+\n/);
-  held.stdin!.write("go\n");
-  const done = await line(/DONE( \d+)+\nDONE(( \d+)+)\n/);
-  assert.deepEqual(done[2]!.trim().split(" ").map(Number), [heldPort, heldPort, heldPort], "every request on the connection opened before the probe");
+  // a round: "go" on stdin, then the DONE line it prints (lines before it are passed over)
+  const round = () => {
+    const from = held.lines.length;
+    held.proc.stdin!.write("go\n");
+    return held.waitLine(/^DONE((?: \d+)+)$/, 60_000, from);
+  };
+  await round();
+  const done = await round();
+  assert.deepEqual(done[1]!.trim().split(" ").map(Number), [heldPort, heldPort, heldPort], "every request on the connection opened before the probe");
   const ours = <T extends { record: { resource: string; client?: { port: number } } }>(l: T[]) => l.filter((s) => s.record.client?.port === heldPort && s.record.resource !== "/keep");
   const until = Date.now() + 60_000;
   while (ours(await readRecords(p.nc).catch(() => [])).length < 12 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
   const records = ours(await settleRecords(p.nc, 2000, 30_000)).map((s) => s.record);
-  held.stdin!.end();
-  await new Promise((r) => held.once("exit", r));
+  held.proc.stdin!.end();
+  await held.exited;
   await cap.stop();
   const c = await p.counters();
   t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);

@@ -7,7 +7,7 @@ import type { TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
 import { startNats, freePort } from "./support/index.js";
-import { spawnProbe, eventually, REPO_ROOT } from "./probe-helpers.js";
+import { spawnProbe, eventually, runChild, REPO_ROOT } from "./probe-helpers.js";
 import { startParser } from "./parser-support.js";
 
 /** A self-signed certificate and key for CN=localhost in `dir`. */
@@ -172,15 +172,8 @@ export const NODE_TLS_FIXTURES = path.join(REPO_ROOT, "test/fixtures/node-tls");
 
 /** The node TLS fixture servers (test/fixtures/node-tls/server.mjs: node:http2 secure with HTTP/1.1, grpc-js), started now: resolves with their ports and pid once they listen. */
 export async function startNodeTlsServers(t: TestContext, tls: { cert: string; key: string }): Promise<{ web: number; grpc: number; pid: number }> {
-  const p = spawn(process.execPath, [path.join(NODE_TLS_FIXTURES, "server.mjs"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => p.kill("SIGKILL"));
-  let out = "";
-  return new Promise((res, rej) => {
-    p.stdout!.on("data", (d: Buffer) => {
-      out += String(d);
-      const m = /PORTS (\d+) (\d+)\n/.exec(out);
-      if (m) res({ web: Number(m[1]), grpc: Number(m[2]), pid: p.pid! });
-    });
-    p.once("exit", (c) => rej(new Error(`node TLS servers exited ${c}`)));
-  });
+  const p = await runChild("node-tls-servers", { file: path.join(NODE_TLS_FIXTURES, "server.mjs") }, [tls.cert, tls.key]);
+  t.after(() => p.kill());
+  const m = await p.waitLine(/^PORTS (\d+) (\d+)$/, 60_000);
+  return { web: Number(m[1]), grpc: Number(m[2]), pid: p.pid };
 }

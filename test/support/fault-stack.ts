@@ -302,16 +302,22 @@ export interface LossCounters {
   aggregatorDrops: number;
 }
 
+/** The sum of the counters whose name matches `re` (a family such as `records_dropped.<reason>`). */
+export function sumOf(counters: Record<string, number>, re: RegExp): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(counters)) if (re.test(k)) n += v;
+  return n;
+}
+
 export function lossCounters(parser: Record<string, number>, aggregator: Record<string, number>): LossCounters {
-  const sum = (c: Record<string, number>, re: RegExp) => Object.entries(c).reduce((s, [k, v]) => (re.test(k) ? s + v : s), 0);
   return {
-    rawBatchesMissed: sum(parser, /^raw_batches_missed\./),
+    rawBatchesMissed: sumOf(parser, /^raw_batches_missed\./),
     serverRequestGaps: parser["gaps.server_request"] ?? 0,
     serverRequestGapBytes: parser["gap_bytes.server_request"] ?? 0,
-    recordsDropped: sum(parser, /^records_dropped\./),
+    recordsDropped: sumOf(parser, /^records_dropped\./),
     publishRetries: parser.record_publish_retries ?? 0,
-    probeDrops: sum(parser, /^probe_drops\./),
-    aggregatorDrops: sum(aggregator, /^drops_/),
+    probeDrops: sumOf(parser, /^probe_drops\./),
+    aggregatorDrops: sumOf(aggregator, /^drops_/),
   };
 }
 
@@ -406,7 +412,7 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
       client_recorded: await recordedRequests(stack.influxUrl, urlPath, "client").catch(() => -1),
       parser_records: parser["records.http1"] ?? 0,
       aggregator_records_in: aggregator.records_in ?? 0,
-      probe_shed: Object.entries(probe).reduce((n, [k, v]) => (k.startsWith("shed_connections.") ? n + v : n), 0),
+      probe_shed: sumOf(probe, /^shed_connections\./),
       recovery_ms: acted.recoveryMs,
       ...(acted.note ? { note: acted.note } : {}),
     });
