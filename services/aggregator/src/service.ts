@@ -117,7 +117,7 @@ export const createService: CreateService = async (ctx) => {
           switchTo(owned);
         },
       );
-      await membership.start();
+      await membership.start(signal);
 
       // Ticks: close due windows, refresh held batches' ack timers, publish counters.
       let lastPipeline = Date.now();

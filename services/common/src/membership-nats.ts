@@ -13,6 +13,7 @@ import type { KV, NatsConnection } from "nats";
 import { NatsError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { MembershipView, type MemberInfo } from "./membership.js";
+import { withJetStreamRetry } from "./records-stream.js";
 
 export const AGGREGATOR_MEMBERS_BUCKET = "wirescope-aggregators";
 
@@ -47,9 +48,14 @@ export class NatsMembership {
     this.view = new MembershipView(self().id, { ttlMs: opts.ttlMs });
   }
 
-  async start(): Promise<void> {
+  /**
+   * Opens the bucket and starts heartbeating and watching. JetStream calls are retried while a
+   * cluster member is lost or a leader elected (a replica starting as a server dies must not fail).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    const retry = <T>(what: string, fn: () => Promise<T>) => withJetStreamRetry(what, fn, { log: this.log, signal });
     try {
-      this.kv = await this.nc.jetstream().views.kv(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs, replicas: this.opts.replicas ?? 1 });
+      this.kv = await retry(`${this.opts.bucket} bucket`, () => this.nc.jetstream().views.kv(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs, replicas: this.opts.replicas ?? 1 }));
     } catch (e) {
       throw new NatsError("kv", `cannot open KV bucket ${this.opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
     }
@@ -60,13 +66,15 @@ export class NatsMembership {
     let initialized = false;
     let ready!: () => void;
     const snapshot = new Promise<void>((r) => (ready = r));
-    const w = await this.kv.watch({
-      key: `${prefix}>`,
-      initializedFn: () => {
-        initialized = true;
-        ready();
-      },
-    });
+    const w = await retry(`${this.opts.bucket} watch`, () =>
+      this.kv.watch({
+        key: `${prefix}>`,
+        initializedFn: () => {
+          initialized = true;
+          ready();
+        },
+      }),
+    );
     this.watchStop = () => w.stop();
     void (async () => {
       for await (const e of w) {

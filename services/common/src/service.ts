@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { HealthGate } from "./health.js";
 import { connectNats } from "./nats.js";
+import { withJetStreamRetry } from "./records-stream.js";
 import { GrpcServer } from "./grpc.js";
 import { metricsRegistry, serveMetrics, type MetricsServer } from "./metrics.js";
 import { announce, openRegistry, defaultInstance } from "./registry.js";
@@ -207,7 +208,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     void natsPromise.then(async (conn) => {
       nc = conn;
       try {
-        const kv = await openRegistry(conn, config.nats.replicas);
+        const kv = await withJetStreamRetry("service registry", () => openRegistry(conn, config.nats.replicas), { log, signal: stop.signal });
         if (stop.signal.aborted) return;
         announcement = announce(kv, { component: opts.component, instance, address, node: config.node, pid: process.pid, ...selfIdentity(), startedAt: started }, (e) => {
           counters.add("registry_errors");

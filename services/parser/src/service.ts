@@ -144,18 +144,19 @@ export const createService: CreateService = async (ctx) => {
         ctx.info.set("members", members.join(","));
       };
 
-      await membership.start();
+      await membership.start(signal);
       let stopStore: (() => void) | undefined;
       try {
-        const os = await openPluginStore(nc, o.pluginBucket, ctx.config.nats.replicas);
-        stopStore = await watchPluginStore(loader, os, log);
+        // Retried while a cluster member is lost or a leader elected: a parser starting then
+        // would otherwise run without the plugin store until restarted.
+        stopStore = await withJetStreamRetry("plugin store", async () => watchPluginStore(loader, await openPluginStore(nc, o.pluginBucket, ctx.config.nats.replicas), log), { log, signal });
       } catch (e) {
         ctx.warnings.add(`plugin store unavailable: ${errorMessage(e)}`);
       }
       const stopDir = o.pluginDir ? watchPluginDir(loader, o.pluginDir, 1000, log) : undefined;
       let topicSharing: TopicNameSharing | undefined;
       try {
-        topicSharing = await shareTopicNames(nc, topicNames, { bucket: o.topicNamesBucket, replicas: ctx.config.nats.replicas }, counters, log);
+        topicSharing = await withJetStreamRetry("kafka topic names bucket", () => shareTopicNames(nc, topicNames, { bucket: o.topicNamesBucket, replicas: ctx.config.nats.replicas }, counters, log), { log, signal });
         shareTopicName = topicSharing.put;
       } catch (e) {
         ctx.warnings.add(`kafka topic names not shared: ${errorMessage(e)}`);
