@@ -7,22 +7,12 @@ import assert from "node:assert/strict";
 import type { Record as WRecord } from "@wirescope/common";
 import { makeRecord, windowStart } from "@wirescope/aggregator";
 import { startNats, startInflux, waitFor } from "./support/index.js";
-import { startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-harness.js";
+import { ownedIn, startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-harness.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const P = 64;
 
-/** "22/64: 0-3,7" → the partitions. */
-function owned(info: Record<string, string>): number[] {
-  const m = /^\d+\/\d+(?:: (.*))?$/.exec(info.partitions_owned ?? "");
-  if (!m) return [];
-  const out: number[] = [];
-  for (const r of (m[1] ?? "").split(",").filter(Boolean)) {
-    const [a, b] = r.split("-").map(Number);
-    for (let p = a!; p <= (b ?? a)!; p++) out.push(p);
-  }
-  return out;
-}
+const owned = (info: Record<string, string>) => ownedIn(info.partitions_owned);
 
 /** "3: a,b,c" → the services. */
 function services(info: Record<string, string>): string[] {

@@ -116,3 +116,14 @@ export async function rows(url: string, db: string, q: string): Promise<Record<s
 export function pastWindow(windowMs: number, windowsAgo: number): number {
   return Math.floor(Date.now() / windowMs) * windowMs - windowsAgo * windowMs;
 }
+
+/** "22/64: 0-3,7" (status info `partitions_owned`) → the partitions. */
+export function ownedIn(s: string | undefined): number[] {
+  const m = /^\d+\/\d+(?:: (.*))?$/.exec(s ?? "");
+  const out: number[] = [];
+  for (const r of (m?.[1] ?? "").split(",").filter(Boolean)) {
+    const [a, b] = r.split("-").map(Number);
+    for (let p = a!; p <= (b ?? a)!; p++) out.push(p);
+  }
+  return out;
+}
