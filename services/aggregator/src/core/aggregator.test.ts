@@ -99,7 +99,7 @@ describe("Aggregator", () => {
     assert.doesNotMatch(plain, /tls/);
   });
 
-  it("names a process by its listening port from its first record, made before its first accept (red, edges, spans)", () => {
+  it("names a process by its listening port from its first record, made before its first accept (red, latency_hist, edges, spans and their peers)", () => {
     const agg = new Aggregator({ spanSampleRate: 1 });
     // orders (pid 7) asks kafka for metadata at start, as `orders`: it does not listen yet.
     const orders = { service: "orders", address: "127.0.0.1", port: 40100, pid: 7, name: "orders", node: "n1" };
@@ -107,11 +107,16 @@ describe("Aggregator", () => {
     // another process called orders that never listens, and one called batch
     const other = { ...orders, port: 40200, pid: 11 };
     const batch = { service: "batch", address: "127.0.0.1", port: 40300, pid: 12, name: "batch", node: "n1" };
+    const redis = { service: "redis:6379", address: "127.0.0.1", port: 6379, pid: 13, name: "redis", node: "n1" };
     agg.ingest([
       makeRecord({ startMs: W0 + 100, durationMs: 2, role: "client", client: orders, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 1n }),
       makeRecord({ startMs: W0 + 100.5, durationMs: 1, role: "server", client: orders, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 2n }),
       makeRecord({ startMs: W0 + 200, durationMs: 1, role: "server", client: other, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 3n }),
       makeRecord({ startMs: W0 + 300, durationMs: 1, role: "server", client: batch, server: kafka, protocol: "kafka", operation: "Metadata", resource: "orders", connKey: 4n }),
+      // and redis, whose records name it by address only (its replica had no event of that socket):
+      // the map takes the client's name from orders' own record of the connection (by 4-tuple)
+      makeRecord({ startMs: W0 + 400, durationMs: 1, role: "client", client: { ...orders, port: 40500 }, server: redis, protocol: "redis", operation: "GET", resource: "k", connKey: 6n }),
+      makeRecord({ startMs: W0 + 400.2, durationMs: 0.5, role: "server", client: { address: "127.0.0.1", port: 40500 }, server: redis, protocol: "redis", operation: "GET", resource: "k", connKey: 7n }),
     ], W0 + 1000);
     // then it serves gRPC on 50051 (in the next window, before this one closes)
     const api = { service: "api", address: "127.0.0.1", port: 40400, pid: 5, name: "api", node: "n1" };
@@ -120,12 +125,29 @@ describe("Aggregator", () => {
     assert.equal(w!.start, W0);
     const lines = windowLines(w!, new SpanClock());
     const tag = (l: string, k: string) => new RegExp(`[,]${k}=([^, ]+)`).exec(l.split(" ")[0]!)?.[1];
-    const red = lines.filter((l) => l.startsWith("red,")).map((l) => `${tag(l, "service")}/${tag(l, "role")}`).sort();
-    assert.deepEqual(red, ["kafka:9092/server", "orders:50051/client"], "the client records of pid 7 count as orders:50051");
+    const red = lines.filter((l) => l.startsWith("red,")).map((l) => `${tag(l, "service")}/${tag(l, "role")}/${tag(l, "protocol")}`).sort();
+    assert.deepEqual(red, ["kafka:9092/server/kafka", "orders:50051/client/kafka", "orders:50051/client/redis", "redis:6379/server/redis"], "the client records of pid 7 count as orders:50051");
+    const hist = new Set(lines.filter((l) => l.startsWith("latency_hist,")).map((l) => tag(l, "service")));
+    assert.deepEqual([...hist].sort(), ["kafka:9092", "orders:50051", "redis:6379"], "latency_hist carries the red series' names");
     const edges = lines.filter((l) => l.startsWith("edges,")).map((l) => `${tag(l, "client")}->${tag(l, "server")} ${/requests=(\d+)i/.exec(l)![1]}`).sort();
-    assert.deepEqual(edges, ["batch->kafka:9092 1", "orders->kafka:9092 1", "orders:50051->kafka:9092 1"], "pid 7 by its listening name, pid 11 (never listening) by its bare name");
-    const spans = lines.filter((l) => l.startsWith("spans,")).map((l) => `${tag(l, "service")}/${tag(l, "kind")}`).sort();
-    assert.deepEqual(spans, ["kafka:9092/server", "kafka:9092/server", "kafka:9092/server", "orders:50051/client"]);
+    assert.deepEqual(
+      edges,
+      ["batch->kafka:9092 1", "orders->kafka:9092 1", "orders:50051->kafka:9092 1", "orders:50051->redis:6379 1"],
+      "pid 7 by its listening name (also when named through its own record of the connection), pid 11 (never listening) by its bare name",
+    );
+    // service and peer_service of every span: pid 7's bare name renamed on both sides of its calls
+    const peer = (l: string) => /,peer_service="([^"]*)"/.exec(l)![1];
+    const spans = lines.filter((l) => l.startsWith("spans,")).map((l) => `${tag(l, "service")}/${tag(l, "kind")}/${tag(l, "protocol")}<-${peer(l)}`).sort();
+    assert.deepEqual(spans, [
+      "kafka:9092/server/kafka<-batch",
+      "kafka:9092/server/kafka<-orders",
+      "kafka:9092/server/kafka<-orders:50051",
+      "orders:50051/client/kafka<-kafka:9092",
+      "orders:50051/client/redis<-redis:6379",
+      "redis:6379/server/redis<-127.0.0.1",
+    ]);
+    // the OpenTelemetry attributes of the spans (Grafana's trace view, OTLP) say the same
+    assert.equal(lines.filter((l) => l.startsWith("spans,") && l.includes('\\"peer.service\\",\\"value\\":\\"orders:50051\\"')).length, 1);
   });
 
   it("keeps the bare name when the listening name is another instance's (acceptListenNames)", () => {

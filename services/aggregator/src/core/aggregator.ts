@@ -133,12 +133,20 @@ interface PendingEdge {
   stats: LatencyStats;
 }
 
+/** A client end as its own records named it; `pid` and `node` while the name is its process's
+ *  bare name (0 and "" else: see ListenNames). */
+interface ClientEnd {
+  readonly name: string;
+  readonly pid: number;
+  readonly node: string;
+}
+
 /** What a window knows of the connections' two ends, for matching (see Aggregator.add). */
 interface TupleSides {
   /** Connections (4-tuples) with a server-side record. */
   serverTuples: Set<string>;
-  /** The client's name as its own (traced) client-side records gave it. */
-  clientByTuple: Map<string, string>;
+  /** The client as its own (traced) client-side records named it. */
+  clientByTuple: Map<string, ClientEnd>;
 }
 
 class WindowState implements TupleSides {
@@ -150,7 +158,7 @@ class WindowState implements TupleSides {
   readonly edges: EdgeSeries[] = [];
   readonly edgeIndex: Nest3<EdgeSeries[]> = new Map();
   readonly serverTuples = new Set<string>();
-  readonly clientByTuple = new Map<string, string>();
+  readonly clientByTuple = new Map<string, ClientEnd>();
   /** In creation order, and by 4-tuple (the few of one tuple told apart by side and names). */
   readonly pendingEdges: PendingEdge[] = [];
   readonly pendingByTuple = new Map<string, PendingEdge[]>();
@@ -166,7 +174,7 @@ const SEP = "\u0000";
 /** What `Aggregator.addSpan` hands to SpanColumns.push, reused record after record. */
 const spanInput: SpanInput = {
   idA: 0, idB: 0, kind: "server", service: "", peer: "", protocol: "", operation: "", resource: "", relUs: 0, subUs: 0, durUs: 0,
-  status: undefined, error: false, node: "", namespace: "", pid: 0, tid: 0, tupleKey: -1, hTrace: "", hParent: "", series: {},
+  status: undefined, error: false, node: "", namespace: "", pid: 0, tid: 0, peerPid: 0, peerNode: "", tupleKey: -1, hTrace: "", hParent: "", series: {},
   clientAddress: "", clientPort: 0, serverAddress: "", serverPort: 0, requestBytes: 0, responseBytes: 0, incomplete: false, tls: false,
 };
 const ID_STRS: string[] = ["", "", ""];
@@ -406,7 +414,9 @@ export class Aggregator {
         return;
       }
       this.bufferedSpans++;
-      this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, protocol, operation, res0, error, series, node, namespace);
+      // A server span's peer named by its bare name keeps its pid, to be renamed as the client is.
+      const peerPid = role === "server" ? clientPid : 0;
+      this.addSpan(win.spans, r, role, service, role === "server" ? clientName : serverName, peerPid, peerPid ? clientNode : "", protocol, operation, res0, error, series, node, namespace);
     }
   }
 
@@ -431,7 +441,13 @@ export class Aggregator {
     const full = tuple !== "" && win.serverTuples.size + win.clientByTuple.size + win.pendingEdges.length >= this.opts.maxEdgeTuples;
     if (tuple && !full) {
       if (isServer) win.serverTuples.add(tuple);
-      else if (clientTraced) win.clientByTuple.set(tuple, clientName);
+      else if (clientTraced) {
+        // One end per connection and name: a lookup per record, an object per connection.
+        const had = win.clientByTuple.get(tuple);
+        if (had === undefined || had.name !== clientName || had.pid !== clientPid || had.node !== clientNode) {
+          win.clientByTuple.set(tuple, { name: clientName, pid: clientPid, node: clientPid ? clientNode : "" });
+        }
+      }
     }
     if (!isServer && isTraced(r.server)) return;
     if (!tuple || (isServer && clientTraced)) {
@@ -512,16 +528,14 @@ export class Aggregator {
         }
         this.addEdge(w, p.client, p.server, p.protocol, p.node, p.namespace, p.clientPid, p.clientNode)?.merge(p.stats);
       } else {
-        let client = p.client;
-        let named: string | undefined;
+        let named: ClientEnd | undefined;
         for (const s of sides) {
           named = s.clientByTuple.get(p.tuple);
-          if (named !== undefined) {
-            client = named;
-            break;
-          }
+          if (named !== undefined) break;
         }
-        this.addEdge(w, client, p.server, p.protocol, p.node, p.namespace, named === undefined ? p.clientPid : 0, p.clientNode)?.merge(p.stats);
+        // Named by the client's own records: with their pid, so that a bare name is renamed too.
+        if (named === undefined) this.addEdge(w, p.client, p.server, p.protocol, p.node, p.namespace, p.clientPid, p.clientNode)?.merge(p.stats);
+        else this.addEdge(w, named.name, p.server, p.protocol, p.node, p.namespace, named.pid, named.node)?.merge(p.stats);
       }
     }
     w.pendingEdges.length = 0;
@@ -529,7 +543,7 @@ export class Aggregator {
     this.prevSides = { serverTuples: w.serverTuples, clientByTuple: w.clientByTuple };
   }
 
-  private addSpan(cols: SpanColumns, r: RecordSlot, role: "server" | "client", service: string, peer: string, protocol: string, operation: string, resource: string, error: boolean, series: object, node: string, namespace: string): void {
+  private addSpan(cols: SpanColumns, r: RecordSlot, role: "server" | "client", service: string, peer: string, peerPid: number, peerNode: string, protocol: string, operation: string, resource: string, error: boolean, series: object, node: string, namespace: string): void {
     const ep = role === "server" ? r.server : r.client;
     // Strings are shared through the window's string table (SpanColumns), not copied per span.
     const clientAddress = r.client?.address ?? "";
@@ -571,6 +585,8 @@ export class Aggregator {
     x.namespace = namespace;
     x.pid = ep?.process?.pid ?? 0;
     x.tid = r.tid;
+    x.peerPid = peerPid;
+    x.peerNode = peerNode;
     x.tupleKey = clientAddress && serverAddress && clientPort && serverPort ? tupleHash(clientAddress, clientPort, serverAddress, serverPort) : -1;
     x.hTrace = hTrace;
     x.hParent = hParent;
@@ -794,11 +810,21 @@ export class Aggregator {
     // The views read this window's columns, which later windows reuse: the kept spans outlive them.
     const done = new Map<Span, SpanRec>();
     const out = kept.map((s) => (s as Span).detach(done));
-    // A client span named by its process's bare name takes its listening name (ListenNames).
-    for (const s of out) {
-      if (!s.pid || s.kind !== "client") continue;
-      const name = this.listenNames.of(s.node, s.pid, s.service);
-      if (name !== undefined) (s as { service: string }).service = name;
+    // An end named by its process's bare name takes its listening name (ListenNames): the
+    // service of a client span, the peer of a server span.
+    for (let i = 0; i < out.length; i++) {
+      const s = out[i]!;
+      if (s.kind === "client") {
+        if (!s.pid) continue;
+        const name = this.listenNames.of(s.node, s.pid, s.service);
+        if (name !== undefined) (s as { service: string }).service = name;
+      } else {
+        const v = kept[i] as Span;
+        const pid = v.peerPid;
+        if (!pid) continue;
+        const name = this.listenNames.of(v.peerNode, pid, s.peer);
+        if (name !== undefined) (s as { peer: string }).peer = name;
+      }
     }
     return { kept: out, dropped };
   }

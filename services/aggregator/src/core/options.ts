@@ -26,7 +26,7 @@ export interface CoreOptions {
   /** Spans buffered (open windows) at most; beyond it spans are dropped and counted. A span waits
    *  for its window's close (window + grace: 15 s by default), so the buffer must hold that long
    *  at the highest lossless rate: 600,000 spans at 40,000 records/s. Each takes
-   *  `SPAN_COLUMN_BYTES` (116) in its window's columns: 116 MB at the default bound. */
+   *  `SPAN_COLUMN_BYTES` (124) in its window's columns: 124 MB at the default bound. */
   maxBufferedSpans: number;
   /** Allowed clock difference between the two ends of a connection when pairing records. */
   pairSkewMs: number;

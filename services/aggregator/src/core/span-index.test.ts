@@ -92,6 +92,8 @@ function mixedWorkload(seed: number, requests: number): SpanInput[] {
       namespace: "",
       pid: r() < 0.02 ? 0 : self.pid,
       tid,
+      peerPid: 0,
+      peerNode: "",
       tupleKey: noTuple ? -1 : tupleHash(cl.address, cp, sv.address, sp),
       hTrace,
       hParent,
@@ -215,7 +217,7 @@ describe("SpanIndex lookups by trace id", () => {
       const self = kind === "client" ? k.cl : k.sv;
       cols.push({
         idA, idB: 1, kind, service: `p${self.pid}`, peer: "", protocol: "http", operation: "GET", resource: "/", relUs: 0, subUs: 0, durUs: 10_000,
-        status: 200, error: false, node: self.node, namespace: "", pid: self.pid, tid: 1, tupleKey: tupleHash(k.cl.address, k.cp, k.sv.address, k.sp), hTrace: T, hParent: "",
+        status: 200, error: false, node: self.node, namespace: "", pid: self.pid, tid: 1, peerPid: 0, peerNode: "", tupleKey: tupleHash(k.cl.address, k.cp, k.sv.address, k.sp), hTrace: T, hParent: "",
         series: {}, clientAddress: k.cl.address, clientPort: k.cp, serverAddress: k.sv.address, serverPort: k.sp, requestBytes: 0, responseBytes: 0, incomplete: false, tls: false,
       });
     };

@@ -168,6 +168,14 @@ export class Span implements SpanRec {
   get tid(): number {
     return this.u(U_TID);
   }
+  /** The peer's pid while the peer is named by its bare process name (ListenNames), else 0. */
+  get peerPid(): number {
+    return this.u(U_PEER_PID);
+  }
+  /** The node the peer runs on, with `peerPid`. */
+  get peerNode(): string {
+    return this.s(S_PEER_NODE);
+  }
   /** Hash of the 4-tuple (a Map key), -1 when unknown. */
   get tupleKey(): number {
     return this.u(U_TUPLE) - 1;
@@ -225,18 +233,19 @@ export class Span implements SpanRec {
 
 /**
  * One span is one row of two typed arrays (stored unboxed, off the garbage-collected heap):
- * doubles for the values that may exceed 32 bits, 32-bit words for the rest (116 bytes a span,
+ * doubles for the values that may exceed 32 bits, 32-bit words for the rest (124 bytes a span,
  * against 200 as 25 doubles: the buffer holds every span of the open windows, 600,000 at 40,000
  * records/s with 10 s windows and 5 s grace).
  */
 const F_REL_US = 0, F_DUR_US = 1, F_STATUS = 2, F_REQ = 3, F_RESP = 4;
 const NF = 5;
 /** Words: ids, start's sub-µs ns (low 16 bits) and flags (high), pid, tid, 4-tuple hash + 1 (0: none),
- *  ports (client low, server high), then the strings (`U_STR + S_*`), then the series. */
-const U_ID_A = 0, U_ID_B = 1, U_SUB_FLAGS = 2, U_PID = 3, U_TID = 4, U_TUPLE = 5, U_PORTS = 6, U_STR = 7;
+ *  ports (client low, server high), the peer's pid while it has a bare name, then the strings
+ *  (`U_STR + S_*`), then the series. */
+const U_ID_A = 0, U_ID_B = 1, U_SUB_FLAGS = 2, U_PID = 3, U_TID = 4, U_TUPLE = 5, U_PORTS = 6, U_PEER_PID = 7, U_STR = 8;
 /** Strings of one span: their numbers in the window's string table, at `U_STR + S_*`. */
-const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9, S_NAMESPACE = 10;
-const N_STRS = 11;
+const S_SERVICE = 0, S_PEER = 1, S_PROTOCOL = 2, S_OPERATION = 3, S_RESOURCE = 4, S_NODE = 5, S_HTRACE = 6, S_HPARENT = 7, S_CADDR = 8, S_SADDR = 9, S_NAMESPACE = 10, S_PEER_NODE = 11;
+const N_STRS = 12;
 /** The span's RED series: its number in the window's series table. */
 const U_SERIES = U_STR + N_STRS;
 const NU = U_SERIES + 1;
@@ -294,6 +303,10 @@ export interface SpanInput {
   namespace: string;
   pid: number;
   tid: number;
+  /** The peer's pid and node while the peer is named by its bare process name (0 and "" else):
+   *  the name it takes when its process is found to listen (ListenNames). */
+  peerPid: number;
+  peerNode: string;
   tupleKey: number;
   hTrace: string;
   hParent: string;
@@ -391,6 +404,7 @@ export class SpanColumns {
     n[p + U_TID] = x.tid;
     n[p + U_TUPLE] = x.tupleKey < 0 ? 0 : x.tupleKey + 1;
     n[p + U_PORTS] = (x.clientPort & 0xffff) | ((x.serverPort & 0xffff) << 16);
+    n[p + U_PEER_PID] = x.peerPid;
     const q = p + U_STR;
     n[q + S_SERVICE] = this.sid(S_SERVICE, x.service);
     n[q + S_PEER] = this.sid(S_PEER, x.peer);
@@ -403,6 +417,7 @@ export class SpanColumns {
     n[q + S_CADDR] = this.sid(S_CADDR, x.clientAddress);
     n[q + S_SADDR] = this.sid(S_SADDR, x.serverAddress);
     n[q + S_NAMESPACE] = this.sid(S_NAMESPACE, x.namespace);
+    n[q + S_PEER_NODE] = this.sid(S_PEER_NODE, x.peerNode);
     let sr = this.seriesIds.get(x.series);
     if (sr === undefined) {
       sr = this.seriesList.length;
