@@ -41,12 +41,19 @@ describe("wirescope top", { timeout: 120_000 }, () => {
         for (const role of ["server", "client"] as const)
           recs.push(makeRecord({ protocol: "grpc", operation: "POST", startMs: t + 1 + k, durationMs: 1, resource: "/shop.Orders/Get", status: 0, role, client: apiOut, server: orders, connKey: 2n }));
     }
+    // and on another node, n2: cron -> report (HTTP, 50 calls)
+    const cron = { service: "cron", address: "10.9.1.1", port: 42000, pid: 31, node: "n2" };
+    const report = { service: "report", address: "10.9.1.2", port: 9000, pid: 32, node: "n2" };
+    for (let i = 0; i < 50; i++)
+      for (const role of ["server", "client"] as const)
+        recs.push(makeRecord({ startMs: base + 5 + i * 40, durationMs: 2, resource: "/daily", status: 200, role, client: cron, server: report, connKey: 3n, node: "n2" }));
     recs.sort((a, b) => Number(a.startNs + a.durationNs - (b.startNs + b.durationNs)));
     await publishRecords(nc, recs, 100);
     await waitFor(async () => {
       const [o] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'orders' AND role = 'server'`);
       const [a] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'api' AND role = 'server'`);
-      return o?.sum === 600 && a?.sum === 300;
+      const [r] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'report' AND role = 'server'`);
+      return o?.sum === 600 && a?.sum === 300 && r?.sum === 50;
     }, { timeoutMs: 60_000, intervalMs: 500, what: "the shop's requests in InfluxDB" });
   });
   after(async () => {
@@ -71,7 +78,21 @@ describe("wirescope top", { timeout: 120_000 }, () => {
     assert.match(edges, /api\s+->\s+orders\s+grpc\s+[\d.]+\s+0\.0%\s+\S+\s+600/);
   });
 
-  it("runs live in a terminal: drill-down, edges, filter, quit", async () => {
+  it("shows one node with --node; an unknown node names the nodes with data", () => {
+    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", ...extra], { encoding: "utf8" });
+    const names = (out: string) => out.split("\n").filter((l) => /^[ >][a-z]+\s+(server|client)\s/.test(l)).map((l) => l.slice(1).split(/\s+/).slice(0, 2).join(" "));
+    assert.deepEqual(names(run()), ["orders server", "api server", "web client", "cron client", "report server"]);
+    const n2 = run("--node", "n2");
+    assert.match(n2, /node: n2/);
+    assert.deepEqual(names(n2), ["cron client", "report server"], "tied on rate: by name");
+    assert.deepEqual(names(run("--node=n1")), ["orders server", "api server", "web client"]);
+    const edges = run("--node", "n2", "--edges");
+    assert.match(edges, /cron\s+->\s+report\s+http\s+[\d.]+\s+0\.0%\s+\S+\s+50/);
+    assert.doesNotMatch(edges, /->\s+(api|orders)/);
+    assert.match(run("--node", "nope"), /no requests recorded on node nope in this range; nodes with requests: n1, n2/);
+  });
+
+  it("runs live in a terminal: nodes, drill-down, edges, filter, quit", async () => {
     const cmd = [process.execPath, WIRESCOPE, ...args(), "--interval", "1000"].map((a) => `'${a}'`).join(" ");
     const r = tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "30", "-e", "TERM=xterm-256color", cmd);
     assert.equal(r.status, 0, r.stderr);
@@ -81,6 +102,16 @@ describe("wirescope top", { timeout: 120_000 }, () => {
 
     await until(/>orders\s+server/, "the services, busiest selected");
     assert.match(screen(), /^ api\s+server\s+[\d.]+\s+10\.0%/m);
+    assert.match(screen(), /^ report\s+server/m);
+    // n: each node with data, then every node again
+    keys("n");
+    await until(/node: n1[\s\S]*>orders\s+server/, "node n1");
+    assert.doesNotMatch(screen(), /report|cron/);
+    keys("n");
+    await until(/node: n2[\s\S]*>cron\s+client[\s\S]*report\s+server/, "node n2");
+    assert.doesNotMatch(screen(), /orders|api|web/);
+    keys("n");
+    await until(/node: all[\s\S]*>orders\s+server[\s\S]*report/, "every node again");
     keys("Down", "Enter");
     await until(/SERVICE api[\s\S]*CALLERS\n\s+web -> api\s+http[\s\S]*CALLEES\n\s+api -> orders\s+grpc/, "api's callers and callees");
     await until(/>http\s+GET\s+[\d.]+\s+10\.0%.*\/orders\/\{id\}/, "api's endpoint");

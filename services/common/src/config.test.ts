@@ -34,6 +34,15 @@ describe("loadConfig", () => {
     assert.equal(config.partitions, 64);
   });
 
+  it("leaves a command's own shared flags to it (top --node), flag and variable", () => {
+    const { config, rest } = loadConfig({ env: { WIRESCOPE_NODE: "from-env" }, argv: ["--node", "n2", "--partitions", "8", "--node=n3"], own: ["node"] });
+    assert.deepEqual(rest, ["--node", "n2", "--node=n3"]);
+    assert.notEqual(config.node, "from-env");
+    assert.notEqual(config.node, "n2");
+    assert.equal(config.partitions, 8);
+    assert.equal(loadConfig({ env: {}, argv: ["--node", "n2"] }).config.node, "n2");
+  });
+
   it("rejects bad values with a ConfigError naming the option", () => {
     const bad: [string[], NodeJS.ProcessEnv, RegExp][] = [
       [["--partitions", "0"], {}, /partitions/],

@@ -162,6 +162,11 @@ export interface LoadConfigInput {
    * dir (NATS: the component's own, or the CLI's) when that file is readable (default true).
    */
   natsAuthFromDataDir?: boolean;
+  /**
+   * Shared flags the command gives its own meaning (`top --node` picks the node to show, it writes
+   * no batches): left in `rest` for it, and their environment variables not read.
+   */
+  own?: readonly string[];
 }
 
 export interface LoadedConfig {
@@ -182,7 +187,9 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     config.grpc.port = DEFAULT_GRPC_PORTS[input.component];
     config.metrics.port = DEFAULT_METRICS_PORTS[input.component];
   }
+  const own = new Set(input.own ?? []);
   for (const o of OPTIONS) {
+    if (own.has(o.flag)) continue;
     const v = o.env ? env[o.env] : undefined;
     if (v !== undefined && v !== "") {
       try {
@@ -204,7 +211,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     }
     const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(a);
     const spec = m ? byFlag.get(m[1]) : undefined;
-    if (!m || !spec) {
+    if (!m || !spec || own.has(spec.flag)) {
       rest.push(a);
       continue;
     }
@@ -257,7 +264,7 @@ export function redactConfig(c: Config): Config {
 }
 
 
-/** Help text for the shared options, one per line. */
-export function optionsHelp(): string {
-  return flagsHelp(OPTIONS);
+/** Help text for the shared options, one per line, but those in `except` (a command's own: LoadConfigInput.own). */
+export function optionsHelp(except: readonly string[] = []): string {
+  return flagsHelp(except.length ? OPTIONS.filter((o) => !except.includes(o.flag)) : OPTIONS);
 }

@@ -8,6 +8,9 @@ import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";
 import { initialState, onKey, render, type TopData, type TopState } from "../top/screen.js";
 
+/** Shared options top reads as its own (see LoadConfigInput.own): `--node` is the node to show. */
+const OWN_SHARED = ["node"];
+
 /** top's own flags (after the shared ones): --help, the completions and parseArgs read this table. */
 export const TOP_FLAGS: readonly FlagSpec[] = [
   { flag: "range", value: "DURATION", default: "1m", description: "how far back to look: 30s, 5m, 1h" },
@@ -15,6 +18,7 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
   { flag: "sort", value: "KEY", default: "rate", description: "rate, errors, p50, p99 or name" },
   { flag: "filter", value: "TEXT", description: "show only rows containing TEXT" },
   { flag: "service", value: "NAME", description: "open this service's view at start" },
+  { flag: "node", value: "NAME", description: "show only what was observed on this node (the node tag; n cycles the nodes)" },
   { flag: "edges", description: "open the edges view at start" },
   { flag: "once", description: "print once and exit (the default when stdout is not a terminal)" },
   { flag: "timeout", value: "MS", default: "5000", description: "query deadline in ms" },
@@ -23,17 +27,18 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
 /** Parses top's own flags (`--flag value` or `--flag=value`). */
 export function parseTopArgs(args: string[]) {
   try {
-    return parseArgs({ args, strict: true, options: parseArgsOptions(TOP_FLAGS) }).values as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; edges?: boolean; once?: boolean; timeout?: string };
+    return parseArgs({ args, strict: true, options: parseArgsOptions(TOP_FLAGS) }).values as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; node?: string; edges?: boolean; once?: boolean; timeout?: string };
   } catch (e) {
     throw new UsageError(`${(e as Error).message} (see wirescope top --help)`);
   }
 }
 
-const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--edges] [--once] [options]
+const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--node NAME] [--edges] [--once] [options]
 
 A live view of every service's rate, error %, p50 and p99 from InfluxDB, refreshed every window.
 Keys: up/down (or j/k) move, Enter opens a service (its endpoints, callers and callees), e shows
-the edges of the service map, s changes the sort, / filters, r refreshes, Esc goes back, q quits.
+the edges of the service map, s changes the sort, / filters, n shows the next node (every node,
+then each node with data), r refreshes, Esc goes back, q quits.
 Without a terminal (or with --once) it prints the view once and exits.
 Percentiles marked ~ are estimated from histogram buckets (several series or windows).
 
@@ -41,7 +46,7 @@ top options:
 ${flagsHelp(TOP_FLAGS)}
 
 options:
-${optionsHelp()}`;
+${optionsHelp(OWN_SHARED)}`;
 
 /** "90", "90s", "5m", "1h" → seconds. */
 export function parseRange(v: string): number {
@@ -78,9 +83,9 @@ const command: Command = {
   name: "top",
   summary: "live terminal view of services, endpoints and edges from InfluxDB",
   usage: USAGE,
-  flags: [...OPTIONS, ...TOP_FLAGS],
+  flags: [...OPTIONS.filter((o) => !OWN_SHARED.includes(o.flag)), ...TOP_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv });
+    const { config, rest } = loadConfig({ argv, own: OWN_SHARED });
     const values = parseTopArgs(rest);
     const rangeS = parseRange(values.range ?? "1m");
     const intervalMs = positive("interval", values.interval, 10_000);
@@ -90,7 +95,9 @@ const command: Command = {
     const target = { url: config.influx.url, database: config.influx.database, token: config.influx.token, user: config.influx.user, password: config.influx.password };
     const source = `${redactUrl(config.influx.url)} db ${config.influx.database}`;
 
-    let state: TopState = { ...initialState(sort), filter: values.filter ?? "" };
+    if (values.node === "") throw new UsageError("--node: expected a node name (without it: every node)");
+    let state: TopState = { ...initialState(sort), filter: values.filter ?? "", node: values.node ?? "" };
+    const scope = () => ({ service: state.view === "service" ? state.service : undefined, node: state.node || undefined });
     if (values.service !== undefined) state = { ...state, view: "service", service: values.service };
     else if (values.edges) state = { ...state, view: "edges" };
 
@@ -101,17 +108,19 @@ const command: Command = {
       out.on("error", (e: NodeJS.ErrnoException) => {
         if (e.code === "EPIPE") process.exit(0);
       });
-      const data = await fetchTop(target, rangeS, state.view === "service" ? state.service : undefined, timeoutMs);
+      const data = await fetchTop(target, rangeS, scope(), timeoutMs);
       const lines = render(state, data, { source, rangeS, width: 200, height: 0 });
       out.write(lines.join("\n") + "\n");
       return 0;
     }
 
     const color = colorAllowed();
-    let data: TopData = { services: [], edges: [], endpoints: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
+    let data: TopData = { services: [], edges: [], endpoints: [], nodes: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
     let timer: NodeJS.Timeout | undefined;
     let closed = false;
     let inFlight = false;
+    /** A refresh asked for while one was in flight: run after it (the view's scope changed). */
+    let again = false;
 
     const draw = () => {
       if (closed) return;
@@ -119,15 +128,30 @@ const command: Command = {
       const shown = lines.map((l) => (color && l.startsWith(">") ? `\u001b[7m${l}\u001b[0m` : l));
       out.write(`\u001b[H${shown.join("\u001b[K\n")}\u001b[K\u001b[J`);
     };
-    const refresh = async () => {
-      if (inFlight || closed) return;
+    /** `asked`: on a key (run after the one in flight); a tick is skipped while one is in flight. */
+    const refresh = async (asked = false) => {
+      if (closed) return;
+      if (inFlight) {
+        if (asked) again = true;
+        return;
+      }
       inFlight = true;
+      const want = JSON.stringify(scope());
+      let got: TopData;
       try {
-        data = await fetchTop(target, rangeS, state.view === "service" ? state.service : undefined, timeoutMs);
+        got = await fetchTop(target, rangeS, scope(), timeoutMs);
       } catch (e) {
-        data = { ...data, at: new Date(), error: `refresh failed: ${(e as Error).message}` };
+        got = { ...data, at: new Date(), error: `refresh failed: ${(e as Error).message}` };
       } finally {
         inFlight = false;
+      }
+      // Rows of a service or node the view has left meanwhile are not shown under the new one.
+      if (JSON.stringify(scope()) === want) data = got;
+      else again = true;
+      if (again) {
+        again = false;
+        void refresh(true);
+        return;
       }
       const n = state.view === "services" ? data.services.length : state.view === "edges" ? data.edges.length : data.endpoints.length;
       if (state.selected >= n) state = { ...state, selected: Math.max(0, n - 1) };
@@ -151,17 +175,22 @@ const command: Command = {
         for (const key of splitKeys(chunk)) {
           const prevView = state.view;
           const prevService = state.service;
+          const prevNode = state.node;
           const next = onKey(state, data, key);
           if (next === "quit") return finish();
           if (next === "refresh") {
-            void refresh();
+            void refresh(true);
             continue;
           }
           state = next;
           // Opening another service needs its endpoints: fetch now instead of at the next tick.
           if (state.view === "service" && (prevView !== "service" || prevService !== state.service)) {
             data = { ...data, endpoints: [] };
-            void refresh();
+            void refresh(true);
+          } else if (state.node !== prevNode) {
+            // Another node: its rows, not the last node's under the new name.
+            data = { ...data, services: [], edges: [], endpoints: [], error: "loading…" };
+            void refresh(true);
           }
         }
         draw();

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { buildQueries, edgeRows, endpointRows, histogramQuantile, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, histogramQuantile, nodeNames, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
 
 describe("histogramQuantile", () => {
   it("interpolates inside the bucket holding the rank", () => {
@@ -74,12 +74,20 @@ describe("edgeRows and pipelineHealth", () => {
 describe("queries", () => {
   it("quotes names and flattens series", () => {
     assert.equal(quote("o'k\\x"), "'o\\'k\\\\x'");
-    const q = buildQueries(60, "a'b");
+    const q = buildQueries(60, { service: "a'b" });
     assert.match(q.endpoints!, /"service" = 'a\\'b'/);
     assert.match(q.red!, /time > now\(\) - 60s/);
     const rows = rowsOf({ results: [{ statement_id: 0 }, { statement_id: 1, series: [{ name: "red", tags: { service: "x" }, columns: ["time", "requests"], values: [[0, 5]] }] }] }, 1);
     assert.deepEqual(rows, [{ service: "x", time: 0, requests: 5 }]);
     assert.throws(() => rowsOf({ results: [{ statement_id: 0, error: "bad" }] }, 0), /bad/);
+  });
+  it("keeps one node's points when asked (red, latency_hist, edges, endpoints), the drops and the nodes of all", () => {
+    const q = buildQueries(60, { service: "api", node: "n'2" });
+    for (const k of ["red", "hist", "edges", "endpoints", "endpointHist"]) assert.match(q[k]!, /WHERE time > now\(\) - 60s AND "node" = 'n\\'2'/, k);
+    for (const k of ["pipeline", "nodes"]) assert.doesNotMatch(q[k]!, /"node" =/, k);
+    assert.match(q.nodes!, /FROM "red" .*GROUP BY "node"$/);
+    for (const q0 of [buildQueries(60), buildQueries(60, { node: "" })]) for (const v of Object.values(q0)) assert.doesNotMatch(v, /"node" =/);
+    assert.deepEqual(nodeNames([{ node: "b", requests: 3 }, { node: "a", requests: 1 }, { node: "c", requests: 0 }, { node: "", requests: 5 }]), ["a", "b"]);
   });
   it("sorts descending by the key, ties by name", () => {
     const r = [

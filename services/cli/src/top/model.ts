@@ -62,17 +62,30 @@ export function quote(s: string): string {
   return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
 
-/** The queries of one refresh, for a range in seconds. `service` adds the drill-down queries. */
-export function buildQueries(rangeS: number, service?: string): Record<string, string> {
-  const t = `time > now() - ${Math.max(1, Math.round(rangeS))}s`;
+/** What one refresh looks at: the drill-down's service, and one node ("" or absent: every node). */
+export interface Scope {
+  service?: string;
+  node?: string;
+}
+
+/**
+ * The queries of one refresh, for a range in seconds. `scope.service` adds the drill-down
+ * queries; `scope.node` keeps the points of that node (the `node` tag of red, latency_hist and
+ * edges: where the observed end runs). The pipeline's drops and the list of nodes (`nodes`, what
+ * the node key cycles through) are of every node.
+ */
+export function buildQueries(rangeS: number, scope: Scope = {}): Record<string, string> {
+  const all = `time > now() - ${Math.max(1, Math.round(rangeS))}s`;
+  const t = scope.node ? `${all} AND "node" = ${quote(scope.node)}` : all;
   const q: Record<string, string> = {
     red: `SELECT sum("requests") AS "requests", sum("errors") AS "errors", count("p50_ms") AS "points", min("p50_ms") AS "p50lo", max("p50_ms") AS "p50hi", min("p99_ms") AS "p99lo", max("p99_ms") AS "p99hi" FROM "red" WHERE ${t} GROUP BY "service", "role"`,
     hist: `SELECT sum("count") AS "count" FROM "latency_hist" WHERE ${t} GROUP BY "service", "role", "le"`,
     edges: `SELECT sum("requests") AS "requests", sum("errors") AS "errors", max("p99_ms") AS "p99" FROM "edges" WHERE ${t} GROUP BY "client", "server", "protocol"`,
-    pipeline: `SELECT sum(*) FROM "pipeline" WHERE ${t} GROUP BY "component"`,
+    pipeline: `SELECT sum(*) FROM "pipeline" WHERE ${all} GROUP BY "component"`,
+    nodes: `SELECT sum("requests") AS "requests" FROM "red" WHERE ${all} GROUP BY "node"`,
   };
-  if (service !== undefined) {
-    const w = `${t} AND "service" = ${quote(service)} AND "role" = 'server'`;
+  if (scope.service !== undefined) {
+    const w = `${t} AND "service" = ${quote(scope.service)} AND "role" = 'server'`;
     q.endpoints = `SELECT sum("requests") AS "requests", sum("errors") AS "errors", count("p50_ms") AS "points", min("p50_ms") AS "p50lo", max("p50_ms") AS "p50hi", min("p99_ms") AS "p99lo", max("p99_ms") AS "p99hi" FROM "red" WHERE ${w} GROUP BY "protocol", "operation", "resource", "status_class"`;
     q.endpointHist = `SELECT sum("count") AS "count" FROM "latency_hist" WHERE ${w} GROUP BY "protocol", "operation", "resource", "le"`;
   }
@@ -214,6 +227,13 @@ export function endpointRows(endpoints: Row[], hist: Row[], rangeS: number): End
     ...counts(m, rangeS),
     ...latency(m, h.get(k)),
   }));
+}
+
+/** The nodes that recorded requests in the range, by name. */
+export function nodeNames(rows: Row[]): string[] {
+  const names = new Set<string>();
+  for (const r of rows) if (typeof r.node === "string" && r.node && num(r.requests) > 0) names.add(r.node);
+  return [...names].sort();
 }
 
 export function edgeRows(edges: Row[], rangeS: number): EdgeRow[] {

@@ -2,7 +2,7 @@
 // by 2.x through its v1 compatibility API (a DBRP mapping for the bucket), and by 3.x. All the
 // statements of one refresh go in one request.
 import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
-import { buildQueries, edgeRows, endpointRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, nodeNames, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 
 export class InfluxQueryError extends Error {}
@@ -28,9 +28,10 @@ export async function influxql(target: InfluxTarget, statements: string[], timeo
   return body;
 }
 
-/** One refresh: services, edges, pipeline drops, and the endpoints of `service` when given. */
-export async function fetchTop(target: InfluxTarget, rangeS: number, service: string | undefined, timeoutMs: number): Promise<TopData> {
-  const q = buildQueries(rangeS, service);
+/** One refresh: services, edges, pipeline drops, the nodes, and the endpoints of the scope's
+ *  service when given; of the scope's node when given. */
+export async function fetchTop(target: InfluxTarget, rangeS: number, scope: Scope, timeoutMs: number): Promise<TopData> {
+  const q = buildQueries(rangeS, scope);
   const names = Object.keys(q);
   const body = await influxql(target, names.map((n) => q[n]!), timeoutMs);
   const rows = (name: string) => {
@@ -47,7 +48,8 @@ export async function fetchTop(target: InfluxTarget, rangeS: number, service: st
   return {
     services: serviceRows(rows("red"), rows("hist"), rangeS),
     edges: edgeRows(rows("edges"), rangeS),
-    endpoints: service === undefined ? [] : endpointRows(rows("endpoints"), rows("endpointHist"), rangeS),
+    endpoints: scope.service === undefined ? [] : endpointRows(rows("endpoints"), rows("endpointHist"), rangeS),
+    nodes: nodeNames(rows("nodes")),
     pipeline,
     at: new Date(),
   };

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { initialState, onKey, render, type TopData, type TopState } from "./screen.js";
+import { initialState, nextNode, onKey, render, type TopData, type TopState } from "./screen.js";
 import { splitKeys } from "../commands/top.js";
 
 const data: TopData = {
@@ -14,6 +14,7 @@ const data: TopData = {
     { client: "api", server: "orders", protocol: "grpc", requests: 1200, errors: 0, rate: 20, errorPct: 0, p99: 4 },
   ],
   endpoints: [{ protocol: "http", operation: "GET", resource: "/orders/{id}", requests: 600, errors: 6, rate: 10, errorPct: 1, p50: 3, p99: 12, estimated: false }],
+  nodes: ["n1", "n2"],
   pipeline: { seen: true, drops: [] },
   at: new Date(0),
 };
@@ -52,6 +53,18 @@ describe("render", () => {
   it("names the pipeline's drops in the footer", () => {
     const d = { ...data, pipeline: { seen: true, drops: [{ component: "aggregator", reason: "drops_late", count: 7 }] } };
     assert.equal(render(initialState(), d, frame).at(-2), "pipeline drops: aggregator.drops_late=7");
+  });
+  it("cycles the nodes with n: every node, each node with data, every node again", () => {
+    const seen = [initialState()];
+    for (let i = 0; i < 3; i++) seen.push(press(seen.at(-1)!, "n"));
+    assert.deepEqual(seen.map((s) => s.node), ["", "n1", "n2", ""]);
+    assert.match(render(seen[0]!, data, frame)[0]!, /node: all/);
+    assert.match(render(seen[2]!, data, frame)[0]!, /node: n2/);
+    assert.match(render(seen[0]!, data, frame).at(-1)!, / n node /);
+    // a node given with --node that has no data: the next is every node; an empty view names the others
+    assert.equal(nextNode("gone", data.nodes), "");
+    const empty = render({ ...initialState(), node: "gone" }, { ...data, services: [] }, frame).join("\n");
+    assert.match(empty, /no requests recorded on node gone in this range; nodes with requests: n1, n2/);
   });
   it("splits terminal input into keys", () => {
     assert.deepEqual(splitKeys("j\u001b[Bq\u001b"), ["j", "\u001b[B", "q", "\u001b"]);

@@ -19,6 +19,8 @@ export interface TopState {
   service: string;
   sort: SortKey;
   filter: string;
+  /** The node whose points are shown ("": every node). */
+  node: string;
   /** Typing a filter after `/` (Enter applies it, Esc cancels). */
   editing: boolean;
   draft: string;
@@ -27,13 +29,15 @@ export interface TopState {
 }
 
 export function initialState(sort: SortKey = "rate"): TopState {
-  return { view: "services", service: "", sort, filter: "", editing: false, draft: "", selected: 0 };
+  return { view: "services", service: "", sort, filter: "", node: "", editing: false, draft: "", selected: 0 };
 }
 
 export interface TopData {
   services: ServiceRow[];
   edges: EdgeRow[];
   endpoints: EndpointRow[];
+  /** Nodes with requests in the range (of every node, whatever the node shown). */
+  nodes: string[];
   pipeline: PipelineHealth;
   /** Wall-clock time of the refresh, and its error when it failed (the previous data stays). */
   at: Date;
@@ -105,7 +109,7 @@ const mark = (on: boolean) => (on ? ">" : " ");
 
 /** Renders the whole screen: header, the view's table, callers/callees, footer, key help. */
 export function render(s: TopState, d: TopData, f: Frame): string[] {
-  const head = `wirescope top  ${f.source}  last ${f.rangeS}s  ${d.at.toISOString().slice(11, 19)}  sort: ${s.sort}${s.filter ? `  filter: ${s.filter}` : ""}`;
+  const head = `wirescope top  ${f.source}  last ${f.rangeS}s  ${d.at.toISOString().slice(11, 19)}  sort: ${s.sort}  node: ${s.node || "all"}${s.filter ? `  filter: ${s.filter}` : ""}`;
   const out: string[] = [head.slice(0, f.width)];
   if (d.error) out.push(`! ${d.error}`.slice(0, f.width));
   out.push("");
@@ -129,7 +133,11 @@ export function render(s: TopState, d: TopData, f: Frame): string[] {
 
 function servicesView(s: TopState, d: TopData, f: Frame): string[] {
   const rows = visibleServices(s, d);
-  if (!rows.length) return [d.services.length ? "(no service matches the filter)" : "(no requests recorded in this range: is the pipeline running and is traffic flowing?)"];
+  if (!rows.length) {
+    if (d.services.length) return ["(no service matches the filter)"];
+    if (s.node) return [`(no requests recorded on node ${s.node} in this range; nodes with requests: ${d.nodes.join(", ") || "none"})`];
+    return ["(no requests recorded in this range: is the pipeline running and is traffic flowing?)"];
+  }
   return table(
     [" SERVICE", "ROLE", "RATE/s", "ERR%", "P50", "P99", "REQUESTS"],
     rows.map((r, i) => [`${mark(i === s.selected)}${r.service}`, r.role, fmtRate(r.rate), fmtPct(r.errorPct), fmtMs(r.p50, r.estimated), fmtMs(r.p99, r.estimated), String(r.requests)]),
@@ -191,9 +199,15 @@ function footer(s: TopState, d: TopData, f: Frame): string[] {
   const keys = s.editing
     ? `filter: ${s.draft}_   (Enter apply, Esc cancel)`
     : s.view === "services"
-      ? "up/down move  Enter open  e edges  s sort  / filter  r refresh  q quit"
-      : "up/down move  Esc back  e edges  s sort  / filter  r refresh  q quit";
+      ? "up/down move  Enter open  e edges  s sort  / filter  n node  r refresh  q quit"
+      : "up/down move  Esc back  e edges  s sort  / filter  n node  r refresh  q quit";
   return [drops.slice(0, f.width), keys.slice(0, f.width)];
+}
+
+/** The node after `node` in the cycle every node ("") → each node with data, by name → every node. */
+export function nextNode(node: string, nodes: readonly string[]): string {
+  const cycle = ["", ...nodes];
+  return cycle[(cycle.indexOf(node) + 1) % cycle.length]!;
 }
 
 /** What a key press does: the new state, or "quit". Keys arrive as the terminal sends them. */
@@ -222,6 +236,8 @@ export function onKey(s: TopState, d: TopData, key: string): TopState | "quit" |
       return { ...s, sort: SORT_KEYS[(SORT_KEYS.indexOf(s.sort) + 1) % SORT_KEYS.length]! };
     case "/":
       return { ...s, editing: true, draft: s.filter };
+    case "n":
+      return { ...s, node: nextNode(s.node, d.nodes), selected: 0 };
     case "e":
       return { ...s, view: s.view === "edges" ? "services" : "edges", selected: 0 };
     case "\r":
