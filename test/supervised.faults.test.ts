@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { spawnSync } from "node:child_process";
-import { runFault, type UpStack } from "./support/fault-stack.js";
+import { runFault, type StatusRow, type UpStack } from "./support/fault-stack.js";
 import { waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-helpers.js";
 
@@ -69,6 +69,46 @@ test("aggregator killed (SIGKILL) in the middle of a window, restarted by up: no
       await waitFor(() => stack.restarts("aggregator") === 1, { timeoutMs: 120_000, intervalMs: 200, what: "up to restart the aggregator" });
       await waitFor(async () => ((await stack.counters("aggregator")).batches_acked ?? 0) > 0, { timeoutMs: 120_000, intervalMs: 500, what: "the new aggregator to write a window" });
       return { recoveryMs: Date.now() - killed, note: "recovery: until the new instance acknowledged its first written window" };
+    },
+  });
+});
+
+test("one of two aggregators killed (SIGKILL) mid-window: the other takes its partitions, up restarts it; nothing lost, nothing twice", { timeout: 600_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  await runFault({
+    fault: "1 of 2 aggregators kill -9 mid-window, restarted by up",
+    expected: "nothing lost (its partitions re-read from their saved positions), nothing twice",
+    aggregators: 2,
+    async act(stack, _app, urlPath) {
+      // The instance that counts the traced server's service: its name from InfluxDB, its owner
+      // from status (each instance lists the services it counts).
+      const q = `SHOW TAG VALUES FROM "red" WITH KEY = "service" WHERE "role" = 'server' AND "resource" = '${urlPath}'`;
+      const res = (await (await fetch(`${stack.influxUrl}/query?${new URLSearchParams({ q, db: "wirescope" })}`)).json()) as { results: { series?: { values: [string, string][] }[] }[] };
+      const service = res.results[0]?.series?.[0]?.values[0]?.[1];
+      assert.ok(service, `the server's service is named in red: ${JSON.stringify(res)}`);
+      let rows = (await stack.status()).filter((r) => r.component === "aggregator");
+      const listed = (r: StatusRow) => (r.info.services ?? "").replace(/^\d+: /, "").split(",");
+      const owner = rows.find((r) => listed(r).includes(service));
+      assert.ok(owner, `an instance lists ${service}: ${JSON.stringify(rows.map((r) => r.info))}`);
+      const name = owner.address.endsWith(`:${stack.ports.aggregator}`) ? "aggregator" : "aggregator-2";
+      // halfway through a 10 s window
+      await new Promise((r) => setTimeout(r, 15_000 - (Date.now() % 10_000)));
+      const killed = Date.now();
+      process.kill(stack.pid(name), "SIGKILL");
+      await waitFor(() => stack.restarts(name) === 1, { timeoutMs: 120_000, intervalMs: 200, what: `up to restart ${name}` });
+      await waitFor(
+        async () => {
+          rows = (await stack.status()).filter((r) => r.component === "aggregator");
+          return rows.length === 2 && rows.every((r) => r.health === "SERVING" && (r.info.members ?? "").split(",").length === 2);
+        },
+        { timeoutMs: 120_000, intervalMs: 500, what: "both aggregators serving as one fleet again" },
+      );
+      return { recoveryMs: Date.now() - killed, note: `killed ${name} (counting ${service}); recovery: until both instances were members again` };
+    },
+    async check(stack) {
+      const rows = (await stack.status()).filter((r) => r.component === "aggregator");
+      const owned = rows.map((r) => r.info.partitions_owned ?? "");
+      assert.ok(rows.every((r) => /^[1-9]\d*\/64/.test(r.info.partitions_owned ?? "")), `both own partitions again: ${owned}`);
     },
   });
 });

@@ -5,7 +5,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -19,34 +18,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const run = promisify(execFile);
 const P = 64;
 
-/** A loopback port p with p+1 free too: the second aggregator takes the next port. */
-async function freePair(): Promise<number> {
-  const bind = (port: number) =>
-    new Promise<net.Server | undefined>((resolve) => {
-      const s = net.createServer();
-      s.once("error", () => resolve(undefined));
-      s.listen(port, "127.0.0.1", () => resolve(s));
-    });
-  for (let i = 0; i < 50; i++) {
-    const a = await bind(0);
-    if (!a) continue;
-    const port = (a.address() as net.AddressInfo).port;
-    const b = await bind(port + 1);
-    await new Promise((r) => a.close(r));
-    if (b) {
-      await new Promise((r) => b.close(r));
-      return port;
-    }
-  }
-  throw new Error("no pair of free loopback ports");
-}
-
 type Row = { component: string; instance: string; address: string; health: string; info: Record<string, string>; error?: string };
 
 test("up --aggregators 2: both instances run, split the partitions, and count every request once", { timeout: 240_000 }, async () => {
   const dataDir = tempDir("wirescope-up-aggregators-");
-  const ports = await stackPorts();
-  ports.aggregator = await freePair();
+  const ports = await stackPorts(2);
   const args = [...stackArgs(dataDir, ports), "--aggregators", "2", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
   const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";

@@ -1,5 +1,6 @@
 // The arguments that put one `wirescope up` stack on free loopback ports with its own data dir,
 // so that stacks of several tests (and a developer's own) never collide.
+import net from "node:net";
 import { freePort } from "@wirescope/common";
 
 export interface StackPorts {
@@ -10,9 +11,38 @@ export interface StackPorts {
   aggregator: number;
 }
 
-/** Free loopback ports for nats-server, influxd and the three services' control ports. */
-export async function stackPorts(): Promise<StackPorts> {
-  return { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: await freePort() };
+/**
+ * Free loopback ports for nats-server, influxd and the three services' control ports. With
+ * `aggregators` > 1 the aggregator's port is followed by that many free ones (`up --aggregators N`
+ * gives instance i the port + i).
+ */
+export async function stackPorts(aggregators = 1): Promise<StackPorts> {
+  return { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: aggregators > 1 ? await freePortRun(aggregators) : await freePort() };
+}
+
+/** A loopback port p with p+1 … p+n-1 free too (held while checked, then released). */
+export async function freePortRun(n: number): Promise<number> {
+  const bind = (port: number) =>
+    new Promise<net.Server | undefined>((resolve) => {
+      const s = net.createServer();
+      s.once("error", () => resolve(undefined));
+      s.listen(port, "127.0.0.1", () => resolve(s));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const held: net.Server[] = [];
+    const first = await bind(0);
+    if (!first) continue;
+    held.push(first);
+    const port = (first.address() as net.AddressInfo).port;
+    for (let i = 1; i < n; i++) {
+      const s = await bind(port + i);
+      if (!s) break;
+      held.push(s);
+    }
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+    if (held.length === n) return port;
+  }
+  throw new Error(`no ${n} consecutive free loopback ports`);
 }
 
 /** `wirescope up` flags for a stack on `ports` keeping its state in `dataDir`; callers append their own. */
