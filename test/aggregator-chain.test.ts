@@ -9,8 +9,8 @@ import path from "node:path";
 import { checkHealth, ServingStatus } from "@wirescope/common";
 import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
-import { bpfAvailable, runChild, CHILD_REQUIRE, REPO_ROOT, type Child } from "./probe-helpers.js";
-import { startAggregator, rows, type AggregatorProc } from "./aggregator-harness.js";
+import { bpfAvailable, runChild, CHILD_REQUIRE, REPO_ROOT, type Child } from "./probe-support.js";
+import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
 import type { ManagedProcess } from "@wirescope/common";
 
 const DB = "agg_chain";

@@ -12,7 +12,7 @@ import { clone } from "@bufbuild/protobuf";
 import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
 import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
+import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURE = path.resolve(here, "../fixtures/demo-records.bin.gz");

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Record as WRecord } from "@wirescope/common";
 import { makeRecord, windowStart } from "@wirescope/aggregator";
 import { startNats, startInflux, waitFor } from "./support/index.js";
-import { ownedIn, startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-harness.js";
+import { ownedIn, startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const P = 64;

@@ -8,7 +8,7 @@ import type { NatsConnection } from "nats";
 import { startInfluxd, type RunningServer } from "@wirescope/common";
 import { makeRecord, windowStart } from "@wirescope/aggregator";
 import { startNats, startInflux, waitFor } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
+import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
 import { makeRecord, exactQuantile, windowStart } from "@wirescope/aggregator";
 import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-harness.js";
+import { startAggregator, publishRecords, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
 
 const WINDOW = 2000;
 const DB = "agg_exact";

@@ -12,7 +12,7 @@ import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, checkHealth, ServingStatus, type Record as WsRecord } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, runChild } from "./probe-helpers.js";
+import { bpfAvailable, runChild } from "./probe-support.js";
 import { ROOT, natsClient, settleRecords, startParser } from "./parser-support.js";
 
 const secret = (tag: string) => `${tag}-${randomBytes(6).toString("hex")}`;
@@ -24,7 +24,8 @@ test("command-line secrets of a traced curl and server are masked in records and
     query: secret("QUERYPW"), urlPass: secret("URLPASS"),
     dbPassword: secret("DBPW"), mysqlP: secret("MYSQLP"), pg: secret("PGPW"), dsn: secret("DSNPW"), apiToken: secret("APITOKEN"),
   };
-  const nats = await startNats({ jetstream: true });
+  const monitor = await freePort();
+  const nats = await startNats({ jetstream: true, extraArgs: ["-m", String(monitor)] });
   t.after(() => nats.stop());
   const dir = tempDir("wirescope-cmdline-");
   const port = await freePort();
@@ -62,7 +63,15 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   let tailOut = "";
   tail.stdout.on("data", (d: Buffer) => (tailOut += d.toString()));
   tail.stderr.on("data", (d: Buffer) => (tailOut += d.toString()));
-  await new Promise((r) => setTimeout(r, 1000)); // its subscription is up well before this
+  // its subscription is up (nats-server's monitoring lists it) before any traffic
+  await waitFor(
+    async () => {
+      if (tail.exitCode !== null) throw new Error(`tail exited: ${tailOut}`);
+      const connz = (await (await fetch(`http://127.0.0.1:${monitor}/connz?subs=1`, { signal: AbortSignal.timeout(5000) })).json()) as { connections?: { name?: string; subscriptions_list?: string[] }[] };
+      return connz.connections?.some((c) => c.name === "wirescope-tail" && c.subscriptions_list?.includes("wirescope.records.>"));
+    },
+    { timeoutMs: 30_000, intervalMs: 100, what: "wirescope tail subscribed" },
+  );
 
   const curl = spawn(
     "curl",

@@ -12,7 +12,7 @@ import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
 import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const REQUESTS = 300;

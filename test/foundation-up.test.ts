@@ -8,7 +8,8 @@ import path from "node:path";
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { bpfAvailable, bpfUnavailable } from "./probe-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -21,9 +22,7 @@ function probeDown(dataDir: string, ports: { nats: number; influx: number }): st
   return probe?.error ?? "";
 }
 
-function ebpfUsable(): boolean {
-  return process.getuid?.() === 0 && spawnSync("test", ["-e", "/sys/kernel/btf/vmlinux"]).status === 0;
-}
+const ebpfUsable = () => bpfUnavailable() === undefined;
 
 test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing behind", { timeout: 240_000 }, async () => {
   const dataDir = tempDir("wirescope-up-");
@@ -38,9 +37,7 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
   // Own process group, like a shell job: SIGINT to the group is what Ctrl-C does.
   // As root, in a mount namespace with its own /run: the probe's single-instance lock is then this
   // stack's alone, whatever other probe runs on the machine (unshare and sh exec: the pid is npm's).
-  const [cmd, ...cmdArgs] = ebpfUsable()
-    ? ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-run-"), "npm", ...args]
-    : ["npm", ...args];
+  const [cmd, cmdArgs] = ebpfUsable() ? privateRun(["npm", ...args]) : ["npm", args];
   const npm = spawn(cmd, cmdArgs, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -225,17 +222,13 @@ test("without root, `up` starts everything else and says plainly why the probe i
 });
 
 test("as root, a probe that cannot start: the last line says capture is OFF with the probe's own reason, status lists it DOWN", { timeout: 180_000 }, async (t) => {
-  if (!ebpfUsable()) return t.skip("needs root and BTF for the probe to get as far as its lock");
+  if (!bpfAvailable(t)) return;
   // Another probe holds the single-instance lock: in a private mount namespace whose /run is a
   // temp dir, so that no real probe on this machine is disturbed.
-  const run = tempDir("wirescope-up-run-");
   const dataDir = tempDir("wirescope-up-locked-");
   const ports = await stackPorts();
   const p = spawn(
-    "unshare",
-    ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec flock /run/wirescope-probe.lock "$@"', run,
-      process.execPath, "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-demo",
-      ...stackArgs(dataDir, ports)],
+    ...privateRun(["flock", "/run/wirescope-probe.lock", process.execPath, "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-demo", ...stackArgs(dataDir, ports)]),
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";

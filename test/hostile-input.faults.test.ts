@@ -9,7 +9,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import { runFault } from "./support/fault-stack.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 
 /** A TCP server that reads and discards everything. */
 async function sink(): Promise<{ port: number; bytes(): number; close(): Promise<void> }> {

@@ -7,7 +7,7 @@ import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { tempDir } from "./support/index.js";
-import { REPO_ROOT } from "./probe-helpers.js";
+import { REPO_ROOT } from "./probe-support.js";
 
 const run = promisify(execFile);
 

@@ -11,7 +11,7 @@ import path from "node:path";
 import { spawn, execFileSync } from "node:child_process";
 import { tempDir, startRedis } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
-import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-helpers.js";
+import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 
 
 interface Rec {

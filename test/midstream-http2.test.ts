@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-helpers.js";
+import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 import { tsharkHttp2 } from "./http-support.js";
 import type { RecordJson } from "@wirescope/common/record-json";
 

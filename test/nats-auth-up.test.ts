@@ -13,8 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { freePort, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable } from "./probe-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -42,7 +42,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     "--no-install", "--no-build", "--no-demo", "--influx-auth",
   ];
   // A private /run: the probe's single-instance lock is this stack's alone.
-  const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-auth-run-"), process.execPath, "bin/wirescope.js", "up", ...upArgs], {
+  const up = spawn(...privateRun([process.execPath, "bin/wirescope.js", "up", ...upArgs]), {
     cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { runFault, streamLeader, type UpStack } from "./support/fault-stack.js";
 import { waitFor } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 
 /** Stated: every service is connected again this long after its server was killed. */
 const RECONNECT_BOUND_MS = 10_000;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
 import { Span_SpanKind } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
 import { startNats, startInflux, waitFor, freePort, readRecordsFixture, shiftRecords, otlpReceiver, type TestServer, type ReceivedSpan as Received } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-harness.js";
+import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/demo-records.bin.gz");
 const WINDOW = 10_000;

@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runFault, type UpStack } from "./support/fault-stack.js";
 import { freePort, spawnTracked, waitFor } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 import type { ManagedProcess } from "@wirescope/common";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -24,9 +24,9 @@ import path from "node:path";
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tempDir } from "./support/index.js";
-import { cpuTicks } from "./probe-helpers.js";
-import { holdStackLock, startStack, recordedRequests, recordedServices, isLossCounter, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-bench/stack.js";
-import { SHAPES, type Load, type LoadResult, type RunningShape, type Shape } from "./pipeline-bench/shapes.js";
+import { cpuTicks } from "./probe-support.js";
+import { holdStackLock, startStack, recordedRequests, recordedServices, isLossCounter, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-support/stack.js";
+import { SHAPES, type Load, type LoadResult, type RunningShape, type Shape } from "./pipeline-support/shapes.js";
 
 interface Options {
   shapes: string[];

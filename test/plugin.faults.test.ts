@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { runFault, sumOf, type UpStack } from "./support/fault-stack.js";
 import { parserPlugins } from "./parser-support.js";
 import { tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable, REPO_ROOT } from "./probe-support.js";
 
 const run = promisify(execFile);
 

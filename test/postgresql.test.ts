@@ -13,9 +13,9 @@ import { fileURLToPath } from "node:url";
 import { tempDir, waitFor } from "./support/index.js";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable, stopByPid } from "./probe-support.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
-import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-traffic.js";
+import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const PLUGIN_DIR = path.join(root, "parsers-wasm/examples/postgresql/build");
@@ -304,14 +304,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const dump = await startTcpdump(tcpdumpFile, ["-i", "lo", `tcp port ${srv.port}`]);
     after(() => dump.stop());
     const capture = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
-    const stopCapture = async () => {
-      if (capture.exitCode !== null || capture.signalCode !== null) return;
-      const gone = new Promise((r) => capture.once("exit", r));
-      capture.kill("SIGINT");
-      const timer = setTimeout(() => capture.kill("SIGKILL"), 10_000);
-      await gone;
-      clearTimeout(timer);
-    };
+    const stopCapture = () => stopByPid(capture);
     after(stopCapture);
     let err = "";
     capture.stderr!.on("data", (d: Buffer) => (err += d));

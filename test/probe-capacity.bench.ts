@@ -8,7 +8,7 @@ import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT, cpuTicks } from "./probe-helpers.js";
+import { runChild, REPO_ROOT, cpuTicks } from "./probe-support.js";
 
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);
 

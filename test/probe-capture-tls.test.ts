@@ -13,7 +13,7 @@ import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT, start, stopByPid } from "./probe-helpers.js";
+import { bpfAvailable, REPO_ROOT, start, stopByPid } from "./probe-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey, startTcpdump, startNginx, startNodeTlsServers, NODE_TLS_FIXTURES, PY_CLIENT } from "./tls-support.js";
 
 const run = promisify(execFile);

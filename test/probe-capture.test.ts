@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT, start, stopByPid } from "./probe-helpers.js";
+import { bpfAvailable, runChild, REPO_ROOT, start, stopByPid } from "./probe-support.js";
 
 
 const tsharkHttp = (file: string) =>

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EbpfSource } from "@wirescope/probe";
-import { bpfAvailable, runChild } from "./probe-helpers.js";
+import { bpfAvailable, runChild } from "./probe-support.js";
 
 const BLAST = `
 import net from "node:net";

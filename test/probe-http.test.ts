@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, checkPair, assemble } from "./probe-helpers.js";
+import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, checkPair, assemble } from "./probe-support.js";
 
 const HTTP_SERVER = `
 import http from "node:http";

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { connect } from "nats";
 import { Role, ProbeService, createClient } from "@wirescope/common";
 import { startNats, freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, spawnProbe } from "./probe-helpers.js";
+import { bpfAvailable, runChild, spawnProbe } from "./probe-support.js";
 import { startParser, settleRecords, parserStatus } from "./parser-support.js";
 
 const run = promisify(execFile);

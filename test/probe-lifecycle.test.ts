@@ -8,7 +8,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, eventually, assemble, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable, CollectingProbe, runChild, eventually, assemble, REPO_ROOT } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";

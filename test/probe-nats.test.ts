@@ -9,7 +9,7 @@ import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, type RawBatch } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, eventually } from "./probe-helpers.js";
+import { bpfAvailable, runChild, eventually } from "./probe-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -15,9 +15,9 @@ import { promisify } from "node:util";
 import { ProbeService, createClient } from "@wirescope/common";
 import { EbpfSource, EMPTY_FILTER } from "@wirescope/probe";
 import { startNats, startInflux, freePort, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-helpers.js";
+import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-support.js";
 import { startParser, parserStatus } from "./parser-support.js";
-import { startAggregator, rows } from "./aggregator-harness.js";
+import { startAggregator, rows } from "./aggregator-support.js";
 
 const run = promisify(execFile);
 const DB = "wirescope";

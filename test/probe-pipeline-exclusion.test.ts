@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { selfIdentity } from "@wirescope/common";
 import { pipelineExclusions } from "@wirescope/probe/filter";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, eventually, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable, CollectingProbe, runChild, eventually, REPO_ROOT } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";

@@ -2,7 +2,7 @@
 // both ends' bytes per direction equal exactly what the recording proxy relayed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, assertPairsExact, CHILD_REQUIRE } from "./probe-helpers.js";
+import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, assertPairsExact, CHILD_REQUIRE } from "./probe-support.js";
 import { startMariaDb } from "./support/mariadb.js";
 
 async function scenario(t: import("node:test").TestContext, serverSrc: string | { port: number; pid: number; comm: string }, clientSrc: string, clientArgs: (port: number) => string[]) {

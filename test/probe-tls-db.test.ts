@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { Role, type Record as WsRecord } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus, ROOT } from "./parser-support.js";
 import { selfSigned, startTcpdump, tracedPipeline } from "./tls-support.js";
 import { tsharkMessages } from "./support/resp.js";

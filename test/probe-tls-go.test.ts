@@ -23,7 +23,7 @@ import { ElfFile } from "@wirescope/probe/elf";
 import { inspectGoTls, type GoTlsPlan } from "@wirescope/probe/go-tls";
 import { instructionStarts, returnOffsets } from "@wirescope/probe/x86-length";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT } from "./probe-helpers.js";
+import { bpfAvailable, REPO_ROOT } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey, recordExchange, startTcpdump, tracedPipeline } from "./tls-support.js";
 

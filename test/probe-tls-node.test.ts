@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild } from "./probe-helpers.js";
+import { bpfAvailable, runChild } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
 import { tsharkHttp2 } from "./http-support.js";

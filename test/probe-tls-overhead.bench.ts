@@ -11,7 +11,7 @@ import os from "node:os";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT, cpuTicks } from "./probe-helpers.js";
+import { runChild, REPO_ROOT, cpuTicks } from "./probe-support.js";
 import { selfSigned, startNginx } from "./tls-support.js";
 import { checkHealth, createClient, ProbeService, ServingStatus } from "@wirescope/common";
 

@@ -17,7 +17,7 @@ import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
 import { freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, eventually } from "./probe-helpers.js";
+import { bpfAvailable, eventually } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey as key, recordExchange, startTcpdump, tracedPipeline, startNginx, PY_CLIENT } from "./tls-support.js";
 

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import { spawnSync } from "node:child_process";
 import { runFault, type StatusRow, type UpStack } from "./support/fault-stack.js";
 import { waitFor } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { bpfAvailable } from "./probe-support.js";
 
 /** Waits until the aggregator has written everything it held back (no lines pending, none held). */
 async function aggregatorDrained(stack: UpStack, since: number): Promise<number> {

@@ -7,7 +7,7 @@ import type { TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
 import { startNats, freePort } from "./support/index.js";
-import { spawnProbe, eventually, runChild, REPO_ROOT } from "./probe-helpers.js";
+import { spawnProbe, eventually, runChild, REPO_ROOT } from "./probe-support.js";
 import { startParser } from "./parser-support.js";
 
 /** A self-signed certificate and key for CN=localhost in `dir`. */

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import type { NatsConnection } from "nats";
 import { makeRecord } from "@wirescope/aggregator";
 import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows, pastWindow, WIRESCOPE, type AggregatorProc } from "./aggregator-harness.js";
+import { startAggregator, publishRecords, natsConnect, rows, pastWindow, WIRESCOPE, type AggregatorProc } from "./aggregator-support.js";
 
 const WINDOW = 2000;
 const DB = "top_view";

@@ -12,7 +12,7 @@ import { connect, type NatsConnection } from "nats";
 import { readNatsCredentials, type Record as WRecord } from "@wirescope/common";
 import { makeRecord } from "@wirescope/aggregator";
 import { stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
-import { ownedIn, publishPartitioned, rows } from "./aggregator-harness.js";
+import { ownedIn, publishPartitioned, rows } from "./aggregator-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);

@@ -12,8 +12,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkHealth, ServingStatus, tcpReachable } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor, pidAlive } from "./support/index.js";
-import { bpfAvailable } from "./probe-helpers.js";
+import { stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { bpfAvailable } from "./probe-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHILDREN = ["nats-server", "influxd", "probe", "parser", "aggregator"] as const;
@@ -31,12 +31,10 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
     "--no-build",
     "--no-demo", // the demo has its own test (demo.test.ts)
   ];
-  // unshare, prlimit and sh each exec the next: the pid we get is npm's. /run is a temp dir in the
+  // unshare, sh and prlimit each exec the next: the pid we get is npm's. /run is a temp dir in the
   // namespace, so the probe's single-instance lock is its own (other probes may run on this machine).
   const npm = spawn(
-    "unshare",
-    ["--mount", "--propagation", "private", "--", "prlimit", `--memlock=1048576:${hard}`, "--",
-      "sh", "-c", 'umount /sys/kernel/tracing && mount --bind "$0" /run && exec "$@"', tempDir("wirescope-up-sup-run-"), "npm", "start", "--", ...upArgs],
+    ...privateRun(["prlimit", `--memlock=1048576:${hard}`, "--", "npm", "start", "--", ...upArgs], { unmountTracefs: true }),
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } },
   );
   let out = "";

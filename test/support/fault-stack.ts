@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { readNatsCredentials } from "@wirescope/common";
 import { freePort, tempDir, waitFor } from "./servers.js";
-import { stackPorts, stackArgs, type StackPorts } from "./stack.js";
+import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const run = promisify(execFile);
@@ -70,7 +70,7 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
     "--probe-args", [opts.tracePort, ...(opts.extraTracePorts ?? [])].map((p) => `--allow-port ${p}`).join(" "),
     ...(opts.extra ?? []),
   ];
-  const up = spawn("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /run && exec "$@"', tempDir("wirescope-faults-run-"), process.execPath, "bin/wirescope.js", "up", ...args], {
+  const up = spawn(...privateRun([process.execPath, "bin/wirescope.js", "up", ...args]), {
     cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -2,6 +2,7 @@
 // so that stacks of several tests (and a developer's own) never collide.
 import net from "node:net";
 import { freePort } from "@wirescope/common";
+import { tempDir } from "./servers.js";
 
 export interface StackPorts {
   nats: number;
@@ -70,4 +71,16 @@ export async function stopUp(up: { pid?: number }, exited: Promise<unknown>, gra
   signal("SIGINT");
   await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs).unref())]);
   signal("SIGKILL");
+}
+
+/**
+ * `argv` as root in a mount namespace of its own whose /run is a fresh temporary directory: the
+ * probe's single-instance lock (/run/wirescope-probe.lock) is then this run's alone, whatever
+ * other probe runs on the machine, so a stack with a probe needs no machine-wide lock. unshare
+ * and sh exec in place: the pid spawned is argv's. `unmountTracefs`: tracefs is unmounted in the
+ * namespace (the probe has to mount it). Returns spawn's command and arguments.
+ */
+export function privateRun(argv: readonly string[], opts: { unmountTracefs?: boolean } = {}): [string, string[]] {
+  const script = `${opts.unmountTracefs ? "umount /sys/kernel/tracing && " : ""}mount --bind "$0" /run && exec "$@"`;
+  return ["unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", script, tempDir("wirescope-run-"), ...argv]];
 }

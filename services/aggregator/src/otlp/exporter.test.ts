@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fromBinary, equals } from "@bufbuild/protobuf";
+import { waitFor } from "@wirescope/common";
 import { ExportTraceServiceRequestSchema } from "@wirescope/common/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
 import { Span_SpanKind, Status_StatusCode } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
 import type { SpanRec } from "../core/spans.js";
@@ -125,8 +126,7 @@ describe("OtlpExporter", () => {
     const e = new OtlpExporter(async (b) => ((sent += countSpans(b)), "ok"), { ...defaultOtlpOptions, flushMs: 20 }, noSleep);
     e.offer(spans(3));
     assert.equal(sent, 0);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(sent, 3);
+    await waitFor(() => sent === 3, { timeoutMs: 10_000, intervalMs: 5, what: "the partial batch sent" });
   });
 
   it("collector down: the queue stays bounded, what does not fit and what failed every try is counted", async () => {

@@ -21,10 +21,14 @@ export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string,
   ], { logFile: path.join(dir, "probe.log") });
 }
 
+/** Why eBPF cannot be used here (not root, no BTF), or undefined when it can. */
+export function bpfUnavailable(): string | undefined {
+  return process.getuid?.() !== 0 ? "not root" : !fs.existsSync("/sys/kernel/btf/vmlinux") ? "no BTF" : undefined;
+}
+
 /** Skips the test (with the reason) when eBPF cannot be used here; fails instead under WIRESCOPE_REQUIRE_BPF=1. */
 export function bpfAvailable(t: TestContext): boolean {
-  const reason =
-    process.getuid?.() !== 0 ? "not root" : !fs.existsSync("/sys/kernel/btf/vmlinux") ? "no BTF" : undefined;
+  const reason = bpfUnavailable();
   if (!reason) return true;
   if (process.env.WIRESCOPE_REQUIRE_BPF === "1") throw new Error(`eBPF required (WIRESCOPE_REQUIRE_BPF=1) but unavailable: ${reason}`);
   t.skip(`eBPF unavailable: ${reason}`);

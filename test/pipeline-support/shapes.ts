@@ -9,7 +9,7 @@ import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { tempDir } from "../support/index.js";
 import { startMariaDb } from "../support/mariadb.js";
-import { runChild, CHILD_REQUIRE, type Child } from "../probe-helpers.js";
+import { runChild, CHILD_REQUIRE, type Child } from "../probe-support.js";
 
 /** One measured run: `requests` requests offered at `rate` per second. */
 export interface Load {
