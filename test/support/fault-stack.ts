@@ -319,11 +319,9 @@ export function lossCounters(parser: Record<string, number>, aggregator: Record<
     recordsDropped: sumOf(parser, /^records_dropped\./),
     publishRetries: parser.record_publish_retries ?? 0,
     probeDrops: sumOf(parser, /^probe_drops\./),
-    // drops_redelivered are records of windows already written, read again after a restart or
-    // a handover of partitions (docs/aggregator.md): skipped so as not to count them twice, not
-    // lost. They are reported on their own; exactness against the server's count is checked.
-    aggregatorDrops: sumOf(aggregator, /^drops_(?!redelivered$)/),
-    aggregatorSkippedWritten: aggregator.drops_redelivered ?? 0,
+    aggregatorDrops: sumOf(aggregator, /^drops_/),
+    // records of windows already written, read again after a restart or a handover: not lost
+    aggregatorSkippedWritten: aggregator.skipped_written ?? 0,
   };
 }
 

@@ -411,7 +411,8 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         edge_calls_matched: c.edgeCallsMatched,
         edge_tuples_overflow: c.edgeTuplesOverflow,
         drops_late: c.drops.late,
-        drops_redelivered: c.drops.redelivered,
+        // not a loss: records of windows already written, read again after a restart or a handover
+        skipped_written: c.drops.redelivered,
         drops_future: c.drops.future,
         drops_invalid: c.drops.invalid,
         drops_cardinality: c.drops.cardinality_overflow,
