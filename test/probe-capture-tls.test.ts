@@ -14,7 +14,8 @@ import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { freePort, tempDir } from "./support/index.js";
 import { bpfAvailable, REPO_ROOT, start, stopByPid } from "./probe-support.js";
-import { selfSigned, tsharkExchanges, exchangeKey, startTcpdump, startNginx, startNodeTlsServers, NODE_TLS_FIXTURES, PY_CLIENT } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, exchangeKey, startNginx, startNodeTlsServers, NODE_TLS_FIXTURES, PY_CLIENT } from "./tls-support.js";
+import { startTcpdump } from "./support/tcpdump.js";
 
 const run = promisify(execFile);
 
@@ -30,10 +31,10 @@ test("wirescope capture --plaintext: tshark decodes the same HTTP/1.1 and h2 exc
 
   const tcpdumpFile = path.join(dir, "tcpdump.pcap");
   const captureFile = path.join(dir, "plaintext.pcapng");
-  const tcpdump = await startTcpdump(tcpdumpFile, ngx);
-  t.after(() => tcpdump.kill());
-  const tcpdumpNode = await startTcpdump(path.join(dir, "tcpdump-node.pcap"), web);
-  t.after(() => tcpdumpNode.kill());
+  const tcpdump = await startTcpdump(tcpdumpFile, ["-i", "lo", `tcp port ${ngx}`]);
+  t.after(() => tcpdump.stop());
+  const tcpdumpNode = await startTcpdump(path.join(dir, "tcpdump-node.pcap"), ["-i", "lo", `tcp port ${web}`]);
+  t.after(() => tcpdumpNode.stop());
   const capture = await start(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--plaintext", "--output", captureFile, "--port", String(ngx), "--port", String(web), "--mount-tracefs"], /capturing to/);
   t.after(() => stopByPid(capture));
   let summary = "";

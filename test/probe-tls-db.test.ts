@@ -15,9 +15,9 @@ import { tempDir } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus, ROOT } from "./parser-support.js";
-import { selfSigned, startTcpdump, tracedPipeline } from "./tls-support.js";
+import { selfSigned, tracedPipeline } from "./tls-support.js";
 import { tsharkMessages } from "./support/resp.js";
-import { startTcpdump as startDump, waitForBytes } from "./support/tcpdump.js";
+import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { spawnTracked, waitFor } from "./support/servers.js";
 import { freePort } from "./support/index.js";
 
@@ -58,8 +58,8 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
 
   const pcap = path.join(dir, "mysql.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const tcpdump = await startTcpdump(pcap, db.port);
-  t.after(() => tcpdump.kill());
+  const tcpdump = await startTcpdump(pcap, ["-i", "lo", `tcp port ${db.port}`]);
+  t.after(() => tcpdump.stop());
   fs.writeFileSync(path.join(dir, "client.cjs"), MYSQL2_CLIENT);
   await run(process.execPath, [`--tls-keylog=${keylog}`, path.join(dir, "client.cjs"), String(db.port)], { timeout: 30_000 });
   await db.client(["--ssl", "--ssl-verify-server-cert=0", "-uapp", "-psecret", "-e", "SELECT 'from the cli'; SELECT * FROM tlsdb.missing"]).catch(() => "");
@@ -184,7 +184,7 @@ test("probe TLS: redis-server on its tls-port, python ssl and redis-cli --tls, t
     c.stdin!.end(REDIS_CMDS.join("\n") + "\n");
   });
   const pcap = path.join(dir, "redis.pcap");
-  const tcpdump = await startDump(pcap, ["-i", "lo", `tcp port ${plain}`]);
+  const tcpdump = await startTcpdump(pcap, ["-i", "lo", `tcp port ${plain}`]);
   t.after(() => tcpdump.stop());
   await py(plain, "plain");
   await waitForBytes(pcap, "done\r\n", 15_000, 2); // the last command and its reply

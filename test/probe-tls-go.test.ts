@@ -25,7 +25,8 @@ import { instructionStarts, returnOffsets } from "@wirescope/probe/x86-length";
 import { tempDir } from "./support/index.js";
 import { bpfAvailable, REPO_ROOT } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
-import { selfSigned, tsharkExchanges, exchangeKey, recordExchange, startTcpdump, tracedPipeline } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, exchangeKey, recordExchange, tracedPipeline } from "./tls-support.js";
+import { startTcpdump } from "./support/tcpdump.js";
 
 const run = promisify(execFile);
 
@@ -169,8 +170,8 @@ test("probe Go TLS: HTTP/1.1 and h2 between Go programs, both ends' records matc
   await waitCounter("tls.go.binaries_unsupported", unsupportedBefore + 1, "the stripped binary");
 
   const pcap = path.join(dir, "tls.pcap");
-  const tcpdump = await startTcpdump(pcap, port);
-  t.after(() => tcpdump.kill());
+  const tcpdump = await startTcpdump(pcap, ["-i", "lo", `tcp port ${port}`]);
+  t.after(() => tcpdump.stop());
   await run(bin, ["client", "h1", keylog, `${base}/h1/a`, `${base}/missing`, `${base}/h1/b?q=2`, `POST ${base}/h1/post`]);
   // started after the probe, a file it never saw: it waits until the exec announcement got it its uprobes
   const h2 = startGo(late, ["client", "h2", keylog, "--wait", `${base}/h2/a`, `${base}/missing`, `POST ${base}/h2/post`]);

@@ -16,7 +16,8 @@ import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
-import { selfSigned, tsharkExchanges, startTcpdump, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
+import { startTcpdump } from "./support/tcpdump.js";
 import { tsharkHttp2 } from "./http-support.js";
 
 const run = promisify(execFile);
@@ -41,8 +42,8 @@ test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the
 
   const pcap = path.join(dir, "node.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, web);
-  t.after(() => cap.kill());
+  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${web}`]);
+  t.after(() => cap.stop());
   await client("https", web, tls.cert, keylog);
   // a node executable no process ran when the probe started (a copy: its own inode), started now:
   // announced by its exec, inspected, attached; its first run only starts it (a process started
@@ -95,8 +96,8 @@ test("probe TLS node: grpc-js over TLS, both ends' records (method, path, grpc-s
 
   const pcap = path.join(dir, "grpc.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, grpc);
-  t.after(() => cap.kill());
+  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${grpc}`]);
+  t.after(() => cap.stop());
   await client("grpc", grpc, tls.cert, keylog);
   const ours = <T extends { record: { client?: { port: number }; server?: { port: number } } }>(l: T[]) =>
     l.filter((s) => s.record.server?.port === grpc && !warmed.has(s.record.client?.port));
@@ -124,8 +125,8 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
   // tcpdump from before the connection (tshark needs its handshake to decrypt it)
   const pcap = path.join(dir, "held.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, web);
-  t.after(() => cap.kill());
+  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${web}`]);
+  t.after(() => cap.stop());
   const held = await runChild("held-client", { file: path.join(FIXTURES, "client.mjs") }, ["held", String(web), tls.cert], { nodeArgs: [`--tls-keylog=${keylog}`], stdin: true });
   t.after(() => held.kill());
   const heldPort = Number((await held.waitLine(/^PORT (\d+)$/, 60_000))[1]);

@@ -19,7 +19,8 @@ import { Role } from "@wirescope/common";
 import { freePort, tempDir } from "./support/index.js";
 import { bpfAvailable, eventually } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
-import { selfSigned, tsharkExchanges, exchangeKey as key, recordExchange, startTcpdump, tracedPipeline, startNginx, PY_CLIENT } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, exchangeKey as key, recordExchange, tracedPipeline, startNginx, PY_CLIENT } from "./tls-support.js";
+import { startTcpdump } from "./support/tcpdump.js";
 
 const run = promisify(execFile);
 
@@ -50,8 +51,8 @@ test("probe TLS: nginx + curl (HTTP/1.1, h2) + python ssl + gnutls-cli, both end
 
   const pcap = path.join(dir, "tls.pcap");
   const keylog = path.join(dir, "keylog.txt");
-  const tcpdump = await startTcpdump(pcap, port);
-  t.after(() => tcpdump.kill());
+  const tcpdump = await startTcpdump(pcap, ["-i", "lo", `tcp port ${port}`]);
+  t.after(() => tcpdump.stop());
 
   const env = { ...process.env, SSLKEYLOGFILE: keylog };
   const base = `https://127.0.0.1:${port}`;

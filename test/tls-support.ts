@@ -61,25 +61,6 @@ export function tsharkExchanges(pcap: string, keylog: string, tsharkArgs: string
   return [...exchanges, ...[...h2.values()].filter((e): e is Exchange => !!e.method && !!e.path && !!e.status)];
 }
 
-/** tcpdump on lo for one TCP port into `pcap`; resolves once it listens. stop() flushes and waits. */
-export async function startTcpdump(pcap: string, port: number): Promise<{ stop(): Promise<void>; kill(): void }> {
-  const tcpdump = spawn("tcpdump", ["-i", "lo", "-U", "-n", "-w", pcap, `tcp port ${port}`], { stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((res, rej) => {
-    let err = "";
-    tcpdump.stderr!.on("data", (d: Buffer) => ((err += d), /listening on/.test(err) && res()));
-    tcpdump.once("exit", (c) => rej(new Error(`tcpdump exited ${c}: ${err}`)));
-  });
-  return {
-    stop: async () => {
-      if (tcpdump.exitCode !== null) return;
-      const gone = new Promise((r) => tcpdump.once("exit", r));
-      tcpdump.kill("SIGINT");
-      await gone;
-    },
-    kill: () => void tcpdump.kill("SIGKILL"),
-  };
-}
-
 /** A record as the TLS tests compare it: HTTP method, target, status. The decoders keep the query
  *  apart (url.query): the target tshark shows is path?query. */
 export function recordExchange(r: Record_): Exchange {
