@@ -80,9 +80,22 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
       }
     }
 
-    // `wirescope status --json` finds every one of them (through the registry: no default ports
-    // here), with the NATS user `up` generated in the data dir.
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], {
+    // `up` says where to look with commands that reach this stack (no default ports here): run
+    // them as printed. `wirescope status --json` finds every service (through the registry), with
+    // the NATS user `up` generated in the data dir.
+    const printed = (cmd: string) => {
+      const m = new RegExp(`npx wirescope ${cmd}((?: --[a-z-]+ \\S+)*)`).exec(out);
+      assert.ok(m, `up prints \`npx wirescope ${cmd}\`:\n${out}`);
+      return [cmd, ...m[1]!.trim().split(" ")];
+    };
+    const reach = printed("status").slice(1);
+    assert.deepEqual(reach, ["--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`, "--data-dir", dataDir]);
+    assert.deepEqual(printed("top").slice(1), reach);
+    assert.deepEqual(printed("tail").slice(1), reach);
+    const top = spawnSync(process.execPath, ["bin/wirescope.js", ...printed("top"), "--once"], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    assert.equal(top.status, 0, `top as printed: ${top.stderr}\n${top.stdout}`);
+    assert.match(top.stdout, /^wirescope top {2}http:\/\/127\.0\.0\.1:\d+ db wirescope/);
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", ...printed("status"), "--json", "--timeout", "10000"], {
       cwd: root,
       encoding: "utf8",
       timeout: 60_000,

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { exitReason, memlockLimits, parseUpArgs, serviceArgs } from "./up.js";
+import { loadConfig } from "@wirescope/common";
+import { exitReason, memlockLimits, parseUpArgs, reachFlags, serviceArgs } from "./up.js";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -12,6 +13,22 @@ describe("exitReason", () => {
     assert.equal(exitReason([json(30, "starting"), JSON.stringify({ level: 50, msg: "load failed", err: { message: "EPERM" } }), json(30, "stopped")].join("\n")), "load failed: EPERM");
     assert.equal(exitReason(`${json(30, "a")}\n${json(30, "b")}\n`), `${json(30, "a")} | ${json(30, "b")}`);
     assert.equal(exitReason(""), "no output");
+  });
+});
+
+describe("reachFlags", () => {
+  const cfg = (argv: string[]) => loadConfig({ argv, env: {}, natsAuthFromDataDir: false }).config;
+  it("names what differs from the defaults, so the printed commands reach this stack", () => {
+    assert.deepEqual(reachFlags(cfg([]), "nats://127.0.0.1:4222"), []);
+    const c = cfg(["--influx-url", "http://127.0.0.1:18086", "--influx-db", "shop", "--data-dir", "/tmp/my stack"]);
+    assert.deepEqual(reachFlags(c, "nats://127.0.0.1:14222,nats://127.0.0.1:14223", "/tmp/my stack/nats-tls/ca.pem"), [
+      "--nats-url", "nats://127.0.0.1:14222,nats://127.0.0.1:14223",
+      "--nats-tls-ca", "'/tmp/my stack/nats-tls/ca.pem'",
+      "--influx-url", "http://127.0.0.1:18086",
+      "--influx-db", "shop",
+      "--data-dir", "'/tmp/my stack'",
+    ]);
+    assert.deepEqual(reachFlags(cfg(["--data-dir", "/tmp/it's"]), "nats://127.0.0.1:4222"), ["--data-dir", "'/tmp/it'\\''s'"]);
   });
 });
 

@@ -12,7 +12,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
+import { defaultCoreOptions } from "@wirescope/aggregator";
 import {
+  DEFAULTS,
   loadConfig,
   optionsHelp,
   startNatsServer,
@@ -677,7 +679,13 @@ async function up(argv: string[]): Promise<number> {
     const scraped = sup.states().filter((c) => c.pid && (c.component === "probe" || c.component === "parser" || c.component === "aggregator") && opts.metricsPorts[c.component] > 0);
     const metricsPort = (name: string, c: Component) => opts.metricsPorts[c] + (Number(/-(\d+)$/.exec(name)?.[1] ?? 1) - 1);
     if (scraped.length) say(`metrics (Prometheus): ${scraped.map((c) => `${c.name} http://${hostPort(config.metrics.host, metricsPort(c.name, c.component as Component))}/metrics`).join("  ")}`);
-    say(`logs: ${rel(logs)}/   status: npx wirescope status   stop: Ctrl-C`);
+    // Where to look, as commands that reach this stack (its non-default addresses and data dir).
+    const reach = reachFlags(config, natsUrls.join(","), natsTls?.ca).join(" ");
+    const firstS = Math.ceil((defaultCoreOptions.windowMs + defaultCoreOptions.graceMs) / 1000);
+    say(`look: npx wirescope top${reach && ` ${reach}`}   (live: services, endpoints, edges; the first figures about ${firstS} s after traffic starts)`);
+    say(`      npx wirescope tail${reach && ` ${reach}`}   (each request as it is decoded)`);
+    say(`      Grafana: README.md, "Use it with your Grafana" (grafana/provisioning, grafana/dashboards)`);
+    say(`logs: ${rel(logs)}/   status: npx wirescope status${reach && ` ${reach}`}   stop: Ctrl-C`);
     say(`ready: ${sup.processes().length} processes running`);
     if (captureOff) say(`capture is OFF: ${captureOff.why}. Fix: ${captureOff.fix}`);
 
@@ -697,6 +705,22 @@ async function up(argv: string[]): Promise<number> {
     if (sup.processes().length === 0) fs.rmSync(stateFile(config.dataDir), { force: true });
     unlock();
   }
+}
+
+/**
+ * The flags a CLI command (`top`, `tail`, `status`) needs to reach the stack `up` runs: its NATS
+ * and InfluxDB addresses, database and data dir (where the generated users are) where they are not
+ * the defaults, and the CA of its NATS TLS. Values are quoted for a POSIX shell when they need it.
+ */
+export function reachFlags(config: Config, natsUrl: string, natsTlsCa?: string): string[] {
+  const out: string[] = [];
+  const add = (flag: string, v: string) => out.push(`--${flag}`, /^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  if (natsUrl !== DEFAULTS.nats.url) add("nats-url", natsUrl);
+  if (natsTlsCa) add("nats-tls-ca", rel(natsTlsCa));
+  if (config.influx.url !== DEFAULTS.influx.url) add("influx-url", config.influx.url);
+  if (config.influx.database !== DEFAULTS.influx.database) add("influx-db", config.influx.database);
+  if (path.resolve(config.dataDir) !== path.resolve(DEFAULTS.dataDir)) add("data-dir", rel(config.dataDir));
+  return out;
 }
 
 /** Waits until `address` reports SERVING; fails early (with the log's tail) if the child exits. */
