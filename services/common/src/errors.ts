@@ -31,6 +31,14 @@ export class ServiceError extends WirescopeError {}
 
 /** One line describing any thrown value. */
 export function errorMessage(reason: unknown): string {
-  if (reason instanceof Error) return reason.message.split("\n")[0] || reason.name;
+  if (reason instanceof Error) {
+    // fetch() says only "fetch failed"; why (refused, no such host, timed out) is in its cause.
+    if (reason instanceof TypeError && reason.message === "fetch failed" && reason.cause) {
+      const c = reason.cause as { message?: unknown; code?: unknown };
+      const why = (typeof c.message === "string" && c.message) || (typeof c.code === "string" && c.code);
+      if (why) return `fetch failed: ${why.split("\n")[0]}`;
+    }
+    return reason.message.split("\n")[0] || reason.name;
+  }
   return String(reason);
 }

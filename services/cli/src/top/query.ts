@@ -2,6 +2,7 @@
 // by 2.x through its v1 compatibility API (a DBRP mapping for the bucket), and by 3.x. All the
 // statements of one refresh go in one request.
 import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
+import { errorMessage, redactUrl } from "@wirescope/common";
 import { buildQueries, edgeRows, endpointRows, nodeNames, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 
@@ -14,7 +15,8 @@ export async function influxql(target: InfluxTarget, statements: string[], timeo
   try {
     res = await fetch(new URL(`/query?${params}`, target.url), { headers: authHeaders(target), signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    throw new InfluxQueryError(`InfluxDB is unreachable: ${(e as Error).message}`);
+    // The first thing a newcomer meets when the stack is not up: say where we looked and what to do.
+    throw new InfluxQueryError(`InfluxDB at ${redactUrl(target.url)} is unreachable (${errorMessage(e)}): is the stack running? \`npm start\` (or \`npx wirescope up\`) starts it; --influx-url names another InfluxDB`);
   }
   const text = await res.text();
   if (res.status === 401 || res.status === 403) throw new InfluxQueryError(`InfluxDB refused the query (HTTP ${res.status}): check --influx-user/--influx-password or --influx-token`);
