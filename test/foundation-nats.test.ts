@@ -16,6 +16,7 @@ import {
   Direction,
   Counters,
   NatsError,
+  clientOutput,
   silentLogger,
   waitFor,
   type NatsConnection,
@@ -190,6 +191,54 @@ test("BatchPublisher: bounded queue while disconnected, counted drops, delivery 
     await sub.drain();
     await subConn.close();
   } finally {
+    await pubConn.close();
+  }
+});
+
+test("BatchPublisher: a server that stops reading holds the windows back (bounded client buffer), the excess is a counted drop, the rest arrives", { timeout: 60_000 }, async () => {
+  const nats = await startNats();
+  after(() => nats.stop());
+  const pubConn = await connect(nats.url);
+  const subConn = await connect(nats.url);
+  let received = 0;
+  subConn.subscribe(rawSubject(1), { callback: () => void received++ });
+  await subConn.flush();
+  const counters = new Counters();
+  const windowBytes = 256 * 1024;
+  const pub = new BatchPublisher(pubConn, RawBatchSchema, { counters, windowBytes, maxQueueBytes: 4 << 20, maxQueue: 100_000 });
+  const out = clientOutput(pubConn);
+  assert.ok(out, "nats.js internals as expected: without them every window waits for a PING round trip");
+  const message = new Uint8Array(64 * 1024);
+  let offered = 0;
+  let accepted = 0;
+  let held = 0;
+  process.kill(nats.pid, "SIGSTOP");
+  try {
+    // 48 MiB offered while the server reads nothing: more than loopback's socket buffers hold
+    for (let i = 0; i < 768; i++) {
+      offered++;
+      if (pub.publishBytes(rawSubject(1), message)) accepted++;
+      held = Math.max(held, out.pending());
+      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    held = Math.max(held, out.pending());
+  } finally {
+    process.kill(nats.pid, "SIGCONT");
+  }
+  try {
+    // what the client holds unwritten stays within a window and one message (the kernel's socket
+    // buffers hold the rest of what was handed over)
+    assert.ok(held <= windowBytes + message.length + 1024, `client held ${held} bytes unwritten`);
+    const dropped = counters.get("nats_drops_queue_full");
+    assert.ok(dropped > 0, "the bounded queue overflowed while the server was stopped");
+    assert.equal(accepted + dropped, offered);
+    await pub.flush(30_000);
+    assert.equal(counters.get("nats_published"), accepted);
+    await subConn.flush();
+    await waitFor(() => received === accepted, { timeoutMs: 30_000, what: `${accepted} accepted messages delivered (got ${received})` });
+  } finally {
+    await subConn.close();
     await pubConn.close();
   }
 });

@@ -1,13 +1,17 @@
 // NATS: connection with reconnect and credentials, and a typed publish/subscribe layer for the
 // protobuf batches.
 //
-//   publish(subject, msg) ──encode──▶ bounded queue ──window of bytes──▶ nc.publish … nc.flush()
+//   publish(subject, msg) ──encode──▶ bounded queue ──window of bytes──▶ nc.publish … socket drained
 //        │ full / too big: counted drop, never an exception      ▲ paused while disconnected
 //
-// nats.js buffers without limit while disconnected, so the bound lives here: messages wait in our
-// queue (at most maxQueue messages / maxQueueBytes) and are handed to the client only while it is
-// connected, at most windowBytes at a time, each window confirmed by a flush (PING/PONG) before
-// the next. Core NATS has no acks: the PONG proves the server has processed what came before it.
+// nats.js buffers without limit (nc.publish never refuses), so the bound lives here: messages wait
+// in our queue (at most maxQueue messages / maxQueueBytes) and are handed to the client only while
+// it is connected, at most windowBytes at a time; the next window waits until the bytes the client
+// holds (its outbound buffer and the socket's) are below windowBytes again, i.e. until the kernel
+// took them. A server that reads slowly fills the TCP window, the socket stops draining, our queue
+// fills and what does not fit is a counted drop. No PING/PONG per window: core NATS has no acks,
+// and a round trip per window cost a write, a read and a wake-up of both processes (when the
+// client's internals are not reachable, each window still waits for a flush).
 import fs from "node:fs";
 import { connect, credsAuthenticator, Events, DebugEvents, type NatsConnection, type ConnectionOptions, type Subscription } from "nats";
 import { toBinary, fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
@@ -145,7 +149,7 @@ export interface PublisherOptions {
   maxQueue: number;
   /** Most bytes waiting in the queue. */
   maxQueueBytes: number;
-  /** Bytes handed to the client before waiting for the server to confirm them (flush). */
+  /** Most bytes the client may hold unwritten (its buffer and its socket's) before the next window waits. */
   windowBytes: number;
   /** Where published/dropped counts go; names are prefixed with `prefix`. */
   counters: Counters;
@@ -162,6 +166,55 @@ const PUBLISHER_DEFAULTS: Omit<PublisherOptions, "counters"> = {
 interface Pending {
   subject: string;
   data: Uint8Array;
+}
+
+/** What nats.js 2.x keeps of a connection's output: not in its typings, read defensively. */
+interface ClientOutput {
+  protocol?: { outbound?: { size(): number }; transport?: { socket?: Writable } };
+}
+interface Writable {
+  writableLength: number;
+  writableNeedDrain: boolean;
+  destroyed: boolean;
+  once(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+}
+
+/** Longest wait for a socket to drain before the caller looks again (a stale socket is closed by the client's pings). */
+const DRAIN_WAIT_MS = 1000;
+/** Wait when the client holds bytes its socket has not been given yet (not connected, or not ready). */
+const NOT_WRITTEN_WAIT_MS = 5;
+
+/**
+ * Bytes the client holds that the kernel has not taken yet (its outbound buffer and its socket's
+ * write queue), and a wait for them to go down: until the socket drained or closed, bounded in
+ * time, never a busy loop. Undefined when the client's internals are not as expected (another
+ * nats.js version): the caller then waits for a flush.
+ */
+export function clientOutput(nc: NatsConnection): { pending(): number; drained(): Promise<void> } | undefined {
+  const proto = (nc as unknown as ClientOutput).protocol;
+  const socket = () => proto?.transport?.socket;
+  if (typeof proto?.outbound?.size !== "function" || typeof socket()?.writableLength !== "number") return undefined;
+  return {
+    pending: () => proto.outbound!.size() + (socket()?.writableLength ?? 0),
+    drained: () =>
+      new Promise<void>((resolve) => {
+        const s = socket();
+        if (!s || s.destroyed || !s.writableNeedDrain) {
+          setTimeout(resolve, NOT_WRITTEN_WAIT_MS);
+          return;
+        }
+        const done = () => {
+          clearTimeout(timer);
+          s.off("drain", done);
+          s.off("close", done);
+          resolve();
+        };
+        const timer = setTimeout(done, DRAIN_WAIT_MS);
+        s.once("drain", done);
+        s.once("close", done);
+      }),
+  };
 }
 
 /**
@@ -182,6 +235,7 @@ export class BatchPublisher<Desc extends DescMessage> {
   private closed = false;
   private wake: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
+  private readonly output: ReturnType<typeof clientOutput>;
   readonly counters: Counters;
 
   constructor(
@@ -192,6 +246,7 @@ export class BatchPublisher<Desc extends DescMessage> {
     this.opts = { ...PUBLISHER_DEFAULTS, ...options, counters: options.counters ?? new Counters() };
     this.counters = this.opts.counters;
     this.connected = !nc.isClosed();
+    this.output = clientOutput(nc);
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === Events.Disconnect) this.connected = false;
@@ -291,7 +346,7 @@ export class BatchPublisher<Desc extends DescMessage> {
           this.wake = undefined;
           continue;
         }
-        let sent = 0;
+        let sent = this.output?.pending() ?? 0;
         while (this.depth > 0 && sent < this.opts.windowBytes && this.connected) {
           const m = this.queue[this.head];
           this.queue[this.head++] = undefined as unknown as Pending;
@@ -312,7 +367,12 @@ export class BatchPublisher<Desc extends DescMessage> {
         }
         c.set(`${p}queue_depth`, this.depth);
         try {
-          await this.nc.flush();
+          if (this.output) {
+            // the client hands its buffer to the socket in a microtask: let it, then wait while
+            // a window's worth is still unwritten (a socket closed on disconnect ends the wait)
+            await Promise.resolve();
+            if (this.output.pending() >= this.opts.windowBytes) await this.output.drained();
+          } else await this.nc.flush();
         } catch {
           // disconnected or closed mid-window; the loop re-checks the state
         }
