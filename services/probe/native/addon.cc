@@ -169,6 +169,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("setFilterConfig", &Probe::SetFilterConfig),
                                           InstanceMethod("setListenPorts", &Probe::SetListenPorts),
                                           InstanceMethod("setCopyPolicy", &Probe::SetCopyPolicy),
+                                          InstanceMethod("setCopyPolicies", &Probe::SetCopyPolicies),
                                           InstanceMethod("setShedConfig", &Probe::SetShedConfig),
                                           InstanceMethod("shedStats", &Probe::ShedStats),
                                           InstanceMethod("ringFill", &Probe::RingFill),
@@ -579,8 +580,11 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return a;
   }
 
+  // stats(connections = true): connections false skips the walk of conn_by_fd (a bpf() call per
+  // entry), for callers that want only the counters (the overload control, 4 times a second).
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    const bool count_conns = info.Length() < 1 || info[0].ToBoolean().Value();
     Napi::Object r = Napi::Object::New(env);
     r.Set("kernelDrops", PerCpuSums(env, skel_ ? skel_->maps.drops : nullptr, WS_DROP_MAX));
     r.Set("events", Napi::Number::New(env, (double)events_.load()));
@@ -593,7 +597,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     r.Set("droppedEvents", Napi::Number::New(env, (double)dropped_events_.load()));
     r.Set("pollErrors", Napi::Number::New(env, (double)poll_errors_.load()));
     r.Set("attached", Napi::Boolean::New(env, skel_ != nullptr && running_));
-    if (skel_) {
+    if (skel_ && count_conns) {
       uint32_t n = 0;
       int fd = bpf_map__fd(skel_->maps.conn_by_fd);
       struct ws_fd_key k, next;
@@ -632,6 +636,30 @@ class Probe : public Napi::ObjectWrap<Probe> {
     // a full table or an already closed connection is not an error: the bytes are then copied
     if (pol.head == 0) bpf_map_delete_elem(fd, &key);
     else bpf_map_update_elem(fd, &key, &pol, BPF_ANY);
+    return env.Undefined();
+  }
+
+  // setCopyPolicies(keys: Uint8Array of little-endian u64 conn_keys, head, tail): one policy for
+  // many connections in one bpf() call (BPF_MAP_UPDATE_BATCH) instead of one per connection; the
+  // entries the batch did not take (a kernel without batch ops, a full table) are tried one by one.
+  Napi::Value SetCopyPolicies(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_ || info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[0].As<Napi::Uint8Array>().ByteLength() % 8 != 0) {
+      probe_error(env, "EINVAL", "setCopyPolicies(keys: Uint8Array of u64, head, tail): bad arguments or probe closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
+    const uint32_t n = (uint32_t)(a.ByteLength() / 8);
+    if (n == 0) return env.Undefined();
+    std::vector<uint64_t> keys(n);
+    memcpy(keys.data(), a.Data(), (size_t)n * 8);
+    std::vector<ws_copy_policy> vals(n, ws_copy_policy{info[1].ToNumber().Uint32Value(), info[2].ToNumber().Uint32Value()});
+    int fd = bpf_map__fd(skel_->maps.copy_policy);
+    __u32 done = n;
+    if (bpf_map_update_batch(fd, keys.data(), vals.data(), &done, nullptr) != 0 || done > n) done = 0;
+    // a full table or an already closed connection is not an error: the bytes are then copied
+    for (uint32_t i = done; i < n; i++) bpf_map_update_elem(fd, &keys[i], &vals[i], BPF_ANY);
     return env.Undefined();
   }
 

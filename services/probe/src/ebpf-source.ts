@@ -150,6 +150,11 @@ export class EbpfSource implements EventSource {
     this.probe.setCopyPolicy(connKey, head, tail);
   }
 
+  /** See NativeProbe.setCopyPolicies. */
+  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void {
+    this.probe.setCopyPolicies(keys, head, tail);
+  }
+
   /** See NativeProbe.setShedConfig. */
   setShedConfig(c: ShedConfig): void {
     this.probe.setShedConfig(c);
@@ -196,8 +201,8 @@ export class EbpfSource implements EventSource {
     }
   }
 
-  stats(): SourceStats {
-    const s = this.probe.stats();
+  stats(connections = true): SourceStats {
+    const s = this.probe.stats(connections);
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(s.kernelDrops)) drops[`kernel.${k}`] = v;
     drops["user.js_behind"] = s.droppedEvents;

@@ -126,11 +126,12 @@ interface AddonProbe {
   attachUprobes(path: string, probes: UprobeSpec[]): number;
   setMapEntry(map: string, key: Buffer, value: Buffer): void;
   tlsStats(): { counters: number[]; links: number; noticesDropped: number };
-  stats(): Omit<NativeStats, "kernelDrops"> & { kernelDrops: number[] };
+  stats(connections?: boolean): Omit<NativeStats, "kernelDrops" | "connections"> & { kernelDrops: number[]; connections?: number };
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
   setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void;
   setListenPorts(ports: number[]): void;
   setCopyPolicy(connKey: bigint, head: number, tail: number): void;
+  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void;
   programs(): string[];
   close(): void;
 }
@@ -196,11 +197,19 @@ export class NativeProbe {
     return this.closed ? [] : this.p.programs();
   }
 
-  stats(): NativeStats {
-    const s = this.p.stats();
+  /** Last count of tracked connections (counting walks the kernel's table: a bpf() call per entry). */
+  private connections = 0;
+
+  /**
+   * Counters; `connections` false leaves the tracked connections at their last count instead of
+   * walking the kernel's table (for frequent callers that need only the drops).
+   */
+  stats(connections = true): NativeStats {
+    const s = this.p.stats(connections);
     const kernelDrops: Record<string, number> = {};
     DROP_REASONS.forEach((r, i) => (kernelDrops[r] = s.kernelDrops[i] ?? 0));
-    return { ...s, kernelDrops, attached: s.attached && !this.closed };
+    if (s.connections !== undefined) this.connections = s.connections;
+    return { ...s, connections: this.connections, kernelDrops, attached: s.attached && !this.closed };
   }
 
   /**
@@ -209,6 +218,11 @@ export class NativeProbe {
    */
   setCopyPolicy(connKey: bigint, head: number, tail: number): void {
     if (!this.closed) this.p.setCopyPolicy(connKey, head, tail);
+  }
+
+  /** The same policy for many connections in one bpf() call: `keys` holds little-endian u64 conn_keys. */
+  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void {
+    if (!this.closed && keys.length) this.p.setCopyPolicies(keys, head, tail);
   }
 
   /** Sets the overload policy; a fraction applies to connections that start after it. */

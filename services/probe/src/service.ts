@@ -19,6 +19,7 @@ import { ProbeError } from "./native.js";
 import { RawEncoder, monoToWallOffset, type EncodedBatch } from "./raw-encoder.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
+import { CopyPolicyBatch } from "./copy-policy.js";
 import { ProcessCache } from "./process-info.js";
 import { parseProbeArgs } from "./options.js";
 import { netnsInodeOf } from "./netns.js";
@@ -104,8 +105,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   // chunked body; the middle is body, stated as a gap by the kernel instead of copied and trimmed.
   const copyHead = 16 * 1024;
   const copyTail = 256;
+  // the trimmer's policies reach the kernel once per native batch (copy-policy.ts)
+  const policies = ebpf ? new CopyPolicyBatch(ebpf, connKeyBase, copyHead, copyTail) : undefined;
   const trimmer = opts.http1Bodies === "trim"
-    ? new Http1Trimmer(65536, (key, follow) => ebpf?.setCopyPolicy(connKeyBase | BigInt(key), follow ? copyHead : 0, copyTail))
+    ? new Http1Trimmer(65536, policies ? (key, follow) => policies.note(key, follow) : undefined)
     : undefined;
 
   return {
@@ -140,7 +143,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         const dt = Math.max(1, now - ctl.t) / 1000;
         const cpu = ownCpuMicros();
         const cpuMillicores = (cpu - ctl.cpu) / 1000 / dt;
-        const s = source.stats();
+        // the drops only: counting the tracked connections walks the kernel's table (tick does it once a second)
+        const s = source.stats(false);
         const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
         const ringFill = ebpf?.ringFill() ?? 0;
         // not in the first 2 s: start-up (connecting, the batches kept since attach) is no load
@@ -182,6 +186,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);
         if (trimmer) for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);
+        if (policies) for (const [k, v] of Object.entries(policies.stats)) c.set(`copy_policy.${k}`, v);
         for (const [k, v] of Object.entries(s.tls ?? {})) c.set(`tls.${k}`, v);
         ctx.info.set("programs", s.programs.join(","));
       };
@@ -226,6 +231,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
             if (!closes.length) return;
             c.add("conns_closed_by_exit", closes.length);
             publish(encoder.encodeConns(closes));
+            policies?.flush();
           };
           try {
             await ebpf.runRaw((buf) => {
@@ -233,6 +239,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
               eventsIn += r.events;
               bytesIn += r.bytes;
               c.add("events_in", r.events);
+              policies?.flush();
               publish(r.messages);
             }, signal, encoder.decodeStats);
           } finally {

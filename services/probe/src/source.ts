@@ -9,6 +9,7 @@ export interface SourceStats {
   /** Events read but not yet delivered (in the batch being filled or queued for JS). */
   pending?: number;
   bytes: number;
+  /** Connections tracked (possibly as last counted: see `stats`). */
   connections: number;
   programs: string[];
   /** TLS plaintext counters (eBPF source with TLS on): tls-libraries.ts and bpf/tls.bpf.h. */
@@ -19,5 +20,6 @@ export interface EventSource {
   readonly kind: "ebpf" | "pcap";
   /** Starts delivering batches to `onBatch`; resolves when the source is exhausted (pcap) or closed. */
   run(onBatch: (b: EventBatch) => void | Promise<void>, signal: AbortSignal): Promise<void>;
-  stats(): SourceStats;
+  /** `connections` false: `connections` may be the last count (counting can cost a call per connection). */
+  stats(connections?: boolean): SourceStats;
 }
