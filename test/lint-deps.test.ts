@@ -1,5 +1,6 @@
 // scripts/lint-deps.mjs (part of `npm run lint`) on a small checkout of its own: every kind of
-// import it must see is named with its file and line, what is not a package import is not.
+// import it must see is named with its file and line, what is not a package import is not; a
+// declared package no source uses is named, unless a string names it, it is a tool or @types.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -28,7 +29,7 @@ async function lintDeps(dir: string): Promise<{ code: number; out: string }> {
   }
 }
 
-test("lint-deps names every undeclared import by file and line, and nothing else", { timeout: 60_000 }, async () => {
+test("lint-deps names every undeclared import by file and line and every unused dependency, and nothing else", { timeout: 60_000 }, async () => {
   const dir = tempDir("wirescope-lint-deps-");
   write(dir, {
     "package.json": JSON.stringify({ name: "r", private: true, workspaces: ["pkgs/a", "pkgs/b"], devDependencies: { typescript: "*" } }),
@@ -53,40 +54,50 @@ test("lint-deps names every undeclared import by file and line, and nothing else
       'health.require("not-a-module");',
       'const dyn = await import(path.join("computed"));',
       'import "#internal";',
+      'const c = createRequire(import.meta.url)("created");',
       "",
     ].join("\n"),
     "pkgs/a/src/legacy.cjs": 'const r = require("required");\nconst p = require.resolve("resolved/package.json");\n',
     "pkgs/a/dist/index.js": 'import "built-output";\n',
     "pkgs/a/node_modules/x/index.js": 'import "installed";\n',
-    "pkgs/b/package.json": JSON.stringify({ name: "@r/b" }),
-    "pkgs/b/src/meta.mts": 'const u = import.meta.resolve("meta-resolved");\nimport { a } from "@r/a";\n',
+    "pkgs/b/package.json": JSON.stringify({ name: "@r/b", dependencies: { "unused-dep": "*", "named-by-string": "*", "templated-head": "*", "a-tool": "*", "@types/things": "*" } }),
+    "pkgs/b/node_modules/a-tool/package.json": JSON.stringify({ name: "a-tool", bin: "cli.js" }),
+    "pkgs/b/src/meta.mts": [
+      'const u = import.meta.resolve("meta-resolved");',
+      'import { a } from "@r/a";',
+      'const transport = { target: "named-by-string" };',
+      "const m = await import(`templated-head/${u}`);",
+      "",
+    ].join("\n"),
   });
   const r = await lintDeps(dir);
   assert.equal(r.code, 1, r.out);
-  const named = r.out.split("\n").filter((l) => l.includes("is not declared"));
+  const named = r.out.split("\n").filter((l) => / is not declared | is declared but /.test(l));
   assert.deepEqual(named.sort(), [
     'pkgs/a/src/index.ts:10: "dynamic" is not declared in pkgs/a/package.json',
     'pkgs/a/src/index.ts:11: "templated" is not declared in pkgs/a/package.json',
     'pkgs/a/src/index.ts:12: "import-equals" is not declared in pkgs/a/package.json',
     'pkgs/a/src/index.ts:13: "in-a-type" is not declared in pkgs/a/package.json',
+    'pkgs/a/src/index.ts:19: "created" is not declared in pkgs/a/package.json',
     'pkgs/a/src/index.ts:7: "types-only" is not declared in pkgs/a/package.json',
     'pkgs/a/src/index.ts:8: "@scope/re-export/sub" is not declared in pkgs/a/package.json',
     'pkgs/a/src/legacy.cjs:1: "required" is not declared in pkgs/a/package.json',
     'pkgs/a/src/legacy.cjs:2: "resolved/package.json" is not declared in pkgs/a/package.json',
+    'pkgs/b/package.json: "unused-dep" is declared but no source of pkgs/b uses it',
     'pkgs/b/src/meta.mts:1: "meta-resolved" is not declared in pkgs/b/package.json',
     'pkgs/b/src/meta.mts:2: "@r/a" is not declared in pkgs/b/package.json',
     'scripts/gen.mjs:2: "left-pad" is not declared in package.json',
   ]);
 
-  // declared, every one of them: the check passes
+  // declared, every one of them, and the unused one dropped: the check passes
   const a = JSON.parse(fs.readFileSync(path.join(dir, "pkgs/a/package.json"), "utf8")) as { dependencies: Record<string, string> };
-  for (const p of ["dynamic", "templated", "import-equals", "in-a-type", "types-only", "@scope/re-export", "required", "resolved"]) a.dependencies[p] = "*";
+  for (const p of ["dynamic", "templated", "import-equals", "in-a-type", "types-only", "@scope/re-export", "required", "resolved", "created"]) a.dependencies[p] = "*";
   write(dir, {
     "pkgs/a/package.json": JSON.stringify(a),
-    "pkgs/b/package.json": JSON.stringify({ name: "@r/b", dependencies: { "meta-resolved": "*", "@r/a": "*" } }),
+    "pkgs/b/package.json": JSON.stringify({ name: "@r/b", dependencies: { "meta-resolved": "*", "@r/a": "*", "named-by-string": "*", "templated-head": "*", "a-tool": "*", "@types/things": "*" } }),
     "package.json": JSON.stringify({ name: "r", private: true, workspaces: ["pkgs/a", "pkgs/b"], devDependencies: { typescript: "*", "left-pad": "*" } }),
   });
   const ok = await lintDeps(dir);
   assert.equal(ok.code, 0, ok.out);
-  assert.match(ok.out, /lint-deps: 4 files of 3 packages, every import declared/);
+  assert.match(ok.out, /lint-deps: 4 files of 3 packages, every import declared, every dependency used/);
 });
