@@ -1,9 +1,9 @@
 // A protocol-correct Kafka test broker: THIS IS A TEST BROKER, not a Kafka implementation for
 // any other use. One node, messages in memory, one member per consumer group at a time. It
-// speaks the real wire protocol for the APIs and versions a client library (kafkajs) needs, so
+// speaks the real wire protocol for the APIs and versions client libraries (kafkajs, librdkafka) need, so
 // tests can produce and consume with a real client and decode the real bytes.
 //
-// Versions advertised by ApiVersions are the ones kafkajs speaks (all non-flexible) and, for
+// Versions advertised by ApiVersions are the ones kafkajs and librdkafka 2.0 speak and, for
 // ApiVersions, Metadata, Produce and Fetch, the current flexible ones too (compact encodings and
 // tagged fields, KIP-482): Metadata v12 carries topic ids, Fetch v13+ names topics by id
 // (KIP-516); a client picks the highest version both sides know. A request in another version
@@ -35,6 +35,7 @@ export const ERR = {
   ILLEGAL_GENERATION: 22,
   UNKNOWN_MEMBER_ID: 25,
   UNSUPPORTED_VERSION: 35,
+  UNSUPPORTED_FOR_MESSAGE_FORMAT: 43,
   TOPIC_ALREADY_EXISTS: 36,
   INVALID_PARTITIONS: 37,
   UNKNOWN_TOPIC_ID: 100,
@@ -42,12 +43,16 @@ export const ERR = {
 
 /** api key → [min, max] version served. */
 const VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map([
-  [0, [3, 11]], // Produce (record batches, magic 2)
+  // Produce: record batches (magic 2) from v3. v0-v2 are advertised because real brokers before
+  // Kafka 4.0 do, and librdkafka before 2.11.1 sends gzip, snappy and lz4 batches uncompressed
+  // to a broker whose Produce range does not start at v0; they are answered
+  // UNSUPPORTED_FOR_MESSAGE_FORMAT (this broker stores no legacy message sets).
+  [0, [0, 11]],
   [1, [4, 17]], // Fetch
   [2, [1, 3]], // ListOffsets
   [3, [0, 12]], // Metadata
-  [8, [2, 5]], // OffsetCommit
-  [9, [1, 4]], // OffsetFetch
+  [8, [2, 7]], // OffsetCommit
+  [9, [1, 7]], // OffsetFetch
   [10, [0, 2]], // FindCoordinator
   [11, [0, 5]], // JoinGroup
   [12, [0, 3]], // Heartbeat
@@ -55,11 +60,11 @@ const VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map([
   [14, [0, 3]], // SyncGroup
   [18, [0, 3]], // ApiVersions
   [19, [0, 3]], // CreateTopics
-  [22, [0, 1]], // InitProducerId
+  [22, [0, 4]], // InitProducerId
 ]);
 
 /** First flexible version of the api keys served in flexible versions (others: none served). */
-const FIRST_FLEXIBLE: ReadonlyMap<number, number> = new Map([[0, 9], [1, 12], [3, 9], [18, 3]]);
+const FIRST_FLEXIBLE: ReadonlyMap<number, number> = new Map([[0, 9], [1, 12], [3, 9], [9, 6], [18, 3], [22, 2]]);
 const flexible = (key: number, v: number) => v >= (FIRST_FLEXIBLE.get(key) ?? Infinity);
 
 interface Batch {
@@ -293,7 +298,7 @@ export class KafkaTestBroker {
   }
 
   private produce(r: WireReader, v: number): WireWriter | null {
-    r.nullableString(); // transactional_id (v3+: every version served)
+    if (v >= 3) r.nullableString(); // transactional_id
     const acks = r.int16();
     r.int32(); // timeout_ms
     const topics = r.array((r) => {
@@ -310,6 +315,7 @@ export class KafkaTestBroker {
       parts: t.parts.map((p) => {
         const part = this.topics.get(t.name)?.[p.index];
         if (!part) return { index: p.index, error: ERR.UNKNOWN_TOPIC_OR_PARTITION, base: -1n };
+        if (v < 3) return { index: p.index, error: ERR.UNSUPPORTED_FOR_MESSAGE_FORMAT, base: -1n };
         return { index: p.index, error: ERR.NONE, base: this.append(part, p.records) };
       }),
     }));
@@ -327,7 +333,7 @@ export class KafkaTestBroker {
       });
       w.tags();
     });
-    w.int32(0);
+    if (v >= 1) w.int32(0); // throttle_time_ms
     return w;
   }
 
@@ -556,10 +562,16 @@ export class KafkaTestBroker {
     const groupId = r.string();
     const generation = r.int32();
     const memberId = r.string();
+    if (v >= 7) r.nullableString(); // group_instance_id
     if (v <= 4) r.int64(); // retention_time_ms (v2-4)
     const topics = r.array((r) => ({
       name: r.string(),
-      parts: r.array((r) => ({ index: r.int32(), offset: r.int64(), metadata: r.nullableString() })) ?? [],
+      parts: r.array((r) => {
+        const index = r.int32();
+        const offset = r.int64();
+        if (v >= 6) r.int32(); // committed_leader_epoch
+        return { index, offset, metadata: r.nullableString() };
+      }) ?? [],
     })) ?? [];
     // generation -1 with an empty member id is a commit from outside the group (admin tools)
     const error = generation === -1 && memberId === "" ? ERR.NONE : this.memberError(groupId, generation, memberId);
@@ -576,9 +588,15 @@ export class KafkaTestBroker {
     });
   }
 
+  /** OffsetFetch v1-v7 (flexible from v6). */
   private offsetFetch(r: WireReader, v: number): WireWriter {
     const groupId = r.string();
-    const asked = r.array((r) => ({ name: r.string(), parts: r.array((r) => r.int32()) ?? [] }));
+    const asked = r.array((r) => {
+      const t = { name: r.string(), parts: r.array((r) => r.int32()) ?? [] };
+      r.tags();
+      return t;
+    });
+    if (v >= 7) r.bool(); // require_stable
     const g = this.group(groupId);
     const topics =
       asked ??
@@ -586,14 +604,17 @@ export class KafkaTestBroker {
         name,
         parts: [...g.offsets.keys()].filter((k) => k.startsWith(`${name}/`)).map((k) => Number(k.slice(name.length + 1))),
       }));
-    const w = new WireWriter();
+    const w = new WireWriter(r.flex);
     if (v >= 3) w.int32(0);
     w.array(topics, (w, t) => {
       w.string(t.name);
       w.array(t.parts, (w, idx) => {
         const c = g.offsets.get(`${t.name}/${idx}`);
-        w.int32(idx).int64(c?.offset ?? -1n).nullableString(c?.metadata ?? "").int16(ERR.NONE);
+        w.int32(idx).int64(c?.offset ?? -1n);
+        if (v >= 5) w.int32(-1); // committed_leader_epoch
+        w.nullableString(c?.metadata ?? "").int16(ERR.NONE).tags();
       });
+      w.tags();
     });
     if (v >= 2) w.int16(ERR.NONE);
     return w;
@@ -623,10 +644,15 @@ export class KafkaTestBroker {
     });
   }
 
-  private initProducerId(r: WireReader, _v: number): WireWriter {
+  /** InitProducerId v0-v4 (flexible from v2). */
+  private initProducerId(r: WireReader, v: number): WireWriter {
     r.nullableString(); // transactional_id
     r.int32(); // transaction_timeout_ms
-    return new WireWriter().int32(0).int16(ERR.NONE).int64(++this.producerSeq).int16(0);
+    if (v >= 3) {
+      r.int64(); // producer_id (-1: a new one)
+      r.int16(); // producer_epoch
+    }
+    return new WireWriter(r.flex).int32(0).int16(ERR.NONE).int64(++this.producerSeq).int16(0);
   }
 }
 
