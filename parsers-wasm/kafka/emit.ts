@@ -6,6 +6,7 @@
 import { Rec } from "../common/index";
 import { KafkaTxn, apiName } from "./types";
 import { TopicNames } from "./topic-ids";
+import { codecName } from "./api/records";
 
 export function writeRecord(t: KafkaTxn, incomplete: bool, ids: TopicNames): void {
   // topic ids (Fetch/Produce v13+) are named through what Metadata taught this instance
@@ -68,6 +69,23 @@ export function writeRecord(t: KafkaTxn, incomplete: bool, ids: TopicNames): voi
   if (g !== null && g.length > 0) Rec.attrStr("messaging.consumer.group.name", g);
   if (t.apiVersionsCount >= 0) Rec.attrInt("kafka.api_versions_count", <i64>t.apiVersionsCount);
   if (t.noResponse) Rec.attrBool("kafka.no_response", true);
+  if (t.recordFields > 0 || t.recordsUncounted) {
+    // Produce requests and Fetch responses: records counted from the batch headers
+    if (t.recordsUncounted) Rec.attrBool("kafka.records_counted", false);
+    else Rec.attrInt("messaging.batch.message_count", t.records);
+    if (t.codecs != 0) {
+      // the codec of the batches: one name, or the names joined with "," when they differ
+      Rec.attrBegin("kafka.compression");
+      let first = true;
+      for (let i = 0; i < 8; i++) {
+        if ((t.codecs & (1 << i)) == 0) continue;
+        if (!first) Rec.putByte(0x2c);
+        Rec.putStr(codecName(i));
+        first = false;
+      }
+      Rec.strEnd();
+    }
+  }
   if (!t.requestDecoded && !t.requestCut) Rec.attrBool("kafka.body_decoded", false);
   Rec.end();
 }

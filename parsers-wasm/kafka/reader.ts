@@ -123,6 +123,11 @@ export class Reader {
     if (n > 0) this.skip(n);
   }
 
+  /** Length of a BYTES / RECORDS field (-1 for null); the bytes follow at `pos`. */
+  bytesLen(flexible: bool): i32 {
+    return this.len(flexible, true);
+  }
+
   /**
    * Array element count (-1 for null). A count that could not possibly fit in the remaining
    * bytes (each element takes at least one byte) marks the reader broken.

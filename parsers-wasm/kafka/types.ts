@@ -98,6 +98,13 @@ export class KafkaTxn {
   noResponse: bool = false;
   /** ApiVersions: how many api keys the broker listed */
   apiVersionsCount: i32 = -1;
+  /** RECORDS fields walked (Produce request, Fetch response) and what their batch headers say (api/records.ts) */
+  recordFields: i32 = 0;
+  records: i64 = 0;
+  /** bit i set: a batch used codec i (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) */
+  codecs: i32 = 0;
+  /** some records could not be counted (field cut by the prefix limit, legacy compressed set, damage) */
+  recordsUncounted: bool = false;
   startNs: i64 = 0;
   endNs: i64 = 0;
   reqBytes: i64 = 0;

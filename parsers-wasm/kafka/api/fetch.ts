@@ -12,6 +12,7 @@
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
 import { walkTopics, NAME, RESPONSE_NAME, TOPIC_ID } from "./topics";
+import { countRecordsField } from "./records";
 
 function requestPartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   r.i32(); // partition
@@ -38,7 +39,7 @@ function responsePartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
     }
   }
   if (v >= 11) r.i32(); // preferred_read_replica
-  r.skipBytes(flex); // records
+  countRecordsField(r, flex, t); // records
 }
 
 export function fetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
@@ -63,4 +64,5 @@ export function fetchResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void 
     r.i32(); // session_id
   }
   walkTopics(r, v, flex, t, v >= 13 ? TOPIC_ID : RESPONSE_NAME, responsePartition);
+  if (!r.ok) t.recordsUncounted = true; // partitions after the cut were not seen
 }

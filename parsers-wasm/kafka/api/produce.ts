@@ -7,10 +7,11 @@
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
 import { walkTopics, NAME, RESPONSE_NAME, TOPIC_ID } from "./topics";
+import { countRecordsField } from "./records";
 
 function requestPartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   r.i32(); // index
-  r.skipBytes(flex); // records
+  countRecordsField(r, flex, t); // records
 }
 
 function responsePartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
@@ -38,6 +39,7 @@ export function produceRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void
   if (r.ok && acks == 0) t.noResponse = true;
   walkTopics(r, v, flex, t, v >= 13 ? TOPIC_ID : NAME, requestPartition);
   r.tags(flex);
+  if (!r.ok) t.recordsUncounted = true; // partitions after the damage were not seen
 }
 
 export function produceResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {

@@ -11,7 +11,7 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
 // The builders live in wire.ts (shared with the benchmark traffic); this script uses the
 // compiled copy, so build first (node scripts/build.mjs --only=ts).
-import { W, request, response } from "../../dist/kafka/test/wire.js";
+import { W, request, response, recordBatch, legacyMessage } from "../../dist/kafka/test/wire.js";
 const ID_ORDERS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 // never taught by any vector: the map of topic ids is shared by every connection of an instance
 const ID_UNSEEN = "5e5e5e5e0000400080001234567890ab";
@@ -250,7 +250,7 @@ const bigFetchResp = response(15603, true,
 classic.push(vec("a 600 KiB Fetch response: head decoded, batches skipped, the next response pairs",
   [c(fetchV12Req), s(bigFetchResp.subarray(0, 70000)), s(bigFetchResp.subarray(70000, 400000)), s(bigFetchResp.subarray(400000)), c(heartbeatV4Req), s(heartbeatV4Resp)],
   [
-    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: 614508, attributes: attrs(1, 12, 15603) },
+    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: 614508, attributes: attrs(1, 12, 15603, { "kafka.records_counted": false, "messaging.batch.message_count": null }) },
     { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
   ],
   { modes: ["whole"] }));
@@ -308,8 +308,56 @@ const resync = [
     { resync: { steps: 4, tail: 2 } }),
 ];
 
+// ---- record batches: counts and codecs from the batch headers (api/records.ts) ----
+// Produce v9 (flexible): partition 0 holds a gzip batch of 5 and a zstd batch of 3, partition 1
+// an uncompressed batch of 2 → 10 records in 3 batches.
+const produceBatchesReq = request(0, 9, 50, "rdkafka", true,
+  new W(true).str(null).i16(-1).i32(30000)
+    .arr(["orders"], (w, t) => w.str(t).arr([[0, Buffer.concat([recordBatch(5, 1), recordBatch(3, 4)])], [1, recordBatch(2, 0)]], (w, [p, b]) => w.i32(p).bytes(b).tags()).tags())
+    .tags().buf());
+const produceBatchesResp = response(50, true,
+  new W(true).arr(["orders"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i16(0).i64(0).i64(-1).i64(0).arr([], () => {}).str(null).tags()).tags()).i32(0).tags().buf());
+// Fetch v11: an lz4 batch of 4, a transaction marker (control batch: not a message) and the
+// partial batch a broker may end a response with (not counted, as clients drop it)
+const fetchV11Req = request(1, 11, 51, "rdkafka", false,
+  new W(false).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(-1)
+    .arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i32(-1).i64(0).i64(-1).i32(1048576))).arr([], () => {}).str("").buf());
+const fetchBatches = Buffer.concat([recordBatch(4, 3, { payload: 40 }), recordBatch(1, 0, { control: true, baseOffset: 4 }), recordBatch(6, 4, { baseOffset: 5 }).subarray(0, 50)]);
+const fetchV11Resp = response(51, false,
+  new W(false).i32(0).i16(0).i32(0)
+    .arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(11).i64(11).i64(0).arr(null, () => {}).i32(-1).bytes(fetchBatches))).buf());
+// Produce v2 with a legacy message set (magic 1): two uncompressed messages
+const produceV2Req = request(0, 2, 52, "old-producer", false,
+  new W(false).i16(1).i32(30000)
+    .arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.concat([legacyMessage(0, Buffer.from("a")), legacyMessage(0, Buffer.from("b"), 1)])))).buf());
+const produceV2Resp = response(52, false, new W(false).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(0).i64(-1))).i32(0).buf());
+// Fetch v3 with a gzip wrapper message: how many messages it wraps is only known after
+// decompressing, so the field is left uncounted
+const fetchV3Req = request(1, 3, 53, "old-consumer", false,
+  new W(false).i32(-1).i32(500).i32(1).i32(1048576).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i64(0).i32(1048576))).buf());
+const fetchV3Resp = response(53, false,
+  new W(false).i32(0).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(2).bytes(legacyMessage(1, Buffer.alloc(30, 0x1f), 1)))).buf());
+const records = [
+  vec("Produce v9: records counted from the batch headers of every codec, without decompressing",
+    [c(produceBatchesReq), s(produceBatchesResp)],
+    [{ operation: "Produce", resource: "orders", status: 0, attributes: attrs(0, 9, 50, { "messaging.batch.message_count": 10, "kafka.compression": "none,gzip,zstd", "kafka.records_counted": null }) }]),
+  vec("Fetch v11: a control batch is not a message, a partial batch at the end is not counted",
+    [c(fetchV11Req), s(fetchV11Resp)],
+    [{ operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 11, 51, { "messaging.batch.message_count": 4, "kafka.compression": "none,lz4" }) }]),
+  vec("Produce v2: a legacy message set counts its uncompressed messages",
+    [c(produceV2Req), s(produceV2Resp)],
+    [{ operation: "Produce", resource: "logs", status: 0, attributes: attrs(0, 2, 52, { "messaging.batch.message_count": 2, "kafka.compression": "none" }) }]),
+  vec("Fetch v3: a compressed legacy wrapper leaves the records uncounted, never a guess",
+    [c(fetchV3Req), s(fetchV3Resp)],
+    [{ operation: "Fetch", resource: "logs", status: 0, attributes: attrs(1, 3, 53, { "messaging.batch.message_count": null, "kafka.records_counted": false, "kafka.compression": "gzip" }) }]),
+  vec("Fetch v11 without records: zero messages, no batches",
+    [c(fetchV11Req), s(response(51, false, new W(false).i32(0).i16(0).i32(0).arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(11).i64(11).i64(0).arr(null, () => {}).i32(-1).bytes(null))).buf()))],
+    [{ operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 11, 51, { "messaging.batch.message_count": 0, "kafka.compression": null }) }]),
+];
+
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);
 write("classic.json", classic);
 write("resync.json", resync);
-console.error(`wrote ${flexible.length + classic.length} vectors to ${path.relative(process.cwd(), out)}`);
+write("records.json", records);
+console.error(`wrote ${flexible.length + classic.length + records.length} vectors to ${path.relative(process.cwd(), out)}`);

@@ -1,17 +1,17 @@
 // Benchmark traffic for the decode-only benchmark (test-support/decode.bench.ts): one client
 // connection as a producer-consumer service uses it, in the versions kafkajs speaks — Produce v7
-// with 1 KiB record batches, Fetch v11 returning 4 KiB of records, Heartbeat v3, OffsetCommit v5
-// and a periodic Metadata v6.
+// with 1 KiB record batches (10 records), Fetch v11 returning 4 KiB of records (four zstd
+// batches of 25), Heartbeat v3, OffsetCommit v5 and a periodic Metadata v6.
 import type { TrafficSample } from "../../test-support/traffic.js";
 import type { CapturedChunk } from "../../test-support/relay.js";
-import { W, request, response } from "./wire.js";
+import { W, request, response, recordBatch } from "./wire.js";
 
 export async function traffic(n = 20000): Promise<TrafficSample[]> {
   const chunks: CapturedChunk[] = [];
   let ts = 1_700_000_000_000_000_000n;
   const push = (dir: 0 | 1, bytes: Buffer) => chunks.push({ dir, bytes, tsNs: (ts += dir ? 300_000n : 20_000n) });
-  const batch = Buffer.alloc(1024, 0x5a);
-  const fetched = Buffer.alloc(4096, 0x5b);
+  const batch = recordBatch(10, 0, { payload: 1024 - 61 });
+  const fetched = Buffer.concat([0, 1, 2, 3].map((k) => recordBatch(25, 4, { payload: 1024 - 61, baseOffset: 25 * k })));
   const id = "order-service-1";
   for (let i = 0; i < n; i++) {
     const corr = i + 1;

@@ -99,3 +99,31 @@ export function response(corr: number, headerTags: boolean, body: Buffer): Buffe
   if (headerTags) h.uvar(0);
   return frame(Buffer.concat([h.buf(), body]));
 }
+
+/**
+ * A record batch (magic 2) holding `count` records: header fields as the protocol guide lays
+ * them out, then `payload` opaque bytes standing for the records (compressed as a whole when
+ * `codec` is not 0; decoders count from the header and never look inside).
+ */
+export function recordBatch(count: number, codec = 0, opts: { control?: boolean; payload?: number; baseOffset?: number } = {}): Buffer {
+  // control batches are transactional (bit 4) and control (bit 5)
+  const attributes = (codec & 7) | (opts.control ? 0x30 : 0);
+  const body = new W(false)
+    .i32(0) // partition_leader_epoch
+    .i8(2) // magic
+    .i32(0) // crc (not checked by decoders that only count)
+    .i16(attributes)
+    .i32(count - 1) // last_offset_delta
+    .i64(1_700_000_000_000).i64(1_700_000_000_000) // base/max timestamp
+    .i64(-1).i16(-1).i32(-1) // producer id, epoch, base sequence
+    .i32(count)
+    .raw(Buffer.alloc(opts.payload ?? 8 * count, 0x5a))
+    .buf();
+  return Buffer.concat([new W(false).i64(opts.baseOffset ?? 0).i32(body.length).buf(), body]);
+}
+
+/** A legacy message set entry (magic 1): offset, size, crc, magic, attributes (codec), timestamp, key, value. */
+export function legacyMessage(codec: number, value: Buffer, offset = 0): Buffer {
+  const msg = new W(false).i32(0).i8(1).i8(codec & 7).i64(1_700_000_000_000).bytes(null).bytes(value).buf();
+  return Buffer.concat([new W(false).i64(offset).i32(msg.length).buf(), msg]);
+}
