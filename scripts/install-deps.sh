@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh          runtime + build packages
 #   scripts/install-deps.sh --build  only what building needs (the image, scripts/build-image-steps.sh)
 #   scripts/install-deps.sh --demo   also the demo shop's servers (mariadb-server, redis-server)
-#   scripts/install-deps.sh --test   also what the test suite drives (tshark, mariadb, redis, ...)
+#   scripts/install-deps.sh --test   also what the test suite drives (tshark, kcat, mariadb, redis, ...)
 #   scripts/install-deps.sh --check  only report; exit 3 when something is missing
 #
 # Not root and something missing: prints the exact apt-get line and exits 3.
@@ -14,7 +14,7 @@ set -euo pipefail
 BUILD=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
 RUNTIME=(nats-server influxdb "${BUILD[@]}")
 DEMO=(mariadb-server redis-server)
-TEST=(tshark mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl gnutls-bin golang-go binutils nginx tmux python3 curl)
+TEST=(tshark kcat mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl gnutls-bin golang-go binutils nginx tmux python3 curl)
 
 want=("${RUNTIME[@]}")
 check_only=0
