@@ -9,9 +9,9 @@
 // requests and Fetch responses the record count and codecs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFile } from "node:child_process";
+import { execFile } from "node:child_process";
 import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
-import { startCapture, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { startCapture, decodeCapture, runKcat, type DecodedRecord } from "./protocol-support/index.js";
 
 const TOPIC = "orders";
 const CODECS = ["none", "gzip", "snappy", "lz4", "zstd"] as const;
@@ -27,23 +27,9 @@ let records: DecodedRecord[] = [];
 const consumed = { simple: 0, group: 0 };
 let missingTopicOutput = "";
 
-/** Runs kcat with `input` on stdin; resolves with its stdout, rejects on a non-zero exit. */
-function kcat(args: string[], input = ""): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn("kcat", ["-b", `127.0.0.1:${broker.port}`, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    const timer = setTimeout(() => p.kill("SIGKILL"), RUN_TIMEOUT_MS);
-    p.on("error", reject);
-    p.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`kcat ${args.join(" ")}: exit ${code ?? signal}\n${err}`));
-    });
-    p.stdin.end(input);
-  });
+/** Runs kcat against the broker with `input` on stdin; resolves with its stdout. */
+async function kcat(args: string[], input = ""): Promise<string> {
+  return (await runKcat(`127.0.0.1:${broker.port}`, args, input, RUN_TIMEOUT_MS)).out;
 }
 
 /** Compressible values (librdkafka sends a batch uncompressed when compressing does not make it smaller), keyed k0..k8 so both partitions get some. */

@@ -4,7 +4,7 @@
 // does.
 import fs from "node:fs";
 import path from "node:path";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
@@ -120,4 +120,65 @@ export function decodeCapture(file: string, opts: DecodeOptions = {}): DecodeRes
     // run to the end
   }
   return { records, counters: engine.counters.snapshot(), rejected };
+}
+
+/** Runs kcat against `broker` (host:port) with `input` on stdin; rejects on a non-zero exit or after `timeoutMs`. */
+export function runKcat(broker: string, args: string[], input = "", timeoutMs = 30_000): Promise<{ out: string; pid: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("kcat", ["-b", broker, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.on("error", reject);
+    p.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ out, pid: p.pid ?? 0 });
+      else reject(new Error(`kcat ${args.join(" ")}: exit ${code ?? signal}\n${err}`));
+    });
+    p.stdin.end(input);
+  });
+}
+
+/** The bytes of every TCP connection to `serverPort` in a capture, by client port: [client→server, server→client]. */
+export function captureBytes(file: string, serverPort: number): Map<number, [Buffer, Buffer]> {
+  const parts = new Map<TcpConnection, [Buffer[], Buffer[]]>();
+  const streams = CaptureStreams.open(file, {
+    open(conn) {
+      parts.set(conn, [[], []]);
+    },
+    data(conn, dir, bytes) {
+      // A is the client when the capture saw the SYN; otherwise the server port tells
+      const toServer = (dir === 0) === (conn.portB === serverPort);
+      parts.get(conn)![toServer ? 0 : 1].push(Buffer.from(bytes));
+    },
+    gap() {},
+    close() {},
+  });
+  while (streams.step()) {
+    // run to the end
+  }
+  const out = new Map<number, [Buffer, Buffer]>();
+  for (const [conn, [c2s, s2c]] of parts) out.set(conn.portB === serverPort ? conn.portA : conn.portB, [Buffer.concat(c2s), Buffer.concat(s2c)]);
+  return out;
+}
+
+/** Decodes one connection given as chunks in time order (dir 0 client→server) with the named plugins. */
+export function decodeChunks(chunks: { dir: 0 | 1; bytes: Uint8Array; tsNs: bigint }[], opts: { plugins: string[]; serverPort: number }): RecordJson[] {
+  const registry = new PluginRegistry();
+  for (const n of opts.plugins) registry.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, `${n}.json`), { flags: 0 }));
+  const engine = new ConnectionEngine(registry);
+  const ec = engine.openConnection({ clientKnown: true, portHint: opts.serverPort });
+  const records: RecordJson[] = [];
+  const take = (r: StepResult) => {
+    for (const b of r.records) records.push(recordToJson(b));
+  };
+  let last = 0n;
+  for (const c of chunks) {
+    take(ec.data(c.dir, c.bytes, c.tsNs));
+    last = c.tsNs;
+  }
+  take(ec.close(last));
+  return records;
 }
