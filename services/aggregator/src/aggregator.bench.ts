@@ -21,14 +21,18 @@
 //      (BENCH_LIVE_RATE, BENCH_LIVE_SECONDS, 32 partitions), one keep-alive shape and
 //      BENCH_SHAPE_PER_CONN requests per connection (default 10); with BENCH_BASELINE the
 //      baseline's built core too, alternating BENCH_LIVE_ROUNDS times (before/after in one process)
+//      BENCH_ONLY=same BENCH_BASELINE=<checkout>: stage 7 only — the lines both cores write on the
+//      same batches (keep-alive, 10 requests per connection, a mixed workload with trace headers,
+//      thread links, names learned late, several nodes), compared by sha256: exit 1 when they differ
 import os from "node:os";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, Role, recordPartitionOf, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, TraceContextSchema, Role, recordPartitionOf, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
 import { makeRecord } from "./core/testing.js";
@@ -369,6 +373,153 @@ async function benchShape(): Promise<void> {
 }
 
 /**
+ * A mixed workload in event-time batches (20 ms, 8 partitions): web (node n1, namespace shop) serves
+ * HTTP and calls api (n2) on the same thread, with W3C headers on some requests (some relayed
+ * unchanged), api queries an untraced MySQL; a gRPC client named by its bare process name until the
+ * same pid is seen listening; h2 streams sharing a connection; errors, incomplete requests, no
+ * status, TLS, durations with ties.
+ */
+function mixedTraffic(t0: number, seconds: number, perSecond: number): Timed[] {
+  const r = rng(11);
+  const hex = (n: number) => Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join("");
+  const str = (v: string) => create(AttributeValueSchema, { value: { case: "stringValue", value: v } });
+  const bool = (v: boolean) => create(AttributeValueSchema, { value: { case: "boolValue", value: v } });
+  const ep = (address: string, port: number, o: { service?: string; pid?: number; name?: string; node?: string; namespace?: string } = {}) =>
+    create(EndpointSchema, { address, port, service: o.service ?? "", node: o.node ?? "", process: o.pid || o.name ? create(ProcessInfoSchema, { pid: o.pid ?? 0, name: o.name ?? "", namespace: o.namespace ?? "" }) : undefined });
+  const recs: { end: number; p: number; rec: WRecord }[] = [];
+  const push = (rec: WRecord, end: number) => recs.push({ end, p: Number(rec.connKey % 8n), rec });
+  const mk = (o: { protocol: string; s: number; d: number; op: string; res: string; status?: number; error?: boolean; incomplete?: boolean; role: Role; client: ReturnType<typeof ep>; server: ReturnType<typeof ep>; conn: number; tid: number; node: string; trace?: [string, string]; tls?: boolean }) =>
+    create(RecordSchema, {
+      protocol: o.protocol,
+      startNs: BigInt(Math.round(o.s * 1e3)) * 1000n + BigInt(Math.floor(r() * 1000)),
+      durationNs: BigInt(Math.round(o.d * 1e3)) * 1000n,
+      operation: o.op,
+      resource: o.res,
+      status: o.status === undefined ? undefined : BigInt(o.status),
+      error: o.error ?? false,
+      incomplete: o.incomplete ?? false,
+      responseBytes: BigInt(Math.floor(r() * 4000)),
+      requestBytes: BigInt(Math.floor(r() * 300)),
+      attributes: o.tls ? { tls: bool(true), "url.path": str(o.res) } : { "url.path": str(o.res) },
+      client: o.client,
+      server: o.server,
+      connKey: BigInt(o.conn),
+      role: o.role,
+      tid: o.tid,
+      node: o.node,
+      trace: o.trace ? create(TraceContextSchema, { traceId: hexBytes(o.trace[0]), parentSpanId: hexBytes(o.trace[1]), format: "w3c" }) : undefined,
+    });
+  const n = Math.floor(seconds * perSecond);
+  for (let i = 0; i < n; i++) {
+    const s = t0 + (i * 1000) / perSecond;
+    const d = Math.round((1 + r() * 40) * 10) / 10; // 0.1 ms steps: ties
+    const conn = i % 12;
+    const webTid = 500 + (i % 64);
+    const path = `/items/${Math.floor(r() * 80)}`;
+    const status = r() < 0.04 ? 503 : r() < 0.03 ? undefined : 200;
+    const header: [string, string] | undefined = r() < 0.5 ? [hex(32), hex(16)] : undefined;
+    const browser = ep(`10.1.0.${conn}`, 50000 + conn);
+    const web = (pid = 400) => ep("10.0.0.1", 8080, { service: "shop/web", pid, node: "n1", namespace: "shop" });
+    push(mk({ protocol: "http1", s, d, op: i % 5 ? "GET" : "POST", res: path, status, error: status === 503, role: Role.SERVER, client: browser, server: web(), conn: 1000 + conn, tid: webTid, node: "n1", trace: header, tls: i % 7 === 0 }), s + d);
+    // web -> api on the same thread, inside the server request; the header relayed unchanged on some
+    const cs = s + d * 0.2;
+    const cd = d * 0.5;
+    const relay = header && r() < 0.3 ? header : header ? ([header[0], hex(16)] as [string, string]) : undefined;
+    const apiConn = 2000 + (i % 6);
+    const webCli = ep("10.0.0.1", 40000 + (i % 6), { service: "shop/web", pid: 400, node: "n1", namespace: "shop" });
+    const api = ep("10.0.0.2", 9090, { service: "api:9090", pid: 600, name: "api", node: "n2" });
+    push(mk({ protocol: "http1", s: cs, d: cd, op: "GET", res: `/v1${path}`, status: 200, role: Role.CLIENT, client: webCli, server: api, conn: apiConn, tid: webTid, node: "n1", trace: relay }), cs + cd);
+    if (i % 3) push(mk({ protocol: "http1", s: cs + 0.05, d: cd - 0.1, op: "GET", res: `/v1${path}`, status: 200, role: Role.SERVER, client: webCli, server: api, conn: apiConn + 100, tid: 601, node: "n2", trace: relay }), cs + cd - 0.05);
+    // api -> mysql (server not traced)
+    if (i % 2) push(mk({ protocol: "mysql", s: cs + 0.1, d: cd * 0.3, op: "SELECT", res: `SELECT * FROM items WHERE id = ${i}`, status: i % 50 ? 0 : 1064, error: i % 50 === 0, role: Role.CLIENT, client: ep("10.0.0.2", 33000 + (i % 4), { pid: 600, name: "api", node: "n2" }), server: ep("10.0.0.9", 3306), conn: 3000 + (i % 4), tid: 601, node: "n2" }), cs + 0.1 + cd * 0.3);
+    // a gRPC client named by its bare name; the same pid is seen listening from the middle on
+    const orders = i > n / 2 ? ep("10.0.0.3", 7000, { pid: 700, name: "orders", node: "n1" }) : undefined;
+    if (orders && i % 9 === 0) push(mk({ protocol: "grpc", s: s + 0.3, d: 2, op: "Ship", res: "/shop.Orders/Ship", status: 0, role: Role.SERVER, client: ep("10.0.0.1", 41000), server: ep("10.0.0.3", 7000, { service: "orders:7000", pid: 700, name: "orders", node: "n1" }), conn: 4000, tid: 701, node: "n1" }), s + 2.3);
+    if (i % 4 === 0) push(mk({ protocol: "grpc", s: s + 0.2, d: d / 2, op: "Get", res: "/shop.Stock/Get", status: i % 40 ? 0 : 14, error: i % 40 === 0, role: Role.CLIENT, client: ep("10.0.0.3", 42000 + (i % 3), { service: "orders", pid: 700, name: "orders", node: "n1" }), server: ep("10.0.0.4", 7100), conn: 5000 + (i % 3), tid: 702, node: "n1" }), s + 0.2 + d / 2);
+    // h2 streams sharing one connection (both ends traced), some incomplete
+    if (i % 6 === 0) {
+      const c = ep("10.0.0.5", 43000, { pid: 800, name: "gw", service: "gw", node: "n1" });
+      const sv = ep("10.0.0.2", 9443, { pid: 600, name: "api", service: "api:9443", node: "n2" });
+      for (let k = 0; k < 2; k++) {
+        const incomplete = (i + k) % 30 === 0;
+        push(mk({ protocol: "http2", s: s + 0.4, d: 3 + k, op: "GET", res: `/h2/${k}`, status: incomplete ? undefined : 200, incomplete, role: Role.CLIENT, client: c, server: sv, conn: 6000, tid: 801, node: "n1" }), s + 3.4 + k);
+        push(mk({ protocol: "http2", s: s + 0.5, d: 2.8 + k, op: "GET", res: `/h2/${k}`, status: incomplete ? undefined : 200, incomplete, role: Role.SERVER, client: c, server: sv, conn: 6001, tid: 602, node: "n2" }), s + 3.3 + k);
+      }
+    }
+  }
+  recs.sort((a, b) => a.end - b.end);
+  const batches: Timed[] = [];
+  let seq = 0n;
+  for (let i = 0; i < recs.length; ) {
+    const at = Math.ceil((recs[i]!.end - t0) / 20) * 20 + t0;
+    const by = new Map<number, WRecord[]>();
+    for (; i < recs.length && recs[i]!.end <= at; i++) {
+      let l = by.get(recs[i]!.p);
+      if (!l) by.set(recs[i]!.p, (l = []));
+      l.push(recs[i]!.rec);
+    }
+    for (const [p, records] of by) batches.push({ at, subject: `wirescope.records.${p}`, bytes: toBinary(RecordBatchSchema, create(RecordBatchSchema, { node: "bench", parserId: "bench", records, partition: p, batchSeq: ++seq })) });
+  }
+  return batches;
+}
+
+const hexBytes = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
+
+/**
+ * Stage 7: the lines this checkout's core writes against BENCH_BASELINE's, on the same batches
+ * (decoded by each core's own decoder), windows closed as the batches arrive; sha256 of every line
+ * in order, and the counters. Exit code 1 when anything differs.
+ */
+async function benchSame(): Promise<void> {
+  const base = process.env.BENCH_BASELINE;
+  if (!base) throw new Error("BENCH_ONLY=same needs BENCH_BASELINE=<checkout, built>");
+  const cores: [string, CoreModule][] = [
+    ["before", (await import(path.resolve(base, "services/aggregator/dist/core/index.js"))) as CoreModule],
+    ["this checkout", (await import("./core/index.js")) as unknown as CoreModule],
+  ];
+  const t0 = Math.floor(Date.now() / WINDOW) * WINDOW - 120_000;
+  const workloads: [string, Timed[]][] = [
+    ["16 keep-alive connections, 20,000 req/s, 6 s", keepAliveTraffic(t0, 6, 20000, 32).batches],
+    ["10 requests per connection, 5,000 req/s, 12 s", keepAliveTraffic(t0, 12, 5000, 32, 10).batches],
+    ["100,000 requests on one connection, 5,000 req/s, 12 s", keepAliveTraffic(t0, 12, 5000, 1, 100_000).batches],
+    ["mixed, trace headers, 3,000 req/s, 25 s", mixedTraffic(t0, 25, 3000)],
+  ];
+  let differ = false;
+  for (const [name, batches] of workloads) {
+    const got: string[] = [];
+    for (const [label, m] of cores) {
+      const agg = new m.Aggregator({ spanSampleRate: 0.1 });
+      const clock = new m.SpanClock();
+      const slots = m.RecordBatchSlots ? new m.RecordBatchSlots() : undefined;
+      const h = createHash("sha256");
+      let lines = 0;
+      const links = new Map<string, number>();
+      const take = (ls: string[]) => {
+        for (const l of ls) {
+          h.update(l + "\n");
+          const by = l.startsWith("spans,") ? /linked_by="(\w*)"/.exec(l)?.[1] || "none" : undefined;
+          if (by) links.set(by, (links.get(by) ?? 0) + 1);
+        }
+        lines += ls.length;
+      };
+      for (const b of batches) {
+        agg.ingest(m.decodeRecordBatch(b.bytes, slots), b.at + 50);
+        for (const w of agg.closeDue(b.at + 50)) take(m.windowLines(w, clock));
+      }
+      for (const w of agg.closeDue(t0 + 3_600_000, true)) take(m.windowLines(w, clock));
+      const { linkVisits, ...counters } = agg.counters as unknown as Record<string, unknown>;
+      void linkVisits;
+      const sum = `${lines} lines, sha256 ${h.digest("hex").slice(0, 16)}, counters ${createHash("sha256").update(JSON.stringify(counters)).digest("hex").slice(0, 8)}; spans linked by ${[...links].sort().map(([k, v]) => `${k} ${v}`).join(", ")}`;
+      console.log(`same output, ${name}, ${label}: ${sum}`);
+      got.push(sum);
+    }
+    if (got[0] !== got[1]) differ = true;
+  }
+  console.log(differ ? "same output: DIFFER" : "same output: identical on every workload");
+  if (differ) process.exitCode = 1;
+}
+
+/**
  * `size` service processes sharing the records partitions: every record on its service's
  * partition (recordPartitionOf, as the parsers publish), batches of at most PER_BATCH per
  * partition, published once the instances agree on who owns what.
@@ -431,8 +582,9 @@ try {
     // Fresh timestamps per run: windows close by event time and the idle wall clock.
     for (const size of sizes) await benchFleet(size, makeRecords(N), influx.url, path.join(dir, `fleet${size}`));
   }
-  if (process.env.BENCH_ONLY === "shape") await benchShape();
-  else if (process.env.BENCH_ONLY !== "live" && process.env.BENCH_ONLY !== "fleet") {
+  if (process.env.BENCH_ONLY === "same") await benchSame();
+  else if (process.env.BENCH_ONLY === "shape") await benchShape();
+  else if (!["live", "fleet"].includes(process.env.BENCH_ONLY ?? "")) {
     const records = makeRecords(N);
     const batches = encode(records);
     await benchCore(records);
@@ -443,7 +595,7 @@ try {
     await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
   }
   const liveSeconds = Number(process.env.BENCH_LIVE_SECONDS ?? 15);
-  if (liveSeconds > 0 && process.env.BENCH_ONLY !== "shape" && process.env.BENCH_ONLY !== "fleet") {
+  if (liveSeconds > 0 && !["shape", "fleet", "same"].includes(process.env.BENCH_ONLY ?? "")) {
     const baseline = process.env.BENCH_BASELINE;
     const runs: [string, string][] = baseline ? [["before", path.resolve(baseline)], ["after", root]] : [["this checkout", root]];
     const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 1);
