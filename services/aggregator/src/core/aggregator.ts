@@ -9,7 +9,7 @@ import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced, barePid, ListenNames } from "./identity.js";
 import { windowStart } from "./window.js";
 import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
-import { SpanColumns, SpanIndex, sampleSpans, reachableSpans, type Span, type SpanRec, type SpanInput } from "./spans.js";
+import { SpanColumns, SpanIndex, SpanViews, sampleSpans, reachableSpans, type Span, type SpanRec, type SpanInput } from "./spans.js";
 
 export interface RedSeries {
   service: string;
@@ -230,6 +230,8 @@ export class Aggregator {
   private tupleCached = 0;
   /** Listening names of processes, for the ends named before their process's first accept. */
   private readonly listenNames = new ListenNames();
+  /** The span views of a window's close, reused by the next close. */
+  private readonly spanViews = new SpanViews();
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -785,15 +787,16 @@ export class Aggregator {
     // Link targets: this window's spans and those of the open (later) windows. Flushed windows
     // are never needed: a parent ends after its children (a server request after the calls made
     // for it, a client call after the server's response), and windows go by end time.
+    const views = this.spanViews;
     const mine: Span[] = [];
-    w.spans.build(mine);
+    w.spans.build(mine, undefined, views);
     const live: Span[] = [...mine];
     // Of the open windows, only the spans a lookup can reach (a reached span is resolved too and
     // makes its own lookups). Index lists of reachable keys are then the same as over every span,
     // in the same order.
     const open = [...this.windows.values()].map((ow) => ow.spans);
     const take = reachableSpans(w.spans, open);
-    for (let i = 0; i < open.length; i++) open[i]!.build(live, take[i]!);
+    for (let i = 0; i < open.length; i++) open[i]!.build(live, take[i]!, views);
     const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
     const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
     const sorted = mine.sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
@@ -826,6 +829,7 @@ export class Aggregator {
         if (name !== undefined) (s as { peer: string }).peer = name;
       }
     }
+    views.reset();
     return { kept: out, dropped };
   }
 }

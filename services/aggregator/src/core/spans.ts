@@ -76,11 +76,39 @@ export class Span implements SpanRec {
   linkedBy: "" | "tcp" | "header" | "thread" | "trace" = "";
   state: 0 | 1 | 2 = 0;
   final = false;
+  /** Read by every link lookup and sort: computed once per view (the getters' arithmetic). */
+  startMs = 0;
+  endMs = 0;
   constructor(
-    private readonly cols: SpanColumns,
+    private cols: SpanColumns,
     /** Row in `cols`. */
-    private readonly row: number,
-  ) {}
+    private row: number,
+  ) {
+    this.at(cols, row);
+  }
+  /** Makes this view one of another row, unlinked (views are pooled across closes: `SpanViews`). */
+  at(cols: SpanColumns, row: number): this {
+    this.cols = cols;
+    this.row = row;
+    this.ownId = null;
+    this.parent = null;
+    this.parentId = "";
+    this.traceId = "";
+    this.linkedBy = "";
+    this.state = 0;
+    this.final = false;
+    this.startMs = (cols.window * 1000 + cols.f64[row * NF + F_REL_US]!) / 1000;
+    this.endMs = this.startMs + cols.f64[row * NF + F_DUR_US]! / 1000;
+    return this;
+  }
+  /** Same connection as `o` (both with a 4-tuple): on one window's columns, by their words and string numbers. */
+  sameTupleAs(o: Span): boolean {
+    if (o.cols !== this.cols) return sameTuple(this, o);
+    const u = this.cols.u32;
+    const a = this.row * NU;
+    const b = o.row * NU;
+    return u[a + U_PORTS] === u[b + U_PORTS] && u[a + U_STR + S_CADDR] === u[b + U_STR + S_CADDR] && u[a + U_STR + S_SADDR] === u[b + U_STR + S_SADDR];
+  }
   get id(): string {
     return this.ownId ?? (this.ownId = this.baseId);
   }
@@ -131,14 +159,8 @@ export class Span implements SpanRec {
   get window(): number {
     return this.cols.window;
   }
-  get startMs(): number {
-    return (this.cols.window * 1000 + this.f(F_REL_US)) / 1000;
-  }
   get durationMs(): number {
     return this.f(F_DUR_US) / 1000;
-  }
-  get endMs(): number {
-    return this.startMs + this.durationMs;
   }
   get startNs(): bigint {
     return BigInt(this.cols.window * 1000 + this.f(F_REL_US)) * 1000n + BigInt(this.u(U_SUB_FLAGS) & 0xffff);
@@ -479,12 +501,43 @@ export class SpanColumns {
     this.count = 0;
   }
 
-  /** Views of the spans (those marked in `take` when given), in insertion order. */
-  build(out: Span[], take?: Uint8Array): void {
+  /** Views of the spans (those marked in `take` when given), in insertion order; from `views` when given. */
+  build(out: Span[], take?: Uint8Array, views?: SpanViews): void {
     for (let i = 0; i < this.count; i++) {
       if (take && !take[i]) continue;
-      out.push(new Span(this, i));
+      out.push(views ? views.view(this, i) : new Span(this, i));
     }
+  }
+}
+
+const NO_COLUMNS = new SpanColumns(0);
+
+/**
+ * Span views reused from one window's close to the next: a close of 400,000 spans made as many
+ * objects, which outlived the young generation's collections of the close (promoted, then dead:
+ * old-generation work); pooled, they stay put. Views handed out since `reset` are valid until
+ * the next `reset`.
+ */
+export class SpanViews {
+  private readonly pool: Span[] = [];
+  private used = 0;
+
+  /** A view of row `row` of `cols`, unlinked. */
+  view(cols: SpanColumns, row: number): Span {
+    const v = this.pool[this.used];
+    this.used++;
+    if (v) return v.at(cols, row);
+    const n = new Span(cols, row);
+    this.pool.push(n);
+    return n;
+  }
+
+  /** Ends a close: the views drop what they read (columns, parents), and the pool keeps at most
+   *  twice what this close needed. */
+  reset(): void {
+    for (let i = 0; i < this.used; i++) this.pool[i]!.at(NO_COLUMNS, 0);
+    if (this.pool.length > 2 * this.used) this.pool.length = 2 * this.used;
+    this.used = 0;
   }
 }
 
@@ -652,6 +705,9 @@ export class SpanIndex {
   private readonly servers = new Map<string, Map<number, ProcessSpans>>();
   /** Scratch for `Timeline.within` (copied out before any span is resolved). */
   private readonly found: number[] = [];
+  /** Scratch results of `pairCandidates` and `overlappingOnThread`. */
+  private readonly candScratch: SpanRec[] = [];
+  private readonly overlapScratch: SpanRec[] = [];
 
   constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, protected readonly counters: LinkCounters) {
     for (const s of spans) {
@@ -774,20 +830,25 @@ export class SpanIndex {
     return null;
   }
 
-  // The three lookups. Each returns a fresh array (callers resolve spans while iterating it).
+  // The three lookups. `containing` returns a fresh array (its caller resolves spans while
+  // iterating it); the other two reuse one scratch array each, valid until their next call (their
+  // callers only read it, once per span: a close makes no array per span).
 
   /** Client spans of the server span's connection and protocol whose call contains it (± skew). */
   protected pairCandidates(s: SpanRec, skew: number): SpanRec[] {
-    const cands: SpanRec[] = [];
+    const cands = this.candScratch;
+    cands.length = 0;
     const k = tupleKeyOf(s);
     const l = k < 0 ? undefined : this.clients.get(k);
     if (!l) return cands;
     const at = this.found;
     at.length = 0;
     this.counters.visited += l.within(s.startMs + skew + SLACK_MS, s.endMs - skew - SLACK_MS, at);
+    const views = s instanceof Span;
     for (const i of at) {
       const c = l.spans[i]!;
-      if (c.protocol === s.protocol && sameTuple(c, s) && c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew) cands.push(c);
+      if (!(c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew) || c.protocol !== s.protocol) continue;
+      if (views && c instanceof Span ? c.sameTupleAs(s) : sameTuple(c, s)) cands.push(c);
     }
     return cands;
   }
@@ -801,8 +862,13 @@ export class SpanIndex {
     this.counters.visited += p.all.within(c.startMs + SLACK_MS, c.endMs - SLACK_MS, at);
     // Resolving a candidate can resolve others: the caller takes them in insertion order, as a
     // list would be walked, so that cycles (possible through equal times or clock skew) break alike.
-    const order = Int32Array.from(at).sort();
     const out: SpanRec[] = [];
+    if (at.length === 1) {
+      const sv = p.all.spans[at[0]!]!;
+      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) out.push(sv);
+      return out;
+    }
+    const order = Int32Array.from(at).sort();
     for (const i of order) {
       const sv = p.all.spans[i]!;
       if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) out.push(sv);
@@ -817,7 +883,8 @@ export class SpanIndex {
     const at = this.found;
     at.length = 0;
     this.counters.visited += l.within(c.endMs + SLACK_MS, c.startMs - SLACK_MS, at);
-    const out: SpanRec[] = [];
+    const out = this.overlapScratch;
+    out.length = 0;
     for (const i of at) {
       const sv = l.spans[i]!;
       if (sv.startMs < c.endMs && sv.endMs > c.startMs) out.push(sv);
