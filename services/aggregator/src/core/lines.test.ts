@@ -1,6 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { escStr, num } from "./lines.js";
+import { escStr, num, spanTagsField } from "./lines.js";
+import { spanTagsJson } from "./span-attributes.js";
+import type { SpanRec } from "./spans.js";
 
 describe("escStr", () => {
   it("quotes as the three rewrites in a row do, whichever of them has anything to match", () => {
@@ -21,5 +23,33 @@ describe("num", () => {
     const inputs = [0, -0, 0.0004, 0.0005, 0.001, 0.1, 0.12, 1, 999.9995, 1e-7, -1.5, -0.0004, NaN, Infinity, 2 ** 43 - 0.001, 2 ** 43, 2 ** 43 + 0.5, 1e21, 1.5e22, 1_764_600_000_123.456];
     for (let i = 0; i < 20_000; i++) inputs.push(rnd() * 10 ** Math.floor(rnd() * 16), 1_764_600_000_000 + rnd() * 1e9, Math.round(rnd() * 1e9) / 1000);
     for (const v of inputs) assert.equal(num(v), ref(v), String(v));
+  });
+});
+
+describe("spanTagsField", () => {
+  it("writes escStr(spanTagsJson(s)) for every protocol and awkward values", () => {
+    const alphabet = ['"', "\\", "\n", "\t", "\u0000", "\u001f", "\u007f", "a", "é", "😀", "\ud800", " ", "{", "}", ":", ",", "/", "?"];
+    let seed = 5;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8);
+    const str = () => (rnd() % 3 === 0 ? "/items/{id}" : Array.from({ length: rnd() % 10 }, () => alphabet[rnd() % alphabet.length]).join(""));
+    const protocols = ["http1", "http2", "grpc", "mysql", "postgres", "redis", "kafka", "amqp", ""];
+    for (let i = 0; i < 3000; i++) {
+      const s = {
+        protocol: protocols[i % protocols.length]!,
+        operation: str(),
+        resource: i % 7 === 0 ? "/pkg.Svc/Method" : str(),
+        status: rnd() % 4 === 0 ? undefined : rnd() % 600,
+        serverAddress: rnd() % 5 ? "10.0.0.1" : str(),
+        serverPort: rnd() % 3 ? 8080 : 0,
+        clientAddress: rnd() % 5 ? "::1" : "",
+        clientPort: rnd() % 65536,
+        peer: str(),
+        error: rnd() % 5 === 0,
+        incomplete: rnd() % 7 === 0,
+        tls: rnd() % 2 === 0,
+        linkedBy: ["", "tcp", "header", "thread", "trace"][rnd() % 5]!,
+      } as unknown as SpanRec;
+      assert.equal(spanTagsField(s), escStr(spanTagsJson(s)), JSON.stringify(s));
+    }
   });
 });

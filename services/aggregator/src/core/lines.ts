@@ -4,7 +4,7 @@
 import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
 import type { SpanRec } from "./spans.js";
 import { cumulative, LE_TAGS } from "./histogram.js";
-import { spanTagsJson, serviceTagsJson } from "./span-attributes.js";
+import { spanAttributes, serviceTagsJson } from "./span-attributes.js";
 import type { LatencyStats } from "./stats.js";
 
 /** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
@@ -140,8 +140,9 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
   for (const s of sorted) {
     const tags = `kind=${s.kind},namespace=${escTag(s.namespace)},node=${escTag(s.node)},protocol=${escTag(s.protocol)},service=${escTag(s.service)}`;
     let ts = (s.startNs / 1000n) * 1000n + BigInt(parseInt(s.id.slice(-4), 16) % 1000);
-    while (clock.used(`${tags} ${ts}`)) ts++;
-    mine.add(`${tags} ${ts}`);
+    let key = `${tags} ${ts}`;
+    while (clock.used(key)) key = `${tags} ${++ts}`;
+    mine.add(key);
     let f = `trace_id=${escStr(s.traceId)},span_id=${escStr(s.id)},parent_span_id=${escStr(s.parentId)},name=${escStr(s.operation ? `${s.operation} ${s.resource}` : s.resource)},duration_ms=${num(s.durationMs)},error=${s.error},operation=${escStr(s.operation)},resource=${escStr(s.resource)},peer_service=${escStr(s.peer)},linked_by=${escStr(s.linkedBy)}`;
     if (s.status !== undefined) f += `,status=${s.status}i`;
     if (s.clientAddress) f += `,client_address=${escStr(s.clientAddress)}`;
@@ -153,9 +154,34 @@ export function spanLines(spans: readonly SpanRec[], out: string[], clock: SpanC
     if (s.incomplete) f += `,incomplete=true`;
     if (s.tls) f += `,tls=true`;
     // start_ms, tags and service_tags: what Grafana's trace view needs as columns (startTime, tags, serviceTags).
-    f += `,start_ms=${num(s.startMs)},tags=${escStr(spanTagsJson(s))},service_tags=${serviceTagsField(s)}`;
+    f += `,start_ms=${num(s.startMs)},tags=${spanTagsField(s)},service_tags=${serviceTagsField(s)}`;
     out.push(`spans,${tags} ${f} ${ts}`);
   }
+}
+
+/**
+ * The quoted `tags` field, escStr(spanTagsJson(s)), written piece by piece: escStr rewrites
+ * character by character, so the pieces escaped alone make the same text, and a plain value (printable
+ * ASCII without quote or backslash, most of them) is its own JSON and escaped text between \"…\"
+ * (the whole JSON string and its escaped copy cost more than the rest of a span's line).
+ */
+export function spanTagsField(s: SpanRec): string {
+  const a = spanAttributes(s);
+  let f = '"[';
+  for (let i = 0; i < a.length; i++) {
+    const [k, v] = a[i]!;
+    f += (i === 0 ? '{\\"key\\":' : ',{\\"key\\":') + jsonStrEscaped(k) + ',\\"value\\":' + (typeof v === "string" ? jsonStrEscaped(v) : JSON.stringify(v)) + "}";
+  }
+  return f + ']"';
+}
+
+/** escStr(JSON.stringify(v)) without its outer quotes. */
+function jsonStrEscaped(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 34 || c === 92) return escStr(JSON.stringify(v)).slice(1, -1);
+  }
+  return '\\"' + v + '\\"';
 }
 
 /** The quoted `service_tags` field by service and node: the same few for every span. */
