@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { defaultCoreOptions } from "@wirescope/aggregator";
+import { AGGREGATOR_NODE_FLAGS } from "@wirescope/aggregator/options";
 import {
   DEFAULTS,
   loadConfig,
@@ -614,7 +615,7 @@ async function up(argv: string[]): Promise<number> {
         continue;
       }
       const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index)];
-      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : [process.execPath, ...args];
+      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
       try {
         await sup.start({
           ...spec,
