@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import type { RecordJson } from "@wirescope/common";
-import { bpfAvailable, CollectingProbe, assemble, eventually } from "./probe-support.js";
+import { waitFor } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, assemble } from "./probe-support.js";
 import { startCapture, decodeCapture, captureBytes, decodeChunks, runKcat } from "./protocol-support/index.js";
 
 const TOPIC = "orders";
@@ -31,7 +32,7 @@ test("probe: kcat's Kafka connections byte for byte, and the same records as the
   const warmUntil = Date.now() + 30_000;
   for (;;) {
     const { pid } = await runKcat(addr, ["-L"]);
-    const seen = await eventually("a warm-up connection", () => toBroker(pid).length > 0, 2000).then(() => true, () => false);
+    const seen = await waitFor(() => toBroker(pid).length > 0, { timeoutMs: 2000, intervalMs: 20, what: "a warm-up connection" }).then(() => true, () => false);
     if (seen) break;
     assert.ok(Date.now() < warmUntil, "the probe saw no kcat connection within 30 s");
   }
@@ -57,7 +58,7 @@ test("probe: kcat's Kafka connections byte for byte, and the same records as the
     const conns = toBroker(pid);
     assert.ok(conns.length > 0, `kcat ${pid}: connections seen`);
     // every connection's close carries its totals: wait for them, so all data events are in
-    await eventually(`kcat ${pid}: close events`, () => conns.every(([, v]) => v.close !== undefined), 10_000);
+    await waitFor(() => conns.every(([, v]) => v.close !== undefined), { timeoutMs: 10_000, intervalMs: 20, what: `kcat ${pid}: close events` });
     for (const [, v] of conns) {
       const port = v.open!.localPort;
       const where = `kcat ${pid} port ${port}`;

@@ -7,8 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
-import { tempDir } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, eventually, assemble, REPO_ROOT } from "./probe-support.js";
+import { tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, runChild, assemble, REPO_ROOT } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";
@@ -44,7 +44,7 @@ test("probe: fd reuse gives a new connection identity; each connection keeps its
   const conns = client.lines.filter((l) => l.startsWith("CONN ")).map((l) => l.split(" ").map(Number));
   assert.equal(conns.length, 2);
   assert.equal(conns[0][2], conns[1][2], "the kernel reused the fd number");
-  await eventually("both connections closed", () => probe.find((o) => o.tgid === client.pid).filter(([, v]) => v.close).length === 2);
+  await waitFor(() => probe.find((o) => o.tgid === client.pid).filter(([, v]) => v.close).length === 2, { timeoutMs: 10_000, intervalMs: 20, what: "both connections closed" });
   const seen = probe.find((o) => o.tgid === client.pid);
   assert.equal(seen.length, 2);
   assert.notEqual(seen[0][0], seen[1][0], "distinct connection keys");
@@ -79,10 +79,10 @@ s.on("close", () => console.log("DONE"));
   t.after(() => probe.stop());
   fs.writeFileSync(trigger, "");
   await client.waitLine(/^DONE/);
-  await eventually("both pre-existing sides seen", () =>
+  await waitFor(() =>
     probe.find((o) => o.tgid === client.pid && o.localPort === localPort).length === 1 &&
     probe.find((o) => o.tgid === server.pid && o.remotePort === localPort).length === 1 &&
-    assemble(probe.find((o) => o.tgid === server.pid && o.remotePort === localPort)[0][1].data[1]).bytes.length >= 23);
+    assemble(probe.find((o) => o.tgid === server.pid && o.remotePort === localPort)[0][1].data[1]).bytes.length >= 23, { timeoutMs: 10_000, intervalMs: 20, what: "both pre-existing sides seen" });
   const [, cv] = probe.find((o) => o.tgid === client.pid && o.localPort === localPort)[0];
   const [, sv] = probe.find((o) => o.tgid === server.pid && o.remotePort === localPort)[0];
   assert.equal(cv.open!.inferred, true);
@@ -127,15 +127,15 @@ for (const f of ${JSON.stringify(steps)}) {
 
   // step 1: the comm deny list set at start
   await step(0);
-  await eventually("a and b seen", () => count(a.pid) === 1 && count(b.pid) === 1);
+  await waitFor(() => count(a.pid) === 1 && count(b.pid) === 1, { timeoutMs: 10_000, intervalMs: 20, what: "a and b seen" });
   // step 2: at runtime, allow only b's pid
   probe.source.setFilter({ allowPids: [b.pid], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] });
   await step(1);
-  await eventually("b's second connection", () => count(b.pid) === 2);
+  await waitFor(() => count(b.pid) === 2, { timeoutMs: 10_000, intervalMs: 20, what: "b's second connection" });
   // step 3: at runtime, deny b's pid, lift the allow list
   probe.source.setFilter({ allowPids: [], denyPids: [b.pid], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] });
   await step(2);
-  await eventually("a's third connection", () => count(a.pid) === 2);
+  await waitFor(() => count(a.pid) === 2, { timeoutMs: 10_000, intervalMs: 20, what: "a's third connection" });
   // let anything in flight arrive, then check what never may
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(count(denied.pid), 0, "the comm-denied process never appears");
@@ -223,14 +223,14 @@ console.log("DONE");`, [port]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/);
   const local = Object.fromEntries(client.lines.filter((l) => l.startsWith("CONN ")).map((l) => [l.split(" ")[1], Number(l.split(" ")[2])]));
-  await eventually("four sockets", () => probe.find((o) => o.tgid === server.pid || o.tgid === client.pid).length === 4);
+  await waitFor(() => probe.find((o) => o.tgid === server.pid || o.tgid === client.pid).length === 4, { timeoutMs: 10_000, intervalMs: 20, what: "four sockets" });
   const v4s = probe.find((o) => o.tgid === server.pid && o.remotePort === local["127.0.0.1"])[0][1].open!;
   assert.equal(v4s.family, 4);
   assert.equal(v4s.localAddress, "127.0.0.1");
   assert.equal(v4s.remoteAddress, "127.0.0.1");
   assert.equal(v4s.role, 2);
   const v6c = probe.find((o) => o.tgid === client.pid && o.localPort === local["::1"])[0][1];
-  await eventually("the IPv6 client's bytes", () => assemble(v6c.data[1]).bytes.length >= 6);
+  await waitFor(() => assemble(v6c.data[1]).bytes.length >= 6, { timeoutMs: 10_000, intervalMs: 20, what: "the IPv6 client's bytes" });
   assert.equal(v6c.open!.family, 6);
   assert.equal(v6c.open!.localAddress, "::1");
   assert.equal(v6c.open!.remoteAddress, "::1");
@@ -266,7 +266,7 @@ s.close()
   const localPort = Number(/LOCAL (\d+)/.exec(r.stdout)?.[1]);
   // the socket is seen once through its original fd (connect) and once through fd 9 (first use)
   const onFd9 = () => probe.find((o) => o.localPort === localPort && o.remotePort === Number(port) && o.fd === 9);
-  await eventually("the dup2'ed socket's bytes", () => onFd9().length === 1 && assemble(onFd9()[0][1].data[1]).bytes.length >= 12);
+  await waitFor(() => onFd9().length === 1 && assemble(onFd9()[0][1].data[1]).bytes.length >= 12, { timeoutMs: 10_000, intervalMs: 20, what: "the dup2'ed socket's bytes" });
   const [, v] = onFd9()[0];
   assert.equal(v.open!.inferred, true);
   assert.equal(v.open!.role, 1, "client: the remote port is listening");

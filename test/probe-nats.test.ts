@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, type RawBatch } from "@wirescope/common";
-import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, eventually } from "./probe-support.js";
+import { startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, runChild } from "./probe-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -79,8 +79,8 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   // 1. a connection's bytes arrive through NATS
   const msg = "hello through nats " + "x".repeat(1000);
   const { client, localPort } = await roundTrip(msg);
-  await eventually("the client's open and close events on NATS", () =>
-    conns().some((c) => c.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.CLOSE), 15_000);
+  await waitFor(() =>
+    conns().some((c) => c.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the client's open and close events on NATS" });
   const open = conns().find((c) => c.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.OPEN)!;
   assert.ok(open, "open event");
   assert.equal(open.role, 1);
@@ -90,7 +90,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   assert.equal(open.process?.pid, client.pid);
   assert.match(open.process?.cmdline ?? "", /client-/);
   assert.ok(open.timestampNs > BigInt(Date.now() - 60_000) * 1_000_000n, "wall-clock timestamp");
-  await eventually("the client's bytes", () => dataOf(open.connKey, 2).length >= msg.length + 5, 10_000);
+  await waitFor(() => dataOf(open.connKey, 2).length >= msg.length + 5, { timeoutMs: 10_000, intervalMs: 20, what: "the client's bytes" });
   assert.equal(dataOf(open.connKey, 1).toString(), msg);
   assert.equal(dataOf(open.connKey, 2).toString(), "echo:" + msg);
   const srvOpen = conns().find((c) => c.pid === server.pid && c.remotePort === localPort && c.kind === ConnKind.OPEN);
@@ -124,7 +124,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   // then allow again and make one more connection: once that one is through, the denied one would have been too
   await ctl.setFilter({ filter: {} });
   const after = await roundTrip("seen again");
-  await eventually("the connection after the filter was lifted", () => conns().some((c) => c.pid === after.client.pid && c.kind === ConnKind.CLOSE), 15_000);
+  await waitFor(() => conns().some((c) => c.pid === after.client.pid && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the connection after the filter was lifted" });
   assert.equal(conns().filter((c) => c.pid === denied.client.pid).length, 0, "denied connection never published");
   await assert.rejects(ctl.setFilter({ filter: { denyComms: ["this-name-is-far-too-long"] } }), /invalid filter/);
 
@@ -134,8 +134,8 @@ const s = net.connect(${serverPort}, "127.0.0.1", () => s.write("bye"));
 s.on("data", () => { console.log("LOCAL " + s.localPort); process.exit(0); });`);
   const qPort = Number((await quitter.waitLine(/^LOCAL (\d+)/))[1]);
   await quitter.exited;
-  await eventually("a close event for the exited process's connection", () =>
-    conns().some((c) => c.pid === quitter.pid && c.localPort === qPort && c.kind === ConnKind.CLOSE), 10_000);
+  await waitFor(() =>
+    conns().some((c) => c.pid === quitter.pid && c.localPort === qPort && c.kind === ConnKind.CLOSE), { timeoutMs: 10_000, intervalMs: 20, what: "a close event for the exited process's connection" });
   sub.unsubscribe();
 });
 
@@ -158,7 +158,7 @@ test("probe --source pcap: a capture replayed through the same path reaches NATS
     "--source", "pcap", file, "--replay-loops", "3", "--log-level", "warn",
   ], { logFile: path.join(dir, "probe.log") });
   t.after(() => probe.stop());
-  await eventually("three replays' connections closed", () => batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.CLOSE).length >= 3, 30_000)
+  await waitFor(() => batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.CLOSE).length >= 3, { timeoutMs: 30_000, intervalMs: 20, what: "three replays' connections closed" })
     .catch((e) => { throw new Error(`${(e as Error).message}\n${probe.tail()}`); });
   const opens = batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.OPEN);
   assert.equal(new Set(opens.map((c) => c.connKey)).size, opens.length, "a new key per replayed connection");

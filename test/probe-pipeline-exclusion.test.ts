@@ -9,8 +9,8 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { selfIdentity } from "@wirescope/common";
 import { pipelineExclusions } from "@wirescope/probe/filter";
-import { tempDir } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, eventually, REPO_ROOT } from "./probe-support.js";
+import { tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, runChild, REPO_ROOT } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";
@@ -76,7 +76,7 @@ test("probe: a pod-like process (own pid namespace and cgroup) is denied by its 
   });
   let podOut = "";
   pod.stdout.on("data", (d: Buffer) => (podOut += d.toString()));
-  await eventually("the pod's identity", () => /^ID /m.test(podOut));
+  await waitFor(() => /^ID /m.test(podOut), { timeoutMs: 10_000, intervalMs: 20, what: "the pod's identity" });
   const id = JSON.parse(/^ID (.*)$/m.exec(podOut)![1]) as { pid: number; cgroupId: string; pidNs: string };
   const self = selfIdentity();
   assert.equal(id.pid, 1, "inside its pid namespace the pod is pid 1");
@@ -88,13 +88,13 @@ test("probe: a pod-like process (own pid namespace and cgroup) is denied by its 
   const step = async (i: number) => {
     fs.writeFileSync(steps[i], "");
     await other.waitLine(new RegExp(`^STEP ${steps[i]}$`));
-    await eventually(`pod step ${i + 1}`, () => podOut.includes(`STEP ${steps[i]}`));
+    await waitFor(() => podOut.includes(`STEP ${steps[i]}`), { timeoutMs: 10_000, intervalMs: 20, what: `pod step ${i + 1}` });
   };
 
   // step 1: not yet excluded, the pod's connection is traced like any other (so step 2 can fail)
   await other.waitLine(/^ID /);
   await step(0);
-  await eventually("both step-1 connections", () => podConns() === 1 && otherConns() === 1);
+  await waitFor(() => podConns() === 1 && otherConns() === 1, { timeoutMs: 10_000, intervalMs: 20, what: "both step-1 connections" });
 
   // step 2: the probe reads the announcement the way the service does
   const ex = pipelineExclusions([{ node: "n", ...id }], { node: "n", pid: process.pid, pidNs: self.pidNs });
@@ -102,7 +102,7 @@ test("probe: a pod-like process (own pid namespace and cgroup) is denied by its 
   probe.source.filter.excludePids(ex.pids);
   probe.source.filter.excludeCgroups(ex.cgroups);
   await step(1);
-  await eventually("the other process's second connection", () => otherConns() === 2);
+  await waitFor(() => otherConns() === 2, { timeoutMs: 10_000, intervalMs: 20, what: "the other process's second connection" });
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(podConns(), 1, "the pod's second connection was never traced");
 });

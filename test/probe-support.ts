@@ -11,7 +11,7 @@ import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
 import type { ManagedProcess } from "@wirescope/common";
-import { tempDir, spawnTracked } from "./support/index.js";
+import { tempDir, spawnTracked, waitFor } from "./support/index.js";
 
 /** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */
 export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string, args: string[] = []): Promise<ManagedProcess> {
@@ -248,15 +248,6 @@ export async function runChild(name: string, program: string | { file: string },
   };
 }
 
-/** Polls `cond` every 20 ms until true or `timeoutMs` passes (then throws with `what`). */
-export async function eventually(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /**
  * Checks that the probe saw exactly the proxied bytes on both of the pair's connections, in
  * order and without gaps, with the right roles, ports, pids and process names.
@@ -268,10 +259,9 @@ export async function checkPair(probe: CollectingProbe, pair: ProxiedPair, opts:
   const serverConn = () => probe.find((o) => o.tgid === opts.serverPid && o.remotePort === pair.upstreamPort && o.localPort === opts.serverPort);
   const complete = (v: ConnView | undefined, out: Buffer, inn: Buffer) =>
     !!v && assemble(v.data[1]).bytes.length >= out.length && assemble(v.data[2]).bytes.length >= inn.length;
-  await eventually(`the probe to see both connections of client port ${pair.clientPort} with all bytes`, () =>
+  await waitFor(() =>
     complete(clientConn()[0]?.[1], c2s, s2c.subarray(0, pair.s2cBeforeClientClose ?? s2c.length)) &&
-    complete(serverConn()[0]?.[1], s2c, c2s.subarray(0, pair.c2sBeforeServerClose ?? c2s.length)),
-  ).catch((e) => {
+    complete(serverConn()[0]?.[1], s2c, c2s.subarray(0, pair.c2sBeforeServerClose ?? c2s.length)), { timeoutMs: 10_000, intervalMs: 20, what: `the probe to see both connections of client port ${pair.clientPort} with all bytes` }).catch((e) => {
     throw new Error(`${(e as Error).message}: client conns ${clientConn().length}, server conns ${serverConn().length}, c2s ${c2s.length}, s2c ${s2c.length}, ` +
       `seen client egress ${clientConn()[0] ? assemble(clientConn()[0][1].data[1]).bytes.length : -1}, ingress ${clientConn()[0] ? assemble(clientConn()[0][1].data[2]).bytes.length : -1}`);
   });

@@ -16,8 +16,8 @@ import path from "node:path";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Role } from "@wirescope/common";
-import { freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, eventually } from "./probe-support.js";
+import { freePort, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey as key, recordExchange, tracedPipeline, startNginx, PY_CLIENT } from "./tls-support.js";
 import { startTcpdump } from "./support/tcpdump.js";
@@ -177,14 +177,14 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
     await run("curl", ["-sk", url], { env: { ...process.env, LD_LIBRARY_PATH: libDir } });
     await new Promise((r) => setTimeout(r, 100));
   }
-  await eventually("the copy attached", () => !!copyEntry(), 10_000);
+  await waitFor(() => !!copyEntry(), { timeoutMs: 10_000, intervalMs: 20, what: "the copy attached" });
   t.diagnostic(`files: ${JSON.stringify([...src.tls!.files])}`);
   // OpenSSL 3: read, write, their _ex forms and SSL_do_handshake, entry and return, and SSL_free
   assert.equal(copyEntry()!.links, 11, `the copy's eleven uprobes: ${JSON.stringify(copyEntry())}`);
   assert.ok(stats()["lib_mapped"]! >= 1, "announced by sys_enter_mmap");
   const callsBefore = stats()["calls"]!;
   await run("curl", ["-sk", url], { env: { ...process.env, LD_LIBRARY_PATH: libDir } });
-  await eventually("plaintext through the copy", () => stats()["calls"]! >= callsBefore + 2, 10_000);
+  await waitFor(() => stats()["calls"]! >= callsBefore + 2, { timeoutMs: 10_000, intervalMs: 20, what: "plaintext through the copy" });
 
   // many short-lived TLS processes: one attach per file, whatever the number of processes (the
   // system's libssl, used by half of them, may get its attach here if nothing mapped it before)
@@ -195,7 +195,7 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   assert.ok(added.every((f) => f.path !== copy) && added.filter((f) => f.path === "/usr/lib/x86_64-linux-gnu/libssl.so.3").length <= 1, `no file entry per process: ${JSON.stringify(added)}`);
   assert.equal(stats()["uprobe_links"], links + added.reduce((n, f) => n + f.links, 0), "no link per process, only per new file");
   assert.ok(stats()["calls"]! >= callsBefore + 200, `every client's plaintext: ${stats()["calls"]}`);
-  await eventually("TLS opens of the clients", () => conns.filter((c) => c.comm === "curl").length >= 100, 10_000);
+  await waitFor(() => conns.filter((c) => c.comm === "curl").length >= 100, { timeoutMs: 10_000, intervalMs: 20, what: "TLS opens of the clients" });
 
   // a client killed while it waits inside SSL_read: its call is forgotten at thread exit, counted
   const abandoned = stats()["call_abandoned"]!;
@@ -206,12 +206,12 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   await new Promise((r) => setTimeout(r, 300));
   victim.kill("SIGKILL");
   await new Promise((r) => victim.once("exit", r));
-  await eventually("the abandoned call counted", () => stats()["call_abandoned"]! > abandoned, 10_000);
+  await waitFor(() => stats()["call_abandoned"]! > abandoned, { timeoutMs: 10_000, intervalMs: 20, what: "the abandoned call counted" });
   assert.equal(stats()["no_fd"], 0);
   // the probe goes on: the next client is traced as before
   const after = stats()["calls"]!;
   await run("curl", ["-sk", url]);
-  await eventually("traced after the kill", () => stats()["calls"]! >= after + 2, 10_000);
+  await waitFor(() => stats()["calls"]! >= after + 2, { timeoutMs: 10_000, intervalMs: 20, what: "traced after the kill" });
 
   // a TLS library the probe cannot read (NSS's libssl3.so; here a stand-in file of that name),
   // loaded by three processes: said once, counted once, no longer announced
@@ -219,7 +219,7 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   fs.copyFileSync("/usr/lib/x86_64-linux-gnu/libz.so.1", nss);
   const unsupported = stats()["libraries_unsupported"]!;
   for (let i = 0; i < 3; i++) await run("python3", ["-c", `import ctypes; ctypes.CDLL(${JSON.stringify(nss)}); import time; time.sleep(0.5)`]);
-  await eventually("the NSS stand-in said", () => tlsErrors.some((e) => e.startsWith(`${nss}: NSS`)), 10_000);
+  await waitFor(() => tlsErrors.some((e) => e.startsWith(`${nss}: NSS`)), { timeoutMs: 10_000, intervalMs: 20, what: "the NSS stand-in said" });
   assert.equal(tlsErrors.filter((e) => e.startsWith(nss)).length, 1, `once: ${JSON.stringify(tlsErrors)}`);
   assert.equal(stats()["libraries_unsupported"], unsupported + 1);
 });

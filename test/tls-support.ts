@@ -6,8 +6,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_pr
 import type { TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
-import { startNats, freePort } from "./support/index.js";
-import { spawnProbe, eventually, runChild, REPO_ROOT } from "./probe-support.js";
+import { startNats, freePort, waitFor } from "./support/index.js";
+import { spawnProbe, runChild, REPO_ROOT } from "./probe-support.js";
 import { startParser } from "./parser-support.js";
 
 /** A self-signed certificate and key for CN=localhost in `dir`. */
@@ -129,7 +129,7 @@ http {
 }
 `);
   const p = spawn("nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
-  await eventually("nginx listening", () => spawnSync("ss", ["-ltn", `sport = :${port}`], { encoding: "utf8" }).stdout.includes(`:${port}`), 15_000);
+  await waitFor(() => spawnSync("ss", ["-ltn", `sport = :${port}`], { encoding: "utf8" }).stdout.includes(`:${port}`), { timeoutMs: 15_000, intervalMs: 100, what: "nginx listening" });
   return p;
 }
 
