@@ -7,8 +7,8 @@ import path from "node:path";
 import type { NatsConnection } from "nats";
 import { startInfluxd, type RunningServer } from "@wirescope/common";
 import { makeRecord, windowStart } from "@wirescope/aggregator";
-import { startNats, startInflux, waitFor } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
+import { waitFor } from "./support/index.js";
+import { startAggregator, startBackends, publishRecords, rows } from "./aggregator-support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,18 +71,13 @@ function rssMb(pid: number): number {
 }
 
 describe("aggregator without loss", { timeout: 240_000 }, () => {
-  const cleanup: (() => Promise<void>)[] = [];
+  const cleanup: (() => Promise<unknown>)[] = [];
   after(async () => {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
   });
 
   it("kill -9 in the middle of a window, restart: counts equal exactly what was sent", async () => {
-    const nats = await startNats({ jetstream: true });
-    cleanup.push(() => nats.stop());
-    const influx = await startInflux();
-    cleanup.push(() => influx.stop());
-    const nc = await natsConnect(nats.url);
-    cleanup.push(() => nc.close());
+    const { nats, influx, nc } = await startBackends(cleanup);
     const db = "agg_kill";
     const WINDOW = 2000;
     const args = ["--window-ms", String(WINDOW), "--grace-ms", "1000", "--ack-wait-ms", "3000", "--span-sample-rate", "1"];
@@ -131,12 +126,7 @@ describe("aggregator without loss", { timeout: 240_000 }, () => {
   });
 
   it("influxd stopped for 30 s under load: what fits the buffer arrives, the rest is counted as dropped, memory stays bounded", async () => {
-    const nats = await startNats({ jetstream: true });
-    cleanup.push(() => nats.stop());
-    const influx = await startInflux();
-    cleanup.push(() => influx.stop());
-    const nc = await natsConnect(nats.url);
-    cleanup.push(() => nc.close());
+    const { nats, influx, nc } = await startBackends(cleanup);
     const db = "agg_outage";
     const WINDOW = 1000;
     // Two series per window (2xx and 5xx): 2 × (red + 16 latency_hist) + 1 edge; no spans.

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
 import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
-import { spawnTracked, freePort, waitFor, influxQuery, tempDir } from "./support/index.js";
+import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/common";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -19,16 +19,18 @@ export interface AggregatorProc {
   status(): Promise<Record<string, number>>;
   /** The Status response's info (members, owned partitions, services, ...). */
   info(): Promise<Record<string, string>>;
+  /** The Status response's `ready` (SERVING) and the reasons when not (in its warnings). */
+  ready(): Promise<{ ready: boolean; warnings: string[] }>;
   kill9(): void;
   stop(): Promise<void>;
 }
 
 /** Starts `wirescope aggregator` against the given servers; resolves once its consumer is bound. */
-export async function startAggregator(natsUrl: string, influxUrl: string, db: string, extra: string[] = []): Promise<AggregatorProc> {
+export async function startAggregator(natsUrl: string, influxUrl: string, db: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<AggregatorProc> {
   const port = await freePort();
   const dir = tempDir("wirescope-agg-");
   const logFile = path.join(dir, "aggregator.log");
-  const proc = await spawnTracked("aggregator", process.execPath, [WIRESCOPE, "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", ...extra], { logFile });
+  const proc = await spawnTracked("aggregator", process.execPath, [WIRESCOPE, "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", ...extra], { logFile, env: env && { ...process.env, ...env } });
   const grpc = `127.0.0.1:${port}`;
   const client = createClient(AggregatorService, grpc);
   const status = async () => {
@@ -36,6 +38,10 @@ export async function startAggregator(natsUrl: string, influxUrl: string, db: st
     return r.counters;
   };
   const info = async () => ((await client.status({}, { timeoutMs: 3000 })) as { info: Record<string, string> }).info;
+  const ready = async () => {
+    const r = (await client.status({}, { timeoutMs: 3000 })) as { ready: boolean; warnings: string[] };
+    return { ready: r.ready, warnings: r.warnings };
+  };
   try {
     await waitFor(
       async () => {
@@ -61,6 +67,7 @@ export async function startAggregator(natsUrl: string, influxUrl: string, db: st
     logFile,
     status,
     info,
+    ready,
     kill9: () => process.kill(proc.pid, "SIGKILL"),
     stop: async () => {
       client.close();
@@ -96,6 +103,17 @@ export async function publishRecords(nc: NatsConnection, records: WRecord[], per
     n++;
   }
   return n;
+}
+
+/** nats-server (JetStream), influxd and a client of the nats-server; `cleanup` stops them (run it in reverse). */
+export async function startBackends(cleanup: (() => Promise<unknown>)[]): Promise<{ nats: TestServer; influx: TestServer; nc: NatsConnection }> {
+  const nats = await startNats({ jetstream: true });
+  cleanup.push(() => nats.stop());
+  const influx = await startInflux();
+  cleanup.push(() => influx.stop());
+  const nc = await natsConnect(nats.url);
+  cleanup.push(() => nc.close());
+  return { nats, influx, nc };
 }
 
 export async function natsConnect(url: string): Promise<NatsConnection> {

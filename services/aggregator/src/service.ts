@@ -17,9 +17,11 @@ import {
   ownedPartitions,
   recordPartitionOf,
   withJetStreamRetry,
+  SupervisedLoop,
   type Counters,
   type CreateService,
   type Logger,
+  type LoopRun,
   type ServiceContext,
 } from "@wirescope/common";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
@@ -74,40 +76,43 @@ export const createService: CreateService = async (ctx) => {
 
       // One epoch per set of owned partitions: a change of the set ends the epoch (its open
       // windows are left unwritten) and starts the next from the saved positions, as a restart
-      // after a crash would. Counters of ended epochs are kept in `totals`.
+      // after a crash would. An epoch whose consumer ended or stalled is started again the same
+      // way, after a backoff, counted (`consumer_restarts.<reason>`), the service NOT_SERVING
+      // meanwhile. Counters of ended epochs are kept in `totals`.
       const totals: Record<string, number> = {};
       let epoch: Epoch | undefined;
-      let switching: Promise<void> = Promise.resolve();
+      let owned: Set<number> | undefined;
       let ownedKey = "";
       let memberCount = 0;
-      const switchTo = (owned: Set<number>) => {
-        const key = [...owned].join(",");
-        if (key === ownedKey) return;
+      let consuming: SupervisedLoop | undefined;
+      const startConsuming = async (): Promise<LoopRun> => {
+        const current = owned ?? new Set<number>();
+        ctx.info.set("partitions_owned", describePartitions(current, P));
+        const e = await startEpoch({ nc, partitions: P, jsm, kv, writer, otlp, o, owned: current, consumerName, log, counters: ctx.counters, signal, instance: ctx.instance });
+        epoch = e;
+        return {
+          ended: e.ended,
+          stop: async () => {
+            if (epoch === e) epoch = undefined;
+            // On shutdown, writes already started may finish (bounded); on a switch, they go on.
+            await e.stop(signal.aborted ? 5000 : undefined);
+            for (const [k, v] of Object.entries(e.snapshot())) totals[k] = (totals[k] ?? 0) + v;
+          },
+        };
+      };
+      const switchTo = (next: Set<number>) => {
+        const key = [...next].join(",");
+        if (key === ownedKey || signal.aborted) return;
         ownedKey = key;
-        switching = switching.then(async () => {
-          if (signal.aborted) return;
-          if (epoch) {
-            const ended = epoch;
-            epoch = undefined;
-            await ended.stop();
-            for (const [k, v] of Object.entries(ended.snapshot())) totals[k] = (totals[k] ?? 0) + v;
-          }
-          ctx.info.set("partitions_owned", describePartitions(owned, P));
-          try {
-            epoch = await js("consumer", () =>
-              startEpoch({ nc, partitions: P, jsm, kv, writer, otlp, o, owned, consumerName, log, counters: ctx.counters, signal, instance: ctx.instance }),
-            );
-          } catch (e) {
-            log.error({ err: errorMessage(e) }, "cannot start consuming the owned partitions; retrying at the next membership change");
-            ownedKey = "";
-          }
-        });
+        owned = next;
+        if (consuming) consuming.restart("partitions moved");
+        else consuming = new SupervisedLoop(startConsuming, { name: "consumer", counters: ctx.counters, log, health: ctx.health });
       };
       const membership = new NatsMembership(
         nc,
         () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc") }),
         // Instances with the same --durable form one fleet (they share its saved positions).
-        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, fleet: "aggregator", keyPrefix: o.durable.replace(/[^A-Za-z0-9_-]/g, "_") },
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters: ctx.counters, health: ctx.health, fleet: "aggregator", keyPrefix: o.durable.replace(/[^A-Za-z0-9_-]/g, "_") },
         log,
         (members, died) => {
           const owned = ownedPartitions(ctx.instance, members, P);
@@ -132,6 +137,7 @@ export const createService: CreateService = async (ctx) => {
         if (e) for (const [k, v] of Object.entries(e.snapshot())) s[k] = (s[k] ?? 0) + v;
         const w = writer.stats;
         Object.assign(s, {
+          consumer_restarts: consuming?.restarts ?? 0,
           drops_influx_buffer: w.linesDropped.buffer_full,
           drops_influx_rejected: w.linesDropped.rejected,
           drops_influx_retries: w.linesDropped.retries_exhausted,
@@ -190,8 +196,7 @@ export const createService: CreateService = async (ctx) => {
         // Goodbye first, so that the others take the partitions over at once. Open windows are
         // not flushed early: the next owner reads their batches again and rebuilds them exactly.
         await membership.stop().catch(() => undefined);
-        await switching.catch(() => undefined);
-        if (epoch) await epoch.stop(5000);
+        await consuming?.stop();
         await jsm.consumers.delete(o.stream, consumerName).catch(() => undefined);
         await otlp?.drain(2000);
         await otlp?.stop();
@@ -226,6 +231,8 @@ interface EpochDeps {
 
 interface Epoch {
   readonly owned: Set<number>;
+  /** Resolves with why when its consumer ended or stalled by itself (not after `stop`). */
+  readonly ended: Promise<string>;
   readonly core: Aggregator;
   readonly pipeline: Pipeline;
   tick(now: number): void;
@@ -275,7 +282,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     },
     Number.isFinite(floor) ? floor : -Infinity,
   );
-  const noop: Epoch = { owned, core, pipeline, tick: () => undefined, snapshot: () => ({}), stop: async () => pipeline.stop() };
+  const noop: Epoch = { owned, core, pipeline, ended: new Promise<string>(() => undefined), tick: () => undefined, snapshot: () => ({}), stop: async () => pipeline.stop() };
   if (owned.size === 0) return noop;
 
   const info = await jsm.streams.info(o.stream);
@@ -323,15 +330,25 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   const consumer = await nc.jetstream().consumers.get(o.stream, d.consumerName);
   // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
   // whose leader moved to another cluster member, is noticed after two missed heartbeats.
-  // Delivered batches wait in the client until ingested, and their ack timers run meanwhile:
-  // bounded by bytes, not count, so that the work waiting stays short whatever the batch size
-  // (512 batches of a parser flushing 1,000 records each took over the ack wait on a busy
-  // machine, were redelivered and counted late). A batch larger than the bound would never
-  // be delivered: twice the server's largest message.
-  const messages: ConsumerMessages = await consumer.consume({ max_bytes: Math.max(CONSUME_MAX_BYTES, 2 * (nc.info?.max_payload ?? 0)), expires: CONSUME_EXPIRES_MS });
+  // Delivered batches wait in the client until ingested, and their ack timers run meanwhile, so
+  // the batches pulled ahead are few: 512 batches of a parser flushing 1,000 records each took
+  // over the ack wait on a busy machine, were redelivered and counted late. Bounded by count, not
+  // bytes: nats.js 2.29's consume({ max_bytes }) keeps 100 messages per pull as well, counts the
+  // unused bytes of a pull that ended at 100 as still pending, and asks each refill for only
+  // what it believes is left; once that is smaller than the next batch the server answers
+  // "409 Message Size Exceeds MaxBytes" and the client asks again at once, for good: no batch
+  // arrives, no heartbeat is missed, nothing is counted (issue #12: the trap fault's many
+  // one-record batches, then a large one). 64 batches of at most 512 KiB (the parser's bound)
+  // are ≤ 32 MiB, a few MB in practice.
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: CONSUME_MAX_BATCHES, expires: CONSUME_EXPIRES_MS });
+  // The epoch ends (and is started again by the service's supervisor) when nats.js would only
+  // keep retrying: its consumer deleted or gone, or its stream; when the iterator ends; or when
+  // the server holds batches for it while none arrive (the watchdog below).
+  let stopped = false;
+  let end!: (why: string) => void;
+  const ended = new Promise<string>((resolve) => (end = (why) => stopped || resolve(why)));
   // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
   // windows stay open long enough for them instead of closing and dropping them as late.
-  let stopped = false;
   const stalled = (why: string) => {
     if (stopped) return;
     pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
@@ -343,6 +360,9 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
       // unwritten): silence then is back-pressure, not a stall.
       if (s.type === ConsumerEvents.HeartbeatsMissed && held.size < o.maxAckPending) stalled("heartbeats_missed");
+      else if (s.type === ConsumerEvents.ConsumerDeleted) end("consumer_deleted");
+      else if (s.type === ConsumerEvents.ConsumerNotFound) end("consumer_not_found");
+      else if (s.type === ConsumerEvents.StreamNotFound) end("stream_not_found");
     }
   })().catch(() => undefined);
   const natsStatus = nc.status();
@@ -350,36 +370,82 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     for await (const s of natsStatus) if (s.type === Events.Disconnect) stalled("disconnected");
   })().catch(() => undefined);
   let decodeErrors = 0;
+  let batchErrors = 0;
+  let lastDelivery = Date.now();
+  const ingestOne = (m: JsMsg) => {
+    if (FAILPOINT_BATCH_THROW && m.headers?.get(FAILPOINT_HEADER) === "throw") throw new Error("failpoint: batch_throw");
+    if (replaying && m.seq >= lastSeq) {
+      replaying = false;
+      pipeline.releaseHold();
+    }
+    const p = partitionOfSubject(m.subject);
+    if (!owned.has(p)) {
+      pipeline.pass(asAckable(m, p));
+      return;
+    }
+    let records: RecordView[] | RecordBatchSlots;
+    try {
+      records = decodeBatch(m.data);
+    } catch (e) {
+      decodeErrors++;
+      if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
+      pipeline.discard(asAckable(m, p));
+      return;
+    }
+    pipeline.onBatch(records, asAckable(m, p), Date.now(), state.get(p)?.flushedBefore ?? -Infinity, state.size > 0 && m.seq <= lastSeq);
+  };
   const reader = (async () => {
     for await (const m of messages) {
-      if (replaying && m.seq >= lastSeq) {
-        replaying = false;
-        pipeline.releaseHold();
-      }
-      const p = partitionOfSubject(m.subject);
-      if (!owned.has(p)) {
-        pipeline.pass(asAckable(m, p));
-        continue;
-      }
-      let records: RecordView[] | RecordBatchSlots;
+      lastDelivery = Date.now();
+      // One batch that throws (a bug, not bad input: that is drops_decode) is counted and
+      // acknowledged; it must not end the loop, which would leave every later batch unread.
       try {
-        records = decodeBatch(m.data);
+        ingestOne(m);
       } catch (e) {
-        decodeErrors++;
-        if (decodeErrors <= 3) log.warn({ err: errorMessage(e), seq: m.seq }, "undecodable RecordBatch: dropped");
-        pipeline.discard(asAckable(m, p));
-        continue;
+        batchErrors++;
+        if (batchErrors <= 3) log.error({ err: errorMessage(e), seq: m.seq, subject: m.subject }, "record batch failed: dropped");
+        pipeline.discard(asAckable(m, partitionOfSubject(m.subject)));
       }
-      pipeline.onBatch(records, asAckable(m, p), Date.now(), state.get(p)?.flushedBefore ?? -Infinity, state.size > 0 && m.seq <= lastSeq);
     }
   })();
-  reader.catch((e) => log.error({ err: errorMessage(e) }, "consumer stopped"));
+  reader.then(
+    () => end("ended"),
+    (e) => {
+      if (!stopped) log.warn({ err: errorMessage(e) }, "consumer iterator failed");
+      end(`error_${e instanceof Error && "code" in e ? String((e as { code: unknown }).code) : "unknown"}`);
+    },
+  );
+  // The server holds batches for this consumer, acknowledgements are not at their limit, yet
+  // none arrived for STALL_CHECKS checks in a row: the pulls are lost (nats.js re-pulls on two
+  // missed heartbeats, but not once its heartbeat monitor is off after a reconnect it could not
+  // check). Asked only while nothing arrives; a failed ask (NATS down) decides nothing.
+  let idleChecks = 0;
+  const watchdog = setInterval(() => {
+    if (stopped || Date.now() - lastDelivery < STALL_CHECK_MS) {
+      idleChecks = 0;
+      return;
+    }
+    consumer.info().then(
+      (ci) => {
+        if (ci.num_pending > 0 && ci.num_ack_pending < (ci.config.max_ack_pending ?? Infinity)) {
+          if (++idleChecks >= STALL_CHECKS) end("stalled");
+        } else idleChecks = 0;
+      },
+      (e: unknown) => {
+        const msg = errorMessage(e);
+        if (/consumer not found/i.test(msg)) end("consumer_not_found");
+        else if (/stream not found/i.test(msg)) end("stream_not_found");
+      },
+    );
+  }, STALL_CHECK_MS);
+  watchdog.unref();
 
   let lastWorking = Date.now();
   return {
     owned,
     core,
     pipeline,
+    ended,
     tick(now) {
       pipeline.tick(now);
       if (now - lastWorking > o.ackWaitMs / 6) {
@@ -419,10 +485,13 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         drops_span_buffer: c.drops.span_buffer_full,
         drops_role_unknown: c.drops.role_unknown,
         drops_decode: decodeErrors,
+        drops_batch_error: batchErrors,
       };
     },
     async stop(waitMs) {
       stopped = true;
+      clearInterval(watchdog);
+      (natsStatus as { stop?: () => void }).stop?.();
       pipeline.stop();
       await messages.close().catch(() => undefined);
       if (waitMs) await Promise.race([pipeline.settled(), new Promise((r) => setTimeout(r, waitMs))]);
@@ -466,8 +535,19 @@ const CONSUMER_INACTIVE_MS = 60_000;
 const CONSUME_EXPIRES_MS = 5_000;
 /** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
 const STALL_HOLD_MS = 30_000;
-/** Bytes of delivered batches waiting in the client for ingestion (see `consume` above). */
-const CONSUME_MAX_BYTES = 8 << 20;
+/** With nothing delivered for this long, the watchdog asks the server whether batches wait. */
+const STALL_CHECK_MS = 10_000;
+/** Checks in a row that found batches waiting and none delivered before the epoch restarts. */
+const STALL_CHECKS = 3;
+/**
+ * Failpoint for the integration tests (test/aggregator-consume.test.ts), off unless the process
+ * runs with WIRESCOPE_FAILPOINTS=batch_throw: a batch carrying the header
+ * `Wirescope-Failpoint: throw` makes its ingestion throw, as a bug in the core would.
+ */
+const FAILPOINT_BATCH_THROW = (process.env.WIRESCOPE_FAILPOINTS ?? "").split(",").includes("batch_throw");
+const FAILPOINT_HEADER = "Wirescope-Failpoint";
+/** Batches delivered ahead of ingestion at most (see `consume` above). */
+const CONSUME_MAX_BATCHES = 64;
 
 const ACK = Uint8Array.of(0x2b, 0x41, 0x43, 0x4b); // "+ACK"
 const WPI = Uint8Array.of(0x2b, 0x57, 0x50, 0x49); // "+WPI": in progress, restart the ack timer

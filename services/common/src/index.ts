@@ -31,3 +31,4 @@ export * from "./nats-tls.js";
 export * from "./assign.js";
 export * from "./membership.js";
 export * from "./membership-nats.js";
+export * from "./supervised-loop.js";

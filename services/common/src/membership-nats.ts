@@ -14,6 +14,9 @@ import { NatsError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { MembershipView, type MemberInfo } from "./membership.js";
 import { withJetStreamRetry } from "./records-stream.js";
+import { Counters } from "./counters.js";
+import type { HealthGate } from "./health.js";
+import { SupervisedLoop, iterateRun } from "./supervised-loop.js";
 
 export const AGGREGATOR_MEMBERS_BUCKET = "wirescope-aggregators";
 
@@ -27,13 +30,17 @@ export interface NatsMembershipOptions {
   keyPrefix?: string;
   /** JetStream replicas of the bucket when this replica creates it. */
   replicas?: number;
+  /** Where a watch that ended and was started again is counted (`members_watch_restarts.<reason>`). */
+  counters?: Counters;
+  /** The service's health: NOT_SERVING (`members_watch: <reason>`) while the watch is down. */
+  health?: HealthGate;
 }
 
 export class NatsMembership {
   readonly view: MembershipView;
   private kv!: KV;
   private timer: NodeJS.Timeout | undefined;
-  private watchStop: (() => void) | undefined;
+  private watch: SupervisedLoop | undefined;
   private lastPut: Promise<unknown> = Promise.resolve();
   private connected = true;
 
@@ -66,34 +73,62 @@ export class NatsMembership {
     let initialized = false;
     let ready!: () => void;
     const snapshot = new Promise<void>((r) => (ready = r));
-    const w = await retry(`${this.opts.bucket} watch`, () =>
-      this.kv.watch({
-        key: `${prefix}>`,
-        initializedFn: () => {
-          initialized = true;
-          ready();
-        },
-      }),
-    );
-    this.watchStop = () => w.stop();
-    void (async () => {
-      for await (const e of w) {
-        const now = performance.now();
-        if (e.operation === "PUT") {
-          let info: MemberInfo;
-          try {
-            info = e.json<MemberInfo>();
-          } catch {
-            continue;
-          }
-          if (!initialized && Date.now() - e.created.getTime() > this.opts.ttlMs) continue;
-          if (this.view.heard(info, now) && initialized) this.changed([]);
-        } else if (this.view.left(e.key.slice(prefix.length)) && initialized) {
-          this.log.info({ member: e.key }, `${this.opts.fleet ?? "parser"} replica left`);
-          this.changed([]);
+    // The watch is kept running (SupervisedLoop): one that ended (its ordered consumer could not
+    // be recreated while a cluster member was lost) would leave this replica deaf to the others,
+    // which it would judge dead after the TTL, taking every partition. Each run starts with a snapshot
+    // of the current members, whose old entries are skipped as at the first start.
+    // The first watch is waited for (retried while JetStream does not answer, as the bucket).
+    let firstWatch!: (e?: unknown) => void;
+    const first = new Promise<void>((resolve, reject) => (firstWatch = (e) => (e === undefined ? resolve() : reject(e))));
+    this.watch = new SupervisedLoop(
+      async (attempt) => {
+        let snapshotDone = false;
+        const open = () =>
+          this.kv.watch({
+            key: `${prefix}>`,
+            initializedFn: () => {
+              snapshotDone = true;
+              initialized = true;
+              ready();
+            },
+          });
+        let w: Awaited<ReturnType<typeof open>>;
+        try {
+          w = attempt === 0 ? await retry(`${this.opts.bucket} watch`, open) : await open();
+        } catch (e) {
+          if (attempt === 0) firstWatch(e);
+          throw e;
         }
-      }
-    })().catch((e) => this.log.warn({ err: errorMessage(e) }, "membership watch ended"));
+        if (attempt === 0) firstWatch();
+        return iterateRun(
+          w,
+          (e) => {
+            const now = performance.now();
+            if (e.operation === "PUT") {
+              let info: MemberInfo;
+              try {
+                info = e.json<MemberInfo>();
+              } catch {
+                return;
+              }
+              if (!snapshotDone && Date.now() - e.created.getTime() > this.opts.ttlMs) return;
+              if (this.view.heard(info, now) && initialized) this.changed([]);
+            } else if (this.view.left(e.key.slice(prefix.length)) && initialized) {
+              this.log.info({ member: e.key }, `${this.opts.fleet ?? "parser"} replica left`);
+              this.changed([]);
+            }
+          },
+          () => w.stop(),
+        );
+      },
+      { name: "members_watch", counters: this.opts.counters ?? new Counters(), log: this.log, health: this.opts.health },
+    );
+    try {
+      await first;
+    } catch (e) {
+      await this.watch.stop();
+      throw e;
+    }
     // While our own connection is down we hear no one: judging others dead then would make us
     // claim every partition. Freeze expiry, and give everyone a fresh TTL once we are back.
     void (async () => {
@@ -146,7 +181,7 @@ export class NatsMembership {
   /** Goodbye: final entry (with final progress), then delete so others rebalance at once. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    this.watchStop?.();
+    await this.watch?.stop();
     if (!this.kv) return;
     await this.heartbeat();
     try {
