@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection, ObjectStore } from "nats";
-import { NatsError, errorMessage, type Counters, type Logger } from "@wirescope/common";
+import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/common";
 import { LoadedPlugin, PluginError, type PluginSet, type PluginSource } from "./wasm-plugins.js";
 
 export type { PluginSource };
@@ -135,27 +135,38 @@ export async function storePlugin(os: ObjectStore, manifest: { name: string; [k:
   await os.putBlob({ name: `${manifest.name}.wasm`, description: JSON.stringify(manifest) }, wasm);
 }
 
-/** Watches the bucket: every put installs, every delete removes. Returns a stop function. */
-export async function watchPluginStore(loader: PluginLoader, os: ObjectStore, log: Logger): Promise<() => void> {
-  const w = await os.watch({ includeHistory: true });
-  void (async () => {
-    for await (const info of w) {
-      if (!info) continue; // end of the initial listing
-      const name = info.name.replace(/\.wasm$/, "");
-      if (info.deleted) {
-        loader.remove(name, "store");
-        continue;
-      }
-      try {
-        const wasm = await os.getBlob(info.name);
-        if (!wasm) continue;
-        const manifest = JSON.parse(info.description ?? "null");
-        loader.install(`store:${info.name}`, manifest, wasm, "store");
-      } catch (e) {
-        loader.refuseFromStore(`store:${info.name}`, `store:${info.name}: ${errorMessage(e)}`);
-        log.warn({ plugin: info.name, err: errorMessage(e) }, "plugin from store refused");
-      }
-    }
-  })().catch((e) => log.warn({ err: errorMessage(e) }, "plugin store watch ended"));
-  return () => w.stop();
+/**
+ * Watches the bucket: every put installs, every delete removes. Kept watching
+ * (`plugin_watch_restarts.<reason>`): a restarted watch lists the store again, and a plugin
+ * already loaded from the same bytes is left as it is. Returns a stop function.
+ */
+export function watchPluginStore(loader: PluginLoader, os: ObjectStore, log: Logger, counters: Counters, health?: HealthGate): () => Promise<void> {
+  const watch = new SupervisedLoop(
+    async () => {
+      const w = await os.watch({ includeHistory: true });
+      return iterateRun(
+        w,
+        async (info) => {
+          if (!info) return; // end of the initial listing
+          const name = info.name.replace(/\.wasm$/, "");
+          if (info.deleted) {
+            loader.remove(name, "store");
+            return;
+          }
+          try {
+            const wasm = await os.getBlob(info.name);
+            if (!wasm) return;
+            const manifest = JSON.parse(info.description ?? "null");
+            loader.install(`store:${info.name}`, manifest, wasm, "store");
+          } catch (e) {
+            loader.refuseFromStore(`store:${info.name}`, `store:${info.name}: ${errorMessage(e)}`);
+            log.warn({ plugin: info.name, err: errorMessage(e) }, "plugin from store refused");
+          }
+        },
+        () => w.stop(),
+      );
+    },
+    { name: "plugin_watch", counters, log, health },
+  );
+  return () => watch.stop();
 }

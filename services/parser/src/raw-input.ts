@@ -7,23 +7,29 @@
 //          └──(paused or queue not empty)──▶ queue ≤ maxPending ──resume()──▶ handle, in order
 //                                                 └─ full: raw_drops_sub_queue_full
 //
+// Each subscription is kept (SupervisedLoop): one the server or client closed while the partition
+// is still ours (a permissions error; nats.js does not subscribe again after those) is made again
+// after a backoff and counted, the parser NOT_SERVING (`raw_subscription.p<p>: …`) meanwhile.
+//
 // Counters: raw_received, raw_handler_errors, raw_sub_errors, raw_drops_sub_queue_full,
-// raw_sub_pending (gauge, set by `pendingGauge`).
-import type { NatsConnection, Subscription } from "nats";
-import { errorMessage, rawSubject, type Counters, type Logger } from "@wirescope/common";
+// raw_subscription_restarts.<reason>, raw_sub_pending (gauge, set by `pendingGauge`).
+import type { NatsConnection } from "nats";
+import { SupervisedLoop, errorMessage, rawSubject, type Counters, type HealthGate, type Logger } from "@wirescope/common";
 
 export interface RawInputOptions {
   /** Messages queued while paused; beyond this they are dropped and counted. */
   maxPending: number;
   counters: Counters;
   log: Logger;
+  /** The service's health: NOT_SERVING while a subscription is being made again. */
+  health?: HealthGate;
 }
 
 /** Messages handled in one turn of `resume` before letting timers and I/O run. */
 const RESUME_SLICE = 256;
 
 export class RawInput {
-  private readonly subs = new Map<number, Subscription>();
+  private readonly subs = new Map<number, SupervisedLoop>();
   private queue: Uint8Array[] = [];
   private head = 0;
   private paused = false;
@@ -41,9 +47,9 @@ export class RawInput {
     if (this.subs.has(p)) return;
     const c = this.o.counters;
     const subject = rawSubject(p);
-    this.subs.set(
-      p,
-      this.nc.subscribe(subject, {
+    // The first subscription is made at once (start runs synchronously up to its first await).
+    const start = async () => {
+      const sub = this.nc.subscribe(subject, {
         callback: (err, m) => {
           if (err) {
             c.add("raw_sub_errors");
@@ -54,8 +60,14 @@ export class RawInput {
           if (this.paused || this.head < this.queue.length) this.enqueue(m.data);
           else this.run(m.data);
         },
-      }),
-    );
+      });
+      return {
+        ended: sub.closed.then(() => "closed"),
+        // Resolves once the server has sent what it had for it.
+        stop: () => sub.drain().catch(() => sub.unsubscribe()),
+      };
+    };
+    this.subs.set(p, new SupervisedLoop(start, { name: "raw_subscription", healthName: `raw_subscription.p${p}`, counters: c, log: this.o.log, health: this.o.health }));
   }
 
   /** Stops receiving `p`; resolves once the server has sent what it had for it. */
@@ -63,11 +75,7 @@ export class RawInput {
     const s = this.subs.get(p);
     if (!s) return;
     this.subs.delete(p);
-    try {
-      await s.drain();
-    } catch {
-      s.unsubscribe();
-    }
+    await s.stop();
   }
 
   /** Stops receiving everything (shutdown); what is queued is handled by `resume`. */

@@ -105,7 +105,7 @@ export const createService: CreateService = async (ctx) => {
             });
           }
         },
-        { maxPending: o.maxRawPending, counters, log },
+        { maxPending: o.maxRawPending, counters, log, health: ctx.health },
       );
       let committed: Progress = {};
       let lastPut = "";
@@ -123,7 +123,7 @@ export const createService: CreateService = async (ctx) => {
       const membership = new NatsMembership(
         nc,
         () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed }),
-        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas },
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health },
         log,
         (members, died) => rebalance(members, died),
       );
@@ -145,18 +145,19 @@ export const createService: CreateService = async (ctx) => {
       };
 
       await membership.start(signal);
-      let stopStore: (() => void) | undefined;
+      let stopStore: (() => Promise<void>) | undefined;
       try {
         // Retried while a cluster member is lost or a leader elected: a parser starting then
-        // would otherwise run without the plugin store until restarted.
-        stopStore = await withJetStreamRetry("plugin store", async () => watchPluginStore(loader, await openPluginStore(nc, o.pluginBucket, ctx.config.nats.replicas), log), { log, signal });
+        // would otherwise run without the plugin store until restarted. The watch itself is kept.
+        const os = await withJetStreamRetry("plugin store", () => openPluginStore(nc, o.pluginBucket, ctx.config.nats.replicas), { log, signal });
+        stopStore = watchPluginStore(loader, os, log, counters, ctx.health);
       } catch (e) {
         ctx.warnings.add(`plugin store unavailable: ${errorMessage(e)}`);
       }
       const stopDir = o.pluginDir ? watchPluginDir(loader, o.pluginDir, 1000, log) : undefined;
       let topicSharing: TopicNameSharing | undefined;
       try {
-        topicSharing = await withJetStreamRetry("kafka topic names bucket", () => shareTopicNames(nc, topicNames, { bucket: o.topicNamesBucket, replicas: ctx.config.nats.replicas }, counters, log), { log, signal });
+        topicSharing = await withJetStreamRetry("kafka topic names bucket", () => shareTopicNames(nc, topicNames, { bucket: o.topicNamesBucket, replicas: ctx.config.nats.replicas, health: ctx.health }, counters, log), { log, signal });
         shareTopicName = topicSharing.put;
       } catch (e) {
         ctx.warnings.add(`kafka topic names not shared: ${errorMessage(e)}`);
@@ -198,8 +199,8 @@ export const createService: CreateService = async (ctx) => {
       clearInterval(tick);
       clearInterval(flusher);
       stopDir?.();
-      stopStore?.();
-      topicSharing?.stop();
+      await stopStore?.();
+      await topicSharing?.stop();
       await input.close();
       input.drainQueue();
       pipeline.closeAll();

@@ -11,14 +11,14 @@
 // discarded). A put that fails is counted, and the pair is put again only if another Metadata
 // record teaches it anew.
 import type { KV, NatsConnection } from "nats";
-import { NatsError, errorMessage, type Counters, type Logger, type TopicNameDirectory } from "@wirescope/common";
+import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger, type TopicNameDirectory } from "@wirescope/common";
 
 export const TOPIC_NAMES_BUCKET = "wirescope-kafka-topics";
 
 export interface TopicNameSharing {
   /** Hand this to the directory as its onLearned. */
   put(id: string, name: string): void;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 /**
@@ -28,7 +28,7 @@ export interface TopicNameSharing {
 export async function shareTopicNames(
   nc: NatsConnection,
   dir: TopicNameDirectory,
-  opts: { bucket: string; replicas?: number; maxBytes?: number },
+  opts: { bucket: string; replicas?: number; maxBytes?: number; health?: HealthGate },
   counters: Counters,
   log: Logger,
 ): Promise<TopicNameSharing> {
@@ -38,13 +38,20 @@ export async function shareTopicNames(
   } catch (e) {
     throw new NatsError("kv", `cannot open KV bucket ${opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }
-  const w = await kv.watch({ key: ">" });
-  void (async () => {
-    for await (const e of w) {
-      if (e.operation !== "PUT") continue;
-      if (dir.learn(e.key, e.string())) counters.add("kafka_topic_ids.shared_in");
-    }
-  })().catch((e) => log.warn({ err: errorMessage(e) }, "kafka topic id watch ended"));
+  // Kept watching (topic_names_watch_restarts.<reason>); a restarted watch reads the snapshot again.
+  const watch = new SupervisedLoop(
+    async () => {
+      const w = await kv.watch({ key: ">" });
+      return iterateRun(
+        w,
+        (e) => {
+          if (e.operation === "PUT" && dir.learn(e.key, e.string())) counters.add("kafka_topic_ids.shared_in");
+        },
+        () => w.stop(),
+      );
+    },
+    { name: "topic_names_watch", counters, log, health: opts.health },
+  );
   return {
     put(id, name) {
       kv.put(id, name).then(
@@ -55,6 +62,6 @@ export async function shareTopicNames(
         },
       );
     },
-    stop: () => w.stop(),
+    stop: () => watch.stop(),
   };
 }
