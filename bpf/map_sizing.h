@@ -33,6 +33,9 @@
 #define WS_MAX_LISTEN_PORTS 4096
 /* iovec entries followed per readv/writev/sendmsg/recvmsg (UIO_MAXIOV is 1024). */
 #define WS_MAX_IOV 1024
+/* fds of one process looked at when it exits or execs (its fd table, up to this): the entries of
+ * fds above it are left to the LRU. */
+#define WS_MAX_EXIT_FDS 65536
 /* Processes with sampling and fairness state (accumulator, bytes this interval). LRU. */
 #define WS_MAX_PROCS 16384
 /* Decisions waiting for the other end of a connection on this node, by 4-tuple. LRU. */

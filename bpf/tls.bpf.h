@@ -191,7 +191,18 @@ static __always_inline void link_ssl(struct conn_info *ci, __u64 id, __u32 fd, s
 {
 	struct ssl_key k = { .tgid = id >> 32, .ssl = c->ssl };
 	bpf_map_update_elem(&ssl_fds, &k, &fd, BPF_ANY);
+	ci->ssl = c->ssl; /* the link goes when the fd's connection does (forget_ssl_link) */
 	mark_tls(ci, id >> 32, fd, c->lib);
+}
+
+/* The fd's connection is gone (close, exit): its object's link goes too, unless the object was
+ * linked to another fd since. SSL_free forgets it as well, but a killed process never calls it. */
+static __always_inline void forget_ssl_link(__u32 tgid, __u64 ssl, __u32 fd)
+{
+	struct ssl_key k = { .tgid = tgid, .ssl = ssl };
+	__u32 *f = bpf_map_lookup_elem(&ssl_fds, &k);
+	if (f && *f == fd)
+		bpf_map_delete_elem(&ssl_fds, &k);
 }
 
 /* The bytes a read returned start a TLS record: content type 20..23 (change_cipher_spec, alert,
@@ -382,20 +393,16 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	return 0;
 }
 
-/* A thread that exits inside a library call (killed mid-read) never returns: forget its call, and
- * its syscall arguments, so a later thread with the same id does not inherit them. */
-SEC("tracepoint/sched/sched_process_exit")
-int tls_thread_exit(void *ctx)
+/* A thread that exits inside a library call (killed mid-read) never returns: forget its call, so
+ * a later thread with the same id does not inherit it (called by task_exit, wirescope.bpf.c). */
+static __always_inline void tls_forget_thread(__u64 id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
 	if (c) {
 		if (c->state == SSL_IN_CALL)
 			tls_count(WS_TLS_STAT_ABANDONED, 1);
 		bpf_map_delete_elem(&ssl_calls, &id);
 	}
-	bpf_map_delete_elem(&active_calls, &id);
-	return 0;
 }
 
 /* The TLS library a mapped file's name says it is (WS_TLS_FILES: "libssl.so.3" starts with

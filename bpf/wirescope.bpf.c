@@ -92,6 +92,9 @@ struct conn_info {
 	__u32 win_calls;   /* fairness: data calls and copied bytes since win_start */
 	__u64 win_start;
 	__u64 win_bytes;
+	__u64 peer;        /* key of the peer_decision this end left for the other end (0: none):
+			    * removed at close, so decisions whose other end never comes do not pile up */
+	__u64 ssl;         /* the TLS library object last linked to this fd (ssl_fds), forgotten at close */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -171,11 +174,13 @@ struct peer_decision {
 	__u16 level;
 	__u8 shed;
 };
-/* Key: the connection's tuple_key. Taken (deleted) by the second end; the rest age out (LRU). */
+/* Key: a 64-bit hash of the connection's tuple_key (never 0). Taken (deleted) by the second end;
+ * removed by the first end at its close (conn_info.peer) when the second end never came (not on
+ * this node, or filtered out). LRU only as a last resort. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WS_MAX_PEER_DECISIONS);
-	__type(key, struct tuple_key);
+	__type(key, __u64);
 	__type(value, struct peer_decision);
 } peer_decision SEC(".maps");
 
@@ -469,16 +474,34 @@ static __always_inline void tuple_of(struct ws_conn_event *ev, struct tuple_key 
 	k->_pad = 0;
 }
 
+/* The key of a connection's peer_decision: a 64-bit hash of its tuple_key, the same from both
+ * ends, never 0. Small enough to keep in conn_info, so the end that left a decision removes it at
+ * its close (16,384 decisions in 2^64: a collision is not a concern). */
+static __always_inline __u64 peer_key_of(struct ws_conn_event *ev)
+{
+	struct tuple_key tk = {};
+	tuple_of(ev, &tk);
+	__u64 w[5];
+	__builtin_memcpy(w, &tk, sizeof(w));
+	__u64 h = 0xcbf29ce484222325ULL;
+	for (int i = 0; i < 5; i++) {
+		h = (h ^ w[i]) * 0x9E3779B97F4A7C15ULL;
+		h ^= h >> 29;
+	}
+	return h ? h : 1;
+}
+
 /* Whether a new connection is observed (0) or shed (enum ws_shed_reason), taken before any of
- * its bytes is copied; ev->sample_level gets the level it was decided under. */
-static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid)
+ * its bytes is copied; ev->sample_level gets the level it was decided under. *peer: the key of the
+ * decision left for the other end (0 when this end took the other's, or none was needed). */
+static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *peer)
 {
 	struct ws_shed_cfg *cfg = get_shed_cfg();
 	ev->sample_level = WS_SAMPLE_ONE;
+	*peer = 0;
 	if (!cfg)
 		return WS_SHED_NONE;
-	struct tuple_key tk = {};
-	tuple_of(ev, &tk);
+	__u64 tk = peer_key_of(ev);
 	__u64 now = bpf_ktime_get_ns();
 	struct peer_decision *pd = bpf_map_lookup_elem(&peer_decision, &tk);
 	if (pd && now - pd->ts_ns < 5000000000ULL) {
@@ -510,7 +533,8 @@ static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid)
 	}
 	ev->sample_level = level;
 	struct peer_decision d = { .ts_ns = now, .level = level, .shed = shed };
-	bpf_map_update_elem(&peer_decision, &tk, &d, BPF_ANY);
+	if (!bpf_map_update_elem(&peer_decision, &tk, &d, BPF_ANY))
+		*peer = tk;
 	return shed;
 }
 
@@ -544,7 +568,7 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 	ci.flags = flags;
 	int traced = ports_traced(ev.lport, ev.rport);
 	/* only connections the filters let through take part in sampling (others are never sent) */
-	ci.shed = traced ? decide(&ev, tgid) : WS_SHED_NONE;
+	ci.shed = traced ? decide(&ev, tgid, &ci.peer) : WS_SHED_NONE;
 	ci.sample_level = ev.sample_level;
 	bpf_map_delete_elem(&nonsock_fds, &key);
 	if (bpf_map_update_elem(&conn_by_fd, &key, &ci, BPF_ANY)) {
@@ -689,7 +713,10 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 	__builtin_memset(ev, 0, sizeof(*ev));
 	fill_hdr(&ev->hdr, WS_EV_OPEN, ci->conn_key);
 	read_addrs(sk, ev);
-	__u8 shed = decide(ev, tgid);
+	__u64 peer = 0;
+	__u8 shed = decide(ev, tgid, &peer);
+	if (peer)
+		ci->peer = peer;
 	__u8 was = ci->shed;
 	ci->sample_level = ev->sample_level;
 	ci->shed = shed;
@@ -1105,6 +1132,13 @@ static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
 	/* a shed connection's end was told already (or it was never announced) */
 	int traced = !ci->shed && process_traced(tgid) && ports_traced(ci->lport, ci->rport);
 	bpf_map_delete_elem(&copy_policy, &ci->conn_key);
+	/* a decision left for an other end that never came (not on this node, or filtered out) */
+	if (ci->peer)
+		bpf_map_delete_elem(&peer_decision, &ci->peer);
+	/* the TLS object's link to this fd, unless it moved to another fd since (SSL_free may never
+	 * come: a process killed, or one that exits without freeing) */
+	if (ci->ssl)
+		forget_ssl_link(tgid, ci->ssl, fd);
 	bpf_map_delete_elem(&conn_by_fd, &key);
 	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
@@ -1158,3 +1192,116 @@ SEC("tracepoint/syscalls/sys_enter_dup3")
 int enter_dup3(struct trace_event_raw_sys_enter *ctx) { return dup_enter(ARG(ctx, 1)); }
 SEC("tracepoint/syscalls/sys_exit_dup3")
 int exit_dup3(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret); }
+
+/* ---- process lifecycle: what a process leaves behind without close(2) ----
+ *
+ * A process that exits (or is killed) has its fds closed by the kernel, with no close(2) to
+ * trace; exec closes its close-on-exec fds the same way, and close_range(2) many at once. Their
+ * entries in conn_by_fd, nonsock_fds (and through conn_info: copy_policy, peer_decision, ssl_fds)
+ * would stay until the LRU evicted them, and an LRU full of dead entries evicts live ones. So:
+ *
+ *   sched_process_exit, each thread  ── its active_calls and ssl_calls entries
+ *   ... the last thread of the group ── every fd of the table (0..max_fds): forget_fd (a close
+ *                                       event, WS_SYS_EXIT, for a connection), proc_state[tgid]
+ *   sched_process_exec               ── the fds that no longer hold a file (close-on-exec)
+ *   sys_exit_close_range             ── the fds of the range that no longer hold a file
+ *
+ * At sched_process_exit the fd table is still there (exit_files comes after it). A table is
+ * walked up to WS_MAX_EXIT_FDS entries: fds above it are left to the LRU. */
+struct fd_walk {
+	__u64 fdarr;       /* the fd table's array of struct file pointers */
+	__u32 tgid;
+	__u32 first;
+	__u8 syscall;
+	__u8 only_closed;  /* only fds that hold no file any more */
+};
+
+static long forget_fd_step(__u32 i, void *arg)
+{
+	struct fd_walk *w = arg;
+	__u32 fd = w->first + i;
+	if (w->only_closed) {
+		struct file *f = NULL;
+		if (bpf_probe_read_kernel(&f, sizeof(f), (void *)(w->fdarr + (__u64)fd * sizeof(f))) || f)
+			return 0;
+	}
+	forget_fd(w->tgid, fd, w->syscall);
+	return 0;
+}
+
+/* Forgets fds [first, last] of the current process (bounded by its table and WS_MAX_EXIT_FDS). */
+static __always_inline void forget_fds(__u32 tgid, __u32 first, __u64 last, __u8 only_closed, __u8 syscall)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return;
+	__u32 max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (last >= max_fds)
+		last = max_fds ? max_fds - 1 : 0;
+	if (!max_fds || first > last)
+		return;
+	__u64 n = last - first + 1;
+	if (n > WS_MAX_EXIT_FDS)
+		n = WS_MAX_EXIT_FDS;
+	struct fd_walk w = { .fdarr = (__u64)BPF_CORE_READ(fdt, fd), .tgid = tgid, .first = first, .syscall = syscall, .only_closed = only_closed };
+	bpf_loop(n, forget_fd_step, &w, 0);
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int task_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	bpf_map_delete_elem(&active_calls, &id);
+	tls_forget_thread(id);
+	if (tgid == self_tgid || !in_node())
+		return 0;
+	/* the group's last thread (live is decremented before the tracepoint; two threads exiting at
+	 * once may both see 0: the second walk finds nothing left) */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	forget_fds(tgid, 0, ~0ULL, 0, WS_SYS_EXIT);
+	bpf_map_delete_elem(&proc_state, &tgid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int task_exec(void *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid || !in_node())
+		return 0;
+	forget_fds(tgid, 0, ~0ULL, 1, WS_SYS_EXIT);
+	return 0;
+}
+
+/* close_range(first, last, flags): the fds it closed hold no file any more (CLOSE_RANGE_CLOEXEC
+ * closes none: they are looked at and kept). */
+SEC("tracepoint/syscalls/sys_enter_close_range")
+int enter_close_range(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((id >> 32) == self_tgid)
+		return 0;
+	struct call_args a = { .fd = ARG(ctx, 0), .buf = ARG(ctx, 1), .syscall = WS_SYS_CLOSE };
+	if (bpf_map_update_elem(&active_calls, &id, &a, BPF_ANY))
+		count_drop(WS_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_close_range")
+int exit_close_range(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_args *a = bpf_map_lookup_elem(&active_calls, &id);
+	if (!a)
+		return 0;
+	__u32 first = a->fd;
+	__u64 last = (__u32)a->buf;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ctx->ret == 0)
+		forget_fds(id >> 32, first, last, 1, WS_SYS_CLOSE);
+	return 0;
+}

@@ -68,6 +68,8 @@ enum ws_syscall {
 	WS_SYS_DUP = 13,
 	WS_SYS_SSL_READ = 14,  /* plaintext from a TLS library's read (SSL_read, SSL_read_ex) */
 	WS_SYS_SSL_WRITE = 15, /* plaintext given to a TLS library's write */
+	WS_SYS_EXIT = 16,      /* a close the kernel made without close(2): the process exited, or
+				* exec closed the fd (close-on-exec) */
 };
 
 /* TLS libraries the probe reads plaintext from (ws_conn_event.tls_lib), with their names. */

@@ -185,7 +185,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.set("connections_tracked", s.connections);
         c.set("processes", processes.size);
         c.set("programs_attached", s.programs.length);
-        if (trimmer) for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);
+        if (trimmer) {
+          for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);
+          c.set("http1_trim.table", trimmer.size);
+        }
         if (policies) for (const [k, v] of Object.entries(policies.stats)) c.set(`copy_policy.${k}`, v);
         for (const [k, v] of Object.entries(s.tls ?? {})) c.set(`tls.${k}`, v);
         ctx.info.set("programs", s.programs.join(","));
