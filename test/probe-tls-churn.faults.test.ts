@@ -17,7 +17,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { connect } from "nats";
 import { ConnKind, ProbeService, RawBatchSchema, Role, createClient } from "@wirescope/common";
 import { freePort, startNats, tempDir } from "./support/index.js";
-import { bpfAvailable, spawnProbe } from "./probe-helpers.js";
+import { bpfAvailable, spawnProbe } from "./probe-support.js";
+import { report } from "./support/fault-stack.js";
 
 const run = promisify(execFile);
 
@@ -265,9 +266,16 @@ test("probe TLS churn: 10,000 short-lived TLS processes (curl, curl on a copied 
   const anySeen = new Set(requests.map(([, p]) => p));
   t.diagnostic(`losses: ${JSON.stringify(Object.fromEntries(Object.keys(after).filter((k) => /^(drops|shed_|nats_drop)/.test(k) && delta(k)).map((k) => [k, delta(k)])))}`);
   t.diagnostic(`missing at the client end: ${JSON.stringify(missing.slice(0, 20).map((p) => `${p}${serverSeen.has(p) ? " (server end seen)" : anySeen.has(p) ? " (seen, not TLS)" : ""}`))}`);
+  const counted = Object.keys(after).filter((k) => /^(drops\.|nats_drop)/.test(k)).reduce((n, k) => n + delta(k), 0);
+  const left = (m: Record<string, MapCount>) => Object.entries(m).map(([k, v]) => `${k} ${v.entries}`).join(", ");
+  report({
+    fault: `${N.toLocaleString("en")} short-lived TLS processes, ${PARALLEL} at a time (curl, curl on a copied libssl, 10% killed with SIGKILL mid-connection, 1% python ssl)`,
+    expected: "every client's request seen in plaintext; nothing of an exited process left in the probe's maps or tables",
+    served: paths.size, recorded: paths.size - missing.length, lost: missing.length, counted: counted,
+    notes: `${seconds.toFixed(0)} s; maps ${left(mapsBefore)} -> ${left(mapsAfter)}; entries of exited clients ${Object.values(mapsAfter).reduce((n, v) => n + v.deadOurs, 0)}; probe RSS ${(rssBefore / 1024).toFixed(0)} -> ${(rssAfter / 1024).toFixed(0)} MiB; uprobe links +${delta("tls.uprobe_links")}`,
+  });
   // a loss must be a counted one (a JS thread stalled by others' load, inspecting a big Go binary
   // someone started, drops whole batches as user.js_behind): never a silent one
-  const counted = Object.keys(after).filter((k) => /^(drops\.|nats_drop)/.test(k)).reduce((n, k) => n + delta(k), 0);
   if (counted === 0) assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${paths.size} clients' requests not seen in plaintext at the client end, no loss counted`);
   assert.ok(missing.length <= Math.max(0, N / 100), `${missing.length} of ${paths.size} clients' requests not seen`);
   // every client TLS connection was closed for the parsers (by the kernel at exit, or the reaper)
