@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
 import { clone } from "@bufbuild/protobuf";
 import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
+import { makeRecord } from "@wirescope/aggregator";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
 import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
@@ -218,5 +219,35 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     const [below] = await rows(influx.url, DB, `SELECT count(requests) AS n FROM red WHERE observed_fraction < 1`);
     assert.ok(Number(marked?.n) > 0);
     assert.equal(marked?.n, below?.n);
+  });
+  // Last too: it adds ends outside the shop.
+  it("the service map has a node for every end of every edge: an address outside is an external node", async () => {
+    // web calls a database outside (by address), and a client outside calls api: neither has red series
+    // in a window of their own (the windows of the data before are closed: records for them are late)
+    const at = Math.ceil(Date.now() / WINDOW) * WINDOW + 100;
+    await waitFor(async () => Date.now() > at + 500, { timeoutMs: 20_000, intervalMs: 100, what: "the next window" });
+    const web = { service: S.web, address: "127.0.0.1", port: 45000, pid: 41, name: "web" };
+    const api = { service: S.api, address: "127.0.0.1", port: 27381, pid: 42, name: "api" };
+    const recs = [];
+    for (let i = 0; i < 20; i++) {
+      recs.push(makeRecord({ startMs: at + i * 10, durationMs: 2, role: "client", protocol: "postgresql", operation: "SELECT", resource: "SELECT 1", client: web, server: { address: "203.0.113.9", port: 5432 }, connKey: 9_000_001n }));
+      recs.push(makeRecord({ startMs: at + i * 10 + 1, durationMs: 1, role: "server", protocol: "http2", client: { address: "198.51.100.7", port: 50000 }, server: api, connKey: 9_000_002n }));
+    }
+    await publishRecords(nc, recs, 200, 2);
+    for (const [tag, v] of [["server", "203.0.113.9:5432"], ["client", "198.51.100.7"]])
+      await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM edges WHERE ${tag} = '${v}'`))[0]?.sum === 20, { timeoutMs: 60_000, intervalMs: 1000, what: `the edge of ${v}` });
+    const d = allDashboards()["service-map"]!;
+    const p = d.panels.find((x) => x.title === "Service map")!;
+    const vars = { fromMs: range.fromMs, toMs: Date.now() + 60_000, intervalMs: WINDOW, vars: { node: "$__all", namespace: "$__all", protocol: "$__all" } };
+    const frame = async (refId: string) => resultRows(await run(interpolate(p.targets.find((t) => t.refId === refId)!.query, vars)));
+    const nodes = new Map((await frame("nodes")).map((n) => [String(n.service), n]));
+    const edges = await frame("edges");
+    assert.ok(edges.length >= 9, `${edges.length} edges`);
+    for (const e of edges) for (const end of [String(e.client), String(e.server)]) assert.ok(nodes.has(end), `the node of ${end} (edge ${String(e.id)})`);
+    for (const ext of ["203.0.113.9:5432", "198.51.100.7"]) assert.deepEqual([nodes.get(ext)?.subtitle, nodes.get(ext)?.mainstat], ["external", null], ext);
+    for (const svc of Object.values(S)) {
+      assert.equal(nodes.get(svc)?.subtitle, "service", svc);
+      assert.ok(Number(nodes.get(svc)?.mainstat) > 0, svc);
+    }
   });
 });

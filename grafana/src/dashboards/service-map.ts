@@ -1,17 +1,19 @@
-// Service map: Grafana's Node Graph from `edges` (client → server per protocol) and `red`.
+// Service map: Grafana's Node Graph from `edges` (client → server per protocol) and `map_nodes`.
 import { dashboard, panel, target, tagVariable, match, placement, placementVariables, unit, dashboardLink, UID, type Panel, type Dashboard } from "../model.js";
 
 /**
- * Nodes: every service seen (either role); edges: client → server with requests and p99. Both
- * filtered by the node and namespace variables: a service by where it runs, an edge by where its
- * calls were counted (the server's node when the server is traced, else the client's).
+ * Nodes: every service seen (either role) with its requests and p99, and every other end of an
+ * edge (an address outside: subtitle `external`), so that no edge lacks its node (the Node Graph
+ * draws nothing then); edges: client → server with requests and p99. Both filtered by the node
+ * and namespace variables: a service by where it runs, an edge and its ends by where its calls
+ * were counted (the server's node when the server is traced, else the client's).
  */
 export function serviceMap(): Panel {
   return panel(
     "nodeGraph",
     "Service map",
     [
-      target(`SELECT sum("requests") AS "mainstat", max("p99_ms") AS "secondarystat" FROM "red" WHERE ${placement()} AND $timeFilter GROUP BY "service"`, "table", "nodes"),
+      target(`SELECT sum("requests") AS "mainstat", max("p99_ms") AS "secondarystat", last("kind") AS "subtitle" FROM "map_nodes" WHERE ${placement()} AND $timeFilter GROUP BY "service"`, "table", "nodes"),
       target(`SELECT last("id") AS "id", sum("requests") AS "mainstat", max("p99_ms") AS "secondarystat" FROM "edges" WHERE ${match("protocol")} AND ${placement()} AND $timeFilter GROUP BY "client", "server", "protocol"`, "table", "edges"),
     ],
     {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatAddress, hostPort, isTracedProcess } from "./identity.js";
+import { formatAddress, hostPort, isAddressName, isTracedProcess, serviceName } from "./identity.js";
 
 test("formatAddress: IPv4, IPv6 compression, v4-mapped, at an offset", () => {
   assert.equal(formatAddress(new Uint8Array([192, 168, 0, 1, ...new Array(12).fill(0)]), 0, 4), "192.168.0.1");
@@ -17,4 +17,16 @@ test("hostPort brackets IPv6; isTracedProcess needs a pid or a name", () => {
   assert.equal(isTracedProcess(undefined), false);
   assert.equal(isTracedProcess({ pid: 0, name: "", container: "", workload: "", namespace: "" }), false);
   assert.equal(isTracedProcess({ pid: 3, name: "", container: "", workload: "", namespace: "" }), true);
+});
+
+test("isAddressName: what serviceName gives an untraced end, and nothing it gives a process", () => {
+  for (const [address, port, isServer] of [["10.0.0.9", 3306, true], ["10.0.0.5", 40000, false], ["fd00::9", 3306, true], ["fd00::5", 1, false], ["", 0, true]] as const) {
+    assert.equal(isAddressName(serviceName(undefined, address, port, isServer)), true, `${address} ${port}`);
+  }
+  const proc = { pid: 7, name: "orders", container: "", workload: "", namespace: "" };
+  for (const p of [proc, { ...proc, container: "c0ffee" }, { ...proc, workload: "orders", namespace: "shop" }]) {
+    assert.equal(isAddressName(serviceName(p, "10.0.0.9", 50051, true)), false);
+    assert.equal(isAddressName(serviceName(p, "10.0.0.9", 50051, false)), false);
+  }
+  for (const n of ["orders:50051", "web", "10.0.0.9:x", "[orders]:80", "1.2.3:80"]) assert.equal(isAddressName(n), false, n);
 });

@@ -5,6 +5,7 @@
 //             + ":<listening port>" when the process listens (in every role, so one process is one
 //               node of the service map) > the address when the end is not traced
 //             (":<port>" for a server end) > "unknown" when nothing is known.
+import { isIP } from "node:net";
 import type { ConnEvent, ProcessInfo } from "./gen/wirescope/v1/raw_pb.js";
 
 /** The process fields the rule reads (a ProcessInfo fits, and so do lighter decoded views). */
@@ -43,6 +44,20 @@ export function serviceName(proc: ProcessIdentity | undefined, address: string, 
 /** True when the name depends on a listening port (a plain process name). */
 export function namedByPort(proc: ProcessIdentity | undefined): boolean {
   return !!proc && !proc.workload && !proc.container && !!proc.name;
+}
+
+/**
+ * True when `name` is what the rule above gives an end that is not traced: its address
+ * (`10.0.0.5`, `10.0.0.9:3306`, `[fd00::9]:3306`) or `unknown`. The service map calls such an
+ * end external.
+ */
+export function isAddressName(name: string): boolean {
+  if (name === "unknown") return true;
+  if (isIP(name)) return true;
+  const v6 = /^\[(.+)\]:\d+$/.exec(name);
+  if (v6) return isIP(v6[1]!) === 6;
+  const v4 = /^(.+):\d+$/.exec(name);
+  return v4 !== null && isIP(v4[1]!) === 4;
 }
 
 /** "address:port", with an IPv6 address in brackets (RFC 3986). */

@@ -9,6 +9,7 @@ export * from "./hash.js";
 export * from "./window.js";
 export * from "./aggregator.js";
 export * from "./lines.js";
+export * from "./map-nodes.js";
 export * from "./testing.js";
 export * from "./record-view.js";
 export * from "./decode.js";

@@ -1,4 +1,5 @@
-// Line protocol for the InfluxDB schema in DESIGN.md (red, latency_hist, edges, spans, pipeline).
+// Line protocol for the InfluxDB schema in DESIGN.md (red, latency_hist, edges, spans, pipeline)
+// and map_nodes (the service map's nodes, docs/aggregator.md).
 // Points of a window carry the window start as their timestamp and only deterministic tags, so
 // writing a window twice overwrites the same points instead of adding new ones.
 import type { ClosedWindow, RedSeries, EdgeSeries } from "./aggregator.js";
@@ -6,6 +7,7 @@ import type { SpanRec } from "./spans.js";
 import { cumulative, LE_TAGS } from "./histogram.js";
 import { spanAttributes, serviceTagsJson } from "./span-attributes.js";
 import type { LatencyStats } from "./stats.js";
+import { mapNodes, type MapNode } from "./map-nodes.js";
 
 /** Escapes a tag key or value; empty values become "-" (line protocol has no empty tags). */
 export function escTag(v: string): string {
@@ -104,6 +106,12 @@ export function edgeLine(e: EdgeSeries, start: number): string {
   const st = e.stats;
   // `id` is a field (not a tag: no new series) because Grafana's Node Graph needs an edge id.
   return `edges,client=${escTag(e.client)},namespace=${escTag(e.namespace)},node=${escTag(e.node)},protocol=${escTag(e.protocol)},server=${escTag(e.server)} id=${escStr(`${e.client}->${e.server}/${e.protocol}`)},${counted(st)},p99_ms=${num(st.quantile(0.99))} ${msToNs(start)}`;
+}
+
+/** A `map_nodes` point: a node of the service map (map-nodes.ts). */
+export function mapNodeLine(n: MapNode, start: number): string {
+  const counts = n.requests === undefined ? "" : `,requests=${n.requests}i,p99_ms=${num(n.p99Ms ?? 0)}`;
+  return `map_nodes,namespace=${escTag(n.namespace)},node=${escTag(n.node)},service=${escTag(n.service)} kind=${escStr(n.kind)}${counts} ${msToNs(start)}`;
 }
 
 /**
@@ -209,6 +217,7 @@ export function windowLines(w: ClosedWindow, clock?: SpanClock): string[] {
   const out: string[] = [];
   for (const s of w.red) redLines(s, w.start, out);
   for (const e of w.edges) out.push(edgeLine(e, w.start));
+  for (const n of mapNodes(w.red, w.edges)) out.push(mapNodeLine(n, w.start));
   spanLines(w.spans, out, clock);
   return out;
 }
