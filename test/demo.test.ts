@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { stackPorts, stackArgs, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
+import { stackPorts, stackArgs, privateRun, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -51,7 +51,8 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
   const collector = await otlpReceiver();
   const args = ["start", "--", ...stackArgs(dataDir, p),
     "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS), "--otlp-endpoint", collector.url];
-  const npm = spawn("npm", args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  // In a private /run: the probe's single-instance lock is this stack's, whatever other probe runs here.
+  const npm = spawn(...privateRun(["npm", ...args]), { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
   npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
