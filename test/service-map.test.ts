@@ -7,7 +7,7 @@
 // so no machine-wide lock is taken.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, influxQuery } from "./support/index.js";
@@ -64,10 +64,11 @@ function listening(p: ChildProcess, what: string): Promise<void> {
 test("every edge names both ends, one name per process, one call counted once", { timeout: 420_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const ports = await stackPorts();
+  const dataDir = tempDir("wirescope-map-");
   const influxUrl = `http://127.0.0.1:${ports.influx}`;
   // Own process group: SIGINT to the group stops `up` and everything it started.
   const up = spawn(
-    ...privateRun([process.execPath, "bin/wirescope.js", "up", ...stackArgs(tempDir("wirescope-map-"), ports), "--no-build", "--no-install", "--no-demo", "--no-watch-parent"]),
+    ...privateRun([process.execPath, "bin/wirescope.js", "up", ...stackArgs(dataDir, ports), "--no-build", "--no-install", "--no-demo", "--no-watch-parent"]),
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -96,6 +97,15 @@ test("every edge names both ends, one name per process, one call counted once", 
       return body.results[0]?.series ?? [];
     };
     const mine = (name: string) => name.includes(String(mid)) || name.includes(String(backend)) || name.startsWith("wscli");
+    // What the pipeline counted lost or unmatched, and every red series of ours, for a failure.
+    const diagnose = async () => {
+      const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", influxUrl], { cwd: root, encoding: "utf8", timeout: 60_000 });
+      const counted = (JSON.parse(st.stdout || "[]") as { component: string; counters?: Record<string, number> }[]).map(
+        (r) => `${r.component}: ${Object.entries(r.counters ?? {}).filter(([k, v]) => v > 0 && /drop|gap|unresolved|late|shed|miss|lost|full|behind|dup|ambiguous|matched|resolved/.test(k)).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+      );
+      const red = (await rows("SELECT sum(requests) FROM red GROUP BY service, role")).filter((s) => mine(s.tags!.service!)).map((s) => `${s.tags!.role} ${s.tags!.service}: ${s.values[0]![1]}`);
+      return `\n${counted.join("\n")}\nred:\n${red.join("\n")}`;
+    };
     let edges = new Map<string, number>();
     let servers = new Map<string, number>();
     // windows are 10 s with 5 s of grace: every call is written within ~20 s
@@ -113,13 +123,14 @@ test("every edge names both ends, one name per process, one call counted once", 
         return [...edges.values()].reduce((a, v) => a + v, 0) >= 2 * CALLS;
       },
       { timeoutMs: 60_000, intervalMs: 1000, what: `${2 * CALLS} calls on the map` },
-    );
+    ).catch(async (e: unknown) => assert.fail(`${String(e)}: ${JSON.stringify(Object.fromEntries(edges))}${await diagnose()}`));
+    const why = await diagnose();
     assert.deepEqual(
       Object.fromEntries(edges),
       { [`wscli -> wsmid:${mid}/http1`]: CALLS, [`wsmid:${mid} -> wsback:${backend}/http1`]: CALLS },
-      "one edge per caller/callee pair, both ends named by process, each call once",
+      `one edge per caller/callee pair, both ends named by process, each call once${why}`,
     );
-    assert.deepEqual(Object.fromEntries(servers), { [`wsmid:${mid}`]: CALLS, [`wsback:${backend}`]: CALLS });
+    assert.deepEqual(Object.fromEntries(servers), { [`wsmid:${mid}`]: CALLS, [`wsback:${backend}`]: CALLS }, why);
   } finally {
     for (const p of parts) p.kill("SIGKILL");
     try {
