@@ -66,9 +66,12 @@ test("every edge names both ends, one name per process, one call counted once", 
   const ports = await stackPorts();
   const dataDir = tempDir("wirescope-map-");
   const influxUrl = `http://127.0.0.1:${ports.influx}`;
-  // Own process group: SIGINT to the group stops `up` and everything it started.
+  // Own process group: SIGINT to the group stops `up` and everything it started. Every
+  // connection observed (--sample-fraction 1): this test counts each call once, and on a busy
+  // machine the probe's CPU budget would otherwise sample connections and scale their counts
+  // (a single keep-alive connection at 2/3 counted 40 calls as 60; docs/probe.md "Overload").
   const up = spawn(
-    ...privateRun([process.execPath, "bin/wirescope.js", "up", ...stackArgs(dataDir, ports), "--no-build", "--no-install", "--no-demo", "--no-watch-parent"]),
+    ...privateRun([process.execPath, "bin/wirescope.js", "up", ...stackArgs(dataDir, ports), "--no-build", "--no-install", "--no-demo", "--no-watch-parent", "--probe-args", "--sample-fraction 1"]),
     { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
