@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, type RawBatch } from "@wirescope/common";
+import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, resolvedData, type RawBatch } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
@@ -74,7 +74,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   }
   const conns = () => batches.flatMap((b) => b.conns);
   const dataOf = (key: bigint, dir: number) =>
-    Buffer.concat(batches.flatMap((b) => b.data).filter((d) => d.connKey === key && d.direction === dir).sort((a, b) => Number(a.seq - b.seq)).map((d) => Buffer.from(d.payload)));
+    Buffer.concat(batches.flatMap(resolvedData).filter((d) => d.connKey === key && d.direction === dir).sort((a, b) => Number(a.seq - b.seq)).map((d) => Buffer.from(d.payload)));
 
   // 1. a connection's bytes arrive through NATS
   const msg = "hello through nats " + "x".repeat(1000);
@@ -98,7 +98,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   assert.equal(srvOpen.role, 2);
   assert.equal(dataOf(srvOpen.connKey, 2).toString(), msg);
   // all of one connection's events went to one partition
-  const parts = new Set(batches.filter((b) => b.data.some((d) => d.connKey === open.connKey) || b.conns.some((c) => c.connKey === open.connKey)).map((b) => b.partition));
+  const parts = new Set(batches.filter((b) => resolvedData(b).some((d) => d.connKey === open.connKey) || b.conns.some((c) => c.connKey === open.connKey)).map((b) => b.partition));
   assert.equal(parts.size, 1);
 
   // 2. the probe's own traffic (its NATS connection) never appears
@@ -163,7 +163,7 @@ test("probe --source pcap: a capture replayed through the same path reaches NATS
   const opens = batches.flatMap((b) => b.conns).filter((c) => c.kind === ConnKind.OPEN);
   assert.equal(new Set(opens.map((c) => c.connKey)).size, opens.length, "a new key per replayed connection");
   const first = opens[0];
-  const egress = Buffer.concat(batches.flatMap((b) => b.data).filter((d) => d.connKey === first.connKey && d.direction === 1).sort((a, b) => Number(a.seq - b.seq)).map((d) => Buffer.from(d.payload)));
+  const egress = Buffer.concat(batches.flatMap(resolvedData).filter((d) => d.connKey === first.connKey && d.direction === 1).sort((a, b) => Number(a.seq - b.seq)).map((d) => Buffer.from(d.payload)));
   assert.equal(egress.toString("latin1").match(/^GET /gm)?.length, 5);
   assert.ok(batches.every((b) => b.node.length > 0 && b.batchSeq > 0n));
   sub.unsubscribe();

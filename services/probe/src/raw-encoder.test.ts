@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, type ConnEvent, type DataEvent } from "@wirescope/common";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, type ConnEvent, type DataEvent } from "@wirescope/common";
 import { RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
@@ -118,7 +118,7 @@ test("RawEncoder: the bytes decode to what protobuf-es objects built from the de
     for (const b of mine) assert.deepEqual([b.partition, b.node, b.probeId], [p, "n", "p"]);
     assert.deepEqual(mine.flatMap((b) => b.conns), decoded.conns.filter((c) => part(c.connKey) === p).map((c) => refConn(c, processes, offset)));
     const hex = (d: DataEvent) => ({ ...d, payload: Buffer.from(d.payload).toString("hex") });
-    assert.deepEqual(mine.flatMap((b) => b.data).map(hex), decoded.data.filter((d) => part(d.connKey) === p).map((d) => hex(refData(d, offset))));
+    assert.deepEqual(mine.flatMap(resolvedData).map(hex), decoded.data.filter((d) => part(d.connKey) === p).map((d) => hex(refData(d, offset))));
   }
   assert.equal(msgs.reduce((n, m) => n + m.b.conns.length, 0), decoded.conns.length);
   const own = msgs.flatMap((m) => m.b.conns).find((c) => c.pid === process.pid)!;
@@ -178,7 +178,7 @@ test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and time
   const enc = encoder({ monoToWallOffsetNs: 1000n, trimmer });
   const r = enc.encode(buf);
   assert.equal(r.events, 3, "the request, the head + gap, the tail");
-  const data2 = r.messages.flatMap((m) => fromBinary(RawBatchSchema, m.data).data).filter((d) => d.direction === 2);
+  const data2 = r.messages.flatMap((m) => resolvedData(fromBinary(RawBatchSchema, m.data))).filter((d) => d.direction === 2);
   assert.deepEqual(data2.map((d) => [d.seq, Buffer.from(d.payload).toString("latin1"), d.originalLength, d.timestampNs, d.connKey]), [
     [seq0, head.toString("latin1"), head.length + 4096, 1200n, key],
     [seq0 + BigInt(head.length + 4096), "\r\n0\r\n\r\n", 7, 1200n, key],
@@ -204,7 +204,7 @@ test("RawEncoder: the header (identity, partition, drops once, batch_seq per par
     for (const m of out) {
       const b = fromBinary(RawBatchSchema, m.data);
       // byte for byte what protobuf-es writes for the same header
-      const header = create(RawBatchSchema, { node: "node-ä", probeId: "probe-1", partition: m.partition, drops: b.drops, batchSeq: b.batchSeq });
+      const header = create(RawBatchSchema, { node: "node-ä", probeId: "probe-1", partition: m.partition, drops: b.drops, batchSeq: b.batchSeq, dataTimeBaseNs: b.dataTimeBaseNs, dataKeyBase: b.dataKeyBase });
       assert.deepEqual(Buffer.from(m.data.subarray(0, toBinary(RawBatchSchema, header).length)), Buffer.from(toBinary(RawBatchSchema, header)));
       assert.ok(m.data.length <= 2000 + 300, "cut by size");
       assert.equal(m.events, b.data.length);
@@ -230,7 +230,7 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   const due = enc.flushDue(false, now + 50e6);
   const parts = new Set(keys.map((k) => new PartitionHash("n", 4).of(Number(k), 0)));
   assert.equal(due.length, parts.size, "one message per partition for both batches");
-  const evs = due.flatMap((m) => fromBinary(RawBatchSchema, m.data).data);
+  const evs = due.flatMap((m) => resolvedData(fromBinary(RawBatchSchema, m.data)));
   assert.equal(evs.length, 2 * keys.length);
   for (const k of keys) assert.deepEqual(evs.filter((e) => e.connKey === k).map((e) => e.seq), [0n, 3n], "in order");
   assert.equal(enc.flushDue(true).length, 0, "nothing left");
@@ -273,4 +273,44 @@ test("monoToWallOffset: from the time origin to the microsecond (not Date.now()'
   const near = (x: bigint, y: bigint) => (x > y ? x - y : y - x) < 100_000n;
   assert.ok(near(a, b), `two readings ${a} and ${b} differ by less than 100 µs`);
   assert.ok(near(skewed - 5_000_000_000n, a), "the skew is added");
+});
+
+test("RawEncoder: data events relative to the message's bases (time, the key's high bits), nothing cut means no original_length; an event older than the slack or of other high key bits is exact too", () => {
+  const high = 0xabcdefn << 40n; // a probe instance's random high key bits
+  const keys = [high | 1n, high | 0x12345n, high | 0xff_ffff_ffffn];
+  const t0 = 1_796_000_000_000_000_000n; // a wall clock in 2026, ns
+  const recs: Buffer[] = [];
+  let i = 0;
+  for (const k of keys) for (let j = 0; j < 5; j++) recs.push(data(k, BigInt(j * 100), Buffer.alloc(100, 0x41), j === 4 ? 5000 : 100, 1 + (j % 2), t0 + BigInt(i++) * 1_000_000n));
+  // a little out of order (within the 16.7 ms slack), far out of order (100 ms older), a key of other high bits
+  recs.push(data(keys[0]!, 500n, Buffer.from("late"), 4, 1, t0 - 10_000_000n));
+  recs.push(data(keys[0]!, 504n, Buffer.from("older"), 5, 1, t0 - 100_000_000n));
+  recs.push(data(7n, 0n, Buffer.from("other"), 5, 1, t0));
+  const enc = encoder({ partitions: 1 });
+  const msgs = [...enc.encode(Buffer.concat(recs.map(frame))).messages, ...enc.flushDue(true)];
+  assert.equal(msgs.length, 1);
+  const decoded = decodeBatch(Buffer.concat(recs.map(frame))).data;
+  const got = msgs.flatMap((m) => resolvedData(fromBinary(RawBatchSchema, m.data)));
+  assert.deepEqual(got.map((d) => [d.connKey, d.seq, d.timestampNs, d.originalLength, d.payload.length]), decoded.map((d) => [d.connKey, d.seq, d.tsMono, d.originalLength, d.payload.length]));
+  // the reader's columns say the same
+  const rd = new RawBatchReader();
+  const cols: unknown[] = [];
+  for (const m of msgs) {
+    assert.ok(rd.read(m.data), rd.error);
+    for (let k = 0; k < rd.dataCount; k++) cols.push([rd.connKey(k), BigInt(rd.seq[k]!), rd.timestampNs(k), rd.originalLength[k], rd.payload(k).length]);
+  }
+  assert.deepEqual(cols, got.map((d) => [d.connKey, d.seq, d.timestampNs, d.originalLength, d.payload.length]));
+  // on the wire: small offsets and keys, original_length only where a tail was cut
+  const first = fromBinary(RawBatchSchema, msgs[0]!.data);
+  assert.equal(first.dataKeyBase, high);
+  assert.equal(first.dataTimeBaseNs, t0 - (1n << 24n));
+  const regular = first.data.slice(0, 15);
+  assert.ok(regular.every((d) => d.connKey < 1n << 40n && d.timestampNs < 1n << 28n));
+  assert.deepEqual(first.data.map((d) => d.originalLength).filter(Boolean), [5000, 5000, 5000]);
+  // framing per regular event (payload and its tag and length aside): was 36-38 bytes with these keys and times
+  const only = toBinary(RawBatchSchema, create(RawBatchSchema, { ...first, data: regular }));
+  const payload = regular.reduce((n, d) => n + d.payload.length + 2, 0);
+  const header = toBinary(RawBatchSchema, create(RawBatchSchema, { ...first, data: [] })).length;
+  const framing = (only.length - header - payload) / regular.length;
+  assert.ok(framing <= 22, `${framing} bytes of framing per event`);
 });

@@ -4,8 +4,16 @@
 // in protobuf wire format into one reusable buffer per partition, field numbers from the generated
 // tags of proto/ (@wirescope/common wire); no object per data event, no protobuf-es on the way.
 //
-//   RawBatch bytes = header: node, probe_id, partition, drops, batch_seq (written when cut)
+//   RawBatch bytes = header: node, probe_id, partition, drops, batch_seq,
+//                            data_time_base_ns, data_key_base (written when cut)
 //                  ‖ (0x22 len ConnEvent | 0x2a len DataEvent)*   (in the order they came)
+//
+// A DataEvent carries its time as the offset from the message's data_time_base_ns (the first
+// event's time less 2^24 ns of slack for events a little out of order: 4 bytes, not 9), its
+// conn_key as the 40-bit counter without the probe instance's high bits (data_key_base: 2-4
+// bytes, not 10), and no original_length when nothing was cut: ~13 bytes of ~38 of framing per
+// event. An event older than the slack, or of other high key bits, is written as the difference
+// modulo 2^64 (a 10-byte varint; readers add modulo 2^64): correct, only not small.
 //
 // Repeated fields may interleave on the wire: a reader collects conns and data each in order, and
 // the parser applies a message's opens, then its data, then its closes. A partition's events wait
@@ -26,6 +34,10 @@ import { PartitionHash } from "./partition.js";
 import type { Http1Trimmer } from "./http1-trim.js";
 
 const TWO32 = 0x1_0000_0000;
+/** A message's time base is its first data event's time less this (ns): room for events a little out of order. */
+const TIME_SLACK = 1 << 24;
+/** High 24 bits of a conn_key (the probe instance's, in the key's high 32-bit half). */
+const KEY_HIGH = 0xffffff00;
 
 /** Growable byte buffer with protobuf varint writers. */
 class Out {
@@ -101,14 +113,20 @@ function size64(lo: number, hi: number): number {
   return n + 1;
 }
 
-/** Appends one DataEvent (field 5 of RawBatch) in wire format; zero values omitted as proto3 does. */
-function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, tsLo: number, tsHi: number,
+/**
+ * Appends one DataEvent (field 5 of RawBatch) in wire format; zero values omitted as proto3 does.
+ * `keyLo`/`keyHi` are the key less the message's key base, `offLo`/`offHi` the time less its time
+ * base (both modulo 2^64); `orig` equal to `plen` is not written (nothing cut).
+ */
+function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, offLo: number, offHi: number,
   tid: number, buf: Uint8Array, at: number, plen: number, orig: number): void {
+  const off = offLo || offHi;
+  if (orig === plen) orig = 0;
   let body = 0;
   if (keyLo || keyHi) body += 1 + size64(keyLo, keyHi);
   if (dir) body += 2;
   if (seqLo || seqHi) body += 1 + size64(seqLo, seqHi);
-  body += 1 + size64(tsLo, tsHi);
+  if (off) body += 1 + size64(offLo, offHi);
   if (tid) body += 1 + size32(tid);
   if (plen) body += 1 + size32(plen) + plen;
   if (orig) body += 1 + size32(orig);
@@ -118,8 +136,7 @@ function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo
   if (keyLo || keyHi) (o.byte(DataEventTag.connKey), o.varint64(keyLo, keyHi));
   if (dir) (o.byte(DataEventTag.direction), o.byte(dir));
   if (seqLo || seqHi) (o.byte(DataEventTag.seq), o.varint64(seqLo, seqHi));
-  o.byte(DataEventTag.timestampNs);
-  o.varint64(tsLo, tsHi);
+  if (off) (o.byte(DataEventTag.timestampNs), o.varint64(offLo, offHi));
   if (tid) (o.byte(DataEventTag.tid), o.varint32(tid));
   if (plen) {
     o.byte(DataEventTag.payload);
@@ -160,6 +177,13 @@ class Part {
   count = 0;
   /** batch_seq of the last message cut. */
   seq = 0;
+  /** `out` holds data events: their bases below are set. */
+  hasData = false;
+  /** data_time_base_ns as 32-bit halves. */
+  timeLo = 0;
+  timeHi = 0;
+  /** data_key_base's high half (its low half is 0). */
+  keyHi = 0;
   constructor(readonly p: number) {}
 }
 
@@ -322,9 +346,13 @@ export class RawEncoder {
         const x = this.out(p);
         const o = x.out;
         if (o.len === 0) x.oldest = monoLo + monoHi * TWO32;
+        this.place(x, tsLo, tsHi, keyHi);
+        const offLo = this.offLo_;
+        const offHi = this.offHi_;
+        const kHi = this.keyHi_;
         const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
         bytes += plen;
-        if (pieces === 0) writeDataEvent(o, keyLo, keyHi, dir, seqLo, seqHi, tsLo, tsHi, tid, buf, at, plen, orig);
+        if (pieces === 0) writeDataEvent(o, keyLo, kHi, dir, seqLo, seqHi, offLo, offHi, tid, buf, at, plen, orig);
         else {
           // one DataEvent per piece: kept bytes, then the body bytes left out as a stated gap
           const t = this.o.trimmer!.pieces;
@@ -332,7 +360,7 @@ export class RawEncoder {
             let lo = seqLo + t[i]!;
             let hi = seqHi;
             if (lo >= TWO32) ((lo -= TWO32), (hi += 1));
-            writeDataEvent(o, keyLo, keyHi, dir, lo, hi, tsLo, tsHi, tid, buf, at + t[i]!, t[i + 1]!, t[i + 1]! + t[i + 2]!);
+            writeDataEvent(o, keyLo, kHi, dir, lo, hi, offLo, offHi, tid, buf, at + t[i]!, t[i + 1]!, t[i + 1]! + t[i + 2]!);
           }
         }
         const evs = pieces || 1;
@@ -380,7 +408,8 @@ export class RawEncoder {
       const o = x.out;
       if (o.len === 0) x.oldest = Number(d.tsMono);
       const ts = d.tsMono + this.o.monoToWallOffsetNs;
-      writeDataEvent(o, keyLo, keyHi, d.direction, keyLoOf(d.seq), keyHiOf(d.seq), keyLoOf(ts), keyHiOf(ts), d.tid, d.payload, 0, d.payload.length, d.originalLength);
+      this.place(x, keyLoOf(ts), keyHiOf(ts), keyHi);
+      writeDataEvent(o, keyLo, this.keyHi_, d.direction, keyLoOf(d.seq), keyHiOf(d.seq), this.offLo_, this.offHi_, d.tid, d.payload, 0, d.payload.length, d.originalLength);
       x.count++;
       if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
     }
@@ -399,6 +428,34 @@ export class RawEncoder {
     }
     for (const p of parts) if ((this.parts[p]?.out.len ?? 0) > 0) messages.push(this.cut(p));
     return messages;
+  }
+
+  // what `place` found for the event (no object per event)
+  private offLo_ = 0;
+  private offHi_ = 0;
+  private keyHi_ = 0;
+
+  /**
+   * The bases of partition `x`'s message (set at its first data event: its time less the slack,
+   * its key's high bits), and this event's time and key's high half relative to them, modulo 2^64.
+   */
+  private place(x: Part, tsLo: number, tsHi: number, keyHi: number): void {
+    if (!x.hasData) {
+      let lo = tsLo - TIME_SLACK;
+      let hi = tsHi;
+      if (lo < 0) ((lo += TWO32), (hi -= 1));
+      if (hi < 0) lo = hi = 0;
+      x.timeLo = lo;
+      x.timeHi = hi;
+      x.keyHi = (keyHi & KEY_HIGH) >>> 0;
+      x.hasData = true;
+    }
+    let lo = tsLo - x.timeLo;
+    let hi = tsHi - x.timeHi;
+    if (lo < 0) ((lo += TWO32), (hi -= 1));
+    this.offLo_ = lo;
+    this.offHi_ = hi >>> 0;
+    this.keyHi_ = (keyHi - x.keyHi) >>> 0;
   }
 
   private push(messages: EncodedBatch[], m: EncodedBatch | undefined): void {
@@ -499,10 +556,15 @@ export class RawEncoder {
       }
       this.pendingDrops = new Map();
     }
-    const seq = ++this.out(p).seq;
-    h.ensure(12);
+    const x = this.out(p);
+    const seq = ++x.seq;
+    h.ensure(36);
     h.byte(RawBatchTag.batchSeq);
     h.varint64(seq % TWO32, Math.floor(seq / TWO32));
+    if (x.hasData) {
+      if (x.timeLo || x.timeHi) (h.byte(RawBatchTag.dataTimeBaseNs), h.varint64(x.timeLo, x.timeHi));
+      if (x.keyHi) (h.byte(RawBatchTag.dataKeyBase), h.varint64(0, x.keyHi));
+    }
     return h;
   }
 
@@ -515,6 +577,7 @@ export class RawEncoder {
     h.buf.copy(msg, 0, 0, h.len);
     if (dataLen) o.buf.copy(msg, h.len, 0, dataLen);
     o.len = 0;
+    x.hasData = false;
     const events = x.count;
     x.count = 0;
     return { partition: p, data: msg, events };

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, DataEventSchema, ProcessInfoSchema, RawBatchSchema, type RawBatch } from "../gen/wirescope/v1/raw_pb.js";
-import { RawBatchReader } from "./raw-batch-reader.js";
+import { RawBatchReader, resolvedData } from "./raw-batch-reader.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 
@@ -47,11 +47,15 @@ function randomBatch(r: () => number): RawBatch {
   );
   const data = Array.from({ length: int(80) }, () => {
     const payload = new Uint8Array(int(r() < 0.1 ? 5000 : 200)).map(() => int(256));
-    return create(DataEventSchema, { connKey: u64(), direction: int(3), seq: BigInt(int(2 ** 40)), timestampNs: u64(), tid: int(2 ** 32), payload, originalLength: payload.length + (r() < 0.2 ? int(1e5) : 0) });
+    // original_length: absent (the payload's length), stated, or below the payload's (read as its length)
+    const orig = r() < 0.3 ? 0 : r() < 0.1 ? int(payload.length + 1) : payload.length + (r() < 0.2 ? int(1e5) : 0);
+    return create(DataEventSchema, { connKey: u64(), direction: int(3), seq: BigInt(int(2 ** 40)), timestampNs: u64(), tid: int(2 ** 32), payload, originalLength: orig });
   });
   const drops: Record<string, bigint> = {};
   for (let k = int(3); k > 0; k--) drops[["ringbuf_full", "js_behind", "é"][int(3)]!] = count();
-  return create(RawBatchSchema, { node: str(), probeId: str(), partition: int(64), conns, data, drops, batchSeq: count() });
+  // bases as the probe writes them (time and key high bits) or any u64 (sums wrap modulo 2^64)
+  const base = () => (r() < 0.4 ? 0n : r() < 0.5 ? BigInt(int(2 ** 24)) << 40n : u64());
+  return create(RawBatchSchema, { node: str(), probeId: str(), partition: int(64), conns, data, drops, batchSeq: count(), dataTimeBaseNs: base(), dataKeyBase: base() });
 }
 
 /** What the reader holds, in protobuf-es's shape (for deepEqual with fromBinary). */
@@ -82,7 +86,7 @@ function reference(b: RawBatch): unknown {
     batchSeq: b.batchSeq,
     drops: { ...b.drops },
     conns: b.conns.map((c) => ({ ...c, $unknown: undefined, process: c.process ? { ...c.process, $unknown: undefined } : undefined })).map(stripUnknown),
-    data: b.data.map((d) => ({
+    data: resolvedData(b).map((d) => ({
       connKey: d.connKey,
       direction: d.direction < 0 || d.direction > 255 ? 255 : d.direction,
       seq: d.seq,

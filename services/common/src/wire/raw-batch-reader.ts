@@ -5,14 +5,21 @@
 // columns: one typed-array slot per DataEvent field, payloads as subarrays of the input (never
 // copied). ConnEvents, which are rare (open/close), become plain ConnEvent objects.
 //
-//   RawBatch  ─┬─ 0a node, 12 probe_id, 18 partition, 38 batch_seq     header fields
+//   RawBatch  ─┬─ 0a node, 12 probe_id, 18 partition, 38 batch_seq,    header fields
+//              │  40 data_time_base_ns, 48 data_key_base                (added to each DataEvent's
+//              │                                                         timestamp_ns / conn_key)
 //              ├─ 22 len ConnEvent      → conns[]        (object per event)
 //              ├─ 2a len DataEvent      → data columns   (no object per event)
 //              └─ 32 len DropsEntry     → dropReasons[] / dropCounts[]
 //
+// The bases apply once the whole message is read (a header field may come after the events), and
+// an original_length below the payload's length (0: absent) reads as the payload's length: the
+// columns hold what the event means, as `resolvedData` gives it for a protobuf-es message.
+//
 // Field numbers come from the generated table (gen/wire/fields.ts). A malformed input makes
 // `read` return false with `error` set: never a throw, so the caller counts it and goes on.
-import type { ConnEvent, ProcessInfo } from "../gen/wirescope/v1/raw_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { DataEventSchema, type ConnEvent, type DataEvent, type ProcessInfo, type RawBatch } from "../gen/wirescope/v1/raw_pb.js";
 import {
   ConnEventField as CF,
   ConnEventTag,
@@ -43,7 +50,7 @@ function utf8(b: Uint8Array): string | undefined {
 // another wire type fails the message (protobuf-es would read it as its declared type, which is
 // garbage), where a field this reader does not know is skipped.
 const bits = (...f: number[]) => f.reduce((m, n) => m | (1 << n), 0);
-const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF.drops, RF.batchSeq);
+const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF.drops, RF.batchSeq, RF.dataTimeBaseNs, RF.dataKeyBase);
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
   CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.pid, CF.tid,
@@ -51,6 +58,36 @@ const CONN_FIELDS = bits(
 );
 const PROCESS_FIELDS = bits(PF.pid, PF.name, PF.exe, PF.cmdline, PF.containerId, PF.pod, PF.namespace, PF.container, PF.workload);
 const ENTRY_FIELDS = bits(1, 2);
+
+/** Adds the u64 (lo, hi) to the first n u64s held as (los, his), modulo 2^64 as a uint64 sum wraps. */
+function addBase(los: Uint32Array, his: Uint32Array, n: number, lo: number, hi: number): void {
+  for (let i = 0; i < n; i++) {
+    const l = los[i]! + lo;
+    los[i] = l; // Uint32Array stores it modulo 2^32
+    his[i] = his[i]! + hi + (l >= TWO32 ? 1 : 0);
+  }
+}
+
+const U64 = 0xffffffffffffffffn;
+
+/**
+ * The DataEvents of a RawBatch decoded by protobuf-es, as they mean: bases added, an absent
+ * original_length made the payload's length. What RawBatchReader's columns hold, for code that
+ * reads RawBatch through protobuf-es (tests, benches, tools).
+ */
+export function resolvedData(b: RawBatch): DataEvent[] {
+  return b.data.map((d) =>
+    create(DataEventSchema, {
+      direction: d.direction,
+      seq: d.seq,
+      tid: d.tid,
+      payload: d.payload,
+      connKey: (d.connKey + b.dataKeyBase) & U64,
+      timestampNs: (d.timestampNs + b.dataTimeBaseNs) & U64,
+      originalLength: Math.max(d.originalLength, d.payload.length),
+    }),
+  );
+}
 
 /** Why a RawBatch did not decode (`RawBatchReader.error`). */
 export type RawBatchError = "truncated" | "bad_varint" | "bad_wire_type" | "bad_length" | "bad_utf8" | "bad_tag";
@@ -92,6 +129,11 @@ export class RawBatchReader {
   partition = 0;
   /** RawBatch.batch_seq (exact below 2^53). */
   batchSeq = 0;
+  /** RawBatch.data_time_base_ns and data_key_base as 32-bit halves (already added into the columns). */
+  timeBaseLo = 0;
+  timeBaseHi = 0;
+  keyBaseLo = 0;
+  keyBaseHi = 0;
   /** RawBatch.drops as two parallel lists (reason, count). */
   readonly dropReasons: string[] = [];
   readonly dropCounts: number[] = [];
@@ -137,6 +179,7 @@ export class RawBatchReader {
     this.probeId = "";
     this.partition = 0;
     this.batchSeq = 0;
+    this.timeBaseLo = this.timeBaseHi = this.keyBaseLo = this.keyBaseHi = 0;
     this.dropReasons.length = 0;
     this.dropCounts.length = 0;
     this.conns.length = 0;
@@ -180,6 +223,16 @@ export class RawBatchReader {
           if (!this.varint(end)) return false;
           this.batchSeq = this.hi * TWO32 + this.lo;
           break;
+        case RawBatchTag.dataTimeBaseNs:
+          if (!this.varint(end)) return false;
+          this.timeBaseLo = this.lo;
+          this.timeBaseHi = this.hi;
+          break;
+        case RawBatchTag.dataKeyBase:
+          if (!this.varint(end)) return false;
+          this.keyBaseLo = this.lo;
+          this.keyBaseHi = this.hi;
+          break;
         case RawBatchTag.drops: {
           const e = this.lenEnd(end);
           if (e < 0 || !this.dropsEntry(e)) return false;
@@ -189,6 +242,8 @@ export class RawBatchReader {
           if (!this.skip(tag, end, RAW_FIELDS)) return false;
       }
     }
+    if (this.timeBaseLo || this.timeBaseHi) addBase(this.tsLo, this.tsHi, this.dataCount, this.timeBaseLo, this.timeBaseHi);
+    if (this.keyBaseLo || this.keyBaseHi) addBase(this.connKeyLo, this.connKeyHi, this.dataCount, this.keyBaseLo, this.keyBaseHi);
     return true;
   }
 
@@ -398,7 +453,7 @@ export class RawBatchReader {
     this.tsLo[i] = tsLo;
     this.tsHi[i] = tsHi;
     this.tid[i] = tid;
-    this.originalLength[i] = orig;
+    this.originalLength[i] = orig < pEnd - pStart ? pEnd - pStart : orig;
     this.payloadStart[i] = pStart;
     this.payloadEnd[i] = pEnd;
     this.dataCount = i + 1;

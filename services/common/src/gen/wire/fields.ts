@@ -141,6 +141,8 @@ export const enum RawBatchField {
   data = 5,
   drops = 6,
   batchSeq = 7,
+  dataTimeBaseNs = 8,
+  dataKeyBase = 9,
 }
 
 /** wirescope.v1.RawBatch: tags (number << 3 | wire type). */
@@ -159,6 +161,10 @@ export const enum RawBatchTag {
   drops = 50,
   /** 7 VARINT */
   batchSeq = 56,
+  /** 8 VARINT */
+  dataTimeBaseNs = 64,
+  /** 9 VARINT */
+  dataKeyBase = 72,
 }
 
 /** wirescope.v1.RawBatch.drops map entry: tags. */

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wirescope/v1/raw.proto.
  */
 export const file_wirescope_v1_raw: GenFile = /*@__PURE__*/
-  fileDesc("ChZ3aXJlc2NvcGUvdjEvcmF3LnByb3RvEgx3aXJlc2NvcGUudjEioQEKC1Byb2Nlc3NJbmZvEgsKA3BpZBgBIAEoDRIMCgRuYW1lGAIgASgJEgsKA2V4ZRgDIAEoCRIPCgdjbWRsaW5lGAQgASgJEhQKDGNvbnRhaW5lcl9pZBgFIAEoCRILCgNwb2QYBiABKAkSEQoJbmFtZXNwYWNlGAcgASgJEhEKCWNvbnRhaW5lchgIIAEoCRIQCgh3b3JrbG9hZBgJIAEoCSK6AwoJQ29ubkV2ZW50EhAKCGNvbm5fa2V5GAEgASgEEiQKBGtpbmQYAiABKA4yFi53aXJlc2NvcGUudjEuQ29ubktpbmQSIAoEcm9sZRgDIAEoDjISLndpcmVzY29wZS52MS5Sb2xlEhUKDWxvY2FsX2FkZHJlc3MYBCABKAkSEgoKbG9jYWxfcG9ydBgFIAEoDRIWCg5yZW1vdGVfYWRkcmVzcxgGIAEoCRITCgtyZW1vdGVfcG9ydBgHIAEoDRILCgNwaWQYCCABKA0SCwoDdGlkGAkgASgNEhQKDHRpbWVzdGFtcF9ucxgOIAEoBBIqCgdwcm9jZXNzGA8gASgLMhkud2lyZXNjb3BlLnYxLlByb2Nlc3NJbmZvEhAKCGluZmVycmVkGBAgASgIEgsKA3RscxgRIAEoCBITCgt0bHNfbGlicmFyeRgSIAEoCRIZChFvYnNlcnZlZF9mcmFjdGlvbhgTIAEoAhIMCgRzaGVkGBQgASgJSgQIChALSgQICxAMSgQIDBANSgQIDRAOUgxwcm9jZXNzX25hbWVSDGNvbnRhaW5lcl9pZFIDcG9kUgluYW1lc3BhY2UiowEKCURhdGFFdmVudBIQCghjb25uX2tleRgBIAEoBBIqCglkaXJlY3Rpb24YAiABKA4yFy53aXJlc2NvcGUudjEuRGlyZWN0aW9uEgsKA3NlcRgDIAEoBBIUCgx0aW1lc3RhbXBfbnMYBCABKAQSCwoDdGlkGAUgASgNEg8KB3BheWxvYWQYBiABKAwSFwoPb3JpZ2luYWxfbGVuZ3RoGAcgASgNIv8BCghSYXdCYXRjaBIMCgRub2RlGAEgASgJEhAKCHByb2JlX2lkGAIgASgJEhEKCXBhcnRpdGlvbhgDIAEoDRImCgVjb25ucxgEIAMoCzIXLndpcmVzY29wZS52MS5Db25uRXZlbnQSJQoEZGF0YRgFIAMoCzIXLndpcmVzY29wZS52MS5EYXRhRXZlbnQSMAoFZHJvcHMYBiADKAsyIS53aXJlc2NvcGUudjEuUmF3QmF0Y2guRHJvcHNFbnRyeRIRCgliYXRjaF9zZXEYByABKAQaLAoKRHJvcHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBKk4KCENvbm5LaW5kEhkKFUNPTk5fS0lORF9VTlNQRUNJRklFRBAAEhIKDkNPTk5fS0lORF9PUEVOEAESEwoPQ09OTl9LSU5EX0NMT1NFEAIqOgoEUm9sZRIQCgxST0xFX1VOS05PV04QABIPCgtST0xFX0NMSUVOVBABEg8KC1JPTEVfU0VSVkVSEAIqUwoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhQKEERJUkVDVElPTl9FR1JFU1MQARIVChFESVJFQ1RJT05fSU5HUkVTUxACYgZwcm90bzM");
+  fileDesc("ChZ3aXJlc2NvcGUvdjEvcmF3LnByb3RvEgx3aXJlc2NvcGUudjEioQEKC1Byb2Nlc3NJbmZvEgsKA3BpZBgBIAEoDRIMCgRuYW1lGAIgASgJEgsKA2V4ZRgDIAEoCRIPCgdjbWRsaW5lGAQgASgJEhQKDGNvbnRhaW5lcl9pZBgFIAEoCRILCgNwb2QYBiABKAkSEQoJbmFtZXNwYWNlGAcgASgJEhEKCWNvbnRhaW5lchgIIAEoCRIQCgh3b3JrbG9hZBgJIAEoCSK6AwoJQ29ubkV2ZW50EhAKCGNvbm5fa2V5GAEgASgEEiQKBGtpbmQYAiABKA4yFi53aXJlc2NvcGUudjEuQ29ubktpbmQSIAoEcm9sZRgDIAEoDjISLndpcmVzY29wZS52MS5Sb2xlEhUKDWxvY2FsX2FkZHJlc3MYBCABKAkSEgoKbG9jYWxfcG9ydBgFIAEoDRIWCg5yZW1vdGVfYWRkcmVzcxgGIAEoCRITCgtyZW1vdGVfcG9ydBgHIAEoDRILCgNwaWQYCCABKA0SCwoDdGlkGAkgASgNEhQKDHRpbWVzdGFtcF9ucxgOIAEoBBIqCgdwcm9jZXNzGA8gASgLMhkud2lyZXNjb3BlLnYxLlByb2Nlc3NJbmZvEhAKCGluZmVycmVkGBAgASgIEgsKA3RscxgRIAEoCBITCgt0bHNfbGlicmFyeRgSIAEoCRIZChFvYnNlcnZlZF9mcmFjdGlvbhgTIAEoAhIMCgRzaGVkGBQgASgJSgQIChALSgQICxAMSgQIDBANSgQIDRAOUgxwcm9jZXNzX25hbWVSDGNvbnRhaW5lcl9pZFIDcG9kUgluYW1lc3BhY2UiowEKCURhdGFFdmVudBIQCghjb25uX2tleRgBIAEoBBIqCglkaXJlY3Rpb24YAiABKA4yFy53aXJlc2NvcGUudjEuRGlyZWN0aW9uEgsKA3NlcRgDIAEoBBIUCgx0aW1lc3RhbXBfbnMYBCABKAQSCwoDdGlkGAUgASgNEg8KB3BheWxvYWQYBiABKAwSFwoPb3JpZ2luYWxfbGVuZ3RoGAcgASgNIrECCghSYXdCYXRjaBIMCgRub2RlGAEgASgJEhAKCHByb2JlX2lkGAIgASgJEhEKCXBhcnRpdGlvbhgDIAEoDRImCgVjb25ucxgEIAMoCzIXLndpcmVzY29wZS52MS5Db25uRXZlbnQSJQoEZGF0YRgFIAMoCzIXLndpcmVzY29wZS52MS5EYXRhRXZlbnQSMAoFZHJvcHMYBiADKAsyIS53aXJlc2NvcGUudjEuUmF3QmF0Y2guRHJvcHNFbnRyeRIRCgliYXRjaF9zZXEYByABKAQSGQoRZGF0YV90aW1lX2Jhc2VfbnMYCCABKAQSFQoNZGF0YV9rZXlfYmFzZRgJIAEoBBosCgpEcm9wc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEqTgoIQ29ubktpbmQSGQoVQ09OTl9LSU5EX1VOU1BFQ0lGSUVEEAASEgoOQ09OTl9LSU5EX09QRU4QARITCg9DT05OX0tJTkRfQ0xPU0UQAio6CgRSb2xlEhAKDFJPTEVfVU5LTk9XThAAEg8KC1JPTEVfQ0xJRU5UEAESDwoLUk9MRV9TRVJWRVIQAipTCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQRElSRUNUSU9OX0VHUkVTUxABEhUKEURJUkVDVElPTl9JTkdSRVNTEAJiBnByb3RvMw");
 
 /**
  * Who owns a socket: enough to name a service without asking the node again.
@@ -198,6 +198,8 @@ export const ConnEventSchema: GenMessage<ConnEvent> = /*@__PURE__*/
  */
 export type DataEvent = Message<"wirescope.v1.DataEvent"> & {
   /**
+   * Plus the batch's data_key_base: the probe writes the connection's 40-bit counter here.
+   *
    * @generated from field: uint64 conn_key = 1;
    */
   connKey: bigint;
@@ -215,6 +217,8 @@ export type DataEvent = Message<"wirescope.v1.DataEvent"> & {
   seq: bigint;
 
   /**
+   * Plus the batch's data_time_base_ns: the probe writes the offset from it (4 bytes, not 9).
+   *
    * @generated from field: uint64 timestamp_ns = 4;
    */
   timestampNs: bigint;
@@ -232,6 +236,8 @@ export type DataEvent = Message<"wirescope.v1.DataEvent"> & {
   payload: Uint8Array;
 
   /**
+   * Bytes the event stands for; 0 (absent) when that is the payload's length (nothing cut).
+   *
    * @generated from field: uint32 original_length = 7;
    */
   originalLength: number;
@@ -284,6 +290,19 @@ export type RawBatch = Message<"wirescope.v1.RawBatch"> & {
    * @generated from field: uint64 batch_seq = 7;
    */
   batchSeq: bigint;
+
+  /**
+   * Added to every DataEvent's timestamp_ns and conn_key of this message (0: those are whole).
+   * Readers resolve them with the message (services/common/src/wire: RawBatchReader, resolvedData).
+   *
+   * @generated from field: uint64 data_time_base_ns = 8;
+   */
+  dataTimeBaseNs: bigint;
+
+  /**
+   * @generated from field: uint64 data_key_base = 9;
+   */
+  dataKeyBase: bigint;
 };
 
 /**
