@@ -176,7 +176,9 @@ async function withStream<T>(dir: string, run: (nc: NatsConnection, natsUrl: str
 async function startAggregator(checkout: string, natsUrl: string, influxUrl: string, db: string, dir: string, extra: string[], nodeArgs: string[] = [], logName = "aggregator.log") {
   const port = await freePort();
   const logFd = fs.openSync(path.join(dir, logName), "a");
-  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, "bin/wirescope.js"), "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
+  // Started as `wirescope up` starts it: with the checkout's own node flags (none before they existed).
+  const own = ((await import(path.join(checkout, "services/aggregator/dist/options.js"))) as { AGGREGATOR_NODE_FLAGS?: readonly string[] }).AGGREGATOR_NODE_FLAGS ?? [];
+  const child = spawn(process.execPath, [...own, ...nodeArgs, path.join(checkout, "bin/wirescope.js"), "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", "--grace-ms", "1000", ...extra], { stdio: ["ignore", logFd, logFd] });
   const client = createClient(AggregatorService, `127.0.0.1:${port}`);
   return {
     /** Its counters, or undefined while it does not answer. */
