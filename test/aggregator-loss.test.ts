@@ -129,8 +129,9 @@ describe("aggregator without loss", { timeout: 240_000 }, () => {
     const { nats, influx, nc } = await startBackends(cleanup);
     const db = "agg_outage";
     const WINDOW = 1000;
-    // Two series per window (2xx and 5xx): 2 × (red + 16 latency_hist) + 1 edge; no spans.
-    const LINES_PER_WINDOW = 35;
+    // Two series per window (2xx and 5xx): 2 × (red + 16 latency_hist) + 1 edge + 2 map_nodes
+    // (the service and its caller); no spans.
+    const LINES_PER_WINDOW = 37;
     const BUFFER = 8 * LINES_PER_WINDOW;
     const a = await startAggregator(nats.url, influx.url, db, ["--window-ms", String(WINDOW), "--grace-ms", "300", "--no-spans", "--max-buffer-lines", String(BUFFER), "--pipeline-every-ms", "3600000"]);
     cleanup.push(() => a.stop());
