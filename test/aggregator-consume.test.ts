@@ -8,6 +8,7 @@
 //   - a batch whose ingestion throws (a failpoint stands for a bug in the core): counted as a drop,
 //     acknowledged, and the loop goes on.
 // Waits are on conditions, bounded and generous (a busy 2-core machine); nothing asserts a time.
+import { sumOf } from "./support/fault-stack.js";
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -28,8 +29,6 @@ function records(service: string, n: number, startMs: number, first = 0) {
   const client = { service: "load", address: "10.3.0.1", port: 40000, pid: 22 };
   return Array.from({ length: n }, (_, i) => makeRecord({ startMs: startMs + (i % 200), durationMs: 1 + (i % 7), resource: `/r${i % 5}`, status: 200, server, client, connKey: BigInt(first + i) }));
 }
-
-const sumOf = (c: Record<string, number>, re: RegExp) => Object.entries(c).reduce((s, [k, v]) => (re.test(k) ? s + v : s), 0);
 
 describe("aggregator consume loop", { timeout: 150_000 }, () => {
   const cleanup: (() => Promise<unknown>)[] = [];

@@ -90,12 +90,7 @@ export class Span implements SpanRec {
   at(cols: SpanColumns, row: number): this {
     this.cols = cols;
     this.row = row;
-    this.ownId = null;
-    this.parent = null;
-    this.parentId = "";
-    this.traceId = "";
-    this.linkedBy = "";
-    this.state = 0;
+    this.unlink();
     this.final = false;
     this.startMs = (cols.window * 1000 + cols.f64[row * NF + F_REL_US]!) / 1000;
     this.endMs = this.startMs + cols.f64[row * NF + F_DUR_US]! / 1000;
