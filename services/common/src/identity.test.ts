@@ -1,5 +1,7 @@
-import { test } from "node:test";
+import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { ProcessInfoSchema } from "./gen/wirescope/v1/raw_pb.js";
 import { formatAddress, hostPort, isAddressName, isTracedProcess, serviceName } from "./identity.js";
 
 test("formatAddress: IPv4, IPv6 compression, v4-mapped, at an offset", () => {
@@ -29,4 +31,24 @@ test("isAddressName: what serviceName gives an untraced end, and nothing it give
     assert.equal(isAddressName(serviceName(p, "10.0.0.9", 50051, false)), false);
   }
   for (const n of ["orders:50051", "web", "10.0.0.9:x", "[orders]:80", "1.2.3:80"]) assert.equal(isAddressName(n), false, n);
+});
+
+describe("serviceName", () => {
+  it("prefers the workload, then the container, then process name and listening port", () => {
+    const p = create(ProcessInfoSchema, { name: "node", container: "api", workload: "checkout", namespace: "shop" });
+    assert.equal(serviceName(p, "10.0.0.1", 8080, true), "shop/checkout");
+    assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 8080, true), "api");
+    assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 40000, false, 8080), "api", "a container is named alike in both roles");
+    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 8080, true), "node:8080");
+    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false), "node");
+    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false, 8080), "node:8080", "a client that listens");
+  });
+
+  it("names an untraced end by its address, and an end nothing is known about as unknown", () => {
+    assert.equal(serviceName(undefined, "10.0.0.1", 8080, true), "10.0.0.1:8080");
+    assert.equal(serviceName(undefined, "10.0.0.2", 40000, false), "10.0.0.2");
+    assert.equal(serviceName(undefined, "::1", 8080, true), "[::1]:8080");
+    assert.equal(serviceName(undefined, "", 0, true), "unknown");
+    assert.equal(serviceName(undefined, "", 0, false), "unknown");
+  });
 });

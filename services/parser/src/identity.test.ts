@@ -2,27 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, ProcessInfoSchema, Role } from "@wirescope/common";
-import { endpointsOf, PeerDirectory, refreshEndpoints, serviceName } from "./identity.js";
-
-describe("serviceName", () => {
-  it("prefers the workload, then the container, then process name and listening port", () => {
-    const p = create(ProcessInfoSchema, { name: "node", container: "api", workload: "checkout", namespace: "shop" });
-    assert.equal(serviceName(p, "10.0.0.1", 8080, true), "shop/checkout");
-    assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 8080, true), "api");
-    assert.equal(serviceName({ ...p, workload: "" }, "10.0.0.1", 40000, false, 8080), "api", "a container is named alike in both roles");
-    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 8080, true), "node:8080");
-    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false), "node");
-    assert.equal(serviceName({ ...p, workload: "", container: "" }, "10.0.0.1", 40000, false, 8080), "node:8080", "a client that listens");
-  });
-
-  it("names an untraced end by its address, and an end nothing is known about as unknown", () => {
-    assert.equal(serviceName(undefined, "10.0.0.1", 8080, true), "10.0.0.1:8080");
-    assert.equal(serviceName(undefined, "10.0.0.2", 40000, false), "10.0.0.2");
-    assert.equal(serviceName(undefined, "::1", 8080, true), "[::1]:8080");
-    assert.equal(serviceName(undefined, "", 0, true), "unknown");
-    assert.equal(serviceName(undefined, "", 0, false), "unknown");
-  });
-});
+import { endpointsOf, PeerDirectory, refreshEndpoints } from "./identity.js";
 
 describe("PeerDirectory and endpoint resolution", () => {
   const ev = (role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>

@@ -4,8 +4,6 @@
 // when the connection was created is looked up again as its records are published.
 import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/common";
 
-export { serviceName } from "@wirescope/common";
-
 /** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
 export interface EndpointInfo {
   address: string;
