@@ -15,9 +15,11 @@ import {
   RecordSchema,
   Role,
   type Record as WsRecord,
+  type Dir,
+  type StepResult,
 } from "@wirescope/common";
 import { ConnTable, DEFAULT_CONN_TABLE_OPTIONS, type OutRecord } from "./conn-table.js";
-import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
+import type { DecoderHost, DecoderSession } from "./decoder.js";
 import { redactionPolicy } from "./redact.js";
 import { appendHostFields } from "./record-bytes.js";
 
@@ -180,13 +182,6 @@ describe("ConnTable", () => {
     assert.equal(counters.get("conn_dropped.undetected_test"), 1);
   });
 
-  it("drops a connection past the detection budget", () => {
-    const { t, counters } = setup({ maxDetectBytes: 2 });
-    t.onConn(open(5n), 0, 0);
-    t.onData(data(5n, EG, 0, "xyz", 10n), 0, 0);
-    assert.equal(counters.get("conn_dropped.unclaimed"), 1);
-  });
-
   it("drops and counts the state of a moved partition only", () => {
     const { t, counters } = setup();
     t.onConn(open(6n), 1, 0);
@@ -270,6 +265,29 @@ function engineTable(manifests: string[]) {
     return { t, counters, out };
   };
 }
+
+// The detection budget is the plugin host's (ConnectionEngine's detectLimit), not the table's:
+// the table drops what the engine gives up, once.
+describe("ConnTable with the engine's detection budget", () => {
+  it("drops a connection the engine gives up as unclaimed, and ignores its later bytes", () => {
+    const registry = new PluginRegistry();
+    registry.add(Plugin.fromFile(path.join(root, "parsers-wasm/build/http1.json")));
+    const engineCounters = new Counters();
+    const counters = new Counters();
+    const engine = new ConnectionEngine(registry, { detectLimit: 64, counters: engineCounters });
+    const t = new ConnTable(engine, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n1", redaction: redactionPolicy() }, counters, () => assert.fail("no record"));
+    t.onConn(open(5n), 0, 0);
+    t.onData(data(5n, IN, 0, "x".repeat(40), 10n), 0, 0);
+    assert.equal(t.size, 1, "40 bytes: still detecting");
+    t.onData(data(5n, IN, 40, "y".repeat(40), 11n), 0, 0);
+    assert.equal(t.size, 0);
+    assert.equal(counters.get("conn_dropped.unclaimed"), 1);
+    assert.equal(engineCounters.get("bytes_dropped.unclaimed"), 80);
+    t.onData(data(5n, IN, 80, "z", 12n), 0, 0);
+    assert.equal(counters.get("data_ignored"), 1);
+    assert.equal(counters.get("conn_dropped.unclaimed"), 1);
+  });
+});
 
 // The real plugin host and the built HTTP/1 plugin: connections that predate this replica.
 describe("ConnTable with connections picked up mid-stream", () => {

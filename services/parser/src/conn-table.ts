@@ -1,8 +1,9 @@
 // Per-connection state for the partitions this replica owns: ordering by sequence number,
-// gaps, detection budget, eviction and memory limits. Pure: no NATS, no timers (the caller
+// gaps, eviction and memory limits (the detection budget is the decoder host's: the plugin
+// host's ConnectionEngine rejects a connection nobody claims, and the table drops it). Pure: no NATS, no timers (the caller
 // passes `now`), so it is tested with plain data.
-import { ConnKind, Direction, Role, type ConnEvent, type Counters, type TopicNameDirectory } from "@wirescope/common";
-import type { DecoderHost, DecoderSession, Dir, StepResult } from "./decoder.js";
+import { ConnKind, Direction, Role, type ConnEvent, type Counters, type Dir, type StepResult, type TopicNameDirectory } from "@wirescope/common";
+import type { DecoderHost, DecoderSession } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
 import { encodeHostFields, readHead } from "./record-bytes.js";
@@ -17,8 +18,6 @@ export interface ConnTableOptions {
   maxConnPendingBytes: number;
   /** Bytes all connections may hold waiting; past it the largest waits are flushed as gaps. */
   maxTotalPendingBytes: number;
-  /** Bytes offered for detection before an unclaimed connection is dropped. */
-  maxDetectBytes: number;
   /** A connection with no event for this long is closed and evicted. */
   idleMs: number;
   redaction: RedactionPolicy;
@@ -30,7 +29,6 @@ export const DEFAULT_CONN_TABLE_OPTIONS: Omit<ConnTableOptions, "node" | "redact
   maxConns: 100_000,
   maxConnPendingBytes: 256 * 1024,
   maxTotalPendingBytes: 256 * 1024 * 1024,
-  maxDetectBytes: 16 * 1024,
   idleMs: 5 * 60_000,
 };
 
@@ -81,7 +79,6 @@ interface Conn {
   lastActive: number;
   /** Timestamp of the newest event: the close time of an evicted connection. */
   lastTsNs: bigint;
-  detectBytes: number;
   decoding: boolean;
   /** The decoder's answer to the latest step: a plugin owns the connection now. */
   claimed: boolean;
@@ -292,7 +289,6 @@ export class ConnTable {
       eps,
       lastActive: now,
       lastTsNs: ev.timestampNs ?? 0n,
-      detectBytes: 0,
       decoding: false,
       claimed: false,
       reqTids: new TidRing(),
@@ -319,7 +315,6 @@ export class ConnTable {
         this.counters.add(gaps);
         this.counters.add(bytes, op.len);
         this.result(c, c.session.gap(dir, op.len, op.tsNs));
-        if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
       }
     }
   }
@@ -348,9 +343,7 @@ export class ConnTable {
 
   /** In-order bytes to the decoder, and what comes of them. */
   private data(c: Conn, dir: Dir, bytes: Uint8Array, tsNs: bigint): void {
-    if (!c.decoding) c.detectBytes += bytes.length;
     this.result(c, c.session.data(dir, bytes, tsNs));
-    if (!c.decoding && c.live && c.detectBytes > this.opts.maxDetectBytes) this.discard(c, "unclaimed");
   }
 
   /** Gives up every hole of both directions (close, eviction, memory bound). */

@@ -1,21 +1,9 @@
 // What the connection table needs from the plugin host: one session per connection that detects
-// the protocol and decodes both directions. plugin-host-adapter.ts implements it over
-// @wirescope/common's plugin host; tests may implement it over any real decoder.
-
-/** dir 0 = bytes the client sent (requests), 1 = bytes the server sent (docs/plugin-abi.md). */
-export type Dir = 0 | 1;
-
-export interface StepResult {
-  /** Plugin record bytes (fields 1-19), in order. */
-  records: Uint8Array[];
-  /**
-   * detecting: no plugin has claimed the connection yet; decoding: a plugin owns it;
-   * rejected: no plugin can decode it (any more): the table drops it, counting `reason`;
-   * closed: after close().
-   */
-  state: "detecting" | "decoding" | "rejected" | "closed";
-  reason?: string;
-}
+// the protocol and decodes both directions. wasm-plugins.ts's PluginSet implements it over
+// @wirescope/common's plugin host (ConnectionEngine); tests may implement it over any real
+// decoder. A step's result and the direction numbers are the plugin host's (`StepResult`, `Dir`
+// in its engine.ts).
+import type { Dir, StepResult } from "@wirescope/common";
 
 export interface DecoderSession {
   /**

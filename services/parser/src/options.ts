@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, flagsHelp, type FlagSpec } from "@wirescope/common";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
+import { DEFAULT_MAX_DETECT_BYTES } from "./wasm-plugins.js";
 
 export interface ParserOptions {
   /** Built-in plugins: *.wasm + *.json manifests. */
@@ -22,6 +23,7 @@ export interface ParserOptions {
   maxConns: number;
   maxConnPendingBytes: number;
   maxTotalPendingBytes: number;
+  /** Bytes offered for detection before the plugin host gives a connection up (its engine's budget). */
   maxDetectBytes: number;
   idleMs: number;
   recordsStream: string;
@@ -44,6 +46,7 @@ export const DEFAULT_PARSER_OPTIONS: ParserOptions = {
   redactHeaders: [],
   noRedact: [],
   ...DEFAULT_CONN_TABLE_OPTIONS,
+  maxDetectBytes: DEFAULT_MAX_DETECT_BYTES,
   recordsStream: "WIRESCOPE_RECORDS",
   streamMaxBytes: 1024 * 1024 * 1024,
   streamMaxAgeMs: 60 * 60_000,

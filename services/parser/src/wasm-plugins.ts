@@ -35,6 +35,10 @@ export class LoadedPlugin {
   }
 }
 
+/** Bytes of a connection the parser offers to detection before the engine gives it up as
+ *  unclaimed (`--max-detect-bytes`; the engine's own default, for `decode`, is larger). */
+export const DEFAULT_MAX_DETECT_BYTES = 16 * 1024;
+
 /** The loaded plugins and the engine that decodes connections with them (the DecoderHost). */
 export class PluginSet implements DecoderHost {
   readonly registry = new PluginRegistry();
@@ -43,7 +47,7 @@ export class PluginSet implements DecoderHost {
   readonly engineCounters = new Counters();
   private readonly loaded = new Map<string, LoadedPlugin>();
 
-  constructor(maxDetectBytes = 16 * 1024) {
+  constructor(maxDetectBytes = DEFAULT_MAX_DETECT_BYTES) {
     this.engine = new ConnectionEngine(this.registry, { detectLimit: maxDetectBytes, counters: this.engineCounters });
   }
 

@@ -74,6 +74,10 @@ export interface StepResult {
   reason?: string;
 }
 
+/**
+ * detecting: no plugin has claimed the connection yet; decoding: a plugin owns it; rejected: no
+ * plugin can decode it (any more), `reason` says why; closed: after close() or free().
+ */
 export type ConnState = "detecting" | "decoding" | "rejected" | "closed";
 
 /** A direction's detection window restarts at the next chunk only once it holds this many bytes. */
