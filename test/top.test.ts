@@ -41,6 +41,15 @@ describe("wirescope top", { timeout: 120_000 }, () => {
         for (const role of ["server", "client"] as const)
           recs.push(makeRecord({ protocol: "grpc", operation: "POST", startMs: t + 1 + k, durationMs: 1, resource: "/shop.Orders/Get", status: 0, role, client: apiOut, server: orders, connKey: 2n }));
     }
+    // peers outside, named by their address: orders calls a database that is not traced (40 calls,
+    // 4 failed, its client side only) and a client that is not traced calls orders (20 calls)
+    const db = { address: "203.0.113.9", port: 3306 };
+    const outside = { address: "198.51.100.7", port: 50000 };
+    const ordersOut = { ...orders, port: 43000 };
+    for (let i = 0; i < 40; i++)
+      recs.push(makeRecord({ protocol: "mysql", operation: "SELECT", startMs: base + 3 + i * 50, durationMs: 1, resource: "SELECT ?", status: i % 10 === 0 ? 1064 : 0, error: i % 10 === 0, role: "client", client: ordersOut, server: db, connKey: 4n }));
+    for (let i = 0; i < 20; i++)
+      recs.push(makeRecord({ protocol: "grpc", operation: "POST", startMs: base + 7 + i * 90, durationMs: 1, resource: "/shop.Orders/Get", status: 0, role: "server", client: outside, server: orders, connKey: 5n }));
     // and on another node, n2: cron -> report (HTTP, 50 calls)
     const cron = { service: "cron", address: "10.9.1.1", port: 42000, pid: 31, node: "n2" };
     const report = { service: "report", address: "10.9.1.2", port: 9000, pid: 32, node: "n2" };
@@ -53,7 +62,8 @@ describe("wirescope top", { timeout: 120_000 }, () => {
       const [o] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'orders' AND role = 'server'`);
       const [a] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'api' AND role = 'server'`);
       const [r] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'report' AND role = 'server'`);
-      return o?.sum === 600 && a?.sum === 300 && r?.sum === 50;
+      const [x] = await rows(influx.url, DB, `SELECT count(kind) FROM map_nodes WHERE kind = 'external'`);
+      return o?.sum === 620 && a?.sum === 300 && r?.sum === 50 && Number(x?.count) > 0;
     }, { timeoutMs: 60_000, intervalMs: 500, what: "the shop's requests in InfluxDB" });
   });
   after(async () => {
@@ -76,6 +86,28 @@ describe("wirescope top", { timeout: 120_000 }, () => {
     const edges = execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", "--edges"], { encoding: "utf8" });
     assert.match(edges, /web\s+->\s+api\s+http\s+[\d.]+\s+10\.0%\s+\S+\s+300/);
     assert.match(edges, /api\s+->\s+orders\s+grpc\s+[\d.]+\s+0\.0%\s+\S+\s+600/);
+  });
+
+  it("marks the peers outside as external, and lists exactly the service map's nodes", async () => {
+    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", ...extra], { encoding: "utf8" });
+    for (const node of ["", "n1", "n2"]) {
+      const out = run(...(node ? ["--node", node] : []));
+      const shown = new Map<string, string>();
+      for (const l of out.split("\n")) {
+        const m = /^[ >](\S+?)(\*?)\s+(server|client|external)\s/.exec(l);
+        if (m) shown.set(m[1]!, m[2] ? "external" : "service");
+      }
+      const where = node ? ` AND "node" = '${node}'` : "";
+      const map = await rows(influx.url, DB, `SELECT last(kind) AS kind FROM map_nodes WHERE time > now() - 10m${where} GROUP BY service`);
+      const nodes = new Map(map.map((r) => [String(r.service), String(r.kind)]));
+      assert.deepEqual([...shown].sort(), [...nodes].sort(), `node ${node || "all"}: top's rows against map_nodes\n${out}`);
+      assert.equal(/^\* external: not a traced process/m.test(out), [...nodes.values()].includes("external"), `the legend, node ${node || "all"}`);
+    }
+    const out = run();
+    assert.match(out, /^ 203\.0\.113\.9:3306\*\s+external\s+[\d.]+\s+10\.0%\s+-\s+-\s+40$/m);
+    assert.match(out, /^ 198\.51\.100\.7\*\s+external\s+[\d.]+\s+0\.0%\s+-\s+-\s+20$/m);
+    const peer = run("--service", "203.0.113.9:3306");
+    assert.match(peer, /PEER 203\.0\.113\.9:3306\*[\s\S]*CALLERS\n\s+orders -> 203\.0\.113\.9:3306\*\s+mysql/);
   });
 
   it("shows one node with --node; an unknown node names the nodes with data", () => {
@@ -102,6 +134,7 @@ describe("wirescope top", { timeout: 120_000 }, () => {
 
     await until(/>orders\s+server/, "the services, busiest selected");
     assert.match(screen(), /^ api\s+server\s+[\d.]+\s+10\.0%/m);
+    await until(/^ 203\.0\.113\.9:3306\*\s+external\s+[\d.]+\s+10\.0%\s+-\s+-\s+40$[\s\S]*^\* external: not a traced process/m, "the database outside marked, and the legend");
     assert.match(screen(), /^ report\s+server/m);
     // n: each node with data, then every node again
     keys("n");
@@ -119,6 +152,9 @@ describe("wirescope top", { timeout: 120_000 }, () => {
     await until(/>orders\s+server/, "back to the services");
     keys("e");
     await until(/EDGES[\s\S]*api\s+->\s+orders/, "the edges view");
+    assert.match(screen(), /^ 198\.51\.100\.7\*\s+->\s+orders\s+grpc/m);
+    assert.match(screen(), /^ orders\s+->\s+203\.0\.113\.9:3306\*\s+mysql/m);
+    assert.match(screen(), /^\* external: not a traced process/m);
     keys("/", "w", "e", "b", "Enter");
     await until(/filter: web/, "the filter applied");
     const filtered = screen();

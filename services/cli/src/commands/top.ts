@@ -41,6 +41,8 @@ the edges of the service map, s changes the sort, / filters, n shows the next no
 then each node with data), r refreshes, Esc goes back, q quits.
 Without a terminal (or with --once) it prints the view once and exits.
 Percentiles marked ~ are estimated from histogram buckets (several series or windows).
+Names marked * are external peers: ends that are not traced processes, named by their address
+(the service map's external nodes); their row shows the edges that reach them.
 
 top options:
 ${flagsHelp(TOP_FLAGS)}
@@ -115,7 +117,7 @@ const command: Command = {
     }
 
     const color = colorAllowed();
-    let data: TopData = { services: [], edges: [], endpoints: [], nodes: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
+    let data: TopData = { services: [], edges: [], endpoints: [], nodes: [], external: [], pipeline: { drops: [], seen: false }, at: new Date(), error: "loading…" };
     let timer: NodeJS.Timeout | undefined;
     let closed = false;
     let inFlight = false;

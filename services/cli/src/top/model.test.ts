@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { buildQueries, edgeRows, endpointRows, histogramQuantile, nodeNames, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, externalNames, histogramQuantile, nodeNames, peerRows, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
 
 describe("histogramQuantile", () => {
   it("interpolates inside the bucket holding the rank", () => {
@@ -83,7 +83,7 @@ describe("queries", () => {
   });
   it("keeps one node's points when asked (red, latency_hist, edges, endpoints), the drops and the nodes of all", () => {
     const q = buildQueries(60, { service: "api", node: "n'2" });
-    for (const k of ["red", "hist", "edges", "endpoints", "endpointHist"]) assert.match(q[k]!, /WHERE time > now\(\) - 60s AND "node" = 'n\\'2'/, k);
+    for (const k of ["red", "hist", "edges", "endpoints", "endpointHist", "mapNodes"]) assert.match(q[k]!, /WHERE time > now\(\) - 60s AND "node" = 'n\\'2'/, k);
     for (const k of ["pipeline", "nodes"]) assert.doesNotMatch(q[k]!, /"node" =/, k);
     assert.match(q.nodes!, /FROM "red" .*GROUP BY "node"$/);
     for (const q0 of [buildQueries(60), buildQueries(60, { node: "" })]) for (const v of Object.values(q0)) assert.doesNotMatch(v, /"node" =/);
@@ -98,5 +98,34 @@ describe("queries", () => {
     assert.deepEqual(sortServices([...r], "rate", (x) => x.n).map((x) => x.n), ["c", "a", "b"]);
     assert.deepEqual(sortServices([...r], "errors", (x) => x.n).map((x) => x.n), ["a", "c", "b"]);
     assert.deepEqual(sortServices([...r], "name", (x) => x.n).map((x) => x.n), ["a", "b", "c"]);
+  });
+});
+
+describe("externalNames and peerRows", () => {
+  it("takes the service map's external nodes and gives each the figures of the edges that reach it", () => {
+    const ext = externalNames([
+      { service: "203.0.113.9:5432", kind: "external" },
+      { service: "api", kind: "service" },
+      { service: "198.51.100.7", kind: "external" },
+      { service: "unknown", kind: "service" },
+    ]);
+    assert.deepEqual(ext, ["198.51.100.7", "203.0.113.9:5432"]);
+    const edges = edgeRows(
+      [
+        { client: "api", server: "203.0.113.9:5432", protocol: "postgresql", requests: 30, errors: 3, p99: 2 },
+        { client: "web", server: "203.0.113.9:5432", protocol: "postgresql", requests: 10, errors: 0, p99: 9 },
+        { client: "198.51.100.7", server: "api", protocol: "http2", requests: 20, errors: 0, p99: 1 },
+      ],
+      10,
+    );
+    const rows = peerRows([...ext, "api"], edges, serviceRows([{ service: "api", role: "server", requests: 20, errors: 0, points: 1, p50lo: 1, p50hi: 1, p99lo: 1, p99hi: 1 }], [], 10));
+    assert.deepEqual(
+      rows.map((r) => [r.service, r.role, r.requests, r.errors, r.rate, r.errorPct, r.p50, r.p99]),
+      [
+        ["198.51.100.7", "external", 20, 0, 2, 0, undefined, undefined], // only a client: what api answered it
+        ["203.0.113.9:5432", "external", 40, 3, 4, 7.5, undefined, undefined], // a server: what its callers saw
+      ],
+      "api has red series: a service row, not a peer",
+    );
   });
 });

@@ -21,8 +21,12 @@ export interface LatencyStats {
 
 export interface ServiceRow extends LatencyStats {
   service: string;
-  /** The side these figures describe: server (requests it answered) or, for a service that only calls others, client. */
-  role: Role;
+  /**
+   * The side these figures describe: server (requests it answered) or, for a service that only
+   * calls others, client; `external` for a peer outside the traced processes (the service map's
+   * external node), whose figures are those of the edges that reach it.
+   */
+  role: Role | "external";
   requests: number;
   errors: number;
   rate: number;
@@ -83,6 +87,8 @@ export function buildQueries(rangeS: number, scope: Scope = {}): Record<string, 
     edges: `SELECT sum("requests") AS "requests", sum("errors") AS "errors", max("p99_ms") AS "p99" FROM "edges" WHERE ${t} GROUP BY "client", "server", "protocol"`,
     pipeline: `SELECT sum(*) FROM "pipeline" WHERE ${all} GROUP BY "component"`,
     nodes: `SELECT sum("requests") AS "requests" FROM "red" WHERE ${all} GROUP BY "node"`,
+    // the aggregator decides which ends are outside (map-nodes.ts): top reads its decision
+    mapNodes: `SELECT last("kind") AS "kind" FROM "map_nodes" WHERE ${t} GROUP BY "service"`,
   };
   if (scope.service !== undefined) {
     const w = `${t} AND "service" = ${quote(scope.service)} AND "role" = 'server'`;
@@ -234,6 +240,45 @@ export function nodeNames(rows: Row[]): string[] {
   const names = new Set<string>();
   for (const r of rows) if (typeof r.node === "string" && r.node && num(r.requests) > 0) names.add(r.node);
   return [...names].sort();
+}
+
+/** The names the service map calls external (`map_nodes` kind=external) in the range, sorted. */
+export function externalNames(mapNodes: Row[]): string[] {
+  const out = new Set<string>();
+  for (const r of mapNodes) if (r.kind === "external" && typeof r.service === "string") out.add(r.service);
+  return [...out].sort();
+}
+
+/**
+ * External peers as rows of the services view, so that it lists every node of the service map.
+ * A peer has no red series of its own: its figures are those of the edges that reach it, as a
+ * server (what its callers saw) or else as a client (what the servers it called answered).
+ * Latency stays unknown: the edges' p99 values of several series do not merge into a p99.
+ * A name that has red series in the range is a service row already and is left out.
+ */
+export function peerRows(external: readonly string[], edges: readonly EdgeRow[], services: readonly ServiceRow[]): ServiceRow[] {
+  const traced = new Set(services.map((s) => s.service));
+  const peers = new Set(external.filter((n) => !traced.has(n)));
+  // per peer: the sums as a server, then as a client (one pass over the edges)
+  const sums = new Map<string, [number, number, number][]>();
+  const add = (name: string, side: 0 | 1, e: EdgeRow) => {
+    if (!peers.has(name)) return;
+    let s = sums.get(name);
+    if (!s) sums.set(name, (s = [[0, 0, 0], [0, 0, 0]]));
+    const t = s[side]!;
+    t[0] += e.requests;
+    t[1] += e.errors;
+    t[2] += e.rate;
+  };
+  for (const e of edges) {
+    add(e.server, 0, e);
+    add(e.client, 1, e);
+  }
+  return [...peers].map((service) => {
+    const s = sums.get(service);
+    const [requests, errors, rate] = !s ? [0, 0, 0] : s[0]![0] > 0 ? s[0]! : s[1]!;
+    return { service, role: "external" as const, requests, errors, rate, errorPct: requests > 0 ? (100 * errors) / requests : 0, p50: undefined, p99: undefined, estimated: false };
+  });
 }
 
 export function edgeRows(edges: Row[], rangeS: number): EdgeRow[] {

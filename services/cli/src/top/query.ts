@@ -3,7 +3,7 @@
 // statements of one refresh go in one request.
 import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
 import { errorMessage, redactUrl } from "@wirescope/common";
-import { buildQueries, edgeRows, endpointRows, nodeNames, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Scope } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, externalNames, nodeNames, peerRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Row, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 
 export class InfluxQueryError extends Error {}
@@ -47,9 +47,20 @@ export async function fetchTop(target: InfluxTarget, rangeS: number, scope: Scop
     // `sum(*)` on a measurement that does not exist yet is an error on some versions: no data.
     pipeline = { drops: [], seen: false };
   }
+  let mapNodes: Row[];
+  try {
+    mapNodes = rows("mapNodes");
+  } catch {
+    // a store written before map_nodes existed: no external peers known
+    mapNodes = [];
+  }
+  const services = serviceRows(rows("red"), rows("hist"), rangeS);
+  const edges = edgeRows(rows("edges"), rangeS);
+  const external = externalNames(mapNodes);
   return {
-    services: serviceRows(rows("red"), rows("hist"), rangeS),
-    edges: edgeRows(rows("edges"), rangeS),
+    services: [...services, ...peerRows(external, edges, services)],
+    edges,
+    external,
     endpoints: scope.service === undefined ? [] : endpointRows(rows("endpoints"), rows("endpointHist"), rangeS),
     nodes: nodeNames(rows("nodes")),
     pipeline,

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { initialState, nextNode, onKey, render, type TopData, type TopState } from "./screen.js";
+import { EXTERNAL_LEGEND, initialState, nextNode, onKey, render, type TopData, type TopState } from "./screen.js";
 import { splitKeys } from "../commands/top.js";
 
 const data: TopData = {
@@ -15,6 +15,7 @@ const data: TopData = {
   ],
   endpoints: [{ protocol: "http", operation: "GET", resource: "/orders/{id}", requests: 600, errors: 6, rate: 10, errorPct: 1, p50: 3, p99: 12, estimated: false }],
   nodes: ["n1", "n2"],
+  external: [],
   pipeline: { seen: true, drops: [] },
   at: new Date(0),
 };
@@ -65,6 +66,29 @@ describe("render", () => {
     assert.equal(nextNode("gone", data.nodes), "");
     const empty = render({ ...initialState(), node: "gone" }, { ...data, services: [] }, frame).join("\n");
     assert.match(empty, /no requests recorded on node gone in this range; nodes with requests: n1, n2/);
+  });
+  it("marks external peers in the services, edges and drill-down views, with a legend line", () => {
+    const d: TopData = {
+      ...data,
+      services: [...data.services, { service: "203.0.113.9:5432", role: "external", requests: 300, errors: 3, rate: 5, errorPct: 1, p50: undefined, p99: undefined, estimated: false }],
+      edges: [...data.edges, { client: "orders", server: "203.0.113.9:5432", protocol: "mysql", requests: 300, errors: 3, rate: 5, errorPct: 1, p99: 2 }],
+      external: ["203.0.113.9:5432"],
+    };
+    const services = render(initialState(), d, frame);
+    assert.ok(services.some((l) => /^ 203\.0\.113\.9:5432\*\s+external\s+5\.00\s+1\.00%\s+-\s+-\s+300$/.test(l)), services.join("\n"));
+    assert.ok(services.includes(EXTERNAL_LEGEND));
+    assert.ok(services.some((l) => /^ api\s+server/.test(l)), "a traced service is not marked");
+    const edges = render(press(initialState(), "e"), d, frame);
+    assert.ok(edges.some((l) => /^ orders\s+->\s+203\.0\.113\.9:5432\*\s+mysql/.test(l)), edges.join("\n"));
+    assert.ok(edges.includes(EXTERNAL_LEGEND));
+    const orders = { ...initialState(), view: "service" as const, service: "orders" };
+    assert.match(render(orders, d, frame).join("\n"), /CALLEES\n {2}orders -> 203\.0\.113\.9:5432\* {2}mysql[\s\S]*\* external: not a traced process/);
+    const peer = { ...initialState(), view: "service" as const, service: "203.0.113.9:5432" };
+    assert.match(render(peer, d, frame).join("\n"), /PEER 203\.0\.113\.9:5432\* {2}5\.00\/s {2}errors 1\.00%[\s\S]*CALLERS\n {2}orders -> 203\.0\.113\.9:5432\* {2}mysql/);
+    // no external on screen: no legend
+    assert.ok(!render(initialState(), data, frame).includes(EXTERNAL_LEGEND));
+    const filtered = render({ ...initialState(), filter: "api" }, d, frame);
+    assert.ok(!filtered.includes(EXTERNAL_LEGEND), filtered.join("\n"));
   });
   it("splits terminal input into keys", () => {
     assert.deepEqual(splitKeys("j\u001b[Bq\u001b"), ["j", "\u001b[B", "q", "\u001b"]);

@@ -38,6 +38,8 @@ export interface TopData {
   endpoints: EndpointRow[];
   /** Nodes with requests in the range (of every node, whatever the node shown). */
   nodes: string[];
+  /** Peers outside the traced processes (the service map's external nodes, `map_nodes`), sorted. */
+  external: string[];
   pipeline: PipelineHealth;
   /** Wall-clock time of the refresh, and its error when it failed (the previous data stays). */
   at: Date;
@@ -107,6 +109,25 @@ export function rowCount(s: TopState, d: TopData): number {
 
 const mark = (on: boolean) => (on ? ">" : " ");
 
+/** What marks an external peer wherever a name is shown, and the line that says so. */
+export const EXTERNAL_MARK = "*";
+export const EXTERNAL_LEGEND = `${EXTERNAL_MARK} external: not a traced process (named by its address; the service map's external node)`;
+
+/** A name as shown: marked when it is an external peer. */
+function namer(d: TopData): (name: string) => string {
+  if (!d.external.length) return (n) => n;
+  const ext = new Set(d.external);
+  return (n) => (ext.has(n) ? n + EXTERNAL_MARK : n);
+}
+
+/** The legend line when any of `names` is external. */
+function legend(d: TopData, names: Iterable<string>): string[] {
+  if (!d.external.length) return [];
+  const ext = new Set(d.external);
+  for (const n of names) if (ext.has(n)) return ["", EXTERNAL_LEGEND];
+  return [];
+}
+
 /** Renders the whole screen: header, the view's table, callers/callees, footer, key help. */
 export function render(s: TopState, d: TopData, f: Frame): string[] {
   const head = `wirescope top  ${f.source}  last ${f.rangeS}s  ${d.at.toISOString().slice(11, 19)}  sort: ${s.sort}  node: ${s.node || "all"}${s.filter ? `  filter: ${s.filter}` : ""}`;
@@ -138,25 +159,31 @@ function servicesView(s: TopState, d: TopData, f: Frame): string[] {
     if (s.node) return [`(no requests recorded on node ${s.node} in this range; nodes with requests: ${d.nodes.join(", ") || "none"})`];
     return ["(no requests recorded in this range: is the pipeline running and is traffic flowing?)"];
   }
-  return table(
-    [" SERVICE", "ROLE", "RATE/s", "ERR%", "P50", "P99", "REQUESTS"],
-    rows.map((r, i) => [`${mark(i === s.selected)}${r.service}`, r.role, fmtRate(r.rate), fmtPct(r.errorPct), fmtMs(r.p50, r.estimated), fmtMs(r.p99, r.estimated), String(r.requests)]),
-    f.width,
-    new Set([2, 3, 4, 5, 6]),
-  );
+  const name = namer(d);
+  return [
+    ...table(
+      [" SERVICE", "ROLE", "RATE/s", "ERR%", "P50", "P99", "REQUESTS"],
+      rows.map((r, i) => [`${mark(i === s.selected)}${name(r.service)}`, r.role, fmtRate(r.rate), fmtPct(r.errorPct), fmtMs(r.p50, r.estimated), fmtMs(r.p99, r.estimated), String(r.requests)]),
+      f.width,
+      new Set([2, 3, 4, 5, 6]),
+    ),
+    ...legend(d, rows.map((r) => r.service)),
+  ];
 }
 
 function edgesView(s: TopState, d: TopData, f: Frame): string[] {
   const rows = visibleEdges(s, d);
   if (!rows.length) return ["EDGES", d.edges.length ? "(no edge matches the filter)" : "(no edges in this range)"];
+  const name = namer(d);
   return [
     "EDGES (client -> server)",
     ...table(
       [" CLIENT", "", "SERVER", "PROTO", "RATE/s", "ERR%", "P99", "REQUESTS"],
-      rows.map((e, i) => [`${mark(i === s.selected)}${e.client}`, "->", e.server, e.protocol, fmtRate(e.rate), fmtPct(e.errorPct), fmtMs(e.p99), String(e.requests)]),
+      rows.map((e, i) => [`${mark(i === s.selected)}${name(e.client)}`, "->", name(e.server), e.protocol, fmtRate(e.rate), fmtPct(e.errorPct), fmtMs(e.p99), String(e.requests)]),
       f.width,
       new Set([4, 5, 6, 7]),
     ),
+    ...legend(d, rows.flatMap((e) => [e.client, e.server])),
   ];
 }
 
@@ -164,7 +191,9 @@ function serviceView(s: TopState, d: TopData, f: Frame): string[] {
   const svc = d.services.find((r) => r.service === s.service);
   const out: string[] = [];
   out.push(
-    svc
+    svc?.role === "external"
+      ? `PEER ${s.service}${EXTERNAL_MARK}  ${fmtRate(svc.rate)}/s  errors ${fmtPct(svc.errorPct)}  (not traced: figures of the edges that reach it)`
+      : svc
       ? `SERVICE ${s.service}  ${fmtRate(svc.rate)}/s  errors ${fmtPct(svc.errorPct)}  p50 ${fmtMs(svc.p50, svc.estimated)}  p99 ${fmtMs(svc.p99, svc.estimated)}`
       : `SERVICE ${s.service}  (no requests in this range)`,
   );
@@ -182,10 +211,13 @@ function serviceView(s: TopState, d: TopData, f: Frame): string[] {
   } else out.push("  (none as a server)");
   const callers = d.edges.filter((e) => e.server === s.service);
   const callees = d.edges.filter((e) => e.client === s.service);
+  const name = namer(d);
+  const self = name(s.service);
   out.push("", "CALLERS");
-  out.push(...(callers.length ? callers.map((e) => `  ${e.client} -> ${s.service}  ${e.protocol}  ${fmtRate(e.rate)}/s  err ${fmtPct(e.errorPct)}`) : ["  (none)"]));
+  out.push(...(callers.length ? callers.map((e) => `  ${name(e.client)} -> ${self}  ${e.protocol}  ${fmtRate(e.rate)}/s  err ${fmtPct(e.errorPct)}`) : ["  (none)"]));
   out.push("CALLEES");
-  out.push(...(callees.length ? callees.map((e) => `  ${s.service} -> ${e.server}  ${e.protocol}  ${fmtRate(e.rate)}/s  err ${fmtPct(e.errorPct)}`) : ["  (none)"]));
+  out.push(...(callees.length ? callees.map((e) => `  ${self} -> ${name(e.server)}  ${e.protocol}  ${fmtRate(e.rate)}/s  err ${fmtPct(e.errorPct)}`) : ["  (none)"]));
+  out.push(...legend(d, [s.service, ...callers.map((e) => e.client), ...callees.map((e) => e.server)]));
   return out.map((l) => l.slice(0, f.width));
 }
 
