@@ -7,9 +7,9 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { checkHealth, ServingStatus } from "@wirescope/common";
-import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
+import { REPO_ROOT, startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
-import { bpfAvailable, runChild, CHILD_REQUIRE, REPO_ROOT, type Child } from "./probe-support.js";
+import { bpfAvailable, runChild, CHILD_REQUIRE, type Child } from "./probe-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
 import type { ManagedProcess } from "@wirescope/common";
 

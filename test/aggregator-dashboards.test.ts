@@ -5,18 +5,14 @@
 // replayed through JetStream into the real `wirescope aggregator`.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
 import { clone } from "@bufbuild/protobuf";
 import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
 import { makeRecord } from "@wirescope/aggregator";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
-import { startNats, startInflux, waitFor, readRecordsFixture, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
+import { startNats, startInflux, waitFor, readRecordsFixture, DEMO_RECORDS, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const FIXTURE = path.resolve(here, "../fixtures/demo-records.bin.gz");
 const WINDOW = 10_000;
 const DB = "agg_dash";
 /** The demo's services in the capture (`wirescope up --demo-port 27380`). */
@@ -38,7 +34,7 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     influx = await startInflux();
     agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--pipeline-every-ms", "1000", "--span-sample-rate", "1"]);
     nc = await natsConnect(nats.url);
-    records = readRecordsFixture(FIXTURE);
+    records = readRecordsFixture(DEMO_RECORDS);
     // The capture ends in the past: every window closes by the wall clock once replayed.
     // (3 minutes ago: inside the 5-minute range of the alert rules' short window.)
     const shifted = shiftRecords(records, Date.now() - 3 * 60_000, WINDOW);

@@ -2,15 +2,13 @@
 // publish RecordBatches to the real JetStream stream, read results back with InfluxQL.
 import path from "node:path";
 import fs from "node:fs";
-import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
 import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
-import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer } from "./support/index.js";
+import { REPO_ROOT, spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/common";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const WIRESCOPE = path.join(root, "bin/wirescope.js");
+export const WIRESCOPE = path.join(REPO_ROOT, "bin/wirescope.js");
 
 export interface AggregatorProc {
   proc: ManagedProcess;

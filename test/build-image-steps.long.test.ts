@@ -7,9 +7,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { REPO_ROOT } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SCRIPT = "scripts/build-image-steps.sh";
 
 /** Dockerfile instructions, continuation lines joined, comments dropped. */
@@ -29,12 +28,12 @@ function instructions(text: string): { op: string; args: string }[] {
 
 /** The steps the script accepts (its `case` labels). */
 function scriptSteps(): string[] {
-  const s = fs.readFileSync(path.join(root, SCRIPT), "utf8");
+  const s = fs.readFileSync(path.join(REPO_ROOT, SCRIPT), "utf8");
   return [...s.matchAll(/^\s{2}([a-z-]+)\)\s*$/gm)].map((m) => m[1]);
 }
 
 test("the Dockerfile runs only scripts/build-image-steps.sh, each step one the script has", () => {
-  const ins = instructions(fs.readFileSync(path.join(root, "Dockerfile"), "utf8"));
+  const ins = instructions(fs.readFileSync(path.join(REPO_ROOT, "Dockerfile"), "utf8"));
   const steps = scriptSteps();
   assert.deepEqual(steps.sort(), ["build", "runtime-deps"]);
   const runs = ins.filter((i) => i.op === "RUN");
@@ -55,8 +54,8 @@ test("the Dockerfile runs only scripts/build-image-steps.sh, each step one the s
 });
 
 test(".dockerignore leaves out everything .gitignore does, so a dirty checkout builds like a clean clone", () => {
-  const docker = new Set(fs.readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")));
-  for (const raw of fs.readFileSync(path.join(root, ".gitignore"), "utf8").split("\n").map((l) => l.trim())) {
+  const docker = new Set(fs.readFileSync(path.join(REPO_ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")));
+  for (const raw of fs.readFileSync(path.join(REPO_ROOT, ".gitignore"), "utf8").split("\n").map((l) => l.trim())) {
     if (!raw || raw.startsWith("#")) continue;
     const neg = raw.startsWith("!");
     const p = raw.replace(/^!/, "").replace(/\/$/, "");
@@ -70,11 +69,11 @@ test("the image's build steps work on a clean copy of the repository, and the re
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wirescope-image-"));
   try {
     // what a clean clone holds: the tracked files, plus new ones not yet committed (not ignored)
-    const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, maxBuffer: 64 << 20 })
-      .toString().split("\0").filter((f) => f && fs.existsSync(path.join(root, f)));
+    const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: REPO_ROOT, maxBuffer: 64 << 20 })
+      .toString().split("\0").filter((f) => f && fs.existsSync(path.join(REPO_ROOT, f)));
     for (const f of files) {
       fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-      fs.copyFileSync(path.join(root, f), path.join(dir, f));
+      fs.copyFileSync(path.join(REPO_ROOT, f), path.join(dir, f));
     }
     fs.chmodSync(path.join(dir, SCRIPT), 0o755);
     assert.ok(!fs.existsSync(path.join(dir, "node_modules")));
@@ -97,7 +96,7 @@ test("the image's build steps work on a clean copy of the repository, and the re
 
     // the result runs: the CLI, and the probe's addon links against the runtime libraries
     const node = (args: string[]) => execFileSync(process.execPath, args, { cwd: dir, encoding: "utf8", timeout: 60_000 });
-    const version = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).version;
+    const version = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")).version;
     assert.equal(node(["bin/wirescope.js", "--version"]).trim(), version);
     assert.match(node(["bin/wirescope.js", "parser", "--help"]), /usage: wirescope parser/);
     node(["-e", `require(${JSON.stringify(path.join(dir, "services/probe/native/build/wirescope_probe.node"))})`]);

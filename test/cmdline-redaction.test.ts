@@ -11,9 +11,9 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, checkHealth, ServingStatus, type Record as WsRecord } from "@wirescope/common";
-import { startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir, waitFor, waitSubscribed } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
-import { ROOT, natsClient, settleRecords, startParser } from "./parser-support.js";
+import { natsClient, settleRecords, startParser } from "./parser-support.js";
 
 const secret = (tag: string) => `${tag}-${randomBytes(6).toString("hex")}`;
 
@@ -24,8 +24,7 @@ test("command-line secrets of a traced curl and server are masked in records and
     query: secret("QUERYPW"), urlPass: secret("URLPASS"),
     dbPassword: secret("DBPW"), mysqlP: secret("MYSQLP"), pg: secret("PGPW"), dsn: secret("DSNPW"), apiToken: secret("APITOKEN"),
   };
-  const monitor = await freePort();
-  const nats = await startNats({ jetstream: true, extraArgs: ["-m", String(monitor)] });
+  const nats = await startNats({ jetstream: true, monitor: true });
   t.after(() => nats.stop());
   const dir = tempDir("wirescope-cmdline-");
   const port = await freePort();
@@ -45,7 +44,7 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   const probe = await spawnTracked(
     "probe",
     process.execPath,
-    [path.join(ROOT, "bin/wirescope.js"), "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"),
+    [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"),
       "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn", "--allow-port", String(port)],
     { logFile: path.join(dir, "probe.log") },
   );
@@ -54,24 +53,19 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
     if (probe.hasExited) throw new Error(`probe exited: ${probe.tail()}`);
     return (await checkHealth(`127.0.0.1:${grpcPort}`)).status === ServingStatus.SERVING;
   }, { timeoutMs: 60_000, what: "probe SERVING" });
-  const parser = await startParser(nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/build")], "cmdline-parser");
+  const parser = await startParser(nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")], "cmdline-parser");
   t.after(() => parser.proc.stop());
 
   // `wirescope tail` follows the records while the traffic runs.
-  const tail = spawn(process.execPath, [path.join(ROOT, "bin/wirescope.js"), "tail", "--nats-url", nats.url], { stdio: ["ignore", "pipe", "pipe"] });
+  const tail = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "tail", "--nats-url", nats.url], { stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => tail.kill("SIGKILL"));
   let tailOut = "";
   tail.stdout.on("data", (d: Buffer) => (tailOut += d.toString()));
   tail.stderr.on("data", (d: Buffer) => (tailOut += d.toString()));
   // its subscription is up (nats-server's monitoring lists it) before any traffic
-  await waitFor(
-    async () => {
-      if (tail.exitCode !== null) throw new Error(`tail exited: ${tailOut}`);
-      const connz = (await (await fetch(`http://127.0.0.1:${monitor}/connz?subs=1`, { signal: AbortSignal.timeout(5000) })).json()) as { connections?: { name?: string; subscriptions_list?: string[] }[] };
-      return connz.connections?.some((c) => c.name === "wirescope-tail" && c.subscriptions_list?.includes("wirescope.records.>"));
-    },
-    { timeoutMs: 30_000, intervalMs: 100, what: "wirescope tail subscribed" },
-  );
+  await waitSubscribed(nats.monitorPort!, "wirescope-tail", "wirescope.records.>", () => {
+    if (tail.exitCode !== null) throw new Error(`tail exited: ${tailOut}`);
+  });
 
   const curl = spawn(
     "curl",

@@ -6,15 +6,13 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { startRedis } from "./support/index.js";
+import { REPO_ROOT, startRedis } from "./support/index.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const REDIS_PLUGIN_DIR = path.join(root, "parsers-wasm/examples/redis/build");
+const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 function decode(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", ...args], { timeout: 60_000 });
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", ...args], { timeout: 60_000 });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 

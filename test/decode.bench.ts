@@ -12,10 +12,9 @@ import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { CaptureReader, CaptureStreams, type StreamSink } from "@wirescope/common/pcap/index";
+import { REPO_ROOT } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const argv = process.argv.slice(2);
 const keep = argv.includes("--keep") ? argv[argv.indexOf("--keep") + 1] : undefined;
 const seconds = argv.includes("--seconds") ? Number(argv[argv.indexOf("--seconds") + 1]) : 4;
@@ -61,7 +60,7 @@ function run(cmd: string, args: string[], opts: { stdout?: string; timeoutMs?: n
     const t0 = process.hrtime.bigint();
     const out = opts.stdout ? fs.openSync(opts.stdout, "w") : "ignore";
     const timeFile = path.join(dir, `time-${process.hrtime.bigint()}.txt`);
-    const p = spawn("/usr/bin/time", ["-f", "%U %S", "-o", timeFile, cmd, ...args], { stdio: ["ignore", out, "pipe"], cwd: root });
+    const p = spawn("/usr/bin/time", ["-f", "%U %S", "-o", timeFile, cmd, ...args], { stdio: ["ignore", out, "pipe"], cwd: REPO_ROOT });
     let stderr = "";
     p.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
     const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 900_000);
@@ -177,11 +176,11 @@ async function main(): Promise<void> {
   if (ts.code !== 0) throw new Error(`tshark failed: ${ts.stderr}`);
   // wirescope decode
   const wsOut = path.join(dir, "wirescope.ndjson");
-  const ws = await run(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", cap, "--no-progress"], { stdout: wsOut });
+  const ws = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", cap, "--no-progress"], { stdout: wsOut });
   if (ws.code !== 0) throw new Error(`wirescope decode failed: ${ws.stderr}`);
   const jobs = Math.max(2, os.cpus().length);
   const wsjOut = path.join(dir, "wirescope-jobs.ndjson");
-  const wsj = await run(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", cap, "--no-progress", "--jobs", String(jobs)], { stdout: wsjOut });
+  const wsj = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", cap, "--no-progress", "--jobs", String(jobs)], { stdout: wsjOut });
   if (wsj.code !== 0) throw new Error(`wirescope decode --jobs failed: ${wsj.stderr}`);
 
   const tsharkH1 = countLines(tsOut, /^\S+\t(GET|POST|PUT|DELETE|HEAD)\t/);

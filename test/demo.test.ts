@@ -7,14 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
 import { readInfluxCredentials } from "@wirescope/common";
-import { stackPorts, stackArgs, privateRun, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, privateRun, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const REQUESTS = 300;
 
 type Row = Record<string, unknown>;
@@ -52,7 +50,7 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
   const args = ["start", "--", ...stackArgs(dataDir, p),
     "--no-build", "--no-install", "--demo-port", String(base), "--demo-requests", String(REQUESTS), "--otlp-endpoint", collector.url];
   // In a private /run: the probe's single-instance lock is this stack's, whatever other probe runs here.
-  const npm = spawn(...privateRun(["npm", ...args]), { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  const npm = spawn(...privateRun(["npm", ...args]), { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
   npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -195,7 +193,7 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     const [pl] = await rows(influxUrl, `SELECT sum(*) FROM pipeline`);
     const drops = Object.entries(pl ?? {}).filter(([k, v]) => k.startsWith("sum_drops_") && Number(v) > 0);
     assert.deepEqual(drops, [], "aggregator drops");
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--nats-url", `nats://127.0.0.1:${p.nats}`, "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--nats-url", `nats://127.0.0.1:${p.nats}`, "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     const status = JSON.parse(st.stdout) as { component: string; counters: Record<string, number> }[];
     // Every loss counter, by name. Not losses: spans_dropped (sampling); `.unclaimed` (traffic in a
     // protocol no plugin decodes, such as the NATS connection of `wirescope plugin add`);
@@ -210,7 +208,7 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
     assert.deepEqual(lost, [], "pipeline drop counters");
 
     // `wirescope top` lists the shop.
-    const top = spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "10m", "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: root, encoding: "utf8" });
+    const top = spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "10m", "--influx-url", influxUrl, "--data-dir", dataDir], { cwd: REPO_ROOT, encoding: "utf8" });
     for (const s of ["loadgen", svc.web, svc.api, svc.orders, svc.mariadb, svc.redis, svc.kafka, "shipping"]) assert.match(top.stdout, new RegExp(`^[ >]${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s`, "m"), `top shows ${s}:\n${top.stdout}`);
   } finally {
     if (npm.exitCode === null) process.kill(-npm.pid!, "SIGINT");

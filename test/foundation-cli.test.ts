@@ -3,13 +3,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { COMMANDS } from "@wirescope/cli";
-import { freePort } from "./support/index.js";
+import { REPO_ROOT, freePort } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const wirescope = (...args: string[]) =>
-  spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), ...args], { cwd: root, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error" } });
+  spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error" } });
 
 test("wirescope --help lists every command", () => {
   const r = wirescope("--help");

@@ -14,12 +14,12 @@ import {
   schemaProblems, unknownFieldProblems, referenceProblems, labelProblems, securityProblems, codeProblems,
   natsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion,
 } from "./support/k8s-checks.js";
+import { REPO_ROOT } from "./support/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../..");
-const k8s = path.join(root, "deploy/k8s");
+const k8s = path.join(REPO_ROOT, "deploy/k8s");
 const VARIANTS = ["base", "overlays/single-node", "overlays/cluster"];
-const version = repoVersion(root);
+const version = repoVersion(REPO_ROOT);
 const render = (v: string) => renderKustomization(path.join(k8s, v));
 const find = (objs: K8sObject[], kind: string, name: string) => {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);

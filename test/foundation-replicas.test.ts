@@ -4,11 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/common";
-import { startNats, spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, startNats, spawnTracked, tempDir, waitFor } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 interface Row {
   component: string;
@@ -19,7 +17,7 @@ interface Row {
 
 function status(natsUrl: string, influxUrl = "http://127.0.0.1:9"): { code: number | null; rows: Row[]; stderr: string } {
   const r = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--nats-url", natsUrl, "--influx-url", influxUrl, "--grpc-host", "127.0.0.9"], {
-    cwd: root,
+    cwd: REPO_ROOT,
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -34,7 +32,7 @@ test("three parser replicas on ephemeral ports are all listed by status; a stopp
     for (let i = 0; i < 3; i++) {
       replicas.push(
         await spawnTracked(`parser-${i}`, process.execPath, ["bin/wirescope.js", "parser", "--grpc-port", "0", "--instance", `replica-${i}`], {
-          cwd: root,
+          cwd: REPO_ROOT,
           env: { ...process.env, WIRESCOPE_NATS_URL: nats.url, WIRESCOPE_LOG_FORMAT: "json", WIRESCOPE_DATA_DIR: dir },
           logFile: path.join(dir, `parser-${i}.log`),
         }),

@@ -6,16 +6,14 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import fs from "node:fs";
-import { fileURLToPath } from "node:url";
 import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable, bpfUnavailable } from "./probe-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** `wirescope status --json` on a stack whose probe is not running: asserts the probe row is DOWN (exit code 1) and returns its error. */
 function probeDown(dataDir: string, ports: { nats: number; influx: number }): string {
-  const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
   assert.equal(st.status, 1, `a component is down: exit code 1\n${st.stdout}${st.stderr}`);
   const probe = (JSON.parse(st.stdout) as { component: string; health: string; error?: string }[]).find((r) => r.component === "probe");
   assert.equal(probe?.health, "DOWN", st.stdout);
@@ -38,7 +36,7 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
   // As root, in a mount namespace with its own /run: the probe's single-instance lock is then this
   // stack's alone, whatever other probe runs on the machine (unshare and sh exec: the pid is npm's).
   const [cmd, cmdArgs] = ebpfUsable() ? privateRun(["npm", ...args]) : ["npm", args];
-  const npm = spawn(cmd, cmdArgs, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+  const npm = spawn(cmd, cmdArgs, { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
   npm.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -92,11 +90,11 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
     assert.deepEqual(reach, ["--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`, "--data-dir", dataDir]);
     assert.deepEqual(printed("top").slice(1), reach);
     assert.deepEqual(printed("tail").slice(1), reach);
-    const top = spawnSync(process.execPath, ["bin/wirescope.js", ...printed("top"), "--once"], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const top = spawnSync(process.execPath, ["bin/wirescope.js", ...printed("top"), "--once"], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     assert.equal(top.status, 0, `top as printed: ${top.stderr}\n${top.stdout}`);
     assert.match(top.stdout, /^wirescope top {2}http:\/\/127\.0\.0\.1:\d+ db wirescope/);
     const st = spawnSync(process.execPath, ["bin/wirescope.js", ...printed("status"), "--json", "--timeout", "10000"], {
-      cwd: root,
+      cwd: REPO_ROOT,
       encoding: "utf8",
       timeout: 60_000,
     });
@@ -148,7 +146,7 @@ test("children of a SIGKILLed `up` are stopped by the next `up` on the same data
     "--aggregator-port", String(await freePort()),
   ];
   const start = async () => {
-    const p = spawn(process.execPath, await args(), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, await args(), { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -198,7 +196,7 @@ test("without root, `up` starts everything else and says plainly why the probe i
       process.execPath, "bin/wirescope.js", "up", "--no-build", "--no-demo",
       ...stackArgs(path.join(home, "ws"), ports),
     ],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -242,7 +240,7 @@ test("as root, a probe that cannot start: the last line says capture is OFF with
   const ports = await stackPorts();
   const p = spawn(
     ...privateRun(["flock", "/run/wirescope-probe.lock", process.execPath, "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-demo", ...stackArgs(dataDir, ports)]),
-    { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -290,7 +288,7 @@ test("the parent gone and its output closed: `up` still stops every child (no EP
   // A shell between the test and `up`, as `npm start` has: killing it re-parents `up`, and the
   // pipes it wrote to lose their reader.
   const quoted = [process.execPath, ...args].map((a) => `'${a}'`).join(" ");
-  const sh = spawn("bash", ["-c", `${quoted}; true`], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const sh = spawn("bash", ["-c", `${quoted}; true`], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   sh.stdout.on("data", (d: Buffer) => (out += d.toString()));
   sh.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -11,12 +11,13 @@ import path from "node:path";
 import { ownerOf } from "@wirescope/common";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
-import { ROOT, captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
+import { captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
 import { waitFor } from "./support/servers.js";
+import { REPO_ROOT } from "./support/index.js";
 
 const P = 64;
 const TOPIC = "orders-by-id";
-const ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build")];
+const ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")];
 
 /** One request, its whole response (flexible header v2, client id "c"). */
 async function call(port: number, key: number, version: number, body: (w: WireWriter) => void): Promise<void> {

@@ -7,8 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { tempDir } from "./support/index.js";
-import { REPO_ROOT } from "./probe-support.js";
+import { REPO_ROOT, tempDir } from "./support/index.js";
 
 const run = promisify(execFile);
 

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, execFileSync } from "node:child_process";
-import { tempDir, startRedis } from "./support/index.js";
+import { REPO_ROOT, tempDir, startRedis } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
-import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
+import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 
 
 interface Rec {

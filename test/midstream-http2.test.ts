@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
+import { REPO_ROOT, tempDir } from "./support/index.js";
+import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 import { tsharkHttp2 } from "./http-support.js";
 import type { RecordJson } from "@wirescope/common/record-json";
 

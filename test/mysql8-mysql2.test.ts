@@ -12,11 +12,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import mysql from "mysql2/promise";
 import { startCapture, tsharkFields, decodeCapture } from "./protocol-support/index.js";
+import { REPO_ROOT } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /** The decoder's wire builders (parsers-wasm/mysql/test/wire.ts), compiled. */
@@ -81,7 +81,7 @@ function standIn(W: Wire): net.Server {
 }
 
 test("mysql2's query attributes: the statement, attribute names and trace context, against the client and tshark", { timeout: 120_000 }, async () => {
-  const W = (await import(pathToFileURL(path.join(root, "parsers-wasm/dist/mysql/test/wire.js")).href)) as Wire;
+  const W = (await import(pathToFileURL(path.join(REPO_ROOT, "parsers-wasm/dist/mysql/test/wire.js")).href)) as Wire;
   const server = standIn(W);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;

@@ -27,13 +27,11 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { PcapngWriter } from "@wirescope/common/pcap/index";
 import { decodeCapture } from "./protocol-support/index.js";
-import { tempDir } from "./support/index.js";
+import { REPO_ROOT, tempDir } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const vectorDir = path.join(root, "parsers-wasm/mysql/test/vectors");
+const vectorDir = path.join(REPO_ROOT, "parsers-wasm/mysql/test/vectors");
 
 interface VectorStep {
   clientHex?: string;

@@ -11,12 +11,10 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** How a TCP connect to host:port ends: "connected" or the error code (ECONNREFUSED, ...). */
 function connectOutcome(host: string, port: number): Promise<string> {
@@ -43,7 +41,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
   ];
   // A private /run: the probe's single-instance lock is this stack's alone.
   const up = spawn(...privateRun([process.execPath, "bin/wirescope.js", "up", ...upArgs]), {
-    cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
+    cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -76,7 +74,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     assert.equal((await query("SHOW MEASUREMENTS", { user: admin.user, password: "wrong" })).status, 401, "wrong password: refused");
     // `top` as a CLI user reads InfluxDB with the admin from the data dir: the traced app's row
     // appears once its first window is written (measurements of the pipeline itself come earlier).
-    const runTop = () => spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "5m", "--data-dir", dataDir, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const runTop = () => spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "5m", "--data-dir", dataDir, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     let top = runTop();
     await waitFor(
       async () => {
@@ -94,7 +92,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     assert.match(await measurements.text(), /"values"/);
 
     // `status` as a CLI user: its NATS user comes from the data dir; everything SERVING.
-    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     assert.equal(st.status, 0, `${st.stdout}${st.stderr}`);
     const rows = JSON.parse(st.stdout) as { component: string; health: string }[];
     for (const c of ["nats", "influxdb", "probe", "parser", "aggregator"]) assert.equal(rows.find((r) => r.component === c)?.health, "SERVING", st.stdout);

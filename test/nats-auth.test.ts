@@ -5,7 +5,6 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { connect, type NatsConnection } from "nats";
 import {
@@ -27,10 +26,9 @@ import {
 } from "@wirescope/common";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
 import { defaultAggregatorOptions } from "@wirescope/aggregator";
-import { startNats, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, startNats, tempDir, waitFor } from "./support/index.js";
 
 const enc = new TextEncoder();
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 test("the permission table names the streams and buckets the components really use", () => {
   assert.equal(NATS_NAMES.recordsStream, DEFAULT_PARSER_OPTIONS.recordsStream);
@@ -124,9 +122,9 @@ test("generated NATS users: no anonymous access, each component held to its subj
 
   // The commands themselves, as a user runs them: `plugin add|list|remove` with the CLI user from
   // the data dir; what they write, the parser reads.
-  const example = path.join(root, "parsers-wasm/examples/redis/build");
+  const example = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
   const cmd = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), ...args, "--data-dir", dataDir, "--nats-url", url], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH } });
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args, "--data-dir", dataDir, "--nats-url", url], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH } });
     assert.equal(r.status, 0, `wirescope ${args.join(" ")}: ${r.stdout}${r.stderr}`);
     return r.stdout;
   };

@@ -8,15 +8,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect, type NatsConnection } from "nats";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials, RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
 
 test("up --nats-cluster 3: replicas 3, services on every URL; status and tail work with the first server killed, up restarts it", { timeout: 240_000 }, async () => {
@@ -25,12 +23,12 @@ test("up --nats-cluster 3: replicas 3, services on every URL; status and tail wo
   const natsPorts = [ports.nats, await freePort(), await freePort()];
   const urls = natsPorts.map((p) => `nats://127.0.0.1:${p}`);
   const args = [...stackArgs(dataDir, ports), "--nats-url", urls.join(","), "--nats-cluster", "3", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
-  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
   up.stderr.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => up.once("exit", () => r()));
-  const cli = (...a: string[]) => run(process.execPath, ["bin/wirescope.js", ...a, "--data-dir", dataDir, "--nats-url", urls[0], "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, timeout: 60_000 }).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? "", stderr: `${e.stderr ?? ""} (exit ${e.code})` }));
+  const cli = (...a: string[]) => run(process.execPath, ["bin/wirescope.js", ...a, "--data-dir", dataDir, "--nats-url", urls[0], "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, timeout: 60_000 }).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? "", stderr: `${e.stderr ?? ""} (exit ${e.code})` }));
   let nc: NatsConnection | undefined;
   try {
     await waitFor(() => /^ready: \d+ processes running$/m.test(out) || up.exitCode !== null, { timeoutMs: 180_000, intervalMs: 200, what: "`ready` from up" });

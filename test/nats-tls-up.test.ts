@@ -8,26 +8,24 @@ import { spawn, execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "nats";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials, natsTlsFiles, RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
 
 test("up --nats-tls: TLS only, with the stack's own CA; plaintext and unknown-CA clients refused; services, status and tail work", { timeout: 240_000 }, async () => {
   const dataDir = tempDir("wirescope-up-tls-");
   const ports = await stackPorts();
   const args = [...stackArgs(dataDir, ports), "--nats-tls", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
-  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
   up.stderr.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => up.once("exit", () => r()));
   const url = `nats://127.0.0.1:${ports.nats}`;
-  const cli = (...a: string[]) => run(process.execPath, ["bin/wirescope.js", ...a, "--data-dir", dataDir, "--nats-url", url, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, timeout: 60_000 }).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? "", stderr: `${e.stderr ?? ""} (exit ${e.code})` }));
+  const cli = (...a: string[]) => run(process.execPath, ["bin/wirescope.js", ...a, "--data-dir", dataDir, "--nats-url", url, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, timeout: 60_000 }).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: e.stdout ?? "", stderr: `${e.stderr ?? ""} (exit ${e.code})` }));
   let nc: NatsConnection | undefined;
   try {
     await waitFor(() => /^ready: \d+ processes running$/m.test(out) || up.exitCode !== null, { timeoutMs: 180_000, intervalMs: 200, what: "`ready` from up" });

@@ -4,14 +4,11 @@
 // from `wirescope up`, test/fixtures/demo-records.bin.gz), replayed through JetStream.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { NatsConnection } from "nats";
 import { Span_SpanKind } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
-import { startNats, startInflux, waitFor, freePort, readRecordsFixture, shiftRecords, otlpReceiver, type TestServer, type ReceivedSpan as Received } from "./support/index.js";
+import { startNats, startInflux, waitFor, freePort, readRecordsFixture, DEMO_RECORDS, shiftRecords, otlpReceiver, type TestServer, type ReceivedSpan as Received } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 
-const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/demo-records.bin.gz");
 const WINDOW = 10_000;
 
 describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
@@ -24,7 +21,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
     nats = await startNats({ jetstream: true });
     influx = await startInflux();
     nc = await natsConnect(nats.url);
-    const records = readRecordsFixture(FIXTURE);
+    const records = readRecordsFixture(DEMO_RECORDS);
     shiftRecords(records, Date.now() - 3 * 60_000, WINDOW);
     total = records.length;
     // In the stream before any aggregator starts: each test's aggregator (own durable) reads all

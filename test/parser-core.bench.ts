@@ -12,7 +12,8 @@ import { Pipeline } from "@wirescope/parser/pipeline";
 import { PluginSet, LoadedPlugin } from "@wirescope/parser/wasm-plugins";
 import { redactionPolicy } from "@wirescope/parser/redact";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "@wirescope/parser/conn-table";
-import { ROOT, captureThroughRelay, type Conversation } from "./parser-support.js";
+import { captureThroughRelay, type Conversation } from "./parser-support.js";
+import { REPO_ROOT } from "./support/index.js";
 
 const run = promisify(execFile);
 
@@ -36,7 +37,7 @@ const convs = await h2();
 const counters = new Counters();
 const plugins = new PluginSet();
 for (const name of ["http2", "http1"]) {
-  const dir = path.join(ROOT, "parsers-wasm/build");
+  const dir = path.join(REPO_ROOT, "parsers-wasm/build");
   plugins.put(LoadedPlugin.load(JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), "utf8")), fs.readFileSync(path.join(dir, `${name}.wasm`)), "builtin", () => true));
 }
 const pl = new Pipeline(plugins, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "p", partitions: 64, redaction: redactionPolicy(), maxBatchBytes: 512 * 1024, maxQueuedBatches: 1 << 20 }, counters);

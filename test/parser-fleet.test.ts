@@ -4,22 +4,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import {
-  ROOT,
-  redisTraffic,
-  replayWithProbe,
-  conversationsFromCapture,
-  recordKey,
-  settleRecords,
-  startParser,
-  toRawBatches,
-  waitForFleet,
-  parserStatus,
-  useParserBed,
-  type Conversation,
-  type ParserProc,
-} from "./parser-support.js";
+import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { REPO_ROOT } from "./support/index.js";
 
 const P = 64;
 const CAPTURES = SHARED_CAPTURES;
@@ -37,7 +24,7 @@ const SHARED = [
   "mysql/zeek__auth.pcap",
   "mysql/zeek__mysql.pcap",
 ];
-const PLUGIN_ARGS = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")];
+const PLUGIN_ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build")];
 
 function captureConversations(): Conversation[] {
   const files = ["http1/zeek__pipelined-requests.pcap", "mysql/zeek__mysql.pcap", "mysql/zeek__auth.pcap", "mysql/deepflow__mysql-statement.pcap", "kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__18-api-versions-v3.pcap"];

@@ -8,27 +8,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { tempDir, waitFor } from "./support/index.js";
-import {
-  ROOT,
-  parserPlugins,
-  parserStatus,
-  redisTraffic,
-  settleRecords,
-  startParser,
-  toRawBatches,
-  useParserBed,
-  waitForFleet,
-  type Conversation,
-} from "./parser-support.js";
+import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { parserPlugins, parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation } from "./parser-support.js";
 
 const run = promisify(execFile);
 const P = 64;
-const REDIS_DIR = path.join(ROOT, "parsers-wasm/examples/redis/build");
+const REDIS_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 async function cli(natsUrl: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(process.execPath, [path.join(ROOT, "bin/wirescope.js"), ...args, "--nats-url", natsUrl], { timeout: 20_000 });
+    const r = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args, "--nats-url", natsUrl], { timeout: 20_000 });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };

@@ -10,9 +10,9 @@ import http from "node:http";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import type { NatsConnection } from "nats";
-import { startNats, type TestServer } from "./support/index.js";
+import { REPO_ROOT, startNats, type TestServer } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
-import { ROOT, captureThroughRelay, natsClient, settleRecords, startParser, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
+import { captureThroughRelay, natsClient, settleRecords, startParser, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
 
 const P = 64;
 const SECRETS = {
@@ -88,7 +88,7 @@ describe("redaction of published records", { timeout: 180_000 }, () => {
   async function publishedBytes(args: string[], firstKey: bigint): Promise<{ text: string; protocols: Set<string> }> {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
-    const p = await startParser(nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--redact-header", "x-api-key", ...args], "redact");
+    const p = await startParser(nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--redact-header", "x-api-key", ...args], "redact");
     procs.push(p);
     for (const b of toRawBatches(convs, { partitions: P, firstKey }).batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
     await nc.flush();

@@ -20,8 +20,8 @@ import zlib from "node:zlib";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { NatsConnection } from "nats";
 import { RawBatchSchema, RecordBatchSchema } from "@wirescope/common";
-import { ROOT, natsClient, parserStatus, startParser } from "./parser-support.js";
-import { startNats } from "./support/index.js";
+import { natsClient, parserStatus, startParser } from "./parser-support.js";
+import { REPO_ROOT, startNats } from "./support/index.js";
 
 interface Msg {
   partition: number;
@@ -30,7 +30,7 @@ interface Msg {
 }
 
 function loadFixture(): { msgs: Msg[]; durationMs: number } {
-  const f = zlib.gunzipSync(fs.readFileSync(path.join(ROOT, "test/fixtures/raw-http1-keepalive.bin.gz")));
+  const f = zlib.gunzipSync(fs.readFileSync(path.join(REPO_ROOT, "test/fixtures/raw-http1-keepalive.bin.gz")));
   const msgs: Msg[] = [];
   for (let o = 0; o + 14 <= f.length; ) {
     const len = f.readUInt32LE(o + 10);
@@ -142,7 +142,7 @@ const events = msgs.reduce((n, m) => n + fromBinary(RawBatchSchema, m.bytes).dat
 console.log(`replay: ${msgs.length} RawBatch messages, ${events} data events, ${((msgs[msgs.length - 1]!.ms - msgs[0]!.ms) / 1000).toFixed(1)} s (${loops} loops after ${warmup} unmeasured, speed ${speed})`);
 const runs: [string, string][] = [];
 if (process.env.BASELINE) runs.push(["baseline", path.resolve(process.env.BASELINE)]);
-runs.push(["this", ROOT]);
+runs.push(["this", REPO_ROOT]);
 const rounds = Number(process.env.ROUNDS ?? (process.env.BASELINE ? 3 : 1));
 const results: Result[] = [];
 for (let k = 0; k < rounds; k++) for (const [name, checkout] of runs) results.push(await runOnce(name, checkout, warm, msgs));

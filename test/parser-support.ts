@@ -4,7 +4,6 @@
 import net from "node:net";
 import path from "node:path";
 import fs from "node:fs";
-import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
 import {
@@ -23,11 +22,10 @@ import {
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
 import { execFile } from "node:child_process";
 import { before, after } from "node:test";
-import { spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
 
 export { startRedis };
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export interface Chunk {
   /** 0: client → server, 1: server → client. */
@@ -200,7 +198,7 @@ export interface ParserProc {
 
 /** Starts one `wirescope parser` process (of `checkout`) and waits until its partitions are assigned.
  *  WIRESCOPE_PARSER_NODE_ARGS adds node flags (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-export async function startParser(natsUrl: string, args: string[] = [], name = "parser", checkout = ROOT): Promise<ParserProc> {
+export async function startParser(natsUrl: string, args: string[] = [], name = "parser", checkout = REPO_ROOT): Promise<ParserProc> {
   const dir = tempDir("wirescope-parser-");
   const log = path.join(dir, `${name}.log`);
   const proc = await spawnTracked(
@@ -346,7 +344,7 @@ export async function replayWithProbe(natsUrl: string, file: string, node: strin
   const proc = await spawnTracked(
     "probe",
     process.execPath,
-    [path.join(ROOT, "bin/wirescope.js"), "probe", "--source", "pcap", file, "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", node],
+    [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--source", "pcap", file, "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", node],
     { logFile: log },
   );
   try {
@@ -371,7 +369,7 @@ export interface ParserBed {
 export function useParserBed(opts: { redis?: boolean } = {}): ParserBed {
   const bed = { procs: [] } as unknown as ParserBed;
   before(async () => {
-    bed.nats = await startNats({ jetstream: true });
+    bed.nats = await startNats({ jetstream: true, monitor: true });
     if (opts.redis) bed.redis = await startRedis();
     bed.nc = await natsClient(bed.nats.url);
   });

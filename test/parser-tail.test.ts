@@ -4,14 +4,16 @@ import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { ROOT, redisTraffic, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
+import { redisTraffic, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
+import { REPO_ROOT, waitSubscribed, type TestServer } from "./support/index.js";
 
 const P = 64;
 
-/** Runs `wirescope tail ...` until it exits (it stops by itself after --limit records). */
-function tail(natsUrl: string, args: string[], onReady: () => void): Promise<{ code: number | null; out: string; err: string }> {
+/** Runs `wirescope tail ...` until it exits (it stops by itself after --limit records); `onReady`
+ *  once nats-server lists its subscription. */
+function tail(nats: TestServer, args: string[], onReady: () => void): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [path.join(ROOT, "bin/wirescope.js"), "tail", "--nats-url", natsUrl, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "tail", "--nats-url", nats.url, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => {
@@ -24,7 +26,9 @@ function tail(natsUrl: string, args: string[], onReady: () => void): Promise<{ c
       clearTimeout(timer);
       resolve({ code, out, err });
     });
-    setTimeout(onReady, 1000); // its subscription is up well before this
+    waitSubscribed(nats.monitorPort!, "wirescope-tail", "wirescope.records.>", () => {
+      if (c.exitCode !== null) throw new Error(`tail exited: ${err}`);
+    }).then(onReady, reject);
   });
 }
 
@@ -36,7 +40,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
 
   before(async () => {
     convs = await redisTraffic(bed.redis!.port, 4, "t");
-    parser = await startParser(bed.nats.url, ["--builtin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
+    parser = await startParser(bed.nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
     bed.procs.push(parser);
   });
 
@@ -47,7 +51,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   };
 
   it("prints NDJSON records filtered by protocol and service", async () => {
-    const r = await tail(bed.nats.url, ["--protocol", "redis", "--service", "redis-server:" + bed.redis!.port, "--limit", "10"], () => void publish());
+    const r = await tail(bed.nats, ["--protocol", "redis", "--service", "redis-server:" + bed.redis!.port, "--limit", "10"], () => void publish());
     assert.equal(r.code, 0, r.err);
     const lines = r.out.trim().split("\n");
     assert.equal(lines.length, 10);
@@ -62,7 +66,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("prints a table on request", async () => {
-    const t = await tail(bed.nats.url, ["--format", "table", "--limit", "3"], () => void publish());
+    const t = await tail(bed.nats, ["--format", "table", "--limit", "3"], () => void publish());
     assert.equal(t.code, 0, t.err);
     const rows = t.out.trim().split("\n");
     assert.equal(rows.length, 3);
@@ -70,7 +74,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("stops quietly with code 0 when its reader goes away (tail | head)", async () => {
-    const c = spawn("bash", ["-c", `set -o pipefail; "${process.execPath}" "${path.join(ROOT, "bin/wirescope.js")}" tail --nats-url=${bed.nats.url} --format=table | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn("bash", ["-c", `set -o pipefail; "${process.execPath}" "${path.join(REPO_ROOT, "bin/wirescope.js")}" tail --nats-url=${bed.nats.url} --format=table | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     c.stdout.on("data", (d) => (out += d));
@@ -85,7 +89,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("refuses a bad format with a usage error", async () => {
-    const r = await tail(bed.nats.url, ["--format", "xml"], () => {});
+    const r = await tail(bed.nats, ["--format", "xml"], () => {});
     assert.equal(r.code, 2);
     assert.match(r.err, /ndjson or table/);
   });

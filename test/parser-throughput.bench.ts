@@ -17,20 +17,9 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role, type ConnEvent, type DataEvent } from "@wirescope/common";
-import { startNats } from "./support/index.js";
+import { REPO_ROOT, startNats } from "./support/index.js";
 import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
-import {
-  ROOT,
-  captureThroughRelay,
-  conversationsFromCapture,
-  natsClient,
-  parserStatus,
-  startParser,
-  startRedis,
-  waitForFleet,
-  type Conversation,
-  type ParserProc,
-} from "./parser-support.js";
+import { captureThroughRelay, conversationsFromCapture, natsClient, parserStatus, startParser, startRedis, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
 
 const run = promisify(execFile);
 const P = 64;
@@ -205,7 +194,7 @@ async function main(): Promise<void> {
       { name: "mysql", convs: caps(["mysql/zeek__mysql.pcap", "mysql/deepflow__mysql-statement.pcap"]) },
       { name: "kafka", convs: caps(["kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__01-fetch-v12-ok.pcap", "kafka/deepflow__18-api-versions-v3.pcap"]) },
     ];
-    const args = ["--builtin-dir", path.join(ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(ROOT, "parsers-wasm/examples/redis/build"), "--log-level", "warn"];
+    const args = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build"), "--log-level", "warn"];
     const rows: string[] = [];
     const results = new Map<string, Result>();
     let keyBase = 1n;

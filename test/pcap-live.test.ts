@@ -8,11 +8,10 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { reassembleFile, stripMissing, tshark, tsharkFollow } from "@wirescope/common/pcap/testing";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+import { REPO_ROOT } from "./support/index.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dir = fs.mkdtempSync(path.join(process.env["KEEP"] ?? os.tmpdir(), "ws-live-"));
 after(() => process.env["KEEP"] || fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -77,7 +76,7 @@ async function traffic(host: string, port: number): Promise<string[]> {
 }
 
 function decode(file: string): { operation: string; resource: string; status: number | null; protocol: string; attributes: Record<string, unknown> }[] {
-  const out = execFileSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file], { timeout: 60_000, maxBuffer: 1 << 28 }).toString();
+  const out = execFileSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file], { timeout: 60_000, maxBuffer: 1 << 28 }).toString();
   return out
     .split("\n")
     .filter(Boolean)

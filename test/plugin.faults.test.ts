@@ -14,8 +14,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { runFault, sumOf, type UpStack } from "./support/fault-stack.js";
 import { parserPlugins } from "./parser-support.js";
-import { tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT } from "./probe-support.js";
+import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable } from "./probe-support.js";
 
 const run = promisify(execFile);
 

@@ -9,16 +9,14 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
 import { bpfAvailable, stopByPid } from "./probe-support.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const PLUGIN_DIR = path.join(root, "parsers-wasm/examples/postgresql/build");
+const PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/postgresql/build");
 
 interface Rec {
   protocol: string;
@@ -141,7 +139,7 @@ function tsharkUnits(file: string, port: number): Map<number, Unit[]> {
 
 /** `wirescope decode FILE --plugins <the example's build>` → records. */
 function decode(file: string): Rec[] {
-  const r = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr.toString());
   return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
 }
@@ -303,7 +301,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const probeFile = path.join(dir, "probe.pcapng");
     const dump = await startTcpdump(tcpdumpFile, ["-i", "lo", `tcp port ${srv.port}`]);
     after(() => dump.stop());
-    const capture = spawn(process.execPath, [path.join(root, "bin/wirescope.js"), "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
+    const capture = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
     const stopCapture = () => stopByPid(capture);
     after(stopCapture);
     let err = "";
@@ -365,7 +363,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const fleet = [await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-a"), await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-b")];
     bed.procs.push(...fleet);
     await waitForFleet(fleet, P);
-    const add = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "plugin", "add", path.join(PLUGIN_DIR, "postgresql.wasm"), "--manifest", path.join(PLUGIN_DIR, "postgresql.json"), "--nats-url", bed.nats.url], { timeout: 30_000 });
+    const add = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "plugin", "add", path.join(PLUGIN_DIR, "postgresql.wasm"), "--manifest", path.join(PLUGIN_DIR, "postgresql.json"), "--nats-url", bed.nats.url], { timeout: 30_000 });
     assert.equal(add.status, 0, add.stderr.toString());
     assert.match(add.stdout.toString(), /added postgresql 1\.0\.0/);
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("postgresql@1.0.0")), { timeoutMs: 15_000, what: "postgresql loaded by both replicas" });

@@ -7,8 +7,8 @@ import path from "node:path";
 import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
-import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT, cpuTicks } from "./probe-support.js";
+import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { runChild, cpuTicks } from "./probe-support.js";
 
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);
 

@@ -12,8 +12,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { freePort, tempDir } from "./support/index.js";
-import { bpfAvailable, REPO_ROOT, start, stopByPid } from "./probe-support.js";
+import { REPO_ROOT, freePort, tempDir } from "./support/index.js";
+import { bpfAvailable, start, stopByPid } from "./probe-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey, startNginx, startNodeTlsServers, NODE_TLS_FIXTURES, PY_CLIENT } from "./tls-support.js";
 import { startTcpdump } from "./support/tcpdump.js";
 

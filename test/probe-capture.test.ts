@@ -4,8 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { tempDir } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT, start, stopByPid } from "./probe-support.js";
+import { REPO_ROOT, tempDir } from "./support/index.js";
+import { bpfAvailable, runChild, start, stopByPid } from "./probe-support.js";
 
 
 const tsharkHttp = (file: string) =>

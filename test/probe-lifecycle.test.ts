@@ -7,8 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
-import { tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, assemble, REPO_ROOT } from "./probe-support.js";
+import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, runChild, assemble } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";

@@ -14,8 +14,8 @@ import fs from "node:fs";
 import { execFileSync } from "node:child_process";
 import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/common";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
-import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
-import { bpfAvailable, runChild, REPO_ROOT, type Child } from "./probe-support.js";
+import { REPO_ROOT, startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
+import { bpfAvailable, runChild, type Child } from "./probe-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
 
 const DB = "probe_netns";

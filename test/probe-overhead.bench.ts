@@ -7,8 +7,8 @@ import path from "node:path";
 import fs from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT, cpuTicks } from "./probe-support.js";
+import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { runChild, cpuTicks } from "./probe-support.js";
 import { checkHealth, ServingStatus } from "@wirescope/common";
 
 const run = promisify(execFile);

@@ -9,8 +9,8 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { selfIdentity } from "@wirescope/common";
 import { pipelineExclusions } from "@wirescope/probe/filter";
-import { tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, REPO_ROOT } from "./probe-support.js";
+import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { bpfAvailable, CollectingProbe, runChild } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";

@@ -11,7 +11,7 @@ import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
 import type { ManagedProcess } from "@wirescope/common";
-import { tempDir, spawnTracked, waitFor } from "./support/index.js";
+import { REPO_ROOT, tempDir, spawnTracked, waitFor } from "./support/index.js";
 
 /** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */
 export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string, args: string[] = []): Promise<ManagedProcess> {
@@ -202,8 +202,8 @@ export async function runChild(name: string, program: string | { file: string },
   const [cmd, ...argv] = [...(opts.netns ? ["ip", "netns", "exec", opts.netns] : []), process.execPath, ...(opts.nodeArgs ?? []), file, ...args];
   const proc = spawn(cmd!, argv, {
     stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "inherit"],
-    cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), ".."),
-    env: { ...process.env, NODE_PATH: path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../node_modules") },
+    cwd: path.join(REPO_ROOT, "test"),
+    env: { ...process.env, NODE_PATH: path.join(REPO_ROOT, "node_modules") },
   });
   await new Promise<void>((res, rej) => (proc.once("spawn", res), proc.once("error", rej)));
   const lines: string[] = [];
@@ -270,9 +270,6 @@ export async function checkPair(probe: CollectingProbe, pair: ProxiedPair, opts:
   if (cl.length !== 1 || sv.length !== 1) throw new Error(`expected one connection per side, got client ${cl.length}, server ${sv.length}`);
   return { client: cl[0][1], server: sv[0][1] };
 }
-
-/** Root of the repository, for child scripts that load packages with createRequire. */
-export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 
 /** Prefix for child scripts: `require` resolving from the repository's node_modules. */
 export const CHILD_REQUIRE = `import { createRequire } from "node:module";\nconst require = createRequire(${JSON.stringify(REPO_ROOT + "/package.json")});\n`;

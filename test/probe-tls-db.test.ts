@@ -11,10 +11,10 @@ import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { Role, type Record as WsRecord } from "@wirescope/common";
-import { tempDir } from "./support/index.js";
+import { REPO_ROOT, tempDir } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable } from "./probe-support.js";
-import { settleRecords, readRecords, parserStatus, ROOT } from "./parser-support.js";
+import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tracedPipeline } from "./tls-support.js";
 import { tsharkMessages } from "./support/resp.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
@@ -27,7 +27,7 @@ const attr = (r: WsRecord, k: string) => r.attributes[k]?.value.value;
 
 // mysql2 over TLS (node's OpenSSL, memory BIOs), in its own node so --tls-keylog writes the keys
 const MYSQL2_CLIENT = `
-const mysql = require(${JSON.stringify(path.join(ROOT, "node_modules/mysql2/promise"))});
+const mysql = require(${JSON.stringify(path.join(REPO_ROOT, "node_modules/mysql2/promise"))});
 (async () => {
   const c = await mysql.createConnection({ host: "127.0.0.1", port: Number(process.argv[2]), user: "app", password: "secret", ssl: { rejectUnauthorized: false } });
   await c.query("CREATE DATABASE IF NOT EXISTS tlsdb");
@@ -156,7 +156,7 @@ for line in sys.stdin.read().splitlines():
 s.close()
 `;
 
-const REDIS_PLUGIN_DIR = path.join(ROOT, "parsers-wasm/examples/redis/build");
+const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 const REDIS_CMDS = ["SET session:42 token-value", "GET session:42", "GET session:missing", "INCR session:42", "LPUSH session:42 x", "RPUSH queue a b c", "LRANGE queue 0 -1", "NOSUCH arg", "ECHO done"];
 
 // tshark 4.0's RESP dissector is bound to tcp.port and cannot be put under TLS (`-d tls.port==N,resp`

@@ -10,8 +10,8 @@ import fs from "node:fs";
 import os from "node:os";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
-import { runChild, REPO_ROOT, cpuTicks } from "./probe-support.js";
+import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { runChild, cpuTicks } from "./probe-support.js";
 import { selfSigned, startNginx } from "./tls-support.js";
 import { checkHealth, createClient, ProbeService, ServingStatus } from "@wirescope/common";
 

@@ -8,13 +8,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { startRedis } from "./support/index.js";
+import { REPO_ROOT, startRedis } from "./support/index.js";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { tsharkMessages } from "./support/resp.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const REDIS_PLUGIN_DIR = path.join(root, "parsers-wasm/examples/redis/build");
+const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 interface Rec {
   operation: string;
@@ -55,7 +53,7 @@ test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ r
   const log = await dump.stop();
   assert.doesNotMatch(log, /[1-9]\d* packets? dropped by kernel/);
 
-  const run = spawnSync(process.execPath, [path.join(root, "bin/wirescope.js"), "decode", file, "--plugins", REDIS_PLUGIN_DIR], { timeout: 60_000 });
+  const run = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--plugins", REDIS_PLUGIN_DIR], { timeout: 60_000 });
   assert.equal(run.status, 0, run.stderr.toString());
   const ours = run.stdout
     .toString()

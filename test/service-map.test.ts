@@ -8,12 +8,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, influxQuery } from "./support/index.js";
+import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, influxQuery } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CALLS = 40;
 
 /** A node process with its comm set to `title` running `code` (ports come in as argv). */
@@ -72,7 +69,7 @@ test("every edge names both ends, one name per process, one call counted once", 
   // (a single keep-alive connection at 2/3 counted 40 calls as 60; docs/probe.md "Overload").
   const up = spawn(
     ...privateRun([process.execPath, "bin/wirescope.js", "up", ...stackArgs(dataDir, ports), "--no-build", "--no-install", "--no-demo", "--no-watch-parent", "--probe-args", "--sample-fraction 1"]),
-    { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   up.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -102,7 +99,7 @@ test("every edge names both ends, one name per process, one call counted once", 
     const mine = (name: string) => name.includes(String(mid)) || name.includes(String(backend)) || name.startsWith("wscli");
     // What the pipeline counted lost or unmatched, and every red series of ours, for a failure.
     const diagnose = async () => {
-      const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", influxUrl], { cwd: root, encoding: "utf8", timeout: 60_000 });
+      const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", influxUrl], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
       const counted = (JSON.parse(st.stdout || "[]") as { component: string; counters?: Record<string, number> }[]).map(
         (r) => `${r.component}: ${Object.entries(r.counters ?? {}).filter(([k, v]) => v > 0 && /drop|gap|unresolved|late|shed|miss|lost|full|behind|dup|ambiguous|matched|resolved/.test(k)).map(([k, v]) => `${k}=${v}`).join(" ")}`,
       );

@@ -6,8 +6,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_pr
 import type { TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
-import { startNats, freePort, waitFor } from "./support/index.js";
-import { spawnProbe, runChild, REPO_ROOT } from "./probe-support.js";
+import { REPO_ROOT, startNats, freePort, waitFor } from "./support/index.js";
+import { spawnProbe, runChild } from "./probe-support.js";
 import { startParser } from "./parser-support.js";
 
 /** A self-signed certificate and key for CN=localhost in `dir`. */

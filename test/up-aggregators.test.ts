@@ -5,16 +5,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect, type NatsConnection } from "nats";
 import { readNatsCredentials, type Record as WRecord } from "@wirescope/common";
 import { makeRecord } from "@wirescope/aggregator";
-import { stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { ownedIn, publishPartitioned, rows } from "./aggregator-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
 const P = 64;
 
@@ -24,13 +21,13 @@ test("up --aggregators 2: both instances run, split the partitions, and count ev
   const dataDir = tempDir("wirescope-up-aggregators-");
   const ports = await stackPorts(2);
   const args = [...stackArgs(dataDir, ports), "--aggregators", "2", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
-  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
   up.stderr.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => up.once("exit", () => r()));
   const status = async () => {
-    const r = await run(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "5000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }));
+    const r = await run(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "5000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }));
     return JSON.parse(r.stdout || "[]") as Row[];
   };
   let nc: NatsConnection | undefined;

@@ -10,12 +10,10 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { checkHealth, ServingStatus, tcpReachable } from "@wirescope/common";
-import { stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHILDREN = ["nats-server", "influxd", "probe", "parser", "aggregator"] as const;
 
 const softMemlock = (pid: number) => /^Max locked memory\s+(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, "utf8"))![1];
@@ -35,7 +33,7 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
   // namespace, so the probe's single-instance lock is its own (other probes may run on this machine).
   const npm = spawn(
     ...privateRun(["prlimit", `--memlock=1048576:${hard}`, "--", "npm", "start", "--", ...upArgs], { unmountTracefs: true }),
-    { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } },
+    { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } },
   );
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -85,7 +83,7 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
     let last = "";
     await waitFor(
       () => {
-        const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+        const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
         last = `${st.stdout}${st.stderr}`;
         rows = JSON.parse(st.stdout) as Row[];
         return st.status === 0;
@@ -96,7 +94,7 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
       rows.map((r) => [r.component, r.health, r.restarts]),
       [["nats", "SERVING", 1], ["influxdb", "SERVING", 1], ["probe", "SERVING", 1], ["parser", "SERVING", 1], ["aggregator", "SERVING", 1]],
     );
-    const table = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const table = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     assert.match(table.stdout, /^COMPONENT\s+INSTANCE\s+ADDRESS\s+HEALTH\s+UPTIME\s+RESTARTS/m);
     assert.match(table.stdout, /^probe\s+\S+\s+127\.0\.0\.1:\d+\s+SERVING\s+\S+(?: \S+)?\s+1\s/m);
 

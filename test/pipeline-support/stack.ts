@@ -18,8 +18,8 @@ import {
   ProbeService,
   type ManagedProcess,
 } from "@wirescope/common";
-import { spawnTracked, influxQuery } from "../support/index.js";
-import { REPO_ROOT, cpuTicks } from "../probe-support.js";
+import { REPO_ROOT, spawnTracked, influxQuery } from "../support/index.js";
+import { cpuTicks } from "../probe-support.js";
 
 export const STACK_LOCK = "/tmp/wirescope-stack.lock";
 export const INFLUX_URL = "http://127.0.0.1:8086";

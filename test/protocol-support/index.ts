@@ -5,14 +5,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { execFile, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
-import { spawnTracked, tempDir, waitFor } from "../support/index.js";
+import { REPO_ROOT, spawnTracked, tempDir, waitFor } from "../support/index.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 /** parsers-wasm/build: the built plugins (scripts/build.mjs builds them before tests). */
-export const PLUGIN_BUILD_DIR = path.resolve(here, "../../../parsers-wasm/build");
+export const PLUGIN_BUILD_DIR = path.join(REPO_ROOT, "parsers-wasm/build");
 
 export interface Capture {
   file: string;

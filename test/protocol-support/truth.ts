@@ -2,11 +2,10 @@
 // what tshark 4.0 decoded in each capture, one entry per request/response pair.
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { REPO_ROOT } from "../support/repo.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 /** ../shared/captures, next to the repository (read-only test data). */
-export const CAPTURES_DIR = process.env.WIRESCOPE_CAPTURES ?? path.resolve(here, "../../../../shared/captures");
+export const CAPTURES_DIR = process.env.WIRESCOPE_CAPTURES ?? path.resolve(REPO_ROOT, "../shared/captures");
 
 export interface Truth {
   capture: string;

@@ -11,13 +11,12 @@ import net from "node:net";
 import path from "node:path";
 import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { readNatsCredentials } from "@wirescope/common";
 import { freePort, tempDir, waitFor } from "./servers.js";
 import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
+import { REPO_ROOT } from "./repo.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const run = promisify(execFile);
 
 export interface StatusRow {
@@ -71,7 +70,7 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
     ...(opts.extra ?? []),
   ];
   const up = spawn(...privateRun([process.execPath, "bin/wirescope.js", "up", ...args]), {
-    cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
+    cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -124,7 +123,7 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
     return p;
   };
   const status = async () => {
-    const r = await run(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", natsUrls.join(","), "--influx-url", influxUrl], { cwd: root, timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "[]" }));
+    const r = await run(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", natsUrls.join(","), "--influx-url", influxUrl], { cwd: REPO_ROOT, timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "[]" }));
     return JSON.parse(r.stdout) as StatusRow[];
   };
   return {

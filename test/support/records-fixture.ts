@@ -1,8 +1,13 @@
 // Records captured from real traffic (scripts/capture-records.mjs), replayed at another time.
 import fs from "node:fs";
+import path from "node:path";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RecordSchema, type Record as WRecord } from "@wirescope/common";
+import { REPO_ROOT } from "./repo.js";
+
+/** The demo's records (test/fixtures/demo-records.bin.gz). */
+export const DEMO_RECORDS = path.join(REPO_ROOT, "test/fixtures/demo-records.bin.gz");
 
 /** The records of a fixture file, in capture order. */
 export function readRecordsFixture(file: string): WRecord[] {

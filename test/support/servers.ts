@@ -57,6 +57,8 @@ export function tempDir(prefix = "wirescope-test-"): string {
 export interface TestServer extends RunningServer {
   /** The directory holding this server's data and log. */
   dir: string;
+  /** nats-server's monitoring port (startNats with `monitor: true`). */
+  monitorPort?: number;
 }
 
 /**
@@ -64,16 +66,34 @@ export interface TestServer extends RunningServer {
  * `extraArgs` go straight to nats-server (e.g. ["--user", "u", "--pass", "p"]). Pass `port` and
  * `dir` of a stopped server to restart it in place (reconnect tests).
  */
-export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[]; port?: number; dir?: string } = {}): Promise<TestServer> {
+export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[]; port?: number; dir?: string; monitor?: boolean } = {}): Promise<TestServer> {
   const dir = opts.dir ?? tempDir("wirescope-nats-");
+  const monitorPort = opts.monitor ? await freePort() : undefined;
   const srv = await startNatsServer({
     port: opts.port ?? 0,
     jetstream: opts.jetstream ?? false,
     storeDir: path.join(dir, "js"),
     logFile: path.join(dir, "nats.log"),
-    extraArgs: opts.extraArgs ?? [],
+    extraArgs: [...(monitorPort ? ["-m", String(monitorPort)] : []), ...(opts.extraArgs ?? [])],
   });
-  return Object.assign(track(srv), { dir });
+  return Object.assign(track(srv), { dir, monitorPort });
+}
+
+/**
+ * Waits until nats-server's monitoring (`/connz?subs=1` on `monitorPort`) lists a connection named
+ * `client` subscribed to `subject`: a subscriber started as a child process is listening, so what
+ * is published next reaches it. `alive` throws when the subscriber died meanwhile.
+ */
+export async function waitSubscribed(monitorPort: number, client: string, subject: string, alive: () => void = () => {}): Promise<void> {
+  await waitFor(
+    async () => {
+      alive();
+      const res = await fetch(`http://127.0.0.1:${monitorPort}/connz?subs=1`, { signal: AbortSignal.timeout(5000) });
+      const connz = (await res.json()) as { connections?: { name?: string; subscriptions_list?: string[] }[] };
+      return connz.connections?.some((c) => c.name === client && c.subscriptions_list?.includes(subject)) ?? false;
+    },
+    { timeoutMs: 30_000, intervalMs: 100, what: `${client} subscribed to ${subject}` },
+  );
 }
 
 /** Starts influxd 1.x on 127.0.0.1 with free ports and a temporary data directory. */

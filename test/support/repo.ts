@@ -1,0 +1,8 @@
+// Where the repository is, for tests that run its programs (bin/wirescope.js), read its files
+// (fixtures, built plugins) or start a process in it. Computed here once: every compiled test
+// sits at a different depth below test/dist/.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository's root (this file compiles to test/dist/support/repo.js). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
