@@ -23,9 +23,9 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
-import { tempDir } from "./support/index.js";
+import { recordedRequests, tempDir } from "./support/index.js";
 import { cpuTicks } from "./probe-support.js";
-import { holdStackLock, startStack, recordedRequests, recordedServices, isLossCounter, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-support/stack.js";
+import { holdStackLock, startStack, recordedServices, isLossCounter, INFLUX_DB, INFLUX_URL, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-support/stack.js";
 import { SHAPES, type Load, type LoadResult, type RunningShape, type Shape } from "./pipeline-support/shapes.js";
 
 interface Options {
@@ -181,8 +181,9 @@ async function runRow(shape: Shape, app: RunningShape, load: Load, label: string
     };
     let busy = [busyTicks(), Date.now()];
     let stillBusy = false;
+    const red = (service: string, role: "server" | "client") => recordedRequests(INFLUX_URL, role, { service, ...(app.operation ? { operation: app.operation } : {}) }, INFLUX_DB);
     for (const giveUp = Date.now() + WAIT_MS; ; ) {
-      const now: [number, number] = [await recordedRequests(app.serverService, "server", app.operation), await recordedRequests(app.clientService, "client", app.operation)];
+      const now: [number, number] = [await red(app.serverService, "server"), await red(app.clientService, "client")];
       if (now[0] !== rec[0] || now[1] !== rec[1]) stableSince = Date.now();
       rec = now;
       const [b, t] = [busyTicks(), Date.now()];

@@ -173,16 +173,6 @@ export async function startStack(dir: string): Promise<Stack> {
   }
 }
 
-/** Sum of `requests` in `red` for one service and role, of one operation when given (0 when there is no point yet). */
-export async function recordedRequests(service: string, role: "server" | "client", operation?: string): Promise<number> {
-  const tag = (k: string, v: string) => ` AND "${k}" = '${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}'${tag("service", service)}${operation ? tag("operation", operation) : ""}`;
-  const body = (await influxQuery(INFLUX_URL, q, INFLUX_DB)) as {
-    results: { series?: { values: [string, number][] }[] }[];
-  };
-  return Number(body.results[0]?.series?.[0]?.values[0]?.[1] ?? 0);
-}
-
 /** Services that have `red` points, for the diagnosis when a run records nothing. */
 export async function recordedServices(): Promise<string[]> {
   const body = (await influxQuery(INFLUX_URL, `SHOW TAG VALUES FROM "red" WITH KEY = "service"`, INFLUX_DB)) as { results: { series?: { values: [string, string][] }[] }[] };

@@ -13,7 +13,7 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect } from "nats";
 import { readNatsCredentials } from "@wirescope/common";
-import { freePort, tempDir, waitFor } from "./servers.js";
+import { freePort, recordedRequests, tempDir, waitFor } from "./servers.js";
 import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
 import { REPO_ROOT } from "./repo.js";
 
@@ -247,14 +247,6 @@ export function startHttpLoad(port: number, opts: { rate: number; conns: number;
   };
 }
 
-/** Requests of `path` recorded in InfluxDB on the server side (or the client side) (sum over every window and status). */
-export async function recordedRequests(influxUrl: string, urlPath: string, role: "server" | "client" = "server"): Promise<number> {
-  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}' AND "resource" = '${urlPath.replace(/'/g, "\\'")}'`;
-  const res = await fetch(`${influxUrl}/query?${new URLSearchParams({ q, db: "wirescope" })}`, { signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json()) as { results?: { series?: { values: [string, number][] }[] }[] };
-  return body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
-}
-
 /**
  * Waits until InfluxDB holds `expected` requests of `path`, or their number has not moved for
  * `settleMs` (windows are written some seconds after they close), bounded by `timeoutMs`.
@@ -264,7 +256,7 @@ export async function settledRecorded(influxUrl: string, urlPath: string, expect
   let last = -1;
   let since = Date.now();
   for (;;) {
-    const n = await recordedRequests(influxUrl, urlPath).catch(() => last);
+    const n = await recordedRequests(influxUrl, "server", { resource: urlPath }).catch(() => last);
     if (n === expected) return n;
     if (n !== last) {
       last = n;
@@ -276,7 +268,7 @@ export async function settledRecorded(influxUrl: string, urlPath: string, expect
 
 /** Waits until InfluxDB holds at least one request of `path` (the pipeline carries the workload). */
 export async function waitFlowing(influxUrl: string, urlPath: string, timeoutMs = 120_000): Promise<void> {
-  await waitFor(async () => (await recordedRequests(influxUrl, urlPath).catch(() => 0)) > 0, { timeoutMs, intervalMs: 1000, what: `records of ${urlPath} in InfluxDB` });
+  await waitFor(async () => (await recordedRequests(influxUrl, "server", { resource: urlPath }).catch(() => 0)) > 0, { timeoutMs, intervalMs: 1000, what: `records of ${urlPath} in InfluxDB` });
 }
 
 /** The name of the nats-server leading `stream` (wirescope-N), asked as the aggregator's user. */
@@ -415,7 +407,7 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
       issued: load.issued(),
       answered: load.answered(),
       ...(load.skipped() ? { skipped: load.skipped() } : {}),
-      client_recorded: await recordedRequests(stack.influxUrl, urlPath, "client").catch(() => -1),
+      client_recorded: await recordedRequests(stack.influxUrl, "client", { resource: urlPath }).catch(() => -1),
       parser_records: parser["records.http1"] ?? 0,
       aggregator_records_in: aggregator.records_in ?? 0,
       probe_shed: sumOf(probe, /^shed_connections\./),

@@ -133,3 +133,14 @@ export async function influxQuery(url: string, q: string, db?: string): Promise<
   if (!res.ok) throw new Error(`influx query failed (${res.status}): ${JSON.stringify(body)}`);
   return body;
 }
+
+/**
+ * Sum of `requests` in `red` for one role, over every window and status, of the series whose tags
+ * match `where` (service, resource, operation, ...): 0 while there is no point yet.
+ */
+export async function recordedRequests(influxUrl: string, role: "server" | "client", where: Record<string, string>, db = "wirescope"): Promise<number> {
+  const tag = (k: string, v: string) => ` AND "${k}" = '${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}'${Object.entries(where).map(([k, v]) => tag(k, v)).join("")}`;
+  const body = (await influxQuery(influxUrl, q, db)) as { results?: { series?: { values: [string, number][] }[] }[] };
+  return Number(body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0);
+}
