@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireReader, WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
-import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { captureDecoded, tsharkFields, type DecodedRecord } from "./protocol-support/index.js";
 
 const TOPIC = "events";
 const UNKNOWN_ID = Buffer.from("5e5e5e5e0000400080001234567890ab", "hex");
@@ -93,14 +93,7 @@ function recordBatch(value: string): Buffer {
 
 before(async () => {
   broker = await startKafkaTestBroker({ defaultPartitions: 1, autoCreateTopics: true, maxFetchWaitMs: 100 });
-  const cap = await startCapture(broker.port, "kafka-flexible");
-  try {
-    await workload();
-  } finally {
-    await cap.stop();
-  }
-  pcap = cap.file;
-  records = decodeCapture(pcap, { plugins: ["kafka"], serverPort: broker.port }).records;
+  ({ pcap, records } = await captureDecoded(broker.port, "kafka-flexible", { plugins: ["kafka"] }, workload));
 }, { timeout: 60_000 });
 
 after(async () => {

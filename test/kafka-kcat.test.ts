@@ -11,7 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
-import { startCapture, decodeCapture, runKcat, type DecodedRecord } from "./protocol-support/index.js";
+import { captureDecoded, runKcat, type DecodedRecord } from "./protocol-support/index.js";
 
 const TOPIC = "orders";
 const CODECS = ["none", "gzip", "snappy", "lz4", "zstd"] as const;
@@ -42,8 +42,7 @@ function messages(codec: string, n: number): string {
 before(async () => {
   broker = await startKafkaTestBroker({ defaultPartitions: 2, autoCreateTopics: false, maxFetchWaitMs: 200 });
   broker.createTopic(TOPIC, 2);
-  const cap = await startCapture(broker.port, "kafka-kcat");
-  try {
+  ({ pcap, records } = await captureDecoded(broker.port, "kafka-kcat", { plugins: ["kafka"] }, async () => {
     for (const z of CODECS) {
       await kcat(["-P", "-t", TOPIC, "-K", ":", "-z", z, "-X", "enable.idempotence=true", "-X", `client.id=kcat-${z}`], messages(z, PER_CODEC));
     }
@@ -53,11 +52,7 @@ before(async () => {
     consumed.simple = simple.split("\n").filter(Boolean).length;
     const group = await kcat(["-G", "billing", "-X", "auto.offset.reset=earliest", "-e", "-f", "%s\n", "-X", "client.id=kcat-group", TOPIC]);
     consumed.group = group.split("\n").filter(Boolean).length;
-  } finally {
-    await cap.stop();
-  }
-  pcap = cap.file;
-  records = decodeCapture(pcap, { plugins: ["kafka"], serverPort: broker.port }).records;
+  }));
 }, { timeout: 180_000 });
 
 after(async () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireReader } from "@wirescope/cli/demo/kafka-broker/wire";
-import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { captureDecoded, tsharkFields, type DecodedRecord } from "./protocol-support/index.js";
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = "1";
 
@@ -20,14 +20,7 @@ const seen = { consumed: 0, committed: "", metadataError: "" };
 
 before(async () => {
   broker = await startKafkaTestBroker({ defaultPartitions: 2, autoCreateTopics: false, maxFetchWaitMs: 200 });
-  const cap = await startCapture(broker.port, "kafka");
-  try {
-    await workload();
-  } finally {
-    await cap.stop();
-  }
-  pcap = cap.file;
-  records = decodeCapture(pcap, { plugins: ["kafka"], serverPort: broker.port }).records;
+  ({ pcap, records } = await captureDecoded(broker.port, "kafka", { plugins: ["kafka"] }, workload));
 }, { timeout: 120_000 });
 
 after(async () => {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import mysql from "mysql2/promise";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
-import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { captureDecoded, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 
 const ROWS = 2000;
 let db: MariaDb;
@@ -20,8 +20,7 @@ const seen = { port: 0, rows: 0, inserted: 0 };
 before(async () => {
   db = await startMariaDb({ skipGrantTables: true });
   await db.sql("CREATE DATABASE shop; CREATE TABLE shop.big (id INT PRIMARY KEY, label VARCHAR(64));");
-  const cap = await startCapture(db.port, "mysql-compress");
-  try {
+  ({ pcap, records } = await captureDecoded(db.port, "mysql-compress", { plugins: ["mysql"] }, async () => {
     const c = await mysql.createConnection({ host: "127.0.0.1", port: db.port, user: "app", database: "shop", compress: true, connectTimeout: 10_000 });
     seen.port = (c as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
     await c.query("SELECT 1");
@@ -35,11 +34,7 @@ before(async () => {
     await c.ping();
     await c.end();
     await db.client(["--compress", "-uapp", "-e", "use shop; SELECT COUNT(*) FROM big WHERE label LIKE 'label-1%'"]);
-  } finally {
-    await cap.stop();
-  }
-  pcap = cap.file;
-  records = decodeCapture(pcap, { plugins: ["mysql"], serverPort: db.port }).records;
+  }));
 }, { timeout: 120_000 });
 
 after(async () => {

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
 import { startMariaDb } from "./support/mariadb.js";
-import { startCapture, tsharkFields, decodeCapture } from "./protocol-support/index.js";
+import { captureDecoded, tsharkFields } from "./protocol-support/index.js";
 
 const SQL = "SELECT ? + 1 AS v";
 
@@ -14,9 +14,8 @@ test("mysql: COM_RESET_CONNECTION and COM_CHANGE_USER between prepared statement
   const db = await startMariaDb({ skipGrantTables: true });
   try {
     await db.sql("CREATE DATABASE shop;");
-    const cap = await startCapture(db.port, "mysql-reset");
     const got: number[] = [];
-    try {
+    const { pcap, records } = await captureDecoded(db.port, "mysql-reset", { plugins: ["mysql"] }, async () => {
       const c = await mysql.createConnection({ host: "127.0.0.1", port: db.port, user: "app", database: "shop", connectTimeout: 10_000 });
       const run = async (n: number) => got.push(Number(((await c.execute(SQL, [n]))[0] as { v: number }[])[0]!.v));
       await run(1);
@@ -25,11 +24,8 @@ test("mysql: COM_RESET_CONNECTION and COM_CHANGE_USER between prepared statement
       await c.changeUser({ user: "ops", database: "shop" });
       await run(3);
       await c.end();
-    } finally {
-      await cap.stop();
-    }
+    });
     assert.deepEqual(got, [2, 3, 4]);
-    const records = decodeCapture(cap.file, { plugins: ["mysql"], serverPort: db.port }).records;
     // mysql2 closes its cached statement after the reset or change-user has dropped it on the
     // server: those CLOSEs name a statement the decoder has forgotten as well
     assert.deepEqual(records.map((r) => r.operation), [
@@ -51,7 +47,7 @@ test("mysql: COM_RESET_CONNECTION and COM_CHANGE_USER between prepared statement
     assert.equal(records[3]!.attributes["mysql.response"], "OK");
     assert.equal(records[7]!.attributes["db.user"], "ops");
     // tshark: the same commands (by number) and statement ids
-    const rows = await tsharkFields(cap.file, `tcp.port==${db.port},mysql`, "mysql", ["mysql.command", "mysql.stmt_id"]);
+    const rows = await tsharkFields(pcap, `tcp.port==${db.port},mysql`, "mysql", ["mysql.command", "mysql.stmt_id"]);
     const names: Record<string, string> = { "1": "COM_QUIT", "17": "COM_CHANGE_USER", "22": "COM_STMT_PREPARE", "23": "COM_STMT_EXECUTE", "25": "COM_STMT_CLOSE", "31": "COM_RESET_CONNECTION" };
     const theirs = rows.flatMap((r) => (r[0] ? r[0].split(",").map((c) => names[c] ?? `?${c}`) : []));
     assert.deepEqual(records.slice(1).map((r) => r.operation), theirs);

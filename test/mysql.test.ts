@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
-import { startCapture, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { captureDecoded, tsharkFields, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 import { tempDir } from "./support/index.js";
 
 const COMMANDS: Record<string, string> = {
@@ -30,14 +30,7 @@ before(async () => {
     "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';" +
       "CREATE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('pw');",
   );
-  const cap = await startCapture(db.port, "mysql");
-  try {
-    await workload(db.port);
-  } finally {
-    await cap.stop();
-  }
-  pcap = cap.file;
-  records = decodeCapture(pcap, { plugins: ["mysql"], serverPort: db.port }).records;
+  ({ pcap, records } = await captureDecoded(db.port, "mysql", { plugins: ["mysql"] }, () => workload(db.port)));
 }, { timeout: 180_000 });
 
 after(async () => {

@@ -14,7 +14,8 @@ import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import mysql from "mysql2/promise";
-import { startCapture, tsharkFields, decodeCapture } from "./protocol-support/index.js";
+import { tsharkFields, decodeCapture } from "./protocol-support/index.js";
+import { startCapture } from "./support/tcpdump.js";
 import { REPO_ROOT } from "./support/index.js";
 
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -8,7 +8,7 @@ import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import type { RecordJson } from "@wirescope/common";
 import { waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, assemble } from "./probe-support.js";
-import { startCapture, decodeCapture, captureBytes, decodeChunks, runKcat } from "./protocol-support/index.js";
+import { captureDecoded, captureBytes, decodeChunks, runKcat } from "./protocol-support/index.js";
 
 const TOPIC = "orders";
 const MESSAGES = 12;
@@ -37,20 +37,16 @@ test("probe: kcat's Kafka connections byte for byte, and the same records as the
     assert.ok(Date.now() < warmUntil, "the probe saw no kcat connection within 30 s");
   }
 
-  const cap = await startCapture(broker.port, "probe-kafka-kcat");
   const pids: number[] = [];
-  try {
+  const { pcap, records: wireRecords } = await captureDecoded(broker.port, "probe-kafka-kcat", { plugins: ["kafka"] }, async () => {
     let input = "";
     for (let i = 0; i < MESSAGES; i++) input += `k${i}:zstd-${i}-${"0".repeat(200)}\n`;
     pids.push((await runKcat(addr, ["-P", "-t", TOPIC, "-K", ":", "-z", "zstd", "-X", "enable.idempotence=true"], input)).pid);
     const group = await runKcat(addr, ["-G", "billing", "-X", "auto.offset.reset=earliest", "-e", "-f", "%s\n", TOPIC]);
     assert.equal(group.out.split("\n").filter(Boolean).length, MESSAGES);
     pids.push(group.pid);
-  } finally {
-    await cap.stop();
-  }
-  const wire = captureBytes(cap.file, broker.port);
-  const wireRecords = decodeCapture(cap.file, { plugins: ["kafka"], serverPort: broker.port }).records;
+  });
+  const wire = captureBytes(pcap, broker.port);
 
   let compared = 0;
   const syscalls = new Map<number, number>();

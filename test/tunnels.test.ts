@@ -11,7 +11,8 @@ import http2 from "node:http2";
 import net from "node:net";
 import crypto from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { startCapture, decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { startCapture } from "./support/tcpdump.js";
 import { tsharkHttp2 } from "./http-support.js";
 
 const listen = (s: net.Server | http.Server | http2.Http2Server): Promise<number> =>

@@ -7,39 +7,11 @@ import path from "node:path";
 import { execFile, spawn } from "node:child_process";
 import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
-import { REPO_ROOT, spawnTracked, tempDir, waitFor } from "../support/index.js";
+import { REPO_ROOT } from "../support/index.js";
+import { captureWhile } from "../support/tcpdump.js";
 
 /** parsers-wasm/build: the built plugins (scripts/build.mjs builds them before tests). */
 export const PLUGIN_BUILD_DIR = path.join(REPO_ROOT, "parsers-wasm/build");
-
-export interface Capture {
-  file: string;
-  /** Stops tcpdump (flushing the file) and waits for it to exit. */
-  stop(): Promise<void>;
-}
-
-/** Starts tcpdump on loopback for one TCP port (or several); resolves once it is listening. */
-export async function startCapture(port: number | number[], name: string): Promise<Capture> {
-  const dir = tempDir(`wirescope-${name}-`);
-  const file = path.join(dir, `${name}.pcap`);
-  const log = path.join(dir, "tcpdump.log");
-  // -B 65536: a 64 MiB kernel buffer, so bursts of 64 KiB loopback segments are not dropped;
-  // --immediate-mode + -U: every packet reaches the file before SIGINT (no buffered block is
-  // lost); -B 128 MiB: room for bursts (16 MiB payloads) so the kernel drops nothing; -Z root:
-  // keep the privileges needed to write in our temp dir
-  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root", "-s", "0", "-w", file, [port].flat().map((p) => `tcp port ${p}`).join(" or ")], { logFile: log });
-  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("listening on"), { timeoutMs: 10_000, what: "tcpdump to listen" });
-  return {
-    file,
-    async stop() {
-      // a moment for the last segments (FIN/ACK) to pass the capture filter
-      await new Promise((r) => setTimeout(r, 300));
-      if (!p.hasExited) process.kill(p.pid, "SIGINT");
-      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
-      await p.stop(1000);
-    },
-  };
-}
 
 /** Runs tshark and returns the rows of `-T fields` (tab-separated, one array per frame). */
 export function tsharkFields(file: string, decodeAs: string, filter: string, fields: string[]): Promise<string[][]> {
@@ -118,6 +90,16 @@ export function decodeCapture(file: string, opts: DecodeOptions = {}): DecodeRes
     // run to the end
   }
   return { records, counters: engine.counters.snapshot(), rejected };
+}
+
+/**
+ * The loopback traffic of `port` captured with tcpdump while `workload` runs (stopped before
+ * anything is decoded, also when the workload fails), decoded with our plugins: the capture file
+ * and its records. `serverPort` defaults to `port`.
+ */
+export async function captureDecoded(port: number, name: string, opts: DecodeOptions, workload: () => Promise<unknown>): Promise<{ pcap: string; records: DecodedRecord[] }> {
+  const pcap = await captureWhile(port, name, workload);
+  return { pcap, records: decodeCapture(pcap, { serverPort: port, ...opts }).records };
 }
 
 /** Runs kcat against `broker` (host:port) with `input` on stdin; rejects on a non-zero exit or after `timeoutMs`. */

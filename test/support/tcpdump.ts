@@ -1,6 +1,10 @@
 // tcpdump for integration tests: started on loopback, ready once it listens, stopped by pid.
+// startTcpdump takes tcpdump's own arguments; startCapture and captureWhile capture TCP ports on
+// lo into a temporary directory (the protocol tests: protocol-support's captureDecoded).
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
+import { spawnTracked, tempDir, waitFor } from "./servers.js";
 
 export interface Tcpdump {
   file: string;
@@ -61,4 +65,48 @@ export async function waitForBytes(file: string, needle: Buffer | string, timeou
     if (Date.now() > deadline) throw new Error(`${file}: ${JSON.stringify(n.toString())} never reached the capture`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface Capture {
+  file: string;
+  /** Stops tcpdump (flushing the file) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts tcpdump on loopback for one TCP port (or several); resolves once it is listening. */
+export async function startCapture(port: number | number[], name: string): Promise<Capture> {
+  const dir = tempDir(`wirescope-${name}-`);
+  const file = path.join(dir, `${name}.pcap`);
+  const log = path.join(dir, "tcpdump.log");
+  // -B 65536: a 64 MiB kernel buffer, room for bursts of 64 KiB loopback segments (16 MiB
+  // payloads) so the kernel drops nothing; --immediate-mode + -U: every packet reaches the file
+  // before SIGINT (no buffered block is lost); -Z root: keep the privileges needed to write in
+  // our temp dir
+  const p = await spawnTracked("tcpdump", "tcpdump", ["-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-Z", "root", "-s", "0", "-w", file, [port].flat().map((p) => `tcp port ${p}`).join(" or ")], { logFile: log });
+  await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("listening on"), { timeoutMs: 10_000, what: "tcpdump to listen" });
+  return {
+    file,
+    async stop() {
+      // a moment for the last segments (FIN/ACK) to pass the capture filter
+      await new Promise((r) => setTimeout(r, 300));
+      if (!p.hasExited) process.kill(p.pid, "SIGINT");
+      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
+      await p.stop(1000);
+    },
+  };
+}
+
+/**
+ * Captures the loopback traffic of `port` (or several) while `workload` runs: tcpdump is listening
+ * before the workload starts and stopped (its file complete) before this returns, also when the
+ * workload fails. Returns the capture file.
+ */
+export async function captureWhile(port: number | number[], name: string, workload: () => Promise<unknown>): Promise<string> {
+  const cap = await startCapture(port, name);
+  try {
+    await workload();
+  } finally {
+    await cap.stop();
+  }
+  return cap.file;
 }
