@@ -6,7 +6,7 @@
 import net from "node:net";
 import fs from "node:fs";
 import path from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
@@ -19,6 +19,26 @@ export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string,
     path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", natsUrl, "--grpc-port", String(grpcPort),
     "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", "--node", "test-node", ...args,
   ], { logFile: path.join(dir, "probe.log") });
+}
+
+/**
+ * The keys of the named BPF maps of process `pid` (a probe), read through its map fds with
+ * bpftool: each map's name to its keys, for the names asked (a map missing among the fds is absent).
+ */
+export function probeMapKeys(pid: number, names: readonly string[]): Map<string, Buffer[]> {
+  const out = new Map<string, Buffer[]>();
+  const ids = new Set<number>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
+    const m = /^map_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+    if (m) ids.add(Number(m[1]));
+  }
+  for (const id of ids) {
+    const info = JSON.parse(execFileSync("bpftool", ["map", "show", "id", String(id), "-j"], { encoding: "utf8" })) as { name: string };
+    if (!names.includes(info.name)) continue;
+    const dump = JSON.parse(execFileSync("bpftool", ["map", "dump", "id", String(id), "-j"], { encoding: "utf8", maxBuffer: 1 << 30 })) as { key: string[] }[];
+    out.set(info.name, dump.map((e) => Buffer.from(e.key.map((b) => parseInt(b, 16)))));
+  }
+  return out;
 }
 
 /** Why eBPF cannot be used here (not root, no BTF), or undefined when it can. */

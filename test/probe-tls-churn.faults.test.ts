@@ -15,9 +15,9 @@ import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { connect } from "nats";
-import { ConnKind, ProbeService, RawBatchSchema, Role, createClient } from "@wirescope/common";
+import { ConnKind, ProbeService, RawBatchSchema, Role, createClient, resolvedData } from "@wirescope/common";
 import { freePort, startNats, tempDir } from "./support/index.js";
-import { bpfAvailable, spawnProbe } from "./probe-support.js";
+import { bpfAvailable, probeMapKeys, spawnProbe } from "./probe-support.js";
 import { report } from "./support/fault-stack.js";
 
 const run = promisify(execFile);
@@ -95,25 +95,11 @@ interface MapCount {
 
 /** Entry counts of the probe's maps, read through its map fds (bpftool). */
 function mapCounts(pid: number, ours: Set<number>): Record<string, MapCount> {
-  const ids = new Set<number>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
-    const m = /^map_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
-    if (m) ids.add(Number(m[1]));
-  }
   const out: Record<string, MapCount> = {};
-  for (const id of ids) {
-    const info = JSON.parse(execFileSync("bpftool", ["map", "show", "id", String(id), "-j"], { encoding: "utf8" })) as { name: string };
-    const tgidOf = PER_PROCESS[info.name];
-    if (!tgidOf && !PER_CONNECTION.includes(info.name)) continue;
-    const dump = JSON.parse(execFileSync("bpftool", ["map", "dump", "id", String(id), "-j"], { encoding: "utf8", maxBuffer: 1 << 30 })) as { key: string[] }[];
-    let deadOurs = 0;
-    if (tgidOf) {
-      for (const e of dump) {
-        const tgid = tgidOf(Buffer.from(e.key.map((b) => parseInt(b, 16))));
-        if (ours.has(tgid) && !fs.existsSync(`/proc/${tgid}`)) deadOurs++;
-      }
-    }
-    out[info.name] = { entries: dump.length, deadOurs };
+  for (const [name, keys] of probeMapKeys(pid, [...Object.keys(PER_PROCESS), ...PER_CONNECTION])) {
+    const tgidOf = PER_PROCESS[name];
+    const deadOurs = tgidOf ? keys.filter((k) => ours.has(tgidOf(k)) && !fs.existsSync(`/proc/${tgidOf(k)}`)).length : 0;
+    out[name] = { entries: keys.length, deadOurs };
   }
   return out;
 }
@@ -166,7 +152,8 @@ test("probe TLS churn: 10,000 short-lived TLS processes (curl, curl on a copied 
         if (c.kind === ConnKind.OPEN && c.tls) tlsRole.set(c.connKey, c.role);
         else if (c.kind === ConnKind.CLOSE) closed.add(c.connKey);
       }
-      for (const d of b.data) {
+      // conn_key of a DataEvent is relative to the batch's data_key_base
+      for (const d of resolvedData(b)) {
         const r = /^GET (\/(?:c|slow|p)\/\d+) /.exec(Buffer.from(d.payload.subarray(0, 64)).toString("latin1"));
         if (r) requests.push([d.connKey, r[1]!]);
       }
