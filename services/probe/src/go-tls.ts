@@ -88,20 +88,32 @@ export function hasRegisterAbi(version: string): boolean {
   return Number(m[1]) > 1 || Number(m[2]) >= 17;
 }
 
+/** Go's pc-line table: `.gopclntab`, or `.data.rel.ro.gopclntab` in a position-independent binary
+ *  linked by Go itself (-buildmode=pie: relocated data, read-only after relocation). */
+function pclntab(elf: ElfFile) {
+  return elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
+}
+
+/** Where a stripped binary's function names are: its pc-line table, which a position-independent
+ *  binary linked by the system linker (-buildmode=pie with cgo) keeps inside `.data.rel.ro`. */
+function functionNames(elf: ElfFile) {
+  return pclntab(elf) ?? elf.section(".data.rel.ro");
+}
+
 /**
  * Inspects an opened ELF file: null when it is not a Go binary using crypto/tls (nothing to do),
  * a plan when it can be traced, or the reason it cannot.
  */
 export function inspectGoTls(elf: ElfFile): GoTlsPlan | GoTlsUnsupported | null {
-  if (!elf.section(".go.buildinfo") && !elf.section(".note.go.buildid") && !elf.section(".gopclntab")) return null;
+  if (!elf.section(".go.buildinfo") && !elf.section(".note.go.buildid") && !pclntab(elf)) return null;
   const syms = elf.findSymbols([READ, WRITE, MEMMOVE, ...ITABS]);
   const read = syms.get(READ), write = syms.get(WRITE);
   const version = goVersion(elf);
   if (!read || !write) {
     if (elf.section(".symtab")) return null; // a Go binary without crypto/tls
     // stripped (-ldflags=-s): crypto/tls is there when its function names are in the pc table
-    const pcln = elf.section(".gopclntab");
-    if (pcln && elf.read(pcln.offset, pcln.size).includes(READ)) return { unsupported: "stripped Go binary (no symbol table): crypto/tls not traced", version };
+    const names = functionNames(elf);
+    if (names && elf.read(names.offset, names.size).includes(READ)) return { unsupported: "stripped Go binary (no symbol table): crypto/tls not traced", version };
     return null;
   }
   if (elf.machine !== EM_X86_64) return { unsupported: `Go TLS on machine ${elf.machine}: only x86-64 is supported`, version };
