@@ -22,8 +22,9 @@
 /* Executable files inspected by user space (not announced again). LRU: an evicted one is only
  * announced and inspected once more. */
 #define WS_MAX_EXECS 16384
-/* Go TLS calls in flight between (*Conn).Read/Write entry and return, keyed by (tgid, goroutine).
- * LRU: a goroutine blocked in Read when its process exits never returns. */
+/* Go TLS Reads in flight between (*Conn).Read's entry and its copy, keyed by (tgid, goroutine).
+ * LRU: removed with their connection too (close, exit), but two Reads of one tls.Conn at once
+ * leave the first's to the LRU. */
 #define WS_MAX_GO_CALLS 16384
 /* Go binaries with crypto/tls uprobes (slots of `go_tls_binaries`). */
 #define WS_MAX_GO_BINARIES 256

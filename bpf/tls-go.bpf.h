@@ -45,7 +45,8 @@ struct {
 	__type(value, struct ws_go_tls);
 } go_tls_binaries SEC(".maps");
 
-/* A Go TLS call between entry and return. Key: {tgid, goroutine's g pointer}. LRU. */
+/* A Go TLS Read between its entry and its copy. Key: {tgid, goroutine's g pointer}. LRU; also
+ * removed with the connection it reads (go_forget_read). */
 struct go_call_key {
 	__u32 tgid;
 	__u32 _pad;
@@ -120,7 +121,33 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u8 dir)
 	struct go_call c = { .buf = ctx->bx, .conn_key = ci->conn_key, .fd = fd };
 	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY))
 		count_drop(WS_DROP_ARGS_MAP_FULL);
+	ci->go_g = k.g; /* so that the connection's removal finds the call (go_forget_read) */
 	return 0;
+}
+
+/*
+ * The connection of fd is going (close, dup onto it, close_range, exec, the process's exit): the
+ * Read last entered on it will not copy, so its saved call goes too. Without this, a goroutine
+ * blocked in Read when its process exits, and every Read that returned an error (EOF, a closed
+ * connection: only the copy is probed, not the RETs), left its entry until the goroutine's next
+ * Read or the LRU. Keyed through the connection, it costs one lookup per connection removed,
+ * nothing per process. The entry is removed only while it still names this connection: a
+ * goroutine that has entered a Read of another connection since keeps that one's.
+ *
+ * What it cannot tell: a Close racing a Read between its socket read and its copy (the bytes are
+ * decrypted, the copy not yet made) loses that Read's plaintext, with the Reads that will never
+ * copy: both are counted in go_read_forgotten (the copy then finds no call; go_read_closed is left
+ * for a copy whose fd lost its connection some other way, an eviction). Two goroutines in Read on one
+ * tls.Conn at once (the second waits on the first's lock) leave the first's entry to the LRU.
+ */
+static __always_inline void go_forget_read(__u32 tgid, struct conn_info *ci)
+{
+	struct go_call_key k = { .tgid = tgid, .g = ci->go_g };
+	struct go_call *c = bpf_map_lookup_elem(&go_calls, &k);
+	if (!c || c->conn_key != ci->conn_key)
+		return;
+	bpf_map_delete_elem(&go_calls, &k);
+	tls_count(WS_TLS_STAT_GO_READ_FORGOTTEN, 1);
 }
 
 /* func (c *Conn) Read(b []byte) (int, error) and Write likewise. */

@@ -95,6 +95,7 @@ struct conn_info {
 	__u64 peer;        /* key of the peer_decision this end left for the other end (0: none):
 			    * removed at close, so decisions whose other end never comes do not pile up */
 	__u64 ssl;         /* the TLS library object last linked to this fd (ssl_fds), forgotten at close */
+	__u64 go_g;        /* Go: the goroutine of the last Read entered on it (go_calls), forgotten at close */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -1139,6 +1140,8 @@ static __always_inline void forget_fd(__u32 tgid, __u32 fd, __u8 syscall)
 	 * come: a process killed, or one that exits without freeing) */
 	if (ci->ssl)
 		forget_ssl_link(tgid, ci->ssl, fd);
+	if (ci->go_g)
+		go_forget_read(tgid, ci);
 	bpf_map_delete_elem(&conn_by_fd, &key);
 	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
@@ -1197,8 +1200,8 @@ int exit_dup3(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret);
  *
  * A process that exits (or is killed) has its fds closed by the kernel, with no close(2) to
  * trace; exec closes its close-on-exec fds the same way, and close_range(2) many at once. Their
- * entries in conn_by_fd, nonsock_fds (and through conn_info: copy_policy, peer_decision, ssl_fds)
- * would stay until the LRU evicted them, and an LRU full of dead entries evicts live ones. So:
+ * entries in conn_by_fd, nonsock_fds (and through conn_info: copy_policy, peer_decision, ssl_fds,
+ * go_calls) would stay until the LRU evicted them, and an LRU full of dead entries evicts live ones. So:
  *
  *   sched_process_exit, each thread  ── its active_calls and ssl_calls entries
  *   ... the last thread of the group ── every fd of the table (0..max_fds): forget_fd (a close

@@ -111,7 +111,8 @@ enum ws_tls_lib {
 	X(EXEC_ANNOUNCED, "exec_announced")   /* executables started, not inspected yet: announced */ \
 	X(GO_NO_FD, "go_no_fd")               /* Go tls.Conn whose socket could not be read: dropped */ \
 	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \
-	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read copying after its socket was closed: dropped */
+	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read copying after its socket was closed: dropped */ \
+	X(GO_READ_FORGOTTEN, "go_read_forgotten") /* Go Read pending when its connection went (close, exit, exec) */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,
