@@ -9,9 +9,9 @@
 // requests and Fetch responses the record count and codecs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { startKafkaTestBroker, type KafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { captureDecoded, runKcat, type DecodedRecord } from "./protocol-support/index.js";
+import { kafkaPdus } from "./protocol-support/kafka-tshark.js";
 
 const TOPIC = "orders";
 const CODECS = ["none", "gzip", "snappy", "lz4", "zstd"] as const;
@@ -59,93 +59,6 @@ after(async () => {
   await broker?.stop();
 });
 
-// ---- tshark -T json, one entry per Kafka PDU ----
-
-type Json = { [k: string]: unknown };
-interface Batch {
-  size: number;
-  codec: number;
-  control: boolean;
-  /** records tshark decompressed and dissected (undefined: none shown) */
-  dissected: number | undefined;
-}
-interface Pdu {
-  frame: number;
-  toBroker: boolean;
-  clientPort: number;
-  corr: number;
-  key: number;
-  version: number | undefined;
-  clientId: string | undefined;
-  topics: string[];
-  errors: number[];
-  batches: Batch[];
-  expert: string[];
-}
-
-/** Every value under `key` anywhere in `o` (arrays of repeated keys flattened). */
-function collect(o: unknown, key: string, out: unknown[] = []): unknown[] {
-  if (Array.isArray(o)) for (const x of o) collect(x, key, out);
-  else if (o && typeof o === "object") {
-    for (const [k, v] of Object.entries(o as Json)) {
-      if (k === key) out.push(...[v].flat());
-      else collect(v, key, out);
-    }
-  }
-  return out;
-}
-
-/** The objects of `o` that are record batches (they carry kafka.batch_size). */
-function batches(o: unknown, out: Batch[] = []): Batch[] {
-  if (Array.isArray(o)) for (const x of o) batches(x, out);
-  else if (o && typeof o === "object") {
-    const j = o as Json;
-    if ("kafka.batch_size" in j) {
-      const recs = j.Record;
-      out.push({
-        size: Number(j["kafka.batch_size"]),
-        codec: Number(j["kafka.batch_codec"]),
-        control: j["kafka.batch_control_batch"] === "1",
-        dissected: recs === undefined ? undefined : Array.isArray(recs) ? recs.length : 1,
-      });
-    } else for (const v of Object.values(j)) batches(v, out);
-  }
-  return out;
-}
-
-async function tsharkPdus(): Promise<Pdu[]> {
-  const args = ["-r", pcap, "-d", `tcp.port==${broker.port},kafka`, "-Y", "kafka", "-T", "json", "--no-duplicate-keys"];
-  const text = await new Promise<string>((resolve, reject) =>
-    execFile("tshark", args, { maxBuffer: 512 << 20, timeout: 120_000 }, (err, stdout) => (err ? reject(new Error(`tshark failed: ${err.message}`)) : resolve(stdout))),
-  );
-  const pdus: Pdu[] = [];
-  for (const f of JSON.parse(text) as { _source: { layers: Json } }[]) {
-    const l = f._source.layers;
-    const frame = Number((l.frame as Json)["frame.number"]);
-    const tcp = l.tcp as Json;
-    const toBroker = Number(tcp["tcp.dstport"]) === broker.port;
-    const clientPort = Number(toBroker ? tcp["tcp.srcport"] : tcp["tcp.dstport"]);
-    // expert notes sit beside the field they are about, inside the PDU
-    for (const k of [l.kafka].flat() as Json[]) {
-      const str = (name: string) => (k[name] === undefined ? undefined : String([k[name]].flat()[0]));
-      pdus.push({
-        frame,
-        toBroker,
-        clientPort,
-        corr: Number(str("kafka.correlation_id")),
-        key: Number(str("kafka.api_key")),
-        version: str("kafka.api_version") === undefined ? undefined : Number(str("kafka.api_version")),
-        clientId: str("kafka.client_id"),
-        topics: [...new Set(collect(k, "kafka.topic_name").map(String))],
-        errors: collect(k, "kafka.error").map(Number),
-        batches: batches(k),
-        expert: collect(k, "_ws.expert.message").map(String),
-      });
-    }
-  }
-  return pdus;
-}
-
 const attr = (r: DecodedRecord, k: string) => r.attributes[k];
 const CODEC_NAMES = ["none", "gzip", "snappy", "lz4", "zstd"];
 
@@ -165,7 +78,7 @@ test("kafka-kcat: librdkafka produced with every codec and consumed it all back,
 });
 
 test("kafka-kcat: our records match tshark per request, record counts and codecs included", async () => {
-  const pdus = await tsharkPdus();
+  const pdus = await kafkaPdus(pcap, broker.port);
   // tshark 4.0 knows InitProducerId up to v3, and Produce, Fetch and Metadata below what the
   // broker advertises: it notes "Unsupported <API> version. Supports v0-N." (a warning about its
   // own tables). It also mis-dissects the consumer-protocol bytes that JoinGroup and SyncGroup

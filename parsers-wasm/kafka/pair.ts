@@ -13,7 +13,10 @@
 //
 // Only the first MAX_BODY_PREFIX bytes of a message are buffered (record batches are skipped
 // as they stream by); a response whose tail is still being skipped is written when the tail
-// has passed, so its duration runs to its last byte.
+// has passed, so its duration runs to its last byte. Produce requests and Fetch responses are
+// also walked from their body's first byte to their last as the bytes arrive (api/records.ts),
+// counting every batch's records however large the message; such a Fetch response (and a
+// Produce with acks=0) is written when its walk is over.
 import { Connection, ByteQueue, OK, NOT_MINE } from "../common/index";
 import { Reader } from "./reader";
 import { KafkaTxn, MAX_BODY_PREFIX, MAX_PENDING, MAX_KNOWN_API_KEY, isFlexible, requestHeaderVersion, responseHeaderVersion } from "./types";
@@ -21,6 +24,7 @@ import { decodeRequest, decodeResponse, bodyKnown } from "./api/index";
 import { writeRecord } from "./emit";
 import { detect } from "./sniff";
 import { topicNames } from "./topic-ids";
+import { RecordsWalk } from "./api/records";
 
 /** Sizes beyond these are framing errors, not messages. */
 const MAX_REQUEST_SIZE: i32 = 256 << 20;
@@ -37,6 +41,9 @@ export class KafkaConnection extends Connection {
   private deferred: KafkaTxn | null = null;
   private requests: i32 = 0;
   private readonly rd: Reader = new Reader(0, 0);
+  /** Per direction: the walk of a Produce request's / Fetch response's records (api/records.ts). */
+  private readonly walk0: RecordsWalk = new RecordsWalk();
+  private readonly walk1: RecordsWalk = new RecordsWalk();
   /** framing errors and responses to unseen requests (per connection; the ABI cannot report them) */
   desyncs: i32 = 0;
   unmatched: i32 = 0;
@@ -85,6 +92,11 @@ export class KafkaConnection extends Connection {
       else this.lost1 = false;
     }
     for (;;) {
+      const w = dir == 0 ? this.walk0 : this.walk1;
+      if (w.active) {
+        if (!w.run(q)) break;
+        this.walked(dir, w.txn!, tsNs);
+      }
       if (dir == 1 && this.deferred !== null) {
         if (q.skipping() > 0) break;
         const d = this.deferred!;
@@ -111,8 +123,7 @@ export class KafkaConnection extends Connection {
       const endNs = q.tsAt(3 + take);
       let ok = false;
       if (dir == 0) {
-        ok = this.request(q.ptr() + 4, take, size, startNs, endNs);
-        if (ok) q.skip(4 + <i64>size);
+        ok = this.request(q, q.ptr() + 4, take, size, startNs, endNs);
       } else {
         ok = this.response(q, q.ptr() + 4, take, size, endNs);
       }
@@ -125,6 +136,14 @@ export class KafkaConnection extends Connection {
   }
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
+    const w = dir == 0 ? this.walk0 : this.walk1;
+    if (w.active) {
+      // lost inside a message being walked: its count cannot be exact; resume past its end
+      w.abort();
+      if (dir == 0) this.partial0 = w.end;
+      else this.partial1 = w.end;
+      this.walked(dir, w.txn!, tsNs);
+    }
     if (dir == 1 && this.deferred !== null) {
       // the gap fell in the skipped tail of a response we already read
       const d = this.deferred!;
@@ -174,6 +193,12 @@ export class KafkaConnection extends Connection {
   }
 
   onClose(tsNs: i64): i32 {
+    for (let dir = 0; dir < 2; dir++) {
+      const w = dir == 0 ? this.walk0 : this.walk1;
+      if (!w.active) continue;
+      w.abort(); // ended inside the message
+      this.walked(dir, w.txn!, tsNs);
+    }
     if (this.deferred !== null) {
       const d = this.deferred!;
       d.endNs = tsNs;
@@ -191,7 +216,18 @@ export class KafkaConnection extends Connection {
     return this.requests == 0 && this.desyncs > MAX_EARLY_DESYNC;
   }
 
-  private request(p: usize, take: i32, size: i32, startNs: i64, endNs: i64): bool {
+  /**
+   * A walk is over (or given up): a Produce with acks=0 is written now, with its last byte's
+   * time; a Fetch response is the deferred one, written by the caller.
+   */
+  private walked(dir: i32, t: KafkaTxn, tsNs: i64): void {
+    if (dir == 0 && t.noResponse) {
+      t.endNs = tsNs;
+      this.write(t, false);
+    }
+  }
+
+  private request(q: ByteQueue, p: usize, take: i32, size: i32, startNs: i64, endNs: i64): bool {
     const r = this.rd.reset(p, take);
     const key = r.i16();
     const version = r.i16();
@@ -208,11 +244,16 @@ export class KafkaConnection extends Connection {
     if (hv >= 1) t.clientId = r.nullableStr(false);
     if (hv >= 2) r.tags(true);
     if (!r.ok) return false;
+    const header = <i32>(r.pos - p);
     t.requestCut = take < size;
     t.requestDecoded = decodeRequest(key, version, isFlexible(key, version), r, t);
     this.requests++;
+    // a Produce request's records are counted by a walk of the whole message; others are skipped
+    const walked = this.walk0.start(q, t, false, size, header);
+    const walking = walked && !this.walk0.run(q);
+    if (!walked) q.skip(4 + <i64>size);
     if (t.noResponse) {
-      this.write(t, false);
+      if (!walking) this.write(t, false);
     } else {
       if (this.waiting.length >= MAX_PENDING) this.write(this.waiting.shift(), true);
       this.waiting.push(t);
@@ -242,7 +283,17 @@ export class KafkaConnection extends Connection {
     const key = t.apiKey;
     const v = t.apiVersion;
     if (responseHeaderVersion(key, v) >= 1) r.tags(true);
+    const header = <i32>(r.pos - p);
     t.responseDecoded = decodeResponse(key, v, isFlexible(key, v), r, t, topicNames) || (bodyKnown(key, v) && take < size);
+    if (this.walk1.start(q, t, true, size, header)) {
+      // a Fetch response's records are counted by a walk of the whole message: written when it is over
+      if (this.walk1.run(q)) this.write(t, false);
+      else {
+        if (this.deferred !== null) this.write(this.deferred!, false);
+        this.deferred = t;
+      }
+      return true;
+    }
     q.skip(4 + <i64>size);
     if (q.skipping() > 0) {
       if (this.deferred !== null) this.write(this.deferred!, false);
@@ -254,6 +305,11 @@ export class KafkaConnection extends Connection {
   }
 
   private write(t: KafkaTxn, incomplete: bool): void {
+    if (t.walking) {
+      // the request's walk is not over (its bytes still arriving): the count is not final
+      t.walking = false;
+      t.recordsUncounted = true;
+    }
     writeRecord(t, incomplete, topicNames);
   }
 }

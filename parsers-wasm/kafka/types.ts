@@ -103,8 +103,10 @@ export class KafkaTxn {
   records: i64 = 0;
   /** bit i set: a batch used codec i (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) */
   codecs: i32 = 0;
-  /** some records could not be counted (field cut by the prefix limit, legacy compressed set, damage) */
+  /** some records could not be counted (legacy compressed set, damage, a gap or the end of the connection inside the message) */
   recordsUncounted: bool = false;
+  /** the walk of its RECORDS fields is still going (api/records.ts): the counts are not final */
+  walking: bool = false;
   startNs: i64 = 0;
   endNs: i64 = 0;
   reqBytes: i64 = 0;

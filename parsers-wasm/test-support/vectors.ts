@@ -204,7 +204,7 @@ export interface RunResult {
 }
 
 /** Chunks: a step list already cut into the chunks to feed (same ts for pieces of one step). */
-type Chunk = { dir: 0 | 1; bytes?: Uint8Array; gap?: number; ts: bigint };
+export type Chunk = { dir: 0 | 1; bytes?: Uint8Array; gap?: number; ts: bigint };
 
 function stepChunks(steps: Step[]): Chunk[][] {
   return steps.map((s, i) => ["gap" in s ? { dir: s.dir, gap: s.gap, ts: BigInt(1000 * (i + 1)) } : { dir: s.dir, bytes: s.bytes, ts: BigInt(1000 * (i + 1)) }]);

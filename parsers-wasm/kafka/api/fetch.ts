@@ -12,7 +12,6 @@
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
 import { walkTopics, NAME, RESPONSE_NAME, TOPIC_ID } from "./topics";
-import { countRecordsField } from "./records";
 
 function requestPartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
   r.i32(); // partition
@@ -39,7 +38,7 @@ function responsePartition(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
     }
   }
   if (v >= 11) r.i32(); // preferred_read_replica
-  countRecordsField(r, flex, t); // records
+  r.skipBytes(flex); // records: counted by the walk of the whole message (records.ts)
 }
 
 export function fetchRequest(r: Reader, v: i32, flex: bool, t: KafkaTxn): void {
@@ -64,5 +63,4 @@ export function fetchResponse(r: Reader, v: i32, flex: bool, t: KafkaTxn): void 
     r.i32(); // session_id
   }
   walkTopics(r, v, flex, t, v >= 13 ? TOPIC_ID : RESPONSE_NAME, responsePartition);
-  if (!r.ok) t.recordsUncounted = true; // partitions after the cut were not seen
 }

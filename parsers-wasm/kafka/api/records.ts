@@ -1,6 +1,7 @@
-// Counting the records of a RECORDS field (Produce requests, Fetch responses) from the batch
-// headers alone: the count and the codec are outside the compressed part, so every codec (gzip,
-// snappy, lz4, zstd) is counted without decompressing anything.
+// Counting the records of Produce requests and Fetch responses from the batch headers alone, as
+// the bytes stream by: the count and the codec are outside the compressed part of a batch, so
+// every codec (gzip, snappy, lz4, zstd) is counted without decompressing anything, and a message
+// of any size is counted in constant memory.
 //
 //   RecordBatch (magic 2), 61-byte header, then the records (compressed as a whole when the
 //   codec is not none):
@@ -17,64 +18,383 @@
 //   its value: how many messages it holds is only known after decompressing, so the field is
 //   left uncounted.
 //
-// A batch that does not fit in what is left of the field is the partial batch a broker may end a
-// Fetch response with (clients drop it): it is not counted. A field cut by the buffered-prefix
-// limit, a magic byte we do not know or a negative count leaves the field uncounted.
-import { Reader } from "../reader";
+// A batch that does not fit in what is left of its field is the partial batch a broker may end a
+// Fetch response with (clients drop it): it is not counted. A magic byte we do not know or a
+// negative count leaves the field uncounted; a message whose structure does not add up (a length
+// past its end) leaves the message uncounted.
+//
+// Why a walker of its own: the api/ decoders read a buffered prefix of a message (the first
+// MAX_BODY_PREFIX bytes) with random access, and RECORDS fields make up nearly all of a large
+// Produce or Fetch. The walker follows the same message from its body's first byte to its last
+// as the chunks arrive: it keeps no bytes but the few of one header or length that a chunk
+// boundary cut (left queued), and skips every batch body (ByteQueue.skip drops bytes that have
+// not arrived yet without copying them). Its program is the message's layout for one version:
+//
+//   Produce request:   transactional_id(v3+) acks+timeout_ms
+//                      [ name | topic_id(v13+), [ index RECORDS tags ] tags ] tags
+//   Fetch response:    throttle_time_ms(v1+) error_code+session_id(v7+)
+//                      [ name | topic_id(v13+), [ partition_index error_code high_watermark
+//                        last_stable_offset(v4+) log_start_offset(v5+)
+//                        aborted_transactions(v4+)[ producer_id first_offset tags ]
+//                        preferred_read_replica(v11+) RECORDS tags ] tags ] tags
+//   (tags: tagged fields, flexible versions only; strings, bytes and arrays are compact there)
+import { ByteQueue } from "../../common/index";
 import { KafkaTxn } from "../types";
 
 const BATCH_HEADER: i32 = 61;
 /** offset + message_size + crc + magic + attributes */
 const LEGACY_ENTRY_MIN: i32 = 18;
+/** base_offset + batch_length + partition_leader_epoch + magic: enough to size and tell a batch */
+const BATCH_PEEK: i32 = 17;
 
-/** Reads a RECORDS / COMPACT_RECORDS field and counts its records into `t`. */
-export function countRecordsField(r: Reader, flex: bool, t: KafkaTxn): void {
-  t.recordFields++;
-  const n = r.bytesLen(flex);
-  if (n <= 0) return; // null or empty: no records
-  if (!r.has(n)) {
-    t.recordsUncounted = true; // the field runs past the buffered prefix
-    return;
+// Program operations (one i32 each, FIXED and ARRAY followed by one operand).
+const OP_FIXED: i32 = 1; // [OP_FIXED, n]: n bytes of fixed-size fields
+const OP_STR: i32 = 2; // a (nullable) string: int16 length, or compact (uvarint length + 1)
+const OP_ARRAY: i32 = 3; // [OP_ARRAY, body length]: int32 count, or compact (uvarint count + 1); body follows
+const OP_RECORDS: i32 = 4; // a RECORDS field: int32 length, or compact (uvarint length + 1)
+const OP_TAGS: i32 = 5; // a tagged-field section (flexible versions)
+
+const PROGRAM_CAP: i32 = 32;
+const MAX_DEPTH: i32 = 3;
+
+/** The walk of one message through a direction's queue (one per direction of a connection). */
+export class RecordsWalk {
+  /** Walking a message now. */
+  active: bool = false;
+  /** The transaction the counts go to (the last one walked, once the walk is over). */
+  txn: KafkaTxn | null = null;
+  /** Stream offset just past the message. */
+  end: i64 = 0;
+  private flex: bool = false;
+  /** What the program walks: 0 Produce request, 1 Fetch response (-1: none yet); its version. */
+  private kind: i32 = -1;
+  private version: i32 = -1;
+  private readonly prog: StaticArray<i32> = new StaticArray<i32>(PROGRAM_CAP);
+  private len: i32 = 0;
+  private pc: i32 = 0;
+  // open arrays, innermost last: first op of the element, op after the array, elements left
+  private readonly fromPc: StaticArray<i32> = new StaticArray<i32>(MAX_DEPTH);
+  private readonly toPc: StaticArray<i32> = new StaticArray<i32>(MAX_DEPTH);
+  private readonly left: StaticArray<i32> = new StaticArray<i32>(MAX_DEPTH);
+  private depth: i32 = 0;
+  /** Bytes left of the RECORDS field being walked (-1: not inside one). */
+  private recLeft: i64 = -1;
+  /** Tagged fields left of the section being walked. */
+  private tagsLeft: i32 = 0;
+
+  /**
+   * Starts walking the message at the head of `q` (its size field first), `size` bytes after
+   * that, of which the first `header` are the request or response header. Returns false (and
+   * does nothing) for messages without RECORDS fields.
+   */
+  start(q: ByteQueue, t: KafkaTxn, response: bool, size: i32, header: i32): bool {
+    const key = t.apiKey;
+    const v = t.apiVersion;
+    const kind = key == 0 && !response ? 0 : key == 1 && response ? 1 : -1;
+    if (kind < 0) return false;
+    if (kind != this.kind || v != this.version) {
+      // a direction of a connection carries one version of one message nearly always: build once
+      this.len = 0;
+      if (kind == 0) this.produceRequest(v, v >= 9);
+      else this.fetchResponse(v, v >= 12);
+      this.kind = kind;
+      this.version = v;
+    }
+    this.active = true;
+    this.txn = t;
+    t.walking = true;
+    this.end = q.consumed + 4 + <i64>size;
+    this.pc = 0;
+    this.depth = 0;
+    this.recLeft = -1;
+    this.tagsLeft = 0;
+    q.skip(4 + <i64>header);
+    return true;
   }
-  countRecords(r.pos, n, t);
-  r.pos += <usize>n;
+
+  /** Stops a walk that cannot finish (a gap, the connection's end): its count is not exact. */
+  abort(): void {
+    if (!this.active) return;
+    this.active = false;
+    const t = this.txn!;
+    t.recordsUncounted = true;
+    t.walking = false;
+  }
+
+  private op(x: i32): void {
+    unchecked((this.prog[this.len++] = x));
+  }
+
+  private fixed(n: i32): void {
+    if (n <= 0) return;
+    this.op(OP_FIXED);
+    this.op(n);
+  }
+
+  private tags(): void {
+    if (this.flex) this.op(OP_TAGS);
+  }
+
+  /** Opens an array: returns what close() needs. */
+  private open(): i32 {
+    this.op(OP_ARRAY);
+    this.op(0);
+    return this.len;
+  }
+
+  private close(body: i32): void {
+    unchecked((this.prog[body - 1] = this.len - body));
+  }
+
+  private produceRequest(v: i32, flex: bool): void {
+    this.flex = flex;
+    if (v >= 3) this.op(OP_STR); // transactional_id
+    this.fixed(6); // acks, timeout_ms
+    this.topics(v, 4, false, 0); // index
+  }
+
+  private fetchResponse(v: i32, flex: bool): void {
+    this.flex = flex;
+    this.fixed((v >= 1 ? 4 : 0) + (v >= 7 ? 6 : 0)); // throttle_time_ms, error_code, session_id
+    // partition_index error_code high_watermark last_stable_offset(v4+) log_start_offset(v5+),
+    // aborted_transactions(v4+), preferred_read_replica(v11+)
+    this.topics(v, 14 + (v >= 4 ? 8 : 0) + (v >= 5 ? 8 : 0), v >= 4, v >= 11 ? 4 : 0);
+  }
+
+  /**
+   * topics[ name | topic_id(v13+), partitions[ `head` bytes, aborted_transactions when
+   * `aborted`, `tail` bytes, RECORDS, tags ] tags ] tags
+   */
+  private topics(v: i32, head: i32, aborted: bool, tail: i32): void {
+    const topics = this.open();
+    if (v >= 13) this.fixed(16); // topic_id
+    else this.op(OP_STR); // name
+    const parts = this.open();
+    this.fixed(head);
+    if (aborted) {
+      const a = this.open();
+      this.fixed(16); // producer_id, first_offset
+      this.tags();
+      this.close(a);
+    }
+    this.fixed(tail);
+    this.op(OP_RECORDS);
+    this.tags();
+    this.close(parts);
+    this.tags();
+    this.close(topics);
+    this.tags();
+  }
+
+  /**
+   * Walks what `q` holds of the message. Returns true when the message has been walked to its
+   * last byte (the walk is over), false when more bytes are needed. What was walked is consumed
+   * (past what is queued, skipped as it arrives: batch bodies are never copied); a header or a
+   * length that the queue's end cuts stays queued for the next call.
+   */
+  run(q: ByteQueue): bool {
+    if (q.skipping() > 0) return false; // the bytes skipped have not all arrived yet
+    const t = this.txn!;
+    const p = q.ptr();
+    const n = <i64>q.avail();
+    const rest = this.end - q.consumed; // bytes of the message not walked before this call
+    let o: i64 = 0; // walked in this call; beyond n when the walk skips bytes still to come
+    let done = false;
+    while (o <= n) {
+      const left = rest - o; // bytes of the message after o
+      const have = n - o; // bytes queued after o
+      const at = p + <usize>o;
+      if (this.recLeft >= 0) {
+        // inside a RECORDS field: one batch, or the field's end
+        const rl = this.recLeft;
+        let step: i64 = rl; // a partial batch, the field's end, or a field that cannot be counted: all of it
+        if (rl >= BATCH_PEEK) {
+          if (have < BATCH_PEEK) break;
+          const size = <i64>(<i32>bswap<u32>(load<u32>(at + 8)));
+          const whole = 12 + size;
+          if (size >= 0 && whole <= rl) {
+            const magic = <i32>load<i8>(at + 16);
+            if (magic == 2 && whole >= BATCH_HEADER) {
+              if (have < BATCH_HEADER) break;
+              const attributes = <i32>bswap<u16>(load<u16>(at + 21));
+              const count = <i32>bswap<u32>(load<u32>(at + 57));
+              if (count >= 0) {
+                t.codecs |= 1 << (attributes & 7);
+                if ((attributes & 0x20) == 0) t.records += count;
+                step = whole;
+              } else t.recordsUncounted = true;
+            } else if ((magic == 0 || magic == 1) && whole >= LEGACY_ENTRY_MIN) {
+              if (have < LEGACY_ENTRY_MIN) break;
+              const codec = <i32>load<u8>(at + 17) & 7;
+              t.codecs |= 1 << codec;
+              if (codec == 0) t.records++;
+              else t.recordsUncounted = true;
+              step = whole;
+            } else t.recordsUncounted = true; // a magic byte we do not know, or a header too short
+          }
+          // else a partial batch at the end: clients drop it
+        }
+        o += step;
+        this.recLeft = step == rl ? -1 : rl - step;
+        continue;
+      }
+      if (this.tagsLeft > 0) {
+        // tag:uvarint size:uvarint then size bytes
+        const lim = have < left ? have : left;
+        uvarint(at, lim);
+        const a = vlen;
+        let b: i32 = 0;
+        let size: i64 = 0;
+        if (a > 0) {
+          size = <i64>uvarint(at + <usize>a, lim - a);
+          b = vlen;
+        }
+        if (a > 0 && b > 0) {
+          if (<i64>(a + b) + size > left) o = this.broken(t, o, rest);
+          else {
+            o += <i64>(a + b) + size;
+            this.tagsLeft--;
+          }
+          continue;
+        }
+        if (a < 0 || b < 0 || have >= left) o = this.broken(t, o, rest);
+        else break;
+        continue;
+      }
+      if (this.depth > 0 && this.pc == unchecked(this.toPc[this.depth - 1])) {
+        this.nextElement();
+        continue;
+      }
+      if (this.pc >= this.len) {
+        if (this.depth > 0) {
+          o = this.broken(t, o, rest); // a program bug would land here; never spin
+          continue;
+        }
+        if (left > 0) {
+          o += left; // the layout is walked: skip whatever a newer version added after it
+          continue;
+        }
+        done = true;
+        break;
+      }
+      const op = unchecked(this.prog[this.pc]);
+      if (op == OP_FIXED) {
+        const k = <i64>unchecked(this.prog[this.pc + 1]);
+        if (k > left) o = this.broken(t, o, rest);
+        else {
+          o += k;
+          this.pc += 2;
+        }
+        continue;
+      }
+      // a count or length: int16 (strings) or int32, or in flexible versions a uvarint
+      // (tagged fields: the count itself; the others: the length plus one, 0 for null)
+      let v: i64 = 0;
+      let k: i32 = 0;
+      if (this.flex || op == OP_TAGS) {
+        const u = uvarint(at, have < left ? have : left);
+        k = vlen;
+        if (k == 0 && have < left) break;
+        if (k <= 0 || u > 0x80000000) {
+          o = this.broken(t, o, rest);
+          continue;
+        }
+        v = op == OP_TAGS ? <i64>u : <i64>u - 1;
+      } else {
+        k = op == OP_STR ? 2 : 4;
+        if (<i64>k > left) {
+          o = this.broken(t, o, rest);
+          continue;
+        }
+        if (have < <i64>k) break;
+        v = op == OP_STR ? <i64>(<i16>bswap<u16>(load<u16>(at))) : <i64>(<i32>bswap<u32>(load<u32>(at)));
+      }
+      const after = left - <i64>k; // bytes of the message after the count or length
+      if (v > after) {
+        o = this.broken(t, o, rest); // longer than the message, or more elements than bytes
+        continue;
+      }
+      o += <i64>k;
+      if (op == OP_STR) {
+        if (v > 0) o += v;
+        this.pc += 1;
+      } else if (op == OP_RECORDS) {
+        t.recordFields++;
+        if (v > 0) this.recLeft = v;
+        this.pc += 1;
+      } else if (op == OP_TAGS) {
+        this.tagsLeft = <i32>v;
+        this.pc += 1;
+      } else {
+        // OP_ARRAY
+        const body = unchecked(this.prog[this.pc + 1]);
+        if (v <= 0) {
+          this.pc += 2 + body;
+          continue;
+        }
+        if (this.depth == MAX_DEPTH) {
+          o = this.broken(t, o, rest);
+          continue;
+        }
+        const d = this.depth++;
+        unchecked((this.fromPc[d] = this.pc + 2));
+        unchecked((this.toPc[d] = this.pc + 2 + body));
+        unchecked((this.left[d] = <i32>v));
+        this.pc += 2;
+      }
+    }
+    q.skip(o);
+    if (done) {
+      this.active = false;
+      t.walking = false;
+    }
+    return done;
+  }
+
+  /** At the end of an array element: on to the next element, or past the array. */
+  private nextElement(): void {
+    const d = this.depth - 1;
+    const n = unchecked(this.left[d]) - 1;
+    if (n > 0) {
+      unchecked((this.left[d] = n));
+      this.pc = unchecked(this.fromPc[d]);
+    } else {
+      this.pc = unchecked(this.toPc[d]);
+      this.depth = d;
+    }
+  }
+
+  /** The message does not add up: its count cannot be exact. Returns where the walk goes: its end. */
+  private broken(t: KafkaTxn, o: i64, rest: i64): i64 {
+    t.recordsUncounted = true;
+    this.recLeft = -1;
+    this.tagsLeft = 0;
+    this.depth = 0;
+    this.pc = this.len;
+    return rest > o ? rest : o;
+  }
 }
 
-function countRecords(p: usize, n: i32, t: KafkaTxn): void {
-  let o: i32 = 0;
-  while (n - o >= 17) {
-    const size = <i32>bswap<u32>(load<u32>(p + <usize>o + 8));
-    const end = <i64>o + 12 + <i64>size;
-    if (size < 0 || end > <i64>n) return; // a partial batch at the end: clients drop it
-    const magic = <i32>load<i8>(p + <usize>o + 16);
-    if (magic == 2) {
-      if (size + 12 < BATCH_HEADER) {
-        t.recordsUncounted = true;
-        return;
-      }
-      const attributes = <i32>bswap<u16>(load<u16>(p + <usize>o + 21));
-      const count = <i32>bswap<u32>(load<u32>(p + <usize>o + 57));
-      if (count < 0) {
-        t.recordsUncounted = true;
-        return;
-      }
-      t.codecs |= 1 << (attributes & 7);
-      if ((attributes & 0x20) == 0) t.records += count;
-    } else if (magic == 0 || magic == 1) {
-      if (size + 12 < LEGACY_ENTRY_MIN) {
-        t.recordsUncounted = true;
-        return;
-      }
-      const codec = <i32>load<u8>(p + <usize>o + 17) & 7;
-      t.codecs |= 1 << codec;
-      if (codec == 0) t.records++;
-      else t.recordsUncounted = true;
-    } else {
-      t.recordsUncounted = true;
-      return;
+/** Length in bytes of the last varint uvarint() read: 0 when cut short, -1 when longer than 5 bytes. */
+let vlen: i32 = 0;
+
+/** An unsigned LEB128 varint of at most 5 bytes (u32) at `p`, `lim` bytes readable. */
+function uvarint(p: usize, lim: i64): u64 {
+  let v: u64 = 0;
+  for (let i: i32 = 0; i < 5; i++) {
+    if (<i64>i >= lim) {
+      vlen = 0;
+      return 0;
     }
-    o = <i32>end;
+    const b = <u64>load<u8>(p + <usize>i);
+    v |= (b & 0x7f) << (7 * <u64>i);
+    if ((b & 0x80) == 0) {
+      vlen = i + 1;
+      return v;
+    }
   }
+  vlen = -1;
+  return 0;
 }
 
 const CODEC_NAMES: string[] = ["none", "gzip", "snappy", "lz4", "zstd", "codec5", "codec6", "codec7"];

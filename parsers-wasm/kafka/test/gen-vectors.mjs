@@ -240,17 +240,19 @@ const classic = [
 ];
 
 // a Fetch response far larger than what the decoder buffers (256 KiB): its head is decoded,
-// its record batches are skipped as they stream by, and the next response still pairs. The
-// error of partition 0 (before the cut) is seen; partition 1's (after 600 KiB) is past it.
+// its record batches are counted as they stream by (60 zstd batches of 10 KiB, 7 records each),
+// and the next response still pairs. The error of partition 0 (before the cut) is seen;
+// partition 1's (after 600 KiB) is past it.
+const bigFetchBatches = Buffer.concat(Array.from({ length: 60 }, (_, k) => recordBatch(7, 4, { payload: 10 * 1024 - 61, baseOffset: 7 * k })));
 const bigFetchResp = response(15603, true,
   new W(true).i32(0).i16(0).i32(12)
     .arr(["zqy-test"], (w, t) => w.str(t)
-      .arr([[0, 1], [1, 3]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : Buffer.alloc(600 * 1024, 0x77)).tags()).tags())
+      .arr([[0, 1], [1, 3]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : bigFetchBatches).tags()).tags())
     .tags().buf());
-classic.push(vec("a 600 KiB Fetch response: head decoded, batches skipped, the next response pairs",
+classic.push(vec("a 600 KiB Fetch response: head decoded, every batch counted past the buffered prefix, the next response pairs",
   [c(fetchV12Req), s(bigFetchResp.subarray(0, 70000)), s(bigFetchResp.subarray(70000, 400000)), s(bigFetchResp.subarray(400000)), c(heartbeatV4Req), s(heartbeatV4Resp)],
   [
-    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: 614508, attributes: attrs(1, 12, 15603, { "kafka.records_counted": false, "messaging.batch.message_count": null }) },
+    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: bigFetchResp.length, attributes: attrs(1, 12, 15603, { "kafka.records_counted": null, "messaging.batch.message_count": 420, "kafka.compression": "zstd" }) },
     { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
   ],
   { modes: ["whole"] }));
@@ -337,6 +339,42 @@ const fetchV3Req = request(1, 3, 53, "old-consumer", false,
   new W(false).i32(-1).i32(500).i32(1).i32(1048576).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i64(0).i32(1048576))).buf());
 const fetchV3Resp = response(53, false,
   new W(false).i32(0).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(2).bytes(legacyMessage(1, Buffer.alloc(30, 0x1f), 1)))).buf());
+// Produce v9 (flexible, transactional): two topics, tagged fields after every partition, topic
+// and the body → 3 + 2 + 4 + 5 = 14 records in 4 batches
+const produceTagsReq = request(0, 9, 54, "txn-producer", true,
+  new W(true).str("txn-1").i16(-1).i32(30000)
+    .arr([["orders", [[0, recordBatch(3, 0)], [1, Buffer.concat([recordBatch(2, 1), recordBatch(4, 1)])]]], ["audit", [[0, recordBatch(5, 4)]]]], (w, [t, parts]) =>
+      w.str(t).arr(parts, (w, [p, b]) => w.i32(p).bytes(b).tags(1)).tags(2))
+    .tags(1).buf());
+const produceTagsResp = response(54, true,
+  new W(true).arr([["orders", [0, 1]], ["audit", [0]]], (w, [t, ps]) => w.str(t).arr(ps, (w, p) => w.i32(p).i16(0).i64(0).i64(-1).i64(0).arr([], () => {}).str(null).tags()).tags()).i32(0).tags().buf());
+// Fetch v12 (flexible): aborted transactions before the records, tagged fields, two topics →
+// 6 + 1 + 8 = 15 records
+const fetchTagsReq = request(1, 12, 55, "consumer-1", true,
+  new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(1).i32(0).i32(-1)
+    .arr([["orders", [0, 1]], ["audit", [0]]], (w, [t, ps]) => w.str(t).arr(ps, (w, p) => w.i32(p).i32(0).i64(10).i32(-1).i64(-1).i32(1048576).tags()).tags())
+    .arr([], () => {}).str("").tags().buf());
+const fetchTagsResp = response(55, true,
+  new W(true).i32(0).i16(0).i32(9)
+    .arr([["orders", [[0, recordBatch(6, 2)], [1, recordBatch(1, 0)]]], ["audit", [[0, recordBatch(8, 3)]]]], (w, [t, parts]) => w.str(t)
+      .arr(parts, (w, [p, b]) => w.i32(p).i16(0).i64(20).i64(20).i64(0).arr([[7, 3], [8, 5]], (w, [pid, off]) => w.i64(pid).i64(off).tags(1)).i32(-1).bytes(b).tags(1)).tags(1))
+    .tags(1).buf());
+// Fetch v13 (topics by id): 9 records
+const fetchIdReq = request(1, 13, 56, "consumer-1", true,
+  new W(true).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(0).i32(-1)
+    .arr([ID_UNSEEN], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i32(5).i64(42).i32(-1).i64(-1).i32(1048576).tags()).tags())
+    .arr([], () => {}).str("").tags().buf());
+const fetchIdResp = response(56, true,
+  new W(true).i32(0).i16(0).i32(77)
+    .arr([ID_UNSEEN], (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i16(0).i64(100).i64(100).i64(0).arr(null, () => {}).i32(-1).bytes(Buffer.concat([recordBatch(4, 4), recordBatch(5, 4)])).tags()).tags())
+    .tags().buf());
+// Produce v7 with acks=0 (no response): written once its last byte has been walked
+const produceAcks0Req = request(0, 7, 57, "fire-and-forget", false,
+  new W(false).str(null).i16(0).i32(30000).arr(["logs"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.concat([recordBatch(3, 0), recordBatch(2, 3)])))).buf());
+// a RECORDS length that runs past the message's end: the message does not add up
+const fetchOverrunResp = response(51, false,
+  new W(false).i32(0).i16(0).i32(0)
+    .arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(11).i64(11).i64(0).arr(null, () => {}).i32(-1).i32(100000).raw(recordBatch(4, 0)))).buf());
 const records = [
   vec("Produce v9: records counted from the batch headers of every codec, without decompressing",
     [c(produceBatchesReq), s(produceBatchesResp)],
@@ -354,6 +392,31 @@ const records = [
     [c(fetchV11Req), s(response(51, false, new W(false).i32(0).i16(0).i32(0).arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(11).i64(11).i64(0).arr(null, () => {}).i32(-1).bytes(null))).buf()))],
     [{ operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 11, 51, { "messaging.batch.message_count": 0, "kafka.compression": null }) }]),
 ];
+
+records.push(
+  vec("Produce v9 (flexible, transactional): every partition of every topic counted, tagged fields skipped",
+    [c(produceTagsReq), s(produceTagsResp)],
+    [{ operation: "Produce", resource: "orders,audit", status: 0, attributes: attrs(0, 9, 54, { "messaging.batch.message_count": 14, "kafka.compression": "none,gzip,zstd", "kafka.records_counted": null }) }]),
+  vec("Fetch v12 (flexible): aborted transactions and tagged fields before and after the records, two topics",
+    [c(fetchTagsReq), s(fetchTagsResp)],
+    [{ operation: "Fetch", resource: "orders,audit", status: 0, attributes: attrs(1, 12, 55, { "messaging.batch.message_count": 15, "kafka.compression": "none,snappy,lz4", "kafka.records_counted": null }) }]),
+  vec("Fetch v13: topics by id, records counted",
+    [c(fetchIdReq), s(fetchIdResp)],
+    [{ operation: "Fetch", status: 0, attributes: attrs(1, 13, 56, { "messaging.batch.message_count": 9, "kafka.compression": "zstd", "kafka.topic_ids": [ID_UNSEEN] }) }]),
+  vec("Produce v7 acks=0: written when its last byte has been walked, then the next request pairs",
+    [c(Buffer.concat([produceAcks0Req, heartbeatV4Req])), s(heartbeatV4Resp)],
+    [
+      { operation: "Produce", resource: "logs", status: null, attributes: attrs(0, 7, 57, { "kafka.no_response": true, "messaging.batch.message_count": 5, "kafka.compression": "none,lz4" }) },
+      { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+    ]),
+  vec("a RECORDS field longer than its message: not counted, and the next response pairs",
+    [c(Buffer.concat([fetchV11Req, heartbeatV4Req])), s(Buffer.concat([fetchOverrunResp, heartbeatV4Resp]))],
+    [
+      // the body decoder stops at the same length: no status either
+      { operation: "Fetch", resource: "orders", status: null, attributes: attrs(1, 11, 51, { "kafka.records_counted": false, "messaging.batch.message_count": null }) },
+      { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+    ]),
+);
 
 const write = (name, v) => fs.writeFileSync(path.join(out, name), JSON.stringify(v, null, 1) + "\n");
 write("flexible.json", flexible);

@@ -1,27 +1,131 @@
-// Messages larger than what the decoder buffers, fed the way the host feeds them (chunks of up
-// to 1 MiB) with a partial header already queued: the stream must not hit the queue limit.
+// Messages larger than what the decoder buffers (256 KiB), fed the way the host feeds them
+// (chunks of up to 1 MiB): the stream must not hit the queue limit, and every record batch is
+// counted past the buffered prefix (api/records.ts walks the whole message as it streams by), in
+// memory that does not grow with the message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PluginRegistry, Plugin } from "@wirescope/common";
 import { findPlugin } from "../../test-support/plugins.js";
-import { runChunks } from "../../test-support/vectors.js";
-import { W, request, response } from "./wire.js";
+import { runChunks, type Chunk } from "../../test-support/vectors.js";
+import { W, request, response, recordBatch } from "./wire.js";
 
-test("kafka: a 3 MiB Produce request split after 3 bytes, then 1 MiB chunks", () => {
+const MiB = 1 << 20;
+
+function registry(): { reg: PluginRegistry; plugin: Plugin } {
   const reg = new PluginRegistry();
-  reg.add(Plugin.fromFile(findPlugin("kafka").manifest));
-  const req = request(0, 7, 9, "big-producer", false, new W().str(null).i16(-1).i32(30000).arr(["bulk"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.alloc(3 << 20, 0x61)))).buf());
+  const plugin = Plugin.fromFile(findPlugin("kafka").manifest);
+  reg.add(plugin);
+  return { reg, plugin };
+}
+
+/** `n` zstd batches of `records` records each, `size` bytes apiece. */
+function batches(n: number, records: number, size: number): Buffer {
+  return Buffer.concat(Array.from({ length: n }, (_, k) => recordBatch(records, 4, { payload: size - 61, baseOffset: k * records })));
+}
+
+const fetchReq = request(1, 11, 21, "big-consumer", false,
+  new W().i32(-1).i32(500).i32(1).i32(100 * MiB).i8(0).i32(0).i32(-1)
+    .arr(["bulk"], (w, t) => w.str(t).arr([0, 1], (w, p) => w.i32(p).i32(-1).i64(0).i64(-1).i32(64 * MiB))).arr([], () => {}).str("").buf());
+
+/** A Fetch v11 response: partition 0 carries `records`, partition 1 an uncompressed batch of 3 (after them). */
+function fetchResp(records: Buffer): Buffer {
+  return response(21, false,
+    new W().i32(0).i16(0).i32(0)
+      .arr(["bulk"], (w, t) => w.str(t).arr([[0, records], [1, recordBatch(3, 0)]], (w, [p, b]) => w.i32(p as number).i16(0).i64(11).i64(11).i64(0).arr([], () => {}).i32(-1).bytes(b as Buffer))).buf());
+}
+
+const heartbeatReq = request(12, 3, 22, "big-consumer", false, new W().str("g").i32(1).str("m-1").str(null).buf());
+const heartbeatResp = response(22, false, new W().i32(0).i16(0).buf());
+
+/** The chunks of `bytes` cut at `cuts` (offsets), then in pieces of at most 1 MiB. */
+function chunked(dir: 0 | 1, bytes: Buffer, ts: bigint, cuts: number[] = []): Chunk[] {
+  const out: Chunk[] = [];
+  const at = [...new Set([0, ...cuts, bytes.length])].sort((a, b) => a - b);
+  for (let i = 0; i + 1 < at.length; i++)
+    for (let o = at[i]!; o < at[i + 1]!; o += MiB) out.push({ dir, bytes: bytes.subarray(o, Math.min(o + MiB, at[i + 1]!)), ts });
+  return out;
+}
+
+test("kafka: a 3 MiB Produce request split after 3 bytes, then 1 MiB chunks: every batch counted", () => {
+  const { reg } = registry();
+  const req = request(0, 7, 9, "big-producer", false, new W().str(null).i16(-1).i32(30000).arr(["bulk"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(batches(300, 7, 10 * 1024)))).buf());
   const resp = response(9, false, new W().arr(["bulk"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(0).i64(-1).i64(0))).i32(0).buf());
-  const chunks: { dir: 0 | 1; bytes: Uint8Array; ts: bigint }[] = [{ dir: 0, bytes: req.subarray(0, 3), ts: 1000n }];
-  for (let o = 3; o < req.length; o += 1 << 20) chunks.push({ dir: 0, bytes: req.subarray(o, o + (1 << 20)), ts: 2000n });
-  chunks.push({ dir: 1, bytes: resp, ts: 3000n });
-  const res = runChunks(reg, "kafka", chunks);
+  const res = runChunks(reg, "kafka", [{ dir: 0, bytes: req.subarray(0, 3), ts: 1000n }, ...chunked(0, req.subarray(3), 2000n), { dir: 1, bytes: resp, ts: 3000n }]);
   assert.equal(res.reason, undefined, JSON.stringify(res.counters));
   assert.equal(res.records.length, 1);
   const r = res.records[0]!;
-  assert.equal(r.operation, "Produce");
-  assert.equal(r.resource, "bulk");
-  assert.equal(r.status, 0);
-  assert.equal(r.reqBytes, req.length);
-  assert.equal(r.durationNs, "2000");
+  assert.deepEqual([r.operation, r.resource, r.status, r.reqBytes, r.durationNs], ["Produce", "bulk", 0, req.length, "2000"]);
+  assert.equal(r.attributes["messaging.batch.message_count"], 2100);
+  assert.equal(r.attributes["kafka.compression"], "zstd");
+  assert.equal(r.attributes["kafka.records_counted"], undefined);
+});
+
+test("kafka: a 64 MiB Fetch response in 1 MiB chunks: every batch counted, in memory that does not grow with it", () => {
+  const { reg, plugin } = registry();
+  const run = (records: Buffer) => {
+    const resp = fetchResp(records);
+    const res = runChunks(reg, "kafka", [{ dir: 0, bytes: fetchReq, ts: 1000n }, ...chunked(1, resp, 2000n), { dir: 0, bytes: heartbeatReq, ts: 3000n }, { dir: 1, bytes: heartbeatResp, ts: 4000n }]);
+    assert.equal(res.reason, undefined, JSON.stringify(res.counters));
+    assert.deepEqual(res.records.map((r) => r.operation), ["Fetch", "Heartbeat"]);
+    assert.equal(res.records[0]!.respBytes, resp.length);
+    return res.records[0]!;
+  };
+  const small = run(batches(32, 10, 64 * 1024)); // 2 MiB
+  assert.equal(small.attributes["messaging.batch.message_count"], 323);
+  const after2 = plugin.instance().memoryBytes();
+  const big = run(batches(1024, 10, 64 * 1024)); // 64 MiB
+  assert.equal(big.attributes["messaging.batch.message_count"], 10243);
+  assert.equal(big.attributes["kafka.compression"], "none,zstd");
+  assert.equal(plugin.instance().memoryBytes(), after2, "instance memory grew with the message");
+  assert.ok(after2 <= 8 * MiB, `instance memory ${after2} bytes`);
+});
+
+test("kafka: a chunk boundary at every byte of a batch header and of a RECORDS length past the buffered prefix", () => {
+  const { reg } = registry();
+  const records = batches(60, 7, 10 * 1024); // 600 KiB
+  const resp = fetchResp(records);
+  const first = resp.indexOf(records);
+  const header = first + 40 * 10 * 1024; // the 41st batch, 400 KiB in
+  const second = resp.lastIndexOf(recordBatch(3, 0)) - 4; // partition 1's RECORDS length
+  for (const [from, n] of [[header, 61], [second, 4 + 61]] as const)
+    for (let k = 0; k <= n; k++) {
+      const res = runChunks(reg, "kafka", [{ dir: 0, bytes: fetchReq, ts: 1000n }, ...chunked(1, resp, 2000n, [from + k])]);
+      assert.equal(res.records.length, 1);
+      assert.equal(res.records[0]!.attributes["messaging.batch.message_count"], 423, `cut at ${from} + ${k}`);
+    }
+});
+
+test("kafka: a gap past the buffered prefix: none in a batch's body, uncounted in a header, and the next response pairs", () => {
+  const { reg } = registry();
+  const records = batches(60, 7, 10 * 1024);
+  const resp = fetchResp(records);
+  const batch41 = resp.indexOf(records) + 40 * 10 * 1024;
+  const run = (at: number, len: number) =>
+    runChunks(reg, "kafka", [
+      { dir: 0, bytes: fetchReq, ts: 1000n },
+      { dir: 1, bytes: resp.subarray(0, at), ts: 2000n },
+      { dir: 1, gap: len, ts: 2100n },
+      { dir: 1, bytes: resp.subarray(at + len), ts: 2200n },
+      { dir: 0, bytes: heartbeatReq, ts: 3000n },
+      { dir: 1, bytes: heartbeatResp, ts: 4000n },
+    ]);
+  const inBody = run(batch41 + 61 + 100, 5000);
+  assert.deepEqual(inBody.records.map((r) => r.operation), ["Fetch", "Heartbeat"]);
+  assert.equal(inBody.records[0]!.attributes["messaging.batch.message_count"], 423, "a gap in a body skipped anyway costs nothing");
+  const inHeader = run(batch41 + 20, 30);
+  assert.deepEqual(inHeader.records.map((r) => r.operation), ["Fetch", "Heartbeat"]);
+  assert.equal(inHeader.records[0]!.attributes["kafka.records_counted"], false);
+  assert.equal(inHeader.records[0]!.attributes["messaging.batch.message_count"], undefined, "never a partial count");
+  assert.equal(inHeader.records[1]!.status, 0);
+});
+
+test("kafka: a connection that ends inside a large Fetch response: written, not counted", () => {
+  const { reg } = registry();
+  const resp = fetchResp(batches(60, 7, 10 * 1024));
+  for (const cut of [300 * 1024, 300 * 1024 + 30, resp.length - 1]) {
+    const res = runChunks(reg, "kafka", [{ dir: 0, bytes: fetchReq, ts: 1000n }, { dir: 1, bytes: resp.subarray(0, cut), ts: 2000n }]);
+    assert.equal(res.records.length, 1, `cut at ${cut}`);
+    assert.equal(res.records[0]!.attributes["kafka.records_counted"], false, `cut at ${cut}`);
+    assert.equal(res.records[0]!.attributes["messaging.batch.message_count"], undefined);
+  }
 });
