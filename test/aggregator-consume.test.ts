@@ -15,7 +15,7 @@ import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { headers } from "nats";
 import { RecordBatchSchema, createLogger, ensureRecordsStream } from "@wirescope/common";
-import { makeRecord } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
 import { startAggregator, startBackends, publishRecords, rows, pastWindow } from "./aggregator-support.js";
 

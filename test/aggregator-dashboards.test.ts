@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
 import { clone } from "@bufbuild/protobuf";
 import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
-import { makeRecord } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
 import { startNats, startInflux, waitFor, readRecordsFixture, DEMO_RECORDS, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";

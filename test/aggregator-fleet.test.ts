@@ -5,7 +5,8 @@
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { Role, recordPartitionOf, type Record as WRecord } from "@wirescope/common";
-import { makeRecord, windowStart } from "@wirescope/aggregator";
+import { windowStart } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor } from "./support/index.js";
 import { ownedIn, startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
 

@@ -6,7 +6,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection } from "nats";
 import { startInfluxd, type RunningServer } from "@wirescope/common";
-import { makeRecord, windowStart } from "@wirescope/aggregator";
+import { windowStart } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
 import { startAggregator, startBackends, publishRecords, rows } from "./aggregator-support.js";
 

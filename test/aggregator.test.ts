@@ -3,7 +3,8 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { NatsConnection } from "nats";
-import { makeRecord, exactQuantile, windowStart } from "@wirescope/aggregator";
+import { windowStart } from "@wirescope/aggregator";
+import { makeRecord, exactQuantile } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
 

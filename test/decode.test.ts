@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { REPO_ROOT } from "./support/index.js";
 
 const CAPTURES = SHARED_CAPTURES;

@@ -5,8 +5,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, rawSubject, seriesFor } from "@wirescope/common";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { useParserBed, startParser, parserStatus, replayWithProbe, type ParserProc } from "./parser-support.js";
 import { freePort, waitFor } from "./support/index.js";
 
@@ -17,7 +19,7 @@ interface PromFamily {
 }
 const parsePrometheus = createRequire(import.meta.url)("parse-prometheus-text-format") as (text: string) => PromFamily[];
 
-const CAPTURE = "/work/shared/captures/http1/zeek__pipelined-requests.pcap";
+const CAPTURE = path.join(SHARED_CAPTURES, "http1/zeek__pipelined-requests.pcap");
 
 async function scrape(address: string): Promise<{ families: PromFamily[]; contentType: string }> {
   const res = await fetch(`http://${address}/metrics`);

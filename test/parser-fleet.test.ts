@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { REPO_ROOT } from "./support/index.js";
 
 const P = 64;

@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role, type ConnEvent, type DataEvent } from "@wirescope/common";
 import { REPO_ROOT, startNats } from "./support/index.js";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { captureThroughRelay, conversationsFromCapture, natsClient, parserStatus, startParser, startRedis, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
 
 const run = promisify(execFile);

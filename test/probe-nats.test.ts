@@ -9,7 +9,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, resolvedData, type RawBatch } from "@wirescope/common";
 import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 
 
 const ECHO_SERVER = `

@@ -5,7 +5,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import type { NatsConnection } from "nats";
-import { makeRecord } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows, pastWindow, WIRESCOPE, type AggregatorProc } from "./aggregator-support.js";
 

@@ -8,7 +8,7 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect, type NatsConnection } from "nats";
 import { readNatsCredentials, type Record as WRecord } from "@wirescope/common";
-import { makeRecord } from "@wirescope/aggregator";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { ownedIn, publishPartitioned, rows } from "./aggregator-support.js";
 

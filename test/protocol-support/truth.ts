@@ -2,10 +2,7 @@
 // what tshark 4.0 decoded in each capture, one entry per request/response pair.
 import fs from "node:fs";
 import path from "node:path";
-import { REPO_ROOT } from "../support/repo.js";
-
-/** ../shared/captures, next to the repository (read-only test data). */
-export const CAPTURES_DIR = process.env.WIRESCOPE_CAPTURES ?? path.resolve(REPO_ROOT, "../shared/captures");
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 
 export interface Truth {
   capture: string;
@@ -16,7 +13,7 @@ export interface Truth {
 
 /** Every `<capture>.truth.json` of one protocol folder, with the capture's path. */
 export function truths(proto: string): { file: string; truth: Truth }[] {
-  const dir = path.join(CAPTURES_DIR, proto);
+  const dir = path.join(SHARED_CAPTURES, proto);
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)

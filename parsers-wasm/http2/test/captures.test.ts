@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { decodeCapture } from "../../http1/test/decode.js";
 import type { RecordJson } from "@wirescope/common/record-json";
-import { SHARED_CAPTURES } from "@wirescope/common/pcap/testing";
+import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 
 const CAPTURES = SHARED_CAPTURES;
 

@@ -35,7 +35,7 @@ import { connect, type NatsConnection } from "nats";
 import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, TraceContextSchema, Role, recordPartitionOf, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
-import { makeRecord } from "./core/testing.js";
+import { makeRecord } from "./test-support/records.js";
 import { Pipeline } from "./pipeline.js";
 import { decodeRecordBatch } from "./core/decode.js";
 import { RecordBatchSlots } from "./core/record-slot.js";

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Pipeline, type Ackable, type Positions } from "./pipeline.js";
 import { Aggregator } from "./core/aggregator.js";
-import { makeRecord } from "./core/testing.js";
+import { makeRecord } from "./test-support/records.js";
 
 const W = 10_000;
 const W0 = 1_700_000_000_000;

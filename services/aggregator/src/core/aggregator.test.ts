@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { Role, AttributeValueSchema } from "@wirescope/common";
 import { Aggregator } from "./aggregator.js";
-import { makeRecord, exactQuantile } from "./testing.js";
+import { makeRecord, exactQuantile } from "../test-support/records.js";
 import { windowLines, SpanClock } from "./lines.js";
 
 const W0 = 1_700_000_000_000; // window-aligned (multiple of 10 s)

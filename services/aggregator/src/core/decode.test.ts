@@ -4,7 +4,7 @@ import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, TraceContextSchema, Role } from "@wirescope/common";
 import { decodeRecordBatch, DecodeError, RECORD_FIELDS } from "./decode.js";
 import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
-import { makeRecord } from "./testing.js";
+import { makeRecord } from "../test-support/records.js";
 
 /** Every field the core reads from a slot, as plain data for comparison. */
 function project(r: RecordSlot) {

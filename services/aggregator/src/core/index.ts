@@ -10,7 +10,7 @@ export * from "./window.js";
 export * from "./aggregator.js";
 export * from "./lines.js";
 export * from "./map-nodes.js";
-export * from "./testing.js";
+export * from "../test-support/records.js";
 export * from "./record-view.js";
 export * from "./decode.js";
 export * from "./record-slot.js";

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
 import { defaultCoreOptions } from "./options.js";
-import { makeRecord } from "./testing.js";
+import { makeRecord } from "../test-support/records.js";
 
 const W0 = 1_700_000_000_000; // window-aligned
 

@@ -3,7 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
-import { makeRecord } from "./testing.js";
+import { makeRecord } from "../test-support/records.js";
 import { tupleHash } from "./hash.js";
 import { LinkKeys, Span, SpanColumns, SpanIndex, reachableSpans, type LinkCounters, type SpanInput, type SpanRec } from "./spans.js";
 

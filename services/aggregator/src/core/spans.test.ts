@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
-import { makeRecord } from "./testing.js";
+import { makeRecord } from "../test-support/records.js";
 import type { SpanRec } from "./spans.js";
 
 const W0 = 1_700_000_000_000;

@@ -10,7 +10,7 @@ import { CaptureReader } from "./reader.js";
 import { CaptureError } from "./errors.js";
 import { CaptureStreams } from "./capture-streams.js";
 import type { StreamSink } from "./reassembly.js";
-import { SHARED_CAPTURES, pcapToBigEndian, pcapngToBigEndian } from "./testing.js";
+import { SHARED_CAPTURES, pcapToBigEndian, pcapngToBigEndian } from "../test-support/pcap.js";
 
 /** xorshift32: reproducible from the seed printed on failure. */
 function rng(seed: number): () => number {

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { LinkType } from "./packet.js";
 import { PcapngWriter } from "./pcapng-writer.js";
-import { SHARED_CAPTURES, buildPcap, parsePcap, reassembleFile, stripMissing, tsharkFollow, wstool, type PcapRecord } from "./testing.js";
+import { SHARED_CAPTURES, buildPcap, parsePcap, reassembleFile, stripMissing, tsharkFollow, wstool, type PcapRecord } from "../test-support/pcap.js";
 
 const ETH = path.join(SHARED_CAPTURES, "http1/zeek__pipelined-requests.pcap");
 const ETH_MYSQL = path.join(SHARED_CAPTURES, "mysql/zeek__auth.pcap");

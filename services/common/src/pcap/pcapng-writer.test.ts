@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { PcapngWriter, parseAddress } from "./pcapng-writer.js";
 import { CaptureReader } from "./reader.js";
-import { reassembleFile, tshark, tsharkFollow } from "./testing.js";
+import { reassembleFile, tshark, tsharkFollow } from "../test-support/pcap.js";
 
 let dir: string;
 before(() => {

@@ -23,7 +23,7 @@ import {
   sharedCaptures,
   tsharkFrames,
   wstool,
-} from "./testing.js";
+} from "../test-support/pcap.js";
 
 const ETH_PCAP = path.join(SHARED_CAPTURES, "http1/zeek__pipelined-requests.pcap");
 const NULL_PCAPNG = path.join(SHARED_CAPTURES, "grpc/gRPC-Go-for-Professionals__Server_Streaming.pcapng");

@@ -25,7 +25,7 @@ import {
   type CollectedStream,
   type FollowedStream,
   type SegmentSpec,
-} from "./testing.js";
+} from "../test-support/pcap.js";
 
 let dir: string;
 before(() => {

@@ -1,14 +1,16 @@
 // Test support for the capture code: tshark as the reference, capture-file rewriting (to make
 // every format and link-type variant out of real captures) and a sink that collects streams.
-// Used by the tests here and by the integration tests in test/; not part of the public surface.
+// Used by the pcap unit tests and by the integration tests in test/ (as
+// @wirescope/common/test-support/pcap); not part of the public surface (not in the index).
 import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { StreamSink, TcpConnection, CloseReason } from "./reassembly.js";
-import { CaptureReader } from "./reader.js";
-import { CaptureStreams } from "./capture-streams.js";
+import type { StreamSink, TcpConnection, CloseReason } from "../pcap/reassembly.js";
+import { CaptureReader } from "../pcap/reader.js";
+import { CaptureStreams } from "../pcap/capture-streams.js";
+import { hostPort } from "../identity.js";
 
 /**
  * The real captures beside the repository (../shared/captures, read-only test data);
@@ -121,17 +123,13 @@ export interface CollectedStream {
   closeReason: CloseReason | undefined;
 }
 
-export function endpoint(addr: string, port: number): string {
-  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
-
 /** A StreamSink that keeps everything. */
 export function collectingSink(): { sink: StreamSink; streams: CollectedStream[] } {
   const streams: CollectedStream[] = [];
   const parts = new Map<number, { data: [Buffer[], Buffer[]]; bytes: [Buffer[], Buffer[]] }>();
   const sink: StreamSink = {
     open(conn) {
-      streams[conn.id] = { conn, a: endpoint(conn.addrA, conn.portA), b: endpoint(conn.addrB, conn.portB), data: [Buffer.alloc(0), Buffer.alloc(0)], bytes: [Buffer.alloc(0), Buffer.alloc(0)], gaps: [[], []], closeReason: undefined };
+      streams[conn.id] = { conn, a: hostPort(conn.addrA, conn.portA), b: hostPort(conn.addrB, conn.portB), data: [Buffer.alloc(0), Buffer.alloc(0)], bytes: [Buffer.alloc(0), Buffer.alloc(0)], gaps: [[], []], closeReason: undefined };
       parts.set(conn.id, { data: [[], []], bytes: [[], []] });
     },
     data(conn, dir, bytes) {
