@@ -185,6 +185,40 @@ describe("Http1Trimmer", () => {
     }
   });
 
+  test("connections interleaved event by event keep their own state; a key forgotten and used again starts afresh", () => {
+    const tr = new Http1Trimmer();
+    const req = Buffer.from(REQ);
+    const a = clMsg(RESP_CL, 1000);
+    const b = chunkedMsg(RESP_CHUNKED, [700]);
+    tr.trim(1, 1, req, 0, req.length, req.length);
+    tr.trim(2, 2, req, 0, req.length, req.length); // the server's side: requests arrive (ingress)
+    // alternate 100 bytes of each: key 1 (the client's side) reads its response (ingress), key 2
+    // (the server's side) writes another (egress)
+    const gapsA: [number, number][] = [];
+    const gapsB: [number, number][] = [];
+    for (let at = 0; at < Math.max(a.bytes.length, b.bytes.length); at += 100) {
+      for (const [key, dir, m, gaps] of [[1, 2, a, gapsA], [2, 1, b, gapsB]] as const) {
+        if (at >= m.bytes.length) continue;
+        const n = Math.min(100, m.bytes.length - at);
+        const k = tr.trim(key, dir, m.bytes, at, n, n);
+        for (let i = 0; i < k * 3; i += 3) if (tr.pieces[i + 2]) gaps.push([at + tr.pieces[i] + tr.pieces[i + 1], at + tr.pieces[i] + tr.pieces[i + 1] + tr.pieces[i + 2]]);
+      }
+    }
+    assert.deepEqual(merge(gapsA), a.body);
+    assert.deepEqual(merge(gapsB), b.body);
+    // connection 1 forgotten in the middle of a body it was reading; its key comes back as a new
+    // connection that reads a request: followed from its start, not taken for the old body's rest
+    tr.trim(1, 1, req, 0, req.length, req.length);
+    const c = clMsg(RESP_CL, 5000);
+    tr.trim(1, 2, c.bytes, 0, 200, 200);
+    tr.forget(1);
+    const post = clMsg(POST, 300);
+    const out = run(tr, 1, 2, post.bytes, [50]);
+    assert.deepEqual(out.gaps, post.body);
+    assert.equal(tr.stats.http1_conns, 3);
+    assert.equal(tr.stats.passthrough_conns, 0);
+  });
+
   test("the connection table is bounded: connections beyond it pass through, counted", () => {
     const tr = new Http1Trimmer(4);
     const req = Buffer.from(REQ);

@@ -35,7 +35,7 @@ class DirState {
   st = S_HEAD;
   left = 0;
   /** Bytes of an unfinished header section / chunk-size line / trailer section. */
-  acc: Buffer | undefined;
+  acc: Uint8Array | undefined;
   accLen = 0;
   /** Trailer section: bytes of the current line so far. */
   lineLen = 0;
@@ -70,7 +70,12 @@ export interface TrimStats {
  */
 export class Http1Trimmer {
   private readonly conns = new Map<number, ConnState>();
-  /** Triples (offset, keep, gap) of the last `trim` call. */
+  // The last connection looked up: a native batch holds runs of events of one connection (a
+  // request head, then its body; a response in several writes), so most events skip the map.
+  private lastKey = -1;
+  private last: ConnState | undefined;
+  /** Triples (offset, keep, gap) of the last `trim` call, in its first 3 × (returned count)
+   *  entries; entries past them are stale (the array is reused, never shortened). */
   readonly pieces: number[] = [];
   readonly stats: TrimStats = { http1_conns: 0, passthrough_conns: 0, trimmed_bytes: 0, table_full: 0 };
 
@@ -90,6 +95,7 @@ export class Http1Trimmer {
     const c = this.conns.get(key);
     if (c?.followed) this.onFollow?.(key, false);
     this.conns.delete(key);
+    if (key === this.lastKey) ((this.lastKey = -1), (this.last = undefined));
   }
 
   /**
@@ -100,7 +106,7 @@ export class Http1Trimmer {
    * @returns number of pieces in `this.pieces`, 0 = pass the event through unchanged
    */
   trim(key: number, dir: number, buf: Uint8Array, start: number, len: number, orig: number): number {
-    let c = this.conns.get(key);
+    let c = key === this.lastKey ? this.last : this.conns.get(key);
     if (!c) {
       if (this.conns.size >= this.maxConns) {
         this.stats.table_full++;
@@ -108,6 +114,8 @@ export class Http1Trimmer {
       }
       c = new ConnState();
       this.conns.set(key, c);
+      this.lastKey = key;
+      this.last = c;
       // only a connection whose first bytes start a request is followed
       if (!looksLikeRequest(buf, start, len)) {
         c.off = true;
@@ -117,10 +125,12 @@ export class Http1Trimmer {
       c.reqDir = dir;
       this.stats.http1_conns++;
     }
+    this.lastKey = key;
+    this.last = c;
     if (c.off) return 0;
     this.key = key;
     const p = this.pieces;
-    p.length = 0;
+    let np = 0; // entries of `p` written by this call
     const ds = c.d[dir === DIR_EGRESS ? 0 : 1];
     const isReq = dir === c.reqDir;
     let pos = 0; // offset in the event
@@ -131,7 +141,7 @@ export class Http1Trimmer {
       if (st === S_BODY || st === S_CHUNK_DATA) {
         const n = Math.min(ds.left, len - pos);
         // kept bytes before, then a gap of n
-        p.push(keepFrom, pos - keepFrom, n);
+        ((p[np] = keepFrom), (p[np + 1] = pos - keepFrom), (p[np + 2] = n), (np += 3));
         trimmed += n;
         pos += n;
         keepFrom = pos;
@@ -160,14 +170,14 @@ export class Http1Trimmer {
         if (ds.st === S_BODY) ds.st = S_HEAD;
         else ((ds.st = S_CHUNK_CRLF), (ds.left = 2));
       }
-      if (keepFrom === len && p.length) p[p.length - 1] += g;
-      else p.push(keepFrom, len - keepFrom, g);
+      if (keepFrom === len && np) p[np - 1] += g;
+      else ((p[np] = keepFrom), (p[np + 1] = len - keepFrom), (p[np + 2] = g), (np += 3));
       keepFrom = len;
     }
     if (trimmed === 0) return 0;
-    if (keepFrom < len) p.push(keepFrom, len - keepFrom, 0);
+    if (keepFrom < len) ((p[np] = keepFrom), (p[np + 1] = len - keepFrom), (p[np + 2] = 0), (np += 3));
     this.stats.trimmed_bytes += trimmed;
-    return p.length / 3;
+    return np / 3;
   }
 
   /** The connection of the current `trim` call. */
@@ -186,15 +196,14 @@ export class Http1Trimmer {
 
   /** Consumes header-section bytes; at its end sets the body state. Returns bytes used, -1 = lost. */
   private head(c: ConnState, ds: DirState, isReq: boolean, buf: Uint8Array, at: number, n: number): number {
-    let hb: Uint8Array = buf;
-    let hs = at;
-    let end = -1; // offset just past CRLF CRLF in hb
+    let end: number; // offset just past the header section's empty line
     let used: number;
     if (ds.accLen === 0) {
-      end = headEnd(buf, at, at + n, at);
+      // the usual case, a whole header section in one call: one pass finds its end and its fields
+      end = scanHead(buf, at, at + n, isReq);
       if (end < 0) {
         if (n > MAX_HEAD || !headPlausible(buf, at, at + n, isReq)) return -1;
-        ds.acc ??= Buffer.allocUnsafe(1024);
+        ds.acc ??= new Uint8Array(1024);
         ds.accLen = append(ds, buf, at, n);
         return n;
       }
@@ -203,8 +212,8 @@ export class Http1Trimmer {
       const before = ds.accLen;
       const take = Math.min(n, MAX_HEAD + 4 - before);
       ds.accLen = append(ds, buf, at, take);
-      hb = ds.acc!;
-      hs = 0;
+      const hb = ds.acc!;
+      // only the new bytes (and the 3 before them) can hold the end: linear in the section's size
       end = headEnd(hb, Math.max(0, before - 3), ds.accLen, 0);
       if (end < 0) {
         if (ds.accLen > MAX_HEAD || !headPlausible(hb, 0, ds.accLen, isReq)) return -1;
@@ -212,8 +221,9 @@ export class Http1Trimmer {
       }
       used = end - before;
       ds.accLen = 0;
+      scanHead(hb, 0, end, isReq);
     }
-    if (!parseHead(c, ds, isReq, hb, hs, end)) return -1;
+    if (found.bad || !applyHead(c, ds, isReq)) return -1;
     if (!c.followed && isReq) {
       // a complete request head: this connection speaks HTTP/1.x
       c.followed = true;
@@ -255,17 +265,27 @@ function headPlausible(b: Uint8Array, s: number, e: number, isReq: boolean): boo
 function append(ds: DirState, b: Uint8Array, at: number, n: number): number {
   let acc = ds.acc!;
   if (ds.accLen + n > acc.length) {
-    const bigger = Buffer.allocUnsafe(Math.max(acc.length * 2, ds.accLen + n));
-    acc.copy(bigger, 0, 0, ds.accLen);
+    const bigger = new Uint8Array(Math.max(acc.length * 2, ds.accLen + n));
+    bigger.set(acc.subarray(0, ds.accLen));
     ds.acc = acc = bigger;
   }
   acc.set(b.subarray(at, at + n), ds.accLen);
   return ds.accLen + n;
 }
 
+/**
+ * The first LF in [from, to), or -1. A loop, not `indexOf`: header lines are tens of bytes, where
+ * Buffer's indexOf (argument checks, then a native call) cost more than the scan, and `b` may be a
+ * whole native batch, which indexOf would search past the event's end.
+ */
+function lfAt(b: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (b[i] === LF) return i;
+  return -1;
+}
+
 /** Offset just past the first CRLF CRLF (or LF LF) at or after `from` in [lo, hi), or -1. */
 function headEnd(b: Uint8Array, from: number, hi: number, lo: number): number {
-  for (let i = b.indexOf(LF, Math.max(from, lo)); i >= 0 && i < hi; i = b.indexOf(LF, i + 1)) {
+  for (let i = lfAt(b, Math.max(from, lo), hi); i >= 0; i = lfAt(b, i + 1, hi)) {
     if (i + 1 < hi && b[i + 1] === LF) return i + 2;
     if (i + 2 < hi && b[i + 1] === CR && b[i + 2] === LF) return i + 3;
   }
@@ -292,47 +312,65 @@ function endsChunked(b: Uint8Array, s: number, e: number): boolean {
   return before === SP || before === 0x09 || before === 0x2c || before === 0x3a;
 }
 
-/** Parses a complete header section [s, end); sets the direction's body state. false = lost. */
-function parseHead(c: ConnState, ds: DirState, isReq: boolean, b: Uint8Array, s: number, end: number): boolean {
-  // start line
-  const eol = b.indexOf(LF, s);
+/** What `scanHead` found in the header section it completed. */
+const found = { status: 0, isHead: false, cl: -1, chunked: false, te: false, bad: false };
+
+/**
+ * One pass over a header section at `s` (its start line first) within [s, hi): the offset just
+ * past its empty line, or -1 when it does not end there yet. The fields that decide the body are
+ * left in `found`; `bad` when the section cannot be followed (not HTTP/1.x, CONNECT, Upgrade, a
+ * Content-Length that is not one number), told only once the section is complete, as before.
+ */
+function scanHead(b: Uint8Array, s: number, hi: number, isReq: boolean): number {
+  const eol = lfAt(b, s, hi);
+  if (eol < 0) return -1;
+  const f = found;
   const lineEnd = eol > s && b[eol - 1] === CR ? eol - 1 : eol;
-  const status = startLine(b, s, lineEnd, isReq);
-  if (status < 0) return false;
-  let isHead = false;
-  if (isReq) {
-    isHead = b[s] === 0x48 && b[s + 1] === 0x45 && b[s + 2] === 0x41 && b[s + 3] === 0x44 && b[s + 4] === SP;
-    if (b[s] === 0x43 && b[s + 1] === 0x4f && b[s + 2] === 0x4e && b[s + 3] === 0x4e) return false; // CONNECT: a tunnel follows
+  f.status = startLine(b, s, lineEnd, isReq);
+  f.bad = f.status < 0;
+  f.isHead = false;
+  f.cl = -1;
+  f.chunked = false;
+  f.te = false;
+  if (isReq && !f.bad) {
+    f.isHead = b[s] === 0x48 && b[s + 1] === 0x45 && b[s + 2] === 0x41 && b[s + 3] === 0x44 && b[s + 4] === SP;
+    if (b[s] === 0x43 && b[s + 1] === 0x4f && b[s + 2] === 0x4e && b[s + 3] === 0x4e) f.bad = true; // CONNECT: a tunnel follows
   }
-  let cl = -1;
-  let chunked = false;
-  let te = false;
-  for (let ls = eol + 1; ls < end; ) {
-    let le = b.indexOf(LF, ls);
-    if (le < 0 || le > end) le = end;
+  for (let ls = eol + 1; ; ) {
+    const le = lfAt(b, ls, hi);
+    if (le < 0) return -1;
     const e = le > ls && b[le - 1] === CR ? le - 1 : le;
-    if (e > ls) {
-      const f = lower(b[ls]);
-      if (f === 0x63 && isField(b, ls, e, "content-length")) {
+    if (e === ls) return le + 1; // the empty line
+    if (!f.bad) {
+      const c0 = lower(b[ls]);
+      if (c0 === 0x63 && isField(b, ls, e, "content-length")) {
         let v = 0;
         let digits = 0;
         for (let i = ls + 15; i < e; i++) {
           const ch = b[i];
           if (ch === SP || ch === 0x09) continue;
           const d = ch - 0x30;
-          if (d < 0 || d > 9) return false;
+          if (d < 0 || d > 9) {
+            digits = 0;
+            break;
+          }
           v = v * 10 + d;
           digits++;
         }
-        if (!digits || (cl >= 0 && cl !== v) || v > Number.MAX_SAFE_INTEGER / 10) return false;
-        cl = v;
-      } else if (f === 0x74 && isField(b, ls, e, "transfer-encoding")) {
-        te = true;
-        chunked = endsChunked(b, ls, e);
-      } else if (f === 0x75 && isField(b, ls, e, "upgrade")) return false; // another protocol may follow
+        if (!digits || (f.cl >= 0 && f.cl !== v) || v > Number.MAX_SAFE_INTEGER / 10) f.bad = true;
+        else f.cl = v;
+      } else if (c0 === 0x74 && isField(b, ls, e, "transfer-encoding")) {
+        f.te = true;
+        f.chunked = endsChunked(b, ls, e);
+      } else if (c0 === 0x75 && isField(b, ls, e, "upgrade")) f.bad = true; // another protocol may follow
     }
     ls = le + 1;
   }
+}
+
+/** Sets the direction's body state from the complete header section `scanHead` found. false = lost. */
+function applyHead(c: ConnState, ds: DirState, isReq: boolean): boolean {
+  const { status, isHead, cl, chunked, te } = found;
   if (isReq) {
     c.heads.push(isHead);
     if (c.heads.length > 1024) return false;
@@ -370,7 +408,7 @@ function chunkSize(ds: DirState, b: Uint8Array, at: number, n: number): number {
   while (i < n && b[at + i] !== LF) i++;
   if (i === n) {
     if (ds.accLen + n > 1024) return -1;
-    ds.acc ??= Buffer.allocUnsafe(1024);
+    ds.acc ??= new Uint8Array(1024);
     ds.accLen = append(ds, b, at, n);
     return n;
   }

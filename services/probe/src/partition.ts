@@ -8,14 +8,19 @@ const MAX_CACHED = 1 << 16;
 export class PartitionHash {
   private cache = new Map<number, Map<number, number>>();
   private cached = 0;
+  // the last key asked for: events come in runs of one connection, most skip both maps
+  private lastLo = -1;
+  private lastHi = -1;
+  private lastP = 0;
 
   constructor(private readonly node: string, private readonly partitions: number) {}
 
   /** Partition of the conn_key whose low and high 32 bits are given. */
   of(lo: number, hi: number): number {
+    if (lo === this.lastLo && hi === this.lastHi) return this.lastP;
     let m = this.cache.get(hi);
     const hit = m?.get(lo);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) return this.remember(lo, hi, hit);
     if (this.cached >= MAX_CACHED) {
       this.cache = new Map();
       this.cached = 0;
@@ -25,7 +30,13 @@ export class PartitionHash {
     if (!m) this.cache.set(hi, (m = new Map()));
     m.set(lo, p);
     this.cached++;
-    return p;
+    return this.remember(lo, hi, p);
+  }
+
+  private remember(lo: number, hi: number, p: number): number {
+    this.lastLo = lo;
+    this.lastHi = hi;
+    return (this.lastP = p);
   }
 }
 

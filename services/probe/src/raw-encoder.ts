@@ -39,6 +39,15 @@ const TIME_SLACK = 1 << 24;
 /** High 24 bits of a conn_key (the probe instance's, in the key's high 32-bit half). */
 const KEY_HIGH = 0xffffff00;
 
+// The carries and borrows between the 32-bit halves below are arithmetic, not branches: a branch
+// first taken after the encoder was optimized (the low half of a nanosecond clock wraps every
+// 4.3 s) throws the optimized code away, and recompiling `encode` cost 30-110 ms of CPU each time,
+// several times in the first seconds under load.
+/** 1 when a low half summed past 32 bits, else 0. */
+const carry = (lo: number): number => (lo >= TWO32 ? 1 : 0);
+/** 1 when a low half went below 0, else 0. */
+const borrow = (lo: number): number => (lo < 0 ? 1 : 0);
+
 /** Growable byte buffer with protobuf varint writers. */
 class Out {
   buf: Buffer;
@@ -262,7 +271,7 @@ export class RawEncoder {
   private readonly offLo: number;
   private readonly offHi: number;
   /** By partition number (0..P-1); `used` lists the ones that exist, for the flush scans. */
-  private readonly parts: (Part | undefined)[] = [];
+  private readonly parts: (Part | undefined)[];
   private readonly used: Part[] = [];
   private pendingDrops = new Map<string, number>();
   /** Process fields by process (freed with the cache's entry). */
@@ -280,6 +289,9 @@ export class RawEncoder {
     private readonly onConn?: (c: ConnRecord) => void,
   ) {
     this.part = new PartitionHash(o.node, o.partitions);
+    // every slot from the start: filling a hole later changes the array's shape, which throws
+    // away the encoder's optimized code once per new partition
+    this.parts = new Array<Part | undefined>(o.partitions).fill(undefined);
     this.offLo = Number(o.monoToWallOffsetNs & 0xffffffffn);
     this.offHi = Number(o.monoToWallOffsetNs >> 32n);
     const h = new Out(256);
@@ -306,8 +318,11 @@ export class RawEncoder {
   }
 
   /** Encodes one native batch; returns the messages of the partitions that are due (or full). */
-  encode(buf: Buffer): { messages: EncodedBatch[]; events: number; bytes: number } {
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  encode(batch: Buffer): { messages: EncodedBatch[]; events: number; bytes: number } {
+    const dv = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+    // a plain view: a Buffer's subarray (each payload copied out) constructs a Buffer, a
+    // Uint8Array's does not; the trimmer's byte reads then see one kind of array
+    const buf = new Uint8Array(batch.buffer, batch.byteOffset, batch.byteLength);
     const messages: EncodedBatch[] = [];
     let events = 0;
     let bytes = 0;
@@ -333,12 +348,9 @@ export class RawEncoder {
         const seqHi = dv.getUint32(s + DATA.seq + 4, true);
         const monoLo = dv.getUint32(s + HDR.ts_ns, true);
         const monoHi = dv.getUint32(s + HDR.ts_ns + 4, true);
-        let tsLo = monoLo + this.offLo;
-        let tsHi = monoHi + this.offHi;
-        if (tsLo >= TWO32) {
-          tsLo -= TWO32;
-          tsHi += 1;
-        }
+        const tc = carry(monoLo + this.offLo);
+        const tsLo = monoLo + this.offLo - tc * TWO32;
+        const tsHi = monoHi + this.offHi + tc;
         const dir = buf[s + DATA.direction]!;
         const tid = dv.getUint32(s + HDR.tid, true);
         const orig = dv.getUint32(s + DATA.original_length, true);
@@ -357,9 +369,9 @@ export class RawEncoder {
           // one DataEvent per piece: kept bytes, then the body bytes left out as a stated gap
           const t = this.o.trimmer!.pieces;
           for (let i = 0; i < pieces * 3; i += 3) {
-            let lo = seqLo + t[i]!;
-            let hi = seqHi;
-            if (lo >= TWO32) ((lo -= TWO32), (hi += 1));
+            const sc = carry(seqLo + t[i]!);
+            const lo = seqLo + t[i]! - sc * TWO32;
+            const hi = seqHi + sc;
             writeDataEvent(o, keyLo, kHi, dir, lo, hi, offLo, offHi, tid, buf, at + t[i]!, t[i + 1]!, t[i + 1]! + t[i + 2]!);
           }
         }
@@ -441,18 +453,18 @@ export class RawEncoder {
    */
   private place(x: Part, tsLo: number, tsHi: number, keyHi: number): void {
     if (!x.hasData) {
-      let lo = tsLo - TIME_SLACK;
-      let hi = tsHi;
-      if (lo < 0) ((lo += TWO32), (hi -= 1));
+      const bb = borrow(tsLo - TIME_SLACK);
+      let lo = tsLo - TIME_SLACK + bb * TWO32;
+      let hi = tsHi - bb;
       if (hi < 0) lo = hi = 0;
       x.timeLo = lo;
       x.timeHi = hi;
       x.keyHi = (keyHi & KEY_HIGH) >>> 0;
       x.hasData = true;
     }
-    let lo = tsLo - x.timeLo;
-    let hi = tsHi - x.timeHi;
-    if (lo < 0) ((lo += TWO32), (hi -= 1));
+    const b = borrow(tsLo - x.timeLo);
+    const lo = tsLo - x.timeLo + b * TWO32;
+    const hi = tsHi - x.timeHi - b;
     this.offLo_ = lo;
     this.offHi_ = hi >>> 0;
     this.keyHi_ = (keyHi - x.keyHi) >>> 0;
