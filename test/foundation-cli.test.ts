@@ -4,10 +4,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { COMMANDS } from "@wirescope/cli";
+import { OPTIONS } from "@wirescope/common";
 import { REPO_ROOT, freePort } from "./support/index.js";
 
-const wirescope = (...args: string[]) =>
-  spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error" } });
+const run = (env: NodeJS.ProcessEnv, args: string[]) =>
+  spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error", ...env } });
+const wirescope = (...args: string[]) => run({}, args);
 
 test("wirescope --help lists every command", () => {
   const r = wirescope("--help");
@@ -30,7 +32,7 @@ test("unknown commands and bad options fail with one line and a non-zero code", 
   const cases: [string[], number, RegExp][] = [
     [["frobnicate"], 2, /^wirescope: unknown command "frobnicate"/],
     [["parser", "--partitions", "0"], 2, /^wirescope parser: partitions: expected an integer/],
-    [["status", "--bogus"], 2, /^wirescope status: unknown argument "--bogus"/],
+    [["status", "--bogus"], 2, /^wirescope status: unknown flag --bogus \(see wirescope status --help\)/],
     [["up", "--probe-port", "x"], 2, /^wirescope up: --probe-port: expected an integer/],
     [["up", "--nats-url", "nats://10.1.2.3:4222", "--no-install", "--no-build"], 2, /is not on this machine/],
   ];
@@ -48,4 +50,63 @@ test("status with nothing running says so and exits 1", async () => {
   assert.match(r.stdout, /^nats\s+.*UNREACHABLE/m);
   assert.match(r.stdout, /^influxdb\s+.*UNREACHABLE/m);
   assert.match(r.stderr, /no service found/);
+});
+
+test("each service's --help lists its own flags with their variables and defaults", () => {
+  for (const c of COMMANDS.filter((c) => ["probe", "parser", "aggregator"].includes(c.name))) {
+    const help = wirescope(c.name, "--help").stdout;
+    for (const f of c.flags) {
+      const line = help.split("\n").find((l) => l.startsWith(`  --${f.flag} `));
+      assert.ok(line, `${c.name} --help lacks --${f.flag}`);
+      assert.ok(line.includes(`[${f.env}]`), `${c.name} --${f.flag}: ${line}`);
+    }
+  }
+  assert.match(wirescope("parser", "--help").stdout, /^ {2}--plugin-dir DIR +.*\[WIRESCOPE_PARSER_PLUGIN_DIR\] \(default: none\)$/m);
+  assert.match(wirescope("aggregator", "--help").stdout, /^ {2}--window-ms N +.*\[WIRESCOPE_AGGREGATOR_WINDOW_MS\] \(default: 10000\)$/m);
+  assert.match(wirescope("probe", "--help").stdout, /^ {2}--source ebpf\|pcap FILE +.*\[WIRESCOPE_PROBE_SOURCE\] \(default: ebpf\)$/m);
+});
+
+test("every command refuses an unknown flag before it starts anything, naming the flag and its --help", async () => {
+  // a NATS URL nothing listens on: a service that got as far as connecting would log its retries
+  const nats = `nats://127.0.0.1:${await freePort()}`;
+  for (const c of COMMANDS.filter((c) => c.flags.length)) {
+    const shared = OPTIONS.some((o) => c.flags.includes(o));
+    const r = wirescope(c.name, ...(shared ? ["--nats-url", nats] : []), "--no-such-flag=1");
+    assert.equal(r.status, 2, `${c.name}: ${r.stderr}`);
+    assert.equal(r.stderr, `wirescope ${c.name}: unknown flag --no-such-flag (see wirescope ${c.name} --help)\n`);
+  }
+});
+
+test("--flag=value and --flag value, and a service flag's variable, reach the real commands alike", async () => {
+  const nats = `nats://127.0.0.1:${await freePort()}`;
+  const cases: [string[], string[], NodeJS.ProcessEnv, RegExp][] = [
+    [["parser", "--partitions=0"], ["parser", "--partitions", "0"], { WIRESCOPE_PARTITIONS: "0" }, /partitions: expected an integer/],
+    [["aggregator", "--window-ms=abc"], ["aggregator", "--window-ms", "abc"], { WIRESCOPE_AGGREGATOR_WINDOW_MS: "abc" }, /--window-ms expects a number, got "abc"/],
+    [["probe", "--chunk-bytes=0"], ["probe", "--chunk-bytes", "0"], { WIRESCOPE_PROBE_CHUNK_BYTES: "0" }, /--chunk-bytes: expected an integer in \[1, 16384\]/],
+    [["parser", "--member-ttl-ms=1500"], ["parser", "--member-ttl-ms", "1500"], { WIRESCOPE_PARSER_MEMBER_TTL_MS: "1500" }, /--member-ttl-ms \(1500\) must be at least twice --heartbeat-ms \(1000\)/],
+  ];
+  for (const [joined, spaced, env, re] of cases) {
+    const a = wirescope(...joined, "--nats-url", nats);
+    const b = wirescope(...spaced, "--nats-url", nats);
+    const e = run(env, [joined[0]!, "--nats-url", nats]);
+    for (const r of [a, b, e]) {
+      assert.equal(r.status, 2, `${joined.join(" ")}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, re);
+    }
+    assert.equal(a.stderr, b.stderr);
+    // a value from a variable is named by it, when the check is of that one value
+    const [name] = Object.keys(env);
+    if (!/MEMBER_TTL/.test(name!)) assert.match(e.stderr, new RegExp(`${name}="`));
+  }
+});
+
+test("wirescope completion bash completes in a real bash through complete and compgen", () => {
+  const script = `source <("${process.execPath}" "${path.join(REPO_ROOT, "bin/wirescope.js")}" completion bash)
+complete -p wirescope
+COMP_WORDS=(wirescope aggregator --otlp-e); COMP_CWORD=2; _wirescope; echo "\${COMPREPLY[*]}"
+COMP_WORDS=(wirescope parser --plugin-d); COMP_CWORD=2; _wirescope; echo "\${COMPREPLY[*]}"`;
+  const r = spawnSync("bash", ["--norc", "--noprofile", "-c", script], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split("\n"), ["complete -F _wirescope wirescope", "--otlp-endpoint", "--plugin-dir"]);
 });

@@ -185,7 +185,7 @@ describe("the checks catch broken manifests", () => {
     ["nats without seccomp", (o) => delete find(o, "StatefulSet", "nats").spec.template.spec.securityContext.seccompProfile, /seccomp profile is unset/],
     ["unknown WIRESCOPE variable", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_NATS_URLS = "nats://nats:4222"), /WIRESCOPE_NATS_URLS is not a Wirescope option/],
     ["bad WIRESCOPE value", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_PARTITIONS = "many"), /PARTITIONS/],
-    ["unknown probe flag", (o) => find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].args.push("--deny-namespace", "x"), /unknown probe option/],
+    ["unknown probe flag", (o) => find(o, "DaemonSet", "wirescope-probe").spec.template.spec.containers[0].args.push("--deny-namespace", "x"), /unknown flag --deny-namespace/],
     ["URL to no Service", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_INFLUX_URL = "http://influx:8086"), /names influx, which is no Service/],
     ["wrong control port", (o) => (find(o, "Deployment", "wirescope-aggregator").spec.template.spec.containers[0].ports[0].containerPort = 7704), /control port 7703/],
     ["one NATS server", (o) => (find(o, "StatefulSet", "nats").spec.replicas = 1), /1 servers|routes/],

@@ -15,6 +15,6 @@ describe("parseAggregatorArgs", () => {
     assert.throws(() => parseAggregatorArgs(["--nope"]), /unknown flag --nope/);
     assert.throws(() => parseAggregatorArgs(["--window-ms", "abc"]), /--window-ms expects a number/);
     assert.throws(() => parseAggregatorArgs(["--span-sample-rate=2"]), /spanSampleRate must be in/);
-    assert.throws(() => parseAggregatorArgs(["--grace-ms"]), /needs a value/);
+    assert.throws(() => parseAggregatorArgs(["--grace-ms"]), /--grace-ms: missing value/);
   });
 });

@@ -1,5 +1,5 @@
 // The aggregator's own flags (those @wirescope/common's config did not take).
-import { ConfigError, flagsHelp, type FlagSpec } from "@wirescope/common";
+import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/common";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
 import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";
@@ -31,6 +31,8 @@ export interface AggregatorOptions {
   pipelineEveryMs: number;
   /** 2.x organisation. */
   influxOrg: string;
+  /** Faults the integration tests switch on (`batch_throw`: see service.ts). */
+  failpoints: string[];
 }
 
 export const defaultAggregatorOptions: AggregatorOptions = {
@@ -48,9 +50,10 @@ export const defaultAggregatorOptions: AggregatorOptions = {
   ttlMs: 3000,
   pipelineEveryMs: 10_000,
   influxOrg: "",
+  failpoints: [],
 };
 
-type Target = ["core" | "writer" | "otlp" | "top", string, "int" | "float" | "string" | "bool", string];
+type Target = ["core" | "writer" | "otlp" | "top", string, "int" | "float" | "string" | "bool" | "list", string];
 const FLAGS: Record<string, Target> = {
   "--window-ms": ["core", "windowMs", "int", "RED window length (aligned to the wall clock)"],
   "--grace-ms": ["core", "graceMs", "int", "how long after its end a window still takes records"],
@@ -81,6 +84,7 @@ const FLAGS: Record<string, Target> = {
   "--otlp-queue-size": ["otlp", "queueSize", "int", "spans waiting for the collector at most (then dropped and counted)"],
   "--otlp-flush-ms": ["otlp", "flushMs", "int", "a partial OTLP batch is sent after this long"],
   "--otlp-max-tries": ["otlp", "maxTries", "int", "tries per OTLP batch before it is dropped and counted"],
+  "--failpoints": ["top", "failpoints", "list", "faults for tests (batch_throw: a batch with the header Wirescope-Failpoint: throw fails its ingestion)"],
 };
 
 const DEFAULTS_BY_TARGET: Record<Target[0], object> = { core: defaultCoreOptions, writer: defaultWriterOptions, otlp: defaultOtlpOptions, top: defaultAggregatorOptions };
@@ -96,49 +100,40 @@ const DEFAULTS_BY_TARGET: Record<Target[0], object> = { core: defaultCoreOptions
  */
 export const AGGREGATOR_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=32"];
 
-/** The aggregator's own flags, with their defaults read from the option objects (one source). */
-export const AGGREGATOR_FLAGS: readonly FlagSpec[] = Object.entries(FLAGS).map(([f, [where, key, kind, description]]) => {
-  const d = (DEFAULTS_BY_TARGET[where] as Record<string, unknown>)[key];
-  return kind === "bool"
-    ? { flag: f.slice(2), description }
-    : { flag: f.slice(2), value: kind === "int" ? "N" : kind === "float" ? "X" : key === "endpoint" ? "URL" : "NAME", default: d === "" ? "none" : String(d), description };
-});
+/**
+ * The aggregator's own flags, each with its variable (WIRESCOPE_AGGREGATOR_<FLAG>; the failpoints'
+ * WIRESCOPE_FAILPOINTS) and its default read from the option objects (one source).
+ */
+export const AGGREGATOR_FLAGS: readonly FlagSpec[] = withEnv(
+  "aggregator",
+  Object.entries(FLAGS).map(([f, [where, key, kind, description]]) => {
+    const d = (DEFAULTS_BY_TARGET[where] as Record<string, unknown>)[key];
+    if (kind === "bool") return { flag: f.slice(2), description };
+    if (kind === "list") return { flag: f.slice(2), value: "A,B", repeatable: true, env: "WIRESCOPE_FAILPOINTS", default: "none", description };
+    return { flag: f.slice(2), value: kind === "int" ? "N" : kind === "float" ? "X" : key === "endpoint" ? "URL" : "NAME", default: d === "" ? "none" : String(d), description };
+  }),
+);
 
-/** Usage lines for `wirescope aggregator --help`. */
-export function aggregatorFlagsHelp(): string {
-  return flagsHelp(AGGREGATOR_FLAGS);
-}
-
-/** Parses the aggregator's flags; throws ConfigError naming the bad flag. */
-export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions {
+/**
+ * Parses the aggregator's flags, under their variables from `env`.
+ * @throws ConfigError naming the bad flag (or variable).
+ */
+export function parseAggregatorArgs(args: readonly string[], env: NodeJS.ProcessEnv = {}): AggregatorOptions {
   const core: Record<string, unknown> = {};
   const writer: Record<string, unknown> = { ...defaultWriterOptions };
   const otlp: Record<string, unknown> = { ...defaultOtlpOptions };
-  const top: Record<string, unknown> = { ...defaultAggregatorOptions };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf("=");
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    const spec = FLAGS[name];
-    if (!spec) throw new ConfigError("unknown_flag", `aggregator: unknown flag ${name} (flags:\n${aggregatorFlagsHelp()})`);
-    const [where, key, kind] = spec;
-    let raw: string;
-    if (kind === "bool") raw = "true";
-    else if (eq > 0) raw = a.slice(eq + 1);
-    else {
-      const v = args[++i];
-      if (v === undefined) throw new ConfigError("missing_value", `aggregator: ${name} needs a value`);
-      raw = v;
-    }
+  const top: Record<string, unknown> = { ...defaultAggregatorOptions, failpoints: [] };
+  parseFlags(args, AGGREGATOR_FLAGS, { command: "aggregator", env }).each(({ flag, value: raw }) => {
+    const [where, key, kind] = FLAGS[flag]!;
     let val: unknown = raw;
     if (kind === "int" || kind === "float") {
       const n = Number(raw);
-      if (!Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) throw new ConfigError("bad_value", `aggregator: ${name} expects a number, got ${JSON.stringify(raw)}`);
+      if (!Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) throw new ConfigError("bad_value", `${flag} expects a number, got ${JSON.stringify(raw)}`);
       val = n;
-    }
-    if (name === "--no-spans") val = false;
+    } else if (kind === "bool") val = false; // the one switch, --no-spans
+    else if (kind === "list") val = [...(top[key] as string[]), ...raw.split(",").map((s) => s.trim()).filter(Boolean)];
     (where === "core" ? core : where === "writer" ? writer : where === "otlp" ? otlp : top)[key] = val;
-  }
+  });
   let coreOpts: CoreOptions;
   try {
     coreOpts = resolveCoreOptions(core as Partial<CoreOptions>);
@@ -150,12 +145,12 @@ export function parseAggregatorArgs(args: readonly string[]): AggregatorOptions 
     try {
       if (!/^https?:$/.test(new URL(tracesUrl(out.otlp.endpoint)).protocol)) throw new Error("not http(s)");
     } catch {
-      throw new ConfigError("bad_value", `aggregator: --otlp-endpoint expects an http(s) URL, got ${JSON.stringify(out.otlp.endpoint)}`);
+      throw new ConfigError("bad_value", `--otlp-endpoint expects an http(s) URL, got ${JSON.stringify(out.otlp.endpoint)}`);
     }
   }
-  for (const k of ["batchSize", "queueSize", "flushMs", "maxTries"] as const) if (!(out.otlp[k] >= 1)) throw new ConfigError("bad_value", `aggregator: --otlp-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be at least 1`);
-  if (out.ackWaitMs < 1000) throw new ConfigError("bad_value", "aggregator: --ack-wait-ms must be at least 1000");
-  if (out.ttlMs < 2 * out.heartbeatMs) throw new ConfigError("bad_value", `aggregator: --member-ttl-ms (${out.ttlMs}) must be at least twice --heartbeat-ms (${out.heartbeatMs})`);
-  if (out.maxAckPending < 1) throw new ConfigError("bad_value", "aggregator: --max-ack-pending must be positive");
+  for (const k of ["batchSize", "queueSize", "flushMs", "maxTries"] as const) if (!(out.otlp[k] >= 1)) throw new ConfigError("bad_value", `--otlp-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be at least 1`);
+  if (out.ackWaitMs < 1000) throw new ConfigError("bad_value", "--ack-wait-ms must be at least 1000");
+  if (out.ttlMs < 2 * out.heartbeatMs) throw new ConfigError("bad_value", `--member-ttl-ms (${out.ttlMs}) must be at least twice --heartbeat-ms (${out.heartbeatMs})`);
+  if (out.maxAckPending < 1) throw new ConfigError("bad_value", "--max-ack-pending must be positive");
   return out;
 }

@@ -36,7 +36,7 @@ import { redact } from "./influx/detect.js";
 import { OtlpExporter, httpSender, tracesUrl } from "./otlp/exporter.js";
 
 export const createService: CreateService = async (ctx) => {
-  const o = parseAggregatorArgs(ctx.args);
+  const o = parseAggregatorArgs(ctx.args, ctx.env);
   const influxDep = ctx.health.require("influxdb");
   const target = { ...ctx.config.influx, org: o.influxOrg || undefined };
   const P = ctx.config.partitions;
@@ -372,8 +372,9 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   let decodeErrors = 0;
   let batchErrors = 0;
   let lastDelivery = Date.now();
+  const failBatches = o.failpoints.includes("batch_throw");
   const ingestOne = (m: JsMsg) => {
-    if (FAILPOINT_BATCH_THROW && m.headers?.get(FAILPOINT_HEADER) === "throw") throw new Error("failpoint: batch_throw");
+    if (failBatches && m.headers?.get(FAILPOINT_HEADER) === "throw") throw new Error("failpoint: batch_throw");
     if (replaying && m.seq >= lastSeq) {
       replaying = false;
       pipeline.releaseHold();
@@ -541,10 +542,9 @@ const STALL_CHECK_MS = 10_000;
 const STALL_CHECKS = 3;
 /**
  * Failpoint for the integration tests (test/aggregator-consume.test.ts), off unless the process
- * runs with WIRESCOPE_FAILPOINTS=batch_throw: a batch carrying the header
- * `Wirescope-Failpoint: throw` makes its ingestion throw, as a bug in the core would.
+ * runs with --failpoints batch_throw (WIRESCOPE_FAILPOINTS=batch_throw): a batch carrying the
+ * header `Wirescope-Failpoint: throw` makes its ingestion throw, as a bug in the core would.
  */
-const FAILPOINT_BATCH_THROW = (process.env.WIRESCOPE_FAILPOINTS ?? "").split(",").includes("batch_throw");
 const FAILPOINT_HEADER = "Wirescope-Failpoint";
 /** Batches delivered ahead of ingestion at most (see `consume` above). */
 const CONSUME_MAX_BATCHES = 64;

@@ -9,7 +9,7 @@ import { LOG_LEVELS } from "./log.js";
 import { redactUrl } from "./redact.js";
 import { readNatsCredentials } from "./nats-permissions.js";
 import { readInfluxCredentials } from "./influx-auth.js";
-import { flagsHelp, type FlagSpec } from "./flags.js";
+import { flagsHelp, parseFlags, type FlagSpec } from "./flags.js";
 
 export type Component = "probe" | "parser" | "aggregator";
 export const COMPONENTS: readonly Component[] = ["probe", "parser", "aggregator"];
@@ -131,7 +131,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "influx-password", value: "PASSWORD", env: "WIRESCOPE_INFLUX_PASSWORD", default: "", description: "InfluxDB password (1.x)", secret: true, apply: (c, v) => (c.influx.password = v) },
   { flag: "partitions", value: "N", env: "WIRESCOPE_PARTITIONS", default: String(DEFAULTS.partitions), description: "number of partitions P", apply: (c, v) => (c.partitions = int("partitions", v, 1, 65536)) },
   { flag: "grpc-host", value: "HOST", env: "WIRESCOPE_GRPC_HOST", default: DEFAULTS.grpc.host, description: "address the gRPC control port binds", apply: (c, v) => (c.grpc.host = nonEmpty("grpc-host", v)) },
-  { flag: "grpc-port", value: "PORT", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
+  { flag: "grpc-port", value: "PORT", env: "WIRESCOPE_GRPC_PORT", default: "probe 7701, parser 7702, aggregator 7703", description: "gRPC control port (0 = ephemeral)", apply: (c, v) => (c.grpc.port = int("grpc-port", v, 0, 65535)) },
   { flag: "metrics-host", value: "HOST", env: "WIRESCOPE_METRICS_HOST", default: DEFAULTS.metrics.host, description: "address the Prometheus /metrics port binds", apply: (c, v) => (c.metrics.host = nonEmpty("metrics-host", v)) },
   { flag: "metrics-port", value: "PORT", env: "WIRESCOPE_METRICS_PORT", default: "probe 9701, parser 9702, aggregator 9703", description: "Prometheus /metrics port (0 = off)", apply: (c, v) => (c.metrics.port = int("metrics-port", v, 0, 65535)) },
   { flag: "log-level", value: "LEVEL", env: "WIRESCOPE_LOG_LEVEL", default: DEFAULTS.logLevel, description: LOG_LEVELS.join("|"), apply: (c, v) => (c.logLevel = oneOf("log-level", v, LOG_LEVELS)) },
@@ -167,6 +167,8 @@ export interface LoadConfigInput {
    * no batches): left in `rest` for it, and their environment variables not read.
    */
   own?: readonly string[];
+  /** The command, named in errors (`see wirescope <command> --help`); default: the component. */
+  command?: string;
 }
 
 export interface LoadedConfig {
@@ -188,40 +190,11 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     config.metrics.port = DEFAULT_METRICS_PORTS[input.component];
   }
   const own = new Set(input.own ?? []);
-  for (const o of OPTIONS) {
-    if (own.has(o.flag)) continue;
-    const v = o.env ? env[o.env] : undefined;
-    if (v !== undefined && v !== "") {
-      try {
-        o.apply(config, v);
-      } catch (e) {
-        if (e instanceof ConfigError) throw new ConfigError(e.code, `${o.env}: ${e.message}`, { cause: e });
-        throw e;
-      }
-    }
-  }
-  const byFlag = new Map(OPTIONS.map((o) => [o.flag, o]));
-  const rest: string[] = [];
-  const argv = input.argv ?? [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") {
-      rest.push(...argv.slice(i));
-      break;
-    }
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(a);
-    const spec = m ? byFlag.get(m[1]) : undefined;
-    if (!m || !spec || own.has(spec.flag)) {
-      rest.push(a);
-      continue;
-    }
-    let value = m[2];
-    if (value === undefined) {
-      if (i + 1 >= argv.length) throw new ConfigError("missing_value", `--${spec.flag}: missing value`);
-      value = argv[++i];
-    }
-    spec.apply(config, value);
-  }
+  const specs = own.size ? OPTIONS.filter((o) => !own.has(o.flag)) : OPTIONS;
+  // unlisted arguments are the command's own: left in `rest` for its parser
+  const parsed = parseFlags(input.argv ?? [], specs, { command: input.command ?? input.component, env, passUnknown: true });
+  parsed.each((g) => (g.spec as OptionSpec).apply(config, g.value));
+  const rest = parsed.rest;
   if (input.overrides) mergeInto(config, input.overrides);
   if (config.nats.tls && (config.nats.tls.cert === undefined) !== (config.nats.tls.key === undefined)) {
     throw new ConfigError("bad_value", "nats TLS: --nats-tls-cert and --nats-tls-key go together");

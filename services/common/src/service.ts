@@ -29,6 +29,8 @@ export interface ServiceContext {
   readonly config: Config;
   /** Arguments the shared config did not recognise: the service's own flags. */
   readonly args: readonly string[];
+  /** The environment its own flags' variables are read from (the config layer's, process.env by default). */
+  readonly env: NodeJS.ProcessEnv;
   /** pino logger with `component` and `instance`. */
   readonly log: Logger;
   /** Reported by the Status RPC and `wirescope status`. */
@@ -73,6 +75,11 @@ export interface RunServiceOptions {
   /** Command-line arguments after the subcommand. */
   argv: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Checks the service's own flags (ServiceContext.args, env) before anything starts, so a bad one
+   * is one line and exit code 2 with no connection tried. Throws ConfigError.
+   */
+  checkArgs?(args: readonly string[], env: NodeJS.ProcessEnv): void;
   /** Stops the service; default: SIGINT or SIGTERM. */
   signal?: AbortSignal;
   version?: string;
@@ -99,6 +106,7 @@ export interface RunServiceOptions {
 export async function runService(opts: RunServiceOptions): Promise<number> {
   const started = Date.now();
   const { config, rest } = loadConfig({ component: opts.component, argv: opts.argv, env: opts.env, overrides: opts.overrides });
+  opts.checkArgs?.(rest, opts.env ?? process.env);
   const instance = config.instance ?? defaultInstance(config.node, opts.component);
   const log = (opts.log ?? createLogger(opts.component, { level: config.logLevel, format: config.logFormat })).child({ instance });
 
@@ -138,6 +146,7 @@ export async function runService(opts: RunServiceOptions): Promise<number> {
     instance,
     config,
     args: rest,
+    env: opts.env ?? process.env,
     log,
     counters,
     health,

@@ -1,7 +1,7 @@
 // The parser's own flags (the ones @wirescope/common's config did not take).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, flagsHelp, type FlagSpec } from "@wirescope/common";
+import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/common";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { DEFAULT_MAX_DETECT_BYTES } from "./wasm-plugins.js";
 
@@ -76,40 +76,31 @@ const FLAGS: Record<string, [keyof ParserOptions, Kind, string]> = {
   "--max-raw-pending": ["maxRawPending", "int", "raw batches queued per partition before dropping"],
 };
 
-export function parseParserArgs(args: readonly string[]): ParserOptions {
+/** The parser's own flags, each with its variable (WIRESCOPE_PARSER_<FLAG>) and its default read from DEFAULT_PARSER_OPTIONS (one source). */
+export const PARSER_FLAGS: readonly FlagSpec[] = withEnv(
+  "parser",
+  Object.entries(FLAGS).map(([f, [key, kind, description]]) => {
+    const d = DEFAULT_PARSER_OPTIONS[key];
+    return { flag: f.slice(2), value: kind === "int" ? "N" : kind === "list" ? "A,B" : key.endsWith("Dir") ? "DIR" : "NAME", repeatable: kind === "list", default: Array.isArray(d) ? "none" : d === undefined ? "none" : String(d), description };
+  }),
+);
+
+/**
+ * Parses the parser's flags, under their WIRESCOPE_PARSER_* variables from `env`.
+ * @throws ConfigError naming the bad flag (or variable).
+ */
+export function parseParserArgs(args: readonly string[], env: NodeJS.ProcessEnv = {}): ParserOptions {
   const o: ParserOptions = { ...DEFAULT_PARSER_OPTIONS, redactHeaders: [], noRedact: [] };
-  for (let i = 0; i < args.length; i++) {
-    let a = args[i]!;
-    let v: string | undefined;
-    const eq = a.indexOf("=");
-    if (eq > 0) {
-      v = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const spec = FLAGS[a];
-    if (!spec) throw new ConfigError("flag", `unknown parser flag ${a} (known: ${Object.keys(FLAGS).join(", ")})`);
-    v ??= args[++i];
-    if (v === undefined) throw new ConfigError("flag", `${a} needs a value`);
-    const [key, kind] = spec;
+  parseFlags(args, PARSER_FLAGS, { command: "parser", env }).each(({ flag, value: v }) => {
+    const [key, kind] = FLAGS[flag]!;
     if (kind === "int") {
       const n = Number(v);
-      if (!Number.isInteger(n) || n <= 0) throw new ConfigError("flag", `${a} must be a positive integer, got ${JSON.stringify(v)}`);
+      if (!Number.isInteger(n) || n <= 0) throw new ConfigError("flag", `${flag} must be a positive integer, got ${JSON.stringify(v)}`);
       (o as unknown as Record<string, unknown>)[key] = n;
     } else if (kind === "list") {
       (o[key] as string[]).push(...v.split(",").map((s) => s.trim()).filter(Boolean));
     } else (o as unknown as Record<string, unknown>)[key] = v;
-  }
+  });
   if (o.ttlMs < 2 * o.heartbeatMs) throw new ConfigError("flag", `--member-ttl-ms (${o.ttlMs}) must be at least twice --heartbeat-ms (${o.heartbeatMs})`);
   return o;
-}
-
-/** The parser's own flags, with their defaults read from DEFAULT_PARSER_OPTIONS (one source). */
-export const PARSER_FLAGS: readonly FlagSpec[] = Object.entries(FLAGS).map(([f, [key, kind, description]]) => {
-  const d = DEFAULT_PARSER_OPTIONS[key];
-  return { flag: f.slice(2), value: kind === "int" ? "N" : kind === "list" ? "A,B" : key.endsWith("Dir") ? "DIR" : "NAME", default: Array.isArray(d) ? "none" : d === undefined ? "none" : String(d), description };
-});
-
-/** Usage lines for `wirescope parser --help`. */
-export function parserFlagsHelp(): string {
-  return flagsHelp(PARSER_FLAGS);
 }

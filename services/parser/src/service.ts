@@ -10,7 +10,6 @@ import type { JetStreamClient } from "nats";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,
-  ServiceError,
   errorMessage,
   ensureRecordsStream,
   withJetStreamRetry,
@@ -33,12 +32,7 @@ import type { EncodedBatch } from "./record-batcher.js";
 const MAX_QUEUED_OUTPUT = 64;
 
 export const createService: CreateService = async (ctx) => {
-  let o: ParserOptions;
-  try {
-    o = parseParserArgs(ctx.args);
-  } catch (e) {
-    throw ServiceError.from(e, "config");
-  }
+  const o: ParserOptions = parseParserArgs(ctx.args, ctx.env);
   const log = ctx.log;
   const counters = ctx.counters;
   const P = ctx.config.partitions;

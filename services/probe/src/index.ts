@@ -9,4 +9,4 @@ export type { EventSource, SourceStats } from "./source.js";
 export { ProcessCache, readProcInfo, containerIdFromCgroup, type ProcInfo } from "./process-info.js";
 export { RawEncoder, monoToWallClock, type EncodedBatch, type RawEncoderOptions } from "./raw-encoder.js";
 export { KernelFilter, type FilterSpec, EMPTY_FILTER } from "./filter.js";
-export { parseProbeArgs, PROBE_USAGE, PROBE_FLAGS, type ProbeOptions } from "./options.js";
+export { parseProbeArgs, PROBE_FLAGS, type ProbeOptions } from "./options.js";

@@ -41,8 +41,8 @@ export function indexPods(list: PodList): Map<string, PodIdentity> {
 
 const SA = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/** The in-cluster resolver when running in Kubernetes, else undefined. */
-export function podResolverFromEnv(log: Logger, env = process.env): PodResolver | undefined {
+/** The in-cluster resolver when running in Kubernetes (KUBERNETES_SERVICE_HOST and NODE_NAME in `env`, set by the kubelet), else undefined. */
+export function podResolverFromEnv(log: Logger, env: NodeJS.ProcessEnv): PodResolver | undefined {
   const host = env.KUBERNETES_SERVICE_HOST;
   if (!host || !fs.existsSync(`${SA}/token`)) return undefined;
   const port = env.KUBERNETES_SERVICE_PORT ?? "443";

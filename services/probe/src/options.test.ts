@@ -20,9 +20,13 @@ test("parseProbeArgs: defaults, every flag, and clear errors", () => {
   assert.equal(o.mountTracefs, true);
   assert.throws(() => parseProbeArgs(["--chunk-bytes", "20000"]), /--chunk-bytes: expected an integer in \[1, 16384\]/);
   assert.throws(() => parseProbeArgs(["--ringbuf-bytes", "100000"]), /power of two/);
-  assert.throws(() => parseProbeArgs(["--source", "pcap"]), /needs a FILE/);
+  assert.throws(() => parseProbeArgs(["--source", "pcap"]), /--source pcap: missing 1 more argument/);
   assert.throws(() => parseProbeArgs(["--source", "xdp"]), /expected ebpf/);
-  assert.throws(() => parseProbeArgs(["--frobnicate"]), /unknown probe option "--frobnicate"/);
+  assert.throws(() => parseProbeArgs(["--frobnicate"]), /unknown flag --frobnicate \(see wirescope probe --help\)/);
+  // the same from the variables, the command line over them
+  const e = parseProbeArgs(["--allow-port", "8080"], { WIRESCOPE_PROBE_SOURCE: "pcap f.pcap", WIRESCOPE_PROBE_ALLOW_PORT: "80,443", WIRESCOPE_PROBE_DENY_PORT: "22,23", WIRESCOPE_PROBE_SWEEP_MS: "300" });
+  assert.deepEqual([e.source, e.pcapFile, e.filter.allowPorts, e.filter.denyPorts, e.sweepMs], ["pcap", "f.pcap", [8080], [22, 23], 300]);
+  assert.throws(() => parseProbeArgs([], { WIRESCOPE_PROBE_CHUNK_BYTES: "0" }), /^ConfigError: WIRESCOPE_PROBE_CHUNK_BYTES="0": --chunk-bytes: expected an integer/);
   // the defaults are not shared between calls
   parseProbeArgs(["--deny-pid", "9"]);
   assert.deepEqual(parseProbeArgs([]).filter.denyPids, []);
@@ -46,7 +50,7 @@ test("parseProbeArgs: a node's network namespace, by file or by inode, not both"
   assert.equal(parseProbeArgs(["--netns", "/var/run/netns/node-a"]).netns, "/var/run/netns/node-a");
   assert.equal(parseProbeArgs(["--netns-inode=4026532281"]).netnsInode, 4026532281);
   assert.equal(parseProbeArgs([]).netns, undefined);
-  assert.throws(() => parseProbeArgs(["--netns"]), /--netns: expected a namespace file/);
+  assert.throws(() => parseProbeArgs(["--netns"]), /--netns: missing value/);
   assert.throws(() => parseProbeArgs(["--netns-inode", "x"]), /--netns-inode: expected an integer/);
   assert.throws(() => parseProbeArgs(["--netns", "/var/run/netns/a", "--netns-inode", "5"]), /give one/);
   assert.equal(parseProbeArgs(["--clock-skew-ms", "-20"]).clockSkewMs, -20);

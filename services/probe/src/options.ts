@@ -1,5 +1,5 @@
 // The probe's own command-line options (those @wirescope/common's config does not know).
-import { ConfigError, flagsHelp, splitFlag, type FlagSpec } from "@wirescope/common";
+import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/common";
 import { WS_MAX_CHUNK } from "./gen/layout.js";
 import type { FilterSpec } from "./filter.js";
 import { EMPTY_FILTER } from "./filter.js";
@@ -40,6 +40,8 @@ export interface ProbeOptions {
   procBudgetBytes: number;
   /** New connections are shed while the ring buffer is fuller than this % (0 = never). */
   shedRingbufPct: number;
+  /** Period of forgetting exited processes and counting open connections. */
+  sweepMs: number;
 }
 
 export const PROBE_DEFAULTS: ProbeOptions = {
@@ -62,16 +64,17 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   connBudgetCalls: 100_000,
   procBudgetBytes: 128 << 20,
   shedRingbufPct: 75,
+  sweepMs: 5_000,
 };
 
 const mib = (n: number) => `${n / (1 << 20)} MiB`;
 
 /**
- * The probe's own flags. parseProbeArgs takes exactly these (an unlisted flag is refused before
- * its switch), so `--help` and the completions cannot miss one.
+ * The probe's own flags, each with its variable (WIRESCOPE_PROBE_<FLAG>). parseProbeArgs takes
+ * exactly these (parseFlags refuses any other), so `--help` and the completions cannot miss one.
  */
-export const PROBE_FLAGS: readonly FlagSpec[] = [
-  { flag: "source", value: "ebpf|pcap FILE", default: "ebpf", description: "live eBPF capture or replay a pcap/pcapng file" },
+export const PROBE_FLAGS: readonly FlagSpec[] = withEnv("probe", [
+  { flag: "source", value: "ebpf|pcap FILE", default: "ebpf", description: "live eBPF capture or replay a pcap/pcapng file", following: (v) => (v === "pcap" ? 1 : 0) },
   { flag: "replay-speed", value: "X", default: "0", description: "pcap: 0 = as fast as possible, 1 = real time" },
   { flag: "replay-loops", value: "N", default: "1", description: "pcap: replay the file N times" },
   { flag: "chunk-bytes", value: "N", default: String(WS_MAX_CHUNK), description: `payload cap per event (1..${WS_MAX_CHUNK})` },
@@ -91,119 +94,111 @@ export const PROBE_FLAGS: readonly FlagSpec[] = [
   { flag: "conn-budget-calls", value: "N", default: String(PROBE_DEFAULTS.connBudgetCalls), description: "data calls one connection may make per second (0 = off)" },
   { flag: "proc-budget-bytes", value: "N", default: mib(PROBE_DEFAULTS.procBudgetBytes), description: "bytes one process may have copied per second: over it its new connections are shed, over twice it its busy ones (0 = off)" },
   { flag: "shed-ringbuf-pct", value: "N", default: String(PROBE_DEFAULTS.shedRingbufPct), description: "new connections are shed while the ring buffer is fuller (0 = off)" },
-  { flag: "exclude-pid", value: "N", description: "never trace this pid (repeatable; the pipeline's own)" },
-  { flag: "allow-pid", value: "N", description: "trace only these pids (repeatable)" },
-  { flag: "deny-pid", value: "N", description: "never trace these pids (repeatable)" },
-  { flag: "allow-port", value: "N", description: "trace only these ports (repeatable)" },
-  { flag: "deny-port", value: "N", description: "never trace these ports (repeatable)" },
-  { flag: "allow-comm", value: "NAME", description: "trace only these process names (repeatable)" },
-  { flag: "deny-comm", value: "NAME", description: "never trace these process names (repeatable)" },
-  { flag: "allow-cgroup", value: "ID", description: "trace only these cgroup ids (repeatable)" },
-  { flag: "deny-cgroup", value: "ID", description: "never trace these cgroup ids (repeatable)" },
-];
-const PROBE_FLAG_NAMES = new Set(PROBE_FLAGS.map((f) => `--${f.flag}`));
-
-/** The probe's own options for `wirescope probe --help`. */
-export const PROBE_USAGE = `probe options:
-${flagsHelp(PROBE_FLAGS)}`;
+  { flag: "sweep-ms", value: "N", default: String(PROBE_DEFAULTS.sweepMs), description: "how often exited processes are forgotten and open connections counted" },
+  { flag: "exclude-pid", repeatable: true, value: "N", description: "never trace this pid (repeatable; the pipeline's own)" },
+  { flag: "allow-pid", repeatable: true, value: "N", description: "trace only these pids (repeatable)" },
+  { flag: "deny-pid", repeatable: true, value: "N", description: "never trace these pids (repeatable)" },
+  { flag: "allow-port", repeatable: true, value: "N", description: "trace only these ports (repeatable)" },
+  { flag: "deny-port", repeatable: true, value: "N", description: "never trace these ports (repeatable)" },
+  { flag: "allow-comm", repeatable: true, value: "NAME", description: "trace only these process names (repeatable)" },
+  { flag: "deny-comm", repeatable: true, value: "NAME", description: "never trace these process names (repeatable)" },
+  { flag: "allow-cgroup", repeatable: true, value: "ID", description: "trace only these cgroup ids (repeatable)" },
+  { flag: "deny-cgroup", repeatable: true, value: "ID", description: "never trace these cgroup ids (repeatable)" },
+]);
 
 /** "500m" or "500" (millicores), "50%" (of one core), "0"/"off". */
 function millicores(flag: string, v: string | undefined): number {
   const m = /^(\d+(?:\.\d+)?)(m|%)?$/.exec(v ?? "");
   if (v === "off") return 0;
-  if (!m) throw new ConfigError("bad_value", `${flag}: expected millicores (500m) or a percentage of one core (50%), got "${v ?? ""}"`);
+  if (!m) throw new ConfigError("bad_value", `${flag}: expected millicores (500m) or a percentage of one core (50%), got "${v}"`);
   const n = Number(m[1]) * (m[2] === "%" ? 10 : 1);
   if (n > 64_000) throw new ConfigError("bad_value", `${flag}: ${v} is more than 64 cores`);
   return n;
 }
 
-function int(flag: string, v: string | undefined, min: number, max: number): number {
+function int(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
-  if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new ConfigError("bad_value", `${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError("bad_value", `${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
   return n;
 }
 
-/** Parses the probe's flags. @throws ConfigError naming the bad flag. */
-export function parseProbeArgs(args: readonly string[]): ProbeOptions {
+/**
+ * Parses the probe's flags, under their WIRESCOPE_PROBE_* variables from `env`.
+ * @throws ConfigError naming the bad flag (or variable).
+ */
+export function parseProbeArgs(args: readonly string[], env: NodeJS.ProcessEnv = {}): ProbeOptions {
   const o: ProbeOptions = { ...PROBE_DEFAULTS, excludePids: [], filter: structuredClone(EMPTY_FILTER) };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const [flag, inline] = splitFlag(a);
-    const val = () => inline ?? args[++i];
-    if (!PROBE_FLAG_NAMES.has(flag)) throw new ConfigError("unknown_flag", `unknown probe option "${a}"\n${PROBE_USAGE}`);
+  parseFlags(args, PROBE_FLAGS, { command: "probe", env }).each(({ flag, value: v, following }) => {
     switch (flag) {
       case "--source": {
-        const s = val();
-        if (s === "ebpf") o.source = "ebpf";
-        else if (s === "pcap") {
+        if (v === "ebpf") o.source = "ebpf";
+        else if (v === "pcap") {
           o.source = "pcap";
-          o.pcapFile = args[++i];
+          o.pcapFile = following[0];
           if (!o.pcapFile) throw new ConfigError("bad_value", "--source pcap needs a FILE");
-        } else throw new ConfigError("bad_value", `--source: expected ebpf or "pcap FILE", got "${s ?? ""}"`);
+        } else throw new ConfigError("bad_value", `--source: expected ebpf or "pcap FILE", got "${v}"`);
         break;
       }
       case "--replay-speed": {
-        const v = Number(val());
-        if (!Number.isFinite(v) || v < 0) throw new ConfigError("bad_value", "--replay-speed: expected a number >= 0");
-        o.replaySpeed = v;
+        const x = Number(v);
+        if (!Number.isFinite(x) || x < 0) throw new ConfigError("bad_value", "--replay-speed: expected a number >= 0");
+        o.replaySpeed = x;
         break;
       }
-      case "--replay-loops": o.replayLoops = int(flag, val(), 1, 1_000_000); break;
-      case "--chunk-bytes": o.chunkBytes = int(flag, val(), 1, WS_MAX_CHUNK); break;
-      case "--max-bytes-per-call": o.maxBytesPerCall = int(flag, val(), 0, 64 << 20); break;
+      case "--replay-loops": o.replayLoops = int(flag, v, 1, 1_000_000); break;
+      case "--chunk-bytes": o.chunkBytes = int(flag, v, 1, WS_MAX_CHUNK); break;
+      case "--max-bytes-per-call": o.maxBytesPerCall = int(flag, v, 0, 64 << 20); break;
       case "--ringbuf-bytes": {
-        o.ringbufBytes = int(flag, val(), 4096, 1 << 30);
+        o.ringbufBytes = int(flag, v, 4096, 1 << 30);
         if (o.ringbufBytes & (o.ringbufBytes - 1)) throw new ConfigError("bad_value", "--ringbuf-bytes: must be a power of two");
         break;
       }
-      case "--batch-ms": o.batchMs = int(flag, val(), 1, 10_000); break;
-      case "--batch-bytes": o.batchBytes = int(flag, val(), 65536, 16 << 20); break;
+      case "--batch-ms": o.batchMs = int(flag, v, 1, 10_000); break;
+      case "--batch-bytes": o.batchBytes = int(flag, v, 65536, 16 << 20); break;
       case "--mount-tracefs": o.mountTracefs = true; break;
       case "--http1-bodies": {
-        const v = val();
-        if (v !== "trim" && v !== "keep") throw new ConfigError("bad_value", `--http1-bodies: expected trim or keep, got "${v ?? ""}"`);
+        if (v !== "trim" && v !== "keep") throw new ConfigError("bad_value", `--http1-bodies: expected trim or keep, got "${v}"`);
         o.http1Bodies = v;
         break;
       }
-      case "--lock-file": o.lockFile = val() ?? ""; break;
+      case "--lock-file": o.lockFile = v; break;
       case "--netns": {
-        o.netns = val();
+        o.netns = v;
         if (!o.netns) throw new ConfigError("bad_value", "--netns: expected a namespace file (/var/run/netns/NAME)");
         break;
       }
       case "--clock-skew-ms": {
-        const v = val();
-        if (v === undefined || !/^-?\d+$/.test(v) || Math.abs(Number(v)) > 3_600_000) throw new ConfigError("bad_value", `--clock-skew-ms: expected an integer within an hour either way, got "${v ?? ""}"`);
+        if (!/^-?\d+$/.test(v) || Math.abs(Number(v)) > 3_600_000) throw new ConfigError("bad_value", `--clock-skew-ms: expected an integer within an hour either way, got "${v}"`);
         o.clockSkewMs = Number(v);
         break;
       }
-      case "--netns-inode": o.netnsInode = int(flag, val(), 1, 0xffffffff); break;
-      case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, val()); break;
+      case "--netns-inode": o.netnsInode = int(flag, v, 1, 0xffffffff); break;
+      case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, v); break;
       case "--sample-fraction": {
-        const v = val();
         const f = Number(v);
-        if (v === undefined || !/^[0-9.]+$/.test(v) || !(f > 0 && f <= 1)) throw new ConfigError("bad_value", `--sample-fraction: expected a number in (0, 1], got "${v ?? ""}"`);
+        if (!/^[0-9.]+$/.test(v) || !(f > 0 && f <= 1)) throw new ConfigError("bad_value", `--sample-fraction: expected a number in (0, 1], got "${v}"`);
         o.sampleFraction = f;
         break;
       }
-      case "--conn-budget-bytes": o.connBudgetBytes = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
-      case "--conn-budget-calls": o.connBudgetCalls = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
-      case "--proc-budget-bytes": o.procBudgetBytes = int(flag, val(), 0, Number.MAX_SAFE_INTEGER); break;
-      case "--shed-ringbuf-pct": o.shedRingbufPct = int(flag, val(), 0, 100); break;
-      case "--exclude-pid": o.excludePids.push(int(flag, val(), 1, 0x7fffffff)); break;
-      case "--allow-pid": o.filter.allowPids.push(int(flag, val(), 1, 0x7fffffff)); break;
-      case "--deny-pid": o.filter.denyPids.push(int(flag, val(), 1, 0x7fffffff)); break;
-      case "--allow-port": o.filter.allowPorts.push(int(flag, val(), 1, 65535)); break;
-      case "--deny-port": o.filter.denyPorts.push(int(flag, val(), 1, 65535)); break;
-      case "--allow-comm": o.filter.allowComms.push(val() ?? ""); break;
-      case "--deny-comm": o.filter.denyComms.push(val() ?? ""); break;
-      case "--allow-cgroup": o.filter.allowCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
-      case "--deny-cgroup": o.filter.denyCgroups.push(BigInt(int(flag, val(), 1, Number.MAX_SAFE_INTEGER))); break;
+      case "--conn-budget-bytes": o.connBudgetBytes = int(flag, v, 0, Number.MAX_SAFE_INTEGER); break;
+      case "--conn-budget-calls": o.connBudgetCalls = int(flag, v, 0, Number.MAX_SAFE_INTEGER); break;
+      case "--proc-budget-bytes": o.procBudgetBytes = int(flag, v, 0, Number.MAX_SAFE_INTEGER); break;
+      case "--shed-ringbuf-pct": o.shedRingbufPct = int(flag, v, 0, 100); break;
+      case "--exclude-pid": o.excludePids.push(int(flag, v, 1, 0x7fffffff)); break;
+      case "--allow-pid": o.filter.allowPids.push(int(flag, v, 1, 0x7fffffff)); break;
+      case "--deny-pid": o.filter.denyPids.push(int(flag, v, 1, 0x7fffffff)); break;
+      case "--allow-port": o.filter.allowPorts.push(int(flag, v, 1, 65535)); break;
+      case "--deny-port": o.filter.denyPorts.push(int(flag, v, 1, 65535)); break;
+      case "--allow-comm": o.filter.allowComms.push(v); break;
+      case "--deny-comm": o.filter.denyComms.push(v); break;
+      case "--allow-cgroup": o.filter.allowCgroups.push(BigInt(int(flag, v, 1, Number.MAX_SAFE_INTEGER))); break;
+      case "--deny-cgroup": o.filter.denyCgroups.push(BigInt(int(flag, v, 1, Number.MAX_SAFE_INTEGER))); break;
+      case "--sweep-ms": o.sweepMs = int(flag, v, 10, 3_600_000); break;
       default:
         // a row of PROBE_FLAGS without its case here: options.test.ts fails on it
         throw new ConfigError("unknown_flag", `probe option ${flag} is documented but not parsed`);
     }
-  }
+  });
   if (o.netns !== undefined && o.netnsInode !== undefined) throw new ConfigError("bad_value", "--netns and --netns-inode name the same thing: give one");
   return o;
 }

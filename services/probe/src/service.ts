@@ -50,7 +50,7 @@ export function specToFilter(s: FilterSpec): Filter {
 }
 
 export const createService: CreateService = async (ctx: ServiceContext) => {
-  const opts = parseProbeArgs(ctx.args);
+  const opts = parseProbeArgs(ctx.args, ctx.env);
   // a node: one network namespace's processes and sockets, named by inode in the kernel
   const netnsIno = opts.netns !== undefined ? netnsInodeOf(opts.netns) : opts.netnsInode ?? 0;
   const skewNs = BigInt(opts.clockSkewMs) * 1_000_000n;
@@ -97,7 +97,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   }
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
   if (netnsIno) ctx.info.set("netns", `${opts.netns ?? "inode"} (${netnsIno})`);
-  const pods = podResolverFromEnv(ctx.log);
+  const pods = podResolverFromEnv(ctx.log, ctx.env);
   const processes = new ProcessCache({ pods });
   const c = ctx.counters;
   // Calls of a followed HTTP/1.1 connection are copied as head and tail only: a head holds the
@@ -200,7 +200,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         reapExited();
         c.add("processes_exited", processes.sweep());
         c.set("connections_open", tracker.size);
-      }, Number(process.env.WIRESCOPE_PROBE_SWEEP_MS ?? 5_000));
+      }, opts.sweepMs);
       // the pipeline's own processes (parser, aggregator) announce their pid and cgroup: never trace
       // them. Read at once and every second: until a parser is excluded, the probe traces that
       // parser's input, which is the probe's own output (at 20,000 req/s the 5 s this used to take

@@ -1,4 +1,4 @@
-import { AGGREGATOR_FLAGS } from "@wirescope/aggregator/options";
+import { AGGREGATOR_FLAGS, parseAggregatorArgs } from "@wirescope/aggregator/options";
 import { serviceCommand } from "./service-command.js";
 
-export default serviceCommand("aggregator", () => import("@wirescope/aggregator"), AGGREGATOR_FLAGS);
+export default serviceCommand("aggregator", () => import("@wirescope/aggregator"), AGGREGATOR_FLAGS, parseAggregatorArgs);

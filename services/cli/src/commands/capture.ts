@@ -4,15 +4,15 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
-import { expandInline, flagsHelp, unlistedFlag, type FlagSpec } from "@wirescope/common";
+import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 
-/** capture's flags: --help, the completions and the parser's gate all read this table. */
+/** capture's flags: --help, the completions and the parser all read this table. */
 export const CAPTURE_FLAGS: readonly FlagSpec[] = [
-  { flag: "output", value: "FILE.pcapng", description: "where the capture is written (required; -o for short)" },
-  { flag: "pid", value: "N", description: "capture this process (repeatable)" },
-  { flag: "port", value: "N", description: "capture connections with this port (repeatable)" },
-  { flag: "comm", value: "NAME", description: "capture processes of this name, 1..15 bytes as in /proc/PID/comm (repeatable)" },
+  { flag: "output", short: "o", value: "FILE.pcapng", description: "where the capture is written (required)" },
+  { flag: "pid", repeatable: true, value: "N", description: "capture this process (repeatable)" },
+  { flag: "port", repeatable: true, value: "N", description: "capture connections with this port (repeatable)" },
+  { flag: "comm", repeatable: true, value: "NAME", description: "capture processes of this name, 1..15 bytes as in /proc/PID/comm (repeatable)" },
   { flag: "duration", value: "S", default: "until Ctrl-C", description: "stop after this many seconds" },
   { flag: "plaintext", description: "write TLS connections as the cleartext TCP they carry (read from the TLS library: OpenSSL, GnuTLS, Go, node), so tshark decodes them without keys" },
   { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
@@ -46,36 +46,31 @@ export interface CaptureArgs {
 }
 
 export function parseCaptureArgs(args: string[]): CaptureArgs {
-  const argv = expandInline(args);
-  const unlisted = unlistedFlag(argv, CAPTURE_FLAGS);
-  if (unlisted) throw new UsageError(`unknown option "${unlisted}"`);
   const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
   const a: CaptureArgs = { output: "", filter, mountTracefs: false, plaintext: false };
-  const num = (flag: string, v: string | undefined, max: number) => {
+  const num = (flag: string, v: string, max: number) => {
     const n = Number(v);
-    if (v === undefined || !/^\d+(\.\d+)?$/.test(v) || n <= 0 || n > max) throw new UsageError(`${flag}: expected a number in (0, ${max}], got "${v ?? ""}"`);
+    if (!/^\d+(\.\d+)?$/.test(v) || n <= 0 || n > max) throw new UsageError(`${flag}: expected a number in (0, ${max}], got "${v}"`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const f = argv[i];
+  parseFlags(args, CAPTURE_FLAGS, { command: "capture" }).each(({ flag: f, value: v }) => {
     switch (f) {
-      case "--output": case "-o": a.output = argv[++i] ?? ""; break;
-      case "--pid": a.filter.allowPids.push(Math.trunc(num(f, argv[++i], 0x7fffffff))); break;
-      case "--port": a.filter.allowPorts.push(Math.trunc(num(f, argv[++i], 65535))); break;
+      case "--output": a.output = v; break;
+      case "--pid": a.filter.allowPids.push(Math.trunc(num(f, v, 0x7fffffff))); break;
+      case "--port": a.filter.allowPorts.push(Math.trunc(num(f, v, 65535))); break;
       case "--comm": {
-        const c = argv[++i] ?? "";
-        if (!c || Buffer.byteLength(c) > 15) throw new UsageError(`--comm: a process name of 1..15 bytes (as in /proc/PID/comm), got "${c}"`);
-        a.filter.allowComms.push(c);
+        if (!v || Buffer.byteLength(v) > 15) throw new UsageError(`--comm: a process name of 1..15 bytes (as in /proc/PID/comm), got "${v}"`);
+        a.filter.allowComms.push(v);
         break;
       }
-      case "--duration": a.durationS = num(f, argv[++i], 7 * 86400); break;
+      case "--duration": a.durationS = num(f, v, 7 * 86400); break;
       case "--mount-tracefs": a.mountTracefs = true; break;
       case "--plaintext": a.plaintext = true; break;
-      case "--chunk-bytes": a.chunkBytes = Math.trunc(num(f, argv[++i], 16384)); break;
-      case "--max-bytes-per-call": a.maxBytesPerCall = Math.trunc(num(f, argv[++i], 64 << 20)); break;
-      default: throw new UsageError(`unknown option "${f}"`);
+      case "--chunk-bytes": a.chunkBytes = Math.trunc(num(f, v, 16384)); break;
+      case "--max-bytes-per-call": a.maxBytesPerCall = Math.trunc(num(f, v, 64 << 20)); break;
+      default: throw new UsageError(`capture option ${f} is documented but not parsed`);
     }
-  }
+  });
   if (!a.output) throw new UsageError("--output FILE.pcapng is required");
   return a;
 }

@@ -17,19 +17,19 @@ import { Counters } from "@wirescope/common/counters";
 import { endpointText, recordToJson } from "@wirescope/common/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
 import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
-import { flagsHelp, unlistedFlag, type FlagSpec } from "@wirescope/common/flags";
+import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/common/flags";
 import { UsageError, type Command } from "../command.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** parsers-wasm/build, where `npm run build` puts the built-in plugins. */
 export const BUILTIN_PLUGIN_DIR = path.resolve(here, "../../../../parsers-wasm/build");
 
-/** decode's flags: --help, the completions and the parser's gate all read this table. */
+/** decode's flags: --help, the completions and the parser all read this table. */
 export const DECODE_FLAGS: readonly FlagSpec[] = [
-  { flag: "proto", value: "PORT=PROTOCOL", description: "decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a plugin's name) instead of detecting it; repeatable" },
+  { flag: "proto", repeatable: true, value: "PORT=PROTOCOL", description: "decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a plugin's name) instead of detecting it; repeatable" },
   { flag: "format", value: "ndjson|table", default: "ndjson", description: "ndjson: one JSON object per record; table: aligned columns" },
   { flag: "redact", description: "mask literals in SQL text (db.query.text) and credential headers" },
-  { flag: "plugins", value: "DIR", description: "also load the plugins in DIR (*.json manifests beside their .wasm); a plugin with a built-in's name replaces it" },
+  { flag: "plugins", repeatable: true, value: "DIR", description: "also load the plugins in DIR (*.json manifests beside their .wasm); a plugin with a built-in's name replaces it" },
   { flag: "builtin-dir", value: "DIR", default: BUILTIN_PLUGIN_DIR, description: "where the built-in plugins are" },
   { flag: "jobs", value: "N", default: "1", description: "N threads, each reading the capture and decoding its share of the connections; records then come in no fixed order" },
   { flag: "stats", description: "print reader, reassembly and engine counters to stderr at the end" },
@@ -66,29 +66,16 @@ interface DecodeArgs {
 
 export function parseDecodeArgs(argv: string[]): DecodeArgs {
   const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined, jobs: 1 };
-  const files: string[] = [];
-  const unlisted = unlistedFlag(argv, DECODE_FLAGS);
-  if (unlisted) throw new UsageError(`decode: unknown option ${unlisted}`);
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`decode: ${flag} needs a value`);
-      return v;
-    };
+  const parsed = parseFlags(argv, DECODE_FLAGS, { command: "decode", positionals: true });
+  parsed.each(({ flag, value: v }) => {
     switch (flag) {
       case "--proto": {
-        const v = value();
         const m = /^(\d{1,5})=([A-Za-z0-9_.-]+)$/.exec(v);
         if (!m || Number(m[1]) > 65535) throw new UsageError(`decode: --proto wants PORT=PROTOCOL (e.g. 8080=http1), got "${v}"`);
         a.protos.set(Number(m[1]), m[2]!);
         break;
       }
       case "--format": {
-        const v = value();
         if (v !== "ndjson" && v !== "table") throw new UsageError(`decode: --format is ndjson or table, got "${v}"`);
         a.format = v;
         break;
@@ -97,10 +84,10 @@ export function parseDecodeArgs(argv: string[]): DecodeArgs {
         a.redact = true;
         break;
       case "--plugins":
-        a.pluginDirs.push(value());
+        a.pluginDirs.push(v);
         break;
       case "--builtin-dir":
-        a.builtinDir = value();
+        a.builtinDir = v;
         break;
       case "--stats":
         a.stats = true;
@@ -112,17 +99,16 @@ export function parseDecodeArgs(argv: string[]): DecodeArgs {
         a.progress = false;
         break;
       case "--jobs": {
-        const v = value();
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`decode: --jobs wants a number of threads from 1 to 64, got "${v}"`);
         a.jobs = n;
         break;
       }
       default:
-        if (arg.startsWith("-") && arg !== "-") throw new UsageError(`decode: unknown option ${arg}`);
-        files.push(arg);
+        throw new UsageError(`decode option ${flag} is documented but not parsed`);
     }
-  }
+  });
+  const files = parsed.positionals;
   if (files.length !== 1) throw new UsageError(files.length ? `decode: one capture at a time (got ${files.length})` : "decode: which capture? (wirescope decode CAPTURE)");
   a.file = files[0]!;
   if (a.jobs > 1 && a.file === "-") throw new UsageError("decode: --jobs needs a file: standard input can be read only once");

@@ -2,14 +2,13 @@
 // with a steady, known traffic mix, so there is something to see right away. `wirescope up`
 // starts it unless --no-demo is given.
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { loadConfig, optionsHelp, flagsHelp, parseArgsOptions, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { DEFAULT_BASE_PORT, DEFAULT_RATE, PARTS, type Part } from "../demo/spec.js";
 import { runDemo, DB_PASSWORD, DB_USER } from "../demo/run.js";
 import { runPart } from "../demo/parts.js";
 
-/** demo's own flags (after the shared ones): --help, the completions and parseArgs read this table. */
+/** demo's own flags (after the shared ones): --help, the completions and the parser read this table. */
 export const DEMO_FLAGS: readonly FlagSpec[] = [
   { flag: "demo-port", value: "N", default: String(DEFAULT_BASE_PORT), description: "first of six consecutive ports: web, api, orders, kafka, redis, mariadb" },
   { flag: "rate", value: "R", default: String(DEFAULT_RATE), description: "requests per second the load generator sends to web" },
@@ -20,11 +19,7 @@ export const DEMO_FLAGS: readonly FlagSpec[] = [
 
 /** Parses demo's own flags (`--flag value` or `--flag=value`). */
 export function parseDemoArgs(args: string[]) {
-  try {
-    return parseArgs({ args, strict: true, options: parseArgsOptions(DEMO_FLAGS) }).values as { "demo-port"?: string; rate?: string; requests?: string; dir?: string; part?: string };
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message} (see wirescope demo --help)`);
-  }
+  return parseFlags(args, DEMO_FLAGS, { command: "demo" }).values() as { "demo-port"?: string; rate?: string; requests?: string; dir?: string; part?: string };
 }
 
 const USAGE = `usage: wirescope demo [--demo-port N] [--rate R] [--dir DIR] [options]
@@ -48,7 +43,7 @@ const command: Command = {
   usage: USAGE,
   flags: [...OPTIONS, ...DEMO_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv });
+    const { config, rest } = loadConfig({ argv, command: "demo" });
     const values = parseDemoArgs(rest);
     const basePort = Number(values["demo-port"] ?? DEFAULT_BASE_PORT);
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530) throw new UsageError("--demo-port: expected a port number (1-65530)");

@@ -17,7 +17,7 @@ import { parseStatusArgs } from "./status.js";
 import { parsePluginArgs } from "./plugin.js";
 import { parseUpArgs } from "./up.js";
 
-const PARSERS: Record<string, (args: string[]) => unknown> = {
+const PARSERS: Record<string, (args: string[], env?: NodeJS.ProcessEnv) => unknown> = {
   probe: parseProbeArgs,
   parser: parseParserArgs,
   aggregator: parseAggregatorArgs,
@@ -33,9 +33,9 @@ const PARSERS: Record<string, (args: string[]) => unknown> = {
 const shared = (args: string[]) => loadConfig({ argv: args, env: {}, natsAuthFromDataDir: false }).config;
 
 /** What parsing gave: the options, or the error's message. */
-function outcome(parse: (args: string[]) => unknown, args: string[]): { ok?: unknown; error?: string } {
+function outcome(parse: (args: string[], env?: NodeJS.ProcessEnv) => unknown, args: string[], env: NodeJS.ProcessEnv = {}): { ok?: unknown; error?: string } {
   try {
-    return { ok: parse(args) };
+    return { ok: parse(args, env) };
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -75,7 +75,28 @@ describe("command --help", () => {
           assert.deepEqual(outcome(p, [`--${f.flag}=${v}`]), spaced, `${name} --${f.flag}=${v}`);
         }
       }
-      assert.match(outcome(parse, ["--no-such-flag", "1"]).error ?? "", /unknown/i);
+      assert.equal(outcome(parse, ["--no-such-flag", "1"]).error, `unknown flag --no-such-flag (see wirescope ${name} --help)`);
+    });
+  }
+
+  for (const name of ["probe", "parser", "aggregator"]) {
+    const cmd = COMMANDS.find((c) => c.name === name)!;
+    it(`${name}: every flag has its WIRESCOPE_* variable, and the variable means the same as the flag`, () => {
+      const parse = PARSERS[name]!;
+      for (const f of cmd.flags) {
+        assert.match(f.env ?? "", /^WIRESCOPE_[A-Z0-9_]+$/, `${name} --${f.flag} has no variable`);
+        const p = isOwn(f) ? parse : (args: string[], env?: NodeJS.ProcessEnv) => loadConfig({ argv: args, env, natsAuthFromDataDir: false }).config;
+        // an empty variable counts as unset (as in a shell), so no empty value here
+        for (const v of f.value ? ["1", "4096", f.default || "x"] : ["1"]) {
+          const fromFlag = outcome(p, f.value ? [`--${f.flag}`, v] : [`--${f.flag}`]);
+          const fromEnv = outcome(p, [], { [f.env!]: v });
+          if (fromFlag.error) assert.ok(fromEnv.error?.endsWith(fromFlag.error), `${f.env}=${v}: ${fromEnv.error} vs ${fromFlag.error}`);
+          else assert.deepEqual(fromEnv, fromFlag, `${f.env}=${v}`);
+        }
+      }
+      // the variables are the service's own: no two rows share one
+      const envs = cmd.flags.map((f) => f.env);
+      assert.equal(new Set(envs).size, envs.length);
     });
   }
 });

@@ -2,7 +2,7 @@
 // bucket every parser replica watches (they load a new plugin within seconds, no restart).
 import fs from "node:fs";
 import path from "node:path";
-import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, unlistedFlag, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
@@ -16,14 +16,9 @@ export const PLUGIN_FLAGS: readonly FlagSpec[] = [
 
 /** Parses plugin's own flags (`--flag value` or `--flag=value`) and its words (subcommand, argument). */
 export function parsePluginArgs(args: readonly string[]): { bucket: string; manifestPath?: string; json: boolean; sub?: string; arg?: string } {
-  const rest = [...args];
-  const unlisted = unlistedFlag(rest, PLUGIN_FLAGS);
-  if (unlisted) throw new UsageError(`plugin: unknown option ${unlisted}`);
-  const bucket = take(rest, "--bucket") ?? PLUGIN_BUCKET;
-  const manifestPath = take(rest, "--manifest");
-  const json = rest.includes("--json");
-  const [sub, arg] = rest.filter((a) => a !== "--json");
-  return { bucket, manifestPath, json, sub, arg };
+  const p = parseFlags(args, PLUGIN_FLAGS, { command: "plugin", positionals: true });
+  const [sub, arg] = p.positionals;
+  return { bucket: p.get("bucket") ?? PLUGIN_BUCKET, manifestPath: p.get("manifest"), json: p.has("json"), sub, arg };
 }
 
 const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket B] [options]
@@ -41,27 +36,13 @@ ${flagsHelp(PLUGIN_FLAGS)}
 options:
 ${optionsHelp()}`;
 
-function take(rest: string[], flag: string): string | undefined {
-  const i = rest.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
-  if (i < 0) return undefined;
-  const a = rest[i]!;
-  if (a.includes("=")) {
-    rest.splice(i, 1);
-    return a.slice(a.indexOf("=") + 1);
-  }
-  const v = rest[i + 1];
-  if (v === undefined) throw new UsageError(`${flag} needs a value`);
-  rest.splice(i, 2);
-  return v;
-}
-
 const command: Command = {
   name: "plugin",
   summary: "add, list or remove protocol plugins for every parser replica",
   usage: USAGE,
   flags: [...OPTIONS, ...PLUGIN_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv });
+    const { config, rest } = loadConfig({ argv, command: "plugin" });
     const { bucket, manifestPath, json, sub, arg } = parsePluginArgs(rest);
     if (!sub) throw new UsageError("plugin: say add, list or remove");
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-plugin" });

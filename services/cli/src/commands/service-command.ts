@@ -10,8 +10,11 @@ const SUMMARIES: Record<Component, string> = {
   aggregator: "RED metrics, spans and the service map into InfluxDB",
 };
 
-/** Builds the command that runs `component` from its package's `createService`. */
-export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>, ownFlags: readonly FlagSpec[]): Command {
+/**
+ * Builds the command that runs `component` from its package's `createService`; `ownFlags` is the
+ * table of its own flags and `parse` their parser, run before the service starts.
+ */
+export function serviceCommand(component: Component, load: () => Promise<{ createService: CreateService }>, ownFlags: readonly FlagSpec[], parse: (args: readonly string[], env: NodeJS.ProcessEnv) => unknown): Command {
   return {
     name: component,
     flags: [...OPTIONS, ...ownFlags],
@@ -32,7 +35,7 @@ ${flagsHelp(ownFlags)}`,
     async run(argv) {
       // Loaded only when asked for: a service that cannot load must not break the other commands.
       const mod = await load();
-      return runService({ component, create: mod.createService, argv, version: VERSION });
+      return runService({ component, create: mod.createService, argv, version: VERSION, checkArgs: parse });
     },
   };
 }

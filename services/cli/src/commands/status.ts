@@ -7,9 +7,8 @@
 // the stack, and the restarts up counted are shown beside each process it supervises.
 import {
   loadConfig,
-  expandInline,
   flagsHelp,
-  unlistedFlag,
+  parseFlags,
   OPTIONS,
   type FlagSpec,
   optionsHelp,
@@ -53,25 +52,16 @@ export interface StatusRow {
 /** status's own flags (after the shared ones): --help, the completions and its parser read this table. */
 export const STATUS_FLAGS: readonly FlagSpec[] = [
   { flag: "json", description: "print JSON: one object per process" },
-  { flag: "address", value: "HOST:PORT", description: "also ask this control address (repeatable)" },
+  { flag: "address", repeatable: true, value: "HOST:PORT", description: "also ask this control address (repeatable)" },
   { flag: "timeout", value: "MS", default: "2000", description: "per-call deadline" },
 ];
 
 /** Parses status's own flags (`--flag value` or `--flag=value`). */
 export function parseStatusArgs(args: readonly string[]): { json: boolean; extra: string[]; timeoutMs: number } {
-  let json = false;
-  let timeoutMs = 2000;
-  const extra: string[] = [];
-  const own = expandInline(args);
-  const unlisted = unlistedFlag(own, STATUS_FLAGS);
-  if (unlisted) throw new UsageError(`unknown argument "${unlisted}" (see wirescope status --help)`);
-  for (let i = 0; i < own.length; i++) {
-    const a = own[i];
-    if (a === "--json") json = true;
-    else if (a === "--address" && own[i + 1]) extra.push(own[++i]);
-    else if (a === "--timeout" && own[i + 1]) timeoutMs = Number(own[++i]);
-    else throw new UsageError(`unknown argument "${a}" (see wirescope status --help)`);
-  }
+  const p = parseFlags(args, STATUS_FLAGS, { command: "status" });
+  const json = p.has("json");
+  const extra = p.all("address");
+  const timeoutMs = Number(p.get("timeout") ?? 2000);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError("--timeout: expected a positive number of ms");
   return { json, extra, timeoutMs };
 }
@@ -320,7 +310,7 @@ const status: Command = {
   usage: USAGE,
   flags: [...OPTIONS, ...STATUS_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv });
+    const { config, rest } = loadConfig({ argv, command: "status" });
     const { json, extra, timeoutMs } = parseStatusArgs(rest);
     const rows = await collectStatus(config, extra, timeoutMs);
     process.stdout.write(json ? JSON.stringify(rows, null, 2) + "\n" : formatTable(rows));

@@ -2,7 +2,7 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, expandInline, flagsHelp, unlistedFlag, OPTIONS, type FlagSpec, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
@@ -49,29 +49,12 @@ function tableRow(r: WsRecord): string {
 
 /** `wirescope tail`'s own flags (after the shared options), as `--flag value` or `--flag=value`. */
 export function parseTailArgs(args: readonly string[]): { protocol?: string; service?: string; format: string; limit: number } {
-  const rest = expandInline(args);
-  const unlisted = unlistedFlag(rest, TAIL_FLAGS);
-  if (unlisted) throw new UsageError(`tail: unknown argument ${unlisted}`);
-  let protocol: string | undefined;
-  let service: string | undefined;
-  let format = "ndjson";
-  let limit = Infinity;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    const v = () => {
-      const x = rest[++i];
-      if (x === undefined) throw new UsageError(`${a} needs a value`);
-      return x;
-    };
-    if (a === "--protocol") protocol = v();
-    else if (a === "--service") service = v();
-    else if (a === "--format") format = v();
-    else if (a === "--limit") limit = Number(v());
-    else throw new UsageError(`tail: unknown argument ${a}`);
-  }
+  const p = parseFlags(args, TAIL_FLAGS, { command: "tail" });
+  const format = p.get("format") ?? "ndjson";
+  const limit = p.has("limit") ? Number(p.get("limit")) : Infinity;
   if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");
   if (!(limit > 0)) throw new UsageError("--limit must be a positive number");
-  return { protocol, service, format, limit };
+  return { protocol: p.get("protocol"), service: p.get("service"), format, limit };
 }
 
 const command: Command = {
@@ -80,7 +63,7 @@ const command: Command = {
   usage: USAGE,
   flags: [...OPTIONS, ...TAIL_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv });
+    const { config, rest } = loadConfig({ argv, command: "tail" });
     const { protocol, service, format, limit } = parseTailArgs(rest);
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-tail" });
     let stopping = false;

@@ -1,8 +1,7 @@
 // `wirescope top`: a live terminal view of the services InfluxDB holds, like top(1): rate, error %,
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
-import { parseArgs } from "node:util";
-import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseArgsOptions, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";
@@ -11,7 +10,7 @@ import { initialState, onKey, render, type TopData, type TopState } from "../top
 /** Shared options top reads as its own (see LoadConfigInput.own): `--node` is the node to show. */
 const OWN_SHARED = ["node"];
 
-/** top's own flags (after the shared ones): --help, the completions and parseArgs read this table. */
+/** top's own flags (after the shared ones): --help, the completions and the parser read this table. */
 export const TOP_FLAGS: readonly FlagSpec[] = [
   { flag: "range", value: "DURATION", default: "1m", description: "how far back to look: 30s, 5m, 1h" },
   { flag: "interval", value: "MS", default: "10000, the aggregator's window", description: "refresh period in ms" },
@@ -26,11 +25,7 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
 
 /** Parses top's own flags (`--flag value` or `--flag=value`). */
 export function parseTopArgs(args: string[]) {
-  try {
-    return parseArgs({ args, strict: true, options: parseArgsOptions(TOP_FLAGS) }).values as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; node?: string; edges?: boolean; once?: boolean; timeout?: string };
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message} (see wirescope top --help)`);
-  }
+  return parseFlags(args, TOP_FLAGS, { command: "top" }).values() as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; node?: string; edges?: boolean; once?: boolean; timeout?: string };
 }
 
 const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--node NAME] [--edges] [--once] [options]
@@ -87,7 +82,7 @@ const command: Command = {
   usage: USAGE,
   flags: [...OPTIONS.filter((o) => !OWN_SHARED.includes(o.flag)), ...TOP_FLAGS],
   async run(argv) {
-    const { config, rest } = loadConfig({ argv, own: OWN_SHARED });
+    const { config, rest } = loadConfig({ argv, own: OWN_SHARED, command: "top" });
     const values = parseTopArgs(rest);
     const rangeS = parseRange(values.range ?? "1m");
     const intervalMs = positive("interval", values.interval, 10_000);

@@ -48,7 +48,7 @@ import {
   type NatsTlsFiles,
   type ManagedProcess,
   flagsHelp,
-  unlistedFlag,
+  parseFlags,
   OPTIONS,
   type FlagSpec,
 } from "@wirescope/common";
@@ -59,7 +59,7 @@ import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 
-/** up's own flags (after the shared ones): --help, the completions and parseUpArgs's gate read this table. */
+/** up's own flags (after the shared ones): --help, the completions and parseUpArgs read this table. */
 export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "no-install", description: "skip the Debian package check" },
   { flag: "no-build", description: "skip the build step" },
@@ -70,7 +70,7 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "influx-auth", description: "run influxd with authentication: an admin user generated into <data-dir>/influx-auth.json (0600), used by the aggregator, top and status" },
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
   { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
-  { flag: "probe-args", value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
+  { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
   { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
   { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
   { flag: "parser-port", value: "N", default: String(DEFAULT_GRPC_PORTS.parser), description: "parser gRPC port" },
@@ -135,16 +135,12 @@ interface UpOptions {
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
   const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], otlpEndpoint: "", aggregators: 1 };
-  const num = (flag: string, v: string | undefined, max: number, min = 1) => {
+  const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
-    if (v === undefined || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v ?? ""}"`);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
     return n;
   };
-  const unlisted = unlistedFlag(rest, UP_FLAGS);
-  if (unlisted) throw new UsageError(`unknown argument "${unlisted}" (see wirescope up --help)`);
-  for (let i = 0; i < rest.length; i++) {
-    const [flag, inline] = rest[i].split(/=(.*)/s, 2);
-    const value = () => (inline !== undefined ? inline : rest[++i]);
+  parseFlags(rest, UP_FLAGS, { command: "up" }).each(({ flag, value: v }) => {
     switch (flag) {
       case "--no-install": o.install = false; break;
       case "--no-build": o.build = false; break;
@@ -152,28 +148,27 @@ export function parseUpArgs(rest: string[]): UpOptions {
       case "--no-watch-parent": o.watchParent = false; break;
       case "--no-demo": o.demo = false; break;
       case "--influx-auth": o.influxAuth = true; break;
-      case "--nats-cluster": o.natsCluster = num(flag, value(), 5, 3); break;
+      case "--nats-cluster": o.natsCluster = num(flag, v, 5, 3); break;
       case "--nats-tls": o.natsTls = true; break;
-      case "--probe-args": o.probeArgs.push(...(value() ?? "").split(/\s+/).filter(Boolean)); break;
-      case "--demo-port": o.demoPort = num(flag, value(), 65530); break;
-      case "--demo-requests": o.demoRequests = num(flag, value(), 1e9); break;
-      case "--probe-port": o.ports.probe = num(flag, value(), 65535); break;
-      case "--parser-port": o.ports.parser = num(flag, value(), 65535); break;
-      case "--aggregator-port": o.ports.aggregator = num(flag, value(), 65535); break;
-      case "--aggregators": o.aggregators = num(flag, value(), 8); break;
-      case "--probe-metrics-port": o.metricsPorts.probe = num(flag, value(), 65535, 0); break;
-      case "--parser-metrics-port": o.metricsPorts.parser = num(flag, value(), 65535, 0); break;
-      case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, value(), 65535, 0); break;
-      case "--start-timeout": o.startTimeoutMs = num(flag, value(), 3_600_000); break;
+      case "--probe-args": o.probeArgs.push(...v.split(/\s+/).filter(Boolean)); break;
+      case "--demo-port": o.demoPort = num(flag, v, 65530); break;
+      case "--demo-requests": o.demoRequests = num(flag, v, 1e9); break;
+      case "--probe-port": o.ports.probe = num(flag, v, 65535); break;
+      case "--parser-port": o.ports.parser = num(flag, v, 65535); break;
+      case "--aggregator-port": o.ports.aggregator = num(flag, v, 65535); break;
+      case "--aggregators": o.aggregators = num(flag, v, 8); break;
+      case "--probe-metrics-port": o.metricsPorts.probe = num(flag, v, 65535, 0); break;
+      case "--parser-metrics-port": o.metricsPorts.parser = num(flag, v, 65535, 0); break;
+      case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, v, 65535, 0); break;
+      case "--start-timeout": o.startTimeoutMs = num(flag, v, 3_600_000); break;
       case "--otlp-endpoint": {
-        const v = value() ?? "";
         if (!/^https?:\/\/[^\s/]/.test(v)) throw new UsageError(`${flag}: expected an http(s) URL, got "${v}"`);
         o.otlpEndpoint = v;
         break;
       }
-      default: throw new UsageError(`unknown argument "${rest[i]}" (see wirescope up --help)`);
+      default: throw new UsageError(`up option ${flag} is documented but not parsed`);
     }
-  }
+  });
   return o;
 }
 
@@ -469,7 +464,7 @@ function surviveClosedOutput(): void {
 
 async function up(argv: string[]): Promise<number> {
   surviveClosedOutput();
-  const { config, rest } = loadConfig({ argv });
+  const { config, rest } = loadConfig({ argv, command: "up" });
   const opts = parseUpArgs(rest);
   const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
   const natsUrls = natsServers.map((n) => `${opts.natsTls ? "tls" : "nats"}://${hostPort(n.host, n.port)}`);
