@@ -14,6 +14,8 @@ export interface Command {
    * checks it) and the shell completions offer them.
    */
   flags: readonly FlagSpec[];
+  /** Words the command takes in place of a file name (a subcommand: `plugin add`), for the completions. */
+  words?: readonly string[];
   /** Runs the command; resolves to the process exit code. Throw for a one-line error. */
   run(argv: string[]): Promise<number>;
 }

@@ -33,6 +33,7 @@ COMMANDS.push({
   name: "completion",
   summary: "print a bash or zsh completion script (source <(wirescope completion bash))",
   flags: [],
+  words: ["bash", "zsh"],
   usage: `usage: wirescope completion bash|zsh
 
 Prints a completion script for the commands and their flags, generated from the same tables as

@@ -41,6 +41,7 @@ const command: Command = {
   summary: "add, list or remove protocol plugins for every parser replica",
   usage: USAGE,
   flags: [...OPTIONS, ...PLUGIN_FLAGS],
+  words: ["add", "list", "remove"],
   async run(argv) {
     const { config, rest } = loadConfig({ argv, command: "plugin" });
     const { bucket, manifestPath, json, sub, arg } = parsePluginArgs(rest);
