@@ -9,7 +9,7 @@ import { collapseSegments, guardValues } from "./collapse.js";
 import { serviceName, isTraced, barePid, ListenNames } from "./identity.js";
 import { windowStart } from "./window.js";
 import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
-import { SpanColumns, SpanIndex, SpanViews, sampleSpans, reachableSpans, type Span, type SpanRec, type SpanInput } from "./spans.js";
+import { SpanColumns, SpanLinks, reachableSpans, type SpanRec, type SpanInput } from "./spans.js";
 
 export interface RedSeries {
   service: string;
@@ -66,6 +66,9 @@ export interface CoreCounters {
   ambiguousThread: number;
   /** Spans looked at by link lookups: the work of linking (stays proportional to the spans). */
   linkVisits: number;
+  /** Spans placed in time order for link lookups, and the passes that sorted them: the work of
+   *  indexing (stays proportional to the spans). */
+  linkIndexed: number;
   /** Client-side records left out of the service map because a server-side record of the same
    *  connection (4-tuple) was seen: the call is counted once, by the server's record. */
   edgeCallsMatched: number;
@@ -207,6 +210,7 @@ export class Aggregator {
     ambiguousTcp: 0,
     ambiguousThread: 0,
     linkVisits: 0,
+    linkIndexed: 0,
     edgeCallsMatched: 0,
     edgeTuplesOverflow: 0,
   };
@@ -230,11 +234,12 @@ export class Aggregator {
   private tupleCached = 0;
   /** Listening names of processes, for the ends named before their process's first accept. */
   private readonly listenNames = new ListenNames();
-  /** The span views of a window's close, reused by the next close. */
-  private readonly spanViews = new SpanViews();
+  /** The link state of a window's close (its buffers reused by the next close). */
+  private readonly links: SpanLinks;
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
+    this.links = new SpanLinks(this.opts.pairSkewMs);
   }
 
   /** Windows starting before `ms` are treated as already flushed (e.g. restored after a restart). */
@@ -787,32 +792,26 @@ export class Aggregator {
     // Link targets: this window's spans and those of the open (later) windows. Flushed windows
     // are never needed: a parent ends after its children (a server request after the calls made
     // for it, a client call after the server's response), and windows go by end time.
-    const views = this.spanViews;
-    const mine: Span[] = [];
-    w.spans.build(mine, undefined, views);
-    const live: Span[] = [...mine];
     // Of the open windows, only the spans a lookup can reach (a reached span is resolved too and
     // makes its own lookups). Index lists of reachable keys are then the same as over every span,
     // in the same order.
     const open = [...this.windows.values()].map((ow) => ow.spans);
-    const take = reachableSpans(w.spans, open);
-    for (let i = 0; i < open.length; i++) open[i]!.build(live, take[i]!, views);
-    const linkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
-    const index = new SpanIndex(live, this.opts.pairSkewMs, linkCounters);
-    const sorted = mine.sort((a, b) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1));
-    for (const s of sorted) index.resolve(s);
-    for (const s of sorted) s.final = true;
-    this.counters.ambiguousTcp += linkCounters.ambiguousTcp;
-    this.counters.ambiguousThread += linkCounters.ambiguousThread;
-    this.counters.linkVisits += linkCounters.visited;
+    const links = this.links;
+    links.load(w.spans, open, reachableSpans(w.spans, open));
+    const sorted = links.byStart();
+    for (let i = 0; i < sorted.length; i++) links.resolve(sorted[i]!);
+    this.counters.ambiguousTcp += links.counters.ambiguousTcp;
+    this.counters.ambiguousThread += links.counters.ambiguousThread;
+    this.counters.linkVisits += links.counters.visited;
+    this.counters.linkIndexed += links.counters.indexed;
     this.bufferedSpans -= w.spans.length;
-    const { kept, dropped } = sampleSpans(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
+    const { kept, dropped } = links.sample(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
     this.counters.spansKept += kept.length;
     this.counters.spansDropped += dropped;
     void nowMs;
-    // The views read this window's columns, which later windows reuse: the kept spans outlive them.
-    const done = new Map<Span, SpanRec>();
-    const out = kept.map((s) => (s as Span).detach(done));
+    // The links read this window's columns, which later windows reuse: the kept spans outlive them.
+    const done = new Map<number, SpanRec>();
+    const out = kept.map((k) => links.detach(k, done));
     // An end named by its process's bare name takes its listening name (ListenNames): the
     // service of a client span, the peer of a server span.
     for (let i = 0; i < out.length; i++) {
@@ -822,14 +821,13 @@ export class Aggregator {
         const name = this.listenNames.of(s.node, s.pid, s.service);
         if (name !== undefined) (s as { service: string }).service = name;
       } else {
-        const v = kept[i] as Span;
-        const pid = v.peerPid;
+        const pid = links.peerPid(kept[i]!);
         if (!pid) continue;
-        const name = this.listenNames.of(v.peerNode, pid, s.peer);
+        const name = this.listenNames.of(links.peerNode(kept[i]!), pid, s.peer);
         if (name !== undefined) (s as { peer: string }).peer = name;
       }
     }
-    views.reset();
+    links.clear();
     return { kept: out, dropped };
   }
 }

@@ -38,6 +38,45 @@ export function id128(s: string): string {
   return hex16(a, a === 0 && b === 0 ? 1 : b) + hex16(a2, a2 === 0 && b2 === 0 ? 1 : b2);
 }
 
+/**
+ * The four 32-bit words of `id128(hex16(a, b))` (as its 32 hex digits print them) into `out`,
+ * without making either string: span links derive trace ids from span ids held as two words, and
+ * most of those trace ids are never written (the span is sampled out).
+ */
+export function id128Words(a: number, b: number, out: Uint32Array): void {
+  let x = 0x811c9dc5;
+  let y = 0x050c5d1f;
+  for (let i = 28; i >= 0; i -= 4) {
+    const c = HEXC[(a >>> i) & 15]!;
+    x = Math.imul(x ^ c, 0x01000193) >>> 0;
+    y = Math.imul(y ^ c, 0x01000193) >>> 0;
+  }
+  for (let i = 28; i >= 0; i -= 4) {
+    const c = HEXC[(b >>> i) & 15]!;
+    x = Math.imul(x ^ c, 0x01000193) >>> 0;
+    y = Math.imul(y ^ c, 0x01000193) >>> 0;
+  }
+  const x2 = Math.imul(x ^ 1, 0x01000193) >>> 0;
+  const y2 = (Math.imul(y ^ 1, 0x01000193) ^ Math.imul(x2, 0x9e3779b1)) >>> 0;
+  y = (y ^ Math.imul(x, 0x9e3779b1)) >>> 0;
+  out[0] = x;
+  out[1] = x === 0 && y === 0 ? 1 : y;
+  out[2] = x2;
+  out[3] = x2 === 0 && y2 === 0 ? 1 : y2;
+}
+
+/** The two words of 16 lowercase hex digits (as `hex16` writes them) into out[at], out[at + 1]. */
+export function hexWords(h: string, out: Uint32Array, at: number): void {
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < 8; i++) a = a * 16 + hexDigit(h.charCodeAt(i));
+  for (let i = 8; i < 16; i++) b = b * 16 + hexDigit(h.charCodeAt(i));
+  out[at] = a;
+  out[at + 1] = b;
+}
+
+const hexDigit = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : 0);
+
 /** Uniform value in [0, 1) from a hex id (its first 8 hex digits, as parseInt(h.slice(0, 8), 16) reads them). */
 export function unitFromHex(h: string): number {
   let n = 0;

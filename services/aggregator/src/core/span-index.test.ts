@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
 import { makeRecord } from "../test-support/records.js";
 import { tupleHash } from "./hash.js";
-import { LinkKeys, Span, SpanColumns, SpanIndex, reachableSpans, type LinkCounters, type SpanInput, type SpanRec } from "./spans.js";
+import { LinkKeys, SlotList, SpanColumns, SpanLinks, reachableSpans, type SpanInput, type SpanRec } from "./spans.js";
 
 const W0 = 1_700_000_000_000;
 
@@ -19,18 +19,29 @@ function rng(seed: number) {
  * or process, quadratic on keep-alive connections): the oracle the indexes must match. Linking
  * itself (narrowing, counting, resolving) is the index's own.
  */
-class ListIndex extends SpanIndex {
-  private readonly list: Span[];
-  constructor(spans: Span[], skewMs: number, counters: LinkCounters) {
-    super(spans, skewMs, counters);
-    this.list = spans;
+class ListIndex extends SpanLinks {
+  private list: SpanRec[] = [];
+  override load(closing: SpanColumns, open?: readonly SpanColumns[], take?: readonly Uint8Array[]): void {
+    super.load(closing, open, take);
+    this.list = Array.from({ length: this.n }, (_, k) => this.record(k));
   }
-  protected override pairCandidates(s: SpanRec, skew: number): SpanRec[] {
-    if ((s as Span).tupleKey < 0) return [];
-    return this.list.filter(
+  private slots(ok: (x: SpanRec) => boolean): number[] {
+    const out: number[] = [];
+    this.list.forEach((x, k) => ok(x) && out.push(k));
+    return out;
+  }
+  private slotList(ok: (x: SpanRec) => boolean): SlotList {
+    const out = new SlotList();
+    for (const k of this.slots(ok)) out.push(k);
+    return out;
+  }
+  protected override pairCandidates(k: number, skew: number): SlotList {
+    const s = this.list[k]!;
+    if (!s.tuple) return new SlotList();
+    return this.slotList(
       (c) =>
         c.kind === "client" &&
-        c.tupleKey === (s as Span).tupleKey &&
+        c.tuple !== "" &&
         c.protocol === s.protocol &&
         c.clientPort === s.clientPort &&
         c.serverPort === s.serverPort &&
@@ -40,12 +51,20 @@ class ListIndex extends SpanIndex {
         s.endMs <= c.endMs + skew,
     );
   }
-  protected override containing(c: SpanRec): SpanRec[] {
-    return this.list.filter((sv) => sv.kind === "server" && sv.pid && sv.node === c.node && sv.pid === c.pid && sv.startMs <= c.startMs && c.endMs <= sv.endMs);
+  protected override containing(k: number): number[] {
+    const c = this.list[k]!;
+    return this.slots((sv) => sv.kind === "server" && sv.pid !== 0 && sv.node === c.node && sv.pid === c.pid && sv.startMs <= c.startMs && c.endMs <= sv.endMs);
   }
-  protected override overlappingOnThread(c: SpanRec): SpanRec[] {
-    return this.list.filter((sv) => sv.kind === "server" && sv.pid && sv.node === c.node && sv.pid === c.pid && sv.tid === c.tid && sv.startMs < c.endMs && sv.endMs > c.startMs);
+  protected override overlappingOnThread(k: number): SlotList {
+    const c = this.list[k]!;
+    return this.slotList((sv) => sv.kind === "server" && sv.pid !== 0 && sv.node === c.node && sv.pid === c.pid && sv.tid === c.tid && sv.startMs < c.endMs && sv.endMs > c.startMs);
   }
+}
+
+/** What linking decided for slot `k` (the trace id only once resolved). */
+function linkOf(l: SpanLinks, k: number) {
+  const st = l.stateOf(k);
+  return { state: st, id: l.id(k), parentId: l.parentId(k), traceId: st === 2 ? l.traceId(k) : "", linkedBy: l.linkedBy(k), parent: l.parentOf(k) };
 }
 
 interface Proc {
@@ -151,55 +170,44 @@ function mixedWorkload(seed: number, requests: number): SpanInput[] {
   return out;
 }
 
-function buildTwice(inputs: SpanInput[]): [Span[], Span[]] {
+function columnsOf(inputs: SpanInput[]): SpanColumns {
   const cols = new SpanColumns(W0);
   for (const x of inputs) cols.push(x);
-  const a: Span[] = [];
-  const b: Span[] = [];
-  cols.build(a);
-  cols.build(b);
-  return [a, b];
+  return cols;
 }
 
-const byStart = (a: Span, b: Span) => a.startMs - b.startMs || (a.baseId < b.baseId ? -1 : 1);
-
-describe("SpanIndex", () => {
+describe("SpanLinks", () => {
   for (const seed of [1, 2, 3]) {
     it(`gives the links and counters of the list filter on a mixed workload (seed ${seed})`, () => {
-      const [a, b] = buildTwice(mixedWorkload(seed, 3000));
-      const ca: LinkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
-      const cb: LinkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
-      const ia = new SpanIndex(a, 50, ca);
-      const ib = new ListIndex(b, 50, cb);
+      const cols = columnsOf(mixedWorkload(seed, 3000));
+      const ia = new SpanLinks(50);
+      const ib = new ListIndex(50);
+      ia.load(cols);
+      ib.load(cols);
       // As at a window close: the spans that ended in the first second are resolved, in start order;
       // the others are only reached as parents.
       const cut = W0 + 1000;
-      const pos = new Map<SpanRec, number>();
-      a.forEach((s, i) => pos.set(s, i));
-      b.forEach((s, i) => pos.set(s, i));
-      const mineA = a.filter((s) => s.endMs < cut).sort(byStart);
-      const mineB = b.filter((s) => s.endMs < cut).sort(byStart);
-      for (const s of mineA) ia.resolve(s);
-      for (const s of mineB) ib.resolve(s);
+      const recs = Array.from({ length: ia.n }, (_, k) => ia.record(k));
+      const mine = recs.map((_, k) => k).filter((k) => recs[k]!.endMs < cut);
+      mine.sort((a, b) => recs[a]!.startMs - recs[b]!.startMs || (recs[a]!.baseId < recs[b]!.baseId ? -1 : 1));
+      for (const k of mine) ia.resolve(k);
+      for (const k of mine) ib.resolve(k);
       const links: Record<string, number> = {};
-      for (let i = 0; i < a.length; i++) {
-        const x = a[i]!;
-        const y = b[i]!;
-        const got = { state: x.state, id: x.id, parentId: x.parentId, traceId: x.traceId, linkedBy: x.linkedBy, parent: x.parent ? pos.get(x.parent) : -1 };
-        const want = { state: y.state, id: y.id, parentId: y.parentId, traceId: y.traceId, linkedBy: y.linkedBy, parent: y.parent ? pos.get(y.parent) : -1 };
-        assert.deepEqual(got, want, `span ${i} (${x.kind} ${x.service})`);
-        links[x.linkedBy || "none"] = (links[x.linkedBy || "none"] ?? 0) + 1;
+      for (let k = 0; k < ia.n; k++) {
+        assert.deepEqual(linkOf(ia, k), linkOf(ib, k), `span ${k} (${recs[k]!.kind} ${recs[k]!.service})`);
+        const by = ia.linkedBy(k) || "none";
+        links[by] = (links[by] ?? 0) + 1;
       }
-      assert.equal(ca.ambiguousTcp, cb.ambiguousTcp);
-      assert.equal(ca.ambiguousThread, cb.ambiguousThread);
+      assert.equal(ia.counters.ambiguousTcp, ib.counters.ambiguousTcp);
+      assert.equal(ia.counters.ambiguousThread, ib.counters.ambiguousThread);
       // The workload exercises every kind of link and both kinds of ambiguity.
       for (const k of ["tcp", "header", "thread", "trace", "none"]) assert.ok((links[k] ?? 0) > 0, `some ${k} links: ${JSON.stringify(links)}`);
-      assert.ok(ca.ambiguousTcp > 0 && ca.ambiguousThread > 0, `ambiguity counted: ${JSON.stringify(ca)}`);
+      assert.ok(ia.counters.ambiguousTcp > 0 && ia.counters.ambiguousThread > 0, `ambiguity counted: ${JSON.stringify(ia.counters)}`);
     });
   }
 });
 
-describe("SpanIndex lookups by trace id", () => {
+describe("SpanLinks lookups by trace id", () => {
   it("resolve the candidates in insertion order, as the list did (a cycle through equal times)", () => {
     // Two processes calling each other, every span [0, 10 ms] and of trace T: resolving one of
     // c's two candidate parents reaches the other through B, so their order decides which of B's
@@ -228,22 +236,18 @@ describe("SpanIndex lookups by trace id", () => {
     add("client", c3, 5);
     add("server", c2, 6);
     add("client", c2, 7);
-    const a: Span[] = [];
-    const b: Span[] = [];
-    cols.build(a);
-    cols.build(b);
-    const ca: LinkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
-    const cb: LinkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0 };
-    const ia = new SpanIndex(a, 50, ca);
-    const ib = new ListIndex(b, 50, cb);
-    for (let i = 0; i < a.length; i++) {
-      ia.resolve(a[i]!);
-      ib.resolve(b[i]!);
+    const ia = new SpanLinks(50);
+    const ib = new ListIndex(50);
+    ia.load(cols);
+    ib.load(cols);
+    for (let k = 0; k < ia.n; k++) {
+      ia.resolve(k);
+      ib.resolve(k);
     }
-    const parents = (l: Span[]) => l.map((s) => (s.parent ? l.indexOf(s.parent as Span) : -1));
-    assert.deepEqual(parents(a), parents(b));
-    assert.deepEqual(parents(a), [-1, 3, 4, 5, -1, 6, 2], "the second candidate, resolved inside the first, took the cycle's link");
-    assert.deepEqual([ca.ambiguousTcp, ca.ambiguousThread], [cb.ambiguousTcp, cb.ambiguousThread]);
+    const parents = (l: SpanLinks) => Array.from({ length: l.n }, (_, k) => l.parentOf(k));
+    assert.deepEqual(parents(ia), parents(ib));
+    assert.deepEqual(parents(ia), [-1, 3, 4, 5, -1, 6, 2], "the second candidate, resolved inside the first, took the cycle's link");
+    assert.deepEqual([ia.counters.ambiguousTcp, ia.counters.ambiguousThread], [ib.counters.ambiguousTcp, ib.counters.ambiguousThread]);
   });
 });
 
@@ -257,15 +261,11 @@ describe("reachableSpans", () => {
     inputs.forEach((x, i) => (x.service === "db" && x.kind === "server" ? closing : open[i % 2]!).push(x));
     const take = reachableSpans(closing, open);
     // The fixpoint: rescan every open span until no new one is marked.
-    const all = open.map((w) => {
-      const l: Span[] = [];
-      w.build(l);
-      return l;
-    });
-    const mine: Span[] = [];
-    closing.build(mine);
+    const rows = (w: SpanColumns) => Array.from({ length: w.length }, (_, i) => ({ ...w.record(i), tupleKey: w.tupleKey(i) }));
+    const all = open.map(rows);
+    const mine = rows(closing);
     const need = new LinkKeys();
-    const keyOf = (s: Span) => (s.kind === "client" ? s.pid && need.addProc(s.node, s.pid) : s.tupleKey >= 0 && need.addTuple(s.tupleKey));
+    const keyOf = (s: (typeof mine)[number]) => (s.kind === "client" ? s.pid && need.addProc(s.node, s.pid) : s.tupleKey >= 0 && need.addTuple(s.tupleKey));
     mine.forEach(keyOf);
     const want = all.map((l) => new Uint8Array(l.length));
     for (let added = 1; added > 0; ) {
@@ -357,5 +357,47 @@ describe("span linking on one long keep-alive connection", () => {
     // A list filter looks at every span of the connection for each lookup: ~N²/2 = 5·10⁹ here.
     // The long requests are in duration classes of their own: they do not widen the others' search.
     assert.ok(agg.counters.linkVisits <= 4 * spans.length, `linking visited ${agg.counters.linkVisits} spans for ${spans.length}`);
+    assert.ok(agg.counters.linkIndexed <= 4 * spans.length, `indexing placed ${agg.counters.linkIndexed} spans for ${spans.length}`);
+  });
+});
+
+describe("span linking work per request", () => {
+  /**
+   * `n` sequential requests from one traced client process to one traced server process, both
+   * ends recorded, a new connection every `perConnection` requests; all in one window. Returns the
+   * linking and indexing work per span, after checking every server span found its own client span.
+   */
+  function workPerSpan(n: number, perConnection: number): { visits: number; indexed: number } {
+    const agg = new Aggregator({ windowMs: 60_000, spanSampleRate: 0, slowestPerSeries: 0, maxBufferedSpans: 2 * n });
+    const server = { service: "front", address: "127.0.0.1", port: 8080, pid: 2 };
+    for (let i = 0; i < n; i += 1000) {
+      const batch = [];
+      for (let j = i; j < i + 1000; j++) {
+        const client = { service: "load", address: "127.0.0.1", port: 1024 + Math.floor(j / perConnection), pid: 1 };
+        const t = W0 + 1 + j * 0.1;
+        batch.push(
+          makeRecord({ startMs: t, durationMs: 0.08, role: "client", client, server, tid: 1 }),
+          makeRecord({ startMs: t + 0.005, durationMs: 0.07, role: "server", client, server, tid: 2 }),
+        );
+      }
+      agg.ingest(batch, W0 + 60_000);
+    }
+    agg.closeDue(W0 + 3_600_000);
+    const c = agg.counters;
+    assert.equal(c.spansDropped, 2 * n);
+    assert.equal(c.ambiguousTcp + c.ambiguousThread, 0);
+    return { visits: c.linkVisits / (2 * n), indexed: c.linkIndexed / (2 * n) };
+  }
+
+  it("is the same for 100,000 requests on one keep-alive connection as for 10 per connection", () => {
+    const N = 100_000;
+    const one = workPerSpan(N, N);
+    const ten = workPerSpan(N, 10);
+    // Counted, not timed: index entries visited by lookups, and spans placed in time order (with
+    // the passes of the sort). A filter over the connection's earlier requests would visit ~N/2 per
+    // lookup on the one connection; a sort of the connection per lookup, ~N.
+    const total = (w: { visits: number; indexed: number }) => w.visits + w.indexed;
+    assert.ok(total(one) <= 1.2 * total(ten), `one connection ${JSON.stringify(one)}, 10 per connection ${JSON.stringify(ten)}`);
+    assert.ok(total(one) <= 4 && total(ten) <= 4, `bounded work per span: ${JSON.stringify({ one, ten })}`);
   });
 });

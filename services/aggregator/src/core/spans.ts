@@ -9,7 +9,7 @@
 //      same process carrying the same trace id).
 // A TCP pair beats a header because a relayed header names the wrong span; both agree otherwise.
 // Ambiguity never yields a link: it is counted instead.
-import { id128, unitFromHex, tupleHash, hex16 } from "./hash.js";
+import { id128Words, unitFromHex, hex16, hexWords } from "./hash.js";
 
 export type SpanKind = "server" | "client";
 
@@ -59,193 +59,6 @@ export interface SpanRec {
   linkedBy: "" | "tcp" | "header" | "thread" | "trace";
   state: 0 | 1 | 2; // 0 unresolved, 1 resolving (cycle guard), 2 resolved
   final: boolean;
-}
-
-/**
- * The span of one record while its links are resolved: a view of one row of its window's columns
- * (`SpanColumns`), so that resolving a window costs one small object per span, not a copy of
- * every field and string. The own id string is made only when asked for (most server spans never
- * need theirs). Views live for one close: the spans a closed window keeps are handed on as
- * `detach()`ed plain records, since its columns go to later windows.
- */
-export class Span implements SpanRec {
-  private ownId: string | null = null;
-  parent: SpanRec | null = null;
-  parentId = "";
-  traceId = "";
-  linkedBy: "" | "tcp" | "header" | "thread" | "trace" = "";
-  state: 0 | 1 | 2 = 0;
-  final = false;
-  /** Read by every link lookup and sort: computed once per view (the getters' arithmetic). */
-  startMs = 0;
-  endMs = 0;
-  constructor(
-    private cols: SpanColumns,
-    /** Row in `cols`. */
-    private row: number,
-  ) {
-    this.at(cols, row);
-  }
-  /** Makes this view one of another row, unlinked (views are pooled across closes: `SpanViews`). */
-  at(cols: SpanColumns, row: number): this {
-    this.cols = cols;
-    this.row = row;
-    this.unlink();
-    this.final = false;
-    this.startMs = (cols.window * 1000 + cols.f64[row * NF + F_REL_US]!) / 1000;
-    this.endMs = this.startMs + cols.f64[row * NF + F_DUR_US]! / 1000;
-    return this;
-  }
-  /** Same connection as `o` (both with a 4-tuple): on one window's columns, by their words and string numbers. */
-  sameTupleAs(o: Span): boolean {
-    if (o.cols !== this.cols) return sameTuple(this, o);
-    const u = this.cols.u32;
-    const a = this.row * NU;
-    const b = o.row * NU;
-    return u[a + U_PORTS] === u[b + U_PORTS] && u[a + U_STR + S_CADDR] === u[b + U_STR + S_CADDR] && u[a + U_STR + S_SADDR] === u[b + U_STR + S_SADDR];
-  }
-  get id(): string {
-    return this.ownId ?? (this.ownId = this.baseId);
-  }
-  set id(v: string) {
-    this.ownId = v;
-  }
-  get baseId(): string {
-    const a = this.cols.u32[this.row * NU + U_ID_A]!;
-    const b = this.cols.u32[this.row * NU + U_ID_B]!;
-    return a === 0 && b === 0 ? "0000000000000001" : hex16(a, b);
-  }
-  /** Forgets the links of an earlier resolution (the own id included). */
-  unlink(): void {
-    this.ownId = null;
-    this.parent = null;
-    this.parentId = "";
-    this.traceId = "";
-    this.linkedBy = "";
-    this.state = 0;
-  }
-  private u(f: number): number {
-    return this.cols.u32[this.row * NU + f]!;
-  }
-  private f(f: number): number {
-    return this.cols.f64[this.row * NF + f]!;
-  }
-  private s(f: number): string {
-    return this.cols.strs[this.cols.u32[this.row * NU + U_STR + f]!]!;
-  }
-  get kind(): SpanKind {
-    return this.u(U_SUB_FLAGS) & (F_CLIENT << 16) ? "client" : "server";
-  }
-  get service(): string {
-    return this.s(S_SERVICE);
-  }
-  get peer(): string {
-    return this.s(S_PEER);
-  }
-  get protocol(): string {
-    return this.s(S_PROTOCOL);
-  }
-  get operation(): string {
-    return this.s(S_OPERATION);
-  }
-  get resource(): string {
-    return this.s(S_RESOURCE);
-  }
-  get window(): number {
-    return this.cols.window;
-  }
-  get durationMs(): number {
-    return this.f(F_DUR_US) / 1000;
-  }
-  get startNs(): bigint {
-    return BigInt(this.cols.window * 1000 + this.f(F_REL_US)) * 1000n + BigInt(this.u(U_SUB_FLAGS) & 0xffff);
-  }
-  get status(): number | undefined {
-    const v = this.f(F_STATUS);
-    return Number.isNaN(v) ? undefined : v;
-  }
-  get error(): boolean {
-    return (this.u(U_SUB_FLAGS) & (F_ERROR << 16)) !== 0;
-  }
-  get incomplete(): boolean {
-    return (this.u(U_SUB_FLAGS) & (F_INCOMPLETE << 16)) !== 0;
-  }
-  get tls(): boolean {
-    return (this.u(U_SUB_FLAGS) & (F_TLS << 16)) !== 0;
-  }
-  get node(): string {
-    return this.s(S_NODE);
-  }
-  get namespace(): string {
-    return this.s(S_NAMESPACE);
-  }
-  get pid(): number {
-    return this.u(U_PID);
-  }
-  get tid(): number {
-    return this.u(U_TID);
-  }
-  /** The peer's pid while the peer is named by its bare process name (ListenNames), else 0. */
-  get peerPid(): number {
-    return this.u(U_PEER_PID);
-  }
-  /** The node the peer runs on, with `peerPid`. */
-  get peerNode(): string {
-    return this.s(S_PEER_NODE);
-  }
-  /** Hash of the 4-tuple (a Map key), -1 when unknown. */
-  get tupleKey(): number {
-    return this.u(U_TUPLE) - 1;
-  }
-  get hTrace(): string {
-    return this.s(S_HTRACE);
-  }
-  get hParent(): string {
-    return this.s(S_HPARENT);
-  }
-  get series(): object {
-    return this.cols.seriesList[this.u(U_SERIES)]!;
-  }
-  get clientAddress(): string {
-    return this.s(S_CADDR);
-  }
-  get clientPort(): number {
-    return this.u(U_PORTS) & 0xffff;
-  }
-  get serverAddress(): string {
-    return this.s(S_SADDR);
-  }
-  get serverPort(): number {
-    return this.u(U_PORTS) >>> 16;
-  }
-  get requestBytes(): number {
-    return this.f(F_REQ);
-  }
-  get responseBytes(): number {
-    return this.f(F_RESP);
-  }
-  get tuple(): string {
-    return this.tupleKey < 0 ? "" : `${this.clientAddress}:${this.clientPort}>${this.serverAddress}:${this.serverPort}`;
-  }
-  /** Every field as a plain record that no longer reads the columns; its parent detached too
-   *  (once per view: `done` maps views to their records). */
-  detach(done: Map<Span, SpanRec> = new Map()): SpanRec {
-    const had = done.get(this);
-    if (had) return had;
-    const p = this.parent;
-    const r: SpanRec = {
-      id: this.id, baseId: this.baseId, kind: this.kind, service: this.service, peer: this.peer, protocol: this.protocol,
-      operation: this.operation, resource: this.resource, startNs: this.startNs, startMs: this.startMs, endMs: this.endMs,
-      durationMs: this.durationMs, status: this.status, error: this.error, node: this.node, namespace: this.namespace, pid: this.pid, tid: this.tid,
-      tuple: this.tuple, hTrace: this.hTrace, hParent: this.hParent, series: this.series, window: this.window,
-      clientAddress: this.clientAddress, clientPort: this.clientPort, serverAddress: this.serverAddress, serverPort: this.serverPort,
-      requestBytes: this.requestBytes, responseBytes: this.responseBytes, incomplete: this.incomplete, tls: this.tls,
-      parent: null, parentId: this.parentId, traceId: this.traceId, linkedBy: this.linkedBy, state: this.state, final: this.final,
-    };
-    done.set(this, r);
-    r.parent = p instanceof Span ? p.detach(done) : p;
-    return r;
-  }
 }
 
 /**
@@ -338,6 +151,7 @@ export interface SpanInput {
   tls: boolean;
 }
 
+
 /**
  * Column buffers of closed windows, taken by new ones: windows are alike in size, so after the
  * first few no buffer is grown or freshly allocated (fresh pages cost a fault each).
@@ -345,25 +159,26 @@ export interface SpanInput {
 const spare: { f64: Float64Array; u32: Uint32Array }[] = [];
 const SPARE_MAX = 2;
 
+
 /**
  * The spans of one open window, column-wise: a record adds a row to two typed arrays (its
  * strings and series as numbers in tables of the window, each distinct value once) instead of a
  * span object that would live (and be traced by the garbage collector) until the window closes;
- * no array of references grows with the spans. `Span` views are made when the window's links
- * are resolved; linking state never outlives one close, so making them again is equivalent.
+ * no array of references grows with the spans. A window's close resolves links on these rows in
+ * place (`SpanLinks`); linking state never outlives one close, so resolving again is equivalent.
  */
 export class SpanColumns {
-  /** @internal Read by `Span`. */
+  /** @internal Read by `SpanLinks`. */
   f64: Float64Array;
-  /** @internal Read by `Span`. */
+  /** @internal Read by `SpanLinks`. */
   u32: Uint32Array;
   private count = 0;
-  /** @internal Read by `Span`. */
+  /** @internal Read by `SpanLinks`. */
   readonly strs: string[] = [];
   private readonly strIds = new Map<string, number>();
   private readonly lastStr: (string | undefined)[] = new Array<string | undefined>(N_STRS).fill(undefined);
   private readonly lastId = new Uint32Array(N_STRS);
-  /** @internal Read by `Span`. */
+  /** @internal Read by `SpanLinks`. */
   readonly seriesList: object[] = [];
   private readonly seriesIds = new Map<object, number>();
   constructor(readonly window: number) {
@@ -390,8 +205,9 @@ export class SpanColumns {
     return id;
   }
 
-  private str(i: number, field: number): string {
-    return this.strs[this.u32[i * NU + U_STR + field]!]!;
+  /** String field `field` (S_*) of row `row`. */
+  str(row: number, field: number): string {
+    return this.strs[this.u32[row * NU + U_STR + field]!]!;
   }
 
   push(x: SpanInput): void {
@@ -487,8 +303,8 @@ export class SpanColumns {
     return out;
   }
 
-  /** Gives the column buffers to later windows; this window holds no spans afterwards (views of
-   *  it read garbage: detach what must outlive the close first). */
+  /** Gives the column buffers to later windows; this window holds no spans afterwards (links
+   *  loaded from it read garbage: detach what must outlive the close first). */
   release(): void {
     if (spare.length < SPARE_MAX && this.u32.length > 0) spare.push({ f64: this.f64, u32: this.u32 });
     this.f64 = new Float64Array(0);
@@ -496,43 +312,38 @@ export class SpanColumns {
     this.count = 0;
   }
 
-  /** Views of the spans (those marked in `take` when given), in insertion order; from `views` when given. */
-  build(out: Span[], take?: Uint8Array, views?: SpanViews): void {
-    for (let i = 0; i < this.count; i++) {
-      if (take && !take[i]) continue;
-      out.push(views ? views.view(this, i) : new Span(this, i));
-    }
-  }
-}
-
-const NO_COLUMNS = new SpanColumns(0);
-
-/**
- * Span views reused from one window's close to the next: a close of 400,000 spans made as many
- * objects, which outlived the young generation's collections of the close (promoted, then dead:
- * old-generation work); pooled, they stay put. Views handed out since `reset` are valid until
- * the next `reset`.
- */
-export class SpanViews {
-  private readonly pool: Span[] = [];
-  private used = 0;
-
-  /** A view of row `row` of `cols`, unlinked. */
-  view(cols: SpanColumns, row: number): Span {
-    const v = this.pool[this.used];
-    this.used++;
-    if (v) return v.at(cols, row);
-    const n = new Span(cols, row);
-    this.pool.push(n);
-    return n;
+  /** The fields of row `row` as a plain span record, unlinked (its own id the base id). */
+  record(row: number): SpanRec {
+    const u = this.u32;
+    const d = this.f64;
+    const p = row * NU;
+    const q = row * NF;
+    const a = u[p + U_ID_A]!;
+    const b = u[p + U_ID_B]!;
+    const baseId = a === 0 && b === 0 ? "0000000000000001" : hex16(a, b);
+    const flags = u[p + U_SUB_FLAGS]! >>> 16;
+    const startMs = (this.window * 1000 + d[q + F_REL_US]!) / 1000;
+    const durationMs = d[q + F_DUR_US]! / 1000;
+    const status = d[q + F_STATUS]!;
+    const clientAddress = this.str(row, S_CADDR);
+    const serverAddress = this.str(row, S_SADDR);
+    const clientPort = u[p + U_PORTS]! & 0xffff;
+    const serverPort = u[p + U_PORTS]! >>> 16;
+    return {
+      id: baseId, baseId, kind: flags & F_CLIENT ? "client" : "server", service: this.str(row, S_SERVICE), peer: this.str(row, S_PEER), protocol: this.str(row, S_PROTOCOL),
+      operation: this.str(row, S_OPERATION), resource: this.str(row, S_RESOURCE), startNs: BigInt(this.window * 1000 + d[q + F_REL_US]!) * 1000n + BigInt(u[p + U_SUB_FLAGS]! & 0xffff),
+      startMs, endMs: startMs + durationMs, durationMs, status: Number.isNaN(status) ? undefined : status, error: (flags & F_ERROR) !== 0,
+      node: this.str(row, S_NODE), namespace: this.str(row, S_NAMESPACE), pid: u[p + U_PID]!, tid: u[p + U_TID]!,
+      tuple: u[p + U_TUPLE] === 0 ? "" : `${clientAddress}:${clientPort}>${serverAddress}:${serverPort}`, hTrace: this.str(row, S_HTRACE), hParent: this.str(row, S_HPARENT),
+      series: this.seriesList[u[p + U_SERIES]!]!, window: this.window, clientAddress, clientPort, serverAddress, serverPort,
+      requestBytes: d[q + F_REQ]!, responseBytes: d[q + F_RESP]!, incomplete: (flags & F_INCOMPLETE) !== 0, tls: (flags & F_TLS) !== 0,
+      parent: null, parentId: "", traceId: "", linkedBy: "", state: 0, final: false,
+    };
   }
 
-  /** Ends a close: the views drop what they read (columns, parents), and the pool keeps at most
-   *  twice what this close needed. */
-  reset(): void {
-    for (let i = 0; i < this.used; i++) this.pool[i]!.at(NO_COLUMNS, 0);
-    if (this.pool.length > 2 * this.used) this.pool.length = 2 * this.used;
-    this.used = 0;
+  /** The 4-tuple hash of row `row` (a Map key), -1 when it has no complete 4-tuple. */
+  tupleKey(row: number): number {
+    return this.u32[row * NU + U_TUPLE]! - 1;
   }
 }
 
@@ -567,21 +378,30 @@ export function reachableSpans(closing: SpanColumns, open: readonly SpanColumns[
   return take;
 }
 
-/** Same connection (4-tuple) for two spans that both have one. */
-const sameTuple = (a: SpanRec, b: SpanRec) =>
-  a.clientPort === b.clientPort && a.serverPort === b.serverPort && a.clientAddress === b.clientAddress && a.serverAddress === b.serverAddress;
+
+/** Same connection (4-tuple) and protocol: the rows' words and string numbers on one window's
+ *  columns, the strings across windows. */
+function sameTuple(a: SpanColumns, ra: number, b: SpanColumns, rb: number): boolean {
+  const pa = ra * NU;
+  const pb = rb * NU;
+  if (a.u32[pa + U_PORTS] !== b.u32[pb + U_PORTS]) return false;
+  if (a === b) return a.u32[pa + U_STR + S_CADDR] === b.u32[pb + U_STR + S_CADDR] && a.u32[pa + U_STR + S_SADDR] === b.u32[pb + U_STR + S_SADDR];
+  return a.str(ra, S_CADDR) === b.str(rb, S_CADDR) && a.str(ra, S_SADDR) === b.str(rb, S_SADDR);
+}
+
+function sameStr(a: SpanColumns, ra: number, b: SpanColumns, rb: number, f: number): boolean {
+  if (a === b) return a.u32[ra * NU + U_STR + f] === b.u32[rb * NU + U_STR + f];
+  return a.str(ra, f) === b.str(rb, f);
+}
 
 export interface LinkCounters {
   ambiguousTcp: number;
   ambiguousThread: number;
   /** Spans looked at by link lookups (index entries visited): the linking work, for tests and profiles. */
   visited: number;
-}
-
-/** The 4-tuple hash of a span, -1 when it has no complete 4-tuple. */
-function tupleKeyOf(s: SpanRec): number {
-  if (s instanceof Span) return s.tupleKey;
-  return s.tuple ? tupleHash(s.clientAddress, s.clientPort, s.serverAddress, s.serverPort) : -1;
+  /** Spans placed in the time order of their connection, process or thread (`Timeline`) and the
+   *  passes of the stable merge that ordered them: the indexing work, for tests. */
+  indexed: number;
 }
 
 /**
@@ -593,13 +413,34 @@ const SLACK_MS = 0.01;
 /** Timelines this short are scanned as a list. */
 const SMALL = 8;
 
+/**
+ * Slots found by a lookup, in a list reused from lookup to lookup: a plain array emptied by
+ * `length = 0` gives its storage up, and the next lookup would allocate it again.
+ */
+export class SlotList {
+  a = new Int32Array(16);
+  n = 0;
+  push(k: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(2 * this.n);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = k;
+  }
+}
+
+/** The bounds a lookup hands to `Timeline.within` (doubles passed as arguments would be boxed). */
+const BOUNDS = new Float64Array(2);
+const START_MAX = 0, END_MIN = 1;
+
 /** Spans of one duration class of a timeline, sorted by start. */
 interface DurationClass {
   /** Longest duration in the class: a span ending at or after t starts at or after t − maxDur. */
   maxDur: number;
   start: Float64Array;
   end: Float64Array;
-  /** Positions in `Timeline.spans` (insertion order). */
+  /** Their slots (`SpanLinks`). */
   at: Int32Array;
 }
 
@@ -612,25 +453,28 @@ interface DurationClass {
  * short ones, as a single bound by the longest duration of the list would.
  */
 class Timeline {
-  readonly spans: SpanRec[] = [];
+  /** Slots of `SpanLinks`, ascending (the order they were loaded in). */
+  readonly spans: number[] = [];
   private classes: DurationClass[] | null = null;
 
   /**
-   * Pushes to `out` the positions (in `spans`, unordered) of the spans that start at or before
-   * `startMax` and end at or after `endMin` (callers widen both by SLACK_MS and apply their exact
-   * test). Returns how many spans were visited.
+   * Pushes to `out` the slots (unordered) of the spans that start at or before BOUNDS[START_MAX]
+   * and end at or after BOUNDS[END_MIN] (callers widen both by SLACK_MS and apply their exact
+   * test); `start` and `end` by slot. Returns how many spans were visited.
    */
-  within(startMax: number, endMin: number, out: number[]): number {
+  within(start: Float64Array, end: Float64Array, out: SlotList, counters: LinkCounters): number {
+    const startMax = BOUNDS[START_MAX]!;
+    const endMin = BOUNDS[END_MIN]!;
     const n = this.spans.length;
     if (n <= SMALL) {
       for (let i = 0; i < n; i++) {
-        const s = this.spans[i]!;
-        if (s.startMs <= startMax && s.endMs >= endMin) out.push(i);
+        const k = this.spans[i]!;
+        if (start[k]! <= startMax && end[k]! >= endMin) out.push(k);
       }
       return n;
     }
     let visited = 0;
-    for (const c of this.classes ?? this.seal()) {
+    for (const c of this.classes ?? this.seal(start, end, counters)) {
       const st = c.start;
       // First start >= endMin − maxDur (binary search).
       const from = endMin - c.maxDur - SLACK_MS;
@@ -649,35 +493,72 @@ class Timeline {
     return visited;
   }
 
-  private seal(): DurationClass[] {
-    const n = this.spans.length;
-    const start = new Float64Array(n);
-    const end = new Float64Array(n);
+  private seal(start: Float64Array, end: Float64Array, counters: LinkCounters): DurationClass[] {
+    const spans = this.spans;
+    const n = spans.length;
     const cls = new Uint8Array(n);
     const counts = new Int32Array(33);
     for (let i = 0; i < n; i++) {
-      const s = this.spans[i]!;
-      start[i] = s.startMs;
-      end[i] = s.endMs;
-      const us = Math.min((end[i]! - start[i]!) * 1000, 0x7fffffff);
+      const k = spans[i]!;
+      const us = Math.min((end[k]! - start[k]!) * 1000, 0x7fffffff);
       cls[i] = us >= 1 ? 32 - Math.clz32(us) : 0;
       counts[cls[i]!]!++;
     }
     const classes: DurationClass[] = [];
     for (let k = 0; k < 33; k++) {
       if (!counts[k]) continue;
-      const at: number[] = [];
-      for (let i = 0; i < n; i++) if (cls[i] === k) at.push(i);
-      at.sort((a, b) => start[a]! - start[b]! || a - b);
-      const c: DurationClass = { maxDur: 0, start: new Float64Array(at.length), end: new Float64Array(at.length), at: Int32Array.from(at) };
-      for (let j = 0; j < at.length; j++) {
-        c.start[j] = start[at[j]!]!;
-        c.end[j] = end[at[j]!]!;
+      const at = new Int32Array(counts[k]!);
+      for (let i = 0, j = 0; i < n; i++) if (cls[i] === k) at[j++] = spans[i]!;
+      // By start, ties in load order: the slots are ascending already.
+      const sorted = sortByStart(at, start, counters);
+      const c: DurationClass = { maxDur: 0, start: new Float64Array(sorted.length), end: new Float64Array(sorted.length), at: sorted };
+      for (let j = 0; j < sorted.length; j++) {
+        c.start[j] = start[sorted[j]!]!;
+        c.end[j] = end[sorted[j]!]!;
         if (c.end[j]! - c.start[j]! > c.maxDur) c.maxDur = c.end[j]! - c.start[j]!;
       }
       classes.push(c);
     }
+    counters.indexed += n;
     return (this.classes = classes);
+  }
+}
+
+/**
+ * `at` (ascending slots) stably sorted by `start`: a natural merge sort over the runs already in
+ * order. Records reach a window in the order they ended, so the spans of one connection or thread
+ * come mostly in start order already (one run, one pass); the passes are counted in
+ * `counters.indexed` (each pass touches every span).
+ */
+function sortByStart(at: Int32Array, start: Float64Array, counters: LinkCounters): Int32Array {
+  const n = at.length;
+  let src: Int32Array = at;
+  let dst: Int32Array = new Int32Array(n);
+  for (;;) {
+    let runs = 0;
+    for (let i = 0; i < n; ) {
+      // Two runs [i, m) and [m, e), merged into dst.
+      let m = i + 1;
+      while (m < n && start[src[m - 1]!]! <= start[src[m]!]!) m++;
+      let e = m;
+      if (m < n) {
+        e = m + 1;
+        while (e < n && start[src[e - 1]!]! <= start[src[e]!]!) e++;
+      }
+      let a = i;
+      let b = m;
+      let o = i;
+      while (a < m && b < e) dst[o++] = start[src[b]!]! < start[src[a]!]! ? src[b++]! : src[a++]!;
+      while (a < m) dst[o++] = src[a++]!;
+      while (b < e) dst[o++] = src[b++]!;
+      runs++;
+      i = e;
+    }
+    counters.indexed += n;
+    if (runs <= 1) return dst;
+    const t = src;
+    src = dst;
+    dst = t;
   }
 }
 
@@ -687,86 +568,215 @@ interface ProcessSpans {
   byTid: Map<number, Timeline>;
 }
 
-/**
- * Indexes over the spans that can take part in links (the closing window and the open ones):
- * client spans by connection, server spans by process and thread, each ordered by time, so that
- * a lookup costs about the requests that overlap it, not every request of the connection or the
- * process (keep-alive connections carry thousands).
- */
-export class SpanIndex {
-  /** Client spans by 4-tuple hash (a hash bucket: compared field by field). */
-  private readonly clients = new Map<number, Timeline>();
-  /** Server spans by node, then pid. */
-  private readonly servers = new Map<string, Map<number, ProcessSpans>>();
-  /** Scratch for `Timeline.within` (copied out before any span is resolved). */
-  private readonly found: number[] = [];
-  /** Scratch results of `pairCandidates` and `overlappingOnThread`. */
-  private readonly candScratch: SpanRec[] = [];
-  private readonly overlapScratch: SpanRec[] = [];
+/** `SpanRec.linkedBy` by number. */
+const LINKED_BY = ["", "tcp", "header", "thread", "trace"] as const;
+const BY_TCP = 1, BY_HEADER = 2, BY_THREAD = 3, BY_TRACE = 4;
+/** Scratch for trace ids derived from span ids. */
+const TRACE_WORDS = new Uint32Array(4);
 
-  constructor(spans: Iterable<SpanRec>, private readonly skewMs: number, protected readonly counters: LinkCounters) {
-    for (const s of spans) {
-      if (s instanceof Span) {
-        if (!s.final) s.unlink();
-      } else if (!s.final) {
-        s.state = 0;
-        s.parent = null;
-        s.parentId = "";
-        s.traceId = "";
-        s.linkedBy = "";
-        s.id = s.baseId;
-      }
-      if (s.kind === "client") {
-        const k = tupleKeyOf(s);
-        if (k < 0) continue;
-        let l = this.clients.get(k);
-        if (!l) this.clients.set(k, (l = new Timeline()));
-        l.spans.push(s);
-      } else {
-        if (!s.pid) continue;
-        let byPid = this.servers.get(s.node);
-        if (!byPid) this.servers.set(s.node, (byPid = new Map()));
-        let p = byPid.get(s.pid);
-        if (!p) byPid.set(s.pid, (p = { all: new Timeline(), byTid: new Map() }));
-        p.all.spans.push(s);
-        let t = p.byTid.get(s.tid);
-        if (!t) p.byTid.set(s.tid, (t = new Timeline()));
-        t.spans.push(s);
-      }
+/**
+ * The links of the spans a window's close resolves: the closing window's spans and those of the
+ * open (later) windows that lookups can reach, numbered by slot (the closing window's rows first,
+ * in order). Link state lives in typed arrays by slot, read and written in place (no object per
+ * span); indexes over the slots find, for a lookup, about the requests that overlap it, not every
+ * request of the connection or the process (keep-alive connections carry thousands): client spans
+ * by connection, server spans by process and thread, each ordered by time. Own and trace ids stay
+ * 32-bit words until a kept span is detached: most spans are sampled out and never need them as
+ * text. Buffers grow to the largest close and are reused by the next one.
+ */
+export class SpanLinks {
+  readonly counters: LinkCounters = { ambiguousTcp: 0, ambiguousThread: 0, visited: 0, indexed: 0 };
+  /** Spans loaded: slots 0 .. n; the first `mine` are the closing window's rows, in order. */
+  n = 0;
+  mine = 0;
+  private wins: SpanColumns[] = [];
+  // By slot:
+  private win = new Int32Array(0);
+  private row = new Int32Array(0);
+  private startMs = new Float64Array(0);
+  private endMs = new Float64Array(0);
+  /** 0 unresolved, 1 resolving (cycle guard), 2 resolved. */
+  private state = new Uint8Array(0);
+  /** LINKED_BY's number. */
+  private by = new Uint8Array(0);
+  /** 1 when the own id is the span's header parent id (a client span that is the span named there). */
+  private ownHeader = new Uint8Array(0);
+  /** The parent's slot, -1 for none. */
+  private parent = new Int32Array(0);
+  /** The slot whose trace this span is in: its own (a header's trace id, else derived from its id) or an ancestor's. */
+  private trace = new Int32Array(0);
+  /** Own id as two words per slot (hex16 of them is the id). */
+  private ids = new Uint32Array(0);
+  private clients = new Map<number, Timeline>();
+  private servers = new Map<string, Map<number, ProcessSpans>>();
+  /** Scratch for `Timeline.within` (copied out before any span is resolved). */
+  private readonly found = new SlotList();
+  /** Scratch results of `pairCandidates` and `overlappingOnThread`. */
+  private readonly candScratch = new SlotList();
+  private readonly overlapScratch = new SlotList();
+
+  constructor(private readonly skewMs: number) {}
+
+  /**
+   * Takes the spans of `closing` and those marked in `take` (all when not given) of `open`, in
+   * that order, unresolved, and indexes them. Counters start from zero.
+   */
+  load(closing: SpanColumns, open: readonly SpanColumns[] = [], take?: readonly Uint8Array[]): void {
+    let n = closing.length;
+    for (let w = 0; w < open.length; w++) {
+      const t = take?.[w];
+      if (!t) n += open[w]!.length;
+      else for (let i = 0; i < t.length; i++) n += t[i]!;
+    }
+    this.reserve(n);
+    this.clear();
+    this.wins = [closing, ...open];
+    this.mine = closing.length;
+    for (let w = 0; w < this.wins.length; w++) {
+      const c = this.wins[w]!;
+      const t = w === 0 ? undefined : take?.[w - 1];
+      for (let r = 0; r < c.length; r++) if (!t || t[r]) this.add(w, c, r);
     }
   }
 
-  /** Resolves parent, own id and trace id of `s` (and, recursively, of its ancestors). */
-  resolve(s: SpanRec): void {
-    if (s.state !== 0) return;
-    s.state = 1;
-    if (s.kind === "server") {
-      const pair = this.tcpPair(s);
-      if (pair && pair.state !== 1) {
-        this.resolve(pair);
-        s.parent = pair;
-        s.parentId = pair.id;
-        s.linkedBy = "tcp";
-      } else if (s.hParent) {
-        s.parentId = s.hParent;
-        s.linkedBy = "header";
-      }
-      s.traceId = s.hTrace || s.parent?.traceId || "";
+  /** Forgets the loaded spans (and the columns they were read from). */
+  clear(): void {
+    this.wins = [];
+    this.n = 0;
+    this.mine = 0;
+    this.clients = new Map();
+    this.servers = new Map();
+    this.counters.ambiguousTcp = 0;
+    this.counters.ambiguousThread = 0;
+    this.counters.visited = 0;
+    this.counters.indexed = 0;
+  }
+
+  private reserve(n: number): void {
+    if (this.win.length >= n) return;
+    const cap = Math.max(n, 2 * this.win.length, 256);
+    this.win = new Int32Array(cap);
+    this.row = new Int32Array(cap);
+    this.startMs = new Float64Array(cap);
+    this.endMs = new Float64Array(cap);
+    this.state = new Uint8Array(cap);
+    this.by = new Uint8Array(cap);
+    this.ownHeader = new Uint8Array(cap);
+    this.parent = new Int32Array(cap);
+    this.trace = new Int32Array(cap);
+    this.ids = new Uint32Array(2 * cap);
+  }
+
+  private add(w: number, c: SpanColumns, r: number): void {
+    const k = this.n++;
+    this.win[k] = w;
+    this.row[k] = r;
+    const s = (c.window * 1000 + c.f64[r * NF + F_REL_US]!) / 1000;
+    this.startMs[k] = s;
+    this.endMs[k] = s + c.f64[r * NF + F_DUR_US]! / 1000;
+    this.state[k] = 0;
+    this.by[k] = 0;
+    this.ownHeader[k] = 0;
+    this.parent[k] = -1;
+    this.trace[k] = k;
+    const u = c.u32;
+    const p = r * NU;
+    const a = u[p + U_ID_A]!;
+    const b = u[p + U_ID_B]!;
+    this.ids[2 * k] = a;
+    this.ids[2 * k + 1] = a === 0 && b === 0 ? 1 : b; // the base id's rule: never all zeros
+    if (u[p + U_SUB_FLAGS]! & (F_CLIENT << 16)) {
+      const t = u[p + U_TUPLE]!;
+      if (t === 0) return;
+      let l = this.clients.get(t - 1);
+      if (!l) this.clients.set(t - 1, (l = new Timeline()));
+      l.spans.push(k);
     } else {
-      const ip = this.inProcessParent(s);
-      if (ip) {
-        s.parent = ip;
-        s.parentId = ip.id;
-        s.linkedBy = s.hTrace ? "trace" : "thread";
-        // A relayed header names the upstream caller's span, not this one.
-        if (s.hParent && ip.hParent !== s.hParent) s.id = s.hParent;
-      } else if (s.hParent) {
-        s.id = s.hParent;
-      }
-      s.traceId = s.hTrace || s.parent?.traceId || "";
+      const pid = u[p + U_PID]!;
+      if (!pid) return;
+      const node = c.str(r, S_NODE);
+      let byPid = this.servers.get(node);
+      if (!byPid) this.servers.set(node, (byPid = new Map()));
+      let ps = byPid.get(pid);
+      if (!ps) byPid.set(pid, (ps = { all: new Timeline(), byTid: new Map() }));
+      ps.all.spans.push(k);
+      const tid = u[p + U_TID]!;
+      let l = ps.byTid.get(tid);
+      if (!l) ps.byTid.set(tid, (l = new Timeline()));
+      l.spans.push(k);
     }
-    if (!s.traceId) s.traceId = id128(s.id);
-    s.state = 2;
+  }
+
+  private cols(k: number): SpanColumns {
+    return this.wins[this.win[k]!]!;
+  }
+
+  private word(k: number, f: number): number {
+    return this.wins[this.win[k]!]!.u32[this.row[k]! * NU + f]!;
+  }
+
+  private str(k: number, f: number): string {
+    return this.wins[this.win[k]!]!.str(this.row[k]!, f);
+  }
+
+  private isClient(k: number): boolean {
+    return (this.word(k, U_SUB_FLAGS) & (F_CLIENT << 16)) !== 0;
+  }
+
+  /** The closing window's slots by start, then base id: the order they are resolved and sampled in. */
+  byStart(): number[] {
+    const order: number[] = [];
+    for (let k = 0; k < this.mine; k++) order.push(k);
+    const u = this.wins[0]?.u32;
+    const st = this.startMs;
+    // The closing window's slot is its row.
+    const baseBefore = (a: number, b: number) => {
+      const a0 = u![a * NU + U_ID_A]!;
+      const b0 = u![b * NU + U_ID_A]!;
+      if (a0 !== b0) return a0 < b0;
+      const a1 = u![a * NU + U_ID_B]!;
+      const b1 = u![b * NU + U_ID_B]!;
+      return (a0 === 0 && a1 === 0 ? 1 : a1) < (b0 === 0 && b1 === 0 ? 1 : b1);
+    };
+    // Signs only (a difference of doubles would be a heap number per comparison).
+    return order.sort((a, b) => (st[a]! < st[b]! ? -1 : st[a]! > st[b]! ? 1 : baseBefore(a, b) ? -1 : 1));
+  }
+
+  /** Resolves parent, own id and trace of slot `k` (and, recursively, of its ancestors). */
+  resolve(k: number): void {
+    if (this.state[k] !== 0) return;
+    this.state[k] = 1;
+    const hTrace = this.str(k, S_HTRACE);
+    const hParent = this.str(k, S_HPARENT);
+    if (!this.isClient(k)) {
+      const pair = this.tcpPair(k);
+      if (pair >= 0 && this.state[pair] !== 1) {
+        this.resolve(pair);
+        this.parent[k] = pair;
+        this.by[k] = BY_TCP;
+      } else if (hParent) {
+        this.by[k] = BY_HEADER;
+      }
+    } else {
+      const ip = this.inProcessParent(k, hTrace);
+      if (ip >= 0) {
+        this.parent[k] = ip;
+        this.by[k] = hTrace ? BY_TRACE : BY_THREAD;
+        // A relayed header names the upstream caller's span, not this one.
+        if (hParent && this.str(ip, S_HPARENT) !== hParent) this.ownHeaderId(k, hParent);
+      } else if (hParent) {
+        this.ownHeaderId(k, hParent);
+      }
+    }
+    // The header's trace, else the parent's, else one derived from the own id.
+    const p = this.parent[k]!;
+    this.trace[k] = hTrace || p < 0 ? k : this.trace[p]!;
+    this.state[k] = 2;
+  }
+
+  private ownHeaderId(k: number, hParent: string): void {
+    this.ownHeader[k] = 1;
+    hexWords(hParent, this.ids, 2 * k);
   }
 
   /**
@@ -775,144 +785,271 @@ export class SpanIndex {
    * allowed clock skew between two nodes. Several candidates (HTTP/2 multiplexing) are narrowed
    * by the trace id both ends saw, then by operation and resource; still several: no link.
    */
-  private tcpPair(s: SpanRec): SpanRec | null {
+  private tcpPair(s: number): number {
     for (let pass = 0; pass < 2; pass++) {
       const cands = this.pairCandidates(s, pass === 0 ? 0 : this.skewMs);
-      if (cands.length === 1) return cands[0]!;
-      if (cands.length > 1) {
+      if (cands.n === 1) return cands.a[0]!;
+      if (cands.n > 1) {
         // Both ends saw the same request headers: the same trace id tells concurrent streams apart.
-        if (s.hTrace) {
-          const traced = cands.filter((c) => c.hTrace === s.hTrace);
-          if (traced.length === 1) return traced[0]!;
+        const hTrace = this.str(s, S_HTRACE);
+        if (hTrace) {
+          const one = this.onlyOne(cands, (c) => this.str(c, S_HTRACE) === hTrace);
+          if (one >= 0) return one;
         }
-        const same = cands.filter((c) => c.operation === s.operation && c.resource === s.resource);
-        if (same.length === 1) return same[0]!;
+        const op = this.str(s, S_OPERATION);
+        const res = this.str(s, S_RESOURCE);
+        const one = this.onlyOne(cands, (c) => this.str(c, S_OPERATION) === op && this.str(c, S_RESOURCE) === res);
+        if (one >= 0) return one;
         this.counters.ambiguousTcp++;
-        return null;
+        return -1;
       }
     }
-    return null;
+    return -1;
+  }
+
+  private onlyOne(cands: SlotList, ok: (c: number) => boolean): number {
+    let one = -1;
+    for (let i = 0; i < cands.n; i++) {
+      const c = cands.a[i]!;
+      if (!ok(c)) continue;
+      if (one >= 0) return -1;
+      one = c;
+    }
+    return one;
   }
 
   /** The server request of the same process this client call was made for, when unambiguous. */
-  private inProcessParent(c: SpanRec): SpanRec | null {
-    if (!c.pid) return null;
-    if (c.hTrace) {
-      let found: SpanRec | null = null;
+  private inProcessParent(c: number, hTrace: string): number {
+    if (!this.word(c, U_PID)) return -1;
+    if (hTrace) {
+      let found = -1;
       let n = 0;
       for (const sv of this.containing(c)) {
-        if (sv.state === 1) continue;
+        if (this.state[sv] === 1) continue;
         this.resolve(sv);
-        if (sv.traceId !== c.hTrace) continue;
+        if (!this.traceIs(sv, hTrace)) continue;
         n++;
         found = sv;
       }
       if (n === 1) return found;
       if (n > 1) this.counters.ambiguousThread++;
-      return null;
+      return -1;
     }
-    let found: SpanRec | null = null;
+    let found = -1;
     let overlapping = 0;
-    for (const sv of this.overlappingOnThread(c)) {
+    const cs = this.startMs[c]!;
+    const ce = this.endMs[c]!;
+    const on = this.overlappingOnThread(c);
+    for (let i = 0; i < on.n; i++) {
+      const sv = on.a[i]!;
       overlapping++;
-      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) found = sv;
+      if (this.startMs[sv]! <= cs && ce <= this.endMs[sv]!) found = sv;
     }
-    if (overlapping === 1 && found && found.state !== 1) {
+    if (overlapping === 1 && found >= 0 && this.state[found] !== 1) {
       this.resolve(found);
       return found;
     }
     if (overlapping > 1) this.counters.ambiguousThread++;
-    return null;
+    return -1;
+  }
+
+  /** The resolved span `k`'s trace id is `hex`. */
+  private traceIs(k: number, hex: string): boolean {
+    const t = this.trace[k]!;
+    const h = this.str(t, S_HTRACE);
+    return h ? h === hex : this.derivedTrace(t) === hex;
   }
 
   // The three lookups. `containing` returns a fresh array (its caller resolves spans while
-  // iterating it); the other two reuse one scratch array each, valid until their next call (their
+  // iterating it); the other two reuse one scratch list each, valid until their next call (their
   // callers only read it, once per span: a close makes no array per span).
 
   /** Client spans of the server span's connection and protocol whose call contains it (± skew). */
-  protected pairCandidates(s: SpanRec, skew: number): SpanRec[] {
+  protected pairCandidates(s: number, skew: number): SlotList {
     const cands = this.candScratch;
-    cands.length = 0;
-    const k = tupleKeyOf(s);
-    const l = k < 0 ? undefined : this.clients.get(k);
+    cands.n = 0;
+    const key = this.word(s, U_TUPLE);
+    const l = key === 0 ? undefined : this.clients.get(key - 1);
     if (!l) return cands;
-    const at = this.found;
-    at.length = 0;
-    this.counters.visited += l.within(s.startMs + skew + SLACK_MS, s.endMs - skew - SLACK_MS, at);
-    const views = s instanceof Span;
-    for (const i of at) {
-      const c = l.spans[i]!;
-      if (!(c.startMs - skew <= s.startMs && s.endMs <= c.endMs + skew) || c.protocol !== s.protocol) continue;
-      if (views && c instanceof Span ? c.sameTupleAs(s) : sameTuple(c, s)) cands.push(c);
+    const ss = this.startMs[s]!;
+    const se = this.endMs[s]!;
+    BOUNDS[START_MAX] = ss + skew + SLACK_MS;
+    BOUNDS[END_MIN] = se - skew - SLACK_MS;
+    const at = this.search(l);
+    const sc = this.cols(s);
+    const sr = this.row[s]!;
+    for (let i = 0; i < at.n; i++) {
+      const c = at.a[i]!;
+      if (!(this.startMs[c]! - skew <= ss && se <= this.endMs[c]! + skew)) continue;
+      const cc = this.cols(c);
+      const cr = this.row[c]!;
+      if (sameStr(cc, cr, sc, sr, S_PROTOCOL) && sameTuple(cc, cr, sc, sr)) cands.push(c);
     }
     return cands;
   }
 
-  /** Server spans of the client span's process that contain it, in insertion order. */
-  protected containing(c: SpanRec): SpanRec[] {
-    const p = this.servers.get(c.node)?.get(c.pid);
-    if (!p) return [];
-    const at = this.found;
-    at.length = 0;
-    this.counters.visited += p.all.within(c.startMs + SLACK_MS, c.endMs - SLACK_MS, at);
-    // Resolving a candidate can resolve others: the caller takes them in insertion order, as a
-    // list would be walked, so that cycles (possible through equal times or clock skew) break alike.
-    const out: SpanRec[] = [];
-    if (at.length === 1) {
-      const sv = p.all.spans[at[0]!]!;
-      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) out.push(sv);
-      return out;
+  /** Server spans of the client span's process that contain it, in load order. */
+  protected containing(c: number): number[] {
+    const out: number[] = [];
+    const p = this.servers.get(this.str(c, S_NODE))?.get(this.word(c, U_PID));
+    if (!p) return out;
+    const cs = this.startMs[c]!;
+    const ce = this.endMs[c]!;
+    BOUNDS[START_MAX] = cs + SLACK_MS;
+    BOUNDS[END_MIN] = ce - SLACK_MS;
+    const at = this.search(p.all);
+    for (let i = 0; i < at.n; i++) {
+      const sv = at.a[i]!;
+      if (this.startMs[sv]! <= cs && ce <= this.endMs[sv]!) out.push(sv);
     }
-    const order = Int32Array.from(at).sort();
-    for (const i of order) {
-      const sv = p.all.spans[i]!;
-      if (sv.startMs <= c.startMs && c.endMs <= sv.endMs) out.push(sv);
-    }
+    // Resolving a candidate can resolve others: the caller takes them in load order, as a list
+    // would be walked, so that cycles (possible through equal times or clock skew) break alike.
+    if (out.length > 1) out.sort((a, b) => a - b);
     return out;
   }
 
   /** Server spans of the client span's process and thread that overlap it. */
-  protected overlappingOnThread(c: SpanRec): SpanRec[] {
-    const l = this.servers.get(c.node)?.get(c.pid)?.byTid.get(c.tid);
-    if (!l) return [];
-    const at = this.found;
-    at.length = 0;
-    this.counters.visited += l.within(c.endMs + SLACK_MS, c.startMs - SLACK_MS, at);
+  protected overlappingOnThread(c: number): SlotList {
     const out = this.overlapScratch;
-    out.length = 0;
-    for (const i of at) {
-      const sv = l.spans[i]!;
-      if (sv.startMs < c.endMs && sv.endMs > c.startMs) out.push(sv);
+    out.n = 0;
+    const l = this.servers.get(this.str(c, S_NODE))?.get(this.word(c, U_PID))?.byTid.get(this.word(c, U_TID));
+    if (!l) return out;
+    const cs = this.startMs[c]!;
+    const ce = this.endMs[c]!;
+    BOUNDS[START_MAX] = ce + SLACK_MS;
+    BOUNDS[END_MIN] = cs - SLACK_MS;
+    const at = this.search(l);
+    for (let i = 0; i < at.n; i++) {
+      const sv = at.a[i]!;
+      if (this.startMs[sv]! < ce && this.endMs[sv]! > cs) out.push(sv);
     }
     return out;
   }
-}
 
-/**
- * Volume control for the spans of one window: every error, the `slowest` slowest per series,
- * and the rest when their trace id falls under `rate` (decided per trace, so sampled traces stay
- * whole). Deterministic.
- */
-export function sampleSpans(spans: SpanRec[], rate: number, slowest: number): { kept: SpanRec[]; dropped: number } {
-  const keep = new Uint8Array(spans.length);
-  // Per series, the `slowest` slowest spans (ties by id), by insertion into a short sorted list of positions.
-  const top = new Map<object, number[]>();
-  const before = (a: SpanRec, b: SpanRec) => a.durationMs > b.durationMs || (a.durationMs === b.durationMs && a.id < b.id);
-  for (let k = 0; k < spans.length; k++) {
-    const s = spans[k]!;
-    if (s.error || unitFromHex(s.traceId) < rate) keep[k] = 1;
-    if (slowest <= 0) continue;
-    let l = top.get(s.series);
-    if (!l) top.set(s.series, (l = []));
-    if (l.length < slowest || before(s, spans[l[l.length - 1]!]!)) {
-      let i = l.length;
-      while (i > 0 && before(s, spans[l[i - 1]!]!)) i--;
-      l.splice(i, 0, k);
-      if (l.length > slowest) l.pop();
-    }
+  /** The slots of `l` within BOUNDS (set by the caller), in the `found` scratch; the visits counted. */
+  private search(l: Timeline): SlotList {
+    const at = this.found;
+    at.n = 0;
+    this.counters.visited += l.within(this.startMs, this.endMs, at, this.counters);
+    return at;
   }
-  for (const l of top.values()) for (const k of l) keep[k] = 1;
-  const kept: SpanRec[] = [];
-  for (let k = 0; k < spans.length; k++) if (keep[k]) kept.push(spans[k]!);
-  return { kept, dropped: spans.length - kept.length };
+
+  /** Own id (16 hex). */
+  id(k: number): string {
+    return this.ownHeader[k] ? this.str(k, S_HPARENT) : hex16(this.ids[2 * k]!, this.ids[2 * k + 1]!);
+  }
+
+  /** The parent's slot, -1 for none. */
+  parentOf(k: number): number {
+    return this.parent[k]!;
+  }
+
+  /** The parent's span id: the linked parent's, else (a server span) the header's, else "". */
+  parentId(k: number): string {
+    const p = this.parent[k]!;
+    if (p >= 0) return this.id(p);
+    return this.by[k] === BY_HEADER ? this.str(k, S_HPARENT) : "";
+  }
+
+  linkedBy(k: number): SpanRec["linkedBy"] {
+    return LINKED_BY[this.by[k]!]!;
+  }
+
+  stateOf(k: number): 0 | 1 | 2 {
+    return this.state[k] as 0 | 1 | 2;
+  }
+
+  /** Trace id (32 hex) of a resolved span. */
+  traceId(k: number): string {
+    const t = this.trace[k]!;
+    return this.str(t, S_HTRACE) || this.derivedTrace(t);
+  }
+
+  /** The trace id derived from span `t`'s own id (`id128` of it). */
+  private derivedTrace(t: number): string {
+    id128Words(this.ids[2 * t]!, this.ids[2 * t + 1]!, TRACE_WORDS);
+    return hex16(TRACE_WORDS[0]!, TRACE_WORDS[1]!) + hex16(TRACE_WORDS[2]!, TRACE_WORDS[3]!);
+  }
+
+  /** The trace id's first 8 hex digits as a fraction of 2^32 (`unitFromHex`), without the text when derived. */
+  private traceUnit(k: number): number {
+    const t = this.trace[k]!;
+    const h = this.str(t, S_HTRACE);
+    if (h) return unitFromHex(h);
+    id128Words(this.ids[2 * t]!, this.ids[2 * t + 1]!, TRACE_WORDS);
+    return TRACE_WORDS[0]! / 0x1_0000_0000;
+  }
+
+  /** The own id of `a` sorts before that of `b` (as their hex text would). */
+  private idBefore(a: number, b: number): boolean {
+    const a0 = this.ids[2 * a]!;
+    const b0 = this.ids[2 * b]!;
+    return a0 < b0 || (a0 === b0 && this.ids[2 * a + 1]! < this.ids[2 * b + 1]!);
+  }
+
+  /**
+   * Volume control for the closing window's resolved spans (`order`: slots): every error, the
+   * `slowest` slowest per series, and the rest when their trace id falls under `rate` (decided
+   * per trace, so sampled traces stay whole). Deterministic. Returns the kept slots in `order`'s order.
+   */
+  sample(order: readonly number[], rate: number, slowest: number): { kept: number[]; dropped: number } {
+    const keep = new Uint8Array(order.length);
+    // Per series (its number in the closing window's table), the `slowest` slowest spans (ties by
+    // id), by insertion into a short sorted list of positions in `order`.
+    const top: number[][] = [];
+    const c = this.wins[0]!;
+    const dur = (k: number) => c.f64[k * NF + F_DUR_US]! / 1000;
+    const before = (a: number, b: number) => dur(a) > dur(b) || (dur(a) === dur(b) && this.idBefore(a, b));
+    for (let i = 0; i < order.length; i++) {
+      const k = order[i]!;
+      if ((c.u32[k * NU + U_SUB_FLAGS]! & (F_ERROR << 16)) !== 0 || this.traceUnit(k) < rate) keep[i] = 1;
+      if (slowest <= 0) continue;
+      const sr = c.u32[k * NU + U_SERIES]!;
+      let l = top[sr];
+      if (!l) top[sr] = l = [];
+      if (l.length < slowest || before(k, order[l[l.length - 1]!]!)) {
+        let j = l.length;
+        while (j > 0 && before(k, order[l[j - 1]!]!)) j--;
+        l.splice(j, 0, i);
+        if (l.length > slowest) l.pop();
+      }
+    }
+    for (const l of top) if (l) for (const i of l) keep[i] = 1;
+    const kept: number[] = [];
+    for (let i = 0; i < order.length; i++) if (keep[i]) kept.push(order[i]!);
+    return { kept, dropped: order.length - kept.length };
+  }
+
+  /** Span `k` as a plain record that no longer reads the columns; its parent detached too (once
+   *  per slot: `done` maps slots to their records). */
+  detach(k: number, done: Map<number, SpanRec> = new Map()): SpanRec {
+    const had = done.get(k);
+    if (had) return had;
+    const r = this.record(k);
+    r.id = this.id(k);
+    r.parentId = this.parentId(k);
+    r.traceId = this.traceId(k);
+    r.linkedBy = this.linkedBy(k);
+    r.state = this.stateOf(k);
+    r.final = k < this.mine;
+    done.set(k, r);
+    const p = this.parent[k]!;
+    if (p >= 0) r.parent = this.detach(p, done);
+    return r;
+  }
+
+  /** The fields of span `k` (unlinked: `SpanColumns.record`). */
+  record(k: number): SpanRec {
+    return this.cols(k).record(this.row[k]!);
+  }
+
+  /** The peer's pid while the peer is named by its bare process name (ListenNames), else 0. */
+  peerPid(k: number): number {
+    return this.word(k, U_PEER_PID);
+  }
+
+  /** The node the peer runs on, with `peerPid`. */
+  peerNode(k: number): string {
+    return this.str(k, S_PEER_NODE);
+  }
 }
