@@ -12,6 +12,7 @@ import { execFile } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
 import { decodeCapture, PLUGIN_BUILD_DIR, type DecodedRecord } from "./protocol-support/index.js";
 import { startCapture } from "./support/tcpdump.js";
+import { h2Frame, hpackNewName } from "@wirescope/common/test-support/http2";
 import { ConnectionEngine, Plugin, PluginRegistry, recordToJson, type RecordJson } from "@wirescope/common";
 import { CaptureStreams } from "@wirescope/common/pcap/index";
 import { tsharkHttp1, tsharkHttp2, type TsharkH2Stream } from "./http-support.js";
@@ -308,15 +309,6 @@ function decodeFromChunk(file: string, skip: number): RecordJson[] {
 
 test("http2: h2c upgrade from nghttp -u (stream 1 is the HTTP/1.1 request) agrees with tshark", { timeout: 60_000 }, async () => {
   // node:http2 has no h2c upgrade, so the server side is hand-made: 101, then plain frames
-  const frame = (type: number, flags: number, sid: number, payload: Buffer) => {
-    const h = Buffer.alloc(9);
-    h.writeUIntBE(payload.length, 0, 3);
-    h[3] = type;
-    h[4] = flags;
-    h.writeUInt32BE(sid, 5);
-    return Buffer.concat([h, payload]);
-  };
-  const lit = (name: string, value: string) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
   const server = net.createServer((sock) => {
     let buf = Buffer.alloc(0);
     let upgraded = false;
@@ -329,9 +321,9 @@ test("http2: h2c upgrade from nghttp -u (stream 1 is the HTTP/1.1 request) agree
         buf = buf.subarray(end + 4);
         upgraded = true;
         sock.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
-        sock.write(frame(4, 0, 0, Buffer.alloc(0)));
-        sock.write(frame(1, 4, 1, Buffer.concat([Buffer.from([0x88]), lit("content-type", "text/plain")])));
-        sock.write(frame(0, 1, 1, Buffer.from("upgraded hello")));
+        sock.write(h2Frame(4, 0, 0, Buffer.alloc(0)));
+        sock.write(h2Frame(1, 4, 1, Buffer.concat([Buffer.from([0x88]), hpackNewName("content-type", "text/plain")])));
+        sock.write(h2Frame(0, 1, 1, Buffer.from("upgraded hello")));
       }
       if (buf.subarray(0, 3).toString() === "PRI") {
         if (buf.length < 24) return;
@@ -344,8 +336,8 @@ test("http2: h2c upgrade from nghttp -u (stream 1 is the HTTP/1.1 request) agree
         const flags = buf[4]!;
         const sid = buf.readUInt32BE(5) & 0x7fffffff;
         buf = buf.subarray(9 + len);
-        if (type === 4 && !(flags & 1)) sock.write(frame(4, 1, 0, Buffer.alloc(0)));
-        if (type === 1 && flags & 1) sock.write(frame(1, 5, sid, Buffer.from([0x8d]))); // :status 404, END_STREAM
+        if (type === 4 && !(flags & 1)) sock.write(h2Frame(4, 1, 0, Buffer.alloc(0)));
+        if (type === 1 && flags & 1) sock.write(h2Frame(1, 5, sid, Buffer.from([0x8d]))); // :status 404, END_STREAM
         if (type === 7) sock.end();
       }
     });

@@ -4,6 +4,7 @@
 //   node parsers-wasm/dist/http2/test/http.bench.js   (or: npm run bench -- http.bench)
 import { ConnectionEngine, PluginRegistry, Plugin } from "@wirescope/common";
 import path from "node:path";
+import { H2_PREFACE, h2Frame, hpackIndexedName, hpackNewName } from "@wirescope/common/test-support/http2";
 import { WASM_DIR } from "../../http1/test/decode.js";
 
 const CHUNK = 64 * 1024;
@@ -38,24 +39,10 @@ function http1Traffic(n: number): { client: Buffer; server: Buffer } {
 
 // ---- HTTP/2: HPACK with dynamic-table reuse, as browsers and gRPC clients produce it
 
-function frame(type: number, flags: number, sid: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-const str = (v: string) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v)]);
-const inc = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([0x40 | nameIdx]), str(v)]);
-const incNew = (name: string, v: string) => Buffer.concat([Buffer.from([0x40]), str(name), str(v)]);
-const noIdx = (nameIdx: number, v: string) => Buffer.concat([Buffer.from([nameIdx < 15 ? nameIdx : 15, ...(nameIdx < 15 ? [] : [nameIdx - 15])]), str(v)]);
-
 /** Requests go out in batches of `concurrency` (a server's SETTINGS_MAX_CONCURRENT_STREAMS). */
 function http2Traffic(n: number, concurrency = 100): { client: Buffer; server: Buffer; steps: [0 | 1, Buffer][] } {
-  const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-  const c: Buffer[] = [preface, frame(4, 0, 0, Buffer.alloc(0))];
-  const s: Buffer[] = [frame(4, 0, 0, Buffer.alloc(0)), frame(4, 1, 0, Buffer.alloc(0))];
+  const c: Buffer[] = [H2_PREFACE, h2Frame(4, 0, 0, Buffer.alloc(0))];
+  const s: Buffer[] = [h2Frame(4, 0, 0, Buffer.alloc(0)), h2Frame(4, 1, 0, Buffer.alloc(0))];
   // first request puts authority, user-agent and a custom header in the table; the rest reuse
   // them by index (62.. counting from the newest), and send only the path as a literal
   const body = Buffer.alloc(120, 0x7a);
@@ -64,16 +51,16 @@ function http2Traffic(n: number, concurrency = 100): { client: Buffer; server: B
     const path = `/api/v1/items/${i % 1000}?page=${i % 7}`;
     let req: Buffer;
     if (i === 0) {
-      req = Buffer.concat([Buffer.from([0x82, 0x86]), noIdx(4, path), inc(1, "shop.internal:8443"), inc(58, "bench-client/1.0 (linux)"), incNew("x-tenant", "acme-corp")]);
+      req = Buffer.concat([Buffer.from([0x82, 0x86]), hpackIndexedName(4, path), hpackIndexedName(1, "shop.internal:8443", true), hpackIndexedName(58, "bench-client/1.0 (linux)", true), hpackNewName("x-tenant", "acme-corp", true)]);
     } else {
       // 62 = x-tenant, 63 = user-agent, 64 = authority
-      req = Buffer.concat([Buffer.from([0x82, 0x86]), noIdx(4, path), Buffer.from([0x80 | 64, 0x80 | 63, 0x80 | 62])]);
+      req = Buffer.concat([Buffer.from([0x82, 0x86]), hpackIndexedName(4, path), Buffer.from([0x80 | 64, 0x80 | 63, 0x80 | 62])]);
     }
-    c.push(frame(1, 5, sid, req));
+    c.push(h2Frame(1, 5, sid, req));
     let resp: Buffer;
-    if (i === 0) resp = Buffer.concat([Buffer.from([0x88]), inc(31, "application/json"), inc(54, "bench")]);
+    if (i === 0) resp = Buffer.concat([Buffer.from([0x88]), hpackIndexedName(31, "application/json", true), hpackIndexedName(54, "bench", true)]);
     else resp = Buffer.concat([Buffer.from([0x88, 0x80 | 63, 0x80 | 62])]); // content-type, server
-    s.push(frame(1, 4, sid, resp), frame(0, 1, sid, body));
+    s.push(h2Frame(1, 4, sid, resp), h2Frame(0, 1, sid, body));
   }
   const steps: [0 | 1, Buffer][] = [];
   // client: preface + settings + first batch; server: settings + first batch's responses; ...

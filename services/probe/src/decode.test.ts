@@ -1,28 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeBatch } from "./decode.js";
+import { eventRecord, frameRecord } from "./test-support/ring-records.js";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_INFERRED, WS_CONN_F_SHED, WS_SAMPLE_ONE, SHED_REASONS } from "./gen/layout.js";
 
-/** Frames one record the way the addon does: u32 length, record, pad to 8. */
-function frame(rec: Buffer): Buffer {
-  const padded = (4 + rec.length + 7) & ~7;
-  const b = Buffer.alloc(padded);
-  b.writeUInt32LE(rec.length, 0);
-  rec.copy(b, 4);
-  return b;
-}
-
-function hdr(b: Buffer, type: number, key: bigint) {
-  b.writeUInt32LE(type, HDR.type);
-  b.writeUInt32LE(1234, HDR.tgid);
-  b.writeUInt32LE(1240, HDR.tid);
-  b.writeBigUInt64LE(99n, HDR.ts_ns);
-  b.writeBigUInt64LE(key, HDR.conn_key);
-}
+/** A record of this file's process (tgid 1234, tid 1240, at 99 ns). */
+const rec = (type: number, key: bigint, size: number) => eventRecord(type, key, size, { tgid: 1234, tid: 1240, tsNs: 99n });
 
 function dataRec(key: bigint, seq: bigint, payload: string, original = payload.length): Buffer {
-  const b = Buffer.alloc(DATA.headerSize + payload.length);
-  hdr(b, WS_EV_DATA, key);
+  const b = rec(WS_EV_DATA, key, DATA.headerSize + payload.length);
   b.writeBigUInt64LE(seq, DATA.seq);
   b.writeUInt32LE(original, DATA.original_length);
   b.writeUInt32LE(payload.length, DATA.len);
@@ -34,8 +20,7 @@ function dataRec(key: bigint, seq: bigint, payload: string, original = payload.l
 }
 
 function connRec(type: number, key: bigint, v6 = false): Buffer {
-  const b = Buffer.alloc(CONN.size);
-  hdr(b, type, key);
+  const b = rec(type, key, CONN.size);
   b.writeUInt16LE(v6 ? 10 : 2, CONN.family);
   if (v6) {
     b[CONN.laddr + 15] = 1; // ::1
@@ -59,7 +44,7 @@ test("decodeBatch: an open's observed fraction, a close's shed reason", () => {
   const shedClose = connRec(WS_EV_CLOSE, 6n);
   shedClose[CONN.flags] |= WS_CONN_F_SHED;
   shedClose[CONN.shed] = SHED_REASONS.indexOf("conn_flood");
-  const b = decodeBatch(Buffer.concat([frame(connRec(WS_EV_OPEN, 6n)), frame(shedClose), frame(connRec(WS_EV_CLOSE, 7n))]), { records: 0, errors: 0 });
+  const b = decodeBatch(Buffer.concat([frameRecord(connRec(WS_EV_OPEN, 6n)), frameRecord(shedClose), frameRecord(connRec(WS_EV_CLOSE, 7n))]), { records: 0, errors: 0 });
   assert.equal(b.conns[0]!.observedFraction, 0.25);
   assert.equal(b.conns[0]!.shed, undefined);
   assert.equal(b.conns[1]!.shed, "conn_flood");
@@ -68,7 +53,7 @@ test("decodeBatch: an open's observed fraction, a close's shed reason", () => {
 });
 
 test("decodeBatch: data, open and close records with their fields", () => {
-  const buf = Buffer.concat([frame(connRec(WS_EV_OPEN, 5n)), frame(dataRec(5n, 0n, "GET / HTTP/1.1\r\n", 100)), frame(connRec(WS_EV_CLOSE, 5n, true))]);
+  const buf = Buffer.concat([frameRecord(connRec(WS_EV_OPEN, 5n)), frameRecord(dataRec(5n, 0n, "GET / HTTP/1.1\r\n", 100)), frameRecord(connRec(WS_EV_CLOSE, 5n, true))]);
   const stats = { records: 0, errors: 0 };
   const b = decodeBatch(buf, stats);
   assert.equal(stats.records, 3);
@@ -98,7 +83,7 @@ test("decodeBatch: data, open and close records with their fields", () => {
 });
 
 test("decodeBatch: a truncated or lying record is counted and stops the batch, never throws", () => {
-  const good = frame(dataRec(1n, 0n, "abc"));
+  const good = frameRecord(dataRec(1n, 0n, "abc"));
   const stats = { records: 0, errors: 0 };
   // length field larger than what is left
   const lying = Buffer.from(good);
@@ -108,12 +93,12 @@ test("decodeBatch: a truncated or lying record is counted and stops the batch, n
   // payload length larger than the record
   const rec = dataRec(1n, 0n, "abc");
   rec.writeUInt32LE(50, DATA.len);
-  decodeBatch(frame(rec), stats);
+  decodeBatch(frameRecord(rec), stats);
   assert.equal(stats.errors, 2);
   // unknown type: skipped, the next record still decodes
   const unk = dataRec(2n, 0n, "x");
   unk.writeUInt32LE(77, HDR.type);
-  const out = decodeBatch(Buffer.concat([frame(unk), good]), stats);
+  const out = decodeBatch(Buffer.concat([frameRecord(unk), good]), stats);
   assert.equal(stats.errors, 3);
   assert.equal(out.data.length, 1);
   // random bytes
@@ -124,7 +109,7 @@ test("decodeBatch: both ends IPv4-mapped (a dual-stack server's socket) are repo
   const r = connRec(WS_EV_OPEN, 9n, true);
   Buffer.from("00000000000000000000ffff7f000001", "hex").copy(r, CONN.laddr);
   Buffer.from("00000000000000000000ffff0a000002", "hex").copy(r, CONN.raddr);
-  const c = decodeBatch(frame(r)).conns[0];
+  const c = decodeBatch(frameRecord(r)).conns[0];
   assert.equal(c.family, 4);
   assert.equal(c.localAddress, "127.0.0.1");
   assert.equal(c.remoteAddress, "10.0.0.2");

@@ -10,23 +10,10 @@ import type { ConnRecord, DataRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
+import { eventRecord, frameRecord } from "./test-support/ring-records.js";
 
-function frame(rec: Buffer): Buffer {
-  const b = Buffer.alloc((4 + rec.length + 7) & ~7);
-  b.writeUInt32LE(rec.length, 0);
-  rec.copy(b, 4);
-  return b;
-}
-
-function rec(type: number, key: bigint, size: number, ts: bigint): Buffer {
-  const b = Buffer.alloc(size);
-  b.writeUInt32LE(type, HDR.type);
-  b.writeUInt32LE(4321, HDR.tgid);
-  b.writeUInt32LE(4322, HDR.tid);
-  b.writeBigUInt64LE(ts, HDR.ts_ns);
-  b.writeBigUInt64LE(key, HDR.conn_key);
-  return b;
-}
+/** A record of this file's process (tgid 4321, tid 4322). */
+const rec = (type: number, key: bigint, size: number, tsNs: bigint) => eventRecord(type, key, size, { tgid: 4321, tid: 4322, tsNs });
 
 function data(key: bigint, seq: bigint, payload: Buffer, original: number, dir: number, ts: bigint): Buffer {
   const b = rec(WS_EV_DATA, key, DATA.headerSize + payload.length, ts);
@@ -98,7 +85,7 @@ test("RawEncoder: the bytes decode to what protobuf-es objects built from the de
   shed[CONN.shed] = 1;
   recs.push(shed);
   recs.push(open(keys[2]!, WS_EV_CLOSE));
-  const buf = Buffer.concat(recs.map(frame));
+  const buf = Buffer.concat(recs.map(frameRecord));
   const processes = new ProcessCache();
   const seen: ConnRecord[] = [];
   const enc = encoder({ partitions: 16, processes, monoToWallOffsetNs: offset }, (c) => seen.push(c));
@@ -137,17 +124,17 @@ test("RawEncoder: a process's fields are encoded once and follow what the cache 
   const processes = new ProcessCache({ procRoot: "/nonexistent" });
   const enc = encoder({ processes });
   const k8s = processes.get(4321, "curl");
-  const first = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(1n))).conns[0]!])[0]!.data).conns[0]!;
+  const first = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frameRecord(open(1n))).conns[0]!])[0]!.data).conns[0]!;
   assert.equal(first.process?.name, "curl");
   assert.equal(first.process?.pod, "");
   Object.assign(k8s, { pod: "web-1", namespace: "shop", containerId: "c".repeat(64) }); // as ProcessCache does when the pod is resolved
-  const later = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frame(open(2n))).conns[0]!])[0]!.data).conns[0]!;
+  const later = fromBinary(RawBatchSchema, enc.encodeConns([decodeBatch(frameRecord(open(2n))).conns[0]!])[0]!.data).conns[0]!;
   assert.deepEqual([later.process?.pod, later.process?.namespace, later.process?.containerId], ["web-1", "shop", "c".repeat(64)]);
 });
 
 test("RawEncoder.encodeEvents (a replay's decoded events) gives what encode gives for the same native batch", () => {
   const recs = [open(5n), data(5n, 0n, Buffer.from("GET / HTTP/1.1\r\n\r\n"), 18, 1, 77n), data(5n, 0n, Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), 19, 2, 78n), open(5n, WS_EV_CLOSE)];
-  const buf = Buffer.concat(recs.map(frame));
+  const buf = Buffer.concat(recs.map(frameRecord));
   const fast = encoder({ monoToWallOffsetNs: 9n }).encode(buf).messages.map((m) => fromBinary(RawBatchSchema, m.data));
   const slow = encoder({ monoToWallOffsetNs: 9n }).encodeEvents(decodeBatch(buf)).map((m) => fromBinary(RawBatchSchema, m.data));
   assert.deepEqual(slow, fast);
@@ -157,7 +144,7 @@ test("RawEncoder.encodeEvents (a replay's decoded events) gives what encode give
 
 test("RawEncoder: malformed input is counted, never thrown", () => {
   const enc = encoder();
-  const bad = frame(data(1n, 0n, Buffer.from("abc"), 3, 1, 1n));
+  const bad = frameRecord(data(1n, 0n, Buffer.from("abc"), 3, 1, 1n));
   bad.writeUInt32LE(1 << 30, 0);
   assert.equal(enc.encode(bad).messages.length, 0);
   assert.equal(enc.decodeStats.errors, 1);
@@ -171,8 +158,8 @@ test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and time
   const req = Buffer.from("GET /x HTTP/1.1\r\n\r\n");
   const seq0 = 2n ** 32n - 10n; // the pieces' seq carry into the high word
   const buf = Buffer.concat([
-    frame(data(key, 5n, req, req.length, 1, 100n)),
-    frame(data(key, seq0, resp, resp.length, 2, 200n)),
+    frameRecord(data(key, 5n, req, req.length, 1, 100n)),
+    frameRecord(data(key, seq0, resp, resp.length, 2, 200n)),
   ]);
   const trimmer = new Http1Trimmer();
   const enc = encoder({ monoToWallOffsetNs: 1000n, trimmer });
@@ -186,7 +173,7 @@ test("RawEncoder with an Http1Trimmer: a body becomes a stated gap, seq and time
   assert.equal(trimmer.stats.trimmed_bytes, 4096);
   // a close forgets the connection
   const close = rec(WS_EV_CLOSE, key, CONN.size, 300n);
-  enc.encode(frame(close));
+  enc.encode(frameRecord(close));
   assert.equal(trimmer.size, 0);
 });
 
@@ -198,7 +185,7 @@ test("RawEncoder: the header (identity, partition, drops once, batch_seq per par
     const recs: Buffer[] = [];
     for (let k = 1n; k < 40n; k++) recs.push(data(k, 0n, Buffer.alloc(200, 1), 200, 1, 5n));
     if (round === 1) enc.addDrops({ "kernel.ringbuf_full": 3, "user.js_behind": 2 ** 33, none: 0 });
-    const out = enc.encode(Buffer.concat(recs.map(frame))).messages;
+    const out = enc.encode(Buffer.concat(recs.map(frameRecord))).messages;
     assert.ok(out.length > 8);
     let events = 0;
     for (const m of out) {
@@ -223,7 +210,7 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   const young = BigInt(now); // kernel time of events that just happened
   const enc = encoder({ holdMs: 50, monoNow: () => now });
   const keys = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
-  const batch = (ts: bigint, seq: bigint) => Buffer.concat(keys.map((k) => frame(data(k, seq, Buffer.from("abc"), 3, 1, ts))));
+  const batch = (ts: bigint, seq: bigint) => Buffer.concat(keys.map((k) => frameRecord(data(k, seq, Buffer.from("abc"), 3, 1, ts))));
   assert.equal(enc.encode(batch(young, 0n)).messages.length, 0, "young data waits");
   assert.equal(enc.encode(batch(young, 3n)).messages.length, 0);
   assert.equal(enc.flushDue(false, now + 10e6).length, 0, "10 ms later: still young");
@@ -238,7 +225,7 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   assert.equal(enc.encode(batch(young - 60_000_000n, 6n)).messages.length, parts.size);
   // connection events wait with the data of their partition (a new connection does not cut)
   enc.encode(batch(young, 9n));
-  assert.equal(enc.encode(frame(open(1n))).messages.length, 0, "an open waits too");
+  assert.equal(enc.encode(frameRecord(open(1n))).messages.length, 0, "an open waits too");
   const p1 = new PartitionHash("n", 4).of(1, 0);
   const at = enc.flushDue(true).map((m) => ({ p: m.partition, b: fromBinary(RawBatchSchema, m.data) }));
   assert.equal(at.length, parts.size, "one message per partition at stop");
@@ -252,12 +239,12 @@ test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext
   const young = BigInt(now);
   const enc = encoder({ holdMs: 50, monoNow: () => now });
   const key = 7n;
-  assert.equal(enc.encode(Buffer.concat([frame(open(key)), frame(data(key, 0n, Buffer.from("\x16\x03\x01hello"), 8, 1, young))])).messages.length, 1, "the open is old: due at once");
-  assert.equal(enc.encode(frame(data(key, 8n, Buffer.from("\x16\x03\x03more"), 7, 1, young))).messages.length, 0, "handshake held");
+  assert.equal(enc.encode(Buffer.concat([frameRecord(open(key)), frameRecord(data(key, 0n, Buffer.from("\x16\x03\x01hello"), 8, 1, young))])).messages.length, 1, "the open is old: due at once");
+  assert.equal(enc.encode(frameRecord(data(key, 8n, Buffer.from("\x16\x03\x03more"), 7, 1, young))).messages.length, 0, "handshake held");
   const tlsOpen = open(key);
   tlsOpen[CONN.flags] = WS_CONN_F_TLS;
   tlsOpen[CONN.tls_lib] = 1;
-  const out = enc.encode(Buffer.concat([frame(tlsOpen), frame(data(key, 0n, Buffer.from("GET / HTTP/1.1\r\n\r\n"), 18, 1, young))])).messages;
+  const out = enc.encode(Buffer.concat([frameRecord(tlsOpen), frameRecord(data(key, 0n, Buffer.from("GET / HTTP/1.1\r\n\r\n"), 18, 1, young))])).messages;
   const msgs = [...out, ...enc.flushDue(true)].map((m) => fromBinary(RawBatchSchema, m.data));
   assert.equal(msgs.length, 2);
   assert.deepEqual(msgs[0]!.conns, [], "the held ciphertext goes alone, first");
@@ -287,9 +274,9 @@ test("RawEncoder: data events relative to the message's bases (time, the key's h
   recs.push(data(keys[0]!, 504n, Buffer.from("older"), 5, 1, t0 - 100_000_000n));
   recs.push(data(7n, 0n, Buffer.from("other"), 5, 1, t0));
   const enc = encoder({ partitions: 1 });
-  const msgs = [...enc.encode(Buffer.concat(recs.map(frame))).messages, ...enc.flushDue(true)];
+  const msgs = [...enc.encode(Buffer.concat(recs.map(frameRecord))).messages, ...enc.flushDue(true)];
   assert.equal(msgs.length, 1);
-  const decoded = decodeBatch(Buffer.concat(recs.map(frame))).data;
+  const decoded = decodeBatch(Buffer.concat(recs.map(frameRecord))).data;
   const got = msgs.flatMap((m) => resolvedData(fromBinary(RawBatchSchema, m.data)));
   assert.deepEqual(got.map((d) => [d.connKey, d.seq, d.timestampNs, d.originalLength, d.payload.length]), decoded.map((d) => [d.connKey, d.seq, d.tsMono, d.originalLength, d.payload.length]));
   // the reader's columns say the same

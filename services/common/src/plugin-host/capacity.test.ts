@@ -12,6 +12,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Plugin, PluginRegistry, ConnectionEngine, type EngineConnection } from "./index.js";
 import { recordToJson, type RecordJson } from "../record-json.js";
+import { H2_PREFACE, h2Frame } from "../test-support/http2.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 const HTTP1 = path.join(root, "parsers-wasm/build/http1.json");
@@ -55,22 +56,11 @@ function feed(c: EngineConnection, dir: 0 | 1, parts: Uint8Array[], ts: bigint, 
 }
 
 // ---- HTTP/2 frames ----
-function frame(type: number, flags: number, sid: number, payload: Uint8Array): Uint8Array {
-  const h = new Uint8Array(9);
-  h[0] = payload.length >>> 16;
-  h[1] = (payload.length >>> 8) & 0xff;
-  h[2] = payload.length & 0xff;
-  h[3] = type;
-  h[4] = flags;
-  new DataView(h.buffer).setUint32(5, sid >>> 0);
-  return concat([h, payload]);
-}
-const PREFACE = enc("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const SETTINGS = frame(4, 0, 0, new Uint8Array(0));
+const SETTINGS = h2Frame(4, 0, 0, new Uint8Array(0));
 // :method POST, :scheme http, :path /, :authority x (literal with incremental indexing, name index 1)
-const REQ_HEADERS = frame(1, 0x4, 1, Uint8Array.of(0x83, 0x86, 0x84, 0x41, 0x01, 0x78));
+const REQ_HEADERS = h2Frame(1, 0x4, 1, Uint8Array.of(0x83, 0x86, 0x84, 0x41, 0x01, 0x78));
 // :status 200, END_HEADERS | END_STREAM
-const RESP_HEADERS = frame(1, 0x5, 1, Uint8Array.of(0x88));
+const RESP_HEADERS = h2Frame(1, 0x5, 1, Uint8Array.of(0x88));
 
 describe("byte queue: a 1 MiB chunk after a partial message", { timeout: 120_000 }, () => {
   test("HTTP/1.1: a 3 MiB request body in 1 MiB chunks after a partial header decodes", () => {
@@ -106,8 +96,8 @@ describe("byte queue: a 1 MiB chunk after a partial message", { timeout: 120_000
     const { eng } = load(HTTP2);
     const data: Uint8Array[] = [];
     const frames = 200; // 200 × 16 KiB = 3.1 MiB
-    for (let i = 0; i < frames; i++) data.push(frame(0, i === frames - 1 ? 1 : 0, 1, new Uint8Array(16384).fill(i & 0xff)));
-    const start = concat([PREFACE, SETTINGS, REQ_HEADERS]);
+    for (let i = 0; i < frames; i++) data.push(h2Frame(0, i === frames - 1 ? 1 : 0, 1, new Uint8Array(16384).fill(i & 0xff)));
+    const start = concat([H2_PREFACE, SETTINGS, REQ_HEADERS]);
     const client = concat([start, ...data]);
     const c = eng.openConnection({ protocol: "http2" });
     const recs: RecordJson[] = [];
@@ -141,14 +131,14 @@ describe("byte queue: memory given back once drained", { timeout: 120_000 }, () 
     // it), split so that 600 KiB wait in the queue between calls. A queue that kept its largest
     // buffer would hold 1 MiB per connection: 60 MiB, far past the cap.
     const { p, eng } = load(HTTP2, 32);
-    const goaway = frame(7, 0, 0, concat([new Uint8Array(8), new Uint8Array(900 * 1024).fill(0x64)]));
+    const goaway = h2Frame(7, 0, 0, concat([new Uint8Array(8), new Uint8Array(900 * 1024).fill(0x64)]));
     const server = concat([SETTINGS, goaway]);
     const conns: EngineConnection[] = [];
     const recs: RecordJson[] = [];
     for (let i = 0; i < 60; i++) {
       const c = eng.openConnection({ protocol: "http2" });
       conns.push(c);
-      feed(c, 0, [concat([PREFACE, SETTINGS])], 1n, recs);
+      feed(c, 0, [concat([H2_PREFACE, SETTINGS])], 1n, recs);
       const cut = SETTINGS.length + 600 * 1024;
       feed(c, 1, [server.subarray(0, cut), server.subarray(cut)], 2n, recs);
     }
@@ -176,8 +166,8 @@ describe("byte queue: memory given back once drained", { timeout: 120_000 }, () 
     }
     // :method GET, :scheme http, :path /, then "x: <600 KiB>" as a literal without indexing
     const block = concat([Uint8Array.of(0x82, 0x86, 0x84, 0x00, 0x01, 0x78, ...varint), new Uint8Array(big).fill(0x79)]);
-    const client = concat([PREFACE, SETTINGS, frame(1, 0x5, 1, block)]);
-    const cut = PREFACE.length + SETTINGS.length + 400 * 1024;
+    const client = concat([H2_PREFACE, SETTINGS, h2Frame(1, 0x5, 1, block)]);
+    const cut = H2_PREFACE.length + SETTINGS.length + 400 * 1024;
     const conns: EngineConnection[] = [];
     const recs: RecordJson[] = [];
     for (let i = 0; i < 60; i++) {

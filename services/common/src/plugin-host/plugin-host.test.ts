@@ -11,6 +11,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { RecordSchema } from "../gen/wirescope/v1/record_pb.js";
 import { Plugin, PluginError, PluginRegistry, ConnectionEngine, meterModule, type Dir } from "./index.js";
 import { recordToJson } from "../record-json.js";
+import { H2_PREFACE, h2Frame, hpackIndexedName } from "../test-support/http2.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 const REDIS = path.join(root, "parsers-wasm/examples/redis/build/redis.json");
@@ -449,18 +450,12 @@ describe("ConnectionEngine", () => {
 describe("a connection that switches protocols (-4): detected again from the byte where the new one begins", () => {
   const HTTP1 = path.join(root, "parsers-wasm/build/http1.json");
   const HTTP2 = path.join(root, "parsers-wasm/build/http2.json");
-  const frame = (type: number, flags: number, sid: number, payload: number[] = []) => {
-    const len = payload.length;
-    return Uint8Array.from([len >> 16, (len >> 8) & 0xff, len & 0xff, type, flags, 0, 0, 0, sid, ...payload]);
-  };
   const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
-  const lit = (idx: number, v: string) => [idx, v.length, ...enc(v)]; // literal without indexing, static name
   const CONNECT = enc("CONNECT 127.0.0.1:50051 HTTP/1.1\r\nHost: 127.0.0.1:50051\r\n\r\n");
   const OK200 = enc("HTTP/1.1 200 Connection Established\r\n\r\n");
-  const PREFACE = enc("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
   // GET http /inside, END_STREAM | END_HEADERS; the answer :status 404
-  const REQ = frame(1, 5, 1, [0x82, 0x86, ...lit(4, "/inside"), ...lit(1, "tunnel.test")]);
-  const RESP = frame(1, 5, 1, [0x8d]);
+  const REQ = h2Frame(1, 5, 1, Buffer.concat([Buffer.from([0x82, 0x86]), hpackIndexedName(4, "/inside"), hpackIndexedName(1, "tunnel.test")]));
+  const RESP = h2Frame(1, 5, 1, [0x8d]);
   const registry = () => {
     const r = new PluginRegistry();
     r.add(Plugin.fromFile(built(HTTP1)));
@@ -475,7 +470,7 @@ describe("a connection that switches protocols (-4): detected again from the byt
       const engine = new ConnectionEngine(registry());
       const conn = engine.openConnection({ clientKnown, portHint: 3128 });
       const recs: Uint8Array[] = [];
-      const steps: [Dir, Uint8Array][] = [[0, CONNECT], [1, cat(OK200, frame(4, 0, 0))], [0, cat(PREFACE, frame(4, 0, 0), REQ)], [1, cat(frame(4, 1, 0), RESP)]];
+      const steps: [Dir, Uint8Array][] = [[0, CONNECT], [1, cat(OK200, h2Frame(4, 0, 0))], [0, cat(H2_PREFACE, h2Frame(4, 0, 0), REQ)], [1, cat(h2Frame(4, 1, 0), RESP)]];
       for (const [d, b] of steps) recs.push(...conn.data(d, b, 1000n).records);
       recs.push(...conn.close(2000n).records);
       assert.deepEqual(summary(recs), want);
@@ -491,8 +486,8 @@ describe("a connection that switches protocols (-4): detected again from the byt
     const engine = new ConnectionEngine(registry());
     const conn = engine.openConnection({ clientKnown: true });
     const recs: Uint8Array[] = [];
-    recs.push(...conn.data(0, cat(CONNECT, PREFACE, frame(4, 0, 0), REQ), 1000n).records);
-    recs.push(...conn.data(1, cat(OK200, frame(4, 0, 0), frame(4, 1, 0), RESP), 1500n).records);
+    recs.push(...conn.data(0, cat(CONNECT, H2_PREFACE, h2Frame(4, 0, 0), REQ), 1000n).records);
+    recs.push(...conn.data(1, cat(OK200, h2Frame(4, 0, 0), h2Frame(4, 1, 0), RESP), 1500n).records);
     recs.push(...conn.close(2000n).records);
     assert.deepEqual(summary(recs), want);
   });
