@@ -14,6 +14,7 @@ import capture from "./capture.js";
 import demo from "./demo.js";
 import { bashCompletion, zshCompletion } from "./completion.js";
 import { UsageError } from "../command.js";
+import { parseFlags } from "@wirescope/common/flags";
 
 export const COMMANDS: Command[] = [
   up,
@@ -39,8 +40,9 @@ COMMANDS.push({
 Prints a completion script for the commands and their flags, generated from the same tables as
 --help. bash: source <(wirescope completion bash)   zsh (after compinit): source <(wirescope completion zsh)`,
   async run(argv) {
-    const shell = argv[0];
-    if (argv.length !== 1 || (shell !== "bash" && shell !== "zsh")) throw new UsageError("expected bash or zsh");
+    const words = parseFlags(argv, [], { command: "completion", positionals: true }).positionals;
+    const shell = words[0];
+    if (words.length !== 1 || (shell !== "bash" && shell !== "zsh")) throw new UsageError("expected bash or zsh");
     process.stdout.write(shell === "bash" ? bashCompletion(COMMANDS) : zshCompletion(COMMANDS));
     return 0;
   },
