@@ -13,7 +13,7 @@ import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
 import { bpfAvailable, stopByPid } from "./probe-support.js";
-import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+import { captureMarked, startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-support.js";
 
 const PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/postgresql/build");
@@ -166,16 +166,13 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
 
     const dir = tempDir("ws-pg-");
     const file = path.join(dir, "pg.pcap");
-    const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${srv.port}`]);
-    after(() => dump.stop());
-    const codes = await nodePostgresTraffic(srv, early);
-    assert.deepEqual(codes, ["42P01", "23505", "22P02", "28P01", "57014"], "the server answered the provoked errors");
     const mark = `done-${process.pid}`;
-    const psqlOut = await psqlTraffic(srv, mark);
-    assert.match(psqlOut, /101\thundred-one/);
-    await waitForBytes(file, mark, 15_000, 2);
-    const log = await dump.stop();
-    assert.doesNotMatch(log, /[1-9]\d* packets? dropped by kernel/);
+    await captureMarked(file, srv.port, mark, async () => {
+      const codes = await nodePostgresTraffic(srv, early);
+      assert.deepEqual(codes, ["42P01", "23505", "22P02", "28P01", "57014"], "the server answered the provoked errors");
+      const psqlOut = await psqlTraffic(srv, mark);
+      assert.match(psqlOut, /101\thundred-one/);
+    });
 
     const records = decode(file);
     const text = JSON.stringify(records);
@@ -330,14 +327,12 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     after(() => srv.stop());
     await srv.sql("CREATE ROLE trustuser LOGIN SUPERUSER");
     const file = path.join(tempDir("ws-pg-tls-"), "tls.pcap");
-    const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${srv.port}`]);
-    after(() => dump.stop());
     const mark = `tls-${process.pid}`;
-    // the same statement over TLS (psql's default sslmode=prefer upgrades) and in clear
-    assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`]), new RegExp(mark));
-    assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`], undefined, { PGSSLMODE: "disable" }), new RegExp(mark));
-    await waitForBytes(file, mark, 15_000, 2);
-    await dump.stop();
+    await captureMarked(file, srv.port, mark, async () => {
+      // the same statement over TLS (psql's default sslmode=prefer upgrades) and in clear
+      assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`]), new RegExp(mark));
+      assert.match(await srv.psql(["-U", "trustuser", "-d", "postgres", "-c", `SELECT '${mark}'`], undefined, { PGSSLMODE: "disable" }), new RegExp(mark));
+    });
     const recs = decode(file);
     const logins = recs.filter((r) => r.operation === "LOGIN");
     assert.equal(logins.length, 2, JSON.stringify(recs));

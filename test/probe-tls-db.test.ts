@@ -17,7 +17,7 @@ import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
 import { selfSigned, tracedPipeline } from "./tls-support.js";
 import { tsharkMessages } from "./support/resp.js";
-import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
+import { captureMarked, startTcpdump } from "./support/tcpdump.js";
 import { spawnTracked, waitFor } from "./support/servers.js";
 import { freePort } from "./support/index.js";
 
@@ -184,11 +184,7 @@ test("probe TLS: redis-server on its tls-port, python ssl and redis-cli --tls, t
     c.stdin!.end(REDIS_CMDS.join("\n") + "\n");
   });
   const pcap = path.join(dir, "redis.pcap");
-  const tcpdump = await startTcpdump(pcap, ["-i", "lo", `tcp port ${plain}`]);
-  t.after(() => tcpdump.stop());
-  await py(plain, "plain");
-  await waitForBytes(pcap, "done\r\n", 15_000, 2); // the last command and its reply
-  await tcpdump.stop();
+  await captureMarked(pcap, plain, "done\r\n", () => py(plain, "plain")); // the last command and its reply end in "done"
   await run("redis-cli", ["-p", String(plain), "FLUSHALL"], { timeout: 10_000 });
   await py(port, "tls");
   await cli(tlsCli, "SET cli:key v\nGET cli:key\nNOSUCH\n");

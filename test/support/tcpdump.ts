@@ -110,3 +110,23 @@ export async function captureWhile(port: number | number[], name: string, worklo
   }
   return cap.file;
 }
+
+/**
+ * Captures what goes to `port` on lo into `file` while `workload` runs: tcpdump listens before
+ * the workload starts; afterwards the file is waited for until it holds `mark` twice (the last
+ * request and its reply both carry it: tcpdump may read late on a busy machine), then tcpdump is
+ * stopped (also when the workload fails). Throws when the kernel dropped packets: a comparison
+ * with a capture that lost packets means nothing.
+ */
+export async function captureMarked(file: string, port: number, mark: string, workload: () => unknown): Promise<void> {
+  const dump = await startTcpdump(file, ["-i", "lo", `tcp port ${port}`]);
+  let log = "";
+  try {
+    await workload();
+    await waitForBytes(file, mark, 15_000, 2);
+  } finally {
+    log = await dump.stop();
+  }
+  const dropped = /[1-9]\d* packets? dropped by kernel/.exec(log);
+  if (dropped) throw new Error(`${file}: tcpdump lost packets (${dropped[0]})`);
+}
