@@ -2,7 +2,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { RecordSchema, AttributeValueSchema, EndpointSchema, TraceContextSchema, StringListSchema } from "./gen/wirescope/v1/record_pb.js";
-import { recordToJson, recordToJsonLine, RecordWireError } from "./record-json.js";
+import { recordToJson, recordToJsonLine, RecordWireError, RECORD_JSON_FIELDS } from "./record-json.js";
+import { coveredFields } from "./wire/coverage.js";
+import { everyField, withoutField } from "./test-support/wire.js";
 
 const sv = (v: string) => create(AttributeValueSchema, { value: { case: "stringValue", value: v } });
 const iv = (v: bigint) => create(AttributeValueSchema, { value: { case: "intValue", value: v } });
@@ -121,5 +123,45 @@ describe("recordToJson on wire bytes (hand-written reader)", () => {
     assert.throws(() => recordToJson(Uint8Array.of(0x10, 0xff, 0xff)), RecordWireError);
     const bytes = toBinary(RecordSchema, create(RecordSchema, { protocol: "redis" }));
     assert.equal(recordToJson(bytes, { client: "a:1", server: "b:2" }).server, "b:2");
+  });
+});
+
+describe("RECORD_JSON_FIELDS", () => {
+  // Every field of proto/ is set (test-support/wire.ts); the table says which ones the NDJSON form
+  // takes. Clearing a field it takes must change the line, clearing one it leaves out must not,
+  // and the wire reader must agree with the protobuf-es path each time.
+  const paths: [string, string, boolean][] = [];
+  const place = (prefix: string, table: Record<string, string>) => {
+    const taken = new Set(coveredFields(table));
+    for (const f of Object.keys(table)) paths.push([`${prefix}${f}`, table[f]!, taken.has(f)]);
+  };
+  place("", RECORD_JSON_FIELDS.Record);
+  place("client.", RECORD_JSON_FIELDS.Endpoint);
+  place("server.", RECORD_JSON_FIELDS.Endpoint);
+  place("trace.", RECORD_JSON_FIELDS.TraceContext);
+  const cases = AttributeValueSchema.oneofs[0]!.fields;
+
+  for (const c of cases) {
+    test(`every field, an attribute of case ${c.localName}`, () => {
+      const full = everyField(RecordSchema, { oneof: (_, members) => members.find((m) => m.localName === c.localName)! });
+      const wire = recordToJson(toBinary(RecordSchema, full));
+      assert.deepEqual(wire, recordToJson(full));
+      const values = Object.values(wire.attributes);
+      assert.equal(values.length, 1);
+      assert.notEqual(values[0], null, `${c.localName} is read`);
+      if (c.localName === "stringList") assert.deepEqual(values[0], ["f1-é", "f2-é"], "StringList.values read");
+      for (const [path, use, taken] of paths) {
+        const cut = withoutField(RecordSchema, full, path);
+        const j = recordToJson(toBinary(RecordSchema, cut));
+        assert.deepEqual(j, recordToJson(cut), `${path}: the wire reader and the protobuf-es path agree`);
+        if (taken) assert.notDeepEqual(j, wire, `${path} is ${use}: clearing it changes the line`);
+        else assert.deepEqual(j, wire, `${path} is ${use}`);
+      }
+    });
+  }
+
+  test("names every oneof case of AttributeValue and the field of StringList", () => {
+    assert.deepEqual(coveredFields(RECORD_JSON_FIELDS.AttributeValue).sort(), cases.map((f) => f.localName).sort());
+    assert.deepEqual(coveredFields(RECORD_JSON_FIELDS.StringList), StringListSchema.fields.map((f) => f.localName));
   });
 });

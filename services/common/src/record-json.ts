@@ -10,6 +10,21 @@
 // numbers (int64 beyond ±2^53 as strings), booleans, arrays of strings.
 
 import { type Record as WsRecord, type AttributeValue, type Endpoint } from "./gen/wirescope/v1/record_pb.js";
+import {
+  type AttributeValueField,
+  AttributeValueTag,
+  type EndpointField,
+  EndpointTag,
+  RecordAttributesEntryTag,
+  type RecordField,
+  RecordTag,
+  type StringListField,
+  StringListTag,
+  type TraceContextField,
+  TraceContextTag,
+  WireType,
+} from "./gen/wire/fields.js";
+import type { FieldCoverage } from "./wire/coverage.js";
 
 export type JsonValue = string | number | boolean | null | string[];
 
@@ -110,6 +125,23 @@ function fromMessage(r: WsRecord): RecordJson {
   return out;
 }
 
+/**
+ * What the NDJSON form takes from a Record, field by field (both readers: `fromMessage` and the
+ * wire reader). A field added to proto/ fails the build here until it is placed.
+ */
+export const RECORD_JSON_FIELDS = {
+  Record: {
+    protocol: "read", startNs: "read", durationNs: "read", operation: "read", resource: "read", status: "read", error: "read",
+    requestBytes: "read", responseBytes: "read", incomplete: "read", trace: "read", attributes: "read", client: "read", server: "read",
+    connKey: "not in the JSON form (host bookkeeping)", role: "not in the JSON form (client and server say it)", tid: "not in the JSON form (host bookkeeping)",
+    node: "not in the JSON form (host bookkeeping)", observedFraction: "not in the JSON form (the aggregator scales by it)",
+  } satisfies FieldCoverage<typeof RecordField>,
+  Endpoint: { address: "read", port: "read", process: "not in the JSON form: an end is address:port", node: "not in the JSON form", service: "not in the JSON form" } satisfies FieldCoverage<typeof EndpointField>,
+  TraceContext: { traceId: "read", parentSpanId: "read", flags: "read", format: "read" } satisfies FieldCoverage<typeof TraceContextField>,
+  AttributeValue: { stringValue: "read", intValue: "read", boolValue: "read", doubleValue: "read", stringList: "read" } satisfies FieldCoverage<typeof AttributeValueField>,
+  StringList: { values: "read" } satisfies FieldCoverage<typeof StringListField>,
+} as const;
+
 /** Bytes that are not a wirescope.v1.Record. */
 export class RecordWireError extends Error {}
 
@@ -192,10 +224,10 @@ class Wire {
   }
 
   skip(wt: number): void {
-    if (wt === 0) this.u();
-    else if (wt === 1) this.pos += 8;
-    else if (wt === 2) this.len();
-    else if (wt === 5) this.pos += 4;
+    if (wt === WireType.VARINT) this.u();
+    else if (wt === WireType.I64) this.pos += 8;
+    else if (wt === WireType.LEN) this.len();
+    else if (wt === WireType.I32) this.pos += 4;
     else throw new RecordWireError(`unsupported wire type ${wt}`);
     if (this.pos > this.end) throw new RecordWireError("field past the end");
   }
@@ -274,8 +306,8 @@ function endpointWire(b: Uint8Array, s: number, e: number, prev: Ep): Ep {
   const out = { address: prev.address, port: prev.port };
   while (r.pos < r.end) {
     const tag = r.u();
-    if (tag === 0x0a) out.address = r.str();
-    else if (tag === 0x10) out.port = r.u() >>> 0;
+    if (tag === EndpointTag.address) out.address = r.str();
+    else if (tag === EndpointTag.port) out.port = r.u() >>> 0;
     else r.skip(tag & 7);
   }
   return out;
@@ -287,21 +319,21 @@ function attrWire(r: Wire, s: number, e: number): JsonValue {
   let v: JsonValue = null;
   while (r.pos < r.end) {
     const tag = r.u();
-    if (tag === 0x0a) v = r.str();
-    else if (tag === 0x10) v = num64(r.big());
-    else if (tag === 0x18) v = r.u() !== 0;
-    else if (tag === 0x21) {
+    if (tag === AttributeValueTag.stringValue) v = r.str();
+    else if (tag === AttributeValueTag.intValue) v = num64(r.big());
+    else if (tag === AttributeValueTag.boolValue) v = r.u() !== 0;
+    else if (tag === AttributeValueTag.doubleValue) {
       if (r.pos + 8 > r.end) throw new RecordWireError("truncated double");
       const d = new DataView(r.b.buffer, r.b.byteOffset + r.pos, 8).getFloat64(0, true);
       r.pos += 8;
       v = Number.isFinite(d) ? d : String(d);
-    } else if (tag === 0x2a) {
+    } else if (tag === AttributeValueTag.stringList) {
       r.len();
       const list: string[] = Array.isArray(v) ? v : [];
       const lr = new Wire(r.b).at(r.ls, r.le);
       while (lr.pos < lr.end) {
         const t = lr.u();
-        if (t === 0x0a) list.push(lr.str());
+        if (t === StringListTag.values) list.push(lr.str());
         else lr.skip(t & 7);
       }
       v = list;
@@ -333,58 +365,57 @@ function fromWire(bytes: Uint8Array): RecordJson {
   while (w.pos < w.end) {
     const tag = w.u();
     switch (tag) {
-      case 0x0a: // 1 protocol
+      case RecordTag.protocol:
         protocol = w.str();
         break;
-      case 0x10: // 2 start_ns
+      case RecordTag.startNs:
         startNs = w.text();
         break;
-      case 0x18: // 3 duration_ns
+      case RecordTag.durationNs:
         durationNs = w.text();
         break;
-      case 0x22: // 4 operation
+      case RecordTag.operation:
         operation = w.str();
         break;
-      case 0x2a: // 5 resource
+      case RecordTag.resource:
         resource = w.str();
         break;
-      case 0x30: // 6 status
+      case RecordTag.status:
         status = num64(w.big()) as number;
         break;
-      case 0x38: // 7 error
+      case RecordTag.error:
         error = w.u() !== 0;
         break;
-      case 0x40: // 8 request_bytes
+      case RecordTag.requestBytes:
         reqBytes = w.u();
         break;
-      case 0x48: // 9 response_bytes
+      case RecordTag.responseBytes:
         respBytes = w.u();
         break;
-      case 0x50: // 10 incomplete
+      case RecordTag.incomplete:
         incomplete = w.u() !== 0;
         break;
-      case 0x5a: {
-        // 11 trace
+      case RecordTag.trace: {
         w.len();
         const r = sub.at(w.ls, w.le);
         const t = trace ?? { traceId: "", parentSpanId: "", flags: 0, format: "" };
         while (r.pos < r.end) {
           const tg = r.u();
-          if (tg === 0x0a) {
+          if (tg === TraceContextTag.traceId) {
             r.len();
             t.traceId = Buffer.from(b.buffer, b.byteOffset + r.ls, r.le - r.ls).toString("hex");
-          } else if (tg === 0x12) {
+          } else if (tg === TraceContextTag.parentSpanId) {
             r.len();
             t.parentSpanId = Buffer.from(b.buffer, b.byteOffset + r.ls, r.le - r.ls).toString("hex");
-          } else if (tg === 0x18) t.flags = r.u() >>> 0;
-          else if (tg === 0x22) t.format = r.str();
+          } else if (tg === TraceContextTag.flags) t.flags = r.u() >>> 0;
+          else if (tg === TraceContextTag.format) t.format = r.str();
           else r.skip(tg & 7);
         }
         trace = t;
         break;
       }
-      case 0x62: {
-        // 12 attributes map entry { 1: key, 2: AttributeValue }
+      case RecordTag.attributes: {
+        // a map entry { key, AttributeValue }
         w.len();
         const r = sub.at(w.ls, w.le);
         let key = "";
@@ -392,8 +423,8 @@ function fromWire(bytes: Uint8Array): RecordJson {
         let ve = -1;
         while (r.pos < r.end) {
           const tg = r.u();
-          if (tg === 0x0a) key = r.str();
-          else if (tg === 0x12) {
+          if (tg === RecordAttributesEntryTag.key) key = r.str();
+          else if (tg === RecordAttributesEntryTag.value) {
             r.len();
             vs = r.ls;
             ve = r.le;
@@ -408,10 +439,10 @@ function fromWire(bytes: Uint8Array): RecordJson {
         }
         break;
       }
-      case 0xa2: // 20 client (tag 162: the varint bytes a2 01)
-      case 0xaa: // 21 server
-        w.skip(2);
-        if (tag === 0xa2) client = endpointWire(b, w.ls, w.le, client);
+      case RecordTag.client: // a two-byte tag (a2 01), read whole by u()
+      case RecordTag.server:
+        w.skip(WireType.LEN);
+        if (tag === RecordTag.client) client = endpointWire(b, w.ls, w.le, client);
         else server = endpointWire(b, w.ls, w.le, server);
         break;
       default:

@@ -2,7 +2,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { RecordBatcher, servicePartition, whole } from "./record-batcher.js";
+import { everyField } from "@wirescope/common/test-support/wire";
+import { BATCH_FIELDS, RecordBatcher, encodeRecordBatch, servicePartition, whole } from "./record-batcher.js";
 import { encodeHostFields } from "./record-bytes.js";
 import { Role } from "@wirescope/common";
 
@@ -50,5 +51,25 @@ describe("encodeRecordBatch", () => {
     const [batch] = b.drain();
     const recs = fromBinary(RecordBatchSchema, batch!.bytes).records;
     assert.deepEqual(recs.map((r) => [r.operation, r.connKey, r.role, r.tid]), [["GET", 9n, Role.CLIENT, 300], ["GET", 9n, Role.CLIENT, 0]]);
+  });
+});
+
+describe("BATCH_FIELDS", () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+  it("encodeRecordBatch writes every field of proto/ as protobuf-es writes it", () => {
+    // every field set (one added to proto/ too: the batch bytes would then differ)
+    const m = everyField(RecordBatchSchema);
+    assert.deepEqual(Object.keys(BATCH_FIELDS), RecordBatchSchema.fields.map((f) => f.localName));
+    const records = m.records.map((r) => whole(toBinary(RecordSchema, r)));
+    assert.equal(hex(encodeRecordBatch(m.node, m.parserId, m.partition, m.batchSeq, records)), hex(toBinary(RecordBatchSchema, m)));
+  });
+
+  it("writes a record's tid after its plugin bytes as protobuf-es writes the field", () => {
+    for (const tid of [1, 127, 128, 300, 2 ** 32 - 1]) {
+      const plugin = create(RecordSchema, { protocol: "http", startNs: 5n, operation: "GET", attributes: { a: { value: { case: "intValue", value: -3n } } } });
+      const bytes = encodeRecordBatch("n", "p", 1, 2n, [{ bytes: toBinary(RecordSchema, plugin), suffix: new Uint8Array(0), tid }]);
+      assert.equal(hex(bytes), hex(toBinary(RecordBatchSchema, create(RecordBatchSchema, { node: "n", parserId: "p", partition: 1, batchSeq: 2n, records: [{ ...plugin, tid }] }))), `tid ${tid}`);
+    }
   });
 });

@@ -3,8 +3,15 @@
 // messages. Records are already protobuf bytes, so the batch is written around them by hand:
 //
 //   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
+// in field order, as protobuf-es writes it (tags from the generated table of proto/).
 // Pure: the caller decides when to flush (size here, time in the service).
-import { recordPartitionOf } from "@wirescope/common";
+import { type FieldCoverage, type RecordBatchField, RecordBatchTag, recordPartitionOf } from "@wirescope/common";
+import { tidFieldLen, varintLen, writeTidField, writeVarint } from "./record-bytes.js";
+
+/** What encodeRecordBatch writes of a RecordBatch (a field added to proto/ fails the build here). */
+export const BATCH_FIELDS = {
+  node: "written", parserId: "written", records: "written", partition: "written", batchSeq: "written",
+} as const satisfies FieldCoverage<typeof RecordBatchField>;
 
 /** One record as three pieces: plugin bytes, the connection's host fields, the tid (field 24). */
 export interface RecordParts {
@@ -90,72 +97,45 @@ export class RecordBatcher {
 
 const te = new TextEncoder();
 
-function tidLen(tid: number): number {
-  return tid > 0 ? 2 + varLen(tid >>> 0) : 0;
-}
+/** A LEN field's bytes: tag, length, content. */
+const lenFieldLen = (tag: number, n: number) => varintLen(tag) + varintLen(n) + n;
 
 export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: RecordParts[]): Uint8Array {
   const nodeB = te.encode(node);
   const idB = te.encode(parserId);
-  let size = 2 + varLen(nodeB.length) + nodeB.length + 2 + varLen(idB.length) + idB.length + 1 + varLen(partition) + 1 + 10;
-  for (const r of records) {
-    const len = r.bytes.length + r.suffix.length + tidLen(r.tid);
-    size += 1 + varLen(len) + len;
-  }
+  let size = lenFieldLen(RecordBatchTag.node, nodeB.length) + lenFieldLen(RecordBatchTag.parserId, idB.length) + varintLen(RecordBatchTag.partition) + varintLen(partition) + varintLen(RecordBatchTag.batchSeq) + 10;
+  for (const r of records) size += lenFieldLen(RecordBatchTag.records, r.bytes.length + r.suffix.length + tidFieldLen(r.tid));
   const out = new Uint8Array(size);
   let i = 0;
-  const varint = (v: number | bigint) => {
-    let x = BigInt(v);
+  const bytes = (tag: number, b: Uint8Array) => {
+    i = writeVarint(out, i, tag);
+    i = writeVarint(out, i, b.length);
+    out.set(b, i);
+    i += b.length;
+  };
+  if (nodeB.length) bytes(RecordBatchTag.node, nodeB);
+  if (idB.length) bytes(RecordBatchTag.parserId, idB);
+  for (const r of records) {
+    i = writeVarint(out, i, RecordBatchTag.records);
+    i = writeVarint(out, i, r.bytes.length + r.suffix.length + tidFieldLen(r.tid));
+    out.set(r.bytes, i);
+    i += r.bytes.length;
+    out.set(r.suffix, i);
+    i += r.suffix.length;
+    i = writeTidField(out, i, r.tid);
+  }
+  if (partition) {
+    i = writeVarint(out, i, RecordBatchTag.partition);
+    i = writeVarint(out, i, partition);
+  }
+  if (seq) {
+    i = writeVarint(out, i, RecordBatchTag.batchSeq);
+    let x = BigInt.asUintN(64, seq);
     while (x >= 0x80n) {
       out[i++] = Number(x & 0x7fn) | 0x80;
       x >>= 7n;
     }
     out[i++] = Number(x);
-  };
-  const fastVar = (v: number) => {
-    while (v >= 0x80) {
-      out[i++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    out[i++] = v;
-  };
-  const bytes = (tag: number, b: Uint8Array) => {
-    out[i++] = tag;
-    fastVar(b.length);
-    out.set(b, i);
-    i += b.length;
-  };
-  if (nodeB.length) bytes(0x0a, nodeB);
-  if (idB.length) bytes(0x12, idB);
-  for (const r of records) {
-    out[i++] = 0x1a;
-    fastVar(r.bytes.length + r.suffix.length + tidLen(r.tid));
-    out.set(r.bytes, i);
-    i += r.bytes.length;
-    out.set(r.suffix, i);
-    i += r.suffix.length;
-    if (r.tid > 0) {
-      out[i++] = 0xc0; // field 24, varint
-      out[i++] = 0x01;
-      fastVar(r.tid >>> 0);
-    }
-  }
-  if (partition) {
-    out[i++] = 0x20;
-    fastVar(partition);
-  }
-  if (seq) {
-    out[i++] = 0x28;
-    varint(seq);
   }
   return out.subarray(0, i);
-}
-
-function varLen(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v >>>= 7;
-    n++;
-  }
-  return n;
 }

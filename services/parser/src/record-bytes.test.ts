@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ProcessInfoSchema, RecordSchema, Role } from "@wirescope/common";
-import { appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
+import { create, equals, fromBinary, isFieldSet, toBinary } from "@bufbuild/protobuf";
+import { EndpointSchema, ProcessInfoSchema, RecordSchema, Role, coveredFields } from "@wirescope/common";
+import { everyField } from "@wirescope/common/test-support/wire";
+import { HOST_FIELDS, appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
 
 function pluginRecord(): Uint8Array {
   return toBinary(
@@ -89,5 +90,30 @@ describe("appendHostFields", () => {
       assert.equal(r.tid, tid);
       assert.equal(r.node, "n1");
     }
+  });
+});
+
+describe("HOST_FIELDS", () => {
+  it("the host writes every field it says, byte for byte as protobuf-es, and no other", () => {
+    // every field of proto/ set, a field added there too: the writer must carry it or the bytes differ
+    const client = everyField(EndpointSchema);
+    const server = everyField(EndpointSchema, { salt: 50 });
+    assert.deepEqual(coveredFields(HOST_FIELDS.Endpoint), EndpointSchema.fields.map((f) => f.localName));
+    assert.deepEqual(coveredFields(HOST_FIELDS.ProcessInfo), ProcessInfoSchema.fields.map((f) => f.localName));
+    const connKey = 2n ** 63n + 22n;
+    const suffix = encodeHostFields({ client, server, connKey, role: Role.SERVER, node: "node-é", tlsLibrary: "openssl", observedFraction: 0.25 });
+    // protobuf-es's bytes for the same fields, in the order the host writes them
+    const pieces = [
+      create(RecordSchema, { client, server, connKey, role: Role.SERVER, node: "node-é" }),
+      create(RecordSchema, { attributes: { tls: { value: { case: "boolValue", value: true } } } }),
+      create(RecordSchema, { attributes: { "tls.library": { value: { case: "stringValue", value: "openssl" } } } }),
+      create(RecordSchema, { observedFraction: 0.25 }),
+    ].map((m) => Buffer.from(toBinary(RecordSchema, m)).toString("hex"));
+    assert.equal(Buffer.from(suffix).toString("hex"), pieces.join(""));
+    // with the tid: the fields set are the ones HOST_FIELDS says the host writes
+    const r = fromBinary(RecordSchema, appendHostFields(new Uint8Array(0), suffix, 300));
+    assert.ok(equals(EndpointSchema, r.client!, client) && equals(EndpointSchema, r.server!, server));
+    const written = new Set(coveredFields(HOST_FIELDS.Record));
+    for (const f of RecordSchema.fields) assert.equal(isFieldSet(r, f), written.has(f.localName), `Record.${f.localName}: ${HOST_FIELDS.Record[f.localName as keyof typeof HOST_FIELDS.Record]}`);
   });
 });

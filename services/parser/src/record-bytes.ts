@@ -6,7 +6,23 @@
 //   │ 0a len "http" 10 <start_ns> … │ + │ a2 01 len <client> aa 01 len … c0 01 <tid> │
 //   └───────────────────────────────┘   └───────────────────────────────────┘
 // Protobuf merges concatenated encodings of one message, so the result decodes as one Record.
-import { RecordField, type ProcessInfo, type Role } from "@wirescope/common";
+//
+// Tags come from the generated table of proto/ (@wirescope/common wire); HOST_FIELDS says what the
+// host writes of each message, and record-bytes.test.ts checks it against protobuf-es.
+import {
+  AttributeValueTag,
+  type EndpointField,
+  EndpointTag,
+  type FieldCoverage,
+  type ProcessInfo,
+  type ProcessInfoField,
+  ProcessInfoTag,
+  RecordAttributesEntryTag,
+  type RecordField,
+  RecordTag,
+  type Role,
+  WireType,
+} from "@wirescope/common";
 import type { EndpointInfo } from "./identity.js";
 
 /** Fields the host needs from a plugin's record to route and label it. */
@@ -62,7 +78,7 @@ function sensitiveKey(b: Uint8Array, start: number, end: number): boolean {
 const POW = Array.from({ length: 10 }, (_, k) => 2 ** (7 * k));
 
 /**
- * Scans top-level fields for protocol (1), start_ns (2) and the keys of attributes (12).
+ * Scans top-level fields for protocol, start_ns and the keys of attributes.
  * Returns undefined when the bytes are not well-formed protobuf (the caller counts a drop).
  */
 export function readHead(b: Uint8Array): RecordHead | undefined {
@@ -81,9 +97,8 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
       if (c < 0x80) break;
       shift += 7;
     }
-    const field = tag >>> 3;
     const wt = tag & 7;
-    if (wt === 0) {
+    if (wt === WireType.VARINT) {
       // varint: low 28 bits and the rest as plain numbers, one BigInt at the end
       let lo = 0;
       let hi = 0;
@@ -96,8 +111,8 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
         if (c < 0x80) break;
         s += 7;
       }
-      if (field === 2) startNs = (BigInt(hi) << 28n) | BigInt(lo);
-    } else if (wt === 2) {
+      if (tag === RecordTag.startNs) startNs = (BigInt(hi) << 28n) | BigInt(lo);
+    } else if (wt === WireType.LEN) {
       let len = 0;
       let s = 0;
       for (;;) {
@@ -108,17 +123,17 @@ export function readHead(b: Uint8Array): RecordHead | undefined {
         s += 7;
       }
       if (len < 0 || i + len > n) return undefined;
-      if (field === 1) protocol = protocolString(b, i, i + len);
-      else if (field === 12 && !sensitive && len > 2 && b[i] === 0x0a) {
-        // map entry: 0a <key len> <key> ...
+      if (tag === RecordTag.protocol) protocol = protocolString(b, i, i + len);
+      else if (tag === RecordTag.attributes && !sensitive && len > 2 && b[i] === RecordAttributesEntryTag.key) {
+        // map entry: <key tag> <key len> <key> ...
         const kl = b[i + 1]!;
         if (kl < 0x80 && i + 2 + kl <= i + len) sensitive = sensitiveKey(b, i + 2, i + 2 + kl);
         else sensitive = true; // long or odd key: let redaction decode and decide
       }
       i += len;
-    } else if (wt === 1) {
+    } else if (wt === WireType.I64) {
       i += 8;
-    } else if (wt === 5) {
+    } else if (wt === WireType.I32) {
       i += 4;
     } else {
       return undefined;
@@ -142,6 +157,23 @@ export interface HostFields {
 
 const te = new TextEncoder();
 
+/** What the host writes of each message (fields 1-19 of Record are the plugin's). */
+export const HOST_FIELDS = {
+  Record: {
+    client: "written", server: "written", connKey: "written", role: "written", node: "written", observedFraction: "written",
+    tid: "written", // per record, by appendHostFields
+    attributes: "written", // tls and tls.library, merged into the plugin's map
+    protocol: "not the host's: the plugin writes 1-19", startNs: "not the host's", durationNs: "not the host's", operation: "not the host's",
+    resource: "not the host's", status: "not the host's", error: "not the host's", requestBytes: "not the host's", responseBytes: "not the host's",
+    incomplete: "not the host's", trace: "not the host's",
+  } satisfies FieldCoverage<typeof RecordField>,
+  Endpoint: { address: "written", port: "written", process: "written", node: "written", service: "written" } satisfies FieldCoverage<typeof EndpointField>,
+  ProcessInfo: {
+    pid: "written", name: "written", exe: "written", cmdline: "written", containerId: "written", pod: "written", namespace: "written", container: "written",
+    workload: "written",
+  } satisfies FieldCoverage<typeof ProcessInfoField>,
+} as const;
+
 /** A tiny protobuf writer for the host fields (once per connection; no reflection). */
 class Writer {
   private parts: number[] = [];
@@ -153,30 +185,27 @@ class Writer {
     }
     this.parts.push(Number(x));
   }
-  tag(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
-  }
-  uint(field: number, v: number | bigint): void {
+  uint(tag: number, v: number | bigint): void {
     if (!v) return; // proto3: zero is not written
-    this.tag(field, 0);
+    this.varint(tag);
     this.varint(v);
   }
-  bytes(field: number, b: Uint8Array | number[]): void {
-    this.tag(field, 2);
+  bytes(tag: number, b: Uint8Array | number[]): void {
+    this.varint(tag);
     this.varint(b.length);
     for (const x of b) this.parts.push(x);
   }
-  string(field: number, s: string | undefined): void {
-    if (s) this.bytes(field, te.encode(s));
+  string(tag: number, s: string | undefined): void {
+    if (s) this.bytes(tag, te.encode(s));
   }
-  float(field: number, v: number): void {
-    this.tag(field, 5);
+  float(tag: number, v: number): void {
+    this.varint(tag);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
     for (const x of b) this.parts.push(x);
   }
-  message(field: number, w: Writer | undefined): void {
-    if (w) this.bytes(field, w.parts);
+  message(tag: number, w: Writer | undefined): void {
+    if (w) this.bytes(tag, w.parts);
   }
   finish(): Uint8Array {
     return Uint8Array.from(this.parts);
@@ -186,79 +215,86 @@ class Writer {
 function processInfo(p: ProcessInfo | undefined): Writer | undefined {
   if (!p) return undefined;
   const w = new Writer();
-  w.uint(1, p.pid);
-  w.string(2, p.name);
-  w.string(3, p.exe);
-  w.string(4, p.cmdline);
-  w.string(5, p.containerId);
-  w.string(6, p.pod);
-  w.string(7, p.namespace);
-  w.string(8, p.container);
-  w.string(9, p.workload);
+  w.uint(ProcessInfoTag.pid, p.pid);
+  w.string(ProcessInfoTag.name, p.name);
+  w.string(ProcessInfoTag.exe, p.exe);
+  w.string(ProcessInfoTag.cmdline, p.cmdline);
+  w.string(ProcessInfoTag.containerId, p.containerId);
+  w.string(ProcessInfoTag.pod, p.pod);
+  w.string(ProcessInfoTag.namespace, p.namespace);
+  w.string(ProcessInfoTag.container, p.container);
+  w.string(ProcessInfoTag.workload, p.workload);
   return w;
 }
 
 function endpoint(e: EndpointInfo | undefined): Writer | undefined {
   if (!e) return undefined;
   const w = new Writer();
-  w.string(1, e.address);
-  w.uint(2, e.port);
-  w.message(3, processInfo(e.process));
-  w.string(4, e.node);
-  w.string(5, e.service);
+  w.string(EndpointTag.address, e.address);
+  w.uint(EndpointTag.port, e.port);
+  w.message(EndpointTag.process, processInfo(e.process));
+  w.string(EndpointTag.node, e.node);
+  w.string(EndpointTag.service, e.service);
   return w;
 }
 
-/** One map<string, AttributeValue> entry: key (1), value (2) written by `value`. */
+/** One map<string, AttributeValue> entry: key, and the value written by `value`. */
 function attribute(key: string, value: (v: Writer) => void): Writer {
   const v = new Writer();
   value(v);
   const e = new Writer();
-  e.string(1, key);
-  e.message(2, v);
+  e.string(RecordAttributesEntryTag.key, key);
+  e.message(RecordAttributesEntryTag.value, v);
   return e;
 }
 
-/** Encodes Record fields 20-23 and 25 once per connection (and the TLS attributes, field 12); tid (24) is added per record. */
+/** Encodes the connection's host fields once (client, server, conn_key, role, node, the TLS attributes, observed_fraction); tid is added per record. */
 export function encodeHostFields(f: HostFields): Uint8Array {
   const w = new Writer();
-  w.message(20, endpoint(f.client));
-  w.message(21, endpoint(f.server));
-  w.uint(22, f.connKey);
-  w.uint(23, f.role);
-  w.string(25, f.node);
+  w.message(RecordTag.client, endpoint(f.client));
+  w.message(RecordTag.server, endpoint(f.server));
+  w.uint(RecordTag.connKey, f.connKey);
+  w.uint(RecordTag.role, f.role);
+  w.string(RecordTag.node, f.node);
   if (f.tlsLibrary !== undefined) {
-    // Record.attributes (field 12, a map): entries appended here merge with the plugin's
+    // Record.attributes (a map): entries appended here merge with the plugin's
     // tls = true, tls.library = "openssl"
-    w.message(12, attribute("tls", (v) => (v.tag(3, 0), v.varint(1))));
-    w.message(12, attribute("tls.library", (v) => v.string(1, f.tlsLibrary || "unknown")));
+    w.message(RecordTag.attributes, attribute("tls", (v) => (v.varint(AttributeValueTag.boolValue), v.varint(1))));
+    w.message(RecordTag.attributes, attribute("tls.library", (v) => v.string(AttributeValueTag.stringValue, f.tlsLibrary || "unknown")));
   }
   // a sampled connection: each record stands for 1 / fraction requests (the aggregator scales)
-  if (f.observedFraction !== undefined && f.observedFraction > 0 && f.observedFraction < 1) w.float(RecordField.observedFraction, f.observedFraction);
+  if (f.observedFraction !== undefined && f.observedFraction > 0 && f.observedFraction < 1) w.float(RecordTag.observedFraction, f.observedFraction);
   return w.finish();
 }
 
-/** plugin bytes + connection suffix + tid (field 24, varint), in one allocation. */
+/** The tid's tag (two bytes: its number is past 15). */
+const TID_TAG_LEN = varintLen(RecordTag.tid);
+
+/** Bytes of tid's field as appendHostFields writes it (none for 0). */
+export function tidFieldLen(tid: number): number {
+  return tid > 0 ? TID_TAG_LEN + varintLen(tid) : 0;
+}
+
+/** Writes tid's field (tag, varint) at out[i]; returns the position after it. Nothing for 0. */
+export function writeTidField(out: Uint8Array, i: number, tid: number): number {
+  if (tid > 0) {
+    i = writeVarint(out, i, RecordTag.tid);
+    i = writeVarint(out, i, tid >>> 0);
+  }
+  return i;
+}
+
+/** plugin bytes + connection suffix + tid, in one allocation. */
 export function appendHostFields(plugin: Uint8Array, suffix: Uint8Array, tid: number): Uint8Array {
-  const tidLen = tid > 0 ? 2 + varintLen(tid) : 0;
-  const out = new Uint8Array(plugin.length + suffix.length + tidLen);
+  const out = new Uint8Array(plugin.length + suffix.length + tidFieldLen(tid));
   out.set(plugin, 0);
   out.set(suffix, plugin.length);
-  if (tid > 0) {
-    let i = plugin.length + suffix.length;
-    out[i++] = 0xc0; // (24 << 3) | 0, low 7 bits with continuation
-    out[i++] = 0x01;
-    let v = tid >>> 0;
-    while (v >= 0x80) {
-      out[i++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    out[i] = v;
-  }
+  writeTidField(out, plugin.length + suffix.length, tid);
   return out;
 }
 
-function varintLen(v: number): number {
+/** Bytes of `v` (a uint32) as a varint. */
+export function varintLen(v: number): number {
   let n = 1;
   v >>>= 0;
   while (v >= 0x80) {
@@ -266,4 +302,14 @@ function varintLen(v: number): number {
     n++;
   }
   return n;
+}
+
+/** Writes `v` (a uint32) as a varint at out[i]; returns the position after it. */
+export function writeVarint(out: Uint8Array, i: number, v: number): number {
+  while (v >= 0x80) {
+    out[i++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[i++] = v;
+  return i;
 }

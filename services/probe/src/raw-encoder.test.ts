@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, type ConnEvent, type DataEvent } from "@wirescope/common";
-import { RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
+import { create, fromBinary, isFieldSet, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/common";
+import { RAW_FIELDS, RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
 import type { ConnRecord, DataRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS, WS_CONN_F_INFERRED, WS_CONN_F_SHED } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { eventRecord, frameRecord } from "./test-support/ring-records.js";
 
@@ -117,6 +117,40 @@ test("RawEncoder: the bytes decode to what protobuf-es objects built from the de
     const m = one.encodeConns([c]);
     const ev = fromBinary(RawBatchSchema, m[0]!.data).conns[0]!;
     assert.deepEqual(Buffer.from(toBinary(ConnEventSchema, ev)), Buffer.from(toBinary(ConnEventSchema, refConn(c, processes, offset))));
+  }
+});
+
+test("RawEncoder: RAW_FIELDS names every field of proto/, and each one it says is written is set by some event", () => {
+  // events with every value non-zero, a sampled TLS open and a shed close among them
+  const k = (0xabn << 40n) | 77n;
+  const opened = open(k);
+  opened.writeUInt16LE(0x2000, CONN.sample_level);
+  opened[CONN.flags] = WS_CONN_F_TLS | WS_CONN_F_INFERRED;
+  opened[CONN.tls_lib] = 1;
+  const shed = open(k, WS_EV_CLOSE);
+  shed[CONN.flags] = WS_CONN_F_SHED;
+  shed[CONN.shed] = 1;
+  const processes = new ProcessCache({ procRoot: "/nonexistent" });
+  // every process field known, as the cache holds them once /proc and the pod are read
+  Object.assign(processes.get(4321, "curl"), { exe: "/usr/bin/curl", cmdline: "curl x", containerId: "c".repeat(64), pod: "web-1", namespace: "shop", container: "web", workload: "web" });
+  const enc = encoder({ processes, monoToWallOffsetNs: 1n << 60n, partitions: 1 });
+  enc.addDrops({ ringbuf_full: 3 });
+  const r = enc.encode(Buffer.concat([opened, data(k, 5n, Buffer.from("abc"), 900, 1, 1234n), shed].map(frameRecord)));
+  const msgs = [...r.messages, ...enc.flushDue(true)].map((m) => fromBinary(RawBatchSchema, m.data));
+  assert.ok(msgs.length > 0);
+  const set = new Map<string, Set<string>>();
+  const mark = (schema: DescMessage, m: object | undefined) => {
+    for (const f of schema.fields) if (m && isFieldSet(m as never, f)) (set.get(schema.name) ?? set.set(schema.name, new Set()).get(schema.name)!).add(f.localName);
+  };
+  // partition 0 is the proto3 default: a message of partition 0 leaves it unset, so count it as stated
+  for (const b of msgs) {
+    mark(RawBatchSchema, { ...b, partition: 1 });
+    for (const c of b.conns) (mark(ConnEventSchema, c), mark(ProcessInfoSchema, c.process));
+    for (const d of b.data) mark(DataEventSchema, d);
+  }
+  for (const [name, schema] of [["RawBatch", RawBatchSchema], ["ConnEvent", ConnEventSchema], ["DataEvent", DataEventSchema], ["ProcessInfo", ProcessInfoSchema]] as const) {
+    assert.deepEqual(Object.keys(RAW_FIELDS[name]).sort(), schema.fields.map((f) => f.localName).sort(), name);
+    assert.deepEqual([...(set.get(name) ?? [])].sort(), coveredFields(RAW_FIELDS[name]).sort(), `${name}: the fields written`);
   }
 });
 

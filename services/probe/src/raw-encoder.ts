@@ -25,6 +25,7 @@
 // per event.
 import {
   ConnKind, ConnEventTag, DataEventTag, ProcessInfoTag, RawBatchTag, RawBatchDropsEntryTag,
+  type ConnEventField, type DataEventField, type FieldCoverage, type ProcessInfoField, type RawBatchField,
 } from "@wirescope/common";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
 import { decodeConn, type DecodeStats } from "./decode.js";
@@ -32,6 +33,17 @@ import type { ConnRecord, EventBatch } from "./events.js";
 import type { ProcInfo, ProcessCache } from "./process-info.js";
 import { PartitionHash } from "./partition.js";
 import type { Http1Trimmer } from "./http1-trim.js";
+
+/** What the encoder writes of each message (a field added to proto/ fails the build here); raw-encoder.test.ts checks it. */
+export const RAW_FIELDS = {
+  RawBatch: { node: "written", probeId: "written", partition: "written", conns: "written", data: "written", drops: "written", batchSeq: "written", dataTimeBaseNs: "written", dataKeyBase: "written" } satisfies FieldCoverage<typeof RawBatchField>,
+  ConnEvent: {
+    connKey: "written", kind: "written", role: "written", localAddress: "written", localPort: "written", remoteAddress: "written", remotePort: "written", pid: "written",
+    tid: "written", timestampNs: "written", process: "written", inferred: "written", tls: "written", tlsLibrary: "written", observedFraction: "written", shed: "written",
+  } satisfies FieldCoverage<typeof ConnEventField>,
+  DataEvent: { connKey: "written", direction: "written", seq: "written", timestampNs: "written", tid: "written", payload: "written", originalLength: "written" } satisfies FieldCoverage<typeof DataEventField>,
+  ProcessInfo: { pid: "written", name: "written", exe: "written", cmdline: "written", containerId: "written", pod: "written", namespace: "written", container: "written", workload: "written" } satisfies FieldCoverage<typeof ProcessInfoField>,
+} as const;
 
 const TWO32 = 0x1_0000_0000;
 /** A message's time base is its first data event's time less this (ns): room for events a little out of order. */

@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, TraceContextSchema, Role } from "@wirescope/common";
-import { decodeRecordBatch, DecodeError, RECORD_FIELDS } from "./decode.js";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role, coveredFields } from "@wirescope/common";
+import { everyField, withoutField } from "@wirescope/common/test-support/wire";
+import { decodeRecordBatch, DecodeError, LEAN_FIELDS } from "./decode.js";
 import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
 import { makeRecord } from "../test-support/records.js";
 
@@ -196,10 +197,39 @@ describe("decodeRecordBatch", () => {
     assert.equal(slots.length, 1);
   });
 
-  it("reads the field numbers of the generated schemas", () => {
-    const schemas: { [m: string]: { fields: readonly { localName: string; number: number }[] } } = { RecordBatch: RecordBatchSchema, Record: RecordSchema, TraceContext: TraceContextSchema, Endpoint: EndpointSchema, ProcessInfo: ProcessInfoSchema };
-    for (const [message, fields] of Object.entries(RECORD_FIELDS)) {
-      for (const [name, num] of Object.entries(fields)) assert.equal(schemas[message]!.fields.find((f) => f.localName === name)?.number, num, `${message}.${name}`);
+  it("reads every field LEAN_FIELDS says it reads, as protobuf-es does, and only those", () => {
+    // every field of proto/ set (a field added there is set too); the parent span id at the 8 bytes it has
+    const eight = (m: string, f: string) => (m === "wirescope.v1.TraceContext" && f === "parentSpanId" ? Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) : undefined);
+    const paths: [string, string, boolean][] = [];
+    const place = (prefix: string, table: { readonly [f: string]: string }) => {
+      const read = new Set(coveredFields(table));
+      for (const f of Object.keys(table)) paths.push([`${prefix}${f}`, table[f]!, read.has(f)]);
+    };
+    place("", LEAN_FIELDS.Record);
+    place("trace.", LEAN_FIELDS.TraceContext);
+    for (const end of ["client.", "server."]) {
+      place(end, LEAN_FIELDS.Endpoint);
+      place(`${end}process.`, LEAN_FIELDS.ProcessInfo);
     }
+    const batchOf = (r: ReturnType<typeof everyField<typeof RecordSchema>>) => toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [r] }));
+    for (const c of AttributeValueSchema.oneofs[0]!.fields) {
+      const full = everyField(RecordSchema, { value: eight, oneof: (_, m) => m.find((f) => f.localName === c.localName)! });
+      const bytes = batchOf(full);
+      const got = lean(bytes).map(project);
+      assert.deepEqual(got, reference(bytes).map(project), `attribute ${c.localName}`);
+      assert.equal(Object.keys(got[0]!.attributes).length, 1);
+      for (const [path, use, read] of paths) {
+        const b = batchOf(withoutField(RecordSchema, full, path));
+        const cut = lean(b).map(project);
+        assert.deepEqual(cut, reference(b).map(project), `${path}: as protobuf-es reads it`);
+        if (read) assert.notDeepEqual(cut, got, `${path} is ${use}: clearing it changes the slot`);
+        else assert.deepEqual(cut, got, `${path} is ${use}`);
+      }
+    }
+    // a batch's own fields: only its records count
+    const whole = everyField(RecordBatchSchema, { value: eight });
+    assert.equal(whole.records.length, 2);
+    assert.deepEqual(lean(toBinary(RecordBatchSchema, whole)).map(project), reference(toBinary(RecordBatchSchema, whole)).map(project));
+    assert.deepEqual(coveredFields(LEAN_FIELDS.RecordBatch), ["records"]);
   });
 });

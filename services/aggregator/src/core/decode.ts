@@ -4,20 +4,46 @@
 // repeated short names, no new string. protobuf-es remains the reference (decode.test.ts) and the
 // fallback when this refuses a batch (service.ts).
 //
-// Field numbers are those of proto/wirescope/v1/record.proto (`RECORD_FIELDS`, checked against
-// the generated schemas by decode.test.ts).
+// Tags are the generated ones of proto/ (@wirescope/common wire); `LEAN_FIELDS` says what is done
+// with every field, and decode.test.ts checks each field read here against protobuf-es.
+import {
+  type EndpointField,
+  EndpointTag,
+  type FieldCoverage,
+  type ProcessInfoField,
+  ProcessInfoTag,
+  type RecordBatchField,
+  RecordBatchTag,
+  type RecordField,
+  RecordTag,
+  type TraceContextField,
+  TraceContextTag,
+} from "@wirescope/common";
 import { RecordBatchSlots, type EndpointSlot, type RecordSlot } from "./record-slot.js";
 import * as w from "./wire.js";
 
 export { DecodeError } from "./wire.js";
 
-/** Field numbers read here, by the generated schemas' names (decode.test.ts compares them). */
-export const RECORD_FIELDS = {
-  RecordBatch: { records: 3 },
-  Record: { protocol: 1, startNs: 2, durationNs: 3, operation: 4, resource: 5, status: 6, error: 7, requestBytes: 8, responseBytes: 9, incomplete: 10, trace: 11, attributes: 12, client: 20, server: 21, connKey: 22, role: 23, tid: 24, node: 25, observedFraction: 26 },
-  TraceContext: { traceId: 1, parentSpanId: 2 },
-  Endpoint: { address: 1, port: 2, process: 3, node: 4, service: 5 },
-  ProcessInfo: { pid: 1, name: 2, namespace: 7, container: 8, workload: 9 },
+/** What the lean decoder does with each field (a field added to proto/ fails the build here). */
+export const LEAN_FIELDS = {
+  RecordBatch: {
+    records: "read",
+    node: "not needed: each record names its node",
+    parserId: "not needed: JetStream drops a republished batch by the Nats-Msg-Id the parser sends",
+    partition: "not needed: the subject names it",
+    batchSeq: "not needed (see parserId)",
+  } satisfies FieldCoverage<typeof RecordBatchField>,
+  Record: {
+    protocol: "read", startNs: "read", durationNs: "read", operation: "read", resource: "read", status: "read", error: "read", requestBytes: "read",
+    responseBytes: "read", incomplete: "read", trace: "read", attributes: "read", client: "read", server: "read", connKey: "read", role: "read", tid: "read",
+    node: "read", observedFraction: "read",
+  } satisfies FieldCoverage<typeof RecordField>,
+  TraceContext: { traceId: "read", parentSpanId: "read", flags: "not used: spans carry no flags", format: "not used: ids are the same in both formats" } satisfies FieldCoverage<typeof TraceContextField>,
+  Endpoint: { address: "read", port: "read", process: "read", node: "read", service: "read" } satisfies FieldCoverage<typeof EndpointField>,
+  ProcessInfo: {
+    pid: "read", name: "read", namespace: "read", container: "read", workload: "read",
+    exe: "not used: the service name comes from name, container and workload", cmdline: "not used (see exe)", containerId: "not used (see exe)", pod: "not used (see exe)",
+  } satisfies FieldCoverage<typeof ProcessInfoField>,
 } as const;
 
 function readProcess(e: EndpointSlot, end: number): void {
@@ -25,11 +51,11 @@ function readProcess(e: EndpointSlot, end: number): void {
   while (w.pos < end) {
     const tag = w.varint(end);
     switch (tag) {
-      case (1 << 3) | 0: p.pid = w.varint(end) >>> 0; break;
-      case (2 << 3) | 2: p.name = w.string(end); break;
-      case (7 << 3) | 2: p.namespace = w.string(end); break;
-      case (8 << 3) | 2: p.container = w.string(end); break;
-      case (9 << 3) | 2: p.workload = w.string(end); break;
+      case ProcessInfoTag.pid: p.pid = w.varint(end) >>> 0; break;
+      case ProcessInfoTag.name: p.name = w.string(end); break;
+      case ProcessInfoTag.namespace: p.namespace = w.string(end); break;
+      case ProcessInfoTag.container: p.container = w.string(end); break;
+      case ProcessInfoTag.workload: p.workload = w.string(end); break;
       default: w.skip(tag & 7, end);
     }
   }
@@ -39,15 +65,15 @@ function readEndpoint(e: EndpointSlot, end: number): void {
   while (w.pos < end) {
     const tag = w.varint(end);
     switch (tag) {
-      case (1 << 3) | 2: e.address = w.string(end); break;
-      case (2 << 3) | 0: e.port = w.varint(end) >>> 0; break;
-      case (3 << 3) | 2: {
+      case EndpointTag.address: e.address = w.string(end); break;
+      case EndpointTag.port: e.port = w.varint(end) >>> 0; break;
+      case EndpointTag.process: {
         const n = w.len(end);
         readProcess(e, w.pos + n);
         break;
       }
-      case (4 << 3) | 2: e.node = w.string(end); break;
-      case (5 << 3) | 2: e.service = w.string(end); break;
+      case EndpointTag.node: e.node = w.string(end); break;
+      case EndpointTag.service: e.service = w.string(end); break;
       default: w.skip(tag & 7, end);
     }
   }
@@ -57,8 +83,8 @@ function readTrace(rec: RecordSlot, end: number): void {
   while (w.pos < end) {
     const tag = w.varint(end);
     switch (tag) {
-      case (1 << 3) | 2: rec.traceHex = w.hexOfLength(end, 16); break;
-      case (2 << 3) | 2: rec.parentHex = w.hexOfLength(end, 8); break;
+      case TraceContextTag.traceId: rec.traceHex = w.hexOfLength(end, 16); break;
+      case TraceContextTag.parentSpanId: rec.parentHex = w.hexOfLength(end, 8); break;
       default: w.skip(tag & 7, end);
     }
   }
@@ -68,8 +94,8 @@ function readRecord(rec: RecordSlot, end: number): void {
   while (w.pos < end) {
     const tag = w.varint(end);
     switch (tag) {
-      case (1 << 3) | 2: rec.protocol = w.string(end); break;
-      case (2 << 3) | 0:
+      case RecordTag.protocol: rec.protocol = w.string(end); break;
+      case RecordTag.startNs:
         w.varint64(end);
         rec.hasStart = w.lo !== 0 || w.hi !== 0;
         rec.startNsNum = w.u64Num();
@@ -77,29 +103,29 @@ function readRecord(rec: RecordSlot, end: number): void {
         rec.startUs = w.q1000;
         rec.startSubNs = w.r1000;
         break;
-      case (3 << 3) | 0:
+      case RecordTag.durationNs:
         w.varint64(end);
         rec.durNsNum = w.u64Num();
         w.divMod1000();
         rec.durUs = w.q1000;
         break;
-      case (4 << 3) | 2: rec.operation = w.string(end); break;
-      case (5 << 3) | 2: rec.resource = w.string(end); break;
-      case (6 << 3) | 0:
+      case RecordTag.operation: rec.operation = w.string(end); break;
+      case RecordTag.resource: rec.resource = w.string(end); break;
+      case RecordTag.status:
         w.varint64(end);
         rec.hasStatus = true;
         rec.status = w.i64Num();
         break;
-      case (7 << 3) | 0: rec.error = w.varint(end) !== 0; break;
-      case (8 << 3) | 0: w.varint64(end); rec.requestBytes = w.u64Num(); break;
-      case (9 << 3) | 0: w.varint64(end); rec.responseBytes = w.u64Num(); break;
-      case (10 << 3) | 0: rec.incomplete = w.varint(end) !== 0; break;
-      case (11 << 3) | 2: {
+      case RecordTag.error: rec.error = w.varint(end) !== 0; break;
+      case RecordTag.requestBytes: w.varint64(end); rec.requestBytes = w.u64Num(); break;
+      case RecordTag.responseBytes: w.varint64(end); rec.responseBytes = w.u64Num(); break;
+      case RecordTag.incomplete: rec.incomplete = w.varint(end) !== 0; break;
+      case RecordTag.trace: {
         const n = w.len(end);
         readTrace(rec, w.pos + n);
         break;
       }
-      case (12 << 3) | 2: {
+      case RecordTag.attributes: {
         const n = w.len(end);
         const start = w.pos;
         if (w.checkAttributeEntry(start + n)) rec.tls = true;
@@ -107,21 +133,21 @@ function readRecord(rec: RecordSlot, end: number): void {
         rec.attrBuf = w.buf;
         break;
       }
-      case (20 << 3) | 2: {
+      case RecordTag.client: {
         const n = w.len(end);
         readEndpoint(rec.openClient(), w.pos + n);
         break;
       }
-      case (21 << 3) | 2: {
+      case RecordTag.server: {
         const n = w.len(end);
         readEndpoint(rec.openServer(), w.pos + n);
         break;
       }
-      case (22 << 3) | 0: w.varint64(end); rec.connKeyNum = w.u64Num(); break;
-      case (23 << 3) | 0: rec.role = w.varint(end) >>> 0; break;
-      case (24 << 3) | 0: rec.tid = w.varint(end) >>> 0; break;
-      case (25 << 3) | 2: rec.node = w.string(end); break;
-      case (26 << 3) | 5: rec.observedFraction = w.float32(end); break;
+      case RecordTag.connKey: w.varint64(end); rec.connKeyNum = w.u64Num(); break;
+      case RecordTag.role: rec.role = w.varint(end) >>> 0; break;
+      case RecordTag.tid: rec.tid = w.varint(end) >>> 0; break;
+      case RecordTag.node: rec.node = w.string(end); break;
+      case RecordTag.observedFraction: rec.observedFraction = w.float32(end); break;
       default: w.skip(tag & 7, end);
     }
   }
@@ -137,7 +163,7 @@ export function decodeRecordBatch(buf: Uint8Array, into = new RecordBatchSlots()
   const end = buf.length;
   while (w.pos < end) {
     const tag = w.varint(end);
-    if (tag === ((3 << 3) | 2)) {
+    if (tag === RecordBatchTag.records) {
       const n = w.len(end);
       readRecord(into.next(), w.pos + n);
     } else w.skip(tag & 7, end);

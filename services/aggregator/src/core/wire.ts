@@ -3,6 +3,7 @@
 // repeated message fields merge, unknown fields are skipped, malformed input throws DecodeError.
 //
 //   tag = varint(field << 3 | wire type)   wire types: 0 varint, 1 i64, 2 len, 5 i32
+import { AttributeValueTag, RecordAttributesEntryTag, StringListTag, WireType } from "@wirescope/common";
 import type { AttributeView } from "./record-view.js";
 
 export class DecodeError extends Error {
@@ -101,18 +102,18 @@ export function len(end: number): number {
 
 export function skip(wireType: number, end: number): void {
   switch (wireType) {
-    case 0:
+    case WireType.VARINT:
       varint64(end);
       return;
-    case 1:
+    case WireType.I64:
       pos += 8;
       break;
-    case 2: {
+    case WireType.LEN: {
       const n = len(end); // not `pos += len()`: pos would be read before len() moves it
       pos += n;
       return;
     }
-    case 5:
+    case WireType.I32:
       pos += 4;
       break;
     default:
@@ -216,11 +217,11 @@ export function checkAttributeEntry(end: number): boolean {
   let yes = false;
   while (pos < end) {
     const t = varint(end);
-    if (t === ((1 << 3) | 2)) {
+    if (t === RecordAttributesEntryTag.key) {
       const n = len(end);
       keyTls = n === 3 && buf[pos] === 0x74 && buf[pos + 1] === 0x6c && buf[pos + 2] === 0x73; // "tls"
       pos += n;
-    } else if (t === ((2 << 3) | 2)) {
+    } else if (t === RecordAttributesEntryTag.value) {
       const n = len(end);
       yes = checkAttributeValue(pos + n);
     } else skip(t & 7, end);
@@ -234,16 +235,16 @@ function checkAttributeValue(end: number): boolean {
   while (pos < end) {
     const tag = varint(end);
     switch (tag) {
-      case (1 << 3) | 2: skipLen(end); yes = false; break;
-      case (2 << 3) | 0: varint64(end); yes = false; break;
-      case (3 << 3) | 0: yes = varint(end) !== 0; break;
-      case (4 << 3) | 1: float64(end); yes = false; break;
-      case (5 << 3) | 2: {
+      case AttributeValueTag.stringValue: skipLen(end); yes = false; break;
+      case AttributeValueTag.intValue: varint64(end); yes = false; break;
+      case AttributeValueTag.boolValue: yes = varint(end) !== 0; break;
+      case AttributeValueTag.doubleValue: float64(end); yes = false; break;
+      case AttributeValueTag.stringList: {
         const n = len(end);
         const e = pos + n;
         while (pos < e) {
           const t = varint(e);
-          if (t === ((1 << 3) | 2)) skipLen(e);
+          if (t === StringListTag.values) skipLen(e);
           else skip(t & 7, e);
         }
         break;
@@ -259,17 +260,17 @@ function readAttributeValue(end: number): AttributeView {
   while (pos < end) {
     const tag = varint(end);
     switch (tag) {
-      case (1 << 3) | 2: value = { case: "stringValue", value: string(end) }; break;
-      case (2 << 3) | 0: varint64(end); value = { case: "intValue", value: BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)) }; break;
-      case (3 << 3) | 0: value = { case: "boolValue", value: varint(end) !== 0 }; break;
-      case (4 << 3) | 1: value = { case: "doubleValue", value: float64(end) }; break;
-      case (5 << 3) | 2: {
+      case AttributeValueTag.stringValue: value = { case: "stringValue", value: string(end) }; break;
+      case AttributeValueTag.intValue: varint64(end); value = { case: "intValue", value: BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)) }; break;
+      case AttributeValueTag.boolValue: value = { case: "boolValue", value: varint(end) !== 0 }; break;
+      case AttributeValueTag.doubleValue: value = { case: "doubleValue", value: float64(end) }; break;
+      case AttributeValueTag.stringList: {
         const n = len(end);
         const e = pos + n;
         const values: string[] = [];
         while (pos < e) {
           const t = varint(e);
-          if (t === ((1 << 3) | 2)) values.push(string(e));
+          if (t === StringListTag.values) values.push(string(e));
           else skip(t & 7, e);
         }
         value = { case: "stringList", value: { values } };
@@ -291,8 +292,8 @@ export function readAttributeMap(b: Uint8Array, at: readonly number[]): { [key: 
     let val: AttributeView = { value: { case: undefined } };
     while (pos < end) {
       const t = varint(end);
-      if (t === ((1 << 3) | 2)) key = string(end);
-      else if (t === ((2 << 3) | 2)) {
+      if (t === RecordAttributesEntryTag.key) key = string(end);
+      else if (t === RecordAttributesEntryTag.value) {
         const n = len(end);
         val = readAttributeValue(pos + n);
       } else skip(t & 7, end);

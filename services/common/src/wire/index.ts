@@ -2,3 +2,4 @@
 // and the hand-written hot-path codecs that read them, each checked against protobuf-es in tests.
 export * from "../gen/wire/fields.js";
 export * from "./raw-batch-reader.js";
+export * from "./coverage.js";
