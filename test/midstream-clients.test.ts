@@ -8,22 +8,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { spawn, execFileSync } from "node:child_process";
-import { REPO_ROOT, tempDir, startRedis } from "./support/index.js";
+import { spawn, } from "node:child_process";
+import { REPO_ROOT, tempDir, startRedis, wirescopeDecode } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
-
-
-interface Rec {
-  protocol: string;
-  client: string;
-  server: string;
-  operation: string;
-  resource: string;
-  status: number | null;
-  incomplete?: boolean;
-  attributes: Record<string, unknown>;
-}
 
 test("connections opened before the capture are decoded from their next message on", { timeout: 240_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
@@ -123,8 +111,7 @@ console.log("DONE");
   if (process.env.WIRESCOPE_KEEP_CAPTURE) fs.copyFileSync(file, process.env.WIRESCOPE_KEEP_CAPTURE);
   // the Redis decoder is the example plugin, loaded beside the built-in ones
   const redisPlugin = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
-  const records = execFileSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--format", "ndjson", "--plugins", redisPlugin], { encoding: "utf8", timeout: 60_000 })
-    .trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+  const records = wirescopeDecode(file, ["--format", "ndjson", "--plugins", redisPlugin]);
   const port = (a: string) => Number(a.split(":").pop());
   // other tests run beside this one: only connections to these servers count (a server port is
   // bound by one server at a time; a record of ours with a wrong orientation would be missing

@@ -8,13 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
-import { REPO_ROOT, tempDir } from "./support/index.js";
+import { REPO_ROOT, tempDir, wirescopeDecode } from "./support/index.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 import { tsharkHttp2 } from "./http-support.js";
-import type { RecordJson } from "@wirescope/common/record-json";
-
-type Rec = RecordJson;
 
 const SERVICE = `
 const id = (x) => x;
@@ -142,8 +138,7 @@ console.log("DONE");
   await stopByPid(capture);
   if (process.env.WIRESCOPE_KEEP_CAPTURE) fs.copyFileSync(file, process.env.WIRESCOPE_KEEP_CAPTURE);
 
-  const records = execFileSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--format", "ndjson"], { encoding: "utf8", timeout: 60_000 })
-    .trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+  const records = wirescopeDecode(file, ["--format", "ndjson"]);
   const port = (a: string) => Number(a.split(":").pop());
   const ours = records.filter((r) => [h2Port, grpcPort].includes(port(r.server)));
   assert.ok(!ours.some((r) => r.resource.includes("/before/")), "nothing from before the capture");

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { reassembleFile, stripMissing, tshark, tsharkFollow } from "@wirescope/common/test-support/pcap";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
-import { REPO_ROOT } from "./support/index.js";
+import { wirescopeDecode } from "./support/index.js";
 
 const dir = fs.mkdtempSync(path.join(process.env["KEEP"] ?? os.tmpdir(), "ws-live-"));
 after(() => process.env["KEEP"] || fs.rmSync(dir, { recursive: true, force: true }));
@@ -75,13 +75,7 @@ async function traffic(host: string, port: number): Promise<string[]> {
   return out;
 }
 
-function decode(file: string): { operation: string; resource: string; status: number | null; protocol: string; attributes: Record<string, unknown> }[] {
-  const out = execFileSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file], { timeout: 60_000, maxBuffer: 1 << 28 }).toString();
-  return out
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
+const decode = (file: string) => wirescopeDecode(file);
 
 /** Same streams as tshark (a = node 0, bytes each way). */
 function sameStreamsAsTshark(file: string): number {

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, tempDir, waitFor, wirescopeDecode } from "./support/index.js";
+import type { RecordJson } from "@wirescope/common";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
 import { bpfAvailable, stopByPid } from "./probe-support.js";
@@ -18,18 +19,7 @@ import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWO
 
 const PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/postgresql/build");
 
-interface Rec {
-  protocol: string;
-  client: string;
-  server: string;
-  startNs: string;
-  operation: string;
-  resource: string;
-  status: number | null;
-  error: boolean;
-  incomplete?: boolean;
-  attributes: Record<string, unknown>;
-}
+type Rec = RecordJson;
 
 /** One request/response pair as tshark's messages describe it. */
 interface Unit {
@@ -139,9 +129,7 @@ function tsharkUnits(file: string, port: number): Map<number, Unit[]> {
 
 /** `wirescope decode FILE --plugins <the example's build>` → records. */
 function decode(file: string): Rec[] {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--plugins", PLUGIN_DIR], { timeout: 60_000, maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, r.stderr.toString());
-  return r.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+  return wirescopeDecode(file, ["--plugins", PLUGIN_DIR]);
 }
 
 /** "INSERT 0 5" → "INSERT"; the row count is the last number. */

@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { REPO_ROOT, tempDir } from "./support/index.js";
+import { REPO_ROOT, tempDir, wirescopeDecode } from "./support/index.js";
+import type { RecordJson } from "@wirescope/common";
 import { bpfAvailable, runChild, start, stopByPid } from "./probe-support.js";
 
 
@@ -12,9 +13,7 @@ const tsharkHttp = (file: string) =>
   execFileSync("tshark", ["-r", file, "-Y", "http", "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code", "-e", "http.content_length_header"], { encoding: "utf8", timeout: 60_000 })
     .trim().split("\n").filter(Boolean);
 
-const decodeRecords = (file: string) =>
-  execFileSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--format", "ndjson"], { encoding: "utf8", timeout: 60_000 })
-    .trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { protocol?: string; operation?: string; resource?: string; status?: number });
+const decodeRecords = (file: string) => wirescopeDecode(file, ["--format", "ndjson"]);
 
 test("wirescope capture: tshark and wirescope decode see the same HTTP exchanges as in a tcpdump capture", { timeout: 120_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
@@ -69,7 +68,7 @@ console.log("DONE");
   const comments = execFileSync("tshark", ["-r", captureFile, "-Y", "frame.comment", "-T", "fields", "-e", "frame.comment"], { encoding: "utf8" });
   assert.match(comments, new RegExp(`process=node pid=${server.pid}`));
 
-  const key = (r: { protocol?: string; operation?: string; resource?: string; status?: number }) => `${r.protocol} ${r.operation} ${r.resource} ${r.status}`;
+  const key = (r: RecordJson) => `${r.protocol} ${r.operation} ${r.resource} ${r.status}`;
   const recWant = decodeRecords(tcpdumpFile).map(key).sort();
   const recGot = decodeRecords(captureFile).map(key).sort();
   assert.equal(recWant.length, 15);

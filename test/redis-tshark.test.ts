@@ -4,23 +4,15 @@
 // what tshark decoded from the same packets.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO_ROOT, startRedis } from "./support/index.js";
+import { REPO_ROOT, startRedis, wirescopeDecode } from "./support/index.js";
 import { captureMarked } from "./support/tcpdump.js";
 import { tsharkMessages } from "./support/resp.js";
 
 const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
-
-interface Rec {
-  operation: string;
-  resource: string;
-  status: number | null;
-  error: boolean;
-  attributes: Record<string, unknown>;
-}
 
 test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ redis-server capture", { timeout: 120_000 }, async () => {
   assert.ok(fs.existsSync(path.join(REDIS_PLUGIN_DIR, "redis.wasm")), `build the example plugin first (node parsers-wasm/build.mjs --examples)`);
@@ -48,13 +40,7 @@ test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ r
   ];
   await captureMarked(file, port, `${mark}\r\n`, () => execFileSync("redis-cli", ["-p", String(port)], { input: cmds.join("\n") + "\n", timeout: 15_000 }));
 
-  const run = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--plugins", REDIS_PLUGIN_DIR], { timeout: 60_000 });
-  assert.equal(run.status, 0, run.stderr.toString());
-  const ours = run.stdout
-    .toString()
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Rec);
+  const ours = wirescopeDecode(file, ["--plugins", REDIS_PLUGIN_DIR]);
   const theirs = tsharkMessages(file, port, ["-d", `tcp.port==${port},resp`]);
 
   // the same number of requests and replies, paired in order

@@ -1,5 +1,6 @@
 // Shared helpers for integration tests (real servers on loopback).
 export * from "./repo.js";
+export * from "./wirescope.js";
 export * from "./servers.js";
 export * from "./stack.js";
 export * from "./records-fixture.js";
