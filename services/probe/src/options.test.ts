@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseProbeArgs, PROBE_DEFAULTS } from "./options.js";
+import fs from "node:fs";
+import { parseProbeArgs, PROBE_DEFAULTS, PROBE_NODE_FLAGS } from "./options.js";
 import { validateFilter, EMPTY_FILTER } from "./filter.js";
 
 test("parseProbeArgs: defaults, every flag, and clear errors", () => {
@@ -60,4 +61,10 @@ test("parseProbeArgs: a node's network namespace, by file or by inode, not both"
 test("validateFilter: pids, ports and process names", () => {
   assert.deepEqual(validateFilter(EMPTY_FILTER), []);
   assert.deepEqual(validateFilter({ ...EMPTY_FILTER, allowPorts: [0, 70000], denyPids: [-1], allowComms: ["a-name-longer-than-15"] }).length, 4);
+});
+
+test("PROBE_NODE_FLAGS: the Kubernetes manifest starts the probe with the same node flags", () => {
+  const manifest = fs.readFileSync(new URL("../../../deploy/k8s/base/probe.yaml", import.meta.url), "utf8");
+  const m = /- name: NODE_OPTIONS\s+value: "([^"]*)"/.exec(manifest);
+  assert.equal(m?.[1], PROBE_NODE_FLAGS.join(" "));
 });

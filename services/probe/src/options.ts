@@ -67,6 +67,18 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   sweepMs: 5_000,
 };
 
+/**
+ * Node flags the probe process is started with (`wirescope up`, services/probe/bench/node-share.sh;
+ * the Kubernetes manifest sets the same through NODE_OPTIONS). A young generation of 4 MiB
+ * semi-spaces instead of up to 16: the probe's old generation is small (~20 MiB: its modules), and
+ * V8 starts a full mark-compact instead of a young collection whenever the old generation's room
+ * to its limit (~24 MiB) is less than the young generation can hold. With the default, once the
+ * young generation had grown under load, that was every young cycle: a mark-compact about once a
+ * second at 10,000 req/s, each ~40 ms of CPU, up to 40 % of the probe's CPU in perf. With 4 MiB:
+ * none in the measured runs, a young collection every ~0.5 s (docs/benchmarks.md).
+ */
+export const PROBE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4"];
+
 const mib = (n: number) => `${n / (1 << 20)} MiB`;
 
 /**

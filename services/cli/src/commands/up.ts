@@ -14,6 +14,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { defaultCoreOptions } from "@wirescope/aggregator";
 import { AGGREGATOR_NODE_FLAGS } from "@wirescope/aggregator/options";
+import { PROBE_NODE_FLAGS } from "@wirescope/probe/options";
 import {
   DEFAULTS,
   loadConfig,
@@ -610,7 +611,7 @@ async function up(argv: string[]): Promise<number> {
         continue;
       }
       const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index)];
-      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
+      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
       try {
         await sup.start({
           ...spec,
