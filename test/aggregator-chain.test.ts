@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { checkHealth, ServingStatus } from "@wirescope/common";
-import { REPO_ROOT, startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
+import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, type Child } from "./probe-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
@@ -128,7 +128,7 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
     const dir = tempDir("wirescope-chain-");
     const grpcPortProbe = await freePort();
     probe = await spawnTracked("probe", process.execPath, [
-      path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPortProbe), "--lock-file", path.join(dir, "probe.lock"),
+      WIRESCOPE_BIN, "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPortProbe), "--lock-file", path.join(dir, "probe.lock"),
       "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn", "--allow-port", String(httpPort), "--allow-port", String(grpcPort), "--allow-port", String(mariadb.port),
     ], { logFile: path.join(dir, "probe.log") });
     await waitFor(async () => {
@@ -137,7 +137,7 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
     }, { timeoutMs: 30_000, intervalMs: 100, what: "probe serving" });
     // The parser as a process; ready when its Health says SERVING (NATS connected, partitions owned).
     const parserGrpc = await freePort();
-    parser = await spawnTracked("parser", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json", "--node", "test-node"], { logFile: path.join(dir, "parser.log") });
+    parser = await spawnTracked("parser", process.execPath, [WIRESCOPE_BIN, "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json", "--node", "test-node"], { logFile: path.join(dir, "parser.log") });
     await waitFor(async () => {
       if (parser.hasExited) throw new Error(`parser exited: ${parser.tail()}`);
       return (await checkHealth(`127.0.0.1:${parserGrpc}`)).status === ServingStatus.SERVING;

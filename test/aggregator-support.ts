@@ -5,10 +5,9 @@ import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "nats";
 import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
-import { REPO_ROOT, spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer } from "./support/index.js";
+import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/common";
 
-export const WIRESCOPE = path.join(REPO_ROOT, "bin/wirescope.js");
 
 export interface AggregatorProc {
   proc: ManagedProcess;
@@ -28,7 +27,7 @@ export async function startAggregator(natsUrl: string, influxUrl: string, db: st
   const port = await freePort();
   const dir = tempDir("wirescope-agg-");
   const logFile = path.join(dir, "aggregator.log");
-  const proc = await spawnTracked("aggregator", process.execPath, [WIRESCOPE, "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", ...extra], { logFile, env: env && { ...process.env, ...env } });
+  const proc = await spawnTracked("aggregator", process.execPath, [WIRESCOPE_BIN, "aggregator", "--nats-url", natsUrl, "--influx-url", influxUrl, "--influx-db", db, "--grpc-port", String(port), "--log-format", "json", ...extra], { logFile, env: env && { ...process.env, ...env } });
   const grpc = `127.0.0.1:${port}`;
   const client = createClient(AggregatorService, grpc);
   const status = async () => {

@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, checkHealth, ServingStatus, type Record as WsRecord } from "@wirescope/common";
-import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir, waitFor, waitSubscribed } from "./support/index.js";
+import { startNats, freePort, spawnTracked, tempDir, waitFor, waitSubscribed, WIRESCOPE_BIN, PLUGINS_DIR } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { natsClient, settleRecords, startParser } from "./parser-support.js";
 
@@ -44,7 +44,7 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   const probe = await spawnTracked(
     "probe",
     process.execPath,
-    [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"),
+    [WIRESCOPE_BIN, "probe", "--nats-url", nats.url, "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"),
       "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn", "--allow-port", String(port)],
     { logFile: path.join(dir, "probe.log") },
   );
@@ -53,11 +53,11 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
     if (probe.hasExited) throw new Error(`probe exited: ${probe.tail()}`);
     return (await checkHealth(`127.0.0.1:${grpcPort}`)).status === ServingStatus.SERVING;
   }, { timeoutMs: 60_000, what: "probe SERVING" });
-  const parser = await startParser(nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")], "cmdline-parser");
+  const parser = await startParser(nats.url, ["--builtin-dir", PLUGINS_DIR], "cmdline-parser");
   t.after(() => parser.proc.stop());
 
   // `wirescope tail` follows the records while the traffic runs.
-  const tail = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "tail", "--nats-url", nats.url], { stdio: ["ignore", "pipe", "pipe"] });
+  const tail = spawn(process.execPath, [WIRESCOPE_BIN, "tail", "--nats-url", nats.url], { stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => tail.kill("SIGKILL"));
   let tailOut = "";
   tail.stdout.on("data", (d: Buffer) => (tailOut += d.toString()));

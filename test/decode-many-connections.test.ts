@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PcapngWriter, type SynthConnection } from "@wirescope/common/pcap/index";
-import { REPO_ROOT } from "./support/index.js";
+import { WIRESCOPE_BIN } from "./support/index.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -39,7 +39,7 @@ test("wirescope decode: 50,000 HTTP/1.1 connections, 40,000 open at once: no tra
     for (const c of open) finish(c);
     w.end();
 
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", file, "--stats", "--no-progress"], {
+    const r = spawnSync(process.execPath, [WIRESCOPE_BIN, "decode", file, "--stats", "--no-progress"], {
       timeout: 200_000,
       maxBuffer: 512 << 20,
       encoding: "utf8",

@@ -6,13 +6,12 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO_ROOT, startRedis } from "./support/index.js";
+import { startRedis, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { captureMarked } from "./support/tcpdump.js";
 
-const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 function decode(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", ...args], { timeout: 60_000 });
+  const r = spawnSync(process.execPath, [WIRESCOPE_BIN, "decode", ...args], { timeout: 60_000 });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 

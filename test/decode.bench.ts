@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CaptureReader, CaptureStreams, type StreamSink } from "@wirescope/common/pcap/index";
-import { REPO_ROOT } from "./support/index.js";
+import { REPO_ROOT, WIRESCOPE_BIN } from "./support/index.js";
 
 const argv = process.argv.slice(2);
 const keep = argv.includes("--keep") ? argv[argv.indexOf("--keep") + 1] : undefined;
@@ -176,11 +176,11 @@ async function main(): Promise<void> {
   if (ts.code !== 0) throw new Error(`tshark failed: ${ts.stderr}`);
   // wirescope decode
   const wsOut = path.join(dir, "wirescope.ndjson");
-  const ws = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", cap, "--no-progress"], { stdout: wsOut });
+  const ws = await run(process.execPath, [WIRESCOPE_BIN, "decode", cap, "--no-progress"], { stdout: wsOut });
   if (ws.code !== 0) throw new Error(`wirescope decode failed: ${ws.stderr}`);
   const jobs = Math.max(2, os.cpus().length);
   const wsjOut = path.join(dir, "wirescope-jobs.ndjson");
-  const wsj = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "decode", cap, "--no-progress", "--jobs", String(jobs)], { stdout: wsjOut });
+  const wsj = await run(process.execPath, [WIRESCOPE_BIN, "decode", cap, "--no-progress", "--jobs", String(jobs)], { stdout: wsjOut });
   if (wsj.code !== 0) throw new Error(`wirescope decode --jobs failed: ${wsj.stderr}`);
 
   const tsharkH1 = countLines(tsOut, /^\S+\t(GET|POST|PUT|DELETE|HEAD)\t/);

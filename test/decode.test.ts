@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
-import { REPO_ROOT } from "./support/index.js";
+import { REPO_ROOT, WIRESCOPE_BIN } from "./support/index.js";
 
 const CAPTURES = SHARED_CAPTURES;
 
@@ -22,7 +22,7 @@ interface Run {
 /** Runs the CLI with a time limit; kills it (by pid) if it overruns. */
 function wirescope(args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [WIRESCOPE_BIN, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on("data", (b: Buffer) => out.push(b));
@@ -350,7 +350,7 @@ describe("wirescope decode contract", () => {
           resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
         });
       });
-    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(REPO_ROOT, "bin/wirescope.js"))} decode -`;
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(WIRESCOPE_BIN)} decode -`;
     const gz = path.join(dir, "m.pcap.gz");
     fs.writeFileSync(gz, (await import("node:zlib")).gzipSync(fs.readFileSync(f)));
     for (const cmd of [`cat ${JSON.stringify(f)} | ${cli}`, `${cli} < ${JSON.stringify(f)}`, `${cli} < ${JSON.stringify(gz)}`]) {
@@ -403,7 +403,7 @@ describe("wirescope decode contract", () => {
     // without --progress and not on a terminal: silent for a small file
     assert.equal((await wirescope(["decode", f])).stderr, "");
     const head = await new Promise<Run>((resolve, reject) => {
-      const p = spawn("sh", ["-c", `node ${JSON.stringify(path.join(REPO_ROOT, "bin/wirescope.js"))} decode ${JSON.stringify(path.join(CAPTURES, "http2/pcap_file_ex__http2_sample.pcapng"))} | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
+      const p = spawn("sh", ["-c", `node ${JSON.stringify(WIRESCOPE_BIN)} decode ${JSON.stringify(path.join(CAPTURES, "http2/pcap_file_ex__http2_sample.pcapng"))} | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       p.stdout.on("data", (b: Buffer) => out.push(b));

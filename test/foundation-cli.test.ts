@@ -2,13 +2,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import path from "node:path";
 import { COMMANDS } from "@wirescope/cli";
 import { OPTIONS } from "@wirescope/common";
-import { REPO_ROOT, freePort } from "./support/index.js";
+import { REPO_ROOT, freePort, WIRESCOPE_BIN } from "./support/index.js";
 
 const run = (env: NodeJS.ProcessEnv, args: string[]) =>
-  spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error", ...env } });
+  spawnSync(process.execPath, [WIRESCOPE_BIN, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error", ...env } });
 const wirescope = (...args: string[]) => run({}, args);
 
 test("wirescope --help lists every command", () => {
@@ -103,7 +102,7 @@ test("--flag=value and --flag value, and a service flag's variable, reach the re
 });
 
 test("wirescope completion bash completes in a real bash through complete and compgen", () => {
-  const script = `source <("${process.execPath}" "${path.join(REPO_ROOT, "bin/wirescope.js")}" completion bash)
+  const script = `source <("${process.execPath}" "${WIRESCOPE_BIN}" completion bash)
 complete -p wirescope
 COMP_WORDS=(wirescope aggregator --otlp-e); COMP_CWORD=2; _wirescope; echo "\${COMPREPLY[*]}"
 COMP_WORDS=(wirescope parser --plugin-d); COMP_CWORD=2; _wirescope; echo "\${COMPREPLY[*]}"`;
@@ -117,7 +116,7 @@ test("NO_COLOR turns the colours of pretty logs off", async () => {
   /** The first log line of a parser with pretty logs (on a pipe: colours by default all the same). */
   const firstLine = (env: NodeJS.ProcessEnv) =>
     new Promise<string>((resolve, reject) => {
-      const c = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "parser", "--nats-url", nats, "--grpc-port", "0", "--metrics-port", "0", "--log-format", "pretty", "--log-level", "info"], { env, stdio: ["ignore", "ignore", "pipe"] });
+      const c = spawn(process.execPath, [WIRESCOPE_BIN, "parser", "--nats-url", nats, "--grpc-port", "0", "--metrics-port", "0", "--log-format", "pretty", "--log-level", "info"], { env, stdio: ["ignore", "ignore", "pipe"] });
       let err = "";
       const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
       c.stderr.on("data", (d) => {

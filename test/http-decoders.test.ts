@@ -10,7 +10,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
-import { decodeCapture, PLUGIN_BUILD_DIR, type DecodedRecord } from "./protocol-support/index.js";
+import { decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
+import { PLUGINS_DIR } from "./support/index.js";
 import { startCapture } from "./support/tcpdump.js";
 import { h2Frame, hpackNewName } from "@wirescope/common/test-support/http2";
 import { ConnectionEngine, Plugin, PluginRegistry, recordToJson, type RecordJson } from "@wirescope/common";
@@ -288,7 +289,7 @@ test("http2: a connection picked up mid-way never yields a wrong path (real node
 /** Decodes a capture's connections as if picked up after `skip` chunks of each direction. */
 function decodeFromChunk(file: string, skip: number): RecordJson[] {
   const reg = new PluginRegistry();
-  reg.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, "http2.json"), { flags: 0 }));
+  reg.add(Plugin.fromFile(path.join(PLUGINS_DIR, "http2.json"), { flags: 0 }));
   const engine = new ConnectionEngine(reg);
   const out: RecordJson[] = [];
   const conns = new Map<unknown, { ec: ReturnType<ConnectionEngine["openConnection"]>; seen: [number, number] }>();

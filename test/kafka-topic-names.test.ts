@@ -7,17 +7,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import path from "node:path";
 import { ownerOf } from "@wirescope/common";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
 import { captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
 import { waitFor } from "./support/servers.js";
-import { REPO_ROOT } from "./support/index.js";
+import { PLUGINS_DIR } from "./support/index.js";
 
 const P = 64;
 const TOPIC = "orders-by-id";
-const ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")];
+const ARGS = ["--builtin-dir", PLUGINS_DIR];
 
 /** One request, its whole response (flexible header v2, client id "c"). */
 async function call(port: number, key: number, version: number, body: (w: WireWriter) => void): Promise<void> {

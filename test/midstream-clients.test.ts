@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, } from "node:child_process";
-import { REPO_ROOT, tempDir, startRedis, wirescopeDecode } from "./support/index.js";
+import { tempDir, startRedis, wirescopeDecode, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 
@@ -94,7 +94,7 @@ console.log("DONE");
   const file = path.join(dir, "capture.pcapng");
   // the three servers' processes: each connection seen once, from its server's side
   const pids = [http.pid, db.proc.pid, redis.proc.pid].flatMap((p) => ["--pid", String(p)]);
-  const capture = await start(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--output", file, ...pids, "--mount-tracefs"], /capturing to/);
+  const capture = await start(process.execPath, [WIRESCOPE_BIN, "capture", "--output", file, ...pids, "--mount-tracefs"], /capturing to/);
   t.after(() => stopByPid(capture));
   await new Promise((r) => setTimeout(r, 300));
   fs.writeFileSync(go, "");
@@ -110,8 +110,7 @@ console.log("DONE");
 
   if (process.env.WIRESCOPE_KEEP_CAPTURE) fs.copyFileSync(file, process.env.WIRESCOPE_KEEP_CAPTURE);
   // the Redis decoder is the example plugin, loaded beside the built-in ones
-  const redisPlugin = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
-  const records = wirescopeDecode(file, ["--format", "ndjson", "--plugins", redisPlugin]);
+  const records = wirescopeDecode(file, ["--format", "ndjson", "--plugins", REDIS_PLUGIN_DIR]);
   const port = (a: string) => Number(a.split(":").pop());
   // other tests run beside this one: only connections to these servers count (a server port is
   // bound by one server at a time; a record of ours with a wrong orientation would be missing

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { REPO_ROOT, tempDir, wirescopeDecode } from "./support/index.js";
+import { tempDir, wirescopeDecode, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, start, stopByPid } from "./probe-support.js";
 import { tsharkHttp2 } from "./http-support.js";
 
@@ -128,7 +128,7 @@ console.log("DONE");
   await clients.waitLine(/^WARM/, 60_000);
 
   const file = path.join(dir, "capture.pcapng");
-  const capture = await start(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--output", file, "--pid", String(servers.pid), "--mount-tracefs"], /capturing to/);
+  const capture = await start(process.execPath, [WIRESCOPE_BIN, "capture", "--output", file, "--pid", String(servers.pid), "--mount-tracefs"], /capturing to/);
   t.after(() => stopByPid(capture));
   await new Promise((r) => setTimeout(r, 300));
   fs.writeFileSync(go, "");

@@ -26,7 +26,7 @@ import {
 } from "@wirescope/common";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
 import { defaultAggregatorOptions } from "@wirescope/aggregator";
-import { REPO_ROOT, startNats, tempDir, waitFor } from "./support/index.js";
+import { startNats, tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 
 const enc = new TextEncoder();
 
@@ -122,13 +122,12 @@ test("generated NATS users: no anonymous access, each component held to its subj
 
   // The commands themselves, as a user runs them: `plugin add|list|remove` with the CLI user from
   // the data dir; what they write, the parser reads.
-  const example = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
   const cmd = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args, "--data-dir", dataDir, "--nats-url", url], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH } });
+    const r = spawnSync(process.execPath, [WIRESCOPE_BIN, ...args, "--data-dir", dataDir, "--nats-url", url], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH } });
     assert.equal(r.status, 0, `wirescope ${args.join(" ")}: ${r.stdout}${r.stderr}`);
     return r.stdout;
   };
-  assert.match(cmd("plugin", "add", path.join(example, "redis.wasm"), "--manifest", path.join(example, "redis.json")), /^added redis /);
+  assert.match(cmd("plugin", "add", path.join(REDIS_PLUGIN_DIR, "redis.wasm"), "--manifest", path.join(REDIS_PLUGIN_DIR, "redis.json")), /^added redis /);
   assert.match(cmd("plugin", "list"), /redis/);
   const names = (await (await parser.jetstream().views.os(PLUGIN_BUCKET)).list()).filter((i) => !i.deleted).map((i) => i.name);
   assert.ok(names.some((n) => n.includes("redis")), `parser sees ${names.join(", ")}`);

@@ -13,7 +13,7 @@ import { PluginSet, LoadedPlugin } from "@wirescope/parser/wasm-plugins";
 import { redactionPolicy } from "@wirescope/parser/redact";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "@wirescope/parser/conn-table";
 import { captureThroughRelay, type Conversation } from "./parser-support.js";
-import { REPO_ROOT } from "./support/index.js";
+import { PLUGINS_DIR } from "./support/index.js";
 
 const run = promisify(execFile);
 
@@ -37,7 +37,7 @@ const convs = await h2();
 const counters = new Counters();
 const plugins = new PluginSet();
 for (const name of ["http2", "http1"]) {
-  const dir = path.join(REPO_ROOT, "parsers-wasm/build");
+  const dir = PLUGINS_DIR;
   plugins.put(LoadedPlugin.load(JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), "utf8")), fs.readFileSync(path.join(dir, `${name}.wasm`)), "builtin", () => true));
 }
 const pl = new Pipeline(plugins, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "p", partitions: 64, redaction: redactionPolicy(), maxBatchBytes: 512 * 1024, maxQueuedBatches: 1 << 20 }, counters);

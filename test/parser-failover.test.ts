@@ -3,16 +3,15 @@
 // out complete, and every lost connection is counted by the survivors (raw_batches_missed).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
 import { ownerOf } from "@wirescope/common";
 import { parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
-import { REPO_ROOT } from "./support/index.js";
+import { REDIS_PLUGIN_DIR } from "./support/index.js";
 
 const P = 64;
 const TTL_MS = 3000;
 const RATE_PER_S = 250;
 const LAST_FLUSH_MS = 1000;
-const ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build"), "--member-ttl-ms", String(TTL_MS), "--heartbeat-ms", "500"];
+const ARGS = ["--builtin-dir", REDIS_PLUGIN_DIR, "--member-ttl-ms", String(TTL_MS), "--heartbeat-ms", "500"];
 
 describe("parser failover: kill -9 one of three replicas under load", { timeout: 180_000 }, () => {
   const bed = useParserBed({ redis: true });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
-import { REPO_ROOT } from "./support/index.js";
+import { PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
 
 const P = 64;
 const CAPTURES = SHARED_CAPTURES;
@@ -24,7 +24,7 @@ const SHARED = [
   "mysql/zeek__auth.pcap",
   "mysql/zeek__mysql.pcap",
 ];
-const PLUGIN_ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build")];
+const PLUGIN_ARGS = ["--builtin-dir", PLUGINS_DIR, "--plugin-dir", REDIS_PLUGIN_DIR];
 
 function captureConversations(): Conversation[] {
   const files = ["http1/zeek__pipelined-requests.pcap", "mysql/zeek__mysql.pcap", "mysql/zeek__auth.pcap", "mysql/deepflow__mysql-statement.pcap", "kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__18-api-versions-v3.pcap"];

@@ -8,16 +8,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { parserPlugins, parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation } from "./parser-support.js";
 
 const run = promisify(execFile);
 const P = 64;
-const REDIS_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 async function cli(natsUrl: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), ...args, "--nats-url", natsUrl], { timeout: 20_000 });
+    const r = await run(process.execPath, [WIRESCOPE_BIN, ...args, "--nats-url", natsUrl], { timeout: 20_000 });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -72,7 +71,7 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     await os.putBlob({ name: "broken.wasm", description: fs.readFileSync(badManifest, "utf8") }, fs.readFileSync(bad));
 
     // Add Redis with the command; both replicas load it without a restart.
-    const added = await cli(bed.nats.url, "plugin", "add", path.join(REDIS_DIR, "redis.wasm"), "--manifest", path.join(REDIS_DIR, "redis.json"));
+    const added = await cli(bed.nats.url, "plugin", "add", path.join(REDIS_PLUGIN_DIR, "redis.wasm"), "--manifest", path.join(REDIS_PLUGIN_DIR, "redis.json"));
     assert.equal(added.code, 0, added.err);
     assert.match(added.out, /added redis 1\.0\.0/);
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("redis@1.0.0")), { timeoutMs: 10_000, what: "redis loaded everywhere" });
@@ -95,8 +94,8 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
 
     // Upgrade: a new version of the same name replaces it (for new connections).
     const m2 = path.join(tempDir(), "redis.json");
-    fs.writeFileSync(m2, JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(REDIS_DIR, "redis.json"), "utf8")), version: "1.0.1" }));
-    assert.equal((await cli(bed.nats.url, "plugin", "add", path.join(REDIS_DIR, "redis.wasm"), "--manifest", m2)).code, 0);
+    fs.writeFileSync(m2, JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(REDIS_PLUGIN_DIR, "redis.json"), "utf8")), version: "1.0.1" }));
+    assert.equal((await cli(bed.nats.url, "plugin", "add", path.join(REDIS_PLUGIN_DIR, "redis.wasm"), "--manifest", m2)).code, 0);
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("redis@1.0.1") && !l.includes("redis@1.0.0")), {
       timeoutMs: 10_000,
       what: "redis 1.0.1 everywhere",
@@ -114,8 +113,8 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     const p = await startParser(bed.nats.url, ["--builtin-dir", tempDir(), "--plugin-dir", dir, "--plugin-bucket", "dir-test-plugins"], "dir-a");
     procs.push(p);
     assert.deepEqual(await parserPlugins(p), []);
-    fs.copyFileSync(path.join(REDIS_DIR, "redis.wasm"), path.join(dir, "redis.wasm"));
-    fs.copyFileSync(path.join(REDIS_DIR, "redis.json"), path.join(dir, "redis.json"));
+    fs.copyFileSync(path.join(REDIS_PLUGIN_DIR, "redis.wasm"), path.join(dir, "redis.wasm"));
+    fs.copyFileSync(path.join(REDIS_PLUGIN_DIR, "redis.json"), path.join(dir, "redis.json"));
     await waitFor(async () => (await parserPlugins(p)).includes("redis@1.0.0"), { timeoutMs: 10_000, what: "redis from dir" });
     fs.writeFileSync(path.join(dir, "junk.wasm"), "not wasm");
     fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ name: "junk", version: "1", abi: 1, protocols: ["junk"], ports: [], wasm: "junk.wasm" }));

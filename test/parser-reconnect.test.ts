@@ -4,12 +4,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import path from "node:path";
-import { REPO_ROOT, waitFor } from "./support/index.js";
+import { waitFor, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { parserStatus, startParser, useParserBed, waitForFleet } from "./parser-support.js";
 
 const P = 64;
-const ARGS = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build"), "--member-ttl-ms", "2000", "--heartbeat-ms", "500"];
+const ARGS = ["--builtin-dir", REDIS_PLUGIN_DIR, "--member-ttl-ms", "2000", "--heartbeat-ms", "500"];
 
 /** A TCP relay to `target` that can be severed (all sockets destroyed, new ones refused). */
 async function severableRelay(target: number): Promise<{ port: number; sever(): void; restore(): Promise<void>; close(): void }> {

@@ -7,10 +7,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import path from "node:path";
 import mysql from "mysql2/promise";
 import type { NatsConnection } from "nats";
-import { REPO_ROOT, startNats, type TestServer } from "./support/index.js";
+import { startNats, type TestServer, PLUGINS_DIR } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { captureThroughRelay, natsClient, settleRecords, startParser, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
 
@@ -88,7 +87,7 @@ describe("redaction of published records", { timeout: 180_000 }, () => {
   async function publishedBytes(args: string[], firstKey: bigint): Promise<{ text: string; protocols: Set<string> }> {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
-    const p = await startParser(nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--redact-header", "x-api-key", ...args], "redact");
+    const p = await startParser(nats.url, ["--builtin-dir", PLUGINS_DIR, "--redact-header", "x-api-key", ...args], "redact");
     procs.push(p);
     for (const b of toRawBatches(convs, { partitions: P, firstKey }).batches) nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
     await nc.flush();

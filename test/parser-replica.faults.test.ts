@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { runFault, type UpStack } from "./support/fault-stack.js";
-import { REPO_ROOT, freePort, spawnTracked, waitFor } from "./support/index.js";
+import { REPO_ROOT, freePort, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 import type { ManagedProcess } from "@wirescope/common";
 
@@ -16,7 +16,7 @@ import type { ManagedProcess } from "@wirescope/common";
 /** Another parser replica on the stack (its NATS user from the data dir, like up's own). */
 async function addParser(stack: UpStack, name: string): Promise<ManagedProcess> {
   const port = await freePort();
-  return spawnTracked(name, process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "parser", "--data-dir", stack.dataDir, "--nats-url", stack.natsUrls.join(","), "--grpc-port", String(port), "--metrics-port", "0", "--log-format", "json"], {
+  return spawnTracked(name, process.execPath, [WIRESCOPE_BIN, "parser", "--data-dir", stack.dataDir, "--nats-url", stack.natsUrls.join(","), "--grpc-port", String(port), "--metrics-port", "0", "--log-format", "json"], {
     logFile: path.join(stack.dataDir, "logs", `${name}.log`),
     cwd: REPO_ROOT,
   });

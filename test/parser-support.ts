@@ -22,7 +22,7 @@ import {
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
 import { execFile } from "node:child_process";
 import { before, after } from "node:test";
-import { REPO_ROOT, spawnTracked, startNats, startRedis, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, spawnTracked, startNats, startRedis, tempDir, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 
 export { startRedis };
 
@@ -344,7 +344,7 @@ export async function replayWithProbe(natsUrl: string, file: string, node: strin
   const proc = await spawnTracked(
     "probe",
     process.execPath,
-    [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--source", "pcap", file, "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", node],
+    [WIRESCOPE_BIN, "probe", "--source", "pcap", file, "--nats-url", natsUrl, "--grpc-port", "0", "--log-format", "json", "--node", node],
     { logFile: log },
   );
   try {

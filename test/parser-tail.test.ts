@@ -2,10 +2,9 @@
 // NDJSON (one Record per line, filtered by protocol and service) and a table.
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
 import { spawn } from "node:child_process";
 import { redisTraffic, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
-import { REPO_ROOT, waitSubscribed, type TestServer } from "./support/index.js";
+import { waitSubscribed, type TestServer, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 
 const P = 64;
 
@@ -13,7 +12,7 @@ const P = 64;
  *  once nats-server lists its subscription. */
 function tail(nats: TestServer, args: string[], onReady: () => void): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "tail", "--nats-url", nats.url, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(process.execPath, [WIRESCOPE_BIN, "tail", "--nats-url", nats.url, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     const timer = setTimeout(() => {
@@ -40,7 +39,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
 
   before(async () => {
     convs = await redisTraffic(bed.redis!.port, 4, "t");
-    parser = await startParser(bed.nats.url, ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build")], "tail-parser");
+    parser = await startParser(bed.nats.url, ["--builtin-dir", REDIS_PLUGIN_DIR], "tail-parser");
     bed.procs.push(parser);
   });
 
@@ -74,7 +73,7 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
   });
 
   it("stops quietly with code 0 when its reader goes away (tail | head)", async () => {
-    const c = spawn("bash", ["-c", `set -o pipefail; "${process.execPath}" "${path.join(REPO_ROOT, "bin/wirescope.js")}" tail --nats-url=${bed.nats.url} --format=table | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn("bash", ["-c", `set -o pipefail; "${process.execPath}" "${WIRESCOPE_BIN}" tail --nats-url=${bed.nats.url} --format=table | head -n 1`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     c.stdout.on("data", (d) => (out += d));

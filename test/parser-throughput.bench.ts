@@ -17,7 +17,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role, type ConnEvent, type DataEvent } from "@wirescope/common";
-import { REPO_ROOT, startNats } from "./support/index.js";
+import { startNats, PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { captureThroughRelay, conversationsFromCapture, natsClient, parserStatus, startParser, startRedis, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
 
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
       { name: "mysql", convs: caps(["mysql/zeek__mysql.pcap", "mysql/deepflow__mysql-statement.pcap"]) },
       { name: "kafka", convs: caps(["kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__01-fetch-v12-ok.pcap", "kafka/deepflow__18-api-versions-v3.pcap"]) },
     ];
-    const args = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build"), "--plugin-dir", path.join(REPO_ROOT, "parsers-wasm/examples/redis/build"), "--log-level", "warn"];
+    const args = ["--builtin-dir", PLUGINS_DIR, "--plugin-dir", REDIS_PLUGIN_DIR, "--log-level", "warn"];
     const rows: string[] = [];
     const results = new Map<string, Result>();
     let keyBase = 1n;

@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { runFault, sumOf, type UpStack } from "./support/fault-stack.js";
 import { parserPlugins } from "./parser-support.js";
-import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, tempDir, waitFor, PLUGINS_DIR } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
 const run = promisify(execFile);
@@ -114,7 +114,7 @@ test("a plugin that traps on every 100th connection beside the workload: each tr
 
 test("the HTTP/1.1 plugin swapped for a new version under load: new connections on the new version, open ones finish on theirs, exact", { timeout: 900_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const built = path.join(REPO_ROOT, "parsers-wasm/build");
+  const built = PLUGINS_DIR;
   await runFault({
     fault: "the HTTP/1.1 plugin swapped for a new version under load",
     expected: "exact; no restart",

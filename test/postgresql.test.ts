@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { REPO_ROOT, tempDir, waitFor, wirescopeDecode } from "./support/index.js";
+import { tempDir, waitFor, wirescopeDecode, WIRESCOPE_BIN, POSTGRESQL_PLUGIN_DIR } from "./support/index.js";
 import type { RecordJson } from "@wirescope/common";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
@@ -17,7 +17,6 @@ import { bpfAvailable, stopByPid } from "./probe-support.js";
 import { captureMarked, startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { setupDatabase, pool, warm, nodePostgresTraffic, psqlTraffic, APP_PASSWORD, MD5_PASSWORD } from "./postgresql-support.js";
 
-const PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/postgresql/build");
 
 type Rec = RecordJson;
 
@@ -129,7 +128,7 @@ function tsharkUnits(file: string, port: number): Map<number, Unit[]> {
 
 /** `wirescope decode FILE --plugins <the example's build>` → records. */
 function decode(file: string): Rec[] {
-  return wirescopeDecode(file, ["--plugins", PLUGIN_DIR]);
+  return wirescopeDecode(file, ["--plugins", POSTGRESQL_PLUGIN_DIR]);
 }
 
 /** "INSERT 0 5" → "INSERT"; the row count is the last number. */
@@ -144,7 +143,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
   let capturedServerPort = 0;
 
   it("agrees with tshark's pgsql dissector on live node-postgres and psql traffic", { timeout: 180_000 }, async () => {
-    assert.ok(fs.existsSync(path.join(PLUGIN_DIR, "postgresql.wasm")), "build the example plugin first (node parsers-wasm/build.mjs --examples)");
+    assert.ok(fs.existsSync(path.join(POSTGRESQL_PLUGIN_DIR, "postgresql.wasm")), "build the example plugin first (node parsers-wasm/build.mjs --examples)");
     const srv = await startPostgres();
     after(() => srv.stop());
     await setupDatabase(srv);
@@ -286,7 +285,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const probeFile = path.join(dir, "probe.pcapng");
     const dump = await startTcpdump(tcpdumpFile, ["-i", "lo", `tcp port ${srv.port}`]);
     after(() => dump.stop());
-    const capture = spawn(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
+    const capture = spawn(process.execPath, [WIRESCOPE_BIN, "capture", "--output", probeFile, "--port", String(srv.port), "--mount-tracefs"], { stdio: ["ignore", "ignore", "pipe"] });
     const stopCapture = () => stopByPid(capture);
     after(stopCapture);
     let err = "";
@@ -346,7 +345,7 @@ describe("postgresql example plugin", { timeout: 300_000 }, () => {
     const fleet = [await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-a"), await startParser(bed.nats.url, ["--builtin-dir", empty], "pg-b")];
     bed.procs.push(...fleet);
     await waitForFleet(fleet, P);
-    const add = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "plugin", "add", path.join(PLUGIN_DIR, "postgresql.wasm"), "--manifest", path.join(PLUGIN_DIR, "postgresql.json"), "--nats-url", bed.nats.url], { timeout: 30_000 });
+    const add = spawnSync(process.execPath, [WIRESCOPE_BIN, "plugin", "add", path.join(POSTGRESQL_PLUGIN_DIR, "postgresql.wasm"), "--manifest", path.join(POSTGRESQL_PLUGIN_DIR, "postgresql.json"), "--nats-url", bed.nats.url], { timeout: 30_000 });
     assert.equal(add.status, 0, add.stderr.toString());
     assert.match(add.stdout.toString(), /added postgresql 1\.0\.0/);
     await waitFor(async () => (await Promise.all(fleet.map(parserPlugins))).every((l) => l.includes("postgresql@1.0.0")), { timeoutMs: 15_000, what: "postgresql loaded by both replicas" });

@@ -7,7 +7,7 @@ import path from "node:path";
 import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
-import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
 
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const dir = tempDir("wirescope-capacity-");
   const nats = await startNats({ jetstream: true });
   const grpcPort = await freePort();
-  const probe = await spawnTracked("probe", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
+  const probe = await spawnTracked("probe", process.execPath, [WIRESCOPE_BIN, "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
     "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn",
     // this process consumes the RawBatches like a parser would: never trace it (feedback loop)
     "--exclude-pid", String(process.pid)], { logFile: path.join(dir, "probe.log") });

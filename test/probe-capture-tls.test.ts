@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { REPO_ROOT, freePort, tempDir } from "./support/index.js";
+import { freePort, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, start, stopByPid } from "./probe-support.js";
 import { selfSigned, tsharkExchanges, exchangeKey, startNginx, startNodeTlsServers, NODE_TLS_FIXTURES, PY_CLIENT } from "./tls-support.js";
 import { startTcpdump } from "./support/tcpdump.js";
@@ -35,7 +35,7 @@ test("wirescope capture --plaintext: tshark decodes the same HTTP/1.1 and h2 exc
   t.after(() => tcpdump.stop());
   const tcpdumpNode = await startTcpdump(path.join(dir, "tcpdump-node.pcap"), ["-i", "lo", `tcp port ${web}`]);
   t.after(() => tcpdumpNode.stop());
-  const capture = await start(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--plaintext", "--output", captureFile, "--port", String(ngx), "--port", String(web), "--mount-tracefs"], /capturing to/);
+  const capture = await start(process.execPath, [WIRESCOPE_BIN, "capture", "--plaintext", "--output", captureFile, "--port", String(ngx), "--port", String(web), "--mount-tracefs"], /capturing to/);
   t.after(() => stopByPid(capture));
   let summary = "";
   capture.stderr!.on("data", (d: Buffer) => (summary += String(d)));

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { REPO_ROOT, tempDir, wirescopeDecode } from "./support/index.js";
+import { tempDir, wirescopeDecode, WIRESCOPE_BIN } from "./support/index.js";
 import type { RecordJson } from "@wirescope/common";
 import { bpfAvailable, runChild, start, stopByPid } from "./probe-support.js";
 
@@ -33,7 +33,7 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
   const captureFile = path.join(dir, "wirescope.pcapng");
   const tcpdump = await start("tcpdump", ["-i", "lo", "-U", "-n", "-w", tcpdumpFile, `tcp port ${port}`], /listening on/);
   t.after(() => stopByPid(tcpdump));
-  const capture = await start(process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "capture", "--output", captureFile, "--port", port, "--mount-tracefs"], /capturing to/);
+  const capture = await start(process.execPath, [WIRESCOPE_BIN, "capture", "--output", captureFile, "--port", port, "--mount-tracefs"], /capturing to/);
   t.after(() => stopByPid(capture));
 
   const client = await runChild("http-client", `

@@ -7,7 +7,7 @@ import path from "node:path";
 import { connect } from "nats";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, resolvedData, type RawBatch } from "@wirescope/common";
-import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir, waitFor } from "./support/index.js";
+import { startNats, freePort, spawnTracked, tempDir, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 
@@ -36,7 +36,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   const grpcPort = await freePort();
   const dir = tempDir("wirescope-probe-e2e-");
   const probe = await spawnTracked("probe", process.execPath, [
-    path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", url, "--grpc-port", String(grpcPort),
+    WIRESCOPE_BIN, "probe", "--nats-url", url, "--grpc-port", String(grpcPort),
     "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn",
   ], { logFile: path.join(dir, "probe.log"), env: { ...process.env, WIRESCOPE_PROBE_SWEEP_MS: "300" } });
   t.after(() => probe.stop());
@@ -152,7 +152,7 @@ test("probe --source pcap: a capture replayed through the same path reaches NATS
   await nc.flush();
   const dir = tempDir("wirescope-probe-pcap-");
   const probe = await spawnTracked("probe", process.execPath, [
-    path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", url, "--grpc-port", String(await freePort()),
+    WIRESCOPE_BIN, "probe", "--nats-url", url, "--grpc-port", String(await freePort()),
     "--source", "pcap", file, "--replay-loops", "3", "--log-level", "warn",
   ], { logFile: path.join(dir, "probe.log") });
   t.after(() => probe.stop());

@@ -14,7 +14,7 @@ import fs from "node:fs";
 import { execFileSync } from "node:child_process";
 import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/common";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
-import { REPO_ROOT, startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer } from "./support/index.js";
+import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, runChild, type Child } from "./probe-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
 
@@ -117,7 +117,7 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
     for (const [node, ns] of [["node-a", nodes.a], ["node-b", nodes.b]] as const) {
       const grpc = await freePort();
       const p = await spawnTracked(`probe-${node}`, process.execPath, [
-        path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", nats.url, "--grpc-port", String(grpc), "--lock-file", lock,
+        WIRESCOPE_BIN, "probe", "--nats-url", nats.url, "--grpc-port", String(grpc), "--lock-file", lock,
         "--netns", `/var/run/netns/${ns}`, "--node", node, "--mount-tracefs", "--batch-ms", "10", "--log-level", "warn",
         ...(node === "node-b" ? ["--clock-skew-ms", String(SKEW_MS)] : []),
       ], { logFile: path.join(dir, `probe-${node}.log`) });
@@ -141,7 +141,7 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
     });
 
     const parserGrpc = await freePort();
-    const parser = await spawnTracked("parser", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json"], { logFile: path.join(dir, "parser.log") });
+    const parser = await spawnTracked("parser", process.execPath, [WIRESCOPE_BIN, "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json"], { logFile: path.join(dir, "parser.log") });
     procs.push(parser);
     await serving(parser, parserGrpc, "parser");
     agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", "2000", "--grace-ms", "2000", "--span-sample-rate", "1"]);

@@ -7,7 +7,7 @@ import path from "node:path";
 import fs from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
 import { checkHealth, ServingStatus } from "@wirescope/common";
 
@@ -61,7 +61,7 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));`);
   let probeArgs: string[] = [];
   async function withProbe<T>(fn: () => Promise<T>): Promise<{ r: T; cpuPct: number }> {
     const grpcPort = await freePort();
-    const probe = await spawnTracked("probe", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
+    const probe = await spawnTracked("probe", process.execPath, [WIRESCOPE_BIN, "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
       "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", ...probeArgs], { logFile: path.join(dir, "probe.log") });
     try {
       const deadline = Date.now() + 30_000;

@@ -11,12 +11,12 @@ import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
 import type { ManagedProcess } from "@wirescope/common";
-import { REPO_ROOT, tempDir, spawnTracked, waitFor } from "./support/index.js";
+import { REPO_ROOT, tempDir, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 
 /** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */
 export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string, args: string[] = []): Promise<ManagedProcess> {
   return spawnTracked("probe", process.execPath, [
-    path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", natsUrl, "--grpc-port", String(grpcPort),
+    WIRESCOPE_BIN, "probe", "--nats-url", natsUrl, "--grpc-port", String(grpcPort),
     "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", "--node", "test-node", ...args,
   ], { logFile: path.join(dir, "probe.log") });
 }

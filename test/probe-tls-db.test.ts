@@ -11,7 +11,7 @@ import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { Role, type Record as WsRecord } from "@wirescope/common";
-import { REPO_ROOT, tempDir } from "./support/index.js";
+import { REPO_ROOT, tempDir, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
@@ -156,7 +156,6 @@ for line in sys.stdin.read().splitlines():
 s.close()
 `;
 
-const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 const REDIS_CMDS = ["SET session:42 token-value", "GET session:42", "GET session:missing", "INCR session:42", "LPUSH session:42 x", "RPUSH queue a b c", "LRANGE queue 0 -1", "NOSUCH arg", "ECHO done"];
 
 // tshark 4.0's RESP dissector is bound to tcp.port and cannot be put under TLS (`-d tls.port==N,resp`

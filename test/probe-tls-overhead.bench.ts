@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { REPO_ROOT, startNats, freePort, spawnTracked, tempDir } from "./support/index.js";
+import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
 import { selfSigned, startNginx } from "./tls-support.js";
 import { checkHealth, createClient, ProbeService, ServingStatus } from "@wirescope/common";
@@ -73,7 +73,7 @@ https.createServer({ cert: fs.readFileSync(process.argv[2]), key: fs.readFileSyn
   let probeArgs: string[] = [];
   async function withProbe<T>(fn: () => Promise<T>): Promise<{ r: T; cpuPct: number; sslCalls: number }> {
     const grpcPort = await freePort();
-    const probe = await spawnTracked("probe", "taskset", ["-c", PIPELINE_CPUS, process.execPath, path.join(REPO_ROOT, "bin/wirescope.js"), "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
+    const probe = await spawnTracked("probe", "taskset", ["-c", PIPELINE_CPUS, process.execPath, WIRESCOPE_BIN, "probe", "--nats-url", `nats://127.0.0.1:${nats.port}`,
       "--grpc-port", String(grpcPort), "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", ...probeArgs], { logFile: path.join(dir, "probe.log") });
     const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
     try {

@@ -8,11 +8,10 @@ import { execFileSync, } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO_ROOT, startRedis, wirescopeDecode } from "./support/index.js";
+import { startRedis, wirescopeDecode, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { captureMarked } from "./support/tcpdump.js";
 import { tsharkMessages } from "./support/resp.js";
 
-const REDIS_PLUGIN_DIR = path.join(REPO_ROOT, "parsers-wasm/examples/redis/build");
 
 test("redis plugin agrees with tshark's RESP dissector on a live redis-cli ↔ redis-server capture", { timeout: 120_000 }, async () => {
   assert.ok(fs.existsSync(path.join(REDIS_PLUGIN_DIR, "redis.wasm")), `build the example plugin first (node parsers-wasm/build.mjs --examples)`);

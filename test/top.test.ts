@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import type { NatsConnection } from "nats";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
-import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";
-import { startAggregator, publishRecords, natsConnect, rows, pastWindow, WIRESCOPE, type AggregatorProc } from "./aggregator-support.js";
+import { startNats, startInflux, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
+import { startAggregator, publishRecords, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
 
 const WINDOW = 2000;
 const DB = "top_view";
@@ -77,19 +77,19 @@ describe("wirescope top", { timeout: 120_000 }, () => {
   const args = () => ["top", "--range", "10m", "--influx-url", influx.url, "--influx-db", DB];
 
   it("prints the services once on a pipe, busiest first, with error % and both sides", () => {
-    const out = execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once"], { encoding: "utf8" });
+    const out = execFileSync(process.execPath, [WIRESCOPE_BIN, ...args(), "--once"], { encoding: "utf8" });
     const lines = out.split("\n").filter((l) => /^[ >](api|orders|web)\s/.test(l));
     assert.deepEqual(lines.map((l) => l.slice(1).split(/\s+/).slice(0, 2).join(" ")), ["orders server", "api server", "web client"]);
     const api = lines[1]!.trim().split(/\s+/);
     assert.deepEqual([api[3], api[6]], ["10.0%", "300"], `api row: ${lines[1]}`);
     assert.match(out, /pipeline: no drops/);
-    const edges = execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", "--edges"], { encoding: "utf8" });
+    const edges = execFileSync(process.execPath, [WIRESCOPE_BIN, ...args(), "--once", "--edges"], { encoding: "utf8" });
     assert.match(edges, /web\s+->\s+api\s+http\s+[\d.]+\s+10\.0%\s+\S+\s+300/);
     assert.match(edges, /api\s+->\s+orders\s+grpc\s+[\d.]+\s+0\.0%\s+\S+\s+600/);
   });
 
   it("marks the peers outside as external, and lists exactly the service map's nodes", async () => {
-    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", ...extra], { encoding: "utf8" });
+    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE_BIN, ...args(), "--once", ...extra], { encoding: "utf8" });
     for (const node of ["", "n1", "n2"]) {
       const out = run(...(node ? ["--node", node] : []));
       const shown = new Map<string, string>();
@@ -111,7 +111,7 @@ describe("wirescope top", { timeout: 120_000 }, () => {
   });
 
   it("shows one node with --node; an unknown node names the nodes with data", () => {
-    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE, ...args(), "--once", ...extra], { encoding: "utf8" });
+    const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE_BIN, ...args(), "--once", ...extra], { encoding: "utf8" });
     const names = (out: string) => out.split("\n").filter((l) => /^[ >][a-z]+\s+(server|client)\s/.test(l)).map((l) => l.slice(1).split(/\s+/).slice(0, 2).join(" "));
     assert.deepEqual(names(run()), ["orders server", "api server", "web client", "cron client", "report server"]);
     const n2 = run("--node", "n2");
@@ -125,7 +125,7 @@ describe("wirescope top", { timeout: 120_000 }, () => {
   });
 
   it("runs live in a terminal: nodes, drill-down, edges, filter, quit", async () => {
-    const cmd = [process.execPath, WIRESCOPE, ...args(), "--interval", "1000"].map((a) => `'${a}'`).join(" ");
+    const cmd = [process.execPath, WIRESCOPE_BIN, ...args(), "--interval", "1000"].map((a) => `'${a}'`).join(" ");
     const r = tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "30", "-e", "TERM=xterm-256color", cmd);
     assert.equal(r.status, 0, r.stderr);
     const screen = () => tmux("capture-pane", "-p", "-t", "top").stdout;

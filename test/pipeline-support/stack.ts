@@ -18,7 +18,7 @@ import {
   ProbeService,
   type ManagedProcess,
 } from "@wirescope/common";
-import { REPO_ROOT, spawnTracked, influxQuery } from "../support/index.js";
+import { REPO_ROOT, spawnTracked, influxQuery, WIRESCOPE_BIN } from "../support/index.js";
 import { cpuTicks } from "../probe-support.js";
 
 export const STACK_LOCK = "/tmp/wirescope-stack.lock";
@@ -101,7 +101,7 @@ export interface Stack {
 export async function startStack(dir: string): Promise<Stack> {
   fs.mkdirSync(dir, { recursive: true });
   const upLog = path.join(dir, "up.log");
-  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [path.join(REPO_ROOT, "bin/wirescope.js"), "up", "--no-build", "--no-install", "--no-demo", "--start-timeout", "30000", "--data-dir", dir], {
+  const up: ManagedProcess = await spawnTracked("wirescope up", process.execPath, [WIRESCOPE_BIN, "up", "--no-build", "--no-install", "--no-demo", "--start-timeout", "30000", "--data-dir", dir], {
     logFile: upLog,
     cwd: REPO_ROOT,
   });

@@ -7,11 +7,8 @@ import path from "node:path";
 import { execFile, spawn } from "node:child_process";
 import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
 import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
-import { REPO_ROOT } from "../support/index.js";
+import { PLUGINS_DIR } from "../support/index.js";
 import { captureWhile } from "../support/tcpdump.js";
-
-/** parsers-wasm/build: the built plugins (scripts/build.mjs builds them before tests). */
-export const PLUGIN_BUILD_DIR = path.join(REPO_ROOT, "parsers-wasm/build");
 
 /** Runs tshark and returns the rows of `-T fields` (tab-separated, one array per frame). */
 export function tsharkFields(file: string, decodeAs: string, filter: string, fields: string[]): Promise<string[][]> {
@@ -50,8 +47,8 @@ export interface DecodeResult {
 export function decodeCapture(file: string, opts: DecodeOptions = {}): DecodeResult {
   const registry = new PluginRegistry();
   const flags = opts.redact ? 1 : 0;
-  const names = opts.plugins ?? fs.readdirSync(PLUGIN_BUILD_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
-  for (const n of names) registry.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, `${n}.json`), { flags }));
+  const names = opts.plugins ?? fs.readdirSync(PLUGINS_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
+  for (const n of names) registry.add(Plugin.fromFile(path.join(PLUGINS_DIR, `${n}.json`), { flags }));
   const engine = new ConnectionEngine(registry);
   const records: DecodedRecord[] = [];
   const rejected: { stream: number; reason: string }[] = [];
@@ -147,7 +144,7 @@ export function captureBytes(file: string, serverPort: number): Map<number, [Buf
 /** Decodes one connection given as chunks in time order (dir 0 client→server) with the named plugins. */
 export function decodeChunks(chunks: { dir: 0 | 1; bytes: Uint8Array; tsNs: bigint }[], opts: { plugins: string[]; serverPort: number }): RecordJson[] {
   const registry = new PluginRegistry();
-  for (const n of opts.plugins) registry.add(Plugin.fromFile(path.join(PLUGIN_BUILD_DIR, `${n}.json`), { flags: 0 }));
+  for (const n of opts.plugins) registry.add(Plugin.fromFile(path.join(PLUGINS_DIR, `${n}.json`), { flags: 0 }));
   const engine = new ConnectionEngine(registry);
   const ec = engine.openConnection({ clientKnown: true, portHint: opts.serverPort });
   const records: RecordJson[] = [];
