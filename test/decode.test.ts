@@ -9,6 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import type { RecordJson } from "@wirescope/common";
 import { REPO_ROOT, WIRESCOPE_BIN } from "./support/index.js";
 
 const CAPTURES = SHARED_CAPTURES;
@@ -40,21 +41,7 @@ function wirescope(args: string[], timeoutMs = 60_000): Promise<Run> {
 }
 
 type Json = Record<string, unknown>;
-interface Rec {
-  protocol: string;
-  client: string;
-  server: string;
-  startNs: string;
-  durationNs: string;
-  operation: string;
-  resource: string;
-  status: number | null;
-  error: boolean;
-  reqBytes: number;
-  respBytes: number;
-  incomplete?: true;
-  attributes: Json;
-}
+type Rec = RecordJson;
 
 const CONTRACT_KEYS = ["protocol", "client", "server", "startNs", "durationNs", "operation", "resource", "status", "error", "reqBytes", "respBytes"];
 

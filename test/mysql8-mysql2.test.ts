@@ -20,23 +20,8 @@ import { REPO_ROOT } from "./support/index.js";
 
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/** The decoder's wire builders (parsers-wasm/mysql/test/wire.ts), compiled. */
-interface Wire {
-  B(...parts: (Buffer | string | number[])[]): Buffer;
-  u16(v: number): Buffer;
-  u32(v: number): Buffer;
-  lenenc(n: number): Buffer;
-  lstr(s: string): Buffer;
-  pkt(seq: number, payload: Buffer): Buffer;
-  greeting(version: string, caps: number, plugin: string): Buffer;
-  ok(): Buffer;
-  eof(): Buffer;
-  err(code: number, state: string, msg: string): Buffer;
-  coldef(name: string, table?: string): Buffer;
-  textRow(...vals: (string | number | null)[]): Buffer;
-  CAPS: Record<string, number>;
-  BASE_CAPS: number;
-}
+/** The decoder's wire builders (parsers-wasm/mysql/test/wire.ts), loaded from their compiled copy at run time. */
+type Wire = typeof import("../parsers-wasm/mysql/test/wire.js");
 
 /** A MySQL 8 stand-in (see the header); answers in EOF-packet mode, as mysql2 does not deprecate EOF. */
 function standIn(W: Wire): net.Server {

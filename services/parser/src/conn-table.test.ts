@@ -414,20 +414,8 @@ describe("ConnTable: an in-band TLS upgrade", () => {
     create(DataEventSchema, { connKey: key, direction, seq: BigInt(seq), payload, originalLength: payload.length, timestampNs: ts, tid: 7 });
   const tlsOpen = (key: bigint, role: Role) => ({ ...open(key, role), tls: true, tlsLibrary: "openssl", timestampNs: 25n });
   const attr = (r: WsRecord, k: string) => r.attributes[k]?.value.value;
-  /** The vector builders of parsers-wasm/mysql/test/wire.ts (compiled there), the part used here. */
-  interface Wire {
-    B(...parts: (Buffer | string | number[])[]): Buffer;
-    u32(v: number): Buffer;
-    lenenc(n: number): Buffer;
-    pkt(seq: number, payload: Buffer): Buffer;
-    CAPS: { SSL: number; DEPRECATE_EOF: number };
-    BASE_CAPS: number;
-    greeting(version: string, caps: number, plugin: string): Buffer;
-    login(caps: number, user: string, auth: Buffer, db: string | null, plugin: string): Buffer;
-    ok(affected?: number, insertId?: number, status?: number, header?: number): Buffer;
-    coldef(name: string, table?: string): Buffer;
-    textRow(...vals: (string | number | null)[]): Buffer;
-  }
+  /** The vector builders of parsers-wasm/mysql/test/wire.ts, loaded from their compiled copy at run time. */
+  type Wire = typeof import("../../../parsers-wasm/mysql/test/wire.js");
 
   it("MySQL's SSL request and the login inside TLS are one LOGIN record, the plaintext decoded by the same session", async () => {
     const W = (await import(pathToFileURL(path.join(root, "parsers-wasm/dist/mysql/test/wire.js")).href)) as Wire;
