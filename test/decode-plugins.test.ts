@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { startRedis, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { captureMarked } from "./support/tcpdump.js";
+import type { RecordJson } from "@wirescope/common";
 
 
 function decode(args: string[]): { code: number | null; stdout: string; stderr: string } {
@@ -38,7 +39,7 @@ test("decode --plugins: the Redis example plugin decodes redis-cli ↔ redis-ser
   const all = run.stdout
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { protocol: string; operation: string; resource: string; status: number | null; error: boolean; client: string; server: string; attributes: Record<string, unknown> });
+    .map((l) => JSON.parse(l) as RecordJson);
   // redis-cli 7 asks the server for "COMMAND DOCS" before running the script
   const recs = all.filter((r) => !(r.operation === "COMMAND" && r.resource === "DOCS"));
   assert.ok(all.length - recs.length <= 1);
@@ -60,7 +61,7 @@ test("decode --plugins: the Redis example plugin decodes redis-cli ↔ redis-ser
   }
   assert.equal(recs[3]!.attributes["db.response.status_code"], "ERR");
   // --redact: arguments masked, the command still named
-  const red = decode([file, "--plugins", REDIS_PLUGIN_DIR, "--redact"]).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { attributes: Record<string, unknown> });
+  const red = decode([file, "--plugins", REDIS_PLUGIN_DIR, "--redact"]).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as RecordJson);
   assert.ok(!red.some((r) => String(r.attributes["db.query.text"]).includes("alice")));
   // a plugin folder that does not exist is a clear one-line error
   const bad = decode([file, "--plugins", path.join(dir, "nope")]);
