@@ -152,7 +152,7 @@ struct proc_state {
 	__u64 win_start;
 	__u64 win_bytes;
 	__u32 acc;         /* systematic sampling: a new connection adds the level, observed on overflow */
-	__u32 _pad;
+	__u32 fd_entries;  /* it has had entries in conn_by_fd or nonsock_fds: its exec looks for them */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -452,6 +452,15 @@ static __always_inline struct proc_state *proc_of(__u32 tgid)
 	return bpf_map_lookup_elem(&proc_state, &tgid);
 }
 
+/* The process has an entry keyed by one of its fds (conn_by_fd, nonsock_fds): an exec must look
+ * for the ones it closed. Most execs are of a child just forked, which has none, and skip the walk. */
+static __always_inline void note_fd_entry(__u32 tgid)
+{
+	struct proc_state *ps = proc_of(tgid);
+	if (ps && !ps->fd_entries)
+		ps->fd_entries = 1;
+}
+
 static __always_inline void tuple_of(struct ws_conn_event *ev, struct tuple_key *k)
 {
 	__u64 l0, l1, r0, r1;
@@ -576,6 +585,7 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 		count_drop(WS_DROP_CONN_MAP_FULL);
 		return NULL;
 	}
+	note_fd_entry(tgid);
 	if (ci.shed) {
 		/* shed at first sight: user space never hears of it, nothing of it is copied */
 		shed_count(ci.shed, 1);
@@ -600,7 +610,8 @@ static __always_inline struct conn_info *conn_of_fd(__u32 tgid, __u32 fd)
 	struct sock *sk = tcp_sock_of_fd(fd);
 	if (!sk) {
 		__u8 one = 1;
-		bpf_map_update_elem(&nonsock_fds, &key, &one, BPF_ANY);
+		if (!bpf_map_update_elem(&nonsock_fds, &key, &one, BPF_ANY))
+			note_fd_entry(tgid);
 		return NULL;
 	}
 	return track_conn(tgid, fd, sk, WS_ROLE_UNKNOWN, WS_CONN_F_INFERRED, 0);
@@ -1204,36 +1215,41 @@ int exit_dup3(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret);
  * go_calls) would stay until the LRU evicted them, and an LRU full of dead entries evicts live ones. So:
  *
  *   sched_process_exit, each thread  ── its active_calls and ssl_calls entries
- *   ... the last thread of the group ── every fd of the table (0..max_fds): forget_fd (a close
- *                                       event, WS_SYS_EXIT, for a connection), proc_state[tgid]
- *   sched_process_exec               ── the fds that no longer hold a file (close-on-exec)
+ *   ... the last thread of the group ── every open fd (the table's open_fds bitmap): forget_fd (a
+ *                                       close event, WS_SYS_EXIT, for a connection), proc_state[tgid]
+ *   sched_process_exec               ── the fds that no longer hold a file (close-on-exec), when
+ *                                       the process has had fd entries (proc_state.fd_entries)
  *   sys_exit_close_range             ── the fds of the range that no longer hold a file
  *
- * At sched_process_exit the fd table is still there (exit_files comes after it). A table is
- * walked up to WS_MAX_EXIT_FDS entries: fds above it are left to the LRU. */
+ * At sched_process_exit the fd table is still there (exit_files comes after it). The exit walk
+ * reads the bitmap a word (64 fds) at a time and forgets the fds whose bit is set: its cost is the
+ * table's size / 64 reads plus two map operations per open fd (an fd closed by close(2) was
+ * forgotten then). Slot by slot, two map operations per slot, a process that had raised its table
+ * to 32,768 slots cost 1.9 ms of kernel time at exit (services/probe/bench/fd-walk-cost.mjs). The
+ * exec and close_range walks look at slots (their fds are closed already: no bit says which), up
+ * to WS_MAX_EXIT_FDS; fds above it are left to the LRU. */
 struct fd_walk {
 	__u64 fdarr;       /* the fd table's array of struct file pointers */
+	__u64 open_fds;    /* its bitmap of open fds (the exit walk) */
 	__u32 tgid;
 	__u32 first;
 	__u8 syscall;
-	__u8 only_closed;  /* only fds that hold no file any more */
 };
 
 static long forget_fd_step(__u32 i, void *arg)
 {
 	struct fd_walk *w = arg;
 	__u32 fd = w->first + i;
-	if (w->only_closed) {
-		struct file *f = NULL;
-		if (bpf_probe_read_kernel(&f, sizeof(f), (void *)(w->fdarr + (__u64)fd * sizeof(f))) || f)
-			return 0;
-	}
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), (void *)(w->fdarr + (__u64)fd * sizeof(f))) || f)
+		return 0;
 	forget_fd(w->tgid, fd, w->syscall);
 	return 0;
 }
 
-/* Forgets fds [first, last] of the current process (bounded by its table and WS_MAX_EXIT_FDS). */
-static __always_inline void forget_fds(__u32 tgid, __u32 first, __u64 last, __u8 only_closed, __u8 syscall)
+/* Forgets the fds of [first, last] of the current process that hold no file any more (bounded by
+ * its table and WS_MAX_EXIT_FDS). */
+static __always_inline void forget_closed_fds(__u32 tgid, __u32 first, __u64 last, __u8 syscall)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -1247,8 +1263,63 @@ static __always_inline void forget_fds(__u32 tgid, __u32 first, __u64 last, __u8
 	__u64 n = last - first + 1;
 	if (n > WS_MAX_EXIT_FDS)
 		n = WS_MAX_EXIT_FDS;
-	struct fd_walk w = { .fdarr = (__u64)BPF_CORE_READ(fdt, fd), .tgid = tgid, .first = first, .syscall = syscall, .only_closed = only_closed };
+	struct fd_walk w = { .fdarr = (__u64)BPF_CORE_READ(fdt, fd), .tgid = tgid, .first = first, .syscall = syscall };
 	bpf_loop(n, forget_fd_step, &w, 0);
+}
+
+/* The exit walk: the open fds of one word of the bitmap, lowest first. */
+struct fd_bits {
+	__u64 word;
+	__u32 base;
+	__u32 tgid;
+};
+
+/* The index of the one bit set in `bit`. */
+static __always_inline __u32 bit_index(__u64 bit)
+{
+	__u32 n = 0;
+	n += (bit & 0xFFFFFFFF00000000ULL) ? 32 : 0;
+	n += (bit & 0xFFFF0000FFFF0000ULL) ? 16 : 0;
+	n += (bit & 0xFF00FF00FF00FF00ULL) ? 8 : 0;
+	n += (bit & 0xF0F0F0F0F0F0F0F0ULL) ? 4 : 0;
+	n += (bit & 0xCCCCCCCCCCCCCCCCULL) ? 2 : 0;
+	n += (bit & 0xAAAAAAAAAAAAAAAAULL) ? 1 : 0;
+	return n;
+}
+
+static long forget_open_bit(__u32 i, void *arg)
+{
+	struct fd_bits *b = arg;
+	if (!b->word)
+		return 1;
+	__u64 low = b->word & -b->word;
+	b->word &= b->word - 1;
+	forget_fd(b->tgid, b->base + bit_index(low), WS_SYS_EXIT);
+	return 0;
+}
+
+static long forget_open_word(__u32 i, void *arg)
+{
+	struct fd_walk *w = arg;
+	struct fd_bits b = { .base = i * 64, .tgid = w->tgid };
+	if (bpf_probe_read_kernel(&b.word, sizeof(b.word), (void *)(w->open_fds + (__u64)i * sizeof(b.word))) || !b.word)
+		return 0;
+	bpf_loop(64, forget_open_bit, &b, 0);
+	return 0;
+}
+
+/* Forgets every open fd of the current process (up to WS_MAX_EXIT_FDS). */
+static __always_inline void forget_open_fds(__u32 tgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return;
+	__u32 words = BPF_CORE_READ(fdt, max_fds) / 64;
+	if (words > WS_MAX_EXIT_FDS / 64)
+		words = WS_MAX_EXIT_FDS / 64;
+	struct fd_walk w = { .open_fds = (__u64)BPF_CORE_READ(fdt, open_fds), .tgid = tgid };
+	bpf_loop(words, forget_open_word, &w, 0);
 }
 
 SEC("tracepoint/sched/sched_process_exit")
@@ -1265,7 +1336,7 @@ int task_exit(void *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	forget_fds(tgid, 0, ~0ULL, 0, WS_SYS_EXIT);
+	forget_open_fds(tgid);
 	bpf_map_delete_elem(&proc_state, &tgid);
 	return 0;
 }
@@ -1276,7 +1347,10 @@ int task_exec(void *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid == self_tgid || !in_node())
 		return 0;
-	forget_fds(tgid, 0, ~0ULL, 1, WS_SYS_EXIT);
+	struct proc_state *ps = bpf_map_lookup_elem(&proc_state, &tgid);
+	if (!ps || !ps->fd_entries)
+		return 0;
+	forget_closed_fds(tgid, 0, ~0ULL, WS_SYS_EXIT);
 	return 0;
 }
 
@@ -1305,6 +1379,6 @@ int exit_close_range(struct trace_event_raw_sys_exit *ctx)
 	__u64 last = (__u32)a->buf;
 	bpf_map_delete_elem(&active_calls, &id);
 	if (ctx->ret == 0)
-		forget_fds(id >> 32, first, last, 1, WS_SYS_CLOSE);
+		forget_closed_fds(id >> 32, first, last, WS_SYS_CLOSE);
 	return 0;
 }

@@ -29,7 +29,13 @@ export function probeMapKeys(pid: number, names: readonly string[]): Map<string,
   const out = new Map<string, Buffer[]>();
   const ids = new Set<number>();
   for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
-    const m = /^map_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+    let info = "";
+    try {
+      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+    } catch {
+      continue; // closed meanwhile (a socket of the process reading its own maps)
+    }
+    const m = /^map_id:\s*(\d+)/m.exec(info);
     if (m) ids.add(Number(m[1]));
   }
   for (const id of ids) {
