@@ -518,6 +518,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
 
   void Flush() {
     if (!cur_.data || cur_.len == 0) return;
+    urgent_ = false;
+    last_flush_ = std::chrono::steady_clock::now();
     Batch* b = new Batch(cur_);
     b->queued = queued_;
     b->pool = pool_;
@@ -539,13 +541,24 @@ class Probe : public Napi::ObjectWrap<Probe> {
     NewBatch();
   }
 
+  // A batch holding a new connection goes out kUrgentMs after the last batch at the latest, not
+  // at once: user space reads /proc/<pid> for the open while the process still exists (a few ms
+  // is what short-lived clients leave), and one batch per new connection woke JS once per
+  // connection, most of the probe's per-connection cost at hundreds of connections a second.
+  static constexpr long kUrgentMs = 5;
+
+  /** ms until the batch must go out (0: now). */
+  long Due(std::chrono::steady_clock::time_point now) const {
+    auto ms = [](auto d) { return (long)std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    long due = std::max(0L, batch_ms_ - ms(now - batch_start_));
+    if (urgent_) due = std::min(due, std::max(0L, kUrgentMs - ms(now - last_flush_)));
+    return due;
+  }
+
   void Poll() {
     while (running_) {
       int timeout = batch_ms_;
-      if (cur_.len) {
-        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
-        timeout = age >= batch_ms_ ? 0 : (int)(batch_ms_ - age);
-      }
+      if (cur_.len) timeout = (int)Due(std::chrono::steady_clock::now());
       // the kernel side wakes us only when a batch worth of data waits (see wakeup_bytes), so
       // the timeout is what bounds the latency of a trickle of events
       if (timeout > 10) timeout = 10;
@@ -556,11 +569,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       }
       // epoll reports only rings that signalled; read what arrived without a wakeup too
       if (ring_buffer__consume(rb_) < 0) poll_errors_ += 1;
-      if (cur_.len) {
-        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - batch_start_).count();
-        if (age >= batch_ms_ || urgent_) Flush();
-      }
-      urgent_ = false;
+      if (cur_.len && Due(std::chrono::steady_clock::now()) == 0) Flush();
     }
     Flush();
   }
@@ -984,11 +993,12 @@ class Probe : public Napi::ObjectWrap<Probe> {
   int lock_fd_ = -1;
   int node_lock_fd_ = -1;  // a node's probe: its namespace's own lock
   size_t batch_bytes_ = 1024 * 1024;
-  int batch_ms_ = 50;
+  long batch_ms_ = 50;
   bool urgent_ = false;
   Batch cur_{nullptr, 0, 0, nullptr, nullptr};
   std::shared_ptr<BlockPool> pool_;
   std::chrono::steady_clock::time_point batch_start_;
+  std::chrono::steady_clock::time_point last_flush_;  // of the last batch handed to JS (or dropped)
   std::shared_ptr<QueueCounter> queued_ = std::make_shared<QueueCounter>();
   std::atomic<uint64_t> cur_events_{0};
   std::atomic<uint64_t> events_{0}, batches_{0}, bytes_{0}, dropped_batches_{0}, dropped_events_{0}, poll_errors_{0};
