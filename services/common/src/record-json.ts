@@ -22,9 +22,9 @@ import {
   StringListTag,
   type TraceContextField,
   TraceContextTag,
-  WireType,
 } from "./gen/wire/fields.js";
 import type { FieldCoverage } from "./wire/coverage.js";
+import * as r from "./wire/reader.js";
 
 export type JsonValue = string | number | boolean | null | string[];
 
@@ -142,211 +142,67 @@ export const RECORD_JSON_FIELDS = {
   StringList: { values: "read" } satisfies FieldCoverage<typeof StringListField>,
 } as const;
 
-/** Bytes that are not a wirescope.v1.Record. */
-export class RecordWireError extends Error {}
+/** Bytes that are not a wirescope.v1.Record (the wire reader's error). */
+export { WireError as RecordWireError } from "./wire/reader.js";
 
 // ---- wire reader ----
 //
-// Written for speed: no allocation per field (lengths go to fields of the reader, not tuples),
-// numbers below 2^53 without BigInt, strings sliced by Node's native latin1/utf8 decoders.
+// On the shared cursor (wire/reader.ts): no allocation per field, numbers below 2^53 without
+// BigInt, repeated short strings from its cache.
 
-type Buf = Uint8Array & { latin1Slice(s: number, e: number): string; utf8Slice(s: number, e: number): string };
-type Slice = (this: Uint8Array, s: number, e: number) => string;
-
-class Wire {
-  pos = 0;
-  end = 0;
-  /** Content bounds of the last length-delimited field read by len(). */
-  ls = 0;
-  le = 0;
-  constructor(readonly b: Uint8Array) {}
-
-  at(start: number, end: number): this {
-    this.pos = start;
-    this.end = end;
-    return this;
-  }
-
-  private byte(): number {
-    if (this.pos >= this.end) throw new RecordWireError("truncated varint");
-    return this.b[this.pos++]!;
-  }
-
-  /** A varint as a number (exact below 2^53; tags, lengths, sizes, ports, flags). */
-  u(): number {
-    let x = this.byte();
-    if (x < 0x80) return x;
-    let r = x & 0x7f;
-    let mul = 128;
-    for (let i = 1; i < 10; i++) {
-      x = this.byte();
-      r += (x & 0x7f) * mul;
-      if (x < 0x80) return r;
-      mul *= 128;
-    }
-    throw new RecordWireError("varint longer than 10 bytes");
-  }
-
-  /** A varint as a bigint (64-bit values: nanoseconds, int64). */
-  big(): bigint {
-    const start = this.pos;
-    const n = this.u();
-    if (n <= Number.MAX_SAFE_INTEGER && this.pos - start <= 7) return BigInt(n);
-    let r = 0n;
-    let shift = 0n;
-    for (let i = start; i < this.pos; i++) {
-      r |= BigInt(this.b[i]! & 0x7f) << shift;
-      shift += 7n;
-    }
-    return BigInt.asUintN(64, r);
-  }
-
-  /** Reads a length; sets ls/le to the content and moves past it. */
-  len(): void {
-    const n = this.u();
-    const s = this.pos;
-    if (n > this.end - s) throw new RecordWireError("length past the end");
-    this.ls = s;
-    this.le = s + n;
-    this.pos = s + n;
-  }
-
-  str(): string {
-    this.len();
-    return slice(this.b, this.ls, this.le);
-  }
-
-  /** A varint's decimal text (uint64). */
-  text(): string {
-    const start = this.pos;
-    this.u();
-    return u64Text(this.b, start, this.pos);
-  }
-
-  skip(wt: number): void {
-    if (wt === WireType.VARINT) this.u();
-    else if (wt === WireType.I64) this.pos += 8;
-    else if (wt === WireType.LEN) this.len();
-    else if (wt === WireType.I32) this.pos += 4;
-    else throw new RecordWireError(`unsupported wire type ${wt}`);
-    if (this.pos > this.end) throw new RecordWireError("field past the end");
-  }
+/** An int64 in JSON: a number when exact, else its decimal text (as `safeNumber`). */
+function int64Json(): number | string {
+  const v = r.i64Num();
+  return Number.isSafeInteger(v) ? v : r.i64Big().toString();
 }
-
-// Node's native decoders accept any Uint8Array as `this`: no Buffer object per record.
-const latin1Slice = (Buffer.prototype as unknown as Buf).latin1Slice as Slice;
-const utf8Slice = (Buffer.prototype as unknown as Buf).utf8Slice as Slice;
-
-// Short strings repeat endlessly in records (attribute keys, methods, protocols, status words):
-// an intern table keyed by a hash of the bytes returns the same string without decoding.
-const INTERN_SLOTS = 4096;
-const INTERN_MAX = 48;
-const internBytes: (Uint8Array | undefined)[] = new Array(INTERN_SLOTS);
-const internStr: string[] = new Array(INTERN_SLOTS);
-
-/** UTF-8 text of b[s, e): invalid sequences become U+FFFD (as protobuf-es does). */
-function slice(b: Uint8Array, s: number, e: number): string {
-  const n = e - s;
-  if (n === 0) return "";
-  if (n > INTERN_MAX) return decode(b, s, e);
-  let h = 0x811c9dc5;
-  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
-  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
-  const k = internBytes[slot];
-  if (k && k.length === n) {
-    let i = 0;
-    while (i < n && k[i] === b[s + i]) i++;
-    if (i === n) return internStr[slot]!;
-  }
-  const str = decode(b, s, e);
-  internBytes[slot] = b.slice(s, e);
-  internStr[slot] = str;
-  return str;
-}
-
-function decode(b: Uint8Array, s: number, e: number): string {
-  for (let i = s; i < e; i++) if (b[i]! >= 0x80) return utf8Slice.call(b, s, e);
-  return latin1Slice.call(b, s, e);
-}
-
-/** Decimal text of the unsigned varint at b[s, e) (up to 64 bits) without BigInt. */
-function u64Text(b: Uint8Array, s: number, e: number): string {
-  // value = hi * 2^28 + lo, lo from the first four bytes
-  let lo = 0;
-  let hi = 0;
-  let mul = 1;
-  for (let i = s; i < e; i++) {
-    const x = b[i]! & 0x7f;
-    if (i - s < 4) lo += x * mul;
-    else hi += x * (mul / 268435456);
-    mul *= 128;
-  }
-  if (hi < 0x2000000) return String(hi * 268435456 + lo); // below 2^53
-  hi = hi % 68719476736; // 64-bit wrap: hi has at most 36 bits
-  // value = (xh * 1e7 + xl) * 2^28 + lo = xh * 2^28 * 1e7 + (xl * 2^28 + lo)
-  const xh = Math.floor(hi / 1e7);
-  const xl = hi - xh * 1e7;
-  const t = xl * 268435456 + lo;
-  const tq = Math.floor(t / 1e7);
-  const high = xh * 268435456 + tq;
-  const low = t - tq * 1e7;
-  return high === 0 ? String(low) : String(high) + String(low).padStart(7, "0");
-}
-
-const I64 = (v: bigint) => BigInt.asIntN(64, v);
-const num64 = (v: bigint) => safeNumber(I64(v));
 
 interface Ep {
   address: string;
   port: number;
 }
 
-function endpointWire(b: Uint8Array, s: number, e: number, prev: Ep): Ep {
-  const r = new Wire(b).at(s, e);
+/** Endpoint fields up to `end` over `prev` (a repeated message field merges). */
+function endpointWire(end: number, prev: Ep): Ep {
   const out = { address: prev.address, port: prev.port };
-  while (r.pos < r.end) {
-    const tag = r.u();
-    if (tag === EndpointTag.address) out.address = r.str();
-    else if (tag === EndpointTag.port) out.port = r.u() >>> 0;
-    else r.skip(tag & 7);
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    if (tag === EndpointTag.address) out.address = r.string(end);
+    else if (tag === EndpointTag.port) out.port = r.varint(end) >>> 0;
+    else r.skip(tag & 7, end);
   }
   return out;
 }
 
-function attrWire(r: Wire, s: number, e: number): JsonValue {
-  const end = r.end;
-  r.at(s, e);
+/** One AttributeValue up to `end`; `prev` is the entry's value so far (a string list merges). */
+function attrWire(end: number): JsonValue {
   let v: JsonValue = null;
-  while (r.pos < r.end) {
-    const tag = r.u();
-    if (tag === AttributeValueTag.stringValue) v = r.str();
-    else if (tag === AttributeValueTag.intValue) v = num64(r.big());
-    else if (tag === AttributeValueTag.boolValue) v = r.u() !== 0;
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    if (tag === AttributeValueTag.stringValue) v = r.string(end);
+    else if (tag === AttributeValueTag.intValue) {
+      r.varint64(end);
+      v = int64Json();
+    } else if (tag === AttributeValueTag.boolValue) v = r.varint(end) !== 0;
     else if (tag === AttributeValueTag.doubleValue) {
-      if (r.pos + 8 > r.end) throw new RecordWireError("truncated double");
-      const d = new DataView(r.b.buffer, r.b.byteOffset + r.pos, 8).getFloat64(0, true);
-      r.pos += 8;
+      const d = r.float64(end);
       v = Number.isFinite(d) ? d : String(d);
     } else if (tag === AttributeValueTag.stringList) {
-      r.len();
+      const e = r.lenEnd(end);
       const list: string[] = Array.isArray(v) ? v : [];
-      const lr = new Wire(r.b).at(r.ls, r.le);
-      while (lr.pos < lr.end) {
-        const t = lr.u();
-        if (t === StringListTag.values) list.push(lr.str());
-        else lr.skip(t & 7);
+      while (r.pos < e) {
+        const t = r.varint(e);
+        if (t === StringListTag.values) list.push(r.string(e));
+        else r.skip(t & 7, e);
       }
       v = list;
-    } else r.skip(tag & 7);
+    } else r.skip(tag & 7, end);
   }
-  r.end = end;
   return v;
 }
 
 function fromWire(bytes: Uint8Array): RecordJson {
-  const b = bytes;
-  const w = new Wire(b).at(0, b.length);
-  const sub = new Wire(b);
+  r.setCursor(bytes, 0);
+  const end = bytes.length;
   let protocol = "";
   let startNs = "0";
   let durationNs = "0";
@@ -362,75 +218,71 @@ function fromWire(bytes: Uint8Array): RecordJson {
   let server: Ep = { address: "", port: 0 };
   const keys: string[] = [];
   const vals: JsonValue[] = [];
-  while (w.pos < w.end) {
-    const tag = w.u();
+  while (r.pos < end) {
+    const tag = r.varint(end);
     switch (tag) {
       case RecordTag.protocol:
-        protocol = w.str();
+        protocol = r.string(end);
         break;
       case RecordTag.startNs:
-        startNs = w.text();
+        r.varint64(end);
+        startNs = r.u64Text();
         break;
       case RecordTag.durationNs:
-        durationNs = w.text();
+        r.varint64(end);
+        durationNs = r.u64Text();
         break;
       case RecordTag.operation:
-        operation = w.str();
+        operation = r.string(end);
         break;
       case RecordTag.resource:
-        resource = w.str();
+        resource = r.string(end);
         break;
       case RecordTag.status:
-        status = num64(w.big()) as number;
+        r.varint64(end);
+        status = int64Json() as number;
         break;
       case RecordTag.error:
-        error = w.u() !== 0;
+        error = r.varint(end) !== 0;
         break;
       case RecordTag.requestBytes:
-        reqBytes = w.u();
+        r.varint64(end);
+        reqBytes = r.u64Num();
         break;
       case RecordTag.responseBytes:
-        respBytes = w.u();
+        r.varint64(end);
+        respBytes = r.u64Num();
         break;
       case RecordTag.incomplete:
-        incomplete = w.u() !== 0;
+        incomplete = r.varint(end) !== 0;
         break;
       case RecordTag.trace: {
-        w.len();
-        const r = sub.at(w.ls, w.le);
+        const e = r.lenEnd(end);
         const t = trace ?? { traceId: "", parentSpanId: "", flags: 0, format: "" };
-        while (r.pos < r.end) {
-          const tg = r.u();
-          if (tg === TraceContextTag.traceId) {
-            r.len();
-            t.traceId = Buffer.from(b.buffer, b.byteOffset + r.ls, r.le - r.ls).toString("hex");
-          } else if (tg === TraceContextTag.parentSpanId) {
-            r.len();
-            t.parentSpanId = Buffer.from(b.buffer, b.byteOffset + r.ls, r.le - r.ls).toString("hex");
-          } else if (tg === TraceContextTag.flags) t.flags = r.u() >>> 0;
-          else if (tg === TraceContextTag.format) t.format = r.str();
-          else r.skip(tg & 7);
+        while (r.pos < e) {
+          const tg = r.varint(e);
+          if (tg === TraceContextTag.traceId) t.traceId = r.hexOfLength(e, -1);
+          else if (tg === TraceContextTag.parentSpanId) t.parentSpanId = r.hexOfLength(e, -1);
+          else if (tg === TraceContextTag.flags) t.flags = r.varint(e) >>> 0;
+          else if (tg === TraceContextTag.format) t.format = r.string(e);
+          else r.skip(tg & 7, e);
         }
         trace = t;
         break;
       }
       case RecordTag.attributes: {
         // a map entry { key, AttributeValue }
-        w.len();
-        const r = sub.at(w.ls, w.le);
+        const e = r.lenEnd(end);
         let key = "";
-        let vs = -1;
-        let ve = -1;
-        while (r.pos < r.end) {
-          const tg = r.u();
-          if (tg === RecordAttributesEntryTag.key) key = r.str();
+        let val: JsonValue = null;
+        while (r.pos < e) {
+          const tg = r.varint(e);
+          if (tg === RecordAttributesEntryTag.key) key = r.string(e);
           else if (tg === RecordAttributesEntryTag.value) {
-            r.len();
-            vs = r.ls;
-            ve = r.le;
-          } else r.skip(tg & 7);
+            const ve = r.lenEnd(e);
+            val = attrWire(ve);
+          } else r.skip(tg & 7, e);
         }
-        const val = vs >= 0 ? attrWire(r, vs, ve) : null;
         const at = keys.indexOf(key); // a few keys: a scan beats a Map
         if (at >= 0) vals[at] = val;
         else {
@@ -439,14 +291,18 @@ function fromWire(bytes: Uint8Array): RecordJson {
         }
         break;
       }
-      case RecordTag.client: // a two-byte tag (a2 01), read whole by u()
-      case RecordTag.server:
-        w.skip(WireType.LEN);
-        if (tag === RecordTag.client) client = endpointWire(b, w.ls, w.le, client);
-        else server = endpointWire(b, w.ls, w.le, server);
+      case RecordTag.client: {
+        const e = r.lenEnd(end);
+        client = endpointWire(e, client);
         break;
+      }
+      case RecordTag.server: {
+        const e = r.lenEnd(end);
+        server = endpointWire(e, server);
+        break;
+      }
       default:
-        w.skip(tag & 7);
+        r.skip(tag & 7, end);
     }
   }
   // attributes sorted by key (insertion sort: a handful, usually already in order)

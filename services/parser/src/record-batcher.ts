@@ -5,8 +5,8 @@
 //   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
 // in field order, as protobuf-es writes it (tags from the generated table of proto/).
 // Pure: the caller decides when to flush (size here, time in the service).
-import { type FieldCoverage, type RecordBatchField, RecordBatchTag, recordPartitionOf } from "@wirescope/common";
-import { tidFieldLen, varintLen, writeTidField, writeVarint } from "./record-bytes.js";
+import { type FieldCoverage, type RecordBatchField, RecordBatchTag, recordPartitionOf, varintLen, writeVarint, writeVarint64 } from "@wirescope/common";
+import { tidFieldLen, writeTidField } from "./record-bytes.js";
 
 /** What encodeRecordBatch writes of a RecordBatch (a field added to proto/ fails the build here). */
 export const BATCH_FIELDS = {
@@ -130,12 +130,8 @@ export function encodeRecordBatch(node: string, parserId: string, partition: num
   }
   if (seq) {
     i = writeVarint(out, i, RecordBatchTag.batchSeq);
-    let x = BigInt.asUintN(64, seq);
-    while (x >= 0x80n) {
-      out[i++] = Number(x & 0x7fn) | 0x80;
-      x >>= 7n;
-    }
-    out[i++] = Number(x);
+    const x = BigInt.asUintN(64, seq);
+    i = writeVarint64(out, i, Number(x & 0xffff_ffffn), Number(x >> 32n));
   }
   return out.subarray(0, i);
 }

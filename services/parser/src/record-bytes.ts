@@ -21,7 +21,10 @@ import {
   type RecordField,
   RecordTag,
   type Role,
+  varintLen,
   WireType,
+  WireWriter,
+  writeVarint,
 } from "@wirescope/common";
 import type { EndpointInfo } from "./identity.js";
 
@@ -155,8 +158,6 @@ export interface HostFields {
   observedFraction?: number;
 }
 
-const te = new TextEncoder();
-
 /** What the host writes of each message (fields 1-19 of Record are the plugin's). */
 export const HOST_FIELDS = {
   Record: {
@@ -174,47 +175,9 @@ export const HOST_FIELDS = {
   } satisfies FieldCoverage<typeof ProcessInfoField>,
 } as const;
 
-/** A tiny protobuf writer for the host fields (once per connection; no reflection). */
-class Writer {
-  private parts: number[] = [];
-  varint(v: number | bigint): void {
-    let x = BigInt.asUintN(64, BigInt(v));
-    while (x >= 0x80n) {
-      this.parts.push(Number(x & 0x7fn) | 0x80);
-      x >>= 7n;
-    }
-    this.parts.push(Number(x));
-  }
-  uint(tag: number, v: number | bigint): void {
-    if (!v) return; // proto3: zero is not written
-    this.varint(tag);
-    this.varint(v);
-  }
-  bytes(tag: number, b: Uint8Array | number[]): void {
-    this.varint(tag);
-    this.varint(b.length);
-    for (const x of b) this.parts.push(x);
-  }
-  string(tag: number, s: string | undefined): void {
-    if (s) this.bytes(tag, te.encode(s));
-  }
-  float(tag: number, v: number): void {
-    this.varint(tag);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    for (const x of b) this.parts.push(x);
-  }
-  message(tag: number, w: Writer | undefined): void {
-    if (w) this.bytes(tag, w.parts);
-  }
-  finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
-  }
-}
-
-function processInfo(p: ProcessInfo | undefined): Writer | undefined {
+function processInfo(p: ProcessInfo | undefined): Uint8Array | undefined {
   if (!p) return undefined;
-  const w = new Writer();
+  const w = new WireWriter();
   w.uint(ProcessInfoTag.pid, p.pid);
   w.string(ProcessInfoTag.name, p.name);
   w.string(ProcessInfoTag.exe, p.exe);
@@ -224,47 +187,47 @@ function processInfo(p: ProcessInfo | undefined): Writer | undefined {
   w.string(ProcessInfoTag.namespace, p.namespace);
   w.string(ProcessInfoTag.container, p.container);
   w.string(ProcessInfoTag.workload, p.workload);
-  return w;
+  return w.bytes();
 }
 
-function endpoint(e: EndpointInfo | undefined): Writer | undefined {
+function endpoint(e: EndpointInfo | undefined): Uint8Array | undefined {
   if (!e) return undefined;
-  const w = new Writer();
+  const w = new WireWriter();
   w.string(EndpointTag.address, e.address);
   w.uint(EndpointTag.port, e.port);
-  w.message(EndpointTag.process, processInfo(e.process));
+  w.lenField(EndpointTag.process, processInfo(e.process));
   w.string(EndpointTag.node, e.node);
   w.string(EndpointTag.service, e.service);
-  return w;
+  return w.bytes();
 }
 
 /** One map<string, AttributeValue> entry: key, and the value written by `value`. */
-function attribute(key: string, value: (v: Writer) => void): Writer {
-  const v = new Writer();
+function attribute(key: string, value: (v: WireWriter) => void): Uint8Array {
+  const v = new WireWriter();
   value(v);
-  const e = new Writer();
+  const e = new WireWriter();
   e.string(RecordAttributesEntryTag.key, key);
-  e.message(RecordAttributesEntryTag.value, v);
-  return e;
+  e.lenField(RecordAttributesEntryTag.value, v.bytes());
+  return e.bytes();
 }
 
 /** Encodes the connection's host fields once (client, server, conn_key, role, node, the TLS attributes, observed_fraction); tid is added per record. */
 export function encodeHostFields(f: HostFields): Uint8Array {
-  const w = new Writer();
-  w.message(RecordTag.client, endpoint(f.client));
-  w.message(RecordTag.server, endpoint(f.server));
+  const w = new WireWriter();
+  w.lenField(RecordTag.client, endpoint(f.client));
+  w.lenField(RecordTag.server, endpoint(f.server));
   w.uint(RecordTag.connKey, f.connKey);
   w.uint(RecordTag.role, f.role);
   w.string(RecordTag.node, f.node);
   if (f.tlsLibrary !== undefined) {
     // Record.attributes (a map): entries appended here merge with the plugin's
     // tls = true, tls.library = "openssl"
-    w.message(RecordTag.attributes, attribute("tls", (v) => (v.varint(AttributeValueTag.boolValue), v.varint(1))));
-    w.message(RecordTag.attributes, attribute("tls.library", (v) => v.string(AttributeValueTag.stringValue, f.tlsLibrary || "unknown")));
+    w.lenField(RecordTag.attributes, attribute("tls", (v) => v.uint(AttributeValueTag.boolValue, 1)));
+    w.lenField(RecordTag.attributes, attribute("tls.library", (v) => v.string(AttributeValueTag.stringValue, f.tlsLibrary || "unknown")));
   }
   // a sampled connection: each record stands for 1 / fraction requests (the aggregator scales)
   if (f.observedFraction !== undefined && f.observedFraction > 0 && f.observedFraction < 1) w.float(RecordTag.observedFraction, f.observedFraction);
-  return w.finish();
+  return w.bytes();
 }
 
 /** The tid's tag (two bytes: its number is past 15). */
@@ -291,25 +254,4 @@ export function appendHostFields(plugin: Uint8Array, suffix: Uint8Array, tid: nu
   out.set(suffix, plugin.length);
   writeTidField(out, plugin.length + suffix.length, tid);
   return out;
-}
-
-/** Bytes of `v` (a uint32) as a varint. */
-export function varintLen(v: number): number {
-  let n = 1;
-  v >>>= 0;
-  while (v >= 0x80) {
-    v >>>= 7;
-    n++;
-  }
-  return n;
-}
-
-/** Writes `v` (a uint32) as a varint at out[i]; returns the position after it. */
-export function writeVarint(out: Uint8Array, i: number, v: number): number {
-  while (v >= 0x80) {
-    out[i++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  out[i++] = v;
-  return i;
 }

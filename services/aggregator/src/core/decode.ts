@@ -20,7 +20,8 @@ import {
   TraceContextTag,
 } from "@wirescope/common";
 import { RecordBatchSlots, type EndpointSlot, type RecordSlot } from "./record-slot.js";
-import * as w from "./wire.js";
+import * as w from "@wirescope/common/wire/reader";
+import * as a from "./wire.js";
 
 export { DecodeError } from "./wire.js";
 
@@ -99,15 +100,15 @@ function readRecord(rec: RecordSlot, end: number): void {
         w.varint64(end);
         rec.hasStart = w.lo !== 0 || w.hi !== 0;
         rec.startNsNum = w.u64Num();
-        w.divMod1000();
-        rec.startUs = w.q1000;
-        rec.startSubNs = w.r1000;
+        a.divMod1000();
+        rec.startUs = a.q1000;
+        rec.startSubNs = a.r1000;
         break;
       case RecordTag.durationNs:
         w.varint64(end);
         rec.durNsNum = w.u64Num();
-        w.divMod1000();
-        rec.durUs = w.q1000;
+        a.divMod1000();
+        rec.durUs = a.q1000;
         break;
       case RecordTag.operation: rec.operation = w.string(end); break;
       case RecordTag.resource: rec.resource = w.string(end); break;
@@ -128,7 +129,7 @@ function readRecord(rec: RecordSlot, end: number): void {
       case RecordTag.attributes: {
         const n = w.len(end);
         const start = w.pos;
-        if (w.checkAttributeEntry(start + n)) rec.tls = true;
+        if (a.checkAttributeEntry(start + n)) rec.tls = true;
         rec.attrAt.push(start, start + n);
         rec.attrBuf = w.buf;
         break;

@@ -3,3 +3,4 @@
 export * from "../gen/wire/fields.js";
 export * from "./raw-batch-reader.js";
 export * from "./coverage.js";
+export * from "./writer.js";

@@ -1,0 +1,94 @@
+// The protobuf writing of the hand-written writers: varints into a caller's array (the parser's
+// RecordBatch, sized first and written once) and a growable buffer (the parser's host fields).
+// Tags are the generated ones (gen/wire/fields.ts); zero values are the caller's to leave out,
+// as proto3 does.
+
+/** Bytes of `v` (a uint32) as a varint. */
+export function varintLen(v: number): number {
+  v >>>= 0;
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : v < 0x1000_0000 ? 4 : 5;
+}
+
+/** Writes `v` (a uint32) as a varint at out[i]; returns the position after it. */
+export function writeVarint(out: Uint8Array, i: number, v: number): number {
+  v >>>= 0;
+  while (v >= 0x80) {
+    out[i++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[i++] = v;
+  return i;
+}
+
+/** Writes the uint64 (lo, hi) as a varint at out[i]; returns the position after it. */
+export function writeVarint64(out: Uint8Array, i: number, lo: number, hi: number): number {
+  while (hi > 0 || lo > 0x7f) {
+    out[i++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  out[i++] = lo;
+  return i;
+}
+
+/** A growable buffer with protobuf field writers. */
+export class WireWriter {
+  buf: Buffer;
+  len = 0;
+  constructor(size = 256) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const b = Buffer.allocUnsafe(size);
+    this.buf.copy(b, 0, 0, this.len);
+    this.buf = b;
+  }
+  varint32(v: number): void {
+    this.ensure(5);
+    this.len = writeVarint(this.buf, this.len, v);
+  }
+  /** A uint64 given as a number (exact below 2^53) or a BigInt (two's complement for a negative one). */
+  varint64(v: number | bigint): void {
+    this.ensure(10);
+    if (typeof v === "number" && v >= 0 && v <= 0xffff_ffff) this.len = writeVarint(this.buf, this.len, v);
+    else {
+      const x = BigInt.asUintN(64, BigInt(v));
+      this.len = writeVarint64(this.buf, this.len, Number(x & 0xffff_ffffn), Number(x >> 32n));
+    }
+  }
+  /** A varint field; nothing for 0 (proto3 default). */
+  uint(tag: number, v: number | bigint): void {
+    if (!v) return;
+    this.varint32(tag);
+    this.varint64(v);
+  }
+  /** A LEN field holding a UTF-8 string; nothing for "" or undefined (proto3 default). */
+  string(tag: number, s: string | undefined): void {
+    if (!s) return;
+    const n = Buffer.byteLength(s);
+    this.ensure(n + 10);
+    this.len = writeVarint(this.buf, writeVarint(this.buf, this.len, tag), n);
+    this.len += this.buf.write(s, this.len, "utf8");
+  }
+  /** A LEN field holding `src` (a sub-message or bytes) as it is; nothing when undefined. */
+  lenField(tag: number, src: Uint8Array | undefined): void {
+    if (!src) return;
+    this.ensure(src.length + 10);
+    this.len = writeVarint(this.buf, writeVarint(this.buf, this.len, tag), src.length);
+    this.buf.set(src, this.len);
+    this.len += src.length;
+  }
+  /** An I32 field holding a float. */
+  float(tag: number, v: number): void {
+    this.varint32(tag);
+    this.ensure(4);
+    this.len = this.buf.writeFloatLE(v, this.len);
+  }
+  /** The bytes written, as a copy (the writer may be reused). */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.buf.subarray(0, this.len));
+  }
+}
