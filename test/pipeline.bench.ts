@@ -23,7 +23,7 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
-import { recordedRequests, tempDir } from "./support/index.js";
+import { recordedRequests, runBench, tempDir } from "./support/index.js";
 import { cpuTicks } from "./probe-support.js";
 import { holdStackLock, startStack, recordedServices, isLossCounter, INFLUX_DB, INFLUX_URL, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-support/stack.js";
 import { SHAPES, type Load, type LoadResult, type RunningShape, type Shape } from "./pipeline-support/shapes.js";
@@ -353,11 +353,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130)); // exit handlers kill what we started
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error(e instanceof Error ? e.stack : e);
-    process.exit(1);
-  },
-);
+runBench(main);

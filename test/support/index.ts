@@ -6,3 +6,4 @@ export * from "./stack.js";
 export * from "./records-fixture.js";
 export * from "./dashboards.js";
 export * from "./otlp-receiver.js";
+export * from "./bench.js";

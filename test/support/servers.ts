@@ -6,9 +6,12 @@ import os from "node:os";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { connect } from "nats";
 import {
   startNatsServer,
   startInfluxd,
+  natsClusterConfig,
+  type NatsClusterMember,
   spawnManaged,
   freePort,
   waitFor,
@@ -77,6 +80,54 @@ export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[
     extraArgs: [...(monitorPort ? ["-m", String(monitorPort)] : []), ...(opts.extraArgs ?? [])],
   });
   return Object.assign(track(srv), { dir, monitorPort });
+}
+
+/**
+ * `n` nats-servers with JetStream on free loopback ports, routed into one cluster (the config of
+ * `wirescope up --nats-cluster`: @wirescope/common natsClusterConfig), ready once JetStream
+ * answers through them (the meta leader elected). `urls` lists every member, for --nats-url.
+ */
+export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; stop(): Promise<void> }> {
+  const dir = tempDir("wirescope-nats-cluster-");
+  const members: NatsClusterMember[] = [];
+  for (let i = 1; i <= n; i++) members.push({ name: `bench-${i}`, port: await freePort(), routePort: await freePort() });
+  const route = { user: "route", password: `route-${process.pid}-${Date.now()}` };
+  const servers = await Promise.all(
+    members.map(async (m) => {
+      const d = path.join(dir, m.name);
+      fs.mkdirSync(d, { recursive: true });
+      const configFile = path.join(d, "nats.conf");
+      fs.writeFileSync(configFile, natsClusterConfig({ host: "127.0.0.1", cluster: "bench", members, self: m.name, route }));
+      const srv = await startNatsServer({ port: m.port, jetstream: true, storeDir: path.join(d, "js"), configFile, logFile: path.join(d, "nats.log") });
+      return Object.assign(track(srv), { dir: d });
+    }),
+  );
+  const urls = servers.map((s) => s.url);
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  };
+  try {
+    const nc = await connect({ servers: urls, name: "cluster-ready" });
+    try {
+      await waitFor(
+        async () => {
+          try {
+            await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 250, what: "JetStream on the NATS cluster" },
+      );
+    } finally {
+      await nc.close();
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { servers, urls, stop };
 }
 
 /**
