@@ -23,7 +23,9 @@ const files = dirs
     return fs.readdirSync(dist, { recursive: true }).map((f) => path.join(dist, f.toString()));
   })
   .filter((p) => p.endsWith(".bench.js"))
-  .filter((p) => !filters.length || filters.some((x) => p.includes(x)))
+  // matched inside the checkout only: a checkout's own path (e.g. a worktree named "cluster-bench")
+  // would match every benchmark
+  .filter((p) => !filters.length || filters.some((x) => path.relative(root, p).includes(x)))
   .sort();
 let failed = 0;
 for (const f of files) {
