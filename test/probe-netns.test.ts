@@ -28,6 +28,7 @@ const PORT = 8080; // the server's own namespace: no other listener there
 // long as the calls on it are further apart than the skew allows (PAUSE_MS)
 const SKEW_MS = 20;
 const PAUSE_MS = 120;
+const WINDOW_MS = 2000;
 
 const SERVER = `process.title = "wsserver";
 import http from "node:http";
@@ -144,7 +145,7 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
     const parser = await spawnTracked("parser", process.execPath, [WIRESCOPE_BIN, "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json"], { logFile: path.join(dir, "parser.log") });
     procs.push(parser);
     await serving(parser, parserGrpc, "parser");
-    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", "2000", "--grace-ms", "2000", "--span-sample-rate", "1"]);
+    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW_MS), "--grace-ms", "2000", "--span-sample-rate", "1"]);
     phase("parser and aggregator ready");
 
     // the host namespace's own server and client: never recorded by either node's probe
@@ -197,16 +198,31 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
       assert.equal(hostName(s), s.kind === "client" ? "node-a" : "node-b");
     }
     const brief = (s: SpanRow) => [s.kind, s.start_ms, s.duration_ms, s.span_id, s.parent_span_id, s.linked_by].join(" ");
+    // The call a server request belongs to: its client span, the server clock's skew taken back.
+    const callOf = (s: SpanRow) => clientSpans.find((c) => c.start_ms <= s.start_ms - SKEW_MS + 1 && s.start_ms - SKEW_MS + s.duration_ms <= c.start_ms + c.duration_ms + 1);
+    const windowOf = (t: number) => Math.floor(t / WINDOW_MS);
+    let straddling = 0;
     for (const s of serverSpans) {
       const parent = byId.get(s.parent_span_id);
       const why = `server span ${s.span_id} linked to its client span across nodes (linked_by ${s.linked_by || "-"}):\n${spans.map(brief).join("\n")}`;
+      const call = callOf(s);
+      assert.ok(call, `a call holds server span ${s.span_id}: ${why}`);
+      if (!parent && windowOf(call.start_ms + call.duration_ms) !== windowOf(s.start_ms + s.duration_ms)) {
+        // docs/aggregator.md's known gap: the skewed server end lies in the window after its
+        // call's, which was written before this span was linked. Only such a pair may stay unlinked.
+        straddling++;
+        continue;
+      }
       assert.equal(parent?.kind, "client", why);
       assert.equal(s.linked_by, "tcp", why);
       // its own call: the server's request, its clock's skew taken back, lies within the call
       const start = s.start_ms - SKEW_MS;
       assert.ok(parent.start_ms <= start + 1 && start + s.duration_ms <= parent.start_ms + parent.duration_ms + 1, why);
     }
-    assert.equal(new Set(serverSpans.map((s) => s.parent_span_id)).size, CALLS, "each call the parent of one request");
+    const linked = serverSpans.filter((s) => s.parent_span_id);
+    assert.equal(new Set(linked.map((s) => s.parent_span_id)).size, CALLS - straddling, "each call the parent of one request");
+    assert.ok(straddling <= 2, `at most one call per window boundary straddles it: ${straddling}`);
+    if (straddling) console.log(`# ${straddling} server span(s) ended in the window after their call's: unlinked (known gap)`);
   } finally {
     for (const c of children) c.kill();
     // a probe detaches its programs on SIGTERM, which took 8.6 s on a loaded machine: the test's
