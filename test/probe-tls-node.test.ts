@@ -12,11 +12,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Role } from "@wirescope/common";
 import { tempDir } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";
-import { selfSigned, tsharkExchanges, recordExchange, exchangeKey, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
+import { selfSigned, tsharkExchanges, exchangeKey, assertEndsMatchTshark, tracedPipeline, startNodeTlsServers as startServers, NODE_TLS_FIXTURES as FIXTURES } from "./tls-support.js";
 import { startTcpdump } from "./support/tcpdump.js";
 import { tsharkHttp2 } from "./http-support.js";
 
@@ -67,16 +66,7 @@ test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the
   assert.equal(theirs.length, 6, `tshark decrypted every exchange: ${JSON.stringify(theirs)}`);
   const c = await p.counters();
   t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
-  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
-  for (const role of [Role.CLIENT, Role.SERVER]) {
-    const mine = records.filter((r) => r.role === role);
-    assert.deepEqual(mine.map((r) => exchangeKey(recordExchange(r))).sort(), theirs, `${Role[role]} records = tshark`);
-    for (const r of mine) {
-      assert.equal(r.attributes["tls"]?.value.value, true);
-      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
-      assert.equal(r.incomplete, false);
-    }
-  }
+  assertEndsMatchTshark(t, records, theirs, { library: "openssl" });
   assert.equal(records.filter((r) => r.protocol === "http2").length, 6, "h2 by ALPN on both ends");
   assert.ok((c["tls.linked_after_call"] ?? 0) >= 4, "connections linked by their handshake write (memory BIOs)");
   assert.equal((c["tls.no_fd"] ?? 0) - noFdWarm, 0, "no plaintext without its connection");
@@ -107,13 +97,7 @@ test("probe TLS node: grpc-js over TLS, both ends' records (method, path, grpc-s
   await cap.stop();
   const theirs = (await tsharkHttp2(pcap, grpc, "tls", keylog)).map((s) => `${s.method} ${s.path} ${s.status} grpc-status ${s.grpcStatus}`).sort();
   assert.equal(theirs.length, 3, `tshark decrypted every call: ${JSON.stringify(theirs)}`);
-  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1), String(r.attributes["rpc.grpc.status_code"]?.value.value)]))}`);
-  for (const role of [Role.CLIENT, Role.SERVER]) {
-    const mine = records.filter((r) => r.role === role);
-    const ourKeys = mine.map((r) => `POST ${r.resource} ${r.attributes["http.response.status_code"]?.value.value} grpc-status ${r.attributes["rpc.grpc.status_code"]?.value.value}`).sort();
-    assert.deepEqual(ourKeys, theirs, `${Role[role]} records = tshark`);
-    for (const r of mine) assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
-  }
+  assertEndsMatchTshark(t, records, theirs, { library: "openssl", complete: false }, (r) => `POST ${r.resource} ${r.attributes["http.response.status_code"]?.value.value} grpc-status ${r.attributes["rpc.grpc.status_code"]?.value.value}`);
   assert.deepEqual(theirs.map((k) => k.split(" ").pop()).sort(), ["0", "0", "5"], "two OK calls and a NOT_FOUND");
 });
 
@@ -159,19 +143,11 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
   await cap.stop();
   const c = await p.counters();
   t.diagnostic(`tls counters: ${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("tls."))))}`);
-  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
   // tshark: the compared rounds of the held connection (its /missing requests come after attach:
   // the first request before attach was a /keep)
   const theirs = tsharkExchanges(pcap, keylog).filter((e) => e.path !== "/keep").map(exchangeKey).sort();
   assert.equal(theirs.length, 6, `tshark decrypted both rounds: ${JSON.stringify(theirs)}`);
-  for (const role of [Role.CLIENT, Role.SERVER]) {
-    const mine = records.filter((r) => r.role === role);
-    assert.deepEqual(mine.map((r) => exchangeKey(recordExchange(r))).sort(), theirs, `${Role[role]} records = tshark`);
-    for (const r of mine) {
-      assert.equal(r.attributes["tls"]?.value.value, true);
-      assert.equal(r.attributes["tls.library"]?.value.value, "openssl");
-    }
-  }
+  assertEndsMatchTshark(t, records, theirs, { library: "openssl", complete: false });
   // (counted host-wide: another node process's connection opened before the probe counts too)
   assert.ok((c["tls.linked_by_read"] ?? 0) >= 2, `both ends linked by their first read after attach: ${c["tls.linked_by_read"]}`);
 });

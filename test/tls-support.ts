@@ -4,8 +4,9 @@ import path from "node:path";
 import fs from "node:fs";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
+import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "nats";
-import { ProbeService, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
+import { ProbeService, Role, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
 import { REPO_ROOT, startNats, freePort, waitFor } from "./support/index.js";
 import { spawnProbe, runChild } from "./probe-support.js";
 import { startParser } from "./parser-support.js";
@@ -66,6 +67,31 @@ export function tsharkExchanges(pcap: string, keylog: string, tsharkArgs: string
 export function recordExchange(r: Record_): Exchange {
   const q = r.attributes["url.query"]?.value.value;
   return { method: r.operation, path: r.resource + (q ? `?${q}` : ""), status: Number(r.status) };
+}
+
+/** What the TLS tests check of every record read inside TLS: the library that read it (a name,
+ *  or one per record, e.g. when the two ends use different libraries) and whether it must be
+ *  complete. */
+export interface TlsRecordCheck {
+  library: string | ((r: Record_) => string);
+  complete?: boolean;
+}
+
+/** The TLS tests' oracle check: at each end (client and server records apart) the records'
+ *  exchanges equal tshark's `theirs` (keys sorted), each with `tls` = true, the library named by
+ *  `check`, and complete unless `check.complete` is false. `key` makes a record's key (default
+ *  "METHOD path status"). */
+export function assertEndsMatchTshark(t: TestContext, records: Record_[], theirs: string[], check: TlsRecordCheck, key: (r: Record_) => string = (r) => exchangeKey(recordExchange(r))): void {
+  t.diagnostic(`records: ${JSON.stringify(records.map((r) => [r.protocol, Role[r.role], r.operation, r.resource, Number(r.status ?? -1)]))}`);
+  for (const role of [Role.CLIENT, Role.SERVER]) {
+    const mine = records.filter((r) => r.role === role);
+    assert.deepEqual(mine.map(key).sort(), theirs, `${Role[role]} records = tshark`);
+    for (const r of mine) {
+      assert.equal(r.attributes["tls"]?.value.value, true, `tls attribute: ${r.resource}`);
+      assert.equal(r.attributes["tls.library"]?.value.value, typeof check.library === "string" ? check.library : check.library(r), `tls.library: ${r.resource}`);
+      if (check.complete !== false) assert.equal(r.incomplete, false, `complete: ${r.resource}`);
+    }
+  }
 }
 
 export interface TracedPipeline {

@@ -624,12 +624,12 @@ export class Aggregator {
       const closeAt = w.start + windowMs + graceMs;
       const due = force || eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs) || starts.length - i > maxOpenWindows;
       if (!due) break;
-      out.push(this.close(w, nowMs));
+      out.push(this.close(w));
     }
     return out;
   }
 
-  private close(w: WindowState, nowMs: number): ClosedWindow {
+  private close(w: WindowState): ClosedWindow {
     this.windows.delete(w.start);
     this.closedBefore = w.start + this.opts.windowMs;
     this.counters.windowsClosed++;
@@ -646,7 +646,7 @@ export class Aggregator {
     const edgesOut = this.finishEdges(w);
     folded += edgesOut.folded;
     this.counters.folded += folded;
-    const { kept, dropped } = this.finishSpans(w, nowMs);
+    const { kept, dropped } = this.finishSpans(w);
     w.spans.release();
     return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
   }
@@ -787,7 +787,7 @@ export class Aggregator {
     return c;
   }
 
-  private finishSpans(w: WindowState, nowMs: number): { kept: SpanRec[]; dropped: number } {
+  private finishSpans(w: WindowState): { kept: SpanRec[]; dropped: number } {
     if (!this.opts.spans || w.spans.length === 0) return { kept: [], dropped: 0 };
     // Link targets: this window's spans and those of the open (later) windows. Flushed windows
     // are never needed: a parent ends after its children (a server request after the calls made
@@ -808,7 +808,6 @@ export class Aggregator {
     const { kept, dropped } = links.sample(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
     this.counters.spansKept += kept.length;
     this.counters.spansDropped += dropped;
-    void nowMs;
     // The links read this window's columns, which later windows reuse: the kept spans outlive them.
     const done = new Map<number, SpanRec>();
     const out = kept.map((k) => links.detach(k, done));
