@@ -40,7 +40,6 @@ function sampleRaw() {
         localPort: 8080,
         remoteAddress: "::1",
         remotePort: 54321,
-        pid: 4242,
         tid: 4243,
         timestampNs: 1_700_000_000_123_456_789n,
         process: { pid: 4242, name: "nginx", cmdline: "nginx -g daemon off;", pod: "web-0", namespace: "shop" },

@@ -78,8 +78,8 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   const msg = "hello through nats " + "x".repeat(1000);
   const { client, localPort } = await roundTrip(msg);
   await waitFor(() =>
-    conns().some((c) => c.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the client's open and close events on NATS" });
-  const open = conns().find((c) => c.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.OPEN)!;
+    conns().some((c) => c.process?.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the client's open and close events on NATS" });
+  const open = conns().find((c) => c.process?.pid === client.pid && c.localPort === localPort && c.kind === ConnKind.OPEN)!;
   assert.ok(open, "open event");
   assert.equal(open.role, 1);
   assert.equal(open.remotePort, serverPort);
@@ -91,7 +91,7 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   await waitFor(() => dataOf(open.connKey, 2).length >= msg.length + 5, { timeoutMs: 10_000, intervalMs: 20, what: "the client's bytes" });
   assert.equal(dataOf(open.connKey, 1).toString(), msg);
   assert.equal(dataOf(open.connKey, 2).toString(), "echo:" + msg);
-  const srvOpen = conns().find((c) => c.pid === server.pid && c.remotePort === localPort && c.kind === ConnKind.OPEN);
+  const srvOpen = conns().find((c) => c.process?.pid === server.pid && c.remotePort === localPort && c.kind === ConnKind.OPEN);
   assert.ok(srvOpen, "server side seen");
   assert.equal(srvOpen.role, 2);
   assert.equal(dataOf(srvOpen.connKey, 2).toString(), msg);
@@ -100,8 +100,8 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   assert.equal(parts.size, 1);
 
   // 2. the probe's own traffic (its NATS connection) never appears
-  assert.equal(conns().filter((c) => c.pid === probe.pid).length, 0);
-  assert.equal(conns().filter((c) => c.pid === nats.pid).length, 0, "nats-server's own sockets are excluded (by name)");
+  assert.equal(conns().filter((c) => c.process?.pid === probe.pid).length, 0);
+  assert.equal(conns().filter((c) => c.process?.pid === nats.pid).length, 0, "nats-server's own sockets are excluded (by name)");
   assert.equal(conns().filter((c) => c.localPort === nats.port).length, 0, "no server side of a NATS connection");
 
   // 3. Status over gRPC
@@ -122,8 +122,8 @@ test("probe → nats-server → RawBatch subscriber: the connection's bytes, rol
   // then allow again and make one more connection: once that one is through, the denied one would have been too
   await ctl.setFilter({ filter: {} });
   const after = await roundTrip("seen again");
-  await waitFor(() => conns().some((c) => c.pid === after.client.pid && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the connection after the filter was lifted" });
-  assert.equal(conns().filter((c) => c.pid === denied.client.pid).length, 0, "denied connection never published");
+  await waitFor(() => conns().some((c) => c.process?.pid === after.client.pid && c.kind === ConnKind.CLOSE), { timeoutMs: 15_000, intervalMs: 20, what: "the connection after the filter was lifted" });
+  assert.equal(conns().filter((c) => c.process?.pid === denied.client.pid).length, 0, "denied connection never published");
   await assert.rejects(ctl.setFilter({ filter: { denyComms: ["this-name-is-far-too-long"] } }), /invalid filter/);
 
   // 5. a process that exits with its connection open (no close(2)): the probe closes it for the parsers
@@ -133,7 +133,7 @@ s.on("data", () => { console.log("LOCAL " + s.localPort); process.exit(0); });`)
   const qPort = Number((await quitter.waitLine(/^LOCAL (\d+)/))[1]);
   await quitter.exited;
   await waitFor(() =>
-    conns().some((c) => c.pid === quitter.pid && c.localPort === qPort && c.kind === ConnKind.CLOSE), { timeoutMs: 10_000, intervalMs: 20, what: "a close event for the exited process's connection" });
+    conns().some((c) => c.process?.pid === quitter.pid && c.localPort === qPort && c.kind === ConnKind.CLOSE), { timeoutMs: 10_000, intervalMs: 20, what: "a close event for the exited process's connection" });
   sub.unsubscribe();
 });
 

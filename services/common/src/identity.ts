@@ -65,23 +65,9 @@ export function hostPort(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** The traced process of a connection event: its ProcessInfo, or one holding only the event's
- *  pid; undefined when the event names no process. */
+/** The traced process of a connection event; undefined when the event names no process. */
 export function processOf(ev: ConnEvent): ProcessInfo | undefined {
-  if (ev.process && (ev.process.pid || ev.process.name)) return ev.process;
-  if (!ev.pid) return undefined;
-  return {
-    $typeName: "wirescope.v1.ProcessInfo",
-    pid: ev.pid,
-    name: "",
-    exe: "",
-    cmdline: "",
-    containerId: "",
-    pod: "",
-    namespace: "",
-    container: "",
-    workload: "",
-  };
+  return ev.process && (ev.process.pid || ev.process.name) ? ev.process : undefined;
 }
 
 /** IPv4 dotted quad or RFC 5952 IPv6 text of the 4 or 16 address bytes at `off`. */

@@ -109,7 +109,6 @@ const open = (key: bigint, role = Role.SERVER) =>
     localPort: 7000,
     remoteAddress: "10.0.0.1",
     remotePort: 51000,
-    pid: 42,
     process: { pid: 42, name: "lined" },
     timestampNs: 1n,
   });
@@ -357,7 +356,7 @@ describe("ConnTable with connections picked up mid-stream", () => {
 
 describe("ConnTable: lazy endpoint resolution", () => {
   const ev = (key: bigint, role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>
-    create(ConnEventSchema, { connKey: key, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, process: { pid, name }, timestampNs: 1n });
+    create(ConnEventSchema, { connKey: key, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], process: { pid, name }, timestampNs: 1n });
   const ends = (o: OutRecord) => {
     const r = fromBinary(RecordSchema, full(o));
     return `${r.client?.service} -> ${r.server?.service}`;

@@ -6,7 +6,7 @@ import { endpointsOf, PeerDirectory, refreshEndpoints } from "./identity.js";
 
 describe("PeerDirectory and endpoint resolution", () => {
   const ev = (role: Role, local: [string, number], remote: [string, number], pid: number, name: string) =>
-    create(ConnEventSchema, { connKey: 1n, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], pid, process: { pid, name } });
+    create(ConnEventSchema, { connKey: 1n, kind: ConnKind.OPEN, role, localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], process: { pid, name } });
 
   it("learns the lowest listening port of a process, whichever accept comes first; a reused pid starts over", () => {
     const d = new PeerDirectory();

@@ -52,7 +52,7 @@ function refConn(c: ConnRecord, processes: ProcessCache, offset: bigint): ConnEv
   return create(ConnEventSchema, {
     connKey: c.connKey, kind: c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE, role: c.role,
     localAddress: c.localAddress, localPort: c.localPort, remoteAddress: c.remoteAddress, remotePort: c.remotePort,
-    pid: c.tgid, tid: c.tid,
+    tid: c.tid,
     timestampNs: c.tsMono + offset, process: proc, inferred: c.inferred, tls: c.tls, tlsLibrary: c.tlsLibrary,
     observedFraction: c.observedFraction !== undefined && c.observedFraction < 1 ? c.observedFraction : 0, shed: c.shed ?? "",
   });
@@ -108,7 +108,7 @@ test("RawEncoder: the bytes decode to what protobuf-es objects built from the de
     assert.deepEqual(mine.flatMap(resolvedData).map(hex), decoded.data.filter((d) => part(d.connKey) === p).map((d) => hex(refData(d, offset))));
   }
   assert.equal(msgs.reduce((n, m) => n + m.b.conns.length, 0), decoded.conns.length);
-  const own = msgs.flatMap((m) => m.b.conns).find((c) => c.pid === process.pid)!;
+  const own = msgs.flatMap((m) => m.b.conns).find((c) => c.process?.pid === process.pid)!;
   assert.equal(own.process?.exe, process.execPath, "the process read from /proc");
   assert.ok(own.process?.cmdline.includes("raw-encoder.test"));
   // each ConnEvent's bytes are protobuf-es's own (same fields, same order)

@@ -38,7 +38,7 @@ import type { Http1Trimmer } from "./http1-trim.js";
 export const RAW_FIELDS = {
   RawBatch: { node: "written", probeId: "written", partition: "written", conns: "written", data: "written", drops: "written", batchSeq: "written", dataTimeBaseNs: "written", dataKeyBase: "written" } satisfies FieldCoverage<typeof RawBatchField>,
   ConnEvent: {
-    connKey: "written", kind: "written", role: "written", localAddress: "written", localPort: "written", remoteAddress: "written", remotePort: "written", pid: "written",
+    connKey: "written", kind: "written", role: "written", localAddress: "written", localPort: "written", remoteAddress: "written", remotePort: "written",
     tid: "written", timestampNs: "written", process: "written", inferred: "written", tls: "written", tlsLibrary: "written", observedFraction: "written", shed: "written",
   } satisfies FieldCoverage<typeof ConnEventField>,
   DataEvent: { connKey: "written", direction: "written", seq: "written", timestampNs: "written", tid: "written", payload: "written", originalLength: "written" } satisfies FieldCoverage<typeof DataEventField>,
@@ -517,7 +517,6 @@ export class RawEncoder {
     if (c.localPort) (w.byte(ConnEventTag.localPort), w.varint32(c.localPort));
     w.string(ConnEventTag.remoteAddress, c.remoteAddress);
     if (c.remotePort) (w.byte(ConnEventTag.remotePort), w.varint32(c.remotePort));
-    if (c.tgid) (w.byte(ConnEventTag.pid), w.varint32(c.tgid));
     if (c.tid) (w.byte(ConnEventTag.tid), w.varint32(c.tid));
     const proc = this.processBytes(c);
     const ts = c.tsMono + this.o.monoToWallOffsetNs;

@@ -34,7 +34,6 @@ function randomBatch(r: () => number): RawBatch {
       localPort: int(65536),
       remoteAddress: str(),
       remotePort: int(65536),
-      pid: int(2 ** 32),
       tid: int(2 ** 32),
       timestampNs: u64(),
       process: r() < 0.5 ? create(ProcessInfoSchema, { pid: int(1e6), name: str(), exe: str(), cmdline: str(), containerId: str(), pod: str(), namespace: str(), container: str(), workload: str() }) : undefined,

@@ -53,7 +53,7 @@ const bits = (...f: number[]) => f.reduce((m, n) => m | (1 << n), 0);
 const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF.drops, RF.batchSeq, RF.dataTimeBaseNs, RF.dataKeyBase);
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
-  CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.pid, CF.tid,
+  CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.tid,
   CF.timestampNs, CF.process, CF.inferred, CF.tls, CF.tlsLibrary, CF.observedFraction, CF.shed,
 );
 const PROCESS_FIELDS = bits(PF.pid, PF.name, PF.exe, PF.cmdline, PF.containerId, PF.pod, PF.namespace, PF.container, PF.workload);
@@ -494,7 +494,6 @@ export class RawBatchReader {
         case ConnEventTag.role:
         case ConnEventTag.localPort:
         case ConnEventTag.remotePort:
-        case ConnEventTag.pid:
         case ConnEventTag.tid:
         case ConnEventTag.inferred:
         case ConnEventTag.tls: {
@@ -505,7 +504,6 @@ export class RawBatchReader {
           else if (tag === ConnEventTag.role) c.role = v | 0;
           else if (tag === ConnEventTag.localPort) c.localPort = v;
           else if (tag === ConnEventTag.remotePort) c.remotePort = v;
-          else if (tag === ConnEventTag.pid) c.pid = v;
           else if (tag === ConnEventTag.tid) c.tid = v;
           else if (tag === ConnEventTag.tls) c.tls = v !== 0 || this.hi !== 0;
           else c.inferred = v !== 0 || this.hi !== 0;
@@ -636,7 +634,6 @@ function newConnEvent(): ConnEvent {
     localPort: 0,
     remoteAddress: "",
     remotePort: 0,
-    pid: 0,
     tid: 0,
     timestampNs: 0n,
     process: undefined,

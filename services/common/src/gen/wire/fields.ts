@@ -56,7 +56,6 @@ export const enum ConnEventField {
   localPort = 5,
   remoteAddress = 6,
   remotePort = 7,
-  pid = 8,
   tid = 9,
   timestampNs = 14,
   process = 15,
@@ -83,8 +82,6 @@ export const enum ConnEventTag {
   remoteAddress = 50,
   /** 7 VARINT */
   remotePort = 56,
-  /** 8 VARINT */
-  pid = 64,
   /** 9 VARINT */
   tid = 72,
   /** 14 VARINT */
