@@ -207,12 +207,9 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
       const why = `server span ${s.span_id} linked to its client span across nodes (linked_by ${s.linked_by || "-"}):\n${spans.map(brief).join("\n")}`;
       const call = callOf(s);
       assert.ok(call, `a call holds server span ${s.span_id}: ${why}`);
-      if (!parent && windowOf(call.start_ms + call.duration_ms) !== windowOf(s.start_ms + s.duration_ms)) {
-        // docs/aggregator.md's known gap: the skewed server end lies in the window after its
-        // call's, which was written before this span was linked. Only such a pair may stay unlinked.
-        straddling++;
-        continue;
-      }
+      // the skewed server end may lie in the window after its call's (linked through the calls
+      // carried from the closed window: docs/aggregator.md)
+      if (windowOf(call.start_ms + call.duration_ms) !== windowOf(s.start_ms + s.duration_ms)) straddling++;
       assert.equal(parent?.kind, "client", why);
       assert.equal(s.linked_by, "tcp", why);
       // its own call: the server's request, its clock's skew taken back, lies within the call
@@ -220,9 +217,8 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
       assert.ok(parent.start_ms <= start + 1 && start + s.duration_ms <= parent.start_ms + parent.duration_ms + 1, why);
     }
     const linked = serverSpans.filter((s) => s.parent_span_id);
-    assert.equal(new Set(linked.map((s) => s.parent_span_id)).size, CALLS - straddling, "each call the parent of one request");
-    assert.ok(straddling <= 2, `at most one call per window boundary straddles it: ${straddling}`);
-    if (straddling) console.log(`# ${straddling} server span(s) ended in the window after their call's: unlinked (known gap)`);
+    assert.equal(new Set(linked.map((s) => s.parent_span_id)).size, CALLS, "each call the parent of one request");
+    if (straddling) console.log(`# ${straddling} server span(s) ended in the window after their call's, linked`);
   } finally {
     for (const c of children) c.kill();
     // a probe detaches its programs on SIGTERM, which took 8.6 s on a loaded machine: the test's

@@ -236,6 +236,8 @@ export class Aggregator {
   private readonly listenNames = new ListenNames();
   /** The link state of a window's close (its buffers reused by the next close). */
   private readonly links: SpanLinks;
+  /** The last closed window's calls that a server span of the next may pair with (`SpanLinks.carryOut`). */
+  private carry: SpanColumns | undefined;
 
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
@@ -788,16 +790,21 @@ export class Aggregator {
   }
 
   private finishSpans(w: WindowState): { kept: SpanRec[]; dropped: number } {
+    const carry = this.carry;
+    this.carry = undefined;
     if (!this.opts.spans || w.spans.length === 0) return { kept: [], dropped: 0 };
     // Link targets: this window's spans and those of the open (later) windows. Flushed windows
-    // are never needed: a parent ends after its children (a server request after the calls made
-    // for it, a client call after the server's response), and windows go by end time.
+    // are not needed, as a parent ends after its children (a server request after the calls made
+    // for it, a client call after the server's response) and windows go by end time, except
+    // across nodes: a server whose clock runs ahead (within pairSkewMs) can end a request after
+    // the window of its call has closed. The calls of the window closed just before that ended
+    // within pairSkewMs of its end come along, resolved (`carry`).
     // Of the open windows, only the spans a lookup can reach (a reached span is resolved too and
     // makes its own lookups). Index lists of reachable keys are then the same as over every span,
     // in the same order.
     const open = [...this.windows.values()].map((ow) => ow.spans);
     const links = this.links;
-    links.load(w.spans, open, reachableSpans(w.spans, open));
+    links.load(w.spans, open, reachableSpans(w.spans, open), carry && carry.window + this.opts.windowMs === w.start ? carry : undefined);
     const sorted = links.byStart();
     for (let i = 0; i < sorted.length; i++) links.resolve(sorted[i]!);
     this.counters.ambiguousTcp += links.counters.ambiguousTcp;
@@ -826,6 +833,7 @@ export class Aggregator {
         if (name !== undefined) (s as { peer: string }).peer = name;
       }
     }
+    this.carry = links.carryOut(w.start + this.opts.windowMs - this.opts.pairSkewMs - 0.01);
     links.clear();
     return { kept: out, dropped };
   }

@@ -112,6 +112,46 @@ describe("span linking", () => {
     }
   });
 
+  it("links a server span whose clock runs ahead into the window after its call's (the call's window already written)", () => {
+    // web on node n1 calls api on n2, whose clock is 20 ms ahead; api then queries db. Calls end
+    // at 13 offsets around a window's end: those within 20 ms before it have their server end,
+    // and api's query, in the next window.
+    const SKEW = 20;
+    const WIN = 10_000;
+    const webOut = { service: "web", address: "10.0.0.1", port: 41000, pid: 20, node: "n1" };
+    const api = { service: "api", address: "10.0.0.2", port: 80, pid: 10, node: "n2" };
+    const apiOut = { service: "api", address: "10.0.0.2", port: 42000, pid: 10, node: "n2" };
+    const dbEnd = { service: "db", address: "10.0.0.3", port: 3306, pid: 30, node: "n3" };
+    const offsets = [-40, -30, -25, -21, -19, -15, -12, -8, -4, -1, 1, 5, 30];
+    const agg = new Aggregator({ spanSampleRate: 1, windowMs: WIN });
+    offsets.forEach((off, i) => {
+      const end = W0 + WIN + off; // the call's end on n1's clock
+      const start = end - 10;
+      const c = { ...webOut, port: webOut.port + i };
+      const a = { ...apiOut, port: apiOut.port + i };
+      agg.ingest([
+        makeRecord({ startMs: start, durationMs: 10, role: "client", client: c, server: api, tid: 1, node: "n1", connKey: BigInt(i + 1) }),
+        makeRecord({ startMs: start + 1 + SKEW, durationMs: 8, role: "server", client: c, server: api, tid: 100 + i, node: "n2", connKey: BigInt(100 + i) }),
+        makeRecord({ startMs: start + 2 + SKEW, durationMs: 2, role: "client", protocol: "mysql", operation: "SELECT", resource: "select 1", client: a, server: dbEnd, tid: 100 + i, node: "n2", connKey: BigInt(200 + i) }),
+      ], W0);
+    });
+    const spans = agg.closeDue(W0 + 3_600_000).flatMap((w) => w.spans);
+    const windowOf = (s: SpanRec) => Math.floor(s.endMs / WIN);
+    let straddling = 0;
+    offsets.forEach((off, i) => {
+      const call = spans.find((s) => s.kind === "client" && s.service === "web" && s.clientPort === webOut.port + i)!;
+      const served = spans.find((s) => s.kind === "server" && s.clientPort === webOut.port + i)!;
+      const query = spans.find((s) => s.kind === "client" && s.service === "api" && s.clientPort === apiOut.port + i)!;
+      if (windowOf(call) !== windowOf(served)) straddling++;
+      assert.equal(served.parentId, call.id, `offset ${off} ms: api's request is web's call`);
+      assert.equal(served.linkedBy, "tcp");
+      assert.equal(served.traceId, call.traceId, `offset ${off} ms: one trace`);
+      assert.equal(query.parentId, served.id, `offset ${off} ms: api's query made for the request`);
+      assert.equal(query.traceId, call.traceId);
+    });
+    assert.equal(straddling, 6, "-19 to -1 ms: the server span (ending 19 ms after the call on n1's clock) in the next window");
+  });
+
   it("keeps every error and the slowest span per series, samples the rest by trace", () => {
     const agg = new Aggregator({ spanSampleRate: 0 });
     const recs = Array.from({ length: 100 }, (_, i) => makeRecord({ startMs: W0 + 10 + i, durationMs: i === 42 ? 500 : 1, status: i % 10 === 0 ? 500 : 200, server: front, client: user, connKey: BigInt(i) }));

@@ -181,10 +181,11 @@ export class SpanColumns {
   /** @internal Read by `SpanLinks`. */
   readonly seriesList: object[] = [];
   private readonly seriesIds = new Map<object, number>();
-  constructor(readonly window: number) {
-    const s = spare.pop();
-    this.f64 = s?.f64 ?? new Float64Array(NF * 256);
-    this.u32 = s?.u32 ?? new Uint32Array(NU * 256);
+  /** `small`: a few rows (the carry of `SpanLinks.carryOut`), not a window's: no spare buffer taken. */
+  constructor(readonly window: number, small = false) {
+    const s = small ? undefined : spare.pop();
+    this.f64 = s?.f64 ?? new Float64Array(NF * (small ? 16 : 256));
+    this.u32 = s?.u32 ?? new Uint32Array(NU * (small ? 16 : 256));
   }
 
   get length(): number {
@@ -210,16 +211,43 @@ export class SpanColumns {
     return this.strs[this.u32[row * NU + U_STR + field]!]!;
   }
 
-  push(x: SpanInput): void {
-    if ((this.count + 1) * NU > this.u32.length) {
-      const rows = Math.max(256, (this.u32.length / NU) * 2);
-      const f = new Float64Array(rows * NF);
-      f.set(this.f64);
-      this.f64 = f;
-      const u = new Uint32Array(rows * NU);
-      u.set(this.u32);
-      this.u32 = u;
+  private grow(): void {
+    if ((this.count + 1) * NU <= this.u32.length) return;
+    const rows = Math.max(16, (this.u32.length / NU) * 2);
+    const f = new Float64Array(rows * NF);
+    f.set(this.f64);
+    this.f64 = f;
+    const u = new Uint32Array(rows * NU);
+    u.set(this.u32);
+    this.u32 = u;
+  }
+
+  /**
+   * Appends row `row` of `src` (a window of the same start: its times are relative to it) with
+   * `idA`/`idB` as its own id and `hTrace` as its trace id: a resolved span kept as what later
+   * links read of it.
+   */
+  copyRow(src: SpanColumns, row: number, idA: number, idB: number, hTrace: string): void {
+    this.grow();
+    this.f64.set(src.f64.subarray(row * NF, row * NF + NF), this.count * NF);
+    const p = this.count * NU;
+    this.u32.set(src.u32.subarray(row * NU, row * NU + NU), p);
+    this.u32[p + U_ID_A] = idA;
+    this.u32[p + U_ID_B] = idB;
+    for (let f = 0; f < N_STRS; f++) this.u32[p + U_STR + f] = this.sid(f, f === S_HTRACE ? hTrace : src.str(row, f));
+    const series = src.seriesList[src.u32[row * NU + U_SERIES]!]!;
+    let sr = this.seriesIds.get(series);
+    if (sr === undefined) {
+      sr = this.seriesList.length;
+      this.seriesList.push(series);
+      this.seriesIds.set(series, sr);
     }
+    this.u32[p + U_SERIES] = sr;
+    this.count++;
+  }
+
+  push(x: SpanInput): void {
+    this.grow();
     const d = this.f64;
     const o = this.count * NF;
     d[o + F_REL_US] = x.relUs;
@@ -621,8 +649,8 @@ export class SpanLinks {
    * Takes the spans of `closing` and those marked in `take` (all when not given) of `open`, in
    * that order, unresolved, and indexes them. Counters start from zero.
    */
-  load(closing: SpanColumns, open: readonly SpanColumns[] = [], take?: readonly Uint8Array[]): void {
-    let n = closing.length;
+  load(closing: SpanColumns, open: readonly SpanColumns[] = [], take?: readonly Uint8Array[], carry?: SpanColumns): void {
+    let n = closing.length + (carry?.length ?? 0);
     for (let w = 0; w < open.length; w++) {
       const t = take?.[w];
       if (!t) n += open[w]!.length;
@@ -637,6 +665,37 @@ export class SpanLinks {
       const t = w === 0 ? undefined : take?.[w - 1];
       for (let r = 0; r < c.length; r++) if (!t || t[r]) this.add(w, c, r);
     }
+    if (!carry) return;
+    // Resolved at the close before: parent, own id and trace stay as written then (the trace is
+    // the row's header trace, the id its id words: `carryOut`).
+    const w = this.wins.push(carry) - 1;
+    for (let r = 0; r < carry.length; r++) {
+      const k = this.n;
+      this.add(w, carry, r);
+      this.state[k] = 2;
+    }
+  }
+
+  /**
+   * The closing window's client spans that a server span of the next window may still pair with
+   * (a clock ahead by up to the allowed skew can put a request's server end past the end of the
+   * window of its call: those that end at or after `fromMs`), resolved, as rows to `load` as
+   * `carry` at the next close. Call after every span is resolved, before `clear`.
+   */
+  carryOut(fromMs: number): SpanColumns | undefined {
+    let out: SpanColumns | undefined;
+    const c = this.wins[0];
+    if (!c) return undefined;
+    for (let k = 0; k < this.mine; k++) {
+      if (this.endMs[k]! < fromMs || !this.isClient(k) || this.word(k, U_TUPLE) === 0 || this.state[k] !== 2) continue;
+      if (this.ownHeader[k]) hexWords(this.str(k, S_HPARENT), TRACE_WORDS, 0);
+      else (TRACE_WORDS[0] = this.ids[2 * k]!), (TRACE_WORDS[1] = this.ids[2 * k + 1]!);
+      const idA = TRACE_WORDS[0]!;
+      const idB = TRACE_WORDS[1]!;
+      out ??= new SpanColumns(c.window, true);
+      out.copyRow(c, this.row[k]!, idA, idB, this.traceId(k));
+    }
+    return out;
   }
 
   /** Forgets the loaded spans (and the columns they were read from). */
