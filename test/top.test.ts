@@ -50,20 +50,27 @@ describe("wirescope top", { timeout: 120_000 }, () => {
       recs.push(makeRecord({ protocol: "mysql", operation: "SELECT", startMs: base + 3 + i * 50, durationMs: 1, resource: "SELECT ?", status: i % 10 === 0 ? 1064 : 0, error: i % 10 === 0, role: "client", client: ordersOut, server: db, connKey: 4n }));
     for (let i = 0; i < 20; i++)
       recs.push(makeRecord({ protocol: "grpc", operation: "POST", startMs: base + 7 + i * 90, durationMs: 1, resource: "/shop.Orders/Get", status: 0, role: "server", client: outside, server: orders, connKey: 5n }));
-    // and on another node, n2: cron -> report (HTTP, 50 calls)
+    // and on another node, n2: cron -> report (HTTP, 50 calls), and cron -> billing on n1 (25
+    // calls: the edge counted by billing's records, on n1; cron an end of n1's map)
     const cron = { service: "cron", address: "10.9.1.1", port: 42000, pid: 31, node: "n2" };
+    const cronOut = { ...cron, port: 42001 };
     const report = { service: "report", address: "10.9.1.2", port: 9000, pid: 32, node: "n2" };
+    const billing = { service: "billing", address: "10.9.0.4", port: 7000, pid: 24, node: "n1" };
     for (let i = 0; i < 50; i++)
       for (const role of ["server", "client"] as const)
         recs.push(makeRecord({ startMs: base + 5 + i * 40, durationMs: 2, resource: "/daily", status: 200, role, client: cron, server: report, connKey: 3n, node: "n2" }));
+    for (let i = 0; i < 25; i++)
+      for (const role of ["server", "client"] as const)
+        recs.push(makeRecord({ startMs: base + 9 + i * 80, durationMs: 2, resource: "/invoice", status: 200, role, client: cronOut, server: billing, connKey: role === "client" ? 6n : 7n, node: role === "client" ? "n2" : "n1" }));
     recs.sort((a, b) => Number(a.startNs + a.durationNs - (b.startNs + b.durationNs)));
     await publishRecords(nc, recs, 100);
     await waitFor(async () => {
       const [o] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'orders' AND role = 'server'`);
       const [a] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'api' AND role = 'server'`);
       const [r] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'report' AND role = 'server'`);
+      const [b] = await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = 'billing' AND role = 'server'`);
       const [x] = await rows(influx.url, DB, `SELECT count(kind) FROM map_nodes WHERE kind = 'external'`);
-      return o?.sum === 620 && a?.sum === 300 && r?.sum === 50 && Number(x?.count) > 0;
+      return o?.sum === 620 && a?.sum === 300 && r?.sum === 50 && b?.sum === 25 && Number(x?.count) > 0;
     }, { timeoutMs: 60_000, intervalMs: 500, what: "the shop's requests in InfluxDB" });
   });
   after(async () => {
@@ -94,7 +101,7 @@ describe("wirescope top", { timeout: 120_000 }, () => {
       const out = run(...(node ? ["--node", node] : []));
       const shown = new Map<string, string>();
       for (const l of out.split("\n")) {
-        const m = /^[ >](\S+?)(\*?)\s+(server|client|external)\s/.exec(l);
+        const m = /^[ >](\S+?)(\*?)\s+(server|client|external|other-node)\s/.exec(l);
         if (m) shown.set(m[1]!, m[2] ? "external" : "service");
       }
       const where = node ? ` AND "node" = '${node}'` : "";
@@ -106,6 +113,9 @@ describe("wirescope top", { timeout: 120_000 }, () => {
     const out = run();
     assert.match(out, /^ 203\.0\.113\.9:3306\*\s+external\s+[\d.]+\s+10\.0%\s+-\s+-\s+40$/m);
     assert.match(out, /^ 198\.51\.100\.7\*\s+external\s+[\d.]+\s+0\.0%\s+-\s+-\s+20$/m);
+    // n1's map holds cron (an end of cron -> billing, counted on n1), a service of n2
+    assert.match(run("--node", "n1"), /^ cron\s+other-node\s+[\d.]+\s+0\.0%\s+-\s+-\s+25$/m);
+    assert.match(run("--node", "n1", "--service", "cron"), /SERVICE cron .*traced on another node[\s\S]*CALLEES\n\s+cron -> billing\s+http/);
     const peer = run("--service", "203.0.113.9:3306");
     assert.match(peer, /PEER 203\.0\.113\.9:3306\*[\s\S]*CALLERS\n\s+orders -> 203\.0\.113\.9:3306\*\s+mysql/);
   });
@@ -113,11 +123,11 @@ describe("wirescope top", { timeout: 120_000 }, () => {
   it("shows one node with --node; an unknown node names the nodes with data", () => {
     const run = (...extra: string[]) => execFileSync(process.execPath, [WIRESCOPE_BIN, ...args(), "--once", ...extra], { encoding: "utf8" });
     const names = (out: string) => out.split("\n").filter((l) => /^[ >][a-z]+\s+(server|client)\s/.test(l)).map((l) => l.slice(1).split(/\s+/).slice(0, 2).join(" "));
-    assert.deepEqual(names(run()), ["orders server", "api server", "web client", "cron client", "report server"]);
+    assert.deepEqual(names(run()), ["orders server", "api server", "web client", "cron client", "report server", "billing server"]);
     const n2 = run("--node", "n2");
     assert.match(n2, /node: n2/);
     assert.deepEqual(names(n2), ["cron client", "report server"], "tied on rate: by name");
-    assert.deepEqual(names(run("--node=n1")), ["orders server", "api server", "web client"]);
+    assert.deepEqual(names(run("--node=n1")), ["orders server", "api server", "web client", "billing server"]);
     const edges = run("--node", "n2", "--edges");
     assert.match(edges, /cron\s+->\s+report\s+http\s+[\d.]+\s+0\.0%\s+\S+\s+50/);
     assert.doesNotMatch(edges, /->\s+(api|orders)/);
@@ -139,7 +149,8 @@ describe("wirescope top", { timeout: 120_000 }, () => {
     // n: each node with data, then every node again
     keys("n");
     await until(/node: n1[\s\S]*>orders\s+server/, "node n1");
-    assert.doesNotMatch(screen(), /report|cron/);
+    assert.doesNotMatch(screen(), /report/);
+    assert.match(screen(), /^ cron\s+other-node\s/m, "n2's cron, an end of billing's edge on n1");
     keys("n");
     await until(/node: n2[\s\S]*>cron\s+client[\s\S]*report\s+server/, "node n2");
     assert.doesNotMatch(screen(), /orders|api|web/);

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { buildQueries, edgeRows, endpointRows, externalNames, histogramQuantile, nodeNames, peerRows, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, externalNames, histogramQuantile, mapNodeKinds, nodeNames, peerRows, pipelineHealth, quote, rowsOf, serviceRows, sortServices } from "./model.js";
 
 describe("histogramQuantile", () => {
   it("interpolates inside the bucket holding the rank", () => {
@@ -102,28 +102,30 @@ describe("queries", () => {
 });
 
 describe("externalNames and peerRows", () => {
-  it("takes the service map's external nodes and gives each the figures of the edges that reach it", () => {
-    const ext = externalNames([
+  it("takes the service map's nodes without series (external peers, services of other nodes) and gives each the figures of the edges that reach it", () => {
+    const kinds = mapNodeKinds([
       { service: "203.0.113.9:5432", kind: "external" },
       { service: "api", kind: "service" },
       { service: "198.51.100.7", kind: "external" },
-      { service: "unknown", kind: "service" },
+      { service: "billing", kind: "service" },
     ]);
-    assert.deepEqual(ext, ["198.51.100.7", "203.0.113.9:5432"]);
+    assert.deepEqual(externalNames(kinds), ["198.51.100.7", "203.0.113.9:5432"]);
     const edges = edgeRows(
       [
         { client: "api", server: "203.0.113.9:5432", protocol: "postgresql", requests: 30, errors: 3, p99: 2 },
         { client: "web", server: "203.0.113.9:5432", protocol: "postgresql", requests: 10, errors: 0, p99: 9 },
         { client: "198.51.100.7", server: "api", protocol: "http2", requests: 20, errors: 0, p99: 1 },
+        { client: "api", server: "billing", protocol: "grpc", requests: 50, errors: 5, p99: 3 },
       ],
       10,
     );
-    const rows = peerRows([...ext, "api"], edges, serviceRows([{ service: "api", role: "server", requests: 20, errors: 0, points: 1, p50lo: 1, p50hi: 1, p99lo: 1, p99hi: 1 }], [], 10));
+    const rows = peerRows(kinds, edges, serviceRows([{ service: "api", role: "server", requests: 20, errors: 0, points: 1, p50lo: 1, p50hi: 1, p99lo: 1, p99hi: 1 }], [], 10));
     assert.deepEqual(
       rows.map((r) => [r.service, r.role, r.requests, r.errors, r.rate, r.errorPct, r.p50, r.p99]),
       [
         ["198.51.100.7", "external", 20, 0, 2, 0, undefined, undefined], // only a client: what api answered it
         ["203.0.113.9:5432", "external", 40, 3, 4, 7.5, undefined, undefined], // a server: what its callers saw
+        ["billing", "other-node", 50, 5, 5, 10, undefined, undefined], // traced, its series on another node
       ],
       "api has red series: a service row, not a peer",
     );

@@ -24,9 +24,11 @@ export interface ServiceRow extends LatencyStats {
   /**
    * The side these figures describe: server (requests it answered) or, for a service that only
    * calls others, client; `external` for a peer outside the traced processes (the service map's
-   * external node), whose figures are those of the edges that reach it.
+   * external node), whose figures are those of the edges that reach it; `other-node` for a traced
+   * service with no series on the node shown, an end of that node's edges (its figures those of
+   * the edges, as for a peer).
    */
-  role: Role | "external";
+  role: Role | "external" | "other-node";
   requests: number;
   errors: number;
   rate: number;
@@ -243,22 +245,29 @@ export function nodeNames(rows: Row[]): string[] {
 }
 
 /** The names the service map calls external (`map_nodes` kind=external) in the range, sorted. */
-export function externalNames(mapNodes: Row[]): string[] {
-  const out = new Set<string>();
-  for (const r of mapNodes) if (r.kind === "external" && typeof r.service === "string") out.add(r.service);
-  return [...out].sort();
+export function externalNames(kinds: ReadonlyMap<string, string>): string[] {
+  return [...kinds].filter(([, k]) => k === "external").map(([n]) => n).sort();
+}
+
+/** The service map's nodes in the range (`map_nodes`): name → kind (`service` or `external`). */
+export function mapNodeKinds(mapNodes: Row[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of mapNodes) if (typeof r.service === "string") out.set(r.service, r.kind === "external" ? "external" : "service");
+  return out;
 }
 
 /**
- * External peers as rows of the services view, so that it lists every node of the service map.
- * A peer has no red series of its own: its figures are those of the edges that reach it, as a
- * server (what its callers saw) or else as a client (what the servers it called answered).
- * Latency stays unknown: the edges' p99 values of several series do not merge into a p99.
- * A name that has red series in the range is a service row already and is left out.
+ * The service map's nodes that have no red series in scope, as rows of the services view, so that
+ * it lists every node of the map: external peers, and (with `--node`) traced services of other
+ * nodes that are an end of this node's edges. Such a row has no red series of its own: its
+ * figures are those of the edges that reach it, as a server (what its callers saw) or else as a
+ * client (what the servers it called answered). Latency stays unknown: the edges' p99 values of
+ * several series do not merge into a p99. A name that has red series in scope is a service row
+ * already and is left out.
  */
-export function peerRows(external: readonly string[], edges: readonly EdgeRow[], services: readonly ServiceRow[]): ServiceRow[] {
+export function peerRows(kinds: ReadonlyMap<string, string>, edges: readonly EdgeRow[], services: readonly ServiceRow[]): ServiceRow[] {
   const traced = new Set(services.map((s) => s.service));
-  const peers = new Set(external.filter((n) => !traced.has(n)));
+  const peers = new Set([...kinds.keys()].filter((n) => !traced.has(n)));
   // per peer: the sums as a server, then as a client (one pass over the edges)
   const sums = new Map<string, [number, number, number][]>();
   const add = (name: string, side: 0 | 1, e: EdgeRow) => {
@@ -274,10 +283,11 @@ export function peerRows(external: readonly string[], edges: readonly EdgeRow[],
     add(e.server, 0, e);
     add(e.client, 1, e);
   }
-  return [...peers].map((service) => {
+  return [...peers].sort().map((service) => {
     const s = sums.get(service);
     const [requests, errors, rate] = !s ? [0, 0, 0] : s[0]![0] > 0 ? s[0]! : s[1]!;
-    return { service, role: "external" as const, requests, errors, rate, errorPct: requests > 0 ? (100 * errors) / requests : 0, p50: undefined, p99: undefined, estimated: false };
+    const role = kinds.get(service) === "external" ? ("external" as const) : ("other-node" as const);
+    return { service, role, requests, errors, rate, errorPct: requests > 0 ? (100 * errors) / requests : 0, p50: undefined, p99: undefined, estimated: false };
   });
 }
 

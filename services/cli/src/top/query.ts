@@ -3,7 +3,7 @@
 // statements of one refresh go in one request.
 import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
 import { errorMessage, redactUrl } from "@wirescope/common";
-import { buildQueries, edgeRows, endpointRows, externalNames, nodeNames, peerRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Row, type Scope } from "./model.js";
+import { buildQueries, edgeRows, endpointRows, externalNames, mapNodeKinds, nodeNames, peerRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Row, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 
 export class InfluxQueryError extends Error {}
@@ -56,9 +56,10 @@ export async function fetchTop(target: InfluxTarget, rangeS: number, scope: Scop
   }
   const services = serviceRows(rows("red"), rows("hist"), rangeS);
   const edges = edgeRows(rows("edges"), rangeS);
-  const external = externalNames(mapNodes);
+  const kinds = mapNodeKinds(mapNodes);
+  const external = externalNames(kinds);
   return {
-    services: [...services, ...peerRows(external, edges, services)],
+    services: [...services, ...peerRows(kinds, edges, services)],
     edges,
     external,
     endpoints: scope.service === undefined ? [] : endpointRows(rows("endpoints"), rows("endpointHist"), rangeS),

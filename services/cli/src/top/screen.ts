@@ -193,6 +193,8 @@ function serviceView(s: TopState, d: TopData, f: Frame): string[] {
   out.push(
     svc?.role === "external"
       ? `PEER ${s.service}${EXTERNAL_MARK}  ${fmtRate(svc.rate)}/s  errors ${fmtPct(svc.errorPct)}  (not traced: figures of the edges that reach it)`
+      : svc?.role === "other-node"
+      ? `SERVICE ${s.service}  ${fmtRate(svc.rate)}/s  errors ${fmtPct(svc.errorPct)}  (traced on another node: figures of this node's edges that reach it)`
       : svc
       ? `SERVICE ${s.service}  ${fmtRate(svc.rate)}/s  errors ${fmtPct(svc.errorPct)}  p50 ${fmtMs(svc.p50, svc.estimated)}  p99 ${fmtMs(svc.p99, svc.estimated)}`
       : `SERVICE ${s.service}  (no requests in this range)`,
