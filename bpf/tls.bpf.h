@@ -159,28 +159,46 @@ static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd,
  * links the library object to the fd and marks the connection. Returns 1 when the bytes are
  * ciphertext of a TLS connection (not sent: the uprobes give the plaintext), 0 otherwise.
  */
+/* The first n bytes of a data call's buffer (of its first iovec for the vector calls): 0, or -1
+ * when they cannot be read. n is a constant at every call site. */
+static __always_inline int call_head(const struct call_args *a, __u8 *h, __u32 n)
+{
+	__u64 p = a->buf;
+	switch (a->syscall) {
+	case WS_SYS_READ:
+	case WS_SYS_WRITE:
+	case WS_SYS_RECVFROM:
+	case WS_SYS_SENDTO:
+		break;
+	case WS_SYS_RECVMSG:
+	case WS_SYS_SENDMSG: {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)p))
+			return -1;
+		p = (__u64)m.msg_iov;
+	}
+		/* fallthrough */
+	case WS_SYS_READV:
+	case WS_SYS_WRITEV: {
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < n)
+			return -1;
+		p = (__u64)v.iov_base;
+		break;
+	}
+	default:
+		return -1;
+	}
+	return bpf_probe_read_user(h, n, (void *)p) ? -1 : 0;
+}
+
 /* The first bytes a write sends start a TLS handshake record (content type 22, version 3.x): 1;
  * 2 when the record's first message is a ClientHello (handshake type 1), which may follow
  * cleartext on an in-band upgrade (MySQL's SSL request, PostgreSQL's SSLRequest). */
 static __always_inline int starts_tls_handshake(const struct call_args *a)
 {
-	__u64 p = a->buf;
-	if (a->syscall == WS_SYS_WRITEV || a->syscall == WS_SYS_SENDMSG) {
-		if (a->syscall == WS_SYS_SENDMSG) {
-			struct user_msghdr m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)p))
-				return 0;
-			p = (__u64)m.msg_iov;
-		}
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 6)
-			return 0;
-		p = (__u64)v.iov_base;
-	} else if (a->syscall != WS_SYS_WRITE && a->syscall != WS_SYS_SENDTO) {
-		return 0;
-	}
 	__u8 h[6] = {};
-	if (bpf_probe_read_user(h, sizeof(h), (void *)p))
+	if (call_head(a, h, sizeof(h)))
 		return 0;
 	if (h[0] != 0x16 || h[1] != 0x03 || h[2] > 0x04)
 		return 0;
@@ -209,25 +227,45 @@ static __always_inline void forget_ssl_link(__u32 tgid, __u64 ssl, __u32 fd)
  * handshake, application_data), version 3.x. */
 static __always_inline int read_starts_tls_record(const struct call_args *a)
 {
-	__u64 p = a->buf;
-	if (a->syscall == WS_SYS_READV || a->syscall == WS_SYS_RECVMSG) {
-		if (a->syscall == WS_SYS_RECVMSG) {
-			struct user_msghdr m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)p))
-				return 0;
-			p = (__u64)m.msg_iov;
-		}
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)p) || v.iov_len < 3)
-			return 0;
-		p = (__u64)v.iov_base;
-	} else if (a->syscall != WS_SYS_READ && a->syscall != WS_SYS_RECVFROM) {
-		return 0;
-	}
 	__u8 h[3] = {};
-	if (bpf_probe_read_user(h, sizeof(h), (void *)p))
+	if (call_head(a, h, sizeof(h)))
 		return 0;
 	return h[0] >= 20 && h[0] <= 23 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
+/* The bytes of a call (either way) start a whole TLS record header: content type 20..23,
+ * version 3.x and a record length of 1..2^14 + 2048 (RFC 8446 5.2). */
+static __always_inline int call_starts_tls_header(const struct call_args *a)
+{
+	__u8 h[5] = {};
+	if (call_head(a, h, sizeof(h)))
+		return 0;
+	__u32 len = ((__u32)h[3] << 8) | h[4];
+	return h[0] >= 20 && h[0] <= 23 && h[1] == 0x03 && h[2] <= 0x04 && len >= 1 && len <= 16384 + 2048;
+}
+
+/*
+ * A connection first seen mid-way (opened before the probe's programs were attached) whose first
+ * bytes seen in a direction are a TLS record: its ciphertext is held back (not sent, counted in
+ * cipher_held_bytes) until its plaintext comes (a TLS open through the library's uprobes). A
+ * decoder given the middle of a TLS stream with no handshake before it can only misread it (the
+ * MySQL decoder took an encrypted COM_QUERY, `17 03 03 00 36`, for a request). A connection seen
+ * from its connect/accept is not held: its handshake precedes a TLS open, or follows cleartext
+ * the decoder can judge (an in-band upgrade). Off unless user space set hold_inferred_cipher
+ * (the probe service; `wirescope capture` writes ciphertext as it travels).
+ */
+static __always_inline int hold_inferred_cipher_bytes(struct conn_info *ci, long ret, __u8 dir, const struct call_args *a)
+{
+	if (!hold_inferred_cipher || !(ci->flags & WS_CONN_F_INFERRED))
+		return 0;
+	if (!ci->cipher_held) {
+		if (ci->seq[dir == WS_DIR_EGRESS ? 0 : 1] != 0 || ret < 5 || !call_starts_tls_header(a))
+			return 0;
+		ci->cipher_held = 1;
+		tls_count(WS_TLS_STAT_HELD_CONNS, 1);
+	}
+	tls_count(WS_TLS_STAT_HELD_BYTES, ret);
+	return 1;
 }
 
 static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u32 fd, long ret, __u8 dir,
@@ -262,7 +300,7 @@ static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u3
 		}
 	}
 	if (!(ci->flags & WS_CONN_F_TLS))
-		return 0;
+		return hold_inferred_cipher_bytes(ci, ret, dir, a);
 	tls_count(WS_TLS_STAT_CIPHER_BYTES, ret);
 	return 1;
 }
@@ -330,7 +368,7 @@ static __always_inline int ssl_exit(long ret)
 			if (c.dir == WS_DIR_INGRESS)
 				p->cand_fd = -1;
 			if (n)
-				tls_count(WS_TLS_STAT_NO_FD, 1);
+				tls_count(data_attached ? WS_TLS_STAT_NO_FD : WS_TLS_STAT_NO_FD_START, 1);
 			else if (c.dir)
 				tls_count(WS_TLS_STAT_CALL_EMPTY, 1);
 			return 0;

@@ -45,6 +45,9 @@ const volatile __u64 conn_key_base = 0;             /* high bits that make conn 
  * namespaces run side by side, each with its own maps and links, and never see each other's
  * connections. */
 const volatile __u32 netns_ino = 0;
+/* Hold back the ciphertext of a connection first seen mid-way whose first bytes are a TLS record
+ * (tls.bpf.h, hold_inferred_cipher_bytes): set by the probe service, off for `wirescope capture`. */
+const volatile __u8 hold_inferred_cipher = 0;
 /* Wake the consumer only once this much data waits: a wakeup per event would cost the traced
  * process a context switch per syscall. User space also drains on a short timer, so a quiet ring
  * is still read within its batch age. 0 = wake on every event. */
@@ -52,6 +55,9 @@ const volatile __u64 wakeup_bytes = 256 * 1024;
 
 /* next conn_key (low bits); shared by all CPUs, incremented atomically */
 __u64 next_conn_seq = 0;
+/* Set by user space once the syscall programs are attached (the TLS uprobes come first, at start:
+ * docs/probe.md "Start"): a library call before it has no socket call to link it. */
+__u32 data_attached = 0;
 
 /* ---- maps ---- */
 
@@ -96,6 +102,8 @@ struct conn_info {
 			    * removed at close, so decisions whose other end never comes do not pile up */
 	__u64 ssl;         /* the TLS library object last linked to this fd (ssl_fds), forgotten at close */
 	__u64 go_g;        /* Go: the goroutine of the last Read entered on it (go_calls), forgotten at close */
+	__u8 cipher_held;  /* first seen mid-way as TLS records: its ciphertext is not sent (tls.bpf.h) */
+	__u8 _pad[7];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

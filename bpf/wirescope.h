@@ -103,6 +103,7 @@ enum ws_tls_lib {
 	X(CALLS, "calls")                     /* read/write calls that gave plaintext */          \
 	X(CALL_EMPTY, "call_empty")           /* calls returning <= 0 bytes (error, want read) */  \
 	X(NO_FD, "no_fd")                     /* a TLS object never seen on a socket: dropped */  \
+	X(NO_FD_START, "no_fd_at_start")      /* ... a call made before the syscall programs were attached (start) */ \
 	X(NOT_TCP, "not_tcp")                 /* its fd is not a TCP socket (unix, pipe): dropped */\
 	X(ABANDONED, "call_abandoned")        /* a thread exited inside a TLS call */             \
 	X(LIB_MAPPED, "lib_mapped")           /* executable mappings of a TLS library announced */ \
@@ -112,7 +113,9 @@ enum ws_tls_lib {
 	X(GO_NO_FD, "go_no_fd")               /* Go tls.Conn whose socket could not be read: dropped */ \
 	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \
 	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read copying after its socket was closed: dropped */ \
-	X(GO_READ_FORGOTTEN, "go_read_forgotten") /* Go Read pending when its connection went (close, exit, exec) */
+	X(GO_READ_FORGOTTEN, "go_read_forgotten") /* Go Read pending when its connection went (close, exit, exec) */ \
+	X(HELD_CONNS, "cipher_held_conns")    /* connections first seen mid-way as TLS records: ciphertext held back */ \
+	X(HELD_BYTES, "cipher_held_bytes")    /* ... their socket bytes not sent (no plaintext until a TLS open) */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,

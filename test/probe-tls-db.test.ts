@@ -131,9 +131,11 @@ test("probe TLS: MariaDB with ssl, in-band upgrade (mysql2 over node's OpenSSL, 
   assert.ok((c["tls.cipher_bytes_saved"] ?? 0) > 2000, "ciphertext not published");
   const st = (await parserStatus(parser)).counters;
   assert.deepEqual(Object.entries(st).filter(([k, v]) => /desync|resync|before_detect/.test(k) && v > 0), [], "no ciphertext reached the decoder, the login inside TLS was detected");
-  // A warm-up client started before the uprobes were on its libssl sends ciphertext after its SSL
-  // request: its ends give one LOGIN each (mysql.tls, no status, before any TLS open) and stop
-  // there (broken). Those are the only connections given up.
+  // The warm-up runs while the probe starts. The probe attaches its syscall tracepoints only after
+  // the uprobes of every TLS library mapped then (docs/probe.md, "Start"), so a warm-up is seen
+  // with its plaintext, or mid-way and linked at its next libssl call, or not at all. Were one seen
+  // from its connect before the uprobes, its ends would give one LOGIN each (mysql.tls, no status,
+  // before any TLS open) and stop there (broken): those would be the only connections given up.
   const cipherEnds = records.filter((r) => r.operation === "LOGIN" && attr(r, "mysql.tls") === true && attr(r, "tls") === undefined);
   assert.ok(cipherEnds.every((r) => r.client?.process?.name === "mariadb" && r.status === undefined), "only warm-up connections");
   assert.equal(st["conn_dropped.broken"] ?? 0, cipherEnds.length, "each connection given up is a warm-up's ciphertext");

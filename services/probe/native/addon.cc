@@ -179,6 +179,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("markTlsKnown", &Probe::MarkTlsKnown),
                                           InstanceMethod("attachUprobes", &Probe::AttachUprobes),
                                           InstanceMethod("setMapEntry", &Probe::SetMapEntry),
+                                          InstanceMethod("attach", &Probe::Attach),
                                           InstanceMethod("close", &Probe::Close),
                                       });
     exports.Set("Probe", ctor);
@@ -212,6 +213,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
     std::string lock_path;
     if (o.Get("lockPath").IsString()) lock_path = o.Get("lockPath").As<Napi::String>().Utf8Value();
     bool mount_tracefs = o.Get("mountTracefs").ToBoolean();
+    bool defer_attach = o.Get("deferAttach").ToBoolean();
+    bool hold_cipher = o.Get("holdInferredCipher").ToBoolean();
     uint32_t netns_ino = (uint32_t)num("netnsIno", 0);
 
     if (chunk == 0 || chunk > WS_MAX_CHUNK) {
@@ -299,6 +302,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
       skel_->rodata->max_bytes_per_call = per_call;
       skel_->rodata->conn_key_base = key_base;
       skel_->rodata->netns_ino = netns_ino;
+      skel_->rodata->hold_inferred_cipher = hold_cipher ? 1 : 0;
       // wake the poller when a batch worth of data (at most a quarter of the ring) is waiting
       skel_->rodata->wakeup_bytes = std::min<uint64_t>(batch_bytes_, ringbuf / 4);
       bpf_map__set_max_entries(skel_->maps.events, ringbuf);
@@ -318,10 +322,24 @@ class Probe : public Napi::ObjectWrap<Probe> {
       Fail(env, "ELOAD", std::string("loading the BPF programs failed (") + strerror(-err) + "): " + take_log());
       return;
     }
-    err = wirescope_bpf__attach(skel_);
-    if (err) {
-      Fail(env, "EATTACH", std::string("attaching the BPF programs failed (") + strerror(-err) + "): " + take_log());
-      return;
+    if (defer_attach) {
+      // Only the announcements now (a TLS library mapped, an executable started), so a process
+      // that starts while user space fills the maps and attaches the TLS uprobes is not missed;
+      // the data and lifecycle programs wait for attach(): a connection they see then has its
+      // ports' roles, the filters and its TLS library's uprobes in place (docs/probe.md, "Start").
+      skel_->links.tls_enter_mmap = bpf_program__attach(skel_->progs.tls_enter_mmap);
+      skel_->links.tls_exec = skel_->links.tls_enter_mmap ? bpf_program__attach(skel_->progs.tls_exec) : nullptr;
+      if (!skel_->links.tls_exec) {
+        Fail(env, "EATTACH", std::string("attaching the BPF announcement programs failed (") + strerror(errno) + "): " + take_log());
+        return;
+      }
+    } else {
+      err = wirescope_bpf__attach(skel_);
+      if (err) {
+        Fail(env, "EATTACH", std::string("attaching the BPF programs failed (") + strerror(-err) + "): " + take_log());
+        return;
+      }
+      skel_->bss->data_attached = 1;
     }
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Probe::OnRecord, this, nullptr);
     if (!rb_) {
@@ -778,6 +796,20 @@ class Probe : public Napi::ObjectWrap<Probe> {
       uint16_t p = (uint16_t)a.Get(i).ToNumber().Uint32Value();
       bpf_map_update_elem(fd, &p, &one, BPF_ANY);
     }
+    return env.Undefined();
+  }
+
+  // attach(): the programs a deferAttach construction left out (the skeleton skips those linked
+  // already). Idempotent.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!skel_) {
+      probe_error(env, "EATTACH", "the probe is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int err = wirescope_bpf__attach(skel_);
+    if (err) probe_error(env, "EATTACH", std::string("attaching the BPF programs failed (") + strerror(-err) + "): " + take_log()).ThrowAsJavaScriptException();
+    else skel_->bss->data_attached = 1;
     return env.Undefined();
   }
 

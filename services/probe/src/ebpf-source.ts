@@ -49,7 +49,12 @@ export class EbpfSource implements EventSource {
 
   constructor(options: EbpfSourceOptions = {}) {
     const tlsOn = options.tls ?? true;
-    this.probe = new NativeProbe(options, (buf) => this.onBatch(buf), tlsOn
+    // Loaded with only the announcement programs attached: the data and lifecycle programs are
+    // attached last (below), once the listening ports, the filters and the TLS uprobes of every
+    // library and executable running now are in place. Attached first, they saw connections of
+    // that window with no role (no listening ports yet), traffic the filters exclude, and TLS
+    // connections as ciphertext whose library was not probed yet (docs/probe.md, "Start").
+    this.probe = new NativeProbe({ ...options, deferAttach: true }, (buf) => this.onBatch(buf), tlsOn
       ? (n) => {
           // notices still queued when the probe closes find no probe to attach to: dropped; an
           // error while handling one is counted, never thrown into the addon's callback
@@ -68,7 +73,6 @@ export class EbpfSource implements EventSource {
       this.refreshListenPorts();
       this.filter.excludePids(options.excludePids ?? []);
       this.filter.apply(options.filter ?? EMPTY_FILTER);
-      // after the filters (the scans read files for a while: traffic meanwhile is filtered already);
       // the mmap and exec announcements are on from load: a process starting during a scan is not missed
       if (tlsOn) {
         this.tls = new TlsLibraries({ attach: (p, dev, ino, lib) => this.probe.attachTls(p, dev, ino, lib), markKnown: (dev, ino) => this.probe.markTlsKnown(dev, ino) }, options.onTlsError);
@@ -79,6 +83,7 @@ export class EbpfSource implements EventSource {
         this.tlsExecutables = new TlsExecutables(this.probe, [new GoTlsHandler(), openssl], options.onTlsError);
         this.tlsExecutables.scanAll();
       }
+      this.probe.attach();
     } catch (e) {
       this.probe.close();
       throw e;

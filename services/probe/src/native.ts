@@ -35,6 +35,15 @@ export interface NativeOptions {
   netnsIno: number;
   /** Mount tracefs on /sys/kernel/tracing when it is missing. */
   mountTracefs: boolean;
+  /**
+   * Attach only the announcement programs (a TLS library mapped, an executable started) at
+   * construction; the data and lifecycle programs wait for `attach()`, so the caller fills the
+   * listening ports and filters and attaches the TLS uprobes first.
+   */
+  deferAttach: boolean;
+  /** Hold back the ciphertext of connections first seen mid-way whose first bytes are TLS records
+   *  (bpf/tls.bpf.h; the probe service; a capture writes ciphertext as it travels). */
+  holdInferredCipher: boolean;
 }
 
 export const NATIVE_DEFAULTS: NativeOptions = {
@@ -48,6 +57,8 @@ export const NATIVE_DEFAULTS: NativeOptions = {
   connKeyBase: 0n,
   netnsIno: 0,
   mountTracefs: false,
+  deferAttach: false,
+  holdInferredCipher: false,
 };
 
 export interface NativeStats {
@@ -133,6 +144,7 @@ interface AddonProbe {
   setCopyPolicy(connKey: bigint, head: number, tail: number): void;
   setCopyPolicies(keys: Uint8Array, head: number, tail: number): void;
   programs(): string[];
+  attach(): void;
   close(): void;
 }
 
@@ -190,6 +202,15 @@ export class NativeProbe {
     } catch (e) {
       const code = (e as { code?: string }).code ?? "ELOAD";
       throw new ProbeError(code, (e as Error).message, { cause: e });
+    }
+  }
+
+  /** Attaches what a `deferAttach` construction left out. Idempotent. @throws ProbeError EATTACH */
+  attach(): void {
+    try {
+      this.p.attach();
+    } catch (e) {
+      throw new ProbeError((e as { code?: string }).code ?? "EATTACH", (e as Error).message, { cause: e });
     }
   }
 

@@ -79,6 +79,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         lockPath: opts.lockFile || undefined,
         netnsIno,
         connKeyBase,
+        // a decoder must never be given the middle of a TLS stream as if it were cleartext
+        holdInferredCipher: true,
         excludePids: opts.excludePids,
         filter: opts.filter,
         onTlsError: (file, error) => {

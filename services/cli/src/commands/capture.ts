@@ -97,9 +97,6 @@ const command: Command = {
       // the TLS uprobes replace a connection's ciphertext by its plaintext: only when asked for
       tls: args.plaintext,
     });
-    // the programs run from their attach, the filter maps are filled a few ms later: what they
-    // saw meanwhile (on a busy host, other processes' traffic) was not asked for
-    const filteredFrom = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the kernel's timestamps
     const writer = PcapngWriter.toFile(args.output, { application: "wirescope capture" });
     const capture = new PcapngCapture(writer, new ProcessCache(), monoToWallClock(), { plaintext: args.plaintext });
     const ac = new AbortController();
@@ -109,9 +106,8 @@ const command: Command = {
     const timer = args.durationS ? setTimeout(stop, args.durationS * 1000) : undefined;
     process.stderr.write(`capturing to ${args.output}${args.durationS ? ` for ${args.durationS} s` : ""}; Ctrl-C to stop\n`);
     try {
-      await source.run((b) => capture.add(b.conns.every((c) => c.tsMono >= filteredFrom) && b.data.every((d) => d.tsMono >= filteredFrom)
-        ? b
-        : { conns: b.conns.filter((c) => c.tsMono >= filteredFrom), data: b.data.filter((d) => d.tsMono >= filteredFrom) }), ac.signal);
+      // the data programs are attached once the filter maps are filled (EbpfSource): every event is asked for
+      await source.run((b) => capture.add(b), ac.signal);
     } finally {
       if (timer) clearTimeout(timer);
       process.off("SIGINT", stop);
