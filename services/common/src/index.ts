@@ -32,3 +32,4 @@ export * from "./assign.js";
 export * from "./membership.js";
 export * from "./membership-nats.js";
 export * from "./supervised-loop.js";
+export * from "./wake-timer.js";

@@ -18,7 +18,7 @@ import {
   type CreateService,
   type Logger,
 } from "@wirescope/common";
-import { ownedPartitions, ownerOf, NatsMembership } from "@wirescope/common";
+import { ownedPartitions, ownerOf, NatsMembership, WakeTimer } from "@wirescope/common";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
@@ -86,10 +86,14 @@ export const createService: CreateService = async (ctx) => {
       // Output waiting on JetStream acks past the bound: stop taking input until it drains (input
       // then queues, and beyond its bound is dropped and counted) rather than holding unbounded memory.
       let waitingOutput = false;
+      // Armed by the raw batch that finds it idle: records (and the raw progress they commit) go
+      // out within --flush-ms of their batch, and a replica with no input has no flush wake-ups.
+      const flushTimer = new WakeTimer(() => output.poke());
       const input: RawInput = new RawInput(
         nc,
         (data) => {
           pipeline.onRawBytes(data, performance.now());
+          flushTimer.arm(o.flushMs);
           if (!waitingOutput && pipeline.queuedBatches() >= MAX_QUEUED_OUTPUT) {
             waitingOutput = true;
             input.pause();
@@ -160,6 +164,8 @@ export const createService: CreateService = async (ctx) => {
       const rates = new Map<string, number>();
       const tick = setInterval(() => {
         pipeline.sweep(performance.now());
+        // idle eviction writes the incomplete requests of the connections it ends
+        if (pipeline.hasOutput()) flushTimer.arm(o.flushMs);
         const snap = counters.snapshot();
         for (const [k, v] of Object.entries(snap)) {
           if (!k.startsWith("records.")) continue;
@@ -183,7 +189,6 @@ export const createService: CreateService = async (ctx) => {
           else counters.setTotal(name, v);
         }
       }, 1000);
-      const flusher = setInterval(() => output.poke(), o.flushMs);
 
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
@@ -191,7 +196,7 @@ export const createService: CreateService = async (ctx) => {
       });
 
       clearInterval(tick);
-      clearInterval(flusher);
+      flushTimer.stop();
       stopDir?.();
       await stopStore?.();
       await topicSharing?.stop();

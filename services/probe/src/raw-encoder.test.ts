@@ -268,6 +268,19 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   assert.equal(withOpen.data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === p1).length, "with its partition's data");
 });
 
+test("RawEncoder.nextDueMs: -1 with nothing held (the ager stays unarmed), else the time until the oldest event is holdMs old", () => {
+  const now = 5_000_000_000_000;
+  const enc = encoder({ holdMs: 50, monoNow: () => now });
+  assert.equal(enc.nextDueMs(), -1, "an idle encoder needs no wake-up");
+  const rec = (k: bigint, ts: bigint) => frameRecord(data(k, 0n, Buffer.from("abc"), 3, 1, ts));
+  enc.encode(rec(1n, BigInt(now - 20_000_000)));
+  enc.encode(rec(2n, BigInt(now - 5_000_000)));
+  assert.equal(enc.nextDueMs(), 30, "the oldest waiting event (20 ms old) is due in 30 ms");
+  assert.equal(enc.nextDueMs(now + 40e6), 0, "past due: at once");
+  enc.flushDue(true);
+  assert.equal(enc.nextDueMs(), -1, "everything sent: unarmed again");
+});
+
 test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext first, then the open with the plaintext", () => {
   const now = 5_000_000_000_000;
   const young = BigInt(now);

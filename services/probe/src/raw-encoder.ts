@@ -558,6 +558,17 @@ export class RawEncoder {
     return out;
   }
 
+  /**
+   * Milliseconds until the oldest waiting event comes of age (`holdMs`; 0 when one is due now),
+   * or -1 when no partition holds anything: the ager's timer is armed only then.
+   */
+  nextDueMs(nowMono = (this.o.monoNow ?? monoNow)()): number {
+    let oldest = Infinity;
+    for (const x of this.used) if (x.out.len > 0 && x.oldest < oldest) oldest = x.oldest;
+    if (oldest === Infinity) return -1;
+    return Math.max(0, (oldest + (this.o.holdMs ?? 0) * 1e6 - nowMono) / 1e6);
+  }
+
   /** The header of the next message of partition `p`: identity, partition, pending drops, batch_seq. */
   private header(p: number): Out {
     const h = this.head;

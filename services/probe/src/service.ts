@@ -10,7 +10,7 @@ import fs from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import {
   BatchPublisher, RawBatchSchema, rawSubject, ServiceError, FilterSchema,
-  listAnnounced, errorMessage, selfIdentity,
+  listAnnounced, errorMessage, selfIdentity, WakeTimer,
   type CreateService, type ServiceContext, type Filter,
 } from "@wirescope/common";
 import { EbpfSource } from "./ebpf-source.js";
@@ -229,8 +229,18 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       try {
         if (ebpf) {
           // the hot path: native batches straight to RawBatch bytes
-          // partitions whose data waited for later native batches go out once it is batch-ms old
-          const ager = setInterval(() => publish(encoder.flushDue()), Math.max(5, Math.floor(opts.batchMs / 5)));
+          // partitions whose data waited for later native batches go out once it is batch-ms old;
+          // the ager wakes only while something waits, at most every batch-ms / 5
+          const agePeriodMs = Math.max(5, Math.floor(opts.batchMs / 5));
+          const ager: WakeTimer = new WakeTimer(() => {
+            publish(encoder.flushDue());
+            armAger();
+          });
+          const armAger = () => {
+            if (ager.armed) return;
+            const due = encoder.nextDueMs();
+            if (due >= 0) ager.arm(Math.max(agePeriodMs, Math.ceil(due)));
+          };
           reapExited = () => {
             const closes = tracker.reap((pid) => !fs.existsSync(`/proc/${pid}`), process.hrtime.bigint());
             if (!closes.length) return;
@@ -246,9 +256,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
               c.add("events_in", r.events);
               policies?.flush();
               publish(r.messages);
+              armAger();
             }, signal, encoder.decodeStats);
           } finally {
-            clearInterval(ager);
+            ager.stop();
             publish(encoder.flushDue(true));
           }
         } else await source.run(async (b) => {
