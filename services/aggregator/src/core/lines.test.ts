@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { escStr, num, spanTagsField } from "./lines.js";
+import { SpanClock, escStr, num, spanTagsField } from "./lines.js";
 import { spanTagsJson } from "./span-attributes.js";
 import type { SpanRec } from "./spans.js";
 
@@ -51,5 +51,29 @@ describe("spanTagsField", () => {
       } as unknown as SpanRec;
       assert.equal(spanTagsField(s), escStr(spanTagsJson(s)), JSON.stringify(s));
     }
+  });
+});
+
+describe("SpanClock", () => {
+  it("gives each series a timestamp once over the windows it keeps, then forgets the oldest window's", () => {
+    const clock = new SpanClock(3);
+    const a = "kind=server,namespace=-,node=n1,protocol=http,service=a";
+    const b = "kind=server,namespace=-,node=n1,protocol=http,service=b";
+    const t = 1_764_650_000_123_456_789n;
+    clock.next();
+    clock.take(a, t);
+    assert.equal(clock.used(a, t), true);
+    assert.equal(clock.used(b, t), false, "per series");
+    assert.equal(clock.used(a, t + 1n), false);
+    clock.next();
+    clock.next();
+    assert.equal(clock.used(a, t), true, "still within the 3 windows kept");
+    clock.next();
+    assert.equal(clock.used(a, t), false, "forgotten with its window");
+    // far from the first timestamp (beyond 2^53 ns): kept exactly too
+    const far = t + 2n ** 60n;
+    clock.take(a, far);
+    assert.equal(clock.used(a, far), true);
+    assert.equal(clock.used(a, far + 1n), false);
   });
 });
