@@ -19,7 +19,9 @@
 //   left uncounted.
 //
 // A batch that does not fit in what is left of its field is the partial batch a broker may end a
-// Fetch response with (clients drop it): it is not counted. A magic byte we do not know or a
+// Fetch response's field with (clients drop it): it is not counted, when its length and magic
+// byte are plausible (else the field is garbage: uncounted). A Produce request holds whole
+// batches: one that does not fit leaves the message uncounted. A magic byte we do not know or a
 // negative count leaves the field uncounted; a message whose structure does not add up (a length
 // past its end) leaves the message uncounted.
 //
@@ -231,9 +233,9 @@ export class RecordsWalk {
               else t.recordsUncounted = true;
               step = whole;
             } else t.recordsUncounted = true; // a magic byte we do not know, or a header too short
-          }
-          // else a partial batch at the end: clients drop it
-        }
+          } else if (this.kind == 0 || size < 0 || <u32>load<i8>(at + 16) > 2) t.recordsUncounted = true;
+          // else the partial batch a broker may end a Fetch response's field with: clients drop it
+        } else if (rl > 0 && this.kind == 0) t.recordsUncounted = true;
         o += step;
         this.recLeft = step == rl ? -1 : rl - step;
         continue;

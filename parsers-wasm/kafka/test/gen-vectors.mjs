@@ -393,6 +393,14 @@ const records = [
     [{ operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 11, 51, { "messaging.batch.message_count": 0, "kafka.compression": null }) }]),
 ];
 
+// Produce v9: a whole batch of 3, then one cut short (a request holds whole batches)
+const produceCutReq = request(0, 9, 50, "rdkafka", true,
+  new W(true).str(null).i16(-1).i32(30000)
+    .arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(Buffer.concat([recordBatch(3, 0, { payload: 20 }), recordBatch(5, 0, { baseOffset: 3 }).subarray(0, 70)])).tags()).tags()).tags().buf());
+// Fetch v11 whose records are 64 bytes of garbage: no batch's magic byte where one belongs
+const fetchGarbageResp = response(51, false,
+  new W(false).i32(0).i16(0).i32(0)
+    .arr(["orders"], (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(0).i64(11).i64(11).i64(0).arr(null, () => {}).i32(-1).bytes(Buffer.alloc(64, 0x5a)))).buf());
 records.push(
   vec("Produce v9 (flexible, transactional): every partition of every topic counted, tagged fields skipped",
     [c(produceTagsReq), s(produceTagsResp)],
@@ -409,6 +417,12 @@ records.push(
       { operation: "Produce", resource: "logs", status: null, attributes: attrs(0, 7, 57, { "kafka.no_response": true, "messaging.batch.message_count": 5, "kafka.compression": "none,lz4" }) },
       { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
     ]),
+  vec("Produce v9 whose last batch does not fit its RECORDS field: a request holds whole batches, so not counted",
+    [c(produceCutReq), s(produceBatchesResp)],
+    [{ operation: "Produce", resource: "orders", status: 0, attributes: attrs(0, 9, 50, { "messaging.batch.message_count": null, "kafka.records_counted": false, "kafka.compression": "none" }) }]),
+  vec("Fetch v11 whose RECORDS field is garbage (no batch's magic byte): not counted, never 0",
+    [c(fetchV11Req), s(fetchGarbageResp)],
+    [{ operation: "Fetch", resource: "orders", status: 0, attributes: attrs(1, 11, 51, { "messaging.batch.message_count": null, "kafka.records_counted": false }) }]),
   vec("a RECORDS field longer than its message: not counted, and the next response pairs",
     [c(Buffer.concat([fetchV11Req, heartbeatV4Req])), s(Buffer.concat([fetchOverrunResp, heartbeatV4Resp]))],
     [
