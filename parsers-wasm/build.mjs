@@ -40,14 +40,19 @@ function newestTs(dir) {
   return t;
 }
 
-/** Sibling plugin folders whose sources `dir` imports (`from "../http1/..."`): their edits rebuild it too. */
+/**
+ * Plugin folders outside `dir` whose sources `dir` imports (`from "../http1/..."`, or
+ * `import "../../../examples/redis/plugin"` in a fixture): their edits rebuild it too.
+ */
 function importedDirs(dir) {
   const out = new Set();
+  const common = path.join(here, "common");
   for (const f of fs.readdirSync(dir, { recursive: true })) {
     const rel = f.toString();
     if (!rel.endsWith(".ts") || rel.split(path.sep).some((s) => s === "test" || s === "build" || s === "dist")) continue;
-    for (const m of fs.readFileSync(path.join(dir, rel), "utf8").matchAll(/from\s+"\.\.\/([\w-]+)\//g)) {
-      if (m[1] !== "common") out.add(path.join(path.dirname(dir), m[1]));
+    for (const m of fs.readFileSync(path.join(dir, rel), "utf8").matchAll(/(?:from|import)\s+"(\.\.\/[^"]+)"/g)) {
+      const target = path.dirname(path.resolve(path.dirname(path.join(dir, rel)), m[1]));
+      if (target !== common && !target.startsWith(common + path.sep) && target !== dir && !target.startsWith(dir + path.sep)) out.add(target);
     }
   }
   return [...out];
@@ -120,7 +125,7 @@ async function buildOne(p) {
       "--outFile", tmp,
     ]);
     if (code !== 0) throw new Error(`asc exited with ${code}`);
-    check(tmp, p.name);
+    check(tmp, p.name, manifest.abi);
     fs.renameSync(tmp, wasm);
     fs.writeFileSync(json, JSON.stringify({ ...manifest, wasm: wasmName }, null, 2) + "\n");
     built++;
@@ -142,12 +147,13 @@ if (!quiet && !built && !failed) console.error(`wasm: ${list.length} plugin(s) u
 process.exit(failed ? 1 : 0);
 
 /** The ABI's promises that the compiler flags should already guarantee; checked anyway. */
-function check(file, name) {
+function check(file, name, abi) {
   const mod = new WebAssembly.Module(fs.readFileSync(file));
   const bad = WebAssembly.Module.imports(mod).filter((i) => !(i.module === "env" && i.name === "abort"));
   if (bad.length) throw new Error(`${name}: imports other than env.abort: ${bad.map((i) => `${i.module}.${i.name}`).join(", ")} (a std feature such as Math.random, Date or console was used)`);
   const exp = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
-  for (const e of ["memory", "abi_version", "input_buffer", "detect", "conn_new", "conn_free", "feed", "gap", "close", "out_ptr", "out_len", "out_clear", "configure"]) {
+  const v2 = ["feed_batch", "conn_stats"];
+  for (const e of ["memory", "abi_version", "input_buffer", "detect", "conn_new", "conn_free", "feed", "gap", "close", "out_ptr", "out_len", "out_clear", "configure", ...(abi >= 2 ? v2 : [])]) {
     if (!exp.has(e)) throw new Error(`${name}: missing export ${e} (does plugin.ts \`export * from "../common/abi"\`?)`);
   }
 }

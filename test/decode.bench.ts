@@ -4,6 +4,8 @@
 // (prior knowledge), both on loopback, recorded by tcpdump. Then, one after the other:
 //   tshark  -d tcp.port==<h2>,http2  printing method, path, status, authority of every message
 //   wirescope decode                 printing the NDJSON records (method, path, status, ...)
+//   wirescope decode --no-batch      the same, one plugin call per chunk (the ABI v1 path):
+//                                    its output must be the same file, byte for byte
 // and the ratio of their wall times, from this one run. Both outputs go to files; their request
 // counts are printed so it is visible that they did the same work.
 //
@@ -178,6 +180,10 @@ async function main(): Promise<void> {
   const wsOut = path.join(dir, "wirescope.ndjson");
   const ws = await run(process.execPath, [WIRESCOPE_BIN, "decode", cap, "--no-progress"], { stdout: wsOut });
   if (ws.code !== 0) throw new Error(`wirescope decode failed: ${ws.stderr}`);
+  const wsv1Out = path.join(dir, "wirescope-no-batch.ndjson");
+  const wsv1 = await run(process.execPath, [WIRESCOPE_BIN, "decode", cap, "--no-progress", "--no-batch"], { stdout: wsv1Out });
+  if (wsv1.code !== 0) throw new Error(`wirescope decode --no-batch failed: ${wsv1.stderr}`);
+  if (!fs.readFileSync(wsOut).equals(fs.readFileSync(wsv1Out))) throw new Error(`wirescope decode printed different records with and without batches (${wsOut}, ${wsv1Out})`);
   const jobs = Math.max(2, os.cpus().length);
   const wsjOut = path.join(dir, "wirescope-jobs.ndjson");
   const wsj = await run(process.execPath, [WIRESCOPE_BIN, "decode", cap, "--no-progress", "--jobs", String(jobs)], { stdout: wsjOut });
@@ -195,9 +201,11 @@ async function main(): Promise<void> {
   console.log(`| tool | CPU time | wall time | HTTP/1.1 requests | HTTP/2 requests |`);
   console.log(`|---|---|---|---|---|`);
   console.log(`| tshark 4.0 (-T fields, same fields) | ${(ts.cpuMs / 1000).toFixed(2)} s | ${(ts.ms / 1000).toFixed(2)} s | ${tsharkH1} | ${tsharkH2} |`);
-  console.log(`| wirescope decode (NDJSON) | ${(ws.cpuMs / 1000).toFixed(2)} s | ${(ws.ms / 1000).toFixed(2)} s | ${wsH1} | ${wsH2} |`);
+  console.log(`| wirescope decode (NDJSON, ABI v2 batches) | ${(ws.cpuMs / 1000).toFixed(2)} s | ${(ws.ms / 1000).toFixed(2)} s | ${wsH1} | ${wsH2} |`);
+  console.log(`| wirescope decode --no-batch (one call per chunk, the v1 path; same output) | ${(wsv1.cpuMs / 1000).toFixed(2)} s | ${(wsv1.ms / 1000).toFixed(2)} s | ${wsH1} | ${wsH2} |`);
   console.log(`| wirescope decode --jobs ${jobs} | ${(wsj.cpuMs / 1000).toFixed(2)} s | ${(wsj.ms / 1000).toFixed(2)} s | ${countLines(wsjOut, /"protocol":"http1"/)} | ${countLines(wsjOut, /"protocol":"http2"/)} |`);
   console.log("");
+  console.log(`wirescope decode --no-batch vs tshark: ${(ts.cpuMs / wsv1.cpuMs).toFixed(1)}× less CPU time`);
   console.log(`wirescope decode vs tshark: ${(ts.cpuMs / ws.cpuMs).toFixed(1)}× less CPU time, ${(ts.ms / ws.ms).toFixed(1)}× less wall time; with --jobs ${jobs}: ${(ts.ms / wsj.ms).toFixed(1)}× less wall time (load average ${load} on ${os.cpus().length} cores; aim: ≥ 20×)`);
   console.log(`wirescope decode: ${(size / 1048576 / (ws.cpuMs / 1000)).toFixed(1)} MiB/s and ${((wsH1 + wsH2) / (ws.cpuMs / 1000) / 1000).toFixed(0)}k records/s per CPU second, process start and plugin compilation included`);
   if (!keep) fs.rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,9 @@
 //   register(detect, () => new MyConnection());
 //
 // and nothing else is exported. This file is the only place that knows the handle table.
+// ABI version 2: the version 1 exports plus feed_batch (several chunks of any connections in one
+// call) and conn_stats (the per-connection counters). abi-v1.ts exports the version 1 subset,
+// for plugins that must load in hosts speaking only version 1.
 
 import { Connection } from "./conn";
 import { OK, BROKEN, SWITCHED } from "./status";
@@ -12,7 +15,7 @@ import { outPtr, outBytes, outRecords, outClear, outRaw, Rec } from "./record";
 import { _detect, _create, _setRedact, _maxConns } from "./plugin";
 
 /** ABI version implemented by this library. */
-const ABI_VERSION: i32 = 1;
+const ABI_VERSION: i32 = 2;
 /** Largest input chunk the host may copy in at once. */
 const MAX_INPUT: i32 = 16 << 20;
 
@@ -156,6 +159,85 @@ export function close(h: i32, ts: i64): i32 {
   if (c == null) return BROKEN;
   if (c.dead < 0) return c.dead;
   return answer(c, c.onClose(ts));
+}
+
+// ---- ABI v2: batches and counters ----
+
+/**
+ * One batch entry (docs/plugin-abi.md, "feed_batch"), little-endian, 48 bytes:
+ *
+ *    0  h        i32  in    connection handle
+ *    4  op       i32  in    bits 0..7: 0 feed, 1 gap, 2 close; bit 8: dir
+ *    8  len      i32  in    feed: bytes (they follow the entries, in entry order); gap: missed bytes
+ *   12  (zero)
+ *   16  ts_ns    i64  in
+ *   24  status   i32  out   what feed/gap/close would have returned
+ *   28  out_end  i32  out   out_len() after this entry: its records are the frames before it
+ *   32  errors   u32  out   growth of the connection's counters during this entry
+ *   36  drops    u32  out
+ *   40  dropped  i64  out   bytes dropped
+ */
+const ENTRY: usize = 48;
+const OP_FEED: i32 = 0;
+const OP_GAP: i32 = 1;
+
+export function feed_batch(ptr: usize, n: i32): i32 {
+  if (n <= 0) return 0;
+  let data = ptr + <usize>n * ENTRY;
+  for (let i = 0; i < n; i++) {
+    const e = ptr + <usize>i * ENTRY;
+    const h = load<i32>(e);
+    const op = load<i32>(e, 4);
+    const len = load<i32>(e, 8);
+    const ts = load<i64>(e, 16);
+    const dir = (op >> 8) & 1;
+    const kind = op & 0xff;
+    let st: i32;
+    if (kind == OP_FEED) {
+      st = feed(h, dir, data, len, ts);
+      if (len > 0) data += <usize>len;
+    } else if (kind == OP_GAP) st = gap(h, dir, len, ts);
+    else st = close(h, ts);
+    store<i32>(e, st, 24);
+    store<i32>(e, outBytes(), 28);
+    const c = lookup(h);
+    if (c != null) report(c, e + 32);
+    else {
+      store<i64>(e, 0, 32);
+      store<i64>(e, 0, 40);
+    }
+  }
+  return n;
+}
+
+/** Writes the growth of c's counters since the last report at p (u32, u32, i64) and marks them reported. */
+function report(c: Connection, p: usize): void {
+  c.syncCounters();
+  // a counter that went down (a decoder replaced a part that kept it) reports nothing
+  store<u32>(p, c.errors > c.repErrors ? <u32>(c.errors - c.repErrors) : 0);
+  store<u32>(p, c.drops > c.repDrops ? <u32>(c.drops - c.repDrops) : 0, 4);
+  store<i64>(p, c.droppedBytes > c.repDroppedBytes ? c.droppedBytes - c.repDroppedBytes : 0, 8);
+  c.repErrors = c.errors;
+  c.repDrops = c.drops;
+  c.repDroppedBytes = c.droppedBytes;
+}
+
+const stats = new StaticArray<i64>(2);
+
+/**
+ * The growth of connection h's counters since they were last reported (here or in a
+ * feed_batch entry): a pointer to errors (u32), drops (u32), dropped bytes (i64); zeros for an
+ * unknown handle. The host asks before conn_free.
+ */
+export function conn_stats(h: i32): usize {
+  const p = changetype<usize>(stats);
+  const c = lookup(h);
+  if (c != null) report(c, p);
+  else {
+    store<i64>(p, 0);
+    store<i64>(p, 0, 8);
+  }
+  return p;
 }
 
 export function out_ptr(): usize {

@@ -17,6 +17,20 @@ export class Connection {
   restPtr: usize = 0;
   restLen: i32 = 0;
   restDir: i32 = -1;
+  /**
+   * The connection's counters, cumulative (ABI v2, docs/plugin-abi.md "Counters"): framing
+   * errors (a message that could not be parsed, a desynchronisation), messages dropped
+   * (a response without its request, a stream over a limit) and bytes dropped while
+   * resynchronising. The glue reports their growth to the host. A decoder adds to them, or
+   * keeps its own and copies them here in syncCounters().
+   */
+  errors: i64 = 0;
+  drops: i64 = 0;
+  droppedBytes: i64 = 0;
+  /** What the glue last reported of each counter. */
+  repErrors: i64 = 0;
+  repDrops: i64 = 0;
+  repDroppedBytes: i64 = 0;
 
   /** The queue of direction `dir` (0 client, 1 server). */
   @inline q(dir: i32): ByteQueue {
@@ -46,6 +60,9 @@ export class Connection {
   onClose(tsNs: i64): i32 {
     return OK;
   }
+
+  /** Called by the glue before it reads the counters: copy counters kept elsewhere into them. */
+  syncCounters(): void {}
 
   /** Called after conn_free; release anything held outside the GC (the queues are freed by the glue). */
   onFree(): void {}

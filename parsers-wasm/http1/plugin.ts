@@ -16,6 +16,12 @@ class Http1Connection extends Connection {
   onClose(tsNs: i64): i32 {
     return this.p.onClose(tsNs);
   }
+  syncCounters(): void {
+    const p = this.p;
+    this.errors = p.desyncs;
+    this.drops = p.orphans;
+    this.droppedBytes = p.droppedBytes;
+  }
   onFree(): void {
     this.p.free();
   }

@@ -195,6 +195,11 @@ export class H2Engine {
     this.d0.st = clientPreface ? D_PREFACE : D_HDR;
   }
 
+  /** HPACK blocks that decoded with errors, both directions (a counter for the host). */
+  hpackErrors(): i64 {
+    return <i64>this.d0.hpack.errors + <i64>this.d1.hpack.errors;
+  }
+
   @inline private dir(d: i32): Dir {
     return d == 0 ? this.d0 : this.d1;
   }

@@ -106,6 +106,27 @@ class Http2Connection extends Connection {
     return OK;
   }
 
+  syncCounters(): void {
+    let errors: i64 = 0;
+    let drops: i64 = 0;
+    let bytes: i64 = 0;
+    if (this.h1 != null) {
+      const h = changetype<H1Parser>(this.h1);
+      errors += h.desyncs;
+      drops += h.orphans;
+      bytes += h.droppedBytes;
+    }
+    if (this.h2 != null) {
+      const e = changetype<H2Engine>(this.h2);
+      errors += e.framesBad + e.hpackErrors();
+      drops += e.streamsDropped + e.blocksLost;
+      bytes += e.droppedBytes;
+    }
+    this.errors = errors;
+    this.drops = drops;
+    this.droppedBytes = bytes;
+  }
+
   onFree(): void {
     if (this.h1 != null) changetype<H1Parser>(this.h1).free();
     if (this.h2 != null) changetype<H2Engine>(this.h2).free();

@@ -1,7 +1,10 @@
 // Decode-only throughput per plugin on one core: records/s and MB/s through the real host
 // (ConnectionEngine → fuel-metered WASM instance → record bytes), the way the parser service and
 // `wirescope decode` run it, on realistic traffic (traffic.ts or a decoder's own test/traffic.ts).
-// Also the cost of runaway protection: the same run with fuel metering off.
+// Also the cost of runaway protection: the same run with fuel metering off. Each plugin runs
+// both ways side by side: one WASM call per chunk (the ABI v1 path, what a version 1 plugin
+// gets) and, for version 2 plugins, the chunks handed over in batches (EngineBatch →
+// feed_batch); both must give the same records.
 //
 // Rates are per CPU second of this process (process.cpuUsage), not per wall second: the figure
 // is "per core" even when other work shares the machine. Wall-clock rates are shown beside.
@@ -39,17 +42,29 @@ interface Result {
   /** CPU seconds (user + system) of this process. */
   seconds: number;
   wall: number;
+  /** Records of the first pass (both paths must find the same). */
+  first: number;
 }
 
-function run(b: BuiltPlugin, s: TrafficSample, meter: boolean): Result {
+function run(b: BuiltPlugin, s: TrafficSample, meter: boolean, batched: boolean): Result {
   const reg = new PluginRegistry();
   reg.add(Plugin.fromFile(b.manifest, { meter }));
   const engine = new ConnectionEngine(reg);
   let records = 0;
   let bytes = 0;
+  const batch = engine.batch<null>((_t, r) => void (records += r.records.length));
   const once = () => {
     for (const conn of s.connections) {
       const c = engine.openConnection({ protocol: s.plugin });
+      if (batched) {
+        for (const ch of conn) {
+          batch.data(c, ch.dir, ch.bytes, ch.tsNs, null);
+          bytes += ch.bytes.length;
+        }
+        batch.close(c, (conn.at(-1)?.tsNs ?? 0n) + 1n, null);
+        batch.flush();
+        continue;
+      }
       for (const ch of conn) {
         records += c.data(ch.dir, ch.bytes, ch.tsNs).records.length;
         bytes += ch.bytes.length;
@@ -60,6 +75,7 @@ function run(b: BuiltPlugin, s: TrafficSample, meter: boolean): Result {
   once(); // warm-up (JIT, instance memory)
   const first = records;
   if (first < s.pairs * 0.99) throw new Error(`${s.name}: decoded ${first} records for ${s.pairs} pairs: the decoder misses requests`);
+  if (batched && engine.batched.entries === 0) throw new Error(`${s.name}: nothing went through feed_batch`);
   records = 0;
   bytes = 0;
   globalThis.gc?.();
@@ -71,12 +87,12 @@ function run(b: BuiltPlugin, s: TrafficSample, meter: boolean): Result {
     t = Number(process.hrtime.bigint() - t0) / 1e9;
   } while (t < SECONDS);
   const cu = process.cpuUsage(c0);
-  return { records, bytes, seconds: (cu.user + cu.system) / 1e6, wall: t };
+  return { records, bytes, seconds: (cu.user + cu.system) / 1e6, wall: t, first };
 }
 
 const rows: string[] = [];
-rows.push("| plugin | traffic | records/s (CPU) | MB/s (CPU) | ns/record | records/s (wall) | records/s unmetered (CPU) | meter cost |");
-rows.push("|---|---|---:|---:|---:|---:|---:|---:|");
+rows.push("| plugin | traffic | path | records/s (CPU) | MB/s (CPU) | ns/record | records/s (wall) | records/s unmetered (CPU) | meter cost |");
+rows.push("|---|---|---|---:|---:|---:|---:|---:|---:|");
 let failed = false;
 for (const b of builtPlugins()) {
   if (only && !only.includes(b.name)) continue;
@@ -89,21 +105,30 @@ for (const b of builtPlugins()) {
     continue;
   }
   if (!samples.length) {
-    rows.push(`| ${b.name} | (no traffic generator) | | | | | | |`);
+    rows.push(`| ${b.name} | (no traffic generator) | | | | | | | |`);
     continue;
   }
   for (const s of samples) {
-    try {
-      const m = run(b, s, true);
-      const u = run(b, s, false);
-      const rps = m.records / m.seconds;
-      const urps = u.records / u.seconds;
-      rows.push(
-        `| ${b.name} | ${s.name} | ${Math.round(rps).toLocaleString("en-US")} | ${(m.bytes / m.seconds / 1e6).toFixed(1)} | ${Math.round(1e9 / rps)} | ${Math.round(m.records / m.wall).toLocaleString("en-US")} | ${Math.round(urps).toLocaleString("en-US")} | ${(((urps - rps) / urps) * 100).toFixed(1)}% |`,
-      );
-    } catch (e) {
-      rows.push(`| ${b.name} | ${s.name} | failed: ${(e as Error).message} | | | | | |`);
-      failed = true;
+    const v2 = JSON.parse(fs.readFileSync(b.manifest, "utf8")).abi >= 2;
+    let v1rps = 0;
+    let v1first = 0;
+    for (const batched of v2 ? [false, true] : [false]) {
+      try {
+        const m = run(b, s, true, batched);
+        const u = run(b, s, false, batched);
+        if (batched && m.first !== v1first) throw new Error(`${m.first} records in batches, ${v1first} one call per chunk`);
+        v1first = m.first;
+        const rps = m.records / m.seconds;
+        const urps = u.records / u.seconds;
+        const gain = batched && v1rps ? ` (${rps >= v1rps ? "+" : ""}${(((rps - v1rps) / v1rps) * 100).toFixed(0)}%)` : "";
+        if (!batched) v1rps = rps;
+        rows.push(
+          `| ${b.name} | ${s.name} | ${batched ? "v2 batches" : "v1, a call per chunk"} | ${Math.round(rps).toLocaleString("en-US")}${gain} | ${(m.bytes / m.seconds / 1e6).toFixed(1)} | ${Math.round(1e9 / rps)} | ${Math.round(m.records / m.wall).toLocaleString("en-US")} | ${Math.round(urps).toLocaleString("en-US")} | ${(((urps - rps) / urps) * 100).toFixed(1)}% |`,
+        );
+      } catch (e) {
+        rows.push(`| ${b.name} | ${s.name} | ${batched ? "v2 batches" : "v1"} | failed: ${(e as Error).message} | | | | | |`);
+        failed = true;
+      }
     }
   }
 }

@@ -201,6 +201,8 @@ export interface RunResult {
   reason?: string;
   counters: Record<string, number>;
   plugin?: string;
+  /** The first step (not the close) that wrote records while the connection went on decoding; -1: none. */
+  firstRecordStep?: number;
 }
 
 /** Chunks: a step list already cut into the chunks to feed (same ts for pieces of one step). */
@@ -211,7 +213,7 @@ function stepChunks(steps: Step[]): Chunk[][] {
 }
 
 /** Feeds chunks through a fresh engine connection; `detect` false forces the plugin. */
-export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chunk[], opts: { detect?: boolean; closeTs?: bigint; midstream?: boolean; clientKnown?: boolean } = {}): RunResult {
+export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chunk[], opts: RunOpts = {}): RunResult {
   const engine = new ConnectionEngine(registry);
   const midstream = opts.midstream ?? false;
   const conn = engine.openConnection(opts.detect ? { clientKnown: opts.clientKnown ?? true, midstream } : { protocol: plugin, midstream });
@@ -219,9 +221,11 @@ export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chun
   const states: string[] = [];
   let reason: string | undefined;
   let lastTs = 0n;
+  let firstRecordStep = -1;
   for (const c of chunks) {
     lastTs = c.ts;
     const r = c.bytes ? conn.data(c.dir, c.bytes, c.ts) : conn.gap(c.dir, c.gap ?? 0, c.ts);
+    if (firstRecordStep < 0 && r.records.length && r.state === "decoding") firstRecordStep = states.length;
     raw.push(...r.records);
     states.push(r.state);
     reason ??= r.reason;
@@ -241,7 +245,80 @@ export function runChunks(registry: PluginRegistry, plugin: string, chunks: Chun
     plugin: conn.plugin?.name ?? (conn.switches > 0 ? Object.keys(counters).find((k) => k.startsWith("conn_switched."))?.slice(14) : undefined),
     flipped: conn.flipped,
     orientation: conn.orientation,
+    firstRecordStep,
   };
+}
+
+/** Options of runChunks (one connection). */
+type RunOpts = { detect?: boolean; closeTs?: bigint; midstream?: boolean; clientKnown?: boolean };
+
+/**
+ * The same runs as runChunks, each on its own connection, but all on one engine and through one
+ * EngineBatch (ABI v2: one feed_batch call per instance for many connections' chunks), their
+ * steps interleaved round-robin and flushed every few rounds.
+ */
+export function runChunksBatched(registry: PluginRegistry, plugin: string, runs: { chunks: Chunk[]; opts: RunOpts }[]): { raw: Uint8Array[][]; states: string[][]; reasons: (string | undefined)[]; plugins: (string | undefined)[]; flipped: boolean[]; counters: Record<string, number>; batched: { calls: number; entries: number } } {
+  const engine = new ConnectionEngine(registry);
+  const raw: Uint8Array[][] = runs.map(() => []);
+  const states: string[][] = runs.map(() => []);
+  const reasons: (string | undefined)[] = runs.map(() => undefined);
+  const batch = engine.batch<number>((i, r) => {
+    raw[i]!.push(...r.records);
+    states[i]!.push(r.state);
+    reasons[i] ??= r.reason;
+  });
+  const conns = runs.map(({ opts }) => {
+    const midstream = opts.midstream ?? false;
+    return engine.openConnection(opts.detect ? { clientKnown: opts.clientKnown ?? true, midstream } : { protocol: plugin, midstream });
+  });
+  const longest = Math.max(...runs.map((r) => r.chunks.length));
+  for (let k = 0; k <= longest; k++) {
+    runs.forEach((run, i) => {
+      const conn = conns[i]!;
+      const c = run.chunks[k];
+      if (c) {
+        if (c.bytes) batch.data(conn, c.dir, c.bytes, c.ts, i);
+        else batch.gap(conn, c.dir, c.gap ?? 0, c.ts, i);
+      } else if (k === run.chunks.length) batch.close(conn, run.opts.closeTs ?? (run.chunks.at(-1)?.ts ?? 0n) + 1000n, i);
+    });
+    if (k % 5 === 4) batch.flush();
+  }
+  batch.flush();
+  const counters = engine.counters.snapshot();
+  return {
+    raw,
+    states,
+    reasons,
+    plugins: conns.map((c) => c.plugin?.name ?? (c.switches > 0 ? "(switched)" : undefined)),
+    flipped: conns.map((c) => c.flipped),
+    counters,
+    batched: engine.batched,
+  };
+}
+
+/**
+ * Runs `runs` one connection and one engine each (one call per chunk), then all together
+ * through one batch, and asserts the same records (byte for byte), states, reasons, orientation
+ * and counters (summed) from both.
+ */
+export function assertBatchSame(registry: PluginRegistry, plugin: string, runs: { chunks: Chunk[]; opts: RunOpts }[], what: string): void {
+  const alone = runs.map((r) => runChunks(registry, plugin, r.chunks, r.opts));
+  const together = runChunksBatched(registry, plugin, runs);
+  const sum: Record<string, number> = {};
+  alone.forEach((a, i) => {
+    const w = `${what}, run ${i} in a batch`;
+    assert.deepEqual(together.raw[i]!.map((b) => Buffer.from(b).toString("hex")), a.raw.map((b) => Buffer.from(b).toString("hex")), `${w}: records`);
+    assert.deepEqual(together.states[i], a.states, `${w}: states`);
+    assert.equal(together.reasons[i], a.reason, `${w}: reason`);
+    assert.equal(together.flipped[i], a.flipped, `${w}: orientation`);
+    for (const [k, v] of Object.entries(a.counters)) sum[k] = (sum[k] ?? 0) + v;
+  });
+  assert.deepEqual(together.counters, sum, `${what}: counters of the batched runs`);
+  // a version 2 plugin decoding more than one chunk got some of them batched
+  // (a step after the first record: the replay log is no longer held)
+  if (registry.get(plugin)?.manifest.abi === 2 && alone.some((a) => (a.firstRecordStep ?? -1) >= 0)) {
+    assert.ok(together.batched.entries > 0, `${what}: no step went through feed_batch`);
+  }
 }
 
 /** True when `actual` has every key of `expected` with an equal value (attributes: subset; null = absent). */
@@ -327,6 +404,19 @@ export function runVector(registry: PluginRegistry, plugin: string, v: Vector, m
       assert.equal(det.plugin, plugin, `${label}: detection chose ${det.plugin ?? "nothing"} (${JSON.stringify(det.counters)})`);
       assertRecords(det, v.records, `${label} with detection`);
     }
+    // the same vector cut several ways, all at once through one batch: what one call per
+    // chunk gives, byte for byte
+    const cuts: Chunk[][] = [flat(base), flat(base.map((st) => (st[0]!.bytes ? [...st[0]!.bytes].map((b) => ({ ...st[0]!, bytes: Uint8Array.of(b) })) : st)))];
+    base.forEach((st, si) => {
+      const c = st[0]!;
+      if (!c.bytes || c.bytes.length < 2) return;
+      const k = c.bytes.length >> 1;
+      cuts.push(flat(base.map((s, j) => (j === si ? [{ ...c, bytes: c.bytes!.subarray(0, k) }, { ...c, bytes: c.bytes!.subarray(k) }] : s))));
+      if (si < 3) cuts.push(flat(base.map((s, j) => (j === si ? [{ ...c, bytes: c.bytes!.subarray(0, k) }, { dir: c.dir, gap: c.bytes!.length - k, ts: c.ts }] : s))));
+    });
+    const runs = cuts.map((chunks) => ({ chunks, opts: {} as RunOpts }));
+    if (v.options.detect !== false) runs.push({ chunks: flat(base), opts: { detect: true } }, { chunks: flat(base), opts: { detect: true, clientKnown: false, midstream: true } });
+    assertBatchSame(registry, plugin, runs, label);
     return;
   }
   if (mode === "split") {

@@ -207,9 +207,8 @@ class RedisConn extends Connection {
   /** Replies: dropped until a request sent after `repLostTs` can be answered. */
   repLost: bool = false;
   repLostTs: i64 = 0;
-  /** Bytes dropped while resynchronising, replies without a request (per connection). */
-  dropped: i64 = 0;
-  orphans: i32 = 0;
+  // Bytes dropped while resynchronising (droppedBytes) and replies without a request (drops):
+  // the Connection's counters, reported to the host.
 
   onData(dir: i32, q: ByteQueue, ts: i64): i32 {
     return dir == 0 ? this.requests(q) : this.replies(q, ts);
@@ -256,7 +255,7 @@ class RedisConn extends Connection {
     while (i < n) {
       const s = arrayHeader(p + <usize>i, n - i);
       if (s != 0) {
-        this.dropped += i;
+        this.droppedBytes += i;
         q.consume(i);
         if (s == 2) {
           this.reqLost = false;
@@ -271,7 +270,7 @@ class RedisConn extends Connection {
       if (this.reqHeld > i && this.reqHeld < next) next = this.reqHeld;
       i = next;
     }
-    this.dropped += n;
+    this.droppedBytes += n;
     q.consume(n);
     this.reqHeld = 0;
     return false;
@@ -285,13 +284,13 @@ class RedisConn extends Connection {
       const pd = unchecked(this.pending[this.head]);
       const off = q.chunkAtOrAfter(pd.startNs);
       if (off >= 0) {
-        this.dropped += off;
+        this.droppedBytes += off;
         q.consume(off);
         this.repLost = false;
         return true;
       }
     }
-    this.dropped += q.avail();
+    this.droppedBytes += q.avail();
     q.consume(q.avail());
     return false;
   }
@@ -435,13 +434,13 @@ class RedisConn extends Connection {
     if (r.kind == 0x3e) return;
     // a reply with no request (picked up mid-way, pub/sub) is dropped
     if (this.head >= this.pending.length) {
-      this.orphans++;
+      this.drops++;
       return;
     }
     const pd = unchecked(this.pending[this.head]);
     // a reply that began before the oldest waiting request was sent answers a request we never saw
     if (r.startNs < pd.startNs) {
-      this.orphans++;
+      this.drops++;
       return;
     }
     this.head++;

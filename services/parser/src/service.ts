@@ -181,10 +181,12 @@ export const createService: CreateService = async (ctx) => {
         counters.setTotal("kafka_topic_ids.malformed", tn.malformed);
         counters.set("kafka_topic_ids.known", topicNames.size);
         counters.set("raw_sub_pending", input.pending);
-        // The plugin host's own counters: traps under their usual name, the rest prefixed.
+        // The plugin host's own counters: traps and what plugins report per connection (ABI v2:
+        // plugin_errors.<plugin>, plugin_drops.<plugin>, plugin_bytes_dropped.<plugin>) under
+        // their usual names, the rest prefixed.
         const host = plugins.engineCounters;
         for (const [k, v] of Object.entries(host.snapshot())) {
-          const name = k.startsWith("plugin_traps.") ? k : `host.${k}`;
+          const name = PLUGIN_COUNTER.test(k) ? k : `host.${k}`;
           if (host.isGauge(k)) counters.set(name, v);
           else counters.setTotal(name, v);
         }
@@ -208,6 +210,9 @@ export const createService: CreateService = async (ctx) => {
     },
   };
 };
+
+/** Plugin host counters shown under their own names (the rest get `host.`). */
+const PLUGIN_COUNTER = /^plugin_(traps|errors|drops|bytes_dropped)\./;
 
 /** How long one batch is retried (server lost, stream leader moving) before it counts as dropped. */
 const PUBLISH_RETRY_BUDGET_MS = 60_000;

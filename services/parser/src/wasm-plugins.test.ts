@@ -30,7 +30,7 @@ describe("LoadedPlugin.load", () => {
   });
 
   it("refuses a wrong ABI version and a bad name", () => {
-    assert.throws(() => LoadedPlugin.load({ ...redisManifest(), abi: 2 }, redisWasm(), "store", on), /ABI 2/);
+    assert.throws(() => LoadedPlugin.load({ ...redisManifest(), abi: 3 }, redisWasm(), "store", on), /ABI 3/);
     assert.throws(() => LoadedPlugin.load({ ...redisManifest(), name: "../x" }, redisWasm(), "store", on), /not a plugin name/);
   });
 

@@ -4,6 +4,10 @@
 //
 //   CaptureReader → decodeTcp → TcpReassembler ──open/data/gap/close──▶ ConnectionEngine ──▶ records
 //
+// The steps of a slice of the capture go to the engine as one batch: an ABI v2 plugin gets the
+// chunks of all its connections in one call per instance (docs/plugin-abi.md, "feed_batch"),
+// and the records come back in the order of the steps, as one call per chunk would give them.
+//
 // Orientation: a connection whose SYN was captured has a known client. For the others the engine
 // tries both hypotheses (content decides); a --proto override settles it by port.
 import fs from "node:fs";
@@ -12,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 // Narrow imports (not the package index, which pulls in NATS, gRPC and logging): the --jobs
 // worker threads load this module too, and their start-up counts.
-import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineConnection } from "@wirescope/common/plugin-host/index";
+import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineBatch, type EngineConnection } from "@wirescope/common/plugin-host/index";
 import { Counters } from "@wirescope/common/counters";
 import { endpointText, recordToJson } from "@wirescope/common/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
@@ -33,12 +37,13 @@ export const DECODE_FLAGS: readonly FlagSpec[] = [
   { flag: "builtin-dir", value: "DIR", default: BUILTIN_PLUGIN_DIR, description: "where the built-in plugins are" },
   { flag: "jobs", value: "N", default: "1", description: "N threads, each reading the capture and decoding its share of the connections; records then come in no fixed order" },
   { flag: "stats", description: "print reader, reassembly and engine counters to stderr at the end" },
+  { flag: "no-batch", description: "hand plugins one chunk per call, as for ABI version 1 plugins, instead of batches (same records; for comparison)" },
   { flag: "progress", default: "when stderr is a terminal, else a line every 256 MiB", description: "progress on stderr" },
   { flag: "no-progress", description: "never print progress" },
 ];
 
 const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--format ndjson|table] [--redact]
-                        [--plugins DIR] [--jobs N] [--stats] [--progress|--no-progress]
+                        [--plugins DIR] [--jobs N] [--stats] [--no-batch] [--progress|--no-progress]
 
 Decodes the TCP connections in a pcap or pcapng capture (Ethernet, Linux cooked SLL/SLL2, raw IP,
 loopback/null; gzip-compressed too; CAPTURE "-" reads standard input) with the protocol plugins,
@@ -59,13 +64,15 @@ interface DecodeArgs {
   pluginDirs: string[];
   builtinDir: string;
   stats: boolean;
+  /** False: one plugin call per chunk (--no-batch). */
+  batch: boolean;
   progress: boolean | undefined;
   /** Worker threads, each following its share of the connections (output order then varies). */
   jobs: number;
 }
 
 export function parseDecodeArgs(argv: string[]): DecodeArgs {
-  const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, progress: undefined, jobs: 1 };
+  const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, batch: true, progress: undefined, jobs: 1 };
   const parsed = parseFlags(argv, DECODE_FLAGS, { command: "decode", positionals: true });
   parsed.each(({ flag, value: v }) => {
     switch (flag) {
@@ -91,6 +98,9 @@ export function parseDecodeArgs(argv: string[]): DecodeArgs {
         break;
       case "--stats":
         a.stats = true;
+        break;
+      case "--no-batch":
+        a.batch = false;
         break;
       case "--progress":
         a.progress = true;
@@ -177,6 +187,7 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   const counters = new Counters();
   // the plugins are loaded once the capture has opened: a file that is not one fails fast
   let engine!: ConnectionEngine;
+  let batch!: EngineBatch<TcpConnection>;
   let hintPorts!: Set<number>;
   let records = 0;
   let pending: string[] = [];
@@ -184,10 +195,10 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   // --jobs, not across threads: each has its own)
   const topicNames = new TopicNameDirectory();
 
-  const emit = (conn: TcpConnection, u: ConnUser, list: Uint8Array[]): void => {
+  const emit = (conn: TcpConnection, u: ConnUser, list: Uint8Array[], flipped: boolean): void => {
     if (!list.length) return;
     // client = a unless the engine (or a --proto port) decided the other way round
-    const aIsClient = u.ec.flipped === u.swapped;
+    const aIsClient = flipped === u.swapped;
     if (!u.ends || u.endsAIsClient !== aIsClient) {
       const a = create(EndpointSchema, { address: conn.addrA, port: conn.portA });
       const b = create(EndpointSchema, { address: conn.addrB, port: conn.portB });
@@ -231,22 +242,22 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
     },
     data(conn, dir, bytes, ts) {
       const u = conn.user as ConnUser;
-      emit(conn, u, u.ec.data(u.swapped ? ((dir ^ 1) as 0 | 1) : dir, bytes, ts).records);
+      batch.data(u.ec, u.swapped ? ((dir ^ 1) as 0 | 1) : dir, bytes, ts, conn);
     },
     gap(conn, dir, len, ts) {
       const u = conn.user as ConnUser;
-      emit(conn, u, u.ec.gap(u.swapped ? ((dir ^ 1) as 0 | 1) : dir, len, ts).records);
+      batch.gap(u.ec, u.swapped ? ((dir ^ 1) as 0 | 1) : dir, len, ts, conn);
     },
     close(conn, _reason, ts) {
-      const u = conn.user as ConnUser;
-      emit(conn, u, u.ec.close(ts).records);
+      batch.close((conn.user as ConnUser).ec, ts, conn);
     },
   };
 
   const streams = CaptureStreams.open(args.file, sink, { shard });
   try {
     const registry = loadPlugins(args, err);
-    engine = new ConnectionEngine(registry, { counters });
+    engine = new ConnectionEngine(registry, { counters, batch: args.batch });
+    batch = engine.batch((conn, r, _ec, flipped) => emit(conn, conn.user as ConnUser, r.records, flipped));
     hintPorts = new Set<number>(registry.list().flatMap((p) => p.manifest.ports));
   } catch (e) {
     streams.reader.close();
@@ -260,6 +271,7 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   const t0 = Date.now();
   for (;;) {
     const more = streams.step(2048);
+    batch.flush();
     if (pending.length) {
       const chunk = pending.join("\n") + "\n";
       pending = [];

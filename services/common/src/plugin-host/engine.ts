@@ -22,6 +22,7 @@
 // Every byte that is not decoded is counted under a reason.
 
 import { Counters } from "../counters.js";
+import { BATCH_CLOSE, BATCH_FEED, BATCH_GAP, BATCH_MAX_CHUNK, BatchStage } from "./batch.js";
 import { Plugin, PluginInstance, PluginTrap } from "./plugin.js";
 import type { PluginRegistry } from "./registry.js";
 
@@ -39,6 +40,11 @@ export interface EngineOptions {
   maxConnBytes: number;
   /** Largest piece handed to one feed() call; bigger chunks are split. */
   maxFeed: number;
+  /**
+   * EngineBatch stages the steps of ABI v2 plugins and runs them in one feed_batch call per
+   * instance (default true); false: every step is its own call, as for version 1 plugins.
+   */
+  batch: boolean;
   counters: Counters;
 }
 
@@ -48,6 +54,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, "counters"> = {
   claimScore: 50,
   maxConnBytes: 0,
   maxFeed: 1 << 20,
+  batch: true,
 };
 
 export interface OpenOptions {
@@ -103,6 +110,9 @@ type Op = typeof FEED | typeof GAP | typeof CLOSE;
 
 const NEG_REASON: Record<number, string> = { [-1]: "not_mine", [-2]: "broken", [-3]: "limit" };
 
+/** Scratch for conn_stats answers: [errors, drops, dropped bytes]. */
+const STATS = [0, 0, 0];
+
 interface LogEntry {
   dir: Dir;
   /** Undefined for a gap. */
@@ -138,6 +148,127 @@ export class ConnectionEngine {
    */
   open(hint: { roleKnown: boolean; serverPort: number; protocol?: string; midstream?: boolean }): EngineConnection {
     return this.openConnection({ clientKnown: hint.roleKnown, portHint: hint.serverPort, protocol: hint.protocol ?? "", midstream: hint.midstream ?? false });
+  }
+
+  /**
+   * Counts the growth of a connection's counters that an ABI v2 plugin reported:
+   * `plugin_errors.<plugin>`, `plugin_drops.<plugin>`, `plugin_bytes_dropped.<plugin>`.
+   */
+  countStats(plugin: Plugin, errors: number, drops: number, bytes: number): void {
+    const names = plugin.statsCounters;
+    if (errors > 0) this.counters.add(names[0], errors);
+    if (drops > 0) this.counters.add(names[1], drops);
+    if (bytes > 0) this.counters.add(names[2], bytes);
+  }
+
+  // ---- ABI v2 batches (EngineBatch) ----
+
+  /** Per instance, the entries staged and not yet run. */
+  private readonly pending = new Map<PluginInstance, Pending>();
+  /** Stages whose run finished, for reuse (each holds 300 KiB of staging). */
+  private readonly spare: BatchStage[] = [];
+  private runs = 0;
+  /** feed_batch calls made and the steps they carried (for tests and benchmarks). */
+  readonly batched = { calls: 0, entries: 0 };
+
+  /**
+   * A batch of steps of any connections: steps of connections that an ABI v2 plugin is
+   * decoding are staged and handed to the plugin in one feed_batch call per instance; the
+   * others run at once, as data()/gap()/close() do. Results come out of flush() in the order
+   * the steps went in, each exactly what the step alone would have returned.
+   */
+  batch<T>(onResult: BatchResultFn<T>): EngineBatch<T> {
+    return new EngineBatch(this, onResult);
+  }
+
+  /** @internal Stages step `it` of its connection on the connection's instance. */
+  stage(inst: PluginInstance, handle: number, pdir: number, it: BatchItem<unknown>): void {
+    let p = this.pending.get(inst);
+    if (p && !p.stage.fits(it.len)) {
+      this.run(p);
+      p = undefined;
+    }
+    if (!p) {
+      const stage = this.spare.pop() ?? new BatchStage();
+      stage.reset();
+      p = { inst, stage, items: [] };
+      this.pending.set(inst, p);
+    }
+    const op = it.op === FEED ? BATCH_FEED : it.op === GAP ? BATCH_GAP : BATCH_CLOSE;
+    const at = p.stage.add(handle, op, pdir, it.op === FEED ? it.len : it.op === GAP ? Math.max(0, Math.min(Math.trunc(it.len) || 0, 0x7fffffff)) : 0, it.ts, it.op === FEED ? it.bytes : undefined);
+    if (at >= 0) {
+      // the caller's buffer may be reused: a step run again reads the copy
+      it.bytes = undefined;
+      it.staged = p.stage;
+      it.at = at;
+    }
+    p.items.push(it);
+  }
+
+  /** @internal Runs the staged steps of `conn`'s instance (before a step of it that cannot wait). */
+  runStaged(conn: EngineConnection): void {
+    for (const p of this.pending.values()) {
+      if (p.items.some((it) => it.conn === conn)) {
+        this.run(p);
+        return;
+      }
+    }
+  }
+
+  /** @internal Runs every staged step. */
+  runAll(): void {
+    for (const p of [...this.pending.values()]) this.run(p);
+  }
+
+  /** One feed_batch call for an instance's staged steps, then each step's answer in order. */
+  private run(p: Pending): void {
+    this.pending.delete(p.inst);
+    const { inst, stage, items } = p;
+    const runId = ++this.runs;
+    for (const it of items) it.conn.queued = 0;
+    inst.feedBatch(stage);
+    this.batched.calls++;
+    this.batched.entries += stage.n;
+    const plugin = inst.plugin;
+    // a switched connection's unconsumed bytes, fetched before anything else runs on the
+    // instance (the last chunk's rest is still in its input buffer)
+    let tails: Map<EngineConnection, (Uint8Array | undefined)[] | PluginTrap> | undefined;
+    for (let i = 0; i < stage.done; i++) {
+      if (stage.status[i] !== -4) continue;
+      const conn = items[i]!.conn;
+      tails ??= new Map();
+      if (tails.has(conn)) continue;
+      try {
+        const h = conn.handleOf();
+        tails.set(conn, [inst.connTail(h, 0), inst.connTail(h, 1)]);
+      } catch (e) {
+        if (!(e instanceof PluginTrap)) throw e;
+        tails.set(conn, e);
+      }
+    }
+    let from = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const conn = it.conn;
+      if (conn.diverted === runId || i > stage.done || (i === stage.done && !stage.trap)) {
+        // its connection stopped decoding with this handle at an earlier step (or the
+        // instance died before this one): the step runs as it would have on its own
+        it.runAlone();
+        continue;
+      }
+      if (i === stage.done) {
+        conn.batchTrapped(it, plugin, stage.trap!);
+        conn.diverted = runId;
+        continue;
+      }
+      const to = stage.recEnd[i]!;
+      const records = stage.records.slice(from, to);
+      from = to;
+      if (stage.errors[i]! > 0 || stage.drops[i]! > 0 || stage.dropped[i]! > 0) this.countStats(plugin, stage.errors[i]!, stage.drops[i]!, stage.dropped[i]!);
+      if (!conn.batchAnswer(it, inst, plugin, stage.status[i]!, records, tails?.get(conn))) conn.diverted = runId;
+    }
+    stage.reset();
+    this.spare.push(stage);
   }
 
   /** Counts a trap once per instance death. */
@@ -205,6 +336,12 @@ export class EngineConnection {
    * from then on (`flipped` as decided before), and its new start was seen (not mid-stream).
    */
   switches = 0;
+  /** @internal Steps of this connection staged in a batch and not yet run. */
+  queued = 0;
+  /** @internal The batch run in which this connection stopped decoding with its handle. */
+  diverted = 0;
+  /** A close is staged: later steps must wait for it. */
+  private closing = false;
 
   constructor(
     private readonly engine: ConnectionEngine,
@@ -219,6 +356,7 @@ export class EngineConnection {
 
   /** Bytes of direction `dir` (as the caller sees it), in order, stamped `tsNs`. */
   data(dir: Dir, bytes: Uint8Array, tsNs: bigint): StepResult {
+    if (this.queued > 0) this.engine.runStaged(this);
     this.out = [];
     if (!bytes.length) return this.result();
     const c = this.engine.counters;
@@ -264,6 +402,7 @@ export class EngineConnection {
 
   /** The capture missed `len` bytes of direction `dir` (0 = unknown). */
   gap(dir: Dir, len: number, tsNs: bigint): StepResult {
+    if (this.queued > 0) this.engine.runStaged(this);
     this.out = [];
     this.engine.counters.add("gaps");
     this.firstTs ??= tsNs;
@@ -289,6 +428,7 @@ export class EngineConnection {
 
   /** The connection ended: the plugin writes waiting requests as incomplete. Frees the handle. */
   close(tsNs: bigint): StepResult {
+    if (this.queued > 0) this.engine.runStaged(this);
     this.out = [];
     this.settleDetection();
     this.claimPostponed();
@@ -297,16 +437,17 @@ export class EngineConnection {
       if (this.seen > 0) this.engine.counters.add("bytes_dropped.unclaimed", this.seen);
     }
     if (this.state === "decoding") this.call(CLOSE, 0, tsNs);
-    this.free();
-    if (this.state !== "rejected") this.state = "closed";
+    this.closed();
     return this.result();
   }
 
   /** Forgets the connection without flushing (moved partition, eviction). */
   free(): void {
+    if (this.queued > 0) this.engine.runStaged(this);
     if (this.inst && this.handle > 0) {
       try {
-        this.inst.connFree(this.handle);
+        if (this.plugin) this.freeHandle(this.inst, this.plugin);
+        else this.inst.connFree(this.handle);
       } catch (e) {
         if (e instanceof PluginTrap && this.plugin) this.engine.countTrap(this.plugin, e, "free");
       }
@@ -316,6 +457,79 @@ export class EngineConnection {
     this.log = null;
     for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
     if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
+  }
+
+  // ---- batches (ABI v2) ----
+
+  /**
+   * @internal Stages a step in a batch when it can wait: the connection is decoding with an
+   * ABI v2 plugin and no longer holds its replay log, the step needs no gap first and no byte
+   * limit applies. Does the step's bookkeeping here, in order; false: run it alone now.
+   */
+  tryStage(it: BatchItem<unknown>): boolean {
+    const inst = this.inst;
+    const o = this.engine.options;
+    if (!o.batch || this.state !== "decoding" || this.closing || this.log !== null || !inst || inst.abi < 2 || inst.dead || this.handle <= 0 || !this.plugin) return false;
+    const dir = it.dir;
+    if (it.op === FEED) {
+      if (this.gapDue[dir] || it.len === 0 || it.len > BATCH_MAX_CHUNK || it.len > o.maxFeed || o.maxConnBytes) return false;
+      this.seen += it.len;
+      this.fed += it.len;
+    } else if (it.op === GAP) {
+      this.engine.counters.add("gaps");
+      this.gapDue[dir] = false;
+    } else {
+      this.closing = true;
+      this.gapDue[0] = false;
+    }
+    if (typeof it.ts !== "bigint") it.ts = BigInt(Math.trunc(Number(it.ts) || 0));
+    this.engine.stage(inst, this.handle, this.flipped ? 1 - dir : dir, it);
+    this.queued++;
+    return true;
+  }
+
+  /** @internal The handle this connection decodes with. */
+  handleOf(): number {
+    return this.handle;
+  }
+
+  /** @internal The plugin's answer to a staged step, its records in hand. False: the handle is done. */
+  batchAnswer(it: BatchItem<unknown>, inst: PluginInstance, plugin: Plugin, r: number, records: Uint8Array[], tails: (Uint8Array | undefined)[] | PluginTrap | undefined): boolean {
+    this.out = records;
+    const h = this.handle;
+    const restarts = this.restarts;
+    let ok: boolean;
+    if (tails instanceof PluginTrap && r === -4) {
+      this.trapped(plugin, tails);
+      ok = false;
+    } else {
+      try {
+        ok = this.answer(inst, plugin, r < 0 ? r : records.length, r < 0 ? 0 : records.length, it.ts, r === -4 ? (tails as (Uint8Array | undefined)[]) : undefined);
+      } catch (e) {
+        if (!(e instanceof PluginTrap)) throw e;
+        this.trapped(plugin, e);
+        ok = false;
+      }
+    }
+    if (it.op === CLOSE) this.closed();
+    it.finish(this.result(), this.flipped);
+    // a restart (-3) keeps decoding with a new state (perhaps under the same handle number): the
+    // steps staged for the old one were answered by its latched status and run again
+    return ok && this.handle === h && this.inst === inst && this.restarts === restarts;
+  }
+
+  /** @internal The instance trapped at this connection's staged step. */
+  batchTrapped(it: BatchItem<unknown>, plugin: Plugin, e: PluginTrap): void {
+    this.out = [];
+    this.trapped(plugin, e);
+    if (it.op === CLOSE) this.closed();
+    it.finish(this.result(), this.flipped);
+  }
+
+  /** The end of close(): the handle freed, the state closed (unless rejected). */
+  private closed(): void {
+    this.free();
+    if (this.state !== "rejected") this.state = "closed";
   }
 
   private result(): StepResult {
@@ -328,7 +542,8 @@ export class EngineConnection {
     this.engine.counters.add(`conn_dropped.${reason}`);
     if (this.inst && this.handle > 0) {
       try {
-        this.inst.connFree(this.handle);
+        if (this.plugin) this.freeHandle(this.inst, this.plugin);
+        else this.inst.connFree(this.handle);
       } catch {
         // the instance is dead: nothing to free
       }
@@ -601,57 +816,80 @@ export class EngineConnection {
       if (op === FEED && !this.call(GAP, dir, this.gapDueTs, undefined, 0, epoch)) return false;
       if (this.inst !== inst) return this.call(op, dir, ts, bytes, len, epoch);
     }
-    const c = this.engine.counters;
     try {
       const d = this.flipped ? 1 - dir : dir;
       const r = op === FEED ? inst.feed(this.handle, d, bytes!, ts) : op === GAP ? inst.gap(this.handle, d, len, ts) : inst.close(this.handle, ts);
-      if (r > 0) {
-        const n = inst.take(this.out);
-        c.add(plugin.recordsCounter, n);
-        this.sinceRestart += n;
-        // the plugin has proven itself: stop holding the replay log
-        if (n > 0) this.log = null;
-      }
-      if (r === -4) {
-        this.switchOver(inst, plugin, ts);
-        return false;
-      }
-      if (r < 0) {
-        const reason = NEG_REASON[r] ?? "plugin_error";
-        if (r === -3 && this.sinceRestart > 0 && this.restart(inst, plugin, ts)) return true;
-        if (r === -1 && this.log) {
-          // wrong guess while the log is still held: exclude this plugin and detect again
-          c.add(`detect_retracted.${plugin.name}`);
-          try {
-            inst.take(this.out);
-            inst.connFree(this.handle);
-          } catch (e) {
-            if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "free");
-          }
-          this.handle = 0;
-          this.inst = undefined;
-          this.plugin = undefined;
-          this.excluded.add(plugin);
-          this.redetect();
-          return false;
-        }
-        try {
-          inst.take(this.out);
-        } catch {
-          // dead instance: its output is not trusted
-        }
-        this.reject(reason);
-        return false;
-      }
-      return true;
+      return this.answer(inst, plugin, r, r > 0 ? inst.take(this.out) : 0, ts);
     } catch (e) {
       if (!(e instanceof PluginTrap)) throw e;
-      this.engine.countTrap(plugin, e, "feed");
-      this.handle = 0;
-      this.inst = undefined;
-      this.reject("plugin_trap");
+      this.trapped(plugin, e);
       return false;
     }
+  }
+
+  /**
+   * What the plugin answered to one call, its `n` records already in this.out: counts them and
+   * handles a negative answer. Returns false when the connection no longer decodes with this
+   * handle. Throws PluginTrap (the caller counts it). `tails`: the switched connection's
+   * unconsumed bytes when they were fetched already (a batch).
+   */
+  private answer(inst: PluginInstance, plugin: Plugin, r: number, n: number, ts: bigint, tails?: (Uint8Array | undefined)[]): boolean {
+    const c = this.engine.counters;
+    if (n > 0) {
+      c.add(plugin.recordsCounter, n);
+      this.sinceRestart += n;
+      // the plugin has proven itself: stop holding the replay log
+      this.log = null;
+    }
+    if (r === -4) {
+      this.switchOver(inst, plugin, ts, tails);
+      return false;
+    }
+    if (r < 0) {
+      const reason = NEG_REASON[r] ?? "plugin_error";
+      if (r === -3 && this.sinceRestart > 0 && this.restart(inst, plugin, ts)) return true;
+      if (r === -1 && this.log) {
+        // wrong guess while the log is still held: exclude this plugin and detect again
+        c.add(`detect_retracted.${plugin.name}`);
+        try {
+          inst.take(this.out);
+          this.freeHandle(inst, plugin);
+        } catch (e) {
+          if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "free");
+        }
+        this.handle = 0;
+        this.inst = undefined;
+        this.plugin = undefined;
+        this.excluded.add(plugin);
+        this.redetect();
+        return false;
+      }
+      try {
+        inst.take(this.out);
+      } catch {
+        // dead instance: its output is not trusted
+      }
+      this.reject(reason);
+      return false;
+    }
+    return true;
+  }
+
+  /** The instance trapped in a call for this connection: counted once, the connection dropped. */
+  private trapped(plugin: Plugin, e: PluginTrap): void {
+    this.engine.countTrap(plugin, e, "feed");
+    this.handle = 0;
+    this.inst = undefined;
+    this.reject("plugin_trap");
+  }
+
+  /**
+   * conn_free for the current handle, after reading the connection's counters (ABI v2) into the
+   * engine's: the last growth since the plugin last reported them. Throws PluginTrap.
+   */
+  private freeHandle(inst: PluginInstance, plugin: Plugin): void {
+    if (inst.abi >= 2 && inst.connStats(this.handle, STATS)) this.engine.countStats(plugin, STATS[0]!, STATS[1]!, STATS[2]!);
+    inst.connFree(this.handle);
   }
 
   /**
@@ -689,7 +927,7 @@ export class EngineConnection {
     const c = this.engine.counters;
     try {
       inst.take(this.out);
-      inst.connFree(this.handle);
+      this.freeHandle(inst, plugin);
     } catch (e) {
       if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "free");
       return false;
@@ -712,12 +950,12 @@ export class EngineConnection {
    * conn_tail, and detection starts over from them, with the same orientation. A plugin without
    * conn_tail hands back nothing: its unconsumed bytes are a gap of unknown size.
    */
-  private switchOver(inst: PluginInstance, plugin: Plugin, ts: bigint): void {
+  private switchOver(inst: PluginInstance, plugin: Plugin, ts: bigint, fetched?: (Uint8Array | undefined)[]): void {
     const c = this.engine.counters;
     // a trap here is call()'s to count (this runs inside its try)
     inst.take(this.out);
-    const tails = [inst.connTail(this.handle, 0), inst.connTail(this.handle, 1)];
-    inst.connFree(this.handle);
+    const tails = fetched ?? [inst.connTail(this.handle, 0), inst.connTail(this.handle, 1)];
+    this.freeHandle(inst, plugin);
     c.add(`conn_switched.${plugin.name}`);
     this.handle = 0;
     this.inst = undefined;
@@ -765,6 +1003,91 @@ export class EngineConnection {
       if (this.state !== "detecting") return;
     }
     this.settleDetection();
+  }
+}
+
+/** What a batch hands back for each step, in order: `flipped` as it was after the step. */
+export type BatchResultFn<T> = (tag: T, result: StepResult, conn: EngineConnection, flipped: boolean) => void;
+
+interface Pending {
+  inst: PluginInstance;
+  stage: BatchStage;
+  items: BatchItem<unknown>[];
+}
+
+/** @internal One step of a batch and, once it ran, its result. */
+export class BatchItem<T> {
+  result?: StepResult;
+  flipped = false;
+  /** A staged feed step's bytes: `len` bytes at `at` in this stage's data. */
+  staged?: BatchStage;
+  at = 0;
+
+  constructor(
+    readonly conn: EngineConnection,
+    readonly tag: T,
+    readonly op: Op,
+    readonly dir: Dir,
+    public bytes: Uint8Array | undefined,
+    readonly len: number,
+    public ts: bigint,
+  ) {}
+
+  finish(r: StepResult, flipped: boolean): void {
+    this.result = r;
+    this.flipped = flipped;
+  }
+
+  /** Runs the step on its own (data(), gap(), close()). */
+  runAlone(): void {
+    const c = this.conn;
+    if (this.op === FEED && this.staged) this.bytes = new Uint8Array(this.staged.data.buffer, this.at, this.len);
+    this.finish(this.op === FEED ? c.data(this.dir, this.bytes!, this.ts) : this.op === GAP ? c.gap(this.dir, this.len, this.ts) : c.close(this.ts), c.flipped);
+  }
+}
+
+/**
+ * Steps of many connections collected and run together (ConnectionEngine.batch): a connection
+ * an ABI v2 plugin decodes has its steps staged, and each plugin instance gets them in one
+ * feed_batch call at flush() (or when its stage is full); every other step runs at once. flush()
+ * hands every step's result to the callback in the order the steps came, each the same as the
+ * step alone would have given (docs/plugin-abi.md, "feed_batch").
+ */
+export class EngineBatch<T> {
+  private items: BatchItem<T>[] = [];
+
+  constructor(
+    private readonly engine: ConnectionEngine,
+    private readonly onResult: BatchResultFn<T>,
+  ) {}
+
+  /** Bytes of direction `dir` (see EngineConnection.data). */
+  data(conn: EngineConnection, dir: Dir, bytes: Uint8Array, tsNs: bigint, tag: T): void {
+    this.push(new BatchItem(conn, tag, FEED, dir, bytes, bytes.length, tsNs));
+  }
+
+  /** Missed bytes (see EngineConnection.gap). */
+  gap(conn: EngineConnection, dir: Dir, len: number, tsNs: bigint, tag: T): void {
+    this.push(new BatchItem(conn, tag, GAP, dir, undefined, len, tsNs));
+  }
+
+  /** The connection ended (see EngineConnection.close). */
+  close(conn: EngineConnection, tsNs: bigint, tag: T): void {
+    this.push(new BatchItem(conn, tag, CLOSE, 0, undefined, 0, tsNs));
+  }
+
+  /** Runs whatever is staged and hands out every result, in order. */
+  flush(): void {
+    this.engine.runAll();
+    const items = this.items;
+    this.items = [];
+    for (const it of items) this.onResult(it.tag, it.result!, it.conn, it.flipped);
+  }
+
+  private push(it: BatchItem<T>): void {
+    this.items.push(it);
+    if (!it.conn.tryStage(it)) it.runAlone();
+    if (this.items.length >= 8192) this.flush();
   }
 }
 

@@ -114,8 +114,10 @@ describe("Plugin.fromBytes / fromFile", () => {
   test("refuses: not WASM, bad ABI, missing export, forbidden import, memory cap, start trap", () => {
     assert.equal(code(() => Plugin.fromBytes(manifest(), enc("GET / HTTP/1.1\r\n\r\n"))), "not_wasm");
     assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin().subarray(0, 40))), "not_wasm");
-    assert.equal(code(() => Plugin.fromBytes({ ...manifest(), abi: 2 }, fakePlugin())), "bad_abi");
+    assert.equal(code(() => Plugin.fromBytes({ ...manifest(), abi: 3 }, fakePlugin())), "bad_abi");
     assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ abiVersion: 2 }))), "bad_abi");
+    // a version 2 manifest needs the version 2 exports
+    assert.equal(code(() => Plugin.fromBytes({ ...manifest(), abi: 2 }, fakePlugin({ abiVersion: 2 }))), "missing_export");
     assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ omit: "feed" }))), "missing_export");
     assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ omit: "memory" }))), "missing_export");
     assert.equal(code(() => Plugin.fromBytes(manifest(), fakePlugin({ importName: "seed" }))), "bad_import");
@@ -294,8 +296,8 @@ describe("ConnectionEngine", () => {
   test("port hints break ties; registry order otherwise", () => {
     const wasm = fs.readFileSync(built(REDIS).replace(/\.json$/, ".wasm"));
     const reg = new PluginRegistry();
-    reg.add(Plugin.fromBytes(manifest("resp-a", { ports: [7000] }), wasm));
-    reg.add(Plugin.fromBytes(manifest("resp-b", { ports: [7001] }), wasm));
+    reg.add(Plugin.fromBytes(manifest("resp-a", { ports: [7000], abi: 2 }), wasm));
+    reg.add(Plugin.fromBytes(manifest("resp-b", { ports: [7001], abi: 2 }), wasm));
     const eng = new ConnectionEngine(reg);
     const req = enc("*1\r\n$4\r\nPING\r\n");
     const a = eng.openConnection({ portHint: 7001 });
@@ -383,11 +385,11 @@ describe("ConnectionEngine", () => {
   test("replacing a plugin: open connections keep their version, new ones get the new one", () => {
     const wasm = fs.readFileSync(built(REDIS).replace(/\.json$/, ".wasm"));
     const reg = new PluginRegistry();
-    reg.add(Plugin.fromBytes(manifest("redis", { version: "1.0.0" }), wasm));
+    reg.add(Plugin.fromBytes(manifest("redis", { version: "1.0.0", abi: 2 }), wasm));
     const eng = new ConnectionEngine(reg);
     const old = eng.openConnection();
     old.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
-    const replaced = reg.add(Plugin.fromBytes(manifest("redis", { version: "2.0.0" }), wasm));
+    const replaced = reg.add(Plugin.fromBytes(manifest("redis", { version: "2.0.0", abi: 2 }), wasm));
     assert.equal(replaced?.version, "1.0.0");
     const fresh = eng.openConnection();
     fresh.data(0, enc("*1\r\n$4\r\nPING\r\n"), 1n);
@@ -502,5 +504,168 @@ describe("a connection that switches protocols (-4): detected again from the byt
     recs.push(...conn.close(2000n).records);
     assert.deepEqual(summary(recs), [want[0]]);
     assert.equal(engine.counters.snapshot()["unclaimed"], 1);
+  });
+});
+
+// ---- ABI v2: batches, counters, and version 1 plugins beside version 2 ones ----
+
+const REDIS_V1 = path.join(root, "parsers-wasm/test-support/fixtures/redis-v1/build/redis-v1.json");
+
+type Step = [conn: number, op: "data" | "gap" | "close", dir: Dir, what: string | number];
+
+/**
+ * Runs `steps` twice on fresh engines: one call per step (data/gap/close), then every step
+ * through one EngineBatch flushed every `every` steps. Asserts the same records (bytes), states
+ * and reasons per step and the same counters; returns the batched engine.
+ */
+function sameBatched(registry: () => PluginRegistry, open: (eng: ConnectionEngine, i: number) => ReturnType<ConnectionEngine["openConnection"]>, conns: number, steps: Step[], every = 1000): ConnectionEngine {
+  const hex = (rs: Uint8Array[]) => rs.map((b) => Buffer.from(b).toString("hex"));
+  const alone = new ConnectionEngine(registry());
+  const ac = Array.from({ length: conns }, (_, i) => open(alone, i));
+  const want = steps.map(([i, op, dir, what], k) => {
+    const c = ac[i]!;
+    const r = op === "data" ? c.data(dir, enc(what as string), BigInt(1000 + k)) : op === "gap" ? c.gap(dir, what as number, BigInt(1000 + k)) : c.close(BigInt(1000 + k));
+    return { records: hex(r.records), state: r.state, reason: r.reason };
+  });
+  const eng = new ConnectionEngine(registry());
+  const bc = Array.from({ length: conns }, (_, i) => open(eng, i));
+  const got: { records: string[]; state: string; reason?: string }[] = [];
+  const batch = eng.batch<number>((k, r) => {
+    got[k] = { records: hex(r.records), state: r.state, reason: r.reason };
+  });
+  steps.forEach(([i, op, dir, what], k) => {
+    const c = bc[i]!;
+    if (op === "data") batch.data(c, dir, enc(what as string), BigInt(1000 + k), k);
+    else if (op === "gap") batch.gap(c, dir, what as number, BigInt(1000 + k), k);
+    else batch.close(c, BigInt(1000 + k), k);
+    if (k % every === every - 1) batch.flush();
+  });
+  batch.flush();
+  assert.deepEqual(got, want);
+  assert.deepEqual(eng.counters.snapshot(), alone.counters.snapshot());
+  return eng;
+}
+
+describe("ABI v2 batches (EngineBatch): the same as one call per step", () => {
+  const misbehave = () => {
+    const r = new PluginRegistry();
+    r.add(Plugin.fromFile(built(MISBEHAVE)));
+    return r;
+  };
+  const forced = (eng: ConnectionEngine) => eng.openConnection({ protocol: "misbehave" });
+
+  test("many connections of one instance in one call; a trap in the middle costs what it costs alone", () => {
+    const steps: Step[] = [];
+    for (let k = 0; k < 6; k++) for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC c${i} s${k}`]);
+    steps.push([2, "data", 0, "MB:TRAP"]);
+    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC after ${i}`], [i, "close", 0, 0]);
+    const eng = sameBatched(misbehave, forced, 4, steps);
+    assert.equal(eng.counters.get("plugin_traps.misbehave.trap"), 1);
+    assert.equal(eng.counters.get("conn_dropped.plugin_trap"), 4);
+    assert.ok(eng.batched.calls >= 1 && eng.batched.entries >= 24, JSON.stringify(eng.batched));
+  });
+
+  test("negative answers inside a batch: not mine, broken, a restart after a limit; later steps follow the new state", () => {
+    const steps: Step[] = [];
+    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC first ${i}`]);
+    steps.push([0, "data", 0, "MB:NOTMINE"], [1, "data", 1, "MB:BROKEN"], [2, "data", 0, "MB:LIMIT"], [3, "gap", 1, 10]);
+    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:GAPS ${i}`], [i, "data", 1, `MB:REC again ${i}`]);
+    for (let i = 0; i < 4; i++) steps.push([i, "close", 0, 0], [i, "data", 0, "MB:REC too late"]);
+    const eng = sameBatched(misbehave, forced, 4, steps);
+    assert.equal(eng.counters.get("conn_restarted.limit"), 1);
+    assert.equal(eng.counters.get("conn_dropped.not_mine"), 1);
+    assert.equal(eng.counters.get("conn_dropped.broken"), 1);
+    assert.ok(eng.batched.entries > 8);
+  });
+
+  test("a connection that switches (CONNECT → HTTP/2) inside a batch, among other HTTP/1.1 connections", () => {
+    const reg = () => {
+      const r = new PluginRegistry();
+      r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http1.json"))));
+      r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http2.json"))));
+      return r;
+    };
+    const pre = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const steps: Step[] = [];
+    for (let i = 0; i < 3; i++) steps.push([i, "data", 0, `GET /a${i} HTTP/1.1\r\nHost: h\r\n\r\n`], [i, "data", 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
+    // connection 1 tunnels: the CONNECT, its 200 and the first tunnel bytes in one chunk
+    steps.push([1, "data", 0, "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"], [0, "data", 0, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"]);
+    steps.push([1, "data", 1, "HTTP/1.1 200 Connection Established\r\n\r\n\u0000\u0000\u0000\u0004\u0000\u0000\u0000\u0000\u0000"], [1, "data", 0, pre], [2, "data", 0, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"]);
+    steps.push([0, "data", 1, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"], [2, "data", 1, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"]);
+    for (let i = 0; i < 3; i++) steps.push([i, "close", 0, 0]);
+    const eng = sameBatched(reg, (e) => e.openConnection({ clientKnown: true }), 3, steps);
+    assert.equal(eng.counters.get("conn_switched.http1"), 1);
+    assert.ok(eng.batched.entries > 0);
+  });
+});
+
+describe("counters a version 2 plugin reports per connection", () => {
+  const reg = () => {
+    const r = new PluginRegistry();
+    r.add(Plugin.fromFile(built(REDIS)));
+    return r;
+  };
+  // a reply without a request (a drop); after a gap, 4 bytes that are no request (dropped bytes)
+  const steps: Step[] = [
+    [0, "data", 1, "+OK\r\n"],
+    [0, "data", 0, "*1\r\n$4\r\nPING\r\n"],
+    [0, "data", 1, "+PONG\r\n"],
+    [0, "gap", 0, 7],
+    [0, "data", 0, "xx\r\n*1\r\n$4\r\nPING\r\n"],
+    [0, "data", 1, "+PONG\r\n"],
+    [0, "close", 0, 0],
+  ];
+  for (const every of [1, 1000]) {
+    test(`plugin_drops / plugin_bytes_dropped, ${every === 1 ? "one call per step" : "batched"}`, () => {
+      const eng = sameBatched(reg, (e) => e.openConnection({ protocol: "redis" }), 1, steps, every);
+      assert.equal(eng.counters.get("plugin_drops.redis"), 1);
+      assert.equal(eng.counters.get("plugin_bytes_dropped.redis"), 4);
+      assert.equal(eng.counters.get("records.redis"), 2);
+    });
+  }
+});
+
+describe("a version 1 plugin beside version 2 ones", () => {
+  const cmds = ["*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", "+OK\r\n", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "$1\r\nv\r\n", "*1\r\n$4\r\nPING\r\n", "-ERR nope\r\n"];
+  const reg = () => {
+    const r = new PluginRegistry();
+    r.add(Plugin.fromFile(built(REDIS_V1)));
+    r.add(Plugin.fromFile(built(REDIS)));
+    return r;
+  };
+
+  test("loads (manifest and abi_version 1, no feed_batch) and decodes what the version 2 build decodes", () => {
+    const v1 = Plugin.fromFile(built(REDIS_V1));
+    assert.equal(v1.manifest.abi, 1);
+    assert.equal(v1.instance().abi, 1);
+    const steps: Step[] = [];
+    cmds.forEach((c, k) => steps.push([0, "data", (k % 2) as Dir, c], [1, "data", (k % 2) as Dir, c]));
+    steps.push([0, "close", 0, 0], [1, "close", 0, 0]);
+    // connection 0 forced to the version 1 build, 1 to the version 2 build, in one batch
+    const eng = sameBatched(reg, (e, i) => e.openConnection({ protocol: i === 0 ? "redis-v1" : "redis" }), 2, steps);
+    assert.equal(eng.counters.get("records.redis-v1"), 3);
+    assert.equal(eng.counters.get("records.redis"), 3);
+    // the version 2 connection's steps after its first record went in batches, none of the version 1's
+    assert.equal(eng.batched.entries, 5);
+  });
+
+  test("same records from both builds, and detection claims with the version 1 build alone", () => {
+    const only = new PluginRegistry();
+    only.add(Plugin.fromFile(built(REDIS_V1)));
+    const eng = new ConnectionEngine(only);
+    const c = eng.openConnection({ clientKnown: false });
+    const both = new ConnectionEngine(reg());
+    const c2 = both.openConnection({ protocol: "redis" });
+    const recs: string[] = [];
+    const recs2: string[] = [];
+    cmds.forEach((s, k) => {
+      recs.push(...c.data((k % 2) as Dir, enc(s), BigInt(k + 1)).records.map((b) => Buffer.from(b).toString("hex")));
+      recs2.push(...c2.data((k % 2) as Dir, enc(s), BigInt(k + 1)).records.map((b) => Buffer.from(b).toString("hex")));
+    });
+    recs.push(...c.close(10n).records.map((b) => Buffer.from(b).toString("hex")));
+    recs2.push(...c2.close(10n).records.map((b) => Buffer.from(b).toString("hex")));
+    assert.equal(c.plugin?.name, "redis-v1");
+    assert.equal(recs.length, 3);
+    assert.deepEqual(recs, recs2);
   });
 });

@@ -6,13 +6,18 @@
 import fs from "node:fs";
 import path from "node:path";
 import { PluginError } from "./errors.js";
+import { BATCH_ENTRY, BATCH_PENDING, type BatchStage } from "./batch.js";
 import { meterModule, FUEL_GET_EXPORT, FUEL_SET_EXPORT } from "./meter.js";
 import { Wasm, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
-/** The ABI version this host speaks (docs/plugin-abi.md). */
-export const ABI_VERSION = 1;
+/** The newest ABI version this host speaks (docs/plugin-abi.md); it loads every version in ABI_VERSIONS. */
+export const ABI_VERSION = 2;
+export const ABI_VERSIONS: readonly number[] = [1, 2];
 
+/** Exports every plugin has (ABI version 1). */
 export const REQUIRED_EXPORTS = ["memory", "abi_version", "input_buffer", "detect", "conn_new", "conn_free", "feed", "gap", "close", "out_ptr", "out_len", "out_clear", "configure"] as const;
+/** Exports a version 2 plugin has besides REQUIRED_EXPORTS. */
+export const REQUIRED_EXPORTS_V2 = ["feed_batch", "conn_stats"] as const;
 
 /** `<name>.json` beside `<name>.wasm`. */
 export interface PluginManifest {
@@ -78,6 +83,10 @@ interface Exports {
   out_len(): number;
   out_clear(): void;
   configure(flags: number): void;
+  /** ABI v2: runs n batch entries at ptr (batch.ts); returns n. */
+  feed_batch?(ptr: number, n: number): number;
+  /** ABI v2: pointer to the growth of connection h's counters since their last report. */
+  conn_stats?(h: number): number;
   /** Optional: the bytes a connection did not consume before it answered -4 (switched). */
   conn_tail?(h: number, dir: number): number;
 }
@@ -91,7 +100,7 @@ export function validateManifest(m: unknown, where = "manifest"): PluginManifest
     throw new PluginError("bad_manifest", `${where}: name ${JSON.stringify(name)} is not a plugin name (a-z, 0-9, _ and -, at most 64)`);
   }
   if (typeof o.version !== "string" || !o.version || o.version.length > 64) throw new PluginError("bad_manifest", `${where}: plugin ${name} has no version string`);
-  if (o.abi !== ABI_VERSION) throw new PluginError("bad_abi", `${where}: plugin ${name} declares ABI ${JSON.stringify(o.abi)}; this host speaks ABI ${ABI_VERSION}`);
+  if (typeof o.abi !== "number" || !ABI_VERSIONS.includes(o.abi)) throw new PluginError("bad_abi", `${where}: plugin ${name} declares ABI ${JSON.stringify(o.abi)}; this host speaks ABI ${ABI_VERSIONS.join(" and ")}`);
   const protocols = o.protocols ?? [name];
   if (!Array.isArray(protocols) || !protocols.every((p) => typeof p === "string" && p.length > 0 && p.length <= 64)) {
     throw new PluginError("bad_manifest", `${where}: protocols must be a list of names`);
@@ -104,7 +113,7 @@ export function validateManifest(m: unknown, where = "manifest"): PluginManifest
   if (typeof wasm !== "string" || !wasm.endsWith(".wasm") || wasm.includes("/") || wasm.includes("\\")) {
     throw new PluginError("bad_manifest", `${where}: wasm must be a file name ending in .wasm beside the manifest`);
   }
-  return { name, version: o.version, abi: ABI_VERSION, protocols: protocols as string[], ports: ports as number[], wasm };
+  return { name, version: o.version, abi: o.abi, protocols: protocols as string[], ports: ports as number[], wasm };
 }
 
 let nextInstanceId = 1;
@@ -118,6 +127,8 @@ export class PluginInstance {
   private abortMessage?: string;
   /** Set once the instance trapped: every later call throws. */
   dead?: TrapKind;
+  /** The plugin's ABI version: 2 takes batches (feedBatch) and reports counters (connStats). */
+  readonly abi: number;
   /** Connection handles currently open on this instance. */
   live = 0;
   private u8 = new Uint8Array(0);
@@ -145,6 +156,7 @@ export class PluginInstance {
     this.fuelBase = Math.min(0x7fffffff, plugin.options.fuelBase);
     this.fuelPerByte = plugin.options.fuelPerByte;
     this.x = inst.exports as unknown as Exports;
+    this.abi = plugin.manifest.abi;
     this.fuelSet = inst.exports[FUEL_SET_EXPORT] as ((v: number) => void) | undefined;
     this.fuelGet = inst.exports[FUEL_GET_EXPORT] as (() => number) | undefined;
     // bits 8..31: the memory cap in 64 KiB pages, so that conn_new can refuse before it is reached
@@ -208,24 +220,30 @@ export class PluginInstance {
    * for only when a larger one is needed: the ABI keeps it valid until the next input_buffer call.
    */
   private input(bytes: Uint8Array): number {
-    if (bytes.length > this.inCap || !this.inPtr) {
+    const ptr = this.inputSpace(bytes.length);
+    this.u8.set(bytes, ptr);
+    return ptr;
+  }
+
+  /** The input buffer's address, at least `len` bytes long (this.u8 covers it). */
+  private inputSpace(len: number): number {
+    if (len > this.inCap || !this.inPtr) {
       this.enter(0);
       let ptr: number;
       try {
-        ptr = this.x.input_buffer(Math.max(bytes.length, 4096));
+        ptr = this.x.input_buffer(Math.max(len, 4096));
       } catch (e) {
         throw this.fail(e);
       }
       this.inPtr = ptr;
-      this.inCap = ptr ? Math.max(bytes.length, 4096) : 0;
+      this.inCap = ptr ? Math.max(len, 4096) : 0;
     }
     const ptr = this.inPtr;
-    const mem = this.mem(ptr + bytes.length);
-    if (!ptr || ptr + bytes.length > mem.length) {
+    const mem = this.mem(ptr + len);
+    if (!ptr || ptr + len > mem.length) {
       this.dead = "memory";
-      throw new PluginTrap("memory", `plugin ${this.plugin.name}: input_buffer(${bytes.length}) gave no usable buffer`);
+      throw new PluginTrap("memory", `plugin ${this.plugin.name}: input_buffer(${len}) gave no usable buffer`);
     }
-    mem.set(bytes, ptr);
     return ptr;
   }
 
@@ -251,6 +269,123 @@ export class PluginInstance {
     if (this.dead) return;
     this.call(0, () => this.x.conn_free(h));
     this.live--;
+  }
+
+  /**
+   * ABI v2: the growth of connection h's counters since their last report (conn_stats), written
+   * into `out` as [errors, drops, dropped bytes]; false for a version 1 plugin or a dead instance.
+   */
+  connStats(h: number, out: number[]): boolean {
+    const f = this.x.conn_stats;
+    if (this.dead || typeof f !== "function") return false;
+    return this.call(0, () => {
+      const p = f.call(this.x, h);
+      const mem = this.mem(p + 16);
+      if (p <= 0 || p + 16 > mem.length) return false;
+      const dv = new DataView(mem.buffer, p, 16);
+      out[0] = dv.getUint32(0, true);
+      out[1] = dv.getUint32(4, true);
+      out[2] = dv.getUint32(8, true) + dv.getInt32(12, true) * 4294967296;
+      return true;
+    });
+  }
+
+  /**
+   * ABI v2: runs the entries staged in `s` in one feed_batch call and leaves the answers in `s`
+   * (status, records, counters per entry; s.done entries completed). A trap does not throw: it
+   * is left in s.trap, the entries before the one that trapped keep their answers and records
+   * (as if each had been its own call), the rest have none. The fuel budget of the call is
+   * fuelBase + fuelPerByte × the batch's bytes.
+   */
+  feedBatch(s: BatchStage): void {
+    s.done = 0;
+    s.trap = undefined;
+    s.records.length = 0;
+    const headLen = s.n * BATCH_ENTRY;
+    let ptr: number;
+    try {
+      ptr = this.inputSpace(headLen + s.dataLen);
+      this.enter(s.dataLen);
+    } catch (e) {
+      s.trap = e instanceof PluginTrap ? e : this.fail(e);
+      return;
+    }
+    const mem0 = this.u8;
+    mem0.set(s.headBytes.subarray(0, headLen), ptr);
+    mem0.set(s.data.subarray(0, s.dataLen), ptr + headLen);
+    try {
+      this.x.feed_batch!(ptr, s.n);
+    } catch (e) {
+      s.trap = this.fail(e);
+    }
+    const mem = this.mem(ptr + headLen);
+    const dv = new DataView(mem.buffer, ptr, headLen);
+    let done = 0;
+    let outEnd = 0;
+    for (; done < s.n; done++) {
+      const o = done * BATCH_ENTRY;
+      const st = dv.getInt32(o + 24, true);
+      if (st === BATCH_PENDING) break;
+      const end = dv.getInt32(o + 28, true);
+      if (end < outEnd) break; // output that shrank cannot be split: checked below
+      s.status[done] = st;
+      s.outEnd[done] = outEnd = end;
+      s.errors[done] = dv.getUint32(o + 32, true);
+      s.drops[done] = dv.getUint32(o + 36, true);
+      s.dropped[done] = dv.getUint32(o + 40, true) + dv.getInt32(o + 44, true) * 4294967296;
+    }
+    if (!s.trap && done < s.n) {
+      this.dead = "bad_output";
+      s.trap = new PluginTrap("bad_output", `plugin ${this.plugin.name}: feed_batch left entry ${done} of ${s.n} unanswered or its output shrank`);
+    }
+    if (done > 0) done = this.splitBatchOutput(s, done, outEnd);
+    s.done = done;
+  }
+
+  /** Copies the batch's output once and cuts it into records per entry; returns the entries whose records are whole. */
+  private splitBatchOutput(s: BatchStage, done: number, len: number): number {
+    let base = 0;
+    if (len > 0) {
+      try {
+        base = this.x.out_ptr();
+      } catch {
+        base = 0;
+      }
+    }
+    const mem = this.mem(base + len);
+    if (len > 0 && (base <= 0 || base + len > mem.length)) {
+      this.dead = "bad_output";
+      s.trap ??= new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer [${base}, +${len}) outside memory`);
+      return 0;
+    }
+    const bytes = Buffer.allocUnsafe(len);
+    if (len > 0) bytes.set(new Uint8Array(mem.buffer, base, len));
+    const copy = bytes.buffer;
+    const at = bytes.byteOffset;
+    let o = 0;
+    for (let i = 0; i < done; i++) {
+      const end = s.outEnd[i]!;
+      while (o + 4 <= end) {
+        const l = bytes[o]! | (bytes[o + 1]! << 8) | (bytes[o + 2]! << 16) | (bytes[o + 3]! << 24);
+        if (l < 0 || o + 4 + l > end) break;
+        s.records.push(new Uint8Array(copy, at + o + 4, l));
+        o += 4 + l;
+      }
+      if (o !== end) {
+        this.dead = "bad_output";
+        s.trap ??= new PluginTrap("bad_output", `plugin ${this.plugin.name}: output buffer holds a truncated record frame`);
+        return i;
+      }
+      s.recEnd[i] = s.records.length;
+    }
+    if (!this.dead) {
+      try {
+        this.x.out_clear();
+      } catch (e) {
+        s.trap = this.fail(e);
+      }
+    }
+    return done;
   }
 
   feed(h: number, dir: number, bytes: Uint8Array, ts: bigint): number {
@@ -370,6 +505,8 @@ export class Plugin {
   restarts = 0;
   /** Counter name for records decoded by this plugin (built once: hot path). */
   readonly recordsCounter: string;
+  /** Counter names for what an ABI v2 plugin reports per connection: errors, drops, bytes dropped. */
+  readonly statsCounters: readonly [string, string, string];
 
   private constructor(
     readonly manifest: PluginManifest,
@@ -382,6 +519,7 @@ export class Plugin {
     this.version = manifest.version;
     this.loops = loops;
     this.recordsCounter = `records.${manifest.name}`;
+    this.statsCounters = [`plugin_errors.${manifest.name}`, `plugin_drops.${manifest.name}`, `plugin_bytes_dropped.${manifest.name}`];
   }
 
   /**
@@ -410,7 +548,7 @@ export class Plugin {
       throw new PluginError("not_wasm", `plugin ${m.name} (${source}): not a valid WebAssembly module: ${(e as Error).message.split("\n")[0]}`, { cause: e });
     }
     const exports = new Map(Wasm.Module.exports(module).map((e) => [e.name, e.kind]));
-    for (const name of REQUIRED_EXPORTS) {
+    for (const name of m.abi >= 2 ? [...REQUIRED_EXPORTS, ...REQUIRED_EXPORTS_V2] : REQUIRED_EXPORTS) {
       const kind = exports.get(name);
       const want = name === "memory" ? "memory" : "function";
       if (kind !== want) throw new PluginError("missing_export", `plugin ${m.name} (${source}): missing export ${name} (${want})`);
@@ -423,7 +561,7 @@ export class Plugin {
     } catch (e) {
       throw new PluginError("start_trap", `plugin ${m.name} (${source}): abi_version trapped: ${(e as Error).message}`, { cause: e });
     }
-    if (v !== ABI_VERSION) throw new PluginError("bad_abi", `plugin ${m.name} (${source}): abi_version() returned ${v}; this host speaks ABI ${ABI_VERSION}`);
+    if (v !== m.abi) throw new PluginError("bad_abi", `plugin ${m.name} (${source}): abi_version() returned ${v}; its manifest declares ABI ${m.abi}`);
     return p;
   }
 
