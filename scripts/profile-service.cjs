@@ -2,13 +2,15 @@
 // service inside the stack `wirescope up` (or the pipeline bench) starts:
 //   WIRESCOPE_PROFILE=aggregator WIRESCOPE_PROFILE_DIR=/tmp/prof NODE_OPTIONS="--require $PWD/scripts/profile-service.cjs" \
 //     node --expose-gc test/dist/pipeline.bench.js --shapes http1 --rates 20000
-// Every node process loads it; only `wirescope <WIRESCOPE_PROFILE>` profiles itself (sampling every
+// Every node process loads it; only `wirescope <WIRESCOPE_PROFILE>` profiles itself (a comma list,
+// e.g. WIRESCOPE_PROFILE=parser,aggregator, profiles each of them) (sampling every
 // WIRESCOPE_PROFILE_US µs, default 500) and writes <dir>/<component>-<pid>.cpuprofile when it is
 // stopped (SIGTERM, SIGINT) or exits. On a loaded machine the samples follow wall time while the
 // thread runs: preemption at syscalls and page faults shows as time there (compare with perf).
 const component = process.env.WIRESCOPE_PROFILE;
 const dir = process.env.WIRESCOPE_PROFILE_DIR;
-if (component && dir && process.argv[2] === component) {
+const me = process.argv[2];
+if (component && dir && component.split(",").includes(me)) {
   const inspector = require("node:inspector");
   const fs = require("node:fs");
   const s = new inspector.Session();
@@ -22,7 +24,7 @@ if (component && dir && process.argv[2] === component) {
     done = true;
     // The in-process session answers synchronously: written before the process goes on stopping.
     s.post("Profiler.stop", (err, r) => {
-      if (!err) fs.writeFileSync(`${dir}/${component}-${process.pid}.cpuprofile`, JSON.stringify(r.profile));
+      if (!err) fs.writeFileSync(`${dir}/${me}-${process.pid}.cpuprofile`, JSON.stringify(r.profile));
     });
   };
   process.on("SIGTERM", write);
