@@ -7,8 +7,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { waitFor } from "./support/index.js";
+import { tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, probeMapKeys } from "./probe-support.js";
+import { selfSigned } from "./tls-support.js";
 
 const CHILD = `
 import os, resource, socket, sys
@@ -109,4 +110,88 @@ test("probe: a process's exit forgets every open fd (1,002 sockets, one at the t
       assert.deepEqual([...entries().conns], [], "exec, then exit: no connection entry left");
     }
   }
+});
+
+// close_range(2) (python's os.closerange) closes a range of fds with no close(2) to trace: the
+// probe's sys_exit_close_range walks the range and forgets each fd that no longer holds a file,
+// as a close would (its close event, conn_by_fd, nonsock_fds, and through conn_info the TLS
+// object's ssl_fds link, copy policy, peer decision, Go call). The child stays alive after it, so
+// what is forgotten is close_range's doing, not the exit's.
+const RANGE_CHILD = `
+import os, socket, ssl, sys
+port, tport = int(sys.argv[1]), int(sys.argv[2])
+f = open("/etc/hostname", "rb")
+f.read()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport)))
+t.sendall(b"x"); t.recv(10)
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+for s in socks:
+    s.send(b"x")
+fds = [f.fileno(), t.fileno()] + [s.fileno() for s in socks]
+print("FDS", *fds, flush=True)
+sys.stdin.readline()
+os.closerange(min(fds[:6]), max(fds[:6]) + 1)  # the file, the TLS socket and 4 sockets; the other 4 stay
+print("CLOSED", flush=True)
+sys.stdin.readline()
+`;
+
+const TLS_SERVER = `
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen()
+print("PORT", ls.getsockname()[1], flush=True)
+held = []
+while True:
+    c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    c.sendall(c.recv(10))
+    held.append(c)
+`;
+
+test("probe: close_range(2) forgets the fds of its range (4 connections, a TLS one's ssl_fds link, a file) while the process lives, and keeps the others", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const started = (name: string, code: string, args: string[]) => {
+    const p = spawn("python3", ["-c", code, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+    t.after(() => p.kill("SIGKILL"));
+    let out = "";
+    p.stdout!.on("data", (d: Buffer) => (out += d));
+    const line = (re: RegExp) => waitFor(() => re.exec(out), { timeoutMs: 30_000, intervalMs: 50, what: name });
+    return { p, line };
+  };
+  const tls = selfSigned(tempDir("wirescope-close-range-"));
+  // both servers run before the probe: libssl is attached by the scan at start (the child's is the same file)
+  const plain = started("the server", SERVER, []);
+  const port = Number((await plain.line(/PORT (\d+)/))[1]);
+  const tlsServer = started("the TLS server", TLS_SERVER, [tls.cert, tls.key]);
+  const tport = Number((await tlsServer.line(/PORT (\d+)/))[1]);
+  const probe = new CollectingProbe({ tls: true, filter: { allowPids: [], denyPids: [], allowPorts: [port, tport], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] } });
+  t.after(() => probe.stop());
+
+  const child = started("the child's connections", RANGE_CHILD, [String(port), String(tport)]);
+  const [file, tlsFd, ...socks] = (await child.line(/FDS ([\d ]+)\n/))[1]!.trim().split(" ").map(Number) as [number, number, ...number[]];
+  const pid = child.p.pid!;
+  const entries = () => {
+    const m = probeMapKeys(process.pid, ["conn_by_fd", "nonsock_fds", "ssl_fds"]);
+    const of = (name: string) => m.get(name)!.filter((k) => tgidOf(k) === pid);
+    return { conns: new Set(of("conn_by_fd").map(fdOf)), nonsock: new Set(of("nonsock_fds").map(fdOf)), ssl: of("ssl_fds").length };
+  };
+  // the TLS socket is tracked once its plaintext came (its second open)
+  await waitFor(() => probe.find((o) => o.tgid === pid && o.tls).length === 1, { timeoutMs: 20_000, intervalMs: 100, what: "the TLS connection's plaintext" });
+  const before = entries();
+  assert.deepEqual([tlsFd, ...socks].filter((fd) => !before.conns.has(fd)), [], "every connection tracked");
+  assert.ok(before.nonsock.has(file), "the file is known not to be a socket");
+  assert.equal(before.ssl, 1, "the TLS object is linked to its socket");
+
+  const inRange = [tlsFd, ...socks.slice(0, 4)];
+  const kept = socks.slice(4);
+  const closedFds = () => probe.find((o) => o.tgid === pid).filter(([, v]) => v.close).map(([, v]) => v.close!.fd).sort((a, b) => a - b);
+  child.p.stdin!.write("go\n");
+  await child.line(/CLOSED/);
+  await waitFor(() => closedFds().length >= inRange.length, { timeoutMs: 20_000, intervalMs: 100, what: "the close events of the range" }).catch(() => {});
+  assert.deepEqual(closedFds(), [...inRange].sort((a, b) => a - b), "a close event for each connection of the range, none for the others");
+  const after = entries();
+  assert.deepEqual([...after.conns].sort((a, b) => a - b), kept, "only the connections outside the range keep their entries");
+  assert.ok(!after.nonsock.has(file), "the file of the range forgotten");
+  assert.equal(after.ssl, 0, "the TLS object's link went with its connection (SSL_free never ran)");
+  assert.equal(child.p.exitCode, null, "all this while the process lives");
 });

@@ -38,8 +38,11 @@ export function probeMapKeys(pid: number, names: readonly string[]): Map<string,
     const m = /^map_id:\s*(\d+)/m.exec(info);
     if (m) ids.add(Number(m[1]));
   }
+  // one listing of every map for the names (a bpftool per map took seconds on a busy host)
+  const listed = JSON.parse(execFileSync("bpftool", ["map", "show", "-j"], { encoding: "utf8", maxBuffer: 64 << 20 })) as { id: number; name?: string }[];
+  const nameOf = new Map(listed.map((m) => [m.id, m.name ?? ""]));
   for (const id of ids) {
-    const info = JSON.parse(execFileSync("bpftool", ["map", "show", "id", String(id), "-j"], { encoding: "utf8" })) as { name: string };
+    const info = { name: nameOf.get(id) ?? "" };
     if (!names.includes(info.name)) continue;
     const dump = JSON.parse(execFileSync("bpftool", ["map", "dump", "id", String(id), "-j"], { encoding: "utf8", maxBuffer: 1 << 30 })) as { key: string[] }[];
     out.set(info.name, dump.map((e) => Buffer.from(e.key.map((b) => parseInt(b, 16)))));
