@@ -48,6 +48,9 @@ export interface FuzzCase {
   chunks: { dir: 0 | 1; hex?: string; gap?: number }[];
   detect: boolean;
   clientKnown: boolean;
+  /** Fed through an EngineBatch (ABI v2 batches), flushed every `flushEvery` steps; absent: one call per step. */
+  batched?: boolean;
+  flushEvery?: number;
 }
 
 export interface Finding {
@@ -159,7 +162,7 @@ function makeCase(rng: Rng, plugin: string, own: Seed[], others: Seed[], seed: n
     }
   }
   if (rng.chance(0.1)) chunks.reverse();
-  return { plugin, seed, chunks, detect: rng.chance(0.3), clientKnown: rng.chance(0.7) };
+  return { plugin, seed, chunks, detect: rng.chance(0.3), clientKnown: rng.chance(0.7), batched: rng.chance(0.5), flushEvery: 1 + rng.int(16) };
 }
 
 /** Runs one case against a registry holding the plugin; returns the problem found, if any. */
@@ -176,15 +179,23 @@ export function runCase(reg: PluginRegistry, c: FuzzCase): { problem?: string; r
   };
   try {
     let ts = 1000n;
-    for (const ch of c.chunks) {
+    const batch = c.batched ? engine.batch<null>((_t, r) => check(r.records)) : undefined;
+    const every = c.flushEvery ?? 1;
+    c.chunks.forEach((ch, k) => {
       ts += 1000n;
       if (ch.hex !== undefined) {
         const b = Uint8Array.from(Buffer.from(ch.hex, "hex"));
         bytes += b.length;
-        check(conn.data(ch.dir, b, ts).records);
-      } else check(conn.gap(ch.dir, ch.gap ?? 0, ts).records);
-    }
-    check(conn.close(ts + 1000n).records);
+        if (batch) batch.data(conn, ch.dir, b, ts, null);
+        else check(conn.data(ch.dir, b, ts).records);
+      } else if (batch) batch.gap(conn, ch.dir, ch.gap ?? 0, ts, null);
+      else check(conn.gap(ch.dir, ch.gap ?? 0, ts).records);
+      if (batch && k % every === every - 1) batch.flush();
+    });
+    if (batch) {
+      batch.close(conn, ts + 1000n, null);
+      batch.flush();
+    } else check(conn.close(ts + 1000n).records);
   } catch (e) {
     return { problem: `exception: ${(e as Error).stack ?? e}`, records, bytes };
   }
