@@ -709,6 +709,8 @@ static __always_inline int charge(struct conn_info *ci, __u32 tgid, __u32 fd, __
  *   observed -> shed:     a close with WS_CONN_F_SHED (budget);
  *   -> observed:          an open of the same conn_key with the new level, its seq from 0 again
  *                         (a new byte stream that starts with a request, as after a TLS open).
+ * The same while the ring buffer is fuller than ringbuf_pct: observed -> shed (ringbuf_pressure),
+ * and decided again at a boundary once it has room.
  * Connections shed for a flood stay shed.
  */
 static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
@@ -723,7 +725,11 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 		return;
 	struct ws_shed_cfg *cfg = get_shed_cfg();
 	__u32 level = cfg ? (cfg->sample_level > WS_SAMPLE_ONE ? WS_SAMPLE_ONE : cfg->sample_level) : WS_SAMPLE_ONE;
-	if (level == ci->sample_level)
+	/* a filling ring sheds observed connections at their boundary too (their bytes would otherwise
+	 * be lost at random once it is full); shed for it, they are decided again once it has room */
+	int pressed = cfg && cfg->ringbuf_pct &&
+		      bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) * 100 > bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) * cfg->ringbuf_pct;
+	if (level == ci->sample_level && !(pressed && !ci->shed) && !(!pressed && ci->shed == WS_SHED_RINGBUF))
 		return;
 	struct sock *sk = tcp_sock_of_fd(fd);
 	struct scratch *sc = get_scratch();
@@ -738,6 +744,8 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 	if (peer)
 		ci->peer = peer;
 	__u8 was = ci->shed;
+	if (!shed && !was && ev->sample_level == ci->sample_level)
+		return; /* observed under the same level still (the ring had room again): nothing to tell */
 	ci->sample_level = ev->sample_level;
 	ci->shed = shed;
 	if (shed) {
