@@ -38,6 +38,9 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     "--parser-metrics-port", String(ports.parserMetrics),
     "--aggregator-metrics-port", String(ports.aggregatorMetrics),
     "--no-install", "--no-build", "--no-demo", "--influx-auth",
+    // this probe traces the whole machine: on a busy one, other tests' traffic can put the
+    // pipeline over its budget, and this test's two connections must not be sampled out
+    "--pipeline-cpu-budget", "0",
   ];
   // A private /run: the probe's single-instance lock is this stack's alone.
   const up = spawn(...privateRun([process.execPath, "bin/wirescope.js", "up", ...upArgs]), {

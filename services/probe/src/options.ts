@@ -31,6 +31,11 @@ export interface ProbeOptions {
   http1Bodies: "trim" | "keep";
   /** CPU the probe may use (millicores) before it observes fewer new connections; 0 = no budget. */
   cpuBudgetMillicores: number;
+  /** CPU the whole local pipeline may use while the node has no spare CPU (millicores); 0 = off. */
+  pipelineCpuBudgetMillicores: number;
+  /** Processes of the local pipeline besides the probe and the announced parsers and aggregators
+   *  of this node (`up` names its nats-server and influxd). */
+  pipelinePids: number[];
   /** A fixed fraction of new connections observed (the CPU budget then does not steer it). */
   sampleFraction?: number;
   /** Fairness, per second: bytes copied per connection, data calls per connection, bytes copied
@@ -60,6 +65,8 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   filter: EMPTY_FILTER,
   http1Bodies: "trim",
   cpuBudgetMillicores: 500,
+  pipelineCpuBudgetMillicores: 0,
+  pipelinePids: [],
   connBudgetBytes: 32 << 20,
   connBudgetCalls: 100_000,
   procBudgetBytes: 128 << 20,
@@ -101,6 +108,8 @@ export const PROBE_FLAGS: readonly FlagSpec[] = withEnv("probe", [
   { flag: "clock-skew-ms", value: "N", default: "0", description: "add N ms (may be negative) to every timestamp sent: simulates a node whose clock is off (cross-node tests)" },
   { flag: "http1-bodies", value: "trim|keep", default: "trim", description: "HTTP/1.1 bodies stated as gaps (trim: decoders count them, never read them) or published" },
   { flag: "cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the probe may use: millicores (500m) or % of one core (50%); over it, fewer NEW connections are observed (whole connections, never parts of one) and counts are scaled by the observed fraction; 0 = off" },
+  { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "off", description: "CPU the whole local pipeline (this probe, the parsers and aggregators announced from this node, the --pipeline-pid processes) may use while the node has no spare CPU (under 5% of its cores idle): over it, fewer new connections are observed, as for --cpu-budget; with spare CPU it may use more (`wirescope up` sets 500m)" },
+  { flag: "pipeline-pid", repeatable: true, value: "N", description: "a process of the local pipeline whose CPU counts toward --pipeline-cpu-budget (repeatable; `up` names its nats-server and influxd)" },
   { flag: "sample-fraction", value: "F", default: "off", description: "observe this fixed fraction (0 < F <= 1) of new connections instead" },
   { flag: "conn-budget-bytes", value: "N", default: mib(PROBE_DEFAULTS.connBudgetBytes), description: "bytes one connection may have copied per second before it is shed (counted per 100 ms; HTTP/1.1 bodies left out by trim do not count; 0 = off)" },
   { flag: "conn-budget-calls", value: "N", default: String(PROBE_DEFAULTS.connBudgetCalls), description: "data calls one connection may make per second (0 = off)" },
@@ -139,7 +148,7 @@ function int(flag: string, v: string, min: number, max: number): number {
  * @throws ConfigError naming the bad flag (or variable).
  */
 export function parseProbeArgs(args: readonly string[], env: NodeJS.ProcessEnv = {}): ProbeOptions {
-  const o: ProbeOptions = { ...PROBE_DEFAULTS, excludePids: [], filter: structuredClone(EMPTY_FILTER) };
+  const o: ProbeOptions = { ...PROBE_DEFAULTS, excludePids: [], pipelinePids: [], filter: structuredClone(EMPTY_FILTER) };
   parseFlags(args, PROBE_FLAGS, { command: "probe", env }).each(({ flag, value: v, following }) => {
     switch (flag) {
       case "--source": {
@@ -186,6 +195,8 @@ export function parseProbeArgs(args: readonly string[], env: NodeJS.ProcessEnv =
       }
       case "--netns-inode": o.netnsInode = int(flag, v, 1, 0xffffffff); break;
       case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, v); break;
+      case "--pipeline-cpu-budget": o.pipelineCpuBudgetMillicores = millicores(flag, v); break;
+      case "--pipeline-pid": o.pipelinePids.push(int(flag, v, 1, 0x7fffffff)); break;
       case "--sample-fraction": {
         const f = Number(v);
         if (!/^[0-9.]+$/.test(v) || !(f > 0 && f <= 1)) throw new ConfigError("bad_value", `--sample-fraction: expected a number in (0, 1], got "${v}"`);

@@ -65,3 +65,51 @@ describe("SamplingController", () => {
     assert.equal(c.level, 1 / 16);
   });
 });
+
+describe("SamplingController: the whole local pipeline's budget", () => {
+  // the pipeline's CPU proportional to the observed fraction, the probe's own far under its budget
+  const tick = (c: SamplingController, pipelineLoad: number, nodeIdle: number) =>
+    c.update({ cpuMillicores: 20, ringFill: 0, lost: 0, pipelineMillicores: pipelineLoad * c.level, nodeIdle });
+
+  it("binds only while the node has no spare CPU: with idle cores the pipeline may go over it", () => {
+    const c = new SamplingController({ budgetMillicores: 500, pipelineBudgetMillicores: 500 });
+    for (let i = 0; i < 40; i++) tick(c, 1300, 0.06);
+    assert.equal(c.level, 1);
+    assert.equal(c.stats.cuts, 0);
+  });
+
+  it("cuts in proportion when the pipeline is over it and the node has no idle time, then settles under it", () => {
+    const c = new SamplingController({ budgetMillicores: 500, pipelineBudgetMillicores: 500 });
+    tick(c, 2000, 0);
+    assert.equal(c.level, 1, "one tick over is not yet load");
+    tick(c, 2000, 0);
+    assert.equal(c.level, 0.25, "four times over: cut to a quarter at most per tick");
+    for (let i = 0; i < 60; i++) tick(c, 2000, 0);
+    assert.ok(2000 * c.level <= 500 + 1e-6, `settled at ${c.level}: the pipeline at ${2000 * c.level} millicores`);
+    assert.ok(c.level >= 0.6 * 0.25 / 1.25 - 1e-9, `not cut further than needed: ${c.level}`);
+  });
+
+  it("is off at 0, and works with the probe's own budget off", () => {
+    const off = new SamplingController({ budgetMillicores: 500 });
+    for (let i = 0; i < 10; i++) tick(off, 5000, 0);
+    assert.equal(off.level, 1);
+    const own = new SamplingController({ budgetMillicores: 0, pipelineBudgetMillicores: 100 });
+    own.update({ cpuMillicores: 5000, ringFill: 0, lost: 0, pipelineMillicores: 50, nodeIdle: 0 });
+    own.update({ cpuMillicores: 5000, ringFill: 0, lost: 0, pipelineMillicores: 50, nodeIdle: 0 });
+    assert.equal(own.level, 1, "no budget of its own: the probe's CPU alone never cuts");
+    for (let i = 0; i < 4; i++) own.update({ cpuMillicores: 10, ringFill: 0, lost: 0, pipelineMillicores: 1000, nodeIdle: 0 });
+    assert.ok(own.level < 1);
+  });
+
+  it("rises again once the pipeline is under it, or once the node has idle cores", () => {
+    for (const calm of [{ load: 0, idle: 0 }, { load: 2000, idle: 0.5 }]) {
+      const c = new SamplingController({ budgetMillicores: 500, pipelineBudgetMillicores: 500, holdTicks: 2 });
+      for (let i = 0; i < 10; i++) c.update({ cpuMillicores: 20, ringFill: 0, lost: 0, pipelineMillicores: 3000, nodeIdle: 0 });
+      const low = c.level;
+      assert.ok(low < 0.2, `cut: ${low}`);
+      for (let i = 0; i < 100; i++) c.update({ cpuMillicores: 20, ringFill: 0, lost: 0, pipelineMillicores: calm.load * c.level, nodeIdle: calm.idle });
+      // with idle cores the level rises until the node's idle share falls (here it stays: up to 1)
+      assert.equal(c.level, 1, JSON.stringify(calm));
+    }
+  });
+});

@@ -27,6 +27,7 @@ import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
 import { SamplingController, ownCpuMicros } from "./sampling.js";
+import { PipelineCpu } from "./pipeline-cpu.js";
 
 /** Random high bits so keys from two probe instances on one node never collide. */
 export function randomConnKeyBase(): bigint {
@@ -63,8 +64,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   const interval = 100;
   const perWindow = (perSecond: number) => Math.ceil((perSecond * interval) / 1000);
   const fairness = { ringbufPct: opts.shedRingbufPct, intervalMs: interval, connBytes: perWindow(opts.connBudgetBytes), connCalls: perWindow(opts.connBudgetCalls), procBytes: perWindow(opts.procBudgetBytes) };
-  // the observed fraction of new connections: fixed, or steered by the CPU budget
-  const sampling = opts.sampleFraction === undefined && opts.cpuBudgetMillicores > 0 ? new SamplingController({ budgetMillicores: opts.cpuBudgetMillicores }) : undefined;
+  // the observed fraction of new connections: fixed, or steered by the CPU budgets (the probe's
+  // own, and the whole local pipeline's while the node has no spare CPU)
+  const steered = opts.sampleFraction === undefined && (opts.cpuBudgetMillicores > 0 || opts.pipelineCpuBudgetMillicores > 0);
+  const sampling = steered ? new SamplingController({ budgetMillicores: opts.cpuBudgetMillicores, pipelineBudgetMillicores: opts.pipelineCpuBudgetMillicores }) : undefined;
   if (opts.source === "pcap") {
     source = new PcapSource({ file: opts.pcapFile!, speed: opts.replaySpeed, loops: opts.replayLoops, connKeyBase, batchBytes: opts.batchBytes });
   } else {
@@ -140,6 +143,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       let level = opts.sampleFraction ?? 1;
       const started = Date.now();
       let ctl = { t: started, cpu: ownCpuMicros(), lost: -1 };
+      // the local pipeline besides the probe: the --pipeline-pid processes, and the parsers and
+      // aggregators announced from this node (refreshed with the exclusions, every second)
+      const pipelineCpu = sampling && opts.pipelineCpuBudgetMillicores > 0 ? new PipelineCpu() : undefined;
+      let announcedPids: number[] = [];
       const steer = () => {
         const now = Date.now();
         const dt = Math.max(1, now - ctl.t) / 1000;
@@ -149,15 +156,22 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         const s = source.stats(false);
         const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
         const ringFill = ebpf?.ringFill() ?? 0;
+        const pipeline = pipelineCpu?.sample([...opts.pipelinePids, ...announcedPids]);
+        const pipelineMillicores = pipeline ? cpuMillicores + pipeline.millicores : undefined;
         // not in the first 2 s: start-up (connecting, the batches kept since attach) is no load
         if (ebpf && sampling && now - started >= 2000 && ctl.lost >= 0) {
-          const next = sampling.update({ cpuMillicores, ringFill, lost: lost - ctl.lost });
+          const next = sampling.update({ cpuMillicores, ringFill, lost: lost - ctl.lost, pipelineMillicores, nodeIdle: pipeline?.nodeIdle });
           // levels are applied in steps the kernel can tell apart (1/32768)
           if (Math.abs(next - level) * 32768 >= 1) ebpf.setShedConfig({ sampleFraction: (level = next), ...fairness });
         }
         c.set("sample_fraction", level);
         c.set("cpu_millicores", Math.round(cpuMillicores));
         c.set("ringbuf_fill", Math.round(ringFill * 1000) / 1000);
+        if (pipeline) {
+          c.set("pipeline_cpu_millicores", Math.round(pipelineMillicores!));
+          c.set("pipeline_processes", pipeline.processes + 1);
+          c.set("node_idle_pct", Math.round(pipeline.nodeIdle * 1000) / 10);
+        }
         ctl = { t: now, cpu, lost };
       };
       const steerer = setInterval(steer, 250);
@@ -215,6 +229,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         listAnnounced(nc)
           .then((list) => {
             const { pids, cgroups } = pipelineExclusions(list, { node: ctx.config.node, pid: process.pid, pidNs: self.pidNs });
+            announcedPids = pids;
             ebpf!.filter.excludePids(pids);
             ebpf!.filter.excludeCgroups(cgroups);
           })

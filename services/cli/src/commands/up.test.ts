@@ -1,7 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "@wirescope/common";
-import { exitReason, memlockLimits, parseUpArgs, reachFlags, serviceArgs } from "./up.js";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import { exitReason, lowerPriority, memlockLimits, parseUpArgs, reachFlags, serviceArgs } from "./up.js";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -62,3 +64,35 @@ describe("serviceArgs", () => {
     assert.throws(() => parseUpArgs(["--aggregators", "0"]), /aggregators/);
   });
 });
+
+describe("the local pipeline's CPU", () => {
+  it("gives the probe the pipeline budget and the servers' pids, the user's --probe-args after them", () => {
+    const probe = serviceArgs("probe", parseUpArgs([]), 0, [11, 12]);
+    assert.deepEqual(probe.slice(probe.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "500m", "--pipeline-pid", "11", "--pipeline-pid", "12"]);
+    const off = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "off", "--probe-args", "--pipeline-cpu-budget 200m"]));
+    assert.deepEqual(off.slice(off.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "off", "--pipeline-cpu-budget", "200m"]);
+    assert.ok(!serviceArgs("parser", parseUpArgs([]), 0, [11]).includes("--pipeline-pid"));
+    assert.throws(() => parseUpArgs(["--pipeline-cpu-budget", "lots"]), /--pipeline-cpu-budget: expected millicores/);
+  });
+
+  it("nice 10 by default, 0 to 19 accepted", () => {
+    assert.equal(parseUpArgs([]).pipelineNice, 10);
+    assert.equal(parseUpArgs(["--pipeline-nice", "0"]).pipelineNice, 0);
+    assert.throws(() => parseUpArgs(["--pipeline-nice", "20"]), /--pipeline-nice/);
+  });
+
+  it("lowerPriority sets every thread of a running process", async () => {
+    // a node process has several threads (V8's, libuv's): each gets the niceness
+    const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    try {
+      await new Promise((r) => child.once("spawn", r));
+      const tids = () => fs.readdirSync(`/proc/${child.pid}/task`);
+      const nice = (tid: string) => Number(fs.readFileSync(`/proc/${child.pid}/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+      assert.ok(lowerPriority(child.pid!, 7) >= 1);
+      for (const tid of tids()) assert.equal(nice(tid), 7, `thread ${tid}`);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
+

@@ -71,6 +71,8 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "influx-auth", description: "run influxd with authentication: an admin user generated into <data-dir>/influx-auth.json (0600), used by the aggregator, top and status" },
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
   { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
+  { flag: "pipeline-nice", value: "N", default: "10", description: "once healthy, nats-server, influxd, the parser and the aggregator run at this lower scheduling priority (nice 0-19; the probe keeps up's): on a busy machine the apps get the CPU first, and the probe sheds connections instead of the pipeline taking it; 0 = off" },
+  { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the whole local pipeline may use while the machine has no spare CPU; the probe observes fewer new connections over it (`wirescope probe --help`: --pipeline-cpu-budget); 0 = off" },
   { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
   { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
   { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
@@ -84,7 +86,7 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
 ];
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -127,6 +129,10 @@ interface UpOptions {
   natsTls: boolean;
   /** Extra flags for the probe. */
   probeArgs: string[];
+  /** Niceness of nats-server, influxd, parser and aggregator once healthy; 0 = unchanged. */
+  pipelineNice: number;
+  /** The probe's --pipeline-cpu-budget, as given ("500m", "0"). */
+  pipelineCpuBudget: string;
   /** OTLP/HTTP collector the aggregator exports spans to, "" = off. */
   otlpEndpoint: string;
   /** Aggregator instances (ports: the aggregator's and the next ones). */
@@ -135,7 +141,7 @@ interface UpOptions {
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], otlpEndpoint: "", aggregators: 1 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "500m", otlpEndpoint: "", aggregators: 1 };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
@@ -151,6 +157,12 @@ export function parseUpArgs(rest: string[]): UpOptions {
       case "--influx-auth": o.influxAuth = true; break;
       case "--nats-cluster": o.natsCluster = num(flag, v, 5, 3); break;
       case "--nats-tls": o.natsTls = true; break;
+      case "--pipeline-nice": o.pipelineNice = num(flag, v, 19, 0); break;
+      case "--pipeline-cpu-budget": {
+        if (!/^(\d+(\.\d+)?(m|%)?|off)$/.test(v)) throw new UsageError(`${flag}: expected millicores (500m), a percentage of one core (50%) or off, got "${v}"`);
+        o.pipelineCpuBudget = v;
+        break;
+      }
       case "--probe-args": o.probeArgs.push(...v.split(/\s+/).filter(Boolean)); break;
       case "--demo-port": o.demoPort = num(flag, v, 65530); break;
       case "--demo-requests": o.demoRequests = num(flag, v, 1e9); break;
@@ -177,10 +189,16 @@ export function parseUpArgs(rest: string[]): UpOptions {
  * The flags `up` gives one service besides the shared configuration.
  * @internal exported for tests
  */
-export function serviceArgs(component: Component, opts: UpOptions, index = 0): string[] {
+export function serviceArgs(component: Component, opts: UpOptions, index = 0, pipelinePids: readonly number[] = []): string[] {
   const args = ["--grpc-port", String(opts.ports[component] + index), "--metrics-port", String(opts.metricsPorts[component] > 0 ? opts.metricsPorts[component] + index : 0)];
-  // `up` itself health-checks the services and influxd: part of the pipeline, never traced
-  if (component === "probe") args.push("--exclude-pid", String(process.pid), ...opts.probeArgs);
+  // `up` itself health-checks the services and influxd: part of the pipeline, never traced.
+  // The pipeline's budget counts nats-server and influxd too (the parsers and aggregators announce
+  // themselves); the user's --probe-args come last and win.
+  if (component === "probe") {
+    args.push("--exclude-pid", String(process.pid), "--pipeline-cpu-budget", opts.pipelineCpuBudget);
+    for (const pid of pipelinePids) args.push("--pipeline-pid", String(pid));
+    args.push(...opts.probeArgs);
+  }
   if (component === "aggregator" && opts.otlpEndpoint) args.push("--otlp-endpoint", opts.otlpEndpoint);
   return args;
 }
@@ -543,7 +561,7 @@ async function up(argv: string[]): Promise<number> {
     const natsTls = opts.natsTls ? prepareNatsTls(config.dataDir) : undefined;
     if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
     for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, natsTls)) {
-      await sup.start(spec);
+      await sup.start(niced(spec, opts.pipelineNice));
       if (stopping.signal.aborted) return 0;
     }
     if (natsServers.length > 1) {
@@ -559,7 +577,7 @@ async function up(argv: string[]): Promise<number> {
     // provisioning, curl) then need no password; --influx-auth turns it on.
     const influxAdmin = opts.influxAuth ? prepareInfluxAuth(config.dataDir) : undefined;
     const influxLog = path.join(logs, "influxd.log");
-    await sup.start({
+    await sup.start(niced({
       name: "influxd",
       component: "influxdb",
       address: `http://${influx.host}:${influx.port} (db ${config.influx.database})`,
@@ -574,7 +592,7 @@ async function up(argv: string[]): Promise<number> {
         }
         return srv;
       },
-    });
+    }, opts.pipelineNice));
     if (stopping.signal.aborted) return 0;
 
     const env: NodeJS.ProcessEnv = {
@@ -610,12 +628,14 @@ async function up(argv: string[]): Promise<number> {
         sup.notStarted(spec, opts.probe ? "down" : "disabled", `${prep.off.why}; fix: ${prep.off.fix}`);
         continue;
       }
-      const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index)];
-      const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
       try {
-        await sup.start({
+        await sup.start(niced({
           ...spec,
           start: async (signal) => {
+            // nats-server and influxd as they run now (a restarted probe names restarted servers)
+            const serverPids = sup.states().filter((c) => (c.component === "nats" || c.component === "influxdb") && c.pid).map((c) => c.pid!);
+            const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, serverPids)];
+            const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
             const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxAdmin ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
@@ -625,7 +645,7 @@ async function up(argv: string[]): Promise<number> {
             }
             return child;
           },
-        });
+        }, component === "probe" ? 0 : opts.pipelineNice));
       } catch (e) {
         if (stopping.signal.aborted) return 0;
         if (component !== "probe") throw e;
@@ -718,6 +738,44 @@ export function reachFlags(config: Config, natsUrl: string, natsTlsCa?: string):
   if (config.influx.database !== DEFAULTS.influx.database) add("influx-db", config.influx.database);
   if (path.resolve(config.dataDir) !== path.resolve(DEFAULTS.dataDir)) add("data-dir", rel(config.dataDir));
   return out;
+}
+
+/**
+ * `spec` whose process, once started and ready, runs at niceness `nice` (0: unchanged): every
+ * thread it has then (setpriority acts on one thread on Linux; threads made later inherit their
+ * maker's). Started at up's priority, so that a busy machine does not slow its start past the
+ * health checks. Raising niceness needs no privilege; a thread that exits meanwhile is skipped.
+ */
+function niced(spec: ChildSpec, nice: number): ChildSpec {
+  if (nice === 0) return spec;
+  return {
+    ...spec,
+    start: async (signal) => {
+      const p = await spec.start(signal);
+      lowerPriority(p.pid, nice);
+      return p;
+    },
+  };
+}
+
+/** Sets every current thread of `pid` to niceness `nice`; returns the threads changed. */
+export function lowerPriority(pid: number, nice: number): number {
+  let tids: number[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    tids = [pid];
+  }
+  let n = 0;
+  for (const tid of tids) {
+    try {
+      os.setPriority(tid, nice);
+      n++;
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return n;
 }
 
 /** Waits until `address` reports SERVING; fails early (with the log's tail) if the child exits. */
