@@ -459,3 +459,27 @@ describe("ConnTable: an in-band TLS upgrade", () => {
     assert.equal(counters.get("conn_tls_continued"), 0);
   });
 });
+
+// ABI v2: what a plugin counts on a connection that lives on reaches the host's counters while it lives.
+describe("ConnTable.sweep reports the decoders' counters of live connections", () => {
+  it("a reply without a request on a keep-alive Redis connection: plugin_drops.redis before the close", () => {
+    const { t, counters: engineCounters, out } = engineTable(["parsers-wasm/examples/redis/build/redis.json"])();
+    t.onConn(open(9n), 0, 0);
+    const steps: [Direction, string][] = [[IN, "*1\r\n$4\r\nPING\r\n"], [EG, "+PONG\r\n"], [EG, "+OK\r\n"]];
+    const seq = [0, 0];
+    steps.forEach(([d, s], k) => {
+      t.onData(data(9n, d, seq[d === IN ? 0 : 1]!, s, BigInt(10 + k)), 0, 100);
+      seq[d === IN ? 0 : 1]! += s.length;
+    });
+    assert.equal(out.length, 1);
+    assert.equal(engineCounters.get("plugin_drops.redis"), 0, "not asked yet");
+    t.sweep(1000);
+    assert.equal(engineCounters.get("plugin_drops.redis"), 1);
+    t.sweep(2000);
+    assert.equal(engineCounters.get("plugin_drops.redis"), 1, "asked at most every 10 s");
+    t.sweep(20_000);
+    t.onConn(close(9n), 0, 30_000);
+    assert.equal(engineCounters.get("plugin_drops.redis"), 1, "reported once");
+    assert.equal(t.size, 0);
+  });
+});

@@ -93,6 +93,9 @@ interface Conn {
   suspect: number;
 }
 
+/** How often sweep() asks the decoders for the counters of live connections (one plugin call each). */
+const COUNTER_REPORT_MS = 10_000;
+
 /** Counter names [gaps, gap bytes] by [server | client | unknown end][request | response direction]. */
 const GAP_COUNTERS = (["server", "client", "unknown"] as const).map((end) =>
   (["request", "response"] as const).map((dir) => [`gaps.${end}_${dir}`, `gap_bytes.${end}_${dir}`] as const),
@@ -115,6 +118,8 @@ export class ConnTable {
   private pendingTotal = 0;
   /** When idle connections were last looked for. */
   private lastIdleScan = -Infinity;
+  /** When the decoders' counters of live connections were last asked for. */
+  private lastCounterScan = -Infinity;
 
   constructor(
     private readonly host: DecoderHost,
@@ -249,6 +254,12 @@ export class ConnTable {
           this.finish(c, 0n, "idle");
         }
       }
+    }
+    if (now - this.lastCounterScan >= COUNTER_REPORT_MS) {
+      // what plugins counted on connections that live long (errors, drops): reported when a
+      // connection ends, and meanwhile every COUNTER_REPORT_MS, so status shows it in time
+      this.lastCounterScan = now;
+      for (const c of this.conns.values()) c.session.reportCounters?.();
     }
     let total = this.pendingTotal;
     if (total <= this.opts.maxTotalPendingBytes) return;

@@ -18,6 +18,8 @@ export interface DecoderSession {
   close(tsNs: bigint): StepResult;
   /** Forget the connection without flushing (moved partition, limits). */
   free(): void;
+  /** Report what the decoder counted on the connection so far (errors, drops) into the host's counters. */
+  reportCounters?(): void;
 }
 
 export interface DecoderHost {

@@ -441,6 +441,25 @@ export class EngineConnection {
     return this.result();
   }
 
+  /**
+   * Reports what the plugin counted on this connection since its last report (ABI v2
+   * conn_stats) into the engine's counters, while the connection lives: a long-lived
+   * connection's errors and drops are otherwise reported only when it ends. Costs one plugin
+   * call; nothing for a version 1 plugin or a connection not decoding.
+   */
+  reportCounters(): void {
+    const inst = this.inst;
+    const plugin = this.plugin;
+    if (this.state !== "decoding" || this.queued > 0 || !inst || !plugin || inst.abi < 2 || inst.dead || this.handle <= 0) return;
+    try {
+      if (inst.connStats(this.handle, STATS)) this.engine.countStats(plugin, STATS[0]!, STATS[1]!, STATS[2]!);
+    } catch (e) {
+      // the instance is dead now: the connection is dropped at its next step, as after any trap
+      if (e instanceof PluginTrap) this.engine.countTrap(plugin, e, "stats");
+      else throw e;
+    }
+  }
+
   /** Forgets the connection without flushing (moved partition, eviction). */
   free(): void {
     if (this.queued > 0) this.engine.runStaged(this);
