@@ -5,7 +5,8 @@
 // File: gzip of length-prefixed (u32 little endian) wirescope.v1.Record messages, in stream order.
 // A record is kept when the service of either end matches; records of the whole chain of a
 // request are kept so that traces stay linked.
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import zlib from "node:zlib";
 import fs from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -20,9 +21,9 @@ const stream = arg("--stream", "WIRESCOPE_RECORDS");
 const out = arg("--out");
 if (!out) throw new Error("--out FILE is required");
 const nc = await connect({ servers: arg("--nats-url", "nats://127.0.0.1:4222"), user: arg("--nats-user"), pass: arg("--nats-password") });
-const js = nc.jetstream();
+const js = jetstream(nc);
 const c = await js.consumers.get(stream); // ordered consumer: reads the stream from its start
-const info = await (await nc.jetstreamManager()).streams.info(stream);
+const info = await (await jetstreamManager(nc)).streams.info(stream);
 const parts = [];
 let kept = 0;
 let seen = 0;

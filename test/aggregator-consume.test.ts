@@ -13,7 +13,8 @@ import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { headers } from "nats";
+import { headers } from "@nats-io/nats-core";
+import { jetstreamManager, jetstream } from "@nats-io/jetstream";
 import { RecordBatchSchema, createLogger, ensureRecordsStream } from "@wirescope/common";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
@@ -73,7 +74,7 @@ describe("aggregator consume loop", { timeout: 150_000 }, () => {
     const db = "agg_restart";
     const a = await startAggregator(nats.url, influx.url, db, ARGS, { WIRESCOPE_FAILPOINTS: "batch_throw" });
     cleanup.push(() => a.stop());
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     // Each phase in a window of its own, in order: a window closed before the next phase's
     // records arrive never makes them late.
     const base = pastWindow(WINDOW, 30);
@@ -104,7 +105,7 @@ describe("aggregator consume loop", { timeout: 150_000 }, () => {
     const h = headers();
     h.set("Wirescope-Failpoint", "throw");
     const poison = create(RecordBatchSchema, { node: "test", parserId: "test", partition: 0, batchSeq: 99n, records: records("poison", 10, base + 2 * WINDOW, 200) });
-    await nc.jetstream().publish("wirescope.records.0", toBinary(RecordBatchSchema, poison), { headers: h });
+    await jetstream(nc).publish("wirescope.records.0", toBinary(RecordBatchSchema, poison), { headers: h });
     await publishRecords(nc, records("after_throw", 100, base + 3 * WINDOW, 300), 100);
 
     await waitFor(async () => (await requests("after_delete")) === 100 && (await requests("after_throw")) === 100, {

@@ -5,7 +5,7 @@
 // replayed through JetStream into the real `wirescope aggregator`.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { clone } from "@bufbuild/protobuf";
 import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";

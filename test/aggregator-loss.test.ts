@@ -4,7 +4,7 @@ import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { startInfluxd, type RunningServer } from "@wirescope/common";
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";

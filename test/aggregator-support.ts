@@ -3,7 +3,9 @@
 import path from "node:path";
 import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstream } from "@nats-io/jetstream";
 import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/common";
@@ -92,7 +94,7 @@ export async function publishPartitioned(nc: NatsConnection, records: WRecord[],
 
 /** Publishes records as RecordBatches (JetStream publish, acknowledged by the stream). */
 export async function publishRecords(nc: NatsConnection, records: WRecord[], perBatch = 200, partition = 0): Promise<number> {
-  const js = nc.jetstream();
+  const js = jetstream(nc);
   let n = 0;
   for (let i = 0; i < records.length; i += perBatch) {
     const b = create(RecordBatchSchema, { node: "test", parserId: "test", partition, batchSeq: BigInt(n), records: records.slice(i, i + perBatch) });

@@ -2,7 +2,7 @@
 // `wirescope aggregator` (a real process) → real influxd 1.6 (v1 /write transport) → InfluxQL.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord, exactQuantile } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor, type TestServer } from "./support/index.js";

@@ -26,7 +26,9 @@ import os from "node:os";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { REPO_ROOT, recordedRequests, runBench, startInflux, startNats, startNatsCluster, waitFor } from "./support/index.js";
 import { cpuTicks } from "./probe-support.js";
 import { captureThroughRelay, natsClient, parserStatus, startParser, toRawBatches, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
@@ -112,7 +114,7 @@ interface Row {
 async function watchProgress(nc: NatsConnection, probeId: string): Promise<{ done(): number; stop(): void }> {
   const seen = new Map<string, number>();
   let done = 0;
-  const watch = await (await nc.jetstream().views.kv("wirescope-parsers")).watch({ key: ">" });
+  const watch = await (await new Kvm(nc).create("wirescope-parsers")).watch({ key: ">" });
   void (async () => {
     for await (const e of watch) {
       if (e.operation !== "PUT") continue;
@@ -145,7 +147,7 @@ async function runRow(setup: Setup, n: number, convs: Conversation[], perCopy: n
   let aggs: AggregatorProc[] = [];
   try {
     // the records stream emptied: this row's aggregators (a durable of their own) read only its records
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
     const builtins = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")];
     parsers = await Promise.all(Array.from({ length: n }, (_, i) => startParser(url, [...builtins, ...common], `parser-${setup.name}-${n}-${i}`)));

@@ -14,6 +14,7 @@ import { RecordBatchSchema, checkHealth, ServingStatus, type Record as WsRecord 
 import { startNats, freePort, spawnTracked, tempDir, waitFor, waitSubscribed, WIRESCOPE_BIN, PLUGINS_DIR } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
 import { natsClient, settleRecords, startParser } from "./parser-support.js";
+import { jetstreamManager } from "@nats-io/jetstream";
 
 const secret = (tag: string) => `${tag}-${randomBytes(6).toString("hex")}`;
 
@@ -110,11 +111,12 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   assert.match(serverLine, /--db-password=\[REDACTED\] -p\[REDACTED\] PGPASSWORD=\[REDACTED\] postgres:\/\/app:\[REDACTED\]@db\/orders --api-token \[REDACTED\]/);
 
   // Every byte of every message in the stream, and everything tail printed.
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info("WIRESCOPE_RECORDS");
   let stored = "";
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage("WIRESCOPE_RECORDS", { seq });
+    assert.ok(m, `stream message ${seq} is there`);
     fromBinary(RecordBatchSchema, m.data); // a well-formed batch
     stored += Buffer.from(m.data).toString("latin1");
   }

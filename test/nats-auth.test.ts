@@ -6,7 +6,10 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
 import {
   connectNats,
   silentLogger,
@@ -82,7 +85,12 @@ test("generated NATS users: no anonymous access, each component held to its subj
   const refusedSub = async (role: NatsRole, nc: NatsConnection, subject: string) => {
     let got = 0;
     let error = "";
-    nc.subscribe(subject, { callback: (err) => (err ? (error = err.message) : got++) });
+    nc.subscribe(subject, {
+      callback: (err) => {
+        if (err) error = err.message;
+        else got++;
+      },
+    });
     await nc.flush();
     await refused(role, "Subscription", subject);
     await waitFor(() => /permissions violation/i.test(error), { timeoutMs: 5000, intervalMs: 20, what: "the client told of the refusal" });
@@ -112,11 +120,11 @@ test("generated NATS users: no anonymous access, each component held to its subj
   await refusedPub("aggregator", aggregator, "wirescope.raw.0");
 
   // The CLI writes the plugin store; the parser reads it and cannot write it.
-  const store = await cli.jetstream().views.os(PLUGIN_BUCKET);
+  const store = await new Objm(cli).create(PLUGIN_BUCKET);
   await store.putBlob({ name: "x.wasm" }, enc.encode("plugin"));
-  const read = await (await parser.jetstream().views.os(PLUGIN_BUCKET)).getBlob("x.wasm");
+  const read = await (await new Objm(parser).create(PLUGIN_BUCKET)).getBlob("x.wasm");
   assert.equal(new TextDecoder().decode(read!), "plugin");
-  const parserStore = await parser.jetstream().views.os(PLUGIN_BUCKET);
+  const parserStore = await new Objm(parser).create(PLUGIN_BUCKET);
   await assert.rejects(parserStore.putBlob({ name: "evil.wasm" }, enc.encode("evil")), /permission|timeout/i);
   assert.equal(await store.getBlob("evil.wasm"), null, "nothing written by the parser");
 
@@ -129,7 +137,7 @@ test("generated NATS users: no anonymous access, each component held to its subj
   };
   assert.match(cmd("plugin", "add", path.join(REDIS_PLUGIN_DIR, "redis.wasm"), "--manifest", path.join(REDIS_PLUGIN_DIR, "redis.json")), /^added redis /);
   assert.match(cmd("plugin", "list"), /redis/);
-  const names = (await (await parser.jetstream().views.os(PLUGIN_BUCKET)).list()).filter((i) => !i.deleted).map((i) => i.name);
+  const names = (await (await new Objm(parser).create(PLUGIN_BUCKET)).list()).filter((i) => !i.deleted).map((i) => i.name);
   assert.ok(names.some((n) => n.includes("redis")), `parser sees ${names.join(", ")}`);
   cmd("plugin", "remove", "redis");
   assert.doesNotMatch(cmd("plugin", "list"), /redis/);
@@ -137,12 +145,12 @@ test("generated NATS users: no anonymous access, each component held to its subj
 
   // The aggregator makes the records stream and its consumer; the probe cannot reach the stream
   // through JetStream either (consumer API refused).
-  const ajsm = await aggregator.jetstreamManager();
+  const ajsm = await jetstreamManager(aggregator);
   await ajsm.streams.add({ name: NATS_NAMES.recordsStream, subjects: [NATS_NAMES.recordsSubjects] });
   await ajsm.consumers.add(NATS_NAMES.recordsStream, { durable_name: "agg" });
   await assert.rejects(
     (async () => {
-      const jsm = await probe.jetstreamManager();
+      const jsm = await jetstreamManager(probe);
       await jsm.consumers.add(NATS_NAMES.recordsStream, { durable_name: "snoop" });
     })(),
     /permission|timeout/i,

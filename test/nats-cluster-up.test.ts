@@ -10,7 +10,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials, RecordBatchSchema, RecordSchema } from "@wirescope/common";
 import { REPO_ROOT, freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
@@ -41,7 +43,7 @@ test("up --nats-cluster 3: replicas 3, services on every URL; status and tail wo
     // What the services created lives in 3 copies.
     const creds = readNatsCredentials(dataDir)!;
     nc = await connect({ servers: urls, user: creds.parser.user, pass: creds.parser.password });
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await waitFor(async () => (await jsm.streams.info("OBJ_wirescope-plugins").catch(() => undefined)) !== undefined, { timeoutMs: 30_000, what: "the plugin store" });
     for (const s of ["WIRESCOPE_RECORDS", "KV_wirescope-parsers", "KV_wirescope-services", "OBJ_wirescope-plugins"]) {
       assert.equal((await jsm.streams.info(s)).config.num_replicas, 3, `${s} replicas`);

@@ -4,7 +4,8 @@
 // from `wirescope up`, test/fixtures/demo-records.bin.gz), replayed through JetStream.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Span_SpanKind } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
 import { startNats, startInflux, waitFor, freePort, readRecordsFixture, DEMO_RECORDS, shiftRecords, otlpReceiver, type TestServer, type ReceivedSpan as Received } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
@@ -26,7 +27,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
     total = records.length;
     // In the stream before any aggregator starts: each test's aggregator (own durable) reads all
     // (the stream keeps messages by limits, as the parser and aggregator define it).
-    await (await nc.jetstreamManager()).streams.add({ name: "WIRESCOPE_RECORDS", subjects: ["wirescope.records.>"] });
+    await (await jetstreamManager(nc)).streams.add({ name: "WIRESCOPE_RECORDS", subjects: ["wirescope.records.>"] });
     await publishRecords(nc, records, 200);
   });
   after(async () => {

@@ -7,6 +7,7 @@ import path from "node:path";
 import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
+import { jetstreamManager } from "@nats-io/jetstream";
 
 const P = 64;
 const CAPTURES = SHARED_CAPTURES;
@@ -35,7 +36,7 @@ describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, 
   const bed = useParserBed({ redis: true });
 
   async function replay(n: number, convs: Conversation[] | "probe"): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
-    const jsm = await bed.nc.jetstreamManager();
+    const jsm = await jetstreamManager(bed.nc);
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
     const fleet: ParserProc[] = [];
     for (let i = 0; i < n; i++) fleet.push(await startParser(bed.nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));

@@ -10,6 +10,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { parserPlugins, parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation } from "./parser-support.js";
+import { Objm } from "@nats-io/obj";
 
 const run = promisify(execFile);
 const P = 64;
@@ -67,7 +68,7 @@ describe("plugins across the fleet", { timeout: 180_000 }, () => {
     assert.match(refused.err, /broken.*WebAssembly/);
 
     // The same corrupt object written straight into the bucket: replicas refuse it, keep running.
-    const os = await bed.nc.jetstream().views.os("wirescope-plugins");
+    const os = await new Objm(bed.nc).create("wirescope-plugins");
     await os.putBlob({ name: "broken.wasm", description: fs.readFileSync(badManifest, "utf8") }, fs.readFileSync(bad));
 
     // Add Redis with the command; both replicas load it without a restart.

@@ -8,7 +8,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import mysql from "mysql2/promise";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { startNats, type TestServer, PLUGINS_DIR } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { captureThroughRelay, natsClient, settleRecords, startParser, toRawBatches, type Conversation, type ParserProc } from "./parser-support.js";
@@ -85,7 +86,7 @@ describe("redaction of published records", { timeout: 180_000 }, () => {
   });
 
   async function publishedBytes(args: string[], firstKey: bigint): Promise<{ text: string; protocols: Set<string> }> {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
     const p = await startParser(nats.url, ["--builtin-dir", PLUGINS_DIR, "--redact-header", "x-api-key", ...args], "redact");
     procs.push(p);
@@ -96,7 +97,11 @@ describe("redaction of published records", { timeout: 180_000 }, () => {
     // Every byte of every stored message, not just the fields we know about.
     const info = await jsm.streams.info("WIRESCOPE_RECORDS");
     let text = "";
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) text += Buffer.from((await jsm.streams.getMessage("WIRESCOPE_RECORDS", { seq })).data).toString("latin1");
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage("WIRESCOPE_RECORDS", { seq });
+      assert.ok(m, `stream message ${seq} is there`);
+      text += Buffer.from(m.data).toString("latin1");
+    }
     return { text, protocols: new Set(seen.map((s) => s.record.protocol)) };
   }
 

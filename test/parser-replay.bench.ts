@@ -18,7 +18,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { RawBatchSchema, RecordBatchSchema } from "@wirescope/common";
 import { natsClient, parserStatus, startParser } from "./parser-support.js";
 import { REPO_ROOT, startNats } from "./support/index.js";

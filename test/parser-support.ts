@@ -5,7 +5,9 @@ import net from "node:net";
 import path from "node:path";
 import fs from "node:fs";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import {
   ConnEventSchema,
   ConnKind,
@@ -268,7 +270,7 @@ export interface SeenRecord {
 
 /** Every record in the stream so far (direct gets, from the first sequence). */
 export async function readRecords(nc: NatsConnection, stream = "WIRESCOPE_RECORDS"): Promise<SeenRecord[]> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(stream);
   const out: SeenRecord[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
@@ -278,6 +280,7 @@ export async function readRecords(nc: NatsConnection, stream = "WIRESCOPE_RECORD
     } catch {
       continue;
     }
+    if (!m) continue; // deleted or aged out
     const b = fromBinary(RecordBatchSchema, m.data);
     for (const r of b.records) out.push({ parserId: b.parserId, record: r });
   }
@@ -286,7 +289,7 @@ export async function readRecords(nc: NatsConnection, stream = "WIRESCOPE_RECORD
 
 /** Waits until the record count stops growing (quiet for `quietMs`), bounded by `timeoutMs`. */
 export async function settleRecords(nc: NatsConnection, quietMs = 1500, timeoutMs = 30_000, stream = "WIRESCOPE_RECORDS"): Promise<SeenRecord[]> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const deadline = Date.now() + timeoutMs;
   let last = -1;
   let since = Date.now();

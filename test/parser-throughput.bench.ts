@@ -20,6 +20,8 @@ import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, 
 import { startNats, PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
 import { captureThroughRelay, conversationsFromCapture, natsClient, parserStatus, startParser, startRedis, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 
 const run = promisify(execFile);
 const P = 64;
@@ -134,7 +136,7 @@ interface Result {
 async function measure(nc: Awaited<ReturnType<typeof natsClient>>, fleet: ParserProc[], w: Workload, keyBase: bigint, probeId: string): Promise<Result> {
   const { batches, rawBytes, lastSeq } = pack(w.convs, TARGET_RAW_BYTES, keyBase, probeId);
   const progress = new Map<string, number>();
-  const kv = await nc.jetstream().views.kv("wirescope-parsers");
+  const kv = await new Kvm(nc).create("wirescope-parsers");
   const watch = await kv.watch({ key: ">" });
   let done = 0;
   let finishedAt = 0;
@@ -201,7 +203,7 @@ async function main(): Promise<void> {
     const only = process.env.WIRESCOPE_BENCH_ONLY?.split(",");
     const replicaCounts = (process.env.WIRESCOPE_BENCH_REPLICAS ?? "1,2").split(",").map(Number);
     for (const n of replicaCounts) {
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       const fleet: ParserProc[] = [];
       for (let i = 0; i < n; i++) fleet.push(await startParser(nats.url, args.filter((a) => a !== "--log-level" && a !== "warn"), `bench-${n}-${i}`));
       fleets.push(...fleet);

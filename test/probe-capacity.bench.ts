@@ -4,7 +4,7 @@
 // real nats-server; this process subscribes and counts what arrives, and reads the probe's drop
 // counters over gRPC. Usage: npm run bench -- probe-capacity  (root; eBPF needed)
 import path from "node:path";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";

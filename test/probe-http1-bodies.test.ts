@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
 import { Role, ProbeService, createClient } from "@wirescope/common";
 import { startNats, freePort, tempDir } from "./support/index.js";
 import { bpfAvailable, runChild, spawnProbe } from "./probe-support.js";
@@ -47,7 +47,11 @@ test("probe: 64 KiB HTTP/1.1 bodies are stated as gaps, every request is recorde
   const nc = await connect({ servers: url });
   t.after(() => nc.close());
   let published = 0;
-  const sub = nc.subscribe("wirescope.raw.>", { callback: (_e, m) => (published += m.data.length) });
+  const sub = nc.subscribe("wirescope.raw.>", {
+    callback: (_e, m) => {
+      published += m.data.length;
+    },
+  });
   t.after(() => sub.unsubscribe());
   // the probe is attached once a first connection shows up
   const deadline = Date.now() + 30_000;

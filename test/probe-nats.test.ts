@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
 import { fromBinary } from "@bufbuild/protobuf";
 import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, resolvedData, type RawBatch } from "@wirescope/common";
 import { startNats, freePort, spawnTracked, tempDir, waitFor, WIRESCOPE_BIN } from "./support/index.js";

@@ -14,7 +14,7 @@ import path from "node:path";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
 import { ConnKind, ProbeService, RawBatchSchema, Role, createClient, resolvedData } from "@wirescope/common";
 import { freePort, startNats, tempDir } from "./support/index.js";
 import { bpfAvailable, probeMapKeys, spawnProbe } from "./probe-support.js";

@@ -5,7 +5,8 @@ import fs from "node:fs";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { ProbeService, Role, createClient, type ManagedProcess, type Record as Record_ } from "@wirescope/common";
 import { REPO_ROOT, startNats, freePort, waitFor } from "./support/index.js";
 import { spawnProbe, runChild } from "./probe-support.js";
@@ -122,7 +123,11 @@ export async function tracedPipeline(t: TestContext, dir: string, port: number, 
   const nc = await connect({ servers: url });
   t.after(() => nc.close());
   let published = 0;
-  const sub = nc.subscribe("wirescope.raw.>", { callback: () => published++ });
+  const sub = nc.subscribe("wirescope.raw.>", {
+    callback: () => {
+      published++;
+    },
+  });
   t.after(() => sub.unsubscribe());
   const deadline = Date.now() + 60_000;
   while (published === 0) {

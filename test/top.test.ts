@@ -4,7 +4,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";

@@ -11,7 +11,8 @@ import net from "node:net";
 import path from "node:path";
 import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { readNatsCredentials } from "@wirescope/common";
 import { freePort, recordedRequests, tempDir, waitFor } from "./servers.js";
 import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
@@ -276,7 +277,7 @@ export async function streamLeader(stack: UpStack, stream = "WIRESCOPE_RECORDS")
   const creds = readNatsCredentials(stack.dataDir)!;
   const nc = await connect({ servers: stack.natsUrls, user: creds.aggregator.user, pass: creds.aggregator.password });
   try {
-    const info = await (await nc.jetstreamManager()).streams.info(stream);
+    const info = await (await jetstreamManager(nc)).streams.info(stream);
     return info.cluster?.leader ?? "";
   } finally {
     await nc.close();

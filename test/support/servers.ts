@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import {
   startNatsServer,
   startInfluxd,
@@ -112,7 +113,7 @@ export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; 
       await waitFor(
         async () => {
           try {
-            await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+            await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
             return true;
           } catch {
             return false;

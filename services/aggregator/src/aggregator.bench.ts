@@ -31,7 +31,9 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { connect, type NatsConnection } from "nats";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager, jetstream } from "@nats-io/jetstream";
 import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, TraceContextSchema, Role, recordPartitionOf, startInfluxd, startNatsServer, freePort, createClient, AggregatorService, type Record as WRecord } from "@wirescope/common";
 import { Aggregator } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
@@ -160,7 +162,7 @@ async function withStream<T>(dir: string, run: (nc: NatsConnection, natsUrl: str
   const nats = await startNatsServer({ port: 0, jetstream: true, storeDir: path.join(dir, "js"), logFile: path.join(dir, "nats.log") });
   try {
     const nc = await connect({ servers: nats.url });
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "WIRESCOPE_RECORDS", subjects: ["wirescope.records.>"] });
     try {
       return await run(nc, nats.url);
@@ -208,7 +210,7 @@ async function startAggregator(checkout: string, natsUrl: string, influxUrl: str
 
 async function benchService(batches: Uint8Array[], records: number, influxUrl: string, dir: string, extra: string[], label: string) {
   await withStream(dir, async (nc, natsUrl) => {
-    const js = nc.jetstream();
+    const js = jetstream(nc);
     const pubs: Promise<unknown>[] = [];
     for (const b of batches) {
       pubs.push(js.publish("wirescope.records.0", b));
@@ -551,7 +553,7 @@ async function benchFleet(size: number, records: WRecord[], influxUrl: string, d
     }
     const t0 = performance.now();
     const cpu0 = fleet.map((a) => a.cpuSeconds());
-    const js = nc.jetstream();
+    const js = jetstream(nc);
     const pubs: Promise<unknown>[] = [];
     for (const b of batches) {
       pubs.push(js.publish(b.subject, b.bytes));

@@ -6,7 +6,9 @@
 //     (others' batches acknowledged unread)        KV wirescope-aggregator <durable>.p<p> ◀── saved
 import os from "node:os";
 import { fromBinary } from "@bufbuild/protobuf";
-import { AckPolicy, ConsumerEvents, DeliverPolicy, Events, nanos, type JsMsg, type KV, type NatsConnection, type ConsumerMessages, type JetStreamManager } from "nats";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { AckPolicy, DeliverPolicy, type JsMsg, type ConsumerMessages, type JetStreamManager, jetstreamManager, jetstream } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
 import {
   RecordBatchSchema,
   ServiceError,
@@ -71,7 +73,7 @@ export const createService: CreateService = async (ctx) => {
       };
       writer.onSuccess = () => influxDep.up();
       const otlp = o.otlp.endpoint ? new OtlpExporter(httpSender(o.otlp.endpoint, o.otlp.timeoutMs), o.otlp) : undefined;
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       const consumerName = `${o.durable}-${ctx.instance}`.replace(/[^A-Za-z0-9_-]/g, "_");
 
       // One epoch per set of owned partitions: a change of the set ends the epoch (its open
@@ -327,7 +329,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     held.set(h.seq, h);
     return h;
   };
-  const consumer = await nc.jetstream().consumers.get(o.stream, d.consumerName);
+  const consumer = await jetstream(nc).consumers.get(o.stream, d.consumerName);
   // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
   // whose leader moved to another cluster member, is noticed after two missed heartbeats.
   // Delivered batches wait in the client until ingested, and their ack timers run meanwhile, so
@@ -356,18 +358,18 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
   };
   void (async () => {
-    for await (const s of await messages.status()) {
+    for await (const s of messages.status()) {
       // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
       // unwritten): silence then is back-pressure, not a stall.
-      if (s.type === ConsumerEvents.HeartbeatsMissed && held.size < o.maxAckPending) stalled("heartbeats_missed");
-      else if (s.type === ConsumerEvents.ConsumerDeleted) end("consumer_deleted");
-      else if (s.type === ConsumerEvents.ConsumerNotFound) end("consumer_not_found");
-      else if (s.type === ConsumerEvents.StreamNotFound) end("stream_not_found");
+      if (s.type === "heartbeats_missed" && held.size < o.maxAckPending) stalled("heartbeats_missed");
+      else if (s.type === "consumer_deleted") end("consumer_deleted");
+      else if (s.type === "consumer_not_found") end("consumer_not_found");
+      else if (s.type === "stream_not_found") end("stream_not_found");
     }
   })().catch(() => undefined);
   const natsStatus = nc.status();
   void (async () => {
-    for await (const s of natsStatus) if (s.type === Events.Disconnect) stalled("disconnected");
+    for await (const s of natsStatus) if (s.type === "disconnect") stalled("disconnected");
   })().catch(() => undefined);
   let decodeErrors = 0;
   let batchErrors = 0;
@@ -597,7 +599,7 @@ function decodeBatch(data: Uint8Array): RecordView[] | RecordBatchSlots {
 
 async function openState(nc: NatsConnection, o: AggregatorOptions, replicas: number): Promise<KV> {
   try {
-    return await nc.jetstream().views.kv(o.stateBucket, { history: 1, replicas });
+    return await new Kvm(nc).create(o.stateBucket, { history: 1, replicas });
   } catch (e) {
     throw new ServiceError("state", `cannot open KV bucket ${o.stateBucket}: ${errorMessage(e)}`, { cause: e });
   }

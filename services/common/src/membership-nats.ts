@@ -9,7 +9,8 @@
 // and a replica starting later never sees it as alive. Liveness is judged by the local arrival
 // time of heartbeats (MembershipView), so clocks of other machines do not matter, except for the
 // initial snapshot where the server's timestamp filters entries older than the TTL.
-import type { KV, NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Kvm, type KV } from "@nats-io/kv";
 import { NatsError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { MembershipView, type MemberInfo } from "./membership.js";
@@ -62,7 +63,7 @@ export class NatsMembership {
   async start(signal?: AbortSignal): Promise<void> {
     const retry = <T>(what: string, fn: () => Promise<T>) => withJetStreamRetry(what, fn, { log: this.log, signal });
     try {
-      this.kv = await retry(`${this.opts.bucket} bucket`, () => this.nc.jetstream().views.kv(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs, replicas: this.opts.replicas ?? 1 }));
+      this.kv = await retry(`${this.opts.bucket} bucket`, () => new Kvm(this.nc).create(this.opts.bucket, { history: 1, ttl: this.opts.ttlMs, replicas: this.opts.replicas ?? 1 }));
     } catch (e) {
       throw new NatsError("kv", `cannot open KV bucket ${this.opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
     }
@@ -82,16 +83,17 @@ export class NatsMembership {
     const first = new Promise<void>((resolve, reject) => (firstWatch = (e) => (e === undefined ? resolve() : reject(e))));
     this.watch = new SupervisedLoop(
       async (attempt) => {
+        // The snapshot is in once an entry is marked as an update: nats.js marks the last entry of
+        // the snapshot so (and every later one). Our own entry, written above, makes the snapshot
+        // non-empty; were it not there (the put failed), the first later entry or the bounded wait
+        // below ends the wait.
         let snapshotDone = false;
-        const open = () =>
-          this.kv.watch({
-            key: `${prefix}>`,
-            initializedFn: () => {
-              snapshotDone = true;
-              initialized = true;
-              ready();
-            },
-          });
+        const snapshotIn = () => {
+          snapshotDone = true;
+          initialized = true;
+          ready();
+        };
+        const open = () => this.kv.watch({ key: `${prefix}>` });
         let w: Awaited<ReturnType<typeof open>>;
         try {
           w = attempt === 0 ? await retry(`${this.opts.bucket} watch`, open) : await open();
@@ -104,18 +106,22 @@ export class NatsMembership {
           w,
           (e) => {
             const now = performance.now();
-            if (e.operation === "PUT") {
-              let info: MemberInfo;
-              try {
-                info = e.json<MemberInfo>();
-              } catch {
-                return;
+            try {
+              if (e.operation === "PUT") {
+                let info: MemberInfo;
+                try {
+                  info = e.json<MemberInfo>();
+                } catch {
+                  return;
+                }
+                if (!snapshotDone && Date.now() - e.created.getTime() > this.opts.ttlMs) return;
+                if (this.view.heard(info, now) && initialized) this.changed([]);
+              } else if (this.view.left(e.key.slice(prefix.length)) && initialized) {
+                this.log.info({ member: e.key }, `${this.opts.fleet ?? "parser"} replica left`);
+                this.changed([]);
               }
-              if (!snapshotDone && Date.now() - e.created.getTime() > this.opts.ttlMs) return;
-              if (this.view.heard(info, now) && initialized) this.changed([]);
-            } else if (this.view.left(e.key.slice(prefix.length)) && initialized) {
-              this.log.info({ member: e.key }, `${this.opts.fleet ?? "parser"} replica left`);
-              this.changed([]);
+            } finally {
+              if (e.isUpdate && !snapshotDone) snapshotIn();
             }
           },
           () => w.stop(),

@@ -13,7 +13,8 @@
 // and a round trip per window cost a write, a read and a wake-up of both processes (when the
 // client's internals are not reachable, each window still waits for a flush).
 import fs from "node:fs";
-import { connect, credsAuthenticator, Events, DebugEvents, type NatsConnection, type ConnectionOptions, type Subscription } from "nats";
+import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { credsAuthenticator, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { toBinary, fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { NatsOptions } from "./config.js";
 import { redactUrl } from "./redact.js";
@@ -33,8 +34,8 @@ export const RAW_ALL = "wirescope.raw.*";
 export const RECORDS_ALL = "wirescope.records.*";
 
 /** Builds nats.js connection options from our config (credentials, TLS, reconnect forever). */
-export function natsConnectionOptions(opts: NatsOptions, name: string): ConnectionOptions {
-  const co: ConnectionOptions = {
+export function natsConnectionOptions(opts: NatsOptions, name: string): NodeConnectionOptions {
+  const co: NodeConnectionOptions = {
     servers: opts.url.split(",").map((s) => s.trim()),
     name,
     maxReconnectAttempts: -1,
@@ -93,8 +94,8 @@ export async function connectNats(opts: NatsOptions, log: Logger, options: Parti
       return nc;
     } catch (e) {
       const msg = errorMessage(e);
-      const code = (e as { code?: string }).code;
-      if (code === "AUTHORIZATION_VIOLATION" || code === "BAD_AUTHENTICATION" || /authori[sz]ation/i.test(msg)) {
+      // nats.js 3 rejects with an AuthorizationError ("'Authorization Violation'")
+      if (/authori[sz]ation/i.test(msg)) {
         throw new NatsError("auth", `NATS at ${where} refused our credentials: ${msg}`, { cause: e });
       }
       if (options.retry === false) throw new NatsError("connect", `cannot connect to NATS at ${where}: ${msg}`, { cause: e });
@@ -114,25 +115,25 @@ function watchNats(nc: NatsConnection, log: Logger, dep?: Dependency, counters?:
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
-        case Events.Disconnect:
-          log.warn({ server: s.data }, "NATS disconnected");
+        case "disconnect":
+          log.warn({ server: s.server }, "NATS disconnected");
           counters?.add("nats_disconnects");
-          dep?.down(`disconnected from ${String(s.data)}`);
+          dep?.down(`disconnected from ${s.server}`);
           break;
-        case Events.Reconnect:
-          log.info({ server: s.data, server_name: nc.info?.server_name }, "NATS reconnected");
+        case "reconnect":
+          log.info({ server: s.server, server_name: nc.info?.server_name }, "NATS reconnected");
           counters?.add("nats_reconnects");
           onServer?.(nc.info?.server_name ?? "");
           dep?.up();
           break;
-        case Events.Error:
-          log.warn({ reason: String(s.data) }, "NATS async error");
+        case "error":
+          log.warn({ reason: errorMessage(s.error) }, "NATS async error");
           counters?.add("nats_errors");
           break;
-        case Events.LDM:
+        case "ldm":
           log.warn("NATS server entering lame duck mode");
           break;
-        case DebugEvents.StaleConnection:
+        case "staleConnection":
           log.warn("NATS connection stale");
           break;
       }
@@ -168,7 +169,7 @@ interface Pending {
   data: Uint8Array;
 }
 
-/** What nats.js 2.x keeps of a connection's output: not in its typings, read defensively. */
+/** What nats.js 3.x (nats-core's ProtocolHandler and the Node transport) keeps of a connection's output: not in its typings, read defensively. */
 interface ClientOutput {
   protocol?: { outbound?: { size(): number }; transport?: { socket?: Writable } };
 }
@@ -249,8 +250,8 @@ export class BatchPublisher<Desc extends DescMessage> {
     this.output = clientOutput(nc);
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === Events.Disconnect) this.connected = false;
-        if (s.type === Events.Reconnect) {
+        if (s.type === "disconnect") this.connected = false;
+        if (s.type === "reconnect") {
           this.connected = true;
           this.wake?.();
         }

@@ -1,7 +1,8 @@
 // The JetStream stream that carries records from the parsers to the aggregators: one definition,
 // created by whichever side comes first (parser or aggregator), with the replicas the deployment
 // asks for (--nats-replicas: 1 on one server, 3 on a cluster so that a lost server loses nothing).
-import { RetentionPolicy, DiscardPolicy, StorageType, nanos, type NatsConnection, type StreamConfig } from "nats";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager, RetentionPolicy, DiscardPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 import { NatsError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { RECORDS_ALL } from "./nats.js";
@@ -51,7 +52,7 @@ export function recordsStreamConfig(o: RecordsStreamOptions): Partial<StreamConf
  */
 export async function ensureRecordsStream(nc: NatsConnection, options: Partial<RecordsStreamOptions>, log: Logger): Promise<void> {
   const o = { ...RECORDS_STREAM_DEFAULTS, ...options };
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   try {
     const existing = await jsm.streams.info(o.name);
     if (existing.config.num_replicas < o.replicas) {

@@ -2,7 +2,9 @@
 // (including parsers on ephemeral ports): NATS KV bucket `wirescope-services`, one key per
 // instance, refreshed well within the bucket's TTL so a crashed instance disappears by itself.
 import os from "node:os";
-import type { NatsConnection, KV } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
 import type { Component } from "./config.js";
 import { NatsError, errorMessage } from "./errors.js";
 
@@ -34,7 +36,7 @@ export function registryKey(component: string, instance: string): string {
 /** Opens (creating if needed) the registry bucket. Needs JetStream on the server. */
 export async function openRegistry(nc: NatsConnection, replicas = 1): Promise<KV> {
   try {
-    return await nc.jetstream().views.kv(REGISTRY_BUCKET, { ttl: REGISTRY_TTL_MS, history: 1, replicas });
+    return await new Kvm(nc).create(REGISTRY_BUCKET, { ttl: REGISTRY_TTL_MS, history: 1, replicas });
   } catch (e) {
     throw new NatsError("registry", `cannot open KV bucket ${REGISTRY_BUCKET} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }
@@ -64,7 +66,7 @@ export function announce(kv: KV, a: Announcement, onError: (e: unknown) => void)
 export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]> {
   let kv: KV;
   try {
-    kv = await nc.jetstream().views.kv(REGISTRY_BUCKET, { bindOnly: true });
+    kv = await new Kvm(nc).open(REGISTRY_BUCKET);
   } catch {
     return []; // nobody has announced yet
   }
@@ -72,7 +74,7 @@ export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]>
   // miss keys rewritten while it iterates (every live service rewrites its key every few seconds).
   const out: Announcement[] = [];
   const prefix = `$KV.${REGISTRY_BUCKET}.`;
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const si = await jsm.streams.info(`KV_${REGISTRY_BUCKET}`, { subjects_filter: `${prefix}>` });
   for (const subject of Object.keys(si.state.subjects ?? {})) {
     const k = subject.slice(prefix.length);

@@ -4,7 +4,7 @@
 // nothing; `run(signal)` runs until the signal aborts. The runtime owns everything around it:
 // config, logger, the shared NATS connection, the gRPC control port (Health + Status), the
 // Prometheus /metrics port (metrics.ts), and the announcement in the `wirescope-services` KV bucket that `wirescope status` reads.
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { loadConfig, type Config, type Component } from "./config.js";
 import { redactUrl } from "./redact.js";
 import { createLogger, type Logger } from "./log.js";

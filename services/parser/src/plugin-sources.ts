@@ -4,7 +4,8 @@
 // with its reason and counted, and every other plugin keeps running.
 import fs from "node:fs";
 import path from "node:path";
-import type { NatsConnection, ObjectStore } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Objm, type ObjectStore } from "@nats-io/obj";
 import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/common";
 import { LoadedPlugin, PluginError, type PluginSet, type PluginSource } from "./wasm-plugins.js";
 
@@ -125,7 +126,7 @@ export const PLUGIN_BUCKET = "wirescope-plugins";
 
 export async function openPluginStore(nc: NatsConnection, bucket: string, replicas = 1): Promise<ObjectStore> {
   try {
-    return await nc.jetstream().views.os(bucket, { replicas });
+    return await new Objm(nc).create(bucket, { replicas });
   } catch (e) {
     throw new NatsError("object_store", `cannot open object store ${bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }
@@ -147,7 +148,6 @@ export function watchPluginStore(loader: PluginLoader, os: ObjectStore, log: Log
       return iterateRun(
         w,
         async (info) => {
-          if (!info) return; // end of the initial listing
           const name = info.name.replace(/\.wasm$/, "");
           if (info.deleted) {
             loader.remove(name, "store");

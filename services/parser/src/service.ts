@@ -6,7 +6,7 @@
 //   object store wirescope-plugins / --plugin-dir / built-ins ──▶ PluginSet
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import type { JetStreamClient } from "nats";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,
@@ -80,7 +80,7 @@ export const createService: CreateService = async (ctx) => {
     handlers: { listPlugins },
     async run(signal) {
       const nc = await ctx.nats();
-      const js = nc.jetstream();
+      const js = jetstream(nc);
       await withJetStreamRetry("records stream", () => ensureRecordsStream(nc, { name: o.recordsStream, maxBytes: o.streamMaxBytes, maxAgeMs: o.streamMaxAgeMs, replicas: ctx.config.nats.replicas }, log), { log, signal });
       const output = new Output(js, pipeline, counters, log, ctx.instance, signal);
       // Output waiting on JetStream acks past the bound: stop taking input until it drains (input

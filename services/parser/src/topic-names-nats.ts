@@ -10,7 +10,8 @@
 // Kafka, so the bucket keeps one revision per key and no TTL; its size is bounded (oldest
 // discarded). A put that fails is counted, and the pair is put again only if another Metadata
 // record teaches it anew.
-import type { KV, NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Kvm, type KV } from "@nats-io/kv";
 import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger, type TopicNameDirectory } from "@wirescope/common";
 
 export const TOPIC_NAMES_BUCKET = "wirescope-kafka-topics";
@@ -34,7 +35,7 @@ export async function shareTopicNames(
 ): Promise<TopicNameSharing> {
   let kv: KV;
   try {
-    kv = await nc.jetstream().views.kv(opts.bucket, { history: 1, replicas: opts.replicas ?? 1, max_bytes: opts.maxBytes ?? 64 * 1024 * 1024 });
+    kv = await new Kvm(nc).create(opts.bucket, { history: 1, replicas: opts.replicas ?? 1, max_bytes: opts.maxBytes ?? 64 * 1024 * 1024 });
   } catch (e) {
     throw new NatsError("kv", `cannot open KV bucket ${opts.bucket} (is JetStream enabled on nats-server?): ${errorMessage(e)}`, { cause: e });
   }

@@ -59,6 +59,7 @@ import { readUpState, writeUpState, stateFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
+import { jetstreamManager } from "@nats-io/jetstream";
 
 /** up's own flags (after the shared ones): --help, the completions and parseUpArgs read this table. */
 export const UP_FLAGS: readonly FlagSpec[] = [
@@ -371,7 +372,7 @@ async function waitJetStream(nats: Config["nats"], timeoutMs: number, signal: Ab
     await waitFor(
       async () => {
         try {
-          await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+          await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
           return true;
         } catch (e) {
           last = errorMessage(e);
