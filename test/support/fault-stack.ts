@@ -67,6 +67,9 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
     ...((opts.aggregators ?? 1) > 1 ? ["--aggregators", String(opts.aggregators)] : []),
     "--probe-metrics-port", "0", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0",
     "--no-install", "--no-build", "--no-demo",
+    // The suite counts loss exactly (sent − recorded = counted): no sampling because the faults
+    // leave the machine without spare CPU (that budget has its own test, probe-pipeline-budget).
+    "--pipeline-cpu-budget", "0",
     "--probe-args", [opts.tracePort, ...(opts.extraTracePorts ?? [])].map((p) => `--allow-port ${p}`).join(" "),
     ...(opts.extra ?? []),
   ];
