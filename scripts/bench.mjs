@@ -15,7 +15,7 @@ const args = process.argv.slice(2);
 const firstFlag = args.findIndex((a) => a.startsWith("-"));
 const filters = firstFlag < 0 ? args : args.slice(0, firstFlag);
 const benchArgs = firstFlag < 0 ? [] : args.slice(firstFlag);
-const dirs = ["services/common", "parsers-wasm", "services/probe", "services/parser", "services/aggregator", "test"];
+const dirs = ["services/wire", "services/runtime", "services/capture", "parsers-wasm/host", "parsers-wasm", "services/probe", "services/parser", "services/aggregator", "test"];
 const files = dirs
   .flatMap((d) => {
     const dist = path.join(root, d, "dist");

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One build for every part, incremental: each step skips work whose inputs did not change.
-//   proto/ -> services/common/src/gen   (buf + protoc-gen-es, only when a .proto is newer)
+//   proto/ -> services/wire/src/gen   (buf + protoc-gen-es, only when a .proto is newer)
 //   parsers-wasm/ -> *.wasm              (asc, parsers-wasm/build.mjs)
 //   bpf/ -> *.bpf.o + generated header   (clang, make -C bpf)
 //   services/probe/native -> .node       (node-gyp, services/probe/native/build.mjs)
@@ -42,7 +42,7 @@ function run(cmd, args, cwd = root) {
 
 step("proto", () => {
   const src = newest(path.join(root, "proto"), (p) => p.endsWith(".proto"));
-  const gen = newest(path.join(root, "services/common/src/gen"), (p) => p.endsWith(".ts"));
+  const gen = newest(path.join(root, "services/wire/src/gen"), (p) => p.endsWith(".ts"));
   if (src > gen) run(process.execPath, [path.join(root, "scripts/gen-proto.mjs")]);
 });
 

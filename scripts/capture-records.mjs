@@ -10,7 +10,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import zlib from "node:zlib";
 import fs from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema } from "@wirescope/common";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 
 const arg = (n, d) => {
   const i = process.argv.indexOf(n);

@@ -28,7 +28,7 @@ if (!fs.existsSync(dist)) {
   process.exit(2);
 }
 const { builtPlugins, fuzzPlugin, runCase, replayRun } = await import(dist);
-const { Plugin, PluginRegistry } = await import(path.join(root, "services/common/dist/index.js"));
+const { Plugin, PluginRegistry } = await import(path.join(root, "parsers-wasm/host/dist/index.js"));
 
 const replay = opt("--replay");
 if (replay) {

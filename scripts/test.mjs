@@ -26,7 +26,7 @@ function find(dir) {
 
 const pick = (files) => (filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files);
 const unit = pick(
-  ["services/common", "parsers-wasm", "services/probe", "services/parser", "services/aggregator", "services/cli", "grafana"].flatMap((d) =>
+  ["services/wire", "services/runtime", "services/capture", "parsers-wasm/host", "parsers-wasm", "services/probe", "services/parser", "services/aggregator", "services/cli", "grafana"].flatMap((d) =>
     find(path.join(root, d, "dist")),
   ),
 );

@@ -6,12 +6,12 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { checkHealth, ServingStatus } from "@wirescope/common";
+import { checkHealth, ServingStatus } from "@wirescope/runtime";
 import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import { startMariaDb, type MariaDb } from "./support/mariadb.js";
 import { bpfAvailable, runChild, CHILD_REQUIRE, type Child } from "./probe-support.js";
 import { startAggregator, rows, type AggregatorProc } from "./aggregator-support.js";
-import type { ManagedProcess } from "@wirescope/common";
+import type { ManagedProcess } from "@wirescope/runtime";
 
 const DB = "agg_chain";
 

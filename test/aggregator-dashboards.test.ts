@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { clone } from "@bufbuild/protobuf";
-import { RecordSchema, Role, type Record as WRecord } from "@wirescope/common";
+import { RecordSchema, Role, type Record as WRecord } from "@wirescope/wire";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { allDashboards, interpolate, TRACE_FRAME_QUERY } from "@wirescope/grafana";
 import { startNats, startInflux, waitFor, readRecordsFixture, DEMO_RECORDS, shiftRecords, influxRunner, checkDashboards, checkAlertQueries, resultRows, type TestServer, type InfluxRun, type CheckedQuery } from "./support/index.js";

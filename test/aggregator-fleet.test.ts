@@ -4,7 +4,8 @@
 // partitions to the others with nothing lost and nothing counted twice.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { Role, recordPartitionOf, type Record as WRecord } from "@wirescope/common";
+import { Role, type Record as WRecord } from "@wirescope/wire";
+import { recordPartitionOf } from "@wirescope/runtime";
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { startNats, startInflux, waitFor } from "./support/index.js";

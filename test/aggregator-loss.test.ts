@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { startInfluxd, type RunningServer } from "@wirescope/common";
+import { startInfluxd, type RunningServer } from "@wirescope/cli/local-stack/index";
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";

@@ -6,9 +6,10 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream } from "@nats-io/jetstream";
-import { RecordBatchSchema, Role, createClient, recordPartitionOf, AggregatorService, type Record as WRecord } from "@wirescope/common";
+import { RecordBatchSchema, Role, AggregatorService, type Record as WRecord } from "@wirescope/wire";
+import { createClient, recordPartitionOf } from "@wirescope/runtime";
 import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
-import type { ManagedProcess } from "@wirescope/common";
+import type { ManagedProcess } from "@wirescope/runtime";
 
 
 export interface AggregatorProc {
@@ -77,7 +78,7 @@ export async function startAggregator(natsUrl: string, influxUrl: string, db: st
 
 /**
  * Publishes records as the parsers do: each on the records partition of the service whose series
- * it feeds (@wirescope/common recordPartitionOf), in batches of at most `perBatch` per partition.
+ * it feeds (@wirescope/runtime recordPartitionOf), in batches of at most `perBatch` per partition.
  */
 export async function publishPartitioned(nc: NatsConnection, records: WRecord[], perBatch = 200, partitions = 64): Promise<number> {
   const by = new Map<number, WRecord[]>();

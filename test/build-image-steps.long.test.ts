@@ -86,7 +86,7 @@ test("the image's build steps work on a clean copy of the repository, and the re
     run("runtime-deps");
 
     // every built part is there, and what only building needs is gone
-    for (const f of ["services/probe/native/build/wirescope_probe.node", "services/cli/dist/main.js", "services/parser/dist/index.js", "services/aggregator/dist/index.js", "services/common/src/gen"]) {
+    for (const f of ["services/probe/native/build/wirescope_probe.node", "services/cli/dist/main.js", "services/parser/dist/index.js", "services/aggregator/dist/index.js", "services/wire/src/gen"]) {
       assert.ok(fs.existsSync(path.join(dir, f)), `${f} built`);
     }
     const wasm = fs.readdirSync(path.join(dir, "parsers-wasm/build")).filter((f) => f.endsWith(".wasm"));

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { PcapngWriter, type SynthConnection } from "@wirescope/common/pcap/index";
+import { PcapngWriter, type SynthConnection } from "@wirescope/capture";
 import { WIRESCOPE_BIN } from "./support/index.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);

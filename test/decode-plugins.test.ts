@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { startRedis, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { captureMarked } from "./support/tcpdump.js";
-import type { RecordJson } from "@wirescope/common";
+import type { RecordJson } from "@wirescope/wire";
 
 
 function decode(args: string[]): { code: number | null; stdout: string; stderr: string } {

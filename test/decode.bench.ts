@@ -14,7 +14,7 @@ import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CaptureReader, CaptureStreams, type StreamSink } from "@wirescope/common/pcap/index";
+import { CaptureReader, CaptureStreams, type StreamSink } from "@wirescope/capture";
 import { REPO_ROOT, WIRESCOPE_BIN } from "./support/index.js";
 
 const argv = process.argv.slice(2);

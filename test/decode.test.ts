@@ -8,8 +8,8 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
-import type { RecordJson } from "@wirescope/common";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
+import type { RecordJson } from "@wirescope/wire";
 import { REPO_ROOT, WIRESCOPE_BIN } from "./support/index.js";
 
 const CAPTURES = SHARED_CAPTURES;

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
-import { readInfluxCredentials } from "@wirescope/common";
+import { readInfluxCredentials } from "@wirescope/runtime";
 import { REPO_ROOT, stackPorts, stackArgs, privateRun, tempDir, waitFor, checkDashboards, checkAlertQueries, influxRunner, otlpReceiver } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { COMMANDS } from "@wirescope/cli";
-import { OPTIONS } from "@wirescope/common";
+import { OPTIONS } from "@wirescope/runtime";
 import { REPO_ROOT, freePort, WIRESCOPE_BIN } from "./support/index.js";
 
 const run = (env: NodeJS.ProcessEnv, args: string[]) =>

@@ -2,7 +2,8 @@
 // errors mapped to gRPC status codes, unimplemented methods, and Watch ending on shutdown.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GrpcServer, createClient, HealthGate, Health, ProbeService, ServingStatus, GrpcError, ConfigError, silentLogger } from "@wirescope/common";
+import { GrpcServer, createClient, HealthGate, ServingStatus, GrpcError, ConfigError, silentLogger } from "@wirescope/runtime";
+import { Health, ProbeService } from "@wirescope/wire";
 import { waitFor } from "./support/index.js";
 
 test("GrpcServer: handlers, error codes, UNIMPLEMENTED, and Watch ends when the server stops", { timeout: 30_000 }, async () => {

@@ -4,7 +4,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { connectNats, silentLogger, NatsError, loadConfig } from "@wirescope/common";
+import { connectNats, silentLogger, NatsError, loadConfig } from "@wirescope/runtime";
 import { startNats, tempDir } from "./support/index.js";
 
 function makeCerts(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {

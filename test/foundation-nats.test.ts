@@ -9,18 +9,20 @@ import {
   connectNats,
   rawSubject,
   recordsSubject,
-  RawBatchSchema,
-  RecordBatchSchema,
-  ConnKind,
-  Role,
-  Direction,
   Counters,
   NatsError,
   clientOutput,
   silentLogger,
   waitFor,
   type NatsConnection,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  RawBatchSchema,
+  RecordBatchSchema,
+  ConnKind,
+  Role,
+  Direction,
+} from "@wirescope/wire";
 import { startNats } from "./support/index.js";
 
 const log = silentLogger();

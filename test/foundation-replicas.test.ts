@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/common";
+import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/runtime";
 import { REPO_ROOT, startNats, spawnTracked, tempDir, waitFor } from "./support/index.js";
 
 

@@ -12,14 +12,16 @@ import {
   listAnnounced,
   silentLogger,
   tcpReachable,
-  Health,
-  ParserService,
   ServingStatus,
   ServiceError,
   GrpcError,
   type CreateService,
   type Component,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  Health,
+  ParserService,
+} from "@wirescope/wire";
 import { startNats, freePort, waitFor, tempDir } from "./support/index.js";
 
 const log = silentLogger();

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startNats, startInflux, pidAlive, influxQuery } from "./support/index.js";
-import { tcpReachable } from "@wirescope/common";
+import { tcpReachable } from "@wirescope/runtime";
 
 test("startNats: JetStream server accepts connections and stop() ends its process", { timeout: 30_000 }, async () => {
   const nats = await startNats({ jetstream: true });

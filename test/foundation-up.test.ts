@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import fs from "node:fs";
-import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/common";
+import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/runtime";
 import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable, bpfUnavailable } from "./probe-support.js";
 

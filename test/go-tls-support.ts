@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
-import { Role } from "@wirescope/common";
+import { Role } from "@wirescope/wire";
 import { ElfFile } from "@wirescope/probe/elf";
 import { inspectGoTls, type GoTlsPlan } from "@wirescope/probe/go-tls";
 import { instructionStarts, returnOffsets } from "@wirescope/probe/x86-length";

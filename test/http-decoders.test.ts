@@ -13,9 +13,10 @@ import * as grpc from "@grpc/grpc-js";
 import { decodeCapture, type DecodedRecord } from "./protocol-support/index.js";
 import { PLUGINS_DIR } from "./support/index.js";
 import { startCapture } from "./support/tcpdump.js";
-import { h2Frame, hpackNewName } from "@wirescope/common/test-support/http2";
-import { ConnectionEngine, Plugin, PluginRegistry, recordToJson, type RecordJson } from "@wirescope/common";
-import { CaptureStreams } from "@wirescope/common/pcap/index";
+import { h2Frame, hpackNewName } from "@wirescope/plugin-host/test-support/http2";
+import { ConnectionEngine, Plugin, PluginRegistry } from "@wirescope/plugin-host";
+import { recordToJson, type RecordJson } from "@wirescope/wire";
+import { CaptureStreams } from "@wirescope/capture";
 import { tsharkHttp1, tsharkHttp2, type TsharkH2Stream } from "./http-support.js";
 
 const listen = (s: net.Server | http.Server | http2.Http2Server): Promise<number> =>

@@ -7,7 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { ownerOf } from "@wirescope/common";
+import { ownerOf } from "@wirescope/runtime";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
 import { captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";

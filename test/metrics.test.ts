@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, rawSubject, seriesFor } from "@wirescope/common";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import { RawBatchSchema } from "@wirescope/wire";
+import { rawSubject, seriesFor } from "@wirescope/runtime";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 import { useParserBed, startParser, parserStatus, replayWithProbe, type ParserProc } from "./parser-support.js";
 import { freePort, waitFor } from "./support/index.js";
 

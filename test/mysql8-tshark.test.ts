@@ -27,7 +27,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { PcapngWriter } from "@wirescope/common/pcap/index";
+import { PcapngWriter } from "@wirescope/capture";
 import { decodeCapture } from "./protocol-support/index.js";
 import { REPO_ROOT, tempDir } from "./support/index.js";
 

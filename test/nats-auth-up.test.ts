@@ -11,7 +11,7 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/common";
+import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/runtime";
 import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 

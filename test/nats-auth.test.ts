@@ -1,4 +1,4 @@
-// NATS users of `wirescope up` (services/common/src/nats-permissions.ts) on a real nats-server with
+// NATS users of `wirescope up` (services/runtime/src/nats-permissions.ts) on a real nats-server with
 // the generated config: anonymous clients are refused, and each component's user is held to its
 // subjects (the probe cannot read records, the parser cannot write the plugin store, ...).
 import { test, after } from "node:test";
@@ -24,9 +24,11 @@ import {
   DEFAULTS,
   INFLUX_CREDENTIALS_FILE,
   prepareInfluxAuth,
-  startInfluxd,
   type NatsRole,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  startInfluxd,
+} from "@wirescope/cli/local-stack/index";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
 import { defaultAggregatorOptions } from "@wirescope/aggregator";
 import { startNats, tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";

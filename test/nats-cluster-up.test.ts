@@ -14,7 +14,8 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { readNatsCredentials, RecordBatchSchema, RecordSchema } from "@wirescope/common";
+import { readNatsCredentials } from "@wirescope/runtime";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 import { REPO_ROOT, freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);

@@ -11,7 +11,9 @@ import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { readNatsCredentials, natsTlsFiles, RecordBatchSchema, RecordSchema } from "@wirescope/common";
+import { readNatsCredentials } from "@wirescope/runtime";
+import { natsTlsFiles } from "@wirescope/cli/local-stack/index";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { Span_SpanKind } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
+import { Span_SpanKind } from "@wirescope/wire/gen/opentelemetry/proto/trace/v1/trace_pb";
 import { startNats, startInflux, waitFor, freePort, readRecordsFixture, DEMO_RECORDS, shiftRecords, otlpReceiver, type TestServer, type ReceivedSpan as Received } from "./support/index.js";
 import { startAggregator, publishRecords, natsConnect, rows } from "./aggregator-support.js";
 

@@ -3,7 +3,7 @@
 // out complete, and every lost connection is counted by the survivors (raw_batches_missed).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ownerOf } from "@wirescope/common";
+import { ownerOf } from "@wirescope/runtime";
 import { parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
 import { REDIS_PLUGIN_DIR } from "./support/index.js";
 

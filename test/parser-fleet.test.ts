@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 import { PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 

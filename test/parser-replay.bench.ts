@@ -19,7 +19,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { RawBatchSchema, RecordBatchSchema } from "@wirescope/common";
+import { RawBatchSchema, RecordBatchSchema } from "@wirescope/wire";
 import { natsClient, parserStatus, startParser } from "./parser-support.js";
 import { REPO_ROOT, startNats } from "./support/index.js";
 

@@ -10,7 +10,7 @@ import path from "node:path";
 import { runFault, type UpStack } from "./support/fault-stack.js";
 import { REPO_ROOT, freePort, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
-import type { ManagedProcess } from "@wirescope/common";
+import type { ManagedProcess } from "@wirescope/runtime";
 
 
 /** Another parser replica on the stack (its NATS user from the data dir, like up's own). */

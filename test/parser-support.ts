@@ -17,11 +17,13 @@ import {
   RawBatchSchema,
   RecordBatchSchema,
   Role,
+  type Record as WsRecord,
+} from "@wirescope/wire";
+import {
   createClient,
   type ManagedProcess,
-  type Record as WsRecord,
-} from "@wirescope/common";
-import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
+} from "@wirescope/runtime";
+import { CaptureStreams, type TcpConnection } from "@wirescope/capture";
 import { execFile } from "node:child_process";
 import { before, after } from "node:test";
 import { REPO_ROOT, spawnTracked, startNats, startRedis, tempDir, waitFor, WIRESCOPE_BIN } from "./support/index.js";

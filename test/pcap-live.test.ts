@@ -8,7 +8,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { reassembleFile, stripMissing, tshark, tsharkFollow } from "@wirescope/common/test-support/pcap";
+import { reassembleFile, stripMissing, tshark, tsharkFollow } from "@wirescope/capture/test-support/pcap";
 import { startTcpdump, waitForBytes } from "./support/tcpdump.js";
 import { wirescopeDecode } from "./support/index.js";
 

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { tempDir, waitFor, wirescopeDecode, WIRESCOPE_BIN, POSTGRESQL_PLUGIN_DIR } from "./support/index.js";
-import type { RecordJson } from "@wirescope/common";
+import type { RecordJson } from "@wirescope/wire";
 import { parserPlugins, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, conversationsFromCapture } from "./parser-support.js";
 import { startPostgres } from "./support/postgres.js";
 import { bpfAvailable, stopByPid } from "./probe-support.js";

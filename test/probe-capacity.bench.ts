@@ -6,7 +6,8 @@
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus } from "@wirescope/common";
+import { RawBatchSchema, ProbeService } from "@wirescope/wire";
+import { createClient, checkHealth, ServingStatus } from "@wirescope/runtime";
 import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
 

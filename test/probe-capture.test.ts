@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { tempDir, wirescopeDecode, WIRESCOPE_BIN } from "./support/index.js";
-import type { RecordJson } from "@wirescope/common";
+import type { RecordJson } from "@wirescope/wire";
 import { bpfAvailable, runChild, start, stopByPid } from "./probe-support.js";
 
 

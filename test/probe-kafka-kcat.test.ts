@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
-import type { RecordJson } from "@wirescope/common";
+import type { RecordJson } from "@wirescope/wire";
 import { waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, assemble } from "./probe-support.js";
 import { captureDecoded, captureBytes, decodeChunks, runKcat } from "./protocol-support/index.js";

@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RawBatchSchema, ProbeService, createClient, checkHealth, ServingStatus, ConnKind, resolvedData, type RawBatch } from "@wirescope/common";
+import { RawBatchSchema, ProbeService, ConnKind, resolvedData, type RawBatch } from "@wirescope/wire";
+import { createClient, checkHealth, ServingStatus } from "@wirescope/runtime";
 import { startNats, freePort, spawnTracked, tempDir, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 
 
 const ECHO_SERVER = `

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
-import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/common";
+import { checkHealth, ServingStatus, type ManagedProcess } from "@wirescope/runtime";
 import { NativeProbe, ProbeError } from "@wirescope/probe";
 import { startNats, startInflux, freePort, spawnTracked, tempDir, waitFor, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import { bpfAvailable, runChild, type Child } from "./probe-support.js";

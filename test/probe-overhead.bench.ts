@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
-import { checkHealth, ServingStatus } from "@wirescope/common";
+import { checkHealth, ServingStatus } from "@wirescope/runtime";
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);

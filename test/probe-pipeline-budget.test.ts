@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import os from "node:os";
-import { ProbeService, createClient } from "@wirescope/common";
+import { ProbeService } from "@wirescope/wire";
+import { createClient } from "@wirescope/runtime";
 import { startNats, freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-support.js";
 

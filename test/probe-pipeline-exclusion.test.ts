@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { selfIdentity } from "@wirescope/common";
+import { selfIdentity } from "@wirescope/runtime";
 import { pipelineExclusions } from "@wirescope/probe/filter";
 import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, runChild } from "./probe-support.js";
@@ -22,7 +22,7 @@ srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
 const TALKER = (title: string) => `
 import net from "node:net";
 import fs from "node:fs";
-const { selfIdentity } = await import(${JSON.stringify(path.join(REPO_ROOT, "services/common/dist/self-identity.js"))});
+const { selfIdentity } = await import(${JSON.stringify(path.join(REPO_ROOT, "services/runtime/dist/self-identity.js"))});
 process.title = ${JSON.stringify(title)};
 const [port, cgroupRoot, ...steps] = process.argv.slice(2);
 console.log("ID " + JSON.stringify({ pid: process.pid, ...selfIdentity("/proc", cgroupRoot) }));

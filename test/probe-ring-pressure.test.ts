@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { ProbeService, createClient, connectNats, subscribeBatches, RawBatchSchema, ConnKind, silentLogger } from "@wirescope/common";
+import { ProbeService, RawBatchSchema, ConnKind } from "@wirescope/wire";
+import { createClient, connectNats, subscribeBatches, silentLogger } from "@wirescope/runtime";
 import { startNats, freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild, spawnProbe } from "./probe-support.js";
 

@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
-import type { ManagedProcess } from "@wirescope/common";
+import type { ManagedProcess } from "@wirescope/runtime";
 import { REPO_ROOT, tempDir, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 
 /** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { Role, type Record as WsRecord } from "@wirescope/common";
+import { Role, type Record as WsRecord } from "@wirescope/wire";
 import { REPO_ROOT, tempDir, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { startMariaDb } from "./support/mariadb.js";
 import { bpfAvailable } from "./probe-support.js";

@@ -13,7 +13,8 @@ import { promisify } from "node:util";
 import { startNats, freePort, spawnTracked, tempDir, WIRESCOPE_BIN } from "./support/index.js";
 import { runChild, cpuTicks } from "./probe-support.js";
 import { selfSigned, startNginx } from "./tls-support.js";
-import { checkHealth, createClient, ProbeService, ServingStatus } from "@wirescope/common";
+import { checkHealth, createClient, ServingStatus } from "@wirescope/runtime";
+import { ProbeService } from "@wirescope/wire";
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.WIRESCOPE_BENCH_SECONDS ?? 5);

@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { Role } from "@wirescope/common";
+import { Role } from "@wirescope/wire";
 import { freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 import { settleRecords, readRecords, parserStatus } from "./parser-support.js";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { checkHealth, ServingStatus, tcpReachable } from "@wirescope/common";
+import { checkHealth, ServingStatus, tcpReachable } from "@wirescope/runtime";
 import { REPO_ROOT, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 

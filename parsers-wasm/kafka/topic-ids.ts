@@ -11,7 +11,7 @@
 // topics are written as ids in `kafka.topic_ids`, never as a guessed name (docs/protocols.md).
 // For those, the Metadata record carries the pairs this instance had not known
 // (`kafka.topic_id_names`): the host shares them between instances and replicas and names the
-// ids of later records (services/common/src/plugin-host/kafka-topic-names.ts).
+// ids of later records (parsers-wasm/host/src/kafka-topic-names.ts).
 
 /** Ids remembered per instance; past this the oldest learned is forgotten first. */
 export const MAX_TOPIC_IDS: i32 = 8192;

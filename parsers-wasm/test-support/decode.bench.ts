@@ -17,7 +17,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { ConnectionEngine, Plugin, PluginRegistry } from "@wirescope/common";
+import { ConnectionEngine, Plugin, PluginRegistry } from "@wirescope/plugin-host";
 import { builtPlugins, PARSERS_ROOT, type BuiltPlugin } from "./plugins.js";
 import { http1Traffic, http2Traffic, redisTraffic, type TrafficSample } from "./traffic.js";
 

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { builtPlugins } from "./plugins.js";
 import { fuzzPlugin, replayRun, runCase, type FuzzCase } from "./fuzz.js";
-import { Plugin, PluginRegistry } from "@wirescope/common";
+import { Plugin, PluginRegistry } from "@wirescope/plugin-host";
 
 /** The seed CI uses (any fixed value; changing it is a deliberate, reviewed change). */
 const FIXED_SEED = 20261122;

@@ -8,7 +8,8 @@
 // replayed exactly by regenerating the run up to it (Finding.run, replayRun()).
 
 import { fromBinary } from "@bufbuild/protobuf";
-import { ConnectionEngine, Plugin, PluginRegistry, RecordSchema } from "@wirescope/common";
+import { ConnectionEngine, Plugin, PluginRegistry } from "@wirescope/plugin-host";
+import { RecordSchema } from "@wirescope/wire";
 import { builtPlugins, type BuiltPlugin } from "./plugins.js";
 import { pluginVectors, type Step } from "./vectors.js";
 

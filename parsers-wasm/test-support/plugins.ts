@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Plugin, PluginRegistry, type PluginOptions } from "@wirescope/common";
+import { Plugin, PluginRegistry, type PluginOptions } from "@wirescope/plugin-host";
 
 /** parsers-wasm/ (this file is compiled to parsers-wasm/dist/test-support/). */
 export const PARSERS_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -54,9 +54,10 @@ import path from "node:path";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
-import { ConnectionEngine, PluginRegistry, RecordSchema, recordToJson, type Plugin, type RecordJson } from "@wirescope/common";
+import { ConnectionEngine, PluginRegistry, type Plugin } from "@wirescope/plugin-host";
+import { RecordSchema, recordToJson, type RecordJson } from "@wirescope/wire";
 import { PARSERS_ROOT, findPlugin } from "./plugins.js";
-import { Plugin as HostPlugin } from "@wirescope/common";
+import { Plugin as HostPlugin } from "@wirescope/plugin-host";
 
 export type Step = { dir: 0 | 1; bytes: Uint8Array } | { dir: 0 | 1; gap: number };
 

@@ -15,9 +15,11 @@ import {
   COMPONENT_SERVICES,
   COMPONENTS,
   DEFAULT_GRPC_PORTS,
-  ProbeService,
   type ManagedProcess,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  ProbeService,
+} from "@wirescope/wire";
 import { REPO_ROOT, spawnTracked, influxQuery, WIRESCOPE_BIN } from "../support/index.js";
 import { cpuTicks } from "../probe-support.js";
 

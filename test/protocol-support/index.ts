@@ -5,8 +5,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { execFile, spawn } from "node:child_process";
-import { recordToJson, ConnectionEngine, Plugin, PluginRegistry, type RecordJson, type EngineConnection, type StepResult } from "@wirescope/common";
-import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
+import { recordToJson, type RecordJson } from "@wirescope/wire";
+import { ConnectionEngine, Plugin, PluginRegistry, type EngineConnection, type StepResult } from "@wirescope/plugin-host";
+import { CaptureStreams, type TcpConnection } from "@wirescope/capture";
 import { PLUGINS_DIR } from "../support/index.js";
 import { captureWhile } from "../support/tcpdump.js";
 

@@ -2,7 +2,7 @@
 // what tshark 4.0 decoded in each capture, one entry per request/response pair.
 import fs from "node:fs";
 import path from "node:path";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 
 export interface Truth {
   capture: string;

@@ -13,7 +13,7 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { readNatsCredentials } from "@wirescope/common";
+import { readNatsCredentials } from "@wirescope/runtime";
 import { freePort, recordedRequests, tempDir, waitFor } from "./servers.js";
 import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
 import { REPO_ROOT } from "./repo.js";

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import ts from "typescript";
-import { loadConfig, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component } from "@wirescope/common";
+import { loadConfig, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component } from "@wirescope/runtime";
 import { parseProbeArgs } from "@wirescope/probe";
 import { parseParserArgs } from "@wirescope/parser";
 import { parseAggregatorArgs } from "@wirescope/aggregator";

@@ -5,7 +5,7 @@
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { freePort, spawnTracked, tempDir, waitFor } from "./servers.js";
-import { tcpReachable, type ManagedProcess } from "@wirescope/common";
+import { tcpReachable, type ManagedProcess } from "@wirescope/runtime";
 
 export interface MariaDb {
   port: number;

@@ -4,9 +4,9 @@ import http from "node:http";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema } from "@wirescope/common/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
-import { Status_StatusCode, type Span_SpanKind } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
-import type { AnyValue } from "@wirescope/common/gen/opentelemetry/proto/common/v1/common_pb";
+import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema } from "@wirescope/wire/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
+import { Status_StatusCode, type Span_SpanKind } from "@wirescope/wire/gen/opentelemetry/proto/trace/v1/trace_pb";
+import type { AnyValue } from "@wirescope/wire/gen/opentelemetry/proto/common/v1/common_pb";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { freePort, spawnTracked, tempDir, waitFor } from "./servers.js";
-import { tcpReachable, type ManagedProcess } from "@wirescope/common";
+import { tcpReachable, type ManagedProcess } from "@wirescope/runtime";
 
 export interface Postgres {
   port: number;

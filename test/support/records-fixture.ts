@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RecordSchema, type Record as WRecord } from "@wirescope/common";
+import { RecordSchema, type Record as WRecord } from "@wirescope/wire";
 import { REPO_ROOT } from "./repo.js";
 
 /** The demo's records (test/fixtures/demo-records.bin.gz). */

@@ -13,14 +13,16 @@ import {
   startInfluxd,
   natsClusterConfig,
   type NatsClusterMember,
+  type RunningServer,
+} from "@wirescope/cli/local-stack/index";
+import {
   spawnManaged,
   freePort,
   waitFor,
   pidAlive,
-  type RunningServer,
   type ManagedProcess,
   type SpawnOptions,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
 
 export { freePort, waitFor, pidAlive };
 
@@ -85,7 +87,7 @@ export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[
 
 /**
  * `n` nats-servers with JetStream on free loopback ports, routed into one cluster (the config of
- * `wirescope up --nats-cluster`: @wirescope/common natsClusterConfig), ready once JetStream
+ * `wirescope up --nats-cluster`: @wirescope/cli natsClusterConfig), ready once JetStream
  * answers through them (the meta leader elected). `urls` lists every member, for --nats-url.
  */
 export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; stop(): Promise<void> }> {

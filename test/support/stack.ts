@@ -1,7 +1,7 @@
 // The arguments that put one `wirescope up` stack on free loopback ports with its own data dir,
 // so that stacks of several tests (and a developer's own) never collide.
 import net from "node:net";
-import { freePort } from "@wirescope/common";
+import { freePort } from "@wirescope/runtime";
 import { tempDir } from "./servers.js";
 
 export interface StackPorts {

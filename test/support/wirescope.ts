@@ -1,7 +1,7 @@
 // Running the `wirescope` command itself (bin/wirescope.js) from tests.
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import type { RecordJson } from "@wirescope/common";
+import type { RecordJson } from "@wirescope/wire";
 import { REPO_ROOT } from "./repo.js";
 
 /** The command line's entry point. */

@@ -3,9 +3,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PluginRegistry, ConnectionEngine, type EngineConnection } from "@wirescope/common/plugin-host/index";
-import { CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
-import { recordToJson, type RecordJson } from "@wirescope/common/record-json";
+import { PluginRegistry, ConnectionEngine, type EngineConnection } from "@wirescope/plugin-host";
+import { CaptureStreams, type TcpConnection } from "@wirescope/capture";
+import { recordToJson, type RecordJson } from "@wirescope/wire/record-json";
 
 /** parsers-wasm/build, found from this file whether it runs from the source tree or dist/. */
 export const WASM_DIR = (() => {

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { decodeCapture } from "../../http1/test/decode.js";
-import type { RecordJson } from "@wirescope/common/record-json";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import type { RecordJson } from "@wirescope/wire/record-json";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 
 const CAPTURES = SHARED_CAPTURES;
 

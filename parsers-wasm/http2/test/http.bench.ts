@@ -2,9 +2,9 @@
 // realistic traffic fed through the real plugin host (ConnectionEngine, forced plugin, no
 // detection) in 64 KiB chunks, alternating directions as a busy keep-alive connection would.
 //   node parsers-wasm/dist/http2/test/http.bench.js   (or: npm run bench -- http.bench)
-import { ConnectionEngine, PluginRegistry, Plugin } from "@wirescope/common";
+import { ConnectionEngine, PluginRegistry, Plugin } from "@wirescope/plugin-host";
 import path from "node:path";
-import { H2_PREFACE, h2Frame, hpackIndexedName, hpackNewName } from "@wirescope/common/test-support/http2";
+import { H2_PREFACE, h2Frame, hpackIndexedName, hpackNewName } from "@wirescope/plugin-host/test-support/http2";
 import { WASM_DIR } from "../../http1/test/decode.js";
 
 const CHUNK = 64 * 1024;

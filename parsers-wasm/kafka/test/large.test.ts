@@ -4,7 +4,7 @@
 // memory that does not grow with the message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PluginRegistry, Plugin } from "@wirescope/common";
+import { PluginRegistry, Plugin } from "@wirescope/plugin-host";
 import { findPlugin } from "../../test-support/plugins.js";
 import { runChunks, type Chunk } from "../../test-support/vectors.js";
 import { W, request, response, recordBatch } from "./wire.js";

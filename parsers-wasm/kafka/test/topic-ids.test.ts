@@ -3,7 +3,7 @@
 // leader); ids no Metadata named stay ids; the map is bounded, oldest forgotten first.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PluginRegistry, Plugin } from "@wirescope/common";
+import { PluginRegistry, Plugin } from "@wirescope/plugin-host";
 import { findPlugin } from "../../test-support/plugins.js";
 import { runChunks } from "../../test-support/vectors.js";
 import { W, request, response } from "./wire.js";

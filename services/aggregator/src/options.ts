@@ -1,5 +1,5 @@
-// The aggregator's own flags (those @wirescope/common's config did not take).
-import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/common";
+// The aggregator's own flags (those @wirescope/runtime's config did not take).
+import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
 import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";

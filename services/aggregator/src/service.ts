@@ -11,6 +11,8 @@ import { AckPolicy, DeliverPolicy, type JsMsg, type ConsumerMessages, type JetSt
 import { type KV, Kvm } from "@nats-io/kv";
 import {
   RecordBatchSchema,
+} from "@wirescope/wire";
+import {
   ServiceError,
   InfluxError,
   NatsMembership,
@@ -25,7 +27,7 @@ import {
   type Logger,
   type LoopRun,
   type ServiceContext,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";

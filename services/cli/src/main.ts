@@ -1,6 +1,6 @@
 // `wirescope <command> [args]`: looks the command up in commands/index.ts, prints help, and turns
 // any failure into one line on stderr and a non-zero exit code.
-import { WirescopeError, ConfigError, errorMessage } from "@wirescope/common";
+import { WirescopeError, ConfigError, errorMessage } from "@wirescope/runtime";
 import { COMMANDS } from "./commands/index.js";
 import { UsageError, type Command } from "./command.js";
 import { VERSION } from "./version.js";

@@ -5,7 +5,8 @@
 //   { "pid": <up's pid>, "startTime": <its start time>, "children": [ChildState, …] }
 import fs from "node:fs";
 import path from "node:path";
-import { pidAlive, processStartTime, natsTlsFiles, type NatsOptions } from "@wirescope/common";
+import { pidAlive, processStartTime, type NatsOptions } from "@wirescope/runtime";
+import { natsTlsFiles } from "./local-stack/index.js";
 import type { ChildState } from "./supervisor.js";
 
 export interface UpState {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnManaged, pidAlive, waitFor } from "@wirescope/common";
+import { spawnManaged, pidAlive, waitFor } from "@wirescope/runtime";
 import { Supervisor, type ChildSpec, type ChildState } from "./supervisor.js";
 
 // Real processes (`sleep`), killed for real; backoff shortened so the tests wait little.

@@ -8,7 +8,7 @@
 //
 // Each state change is reported through onChange (up writes it to <data-dir>/up.state.json,
 // which `wirescope status` reads).
-import { errorMessage, processStartTime, type ManagedProcess } from "@wirescope/common";
+import { errorMessage, processStartTime, type ManagedProcess } from "@wirescope/runtime";
 
 export type ChildStateName = "starting" | "running" | "restarting" | "down" | "disabled" | "stopped";
 

@@ -6,18 +6,22 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ConnEventSchema,
   ConnKind,
-  ConnectionEngine,
-  Counters,
-  Plugin,
-  PluginRegistry,
   DataEventSchema,
   Direction,
   RecordSchema,
   Role,
   type Record as WsRecord,
+} from "@wirescope/wire";
+import {
+  ConnectionEngine,
+  Plugin,
+  PluginRegistry,
   type Dir,
   type StepResult,
-} from "@wirescope/common";
+} from "@wirescope/plugin-host";
+import {
+  Counters,
+} from "@wirescope/runtime";
 import { ConnTable, DEFAULT_CONN_TABLE_OPTIONS, type OutRecord } from "./conn-table.js";
 import type { DecoderHost, DecoderSession } from "./decoder.js";
 import { redactionPolicy } from "./redact.js";

@@ -2,7 +2,9 @@
 // gaps, eviction and memory limits (the detection budget is the decoder host's: the plugin
 // host's ConnectionEngine rejects a connection nobody claims, and the table drops it). Pure: no NATS, no timers (the caller
 // passes `now`), so it is tested with plain data.
-import { ConnKind, Direction, Role, type ConnEvent, type Counters, type Dir, type StepResult, type TopicNameDirectory } from "@wirescope/common";
+import { ConnKind, Direction, Role, type ConnEvent } from "@wirescope/wire";
+import { type Counters } from "@wirescope/runtime";
+import { type Dir, type StepResult, type TopicNameDirectory } from "@wirescope/plugin-host";
 import type { DecoderHost, DecoderSession } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
@@ -56,7 +58,7 @@ export interface OutRecord {
   tid: number;
   protocol: string;
   /** The observed end's service name (the client's for a client-side record, else the
-   *  server's): the output partition key (@wirescope/common `recordPartitionOf`). */
+   *  server's): the output partition key (@wirescope/runtime `recordPartitionOf`). */
   outputService: string;
   rawPartition: number;
 }

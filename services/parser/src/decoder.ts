@@ -1,9 +1,9 @@
 // What the connection table needs from the plugin host: one session per connection that detects
 // the protocol and decodes both directions. wasm-plugins.ts's PluginSet implements it over
-// @wirescope/common's plugin host (ConnectionEngine); tests may implement it over any real
+// @wirescope/plugin-host (ConnectionEngine); tests may implement it over any real
 // decoder. A step's result and the direction numbers are the plugin host's (`StepResult`, `Dir`
 // in its engine.ts).
-import type { Dir, StepResult } from "@wirescope/common";
+import type { Dir, StepResult } from "@wirescope/plugin-host";
 
 export interface DecoderSession {
   /**

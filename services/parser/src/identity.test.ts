@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { ConnEventSchema, ConnKind, ProcessInfoSchema, Role } from "@wirescope/common";
+import { ConnEventSchema, ConnKind, ProcessInfoSchema, Role } from "@wirescope/wire";
 import { endpointsOf, PeerDirectory, refreshEndpoints } from "./identity.js";
 
 describe("PeerDirectory and endpoint resolution", () => {

@@ -1,8 +1,8 @@
 // Which process is at each end of a connection, and its service name. The naming rule itself is
-// @wirescope/common's identity.ts (shared with the aggregator); here the parser learns who is
+// @wirescope/wire's identity.ts (shared with the aggregator); here the parser learns who is
 // where from connection events, and resolves the ends of a connection lazily: an end not known
 // when the connection was created is looked up again as its records are published.
-import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/common";
+import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/wire";
 
 /** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
 export interface EndpointInfo {

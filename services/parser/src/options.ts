@@ -1,7 +1,7 @@
-// The parser's own flags (the ones @wirescope/common's config did not take).
+// The parser's own flags (the ones @wirescope/runtime's config did not take).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/common";
+import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { DEFAULT_MAX_DETECT_BYTES } from "./wasm-plugins.js";
 

@@ -1,7 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { ConnEventSchema, ConnKind, Counters, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/common";
+import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/wire";
+import { Counters } from "@wirescope/runtime";
 import { Pipeline } from "./pipeline.js";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { redactionPolicy } from "./redact.js";

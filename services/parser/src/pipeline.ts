@@ -3,7 +3,8 @@
 //                  ─▶ RecordBatcher ─▶ (caller publishes)
 // The service feeds it from NATS and publishes what `takeOutput` returns. Per data event it
 // builds no object: one reused DataIn is filled from the reader's columns.
-import { ConnKind, RawBatchReader, type Counters } from "@wirescope/common";
+import { ConnKind, RawBatchReader } from "@wirescope/wire";
+import { type Counters } from "@wirescope/runtime";
 import { ConnTable, type ConnTableOptions, type DataIn } from "./conn-table.js";
 import type { DecoderHost } from "./decoder.js";
 import { RecordBatcher, type EncodedBatch } from "./record-batcher.js";

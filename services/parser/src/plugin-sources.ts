@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Objm, type ObjectStore } from "@nats-io/obj";
-import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/common";
+import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/runtime";
 import { LoadedPlugin, PluginError, type PluginSet, type PluginSource } from "./wasm-plugins.js";
 
 export type { PluginSource };

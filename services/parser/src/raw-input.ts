@@ -14,7 +14,7 @@
 // Counters: raw_received, raw_handler_errors, raw_sub_errors, raw_drops_sub_queue_full,
 // raw_subscription_restarts.<reason>, raw_sub_pending (gauge, set by `pendingGauge`).
 import type { NatsConnection } from "@nats-io/nats-core";
-import { SupervisedLoop, errorMessage, rawSubject, type Counters, type HealthGate, type Logger } from "@wirescope/common";
+import { SupervisedLoop, errorMessage, rawSubject, type Counters, type HealthGate, type Logger } from "@wirescope/runtime";
 
 export interface RawInputOptions {
   /** Messages queued while paused; beyond this they are dropped and counted. */

@@ -1,11 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema } from "@wirescope/common";
-import { everyField } from "@wirescope/common/test-support/wire";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
+import { everyField } from "@wirescope/wire/test-support/wire";
 import { BATCH_FIELDS, RecordBatcher, encodeRecordBatch, servicePartition, whole } from "./record-batcher.js";
 import { encodeHostFields } from "./record-bytes.js";
-import { Role } from "@wirescope/common";
+import { Role } from "@wirescope/wire";
 
 const rec = (resource: string) => whole(toBinary(RecordSchema, create(RecordSchema, { protocol: "http", resource })));
 

@@ -1,11 +1,12 @@
 // Groups finished records by output partition (the observed end's service: recordPartitionOf in
-// @wirescope/common) into RecordBatch
+// @wirescope/wire) into RecordBatch
 // messages. Records are already protobuf bytes, so the batch is written around them by hand:
 //
 //   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
 // in field order, as protobuf-es writes it (tags from the generated table of proto/).
 // Pure: the caller decides when to flush (size here, time in the service).
-import { type FieldCoverage, type RecordBatchField, RecordBatchTag, recordPartitionOf, varintLen, writeVarint, writeVarint64 } from "@wirescope/common";
+import { type FieldCoverage, type RecordBatchField, RecordBatchTag, varintLen, writeVarint, writeVarint64 } from "@wirescope/wire";
+import { recordPartitionOf } from "@wirescope/runtime";
 import { tidFieldLen, writeTidField } from "./record-bytes.js";
 
 /** What encodeRecordBatch writes of a RecordBatch (a field added to proto/ fails the build here). */
@@ -35,7 +36,7 @@ export interface EncodedBatch {
   seq: bigint;
 }
 
-/** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/common `recordPartitionOf`). */
+/** The output partition of a service key: FNV-1a 32 of its UTF-8 bytes mod P (@wirescope/runtime `recordPartitionOf`). */
 export function servicePartition(serviceKey: string, partitions: number): number {
   return recordPartitionOf(false, "", serviceKey, partitions);
 }

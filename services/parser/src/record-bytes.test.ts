@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, equals, fromBinary, isFieldSet, toBinary } from "@bufbuild/protobuf";
-import { EndpointSchema, ProcessInfoSchema, RecordSchema, Role, coveredFields } from "@wirescope/common";
-import { everyField } from "@wirescope/common/test-support/wire";
+import { EndpointSchema, ProcessInfoSchema, RecordSchema, Role, coveredFields } from "@wirescope/wire";
+import { everyField } from "@wirescope/wire/test-support/wire";
 import { HOST_FIELDS, appendHostFields, encodeHostFields, readHead } from "./record-bytes.js";
 
 function pluginRecord(): Uint8Array {

@@ -7,7 +7,7 @@
 //   └───────────────────────────────┘   └───────────────────────────────────┘
 // Protobuf merges concatenated encodings of one message, so the result decodes as one Record.
 //
-// Tags come from the generated table of proto/ (@wirescope/common wire); HOST_FIELDS says what the
+// Tags come from the generated table of proto/ (@wirescope/wire); HOST_FIELDS says what the
 // host writes of each message, and record-bytes.test.ts checks it against protobuf-es.
 import {
   AttributeValueTag,
@@ -25,7 +25,7 @@ import {
   WireType,
   WireWriter,
   writeVarint,
-} from "@wirescope/common";
+} from "@wirescope/wire";
 import type { EndpointInfo } from "./identity.js";
 
 /** Fields the host needs from a plugin's record to route and label it. */

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordSchema } from "@wirescope/common";
+import { RecordSchema } from "@wirescope/wire";
 import { maskSqlLiterals, redactRecord, redactionPolicy, MASK } from "./redact.js";
 
 const str = (value: string) => ({ value: { case: "stringValue" as const, value } });

@@ -6,7 +6,8 @@
 // Most records contain none of these, so a byte search decides first; only records that match
 // are decoded, changed and re-encoded.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordSchema, DEFAULT_REDACTED_HEADERS, MASK } from "@wirescope/common";
+import { RecordSchema } from "@wirescope/wire";
+import { DEFAULT_REDACTED_HEADERS, MASK } from "@wirescope/runtime";
 
 // The header list and the mask are shared with the probe's command-line redaction.
 export { DEFAULT_REDACTED_HEADERS, MASK };

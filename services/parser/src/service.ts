@@ -10,15 +10,19 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import {
   ListPluginsResponseSchema,
   PluginInfoSchema,
+} from "@wirescope/wire";
+import {
   errorMessage,
   ensureRecordsStream,
   withJetStreamRetry,
   recordsSubject,
-  TopicNameDirectory,
   type CreateService,
   type Logger,
-} from "@wirescope/common";
-import { ownedPartitions, ownerOf, NatsMembership, WakeTimer } from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  TopicNameDirectory,
+} from "@wirescope/plugin-host";
+import { ownedPartitions, ownerOf, NatsMembership, WakeTimer } from "@wirescope/runtime";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
@@ -237,7 +241,7 @@ class Output {
   constructor(
     private readonly js: JetStreamClient,
     private readonly pipeline: Pipeline,
-    private readonly counters: import("@wirescope/common").Counters,
+    private readonly counters: import("@wirescope/runtime").Counters,
     private readonly log: Logger,
     private readonly parserId: string,
     private readonly signal: AbortSignal,

@@ -4,7 +4,7 @@
 //   replica ──put (a pair its own Metadata records taught)──▶ KV wirescope-kafka-topics/<id> = name
 //   replica ◀──watch (snapshot, then every put)────────────── pairs any replica learned
 //
-// The directory (@wirescope/common TopicNameDirectory) names the topic ids of Fetch/Produce
+// The directory (@wirescope/plugin-host TopicNameDirectory) names the topic ids of Fetch/Produce
 // records from what it knows when a record is written; this adapter only moves pairs. A pair is
 // put once per replica (the directory reports only what is new to it), ids are never reused by
 // Kafka, so the bucket keeps one revision per key and no TTL; its size is bounded (oldest
@@ -12,7 +12,8 @@
 // record teaches it anew.
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
-import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger, type TopicNameDirectory } from "@wirescope/common";
+import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/runtime";
+import { type TopicNameDirectory } from "@wirescope/plugin-host";
 
 export const TOPIC_NAMES_BUCKET = "wirescope-kafka-topics";
 

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RecordSchema } from "@wirescope/common";
+import { RecordSchema } from "@wirescope/wire";
 import { LoadedPlugin, PluginError, PluginSet } from "./wasm-plugins.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");

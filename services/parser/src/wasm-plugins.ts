@@ -1,9 +1,10 @@
-// The parser's plugins: @wirescope/common's plugin host (validation, fuel-metered instances,
+// The parser's plugins: @wirescope/plugin-host (validation, fuel-metered instances,
 // trap isolation, detection and per-connection decoding in ConnectionEngine) plus what the
 // fleet needs on top: where each plugin came from and its digest, for ListPlugins and for
 // telling an upgrade (same name, new bytes or version) from a repeated notification.
 import crypto from "node:crypto";
-import { ConnectionEngine, Counters, Plugin, PluginError, PluginRegistry, validateManifest, type PluginManifest } from "@wirescope/common";
+import { ConnectionEngine, Plugin, PluginError, PluginRegistry, validateManifest, type PluginManifest } from "@wirescope/plugin-host";
+import { Counters } from "@wirescope/runtime";
 import type { DecoderHost, DecoderSession } from "./decoder.js";
 
 export { PluginError, validateManifest, type PluginManifest };

@@ -6,7 +6,7 @@
 // A malformed record is counted (DecodeStats.errors) and the rest of the batch is skipped: a
 // length we cannot trust means we cannot find the next record.
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_INFERRED, WS_CONN_F_TLS, WS_COMM_LEN, TLS_LIBS, WS_CONN_F_SHED, WS_SAMPLE_ONE, SHED_REASONS } from "./gen/layout.js";
-import { formatAddress } from "@wirescope/common";
+import { formatAddress } from "@wirescope/wire";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 
 export interface DecodeStats {

@@ -22,7 +22,7 @@ export const PIPELINE_COMMS = ["nats-server", "influxd"];
 
 type Kind = "pid" | "comm" | "cgroup" | "port";
 
-/** An announced pipeline process, as the registry holds it (see @wirescope/common registry.ts). */
+/** An announced pipeline process, as the registry holds it (see @wirescope/runtime registry.ts). */
 export interface PipelineMember {
   node: string;
   pid: number;

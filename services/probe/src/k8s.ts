@@ -3,7 +3,7 @@
 // API). Refreshed periodically and on a miss (rate-limited); everything is cached in memory.
 import fs from "node:fs";
 import https from "node:https";
-import type { Logger } from "@wirescope/common";
+import type { Logger } from "@wirescope/runtime";
 import type { PodResolver } from "./process-info.js";
 
 export interface PodIdentity {

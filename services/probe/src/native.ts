@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
-import { WirescopeError } from "@wirescope/common";
+import { WirescopeError } from "@wirescope/runtime";
 import { DROP_REASONS, TLS_STATS, SHED_REASONS, WS_SHED_MAX, WS_SAMPLE_ONE, WS_MAX_CHUNK, WS_DEFAULT_RINGBUF_BYTES, WS_DEFAULT_MAX_BYTES_PER_CALL } from "./gen/layout.js";
 
 /** Why the eBPF probe could not start (codes: EPERM, ENOBTF, ENOTRACEFS, EKERNEL, ELOCKED, ELOAD, EATTACH, ENOADDON, EINVAL). */

@@ -3,7 +3,7 @@
 // compare inode numbers (struct net's ns.inum, what stat() of /proc/<pid>/ns/net gives), so the
 // namespace is named here by its inode.
 import fs from "node:fs";
-import { ConfigError } from "@wirescope/common";
+import { ConfigError } from "@wirescope/runtime";
 
 /**
  * Inode of the network namespace file at `file` (a bind mount made by `ip netns add`, or

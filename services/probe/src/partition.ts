@@ -1,7 +1,7 @@
-// conn_key -> partition: the shared hash of @wirescope/common (partitionOf: FNV-1a 32 over
+// conn_key -> partition: the shared hash of @wirescope/runtime (partitionOf: FNV-1a 32 over
 // "<node>/<conn_key in decimal>" mod P). The hot path sees a key as two u32 halves; a small cache
 // keeps it from building a BigInt and a decimal string for every event of a connection.
-import { partitionOf } from "@wirescope/common";
+import { partitionOf } from "@wirescope/runtime";
 
 const MAX_CACHED = 1 << 16;
 

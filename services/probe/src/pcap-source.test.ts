@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { PcapSource } from "./pcap-source.js";
 import type { EventBatch } from "./events.js";
-import { SHARED_CAPTURES } from "@wirescope/common/test-support/pcap";
+import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 
 const FILE = `${SHARED_CAPTURES}/http1/zeek__pipelined-requests.pcap`;
 

@@ -2,7 +2,7 @@
 // without eBPF and for load tests of the rest of the pipeline. Each TCP connection in the file
 // becomes one connection seen from its client's side (dir 0 = egress, dir 1 = ingress); holes in
 // the capture become stated gaps, exactly like the probe's per-call limit.
-import { CaptureStreams, type StreamSink, type TcpConnection, type CloseReason } from "@wirescope/common/pcap/index";
+import { CaptureStreams, type StreamSink, type TcpConnection, type CloseReason } from "@wirescope/capture";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 import type { EventSource, SourceStats } from "./source.js";
 

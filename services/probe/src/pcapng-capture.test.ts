@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { PcapngWriter, CaptureStreams, type TcpConnection } from "@wirescope/common/pcap/index";
+import { PcapngWriter, CaptureStreams, type TcpConnection } from "@wirescope/capture";
 import { PcapngCapture, timeOrder, looksLikeTlsRecord } from "./pcapng-capture.js";
 import { ProcessCache } from "./process-info.js";
 import type { ConnRecord, DataRecord } from "./events.js";

@@ -22,7 +22,7 @@
 //   CLEAR ─ TLS open ─▶ plaintext continues the same TCP stream (an in-band upgrade: MySQL's
 //                       SSLRequest), unless ciphertext was written: then that stream ends (FIN)
 //                       and the plaintext starts a new one on the same 4-tuple (tshark: port reuse)
-import type { EndpointSpec, PcapngWriter, SynthConnection } from "@wirescope/common/pcap/index";
+import type { EndpointSpec, PcapngWriter, SynthConnection } from "@wirescope/capture";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 import type { ProcessCache } from "./process-info.js";
 

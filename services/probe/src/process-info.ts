@@ -2,7 +2,7 @@
 // Container ids come from the process's cgroup path; Kubernetes pod/namespace/container from a
 // PodResolver (k8s.ts) when running in a cluster.
 import fs from "node:fs";
-import { redactCommandLine } from "@wirescope/common";
+import { redactCommandLine } from "@wirescope/runtime";
 
 export interface ProcInfo {
   pid: number;
@@ -59,7 +59,7 @@ export function readProcInfo(pid: number, procRoot = "/proc", pods?: PodResolver
   // (at most 64 KiB of it is read: what is kept after redaction is shorter still)
   const argv = readText(`${base}/cmdline`).slice(0, 64 * 1024).split("\0").filter((s, i, a) => s !== "" || i < a.length - 1);
   // Secrets on command lines (curl -H 'Authorization: …', --password=…, user:pass@ URLs, …) never
-  // leave the node: masked here, before anything is published (@wirescope/common redact.ts).
+  // leave the node: masked here, before anything is published (@wirescope/runtime redact.ts).
   let cmdline = redactCommandLine(argv);
   if (cmdline.length > MAX_CMDLINE) cmdline = cmdline.slice(0, MAX_CMDLINE);
   const containerId = containerIdFromCgroup(readText(`${base}/cgroup`));

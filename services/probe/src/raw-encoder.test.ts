@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, isFieldSet, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/common";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/wire";
 import { RAW_FIELDS, RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";

@@ -2,7 +2,7 @@
 // (`encode`, the hot path: straight from the ring-buffer records), decoded events of a pcap replay
 // (`encodeEvents`) and connection closes the probe synthesizes (`encodeConns`). Events are written
 // in protobuf wire format into one reusable buffer per partition, field numbers from the generated
-// tags of proto/ (@wirescope/common wire); no object per data event, no protobuf-es on the way.
+// tags of proto/ (@wirescope/wire); no object per data event, no protobuf-es on the way.
 //
 //   RawBatch bytes = header: node, probe_id, partition, drops, batch_seq,
 //                            data_time_base_ns, data_key_base (written when cut)
@@ -24,9 +24,18 @@
 // 64-bit fields of data events (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt
 // per event.
 import {
-  ConnKind, ConnEventTag, DataEventTag, ProcessInfoTag, RawBatchTag, RawBatchDropsEntryTag,
-  type ConnEventField, type DataEventField, type FieldCoverage, type ProcessInfoField, type RawBatchField,
-} from "@wirescope/common";
+  ConnKind,
+  ConnEventTag,
+  DataEventTag,
+  ProcessInfoTag,
+  RawBatchTag,
+  RawBatchDropsEntryTag,
+  type ConnEventField,
+  type DataEventField,
+  type FieldCoverage,
+  type ProcessInfoField,
+  type RawBatchField,
+} from "@wirescope/wire";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
 import { decodeConn, type DecodeStats } from "./decode.js";
 import type { ConnRecord, EventBatch } from "./events.js";

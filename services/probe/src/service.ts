@@ -9,10 +9,21 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import {
-  BatchPublisher, RawBatchSchema, rawSubject, ServiceError, FilterSchema,
-  listAnnounced, errorMessage, selfIdentity, WakeTimer,
-  type CreateService, type ServiceContext, type Filter,
-} from "@wirescope/common";
+  BatchPublisher,
+  rawSubject,
+  ServiceError,
+  listAnnounced,
+  errorMessage,
+  selfIdentity,
+  WakeTimer,
+  type CreateService,
+  type ServiceContext,
+} from "@wirescope/runtime";
+import {
+  RawBatchSchema,
+  FilterSchema,
+  type Filter,
+} from "@wirescope/wire";
 import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";

@@ -8,7 +8,9 @@ import { promisify } from "node:util";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ConnectionEngine, freePort, spawnManaged, waitFor, tcpReachable, type ManagedProcess, type RecordJson, recordToJson } from "@wirescope/common";
+import { ConnectionEngine } from "@wirescope/plugin-host";
+import { freePort, spawnManaged, waitFor, tcpReachable, type ManagedProcess } from "@wirescope/runtime";
+import { type RecordJson, recordToJson } from "@wirescope/wire";
 import { registryOf, startRelay, type Relay, type CapturedConnection } from "../../../test-support/index.js";
 
 const run = promisify(execFile);

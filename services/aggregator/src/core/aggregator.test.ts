@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { Role, AttributeValueSchema } from "@wirescope/common";
+import { Role, AttributeValueSchema } from "@wirescope/wire";
 import { Aggregator } from "./aggregator.js";
 import { makeRecord, exactQuantile } from "../test-support/records.js";
 import { windowLines, SpanClock } from "./lines.js";

@@ -1,7 +1,7 @@
 // The aggregation core: records in, closed windows out. No I/O; time is passed in.
 import type { RecordView as WRecord } from "./record-view.js";
 import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
-import { Role } from "@wirescope/common";
+import { Role } from "@wirescope/wire";
 import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
 import { normalize, statusClass } from "./normalize.js";

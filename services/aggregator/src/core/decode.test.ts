@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role, coveredFields } from "@wirescope/common";
-import { everyField, withoutField } from "@wirescope/common/test-support/wire";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role, coveredFields } from "@wirescope/wire";
+import { everyField, withoutField } from "@wirescope/wire/test-support/wire";
 import { decodeRecordBatch, DecodeError, LEAN_FIELDS } from "./decode.js";
 import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
 import { makeRecord } from "../test-support/records.js";

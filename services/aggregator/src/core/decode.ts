@@ -4,7 +4,7 @@
 // repeated short names, no new string. protobuf-es remains the reference (decode.test.ts) and the
 // fallback when this refuses a batch (service.ts).
 //
-// Tags are the generated ones of proto/ (@wirescope/common wire); `LEAN_FIELDS` says what is done
+// Tags are the generated ones of proto/ (@wirescope/wire); `LEAN_FIELDS` says what is done
 // with every field, and decode.test.ts checks each field read here against protobuf-es.
 import {
   type EndpointField,
@@ -18,9 +18,9 @@ import {
   RecordTag,
   type TraceContextField,
   TraceContextTag,
-} from "@wirescope/common";
+} from "@wirescope/wire";
 import { RecordBatchSlots, type EndpointSlot, type RecordSlot } from "./record-slot.js";
-import * as w from "@wirescope/common/wire/reader";
+import * as w from "@wirescope/wire/reader";
 import * as a from "./wire.js";
 
 export { DecodeError } from "./wire.js";

@@ -1,9 +1,9 @@
-import { isTracedProcess, namedByPort, serviceName as nameOf } from "@wirescope/common";
+import { isTracedProcess, namedByPort, serviceName as nameOf } from "@wirescope/wire";
 import type { EndpointView as Endpoint } from "./record-view.js";
 
 /**
  * Service name of one end of a connection: the parser's `Endpoint.service`, or for records that
- * arrive without it the same rule (@wirescope/common identity.ts) applied to the end's fields.
+ * arrive without it the same rule (@wirescope/wire identity.ts) applied to the end's fields.
  */
 export function serviceName(ep: Endpoint | undefined, isServer: boolean): string {
   if (!ep) return "unknown";

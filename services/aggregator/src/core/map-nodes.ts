@@ -11,7 +11,7 @@
 // "Here" is one window, node and namespace: the placement the dashboards' variables filter by.
 // Points of an end without red series carry no counts, so that every instance writing one for the
 // same end writes the same point (a fleet's instances each see only their partitions' edges).
-import { isAddressName } from "@wirescope/common";
+import { isAddressName } from "@wirescope/wire";
 import type { EdgeSeries, RedSeries } from "./aggregator.js";
 
 export interface MapNode {

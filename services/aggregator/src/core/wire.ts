@@ -1,11 +1,11 @@
-// Protobuf reading for the lean decoder (decode.ts): the cursor of @wirescope/common
+// Protobuf reading for the lean decoder (decode.ts): the cursor of @wirescope/wire
 // (wire/reader.ts, shared with record-json and the parser), plus what only the aggregator needs:
 // times split into microseconds exactly, and attributes checked at decode and built when read.
-import { AttributeValueTag, RecordAttributesEntryTag, StringListTag } from "@wirescope/common";
-import { buf, float64, hi, len, lo, pos, seek, setCursor, skip, skipLen, string, varint, varint64 } from "@wirescope/common/wire/reader";
+import { AttributeValueTag, RecordAttributesEntryTag, StringListTag } from "@wirescope/wire";
+import { buf, float64, hi, len, lo, pos, seek, setCursor, skip, skipLen, string, varint, varint64 } from "@wirescope/wire/reader";
 import type { AttributeView } from "./record-view.js";
 
-export { WireError as DecodeError } from "@wirescope/common/wire/reader";
+export { WireError as DecodeError } from "@wirescope/wire/reader";
 
 /** ⌊v / 1000⌋ and v mod 1000 of the last varint64 (uint64), exactly, into `q1000` / `r1000`. */
 export let q1000 = 0;

@@ -9,10 +9,10 @@
 // unit test checks that both decode to equal messages.
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { ExportTraceServiceRequestSchema } from "@wirescope/common/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
-import { ResourceSpansSchema, InstrumentationLibrarySpansSchema, SpanSchema, StatusSchema, Span_SpanKind, Status_StatusCode, type Span } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
-import { KeyValueSchema, AnyValueSchema, InstrumentationLibrarySchema, type KeyValue } from "@wirescope/common/gen/opentelemetry/proto/common/v1/common_pb";
-import { ResourceSchema } from "@wirescope/common/gen/opentelemetry/proto/resource/v1/resource_pb";
+import { ExportTraceServiceRequestSchema } from "@wirescope/wire/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
+import { ResourceSpansSchema, InstrumentationLibrarySpansSchema, SpanSchema, StatusSchema, Span_SpanKind, Status_StatusCode, type Span } from "@wirescope/wire/gen/opentelemetry/proto/trace/v1/trace_pb";
+import { KeyValueSchema, AnyValueSchema, InstrumentationLibrarySchema, type KeyValue } from "@wirescope/wire/gen/opentelemetry/proto/common/v1/common_pb";
+import { ResourceSchema } from "@wirescope/wire/gen/opentelemetry/proto/resource/v1/resource_pb";
 import { spanAttributes, resourceAttributes, type AttributeValue } from "../core/span-attributes.js";
 import type { SpanRec } from "../core/spans.js";
 

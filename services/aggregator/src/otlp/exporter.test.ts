@@ -1,9 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fromBinary, equals } from "@bufbuild/protobuf";
-import { waitFor } from "@wirescope/common";
-import { ExportTraceServiceRequestSchema } from "@wirescope/common/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
-import { Span_SpanKind, Status_StatusCode } from "@wirescope/common/gen/opentelemetry/proto/trace/v1/trace_pb";
+import { waitFor } from "@wirescope/runtime";
+import { ExportTraceServiceRequestSchema } from "@wirescope/wire/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
+import { Span_SpanKind, Status_StatusCode } from "@wirescope/wire/gen/opentelemetry/proto/trace/v1/trace_pb";
 import type { SpanRec } from "../core/spans.js";
 import { OtlpExporter, tracesUrl, defaultOtlpOptions, type SendResult } from "./exporter.js";
 import { encodeExport, encodeExportReference, hexId } from "./encode.js";

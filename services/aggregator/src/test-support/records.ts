@@ -1,6 +1,6 @@
 // Record builders shared by the aggregator's unit tests, benchmark and integration tests.
 import { create } from "@bufbuild/protobuf";
-import { RecordSchema, EndpointSchema, ProcessInfoSchema, TraceContextSchema, Role, type Record as WRecord } from "@wirescope/common";
+import { RecordSchema, EndpointSchema, ProcessInfoSchema, TraceContextSchema, Role, type Record as WRecord } from "@wirescope/wire";
 
 /** One end: `node` where it runs, `namespace` its process's Kubernetes namespace. */
 export interface EndpointSpec {

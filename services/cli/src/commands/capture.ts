@@ -4,7 +4,7 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
-import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/common";
+import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 
 /** capture's flags: --help, the completions and the parser all read this table. */
@@ -85,7 +85,7 @@ const command: Command = {
     const { EbpfSource, ProcessCache, monoToWallClock } = await import("@wirescope/probe");
     const { PcapngCapture } = await import("@wirescope/probe/pcapng-capture");
     const { randomConnKeyBase } = await import("@wirescope/probe/service");
-    const { PcapngWriter } = await import("@wirescope/common/pcap/index");
+    const { PcapngWriter } = await import("@wirescope/capture");
     // its own BPF instance, no single-instance lock: it runs alongside the probe service
     const source = new EbpfSource({
       mountTracefs: args.mountTracefs,

@@ -16,12 +16,12 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 // Narrow imports (not the package index, which pulls in NATS, gRPC and logging): the --jobs
 // worker threads load this module too, and their start-up counts.
-import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineBatch, type EngineConnection } from "@wirescope/common/plugin-host/index";
-import { Counters } from "@wirescope/common/counters";
-import { endpointText, recordToJson } from "@wirescope/common/record-json";
-import { EndpointSchema, type Endpoint } from "@wirescope/common/gen/wirescope/v1/record_pb";
-import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/common/pcap/index";
-import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/common/flags";
+import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineBatch, type EngineConnection } from "@wirescope/plugin-host";
+import { Counters } from "@wirescope/runtime/counters";
+import { endpointText, recordToJson } from "@wirescope/wire/record-json";
+import { EndpointSchema, type Endpoint } from "@wirescope/wire/gen/wirescope/v1/record_pb";
+import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/capture";
+import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/runtime/flags";
 import { UsageError, type Command } from "../command.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -2,7 +2,7 @@
 // with a steady, known traffic mix, so there is something to see right away. `wirescope up`
 // starts it unless --no-demo is given.
 import path from "node:path";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 import { DEFAULT_BASE_PORT, DEFAULT_RATE, PARTS, type Part } from "../demo/spec.js";
 import { runDemo, DB_PASSWORD, DB_USER } from "../demo/run.js";

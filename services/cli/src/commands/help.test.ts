@@ -3,7 +3,7 @@
 // parser without a help row, or a help row its parser does not take, fails here.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { loadConfig, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { parseProbeArgs } from "@wirescope/probe/options";
 import { parseParserArgs } from "@wirescope/parser/options";
 import { parseAggregatorArgs } from "@wirescope/aggregator/options";

@@ -14,7 +14,7 @@ import capture from "./capture.js";
 import demo from "./demo.js";
 import { bashCompletion, zshCompletion } from "./completion.js";
 import { UsageError } from "../command.js";
-import { parseFlags } from "@wirescope/common/flags";
+import { parseFlags } from "@wirescope/runtime/flags";
 
 export const COMMANDS: Command[] = [
   up,

@@ -2,7 +2,7 @@
 // bucket every parser replica watches (they load a new plugin within seconds, no restart).
 import fs from "node:fs";
 import path from "node:path";
-import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";

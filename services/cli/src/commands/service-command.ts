@@ -1,6 +1,6 @@
 // `wirescope probe|parser|aggregator`: one instance of a service in the foreground.
-import type { FlagSpec } from "@wirescope/common";
-import { runService, optionsHelp, flagsHelp, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/common";
+import type { FlagSpec } from "@wirescope/runtime";
+import { runService, optionsHelp, flagsHelp, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/runtime";
 import type { Command } from "../command.js";
 import { VERSION } from "../version.js";
 

@@ -28,7 +28,7 @@ import {
   type Config,
   type NatsOptions,
   type Announcement,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 import { readUpState, upAlive, natsWithStack, stackNatsServers } from "../stack-state.js";
 import type { ChildState } from "../supervisor.js";

@@ -2,7 +2,8 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger, recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/common";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger } from "@wirescope/runtime";
+import { recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/wire";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 

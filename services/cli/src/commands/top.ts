@@ -1,7 +1,7 @@
 // `wirescope top`: a live terminal view of the services InfluxDB holds, like top(1): rate, error %,
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
-import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/common";
+import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";

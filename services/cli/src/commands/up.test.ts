@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { loadConfig } from "@wirescope/common";
+import { loadConfig } from "@wirescope/runtime";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { exitReason, lowerPriority, memlockLimits, parseUpArgs, reachFlags, serviceArgs } from "./up.js";

@@ -19,8 +19,6 @@ import {
   DEFAULTS,
   loadConfig,
   optionsHelp,
-  startNatsServer,
-  startInfluxd,
   spawnManaged,
   checkHealth,
   waitFor,
@@ -31,28 +29,34 @@ import {
   ServingStatus,
   DEFAULT_GRPC_PORTS,
   DEFAULT_METRICS_PORTS,
-  hostPort,
   freePort,
   connectNats,
   silentLogger,
-  natsClusterConfig,
   writePrivate,
-  prepareNatsTls,
-  natsTlsConfig,
   prepareNatsAuth,
   natsUserEnv,
   prepareInfluxAuth,
   influxUserEnv,
   type Component,
   type Config,
-  type NatsClusterMember,
-  type NatsTlsFiles,
   type ManagedProcess,
   flagsHelp,
   parseFlags,
   OPTIONS,
   type FlagSpec,
-} from "@wirescope/common";
+} from "@wirescope/runtime";
+import {
+  startNatsServer,
+  startInfluxd,
+  natsClusterConfig,
+  prepareNatsTls,
+  natsTlsConfig,
+  type NatsClusterMember,
+  type NatsTlsFiles,
+} from "../local-stack/index.js";
+import {
+  hostPort,
+} from "@wirescope/wire";
 import { UsageError, type Command } from "../command.js";
 import { Supervisor, type ChildState, type ChildSpec } from "../supervisor.js";
 import { readUpState, writeUpState, stateFile } from "../stack-state.js";

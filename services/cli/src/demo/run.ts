@@ -5,7 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { pidAlive, prepareLocalTls, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/common";
+import { pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
+import { prepareLocalTls } from "../local-stack/index.js";
 import { PARTS, demoTlsDir, ports, type Part } from "./spec.js";
 
 const WIRESCOPE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/wirescope.js");

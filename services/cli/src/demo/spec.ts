@@ -10,7 +10,7 @@
 // web → api is TLS (h2 by ALPN) with a certificate `wirescope demo` makes once into <dir>/tls/:
 // the probe reads its plaintext from node's OpenSSL, and the map shows the same edge.
 import path from "node:path";
-import { localTlsFiles, type LocalTlsFiles } from "@wirescope/common";
+import { localTlsFiles, type LocalTlsFiles } from "../local-stack/index.js";
 
 export const PARTS = ["kafka", "orders", "api", "web", "shipping", "loadgen"] as const;
 export type Part = (typeof PARTS)[number];

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { freePort } from "@wirescope/common";
+import { freePort } from "@wirescope/runtime";
 import { fetchTop } from "./query.js";
 
 describe("fetchTop", () => {

@@ -2,7 +2,7 @@
 // by 2.x through its v1 compatibility API (a DBRP mapping for the bucket), and by 3.x. All the
 // statements of one refresh go in one request.
 import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
-import { errorMessage, redactUrl } from "@wirescope/common";
+import { errorMessage, redactUrl } from "@wirescope/runtime";
 import { buildQueries, edgeRows, endpointRows, externalNames, mapNodeKinds, nodeNames, peerRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Row, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 

@@ -1,0 +1,48 @@
+// Certificates for the local stack's own TLS (`up --nats-tls`, the demo shop's HTTPS hop): a CA
+// and a server certificate made with openssl into one folder on first use and kept.
+//
+//   ca.pem / ca.key (0600)          a CA of its own (10 years), trusted by the stack's clients only
+//   server.pem / server.key (0600)  signed by it for 127.0.0.1, ::1 and localhost (825 days)
+import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { ProcessError } from "@wirescope/runtime/process";
+
+export interface LocalTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** The files of a folder made by `prepareLocalTls`. */
+export function localTlsFiles(dir: string): LocalTlsFiles {
+  return { ca: path.join(dir, "ca.pem"), cert: path.join(dir, "server.pem"), key: path.join(dir, "server.key") };
+}
+
+/**
+ * Makes the CA and the server certificate (CN `commonName`) in `dir` unless both exist, and
+ * returns their paths.
+ * @throws ProcessError("tls") when openssl fails (or is missing).
+ */
+export function prepareLocalTls(dir: string, commonName: string): LocalTlsFiles {
+  const f = localTlsFiles(dir);
+  if (fs.existsSync(f.ca) && fs.existsSync(f.cert) && fs.existsSync(f.key)) return f;
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const caKey = path.join(dir, "ca.key");
+  const csr = path.join(dir, "server.csr");
+  const ext = path.join(dir, "server.ext");
+  fs.writeFileSync(ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const steps = [
+    ["req", "-x509", ...ec, "-days", "3650", "-subj", "/CN=wirescope local CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", caKey, "-out", f.ca],
+    ["req", ...ec, "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
+    ["x509", "-req", "-in", csr, "-CA", f.ca, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", f.cert],
+  ];
+  for (const args of steps) {
+    const r = spawnSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making the certificates of ${commonName} in ${dir}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  }
+  for (const k of [caKey, f.key]) fs.chmodSync(k, 0o600);
+  fs.rmSync(csr, { force: true });
+  return f;
+}

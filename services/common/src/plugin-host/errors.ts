@@ -1,7 +1,0 @@
-import { WirescopeError } from "../errors.js";
-
-/**
- * Loading or validating a protocol plugin failed. Codes: `not_wasm`, `bad_manifest`, `bad_abi`,
- * `missing_export`, `bad_import`, `memory_cap`, `start_trap`, `unsupported`, `io`.
- */
-export class PluginError extends WirescopeError {}
