@@ -67,7 +67,9 @@ describe("serviceArgs", () => {
 
 describe("the local pipeline's CPU", () => {
   it("gives the probe the pipeline budget and the servers' pids, the user's --probe-args after them", () => {
-    const probe = serviceArgs("probe", parseUpArgs([]), 0, [11, 12]);
+    const dflt = serviceArgs("probe", parseUpArgs([]), 0, [11, 12]);
+    assert.deepEqual(dflt.slice(dflt.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "0", "--pipeline-pid", "11", "--pipeline-pid", "12"], "off by default");
+    const probe = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "500m"]), 0, [11, 12]);
     assert.deepEqual(probe.slice(probe.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "500m", "--pipeline-pid", "11", "--pipeline-pid", "12"]);
     const off = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "off", "--probe-args", "--pipeline-cpu-budget 200m"]));
     assert.deepEqual(off.slice(off.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "off", "--pipeline-cpu-budget", "200m"]);

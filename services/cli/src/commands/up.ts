@@ -77,7 +77,7 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
   { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
   { flag: "pipeline-nice", value: "N", default: "10", description: "once healthy, nats-server, influxd, the parser and the aggregator run at this lower scheduling priority (nice 0-19; the probe keeps up's): on a busy machine the apps get the CPU first, and the probe sheds connections instead of the pipeline taking it; 0 = off" },
-  { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the whole local pipeline may use while the machine has no spare CPU; the probe observes fewer new connections over it (`wirescope probe --help`: --pipeline-cpu-budget); 0 = off" },
+  { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "0", description: "CPU the whole local pipeline may use while the machine has no spare CPU, e.g. 500m; the probe then observes fewer new connections over it, counts scaled (`wirescope probe --help`: --pipeline-cpu-budget). Off by default: on 2 cores it binds already at 20,000 req/s, where every request can be counted exactly; 0 = off" },
   { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
   { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
   { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
@@ -146,7 +146,7 @@ interface UpOptions {
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "500m", otlpEndpoint: "", aggregators: 1 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1 };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
