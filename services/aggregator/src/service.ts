@@ -337,7 +337,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   // Delivered batches wait in the client until ingested, and their ack timers run meanwhile, so
   // the batches pulled ahead are few: 512 batches of a parser flushing 1,000 records each took
   // over the ack wait on a busy machine, were redelivered and counted late. Bounded by count, not
-  // bytes: nats.js 2.29's consume({ max_bytes }) keeps 100 messages per pull as well, counts the
+  // bytes: nats.js's consume({ max_bytes }) (2.29 and @nats-io/jetstream 3.3.1) keeps 100 messages per pull as well, counts the
   // unused bytes of a pull that ended at 100 as still pending, and asks each refill for only
   // what it believes is left; once that is smaller than the next batch the server answers
   // "409 Message Size Exceeds MaxBytes" and the client asks again at once, for good: no batch
