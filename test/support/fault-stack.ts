@@ -53,9 +53,9 @@ export interface UpStack {
  * Starts `wirescope up --no-demo` on free ports in a private /run (the probe's single-instance
  * lock is this stack's own), with its probe limited to `tracePort`, and waits for `ready`.
  */
-export async function startUpStack(opts: { tracePort: number; extraTracePorts?: number[]; natsCluster?: number; aggregators?: number; extra?: string[] }): Promise<UpStack> {
+export async function startUpStack(opts: { tracePort: number; extraTracePorts?: number[]; natsCluster?: number; aggregators?: number; parsers?: number; extra?: string[] }): Promise<UpStack> {
   const dataDir = tempDir("wirescope-faults-");
-  const ports = await stackPorts(opts.aggregators ?? 1);
+  const ports = await stackPorts(opts.aggregators ?? 1, opts.parsers ?? 1);
   const n = opts.natsCluster ?? 1;
   const natsPorts = [ports.nats];
   for (let i = 1; i < n; i++) natsPorts.push(await freePort());
@@ -65,6 +65,7 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
     "--nats-url", natsUrls.join(","),
     ...(n > 1 ? ["--nats-cluster", String(n)] : []),
     ...((opts.aggregators ?? 1) > 1 ? ["--aggregators", String(opts.aggregators)] : []),
+    ...((opts.parsers ?? 1) > 1 ? ["--parsers", String(opts.parsers)] : []),
     "--probe-metrics-port", "0", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0",
     "--no-install", "--no-build", "--no-demo",
     // The suite counts loss exactly (sent − recorded = counted): no sampling because the faults
@@ -82,7 +83,7 @@ export async function startUpStack(opts: { tracePort: number; extraTracePorts?: 
   const exited = new Promise<void>((r) => up.once("exit", () => r()));
   // Last resort if the test process ends abruptly: up's children run in their own process
   // groups, so each pid up reported is killed too, not only up's group.
-  const every = () => [...out.matchAll(/^(?:nats-server(?:-\d)?|influxd|probe|parser|aggregator(?:-\d)?)\s+(\d+)\s/gm), ...out.matchAll(/restarted \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  const every = () => [...out.matchAll(/^(?:nats-server(?:-\d)?|influxd|probe|parser(?:-\d)?|aggregator(?:-\d)?)\s+(\d+)\s/gm), ...out.matchAll(/restarted \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
   let stopped = false;
   const killAll = () => {
     for (const pid of [-up.pid!, ...every()]) {
@@ -346,6 +347,8 @@ export interface FaultSpec {
   natsCluster?: number;
   /** aggregator instances (`up --aggregators N`). */
   aggregators?: number;
+  /** parser replicas (`up --parsers N`). */
+  parsers?: number;
   /** More ports the probe traces (the hostile input's). */
   extraTracePorts?: number[];
   rate?: number;
@@ -380,7 +383,7 @@ export interface FaultResult {
 export async function runFault(spec: FaultSpec): Promise<FaultResult> {
   const rate = spec.rate ?? 1500;
   const app = await startHttpApp();
-  const stack = await startUpStack({ tracePort: app.port, extraTracePorts: spec.extraTracePorts, natsCluster: spec.natsCluster, aggregators: spec.aggregators });
+  const stack = await startUpStack({ tracePort: app.port, extraTracePorts: spec.extraTracePorts, natsCluster: spec.natsCluster, aggregators: spec.aggregators, parsers: spec.parsers });
   // letters only and short: the aggregator templates numbers and long tokens as {id}
   const urlPath = `/fault-${spec.fault.replace(/[^a-z]+/gi, "").toLowerCase().slice(0, 12)}`;
   let load: HttpLoad | undefined;

@@ -15,14 +15,16 @@ export interface StackPorts {
 /**
  * Free loopback ports for nats-server, influxd and the three services' control ports. With
  * `aggregators` > 1 the aggregator's port is followed by that many free ones (`up --aggregators N`
- * gives instance i the port + i).
+ * gives instance i the port + i - 1); with `parsers` > 1 the parser's port + 10, + 20 … are free
+ * too (`up --parsers N` gives replica i the port + 10·(i-1)).
  */
-export async function stackPorts(aggregators = 1): Promise<StackPorts> {
-  return { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser: await freePort(), aggregator: aggregators > 1 ? await freePortRun(aggregators) : await freePort() };
+export async function stackPorts(aggregators = 1, parsers = 1): Promise<StackPorts> {
+  const parser = parsers > 1 ? await freePortRun(parsers, 10) : await freePort();
+  return { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser, aggregator: aggregators > 1 ? await freePortRun(aggregators) : await freePort() };
 }
 
-/** A loopback port p with p+1 … p+n-1 free too (held while checked, then released). */
-export async function freePortRun(n: number): Promise<number> {
+/** A loopback port p with p+stride … p+(n-1)·stride free too (held while checked, then released). */
+export async function freePortRun(n: number, stride = 1): Promise<number> {
   const bind = (port: number) =>
     new Promise<net.Server | undefined>((resolve) => {
       const s = net.createServer();
@@ -36,7 +38,7 @@ export async function freePortRun(n: number): Promise<number> {
     held.push(first);
     const port = (first.address() as net.AddressInfo).port;
     for (let i = 1; i < n; i++) {
-      const s = await bind(port + i);
+      const s = await bind(port + i * stride);
       if (!s) break;
       held.push(s);
     }

@@ -19,6 +19,7 @@ import {
   errorMessage,
   ensureRecordsStream,
   ownedPartitions,
+  describePartitions,
   recordPartitionOf,
   withJetStreamRetry,
   SupervisedLoop,
@@ -509,19 +510,6 @@ function partitionOfSubject(subject: string): number {
   const i = subject.lastIndexOf(".");
   const n = Number(subject.slice(i + 1));
   return Number.isInteger(n) ? n : -1;
-}
-
-/** "22/64: 0-3,7,9-12" */
-function describePartitions(owned: Set<number>, total: number): string {
-  const xs = [...owned].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < xs.length; ) {
-    let j = i;
-    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
-    parts.push(i === j ? String(xs[i]) : `${xs[i]}-${xs[j]}`);
-    i = j + 1;
-  }
-  return `${xs.length}/${total}${parts.length ? ": " + parts.join(",") : ""}`;
 }
 
 /** The services an instance counts: "3: api,db,web" (at most 50 named). */

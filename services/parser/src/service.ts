@@ -22,7 +22,7 @@ import {
 import {
   TopicNameDirectory,
 } from "@wirescope/plugin-host";
-import { ownedPartitions, ownerOf, NatsMembership, WakeTimer } from "@wirescope/runtime";
+import { ownedPartitions, ownerOf, describePartitions, NatsMembership, WakeTimer } from "@wirescope/runtime";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
@@ -144,6 +144,7 @@ export const createService: CreateService = async (ctx) => {
         if (added.length || removed.length || died.length)
           log.info({ members: members.length, owned: next.size, added: added.length, removed: removed.length, died }, "partitions rebalanced");
         ctx.info.set("members", members.join(","));
+        ctx.info.set("partitions_owned", describePartitions(next, P));
       };
 
       await membership.start(signal);

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ownerOf, ownedPartitions } from "./assign.js";
+import { describePartitions, ownerOf, ownedPartitions } from "./assign.js";
 
 describe("ownedPartitions", () => {
   it("gives every partition to a lone replica", () => {
@@ -44,5 +44,13 @@ describe("ownedPartitions", () => {
 
   it("does not depend on member order", () => {
     for (let p = 0; p < 64; p++) assert.equal(ownerOf(p, ["x", "y", "z"]), ownerOf(p, ["z", "x", "y"]));
+  });
+});
+
+describe("describePartitions", () => {
+  it("counts the partitions and lists them as ranges", () => {
+    assert.equal(describePartitions(new Set([9, 0, 1, 2, 3, 7, 10, 11, 12]), 64), "9/64: 0-3,7,9-12");
+    assert.equal(describePartitions(new Set([5]), 64), "1/64: 5");
+    assert.equal(describePartitions(new Set(), 64), "0/64");
   });
 });

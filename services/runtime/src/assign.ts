@@ -16,3 +16,19 @@ export function ownedPartitions(self: string, members: readonly string[], partit
   for (let p = 0; p < partitions; p++) if (rendezvousOwner(p, all) === self) out.add(p);
   return out;
 }
+
+/**
+ * What a replica owns, for `wirescope status`: "22/64: 0-3,7,9-12" (count of total, then the
+ * partitions as ranges). Parsers and aggregators both report it as info `partitions_owned`.
+ */
+export function describePartitions(owned: ReadonlySet<number>, total: number): string {
+  const xs = [...owned].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
+    parts.push(i === j ? String(xs[i]) : `${xs[i]}-${xs[j]}`);
+    i = j + 1;
+  }
+  return `${xs.length}/${total}${parts.length ? ": " + parts.join(",") : ""}`;
+}

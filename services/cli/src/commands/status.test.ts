@@ -35,8 +35,18 @@ describe("formatTable", () => {
   it("says which partitions and services each aggregator owns", () => {
     const row = (instance: string, partitions: string, services: string): StatusRow => ({ component: "aggregator", instance, address: "-", health: "SERVING", counters: {}, info: { partitions_owned: partitions, services }, warnings: [] });
     const out = formatTable([row("a-1", "40/64: 0-2,5", "2: api:80,web"), row("a-2", "24/64: 3-4", "0")]);
-    assert.match(out, /a-1 .* owns=40\/64 services=2:api:80,web/);
-    assert.match(out, /a-2 .* owns=24\/64 services=0/);
+    assert.match(out, /a-1 .* owns=40\/64:0-2,5 services=2:api:80,web/);
+    assert.match(out, /a-2 .* owns=24\/64:3-4 services=0/);
+  });
+
+  it("says which raw partitions each parser replica owns, the list cut when long", () => {
+    const row = (instance: string, partitions: string): StatusRow => ({ component: "parser", instance, address: "-", health: "SERVING", counters: {}, info: { partitions_owned: partitions }, warnings: [] });
+    const long = `32/64: ${Array.from({ length: 32 }, (_, i) => 2 * i).join(",")}`;
+    const out = formatTable([row("p-1", "21/64: 0-3,9,12-27"), row("p-2", long)]);
+    assert.match(out, /p-1 .* owns=21\/64:0-3,9,12-27/);
+    const cut = /p-2 .* owns=(\S+)/.exec(out)![1]!;
+    assert.equal(cut.length, 60);
+    assert.ok(cut.startsWith("32/64:0,2,4,") && cut.endsWith("…"), cut);
   });
 });
 

@@ -279,10 +279,17 @@ export function keyCounters(counters: Record<string, number>, max: number): [str
     .slice(0, max);
 }
 
-/** What an instance of a fleet owns (aggregators: records partitions and the services counted). */
+/**
+ * What an instance of a fleet owns: its partitions (a parser replica's raw partitions, an
+ * aggregator's records partitions: "owns=22/64:0-3,7", the list cut at 60 characters; `--json`
+ * has it whole), and the services an aggregator counts.
+ */
 function ownership(info: Record<string, string>): string[] {
   const out: string[] = [];
-  if (info.partitions_owned) out.push(`owns=${info.partitions_owned.split(": ")[0]}`);
+  if (info.partitions_owned) {
+    const o = info.partitions_owned.replace(": ", ":");
+    out.push(`owns=${o.length > 60 ? o.slice(0, 59) + "…" : o}`);
+  }
   if (info.services) {
     const s = info.services;
     out.push(`services=${s.length > 60 ? s.slice(0, 59) + "…" : s}`.replace(/: /, ":"));

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { loadConfig } from "@wirescope/runtime";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import { exitReason, lowerPriority, memlockLimits, parseUpArgs, reachFlags, serviceArgs } from "./up.js";
+import { checkPorts, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, UP_FLAGS } from "./up.js";
+import { flagsHelp } from "@wirescope/runtime";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -62,6 +63,62 @@ describe("serviceArgs", () => {
     const a2 = serviceArgs("aggregator", off, 1);
     assert.equal(a2[a2.indexOf("--metrics-port") + 1], "0", "metrics stay off");
     assert.throws(() => parseUpArgs(["--aggregators", "0"]), /aggregators/);
+  });
+});
+
+describe("--parsers N", () => {
+  const grpc = (args: string[]) => args[args.indexOf("--grpc-port") + 1];
+  const metrics = (args: string[]) => args[args.indexOf("--metrics-port") + 1];
+
+  it("puts replica i on --parser-port + 10·(i-1), metrics likewise, names parser, parser-2, …", () => {
+    const o = parseUpArgs(["--parsers", "3", "--parser-port", "9000", "--parser-metrics-port", "9500"]);
+    assert.equal(o.parsers, 3);
+    assert.deepEqual([0, 1, 2].map((i) => [instanceName("parser", i), grpc(serviceArgs("parser", o, i)), metrics(serviceArgs("parser", o, i))]), [
+      ["parser", "9000", "9500"],
+      ["parser-2", "9010", "9510"],
+      ["parser-3", "9020", "9520"],
+    ]);
+    assert.equal(parseUpArgs([]).parsers, 1, "one by default");
+    assert.equal(metrics(serviceArgs("parser", parseUpArgs(["--parsers", "2", "--parser-metrics-port", "0"]), 1)), "0", "metrics stay off");
+    assert.throws(() => parseUpArgs(["--parsers", "0"]), /--parsers: expected an integer in \[1, 8\]/);
+    assert.throws(() => parseUpArgs(["--parsers", "9"]), /--parsers/);
+  });
+
+  it("with the default ports, no two processes share a port for any allowed count", () => {
+    for (let parsers = 1; parsers <= MAX_INSTANCES; parsers++) {
+      for (let aggregators = 1; aggregators <= MAX_INSTANCES; aggregators++) {
+        const o = parseUpArgs(["--parsers", String(parsers), "--aggregators", String(aggregators)]);
+        const used: number[] = [];
+        for (const c of ["probe", "parser", "aggregator"] as const) {
+          for (let i = 0; i < (c === "parser" ? parsers : c === "aggregator" ? aggregators : 1); i++) used.push(instancePorts(c, o, i).grpc, instancePorts(c, o, i).metrics);
+        }
+        assert.equal(new Set(used).size, used.length, `--parsers ${parsers} --aggregators ${aggregators}: ${used}`);
+        // nats-server and influxd on their defaults too
+        checkPorts(o, [{ what: "nats", port: 4222 }, { what: "influxd", port: 8086 }]);
+      }
+    }
+  });
+
+  it("refuses explicit ports that collide, saying which two processes would meet", () => {
+    assert.throws(
+      () => parseUpArgs(["--parsers", "3", "--aggregators", "8", "--aggregator-port", "7710"]),
+      /port 7712 would be both parser-2's gRPC port \(--parser-port 7702 \+ 10\) and aggregator-3's gRPC port \(--aggregator-port 7710 \+ 2\)/,
+    );
+    assert.throws(() => parseUpArgs(["--parsers", "2", "--parser-metrics-port", "9691"]), /port 9701 would be both .*probe's metrics port .*parser-2's metrics port/);
+    assert.throws(() => parseUpArgs(["--probe-port", "9703"]), /port 9703 would be both/);
+    assert.throws(() => parseUpArgs(["--parsers", "8", "--parser-port", "65500"]), /parser-5's gRPC port \(--parser-port 65500 \+ 40\) would be 65540, past 65535/);
+    assert.throws(() => checkPorts(parseUpArgs(["--parser-port", "4222"]), [{ what: "nats-server's port (--nats-url)", port: 4222 }]), /port 4222 would be both nats-server's port/);
+    // the probe's ports are free for others when it does not run, the demo's when it does not
+    assert.equal(parseUpArgs(["--no-probe", "--parser-port", "7701"]).ports.parser, 7701);
+    assert.throws(() => parseUpArgs(["--parser-port", "17080"]), /the demo's/);
+    assert.equal(parseUpArgs(["--no-demo", "--parser-port", "17080"]).ports.parser, 17080);
+  });
+
+  it("is listed by --help with its default", () => {
+    const help = flagsHelp(UP_FLAGS);
+    const line = help.split("\n").find((l) => l.trimStart().startsWith("--parsers N"));
+    assert.ok(line?.endsWith("(default: 1)"), line);
+    assert.equal(PARSER_PORT_STRIDE, 10);
   });
 });
 

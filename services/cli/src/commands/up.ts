@@ -65,6 +65,16 @@ import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 
+/** Most parser replicas and aggregator instances `up` runs. */
+export const MAX_INSTANCES = 8;
+/**
+ * Parser replica i (1-based) listens on --parser-port and --parser-metrics-port + 10·(i-1): 7702,
+ * 7712 … 7772 by default. The aggregators take the ports right after theirs (7703 … 7710 for 8),
+ * so with the defaults no two services meet for any allowed count; explicit ports are checked
+ * (`checkPorts`).
+ */
+export const PARSER_PORT_STRIDE = 10;
+
 /** up's own flags (after the shared ones): --help, the completions and parseUpArgs read this table. */
 export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "no-install", description: "skip the Debian package check" },
@@ -81,21 +91,22 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
   { flag: "no-watch-parent", description: "keep running when the process that started `up` exits" },
   { flag: "probe-port", value: "N", default: String(DEFAULT_GRPC_PORTS.probe), description: "probe gRPC port" },
-  { flag: "parser-port", value: "N", default: String(DEFAULT_GRPC_PORTS.parser), description: "parser gRPC port" },
+  { flag: "parser-port", value: "N", default: String(DEFAULT_GRPC_PORTS.parser), description: `parser gRPC port (for --parsers N, replica i on this + ${PARSER_PORT_STRIDE}·(i-1))` },
   { flag: "aggregator-port", value: "N", default: String(DEFAULT_GRPC_PORTS.aggregator), description: "aggregator gRPC port (the next ones for --aggregators N)" },
+  { flag: "parsers", value: "N", default: "1", description: `run N parser replicas (1 to ${MAX_INSTANCES}) sharing the raw partitions (docs/parser.md, "Membership protocol"), each supervised and shown by \`wirescope status\` with the partitions it owns; replica i's gRPC and metrics ports are --parser-port and --parser-metrics-port + ${PARSER_PORT_STRIDE}·(i-1), apart from the aggregators' next ones` },
   { flag: "aggregators", value: "N", default: "1", description: "run N aggregator instances (1 to 8) sharing the records partitions: each series counted by one of them (docs/aggregator.md, \"Several instances\"); gRPC and metrics ports the --aggregator-port and --aggregator-metrics-port and the next N-1" },
   { flag: "probe-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.probe), description: "probe Prometheus /metrics port, 0 = off" },
-  { flag: "parser-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.parser), description: "parser Prometheus /metrics port, 0 = off" },
-  { flag: "aggregator-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.aggregator), description: "aggregator Prometheus /metrics port, 0 = off" },
+  { flag: "parser-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.parser), description: "parser Prometheus /metrics port (+10 per replica), 0 = off" },
+  { flag: "aggregator-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.aggregator), description: "aggregator Prometheus /metrics port (+1 per instance), 0 = off" },
   { flag: "start-timeout", value: "MS", default: "60000", description: "how long each process may take to become healthy" },
   { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
 ];
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--parsers N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
-then the probe, parser and aggregator (\`wirescope probe|parser|aggregator\`), and a demo shop of
+then the probe, parser(s) and aggregator(s) (\`wirescope probe|parser|aggregator\`), and a demo shop of
 real services with steady traffic (\`wirescope demo\`; --no-demo to observe only your own traffic). Each is waited for
 (gRPC health for the services), then a table shows where everything listens. Logs of every
 process go to <data-dir>/logs/<name>.log. A process that exits is started again (after 1 s, then
@@ -142,11 +153,13 @@ interface UpOptions {
   otlpEndpoint: string;
   /** Aggregator instances (ports: the aggregator's and the next ones). */
   aggregators: number;
+  /** Parser replicas (ports: the parser's, then every PARSER_PORT_STRIDE). */
+  parsers: number;
 }
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1 };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
@@ -174,7 +187,8 @@ export function parseUpArgs(rest: string[]): UpOptions {
       case "--probe-port": o.ports.probe = num(flag, v, 65535); break;
       case "--parser-port": o.ports.parser = num(flag, v, 65535); break;
       case "--aggregator-port": o.ports.aggregator = num(flag, v, 65535); break;
-      case "--aggregators": o.aggregators = num(flag, v, 8); break;
+      case "--aggregators": o.aggregators = num(flag, v, MAX_INSTANCES); break;
+      case "--parsers": o.parsers = num(flag, v, MAX_INSTANCES); break;
       case "--probe-metrics-port": o.metricsPorts.probe = num(flag, v, 65535, 0); break;
       case "--parser-metrics-port": o.metricsPorts.parser = num(flag, v, 65535, 0); break;
       case "--aggregator-metrics-port": o.metricsPorts.aggregator = num(flag, v, 65535, 0); break;
@@ -187,7 +201,56 @@ export function parseUpArgs(rest: string[]): UpOptions {
       default: throw new UsageError(`up option ${flag} is documented but not parsed`);
     }
   });
+  checkPorts(o);
   return o;
+}
+
+/** How many processes `up` runs of a service. */
+export function instanceCount(component: Component, opts: Pick<UpOptions, "parsers" | "aggregators">): number {
+  return component === "parser" ? opts.parsers : component === "aggregator" ? opts.aggregators : 1;
+}
+
+/** up's name for instance `index` (0-based) of a service: parser, parser-2, … */
+export const instanceName = (component: Component, index: number) => (index === 0 ? component : `${component}-${index + 1}`);
+
+/** How far instance `index` of a service sits from the service's ports. */
+const portStep = (component: Component, index: number) => (component === "parser" ? PARSER_PORT_STRIDE * index : index);
+
+/**
+ * The gRPC and metrics ports of instance `index` (0-based) of a service; metrics 0 = off.
+ * @internal exported for tests
+ */
+export function instancePorts(component: Component, opts: Pick<UpOptions, "ports" | "metricsPorts">, index: number): { grpc: number; metrics: number } {
+  const step = portStep(component, index);
+  return { grpc: opts.ports[component] + step, metrics: opts.metricsPorts[component] > 0 ? opts.metricsPorts[component] + step : 0 };
+}
+
+/**
+ * Refuses ports that two processes of the stack would share (or past 65535): every instance's
+ * gRPC and metrics port (taken as one space: both are on loopback by default), the demo's and
+ * `others` (nats-server, influxd). With the default ports nothing collides for any allowed count;
+ * this catches explicit ones, before anything starts.
+ * @internal exported for tests
+ */
+export function checkPorts(opts: UpOptions, others: { what: string; port: number }[] = []): void {
+  const owner = new Map<number, string>();
+  const claim = (what: string, port: number) => {
+    if (port > 65535) throw new UsageError(`${what} would be ${port}, past 65535: pick lower ports or fewer instances`);
+    const prev = owner.get(port);
+    if (prev) throw new UsageError(`port ${port} would be both ${prev} and ${what}: pick ports further apart (parser replica i takes --parser-port + ${PARSER_PORT_STRIDE}·(i-1), aggregator instance i --aggregator-port + i-1; the same for their metrics ports)`);
+    owner.set(port, what);
+  };
+  for (const { what, port } of others) claim(what, port);
+  for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) {
+    for (let i = 0; i < instanceCount(c, opts); i++) {
+      const p = instancePorts(c, opts, i);
+      const step = portStep(c, i);
+      const from = (flag: string, base: number) => `(--${flag} ${base}${step ? ` + ${step}` : ""})`;
+      claim(`${instanceName(c, i)}'s gRPC port ${from(`${c}-port`, opts.ports[c])}`, p.grpc);
+      if (p.metrics) claim(`${instanceName(c, i)}'s metrics port ${from(`${c}-metrics-port`, opts.metricsPorts[c])}`, p.metrics);
+    }
+  }
+  if (opts.demo) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) claim(`the demo's ${what} port (--demo-port ${opts.demoPort})`, port);
 }
 
 /**
@@ -195,7 +258,8 @@ export function parseUpArgs(rest: string[]): UpOptions {
  * @internal exported for tests
  */
 export function serviceArgs(component: Component, opts: UpOptions, index = 0, pipelinePids: readonly number[] = []): string[] {
-  const args = ["--grpc-port", String(opts.ports[component] + index), "--metrics-port", String(opts.metricsPorts[component] > 0 ? opts.metricsPorts[component] + index : 0)];
+  const { grpc, metrics } = instancePorts(component, opts, index);
+  const args = ["--grpc-port", String(grpc), "--metrics-port", String(metrics)];
   // `up` itself health-checks the services and influxd: part of the pipeline, never traced.
   // The pipeline's budget counts nats-server and influxd too (the parsers and aggregators announce
   // themselves); the user's --probe-args come last and win.
@@ -493,6 +557,7 @@ async function up(argv: string[]): Promise<number> {
   const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
   const natsUrls = natsServers.map((n) => `${opts.natsTls ? "tls" : "nats"}://${hostPort(n.host, n.port)}`);
   const influx = localEndpoint("--influx-url", config.influx.url, 8086);
+  checkPorts(opts, [...natsServers.map((n, i) => ({ what: `nats-server${natsServers.length > 1 ? `-${i + 1}` : ""}'s port (--nats-url)`, port: n.port })), { what: "influxd's port (--influx-url)", port: influx.port }]);
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
   const unlock = takeLock(config.dataDir);
@@ -548,13 +613,15 @@ async function up(argv: string[]): Promise<number> {
       });
     for (const n of natsServers) await check("nats-server", n.host, n.port);
     await check("influxd", influx.host, influx.port);
-    for (let i = 1; i < opts.aggregators; i++) await check(`aggregator-${i + 1} gRPC`, config.grpc.host, opts.ports.aggregator + i);
     for (const c of opts.probe ? (["probe", "parser", "aggregator"] as const) : (["parser", "aggregator"] as const)) {
-      await check(`${c} gRPC`, config.grpc.host, opts.ports[c]);
-      // Metrics are an outlet, not the pipeline: a taken port turns them off for that service.
-      if (opts.metricsPorts[c] > 0 && (await tcpReachable(config.metrics.host, opts.metricsPorts[c], 500))) {
-        say(`${c}: ${hostPort(config.metrics.host, opts.metricsPorts[c])} is already in use, so no /metrics for it (--${c}-metrics-port N picks another)`);
-        opts.metricsPorts[c] = 0;
+      for (let i = 0; i < instanceCount(c, opts); i++) {
+        const { grpc, metrics } = instancePorts(c, opts, i);
+        await check(`${instanceName(c, i)} gRPC`, config.grpc.host, grpc);
+        // Metrics are an outlet, not the pipeline: a taken port turns them off for that service.
+        if (metrics > 0 && (await tcpReachable(config.metrics.host, metrics, 500))) {
+          say(`${instanceName(c, i)}: ${hostPort(config.metrics.host, metrics)} is already in use, so no /metrics for ${c === "probe" ? "it" : `any ${c}`} (--${c}-metrics-port N picks another)`);
+          opts.metricsPorts[c] = 0;
+        }
       }
     }
     const demoMissing = opts.demo ? missingForDemo() : undefined;
@@ -621,12 +688,13 @@ async function up(argv: string[]): Promise<number> {
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
-    // Aggregator instances after the first: aggregator-2, … on the next ports, one log each.
+    // Parser replicas and aggregator instances after the first: parser-2, aggregator-2, … on their
+    // own ports (instancePorts), one log each.
     const instances = (["probe", "parser", "aggregator"] as const).flatMap((component) =>
-      Array.from({ length: component === "aggregator" ? opts.aggregators : 1 }, (_, index) => ({ component, index, name: index === 0 ? component : `${component}-${index + 1}` })),
+      Array.from({ length: instanceCount(component, opts) }, (_, index) => ({ component, index, name: instanceName(component, index) })),
     );
     for (const { component, index, name } of instances) {
-      const address = `${config.grpc.host}:${opts.ports[component] + index}`;
+      const address = `${config.grpc.host}:${instancePorts(component, opts, index).grpc}`;
       const logFile = path.join(logs, `${name}.log`);
       const spec = { name, component, address: `grpc://${address}`, log: logFile };
       if (component === "probe" && prep.off) {
@@ -698,9 +766,12 @@ async function up(argv: string[]): Promise<number> {
 
     say("");
     process.stdout.write(table(sup.states()));
-    const scraped = sup.states().filter((c) => c.pid && (c.component === "probe" || c.component === "parser" || c.component === "aggregator") && opts.metricsPorts[c.component] > 0);
-    const metricsPort = (name: string, c: Component) => opts.metricsPorts[c] + (Number(/-(\d+)$/.exec(name)?.[1] ?? 1) - 1);
-    if (scraped.length) say(`metrics (Prometheus): ${scraped.map((c) => `${c.name} http://${hostPort(config.metrics.host, metricsPort(c.name, c.component as Component))}/metrics`).join("  ")}`);
+    const running = new Set(sup.states().filter((c) => c.pid).map((c) => c.name));
+    const scraped = instances.flatMap(({ component, index, name }) => {
+      const { metrics } = instancePorts(component, opts, index);
+      return running.has(name) && metrics > 0 ? [`${name} http://${hostPort(config.metrics.host, metrics)}/metrics`] : [];
+    });
+    if (scraped.length) say(`metrics (Prometheus): ${scraped.join("  ")}`);
     // Where to look, as commands that reach this stack (its non-default addresses and data dir).
     const reach = reachFlags(config, natsUrls.join(","), natsTls?.ca).join(" ");
     const firstS = Math.ceil((defaultCoreOptions.windowMs + defaultCoreOptions.graceMs) / 1000);
