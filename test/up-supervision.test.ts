@@ -94,6 +94,18 @@ test("npm start prepares the probe, restarts each child killed with SIGKILL, and
       rows.map((r) => [r.component, r.health, r.restarts]),
       [["nats", "SERVING", 1], ["influxdb", "SERVING", 1], ["probe", "SERVING", 1], ["parser", "SERVING", 1], ["aggregator", "SERVING", 1]],
     );
+    // The probe (restarted before them) counts the restarted nats-server and influxd by their new
+    // pids: up rewrites <data-dir>/pipeline.pids, the probe reads it every second.
+    const servers = [pidOf.get("nats-server")!, pidOf.get("influxd")!].join(",");
+    assert.equal(fs.readFileSync(path.join(dataDir, "pipeline.pids"), "utf8"), servers.replace(",", "\n") + "\n");
+    await waitFor(
+      () => {
+        const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
+        last = (JSON.parse(st.stdout || "[]") as { component: string; info?: Record<string, string> }[]).find((r) => r.component === "probe")?.info?.pipeline_pids ?? "";
+        return last === servers;
+      },
+      { timeoutMs: 30_000, intervalMs: 1000, what: `the probe to count nats-server and influxd by their new pids ${servers}` },
+    ).catch((e: unknown) => assert.fail(`${String(e)}; the probe has ${last}`));
     const table = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     assert.match(table.stdout, /^COMPONENT\s+INSTANCE\s+ADDRESS\s+HEALTH\s+UPTIME\s+RESTARTS/m);
     assert.match(table.stdout, /^probe\s+\S+\s+127\.0\.0\.1:\d+\s+SERVING\s+\S+(?: \S+)?\s+1\s/m);

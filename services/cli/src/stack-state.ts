@@ -26,6 +26,26 @@ export function writeUpState(dataDir: string, children: ChildState[]): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
+/**
+ * <data-dir>/pipeline.pids: the pids of the nats-server(s) and influxd `up` runs now, one per line,
+ * rewritten (atomically) on every change. The probe reads it every second (`--pipeline-pid-file`),
+ * so that a server `up` started again counts toward the pipeline's CPU by its new pid.
+ */
+export const pipelinePidsFile = (dataDir: string) => path.join(dataDir, "pipeline.pids");
+
+/** Writes pipeline.pids from the children's states; unchanged content is not written again. */
+export function writePipelinePids(dataDir: string, children: readonly ChildState[]): void {
+  const text = children.filter((c) => (c.component === "nats" || c.component === "influxdb") && c.pid).map((c) => `${c.pid}\n`).join("");
+  const file = pipelinePidsFile(dataDir);
+  try {
+    if (fs.readFileSync(file, "utf8") === text) return;
+  } catch {
+    // not written yet
+  }
+  fs.writeFileSync(`${file}.tmp`, text);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
 /** The state file as written, or undefined when there is none or it cannot be read. */
 export function readUpState(dataDir: string): UpState | undefined {
   try {

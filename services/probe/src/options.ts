@@ -36,6 +36,9 @@ export interface ProbeOptions {
   /** Processes of the local pipeline besides the probe and the announced parsers and aggregators
    *  of this node (`up` names its nats-server and influxd). */
   pipelinePids: number[];
+  /** A file listing more such processes (pids, one per line), read again every second ("" = none):
+   *  `up` rewrites it whenever it starts nats-server or influxd again. */
+  pipelinePidFile: string;
   /** A fixed fraction of new connections observed (the CPU budget then does not steer it). */
   sampleFraction?: number;
   /** Fairness, per second: bytes copied per connection, data calls per connection, bytes copied
@@ -67,6 +70,7 @@ export const PROBE_DEFAULTS: ProbeOptions = {
   cpuBudgetMillicores: 500,
   pipelineCpuBudgetMillicores: 0,
   pipelinePids: [],
+  pipelinePidFile: "",
   connBudgetBytes: 32 << 20,
   connBudgetCalls: 100_000,
   procBudgetBytes: 128 << 20,
@@ -110,6 +114,7 @@ export const PROBE_FLAGS: readonly FlagSpec[] = withEnv("probe", [
   { flag: "cpu-budget", value: "N[m|%]", default: "500m", description: "CPU the probe may use: millicores (500m) or % of one core (50%); over it, fewer NEW connections are observed (whole connections, never parts of one) and counts are scaled by the observed fraction; 0 = off" },
   { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "off", description: "CPU the whole local pipeline (this probe, the parsers and aggregators announced from this node, the --pipeline-pid processes) may use while the node has no spare CPU (under 5% of its cores idle): over it, fewer new connections are observed, as for --cpu-budget; with spare CPU it may use more (`wirescope up` sets 500m)" },
   { flag: "pipeline-pid", repeatable: true, value: "N", description: "a process of the local pipeline whose CPU counts toward --pipeline-cpu-budget (repeatable; `up` names its nats-server and influxd)" },
+  { flag: "pipeline-pid-file", value: "PATH", description: "a file listing processes of the local pipeline (pids, one per line) whose CPU counts toward --pipeline-cpu-budget, read again every second: `up` rewrites <data-dir>/pipeline.pids whenever it starts nats-server or influxd again" },
   { flag: "sample-fraction", value: "F", default: "off", description: "observe this fixed fraction (0 < F <= 1) of new connections instead" },
   { flag: "conn-budget-bytes", value: "N", default: mib(PROBE_DEFAULTS.connBudgetBytes), description: "bytes one connection may have copied per second before it is shed (counted per 100 ms; HTTP/1.1 bodies left out by trim do not count; 0 = off)" },
   { flag: "conn-budget-calls", value: "N", default: String(PROBE_DEFAULTS.connBudgetCalls), description: "data calls one connection may make per second (0 = off)" },
@@ -197,6 +202,7 @@ export function parseProbeArgs(args: readonly string[], env: NodeJS.ProcessEnv =
       case "--cpu-budget": o.cpuBudgetMillicores = millicores(flag, v); break;
       case "--pipeline-cpu-budget": o.pipelineCpuBudgetMillicores = millicores(flag, v); break;
       case "--pipeline-pid": o.pipelinePids.push(int(flag, v, 1, 0x7fffffff)); break;
+      case "--pipeline-pid-file": o.pipelinePidFile = v; break;
       case "--sample-fraction": {
         const f = Number(v);
         if (!/^[0-9.]+$/.test(v) || !(f > 0 && f <= 1)) throw new ConfigError("bad_value", `--sample-fraction: expected a number in (0, 1], got "${v}"`);

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { PipelineCpu, nodeCpuTicks, processCpuTicks } from "./pipeline-cpu.js";
+import { PipelineCpu, nodeCpuTicks, processCpuTicks, readPidFile } from "./pipeline-cpu.js";
 
 describe("nodeCpuTicks", () => {
   it("reads idle + iowait and the total of the first eight fields of the cpu line", () => {
@@ -58,6 +58,20 @@ describe("PipelineCpu", () => {
       assert.ok(total > 0);
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("readPidFile", () => {
+  it("lists the pids of up's pipeline.pids, one per line, and none for a missing file", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pidfile-"));
+    try {
+      const f = path.join(dir, "pipeline.pids");
+      fs.writeFileSync(f, "123\n\n 456 \nnot-a-pid\n0\n99999999999\n");
+      assert.deepEqual(readPidFile(f), [123, 456]);
+      assert.deepEqual(readPidFile(path.join(dir, "missing")), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

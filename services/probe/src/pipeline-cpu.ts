@@ -35,6 +35,19 @@ export function processCpuTicks(pidStat: string): { ticks: number; start: number
   return { ticks: utime + stime, start };
 }
 
+/**
+ * The pids a pipeline pid file lists (`up`'s <data-dir>/pipeline.pids: one per line; blank lines
+ * and anything that is not a pid are skipped). A file that cannot be read lists none.
+ */
+export function readPidFile(file: string): number[] {
+  const out: number[] = [];
+  for (const line of read(file).split("\n")) {
+    const t = line.trim();
+    if (/^\d+$/.test(t) && Number(t) > 0 && Number(t) <= 0x7fffffff) out.push(Number(t));
+  }
+  return out;
+}
+
 function read(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");

@@ -38,7 +38,7 @@ import { pipelineExclusions, type FilterSpec } from "./filter.js";
 import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
 import { SamplingController, ownCpuMicros } from "./sampling.js";
-import { PipelineCpu } from "./pipeline-cpu.js";
+import { PipelineCpu, readPidFile } from "./pipeline-cpu.js";
 
 /** Random high bits so keys from two probe instances on one node never collide. */
 export function randomConnKeyBase(): bigint {
@@ -158,6 +158,16 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       // aggregators announced from this node (refreshed with the exclusions, every second)
       const pipelineCpu = sampling && opts.pipelineCpuBudgetMillicores > 0 ? new PipelineCpu() : undefined;
       let announcedPids: number[] = [];
+      // the --pipeline-pid processes and those the --pipeline-pid-file lists now: read again every
+      // second, so that a nats-server or influxd that `up` started again is counted by its new pid
+      let namedPids = opts.pipelinePids;
+      const readNamed = () => {
+        const next = [...new Set([...opts.pipelinePids, ...(opts.pipelinePidFile ? readPidFile(opts.pipelinePidFile) : [])])];
+        if (next.join(",") !== namedPids.join(",") || !ctx.info.get("pipeline_pids")) ctx.info.set("pipeline_pids", next.join(",") || "none");
+        namedPids = next;
+      };
+      readNamed();
+      const pidFileReader = opts.pipelinePidFile ? setInterval(readNamed, 1000) : undefined;
       const steer = () => {
         const now = Date.now();
         const dt = Math.max(1, now - ctl.t) / 1000;
@@ -167,7 +177,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         const s = source.stats(false);
         const lost = (s.drops["kernel.ringbuf_full"] ?? 0) + (s.drops["user.js_behind"] ?? 0) + c.get("nats_drops_queue_full");
         const ringFill = ebpf?.ringFill() ?? 0;
-        const pipeline = pipelineCpu?.sample([...opts.pipelinePids, ...announcedPids]);
+        const pipeline = pipelineCpu?.sample([...namedPids, ...announcedPids]);
         const pipelineMillicores = pipeline ? cpuMillicores + pipeline.millicores : undefined;
         // not in the first 2 s: start-up (connecting, the batches kept since attach) is no load
         if (ebpf && sampling && now - started >= 2000 && ctl.lost >= 0) {
@@ -309,6 +319,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         clearInterval(steerer);
         clearInterval(sweeper);
         if (excluder) clearInterval(excluder);
+        if (pidFileReader) clearInterval(pidFileReader);
         ebpf?.close();
         await publisher.close().catch((e) => ctx.log.warn({ err: errorMessage(e) }, "flush on stop failed"));
       }

@@ -123,14 +123,14 @@ describe("--parsers N", () => {
 });
 
 describe("the local pipeline's CPU", () => {
-  it("gives the probe the pipeline budget and the servers' pids, the user's --probe-args after them", () => {
-    const dflt = serviceArgs("probe", parseUpArgs([]), 0, [11, 12]);
-    assert.deepEqual(dflt.slice(dflt.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "0", "--pipeline-pid", "11", "--pipeline-pid", "12"], "off by default");
-    const probe = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "500m"]), 0, [11, 12]);
-    assert.deepEqual(probe.slice(probe.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "500m", "--pipeline-pid", "11", "--pipeline-pid", "12"]);
+  it("gives the probe the pipeline budget and the file of the servers' pids, the user's --probe-args after them", () => {
+    const dflt = serviceArgs("probe", parseUpArgs([]), 0, "/d/pipeline.pids");
+    assert.deepEqual(dflt.slice(dflt.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "0", "--pipeline-pid-file", "/d/pipeline.pids"], "off by default");
+    const probe = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "500m"]), 0, "/d/pipeline.pids");
+    assert.deepEqual(probe.slice(probe.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "500m", "--pipeline-pid-file", "/d/pipeline.pids"]);
     const off = serviceArgs("probe", parseUpArgs(["--pipeline-cpu-budget", "off", "--probe-args", "--pipeline-cpu-budget 200m"]));
     assert.deepEqual(off.slice(off.indexOf("--pipeline-cpu-budget")), ["--pipeline-cpu-budget", "off", "--pipeline-cpu-budget", "200m"]);
-    assert.ok(!serviceArgs("parser", parseUpArgs([]), 0, [11]).includes("--pipeline-pid"));
+    assert.ok(!serviceArgs("parser", parseUpArgs([]), 0, "/d/pipeline.pids").includes("--pipeline-pid-file"));
     assert.throws(() => parseUpArgs(["--pipeline-cpu-budget", "lots"]), /--pipeline-cpu-budget: expected millicores/);
   });
 

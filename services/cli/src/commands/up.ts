@@ -59,7 +59,7 @@ import {
 } from "@wirescope/wire";
 import { UsageError, type Command } from "../command.js";
 import { Supervisor, type ChildState, type ChildSpec } from "../supervisor.js";
-import { readUpState, writeUpState, stateFile } from "../stack-state.js";
+import { readUpState, writeUpState, stateFile, writePipelinePids, pipelinePidsFile } from "../stack-state.js";
 import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
@@ -257,15 +257,16 @@ export function checkPorts(opts: UpOptions, others: { what: string; port: number
  * The flags `up` gives one service besides the shared configuration.
  * @internal exported for tests
  */
-export function serviceArgs(component: Component, opts: UpOptions, index = 0, pipelinePids: readonly number[] = []): string[] {
+export function serviceArgs(component: Component, opts: UpOptions, index = 0, pipelinePidFile = ""): string[] {
   const { grpc, metrics } = instancePorts(component, opts, index);
   const args = ["--grpc-port", String(grpc), "--metrics-port", String(metrics)];
   // `up` itself health-checks the services and influxd: part of the pipeline, never traced.
-  // The pipeline's budget counts nats-server and influxd too (the parsers and aggregators announce
-  // themselves); the user's --probe-args come last and win.
+  // The pipeline's budget counts nats-server and influxd too, by the pids in the file `up` rewrites
+  // when it starts one again (the parsers and aggregators announce themselves); the user's
+  // --probe-args come last and win.
   if (component === "probe") {
     args.push("--exclude-pid", String(process.pid), "--pipeline-cpu-budget", opts.pipelineCpuBudget);
-    for (const pid of pipelinePids) args.push("--pipeline-pid", String(pid));
+    if (pipelinePidFile) args.push("--pipeline-pid-file", pipelinePidFile);
     args.push(...opts.probeArgs);
   }
   if (component === "aggregator" && opts.otlpEndpoint) args.push("--otlp-endpoint", opts.otlpEndpoint);
@@ -567,7 +568,10 @@ async function up(argv: string[]): Promise<number> {
   const sup = new Supervisor({
     signal: stopping.signal,
     log: (line) => process.stderr.write(`${line}\n`),
-    onChange: (states) => writeUpState(config.dataDir, states),
+    onChange: (states) => {
+      writeUpState(config.dataDir, states);
+      writePipelinePids(config.dataDir, states);
+    },
   });
   let forced = false;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -705,9 +709,7 @@ async function up(argv: string[]): Promise<number> {
         await sup.start(niced({
           ...spec,
           start: async (signal) => {
-            // nats-server and influxd as they run now (a restarted probe names restarted servers)
-            const serverPids = sup.states().filter((c) => (c.component === "nats" || c.component === "influxdb") && c.pid).map((c) => c.pid!);
-            const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, serverPids)];
+            const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
             const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
             const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxAdmin ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
@@ -795,7 +797,10 @@ async function up(argv: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
-    if (sup.processes().length === 0) fs.rmSync(stateFile(config.dataDir), { force: true });
+    if (sup.processes().length === 0) {
+      fs.rmSync(stateFile(config.dataDir), { force: true });
+      fs.rmSync(pipelinePidsFile(config.dataDir), { force: true });
+    }
     unlock();
   }
 }
