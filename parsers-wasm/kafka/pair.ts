@@ -44,9 +44,19 @@ export class KafkaConnection extends Connection {
   /** Per direction: the walk of a Produce request's / Fetch response's records (api/records.ts). */
   private readonly walk0: RecordsWalk = new RecordsWalk();
   private readonly walk1: RecordsWalk = new RecordsWalk();
-  /** framing errors and responses to unseen requests (per connection; the ABI cannot report them) */
-  desyncs: i32 = 0;
-  unmatched: i32 = 0;
+  /**
+   * The connection's counters (ABI v2 conn_stats, copied in syncCounters): framing errors (a size
+   * or request header that cannot be a message, where one must start), messages dropped (a
+   * response to no request seen, a message cut by a gap) and bytes dropped (garbage cleared after
+   * a framing error, chunks passed over while looking for a message start after a gap, the rest
+   * of a message cut by a gap).
+   */
+  desyncs: i64 = 0;
+  unmatched: i64 = 0;
+  cut: i64 = 0;
+  bytesDropped: i64 = 0;
+  /** chunks passed over while lost (with desyncs, they give up a connection that never decoded a request) */
+  private passed: i32 = 0;
   /**
    * Per direction: lost sync (a gap, or picked up mid-way). Messages start writes, so each
    * chunk's head is checked until one is a plausible message start: a request header detect()
@@ -76,6 +86,7 @@ export class KafkaConnection extends Connection {
       const held = dir == 0 ? this.held0 : this.held1;
       if (s == 0 && held > 0 && held < q.avail()) {
         // the bytes held were not a message start after all: the newest chunk's start may be
+        this.bytesDropped += <i64>held;
         q.consume(held);
         s = dir == 0 ? this.requestHead(q) : this.responseHead(q);
       }
@@ -83,7 +94,9 @@ export class KafkaConnection extends Connection {
       if (dir == 0) this.held0 = h;
       else this.held1 = h;
       if (s == 0) {
-        this.desyncs++;
+        // not a message start: passed over while looking for one (the gap's doing, not an error)
+        this.passed++;
+        this.bytesDropped += <i64>q.avail();
         q.clear(0);
         return OK;
       }
@@ -135,6 +148,12 @@ export class KafkaConnection extends Connection {
     return OK;
   }
 
+  syncCounters(): void {
+    this.errors = this.desyncs;
+    this.drops = this.unmatched + this.cut;
+    this.droppedBytes = this.bytesDropped;
+  }
+
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
     const w = dir == 0 ? this.walk0 : this.walk1;
     if (w.active) {
@@ -160,6 +179,10 @@ export class KafkaConnection extends Connection {
     if (dir == 0) this.partial0 = -1;
     else this.partial1 = -1;
     if (len > 0 && end >= 0 && !lost && q.consumed <= end) {
+      // the message cut by the gap is dropped (a request never decoded, or a response whose
+      // prefix was still arriving)
+      this.cut++;
+      this.bytesDropped += end - q.consumed;
       q.skip(end - q.consumed);
       return OK;
     }
@@ -212,8 +235,9 @@ export class KafkaConnection extends Connection {
   /** Drops the queued bytes after a framing error; true when this is evidently not Kafka. */
   private desync(q: ByteQueue): bool {
     this.desyncs++;
+    this.bytesDropped += <i64>q.avail();
     q.clear(0);
-    return this.requests == 0 && this.desyncs > MAX_EARLY_DESYNC;
+    return this.requests == 0 && this.desyncs + <i64>this.passed > <i64>MAX_EARLY_DESYNC;
   }
 
   /**
@@ -270,8 +294,8 @@ export class KafkaConnection extends Connection {
     if (i == w.length) {
       // not a response to anything we saw: a connection picked up mid-way, or a chunk that
       // starts inside a message. Skip it when its size is believable, resync otherwise.
+      if (w.length > 0) return false; // the framing is off: a desync
       this.unmatched++;
-      if (w.length > 0) return false;
       q.skip(4 + <i64>size);
       return true;
     }

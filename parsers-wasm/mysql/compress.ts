@@ -57,6 +57,7 @@ export class Compressed {
       // head of a chunk. The server's framing restarts when the client sends a command with
       // nothing waiting (serverRestart).
       if (dir == 1 || !this.plausibleHead(q)) {
+        this.conn.bytesDropped += <i64>q.avail();
         q.clear(0);
         return;
       }

@@ -91,10 +91,16 @@ export class MysqlConnection extends Connection {
   /** the reader for server packets, reused */
   private readonly rd: Payload = new Payload(0, 0);
   /**
-   * Packets that could not be placed (not a command, no command waiting, statement table full).
-   * Per connection only: the ABI has no channel to report it to the host.
+   * The connection's counters (ABI v2 conn_stats, copied in syncCounters). Messages dropped:
+   * packets that could not be placed (a response with no command waiting, a client packet that
+   * is neither a command nor part of one, a packet cut by a gap, a statement over the table's
+   * limit). Framing errors: a packet where a command must start whose first byte is no command,
+   * a response packet out of sequence, a query attribute block that does not parse. Bytes
+   * dropped: what was passed over while looking for the next command after lost bytes.
    */
-  dropped: i32 = 0;
+  dropped: i64 = 0;
+  framingErrors: i64 = 0;
+  bytesDropped: i64 = 0;
 
   constructor() {
     super();
@@ -168,7 +174,7 @@ export class MysqlConnection extends Connection {
       if (s >= RESYNC_SCORE) this.clientLost = false;
       else {
         if (s == 0 || q.avail() > 4) {
-          this.dropped++;
+          this.bytesDropped += <i64>q.avail();
           q.clear(0);
         }
         return;
@@ -185,6 +191,7 @@ export class MysqlConnection extends Connection {
         return;
       }
       if (dir == 1 && this.serverLost) {
+        this.bytesDropped += <i64>q.avail();
         q.clear(0);
         f.reset();
         break;
@@ -192,6 +199,14 @@ export class MysqlConnection extends Connection {
       f.done(q);
       if (this.z !== z) return; // compression starts after this packet
     }
+  }
+
+  syncCounters(): void {
+    const z = this.z;
+    this.errors = this.framingErrors;
+    // compressed payloads that could not be decoded (zstd, corrupt, too large) are messages dropped
+    this.drops = this.dropped + (z !== null ? z.lost : 0);
+    this.droppedBytes = this.bytesDropped;
   }
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
@@ -218,6 +233,7 @@ export class MysqlConnection extends Connection {
       const end = this.f0.partialEnd;
       this.f0.reset();
       if (len > 0 && end >= 0 && !this.clientLost && q.consumed <= end) {
+        this.bytesDropped += end - q.consumed;
         q.skip(end - q.consumed);
         this.dropped++;
         return true;
@@ -284,7 +300,7 @@ export class MysqlConnection extends Connection {
     if (k.avail < 1) return;
     const cmd = <u32>load<u8>(k.ptr);
     if (!isCommand(cmd)) {
-      this.dropped++;
+      this.framingErrors++;
       return;
     }
     // A new command means the previous response is over: settle one waiting on an optional EOF.
@@ -478,7 +494,7 @@ export class MysqlConnection extends Connection {
         t.query = copyBytes(body, n, MAX_QUERY_TEXT);
         return;
       }
-      this.dropped++;
+      this.framingErrors++;
       return;
     }
     if (this.queryAttrs < 0) this.queryAttrs = 1;
@@ -556,6 +572,7 @@ export class MysqlConnection extends Connection {
     const t = this.pending[0];
     if (k.seq != t.nextSeq) {
       // framing or pairing is off: give up on this response, resync on the next command
+      this.framingErrors++;
       this.finish(t, true, k.startNs);
       this.serverLost = true;
       return;

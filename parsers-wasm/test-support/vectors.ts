@@ -25,11 +25,17 @@
 //                            of recordToJson()'s output (see matches()); the COUNT must be exact.
 //                            Records written at close (incomplete requests) are included.
 //   options                  JSON: {"redact": true, "detect": false, "modes": ["whole", ...]}
+//   counters                 JSON: what the plugin's conn_stats (ABI v2) reported for the
+//                            connection, each step one chunk: {"errors": 1, "drops": 0,
+//                            "bytes_dropped": 12} (plugin_errors, plugin_drops,
+//                            plugin_bytes_dropped). Checked in mode whole when the suite asks for
+//                            counters (vectorSuite's `counters`), where a vector without the block
+//                            must report 0 for each: clean input counts nothing.
 // Step i (from 0) is stamped ts_ns = 1000 × (i + 1), so startNs/durationNs can be asserted.
 //
 // A JSON file (*.json) holds the same as an array:
 //   [{ "name": "...", "steps": [{"client": "..."}, {"serverHex": "..."}, {"gap": "client", "len": 3}],
-//      "records": [{...}], "options": {...} }]
+//      "records": [{...}], "options": {...}, "counters": {...} }]
 //
 // Modes (all by default):
 //   whole      each step in one chunk; also checks that detection (clientKnown, no port hint)
@@ -80,12 +86,20 @@ export interface VectorOptions {
   };
 }
 
+/** What a plugin's conn_stats reported for a vector's connection (ABI v2); absent keys are 0. */
+export interface VectorCounters {
+  errors?: number;
+  drops?: number;
+  bytes_dropped?: number;
+}
+
 export interface Vector {
   name: string;
   file: string;
   steps: Step[];
   records: Partial<RecordJson>[];
   options: VectorOptions;
+  counters?: VectorCounters;
 }
 
 export type Mode = "whole" | "split" | "bytewise" | "truncated" | "gapped" | "resync" | "midstream";
@@ -127,11 +141,12 @@ const dirOf = (s: string): 0 | 1 => (s === "client" ? 0 : s === "server" ? 1 : (
 export function parseVectorFile(file: string): Vector[] {
   const text = fs.readFileSync(file, "utf8");
   if (file.endsWith(".json")) {
-    const arr = JSON.parse(text) as { name: string; steps: Record<string, unknown>[]; records?: Partial<RecordJson>[]; options?: VectorOptions }[];
+    const arr = JSON.parse(text) as { name: string; steps: Record<string, unknown>[]; records?: Partial<RecordJson>[]; options?: VectorOptions; counters?: VectorCounters }[];
     return arr.map((v) => ({
       name: v.name,
       file,
       options: v.options ?? {},
+      counters: v.counters,
       records: v.records ?? [],
       steps: v.steps.map((s): Step => {
         if (typeof s.gap === "string") return { dir: dirOf(s.gap), gap: Number(s.len ?? 0) };
@@ -168,6 +183,7 @@ export function parseVectorFile(file: string): Vector[] {
     else if (kind === "records") {
       for (const l of body) if (l.trim()) cur.records.push(JSON.parse(l) as Partial<RecordJson>);
     } else if (kind === "options") cur.options = JSON.parse(body.join("\n")) as VectorOptions;
+    else if (kind === "counters") cur.counters = JSON.parse(body.join("\n")) as VectorCounters;
     else if (kind === "close") {
       /* implicit at the end */
     } else throw new Error(`${where}: unknown block \`\`\`${kind}`);
@@ -391,8 +407,23 @@ export function assertResynced(res: RunResult, expected: Partial<RecordJson>[], 
   }
 }
 
+/** The plugin's conn_stats counters (ABI v2) in an engine's counters, as a vector states them. */
+export function pluginCounters(counters: Record<string, number>, plugin: string): Required<VectorCounters> {
+  return {
+    errors: counters[`plugin_errors.${plugin}`] ?? 0,
+    drops: counters[`plugin_drops.${plugin}`] ?? 0,
+    bytes_dropped: counters[`plugin_bytes_dropped.${plugin}`] ?? 0,
+  };
+}
+
+/** Options of runVector / vectorSuite. */
+export interface SuiteOptions {
+  /** Check every vector's counters in mode whole (a vector without a counters block: all 0). */
+  counters?: boolean;
+}
+
 /** Runs one vector in one mode; throws (assert) on a mismatch. */
-export function runVector(registry: PluginRegistry, plugin: string, v: Vector, mode: Mode): void {
+export function runVector(registry: PluginRegistry, plugin: string, v: Vector, mode: Mode, opts: SuiteOptions = {}): void {
   const base = stepChunks(v.steps);
   const flat = (cs: Chunk[][]) => cs.flat();
   const label = `${path.basename(v.file)}: ${v.name} [${mode}]`;
@@ -400,6 +431,10 @@ export function runVector(registry: PluginRegistry, plugin: string, v: Vector, m
     const res = runChunks(registry, plugin, flat(base));
     assertNoTrap(res, label);
     assertRecords(res, v.records, label);
+    if (opts.counters) {
+      const want = { errors: v.counters?.errors ?? 0, drops: v.counters?.drops ?? 0, bytes_dropped: v.counters?.bytes_dropped ?? 0 };
+      assert.deepEqual(pluginCounters(res.counters, plugin), want, `${label}: the plugin's counters (conn_stats)`);
+    }
     if (v.options.detect !== false) {
       const det = runChunks(registry, plugin, flat(base), { detect: true });
       assert.equal(det.plugin, plugin, `${label}: detection chose ${det.plugin ?? "nothing"} (${JSON.stringify(det.counters)})`);
@@ -519,7 +554,7 @@ function registryFor(plugin: string, redact: boolean): PluginRegistry {
  * Registers node:test suites for every vector of `plugin` in `dir` (relative to parsers-wasm/,
  * e.g. "http1/test/vectors"): one test per vector and mode.
  */
-export function vectorSuite(plugin: string, dir: string, modes: Mode[] = ALL_MODES): void {
+export function vectorSuite(plugin: string, dir: string, modes: Mode[] = ALL_MODES, opts: SuiteOptions = {}): void {
   const files = vectorFiles(dir);
   describe(`${plugin} vectors`, () => {
     test("has vector files", () => {
@@ -532,7 +567,7 @@ export function vectorSuite(plugin: string, dir: string, modes: Mode[] = ALL_MOD
           for (const m of v.options.modes ?? modes) {
             if (!modes.includes(m)) continue;
             if ((m === "resync" || m === "midstream") && !v.options.resync) continue;
-            test(`${v.name} [${m}]`, { timeout: 120_000 }, () => runVector(registryFor(plugin, !!v.options.redact), plugin, v, m));
+            test(`${v.name} [${m}]`, { timeout: 120_000 }, () => runVector(registryFor(plugin, !!v.options.redact), plugin, v, m, opts));
           }
         }
       });

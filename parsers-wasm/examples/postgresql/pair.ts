@@ -112,6 +112,22 @@ export class PgConn extends Connection {
   serverSeen: bool = false;
   /** Bytes of statement text held in `statements`. */
   statementBytes: i32 = 0;
+  /**
+   * The connection's counters (ABI v2 conn_stats, copied in syncCounters): framing errors (a
+   * header that breaks its type's length rule, or a startup packet that is none, where a message
+   * must start), answers dropped (a response to a request the capture did not see, or whose
+   * command tag contradicts the request it would pair with), bytes dropped while hunting for
+   * the next message boundary after a gap or garbage.
+   */
+  framingErrors: i64 = 0;
+  answersDropped: i64 = 0;
+  bytesDropped: i64 = 0;
+
+  syncCounters(): void {
+    this.errors = this.framingErrors;
+    this.drops = this.answersDropped;
+    this.droppedBytes = this.bytesDropped;
+  }
 
   onData(dir: i32, q: ByteQueue, ts: i64): i32 {
     return this.frames(dir, q);
@@ -208,6 +224,7 @@ export class PgConn extends Connection {
         const v = boundaryAt(dir, q.ptr(), q.avail());
         if (v == 0 && q.avail() < HUNT_HOLD) return OK;
         if (v <= 0) {
+          this.bytesDropped++;
           q.consume(1);
           continue;
         }
@@ -226,6 +243,7 @@ export class PgConn extends Connection {
       const len = q.u32be(1);
       if (!(dir == 0 ? frontLenOk(t, len) : backLenOk(t, len))) {
         if (!this.committed) return NOT_MINE;
+        this.framingErrors++;
         if (dir == 0) this.cHunt = true;
         else this.sHunt = true;
         continue;
@@ -264,6 +282,7 @@ export class PgConn extends Connection {
         return 1;
       }
       if (!this.committed) return NOT_MINE;
+      this.framingErrors++;
       this.cHunt = true;
       return 1;
     }
@@ -606,6 +625,7 @@ export class PgConn extends Connection {
     // (only the first answer to a request can be older than it: later ones follow that one)
     if (h === null || !this.fits(h, t) || (!this.respOpen && q.headTs() < h.startNs)) {
       // an answer to a request the capture did not see
+      this.answersDropped++;
       if (t != B_READY) this.dropUntilReady = true;
       else this.abandonAnswered(q.headTs());
       return;
@@ -670,6 +690,7 @@ export class PgConn extends Connection {
         const text = h.text;
         if (h.statements == 0 && text !== null && tagContradicts(text, p + 5, cstrLen(p + 5, need - 5))) {
           // the answer to another request (one lost in a gap): not this one's
+          this.answersDropped++;
           this.dropUntilReady = true;
           break;
         }

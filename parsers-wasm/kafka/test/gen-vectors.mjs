@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { vectorEntry as vec } from "../../dist/test-support/vector-json.js";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
@@ -16,10 +17,6 @@ const ID_ORDERS = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 // never taught by any vector: the map of topic ids is shared by every connection of an instance
 const ID_UNSEEN = "5e5e5e5e0000400080001234567890ab";
 const ID_EVENTS = "a1b2c3d4e5f647188899aabbccddeeff";
-const hex = (b) => b.toString("hex");
-function vec(name, steps, records, options) {
-  return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
-}
 const c = (b) => ["c", b];
 const s = (b) => ["s", b];
 const attrs = (key, version, corr, extra = {}) => ({ "messaging.system": "kafka", "kafka.api_key": key, "kafka.api_version": version, "kafka.correlation_id": corr, ...extra });
@@ -236,7 +233,24 @@ const classic = [
       { operation: "ListOffsets", status: null, incomplete: true, attributes: attrs(2, 7, 5) },
       { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
     ],
-    { modes: ["whole", "split", "bytewise", "truncated"] }),
+    // the response cut by the gap is a message dropped (its rest was the gap: no bytes passed over)
+    { modes: ["whole", "split", "bytewise", "truncated"], counters: { drops: 1 } }),
+  vec("garbage and lost bytes are counted: a response to no request, a bad size, a chunk that starts no request",
+    [
+      c(heartbeatV4Req), s(heartbeatV4Resp),
+      s(Buffer.from("00000008000003e700000000", "hex")), // correlation id 999: nothing waits for it
+      c(Buffer.from("ffffffff0001020304050607", "hex")), // size -1 where a request must start
+      ["gap", ["client", 0]],
+      c(Buffer.from("hello!!")), // after the gap: not a request header, passed over
+      c(listOffsetsV7Req), s(listOffsetsV7Resp),
+    ],
+    [
+      { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
+      { operation: "ListOffsets", status: 0, attributes: attrs(2, 7, 5) },
+    ],
+    // one message dropped (the unanswerable response), one framing error (its 12 bytes cleared),
+    // 7 bytes passed over after the gap
+    { modes: ["whole", "truncated", "gapped"], counters: { errors: 1, drops: 1, bytes_dropped: 19 } }),
 ];
 
 // a Fetch response far larger than what the decoder buffers (256 KiB): its head is decoded,

@@ -2,4 +2,4 @@
 // split at every byte boundary, byte by byte, truncated and gapped.
 import { vectorSuite } from "../../test-support/vectors.js";
 
-vectorSuite("kafka", "kafka/test/vectors");
+vectorSuite("kafka", "kafka/test/vectors", undefined, { counters: true });

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { vectorEntry as vec } from "../../dist/test-support/vector-json.js";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 
@@ -12,12 +13,8 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
 // compiled copy, so build first (node scripts/build.mjs --only=ts).
 import { B, u16, u32, lenenc, cstr, pkt, CAPS, BASE_CAPS, greeting, login, ok, eof, err, coldef, textRow, binaryRow, queryWithAttrs, execute, cpkt, zstdPkt } from "../../dist/mysql/test/wire.js";
 const { SSL: CLIENT_SSL, DEPRECATE_EOF: CLIENT_DEPRECATE_EOF } = CAPS;
-const hex = (b) => b.toString("hex");
 
 /** A conversation: steps of [dir, bytes] or gaps. */
-function vec(name, steps, records, options) {
-  return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
-}
 const c = (b) => ["c", b];
 /** A TLS record: type (22 handshake, 23 application data), version 3.minor, a body of n bytes. */
 const tlsRecord = (type, minor, n) => B([type, 3, minor, n >> 8, n & 255], Buffer.alloc(n, 0xa5));
@@ -358,7 +355,8 @@ const midway = [
       s(B(pkt(1, lenenc(1)), pkt(2, coldef("3")), pkt(3, eof()), pkt(4, textRow(3)), pkt(5, eof()))),
     ],
     [{ operation: "COM_QUERY", resource: "SELECT ?", status: 0, attributes: { "mysql.rows": 1 } }],
-    { detect: false },
+    // the response to no command (one dropped), its 18 bytes passed over
+    { detect: false, counters: { drops: 1, bytes_dropped: 18 } },
   ),
   vec(
     "resynchronises after any loss, and from any starting byte: a pool connection's traffic",
@@ -492,7 +490,7 @@ const mysql8 = [
     "an attribute block that does not parse: the statement is unknown, never the block's bytes",
     [...login8(caps8), c(pkt(0, B([3], [2, 1, 0, 1, 0xfe, 0], "SELECT 1"))), s(pkt(1, ok())), c(pkt(0, queryWithAttrs("SELECT 3", []))), s(rows1())],
     [LOGIN8, { operation: "COM_QUERY", resource: "", status: 0, attributes: { "db.query.text": null } }, { operation: "COM_QUERY", resource: "SELECT ?", status: 0 }],
-    { detect: false },
+    { detect: false, counters: { errors: 1 } },
   ),
   vec(
     "CLIENT_OPTIONAL_RESULTSET_METADATA: resultset_metadata=NONE leaves out the column definitions",
@@ -655,7 +653,8 @@ const compression = [
       { operation: "COM_QUERY", resource: "SELECT * FROM big", status: null, incomplete: true, attributes: { "mysql.compressed": true, "mysql.compression": "zstd", "mysql.compressed_lost": 1 } },
       { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compressed": true } },
     ],
-    { resync: { steps: 2, tail: 1 } },
+    // the zstd payload is a message dropped
+    { resync: { steps: 2, tail: 1 }, counters: { drops: 1 } },
   ),
   vec(
     "zstd compression: payloads sent as is decode, zstd frames are counted and decoding resumes at the next command",
@@ -673,7 +672,7 @@ const compression = [
       { operation: "COM_QUERY", resource: "SELECT * FROM big", status: null, incomplete: true, attributes: { "mysql.compressed_lost": 1 } },
       { operation: "COM_PING", status: 0, attributes: { "mysql.response": "OK", "mysql.compression": "zstd" } },
     ],
-    { resync: { from: 3, steps: 5, tail: 1 }, modes: ["whole", "split", "bytewise", "truncated", "gapped", "resync"] },
+    { resync: { from: 3, steps: 5, tail: 1 }, modes: ["whole", "split", "bytewise", "truncated", "gapped", "resync"], counters: { drops: 1 } },
   ),
 ];
 

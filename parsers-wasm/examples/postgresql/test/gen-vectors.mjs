@@ -5,18 +5,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { vectorEntry as vec } from "../../../dist/test-support/vector-json.js";
 // The builders are in wire.ts (shared with the benchmark traffic); this script uses the compiled
 // copy, so build first (node scripts/build.mjs --only=ts).
 import * as w from "../../../dist/examples/postgresql/test/wire.js";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "vectors");
-const hex = (b) => b.toString("hex");
 const c = (...m) => ["c", w.B(...m)];
 const s = (...m) => ["s", w.B(...m)];
 const gap = (dir, len) => ["gap", [dir, len]];
-function vec(name, steps, records, options) {
-  return { name, steps: steps.map(([d, b]) => (d === "gap" ? { gap: b[0], len: b[1] } : d === "c" ? { clientHex: hex(b) } : { serverHex: hex(b) })), records, ...(options ? { options } : {}) };
-}
 const PG = { "db.system": "postgresql", "db.system.name": "postgresql" };
 const loginOk = [w.authOk(), w.paramStatus("server_version", "15.18"), w.paramStatus("client_encoding", "UTF8"), w.keyData(4242, 0x5eed), w.ready()];
 const start = w.startup({ user: "app", database: "shop", application_name: "psql" });
@@ -210,14 +207,16 @@ const gaps = [
     { operation: "LOGIN" },
     { operation: "SELECT", resource: "SELECT a FROM t", incomplete: true, status: null },
     { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
-  ]),
+  // the rest of the answer after the gap (28 bytes up to the ReadyForQuery that ends it) hunted
+  // over; that ReadyForQuery answers nothing left: dropped
+  ], { counters: { drops: 1, bytes_dropped: 28 } }),
   vec("a gap in the requests: the answer to the lost request is dropped, the next pair decodes", [
     c(start), s(...loginOk), c(w.query("SELECT lost").subarray(0, 7)), gap("client", 10), s(w.rowDescription(["x"]), w.commandComplete("SELECT 0"), w.ready()),
     c(...unnamed), s(...unnamedResp),
   ], [
     { operation: "LOGIN" },
     { operation: "SELECT", resource: "SELECT $1::int + ? AS n", status: 0, attributes: { "postgresql.rows": 1 } },
-  ]),
+  ], { counters: { drops: 1 } }),
   vec("a gap inside a batch (Parse and Bind lost): the rest is written incomplete, never given the previous statement, and the next batch decodes", [
     c(start), s(...loginOk), c(...unnamed), s(...unnamedResp),
     c(w.parse("", "DELETE FROM t WHERE id = $1").subarray(0, 9)), gap("client", 30), c(w.describe("P", ""), w.execute(""), w.sync()),
@@ -228,7 +227,7 @@ const gaps = [
     { operation: "SELECT", resource: "SELECT $1::int + ? AS n", status: 0 },
     { operation: "EXECUTE", resource: "", incomplete: true, status: null, attributes: { "postgresql.statement_unknown": true, "db.query.text": null } },
     { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
-  ]),
+  ], { counters: { drops: 1 } }),
   vec("pipelined requests with one lost in a gap: its answer is recognised by its command tag and not given to the next request", [
     c(start), s(...loginOk),
     c(w.query("SELECT 1"), w.query("UPDATE t SET a = 1").subarray(0, 8)), gap("client", 16), c(w.query("INSERT INTO t VALUES (2)")),
@@ -237,13 +236,20 @@ const gaps = [
     { operation: "LOGIN" },
     { operation: "SELECT", status: 0, attributes: { "postgresql.rows": 1 } },
     { operation: "INSERT", incomplete: true, status: null, attributes: { "postgresql.rows": null } },
-  ]),
+  ], { counters: { drops: 2 } }),
   vec("picked up in the middle of a message: resynchronised at the next boundary", [
     gap("client", 0), c(Buffer.from("ERE id = 5\0")), gap("server", 0), s(w.dataRow(["zz"]).subarray(3), w.commandComplete("SELECT 9"), w.ready()),
     c(w.query("SELECT 3")), s(w.rowDescription(["?column?"]), w.dataRow(["3"]), w.commandComplete("SELECT 1"), w.ready()),
   ], [
     { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
-  ], { detect: false }),
+  ], { detect: false, counters: { drops: 1, bytes_dropped: 21 } }),
+  vec("garbage where a message must start: a framing error, hunted over to the next message", [
+    c(start), s(...loginOk), c(Buffer.from("Q\0\0\0\x02garbage!")), c(w.query("SELECT 3")),
+    s(w.rowDescription(["?column?"]), w.dataRow(["3"]), w.commandComplete("SELECT 1"), w.ready()),
+  ], [
+    { operation: "LOGIN" },
+    { operation: "SELECT", resource: "SELECT ?", status: 0, attributes: { "postgresql.rows": 1 } },
+  ], { modes: ["whole", "truncated", "gapped"], counters: { errors: 1, bytes_dropped: 13 } }),
 ];
 
 fs.mkdirSync(out, { recursive: true });

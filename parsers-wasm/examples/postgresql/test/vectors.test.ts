@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as w from "./wire.js";
 import { vectorSuite, pluginVectors, registryOf, runChunks, findPlugin, builtPlugins, type Vector } from "../../../test-support/index.js";
 
-vectorSuite("postgresql", "examples/postgresql/test/vectors");
+vectorSuite("postgresql", "examples/postgresql/test/vectors", undefined, { counters: true });
 
 /** A vector's steps as chunks, stamped as the harness does. */
 const chunksOf = (v: Vector) => v.steps.map((st, i) => ("gap" in st ? { dir: st.dir, gap: st.gap, ts: BigInt(1000 * (i + 1)) } : { dir: st.dir, bytes: st.bytes, ts: BigInt(1000 * (i + 1)) }));
