@@ -47,6 +47,59 @@ enum Phase {
 
 /** Ciphertext tolerated after an SSL request before giving up on plaintext (the TLS handshake is a few KiB). */
 const MAX_TLS_WAIT: i32 = 64 * 1024;
+/** Longest TLS record body: 2^14 bytes of plaintext plus what TLS 1.2 lets ciphertext add (RFC 5246 6.2.3). */
+const MAX_TLS_RECORD: u32 = (1 << 14) + 2048;
+
+/**
+ * A TLS record header at offset `off` of q (5 bytes readable):
+ *
+ *   content_type:u8 (20 change_cipher_spec, 21 alert, 22 handshake, 23 application_data)
+ *   version:u16be (0x0301..0x0304)  length:u16be (1 .. 2^14 + 2048)
+ *
+ * Read as a MySQL packet header it is a 66..263 KiB packet (bytes 1-2 = 03 01..04).
+ */
+function tlsHeader(q: ByteQueue, off: i32): bool {
+  const t = q.u8(off);
+  const minor = q.u8(off + 2);
+  const len = q.u16be(off + 3);
+  return t >= 20 && t <= 23 && q.u8(off + 1) == 3 && minor >= 1 && minor <= 4 && len >= 1 && len <= MAX_TLS_RECORD;
+}
+
+/** tlsStream(): the bytes are TLS records / are not / cannot tell yet. */
+const TLS_YES: i32 = 1;
+const TLS_NO: i32 = 0;
+const TLS_MAYBE: i32 = -1;
+
+/**
+ * Whether the head of q, on a connection seen mid-way, is TLS records (a connection first seen
+ * after its SSL request: a capture that started late, a probe that attached late). Records are
+ * chained: every header in q must be one, and q must end at a record's end, inside a second
+ * record, or inside the header after one. A single record cut by q's end cannot tell (MAYBE:
+ * the bytes wait for more, at most one record). A MySQL packet that starts like a TLS header is
+ * at least 66 KiB long, so the chain (or an end exactly at the record's length) tells them apart.
+ */
+function tlsStream(q: ByteQueue): i32 {
+  const n = q.avail();
+  let off = 0;
+  let records = 0;
+  for (;;) {
+    const left = n - off;
+    if (left == 0) return records > 0 ? TLS_YES : TLS_MAYBE;
+    if (left < 5) {
+      // a header cut by q's end: what it has must fit
+      const t = q.u8(off);
+      const ok = t >= 20 && t <= 23 && (left < 2 || q.u8(off + 1) == 3) && (left < 3 || (q.u8(off + 2) >= 1 && q.u8(off + 2) <= 4));
+      if (!ok) return TLS_NO;
+      return records > 0 ? TLS_YES : TLS_MAYBE;
+    }
+    if (!tlsHeader(q, off)) return TLS_NO;
+    records++;
+    const end = off + 5 + <i32>q.u16be(off + 3);
+    if (end > n) return records > 1 ? TLS_YES : TLS_MAYBE;
+    off = end;
+  }
+  return TLS_NO; // not reached: the loop returns
+}
 
 /** Copies up to `max` bytes at p into a new buffer (statement text outlives the input chunk). */
 function copyBytes(p: usize, n: i32, max: i32): StaticArray<u8> {
@@ -101,6 +154,8 @@ export class MysqlConnection extends Connection {
   dropped: i64 = 0;
   framingErrors: i64 = 0;
   bytesDropped: i64 = 0;
+  /** TLS records passed over (ciphertext: after an SSL request, or on a connection seen mid-way); counted as drops */
+  tlsRecords: i64 = 0;
 
   constructor() {
     super();
@@ -115,6 +170,12 @@ export class MysqlConnection extends Connection {
     if (this.phase == Phase.Stopped) {
       q.clear(0);
       return OK;
+    }
+    if (this.phase == Phase.Unknown && this.pending.length == 0) {
+      // a connection seen mid-way may be TLS already: ciphertext is never read as packets
+      const tls = tlsStream(q);
+      if (tls == TLS_MAYBE) return OK;
+      if (tls == TLS_YES) this.phase = Phase.AwaitTls;
     }
     if (this.phase == Phase.AwaitTls && !this.awaitTls(dir, q)) return OK;
     if (dir == 0 && this.z === null && !this.greeted && this.clientCaps == 0 && this.f0.partialEnd < 0 && !this.compressedOrNot(q, tsNs)) return OK;
@@ -205,7 +266,7 @@ export class MysqlConnection extends Connection {
     const z = this.z;
     this.errors = this.framingErrors;
     // compressed payloads that could not be decoded (zstd, corrupt, too large) are messages dropped
-    this.drops = this.dropped + (z !== null ? z.lost : 0);
+    this.drops = this.dropped + this.tlsRecords + (z !== null ? z.lost : 0);
     this.droppedBytes = this.bytesDropped;
   }
 
@@ -387,16 +448,18 @@ export class MysqlConnection extends Connection {
         if (this.q1.avail() > 0) this.framed(1, this.q1);
         return false;
       }
-      if (b0 < 20 || b0 > 23 || q.u8(1) != 3) break;
-      if (dir == 0 && b0 == 23) {
-        this.stopTls();
-        return false;
-      }
-      // a whole record, skipped as it arrives
+      if (!tlsHeader(q, 0)) break;
+      // a whole record, skipped as it arrives (counted: ciphertext is dropped, never decoded)
       const len = 5 + <i32>q.u16be(3);
+      this.tlsRecords++;
+      this.bytesDropped += <i64>len;
       this.tlsBytes += len;
       q.skip(len);
-      if (this.tlsBytes > MAX_TLS_WAIT) {
+      if ((dir == 0 && b0 == 23) || this.tlsBytes > MAX_TLS_WAIT) {
+        // the client's application data is encrypted: nobody reads the plaintext for us (the
+        // rest of the chunk is ciphertext too)
+        this.bytesDropped += <i64>q.avail();
+        q.clear(0);
         this.stopTls();
         return false;
       }

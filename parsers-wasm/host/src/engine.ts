@@ -402,9 +402,14 @@ export class EngineConnection {
 
   /** The capture missed `len` bytes of direction `dir` (0 = unknown). */
   gap(dir: Dir, len: number, tsNs: bigint): StepResult {
+    return this.gapStep(dir, len, tsNs, true);
+  }
+
+  /** @internal gap(); `count` false for a batch's gap run again on its own (counted when staged). */
+  gapStep(dir: Dir, len: number, tsNs: bigint, count: boolean): StepResult {
     if (this.queued > 0) this.engine.runStaged(this);
     this.out = [];
-    this.engine.counters.add("gaps");
+    if (count) this.engine.counters.add("gaps");
     this.firstTs ??= tsNs;
     this.gapIn(dir, len, tsNs);
     return this.result();
@@ -496,6 +501,7 @@ export class EngineConnection {
       this.fed += it.len;
     } else if (it.op === GAP) {
       this.engine.counters.add("gaps");
+      it.gapCounted = true;
       this.gapDue[dir] = false;
     } else {
       this.closing = true;
@@ -1041,6 +1047,8 @@ export class BatchItem<T> {
   /** A staged feed step's bytes: `len` bytes at `at` in this stage's data. */
   staged?: BatchStage;
   at = 0;
+  /** A gap step counted in `gaps` when it was staged (run again on its own, it is not counted twice). */
+  gapCounted = false;
 
   constructor(
     readonly conn: EngineConnection,
@@ -1061,7 +1069,7 @@ export class BatchItem<T> {
   runAlone(): void {
     const c = this.conn;
     if (this.op === FEED && this.staged) this.bytes = new Uint8Array(this.staged.data.buffer, this.at, this.len);
-    this.finish(this.op === FEED ? c.data(this.dir, this.bytes!, this.ts) : this.op === GAP ? c.gap(this.dir, this.len, this.ts) : c.close(this.ts), c.flipped);
+    this.finish(this.op === FEED ? c.data(this.dir, this.bytes!, this.ts) : this.op === GAP ? c.gapStep(this.dir, this.len, this.ts, !this.gapCounted) : c.close(this.ts), c.flipped);
   }
 }
 

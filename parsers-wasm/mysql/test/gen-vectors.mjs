@@ -128,6 +128,8 @@ handshake.push(
       c(tlsRecord(23, 3, 120)), // application data: the login, encrypted
     ],
     [{ operation: "LOGIN", status: null, error: false, startNs: "2000", attributes: { "mysql.tls": true, "mysql.response": "SSL", "db.user": null } }],
+    // 6 TLS records passed over (the last the client's Finished, application data: decoding stops)
+    { counters: { drops: 6, bytes_dropped: 1407 } },
   ),
   vec(
     "SSL request, then the TLS plaintext on the same connection (read from the library): one LOGIN, from the SSL request to the login's OK",
@@ -144,6 +146,7 @@ handshake.push(
       { operation: "LOGIN", status: 0, startNs: "2000", durationNs: "3000", attributes: { "db.user": "app", "db.namespace": "shop", "mysql.response": "OK", "mysql.tls": true, "mysql.server_version": V } },
       { operation: "COM_QUERY", resource: "SELECT n FROM t", status: 0, attributes: { "mysql.rows": 1, "mysql.response": "RESULT_SET" } },
     ],
+    { counters: { drops: 1, bytes_dropped: 305 } }, // the ClientHello
   ),
   vec(
     "COM_CHANGE_USER answered with an auth switch, then OK",
@@ -301,7 +304,35 @@ commands.push(
   ),
 );
 
+// TLS application data records of 22 bytes (`17 03 03 00 16`): read as MySQL, a COM_STMT_PREPARE
+// (0x16) of 197,399 bytes (03 03 17) with sequence id 0, whose 64 KiB prefix is ciphertext
+const smallRecords = B(...Array.from({ length: 2500 }, (_, i) => B([23, 3, 3, 0, 22], Buffer.alloc(22, i & 255))));
 const midway = [
+  vec(
+    "TLS seen mid-way (the capture began after the SSL request): application data is counted, never decoded",
+    [
+      s(B(tlsRecord(23, 3, 300), tlsRecord(23, 3, 40))), // server records: passed over
+      c(smallRecords), // the client's: decoding stops at the first
+      s(tlsRecord(23, 3, 500)),
+      c(tlsRecord(23, 3, 90)),
+    ],
+    [],
+    { detect: false, modes: ["whole"], counters: { drops: 3, bytes_dropped: 305 + 45 + smallRecords.length } },
+  ),
+  vec(
+    "TLS seen mid-way from its handshake: records chained across chunks, a record cut by a chunk waits, nothing decoded",
+    [
+      c(tlsRecord(22, 1, 200)), // ClientHello
+      s(B(tlsRecord(22, 3, 90), tlsRecord(20, 3, 1), tlsRecord(23, 3, 50).subarray(0, 20))), // ServerHello, ChangeCipherSpec, the encrypted handshake cut
+      s(tlsRecord(23, 3, 50).subarray(20)),
+      c(tlsRecord(20, 3, 1).subarray(0, 3)), // a header cut: waits
+      c(B(tlsRecord(20, 3, 1).subarray(3), tlsRecord(22, 3, 40))),
+      c(tlsRecord(23, 3, 30)), // application data
+      s(tlsRecord(23, 3, 70)),
+    ],
+    [],
+    { detect: false, counters: { drops: 7, bytes_dropped: 205 + 95 + 6 + 55 + 6 + 45 + 35 } },
+  ),
   vec(
     "TLS plaintext read from the library after an SSL request: the new session starts with the login (sequence 2)",
     [
