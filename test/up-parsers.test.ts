@@ -6,6 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { ownedIn } from "./aggregator-support.js";
@@ -64,6 +66,14 @@ test("up --parsers 3: three replicas on their own ports split the partitions; on
     assert.ok(victim > 0, out);
     process.kill(victim, "SIGKILL");
     await waitFor(() => /restarted parser-2 \(pid \d+\), restart #1/.test(out), { timeoutMs: 60_000, intervalMs: 200, what: "up to restart parser-2" });
+    // up said goodbye for it (its membership entry deleted), so the survivors took its partitions
+    // at the deletion ("replica left"), not after the TTL ("died")
+    const victimId = first.find((r) => r.address.endsWith(`:${ports.parser + 10}`))!.instance;
+    assert.match(out, new RegExp(`^wirescope up: parser-2's membership entry deleted \\(${victimId}\\): the other parser replicas take its partitions now$`, "m"), out);
+    for (const log of ["parser.log", "parser-3.log"]) {
+      const lines = fs.readFileSync(path.join(dataDir, "logs", log), "utf8").split("\n").filter((l) => l.includes(victimId));
+      assert.ok(lines.some((l) => l.includes("parser replica left")), `${log}: ${lines.join("\n")}`);
+    }
     const after = await split(3);
     const restarted = after.find((r) => r.address.endsWith(`:${ports.parser + 10}`));
     assert.ok(restarted && restarted.instance !== first.find((r) => r.address.endsWith(`:${ports.parser + 10}`))?.instance, "a new process (instance) on parser-2's port");

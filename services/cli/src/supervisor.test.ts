@@ -50,6 +50,34 @@ describe("Supervisor", () => {
     assert.deepEqual(sup.states().map((s) => s.state), ["stopped", "stopped"]);
   });
 
+  it("calls onExit once after each unexpected exit, before the restart; a failing onExit does not stop the restart", async () => {
+    const lines: string[] = [];
+    const events: string[] = [];
+    const sup = new Supervisor({ initialBackoffMs: 5, log: (l) => lines.push(l) });
+    let calls = 0;
+    const spec: ChildSpec = {
+      ...sleeper("a", () => events.push("start")),
+      onExit: async (exited) => {
+        events.push(`exit ${exited.pid}`);
+        if (++calls === 2) throw new Error("NATS away");
+      },
+    };
+    await sup.start(spec);
+    try {
+      const pids: number[] = [];
+      for (let round = 1; round <= 2; round++) {
+        pids.push(state(sup, "a").pid!);
+        process.kill(pids.at(-1)!, "SIGKILL");
+        await waitFor(() => state(sup, "a").restarts === round && state(sup, "a").state === "running", { timeoutMs: 10_000, what: `restart ${round}` });
+      }
+      assert.deepEqual(events, ["start", `exit ${pids[0]}`, "start", `exit ${pids[1]}`, "start"]);
+      assert.equal(lines.filter((l) => l === "wirescope up: after a exited: NATS away").length, 1);
+    } finally {
+      await sup.stop(true);
+    }
+    assert.equal(calls, 2, "not called for the exits of stop()");
+  });
+
   it("keeps trying while a restart fails, reporting the child down with the reason", async () => {
     let attempts = 0;
     const spec: ChildSpec = {

@@ -27,6 +27,12 @@ export interface ChildSpec {
    * leave no process behind and reject with a message saying why.
    */
   start(signal: AbortSignal): Promise<ManagedProcess>;
+  /**
+   * Called once after each unexpected exit of the child, before the backoff (a parser replica's
+   * membership entry is deleted then, so the others take its partitions at once). A failure is
+   * logged; the restart goes on.
+   */
+  onExit?(exited: ManagedProcess): Promise<void>;
 }
 
 /** One child as reported to onChange (and written to the state file). */
@@ -204,6 +210,13 @@ export class Supervisor {
       if (Date.now() - e.startedAtMs >= this.opts.resetAfterMs) delay = this.opts.initialBackoffMs;
       this.set(e, { state: "restarting", pid: undefined, startTime: undefined, exits: e.state.exits + 1, lastExit: how, reason: `exited (${how}); see ${spec.log}` });
       this.opts.log(`wirescope up: ${spec.name} (pid ${proc.pid}) exited unexpectedly (${how}); restarting in ${fmtMs(delay)} (see ${spec.log})`);
+      if (spec.onExit) {
+        try {
+          await spec.onExit(proc);
+        } catch (err) {
+          this.opts.log(`wirescope up: after ${spec.name} exited: ${errorMessage(err)}`);
+        }
+      }
       for (;;) {
         await sleep(delay, signal);
         if (signal.aborted) return;

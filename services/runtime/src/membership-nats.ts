@@ -205,3 +205,30 @@ export class NatsMembership {
     this.onChange(this.view.members(), died);
   }
 }
+
+/**
+ * Says goodbye for members that died (kill -9, crash) and so could not: deletes the entries of
+ * `bucket` (keys `<keyPrefix>.<id>` when given) whose MemberInfo `match`es, so the others take
+ * their partitions at the deletion, as at a clean leave, instead of after the TTL. Their last
+ * progress is kept by every watcher (MembershipView's departed members), so the handover is
+ * counted as after a death. Only for a member known dead: a live one would heartbeat itself back
+ * in, after the others took its partitions. Returns the keys deleted.
+ */
+export async function forgetMembers(nc: NatsConnection, bucket: string, match: (info: MemberInfo) => boolean, keyPrefix?: string): Promise<string[]> {
+  const kv = await new Kvm(nc).open(bucket);
+  const gone: string[] = [];
+  for await (const key of await kv.keys(keyPrefix ? `${keyPrefix}.>` : ">")) {
+    const e = await kv.get(key);
+    if (!e || e.operation !== "PUT") continue;
+    let info: MemberInfo;
+    try {
+      info = e.json<MemberInfo>();
+    } catch {
+      continue;
+    }
+    if (!match(info)) continue;
+    await kv.delete(key);
+    gone.push(key);
+  }
+  return gone;
+}

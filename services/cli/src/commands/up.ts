@@ -15,6 +15,7 @@ import { spawnSync } from "node:child_process";
 import { defaultCoreOptions } from "@wirescope/aggregator";
 import { AGGREGATOR_NODE_FLAGS } from "@wirescope/aggregator/options";
 import { PROBE_NODE_FLAGS } from "@wirescope/probe/options";
+import { DEFAULT_PARSER_OPTIONS } from "@wirescope/parser/options";
 import {
   DEFAULTS,
   loadConfig,
@@ -31,6 +32,7 @@ import {
   DEFAULT_METRICS_PORTS,
   freePort,
   connectNats,
+  forgetMembers,
   silentLogger,
   writePrivate,
   prepareNatsAuth,
@@ -635,6 +637,8 @@ async function up(argv: string[]): Promise<number> {
     // clients are refused. Generated once into the data dir (0600); CLI commands pick up theirs there.
     const natsAuth = prepareNatsAuth(config.dataDir);
     const natsTls = opts.natsTls ? prepareNatsTls(config.dataDir) : undefined;
+    // how up itself reaches the stack's NATS, as one of its users
+    const natsAs = (role: "cli" | "parser") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) });
     if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
     for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, natsTls)) {
       await sup.start(niced(spec, opts.pipelineNice));
@@ -643,7 +647,7 @@ async function up(argv: string[]): Promise<number> {
     if (natsServers.length > 1) {
       // The services create their streams and buckets first thing: the cluster must have elected
       // its JetStream leader by then (a service that finds none would exit and be restarted).
-      await waitJetStream({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds.cli.user, password: natsAuth.creds.cli.password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) }, opts.startTimeoutMs, stopping.signal);
+      await waitJetStream(natsAs("cli"), opts.startTimeoutMs, stopping.signal);
       say(`nats: ${natsServers.length} servers routed into one cluster, JetStream replicas 3`);
     }
     if (stopping.signal.aborted) return 0;
@@ -686,9 +690,27 @@ async function up(argv: string[]): Promise<number> {
       WIRESCOPE_LOG_FORMAT: "json",
       ...natsUserEnv(natsAuth.creds, "cli"),
     };
+    // an instance id names one process: each child makes its own (<node>-<component>-<pid>)
+    delete env.WIRESCOPE_INSTANCE;
     delete env.WIRESCOPE_NATS_TOKEN;
     delete env.WIRESCOPE_NATS_CREDS;
     for (const k of ["WIRESCOPE_INFLUX_USER", "WIRESCOPE_INFLUX_PASSWORD", "WIRESCOPE_INFLUX_TOKEN"]) delete env[k];
+    // A parser replica that died (kill -9, crash) said no goodbye: up deletes its membership entry
+    // for it, so the others take its partitions now instead of after the TTL (3 s) and less raw
+    // data goes to a partition nobody owns. Matched by its control address, which only it had.
+    const forgetParser = async (name: string, grpc: string) => {
+      const forget = async () => {
+        const nc = await connectNats(natsAs("parser"), silentLogger(), { retry: false, name: "wirescope-up" });
+        try {
+          return await forgetMembers(nc, DEFAULT_PARSER_OPTIONS.membersBucket, (m) => m.grpc === grpc);
+        } finally {
+          await nc.close();
+        }
+      };
+      let timer: NodeJS.Timeout | undefined;
+      const gone = await Promise.race([forget(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("could not delete its membership entry within 3 s")), 3000)))]).finally(() => clearTimeout(timer));
+      if (gone.length) process.stderr.write(`wirescope up: ${name}'s membership entry deleted (${gone.join(", ")}): the other parser replicas take its partitions now\n`);
+    };
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
@@ -708,6 +730,7 @@ async function up(argv: string[]): Promise<number> {
       try {
         await sup.start(niced({
           ...spec,
+          ...(component === "parser" ? { onExit: () => forgetParser(name, address) } : {}),
           start: async (signal) => {
             const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
             const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
