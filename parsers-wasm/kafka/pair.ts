@@ -308,6 +308,7 @@ export class KafkaConnection extends Connection {
     const v = t.apiVersion;
     if (responseHeaderVersion(key, v) >= 1) r.tags(true);
     const header = <i32>(r.pos - p);
+    t.requestNamed = t.topics.length > 0 || t.topicIds.length > 0;
     t.responseDecoded = decodeResponse(key, v, isFlexible(key, v), r, t, topicNames) || (bodyKnown(key, v) && take < size);
     if (this.walk1.start(q, t, true, size, header)) {
       // a Fetch response's records are counted by a walk of the whole message: written when it is over

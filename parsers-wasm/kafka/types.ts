@@ -112,6 +112,8 @@ export class KafkaTxn {
   reqBytes: i64 = 0;
   respBytes: i64 = 0;
   requestCut: bool = false;
+  /** the request named topics (by name or id): its response repeats them (set when the response begins) */
+  requestNamed: bool = false;
 
   addTopic(name: string): void {
     if (name.length == 0) return;
@@ -132,10 +134,11 @@ export class KafkaTxn {
 
   /**
    * A topic name in a response: the request already named its topics (the response repeats
-   * them), so it is only decoded when the request named none.
+   * them), so it is only decoded when the request named none (then every topic it lists; before,
+   * only the first was kept).
    */
   responseTopic(r: Reader, flexible: bool): void {
-    if (this.topics.length > 0 || this.topicIds.length > 0) r.skipStr(flexible);
+    if (this.requestNamed) r.skipStr(flexible);
     else this.addTopic(r.str(flexible));
   }
 

@@ -7,8 +7,9 @@
 //             partitions[ partition_index error_code high_watermark last_stable_offset(v4+)
 //             log_start_offset(v5+) aborted_transactions[](v4+) preferred_read_replica(v11+)
 //             records ] ]
-// Responses can be megabytes of records; the body may be only a prefix (MAX_BODY_PREFIX), so
-// the partition error codes of the first topics are read and the rest is lost when cut.
+// Responses can be megabytes of records; the body here may be only a prefix (MAX_BODY_PREFIX):
+// the topics and partition error codes past it are read by the walk of the whole message
+// (records.ts), as the bytes stream by.
 import { Reader } from "../reader";
 import { KafkaTxn } from "../types";
 import { walkTopics, NAME, RESPONSE_NAME, TOPIC_ID } from "./topics";

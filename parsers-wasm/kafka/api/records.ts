@@ -30,7 +30,11 @@
 // Produce or Fetch. The walker follows the same message from its body's first byte to its last
 // as the chunks arrive: it keeps no bytes but the few of one header or length that a chunk
 // boundary cut (left queued), and skips every batch body (ByteQueue.skip drops bytes that have
-// not arrived yet without copying them). Its program is the message's layout for one version:
+// not arrived yet without copying them). It also reads the topic names, topic ids and error codes
+// that do not lie whole inside the buffered prefix (what the api/ decoders could not see), so the
+// topics and the first error code of a message of any size come out as for a small one; a message
+// that fits the prefix costs it no reads. A name cut by a chunk boundary waits in the queue like a
+// cut header. Its program is the message's layout for one version:
 //
 //   Produce request:   transactional_id(v3+) acks+timeout_ms
 //                      [ name | topic_id(v13+), [ index RECORDS tags ] tags ] tags
@@ -41,7 +45,8 @@
 //                        preferred_read_replica(v11+) RECORDS tags ] tags ] tags
 //   (tags: tagged fields, flexible versions only; strings, bytes and arrays are compact there)
 import { ByteQueue } from "../../common/index";
-import { KafkaTxn } from "../types";
+import { KafkaTxn, MAX_BODY_PREFIX } from "../types";
+import { Reader } from "../reader";
 
 const BATCH_HEADER: i32 = 61;
 /** offset + message_size + crc + magic + attributes */
@@ -55,6 +60,13 @@ const OP_STR: i32 = 2; // a (nullable) string: int16 length, or compact (uvarint
 const OP_ARRAY: i32 = 3; // [OP_ARRAY, body length]: int32 count, or compact (uvarint count + 1); body follows
 const OP_RECORDS: i32 = 4; // a RECORDS field: int32 length, or compact (uvarint length + 1)
 const OP_TAGS: i32 = 5; // a tagged-field section (flexible versions)
+// Fields read where the buffered prefix (what the api/ decoders saw) does not hold them whole:
+const OP_NAME: i32 = 6; // a topic name (a string as OP_STR)
+const OP_TOPIC_ID: i32 = 7; // a topic id (16 bytes)
+const OP_ERROR: i32 = 8; // an error code (int16)
+
+/** Longest topic name read (Kafka allows 249 characters); a longer string is skipped. */
+const MAX_NAME: i64 = 1024;
 
 const PROGRAM_CAP: i32 = 32;
 const MAX_DEPTH: i32 = 3;
@@ -83,6 +95,14 @@ export class RecordsWalk {
   private recLeft: i64 = -1;
   /** Tagged fields left of the section being walked. */
   private tagsLeft: i32 = 0;
+  /**
+   * Stream offset where the message's buffered prefix ends. The api/ decoders read topics and
+   * error codes from that prefix; the walk reads those that do not lie whole inside it, so a
+   * message of any size names all its topics and its first error code, and a message that fits
+   * the prefix costs the walk no reads.
+   */
+  private prefixEnd: i64 = 0;
+  private readonly rd: Reader = new Reader(0, 0);
 
   /**
    * Starts walking the message at the head of `q` (its size field first), `size` bytes after
@@ -106,6 +126,7 @@ export class RecordsWalk {
     this.txn = t;
     t.walking = true;
     this.end = q.consumed + 4 + <i64>size;
+    this.prefixEnd = q.consumed + 4 + <i64>(size < MAX_BODY_PREFIX ? size : MAX_BODY_PREFIX);
     this.pc = 0;
     this.depth = 0;
     this.recLeft = -1;
@@ -152,26 +173,33 @@ export class RecordsWalk {
     this.flex = flex;
     if (v >= 3) this.op(OP_STR); // transactional_id
     this.fixed(6); // acks, timeout_ms
-    this.topics(v, 4, false, 0); // index
+    this.topics(v, false, 4, false, 0); // index
   }
 
   private fetchResponse(v: i32, flex: bool): void {
     this.flex = flex;
-    this.fixed((v >= 1 ? 4 : 0) + (v >= 7 ? 6 : 0)); // throttle_time_ms, error_code, session_id
+    this.fixed(v >= 1 ? 4 : 0); // throttle_time_ms
+    if (v >= 7) {
+      this.op(OP_ERROR);
+      this.fixed(4); // session_id
+    }
     // partition_index error_code high_watermark last_stable_offset(v4+) log_start_offset(v5+),
     // aborted_transactions(v4+), preferred_read_replica(v11+)
-    this.topics(v, 14 + (v >= 4 ? 8 : 0) + (v >= 5 ? 8 : 0), v >= 4, v >= 11 ? 4 : 0);
+    this.topics(v, true, 8 + (v >= 4 ? 8 : 0) + (v >= 5 ? 8 : 0), v >= 4, v >= 11 ? 4 : 0);
   }
 
   /**
-   * topics[ name | topic_id(v13+), partitions[ `head` bytes, aborted_transactions when
-   * `aborted`, `tail` bytes, RECORDS, tags ] tags ] tags
+   * topics[ name | topic_id(v13+), partitions[ partition_index, error_code when `errors`, `head`
+   * bytes, aborted_transactions when `aborted`, `tail` bytes, RECORDS, tags ] tags ] tags
    */
-  private topics(v: i32, head: i32, aborted: bool, tail: i32): void {
+  private topics(v: i32, errors: bool, head: i32, aborted: bool, tail: i32): void {
     const topics = this.open();
-    if (v >= 13) this.fixed(16); // topic_id
-    else this.op(OP_STR); // name
+    this.op(v >= 13 ? OP_TOPIC_ID : OP_NAME);
     const parts = this.open();
+    if (errors) {
+      this.fixed(4); // partition_index
+      this.op(OP_ERROR);
+    }
     this.fixed(head);
     if (aborted) {
       const a = this.open();
@@ -199,7 +227,8 @@ export class RecordsWalk {
     const t = this.txn!;
     const p = q.ptr();
     const n = <i64>q.avail();
-    const rest = this.end - q.consumed; // bytes of the message not walked before this call
+    const base = q.consumed; // stream offset of p
+    const rest = this.end - base; // bytes of the message not walked before this call
     let o: i64 = 0; // walked in this call; beyond n when the walk skips bytes still to come
     let done = false;
     while (o <= n) {
@@ -280,6 +309,22 @@ export class RecordsWalk {
         break;
       }
       const op = unchecked(this.prog[this.pc]);
+      if (op == OP_TOPIC_ID || op == OP_ERROR) {
+        const k: i64 = op == OP_ERROR ? 2 : 16;
+        if (k > left) {
+          o = this.broken(t, o, rest);
+          continue;
+        }
+        if (base + o + k > this.prefixEnd) {
+          // not whole inside the buffered prefix: the api/ decoders did not see it
+          if (have < k) break;
+          if (op == OP_ERROR) t.error(<i32>(<i16>bswap<u16>(load<u16>(at))));
+          else t.addTopicId(this.rd.reset(at, 16).uuid());
+        }
+        o += k;
+        this.pc += 1;
+        continue;
+      }
       if (op == OP_FIXED) {
         const k = <i64>unchecked(this.prog[this.pc + 1]);
         if (k > left) o = this.broken(t, o, rest);
@@ -303,21 +348,27 @@ export class RecordsWalk {
         }
         v = op == OP_TAGS ? <i64>u : <i64>u - 1;
       } else {
-        k = op == OP_STR ? 2 : 4;
+        k = op == OP_STR || op == OP_NAME ? 2 : 4;
         if (<i64>k > left) {
           o = this.broken(t, o, rest);
           continue;
         }
         if (have < <i64>k) break;
-        v = op == OP_STR ? <i64>(<i16>bswap<u16>(load<u16>(at))) : <i64>(<i32>bswap<u32>(load<u32>(at)));
+        v = op == OP_STR || op == OP_NAME ? <i64>(<i16>bswap<u16>(load<u16>(at))) : <i64>(<i32>bswap<u32>(load<u32>(at)));
       }
       const after = left - <i64>k; // bytes of the message after the count or length
       if (v > after) {
         o = this.broken(t, o, rest); // longer than the message, or more elements than bytes
         continue;
       }
+      if (op == OP_NAME && v > 0 && v <= MAX_NAME && base + o + <i64>k + v > this.prefixEnd && (this.kind == 0 || !t.requestNamed)) {
+        // a topic name the buffered prefix does not hold whole (a response's only when its
+        // request named none: the response repeats them)
+        if (have < <i64>k + v) break;
+        t.addTopic(this.rd.reset(at, k + <i32>v).str(this.flex));
+      }
       o += <i64>k;
-      if (op == OP_STR) {
+      if (op == OP_STR || op == OP_NAME) {
         if (v > 0) o += v;
         this.pc += 1;
       } else if (op == OP_RECORDS) {

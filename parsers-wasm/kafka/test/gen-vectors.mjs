@@ -255,18 +255,18 @@ const classic = [
 
 // a Fetch response far larger than what the decoder buffers (256 KiB): its head is decoded,
 // its record batches are counted as they stream by (60 zstd batches of 10 KiB, 7 records each),
-// and the next response still pairs. The error of partition 0 (before the cut) is seen;
-// partition 1's (after 600 KiB) is past it.
+// and the next response still pairs. Partition 1's error (after 600 KiB, past the prefix) is read
+// by the walk as it streams by.
 const bigFetchBatches = Buffer.concat(Array.from({ length: 60 }, (_, k) => recordBatch(7, 4, { payload: 10 * 1024 - 61, baseOffset: 7 * k })));
 const bigFetchResp = response(15603, true,
   new W(true).i32(0).i16(0).i32(12)
     .arr(["zqy-test"], (w, t) => w.str(t)
-      .arr([[0, 1], [1, 3]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : bigFetchBatches).tags()).tags())
+      .arr([[0, 0], [1, 3]], (w, [p, e]) => w.i32(p).i16(e).i64(10).i64(10).i64(0).arr([], () => {}).i32(-1).bytes(p ? null : bigFetchBatches).tags()).tags())
     .tags().buf());
-classic.push(vec("a 600 KiB Fetch response: head decoded, every batch counted past the buffered prefix, the next response pairs",
+classic.push(vec("a 600 KiB Fetch response: head decoded, every batch counted and the error read past the buffered prefix, the next response pairs",
   [c(fetchV12Req), s(bigFetchResp.subarray(0, 70000)), s(bigFetchResp.subarray(70000, 400000)), s(bigFetchResp.subarray(400000)), c(heartbeatV4Req), s(heartbeatV4Resp)],
   [
-    { operation: "Fetch", resource: "zqy-test", status: 1, error: true, startNs: "1000", durationNs: "3000", respBytes: bigFetchResp.length, attributes: attrs(1, 12, 15603, { "kafka.records_counted": null, "messaging.batch.message_count": 420, "kafka.compression": "zstd" }) },
+    { operation: "Fetch", resource: "zqy-test", status: 3, error: true, startNs: "1000", durationNs: "3000", respBytes: bigFetchResp.length, attributes: attrs(1, 12, 15603, { "kafka.records_counted": null, "messaging.batch.message_count": 420, "kafka.compression": "zstd" }) },
     { operation: "Heartbeat", status: 27, attributes: attrs(12, 4, 8) },
   ],
   { modes: ["whole"] }));

@@ -129,3 +129,84 @@ test("kafka: a connection that ends inside a large Fetch response: written, not 
     assert.equal(res.records[0]!.attributes["messaging.batch.message_count"], undefined);
   }
 });
+
+// Topics and error codes past the buffered prefix: the api/ decoders read the first 256 KiB of a
+// message; the walk reads the names, ids and error codes that do not lie whole inside it.
+
+/** A Fetch v11 request of a fetch session (KIP-227) that names no topics: the response does. */
+const sessionReq = request(1, 11, 31, "session-consumer", false,
+  new W().i32(-1).i32(500).i32(1).i32(100 * MiB).i8(0).i32(77).i32(5).arr([], () => {}).arr([], () => {}).str("").buf());
+
+/** A Fetch v11 response over `topics`: [name, partition 0 records, partition 0 error, partition 1 error]. */
+function sessionResp(topics: [string, Buffer, number, number][]): Buffer {
+  return response(31, false,
+    new W().i32(0).i16(0).i32(77)
+      .arr(topics, (w, [name, recs, e0, e1]) => w.str(name)
+        .arr([[0, recs, e0], [1, null, e1]] as [number, Buffer | null, number][], (w, [p, b, e]) => w.i32(p).i16(e).i64(11).i64(11).i64(0).arr([], () => {}).i32(-1).bytes(b))).buf());
+}
+
+test("kafka: a 6 MiB Fetch response over 5 topics whose request named none: every topic and the first error past the prefix, at every cut of the fields past it", () => {
+  const { reg } = registry();
+  const names = ["orders", "payments", "audit-log", "late-topic", "last"];
+  const errors: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 6], [3, 0]]; // NOT_LEADER_OR_FOLLOWER in topic 3, partition 1
+  const resp = sessionResp(names.map((n, i) => [n, batches(20, 10, 64 * 1024), errors[i]![0], errors[i]![1]] as [string, Buffer, number, number]));
+  assert.ok(resp.length > 6 * MiB && resp.indexOf("payments") > 256 * 1024, "the second topic is past the prefix");
+  const run = (cuts: number[]) => {
+    const res = runChunks(reg, "kafka", [{ dir: 0, bytes: sessionReq, ts: 1000n }, ...chunked(1, resp, 2000n, cuts)]);
+    assert.equal(res.reason, undefined, JSON.stringify(res.counters));
+    assert.equal(res.records.length, 1);
+    return res.records[0]!;
+  };
+  const r = run([]);
+  assert.deepEqual([r.operation, r.resource, r.status, r.error, r.respBytes], ["Fetch", names.join(","), 6, true, resp.length]);
+  assert.deepEqual(r.attributes["kafka.topics"], names);
+  assert.equal(r.attributes["messaging.batch.message_count"], 5 * 200);
+  // a chunk boundary at every byte of the third topic's name (a string cut: it waits) and of the
+  // fourth topic's second partition entry (its error code cut)
+  const name3 = resp.indexOf("audit-log") - 2;
+  const late = resp.indexOf("late-topic");
+  const part1 = late + 10 + 4 + 20 * 64 * 1024 + 60; // past the first partition's records, roughly
+  for (let at = name3; at < name3 + 12; at++) assert.deepEqual([run([at]).resource, run([at]).status], [names.join(","), 6], `cut at ${at}`);
+  for (let at = part1 - 40; at < part1 + 40; at++) {
+    const x = run([at]);
+    assert.deepEqual([x.resource, x.status, x.attributes["messaging.batch.message_count"]], [names.join(","), 6, 1000], `cut at ${at}`);
+  }
+});
+
+test("kafka: a Fetch v13 response of 3 MiB: topic ids past the prefix are recorded (ids are kept from responses too, as in the prefix), with the error code 2 MiB in", () => {
+  const { reg } = registry();
+  const ids = ["0f1e2d3c4b5a69788796a5b4c3d2e1f0", "a1b2c3d4e5f647188899aabbccddeeff", "5e5e5e5e0000400080001234567890ab"];
+  const v13Req = (named: string[]) => request(1, 13, 41, "c-13", true,
+    new W(true).i32(-1).i32(500).i32(1).i32(100 * MiB).i8(0).i32(0).i32(-1)
+      .arr(named, (w, id) => w.uuid(id).arr([0], (w, p) => w.i32(p).i32(5).i64(0).i32(-1).i64(-1).i32(64 * MiB).tags()).tags())
+      .arr([], () => {}).str("").tags().buf());
+  const v13Resp = response(41, true,
+    new W(true).i32(0).i16(0).i32(0)
+      .arr(ids.map((id, i) => [id, i] as [string, number]), (w, [id, i]) => w.uuid(id).arr([0], (w, p) => w.i32(p).i16(i === 2 ? 1 : 0).i64(10).i64(10).i64(0).arr(null, () => {}).i32(-1).bytes(batches(16, 10, 64 * 1024)).tags()).tags())
+      .tags().buf());
+  const run = (req: Buffer) => {
+    const res = runChunks(reg, "kafka", [{ dir: 0, bytes: req, ts: 1000n }, ...chunked(1, v13Resp, 2000n)]);
+    assert.equal(res.records.length, 1, JSON.stringify(res.counters));
+    return res.records[0]!;
+  };
+  const none = run(v13Req([]));
+  assert.deepEqual(none.attributes["kafka.topic_ids"], ids);
+  assert.equal(none.status, 1, "OFFSET_OUT_OF_RANGE of the third topic, 2 MiB in");
+  assert.equal(none.attributes["messaging.batch.message_count"], 480);
+  const one = run(v13Req([ids[0]!]));
+  assert.deepEqual(one.attributes["kafka.topic_ids"], ids, "the request's id first, then the response's");
+  assert.equal(one.status, 1);
+});
+
+test("kafka: a 4 MiB Produce request over 4 topics: every topic named, those past the prefix too", () => {
+  const { reg } = registry();
+  const names = ["a-topic", "b-topic", "c-topic", "d-topic"];
+  const req = request(0, 7, 51, "multi-producer", false,
+    new W().str(null).i16(-1).i32(30000).arr(names, (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).bytes(batches(16, 7, 64 * 1024)))).buf());
+  const resp = response(51, false, new W().arr(names, (w, t) => w.str(t).arr([0], (w, p) => w.i32(p).i16(t === "d-topic" ? 10 : 0).i64(0).i64(-1).i64(0))).i32(0).buf());
+  const res = runChunks(reg, "kafka", [...chunked(0, req, 1000n), { dir: 1, bytes: resp, ts: 2000n }]);
+  assert.equal(res.records.length, 1, JSON.stringify(res.counters));
+  const r = res.records[0]!;
+  assert.deepEqual([r.resource, r.status], [names.join(","), 10]);
+  assert.equal(r.attributes["messaging.batch.message_count"], 4 * 16 * 7);
+});
