@@ -142,7 +142,7 @@ describe("a 3-tier chain of real processes becomes linked traces", { timeout: 30
       if (parser.hasExited) throw new Error(`parser exited: ${parser.tail()}`);
       return (await checkHealth(`127.0.0.1:${parserGrpc}`)).status === ServingStatus.SERVING;
     }, { timeoutMs: 30_000, intervalMs: 100, what: "parser serving" });
-    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", "2000", "--grace-ms", "2000", "--span-sample-rate", "1"]);
+    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", "2000", "--grace-ms", "2000", "--span-sample-rate", "1", "--span-budget", "0"]);
     const g = await runChild("grpc-service", GRPC_SERVICE, [String(grpcPort), String(mariadb.port)]);
     children.push(g);
     await g.waitLine(/^READY/, 20_000);

@@ -83,7 +83,7 @@ describe("aggregator fleet", { timeout: 120_000 }, () => {
     const WINDOW = 1000;
     // Published partition by partition, so not in event-time order: a grace longer than the
     // three windows' span keeps every window open until the wall clock closes them.
-    const common = ["--window-ms", String(WINDOW), "--grace-ms", "8000", "--span-sample-rate", "1", "--pipeline-every-ms", "3600000"];
+    const common = ["--window-ms", String(WINDOW), "--grace-ms", "8000", "--span-sample-rate", "1", "--span-budget", "0", "--pipeline-every-ms", "3600000"];
     // Two fleets read the same stream independently: three instances, and one.
     const starts = [0, 1, 2].map(() => startAggregator(nats.url, influx.url, "fleet", [...common, "--durable", "fleet", "--members-bucket", "fleet-members"]));
     starts.push(startAggregator(nats.url, influx.url, "single", [...common, "--durable", "single", "--members-bucket", "single-members"]));

@@ -81,7 +81,7 @@ describe("aggregator without loss", { timeout: 240_000 }, () => {
     const { nats, influx, nc } = await startBackends(cleanup);
     const db = "agg_kill";
     const WINDOW = 2000;
-    const args = ["--window-ms", String(WINDOW), "--grace-ms", "1000", "--ack-wait-ms", "3000", "--span-sample-rate", "1"];
+    const args = ["--window-ms", String(WINDOW), "--grace-ms", "1000", "--ack-wait-ms", "3000", "--span-sample-rate", "1", "--span-budget", "0"];
     const a = await startAggregator(nats.url, influx.url, db, args);
     cleanup.push(() => a.stop());
 

@@ -24,6 +24,7 @@
 //      BENCH_ONLY=same BENCH_BASELINE=<checkout>: stage 7 only — the lines both cores write on the
 //      same batches (keep-alive, 10 requests per connection, a mixed workload with trace headers,
 //      thread links, names learned late, several nodes), compared by sha256: exit 1 when they differ
+//      (span budget off; with this checkout's default span budget, every line but the spans' too)
 import os from "node:os";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -176,6 +177,12 @@ async function withStream<T>(dir: string, run: (nc: NatsConnection, natsUrl: str
   }
 }
 
+/** CPU seconds (user + system) of process `pid` so far, from /proc. */
+function procCpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
+}
+
 /** A `wirescope aggregator` process of `checkout` and its status counters. */
 async function startAggregator(checkout: string, natsUrl: string, influxUrl: string, db: string, dir: string, extra: string[], nodeArgs: string[] = [], logName = "aggregator.log") {
   const port = await freePort();
@@ -188,10 +195,7 @@ async function startAggregator(checkout: string, natsUrl: string, influxUrl: str
     /** Its counters, or undefined while it does not answer. */
     counters: async () => ((await client.status({}, { timeoutMs: 2000 }).catch(() => undefined)) as { counters: Record<string, number> } | undefined)?.counters,
     /** CPU seconds (user + system) so far, from /proc. */
-    cpuSeconds: () => {
-      const f = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
-    },
+    cpuSeconds: () => procCpuSeconds(child.pid!),
     /** Resolves once every record is in, every window written and every batch acked. */
     async drained(records: number, timeoutMs: number): Promise<Record<string, number>> {
       let c: Record<string, number> = {};
@@ -317,6 +321,7 @@ async function benchLive(checkout: string, label: string, partitions: number, se
     const { batches, records } = keepAliveTraffic(t0, seconds, Number(process.env.BENCH_LIVE_RATE ?? 5000), partitions);
     while (Date.now() < t0) await new Promise((r) => setTimeout(r, 5));
     const cpu0 = svc.cpuSeconds();
+    const influx0 = procCpuSeconds(influx.pid!);
     const w0 = performance.now();
     for (let i = 0; i < batches.length; ) {
       const now = Date.now();
@@ -326,7 +331,9 @@ async function benchLive(checkout: string, label: string, partitions: number, se
     await nc.flush();
     const c = await svc.drained(records, 120_000);
     const drops = Object.entries(c).filter(([k, v]) => k.startsWith("drops_") && v);
-    const note = `spans linked ${(c.spans_kept ?? 0) + (c.spans_dropped ?? 0)}; ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(", ") : "no drop counter moved"}`;
+    // influxd's CPU for the same interval: what the lines written cost it to take in.
+    const influxUs = ((procCpuSeconds(influx.pid!) - influx0) * 1e6) / records;
+    const note = `influxd ${influxUs.toFixed(2)} µs CPU/record; spans linked ${(c.spans_kept ?? 0) + (c.spans_dropped ?? 0)}, kept ${c.spans_kept ?? 0}; ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(", ") : "no drop counter moved"}`;
     const row = { stage: `live keep-alive, ${label}, ${(records / batches.length).toFixed(1)} rec/batch`, records, seconds: (performance.now() - w0) / 1000, cpuSeconds: svc.cpuSeconds() - cpu0, lines: c.points_out ?? 0, note };
     report(row);
     await svc.stop();
@@ -490,20 +497,37 @@ async function benchSame(): Promise<void> {
     ["100,000 requests on one connection, 5,000 req/s, 12 s", keepAliveTraffic(t0, 12, 5000, 1, 100_000).batches],
     ["mixed, trace headers, 3,000 req/s, 25 s", mixedTraffic(t0, 25, 3000)],
   ];
+  // Each core with the span budget off (the lines must be identical), then this checkout with its
+  // default span budget (RED, histograms, edges and map nodes must be identical; spans fewer).
+  const runs: [string, CoreModule, Record<string, unknown>][] = [
+    [cores[0]![0], cores[0]![1], { spanSampleRate: 0.1 }],
+    [cores[1]![0], cores[1]![1], { spanSampleRate: 0.1, spanBudget: 0 }],
+    [`${cores[1]![0]}, default span budget`, cores[1]![1], { spanSampleRate: 0.1 }],
+  ];
   let differ = false;
   for (const [name, batches] of workloads) {
     const got: string[] = [];
-    for (const [label, m] of cores) {
-      const agg = new m.Aggregator({ spanSampleRate: 0.1 });
+    const metricHashes: string[] = [];
+    for (const [label, m, opts] of runs) {
+      const agg = new m.Aggregator(opts);
       const clock = new m.SpanClock();
       const slots = m.RecordBatchSlots ? new m.RecordBatchSlots() : undefined;
       const h = createHash("sha256");
+      const hm = createHash("sha256");
       let lines = 0;
       const links = new Map<string, number>();
+      // Lines and bytes by measurement: what InfluxDB is given to parse and store.
+      const byMeasurement = new Map<string, [number, number]>();
       const take = (ls: string[]) => {
         for (const l of ls) {
           h.update(l + "\n");
-          const by = l.startsWith("spans,") ? /linked_by="(\w*)"/.exec(l)?.[1] || "none" : undefined;
+          const m = l.slice(0, l.indexOf(","));
+          if (m !== "spans") hm.update(l + "\n");
+          const c = byMeasurement.get(m) ?? [0, 0];
+          c[0]++;
+          c[1] += Buffer.byteLength(l) + 1;
+          byMeasurement.set(m, c);
+          const by = m === "spans" ? /linked_by="(\w*)"/.exec(l)?.[1] || "none" : undefined;
           if (by) links.set(by, (links.get(by) ?? 0) + 1);
         }
         lines += ls.length;
@@ -513,15 +537,19 @@ async function benchSame(): Promise<void> {
         for (const w of agg.closeDue(b.at + 50)) take(m.windowLines(w, clock));
       }
       for (const w of agg.closeDue(t0 + 3_600_000, true)) take(m.windowLines(w, clock));
-      // The work counters of linking are not output (and not in a baseline from before them).
-      const { linkVisits, linkIndexed, ...counters } = agg.counters as unknown as Record<string, unknown>;
+      // The work counters of linking are not output (and not in a baseline from before them), nor
+      // the span budget's counter (not in a baseline from before it).
+      const { linkVisits, linkIndexed, spansOverBudget, ...counters } = agg.counters as unknown as Record<string, unknown>;
       void linkVisits;
       void linkIndexed;
       const sum = `${lines} lines, sha256 ${h.digest("hex").slice(0, 16)}, counters ${createHash("sha256").update(JSON.stringify(counters)).digest("hex").slice(0, 8)}; spans linked by ${[...links].sort().map(([k, v]) => `${k} ${v}`).join(", ")}`;
-      console.log(`same output, ${name}, ${label}: ${sum}`);
+      const metrics = hm.digest("hex").slice(0, 16);
+      console.log(`same output, ${name}, ${label}: ${sum}; metric lines sha256 ${metrics}${spansOverBudget ? `; spans over budget ${spansOverBudget as number}, fraction at the end ${(agg as unknown as { spanFraction: number }).spanFraction}` : ""}`);
+      console.log(`  lines (bytes) by measurement: ${[...byMeasurement].map(([k, [n, b]]) => `${k} ${n} (${b})`).join(", ")}`);
       got.push(sum);
+      metricHashes.push(metrics);
     }
-    if (got[0] !== got[1]) differ = true;
+    if (got[0] !== got[1] || metricHashes[0] !== metricHashes[2]) differ = true;
   }
   console.log(differ ? "same output: DIFFER" : "same output: identical on every workload");
   if (differ) process.exitCode = 1;

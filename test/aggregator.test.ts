@@ -25,7 +25,7 @@ describe("aggregator into InfluxDB", { timeout: 120_000 }, () => {
   before(async () => {
     nats = await startNats({ jetstream: true });
     influx = await startInflux();
-    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--pipeline-every-ms", "1000", "--span-sample-rate", "1"]);
+    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--pipeline-every-ms", "1000", "--span-sample-rate", "1", "--span-budget", "0"]);
     nc = await natsConnect(nats.url);
   });
   after(async () => {

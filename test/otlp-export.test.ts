@@ -39,7 +39,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
   it("every span written to InfluxDB arrives at the collector with its trace and parent ids, kind, status and attributes; the chain is linked from the load generator to the database", async () => {
     const rx = await otlpReceiver();
     const db = "otlp_up";
-    const agg = await startAggregator(nats.url, influx.url, db, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--span-sample-rate", "1", "--durable", "otlp-up", "--state-bucket", "otlp-up", "--otlp-endpoint", rx.url, "--otlp-flush-ms", "200"]);
+    const agg = await startAggregator(nats.url, influx.url, db, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--span-sample-rate", "1", "--span-budget", "0", "--durable", "otlp-up", "--state-bucket", "otlp-up", "--otlp-endpoint", rx.url, "--otlp-flush-ms", "200"]);
     try {
       await waitFor(async () => (await agg.status()).records_in === total && (await agg.status()).open_windows === 0, { timeoutMs: 90_000, intervalMs: 500, what: "every record ingested and every window closed" });
       const kept = (await agg.status()).spans_kept!;
@@ -98,7 +98,7 @@ describe("OTLP/HTTP span export", { timeout: 150_000 }, () => {
   it("collector down: the queue stays bounded and every span not exported is counted as dropped; InfluxDB is unaffected", async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
     const db = "otlp_down";
-    const agg = await startAggregator(nats.url, influx.url, db, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--span-sample-rate", "1", "--durable", "otlp-down", "--state-bucket", "otlp-down", "--otlp-endpoint", closed, "--otlp-queue-size", "300", "--otlp-batch-size", "100", "--otlp-max-tries", "2", "--otlp-flush-ms", "100"]);
+    const agg = await startAggregator(nats.url, influx.url, db, ["--window-ms", String(WINDOW), "--grace-ms", "500", "--span-sample-rate", "1", "--span-budget", "0", "--durable", "otlp-down", "--state-bucket", "otlp-down", "--otlp-endpoint", closed, "--otlp-queue-size", "300", "--otlp-batch-size", "100", "--otlp-max-tries", "2", "--otlp-flush-ms", "100"]);
     try {
       await waitFor(async () => (await agg.status()).records_in === total && (await agg.status()).open_windows === 0, { timeoutMs: 90_000, intervalMs: 500, what: "every record ingested and every window closed" });
       const settled = async () => {

@@ -145,7 +145,7 @@ test("two namespaces as two nodes: one probe each, the edge a → b once, each e
     const parser = await spawnTracked("parser", process.execPath, [WIRESCOPE_BIN, "parser", "--nats-url", nats.url, "--grpc-port", String(parserGrpc), "--log-format", "json"], { logFile: path.join(dir, "parser.log") });
     procs.push(parser);
     await serving(parser, parserGrpc, "parser");
-    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW_MS), "--grace-ms", "2000", "--span-sample-rate", "1"]);
+    agg = await startAggregator(nats.url, influx.url, DB, ["--window-ms", String(WINDOW_MS), "--grace-ms", "2000", "--span-sample-rate", "1", "--span-budget", "0"]);
     phase("parser and aggregator ready");
 
     // the host namespace's own server and client: never recorded by either node's probe

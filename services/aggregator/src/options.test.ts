@@ -10,11 +10,15 @@ describe("parseAggregatorArgs", () => {
     assert.equal(o.core.spans, false);
     assert.equal(o.writer.maxBufferLines, 1000);
     assert.equal(o.durable, "d2");
+    assert.equal(o.core.spanBudget, 500, "the span budget's default");
+    assert.equal(parseAggregatorArgs(["--span-budget", "0"]).core.spanBudget, 0);
+    assert.equal(parseAggregatorArgs([], { WIRESCOPE_AGGREGATOR_SPAN_BUDGET: "2000" }).core.spanBudget, 2000);
   });
   it("refuses unknown flags and bad values with a clear message", () => {
     assert.throws(() => parseAggregatorArgs(["--nope"]), /unknown flag --nope/);
     assert.throws(() => parseAggregatorArgs(["--window-ms", "abc"]), /--window-ms expects a number/);
     assert.throws(() => parseAggregatorArgs(["--span-sample-rate=2"]), /spanSampleRate must be in/);
     assert.throws(() => parseAggregatorArgs(["--grace-ms"]), /--grace-ms: missing value/);
+    assert.throws(() => parseAggregatorArgs(["--span-budget=-1"]), /spanBudget must be >= 0/);
   });
 });

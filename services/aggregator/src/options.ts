@@ -62,6 +62,7 @@ const FLAGS: Record<string, Target> = {
   "--max-series-per-service": ["core", "maxSeriesPerService", "int", "memory guard: open series per service per window"],
   "--segment-threshold": ["core", "segmentThreshold", "int", "distinct values of one path segment before it collapses to *"],
   "--span-sample-rate": ["core", "spanSampleRate", "float", "fraction of ordinary traces kept (errors and slowest always kept)"],
+  "--span-budget": ["core", "spanBudget", "int", "ordinary spans kept per second at most (errors and slowest always kept): past it the kept fraction of traces halves, consistently by trace id; 0 = no bound"],
   "--slowest-per-series": ["core", "slowestPerSeries", "int", "slowest spans kept per series and window"],
   "--max-buffered-spans": ["core", "maxBufferedSpans", "int", "spans held for linking at most"],
   "--no-spans": ["core", "spans", "bool", "do not write spans"],

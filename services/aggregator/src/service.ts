@@ -164,6 +164,7 @@ export const createService: CreateService = async (ctx) => {
           open_windows: e?.core.openWindows ?? 0,
           watermark_age_ms: Number.isFinite(durable) ? now - durable : 0,
           otlp_queued: otlp?.queued ?? 0,
+          span_fraction: e ? e.core.spanFraction : o.core.spanSampleRate,
           partitions_owned: e?.owned.size ?? 0,
           members: memberCount,
         };
@@ -478,6 +479,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         windows_written: pipeline.counters.windowsWritten,
         spans_kept: c.spansKept,
         spans_dropped: c.spansDropped,
+        spans_over_budget: c.spansOverBudget,
         folded_values: c.folded,
         links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
         edge_calls_matched: c.edgeCallsMatched,

@@ -49,6 +49,8 @@ export interface ClosedWindow {
   /** Distinct tag values folded into "*" by the cardinality guard in this window. */
   folded: number;
   spansDropped: number;
+  /** The fraction of ordinary traces this window's spans were kept at (`CoreOptions.spanBudget`). */
+  spanFraction: number;
 }
 
 /** Why records did not count. */
@@ -60,7 +62,10 @@ export interface CoreCounters {
   drops: { [K in DropReason]: number };
   folded: number;
   spansKept: number;
+  /** Spans sampled out (every one not kept). */
   spansDropped: number;
+  /** Of spansDropped: ordinary spans the sample rate would have kept and the span budget left out. */
+  spansOverBudget: number;
   windowsClosed: number;
   ambiguousTcp: number;
   ambiguousThread: number;
@@ -206,6 +211,7 @@ export class Aggregator {
     folded: 0,
     spansKept: 0,
     spansDropped: 0,
+    spansOverBudget: 0,
     windowsClosed: 0,
     ambiguousTcp: 0,
     ambiguousThread: 0,
@@ -222,6 +228,8 @@ export class Aggregator {
   /** Latest record end seen (clamped to the wall clock + maxFutureMs), drives event-time closing. */
   private eventMaxMs = -Infinity;
   private bufferedSpans = 0;
+  /** The fraction of ordinary traces the last window with spans was kept at. */
+  private fraction: number;
   /** The connections' ends seen by the window closed last (a call's two records may straddle a
    *  window boundary). */
   private prevSides: TupleSides | undefined;
@@ -242,6 +250,13 @@ export class Aggregator {
   constructor(opts: Partial<CoreOptions> = {}) {
     this.opts = resolveCoreOptions(opts);
     this.links = new SpanLinks(this.opts.pairSkewMs);
+    this.fraction = this.opts.spanSampleRate;
+  }
+
+  /** The fraction of ordinary traces kept at the last close with spans: `spanSampleRate`, or a
+   *  power of two below it while the span budget binds. */
+  get spanFraction(): number {
+    return this.fraction;
   }
 
   /** Windows starting before `ms` are treated as already flushed (e.g. restored after a restart). */
@@ -650,7 +665,7 @@ export class Aggregator {
     this.counters.folded += folded;
     const { kept, dropped } = this.finishSpans(w);
     w.spans.release();
-    return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped };
+    return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped, spanFraction: this.fraction };
   }
 
   /** Services named by a bare process name whose process is now known to listen take that
@@ -812,9 +827,12 @@ export class Aggregator {
     this.counters.linkVisits += links.counters.visited;
     this.counters.linkIndexed += links.counters.indexed;
     this.bufferedSpans -= w.spans.length;
-    const { kept, dropped } = links.sample(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries);
+    const { spanBudget, windowMs } = this.opts;
+    const { kept, dropped, fraction, overBudget } = links.sample(sorted, this.opts.spanSampleRate, this.opts.slowestPerSeries, spanBudget > 0 ? (spanBudget * windowMs) / 1000 : Infinity);
+    this.fraction = fraction;
     this.counters.spansKept += kept.length;
     this.counters.spansDropped += dropped;
+    this.counters.spansOverBudget += overBudget;
     // The links read this window's columns, which later windows reuse: the kept spans outlive them.
     const done = new Map<number, SpanRec>();
     const out = kept.map((k) => links.detach(k, done));

@@ -79,6 +79,12 @@ const hexDigit = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 1
 
 /** Uniform value in [0, 1) from a hex id (its first 8 hex digits, as parseInt(h.slice(0, 8), 16) reads them). */
 export function unitFromHex(h: string): number {
+  return wordFromHex(h) / 0x1_0000_0000;
+}
+
+/** The first 8 hex digits of a hex id as an integer below 2^32 (as parseInt(h.slice(0, 8), 16)
+ *  reads them, 0 when none): `unitFromHex` × 2^32. */
+export function wordFromHex(h: string): number {
   let n = 0;
   let i = 0;
   for (; i < 8 && i < h.length; i++) {
@@ -87,7 +93,7 @@ export function unitFromHex(h: string): number {
     if (d < 0) break;
     n = n * 16 + d;
   }
-  return n / 0x1_0000_0000;
+  return n;
 }
 
 export function bytesToHex(b: Uint8Array | undefined): string {

@@ -21,6 +21,10 @@ export interface CoreOptions {
   maxFutureMs: number;
   /** Spans: fraction of non-error, non-slowest traces kept (0..1), decided per trace id. */
   spanSampleRate: number;
+  /** Spans: ordinary spans (neither errors nor the slowest) kept per second at most, per
+   *  instance, 0 = no bound. Past it, a window keeps the traces under the largest power of two
+   *  below `spanSampleRate` that fits (consistent sampling on the trace id). */
+  spanBudget: number;
   /** Spans: keep the slowest N spans per RED series and window, whatever the sample rate. */
   slowestPerSeries: number;
   /** Spans buffered (open windows) at most; beyond it spans are dropped and counted. A span waits
@@ -47,6 +51,7 @@ export const defaultCoreOptions: CoreOptions = {
   maxOpenWindows: 64,
   maxFutureMs: 60_000,
   spanSampleRate: 0.1,
+  spanBudget: 500,
   slowestPerSeries: 1,
   maxBufferedSpans: 1_000_000,
   pairSkewMs: 50,
@@ -65,6 +70,7 @@ export function resolveCoreOptions(o: Partial<CoreOptions> = {}): CoreOptions {
   }
   if (!(r.relativeAccuracy > 0 && r.relativeAccuracy < 1)) throw new RangeError(`aggregator option relativeAccuracy must be in (0, 1), got ${r.relativeAccuracy}`);
   if (!(r.spanSampleRate >= 0 && r.spanSampleRate <= 1)) throw new RangeError(`aggregator option spanSampleRate must be in [0, 1], got ${r.spanSampleRate}`);
+  if (!(r.spanBudget >= 0)) throw new RangeError(`aggregator option spanBudget must be >= 0, got ${r.spanBudget}`);
   if (!(r.graceMs >= 0)) throw new RangeError(`aggregator option graceMs must be >= 0, got ${r.graceMs}`);
   return r;
 }

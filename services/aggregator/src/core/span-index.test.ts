@@ -300,7 +300,7 @@ describe("span linking on one long keep-alive connection", () => {
     const frontOut = { service: "front", address: "127.0.0.1", port: 40001, pid: 2 };
     const back = { service: "back", address: "127.0.0.1", port: 9090, pid: 3 };
     // One window holds them all: every lookup searches the whole connection and process.
-    const agg = new Aggregator({ windowMs: 60_000, spanSampleRate: 1, maxBufferedSpans: 4 * N + 3 });
+    const agg = new Aggregator({ windowMs: 60_000, spanSampleRate: 1, spanBudget: 0, maxBufferedSpans: 4 * N + 3 });
     const t0 = W0 + 1;
     const hex32 = (j: number) => j.toString(16).padStart(32, "0");
     // Long requests beside the short ones: a server-sent event stream into front on another

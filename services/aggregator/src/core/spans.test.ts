@@ -1,16 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator } from "./aggregator.js";
-import { makeRecord } from "../test-support/records.js";
+import { makeRecord, CHAIN_ENDS } from "../test-support/records.js";
 import type { SpanRec } from "./spans.js";
 
 const W0 = 1_700_000_000_000;
-const user = { service: "curl", address: "127.0.0.1", port: 50000, pid: 1 };
-const front = { service: "front", address: "127.0.0.1", port: 8080, pid: 2 };
-const frontOut = { service: "front", address: "127.0.0.1", port: 50001, pid: 2 };
-const back = { service: "back", address: "127.0.0.1", port: 9090, pid: 3 };
-const backOut = { service: "back", address: "127.0.0.1", port: 50002, pid: 3 };
-const db = { service: "db", address: "127.0.0.1", port: 3306, pid: 4 };
+const { user, front, frontOut, back, backOut, db } = CHAIN_ENDS;
 
 /** One request through curl → front → back → db, every end traced; times in ms from t. */
 function chain(t: number, opts: { tid?: number; traceId?: string; parentSpanId?: string; relay?: boolean } = {}) {

@@ -9,7 +9,7 @@
 //      same process carrying the same trace id).
 // A TCP pair beats a header because a relayed header names the wrong span; both agree otherwise.
 // Ambiguity never yields a link: it is counted instead.
-import { id128Words, unitFromHex, hex16, hexWords } from "./hash.js";
+import { id128Words, wordFromHex, hex16, hexWords } from "./hash.js";
 
 export type SpanKind = "server" | "client";
 
@@ -602,6 +602,50 @@ const BY_TCP = 1, BY_HEADER = 2, BY_THREAD = 3, BY_TRACE = 4;
 /** Scratch for trace ids derived from span ids. */
 const TRACE_WORDS = new Uint32Array(4);
 
+/** What `SpanLinks.sample` kept of a closing window's spans. */
+export interface SampleResult {
+  /** Slots kept, in the order given. */
+  kept: number[];
+  dropped: number;
+  /** The fraction of ordinary traces kept: the sample rate, or a power of two below it when the
+   *  budget bound (`spanFraction`). */
+  fraction: number;
+  /** Ordinary spans the sample rate would have kept and the budget left out. */
+  overBudget: number;
+}
+
+/**
+ * The fraction of ordinary spans' traces kept: `rate` when at most `maxOrdinary` of them have a
+ * sampling value below `rate` · 2^32, else the largest power of two 2^-j below `rate` under which
+ * at most that many fall (0 when even 2^-32 keeps more). Consistent sampling: a trace kept at a
+ * fraction is kept at every larger one, so an instance under a lower fraction keeps a subset of the
+ * traces an instance under a higher one keeps, and those traces stay whole across them.
+ * `words`: each span's sampling value (`traceWord`), read where `taken[i]` is 0 (the ordinary ones).
+ */
+export function spanFraction(words: Float64Array, taken: Uint8Array, rate: number, maxOrdinary: number): number {
+  const atRate = rate * 0x1_0000_0000;
+  // By the leading zeros of the 32-bit value: a value is below 2^(32-j) exactly when it has j or more.
+  const byZeros = new Float64Array(33);
+  let n = 0;
+  for (let i = 0; i < words.length; i++) {
+    if (taken[i]) continue;
+    const w = words[i]!;
+    if (w < atRate) n++;
+    byZeros[Math.clz32(w)] += 1;
+  }
+  if (n <= maxOrdinary) return rate;
+  // The first power of two strictly below the rate, then down until the count fits.
+  let j = Math.max(0, Math.floor(-Math.log2(rate)));
+  while (j <= 32 && 2 ** -j >= rate) j++;
+  let fit = 0;
+  for (let z = j; z <= 32; z++) fit += byZeros[z]!;
+  for (; j <= 32; j++) {
+    if (fit <= maxOrdinary) return 2 ** -j;
+    fit -= byZeros[j]!;
+  }
+  return 0;
+}
+
 /**
  * The links of the spans a window's close resolves: the closing window's spans and those of the
  * open (later) windows that lookups can reach, numbered by slot (the closing window's rows first,
@@ -1030,13 +1074,14 @@ export class SpanLinks {
     return hex16(TRACE_WORDS[0]!, TRACE_WORDS[1]!) + hex16(TRACE_WORDS[2]!, TRACE_WORDS[3]!);
   }
 
-  /** The trace id's first 8 hex digits as a fraction of 2^32 (`unitFromHex`), without the text when derived. */
-  private traceUnit(k: number): number {
+  /** The trace id's first 8 hex digits as an integer below 2^32 (`wordFromHex`), without the
+   *  text when derived: the trace's sampling value (kept at fraction f when below f · 2^32). */
+  private traceWord(k: number): number {
     const t = this.trace[k]!;
     const h = this.str(t, S_HTRACE);
-    if (h) return unitFromHex(h);
+    if (h) return wordFromHex(h);
     id128Words(this.ids[2 * t]!, this.ids[2 * t + 1]!, TRACE_WORDS);
-    return TRACE_WORDS[0]! / 0x1_0000_0000;
+    return TRACE_WORDS[0]!;
   }
 
   /** The own id of `a` sorts before that of `b` (as their hex text would). */
@@ -1048,11 +1093,16 @@ export class SpanLinks {
 
   /**
    * Volume control for the closing window's resolved spans (`order`: slots): every error, the
-   * `slowest` slowest per series, and the rest when their trace id falls under `rate` (decided
-   * per trace, so sampled traces stay whole). Deterministic. Returns the kept slots in `order`'s order.
+   * `slowest` slowest per series, and the rest (ordinary spans) when their trace id falls under
+   * the fraction in force (decided per trace, so sampled traces stay whole). The fraction is
+   * `rate`, or when more than `maxOrdinary` ordinary spans would be kept at it, the largest power
+   * of two below it that keeps at most that many (`spanFraction`). Deterministic for the window's
+   * spans. Returns the kept slots in `order`'s order.
    */
-  sample(order: readonly number[], rate: number, slowest: number): { kept: number[]; dropped: number } {
+  sample(order: readonly number[], rate: number, slowest: number, maxOrdinary = Infinity): SampleResult {
     const keep = new Uint8Array(order.length);
+    // Sampling values of the ordinary candidates (errors are kept whatever their trace).
+    const words = new Float64Array(order.length);
     // Per series (its number in the closing window's table), the `slowest` slowest spans (ties by
     // id), by insertion into a short sorted list of positions in `order`.
     const top: number[][] = [];
@@ -1061,7 +1111,8 @@ export class SpanLinks {
     const before = (a: number, b: number) => dur(a) > dur(b) || (dur(a) === dur(b) && this.idBefore(a, b));
     for (let i = 0; i < order.length; i++) {
       const k = order[i]!;
-      if ((c.u32[k * NU + U_SUB_FLAGS]! & (F_ERROR << 16)) !== 0 || this.traceUnit(k) < rate) keep[i] = 1;
+      if ((c.u32[k * NU + U_SUB_FLAGS]! & (F_ERROR << 16)) !== 0) keep[i] = 1;
+      else words[i] = this.traceWord(k);
       if (slowest <= 0) continue;
       const sr = c.u32[k * NU + U_SERIES]!;
       let l = top[sr];
@@ -1074,9 +1125,20 @@ export class SpanLinks {
       }
     }
     for (const l of top) if (l) for (const i of l) keep[i] = 1;
+    const fraction = spanFraction(words, keep, rate, maxOrdinary);
+    const below = fraction * 0x1_0000_0000;
+    let overBudget = 0;
+    const atRate = rate * 0x1_0000_0000;
     const kept: number[] = [];
-    for (let i = 0; i < order.length; i++) if (keep[i]) kept.push(order[i]!);
-    return { kept, dropped: order.length - kept.length };
+    for (let i = 0; i < order.length; i++) {
+      if (!keep[i]) {
+        const w = words[i]!;
+        if (w < below) keep[i] = 1;
+        else if (w < atRate) overBudget++;
+      }
+      if (keep[i]) kept.push(order[i]!);
+    }
+    return { kept, dropped: order.length - kept.length, fraction, overBudget };
   }
 
   /** Span `k` as a plain record that no longer reads the columns; its parent detached too (once

@@ -44,6 +44,16 @@ function endpoint(e: EndpointSpec | undefined) {
   });
 }
 
+/** The ends of one request through curl → front → back → db, every end traced (span tests). */
+export const CHAIN_ENDS = {
+  user: { service: "curl", address: "127.0.0.1", port: 50000, pid: 1 },
+  front: { service: "front", address: "127.0.0.1", port: 8080, pid: 2 },
+  frontOut: { service: "front", address: "127.0.0.1", port: 50001, pid: 2 },
+  back: { service: "back", address: "127.0.0.1", port: 9090, pid: 3 },
+  backOut: { service: "back", address: "127.0.0.1", port: 50002, pid: 3 },
+  db: { service: "db", address: "127.0.0.1", port: 3306, pid: 4 },
+} as const satisfies Record<string, EndpointSpec>;
+
 /** A wirescope.v1.Record from a compact spec (times in ms, µs resolution). */
 export function makeRecord(s: RecordSpec): WRecord {
   return create(RecordSchema, {
