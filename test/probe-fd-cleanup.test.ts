@@ -4,7 +4,7 @@
 // connections to this process (not traced: the probe's own pid), one more connection on an fd at
 // the top of a table grown to its hard limit, and a file it read; the probe runs in this process and
 // its per-fd maps are read with bpftool.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { tempDir, waitFor } from "./support/index.js";
@@ -49,8 +49,8 @@ while True:
 const fdOf = (k: Buffer) => k.readUInt32LE(4);
 const tgidOf = (k: Buffer) => k.readUInt32LE(0);
 
-test("probe: a process's exit forgets every open fd (1,002 sockets, one at the top of a 20,000-fd table, a file); exec forgets the close-on-exec ones and keeps the others", { timeout: 120_000 }, async (t) => {
-  if (!bpfAvailable(t)) return;
+/** The peer (SERVER) started, and a probe in this process that sees only its port. */
+async function serverAndProbe(t: TestContext): Promise<{ port: number; probe: CollectingProbe }> {
   const server = spawn("python3", ["-c", SERVER], { stdio: ["ignore", "pipe", "inherit"] });
   t.after(() => server.kill("SIGKILL"));
   let serverOut = "";
@@ -60,6 +60,12 @@ test("probe: a process's exit forgets every open fd (1,002 sockets, one at the t
   // events of this port only: the whole host's would fill this thread's queue on a busy machine
   const probe = new CollectingProbe({ tls: false, filter: { allowPids: [], denyPids: [], allowPorts: [port], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] } });
   t.after(() => probe.stop());
+  return { port, probe };
+}
+
+test("probe: a process's exit forgets every open fd (1,002 sockets, one at the top of a 20,000-fd table, a file); exec forgets the close-on-exec ones and keeps the others", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { port, probe } = await serverAndProbe(t);
 
   for (const mode of ["exit", "exec"] as const) {
     const child = spawn("python3", ["-c", CHILD, String(port), mode], { stdio: ["pipe", "pipe", "inherit"] });
@@ -194,4 +200,67 @@ test("probe: close_range(2) forgets the fds of its range (4 connections, a TLS o
   assert.ok(!after.nonsock.has(file), "the file of the range forgotten");
   assert.equal(after.ssl, 0, "the TLS object's link went with its connection (SSL_free never ran)");
   assert.equal(child.p.exitCode, null, "all this while the process lives");
+});
+
+// close_range(first, last, CLOSE_RANGE_CLOEXEC) (flag 4, Linux 5.11) closes nothing: it marks the
+// fds of its range close-on-exec. The probe must keep their entries at that call (the fds still
+// hold their sockets and carry traffic) and forget them at the exec that closes them. Python has
+// no binding for it (os.closerange closes): the child calls syscall 436 through ctypes. All its
+// sockets are made inheritable first, so that only close_range decides which ones an exec closes.
+const CLOEXEC_CHILD = `
+import ctypes, fcntl, os, socket, sys
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
+for s in socks:
+    s.set_inheritable(True)
+    s.send(b"x")
+marked = [s.fileno() for s in socks[:4]]
+print("FDS", *[s.fileno() for s in socks], flush=True)
+sys.stdin.readline()
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.syscall(436, ctypes.c_uint(min(marked)), ctypes.c_uint(max(marked)), ctypes.c_uint(4))  # SYS_close_range, CLOSE_RANGE_CLOEXEC
+assert rc == 0, os.strerror(ctypes.get_errno())
+cloexec = [fd for fd in (s.fileno() for s in socks) if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC]
+for s in socks:
+    s.send(b"y")  # every fd still holds its socket
+print("MARKED", *cloexec, flush=True)
+sys.stdin.readline()
+os.execv("/bin/sleep", ["sleep", "60"])
+`;
+
+test("probe: close_range(CLOSE_RANGE_CLOEXEC) keeps the entries of its range at the call, and the exec that follows forgets exactly those", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { port, probe } = await serverAndProbe(t);
+  const child = spawn("python3", ["-c", CLOEXEC_CHILD, String(port)], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d));
+  await waitFor(() => /FDS [\d ]+\n/.test(out), { timeoutMs: 30_000, intervalMs: 50, what: "the child's connections" });
+  const socks = /FDS ([\d ]+)/.exec(out)![1]!.trim().split(" ").map(Number);
+  const marked = socks.slice(0, 4);
+  const kept = socks.slice(4);
+  const pid = child.pid!;
+  const conns = () => new Set(probeMapKeys(process.pid, ["conn_by_fd"]).get("conn_by_fd")!.filter((k) => tgidOf(k) === pid).map(fdOf));
+  const closedFds = () => probe.find((o) => o.tgid === pid).filter(([, v]) => v.close).map(([, v]) => v.close!.fd).sort((a, b) => a - b);
+  await waitFor(() => probe.find((o) => o.tgid === pid).length >= socks.length, { timeoutMs: 20_000, intervalMs: 100, what: "the opens" }).catch(() => {});
+  assert.deepEqual(socks.filter((fd) => !conns().has(fd)), [], "every connection tracked");
+
+  child.stdin!.write("go\n");
+  await waitFor(() => /MARKED[\d ]*\n/.test(out), { timeoutMs: 20_000, intervalMs: 50, what: "close_range" });
+  assert.deepEqual(/MARKED([\d ]*)/.exec(out)![1]!.trim().split(" ").map(Number), marked, "the kernel marked the range close-on-exec");
+  // the sends after close_range went through: give the probe the time it takes to see them
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(closedFds(), [], "no close event at close_range(CLOEXEC)");
+  assert.deepEqual([...conns()].sort((a, b) => a - b), socks, "every entry kept at close_range(CLOEXEC)");
+
+  child.stdin!.write("exec\n");
+  await waitFor(() => closedFds().length >= marked.length, { timeoutMs: 20_000, intervalMs: 100, what: "the close events at exec" }).catch(() => {});
+  assert.deepEqual(closedFds(), marked, "a close event at exec for each fd close_range marked, none for the others");
+  assert.deepEqual([...conns()].sort((a, b) => a - b), kept, "exec: only the entries of the fds it kept");
+  assert.equal(child.exitCode, null, "sleep runs in the same process");
+  child.kill("SIGKILL");
+  await new Promise((r) => child.once("exit", r));
+  await waitFor(() => closedFds().length === socks.length, { timeoutMs: 20_000, intervalMs: 100, what: "the kept connections' closes at exit" }).catch(() => {});
+  assert.deepEqual(closedFds(), socks, "the exit closes the rest");
+  assert.deepEqual([...conns()], [], "exit: no entry left");
 });
