@@ -7,6 +7,7 @@
 //                               ──SSL request──▶ AwaitTls ──login, seq 2 (the TLS plaintext)──▶ Auth
 //                                                          ──TLS records (ciphertext)──▶ (LOGIN record, mysql.tls) stop
 //            Unknown ──handshake response, seq 2 (TLS plaintext after the SSL request)──▶ Auth
+//            Unknown ──TLS records (a connection seen after its SSL request: tlsStream)──▶ AwaitTls
 //            Command ──login OK with CLIENT_COMPRESS / ZSTD──▶ Command over compress.ts
 //            Unknown ──a compressed packet holding a command (login not seen)──▶ Command over compress.ts
 //
