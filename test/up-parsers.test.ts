@@ -2,7 +2,8 @@
 // counts under a workload and a kill are the fault suite's, parser-replica.faults.test.ts): three
 // parser processes on --parser-port, +10, +20 split the 64 raw partitions, `status` lists each
 // with the partitions it owns, and a replica killed with SIGKILL is started again by up, counted,
-// and gets its share back.
+// and gets its share back; up deletes the dead one's membership entry (parsers and aggregators),
+// so the others take over at once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
@@ -17,7 +18,7 @@ const P = 64;
 
 type Row = { component: string; instance: string; address: string; health: string; info: Record<string, string>; restarts?: number };
 
-test("up --parsers 3: three replicas on their own ports split the partitions; one killed is restarted and gets its share back", { timeout: 300_000 }, async () => {
+test("up --parsers 3: three replicas on their own ports split the partitions; one killed (and an aggregator) is restarted and gets its share back", { timeout: 300_000 }, async () => {
   const dataDir = tempDir("wirescope-up-parsers-");
   const ports = await stackPorts(2, 3);
   const args = [...stackArgs(dataDir, ports), "--parsers", "3", "--aggregators", "2", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
@@ -80,6 +81,23 @@ test("up --parsers 3: three replicas on their own ports split the partitions; on
     assert.equal(restarted!.restarts, 1, "status shows up's restart of parser-2");
     assert.deepEqual(after.filter((r) => r !== restarted).map((r) => r.restarts), [0, 0], "the other replicas ran on");
     assert.doesNotMatch(out, /restarted (parser|parser-3|aggregator|aggregator-2|nats-server|influxd) /, out);
+
+    // the same for an aggregator instance: its entry deleted by up, the other takes over at once
+    const aggregators = async () => (JSON.parse((await status()) || "[]") as Row[]).filter((r) => r.component === "aggregator");
+    const aggVictim = (await aggregators()).find((r) => r.address.endsWith(`:${ports.aggregator + 1}`))!.instance;
+    process.kill(pidOf("aggregator-2"), "SIGKILL");
+    await waitFor(() => /restarted aggregator-2 \(pid \d+\), restart #1/.test(out), { timeoutMs: 60_000, intervalMs: 200, what: "up to restart aggregator-2" });
+    assert.match(out, new RegExp(`^wirescope up: aggregator-2's membership entry deleted \\(\\S+\\.${aggVictim}\\): the other aggregator instances take its partitions now$`, "m"), out);
+    assert.ok(fs.readFileSync(path.join(dataDir, "logs", "aggregator.log"), "utf8").split("\n").some((l) => l.includes(aggVictim) && l.includes("aggregator replica left")), "the other instance heard the goodbye");
+    let aggs: Row[] = [];
+    await waitFor(
+      async () => {
+        aggs = await aggregators();
+        const all = aggs.flatMap((r) => ownedIn(r.info.partitions_owned));
+        return aggs.length === 2 && aggs.every((r) => r.health === "SERVING" && (r.info.members ?? "").split(",").length === 2) && all.length === P && new Set(all).size === P;
+      },
+      { timeoutMs: 90_000, intervalMs: 1000, what: "2 aggregators sharing the partitions again" },
+    ).catch((e: unknown) => assert.fail(`${String(e)}\n${JSON.stringify(aggs, null, 1)}`));
   } finally {
     await stopUp(up, exited);
   }

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { defaultCoreOptions } from "@wirescope/aggregator";
-import { AGGREGATOR_NODE_FLAGS } from "@wirescope/aggregator/options";
+import { AGGREGATOR_NODE_FLAGS, defaultAggregatorOptions } from "@wirescope/aggregator/options";
 import { PROBE_NODE_FLAGS } from "@wirescope/probe/options";
 import { DEFAULT_PARSER_OPTIONS } from "@wirescope/parser/options";
 import {
@@ -638,7 +638,7 @@ async function up(argv: string[]): Promise<number> {
     const natsAuth = prepareNatsAuth(config.dataDir);
     const natsTls = opts.natsTls ? prepareNatsTls(config.dataDir) : undefined;
     // how up itself reaches the stack's NATS, as one of its users
-    const natsAs = (role: "cli" | "parser") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) });
+    const natsAs = (role: "cli" | "parser" | "aggregator") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) });
     if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
     for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, natsTls)) {
       await sup.start(niced(spec, opts.pipelineNice));
@@ -695,21 +695,23 @@ async function up(argv: string[]): Promise<number> {
     delete env.WIRESCOPE_NATS_TOKEN;
     delete env.WIRESCOPE_NATS_CREDS;
     for (const k of ["WIRESCOPE_INFLUX_USER", "WIRESCOPE_INFLUX_PASSWORD", "WIRESCOPE_INFLUX_TOKEN"]) delete env[k];
-    // A parser replica that died (kill -9, crash) said no goodbye: up deletes its membership entry
-    // for it, so the others take its partitions now instead of after the TTL (3 s) and less raw
-    // data goes to a partition nobody owns. Matched by its control address, which only it had.
-    const forgetParser = async (name: string, grpc: string) => {
+    // A parser replica or aggregator instance that died (kill -9, crash) said no goodbye: up
+    // deletes its membership entry for it, so the others take its partitions now instead of after
+    // the TTL (3 s) (for the parsers, less raw data goes to a partition nobody owns). Matched by its
+    // control address, which only it had; as its component's NATS user, which may write the bucket.
+    const fleetBucket = { parser: DEFAULT_PARSER_OPTIONS.membersBucket, aggregator: defaultAggregatorOptions.membersBucket };
+    const forgetMember = async (component: "parser" | "aggregator", name: string, grpc: string) => {
       const forget = async () => {
-        const nc = await connectNats(natsAs("parser"), silentLogger(), { retry: false, name: "wirescope-up" });
+        const nc = await connectNats(natsAs(component), silentLogger(), { retry: false, name: "wirescope-up" });
         try {
-          return await forgetMembers(nc, DEFAULT_PARSER_OPTIONS.membersBucket, (m) => m.grpc === grpc);
+          return await forgetMembers(nc, fleetBucket[component], (m) => m.grpc === grpc);
         } finally {
           await nc.close();
         }
       };
       let timer: NodeJS.Timeout | undefined;
       const gone = await Promise.race([forget(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("could not delete its membership entry within 3 s")), 3000)))]).finally(() => clearTimeout(timer));
-      if (gone.length) process.stderr.write(`wirescope up: ${name}'s membership entry deleted (${gone.join(", ")}): the other parser replicas take its partitions now\n`);
+      if (gone.length) process.stderr.write(`wirescope up: ${name}'s membership entry deleted (${gone.join(", ")}): the other ${component === "parser" ? "parser replicas" : "aggregator instances"} take its partitions now\n`);
     };
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
     for (const d of prep.did) say(d);
@@ -730,7 +732,7 @@ async function up(argv: string[]): Promise<number> {
       try {
         await sup.start(niced({
           ...spec,
-          ...(component === "parser" ? { onExit: () => forgetParser(name, address) } : {}),
+          ...(component !== "probe" ? { onExit: () => forgetMember(component, name, address) } : {}),
           start: async (signal) => {
             const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
             const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
