@@ -14,7 +14,7 @@ set -euo pipefail
 BUILD=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ dpkg-dev)
 RUNTIME=(nats-server influxdb "${BUILD[@]}")
 DEMO=(mariadb-server redis-server)
-TEST=(tshark kcat mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl gnutls-bin golang-go binutils nginx tmux python3 curl)
+TEST=(tshark kcat mariadb-server redis-server postgresql nghttp2-client wrk tcpdump openssl gnutls-bin golang-go binutils nginx tmux zsh python3 curl)
 
 want=("${RUNTIME[@]}")
 check_only=0
