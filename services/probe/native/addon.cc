@@ -573,23 +573,13 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return due;
   }
 
-  // The poller sleeps until the held batch is due (a batch worth of data, a new connection or a
-  // close wakes it earlier: see wakeup_bytes and BPF_RB_FORCE_WAKEUP in the BPF programs), or
-  // batch-ms while nothing is held: what arrived meanwhile without a wakeup is read then. A
-  // trickle of data therefore waits up to batch-ms in the ring and batch-ms in the batch. Each
-  // wake-up of a thread costs tens of µs on a VM: a 10 ms cap (100 wake-ups a second, idle or
-  // not) was most of the poll thread's CPU at moderate rates.
-  static constexpr long kMaxSleepMs = 1000;
-  int PollTimeout(std::chrono::steady_clock::time_point now) const {
-    long timeout = cur_.len ? Due(now) : batch_ms_;
-    return (int)std::min(timeout, kMaxSleepMs);
-  }
-
   void Poll() {
-    // named, so its wake-ups and CPU can be told apart in /proc/<pid>/task (and are tested)
-    pthread_setname_np(pthread_self(), "ws-poll");
     while (running_) {
-      int timeout = PollTimeout(std::chrono::steady_clock::now());
+      int timeout = batch_ms_;
+      if (cur_.len) timeout = (int)Due(std::chrono::steady_clock::now());
+      // the kernel side wakes us only when a batch worth of data waits (see wakeup_bytes), so
+      // the timeout is what bounds the latency of a trickle of events
+      if (timeout > 10) timeout = 10;
       int n = ring_buffer__poll(rb_, timeout);
       if (n < 0 && n != -EINTR) {
         poll_errors_ += 1;
