@@ -1,18 +1,22 @@
-// The Kafka and MySQL decoders' own counters (plugin ABI v2 conn_stats: framing errors, drops,
-// bytes dropped) travel end to end in a real `wirescope parser` on a real nats-server: captured
-// connections from ../shared/captures are replayed as the probe publishes them, some unchanged
-// and some with garbage and lost bytes spliced in where a message must start. The counters show
+// The Kafka, MySQL and PostgreSQL decoders' own counters (plugin ABI v2 conn_stats: framing
+// errors, drops, bytes dropped) travel end to end in a real `wirescope parser` on a real
+// nats-server: connections captured in ../shared/captures (Kafka, MySQL) and recorded through a
+// relay to a real PostgreSQL (node-postgres) are replayed as the probe publishes them, some
+// unchanged and some with garbage and lost bytes spliced in where a message must start. The counters show
 // as plugin_errors.*, plugin_drops.*, plugin_bytes_dropped.* in Status (gRPC and `wirescope
 // status --json`) and in /metrics (scraped, parsed with a Prometheus text-format parser), grow
-// only for the protocol that got garbage, and stay at 0 for the clean protocol decoded alongside.
-import { describe, it } from "node:test";
+// only for the protocol that got garbage, and stay at 0 for the clean protocols decoded alongside.
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 import { conversationsFromCapture, parserStatus, readRecords, startParser, toRawBatches, useParserBed, type Chunk, type Conversation, type ParserBed, type ParserProc } from "./parser-support.js";
-import { freePort, waitFor, WIRESCOPE_BIN } from "./support/index.js";
+import pg from "pg";
+import { captureThroughRelay, parserPlugins } from "./parser-support.js";
+import { startPostgres, type Postgres } from "./support/postgres.js";
+import { freePort, POSTGRESQL_PLUGIN_DIR, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 
 interface PromFamily {
   name: string;
@@ -21,7 +25,7 @@ interface PromFamily {
 const parsePrometheus = createRequire(import.meta.url)("parse-prometheus-text-format") as (text: string) => PromFamily[];
 
 const P = 64;
-const PROTOS = ["kafka", "mysql"] as const;
+const PROTOS = ["kafka", "mysql", "postgresql"] as const;
 type Proto = (typeof PROTOS)[number];
 interface Counts {
   errors: number;
@@ -39,9 +43,23 @@ function splice(conv: Conversation, after: number, extra: [0 | 1, Uint8Array | n
   return { ...conv, chunks: [...conv.chunks.slice(0, after), ...added, ...conv.chunks.slice(after)] };
 }
 
-/** Clean connections: every Kafka capture (one exchange each) and a MySQL session of 18 commands. */
+/** A node-postgres session through a recording relay: login (trust), two simple queries. */
+async function pgSession(srv: Postgres): Promise<Conversation> {
+  const [conv] = await captureThroughRelay(srv.port, "postgres", async (port) => {
+    const c = new pg.Client({ host: "127.0.0.1", port, user: "trustuser", database: "postgres" });
+    await c.connect();
+    await c.query("SELECT 1");
+    await c.query("SELECT 2");
+    await c.end();
+  });
+  return conv!;
+}
+let pgConv: Conversation;
+
+/** Clean connections: every Kafka capture (one exchange each), a MySQL session of 18 commands, a PostgreSQL session. */
 function clean(proto: Proto): Conversation[] {
   if (proto === "kafka") return ["kafka/deepflow__00-produce-v2.pcap", "kafka/deepflow__01-fetch-v12-ok.pcap", "kafka/deepflow__18-api-versions-v3.pcap"].flatMap(capture);
+  if (proto === "postgresql") return [pgConv];
   return capture("mysql/zeek__mysql.pcap");
 }
 
@@ -56,6 +74,8 @@ const GARBAGE_COUNTS: Record<Proto, Counts> = {
   // the 0xee packet a framing error, the OK dropped (its 11 bytes passed over, as a response
   // picked up mid-way is), the 8 bytes after the gap passed over
   mysql: { errors: 1, drops: 1, bytes_dropped: 11 + 8 },
+  // the ReadyForQuery dropped, the Query header of length 2 a framing error, its 13 bytes hunted over
+  postgresql: { errors: 1, drops: 1, bytes_dropped: 13 },
 };
 function garbage(proto: Proto): Conversation[] {
   if (proto === "kafka") {
@@ -63,6 +83,12 @@ function garbage(proto: Proto): Conversation[] {
     // after ApiVersions and its answer: a response with correlation id 999 (nothing asked for
     // it), a request of size -1, 5 bytes lost, 7 bytes that start no request, ApiVersions again
     return [splice(c!, 2, [[1, hex("00000008000003e700000000")], [0, hex("ffffffff0001020304050607")], [0, 5], [0, Buffer.from("hello!!")], ...c!.chunks.map((ch): [0 | 1, Uint8Array] => [ch.dir, ch.bytes])])];
+  }
+  if (proto === "postgresql") {
+    // before the second query (after the first one's answer): a ReadyForQuery that answers
+    // nothing, then a Query whose length (2) breaks its rule where a message must start
+    const second = pgConv.chunks.findIndex((ch, i) => ch.dir === 0 && i > pgConv.chunks.findIndex((x) => x.dir === 0 && x.bytes[0] === 0x51));
+    return [splice(pgConv, second, [[1, hex("5a0000000549")], [0, Buffer.from("Q\0\0\0\x02garbage!", "latin1")]])];
   }
   const [c] = capture("mysql/zeek__mysql.pcap");
   // after login and the first query: a packet where a command must start whose first byte
@@ -130,31 +156,40 @@ async function settled(p: ParserProc, metrics: string): Promise<{ status: Record
 const ZERO: Counts = { errors: 0, drops: 0, bytes_dropped: 0 };
 const diff = (a: Counts, b: Counts): Counts => ({ errors: a.errors - b.errors, drops: a.drops - b.drops, bytes_dropped: a.bytes_dropped - b.bytes_dropped });
 
-describe("plugin counters (conn_stats) of Kafka and MySQL in a running parser", { timeout: 60_000 }, () => {
+describe("plugin counters (conn_stats) of Kafka, MySQL and PostgreSQL in a running parser", { timeout: 60_000 }, () => {
   const bed = useParserBed();
+  let srv: Postgres | undefined;
+  after(() => srv?.stop());
 
   it("garbage on one protocol's connections shows in Status and /metrics for that protocol only; clean connections count nothing", async () => {
     const port = await freePort();
     const metrics = `127.0.0.1:${port}`;
-    const p = await startParser(bed.nats.url, ["--metrics-port", String(port)], "parser-plugin-counters");
-    bed.procs.push(p);
+    // the parser starts while the PostgreSQL session is recorded
+    const [p] = await Promise.all([
+      startParser(bed.nats.url, ["--metrics-port", String(port), "--plugin-dir", POSTGRESQL_PLUGIN_DIR], "parser-plugin-counters").then((x) => (bed.procs.push(x), x)),
+      (async () => {
+        srv = await startPostgres();
+        await srv.sql("CREATE ROLE trustuser LOGIN");
+        pgConv = await pgSession(srv);
+      })(),
+    ]);
+    await waitFor(async () => (await parserPlugins(p)).includes("postgresql@1.0.0"), { timeoutMs: 15_000, what: "the PostgreSQL example plugin loaded" });
 
-    let last: Record<Proto, Counts> = { kafka: ZERO, mysql: ZERO };
+    let last = Object.fromEntries(PROTOS.map((x) => [x, ZERO])) as Record<Proto, Counts>;
     for (const bad of PROTOS) {
-      const good = PROTOS.find((x) => x !== bad)!;
+      const good = PROTOS.filter((x) => x !== bad);
       // the clean connections first, then the garbage ones: the garbage's counters showing means
       // the clean connections (published before, decoded and closed) were reported too
-      await replay(bed, clean(good));
+      await replay(bed, good.flatMap(clean));
       await replay(bed, garbage(bad));
       const { status, families } = await settled(p, metrics);
-      const now = { kafka: statusCounts(status, "kafka"), mysql: statusCounts(status, "mysql") };
+      const now = Object.fromEntries(PROTOS.map((x) => [x, statusCounts(status, x)])) as Record<Proto, Counts>;
       const summary = JSON.stringify(Object.fromEntries(Object.entries(status).filter(([k]) => k.startsWith("plugin_") || k.startsWith("records"))));
       for (const proto of PROTOS) assert.deepEqual(metricsCounts(families, proto), now[proto], `${proto}: /metrics says what Status says`);
       assert.deepEqual(diff(now[bad], last[bad]), GARBAGE_COUNTS[bad], `${bad} garbage counted: ${summary}`);
-      assert.deepEqual(diff(now[good], last[good]), ZERO, `${good} clean connections count nothing: ${summary}`);
+      for (const g of good) assert.deepEqual(diff(now[g], last[g]), ZERO, `${g} clean connections count nothing: ${summary}`);
       last = now;
     }
-    assert.ok(last.kafka.errors > 0 && last.mysql.errors > 0);
 
     // `wirescope status --json` shows the same counters
     const cli = spawnSync(process.execPath, [WIRESCOPE_BIN, "status", "--json", "--address", p.grpc, "--nats-url", bed.nats.url], { timeout: 20_000 });
