@@ -47,7 +47,7 @@ export class KafkaConnection extends Connection {
   /**
    * The connection's counters (ABI v2 conn_stats, copied in syncCounters): framing errors (a size
    * or request header that cannot be a message, where one must start), messages dropped (a
-   * response to no request seen, a message cut by a gap) and bytes dropped (garbage cleared after
+   * response to no request seen, a message cut by a gap before it was decoded) and bytes dropped (garbage cleared after
    * a framing error, chunks passed over while looking for a message start after a gap, the rest
    * of a message cut by a gap).
    */
@@ -156,7 +156,9 @@ export class KafkaConnection extends Connection {
 
   onGap(dir: i32, len: i32, tsNs: i64): i32 {
     const w = dir == 0 ? this.walk0 : this.walk1;
-    if (w.active) {
+    // a message being walked was decoded and keeps its record (its counts marked inexact): no drop
+    const walked = w.active;
+    if (walked) {
       // lost inside a message being walked: its count cannot be exact; resume past its end
       w.abort();
       if (dir == 0) this.partial0 = w.end;
@@ -180,8 +182,8 @@ export class KafkaConnection extends Connection {
     else this.partial1 = -1;
     if (len > 0 && end >= 0 && !lost && q.consumed <= end) {
       // the message cut by the gap is dropped (a request never decoded, or a response whose
-      // prefix was still arriving)
-      this.cut++;
+      // prefix was still arriving); the rest of a walked one is passed over, not counted
+      if (!walked) this.cut++;
       this.bytesDropped += end - q.consumed;
       q.skip(end - q.consumed);
       return OK;

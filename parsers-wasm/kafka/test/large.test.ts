@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PluginRegistry, Plugin } from "@wirescope/plugin-host";
 import { findPlugin } from "../../test-support/plugins.js";
-import { runChunks, type Chunk } from "../../test-support/vectors.js";
+import { pluginCounters, runChunks, type Chunk } from "../../test-support/vectors.js";
 import { W, request, response, recordBatch } from "./wire.js";
 
 const MiB = 1 << 20;
@@ -117,6 +117,9 @@ test("kafka: a gap past the buffered prefix: none in a batch's body, uncounted i
   assert.equal(inHeader.records[0]!.attributes["kafka.records_counted"], false);
   assert.equal(inHeader.records[0]!.attributes["messaging.batch.message_count"], undefined, "never a partial count");
   assert.equal(inHeader.records[1]!.status, 0);
+  // the Fetch keeps its record: no message dropped, only the rest of it passed over
+  assert.deepEqual(pluginCounters(inBody.counters, "kafka"), { errors: 0, drops: 0, bytes_dropped: 0 });
+  assert.deepEqual(pluginCounters(inHeader.counters, "kafka"), { errors: 0, drops: 0, bytes_dropped: resp.length - (batch41 + 20 + 30) });
 });
 
 test("kafka: a connection that ends inside a large Fetch response: written, not counted", () => {
