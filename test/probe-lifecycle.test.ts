@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { NativeProbe, ProbeError } from "@wirescope/probe";
+import { EMPTY_FILTER, NativeProbe, ProbeError } from "@wirescope/probe";
 import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, runChild, assemble } from "./probe-support.js";
 
@@ -287,4 +287,32 @@ try { const p = new NativeProbe(${opts}, () => {}); console.log("OPENED " + p.pr
   assert.match(inNs(noTracefs, open("{}")), /^ENOTRACEFS tracefs is not mounted .*mount -t tracefs nodev \/sys\/kernel\/tracing.*--mount-tracefs/m);
   assert.match(inNs(noTracefs, open("{ mountTracefs: true }")), /^OPENED \d+/m);
   assert.match(inNs("mount -t tmpfs none /sys/kernel/btf", open("{ mountTracefs: true }")), /^ENOBTF this kernel has no BTF .*CONFIG_DEBUG_INFO_BTF=y/m);
+});
+
+/** The context switches of this process's thread named `name` (0 while there is none). */
+function threadSwitches(name: string): number | undefined {
+  for (const tid of fs.readdirSync("/proc/self/task")) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() !== name) continue;
+      const s = fs.readFileSync(`/proc/self/task/${tid}/status`, "utf8");
+      return Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(s)![1]) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(s)![1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return undefined;
+}
+
+test("probe: an idle poll thread wakes once per batch-ms, not every 10 ms", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  // only a port nobody uses is traced: no event wakes the poller, its timeout alone does
+  const probe = new CollectingProbe({ batchMs: 100, filter: { ...EMPTY_FILTER, allowPorts: [9] } });
+  t.after(() => probe.stop());
+  await waitFor(() => threadSwitches("ws-poll") !== undefined, { timeoutMs: 20_000, intervalMs: 50, what: "the poll thread" });
+  await new Promise((r) => setTimeout(r, 300));
+  const before = threadSwitches("ws-poll")!;
+  await new Promise((r) => setTimeout(r, 3000));
+  const wakeups = threadSwitches("ws-poll")! - before;
+  // 3 s at one wake-up per 100 ms is 30; a 10 ms cap made 300
+  assert.ok(wakeups <= 60, `${wakeups} wake-ups of an idle poll thread in 3 s`);
 });
