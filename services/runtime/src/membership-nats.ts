@@ -212,12 +212,15 @@ export class NatsMembership {
  * their partitions at the deletion, as at a clean leave, instead of after the TTL. Their last
  * progress is kept by every watcher (MembershipView's departed members), so the handover is
  * counted as after a death. Only for a member known dead: a live one would heartbeat itself back
- * in, after the others took its partitions. Returns the keys deleted.
+ * in, after the others took its partitions. Returns the keys deleted. Once `signal` is aborted
+ * nothing more is deleted: a caller that gave up waiting may restart the member meanwhile, and
+ * its new entry matches as the dead one's did.
  */
-export async function forgetMembers(nc: NatsConnection, bucket: string, match: (info: MemberInfo) => boolean, keyPrefix?: string): Promise<string[]> {
+export async function forgetMembers(nc: NatsConnection, bucket: string, match: (info: MemberInfo) => boolean, keyPrefix?: string, signal?: AbortSignal): Promise<string[]> {
   const kv = await new Kvm(nc).open(bucket);
   const gone: string[] = [];
   for await (const key of await kv.keys(keyPrefix ? `${keyPrefix}.>` : ">")) {
+    if (signal?.aborted) break;
     const e = await kv.get(key);
     if (!e || e.operation !== "PUT") continue;
     let info: MemberInfo;
@@ -226,7 +229,7 @@ export async function forgetMembers(nc: NatsConnection, bucket: string, match: (
     } catch {
       continue;
     }
-    if (!match(info)) continue;
+    if (!match(info) || signal?.aborted) continue;
     await kv.delete(key);
     gone.push(key);
   }

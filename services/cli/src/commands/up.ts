@@ -701,16 +701,20 @@ async function up(argv: string[]): Promise<number> {
     // control address, which only it had; as its component's NATS user, which may write the bucket.
     const fleetBucket = { parser: DEFAULT_PARSER_OPTIONS.membersBucket, aggregator: defaultAggregatorOptions.membersBucket };
     const forgetMember = async (component: "parser" | "aggregator", name: string, grpc: string) => {
+      // Past the 3 s up waits, the deletion is called off: the restarted process has the same
+      // control address, and its entry must not go as the dead one's.
+      const gaveUp = new AbortController();
       const forget = async () => {
         const nc = await connectNats(natsAs(component), silentLogger(), { retry: false, name: "wirescope-up" });
         try {
-          return await forgetMembers(nc, fleetBucket[component], (m) => m.grpc === grpc);
+          return await forgetMembers(nc, fleetBucket[component], (m) => m.grpc === grpc, undefined, gaveUp.signal);
         } finally {
           await nc.close();
         }
       };
       let timer: NodeJS.Timeout | undefined;
-      const gone = await Promise.race([forget(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("could not delete its membership entry within 3 s")), 3000)))]).finally(() => clearTimeout(timer));
+      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => (gaveUp.abort(), reject(new Error("could not delete its membership entry within 3 s"))), 3000)));
+      const gone = await Promise.race([forget(), timeout]).finally(() => clearTimeout(timer));
       if (gone.length) process.stderr.write(`wirescope up: ${name}'s membership entry deleted (${gone.join(", ")}): the other ${component === "parser" ? "parser replicas" : "aggregator instances"} take its partitions now\n`);
     };
     const prep: ProbePrep = opts.probe ? prepareProbe() : { did: [], wrap: [], off: { why: "disabled with --no-probe", fix: "start without --no-probe" } };
