@@ -1,6 +1,7 @@
 // Helpers for the aggregator's integration tests: run `wirescope aggregator` as a real process,
 // publish RecordBatches to the real JetStream stream, read results back with InfluxQL.
 import path from "node:path";
+import { before, after } from "node:test";
 import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { connect } from "@nats-io/transport-node";
@@ -144,4 +145,23 @@ export function ownedIn(s: string | undefined): number[] {
     for (let p = a!; p <= (b ?? a)!; p++) out.push(p);
   }
   return out;
+}
+
+/** nats-server with JetStream, influxd and one `wirescope aggregator` (`args`) for a suite:
+ *  started before its tests, stopped after them. Read the handles inside the tests. */
+export function aggregatorSuite(db: string, args: string[]): { nats: TestServer; influx: TestServer; agg: AggregatorProc; nc: NatsConnection } {
+  const s = {} as { nats: TestServer; influx: TestServer; agg: AggregatorProc; nc: NatsConnection };
+  before(async () => {
+    s.nats = await startNats({ jetstream: true });
+    s.influx = await startInflux();
+    s.agg = await startAggregator(s.nats.url, s.influx.url, db, args);
+    s.nc = await natsConnect(s.nats.url);
+  });
+  after(async () => {
+    await s.nc?.close();
+    await s.agg?.stop();
+    await s.influx?.stop();
+    await s.nats?.stop();
+  });
+  return s;
 }
