@@ -33,9 +33,9 @@ export function buffers(): Panel {
   });
 }
 
-/** Span volume control and cardinality folding. */
+/** Span volume control (the sample rate and the span budget) and cardinality folding. */
 export function spanVolume(): Panel {
-  return panel("timeseries", "Spans kept / dropped, values folded", [target(`SELECT sum("spans_kept") AS "kept", sum("spans_dropped") AS "dropped (sampled out)", sum("folded_values") AS "tag values folded into *" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`)], {
+  return panel("timeseries", "Spans kept / dropped, values folded", [target(`SELECT sum("spans_kept") AS "kept", sum("spans_dropped") AS "dropped (sampled out)", sum("spans_over_budget") AS "of them over the span budget", sum("folded_values") AS "tag values folded into *" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`)], {
     fieldConfig: unit("short"),
   });
 }
