@@ -67,9 +67,22 @@ export async function waitForBytes(file: string, needle: Buffer | string, timeou
   }
 }
 
+/** Resolves once `file`'s size has not changed for `quietMs` (or after `timeoutMs` in all). */
+async function settled(file: string, quietMs: number, timeoutMs: number): Promise<void> {
+  const size = () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+  const deadline = Date.now() + timeoutMs;
+  let last = size();
+  let since = Date.now();
+  while (Date.now() - since < quietMs && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = size();
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+}
+
 export interface Capture {
   file: string;
-  /** Stops tcpdump (flushing the file) and waits for it to exit. */
+  /** Stops tcpdump once the file has stopped growing (every packet read) and waits for it to exit; throws when the kernel dropped packets. */
   stop(): Promise<void>;
 }
 
@@ -87,11 +100,15 @@ export async function startCapture(port: number | number[], name: string): Promi
   return {
     file,
     async stop() {
-      // a moment for the last segments (FIN/ACK) to pass the capture filter
-      await new Promise((r) => setTimeout(r, 300));
+      // tcpdump -U writes each packet as it reads it, but on a busy machine it reads a burst of
+      // large loopback segments late: wait until the file has stopped growing for 300 ms
+      // (bounded by 15 s) so the last segments (the tail of a large response, FIN/ACK) are in
+      await settled(file, 300, 15_000);
       if (!p.hasExited) process.kill(p.pid, "SIGINT");
       await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
       await p.stop(1000);
+      const dropped = /[1-9]\d* packets? dropped by kernel/.exec(fs.readFileSync(log, "utf8"));
+      if (dropped) throw new Error(`${file}: tcpdump lost packets (${dropped[0]}): a comparison with this capture means nothing`);
     },
   };
 }
