@@ -52,18 +52,22 @@ const MAX_TLS_WAIT: i32 = 64 * 1024;
 const MAX_TLS_RECORD: u32 = (1 << 14) + 2048;
 
 /**
- * A TLS record header at offset `off` of q (5 bytes readable):
+ * Whether the `have` bytes (1..5) at offset `off` of q can start a TLS record header:
  *
  *   content_type:u8 (20 change_cipher_spec, 21 alert, 22 handshake, 23 application_data)
  *   version:u16be (0x0301..0x0304)  length:u16be (1 .. 2^14 + 2048)
  *
- * Read as a MySQL packet header it is a 66..263 KiB packet (bytes 1-2 = 03 01..04).
+ * Each byte present is tested (a header cut by q's end: what it has must fit); the length only
+ * once it is whole. Read as a MySQL packet header it is a 66..263 KiB packet (bytes 1-2 = 03 01..04).
  */
-function tlsHeader(q: ByteQueue, off: i32): bool {
+function tlsHeader(q: ByteQueue, off: i32, have: i32 = 5): bool {
   const t = q.u8(off);
-  const minor = q.u8(off + 2);
+  if (t < 20 || t > 23) return false;
+  if (have >= 2 && q.u8(off + 1) != 3) return false;
+  if (have >= 3 && (q.u8(off + 2) < 1 || q.u8(off + 2) > 4)) return false;
+  if (have < 5) return true;
   const len = q.u16be(off + 3);
-  return t >= 20 && t <= 23 && q.u8(off + 1) == 3 && minor >= 1 && minor <= 4 && len >= 1 && len <= MAX_TLS_RECORD;
+  return len >= 1 && len <= MAX_TLS_RECORD;
 }
 
 /** tlsStream(): the bytes are TLS records / are not / cannot tell yet. */
@@ -86,14 +90,8 @@ function tlsStream(q: ByteQueue): i32 {
   for (;;) {
     const left = n - off;
     if (left == 0) return records > 0 ? TLS_YES : TLS_MAYBE;
-    if (left < 5) {
-      // a header cut by q's end: what it has must fit
-      const t = q.u8(off);
-      const ok = t >= 20 && t <= 23 && (left < 2 || q.u8(off + 1) == 3) && (left < 3 || (q.u8(off + 2) >= 1 && q.u8(off + 2) <= 4));
-      if (!ok) return TLS_NO;
-      return records > 0 ? TLS_YES : TLS_MAYBE;
-    }
-    if (!tlsHeader(q, off)) return TLS_NO;
+    if (!tlsHeader(q, off, left < 5 ? left : 5)) return TLS_NO;
+    if (left < 5) return records > 0 ? TLS_YES : TLS_MAYBE; // a header cut by q's end
     records++;
     const end = off + 5 + <i32>q.u16be(off + 3);
     if (end > n) return records > 1 ? TLS_YES : TLS_MAYBE;
