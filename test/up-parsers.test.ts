@@ -3,14 +3,16 @@
 // parser processes on --parser-port, +10, +20 split the 64 raw partitions, `status` lists each
 // with the partitions it owns, and a replica killed with SIGKILL is started again by up, counted,
 // and gets its share back; up deletes the dead one's membership entry (parsers and aggregators),
-// so the others take over at once.
+// so the others take over at once. parser-2's metrics port is taken before up starts: parser-2
+// alone goes without /metrics.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, freePortRun, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { ownedIn } from "./aggregator-support.js";
 
 const run = promisify(execFile);
@@ -21,7 +23,11 @@ type Row = { component: string; instance: string; address: string; health: strin
 test("up --parsers 3: three replicas on their own ports split the partitions; one killed (and an aggregator) is restarted and gets its share back", { timeout: 300_000 }, async () => {
   const dataDir = tempDir("wirescope-up-parsers-");
   const ports = await stackPorts(2, 3);
-  const args = [...stackArgs(dataDir, ports), "--parsers", "3", "--aggregators", "2", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
+  const metricsPort = await freePortRun(3, 10);
+  // parser-2's metrics port, taken by someone else
+  const squatter = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => squatter.listen(metricsPort + 10, "127.0.0.1", r));
+  const args = [...stackArgs(dataDir, ports), "--parsers", "3", "--aggregators", "2", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", String(metricsPort), "--aggregator-metrics-port", "0"];
   const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   up.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -53,6 +59,13 @@ test("up --parsers 3: three replicas on their own ports split the partitions; on
     const pidOf = (name: string) => Number(new RegExp(`^${name}\\s+(\\d+)\\s+grpc://`, "m").exec(out)?.[1]);
     for (const [name, port] of [["parser", ports.parser], ["parser-2", ports.parser + 10], ["parser-3", ports.parser + 20], ["aggregator", ports.aggregator], ["aggregator-2", ports.aggregator + 1]] as const) {
       assert.match(out, new RegExp(`^${name}\\s+\\d+\\s+grpc://127\\.0\\.0\\.1:${port}\\s+ready\\s+0\\s`, "m"), out);
+    }
+    // parser-2 goes without /metrics, parser and parser-3 serve theirs
+    assert.match(out, new RegExp(`^parser-2: its metrics port 127\\.0\\.0\\.1:${metricsPort + 10} is already in use, so it has no /metrics, the others keep theirs`, "m"), out);
+    assert.match(out, new RegExp(`^metrics \\(Prometheus\\): parser http://127\\.0\\.0\\.1:${metricsPort}/metrics  parser-3 http://127\\.0\\.0\\.1:${metricsPort + 20}/metrics$`, "m"), out);
+    for (const port of [metricsPort, metricsPort + 20]) {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(text, /^wirescope_ready\{[^}]*component="parser"/m, `${port}: ${text.slice(0, 500)}`);
     }
 
     const first = await split(3);
@@ -100,5 +113,6 @@ test("up --parsers 3: three replicas on their own ports split the partitions; on
     ).catch((e: unknown) => assert.fail(`${String(e)}\n${JSON.stringify(aggs, null, 1)}`));
   } finally {
     await stopUp(up, exited);
+    await new Promise((r) => squatter.close(r));
   }
 });

@@ -84,6 +84,17 @@ describe("--parsers N", () => {
     assert.throws(() => parseUpArgs(["--parsers", "9"]), /--parsers/);
   });
 
+  it("a replica whose metrics port is taken loses /metrics alone, the others keep theirs", () => {
+    const o = parseUpArgs(["--parsers", "3", "--parser-port", "9000", "--parser-metrics-port", "9500"]);
+    o.metricsOff.add("parser-2");
+    assert.deepEqual([0, 1, 2].map((i) => [grpc(serviceArgs("parser", o, i)), metrics(serviceArgs("parser", o, i))]), [
+      ["9000", "9500"],
+      ["9010", "0"],
+      ["9020", "9520"],
+    ]);
+    assert.equal(instancePorts("aggregator", o, 0).metrics, 9703, "another service's instance keeps its port");
+  });
+
   it("with the default ports, no two processes share a port for any allowed count", () => {
     for (let parsers = 1; parsers <= MAX_INSTANCES; parsers++) {
       for (let aggregators = 1; aggregators <= MAX_INSTANCES; aggregators++) {

@@ -135,6 +135,8 @@ interface UpOptions {
   ports: Record<Component, number>;
   /** Prometheus /metrics port per service, 0 = off. */
   metricsPorts: Record<Component, number>;
+  /** Instances (instanceName) without /metrics: their port was taken when up started. */
+  metricsOff: Set<string>;
   startTimeoutMs: number;
   watchParent: boolean;
   demo: boolean;
@@ -161,7 +163,7 @@ interface UpOptions {
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, metricsOff: new Set(), startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1 };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
@@ -219,12 +221,14 @@ export const instanceName = (component: Component, index: number) => (index === 
 const portStep = (component: Component, index: number) => (component === "parser" ? PARSER_PORT_STRIDE * index : index);
 
 /**
- * The gRPC and metrics ports of instance `index` (0-based) of a service; metrics 0 = off.
+ * The gRPC and metrics ports of instance `index` (0-based) of a service; metrics 0 = off (for
+ * the service, or for this instance alone: `metricsOff`).
  * @internal exported for tests
  */
-export function instancePorts(component: Component, opts: Pick<UpOptions, "ports" | "metricsPorts">, index: number): { grpc: number; metrics: number } {
+export function instancePorts(component: Component, opts: Pick<UpOptions, "ports" | "metricsPorts" | "metricsOff">, index: number): { grpc: number; metrics: number } {
   const step = portStep(component, index);
-  return { grpc: opts.ports[component] + step, metrics: opts.metricsPorts[component] > 0 ? opts.metricsPorts[component] + step : 0 };
+  const metrics = opts.metricsPorts[component] > 0 && !opts.metricsOff.has(instanceName(component, index)) ? opts.metricsPorts[component] + step : 0;
+  return { grpc: opts.ports[component] + step, metrics };
 }
 
 /**
@@ -623,10 +627,12 @@ async function up(argv: string[]): Promise<number> {
       for (let i = 0; i < instanceCount(c, opts); i++) {
         const { grpc, metrics } = instancePorts(c, opts, i);
         await check(`${instanceName(c, i)} gRPC`, config.grpc.host, grpc);
-        // Metrics are an outlet, not the pipeline: a taken port turns them off for that service.
+        // Metrics are an outlet, not the pipeline: a taken port turns them off for that instance
+        // (the service's other instances keep theirs).
         if (metrics > 0 && (await tcpReachable(config.metrics.host, metrics, 500))) {
-          say(`${instanceName(c, i)}: ${hostPort(config.metrics.host, metrics)} is already in use, so no /metrics for ${c === "probe" ? "it" : `any ${c}`} (--${c}-metrics-port N picks another)`);
-          opts.metricsPorts[c] = 0;
+          const others = instanceCount(c, opts) > 1 ? ", the others keep theirs" : "";
+          say(`${instanceName(c, i)}: its metrics port ${hostPort(config.metrics.host, metrics)} is already in use, so it has no /metrics${others} (--${c}-metrics-port N picks other ports)`);
+          opts.metricsOff.add(instanceName(c, i));
         }
       }
     }
