@@ -175,10 +175,11 @@ export class ConnectionEngine {
    * A batch of steps of any connections: steps of connections that an ABI v2 plugin is
    * decoding are staged and handed to the plugin in one feed_batch call per instance; the
    * others run at once, as data()/gap()/close() do. Results come out of flush() in the order
-   * the steps went in, each exactly what the step alone would have returned.
+   * the steps went in, each exactly what the step alone would have returned; with `eager`, those
+   * of steps that ran at once come out at once (BatchOptions).
    */
-  batch<T>(onResult: BatchResultFn<T>): EngineBatch<T> {
-    return new EngineBatch(this, onResult);
+  batch<T>(onResult: BatchResultFn<T>, opts: Partial<BatchOptions> = {}): EngineBatch<T> {
+    return new EngineBatch(this, onResult, opts.eager ?? false);
   }
 
   /** @internal Stages step `it` of its connection on the connection's instance. */
@@ -340,6 +341,8 @@ export class EngineConnection {
   queued = 0;
   /** @internal The batch run in which this connection stopped decoding with its handle. */
   diverted = 0;
+  /** @internal Steps of this connection in an EngineBatch whose results are not handed out yet. */
+  held = 0;
   /** A close is staged: later steps must wait for it. */
   private closing = false;
 
@@ -1034,6 +1037,21 @@ export class EngineConnection {
 /** What a batch hands back for each step, in order: `flipped` as it was after the step. */
 export type BatchResultFn<T> = (tag: T, result: StepResult, conn: EngineConnection, flipped: boolean) => void;
 
+/** How an EngineBatch hands out results (ConnectionEngine.batch). */
+export interface BatchOptions {
+  /**
+   * false (the default): every result comes out of flush(), in the order the steps came, so
+   * the output of a batch reads as that of one call per step (`wirescope decode`).
+   * true: a step that is not staged runs at once and its result is handed out at once; staged
+   * steps' results come out of flush(). A connection's results still come out in the order of
+   * its steps (a step that runs at once while one of its connection's results is held back
+   * runs after a flush). For a caller that acts on each answer as it comes: the parser stops
+   * feeding a connection that a plugin gave up or that detection rejected, as it did with one
+   * call per step; only the results of connections that were decoding wait for flush().
+   */
+  eager: boolean;
+}
+
 interface Pending {
   inst: PluginInstance;
   stage: BatchStage;
@@ -1078,7 +1096,8 @@ export class BatchItem<T> {
  * an ABI v2 plugin decodes has its steps staged, and each plugin instance gets them in one
  * feed_batch call at flush() (or when its stage is full); every other step runs at once. flush()
  * hands every step's result to the callback in the order the steps came, each the same as the
- * step alone would have given (docs/plugin-abi.md, "feed_batch").
+ * step alone would have given (docs/plugin-abi.md, "feed_batch"); an eager batch hands out the
+ * result of a step that ran at once right away (BatchOptions.eager).
  */
 export class EngineBatch<T> {
   private items: BatchItem<T>[] = [];
@@ -1086,6 +1105,7 @@ export class EngineBatch<T> {
   constructor(
     private readonly engine: ConnectionEngine,
     private readonly onResult: BatchResultFn<T>,
+    private readonly eager = false,
   ) {}
 
   /** Bytes of direction `dir` (see EngineConnection.data). */
@@ -1108,12 +1128,28 @@ export class EngineBatch<T> {
     this.engine.runAll();
     const items = this.items;
     this.items = [];
-    for (const it of items) this.onResult(it.tag, it.result!, it.conn, it.flipped);
+    for (const it of items) {
+      it.conn.held--;
+      this.onResult(it.tag, it.result!, it.conn, it.flipped);
+    }
   }
 
   private push(it: BatchItem<T>): void {
-    this.items.push(it);
-    if (!it.conn.tryStage(it)) it.runAlone();
+    const c = it.conn;
+    if (c.tryStage(it)) {
+      c.held++;
+      this.items.push(it);
+    } else if (this.eager) {
+      // its connection's earlier results first
+      if (c.held > 0) this.flush();
+      it.runAlone();
+      this.onResult(it.tag, it.result!, c, it.flipped);
+      return;
+    } else {
+      c.held++;
+      this.items.push(it);
+      it.runAlone();
+    }
     if (this.items.length >= 8192) this.flush();
   }
 }

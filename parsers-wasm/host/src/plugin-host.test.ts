@@ -516,9 +516,10 @@ type Step = [conn: number, op: "data" | "gap" | "close", dir: Dir, what: string 
 /**
  * Runs `steps` twice on fresh engines: one call per step (data/gap/close), then every step
  * through one EngineBatch flushed every `every` steps. Asserts the same records (bytes), states
- * and reasons per step and the same counters; returns the batched engine.
+ * and reasons per step and the same counters, each connection's results handed out in the order
+ * of its steps (all of them in order unless `eager`); returns the batched engine.
  */
-function sameBatched(registry: () => PluginRegistry, open: (eng: ConnectionEngine, i: number) => ReturnType<ConnectionEngine["openConnection"]>, conns: number, steps: Step[], every = 1000): ConnectionEngine {
+function sameBatched(registry: () => PluginRegistry, open: (eng: ConnectionEngine, i: number) => ReturnType<ConnectionEngine["openConnection"]>, conns: number, steps: Step[], every = 1000, eager = false): ConnectionEngine {
   const hex = (rs: Uint8Array[]) => rs.map((b) => Buffer.from(b).toString("hex"));
   const alone = new ConnectionEngine(registry());
   const ac = Array.from({ length: conns }, (_, i) => open(alone, i));
@@ -530,9 +531,14 @@ function sameBatched(registry: () => PluginRegistry, open: (eng: ConnectionEngin
   const eng = new ConnectionEngine(registry());
   const bc = Array.from({ length: conns }, (_, i) => open(eng, i));
   const got: { records: string[]; state: string; reason?: string }[] = [];
-  const batch = eng.batch<number>((k, r) => {
-    got[k] = { records: hex(r.records), state: r.state, reason: r.reason };
-  });
+  const order: number[] = [];
+  const batch = eng.batch<number>(
+    (k, r) => {
+      got[k] = { records: hex(r.records), state: r.state, reason: r.reason };
+      order.push(k);
+    },
+    { eager },
+  );
   steps.forEach(([i, op, dir, what], k) => {
     const c = bc[i]!;
     if (op === "data") batch.data(c, dir, enc(what as string), BigInt(1000 + k), k);
@@ -543,6 +549,9 @@ function sameBatched(registry: () => PluginRegistry, open: (eng: ConnectionEngin
   batch.flush();
   assert.deepEqual(got, want);
   assert.deepEqual(eng.counters.snapshot(), alone.counters.snapshot());
+  const ascending = (ks: number[]) => assert.deepEqual(ks, [...ks].sort((a, b) => a - b));
+  for (let i = 0; i < conns; i++) ascending(order.filter((k) => steps[k]![0] === i));
+  if (!eager) ascending(order);
   return eng;
 }
 
@@ -554,48 +563,75 @@ describe("ABI v2 batches (EngineBatch): the same as one call per step", () => {
   };
   const forced = (eng: ConnectionEngine) => eng.openConnection({ protocol: "misbehave" });
 
-  test("many connections of one instance in one call; a trap in the middle costs what it costs alone", () => {
-    const steps: Step[] = [];
-    for (let k = 0; k < 6; k++) for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC c${i} s${k}`]);
-    steps.push([2, "data", 0, "MB:TRAP"]);
-    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC after ${i}`], [i, "close", 0, 0]);
-    const eng = sameBatched(misbehave, forced, 4, steps);
-    assert.equal(eng.counters.get("plugin_traps.misbehave.trap"), 1);
-    assert.equal(eng.counters.get("conn_dropped.plugin_trap"), 4);
-    assert.ok(eng.batched.calls >= 1 && eng.batched.entries >= 24, JSON.stringify(eng.batched));
-  });
+  for (const eager of [false, true]) {
+    const how = eager ? " (eager)" : "";
+    test(`many connections of one instance in one call; a trap in the middle costs what it costs alone${how}`, () => {
+      const steps: Step[] = [];
+      for (let k = 0; k < 6; k++) for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC c${i} s${k}`]);
+      steps.push([2, "data", 0, "MB:TRAP"]);
+      for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC after ${i}`], [i, "close", 0, 0]);
+      const eng = sameBatched(misbehave, forced, 4, steps, 1000, eager);
+      assert.equal(eng.counters.get("plugin_traps.misbehave.trap"), 1);
+      assert.equal(eng.counters.get("conn_dropped.plugin_trap"), 4);
+      assert.ok(eng.batched.calls >= 1 && eng.batched.entries >= 24, JSON.stringify(eng.batched));
+    });
 
-  test("negative answers inside a batch: not mine, broken, a restart after a limit; later steps follow the new state", () => {
-    const steps: Step[] = [];
-    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC first ${i}`]);
-    steps.push([0, "data", 0, "MB:NOTMINE"], [1, "data", 1, "MB:BROKEN"], [2, "data", 0, "MB:LIMIT"], [3, "gap", 1, 10]);
-    for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:GAPS ${i}`], [i, "data", 1, `MB:REC again ${i}`]);
-    for (let i = 0; i < 4; i++) steps.push([i, "close", 0, 0], [i, "data", 0, "MB:REC too late"]);
-    const eng = sameBatched(misbehave, forced, 4, steps);
-    assert.equal(eng.counters.get("conn_restarted.limit"), 1);
-    assert.equal(eng.counters.get("conn_dropped.not_mine"), 1);
-    assert.equal(eng.counters.get("conn_dropped.broken"), 1);
-    assert.ok(eng.batched.entries > 8);
-  });
+    test(`negative answers inside a batch: not mine, broken, a restart after a limit; later steps follow the new state${how}`, () => {
+      const steps: Step[] = [];
+      for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:REC first ${i}`]);
+      steps.push([0, "data", 0, "MB:NOTMINE"], [1, "data", 1, "MB:BROKEN"], [2, "data", 0, "MB:LIMIT"], [3, "gap", 1, 10]);
+      for (let i = 0; i < 4; i++) steps.push([i, "data", 0, `MB:GAPS ${i}`], [i, "data", 1, `MB:REC again ${i}`]);
+      for (let i = 0; i < 4; i++) steps.push([i, "close", 0, 0], [i, "data", 0, "MB:REC too late"]);
+      const eng = sameBatched(misbehave, forced, 4, steps, 1000, eager);
+      assert.equal(eng.counters.get("conn_restarted.limit"), 1);
+      assert.equal(eng.counters.get("conn_dropped.not_mine"), 1);
+      assert.equal(eng.counters.get("conn_dropped.broken"), 1);
+      assert.ok(eng.batched.entries > 8);
+    });
 
-  test("a connection that switches (CONNECT → HTTP/2) inside a batch, among other HTTP/1.1 connections", () => {
-    const reg = () => {
-      const r = new PluginRegistry();
-      r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http1.json"))));
-      r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http2.json"))));
-      return r;
-    };
-    const pre = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const steps: Step[] = [];
-    for (let i = 0; i < 3; i++) steps.push([i, "data", 0, `GET /a${i} HTTP/1.1\r\nHost: h\r\n\r\n`], [i, "data", 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
-    // connection 1 tunnels: the CONNECT, its 200 and the first tunnel bytes in one chunk
-    steps.push([1, "data", 0, "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"], [0, "data", 0, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"]);
-    steps.push([1, "data", 1, "HTTP/1.1 200 Connection Established\r\n\r\n\u0000\u0000\u0000\u0004\u0000\u0000\u0000\u0000\u0000"], [1, "data", 0, pre], [2, "data", 0, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"]);
-    steps.push([0, "data", 1, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"], [2, "data", 1, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"]);
-    for (let i = 0; i < 3; i++) steps.push([i, "close", 0, 0]);
-    const eng = sameBatched(reg, (e) => e.openConnection({ clientKnown: true }), 3, steps);
-    assert.equal(eng.counters.get("conn_switched.http1"), 1);
-    assert.ok(eng.batched.entries > 0);
+    test(`a connection that switches (CONNECT → HTTP/2) inside a batch, among other HTTP/1.1 connections${how}`, () => {
+      const reg = () => {
+        const r = new PluginRegistry();
+        r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http1.json"))));
+        r.add(Plugin.fromFile(built(path.join(root, "parsers-wasm/build/http2.json"))));
+        return r;
+      };
+      const pre = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+      const steps: Step[] = [];
+      for (let i = 0; i < 3; i++) steps.push([i, "data", 0, `GET /a${i} HTTP/1.1\r\nHost: h\r\n\r\n`], [i, "data", 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
+      // connection 1 tunnels: the CONNECT, its 200 and the first tunnel bytes in one chunk
+      steps.push([1, "data", 0, "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"], [0, "data", 0, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"]);
+      steps.push([1, "data", 1, "HTTP/1.1 200 Connection Established\r\n\r\n\u0000\u0000\u0000\u0004\u0000\u0000\u0000\u0000\u0000"], [1, "data", 0, pre], [2, "data", 0, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"]);
+      steps.push([0, "data", 1, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"], [2, "data", 1, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"]);
+      for (let i = 0; i < 3; i++) steps.push([i, "close", 0, 0]);
+      const eng = sameBatched(reg, (e) => e.openConnection({ clientKnown: true }), 3, steps, 1000, eager);
+      assert.equal(eng.counters.get("conn_switched.http1"), 1);
+      assert.ok(eng.batched.entries > 0);
+    });
+  }
+
+  test("eager: a step that runs at once comes out at once, a staged one at flush or before a later step of its connection that cannot wait", () => {
+    const eng = new ConnectionEngine(misbehave());
+    const a = eng.openConnection();
+    const b = eng.openConnection();
+    const seen: string[] = [];
+    const batch = eng.batch<string>((tag, r) => seen.push(`${tag}:${r.records.length}`), { eager: true });
+    // detection and the first record: one call each, handed out at once
+    batch.data(a, 0, enc("MB:REC a1"), 1n, "a1");
+    batch.data(b, 0, enc("MB:REC b1"), 2n, "b1");
+    assert.deepEqual(seen, ["a1:1", "b1:1"]);
+    // decoding: staged
+    batch.data(a, 0, enc("MB:REC a2"), 3n, "a2");
+    batch.data(b, 0, enc("MB:REC b2"), 4n, "b2");
+    assert.deepEqual(seen.length, 2);
+    // a chunk above 64 KiB is never staged: a's staged step (and everything staged) goes first
+    batch.data(a, 0, enc(`MB:REC ${"x".repeat(70_000)}`), 5n, "a3");
+    assert.deepEqual(seen, ["a1:1", "b1:1", "a2:1", "b2:1", "a3:1"]);
+    batch.data(b, 0, enc("MB:REC b3"), 6n, "b3");
+    assert.equal(seen.length, 5);
+    batch.flush();
+    assert.deepEqual(seen.slice(5), ["b3:1"]);
+    assert.deepEqual(eng.batched, { calls: 2, entries: 3 });
   });
 });
 
