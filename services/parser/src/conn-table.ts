@@ -5,7 +5,7 @@
 import { ConnKind, Direction, Role, type ConnEvent } from "@wirescope/wire";
 import { type Counters } from "@wirescope/runtime";
 import { type Dir, type StepResult, type TopicNameDirectory } from "@wirescope/plugin-host";
-import type { DecoderHost, DecoderSession } from "./decoder.js";
+import type { DecoderBatch, DecoderHost, DecoderSession } from "./decoder.js";
 import { DirectionStream, type Op } from "./reorder.js";
 import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
 import { encodeHostFields, readHead } from "./record-bytes.js";
@@ -93,10 +93,21 @@ interface Conn {
    * next hole is a gap at once instead of waiting for the reorder limits. Cleared by in-order data.
    */
   suspect: number;
+  /** Steps handed to the decoder batch whose results have not come back (beginSteps). */
+  held: number;
+  /** Request-direction events remembered in reqTids while steps were held. */
+  heldTids: number;
 }
 
 /** How often sweep() asks the decoders for the counters of live connections (one plugin call each). */
 const COUNTER_REPORT_MS = 10_000;
+
+/**
+ * Request events a connection may add to its tid ring (MAX_TIDS) while its steps are held back in
+ * a decoder batch: its records look their tid up when they come back, and the events they start
+ * at must still be in the ring, as they were when one call per step handed them out at once.
+ */
+const HELD_TIDS_MAX = 64;
 
 /** Counter names [gaps, gap bytes] by [server | client | unknown end][request | response direction]. */
 const GAP_COUNTERS = (["server", "client", "unknown"] as const).map((end) =>
@@ -122,6 +133,11 @@ export class ConnTable {
   private lastIdleScan = -Infinity;
   /** When the decoders' counters of live connections were last asked for. */
   private lastCounterScan = -Infinity;
+  /** The decoder batch (DecoderHost.batch), made once; `stepping` while a raw batch's data runs. */
+  private batch: DecoderBatch<number> | undefined;
+  private stepping: DecoderBatch<number> | undefined;
+  /** The connection of each step handed to the batch (by tag >> 1) until endSteps(). */
+  private readonly stepConns: Conn[] = [];
 
   constructor(
     private readonly host: DecoderHost,
@@ -183,7 +199,10 @@ export class ConnTable {
     c.lastActive = now;
     if (ev.timestampNs > c.lastTsNs) c.lastTsNs = ev.timestampNs;
     const pdir: Dir = ev.direction === Direction.EGRESS ? c.egressDir : ((1 - c.egressDir) as Dir);
-    if (pdir === 0) c.reqTids.add(ev.timestampNs, ev.tid);
+    if (pdir === 0) {
+      c.reqTids.add(ev.timestampNs, ev.tid);
+      if (c.held !== 0 && ++c.heldTids >= HELD_TIDS_MAX) this.stepping?.flush();
+    }
     this.last = c;
     const stream = c.dirs[pdir];
     const seq = typeof ev.seq === "number" ? ev.seq : Number(ev.seq);
@@ -209,6 +228,29 @@ export class ConnTable {
         this.flushDir(c, pdir);
       }
     }
+  }
+
+  /**
+   * From here to endSteps() (a raw batch's data events), the decoder steps of connections that
+   * a plugin is decoding are held back and run together at endSteps(): one ABI v2 feed_batch
+   * call per plugin instance instead of one call per chunk (DecoderHost.batch). Steps of
+   * connections still detecting, or decoded by a version 1 plugin, run at once as before, and
+   * a connection's results are handled in the order of its steps. Without a batching host,
+   * nothing changes.
+   */
+  beginSteps(): void {
+    if (!this.host.batch) return;
+    this.batch ??= this.host.batch<number>((tag, r) => this.stepResult(tag, r), { eager: true });
+    this.stepping = this.batch;
+  }
+
+  /** Runs the steps held back since beginSteps() and handles their results, in order. */
+  endSteps(): void {
+    const b = this.stepping;
+    if (!b) return;
+    this.stepping = undefined;
+    b.flush();
+    this.stepConns.length = 0;
   }
 
   /**
@@ -307,6 +349,8 @@ export class ConnTable {
       reqTids: new TidRing(),
       live: true,
       suspect: 0,
+      held: 0,
+      heldTids: 0,
     };
     this.conns.set(c.key, c);
     let set = this.byPartition.get(partition);
@@ -327,7 +371,7 @@ export class ConnTable {
         const [gaps, bytes] = GAP_COUNTERS[c.ev.role === Role.SERVER ? 0 : c.ev.role === Role.CLIENT ? 1 : 2]![dir === (c.session.flipped ? 1 : 0) ? 0 : 1]!;
         this.counters.add(gaps);
         this.counters.add(bytes, op.len);
-        this.result(c, c.session.gap(dir, op.len, op.tsNs));
+        this.step(c, dir, false, undefined, op.len, op.tsNs);
       }
     }
   }
@@ -356,7 +400,33 @@ export class ConnTable {
 
   /** In-order bytes to the decoder, and what comes of them. */
   private data(c: Conn, dir: Dir, bytes: Uint8Array, tsNs: bigint): void {
-    this.result(c, c.session.data(dir, bytes, tsNs));
+    this.step(c, dir, true, bytes, 0, tsNs);
+  }
+
+  /**
+   * One decoder step (bytes, or a gap of `len`): its result handled now, or, between
+   * beginSteps() and endSteps(), when the batch hands it out (tag: the step's index << 1, | 1 for bytes).
+   */
+  private step(c: Conn, dir: Dir, isData: boolean, bytes: Uint8Array | undefined, len: number, tsNs: bigint): void {
+    const b = this.stepping;
+    if (!b) {
+      this.result(c, isData ? c.session.data(dir, bytes!, tsNs) : c.session.gap(dir, len, tsNs));
+      return;
+    }
+    const k = this.stepConns.push(c) - 1;
+    c.held++;
+    if (isData) b.data(c.session, dir, bytes!, tsNs, (k << 1) | 1);
+    else b.gap(c.session, dir, len, tsNs, k << 1);
+  }
+
+  /** A batched step's result (see step()). */
+  private stepResult(tag: number, r: StepResult): void {
+    const c = this.stepConns[tag >> 1]!;
+    if (--c.held === 0) c.heldTids = 0;
+    if (c.live) this.result(c, r);
+    // dropped by the answer to an earlier step of the same batch: with one call per step, these
+    // bytes would have found the connection gone
+    else if (tag & 1) this.counters.add("data_ignored");
   }
 
   /** Gives up every hole of both directions (close, eviction, memory bound). */

@@ -28,4 +28,20 @@ export interface DecoderHost {
    * `midstream`: the connection's start was not seen; the decoder searches for the next message.
    */
   open(hint: { roleKnown: boolean; serverPort: number; midstream?: boolean }): DecoderSession;
+  /**
+   * Optional: steps of many sessions handed to the decoders together (the plugin host's
+   * ConnectionEngine.batch: one ABI v2 feed_batch call per plugin instance). With `eager`, a
+   * step that runs at once (a session still detecting, a version 1 plugin) has its result
+   * handed to `onResult` at once, the others at flush(); a session's results come in the order
+   * of its steps, each what the step alone would have given.
+   */
+  batch?<T>(onResult: (tag: T, r: StepResult) => void, opts: { eager: boolean }): DecoderBatch<T>;
+}
+
+/** Steps of many sessions run together (DecoderHost.batch). */
+export interface DecoderBatch<T> {
+  data(s: DecoderSession, dir: Dir, bytes: Uint8Array, tsNs: bigint, tag: T): void;
+  gap(s: DecoderSession, dir: Dir, len: number, tsNs: bigint, tag: T): void;
+  /** Runs every step held back and hands out their results. */
+  flush(): void;
 }

@@ -1,9 +1,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/wire";
 import { Counters } from "@wirescope/runtime";
 import { Pipeline } from "./pipeline.js";
+import { DEFAULT_MAX_DETECT_BYTES, LoadedPlugin, PluginSet } from "./wasm-plugins.js";
+import { recordsByConn } from "./test-support/records.js";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { redactionPolicy } from "./redact.js";
 import type { DecoderHost } from "./decoder.js";
@@ -171,5 +176,151 @@ describe("Pipeline", () => {
     p.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { partition: 1, batchSeq: 1n, probeId: "a", conns: [open(9n)], data })), 0);
     assert.equal(counters.get("gap_bytes.server_response"), 3);
     assert.equal(counters.get("gap_bytes.server_request"), 0);
+  });
+});
+
+// ---- the real plugin host: a raw batch's chunks in one feed_batch call per plugin instance ----
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const HTTP1 = "parsers-wasm/build/http1.json";
+const REDIS_V1 = "parsers-wasm/test-support/fixtures/redis-v1/build/redis-v1.json";
+const MISBEHAVE = "parsers-wasm/test-support/fixtures/misbehave/build/misbehave.json";
+
+/** A Pipeline over the real plugin host with these built plugins; `batch` false: one call per chunk. */
+function pluginPipeline(manifests: string[], batch: boolean) {
+  const plugins = new PluginSet(DEFAULT_MAX_DETECT_BYTES, { batch });
+  for (const m of manifests) {
+    const file = path.join(root, m);
+    const manifest = JSON.parse(fs.readFileSync(file, "utf8")) as { name: string; wasm?: string };
+    plugins.put(LoadedPlugin.load(manifest, fs.readFileSync(path.join(path.dirname(file), manifest.wasm ?? `${manifest.name}.wasm`)), "builtin", () => true));
+  }
+  const counters = new Counters();
+  const p = new Pipeline(plugins, { ...DEFAULT_CONN_TABLE_OPTIONS, node: "n", parserId: "me", partitions: 8, redaction: redactionPolicy(), maxBatchBytes: 1 << 20, maxQueuedBatches: 1 << 20 }, counters);
+  p.setOwned(new Set([0, 1, 2, 3, 4, 5, 6, 7]), () => undefined);
+  return { p, counters, plugins };
+}
+
+/** Server-side sockets' events as the probe sends them (requests are ingress), one RawBatch at a time. */
+class RawFeed {
+  private readonly off = new Map<string, number>();
+  private ts = 1_000_000_000n;
+  private data: ReturnType<typeof create<typeof DataEventSchema>>[] = [];
+  private conns: ReturnType<typeof open>[] = [];
+  private seq = 0;
+
+  open(key: bigint): void {
+    this.conns.push(open(key));
+  }
+
+  close(key: bigint): void {
+    this.conns.push(create(ConnEventSchema, { connKey: key, kind: ConnKind.CLOSE, role: Role.SERVER, localPort: 80, remotePort: 5000, timestampNs: (this.ts += 1000n) }));
+  }
+
+  /** `dir` 0: the client's bytes. */
+  add(key: bigint, dir: 0 | 1, s: string): void {
+    const payload = Buffer.from(s);
+    const k = `${key}/${dir}`;
+    const seq = this.off.get(k) ?? 0;
+    this.off.set(k, seq + payload.length);
+    this.data.push(create(DataEventSchema, { connKey: key, direction: dir === 0 ? Direction.INGRESS : Direction.EGRESS, seq: BigInt(seq), timestampNs: (this.ts += 1000n), tid: 70 + dir, payload, originalLength: payload.length }));
+  }
+
+  /** The RawBatch of everything added since the last one (partition 1). */
+  take(): Uint8Array {
+    const b = toBinary(RawBatchSchema, create(RawBatchSchema, { partition: 1, batchSeq: BigInt(++this.seq), probeId: "a", node: "n", conns: this.conns, data: this.data }));
+    this.conns = [];
+    this.data = [];
+    return b;
+  }
+}
+
+/** Runs the same raw batches through a batching pipeline and a call-per-chunk one; returns both. */
+function bothWays(manifests: string[], batches: Uint8Array[]) {
+  const one = pluginPipeline(manifests, false);
+  const many = pluginPipeline(manifests, true);
+  const calls: { calls: number; entries: number }[] = [];
+  for (const b of batches) {
+    assert.ok(one.p.onRawBytes(b, 0));
+    const before = { ...many.plugins.engine.batched };
+    assert.ok(many.p.onRawBytes(b, 0));
+    calls.push({ calls: many.plugins.engine.batched.calls - before.calls, entries: many.plugins.engine.batched.entries - before.entries });
+  }
+  assert.equal(one.plugins.engine.batched.calls, 0);
+  return { one, many, calls };
+}
+
+describe("Pipeline over the plugin host: a raw batch in one feed_batch call per plugin instance", () => {
+  const req = (k: bigint, n: number) => `GET /c${k}/r${n} HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer s3cret\r\n\r\n`;
+  const resp = (n: number) => `HTTP/1.1 ${n % 2 ? 404 : 200} OK\r\nContent-Length: 2\r\n\r\nok`;
+  const redis = (n: number) => [`*2\r\n$3\r\nGET\r\n$2\r\nk${n % 10}\r\n`, `$2\r\nv${n % 10}\r\n`];
+
+  it("one call per instance per raw batch for 40 HTTP/1.1 connections; a version 1 plugin's 10 connections one call per chunk; the same records and counters as one call per chunk", () => {
+    const http = Array.from({ length: 40 }, (_, i) => BigInt(100 + i));
+    const kv = Array.from({ length: 10 }, (_, i) => BigInt(200 + i));
+    const f = new RawFeed();
+    const batches: Uint8Array[] = [];
+    // 1: opens, and each connection's first exchange (detection: one call per step)
+    for (const k of [...http, ...kv]) f.open(k);
+    for (const k of http) f.add(k, 0, req(k, 0)), f.add(k, 1, resp(0));
+    for (const k of kv) f.add(k, 0, redis(0)[0]!), f.add(k, 1, redis(0)[1]!);
+    batches.push(f.take());
+    // 2 and 3: three exchanges per connection, the connections interleaved
+    for (let b = 0; b < 2; b++) {
+      for (let n = 1; n <= 3; n++) {
+        for (const k of http) f.add(k, 0, req(k, n)), f.add(k, 1, resp(n));
+        for (const k of kv) f.add(k, 0, redis(n)[0]!), f.add(k, 1, redis(n)[1]!);
+      }
+      batches.push(f.take());
+    }
+    // 4: closes
+    for (const k of [...http, ...kv]) f.close(k);
+    batches.push(f.take());
+    const { one, many, calls } = bothWays([HTTP1, REDIS_V1], batches);
+    // detection in batch 1 runs call by call; then the HTTP/1.1 instance gets each raw batch's
+    // 240 chunks in one call, the version 1 plugin none; closes go one call each
+    assert.deepEqual(calls, [
+      { calls: 0, entries: 0 },
+      { calls: 1, entries: 240 },
+      { calls: 1, entries: 240 },
+      { calls: 0, entries: 0 },
+    ]);
+    const got = recordsByConn(many.p);
+    assert.deepEqual(got, recordsByConn(one.p));
+    assert.equal(got.size, 50);
+    for (const k of http) assert.equal(got.get(k)!.length, 7);
+    for (const k of kv) assert.equal(got.get(k)!.length, 7);
+    assert.equal(many.counters.get("records.http1"), 280);
+    assert.equal(many.counters.get("records.redis"), 70);
+    assert.equal(many.counters.get("conn_closed.closed"), 50);
+    assert.deepEqual(many.counters.snapshot(), one.counters.snapshot());
+    assert.deepEqual(many.plugins.engineCounters.snapshot(), one.plugins.engineCounters.snapshot());
+    // redaction still applies to batched records
+    for (const list of got.values()) for (const hex of list) assert.ok(!Buffer.from(hex, "hex").includes("s3cret"));
+  });
+
+  it("a plugin that traps inside a batch: its instance's connections dropped and counted as one call per chunk drops them; later chunks of the batch ignored", () => {
+    const keys = Array.from({ length: 6 }, (_, i) => BigInt(300 + i));
+    const f = new RawFeed();
+    for (const k of keys) f.open(k), f.add(k, 0, `MB:REC hello ${k}`);
+    const first = f.take();
+    for (const k of keys) f.add(k, 0, `MB:REC a ${k}`);
+    f.add(keys[2]!, 0, "MB:TRAP");
+    for (const round of ["b", "c"]) for (const k of keys) f.add(k, 0, `MB:REC ${round} ${k}`);
+    const second = f.take();
+    for (const k of keys) f.close(k);
+    const { one, many, calls } = bothWays([MISBEHAVE], [first, second, f.take()]);
+    assert.deepEqual(calls.map((c) => c.calls), [0, 1, 0], "the trap ends the call; the rest go one by one into the dead instance");
+    assert.deepEqual(recordsByConn(many.p), recordsByConn(one.p));
+    assert.deepEqual(many.counters.snapshot(), one.counters.snapshot());
+    assert.equal(many.counters.get("conn_dropped.plugin_trap"), 6);
+    // b of the trapped connection and every c: their connections were gone (one call per chunk)
+    assert.equal(many.counters.get("data_ignored"), 7);
+    assert.equal(many.plugins.engineCounters.get("plugin_traps.misbehave"), 1);
+    // the engine saw those 7 chunks (handed over before the trap's answer came): it counts their
+    // bytes as dropped, where one call per chunk never handed them over; nothing else differs
+    const without = (s: Record<string, number>) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== "bytes_dropped.plugin_trap"));
+    assert.deepEqual(without(many.plugins.engineCounters.snapshot()), without(one.plugins.engineCounters.snapshot()));
+    const ignoredBytes = ["b", "c"].flatMap((r) => keys.filter((k) => r === "c" || k === keys[2]).map((k) => `MB:REC ${r} ${k}`.length)).reduce((a, b) => a + b, 0);
+    assert.equal(many.plugins.engineCounters.get("bytes_dropped.plugin_trap") - one.plugins.engineCounters.get("bytes_dropped.plugin_trap"), ignoredBytes);
   });
 });

@@ -115,21 +115,28 @@ export class Pipeline {
     const ev = this.ev;
     let keyLo = -1;
     let keyHi = -1;
-    for (let i = 0; i < r.dataCount; i++) {
-      // consecutive events mostly share a connection: its key is converted once
-      if (r.connKeyLo[i] !== keyLo || r.connKeyHi[i] !== keyHi) {
-        keyLo = r.connKeyLo[i]!;
-        keyHi = r.connKeyHi[i]!;
-        ev.connKey = r.connKey(i);
+    // the chunks of all the batch's connections go to the plugins together: one feed_batch
+    // call per plugin instance for those being decoded (ConnTable.beginSteps)
+    this.table.beginSteps();
+    try {
+      for (let i = 0; i < r.dataCount; i++) {
+        // consecutive events mostly share a connection: its key is converted once
+        if (r.connKeyLo[i] !== keyLo || r.connKeyHi[i] !== keyHi) {
+          keyLo = r.connKeyLo[i]!;
+          keyHi = r.connKeyHi[i]!;
+          ev.connKey = r.connKey(i);
+        }
+        ev.direction = r.direction[i]!;
+        ev.seq = r.seq[i]!;
+        ev.timestampNs = r.timestampNs(i);
+        ev.tid = r.tid[i]!;
+        ev.payload = r.payload(i);
+        ev.originalLength = r.originalLength[i]!;
+        bytes += ev.payload.length;
+        this.table.onData(ev, p, now, node);
       }
-      ev.direction = r.direction[i]!;
-      ev.seq = r.seq[i]!;
-      ev.timestampNs = r.timestampNs(i);
-      ev.tid = r.tid[i]!;
-      ev.payload = r.payload(i);
-      ev.originalLength = r.originalLength[i]!;
-      bytes += ev.payload.length;
-      this.table.onData(ev, p, now, node);
+    } finally {
+      this.table.endSteps();
     }
     ev.payload = EMPTY; // the message's bytes are not held past this call
     this.counters.add("raw_bytes", bytes);

@@ -195,6 +195,9 @@ export const createService: CreateService = async (ctx) => {
           if (host.isGauge(k)) counters.set(name, v);
           else counters.setTotal(name, v);
         }
+        // ABI v2 feed_batch calls and the steps they carried (a raw batch's chunks per instance)
+        counters.setTotal("host.feed_batch_calls", plugins.engine.batched.calls);
+        counters.setTotal("host.feed_batch_steps", plugins.engine.batched.entries);
       }, 1000);
 
       await new Promise<void>((resolve) => {

@@ -3,9 +3,9 @@
 // fleet needs on top: where each plugin came from and its digest, for ListPlugins and for
 // telling an upgrade (same name, new bytes or version) from a repeated notification.
 import crypto from "node:crypto";
-import { ConnectionEngine, Plugin, PluginError, PluginRegistry, validateManifest, type PluginManifest } from "@wirescope/plugin-host";
+import { ConnectionEngine, Plugin, PluginError, PluginRegistry, validateManifest, type EngineOptions, type PluginManifest, type StepResult } from "@wirescope/plugin-host";
 import { Counters } from "@wirescope/runtime";
-import type { DecoderHost, DecoderSession } from "./decoder.js";
+import type { DecoderBatch, DecoderHost, DecoderSession } from "./decoder.js";
 
 export { PluginError, validateManifest, type PluginManifest };
 
@@ -48,8 +48,9 @@ export class PluginSet implements DecoderHost {
   readonly engineCounters = new Counters();
   private readonly loaded = new Map<string, LoadedPlugin>();
 
-  constructor(maxDetectBytes = DEFAULT_MAX_DETECT_BYTES) {
-    this.engine = new ConnectionEngine(this.registry, { detectLimit: maxDetectBytes, counters: this.engineCounters });
+  /** `engine`: options of the ConnectionEngine beyond the detection budget (tests: `batch: false`). */
+  constructor(maxDetectBytes = DEFAULT_MAX_DETECT_BYTES, engine: Partial<Omit<EngineOptions, "counters" | "detectLimit">> = {}) {
+    this.engine = new ConnectionEngine(this.registry, { ...engine, detectLimit: maxDetectBytes, counters: this.engineCounters });
   }
 
   /** Adds or replaces (by name) a plugin: new connections use it, open ones keep theirs. */
@@ -75,5 +76,10 @@ export class PluginSet implements DecoderHost {
 
   open(hint: { roleKnown: boolean; serverPort: number; midstream?: boolean }): DecoderSession {
     return this.engine.open(hint);
+  }
+
+  /** A raw batch's steps in one feed_batch call per plugin instance (the sessions are the engine's). */
+  batch<T>(onResult: (tag: T, r: StepResult) => void, opts: { eager: boolean }): DecoderBatch<T> {
+    return this.engine.batch(onResult, opts);
   }
 }
