@@ -5,6 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@wirescope/wire/gen/grpc/health/v1/health_pb";
+import { hostPort } from "@wirescope/wire/identity";
 import { ConfigError, GrpcError, WirescopeError, errorMessage } from "./errors.js";
 import type { HealthGate } from "./health.js";
 import type { Logger } from "./log.js";
@@ -157,14 +158,14 @@ export class GrpcServer {
    * @throws GrpcError("bind") with the address when the port is taken or the host is wrong.
    */
   async listen(host: string, port: number): Promise<{ host: string; port: number; address: string }> {
-    const target = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const target = hostPort(host, port);
     const bound = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => {
         if (err) reject(new GrpcError("bind", `cannot listen for gRPC on ${target}: ${errorMessage(err)}`, { cause: err }));
         else resolve(p);
       });
     });
-    this.address_ = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
+    this.address_ = hostPort(host, bound);
     return { host, port: bound, address: this.address_ };
   }
 

@@ -29,6 +29,7 @@ import {
   type NatsOptions,
   type Announcement,
 } from "@wirescope/runtime";
+import { hostPort } from "@wirescope/wire";
 import { UsageError, type Command } from "../command.js";
 import { readUpState, upAlive, natsWithStack, stackNatsServers } from "../stack-state.js";
 import type { ChildState } from "../supervisor.js";
@@ -131,7 +132,7 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
   const guesses = new Set<string>();
   if (announced === 0) {
     for (const c of COMPONENTS) {
-      const a = `${config.grpc.host}:${DEFAULT_GRPC_PORTS[c]}`;
+      const a = hostPort(config.grpc.host, DEFAULT_GRPC_PORTS[c]);
       if (!targets.has(a)) {
         targets.set(a, c);
         guesses.add(a);

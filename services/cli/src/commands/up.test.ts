@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { loadConfig } from "@wirescope/runtime";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import { checkPorts, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, UP_FLAGS } from "./up.js";
-import { flagsHelp } from "@wirescope/runtime";
+import { checkPorts, controlAddress, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, UP_FLAGS } from "./up.js";
+import { flagsHelp, GrpcServer, HealthGate, silentLogger } from "@wirescope/runtime";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -130,6 +130,22 @@ describe("--parsers N", () => {
     const line = help.split("\n").find((l) => l.trimStart().startsWith("--parsers N"));
     assert.ok(line?.endsWith("(default: 1)"), line);
     assert.equal(PARSER_PORT_STRIDE, 10);
+  });
+});
+
+describe("controlAddress", () => {
+  it("is the address a replica announces in its membership entry, an IPv6 host in brackets", async () => {
+    // up deletes a dead replica's entry by this address: it must be the string the replica wrote
+    const server = new GrpcServer({ log: silentLogger(), health: new HealthGate() });
+    const { port, address } = await server.listen("::1", 0);
+    try {
+      const o = parseUpArgs(["--no-demo", "--parsers", "2", "--parser-port", String(port - PARSER_PORT_STRIDE)]);
+      assert.equal(controlAddress("::1", "parser", o, 1), address);
+      assert.equal(address, `[::1]:${port}`);
+      assert.equal(controlAddress("127.0.0.1", "parser", o, 0), `127.0.0.1:${port - PARSER_PORT_STRIDE}`);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

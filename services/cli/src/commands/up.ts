@@ -232,6 +232,15 @@ export function instancePorts(component: Component, opts: Pick<UpOptions, "ports
 }
 
 /**
+ * The control (gRPC) address of instance `index` of a service on `host`, written as the instance
+ * writes its own (GrpcServer.listen: an IPv6 host in brackets): its membership entry is found by it.
+ * @internal exported for tests
+ */
+export function controlAddress(host: string, component: Component, opts: Pick<UpOptions, "ports" | "metricsPorts" | "metricsOff">, index: number): string {
+  return hostPort(host, instancePorts(component, opts, index).grpc);
+}
+
+/**
  * Refuses ports that two processes of the stack would share (or past 65535): every instance's
  * gRPC and metrics port (taken as one space: both are on loopback by default), the demo's and
  * `others` (nats-server, influxd). With the default ports nothing collides for any allowed count;
@@ -732,7 +741,7 @@ async function up(argv: string[]): Promise<number> {
       Array.from({ length: instanceCount(component, opts) }, (_, index) => ({ component, index, name: instanceName(component, index) })),
     );
     for (const { component, index, name } of instances) {
-      const address = `${config.grpc.host}:${instancePorts(component, opts, index).grpc}`;
+      const address = controlAddress(config.grpc.host, component, opts, index);
       const logFile = path.join(logs, `${name}.log`);
       const spec = { name, component, address: `grpc://${address}`, log: logFile };
       if (component === "probe" && prep.off) {
