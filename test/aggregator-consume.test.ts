@@ -9,7 +9,7 @@
 //     acknowledged, and the loop goes on.
 // Waits are on conditions, bounded and generous (a busy 2-core machine); nothing asserts a time.
 import { sumOf } from "./support/fault-stack.js";
-import { describe, it, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -19,7 +19,7 @@ import { RecordBatchSchema } from "@wirescope/wire";
 import { createLogger, ensureRecordsStream } from "@wirescope/runtime";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
-import { startAggregator, startBackends, publishRecords, rows, pastWindow } from "./aggregator-support.js";
+import { startAggregator, startBackends, publishRecords, rows, pastWindow, suiteCleanup } from "./aggregator-support.js";
 
 const WINDOW = 1000;
 const STREAM = "WIRESCOPE_RECORDS";
@@ -33,10 +33,7 @@ function records(service: string, n: number, startMs: number, first = 0) {
 }
 
 describe("aggregator consume loop", { timeout: 150_000 }, () => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  after(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-  });
+  const cleanup = suiteCleanup();
 
   it("reads on past a large batch after a backlog of one-record batches", async () => {
     const { nats, influx, nc } = await startBackends(cleanup);

@@ -2,14 +2,14 @@
 // records partitions by rendezvous over their membership KV; each series is seen by one of them.
 // Three instances write exactly the points one instance writes, and kill -9 of one hands its
 // partitions to the others with nothing lost and nothing counted twice.
-import { describe, it, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Role, type Record as WRecord } from "@wirescope/wire";
 import { recordPartitionOf } from "@wirescope/runtime";
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
-import { startNats, startInflux, waitFor } from "./support/index.js";
-import { ownedIn, startAggregator, publishPartitioned, natsConnect, rows, pastWindow, type AggregatorProc } from "./aggregator-support.js";
+import { waitFor } from "./support/index.js";
+import { ownedIn, startAggregator, startBackends, publishPartitioned, rows, pastWindow, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const P = 64;
@@ -63,23 +63,10 @@ async function points(url: string, db: string, measurement: string): Promise<Map
 }
 
 describe("aggregator fleet", { timeout: 120_000 }, () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  after(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-  });
-  /** nats-server with JetStream, influxd and a client, stopped after the suite. */
-  const servers = async () => {
-    const nats = await startNats({ jetstream: true });
-    cleanup.push(() => nats.stop());
-    const influx = await startInflux();
-    cleanup.push(() => influx.stop());
-    const nc = await natsConnect(nats.url);
-    cleanup.push(async () => nc.close());
-    return { nats, influx, nc };
-  };
+  const cleanup = suiteCleanup();
 
   it("three instances own disjoint partitions and write exactly the points one instance writes", async () => {
-    const { nats, influx, nc } = await servers();
+    const { nats, influx, nc } = await startBackends(cleanup);
     const WINDOW = 1000;
     // Published partition by partition, so not in event-time order: a grace longer than the
     // three windows' span keeps every window open until the wall clock closes them.
@@ -164,7 +151,7 @@ describe("aggregator fleet", { timeout: 120_000 }, () => {
   });
 
   it("kill -9 of one instance mid-window: its partitions move, totals exact per window", async () => {
-    const { nats, influx, nc } = await servers();
+    const { nats, influx, nc } = await startBackends(cleanup);
     const db = "fleet_kill";
     const WINDOW = 2000;
     const args = ["--window-ms", String(WINDOW), "--grace-ms", "1000", "--ack-wait-ms", "3000", "--no-spans", "--heartbeat-ms", "300", "--member-ttl-ms", "1200", "--durable", "kill", "--members-bucket", "kill-members"];

@@ -1,6 +1,6 @@
 // Storage without loss, proven with real processes: kill -9 of the aggregator in the middle of a
 // window, and influxd stopped for 30 s under load.
-import { describe, it, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,7 +9,7 @@ import { startInfluxd, type RunningServer } from "@wirescope/cli/local-stack/ind
 import { windowStart } from "@wirescope/aggregator";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
-import { startAggregator, startBackends, publishRecords, rows } from "./aggregator-support.js";
+import { startAggregator, startBackends, publishRecords, rows, suiteCleanup } from "./aggregator-support.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,10 +72,7 @@ function rssMb(pid: number): number {
 }
 
 describe("aggregator without loss", { timeout: 240_000 }, () => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  after(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-  });
+  const cleanup = suiteCleanup();
 
   it("kill -9 in the middle of a window, restart: counts equal exactly what was sent", async () => {
     const { nats, influx, nc } = await startBackends(cleanup);

@@ -106,6 +106,18 @@ export async function publishRecords(nc: NatsConnection, records: WRecord[], per
   return n;
 }
 
+/**
+ * A suite's stops (servers, aggregators), pushed as they start and run after its tests in reverse
+ * order; one that fails does not keep the others from running. Call inside `describe`.
+ */
+export function suiteCleanup(): (() => Promise<unknown>)[] {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c().catch(() => undefined);
+  });
+  return cleanup;
+}
+
 /** nats-server (JetStream), influxd and a client of the nats-server; `cleanup` stops them (run it in reverse). */
 export async function startBackends(cleanup: (() => Promise<unknown>)[]): Promise<{ nats: TestServer; influx: TestServer; nc: NatsConnection }> {
   const nats = await startNats({ jetstream: true });

@@ -6,7 +6,7 @@
 // start after (the h2 one on a copy of the node executable, found by its exec). Both ends' records must equal tshark's decryption of a
 // tcpdump capture with the clients' key log (node --tls-keylog) field by field: method, path,
 // status, and grpc-status for gRPC. The pipeline's own node processes are not traced.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -25,24 +25,40 @@ const run = promisify(execFile);
 const client = (mode: string, port: number, ca: string, keylog: string, node = process.execPath) =>
   run(node, [`--tls-keylog=${keylog}`, path.join(FIXTURES, "client.mjs"), mode, String(port), ca], { timeout: 60_000 });
 
+/**
+ * The fixture servers (started before the probe: found by its scan at start), then the traced
+ * pipeline, warmed up by `mode` calls to the `which` server until the probe publishes (their
+ * keys in warm-keys.txt: those exchanges are not compared).
+ */
+async function tracedServers(t: TestContext, prefix: string, which: "web" | "grpc", mode: string) {
+  const dir = tempDir(prefix);
+  const tls = selfSigned(dir);
+  const port = (await startServers(t, tls))[which];
+  const warmKeys = path.join(dir, "warm-keys.txt");
+  const p = await tracedPipeline(t, dir, port, () => client(mode, port, tls.cert, warmKeys).catch(() => {}));
+  return { dir, tls, port, p };
+}
+
+/** tcpdump of `port` on loopback into <dir>/<name>.pcap, and the key log file for the compared clients (for tshark). */
+async function capture(t: TestContext, dir: string, name: string, port: number) {
+  const pcap = path.join(dir, `${name}.pcap`);
+  const keylog = path.join(dir, "keylog.txt");
+  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${port}`]);
+  t.after(() => cap.stop());
+  return { pcap, keylog, cap };
+}
+
 test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the node executable's OpenSSL, both ends' records match tshark", { timeout: 180_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const dir = tempDir("wirescope-probe-tls-node-");
-  const tls = selfSigned(dir);
-  const { web } = await startServers(t, tls);
-  const warmKeys = path.join(dir, "warm-keys.txt");
   // warm-up exchanges (GET /warmup) until the probe publishes: not compared
-  const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
+  const { dir, tls, port: web, p } = await tracedServers(t, "wirescope-probe-tls-node-", "web", "warmup");
   const attached = await p.counters();
   // a warm-up exchange whose handshake raced the attach is counted no_fd (honestly: its plaintext
   // was dropped); the compared exchanges, started after, must add none
   const noFdWarm = attached["tls.no_fd"] ?? 0;
   assert.ok((attached["tls.openssl.binaries_attached"] ?? 0) >= 1, `the node executable attached: ${JSON.stringify(attached)}`);
 
-  const pcap = path.join(dir, "node.pcap");
-  const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${web}`]);
-  t.after(() => cap.stop());
+  const { pcap, keylog, cap } = await capture(t, dir, "node", web);
   await client("https", web, tls.cert, keylog);
   // a node executable no process ran when the probe started (a copy: its own inode), started now:
   // announced by its exec, inspected, attached; its first run only starts it (a process started
@@ -76,18 +92,11 @@ test("probe TLS node: node:https (HTTP/1.1) and node:http2 (h2 by ALPN) from the
 
 test("probe TLS node: grpc-js over TLS, both ends' records (method, path, grpc-status) match tshark", { timeout: 180_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const dir = tempDir("wirescope-probe-tls-grpc-");
-  const tls = selfSigned(dir);
-  const { grpc } = await startServers(t, tls);
-  const warmKeys = path.join(dir, "warm-keys.txt");
   // warm-up calls until the probe publishes: their connection is not compared
-  const p = await tracedPipeline(t, dir, grpc, () => client("grpc", grpc, tls.cert, warmKeys).catch(() => {}));
+  const { dir, tls, port: grpc, p } = await tracedServers(t, "wirescope-probe-tls-grpc-", "grpc", "grpc");
   const warmed = new Set((await settleRecords(p.nc, 1500, 30_000)).map((s) => s.record.client?.port));
 
-  const pcap = path.join(dir, "grpc.pcap");
-  const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${grpc}`]);
-  t.after(() => cap.stop());
+  const { pcap, keylog, cap } = await capture(t, dir, "grpc", grpc);
   await client("grpc", grpc, tls.cert, keylog);
   const ours = <T extends { record: { client?: { port: number }; server?: { port: number } } }>(l: T[]) =>
     l.filter((s) => s.record.server?.port === grpc && !warmed.has(s.record.client?.port));
@@ -107,10 +116,7 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
   const tls = selfSigned(dir);
   const { web } = await startServers(t, tls);
   // tcpdump from before the connection (tshark needs its handshake to decrypt it)
-  const pcap = path.join(dir, "held.pcap");
-  const keylog = path.join(dir, "keylog.txt");
-  const cap = await startTcpdump(pcap, ["-i", "lo", `tcp port ${web}`]);
-  t.after(() => cap.stop());
+  const { pcap, keylog, cap } = await capture(t, dir, "held", web);
   const held = await runChild("held-client", { file: path.join(FIXTURES, "client.mjs") }, ["held", String(web), tls.cert], { nodeArgs: [`--tls-keylog=${keylog}`], stdin: true });
   t.after(() => held.kill());
   const heldPort = Number((await held.waitLine(/^PORT (\d+)$/, 60_000))[1]);
