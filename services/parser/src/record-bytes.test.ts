@@ -93,6 +93,30 @@ describe("appendHostFields", () => {
   });
 });
 
+describe("encodeHostFields", () => {
+  it("gives each connection bytes of its own: later connections (and a scratch buffer that grows) leave them as they were", () => {
+    const ends = (i: number, cmdline = "") => ({
+      client: { address: "10.0.0.1", port: 40000 + i, service: "curl", node: "n1", process: create(ProcessInfoSchema, { pid: 100 + i, name: "curl", cmdline }) },
+      server: { address: "10.0.0.2", port: 80, service: "web", node: "n1", process: create(ProcessInfoSchema, { pid: 4242, name: "nginx" }) },
+      connKey: BigInt(i + 1),
+      role: Role.SERVER,
+      node: "n1",
+    });
+    const first = encodeHostFields(ends(0));
+    const copy = Uint8Array.from(first);
+    // past every scratch buffer's first size: they grow while `first` is held
+    const big = encodeHostFields(ends(1, "x".repeat(5000)));
+    const second = encodeHostFields(ends(2));
+    assert.deepEqual(first, copy);
+    assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), big, 0)).client!.process!.cmdline.length, 5000);
+    const r = fromBinary(RecordSchema, appendHostFields(pluginRecord(), second, 0));
+    assert.equal(r.client!.port, 40002);
+    assert.equal(r.client!.process!.pid, 102);
+    assert.equal(fromBinary(RecordSchema, appendHostFields(pluginRecord(), first, 0)).client!.port, 40000);
+    assert.notEqual(first.buffer, second.buffer);
+  });
+});
+
 describe("HOST_FIELDS", () => {
   it("the host writes every field it says, byte for byte as protobuf-es, and no other", () => {
     // every field of proto/ set, a field added there too: the writer must carry it or the bytes differ

@@ -175,9 +175,17 @@ export const HOST_FIELDS = {
   } satisfies FieldCoverage<typeof ProcessInfoField>,
 } as const;
 
+// Scratch writers, reused for every connection: a connection's host fields cost one allocation
+// (the suffix), not a buffer and a copy per sub-message. Each sub-message is copied into its
+// parent before its writer is used again.
+const PROCESS_W = new WireWriter();
+const ENDPOINT_W = new WireWriter();
+const HOST_W = new WireWriter();
+
+/** ProcessInfo's bytes in PROCESS_W (a view), or undefined. */
 function processInfo(p: ProcessInfo | undefined): Uint8Array | undefined {
   if (!p) return undefined;
-  const w = new WireWriter();
+  const w = PROCESS_W.reset();
   w.uint(ProcessInfoTag.pid, p.pid);
   w.string(ProcessInfoTag.name, p.name);
   w.string(ProcessInfoTag.exe, p.exe);
@@ -187,18 +195,19 @@ function processInfo(p: ProcessInfo | undefined): Uint8Array | undefined {
   w.string(ProcessInfoTag.namespace, p.namespace);
   w.string(ProcessInfoTag.container, p.container);
   w.string(ProcessInfoTag.workload, p.workload);
-  return w.bytes();
+  return w.view();
 }
 
+/** Endpoint's bytes in ENDPOINT_W (a view), or undefined. */
 function endpoint(e: EndpointInfo | undefined): Uint8Array | undefined {
   if (!e) return undefined;
-  const w = new WireWriter();
+  const w = ENDPOINT_W.reset();
   w.string(EndpointTag.address, e.address);
   w.uint(EndpointTag.port, e.port);
   w.lenField(EndpointTag.process, processInfo(e.process));
   w.string(EndpointTag.node, e.node);
   w.string(EndpointTag.service, e.service);
-  return w.bytes();
+  return w.view();
 }
 
 /** One map<string, AttributeValue> entry: key, and the value written by `value`. */
@@ -213,7 +222,7 @@ function attribute(key: string, value: (v: WireWriter) => void): Uint8Array {
 
 /** Encodes the connection's host fields once (client, server, conn_key, role, node, the TLS attributes, observed_fraction); tid is added per record. */
 export function encodeHostFields(f: HostFields): Uint8Array {
-  const w = new WireWriter();
+  const w = HOST_W.reset();
   w.lenField(RecordTag.client, endpoint(f.client));
   w.lenField(RecordTag.server, endpoint(f.server));
   w.uint(RecordTag.connKey, f.connKey);

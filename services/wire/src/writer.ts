@@ -87,8 +87,19 @@ export class WireWriter {
     this.ensure(4);
     this.len = this.buf.writeFloatLE(v, this.len);
   }
+  /** Forgets what was written (the buffer is kept): one writer serves many messages. */
+  reset(): this {
+    this.len = 0;
+    return this;
+  }
+  /** The bytes written, as a view: valid until the writer is written to or reset again. */
+  view(): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.len);
+  }
   /** The bytes written, as a copy (the writer may be reused). */
   bytes(): Uint8Array {
-    return new Uint8Array(this.buf.subarray(0, this.len));
+    const out = new Uint8Array(this.len);
+    out.set(this.view());
+    return out;
   }
 }
