@@ -97,6 +97,8 @@ interface Conn {
   held: number;
   /** Request-direction events remembered in reqTids while steps were held. */
   heldTids: number;
+  /** While a held step's result is handled: reqTids events remembered after that step. */
+  tidSkip: number;
 }
 
 /** How often sweep() asks the decoders for the counters of live connections (one plugin call each). */
@@ -104,8 +106,9 @@ const COUNTER_REPORT_MS = 10_000;
 
 /**
  * Request events a connection may add to its tid ring (MAX_TIDS) while its steps are held back in
- * a decoder batch: its records look their tid up when they come back, and the events they start
- * at must still be in the ring, as they were when one call per step handed them out at once.
+ * a decoder batch: its records look their tid up when they come back, in the ring as it was at
+ * their step (the events remembered since are skipped), and the events they start at must still
+ * be in it, as they were when one call per step handed them out at once.
  */
 const HELD_TIDS_MAX = 64;
 
@@ -138,6 +141,8 @@ export class ConnTable {
   private stepping: DecoderBatch<number> | undefined;
   /** The connection of each step handed to the batch (by tag >> 1) until endSteps(). */
   private readonly stepConns: Conn[] = [];
+  /** Its connection's reqTids.added when each step was handed over. */
+  private readonly stepTids: number[] = [];
 
   constructor(
     private readonly host: DecoderHost,
@@ -251,6 +256,7 @@ export class ConnTable {
     this.stepping = undefined;
     b.flush();
     this.stepConns.length = 0;
+    this.stepTids.length = 0;
   }
 
   /**
@@ -351,6 +357,7 @@ export class ConnTable {
       suspect: 0,
       held: 0,
       heldTids: 0,
+      tidSkip: 0,
     };
     this.conns.set(c.key, c);
     let set = this.byPartition.get(partition);
@@ -414,6 +421,7 @@ export class ConnTable {
       return;
     }
     const k = this.stepConns.push(c) - 1;
+    this.stepTids.push(c.reqTids.added);
     c.held++;
     if (isData) b.data(c.session, dir, bytes!, tsNs, (k << 1) | 1);
     else b.gap(c.session, dir, len, tsNs, k << 1);
@@ -423,7 +431,11 @@ export class ConnTable {
   private stepResult(tag: number, r: StepResult): void {
     const c = this.stepConns[tag >> 1]!;
     if (--c.held === 0) c.heldTids = 0;
-    if (c.live) this.result(c, r);
+    if (c.live) {
+      c.tidSkip = c.reqTids.added - this.stepTids[tag >> 1]!;
+      this.result(c, r);
+      c.tidSkip = 0;
+    }
     // dropped by the answer to an earlier step of the same batch: with one call per step, these
     // bytes would have found the connection gone
     else if (tag & 1) this.counters.add("data_ignored");
@@ -508,7 +520,7 @@ export class ConnTable {
       this.counters.add("endpoints_resolved_late");
     }
     if (peerUnresolved(eps)) this.counters.add("records_peer_unresolved");
-    const tid = c.reqTids.get(head.startNs);
+    const tid = c.reqTids.get(head.startNs, c.tidSkip);
     let name = this.recordCounter.get(head.protocol);
     if (!name) this.recordCounter.set(head.protocol, (name = `records.${head.protocol || "unknown"}`));
     this.counters.add(name);

@@ -13,10 +13,13 @@ export class TidRing {
   private at = 0;
   /** Slots compared by `get` so far (work done, for the bounded-work test). */
   steps = 0;
+  /** Events remembered so far (a mark for `get`'s `skip`). */
+  added = 0;
 
   /** Remembers that `tid` sent the event at `tsNs` (tid 0 = unknown: not remembered). */
   add(tsNs: bigint, tid: number): void {
     if (!tid) return;
+    this.added++;
     if (this.ts.length < MAX_TIDS) {
       this.ts.push(tsNs);
       this.tid.push(tid);
@@ -27,11 +30,15 @@ export class TidRing {
     this.at = (this.at + 1) % MAX_TIDS;
   }
 
-  /** The thread of the newest remembered event at exactly `tsNs`, or 0. */
-  get(tsNs: bigint): number {
+  /**
+   * The thread of the newest remembered event at exactly `tsNs`, or 0. `skip`: leave out the
+   * newest `skip` events (those remembered after a step whose records are looked up late: the
+   * ring as it was then, `added` at that time subtracted from `added` now).
+   */
+  get(tsNs: bigint, skip = 0): number {
     const n = this.ts.length;
     // newest first: slot at-1 going back, wrapping once
-    for (let k = 1; k <= n; k++) {
+    for (let k = 1 + skip; k <= n; k++) {
       const i = (this.at - k + n) % n;
       this.steps++;
       if (this.ts[i] === tsNs) return this.tid[i]!;
