@@ -161,6 +161,8 @@ struct proc_state {
 	__u64 win_bytes;
 	__u32 acc;         /* systematic sampling: a new connection adds the level, observed on overflow */
 	__u32 fd_entries;  /* it has had entries in conn_by_fd or nonsock_fds: its exec looks for them */
+	__u32 announced;   /* an open of it reached the ring (WS_CONN_F_NEW_PROC): later opens wake no one */
+	__u32 _pad;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -600,9 +602,20 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 		return bpf_map_lookup_elem(&conn_by_fd, &key);
 	}
 	leader_comm(ev.comm);
-	/* wake the consumer at once: it reads /proc/<pid> for this process while it still exists */
-	if (traced && bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+	if (!traced)
+		return bpf_map_lookup_elem(&conn_by_fd, &key);
+	/* the first open of a process wakes the consumer at once: it reads /proc/<pid> for this
+	 * process while it still exists (a short-lived client). Its later opens travel with the data
+	 * (rb_flags): a wake-up and a batch to JS per connection were most of the probe's cost per
+	 * connection at hundreds of new connections a second. */
+	struct proc_state *ps = bpf_map_lookup_elem(&proc_state, &tgid);
+	int first = !ps || !ps->announced;
+	if (first)
+		ev.flags |= WS_CONN_F_NEW_PROC;
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), first ? BPF_RB_FORCE_WAKEUP : rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
+	else if (first && ps)
+		ps->announced = 1;
 	return bpf_map_lookup_elem(&conn_by_fd, &key);
 }
 

@@ -170,6 +170,9 @@ enum ws_shed_reason {
 #define WS_CONN_F_TLS 2      /* data is the plaintext of a TLS library (tls_lib says which) */
 #define WS_CONN_F_SHED 4     /* on a close: the probe stopped observing it (shed says why); the
 			      * socket may live on, and nothing more of it is sent */
+#define WS_CONN_F_NEW_PROC 8 /* on an open: the first of its process that user space hears of; only
+			      * this one wakes the consumer at once (it reads /proc/<tgid> while the
+			      * process exists), the opens after it travel with the data */
 
 /* Filter actions stored as values of the filter maps. */
 #define WS_FILTER_ALLOW 1

@@ -316,3 +316,28 @@ test("probe: an idle poll thread wakes once per batch-ms, not every 10 ms", { ti
   // 3 s at one wake-up per 100 ms is 30; a 10 ms cap made 300
   assert.ok(wakeups <= 60, `${wakeups} wake-ups of an idle poll thread in 3 s`);
 });
+
+test("probe: only a process's first connection wakes the consumer at once; the later ones travel with the data", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  // a poll thread woken, and a batch sent to JS, for every new connection were most of the
+  // probe's cost per connection at hundreds of connections a second: the kernel flags the one
+  // open that needs it (user space reads /proc/<pid> while the process exists)
+  const probe = new CollectingProbe();
+  t.after(() => probe.stop());
+  const server = await runChild("echo", ECHO_SERVER);
+  t.after(() => server.kill());
+  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const n = 40;
+  const client = await runChild("many", `import net from "node:net";\nconst port = Number(process.argv[2]);\nfor (let i = 0; i < ${n}; i++) {\n${exchange("ping")}\n}\nconsole.log("DONE");`, [port]);
+  t.after(() => client.kill());
+  await client.waitLine(/^DONE/);
+  const ends = (pid: number) => probe.find((o) => o.tgid === pid && o.remotePort !== 0);
+  await waitFor(() => ends(client.pid).filter(([, v]) => v.close).length === n && ends(server.pid).filter(([, v]) => v.close).length === n, { timeoutMs: 10_000, intervalMs: 20, what: "every connection closed at both ends" });
+  for (const [who, pid] of [["client", client.pid], ["server", server.pid]] as const) {
+    const opens = ends(pid).map(([, v]) => v.open!);
+    assert.equal(opens.length, n, `${who}: every connection seen`);
+    const first = opens.filter((o) => o.firstOfProcess);
+    assert.equal(first.length, 1, `${who}: one open of ${n} woke the consumer`);
+    assert.equal(first[0]!.tsMono, opens.map((o) => o.tsMono).reduce((a, b) => (b < a ? b : a)), `${who}: the first one`);
+  }
+});

@@ -506,9 +506,11 @@ class Probe : public Napi::ObjectWrap<Probe> {
     self->cur_.events++;
     self->cur_events_ += 1;
     self->events_ += 1;
-    // a new connection goes out with this poll round: user space reads /proc/<pid> for it while
-    // the process still exists (short-lived clients)
-    if (size >= sizeof(ws_event_hdr) && static_cast<const ws_event_hdr*>(data)->type == WS_EV_OPEN) self->urgent_ = true;
+    // the first connection of a process goes out soon: user space reads /proc/<pid> for it while
+    // the process still exists (short-lived clients); the kernel flags it (WS_CONN_F_NEW_PROC), and
+    // the later opens of the process wait for their batch like its data
+    if (size >= sizeof(ws_conn_event) && hdr->type == WS_EV_OPEN && (static_cast<const ws_conn_event*>(data)->flags & WS_CONN_F_NEW_PROC))
+      self->urgent_ = true;
     if (self->cur_.len >= self->batch_bytes_) self->Flush();
     return 0;
   }
@@ -559,7 +561,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     NewBatch();
   }
 
-  // A batch holding a new connection goes out kUrgentMs after the last batch at the latest, not
+  // A batch holding a process's first connection goes out kUrgentMs after the last batch at the latest, not
   // at once: user space reads /proc/<pid> for the open while the process still exists (a few ms
   // is what short-lived clients leave), and one batch per new connection woke JS once per
   // connection, most of the probe's per-connection cost at hundreds of connections a second.

@@ -5,7 +5,7 @@
 //
 // A malformed record is counted (DecodeStats.errors) and the rest of the batch is skipped: a
 // length we cannot trust means we cannot find the next record.
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_INFERRED, WS_CONN_F_TLS, WS_COMM_LEN, TLS_LIBS, WS_CONN_F_SHED, WS_SAMPLE_ONE, SHED_REASONS } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_INFERRED, WS_CONN_F_TLS, WS_COMM_LEN, TLS_LIBS, WS_CONN_F_SHED, WS_CONN_F_NEW_PROC, WS_SAMPLE_ONE, SHED_REASONS } from "./gen/layout.js";
 import { formatAddress } from "@wirescope/wire";
 import type { ConnRecord, DataRecord, EventBatch } from "./events.js";
 
@@ -107,6 +107,7 @@ export function decodeConn(buf: Uint8Array, dv: DataView, start: number, type: n
     tlsLibrary: (buf[start + CONN.flags] & WS_CONN_F_TLS) !== 0 ? (TLS_LIBS[buf[start + CONN.tls_lib]] ?? "unknown") : "",
     fd: dv.getUint32(start + CONN.fd, true),
     comm: cString(buf.subarray(start + CONN.comm, start + CONN.comm + WS_COMM_LEN)),
+    firstOfProcess: type === WS_EV_OPEN && (buf[start + CONN.flags]! & WS_CONN_F_NEW_PROC) !== 0,
     observedFraction: type === WS_EV_OPEN ? dv.getUint16(start + CONN.sample_level, true) / WS_SAMPLE_ONE : undefined,
     shed: type === WS_EV_CLOSE && buf[start + CONN.flags] & WS_CONN_F_SHED ? (SHED_REASONS[buf[start + CONN.shed]!] || "unknown") : undefined,
     sentBytes: dv.getBigUint64(start + CONN.sent_bytes, true),

@@ -29,6 +29,9 @@ export interface ConnRecord {
   tls: boolean;
   /** That library ("openssl"), or "". */
   tlsLibrary: string;
+  /** Open: the first of its process the kernel sent (WS_CONN_F_NEW_PROC): it alone woke the
+   *  consumer at once, so that the process's /proc entry is read while it exists. */
+  firstOfProcess?: boolean;
   /** Open: the fraction of new connections observed when this one was decided (1 when every
    *  one is; undefined means 1). */
   observedFraction?: number;
