@@ -268,6 +268,31 @@ test("RawEncoder with holdMs: a partition's data waits for later batches until i
   assert.equal(withOpen.data.length, keys.filter((k) => new PartitionHash("n", 4).of(Number(k), 0) === p1).length, "with its partition's data");
 });
 
+test("RawEncoder with holdMs: the partitions come due together, one cut per hold period however many connections are spread over them", () => {
+  const base = 5_000_000_000_000;
+  let clock = base;
+  const enc = encoder({ holdMs: 50, monoNow: () => clock });
+  const rec = (k: bigint, ts: number) => frameRecord(data(k, 0n, Buffer.from("abc"), 3, 1, BigInt(ts)));
+  // a new connection every 0.25 ms, each event encoded as it happens (one native batch each): the
+  // partitions' first events are 0.25 ms apart, so ages of their own made each come due apart
+  const parts = new Set<number>();
+  let cuts = 0;
+  let messages = 0;
+  for (let i = 0; i < 400; i++) {
+    clock = base + i * 0.25e6;
+    const key = BigInt(i + 1);
+    parts.add(new PartitionHash("n", 4).of(Number(key), 0));
+    const out = enc.encode(rec(key, clock)).messages;
+    if (out.length) cuts++;
+    messages += out.length;
+  }
+  assert.equal(cuts, 1, "one cut in 100 ms: when the oldest event is 50 ms old, every partition at once");
+  assert.equal(messages, parts.size, "one message per partition");
+  assert.equal(enc.nextDueMs(), 0.5, "the oldest left (event 201, 49.5 ms old) is due in 0.5 ms");
+  assert.equal(enc.flushDue().length, 0, "not before");
+  assert.equal(enc.flushDue(false, clock + 0.5e6).length, parts.size, "then all together again");
+});
+
 test("RawEncoder.nextDueMs: -1 with nothing held (the ager stays unarmed), else the time until the oldest event is holdMs old", () => {
   const now = 5_000_000_000_000;
   const enc = encoder({ holdMs: 50, monoNow: () => now });

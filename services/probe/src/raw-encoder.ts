@@ -16,9 +16,11 @@
 // modulo 2^64 (a 10-byte varint; readers add modulo 2^64): correct, only not small.
 //
 // Repeated fields may interleave on the wire: a reader collects conns and data each in order, and
-// the parser applies a message's opens, then its data, then its closes. A partition's events wait
-// for later native batches until the oldest is `holdMs` old (kernel time), connection events
-// included, so a partition gets about one message per hold period whatever the mix of events.
+// the parser applies a message's opens, then its data, then its closes. Events wait for later
+// native batches until the oldest waiting in any partition is `holdMs` old (kernel time),
+// connection events included; then every partition's message is cut at once. So a partition gets
+// at most one message per hold period whatever the mix of events, and the messages of a period
+// leave together.
 //
 // A ConnEvent's process (field 15) is encoded once per process and reused as bytes.
 // 64-bit fields of data events (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt
@@ -237,10 +239,10 @@ export interface RawEncoderOptions {
   /** Cuts HTTP/1.1 bodies out of the data (stated as gaps); none = every byte published. */
   trimmer?: Http1Trimmer;
   /**
-   * A partition's events wait for later native batches until the oldest is this old (kernel
-   * time), so a partition gets one message per batch age rather than one per native batch.
-   * 0 = a message per partition per batch. Full messages cut at once; `flushDue` cuts what has
-   * come of age.
+   * Events wait for later native batches until the oldest waiting (in any partition) is this old
+   * (kernel time), so a partition gets one message per batch age rather than one per native
+   * batch. 0 = a message per partition per batch. Full messages cut at once; `flushDue` cuts
+   * every partition once the oldest has come of age.
    */
   holdMs?: number;
   /** CLOCK_MONOTONIC now, ns (what the kernel stamps events with); injectable for tests. */
@@ -553,17 +555,35 @@ export class RawEncoder {
     return b;
   }
 
-  private due(x: Part, nowMono: number): boolean {
-    return !this.o.holdMs || nowMono - x.oldest >= this.o.holdMs * 1e6;
+  /** The oldest waiting event has come of age (always, without `holdMs`). */
+  private due(nowMono: number): boolean {
+    if (!this.o.holdMs) return true;
+    const oldest = this.oldestWaiting();
+    return oldest !== Infinity && nowMono - oldest >= this.o.holdMs * 1e6;
+  }
+
+  /** Kernel time of the oldest event waiting in any partition; Infinity when none waits. */
+  private oldestWaiting(): number {
+    let oldest = Infinity;
+    for (const x of this.used) if (x.out.len > 0 && x.oldest < oldest) oldest = x.oldest;
+    return oldest;
   }
 
   /**
-   * Messages for the partitions whose waiting events have come of age (`holdMs`); all of them
-   * when `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what the kernel stamps events with.
+   * Every partition's message once the oldest event waiting in any of them has come of age
+   * (`holdMs`), none before; all of them when `all` (at stop). `nowMono`: CLOCK_MONOTONIC ns, what
+   * the kernel stamps events with.
+   *
+   * One age for all partitions, not one each: with many connections spread over the partitions,
+   * ages of their own made the partitions come due one after the other, each with a publish (a
+   * socket write) and an ager wake-up of its own, hundreds a second at 500 new connections a
+   * second. Together, the messages of one hold period leave in one write. A partition still gets
+   * at most one message per hold period, and no event waits longer than `holdMs`.
    */
   flushDue(all = false, nowMono = (this.o.monoNow ?? monoNow)()): EncodedBatch[] {
     const out: EncodedBatch[] = [];
-    for (const x of this.used) if (x.out.len > 0 && (all || this.due(x, nowMono))) out.push(this.cut(x.p));
+    if (!all && !this.due(nowMono)) return out;
+    for (const x of this.used) if (x.out.len > 0) out.push(this.cut(x.p));
     return out;
   }
 
@@ -572,8 +592,7 @@ export class RawEncoder {
    * or -1 when no partition holds anything: the ager's timer is armed only then.
    */
   nextDueMs(nowMono = (this.o.monoNow ?? monoNow)()): number {
-    let oldest = Infinity;
-    for (const x of this.used) if (x.out.len > 0 && x.oldest < oldest) oldest = x.oldest;
+    const oldest = this.oldestWaiting();
     if (oldest === Infinity) return -1;
     return Math.max(0, (oldest + (this.o.holdMs ?? 0) * 1e6 - nowMono) / 1e6);
   }
