@@ -36,7 +36,7 @@ test("CopyPolicyBatch: one call per flush for any number of followed connections
   assert.equal(t.map.size, keys.length + 10_000);
   b.flush(); // nothing pending: no call
   assert.equal(t.calls, 2);
-  assert.deepEqual(b.stats, { set: 10_005, removed: 0, cancelled: 0, calls: 2 });
+  assert.deepEqual(b.stats, { set: 10_005, removed: 0, cancelled: 0, closed: 0, calls: 2 });
 });
 
 test("CopyPolicyBatch: followed and forgotten within one batch costs no call; forgotten later is removed", () => {
@@ -54,7 +54,7 @@ test("CopyPolicyBatch: followed and forgotten within one batch costs no call; fo
   b.note(8, false);
   b.flush();
   assert.equal(t.map.size, 0);
-  assert.deepEqual(b.stats, { set: 1, removed: 1, cancelled: 1, calls: 2 });
+  assert.deepEqual(b.stats, { set: 1, removed: 1, cancelled: 1, closed: 0, calls: 2 });
 });
 
 test("CopyPolicyBatch: forgotten and followed again (a connection turning TLS keeps its key) ends as the last call said", () => {
@@ -73,4 +73,38 @@ test("CopyPolicyBatch: forgotten and followed again (a connection turning TLS ke
   b.note(9, false);
   b.flush();
   assert.equal(t.map.size, 0);
+});
+
+test("CopyPolicyBatch: connections the kernel closed after their policy was set cost no call; closed before it, they are removed", () => {
+  const t = new Table();
+  let now = 1_000_000n;
+  const b = new CopyPolicyBatch(t, BASE, 16384, 256, () => now);
+  // 1,000 connections followed and set in one call (at 1_000_000 ns)
+  for (let k = 1; k <= 1000; k++) b.note(k, true);
+  b.flush();
+  assert.equal(t.calls, 1);
+  // the kernel deletes a connection's policy when it closes (bpf/ forget_fd), after stamping the close
+  for (let k = 1; k <= 1000; k++) t.map.delete(BASE | BigInt(k));
+  // closes stamped after the set: the kernel's close took each entry; no call per connection
+  now = 2_000_000n;
+  for (let k = 1; k <= 1000; k++) b.note(k, false, 1_500_000n);
+  b.flush();
+  assert.equal(t.calls, 1, "no bpf() call per closed connection");
+  assert.equal(b.stats.closed, 1000);
+  // a close stamped before the set reached the kernel: the set came after the kernel's delete and
+  // its entry would stay behind, so it is removed
+  b.note(2000, true);
+  b.flush(); // set at 2_000_000
+  t.map.set(BASE | 2000n, [16384, 256]);
+  b.note(2000, false, 1_999_999n);
+  b.flush();
+  assert.equal(t.map.size, 0, "the late set's entry removed");
+  assert.equal(t.calls, 3);
+  // forgotten without a kernel close (trimming gave up, a TLS open, a shed, a close the probe made up): removed
+  b.note(3000, true);
+  b.flush();
+  b.note(3000, false);
+  b.flush();
+  assert.equal(t.map.size, 0);
+  assert.deepEqual(b.stats, { set: 1002, removed: 2, cancelled: 0, closed: 1000, calls: 5 });
 });

@@ -9,7 +9,11 @@
 // Removals go first, then the sets, so a connection forgotten and followed again (a connection
 // turning TLS keeps its key) ends followed. A removal is never skipped when the kernel may hold an
 // entry from an earlier flush: the kernel deletes a policy when the connection closes, but a set
-// that reached it after the close would stay behind.
+// that reached it after the close would stay behind. A connection the kernel closed after the last
+// set reached it needs none: the kernel's close took its entry out (bpf/ forget_fd stamps the close
+// event before it deletes the policy, on the clock process.hrtime reads), so a close stamped later
+// than that set costs no call. Removals were one bpf() call per followed connection, most of them
+// finding nothing.
 
 /** Where policies go (the eBPF source); keys are the kernel's conn_keys. */
 export interface CopyPolicySink {
@@ -26,6 +30,8 @@ export interface CopyPolicyStats {
   removed: number;
   /** Follow and forget within one batch: nothing reached the kernel. */
   cancelled: number;
+  /** Closed by the kernel after their policy was set: the close removed it, no call. */
+  closed: number;
   /** bpf() calls made (a batch of sets counts one). */
   calls: number;
 }
@@ -38,7 +44,9 @@ export class CopyPolicyBatch {
   private keys = new Uint8Array(8 * 64);
   private readonly baseLo: number;
   private readonly baseHi: number;
-  readonly stats: CopyPolicyStats = { set: 0, removed: 0, cancelled: 0, calls: 0 };
+  readonly stats: CopyPolicyStats = { set: 0, removed: 0, cancelled: 0, closed: 0, calls: 0 };
+  /** CLOCK_MONOTONIC ns when the last set returned (-1: none yet). */
+  private setAt = -1n;
 
   /**
    * @param base the probe instance's high key bits (ORed into the trimmer's 40-bit keys)
@@ -49,16 +57,24 @@ export class CopyPolicyBatch {
     private readonly base: bigint,
     private readonly head: number,
     private readonly tail: number,
+    /** CLOCK_MONOTONIC now, ns (what the kernel stamps events with); injectable for tests. */
+    private readonly monoNow: () => bigint = process.hrtime.bigint,
   ) {
     this.baseLo = Number(base & 0xffffffffn);
     this.baseHi = Number((base >> 32n) & 0xffffffffn);
   }
 
-  /** The trimmer's `onFollow`: `key` is the connection key's low 40 bits, exact as a number. */
-  note(key: number, follow: boolean): void {
+  /**
+   * The trimmer's `onFollow`: `key` is the connection key's low 40 bits, exact as a number;
+   * `closedAtMono` the kernel's time of the connection's close when it is forgotten for one (not
+   * for a close the probe made up, nor one that sheds the connection: its socket lives on).
+   */
+  note(key: number, follow: boolean, closedAtMono?: bigint): void {
     if (follow) this.follow.add(key);
-    else if (!this.follow.delete(key)) this.unfollow.add(key);
-    else if (!this.unfollow.has(key)) this.stats.cancelled++;
+    else if (this.follow.delete(key)) {
+      if (!this.unfollow.has(key)) this.stats.cancelled++;
+    } else if (closedAtMono !== undefined && closedAtMono > this.setAt && !this.unfollow.has(key)) this.stats.closed++;
+    else this.unfollow.add(key);
   }
 
   /** Hands what is pending to the kernel. */
@@ -81,6 +97,7 @@ export class CopyPolicyBatch {
     }
     this.follow.clear();
     this.sink.setCopyPolicies(this.keys.subarray(0, at), this.head, this.tail);
+    this.setAt = this.monoNow();
     this.stats.set += n;
     this.stats.calls++;
   }

@@ -84,16 +84,19 @@ export class Http1Trimmer {
    *   copy only the head and tail of long calls, the trimmer states the middle anyway) and when
    *   that stops (false: trimming gave up, or the connection is forgotten)
    */
-  constructor(private readonly maxConns = 65536, private readonly onFollow?: (key: number, follow: boolean) => void) {}
+  constructor(private readonly maxConns = 65536, private readonly onFollow?: (key: number, follow: boolean, closedAtMono?: bigint) => void) {}
 
   get size(): number {
     return this.conns.size;
   }
 
-  /** Forgets a connection (closed). */
-  forget(key: number): void {
+  /**
+   * Forgets a connection (closed, or starting a new byte stream); `closedAtMono`: the kernel's
+   * time of its close, when the kernel closed it (passed on to `onFollow`).
+   */
+  forget(key: number, closedAtMono?: bigint): void {
     const c = this.conns.get(key);
-    if (c?.followed) this.onFollow?.(key, false);
+    if (c?.followed) this.onFollow?.(key, false, closedAtMono);
     this.conns.delete(key);
     if (key === this.lastKey) ((this.lastKey = -1), (this.last = undefined));
   }

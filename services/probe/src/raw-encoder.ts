@@ -415,7 +415,7 @@ export class RawEncoder {
           const p = this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey));
           if ((this.parts[p]?.out.len ?? 0) > 0) messages.push(this.cut(p));
         }
-        const m = this.addConn(c);
+        const m = this.addConn(c, true, true);
         if (m) messages.push(m);
         events++;
       } else if (type !== WS_EV_TLS_LIB) {
@@ -497,14 +497,19 @@ export class RawEncoder {
     if (m) messages.push(m);
   }
 
-  /** Writes one ConnEvent into its partition; the message when that filled it. */
-  private addConn(c: ConnRecord, notify = true): EncodedBatch | undefined {
+  /**
+   * Writes one ConnEvent into its partition; the message when that filled it. `fromKernel`: the
+   * kernel sent it (a close the probe made up for a process gone is not one).
+   */
+  private addConn(c: ConnRecord, notify = true, fromKernel = false): EncodedBatch | undefined {
     if (notify) this.onConn?.(c);
     const keyLo = keyLoOf(c.connKey);
     const keyHi = keyHiOf(c.connKey);
     // an open (new connection, or one turning TLS: its plaintext starts a new byte stream) and a
-    // close both end what the trimmer knew of the connection
-    this.o.trimmer?.forget(keyNumber(keyLo, keyHi & 0xff));
+    // close both end what the trimmer knew of the connection; the kernel's own close (not a shed:
+    // that socket lives on) took the connection's copy policy with it
+    const closed = fromKernel && c.kind === "close" && !c.shed;
+    this.o.trimmer?.forget(keyNumber(keyLo, keyHi & 0xff), closed ? c.tsMono : undefined);
     const p = this.part.of(keyLo, keyHi);
     const x = this.out(p);
     const o = x.out;

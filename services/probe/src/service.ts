@@ -124,7 +124,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   // the trimmer's policies reach the kernel once per native batch (copy-policy.ts)
   const policies = ebpf ? new CopyPolicyBatch(ebpf, connKeyBase, copyHead, copyTail) : undefined;
   const trimmer = opts.http1Bodies === "trim"
-    ? new Http1Trimmer(65536, policies ? (key, follow) => policies.note(key, follow) : undefined)
+    ? new Http1Trimmer(65536, policies ? (key, follow, closedAt) => policies.note(key, follow, closedAt) : undefined)
     : undefined;
 
   return {
