@@ -10,7 +10,9 @@
 # request). A subscriber takes every message as the parsers would. The probe traces only the server's port (--allow-port), so other processes on a shared
 # machine do not count. Counts from /proc/<pid>/stat and nats-server's /varz (in_msgs, in_bytes).
 # SHAPE=newconn: one request per connection (Connection: close), RATE new connections a second,
-# as the pipeline bench's newconn shape. Each checkout's probe starts with that checkout's
+# as the pipeline bench's newconn shape. SHAPE=perconn: PER_CONN (default 10) requests on each
+# connection, RATE/PER_CONN new connections a second, as the pipeline bench's per-conn shape
+# (PER_CONN at least RATE × SECONDS: one connection at RATE req/s). Each checkout's probe starts with that checkout's
 # PROBE_NODE_FLAGS (services/probe/src/options.ts; none before they existed), as `wirescope up`
 # starts it. PROBE_NODE_ARGS: more node flags of the probe only (e.g. "--cpu-prof
 # --cpu-prof-dir=/tmp/prof"). WARM (seconds, default 10): the same load before the measured
@@ -38,6 +40,10 @@ load() { # $1 seconds of the shape's load
     # h2load opens rate/100 connections every 10 ms, one request each
     h2load --h1 -c $((rate * $1)) -n $((rate * $1)) -r $(((rate + 99) / 100)) --rate-period=10ms -H 'Connection: close' \
       http://127.0.0.1:$hp/x
+  elif [ "${SHAPE:-keepalive}" = perconn ]; then
+    local r=${PER_CONN:-10} n=$((rate * $1))
+    if [ $r -ge $n ]; then h2load --h1 -c 1 --rps $rate -n $n http://127.0.0.1:$hp/x
+    else h2load --h1 -c $((n / r)) -n $n -r $(((rate / r + 99) / 100)) --rate-period=10ms http://127.0.0.1:$hp/x; fi
   else
     h2load --h1 -c 16 --rps $((rate / 16)) -D $1 http://127.0.0.1:$hp/x
   fi
