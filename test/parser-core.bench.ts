@@ -7,6 +7,7 @@
 //     RawBatch per connection (4 connections of ~1,000 requests each, 10 times over per round);
 //   INPUT=replay: the probe's own RawBatches of test/fixtures/raw-http1-keepalive.bin.gz (32
 //     keep-alive HTTP/1.1 connections, ~25 events per message on 64 partitions: see parser-replay);
+//   ONLY=batch or ONLY=chunk: one way alone, in a process of its own;
 //   ROUNDS (default 6 per way): each round is the whole input on new connections. The two ways
 //     take turns every SLICE (default 50) RawBatches, the first of each pair alternating, so a
 //     machine whose load changes (shared) weighs on both alike.
@@ -100,7 +101,11 @@ function pipelineOf(batch: boolean) {
   return { pl, counters, plugins, us: [] as number[], records: 0, events: 0 };
 }
 
-const ways = { "feed_batch per RawBatch": pipelineOf(true), "a call per chunk": pipelineOf(false) };
+// ONLY=batch or ONLY=chunk: that way alone (a process of its own, e.g. for --cpu-prof)
+const only = process.env.ONLY;
+const ways: Record<string, ReturnType<typeof pipelineOf>> = {};
+if (only !== "chunk") ways["feed_batch per RawBatch"] = pipelineOf(true);
+if (only !== "batch") ways["a call per chunk"] = pipelineOf(false);
 let bytes = 0;
 const inputs: Uint8Array[][] = [];
 for (let k = 0; k < 2 * rounds + 2; k++) inputs.push(roundOf(k));
@@ -131,7 +136,7 @@ for (let k = -1; k < rounds; k++) {
   const n = msgs[0]!.length;
   for (let from = 0, turn = 0; from < n; from += slice, turn++) {
     const to = Math.min(n, from + slice);
-    for (const w of turn % 2 === 0 ? [0, 1] : [1, 0]) feed(w, from, to);
+    for (const w of all.length === 1 ? [0] : turn % 2 === 0 ? [0, 1] : [1, 0]) feed(w, from, to);
   }
   if (k >= 0) {
     all.forEach((w, i) => {
@@ -149,5 +154,5 @@ for (const [name, w] of Object.entries(ways)) {
   console.log(`| ${name} | ${w.records} | **${median(w.us).toFixed(2)}** | ${w.us.map((u) => u.toFixed(2)).join(", ")} | ${Math.round(calls / (rounds + 1))} | ${calls ? (entries / calls).toFixed(1) : "–"} |`);
 }
 const [a, b] = Object.values(ways);
-const same = JSON.stringify(a.counters.snapshot()) === JSON.stringify(b.counters.snapshot());
-console.log(`\ncounters of the two ways ${same ? "identical" : "DIFFER"}: ${JSON.stringify(Object.fromEntries(Object.entries(a.counters.snapshot()).filter(([k]) => !k.startsWith("records."))))}`);
+const same = !b || JSON.stringify(a!.counters.snapshot()) === JSON.stringify(b.counters.snapshot());
+console.log(`\ncounters of the two ways ${same ? "identical" : "DIFFER"}: ${JSON.stringify(Object.fromEntries(Object.entries(a!.counters.snapshot()).filter(([k]) => !k.startsWith("records."))))}`);
