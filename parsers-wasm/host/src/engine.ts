@@ -22,6 +22,7 @@
 // Every byte that is not decoded is counted under a reason.
 
 import { Counters } from "@wirescope/runtime/counters";
+import { DetectMemo } from "./detect-memo.js";
 import { BATCH_CLOSE, BATCH_FEED, BATCH_GAP, BATCH_MAX_CHUNK, BatchStage } from "./batch.js";
 import { Plugin, PluginInstance, PluginTrap } from "./plugin.js";
 import type { PluginRegistry } from "./registry.js";
@@ -270,6 +271,26 @@ export class ConnectionEngine {
     }
     stage.reset();
     this.spare.push(stage);
+  }
+
+  /** Per plugin, the detection scores of openings seen before (detect is stateless). */
+  private readonly memos = new WeakMap<Plugin, DetectMemo>();
+  /** detect() calls made into plugins, and answers taken from the memo instead (tests, benchmarks). */
+  readonly detects = { calls: 0, remembered: 0 };
+
+  /** @internal `plugin`'s score for these first bytes of plugin direction `dir`. Throws PluginTrap. */
+  detect(plugin: Plugin, inst: PluginInstance, dir: number, bytes: Uint8Array): number {
+    let memo = this.memos.get(plugin);
+    if (!memo) this.memos.set(plugin, (memo = new DetectMemo()));
+    const known = memo.get(dir, bytes);
+    if (known >= 0) {
+      this.detects.remembered++;
+      return known;
+    }
+    this.detects.calls++;
+    const score = inst.detect(dir, bytes);
+    memo.set(dir, bytes, score);
+    return score;
   }
 
   /** Counts a trap once per instance death. */
@@ -714,7 +735,7 @@ export class EngineConnection {
           for (const c of cands[d]!) {
             let sc = 0;
             try {
-              sc = inst.detect(flipped ? 1 - d : d, c.bytes);
+              sc = this.engine.detect(p, inst, flipped ? 1 - d : d, c.bytes);
             } catch (e) {
               if (e instanceof PluginTrap) this.engine.countTrap(p, e, "detect");
             }

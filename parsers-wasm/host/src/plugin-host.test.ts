@@ -449,6 +449,41 @@ describe("ConnectionEngine", () => {
   });
 });
 
+describe("detection asks each plugin once per distinct opening (detect is stateless)", () => {
+  test("500 connections opening with the same request: one detect call per plugin, then none; the same claims and records", () => {
+    const eng = engineWith(REDIS, MISBEHAVE);
+    const plugins = 2;
+    let records = 0;
+    for (let i = 0; i < 500; i++) {
+      const c = eng.openConnection({ clientKnown: true, portHint: 6379 });
+      const ts = BigInt(i * 10);
+      records += c.data(0, enc("*1\r\n$4\r\nPING\r\n"), ts).records.length;
+      assert.equal(c.state, "decoding");
+      assert.equal(c.plugin?.name, "redis");
+      records += c.data(1, enc("+PONG\r\n"), ts + 1n).records.length;
+      records += c.close(ts + 2n).records.length;
+    }
+    assert.equal(records, 500);
+    assert.equal(eng.counters.get("detect_rounds"), 500);
+    // the first connection asked both plugins; the other 499 were answered from the memo
+    assert.deepEqual(eng.detects, { calls: plugins, remembered: 499 * plugins });
+    // another opening, or the same bytes in the other direction, is asked again (once)
+    const other = eng.openConnection({ clientKnown: true });
+    other.data(0, enc("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), 9000n);
+    const reply = eng.openConnection({ clientKnown: true });
+    reply.data(1, enc("*1\r\n$4\r\nPING\r\n"), 9001n);
+    assert.equal(eng.detects.calls, 3 * plugins);
+    assert.equal(other.plugin?.name, "redis");
+  });
+
+  test("a detect() that trapped is asked again next time, and counted again", () => {
+    const eng = engineWith(MISBEHAVE);
+    for (let i = 0; i < 2; i++) assert.equal(eng.openConnection().data(0, enc("MB:DETECTTRAP"), BigInt(i)).state, "detecting");
+    assert.equal(eng.counters.get("detect_traps.misbehave"), 2);
+    assert.equal(eng.detects.remembered, 0);
+  });
+});
+
 describe("a connection that switches protocols (-4): detected again from the byte where the new one begins", () => {
   const HTTP1 = path.join(root, "parsers-wasm/build/http1.json");
   const HTTP2 = path.join(root, "parsers-wasm/build/http2.json");
