@@ -164,8 +164,19 @@ export interface WaitForOptions {
 }
 
 /**
+ * Thrown by a `waitFor` check when waiting longer cannot help (the process it waits for has
+ * exited): `waitFor` rejects with it at once instead of retrying until its timeout.
+ */
+export class GiveUp extends WirescopeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("gave_up", message, options);
+  }
+}
+
+/**
  * Polls `check` until it returns a truthy value, and returns that value.
- * Rejects with a WirescopeError("timeout") naming `what` and the last error seen.
+ * Rejects with a WirescopeError("timeout") naming `what` and the last error seen, or at once with
+ * a `GiveUp` that `check` throws; any other error thrown by `check` counts as "not yet".
  */
 export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: Partial<WaitForOptions> = {}): Promise<T> {
   const { timeoutMs = 10_000, intervalMs = 100, what = "condition", signal } = options;
@@ -177,6 +188,7 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
       const v = await check();
       if (v) return v;
     } catch (e) {
+      if (e instanceof GiveUp) throw e;
       last = e;
     }
     if (Date.now() >= deadline) {

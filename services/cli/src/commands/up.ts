@@ -23,6 +23,7 @@ import {
   spawnManaged,
   checkHealth,
   waitFor,
+  GiveUp,
   tcpReachable,
   pidAlive,
   processStartTime,
@@ -793,7 +794,7 @@ async function up(argv: string[]): Promise<number> {
               const child = await spawnManaged("demo", process.execPath, args, { env, logFile, cwd: ROOT, detached: true });
               try {
                 await waitFor(async () => {
-                  if (child.hasExited) throw new Error(`demo exited: ${child.tail(3).replace(/\n/g, " | ")}`);
+                  if (child.hasExited) throw new GiveUp(`demo exited: ${child.tail(3).replace(/\n/g, " | ")}`);
                   return fs.existsSync(logFile) && fs.readFileSync(logFile, "utf8").includes("demo: web http://");
                 }, { timeoutMs: opts.startTimeoutMs, intervalMs: 200, what: "the demo shop to start", signal });
               } catch (e) {
@@ -908,7 +909,7 @@ async function waitHealthy(child: ManagedProcess, address: string, timeoutMs: nu
   let last = "";
   await waitFor(
     async () => {
-      if (child.hasExited) throw new Error(`${child.name} exited: ${child.tail(3).replace(/\n/g, " | ")}`);
+      if (child.hasExited) throw new GiveUp(`${child.name} exited: ${child.tail(3).replace(/\n/g, " | ")}`);
       const h = await checkHealth(address, "", 1000);
       last = h.error ?? ServingStatus[h.status];
       return h.status === ServingStatus.SERVING;

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
+import { GiveUp, pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
 import { prepareLocalTls } from "../local-stack/index.js";
 import { PARTS, demoTlsDir, ports, type Part } from "./spec.js";
 
@@ -44,7 +44,13 @@ export function missingForDemo(): string | undefined {
 
 async function waitPort(proc: ManagedProcess, port: number, what: string, timeoutMs = 60_000): Promise<void> {
   try {
-    await waitFor(async () => !proc.hasExited && (await tcpReachable("127.0.0.1", port)), { timeoutMs, intervalMs: 100, what });
+    await waitFor(
+      async () => {
+        if (proc.hasExited) throw new GiveUp("it exited");
+        return tcpReachable("127.0.0.1", port);
+      },
+      { timeoutMs, intervalMs: 100, what },
+    );
   } catch (e) {
     throw new Error(`${what} did not come up on port ${port}: ${(e as Error).message}\n${proc.tail(10)}`);
   }
