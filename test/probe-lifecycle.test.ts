@@ -177,16 +177,25 @@ test("probe: a probe process that is killed leaves nothing attached, and its loc
   const lock = path.join(tempDir("wirescope-crash-"), "probe.lock");
   const child = await runChild("doomed-probe", `import fs from "node:fs";
 import { NativeProbe } from ${JSON.stringify(path.join(REPO_ROOT, "services/probe/dist/native.js"))};
-const p = new NativeProbe({ lockPath: ${JSON.stringify(lock)}, mountTracefs: true }, () => {});
-const ids = [];
-for (const fd of fs.readdirSync("/proc/self/fdinfo")) {
-  try { const m = /prog_id:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/fdinfo/" + fd, "utf8")); if (m) ids.push(m[1]); } catch {}
-}
-console.log("PROGS " + [...new Set(ids)].join(","));
+// Held for the process's life: a NativeProbe the GC collects closes itself (its finalizer
+// detaches everything), so an unreferenced one is gone at the first full GC while the process
+// lives on. A full GC runs before the listing (after this module's body, and its finalizers
+// after it), so a probe left collectable shows here every time, not when the GC happens to run.
+globalThis.probe = new NativeProbe({ lockPath: ${JSON.stringify(lock)}, mountTracefs: true }, () => {});
+setTimeout(() => {
+  globalThis.gc();
+  setTimeout(() => {
+    const ids = [];
+    for (const fd of fs.readdirSync("/proc/self/fdinfo")) {
+      try { const m = /prog_id:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/fdinfo/" + fd, "utf8")); if (m) ids.push(m[1]); } catch {}
+    }
+    console.log("PROGS " + [...new Set(ids)].join(","));
+  }, 100);
+}, 0);
 setInterval(() => {}, 1000);
-`);
+`, [], { nodeArgs: ["--expose-gc"] });
   t.after(() => child.kill());
-  const ids = (await child.waitLine(/^PROGS (.+)/, 30_000))[1].split(",");
+  const ids = (await child.waitLine(/^PROGS (.*)/, 30_000))[1].split(",").filter(Boolean);
   assert.ok(ids.length >= 20, `programs held by the child: ${ids.length}`);
   const alive = (id: string) => spawnSync("bpftool", ["prog", "show", "id", id], { encoding: "utf8" }).status === 0;
   assert.ok(ids.every(alive), "attached while the process lives");
