@@ -8,7 +8,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { EMPTY_FILTER, NativeProbe, ProbeError } from "@wirescope/probe";
 import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, CollectingProbe, runChild, assemble } from "./probe-support.js";
+import { bpfAvailable, CollectingProbe, runChild, serverChild, assemble } from "./probe-support.js";
 
 const ECHO_SERVER = `
 import net from "node:net";
@@ -35,10 +35,8 @@ test("probe: fd reuse gives a new connection identity; each connection keeps its
   if (!bpfAvailable(t)) return;
   const probe = new CollectingProbe();
   t.after(() => probe.stop());
-  const server = await runChild("echo", ECHO_SERVER);
-  t.after(() => server.kill());
-  const port = (await server.waitLine(/^PORT (\d+)/))[1];
-  const client = await runChild("reuse", `import net from "node:net";\nconst port = Number(process.argv[2]);\n${exchange("first connection")}\n${exchange("second one")}\nconsole.log("DONE");`, [port]);
+  const { port } = await serverChild(t, "echo", ECHO_SERVER);
+  const client = await runChild("reuse", `import net from "node:net";\nconst port = Number(process.argv[2]);\n${exchange("first connection")}\n${exchange("second one")}\nconsole.log("DONE");`, [String(port)]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/);
   const conns = client.lines.filter((l) => l.startsWith("CONN ")).map((l) => l.split(" ").map(Number));
@@ -59,9 +57,7 @@ test("probe: connections open before the probe started are picked up with their 
   if (!bpfAvailable(t)) return;
   const dir = tempDir("wirescope-pre-");
   const trigger = path.join(dir, "go");
-  const server = await runChild("echo", ECHO_SERVER);
-  t.after(() => server.kill());
-  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const { server, port } = await serverChild(t, "echo", ECHO_SERVER);
   const client = await runChild("early", `import net from "node:net";${WAIT}
 const s = net.connect(${port}, "127.0.0.1", () => { s.write("before the probe"); });
 s.once("data", async () => {
@@ -100,9 +96,7 @@ test("probe: denied processes never appear; runtime filter changes take effect",
   const dir = tempDir("wirescope-filter-");
   const probe = new CollectingProbe({ filter: { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: ["wsdenied"], allowCgroups: [], denyCgroups: [] } });
   t.after(() => probe.stop());
-  const server = await runChild("echo", ECHO_SERVER);
-  t.after(() => server.kill());
-  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const { port } = await serverChild(t, "echo", ECHO_SERVER);
   const steps = [1, 2, 3].map((i) => path.join(dir, `step${i}`));
   const talker = (title: string) => `import net from "node:net";${WAIT}
 process.title = ${JSON.stringify(title)};
@@ -114,9 +108,9 @@ for (const f of ${JSON.stringify(steps)}) {
   console.log("STEP " + f);
 }
 `;
-  const denied = await runChild("denied", talker("wsdenied"), [port]);
-  const a = await runChild("a", talker("wsa"), [port]);
-  const b = await runChild("b", talker("wsb"), [port]);
+  const denied = await runChild("denied", talker("wsdenied"), [String(port)]);
+  const a = await runChild("a", talker("wsa"), [String(port)]);
+  const b = await runChild("b", talker("wsb"), [String(port)]);
   t.after(() => (denied.kill(), a.kill(), b.kill()));
   await Promise.all([denied, a, b].map((c) => c.waitLine(/^UP/)));
   const count = (pid: number) => probe.find((o) => o.tgid === pid).length;
@@ -212,13 +206,11 @@ test("probe: IPv6 connections, and a dual-stack server's end of an IPv4 connecti
   if (!bpfAvailable(t)) return;
   const probe = new CollectingProbe();
   t.after(() => probe.stop());
-  const server = await runChild("dual-stack", `
+  const { server, port } = await serverChild(t, "dual-stack", `
 import net from "node:net";
 const srv = net.createServer((s) => s.on("data", (d) => s.write(d)));
 srv.listen(0, () => console.log("PORT " + srv.address().port)); // "::", dual stack
 `);
-  t.after(() => server.kill());
-  const port = (await server.waitLine(/^PORT (\d+)/))[1];
   const client = await runChild("two-families", `import net from "node:net";
 const port = Number(process.argv[2]);
 for (const host of ["127.0.0.1", "::1"]) {
@@ -228,7 +220,7 @@ for (const host of ["127.0.0.1", "::1"]) {
     s.on("close", resolve);
   });
 }
-console.log("DONE");`, [port]);
+console.log("DONE");`, [String(port)]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/);
   const local = Object.fromEntries(client.lines.filter((l) => l.startsWith("CONN ")).map((l) => [l.split(" ")[1], Number(l.split(" ")[2])]));
@@ -243,7 +235,7 @@ console.log("DONE");`, [port]);
   assert.equal(v6c.open!.family, 6);
   assert.equal(v6c.open!.localAddress, "::1");
   assert.equal(v6c.open!.remoteAddress, "::1");
-  assert.equal(v6c.open!.remotePort, Number(port));
+  assert.equal(v6c.open!.remotePort, port);
   assert.equal(assemble(v6c.data[1]).bytes.toString(), "hi ::1");
 });
 
@@ -251,9 +243,7 @@ test("probe: dup2 of a socket onto an fd that was a pipe (inetd style) is traced
   if (!bpfAvailable(t)) return;
   const probe = new CollectingProbe({ listenRefreshMs: 100 });
   t.after(() => probe.stop());
-  const server = await runChild("echo", ECHO_SERVER);
-  t.after(() => server.kill());
-  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const { port } = await serverChild(t, "echo", ECHO_SERVER);
   await new Promise((r) => setTimeout(r, 400)); // the listening-port refresh sees the new server
   // python3: fd 9 is first a pipe (written to, so the probe caches it as "not a socket"), then a
   // TCP socket dup2'ed over it; the bytes written to fd 9 afterwards must be captured
@@ -274,7 +264,7 @@ s.close()
   assert.equal(r.status, 0, r.stderr);
   const localPort = Number(/LOCAL (\d+)/.exec(r.stdout)?.[1]);
   // the socket is seen once through its original fd (connect) and once through fd 9 (first use)
-  const onFd9 = () => probe.find((o) => o.localPort === localPort && o.remotePort === Number(port) && o.fd === 9);
+  const onFd9 = () => probe.find((o) => o.localPort === localPort && o.remotePort === port && o.fd === 9);
   await waitFor(() => onFd9().length === 1 && assemble(onFd9()[0][1].data[1]).bytes.length >= 12, { timeoutMs: 10_000, intervalMs: 20, what: "the dup2'ed socket's bytes" });
   const [, v] = onFd9()[0];
   assert.equal(v.open!.inferred, true);
@@ -333,11 +323,9 @@ test("probe: only a process's first connection wakes the consumer at once; the l
   // open that needs it (user space reads /proc/<pid> while the process exists)
   const probe = new CollectingProbe();
   t.after(() => probe.stop());
-  const server = await runChild("echo", ECHO_SERVER);
-  t.after(() => server.kill());
-  const port = (await server.waitLine(/^PORT (\d+)/))[1];
+  const { server, port } = await serverChild(t, "echo", ECHO_SERVER);
   const n = 40;
-  const client = await runChild("many", `import net from "node:net";\nconst port = Number(process.argv[2]);\nfor (let i = 0; i < ${n}; i++) {\n${exchange("ping")}\n}\nconsole.log("DONE");`, [port]);
+  const client = await runChild("many", `import net from "node:net";\nconst port = Number(process.argv[2]);\nfor (let i = 0; i < ${n}; i++) {\n${exchange("ping")}\n}\nconsole.log("DONE");`, [String(port)]);
   t.after(() => client.kill());
   await client.waitLine(/^DONE/);
   const ends = (pid: number) => probe.find((o) => o.tgid === pid && o.remotePort !== 0);

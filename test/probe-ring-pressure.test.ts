@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { ProbeService, RawBatchSchema, ConnKind } from "@wirescope/wire";
 import { createClient, connectNats, subscribeBatches, silentLogger } from "@wirescope/runtime";
 import { startNats, freePort, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, runChild, spawnProbe } from "./probe-support.js";
+import { bpfAvailable, serverChild, spawnProbe } from "./probe-support.js";
 
 const run = promisify(execFile);
 
@@ -26,9 +26,7 @@ test("a filling ring sheds observed keep-alive connections at a request boundary
   if (!bpfAvailable(t)) return;
   const nats = await startNats();
   t.after(() => nats.stop());
-  const server = await runChild("ring-pressure-server", SERVER);
-  t.after(() => server.kill());
-  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
+  const { port } = await serverChild(t, "ring-pressure-server", SERVER);
   const grpcPort = await freePort();
   // a small ring, shedding over half full; the level fixed at 1: only the ring's pressure sheds
   const probe = await spawnProbe(`nats://127.0.0.1:${nats.port}`, grpcPort, tempDir("wirescope-ring-pressure-"), [

@@ -219,6 +219,16 @@ export interface ChildOptions {
 }
 
 /**
+ * Runs a server `program` (an ES module that prints `PORT <n>` once listening) as a child node
+ * process killed after the test `t`; resolves with it and its port once it listens.
+ */
+export async function serverChild(t: TestContext, name: string, program: string): Promise<{ server: Child; port: number }> {
+  const server = await runChild(name, program);
+  t.after(() => server.kill());
+  return { server, port: Number((await server.waitLine(/^PORT (\d+)/))[1]) };
+}
+
+/**
  * Runs an ES module in a child node process, given as source text or as `{ file }` (a module
  * file of the repository, e.g. a fixture); resolves once spawned. Its stdout is read by line.
  */
