@@ -19,16 +19,33 @@ class Table implements CopyPolicySink {
 }
 
 const BASE = 0xabcdefn << 40n;
+const HEAD = 16384;
+const TAIL = 256;
+
+/** A batch over a fresh Table (its sink), with `now` as its clock when given. */
+function setup(now?: () => bigint): { t: Table; b: CopyPolicyBatch } {
+  const t = new Table();
+  return { t, b: new CopyPolicyBatch(t, BASE, HEAD, TAIL, now) };
+}
+
+/** Connection `k` followed in one batch and forgotten (no kernel close) in a later one: set, then removed. */
+function followThenForget(t: Table, b: CopyPolicyBatch, k: number): void {
+  b.note(k, true);
+  b.flush();
+  assert.deepEqual(t.map.get(BASE | BigInt(k)), [HEAD, TAIL], "set once its batch is flushed");
+  b.note(k, false);
+  b.flush();
+  assert.equal(t.map.has(BASE | BigInt(k)), false, "removed once forgotten");
+}
 
 test("CopyPolicyBatch: one call per flush for any number of followed connections, full 64-bit keys", () => {
-  const t = new Table();
-  const b = new CopyPolicyBatch(t, BASE, 16384, 256);
+  const { t, b } = setup();
   const keys = [1, 2, 0xffffffff, 0x1_0000_0000, 0xff_ffff_ffff];
   for (const k of keys) b.note(k, true);
   b.flush();
   assert.equal(t.calls, 1);
   assert.deepEqual([...t.map.keys()].sort(), keys.map((k) => BASE | BigInt(k)).sort());
-  assert.deepEqual(t.map.get(BASE | 2n), [16384, 256]);
+  assert.deepEqual(t.map.get(BASE | 2n), [HEAD, TAIL]);
   // bounded work: 10,000 connections followed in one batch are still one call
   for (let k = 100; k < 10_100; k++) b.note(k, true);
   b.flush();
@@ -40,8 +57,7 @@ test("CopyPolicyBatch: one call per flush for any number of followed connections
 });
 
 test("CopyPolicyBatch: followed and forgotten within one batch costs no call; forgotten later is removed", () => {
-  const t = new Table();
-  const b = new CopyPolicyBatch(t, BASE, 16384, 256);
+  const { t, b } = setup();
   // a Connection: close exchange inside one native batch
   b.note(7, true);
   b.note(7, false);
@@ -49,24 +65,20 @@ test("CopyPolicyBatch: followed and forgotten within one batch costs no call; fo
   assert.equal(t.calls, 0);
   assert.equal(b.stats.cancelled, 1);
   // a connection that outlives the batch: set, then removed when it is forgotten
-  b.note(8, true);
-  b.flush();
-  b.note(8, false);
-  b.flush();
+  followThenForget(t, b, 8);
   assert.equal(t.map.size, 0);
   assert.deepEqual(b.stats, { set: 1, removed: 1, cancelled: 1, closed: 0, calls: 2 });
 });
 
 test("CopyPolicyBatch: forgotten and followed again (a connection turning TLS keeps its key) ends as the last call said", () => {
-  const t = new Table();
-  const b = new CopyPolicyBatch(t, BASE, 16384, 256);
+  const { t, b } = setup();
   b.note(9, true);
   b.flush();
   // forgotten, followed again: the old entry is removed, the new one set
   b.note(9, false);
   b.note(9, true);
   b.flush();
-  assert.deepEqual(t.map.get(BASE | 9n), [16384, 256]);
+  assert.deepEqual(t.map.get(BASE | 9n), [HEAD, TAIL]);
   // followed earlier, then within one batch: forgotten, followed, forgotten: the kernel's entry goes
   b.note(9, false);
   b.note(9, true);
@@ -76,9 +88,8 @@ test("CopyPolicyBatch: forgotten and followed again (a connection turning TLS ke
 });
 
 test("CopyPolicyBatch: connections the kernel closed after their policy was set cost no call; closed before it, they are removed", () => {
-  const t = new Table();
   let now = 1_000_000n;
-  const b = new CopyPolicyBatch(t, BASE, 16384, 256, () => now);
+  const { t, b } = setup(() => now);
   // 1,000 connections followed and set in one call (at 1_000_000 ns)
   for (let k = 1; k <= 1000; k++) b.note(k, true);
   b.flush();
@@ -95,16 +106,13 @@ test("CopyPolicyBatch: connections the kernel closed after their policy was set 
   // its entry would stay behind, so it is removed
   b.note(2000, true);
   b.flush(); // set at 2_000_000
-  t.map.set(BASE | 2000n, [16384, 256]);
+  t.map.set(BASE | 2000n, [HEAD, TAIL]);
   b.note(2000, false, 1_999_999n);
   b.flush();
   assert.equal(t.map.size, 0, "the late set's entry removed");
   assert.equal(t.calls, 3);
   // forgotten without a kernel close (trimming gave up, a TLS open, a shed, a close the probe made up): removed
-  b.note(3000, true);
-  b.flush();
-  b.note(3000, false);
-  b.flush();
+  followThenForget(t, b, 3000);
   assert.equal(t.map.size, 0);
   assert.deepEqual(b.stats, { set: 1002, removed: 2, cancelled: 0, closed: 1000, calls: 5 });
 });
