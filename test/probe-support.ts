@@ -10,8 +10,11 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import type { TestContext } from "node:test";
 import { EbpfSource, type EbpfSourceOptions } from "@wirescope/probe/ebpf-source";
 import type { ConnRecord, DataRecord, EventBatch } from "@wirescope/probe/events";
-import type { ManagedProcess } from "@wirescope/runtime";
-import { REPO_ROOT, tempDir, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
+import { checkHealth, createClient, ServingStatus, type Client, type ManagedProcess } from "@wirescope/runtime";
+import { fromBinary } from "@bufbuild/protobuf";
+import { ProbeService, RawBatchSchema, type ConnEvent } from "@wirescope/wire";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { REPO_ROOT, freePort, tempDir, spawnTracked, waitFor, WIRESCOPE_BIN } from "./support/index.js";
 
 /** `wirescope probe` publishing to `natsUrl` (its own lock file in `dir`), on node "test-node". */
 export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string, args: string[] = []): Promise<ManagedProcess> {
@@ -19,6 +22,24 @@ export async function spawnProbe(natsUrl: string, grpcPort: number, dir: string,
     WIRESCOPE_BIN, "probe", "--nats-url", natsUrl, "--grpc-port", String(grpcPort),
     "--lock-file", path.join(dir, "probe.lock"), "--mount-tracefs", "--log-level", "warn", "--node", "test-node", ...args,
   ], { logFile: path.join(dir, "probe.log") });
+}
+
+/** `spawnProbe` on `natsUrl`, once serving, with its control client; both stopped after the test. */
+export async function servingProbe(t: TestContext, natsUrl: string, args: string[] = []): Promise<{ probe: ManagedProcess; ctl: Client<typeof ProbeService> }> {
+  const grpcPort = await freePort();
+  const probe = await spawnProbe(natsUrl, grpcPort, tempDir("wirescope-probe-"), args);
+  t.after(() => probe.stop());
+  const address = `127.0.0.1:${grpcPort}`;
+  await waitFor(async () => (await checkHealth(address)).status === ServingStatus.SERVING, { timeoutMs: 30_000, intervalMs: 100, what: "the probe serving" });
+  const ctl = createClient(ProbeService, address);
+  t.after(() => ctl.close());
+  return { probe, ctl };
+}
+
+/** Every ConnEvent published on `wirescope.raw.*` through `nc` from now on, pushed into `into`. */
+export async function collectConns(nc: NatsConnection, into: ConnEvent[]): Promise<void> {
+  nc.subscribe("wirescope.raw.*", { callback: (_e, m) => void into.push(...fromBinary(RawBatchSchema, m.data).conns) });
+  await nc.flush();
 }
 
 /**

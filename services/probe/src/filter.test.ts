@@ -29,7 +29,7 @@ function recorder() {
     },
     setFilterConfig() {},
   } as unknown as NativeProbe;
-  return { probe, cgroups: () => [...entries].filter(([k]) => k.startsWith("cgroup:")).map(([k, a]) => `${k}=${a}`).sort() };
+  return { probe, pids: () => [...entries].filter(([k]) => k.startsWith("pid:")).map(([k, a]) => `${k}=${a}`).sort(), cgroups: () => [...entries].filter(([k]) => k.startsWith("cgroup:")).map(([k, a]) => `${k}=${a}`).sort() };
 }
 
 test("KernelFilter.excludeCgroups: denied while announced, forgotten after the grace period, bounded", () => {
@@ -51,4 +51,36 @@ test("KernelFilter.excludeCgroups: denied while announced, forgotten after the g
   const denied = r.cgroups().filter((e) => e.endsWith("=deny"));
   assert.ok(denied.length <= 13, `${denied.length} entries`); // 60 s of grace at one new pod per 5 s
   assert.ok(r.cgroups().includes("cgroup:7001=allow"), "the user's own entry is left alone");
+});
+
+test("KernelFilter.setAnnouncedPids: denied while announced, traced again once left; --exclude-pid stays", () => {
+  const r = recorder();
+  const f = new KernelFilter(r.probe);
+  f.excludePids([5]);
+  f.setAnnouncedPids([200, 300]);
+  assert.deepEqual(r.pids(), ["pid:200=deny", "pid:300=deny", "pid:5=deny"]);
+  f.setAnnouncedPids([300, 400]);
+  assert.deepEqual(r.pids(), ["pid:300=deny", "pid:400=deny", "pid:5=deny"]);
+  f.setAnnouncedPids([]);
+  assert.deepEqual(r.pids(), ["pid:5=deny"]);
+  // a user deny of the same pid is the user's: kept when the member leaves
+  f.apply({ allowPids: [], denyPids: [300], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] });
+  f.setAnnouncedPids([300]);
+  f.setAnnouncedPids([]);
+  assert.deepEqual(r.pids(), ["pid:300=deny", "pid:5=deny"]);
+});
+
+test("KernelFilter.nextCgroupForgetMs: when a cgroup no longer announced is forgotten", () => {
+  const r = recorder();
+  const f = new KernelFilter(r.probe);
+  f.excludeCgroups([7001n, 7002n], 1_000);
+  assert.equal(f.nextCgroupForgetMs([7001n, 7002n]), -1, "nothing to forget while both are announced");
+  f.excludeCgroups([7001n], 5_000);
+  const due = f.nextCgroupForgetMs([7001n]);
+  assert.equal(due, 61_001);
+  f.excludeCgroups([7001n], due - 1);
+  assert.deepEqual(r.cgroups(), ["cgroup:7001=deny", "cgroup:7002=deny"]);
+  f.excludeCgroups([7001n], due);
+  assert.deepEqual(r.cgroups(), ["cgroup:7001=deny"]);
+  assert.equal(f.nextCgroupForgetMs([7001n]), -1);
 });

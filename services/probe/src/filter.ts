@@ -62,6 +62,8 @@ export class KernelFilter {
   private current = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
   private user: FilterSpec = EMPTY_FILTER;
   private readonly pipelinePids = new Set<number>();
+  /** The pipeline's processes announced in the registry now (replaced as members come and go). */
+  private announcedPids = new Set<number>();
   /** Pipeline containers' cgroup ids → when last announced (ms). */
   private readonly pipelineCgroups = new Map<bigint, number>();
   private cfgKey = "";
@@ -72,10 +74,29 @@ export class KernelFilter {
     return this.user;
   }
 
-  /** Processes of the pipeline (nats-server, influxd, parser, aggregator) that must never be traced. */
+  /** Processes that must never be traced, for the probe's life (`--exclude-pid`). */
   excludePids(pids: number[]): void {
     for (const p of pids) if (p > 0) this.pipelinePids.add(p);
     this.apply(this.user);
+  }
+
+  /**
+   * The pipeline's processes announced in the registry now (parser, aggregator): denied while
+   * announced, traced again once their member has left (a later process may reuse the pid).
+   */
+  setAnnouncedPids(pids: number[]): void {
+    const next = new Set(pids.filter((p) => p > 0));
+    if (next.size === this.announcedPids.size && [...next].every((p) => this.announcedPids.has(p))) return;
+    this.announcedPids = next;
+    this.apply(this.user);
+  }
+
+  /** When a cgroup no longer announced is to be forgotten (ms, the clock of `excludeCgroups`), or -1. */
+  nextCgroupForgetMs(announced: readonly bigint[], graceMs = 60_000): number {
+    const now = new Set(announced);
+    let next = Infinity;
+    for (const [c, seen] of this.pipelineCgroups) if (!now.has(c)) next = Math.min(next, seen + graceMs + 1);
+    return next === Infinity ? -1 : next;
   }
 
   /**
@@ -106,6 +127,7 @@ export class KernelFilter {
     f.denyComms.forEach((k) => put("comm", k, "deny"));
     f.denyCgroups.forEach((k) => put("cgroup", k, "deny"));
     this.pipelinePids.forEach((k) => put("pid", k, "deny"));
+    this.announcedPids.forEach((k) => put("pid", k, "deny"));
     this.pipelineCgroups.forEach((_, k) => put("cgroup", k, "deny"));
     PIPELINE_COMMS.forEach((k) => put("comm", k, "deny"));
     // Order matters while the maps change under live traffic: new entries first, then the allow

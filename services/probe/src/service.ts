@@ -12,7 +12,7 @@ import {
   BatchPublisher,
   rawSubject,
   ServiceError,
-  listAnnounced,
+  watchAnnounced,
   errorMessage,
   selfIdentity,
   WakeTimer,
@@ -155,7 +155,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       const started = Date.now();
       let ctl = { t: started, cpu: ownCpuMicros(), lost: -1 };
       // the local pipeline besides the probe: the --pipeline-pid processes, and the parsers and
-      // aggregators announced from this node (refreshed with the exclusions, every second)
+      // aggregators announced from this node (kept by the registry watch, with the exclusions)
       const pipelineCpu = sampling && opts.pipelineCpuBudgetMillicores > 0 ? new PipelineCpu() : undefined;
       let announcedPids: number[] = [];
       // the --pipeline-pid processes and those the --pipeline-pid-file lists now: read again every
@@ -238,27 +238,41 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         c.add("processes_exited", processes.sweep());
         c.set("connections_open", tracker.size);
       }, opts.sweepMs);
-      // the pipeline's own processes (parser, aggregator) announce their pid and cgroup: never trace
-      // them. Read at once and every second: until a parser is excluded, the probe traces that
-      // parser's input, which is the probe's own output (at 20,000 req/s the 5 s this used to take
-      // sent megabytes round the loop before the fairness budget shed it as a flood).
+      // The pipeline's own processes (parser, aggregator) announce their pid and cgroup in the
+      // registry: never trace them. Until a parser is excluded, the probe traces that parser's
+      // input, which is the probe's own output (at 20,000 req/s the 5 s this once took sent
+      // megabytes round the loop before the fairness budget shed it as a flood). A watch on the
+      // registry applies each member as it joins or leaves, and costs no request while nothing
+      // changes: reading the registry every second cost 2 JetStream API requests a second plus one
+      // per announced service, forever (docs/probe.md, "Filters").
       const self = selfIdentity();
-      let excluding = false;
-      const exclude = () => {
-        if (excluding) return;
-        excluding = true;
-        listAnnounced(nc)
-          .then((list) => {
+      let announcedCgroups: bigint[] = [];
+      // a cgroup no longer announced is forgotten after the filter's grace: one timeout, then
+      const cgroupForget = new WakeTimer(() => applyCgroups());
+      const applyCgroups = () => {
+        ebpf!.filter.excludeCgroups(announcedCgroups);
+        const due = ebpf!.filter.nextCgroupForgetMs(announcedCgroups);
+        if (due >= 0) cgroupForget.arm(due - Date.now());
+      };
+      const membersStop = new AbortController();
+      if (ebpf)
+        watchAnnounced(nc, {
+          signal: membersStop.signal,
+          onChange: (list) => {
             const { pids, cgroups } = pipelineExclusions(list, { node: ctx.config.node, pid: process.pid, pidNs: self.pidNs });
             announcedPids = pids;
-            ebpf!.filter.excludePids(pids);
-            ebpf!.filter.excludeCgroups(cgroups);
-          })
-          .catch(() => {})
-          .finally(() => (excluding = false));
-      };
-      if (ebpf) exclude();
-      const excluder = ebpf ? setInterval(exclude, 1_000) : undefined;
+            announcedCgroups = cgroups;
+            ebpf!.filter.setAnnouncedPids(pids);
+            applyCgroups();
+            c.set("pipeline_excluded.pids", pids.length);
+            c.set("pipeline_excluded.cgroups", cgroups.length);
+          },
+          onError: (e) => {
+            c.add("registry_watch_errors");
+            ctx.log.debug({ reason: errorMessage(e) }, "registry watch failed; watching again");
+          },
+          onRestart: () => c.add("registry_watch_restarts"),
+        });
       const publish = (ms: EncodedBatch[]) => {
         for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data);
       };
@@ -318,7 +332,9 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         clearInterval(ticker);
         clearInterval(steerer);
         clearInterval(sweeper);
-        if (excluder) clearInterval(excluder);
+        // the watch stops at once; nothing it still receives reaches the filter
+        membersStop.abort();
+        cgroupForget.stop();
         if (pidFileReader) clearInterval(pidFileReader);
         ebpf?.close();
         await publisher.close().catch((e) => ctx.log.warn({ err: errorMessage(e) }, "flush on stop failed"));

@@ -15,6 +15,7 @@ export * from "./influx-auth.js";
 export * from "./nats.js";
 export * from "./grpc.js";
 export * from "./registry.js";
+export * from "./registry-watch.js";
 export * from "./self-identity.js";
 export * from "./partition.js";
 export * from "./metrics.js";

@@ -62,6 +62,17 @@ export function announce(kv: KV, a: Announcement, onError: (e: unknown) => void)
   };
 }
 
+/** The announcement in a KV value, or undefined when it is not one of ours. */
+export function parseAnnouncement(value: Uint8Array): Announcement | undefined {
+  if (value.length === 0) return undefined;
+  try {
+    const a = JSON.parse(new TextDecoder().decode(value)) as Announcement;
+    return a && typeof a.address === "string" && typeof a.component === "string" ? a : undefined;
+  } catch {
+    return undefined; // a foreign or corrupt entry
+  }
+}
+
 /** Every live announcement in the bucket, sorted by component then instance. */
 export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]> {
   let kv: KV;
@@ -79,15 +90,15 @@ export async function listAnnounced(nc: NatsConnection): Promise<Announcement[]>
   for (const subject of Object.keys(si.state.subjects ?? {})) {
     const k = subject.slice(prefix.length);
     const e = await kv.get(k);
-    if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
-    try {
-      const a = JSON.parse(new TextDecoder().decode(e.value)) as Announcement;
-      if (a && typeof a.address === "string" && typeof a.component === "string") out.push(a);
-    } catch {
-      // a foreign or corrupt entry: not ours to show
-    }
+    const a = e?.operation === "PUT" ? parseAnnouncement(e.value) : undefined;
+    if (a) out.push(a);
   }
-  return out.sort((x, y) => (x.component + x.instance < y.component + y.instance ? -1 : 1));
+  return out.sort(byComponentInstance);
+}
+
+/** The order announcements are listed in: by component, then instance. */
+export function byComponentInstance(x: Announcement, y: Announcement): number {
+  return x.component + x.instance < y.component + y.instance ? -1 : 1;
 }
 
 /** The default instance id: `<node>-<component>-<pid>`. */
