@@ -1247,7 +1247,8 @@ int exit_dup3(struct trace_event_raw_sys_exit *ctx) { return dup_exit(ctx->ret);
  *   ... the last thread of the group ── every open fd (the table's open_fds bitmap): forget_fd (a
  *                                       close event, WS_SYS_EXIT, for a connection), proc_state[tgid]
  *   sched_process_exec               ── the fds that no longer hold a file (close-on-exec), when
- *                                       the process has had fd entries (proc_state.fd_entries)
+ *                                       the process has had fd entries (proc_state.fd_entries);
+ *                                       then WS_EV_PROC_EXEC when user space knows the process
  *   sys_exit_close_range             ── the fds of the range that no longer hold a file
  *
  * At sched_process_exit the fd table is still there (exit_files comes after it). The exit walk
@@ -1377,9 +1378,19 @@ int task_exec(void *ctx)
 	if (tgid == self_tgid || !in_node())
 		return 0;
 	struct proc_state *ps = bpf_map_lookup_elem(&proc_state, &tgid);
-	if (!ps || !ps->fd_entries)
+	if (!ps)
 		return 0;
-	forget_closed_fds(tgid, 0, ~0ULL, WS_SYS_EXIT);
+	if (ps->fd_entries)
+		forget_closed_fds(tgid, 0, ~0ULL, WS_SYS_EXIT);
+	if (!ps->announced)
+		return 0;
+	/* user space holds the identity of the program before: it reads it again (WS_EV_PROC_EXEC),
+	 * and the new program's first open wakes the consumer as a new process's would */
+	ps->announced = 0;
+	struct ws_event_hdr ev = {};
+	fill_hdr(&ev, WS_EV_PROC_EXEC, 0);
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), rb_flags()))
+		count_drop(WS_DROP_RINGBUF_FULL);
 	return 0;
 }
 

@@ -11,7 +11,8 @@
  *                            ├─ type = WS_EV_OPEN      → ws_conn_event  (hdr + addresses, role, comm)
  *                            ├─ type = WS_EV_CLOSE     → ws_conn_event
  *                            ├─ type = WS_EV_TLS_LIB   → ws_lib_event   (a TLS library mapped)
- *                            └─ type = WS_EV_EXEC      → ws_exec_event  (an executable not inspected yet)
+ *                            ├─ type = WS_EV_EXEC      → ws_exec_event  (an executable not inspected yet)
+ *                            └─ type = WS_EV_PROC_EXEC → ws_event_hdr   (a process user space knows ran exec)
  *
  * TLS (bpf/tls.bpf.h): a connection whose socket bytes a TLS library moved is announced by a
  * second WS_EV_OPEN of its conn_key with WS_CONN_F_TLS set; from there on its data events carry
@@ -37,6 +38,12 @@ enum ws_event_type {
 	WS_EV_CLOSE = 3,
 	WS_EV_TLS_LIB = 4,
 	WS_EV_EXEC = 5,
+	/* A process user space has heard of (an open of it reached the ring: proc_state.announced)
+	 * started another executable (sched_process_exec): the header alone, ts_ns the exec's time
+	 * (after the closes of its close-on-exec fds). User space reads the process's identity (comm,
+	 * exe, cmdline) again for its events from then on; the new program's first open is flagged
+	 * WS_CONN_F_NEW_PROC again. hdr.conn_key is 0. */
+	WS_EV_PROC_EXEC = 6,
 };
 
 /* Values match wirescope.v1.Role and wirescope.v1.Direction. */

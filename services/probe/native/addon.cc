@@ -99,7 +99,8 @@ struct QueueCounter {
 };
 
 // A TLS library mapped by a process, or an executable started (ws_lib_event of type WS_EV_TLS_LIB
-// or WS_EV_EXEC), handed to JS by its own ThreadSafeFunction: JS finds the file and attaches.
+// or WS_EV_EXEC), handed to JS by its own ThreadSafeFunction: JS finds the file and attaches. Also
+// a known process that ran exec (WS_EV_PROC_EXEC): JS reads its identity again from `ts` on.
 struct LibNotice {
   uint32_t type;
   uint32_t tgid;
@@ -107,6 +108,7 @@ struct LibNotice {
   uint64_t ino;
   uint8_t lib;
   std::string filename;  // WS_EV_EXEC: the path execve was given
+  uint64_t ts = 0;       // WS_EV_PROC_EXEC: when (CLOCK_MONOTONIC ns, as the events' timestamps)
 };
 
 // Batch memory, reused. A batch handed to JS comes back when its Buffer is finalized; JS detaches
@@ -463,6 +465,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
       o.Set("lib", Napi::Number::New(env, n->lib));
       o.Set("exec", Napi::Boolean::New(env, n->type == WS_EV_EXEC));
       if (n->type == WS_EV_EXEC) o.Set("filename", Napi::String::New(env, n->filename));
+      if (n->type == WS_EV_PROC_EXEC) {
+        o.Set("procExec", Napi::Boolean::New(env, true));
+        o.Set("ts", Napi::BigInt::New(env, n->ts));
+      }
       fn.Call({o});
     }
     delete n;
@@ -471,10 +477,13 @@ class Probe : public Napi::ObjectWrap<Probe> {
   static int OnRecord(void* ctx, void* data, size_t size) {
     Probe* self = static_cast<Probe*>(ctx);
     const ws_event_hdr* hdr = static_cast<const ws_event_hdr*>(data);
-    if ((size >= sizeof(ws_lib_event) && hdr->type == WS_EV_TLS_LIB) || (size >= sizeof(ws_exec_event) && hdr->type == WS_EV_EXEC)) {
+    if ((size >= sizeof(ws_lib_event) && hdr->type == WS_EV_TLS_LIB) || (size >= sizeof(ws_exec_event) && hdr->type == WS_EV_EXEC) ||
+        (size >= sizeof(ws_event_hdr) && hdr->type == WS_EV_PROC_EXEC)) {
       // not traffic: to JS on its own channel, never in a batch
       LibNotice* n;
-      if (hdr->type == WS_EV_EXEC) {
+      if (hdr->type == WS_EV_PROC_EXEC) {
+        n = new LibNotice{hdr->type, hdr->tgid, 0, 0, 0, std::string(), hdr->ts_ns};
+      } else if (hdr->type == WS_EV_EXEC) {
         const ws_exec_event* xe = static_cast<const ws_exec_event*>(data);
         n = new LibNotice{hdr->type, hdr->tgid, xe->dev, xe->ino, 0, std::string(xe->filename, strnlen(xe->filename, sizeof xe->filename))};
       } else {

@@ -21,6 +21,11 @@ export interface EbpfSourceOptions extends Partial<NativeOptions> {
   tls?: boolean;
   /** A TLS library file that could not be attached, or that the probe cannot read (once per file). */
   onTlsError?: (path: string, error: string) => void;
+  /**
+   * A process the events already named ran exec (WS_EV_PROC_EXEC) at `tsMono` (the events' clock):
+   * its identity from then on is the new program's (ProcessCache.exec).
+   */
+  onProcessExec?: (tgid: number, tsMono: bigint) => void;
 }
 
 /**
@@ -54,13 +59,15 @@ export class EbpfSource implements EventSource {
     // library and executable running now are in place. Attached first, they saw connections of
     // that window with no role (no listening ports yet), traffic the filters exclude, and TLS
     // connections as ciphertext whose library was not probed yet (docs/probe.md, "Start").
-    this.probe = new NativeProbe({ ...options, deferAttach: true }, (buf) => this.onBatch(buf), tlsOn
+    const onProcessExec = options.onProcessExec;
+    this.probe = new NativeProbe({ ...options, deferAttach: true }, (buf) => this.onBatch(buf), tlsOn || onProcessExec
       ? (n) => {
           // notices still queued when the probe closes find no probe to attach to: dropped; an
           // error while handling one is counted, never thrown into the addon's callback
           if (this.closed) return;
           try {
-            if (n.exec) this.tlsExecutables?.onExec(n.tgid, n.dev, n.ino, n.filename ?? "");
+            if (n.procExec) onProcessExec?.(n.tgid, n.ts ?? 0n);
+            else if (n.exec) this.tlsExecutables?.onExec(n.tgid, n.dev, n.ino, n.filename ?? "");
             else this.tls?.onMapped(n.tgid, n.dev, n.ino);
           } catch {
             this.noticeErrors++;

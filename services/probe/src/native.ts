@@ -90,6 +90,9 @@ export interface TlsLibraryNotice {
   exec: boolean;
   /** exec: the path execve was given (may be relative or cut at WS_EXEC_PATH_LEN). */
   filename?: string;
+  /** A process the events already named ran exec (WS_EV_PROC_EXEC), at `ts` (CLOCK_MONOTONIC ns). */
+  procExec?: boolean;
+  ts?: bigint;
 }
 
 /** One plain uprobe: a program of the BPF object at a file offset, with its attach cookie. */

@@ -44,6 +44,44 @@ test("readProcInfo: this process, and a fake /proc with a container", () => {
   fs.rmSync(root, { recursive: true });
 });
 
+test("ProcessCache.exec: events from the exec on read the identity again, once; earlier events keep the old one", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-proc-"));
+  const write = (comm: string, argv: string[]) => {
+    fs.mkdirSync(path.join(root, "50"), { recursive: true });
+    fs.writeFileSync(path.join(root, "50/comm"), comm + "\n");
+    fs.writeFileSync(path.join(root, "50/cmdline"), argv.join("\0") + "\0");
+  };
+  write("sh", ["sh", "-c", "exec python3 -m http.server"]);
+  const cache = new ProcessCache({ procRoot: root });
+  const before = cache.get(50, "sh", 100n);
+  assert.equal(before.name, "sh");
+  // a pid the cache does not hold: nothing to refresh (its first event reads /proc anyway)
+  cache.exec(51, 150n);
+  // the process execs at t=200; /proc shows the new program from then on
+  write("python3", ["python3", "-m", "http.server"]);
+  cache.exec(50, 200n);
+  assert.equal(cache.get(50, "sh", 199n), before, "an event from before the exec keeps the old identity");
+  const after = cache.get(50, "python3", 200n);
+  assert.equal(after.name, "python3");
+  assert.equal(after.cmdline, "python3 -m http.server");
+  assert.equal(cache.execRefreshed, 1);
+  // read once: later events reuse it, and nothing more is read
+  fs.writeFileSync(path.join(root, "50/comm"), "changed\n");
+  assert.equal(cache.get(50, "python3", 300n), after);
+  assert.equal(cache.get(50), after);
+  assert.equal(cache.execRefreshed, 1);
+  // an exec with no event time asked (a caller without timestamps) counts as after it
+  cache.exec(50, 400n);
+  assert.equal(cache.get(50).name, "changed");
+  assert.equal(cache.execRefreshed, 2);
+  // a process that exits with an exec pending leaves nothing behind
+  cache.exec(50, 500n);
+  fs.rmSync(path.join(root, "50"), { recursive: true });
+  assert.equal(cache.sweep(), 1);
+  assert.equal(cache.size, 0);
+  fs.rmSync(root, { recursive: true });
+});
+
 test("parseListenPorts: LISTEN rows only", () => {
   const text = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0

@@ -1,4 +1,5 @@
-// Who owns a socket: read once per process from /proc, cached, forgotten when the process exits.
+// Who owns a socket: read once per process from /proc, cached, read again after the process runs
+// exec (the kernel says when: WS_EV_PROC_EXEC), forgotten when the process exits.
 // Container ids come from the process's cgroup path; Kubernetes pod/namespace/container from a
 // PodResolver (k8s.ts) when running in a cluster.
 import fs from "node:fs";
@@ -78,12 +79,16 @@ export interface ProcessCacheOptions {
 }
 
 /**
- * Process identities by pid, read once. `sweep()` forgets processes that exited (call it
- * periodically); `forget(pid)` drops one at once.
+ * Process identities by pid, read once, and again after the process runs exec (`exec`).
+ * `sweep()` forgets processes that exited (call it periodically); `forget(pid)` drops one at once.
  */
 export class ProcessCache {
   private readonly opts: ProcessCacheOptions;
   private readonly map = new Map<number, ProcInfo>();
+  /** Cached processes that ran exec, not read again yet: when (the events' clock, ns). */
+  private readonly execs = new Map<number, bigint>();
+  /** Identities read again because their process ran exec. */
+  execRefreshed = 0;
 
   constructor(options: Partial<ProcessCacheOptions> = {}) {
     this.opts = { procRoot: "/proc", maxEntries: 65536, ...options };
@@ -93,15 +98,35 @@ export class ProcessCache {
     return this.map.size;
   }
 
-  /** The identity of `pid`; `commHint` (from the kernel event) fills in a name when /proc has none. */
-  get(pid: number, commHint = ""): ProcInfo {
+  /**
+   * `pid` ran exec at `tsMono`: the identity cached from before is the old program's. Events from
+   * `tsMono` on read it again (once); earlier ones (still on their way) keep the old one.
+   */
+  exec(pid: number, tsMono: bigint): void {
+    if (this.map.has(pid)) this.execs.set(pid, tsMono);
+  }
+
+  /**
+   * The identity of `pid` for an event at `tsMono` (the kernel's clock; absent: now);
+   * `commHint` (from the kernel event) fills in a name when /proc has none.
+   */
+  get(pid: number, commHint = "", tsMono?: bigint): ProcInfo {
     let info = this.map.get(pid);
+    if (info && this.execs.size) {
+      const at = this.execs.get(pid);
+      if (at !== undefined && (tsMono === undefined || tsMono >= at)) {
+        this.execs.delete(pid);
+        this.map.delete(pid);
+        info = undefined;
+        this.execRefreshed++;
+      }
+    }
     if (!info) {
       info = readProcInfo(pid, this.opts.procRoot, this.opts.pods);
       if (!info.name) info.name = commHint;
       if (this.map.size >= this.opts.maxEntries) {
         const oldest = this.map.keys().next().value;
-        if (oldest !== undefined) this.map.delete(oldest);
+        if (oldest !== undefined) this.forget(oldest);
       }
       this.map.set(pid, info);
     } else if (!info.pod && info.containerId && this.opts.pods) {
@@ -113,6 +138,7 @@ export class ProcessCache {
 
   forget(pid: number): void {
     this.map.delete(pid);
+    this.execs.delete(pid);
   }
 
   /** Forgets every process whose /proc entry is gone. Returns how many were removed. */
@@ -120,7 +146,7 @@ export class ProcessCache {
     let n = 0;
     for (const pid of this.map.keys()) {
       if (!fs.existsSync(`${this.opts.procRoot}/${pid}`)) {
-        this.map.delete(pid);
+        this.forget(pid);
         n++;
       }
     }

@@ -552,7 +552,7 @@ export class RawEncoder {
   }
 
   private processBytes(c: ConnRecord): ProcBytes {
-    const info = this.o.processes.get(c.tgid, c.comm);
+    const info = this.o.processes.get(c.tgid, c.comm, c.tsMono);
     const name = info.name || c.comm;
     let b = this.procBytes.get(info);
     // re-encoded when the pod became known later (k8s.ts) or the name comes from another comm

@@ -79,6 +79,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   // own, and the whole local pipeline's while the node has no spare CPU)
   const steered = opts.sampleFraction === undefined && (opts.cpuBudgetMillicores > 0 || opts.pipelineCpuBudgetMillicores > 0);
   const sampling = steered ? new SamplingController({ budgetMillicores: opts.cpuBudgetMillicores, pipelineBudgetMillicores: opts.pipelineCpuBudgetMillicores }) : undefined;
+  const pods = podResolverFromEnv(ctx.log, ctx.env);
+  const processes = new ProcessCache({ pods });
   if (opts.source === "pcap") {
     source = new PcapSource({ file: opts.pcapFile!, speed: opts.replaySpeed, loops: opts.replayLoops, connKeyBase, batchBytes: opts.batchBytes });
   } else {
@@ -97,6 +99,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         holdInferredCipher: true,
         excludePids: opts.excludePids,
         filter: opts.filter,
+        // a process that ran exec is another program from then on (`npm start` → node, a launcher → its server)
+        onProcessExec: (pid, ts) => processes.exec(pid, ts),
         onTlsError: (file, error) => {
           // once per file: `status` says which TLS traffic the probe cannot see (a bounded list)
           ctx.log.warn({ file, error }, "TLS library present but not traced");
@@ -113,8 +117,6 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   }
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
   if (netnsIno) ctx.info.set("netns", `${opts.netns ?? "inode"} (${netnsIno})`);
-  const pods = podResolverFromEnv(ctx.log, ctx.env);
-  const processes = new ProcessCache({ pods });
   const c = ctx.counters;
   // Calls of a followed HTTP/1.1 connection are copied as head and tail only: a head holds the
   // message head and the chunk-size line (node's own header limit is 16 KiB), a tail the end of a
@@ -221,6 +223,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         last = { t: now, events: eventsIn, bytes: bytesIn };
         c.set("connections_tracked", s.connections);
         c.set("processes", processes.size);
+        c.setTotal("processes_exec_refreshed", processes.execRefreshed);
         c.set("programs_attached", s.programs.length);
         if (trimmer) {
           for (const [k, v] of Object.entries(trimmer.stats)) c.set(`http1_trim.${k}`, v);

@@ -5,6 +5,7 @@ export const WS_EV_OPEN = 2;
 export const WS_EV_CLOSE = 3;
 export const WS_EV_TLS_LIB = 4;
 export const WS_EV_EXEC = 5;
+export const WS_EV_PROC_EXEC = 6;
 export const WS_ROLE_UNKNOWN = 0;
 export const WS_ROLE_CLIENT = 1;
 export const WS_ROLE_SERVER = 2;
