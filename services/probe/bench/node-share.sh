@@ -61,7 +61,7 @@ run() {
     (cd "${co[i]}" && exec node ${flags[i]} ${PROBE_NODE_ARGS:-} bin/wirescope.js probe --nats-url nats://127.0.0.1:${np[i]} --grpc-port 0 --lock-file $tmp/lock-$i \
        --log-level error --allow-port $hp "${probe_args[@]}") > $tmp/probe-$i.log 2>&1 & probe[i]=$!
     # a subscriber takes every message, as the parsers would (nats-server's delivery work counts)
-    (cd "${co[i]}" && exec node --input-type=module -e "import { connect } from 'nats'; const nc = await connect({ servers: 'nats://127.0.0.1:${np[i]}' }); nc.subscribe('wirescope.raw.>', { callback: () => {} });") > /dev/null 2>&1 & sub[i]=$!
+    (cd "${co[i]}" && exec node --input-type=module -e "const { connect } = await import('@nats-io/transport-node').catch(() => import('nats')); const nc = await connect({ servers: 'nats://127.0.0.1:${np[i]}' }); nc.subscribe('wirescope.raw.>', { callback: () => {} });") > /dev/null 2>&1 & sub[i]=$!
   done
   sleep 5
   [ "${WARM:-10}" -gt 0 ] && { load ${WARM:-10} > /dev/null 2>&1; sleep 1; }
@@ -81,8 +81,9 @@ print(f"node-share {co} (node flags: {sys.argv[11] or 'none'}{paired}): {req} re
       f"published {byts/recs:.0f} B/record in {msgs} messages; load average {sys.argv[10]}")
 PY
   done
-  for ((i = 0; i < n; i++)); do kill -INT ${probe[i]}; wait ${probe[i]} 2>/dev/null; kill ${sub[i]} ${nats[i]}; wait ${sub[i]} ${nats[i]} 2>/dev/null; done
-  kill $srv; wait $srv 2>/dev/null
+  # (a process that already exited is no error: kill says nothing of it)
+  for ((i = 0; i < n; i++)); do kill -INT ${probe[i]} 2>/dev/null; wait ${probe[i]} 2>/dev/null; kill ${sub[i]} ${nats[i]} 2>/dev/null; wait ${sub[i]} ${nats[i]} 2>/dev/null; done
+  kill $srv 2>/dev/null; wait $srv 2>/dev/null
 }
 probe_args=("$@")
 if [ "${PAIRED:-0}" = 1 ]; then run "${cos[@]}"; else for co in "${cos[@]}"; do run "$co"; done; fi
