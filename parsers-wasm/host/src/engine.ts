@@ -166,8 +166,8 @@ export class ConnectionEngine {
 
   /** Per instance, the entries staged and not yet run. */
   private readonly pending = new Map<PluginInstance, Pending>();
-  /** Stages whose run finished, for reuse (each holds 300 KiB of staging). */
-  private readonly spare: BatchStage[] = [];
+  /** Stages whose run finished, for reuse (each holds 300 KiB of staging), with their item lists. */
+  private readonly spare: Pending[] = [];
   private runs = 0;
   /** feed_batch calls made and the steps they carried (for tests and benchmarks). */
   readonly batched = { calls: 0, entries: 0 };
@@ -191,9 +191,9 @@ export class ConnectionEngine {
       p = undefined;
     }
     if (!p) {
-      const stage = this.spare.pop() ?? new BatchStage();
-      stage.reset();
-      p = { inst, stage, items: [] };
+      p = this.spare.pop() ?? { inst, stage: new BatchStage(), items: [], n: 0 };
+      p.inst = inst;
+      p.stage.reset();
       this.pending.set(inst, p);
     }
     const op = it.op === FEED ? BATCH_FEED : it.op === GAP ? BATCH_GAP : BATCH_CLOSE;
@@ -204,30 +204,34 @@ export class ConnectionEngine {
       it.staged = p.stage;
       it.at = at;
     }
-    p.items.push(it);
+    p.items[p.n++] = it;
   }
 
   /** @internal Runs the staged steps of `conn`'s instance (before a step of it that cannot wait). */
   runStaged(conn: EngineConnection): void {
     for (const p of this.pending.values()) {
-      if (p.items.some((it) => it.conn === conn)) {
-        this.run(p);
-        return;
+      for (let i = 0; i < p.n; i++) {
+        if (p.items[i]!.conn === conn) {
+          this.run(p);
+          return;
+        }
       }
     }
   }
 
   /** @internal Runs every staged step. */
   runAll(): void {
-    for (const p of [...this.pending.values()]) this.run(p);
+    // run() takes each out of the map (iteration goes on past a deleted entry)
+    for (const p of this.pending.values()) this.run(p);
   }
 
   /** One feed_batch call for an instance's staged steps, then each step's answer in order. */
   private run(p: Pending): void {
-    this.pending.delete(p.inst);
-    const { inst, stage, items } = p;
+    const inst = p.inst!;
+    this.pending.delete(inst);
+    const { stage, items, n } = p;
     const runId = ++this.runs;
-    for (const it of items) it.conn.queued = 0;
+    for (let i = 0; i < n; i++) items[i]!.conn.queued = 0;
     inst.feedBatch(stage);
     this.batched.calls++;
     this.batched.entries += stage.n;
@@ -249,7 +253,7 @@ export class ConnectionEngine {
       }
     }
     let from = 0;
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < n; i++) {
       const it = items[i]!;
       const conn = it.conn;
       if (conn.diverted === runId || i > stage.done || (i === stage.done && !stage.trap)) {
@@ -270,7 +274,10 @@ export class ConnectionEngine {
       if (!conn.batchAnswer(it, inst, plugin, stage.status[i]!, records, tails?.get(conn))) conn.diverted = runId;
     }
     stage.reset();
-    this.spare.push(stage);
+    items.fill(undefined, 0, n);
+    p.n = 0;
+    p.inst = undefined;
+    this.spare.push(p);
   }
 
   /** Per plugin, the detection scores of openings seen before (detect is stateless). */
@@ -320,7 +327,8 @@ export class EngineConnection {
   private logBytes = 0;
   private seen = 0;
   private fed = 0;
-  private excluded = new Set<Plugin>();
+  /** Plugins that retracted a claim (made at the first retraction). */
+  private excluded: Set<Plugin> | undefined;
   /** Per direction (as given by the caller): the log index the replay starts from. */
   private anchor: [number, number] = [0, 0];
   /** Per direction: the window from the start (or the last gap), and the one restarted at a later chunk. */
@@ -503,7 +511,7 @@ export class EngineConnection {
     this.handle = 0;
     this.inst = undefined;
     this.log = null;
-    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
+    this.resetWindows();
     if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
   }
 
@@ -604,6 +612,15 @@ export class EngineConnection {
 
   // ---- detection ----
 
+  /** Every detection window empty, anchored at 0. */
+  private resetWindows(): void {
+    for (const d of DIRS) {
+      this.base[d].reset(0);
+      this.fresh[d].reset(0);
+      this.chunk[d].reset(0);
+    }
+  }
+
   /** Adds log entry `i` to its direction's windows and asks the plugins when they grew enough. */
   private offer(i: number): void {
     const e = this.log![i]!;
@@ -632,7 +649,11 @@ export class EngineConnection {
    */
   private decide(d: Dir, i: number): void {
     this.engine.counters.add("detect_rounds");
-    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.evaluated = w.len;
+    for (const dd of DIRS) {
+      this.base[dd].evaluated = this.base[dd].len;
+      this.fresh[dd].evaluated = this.fresh[dd].len;
+      this.chunk[dd].evaluated = this.chunk[dd].len;
+    }
     const best = this.evaluate();
     if (best && best.score >= this.engine.options.claimScore) {
       // Which end is the client is open and one direction has said nothing yet: its first
@@ -644,8 +665,9 @@ export class EngineConnection {
         this.postponed = true;
         return;
       }
-      this.anchor = best.anchors;
-      this.claim(best.plugin, best.flipped, best.decided ? "content" : "guessed");
+      this.anchor[0] = best.anchors[0];
+      this.anchor[1] = best.anchors[1];
+      this.claim(best.plugin!, best.flipped, best.decided ? "content" : "guessed");
       return;
     }
     const latest = this.fresh[d].anchor > this.base[d].anchor ? this.fresh[d] : this.base[d];
@@ -671,8 +693,9 @@ export class EngineConnection {
     this.postponed = false;
     const best = this.evaluate();
     if (!best || best.score < this.engine.options.claimScore) return;
-    this.anchor = best.anchors;
-    this.claim(best.plugin, best.flipped, best.decided ? "content" : "guessed");
+    this.anchor[0] = best.anchors[0];
+    this.anchor[1] = best.anchors[1];
+    this.claim(best.plugin!, best.flipped, best.decided ? "content" : "guessed");
   }
 
   /** True when direction `d`'s newest chunk starts after both of its windows and is long enough to judge. */
@@ -696,24 +719,30 @@ export class EngineConnection {
    * scored best in each direction, and per direction the best score any plugin gave its latest
    * window.
    */
-  private evaluate(): { plugin: Plugin; flipped: boolean; score: number; anchors: [number, number]; latestMax: [number, number]; decided: boolean } | undefined {
-    const plugins = this.engine.registry.list().filter((p) => !this.excluded.has(p));
+  private evaluate(): Evaluation | undefined {
+    const ev = EVAL;
+    ev.plugin = undefined;
+    ev.latestMax[0] = 0;
+    ev.latestMax[1] = 0;
     // candidate windows per direction: the base one, and the fresh one when it starts later
-    const cands = ([0, 1] as Dir[]).map((d) => {
-      const out: { win: Win; bytes: Uint8Array; latest: boolean }[] = [];
+    for (const d of DIRS) {
+      let n = 0;
+      const o = d * 3;
       const distinct = this.fresh[d].anchor > this.base[d].anchor;
       const b = this.base[d].bytes();
-      if (b) out.push({ win: this.base[d], bytes: b, latest: !distinct });
+      if (b) n = ev.cand(o + n, this.base[d], b, !distinct);
       const f = distinct ? this.fresh[d].bytes() : undefined;
-      if (f) out.push({ win: this.fresh[d], bytes: f, latest: true });
+      if (f) n = ev.cand(o + n, this.fresh[d], f, true);
       // the newest chunk alone is evidence, not a window to restart from (latest: false)
       const k = this.chunkAlone(d) ? this.chunk[d].bytes() : undefined;
-      if (k) out.push({ win: this.chunk[d], bytes: k, latest: false });
-      return out;
-    });
-    const latestMax: [number, number] = [0, 0];
-    let best: { plugin: Plugin; flipped: boolean; score: number; hint: boolean; anchors: [number, number]; decided: boolean } | undefined;
-    for (const p of plugins) {
+      if (k) n = ev.cand(o + n, this.chunk[d], k, false);
+      ev.candN[d] = n;
+    }
+    const claimScore = this.engine.options.claimScore;
+    const plugins = this.engine.registry.list();
+    for (let pi = 0; pi < plugins.length; pi++) {
+      const p = plugins[pi]!;
+      if (this.excluded?.has(p)) continue;
       let inst: PluginInstance;
       try {
         inst = p.detectInstance();
@@ -724,45 +753,67 @@ export class EngineConnection {
       // sum over both directions (a reply that fits only one hypothesis decides between two
       // equally good requests). Decided by content only when they differ; otherwise the
       // caller's orientation is kept and called a guess.
-      let mine: { flipped: boolean; score: number; sum: number; anchors: [number, number] } | undefined;
+      let mine = false;
+      let mFlipped = false;
+      let mScore = 0;
+      let mSum = 0;
+      let mA0 = 0;
+      let mA1 = 0;
       let decided = false;
-      for (const flipped of this.known ? [this.flipped] : [false, true]) {
+      const hypotheses = this.known ? 1 : 2;
+      for (let h = 0; h < hypotheses; h++) {
+        const flipped = this.known ? this.flipped : h === 1;
         let score = 0;
         let sum = 0;
-        const anchors: [number, number] = [this.base[0].anchor, this.base[1].anchor];
-        for (const d of [0, 1] as Dir[]) {
+        let a0 = this.base[0].anchor;
+        let a1 = this.base[1].anchor;
+        for (const d of DIRS) {
           let dirBest = -1;
-          for (const c of cands[d]!) {
+          for (let j = d * 3, end = j + ev.candN[d]!; j < end; j++) {
             let sc = 0;
             try {
-              sc = this.engine.detect(p, inst, flipped ? 1 - d : d, c.bytes);
+              sc = this.engine.detect(p, inst, flipped ? 1 - d : d, ev.candBytes[j]!);
             } catch (e) {
               if (e instanceof PluginTrap) this.engine.countTrap(p, e, "detect");
             }
-            if (c.latest) latestMax[d] = Math.max(latestMax[d], sc);
+            if (ev.candLatest[j] && sc > ev.latestMax[d]) ev.latestMax[d] = sc;
             if (sc > dirBest) {
               dirBest = sc;
-              anchors[d] = c.win.anchor;
+              if (d === 0) a0 = ev.candWin[j]!.anchor;
+              else a1 = ev.candWin[j]!.anchor;
             }
           }
           score = Math.max(score, dirBest);
           // mid-stream, a window may start inside a message: only a claim-strength score is
           // evidence of orientation there ("-1\r\n" cut from a request looks like a reply)
-          if (!this.midstream || dirBest >= this.engine.options.claimScore) sum += Math.max(0, dirBest);
+          if (!this.midstream || dirBest >= claimScore) sum += Math.max(0, dirBest);
         }
-        if (!mine) mine = { flipped, score, sum, anchors };
-        else {
-          decided = score !== mine.score || sum !== mine.sum;
-          if (score > mine.score || (score === mine.score && sum > mine.sum)) mine = { flipped, score, sum, anchors };
+        if (mine) decided = score !== mScore || sum !== mSum;
+        if (!mine || score > mScore || (score === mScore && sum > mSum)) {
+          mine = true;
+          mFlipped = flipped;
+          mScore = score;
+          mSum = sum;
+          mA0 = a0;
+          mA1 = a1;
         }
       }
       if (!mine) continue;
       const hint = p.hints(this.opts.portHint);
-      if (!best || mine.score > best.score || (mine.score === best.score && hint && !best.hint)) {
-        best = { plugin: p, flipped: mine.flipped, score: mine.score, hint, anchors: mine.anchors, decided };
+      if (!ev.plugin || mScore > ev.score || (mScore === ev.score && hint && !ev.hint)) {
+        ev.plugin = p;
+        ev.flipped = mFlipped;
+        ev.score = mScore;
+        ev.hint = hint;
+        ev.anchors[0] = mA0;
+        ev.anchors[1] = mA1;
+        ev.decided = decided;
       }
     }
-    return best && { ...best, latestMax };
+    // the windows' bytes are this connection's: not held past the round
+    ev.candBytes.fill(undefined);
+    ev.candWin.fill(undefined);
+    return ev.plugin ? ev : undefined;
   }
 
   /**
@@ -909,7 +960,7 @@ export class EngineConnection {
         this.handle = 0;
         this.inst = undefined;
         this.plugin = undefined;
-        this.excluded.add(plugin);
+        (this.excluded ??= new Set()).add(plugin);
         this.redetect();
         return false;
       }
@@ -1013,7 +1064,7 @@ export class EngineConnection {
     this.epoch++;
     this.state = "detecting";
     this.postponed = false;
-    this.excluded.clear();
+    this.excluded?.clear();
     this.anchor = [0, 0];
     this.reanchors = [0, 0];
     this.chunkRounds = [0, 0];
@@ -1022,7 +1073,7 @@ export class EngineConnection {
     this.seen = 0;
     this.log = [];
     this.logBytes = 0;
-    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
+    this.resetWindows();
     const entries: LogEntry[] = [];
     for (const pd of [0, 1] as Dir[]) {
       const b = tails[pd];
@@ -1039,7 +1090,7 @@ export class EngineConnection {
     this.state = "detecting";
     this.flipped = false;
     this.anchor = [0, 0];
-    for (const w of [...this.base, ...this.fresh, ...this.chunk]) w.reset(0);
+    this.resetWindows();
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
       if (!e.bytes) {
@@ -1073,10 +1124,12 @@ export interface BatchOptions {
   eager: boolean;
 }
 
+/** An instance's staged steps: `n` items (the list is kept for the next batch, not emptied). */
 interface Pending {
-  inst: PluginInstance;
+  inst: PluginInstance | undefined;
   stage: BatchStage;
-  items: BatchItem<unknown>[];
+  items: (BatchItem<unknown> | undefined)[];
+  n: number;
 }
 
 /** @internal One step of a batch and, once it ran, its result. */
@@ -1121,7 +1174,13 @@ export class BatchItem<T> {
  * result of a step that ran at once right away (BatchOptions.eager).
  */
 export class EngineBatch<T> {
-  private items: BatchItem<T>[] = [];
+  /**
+   * Steps whose results are not handed out yet (`n` of them), and a second list for the next
+   * batch while flush() hands these out: lists are reused, not made per raw batch.
+   */
+  private items: (BatchItem<T> | undefined)[] = [];
+  private n = 0;
+  private other: (BatchItem<T> | undefined)[] | undefined = [];
 
   constructor(
     private readonly engine: ConnectionEngine,
@@ -1148,18 +1207,25 @@ export class EngineBatch<T> {
   flush(): void {
     this.engine.runAll();
     const items = this.items;
-    this.items = [];
-    for (const it of items) {
+    const n = this.n;
+    // a flush from inside a callback (the list in hand is busy) gets a list of its own
+    this.items = this.other ?? [];
+    this.other = undefined;
+    this.n = 0;
+    for (let i = 0; i < n; i++) {
+      const it = items[i]!;
       it.conn.held--;
       this.onResult(it.tag, it.result!, it.conn, it.flipped);
     }
+    items.fill(undefined, 0, n);
+    this.other = items;
   }
 
   private push(it: BatchItem<T>): void {
     const c = it.conn;
     if (c.tryStage(it)) {
       c.held++;
-      this.items.push(it);
+      this.items[this.n++] = it;
     } else if (this.eager) {
       // its connection's earlier results first
       if (c.held > 0) this.flush();
@@ -1168,12 +1234,45 @@ export class EngineBatch<T> {
       return;
     } else {
       c.held++;
-      this.items.push(it);
+      this.items[this.n++] = it;
       it.runAlone();
     }
-    if (this.items.length >= 8192) this.flush();
+    if (this.n >= 8192) this.flush();
   }
 }
+
+const DIRS: readonly Dir[] = [0, 1];
+
+/**
+ * What one detection round found (EngineConnection.evaluate): the best plugin and orientation,
+ * the window (anchor) that scored best in each direction, and per direction the best score any
+ * plugin gave its latest window. One scratch object for every round: detection runs one
+ * connection at a time and a round is read before the next one starts.
+ */
+class Evaluation {
+  plugin: Plugin | undefined;
+  flipped = false;
+  score = 0;
+  hint = false;
+  decided = false;
+  readonly anchors: [number, number] = [0, 0];
+  readonly latestMax: [number, number] = [0, 0];
+  /** Candidate windows of the round, three slots per direction (d * 3 + k); candN per direction. */
+  readonly candWin: (Win | undefined)[] = new Array<Win | undefined>(6).fill(undefined);
+  readonly candBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(6).fill(undefined);
+  readonly candLatest: boolean[] = new Array<boolean>(6).fill(false);
+  readonly candN: [number, number] = [0, 0];
+
+  /** Sets candidate slot `j`; returns the direction's count after it. */
+  cand(j: number, win: Win, bytes: Uint8Array, latest: boolean): number {
+    this.candWin[j] = win;
+    this.candBytes[j] = bytes;
+    this.candLatest[j] = latest;
+    return (j % 3) + 1;
+  }
+}
+
+const EVAL = new Evaluation();
 
 /** A detection window: the first bytes of one direction from log entry `anchor` on. */
 class Win {
@@ -1185,7 +1284,7 @@ class Win {
 
   reset(anchor: number): void {
     this.anchor = anchor;
-    this.parts = [];
+    this.parts.length = 0;
     this.len = 0;
     this.evaluated = 0;
   }

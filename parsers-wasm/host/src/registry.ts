@@ -24,13 +24,17 @@ export class PluginRegistry {
     // keep insertion order stable for replacements (tie-break order in detection)
     this.plugins.set(plugin.name, plugin);
     this.generation++;
+    this.listed = undefined;
     return old;
   }
 
   /** Removes a plugin by name (open connections keep decoding with it). */
   remove(name: string): boolean {
     const had = this.plugins.delete(name);
-    if (had) this.generation++;
+    if (had) {
+      this.generation++;
+      this.listed = undefined;
+    }
     return had;
   }
 
@@ -38,9 +42,12 @@ export class PluginRegistry {
     return this.plugins.get(name);
   }
 
+  /** list()'s answer, made again after a change (detection asks for it every round). */
+  private listed: readonly Plugin[] | undefined;
+
   /** Plugins in the order they were first added (the detection tie-break order). */
-  list(): Plugin[] {
-    return [...this.plugins.values()];
+  list(): readonly Plugin[] {
+    return (this.listed ??= [...this.plugins.values()]);
   }
 
   /** Plugin whose manifest lists `protocol` (or whose name is it). */

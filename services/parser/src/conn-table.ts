@@ -6,7 +6,7 @@ import { ConnKind, Direction, Role, type ConnEvent } from "@wirescope/wire";
 import { type Counters } from "@wirescope/runtime";
 import { type Dir, type StepResult, type TopicNameDirectory } from "@wirescope/plugin-host";
 import type { DecoderBatch, DecoderHost, DecoderSession } from "./decoder.js";
-import { DirectionStream, type Op } from "./reorder.js";
+import { DirectionStream, type Op, type ReorderLimits } from "./reorder.js";
 import { endpointsOf, peerUnresolved, PeerDirectory, refreshEndpoints, type Endpoints } from "./identity.js";
 import { encodeHostFields, readHead } from "./record-bytes.js";
 import { redactRecord, type RedactionPolicy } from "./redact.js";
@@ -99,7 +99,15 @@ interface Conn {
   heldTids: number;
   /** While a held step's result is handled: reqTids events remembered after that step. */
   tidSkip: number;
+  /** Its close is held back in the decoder batch (the reason, for conn_closed): it leaves at the close's result. */
+  closing: string | undefined;
 }
+
+/** A step's kind, in the low bits of its tag (the step's index above them): see step(). */
+const STEP_GAP = 0;
+const STEP_DATA = 1;
+const STEP_CLOSE = 2;
+const STEP_BITS = 2;
 
 /** How often sweep() asks the decoders for the counters of live connections (one plugin call each). */
 const COUNTER_REPORT_MS = 10_000;
@@ -139,17 +147,25 @@ export class ConnTable {
   /** The decoder batch (DecoderHost.batch), made once; `stepping` while a raw batch's data runs. */
   private batch: DecoderBatch<number> | undefined;
   private stepping: DecoderBatch<number> | undefined;
-  /** The connection of each step handed to the batch (by tag >> 1) until endSteps(). */
-  private readonly stepConns: Conn[] = [];
-  /** Its connection's reqTids.added when each step was handed over. */
+  /**
+   * The connection of each step handed to the batch (by tag >> STEP_BITS) until endSteps(), and
+   * its connection's reqTids.added then; `steps` of them in use. Reused from batch to batch
+   * (emptying an array gives its storage back, so it would be made again for every raw batch).
+   */
+  private readonly stepConns: (Conn | undefined)[] = [];
   private readonly stepTids: number[] = [];
+  private steps = 0;
+  /** The reorder limits of every connection (options, one object). */
+  private readonly limits: ReorderLimits;
 
   constructor(
     private readonly host: DecoderHost,
     private readonly opts: ConnTableOptions,
     private readonly counters: Counters,
     private readonly emit: (r: OutRecord) => void,
-  ) {}
+  ) {
+    this.limits = { maxPendingBytes: opts.maxConnPendingBytes, maxPendingEvents: 1024 };
+  }
 
   get size(): number {
     return this.conns.size;
@@ -255,8 +271,8 @@ export class ConnTable {
     if (!b) return;
     this.stepping = undefined;
     b.flush();
-    this.stepConns.length = 0;
-    this.stepTids.length = 0;
+    this.stepConns.fill(undefined, 0, this.steps);
+    this.steps = 0;
   }
 
   /**
@@ -336,7 +352,7 @@ export class ConnTable {
       return undefined;
     }
     const eps = endpointsOf(ev, node, this.peers);
-    const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
+    const limits = this.limits;
     const c: Conn = {
       key: ev.connKey,
       ev,
@@ -358,6 +374,7 @@ export class ConnTable {
       held: 0,
       heldTids: 0,
       tidSkip: 0,
+      closing: undefined,
     };
     this.conns.set(c.key, c);
     let set = this.byPartition.get(partition);
@@ -394,8 +411,7 @@ export class ConnTable {
   private continueInTls(c: Conn, ev: ConnEvent): boolean {
     this.flushAll(c);
     if (!c.live) return false;
-    const limits = { maxPendingBytes: this.opts.maxConnPendingBytes, maxPendingEvents: 1024 };
-    c.dirs = [new DirectionStream(limits, true), new DirectionStream(limits, true)];
+    c.dirs = [new DirectionStream(this.limits, true), new DirectionStream(this.limits, true)];
     c.suspect = 0;
     // the session's orientation stays; a role the open does not know is the one content gave
     c.ev = ev.role === Role.UNKNOWN && c.ev.role !== Role.UNKNOWN ? ({ ...ev, role: c.ev.role } as ConnEvent) : ev;
@@ -412,7 +428,8 @@ export class ConnTable {
 
   /**
    * One decoder step (bytes, or a gap of `len`): its result handled now, or, between
-   * beginSteps() and endSteps(), when the batch hands it out (tag: the step's index << 1, | 1 for bytes).
+   * beginSteps() and endSteps(), when the batch hands it out (tag: the step's index << STEP_BITS
+   * | its kind).
    */
   private step(c: Conn, dir: Dir, isData: boolean, bytes: Uint8Array | undefined, len: number, tsNs: bigint): void {
     const b = this.stepping;
@@ -420,25 +437,43 @@ export class ConnTable {
       this.result(c, isData ? c.session.data(dir, bytes!, tsNs) : c.session.gap(dir, len, tsNs));
       return;
     }
-    const k = this.stepConns.push(c) - 1;
-    this.stepTids.push(c.reqTids.added);
+    const tag = this.holdStep(c, isData ? STEP_DATA : STEP_GAP);
+    if (isData) b.data(c.session, dir, bytes!, tsNs, tag);
+    else b.gap(c.session, dir, len, tsNs, tag);
+  }
+
+  /** Notes a step handed to the batch; returns its tag. */
+  private holdStep(c: Conn, kind: number): number {
+    const k = this.steps++;
+    this.stepConns[k] = c;
+    this.stepTids[k] = c.reqTids.added;
     c.held++;
-    if (isData) b.data(c.session, dir, bytes!, tsNs, (k << 1) | 1);
-    else b.gap(c.session, dir, len, tsNs, k << 1);
+    return (k << STEP_BITS) | kind;
   }
 
   /** A batched step's result (see step()). */
   private stepResult(tag: number, r: StepResult): void {
-    const c = this.stepConns[tag >> 1]!;
+    const k = tag >> STEP_BITS;
+    const c = this.stepConns[k]!;
     if (--c.held === 0) c.heldTids = 0;
+    const kind = tag & ((1 << STEP_BITS) - 1);
+    if (kind === STEP_CLOSE) {
+      // the connection stayed in the table until its close came back (finish())
+      if (!c.live) return; // dropped by the answer to one of its earlier steps
+      this.forget(c);
+      c.tidSkip = c.reqTids.added - this.stepTids[k]!;
+      this.closed(c, r, c.closing!);
+      c.tidSkip = 0;
+      return;
+    }
     if (c.live) {
-      c.tidSkip = c.reqTids.added - this.stepTids[tag >> 1]!;
+      c.tidSkip = c.reqTids.added - this.stepTids[k]!;
       this.result(c, r);
       c.tidSkip = 0;
     }
     // dropped by the answer to an earlier step of the same batch: with one call per step, these
     // bytes would have found the connection gone
-    else if (tag & 1) this.counters.add("data_ignored");
+    else if (kind === STEP_DATA) this.counters.add("data_ignored");
   }
 
   /** Gives up every hole of both directions (close, eviction, memory bound). */
@@ -534,12 +569,30 @@ export class ConnTable {
     });
   }
 
-  /** Flushes, closes the decoder (incomplete requests come out) and forgets the connection. */
+  /**
+   * Flushes, closes the decoder (incomplete requests come out) and forgets the connection.
+   * Between beginSteps() and endSteps() the close is a step of the batch like its bytes (one
+   * feed_batch entry for a connection a version 2 plugin decodes): the connection leaves the
+   * table when its result comes back, after the results of its earlier steps.
+   */
   private finish(c: Conn, tsNs: bigint, why: string): void {
+    if (c.closing !== undefined) return; // its close is held back already
     this.flushAll(c);
     if (!c.live) return;
+    const ts = tsNs > 0n ? tsNs : c.lastTsNs;
+    const b = this.stepping;
+    if (b) {
+      c.closing = why;
+      if (this.last === c) this.last = undefined;
+      b.close(c.session, ts, this.holdStep(c, STEP_CLOSE));
+      return;
+    }
     this.forget(c);
-    const r = c.session.close(tsNs > 0n ? tsNs : c.lastTsNs);
+    this.closed(c, c.session.close(ts), why);
+  }
+
+  /** What the decoder's close gave: the waiting requests' records, the counts; the session freed. */
+  private closed(c: Conn, r: StepResult, why: string): void {
     // claimed only now (a detection held back until the close): its role is settled here
     if (!c.decoding && r.records.length && c.ev.role === Role.UNKNOWN) this.roleFromContent(c);
     for (const b of r.records) this.publish(c, b);

@@ -42,6 +42,8 @@ export interface DecoderHost {
 export interface DecoderBatch<T> {
   data(s: DecoderSession, dir: Dir, bytes: Uint8Array, tsNs: bigint, tag: T): void;
   gap(s: DecoderSession, dir: Dir, len: number, tsNs: bigint, tag: T): void;
+  /** The session's close (DecoderSession.close), after its earlier steps. */
+  close(s: DecoderSession, tsNs: bigint, tag: T): void;
   /** Runs every step held back and hands out their results. */
   flush(): void;
 }

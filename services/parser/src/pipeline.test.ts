@@ -277,12 +277,12 @@ describe("Pipeline over the plugin host: a raw batch in one feed_batch call per 
     batches.push(f.take());
     const { one, many, calls } = bothWays([HTTP1, REDIS_V1], batches);
     // detection in batch 1 runs call by call; then the HTTP/1.1 instance gets each raw batch's
-    // 240 chunks in one call, the version 1 plugin none; closes go one call each
+    // 240 chunks in one call, and its 40 closes in one call, the version 1 plugin none
     assert.deepEqual(calls, [
       { calls: 0, entries: 0 },
       { calls: 1, entries: 240 },
       { calls: 1, entries: 240 },
-      { calls: 0, entries: 0 },
+      { calls: 1, entries: 40 },
     ]);
     const got = recordsByConn(many.p);
     assert.deepEqual(got, recordsByConn(one.p));
@@ -296,6 +296,34 @@ describe("Pipeline over the plugin host: a raw batch in one feed_batch call per 
     assert.deepEqual(many.plugins.engineCounters.snapshot(), one.plugins.engineCounters.snapshot());
     // redaction still applies to batched records
     for (const list of got.values()) for (const hex of list) assert.ok(!Buffer.from(hex, "hex").includes("s3cret"));
+  });
+
+  it("closes go into the raw batch's feed_batch call after their connections' chunks; waiting requests come out as with one call per chunk", () => {
+    const keys = Array.from({ length: 30 }, (_, i) => BigInt(400 + i));
+    const quiet = Array.from({ length: 5 }, (_, i) => BigInt(500 + i));
+    const f = new RawFeed();
+    const batches: Uint8Array[] = [];
+    for (const k of [...keys, ...quiet]) f.open(k);
+    for (const k of keys) f.add(k, 0, req(k, 0)), f.add(k, 1, resp(0));
+    // connections that never make a record: their close runs at once, one call each
+    for (const k of quiet) f.add(k, 0, "GET /partial");
+    batches.push(f.take());
+    // one exchange, a request left waiting, then the close, all in one raw batch
+    for (const k of keys) f.add(k, 0, req(k, 1)), f.add(k, 1, resp(1)), f.add(k, 0, req(k, 2));
+    for (const k of [...keys, ...quiet]) f.close(k);
+    batches.push(f.take());
+    const { one, many, calls } = bothWays([HTTP1], batches);
+    assert.deepEqual(calls, [
+      { calls: 0, entries: 0 },
+      { calls: 1, entries: 30 * 3 + 30 },
+    ]);
+    const got = recordsByConn(many.p);
+    assert.deepEqual(got, recordsByConn(one.p));
+    for (const k of keys) assert.equal(got.get(k)!.length, 3, "two exchanges and the request the close found waiting");
+    assert.equal(many.counters.get("conn_closed.closed") + many.counters.get("conn_closed.unclaimed"), 35);
+    assert.equal(many.p.table.size, 0);
+    assert.deepEqual(many.counters.snapshot(), one.counters.snapshot());
+    assert.deepEqual(many.plugins.engineCounters.snapshot(), one.plugins.engineCounters.snapshot());
   });
 
   it("a plugin that traps inside a batch: its instance's connections dropped and counted as one call per chunk drops them; later chunks of the batch ignored", () => {

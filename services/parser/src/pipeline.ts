@@ -115,8 +115,8 @@ export class Pipeline {
     const ev = this.ev;
     let keyLo = -1;
     let keyHi = -1;
-    // the chunks of all the batch's connections go to the plugins together: one feed_batch
-    // call per plugin instance for those being decoded (ConnTable.beginSteps)
+    // the chunks and closes of all the batch's connections go to the plugins together: one
+    // feed_batch call per plugin instance for those being decoded (ConnTable.beginSteps)
     this.table.beginSteps();
     try {
       for (let i = 0; i < r.dataCount; i++) {
@@ -135,12 +135,13 @@ export class Pipeline {
         bytes += ev.payload.length;
         this.table.onData(ev, p, now, node);
       }
+      // closes after the data, each after its connection's last step
+      for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now, node);
     } finally {
       this.table.endSteps();
     }
     ev.payload = EMPTY; // the message's bytes are not held past this call
     this.counters.add("raw_bytes", bytes);
-    for (let k = 0; k < conns.length; k++) if (conns[k]!.kind === ConnKind.CLOSE) this.table.onConn(conns[k]!, p, now, node);
     // Batches of this partition were lost before this one: the holes they left will never fill.
     if (missed) this.table.markPartitionLoss(p);
     return true;
