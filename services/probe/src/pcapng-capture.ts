@@ -125,7 +125,7 @@ export class PcapngCapture {
   }
 
   private describe(c: ConnRecord): string {
-    const p = this.processes.get(c.tgid, c.comm);
+    const p = this.processes.get(c.tgid, c.comm, c.tsMono);
     return `process=${p.name || c.comm} pid=${c.tgid}${p.containerId ? ` container=${p.containerId.slice(0, 12)}` : ""}${p.pod ? ` pod=${p.namespace}/${p.pod}` : ""}`;
   }
 

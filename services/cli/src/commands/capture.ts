@@ -86,6 +86,7 @@ const command: Command = {
     const { PcapngCapture } = await import("@wirescope/probe/pcapng-capture");
     const { randomConnKeyBase } = await import("@wirescope/probe/service");
     const { PcapngWriter } = await import("@wirescope/capture");
+    const processes = new ProcessCache();
     // its own BPF instance, no single-instance lock: it runs alongside the probe service
     const source = new EbpfSource({
       mountTracefs: args.mountTracefs,
@@ -96,9 +97,11 @@ const command: Command = {
       batchMs: 20,
       // the TLS uprobes replace a connection's ciphertext by its plaintext: only when asked for
       tls: args.plaintext,
+      // a process that ran exec is named by its new program from then on
+      onProcessExec: (pid, ts) => processes.exec(pid, ts),
     });
     const writer = PcapngWriter.toFile(args.output, { application: "wirescope capture" });
-    const capture = new PcapngCapture(writer, new ProcessCache(), monoToWallClock(), { plaintext: args.plaintext });
+    const capture = new PcapngCapture(writer, processes, monoToWallClock(), { plaintext: args.plaintext });
     const ac = new AbortController();
     const stop = () => ac.abort();
     process.once("SIGINT", stop);
