@@ -45,6 +45,12 @@ test("probe: connections after an exec carry the new program's identity, those b
 
   const child = spawn("bash", ["-c", SHELL, port, STAGE_A, STAGE_B], { stdio: ["pipe", "pipe", "inherit"] });
   const exited = new Promise((r) => child.once("exit", r));
+  // (hooks run in order: this one before the kill below)
+  t.after(() => {
+    // where the child stands if it never got through (read from /proc while it lives)
+    const read = (f: string) => { try { return fs.readFileSync(`/proc/${child.pid}/${f}`, "utf8").replace(/\0/g, " ").trim(); } catch { return "-"; } };
+    if (child.exitCode === null && child.signalCode === null) t.diagnostic(`child: ${read("comm")} wchan ${read("wchan")} syscall ${read("syscall")}`);
+  });
   t.after(async () => {
     child.kill("SIGKILL");
     await exited;
