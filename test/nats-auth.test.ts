@@ -21,6 +21,9 @@ import {
   NATS_CREDENTIALS_FILE,
   NATS_SERVER_CONFIG_FILE,
   REGISTRY_BUCKET,
+  announce,
+  openRegistry,
+  watchAnnounced,
   DEFAULTS,
   INFLUX_CREDENTIALS_FILE,
   prepareInfluxAuth,
@@ -157,6 +160,18 @@ test("generated NATS users: no anonymous access, each component held to its subj
     })(),
     /permission|timeout/i,
   );
+  // The probe follows the registry with a KV watch (its pipeline exclusions): a parser's entry
+  // reaches it through its own user, nothing refused.
+  const parserEntry = announce(await openRegistry(parser), { component: "parser", instance: "auth", address: "127.0.0.1:1", node: "n", pid: 4242, startedAt: Date.now() }, () => {});
+  after(() => parserEntry.stop());
+  const watching = new AbortController();
+  after(() => watching.abort());
+  let seen: number[] = [];
+  let watchErrors = 0;
+  watchAnnounced(probe, { signal: watching.signal, onChange: (l) => (seen = l.map((a) => a.pid)), onError: () => void watchErrors++ });
+  await waitFor(() => seen.includes(4242), { timeoutMs: 10_000, intervalMs: 20, what: "the parser's entry through the probe's watch" });
+  assert.equal(watchErrors, 0);
+  assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), new RegExp(`User "${creds.probe.user}", Subject "\\$(JS|KV)[^"]*${REGISTRY_BUCKET}`), "the probe's watch was refused nothing");
   // Without credentials a raw client gets no further than the handshake.
   await assert.rejects(connect({ servers: url, timeout: 3000 }), /authorization/i);
 });
