@@ -1,7 +1,9 @@
 import { test } from "node:test";
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { create, fromBinary, isFieldSet, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/wire";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, RawBatchField, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/wire";
 import { RAW_FIELDS, RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
@@ -372,4 +374,75 @@ test("RawEncoder: data events relative to the message's bases (time, the key's h
   const header = toBinary(RawBatchSchema, create(RawBatchSchema, { ...first, data: [] })).length;
   const framing = (only.length - header - payload) / regular.length;
   assert.ok(framing <= 22, `${framing} bytes of framing per event`);
+});
+
+/**
+ * Every message of a fixed set of events, through each way in (encode, encodeEvents,
+ * encodeConns), with every field, 1-, 2- and 3-byte lengths, 10-byte varints (an event older than
+ * the slack, a key of other high bits), trimmed pieces, drops, size cuts and a TLS cut.
+ */
+function everyWayIn(): Uint8Array[] {
+  const processes = new ProcessCache({ procRoot: "/nonexistent" });
+  Object.assign(processes.get(4321, "curl"), { exe: "/usr/bin/curl", cmdline: "curl -s http://é/".repeat(20), containerId: "c".repeat(64), pod: "web-1", namespace: "shop", container: "web", workload: "web" });
+  const high = 0xabcdefn << 40n;
+  const keys = [high | 1n, high | 0x12345n, high | 0xff_ffff_ffffn, 7n, (0x12n << 40n) | 9n];
+  const t0 = 1_796_000_000_000_000_000n;
+  const recs: Buffer[] = [];
+  keys.forEach((k, i) => {
+    const o = open(k, WS_EV_OPEN, i % 2 ? 4321 : 99);
+    o[CONN.flags] = i === 1 ? WS_CONN_F_INFERRED : 0;
+    o.writeUInt16LE(i === 2 ? 0x2000 : 0, CONN.sample_level);
+    recs.push(o);
+  });
+  const head = Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n");
+  keys.forEach((k, i) => {
+    recs.push(data(k, 0n, Buffer.from("GET /x HTTP/1.1\r\n\r\n"), 19, 1, t0 + BigInt(i) * 1000n));
+    recs.push(data(k, 19n, Buffer.concat([head, Buffer.alloc(4096, 0x61), Buffer.from("\r\n0\r\n\r\n")]), head.length + 4103, 2, t0 + BigInt(i) * 1000n + 7n));
+    recs.push(data(k, 2n ** 32n - 3n, Buffer.alloc(i * 9000, i), 70_000, 1 + (i % 2), 0xffff_ffffn + BigInt(i))); // an old event, 3-byte lengths
+    recs.push(data(k, 12n, Buffer.alloc(0), 70_000, 1, t0 - 100_000_000n)); // a pure gap
+  });
+  const tls = open(keys[0]!);
+  tls[CONN.flags] = WS_CONN_F_TLS;
+  tls[CONN.tls_lib] = 1;
+  recs.push(tls, data(keys[0]!, 0n, Buffer.from("plain"), 5, 1, t0));
+  const shed = open(keys[1]!, WS_EV_CLOSE);
+  shed[CONN.flags] = WS_CONN_F_SHED;
+  shed[CONN.shed] = 1;
+  recs.push(shed, open(keys[2]!, WS_EV_CLOSE));
+  const buf = Buffer.concat(recs.map(frameRecord));
+  const out: Uint8Array[] = [];
+  for (const o of [{}, { trimmer: new Http1Trimmer() }, { maxBatchBytes: 3000 }, { holdMs: 50, monoNow: () => 5e12 }]) {
+    const enc = encoder({ node: "node-ä", probeId: "probe-1", partitions: 8, processes, monoToWallOffsetNs: 1_795_000_000_000_000_000n, ...o });
+    enc.addDrops({ "kernel.ringbuf_full": 3, "user.js_behind": 2 ** 33 });
+    for (const m of enc.encode(buf).messages) out.push(m.data);
+    enc.addDrops({ later: 1 });
+    for (const m of enc.encodeEvents(decodeBatch(buf))) out.push(m.data);
+    for (const m of enc.encodeConns(decodeBatch(buf).conns)) out.push(m.data);
+    for (const m of enc.flushDue(true)) out.push(m.data);
+  }
+  return out;
+}
+
+test("RawEncoder: the bytes of every way in are what they were (sha-256 of the messages written with the encoder's own buffer, before WireWriter), each event canonical", () => {
+  const msgs = everyWayIn();
+  const h = createHash("sha256");
+  for (const m of msgs) h.update(m);
+  assert.deepEqual([msgs.length, msgs.reduce((n, m) => n + m.length, 0), h.digest("hex")], [82, 908_872, "534d80bcf60d9d949e92158bcc34867020c39124759f085bb72e95ed05a08621"]);
+  // each ConnEvent and DataEvent as protobuf-es writes it (field order, shortest varints)
+  const counts = { conns: 0, data: 0 };
+  for (const m of msgs) {
+    const r = new BinaryReader(m);
+    while (r.pos < r.len) {
+      const [no, wt] = r.tag();
+      const schema = no === RawBatchField.conns ? ConnEventSchema : no === RawBatchField.data ? DataEventSchema : undefined;
+      if (!schema) {
+        r.skip(wt);
+        continue;
+      }
+      const b = r.bytes();
+      assert.deepEqual(Buffer.from(b), Buffer.from(toBinary(schema as DescMessage, fromBinary(schema as DescMessage, b))), `${schema.name} as protobuf-es writes it`);
+      counts[schema === ConnEventSchema ? "conns" : "data"]++;
+    }
+  }
+  assert.ok(counts.conns >= 40 && counts.data >= 80, JSON.stringify(counts));
 });
