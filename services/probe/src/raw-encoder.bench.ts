@@ -11,6 +11,8 @@
 //   --against CHECKOUT: the same batches through CHECKOUT's encoder too
 //     (CHECKOUT/services/probe/dist/raw-encoder.js, built), the two alternating round by round in
 //     this process; the messages of both must be equal byte for byte, or the bench fails.
+//     ONLY=this or ONLY=against: that encoder alone (for a profile, or `perf stat -e instructions:u`
+//     of two runs with different BATCHES: instructions per record whatever the machine's load).
 import { ProcessCache } from "./process-info.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE } from "./gen/layout.js";
@@ -102,7 +104,8 @@ const shapes = [
   { name: `${PER_CONN} per conn`, trim: false, ...batches(BATCHES, PER_CONN) },
   { name: `${PER_CONN} per conn, trimmed`, trim: true, ...batches(BATCHES, PER_CONN) },
 ];
-const encoders = mods.map(([name, m]) => ({
+const only = process.env.ONLY;
+const encoders = mods.filter(([name]) => !only || (only === "this") === (name === "this")).map(([name, m]) => ({
   name,
   by: new Map(shapes.map((s) => [s.name, new m.RawEncoder({
     node: "bench-node", probeId: "bench-probe", partitions: 64, processes: new ProcessCache({ procRoot: "/nonexistent" }),

@@ -22,6 +22,9 @@
 // at most one message per hold period whatever the mix of events, and the messages of a period
 // leave together.
 //
+// The bytes are written with the wire package's writer (@wirescope/wire writer.ts): a WireWriter per
+// partition's message, DataEvents sized first and written at its end with the cursor in a local
+// (the per-event path), ConnEvents in place with their length back-patched (beginLen/endLen).
 // A ConnEvent's process (field 15) is encoded once per process and reused as bytes.
 // 64-bit fields of data events (conn_key, seq, timestamp) are handled as two u32 halves: no BigInt
 // per event.
@@ -29,7 +32,6 @@ import {
   ConnKind,
   ConnEventTag,
   DataEventTag,
-  ProcessInfoTag,
   RawBatchTag,
   RawBatchDropsEntryTag,
   type ConnEventField,
@@ -37,6 +39,12 @@ import {
   type FieldCoverage,
   type ProcessInfoField,
   type RawBatchField,
+  WireWriter,
+  varintLen,
+  varint64Len,
+  writeVarint,
+  writeVarint64,
+  writeProcessInfo,
 } from "@wirescope/wire";
 import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
 import { decodeConn, type DecodeStats } from "./decode.js";
@@ -71,138 +79,56 @@ const carry = (lo: number): number => (lo >= TWO32 ? 1 : 0);
 /** 1 when a low half went below 0, else 0. */
 const borrow = (lo: number): number => (lo < 0 ? 1 : 0);
 
-/** Growable byte buffer with protobuf varint writers. */
-class Out {
-  buf: Buffer;
-  len = 0;
-  constructor(size = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const b = Buffer.allocUnsafe(size);
-    this.buf.copy(b, 0, 0, this.len);
-    this.buf = b;
-  }
-  byte(v: number): void {
-    this.buf[this.len++] = v;
-  }
-  varint32(v: number): void {
-    while (v > 0x7f) {
-      this.buf[this.len++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[this.len++] = v;
-  }
-  varint64(lo: number, hi: number): void {
-    while (hi > 0 || lo > 0x7f) {
-      this.buf[this.len++] = (lo & 0x7f) | 0x80;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    this.buf[this.len++] = lo;
-  }
-  /** A u64 given as a BigInt (rare paths only). */
-  varintBig(v: bigint): void {
-    this.varint64(Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));
-  }
-  /** A LEN field holding a UTF-8 string; nothing for "" (proto3 default). */
-  string(tag: number, s: string): void {
-    if (!s) return;
-    const n = Buffer.byteLength(s);
-    this.ensure(n + 10);
-    this.varint32(tag);
-    this.varint32(n);
-    this.len += this.buf.write(s, this.len, "utf8");
-  }
-  /** A LEN field holding `src` as it is (a sub-message or bytes). */
-  lenField(tag: number, src: Uint8Array, from = 0, to = src.length): void {
-    this.ensure(to - from + 10);
-    this.varint32(tag);
-    this.varint32(to - from);
-    this.buf.set(src.subarray(from, to), this.len);
-    this.len += to - from;
-  }
-  bytes(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.len));
-  }
-}
-
-function size32(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
-
-function size64(lo: number, hi: number): number {
-  if (hi === 0) return size32(lo);
-  let n = 0;
-  while (hi > 0 || lo > 0x7f) {
-    n++;
-    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-    hi >>>= 7;
-  }
-  return n + 1;
-}
-
 /**
  * Appends one DataEvent (field 5 of RawBatch) in wire format; zero values omitted as proto3 does.
  * `keyLo`/`keyHi` are the key less the message's key base, `offLo`/`offHi` the time less its time
  * base (both modulo 2^64); `orig` equal to `plen` is not written (nothing cut).
  */
-function writeDataEvent(o: Out, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, offLo: number, offHi: number,
+function writeDataEvent(o: WireWriter, keyLo: number, keyHi: number, dir: number, seqLo: number, seqHi: number, offLo: number, offHi: number,
   tid: number, buf: Uint8Array, at: number, plen: number, orig: number): void {
   const off = offLo || offHi;
   if (orig === plen) orig = 0;
+  // sized first (the length goes before the body), then written with the cursor in a local
   let body = 0;
-  if (keyLo || keyHi) body += 1 + size64(keyLo, keyHi);
+  if (keyLo || keyHi) body += 1 + varint64Len(keyLo, keyHi);
   if (dir) body += 2;
-  if (seqLo || seqHi) body += 1 + size64(seqLo, seqHi);
-  if (off) body += 1 + size64(offLo, offHi);
-  if (tid) body += 1 + size32(tid);
-  if (plen) body += 1 + size32(plen) + plen;
-  if (orig) body += 1 + size32(orig);
+  if (seqLo || seqHi) body += 1 + varint64Len(seqLo, seqHi);
+  if (off) body += 1 + varint64Len(offLo, offHi);
+  if (tid) body += 1 + varintLen(tid);
+  if (plen) body += 1 + varintLen(plen) + plen;
+  if (orig) body += 1 + varintLen(orig);
   o.ensure(body + 6);
-  o.byte(RawBatchTag.data);
-  o.varint32(body);
-  if (keyLo || keyHi) (o.byte(DataEventTag.connKey), o.varint64(keyLo, keyHi));
-  if (dir) (o.byte(DataEventTag.direction), o.byte(dir));
-  if (seqLo || seqHi) (o.byte(DataEventTag.seq), o.varint64(seqLo, seqHi));
-  if (off) (o.byte(DataEventTag.timestampNs), o.varint64(offLo, offHi));
-  if (tid) (o.byte(DataEventTag.tid), o.varint32(tid));
+  const b = o.buf;
+  let i = writeVarint(b, writeVarint(b, o.len, RawBatchTag.data), body);
+  if (keyLo || keyHi) i = writeVarint64(b, writeVarint(b, i, DataEventTag.connKey), keyLo, keyHi);
+  if (dir) i = writeVarint(b, writeVarint(b, i, DataEventTag.direction), dir);
+  if (seqLo || seqHi) i = writeVarint64(b, writeVarint(b, i, DataEventTag.seq), seqLo, seqHi);
+  if (off) i = writeVarint64(b, writeVarint(b, i, DataEventTag.timestampNs), offLo, offHi);
+  if (tid) i = writeVarint(b, writeVarint(b, i, DataEventTag.tid), tid);
   if (plen) {
-    o.byte(DataEventTag.payload);
-    o.varint32(plen);
-    o.buf.set(buf.subarray(at, at + plen), o.len);
-    o.len += plen;
+    i = writeVarint(b, writeVarint(b, i, DataEventTag.payload), plen);
+    b.set(buf.subarray(at, at + plen), i);
+    i += plen;
   }
-  if (orig) (o.byte(DataEventTag.originalLength), o.varint32(orig));
+  if (orig) i = writeVarint(b, writeVarint(b, i, DataEventTag.originalLength), orig);
+  o.len = i;
 }
 
 /** A process's field of a ConnEvent (15, ProcessInfo), encoded once. */
 interface ProcBytes {
   name: string;
   pod: string;
-  process: Buffer;
+  process: Uint8Array;
 }
 
-function encodeProcess(pid: number, p: ProcInfo, name: string, scratch: Out): ProcBytes {
-  scratch.len = 0;
-  if (pid) (scratch.byte(ProcessInfoTag.pid), scratch.varint32(pid));
-  scratch.string(ProcessInfoTag.name, name);
-  scratch.string(ProcessInfoTag.exe, p.exe);
-  scratch.string(ProcessInfoTag.cmdline, p.cmdline);
-  scratch.string(ProcessInfoTag.containerId, p.containerId);
-  scratch.string(ProcessInfoTag.pod, p.pod);
-  scratch.string(ProcessInfoTag.namespace, p.namespace);
-  scratch.string(ProcessInfoTag.container, p.container);
-  scratch.string(ProcessInfoTag.workload, p.workload);
-  return { name, pod: p.pod, process: scratch.bytes() };
+function encodeProcess(pid: number, p: ProcInfo, name: string, w: WireWriter): ProcBytes {
+  writeProcessInfo(w.reset(), pid, name, p);
+  return { name, pod: p.pod, process: w.bytes() };
 }
 
 /** One partition's message being filled. */
 class Part {
-  readonly out = new Out();
+  readonly out = new WireWriter(64 * 1024);
   /** Kernel (CLOCK_MONOTONIC) ns of the oldest event waiting in `out`. */
   oldest = 0;
   /** Events in `out`. */
@@ -299,11 +225,10 @@ export class RawEncoder {
   private pendingDrops = new Map<string, number>();
   /** Process fields by process (freed with the cache's entry). */
   private readonly procBytes = new WeakMap<ProcInfo, ProcBytes>();
-  private readonly scratch = new Out(4096);
-  private readonly conn = new Out(4096);
-  private readonly head = new Out(256);
+  private readonly scratch = new WireWriter(4096);
+  private readonly head = new WireWriter(256);
   /** RawBatch fields 1 (node) and 2 (probe_id), encoded once. */
-  private readonly identity: Buffer;
+  private readonly identity: Uint8Array;
   readonly decodeStats: DecodeStats = { records: 0, errors: 0 };
 
   constructor(
@@ -317,7 +242,7 @@ export class RawEncoder {
     this.parts = new Array<Part | undefined>(o.partitions).fill(undefined);
     this.offLo = Number(o.monoToWallOffsetNs & 0xffffffffn);
     this.offHi = Number(o.monoToWallOffsetNs >> 32n);
-    const h = new Out(256);
+    const h = new WireWriter();
     h.string(RawBatchTag.node, o.node);
     h.string(RawBatchTag.probeId, o.probeId);
     this.identity = h.bytes();
@@ -514,41 +439,32 @@ export class RawEncoder {
     const x = this.out(p);
     const o = x.out;
     if (o.len === 0) x.oldest = Number(c.tsMono);
-    const body = this.writeConnEvent(c);
-    o.lenField(RawBatchTag.conns, body.buf, 0, body.len);
+    const start = o.beginLen(RawBatchTag.conns);
+    this.writeConnEvent(o, c);
+    o.endLen(start);
     x.count++;
     return o.len >= this.o.maxBatchBytes ? this.cut(p) : undefined;
   }
 
-  /** One ConnEvent's fields (without its tag and length), in field order as protobuf-es writes them. */
-  private writeConnEvent(c: ConnRecord): Out {
-    const w = this.conn;
-    w.len = 0;
-    w.ensure(64 + c.localAddress.length + c.remoteAddress.length + c.tlsLibrary.length + (c.shed?.length ?? 0));
-    if (c.connKey) (w.byte(ConnEventTag.connKey), w.varintBig(c.connKey));
-    w.byte(ConnEventTag.kind);
-    w.byte(c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE);
-    if (c.role) (w.byte(ConnEventTag.role), w.varint32(c.role));
+  /** One ConnEvent's fields (its tag and length are the caller's), in field order as protobuf-es writes them. */
+  private writeConnEvent(w: WireWriter, c: ConnRecord): void {
+    w.uint(ConnEventTag.connKey, c.connKey);
+    w.uint(ConnEventTag.kind, c.kind === "open" ? ConnKind.OPEN : ConnKind.CLOSE);
+    w.uint(ConnEventTag.role, c.role);
     w.string(ConnEventTag.localAddress, c.localAddress);
-    if (c.localPort) (w.byte(ConnEventTag.localPort), w.varint32(c.localPort));
+    w.uint(ConnEventTag.localPort, c.localPort);
     w.string(ConnEventTag.remoteAddress, c.remoteAddress);
-    if (c.remotePort) (w.byte(ConnEventTag.remotePort), w.varint32(c.remotePort));
-    if (c.tid) (w.byte(ConnEventTag.tid), w.varint32(c.tid));
+    w.uint(ConnEventTag.remotePort, c.remotePort);
+    w.uint(ConnEventTag.tid, c.tid);
     const proc = this.processBytes(c);
-    const ts = c.tsMono + this.o.monoToWallOffsetNs;
-    if (ts) (w.byte(ConnEventTag.timestampNs), w.varintBig(ts));
+    w.uint(ConnEventTag.timestampNs, c.tsMono + this.o.monoToWallOffsetNs);
     w.lenField(ConnEventTag.process, proc.process);
-    if (c.inferred) (w.varint32(ConnEventTag.inferred), w.byte(1));
-    if (c.tls) (w.varint32(ConnEventTag.tls), w.byte(1));
+    w.uint(ConnEventTag.inferred, c.inferred ? 1 : 0);
+    w.uint(ConnEventTag.tls, c.tls ? 1 : 0);
     w.string(ConnEventTag.tlsLibrary, c.tlsLibrary);
     // 1 is the proto default (0): only a sampled connection carries its fraction
-    if (c.observedFraction !== undefined && c.observedFraction > 0 && c.observedFraction < 1) {
-      w.varint32(ConnEventTag.observedFraction);
-      w.buf.writeFloatLE(c.observedFraction, w.len);
-      w.len += 4;
-    }
-    if (c.shed) w.string(ConnEventTag.shed, c.shed);
-    return w;
+    if (c.observedFraction !== undefined && c.observedFraction > 0 && c.observedFraction < 1) w.float(ConnEventTag.observedFraction, c.observedFraction);
+    w.string(ConnEventTag.shed, c.shed);
   }
 
   private processBytes(c: ConnRecord): ProcBytes {
@@ -603,34 +519,24 @@ export class RawEncoder {
   }
 
   /** The header of the next message of partition `p`: identity, partition, pending drops, batch_seq. */
-  private header(p: number): Out {
-    const h = this.head;
-    h.len = 0;
-    h.ensure(this.identity.length + 16);
-    h.buf.set(this.identity, 0);
-    h.len = this.identity.length;
-    if (p) (h.byte(RawBatchTag.partition), h.varint32(p));
+  private header(p: number): WireWriter {
+    const h = this.head.reset();
+    h.raw(this.identity);
+    h.uint(RawBatchTag.partition, p);
     if (this.pendingDrops.size) {
       for (const [k, v] of this.pendingDrops) {
-        const n = Buffer.byteLength(k);
-        const entry = 1 + size32(n) + n + 1 + size64(v % TWO32, Math.floor(v / TWO32));
-        h.ensure(entry + 8);
-        h.byte(RawBatchTag.drops);
-        h.varint32(entry);
+        const start = h.beginLen(RawBatchTag.drops, 1);
         h.string(RawBatchDropsEntryTag.key, k);
-        h.byte(RawBatchDropsEntryTag.value);
-        h.varint64(v % TWO32, Math.floor(v / TWO32));
+        h.uint(RawBatchDropsEntryTag.value, v);
+        h.endLen(start, 1);
       }
       this.pendingDrops = new Map();
     }
     const x = this.out(p);
-    const seq = ++x.seq;
-    h.ensure(36);
-    h.byte(RawBatchTag.batchSeq);
-    h.varint64(seq % TWO32, Math.floor(seq / TWO32));
+    h.uint(RawBatchTag.batchSeq, ++x.seq);
     if (x.hasData) {
-      if (x.timeLo || x.timeHi) (h.byte(RawBatchTag.dataTimeBaseNs), h.varint64(x.timeLo, x.timeHi));
-      if (x.keyHi) (h.byte(RawBatchTag.dataKeyBase), h.varint64(0, x.keyHi));
+      h.uint64(RawBatchTag.dataTimeBaseNs, x.timeLo, x.timeHi);
+      h.uint64(RawBatchTag.dataKeyBase, 0, x.keyHi);
     }
     return h;
   }
@@ -643,7 +549,7 @@ export class RawEncoder {
     const msg = Buffer.allocUnsafe(h.len + dataLen);
     h.buf.copy(msg, 0, 0, h.len);
     if (dataLen) o.buf.copy(msg, h.len, 0, dataLen);
-    o.len = 0;
+    o.reset();
     x.hasData = false;
     const events = x.count;
     x.count = 0;

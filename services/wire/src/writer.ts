@@ -1,12 +1,22 @@
 // The protobuf writing of the hand-written writers: varints into a caller's array (the parser's
-// RecordBatch, sized first and written once) and a growable buffer (the parser's host fields).
-// Tags are the generated ones (gen/wire/fields.ts); zero values are the caller's to leave out,
-// as proto3 does.
+// RecordBatch, sized first and written once; the probe's DataEvents, sized first and written at a
+// WireWriter's end) and a growable buffer with field writers, one per message or reused for many
+// (the parser's host fields, the probe's RawBatch messages). Tags are the generated ones
+// (gen/wire/fields.ts); zero values are the caller's to leave out, as proto3 does.
+
+import { ProcessInfoTag } from "./gen/wire/fields.js";
+import type { ProcessInfo } from "./gen/wirescope/v1/raw_pb.js";
 
 /** Bytes of `v` (a uint32) as a varint. */
 export function varintLen(v: number): number {
   v >>>= 0;
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : v < 0x1000_0000 ? 4 : 5;
+}
+
+/** Bytes of the uint64 (lo, hi) (two uint32 halves) as a varint. */
+export function varint64Len(lo: number, hi: number): number {
+  // 32 + the high half's bits, 7 to a byte
+  return hi === 0 ? varintLen(lo) : ((70 - Math.clz32(hi)) / 7) | 0;
 }
 
 /** Writes `v` (a uint32) as a varint at out[i]; returns the position after it. */
@@ -31,13 +41,17 @@ export function writeVarint64(out: Uint8Array, i: number, lo: number, hi: number
   return i;
 }
 
-/** A growable buffer with protobuf field writers. */
+/**
+ * A growable buffer with protobuf field writers. `buf` and `len` are open to a caller that writes
+ * a run of varints itself (after `ensure`, with writeVarint at `len`), as the probe does per event.
+ */
 export class WireWriter {
   buf: Buffer;
   len = 0;
   constructor(size = 256) {
     this.buf = Buffer.allocUnsafe(size);
   }
+  /** Room for `n` more bytes: the buffer doubles until they fit (what was written is kept). */
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -65,6 +79,12 @@ export class WireWriter {
     this.varint32(tag);
     this.varint64(v);
   }
+  /** A varint field holding the uint64 (lo, hi) (two uint32 halves, no BigInt); nothing for 0. */
+  uint64(tag: number, lo: number, hi: number): void {
+    if (!lo && !hi) return;
+    this.ensure(15);
+    this.len = writeVarint64(this.buf, writeVarint(this.buf, this.len, tag), lo, hi);
+  }
   /** A LEN field holding a UTF-8 string; nothing for "" or undefined (proto3 default). */
   string(tag: number, s: string | undefined): void {
     if (!s) return;
@@ -87,6 +107,35 @@ export class WireWriter {
     this.ensure(4);
     this.len = this.buf.writeFloatLE(v, this.len);
   }
+  /**
+   * Starts a LEN field whose length is not known yet (a sub-message written in place, no copy):
+   * its tag and `room` bytes for the length. Returns where the body starts, for `endLen`.
+   */
+  beginLen(tag: number, room = 2): number {
+    this.ensure(5 + room);
+    this.len = writeVarint(this.buf, this.len, tag) + room;
+    return this.len;
+  }
+  /**
+   * Ends the LEN field begun at `start` (beginLen's answer, the same `room`): writes its length in
+   * the fewest bytes, as protobuf-es does, moving the body when that is not `room` bytes.
+   */
+  endLen(start: number, room = 2): void {
+    const n = this.len - start;
+    const k = varintLen(n);
+    if (k !== room) {
+      this.ensure(k - room);
+      this.buf.copyWithin(start - room + k, start, this.len);
+      this.len += k - room;
+    }
+    writeVarint(this.buf, start - room, n);
+  }
+  /** Appends `src` as it is (fields encoded before, e.g. a message's constant head). */
+  raw(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.len);
+    this.len += src.length;
+  }
   /** Forgets what was written (the buffer is kept): one writer serves many messages. */
   reset(): this {
     this.len = 0;
@@ -102,4 +151,20 @@ export class WireWriter {
     out.set(this.view());
     return out;
   }
+}
+
+/** What a ProcessInfo holds besides its pid and name (the probe's ProcInfo, protobuf-es's ProcessInfo). */
+export type ProcessFields = Pick<ProcessInfo, "exe" | "cmdline" | "containerId" | "pod" | "namespace" | "container" | "workload">;
+
+/** A ProcessInfo's fields (without its tag and length), in field order: the probe's ConnEvents and the parser's endpoints carry it. */
+export function writeProcessInfo(w: WireWriter, pid: number, name: string, p: ProcessFields): void {
+  w.uint(ProcessInfoTag.pid, pid);
+  w.string(ProcessInfoTag.name, name);
+  w.string(ProcessInfoTag.exe, p.exe);
+  w.string(ProcessInfoTag.cmdline, p.cmdline);
+  w.string(ProcessInfoTag.containerId, p.containerId);
+  w.string(ProcessInfoTag.pod, p.pod);
+  w.string(ProcessInfoTag.namespace, p.namespace);
+  w.string(ProcessInfoTag.container, p.container);
+  w.string(ProcessInfoTag.workload, p.workload);
 }
