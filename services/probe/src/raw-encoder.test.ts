@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { create, fromBinary, isFieldSet, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
-import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, RawBatchField, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/wire";
+import { RawBatchSchema, ConnEventSchema, DataEventSchema, ProcessInfoSchema, ConnKind, RawBatchReader, RawBatchField, RawBatchTag, DataEventTag, resolvedData, coveredFields, type ConnEvent, type DataEvent } from "@wirescope/wire";
 import { RAW_FIELDS, RawEncoder, monoToWallOffset, type RawEncoderOptions } from "./raw-encoder.js";
 import { ProcessCache } from "./process-info.js";
 import { connPartition } from "./partition.js";
@@ -445,4 +445,9 @@ test("RawEncoder: the bytes of every way in are what they were (sha-256 of the m
     }
   }
   assert.ok(counts.conns >= 40 && counts.data >= 80, JSON.stringify(counts));
+});
+
+test("RawEncoder: the tags a DataEvent is written with take one byte (the per-event path stores them as bytes)", () => {
+  const tags = [RawBatchTag.data, DataEventTag.connKey, DataEventTag.direction, DataEventTag.seq, DataEventTag.timestampNs, DataEventTag.tid, DataEventTag.payload, DataEventTag.originalLength];
+  for (const t of tags) assert.ok(t > 0 && t < 0x80, `tag ${t}`);
 });

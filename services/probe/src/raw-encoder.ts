@@ -99,18 +99,22 @@ function writeDataEvent(o: WireWriter, keyLo: number, keyHi: number, dir: number
   if (orig) body += 1 + varintLen(orig);
   o.ensure(body + 6);
   const b = o.buf;
-  let i = writeVarint(b, writeVarint(b, o.len, RawBatchTag.data), body);
-  if (keyLo || keyHi) i = writeVarint64(b, writeVarint(b, i, DataEventTag.connKey), keyLo, keyHi);
-  if (dir) i = writeVarint(b, writeVarint(b, i, DataEventTag.direction), dir);
-  if (seqLo || seqHi) i = writeVarint64(b, writeVarint(b, i, DataEventTag.seq), seqLo, seqHi);
-  if (off) i = writeVarint64(b, writeVarint(b, i, DataEventTag.timestampNs), offLo, offHi);
-  if (tid) i = writeVarint(b, writeVarint(b, i, DataEventTag.tid), tid);
+  // every tag here is below 128 (one byte; raw-encoder.test.ts checks): stored, not encoded
+  let i = o.len;
+  b[i++] = RawBatchTag.data;
+  i = writeVarint(b, i, body);
+  if (keyLo || keyHi) (b[i++] = DataEventTag.connKey), (i = writeVarint64(b, i, keyLo, keyHi));
+  if (dir) (b[i++] = DataEventTag.direction), (b[i++] = dir);
+  if (seqLo || seqHi) (b[i++] = DataEventTag.seq), (i = writeVarint64(b, i, seqLo, seqHi));
+  if (off) (b[i++] = DataEventTag.timestampNs), (i = writeVarint64(b, i, offLo, offHi));
+  if (tid) (b[i++] = DataEventTag.tid), (i = writeVarint(b, i, tid));
   if (plen) {
-    i = writeVarint(b, writeVarint(b, i, DataEventTag.payload), plen);
+    b[i++] = DataEventTag.payload;
+    i = writeVarint(b, i, plen);
     b.set(buf.subarray(at, at + plen), i);
     i += plen;
   }
-  if (orig) i = writeVarint(b, writeVarint(b, i, DataEventTag.originalLength), orig);
+  if (orig) (b[i++] = DataEventTag.originalLength), (i = writeVarint(b, i, orig));
   o.len = i;
 }
 
