@@ -16,7 +16,6 @@ import {
   type FieldCoverage,
   type ProcessInfo,
   type ProcessInfoField,
-  ProcessInfoTag,
   RecordAttributesEntryTag,
   type RecordField,
   RecordTag,
@@ -24,6 +23,7 @@ import {
   varintLen,
   WireType,
   WireWriter,
+  writeProcessInfo,
   writeVarint,
 } from "@wirescope/wire";
 import type { EndpointInfo } from "./identity.js";
@@ -186,15 +186,7 @@ const HOST_W = new WireWriter();
 function processInfo(p: ProcessInfo | undefined): Uint8Array | undefined {
   if (!p) return undefined;
   const w = PROCESS_W.reset();
-  w.uint(ProcessInfoTag.pid, p.pid);
-  w.string(ProcessInfoTag.name, p.name);
-  w.string(ProcessInfoTag.exe, p.exe);
-  w.string(ProcessInfoTag.cmdline, p.cmdline);
-  w.string(ProcessInfoTag.containerId, p.containerId);
-  w.string(ProcessInfoTag.pod, p.pod);
-  w.string(ProcessInfoTag.namespace, p.namespace);
-  w.string(ProcessInfoTag.container, p.container);
-  w.string(ProcessInfoTag.workload, p.workload);
+  writeProcessInfo(w, p.pid, p.name, p);
   return w.view();
 }
 
