@@ -57,6 +57,9 @@ export function validateFilter(f: FilterSpec): string[] {
   return errs;
 }
 
+/** How long a pipeline cgroup no longer announced stays denied (excludeCgroups, nextCgroupForgetMs). */
+const CGROUP_GRACE_MS = 60_000;
+
 /** Keeps the kernel's filter maps equal to (user filter ∪ pipeline denials). */
 export class KernelFilter {
   private current = new Map<string, { kind: Kind; key: Key; action: "allow" | "deny" }>();
@@ -92,7 +95,7 @@ export class KernelFilter {
   }
 
   /** When a cgroup no longer announced is to be forgotten (ms, the clock of `excludeCgroups`), or -1. */
-  nextCgroupForgetMs(announced: readonly bigint[], graceMs = 60_000): number {
+  nextCgroupForgetMs(announced: readonly bigint[], graceMs = CGROUP_GRACE_MS): number {
     const now = new Set(announced);
     let next = Infinity;
     for (const [c, seen] of this.pipelineCgroups) if (!now.has(c)) next = Math.min(next, seen + graceMs + 1);
@@ -105,7 +108,7 @@ export class KernelFilter {
    * not fill the kernel map (WS_MAX_FILTER entries) while a registry read that briefly comes
    * back empty does not let the pipeline trace itself.
    */
-  excludeCgroups(ids: bigint[], nowMs = Date.now(), graceMs = 60_000): void {
+  excludeCgroups(ids: bigint[], nowMs = Date.now(), graceMs = CGROUP_GRACE_MS): void {
     for (const c of ids) if (c > 1n) this.pipelineCgroups.set(c, nowMs);
     for (const [c, seen] of this.pipelineCgroups) if (nowMs - seen > graceMs) this.pipelineCgroups.delete(c);
     this.apply(this.user);
