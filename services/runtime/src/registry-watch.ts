@@ -5,7 +5,8 @@
 //
 // A watch costs the server one consumer creation when it starts and the client nothing while
 // nothing changes; reading the bucket every second (listAnnounced: a stream info, then one get per
-// key) cost about six JetStream API requests a second, forever, per reader. The bucket's entries
+// key) cost two JetStream API requests a second plus one per announced member, forever, per reader
+// (30 in 10 s for an idle probe beside one member, docs/benchmarks.md). The bucket's entries
 // expire by the stream's max age (REGISTRY_TTL_MS), which the watch does not report (nats-server
 // 2.9 writes no delete marker for it): the table expires them itself, by a local timer armed at the
 // next expiry, which reads nothing from the server.
