@@ -37,12 +37,41 @@ interface Options {
   seconds: number;
 }
 
-function parseOptions(argv: string[]): Options {
+const USAGE = `usage: npm run bench -- pipeline [flags]   (root; h2load, nats-server, influxd, mariadb installed; built)
+
+The whole pipeline as \`wirescope up\` runs it, at a ladder of fixed rates per traffic shape: CPU µs
+per record of each pipeline process, bytes published per record, requests recorded against sent,
+the traced app against an untraced run, and the first loss counter that moved.
+
+  --quick                 http1 at 5,000 req/s only
+  --shapes LIST           shapes to run (default: ${"http1,http2,grpc,newconn,mysql,per-conn"})
+  --rates LIST            req/s of each shape's ladder (default: http1 5000,20000, the others 5000)
+  --conn-rates LIST       new connections per second of the newconn shape (default: 1000)
+  --per-conn LIST         requests per connection of the per-conn shape (default: 10,100000)
+  --per-conn-rate N       req/s of the per-conn shape (default: 5000)
+  --seconds N             length of each run (default: 4)
+  --help                  this text
+
+LIST is comma-separated; 20k means 20000. WIRESCOPE_BENCH_<FLAG>=value sets a flag too
+(WIRESCOPE_BENCH_RATES=2000,5000).`;
+
+const VALUE_FLAGS = new Set(["shapes", "rates", "conn-rates", "per-conn", "per-conn-rate", "seconds"]);
+
+function parseOptions(argv: string[]): Options | "help" {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].split(/=(.*)/s, 2);
-    if (!k.startsWith("--")) throw new Error(`unexpected argument "${argv[i]}"`);
-    flags.set(k.slice(2), k === "--quick" ? "1" : (inline ?? argv[++i]));
+    if (k === "--help" || k === "-h") return "help";
+    if (!k.startsWith("--")) throw new Error(`unexpected argument "${argv[i]}" (--help lists the flags)`);
+    const name = k.slice(2);
+    if (name === "quick") {
+      flags.set(name, "1");
+      continue;
+    }
+    if (!VALUE_FLAGS.has(name)) throw new Error(`unknown flag ${k} (--help lists the flags)`);
+    const v = inline ?? argv[++i];
+    if (v === undefined) throw new Error(`${k} needs a value`);
+    flags.set(name, v);
   }
   const get = (name: string, def: string) => flags.get(name) ?? process.env[`WIRESCOPE_BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? def;
   const list = (name: string, def: string) => get(name, def).split(",").filter(Boolean);
@@ -278,11 +307,21 @@ function table(rows: Row[]): string[] {
 }
 
 async function main(): Promise<number> {
+  let o: Options | "help";
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    console.error(`pipeline bench: ${e instanceof Error ? e.message : String(e)}`);
+    return 2;
+  }
+  if (o === "help") {
+    console.log(USAGE);
+    return 0;
+  }
   if (process.getuid?.() !== 0) {
     console.log("skipped: the probe needs root");
     return 0;
   }
-  const o = parseOptions(process.argv.slice(2));
   const release = await holdStackLock(() => say(`waiting for ${STACK_LOCK} (another stack on the fixed ports is running)…`));
   const head = machine();
   const load0 = os.loadavg()[0];

@@ -286,6 +286,7 @@ class Output {
         const ack = await this.js.publish(recordsSubject(b.partition), b.bytes, { msgID });
         if (ack.duplicate) this.counters.add("record_batches_deduplicated");
         this.counters.add("records_published", b.records);
+        this.counters.add("records_published_bytes", b.bytes.length);
         this.counters.add("record_batches_published");
         if (attempt > 1) this.log.info({ attempts: attempt, records: b.records, ms: Date.now() - started }, "record batch published after retrying");
         return;

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { loadConfig } from "@wirescope/runtime";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import { checkPorts, controlAddress, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, UP_FLAGS } from "./up.js";
+import path from "node:path";
+import { checkPorts, controlAddress, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, serviceNodeFlags, UP_FLAGS } from "./up.js";
 import { flagsHelp, GrpcServer, HealthGate, silentLogger } from "@wirescope/runtime";
 
 describe("exitReason", () => {
@@ -44,6 +45,18 @@ describe("memlockLimits", () => {
 });
 
 describe("serviceArgs", () => {
+  it("runs the probe, parsers and aggregators under node --cpu-prof with --cpu-prof DIR, and keeps their own node flags", () => {
+    const o = parseUpArgs(["--cpu-prof", "prof"]);
+    assert.equal(o.cpuProfDir, path.resolve("prof"));
+    for (const c of ["probe", "parser", "aggregator"] as const) {
+      const flags = serviceNodeFlags(c, o);
+      assert.deepEqual(flags.slice(-2), ["--cpu-prof", `--cpu-prof-dir=${path.resolve("prof")}`], c);
+      assert.deepEqual(flags.slice(0, -2), serviceNodeFlags(c, parseUpArgs([])), `${c} keeps its own flags`);
+    }
+    assert.ok(!serviceNodeFlags("parser", parseUpArgs([])).includes("--cpu-prof"), "off by default");
+    assert.ok(serviceNodeFlags("probe", parseUpArgs([])).length > 0, "the probe has node flags of its own");
+  });
+
   it("gives the aggregator --otlp-endpoint when up has it, and no other service", () => {
     const o = parseUpArgs(["--otlp-endpoint", "http://127.0.0.1:4318", "--aggregator-port", "9000"]);
     assert.deepEqual(serviceArgs("aggregator", o).slice(-2), ["--otlp-endpoint", "http://127.0.0.1:4318"]);

@@ -103,9 +103,10 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "aggregator-metrics-port", value: "N", default: String(DEFAULT_METRICS_PORTS.aggregator), description: "aggregator Prometheus /metrics port (+1 per instance), 0 = off" },
   { flag: "start-timeout", value: "MS", default: "60000", description: "how long each process may take to become healthy" },
   { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
+  { flag: "cpu-prof", value: "DIR", default: "off", description: "the probe, parser(s) and aggregator(s) run under `node --cpu-prof` and each writes a V8 CPU profile (CPU.<date>.<pid>.cpuprofile, for Chrome DevTools or speedscope) into DIR when it stops: a profile of the real stack under real traffic" },
 ];
 
-const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--parsers N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [options]
+const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--parsers N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [--cpu-prof DIR] [options]
 
 Starts the local stack on loopback and stays in the foreground until Ctrl-C / SIGTERM:
 nats-server (JetStream, data in <data-dir>/nats), influxd (config and data in <data-dir>/influxdb),
@@ -160,11 +161,19 @@ interface UpOptions {
   aggregators: number;
   /** Parser replicas (ports: the parser's, then every PARSER_PORT_STRIDE). */
   parsers: number;
+  /** Directory the services write `node --cpu-prof` profiles into, "" = off. */
+  cpuProfDir: string;
+}
+
+/** @internal exported for tests: node's own flags for a service `up` runs. */
+export function serviceNodeFlags(component: Component, opts: Pick<UpOptions, "cpuProfDir">): string[] {
+  const own = component === "probe" ? PROBE_NODE_FLAGS : component === "aggregator" ? AGGREGATOR_NODE_FLAGS : [];
+  return opts.cpuProfDir ? [...own, "--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [...own];
 }
 
 /** @internal exported for tests */
 export function parseUpArgs(rest: string[]): UpOptions {
-  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, metricsOff: new Set(), startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1 };
+  const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, metricsOff: new Set(), startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1, cpuProfDir: "" };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
@@ -203,6 +212,7 @@ export function parseUpArgs(rest: string[]): UpOptions {
         o.otlpEndpoint = v;
         break;
       }
+      case "--cpu-prof": o.cpuProfDir = path.resolve(v); break;
       default: throw new UsageError(`up option ${flag} is documented but not parsed`);
     }
   });
@@ -577,6 +587,7 @@ async function up(argv: string[]): Promise<number> {
   checkPorts(opts, [...natsServers.map((n, i) => ({ what: `nats-server${natsServers.length > 1 ? `-${i + 1}` : ""}'s port (--nats-url)`, port: n.port })), { what: "influxd's port (--influx-url)", port: influx.port }]);
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
+  if (opts.cpuProfDir) fs.mkdirSync(opts.cpuProfDir, { recursive: true });
   const unlock = takeLock(config.dataDir);
   await reapLeftovers(config.dataDir);
 
@@ -755,7 +766,7 @@ async function up(argv: string[]): Promise<number> {
           ...(component !== "probe" ? { onExit: () => forgetMember(component, name, address) } : {}),
           start: async (signal) => {
             const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
-            const [cmd, ...cmdArgs] = component === "probe" ? [...prep.wrap, process.execPath, ...PROBE_NODE_FLAGS, ...args] : component === "aggregator" ? [process.execPath, ...AGGREGATOR_NODE_FLAGS, ...args] : [process.execPath, ...args];
+            const [cmd, ...cmdArgs] = [...(component === "probe" ? prep.wrap : []), process.execPath, ...serviceNodeFlags(component, opts), ...args];
             const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxAdmin ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
