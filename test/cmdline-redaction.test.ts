@@ -2,15 +2,16 @@
 // Authorization header, a cookie, a bearer token, user:password and ?password= in its URLs, and a
 // real node:http server started with --db-password=…, -p…, PGPASSWORD=…, a postgres://user:pass@
 // URL and --api-token …, are traced by the real probe (`wirescope probe`, eBPF) and decoded by the
-// real parser. No byte of any message in the records stream, and no line of `wirescope tail`,
-// holds any of those secrets; the records do carry both command lines, masked.
+// real parser. No byte of any raw batch the probe publishes, of any message in the records stream,
+// or of any line of `wirescope tail` holds any of those secrets: the probe's ConnEvents carry both
+// command lines, masked, and records carry none (a record's process is its identity).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, type Record as WsRecord } from "@wirescope/wire";
+import { RawBatchSchema, RecordBatchSchema, type Record as WsRecord } from "@wirescope/wire";
 import { checkHealth, ServingStatus } from "@wirescope/runtime";
 import { startNats, freePort, spawnTracked, tempDir, waitFor, waitSubscribed, WIRESCOPE_BIN, PLUGINS_DIR } from "./support/index.js";
 import { bpfAvailable, runChild } from "./probe-support.js";
@@ -19,7 +20,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 
 const secret = (tag: string) => `${tag}-${randomBytes(6).toString("hex")}`;
 
-test("command-line secrets of a traced curl and server are masked in records and in `wirescope tail`", { timeout: 180_000 }, async (t) => {
+test("command-line secrets of a traced curl and server are masked in the probe's batches, and records and `wirescope tail` carry no command line", { timeout: 180_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const S = {
     bearer: secret("BEARER"), userPass: secret("USERPASS"), cookie: secret("COOKIE"), oauth: secret("OAUTH"),
@@ -69,6 +70,13 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
     if (tail.exitCode !== null) throw new Error(`tail exited: ${tailOut}`);
   });
 
+  // Every raw batch the probe publishes, from before the traffic on.
+  const nc = await natsClient(nats.url);
+  t.after(() => nc.close());
+  const raw: Uint8Array[] = [];
+  const rawSub = nc.subscribe("wirescope.raw.>", { callback: (_e, m) => void raw.push(m.data) });
+  await nc.flush();
+
   const curl = spawn(
     "curl",
     ["-sS", "--max-time", "20",
@@ -88,8 +96,6 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   assert.match(curlOut, /ok \/login.*ok \/second/s);
 
   // Both requests, from both ends (client socket and server socket), land in the stream.
-  const nc = await natsClient(nats.url);
-  t.after(() => nc.close());
   let records: WsRecord[] = [];
   await waitFor(
     async () => {
@@ -100,12 +106,18 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   ).catch((e: unknown) => assert.fail(`${String(e)}; records: ${records.map((r) => r.resource).join(", ")}`));
   await waitFor(() => /\/second/.test(tailOut), { timeoutMs: 20_000, what: "tail to print the records" });
 
-  // The command lines are there, masked.
-  const cmdlines = new Set(records.flatMap((r) => [r.client?.process?.cmdline, r.server?.process?.cmdline]).filter((c): c is string => Boolean(c)));
+  // Records name each traced end's process by its identity, without exe or command line.
+  const procs = records.flatMap((r) => [r.client?.process, r.server?.process]).filter((p) => p && p.pid);
+  assert.ok(procs.some((p) => p!.name === "curl") && procs.some((p) => p!.name === "node"), `both processes named in the records: ${procs.map((p) => p!.name).join(", ")}`);
+  for (const p of procs) assert.deepEqual([p!.exe, p!.cmdline], ["", ""], `${p!.name}: no exe or command line in a record`);
+
+  // The probe's ConnEvents carry the command lines, masked.
+  rawSub.unsubscribe();
+  const cmdlines = new Set(raw.flatMap((b) => fromBinary(RawBatchSchema, b).conns.map((c) => c.process?.cmdline ?? "")).filter(Boolean));
   const curlLine = [...cmdlines].find((c) => c.startsWith("curl "));
   const serverLine = [...cmdlines].find((c) => c.includes("secret-server"));
-  assert.ok(curlLine, `curl's command line in the records: ${[...cmdlines].join(" | ")}`);
-  assert.ok(serverLine, `the server's command line in the records: ${[...cmdlines].join(" | ")}`);
+  assert.ok(curlLine, `curl's command line in the raw batches: ${[...cmdlines].join(" | ")}`);
+  assert.ok(serverLine, `the server's command line in the raw batches: ${[...cmdlines].join(" | ")}`);
   assert.match(curlLine, /-H Authorization: \[REDACTED\]/);
   assert.match(curlLine, /login\?user=bob&password=\[REDACTED\]/);
   assert.match(curlLine, /http:\/\/alice:\[REDACTED\]@127\.0\.0\.1/);
@@ -122,7 +134,11 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
     stored += Buffer.from(m.data).toString("latin1");
   }
   tail.kill("SIGTERM");
+  // (a raw batch's payload is the traffic itself, headers and query included: the parser redacts
+  // those before records leave it; the probe's process identities carry none)
+  const identities = raw.flatMap((b) => fromBinary(RawBatchSchema, b).conns.map((c) => JSON.stringify(c.process ?? {}))).join("\n");
   for (const [what, s] of Object.entries(S)) {
+    assert.ok(!identities.includes(s), `${what} secret in a raw batch's process identity`);
     assert.ok(!stored.includes(s), `${what} secret in the records stream`);
     assert.ok(!tailOut.includes(s), `${what} secret in wirescope tail`);
   }

@@ -170,8 +170,9 @@ export const HOST_FIELDS = {
   } satisfies FieldCoverage<typeof RecordField>,
   Endpoint: { address: "written", port: "written", process: "written", node: "written", service: "written" } satisfies FieldCoverage<typeof EndpointField>,
   ProcessInfo: {
-    pid: "written", name: "written", exe: "written", cmdline: "written", containerId: "written", pod: "written", namespace: "written", container: "written",
-    workload: "written",
+    pid: "written", name: "written", containerId: "written", pod: "written", namespace: "written", container: "written", workload: "written",
+    exe: "not written: a record names its process by identity; the RawBatch's ConnEvent keeps exe and cmdline",
+    cmdline: "not written (see exe): up to 4 KiB per end and record, read by no consumer",
   } satisfies FieldCoverage<typeof ProcessInfoField>,
 } as const;
 
@@ -186,7 +187,7 @@ const HOST_W = new WireWriter();
 function processInfo(p: ProcessInfo | undefined): Uint8Array | undefined {
   if (!p) return undefined;
   const w = PROCESS_W.reset();
-  writeProcessInfo(w, p.pid, p.name, p);
+  writeProcessInfo(w, p.pid, p.name, p, false);
   return w.view();
 }
 

@@ -156,12 +156,19 @@ export class WireWriter {
 /** What a ProcessInfo holds besides its pid and name (the probe's ProcInfo, protobuf-es's ProcessInfo). */
 export type ProcessFields = Pick<ProcessInfo, "exe" | "cmdline" | "containerId" | "pod" | "namespace" | "container" | "workload">;
 
-/** A ProcessInfo's fields (without its tag and length), in field order: the probe's ConnEvents and the parser's endpoints carry it. */
-export function writeProcessInfo(w: WireWriter, pid: number, name: string, p: ProcessFields): void {
+/**
+ * A ProcessInfo's fields (without its tag and length), in field order: the probe's ConnEvents
+ * carry all of them, the parser's record endpoints the process's identity only (`commandLine`
+ * false: no exe or cmdline, which no consumer of records reads and which would cost every record
+ * up to 4 KiB per end; docs/wire.md, "Records").
+ */
+export function writeProcessInfo(w: WireWriter, pid: number, name: string, p: ProcessFields, commandLine = true): void {
   w.uint(ProcessInfoTag.pid, pid);
   w.string(ProcessInfoTag.name, name);
-  w.string(ProcessInfoTag.exe, p.exe);
-  w.string(ProcessInfoTag.cmdline, p.cmdline);
+  if (commandLine) {
+    w.string(ProcessInfoTag.exe, p.exe);
+    w.string(ProcessInfoTag.cmdline, p.cmdline);
+  }
   w.string(ProcessInfoTag.containerId, p.containerId);
   w.string(ProcessInfoTag.pod, p.pod);
   w.string(ProcessInfoTag.namespace, p.namespace);

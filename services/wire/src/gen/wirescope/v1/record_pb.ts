@@ -136,7 +136,8 @@ export type Endpoint = Message<"wirescope.v1.Endpoint"> & {
   port: number;
 
   /**
-   * empty when this end is not traced
+   * Empty when this end is not traced. Its identity only: exe and cmdline stay in the probe's
+   * ConnEvent (every record would carry the command line, up to 4 KiB, and no consumer reads it).
    *
    * @generated from field: wirescope.v1.ProcessInfo process = 3;
    */
