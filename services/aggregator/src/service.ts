@@ -354,35 +354,26 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   let end!: (why: string) => void;
   const ended = new Promise<string>((resolve) => (end = (why) => stopped || resolve(why)));
   // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
-  // windows stay open long enough for them instead of closing and dropping them as late.
-  // A stall of missed heartbeats alone is cut short once the consumer has caught up: a delivered
-  // batch says the server has none left for it (its `pending` 0), or the server, asked at the
-  // stall, answers that it holds none. The windows then stay open CAUGHT_UP_HOLD_MS more, for the
-  // parsers' publishes that waited on the same server (they retry every 2 s at most). A heartbeat
-  // "missed" while this process was only busy (its loop late, the batches waiting in its socket,
-  // or the last of them already read) so costs a few seconds' hold, not STALL_HOLD_MS of every
-  // window. A disconnect keeps the whole hold: the parsers reconnect and publish again too.
+  // windows stay open long enough for them instead of closing and dropping them as late. The hold
+  // ends early once a delivered batch says the server has none left for this consumer (its
+  // `pending` 0), or the server, asked at the stall, answers that it holds none for this consumer:
+  // everything published before is in, so the windows may close as usual. A heartbeat "missed"
+  // while this process was only busy (its loop late, the batches waiting in its socket, or the
+  // last of them already read) then costs a moment's hold, not STALL_HOLD_MS of every window.
   let stallHeld = false;
-  let disconnectHoldUntil = 0;
   const caughtUp = (at: string | number) => {
-    if (!stallHeld || replaying || stopped || Date.now() < disconnectHoldUntil) return;
+    if (!stallHeld || replaying || stopped) return;
     stallHeld = false;
     pipeline.releaseHold();
-    pipeline.holdClosingUntil(Date.now() + CAUGHT_UP_HOLD_MS);
     d.counters.add("delivery_stalls_caught_up");
-    log.info({ at, hold_ms: CAUGHT_UP_HOLD_MS }, "deliveries caught up: windows close again shortly");
+    log.info({ at }, "deliveries caught up: windows close again");
   };
-  const stalled = (why: "heartbeats_missed" | "disconnected") => {
+  const stalled = (why: string) => {
     if (stopped) return;
-    const until = Date.now() + STALL_HOLD_MS;
-    pipeline.holdClosingUntil(until);
-    d.counters.add(`delivery_stalls.${why}`);
-    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
-    if (why === "disconnected") {
-      disconnectHoldUntil = until;
-      return;
-    }
+    pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
     stallHeld = true;
+    d.counters.add(`delivery_stalls.${why}`);
+    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open until caught up");
     // A server that does not answer (down, disconnected) leaves the hold to the deliveries.
     consumer.info().then((ci) => ci.num_pending === 0 && caughtUp("server"), () => undefined);
   };
@@ -556,8 +547,6 @@ const CONSUMER_INACTIVE_MS = 60_000;
 const CONSUME_EXPIRES_MS = 5_000;
 /** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
 const STALL_HOLD_MS = 30_000;
-/** How long windows stay open once a stall of missed heartbeats has caught up. */
-const CAUGHT_UP_HOLD_MS = 5_000;
 /** With nothing delivered for this long, the watchdog asks the server whether batches wait. */
 const STALL_CHECK_MS = 10_000;
 /** Checks in a row that found batches waiting and none delivered before the epoch restarts. */
