@@ -356,26 +356,23 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
   // windows stay open long enough for them instead of closing and dropping them as late. The hold
   // ends early once a delivered batch says the server has none left for this consumer (its
-  // `pending` 0), or the server, asked at the stall, answers that it holds none for this consumer:
-  // everything published before is in, so the windows may close as usual. A heartbeat "missed"
-  // while this process was only busy (its loop late, the batches waiting in its socket, or the
-  // last of them already read) then costs a moment's hold, not STALL_HOLD_MS of every window.
+  // `pending` 0): everything published before it is in, so the windows may close as usual. A
+  // heartbeat "missed" while this process was only busy (its loop late, the batches waiting in
+  // its socket) then costs a moment's hold, not STALL_HOLD_MS of every window.
   let stallHeld = false;
-  const caughtUp = (at: string | number) => {
-    if (!stallHeld || replaying || stopped) return;
-    stallHeld = false;
-    pipeline.releaseHold();
-    d.counters.add("delivery_stalls_caught_up");
-    log.info({ at }, "deliveries caught up: windows close again");
-  };
   const stalled = (why: string) => {
     if (stopped) return;
     pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
     stallHeld = true;
     d.counters.add(`delivery_stalls.${why}`);
     log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open until caught up");
-    // A server that does not answer (down, disconnected) leaves the hold to the deliveries.
-    consumer.info().then((ci) => ci.num_pending === 0 && caughtUp("server"), () => undefined);
+  };
+  const caughtUp = (m: JsMsg) => {
+    if (!stallHeld || replaying || m.info.pending !== 0) return;
+    stallHeld = false;
+    pipeline.releaseHold();
+    d.counters.add("delivery_stalls_caught_up");
+    log.info({ seq: m.seq }, "deliveries caught up: windows close again");
   };
   void (async () => {
     for await (const s of messages.status()) {
@@ -424,7 +421,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       // acknowledged; it must not end the loop, which would leave every later batch unread.
       try {
         ingestOne(m);
-        if (stallHeld && m.info.pending === 0) caughtUp(m.seq);
+        caughtUp(m);
       } catch (e) {
         batchErrors++;
         if (batchErrors <= 3) log.error({ err: errorMessage(e), seq: m.seq, subject: m.subject }, "record batch failed: dropped");
