@@ -354,25 +354,12 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   let end!: (why: string) => void;
   const ended = new Promise<string>((resolve) => (end = (why) => stopped || resolve(why)));
   // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
-  // windows stay open long enough for them instead of closing and dropping them as late. The hold
-  // ends early once a delivered batch says the server has none left for this consumer (its
-  // `pending` 0): everything published before it is in, so the windows may close as usual. A
-  // heartbeat "missed" while this process was only busy (its loop late, the batches waiting in
-  // its socket) then costs a moment's hold, not STALL_HOLD_MS of every window.
-  let stallHeld = false;
+  // windows stay open long enough for them instead of closing and dropping them as late.
   const stalled = (why: string) => {
     if (stopped) return;
     pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
-    stallHeld = true;
     d.counters.add(`delivery_stalls.${why}`);
-    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open until caught up");
-  };
-  const caughtUp = (m: JsMsg) => {
-    if (!stallHeld || replaying || m.info.pending !== 0) return;
-    stallHeld = false;
-    pipeline.releaseHold();
-    d.counters.add("delivery_stalls_caught_up");
-    log.info({ seq: m.seq }, "deliveries caught up: windows close again");
+    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
   };
   void (async () => {
     for await (const s of messages.status()) {
@@ -421,7 +408,6 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       // acknowledged; it must not end the loop, which would leave every later batch unread.
       try {
         ingestOne(m);
-        caughtUp(m);
       } catch (e) {
         batchErrors++;
         if (batchErrors <= 3) log.error({ err: errorMessage(e), seq: m.seq, subject: m.subject }, "record batch failed: dropped");
