@@ -413,6 +413,34 @@ class Probe : public Napi::ObjectWrap<Probe> {
 
   static void Cleanup(void* arg) { static_cast<Probe*>(arg)->Shutdown(); }
 
+  // Detaching a tracepoint or uprobe link waits for an RCU grace period in the kernel (tens of
+  // milliseconds on a busy or virtual machine), one after another when done in turn: 47 links
+  // took 2.5 s. Concurrent waits share grace periods, so the links are destroyed from a few
+  // threads at once.
+  static void DestroyLinks(const std::vector<struct bpf_link*>& links) {
+    const size_t n = links.size();
+    const size_t threads = std::min<size_t>(n, 16);
+    if (threads <= 1) {
+      for (struct bpf_link* l : links) bpf_link__destroy(l);
+      return;
+    }
+    std::atomic<size_t> next{0};
+    auto work = [&]() {
+      for (size_t i; (i = next.fetch_add(1)) < n;) bpf_link__destroy(links[i]);
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (size_t t = 1; t < threads; t++) {
+      try {
+        pool.emplace_back(work);
+      } catch (...) {
+        break;  // no thread: this one does the rest
+      }
+    }
+    work();
+    for (std::thread& t : pool) t.join();
+  }
+
   // Stops the poller and detaches every program (the links are owned by this process, so an
   // exit or crash detaches them too).
   void Shutdown() {
@@ -421,9 +449,20 @@ class Probe : public Napi::ObjectWrap<Probe> {
       tsfn_.Release();
       if (has_lib_tsfn_) lib_tsfn_.Release();
     }
-    // uprobe links first: they use the skeleton's programs
-    for (struct bpf_link* l : tls_links_) bpf_link__destroy(l);
-    tls_links_.clear();
+    // Every link before the skeleton's programs go: the uprobe links and the skeleton's own.
+    std::vector<struct bpf_link*> links;
+    links.swap(tls_links_);
+    if (skel_) {
+      const struct bpf_object_skeleton* s = skel_->skeleton;
+      for (int i = 0; s && i < s->prog_cnt; i++) {
+        auto* ps = reinterpret_cast<const struct bpf_prog_skeleton*>(reinterpret_cast<const char*>(s->progs) + (size_t)i * s->prog_skel_sz);
+        if (ps->link && *ps->link) {
+          links.push_back(*ps->link);
+          *ps->link = nullptr;  // the skeleton's destroy skips it
+        }
+      }
+    }
+    DestroyLinks(links);
     long page = sysconf(_SC_PAGESIZE);
     if (ring_cons_) munmap((void*)ring_cons_, page);
     if (ring_prod_) munmap((void*)ring_prod_, page);
