@@ -12,13 +12,8 @@
 // Uses up's fixed ports, so the whole run holds /tmp/wirescope-stack.lock.
 //
 // Usage (root; h2load, nats-server, influxd, mariadb installed; built):
-//   npm run bench -- pipeline [--quick] [--shapes http1,http2,grpc,newconn,mysql,per-conn]
-//     [--rates 2000,5000,10000,20000,40000] [--conn-rates 1000,2000] [--per-conn 10,100000]
-//     [--per-conn-rate 5000] [--seconds 5]
-//   or: node test/dist/pipeline.bench.js [same flags]; WIRESCOPE_BENCH_<FLAG>=value works too
-//   (e.g. WIRESCOPE_BENCH_RATES=2000,5000). Defaults: every shape; http1 at 5,000 and 20,000
-//   req/s, http2, grpc and mysql at 5,000, newconn at 1,000 conn/s, per-conn 10 and 100,000
-//   requests per connection at 5,000 req/s; 4 s per run. --quick: http1 at 5,000 req/s only.
+//   npm run bench -- pipeline [flags], or node test/dist/pipeline.bench.js [flags]; --help
+//   lists them (the table FLAGS), with their WIRESCOPE_BENCH_<FLAG> variables and defaults.
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
@@ -26,6 +21,7 @@ import { execFileSync } from "node:child_process";
 import { recordedRequests, runBench, tempDir } from "./support/index.js";
 import { cpuTicks } from "./probe-support.js";
 import { holdStackLock, startStack, recordedServices, isLossCounter, INFLUX_DB, INFLUX_URL, PIPELINE, STACK_LOCK, type Counters, type PipelineProcess, type Stack } from "./pipeline-support/stack.js";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { SHAPES, type Load, type LoadResult, type RunningShape, type Shape } from "./pipeline-support/shapes.js";
 
 interface Options {
@@ -37,60 +33,53 @@ interface Options {
   seconds: number;
 }
 
+const ALL_SHAPES = Object.keys(SHAPES).join(",");
+
+/** The bench's flags: --help prints them; each has a WIRESCOPE_BENCH_<FLAG> variable too. */
+const FLAGS: FlagSpec[] = [
+  ...withEnv("bench", [
+  { flag: "quick", description: "http1 at 5,000 req/s only" },
+  { flag: "shapes", value: "LIST", default: ALL_SHAPES, description: "shapes to run" },
+  { flag: "rates", value: "LIST", default: "http1 5000,20000, the others 5000", description: "req/s of each shape's ladder" },
+  { flag: "conn-rates", value: "LIST", default: "1000", description: "new connections per second of the newconn shape" },
+  { flag: "per-conn", value: "LIST", default: "10,100000", description: "requests per connection of the per-conn shape" },
+  { flag: "per-conn-rate", value: "N", default: "5000", description: "req/s of the per-conn shape" },
+  { flag: "seconds", value: "N", default: "4", description: "length of each run" },
+  ]),
+  { flag: "help", short: "h", description: "this text" },
+];
+
 const USAGE = `usage: npm run bench -- pipeline [flags]   (root; h2load, nats-server, influxd, mariadb installed; built)
 
 The whole pipeline as \`wirescope up\` runs it, at a ladder of fixed rates per traffic shape: CPU µs
 per record of each pipeline process, bytes published per record, requests recorded against sent,
 the traced app against an untraced run, and the first loss counter that moved.
 
-  --quick                 http1 at 5,000 req/s only
-  --shapes LIST           shapes to run (default: ${"http1,http2,grpc,newconn,mysql,per-conn"})
-  --rates LIST            req/s of each shape's ladder (default: http1 5000,20000, the others 5000)
-  --conn-rates LIST       new connections per second of the newconn shape (default: 1000)
-  --per-conn LIST         requests per connection of the per-conn shape (default: 10,100000)
-  --per-conn-rate N       req/s of the per-conn shape (default: 5000)
-  --seconds N             length of each run (default: 4)
-  --help                  this text
+${flagsHelp(FLAGS)}
 
-LIST is comma-separated; 20k means 20000. WIRESCOPE_BENCH_<FLAG>=value sets a flag too
-(WIRESCOPE_BENCH_RATES=2000,5000).`;
-
-const VALUE_FLAGS = new Set(["shapes", "rates", "conn-rates", "per-conn", "per-conn-rate", "seconds"]);
+LIST is comma-separated; 20k means 20000.`;
 
 function parseOptions(argv: string[]): Options | "help" {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const [k, inline] = argv[i].split(/=(.*)/s, 2);
-    if (k === "--help" || k === "-h") return "help";
-    if (!k.startsWith("--")) throw new Error(`unexpected argument "${argv[i]}" (--help lists the flags)`);
-    const name = k.slice(2);
-    if (name === "quick") {
-      flags.set(name, "1");
-      continue;
-    }
-    if (!VALUE_FLAGS.has(name)) throw new Error(`unknown flag ${k} (--help lists the flags)`);
-    const v = inline ?? argv[++i];
-    if (v === undefined) throw new Error(`${k} needs a value`);
-    flags.set(name, v);
-  }
-  const get = (name: string, def: string) => flags.get(name) ?? process.env[`WIRESCOPE_BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? def;
-  const list = (name: string, def: string) => get(name, def).split(",").filter(Boolean);
-  const nums = (name: string, def: string) =>
+  const flags = parseFlags(argv, FLAGS, { env: process.env });
+  if (flags.has("help")) return "help";
+  // a flag's default is its row's, except where it depends on the shape (rates, --quick)
+  const list = (name: string, def = FLAGS.find((f) => f.flag === name)!.default!) => (flags.get(name) ?? def).split(",").filter(Boolean);
+  const nums = (name: string, def?: string) =>
     list(name, def).map((v) => {
       const n = Number(v.replace(/k$/i, "000"));
       if (!(n > 0)) throw new Error(`--${name}: "${v}" is not a positive number`);
       return n;
     });
-  const quick = get("quick", "") === "1";
+  const quick = flags.has("quick");
   const o: Options = {
-    shapes: list("shapes", quick ? "http1" : "http1,http2,grpc,newconn,mysql,per-conn"),
+    shapes: list("shapes", quick ? "http1" : undefined),
     // short by default: http1 at a lossless rate and one past it, the others at one rate
     ladders: Object.fromEntries(
-      Object.keys(SHAPES).map((s) => [s, s === "newconn" ? nums("conn-rates", "1000") : nums("rates", quick || s !== "http1" ? "5000" : "5000,20000")]),
+      Object.keys(SHAPES).map((s) => [s, s === "newconn" ? nums("conn-rates") : nums("rates", quick || s !== "http1" ? "5000" : "5000,20000")]),
     ),
-    perConn: nums("per-conn", "10,100000"),
-    perConnRate: nums("per-conn-rate", "5000")[0],
-    seconds: nums("seconds", "4")[0],
+    perConn: nums("per-conn"),
+    perConnRate: nums("per-conn-rate")[0],
+    seconds: nums("seconds")[0],
   };
   for (const s of o.shapes) if (!SHAPES[s]) throw new Error(`unknown shape "${s}" (${Object.keys(SHAPES).join(", ")})`);
   return o;
