@@ -113,7 +113,8 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
 
   // The probe's ConnEvents carry the command lines, masked.
   rawSub.unsubscribe();
-  const cmdlines = new Set(raw.flatMap((b) => fromBinary(RawBatchSchema, b).conns.map((c) => c.process?.cmdline ?? "")).filter(Boolean));
+  const processes = raw.flatMap((b) => fromBinary(RawBatchSchema, b).conns.map((c) => c.process));
+  const cmdlines = new Set(processes.map((p) => p?.cmdline ?? "").filter(Boolean));
   const curlLine = [...cmdlines].find((c) => c.startsWith("curl "));
   const serverLine = [...cmdlines].find((c) => c.includes("secret-server"));
   assert.ok(curlLine, `curl's command line in the raw batches: ${[...cmdlines].join(" | ")}`);
@@ -136,7 +137,7 @@ srv.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("LISTENING"))
   tail.kill("SIGTERM");
   // (a raw batch's payload is the traffic itself, headers and query included: the parser redacts
   // those before records leave it; the probe's process identities carry none)
-  const identities = raw.flatMap((b) => fromBinary(RawBatchSchema, b).conns.map((c) => JSON.stringify(c.process ?? {}))).join("\n");
+  const identities = processes.map((p) => JSON.stringify(p ?? {})).join("\n");
   for (const [what, s] of Object.entries(S)) {
     assert.ok(!identities.includes(s), `${what} secret in a raw batch's process identity`);
     assert.ok(!stored.includes(s), `${what} secret in the records stream`);
