@@ -35,16 +35,16 @@ interface Options {
 
 const ALL_SHAPES = Object.keys(SHAPES).join(",");
 
-/** The bench's flags: --help prints them; each has a WIRESCOPE_BENCH_<FLAG> variable too. */
+/** The bench's flags: --help prints them; each but --help has a WIRESCOPE_BENCH_<FLAG> variable too. */
 const FLAGS: FlagSpec[] = [
   ...withEnv("bench", [
-  { flag: "quick", description: "http1 at 5,000 req/s only" },
-  { flag: "shapes", value: "LIST", default: ALL_SHAPES, description: "shapes to run" },
-  { flag: "rates", value: "LIST", default: "http1 5000,20000, the others 5000", description: "req/s of each shape's ladder" },
-  { flag: "conn-rates", value: "LIST", default: "1000", description: "new connections per second of the newconn shape" },
-  { flag: "per-conn", value: "LIST", default: "10,100000", description: "requests per connection of the per-conn shape" },
-  { flag: "per-conn-rate", value: "N", default: "5000", description: "req/s of the per-conn shape" },
-  { flag: "seconds", value: "N", default: "4", description: "length of each run" },
+    { flag: "quick", description: "http1 at 5,000 req/s only" },
+    { flag: "shapes", value: "LIST", default: ALL_SHAPES, description: "shapes to run" },
+    { flag: "rates", value: "LIST", default: "http1 5000,20000, the others 5000", description: "req/s of each shape's ladder" },
+    { flag: "conn-rates", value: "LIST", default: "1000", description: "new connections per second of the newconn shape" },
+    { flag: "per-conn", value: "LIST", default: "10,100000", description: "requests per connection of the per-conn shape" },
+    { flag: "per-conn-rate", value: "N", default: "5000", description: "req/s of the per-conn shape" },
+    { flag: "seconds", value: "N", default: "4", description: "length of each run" },
   ]),
   { flag: "help", short: "h", description: "this text" },
 ];
@@ -300,7 +300,7 @@ async function main(): Promise<number> {
   try {
     o = parseOptions(process.argv.slice(2));
   } catch (e) {
-    console.error(`pipeline bench: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(`pipeline bench: ${e instanceof Error ? e.message : String(e)} (--help lists the flags)`);
     return 2;
   }
   if (o === "help") {
