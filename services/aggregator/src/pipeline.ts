@@ -120,6 +120,16 @@ export class Pipeline {
   releaseHold(): void {
     this.holdUntil = 0;
   }
+  /** Until when no window closes (wall clock; 0 or past: none held). */
+  get heldUntil(): number {
+    return this.holdUntil;
+  }
+  /**
+   * When the source last said it had nothing more to deliver (wall clock; for JetStream an idle
+   * heartbeat or a pull that expired unfilled). A window closes by the wall clock only when this
+   * came after its last record (Aggregator.closeDue). Infinity, the default: no such signal.
+   */
+  idleSeenMs = Infinity;
 
   /**
    * One delivered batch. `floorMs`: windows before it are already in InfluxDB for this batch's
@@ -170,7 +180,7 @@ export class Pipeline {
   /** Closes the due windows and starts writing them. */
   tick(nowMs: number, force = false): void {
     if (!force && nowMs < this.holdUntil) return;
-    const closed = this.core.closeDue(nowMs, force);
+    const closed = this.core.closeDue(nowMs, force, this.idleSeenMs);
     for (const w of closed) this.startWrite(w);
   }
 

@@ -161,6 +161,7 @@ export const createService: CreateService = async (ctx) => {
           lag_ms: Number.isFinite(oldest) ? Math.max(0, now - oldest - o.core.windowMs) : 0,
           pending_lines: writer.pendingLines,
           held_batches: e?.pipeline.heldCount ?? 0,
+          windows_held_ms: e ? Math.max(0, e.pipeline.heldUntil - now) : 0,
           open_windows: e?.core.openWindows ?? 0,
           watermark_age_ms: Number.isFinite(durable) ? now - durable : 0,
           otlp_queued: otlp?.queued ?? 0,
@@ -334,6 +335,10 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     return h;
   };
   const consumer = await jetstream(nc).consumers.get(o.stream, d.consumerName);
+  // The stream's and the consumer's leaders when this epoch began: a missed heartbeat that comes
+  // with another leader is a failover (batches may still be retried by their publishers).
+  const leadersOf = (si: { cluster?: { leader?: string } }, ci: { cluster?: { leader?: string } }) => `${si.cluster?.leader ?? ""}/${ci.cluster?.leader ?? ""}`;
+  const leaders = leadersOf(info, await consumer.info(true));
   // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
   // whose leader moved to another cluster member, is noticed after two missed heartbeats.
   // Delivered batches wait in the client until ingested, and their ack timers run meanwhile, so
@@ -359,13 +364,50 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     if (stopped) return;
     pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
     d.counters.add(`delivery_stalls.${why}`);
-    log.warn({ why, hold_ms: STALL_HOLD_MS }, "deliveries stalled: windows held open");
+    log.warn({ why, hold_ms: STALL_HOLD_MS, last_batch_ms_ago: Date.now() - lastDelivery, held: held.size }, "deliveries stalled: windows held open");
+  };
+  // Windows close by the wall clock only after the server said it had nothing more for this
+  // consumer (an idle heartbeat, or a pull that expired unfilled) since their last record, so a
+  // silence of any cause (a lost pull, a stalled server, a cut network) closes no window whose
+  // records may still come (Aggregator.closeDue).
+  pipeline.idleSeenMs = -Infinity;
+  // Two missed heartbeats (nothing delivered, not even a heartbeat, for ~5 s; nats.js then pulls
+  // again) are either a stall (a server down or failing over, the network cut: batches come late,
+  // perhaps retried by their publishers after the server is back, by when the consumer may look
+  // idle; so windows are held open 30 s more) or a pull lost between this client and a healthy
+  // server, which nats.js counts as outstanding while the server holds none (seen under load: 7 s
+  // without a delivery or a heartbeat, the aggregator idle meanwhile). A healthy server holding a
+  // pull sends heartbeats when it has nothing to deliver, so silence from one that answers is a
+  // lost pull. The server is asked, with a deadline, for the stream's and the consumer's state:
+  // answered by the same leaders as when the epoch began, with no disconnection in the last 30 s,
+  // it was a lost pull (`delivery_stalls.pull_lost`, no hold: its publishers had no trouble);
+  // otherwise a stall (`delivery_stalls.heartbeats_missed`).
+  let lastDisconnect = -Infinity;
+  let checking = false;
+  const heartbeatsMissed = () => {
+    if (stopped || checking) return;
+    checking = true;
+    const since = Date.now();
+    const deadline = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer")), STALL_ASK_MS).unref())]);
+    Promise.all([deadline(jsm.streams.info(o.stream)), deadline(consumer.info())])
+      .then(
+        ([si, ci]) => leadersOf(si, ci) === leaders && lastDisconnect < since - STALL_HOLD_MS,
+        () => false,
+      )
+      .then((lost) => {
+        if (stopped) return;
+        if (!lost) return stalled("heartbeats_missed");
+        d.counters.add("delivery_stalls.pull_lost");
+        log.info({ leaders, last_batch_ms_ago: Date.now() - lastDelivery }, "a pull was lost: the server answered, with the same leaders; nats.js pulled again");
+      })
+      .finally(() => (checking = false));
   };
   void (async () => {
     for await (const s of messages.status()) {
+      if (s.type === "heartbeat" || s.type === "discard") pipeline.idleSeenMs = Date.now();
       // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
       // unwritten): silence then is back-pressure, not a stall.
-      if (s.type === "heartbeats_missed" && held.size < o.maxAckPending) stalled("heartbeats_missed");
+      else if (s.type === "heartbeats_missed" && held.size < o.maxAckPending) heartbeatsMissed();
       else if (s.type === "consumer_deleted") end("consumer_deleted");
       else if (s.type === "consumer_not_found") end("consumer_not_found");
       else if (s.type === "stream_not_found") end("stream_not_found");
@@ -373,7 +415,11 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   })().catch(() => undefined);
   const natsStatus = nc.status();
   void (async () => {
-    for await (const s of natsStatus) if (s.type === "disconnect") stalled("disconnected");
+    for await (const s of natsStatus)
+      if (s.type === "disconnect") {
+        lastDisconnect = Date.now();
+        stalled("disconnected");
+      }
   })().catch(() => undefined);
   let decodeErrors = 0;
   let batchErrors = 0;
@@ -530,6 +576,8 @@ const CONSUMER_INACTIVE_MS = 60_000;
 const CONSUME_EXPIRES_MS = 5_000;
 /** How long windows stay open after deliveries stalled (detection takes two heartbeats, ~5 s). */
 const STALL_HOLD_MS = 30_000;
+/** How long the server has to answer after missed heartbeats before they count as a stall. */
+const STALL_ASK_MS = 2_000;
 /** With nothing delivered for this long, the watchdog asks the server whether batches wait. */
 const STALL_CHECK_MS = 10_000;
 /** Checks in a row that found batches waiting and none delivered before the epoch restarts. */

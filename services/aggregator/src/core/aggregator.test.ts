@@ -277,6 +277,25 @@ describe("Aggregator", () => {
     assert.equal(c[0]!.start, old);
   });
 
+  it("closes a window on the idle wall clock only once its source said, after the window's grace and last record, that it had nothing more", () => {
+    const agg = new Aggregator({ spans: false, graceMs: 2000 });
+    agg.ingest([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], W0 + 5);
+    // Silent since (deliveries stalled): the window stays open, however long past its grace.
+    assert.equal(agg.closeDue(W0 + 60_000, false, -Infinity).length, 0, "no idle report at all");
+    assert.equal(agg.closeDue(W0 + 60_000, false, W0 + 4).length, 0, "the last idle report came before the window's last record");
+    // Nothing waited then, but more of the window's records could still be published (live traffic).
+    assert.equal(agg.closeDue(W0 + 60_000, false, W0 + 6).length, 0, "the last idle report came before the window's grace ended");
+    // Its record, delayed by the silence, is not late.
+    agg.ingest([makeRecord({ startMs: W0 + 2, durationMs: 1, server })], W0 + 60_001);
+    assert.equal(agg.counters.drops.late, 0);
+    assert.equal(agg.closeDue(W0 + 61_000, false, W0 + 60_500).length, 0, "idle report after the last record, but the grace since it is not over");
+    const [w] = agg.closeDue(W0 + 62_002, false, W0 + 60_500);
+    assert.equal(w?.red.reduce((n, s) => n + s.stats.requests, 0), 2, "both records in the window");
+    // Event time needs no idle report.
+    agg.ingest([makeRecord({ startMs: W0 + 100_000, durationMs: 1, server }), makeRecord({ startMs: W0 + 130_000, durationMs: 1, server })], W0 + 130_010);
+    assert.equal(agg.closeDue(W0 + 130_020, false, -Infinity).length, 1);
+  });
+
   it("rejects bad records with counted drops, never throws", () => {
     const agg = new Aggregator({ spans: false });
     const bad = makeRecord({ startMs: W0, durationMs: 1 });

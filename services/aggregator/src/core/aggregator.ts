@@ -629,9 +629,14 @@ export class Aggregator {
   /**
    * Closes the windows that are due, oldest first, and returns what they produced. A window is
    * due when event time has passed its end + grace, or when the wall clock has and no record
-   * arrived for it during the last grace period (idle streams, replays of old captures).
+   * arrived for it during the last grace period (idle streams, replays of old captures), and,
+   * when the caller says when its source last reported having nothing more to deliver
+   * (`idleSeenMs`), that report came after the window's grace ended and after its last record:
+   * every record of the window was published by then (what the grace is for) and none was
+   * waiting. A source gone silent (deliveries stalled) closes no window whose records may still
+   * come.
    */
-  closeDue(nowMs: number, force = false): ClosedWindow[] {
+  closeDue(nowMs: number, force = false, idleSeenMs = Infinity): ClosedWindow[] {
     const out: ClosedWindow[] = [];
     const starts = [...this.windows.keys()].sort((a, b) => a - b);
     const { windowMs, graceMs, maxOpenWindows } = this.opts;
@@ -639,7 +644,7 @@ export class Aggregator {
     for (let i = 0; i < starts.length; i++) {
       const w = this.windows.get(starts[i]!)!;
       const closeAt = w.start + windowMs + graceMs;
-      const due = force || eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs) || starts.length - i > maxOpenWindows;
+      const due = force || eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs && idleSeenMs >= closeAt && idleSeenMs > w.lastArrival) || starts.length - i > maxOpenWindows;
       if (!due) break;
       out.push(this.close(w));
     }

@@ -1,0 +1,126 @@
+// Missed heartbeats on the aggregator's consumer, told apart (issue #9: under load a pull was
+// lost between nats.js and a healthy nats-server, nothing was delivered for 7 s, and every window
+// was then held 30 s as for a server failure, so dashboards lagged 30 s with nothing wrong; and in
+// the seconds before the miss was noticed, windows could close by the idle wall clock and turn the
+// delayed records into late ones). A proxy between the aggregator and a real nats-server makes
+// the two faults:
+//   - its pull requests dropped, everything else passing: the server answers when asked, with the
+//     same leaders, so the silence was a lost pull (`delivery_stalls.pull_lost`) and windows are
+//     not held 30 s;
+//   - everything it sends held up (a network that stalls one way): the server does not answer in
+//     time, a stall (`delivery_stalls.heartbeats_missed`), windows held 30 s as before.
+// In both, every record published meanwhile is written once and nothing is dropped: no window
+// closes by the wall clock until the server has said it had nothing more since its last record.
+// Waits are on conditions, bounded and generous; the one bound on time is the 30 s hold itself:
+// while it lasts no window can be written, so a window written sooner shows there was none.
+import { sumOf } from "./support/fault-stack.js";
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { createLogger, ensureRecordsStream } from "@wirescope/runtime";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
+import { waitFor } from "./support/index.js";
+import { startNatsProxy } from "./support/nats-proxy.js";
+import { startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
+
+const WINDOW = 1000;
+const GRACE = 3000;
+/** The aggregator's hold after a stall (STALL_HOLD_MS in services/aggregator/src/service.ts). */
+const STALL_HOLD_MS = 30_000;
+// Membership entries are KV writes through the proxy too: a long TTL keeps a held-up instance
+// owning its partitions, so that the faults here are the consumer's alone.
+const ARGS = ["--window-ms", String(WINDOW), "--grace-ms", String(GRACE), "--pipeline-every-ms", "1000", "--member-ttl-ms", "120000"];
+
+/** Live records (starting now) of one service, a batch every 200 ms, until `stop` resolves. */
+function publishLive(nc: NatsConnection, service: string, stop: Promise<unknown>): Promise<number> {
+  const server = { service, address: "10.4.0.2", port: 80, pid: 31 };
+  const client = { service: "load", address: "10.4.0.1", port: 40000, pid: 32 };
+  let done = false;
+  void stop.then(() => (done = true));
+  return (async () => {
+    let sent = 0;
+    while (!done) {
+      const now = Date.now();
+      await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20);
+      sent += 20;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return sent;
+  })();
+}
+
+describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () => {
+  const cleanup = suiteCleanup();
+
+  async function setup(db: string): Promise<{ nc: NatsConnection; agg: AggregatorProc; proxy: Awaited<ReturnType<typeof startNatsProxy>>; requests: (service: string) => Promise<number> }> {
+    const { nats, influx, nc } = await startBackends(cleanup);
+    await ensureRecordsStream(nc, { name: "WIRESCOPE_RECORDS" }, createLogger("aggregator", { level: "warn" }));
+    const proxy = await startNatsProxy(nats.url);
+    cleanup.push(() => proxy.close());
+    const agg = await startAggregator(proxy.url, influx.url, db, ARGS);
+    cleanup.push(() => agg.stop());
+    const requests = async (service: string) => ((await rows(influx.url, db, `SELECT sum(requests) FROM red WHERE service = '${service}' AND role = 'server'`))[0]?.sum as number | undefined) ?? 0;
+    // Consuming through the proxy before the fault.
+    const t0 = Date.now();
+    await publishRecords(nc, Array.from({ length: 40 }, (_, i) => makeRecord({ startMs: t0 + i, durationMs: 2, resource: "/before", status: 200, server: { service: "before", address: "10.4.0.2", port: 80, pid: 31 }, client: { service: "load", address: "10.4.0.1", port: 40000, pid: 32 }, connKey: BigInt(i) })), 40);
+    await waitFor(async () => (await requests("before")) === 40, { timeoutMs: 60_000, intervalMs: 250, what: "the records before the fault written" });
+    return { nc, agg, proxy, requests };
+  }
+
+  async function waitForCounter(agg: AggregatorProc, key: string, what: string): Promise<Record<string, number>> {
+    let c: Record<string, number> = {};
+    await waitFor(
+      async () => {
+        c = await agg.status();
+        return (c[key] ?? 0) >= 1;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what },
+    ).catch((e: unknown) => assert.fail(`${String(e)}: ${JSON.stringify(c)}`));
+    return c;
+  }
+
+  async function allWritten(agg: AggregatorProc, requests: (service: string) => Promise<number>, sent: number, timeoutMs: number): Promise<void> {
+    await waitFor(async () => (await requests("during")) === sent, { timeoutMs, intervalMs: 250, what: `${sent} records of the fault written` }).catch(async (e: unknown) =>
+      assert.fail(`${String(e)}: ${await requests("during")} written; ${JSON.stringify(await agg.status())}\n${fs.readFileSync(agg.logFile, "utf8").slice(-3000)}`),
+    );
+  }
+
+  it("pull requests lost on the way to a healthy server: counted as pull_lost, windows not held, nothing late", async () => {
+    const { nc, agg, proxy, requests } = await setup("agg_pull_lost");
+    let stopPublishing!: () => void;
+    const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
+    proxy.mode = "drop-pulls";
+    await waitForCounter(agg, "delivery_stalls.pull_lost", "missed heartbeats taken for a lost pull");
+    const noticed = Date.now();
+    proxy.mode = "pass";
+    // nats.js pulls again on the next missed heartbeat; the publishing goes on meanwhile.
+    await new Promise((r) => setTimeout(r, 3000));
+    stopPublishing();
+    const sent = await publishing;
+    await allWritten(agg, requests, sent, STALL_HOLD_MS + 30_000);
+    const written = Date.now();
+    const c = await agg.status();
+    assert.ok(proxy.droppedPulls > 0, "pull requests were dropped");
+    assert.ok(written - noticed < STALL_HOLD_MS, `written ${written - noticed} ms after the lost pull was counted: no 30 s hold (${JSON.stringify(c)})`);
+    assert.equal(c["delivery_stalls.heartbeats_missed"] ?? 0, 0, "not taken for a stall");
+    assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
+    assert.equal(await requests("before"), 40, "nothing counted twice");
+  });
+
+  it("everything it sends held up: the server does not answer in time, a stall, windows held, nothing late", async () => {
+    const { nc, agg, proxy, requests } = await setup("agg_stall");
+    let stopPublishing!: () => void;
+    const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
+    proxy.mode = "hold";
+    await waitForCounter(agg, "delivery_stalls.heartbeats_missed", "missed heartbeats taken for a stall");
+    proxy.mode = "pass";
+    await new Promise((r) => setTimeout(r, 3000));
+    stopPublishing();
+    const sent = await publishing;
+    await allWritten(agg, requests, sent, STALL_HOLD_MS + 60_000);
+    const c = await agg.status();
+    assert.equal(c["delivery_stalls.pull_lost"] ?? 0, 0, "not taken for a lost pull");
+    assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
+  });
+});
