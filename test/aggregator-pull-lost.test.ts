@@ -104,6 +104,7 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     assert.ok(proxy.droppedPulls > 0, "pull requests were dropped");
     assert.ok(written - noticed < STALL_HOLD_MS, `written ${written - noticed} ms after the lost pull was counted: no 30 s hold (${JSON.stringify(c)})`);
     assert.equal(c["delivery_stalls.heartbeats_missed"] ?? 0, 0, "not taken for a stall");
+    assert.ok(c.pulls_lost! >= 1 && c.delivery_stalls === 0, "the pipeline measurement's totals say the same");
     assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
     assert.equal(await requests("before"), 40, "nothing counted twice");
   });
@@ -121,6 +122,7 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     await allWritten(agg, requests, sent, STALL_HOLD_MS + 60_000);
     const c = await agg.status();
     assert.equal(c["delivery_stalls.pull_lost"] ?? 0, 0, "not taken for a lost pull");
+    assert.ok(c.delivery_stalls! >= 1 && c.pulls_lost === 0, "the pipeline measurement's totals say the same");
     assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
   });
 });

@@ -143,6 +143,9 @@ export const createService: CreateService = async (ctx) => {
         const w = writer.stats;
         Object.assign(s, {
           consumer_restarts: consuming?.restarts ?? 0,
+          // Totals of the `delivery_stalls.<why>` counters, for the pipeline measurement.
+          delivery_stalls: ctx.counters.get("delivery_stalls.heartbeats_missed") + ctx.counters.get("delivery_stalls.disconnected"),
+          pulls_lost: ctx.counters.get("delivery_stalls.pull_lost"),
           drops_influx_buffer: w.linesDropped.buffer_full,
           drops_influx_rejected: w.linesDropped.rejected,
           drops_influx_retries: w.linesDropped.retries_exhausted,
