@@ -41,7 +41,15 @@ describe("Grafana dashboards against the demo's data", { timeout: 150_000 }, () 
     range = { fromMs: shifted.startMs - 60_000, toMs: Date.now() + 60_000 };
     await publishRecords(nc, records, 200);
     await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = '${S.web}' AND role = 'server'`))[0]?.sum === 600, { timeoutMs: 90_000, intervalMs: 1000, what: "the demo's 600 requests to web in InfluxDB" });
-    await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = '${S.mariadb}'`))[0]?.sum === 450, { timeoutMs: 60_000, intervalMs: 1000, what: "every window written" });
+    await waitFor(async () => (await rows(influx.url, DB, `SELECT sum(requests) FROM red WHERE service = '${S.mariadb}'`))[0]?.sum === 450, { timeoutMs: 60_000, intervalMs: 1000, what: "the database's requests written" });
+    // Windows close in order, the last ones once the server reports the consumer idle after them.
+    await waitFor(
+      async () => {
+        const c = await agg.status();
+        return c.records_in === records.length && c.open_windows === 0 && c.held_batches === 0 && c.pending_lines === 0;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: "every window written" },
+    );
     await waitFor(async () => (await rows(influx.url, DB, `SELECT count(records_in) FROM pipeline`))[0] !== undefined, { timeoutMs: 20_000, intervalMs: 500, what: "pipeline points" });
     run = influxRunner(influx.url, DB);
     // A trace that reaches the database: loadgen → web → api → orders → MariaDB.

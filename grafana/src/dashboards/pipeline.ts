@@ -21,14 +21,33 @@ export function drops(): Panel {
   });
 }
 
-/** Lag: how far behind the wall clock each instance is. */
+/** Lag: how far behind the wall clock each instance is, and how long an aggregator holds its windows open (after a stall or a restart). */
 export function lag(): Panel {
-  return panel("timeseries", "Lag", [target(`SELECT max("lag_ms") FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component", "instance" fill(none)`, "time_series", "A", "$tag_instance")], { fieldConfig: unit("ms") });
+  return panel(
+    "timeseries",
+    "Lag",
+    [
+      target(`SELECT max("lag_ms") FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component", "instance" fill(none)`, "time_series", "A", "$tag_instance"),
+      target(`SELECT max("windows_held_ms") FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval), "instance" fill(none)`, "time_series", "B", "$tag_instance windows held"),
+    ],
+    { fieldConfig: unit("ms") },
+  );
 }
 
 /** Buffers: lines waiting for InfluxDB, batches held until their windows are written, open windows. */
 export function buffers(): Panel {
   return panel("timeseries", "Aggregator buffers", [target(`SELECT max("pending_lines") AS "pending lines", max("held_batches") AS "held batches", max("open_windows") AS "open windows" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(none)`)], {
+    fieldConfig: unit("short"),
+  });
+}
+
+/**
+ * The aggregator's deliveries: stalls (heartbeats missed and the server not answering, or NATS
+ * disconnected: windows held 30 s), pulls lost (heartbeats missed, the server answering: pulled
+ * again, nothing held) and consumer restarts; how long windows stay held is on the Lag panel.
+ */
+export function deliveries(): Panel {
+  return panel("timeseries", "Aggregator deliveries: stalls, lost pulls, consumer restarts", [target(`SELECT sum("delivery_stalls") AS "stalls (windows held 30 s)", sum("pulls_lost") AS "pulls lost (nothing held)", sum("consumer_restarts") AS "consumer restarts" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`)], {
     fieldConfig: unit("short"),
   });
 }
@@ -67,5 +86,5 @@ export function observedFraction(): Panel {
 }
 
 export function pipelineHealth(): Dashboard {
-  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), spanVolume(), otlpExport(), observedFraction()], ["pipeline"]);
+  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), deliveries(), spanVolume(), otlpExport(), observedFraction()], ["pipeline"]);
 }
