@@ -5,8 +5,8 @@
 // delayed records into late ones). A proxy between the aggregator and a real nats-server makes
 // the two faults:
 //   - its pull requests dropped, everything else passing: the server answers when asked, with the
-//     same leaders, so the silence was a lost pull (`delivery_stalls.pull_lost`) and windows are
-//     not held 30 s;
+//     same leaders, having stored batches meanwhile, so the silence was a lost pull
+//     (`delivery_stalls.pull_lost`) and windows are not held 30 s;
 //   - everything it sends held up (a network that stalls one way): the server does not answer in
 //     time, a stall (`delivery_stalls.heartbeats_missed`), windows held 30 s as before.
 // In both, every record published meanwhile is written once and nothing is dropped: no window
@@ -22,7 +22,8 @@ import { createLogger, ensureRecordsStream } from "@wirescope/runtime";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
 import { startNatsProxy } from "./support/nats-proxy.js";
-import { startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
+import { recordPartitionOf } from "@wirescope/runtime";
+import { ownedIn, startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
 
 const WINDOW = 1000;
 const GRACE = 3000;
@@ -32,8 +33,8 @@ const STALL_HOLD_MS = 30_000;
 // owning its partitions, so that the faults here are the consumer's alone.
 const ARGS = ["--window-ms", String(WINDOW), "--grace-ms", String(GRACE), "--pipeline-every-ms", "1000", "--member-ttl-ms", "120000"];
 
-/** Live records (starting now) of one service, a batch every 200 ms, until `stop` resolves. */
-function publishLive(nc: NatsConnection, service: string, stop: Promise<unknown>): Promise<number> {
+/** Live records (starting now) of one service, a batch every `everyMs`, until `stop` resolves. */
+function publishLive(nc: NatsConnection, service: string, stop: Promise<unknown>, everyMs = 200): Promise<number> {
   const server = { service, address: "10.4.0.2", port: 80, pid: 31 };
   const client = { service: "load", address: "10.4.0.1", port: 40000, pid: 32 };
   let done = false;
@@ -42,9 +43,9 @@ function publishLive(nc: NatsConnection, service: string, stop: Promise<unknown>
     let sent = 0;
     while (!done) {
       const now = Date.now();
-      await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20);
+      await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20, recordPartitionOf(false, "", service, 64));
       sent += 20;
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
     return sent;
   })();
@@ -91,8 +92,10 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     let stopPublishing!: () => void;
     const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
     proxy.mode = "drop-pulls";
-    await waitForCounter(agg, "delivery_stalls.pull_lost", "missed heartbeats taken for a lost pull");
+    // The totals and the gauges are refreshed together, every 250 ms, after the counter itself.
+    const atLoss = await waitForCounter(agg, "pulls_lost", "missed heartbeats taken for a lost pull");
     const noticed = Date.now();
+    assert.equal(atLoss.windows_held_ms, 0, `windows not held when the lost pull was counted: ${JSON.stringify(atLoss)}`);
     proxy.mode = "pass";
     // nats.js pulls again on the next missed heartbeat; the publishing goes on meanwhile.
     await new Promise((r) => setTimeout(r, 3000));
@@ -114,15 +117,65 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     let stopPublishing!: () => void;
     const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
     proxy.mode = "hold";
-    await waitForCounter(agg, "delivery_stalls.heartbeats_missed", "missed heartbeats taken for a stall");
+    const atStall = await waitForCounter(agg, "delivery_stalls", "missed heartbeats taken for a stall");
+    assert.ok(atStall.windows_held_ms! > 0, `windows held when the stall was counted: ${JSON.stringify(atStall)}`);
     proxy.mode = "pass";
     await new Promise((r) => setTimeout(r, 3000));
     stopPublishing();
     const sent = await publishing;
     await allWritten(agg, requests, sent, STALL_HOLD_MS + 60_000);
     const c = await agg.status();
-    assert.equal(c["delivery_stalls.pull_lost"] ?? 0, 0, "not taken for a lost pull");
+    assert.equal(c["delivery_stalls.pull_lost"] ?? 0, 0, "not taken for a lost pull, then or once the proxy passed again");
+    assert.equal(c["delivery_stalls.heartbeats_missed"], 1, "one stall, counted once however many heartbeats it missed");
     assert.ok(c.delivery_stalls! >= 1 && c.pulls_lost === 0, "the pipeline measurement's totals say the same");
+    assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
+  });
+  it("two instances: one's partitions quiet while the other's are busy, the quiet one still writes its windows", async () => {
+    const { nats, influx, nc } = await startBackends(cleanup);
+    const db = "agg_quiet";
+    await ensureRecordsStream(nc, { name: "WIRESCOPE_RECORDS" }, createLogger("aggregator", { level: "warn" }));
+    const a = await startAggregator(nats.url, influx.url, db, ARGS);
+    cleanup.push(() => a.stop());
+    const b = await startAggregator(nats.url, influx.url, db, ARGS);
+    cleanup.push(() => b.stop());
+    let ownA: number[] = [];
+    let ownB: number[] = [];
+    await waitFor(
+      async () => {
+        ownA = ownedIn((await a.info()).partitions_owned);
+        ownB = ownedIn((await b.info()).partitions_owned);
+        return ownA.length > 0 && ownB.length > 0 && ownA.length + ownB.length === 64;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: "two instances sharing the partitions" },
+    );
+    const named = (own: number[]) => Array.from({ length: 500 }, (_, i) => `svc${i}`).find((n) => own.includes(recordPartitionOf(false, "", n, 64)))!;
+    const quiet = named(ownA);
+    const busy = named(ownB);
+    // Both consumers read every partition (each skips the others'), so the busy partition's
+    // batches, published back to back (each acknowledged first: hundreds a second), fill every
+    // pull of both before it idles or expires: no idle heartbeat and no unfilled pull for either
+    // while it lasts. Without the batches' own idle report (nothing pending after them) the
+    // quiet instance wrote 0 of 100 records in 20 s here.
+    let stopBusy!: () => void;
+    const busyDone = publishLive(nc, busy, new Promise<void>((r) => (stopBusy = r)), 0);
+    cleanup.push(async () => stopBusy());
+    await new Promise((r) => setTimeout(r, 2000));
+    let stopQuiet!: () => void;
+    const quietDone = publishLive(nc, quiet, new Promise<void>((r) => (stopQuiet = r)), 200);
+    await new Promise((r) => setTimeout(r, 1000));
+    stopQuiet();
+    const sent = await quietDone;
+    const requests = async (service: string) => ((await rows(influx.url, db, `SELECT sum(requests) FROM red WHERE service = '${service}' AND role = 'server'`))[0]?.sum as number | undefined) ?? 0;
+    let c: Record<string, number> = {};
+    await waitFor(
+      async () => {
+        c = await a.status();
+        return (await requests(quiet)) === sent;
+      },
+      { timeoutMs: 20_000, intervalMs: 250, what: `${sent} records of the quiet instance written while the other's partition stays busy` },
+    ).catch(async (e: unknown) => assert.fail(`${String(e)}: ${await requests(quiet)} written; ${JSON.stringify(c)}`));
+    stopBusy();
+    await busyDone;
     assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
   });
 });

@@ -341,7 +341,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   // The stream's and the consumer's leaders when this epoch began: a missed heartbeat that comes
   // with another leader is a failover (batches may still be retried by their publishers).
   const leadersOf = (si: { cluster?: { leader?: string } }, ci: { cluster?: { leader?: string } }) => `${si.cluster?.leader ?? ""}/${ci.cluster?.leader ?? ""}`;
-  const leaders = leadersOf(info, await consumer.info(true));
+  let leaders = leadersOf(info, await consumer.info(true));
   // Short pulls (heartbeat every expires/2): a pull left on a server that died, or on a consumer
   // whose leader moved to another cluster member, is noticed after two missed heartbeats.
   // Delivered batches wait in the client until ingested, and their ack timers run meanwhile, so
@@ -375,34 +375,52 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   // records may still come (Aggregator.closeDue).
   pipeline.idleSeenMs = -Infinity;
   // Two missed heartbeats (nothing delivered, not even a heartbeat, for ~5 s; nats.js then pulls
-  // again) are either a stall (a server down or failing over, the network cut: batches come late,
-  // perhaps retried by their publishers after the server is back, by when the consumer may look
-  // idle; so windows are held open 30 s more) or a pull lost between this client and a healthy
-  // server, which nats.js counts as outstanding while the server holds none (seen under load: 7 s
-  // without a delivery or a heartbeat, the aggregator idle meanwhile). A healthy server holding a
-  // pull sends heartbeats when it has nothing to deliver, so silence from one that answers is a
-  // lost pull. The server is asked, with a deadline, for the stream's and the consumer's state:
-  // answered by the same leaders as when the epoch began, with no disconnection in the last 30 s,
-  // it was a lost pull (`delivery_stalls.pull_lost`, no hold: its publishers had no trouble);
-  // otherwise a stall (`delivery_stalls.heartbeats_missed`).
+  // again) are either a stall (a server down, paused or failing over, the network cut: batches
+  // come late, perhaps retried by their publishers after the server is back, by when the
+  // consumer may look caught up; so windows are held open 30 s more) or a pull lost between this
+  // client and a healthy server, which nats.js counts as outstanding while the server holds none
+  // (seen under load: 7 s without a delivery or a heartbeat, the aggregator idle meanwhile). A
+  // healthy server holding a pull sends heartbeats when it has nothing to deliver, so silence from
+  // one that answers, and that stored batches meanwhile, is a lost pull. The server is asked, with
+  // a deadline, for the stream's and the consumer's state: answered by the same leaders as last
+  // time, with no disconnection in the last 30 s, and the stream grown past what the last batch
+  // delivered said it held, it was a lost pull (`delivery_stalls.pull_lost`, no hold: the server
+  // was storing batches all along). Otherwise a stall (`delivery_stalls.heartbeats_missed`).
+  // Misses while a stall's hold lasts are the same stall: they extend the hold, uncounted.
   let lastDisconnect = -Infinity;
+  let stallUntil = 0;
   let checking = false;
   const heartbeatsMissed = () => {
     if (stopped || checking) return;
+    if (Date.now() < stallUntil) {
+      stallUntil = Date.now() + STALL_HOLD_MS;
+      pipeline.holdClosingUntil(stallUntil);
+      return;
+    }
     checking = true;
     const since = Date.now();
+    const known = streamKnown;
     const deadline = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer")), STALL_ASK_MS).unref())]);
     Promise.all([deadline(jsm.streams.info(o.stream)), deadline(consumer.info())])
       .then(
-        ([si, ci]) => leadersOf(si, ci) === leaders && lastDisconnect < since - STALL_HOLD_MS,
+        ([si, ci]) => {
+          const now = leadersOf(si, ci);
+          const same = now === leaders;
+          leaders = now;
+          return same && lastDisconnect < since - STALL_HOLD_MS && si.state.last_seq > known;
+        },
         () => false,
       )
       .then((lost) => {
         if (stopped) return;
-        if (!lost) return stalled("heartbeats_missed");
+        if (!lost) {
+          stallUntil = Date.now() + STALL_HOLD_MS;
+          return stalled("heartbeats_missed");
+        }
         d.counters.add("delivery_stalls.pull_lost");
-        log.info({ leaders, last_batch_ms_ago: Date.now() - lastDelivery }, "a pull was lost: the server answered, with the same leaders; nats.js pulled again");
+        log.info({ leaders, last_batch_ms_ago: Date.now() - lastDelivery }, "a pull was lost: the server answered, with the same leaders, and stored batches meanwhile; nats.js pulled again");
       })
+      .catch(() => undefined)
       .finally(() => (checking = false));
   };
   void (async () => {
@@ -421,12 +439,15 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
     for await (const s of natsStatus)
       if (s.type === "disconnect") {
         lastDisconnect = Date.now();
+        stallUntil = lastDisconnect + STALL_HOLD_MS;
         stalled("disconnected");
       }
   })().catch(() => undefined);
   let decodeErrors = 0;
   let batchErrors = 0;
   let lastDelivery = Date.now();
+  /** The stream's last sequence as the last batch delivered told it (its sequence plus those pending after it). */
+  let streamKnown = 0;
   const failBatches = o.failpoints.includes("batch_throw");
   const ingestOne = (m: JsMsg) => {
     if (failBatches && m.headers?.get(FAILPOINT_HEADER) === "throw") throw new Error("failpoint: batch_throw");
@@ -457,6 +478,13 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       // acknowledged; it must not end the loop, which would leave every later batch unread.
       try {
         ingestOne(m);
+        // Nothing more pending for this consumer when this batch was sent: an idle report (any
+        // partition's batch, so that an instance whose own partitions went quiet while others'
+        // are busy still closes its windows; those keep the server from ever sending heartbeats).
+        // Dated when the batch was stored, not read: a reader behind must not date it later.
+        const info = m.info;
+        streamKnown = m.seq + info.pending;
+        if (info.pending === 0) pipeline.idleSeenMs = Math.max(pipeline.idleSeenMs, Math.min(Date.now(), info.timestampNanos / 1e6));
       } catch (e) {
         batchErrors++;
         if (batchErrors <= 3) log.error({ err: errorMessage(e), seq: m.seq, subject: m.subject }, "record batch failed: dropped");
@@ -481,8 +509,12 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       idleChecks = 0;
       return;
     }
+    const asked = Date.now();
     consumer.info().then(
       (ci) => {
+        // Nothing waits for this consumer: an idle report, should no heartbeat come (nats.js may
+        // stop pulling after a reconnect, and then the server sends none).
+        if (ci.num_pending === 0) pipeline.idleSeenMs = Math.max(pipeline.idleSeenMs, asked);
         if (ci.num_pending > 0 && ci.num_ack_pending < (ci.config.max_ack_pending ?? Infinity)) {
           if (++idleChecks >= STALL_CHECKS) end("stalled");
         } else idleChecks = 0;
