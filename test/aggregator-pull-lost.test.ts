@@ -21,7 +21,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { createLogger, ensureRecordsStream } from "@wirescope/runtime";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
-import { startNatsProxy } from "./support/nats-proxy.js";
+import { type ProxyMode, startNatsProxy } from "./support/nats-proxy.js";
 import { recordPartitionOf } from "@wirescope/runtime";
 import { ownedIn, startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
 
@@ -33,23 +33,34 @@ const STALL_HOLD_MS = 30_000;
 // owning its partitions, so that the faults here are the consumer's alone.
 const ARGS = ["--window-ms", String(WINDOW), "--grace-ms", String(GRACE), "--pipeline-every-ms", "1000", "--member-ttl-ms", "120000"];
 
-/** Live records (starting now) of one service, a batch every `everyMs`, until `stop` resolves. */
-function publishLive(nc: NatsConnection, service: string, stop: Promise<unknown>, everyMs = 200): Promise<number> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Live records (starting now) of one service, a batch every `everyMs`; `stop` resolves with how many were sent. */
+function publishLive(nc: NatsConnection, service: string, everyMs = 200): { stop(): Promise<number> } {
   const server = { service, address: "10.4.0.2", port: 80, pid: 31 };
   const client = { service: "load", address: "10.4.0.1", port: 40000, pid: 32 };
   let done = false;
-  void stop.then(() => (done = true));
-  return (async () => {
+  const sending = (async () => {
     let sent = 0;
     while (!done) {
       const now = Date.now();
       await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20, recordPartitionOf(false, "", service, 64));
       sent += 20;
-      await new Promise((r) => setTimeout(r, everyMs));
+      await sleep(everyMs);
     }
     return sent;
   })();
+  return {
+    stop: () => {
+      done = true;
+      return sending;
+    },
+  };
 }
+
+/** Server-side requests of a service in InfluxDB. */
+const requestsIn = (influxUrl: string, db: string) => async (service: string) =>
+  ((await rows(influxUrl, db, `SELECT sum(requests) FROM red WHERE service = '${service}' AND role = 'server'`))[0]?.sum as number | undefined) ?? 0;
 
 describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () => {
   const cleanup = suiteCleanup();
@@ -61,12 +72,28 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     cleanup.push(() => proxy.close());
     const agg = await startAggregator(proxy.url, influx.url, db, ARGS);
     cleanup.push(() => agg.stop());
-    const requests = async (service: string) => ((await rows(influx.url, db, `SELECT sum(requests) FROM red WHERE service = '${service}' AND role = 'server'`))[0]?.sum as number | undefined) ?? 0;
+    const requests = requestsIn(influx.url, db);
     // Consuming through the proxy before the fault.
     const t0 = Date.now();
     await publishRecords(nc, Array.from({ length: 40 }, (_, i) => makeRecord({ startMs: t0 + i, durationMs: 2, resource: "/before", status: 200, server: { service: "before", address: "10.4.0.2", port: 80, pid: 31 }, client: { service: "load", address: "10.4.0.1", port: 40000, pid: 32 }, connKey: BigInt(i) })), 40);
     await waitFor(async () => (await requests("before")) === 40, { timeoutMs: 60_000, intervalMs: 250, what: "the records before the fault written" });
     return { nc, agg, proxy, requests };
+  }
+
+  /**
+   * Live records of service "during" while the proxy is in `mode`, until the aggregator counts
+   * `key`; then the proxy passes again and the records go on 3 s more (nats.js pulls again on the
+   * next missed heartbeat). The status when `key` was counted, when, and the records sent.
+   */
+  async function underFault(s: Awaited<ReturnType<typeof setup>>, mode: ProxyMode, key: string, what: string): Promise<{ at: Record<string, number>; noticed: number; sent: number }> {
+    const live = publishLive(s.nc, "during");
+    s.proxy.mode = mode;
+    // The totals and the gauges are refreshed together, every 250 ms, after the counters themselves.
+    const at = await waitForCounter(s.agg, key, what);
+    const noticed = Date.now();
+    s.proxy.mode = "pass";
+    await sleep(3000);
+    return { at, noticed, sent: await live.stop() };
   }
 
   async function waitForCounter(agg: AggregatorProc, key: string, what: string): Promise<Record<string, number>> {
@@ -88,19 +115,10 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
   }
 
   it("pull requests lost on the way to a healthy server: counted as pull_lost, windows not held, nothing late", async () => {
-    const { nc, agg, proxy, requests } = await setup("agg_pull_lost");
-    let stopPublishing!: () => void;
-    const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
-    proxy.mode = "drop-pulls";
-    // The totals and the gauges are refreshed together, every 250 ms, after the counter itself.
-    const atLoss = await waitForCounter(agg, "pulls_lost", "missed heartbeats taken for a lost pull");
-    const noticed = Date.now();
+    const f = await setup("agg_pull_lost");
+    const { agg, proxy, requests } = f;
+    const { at: atLoss, noticed, sent } = await underFault(f, "drop-pulls", "pulls_lost", "missed heartbeats taken for a lost pull");
     assert.equal(atLoss.windows_held_ms, 0, `windows not held when the lost pull was counted: ${JSON.stringify(atLoss)}`);
-    proxy.mode = "pass";
-    // nats.js pulls again on the next missed heartbeat; the publishing goes on meanwhile.
-    await new Promise((r) => setTimeout(r, 3000));
-    stopPublishing();
-    const sent = await publishing;
     await allWritten(agg, requests, sent, STALL_HOLD_MS + 30_000);
     const written = Date.now();
     const c = await agg.status();
@@ -113,16 +131,10 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
   });
 
   it("everything it sends held up: the server does not answer in time, a stall, windows held, nothing late", async () => {
-    const { nc, agg, proxy, requests } = await setup("agg_stall");
-    let stopPublishing!: () => void;
-    const publishing = publishLive(nc, "during", new Promise<void>((r) => (stopPublishing = r)));
-    proxy.mode = "hold";
-    const atStall = await waitForCounter(agg, "delivery_stalls", "missed heartbeats taken for a stall");
+    const f = await setup("agg_stall");
+    const { agg, requests } = f;
+    const { at: atStall, sent } = await underFault(f, "hold", "delivery_stalls", "missed heartbeats taken for a stall");
     assert.ok(atStall.windows_held_ms! > 0, `windows held when the stall was counted: ${JSON.stringify(atStall)}`);
-    proxy.mode = "pass";
-    await new Promise((r) => setTimeout(r, 3000));
-    stopPublishing();
-    const sent = await publishing;
     await allWritten(agg, requests, sent, STALL_HOLD_MS + 60_000);
     const c = await agg.status();
     assert.equal(c["delivery_stalls.pull_lost"] ?? 0, 0, "not taken for a lost pull, then or once the proxy passed again");
@@ -156,16 +168,13 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
     // pull of both before it idles or expires: no idle heartbeat and no unfilled pull for either
     // while it lasts. Without the batches' own idle report (nothing pending after them) the
     // quiet instance wrote 0 of 100 records in 20 s here.
-    let stopBusy!: () => void;
-    const busyDone = publishLive(nc, busy, new Promise<void>((r) => (stopBusy = r)), 0);
-    cleanup.push(async () => stopBusy());
-    await new Promise((r) => setTimeout(r, 2000));
-    let stopQuiet!: () => void;
-    const quietDone = publishLive(nc, quiet, new Promise<void>((r) => (stopQuiet = r)), 200);
-    await new Promise((r) => setTimeout(r, 1000));
-    stopQuiet();
-    const sent = await quietDone;
-    const requests = async (service: string) => ((await rows(influx.url, db, `SELECT sum(requests) FROM red WHERE service = '${service}' AND role = 'server'`))[0]?.sum as number | undefined) ?? 0;
+    const busyLive = publishLive(nc, busy, 0);
+    cleanup.push(() => busyLive.stop());
+    await sleep(2000);
+    const quietLive = publishLive(nc, quiet);
+    await sleep(1000);
+    const sent = await quietLive.stop();
+    const requests = requestsIn(influx.url, db);
     let c: Record<string, number> = {};
     await waitFor(
       async () => {
@@ -174,8 +183,7 @@ describe("aggregator: missed heartbeats told apart", { timeout: 240_000 }, () =>
       },
       { timeoutMs: 20_000, intervalMs: 250, what: `${sent} records of the quiet instance written while the other's partition stays busy` },
     ).catch(async (e: unknown) => assert.fail(`${String(e)}: ${await requests(quiet)} written; ${JSON.stringify(c)}`));
-    stopBusy();
-    await busyDone;
+    await busyLive.stop();
     assert.equal(sumOf(c, /^drops_/), 0, `nothing dropped: ${JSON.stringify(c)}`);
   });
 });

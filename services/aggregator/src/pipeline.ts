@@ -88,6 +88,8 @@ export class Pipeline {
   private saving: Promise<void> = Promise.resolve();
   /** Windows may not close before this (wall ms): lets redeliveries arrive after a restart. */
   private holdUntil = 0;
+  /** The latest idle report (`noteIdle`); Infinity while none are awaited. */
+  private idleSeenMs = Infinity;
   private inflight = 0;
   /** Highest stream sequence seen (ingested, discarded or passed). */
   private maxSeq = 0;
@@ -125,11 +127,17 @@ export class Pipeline {
     return this.holdUntil;
   }
   /**
-   * When the source last said it had nothing more to deliver (wall clock; for JetStream an idle
-   * heartbeat or a pull that expired unfilled). A window closes by the wall clock only when this
-   * came after its last record (Aggregator.closeDue). Infinity, the default: no such signal.
+   * From now on a window closes by the idle wall clock only after an idle report (`noteIdle`)
+   * dated after its end + grace and its last record (Aggregator.closeDue). Without this call there
+   * are no idle reports: the wall clock alone decides.
    */
-  idleSeenMs = Infinity;
+  awaitIdleReports(): void {
+    this.idleSeenMs = -Infinity;
+  }
+  /** The source said, at `ms` (wall clock), that it had nothing more to deliver. */
+  noteIdle(ms: number): void {
+    if (ms > this.idleSeenMs) this.idleSeenMs = ms;
+  }
 
   /**
    * One delivered batch. `floorMs`: windows before it are already in InfluxDB for this batch's

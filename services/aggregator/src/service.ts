@@ -363,17 +363,24 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   const ended = new Promise<string>((resolve) => (end = (why) => stopped || resolve(why)));
   // While deliveries stall (NATS disconnected, heartbeats missed), the batches still come, late:
   // windows stay open long enough for them instead of closing and dropping them as late.
+  // Until when the last stall holds windows (misses before then are the same stall).
+  let stallUntil = 0;
+  const holdForStall = () => {
+    stallUntil = Date.now() + STALL_HOLD_MS;
+    pipeline.holdClosingUntil(stallUntil);
+  };
   const stalled = (why: string) => {
     if (stopped) return;
-    pipeline.holdClosingUntil(Date.now() + STALL_HOLD_MS);
+    holdForStall();
     d.counters.add(`delivery_stalls.${why}`);
     log.warn({ why, hold_ms: STALL_HOLD_MS, last_batch_ms_ago: Date.now() - lastDelivery, held: held.size }, "deliveries stalled: windows held open");
   };
   // Windows close by the wall clock only after the server said it had nothing more for this
-  // consumer (an idle heartbeat, or a pull that expired unfilled) since their last record, so a
-  // silence of any cause (a lost pull, a stalled server, a cut network) closes no window whose
-  // records may still come (Aggregator.closeDue).
-  pipeline.idleSeenMs = -Infinity;
+  // consumer (an idle heartbeat, a pull that expired unfilled, a batch with nothing pending after
+  // it, the watchdog's answer) since their end + grace and their last record, so a silence of any
+  // cause (a lost pull, a stalled server, a cut network) closes no window whose records may still
+  // come (Aggregator.closeDue).
+  pipeline.awaitIdleReports();
   // Two missed heartbeats (nothing delivered, not even a heartbeat, for ~5 s; nats.js then pulls
   // again) are either a stall (a server down, paused or failing over, the network cut: batches
   // come late, perhaps retried by their publishers after the server is back, by when the
@@ -383,22 +390,16 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   // healthy server holding a pull sends heartbeats when it has nothing to deliver, so silence from
   // one that answers, and that stored batches meanwhile, is a lost pull. The server is asked, with
   // a deadline, for the stream's and the consumer's state: answered by the same leaders as last
-  // time, with no disconnection in the last 30 s, and the stream grown past what the last batch
-  // delivered said it held, it was a lost pull (`delivery_stalls.pull_lost`, no hold: the server
-  // was storing batches all along). Otherwise a stall (`delivery_stalls.heartbeats_missed`).
-  // Misses while a stall's hold lasts are the same stall: they extend the hold, uncounted.
-  let lastDisconnect = -Infinity;
-  let stallUntil = 0;
+  // time, with no stall begun meanwhile (a disconnection), and the stream grown past what the last
+  // batch delivered said it held, it was a lost pull (`delivery_stalls.pull_lost`, no hold: the
+  // server was storing batches all along). Otherwise a stall (`delivery_stalls.heartbeats_missed`).
+  // Misses while a stall's hold lasts (a disconnection's too) are the same stall: they extend the
+  // hold, uncounted, and ask nothing.
   let checking = false;
   const heartbeatsMissed = () => {
     if (stopped || checking) return;
-    if (Date.now() < stallUntil) {
-      stallUntil = Date.now() + STALL_HOLD_MS;
-      pipeline.holdClosingUntil(stallUntil);
-      return;
-    }
+    if (Date.now() < stallUntil) return holdForStall();
     checking = true;
-    const since = Date.now();
     const known = streamKnown;
     const deadline = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer")), STALL_ASK_MS).unref())]);
     Promise.all([deadline(jsm.streams.info(o.stream)), deadline(consumer.info())])
@@ -407,16 +408,13 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
           const now = leadersOf(si, ci);
           const same = now === leaders;
           leaders = now;
-          return same && lastDisconnect < since - STALL_HOLD_MS && si.state.last_seq > known;
+          return same && Date.now() >= stallUntil && si.state.last_seq > known;
         },
         () => false,
       )
       .then((lost) => {
         if (stopped) return;
-        if (!lost) {
-          stallUntil = Date.now() + STALL_HOLD_MS;
-          return stalled("heartbeats_missed");
-        }
+        if (!lost) return stalled("heartbeats_missed");
         d.counters.add("delivery_stalls.pull_lost");
         log.info({ leaders, last_batch_ms_ago: Date.now() - lastDelivery }, "a pull was lost: the server answered, with the same leaders, and stored batches meanwhile; nats.js pulled again");
       })
@@ -425,7 +423,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   };
   void (async () => {
     for await (const s of messages.status()) {
-      if (s.type === "heartbeat" || s.type === "discard") pipeline.idleSeenMs = Date.now();
+      if (s.type === "heartbeat" || s.type === "discard") pipeline.noteIdle(Date.now());
       // At max_ack_pending the server delivers nothing by design (InfluxDB slow, windows
       // unwritten): silence then is back-pressure, not a stall.
       else if (s.type === "heartbeats_missed" && held.size < o.maxAckPending) heartbeatsMissed();
@@ -436,12 +434,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
   })().catch(() => undefined);
   const natsStatus = nc.status();
   void (async () => {
-    for await (const s of natsStatus)
-      if (s.type === "disconnect") {
-        lastDisconnect = Date.now();
-        stallUntil = lastDisconnect + STALL_HOLD_MS;
-        stalled("disconnected");
-      }
+    for await (const s of natsStatus) if (s.type === "disconnect") stalled("disconnected");
   })().catch(() => undefined);
   let decodeErrors = 0;
   let batchErrors = 0;
@@ -484,7 +477,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         // Dated when the batch was stored, not read: a reader behind must not date it later.
         const info = m.info;
         streamKnown = m.seq + info.pending;
-        if (info.pending === 0) pipeline.idleSeenMs = Math.max(pipeline.idleSeenMs, Math.min(Date.now(), info.timestampNanos / 1e6));
+        if (info.pending === 0) pipeline.noteIdle(Math.min(Date.now(), info.timestampNanos / 1e6));
       } catch (e) {
         batchErrors++;
         if (batchErrors <= 3) log.error({ err: errorMessage(e), seq: m.seq, subject: m.subject }, "record batch failed: dropped");
@@ -514,7 +507,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       (ci) => {
         // Nothing waits for this consumer: an idle report, should no heartbeat come (nats.js may
         // stop pulling after a reconnect, and then the server sends none).
-        if (ci.num_pending === 0) pipeline.idleSeenMs = Math.max(pipeline.idleSeenMs, asked);
+        if (ci.num_pending === 0) pipeline.noteIdle(asked);
         if (ci.num_pending > 0 && ci.num_ack_pending < (ci.config.max_ack_pending ?? Infinity)) {
           if (++idleChecks >= STALL_CHECKS) end("stalled");
         } else idleChecks = 0;
