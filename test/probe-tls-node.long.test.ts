@@ -125,11 +125,15 @@ test("probe TLS node: a keep-alive connection opened before the probe is linked 
   const p = await tracedPipeline(t, dir, web, () => client("warmup", web, tls.cert, warmKeys).catch(() => {}));
   // its GET /keep ticks (not compared) link both ends after attach: the server's by the request
   // it reads, the client's by the response (the request the client wrote before that is lost:
-  // no_fd). Once both are linked, two rounds of three requests are compared.
+  // no_fd). Once each end has recorded a whole /keep exchange of this connection, both are
+  // linked, and two rounds of three requests are compared. (The counter tls.linked_by_read is
+  // host-wide: a warm-up connection caught mid-handshake counts too, so it cannot say that
+  // this connection's ends are linked.)
   const linkedBy = Date.now() + 60_000;
-  while (((await p.counters())["tls.linked_by_read"] ?? 0) < 2) {
-    if (Date.now() > linkedBy) throw new Error(`the held connection's ends were not linked: ${JSON.stringify(await p.counters())}`);
-    await new Promise((r) => setTimeout(r, 200));
+  const keepRoles = async () => new Set((await readRecords(p.nc).catch(() => [])).filter((s) => s.record.client?.port === heldPort && s.record.resource === "/keep").map((s) => s.record.role));
+  while ((await keepRoles()).size < 2) {
+    if (Date.now() > linkedBy) throw new Error(`the held connection's ends were not linked: roles ${[...(await keepRoles())]}, ${JSON.stringify(await p.counters())}`);
+    await new Promise((r) => setTimeout(r, 300));
   }
   // a round: "go" on stdin, then the DONE line it prints (lines before it are passed over)
   const round = () => {
