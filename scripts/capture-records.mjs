@@ -10,7 +10,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import zlib from "node:zlib";
 import fs from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
+import { RecordBatchSchema, RecordSchema, recordsOf } from "@wirescope/wire";
 
 const arg = (n, d) => {
   const i = process.argv.indexOf(n);
@@ -33,7 +33,7 @@ for (let seq = 0; seq < info.state.messages; ) {
   for await (const m of msgs) {
     n++;
     seq++;
-    for (const r of fromBinary(RecordBatchSchema, m.data).records) {
+    for (const r of recordsOf(fromBinary(RecordBatchSchema, m.data))) {
       seen++;
       if (!services.test(r.client?.service ?? "") && !services.test(r.server?.service ?? "")) continue;
       const b = toBinary(RecordSchema, r);

@@ -16,6 +16,7 @@ import {
   ParserService,
   RawBatchSchema,
   RecordBatchSchema,
+  recordsOf,
   Role,
   type Record as WsRecord,
 } from "@wirescope/wire";
@@ -284,7 +285,7 @@ export async function readRecords(nc: NatsConnection, stream = "WIRESCOPE_RECORD
     }
     if (!m) continue; // deleted or aged out
     const b = fromBinary(RecordBatchSchema, m.data);
-    for (const r of b.records) out.push({ parserId: b.parserId, record: r });
+    for (const r of recordsOf(b)) out.push({ parserId: b.parserId, record: r });
   }
   return out;
 }

@@ -11,6 +11,7 @@ import { AckPolicy, DeliverPolicy, type JsMsg, type ConsumerMessages, type JetSt
 import { type KV, Kvm } from "@nats-io/kv";
 import {
   RecordBatchSchema,
+  recordsOf,
 } from "@wirescope/wire";
 import {
   ServiceError,
@@ -661,7 +662,7 @@ function decodeBatch(data: Uint8Array): RecordView[] | RecordBatchSlots {
   try {
     return decodeRecordBatch(data, slots);
   } catch {
-    return fromBinary(RecordBatchSchema, data).records;
+    return recordsOf(fromBinary(RecordBatchSchema, data));
   }
 }
 

@@ -2,16 +2,20 @@
 // @wirescope/wire) into RecordBatch
 // messages. Records are already protobuf bytes, so the batch is written around them by hand:
 //
-//   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <Record bytes>)* 20 <partition> 28 <batch_seq>
-// in field order, as protobuf-es writes it (tags from the generated table of proto/).
+//   RecordBatch: 0a <node> 12 <parser_id> (1a <len> <plugin bytes> c0 01 <tid> d8 01 <conn>)*
+//                20 <partition> 28 <batch_seq> (32 <len> <connection's host fields>)*
+// in field order, as protobuf-es writes it (tags from the generated table of proto/). A
+// connection's host fields (record-bytes.ts) are written once per batch, in `connections`, and
+// each of its records names the entry (Record.connection, 1-based), so a keep-alive connection's
+// records do not each carry its endpoints.
 // Pure: the caller decides when to flush (size here, time in the service).
 import { type FieldCoverage, type RecordBatchField, RecordBatchTag, varintLen, writeVarint, writeVarint64 } from "@wirescope/wire";
 import { recordPartitionOf } from "@wirescope/runtime";
-import { tidFieldLen, writeTidField } from "./record-bytes.js";
+import { connectionFieldLen, tidFieldLen, writeConnectionField, writeTidField } from "./record-bytes.js";
 
 /** What encodeRecordBatch writes of a RecordBatch (a field added to proto/ fails the build here). */
 export const BATCH_FIELDS = {
-  node: "written", parserId: "written", records: "written", partition: "written", batchSeq: "written",
+  node: "written", parserId: "written", records: "written", partition: "written", batchSeq: "written", connections: "written",
 } as const satisfies FieldCoverage<typeof RecordBatchField>;
 
 /** One record as three pieces: plugin bytes, the connection's host fields, the tid (field 24). */
@@ -44,8 +48,16 @@ export function servicePartition(serviceKey: string, partitions: number): number
 /** Service keys whose partition is remembered (a few per connection's server; cleared past this). */
 const MAX_CACHED_SERVICES = 4096;
 
+/** A partition's batch being filled: its records and the connections they name. */
+interface OpenBatch {
+  parts: RecordParts[];
+  /** Each host suffix (by identity: one per connection, kept by the connection table) and its entry (1-based). */
+  conns: Map<Uint8Array, number>;
+  bytes: number;
+}
+
 export class RecordBatcher {
-  private readonly open = new Map<number, { parts: RecordParts[]; bytes: number }>();
+  private readonly open = new Map<number, OpenBatch>();
   /** servicePartition per service key: hashing its UTF-8 bytes once, not per record. */
   private readonly partitionOf = new Map<string, number>();
   private seq = 0n;
@@ -72,9 +84,13 @@ export class RecordBatcher {
       this.partitionOf.set(outputService, (p = servicePartition(outputService, this.partitions)));
     }
     let b = this.open.get(p);
-    if (!b) this.open.set(p, (b = { parts: [], bytes: 0 }));
+    if (!b) this.open.set(p, (b = { parts: [], conns: new Map(), bytes: 0 }));
     b.parts.push(record);
-    const sz = record.bytes.length + record.suffix.length + 12;
+    let sz = record.bytes.length + 16;
+    if (record.suffix.length > 0 && !b.conns.has(record.suffix)) {
+      b.conns.set(record.suffix, b.conns.size + 1);
+      sz += record.suffix.length + 4;
+    }
     b.bytes += sz;
     this.held += sz;
     if (b.bytes >= this.maxBatchBytes) return this.close(p);
@@ -92,7 +108,7 @@ export class RecordBatcher {
     this.open.delete(p);
     this.held -= b.bytes;
     this.seq++;
-    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts), records: b.parts.length, seq: this.seq };
+    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts, b.conns), records: b.parts.length, seq: this.seq };
   }
 }
 
@@ -101,11 +117,29 @@ const te = new TextEncoder();
 /** A LEN field's bytes: tag, length, content. */
 const lenFieldLen = (tag: number, n: number) => varintLen(tag) + varintLen(n) + n;
 
-export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: RecordParts[]): Uint8Array {
+/** The host suffixes of `records` (each distinct one, by identity) and their entries, 1-based, in first-seen order. */
+function connectionsOf(records: readonly RecordParts[]): Map<Uint8Array, number> {
+  const conns = new Map<Uint8Array, number>();
+  for (const r of records) if (r.suffix.length > 0 && !conns.has(r.suffix)) conns.set(r.suffix, conns.size + 1);
+  return conns;
+}
+
+/**
+ * One RecordBatch of `records`. `conns` (each suffix's entry, numbered 1, 2, … in insertion
+ * order) is what the batcher kept while adding them; computed when not given.
+ */
+export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: readonly RecordParts[], conns = connectionsOf(records)): Uint8Array {
   const nodeB = te.encode(node);
   const idB = te.encode(parserId);
   let size = lenFieldLen(RecordBatchTag.node, nodeB.length) + lenFieldLen(RecordBatchTag.parserId, idB.length) + varintLen(RecordBatchTag.partition) + varintLen(partition) + varintLen(RecordBatchTag.batchSeq) + 10;
-  for (const r of records) size += lenFieldLen(RecordBatchTag.records, r.bytes.length + r.suffix.length + tidFieldLen(r.tid));
+  const refs = new Uint32Array(records.length);
+  for (let k = 0; k < records.length; k++) {
+    const r = records[k]!;
+    const ref = r.suffix.length > 0 ? conns.get(r.suffix)! : 0;
+    refs[k] = ref;
+    size += lenFieldLen(RecordBatchTag.records, r.bytes.length + tidFieldLen(r.tid) + connectionFieldLen(ref));
+  }
+  for (const suffix of conns.keys()) size += lenFieldLen(RecordBatchTag.connections, suffix.length);
   const out = new Uint8Array(size);
   let i = 0;
   const bytes = (tag: number, b: Uint8Array) => {
@@ -116,14 +150,15 @@ export function encodeRecordBatch(node: string, parserId: string, partition: num
   };
   if (nodeB.length) bytes(RecordBatchTag.node, nodeB);
   if (idB.length) bytes(RecordBatchTag.parserId, idB);
-  for (const r of records) {
+  for (let k = 0; k < records.length; k++) {
+    const r = records[k]!;
+    const ref = refs[k]!;
     i = writeVarint(out, i, RecordBatchTag.records);
-    i = writeVarint(out, i, r.bytes.length + r.suffix.length + tidFieldLen(r.tid));
+    i = writeVarint(out, i, r.bytes.length + tidFieldLen(r.tid) + connectionFieldLen(ref));
     out.set(r.bytes, i);
     i += r.bytes.length;
-    out.set(r.suffix, i);
-    i += r.suffix.length;
     i = writeTidField(out, i, r.tid);
+    i = writeConnectionField(out, i, ref);
   }
   if (partition) {
     i = writeVarint(out, i, RecordBatchTag.partition);
@@ -134,5 +169,7 @@ export function encodeRecordBatch(node: string, parserId: string, partition: num
     const x = BigInt.asUintN(64, seq);
     i = writeVarint64(out, i, Number(x & 0xffff_ffffn), Number(x >> 32n));
   }
+  // Map keys iterate in insertion order, the order of their numbers
+  for (const suffix of conns.keys()) bytes(RecordBatchTag.connections, suffix);
   return out.subarray(0, i);
 }

@@ -1,11 +1,13 @@
 // Reading a few top-level fields out of a plugin's Record bytes without decoding the message,
 // and appending the host's fields (20+) as a second encoding of the same message.
 //
-//   plugin bytes (fields 1-19)          host suffix (fields 20-25)
-//   ┌───────────────────────────────┐   ┌───────────────────────────────────┐
-//   │ 0a len "http" 10 <start_ns> … │ + │ a2 01 len <client> aa 01 len … c0 01 <tid> │
-//   └───────────────────────────────┘   └───────────────────────────────────┘
+//   plugin bytes (fields 1-19)          host suffix (fields 20-23, 25, 26)       per record
+//   ┌───────────────────────────────┐   ┌────────────────────────────────┐   ┌────────────┐
+//   │ 0a len "http" 10 <start_ns> … │ + │ a2 01 len <client> aa 01 len … │ + │ c0 01 <tid> │
+//   └───────────────────────────────┘   └────────────────────────────────┘   └────────────┘
 // Protobuf merges concatenated encodings of one message, so the result decodes as one Record.
+// In a RecordBatch the suffix is written once per connection (RecordBatch.connections) and each
+// record names it (record-batcher.ts); appendHostFields joins the three pieces into one Record.
 //
 // Tags come from the generated table of proto/ (@wirescope/wire); HOST_FIELDS says what the
 // host writes of each message, and record-bytes.test.ts checks it against protobuf-es.
@@ -163,6 +165,7 @@ export const HOST_FIELDS = {
   Record: {
     client: "written", server: "written", connKey: "written", role: "written", node: "written", observedFraction: "written",
     tid: "written", // per record, by appendHostFields
+    connection: "not written here: record-batcher.ts names each record's entry of the batch's connections, which hold this suffix",
     attributes: "written", // tls and tls.library, merged into the plugin's map
     protocol: "not the host's: the plugin writes 1-19", startNs: "not the host's", durationNs: "not the host's", operation: "not the host's",
     resource: "not the host's", status: "not the host's", error: "not the host's", requestBytes: "not the host's", responseBytes: "not the host's",
@@ -232,22 +235,28 @@ export function encodeHostFields(f: HostFields): Uint8Array {
   return w.bytes();
 }
 
-/** The tid's tag (two bytes: its number is past 15). */
-const TID_TAG_LEN = varintLen(RecordTag.tid);
-
-/** Bytes of tid's field as appendHostFields writes it (none for 0). */
-export function tidFieldLen(tid: number): number {
-  return tid > 0 ? TID_TAG_LEN + varintLen(tid) : 0;
-}
-
-/** Writes tid's field (tag, varint) at out[i]; returns the position after it. Nothing for 0. */
-export function writeTidField(out: Uint8Array, i: number, tid: number): number {
-  if (tid > 0) {
-    i = writeVarint(out, i, RecordTag.tid);
-    i = writeVarint(out, i, tid >>> 0);
+// Per-record fields after the plugin's bytes, as varints (nothing for 0): tid (24, here) and the
+// batch's connection entry (27, written by record-batcher.ts). Both tags take two bytes.
+const uintFieldLen = (tag: number, v: number) => (v > 0 ? varintLen(tag) + varintLen(v) : 0);
+function writeUintField(out: Uint8Array, i: number, tag: number, v: number): number {
+  if (v > 0) {
+    i = writeVarint(out, i, tag);
+    i = writeVarint(out, i, v >>> 0);
   }
   return i;
 }
+
+/** Bytes of tid's field as appendHostFields writes it (none for 0). */
+export const tidFieldLen = (tid: number): number => uintFieldLen(RecordTag.tid, tid);
+
+/** Writes tid's field (tag, varint) at out[i]; returns the position after it. Nothing for 0. */
+export const writeTidField = (out: Uint8Array, i: number, tid: number): number => writeUintField(out, i, RecordTag.tid, tid);
+
+/** Bytes of Record.connection's field (the batch's entry, 1-based; none for 0). */
+export const connectionFieldLen = (ref: number): number => uintFieldLen(RecordTag.connection, ref);
+
+/** Writes Record.connection's field at out[i]; returns the position after it. Nothing for 0. */
+export const writeConnectionField = (out: Uint8Array, i: number, ref: number): number => writeUintField(out, i, RecordTag.connection, ref);
 
 /** plugin bytes + connection suffix + tid, in one allocation. */
 export function appendHostFields(plugin: Uint8Array, suffix: Uint8Array, tid: number): Uint8Array {

@@ -7,6 +7,7 @@ export * from "./gen/wirescope/v1/record_pb.js";
 export * from "./gen/wirescope/v1/control_pb.js";
 export * from "./gen/grpc/health/v1/health_pb.js";
 export * from "./record-json.js";
+export * from "./record-batch.js";
 export * from "./gen/wire/fields.js";
 export * from "./raw-batch-reader.js";
 export * from "./coverage.js";

@@ -135,6 +135,7 @@ export const RECORD_JSON_FIELDS = {
     requestBytes: "read", responseBytes: "read", incomplete: "read", trace: "read", attributes: "read", client: "read", server: "read",
     connKey: "not in the JSON form (host bookkeeping)", role: "not in the JSON form (client and server say it)", tid: "not in the JSON form (host bookkeeping)",
     node: "not in the JSON form (host bookkeeping)", observedFraction: "not in the JSON form (the aggregator scales by it)",
+    connection: "not read: a RecordBatch's records are made whole by recordsOf before (a Record by itself never sets it)",
   } satisfies FieldCoverage<typeof RecordField>,
   Endpoint: { address: "read", port: "read", process: "not in the JSON form: an end is address:port", node: "not in the JSON form", service: "not in the JSON form" } satisfies FieldCoverage<typeof EndpointField>,
   TraceContext: { traceId: "read", parentSpanId: "read", flags: "read", format: "read" } satisfies FieldCoverage<typeof TraceContextField>,

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role, coveredFields } from "@wirescope/wire";
+import { RecordBatchSchema, RecordSchema, EndpointSchema, ProcessInfoSchema, AttributeValueSchema, StringListSchema, Role, coveredFields, recordsOf } from "@wirescope/wire";
 import { everyField, withoutField } from "@wirescope/wire/test-support/wire";
 import { decodeRecordBatch, DecodeError, LEAN_FIELDS } from "./decode.js";
 import { RecordBatchSlots, type RecordSlot } from "./record-slot.js";
@@ -43,8 +43,8 @@ function project(r: RecordSlot) {
 
 /** The batch's records through the lean decoder. */
 const lean = (bytes: Uint8Array) => slotsOf(decodeRecordBatch(bytes));
-/** The batch's records through protobuf-es, then into slots (the reference). */
-const reference = (bytes: Uint8Array) => slotsOf(RecordBatchSlots.fromViews(fromBinary(RecordBatchSchema, bytes).records));
+/** The batch's records through protobuf-es (connection entries merged by recordsOf), then into slots (the reference). */
+const reference = (bytes: Uint8Array) => slotsOf(RecordBatchSlots.fromViews(recordsOf(fromBinary(RecordBatchSchema, bytes))));
 const slotsOf = (b: RecordBatchSlots) => b.slots.slice(0, b.length);
 
 function sample() {
@@ -116,6 +116,51 @@ describe("decodeRecordBatch", () => {
     assert.deepEqual(got, ref);
     assert.equal(got[0]!.server!.port, 80);
     assert.equal(got[0]!.server!.address, "1.2.3.4");
+  });
+
+  it("merges each connection entry into the records that name it, as recordsOf does, batch after batch", () => {
+    // entries as the parser writes them: host fields only (the fast merge), one with a TLS mark and
+    // a sampled fraction; a third also holds a plugin field (merged by reading it into the record)
+    const ends = (port: number) => ({
+      client: create(EndpointSchema, { address: "10.0.0.1", port }),
+      server: create(EndpointSchema, { address: "10.0.0.2", port: 443, service: "api", process: create(ProcessInfoSchema, { pid: 7, name: "node", workload: "api" }) }),
+    });
+    const tls = { tls: create(AttributeValueSchema, { value: { case: "boolValue", value: true } }), "tls.library": create(AttributeValueSchema, { value: { case: "stringValue", value: "openssl" } }) };
+    const entries = [
+      create(RecordSchema, { ...ends(5001), connKey: 11n, role: Role.CLIENT, node: "n1" }),
+      create(RecordSchema, { ...ends(5002), connKey: 2n ** 63n + 12n, role: Role.SERVER, node: "n2", observedFraction: 0.25, attributes: tls }),
+      create(RecordSchema, { ...ends(5003), connKey: 13n, role: Role.SERVER, node: "n3", operation: "from-entry" }),
+    ];
+    const plugin = (i: number, connection: number) => {
+      const r = create(RecordSchema, { protocol: "http1", operation: "GET", resource: `/r${i}`, startNs: 1_000_000n + BigInt(i), durationNs: 5n, tid: i, connection });
+      r.attributes["http.request.method"] = create(AttributeValueSchema, { value: { case: "stringValue", value: "GET" } });
+      return r;
+    };
+    const own = plugin(9, 1);
+    own.client = create(EndpointSchema, { address: "192.168.0.9", port: 9, node: "own" }); // an end of its own: merged by reading
+    const slots = new RecordBatchSlots();
+    const batches = [
+      create(RecordBatchSchema, { records: [plugin(1, 1), plugin(2, 2), plugin(3, 1), plugin(4, 0), plugin(5, 3), own, plugin(6, 2)], connections: entries }),
+      // the next batch: other entries in the first positions, reusing the slots of the first
+      create(RecordBatchSchema, { records: [plugin(7, 2), plugin(8, 1)], connections: [entries[2]!, entries[0]!] }),
+    ];
+    for (const b of batches) {
+      const bytes = toBinary(RecordBatchSchema, b);
+      const got = slotsOf(decodeRecordBatch(bytes, slots)).map(project);
+      assert.deepEqual(got, reference(bytes).map(project));
+    }
+    const first = slotsOf(decodeRecordBatch(toBinary(RecordBatchSchema, batches[0]!), slots)).map(project);
+    assert.deepEqual(first.map((r) => [r.client?.port, r.role, r.node, r.tls, r.observedFraction]), [
+      [5001, Role.CLIENT, "n1", false, 0], [5002, Role.SERVER, "n2", true, 0.25], [5001, Role.CLIENT, "n1", false, 0], [undefined, 0, "", false, 0],
+      [5003, Role.SERVER, "n3", false, 0], [5001, Role.CLIENT, "n1", false, 0], [5002, Role.SERVER, "n2", true, 0.25],
+    ]);
+    assert.equal(first[4]!.operation, "from-entry", "the entry's field follows the record's, as in protobuf");
+    assert.equal(first[5]!.client!.node, "own", "a field the entry does not set stays the record's");
+    assert.deepEqual(Object.keys(first[1]!.attributes).sort(), ["http.request.method", "tls", "tls.library"]);
+    // an entry the batch does not have: malformed
+    const bad = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [plugin(1, 4)], connections: entries }));
+    assert.throws(() => decodeRecordBatch(bad), DecodeError);
+    assert.throws(() => recordsOf(fromBinary(RecordBatchSchema, bad)), /names connection 4 of a batch that has 3/);
   });
 
   it("refuses truncated input with DecodeError and never anything else on garbage", () => {
@@ -211,13 +256,16 @@ describe("decodeRecordBatch", () => {
       place(end, LEAN_FIELDS.Endpoint);
       place(`${end}process.`, LEAN_FIELDS.ProcessInfo);
     }
-    const batchOf = (r: ReturnType<typeof everyField<typeof RecordSchema>>) => toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [r] }));
+    // the record names a connection entry that adds one attribute, so clearing `connection` shows too
+    const entry = create(RecordSchema, { attributes: { "from-entry": { value: { case: "stringValue", value: "e" } } } });
+    const batchOf = (r: ReturnType<typeof everyField<typeof RecordSchema>>) => toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [r], connections: [entry] }));
+    const own = (m: string, f: string) => (m === "wirescope.v1.Record" && f === "connection" ? 1 : eight(m, f));
     for (const c of AttributeValueSchema.oneofs[0]!.fields) {
-      const full = everyField(RecordSchema, { value: eight, oneof: (_, m) => m.find((f) => f.localName === c.localName)! });
+      const full = everyField(RecordSchema, { value: own, oneof: (_, m) => m.find((f) => f.localName === c.localName)! });
       const bytes = batchOf(full);
       const got = lean(bytes).map(project);
       assert.deepEqual(got, reference(bytes).map(project), `attribute ${c.localName}`);
-      assert.equal(Object.keys(got[0]!.attributes).length, 1);
+      assert.deepEqual(Object.keys(got[0]!.attributes).length, 2, "the record's attribute and the entry's");
       for (const [path, use, read] of paths) {
         const b = batchOf(withoutField(RecordSchema, full, path));
         const cut = lean(b).map(project);
@@ -226,10 +274,10 @@ describe("decodeRecordBatch", () => {
         else assert.deepEqual(cut, got, `${path} is ${use}`);
       }
     }
-    // a batch's own fields: only its records count
-    const whole = everyField(RecordBatchSchema, { value: eight });
+    // a batch's own fields: only its records and connection entries count
+    const whole = everyField(RecordBatchSchema, { value: (m, f) => (m === "wirescope.v1.Record" && f === "connection" ? 2 : eight(m, f)) });
     assert.equal(whole.records.length, 2);
     assert.deepEqual(lean(toBinary(RecordBatchSchema, whole)).map(project), reference(toBinary(RecordBatchSchema, whole)).map(project));
-    assert.deepEqual(coveredFields(LEAN_FIELDS.RecordBatch), ["records"]);
+    assert.deepEqual(coveredFields(LEAN_FIELDS.RecordBatch), ["records", "connections"]);
   });
 });

@@ -19,11 +19,13 @@ import {
   type TraceContextField,
   TraceContextTag,
 } from "@wirescope/wire";
-import { RecordBatchSlots, type EndpointSlot, type RecordSlot } from "./record-slot.js";
+import { RecordBatchSlots, type EndpointSlot, RecordSlot } from "./record-slot.js";
 import * as w from "@wirescope/wire/reader";
 import * as a from "./wire.js";
 
-export { DecodeError } from "./wire.js";
+import { DecodeError } from "./wire.js";
+
+export { DecodeError };
 
 /** What the lean decoder does with each field (a field added to proto/ fails the build here). */
 export const LEAN_FIELDS = {
@@ -33,11 +35,12 @@ export const LEAN_FIELDS = {
     parserId: "not needed: JetStream drops a republished batch by the Nats-Msg-Id the parser sends",
     partition: "not needed: the subject names it",
     batchSeq: "not needed (see parserId)",
+    connections: "read",
   } satisfies FieldCoverage<typeof RecordBatchField>,
   Record: {
     protocol: "read", startNs: "read", durationNs: "read", operation: "read", resource: "read", status: "read", error: "read", requestBytes: "read",
     responseBytes: "read", incomplete: "read", trace: "read", attributes: "read", client: "read", server: "read", connKey: "read", role: "read", tid: "read",
-    node: "read", observedFraction: "read",
+    node: "read", observedFraction: "read", connection: "read",
   } satisfies FieldCoverage<typeof RecordField>,
   TraceContext: { traceId: "read", parentSpanId: "read", flags: "not used: spans carry no flags", format: "not used: ids are the same in both formats" } satisfies FieldCoverage<typeof TraceContextField>,
   Endpoint: { address: "read", port: "read", process: "read", node: "read", service: "read" } satisfies FieldCoverage<typeof EndpointField>,
@@ -149,7 +152,89 @@ function readRecord(rec: RecordSlot, end: number): void {
       case RecordTag.tid: rec.tid = w.varint(end) >>> 0; break;
       case RecordTag.node: rec.node = w.string(end); break;
       case RecordTag.observedFraction: rec.observedFraction = w.float32(end); break;
+      case RecordTag.connection: rec.connection = w.varint(end) >>> 0; break;
       default: w.skip(tag & 7, end);
+    }
+  }
+}
+
+// A connection entry's fields, as bits: the fields the parser writes there (record-bytes.ts
+// encodeHostFields) each have one; any other field sets OTHER.
+const CLIENT = 1;
+const SERVER = 2;
+const CONN_KEY = 4;
+const ROLE = 8;
+const NODE = 16;
+const FRACTION = 32;
+const ATTRIBUTES = 64;
+const OTHER = 128;
+
+/** The bits of the fields present in the entry [pos, end) (the cursor ends at `end`). */
+function entryShape(end: number): number {
+  let shape = 0;
+  while (w.pos < end) {
+    const tag = w.varint(end);
+    switch (tag) {
+      case RecordTag.client: shape |= CLIENT; break;
+      case RecordTag.server: shape |= SERVER; break;
+      case RecordTag.connKey: shape |= CONN_KEY; break;
+      case RecordTag.role: shape |= ROLE; break;
+      case RecordTag.node: shape |= NODE; break;
+      case RecordTag.observedFraction: shape |= FRACTION; break;
+      case RecordTag.attributes: shape |= ATTRIBUTES; break;
+      default: shape |= OTHER;
+    }
+    w.skip(tag & 7, end);
+  }
+  return shape;
+}
+
+/**
+ * Merges the batch's connection entries into the records that name them, as if each record's
+ * bytes were followed by its entry's (the rule of proto/ Record.connection). An entry is decoded
+ * once per batch; a record takes its values (its endpoints as the entry's slots, shared: the
+ * core reads records and copies what it keeps). A record with endpoints of its own, or an entry
+ * holding fields the parser never puts there, is merged by reading the entry into the record.
+ */
+function resolveConnections(into: RecordBatchSlots, buf: Uint8Array): void {
+  const at = into.connAt;
+  const count = at.length / 2;
+  const shapes = into.connShape;
+  for (let k = 0; k < count; k++) shapes[k] = -1;
+  for (let i = 0; i < into.length; i++) {
+    const rec = into.slots[i]!;
+    const ref = rec.connection;
+    if (ref === 0) continue;
+    if (ref > count) throw new DecodeError(`a record names connection ${ref} of a batch that has ${count}`);
+    const k = ref - 1;
+    const start = at[2 * k]!;
+    const end = at[2 * k + 1]!;
+    let t = into.connSlots[k];
+    if (shapes[k] === -1) {
+      w.setCursor(buf, start);
+      shapes[k] = entryShape(end);
+      if (!t) into.connSlots.push((t = new RecordSlot()));
+      else t.reset();
+      w.setCursor(buf, start);
+      readRecord(t, end);
+    }
+    const shape = shapes[k]!;
+    if ((shape & OTHER) !== 0 || rec.client !== undefined || rec.server !== undefined) {
+      w.setCursor(buf, start);
+      readRecord(rec, end);
+      continue;
+    }
+    t = t!;
+    if (shape & CLIENT) rec.client = t.client;
+    if (shape & SERVER) rec.server = t.server;
+    if (shape & CONN_KEY) rec.connKeyNum = t.connKeyNum;
+    if (shape & ROLE) rec.role = t.role;
+    if (shape & NODE) rec.node = t.node;
+    if (shape & FRACTION) rec.observedFraction = t.observedFraction;
+    if (shape & ATTRIBUTES) {
+      for (let j = 0; j < t.attrAt.length; j++) rec.attrAt.push(t.attrAt[j]!);
+      rec.attrBuf = buf;
+      if (t.tls) rec.tls = true;
     }
   }
 }
@@ -160,14 +245,23 @@ function readRecord(rec: RecordSlot, end: number): void {
  */
 export function decodeRecordBatch(buf: Uint8Array, into = new RecordBatchSlots()): RecordBatchSlots {
   into.length = 0;
+  into.connAt.length = 0;
+  let refs = false;
   w.setCursor(buf, 0);
   const end = buf.length;
   while (w.pos < end) {
     const tag = w.varint(end);
     if (tag === RecordBatchTag.records) {
       const n = w.len(end);
-      readRecord(into.next(), w.pos + n);
+      const rec = into.next();
+      readRecord(rec, w.pos + n);
+      if (rec.connection !== 0) refs = true;
+    } else if (tag === RecordBatchTag.connections) {
+      const n = w.len(end);
+      into.connAt.push(w.pos, w.pos + n);
+      w.seek(w.pos + n);
     } else w.skip(tag & 7, end);
   }
+  if (refs) resolveConnections(into, buf);
   return into;
 }

@@ -85,6 +85,8 @@ export class RecordSlot {
   tid = 0;
   node = "";
   observedFraction = 0;
+  /** The batch's connection entry the record names (Record.connection, 1-based; decode.ts merges it in). */
+  connection = 0;
   /** The record's `tls` attribute is true (read inside TLS), known without building the attributes. */
   tls = false;
   /** Start and end offsets in `attrBuf` of each attribute map entry, in wire order (decoded records). */
@@ -118,6 +120,7 @@ export class RecordSlot {
     this.tid = 0;
     this.node = "";
     this.observedFraction = 0;
+    this.connection = 0;
     this.tls = false;
     this.attrAt.length = 0;
     this.attrBuf = undefined;
@@ -201,6 +204,12 @@ function copyEndpoint(e: EndpointView, to: EndpointSlot): void {
 export class RecordBatchSlots {
   readonly slots: RecordSlot[] = [];
   length = 0;
+  /** The batch's connection entries (RecordBatch.connections): start and end offsets of each, in order. */
+  readonly connAt: number[] = [];
+  /** Each entry once decoded (decode.ts), by its number - 1; reused from batch to batch. */
+  readonly connSlots: RecordSlot[] = [];
+  /** Which fields each decoded entry holds (decode.ts `entryShape`); -1 while not decoded in this batch. */
+  readonly connShape: number[] = [];
 
   /** The next slot, reset. */
   next(): RecordSlot {

@@ -3,7 +3,7 @@
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
 import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger } from "@wirescope/runtime";
-import { recordToJson, RecordBatchSchema, type Record as WsRecord } from "@wirescope/wire";
+import { recordToJson, RecordBatchSchema, recordsOf, type Record as WsRecord } from "@wirescope/wire";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
@@ -93,7 +93,14 @@ const command: Command = {
         if (++bad === 1) process.stderr.write("tail: skipping messages that are not RecordBatch\n");
         continue;
       }
-      for (const r of batch.records) {
+      let records;
+      try {
+        records = recordsOf(batch);
+      } catch {
+        if (++bad === 1) process.stderr.write("tail: skipping messages that are not RecordBatch\n");
+        continue;
+      }
+      for (const r of records) {
         if (closed) break;
         if (protocol && r.protocol !== protocol) continue;
         if (service && r.server?.service !== service && r.client?.service !== service) continue;

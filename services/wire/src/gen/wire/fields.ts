@@ -268,6 +268,7 @@ export const enum RecordField {
   tid = 24,
   node = 25,
   observedFraction = 26,
+  connection = 27,
 }
 
 /** wirescope.v1.Record: tags (number << 3 | wire type). */
@@ -310,6 +311,8 @@ export const enum RecordTag {
   node = 202,
   /** 26 I32 */
   observedFraction = 213,
+  /** 27 VARINT */
+  connection = 216,
 }
 
 /** wirescope.v1.Record.attributes map entry: tags. */
@@ -325,6 +328,7 @@ export const enum RecordBatchField {
   records = 3,
   partition = 4,
   batchSeq = 5,
+  connections = 6,
 }
 
 /** wirescope.v1.RecordBatch: tags (number << 3 | wire type). */
@@ -339,4 +343,6 @@ export const enum RecordBatchTag {
   partition = 32,
   /** 5 VARINT */
   batchSeq = 40,
+  /** 6 LEN, repeated */
+  connections = 50,
 }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wirescope/v1/record.proto.
  */
 export const file_wirescope_v1_record: GenFile = /*@__PURE__*/
-  fileDesc("Chl3aXJlc2NvcGUvdjEvcmVjb3JkLnByb3RvEgx3aXJlc2NvcGUudjEiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkipQEKDkF0dHJpYnV0ZVZhbHVlEhYKDHN0cmluZ192YWx1ZRgBIAEoCUgAEhMKCWludF92YWx1ZRgCIAEoA0gAEhQKCmJvb2xfdmFsdWUYAyABKAhIABIWCgxkb3VibGVfdmFsdWUYBCABKAFIABIvCgtzdHJpbmdfbGlzdBgFIAEoCzIYLndpcmVzY29wZS52MS5TdHJpbmdMaXN0SABCBwoFdmFsdWUiVwoMVHJhY2VDb250ZXh0EhAKCHRyYWNlX2lkGAEgASgMEhYKDnBhcmVudF9zcGFuX2lkGAIgASgMEg0KBWZsYWdzGAMgASgNEg4KBmZvcm1hdBgEIAEoCSJ0CghFbmRwb2ludBIPCgdhZGRyZXNzGAEgASgJEgwKBHBvcnQYAiABKA0SKgoHcHJvY2VzcxgDIAEoCzIZLndpcmVzY29wZS52MS5Qcm9jZXNzSW5mbxIMCgRub2RlGAQgASgJEg8KB3NlcnZpY2UYBSABKAkiyAQKBlJlY29yZBIQCghwcm90b2NvbBgBIAEoCRIQCghzdGFydF9ucxgCIAEoBBITCgtkdXJhdGlvbl9ucxgDIAEoBBIRCglvcGVyYXRpb24YBCABKAkSEAoIcmVzb3VyY2UYBSABKAkSEwoGc3RhdHVzGAYgASgDSACIAQESDQoFZXJyb3IYByABKAgSFQoNcmVxdWVzdF9ieXRlcxgIIAEoBBIWCg5yZXNwb25zZV9ieXRlcxgJIAEoBBISCgppbmNvbXBsZXRlGAogASgIEikKBXRyYWNlGAsgASgLMhoud2lyZXNjb3BlLnYxLlRyYWNlQ29udGV4dBI4CgphdHRyaWJ1dGVzGAwgAygLMiQud2lyZXNjb3BlLnYxLlJlY29yZC5BdHRyaWJ1dGVzRW50cnkSJgoGY2xpZW50GBQgASgLMhYud2lyZXNjb3BlLnYxLkVuZHBvaW50EiYKBnNlcnZlchgVIAEoCzIWLndpcmVzY29wZS52MS5FbmRwb2ludBIQCghjb25uX2tleRgWIAEoBBIgCgRyb2xlGBcgASgOMhIud2lyZXNjb3BlLnYxLlJvbGUSCwoDdGlkGBggASgNEgwKBG5vZGUYGSABKAkSGQoRb2JzZXJ2ZWRfZnJhY3Rpb24YGiABKAIaTwoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLndpcmVzY29wZS52MS5BdHRyaWJ1dGVWYWx1ZToCOAFCCQoHX3N0YXR1cyJ7CgtSZWNvcmRCYXRjaBIMCgRub2RlGAEgASgJEhEKCXBhcnNlcl9pZBgCIAEoCRIlCgdyZWNvcmRzGAMgAygLMhQud2lyZXNjb3BlLnYxLlJlY29yZBIRCglwYXJ0aXRpb24YBCABKA0SEQoJYmF0Y2hfc2VxGAUgASgEYgZwcm90bzM", [file_wirescope_v1_raw]);
+  fileDesc("Chl3aXJlc2NvcGUvdjEvcmVjb3JkLnByb3RvEgx3aXJlc2NvcGUudjEiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkipQEKDkF0dHJpYnV0ZVZhbHVlEhYKDHN0cmluZ192YWx1ZRgBIAEoCUgAEhMKCWludF92YWx1ZRgCIAEoA0gAEhQKCmJvb2xfdmFsdWUYAyABKAhIABIWCgxkb3VibGVfdmFsdWUYBCABKAFIABIvCgtzdHJpbmdfbGlzdBgFIAEoCzIYLndpcmVzY29wZS52MS5TdHJpbmdMaXN0SABCBwoFdmFsdWUiVwoMVHJhY2VDb250ZXh0EhAKCHRyYWNlX2lkGAEgASgMEhYKDnBhcmVudF9zcGFuX2lkGAIgASgMEg0KBWZsYWdzGAMgASgNEg4KBmZvcm1hdBgEIAEoCSJ0CghFbmRwb2ludBIPCgdhZGRyZXNzGAEgASgJEgwKBHBvcnQYAiABKA0SKgoHcHJvY2VzcxgDIAEoCzIZLndpcmVzY29wZS52MS5Qcm9jZXNzSW5mbxIMCgRub2RlGAQgASgJEg8KB3NlcnZpY2UYBSABKAki3AQKBlJlY29yZBIQCghwcm90b2NvbBgBIAEoCRIQCghzdGFydF9ucxgCIAEoBBITCgtkdXJhdGlvbl9ucxgDIAEoBBIRCglvcGVyYXRpb24YBCABKAkSEAoIcmVzb3VyY2UYBSABKAkSEwoGc3RhdHVzGAYgASgDSACIAQESDQoFZXJyb3IYByABKAgSFQoNcmVxdWVzdF9ieXRlcxgIIAEoBBIWCg5yZXNwb25zZV9ieXRlcxgJIAEoBBISCgppbmNvbXBsZXRlGAogASgIEikKBXRyYWNlGAsgASgLMhoud2lyZXNjb3BlLnYxLlRyYWNlQ29udGV4dBI4CgphdHRyaWJ1dGVzGAwgAygLMiQud2lyZXNjb3BlLnYxLlJlY29yZC5BdHRyaWJ1dGVzRW50cnkSJgoGY2xpZW50GBQgASgLMhYud2lyZXNjb3BlLnYxLkVuZHBvaW50EiYKBnNlcnZlchgVIAEoCzIWLndpcmVzY29wZS52MS5FbmRwb2ludBIQCghjb25uX2tleRgWIAEoBBIgCgRyb2xlGBcgASgOMhIud2lyZXNjb3BlLnYxLlJvbGUSCwoDdGlkGBggASgNEgwKBG5vZGUYGSABKAkSGQoRb2JzZXJ2ZWRfZnJhY3Rpb24YGiABKAISEgoKY29ubmVjdGlvbhgbIAEoDRpPCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwud2lyZXNjb3BlLnYxLkF0dHJpYnV0ZVZhbHVlOgI4AUIJCgdfc3RhdHVzIqYBCgtSZWNvcmRCYXRjaBIMCgRub2RlGAEgASgJEhEKCXBhcnNlcl9pZBgCIAEoCRIlCgdyZWNvcmRzGAMgAygLMhQud2lyZXNjb3BlLnYxLlJlY29yZBIRCglwYXJ0aXRpb24YBCABKA0SEQoJYmF0Y2hfc2VxGAUgASgEEikKC2Nvbm5lY3Rpb25zGAYgAygLMhQud2lyZXNjb3BlLnYxLlJlY29yZGIGcHJvdG8z", [file_wirescope_v1_raw]);
 
 /**
  * @generated from message wirescope.v1.StringList
@@ -274,6 +274,16 @@ export type Record = Message<"wirescope.v1.Record"> & {
    * @generated from field: float observed_fraction = 26;
    */
   observedFraction: number;
+
+  /**
+   * Set only inside a RecordBatch: n > 0 names the batch's connections[n - 1], which holds this
+   * record's connection fields (20-23, 25, 26 and the TLS attributes). The record reads as its
+   * own bytes followed by that entry's (protobuf merges the two encodings); `recordsOf` in
+   * @wirescope/wire resolves it for a protobuf-es batch. 0: the record carries its own.
+   *
+   * @generated from field: uint32 connection = 27;
+   */
+  connection: number;
 };
 
 /**
@@ -311,6 +321,15 @@ export type RecordBatch = Message<"wirescope.v1.RecordBatch"> & {
    * @generated from field: uint64 batch_seq = 5;
    */
   batchSeq: bigint;
+
+  /**
+   * The fields every record of one connection shares (client, server, conn_key, role, node, the
+   * TLS attributes, observed_fraction), once per batch instead of once per record: about 120 of
+   * a keep-alive HTTP/1.1 record's 300 bytes. Records name their entry by Record.connection.
+   *
+   * @generated from field: repeated wirescope.v1.Record connections = 6;
+   */
+  connections: Record[];
 };
 
 /**
