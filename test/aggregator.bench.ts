@@ -21,6 +21,8 @@
 //      (BENCH_LIVE_RATE, BENCH_LIVE_SECONDS, 32 partitions), one keep-alive shape and
 //      BENCH_SHAPE_PER_CONN requests per connection (default 10); with BENCH_BASELINE the
 //      baseline's built core too, alternating BENCH_LIVE_ROUNDS times (before/after in one process)
+//      BENCH_ONLY=decode: the decode rows of stage 2 only (protobuf-es and the lean decoder, and
+//      the lean decoder on keep-alive batches with each record's endpoints or each connection's once)
 //      BENCH_ONLY=same BENCH_BASELINE=<checkout>: stage 7 only — the lines both cores write on the
 //      same batches (keep-alive, 10 requests per connection, a mixed workload with trace headers,
 //      thread links, names learned late, several nodes), compared by sha256: exit 1 when they differ
@@ -120,17 +122,57 @@ async function benchCore(records: WRecord[]) {
   }
 }
 
-async function benchDecode(batches: Uint8Array[]) {
+/**
+ * The records on 16 keep-alive connections, both ends traced (32 connection ends), in batches of
+ * PER_BATCH: each record carrying its connection's fields, or (`entries`) each batch holding them
+ * once per connection (RecordBatch.connections) as the parser writes them.
+ */
+function keepAliveBatches(records: WRecord[], entries: boolean): Uint8Array[] {
+  const host = ["client", "server", "connKey", "role", "node"] as const;
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < records.length; i += PER_BATCH) {
+    const batch = create(RecordBatchSchema, { node: "bench", parserId: "bench", batchSeq: BigInt(i) });
+    const index = new Map<number, number>();
+    records.slice(i, i + PER_BATCH).forEach((src, k) => {
+      const end = (i + k) % 32;
+      const r = create(RecordSchema, { ...src, attributes: { ...src.attributes } });
+      r.connKey = BigInt(1000 + end);
+      r.role = end % 2 ? Role.CLIENT : Role.SERVER;
+      r.client = create(EndpointSchema, { address: "127.0.0.1", port: 40000 + (end >> 1), service: "h2load", process: create(ProcessInfoSchema, { pid: 200, name: "h2load" }) });
+      r.server = create(EndpointSchema, { address: "127.0.0.1", port: 18090, service: "node:18090", process: create(ProcessInfoSchema, { pid: 100, name: "node" }) });
+      if (entries) {
+        let ref = index.get(end);
+        if (ref === undefined) {
+          index.set(end, (ref = batch.connections.length + 1));
+          batch.connections.push(create(RecordSchema, { client: r.client, server: r.server, connKey: r.connKey, role: r.role, node: r.node }));
+        }
+        for (const f of host) (r as unknown as { [k: string]: unknown })[f] = create(RecordSchema)[f];
+        r.connection = ref;
+      }
+      batch.records.push(r);
+    });
+    out.push(toBinary(RecordBatchSchema, batch));
+  }
+  return out;
+}
+
+async function benchDecode(batches: Uint8Array[], records: WRecord[]) {
   const slots = new RecordBatchSlots();
-  for (const [stage, decode] of [
-    ["decode only: protobuf-es fromBinary", (b: Uint8Array) => fromBinary(RecordBatchSchema, b).records.length],
-    ["decode only: lean decoder (core/decode.ts)", (b: Uint8Array) => decodeRecordBatch(b, slots).length],
+  const carried = keepAliveBatches(records, false);
+  const named = keepAliveBatches(records, true);
+  const mb = (bs: Uint8Array[]) => `${(bs.reduce((n, b) => n + b.length, 0) / records.length).toFixed(0)} B/record`;
+  for (const [stage, decode, input] of [
+    ["decode only: protobuf-es fromBinary", (b: Uint8Array) => fromBinary(RecordBatchSchema, b).records.length, batches],
+    ["decode only: lean decoder (core/decode.ts)", (b: Uint8Array) => decodeRecordBatch(b, slots).length, batches],
+    // the same records on 32 keep-alive connection ends, side by side: endpoints per record, or once per batch
+    [`keep-alive, ends in every record (${mb(carried)})`, (b: Uint8Array) => decodeRecordBatch(b, slots).length, carried],
+    [`keep-alive, ends once per batch (${mb(named)})`, (b: Uint8Array) => decodeRecordBatch(b, slots).length, named],
   ] as const) {
     global.gc?.();
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     let n = 0;
-    for (const b of batches) n += decode(b);
+    for (const b of input) n += decode(b);
     report({ stage, records: n, seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuMs(process.cpuUsage(c0)) / 1000, lines: 0 });
   }
 }
@@ -620,18 +662,22 @@ try {
   }
   if (process.env.BENCH_ONLY === "same") await benchSame();
   else if (process.env.BENCH_ONLY === "shape") await benchShape();
+  else if (process.env.BENCH_ONLY === "decode") {
+    const records = makeRecords(N);
+    await benchDecode(encode(records), records);
+  }
   else if (!["live", "fleet"].includes(process.env.BENCH_ONLY ?? "")) {
     const records = makeRecords(N);
     const batches = encode(records);
     await benchCore(records);
-    await benchDecode(batches);
+    await benchDecode(batches, records);
     await benchPipeline(batches, influx.url);
     // The service bench needs fresh timestamps (windows close by event time / idle wall clock).
     await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s1"), [], "spans 10%");
     await benchService(encode(makeRecords(N)), N, influx.url, path.join(dir, "s2"), ["--no-spans"], "no spans");
   }
   const liveSeconds = Number(process.env.BENCH_LIVE_SECONDS ?? 15);
-  if (liveSeconds > 0 && !["shape", "fleet", "same"].includes(process.env.BENCH_ONLY ?? "")) {
+  if (liveSeconds > 0 && !["shape", "fleet", "same", "decode"].includes(process.env.BENCH_ONLY ?? "")) {
     const baseline = process.env.BENCH_BASELINE;
     const runs: [string, string][] = baseline ? [["before", path.resolve(baseline)], ["after", root]] : [["this checkout", root]];
     const rounds = Number(process.env.BENCH_LIVE_ROUNDS ?? 1);
