@@ -1,11 +1,12 @@
 // The whole pipeline, measured as a user runs it: `wirescope up` (real probe on this kernel,
 // nats-server, parser, aggregator, influxd), real servers and real load generators, at a ladder
 // of fixed rates up to the first loss and one step past it. For every row, side by side: CPU µs
-// per record of each pipeline process and their sum, bytes the probe published per record,
-// requests recorded in InfluxDB (`red`, both ends) against requests sent, the app's throughput
-// and p99 against an untraced run of the same load just before, and the first loss counter that
-// moved. Ends with a Markdown table for docs/benchmarks.md and, with the per-conn shape, the
-// check that cost per record does not grow with requests per connection (PASS/FAIL, exit 1).
+// per record of each pipeline process and their sum, bytes the probe published per record and
+// the parser's RecordBatch bytes per record, requests recorded in InfluxDB (`red`, both ends)
+// against requests sent, the app's throughput and p99 against an untraced run of the same load
+// just before, and the first loss counter that moved. Ends with a Markdown table for
+// docs/benchmarks.md and, with the per-conn shape, the check that cost per record does not grow
+// with requests per connection (PASS/FAIL, exit 1).
 //
 // Each row: untraced run -> `wirescope up` (fresh data dir) -> traced run -> wait until the
 // aggregator's windows have closed and InfluxDB has the records -> CPU and counters -> stop.
@@ -52,8 +53,9 @@ const FLAGS: FlagSpec[] = [
 const USAGE = `usage: npm run bench -- pipeline [flags]   (root; h2load, nats-server, influxd, mariadb installed; built)
 
 The whole pipeline as \`wirescope up\` runs it, at a ladder of fixed rates per traffic shape: CPU µs
-per record of each pipeline process, bytes published per record, requests recorded against sent,
-the traced app against an untraced run, and the first loss counter that moved.
+per record of each pipeline process, bytes published per record (the probe's raw batches and the
+parser's RecordBatches), requests recorded against sent, the traced app against an untraced run,
+and the first loss counter that moved.
 
 ${flagsHelp(FLAGS)}
 
@@ -99,6 +101,8 @@ interface Row {
   us: Record<PipelineProcess, number>;
   sum: number;
   bytesPerRecord: number;
+  /** RecordBatch bytes the parser published per record (JetStream-acknowledged). */
+  recordBytesPerRecord: number;
   /** CPU µs per request of the app's server process, untraced and traced. */
   appUs: [number, number];
   /** Records the aggregator took in beyond this run's own (other processes on the machine). */
@@ -244,6 +248,7 @@ async function runRow(shape: Shape, app: RunningShape, load: Load, label: string
       us,
       sum: PIPELINE.reduce((s, p) => s + us[p], 0),
       bytesPerRecord: delta("probe/nats_published_bytes") / records,
+      recordBytesPerRecord: delta("parser/records_published_bytes") / Math.max(1, delta("parser/records_published")),
       appUs: [appUntraced, appTraced],
       otherRecords: Math.max(0, delta("aggregator/records_in") - rec[0] - rec[1]),
       drops,
@@ -254,7 +259,7 @@ async function runRow(shape: Shape, app: RunningShape, load: Load, label: string
     };
     progress(
       `${tag} ${stillBusy ? `gave up waiting ${WAIT_MS / 1000} s after the windows closed, the pipeline still busy; ` : ""}recorded server ${fmt(rec[0])} / client ${fmt(rec[1])} of ${fmt(sent)} sent${row.handled !== undefined && row.handled !== sent ? ` (server handled ${fmt(row.handled)})` : ""}; ` +
-        `CPU µs/record ${PIPELINE.map((p) => `${p} ${fmt(us[p], 1)}`).join(", ")}, sum ${fmt(row.sum, 1)}; ${fmt(row.bytesPerRecord)} B published/record; ` +
+        `CPU µs/record ${PIPELINE.map((p) => `${p} ${fmt(us[p], 1)}`).join(", ")}, sum ${fmt(row.sum, 1)}; ${fmt(row.bytesPerRecord)} B published/record (raw), ${fmt(row.recordBytesPerRecord)} B/record of RecordBatch; ` +
         `other records in the pipeline ${fmt(row.otherRecords)}; ${drops.length ? `drops: ${drops.map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}` : "no drop counter moved"}`,
     );
     return row;
@@ -280,15 +285,15 @@ function machine(): string[] {
 
 function table(rows: Row[]): string[] {
   const out = [
-    "| shape | offered | requests | recorded server / client | probe | nats | parser | aggregator | influxd | **sum** µs/record | B published / record | req/s untraced → traced | p99 ms untraced → traced | app µs/req untraced → traced | other records | first drop |",
-    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
+    "| shape | offered | requests | recorded server / client | probe | nats | parser | aggregator | influxd | **sum** µs/record | B published / record | RecordBatch B / record | req/s untraced → traced | p99 ms untraced → traced | app µs/req untraced → traced | other records | first drop |",
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|",
   ];
   for (const r of rows) {
     const exact = r.exact ? " (exact)" : r.stillBusy ? ` (pipeline still busy ${WAIT_MS / 1000} s after the windows closed)` : "";
     out.push(
       `| ${r.shape} | ${r.label} | ${fmt(r.traced.ok)} | ${fmt(r.recServer)} / ${fmt(r.recClient)}${exact} | ` +
         PIPELINE.map((p) => fmt(r.us[p], 1)).join(" | ") +
-        ` | **${fmt(r.sum, 1)}** | ${fmt(r.bytesPerRecord)} | ${fmt(r.untraced.rps)} → ${fmt(r.traced.rps)} | ${fmt(r.untraced.p99ms, 2)} → ${fmt(r.traced.p99ms, 2)} | ` +
+        ` | **${fmt(r.sum, 1)}** | ${fmt(r.bytesPerRecord)} | ${fmt(r.recordBytesPerRecord)} | ${fmt(r.untraced.rps)} → ${fmt(r.traced.rps)} | ${fmt(r.untraced.p99ms, 2)} → ${fmt(r.traced.p99ms, 2)} | ` +
         `${fmt(r.appUs[0], 1)} → ${fmt(r.appUs[1], 1)} | ${fmt(r.otherRecords)} | ${r.drops.length ? `${r.drops[0][0]} (${fmt(r.drops[0][1])})` : "none"} |`,
     );
   }
