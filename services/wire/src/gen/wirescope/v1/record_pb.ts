@@ -324,8 +324,8 @@ export type RecordBatch = Message<"wirescope.v1.RecordBatch"> & {
 
   /**
    * The fields every record of one connection shares (client, server, conn_key, role, node, the
-   * TLS attributes, observed_fraction), once per batch instead of once per record: about 120 of
-   * a keep-alive HTTP/1.1 record's 300 bytes. Records name their entry by Record.connection.
+   * TLS attributes, observed_fraction), once per batch instead of once per record: about 105 of
+   * a keep-alive HTTP/1.1 record's 307 bytes. Records name their entry by Record.connection.
    *
    * @generated from field: repeated wirescope.v1.Record connections = 6;
    */
