@@ -3,6 +3,8 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 import { redisTraffic, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 import { waitSubscribed, type TestServer, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 
@@ -62,6 +64,20 @@ describe("wirescope tail", { timeout: 120_000 }, () => {
       assert.ok(j.operation, "operation present");
     }
     assert.ok(lines.some((l) => JSON.parse(l).operation === "SET"));
+  });
+
+  it("skips a batch that is not one, or whose record names a connection entry it lacks, and goes on", async () => {
+    const lacking = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [create(RecordSchema, { protocol: "redis", operation: "GHOST", connection: 2 })], connections: [create(RecordSchema)] }));
+    const r = await tail(bed.nats, ["--limit", "3"], () => {
+      bed.nc.publish("wirescope.records.0", new Uint8Array([0xff, 0xff, 0xff]));
+      bed.nc.publish("wirescope.records.0", lacking);
+      void publish();
+    });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.err, "tail: skipping messages that are not RecordBatch\n", "said once for both");
+    const lines = r.out.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 3);
+    assert.ok(lines.every((j) => j.operation !== "GHOST" && /^127\.0\.0\.1:\d+$/.test(j.server)), r.out);
   });
 
   it("prints a table on request", async () => {

@@ -86,16 +86,10 @@ const command: Command = {
     let n = 0;
     let bad = 0;
     for await (const m of sub) {
-      let batch;
-      try {
-        batch = fromBinary(RecordBatchSchema, m.data);
-      } catch {
-        if (++bad === 1) process.stderr.write("tail: skipping messages that are not RecordBatch\n");
-        continue;
-      }
       let records;
       try {
-        records = recordsOf(batch);
+        // a batch that does not decode, or whose records name connection entries it lacks
+        records = recordsOf(fromBinary(RecordBatchSchema, m.data));
       } catch {
         if (++bad === 1) process.stderr.write("tail: skipping messages that are not RecordBatch\n");
         continue;
