@@ -157,6 +157,9 @@ describe("decodeRecordBatch", () => {
     assert.equal(first[4]!.operation, "from-entry", "the entry's field follows the record's, as in protobuf");
     assert.equal(first[5]!.client!.node, "own", "a field the entry does not set stays the record's");
     assert.deepEqual(Object.keys(first[1]!.attributes).sort(), ["http.request.method", "tls", "tls.library"]);
+    // fresh slots, the second entry named before the first (a hand-made batch; the parser numbers in first-seen order)
+    const backwards = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [plugin(1, 2), plugin(2, 1), plugin(3, 2)], connections: entries }));
+    assert.deepEqual(slotsOf(decodeRecordBatch(backwards)).map(project), reference(backwards).map(project));
     // an entry the batch does not have: malformed
     const bad = toBinary(RecordBatchSchema, create(RecordBatchSchema, { records: [plugin(1, 4)], connections: entries }));
     assert.throws(() => decodeRecordBatch(bad), DecodeError);

@@ -189,6 +189,19 @@ function entryShape(end: number): number {
   return shape;
 }
 
+/** Entry k [start, end) decoded into its slot, and its shape noted, the first time this batch names it. */
+function entrySlot(into: RecordBatchSlots, k: number, buf: Uint8Array, start: number, end: number): RecordSlot {
+  let t = into.connSlots[k];
+  if (into.connShape[k] !== -1 && t) return t;
+  w.setCursor(buf, start);
+  into.connShape[k] = entryShape(end);
+  if (!t) into.connSlots[k] = t = new RecordSlot(); // by number: a batch may name entry 3 before entry 1
+  else t.reset();
+  w.setCursor(buf, start);
+  readRecord(t, end);
+  return t;
+}
+
 /**
  * Merges the batch's connection entries into the records that name them, as if each record's
  * bytes were followed by its entry's (the rule of proto/ Record.connection). An entry is decoded
@@ -209,22 +222,13 @@ function resolveConnections(into: RecordBatchSlots, buf: Uint8Array): void {
     const k = ref - 1;
     const start = at[2 * k]!;
     const end = at[2 * k + 1]!;
-    let t = into.connSlots[k];
-    if (shapes[k] === -1) {
-      w.setCursor(buf, start);
-      shapes[k] = entryShape(end);
-      if (!t) into.connSlots.push((t = new RecordSlot()));
-      else t.reset();
-      w.setCursor(buf, start);
-      readRecord(t, end);
-    }
+    const t = entrySlot(into, k, buf, start, end);
     const shape = shapes[k]!;
     if ((shape & OTHER) !== 0 || rec.client !== undefined || rec.server !== undefined) {
       w.setCursor(buf, start);
       readRecord(rec, end);
       continue;
     }
-    t = t!;
     if (shape & CLIENT) rec.client = t.client;
     if (shape & SERVER) rec.server = t.server;
     if (shape & CONN_KEY) rec.connKeyNum = t.connKeyNum;
