@@ -51,6 +51,8 @@ const MAX_CACHED_SERVICES = 4096;
 /** A partition's batch being filled: its records and the connections they name. */
 interface OpenBatch {
   parts: RecordParts[];
+  /** Each record's connection entry (1-based; 0: no suffix), as `add` found it. */
+  refs: number[];
   /** Each host suffix (by identity: one per connection, kept by the connection table) and its entry (1-based). */
   conns: Map<Uint8Array, number>;
   bytes: number;
@@ -84,13 +86,18 @@ export class RecordBatcher {
       this.partitionOf.set(outputService, (p = servicePartition(outputService, this.partitions)));
     }
     let b = this.open.get(p);
-    if (!b) this.open.set(p, (b = { parts: [], conns: new Map(), bytes: 0 }));
+    if (!b) this.open.set(p, (b = { parts: [], refs: [], conns: new Map(), bytes: 0 }));
     b.parts.push(record);
     let sz = record.bytes.length + 16;
-    if (record.suffix.length > 0 && !b.conns.has(record.suffix)) {
-      b.conns.set(record.suffix, b.conns.size + 1);
-      sz += record.suffix.length + 4;
+    let ref = 0;
+    if (record.suffix.length > 0) {
+      ref = b.conns.get(record.suffix) ?? 0;
+      if (ref === 0) {
+        b.conns.set(record.suffix, (ref = b.conns.size + 1));
+        sz += record.suffix.length + 4;
+      }
     }
+    b.refs.push(ref);
     b.bytes += sz;
     this.held += sz;
     if (b.bytes >= this.maxBatchBytes) return this.close(p);
@@ -108,7 +115,7 @@ export class RecordBatcher {
     this.open.delete(p);
     this.held -= b.bytes;
     this.seq++;
-    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts, b.conns), records: b.parts.length, seq: this.seq };
+    return { partition: p, bytes: encodeRecordBatch(this.node, this.parserId, p, this.seq, b.parts, b), records: b.parts.length, seq: this.seq };
   }
 }
 
@@ -117,27 +124,30 @@ const te = new TextEncoder();
 /** A LEN field's bytes: tag, length, content. */
 const lenFieldLen = (tag: number, n: number) => varintLen(tag) + varintLen(n) + n;
 
-/** The host suffixes of `records` (each distinct one, by identity) and their entries, 1-based, in first-seen order. */
-function connectionsOf(records: readonly RecordParts[]): Map<Uint8Array, number> {
+/** Each distinct host suffix of `records` (by identity) numbered 1, 2, … in first-seen order, and each record's number (0: none). */
+function connectionsOf(records: readonly RecordParts[]): { refs: number[]; conns: Map<Uint8Array, number> } {
   const conns = new Map<Uint8Array, number>();
-  for (const r of records) if (r.suffix.length > 0 && !conns.has(r.suffix)) conns.set(r.suffix, conns.size + 1);
-  return conns;
+  const refs = records.map((r) => {
+    if (r.suffix.length === 0) return 0;
+    let ref = conns.get(r.suffix);
+    if (ref === undefined) conns.set(r.suffix, (ref = conns.size + 1));
+    return ref;
+  });
+  return { refs, conns };
 }
 
 /**
- * One RecordBatch of `records`. `conns` (each suffix's entry, numbered 1, 2, … in insertion
- * order) is what the batcher kept while adding them; computed when not given.
+ * One RecordBatch of `records`. `entries` (each record's entry number and each suffix's, numbered
+ * 1, 2, … in insertion order) is what the batcher kept while adding them; computed when not given.
  */
-export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: readonly RecordParts[], conns = connectionsOf(records)): Uint8Array {
+export function encodeRecordBatch(node: string, parserId: string, partition: number, seq: bigint, records: readonly RecordParts[], entries = connectionsOf(records)): Uint8Array {
+  const { refs, conns } = entries;
   const nodeB = te.encode(node);
   const idB = te.encode(parserId);
   let size = lenFieldLen(RecordBatchTag.node, nodeB.length) + lenFieldLen(RecordBatchTag.parserId, idB.length) + varintLen(RecordBatchTag.partition) + varintLen(partition) + varintLen(RecordBatchTag.batchSeq) + 10;
-  const refs = new Uint32Array(records.length);
   for (let k = 0; k < records.length; k++) {
     const r = records[k]!;
-    const ref = r.suffix.length > 0 ? conns.get(r.suffix)! : 0;
-    refs[k] = ref;
-    size += lenFieldLen(RecordBatchTag.records, r.bytes.length + tidFieldLen(r.tid) + connectionFieldLen(ref));
+    size += lenFieldLen(RecordBatchTag.records, r.bytes.length + tidFieldLen(r.tid) + connectionFieldLen(refs[k]!));
   }
   for (const suffix of conns.keys()) size += lenFieldLen(RecordBatchTag.connections, suffix.length);
   const out = new Uint8Array(size);
