@@ -138,11 +138,10 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-/* Shed connections and the bytes not copied for them, by enum ws_shed_reason: connections at
- * [reason], bytes at [WS_SHED_MAX + reason]. Per-CPU. */
+/* Shed connections, by enum ws_shed_reason: the layout of wirescope.h WS_SHED_STATS. Per-CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * WS_SHED_MAX);
+	__uint(max_entries, WS_SHED_STATS);
 	__type(key, __u32);
 	__type(value, __u64);
 } shed_stats SEC(".maps");
@@ -726,14 +725,8 @@ static __always_inline int charge(struct conn_info *ci, __u32 tgid, __u32 fd, __
  * and decided again at a boundary once it has room.
  * Connections shed for a flood stay shed.
  */
-static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
+static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgid, __u32 fd)
 {
-	__u8 last = ci->last_dir;
-	ci->last_dir = dir;
-	if (!ci->turns || !last || last == dir)
-		return;
-	if (!((ci->role == WS_ROLE_SERVER && dir == WS_DIR_INGRESS) || (ci->role == WS_ROLE_CLIENT && dir == WS_DIR_EGRESS)))
-		return;
 	if (ci->shed == WS_SHED_CONN_FLOOD || ci->shed == WS_SHED_PROC_FLOOD)
 		return;
 	struct ws_shed_cfg *cfg = get_shed_cfg();
@@ -780,6 +773,30 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 	}
 	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_FORCE_WAKEUP))
 		count_drop(WS_DROP_RINGBUF_FULL);
+}
+
+/*
+ * Called for every data call before its bytes are charged. A call in the request direction after
+ * one in the other (or as the connection's first) starts a turn: a request, for a protocol that
+ * answers each request before the next (HTTP/1.1 without pipelining, MySQL, PostgreSQL's simple
+ * queries, Redis without pipelining). A connection whose turns user space vouched for is decided
+ * again there (above). A turn that starts while the connection is shed is counted, by end and
+ * reason (WS_SHED_STATS): the requests the probe chose not to see, exact for such protocols, so
+ * sent = observed + shed can be checked.
+ */
+static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
+{
+	__u8 last = ci->last_dir;
+	ci->last_dir = dir;
+	if (last == dir)
+		return;
+	int server = ci->role == WS_ROLE_SERVER;
+	if (!((server && dir == WS_DIR_INGRESS) || (ci->role == WS_ROLE_CLIENT && dir == WS_DIR_EGRESS)))
+		return;
+	if (ci->turns && last)
+		redecide_at_boundary(ci, tgid, fd);
+	if (ci->shed)
+		shed_count((server ? 2 : 3) * WS_SHED_MAX + (ci->shed & 7), 1);
 }
 
 /* ---- data path ---- */

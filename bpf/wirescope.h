@@ -149,8 +149,7 @@ enum ws_drop_reason {
 };
 
 /* Why a connection is not observed (shed): conn_info.shed, ws_conn_event.shed, and the index
- * into the per-CPU `shed_stats` array (connections at [reason], bytes not copied at
- * [WS_SHED_MAX + reason]). A connection is observed or shed as a whole: decided at first sight
+ * into the per-CPU `shed_stats` array (WS_SHED_STATS below). A connection is observed or shed as a whole: decided at first sight
  * (connect, accept, or the first call on a socket that predates the probe), and a connection
  * that goes over its fairness budget is shed for the rest of its life, announced by a close with
  * WS_CONN_F_SHED. Its bytes are never copied once shed. */
@@ -167,6 +166,11 @@ enum ws_shed_reason {
 #undef WS_SHED_ENUM
 	WS_SHED_MAX,
 };
+
+/* Entries of the per-CPU `shed_stats` array, by enum ws_shed_reason r: connections shed at [r],
+ * bytes not copied for them at [WS_SHED_MAX + r], and turns (requests) that started on a shed
+ * connection, at its server ends [2 * WS_SHED_MAX + r] and its client ends [3 * WS_SHED_MAX + r]. */
+#define WS_SHED_STATS (4 * WS_SHED_MAX)
 
 /* sample_level that observes every new connection: a level of L observes L / WS_SAMPLE_ONE of
  * them (ws_shed_cfg.sample_level, ws_conn_event.sample_level). */

@@ -109,15 +109,16 @@ async function pipeline(t: TestContext, probeArgs: (serverPort: number) => Promi
 }
 
 /** Requests to /load recorded in InfluxDB per role, waiting until both settle (bounded). */
-async function recorded(bed: Bed, expectAtLeast: number): Promise<{ server: number; client: number; lines: Record<string, unknown>[] }> {
+async function recorded(bed: Bed, expectAtLeast: number): Promise<{ server: number; client: number; observed: { server: number; client: number }; lines: Record<string, unknown>[] }> {
   let last = "";
   let stable = 0;
-  let out = { server: 0, client: 0, lines: [] as Record<string, unknown>[] };
+  let out = { server: 0, client: 0, observed: { server: 0, client: 0 }, lines: [] as Record<string, unknown>[] };
   await waitFor(
     async () => {
-      const lines = await rows(bed.influxUrl, DB, `SELECT requests, observed_fraction, sampled, role FROM red WHERE resource = '/load'`);
-      const sum = (role: string) => lines.filter((l) => l.role === role).reduce((a, l) => a + Number(l.requests), 0);
-      out = { server: sum("server"), client: sum("client"), lines };
+      const lines = await rows(bed.influxUrl, DB, `SELECT requests, observed_requests, observed_fraction, sampled, role FROM red WHERE resource = '/load'`);
+      const sum = (role: string, seen = false) =>
+        lines.filter((l) => l.role === role).reduce((a, l) => a + Number(seen && l.sampled === true ? l.observed_requests : l.requests), 0);
+      out = { server: sum("server"), client: sum("client"), observed: { server: sum("server", true), client: sum("client", true) }, lines };
       const now = `${out.server}/${out.client}`;
       stable = now === last ? stable + 1 : 0;
       last = now;
@@ -134,6 +135,9 @@ async function recorded(bed: Bed, expectAtLeast: number): Promise<{ server: numb
 test("overload: a fixed observed fraction sheds whole connections in the kernel; requests in InfluxDB, scaled, within ±5% and marked sampled", { timeout: 120_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const bed = await pipeline(t, async () => ["--sample-fraction", "0.5"]);
+  // the probe's counters are read from the kernel once a second: wait for a reading that holds
+  // the warm-up's shed connections, so the differences below hold only the load's
+  await new Promise((r) => setTimeout(r, 1500));
   const before = await bed.probeCounters();
   // 16 keep-alive connections, 150 requests each at 50 requests/s per connection
   const conns = 16;
@@ -147,9 +151,18 @@ test("overload: a fixed observed fraction sheds whole connections in the kernel;
   }
   assert.ok(got.lines.every((l) => l.sampled === true && Number(l.observed_fraction) === 0.5), `every point is marked sampled at 0.5: ${JSON.stringify(got.lines.slice(0, 3))}`);
   const after = await bed.probeCounters();
-  const shed = (after["shed_connections.budget"] ?? 0) - (before["shed_connections.budget"] ?? 0);
+  const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  const shed = d("shed_connections.budget");
   // half of the 16 connections, at each end (the second end follows the first's decision)
   assert.ok(shed >= conns - 2 && shed <= conns + 2, `connections shed by the budget at both ends: ${shed}`);
+  // the estimate aside, what was sent is accounted for exactly at each end: the requests observed
+  // (observed_requests of the sampled points) and those the kernel counted on shed connections
+  const shedRequests = { server: d("shed_requests_server.budget"), client: d("shed_requests_client.budget") };
+  t.diagnostic(`observed ${JSON.stringify(got.observed)}, shed ${JSON.stringify(shedRequests)}`);
+  for (const role of ["server", "client"] as const) {
+    assert.ok(shedRequests[role] > 0, `${role}: requests on shed connections counted`);
+    assert.equal(got.observed[role] + shedRequests[role], sent, `${role}: ${got.observed[role]} observed + ${shedRequests[role]} shed = ${sent} sent`);
+  }
   assert.equal(after.sample_fraction, 0.5);
   const lost = Object.entries(after).filter(([k, v]) => /^drops\./.test(k) && v > (before[k] ?? 0));
   assert.deepEqual(lost, [], "nothing lost: shedding is not loss");
@@ -211,7 +224,7 @@ test("overload: a new level reaches keep-alive connections at a request boundary
   src.setShedConfig({ sampleFraction: 1, ...fairness });
   // per connection end: what it went through, and the first bytes of each of its streams (the
   // data at seq 0 of each direction: every open starts a stream at 0)
-  type End = { role: number; ours: boolean; steps: string[]; startIngress: string[]; startEgress: string[] };
+  type End = { role: number; ours: boolean; steps: string[]; startIngress: string[]; startEgress: string[]; gets: number };
   const ends = new Map<bigint, End>();
   const ac = new AbortController();
   const done = src.run((b) => {
@@ -219,7 +232,7 @@ test("overload: a new level reaches keep-alive connections at a request boundary
       let e = ends.get(c.connKey);
       // the filter lets through any socket with this port at either end: ours are h2load's to the server
       const ours = c.localAddress === "127.0.0.1" && c.remoteAddress === "127.0.0.1" && (c.role === 2 ? c.localPort : c.remotePort) === port;
-      if (!e) ends.set(c.connKey, (e = { role: c.role, ours, steps: [], startIngress: [], startEgress: [] }));
+      if (!e) ends.set(c.connKey, (e = { role: c.role, ours, steps: [], startIngress: [], startEgress: [], gets: 0 }));
       if (c.kind === "open") {
         e.steps.push(`open ${c.observedFraction}`);
         // what the trimmer does for a followed HTTP/1.1 connection: its turns become boundaries
@@ -229,6 +242,8 @@ test("overload: a new level reaches keep-alive connections at a request boundary
     for (const d of b.data) {
       const e = ends.get(d.connKey);
       if (e && d.seq === 0n) (d.direction === 2 ? e.startIngress : e.startEgress).push(Buffer.from(d.payload.subarray(0, 4)).toString("latin1"));
+      // requests the server end was given (h2load sends one at a time: no pipelining)
+      if (e?.role === 2 && d.direction === 2) e.gets += Buffer.from(d.payload).toString("latin1").split("GET /load").length - 1;
     }
   }, ac.signal);
   t.after(() => (ac.abort(), done));
@@ -239,7 +254,8 @@ test("overload: a new level reaches keep-alive connections at a request boundary
   await new Promise((r) => setTimeout(r, 3000));
   src.setShedConfig({ sampleFraction: 1, ...fairness });
   const { stdout } = await load;
-  assert.match(stdout, /requests: \d+ total, \d+ started, (\d+) done, \1 succeeded/, stdout);
+  const answered = Number(/requests: \d+ total, \d+ started, (\d+) done, \1 succeeded/.exec(stdout)?.[1] ?? Number.NaN);
+  assert.ok(answered > 0, stdout);
   await new Promise((r) => setTimeout(r, 500));
   const mine = [...ends.values()].filter((e) => e.ours && e.steps[0] === "open 1");
   const servers = mine.filter((e) => e.role === 2);
@@ -257,6 +273,13 @@ test("overload: a new level reaches keep-alive connections at a request boundary
       assert.deepEqual(e.steps.slice(0, 3), kept ? ["open 1", "open 0.5", "open 1"] : ["open 1", "shed budget", "open 1"], e.steps.join(","));
     }
   }
+  // every request is accounted for at the server ends: given to user space, or counted by the
+  // kernel as started while its connection was shed
+  const given = servers.reduce((a, e) => a + e.gets, 0);
+  const shedRequests = src.shedStats().serverRequests.budget ?? 0;
+  t.diagnostic(`${answered} answered: ${given} given to user space, ${shedRequests} on shed connections`);
+  assert.ok(shedRequests > 0, "requests on shed connections counted");
+  assert.equal(given + shedRequests, answered, "answered = given + shed");
   // every stream given to user space starts at a request: the server reads "GET " at seq 0, the
   // client writes it; a response never comes first, and each open has its stream
   for (const e of mine) {

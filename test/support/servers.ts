@@ -193,8 +193,24 @@ export async function influxQuery(url: string, q: string, db?: string): Promise<
  * match `where` (service, resource, operation, ...): 0 while there is no point yet.
  */
 export async function recordedRequests(influxUrl: string, role: "server" | "client", where: Record<string, string>, db = "wirescope"): Promise<number> {
+  return (await influxSums(influxUrl, db, role, where, [`sum("requests")`]))[0]!;
+}
+
+/**
+ * The requests of `recordedRequests` that were observed, not estimated: the `requests` of the
+ * exact points and the `observed_requests` of the sampled ones (whose `requests` are scaled).
+ * What was sent = this + the probe's `shed_requests_<role>.*` when nothing was lost.
+ */
+export async function observedRequests(influxUrl: string, role: "server" | "client", where: Record<string, string>, db = "wirescope"): Promise<number> {
+  const [exact, sampled] = await influxSums(influxUrl, db, role, where, [`sum("requests")`, `sum("observed_requests")`], [` AND "sampled" = false`, ""]);
+  return exact! + sampled!;
+}
+
+/** One `SELECT <aggregate> FROM red` per entry of `selects` (with `extra[i]` added to its WHERE), in one query. */
+async function influxSums(influxUrl: string, db: string, role: string, where: Record<string, string>, selects: string[], extra: string[] = []): Promise<number[]> {
   const tag = (k: string, v: string) => ` AND "${k}" = '${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  const q = `SELECT sum("requests") FROM "red" WHERE "role" = '${role}'${Object.entries(where).map(([k, v]) => tag(k, v)).join("")}`;
+  const cond = `"role" = '${role}'${Object.entries(where).map(([k, v]) => tag(k, v)).join("")}`;
+  const q = selects.map((sel, i) => `SELECT ${sel} FROM "red" WHERE ${cond}${extra[i] ?? ""}`).join("; ");
   const body = (await influxQuery(influxUrl, q, db)) as { results?: { series?: { values: [string, number][] }[] }[] };
-  return Number(body.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0);
+  return selects.map((_, i) => Number(body.results?.[i]?.series?.[0]?.values?.[0]?.[1] ?? 0));
 }

@@ -771,9 +771,10 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return env.Undefined();
   }
 
-  // shedStats(): number[2 * WS_SHED_MAX]: connections shed by reason, then bytes not copied by reason
+  // shedStats(): number[WS_SHED_STATS]: by reason, connections shed, bytes not copied, turns
+  // started on shed connections at server ends, then at client ends (bpf/wirescope.h)
   Napi::Value ShedStats(const Napi::CallbackInfo& info) {
-    return PerCpuSums(info.Env(), skel_ ? skel_->maps.shed_stats : nullptr, 2 * WS_SHED_MAX);
+    return PerCpuSums(info.Env(), skel_ ? skel_->maps.shed_stats : nullptr, WS_SHED_STATS);
   }
 
   // ringFill(): bytes written to the ring and not yet consumed, as a fraction of its size

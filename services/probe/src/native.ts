@@ -127,8 +127,14 @@ export interface ShedConfig {
 
 /** Shed connections and the bytes not copied for them, by reason (bpf/wirescope.h WS_SHED_REASONS). */
 export interface ShedStats {
+  /** Connection ends shed, by reason. */
   connections: Record<string, number>;
+  /** Bytes moved on shed connections and not copied, by reason. */
   bytes: Record<string, number>;
+  /** Turns (requests of a request/response protocol) that started on shed connections, counted at
+   *  their server ends and at their client ends, by reason (bpf/wirescope.h WS_SHED_STATS). */
+  serverRequests: Record<string, number>;
+  clientRequests: Record<string, number>;
 }
 
 interface AddonProbe {
@@ -260,11 +266,13 @@ export class NativeProbe {
 
   shedStats(): ShedStats {
     const a = this.closed ? [] : this.p.shedStats();
-    const out: ShedStats = { connections: {}, bytes: {} };
+    const out: ShedStats = { connections: {}, bytes: {}, serverRequests: {}, clientRequests: {} };
     SHED_REASONS.forEach((r, i) => {
       if (!r) return;
       out.connections[r] = a[i] ?? 0;
       out.bytes[r] = a[WS_SHED_MAX + i] ?? 0;
+      out.serverRequests[r] = a[2 * WS_SHED_MAX + i] ?? 0;
+      out.clientRequests[r] = a[3 * WS_SHED_MAX + i] ?? 0;
     });
     return out;
   }

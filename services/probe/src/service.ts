@@ -219,6 +219,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           const shed = ebpf.shedStats();
           for (const [k, v] of Object.entries(shed.connections)) c.setTotal(`shed_connections.${k}`, v);
           for (const [k, v] of Object.entries(shed.bytes)) c.setTotal(`shed_bytes.${k}`, v);
+          for (const [k, v] of Object.entries(shed.serverRequests)) c.setTotal(`shed_requests_server.${k}`, v);
+          for (const [k, v] of Object.entries(shed.clientRequests)) c.setTotal(`shed_requests_client.${k}`, v);
         }
         last = { t: now, events: eventsIn, bytes: bytesIn };
         c.set("connections_tracked", s.connections);

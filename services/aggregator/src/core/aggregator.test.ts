@@ -30,9 +30,11 @@ describe("Aggregator", () => {
     const [w] = agg.closeDue(W0 + 60_000);
     const lines = windowLines(w!, new SpanClock());
     const red = (res: string, sc: string) => lines.find((l) => l.startsWith("red,") && l.includes(`resource=${res},`) && l.includes(`status_class=${sc}`))!;
-    assert.match(red("/s", "2xx"), / requests=720i,errors=0i,.*observed_fraction=0.5,sampled=true/);
-    assert.match(red("/s", "5xx"), / requests=80i,errors=80i,.*observed_fraction=0.5,sampled=true/);
-    assert.match(red("/x", "2xx"), / requests=400i,errors=0i,.*observed_fraction=1,sampled=false/);
+    // when sampled, the requests really observed beside the estimate (sent = observed + shed)
+    assert.match(red("/s", "2xx"), / requests=720i,errors=0i,.*observed_fraction=0.5,sampled=true,observed_requests=360i,/);
+    assert.match(red("/s", "5xx"), / requests=80i,errors=80i,.*observed_fraction=0.5,sampled=true,observed_requests=40i,/);
+    assert.match(red("/x", "2xx"), / requests=400i,errors=0i,.*observed_fraction=1,sampled=false,/);
+    assert.doesNotMatch(red("/x", "2xx"), /observed_requests/, "an exact series needs no second count");
     // percentiles and max are those of what was observed: the same as without the fraction
     const plain = new Aggregator({ spans: false });
     plain.ingest(recs.filter((r) => r.resource === "/s").map((r) => ({ ...r, observedFraction: 0 })), W0 + 1000);
@@ -50,7 +52,7 @@ describe("Aggregator", () => {
     assert.match(hist[0]!, / count=720i,/);
     // the service map counts what was sent too
     const edge = lines.find((l) => l.startsWith("edges,"))!;
-    assert.match(edge, /requests=1200i,errors=80i,.*sampled=true/);
+    assert.match(edge, /requests=1200i,errors=80i,.*sampled=true,observed_requests=800i,/);
   });
 
   it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {

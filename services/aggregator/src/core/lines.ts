@@ -95,11 +95,13 @@ export function redLines(s: RedSeries, start: number, out: string[]): void {
 /**
  * requests, errors and duration_sum_ms as sent: what was observed, or when some records stood for
  * several requests (sampled connections), their weights added up, rounded; with the observed
- * fraction of the series and whether it was sampled. Percentiles and max are of what was observed.
+ * fraction of the series and whether it was sampled, and when sampled, the requests observed
+ * (`observed_requests`: with the probe's `shed_requests_*` counters, what was sent is accounted
+ * for exactly, not only estimated). Percentiles and max are of what was observed.
  */
 function counted(st: LatencyStats): string {
   if (!st.sampled) return `requests=${st.requests}i,errors=${st.errors}i,duration_sum_ms=${num(st.sumMs)},observed_fraction=1,sampled=false`;
-  return `requests=${Math.round(st.estimated)}i,errors=${Math.round(st.estimatedErrors)}i,duration_sum_ms=${num(st.estimatedSumMs)},observed_fraction=${num(st.observedFraction)},sampled=true`;
+  return `requests=${Math.round(st.estimated)}i,errors=${Math.round(st.estimatedErrors)}i,duration_sum_ms=${num(st.estimatedSumMs)},observed_fraction=${num(st.observedFraction)},sampled=true,observed_requests=${st.requests}i`;
 }
 
 export function edgeLine(e: EdgeSeries, start: number): string {
