@@ -776,13 +776,16 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 }
 
 /*
- * Called for every data call before its bytes are charged. A call in the request direction after
- * one in the other (or as the connection's first) starts a turn: a request, for a protocol that
- * answers each request before the next (HTTP/1.1 without pipelining, MySQL, PostgreSQL's simple
- * queries, Redis without pipelining). A connection whose turns user space vouched for is decided
- * again there (above). A turn that starts while the connection is shed is counted, by end and
- * reason (WS_SHED_STATS): the requests the probe chose not to see, exact for such protocols, so
- * sent = observed + shed can be checked.
+ * Called for every data call before its bytes are charged, at the turns of a conversation: a
+ * call in the request direction after one in the other starts a request (on the server's side a
+ * read after a write, on the client's a write after a read), and one in the response direction
+ * after one in the other starts its answer. A connection whose turns user space vouched for is
+ * decided again where a request starts (above). An answer that starts while the connection is
+ * shed is counted, by end and reason (WS_SHED_STATS): a request served (server end) or answered
+ * (client end) that the probe chose not to see. For protocols that answer each request before
+ * the next (HTTP/1.1 without pipelining, MySQL, PostgreSQL's simple queries, Redis without
+ * pipelining) that is exact, so served = observed + shed can be checked; a request never answered
+ * (a half-open connection, bytes poured into a sink) is not counted.
  */
 static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
 {
@@ -791,12 +794,14 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 	if (last == dir)
 		return;
 	int server = ci->role == WS_ROLE_SERVER;
-	if (!((server && dir == WS_DIR_INGRESS) || (ci->role == WS_ROLE_CLIENT && dir == WS_DIR_EGRESS)))
+	if (!server && ci->role != WS_ROLE_CLIENT)
 		return;
-	if (ci->turns && last)
-		redecide_at_boundary(ci, tgid, fd);
-	if (ci->shed)
+	if (server == (dir == WS_DIR_INGRESS)) {
+		if (ci->turns && last)
+			redecide_at_boundary(ci, tgid, fd);
+	} else if (ci->shed) {
 		shed_count((server ? 2 : 3) * WS_SHED_MAX + (ci->shed & 7), 1);
+	}
 }
 
 /* ---- data path ---- */

@@ -168,8 +168,9 @@ enum ws_shed_reason {
 };
 
 /* Entries of the per-CPU `shed_stats` array, by enum ws_shed_reason r: connections shed at [r],
- * bytes not copied for them at [WS_SHED_MAX + r], and turns (requests) that started on a shed
- * connection, at its server ends [2 * WS_SHED_MAX + r] and its client ends [3 * WS_SHED_MAX + r]. */
+ * bytes not copied for them at [WS_SHED_MAX + r], and answers (requests served or answered) that
+ * started while their connection was shed, at server ends [2 * WS_SHED_MAX + r] and at client
+ * ends [3 * WS_SHED_MAX + r]. */
 #define WS_SHED_STATS (4 * WS_SHED_MAX)
 
 /* sample_level that observes every new connection: a level of L observes L / WS_SAMPLE_ONE of

@@ -156,7 +156,8 @@ test("overload: a fixed observed fraction sheds whole connections in the kernel;
   // half of the 16 connections, at each end (the second end follows the first's decision)
   assert.ok(shed >= conns - 2 && shed <= conns + 2, `connections shed by the budget at both ends: ${shed}`);
   // the estimate aside, what was sent is accounted for exactly at each end: the requests observed
-  // (observed_requests of the sampled points) and those the kernel counted on shed connections
+  // (observed_requests of the sampled points) and those the kernel counted as answered on shed
+  // connections
   const shedRequests = { server: d("shed_requests_server.budget"), client: d("shed_requests_client.budget") };
   t.diagnostic(`observed ${JSON.stringify(got.observed)}, shed ${JSON.stringify(shedRequests)}`);
   for (const role of ["server", "client"] as const) {
@@ -203,6 +204,9 @@ test("overload: a flood of random bytes on one connection is shed (counted); eve
   const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
   assert.ok(d("shed_connections.conn_flood") >= 1, `the flood connection was shed: ${JSON.stringify(after)}`);
   assert.ok(d("shed_bytes.conn_flood") > floodBytes / 2, `most of the flood was not copied: ${d("shed_bytes.conn_flood")} of ${floodBytes}`);
+  // the sink never answers: no request is counted as served on the shed connection
+  assert.equal(d("shed_requests_server.conn_flood"), 0, "nothing served on the flood's connection");
+  assert.equal(d("shed_requests_client.conn_flood"), 0, "nothing answered on it");
   const lost = Object.entries(after).filter(([k, v]) => /^drops\./.test(k) && v > (before[k] ?? 0));
   assert.deepEqual(lost, [], "nothing lost");
   // the same counters in Prometheus
@@ -210,6 +214,7 @@ test("overload: a flood of random bytes on one connection is shed (counted); eve
   const shedSeries = /^wirescope_shed_connections_total\{[^}]*key="conn_flood"[^}]*\} (\d+)/m.exec(prom);
   assert.ok(shedSeries && Number(shedSeries[1]) >= 1, `wirescope_shed_connections_total{key="conn_flood"} in /metrics: ${prom.split("\n").filter((l) => l.includes("shed")).join("\n")}`);
   assert.match(prom, /^wirescope_sample_fraction\{[^}]*\} 1$/m);
+  assert.match(prom, /^wirescope_shed_requests_server_total\{[^}]*key="conn_flood"[^}]*\} 0$/m);
   const ps = await parserStatus(bed.parser);
   assert.ok((ps.counters["conns_shed_by_probe.conn_flood"] ?? 0) >= 1, `the parser heard of the shed connection: ${JSON.stringify(ps.counters)}`);
 });
@@ -274,7 +279,7 @@ test("overload: a new level reaches keep-alive connections at a request boundary
     }
   }
   // every request is accounted for at the server ends: given to user space, or counted by the
-  // kernel as started while its connection was shed
+  // kernel as answered while its connection was shed
   const given = servers.reduce((a, e) => a + e.gets, 0);
   const shedRequests = src.shedStats().serverRequests.budget ?? 0;
   t.diagnostic(`${answered} answered: ${given} given to user space, ${shedRequests} on shed connections`);

@@ -368,7 +368,7 @@ export interface FaultResult {
   served: number;
   /** Requests observed at the server end (estimates of sampled connections left out). */
   recorded: number;
-  /** Requests that started on connections the probe shed (its CPU budget, a flood), server ends. */
+  /** Requests served on connections the probe shed (its CPU budget, a flood), server ends. */
   shed: number;
   loss: LossCounters;
   inGaps: number;
@@ -400,8 +400,9 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
     await load.stop();
     const served = app.served();
     // Under its own CPU budget the probe may shed whole connections (sampling; the hostile input
-    // drives it there): the requests that start on them are counted in the kernel, read once a
+    // drives it there): the requests served on them are counted in the kernel, read once a
     // second. So what was served is accounted for exactly as observed + shed + counted loss.
+    // (Requests never answered, such as the hostile input's, are not counted as shed.)
     await new Promise((r) => setTimeout(r, 1500));
     const shed = sumOf(await stack.counters("probe"), /^shed_requests_server\./);
     const recorded = await settledObserved(stack.influxUrl, urlPath, served - shed);

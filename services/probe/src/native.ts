@@ -131,8 +131,8 @@ export interface ShedStats {
   connections: Record<string, number>;
   /** Bytes moved on shed connections and not copied, by reason. */
   bytes: Record<string, number>;
-  /** Turns (requests of a request/response protocol) that started on shed connections, counted at
-   *  their server ends and at their client ends, by reason (bpf/wirescope.h WS_SHED_STATS). */
+  /** Requests answered while their connection was shed (a turn of a request/response protocol),
+   *  counted at server ends and at client ends, by reason (bpf/wirescope.h WS_SHED_STATS). */
   serverRequests: Record<string, number>;
   clientRequests: Record<string, number>;
 }
