@@ -23,7 +23,7 @@ import { makeRecord } from "@wirescope/aggregator/test-support/records";
 import { waitFor } from "./support/index.js";
 import { type ProxyMode, startNatsProxy } from "./support/nats-proxy.js";
 import { recordPartitionOf } from "@wirescope/runtime";
-import { ownedIn, startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
+import { ownedIn, publishLive, startAggregator, startBackends, publishRecords, rows, suiteCleanup, type AggregatorProc } from "./aggregator-support.js";
 
 const WINDOW = 1000;
 const GRACE = 3000;
@@ -34,29 +34,6 @@ const STALL_HOLD_MS = 30_000;
 const ARGS = ["--window-ms", String(WINDOW), "--grace-ms", String(GRACE), "--pipeline-every-ms", "1000", "--member-ttl-ms", "120000"];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Live records (starting now) of one service, a batch every `everyMs`; `stop` resolves with how many were sent. */
-function publishLive(nc: NatsConnection, service: string, everyMs = 200): { stop(): Promise<number> } {
-  const server = { service, address: "10.4.0.2", port: 80, pid: 31 };
-  const client = { service: "load", address: "10.4.0.1", port: 40000, pid: 32 };
-  let done = false;
-  const sending = (async () => {
-    let sent = 0;
-    while (!done) {
-      const now = Date.now();
-      await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20, recordPartitionOf(false, "", service, 64));
-      sent += 20;
-      await sleep(everyMs);
-    }
-    return sent;
-  })();
-  return {
-    stop: () => {
-      done = true;
-      return sending;
-    },
-  };
-}
 
 /** Server-side requests of a service in InfluxDB. */
 const requestsIn = (influxUrl: string, db: string) => async (service: string) =>

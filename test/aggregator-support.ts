@@ -11,6 +11,7 @@ import { RecordBatchSchema, Role, AggregatorService, type Record as WRecord } fr
 import { createClient, recordPartitionOf } from "@wirescope/runtime";
 import { spawnTracked, freePort, waitFor, influxQuery, tempDir, startNats, startInflux, type TestServer, WIRESCOPE_BIN } from "./support/index.js";
 import type { ManagedProcess } from "@wirescope/runtime";
+import { makeRecord } from "@wirescope/aggregator/test-support/records";
 
 
 export interface AggregatorProc {
@@ -176,4 +177,27 @@ export function aggregatorSuite(db: string, args: string[]): { nats: TestServer;
     await s.nats?.stop();
   });
   return s;
+}
+
+/** Live records (starting now) of one service, a batch every `everyMs`; `stop` resolves with how many were sent. */
+export function publishLive(nc: NatsConnection, service: string, everyMs = 200): { stop(): Promise<number> } {
+  const server = { service, address: "10.4.0.2", port: 80, pid: 31 };
+  const client = { service: "load", address: "10.4.0.1", port: 40000, pid: 32 };
+  let done = false;
+  const sending = (async () => {
+    let sent = 0;
+    while (!done) {
+      const now = Date.now();
+      await publishRecords(nc, Array.from({ length: 20 }, (_, i) => makeRecord({ startMs: now - 50 + i, durationMs: 2, resource: "/live", status: 200, server, client, connKey: BigInt(sent + i) })), 20, recordPartitionOf(false, "", service, 64));
+      sent += 20;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+    return sent;
+  })();
+  return {
+    stop: () => {
+      done = true;
+      return sending;
+    },
+  };
 }

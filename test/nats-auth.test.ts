@@ -27,13 +27,15 @@ import {
   DEFAULTS,
   INFLUX_CREDENTIALS_FILE,
   prepareInfluxAuth,
+  Counters,
   type NatsRole,
 } from "@wirescope/runtime";
 import {
   startInfluxd,
 } from "@wirescope/cli/local-stack/index";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
-import { defaultAggregatorOptions } from "@wirescope/aggregator";
+import { defaultAggregatorOptions, ParserWatermarks, watchParserWatermarks } from "@wirescope/aggregator";
+import { Kvm } from "@nats-io/kv";
 import { startNats, tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 
 const enc = new TextEncoder();
@@ -46,6 +48,7 @@ test("the permission table names the streams and buckets the components really u
   assert.equal(NATS_NAMES.pluginBucket, DEFAULT_PARSER_OPTIONS.pluginBucket);
   assert.equal(NATS_NAMES.pluginBucket, PLUGIN_BUCKET);
   assert.equal(NATS_NAMES.aggregatorStateBucket, defaultAggregatorOptions.stateBucket);
+  assert.equal(NATS_NAMES.membersBucket, defaultAggregatorOptions.parsersBucket);
   assert.equal(NATS_NAMES.registryBucket, REGISTRY_BUCKET);
 });
 
@@ -172,6 +175,19 @@ test("generated NATS users: no anonymous access, each component held to its subj
   await waitFor(() => seen.includes(4242), { timeoutMs: 10_000, intervalMs: 20, what: "the parser's entry through the probe's watch" });
   assert.equal(watchErrors, 0);
   assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), new RegExp(`User "${creds.probe.user}", Subject "\\$(JS|KV)[^"]*${REGISTRY_BUCKET}`), "the probe's watch was refused nothing");
+  // The aggregator reads the parsers' watermarks from their membership bucket (a watch through its
+  // own user) and cannot write there.
+  const parserKv = await new Kvm(parser).create(NATS_NAMES.membersBucket, { history: 1, ttl: 60_000 });
+  await parserKv.put("auth-parser", JSON.stringify({ id: "auth-parser", publishedThroughMs: 1234 }));
+  const marks = new ParserWatermarks(60_000);
+  const watchingParsers = new AbortController();
+  const parsersWatch = watchParserWatermarks(aggregator, NATS_NAMES.membersBucket, marks, new Counters(), silentLogger(), watchingParsers.signal);
+  after(() => (watchingParsers.abort(), parsersWatch.stop()));
+  await waitFor(() => marks.lowest(Date.now()) === 1234, { timeoutMs: 10_000, intervalMs: 20, what: "the parser's watermark through the aggregator's watch" });
+  const aggregatorKv = await new Kvm(aggregator).open(NATS_NAMES.membersBucket);
+  await assert.rejects(aggregatorKv.put("auth-parser", JSON.stringify({ id: "auth-parser", publishedThroughMs: 0 })), /permission|timeout/i);
+  assert.equal(marks.lowest(Date.now()), 1234, "nothing written by the aggregator");
+  assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), new RegExp(`User "${creds.aggregator.user}", Subject "\\$(JS\\.API\\.(STREAM|CONSUMER|DIRECT)[^"]*KV_${NATS_NAMES.membersBucket}|JS\\.FC)`), "the aggregator's watch was refused nothing");
   // Without credentials a raw client gets no further than the handshake.
   await assert.rejects(connect({ servers: url, timeout: 3000 }), /authorization/i);
 });

@@ -1,5 +1,5 @@
 // The aggregator's own flags (those @wirescope/runtime's config did not take).
-import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { ConfigError, NATS_NAMES, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
 import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";
@@ -27,6 +27,10 @@ export interface AggregatorOptions {
   heartbeatMs: number;
   /** An instance silent this long is dead; its partitions move to the others. */
   ttlMs: number;
+  /** KV bucket of the parsers' membership, whose heartbeats carry their watermarks. */
+  parsersBucket: string;
+  /** A parser's watermark holds quiet windows until it has been silent this long; 0 = not watched. */
+  parserHoldMs: number;
   /** `pipeline` point period. */
   pipelineEveryMs: number;
   /** 2.x organisation. */
@@ -48,6 +52,8 @@ export const defaultAggregatorOptions: AggregatorOptions = {
   membersBucket: "wirescope-aggregators",
   heartbeatMs: 1000,
   ttlMs: 3000,
+  parsersBucket: NATS_NAMES.membersBucket,
+  parserHoldMs: 20_000,
   pipelineEveryMs: 10_000,
   influxOrg: "",
   failpoints: [],
@@ -78,6 +84,8 @@ const FLAGS: Record<string, Target> = {
   "--members-bucket": ["top", "membersBucket", "string", "NATS KV bucket for aggregator membership"],
   "--heartbeat-ms": ["top", "heartbeatMs", "int", "membership heartbeat period"],
   "--member-ttl-ms": ["top", "ttlMs", "int", "an instance silent this long is dead (its partitions move)"],
+  "--parsers-bucket": ["top", "parsersBucket", "string", "NATS KV bucket of the parsers' membership (their heartbeats carry their watermarks)"],
+  "--parser-hold-ms": ["top", "parserHoldMs", "int", "no window closes by the idle wall clock before the parsers heard from within this long have published its records (0 = parsers not watched)"],
   "--pipeline-every-ms": ["top", "pipelineEveryMs", "int", "period of the aggregator's own pipeline point"],
   "--influx-org": ["top", "influxOrg", "string", "InfluxDB 2.x organisation"],
   "--otlp-endpoint": ["otlp", "endpoint", "string", "export spans over OTLP/HTTP protobuf to this collector (http://host:4318)"],

@@ -17,7 +17,7 @@
 import type { RecordView as WRecord } from "./core/record-view.js";
 import type { RecordBatchSlots } from "./core/record-slot.js";
 import { Aggregator } from "./core/aggregator.js";
-import type { ClosedWindow } from "./core/aggregator.js";
+import type { ClosedWindow, Upstream } from "./core/aggregator.js";
 import { windowLines, SpanClock } from "./core/lines.js";
 import type { SpanRec } from "./core/spans.js";
 
@@ -55,6 +55,8 @@ export interface PipelineDeps {
   onError?(e: unknown): void;
   /** The kept spans of each closed window, for outlets besides InfluxDB (OTLP); must not throw. */
   onSpans?(spans: readonly SpanRec[]): void;
+  /** The parsers' watermark now (ParserWatermarks): no window closes past it (Aggregator.closeDue). */
+  upstream?(nowMs: number): Upstream;
 }
 
 interface Held {
@@ -188,7 +190,7 @@ export class Pipeline {
   /** Closes the due windows and starts writing them. */
   tick(nowMs: number, force = false): void {
     if (!force && nowMs < this.holdUntil) return;
-    const closed = this.core.closeDue(nowMs, force, this.idleSeenMs);
+    const closed = this.core.closeDue(nowMs, force, this.idleSeenMs, this.deps.upstream?.(nowMs));
     for (const w of closed) this.startWrite(w);
   }
 

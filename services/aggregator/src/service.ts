@@ -34,6 +34,7 @@ import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
 import { pipelineLine } from "./core/lines.js";
 import { Pipeline, type Ackable } from "./pipeline.js";
+import { ParserWatermarks, watchParserWatermarks } from "./parser-watermarks.js";
 import { decodeRecordBatch } from "./core/decode.js";
 import type { RecordView } from "./core/record-view.js";
 import { RecordBatchSlots } from "./core/record-slot.js";
@@ -91,10 +92,13 @@ export const createService: CreateService = async (ctx) => {
       let ownedKey = "";
       let memberCount = 0;
       let consuming: SupervisedLoop | undefined;
+      // Quiet windows wait for the parsers that are behind (parser-watermarks.ts).
+      const parsers = o.parserHoldMs > 0 ? new ParserWatermarks(o.parserHoldMs) : undefined;
+      const parsersWatch = parsers ? watchParserWatermarks(nc, o.parsersBucket, parsers, ctx.counters, log, signal) : undefined;
       const startConsuming = async (): Promise<LoopRun> => {
         const current = owned ?? new Set<number>();
         ctx.info.set("partitions_owned", describePartitions(current, P));
-        const e = await startEpoch({ nc, partitions: P, jsm, kv, writer, otlp, o, owned: current, consumerName, log, counters: ctx.counters, signal, instance: ctx.instance });
+        const e = await startEpoch({ nc, partitions: P, jsm, kv, writer, otlp, o, owned: current, consumerName, log, counters: ctx.counters, signal, instance: ctx.instance, parsers });
         epoch = e;
         return {
           ended: e.ended,
@@ -172,6 +176,10 @@ export const createService: CreateService = async (ctx) => {
           span_fraction: e ? e.core.spanFraction : o.core.spanSampleRate,
           partitions_owned: e?.owned.size ?? 0,
           members: memberCount,
+          // The parsers stating a watermark, and how far the lowest is behind the wall clock
+          // (quiet windows wait for it).
+          parsers_watched: parsers?.size ?? 0,
+          parser_lag_ms: parsers ? lagOf(parsers.lowest(now), now) : 0,
         };
         for (const [k, v] of Object.entries(gauges)) ctx.counters.set(k, v);
         if (now - lastServices >= 1000) {
@@ -207,6 +215,7 @@ export const createService: CreateService = async (ctx) => {
         // Goodbye first, so that the others take the partitions over at once. Open windows are
         // not flushed early: the next owner reads their batches again and rebuilds them exactly.
         await membership.stop().catch(() => undefined);
+        await parsersWatch?.stop();
         await consuming?.stop();
         await jsm.consumers.delete(o.stream, consumerName).catch(() => undefined);
         await otlp?.drain(2000);
@@ -224,6 +233,9 @@ interface PartitionState {
   fromSeq: number;
 }
 
+/** How far a watermark is behind `now` (0 when there is none, or it is ahead). */
+const lagOf = (mark: number, now: number) => (Number.isFinite(mark) ? Math.max(0, now - mark) : 0);
+
 interface EpochDeps {
   nc: NatsConnection;
   partitions: number;
@@ -238,6 +250,8 @@ interface EpochDeps {
   counters: Counters;
   signal: AbortSignal;
   instance: string;
+  /** The parsers' watermarks (undefined: not watched). */
+  parsers: ParserWatermarks | undefined;
 }
 
 interface Epoch {
@@ -290,6 +304,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
       },
       onError: (e) => log.warn({ err: errorMessage(e) }, "pipeline"),
       onSpans: d.otlp ? (spans) => d.otlp!.offer(spans) : undefined,
+      upstream: d.parsers ? (now) => ({ throughMs: d.parsers!.lowest(now), holdMs: o.parserHoldMs }) : undefined,
     },
     Number.isFinite(floor) ? floor : -Infinity,
   );

@@ -124,7 +124,7 @@ export const createService: CreateService = async (ctx) => {
 
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed }),
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: output.publishedThroughMs() }),
         { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health },
         log,
         (members, died) => rebalance(members, died),
@@ -238,6 +238,8 @@ const PUBLISH_RETRY_BUDGET_MS = 60_000;
 class Output {
   private flushing: Promise<void> | undefined;
   private again = false;
+  /** When the last flush that completed began (wall ms): every record made before it is acknowledged. */
+  private completedFrom = Date.now();
   /** Tells this process's batches from an earlier one with the same instance name (a pod restarted). */
   private readonly nonce = randomBytes(6).toString("hex");
   onCommitted: (p: Progress) => void = () => {};
@@ -250,6 +252,16 @@ class Output {
     private readonly parserId: string,
     private readonly signal: AbortSignal,
   ) {}
+
+  /**
+   * This replica's watermark, stated in its membership heartbeat (docs/parser.md): every record
+   * it made before this wall-clock time is acknowledged by JetStream. Now when nothing is held or
+   * being published; else when the last completed flush began. Aggregators close no quiet window
+   * past it, so records held up here (a publish timing out, a busy event loop) are not late.
+   */
+  publishedThroughMs(): number {
+    return this.flushing || this.pipeline.hasOutput() ? this.completedFrom : Date.now();
+  }
 
   /** Called by the flush timer: starts a flush unless one runs. */
   poke(): void {
@@ -268,9 +280,11 @@ class Output {
     this.flushing = (async () => {
       do {
         this.again = false;
+        const began = Date.now();
         const progress = this.pipeline.progress();
         const batches = this.pipeline.takeOutput();
         if (batches.length) await Promise.all(batches.map((b) => this.publish(b)));
+        this.completedFrom = began;
         this.onCommitted(progress);
       } while (this.again && this.pipeline.hasOutput());
     })().finally(() => (this.flushing = undefined));

@@ -12,6 +12,9 @@ export interface MemberInfo {
   /** Per raw partition: the last RawBatch.batch_seq whose records were published and acked. */
   progress?: Record<string, number>;
   startedAt?: number;
+  /** A parser's watermark: every record it made before this wall-clock time is acknowledged
+   *  (aggregators close no quiet window past the lowest; docs/parser.md). */
+  publishedThroughMs?: number;
 }
 
 export interface MembershipOptions {

@@ -75,6 +75,12 @@ function kvReadWrite(bucket: string): string[] {
   return [...streamManage(s), ...streamGet(s), ...streamConsume(s), `$KV.${bucket}.>`];
 }
 
+/** A KV bucket this role only reads (info, get, watch): another role's, which it never creates. */
+function kvRead(bucket: string): string[] {
+  const s = `KV_${bucket}`;
+  return [`${api}.STREAM.INFO.${s}`, ...streamGet(s), ...streamConsume(s)];
+}
+
 /** Reading an object store (info, list/watch, get). */
 function objectRead(bucket: string): string[] {
   const s = `OBJ_${bucket}`;
@@ -107,7 +113,8 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
       };
     case "aggregator":
       return {
-        publish: [...streamManage(n.recordsStream), ...streamConsume(n.recordsStream), ...kvReadWrite(n.aggregatorStateBucket), ...kvReadWrite(n.aggregatorMembersBucket), ...runtime()],
+        // the parsers' membership is read for their watermarks (aggregator parser-watermarks.ts)
+        publish: [...streamManage(n.recordsStream), ...streamConsume(n.recordsStream), ...kvReadWrite(n.aggregatorStateBucket), ...kvReadWrite(n.aggregatorMembersBucket), ...kvRead(n.membersBucket), ...runtime()],
         subscribe: [INBOX],
       };
     case "cli":

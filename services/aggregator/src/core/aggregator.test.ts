@@ -279,6 +279,31 @@ describe("Aggregator", () => {
     assert.equal(c[0]!.start, old);
   });
 
+  it("closes no window past the parsers' watermark, by event time or by the idle wall clock, for at most the hold after its close time", () => {
+    // window [W0, W0+10 s), grace 2 s: close time W0 + 12 s
+    const agg = new Aggregator({ spans: false, graceMs: 2000 });
+    agg.ingest([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], W0 + 5);
+    // another parser's records move event time past the close time, while one parser still holds
+    // records it made at W0 + 3 s: its watermark says W0 + 2 s
+    agg.ingest([makeRecord({ startMs: W0 + 20_000, durationMs: 1, server })], W0 + 20_010);
+    const held = { throughMs: W0 + 2_000, holdMs: 20_000 };
+    assert.equal(agg.closeDue(W0 + 20_020, false, Infinity, held).length, 0, "event time alone does not close it");
+    assert.equal(agg.closeDue(W0 + 20_020, false, W0 + 20_000, held).length, 0, "nor an idle report");
+    // the held records arrive: not late
+    agg.ingest([makeRecord({ startMs: W0 + 3_000, durationMs: 1, server })], W0 + 25_000);
+    assert.equal(agg.counters.drops.late, 0);
+    assert.equal(agg.closeDue(W0 + 25_010, false, Infinity, { throughMs: W0 + 11_999, holdMs: 20_000 }).length, 0, "a watermark just short of the close time");
+    const [w] = agg.closeDue(W0 + 25_010, false, Infinity, { throughMs: W0 + 12_000, holdMs: 20_000 });
+    assert.equal(w?.start, W0);
+    assert.equal(w?.red.reduce((n, x) => n + x.stats.requests, 0), 2, "the window with the held record");
+    // a parser whose watermark never moves (its clock behind, or stuck) holds a window only for
+    // the hold past its close time: W0 + 52 s for the window [W0+20 s, W0+30 s)
+    agg.ingest([makeRecord({ startMs: W0 + 40_000, durationMs: 1, server })], W0 + 40_010);
+    const stuck = { throughMs: W0, holdMs: 20_000 };
+    assert.equal(agg.closeDue(W0 + 51_999, false, Infinity, stuck).length, 0);
+    assert.deepEqual(agg.closeDue(W0 + 52_000, false, Infinity, stuck).map((x) => x.start), [W0 + 20_000]);
+  });
+
   it("closes a window on the idle wall clock only once its source said, after the window's grace and last record, that it had nothing more", () => {
     const agg = new Aggregator({ spans: false, graceMs: 2000 });
     agg.ingest([makeRecord({ startMs: W0 + 1, durationMs: 1, server })], W0 + 5);

@@ -202,6 +202,15 @@ function attrOf(r: RecordSlot, name: string): string | undefined {
 /** Service names remembered for status at most. */
 const MAX_SEEN_SERVICES = 10_000;
 
+/** What the producers of records have published (Aggregator.closeDue). */
+export interface Upstream {
+  /** Every record made before this wall-clock time is in the stream (Infinity: nothing known). */
+  throughMs: number;
+  /** A window waits for it at most this long after its close time. */
+  holdMs: number;
+}
+const NO_UPSTREAM: Upstream = { throughMs: Infinity, holdMs: 0 };
+
 export class Aggregator {
   readonly opts: CoreOptions;
   readonly counters: CoreCounters = {
@@ -635,8 +644,14 @@ export class Aggregator {
    * every record of the window was published by then (what the grace is for) and none was
    * waiting. A source gone silent (deliveries stalled) closes no window whose records may still
    * come.
+   *
+   * `upstream`: the producers' watermark (the parsers', ParserWatermarks): every record made
+   * before `throughMs` is in the stream. Neither way closes a window whose close time is past it,
+   * for at most `holdMs` after that close time (a producer's clock may be behind): records that
+   * a producer holds (a publish timing out, a busy event loop) are waited for, not made late by
+   * the records of another producer or by a quiet stream.
    */
-  closeDue(nowMs: number, force = false, idleSeenMs = Infinity): ClosedWindow[] {
+  closeDue(nowMs: number, force = false, idleSeenMs = Infinity, upstream: Upstream = NO_UPSTREAM): ClosedWindow[] {
     const out: ClosedWindow[] = [];
     const starts = [...this.windows.keys()].sort((a, b) => a - b);
     const { windowMs, graceMs, maxOpenWindows } = this.opts;
@@ -644,7 +659,11 @@ export class Aggregator {
     for (let i = 0; i < starts.length; i++) {
       const w = this.windows.get(starts[i]!)!;
       const closeAt = w.start + windowMs + graceMs;
-      const due = force || eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs && idleSeenMs >= closeAt && idleSeenMs > w.lastArrival) || starts.length - i > maxOpenWindows;
+      const published = upstream.throughMs >= closeAt || nowMs >= closeAt + upstream.holdMs;
+      const due =
+        force ||
+        starts.length - i > maxOpenWindows ||
+        (published && (eventNow >= closeAt || (nowMs >= closeAt && nowMs - w.lastArrival >= graceMs && idleSeenMs >= closeAt && idleSeenMs > w.lastArrival)));
       if (!due) break;
       out.push(this.close(w));
     }
