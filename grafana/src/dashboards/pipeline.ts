@@ -21,7 +21,7 @@ export function drops(): Panel {
   });
 }
 
-/** Lag: how far behind the wall clock each instance is, and how long an aggregator holds its windows open (after a stall or a restart). */
+/** Lag: how far behind the wall clock each instance is, how long an aggregator holds its windows open (after a stall or a restart), and how far behind the slowest parser's watermark is (windows wait for it). */
 export function lag(): Panel {
   return panel(
     "timeseries",
@@ -29,6 +29,7 @@ export function lag(): Panel {
     [
       target(`SELECT max("lag_ms") FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component", "instance" fill(none)`, "time_series", "A", "$tag_instance"),
       target(`SELECT max("windows_held_ms") FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval), "instance" fill(none)`, "time_series", "B", "$tag_instance windows held"),
+      target(`SELECT max("parser_lag_ms") FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval), "instance" fill(none)`, "time_series", "C", "$tag_instance parsers behind"),
     ],
     { fieldConfig: unit("ms") },
   );

@@ -256,8 +256,8 @@ class Output {
   /**
    * This replica's watermark, stated in its membership heartbeat (docs/parser.md): every record
    * it made before this wall-clock time is acknowledged by JetStream. Now when nothing is held or
-   * being published; else when the last completed flush began. Aggregators close no quiet window
-   * past it, so records held up here (a publish timing out, a busy event loop) are not late.
+   * being published; else when the last completed flush began. Aggregators close no window past
+   * it, so records held up here (a publish timing out, a busy event loop) are not late.
    */
   publishedThroughMs(): number {
     return this.flushing || this.pipeline.hasOutput() ? this.completedFrom : Date.now();
