@@ -12,7 +12,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { readNatsCredentials, readInfluxCredentials, NATS_ROLES } from "@wirescope/runtime";
-import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, privateRun, stopUp, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
 
@@ -31,7 +31,8 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
   const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
   assert.ok(external, "this machine needs a non-loopback IPv4 address to check that control ports refuse it");
   const dataDir = tempDir("wirescope-up-auth-");
-  const ports = { ...(await stackPorts()), probeMetrics: await freePort(), parserMetrics: await freePort(), aggregatorMetrics: await freePort() };
+  const pick = portPicker();
+  const ports = { ...(await stackPorts(1, 1, pick)), probeMetrics: await pick(), parserMetrics: await pick(), aggregatorMetrics: await pick() };
   const upArgs = [
     ...stackArgs(dataDir, ports),
     "--probe-metrics-port", String(ports.probeMetrics),

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT, freePortRun, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 import { ownedIn } from "./aggregator-support.js";
 
 const run = promisify(execFile);
@@ -22,8 +22,9 @@ type Row = { component: string; instance: string; address: string; health: strin
 
 test("up --parsers 3: three replicas on their own ports split the partitions; one killed (and an aggregator) is restarted and gets its share back", { timeout: 300_000 }, async () => {
   const dataDir = tempDir("wirescope-up-parsers-");
-  const ports = await stackPorts(2, 3);
-  const metricsPort = await freePortRun(3, 10);
+  const pick = portPicker();
+  const ports = await stackPorts(2, 3, pick);
+  const metricsPort = await pick(3, 10);
   // parser-2's metrics port, taken by someone else
   const squatter = net.createServer((s) => s.destroy());
   await new Promise<void>((r) => squatter.listen(metricsPort + 10, "127.0.0.1", r));

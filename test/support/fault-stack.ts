@@ -14,8 +14,8 @@ import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { readNatsCredentials } from "@wirescope/runtime";
-import { freePort, observedRequests, recordedRequests, tempDir, waitFor } from "./servers.js";
-import { stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
+import { observedRequests, recordedRequests, tempDir, waitFor } from "./servers.js";
+import { portPicker, stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
 import { REPO_ROOT } from "./repo.js";
 
 const run = promisify(execFile);
@@ -55,10 +55,11 @@ export interface UpStack {
  */
 export async function startUpStack(opts: { tracePort: number; extraTracePorts?: number[]; natsCluster?: number; aggregators?: number; parsers?: number; extra?: string[] }): Promise<UpStack> {
   const dataDir = tempDir("wirescope-faults-");
-  const ports = await stackPorts(opts.aggregators ?? 1, opts.parsers ?? 1);
+  const pick = portPicker();
+  const ports = await stackPorts(opts.aggregators ?? 1, opts.parsers ?? 1, pick);
   const n = opts.natsCluster ?? 1;
   const natsPorts = [ports.nats];
-  for (let i = 1; i < n; i++) natsPorts.push(await freePort());
+  for (let i = 1; i < n; i++) natsPorts.push(await pick());
   const natsUrls = natsPorts.map((p) => `nats://127.0.0.1:${p}`);
   const args = [
     ...stackArgs(dataDir, ports),

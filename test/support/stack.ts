@@ -13,14 +13,35 @@ export interface StackPorts {
 }
 
 /**
- * Free loopback ports for nats-server, influxd and the three services' control ports. With
- * `aggregators` > 1 the aggregator's port is followed by that many free ones (`up --aggregators N`
- * gives instance i the port + i - 1); with `parsers` > 1 the parser's port + 10, + 20 … are free
- * too (`up --parsers N` gives replica i the port + 10·(i-1)).
+ * Picks free loopback ports: each pick is a port (or a run of `n`, `stride` apart) none of whose
+ * ports an earlier pick of the same picker holds. A port is free only while it is checked, so the
+ * kernel may hand the same one out twice: a stack's nats-server once got the port its aggregator
+ * run had, and `up` refused the clash.
  */
-export async function stackPorts(aggregators = 1, parsers = 1): Promise<StackPorts> {
-  const parser = parsers > 1 ? await freePortRun(parsers, 10) : await freePort();
-  return { nats: await freePort(), influx: await freePort(), probe: await freePort(), parser, aggregator: aggregators > 1 ? await freePortRun(aggregators) : await freePort() };
+export function portPicker(): (n?: number, stride?: number) => Promise<number> {
+  const taken = new Set<number>();
+  return async (n = 1, stride = 1) => {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const first = n > 1 ? await freePortRun(n, stride) : await freePort();
+      const run = Array.from({ length: n }, (_, k) => first + k * stride);
+      if (run.some((p) => taken.has(p))) continue;
+      for (const p of run) taken.add(p);
+      return first;
+    }
+    throw new Error(`no run of ${n} free loopback ports apart from those picked before`);
+  };
+}
+
+/**
+ * Free loopback ports for nats-server, influxd and the three services' control ports, all
+ * distinct (`pick`: the picker further ports of the test are taken from). With `aggregators` > 1
+ * the aggregator's port is followed by that many free ones (`up --aggregators N` gives instance i
+ * the port + i - 1); with `parsers` > 1 the parser's port + 10, + 20 … are free too
+ * (`up --parsers N` gives replica i the port + 10·(i-1)).
+ */
+export async function stackPorts(aggregators = 1, parsers = 1, pick = portPicker()): Promise<StackPorts> {
+  const parser = await pick(parsers, 10);
+  return { nats: await pick(), influx: await pick(), probe: await pick(), parser, aggregator: await pick(aggregators) };
 }
 
 /** A loopback port p with p+stride … p+(n-1)·stride free too (held while checked, then released). */
