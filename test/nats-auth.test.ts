@@ -176,13 +176,17 @@ test("generated NATS users: no anonymous access, each component held to its subj
   assert.equal(watchErrors, 0);
   assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), new RegExp(`User "${creds.probe.user}", Subject "\\$(JS|KV)[^"]*${REGISTRY_BUCKET}`), "the probe's watch was refused nothing");
   // The aggregator reads the parsers' watermarks from their membership bucket (a watch through its
-  // own user) and cannot write there.
-  const parserKv = await new Kvm(parser).create(NATS_NAMES.membersBucket, { history: 1, ttl: 60_000 });
-  await parserKv.put("auth-parser", JSON.stringify({ id: "auth-parser", publishedThroughMs: 1234 }));
+  // own user) and cannot write there. Started before any parser, it waits for the bucket, which
+  // its user may not create, without failing and restarting its watch meanwhile.
   const marks = new ParserWatermarks(60_000);
   const watchingParsers = new AbortController();
-  const parsersWatch = watchParserWatermarks(aggregator, NATS_NAMES.membersBucket, marks, new Counters(), silentLogger(), watchingParsers.signal);
+  const watchCounters = new Counters();
+  const parsersWatch = watchParserWatermarks(aggregator, NATS_NAMES.membersBucket, marks, watchCounters, silentLogger(), watchingParsers.signal);
   after(() => (watchingParsers.abort(), parsersWatch.stop()));
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.deepEqual(Object.keys(watchCounters.snapshot()).filter((k) => k.startsWith("parser_watch_restarts")), [], "no restart while the bucket is missing");
+  const parserKv = await new Kvm(parser).create(NATS_NAMES.membersBucket, { history: 1, ttl: 60_000 });
+  await parserKv.put("auth-parser", JSON.stringify({ id: "auth-parser", publishedThroughMs: 1234 }));
   await waitFor(() => marks.lowest(Date.now()) === 1234, { timeoutMs: 10_000, intervalMs: 20, what: "the parser's watermark through the aggregator's watch" });
   const aggregatorKv = await new Kvm(aggregator).open(NATS_NAMES.membersBucket);
   await assert.rejects(aggregatorKv.put("auth-parser", JSON.stringify({ id: "auth-parser", publishedThroughMs: 0 })), /permission|timeout/i);

@@ -29,7 +29,7 @@ export interface AggregatorOptions {
   ttlMs: number;
   /** KV bucket of the parsers' membership, whose heartbeats carry their watermarks. */
   parsersBucket: string;
-  /** A parser's watermark holds quiet windows until it has been silent this long; 0 = not watched. */
+  /** A parser's watermark holds windows open until it has been silent this long; 0 = not watched. */
   parserHoldMs: number;
   /** `pipeline` point period. */
   pipelineEveryMs: number;

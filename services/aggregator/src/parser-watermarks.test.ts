@@ -9,7 +9,7 @@ describe("ParserWatermarks", () => {
     m.heard("a", 5000, 1000);
     m.heard("b", 3000, 1000);
     assert.equal(m.lowest(1000), 3000);
-    assert.equal(m.size, 2);
+    assert.equal(m.watched(1000), 2);
     // b catches up: its latest heartbeat counts, not its lowest
     m.heard("b", 9000, 2000);
     assert.equal(m.lowest(2000), 5000);
@@ -25,6 +25,6 @@ describe("ParserWatermarks", () => {
     assert.equal(m.lowest(21_000), 1000, "silent for exactly the hold: still held");
     m.heard("live", 31_000, 21_000);
     assert.equal(m.lowest(21_001), 31_000, "past the hold: forgotten");
-    assert.equal(m.size, 1);
+    assert.equal(m.watched(21_001), 1);
   });
 });

@@ -1,4 +1,4 @@
-// The parsers' watermarks, for closing quiet windows (docs/aggregator.md, "When a window closes").
+// The parsers' watermarks, which every window's close waits for (docs/aggregator.md, "RED windows").
 //
 //   parser ──membership heartbeat (KV wirescope-parsers/<id>)──▶ { id, publishedThroughMs, ... }
 //   aggregator: watch ──▶ ParserWatermarks ──lowest()──▶ Pipeline.tick: no window closes past the
@@ -16,8 +16,7 @@
 // waits more than `holdMs` past its close time (a parser's clock may be behind the probes'): a
 // dead parser delays windows by at most holdMs, never for good.
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm } from "@nats-io/kv";
-import { type Counters, type Logger, SupervisedLoop, iterateRun } from "@wirescope/runtime";
+import { type Counters, type Logger, SupervisedLoop, iterateRun, openBucketOnceCreated } from "@wirescope/runtime";
 
 interface Mark {
   /** Every record the parser made before this wall-clock time (its clock) is acknowledged. */
@@ -43,31 +42,37 @@ export class ParserWatermarks {
 
   /** The lowest watermark of the parsers heard from within holdMs; Infinity when there is none. */
   lowest(nowMs: number): number {
+    this.forgetSilent(nowMs);
     let low = Infinity;
-    for (const [id, m] of this.marks) {
-      if (nowMs - m.heardMs > this.holdMs) this.marks.delete(id);
-      else if (m.throughMs < low) low = m.throughMs;
-    }
+    for (const m of this.marks.values()) if (m.throughMs < low) low = m.throughMs;
     return low;
   }
 
-  /** Parsers holding a watermark now (for status). */
-  get size(): number {
+  /** Parsers holding a watermark now: heard from within holdMs (for status). */
+  watched(nowMs: number): number {
+    this.forgetSilent(nowMs);
     return this.marks.size;
+  }
+
+  private forgetSilent(nowMs: number): void {
+    for (const [id, m] of this.marks) if (nowMs - m.heardMs > this.holdMs) this.marks.delete(id);
   }
 }
 
 /**
- * Watches the parsers' membership bucket into `marks`, kept running (the bucket may not exist
- * before the first parser starts: the watch is tried again with a backoff, counted as
- * `parser_watch_restarts.<reason>`). It does not gate the service's health: without it, quiet
- * windows close by the wall clock as before.
+ * Watches the parsers' membership bucket into `marks`, kept running: a watch that ends or fails is
+ * started again with a backoff, counted as `parser_watch_restarts.<reason>`. Before the first
+ * parser has created the bucket (an aggregator started first; its user may not create it), it
+ * waits for it quietly, saying so once. It does not gate the service's health: without it,
+ * windows close as they did before watermarks, by event time and the wall clock.
  */
 export function watchParserWatermarks(nc: NatsConnection, bucket: string, marks: ParserWatermarks, counters: Counters, log: Logger, signal: AbortSignal): SupervisedLoop {
   return new SupervisedLoop(
     async () => {
-      const kv = await new Kvm(nc).open(bucket);
-      await kv.status(); // throws while the bucket does not exist yet
+      const kv = await openBucketOnceCreated(nc, bucket, {
+        signal,
+        onWaiting: () => log.info({ bucket }, "no parser has created its membership bucket yet: waiting for it, no window waits for a parser meanwhile"),
+      });
       const w = await kv.watch({ key: ">" });
       return iterateRun(
         w,

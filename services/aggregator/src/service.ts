@@ -177,8 +177,8 @@ export const createService: CreateService = async (ctx) => {
           partitions_owned: e?.owned.size ?? 0,
           members: memberCount,
           // The parsers stating a watermark, and how far the lowest is behind the wall clock
-          // (quiet windows wait for it).
-          parsers_watched: parsers?.size ?? 0,
+          // (every window's close waits for it).
+          parsers_watched: parsers?.watched(now) ?? 0,
           parser_lag_ms: parsers ? lagOf(parsers.lowest(now), now) : 0,
         };
         for (const [k, v] of Object.entries(gauges)) ctx.counters.set(k, v);

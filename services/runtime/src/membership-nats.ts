@@ -10,6 +10,7 @@
 // time of heartbeats (MembershipView), so clocks of other machines do not matter, except for the
 // initial snapshot where the server's timestamp filters entries older than the TTL.
 import type { NatsConnection } from "@nats-io/nats-core";
+import { setTimeout as delay } from "node:timers/promises";
 import { Kvm, type KV } from "@nats-io/kv";
 import { NatsError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
@@ -234,4 +235,25 @@ export async function forgetMembers(nc: NatsConnection, bucket: string, match: (
     gone.push(key);
   }
   return gone;
+}
+
+/**
+ * Opens the KV `bucket` once it exists, for a reader that may not create it (a watcher whose NATS
+ * user may only read it, started before the fleet that creates it). While JetStream says the
+ * bucket's stream is not found, waits `pollMs` and asks again, quietly: `onWaiting` is called
+ * once, at the first miss. Any other error is thrown, as is the abort of `signal`.
+ */
+export async function openBucketOnceCreated(nc: NatsConnection, bucket: string, opts: { signal: AbortSignal; pollMs?: number; onWaiting?: () => void }): Promise<KV> {
+  const kv = await new Kvm(nc).open(bucket); // binds without a request
+  for (let waiting = false; ; waiting = true) {
+    opts.signal.throwIfAborted();
+    try {
+      await kv.status();
+      return kv;
+    } catch (e) {
+      if ((e as Error)?.name !== "StreamNotFoundError") throw e;
+    }
+    if (!waiting) opts.onWaiting?.();
+    await delay(opts.pollMs ?? 1000, undefined, { signal: opts.signal });
+  }
 }
