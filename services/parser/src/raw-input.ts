@@ -31,14 +31,16 @@ const RESUME_SLICE = 256;
 export class RawInput {
   private readonly subs = new Map<number, SupervisedLoop>();
   private queue: Uint8Array[] = [];
+  /** When each queued message arrived (wall ms), beside `queue`. */
+  private queuedAt: number[] = [];
   private head = 0;
   private paused = false;
   private resuming = false;
 
   constructor(
     private readonly nc: NatsConnection,
-    /** Handles one RawBatch message synchronously (Pipeline.onRawBytes). */
-    private readonly handle: (data: Uint8Array) => void,
+    /** Handles one RawBatch message synchronously (Pipeline.onRawBytes); `arrivedMs`: when it came (wall ms). */
+    private readonly handle: (data: Uint8Array, arrivedMs: number) => void,
     private readonly o: RawInputOptions,
   ) {}
 
@@ -58,7 +60,7 @@ export class RawInput {
           }
           c.add("raw_received");
           if (this.paused || this.head < this.queue.length) this.enqueue(m.data);
-          else this.run(m.data);
+          else this.run(m.data, Date.now());
         },
       });
       return {
@@ -97,11 +99,12 @@ export class RawInput {
       let n = 0;
       while (!this.paused && this.head < this.queue.length && n++ < RESUME_SLICE) {
         const data = this.queue[this.head]!;
-        this.queue[this.head++] = EMPTY;
-        this.run(data);
+        this.queue[this.head] = EMPTY;
+        this.run(data, this.queuedAt[this.head++]!);
       }
       if (this.head === this.queue.length || this.head > 1024) {
         this.queue = this.queue.slice(this.head);
+        this.queuedAt = this.queuedAt.slice(this.head);
         this.head = 0;
       }
       if (!this.paused && this.head < this.queue.length) setImmediate(step);
@@ -114,10 +117,11 @@ export class RawInput {
   drainQueue(): void {
     while (this.head < this.queue.length) {
       const data = this.queue[this.head]!;
-      this.queue[this.head++] = EMPTY;
-      this.run(data);
+      this.queue[this.head] = EMPTY;
+      this.run(data, this.queuedAt[this.head++]!);
     }
     this.queue = [];
+    this.queuedAt = [];
     this.head = 0;
   }
 
@@ -126,17 +130,23 @@ export class RawInput {
     return this.queue.length - this.head;
   }
 
+  /** When the oldest message waiting in the queue arrived (wall ms); Infinity when none waits. */
+  oldestQueuedMs(): number {
+    return this.head < this.queue.length ? this.queuedAt[this.head]! : Infinity;
+  }
+
   private enqueue(data: Uint8Array): void {
     if (this.queue.length - this.head >= this.o.maxPending) {
       this.o.counters.add("raw_drops_sub_queue_full");
       return;
     }
     this.queue.push(data);
+    this.queuedAt.push(Date.now());
   }
 
-  private run(data: Uint8Array): void {
+  private run(data: Uint8Array, arrivedMs: number): void {
     try {
-      this.handle(data);
+      this.handle(data, arrivedMs);
     } catch (e) {
       // a bug, not bad input (the pipeline counts that): counted and logged, the input goes on
       this.o.counters.add("raw_handler_errors");

@@ -26,6 +26,7 @@ import { ownedPartitions, ownerOf, describePartitions, NatsMembership, WakeTimer
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
+import { PublishWatermark } from "./publish-watermark.js";
 import { RawInput } from "./raw-input.js";
 import { shareTopicNames, type TopicNameSharing } from "./topic-names-nats.js";
 import { redactionPolicy } from "./redact.js";
@@ -95,8 +96,9 @@ export const createService: CreateService = async (ctx) => {
       const flushTimer = new WakeTimer(() => output.poke());
       const input: RawInput = new RawInput(
         nc,
-        (data) => {
+        (data, arrivedMs) => {
           pipeline.onRawBytes(data, performance.now());
+          output.watermark.handled(arrivedMs);
           flushTimer.arm(o.flushMs);
           if (!waitingOutput && pipeline.queuedBatches() >= MAX_QUEUED_OUTPUT) {
             waitingOutput = true;
@@ -124,7 +126,7 @@ export const createService: CreateService = async (ctx) => {
 
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: output.publishedThroughMs() }),
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: output.publishedThroughMs(input.oldestQueuedMs()) }),
         { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health },
         log,
         (members, died) => rebalance(members, died),
@@ -238,8 +240,8 @@ const PUBLISH_RETRY_BUDGET_MS = 60_000;
 class Output {
   private flushing: Promise<void> | undefined;
   private again = false;
-  /** When the last flush that completed began (wall ms): every record made before it is acknowledged. */
-  private completedFrom = Date.now();
+  /** What bounds `publishedThroughMs` (publish-watermark.ts). */
+  readonly watermark = new PublishWatermark(Date.now());
   /** Tells this process's batches from an earlier one with the same instance name (a pod restarted). */
   private readonly nonce = randomBytes(6).toString("hex");
   onCommitted: (p: Progress) => void = () => {};
@@ -255,12 +257,13 @@ class Output {
 
   /**
    * This replica's watermark, stated in its membership heartbeat (docs/parser.md): every record
-   * it made before this wall-clock time is acknowledged by JetStream. Now when nothing is held or
-   * being published; else when the last completed flush began. Aggregators close no window past
-   * it, so records held up here (a publish timing out, a busy event loop) are not late.
+   * that ended before this wall-clock time is acknowledged by JetStream (PublishWatermark).
+   * `oldestQueuedMs`: when the oldest raw message still queued arrived. Aggregators close no
+   * window past it, so records held up here (a publish timing out, input queued behind it, a
+   * busy event loop) are not late.
    */
-  publishedThroughMs(): number {
-    return this.flushing || this.pipeline.hasOutput() ? this.completedFrom : Date.now();
+  publishedThroughMs(oldestQueuedMs: number): number {
+    return this.watermark.through(Date.now(), this.flushing !== undefined || this.pipeline.hasOutput(), oldestQueuedMs);
   }
 
   /** Called by the flush timer: starts a flush unless one runs. */
@@ -283,8 +286,9 @@ class Output {
         const began = Date.now();
         const progress = this.pipeline.progress();
         const batches = this.pipeline.takeOutput();
+        this.watermark.took();
         if (batches.length) await Promise.all(batches.map((b) => this.publish(b)));
-        this.completedFrom = began;
+        this.watermark.completed(began);
         this.onCommitted(progress);
       } while (this.again && this.pipeline.hasOutput());
     })().finally(() => (this.flushing = undefined));
