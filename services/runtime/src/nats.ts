@@ -43,6 +43,10 @@ export function natsConnectionOptions(opts: NatsOptions, name: string): NodeConn
     reconnectJitter: 200,
     pingInterval: 10_000,
     timeout: 5_000,
+    // nats.js otherwise builds an Error (a stack capture) up front for every request, so that a
+    // failure could show its caller: one per JetStream publish and per pull, on the hot path.
+    // Failures still carry their message and cause.
+    noAsyncTraces: true,
   };
   if (opts.user !== undefined) co.user = opts.user;
   if (opts.password !== undefined) co.pass = opts.password;
