@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { spawnSync } from "node:child_process";
-import { runFault, type StatusRow, type UpStack } from "./support/fault-stack.js";
+import { probeShedRequests, runFault, type StatusRow, type UpStack } from "./support/fault-stack.js";
 import { waitFor } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
@@ -137,7 +137,8 @@ test("probe killed (SIGKILL), restarted by up: its programs and links are gone, 
       const progs = bpfPrograms(pid);
       assert.ok(progs.length >= 10, `the probe holds its programs: ${progs.length}`);
       // what the probe held unpublished when killed (its batches are 50 ms) was served within the
-      // second before: counted from then
+      // second before: counted from then. What it counted as shed until then dies with it.
+      const shedBefore = await probeShedRequests(stack);
       const servedBefore = app.served();
       await new Promise((r) => setTimeout(r, 1000));
       const killed = Date.now();
@@ -150,7 +151,7 @@ test("probe killed (SIGKILL), restarted by up: its programs and links are gone, 
       const recoveryMs = Date.now() - killed;
       // Unseen: from a second before the kill until the new probe served (it attaches before)
       const unseen = app.served() - servedBefore;
-      return { recoveryMs, unseen, note: `programs and links freed ${goneMs} ms after the kill` };
+      return { recoveryMs, unseen, shedBefore, note: `programs and links freed ${goneMs} ms after the kill` };
     },
   });
 });

@@ -331,6 +331,11 @@ export function requestsInGaps(l: LossCounters, requestBytes: number): number {
   return Math.ceil(l.serverRequestGapBytes / requestBytes) + l.serverRequestGaps;
 }
 
+/** Requests served on connections the probe shed, server ends (its counters since it started). */
+export async function probeShedRequests(stack: UpStack): Promise<number> {
+  return sumOf(await stack.counters("probe"), /^shed_requests_server\./);
+}
+
 /** One row of docs/reliability.md's table, printed by each fault test. */
 export function report(row: Record<string, string | number>): void {
   const line = `FAULT-RESULT ${JSON.stringify(row)}\n`;
@@ -358,9 +363,10 @@ export interface FaultSpec {
   /**
    * Applies the fault and waits until the stack has recovered by itself. Returns the recovery
    * time and the requests the design allows to miss besides those in counted gaps (served while
-   * no probe ran: nobody can see them).
+   * no probe ran: nobody can see them). A fault that restarts the probe returns the requests it
+   * had counted as shed before (`shedBefore`): its counters start again from 0.
    */
-  act(stack: UpStack, app: HttpApp, urlPath: string): Promise<{ recoveryMs: number; unseen?: number; note?: string }>;
+  act(stack: UpStack, app: HttpApp, urlPath: string): Promise<{ recoveryMs: number; unseen?: number; shedBefore?: number; note?: string }>;
   /** Further checks on the stack before it stops. */
   check?(stack: UpStack, r: FaultResult): Promise<void>;
 }
@@ -405,7 +411,7 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
     // second. So what was served is accounted for exactly as observed + shed + counted loss.
     // (Requests never answered, such as the hostile input's, are not counted as shed.)
     await new Promise((r) => setTimeout(r, 1500));
-    const shed = sumOf(await stack.counters("probe"), /^shed_requests_server\./);
+    const shed = (acted.shedBefore ?? 0) + (await probeShedRequests(stack));
     const recorded = await settledObserved(stack.influxUrl, urlPath, served - shed);
     const [parser, aggregator, probe] = [await stack.counters("parser"), await stack.counters("aggregator"), await stack.counters("probe")];
     const loss = lossCounters(parser, aggregator);
