@@ -23,6 +23,36 @@ interface Peer {
 const isLoopback = (a: string) => a.startsWith("127.") || a === "::1" || a.startsWith("::ffff:127.");
 
 /**
+ * A bounded map in two generations of at most `half` keys each: setting a key writes it into
+ * `young`, and a full `young` becomes `old` (the previous `old` forgotten at once). Lookups read
+ * both, so what was set within the last `half` new keys is always found. No entry is ever
+ * deleted: V8's Map keeps a deleted entry in its table until it is rebuilt, and an oldest-first
+ * eviction (`keys().next()`) walks every one of them before the first live key.
+ */
+class Generations<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+  constructor(private readonly half: number) {}
+
+  get(k: string): V | undefined {
+    return this.young.get(k) ?? this.old.get(k);
+  }
+
+  set(k: string, v: V): void {
+    if (this.young.size >= this.half && !this.young.has(k)) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(k, v);
+  }
+
+  /** Keys held (a key in both generations counts twice): at most 2 × half. */
+  get size(): number {
+    return this.young.size + this.old.size;
+  }
+}
+
+/**
  * Processes seen at local address:port, and the ports processes listen on, learned from
  * connection events of every node this parser hears from (bounded, oldest forgotten first).
  * An address that is the same on every node (loopback, a wildcard listening port) and a pid are
@@ -31,21 +61,22 @@ const isLoopback = (a: string) => a.startsWith("127.") || a === "::1" || a.start
  */
 export class PeerDirectory {
   /**
-   * address:port → Peer in two generations, each at most max/2: learning writes into `young`,
-   * and a full `young` becomes `old` (the previous `old` forgotten at once). Lookups read both, so
-   * what was learned within the last max/2 entries is always found, and a socket named again
-   * (a server's listening address, at every accept) stays young. No entry is ever deleted: a Map
-   * that deletes and re-adds one hot key on every connection (the LRU this replaces) keeps each
-   * deleted entry in its hash chain until it is rebuilt, and its oldest-first eviction walks
-   * every deleted entry before the first live one: 26 % of the parser's CPU at 1,000 new
+   * address:port → Peer, at most `max` in two generations (Generations): what was learned within
+   * the last max/2 entries is always found, and a socket named again (a server's listening
+   * address, at every accept) stays young. The LRU this replaced deleted and re-added one hot key
+   * on every connection and evicted oldest-first: 26 % of the parser's CPU at 1,000 new
    * connections a second, ~20-50 µs per connection once 20,000 had been seen.
    */
-  private young = new Map<string, Peer>();
-  private old = new Map<string, Peer>();
+  private readonly peers: Generations<Peer>;
   /** node/pid → the process name and the lowest port it accepted on (a reused pid with another
-   *  name starts over). */
-  private readonly listening = new Map<string, { name: string; port: number }>();
-  constructor(private readonly max = 65536) {}
+   *  name starts over); the same two generations, the last max/2 processes seen listening kept.
+   *  Evicting the oldest one by one cost ~10-34 µs per new listening process once 65,536 were
+   *  known, for the same reason. */
+  private readonly listening: Generations<{ name: string; port: number }>;
+  constructor(max = 65536) {
+    this.peers = new Generations(max / 2);
+    this.listening = new Generations(max / 2);
+  }
 
   private static key(node: string, address: string, port: number): string {
     return isLoopback(address) ? `${node}/${address}:${port}` : `${address}:${port}`;
@@ -55,39 +86,28 @@ export class PeerDirectory {
     const p = processOf(ev);
     if (!p) return;
     const peer: Peer = { process: p, node };
-    this.put(PeerDirectory.key(node, ev.localAddress, ev.localPort), peer);
+    this.peers.set(PeerDirectory.key(node, ev.localAddress, ev.localPort), peer);
     if (ev.role === Role.SERVER && ev.localPort) {
       // A listening port is shared by every accepted socket: remember it without the address too.
-      this.put(`${node}/*:${ev.localPort}`, peer);
+      this.peers.set(`${node}/*:${ev.localPort}`, peer);
       const lk = `${node}/${p.pid}`;
       const had = this.listening.get(lk);
-      if (!had || had.name !== p.name) {
-        if (!had && this.listening.size >= this.max) this.listening.delete(this.listening.keys().next().value as string);
-        this.listening.set(lk, { name: p.name, port: ev.localPort });
-      } else if (ev.localPort < had.port) had.port = ev.localPort; // the lowest: the same name whichever accept comes first
+      if (!had || had.name !== p.name) this.listening.set(lk, { name: p.name, port: ev.localPort });
+      else {
+        if (ev.localPort < had.port) had.port = ev.localPort; // the lowest: the same name whichever accept comes first
+        this.listening.set(lk, had); // still listening: kept young
+      }
     }
-  }
-
-  private put(k: string, peer: Peer): void {
-    if (this.young.size >= this.max / 2 && !this.young.has(k)) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(k, peer);
-  }
-
-  private get(k: string): Peer | undefined {
-    return this.young.get(k) ?? this.old.get(k);
   }
 
   /** Entries held (both generations; a key in both counts twice): at most `max`. */
   get size(): number {
-    return this.young.size + this.old.size;
+    return this.peers.size;
   }
 
   /** The process at address:port as seen from `node` (a server also by its listening port there). */
   lookup(address: string, port: number, asServer: boolean, node: string): Peer | undefined {
-    return this.get(PeerDirectory.key(node, address, port)) ?? (asServer ? this.get(`${node}/*:${port}`) : undefined);
+    return this.peers.get(PeerDirectory.key(node, address, port)) ?? (asServer ? this.peers.get(`${node}/*:${port}`) : undefined);
   }
 
   /** A port the process of `node` listens on (the lowest seen), or 0. */
