@@ -137,9 +137,10 @@ test("probe killed (SIGKILL), restarted by up: its programs and links are gone, 
       const progs = bpfPrograms(pid);
       assert.ok(progs.length >= 10, `the probe holds its programs: ${progs.length}`);
       // what the probe held unpublished when killed (its batches are 50 ms) was served within the
-      // second before: counted from then. What it counted as shed until then dies with it.
-      const shedBefore = await probeShedRequests(stack);
+      // second before: counted from then. What it counted as shed dies with it: read after, so
+      // that a request shed in between is both unseen and shed, never neither.
       const servedBefore = app.served();
+      const shedBefore = await probeShedRequests(stack);
       await new Promise((r) => setTimeout(r, 1000));
       const killed = Date.now();
       process.kill(pid, "SIGKILL");
