@@ -19,7 +19,7 @@ import { createLogger, ensureRecordsStream } from "@wirescope/runtime";
 import { waitFor } from "./support/index.js";
 import { startNatsProxy } from "./support/nats-proxy.js";
 import { publishLive, rows, startAggregator, startBackends, suiteCleanup } from "./aggregator-support.js";
-import { captureThroughRelay, startParser, toRawBatches } from "./parser-support.js";
+import { captureThroughRelay, parserStatus, startParser, toRawBatches } from "./parser-support.js";
 
 const WINDOW = 1000;
 const GRACE = 2000;
@@ -52,7 +52,7 @@ describe("aggregator: windows wait for a parser that is behind", { timeout: 240_
   const cleanup = suiteCleanup();
 
   /** The held parser's records written, and the aggregator's late drops, with the parsers watched or not. */
-  async function heldParser(db: string, watching: boolean): Promise<{ written: number; late: number; watched: number }> {
+  async function heldParser(db: string, watching: boolean): Promise<{ written: number; late: number; watched: number; lag: number }> {
     const { nats, influx, nc } = await startBackends(cleanup);
     await ensureRecordsStream(nc, { name: "WIRESCOPE_RECORDS" }, createLogger("aggregator", { level: "warn" }));
     const proxy = await startNatsProxy(nats.url);
@@ -75,10 +75,12 @@ describe("aggregator: windows wait for a parser that is behind", { timeout: 240_
       // records move event time past their windows' close (end + grace)
       await sleep(HELD_MS);
       const watched = (await agg.status()).parsers_watched ?? 0;
+      // the parser says itself how far behind its watermark is (its gRPC port is not behind the proxy)
+      const lag = (await parserStatus(parser)).counters.watermark_lag_ms ?? 0;
       proxy.mode = "pass";
       await waitFor(async () => (await written()) + ((await agg.status()).drops_late ?? 0) >= REQUESTS, { timeoutMs: 60_000, intervalMs: 250, what: `the ${REQUESTS} held records written or dropped` });
       await sleep(2 * (WINDOW + GRACE)); // nothing more comes
-      return { written: await written(), late: (await agg.status()).drops_late ?? 0, watched };
+      return { written: await written(), late: (await agg.status()).drops_late ?? 0, watched, lag };
     } finally {
       await live.stop();
     }
@@ -87,6 +89,7 @@ describe("aggregator: windows wait for a parser that is behind", { timeout: 240_
   it(`with the parsers watched, the records a parser held ${HELD_MS / 1000} s are all written, none late`, async () => {
     const r = await heldParser("agg_parser_watermark", true);
     assert.equal(r.watched, 1, "the held parser still counted (heard within --parser-hold-ms)");
+    assert.ok(r.lag >= HELD_MS / 2, `the parser's own watermark_lag_ms shows it held up: ${r.lag} ms`);
     assert.equal(r.late, 0, "no record dropped as late");
     assert.equal(r.written, REQUESTS);
   });

@@ -188,6 +188,9 @@ export const createService: CreateService = async (ctx) => {
         counters.setTotal("kafka_topic_ids.malformed", tn.malformed);
         counters.set("kafka_topic_ids.known", topicNames.size);
         counters.set("raw_sub_pending", input.pending);
+        // How far this replica's watermark is behind the wall clock: the aggregators' windows wait
+        // for the lowest (their `parser_lag_ms`); this says which replica holds them.
+        counters.set("watermark_lag_ms", Math.max(0, Date.now() - output.publishedThroughMs(input.oldestQueuedMs())));
         // The plugin host's own counters: traps and what plugins report per connection (ABI v2:
         // plugin_errors.<plugin>, plugin_drops.<plugin>, plugin_bytes_dropped.<plugin>) under
         // their usual names, the rest prefixed.
