@@ -1,7 +1,6 @@
 // The arguments that put one `wirescope up` stack on free loopback ports with its own data dir,
 // so that stacks of several tests (and a developer's own) never collide.
 import net from "node:net";
-import { freePort } from "@wirescope/runtime";
 import { tempDir } from "./servers.js";
 
 export interface StackPorts {
@@ -22,7 +21,7 @@ export function portPicker(): (n?: number, stride?: number) => Promise<number> {
   const taken = new Set<number>();
   return async (n = 1, stride = 1) => {
     for (let attempt = 0; attempt < 50; attempt++) {
-      const first = n > 1 ? await freePortRun(n, stride) : await freePort();
+      const first = await freePortRun(n, stride);
       const run = Array.from({ length: n }, (_, k) => first + k * stride);
       if (run.some((p) => taken.has(p))) continue;
       for (const p of run) taken.add(p);

@@ -111,6 +111,9 @@ export const createService: CreateService = async (ctx) => {
         },
         { maxPending: o.maxRawPending, counters, log, health: ctx.health },
       );
+      // This replica's watermark (docs/parser.md, "Membership protocol"): stated in its heartbeat,
+      // and behind the wall clock by its `watermark_lag_ms`.
+      const watermark = (): number => output.publishedThroughMs(input.oldestQueuedMs());
       let committed: Progress = {};
       let lastPut = "";
       output.onCommitted = (p) => {
@@ -126,7 +129,7 @@ export const createService: CreateService = async (ctx) => {
 
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: output.publishedThroughMs(input.oldestQueuedMs()) }),
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark() }),
         { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health },
         log,
         (members, died) => rebalance(members, died),
@@ -190,7 +193,7 @@ export const createService: CreateService = async (ctx) => {
         counters.set("raw_sub_pending", input.pending);
         // How far this replica's watermark is behind the wall clock: the aggregators' windows wait
         // for the lowest (their `parser_lag_ms`); this says which replica holds them.
-        counters.set("watermark_lag_ms", Math.max(0, Date.now() - output.publishedThroughMs(input.oldestQueuedMs())));
+        counters.set("watermark_lag_ms", Math.max(0, Date.now() - watermark()));
         // The plugin host's own counters: traps and what plugins report per connection (ABI v2:
         // plugin_errors.<plugin>, plugin_drops.<plugin>, plugin_bytes_dropped.<plugin>) under
         // their usual names, the rest prefixed.
