@@ -17,10 +17,12 @@
 // record is named from what is known when it is written: an id whose Metadata another replica
 // decodes later stays an id, never a guessed name.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Generations } from "@wirescope/runtime";
 import { AttributeValueSchema, RecordSchema, StringListSchema, type Record } from "@wirescope/wire/gen/wirescope/v1/record_pb";
 
 export interface TopicNameOptions {
-  /** Ids remembered; past this the oldest learned is forgotten first. */
+  /** Ids remembered, in two generations of half as many (`Generations`): the last maxIds/2
+   *  learned are always known; past maxIds the older half is forgotten at once. */
   maxIds: number;
   /** Topics kept per record (the plugin's own cap, MAX_TOPICS). */
   maxTopics: number;
@@ -47,7 +49,9 @@ const PREFIX = Buffer.from("kafka.topic_id");
 const ID = /^[0-9a-f]{32}$/;
 
 export class TopicNameDirectory {
-  private readonly names = new Map<string, string>();
+  /** Oldest-first eviction from one Map cost ~20 µs per id learned past 65,536 (V8 walks the
+   *  deleted entries before the first live key); a generation is dropped whole instead. */
+  private readonly names: Generations<string, string>;
   readonly counts: TopicNameCounts = { learned: 0, named: 0, unnamed: 0, malformed: 0 };
   private readonly opts: TopicNameOptions;
 
@@ -57,6 +61,7 @@ export class TopicNameDirectory {
     opts: Partial<TopicNameOptions> = {},
   ) {
     this.opts = { ...DEFAULT_TOPIC_NAME_OPTIONS, ...opts };
+    this.names = new Generations(Math.max(1, Math.floor(this.opts.maxIds / 2)));
   }
 
   get size(): number {
@@ -72,9 +77,7 @@ export class TopicNameDirectory {
     if (!ID.test(id) || !name) return false;
     const m = this.names;
     if (m.get(id) === name) return false;
-    m.delete(id); // re-inserted last: the map's order is the order learned
     m.set(id, name);
-    if (m.size > this.opts.maxIds) m.delete(m.keys().next().value as string);
     return true;
   }
 

@@ -3,6 +3,7 @@
 // where from connection events, and resolves the ends of a connection lazily: an end not known
 // when the connection was created is looked up again as its records are published.
 import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/wire";
+import { Generations } from "@wirescope/runtime";
 
 /** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
 export interface EndpointInfo {
@@ -23,36 +24,6 @@ interface Peer {
 const isLoopback = (a: string) => a.startsWith("127.") || a === "::1" || a.startsWith("::ffff:127.");
 
 /**
- * A bounded map in two generations of at most `half` keys each: setting a key writes it into
- * `young`, and a full `young` becomes `old` (the previous `old` forgotten at once). Lookups read
- * both, so what was set within the last `half` new keys is always found. No entry is ever
- * deleted: V8's Map keeps a deleted entry in its table until it is rebuilt, and an oldest-first
- * eviction (`keys().next()`) walks every one of them before the first live key.
- */
-class Generations<V> {
-  private young = new Map<string, V>();
-  private old = new Map<string, V>();
-  constructor(private readonly half: number) {}
-
-  get(k: string): V | undefined {
-    return this.young.get(k) ?? this.old.get(k);
-  }
-
-  set(k: string, v: V): void {
-    if (this.young.size >= this.half && !this.young.has(k)) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(k, v);
-  }
-
-  /** Keys held (a key in both generations counts twice): at most 2 × half. */
-  get size(): number {
-    return this.young.size + this.old.size;
-  }
-}
-
-/**
  * Processes seen at local address:port, and the ports processes listen on, learned from
  * connection events of every node this parser hears from (bounded, oldest forgotten first).
  * An address that is the same on every node (loopback, a wildcard listening port) and a pid are
@@ -67,12 +38,12 @@ export class PeerDirectory {
    * on every connection and evicted oldest-first: 26 % of the parser's CPU at 1,000 new
    * connections a second, ~20-50 µs per connection once 20,000 had been seen.
    */
-  private readonly peers: Generations<Peer>;
+  private readonly peers: Generations<string, Peer>;
   /** node/pid → the process name and the lowest port it accepted on (a reused pid with another
    *  name starts over); the same two generations, the last max/2 processes seen listening kept.
    *  Evicting the oldest one by one cost ~10-34 µs per new listening process once 65,536 were
    *  known, for the same reason. */
-  private readonly listening: Generations<{ name: string; port: number }>;
+  private readonly listening: Generations<string, { name: string; port: number }>;
   constructor(max = 65536) {
     this.peers = new Generations(max / 2);
     this.listening = new Generations(max / 2);

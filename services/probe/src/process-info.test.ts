@@ -92,6 +92,38 @@ test("parseListenPorts: LISTEN rows only", () => {
   assert.deepEqual(parseListenPorts("garbage\n\n1 2 3"), []);
 });
 
+test("ProcessCache is bounded: a process looked up again stays cached, the others are forgotten by halves", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-proc-"));
+  const cache = new ProcessCache({ procRoot: root, maxEntries: 4 }); // two generations of 2
+  const get = (pid: number) => {
+    fs.mkdirSync(path.join(root, String(pid)), { recursive: true });
+    fs.writeFileSync(path.join(root, `${pid}/comm`), `p${pid}\n`);
+    return cache.get(pid);
+  };
+  get(1);
+  get(2);
+  get(3); // young {3}, old {1, 2}
+  assert.equal(cache.get(1).name, "p1"); // looked up again: young {3, 1}, old {2}
+  get(4); // young {4}, old {3, 1}: 2 forgotten
+  get(5); // young {4, 5}
+  fs.writeFileSync(path.join(root, "2/comm"), "changed\n");
+  fs.writeFileSync(path.join(root, "1/comm"), "changed\n");
+  assert.equal(cache.get(1).name, "p1", "kept: not read again");
+  assert.equal(cache.get(2).name, "changed", "forgotten: read again");
+  assert.ok(cache.size <= 4);
+  // young {1, 2}, old {4, 5}: an exec noted for 5, then 5 forgotten with its generation
+  cache.exec(5, 10n);
+  for (let pid = 6; pid <= 9; pid++) get(pid);
+  assert.equal(cache.sweep(), 0);
+  // the sweep dropped the note: 5, read again, is not read a second time for an exec long past
+  fs.writeFileSync(path.join(root, "5/comm"), "p5-exec\n");
+  assert.equal(cache.get(5).name, "p5-exec");
+  fs.writeFileSync(path.join(root, "5/comm"), "p5-again\n");
+  assert.equal(cache.get(5, "", 20n).name, "p5-exec");
+  assert.equal(cache.execRefreshed, 0);
+  fs.rmSync(root, { recursive: true });
+});
+
 test("indexPods: container ids to pod, namespace, container and workload", () => {
   const idx = indexPods({
     items: [

@@ -25,3 +25,4 @@ export * from "./membership.js";
 export * from "./membership-nats.js";
 export * from "./supervised-loop.js";
 export * from "./wake-timer.js";
+export * from "./generations.js";
