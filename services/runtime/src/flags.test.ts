@@ -85,6 +85,15 @@ describe("parseFlags", () => {
         }),
       { message: 'WIRESCOPE_DEMO_SIZE="x": --size: expected a number' },
     );
+    // another class (a command's usage error) keeps its class, so its exit code stays the same
+    class UsageLike extends Error {}
+    assert.throws(
+      () =>
+        p.each(() => {
+          throw new UsageLike("--size: expected a number");
+        }),
+      (e: unknown) => e instanceof UsageLike && e.message === 'WIRESCOPE_DEMO_SIZE="x": --size: expected a number',
+    );
   });
 
   it("passes unlisted arguments on in order with passUnknown", () => {

@@ -104,15 +104,19 @@ export class ParsedFlags {
   }
 
   /**
-   * Calls `fn` for each flag given, in order. A ConfigError it throws for a value from a
-   * variable is re-thrown naming the variable, so the message points at what to fix.
+   * Calls `fn` for each flag given, in order. An error it throws for a value from a variable is
+   * re-thrown naming the variable, so the message points at what to fix (a ConfigError as a new
+   * one; any other error, such as a command's usage error, keeps its class and gets the prefix).
    */
   each(fn: (g: FlagValue) => void): void {
     for (const g of this.given) {
       try {
         fn(g);
       } catch (e) {
-        if (g.env && e instanceof ConfigError) throw new ConfigError(e.code, `${g.env}=${JSON.stringify([g.value, ...g.following].join(" "))}: ${e.message}`, { cause: e });
+        if (!g.env) throw e;
+        const from = `${g.env}=${JSON.stringify([g.value, ...g.following].join(" "))}`;
+        if (e instanceof ConfigError) throw new ConfigError(e.code, `${from}: ${e.message}`, { cause: e });
+        if (e instanceof Error) e.message = `${from}: ${e.message}`;
         throw e;
       }
     }

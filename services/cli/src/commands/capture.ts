@@ -4,11 +4,11 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
-import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/runtime";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 
 /** capture's flags: --help, the completions and the parser all read this table. */
-export const CAPTURE_FLAGS: readonly FlagSpec[] = [
+export const CAPTURE_FLAGS: readonly FlagSpec[] = withEnv("capture", [
   { flag: "output", short: "o", value: "FILE.pcapng", description: "where the capture is written (required)" },
   { flag: "pid", repeatable: true, value: "N", description: "capture this process (repeatable)" },
   { flag: "port", repeatable: true, value: "N", description: "capture connections with this port (repeatable)" },
@@ -18,7 +18,7 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
   { flag: "mount-tracefs", description: "mount tracefs on /sys/kernel/tracing when missing" },
   { flag: "chunk-bytes", value: "N", default: "16384", description: "payload cap per event (1..16384)" },
   { flag: "max-bytes-per-call", value: "N", default: "4 MiB", description: "bytes copied per syscall, the rest is a stated gap" },
-];
+]);
 
 const USAGE = `usage: wirescope capture --output FILE.pcapng [options]
 
@@ -45,7 +45,7 @@ export interface CaptureArgs {
   maxBytesPerCall?: number;
 }
 
-export function parseCaptureArgs(args: string[]): CaptureArgs {
+export function parseCaptureArgs(args: string[], env: NodeJS.ProcessEnv = process.env): CaptureArgs {
   const filter: FilterSpec = { allowPids: [], denyPids: [], allowPorts: [], denyPorts: [], allowComms: [], denyComms: [], allowCgroups: [], denyCgroups: [] };
   const a: CaptureArgs = { output: "", filter, mountTracefs: false, plaintext: false };
   const num = (flag: string, v: string, max: number) => {
@@ -53,7 +53,7 @@ export function parseCaptureArgs(args: string[]): CaptureArgs {
     if (!/^\d+(\.\d+)?$/.test(v) || n <= 0 || n > max) throw new UsageError(`${flag}: expected a number in (0, ${max}], got "${v}"`);
     return n;
   };
-  parseFlags(args, CAPTURE_FLAGS, { command: "capture" }).each(({ flag: f, value: v }) => {
+  parseFlags(args, CAPTURE_FLAGS, { command: "capture", env }).each(({ flag: f, value: v }) => {
     switch (f) {
       case "--output": a.output = v; break;
       case "--pid": a.filter.allowPids.push(Math.trunc(num(f, v, 0x7fffffff))); break;

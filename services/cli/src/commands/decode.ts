@@ -21,7 +21,7 @@ import { Counters } from "@wirescope/runtime/counters";
 import { endpointText, recordToJson } from "@wirescope/wire/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/wire/gen/wirescope/v1/record_pb";
 import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/capture";
-import { flagsHelp, parseFlags, type FlagSpec } from "@wirescope/runtime/flags";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { UsageError, type Command } from "../command.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -29,7 +29,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const BUILTIN_PLUGIN_DIR = path.resolve(here, "../../../../parsers-wasm/build");
 
 /** decode's flags: --help, the completions and the parser all read this table. */
-export const DECODE_FLAGS: readonly FlagSpec[] = [
+export const DECODE_FLAGS: readonly FlagSpec[] = withEnv("decode", [
   { flag: "proto", repeatable: true, value: "PORT=PROTOCOL", description: "decode connections to PORT as PROTOCOL (http1, http2, mysql, kafka or a plugin's name) instead of detecting it; repeatable" },
   { flag: "format", value: "ndjson|table", default: "ndjson", description: "ndjson: one JSON object per record; table: aligned columns" },
   { flag: "redact", description: "mask literals in SQL text (db.query.text) and credential headers" },
@@ -40,7 +40,7 @@ export const DECODE_FLAGS: readonly FlagSpec[] = [
   { flag: "no-batch", description: "hand plugins one chunk per call, as for ABI version 1 plugins, instead of batches (same records; for comparison)" },
   { flag: "progress", default: "when stderr is a terminal, else a line every 256 MiB", description: "progress on stderr" },
   { flag: "no-progress", description: "never print progress" },
-];
+]);
 
 const USAGE = `usage: wirescope decode CAPTURE [--proto PORT=PROTOCOL]... [--format ndjson|table] [--redact]
                         [--plugins DIR] [--jobs N] [--stats] [--no-batch] [--progress|--no-progress]
@@ -71,9 +71,9 @@ interface DecodeArgs {
   jobs: number;
 }
 
-export function parseDecodeArgs(argv: string[]): DecodeArgs {
+export function parseDecodeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DecodeArgs {
   const a: DecodeArgs = { file: "", protos: new Map(), format: "ndjson", redact: false, pluginDirs: [], builtinDir: BUILTIN_PLUGIN_DIR, stats: false, batch: true, progress: undefined, jobs: 1 };
-  const parsed = parseFlags(argv, DECODE_FLAGS, { command: "decode", positionals: true });
+  const parsed = parseFlags(argv, DECODE_FLAGS, { command: "decode", env, positionals: true });
   parsed.each(({ flag, value: v }) => {
     switch (flag) {
       case "--proto": {

@@ -2,24 +2,24 @@
 // with a steady, known traffic mix, so there is something to see right away. `wirescope up`
 // starts it unless --no-demo is given.
 import path from "node:path";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 import { DEFAULT_BASE_PORT, DEFAULT_RATE, PARTS, type Part } from "../demo/spec.js";
 import { runDemo, DB_PASSWORD, DB_USER } from "../demo/run.js";
 import { runPart } from "../demo/parts.js";
 
 /** demo's own flags (after the shared ones): --help, the completions and the parser read this table. */
-export const DEMO_FLAGS: readonly FlagSpec[] = [
+export const DEMO_FLAGS: readonly FlagSpec[] = withEnv("demo", [
   { flag: "demo-port", value: "N", default: String(DEFAULT_BASE_PORT), description: "first of six consecutive ports: web, api, orders, kafka, redis, mariadb" },
   { flag: "rate", value: "R", default: String(DEFAULT_RATE), description: "requests per second the load generator sends to web" },
   { flag: "requests", value: "N", default: "never", description: "the load generator stops after N requests" },
   { flag: "dir", value: "DIR", default: "<data-dir>/demo", description: "the demo's data, logs and counts" },
   { flag: "part", value: "NAME", description: `run one part only (${PARTS.join(", ")}); used by the demo itself` },
-];
+]);
 
 /** Parses demo's own flags (`--flag value` or `--flag=value`). */
-export function parseDemoArgs(args: string[]) {
-  return parseFlags(args, DEMO_FLAGS, { command: "demo" }).values() as { "demo-port"?: string; rate?: string; requests?: string; dir?: string; part?: string };
+export function parseDemoArgs(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return parseFlags(args, DEMO_FLAGS, { command: "demo", env }).values() as { "demo-port"?: string; rate?: string; requests?: string; dir?: string; part?: string };
 }
 
 const USAGE = `usage: wirescope demo [--demo-port N] [--rate R] [--dir DIR] [options]

@@ -1,5 +1,5 @@
-// Every flag a table-driven command accepts is in its --help, and `--flag=value` means the same
-// as `--flag value` for each of them. Both are derived from the tables, so a flag added to a
+// Every flag a table-driven command accepts is in its --help with its WIRESCOPE_* variable, and
+// `--flag=value` and the variable mean the same as `--flag value` for each of them. Both are derived from the tables, so a flag added to a
 // parser without a help row, or a help row its parser does not take, fails here.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -79,17 +79,21 @@ describe("command --help", () => {
     });
   }
 
-  for (const name of ["probe", "parser", "aggregator"]) {
+  // What a command needs besides the flag under test, so that each flag's value is really parsed
+  // (not refused for a missing argument, the same way with the variable as with the flag).
+  const BASE: Record<string, string[]> = { decode: ["c.pcap"], capture: ["--output", "x.pcapng"] };
+  for (const name of Object.keys(PARSERS)) {
     const cmd = COMMANDS.find((c) => c.name === name)!;
     it(`${name}: every flag has its WIRESCOPE_* variable, and the variable means the same as the flag`, () => {
       const parse = PARSERS[name]!;
       for (const f of cmd.flags) {
         assert.match(f.env ?? "", /^WIRESCOPE_[A-Z0-9_]+$/, `${name} --${f.flag} has no variable`);
+        const base = (BASE[name] ?? []).includes(`--${f.flag}`) ? [] : BASE[name] ?? [];
         const p = isOwn(f) ? parse : (args: string[], env?: NodeJS.ProcessEnv) => loadConfig({ argv: args, env, natsAuthFromDataDir: false }).config;
         // an empty variable counts as unset (as in a shell), so no empty value here
         for (const v of f.value ? ["1", "4096", f.default || "x"] : ["1"]) {
-          const fromFlag = outcome(p, f.value ? [`--${f.flag}`, v] : [`--${f.flag}`]);
-          const fromEnv = outcome(p, [], { [f.env!]: v });
+          const fromFlag = outcome(p, [...base, ...(f.value ? [`--${f.flag}`, v] : [`--${f.flag}`])]);
+          const fromEnv = outcome(p, base, { [f.env!]: v });
           if (fromFlag.error) assert.ok(fromEnv.error?.endsWith(fromFlag.error), `${f.env}=${v}: ${fromEnv.error} vs ${fromFlag.error}`);
           else assert.deepEqual(fromEnv, fromFlag, `${f.env}=${v}`);
         }
@@ -101,9 +105,10 @@ describe("command --help", () => {
   }
 });
 
-/** A flag is the service's own when loadConfig does not take it (it leaves it for the service). */
+/** A flag is the command's own when it is not a row of the shared table (loadConfig leaves it for
+ *  the command; top's own --node replaces the shared one). */
 function isOwn(f: FlagSpec): boolean {
-  return !OPTIONS.some((o) => o.flag === f.flag);
+  return !(OPTIONS as readonly FlagSpec[]).includes(f);
 }
 
 describe("--flag=value in the commands with their own parsers", () => {

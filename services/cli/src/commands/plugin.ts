@@ -2,21 +2,21 @@
 // bucket every parser replica watches (they load a new plugin within seconds, no restart).
 import fs from "node:fs";
 import path from "node:path";
-import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
 /** plugin's own flags (after the shared ones): --help, the completions and its parser read this table. */
-export const PLUGIN_FLAGS: readonly FlagSpec[] = [
+export const PLUGIN_FLAGS: readonly FlagSpec[] = withEnv("plugin", [
   { flag: "manifest", value: "M.json", description: "add: the plugin's manifest" },
   { flag: "bucket", value: "B", default: PLUGIN_BUCKET, description: "NATS object store bucket of the plugins" },
   { flag: "json", description: "list: print JSON" },
-];
+]);
 
 /** Parses plugin's own flags (`--flag value` or `--flag=value`) and its words (subcommand, argument). */
-export function parsePluginArgs(args: readonly string[]): { bucket: string; manifestPath?: string; json: boolean; sub?: string; arg?: string } {
-  const p = parseFlags(args, PLUGIN_FLAGS, { command: "plugin", positionals: true });
+export function parsePluginArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { bucket: string; manifestPath?: string; json: boolean; sub?: string; arg?: string } {
+  const p = parseFlags(args, PLUGIN_FLAGS, { command: "plugin", env, positionals: true });
   const [sub, arg] = p.positionals;
   return { bucket: p.get("bucket") ?? PLUGIN_BUCKET, manifestPath: p.get("manifest"), json: p.has("json"), sub, arg };
 }

@@ -28,6 +28,7 @@ import {
   type Config,
   type NatsOptions,
   type Announcement,
+  withEnv,
 } from "@wirescope/runtime";
 import { hostPort } from "@wirescope/wire";
 import { UsageError, type Command } from "../command.js";
@@ -51,15 +52,15 @@ export interface StatusRow {
 }
 
 /** status's own flags (after the shared ones): --help, the completions and its parser read this table. */
-export const STATUS_FLAGS: readonly FlagSpec[] = [
+export const STATUS_FLAGS: readonly FlagSpec[] = withEnv("status", [
   { flag: "json", description: "print JSON: one object per process" },
   { flag: "address", repeatable: true, value: "HOST:PORT", description: "also ask this control address (repeatable)" },
   { flag: "timeout", value: "MS", default: "2000", description: "per-call deadline" },
-];
+]);
 
 /** Parses status's own flags (`--flag value` or `--flag=value`). */
-export function parseStatusArgs(args: readonly string[]): { json: boolean; extra: string[]; timeoutMs: number } {
-  const p = parseFlags(args, STATUS_FLAGS, { command: "status" });
+export function parseStatusArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { json: boolean; extra: string[]; timeoutMs: number } {
+  const p = parseFlags(args, STATUS_FLAGS, { command: "status", env });
   const json = p.has("json");
   const extra = p.all("address");
   const timeoutMs = Number(p.get("timeout") ?? 2000);

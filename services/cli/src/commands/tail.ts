@@ -2,18 +2,18 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger, withEnv } from "@wirescope/runtime";
 import { recordToJson, RecordBatchSchema, recordsOf, type Record as WsRecord } from "@wirescope/wire";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
 /** tail's own flags (after the shared ones): --help, the completions and the parser read this table. */
-export const TAIL_FLAGS: readonly FlagSpec[] = [
+export const TAIL_FLAGS: readonly FlagSpec[] = withEnv("tail", [
   { flag: "protocol", value: "P", description: "only records of this protocol" },
   { flag: "service", value: "S", description: "only records whose client or server service is S" },
   { flag: "format", value: "ndjson|table", default: "ndjson", description: "one JSON object per record, or aligned columns" },
   { flag: "limit", value: "N", default: "until Ctrl-C", description: "stop after N records" },
-];
+]);
 
 const USAGE = `usage: wirescope tail [--protocol P] [--service S] [--format ndjson|table] [--limit N] [options]
 
@@ -49,8 +49,8 @@ function tableRow(r: WsRecord): string {
 }
 
 /** `wirescope tail`'s own flags (after the shared options), as `--flag value` or `--flag=value`. */
-export function parseTailArgs(args: readonly string[]): { protocol?: string; service?: string; format: string; limit: number } {
-  const p = parseFlags(args, TAIL_FLAGS, { command: "tail" });
+export function parseTailArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { protocol?: string; service?: string; format: string; limit: number } {
+  const p = parseFlags(args, TAIL_FLAGS, { command: "tail", env });
   const format = p.get("format") ?? "ndjson";
   const limit = p.has("limit") ? Number(p.get("limit")) : Infinity;
   if (format !== "ndjson" && format !== "table") throw new UsageError("--format is ndjson or table");

@@ -1,7 +1,7 @@
 // `wirescope top`: a live terminal view of the services InfluxDB holds, like top(1): rate, error %,
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
-import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, type FlagSpec } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";
@@ -11,7 +11,7 @@ import { initialState, onKey, render, type TopData, type TopState } from "../top
 const OWN_SHARED = ["node"];
 
 /** top's own flags (after the shared ones): --help, the completions and the parser read this table. */
-export const TOP_FLAGS: readonly FlagSpec[] = [
+export const TOP_FLAGS: readonly FlagSpec[] = withEnv("top", [
   { flag: "range", value: "DURATION", default: "1m", description: "how far back to look: 30s, 5m, 1h" },
   { flag: "interval", value: "MS", default: "10000, the aggregator's window", description: "refresh period in ms" },
   { flag: "sort", value: "KEY", default: "rate", description: "rate, errors, p50, p99 or name" },
@@ -21,11 +21,11 @@ export const TOP_FLAGS: readonly FlagSpec[] = [
   { flag: "edges", description: "open the edges view at start" },
   { flag: "once", description: "print once and exit (the default when stdout is not a terminal)" },
   { flag: "timeout", value: "MS", default: "5000", description: "query deadline in ms" },
-];
+]);
 
 /** Parses top's own flags (`--flag value` or `--flag=value`). */
-export function parseTopArgs(args: string[]) {
-  return parseFlags(args, TOP_FLAGS, { command: "top" }).values() as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; node?: string; edges?: boolean; once?: boolean; timeout?: string };
+export function parseTopArgs(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return parseFlags(args, TOP_FLAGS, { command: "top", env }).values() as { range?: string; interval?: string; sort?: string; filter?: string; service?: string; node?: string; edges?: boolean; once?: boolean; timeout?: string };
 }
 
 const USAGE = `usage: wirescope top [--range 1m] [--interval ms] [--sort KEY] [--filter TEXT] [--service NAME] [--node NAME] [--edges] [--once] [options]

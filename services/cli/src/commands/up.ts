@@ -47,6 +47,7 @@ import {
   parseFlags,
   OPTIONS,
   type FlagSpec,
+  withEnv,
 } from "@wirescope/runtime";
 import {
   startNatsServer,
@@ -79,7 +80,7 @@ export const MAX_INSTANCES = 8;
 export const PARSER_PORT_STRIDE = 10;
 
 /** up's own flags (after the shared ones): --help, the completions and parseUpArgs read this table. */
-export const UP_FLAGS: readonly FlagSpec[] = [
+export const UP_FLAGS: readonly FlagSpec[] = withEnv("up", [
   { flag: "no-install", description: "skip the Debian package check" },
   { flag: "no-build", description: "skip the build step" },
   { flag: "no-probe", description: "do not start the probe" },
@@ -104,7 +105,7 @@ export const UP_FLAGS: readonly FlagSpec[] = [
   { flag: "start-timeout", value: "MS", default: "60000", description: "how long each process may take to become healthy" },
   { flag: "otlp-endpoint", value: "URL", default: "none", description: "the aggregator also exports spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318)" },
   { flag: "cpu-prof", value: "DIR", default: "off", description: "the probe, parser(s) and aggregator(s) run under `node --cpu-prof` and each writes a V8 CPU profile (CPU.<date>.<pid>.cpuprofile, for Chrome DevTools or speedscope) into DIR when it stops: a profile of the real stack under real traffic" },
-];
+]);
 
 const USAGE = `usage: wirescope up [--no-install] [--no-build] [--no-probe] [--no-demo] [--demo-port N] [--demo-requests N] [--influx-auth] [--nats-cluster N] [--nats-tls] [--pipeline-nice N] [--pipeline-cpu-budget N[m|%]] [--probe-args "FLAGS"] [--no-watch-parent] [--probe-port N] [--parser-port N] [--aggregator-port N] [--parsers N] [--aggregators N] [--probe-metrics-port N] [--parser-metrics-port N] [--aggregator-metrics-port N] [--otlp-endpoint URL] [--cpu-prof DIR] [options]
 
@@ -172,14 +173,14 @@ export function serviceNodeFlags(component: Component, opts: Pick<UpOptions, "cp
 }
 
 /** @internal exported for tests */
-export function parseUpArgs(rest: string[]): UpOptions {
+export function parseUpArgs(rest: string[], env: NodeJS.ProcessEnv = process.env): UpOptions {
   const o: UpOptions = { install: true, build: true, probe: true, ports: { ...DEFAULT_GRPC_PORTS }, metricsPorts: { ...DEFAULT_METRICS_PORTS }, metricsOff: new Set(), startTimeoutMs: 60_000, watchParent: true, demo: true, demoPort: DEFAULT_BASE_PORT, demoRequests: 0, influxAuth: false, natsCluster: 1, natsTls: false, probeArgs: [], pipelineNice: 10, pipelineCpuBudget: "0", otlpEndpoint: "", aggregators: 1, parsers: 1, cpuProfDir: "" };
   const num = (flag: string, v: string, max: number, min = 1) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`${flag}: expected an integer in [${min}, ${max}], got "${v}"`);
     return n;
   };
-  parseFlags(rest, UP_FLAGS, { command: "up" }).each(({ flag, value: v }) => {
+  parseFlags(rest, UP_FLAGS, { command: "up", env }).each(({ flag, value: v }) => {
     switch (flag) {
       case "--no-install": o.install = false; break;
       case "--no-build": o.build = false; break;
