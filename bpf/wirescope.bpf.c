@@ -103,7 +103,8 @@ struct conn_info {
 	__u64 ssl;         /* the TLS library object last linked to this fd (ssl_fds), forgotten at close */
 	__u64 go_g;        /* Go: the goroutine of the last Read entered on it (go_calls), forgotten at close */
 	__u8 cipher_held;  /* first seen mid-way as TLS records: its ciphertext is not sent (tls.bpf.h) */
-	__u8 _pad[7];
+	__u8 _pad[3];
+	__u32 epoch;       /* the ws_shed_cfg.epoch it was decided in */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -161,7 +162,7 @@ struct proc_state {
 	__u32 acc;         /* systematic sampling: a new connection adds the level, observed on overflow */
 	__u32 fd_entries;  /* it has had entries in conn_by_fd or nonsock_fds: its exec looks for them */
 	__u32 announced;   /* an open of it reached the ring (WS_CONN_F_NEW_PROC): later opens wake no one */
-	__u32 _pad;
+	__u32 epoch;       /* the ws_shed_cfg.epoch its accumulator was started in */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -510,6 +511,13 @@ static __always_inline __u64 peer_key_of(struct ws_conn_event *ev)
 	return h ? h : 1;
 }
 
+/* The sampling epoch in force (ws_shed_cfg.epoch; 0 without a config). */
+static __always_inline __u32 shed_epoch(void)
+{
+	struct ws_shed_cfg *cfg = get_shed_cfg();
+	return cfg ? cfg->epoch : 0;
+}
+
 /* Whether a new connection is observed (0) or shed (enum ws_shed_reason), taken before any of
  * its bytes is copied; ev->sample_level gets the level it was decided under. *peer: the key of the
  * decision left for the other end (0 when this end took the other's, or none was needed). */
@@ -540,6 +548,16 @@ static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *
 		shed = WS_SHED_PROC_FLOOD;
 	} else if (level < WS_SAMPLE_ONE) {
 		if (ps) {
+			/* a new epoch (steered sampling) starts the accumulator at a random phase, so that
+			 * what an epoch observes is n x level in expectation whatever the epochs before it
+			 * observed: with the phase carried over, an epoch after one that observed a
+			 * connection (and had its level cut by the steering for it) observes less than
+			 * its share, and the scaled counts came out low. Within the epoch it stays
+			 * systematic: n x level +- 1. Epoch 0 (a fixed fraction) keeps the phase. */
+			if (ps->epoch != cfg->epoch) {
+				ps->epoch = cfg->epoch;
+				ps->acc = bpf_get_prandom_u32() % WS_SAMPLE_ONE;
+			}
 			__u32 acc = ps->acc + level;
 			if (acc >= WS_SAMPLE_ONE)
 				acc -= WS_SAMPLE_ONE;
@@ -589,6 +607,7 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 	/* only connections the filters let through take part in sampling (others are never sent) */
 	ci.shed = traced ? decide(&ev, tgid, &ci.peer) : WS_SHED_NONE;
 	ci.sample_level = ev.sample_level;
+	ci.epoch = shed_epoch();
 	bpf_map_delete_elem(&nonsock_fds, &key);
 	if (bpf_map_update_elem(&conn_by_fd, &key, &ci, BPF_ANY)) {
 		count_drop(WS_DROP_CONN_MAP_FULL);
@@ -715,9 +734,17 @@ static __always_inline int charge(struct conn_info *ci, __u32 tgid, __u32 fd, __
 /*
  * Re-decision at a clean boundary. A connection whose turns are clean (request, then response,
  * no pipelining: an HTTP/1.1 connection user space follows) and that was decided under another
- * level than the one in force now is decided again when a new request starts: on the server's
- * side a read after a write, on the client's a write after a read. So a change of level reaches
- * long-lived keep-alive connections too, never inside a request:
+ * level than the one in force now, or in another epoch, is decided again when a new request
+ * starts: on the server's side a read after a write, on the client's a write after a read. So a
+ * change of level reaches long-lived keep-alive connections too, never inside a request.
+ * Epochs: while the level is steered, user space advances ws_shed_cfg.epoch every tick, so each
+ * such connection is decided again every tick, at an unchanged level too. Deciding again only at a
+ * change of level biased the scaled counts low (by 15-79 % at saturation): the steering changes
+ * the level sooner after a decision that observed a connection (its CPU) than after one that
+ * shed it, so observed stretches were shorter than shed ones, which the fraction does not undo.
+ * A stretch of one tick each makes every decision stand for the same time (and decide() starts
+ * each epoch's draw at a random phase).
+ *   observed -> observed: nothing to tell when the level is the same (the stream goes on);
  *   observed -> shed:     a close with WS_CONN_F_SHED (budget);
  *   -> observed:          an open of the same conn_key with the new level, its seq from 0 again
  *                         (a new byte stream that starts with a request, as after a TLS open).
@@ -735,7 +762,8 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 	 * be lost at random once it is full); shed for it, they are decided again once it has room */
 	int pressed = cfg && cfg->ringbuf_pct &&
 		      bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) * 100 > bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) * cfg->ringbuf_pct;
-	if (level == ci->sample_level && !(pressed && !ci->shed) && !(!pressed && ci->shed == WS_SHED_RINGBUF))
+	__u32 epoch = cfg ? cfg->epoch : 0;
+	if (level == ci->sample_level && epoch == ci->epoch && !(pressed && !ci->shed) && !(!pressed && ci->shed == WS_SHED_RINGBUF))
 		return;
 	struct sock *sk = tcp_sock_of_fd(fd);
 	struct scratch *sc = get_scratch();
@@ -749,6 +777,7 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 	__u8 shed = decide(ev, tgid, &peer);
 	if (peer)
 		ci->peer = peer;
+	ci->epoch = epoch;
 	__u8 was = ci->shed;
 	if (!shed && !was && ev->sample_level == ci->sample_level)
 		return; /* observed under the same level still (the ring had room again): nothing to tell */

@@ -321,6 +321,10 @@ struct ws_shed_cfg {
 	__u64 conn_calls;       /* data calls a connection may make per interval */
 	__u64 proc_bytes;       /* bytes a process may have copied per interval: above it its new
 				 * connections are shed, above twice it every call sheds its connection */
+	__u32 epoch;            /* steered sampling: user space advances it every tick, and a clean-turn
+				 * connection decided in another epoch is decided again at its next request
+				 * (not only at a change of level: see redecide_at_boundary) */
+	__u32 _pad;
 };
 
 /* Key of the per-fd maps. */

@@ -219,16 +219,20 @@ test("overload: a flood of random bytes on one connection is shed (counted); eve
   assert.ok((ps.counters["conns_shed_by_probe.conn_flood"] ?? 0) >= 1, `the parser heard of the shed connection: ${JSON.stringify(ps.counters)}`);
 });
 
-test("overload: a new level reaches keep-alive connections at a request boundary: shed or re-opened between two requests, never inside one", { timeout: 90_000 }, async (t) => {
-  if (!bpfAvailable(t)) return;
-  const server = await runChild("redecide-server", SERVER);
+/**
+ * The keep-alive server and an EbpfSource of its port, everything observed at first, with what
+ * each connection end went through: its steps (opens with their fraction, sheds, closes), the
+ * first bytes of each of its streams (the data at seq 0 of each direction: every open starts a
+ * stream at 0) and the requests a server end was given. Each open gets the copy policy the
+ * trimmer gives a followed HTTP/1.1 connection, so its turns are boundaries.
+ */
+async function boundaryBed(t: TestContext, name: string) {
+  const server = await runChild(name, SERVER);
   t.after(() => server.kill());
   const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
   const src = new EbpfSource({ mountTracefs: true, filter: { ...EMPTY_FILTER, allowPorts: [port] } });
   const fairness = { ringbufPct: 0, intervalMs: 1000, connBytes: 0, connCalls: 0, procBytes: 0 };
   src.setShedConfig({ sampleFraction: 1, ...fairness });
-  // per connection end: what it went through, and the first bytes of each of its streams (the
-  // data at seq 0 of each direction: every open starts a stream at 0)
   type End = { role: number; ours: boolean; steps: string[]; startIngress: string[]; startEgress: string[]; gets: number };
   const ends = new Map<bigint, End>();
   const ac = new AbortController();
@@ -240,7 +244,6 @@ test("overload: a new level reaches keep-alive connections at a request boundary
       if (!e) ends.set(c.connKey, (e = { role: c.role, ours, steps: [], startIngress: [], startEgress: [], gets: 0 }));
       if (c.kind === "open") {
         e.steps.push(`open ${c.observedFraction}`);
-        // what the trimmer does for a followed HTTP/1.1 connection: its turns become boundaries
         src.setCopyPolicy(c.connKey, 16 * 1024, 256);
       } else e.steps.push(c.shed ? `shed ${c.shed}` : "close");
     }
@@ -252,17 +255,27 @@ test("overload: a new level reaches keep-alive connections at a request boundary
     }
   }, ac.signal);
   t.after(() => (ac.abort(), done));
+  /** h2load's end: the requests it had answered, and our ends that started observed, once their last events are in. */
+  const finish = async (load: Promise<{ stdout: string }>) => {
+    const { stdout } = await load;
+    const answered = Number(/requests: \d+ total, \d+ started, (\d+) done, \1 succeeded/.exec(stdout)?.[1] ?? Number.NaN);
+    assert.ok(answered > 0, stdout);
+    await new Promise((r) => setTimeout(r, 500));
+    return { answered, mine: [...ends.values()].filter((e) => e.ours && e.steps[0] === "open 1") };
+  };
+  return { src, port, fairness, finish };
+}
+
+test("overload: a new level reaches keep-alive connections at a request boundary: shed or re-opened between two requests, never inside one", { timeout: 90_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { src, port, fairness, finish } = await boundaryBed(t, "redecide-server");
   // 8 keep-alive connections, 20 requests/s each, for 9 s: the level goes 1 -> 0.5 -> 1 meanwhile
   const load = run("h2load", ["--h1", "-c", "8", "--rps", "20", "-D", "9", `http://127.0.0.1:${port}/load`], { timeout: 60_000 });
   await new Promise((r) => setTimeout(r, 3000));
   src.setShedConfig({ sampleFraction: 0.5, ...fairness });
   await new Promise((r) => setTimeout(r, 3000));
   src.setShedConfig({ sampleFraction: 1, ...fairness });
-  const { stdout } = await load;
-  const answered = Number(/requests: \d+ total, \d+ started, (\d+) done, \1 succeeded/.exec(stdout)?.[1] ?? Number.NaN);
-  assert.ok(answered > 0, stdout);
-  await new Promise((r) => setTimeout(r, 500));
-  const mine = [...ends.values()].filter((e) => e.ours && e.steps[0] === "open 1");
+  const { answered, mine } = await finish(load);
   const servers = mine.filter((e) => e.role === 2);
   const clients = mine.filter((e) => e.role === 1);
   t.diagnostic(`server ends: ${servers.map((e) => e.steps.join(",")).join(" | ")}`);
@@ -294,4 +307,40 @@ test("overload: a new level reaches keep-alive connections at a request boundary
     assert.deepEqual(requests, Array(opens).fill("GET "), `${e.role === 2 ? "server" : "client"} end, ${e.steps.join(",")}`);
     assert.deepEqual(responses, Array(opens).fill("HTTP"), `${e.role === 2 ? "server" : "client"} end, ${e.steps.join(",")}`);
   }
+});
+
+test("overload: while steered, every epoch decides keep-alive connections again at an unchanged level, so each is observed for its share of the epochs, not frozen", { timeout: 90_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { src, port, fairness, finish } = await boundaryBed(t, "epoch-server");
+  // 8 keep-alive connections, 20 requests/s each, for 9 s; after 2 s the level goes to 0.3 and
+  // stays there, with a new epoch every 400 ms (what the steering does every tick while it samples)
+  const load = run("h2load", ["--h1", "-c", "8", "--rps", "20", "-D", "9", `http://127.0.0.1:${port}/load`], { timeout: 60_000 });
+  await new Promise((r) => setTimeout(r, 2000));
+  let epoch = 0;
+  const epochs = 15;
+  for (let i = 0; i < epochs; i++) {
+    src.setShedConfig({ sampleFraction: 0.3, epoch: ++epoch, ...fairness });
+    await new Promise((r) => setTimeout(r, 400));
+  }
+  src.setShedConfig({ sampleFraction: 1, epoch: ++epoch, ...fairness });
+  const { answered, mine } = await finish(load);
+  const servers = mine.filter((e) => e.role === 2);
+  assert.equal(servers.length, 8, "h2load's 8 connections at the server");
+  t.diagnostic(`server ends: ${servers.map((e) => e.steps.join(",")).join(" | ")}`);
+  // Decided once per change of level, each connection would have been observed or shed for the
+  // whole stretch at 0.3 (one step each: an open at 0.3 or "shed budget"). Decided again every epoch,
+  // most are observed in some epochs and shed in others: 8 x 0.3 = 2.4 of them per epoch, drawn
+  // afresh (a random phase per epoch), so over 15 epochs a connection stays on one side all along
+  // with a chance of 0.7^15 + 0.3^15, about 0.5 %.
+  const observedAt = `open ${Math.round(0.3 * 32768) / 32768}`; // the kernel's level, in steps of 1/32768
+  const both = servers.filter((e) => e.steps.includes(observedAt) && e.steps.includes("shed budget"));
+  assert.ok(both.length >= 6, `connections observed in some epochs and shed in others: ${both.length} of 8`);
+  const flips = servers.reduce((a, e) => a + e.steps.filter((s) => s === "shed budget").length, 0);
+  assert.ok(flips >= 8, `sheds at an unchanged level: ${flips}`);
+  // and what was served is still accounted for exactly: given to user space, or counted as
+  // answered while shed; every stream given starts at a request (decided at boundaries only)
+  const given = servers.reduce((a, e) => a + e.gets, 0);
+  const shedRequests = src.shedStats().serverRequests.budget ?? 0;
+  t.diagnostic(`${answered} answered: ${given} given to user space, ${shedRequests} on shed connections, ${flips} sheds`);
+  assert.equal(given + shedRequests, answered, "answered = given + shed");
 });

@@ -748,7 +748,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return env.Undefined();
   }
 
-  // setShedConfig({sampleLevel, ringbufPct, intervalNs, connBytes, connCalls, procBytes}): the
+  // setShedConfig({sampleLevel, ringbufPct, intervalNs, connBytes, connCalls, procBytes, epoch}): the
   // overload policy (bpf/wirescope.h ws_shed_cfg); intervalNs 0 observes everything.
   Napi::Value SetShedConfig(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -765,6 +765,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
     cfg.conn_bytes = (uint64_t)num("connBytes");
     cfg.conn_calls = (uint64_t)num("connCalls");
     cfg.proc_bytes = (uint64_t)num("procBytes");
+    cfg.epoch = (uint32_t)num("epoch");
     uint32_t zero = 0;
     int err = bpf_map__update_elem(skel_->maps.shed_cfg, &zero, 4, &cfg, sizeof cfg, BPF_ANY);
     if (err) probe_error(env, "EMAP", std::string("shed config update failed: ") + strerror(-err)).ThrowAsJavaScriptException();

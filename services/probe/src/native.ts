@@ -123,6 +123,12 @@ export interface ShedConfig {
   connBytes: number;
   connCalls: number;
   procBytes: number;
+  /**
+   * The sampling epoch: a clean-turn (HTTP/1.1) connection decided in another epoch is decided
+   * again at its next request, at an unchanged fraction too. The steering advances it every tick,
+   * so each decision stands for one tick (bpf/wirescope.bpf.c redecide_at_boundary). Default 0.
+   */
+  epoch?: number;
 }
 
 /** Shed connections and the bytes not copied for them, by reason (bpf/wirescope.h WS_SHED_REASONS). */
@@ -138,7 +144,7 @@ export interface ShedStats {
 }
 
 interface AddonProbe {
-  setShedConfig(cfg: { sampleLevel: number; ringbufPct: number; intervalNs: number; connBytes: number; connCalls: number; procBytes: number }): void;
+  setShedConfig(cfg: { sampleLevel: number; ringbufPct: number; intervalNs: number; connBytes: number; connCalls: number; procBytes: number; epoch: number }): void;
   shedStats(): number[];
   ringFill(): number;
   attachTls(path: string, dev: number, ino: number, lib: number): number;
@@ -261,6 +267,7 @@ export class NativeProbe {
     this.p.setShedConfig({
       sampleLevel: Math.round(Math.min(1, Math.max(0, c.sampleFraction)) * WS_SAMPLE_ONE),
       ringbufPct: c.ringbufPct, intervalNs: c.intervalMs * 1e6, connBytes: c.connBytes, connCalls: c.connCalls, procBytes: c.procBytes,
+      epoch: (c.epoch ?? 0) >>> 0,
     });
   }
 

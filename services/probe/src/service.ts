@@ -154,6 +154,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       // own CPU (every thread: getrusage, what /proc/self/stat shows), the ring's fill and what
       // was lost steer the sampling level
       let level = opts.sampleFraction ?? 1;
+      let epoch = 0;
       const started = Date.now();
       let ctl = { t: started, cpu: ownCpuMicros(), lost: -1 };
       // the local pipeline besides the probe: the --pipeline-pid processes, and the parsers and
@@ -184,8 +185,13 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         // not in the first 2 s: start-up (connecting, the batches kept since attach) is no load
         if (ebpf && sampling && now - started >= 2000 && ctl.lost >= 0) {
           const next = sampling.update({ cpuMillicores, ringFill, lost: lost - ctl.lost, pipelineMillicores, nodeIdle: pipeline?.nodeIdle });
-          // levels are applied in steps the kernel can tell apart (1/32768)
-          if (Math.abs(next - level) * 32768 >= 1) ebpf.setShedConfig({ sampleFraction: (level = next), ...fairness });
+          // levels are applied in steps the kernel can tell apart (1/32768); while sampling, every
+          // tick is a new epoch: keep-alive connections are decided again each tick, at an unchanged
+          // level too, so that each decision stands for one tick whatever the steering does next
+          // (deciding again only at a change of level biased the scaled counts low: native.ts epoch)
+          const changed = Math.abs(next - level) * 32768 >= 1;
+          if (changed) level = next;
+          if (changed || level < 1) ebpf.setShedConfig({ sampleFraction: level, epoch: ++epoch, ...fairness });
         }
         c.set("sample_fraction", level);
         c.set("cpu_millicores", Math.round(cpuMillicores));
