@@ -16,6 +16,7 @@
 //
 // records/s: from the first batch published until the aggregators have taken in every record.
 // CPU: from the same start until InfluxDB holds every record (windows of 1 s, grace 10 s).
+// In the cluster, each server's CPU is reported too, with the records stream's leader named.
 // The rows run single / cluster alternately at each count, on servers started once.
 //
 // Usage (built; nats-server, influxd, h2load installed; free ports, no lock needed):
@@ -93,6 +94,8 @@ interface Setup {
   urls: string[];
   replicas: number;
   natsPids: number[];
+  /** Server names, in the order of natsPids (the records stream's leader is named by them). */
+  natsNames: string[];
 }
 
 interface Row {
@@ -108,6 +111,9 @@ interface Row {
   /** Seconds from the first batch published until InfluxDB held every record. */
   total: number;
   drops: string[];
+  /** Each nats-server's CPU µs per record, and whether it led the records stream (from before
+   *  the load to after it: a leader that moved meanwhile is named `moved`). */
+  natsServers: { name: string; us: number; role: "leader" | "follower" | "moved" | "single" }[];
 }
 
 /** The parsers' acknowledged progress of `probeId` (batches), from their KV membership entries. */
@@ -149,6 +155,7 @@ async function runRow(setup: Setup, n: number, convs: Conversation[], perCopy: n
     // the records stream emptied: this row's aggregators (a durable of their own) read only its records
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
+    const recordsLeader = async () => (await jsm.streams.info("WIRESCOPE_RECORDS").catch(() => undefined))?.cluster?.leader ?? "";
     const builtins = ["--builtin-dir", path.join(REPO_ROOT, "parsers-wasm/build")];
     parsers = await Promise.all(Array.from({ length: n }, (_, i) => startParser(url, [...builtins, ...common], `parser-${setup.name}-${n}-${i}`)));
     await waitForFleet(parsers, P, 60_000);
@@ -179,6 +186,9 @@ async function runRow(setup: Setup, n: number, convs: Conversation[], perCopy: n
     const watcher = await watchProgress(nc, probeId);
     const drops0 = sumCounters([...(await Promise.all(parsers.map(async (p) => (await parserStatus(p)).counters))), ...(await Promise.all(aggs.map((a) => a.status())))], isDrop);
 
+    const leader0 = await recordsLeader();
+    const eachNats = () => setup.natsPids.map((pid) => cpuTicks(pid));
+    const n0 = eachNats();
     const c0 = ticks();
     const t0 = performance.now();
     let sent = 0;
@@ -207,11 +217,18 @@ async function runRow(setup: Setup, n: number, convs: Conversation[], perCopy: n
       { timeoutMs: WINDOW_MS + GRACE_MS + 30_000, intervalMs: 1000, what: "every record in InfluxDB" },
     ).catch(() => undefined);
     const c1 = ticks();
+    const n1 = eachNats();
+    const leader1 = await recordsLeader();
     const total = (performance.now() - t0) / 1000;
     const us = Object.fromEntries(COMPONENTS.map((c) => [c, (((c1[c] - c0[c]) / HZ) * 1e6) / expected])) as Record<Component, number>;
     const drops1 = sumCounters([...(await Promise.all(parsers.map(async (p) => (await parserStatus(p)).counters))), ...(await Promise.all(aggs.map((a) => a.status())))], isDrop);
     const drops = [...drops1].filter(([k, v]) => v > (drops0.get(k) ?? 0)).map(([k, v]) => `${k} ${fmt(v - (drops0.get(k) ?? 0))}`);
-    const row: Row = { setup: setup.name, n, expected, recorded, seconds, us, sum: COMPONENTS.reduce((s, c) => s + us[c], 0), idle, total, drops };
+    const natsServers = setup.natsNames.map((name, i) => ({
+      name,
+      us: (((n1[i]! - n0[i]!) / HZ) * 1e6) / expected,
+      role: setup.replicas === 1 ? ("single" as const) : leader0 !== leader1 ? ("moved" as const) : name === leader0 ? ("leader" as const) : ("follower" as const),
+    }));
+    const row: Row = { setup: setup.name, n, expected, recorded, seconds, us, sum: COMPONENTS.reduce((s, c) => s + us[c], 0), idle, total, drops, natsServers };
     progress(`${tag} ${fmt(expected / seconds)} records/s; recorded ${fmt(recorded)} of ${fmt(expected)}${recorded === expected ? " (exact)" : ""}; CPU µs/record ${COMPONENTS.map((c) => `${c} ${fmt(us[c], 1)}`).join(", ")}, sum ${fmt(row.sum, 1)} over ${total.toFixed(1)} s; idle before: ${COMPONENTS.map((c) => `${c} ${fmt(idle[c] * 100, 1)}%`).join(", ")} of a core; ${drops.length ? `drops: ${drops.join(", ")}` : "no drop counter moved"}`);
     return row;
   } finally {
@@ -231,8 +248,8 @@ async function main(): Promise<number> {
   const single = await startNats({ jetstream: true });
   const cluster = await startNatsCluster(3);
   const setups: Setup[] = [
-    { name: "single", urls: [single.url], replicas: 1, natsPids: [single.pid] },
-    { name: "cluster", urls: cluster.urls, replicas: 3, natsPids: cluster.servers.map((s) => s.pid) },
+    { name: "single", urls: [single.url], replicas: 1, natsPids: [single.pid], natsNames: ["single"] },
+    { name: "cluster", urls: cluster.urls, replicas: 3, natsPids: cluster.servers.map((s) => s.pid), natsNames: cluster.names },
   ];
   const rows: Row[] = [];
   try {
@@ -259,6 +276,16 @@ async function main(): Promise<number> {
     if (!s || !c) continue;
     const d = (k: Component) => `${c.us[k] - s.us[k] >= 0 ? "+" : ""}${fmt(c.us[k] - s.us[k], 1)}`;
     console.log(`| ${n} / ${n} | ${d("nats")} | ${d("parser")} | ${d("aggregator")} | **${c.sum - s.sum >= 0 ? "+" : ""}${fmt(c.sum - s.sum, 1)}** (×${(c.sum / s.sum).toFixed(2)}) | ${fmt(s.expected / s.seconds)} → ${fmt(c.expected / c.seconds)} |`);
+  }
+  console.log("\nnats-server CPU per record in the cluster, by role in the records stream (its leader stores every batch and sends it to both followers):\n");
+  console.log("| parsers / aggregators | records stream leader µs/record | each follower µs/record | leader's share of the cluster |");
+  console.log("|---|---:|---:|---:|");
+  for (const r of rows.filter((x) => x.setup === "cluster")) {
+    const lead = r.natsServers.find((s) => s.role === "leader");
+    const rest = r.natsServers.filter((s) => s.role === "follower");
+    const all = r.natsServers.reduce((a, s) => a + s.us, 0);
+    if (!lead) console.log(`| ${r.n} / ${r.n} | leader moved during the row (${r.natsServers.map((s) => `${s.name} ${fmt(s.us, 1)}`).join(", ")}) | | |`);
+    else console.log(`| ${r.n} / ${r.n} | ${fmt(lead.us, 1)} (${lead.name}) | ${rest.map((s) => fmt(s.us, 1)).join(", ")} | ${((lead.us / all) * 100).toFixed(0)} % |`);
   }
   const lost = rows.filter((r) => r.recorded !== r.expected);
   if (lost.length) console.error(`\nrecorded ≠ fed in: ${lost.map((r) => `${r.setup} ${r.n}/${r.n} (${fmt(r.recorded)} of ${fmt(r.expected)})`).join(", ")}`);

@@ -90,7 +90,7 @@ export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[
  * `wirescope up --nats-cluster`: @wirescope/cli natsClusterConfig), ready once JetStream
  * answers through them (the meta leader elected). `urls` lists every member, for --nats-url.
  */
-export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; stop(): Promise<void> }> {
+export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; names: string[]; stop(): Promise<void> }> {
   const dir = tempDir("wirescope-nats-cluster-");
   const members: NatsClusterMember[] = [];
   for (let i = 1; i <= n; i++) members.push({ name: `bench-${i}`, port: await freePort(), routePort: await freePort() });
@@ -130,7 +130,7 @@ export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; 
     await stop();
     throw e;
   }
-  return { servers, urls, stop };
+  return { servers, urls, names: members.map((m) => m.name), stop };
 }
 
 /**
