@@ -511,23 +511,19 @@ static __always_inline __u64 peer_key_of(struct ws_conn_event *ev)
 	return h ? h : 1;
 }
 
-/* The sampling epoch in force (ws_shed_cfg.epoch; 0 without a config). */
-static __always_inline __u32 shed_epoch(void)
-{
-	struct ws_shed_cfg *cfg = get_shed_cfg();
-	return cfg ? cfg->epoch : 0;
-}
-
 /* Whether a new connection is observed (0) or shed (enum ws_shed_reason), taken before any of
- * its bytes is copied; ev->sample_level gets the level it was decided under. *peer: the key of the
+ * its bytes is copied; ev->sample_level gets the level it was decided under and *epoch the
+ * sampling epoch in force (ws_shed_cfg.epoch; 0 without a config). *peer: the key of the
  * decision left for the other end (0 when this end took the other's, or none was needed). */
-static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *peer)
+static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *peer, __u32 *epoch)
 {
 	struct ws_shed_cfg *cfg = get_shed_cfg();
 	ev->sample_level = WS_SAMPLE_ONE;
 	*peer = 0;
+	*epoch = 0;
 	if (!cfg)
 		return WS_SHED_NONE;
+	*epoch = cfg->epoch;
 	__u64 tk = peer_key_of(ev);
 	__u64 now = bpf_ktime_get_ns();
 	struct peer_decision *pd = bpf_map_lookup_elem(&peer_decision, &tk);
@@ -605,9 +601,10 @@ static __always_inline struct conn_info *track_conn(__u32 tgid, __u32 fd, struct
 	ci.flags = flags;
 	int traced = ports_traced(ev.lport, ev.rport);
 	/* only connections the filters let through take part in sampling (others are never sent) */
-	ci.shed = traced ? decide(&ev, tgid, &ci.peer) : WS_SHED_NONE;
+	/* (an untraced connection keeps epoch 0: user space never vouches for its turns, so it is
+	 * never decided again) */
+	ci.shed = traced ? decide(&ev, tgid, &ci.peer, &ci.epoch) : WS_SHED_NONE;
 	ci.sample_level = ev.sample_level;
-	ci.epoch = shed_epoch();
 	bpf_map_delete_elem(&nonsock_fds, &key);
 	if (bpf_map_update_elem(&conn_by_fd, &key, &ci, BPF_ANY)) {
 		count_drop(WS_DROP_CONN_MAP_FULL);
@@ -774,10 +771,9 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 	fill_hdr(&ev->hdr, WS_EV_OPEN, ci->conn_key);
 	read_addrs(sk, ev);
 	__u64 peer = 0;
-	__u8 shed = decide(ev, tgid, &peer);
+	__u8 shed = decide(ev, tgid, &peer, &ci->epoch);
 	if (peer)
 		ci->peer = peer;
-	ci->epoch = epoch;
 	__u8 was = ci->shed;
 	if (!shed && !was && ev->sample_level == ci->sample_level)
 		return; /* observed under the same level still (the ring had room again): nothing to tell */
