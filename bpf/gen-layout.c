@@ -27,7 +27,7 @@ int main(void)
 	WS_SHED_REASONS(WS_SHED_NAME)
 #undef WS_SHED_NAME
 	printf("] as const;\n");
-	CONST(WS_SHED_MAX); CONST(WS_SAMPLE_ONE); CONST(WS_CONN_F_SHED); CONST(WS_CONN_F_NEW_PROC);
+	CONST(WS_SHED_MAX); CONST(WS_SAMPLE_ONE); CONST(WS_CONN_F_SHED); CONST(WS_CONN_F_NEW_PROC); CONST(WS_CONN_F_REOPEN);
 	printf("\n/** enum ws_tls_stat, in index order. */\nexport const TLS_STATS = [");
 #define WS_TLS_STAT_NAME(name, text) printf("\"%s\", ", text);
 	WS_TLS_STATS(WS_TLS_STAT_NAME)

@@ -790,7 +790,7 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 		ci->seq[0] = 0;
 		ci->seq[1] = 0;
 		ev->role = ci->role;
-		ev->flags = ci->flags;
+		ev->flags = ci->flags | WS_CONN_F_REOPEN;
 		ev->tls_lib = ci->tls_lib;
 		ev->fd = fd;
 		ev->cgroup_id = bpf_get_current_cgroup_id();

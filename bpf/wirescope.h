@@ -185,6 +185,10 @@ enum ws_shed_reason {
 #define WS_CONN_F_NEW_PROC 8 /* on an open: the first of its process that user space hears of; only
 			      * this one wakes the consumer at once (it reads /proc/<tgid> while the
 			      * process exists), the opens after it travel with the data */
+#define WS_CONN_F_REOPEN 16  /* on an open: a connection decided again at a request boundary starts a
+			      * new byte stream under its conn_key (seq from 0); user space cuts its
+			      * partition before it, so that no message holds the old stream's last
+			      * bytes or its shed close together with the new stream's open */
 
 /* Filter actions stored as values of the filter maps. */
 #define WS_FILTER_ALLOW 1

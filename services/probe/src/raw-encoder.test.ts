@@ -10,7 +10,7 @@ import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
 import type { ConnRecord, DataRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS, WS_CONN_F_INFERRED, WS_CONN_F_SHED } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS, WS_CONN_F_INFERRED, WS_CONN_F_SHED, WS_CONN_F_REOPEN } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { eventRecord, frameRecord } from "./test-support/ring-records.js";
 
@@ -325,6 +325,37 @@ test("RawEncoder with holdMs: a connection turning TLS sends its held ciphertext
   assert.deepEqual(msgs[0]!.data.map((d) => d.seq), [8n]);
   assert.deepEqual(msgs[1]!.conns.map((c) => [c.tls, c.tlsLibrary]), [[true, "openssl"]]);
   assert.deepEqual(msgs[1]!.data.map((d) => Buffer.from(d.payload).toString()), ["GET / HTTP/1.1\r\n\r\n"], "after the TLS open: plaintext only");
+});
+
+test("RawEncoder with holdMs: a connection decided again (WS_CONN_F_REOPEN) cuts its partition first, so its old stream's tail and shed close never share a message with the new stream's open", () => {
+  // The parser applies a message's opens, then its data, then its closes: in one message, the
+  // reopen would take the old stream's last response (seq 24) as its first bytes and the shed
+  // close would end the new stream (measured at saturation under sampling: request gaps and
+  // responses dropped as unrequested after every such flip).
+  const now = 5_000_000_000_000;
+  const young = BigInt(now);
+  const enc = encoder({ holdMs: 50, monoNow: () => now });
+  const key = 9n;
+  const at = (b: Buffer) => (b.writeBigUInt64LE(young, HDR.ts_ns), b);
+  const shed = at(open(key, WS_EV_CLOSE));
+  shed[CONN.flags] = WS_CONN_F_SHED;
+  shed[CONN.shed] = 1;
+  const reopen = at(open(key));
+  reopen[CONN.flags] = WS_CONN_F_REOPEN;
+  const old = [at(open(key)), data(key, 0n, Buffer.from("GET /a HTTP/1.1\r\n\r\n"), 20, 1, young), data(key, 0n, Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), 19, 2, young)];
+  const fresh = [reopen, data(key, 0n, Buffer.from("GET /b HTTP/1.1\r\n\r\n"), 20, 1, young)];
+  const out = enc.encode(Buffer.concat([...old, shed, ...fresh].map(frameRecord))).messages;
+  assert.equal(out.length, 1, "the reopen cut the partition: the old stream and its close went out");
+  const msgs = [...out, ...enc.flushDue(true)].map((m) => fromBinary(RawBatchSchema, m.data));
+  assert.equal(msgs.length, 2);
+  assert.deepEqual(msgs[0]!.conns.map((c) => [c.kind, c.shed]), [[ConnKind.OPEN, ""], [ConnKind.CLOSE, "budget"]]);
+  assert.deepEqual(msgs[0]!.data.map((d) => Buffer.from(d.payload).toString().split("\r")[0]), ["GET /a HTTP/1.1", "HTTP/1.1 200 OK"]);
+  assert.deepEqual(msgs[1]!.conns.map((c) => c.kind), [ConnKind.OPEN], "the new stream's open leads the next message");
+  assert.deepEqual(msgs[1]!.data.map((d) => Buffer.from(d.payload).toString().split("\r")[0]), ["GET /b HTTP/1.1"]);
+  // a new connection's open (no flag) does not cut: opens at 1,000 new connections a second share messages
+  const enc2 = encoder({ holdMs: 50, monoNow: () => now });
+  const first = [at(open(11n)), data(11n, 0n, Buffer.from("x"), 1, 1, young)];
+  assert.equal(enc2.encode(Buffer.concat([...first, at(open(12n))].map(frameRecord))).messages.length, 0, "held together");
 });
 
 test("monoToWallOffset: from the time origin to the microsecond (not Date.now()'s millisecond), the same at every call; a skew added as given", () => {

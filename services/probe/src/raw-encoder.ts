@@ -46,7 +46,7 @@ import {
   writeVarint64,
   writeProcessInfo,
 } from "@wirescope/wire";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS, WS_CONN_F_REOPEN } from "./gen/layout.js";
 import { decodeConn, type DecodeStats } from "./decode.js";
 import type { ConnRecord, EventBatch } from "./events.js";
 import type { ProcInfo, ProcessCache } from "./process-info.js";
@@ -337,10 +337,11 @@ export class RawEncoder {
           break;
         }
         const c = decodeConn(buf, dv, s, type);
-        // a connection turning TLS: the data held for its partition (its handshake among it) goes
-        // out first, or a consumer applying the message's opens before its data would put the
-        // ciphertext into the plaintext's stream
-        if (type === WS_EV_OPEN && buf[s + CONN.flags]! & WS_CONN_F_TLS) {
+        // a connection turning TLS, or decided again at a request boundary (a new byte stream from
+        // seq 0 under the same key): what its partition holds (the handshake, the old stream's
+        // last response, a shed close) goes out first, or a consumer applying the message's opens
+        // before its data and closes would put the old bytes into the new stream and close it
+        if (type === WS_EV_OPEN && buf[s + CONN.flags]! & (WS_CONN_F_TLS | WS_CONN_F_REOPEN)) {
           const p = this.part.of(keyLoOf(c.connKey), keyHiOf(c.connKey));
           if ((this.parts[p]?.out.len ?? 0) > 0) messages.push(this.cut(p));
         }
