@@ -184,6 +184,7 @@ struct peer_decision {
 	__u64 ts_ns;
 	__u16 level;
 	__u8 shed;
+	__u32 epoch; /* the sampling epoch it was taken in: the end that takes it is in that epoch too */
 };
 /* Key: a 64-bit hash of the connection's tuple_key (never 0). Taken (deleted) by the second end;
  * removed by the first end at its close (conn_info.peer) when the second end never came (not on
@@ -531,6 +532,11 @@ static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *
 		/* the other end of this connection was decided first: a call is seen at both or neither */
 		__u8 shed = pd->shed;
 		ev->sample_level = pd->level;
+		/* and its epoch: taken from a request decided just before a new epoch began, this end
+		 * would otherwise count itself in the new one, and decide alone at its next request
+		 * while the other end decides again and leaves its decision for it: from then on the
+		 * two ends would take each other's decisions one epoch late (a call seen at one end) */
+		*epoch = pd->epoch;
 		bpf_map_delete_elem(&peer_decision, &tk);
 		return shed;
 	}
@@ -565,7 +571,7 @@ static __always_inline __u8 decide(struct ws_conn_event *ev, __u32 tgid, __u64 *
 		}
 	}
 	ev->sample_level = level;
-	struct peer_decision d = { .ts_ns = now, .level = level, .shed = shed };
+	struct peer_decision d = { .ts_ns = now, .level = level, .shed = shed, .epoch = cfg->epoch };
 	if (!bpf_map_update_elem(&peer_decision, &tk, &d, BPF_ANY))
 		*peer = tk;
 	return shed;

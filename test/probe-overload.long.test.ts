@@ -5,11 +5,13 @@
 //     say they are sampled, and the shed connections are counted;
 //   - fairness: random bytes flooding a sink on loopback next to the keep-alive traffic: the flood
 //     connection is shed (counted), every normal request is still recorded exactly, unsampled;
-//   - re-decision: a new level reaches long-lived keep-alive connections between two requests.
+//   - re-decision: a new level reaches long-lived keep-alive connections between two requests;
+//     every epoch decides them again; both ends of a connection decide alike across an epoch.
 // Each test asserts what was recorded, never how fast; waits are bounded conditions.
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import readline from "node:readline";
 import http from "node:http";
 import { promisify } from "node:util";
 import { ProbeService } from "@wirescope/wire";
@@ -343,4 +345,96 @@ test("overload: while steered, every epoch decides keep-alive connections again 
   const shedRequests = src.shedStats().serverRequests.budget ?? 0;
   t.diagnostic(`${answered} answered: ${given} given to user space, ${shedRequests} on shed connections, ${flips} sheds`);
   assert.equal(given + shedRequests, answered, "answered = given + shed");
+});
+
+// Both ends of one connection in one process, stepped from stdin, so that the test chooses when a
+// new epoch begins: between the client's write of a request (where the client end decides) and
+// the server's read of it (where the server end takes the client's decision).
+const STEPPER = String.raw`
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print("PORT", srv.getsockname()[1], flush=True)
+cli = conn = None
+for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "connect":
+        cli = socket.create_connection(("127.0.0.1", srv.getsockname()[1])); conn, _ = srv.accept()
+    elif cmd == "w":
+        cli.sendall(("GET /r%s HTTP/1.1\r\nHost: x\r\n\r\n" % arg).encode())
+    elif cmd == "r":
+        conn.recv(65536); conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    elif cmd == "c":
+        got = b""
+        while not got.endswith(b"ok"): got += cli.recv(65536)
+    print("ok", flush=True)
+`;
+
+test("overload: an epoch that begins while a request is between the client's write and the server's read leaves both ends deciding alike, request by request", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const child = spawn("python3", ["-c", STEPPER], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => String((await lines.next()).value ?? "");
+  const port = Number(/^PORT (\d+)/.exec(await next())?.[1]);
+  assert.ok(port > 0, "the stepper listens");
+  const step = async (cmd: string) => {
+    child.stdin!.write(`${cmd}\n`);
+    assert.equal(await next(), "ok", cmd);
+  };
+  const src = new EbpfSource({ mountTracefs: true, filter: { ...EMPTY_FILTER, allowPorts: [port] } });
+  const fairness = { ringbufPct: 0, intervalMs: 1000, connBytes: 0, connCalls: 0, procBytes: 0 };
+  src.setShedConfig({ sampleFraction: 1, ...fairness });
+  // per end (by role): its steps and the requests it was given (the server reads them, the client writes them)
+  const ends = new Map<bigint, { role: number; steps: string[]; requests: number[] }>();
+  const ac = new AbortController();
+  const done = src.run((b) => {
+    for (const c of b.conns) {
+      let e = ends.get(c.connKey);
+      if (!e) ends.set(c.connKey, (e = { role: c.role, steps: [], requests: [] }));
+      if (c.kind === "open") {
+        e.steps.push(`open ${c.observedFraction}`);
+        src.setCopyPolicy(c.connKey, 16 * 1024, 256); // a followed HTTP/1.1 connection: its turns are boundaries
+      } else e.steps.push(c.shed ? `shed ${c.shed}` : "close");
+    }
+    for (const d of b.data) {
+      const e = ends.get(d.connKey);
+      if (!e || d.direction !== (e.role === 2 ? 2 : 1)) continue;
+      for (const m of Buffer.from(d.payload).toString("latin1").matchAll(/GET \/r(\d+) /g)) e.requests.push(Number(m[1]));
+    }
+  }, ac.signal);
+  t.after(() => (ac.abort(), done));
+  await step("connect");
+  await waitFor(() => [...ends.values()].filter((e) => e.steps.length > 0).length === 2, { timeoutMs: 10_000, what: "both ends opened" });
+  await new Promise((r) => setTimeout(r, 200)); // their copy policies are in
+  const request = async (n: number, beforeRead?: () => void) => {
+    await step(`w ${n}`);
+    beforeRead?.();
+    await step("r");
+    await step("c");
+  };
+  await request(0);
+  await request(1);
+  // Rounds of two requests at 0.5: a new epoch before the first, and another one between its
+  // write and its read; the second request runs inside that epoch.
+  let epoch = 0;
+  const rounds = 24;
+  for (let i = 1; i <= rounds; i++) {
+    src.setShedConfig({ sampleFraction: 0.5, epoch: ++epoch, ...fairness });
+    await request(2 * i, () => src.setShedConfig({ sampleFraction: 0.5, epoch: ++epoch, ...fairness }));
+    await request(2 * i + 1);
+  }
+  src.setShedConfig({ sampleFraction: 1, epoch: ++epoch, ...fairness });
+  await request(2 * rounds + 2);
+  await waitFor(() => [...ends.values()].every((e) => e.requests.includes(2 * rounds + 2)), { timeoutMs: 10_000, what: "the last request at both ends" });
+  const server = [...ends.values()].find((e) => e.role === 2)!;
+  const client = [...ends.values()].find((e) => e.role === 1)!;
+  t.diagnostic(`server: ${server.steps.join(",")}; requests ${server.requests.join(" ")}`);
+  t.diagnostic(`client: ${client.steps.join(",")}; requests ${client.requests.join(" ")}`);
+  // The server end takes the client's decision and the epoch it was made in. Counting itself in
+  // the epoch in force instead, it skipped the next request's decision and the ends went on
+  // taking each other's decisions one epoch late: calls seen at one end only.
+  assert.deepEqual(server.requests, client.requests, "the same requests observed at both ends");
+  const observed = server.requests.filter((n) => n >= 2 && n <= 2 * rounds + 1).length;
+  assert.ok(observed > 0 && observed < 2 * rounds, `at 0.5, some of the ${2 * rounds} requests observed and some shed: ${observed}`);
 });
