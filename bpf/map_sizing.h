@@ -39,6 +39,9 @@
 #define WS_MAX_EXIT_FDS 65536
 /* Processes with sampling and fairness state (accumulator, bytes this interval). LRU. */
 #define WS_MAX_PROCS 16384
+/* Server ends (process, listening port) that served requests while shed (`shed_served`). LRU:
+ * user space reads them every tick, so only ends idle since are evicted. */
+#define WS_MAX_SHED_SERVED 8192
 /* Decisions waiting for the other end of a connection on this node, by 4-tuple. LRU. */
 #define WS_MAX_PEER_DECISIONS 16384
 /* Default ring buffer size in bytes (power of two, multiple of the page size); set at load. */

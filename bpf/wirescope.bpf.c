@@ -147,6 +147,14 @@ struct {
 	__type(value, __u64);
 } shed_stats SEC(".maps");
 
+/* Requests served while shed, by server process and port (struct ws_shed_served_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, WS_MAX_SHED_SERVED);
+	__type(key, struct ws_shed_served_key);
+	__type(value, __u64);
+} shed_served SEC(".maps");
+
 /* Overload policy, one entry: struct ws_shed_cfg. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -449,6 +457,24 @@ static __always_inline void shed_count(__u32 idx, __u64 n)
 	__u64 *v = bpf_map_lookup_elem(&shed_stats, &idx);
 	if (v)
 		*v += n;
+}
+
+/* One more request served while shed by this server process on this port. */
+static __always_inline void shed_served_count(__u32 tgid, __u16 port)
+{
+	struct ws_shed_served_key k = { .tgid = tgid, .port = port };
+	__u64 *v = bpf_map_lookup_elem(&shed_served, &k);
+	if (v) {
+		*v += 1;
+		return;
+	}
+	__u64 one = 1;
+	/* (another CPU may have made the entry in between: then this CPU's slot of it is counted) */
+	if (bpf_map_update_elem(&shed_served, &k, &one, BPF_NOEXIST)) {
+		v = bpf_map_lookup_elem(&shed_served, &k);
+		if (v)
+			*v += 1;
+	}
 }
 
 /* A process's state, created with its sampling phase (a hash of the tgid) on first use. */
@@ -832,6 +858,8 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 			redecide_at_boundary(ci, tgid, fd);
 	} else if (ci->shed) {
 		shed_count((server ? 2 : 3) * WS_SHED_MAX + (ci->shed & 7), 1);
+		if (server)
+			shed_served_count(tgid, ci->lport);
 	}
 }
 

@@ -173,6 +173,17 @@ enum ws_shed_reason {
  * ends [3 * WS_SHED_MAX + r]. */
 #define WS_SHED_STATS (4 * WS_SHED_MAX)
 
+/* Key of the per-CPU LRU hash `shed_served`: requests served (answers started at a server end)
+ * while the connection was shed, for any reason, by server process and local (listening) port,
+ * host byte order. User space reads the running totals every tick and publishes what they grew
+ * by (ShedReport, docs/probe.md), so that the aggregator counts what each server served exactly:
+ * observed + shed, not only observed / fraction. */
+struct ws_shed_served_key {
+	__u32 tgid;
+	__u16 port;
+	__u16 _pad;
+};
+
 /* sample_level that observes every new connection: a level of L observes L / WS_SAMPLE_ONE of
  * them (ws_shed_cfg.sample_level, ws_conn_event.sample_level). */
 #define WS_SAMPLE_ONE 32768

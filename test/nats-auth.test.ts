@@ -127,6 +127,14 @@ test("generated NATS users: no anonymous access, each component held to its subj
   // The aggregator cannot inject raw data.
   await refusedPub("aggregator", aggregator, "wirescope.raw.0");
 
+  // The probe reports requests served while shed; the aggregators hear them; a parser may not
+  // forge them.
+  const shedSub = aggregator.subscribe("wirescope.shed", { max: 1 });
+  await aggregator.flush();
+  probe.publish("wirescope.shed", enc.encode("shed"));
+  for await (const m of shedSub) assert.equal(m.subject, "wirescope.shed");
+  await refusedPub("parser", parser, "wirescope.shed");
+
   // The CLI writes the plugin store; the parser reads it and cannot write it.
   const store = await new Objm(cli).create(PLUGIN_BUCKET);
   await store.putBlob({ name: "x.wasm" }, enc.encode("plugin"));

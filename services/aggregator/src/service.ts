@@ -11,6 +11,7 @@ import { AckPolicy, DeliverPolicy, type JsMsg, type ConsumerMessages, type JetSt
 import { type KV, Kvm } from "@nats-io/kv";
 import {
   RecordBatchSchema,
+  ShedReportSchema,
   recordsOf,
 } from "@wirescope/wire";
 import {
@@ -24,6 +25,7 @@ import {
   recordPartitionOf,
   withJetStreamRetry,
   SupervisedLoop,
+  SHED_SUBJECT,
   type Counters,
   type CreateService,
   type Logger,
@@ -133,6 +135,26 @@ export const createService: CreateService = async (ctx) => {
         },
       );
       await membership.start(signal);
+
+      // Requests the probes counted as served while their connections were shed (ShedReport),
+      // counted with what was observed of the same server ends when their windows close. Every
+      // instance hears every report and counts those of the server ends its records named
+      // (the rest: shed_requests_unmapped).
+      const shedSub = nc.subscribe(SHED_SUBJECT, {
+        callback: (err, m) => {
+          if (err) return;
+          try {
+            const r = fromBinary(ShedReportSchema, m.data);
+            ctx.counters.add("shed_reports_in");
+            const core = epoch?.core;
+            if (!core) return;
+            for (const x of r.served) core.addShedServed(r.node, x.pid, x.port, Number(x.requests), Number(r.sinceUnixMs), Number(r.timeUnixMs));
+          } catch {
+            ctx.counters.add("shed_reports_invalid");
+          }
+        },
+      });
+      signal.addEventListener("abort", () => shedSub.unsubscribe(), { once: true });
 
       // Ticks: close due windows, refresh held batches' ack timers, publish counters.
       let lastPipeline = Date.now();
@@ -574,6 +596,11 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         links_ambiguous: c.ambiguousTcp + c.ambiguousThread,
         edge_calls_matched: c.edgeCallsMatched,
         edge_tuples_overflow: c.edgeTuplesOverflow,
+        // requests served while shed (probes' ShedReports): counted with the servers' series, or why not
+        shed_requests_counted: Math.round(c.shedRequests.counted),
+        shed_requests_unmapped: Math.round(c.shedRequests.unmapped),
+        shed_requests_unobserved: Math.round(c.shedRequests.unobserved),
+        shed_requests_late: Math.round(c.shedRequests.late),
         drops_late: c.drops.late,
         // not a loss: records of windows already written, read again after a restart or a handover
         skipped_written: c.drops.redelivered,

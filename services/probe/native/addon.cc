@@ -174,6 +174,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
                                           InstanceMethod("setCopyPolicies", &Probe::SetCopyPolicies),
                                           InstanceMethod("setShedConfig", &Probe::SetShedConfig),
                                           InstanceMethod("shedStats", &Probe::ShedStats),
+                                          InstanceMethod("shedServed", &Probe::ShedServed),
                                           InstanceMethod("ringFill", &Probe::RingFill),
                                           InstanceMethod("programs", &Probe::Programs),
                                           InstanceMethod("attachTls", &Probe::AttachTls),
@@ -776,6 +777,31 @@ class Probe : public Napi::ObjectWrap<Probe> {
   // started on shed connections at server ends, then at client ends (bpf/wirescope.h)
   Napi::Value ShedStats(const Napi::CallbackInfo& info) {
     return PerCpuSums(info.Env(), skel_ ? skel_->maps.shed_stats : nullptr, WS_SHED_STATS);
+  }
+
+  // shedServed(): the running totals of `shed_served` as a flat array [tgid, port, requests, ...]:
+  // requests served while shed, by server process and local port (bpf/wirescope.h)
+  Napi::Value ShedServed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array a = Napi::Array::New(env);
+    int ncpu = libbpf_num_possible_cpus();
+    if (!skel_ || ncpu <= 0) return a;
+    int fd = bpf_map__fd(skel_->maps.shed_served);
+    std::vector<uint64_t> vals(ncpu);
+    struct ws_shed_served_key k, next;
+    void* prev = nullptr;
+    uint32_t n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0 && n < 3 * WS_MAX_SHED_SERVED) {
+      k = next;
+      prev = &k;
+      if (bpf_map_lookup_elem(fd, &k, vals.data()) != 0) continue; // evicted in between
+      uint64_t sum = 0;
+      for (int c = 0; c < ncpu; c++) sum += vals[c];
+      a.Set(n++, Napi::Number::New(env, k.tgid));
+      a.Set(n++, Napi::Number::New(env, k.port));
+      a.Set(n++, Napi::Number::New(env, (double)sum));
+    }
+    return a;
   }
 
   // ringFill(): bytes written to the ring and not yet consumed, as a fraction of its size

@@ -176,6 +176,11 @@ export class EbpfSource implements EventSource {
     return this.probe.shedStats();
   }
 
+  /** See NativeProbe.shedServed. */
+  shedServed(): number[] {
+    return this.probe.shedServed();
+  }
+
   ringFill(): number {
     return this.probe.ringFill();
   }

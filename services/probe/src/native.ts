@@ -146,6 +146,7 @@ export interface ShedStats {
 interface AddonProbe {
   setShedConfig(cfg: { sampleLevel: number; ringbufPct: number; intervalNs: number; connBytes: number; connCalls: number; procBytes: number; epoch: number }): void;
   shedStats(): number[];
+  shedServed(): number[];
   ringFill(): number;
   attachTls(path: string, dev: number, ino: number, lib: number): number;
   markTlsKnown(dev: number, ino: number): void;
@@ -282,6 +283,13 @@ export class NativeProbe {
       out.clientRequests[r] = a[3 * WS_SHED_MAX + i] ?? 0;
     });
     return out;
+  }
+
+  /** Requests served while shed, by server process and local port: running totals since the
+   *  probe loaded (an end evicted from the kernel's LRU starts again from 0), flat
+   *  [tgid, port, requests, ...]. */
+  shedServed(): number[] {
+    return this.closed ? [] : this.p.shedServed();
   }
 
   /** Bytes waiting in the ring buffer, as a fraction of its size. */

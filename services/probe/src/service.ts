@@ -7,10 +7,11 @@
 // eBPF fails at once with a message saying why and what to do. `run` publishes until aborted.
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   BatchPublisher,
   rawSubject,
+  SHED_SUBJECT,
   ServiceError,
   watchAnnounced,
   errorMessage,
@@ -21,6 +22,7 @@ import {
 } from "@wirescope/runtime";
 import {
   RawBatchSchema,
+  ShedReportSchema,
   FilterSchema,
   type Filter,
 } from "@wirescope/wire";
@@ -39,6 +41,7 @@ import type { EventSource } from "./source.js";
 import { podResolverFromEnv } from "./k8s.js";
 import { SamplingController, ownCpuMicros } from "./sampling.js";
 import { PipelineCpu, readPidFile } from "./pipeline-cpu.js";
+import { ShedServedDeltas } from "./shed-served.js";
 
 /** Random high bits so keys from two probe instances on one node never collide. */
 export function randomConnKeyBase(): bigint {
@@ -203,7 +206,27 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         }
         ctl = { t: now, cpu, lost };
       };
-      const steerer = setInterval(steer, 250);
+      // requests served while shed, by server process and port: what each grew by since the last
+      // tick goes to the aggregators, which count them with what they observed of that server
+      const shedServed = new ShedServedDeltas();
+      let shedSince = Date.now();
+      const reportShed = () => {
+        if (!ebpf) return;
+        const now = Date.now();
+        const served = shedServed.update(ebpf.shedServed());
+        if (served.length > 0) {
+          const report = create(ShedReportSchema, { node: ctx.config.node, probeId: ctx.instance, sinceUnixMs: BigInt(shedSince), timeUnixMs: BigInt(now), served: served.map((d) => ({ pid: d.pid, port: d.port, requests: BigInt(d.requests) })) });
+          try {
+            nc.publish(SHED_SUBJECT, toBinary(ShedReportSchema, report));
+            c.add("shed_reports_published");
+          } catch (e) {
+            c.add("shed_reports_failed");
+            ctx.log.debug({ reason: errorMessage(e) }, "shed report not published");
+          }
+        }
+        shedSince = now;
+      };
+      const steerer = setInterval(() => (steer(), reportShed()), 250);
       let eventsIn = 0;
       let bytesIn = 0;
 
@@ -342,6 +365,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
       } finally {
         clearInterval(ticker);
         clearInterval(steerer);
+        reportShed(); // what was served while shed since the last tick
         clearInterval(sweeper);
         // the watch stops at once; nothing it still receives reaches the filter
         membersStop.abort();

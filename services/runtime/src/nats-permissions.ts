@@ -2,11 +2,11 @@
 // The table below is the one place that says who may publish or subscribe what; `wirescope up`
 // turns it into the nats-server config (natsServerAuthConfig) and hands each child its user.
 //
-//   probe       publishes wirescope.raw.>                     (+ runtime: registry KV, inboxes)
+//   probe       publishes wirescope.raw.> and wirescope.shed  (+ runtime: registry KV, inboxes)
 //   parser      subscribes wirescope.raw.>, publishes wirescope.records.> (JetStream), its
 //               membership KV and Kafka topic-name KV, reads the plugin object store  (+ runtime)
 //   aggregator  consumes the records stream (consumer API of that stream only), its state KV,
-//               its membership KV
+//               its membership KV; subscribes wirescope.shed (requests served while shed)
 //   cli         reads the registry (`status`), subscribes records (`tail`), writes the plugin
 //               object store (`plugin add|rm`)
 //   runtime     every service: $JS.API.INFO, the registry KV (announce), replies on _INBOX.>
@@ -28,6 +28,7 @@ export const NATS_ROLES: readonly NatsRole[] = ["probe", "parser", "aggregator",
 /** Streams and buckets the permissions name (the components' defaults). */
 export const NATS_NAMES = {
   rawSubjects: "wirescope.raw.>",
+  shedSubject: "wirescope.shed",
   recordsSubjects: "wirescope.records.>",
   recordsStream: "WIRESCOPE_RECORDS",
   registryBucket: "wirescope-services",
@@ -105,7 +106,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
   const n = NATS_NAMES;
   switch (role) {
     case "probe":
-      return { publish: [n.rawSubjects, ...runtime()], subscribe: [INBOX] };
+      return { publish: [n.rawSubjects, n.shedSubject, ...runtime()], subscribe: [INBOX] };
     case "parser":
       return {
         publish: [n.recordsSubjects, ...streamManage(n.recordsStream), ...kvReadWrite(n.membersBucket), ...kvReadWrite(n.kafkaTopicsBucket), ...objectRead(n.pluginBucket), ...runtime()],
@@ -115,7 +116,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
       return {
         // the parsers' membership is read for their watermarks (aggregator parser-watermarks.ts)
         publish: [...streamManage(n.recordsStream), ...streamConsume(n.recordsStream), ...kvReadWrite(n.aggregatorStateBucket), ...kvReadWrite(n.aggregatorMembersBucket), ...kvRead(n.membersBucket), ...runtime()],
-        subscribe: [INBOX],
+        subscribe: [n.shedSubject, INBOX],
       };
     case "cli":
       return {

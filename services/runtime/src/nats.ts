@@ -18,6 +18,7 @@ import { credsAuthenticator, type NatsConnection, type Subscription } from "@nat
 import { toBinary, fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { NatsOptions } from "./config.js";
 import { redactUrl } from "./redact.js";
+import { NATS_NAMES } from "./nats-permissions.js";
 import type { Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { NatsError, errorMessage } from "./errors.js";
@@ -29,6 +30,8 @@ export type { NatsConnection };
 export const rawSubject = (partition: number): string => `wirescope.raw.${partition}`;
 /** Subject carrying RecordBatch messages for one partition (parser → aggregator). */
 export const recordsSubject = (partition: number): string => `wirescope.records.${partition}`;
+/** Subject carrying ShedReport messages (probe → aggregator): requests served while shed. */
+export const SHED_SUBJECT = NATS_NAMES.shedSubject;
 /** Wildcards for every partition. */
 export const RAW_ALL = "wirescope.raw.*";
 export const RECORDS_ALL = "wirescope.records.*";

@@ -55,6 +55,49 @@ describe("Aggregator", () => {
     assert.match(edge, /requests=1200i,errors=80i,.*sampled=true,observed_requests=800i,/);
   });
 
+  it("counts requests a probe reported served while shed with the server's observed series: red, histogram and edges say observed + shed exactly", () => {
+    const agg = new Aggregator({ spans: false });
+    const recs = [];
+    // 300 observed at fraction 0.25 (the weights would say 1,200): /a 200 of them, /b 100, a tenth errors
+    for (let i = 0; i < 300; i++) {
+      const r = makeRecord({ startMs: W0 + 100 + i, durationMs: 2, resource: i % 3 === 2 ? "/b" : "/a", status: i % 10 === 0 ? 500 : 200, server, client });
+      r.observedFraction = 0.25;
+      recs.push(r);
+    }
+    agg.ingest(recs, W0 + 1000);
+    // the kernel counted 700 served on shed connections of that server process and port, the
+    // last 100 of them in a tick that straddles the next window (half of those belong there);
+    // another server end this instance never saw is not counted here
+    agg.addShedServed("n1", server.pid, server.port, 600, W0 + 1000, W0 + 9000);
+    agg.addShedServed("n1", server.pid, server.port, 100, W0 + 9_900, W0 + 10_100);
+    agg.addShedServed("n1", 999, 8080, 40, W0 + 1000, W0 + 2000);
+    const [w] = agg.closeDue(W0 + 60_000);
+    const lines = windowLines(w!, new SpanClock());
+    const red = lines.filter((l) => l.startsWith("red,"));
+    const sum = (re: RegExp) => red.reduce((a, l) => a + Number(re.exec(l)?.[1] ?? 0), 0);
+    assert.equal(sum(/ requests=(\d+)i/), 300 + 650, "requests = observed + shed in this window, not 1,200");
+    assert.equal(sum(/observed_requests=(\d+)i/), 300, "what was observed, beside");
+    assert.ok(red.every((l) => /,sampled=true,/.test(l)), "every point says it is estimated");
+    const a = w!.red.filter((x) => x.resource === "/a").reduce((t, x) => t + x.stats.estimated, 0);
+    const b = w!.red.filter((x) => x.resource === "/b").reduce((t, x) => t + x.stats.estimated, 0);
+    assert.ok(Math.abs(a / b - 2) < 1e-9, `shed requests spread like the estimate: /a ${a}, /b ${b}`);
+    const errors = sum(/,errors=(\d+)i/);
+    assert.ok(Math.abs(errors - 95) <= 2, `error ratio kept (a tenth): ${errors} of 950`);
+    const top = lines.filter((l) => l.startsWith("latency_hist,le=+Inf,")).reduce((t, l) => t + Number(/ count=(\d+)i/.exec(l)![1]), 0);
+    assert.ok(Math.abs(top - 950) <= 2, `the histogram's top buckets hold every request: ${top}`);
+    const edge = lines.find((l) => l.startsWith("edges,"))!;
+    assert.match(edge, /,requests=950i,.*observed_requests=300i,/, "the service map counts the calls alike");
+    assert.equal(agg.counters.shedRequests.counted, 650);
+    assert.equal(agg.counters.shedRequests.unmapped, 40, "a server end no record named");
+    // the next window had no observed request of that server: its share is counted as unobserved
+    agg.ingest([makeRecord({ startMs: W0 + 10_100, durationMs: 1, resource: "/a", status: 200, server: { service: "other", address: "10.0.0.3", port: 81, pid: 11 }, client })], W0 + 10_200);
+    agg.closeDue(W0 + 80_000);
+    assert.equal(agg.counters.shedRequests.unobserved, 50);
+    // a report for a window already closed is late
+    agg.addShedServed("n1", server.pid, server.port, 10, W0 + 500, W0 + 600);
+    assert.equal(agg.counters.shedRequests.late, 10);
+  });
+
   it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {
     const agg = new Aggregator({ spanSampleRate: 1 });
     // web (node n1, namespace shop) calls api (n2, pay) and an untraced payment provider.

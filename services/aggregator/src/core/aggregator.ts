@@ -6,7 +6,7 @@ import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
 import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
-import { serviceName, isTraced, barePid, ListenNames } from "./identity.js";
+import { serviceName, isTraced, barePid, ListenNames, ServerEnds } from "./identity.js";
 import { windowStart } from "./window.js";
 import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
 import { SpanColumns, SpanLinks, reachableSpans, type SpanRec, type SpanInput } from "./spans.js";
@@ -80,6 +80,12 @@ export interface CoreCounters {
   /** Records counted on the map without a 4-tuple match because the window held
    *  CoreOptions.maxEdgeTuples connections already (a call seen from both ends may count twice). */
   edgeTuplesOverflow: number;
+  /** Requests served while shed, reported by the probes (addShedServed), by what became of them:
+   *  counted with the server's observed series; unmapped (no server-side record of that process
+   *  and port seen by this instance: another instance's series, or a server never observed);
+   *  unobserved (the server had no observed request in that window to count them with); late
+   *  (their window was closed). */
+  shedRequests: { counted: number; unmapped: number; unobserved: number; late: number };
 }
 
 export interface IngestResult {
@@ -228,6 +234,7 @@ export class Aggregator {
     linkIndexed: 0,
     edgeCallsMatched: 0,
     edgeTuplesOverflow: 0,
+    shedRequests: { counted: 0, unmapped: 0, unobserved: 0, late: 0 },
   };
   private readonly windows = new Map<number, WindowState>();
   /** Windows that start before this are closed: their records are late. */
@@ -251,6 +258,10 @@ export class Aggregator {
   private tupleCached = 0;
   /** Listening names of processes, for the ends named before their process's first accept. */
   private readonly listenNames = new ListenNames();
+  /** The service of each server end (node, pid, port), for requests served while shed. */
+  private readonly serverEnds = new ServerEnds();
+  /** Requests served while shed, by window start, node, and end (pid × 65536 + port). */
+  private readonly shedByWindow = new Map<number, Map<string, Map<number, number>>>();
   /** The link state of a window's close (its buffers reused by the next close). */
   private readonly links: SpanLinks;
   /** The last closed window's calls that a server span of the next may pair with (`SpanLinks.carryOut`). */
@@ -411,6 +422,7 @@ export class Aggregator {
     const namespace = own?.process?.namespace ?? "";
     const f = r.observedFraction;
     const weight = f !== undefined && f > 0 && f < 1 ? 1 / f : 1;
+    if (role === "server") this.serverEnds.learn(r.server, node, service, namespace);
 
     const serviceKey = ownPid ? service + SEP + ownPid : service;
     let bucket = get3(win.serviceIndex, serviceKey, node, namespace);
@@ -677,6 +689,7 @@ export class Aggregator {
     let folded = 0;
     const red: RedSeries[] = [];
     this.nameBareServices(w);
+    const shedScale = this.countShed(w);
     for (const bucket of w.services) {
       const r = this.finishService(bucket);
       folded += r.folded;
@@ -684,12 +697,98 @@ export class Aggregator {
     }
     this.matchEdges(w);
     this.nameBareClients(w);
+    if (shedScale) {
+      // the calls to a server counted with what it served while shed, as its red series
+      for (const e of w.edges) {
+        const k = get3(shedScale, e.server, e.node, e.namespace);
+        if (k !== undefined) e.stats.rescale(e.stats.estimated * k);
+      }
+    }
     const edgesOut = this.finishEdges(w);
     folded += edgesOut.folded;
     this.counters.folded += folded;
     const { kept, dropped } = this.finishSpans(w);
     w.spans.release();
     return { start: w.start, red, edges: edgesOut.edges, spans: kept, folded, spansDropped: dropped, spanFraction: this.fraction };
+  }
+
+  /**
+   * Requests a probe counted as served while their connection was shed, by server end (process
+   * and local port), between `sinceMs` and `timeMs` (ShedReport): spread over the windows that
+   * interval overlaps, in proportion, and counted when each closes (countShed).
+   */
+  addShedServed(node: string, pid: number, port: number, requests: number, sinceMs: number, timeMs: number): void {
+    if (!(requests > 0) || !Number.isFinite(timeMs)) return;
+    const W = this.opts.windowMs;
+    const from = Math.min(Number.isFinite(sinceMs) ? sinceMs : timeMs, timeMs);
+    const span = timeMs - from;
+    const key = pid * 65_536 + (port & 0xffff);
+    for (let start = windowStart(from, W); start <= timeMs; start += W) {
+      const overlap = Math.min(timeMs, start + W) - Math.max(from, start);
+      const share = span > 0 ? (requests * Math.max(0, overlap)) / span : requests;
+      if (share <= 0) continue;
+      if (start < this.closedBefore) {
+        this.counters.shedRequests.late += share;
+        continue;
+      }
+      let byNode = this.shedByWindow.get(start);
+      if (!byNode) this.shedByWindow.set(start, (byNode = new Map()));
+      let ends = byNode.get(node);
+      if (!ends) byNode.set(node, (ends = new Map()));
+      ends.set(key, (ends.get(key) ?? 0) + share);
+    }
+  }
+
+  /**
+   * What the probes reported served while shed in this window, counted with each server's
+   * observed series: the bucket's server-side estimate becomes observed + shed exactly, the
+   * requests beyond those observed spread over its series in proportion to what their weights
+   * estimated beyond them (or, with none sampled, to what they observed). Returns the factor
+   * each calibrated service's estimate was multiplied by (for its edges), by service, node and
+   * namespace.
+   */
+  private countShed(w: WindowState): Nest3<number> | undefined {
+    let pending: Map<string, Map<number, number>> | undefined;
+    for (const [start, m] of this.shedByWindow) {
+      if (start > w.start) continue;
+      if (start === w.start) pending = m;
+      this.shedByWindow.delete(start);
+    }
+    if (!pending) return undefined;
+    const c = this.counters.shedRequests;
+    const perBucket = new Map<ServiceBucket, number>();
+    for (const [node, ends] of pending) {
+      for (const [key, n] of ends) {
+        const id = this.serverEnds.of(node, Math.floor(key / 65_536), key % 65_536);
+        const b = id && get3(w.serviceIndex, id.service, node, id.namespace);
+        if (!id) c.unmapped += n;
+        else if (!b) c.unobserved += n;
+        else perBucket.set(b, (perBucket.get(b) ?? 0) + n);
+      }
+    }
+    const scale: Nest3<number> = new Map();
+    for (const [b, shed] of perBucket) {
+      let observed = 0;
+      let estimated = 0;
+      for (const s of b.series) {
+        if (s.role !== "server") continue;
+        observed += s.stats.requests;
+        estimated += s.stats.estimated;
+      }
+      if (observed === 0) {
+        c.unobserved += shed;
+        continue;
+      }
+      const beyond = estimated - observed;
+      for (const s of b.series) {
+        if (s.role !== "server") continue;
+        const st = s.stats;
+        st.rescale(st.requests + (beyond > 1e-9 ? ((st.estimated - st.requests) * shed) / beyond : (st.requests * shed) / observed));
+      }
+      set3(scale, b.service, b.node, b.namespace, (observed + shed) / estimated);
+      c.counted += shed;
+    }
+    return scale;
   }
 
   /** Services named by a bare process name whose process is now known to listen take that

@@ -64,3 +64,36 @@ export function barePid(ep: Endpoint | undefined, name: string): number {
   const p = ep?.process;
   return p && p.pid && namedByPort(p) && name === p.name ? p.pid : 0;
 }
+
+/**
+ * The service (and namespace) of each traced server end by node, process and local port, learned
+ * from server-side records: what requests served while shed (ShedReport: node, pid, port) are
+ * counted with. Bounded: cleared when it holds `max` ends, and learned again from the next
+ * records.
+ */
+export class ServerEnds {
+  private readonly byNode = new Map<string, Map<number, { service: string; namespace: string }>>();
+  private size = 0;
+  constructor(private readonly max = 65_536) {}
+
+  learn(ep: Endpoint | undefined, node: string, service: string, namespace: string): void {
+    const pid = ep?.process?.pid;
+    if (!pid || !node) return;
+    const key = pid * 65_536 + (ep.port & 0xffff);
+    let ends = this.byNode.get(node);
+    const known = ends?.get(key);
+    if (known !== undefined && known.service === service && known.namespace === namespace) return;
+    if (known === undefined && this.size >= this.max) {
+      this.byNode.clear();
+      this.size = 0;
+      ends = undefined;
+    }
+    if (!ends) this.byNode.set(node, (ends = new Map()));
+    if (known === undefined) this.size++;
+    ends.set(key, { service, namespace });
+  }
+
+  of(node: string, pid: number, port: number): { service: string; namespace: string } | undefined {
+    return this.byNode.get(node)?.get(pid * 65_536 + (port & 0xffff));
+  }
+}

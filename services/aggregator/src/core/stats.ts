@@ -80,6 +80,19 @@ export class LatencyStats {
     for (let i = 0; i < this.buckets.length; i++) this.buckets[i]! += o.buckets[i]!;
   }
 
+  /**
+   * Sets the estimate of what was sent to `estimated` (never below what was observed), errors and
+   * duration sum scaled alike: the requests a server served while shed, counted by the kernel,
+   * replace part of the 1 / fraction estimate (Aggregator.countShed).
+   */
+  rescale(estimated: number): void {
+    const to = Math.max(this.requests, estimated);
+    const m = this.estimated > 0 ? to / this.estimated : 1;
+    this.estimated = to;
+    this.estimatedErrors = Math.max(this.errors, this.estimatedErrors * m);
+    this.estimatedSumMs = Math.max(this.sumMs, this.estimatedSumMs * m);
+  }
+
   /** Some of its records stood for more than one request (sampled connections). */
   get sampled(): boolean {
     return this.estimated - this.requests > 1e-6;

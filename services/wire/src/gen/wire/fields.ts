@@ -170,6 +170,46 @@ export const enum RawBatchDropsEntryTag {
   value = 16,
 }
 
+/** wirescope.v1.ShedReport: field numbers. */
+export const enum ShedReportField {
+  node = 1,
+  probeId = 2,
+  sinceUnixMs = 3,
+  timeUnixMs = 4,
+  served = 5,
+}
+
+/** wirescope.v1.ShedReport: tags (number << 3 | wire type). */
+export const enum ShedReportTag {
+  /** 1 LEN */
+  node = 10,
+  /** 2 LEN */
+  probeId = 18,
+  /** 3 VARINT */
+  sinceUnixMs = 24,
+  /** 4 VARINT */
+  timeUnixMs = 32,
+  /** 5 LEN, repeated */
+  served = 42,
+}
+
+/** wirescope.v1.ShedServed: field numbers. */
+export const enum ShedServedField {
+  pid = 1,
+  port = 2,
+  requests = 3,
+}
+
+/** wirescope.v1.ShedServed: tags (number << 3 | wire type). */
+export const enum ShedServedTag {
+  /** 1 VARINT */
+  pid = 8,
+  /** 2 VARINT */
+  port = 16,
+  /** 3 VARINT */
+  requests = 24,
+}
+
 /** wirescope.v1.StringList: field numbers. */
 export const enum StringListField {
   values = 1,

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wirescope/v1/raw.proto.
  */
 export const file_wirescope_v1_raw: GenFile = /*@__PURE__*/
-  fileDesc("ChZ3aXJlc2NvcGUvdjEvcmF3LnByb3RvEgx3aXJlc2NvcGUudjEioQEKC1Byb2Nlc3NJbmZvEgsKA3BpZBgBIAEoDRIMCgRuYW1lGAIgASgJEgsKA2V4ZRgDIAEoCRIPCgdjbWRsaW5lGAQgASgJEhQKDGNvbnRhaW5lcl9pZBgFIAEoCRILCgNwb2QYBiABKAkSEQoJbmFtZXNwYWNlGAcgASgJEhEKCWNvbnRhaW5lchgIIAEoCRIQCgh3b3JrbG9hZBgJIAEoCSK4AwoJQ29ubkV2ZW50EhAKCGNvbm5fa2V5GAEgASgEEiQKBGtpbmQYAiABKA4yFi53aXJlc2NvcGUudjEuQ29ubktpbmQSIAoEcm9sZRgDIAEoDjISLndpcmVzY29wZS52MS5Sb2xlEhUKDWxvY2FsX2FkZHJlc3MYBCABKAkSEgoKbG9jYWxfcG9ydBgFIAEoDRIWCg5yZW1vdGVfYWRkcmVzcxgGIAEoCRITCgtyZW1vdGVfcG9ydBgHIAEoDRILCgN0aWQYCSABKA0SFAoMdGltZXN0YW1wX25zGA4gASgEEioKB3Byb2Nlc3MYDyABKAsyGS53aXJlc2NvcGUudjEuUHJvY2Vzc0luZm8SEAoIaW5mZXJyZWQYECABKAgSCwoDdGxzGBEgASgIEhMKC3Rsc19saWJyYXJ5GBIgASgJEhkKEW9ic2VydmVkX2ZyYWN0aW9uGBMgASgCEgwKBHNoZWQYFCABKAlKBAgIEAlKBAgKEAtKBAgLEAxKBAgMEA1KBAgNEA5SA3BpZFIMcHJvY2Vzc19uYW1lUgxjb250YWluZXJfaWRSA3BvZFIJbmFtZXNwYWNlIqMBCglEYXRhRXZlbnQSEAoIY29ubl9rZXkYASABKAQSKgoJZGlyZWN0aW9uGAIgASgOMhcud2lyZXNjb3BlLnYxLkRpcmVjdGlvbhILCgNzZXEYAyABKAQSFAoMdGltZXN0YW1wX25zGAQgASgEEgsKA3RpZBgFIAEoDRIPCgdwYXlsb2FkGAYgASgMEhcKD29yaWdpbmFsX2xlbmd0aBgHIAEoDSKxAgoIUmF3QmF0Y2gSDAoEbm9kZRgBIAEoCRIQCghwcm9iZV9pZBgCIAEoCRIRCglwYXJ0aXRpb24YAyABKA0SJgoFY29ubnMYBCADKAsyFy53aXJlc2NvcGUudjEuQ29ubkV2ZW50EiUKBGRhdGEYBSADKAsyFy53aXJlc2NvcGUudjEuRGF0YUV2ZW50EjAKBWRyb3BzGAYgAygLMiEud2lyZXNjb3BlLnYxLlJhd0JhdGNoLkRyb3BzRW50cnkSEQoJYmF0Y2hfc2VxGAcgASgEEhkKEWRhdGFfdGltZV9iYXNlX25zGAggASgEEhUKDWRhdGFfa2V5X2Jhc2UYCSABKAQaLAoKRHJvcHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBKk4KCENvbm5LaW5kEhkKFUNPTk5fS0lORF9VTlNQRUNJRklFRBAAEhIKDkNPTk5fS0lORF9PUEVOEAESEwoPQ09OTl9LSU5EX0NMT1NFEAIqOgoEUm9sZRIQCgxST0xFX1VOS05PV04QABIPCgtST0xFX0NMSUVOVBABEg8KC1JPTEVfU0VSVkVSEAIqUwoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhQKEERJUkVDVElPTl9FR1JFU1MQARIVChFESVJFQ1RJT05fSU5HUkVTUxACYgZwcm90bzM");
+  fileDesc("ChZ3aXJlc2NvcGUvdjEvcmF3LnByb3RvEgx3aXJlc2NvcGUudjEioQEKC1Byb2Nlc3NJbmZvEgsKA3BpZBgBIAEoDRIMCgRuYW1lGAIgASgJEgsKA2V4ZRgDIAEoCRIPCgdjbWRsaW5lGAQgASgJEhQKDGNvbnRhaW5lcl9pZBgFIAEoCRILCgNwb2QYBiABKAkSEQoJbmFtZXNwYWNlGAcgASgJEhEKCWNvbnRhaW5lchgIIAEoCRIQCgh3b3JrbG9hZBgJIAEoCSK4AwoJQ29ubkV2ZW50EhAKCGNvbm5fa2V5GAEgASgEEiQKBGtpbmQYAiABKA4yFi53aXJlc2NvcGUudjEuQ29ubktpbmQSIAoEcm9sZRgDIAEoDjISLndpcmVzY29wZS52MS5Sb2xlEhUKDWxvY2FsX2FkZHJlc3MYBCABKAkSEgoKbG9jYWxfcG9ydBgFIAEoDRIWCg5yZW1vdGVfYWRkcmVzcxgGIAEoCRITCgtyZW1vdGVfcG9ydBgHIAEoDRILCgN0aWQYCSABKA0SFAoMdGltZXN0YW1wX25zGA4gASgEEioKB3Byb2Nlc3MYDyABKAsyGS53aXJlc2NvcGUudjEuUHJvY2Vzc0luZm8SEAoIaW5mZXJyZWQYECABKAgSCwoDdGxzGBEgASgIEhMKC3Rsc19saWJyYXJ5GBIgASgJEhkKEW9ic2VydmVkX2ZyYWN0aW9uGBMgASgCEgwKBHNoZWQYFCABKAlKBAgIEAlKBAgKEAtKBAgLEAxKBAgMEA1KBAgNEA5SA3BpZFIMcHJvY2Vzc19uYW1lUgxjb250YWluZXJfaWRSA3BvZFIJbmFtZXNwYWNlIqMBCglEYXRhRXZlbnQSEAoIY29ubl9rZXkYASABKAQSKgoJZGlyZWN0aW9uGAIgASgOMhcud2lyZXNjb3BlLnYxLkRpcmVjdGlvbhILCgNzZXEYAyABKAQSFAoMdGltZXN0YW1wX25zGAQgASgEEgsKA3RpZBgFIAEoDRIPCgdwYXlsb2FkGAYgASgMEhcKD29yaWdpbmFsX2xlbmd0aBgHIAEoDSKxAgoIUmF3QmF0Y2gSDAoEbm9kZRgBIAEoCRIQCghwcm9iZV9pZBgCIAEoCRIRCglwYXJ0aXRpb24YAyABKA0SJgoFY29ubnMYBCADKAsyFy53aXJlc2NvcGUudjEuQ29ubkV2ZW50EiUKBGRhdGEYBSADKAsyFy53aXJlc2NvcGUudjEuRGF0YUV2ZW50EjAKBWRyb3BzGAYgAygLMiEud2lyZXNjb3BlLnYxLlJhd0JhdGNoLkRyb3BzRW50cnkSEQoJYmF0Y2hfc2VxGAcgASgEEhkKEWRhdGFfdGltZV9iYXNlX25zGAggASgEEhUKDWRhdGFfa2V5X2Jhc2UYCSABKAQaLAoKRHJvcHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBIoMBCgpTaGVkUmVwb3J0EgwKBG5vZGUYASABKAkSEAoIcHJvYmVfaWQYAiABKAkSFQoNc2luY2VfdW5peF9tcxgDIAEoBBIUCgx0aW1lX3VuaXhfbXMYBCABKAQSKAoGc2VydmVkGAUgAygLMhgud2lyZXNjb3BlLnYxLlNoZWRTZXJ2ZWQiOQoKU2hlZFNlcnZlZBILCgNwaWQYASABKA0SDAoEcG9ydBgCIAEoDRIQCghyZXF1ZXN0cxgDIAEoBCpOCghDb25uS2luZBIZChVDT05OX0tJTkRfVU5TUEVDSUZJRUQQABISCg5DT05OX0tJTkRfT1BFThABEhMKD0NPTk5fS0lORF9DTE9TRRACKjoKBFJvbGUSEAoMUk9MRV9VTktOT1dOEAASDwoLUk9MRV9DTElFTlQQARIPCgtST0xFX1NFUlZFUhACKlMKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIUChBESVJFQ1RJT05fRUdSRVNTEAESFQoRRElSRUNUSU9OX0lOR1JFU1MQAmIGcHJvdG8z");
 
 /**
  * Who owns a socket: enough to name a service without asking the node again.
@@ -306,6 +306,82 @@ export type RawBatch = Message<"wirescope.v1.RawBatch"> & {
  */
 export const RawBatchSchema: GenMessage<RawBatch> = /*@__PURE__*/
   messageDesc(file_wirescope_v1_raw, 3);
+
+/**
+ * Requests served on connections the probe shed (docs/probe.md, "Overload"), published by each
+ * probe on `wirescope.shed.<node>` at every overload tick (250 ms) in which some were: how much
+ * each server end's count grew since the probe's previous reading. The aggregator adds them to
+ * what it observed of the same server process and port, so that a sampled service's requests are
+ * counted exactly (observed + shed), not only estimated (docs/aggregator.md, "Sampled series").
+ *
+ * @generated from message wirescope.v1.ShedReport
+ */
+export type ShedReport = Message<"wirescope.v1.ShedReport"> & {
+  /**
+   * @generated from field: string node = 1;
+   */
+  node: string;
+
+  /**
+   * @generated from field: string probe_id = 2;
+   */
+  probeId: string;
+
+  /**
+   * The requests were served between the previous reading and this one (Unix ms).
+   *
+   * @generated from field: uint64 since_unix_ms = 3;
+   */
+  sinceUnixMs: bigint;
+
+  /**
+   * @generated from field: uint64 time_unix_ms = 4;
+   */
+  timeUnixMs: bigint;
+
+  /**
+   * @generated from field: repeated wirescope.v1.ShedServed served = 5;
+   */
+  served: ShedServed[];
+};
+
+/**
+ * Describes the message wirescope.v1.ShedReport.
+ * Use `create(ShedReportSchema)` to create a new message.
+ */
+export const ShedReportSchema: GenMessage<ShedReport> = /*@__PURE__*/
+  messageDesc(file_wirescope_v1_raw, 4);
+
+/**
+ * @generated from message wirescope.v1.ShedServed
+ */
+export type ShedServed = Message<"wirescope.v1.ShedServed"> & {
+  /**
+   * @generated from field: uint32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * the server end's local (listening) port
+   *
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * answers started at the server end while shed
+   *
+   * @generated from field: uint64 requests = 3;
+   */
+  requests: bigint;
+};
+
+/**
+ * Describes the message wirescope.v1.ShedServed.
+ * Use `create(ShedServedSchema)` to create a new message.
+ */
+export const ShedServedSchema: GenMessage<ShedServed> = /*@__PURE__*/
+  messageDesc(file_wirescope_v1_raw, 5);
 
 /**
  * @generated from enum wirescope.v1.ConnKind
