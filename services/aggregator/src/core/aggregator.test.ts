@@ -96,6 +96,9 @@ describe("Aggregator", () => {
     // a report for a window already closed is late
     agg.addShedServed("n1", server.pid, server.port, 10, W0 + 500, W0 + 600);
     assert.equal(agg.counters.shedRequests.late, 10);
+    // reports for windows that never open are held for 64 windows at most
+    for (let i = 0; i < 100; i++) agg.addShedServed("n1", server.pid, server.port, 1, W0 + 100_000 + i * 10_000, W0 + 100_000 + i * 10_000);
+    assert.equal(agg.counters.shedRequests.unobserved, 50 + 36, "the 36 oldest given up, counted");
   });
 
   it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {

@@ -107,6 +107,9 @@ interface ServiceBucket {
   index: Nest3<RedSeries[]>;
 }
 
+/** Windows whose requests served while shed are held for their close, at most. */
+const MAX_SHED_WINDOWS = 64;
+
 /** Three levels of maps: keys looked up part by part, no key string built per record. */
 type Nest3<V> = Map<string, Map<string, Map<string, V>>>;
 
@@ -732,11 +735,23 @@ export class Aggregator {
         continue;
       }
       let byNode = this.shedByWindow.get(start);
-      if (!byNode) this.shedByWindow.set(start, (byNode = new Map()));
+      if (!byNode) {
+        // bounded: windows that never open (no record at all) do not keep their reports forever
+        if (this.shedByWindow.size >= MAX_SHED_WINDOWS) this.forgetOldestShed();
+        this.shedByWindow.set(start, (byNode = new Map()));
+      }
       let ends = byNode.get(node);
       if (!ends) byNode.set(node, (ends = new Map()));
       ends.set(key, (ends.get(key) ?? 0) + share);
     }
+  }
+
+  /** Drops the reports of the earliest window held (counted as unobserved). */
+  private forgetOldestShed(): void {
+    let oldest = Infinity;
+    for (const start of this.shedByWindow.keys()) if (start < oldest) oldest = start;
+    for (const ends of this.shedByWindow.get(oldest)?.values() ?? []) for (const n of ends.values()) this.counters.shedRequests.unobserved += n;
+    this.shedByWindow.delete(oldest);
   }
 
   /**
