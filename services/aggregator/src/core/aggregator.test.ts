@@ -99,6 +99,10 @@ describe("Aggregator", () => {
     // reports for windows that never open are held for 64 windows at most
     for (let i = 0; i < 100; i++) agg.addShedServed("n1", server.pid, server.port, 1, W0 + 100_000 + i * 10_000, W0 + 100_000 + i * 10_000);
     assert.equal(agg.counters.shedRequests.unobserved, 50 + 36, "the 36 oldest given up, counted");
+    // and when a later window closes, those of earlier windows that never opened are counted too
+    agg.ingest([makeRecord({ startMs: W0 + 2_000_000, durationMs: 1, resource: "/a", status: 200, server, client })], W0 + 2_000_100);
+    agg.closeDue(W0 + 3_000_000);
+    assert.equal(agg.counters.shedRequests.unobserved, 50 + 100, "every report is counted somewhere");
   });
 
   it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {

@@ -764,13 +764,15 @@ export class Aggregator {
    */
   private countShed(w: WindowState): Nest3<number> | undefined {
     let pending: Map<string, Map<number, number>> | undefined;
+    const c = this.counters.shedRequests;
     for (const [start, m] of this.shedByWindow) {
       if (start > w.start) continue;
       if (start === w.start) pending = m;
+      // an earlier window that never opened: no record to count them with
+      else for (const ends of m.values()) for (const n of ends.values()) c.unobserved += n;
       this.shedByWindow.delete(start);
     }
     if (!pending) return undefined;
-    const c = this.counters.shedRequests;
     const perBucket = new Map<ServiceBucket, number>();
     for (const [node, ends] of pending) {
       for (const [key, n] of ends) {
