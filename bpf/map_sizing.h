@@ -39,7 +39,8 @@
 #define WS_MAX_EXIT_FDS 65536
 /* Processes with sampling and fairness state (accumulator, bytes this interval). LRU. */
 #define WS_MAX_PROCS 16384
-/* Server ends (process, listening port) that served requests while shed (`shed_served`). LRU:
+/* Server ends (process, listening port) that served requests while shed, and processes whose
+ * client ends were answered while shed (port 0) (`shed_served`). LRU:
  * user space reads them every tick, so only ends idle since are evicted. */
 #define WS_MAX_SHED_SERVED 8192
 /* Decisions waiting for the other end of a connection on this node, by 4-tuple. LRU. */

@@ -459,7 +459,8 @@ static __always_inline void shed_count(__u32 idx, __u64 n)
 		*v += n;
 }
 
-/* One more request served while shed by this server process on this port. */
+/* One more request served while shed by this server process on this port (port 0: one more
+ * answered at one of the process's client ends). */
 static __always_inline void shed_served_count(__u32 tgid, __u16 port)
 {
 	struct ws_shed_served_key k = { .tgid = tgid, .port = port };
@@ -858,8 +859,7 @@ static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd,
 			redecide_at_boundary(ci, tgid, fd);
 	} else if (ci->shed) {
 		shed_count((server ? 2 : 3) * WS_SHED_MAX + (ci->shed & 7), 1);
-		if (server)
-			shed_served_count(tgid, ci->lport);
+		shed_served_count(tgid, server ? ci->lport : 0);
 	}
 }
 

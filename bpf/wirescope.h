@@ -175,7 +175,7 @@ enum ws_shed_reason {
 
 /* Key of the per-CPU LRU hash `shed_served`: requests served (answers started at a server end)
  * while the connection was shed, for any reason, by server process and local (listening) port,
- * host byte order. User space reads the running totals every tick and publishes what they grew
+ * host byte order; port 0: requests answered at the process's client ends. User space reads the running totals every tick and publishes what they grew
  * by (ShedReport, docs/probe.md), so that the aggregator counts what each server served exactly:
  * observed + shed, not only observed / fraction. */
 struct ws_shed_served_key {

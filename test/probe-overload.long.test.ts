@@ -134,11 +134,11 @@ async function recorded(bed: Bed, expectAtLeast: number): Promise<{ server: numb
   return out;
 }
 
-test("overload: a fixed observed fraction sheds whole connections in the kernel; the server's requests in InfluxDB are observed + shed, exactly; the client's scaled; all marked sampled", { timeout: 120_000 }, async (t) => {
+test("overload: a fixed observed fraction sheds whole connections in the kernel; requests in InfluxDB at both ends are observed + shed, exactly, and marked sampled", { timeout: 120_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   // 0.3 of 16 connections: 4 or 5 observed (systematic, n x f +- 1), so 1 / fraction alone says
-  // 2,000 or 2,500 for 2,400 sent (-17 % or +4 %): the server's count must come from the probe's
-  // count of what it served while shed (ShedReport), not from the weights
+  // 2,000 or 2,500 for 2,400 sent (-17 % or +4 %): the counts must come from the probe's count of
+  // what each end served or was answered while shed (ShedReport), not from the weights
   const fraction = 0.3;
   const bed = await pipeline(t, async () => ["--sample-fraction", String(fraction)]);
   // the probe's counters are read from the kernel once a second: wait for a reading that holds
@@ -154,11 +154,11 @@ test("overload: a fixed observed fraction sheds whole connections in the kernel;
   assert.match(stdout, new RegExp(`requests: ${sent} total, ${sent} started, ${sent} done, ${sent} succeeded`), stdout);
   const got = await recorded(bed, sent * 0.7);
   t.diagnostic(`sent ${sent}; InfluxDB: server ${got.server}, client ${got.client}`);
-  // the server's: exact but for rounding (each window's series are written rounded)
+  // exact but for rounding (each window's series are written rounded)
   const windows = new Set(got.lines.map((l) => l.time)).size;
-  assert.ok(Math.abs(got.server - sent) <= windows, `server: ${got.server} recorded for ${sent} sent (observed + shed; ±${windows} for rounding)`);
-  // the client's: 1 / fraction, off by up to one connection's share
-  assert.ok(Math.abs(got.client - sent) <= perConn / fraction + 1, `client: ${got.client} recorded for ${sent} sent (± one connection's share)`);
+  for (const [role, n] of Object.entries({ server: got.server, client: got.client })) {
+    assert.ok(Math.abs(n - sent) <= windows, `${role}: ${n} recorded for ${sent} sent (observed + shed; ±${windows} for rounding)`);
+  }
   assert.ok(got.lines.every((l) => l.sampled === true), `every point is marked sampled: ${JSON.stringify(got.lines.slice(0, 3))}`);
   const after = await bed.probeCounters();
   const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);

@@ -66,8 +66,8 @@ describe("Aggregator", () => {
     }
     agg.ingest(recs, W0 + 1000);
     // the kernel counted 700 served on shed connections of that server process and port, the
-    // last 100 of them in a tick that straddles the next window (half of those belong there);
-    // another server end this instance never saw is not counted here
+    // last 100 in a tick that began before the window's end (a report goes whole to the window
+    // its interval starts in); another server end this instance never saw is not counted here
     agg.addShedServed("n1", server.pid, server.port, 600, W0 + 1000, W0 + 9000);
     agg.addShedServed("n1", server.pid, server.port, 100, W0 + 9_900, W0 + 10_100);
     agg.addShedServed("n1", 999, 8080, 40, W0 + 1000, W0 + 2000);
@@ -75,34 +75,58 @@ describe("Aggregator", () => {
     const lines = windowLines(w!, new SpanClock());
     const red = lines.filter((l) => l.startsWith("red,"));
     const sum = (re: RegExp) => red.reduce((a, l) => a + Number(re.exec(l)?.[1] ?? 0), 0);
-    assert.equal(sum(/ requests=(\d+)i/), 300 + 650, "requests = observed + shed in this window, not 1,200");
+    assert.equal(sum(/ requests=(\d+)i/), 300 + 700, "requests = observed + shed, not 1,200");
     assert.equal(sum(/observed_requests=(\d+)i/), 300, "what was observed, beside");
     assert.ok(red.every((l) => /,sampled=true,/.test(l)), "every point says it is estimated");
     const a = w!.red.filter((x) => x.resource === "/a").reduce((t, x) => t + x.stats.estimated, 0);
     const b = w!.red.filter((x) => x.resource === "/b").reduce((t, x) => t + x.stats.estimated, 0);
     assert.ok(Math.abs(a / b - 2) < 1e-9, `shed requests spread like the estimate: /a ${a}, /b ${b}`);
     const errors = sum(/,errors=(\d+)i/);
-    assert.ok(Math.abs(errors - 95) <= 2, `error ratio kept (a tenth): ${errors} of 950`);
+    assert.ok(Math.abs(errors - 100) <= 2, `error ratio kept (a tenth): ${errors} of 1,000`);
     const top = lines.filter((l) => l.startsWith("latency_hist,le=+Inf,")).reduce((t, l) => t + Number(/ count=(\d+)i/.exec(l)![1]), 0);
-    assert.ok(Math.abs(top - 950) <= 2, `the histogram's top buckets hold every request: ${top}`);
+    assert.ok(Math.abs(top - 1000) <= 2, `the histogram's top buckets hold every request: ${top}`);
     const edge = lines.find((l) => l.startsWith("edges,"))!;
-    assert.match(edge, /,requests=950i,.*observed_requests=300i,/, "the service map counts the calls alike");
-    assert.equal(agg.counters.shedRequests.counted, 650);
-    assert.equal(agg.counters.shedRequests.unmapped, 40, "a server end no record named");
-    // the next window had no observed request of that server: its share is counted as unobserved
+    assert.match(edge, /,requests=1000i,.*observed_requests=300i,/, "the service map counts the calls alike");
+    assert.equal(agg.counters.shedRequests.counted, 700);
+    assert.equal(agg.counters.shedRequests.unmapped, 0, "an end not named yet is carried once to the next window");
+    // the next window: nothing of that server observed; what it served there goes on to the one after
     agg.ingest([makeRecord({ startMs: W0 + 10_100, durationMs: 1, resource: "/a", status: 200, server: { service: "other", address: "10.0.0.3", port: 81, pid: 11 }, client })], W0 + 10_200);
+    agg.addShedServed("n1", server.pid, server.port, 50, W0 + 10_200, W0 + 10_400);
     agg.closeDue(W0 + 80_000);
-    assert.equal(agg.counters.shedRequests.unobserved, 50);
-    // a report for a window already closed is late
+    assert.equal(agg.counters.shedRequests.unmapped, 40, "still not named a window later: unmapped");
+    assert.equal(agg.counters.shedRequests.unobserved, 0, "carried, not given up");
+    // a report for windows already closed is late
     agg.addShedServed("n1", server.pid, server.port, 10, W0 + 500, W0 + 600);
     assert.equal(agg.counters.shedRequests.late, 10);
     // reports for windows that never open are held for 64 windows at most
     for (let i = 0; i < 100; i++) agg.addShedServed("n1", server.pid, server.port, 1, W0 + 100_000 + i * 10_000, W0 + 100_000 + i * 10_000);
-    assert.equal(agg.counters.shedRequests.unobserved, 50 + 36, "the 36 oldest given up, counted");
+    assert.equal(agg.counters.shedRequests.unobserved, 36, "the 36 oldest given up, counted");
     // and when a later window closes, those of earlier windows that never opened are counted too
     agg.ingest([makeRecord({ startMs: W0 + 2_000_000, durationMs: 1, resource: "/a", status: 200, server, client })], W0 + 2_000_100);
     agg.closeDue(W0 + 3_000_000);
-    assert.equal(agg.counters.shedRequests.unobserved, 50 + 100, "every report is counted somewhere");
+    assert.equal(agg.counters.shedRequests.unobserved, 36 + 64 + 50, "every report is counted somewhere");
+  });
+
+  it("counts requests a probe reported answered at a process's client ends while shed (port 0) with its client-side series", () => {
+    const agg = new Aggregator({ spans: false });
+    const recs = [];
+    for (let i = 0; i < 100; i++) {
+      const r = makeRecord({ startMs: W0 + 100 + i, durationMs: 2, resource: "/a", status: 200, server, client, role: "client" });
+      r.observedFraction = 0.25;
+      recs.push(r);
+    }
+    agg.ingest(recs, W0 + 1000);
+    agg.addShedServed("n1", client.pid, 0, 250, W0 + 1000, W0 + 2000);
+    // the same process's server end (if it had one) is another key: nothing of it here
+    agg.addShedServed("n1", client.pid, client.port, 7, W0 + 1000, W0 + 2000);
+    const [w] = agg.closeDue(W0 + 60_000);
+    const red = windowLines(w!, new SpanClock()).filter((l) => l.startsWith("red,"));
+    assert.equal(red.length, 1);
+    assert.match(red[0]!, /role=client,service=web,.* requests=350i,.*sampled=true,observed_requests=100i,/, "observed + answered while shed, not 400");
+    assert.equal(agg.counters.shedRequests.counted, 250);
+    agg.ingest([makeRecord({ startMs: W0 + 10_100, durationMs: 1, resource: "/a", status: 200, server, client })], W0 + 10_200);
+    agg.closeDue(W0 + 80_000);
+    assert.equal(agg.counters.shedRequests.unmapped, 7, "carried once, then counted as unmapped");
   });
 
   it("tags edges and spans with the node and namespace of the end that observed them, as red", () => {

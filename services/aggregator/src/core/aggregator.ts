@@ -6,7 +6,7 @@ import { resolveCoreOptions, type CoreOptions } from "./options.js";
 import { LatencyStats } from "./stats.js";
 import { normalize, statusClass } from "./normalize.js";
 import { collapseSegments, guardValues } from "./collapse.js";
-import { serviceName, isTraced, barePid, ListenNames, ServerEnds } from "./identity.js";
+import { serviceName, isTraced, barePid, ListenNames, EndServices } from "./identity.js";
 import { windowStart } from "./window.js";
 import { id64Words, ID_WORDS, tupleHash } from "./hash.js";
 import { SpanColumns, SpanLinks, reachableSpans, type SpanRec, type SpanInput } from "./spans.js";
@@ -261,10 +261,13 @@ export class Aggregator {
   private tupleCached = 0;
   /** Listening names of processes, for the ends named before their process's first accept. */
   private readonly listenNames = new ListenNames();
-  /** The service of each server end (node, pid, port), for requests served while shed. */
-  private readonly serverEnds = new ServerEnds();
+  /** The series key of each traced end (node, pid, port; 0: a process's client ends), for
+   *  requests served or answered while shed. */
+  private readonly endServices = new EndServices();
   /** Requests served while shed, by window start, node, and end (pid × 65536 + port). */
   private readonly shedByWindow = new Map<number, Map<string, Map<number, number>>>();
+  /** The same, carried once from the window before, where their end had nothing observed. */
+  private readonly shedCarried = new Map<number, Map<string, Map<number, number>>>();
   /** The link state of a window's close (its buffers reused by the next close). */
   private readonly links: SpanLinks;
   /** The last closed window's calls that a server span of the next may pair with (`SpanLinks.carryOut`). */
@@ -425,9 +428,10 @@ export class Aggregator {
     const namespace = own?.process?.namespace ?? "";
     const f = r.observedFraction;
     const weight = f !== undefined && f > 0 && f < 1 ? 1 / f : 1;
-    if (role === "server") this.serverEnds.learn(r.server, node, service, namespace);
 
     const serviceKey = ownPid ? service + SEP + ownPid : service;
+    const proc = own?.process?.pid;
+    if (proc) this.endServices.learn(node, proc, role === "server" ? own!.port : 0, serviceKey, namespace);
     let bucket = get3(win.serviceIndex, serviceKey, node, namespace);
     if (!bucket) {
       bucket = { service, node, namespace, pid: ownPid, series: [], index: new Map() };
@@ -691,8 +695,9 @@ export class Aggregator {
     this.counters.windowsClosed++;
     let folded = 0;
     const red: RedSeries[] = [];
-    this.nameBareServices(w);
+    // (before the bare names are renamed: the ends were learned under the keys of the records)
     const shedScale = this.countShed(w);
+    this.nameBareServices(w);
     for (const bucket of w.services) {
       const r = this.finishService(bucket);
       folded += r.folded;
@@ -716,94 +721,109 @@ export class Aggregator {
   }
 
   /**
-   * Requests a probe counted as served while their connection was shed, by server end (process
-   * and local port), between `sinceMs` and `timeMs` (ShedReport): spread over the windows that
-   * interval overlaps, in proportion, and counted when each closes (countShed).
+   * Requests a probe counted as served (or answered) while their connection was shed, by end
+   * (process and local port; 0: its client ends), between `sinceMs` and `timeMs` (ShedReport),
+   * counted when their window closes (countShed). The kernel does not date each request, so a
+   * report goes whole to the window its interval starts in: at most one tick's requests (250 ms)
+   * move across a boundary, and none is put in a window after the burst they belong to. When
+   * that window is closed already, the one it ends in; when both are, they are late.
    */
   addShedServed(node: string, pid: number, port: number, requests: number, sinceMs: number, timeMs: number): void {
     if (!(requests > 0) || !Number.isFinite(timeMs)) return;
     const W = this.opts.windowMs;
-    const from = Math.min(Number.isFinite(sinceMs) ? sinceMs : timeMs, timeMs);
-    const span = timeMs - from;
-    const key = pid * 65_536 + (port & 0xffff);
-    for (let start = windowStart(from, W); start <= timeMs; start += W) {
-      const overlap = Math.min(timeMs, start + W) - Math.max(from, start);
-      const share = span > 0 ? (requests * Math.max(0, overlap)) / span : requests;
-      if (share <= 0) continue;
-      if (start < this.closedBefore) {
-        this.counters.shedRequests.late += share;
-        continue;
-      }
-      let byNode = this.shedByWindow.get(start);
-      if (!byNode) {
-        // bounded: windows that never open (no record at all) do not keep their reports forever
-        if (this.shedByWindow.size >= MAX_SHED_WINDOWS) this.forgetOldestShed();
-        this.shedByWindow.set(start, (byNode = new Map()));
-      }
-      let ends = byNode.get(node);
-      if (!ends) byNode.set(node, (ends = new Map()));
-      ends.set(key, (ends.get(key) ?? 0) + share);
+    let start = windowStart(Math.min(Number.isFinite(sinceMs) ? sinceMs : timeMs, timeMs), W);
+    if (start < this.closedBefore) start = windowStart(timeMs, W);
+    if (start < this.closedBefore) {
+      this.counters.shedRequests.late += requests;
+      return;
     }
+    this.holdShed(this.shedByWindow, start, node, pid * 65_536 + (port & 0xffff), requests);
+  }
+
+  private holdShed(into: Map<number, Map<string, Map<number, number>>>, start: number, node: string, key: number, n: number): void {
+    let byNode = into.get(start);
+    if (!byNode) {
+      // bounded: windows that never open (no record at all) do not keep their reports forever
+      if (into.size >= MAX_SHED_WINDOWS) this.forgetOldestShed(into);
+      into.set(start, (byNode = new Map()));
+    }
+    let ends = byNode.get(node);
+    if (!ends) byNode.set(node, (ends = new Map()));
+    ends.set(key, (ends.get(key) ?? 0) + n);
   }
 
   /** Drops the reports of the earliest window held (counted as unobserved). */
-  private forgetOldestShed(): void {
+  private forgetOldestShed(from: Map<number, Map<string, Map<number, number>>>): void {
     let oldest = Infinity;
-    for (const start of this.shedByWindow.keys()) if (start < oldest) oldest = start;
-    for (const ends of this.shedByWindow.get(oldest)?.values() ?? []) for (const n of ends.values()) this.counters.shedRequests.unobserved += n;
-    this.shedByWindow.delete(oldest);
+    for (const start of from.keys()) if (start < oldest) oldest = start;
+    for (const ends of from.get(oldest)?.values() ?? []) for (const n of ends.values()) this.counters.shedRequests.unobserved += n;
+    from.delete(oldest);
   }
 
   /**
-   * What the probes reported served while shed in this window, counted with each server's
-   * observed series: the bucket's server-side estimate becomes observed + shed exactly, the
-   * requests beyond those observed spread over its series in proportion to what their weights
-   * estimated beyond them (or, with none sampled, to what they observed). Returns the factor
-   * each calibrated service's estimate was multiplied by (for its edges), by service, node and
-   * namespace.
+   * What the probes reported served (server ends) or answered (a process's client ends) while
+   * shed in this window, counted with the observed series of that service and role: its
+   * estimate becomes observed + shed exactly, the requests beyond those observed spread over its
+   * series in proportion to what their weights estimated beyond them (or, with none sampled, to
+   * what they observed). Returns the factor each service's server-side estimate was multiplied
+   * by (for the edges to it), by service, node and namespace.
    */
   private countShed(w: WindowState): Nest3<number> | undefined {
-    let pending: Map<string, Map<number, number>> | undefined;
     const c = this.counters.shedRequests;
-    for (const [start, m] of this.shedByWindow) {
-      if (start > w.start) continue;
-      if (start === w.start) pending = m;
-      // an earlier window that never opened: no record to count them with
-      else for (const ends of m.values()) for (const n of ends.values()) c.unobserved += n;
-      this.shedByWindow.delete(start);
-    }
-    if (!pending) return undefined;
-    const perBucket = new Map<ServiceBucket, number>();
-    for (const [node, ends] of pending) {
-      for (const [key, n] of ends) {
-        const id = this.serverEnds.of(node, Math.floor(key / 65_536), key % 65_536);
-        const b = id && get3(w.serviceIndex, id.service, node, id.namespace);
-        if (!id) c.unmapped += n;
-        else if (!b) c.unobserved += n;
-        else perBucket.set(b, (perBucket.get(b) ?? 0) + n);
+    const take = (from: Map<number, Map<string, Map<number, number>>>) => {
+      let mine: Map<string, Map<number, number>> | undefined;
+      for (const [start, m] of from) {
+        if (start > w.start) continue;
+        if (start === w.start) mine = m;
+        // an earlier window that never opened: no record to count them with
+        else for (const ends of m.values()) for (const n of ends.values()) c.unobserved += n;
+        from.delete(start);
+      }
+      return mine;
+    };
+    const pending = take(this.shedByWindow);
+    const carried = take(this.shedCarried);
+    if (!pending && !carried) return undefined;
+    const perBucket = [new Map<ServiceBucket, number>(), new Map<ServiceBucket, number>()]; // server, client
+    for (const [held, again] of [[pending, true], [carried, false]] as const) {
+      for (const [node, ends] of held ?? []) {
+        for (const [key, n] of ends) {
+          const port = key % 65_536;
+          const id = this.endServices.of(node, Math.floor(key / 65_536), port);
+          const b = id && get3(w.serviceIndex, id.key, node, id.namespace);
+          const m = perBucket[port === 0 ? 1 : 0]!;
+          if (b && b.series.some((s) => s.role === (port === 0 ? "client" : "server"))) m.set(b, (m.get(b) ?? 0) + n);
+          // nothing of that end observed in this window (a burst that began in the last tick of
+          // the window before it, or an end not named yet): once to the next window
+          else if (again) this.holdShed(this.shedCarried, w.start + this.opts.windowMs, node, key, n);
+          else if (!id) c.unmapped += n;
+          else c.unobserved += n;
+        }
       }
     }
     const scale: Nest3<number> = new Map();
-    for (const [b, shed] of perBucket) {
-      let observed = 0;
-      let estimated = 0;
-      for (const s of b.series) {
-        if (s.role !== "server") continue;
-        observed += s.stats.requests;
-        estimated += s.stats.estimated;
+    for (const [i, role] of (["server", "client"] as const).entries()) {
+      for (const [b, shed] of perBucket[i]!) {
+        let observed = 0;
+        let estimated = 0;
+        for (const s of b.series) {
+          if (s.role !== role) continue;
+          observed += s.stats.requests;
+          estimated += s.stats.estimated;
+        }
+        if (observed === 0) {
+          c.unobserved += shed;
+          continue;
+        }
+        const beyond = estimated - observed;
+        for (const s of b.series) {
+          if (s.role !== role) continue;
+          const st = s.stats;
+          st.rescale(st.requests + (beyond > 1e-9 ? ((st.estimated - st.requests) * shed) / beyond : (st.requests * shed) / observed));
+        }
+        if (role === "server") set3(scale, b.service, b.node, b.namespace, (observed + shed) / estimated);
+        c.counted += shed;
       }
-      if (observed === 0) {
-        c.unobserved += shed;
-        continue;
-      }
-      const beyond = estimated - observed;
-      for (const s of b.series) {
-        if (s.role !== "server") continue;
-        const st = s.stats;
-        st.rescale(st.requests + (beyond > 1e-9 ? ((st.estimated - st.requests) * shed) / beyond : (st.requests * shed) / observed));
-      }
-      set3(scale, b.service, b.node, b.namespace, (observed + shed) / estimated);
-      c.counted += shed;
     }
     return scale;
   }

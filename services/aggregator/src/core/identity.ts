@@ -66,23 +66,23 @@ export function barePid(ep: Endpoint | undefined, name: string): number {
 }
 
 /**
- * The service (and namespace) of each traced server end by node, process and local port, learned
- * from server-side records: what requests served while shed (ShedReport: node, pid, port) are
- * counted with. Bounded: cleared when it holds `max` ends, and learned again from the next
- * records.
+ * The series key (service, or service and pid while named by its bare process name) and namespace
+ * of each traced end by node, process and port, learned from records: a server end by its local
+ * port, a process's client ends together as port 0. Requests served or answered while shed
+ * (ShedReport: node, pid, port) are counted with them. Bounded: cleared when it holds `max`
+ * ends, and learned again from the next records.
  */
-export class ServerEnds {
-  private readonly byNode = new Map<string, Map<number, { service: string; namespace: string }>>();
+export class EndServices {
+  private readonly byNode = new Map<string, Map<number, { key: string; namespace: string }>>();
   private size = 0;
   constructor(private readonly max = 65_536) {}
 
-  learn(ep: Endpoint | undefined, node: string, service: string, namespace: string): void {
-    const pid = ep?.process?.pid;
+  learn(node: string, pid: number, port: number, key: string, namespace: string): void {
     if (!pid || !node) return;
-    const key = pid * 65_536 + (ep.port & 0xffff);
+    const k = pid * 65_536 + (port & 0xffff);
     let ends = this.byNode.get(node);
-    const known = ends?.get(key);
-    if (known !== undefined && known.service === service && known.namespace === namespace) return;
+    const known = ends?.get(k);
+    if (known !== undefined && known.key === key && known.namespace === namespace) return;
     if (known === undefined && this.size >= this.max) {
       this.byNode.clear();
       this.size = 0;
@@ -90,10 +90,10 @@ export class ServerEnds {
     }
     if (!ends) this.byNode.set(node, (ends = new Map()));
     if (known === undefined) this.size++;
-    ends.set(key, { service, namespace });
+    ends.set(k, { key, namespace });
   }
 
-  of(node: string, pid: number, port: number): { service: string; namespace: string } | undefined {
+  of(node: string, pid: number, port: number): { key: string; namespace: string } | undefined {
     return this.byNode.get(node)?.get(pid * 65_536 + (port & 0xffff));
   }
 }

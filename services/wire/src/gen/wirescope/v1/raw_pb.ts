@@ -362,14 +362,14 @@ export type ShedServed = Message<"wirescope.v1.ShedServed"> & {
   pid: number;
 
   /**
-   * the server end's local (listening) port
+   * The server end's local (listening) port; 0: the process's client ends, all together.
    *
    * @generated from field: uint32 port = 2;
    */
   port: number;
 
   /**
-   * answers started at the server end while shed
+   * Answers started while shed: requests served at the server end, or answered at the client ends.
    *
    * @generated from field: uint64 requests = 3;
    */
