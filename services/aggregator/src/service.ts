@@ -601,6 +601,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         shed_requests_unmapped: Math.round(c.shedRequests.unmapped),
         shed_requests_unobserved: Math.round(c.shedRequests.unobserved),
         shed_requests_late: Math.round(c.shedRequests.late),
+        shed_requests_protocol: Math.round(c.shedRequests.protocol),
         drops_late: c.drops.late,
         // not a loss: records of windows already written, read again after a restart or a handover
         skipped_written: c.drops.redelivered,

@@ -124,6 +124,18 @@ describe("Aggregator", () => {
     assert.equal(red.length, 1);
     assert.match(red[0]!, /role=client,service=web,.* requests=350i,.*sampled=true,observed_requests=100i,/, "observed + answered while shed, not 400");
     assert.equal(agg.counters.shedRequests.counted, 250);
+    // an HTTP/2 server's turns are not its requests (streams multiplex): its estimate stays
+    const h2 = new Aggregator({ spans: false });
+    const h2recs = Array.from({ length: 40 }, (_, i) => {
+      const r = makeRecord({ startMs: W0 + 100 + i, durationMs: 2, resource: "/h2", status: 200, server, client, protocol: "http2" });
+      r.observedFraction = 0.5;
+      return r;
+    });
+    h2.ingest(h2recs, W0 + 1000);
+    h2.addShedServed("n1", server.pid, server.port, 5, W0 + 1000, W0 + 2000);
+    const h2red = windowLines(h2.closeDue(W0 + 60_000)[0]!, new SpanClock()).find((l) => l.startsWith("red,"))!;
+    assert.match(h2red, / requests=80i,/, "1 / fraction, not 40 + 5");
+    assert.equal(h2.counters.shedRequests.protocol, 5);
     agg.ingest([makeRecord({ startMs: W0 + 10_100, durationMs: 1, resource: "/a", status: 200, server, client })], W0 + 10_200);
     agg.closeDue(W0 + 80_000);
     assert.equal(agg.counters.shedRequests.unmapped, 7, "carried once, then counted as unmapped");

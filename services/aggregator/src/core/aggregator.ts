@@ -84,8 +84,9 @@ export interface CoreCounters {
    *  counted with the server's observed series; unmapped (no server-side record of that process
    *  and port seen by this instance: another instance's series, or a server never observed);
    *  unobserved (the server had no observed request in that window to count them with); late
-   *  (their window was closed). */
-  shedRequests: { counted: number; unmapped: number; unobserved: number; late: number };
+   *  (their window was closed); protocol (the end's protocol answers several requests in one
+   *  turn: HTTP/2, gRPC, Kafka, Redis; the estimate is kept). */
+  shedRequests: { counted: number; unmapped: number; unobserved: number; late: number; protocol: number };
 }
 
 export interface IngestResult {
@@ -106,6 +107,10 @@ interface ServiceBucket {
   /** By protocol, operation and resource; the few of one such key told apart by role and status class. */
   index: Nest3<RedSeries[]>;
 }
+
+/** Protocols that answer each request before the next: the kernel's count of answers started
+ *  while shed (turns of the conversation) is their count of requests (docs/probe.md). */
+const ONE_ANSWER_PER_REQUEST = new Set(["http1", "http", "https", "mysql", "postgresql"]);
 
 /** Windows whose requests served while shed are held for their close, at most. */
 const MAX_SHED_WINDOWS = 64;
@@ -237,7 +242,7 @@ export class Aggregator {
     linkIndexed: 0,
     edgeCallsMatched: 0,
     edgeTuplesOverflow: 0,
-    shedRequests: { counted: 0, unmapped: 0, unobserved: 0, late: 0 },
+    shedRequests: { counted: 0, unmapped: 0, unobserved: 0, late: 0, protocol: 0 },
   };
   private readonly windows = new Map<number, WindowState>();
   /** Windows that start before this are closed: their records are late. */
@@ -813,6 +818,12 @@ export class Aggregator {
         }
         if (observed === 0) {
           c.unobserved += shed;
+          continue;
+        }
+        if (b.series.some((s) => s.role === role && !ONE_ANSWER_PER_REQUEST.has(s.protocol))) {
+          // the kernel counts turns of the conversation; HTTP/2, gRPC and Kafka multiplex, and
+          // Redis pipelines, so there a turn is not a request: the estimate stays
+          c.protocol += shed;
           continue;
         }
         const beyond = estimated - observed;
