@@ -80,8 +80,14 @@ static __always_inline long go_conn_fd(struct pt_regs *ctx, struct ws_go_tls *b,
 	__u64 netfd = 0;
 	__s64 sysfd = -1;
 	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(iface[1] + b->tcpconn_fd)) || !netfd ||
-	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + b->netfd_sysfd)) || sysfd < 0 || sysfd > 0x7fffffff) {
+	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + b->netfd_sysfd)) || sysfd < -1 || sysfd > 0x7fffffff) {
 		tls_count(WS_TLS_STAT_GO_NO_FD, 1);
+		return -1;
+	}
+	/* internal/poll's destroy() sets Sysfd to -1: a call that raced its connection's Close (an h2
+	 * client's read loop, a Write after the peer went); it fails without moving bytes */
+	if (sysfd == -1) {
+		tls_count(WS_TLS_STAT_GO_CALL_CLOSED, 1);
 		return -1;
 	}
 	return sysfd;

@@ -121,6 +121,7 @@ enum ws_tls_lib {
 	X(GO_NOT_TCPCONN, "go_not_tcpconn")   /* Go tls.Conn over another net.Conn than *TCPConn */ \
 	X(GO_READ_CLOSED, "go_read_closed")   /* Go Read copying after its socket was closed: dropped */ \
 	X(GO_READ_FORGOTTEN, "go_read_forgotten") /* Go Read pending when its connection went (close, exit, exec) */ \
+	X(GO_CALL_CLOSED, "go_call_closed")   /* Go Read/Write entered after its socket was closed: no bytes move */ \
 	X(HELD_CONNS, "cipher_held_conns")    /* connections first seen mid-way as TLS records: ciphertext held back */ \
 	X(HELD_BYTES, "cipher_held_bytes")    /* ... their socket bytes not sent (no plaintext until a TLS open) */
 
