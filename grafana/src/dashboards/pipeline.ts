@@ -86,6 +86,26 @@ export function observedFraction(): Panel {
   );
 }
 
+/**
+ * Requests served while their connections were shed (the probes' ShedReports, docs/aggregator.md
+ * "Sampled series"): counted into their ends' series (those points are exact though sampled), or
+ * why not: the end had no series in the window or the next (unobserved), no end of that process
+ * and port was ever seen (unmapped), the report came after its window was written (late), or the
+ * protocol does not answer each request before the next (protocol: its series stay estimates).
+ */
+export function shedRequests(): Panel {
+  return panel(
+    "timeseries",
+    "Requests served while shed: counted into their series, or why not",
+    [
+      target(
+        `SELECT sum("shed_requests_counted") AS "counted", sum("shed_requests_unobserved") AS "unobserved end", sum("shed_requests_unmapped") AS "unmapped end", sum("shed_requests_late") AS "late report", sum("shed_requests_protocol") AS "protocol (estimated)" FROM "pipeline" WHERE "component" = 'aggregator' AND ${match("instance")} AND $timeFilter GROUP BY time($__interval) fill(0)`,
+      ),
+    ],
+    { fieldConfig: unit("short") },
+  );
+}
+
 export function pipelineHealth(): Dashboard {
-  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), deliveries(), spanVolume(), otlpExport(), observedFraction()], ["pipeline"]);
+  return dashboard(UID.pipeline, "Wirescope · Pipeline health", [tagVariable("component", "pipeline", "component"), tagVariable("instance", "pipeline", "instance", { where: `"component" =~ /^$component$/` })], [flowIn(), flowOut(), drops(), lag(), buffers(), deliveries(), spanVolume(), otlpExport(), observedFraction(), shedRequests()], ["pipeline"]);
 }
