@@ -8,8 +8,9 @@
 # checkout (default flags: --pipeline-cpu-budget 100m), a node:http server answering 512 bytes
 # (as ../shared/tools/pipeline-cost.sh's) and `wrk -t1 -c16 -dSECONDS` against it: 16 keep-alive
 # connections as fast as they go, both ends traced. 25 s after the load it reads InfluxDB (`red`,
-# role=server, the server's series) and the probe's counters, and prints one line per run:
-#   sent (wrk's count), the estimate (sum of `requests`: weighted by 1 / observed fraction) and
+# role=server, the server's series; role=client, resource /x: wrk's) and the probe's counters, and
+#   prints one line per run: sent (wrk's count), the server side's `requests` (observed + counted
+#   while shed, or 1 / observed fraction where not counted) and its error, the client side's and
 #   its error, the requests observed (`observed_requests` of sampled points + `requests` of the
 #   others), those the kernel counted on shed connections, and observed + shed - sent (0 when
 #   everything is accounted for; wrk's count may end a few short).
@@ -37,12 +38,15 @@ for run in $(seq 1 "$runs"); do
   wrk -t1 -c16 -d${secs}s http://127.0.0.1:18090/x > $tmp/wrk.txt 2>&1
   sleep 25
   curl -s 'http://127.0.0.1:8086/query?db=wirescope' --data-urlencode "q=SELECT requests, observed_requests, sampled FROM red WHERE role='server' AND service=~/18090/ AND time > now()-10m" > $tmp/red.json
+  # the client's series (wrk): requests it was answered, whatever the service it is named as
+  curl -s 'http://127.0.0.1:8086/query?db=wirescope' --data-urlencode "q=SELECT requests FROM red WHERE role='client' AND resource='/x' AND time > now()-10m" > $tmp/red-client.json
   node bin/wirescope.js status --data-dir .wirescope-shed --json > $tmp/status.json 2>/dev/null
   kill -INT -- -$up 2>/dev/null; kill $srv; wait $srv 2>/dev/null; wait $up 2>/dev/null; sleep 2
   rm -rf .wirescope-shed
-  python3 - "$run" $tmp/wrk.txt $tmp/red.json $tmp/status.json "$secs" <<'PY'
+  python3 - "$run" $tmp/wrk.txt $tmp/red.json $tmp/status.json "$secs" $tmp/red-client.json <<'PY'
 import json, re, sys
 run, wrk, red, status, secs = sys.argv[1], open(sys.argv[2]).read(), json.load(open(sys.argv[3])), json.load(open(sys.argv[4])), float(sys.argv[5])
+client = json.load(open(sys.argv[6]))
 m = re.search(r"(\d+) requests in", wrk)
 sent = int(m.group(1)) if m else 0
 series = red["results"][0].get("series") or [{"values": []}]
@@ -51,7 +55,10 @@ observed = sum((v[2] if v[3] else v[1]) or 0 for v in series[0]["values"])
 probe = next((c.get("counters", {}) for c in status if c.get("component") == "probe"), {})
 shed = sum(v for k, v in probe.items() if k.startswith("shed_requests_server."))
 err = (est - sent) / sent * 100 if sent else float("nan")
-print(f"run {run}: sent {sent} ({sent / secs:.0f} req/s), estimate {est} ({err:+.1f} %), observed {observed}, shed {shed}, observed + shed - sent {observed + shed - sent}, shed connections {probe.get('shed_connections.budget', 0)}")
+cseries = client["results"][0].get("series") or [{"values": []}]
+cest = sum(v[1] or 0 for v in cseries[0]["values"])
+cerr = (cest - sent) / sent * 100 if sent else float("nan")
+print(f"run {run}: sent {sent} ({sent / secs:.0f} req/s), estimate {est} ({err:+.1f} %), client side {cest} ({cerr:+.1f} %), observed {observed}, shed {shed}, observed + shed - sent {observed + shed - sent}, shed connections {probe.get('shed_connections.budget', 0)}")
 PY
 done
 rm -rf $tmp
