@@ -107,6 +107,39 @@ describe("Aggregator", () => {
     assert.equal(agg.counters.shedRequests.unobserved, 36 + 64 + 50, "every report is counted somewhere");
   });
 
+  it("a sampled service of a node whose probe reports, with no report in a window, counts what it observed there: the report that began in the window before counted the rest; a node that never reported keeps 1 / fraction", () => {
+    const agg = new Aggregator({ spans: false });
+    const sampled = (startMs: number, n: number, node: string, role?: "client") =>
+      Array.from({ length: n }, (_, i) => {
+        const r = makeRecord({ startMs: startMs + i, durationMs: 2, resource: "/a", status: 200, server, client, node, ...(role ? { role } : {}) });
+        r.observedFraction = 0.3;
+        return r;
+      });
+    // window 1: 30 observed at both ends, 70 served while shed, the last tick's reported from a
+    // tick that began before the window's end (so it went whole to window 1)
+    agg.ingest([...sampled(W0 + 100, 30, "n1"), ...sampled(W0 + 100, 30, "n1", "client")], W0 + 1000);
+    agg.addShedServed("n1", server.pid, server.port, 70, W0 + 9_900, W0 + 10_150);
+    agg.addShedServed("n1", client.pid, 0, 70, W0 + 9_900, W0 + 10_150);
+    // window 2: 7 observed at both ends in its first tick, no report: nothing more was served shed
+    agg.ingest([...sampled(W0 + 10_010, 7, "n1"), ...sampled(W0 + 10_010, 7, "n1", "client")], W0 + 10_100);
+    // another node whose probe never reported: its estimate stays
+    agg.ingest(sampled(W0 + 10_020, 6, "n2"), W0 + 10_100);
+    const ws = agg.closeDue(W0 + 60_000);
+    assert.equal(ws.length, 2);
+    const reqs = (w: (typeof ws)[number], role: string, node: string) =>
+      windowLines(w, new SpanClock())
+        .filter((l) => l.startsWith("red,") && l.includes(`role=${role},`) && l.includes(`node=${node},`))
+        .reduce((t, l) => t + Number(/ requests=(\d+)i/.exec(l)![1]), 0);
+    assert.equal(reqs(ws[0]!, "server", "n1"), 100);
+    assert.equal(reqs(ws[0]!, "client", "n1"), 100);
+    assert.equal(reqs(ws[1]!, "server", "n1"), 7, "observed + 0, not 7 / 0.3 = 23 (107 over both windows for 107 sent)");
+    assert.equal(reqs(ws[1]!, "client", "n1"), 7);
+    assert.equal(reqs(ws[1]!, "server", "n2"), 20, "a node that never reported: 1 / fraction");
+    const edge = windowLines(ws[1]!, new SpanClock()).find((l) => l.startsWith("edges,") && l.includes("node=n1"));
+    assert.match(edge ?? "", /[ ,]requests=7i,/, "the calls to that server alike");
+    assert.equal(agg.counters.shedRequests.counted, 140);
+  });
+
   it("counts requests a probe reported answered at a process's client ends while shed (port 0) with its client-side series", () => {
     const agg = new Aggregator({ spans: false });
     const recs = [];

@@ -114,6 +114,8 @@ const ONE_ANSWER_PER_REQUEST = new Set(["http1", "http", "https", "mysql", "post
 
 /** Windows whose requests served while shed are held for their close, at most. */
 const MAX_SHED_WINDOWS = 64;
+/** Nodes remembered as reporting their shed ends' requests (forgotten all at once beyond). */
+const MAX_SHED_NODES = 65_536;
 
 /** Three levels of maps: keys looked up part by part, no key string built per record. */
 type Nest3<V> = Map<string, Map<string, Map<string, V>>>;
@@ -273,6 +275,9 @@ export class Aggregator {
   private readonly shedByWindow = new Map<number, Map<string, Map<number, number>>>();
   /** The same, carried once from the window before, where their end had nothing observed. */
   private readonly shedCarried = new Map<number, Map<string, Map<number, number>>>();
+  /** Nodes whose probe reports what its shed ends serve: there, an end with no report in a
+   *  window served nothing while shed in it (beyond a tick counted in the window before). */
+  private readonly shedNodes = new Set<string>();
   /** The link state of a window's close (its buffers reused by the next close). */
   private readonly links: SpanLinks;
   /** The last closed window's calls that a server span of the next may pair with (`SpanLinks.carryOut`). */
@@ -735,6 +740,10 @@ export class Aggregator {
    */
   addShedServed(node: string, pid: number, port: number, requests: number, sinceMs: number, timeMs: number): void {
     if (!(requests > 0) || !Number.isFinite(timeMs)) return;
+    if (!this.shedNodes.has(node)) {
+      if (this.shedNodes.size >= MAX_SHED_NODES) this.shedNodes.clear();
+      this.shedNodes.add(node);
+    }
     const W = this.opts.windowMs;
     let start = windowStart(Math.min(Number.isFinite(sinceMs) ? sinceMs : timeMs, timeMs), W);
     if (start < this.closedBefore) start = windowStart(timeMs, W);
@@ -770,7 +779,8 @@ export class Aggregator {
    * shed in this window, counted with the observed series of that service and role: its
    * estimate becomes observed + shed exactly, the requests beyond those observed spread over its
    * series in proportion to what their weights estimated beyond them (or, with none sampled, to
-   * what they observed). Returns the factor each service's server-side estimate was multiplied
+   * what they observed); on a node whose probe reports, a sampled one with no report here as
+   * observed + 0. Returns the factor each service's server-side estimate was multiplied
    * by (for the edges to it), by service, node and namespace.
    */
   private countShed(w: WindowState): Nest3<number> | undefined {
@@ -788,7 +798,7 @@ export class Aggregator {
     };
     const pending = take(this.shedByWindow);
     const carried = take(this.shedCarried);
-    if (!pending && !carried) return undefined;
+    if (!pending && !carried && this.shedNodes.size === 0) return undefined;
     const perBucket = [new Map<ServiceBucket, number>(), new Map<ServiceBucket, number>()]; // server, client
     for (const [held, again] of [[pending, true], [carried, false]] as const) {
       for (const [node, ends] of held ?? []) {
@@ -803,6 +813,19 @@ export class Aggregator {
           else if (again) this.holdShed(this.shedCarried, w.start + this.opts.windowMs, node, key, n);
           else if (!id) c.unmapped += n;
           else c.unobserved += n;
+        }
+      }
+    }
+    // A sampled service of a node whose probe reports, with no report of that role in this window:
+    // it served nothing on shed connections here (the first tick's requests went with the report
+    // that began in the window before), so observed + 0 is its count; 1 / fraction would count
+    // again what that report counted, or what no shed connection served.
+    if (this.shedNodes.size > 0) {
+      for (const b of w.services) {
+        if (!this.shedNodes.has(b.node)) continue;
+        for (const [i, role] of (["server", "client"] as const).entries()) {
+          if (perBucket[i]!.has(b)) continue;
+          if (b.series.some((x) => x.role === role && x.stats.estimated - x.stats.requests > 1e-9)) perBucket[i]!.set(b, 0);
         }
       }
     }
