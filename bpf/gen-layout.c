@@ -27,7 +27,7 @@ int main(void)
 	WS_SHED_REASONS(WS_SHED_NAME)
 #undef WS_SHED_NAME
 	printf("] as const;\n");
-	CONST(WS_SHED_MAX); CONST(WS_SAMPLE_ONE); CONST(WS_CONN_F_SHED); CONST(WS_CONN_F_NEW_PROC); CONST(WS_CONN_F_REOPEN);
+	CONST(WS_SHED_MAX); CONST(WS_SAMPLE_ONE); CONST(WS_CONN_F_SHED); CONST(WS_CONN_F_NEW_PROC); CONST(WS_CONN_F_REOPEN); CONST(WS_DATA_F_ANSWER);
 	printf("\n/** enum ws_tls_stat, in index order. */\nexport const TLS_STATS = [");
 #define WS_TLS_STAT_NAME(name, text) printf("\"%s\", ", text);
 	WS_TLS_STATS(WS_TLS_STAT_NAME)
@@ -47,7 +47,7 @@ int main(void)
 	OFF(ws_event_hdr, type); OFF(ws_event_hdr, tgid); OFF(ws_event_hdr, tid); OFF(ws_event_hdr, ts_ns); OFF(ws_event_hdr, conn_key);
 	printf("} as const;\n\nexport const DATA = {\n  headerSize: %zu,\n", offsetof(struct ws_data_event, payload));
 	OFF(ws_data_event, seq); OFF(ws_data_event, original_length); OFF(ws_data_event, len);
-	OFF(ws_data_event, direction); OFF(ws_data_event, syscall); OFF(ws_data_event, fd); OFF(ws_data_event, payload);
+	OFF(ws_data_event, direction); OFF(ws_data_event, syscall); OFF(ws_data_event, flags); OFF(ws_data_event, fd); OFF(ws_data_event, payload);
 	printf("} as const;\n\nexport const CONN = {\n  size: %zu,\n", sizeof(struct ws_conn_event));
 	OFF(ws_conn_event, cgroup_id); OFF(ws_conn_event, laddr); OFF(ws_conn_event, raddr); OFF(ws_conn_event, lport);
 	OFF(ws_conn_event, rport); OFF(ws_conn_event, family); OFF(ws_conn_event, role); OFF(ws_conn_event, flags);

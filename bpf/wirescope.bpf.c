@@ -844,23 +844,29 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
  * the next (HTTP/1.1 without pipelining, MySQL, PostgreSQL's simple queries, Redis without
  * pipelining) that is exact, so served = observed + shed can be checked; a request never answered
  * (a half-open connection, bytes poured into a sink) is not counted.
+ * Returns WS_DATA_F_ANSWER when the call starts an answer at a server end, for its first data
+ * event: an observed request served, which user space counts per partition (RawBatch.served), so
+ * that a parser missing batches knows how many requests they held.
  */
-static __always_inline void redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
+static __always_inline __u8 redecide(struct conn_info *ci, __u32 tgid, __u32 fd, __u8 dir)
 {
 	__u8 last = ci->last_dir;
 	ci->last_dir = dir;
 	if (last == dir)
-		return;
+		return 0;
 	int server = ci->role == WS_ROLE_SERVER;
 	if (!server && ci->role != WS_ROLE_CLIENT)
-		return;
+		return 0;
 	if (server == (dir == WS_DIR_INGRESS)) {
 		if (ci->turns && last)
 			redecide_at_boundary(ci, tgid, fd);
-	} else if (ci->shed) {
+		return 0;
+	}
+	if (ci->shed) {
 		shed_count((server ? 2 : 3) * WS_SHED_MAX + (ci->shed & 7), 1);
 		shed_served_count(tgid, server ? ci->lport : 0);
 	}
+	return server ? WS_DATA_F_ANSWER : 0;
 }
 
 /* ---- data path ---- */
@@ -888,6 +894,7 @@ static __always_inline void emit_gathered(struct copy_state *c, struct ws_data_e
 	__u64 size = sizeof(*ev) - WS_MAX_CHUNK + (len ? ((len - 1) & (WS_MAX_CHUNK - 1)) + 1 : 0);
 	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count_drop(WS_DROP_RINGBUF_FULL);
+	ev->flags = 0; /* the call's first event only */
 }
 
 /*
@@ -977,7 +984,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
 	if (pol && pol->head)
 		ci->turns = 1;
-	redecide(ci, tgid, fd, dir);
+	__u8 flags = redecide(ci, tgid, fd, dir);
 	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
 	/* what this call would copy: the per-call limit, or head + tail under a copy policy */
 	__u64 copy = total > max_bytes_per_call ? max_bytes_per_call : total;
@@ -995,6 +1002,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
 	ev->direction = dir;
 	ev->syscall = syscall;
+	ev->flags = flags;
 	ev->_pad1 = 0;
 	ev->fd = fd;
 
@@ -1120,6 +1128,8 @@ static __always_inline int data_exit(long ret, __u8 dir)
 		fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
 		ev->direction = dir;
 		ev->syscall = args.syscall;
+		ev->flags = 0;
+		ev->_pad1 = 0;
 		ev->fd = args.fd;
 		ev->seq = seq;
 		ev->original_length = ret;

@@ -203,6 +203,10 @@ struct ws_shed_served_key {
 			      * bytes or its shed close together with the new stream's open */
 
 /* Filter actions stored as values of the filter maps. */
+/* ws_data_event.flags */
+#define WS_DATA_F_ANSWER 1 /* this call starts an answer at a server end (a write after a read, or its
+			    * first call a write): a request served, counted per partition in RawBatch.served */
+
 #define WS_FILTER_ALLOW 1
 #define WS_FILTER_DENY 2
 
@@ -224,7 +228,8 @@ struct ws_data_event {
 	__u32 len;              /* bytes in payload (<= original_length) */
 	__u8 direction;         /* enum ws_direction */
 	__u8 syscall;           /* enum ws_syscall */
-	__u16 _pad1;
+	__u8 flags;             /* WS_DATA_F_* (on a call's first event only) */
+	__u8 _pad1;
 	__u32 fd;
 	__u8 payload[WS_MAX_CHUNK];
 };

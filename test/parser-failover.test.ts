@@ -1,6 +1,7 @@
 // kill -9 one of three parser replicas while real redis-cli traffic is replayed: its partitions
 // are taken over within the membership TTL, connections on partitions that did not move come
-// out complete, and every lost connection is counted by the survivors (raw_batches_missed).
+// out complete, and every lost connection is counted by the survivors (raw_batches_missed), and
+// every request those connections held too (requests_missed, from each batch's served_before).
 //
 // A loss is counted against a sequence some replica committed: the victim is killed only once its
 // membership entry holds progress for every partition it owns (a stream that no replica ever
@@ -47,14 +48,15 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     // Publish one conversation per RawBatch at a steady rate; kill the victim after 2 s, once its
     // entry holds progress for each of its partitions; go on for TTL + 4 s after the kill.
     const seqs = new Map<number, number>();
-    const sent: { key: bigint; partition: number; at: number; template: number }[] = [];
+    const servedRunning = new Map<number, number>();
+    const sent: { key: bigint; partition: number; at: number; template: number; served: number }[] = [];
     let key = 1_000_000n;
     const publishOne = () => {
       const conv = templates[sent.length % templates.length]!;
-      const plan = toRawBatches([conv], { partitions: P, firstKey: key, seqStart: seqs, probeId: PROBE_ID });
+      const plan = toRawBatches([conv], { partitions: P, firstKey: key, seqStart: seqs, servedStart: servedRunning, probeId: PROBE_ID });
       const b = plan.batches[0]!;
       bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
-      sent.push({ key, partition: b.partition, at: Date.now(), template: sent.length % templates.length });
+      sent.push({ key, partition: b.partition, at: Date.now(), template: sent.length % templates.length, served: b.served });
       key++;
     };
     let killedAt = 0;
@@ -77,10 +79,9 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     for (let i = 0; i < P; i++) publishOne();
     await bed.nc.flush();
     const seen = await settleRecords(bed.nc, 2000, 60_000);
-    const counted = (await Promise.all(survivors.map(parserStatus))).reduce(
-      (n, s) => n + (s.counters["raw_batches_missed.handover"] ?? 0) + (s.counters["raw_batches_missed.gap"] ?? 0),
-      0,
-    );
+    const statuses = await Promise.all(survivors.map(parserStatus));
+    const counted = statuses.reduce((n, s) => n + (s.counters["raw_batches_missed.handover"] ?? 0) + (s.counters["raw_batches_missed.gap"] ?? 0), 0);
+    const requestsCounted = statuses.reduce((n, s) => n + (s.counters["requests_missed.handover"] ?? 0) + (s.counters["requests_missed.gap"] ?? 0), 0);
 
     const perConn = new Map<bigint, { n: number; parsers: Set<string> }>();
     for (const s of seen) {
@@ -101,7 +102,9 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     }
     assert.ok([...perTemplate.values()].every((n) => n >= 6), "each redis-cli session runs six commands");
     let lost = 0;
+    let requestsLost = 0;
     let publishedNearKill = 0;
+    let requestsNearKill = 0;
     let firstTakeover = Infinity;
     for (const s of sent) {
       const e = perConn.get(s.key);
@@ -114,8 +117,8 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
         assert.ok(e, `connection ${s.key} on ${killedParts.has(s.partition) ? "" : "un"}moved partition ${s.partition} lost${s.at >= fleetAt ? " after the survivors owned every partition" : ""}`);
         if (!killedParts.has(s.partition)) continue;
       }
-      if (!e) lost++;
-      else if (s.at >= killedAt - LAST_FLUSH_MS && s.at <= killedAt && e.parsers.has(victim.instance)) publishedNearKill++;
+      if (!e) (lost++, (requestsLost += s.served));
+      else if (s.at >= killedAt - LAST_FLUSH_MS && s.at <= killedAt && e.parsers.has(victim.instance)) (publishedNearKill++, (requestsNearKill += s.served));
       if (!e) {
         // lost: counted below
       } else if (s.at > killedAt) {
@@ -132,5 +135,10 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     // plus event-loop lag; LAST_FLUSH_MS is a generous bound for a loaded machine).
     assert.ok(counted >= lost, `lost ${lost} but counted ${counted}`);
     assert.ok(counted - lost <= publishedNearKill, `counted ${counted} for ${lost} lost (${publishedNearKill} published just before the kill)`);
+    // The same in requests, from the running count each batch states (RawBatch.served_before)
+    console.log(`requests lost ${requestsLost}; counted ${requestsCounted}`);
+    assert.ok(requestsLost > 0);
+    assert.ok(requestsCounted >= requestsLost, `requests lost ${requestsLost} but counted ${requestsCounted}`);
+    assert.ok(requestsCounted - requestsLost <= requestsNearKill, `requests counted ${requestsCounted} for ${requestsLost} lost (${requestsNearKill} in batches published just before the kill)`);
   });
 });

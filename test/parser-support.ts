@@ -137,15 +137,16 @@ export function conversationsFromCapture(file: string): Conversation[] {
 
 export interface BatchPlan {
   /** One RawBatch per conversation (open, data, close), on partition connKey % P. */
-  batches: { partition: number; connKey: bigint; seq: number; bytes: Uint8Array }[];
+  batches: { partition: number; connKey: bigint; seq: number; bytes: Uint8Array; served: number }[];
 }
 
 /**
  * The probe's view of each conversation from the server's socket (role server: ingress = the
  * client's bytes), one RawBatch per conversation, batch_seq counted per partition.
  */
-export function toRawBatches(convs: Conversation[], opts: { partitions: number; firstKey: bigint; probeId?: string; node?: string; seqStart?: Map<number, number> }): BatchPlan {
+export function toRawBatches(convs: Conversation[], opts: { partitions: number; firstKey: bigint; probeId?: string; node?: string; seqStart?: Map<number, number>; servedStart?: Map<number, number> }): BatchPlan {
   const seqs = opts.seqStart ?? new Map<number, number>();
+  const servedBefore = opts.servedStart ?? new Map<number, number>();
   const batches: BatchPlan["batches"] = [];
   convs.forEach((c, i) => {
     const connKey = opts.firstKey + BigInt(i);
@@ -153,6 +154,11 @@ export function toRawBatches(convs: Conversation[], opts: { partitions: number; 
     const seq = (seqs.get(partition) ?? 0) + 1;
     seqs.set(partition, seq);
     const off: [number, number] = [0, 0];
+    // answers started, as the kernel marks them at a server end: a write after a read, or a first call that writes
+    let served = 0;
+    c.chunks.forEach((ch, k) => void (ch.dir === 1 && (k === 0 || c.chunks[k - 1]!.dir === 0) && served++));
+    const before = servedBefore.get(partition) ?? 0;
+    servedBefore.set(partition, before + served);
     const data = c.chunks.map((ch) => {
       const len = ch.gap ?? ch.bytes.length;
       const ev = create(DataEventSchema, {
@@ -183,13 +189,15 @@ export function toRawBatches(convs: Conversation[], opts: { partitions: number; 
       probeId: opts.probeId ?? "test-probe",
       partition,
       batchSeq: BigInt(seq),
+      servedBefore: BigInt(before),
+      served,
       conns: [
         create(ConnEventSchema, { ...base, kind: ConnKind.OPEN, timestampNs: c.startNs }),
         create(ConnEventSchema, { ...base, kind: ConnKind.CLOSE, timestampNs: c.endNs || c.chunks.at(-1)!.tsNs }),
       ],
       data,
     });
-    batches.push({ partition, connKey, seq, bytes: toBinary(RawBatchSchema, batch) });
+    batches.push({ partition, connKey, seq, bytes: toBinary(RawBatchSchema, batch), served });
   });
   return { batches };
 }

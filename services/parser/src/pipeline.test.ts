@@ -58,6 +58,32 @@ describe("Pipeline", () => {
     assert.equal(counters.get("raw_batches_missed.gap"), 0);
   });
 
+  it("counts the requests served that missed batches held, from the probe's running count", () => {
+    const { p, counters } = setup();
+    const served = (partition: number, seq: number, before: number, n: number) =>
+      toBinary(RawBatchSchema, create(RawBatchSchema, { partition, batchSeq: BigInt(seq), probeId: "probe-a", servedBefore: BigInt(before), served: n }));
+    p.setOwned(new Set([1, 3]), (part) => (part === 3 ? { "probe-a/3": 10, "s:probe-a/3": 500 } : undefined));
+    p.onRawBytes(served(1, 1, 0, 7), 0);
+    p.onRawBytes(served(1, 2, 7, 0), 0); // a batch without answers still states the count
+    p.onRawBytes(served(1, 5, 30, 4), 0); // 3 and 4 held 23 requests
+    assert.equal(counters.get("raw_batches_missed.gap"), 2);
+    assert.equal(counters.get("requests_missed.gap"), 23);
+    p.onRawBytes(served(1, 6, 34, 1), 0); // continuous: nothing
+    assert.equal(counters.get("requests_missed.gap"), 23);
+    // taken over: the previous owner committed through batch 10, 500 served; 11..14 held 40
+    p.onRawBytes(served(3, 15, 540, 2), 0);
+    assert.equal(counters.get("requests_missed.handover"), 40);
+    assert.equal(p.progress()["s:probe-a/1"], 35);
+    assert.equal(p.progress()["s:probe-a/3"], 542);
+    // a restarted probe counts from 0 again: its first gap counts from its own batches only
+    p.onRawBytes(served(1, 1, 0, 3), 0);
+    p.onRawBytes(served(1, 3, 9, 0), 0);
+    assert.equal(counters.get("requests_missed.gap"), 29);
+    // a partition that moved away takes its count with it
+    p.setOwned(new Set([3]), () => undefined);
+    assert.equal(p.progress()["s:probe-a/1"], undefined);
+  });
+
   it("counts nothing when the previous owner's progress is unknown or continuous", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([3, 4]), (part) => (part === 3 ? { "probe-a/3": 14 } : undefined));

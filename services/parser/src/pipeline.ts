@@ -17,8 +17,14 @@ export interface PipelineOptions extends ConnTableOptions {
   maxQueuedBatches: number;
 }
 
-/** `${probe_id}/${partition}` → last RawBatch.batch_seq. */
+/**
+ * `${probe_id}/${partition}` → last RawBatch.batch_seq, and `s:${probe_id}/${partition}` → the
+ * requests served that the batches up to it held (served_before + served), for probes that count.
+ */
 export type Progress = Record<string, number>;
+
+/** The progress key of the requests served through a probe/partition's last batch. */
+export const servedKey = (key: string): string => `s:${key}`;
 
 const EMPTY = new Uint8Array(0);
 
@@ -36,6 +42,7 @@ export class Pipeline {
   /** Per partition: the probe id last seen and its progress key (`${probe}/${partition}`). */
   private readonly keyProbe: string[] = [];
   private readonly keyOf: string[] = [];
+  private readonly servedKeyOf: string[] = [];
 
   constructor(
     host: DecoderHost,
@@ -103,7 +110,7 @@ export class Pipeline {
       this.counters.add("raw_batches_dropped.not_owner");
       return false;
     }
-    const missed = this.account(r.probeId, p, r.batchSeq);
+    const missed = this.account(r.probeId, p, r.batchSeq, r.servedBefore, r.served);
     for (let k = 0; k < r.dropReasons.length; k++) this.counters.add(`probe_drops.${r.dropReasons[k]}`, r.dropCounts[k]);
     this.counters.add("raw_batches");
     // the node whose probe saw these sockets names their records (a parser hears every node)
@@ -188,28 +195,49 @@ export class Pipeline {
     this.full.push(b);
   }
 
-  /** Counts batches of this partition that never reached us (batch_seq holes); true when some did not. */
-  private account(probeId: string, partition: number, seq: number): boolean {
+  /**
+   * Counts batches of this partition that never reached us (batch_seq holes), and the requests
+   * served they held (from the probe's running count, when it keeps one); true when some did not.
+   */
+  private account(probeId: string, partition: number, seq: number, servedBefore: number, served: number): boolean {
     if (!seq) return false; // producer without sequence numbers
     let key = this.keyOf[partition];
+    let sKey = this.servedKeyOf[partition]!;
     if (key === undefined || this.keyProbe[partition] !== probeId) {
       key = `${probeId}/${partition}`;
+      sKey = servedKey(key);
       this.keyOf[partition] = key;
+      this.servedKeyOf[partition] = sKey;
       this.keyProbe[partition] = probeId;
     }
-    let last = this.seen.get(key);
+    const last = this.seen.get(key);
     let missed = false;
     if (last === undefined) {
-      const base = this.baseline.get(partition)?.get(key);
-      if (base !== undefined && seq > base + 1) this.counters.add("raw_batches_missed.handover", seq - base - 1);
+      const base = this.baseline.get(partition);
+      const baseSeq = base?.get(key);
+      if (baseSeq !== undefined && seq > baseSeq + 1) {
+        this.counters.add("raw_batches_missed.handover", seq - baseSeq - 1);
+        this.countMissedServed("handover", servedBefore, base!.get(sKey));
+      }
     } else if (seq > last + 1) {
       this.counters.add("raw_batches_missed.gap", seq - last - 1);
+      this.countMissedServed("gap", servedBefore, this.seen.get(sKey));
       missed = true;
     } else if (seq <= last) {
       this.counters.add("raw_batches_restart"); // probe restarted (or a duplicate): begin again
-      last = undefined;
+      this.seen.delete(sKey);
     }
     this.seen.set(key, seq);
+    if (servedBefore || served) this.seen.set(sKey, servedBefore + served);
     return missed;
+  }
+
+  /**
+   * Requests served in the batches missed: what the probe had counted before this batch less what
+   * the batches we (or the previous owner) had held. Unknown when the probe does not count.
+   */
+  private countMissedServed(how: "gap" | "handover", servedBefore: number, servedThrough: number | undefined): void {
+    const n = servedBefore - (servedThrough ?? 0);
+    if (n > 0) this.counters.add(`requests_missed.${how}`, n);
   }
 }

@@ -10,7 +10,7 @@ import { connPartition } from "./partition.js";
 import { decodeBatch } from "./decode.js";
 import type { ConnRecord, DataRecord } from "./events.js";
 import { PartitionHash } from "./partition.js";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS, WS_CONN_F_INFERRED, WS_CONN_F_SHED, WS_CONN_F_REOPEN } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_CONN_F_TLS, WS_CONN_F_INFERRED, WS_CONN_F_SHED, WS_CONN_F_REOPEN, WS_DATA_F_ANSWER } from "./gen/layout.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { eventRecord, frameRecord } from "./test-support/ring-records.js";
 
@@ -137,8 +137,13 @@ test("RawEncoder: RAW_FIELDS names every field of proto/, and each one it says i
   Object.assign(processes.get(4321, "curl"), { exe: "/usr/bin/curl", cmdline: "curl x", containerId: "c".repeat(64), pod: "web-1", namespace: "shop", container: "web", workload: "web" });
   const enc = encoder({ processes, monoToWallOffsetNs: 1n << 60n, partitions: 1 });
   enc.addDrops({ ringbuf_full: 3 });
-  const r = enc.encode(Buffer.concat([opened, data(k, 5n, Buffer.from("abc"), 900, 1, 1234n), shed].map(frameRecord)));
-  const msgs = [...r.messages, ...enc.flushDue(true)].map((m) => fromBinary(RawBatchSchema, m.data));
+  // an answer (served), then a message after it (served_before)
+  const answer = data(k, 5n, Buffer.from("abc"), 900, 1, 1234n);
+  answer[DATA.flags] = WS_DATA_F_ANSWER;
+  const r = enc.encode(Buffer.concat([opened, answer, shed].map(frameRecord)));
+  const first = [...r.messages, ...enc.flushDue(true)];
+  const later = [...enc.encode(frameRecord(data(k, 905n, Buffer.from("d"), 1, 1, 1300n))).messages, ...enc.flushDue(true)];
+  const msgs = [...first, ...later].map((m) => fromBinary(RawBatchSchema, m.data));
   assert.ok(msgs.length > 0);
   const set = new Map<string, Set<string>>();
   const mark = (schema: DescMessage, m: object | undefined) => {
@@ -239,6 +244,42 @@ test("RawEncoder: the header (identity, partition, drops once, batch_seq per par
   }
   for (const s of seqs.values()) assert.deepEqual(s, s.map((_, i) => BigInt(i + 1)), "batch_seq counts 1, 2, 3... per partition");
   assert.deepEqual(drops, [{ "kernel.ringbuf_full": 3n, "user.js_behind": 2n ** 33n }], "drops on one message, once");
+});
+
+test("RawEncoder: each message states the requests served in it (answers flagged by the kernel) and in the messages before it, per partition", () => {
+  const enc = encoder();
+  const ans = (k: bigint, seq: bigint, answer: boolean) => {
+    const b = data(k, seq, Buffer.from("HTTP/1.1 200 OK\r\n\r\n"), 19, 1, 1000n);
+    b[DATA.flags] = answer ? WS_DATA_F_ANSWER : 0;
+    return frameRecord(b);
+  };
+  const parts = new PartitionHash("n", 4);
+  const k1 = 1n;
+  const k2 = [2n, 3n, 4n, 5n, 6n].find((k) => parts.of(Number(k), 0) !== parts.of(1, 0))!;
+  const read = (m: { data: Uint8Array }) => fromBinary(RawBatchSchema, m.data);
+  const byPart = (ms: { partition: number; data: Uint8Array }[], k: bigint) => ms.filter((m) => m.partition === parts.of(Number(k), 0)).map(read);
+  // three answers and a continuation (not flagged) on k1, none on k2
+  let ms = enc.encode(Buffer.concat([ans(k1, 0n, true), ans(k1, 19n, false), ans(k1, 38n, true), ans(k1, 57n, true), ans(k2, 0n, false)])).messages;
+  let [m1] = byPart(ms, k1);
+  assert.equal(m1!.served, 3);
+  assert.equal(m1!.servedBefore, 0n);
+  assert.equal(byPart(ms, k2)[0]!.served, 0, "a partition that served nothing states nothing");
+  ms = enc.encode(Buffer.concat([ans(k1, 76n, false), ans(k2, 19n, true)])).messages;
+  [m1] = byPart(ms, k1);
+  assert.equal(m1!.served, 0);
+  assert.equal(m1!.servedBefore, 3n, "a message without answers still states the count before it");
+  assert.equal(byPart(ms, k2)[0]!.served, 1);
+  ms = enc.encode(ans(k1, 95n, true)).messages;
+  assert.deepEqual([byPart(ms, k1)[0]!.servedBefore, byPart(ms, k1)[0]!.served], [3n, 1]);
+  // the trimmer's pieces of one event count once
+  const trimmed = encoder({ trimmer: new Http1Trimmer() });
+  const req = Buffer.from("GET / HTTP/1.1\r\n\r\n");
+  const body = Buffer.concat([Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n"), Buffer.alloc(4096, 120), Buffer.from("\r\n0\r\n\r\n")]);
+  const b = data(k1, 0n, body, body.length, 2, 1000n);
+  b[DATA.flags] = WS_DATA_F_ANSWER;
+  const out = trimmed.encode(Buffer.concat([frameRecord(data(k1, 0n, req, req.length, 1, 900n)), frameRecord(b)]));
+  assert.equal(out.events, 3, "the request, and the answer in two pieces (head + gap, tail)");
+  assert.equal(out.messages.map(read).reduce((n, m) => n + m.served, 0), 1);
 });
 
 test("RawEncoder with holdMs: a partition's data waits for later batches until its oldest event is holdMs old", () => {

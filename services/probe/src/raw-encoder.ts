@@ -46,7 +46,7 @@ import {
   writeVarint64,
   writeProcessInfo,
 } from "@wirescope/wire";
-import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS, WS_CONN_F_REOPEN } from "./gen/layout.js";
+import { HDR, DATA, CONN, WS_EV_DATA, WS_EV_OPEN, WS_EV_CLOSE, WS_EV_TLS_LIB, WS_CONN_F_TLS, WS_CONN_F_REOPEN, WS_DATA_F_ANSWER } from "./gen/layout.js";
 import { decodeConn, type DecodeStats } from "./decode.js";
 import type { ConnRecord, EventBatch } from "./events.js";
 import type { ProcInfo, ProcessCache } from "./process-info.js";
@@ -55,7 +55,7 @@ import type { Http1Trimmer } from "./http1-trim.js";
 
 /** What the encoder writes of each message (a field added to proto/ fails the build here); raw-encoder.test.ts checks it. */
 export const RAW_FIELDS = {
-  RawBatch: { node: "written", probeId: "written", partition: "written", conns: "written", data: "written", drops: "written", batchSeq: "written", dataTimeBaseNs: "written", dataKeyBase: "written" } satisfies FieldCoverage<typeof RawBatchField>,
+  RawBatch: { node: "written", probeId: "written", partition: "written", conns: "written", data: "written", drops: "written", batchSeq: "written", dataTimeBaseNs: "written", dataKeyBase: "written", servedBefore: "written", served: "written" } satisfies FieldCoverage<typeof RawBatchField>,
   ConnEvent: {
     connKey: "written", kind: "written", role: "written", localAddress: "written", localPort: "written", remoteAddress: "written", remotePort: "written",
     tid: "written", timestampNs: "written", process: "written", inferred: "written", tls: "written", tlsLibrary: "written", observedFraction: "written", shed: "written",
@@ -146,6 +146,9 @@ class Part {
   timeHi = 0;
   /** data_key_base's high half (its low half is 0). */
   keyHi = 0;
+  /** Requests served (answers started at server ends, WS_DATA_F_ANSWER) in `out`, and in the messages cut before. */
+  served = 0;
+  servedBefore = 0;
   constructor(readonly p: number) {}
 }
 
@@ -329,6 +332,7 @@ export class RawEncoder {
         }
         const evs = pieces || 1;
         x.count += evs;
+        x.served += buf[s + DATA.flags]! & WS_DATA_F_ANSWER;
         events += evs;
         if (o.len >= this.o.maxBatchBytes) messages.push(this.cut(p));
       } else if (type === WS_EV_OPEN || type === WS_EV_CLOSE) {
@@ -542,6 +546,14 @@ export class RawEncoder {
     if (x.hasData) {
       h.uint64(RawBatchTag.dataTimeBaseNs, x.timeLo, x.timeHi);
       h.uint64(RawBatchTag.dataKeyBase, 0, x.keyHi);
+    }
+    // every message of a partition that ever served states the running count, so one missed
+    // message is enough to count what it held (a probe without answer flags writes neither)
+    if (x.servedBefore || x.served) {
+      h.uint(RawBatchTag.servedBefore, x.servedBefore);
+      h.uint(RawBatchTag.served, x.served);
+      x.servedBefore += x.served;
+      x.served = 0;
     }
     return h;
   }

@@ -54,7 +54,7 @@ function randomBatch(r: () => number): RawBatch {
   for (let k = int(3); k > 0; k--) drops[["ringbuf_full", "js_behind", "é"][int(3)]!] = count();
   // bases as the probe writes them (time and key high bits) or any u64 (sums wrap modulo 2^64)
   const base = () => (r() < 0.4 ? 0n : r() < 0.5 ? BigInt(int(2 ** 24)) << 40n : u64());
-  return create(RawBatchSchema, { node: str(), probeId: str(), partition: int(64), conns, data, drops, batchSeq: count(), dataTimeBaseNs: base(), dataKeyBase: base() });
+  return create(RawBatchSchema, { node: str(), probeId: str(), partition: int(64), conns, data, drops, batchSeq: count(), dataTimeBaseNs: base(), dataKeyBase: base(), servedBefore: r() < 0.5 ? 0n : count(), served: r() < 0.5 ? 0 : int(2 ** 32) });
 }
 
 /** What the reader holds, in protobuf-es's shape (for deepEqual with fromBinary). */
@@ -73,7 +73,7 @@ function view(rd: RawBatchReader): unknown {
       originalLength: rd.originalLength[i],
     });
   }
-  return { node: rd.node, probeId: rd.probeId, partition: rd.partition, batchSeq: BigInt(rd.batchSeq), drops, conns: rd.conns.map((c) => ({ ...c })), data };
+  return { node: rd.node, probeId: rd.probeId, partition: rd.partition, batchSeq: BigInt(rd.batchSeq), servedBefore: BigInt(rd.servedBefore), served: rd.served, drops, conns: rd.conns.map((c) => ({ ...c })), data };
 }
 
 /** protobuf-es's decode of the same bytes, in the reader's terms (direction as a byte). */
@@ -83,6 +83,8 @@ function reference(b: RawBatch): unknown {
     probeId: b.probeId,
     partition: b.partition,
     batchSeq: b.batchSeq,
+    servedBefore: b.servedBefore,
+    served: b.served,
     drops: { ...b.drops },
     conns: b.conns.map((c) => ({ ...c, $unknown: undefined, process: c.process ? { ...c.process, $unknown: undefined } : undefined })).map(stripUnknown),
     data: resolvedData(b).map((d) => ({

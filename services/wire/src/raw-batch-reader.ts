@@ -8,6 +8,7 @@
 //   RawBatch  ─┬─ 0a node, 12 probe_id, 18 partition, 38 batch_seq,    header fields
 //              │  40 data_time_base_ns, 48 data_key_base                (added to each DataEvent's
 //              │                                                         timestamp_ns / conn_key)
+//              │  50 served_before, 58 served                           (requests served, counted)
 //              ├─ 22 len ConnEvent      → conns[]        (object per event)
 //              ├─ 2a len DataEvent      → data columns   (no object per event)
 //              └─ 32 len DropsEntry     → dropReasons[] / dropCounts[]
@@ -50,7 +51,7 @@ function utf8(b: Uint8Array): string | undefined {
 // another wire type fails the message (protobuf-es would read it as its declared type, which is
 // garbage), where a field this reader does not know is skipped.
 const bits = (...f: number[]) => f.reduce((m, n) => m | (1 << n), 0);
-const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF.drops, RF.batchSeq, RF.dataTimeBaseNs, RF.dataKeyBase);
+const RAW_FIELDS = bits(RF.node, RF.probeId, RF.partition, RF.conns, RF.data, RF.drops, RF.batchSeq, RF.dataTimeBaseNs, RF.dataKeyBase, RF.servedBefore, RF.served);
 const DATA_FIELDS = bits(DF.connKey, DF.direction, DF.seq, DF.timestampNs, DF.tid, DF.payload, DF.originalLength);
 const CONN_FIELDS = bits(
   CF.connKey, CF.kind, CF.role, CF.localAddress, CF.localPort, CF.remoteAddress, CF.remotePort, CF.tid,
@@ -129,6 +130,9 @@ export class RawBatchReader {
   partition = 0;
   /** RawBatch.batch_seq (exact below 2^53). */
   batchSeq = 0;
+  /** RawBatch.served_before (exact below 2^53) and served: requests served, counted by the probe. */
+  servedBefore = 0;
+  served = 0;
   /** RawBatch.data_time_base_ns and data_key_base as 32-bit halves (already added into the columns). */
   timeBaseLo = 0;
   timeBaseHi = 0;
@@ -179,6 +183,8 @@ export class RawBatchReader {
     this.probeId = "";
     this.partition = 0;
     this.batchSeq = 0;
+    this.servedBefore = 0;
+    this.served = 0;
     this.timeBaseLo = this.timeBaseHi = this.keyBaseLo = this.keyBaseHi = 0;
     this.dropReasons.length = 0;
     this.dropCounts.length = 0;
@@ -222,6 +228,14 @@ export class RawBatchReader {
         case RawBatchTag.batchSeq:
           if (!this.varint(end)) return false;
           this.batchSeq = this.hi * TWO32 + this.lo;
+          break;
+        case RawBatchTag.servedBefore:
+          if (!this.varint(end)) return false;
+          this.servedBefore = this.hi * TWO32 + this.lo;
+          break;
+        case RawBatchTag.served:
+          if (!this.varint(end)) return false;
+          this.served = this.lo;
           break;
         case RawBatchTag.dataTimeBaseNs:
           if (!this.varint(end)) return false;

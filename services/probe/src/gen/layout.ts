@@ -37,6 +37,7 @@ export const WS_SAMPLE_ONE = 32768;
 export const WS_CONN_F_SHED = 4;
 export const WS_CONN_F_NEW_PROC = 8;
 export const WS_CONN_F_REOPEN = 16;
+export const WS_DATA_F_ANSWER = 1;
 
 /** enum ws_tls_stat, in index order. */
 export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "no_fd_at_start", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", "linked_by_read", "exec_announced", "go_no_fd", "go_not_tcpconn", "go_read_closed", "go_read_forgotten", "go_call_closed", "cipher_held_conns", "cipher_held_bytes", ] as const;
@@ -67,6 +68,7 @@ export const DATA = {
   len: 44,
   direction: 48,
   syscall: 49,
+  flags: 50,
   fd: 52,
   payload: 56,
 } as const;

@@ -140,6 +140,8 @@ export const enum RawBatchField {
   batchSeq = 7,
   dataTimeBaseNs = 8,
   dataKeyBase = 9,
+  servedBefore = 10,
+  served = 11,
 }
 
 /** wirescope.v1.RawBatch: tags (number << 3 | wire type). */
@@ -162,6 +164,10 @@ export const enum RawBatchTag {
   dataTimeBaseNs = 64,
   /** 9 VARINT */
   dataKeyBase = 72,
+  /** 10 VARINT */
+  servedBefore = 80,
+  /** 11 VARINT */
+  served = 88,
 }
 
 /** wirescope.v1.RawBatch.drops map entry: tags. */
