@@ -293,6 +293,12 @@ export async function streamLeader(stack: UpStack, stream = "WIRESCOPE_RECORDS")
 /** What the pipeline counted as lost, from the parser and aggregator counters. */
 export interface LossCounters {
   rawBatchesMissed: number;
+  /** Requests served that the missed raw batches held (the probe's running count, RawBatch.served). */
+  requestsMissed: number;
+  /** Of those, in batches missed across a partition move (a gap while owned is in the gap bytes already). */
+  requestsMissedHandover: number;
+  /** Connections a parser took up mid-stream or let go of at a partition move: two requests each may be cut at the hole's edges. */
+  connsAtEdges: number;
   serverRequestGaps: number;
   serverRequestGapBytes: number;
   recordsDropped: number;
@@ -312,6 +318,9 @@ export function sumOf(counters: Record<string, number>, re: RegExp): number {
 export function lossCounters(parser: Record<string, number>, aggregator: Record<string, number>): LossCounters {
   return {
     rawBatchesMissed: sumOf(parser, /^raw_batches_missed\./),
+    requestsMissed: sumOf(parser, /^requests_missed\./),
+    requestsMissedHandover: parser["requests_missed.handover"] ?? 0,
+    connsAtEdges: (parser.conn_midstream ?? 0) + (parser["conn_dropped.moved"] ?? 0),
     serverRequestGaps: parser["gaps.server_request"] ?? 0,
     serverRequestGapBytes: parser["gap_bytes.server_request"] ?? 0,
     recordsDropped: sumOf(parser, /^records_dropped\./),
@@ -324,11 +333,14 @@ export function lossCounters(parser: Record<string, number>, aggregator: Record<
 }
 
 /**
- * The most requests the counted gaps can hold: every whole request inside the gap bytes, plus one
- * cut at each gap's edge.
+ * The most requests the counted losses can hold: every whole request inside the gap bytes plus one
+ * cut at each gap's edge; and across a partition move, where the new owner knows no gap, the
+ * requests the missed raw batches held (counted by the probe: their answers start in them) plus,
+ * for each connection taken up mid-stream or let go of, the two requests that straddle the ends
+ * of its hole: one answered before it but not finished, one asked inside it and answered after.
  */
 export function requestsInGaps(l: LossCounters, requestBytes: number): number {
-  return Math.ceil(l.serverRequestGapBytes / requestBytes) + l.serverRequestGaps;
+  return Math.ceil(l.serverRequestGapBytes / requestBytes) + l.serverRequestGaps + l.requestsMissedHandover + 2 * l.connsAtEdges;
 }
 
 /** Requests served on connections the probe shed, server ends (its counters since it started). */
@@ -424,7 +436,7 @@ export async function runFault(spec: FaultSpec): Promise<FaultResult> {
       recorded,
       ...(shed ? { shed_by_probe: shed, estimated: await recordedRequests(stack.influxUrl, "server", { resource: urlPath }).catch(() => -1) } : {}),
       lost: served - shed - recorded,
-      counted: `${inGaps} in ${loss.serverRequestGaps} gaps (${loss.rawBatchesMissed} raw batches missed)${r.unseen ? ` + ${r.unseen} unseen` : ""}`,
+      counted: `${inGaps} in ${loss.serverRequestGaps} gaps and ${loss.rawBatchesMissed} raw batches missed (${loss.requestsMissed} requests in them, ${loss.connsAtEdges} connections at their edges, 2 each)${r.unseen ? ` + ${r.unseen} unseen` : ""}`,
       records_dropped: loss.recordsDropped,
       aggregator_drops: loss.aggregatorDrops,
       ...(loss.aggregatorSkippedWritten ? { aggregator_skipped_written: loss.aggregatorSkippedWritten } : {}),
