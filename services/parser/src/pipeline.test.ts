@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/wire";
 import { Counters } from "@wirescope/runtime";
-import { Pipeline } from "./pipeline.js";
+import { HANDOVER_SETTLE_MS, Pipeline, type Progress } from "./pipeline.js";
 import { DEFAULT_MAX_DETECT_BYTES, LoadedPlugin, PluginSet } from "./wasm-plugins.js";
 import { recordsByConn } from "./test-support/records.js";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
@@ -53,6 +53,9 @@ describe("Pipeline", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([3]), (part) => (part === 3 ? { "probe-a/3": 10, "probe-a/4": 99 } : undefined));
     p.onRawBytes(batch(3, 15), 0); // 11..14 lost between the owners
+    p.sweep(HANDOVER_SETTLE_MS - 1);
+    assert.equal(counters.get("raw_batches_missed.handover"), 0, "not before the previous owner's last progress can have come");
+    p.sweep(HANDOVER_SETTLE_MS);
     assert.equal(counters.get("raw_batches_missed.handover"), 4);
     p.onRawBytes(batch(3, 16), 0);
     assert.equal(counters.get("raw_batches_missed.gap"), 0);
@@ -72,6 +75,7 @@ describe("Pipeline", () => {
     assert.equal(counters.get("requests_missed.gap"), 23);
     // taken over: the previous owner committed through batch 10, 500 served; 11..14 held 40
     p.onRawBytes(served(3, 15, 540, 2), 0);
+    p.sweep(HANDOVER_SETTLE_MS);
     assert.equal(counters.get("requests_missed.handover"), 40);
     assert.equal(p.progress()["s:probe-a/1"], 35);
     assert.equal(p.progress()["s:probe-a/3"], 542);
@@ -79,8 +83,9 @@ describe("Pipeline", () => {
     p.onRawBytes(served(1, 1, 0, 3), 0);
     p.onRawBytes(served(1, 3, 9, 0), 0);
     assert.equal(counters.get("requests_missed.gap"), 29);
-    // a partition that moved away takes its count with it
+    // a partition that moved away: its count is committed once more, then forgotten
     p.setOwned(new Set([3]), () => undefined);
+    assert.equal(p.progress()["s:probe-a/1"], 9);
     assert.equal(p.progress()["s:probe-a/1"], undefined);
   });
 
@@ -89,6 +94,27 @@ describe("Pipeline", () => {
     p.setOwned(new Set([3, 4]), (part) => (part === 3 ? { "probe-a/3": 14 } : undefined));
     p.onRawBytes(batch(3, 15), 0);
     p.onRawBytes(batch(4, 7), 0);
+    p.sweep(HANDOVER_SETTLE_MS);
+    assert.equal(counters.get("raw_batches_missed.handover"), 0);
+  });
+
+  it("counts a takeover against the previous owner's progress as it stands once settled, and commits a released partition's progress once", () => {
+    // the replica letting partition 3 go had handled through 14 but committed through 10 when
+    // the new owner's first batch came; its next flush commits 14: nothing was lost
+    const { p, counters } = setup();
+    let theirs: Progress = { "probe-a/3": 10 };
+    p.setOwned(new Set([3]), () => theirs);
+    p.onRawBytes(batch(3, 15), 0);
+    theirs = { "probe-a/3": 14 };
+    p.sweep(HANDOVER_SETTLE_MS);
+    assert.equal(counters.get("raw_batches_missed.handover"), 0);
+    // this replica lets 3 go: its last progress is in the next progress() (then committed), once
+    p.onRawBytes(batch(3, 16), 0);
+    p.setOwned(new Set([4]), () => undefined);
+    assert.deepEqual(p.progress(), { "probe-a/3": 16 });
+    assert.deepEqual(p.progress(), {});
+    // and a takeover it never saw a batch of is not counted
+    p.sweep(2 * HANDOVER_SETTLE_MS);
     assert.equal(counters.get("raw_batches_missed.handover"), 0);
   });
 

@@ -28,14 +28,35 @@ export const servedKey = (key: string): string => `s:${key}`;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * How long a partition taken over waits before counting what the move lost against the previous
+ * owner's progress: a replica letting a partition go commits what it had handled at its next flush
+ * (20 ms, plus the acknowledgement and the KV write), usually after the new owner's first batch.
+ * Counted at once, the batches it had handled but not yet committed were counted as lost too.
+ */
+export const HANDOVER_SETTLE_MS = 1000;
+
+/** A takeover's first batch of one probe, waiting for the previous owner's last progress. */
+interface PendingHandover {
+  partition: number;
+  key: string;
+  sKey: string;
+  seq: number;
+  servedBefore: number;
+  at: number;
+}
+
 export class Pipeline {
   readonly table: ConnTable;
   private readonly batcher: RecordBatcher;
   private owned = new Set<number>();
   /** Last batch_seq handled per probe/partition while owned. */
   private readonly seen = new Map<string, number>();
-  /** For partitions just taken over: where the previous owner stopped, by probe. */
-  private readonly baseline = new Map<number, Map<string, number>>();
+  /** For partitions just taken over: the previous owner's progress, read when it is counted against. */
+  private readonly previous = new Map<number, () => Progress | undefined>();
+  private pending: PendingHandover[] = [];
+  /** Progress of partitions let go since the last `progress()`: their last batches' records are still to be published. */
+  private readonly released = new Map<string, number>();
   private readonly full: EncodedBatch[] = [];
   private readonly reader = new RawBatchReader();
   private readonly ev: DataIn = { connKey: 0n, direction: 0, seq: 0, timestampNs: 0n, tid: 0, payload: new Uint8Array(0), originalLength: 0 };
@@ -61,26 +82,28 @@ export class Pipeline {
   }
 
   /**
-   * Applies a new assignment. Partitions that left drop their connections (counted); partitions
-   * that arrived get the previous owner's progress (when known) so missed batches are counted.
-   * Returns the partitions added and removed.
+   * Applies a new assignment. Partitions that left drop their connections (counted), and their
+   * progress goes into the next `progress()` (committed with the records of their last batches);
+   * partitions that arrived count their first batches against the previous owner's progress (when
+   * known), read HANDOVER_SETTLE_MS later (`sweep`). Returns the partitions added and removed.
    */
   setOwned(next: Set<number>, previousProgress: (p: number) => Progress | undefined): { added: number[]; removed: number[] } {
     const added = [...next].filter((p) => !this.owned.has(p));
     const removed = [...this.owned].filter((p) => !next.has(p));
     for (const p of removed) {
       this.table.dropPartition(p);
-      for (const k of [...this.seen.keys()]) if (k.endsWith(`/${p}`)) this.seen.delete(k);
-      this.baseline.delete(p);
+      for (const [k, v] of [...this.seen]) {
+        if (!k.endsWith(`/${p}`)) continue;
+        this.released.set(k, v);
+        this.seen.delete(k);
+      }
+      this.previous.delete(p);
+      this.pending = this.pending.filter((h) => h.partition !== p);
       this.counters.add("partitions_released");
     }
     for (const p of added) {
-      const prev = previousProgress(p);
-      if (prev) {
-        const m = new Map<string, number>();
-        for (const [k, v] of Object.entries(prev)) if (k.endsWith(`/${p}`)) m.set(k, v);
-        this.baseline.set(p, m);
-      }
+      this.previous.set(p, () => previousProgress(p));
+      for (const k of [...this.released.keys()]) if (k.endsWith(`/${p}`)) this.released.delete(k);
       this.counters.add("partitions_acquired");
     }
     this.owned = next;
@@ -110,7 +133,7 @@ export class Pipeline {
       this.counters.add("raw_batches_dropped.not_owner");
       return false;
     }
-    const missed = this.account(r.probeId, p, r.batchSeq, r.servedBefore, r.served);
+    const missed = this.account(r.probeId, p, r.batchSeq, r.servedBefore, r.served, now);
     for (let k = 0; k < r.dropReasons.length; k++) this.counters.add(`probe_drops.${r.dropReasons[k]}`, r.dropCounts[k]);
     this.counters.add("raw_batches");
     // the node whose probe saw these sockets names their records (a parser hears every node)
@@ -154,9 +177,17 @@ export class Pipeline {
     return true;
   }
 
-  /** Progress of every owned probe/partition (what has been handed to the batcher). */
+  /**
+   * Progress of every owned probe/partition (what has been handed to the batcher), and once, of
+   * the partitions let go since the last call.
+   */
   progress(): Progress {
-    return Object.fromEntries(this.seen);
+    const p: Progress = Object.fromEntries(this.seen);
+    if (this.released.size) {
+      for (const [k, v] of this.released) p[k] = v;
+      this.released.clear();
+    }
+    return p;
   }
 
   /** Closed batches plus every open one: what must be published now. */
@@ -176,15 +207,32 @@ export class Pipeline {
     return this.full.length > 0 || this.batcher.heldBytes > 0;
   }
 
-  /** Periodic housekeeping: idle eviction and memory bounds. */
+  /** Periodic housekeeping: idle eviction and memory bounds; the takeovers' losses counted once settled. */
   sweep(now: number): void {
     this.table.sweep(now);
     this.counters.set("connections_tracked", this.table.size);
+    this.settleHandovers(now);
   }
 
   /** Shutdown: every connection closed, incomplete requests written. */
   closeAll(): void {
     this.table.closeAll();
+    this.settleHandovers(Infinity);
+  }
+
+  /** Counts what the takeovers waiting HANDOVER_SETTLE_MS lost, against the previous owner's progress now. */
+  private settleHandovers(now: number): void {
+    if (!this.pending.length) return;
+    const due = this.pending.filter((h) => now - h.at >= HANDOVER_SETTLE_MS);
+    if (!due.length) return;
+    this.pending = this.pending.filter((h) => now - h.at < HANDOVER_SETTLE_MS);
+    for (const h of due) {
+      const prev = this.previous.get(h.partition)?.();
+      const baseSeq = prev?.[h.key];
+      if (baseSeq === undefined || h.seq <= baseSeq + 1) continue;
+      this.counters.add("raw_batches_missed.handover", h.seq - baseSeq - 1);
+      this.countMissedServed("handover", h.servedBefore, prev![h.sKey]);
+    }
   }
 
   private queue(b: EncodedBatch): void {
@@ -199,7 +247,7 @@ export class Pipeline {
    * Counts batches of this partition that never reached us (batch_seq holes), and the requests
    * served they held (from the probe's running count, when it keeps one); true when some did not.
    */
-  private account(probeId: string, partition: number, seq: number, servedBefore: number, served: number): boolean {
+  private account(probeId: string, partition: number, seq: number, servedBefore: number, served: number, now: number): boolean {
     if (!seq) return false; // producer without sequence numbers
     let key = this.keyOf[partition];
     let sKey = this.servedKeyOf[partition]!;
@@ -213,12 +261,8 @@ export class Pipeline {
     const last = this.seen.get(key);
     let missed = false;
     if (last === undefined) {
-      const base = this.baseline.get(partition);
-      const baseSeq = base?.get(key);
-      if (baseSeq !== undefined && seq > baseSeq + 1) {
-        this.counters.add("raw_batches_missed.handover", seq - baseSeq - 1);
-        this.countMissedServed("handover", servedBefore, base!.get(sKey));
-      }
+      // a partition taken over: counted once the previous owner's last progress has come (sweep)
+      if (this.previous.has(partition)) this.pending.push({ partition, key, sKey, seq, servedBefore, at: now });
     } else if (seq > last + 1) {
       this.counters.add("raw_batches_missed.gap", seq - last - 1);
       this.countMissedServed("gap", servedBefore, this.seen.get(sKey));
