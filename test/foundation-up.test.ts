@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import fs from "node:fs";
 import { checkHealth, createClient, ServingStatus, COMPONENT_SERVICES, tcpReachable, type Component } from "@wirescope/runtime";
-import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, privateRun, tempDir, waitFor, pidAlive } from "./support/index.js";
 import { bpfAvailable, bpfUnavailable } from "./probe-support.js";
 
 
@@ -137,13 +137,13 @@ test("npm start reaches ready, every process is healthy, Ctrl-C leaves nothing b
 
 test("children of a SIGKILLed `up` are stopped by the next `up` on the same data dir", { timeout: 180_000 }, async () => {
   const dataDir = tempDir("wirescope-up-");
-  const args = async () => [
+  const args = async (pick = portPicker()) => [
     "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe", "--no-demo",
     "--data-dir", dataDir,
-    "--nats-url", `nats://127.0.0.1:${await freePort()}`,
-    "--influx-url", `http://127.0.0.1:${await freePort()}`,
-    "--parser-port", String(await freePort()),
-    "--aggregator-port", String(await freePort()),
+    "--nats-url", `nats://127.0.0.1:${await pick()}`,
+    "--influx-url", `http://127.0.0.1:${await pick()}`,
+    "--parser-port", String(await pick()),
+    "--aggregator-port", String(await pick()),
   ];
   const start = async () => {
     const p = spawn(process.execPath, await args(), { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -277,13 +277,14 @@ test("as root, a probe that cannot start: the last line says capture is OFF with
 
 test("the parent gone and its output closed: `up` still stops every child (no EPIPE crash)", { timeout: 180_000 }, async () => {
   const dataDir = tempDir("wirescope-up-");
+  const pick = portPicker();
   const args = [
     "bin/wirescope.js", "up", "--no-install", "--no-build", "--no-probe", "--no-demo",
     "--data-dir", dataDir,
-    "--nats-url", `nats://127.0.0.1:${await freePort()}`,
-    "--influx-url", `http://127.0.0.1:${await freePort()}`,
-    "--parser-port", String(await freePort()),
-    "--aggregator-port", String(await freePort()),
+    "--nats-url", `nats://127.0.0.1:${await pick()}`,
+    "--influx-url", `http://127.0.0.1:${await pick()}`,
+    "--parser-port", String(await pick()),
+    "--aggregator-port", String(await pick()),
   ];
   // A shell between the test and `up`, as `npm start` has: killing it re-parents `up`, and the
   // pipes it wrote to lose their reader.

@@ -16,14 +16,16 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { readNatsCredentials } from "@wirescope/runtime";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
-import { REPO_ROOT, freePort, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);
 
 test("up --nats-cluster 3: replicas 3, services on every URL; status and tail work with the first server killed, up restarts it", { timeout: 240_000 }, async () => {
   const dataDir = tempDir("wirescope-up-cluster-");
-  const ports = await stackPorts();
-  const natsPorts = [ports.nats, await freePort(), await freePort()];
+  // every port from one picker: two picks apart from each other could get the same port
+  const pick = portPicker();
+  const ports = await stackPorts(1, 1, pick);
+  const natsPorts = [ports.nats, await pick(), await pick()];
   const urls = natsPorts.map((p) => `nats://127.0.0.1:${p}`);
   const args = [...stackArgs(dataDir, ports), "--nats-url", urls.join(","), "--nats-cluster", "3", "--no-install", "--no-build", "--no-demo", "--no-probe", "--parser-metrics-port", "0", "--aggregator-metrics-port", "0"];
   const up = spawn(process.execPath, ["bin/wirescope.js", "up", ...args], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { REPO_ROOT, freePort, stackPorts, stackArgs, privateRun, tempDir, waitFor, influxQuery } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, privateRun, tempDir, waitFor, influxQuery } from "./support/index.js";
 import { bpfAvailable } from "./probe-support.js";
 
 const CALLS = 40;
@@ -60,7 +60,8 @@ function listening(p: ChildProcess, what: string): Promise<void> {
 
 test("every edge names both ends, one name per process, one call counted once", { timeout: 420_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const ports = await stackPorts();
+  const pick = portPicker();
+  const ports = await stackPorts(1, 1, pick);
   const dataDir = tempDir("wirescope-map-");
   const influxUrl = `http://127.0.0.1:${ports.influx}`;
   // Own process group: SIGINT to the group stops `up` and everything it started. Every
@@ -80,7 +81,7 @@ test("every edge names both ends, one name per process, one call counted once", 
     assert.equal(up.exitCode, null, `up exited early:\n${out}`);
     assert.doesNotMatch(out, /capture is OFF/, out);
 
-    const [mid, backend] = [await freePort(), await freePort()];
+    const [mid, backend] = [await pick(), await pick()];
     const b = part("wsback", BACKEND, String(backend));
     parts.push(b);
     await listening(b, "backend");

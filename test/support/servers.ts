@@ -93,7 +93,8 @@ export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[
 export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; names: string[]; stop(): Promise<void> }> {
   const dir = tempDir("wirescope-nats-cluster-");
   const members: NatsClusterMember[] = [];
-  for (let i = 1; i <= n; i++) members.push({ name: `bench-${i}`, port: await freePort(), routePort: await freePort() });
+  const picked = new Set<number>(); // all 2n ports distinct: each is free only while it is checked
+  for (let i = 1; i <= n; i++) members.push({ name: `bench-${i}`, port: await freePort("127.0.0.1", picked), routePort: await freePort("127.0.0.1", picked) });
   const route = { user: "route", password: `route-${process.pid}-${Date.now()}` };
   const servers = await Promise.all(
     members.map(async (m) => {

@@ -128,8 +128,24 @@ export function processStartTime(pid: number): number | undefined {
   }
 }
 
-/** A TCP port free on `host` right now (the OS picks it). */
-export function freePort(host = "127.0.0.1"): Promise<number> {
+/**
+ * A TCP port free on `host` right now (the OS picks it), none of `avoid`: the ports a caller has
+ * planned for other processes but not yet bound, and its own earlier picks (a port is free only
+ * while it is checked, so the OS may hand the same one out twice). The port picked is added to
+ * `avoid`.
+ */
+export async function freePort(host = "127.0.0.1", avoid?: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await osFreePort(host);
+    if (!avoid) return port;
+    if (avoid.has(port)) continue;
+    avoid.add(port);
+    return port;
+  }
+  throw new Error(`no free TCP port on ${host} apart from the ${avoid?.size} already planned`);
+}
+
+function osFreePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

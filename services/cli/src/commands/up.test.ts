@@ -5,7 +5,8 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { checkPorts, controlAddress, exitReason, instanceName, instancePorts, lowerPriority, memlockLimits, MAX_INSTANCES, parseUpArgs, PARSER_PORT_STRIDE, reachFlags, serviceArgs, serviceNodeFlags, UP_FLAGS } from "./up.js";
-import { flagsHelp, GrpcServer, HealthGate, silentLogger } from "@wirescope/runtime";
+import { flagsHelp, freePort, GrpcServer, HealthGate, silentLogger } from "@wirescope/runtime";
+import { ports as demoPorts } from "../demo/spec.js";
 
 describe("exitReason", () => {
   it("prefers the command's one-line error, then an error-level log message", () => {
@@ -136,6 +137,17 @@ describe("--parsers N", () => {
     assert.equal(parseUpArgs(["--no-probe", "--parser-port", "7701"]).ports.parser, 7701);
     assert.throws(() => parseUpArgs(["--parser-port", "17080"]), /the demo's/);
     assert.equal(parseUpArgs(["--no-demo", "--parser-port", "17080"]).ports.parser, 17080);
+  });
+
+  it("hands back every port it claimed, and ports picked free later stay apart from them", async () => {
+    const o = parseUpArgs(["--parsers", "2", "--aggregators", "2", "--parser-port", "40000", "--aggregator-port", "40100"]);
+    const planned = checkPorts(o, [{ what: "nats", port: 40200 }, { what: "influxd", port: 40201 }]);
+    for (const p of [40000, 40010, 40100, 40101, 40200, 40201, instancePorts("probe", o, 0).grpc, instancePorts("parser", o, 1).metrics, ...Object.values(demoPorts(o.demoPort))]) assert.ok(planned.has(p), `${p} claimed`);
+    const before = new Set(planned);
+    const picks: number[] = [];
+    for (let i = 0; i < 40; i++) picks.push(await freePort("127.0.0.1", planned));
+    assert.equal(new Set(picks).size, picks.length, "no port picked twice");
+    for (const p of picks) assert.ok(!before.has(p) && planned.has(p), `${p} apart from the planned ones, then added to them`);
   });
 
   it("is listed by --help with its default", () => {

@@ -256,10 +256,12 @@ export function controlAddress(host: string, component: Component, opts: Pick<Up
  * Refuses ports that two processes of the stack would share (or past 65535): every instance's
  * gRPC and metrics port (taken as one space: both are on loopback by default), the demo's and
  * `others` (nats-server, influxd). With the default ports nothing collides for any allowed count;
- * this catches explicit ones, before anything starts.
+ * this catches explicit ones, before anything starts. Returns the ports claimed: the ports `up`
+ * picks free later (nats routes, influxd's RPC) must stay apart from them, as they are not bound
+ * until their process starts.
  * @internal exported for tests
  */
-export function checkPorts(opts: UpOptions, others: { what: string; port: number }[] = []): void {
+export function checkPorts(opts: UpOptions, others: { what: string; port: number }[] = []): Set<number> {
   const owner = new Map<number, string>();
   const claim = (what: string, port: number) => {
     if (port > 65535) throw new UsageError(`${what} would be ${port}, past 65535: pick lower ports or fewer instances`);
@@ -278,6 +280,7 @@ export function checkPorts(opts: UpOptions, others: { what: string; port: number
     }
   }
   if (opts.demo) for (const [what, port] of Object.entries(demoPorts(opts.demoPort))) claim(`the demo's ${what} port (--demo-port ${opts.demoPort})`, port);
+  return new Set(owner.keys());
 }
 
 /**
@@ -421,7 +424,7 @@ function natsEndpoints(url: string, cluster: number): { host: string; port: numb
  * the users (nats-server.conf) and routes to the others, behind a route password made afresh
  * each start (the route ports are picked free, so neither outlives this `up`).
  */
-async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string, tls?: NatsTlsFiles): Promise<ChildSpec[]> {
+async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string, planned: Set<number>, tls?: NatsTlsFiles): Promise<ChildSpec[]> {
   const scheme = tls ? "tls" : "nats";
   if (servers.length === 1) {
     const [{ host, port }] = servers;
@@ -442,7 +445,7 @@ async function natsSpecs(servers: { host: string; port: number }[], dataDir: str
   }
   const host = servers[0].host;
   const members: NatsClusterMember[] = [];
-  for (const [i, s] of servers.entries()) members.push({ name: `wirescope-${i + 1}`, port: s.port, routePort: await freePort(host) });
+  for (const [i, s] of servers.entries()) members.push({ name: `wirescope-${i + 1}`, port: s.port, routePort: await freePort(host, planned) });
   const route = { user: "wirescope-route", password: crypto.randomBytes(24).toString("base64url") };
   const dir = path.join(dataDir, "nats-cluster");
   fs.mkdirSync(dir, { recursive: true });
@@ -585,7 +588,7 @@ async function up(argv: string[]): Promise<number> {
   const natsServers = natsEndpoints(config.nats.url, opts.natsCluster);
   const natsUrls = natsServers.map((n) => `${opts.natsTls ? "tls" : "nats"}://${hostPort(n.host, n.port)}`);
   const influx = localEndpoint("--influx-url", config.influx.url, 8086);
-  checkPorts(opts, [...natsServers.map((n, i) => ({ what: `nats-server${natsServers.length > 1 ? `-${i + 1}` : ""}'s port (--nats-url)`, port: n.port })), { what: "influxd's port (--influx-url)", port: influx.port }]);
+  const planned = checkPorts(opts, [...natsServers.map((n, i) => ({ what: `nats-server${natsServers.length > 1 ? `-${i + 1}` : ""}'s port (--nats-url)`, port: n.port })), { what: "influxd's port (--influx-url)", port: influx.port }]);
   const logs = path.join(config.dataDir, "logs");
   fs.mkdirSync(logs, { recursive: true });
   if (opts.cpuProfDir) fs.mkdirSync(opts.cpuProfDir, { recursive: true });
@@ -668,7 +671,7 @@ async function up(argv: string[]): Promise<number> {
     // how up itself reaches the stack's NATS, as one of its users
     const natsAs = (role: "cli" | "parser" | "aggregator") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) });
     if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
-    for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, natsTls)) {
+    for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, planned, natsTls)) {
       await sup.start(niced(spec, opts.pipelineNice));
       if (stopping.signal.aborted) return 0;
     }
@@ -691,7 +694,7 @@ async function up(argv: string[]): Promise<number> {
       address: `http://${influx.host}:${influx.port} (db ${config.influx.database})`,
       log: influxLog,
       start: async () => {
-        const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true, admin: influxAdmin });
+        const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true, admin: influxAdmin, avoidPorts: planned });
         try {
           await createDatabase(srv.url, config, influxAdmin);
         } catch (e) {

@@ -115,6 +115,8 @@ export interface InfluxdOptions {
    * that one statement unauthenticated while no user exists) and checked on every later start.
    */
   admin?: { user: string; password: string };
+  /** Ports planned for other processes, not yet bound: the RPC port (and a picked HTTP port) stays apart from them. */
+  avoidPorts?: Set<number>;
 }
 
 /**
@@ -123,8 +125,8 @@ export interface InfluxdOptions {
  */
 export async function startInfluxd(opts: Partial<InfluxdOptions> & { dir: string }): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
-  const port = opts.port || (await freePort(host));
-  const rpcPort = await freePort(host);
+  const port = opts.port || (await freePort(host, opts.avoidPorts));
+  const rpcPort = await freePort(host, opts.avoidPorts ?? new Set([port]));
   fs.mkdirSync(opts.dir, { recursive: true });
   const conf = path.join(opts.dir, "influxdb.conf");
   fs.writeFileSync(conf, influxdConfig(host, port, rpcPort, opts.dir, opts.admin !== undefined), { mode: 0o600 });
