@@ -47,7 +47,7 @@ int main(void)
 	OFF(ws_event_hdr, type); OFF(ws_event_hdr, tgid); OFF(ws_event_hdr, tid); OFF(ws_event_hdr, ts_ns); OFF(ws_event_hdr, conn_key);
 	printf("} as const;\n\nexport const DATA = {\n  headerSize: %zu,\n", offsetof(struct ws_data_event, payload));
 	OFF(ws_data_event, seq); OFF(ws_data_event, original_length); OFF(ws_data_event, len);
-	OFF(ws_data_event, direction); OFF(ws_data_event, syscall); OFF(ws_data_event, flags); OFF(ws_data_event, fd); OFF(ws_data_event, payload);
+	OFF(ws_data_event, direction); OFF(ws_data_event, syscall); OFF(ws_data_event, flags); OFF(ws_data_event, stream); OFF(ws_data_event, fd); OFF(ws_data_event, payload);
 	printf("} as const;\n\nexport const CONN = {\n  size: %zu,\n", sizeof(struct ws_conn_event));
 	OFF(ws_conn_event, cgroup_id); OFF(ws_conn_event, laddr); OFF(ws_conn_event, raddr); OFF(ws_conn_event, lport);
 	OFF(ws_conn_event, rport); OFF(ws_conn_event, family); OFF(ws_conn_event, role); OFF(ws_conn_event, flags);
@@ -62,6 +62,8 @@ int main(void)
 	printf("} as const;\n\nexport const GO_TLS = {\n  size: %zu,\n", sizeof(struct ws_go_tls));
 	OFF(ws_go_tls, itab_tcpconn); OFF(ws_go_tls, read_entry); OFF(ws_go_tls, write_entry);
 	OFF(ws_go_tls, conn_iface); OFF(ws_go_tls, tcpconn_fd); OFF(ws_go_tls, netfd_sysfd);
+	printf("} as const;\n\nexport const COPY_POLICY = {\n  size: %zu,\n", sizeof(struct ws_copy_policy));
+	OFF(ws_copy_policy, body_end); OFF(ws_copy_policy, stream);
 	printf("} as const;\n");
 	return 0;
 }

@@ -138,6 +138,7 @@ static __always_inline void mark_tls(struct conn_info *ci, __u32 tgid, __u32 fd,
 	ci->tls_lib = lib;
 	ci->seq[0] = 0;
 	ci->seq[1] = 0;
+	ci->stream++;
 	struct ws_conn_event ev = {};
 	fill_hdr(&ev.hdr, WS_EV_OPEN, ci->conn_key);
 	struct sock *sk = tcp_sock_of_fd(fd);

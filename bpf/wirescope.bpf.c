@@ -103,7 +103,9 @@ struct conn_info {
 	__u64 ssl;         /* the TLS library object last linked to this fd (ssl_fds), forgotten at close */
 	__u64 go_g;        /* Go: the goroutine of the last Read entered on it (go_calls), forgotten at close */
 	__u8 cipher_held;  /* first seen mid-way as TLS records: its ciphertext is not sent (tls.bpf.h) */
-	__u8 _pad[3];
+	__u8 stream;       /* byte streams restarted from seq 0 (TLS, reopen), mod 256: copy policies
+			    * declared for an earlier one no longer apply */
+	__u8 _pad[2];
 	__u32 epoch;       /* the ws_shed_cfg.epoch it was decided in */
 };
 struct {
@@ -822,6 +824,7 @@ static __always_inline void redecide_at_boundary(struct conn_info *ci, __u32 tgi
 	} else {
 		ci->seq[0] = 0;
 		ci->seq[1] = 0;
+		ci->stream++;
 		ev->role = ci->role;
 		ev->flags = ci->flags | WS_CONN_F_REOPEN;
 		ev->tls_lib = ci->tls_lib;
@@ -982,14 +985,25 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	}
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct ws_copy_policy *pol = bpf_map_lookup_elem(&copy_policy, &ci->conn_key);
-	if (pol && pol->head)
+	if (pol)
 		ci->turns = 1;
 	__u8 flags = redecide(ci, tgid, fd, dir);
-	__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], total);
-	/* what this call would copy: the per-call limit, or head + tail under a copy policy */
+	__u8 d = dir == WS_DIR_EGRESS ? 0 : 1;
+	__u64 seq = __sync_fetch_and_add(&ci->seq[d], total);
+	/* what this call would copy: the per-call limit, less its first bytes when they lie in a body
+	 * user space declared (a copy policy): those are stated as a gap, the rest of the call copied */
 	__u64 copy = total > max_bytes_per_call ? max_bytes_per_call : total;
-	if (pol && pol->head && (__u64)pol->head + pol->tail < copy)
-		copy = (__u64)pol->head + pol->tail;
+	__u64 body = 0;
+	if (pol && pol->stream == ci->stream) {
+		__u64 end = d ? pol->body_end[1] : pol->body_end[0];
+		if (seq < end) {
+			body = end - seq < total ? end - seq : total;
+			if (total - body > max_bytes_per_call)
+				body = 0; /* the rest too long to copy whole (never expected): no cut */
+			else
+				copy = total - body;
+		}
+	}
 	if (!charge(ci, tgid, fd, copy, total))
 		return;
 	struct scratch *sc = get_scratch();
@@ -1003,7 +1017,7 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	ev->direction = dir;
 	ev->syscall = syscall;
 	ev->flags = flags;
-	ev->_pad1 = 0;
+	ev->stream = ci->stream;
 	ev->fd = fd;
 
 	c->iov = iov;
@@ -1016,17 +1030,22 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 	c->uncopied = total - c->to_copy;
 	c->skip = 0;
 	c->lost_iov = 0;
-	/* a copy policy: the head now, the tail in a second pass, the middle stated as a gap */
+	/* a declared body first: stated as a gap (an event of its own), the rest of the call copied
+	 * in the second pass below */
 	__u64 tail = 0;
-	if (pol && pol->head && (__u64)pol->head + pol->tail < c->to_copy) {
-		tail = pol->tail;
-		c->to_copy = pol->head;
-		c->uncopied = total - pol->head - tail;
+	if (body) {
+		tail = total - body;
+		c->to_copy = 0;
+		c->uncopied = body;
 	}
 	c->cur_base = iov ? 0 : buf;
 	c->cur_len = iov ? 0 : total;
 	c->cur_off = 0;
-	if (c->to_copy == 0) {
+	if (body) {
+		emit_gathered(c, ev, body);
+		if (!tail)
+			return;
+	} else if (c->to_copy == 0) {
 		/* nothing copied at all (a zero limit): one event states the gap */
 		ev->seq = seq;
 		ev->original_length = total;
@@ -1035,21 +1054,18 @@ static __always_inline void emit_data(struct conn_info *ci, __u32 fd, __u8 dir, 
 			count_drop(WS_DROP_RINGBUF_FULL);
 		return;
 	}
-	/* each step copies one piece (up to the end of a segment or of a chunk) or moves to the next iovec */
-	__u32 steps = (c->to_copy / c->cap) + 2 + (iov ? 2 * (iovcnt > WS_MAX_IOV ? WS_MAX_IOV : iovcnt) : 0);
 	struct copy_ctx cc = { .sc = sc };
-	bpf_loop(steps, copy_step, &cc, 0);
-	/* iovecs shorter than the call said (never expected): what was gathered still goes out */
-	if (c->fill)
-		emit_gathered(c, ev, c->fill);
-	if (!tail || c->to_copy)
-		return;
-	if (c->lost_iov) {
-		/* no way to reach the tail: it is stated as a gap too */
-		emit_gathered(c, ev, tail);
+	__u32 steps;
+	if (!body) {
+		/* each step copies one piece (up to the end of a segment or of a chunk) or moves to the next iovec */
+		steps = (c->to_copy / c->cap) + 2 + (iov ? 2 * (iovcnt > WS_MAX_IOV ? WS_MAX_IOV : iovcnt) : 0);
+		bpf_loop(steps, copy_step, &cc, 0);
+		/* iovecs shorter than the call said (never expected): what was gathered still goes out */
+		if (c->fill)
+			emit_gathered(c, ev, c->fill);
 		return;
 	}
-	/* second pass: pass over the middle (stated on the head's last event), copy the tail */
+	/* second pass: pass over the declared body (stated above), copy the rest of the call */
 	c->skip = c->uncopied;
 	c->uncopied = 0;
 	c->to_copy = tail;
@@ -1129,7 +1145,7 @@ static __always_inline int data_exit(long ret, __u8 dir)
 		ev->direction = dir;
 		ev->syscall = args.syscall;
 		ev->flags = 0;
-		ev->_pad1 = 0;
+		ev->stream = ci->stream;
 		ev->fd = args.fd;
 		ev->seq = seq;
 		ev->original_length = ret;

@@ -229,7 +229,7 @@ struct ws_data_event {
 	__u8 direction;         /* enum ws_direction */
 	__u8 syscall;           /* enum ws_syscall */
 	__u8 flags;             /* WS_DATA_F_* (on a call's first event only) */
-	__u8 _pad1;
+	__u8 stream;            /* the connection's byte stream (conn_info.stream), for copy policies */
 	__u32 fd;
 	__u8 payload[WS_MAX_CHUNK];
 };
@@ -317,12 +317,17 @@ struct ws_filter_cfg {
 };
 
 /* Copy policy of one connection (map `copy_policy`, key: conn_key), set by user space for
- * connections whose framing it follows (HTTP/1.1 bodies it states as gaps anyway). A call longer
- * than head + tail is copied as its first `head` and last `tail` bytes; the middle is a stated gap
- * on the last event of the head (seq stays contiguous). Removed at close. */
+ * connections whose framing it follows (HTTP/1.1 bodies it states as gaps anyway). Its presence
+ * vouches for the connection's turns (conn_info.turns). body_end[d] (0 egress, 1 ingress) is the
+ * stream offset where a body of known length that user space has parsed the head of ends (a
+ * Content-Length body, or one chunk's data): the bytes of a call before it are stated as a gap
+ * instead of copied (an event with no payload), the rest of the call is copied, so a cut never
+ * crosses framing user space has not seen. Only for the byte stream it was declared in (`stream`
+ * equal to conn_info.stream: a stream restarted from seq 0 is another one). Removed at close. */
 struct ws_copy_policy {
-	__u32 head;
-	__u32 tail;
+	__u64 body_end[2];
+	__u8 stream;
+	__u8 _pad[7];
 };
 
 /* Overload policy (array map `shed_cfg`, one entry), set by user space. interval_ns == 0 (never

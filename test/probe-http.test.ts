@@ -5,6 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { copyPolicyBytes } from "@wirescope/probe";
 import { bpfAvailable, CollectingProbe, startRecordingProxy, runChild, checkPair, assemble } from "./probe-support.js";
 
 const HTTP_SERVER = `
@@ -183,22 +184,27 @@ test("probe: the segments of one writev are one data event, not one per segment"
   assert.equal(cv.data[1][0].originalLength, c2s.length);
 });
 
-// args: port, go-file. Once go-file exists, sends 100,000 bytes in one write(); node may need more
-// than one call when the socket buffer is full.
+// args: port, go-file. Each time go-file is created, sends 100,000 bytes in one write() and
+// removes it; node may need more than one call when the socket buffer is full.
 const BIG_WRITE_CLIENT = `
 import net from "node:net";
 import fs from "node:fs";
 const s = net.connect(Number(process.argv[2]), "127.0.0.1", () => console.log("CONNECTED"));
+let n = 0;
 const t = setInterval(() => {
   if (!fs.existsSync(process.argv[3])) return;
-  clearInterval(t);
+  fs.rmSync(process.argv[3]);
   const b = Buffer.alloc(100_000);
-  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + 3) & 0xff;
-  s.write(b, () => { console.log("DONE"); setTimeout(() => s.end(), 200); });
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + 3 + n) & 0xff;
+  n++;
+  s.write(b, () => {
+    console.log("DONE " + n);
+    if (n === 2) (clearInterval(t), setTimeout(() => s.end(), 200));
+  });
 }, 10);
 `;
 
-test("probe: under a copy policy a long call is copied as head and tail, the middle an exact stated gap", { timeout: 60_000 }, async (t) => {
+test("probe: under a copy policy the bytes of a call before the declared body end are an exact stated gap, the rest copied; another stream's policy is not applied", { timeout: 60_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
   const { probe, proxy } = await serverBehindProxy(t);
   const go = path.join(os.tmpdir(), `wirescope-go-${process.pid}-${Date.now()}`);
@@ -210,27 +216,40 @@ test("probe: under a copy policy a long call is copied as head and tail, the mid
   let key: bigint | undefined;
   while (!(key = probe.find((o) => o.tgid === client.pid)[0]?.[0]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.ok(key, "client connection seen");
-  probe.source.setCopyPolicy(key, 1000, 100);
-  fs.writeFileSync(go, "");
-  await client.waitLine(/^DONE/);
   const events = () => probe.conns.get(key!)!.data[1];
-  while (events().reduce((n, e) => n + e.originalLength, 0) < 100_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const waitBytes = async (n: number) => {
+    while (events().reduce((s, e) => s + e.originalLength, 0) < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  };
+  // a policy declared for another byte stream (the connection's is 0): nothing is left out
+  probe.source.setCopyPolicy(key, copyPolicyBytes({ bodyEnd: [60_000, 0], stream: 1 }));
+  fs.writeFileSync(go, "");
+  await client.waitLine(/^DONE 1/);
+  await waitBytes(100_000);
+  let a = assemble(events());
+  assert.deepEqual(a.gaps, [], "another stream's policy: every byte copied");
+  // the body declared up to 160,000 of this stream: the second write's first 60,000 bytes are a gap
+  probe.source.setCopyPolicy(key, copyPolicyBytes({ bodyEnd: [160_000, 0], stream: 0 }));
+  fs.writeFileSync(go, "");
+  await client.waitLine(/^DONE 2/);
+  await waitBytes(200_000);
   const sent = Buffer.concat(proxy.pairs[0].c2s);
-  assert.equal(sent.length, 100_000);
-  const a = assemble(events());
+  assert.equal(sent.length, 200_000);
+  a = assemble(events());
   assert.equal(a.discontinuities, 0, "seq contiguous");
   let copied = 0;
   for (const e of events()) {
     assert.ok(sent.subarray(Number(e.seq), Number(e.seq) + e.payload.length).equals(Buffer.from(e.payload)), "payload at its seq");
     copied += e.payload.length;
   }
-  const gapBytes = a.gaps.reduce((n, [, l]) => n + l, 0);
-  assert.equal(copied + gapBytes, 100_000, "copied + stated gaps = every byte");
-  assert.ok(a.gaps.length >= 1, "the middle of a call is a gap");
-  // each capped call copied its first 1000 and last 100 bytes: a gap starts 1000 bytes into a call
-  // and ends 100 bytes before the next one starts
-  assert.ok(copied <= a.gaps.length * 1100 + 1100, `copied ${copied} bytes for ${a.gaps.length} capped calls`);
-  assert.ok(a.bytes.subarray(0, 1000).equals(sent.subarray(0, 1000)), "the head of the first call");
-  assert.ok(a.bytes.subarray(a.bytes.length - 100).equals(sent.subarray(100_000 - 100)), "the tail of the last call");
-  probe.source.setCopyPolicy(key, 0, 0); // removing a policy is accepted
+  // calls before the end (the write may take more than one) are gaps up to it: one range once merged
+  const merged: [number, number][] = [];
+  for (const [at, n] of a.gaps) {
+    const last = merged.at(-1);
+    if (last && last[0] + last[1] === at) last[1] += n;
+    else merged.push([at, n]);
+  }
+  assert.deepEqual(merged, [[100_000, 60_000]], "exactly the declared body is left out");
+  assert.equal(copied, 140_000, "every other byte copied");
+  assert.ok(a.bytes.subarray(100_000).equals(sent.subarray(160_000)), "the bytes after the body end");
+  probe.source.setCopyPolicy(key); // removing a policy is accepted
 });

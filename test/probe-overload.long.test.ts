@@ -16,7 +16,10 @@ import http from "node:http";
 import { promisify } from "node:util";
 import { ProbeService } from "@wirescope/wire";
 import { createClient } from "@wirescope/runtime";
-import { EbpfSource, EMPTY_FILTER } from "@wirescope/probe";
+import { copyPolicyBytes, EbpfSource, EMPTY_FILTER } from "@wirescope/probe";
+
+/** A copy policy with no body declared: the connection is followed, its turns vouched for. */
+const FOLLOWED = copyPolicyBytes({ bodyEnd: [0, 0], stream: 0 });
 import { startNats, startInflux, freePort, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, runChild, spawnProbe, type Child } from "./probe-support.js";
 import { startParser, parserStatus } from "./parser-support.js";
@@ -255,7 +258,7 @@ async function boundaryBed(t: TestContext, name: string) {
       if (!e) ends.set(c.connKey, (e = { role: c.role, ours, steps: [], startIngress: [], startEgress: [], gets: 0 }));
       if (c.kind === "open") {
         e.steps.push(`open ${c.observedFraction}`);
-        src.setCopyPolicy(c.connKey, 16 * 1024, 256);
+        src.setCopyPolicy(c.connKey, FOLLOWED);
       } else e.steps.push(c.shed ? `shed ${c.shed}` : "close");
     }
     for (const d of b.data) {
@@ -403,7 +406,7 @@ test("overload: an epoch that begins while a request is between the client's wri
       if (!e) ends.set(c.connKey, (e = { role: c.role, steps: [], requests: [] }));
       if (c.kind === "open") {
         e.steps.push(`open ${c.observedFraction}`);
-        src.setCopyPolicy(c.connKey, 16 * 1024, 256); // a followed HTTP/1.1 connection: its turns are boundaries
+        src.setCopyPolicy(c.connKey, FOLLOWED); // a followed HTTP/1.1 connection: its turns are boundaries
       } else e.steps.push(c.shed ? `shed ${c.shed}` : "close");
     }
     for (const d of b.data) {

@@ -708,31 +708,41 @@ class Probe : public Napi::ObjectWrap<Probe> {
   }
 
   // setFilterEntry(kind: "pid"|"comm"|"cgroup"|"port", key: number|bigint|string, action: 0 delete | 1 allow | 2 deny)
-  // setCopyPolicy(connKey: bigint, head, tail): head 0 removes the connection's policy.
+  // setCopyPolicy(connKey: bigint, policy?: Uint8Array of one ws_copy_policy): sets the
+  // connection's policy (bpf/wirescope.h); without a policy removes it.
   Napi::Value SetCopyPolicy(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!skel_ || info.Length() < 3 || !info[0].IsBigInt()) {
-      probe_error(env, "EINVAL", "setCopyPolicy(connKey: bigint, head, tail): bad arguments or probe closed").ThrowAsJavaScriptException();
+    bool withPolicy = info.Length() >= 2 && !info[1].IsUndefined();
+    if (!skel_ || info.Length() < 1 || !info[0].IsBigInt() ||
+        (withPolicy && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+                        info[1].As<Napi::Uint8Array>().ByteLength() != sizeof(ws_copy_policy)))) {
+      probe_error(env, "EINVAL", "setCopyPolicy(connKey: bigint, policy?: Uint8Array of one ws_copy_policy): bad arguments or probe closed").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     bool lossless = true;
     uint64_t key = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
-    ws_copy_policy pol = {info[1].ToNumber().Uint32Value(), info[2].ToNumber().Uint32Value()};
     int fd = bpf_map__fd(skel_->maps.copy_policy);
     // a full table or an already closed connection is not an error: the bytes are then copied
-    if (pol.head == 0) bpf_map_delete_elem(fd, &key);
-    else bpf_map_update_elem(fd, &key, &pol, BPF_ANY);
+    if (!withPolicy) {
+      bpf_map_delete_elem(fd, &key);
+      return env.Undefined();
+    }
+    ws_copy_policy pol;
+    memcpy(&pol, info[1].As<Napi::Uint8Array>().Data(), sizeof(pol));
+    bpf_map_update_elem(fd, &key, &pol, BPF_ANY);
     return env.Undefined();
   }
 
-  // setCopyPolicies(keys: Uint8Array of little-endian u64 conn_keys, head, tail): one policy for
-  // many connections in one bpf() call (BPF_MAP_UPDATE_BATCH) instead of one per connection; the
-  // entries the batch did not take (a kernel without batch ops, a full table) are tried one by one.
+  // setCopyPolicies(keys: Uint8Array of little-endian u64 conn_keys, policies: Uint8Array of as
+  // many ws_copy_policy): many connections' policies in one bpf() call (BPF_MAP_UPDATE_BATCH)
+  // instead of one per connection; the entries the batch did not take (a kernel without batch
+  // ops, a full table) are tried one by one.
   Napi::Value SetCopyPolicies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!skel_ || info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-        info[0].As<Napi::Uint8Array>().ByteLength() % 8 != 0) {
-      probe_error(env, "EINVAL", "setCopyPolicies(keys: Uint8Array of u64, head, tail): bad arguments or probe closed").ThrowAsJavaScriptException();
+    auto isBytes = [](const Napi::Value& v) { return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array; };
+    if (!skel_ || info.Length() < 2 || !isBytes(info[0]) || !isBytes(info[1]) || info[0].As<Napi::Uint8Array>().ByteLength() % 8 != 0 ||
+        info[1].As<Napi::Uint8Array>().ByteLength() != info[0].As<Napi::Uint8Array>().ByteLength() / 8 * sizeof(ws_copy_policy)) {
+      probe_error(env, "EINVAL", "setCopyPolicies(keys: Uint8Array of u64, policies: Uint8Array of as many ws_copy_policy): bad arguments or probe closed").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
@@ -740,7 +750,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
     if (n == 0) return env.Undefined();
     std::vector<uint64_t> keys(n);
     memcpy(keys.data(), a.Data(), (size_t)n * 8);
-    std::vector<ws_copy_policy> vals(n, ws_copy_policy{info[1].ToNumber().Uint32Value(), info[2].ToNumber().Uint32Value()});
+    std::vector<ws_copy_policy> vals(n);
+    memcpy(vals.data(), info[1].As<Napi::Uint8Array>().Data(), (size_t)n * sizeof(ws_copy_policy));
     int fd = bpf_map__fd(skel_->maps.copy_policy);
     __u32 done = n;
     if (bpf_map_update_batch(fd, keys.data(), vals.data(), &done, nullptr) != 0 || done > n) done = 0;

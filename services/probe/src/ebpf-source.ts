@@ -158,13 +158,13 @@ export class EbpfSource implements EventSource {
   }
 
   /** See NativeProbe.setCopyPolicy. */
-  setCopyPolicy(connKey: bigint, head: number, tail: number): void {
-    this.probe.setCopyPolicy(connKey, head, tail);
+  setCopyPolicy(connKey: bigint, policy?: Uint8Array): void {
+    this.probe.setCopyPolicy(connKey, policy);
   }
 
   /** See NativeProbe.setCopyPolicies. */
-  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void {
-    this.probe.setCopyPolicies(keys, head, tail);
+  setCopyPolicies(keys: Uint8Array, policies: Uint8Array): void {
+    this.probe.setCopyPolicies(keys, policies);
   }
 
   /** See NativeProbe.setShedConfig. */

@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Http1Trimmer } from "./http1-trim.js";
+import { DECLARE_MIN, Http1Trimmer } from "./http1-trim.js";
+import type { CopyPolicy } from "./copy-policy.js";
 
 /** A message and the [start, end) ranges of its body bytes (what may be left out). */
 interface Msg {
@@ -242,5 +243,115 @@ describe("Http1Trimmer", () => {
     for (let done = 0; done < 50_000_000; done += 16384) pieces += tr.trim(9, 2, ev, 0, Math.min(16384, 50_000_000 - done), Math.min(16384, 50_000_000 - done));
     assert.equal(pieces, Math.ceil(50_000_000 / 16384));
     assert.equal(tr.stats.trimmed_bytes, 50_000_000);
+  });
+
+  describe("bodies declared to the kernel", () => {
+    /**
+     * One direction of a connection written or read in `calls` (their ends), the kernel modelled
+     * as bpf/ emit_data does: the bytes of a call before the declared body end of the policy it
+     * holds (of the same stream) are one event without payload, the rest one event. The policy the
+     * trimmer hands over reaches the "kernel" `lag` calls later (a native batch's delay). Returns
+     * what would be published and the bytes the kernel did not copy.
+     */
+    function kernelRun(m: Msg, calls: number[], lag: number, stream = 0): Out & { cut: number; declared: number } {
+      let held: [number, number] | undefined; // [body end, stream] the kernel holds
+      const queue: [number, number][] = [];
+      let declared = 0;
+      const tr = new Http1Trimmer(16, (_k, p: CopyPolicy | undefined) => {
+        if (p) queue.push([p.bodyEnd[1], p.stream]);
+        declared++;
+      });
+      // the requests first (as many as there are answers: the trimmer pairs each with one)
+      const req = Buffer.from(REQ.repeat(m.bytes.toString("latin1").split("HTTP/1.1 200").length - 1));
+      tr.trim(1, 1, req, 0, req.length, req.length, 0, stream);
+      const gaps: [number, number][] = [];
+      const kept: Buffer[] = [];
+      let events = 0;
+      let cut = 0;
+      let prev = 0;
+      const feed = (at: number, len: number, orig: number) => {
+        const n = tr.trim(1, 2, m.bytes, at, len, orig, at, stream);
+        if (n === 0) {
+          kept.push(m.bytes.subarray(at, at + len));
+          if (orig > len) gaps.push([at + len, at + orig]);
+          events++;
+          return;
+        }
+        for (let i = 0; i < n * 3; i += 3) {
+          const a = at + tr.pieces[i];
+          kept.push(m.bytes.subarray(a, a + tr.pieces[i + 1]));
+          if (tr.pieces[i + 2]) gaps.push([a + tr.pieces[i + 1], a + tr.pieces[i + 1] + tr.pieces[i + 2]]);
+          events++;
+        }
+      };
+      for (const [i, end] of [...calls, m.bytes.length].entries()) {
+        if (i >= lag && queue.length) held = queue.shift();
+        if (end <= prev) continue;
+        const body = held && held[1] === stream && prev < held[0] ? Math.min(end, held[0]) - prev : 0;
+        if (body) {
+          feed(prev, 0, body);
+          cut += body;
+        }
+        if (prev + body < end) feed(prev + body, end - prev - body, end - prev - body);
+        prev = end;
+      }
+      return { gaps: merge(gaps), kept: Buffer.concat(kept), events, cut, declared };
+    }
+
+    const every = (n: number, size: number) => Array.from({ length: Math.floor(size / n) }, (_, i) => (i + 1) * n);
+
+    test("a long Content-Length body: declared once its head is parsed, later calls' body bytes not copied, the result exact", () => {
+      const m = stream([clMsg(RESP_CL, 1_000_000), clMsg(RESP_CL, 10), clMsg(RESP_CL, 300_000)]);
+      for (const lag of [0, 1, 5]) {
+        const out = kernelRun(m, every(65536, m.bytes.length), lag);
+        assert.deepEqual(out.gaps, m.body, `lag ${lag}`);
+        assert.ok(out.kept.equals(keptOf(m.bytes, m.body)), `lag ${lag}: the same bytes published`);
+        assert.ok(out.cut > 1_000_000 - (lag + 2) * 65536, `lag ${lag}: the kernel left out ${out.cut} bytes`);
+      }
+    });
+
+    test("many chunks in one call (a reader's big read, a corked writer) are copied whole: no cut crosses a chunk-size line", () => {
+      // a Go server's shape: small answers with Content-Length, big ones in 4 KiB chunks, read
+      // 64 KiB at a time
+      const m = stream([clMsg(RESP_CL, 100), chunkedMsg(RESP_CHUNKED, Array(64).fill(4096)), clMsg(RESP_CL, 200), chunkedMsg(RESP_CHUNKED, Array(40).fill(4000))]);
+      for (const lag of [0, 3]) {
+        const out = kernelRun(m, every(65536, m.bytes.length), lag);
+        assert.deepEqual(out.gaps, m.body);
+        assert.ok(out.kept.equals(keptOf(m.bytes, m.body)));
+        assert.equal(out.cut, 0, "chunks shorter than the declaration threshold: nothing left out by the kernel");
+      }
+      // one long chunk (node's res.end(body) without Content-Length) is declared like a body
+      const big = stream([chunkedMsg(RESP_CHUNKED, [500_000, 100_000]), clMsg(RESP_CL, 5)]);
+      const out = kernelRun(big, every(32768, big.bytes.length), 2);
+      assert.deepEqual(out.gaps, big.body);
+      assert.ok(out.kept.equals(keptOf(big.bytes, big.body)));
+      assert.ok(out.cut > 500_000 - 3 * 32768, `${out.cut} bytes left out (all but the calls before the declaration arrived)`);
+    });
+
+    test("every split of calls, any lag: the published bytes equal the trimmer's own", () => {
+      const m = stream([clMsg(RESP_CL, 3 * DECLARE_MIN), chunkedMsg(RESP_CHUNKED, [2 * DECLARE_MIN, 100, DECLARE_MIN + 1]), clMsg(RESP_CL, DECLARE_MIN)]);
+      for (const size of [1000, 4096, 20_000, 70_000]) {
+        for (const lag of [0, 1, 2]) {
+          const out = kernelRun(m, every(size, m.bytes.length), lag);
+          assert.deepEqual(out.gaps, m.body, `calls of ${size}, lag ${lag}`);
+          assert.ok(out.kept.equals(keptOf(m.bytes, m.body)), `calls of ${size}, lag ${lag}`);
+        }
+      }
+    });
+
+    test("a policy of another byte stream is not applied; the stream is the one the head came in", () => {
+      const m = clMsg(RESP_CL, 200_000);
+      const out = kernelRun(m, every(65536, m.bytes.length), 0, 7);
+      assert.ok(out.cut > 0);
+      assert.deepEqual(out.gaps, m.body);
+      const seen: (CopyPolicy | undefined)[] = [];
+      const tr = new Http1Trimmer(16, (_k, p) => seen.push(p && { bodyEnd: [...p.bodyEnd], stream: p.stream }));
+      const req = Buffer.from(POST.replace("{CL}", "100000"));
+      tr.trim(3, 2, req, 0, req.length, req.length, 0, 9);
+      assert.deepEqual(seen, [{ bodyEnd: [0, 0], stream: 9 }, { bodyEnd: [0, req.length + 100_000], stream: 9 }]);
+      tr.forget(3);
+      assert.deepEqual(seen.at(-1), undefined);
+      assert.equal(seen.length, 3);
+    });
   });
 });

@@ -8,11 +8,19 @@
 //   published:    ├────────── kept ─────────────────────┤ ├──── gap ───────┤ ├── kept ───┤
 //                 DataEvent(payload = head, original_length = head + 4096), DataEvent(tail)
 //
+// A body that goes on past the event its head came in is declared to the kernel (`onPolicy`: the
+// stream offset where it ends, copy-policy.ts): later calls' bytes before that offset are then
+// stated as a gap by the kernel instead of copied, and reach `trim` as events without payload. A
+// cut never crosses framing the trimmer has not parsed: a call that holds several chunks, or a head
+// and its body, is copied whole.
+//
 // Only exact knowledge trims. A connection is followed only when its first bytes are an HTTP/1.x
 // request line; anything unexpected (another protocol, a response before its request, a body
 // delimited by close, an Upgrade or CONNECT, a header section over MAX_HEAD, a kernel gap outside a
 // body) turns trimming off for that connection for good, and its bytes pass through as captured.
 // Timestamps do not move: every piece keeps the moment of the call it came from.
+
+import type { CopyPolicy } from "./copy-policy.js";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -41,10 +49,15 @@ class DirState {
   lineLen = 0;
 }
 
+/** Bodies declared to the kernel are at least this long past the event their head is in. */
+export const DECLARE_MIN = 16 * 1024;
+
 class ConnState {
   off = false;
-  /** `onFollow(key, true)` was called: the kernel copies only head and tail of long calls. */
+  /** `onPolicy(key, policy)` was called: the kernel holds a policy for the connection. */
   followed = false;
+  /** The connection's policy once followed (its body ends raised as bodies are declared). */
+  policy: CopyPolicy | undefined;
   /** Direction that carries requests (1 egress = client side, 2 ingress = server side); 0 before the first bytes. */
   reqDir = 0;
   readonly d = [new DirState(), new DirState()];
@@ -80,11 +93,12 @@ export class Http1Trimmer {
   readonly stats: TrimStats = { http1_conns: 0, passthrough_conns: 0, trimmed_bytes: 0, table_full: 0 };
 
   /**
-   * @param onFollow told when a connection's framing is known (true: from now on the kernel may
-   *   copy only the head and tail of long calls, the trimmer states the middle anyway) and when
-   *   that stops (false: trimming gave up, or the connection is forgotten)
+   * @param onPolicy told when a connection's framing is known (a policy: the kernel may state as
+   *   gaps the bodies declared in it, the trimmer states them anyway), when a body is declared
+   *   (the same policy, an end raised), and when that stops (undefined: trimming gave up, or the
+   *   connection is forgotten)
    */
-  constructor(private readonly maxConns = 65536, private readonly onFollow?: (key: number, follow: boolean, closedAtMono?: bigint) => void) {}
+  constructor(private readonly maxConns = 65536, private readonly onPolicy?: (key: number, policy: CopyPolicy | undefined, closedAtMono?: bigint) => void) {}
 
   get size(): number {
     return this.conns.size;
@@ -96,7 +110,7 @@ export class Http1Trimmer {
    */
   forget(key: number, closedAtMono?: bigint): void {
     const c = this.conns.get(key);
-    if (c?.followed) this.onFollow?.(key, false, closedAtMono);
+    if (c?.followed) this.onPolicy?.(key, undefined, closedAtMono);
     this.conns.delete(key);
     if (key === this.lastKey) ((this.lastKey = -1), (this.last = undefined));
   }
@@ -106,9 +120,11 @@ export class Http1Trimmer {
    * @param dir 1 egress, 2 ingress
    * @param buf, start, len the event's payload
    * @param orig bytes the event stands for (len < orig: the kernel did not copy the tail)
+   * @param seq stream offset of the event's first byte; stream: the kernel's byte stream of the
+   *   connection (both as the kernel sent them: they place declared bodies)
    * @returns number of pieces in `this.pieces`, 0 = pass the event through unchanged
    */
-  trim(key: number, dir: number, buf: Uint8Array, start: number, len: number, orig: number): number {
+  trim(key: number, dir: number, buf: Uint8Array, start: number, len: number, orig: number, seq = 0, stream = 0): number {
     let c = key === this.lastKey ? this.last : this.conns.get(key);
     if (!c) {
       if (this.conns.size >= this.maxConns) {
@@ -132,6 +148,7 @@ export class Http1Trimmer {
     this.last = c;
     if (c.off) return 0;
     this.key = key;
+    this.stream = stream;
     const p = this.pieces;
     let np = 0; // entries of `p` written by this call
     const ds = c.d[dir === DIR_EGRESS ? 0 : 1];
@@ -177,19 +194,30 @@ export class Http1Trimmer {
       else ((p[np] = keepFrom), (p[np + 1] = len - keepFrom), (p[np + 2] = g), (np += 3));
       keepFrom = len;
     }
+    if ((ds.st === S_BODY || ds.st === S_CHUNK_DATA) && ds.left >= DECLARE_MIN && c.policy) {
+      // a body that goes on: the kernel may state its bytes in later calls as a gap
+      const end = seq + orig + ds.left;
+      const d = dir === DIR_EGRESS ? 0 : 1;
+      if (end > c.policy.bodyEnd[d]) {
+        c.policy.bodyEnd[d] = end;
+        this.onPolicy?.(key, c.policy);
+      }
+    }
     if (trimmed === 0) return 0;
     if (keepFrom < len) ((p[np] = keepFrom), (p[np + 1] = len - keepFrom), (p[np + 2] = 0), (np += 3));
     this.stats.trimmed_bytes += trimmed;
     return np / 3;
   }
 
-  /** The connection of the current `trim` call. */
+  /** The connection of the current `trim` call, and its byte stream. */
   private key = 0;
+  private stream = 0;
 
   private giveUp(c: ConnState): number {
     if (c.followed) {
       c.followed = false;
-      this.onFollow?.(this.key, false);
+      c.policy = undefined;
+      this.onPolicy?.(this.key, undefined);
     }
     c.off = true;
     c.d[0].acc = c.d[1].acc = undefined;
@@ -230,7 +258,8 @@ export class Http1Trimmer {
     if (!c.followed && isReq) {
       // a complete request head: this connection speaks HTTP/1.x
       c.followed = true;
-      this.onFollow?.(this.key, true);
+      c.policy = { bodyEnd: [0, 0], stream: this.stream };
+      this.onPolicy?.(this.key, c.policy);
     }
     return used;
   }

@@ -157,8 +157,8 @@ interface AddonProbe {
   setFilterEntry(kind: "pid" | "comm" | "cgroup" | "port", key: number | bigint | string, action: 0 | 1 | 2): void;
   setFilterConfig(cfg: { allowPids: boolean; allowComms: boolean; allowCgroups: boolean; allowPorts: boolean }): void;
   setListenPorts(ports: number[]): void;
-  setCopyPolicy(connKey: bigint, head: number, tail: number): void;
-  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void;
+  setCopyPolicy(connKey: bigint, policy?: Uint8Array): void;
+  setCopyPolicies(keys: Uint8Array, policies: Uint8Array): void;
   programs(): string[];
   attach(): void;
   close(): void;
@@ -250,16 +250,17 @@ export class NativeProbe {
   }
 
   /**
-   * Calls of this connection longer than head + tail bytes are copied as their head and tail, the
-   * middle stated as a gap (bpf/wirescope.h `ws_copy_policy`); head 0 removes the policy.
+   * Sets a connection's copy policy (bpf/wirescope.h `ws_copy_policy`, as copy-policy.ts
+   * `copyPolicyBytes` writes it): the bytes of a call before a declared body end are stated as a
+   * gap instead of copied. Without a policy: removes the connection's.
    */
-  setCopyPolicy(connKey: bigint, head: number, tail: number): void {
-    if (!this.closed) this.p.setCopyPolicy(connKey, head, tail);
+  setCopyPolicy(connKey: bigint, policy?: Uint8Array): void {
+    if (!this.closed) this.p.setCopyPolicy(connKey, policy);
   }
 
-  /** The same policy for many connections in one bpf() call: `keys` holds little-endian u64 conn_keys. */
-  setCopyPolicies(keys: Uint8Array, head: number, tail: number): void {
-    if (!this.closed && keys.length) this.p.setCopyPolicies(keys, head, tail);
+  /** Many connections' policies in one bpf() call: `keys` holds little-endian u64 conn_keys, `policies` as many ws_copy_policy. */
+  setCopyPolicies(keys: Uint8Array, policies: Uint8Array): void {
+    if (!this.closed && keys.length) this.p.setCopyPolicies(keys, policies);
   }
 
   /** Sets the overload policy; a fraction applies to connections that start after it. */

@@ -317,7 +317,7 @@ export class RawEncoder {
         const offLo = this.offLo_;
         const offHi = this.offHi_;
         const kHi = this.keyHi_;
-        const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig) : 0;
+        const pieces = this.o.trimmer ? this.o.trimmer.trim(keyNumber(keyLo, keyHi), dir, buf, at, plen, orig, seqLo + seqHi * TWO32, buf[s + DATA.stream]!) : 0;
         bytes += plen;
         if (pieces === 0) writeDataEvent(o, keyLo, kHi, dir, seqLo, seqHi, offLo, offHi, tid, buf, at, plen, orig);
         else {

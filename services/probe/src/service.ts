@@ -121,15 +121,12 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
   ctx.info.set("source", opts.source === "pcap" ? `pcap ${opts.pcapFile}` : "ebpf");
   if (netnsIno) ctx.info.set("netns", `${opts.netns ?? "inode"} (${netnsIno})`);
   const c = ctx.counters;
-  // Calls of a followed HTTP/1.1 connection are copied as head and tail only: a head holds the
-  // message head and the chunk-size line (node's own header limit is 16 KiB), a tail the end of a
-  // chunked body; the middle is body, stated as a gap by the kernel instead of copied and trimmed.
-  const copyHead = 16 * 1024;
-  const copyTail = 256;
-  // the trimmer's policies reach the kernel once per native batch (copy-policy.ts)
-  const policies = ebpf ? new CopyPolicyBatch(ebpf, connKeyBase, copyHead, copyTail) : undefined;
+  // The kernel states as a gap, instead of copying, the bytes of a call that lie in a body of
+  // known length whose head the trimmer has parsed (copy-policy.ts); the trimmer's policies reach
+  // the kernel once per native batch.
+  const policies = ebpf ? new CopyPolicyBatch(ebpf, connKeyBase) : undefined;
   const trimmer = opts.http1Bodies === "trim"
-    ? new Http1Trimmer(65536, policies ? (key, follow, closedAt) => policies.note(key, follow, closedAt) : undefined)
+    ? new Http1Trimmer(65536, policies ? (key, policy, closedAt) => policies.note(key, policy, closedAt) : undefined)
     : undefined;
 
   return {

@@ -69,6 +69,7 @@ export const DATA = {
   direction: 48,
   syscall: 49,
   flags: 50,
+  stream: 51,
   fd: 52,
   payload: 56,
 } as const;
@@ -121,4 +122,10 @@ export const GO_TLS = {
   conn_iface: 24,
   tcpconn_fd: 28,
   netfd_sysfd: 32,
+} as const;
+
+export const COPY_POLICY = {
+  size: 24,
+  body_end: 0,
+  stream: 16,
 } as const;
