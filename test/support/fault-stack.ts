@@ -293,9 +293,16 @@ export async function streamLeader(stack: UpStack, stream = "WIRESCOPE_RECORDS")
 /** What the pipeline counted as lost, from the parser and aggregator counters. */
 export interface LossCounters {
   rawBatchesMissed: number;
-  /** Requests served that the missed raw batches held (the probe's running count, RawBatch.served). */
+  /**
+   * Requests served that the missed raw batches held (the probe's running count, RawBatch.served),
+   * both reasons: reported, not used in the bound.
+   */
   requestsMissed: number;
-  /** Of those, in batches missed across a partition move (a gap while owned is in the gap bytes already). */
+  /**
+   * Of those, in batches missed across a partition move: the bound uses only these. A gap while a
+   * parser owns the partition (`requests_missed.gap`) is in the server's gap bytes already, so
+   * adding it would count those requests twice.
+   */
   requestsMissedHandover: number;
   /** Connections a parser took up mid-stream or let go of at a partition move: two requests each may be cut at the hole's edges. */
   connsAtEdges: number;

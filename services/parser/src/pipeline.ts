@@ -92,9 +92,8 @@ export class Pipeline {
     const removed = [...this.owned].filter((p) => !next.has(p));
     for (const p of removed) {
       this.table.dropPartition(p);
-      for (const [k, v] of [...this.seen]) {
-        if (!k.endsWith(`/${p}`)) continue;
-        this.released.set(k, v);
+      for (const k of keysOfPartition(this.seen, p)) {
+        this.released.set(k, this.seen.get(k)!);
         this.seen.delete(k);
       }
       this.previous.delete(p);
@@ -103,7 +102,7 @@ export class Pipeline {
     }
     for (const p of added) {
       this.previous.set(p, () => previousProgress(p));
-      for (const k of [...this.released.keys()]) if (k.endsWith(`/${p}`)) this.released.delete(k);
+      for (const k of keysOfPartition(this.released, p)) this.released.delete(k);
       this.counters.add("partitions_acquired");
     }
     this.owned = next;
@@ -223,9 +222,11 @@ export class Pipeline {
   /** Counts what the takeovers waiting HANDOVER_SETTLE_MS lost, against the previous owner's progress now. */
   private settleHandovers(now: number): void {
     if (!this.pending.length) return;
-    const due = this.pending.filter((h) => now - h.at >= HANDOVER_SETTLE_MS);
+    const due: PendingHandover[] = [];
+    const waiting: PendingHandover[] = [];
+    for (const h of this.pending) (now - h.at >= HANDOVER_SETTLE_MS ? due : waiting).push(h);
     if (!due.length) return;
-    this.pending = this.pending.filter((h) => now - h.at < HANDOVER_SETTLE_MS);
+    this.pending = waiting;
     for (const h of due) {
       const prev = this.previous.get(h.partition)?.();
       const baseSeq = prev?.[h.key];
@@ -284,4 +285,10 @@ export class Pipeline {
     const n = servedBefore - (servedThrough ?? 0);
     if (n > 0) this.counters.add(`requests_missed.${how}`, n);
   }
+}
+
+/** The keys of `m` that belong to partition `p` (`…/p`: the progress keys of its producers), listed before any is deleted. */
+function keysOfPartition(m: Map<string, unknown>, p: number): string[] {
+  const suffix = `/${p}`;
+  return [...m.keys()].filter((k) => k.endsWith(suffix));
 }
