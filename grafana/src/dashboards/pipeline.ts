@@ -14,7 +14,7 @@ export function flowOut(): Panel {
   return panel("timeseries", "Out (per interval)", [target(`SELECT sum(/_out$/) FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component" fill(0)`, "time_series", "A", "$tag_component $col")], { fieldConfig: unit("short") });
 }
 
-/** Drops by reason (`drops_*` fields): nothing is lost silently. */
+/** Drops by reason (`drops_*` fields of every component: the aggregators' own, and the parsers' that the aggregators write for them): nothing is lost silently. */
 export function drops(): Panel {
   return panel("timeseries", "Drops by reason", [target(`SELECT sum(/^drops_/) FROM "pipeline" WHERE ${where} GROUP BY time($__interval), "component" fill(0)`, "time_series", "A", "$tag_component $col")], {
     fieldConfig: unit("short", { custom: { drawStyle: "bars", fillOpacity: 80, stacking: { mode: "normal" } } }),

@@ -60,13 +60,21 @@ export class ParserWatermarks {
 }
 
 /**
- * Watches the parsers' membership bucket into `marks`, kept running: a watch that ends or fails is
+ * Watches the parsers' membership bucket into `marks` (undefined: windows wait for no parser) and
+ * hands each entry's losses to `onLosses`, kept running: a watch that ends or fails is
  * started again with a backoff, counted as `parser_watch_restarts.<reason>`. Before the first
  * parser has created the bucket (an aggregator started first; its user may not create it), it
  * waits for it quietly, saying so once. It does not gate the service's health: without it,
  * windows close as they did before watermarks, by event time and the wall clock.
  */
-export function watchParserWatermarks(nc: NatsConnection, bucket: string, marks: ParserWatermarks, counters: Counters, log: Logger, signal: AbortSignal): SupervisedLoop {
+/**
+ * A parser entry's losses (MemberInfo.losses: what its loss counters grew by since its previous
+ * entry), with the entry's time in ns: its creation on the NATS server (ms) and its revision mod
+ * 10^6 below that, the same for every watcher and distinct for two entries of one millisecond.
+ */
+export type ParserLossesSink = (id: string, losses: Record<string, number>, tsNs: bigint) => void;
+
+export function watchParserWatermarks(nc: NatsConnection, bucket: string, marks: ParserWatermarks | undefined, counters: Counters, log: Logger, signal: AbortSignal, onLosses?: ParserLossesSink): SupervisedLoop {
   return new SupervisedLoop(
     async () => {
       const kv = await openBucketOnceCreated(nc, bucket, {
@@ -78,15 +86,18 @@ export function watchParserWatermarks(nc: NatsConnection, bucket: string, marks:
         w,
         (e) => {
           // a parser's key is its id (NatsMembership without a key prefix)
-          if (e.operation !== "PUT") return void marks.left(e.key);
-          let v: { id?: unknown; publishedThroughMs?: unknown };
+          if (e.operation !== "PUT") return void marks?.left(e.key);
+          let v: { id?: unknown; publishedThroughMs?: unknown; losses?: unknown };
           try {
             v = e.json();
           } catch {
             return;
           }
           // A parser older than this field states nothing: it does not hold windows.
-          if (typeof v.id === "string" && typeof v.publishedThroughMs === "number") marks.heard(v.id, v.publishedThroughMs, Date.now());
+          if (typeof v.id === "string" && typeof v.publishedThroughMs === "number") marks?.heard(v.id, v.publishedThroughMs, Date.now());
+          if (onLosses && typeof v.id === "string" && v.losses && typeof v.losses === "object") {
+            onLosses(v.id, v.losses as Record<string, number>, BigInt(e.created.getTime()) * 1_000_000n + BigInt(e.revision % 1_000_000));
+          }
         },
         () => w.stop(),
       );

@@ -34,7 +34,7 @@ import {
 } from "@wirescope/runtime";
 import { parseAggregatorArgs, type AggregatorOptions } from "./options.js";
 import { Aggregator } from "./core/aggregator.js";
-import { pipelineLine } from "./core/lines.js";
+import { parserLossesLine, pipelineLine } from "./core/lines.js";
 import { Pipeline, type Ackable } from "./pipeline.js";
 import { ParserWatermarks, watchParserWatermarks } from "./parser-watermarks.js";
 import { decodeRecordBatch } from "./core/decode.js";
@@ -96,7 +96,16 @@ export const createService: CreateService = async (ctx) => {
       let consuming: SupervisedLoop | undefined;
       // Quiet windows wait for the parsers that are behind (parser-watermarks.ts).
       const parsers = o.parserHoldMs > 0 ? new ParserWatermarks(o.parserHoldMs) : undefined;
-      const parsersWatch = parsers ? watchParserWatermarks(nc, o.parsersBucket, parsers, ctx.counters, log, signal) : undefined;
+      // The parsers' entries also carry their losses: written as `pipeline` points of theirs,
+      // the same point by every aggregator (lines.ts parserLossesLine).
+      const parserLosses = (id: string, losses: Record<string, number>, tsNs: bigint) => {
+        const line = parserLossesLine(id, losses, tsNs);
+        if (!line) return;
+        ctx.counters.add("parser_loss_points");
+        void writer.write([line]);
+      };
+      // watched with --parser-hold-ms 0 too: windows then wait for no parser, losses are still written
+      const parsersWatch = watchParserWatermarks(nc, o.parsersBucket, parsers, ctx.counters, log, signal, parserLosses);
       const startConsuming = async (): Promise<LoopRun> => {
         const current = owned ?? new Set<number>();
         ctx.info.set("partitions_owned", describePartitions(current, P));
@@ -237,7 +246,7 @@ export const createService: CreateService = async (ctx) => {
         // Goodbye first, so that the others take the partitions over at once. Open windows are
         // not flushed early: the next owner reads their batches again and rebuilds them exactly.
         await membership.stop().catch(() => undefined);
-        await parsersWatch?.stop();
+        await parsersWatch.stop();
         await consuming?.stop();
         await jsm.consumers.delete(o.stream, consumerName).catch(() => undefined);
         await otlp?.drain(2000);

@@ -24,6 +24,7 @@ import {
 } from "@wirescope/plugin-host";
 import { ownedPartitions, ownerOf, describePartitions, NatsMembership, WakeTimer } from "@wirescope/runtime";
 import { parseParserArgs, type ParserOptions } from "./options.js";
+import { LossReport } from "./loss-report.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
 import { PublishWatermark } from "./publish-watermark.js";
@@ -127,10 +128,12 @@ export const createService: CreateService = async (ctx) => {
         }
       };
 
+      // Each entry carries the losses counted since the last one written (loss-report.ts).
+      const losses = new LossReport();
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark() }),
-        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health },
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark(), losses: losses.pending(counters.snapshot()) }),
+        { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health, onWritten: (info) => losses.written(info.losses) },
         log,
         (members, died) => rebalance(members, died),
       );

@@ -36,6 +36,8 @@ export interface NatsMembershipOptions {
   counters?: Counters;
   /** The service's health: NOT_SERVING (`members_watch: <reason>`) while the watch is down. */
   health?: HealthGate;
+  /** Told each entry of ours once the bucket holds it. */
+  onWritten?: (info: MemberInfo) => void;
 }
 
 export class NatsMembership {
@@ -178,9 +180,14 @@ export class NatsMembership {
 
   /** Writes our own entry now (also called after output progress advances). */
   heartbeat(): Promise<unknown> {
-    const info = this.self();
+    // The entry is made when its turn comes, after the put before it: what it states as written
+    // since the last entry (a parser's losses) is then never stated twice.
     this.lastPut = this.lastPut
-      .then(() => this.kv.put(this.key(info.id), JSON.stringify(info)))
+      .then(async () => {
+        const info = this.self();
+        await this.kv.put(this.key(info.id), JSON.stringify(info));
+        this.opts.onWritten?.(info);
+      })
       .catch((e) => this.log.debug({ err: errorMessage(e) }, "heartbeat failed"));
     return this.lastPut;
   }

@@ -15,6 +15,12 @@ export interface MemberInfo {
   /** A parser's watermark: every record it made before this wall-clock time is acknowledged
    *  (aggregators close no quiet window past the lowest; docs/parser.md). */
   publishedThroughMs?: number;
+  /**
+   * A parser's losses since its previous entry that was written (counter name → how much it grew;
+   * only counters that grew): aggregators write each entry's into InfluxDB (`pipeline`,
+   * component=parser; docs/parser.md, "Losses in InfluxDB").
+   */
+  losses?: Record<string, number>;
 }
 
 export interface MembershipOptions {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { SpanClock, escStr, num, spanTagsField } from "./lines.js";
+import { SpanClock, escStr, num, parserLossesLine, spanTagsField } from "./lines.js";
 import { spanTagsJson } from "./span-attributes.js";
 import type { SpanRec } from "./spans.js";
 
@@ -76,4 +76,15 @@ describe("SpanClock", () => {
     assert.equal(clock.used(a, far), true);
     assert.equal(clock.used(a, far + 1n), false);
   });
+});
+
+it("parserLossesLine: a parser entry's losses as drops_* integer fields of a pipeline point at the entry's own ns; nothing when nothing grew", () => {
+  const ts = 1_795_000_000_123n * 1_000_000n + 42n;
+  assert.equal(
+    parserLossesLine("parser-a1", { "requests_missed.gap": 5, "raw_batches_missed.gap": 1, "plugin_drops.my plugin": 2 }, ts),
+    `pipeline,component=parser,instance=parser-a1 drops_requests_missed_gap=5i,drops_raw_batches_missed_gap=1i,drops_plugin_drops_my\\ plugin=2i ${ts}`,
+  );
+  // what an entry from elsewhere may hold that is not a count is not written
+  assert.equal(parserLossesLine("p", { a: 0, b: -1, c: 1.5, d: Number.NaN }, ts), undefined);
+  assert.equal(parserLossesLine("p", {}, ts), undefined);
 });

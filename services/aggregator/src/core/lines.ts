@@ -265,3 +265,15 @@ export function pipelineLine(component: string, instance: string, ints: Record<s
   for (const [k, v] of Object.entries(floats)) parts.push(`${escTag(k)}=${num(v)}`);
   return `pipeline,component=${escTag(component)},instance=${escTag(instance)} ${parts.join(",")} ${msToNs(Math.trunc(tsMs))}`;
 }
+
+/**
+ * A parser's losses of one membership entry as a `pipeline` point (component=parser): each counter
+ * `a.b` that grew as the field `drops_a_b`, dated `tsNs` (the entry's: every aggregator writes
+ * the same point). Undefined when no value is a positive integer.
+ */
+export function parserLossesLine(instance: string, losses: Record<string, number>, tsNs: bigint): string | undefined {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(losses)) if (Number.isSafeInteger(v) && v > 0) parts.push(`${escTag(`drops_${k.replace(/\./g, "_")}`)}=${v}i`);
+  if (!parts.length) return undefined;
+  return `pipeline,component=parser,instance=${escTag(instance)} ${parts.join(",")} ${tsNs}`;
+}
