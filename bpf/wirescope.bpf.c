@@ -1138,13 +1138,21 @@ static __always_inline int data_exit(long ret, __u8 dir)
 		if (!sc)
 			return 0;
 		struct ws_data_event *ev = &sc->ev;
-		__u64 seq = __sync_fetch_and_add(&ci->seq[dir == WS_DIR_EGRESS ? 0 : 1], ret);
-		if (!ports_traced(ci->lport, ci->rport) || !charge(ci, id >> 32, args.fd, 0, ret))
+		__u64 *next = &ci->seq[dir == WS_DIR_EGRESS ? 0 : 1];
+		if (!ports_traced(ci->lport, ci->rport)) {
+			__sync_fetch_and_add(next, ret);
+			return 0;
+		}
+		/* a turn of the conversation as any other call: an answer sent with sendfile alone
+		 * (headers and body in the file) is served, and its next request decided again */
+		__u8 flags = redecide(ci, id >> 32, args.fd, dir);
+		__u64 seq = __sync_fetch_and_add(next, ret);
+		if (!charge(ci, id >> 32, args.fd, 0, ret))
 			return 0;
 		fill_hdr(&ev->hdr, WS_EV_DATA, ci->conn_key);
 		ev->direction = dir;
 		ev->syscall = args.syscall;
-		ev->flags = 0;
+		ev->flags = flags;
 		ev->stream = ci->stream;
 		ev->fd = args.fd;
 		ev->seq = seq;

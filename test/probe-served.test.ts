@@ -5,7 +5,8 @@
 // keep-alive client in child processes: the sum of served over every message is exactly the
 // requests served, whatever the answers' shapes (one write, many writes, a large request body
 // read in many reads).
-import { test } from "node:test";
+import { spawn } from "node:child_process";
+import { type TestContext, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { RawBatchReader } from "@wirescope/wire";
@@ -56,43 +57,101 @@ agent.destroy();
 console.log("DONE " + done);
 `;
 
-test("probe: RawBatch.served counts every request served at observed server ends, once each, in any shape", { timeout: 120_000 }, async (t) => {
-  if (!bpfAvailable(t)) return;
+/**
+ * Traces the server on `port` with a real probe publishing to a real nats-server, runs the
+ * keep-alive client (`per` requests on each of `conns` connections) and counts, over every
+ * message, the requests served, running-count mismatches and the bytes its answers stated as gaps.
+ */
+async function countServed(t: TestContext, port: number, per: number, conns: number) {
   const nats = await startNats({ jetstream: true });
   t.after(() => nats.stop());
   const url = `nats://127.0.0.1:${nats.port}`;
-  const { port } = await serverChild(t, "served-server", SERVER);
   await servingProbe(t, url, ["--allow-port", String(port), "--batch-ms", "10"]);
 
   const nc = await connect({ servers: url });
   t.after(() => nc.close());
   const rd = new RawBatchReader();
   // per probe/partition: served counted, and the running count each message states
-  let served = 0;
+  const seen = { done: 0, served: 0, mismatches: 0, unreadable: 0, gapBytes: 0 };
   const running = new Map<string, number>();
-  let mismatches = 0;
-  let unreadable = 0;
   nc.subscribe("wirescope.raw.*", {
     callback: (_e, m) => {
-      if (!rd.read(m.data)) return void unreadable++;
+      if (!rd.read(m.data)) return void seen.unreadable++;
       const key = `${rd.probeId}/${rd.partition}`;
-      if ((running.get(key) ?? 0) !== rd.servedBefore) mismatches++;
+      if ((running.get(key) ?? 0) !== rd.servedBefore) seen.mismatches++;
       running.set(key, rd.servedBefore + rd.served);
-      served += rd.served;
+      seen.served += rd.served;
+      for (let i = 0; i < rd.dataCount; i++) if (rd.direction[i] === 1 && rd.payloadEnd[i] === rd.payloadStart[i]) seen.gapBytes += rd.originalLength[i]!;
     },
   });
   await nc.flush();
 
-  const per = 60;
-  const conns = 4;
   const client = await runChild("served-client", CLIENT, [String(port), String(per), String(conns)]);
   t.after(() => client.kill());
-  const done = Number((await client.waitLine(/^DONE (\d+)/, 60_000))[1]);
-  assert.equal(done, per * conns);
-  await waitFor(() => served >= done, { timeoutMs: 15_000, intervalMs: 50, what: `served ${served} of ${done}` });
+  seen.done = Number((await client.waitLine(/^DONE (\d+)/, 60_000))[1]);
+  assert.equal(seen.done, per * conns);
+  await waitFor(() => seen.served >= seen.done, { timeoutMs: 15_000, intervalMs: 50, what: `served ${seen.served} of ${seen.done}` });
   // a late message would only add: wait a moment more, then the count is exact
   await new Promise((r) => setTimeout(r, 500));
-  assert.equal(served, done, "every request served counted once (an answer in many writes, a body in many reads)");
-  assert.equal(unreadable, 0);
-  assert.equal(mismatches, 0, "each message's served_before is what the earlier messages of its partition held");
+  return seen;
+}
+
+test("probe: RawBatch.served counts every request served at observed server ends, once each, in any shape", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { port } = await serverChild(t, "served-server", SERVER);
+  const seen = await countServed(t, port, 60, 4);
+  assert.equal(seen.served, seen.done, "every request served counted once (an answer in many writes, a body in many reads)");
+  assert.equal(seen.unreadable, 0);
+  assert.equal(seen.mismatches, 0, "each message's served_before is what the earlier messages of its partition held");
+});
+
+// A server that answers with sendfile(2) alone: each answer (status line, headers and body) is a
+// file of its own, sent with os.sendfile. Its bytes are a sized gap (they come from a file), and
+// the call is still a turn of the conversation: the answer is counted served, and the request
+// after it decided again.
+const SENDFILE_SERVER = `
+import os, socket, sys, tempfile, threading
+body = b"x" * 3000
+f = tempfile.TemporaryFile()
+f.write(b"HTTP/1.1 200 OK\\r\\ncontent-length: %d\\r\\n\\r\\n" % len(body) + body)
+f.flush()
+size = f.tell()
+def serve(c):
+    buf = b""
+    with c:
+        while True:
+            while b"\\r\\n\\r\\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            buf = buf[buf.index(b"\\r\\n\\r\\n") + 4:]
+            sent = 0
+            while sent < size:
+                sent += os.sendfile(c.fileno(), f.fileno(), sent, size - sent)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print("PORT %d" % s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+test("probe: an answer sent with sendfile alone is counted served", { timeout: 120_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const server = spawn("python3", ["-c", SENDFILE_SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => server.kill());
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    server.stdout!.on("data", (d: Buffer) => {
+      const m = /PORT (\d+)/.exec((out += d));
+      if (m) resolve(Number(m[1]));
+    });
+    server.once("exit", (code) => reject(new Error(`sendfile server exited (${code})`)));
+  });
+  const seen = await countServed(t, port, 40, 3);
+  assert.equal(seen.served, seen.done, "every answer sent with sendfile counted served, once");
+  assert.equal(seen.mismatches, 0);
+  assert.ok(seen.gapBytes >= seen.done * 3000, `the answers are stated as gaps of their size (${seen.gapBytes} bytes)`);
 });
