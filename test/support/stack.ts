@@ -19,16 +19,7 @@ export interface StackPorts {
  */
 export function portPicker(): (n?: number, stride?: number) => Promise<number> {
   const taken = new Set<number>();
-  return async (n = 1, stride = 1) => {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const first = await freePortRun(n, stride);
-      const run = Array.from({ length: n }, (_, k) => first + k * stride);
-      if (run.some((p) => taken.has(p))) continue;
-      for (const p of run) taken.add(p);
-      return first;
-    }
-    throw new Error(`no run of ${n} free loopback ports apart from those picked before`);
-  };
+  return (n = 1, stride = 1) => freePortRun(n, stride, taken);
 }
 
 /**
@@ -43,10 +34,14 @@ export async function stackPorts(aggregators = 1, parsers = 1, pick = portPicker
   return { nats: await pick(), influx: await pick(), probe: await pick(), parser, aggregator: await pick(aggregators) };
 }
 
-/** A loopback port p with p+stride … p+(n-1)·stride free too (held while checked, then released). */
-export async function freePortRun(n: number, stride = 1): Promise<number> {
+/**
+ * A loopback port p with p+stride … p+(n-1)·stride free too (held while checked, then released);
+ * with `avoid`, none of the run is in it, and the run is added to it (as `freePort(host, avoid)`).
+ */
+export async function freePortRun(n: number, stride = 1, avoid?: Set<number>): Promise<number> {
   const bind = (port: number) =>
     new Promise<net.Server | undefined>((resolve) => {
+      if (avoid?.has(port)) return resolve(undefined);
       const s = net.createServer();
       s.once("error", () => resolve(undefined));
       s.listen(port, "127.0.0.1", () => resolve(s));
@@ -57,15 +52,22 @@ export async function freePortRun(n: number, stride = 1): Promise<number> {
     if (!first) continue;
     held.push(first);
     const port = (first.address() as net.AddressInfo).port;
+    if (avoid?.has(port)) {
+      await new Promise((r) => first.close(r));
+      continue;
+    }
     for (let i = 1; i < n; i++) {
       const s = await bind(port + i * stride);
       if (!s) break;
       held.push(s);
     }
     await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
-    if (held.length === n) return port;
+    if (held.length === n) {
+      for (let i = 0; i < n; i++) avoid?.add(port + i * stride);
+      return port;
+    }
   }
-  throw new Error(`no ${n} consecutive free loopback ports`);
+  throw new Error(`no run of ${n} free loopback ports${avoid ? " apart from those picked before" : ""}`);
 }
 
 /** `wirescope up` flags for a stack on `ports` keeping its state in `dataDir`; callers append their own. */

@@ -93,9 +93,10 @@ export function watchParserWatermarks(nc: NatsConnection, bucket: string, marks:
           } catch {
             return;
           }
+          if (typeof v.id !== "string") return;
           // A parser older than this field states nothing: it does not hold windows.
-          if (typeof v.id === "string" && typeof v.publishedThroughMs === "number") marks?.heard(v.id, v.publishedThroughMs, Date.now());
-          if (onLosses && typeof v.id === "string" && v.losses && typeof v.losses === "object") {
+          if (typeof v.publishedThroughMs === "number") marks?.heard(v.id, v.publishedThroughMs, Date.now());
+          if (onLosses && v.losses && typeof v.losses === "object") {
             onLosses(v.id, v.losses as Record<string, number>, BigInt(e.created.getTime()) * 1_000_000n + BigInt(e.revision % 1_000_000));
           }
         },

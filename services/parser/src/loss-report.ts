@@ -23,11 +23,19 @@ export class LossReport {
   /** What written entries have told, per counter. */
   private readonly told = new Map<string, number>();
 
-  /** How much each loss counter of `counters` grew past what was told; undefined when none did. */
-  pending(counters: Record<string, number>): Record<string, number> | undefined {
+  /** Whether each counter name seen is a loss counter (names are few and fixed: tested once each). */
+  private readonly isLoss = new Map<string, boolean>();
+
+  /**
+   * How much each loss counter among `counters` (name, value pairs: `Counters.entries()`) grew past
+   * what was told; undefined when none did.
+   */
+  pending(counters: Iterable<[string, number]>): Record<string, number> | undefined {
     let out: Record<string, number> | undefined;
-    for (const [k, v] of Object.entries(counters)) {
-      if (!isLossCounter(k)) continue;
+    for (const [k, v] of counters) {
+      let loss = this.isLoss.get(k);
+      if (loss === undefined) this.isLoss.set(k, (loss = isLossCounter(k)));
+      if (!loss) continue;
       const d = v - (this.told.get(k) ?? 0);
       if (d > 0) (out ??= {})[k] = d;
     }

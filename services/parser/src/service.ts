@@ -132,7 +132,7 @@ export const createService: CreateService = async (ctx) => {
       const losses = new LossReport();
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark(), losses: losses.pending(counters.snapshot()) }),
+        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark(), losses: losses.pending(counters.entries()) }),
         { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health, onWritten: (info) => losses.written(info.losses) },
         log,
         (members, died) => rebalance(members, died),

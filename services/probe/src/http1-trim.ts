@@ -54,9 +54,10 @@ export const DECLARE_MIN = 16 * 1024;
 
 class ConnState {
   off = false;
-  /** `onPolicy(key, policy)` was called: the kernel holds a policy for the connection. */
-  followed = false;
-  /** The connection's policy once followed (its body ends raised as bodies are declared). */
+  /**
+   * The connection's policy once followed (its body ends raised as bodies are declared); set
+   * exactly while `onPolicy(key, policy)` holds, i.e. while the kernel holds a policy for it.
+   */
   policy: CopyPolicy | undefined;
   /** Direction that carries requests (1 egress = client side, 2 ingress = server side); 0 before the first bytes. */
   reqDir = 0;
@@ -110,7 +111,7 @@ export class Http1Trimmer {
    */
   forget(key: number, closedAtMono?: bigint): void {
     const c = this.conns.get(key);
-    if (c?.followed) this.onPolicy?.(key, undefined, closedAtMono);
+    if (c?.policy) this.onPolicy?.(key, undefined, closedAtMono);
     this.conns.delete(key);
     if (key === this.lastKey) ((this.lastKey = -1), (this.last = undefined));
   }
@@ -214,8 +215,7 @@ export class Http1Trimmer {
   private stream = 0;
 
   private giveUp(c: ConnState): number {
-    if (c.followed) {
-      c.followed = false;
+    if (c.policy) {
       c.policy = undefined;
       this.onPolicy?.(this.key, undefined);
     }
@@ -255,9 +255,8 @@ export class Http1Trimmer {
       scanHead(hb, 0, end, isReq);
     }
     if (found.bad || !applyHead(c, ds, isReq)) return -1;
-    if (!c.followed && isReq) {
+    if (!c.policy && isReq) {
       // a complete request head: this connection speaks HTTP/1.x
-      c.followed = true;
       c.policy = { bodyEnd: [0, 0], stream: this.stream };
       this.onPolicy?.(this.key, c.policy);
     }

@@ -30,6 +30,11 @@ export class Counters {
     return this.values.get(name) ?? 0;
   }
 
+  /** Every name and value, unsorted and uncopied (for warm paths; `snapshot` for reports). */
+  entries(): IterableIterator<[string, number]> {
+    return this.values.entries();
+  }
+
   /** A copy of every value, names sorted. */
   snapshot(): Record<string, number> {
     return Object.fromEntries([...this.values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
