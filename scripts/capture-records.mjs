@@ -20,7 +20,9 @@ const services = new RegExp(arg("--services", "."));
 const stream = arg("--stream", "WIRESCOPE_RECORDS");
 const out = arg("--out");
 if (!out) throw new Error("--out FILE is required");
-const nc = await connect({ servers: arg("--nats-url", "nats://127.0.0.1:4222"), user: arg("--nats-user"), pass: arg("--nats-password") });
+const user = arg("--nats-user");
+// `up`'s nats-server lets a user subscribe to its own inboxes only (@wirescope/runtime inboxPrefixFor)
+const nc = await connect({ servers: arg("--nats-url", "nats://127.0.0.1:4222"), user, pass: arg("--nats-password"), inboxPrefix: user ? `_INBOX.${user.replace(/[.*>\s]/g, "_")}` : undefined });
 const js = jetstream(nc);
 const c = await js.consumers.get(stream); // ordered consumer: reads the stream from its start
 const info = await (await jetstreamManager(nc)).streams.info(stream);

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import {
   connectNats,
@@ -17,6 +17,7 @@ import {
   loadConfig,
   prepareNatsAuth,
   readNatsCredentials,
+  inboxPrefixFor,
   NATS_NAMES,
   NATS_CREDENTIALS_FILE,
   NATS_SERVER_CONFIG_FILE,
@@ -164,6 +165,18 @@ test("generated NATS users: no anonymous access, each component held to its subj
   const ajsm = await jetstreamManager(aggregator);
   await ajsm.streams.add({ name: NATS_NAMES.recordsStream, subjects: [NATS_NAMES.recordsSubjects] });
   await ajsm.consumers.add(NATS_NAMES.recordsStream, { durable_name: "agg" });
+  // Each user's reply inboxes are its own: the aggregator's pulls deliver records to its inbox,
+  // and the probe can subscribe neither to every inbox nor to the aggregator's.
+  assert.equal(inboxPrefixFor(creds.aggregator.user), "_INBOX.wirescope-aggregator");
+  const probeGotAll = await refusedSub("probe", probe, "_INBOX.>");
+  const probeGotAggregators = await refusedSub("probe", probe, `${inboxPrefixFor(creds.aggregator.user)}.>`);
+  await jetstream(parser).publish("wirescope.records.7", enc.encode("record through a pull"));
+  const pulled = await (await jetstream(aggregator).consumers.get(NATS_NAMES.recordsStream, "agg")).next({ expires: 5000 });
+  assert.equal(new TextDecoder().decode(pulled?.data), "record through a pull", "the aggregator's pull, through its own inbox");
+  pulled?.ack();
+  await probe.flush();
+  assert.equal(probeGotAll() + probeGotAggregators(), 0, "no reply reached the probe");
+  assert.doesNotMatch(fs.readFileSync(natsLog, "utf8"), new RegExp(`User "(${creds.aggregator.user}|${creds.parser.user}|${creds.cli.user})", Subject "_INBOX`), "every other user's inboxes allowed");
   await assert.rejects(
     (async () => {
       const jsm = await jetstreamManager(probe);

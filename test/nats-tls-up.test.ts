@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { readNatsCredentials } from "@wirescope/runtime";
+import { inboxPrefixFor, readNatsCredentials } from "@wirescope/runtime";
 import { natsTlsFiles } from "@wirescope/cli/local-stack/index";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
@@ -37,7 +37,7 @@ test("up --nats-tls: TLS only, with the stack's own CA; plaintext and unknown-CA
     const files = natsTlsFiles(dataDir);
     for (const k of [files.key, path.join(path.dirname(files.ca), "ca.key")]) assert.equal(fs.statSync(k).mode & 0o777, 0o600, `${k} is private`);
     const creds = readNatsCredentials(dataDir)!;
-    const user = { user: creds.parser.user, pass: creds.parser.password };
+    const user = { user: creds.parser.user, pass: creds.parser.password, inboxPrefix: inboxPrefixFor(creds.parser.user) };
 
     // Refused: plaintext, and TLS without trusting the stack's CA.
     await assert.rejects(connect({ servers: url, ...user, timeout: 5000 }), "a plaintext client is refused");

@@ -3,8 +3,20 @@ import assert from "node:assert/strict";
 import { loadConfig, redactConfig, DEFAULTS } from "./config.js";
 import { redactUrl } from "./redact.js";
 import { ConfigError } from "./errors.js";
+import { natsConnectionOptions } from "./nats.js";
 
 describe("loadConfig", () => {
+  it("gives a NATS client its user's inboxes, or the ones named, or _INBOX without a user", () => {
+    const prefix = (argv: string[], env: NodeJS.ProcessEnv = {}) => natsConnectionOptions(loadConfig({ env, argv: ["--data-dir", "/nonexistent", ...argv] }).config.nats, "t").inboxPrefix;
+    assert.equal(prefix([]), "_INBOX");
+    assert.equal(prefix(["--nats-user", "wirescope-probe"]), "_INBOX.wirescope-probe");
+    assert.equal(prefix([], { WIRESCOPE_NATS_USER: "a.b*c" }), "_INBOX.a_b_c", "a user name that cannot be one subject token");
+    assert.equal(prefix(["--nats-user", "u", "--nats-inbox-prefix", "_R.u"]), "_R.u");
+    for (const bad of ["", "_INBOX.>", "a..b", "a b", "a.*"]) {
+      assert.throws(() => loadConfig({ env: {}, argv: ["--nats-inbox-prefix", bad] }), ConfigError, bad);
+    }
+  });
+
   it("uses the documented defaults and the component's gRPC port", () => {
     const { config, rest } = loadConfig({ component: "parser", env: {}, argv: [] });
     assert.equal(config.nats.url, "nats://127.0.0.1:4222");

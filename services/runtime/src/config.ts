@@ -33,6 +33,12 @@ export interface NatsOptions {
    * object store): 1 on a single server, 3 on a cluster so that losing one server loses nothing.
    */
   replicas?: number;
+  /**
+   * Subject prefix of this client's reply inboxes (requests, JetStream pulls, KV watches). Unset:
+   * `inboxPrefixFor(user)`, i.e. `_INBOX.<user>` with a user, so that each user may be allowed its
+   * own inboxes only (nats-permissions.ts), `_INBOX` without.
+   */
+  inboxPrefix?: string;
 }
 
 export interface InfluxOptions {
@@ -119,6 +125,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "nats-replicas", value: "N", env: "WIRESCOPE_NATS_REPLICAS", default: "1", description: "JetStream replicas of the streams, KV buckets and object store the services create (1, 3 or 5; 3 on a 3-server cluster)", apply: (c, v) => (c.nats.replicas = Number(oneOf("nats-replicas", v, ["1", "3", "5"] as const))) },
   { flag: "nats-user", value: "USER", env: "WIRESCOPE_NATS_USER", default: "", description: "NATS user", apply: (c, v) => (c.nats.user = v) },
   { flag: "nats-password", value: "PASSWORD", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
+  { flag: "nats-inbox-prefix", value: "PREFIX", env: "WIRESCOPE_NATS_INBOX_PREFIX", default: "_INBOX.<user>, or _INBOX without a user", description: "subject prefix of this client's reply inboxes (requests, JetStream pulls, KV watches); `up`'s nats-server lets each user subscribe to its own only", apply: (c, v) => (c.nats.inboxPrefix = subjectPrefix("nats-inbox-prefix", v)) },
   { flag: "nats-token", value: "TOKEN", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },
   { flag: "nats-creds", value: "FILE", env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = file("nats-creds", v)) },
   { flag: "nats-tls-ca", value: "FILE", env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = file("nats-tls-ca", v)) },
@@ -140,6 +147,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "node", value: "NAME", env: "WIRESCOPE_NODE", default: "host name", description: "node name written into batches", apply: (c, v) => (c.node = nonEmpty("node", v)) },
   { flag: "instance", value: "ID", env: "WIRESCOPE_INSTANCE", default: "<node>-<component>-<pid>", description: "instance id shown by status", apply: (c, v) => (c.instance = nonEmpty("instance", v)) },
 ];
+
+/** A NATS subject of literal tokens (no wildcards, no empty token): a prefix for inboxes. */
+function subjectPrefix(name: string, v: string): string {
+  if (!/^[^.*>\s]+(\.[^.*>\s]+)*$/.test(v)) throw new ConfigError("bad_value", `${name}: not a subject of literal tokens (no spaces, wildcards or empty tokens): "${v}"`);
+  return v;
+}
 
 function nonEmpty(name: string, v: string): string {
   if (!v.trim()) throw new ConfigError("bad_value", `${name}: must not be empty`);

@@ -18,7 +18,7 @@ import { credsAuthenticator, type NatsConnection, type Subscription } from "@nat
 import { toBinary, fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { NatsOptions } from "./config.js";
 import { redactUrl } from "./redact.js";
-import { NATS_NAMES } from "./nats-permissions.js";
+import { NATS_NAMES, inboxPrefixFor } from "./nats-permissions.js";
 import type { Logger } from "./log.js";
 import { Counters } from "./counters.js";
 import { NatsError, errorMessage } from "./errors.js";
@@ -50,6 +50,8 @@ export function natsConnectionOptions(opts: NatsOptions, name: string): NodeConn
     // failure could show its caller: one per JetStream publish and per pull, on the hot path.
     // Failures still carry their message and cause.
     noAsyncTraces: true,
+    // replies to this client only where its user may subscribe (nats-permissions.ts)
+    inboxPrefix: opts.inboxPrefix ?? inboxPrefixFor(opts.user),
   };
   if (opts.user !== undefined) co.user = opts.user;
   if (opts.password !== undefined) co.pass = opts.password;
