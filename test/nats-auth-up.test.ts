@@ -65,9 +65,12 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     const appPort = (app.address() as net.AddressInfo).port;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
     const get = () => new Promise<void>((resolve, reject) => http.get({ host: "127.0.0.1", port: appPort, path: "/auth-check", agent }, (res) => res.resume().on("end", resolve)).on("error", reject));
-    // InfluxDB answers only its admin user (generated into the data dir, given to the aggregator).
+    // InfluxDB answers only its users (generated into the data dir): the aggregator writes as the
+    // writer, `top` reads as the reader, the admin is up's own.
     const admin = readInfluxCredentials(dataDir);
-    assert.ok(admin, "InfluxDB admin generated into the data dir");
+    const writer = readInfluxCredentials(dataDir, "writer");
+    const reader = readInfluxCredentials(dataDir, "reader");
+    assert.ok(admin && writer && reader, "InfluxDB users generated into the data dir");
     assert.equal(fs.statSync(path.join(dataDir, "influx-auth.json")).mode & 0o777, 0o600);
     const query = (q: string, auth?: { user: string; password: string }) =>
       fetch(`http://127.0.0.1:${ports.influx}/query?${new URLSearchParams({ q, db: "wirescope" })}`, {
@@ -76,7 +79,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
       });
     assert.equal((await query("SHOW MEASUREMENTS")).status, 401, "no credentials: refused");
     assert.equal((await query("SHOW MEASUREMENTS", { user: admin.user, password: "wrong" })).status, 401, "wrong password: refused");
-    // `top` as a CLI user reads InfluxDB with the admin from the data dir: the traced app's row
+    // `top` as a CLI user reads InfluxDB with the reader from the data dir: the traced app's row
     // appears once its first window is written (measurements of the pipeline itself come earlier).
     const runTop = () => spawnSync(process.execPath, ["bin/wirescope.js", "top", "--once", "--range", "5m", "--data-dir", dataDir, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
     let top = runTop();
@@ -91,9 +94,15 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     ).catch((e: unknown) => assert.fail(`${String(e)}\n${top.stdout}${top.stderr}`));
     agent.destroy();
     assert.doesNotMatch(top.stdout + top.stderr, /refused|HTTP 40[13]/);
-    const measurements = await query("SHOW MEASUREMENTS", admin);
+    const measurements = await query("SHOW MEASUREMENTS", reader);
     assert.equal(measurements.status, 200);
     assert.match(await measurements.text(), /"values"/);
+    // The aggregator holds the writer, not the admin (its environment, readable by root only).
+    const aggregatorPid = Number(/^aggregator\s+(\d+)\s/m.exec(out)?.[1]);
+    const environ = fs.readFileSync(`/proc/${aggregatorPid}/environ`, "utf8").split("\0");
+    assert.ok(environ.includes(`WIRESCOPE_INFLUX_USER=${writer.user}`), "the aggregator writes as the writer");
+    assert.ok(!environ.some((e) => e.includes(admin.password)), "the aggregator does not have the admin's password");
+    assert.match(await (await query("SHOW MEASUREMENTS", writer)).text(), /requires READ/, "the writer cannot read");
 
     // `status` as a CLI user: its NATS user comes from the data dir; everything SERVING.
     const st = spawnSync(process.execPath, ["bin/wirescope.js", "status", "--json", "--timeout", "10000", "--data-dir", dataDir, "--nats-url", `nats://127.0.0.1:${ports.nats}`, "--influx-url", `http://127.0.0.1:${ports.influx}`], { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
@@ -106,7 +115,7 @@ test("up with NATS users and InfluxDB auth: records reach InfluxDB, nothing refu
     assert.doesNotMatch(natsLog, /Violation/, "permission violations in the nats-server log");
 
     // No password on any command line (world-readable), in up's output, in status or in the logs.
-    const passwords = [...NATS_ROLES.map((r) => creds[r].password), admin.password];
+    const passwords = [...NATS_ROLES.map((r) => creds[r].password), admin.password, writer.password, reader.password];
     const pids = [...out.matchAll(/^(?:nats-server|influxd|probe|parser|aggregator)\s+(\d+)\s/gm)].map((m) => Number(m[1]));
     assert.equal(pids.length, 5, out);
     const shown = [out, st.stdout, st.stderr, top.stdout, top.stderr, ...pids.map((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8"))];

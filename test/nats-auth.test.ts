@@ -28,14 +28,16 @@ import {
   DEFAULTS,
   INFLUX_CREDENTIALS_FILE,
   prepareInfluxAuth,
+  readInfluxCredentials,
   Counters,
   type NatsRole,
 } from "@wirescope/runtime";
 import {
   startInfluxd,
+  ensureInfluxUsers,
 } from "@wirescope/cli/local-stack/index";
 import { DEFAULT_PARSER_OPTIONS, PLUGIN_BUCKET } from "@wirescope/parser";
-import { defaultAggregatorOptions, ParserWatermarks, watchParserWatermarks } from "@wirescope/aggregator";
+import { defaultAggregatorOptions, detectInflux, ensureDatabase, ParserWatermarks, watchParserWatermarks } from "@wirescope/aggregator";
 import { Kvm } from "@nats-io/kv";
 import { startNats, tempDir, waitFor, WIRESCOPE_BIN, REDIS_PLUGIN_DIR } from "./support/index.js";
 
@@ -217,24 +219,52 @@ test("generated NATS users: no anonymous access, each component held to its subj
   await assert.rejects(connect({ servers: url, timeout: 3000 }), /authorization/i);
 });
 
-test("influxd with the generated admin: created on the first start, checked on later ones, anonymous refused", { timeout: 90_000 }, async () => {
+test("influxd with the generated users: the admin created on the first start and checked on later ones, a writer for the aggregator and a reader for the CLI, each held to its privilege, anonymous refused", { timeout: 90_000 }, async () => {
   const dataDir = tempDir("wirescope-influx-auth-");
-  const admin = prepareInfluxAuth(dataDir);
+  // A data dir from before the writer and reader: its admin is kept, the other two added.
+  const old = { user: "wirescope-admin", password: "kept" };
+  fs.writeFileSync(path.join(dataDir, INFLUX_CREDENTIALS_FILE), JSON.stringify(old), { mode: 0o644 });
+  assert.equal(readInfluxCredentials(dataDir, "reader"), undefined);
+  const users = prepareInfluxAuth(dataDir);
+  const { admin, writer, reader } = users;
+  assert.deepEqual(admin, old);
+  assert.deepEqual([writer.user, reader.user], ["wirescope-writer", "wirescope-reader"]);
   assert.equal(fs.statSync(path.join(dataDir, INFLUX_CREDENTIALS_FILE)).mode & 0o777, 0o600);
-  assert.deepEqual(prepareInfluxAuth(dataDir), admin, "kept across runs");
-  assert.deepEqual(loadConfig({ env: {}, argv: ["--data-dir", dataDir] }).config.influx, { ...DEFAULTS.influx, ...admin });
+  assert.deepEqual(prepareInfluxAuth(dataDir), users, "kept across runs");
+  assert.deepEqual(loadConfig({ env: {}, argv: ["--data-dir", dataDir] }).config.influx, { ...DEFAULTS.influx, ...reader }, "commands read");
+  assert.deepEqual(loadConfig({ env: {}, component: "aggregator", argv: ["--data-dir", dataDir] }).config.influx, { ...DEFAULTS.influx, ...writer }, "the aggregator writes");
   const dir = path.join(dataDir, "influxdb");
-  const q = (url: string, auth?: { user: string; password: string }) =>
-    fetch(`${url}/query?q=SHOW+DATABASES`, { headers: auth ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` } : {} }).then((r) => r.status);
+  const basic = (auth?: { user: string; password: string }): Record<string, string> => (auth ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` } : {});
+  const q = (url: string, auth?: { user: string; password: string }, statement = "SHOW DATABASES") =>
+    fetch(`${url}/query?db=wirescope&q=${encodeURIComponent(statement)}`, { headers: basic(auth) }).then(async (r) => (r.status === 200 && (await r.text()).includes('"error"') ? 403 : r.status));
+  const write = (url: string, auth: { user: string; password: string }) => fetch(`${url}/write?db=wirescope`, { method: "POST", headers: basic(auth), body: "m v=1" }).then((r) => r.status);
   let srv = await startInfluxd({ dir, admin });
   try {
     assert.equal(await q(srv.url), 401);
     assert.equal(await q(srv.url, admin), 200);
+    assert.equal(await q(srv.url, admin, "CREATE DATABASE wirescope"), 200);
+    const grants = [
+      { ...writer, privilege: "WRITE" as const },
+      { ...reader, privilege: "READ" as const },
+    ];
+    await ensureInfluxUsers(srv.url, admin, "wirescope", grants);
+    await ensureInfluxUsers(srv.url, admin, "wirescope", grants); // every start does it again
+    const flavor = await detectInflux({ url: srv.url, database: "wirescope", ...writer });
+    await ensureDatabase({ url: srv.url, database: "wirescope", ...writer }, flavor); // exists: enough for the writer
+    // the writer on a database nobody made: a clear error, naming what to do
+    await assert.rejects(ensureDatabase({ url: srv.url, database: "other", ...writer }, flavor), /database other does not exist .* may not create it: create it as an admin and GRANT WRITE/);
+    assert.equal(await write(srv.url, writer), 204, "the writer writes");
+    assert.equal(await q(srv.url, writer, "SELECT * FROM m"), 403, "and cannot read");
+    assert.equal(await q(srv.url, writer, "DROP DATABASE wirescope"), 403, "nor drop");
+    assert.equal(await q(srv.url, reader, "SELECT * FROM m"), 200, "the reader reads");
+    assert.equal(await write(srv.url, reader), 403, "and cannot write");
+    assert.equal(await q(srv.url, reader, `CREATE USER x WITH PASSWORD 'x' WITH ALL PRIVILEGES`), 403, "nor make users");
     const port = srv.port;
     await srv.stop(5000);
-    // A restart (supervision, next `up`): the user exists, the same credentials are accepted.
+    // A restart (supervision, next `up`): the users exist, the same credentials are accepted.
     srv = await startInfluxd({ dir, port, admin });
     assert.equal(await q(srv.url, admin), 200);
+    assert.equal(await q(srv.url, reader, "SELECT * FROM m"), 200);
     await srv.stop(5000);
     // Credentials that disagree with the data: a clear error, not a stack that cannot write.
     await assert.rejects(startInfluxd({ dir, port, admin: { user: admin.user, password: "other" } }), /refuses wirescope-admin/);

@@ -220,8 +220,9 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   }
   const i = config.influx;
   if (input.natsAuthFromDataDir !== false && !i.user && !i.password && !i.token) {
-    const admin = readInfluxCredentials(config.dataDir);
-    if (admin) Object.assign(i, { user: admin.user, password: admin.password });
+    // the aggregator writes; every command reads (`top`): neither is given the admin
+    const own = readInfluxCredentials(config.dataDir, input.component === "aggregator" ? "writer" : "reader");
+    if (own) Object.assign(i, { user: own.user, password: own.password });
   }
   return { config, rest };
 }

@@ -89,7 +89,16 @@ export async function ensureDatabase(t: InfluxTarget, f: InfluxFlavor): Promise<
     throw new InfluxError("unreachable", `InfluxDB at ${redact(t.url)} is unreachable: ${(e as Error).message}`, { cause: e });
   }
   const text = await r.text();
-  if (!r.ok || text.includes('"error"')) throw new InfluxError("create_database", `InfluxDB: cannot create database ${t.database}: HTTP ${r.status} ${text.slice(0, 200)}`);
+  if (r.ok && !text.includes('"error"')) return;
+  // A user that is not an admin (what it should be: WRITE on the database) may not create one;
+  // the database made beforehand is all it needs, and SHOW DATABASES lists those it may use.
+  if (r.status === 403 || /requires admin privilege/.test(text)) {
+    const show = await fetch(new URL("/query", t.url), { method: "POST", headers: { ...headers, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ q: "SHOW DATABASES" }), signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+    const listed = show?.ok ? ((await show.json()) as { results?: { series?: { values?: unknown[][] }[] }[] }).results?.[0]?.series?.[0]?.values?.some((v) => v[0] === t.database) : false;
+    if (listed) return;
+    throw new InfluxError("create_database", `InfluxDB: database ${t.database} does not exist (or ${t.user ?? "this user"} has no privilege on it) and this user may not create it: create it as an admin and GRANT WRITE ON "${t.database}" to the aggregator's user`);
+  }
+  throw new InfluxError("create_database", `InfluxDB: cannot create database ${t.database}: HTTP ${r.status} ${text.slice(0, 200)}`);
 }
 
 /** URL without credentials, for messages. */

@@ -52,6 +52,7 @@ import {
 import {
   startNatsServer,
   startInfluxd,
+  ensureInfluxUsers,
   natsClusterConfig,
   prepareNatsTls,
   natsTlsConfig,
@@ -87,7 +88,7 @@ export const UP_FLAGS: readonly FlagSpec[] = withEnv("up", [
   { flag: "no-demo", description: "do not start the demo shop (`wirescope demo --help` says what it runs)" },
   { flag: "demo-port", value: "N", default: String(DEFAULT_BASE_PORT), description: "first of the demo's six ports" },
   { flag: "demo-requests", value: "N", default: "never", description: "the demo's load generator stops after N requests" },
-  { flag: "influx-auth", description: "run influxd with authentication: an admin user generated into <data-dir>/influx-auth.json (0600), used by the aggregator, top and status" },
+  { flag: "influx-auth", description: "run influxd with authentication: users generated into <data-dir>/influx-auth.json (0600): an admin that only creates the database and the others, a writer for the aggregator (WRITE) and a reader for top and dashboards (READ)" },
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
   { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
   { flag: "pipeline-nice", value: "N", default: "10", description: "once healthy, nats-server, influxd, the parser and the aggregator run at this lower scheduling priority (nice 0-19; the probe keeps up's): on a busy machine the apps get the CPU first, and the probe sheds connections instead of the pipeline taking it; 0 = off" },
@@ -683,10 +684,12 @@ async function up(argv: string[]): Promise<number> {
     }
     if (stopping.signal.aborted) return 0;
 
-    // influxd with authentication: an admin user generated once into the data dir (0600).
-    // Off by default: influxd listens on loopback only, and the stock tools (Grafana's
-    // provisioning, curl) then need no password; --influx-auth turns it on.
-    const influxAdmin = opts.influxAuth ? prepareInfluxAuth(config.dataDir) : undefined;
+    // influxd with authentication: an admin, a writer and a reader generated once into the data
+    // dir (0600); the admin only creates the database and the others. Off by default: influxd
+    // listens on loopback only, and the stock tools (Grafana's provisioning, curl) then need no
+    // password; --influx-auth turns it on.
+    const influxUsers = opts.influxAuth ? prepareInfluxAuth(config.dataDir) : undefined;
+    const influxAdmin = influxUsers?.admin;
     const influxLog = path.join(logs, "influxd.log");
     await sup.start(niced({
       name: "influxd",
@@ -697,6 +700,12 @@ async function up(argv: string[]): Promise<number> {
         const srv = await startInfluxd({ host: influx.host, port: influx.port, dir: path.join(config.dataDir, "influxdb"), logFile: influxLog, detached: true, admin: influxAdmin, avoidPorts: planned });
         try {
           await createDatabase(srv.url, config, influxAdmin);
+          if (influxUsers) {
+            await ensureInfluxUsers(srv.url, influxUsers.admin, config.influx.database, [
+              { ...influxUsers.writer, privilege: "WRITE" },
+              { ...influxUsers.reader, privilege: "READ" },
+            ]);
+          }
         } catch (e) {
           await srv.stop(3000);
           throw e;
@@ -771,7 +780,7 @@ async function up(argv: string[]): Promise<number> {
           start: async (signal) => {
             const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
             const [cmd, ...cmdArgs] = [...(component === "probe" ? prep.wrap : []), process.execPath, ...serviceNodeFlags(component, opts), ...args];
-            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxAdmin ? influxUserEnv(influxAdmin) : {}) }, logFile, cwd: ROOT, detached: true });
+            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxUsers ? influxUserEnv(influxUsers.writer) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
             } catch (e) {

@@ -191,15 +191,42 @@ async function influxPost(url: string, q: string, auth?: { user: string; passwor
   return fetch(`${url}/query`, { method: "POST", headers, body: new URLSearchParams({ q }), signal: AbortSignal.timeout(10_000) });
 }
 
+/** InfluxQL quoting: an identifier in double quotes, a string (a password) in single quotes. */
+const ident = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+const str = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+
 /** Creates `admin` on a fresh influxd; on one that has users, checks that `admin` is accepted. */
 async function ensureInfluxAdmin(url: string, admin: { user: string; password: string }): Promise<void> {
-  const s = (v: string) => v.replace(/\\/g, "\\\\").replace(/'/g, "\\'");
-  const create = await influxPost(url, `CREATE USER "${admin.user.replace(/"/g, '\\"')}" WITH PASSWORD '${s(admin.password)}' WITH ALL PRIVILEGES`);
+  const create = await influxPost(url, `CREATE USER ${ident(admin.user)} WITH PASSWORD ${str(admin.password)} WITH ALL PRIVILEGES`);
   const body = await create.text();
   if (create.ok && !/"error"/.test(body)) return;
   const check = await influxPost(url, "SHOW USERS", admin);
   if (!check.ok) {
     throw new ProcessError("auth", `influxd at ${url} has users but refuses ${admin.user} (HTTP ${check.status}); its credentials file and <data-dir>/influxdb disagree: remove both to start afresh`);
+  }
+}
+
+/**
+ * Users that are not admins, each with one privilege on `database` (the database exists): created
+ * when missing, their password and privilege set again when present (the credentials file is what
+ * holds). Done as `admin`.
+ */
+export async function ensureInfluxUsers(url: string, admin: { user: string; password: string }, database: string, users: { user: string; password: string; privilege: "READ" | "WRITE" }[]): Promise<void> {
+  const run = async (q: string) => {
+    const r = await influxPost(url, q, admin);
+    const body = await r.text();
+    const err = /"error":"([^"]*)"/.exec(body)?.[1];
+    if (!r.ok || err) return err ?? `HTTP ${r.status}`;
+    return undefined;
+  };
+  for (const u of users) {
+    const created = await run(`CREATE USER ${ident(u.user)} WITH PASSWORD ${str(u.password)}`);
+    if (created && !/exists/.test(created)) throw new ProcessError("auth", `influxd at ${url}: cannot create user ${u.user}: ${created}`);
+    const statements = [...(created ? [`SET PASSWORD FOR ${ident(u.user)} = ${str(u.password)}`, `REVOKE ALL PRIVILEGES ON ${ident(database)} FROM ${ident(u.user)}`] : []), `GRANT ${u.privilege} ON ${ident(database)} TO ${ident(u.user)}`];
+    for (const q of statements) {
+      const err = await run(q);
+      if (err) throw new ProcessError("auth", `influxd at ${url}: ${q.split(" ").slice(0, 2).join(" ")} for ${u.user}: ${err}`);
+    }
   }
 }
 
