@@ -1,7 +1,8 @@
-// `wirescope up --nats-tls` (no probe, no demo): nats-server takes TLS clients only, with a
-// certificate of a CA `up` made into the data dir (keys 0600). A plaintext client is refused and
-// so is one that does not trust that CA; the services verify the server and run; `status` and
-// `tail` find the CA through the data dir; a record sent over TLS reaches tail.
+// `wirescope up --nats-tls` (no probe, no demo): nats-server takes mutual TLS clients only, with
+// certificates of a CA `up` made into the data dir (keys 0600), one per component. A plaintext
+// client is refused, and so are one that does not trust that CA and one without a client
+// certificate of it; the services verify the server, show theirs and run; `status` and `tail`
+// find the CA and the CLI's certificate through the data dir; a record sent over TLS reaches tail.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFile } from "node:child_process";
@@ -11,8 +12,8 @@ import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { inboxPrefixFor, readNatsCredentials } from "@wirescope/runtime";
-import { natsTlsFiles } from "@wirescope/cli/local-stack/index";
+import { inboxPrefixFor, NATS_ROLES, readNatsCredentials } from "@wirescope/runtime";
+import { natsClientCert, natsTlsFiles } from "@wirescope/cli/local-stack/index";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
 import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
 
@@ -39,11 +40,14 @@ test("up --nats-tls: TLS only, with the stack's own CA; plaintext and unknown-CA
     const creds = readNatsCredentials(dataDir)!;
     const user = { user: creds.parser.user, pass: creds.parser.password, inboxPrefix: inboxPrefixFor(creds.parser.user) };
 
-    // Refused: plaintext, and TLS without trusting the stack's CA.
+    const mine = natsClientCert(dataDir, "parser");
+    for (const role of NATS_ROLES) assert.equal(fs.statSync(natsClientCert(dataDir, role).key).mode & 0o777, 0o600, `${role}'s client key is private`);
+    // Refused: plaintext, TLS without trusting the stack's CA, and TLS without a client certificate.
     await assert.rejects(connect({ servers: url, ...user, timeout: 5000 }), "a plaintext client is refused");
-    await assert.rejects(connect({ servers: url, ...user, timeout: 5000, tls: {} }), "a client that does not trust the stack's CA is refused");
-    // Accepted: TLS verified with the CA.
-    nc = await connect({ servers: url, ...user, tls: { caFile: files.ca } });
+    await assert.rejects(connect({ servers: url, ...user, timeout: 5000, tls: { certFile: mine.cert, keyFile: mine.key } }), "a client that does not trust the stack's CA is refused");
+    await assert.rejects(connect({ servers: url, ...user, timeout: 5000, tls: { caFile: files.ca } }), "a client without a certificate of the stack's CA is refused");
+    // Accepted: TLS verified with the CA, and the client's certificate shown.
+    nc = await connect({ servers: url, ...user, tls: { caFile: files.ca, certFile: mine.cert, keyFile: mine.key } });
     assert.equal(nc.info?.tls_required, true);
 
     // The services verified the server and serve; status finds the CA through the data dir.

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pidAlive, processStartTime, type NatsOptions } from "@wirescope/runtime";
-import { natsTlsFiles } from "./local-stack/index.js";
+import { natsClientCert, natsTlsFiles } from "./local-stack/index.js";
 import type { ChildState } from "./supervisor.js";
 
 export interface UpState {
@@ -64,8 +64,8 @@ export function upAlive(s: UpState): boolean {
 /**
  * The NATS servers a command should try: the configured ones, plus every nats-server a running
  * `up` supervises on `dataDir` (the members of its cluster), so that `status`, `tail` and
- * `plugin` still reach the stack while the server named by --nats-url is down; with the CA of
- * `up --nats-tls` when its servers speak TLS.
+ * `plugin` still reach the stack while the server named by --nats-url is down; with the CA and
+ * the CLI's client certificate of `up --nats-tls` when its servers speak TLS.
  */
 export function natsWithStack(nats: NatsOptions, dataDir: string): NatsOptions {
   const up = readUpState(dataDir);
@@ -77,9 +77,11 @@ export function natsWithStack(nats: NatsOptions, dataDir: string): NatsOptions {
     if (!urls.includes(c.address)) urls.push(c.address);
     if (c.address.startsWith("tls://")) tls = true;
   }
-  // `up --nats-tls`: its servers are verified with the CA it made in the data dir
-  if (tls && !nats.tls?.ca) return { ...nats, url: urls.join(","), tls: { ...nats.tls, ca: natsTlsFiles(dataDir).ca } };
-  return { ...nats, url: urls.join(",") };
+  if (!tls) return { ...nats, url: urls.join(",") };
+  // `up --nats-tls`: its servers are verified with the CA it made in the data dir, and take the
+  // CLI's client certificate made there
+  const own = nats.tls?.cert === undefined && nats.tls?.key === undefined ? natsClientCert(dataDir, "cli") : {};
+  return { ...nats, url: urls.join(","), tls: { ...nats.tls, ca: nats.tls?.ca ?? natsTlsFiles(dataDir).ca, ...own } };
 }
 
 /** Addresses of the nats-servers a running `up` supervises on `dataDir` (several for a cluster). */

@@ -56,6 +56,8 @@ import {
   natsClusterConfig,
   prepareNatsTls,
   natsTlsConfig,
+  natsClientCert,
+  natsTlsClientEnv,
   type NatsClusterMember,
   type NatsTlsFiles,
 } from "../local-stack/index.js";
@@ -90,7 +92,7 @@ export const UP_FLAGS: readonly FlagSpec[] = withEnv("up", [
   { flag: "demo-requests", value: "N", default: "never", description: "the demo's load generator stops after N requests" },
   { flag: "influx-auth", description: "run influxd with authentication: users generated into <data-dir>/influx-auth.json (0600): an admin that only creates the database and the others, a writer for the aggregator (WRITE) and a reader for top and dashboards (READ)" },
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
-  { flag: "nats-tls", description: "clients reach nats-server over TLS only: a CA and a server certificate made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA" },
+  { flag: "nats-tls", description: "clients reach nats-server over mutual TLS only: a CA, a server certificate and a client certificate per component made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA and show their own certificate" },
   { flag: "pipeline-nice", value: "N", default: "10", description: "once healthy, nats-server, influxd, the parser and the aggregator run at this lower scheduling priority (nice 0-19; the probe keeps up's): on a busy machine the apps get the CPU first, and the probe sheds connections instead of the pipeline taking it; 0 = off" },
   { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "0", description: "CPU the whole local pipeline may use while the machine has no spare CPU, e.g. 500m; the probe then observes fewer new connections over it, counts scaled (`wirescope probe --help`: --pipeline-cpu-budget). Off by default: on 2 cores it binds already at 20,000 req/s, where every request can be counted exactly; 0 = off" },
   { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
@@ -670,8 +672,8 @@ async function up(argv: string[]): Promise<number> {
     const natsAuth = prepareNatsAuth(config.dataDir);
     const natsTls = opts.natsTls ? prepareNatsTls(config.dataDir) : undefined;
     // how up itself reaches the stack's NATS, as one of its users
-    const natsAs = (role: "cli" | "parser" | "aggregator") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca } } : {}) });
-    if (natsTls) say(`nats: TLS only, certificate of the stack's own CA ${rel(natsTls.ca)}`);
+    const natsAs = (role: "cli" | "parser" | "aggregator") => ({ ...config.nats, url: natsUrls.join(","), user: natsAuth.creds[role].user, password: natsAuth.creds[role].password, ...(natsTls ? { tls: { ca: natsTls.ca, ...natsClientCert(config.dataDir, role) } } : {}) });
+    if (natsTls) say(`nats: TLS only, both ways: certificates of the stack's own CA ${rel(natsTls.ca)}, one per component`);
     for (const spec of await natsSpecs(natsServers, config.dataDir, natsAuth.configFile, logs, planned, natsTls)) {
       await sup.start(niced(spec, opts.pipelineNice));
       if (stopping.signal.aborted) return 0;
@@ -780,7 +782,7 @@ async function up(argv: string[]): Promise<number> {
           start: async (signal) => {
             const args = [path.join(ROOT, "bin/wirescope.js"), component, ...serviceArgs(component, opts, index, pipelinePidsFile(config.dataDir))];
             const [cmd, ...cmdArgs] = [...(component === "probe" ? prep.wrap : []), process.execPath, ...serviceNodeFlags(component, opts), ...args];
-            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(component === "aggregator" && influxUsers ? influxUserEnv(influxUsers.writer) : {}) }, logFile, cwd: ROOT, detached: true });
+            const child = await spawnManaged(component, cmd, cmdArgs, { env: { ...env, ...natsUserEnv(natsAuth.creds, component), ...(natsTls ? natsTlsClientEnv(config.dataDir, component) : {}), ...(component === "aggregator" && influxUsers ? influxUserEnv(influxUsers.writer) : {}) }, logFile, cwd: ROOT, detached: true });
             try {
               await waitHealthy(child, address, opts.startTimeoutMs, signal);
             } catch (e) {

@@ -3,6 +3,7 @@
 //
 //   ca.pem / ca.key (0600)          a CA of its own (10 years), trusted by the stack's clients only
 //   server.pem / server.key (0600)  signed by it for 127.0.0.1, ::1 and localhost (825 days)
+//   client-<name>.pem / .key (0600) client certificates signed by it (mutual TLS), on demand
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -43,6 +44,38 @@ export function prepareLocalTls(dir: string, commonName: string): LocalTlsFiles 
     if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making the certificates of ${commonName} in ${dir}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
   }
   for (const k of [caKey, f.key]) fs.chmodSync(k, 0o600);
+  fs.rmSync(csr, { force: true });
+  return f;
+}
+
+/** The files of a client certificate `prepareClientCert` makes in `dir`. */
+export function clientCertFiles(dir: string, name: string): { cert: string; key: string } {
+  return { cert: path.join(dir, `client-${name}.pem`), key: path.join(dir, `client-${name}.key`) };
+}
+
+/**
+ * Makes a client certificate (CN `commonName`, for client authentication only, 825 days) signed by
+ * the CA of `dir` (made by `prepareLocalTls` first) unless it exists, and returns its paths.
+ * @throws ProcessError("tls") when openssl fails (or is missing), or the CA's key is not there.
+ */
+export function prepareClientCert(dir: string, name: string, commonName: string): { cert: string; key: string } {
+  const f = clientCertFiles(dir, name);
+  if (fs.existsSync(f.cert) && fs.existsSync(f.key)) return f;
+  const ca = localTlsFiles(dir).ca;
+  const caKey = path.join(dir, "ca.key");
+  if (!fs.existsSync(caKey)) throw new ProcessError("tls", `cannot make a client certificate for ${commonName}: no CA key in ${dir} (remove the folder to make a new CA)`);
+  const csr = path.join(dir, `client-${name}.csr`);
+  const ext = path.join(dir, "client.ext");
+  fs.writeFileSync(ext, "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n");
+  const steps = [
+    ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
+    ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", f.cert],
+  ];
+  for (const args of steps) {
+    const r = spawnSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making the client certificate of ${commonName} in ${dir}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  }
+  fs.chmodSync(f.key, 0o600);
   fs.rmSync(csr, { force: true });
   return f;
 }
