@@ -12,8 +12,9 @@ import { fileURLToPath } from "node:url";
 import { renderKustomization, kustomizationFiles, KustomizeError, type K8sObject } from "./support/kustomize.js";
 import {
   schemaProblems, unknownFieldProblems, referenceProblems, labelProblems, securityProblems, codeProblems,
-  natsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion,
+  natsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion, USER_SECRETS,
 } from "./support/k8s-checks.js";
+import { natsK8sAuthorization, natsPasswordVariable, NATS_ROLES } from "@wirescope/runtime";
 import { REPO_ROOT } from "./support/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -21,6 +22,7 @@ const k8s = path.join(REPO_ROOT, "deploy/k8s");
 const VARIANTS = ["base", "overlays/single-node", "overlays/cluster"];
 const version = repoVersion(REPO_ROOT);
 const render = (v: string) => renderKustomization(path.join(k8s, v));
+const byKindCount = (objs: K8sObject[], kind: string, name: string) => objs.filter((x) => x.kind === kind && x.metadata.name === name).length;
 const find = (objs: K8sObject[], kind: string, name: string) => {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
   assert.ok(o, `${kind}/${name} exists`);
@@ -122,11 +124,37 @@ for (const v of VARIANTS) {
       try {
         const conf = path.join(dir, "nats.conf");
         fs.writeFileSync(conf, natsConfig(objs).replace("/data/jetstream", path.join(dir, "js")).replace(/pid_file: \S+/, `pid_file: ${path.join(dir, "nats.pid")}`));
-        const r = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0" }, encoding: "utf8", timeout: 20_000 });
+        // the users' passwords come from the environment (the Secret): without them the config is refused
+        const passwords = Object.fromEntries(NATS_ROLES.map((r) => [natsPasswordVariable(r), `pw-${r}`]));
+        const without = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0" }, encoding: "utf8", timeout: 20_000 });
+        if (!without.error) assert.notEqual(without.status, 0, "nats.conf without the passwords in the environment is refused");
+        const r = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0", ...passwords }, encoding: "utf8", timeout: 20_000 });
         if (r.error) return t.skip(`nats-server not installed: ${r.error.message}`);
         assert.equal(r.status, 0, `nats-server -t: ${r.stdout}${r.stderr}`);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("NATS users: nats.conf holds the permission table's users, each component logs in as its own with its password from the Secret the README makes", () => {
+      const objs = render(v);
+      const block = natsK8sAuthorization().trimEnd();
+      assert.ok(natsConfig(objs).includes(block), "nats.conf's authorization block is natsK8sAuthorization() (node scripts/k8s-nats-auth.mjs writes it)");
+      const ref = (e: K8sObject | undefined) => e?.valueFrom?.secretKeyRef && `${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`;
+      const nats = find(objs, "StatefulSet", "nats").spec.template.spec.containers[0].env as K8sObject[];
+      for (const role of NATS_ROLES) assert.equal(ref(nats.find((e) => e.name === natsPasswordVariable(role))), `wirescope-nats-auth/${role}`, `the servers read ${role}'s password from the Secret`);
+      for (const [kind, role] of [["DaemonSet", "probe"], ["Deployment", "parser"], ["Deployment", "aggregator"]] as const) {
+        const env = find(objs, kind, `wirescope-${role}`).spec.template.spec.containers[0].env as K8sObject[];
+        assert.equal(env.find((e) => e.name === "WIRESCOPE_NATS_USER")?.value, `wirescope-${role}`, role);
+        assert.equal(ref(env.find((e) => e.name === "WIRESCOPE_NATS_PASSWORD")), `wirescope-nats-auth/${role}`, role);
+      }
+      assert.equal(byKindCount(objs, "Secret", "wirescope-nats-auth"), 0, "no password in the manifests");
+      // the README's command makes the Secret with every key the manifests read
+      const readme = fs.readFileSync(path.join(k8s, "README.md"), "utf8");
+      for (const [name, keys] of Object.entries(USER_SECRETS)) {
+        const cmd = readme.split("\n").filter((l) => l.includes(`kubectl -n wirescope create secret generic ${name}`));
+        assert.equal(cmd.length, 1, `README: one command that makes ${name}`);
+        for (const k of keys) assert.match(cmd[0]!, new RegExp(`--from-literal=${k}=`), `README: ${name} gets ${k}`);
       }
     });
 

@@ -118,6 +118,13 @@ function resolvePort(w: K8sObject, ref: number | string): number | undefined {
   return undefined;
 }
 
+/**
+ * Secrets the user makes before applying, never in the manifests (passwords do not go into git):
+ * name → keys. deploy/k8s/README.md gives the command that makes each (checked by
+ * test/foundation-k8s.test.ts).
+ */
+export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = { "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"] };
+
 /** Selectors, Services, ports, probes, ConfigMaps, Secrets, volumes, accounts, RBAC, HPA, PDB. */
 export function referenceProblems(objs: K8sObject[]): string[] {
   const out: string[] = [];
@@ -132,8 +139,11 @@ export function referenceProblems(objs: K8sObject[]): string[] {
       if (!optional) out.push(`${where}: ConfigMap ${name} does not exist`);
     } else if (key !== undefined && !(key in (cm.data ?? {}))) out.push(`${where}: ConfigMap ${name} has no key ${key}`);
   };
-  const secretRef = (where: string, name: string, optional: boolean | undefined) => {
-    if (!secrets.has(name) && !optional) out.push(`${where}: Secret ${name} does not exist`);
+  const secretRef = (where: string, name: string, optional: boolean | undefined, key?: string) => {
+    const made = USER_SECRETS[name];
+    if (made) {
+      if (key !== undefined && !made.includes(key)) out.push(`${where}: Secret ${name} (made by the user) has no key ${key}`);
+    } else if (!secrets.has(name) && !optional) out.push(`${where}: Secret ${name} does not exist`);
   };
 
   for (const w of ws) {
@@ -169,7 +179,7 @@ export function referenceProblems(objs: K8sObject[]): string[] {
         const k = e.valueFrom?.configMapKeyRef;
         if (k) cmRef(`${cw} env ${e.name}`, k.name, k.optional, k.key);
         const s = e.valueFrom?.secretKeyRef;
-        if (s) secretRef(`${cw} env ${e.name}`, s.name, s.optional);
+        if (s) secretRef(`${cw} env ${e.name}`, s.name, s.optional, s.key);
       }
       for (const probeName of ["readinessProbe", "livenessProbe", "startupProbe"]) {
         const p = c[probeName];
