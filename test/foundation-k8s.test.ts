@@ -158,6 +158,29 @@ for (const v of VARIANTS) {
       }
     });
 
+    test("InfluxDB users by privilege: authentication on, the aggregator writes as the writer, Grafana reads as the reader, passwords from the Secret", () => {
+      const objs = render(v);
+      const env = (kind: string, name: string) => find(objs, kind, name).spec.template.spec.containers[0].env as K8sObject[];
+      const val = (e: K8sObject[], n: string) => {
+        const x = e.find((y) => y.name === n);
+        return x?.valueFrom?.secretKeyRef ? `secret ${x.valueFrom.secretKeyRef.name}/${x.valueFrom.secretKeyRef.key}` : x?.value;
+      };
+      const influx = env("StatefulSet", "influxdb");
+      assert.equal(val(influx, "INFLUXDB_HTTP_AUTH_ENABLED"), "true");
+      for (const [role, pre] of [["admin", "INFLUXDB_ADMIN_USER"], ["writer", "INFLUXDB_WRITE_USER"], ["reader", "INFLUXDB_READ_USER"]] as const) {
+        assert.equal(val(influx, pre), `wirescope-${role}`);
+        assert.equal(val(influx, pre === "INFLUXDB_ADMIN_USER" ? "INFLUXDB_ADMIN_PASSWORD" : `${pre}_PASSWORD`), `secret wirescope-influx-auth/${role}`);
+      }
+      for (const [kind, name, role] of [["Deployment", "wirescope-aggregator", "writer"], ["Deployment", "grafana", "reader"]] as const) {
+        assert.equal(val(env(kind, name), "WIRESCOPE_INFLUX_USER"), `wirescope-${role}`, name);
+        assert.equal(val(env(kind, name), "WIRESCOPE_INFLUX_PASSWORD"), `secret wirescope-influx-auth/${role}`, name);
+      }
+      const ds = find(objs, "ConfigMap", "grafana-provisioning").data["datasources.yaml"] as string;
+      assert.match(ds, /user: \$\{WIRESCOPE_INFLUX_USER\}/);
+      assert.match(ds, /password: \$\{WIRESCOPE_INFLUX_PASSWORD\}/);
+      assert.equal(byKindCount(objs, "Secret", "wirescope-influx-auth"), 0, "no password in the manifests");
+    });
+
     test("NetworkPolicies allow exactly the design's flows, DNS, the API server for the probe, and the Grafana UI", () => {
       const objs = render(v);
       assert.deepEqual(allowedFlows(objs), DESIGN_FLOWS);

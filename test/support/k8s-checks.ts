@@ -123,7 +123,7 @@ function resolvePort(w: K8sObject, ref: number | string): number | undefined {
  * name → keys. deploy/k8s/README.md gives the command that makes each (checked by
  * test/foundation-k8s.test.ts).
  */
-export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = { "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"] };
+export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = { "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"], "wirescope-influx-auth": ["admin", "writer", "reader"] };
 
 /** Selectors, Services, ports, probes, ConfigMaps, Secrets, volumes, accounts, RBAC, HPA, PDB. */
 export function referenceProblems(objs: K8sObject[]): string[] {
