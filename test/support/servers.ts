@@ -13,6 +13,7 @@ import {
   startInfluxd,
   natsClusterConfig,
   type NatsClusterMember,
+  type NatsClusterConfigOptions,
   type RunningServer,
 } from "@wirescope/cli/local-stack/index";
 import {
@@ -89,8 +90,9 @@ export async function startNats(opts: { jetstream?: boolean; extraArgs?: string[
  * `n` nats-servers with JetStream on free loopback ports, routed into one cluster (the config of
  * `wirescope up --nats-cluster`: @wirescope/cli natsClusterConfig), ready once JetStream
  * answers through them (the meta leader elected). `urls` lists every member, for --nats-url.
+ * `routeTls`: the routes over mutual TLS, as `up --nats-cluster N --nats-tls` runs them.
  */
-export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; urls: string[]; names: string[]; stop(): Promise<void> }> {
+export async function startNatsCluster(n = 3, opts: { routeTls?: NatsClusterConfigOptions["routeTls"] } = {}): Promise<{ servers: TestServer[]; urls: string[]; names: string[]; routePorts: number[]; stop(): Promise<void> }> {
   const dir = tempDir("wirescope-nats-cluster-");
   const members: NatsClusterMember[] = [];
   const picked = new Set<number>(); // all 2n ports distinct: each is free only while it is checked
@@ -101,7 +103,7 @@ export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; 
       const d = path.join(dir, m.name);
       fs.mkdirSync(d, { recursive: true });
       const configFile = path.join(d, "nats.conf");
-      fs.writeFileSync(configFile, natsClusterConfig({ host: "127.0.0.1", cluster: "bench", members, self: m.name, route }));
+      fs.writeFileSync(configFile, natsClusterConfig({ host: "127.0.0.1", cluster: "bench", members, self: m.name, route, routeTls: opts.routeTls }));
       const srv = await startNatsServer({ port: m.port, jetstream: true, storeDir: path.join(d, "js"), configFile, logFile: path.join(d, "nats.log") });
       return Object.assign(track(srv), { dir: d });
     }),
@@ -131,7 +133,7 @@ export async function startNatsCluster(n = 3): Promise<{ servers: TestServer[]; 
     await stop();
     throw e;
   }
-  return { servers, urls, names: members.map((m) => m.name), stop };
+  return { servers, urls, names: members.map((m) => m.name), routePorts: members.map((m) => m.routePort), stop };
 }
 
 /**

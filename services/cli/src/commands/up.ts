@@ -57,6 +57,7 @@ import {
   prepareNatsTls,
   natsTlsConfig,
   natsClientCert,
+  natsRouteCert,
   natsTlsClientEnv,
   type NatsClusterMember,
   type NatsTlsFiles,
@@ -92,7 +93,7 @@ export const UP_FLAGS: readonly FlagSpec[] = withEnv("up", [
   { flag: "demo-requests", value: "N", default: "never", description: "the demo's load generator stops after N requests" },
   { flag: "influx-auth", description: "run influxd with authentication: users generated into <data-dir>/influx-auth.json (0600): an admin that only creates the database and the others, a writer for the aggregator (WRITE) and a reader for top and dashboards (READ)" },
   { flag: "nats-cluster", value: "N", default: "1", description: "run N nats-servers (3 to 5) routed into one cluster, with JetStream's records stream, KV buckets and plugin store in 3 replicas: losing any one server loses no records. Client ports: the --nats-url list when it names N servers, else its port and the next N-1; route ports are picked free, with a route password generated each start" },
-  { flag: "nats-tls", description: "clients reach nats-server over mutual TLS only: a CA, a server certificate and a client certificate per component made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA and show their own certificate" },
+  { flag: "nats-tls", description: "clients reach nats-server over mutual TLS only: a CA, a server certificate and a client certificate per component made once into <data-dir>/nats-tls/ (keys 0600); the services, status, tail and plugin verify the servers with that CA and show their own certificate; with --nats-cluster, the routes between the servers speak mutual TLS too" },
   { flag: "pipeline-nice", value: "N", default: "10", description: "once healthy, nats-server, influxd, the parser and the aggregator run at this lower scheduling priority (nice 0-19; the probe keeps up's): on a busy machine the apps get the CPU first, and the probe sheds connections instead of the pipeline taking it; 0 = off" },
   { flag: "pipeline-cpu-budget", value: "N[m|%]", default: "0", description: "CPU the whole local pipeline may use while the machine has no spare CPU, e.g. 500m; the probe then observes fewer new connections over it, counts scaled (`wirescope probe --help`: --pipeline-cpu-budget). Off by default: on 2 cores it binds already at 20,000 req/s, where every request can be counted exactly; 0 = off" },
   { flag: "probe-args", repeatable: true, value: '"FLAGS"', description: 'extra flags for the probe, e.g. "--allow-port 8080" to trace one service (`wirescope probe --help` lists them)' },
@@ -425,7 +426,8 @@ function natsEndpoints(url: string, cluster: number): { host: string; port: numb
  * How to start each nats-server. One server keeps its data in <data-dir>/nats; a cluster's
  * members (wirescope-1…N) in <data-dir>/nats-cluster/<name>, each with a config that includes
  * the users (nats-server.conf) and routes to the others, behind a route password made afresh
- * each start (the route ports are picked free, so neither outlives this `up`).
+ * each start (the route ports are picked free, so neither outlives this `up`); with TLS, the
+ * routes too speak mutual TLS (the routes' certificate of the stack's CA).
  */
 async function natsSpecs(servers: { host: string; port: number }[], dataDir: string, authConfig: string, logs: string, planned: Set<number>, tls?: NatsTlsFiles): Promise<ChildSpec[]> {
   const scheme = tls ? "tls" : "nats";
@@ -454,7 +456,8 @@ async function natsSpecs(servers: { host: string; port: number }[], dataDir: str
   fs.mkdirSync(dir, { recursive: true });
   return members.map((m, i) => {
     const configFile = path.join(dir, `${m.name}.conf`);
-    writePrivate(configFile, natsClusterConfig({ host, cluster: "wirescope", members, self: m.name, route, include: path.relative(dir, authConfig) }) + (tls ? natsTlsConfig(tls) : ""));
+    const routeTls = tls ? { ...natsRouteCert(dataDir), ca: tls.ca } : undefined;
+    writePrivate(configFile, natsClusterConfig({ host, cluster: "wirescope", members, self: m.name, route, include: path.relative(dir, authConfig), routeTls }) + (tls ? natsTlsConfig(tls) : ""));
     const log = path.join(logs, `nats-server-${i + 1}.log`);
     return {
       name: `nats-server-${i + 1}`,

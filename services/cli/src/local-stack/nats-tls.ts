@@ -1,7 +1,8 @@
 // TLS for the local stack's NATS (`wirescope up --nats-tls`): the CA and server certificate of
 // tls.ts in <data-dir>/nats-tls/, a client certificate per NATS role (mutual TLS: the servers
-// take no client without one of the CA's), the servers' `tls` block, and what each client is
-// given (the CA to verify the servers with, its role's certificate).
+// take no client without one of the CA's), one for a cluster's routes (mutual TLS between the
+// servers), the servers' `tls` block, and what each client is given (the CA to verify the
+// servers with, its role's certificate).
 import path from "node:path";
 import { NATS_ROLES, type NatsRole } from "@wirescope/runtime/nats-permissions";
 import { clientCertFiles, localTlsFiles, prepareClientCert, prepareLocalTls, type LocalTlsFiles } from "./tls.js";
@@ -20,15 +21,22 @@ export function natsClientCert(dataDir: string, role: NatsRole): { cert: string;
   return clientCertFiles(path.join(dataDir, NATS_TLS_DIR), role);
 }
 
+/** The certificate the servers of a cluster show each other on their routes (`client-route.pem`, `.key`). */
+export function natsRouteCert(dataDir: string): { cert: string; key: string } {
+  return clientCertFiles(path.join(dataDir, NATS_TLS_DIR), "route");
+}
+
 /**
- * Makes the CA, the server certificate and a client certificate per NATS role (CN
- * `wirescope-<role>`) unless they exist, and returns the CA's and server's paths.
+ * Makes the CA, the server certificate, a client certificate per NATS role (CN
+ * `wirescope-<role>`) and the routes' certificate (for server and client authentication) unless
+ * they exist, and returns the CA's and server's paths.
  * @throws ProcessError("tls") when openssl fails (or is missing).
  */
 export function prepareNatsTls(dataDir: string): NatsTlsFiles {
   const dir = path.join(dataDir, NATS_TLS_DIR);
   const f = prepareLocalTls(dir, "wirescope nats");
   for (const role of NATS_ROLES) prepareClientCert(dir, role, `wirescope-${role}`);
+  prepareClientCert(dir, "route", "wirescope nats route", true);
   return f;
 }
 

@@ -67,6 +67,11 @@ export interface NatsClusterConfigOptions {
   route: { user: string; password: string };
   /** A config file pulled in first (e.g. the users of nats-permissions.ts), relative to this one. */
   include?: string;
+  /**
+   * Routes over mutual TLS: each server shows this certificate (for server and client
+   * authentication: it dials routes and accepts them) and takes routes that show one of `ca`'s.
+   */
+  routeTls?: { cert: string; key: string; ca: string };
 }
 
 /**
@@ -75,7 +80,8 @@ export interface NatsClusterConfigOptions {
  * log stay on the command line (startNatsServer).
  *
  *   client ──▶ :port  ┐                       ┌ :port ◀── client
- *                     n1 ──route (user/pass)── n2        (and n3: a full mesh)
+ *                     n1 ──route (user/pass)── n2        (and n3: a full mesh; over mutual TLS
+ *                                                         with routeTls)
  */
 export function natsClusterConfig(o: NatsClusterConfigOptions): string {
   const me = o.members.find((m) => m.name === o.self);
@@ -96,7 +102,14 @@ cluster {
   routes: [
 ${routes.join("\n")}
   ]
-}
+${o.routeTls ? `  tls {
+    cert_file: ${q(o.routeTls.cert)}
+    key_file: ${q(o.routeTls.key)}
+    ca_file: ${q(o.routeTls.ca)}
+    verify: true
+    timeout: 5
+  }
+` : ""}}
 `;
 }
 

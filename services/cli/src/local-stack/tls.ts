@@ -55,18 +55,20 @@ export function clientCertFiles(dir: string, name: string): { cert: string; key:
 
 /**
  * Makes a client certificate (CN `commonName`, for client authentication only, 825 days) signed by
- * the CA of `dir` (made by `prepareLocalTls` first) unless it exists, and returns its paths.
+ * the CA of `dir` (made by `prepareLocalTls` first) unless it exists, and returns its paths. With
+ * `alsoServer`, for server authentication too, on 127.0.0.1, ::1 and localhost (a peer that both
+ * dials and accepts, as a NATS route does).
  * @throws ProcessError("tls") when openssl fails (or is missing), or the CA's key is not there.
  */
-export function prepareClientCert(dir: string, name: string, commonName: string): { cert: string; key: string } {
+export function prepareClientCert(dir: string, name: string, commonName: string, alsoServer = false): { cert: string; key: string } {
   const f = clientCertFiles(dir, name);
   if (fs.existsSync(f.cert) && fs.existsSync(f.key)) return f;
   const ca = localTlsFiles(dir).ca;
   const caKey = path.join(dir, "ca.key");
   if (!fs.existsSync(caKey)) throw new ProcessError("tls", `cannot make a client certificate for ${commonName}: no CA key in ${dir} (remove the folder to make a new CA)`);
   const csr = path.join(dir, `client-${name}.csr`);
-  const ext = path.join(dir, "client.ext");
-  fs.writeFileSync(ext, "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n");
+  const ext = path.join(dir, alsoServer ? "peer.ext" : "client.ext");
+  fs.writeFileSync(ext, `${alsoServer ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth" : "extendedKeyUsage=clientAuth"}\nbasicConstraints=critical,CA:FALSE\n`);
   const steps = [
     ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
     ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", f.cert],
