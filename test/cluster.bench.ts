@@ -9,7 +9,7 @@
 // replayed as the probe's RawBatches on the parsers' input subjects (no kernel involved), copied
 // under fresh connection keys and one service name per copy so that the records spread over the
 // aggregators' partitions. Each copy's timestamps are moved to the time it is published. Publishing is paced by
-// the parsers' own progress (their membership entries in KV wirescope-parsers), a bounded window
+// the parsers' own progress (their progress entries in KV wirescope-parser-progress), a bounded window
 // of batches in flight, so that input is never dropped for being offered too fast.
 //
 //   RawBatch ─▶ nats (core) ─▶ parser ×N ─▶ nats (JetStream, R1 or R3) ─▶ aggregator ×N ─▶ influxd
@@ -116,15 +116,15 @@ interface Row {
   natsServers: { name: string; us: number; role: "leader" | "follower" | "moved" | "single" }[];
 }
 
-/** The parsers' acknowledged progress of `probeId` (batches), from their KV membership entries. */
+/** The parsers' acknowledged progress of `probeId` (batches), from their KV progress entries. */
 async function watchProgress(nc: NatsConnection, probeId: string): Promise<{ done(): number; stop(): void }> {
   const seen = new Map<string, number>();
   let done = 0;
-  const watch = await (await new Kvm(nc).create("wirescope-parsers")).watch({ key: ">" });
+  const watch = await (await new Kvm(nc).create("wirescope-parser-progress")).watch({ key: ">" });
   void (async () => {
     for await (const e of watch) {
       if (e.operation !== "PUT") continue;
-      for (const [k, v] of Object.entries(e.json<{ progress?: Record<string, number> }>().progress ?? {})) {
+      for (const [k, v] of Object.entries(e.json<Record<string, number>>() ?? {})) {
         if (!k.startsWith(`${probeId}/`) || v <= (seen.get(k) ?? 0)) continue;
         done += v - (seen.get(k) ?? 0);
         seen.set(k, v);

@@ -47,6 +47,7 @@ test("the permission table names the streams and buckets the components really u
   assert.equal(NATS_NAMES.recordsStream, DEFAULT_PARSER_OPTIONS.recordsStream);
   assert.equal(NATS_NAMES.recordsStream, defaultAggregatorOptions.stream);
   assert.equal(NATS_NAMES.membersBucket, DEFAULT_PARSER_OPTIONS.membersBucket);
+  assert.equal(NATS_NAMES.progressBucket, DEFAULT_PARSER_OPTIONS.progressBucket);
   assert.equal(NATS_NAMES.kafkaTopicsBucket, DEFAULT_PARSER_OPTIONS.topicNamesBucket);
   assert.equal(NATS_NAMES.pluginBucket, DEFAULT_PARSER_OPTIONS.pluginBucket);
   assert.equal(NATS_NAMES.pluginBucket, PLUGIN_BUCKET);

@@ -4,7 +4,7 @@
 // every request those connections held too (requests_missed, from each batch's served_before).
 //
 // A loss is counted against a sequence some replica committed: the victim is killed only once its
-// membership entry holds progress for every partition it owns (a stream that no replica ever
+// progress entry holds progress for every partition it owns (a stream that no replica ever
 // committed before its owner died has no such sequence, docs/parser.md), and a hole is seen only
 // when a later batch of its partition arrives: once the survivors own every partition, one more
 // conversation goes to each partition. Under load the publishing loop slows (a few hundred
@@ -38,12 +38,15 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     const killedParts = new Set([...Array(P).keys()].filter((p) => ownerOf(p, members) === victim.instance));
     assert.ok(killedParts.size > 5, `victim owns ${killedParts.size} partitions`);
 
-    // The victim's membership entry: the progress the survivors count its losses against.
-    const kv = await new Kvm(bed.nc).open("wirescope-parsers");
+    // The victim's progress entry: what the survivors count its losses against.
+    const kv = await new Kvm(bed.nc).open("wirescope-parser-progress");
     const victimCommittedAll = async () => {
-      const progress = (await kv.get(victim.instance))?.json<{ progress?: Record<string, number> }>().progress ?? {};
+      const progress = (await kv.get(victim.instance))?.json<Record<string, number>>() ?? {};
       return [...killedParts].every((p) => progress[`${PROBE_ID}/${p}`] !== undefined);
     };
+    // The watched membership entry stays small: the progress is not in it.
+    const memberKv = await new Kvm(bed.nc).open("wirescope-parsers");
+    const victimMemberEntry = async () => (await memberKv.get(victim.instance))?.string() ?? "";
 
     // Publish one conversation per RawBatch at a steady rate; kill the victim after 2 s, once its
     // entry holds progress for each of its partitions; go on for TTL + 4 s after the kill.
@@ -67,6 +70,8 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
       if (!killedAt && Date.now() - t0 >= 2000 && Date.now() - checkedAt >= 100) {
         checkedAt = Date.now();
         if (await victimCommittedAll()) {
+          const entry = await victimMemberEntry();
+          assert.ok(entry.includes(`"id":"${victim.instance}"`) && !entry.includes("progress") && entry.length < 1024, `the victim's membership entry: ${entry.slice(0, 200)}`);
           victim.proc.child.kill("SIGKILL");
           killedAt = Date.now();
         } else assert.ok(Date.now() - t0 < 30_000, "the victim's entry never held progress for all its partitions");

@@ -136,7 +136,7 @@ interface Result {
 async function measure(nc: Awaited<ReturnType<typeof natsClient>>, fleet: ParserProc[], w: Workload, keyBase: bigint, probeId: string): Promise<Result> {
   const { batches, rawBytes, lastSeq } = pack(w.convs, TARGET_RAW_BYTES, keyBase, probeId);
   const progress = new Map<string, number>();
-  const kv = await new Kvm(nc).create("wirescope-parsers");
+  const kv = await new Kvm(nc).create("wirescope-parser-progress");
   const watch = await kv.watch({ key: ">" });
   let done = 0;
   let finishedAt = 0;
@@ -145,7 +145,7 @@ async function measure(nc: Awaited<ReturnType<typeof natsClient>>, fleet: Parser
   void (async () => {
     for await (const e of watch) {
       if (e.operation !== "PUT") continue;
-      const prog = (e.json<{ progress?: Record<string, number> }>().progress ?? {}) as Record<string, number>;
+      const prog = (e.json<Record<string, number>>() ?? {}) as Record<string, number>;
       for (const [k, v] of Object.entries(prog)) {
         if (!k.startsWith(probeId + "/")) continue;
         const old = progress.get(k) ?? 0;

@@ -13,6 +13,8 @@ export interface ParserOptions {
   /** NATS object store bucket holding fleet-wide plugins. */
   pluginBucket: string;
   membersBucket: string;
+  /** KV bucket of each replica's committed raw progress (progress-nats.ts). */
+  progressBucket: string;
   /** NATS KV bucket of Kafka topic id → name, shared by the replicas. */
   topicNamesBucket: string;
   heartbeatMs: number;
@@ -39,6 +41,7 @@ export const DEFAULT_PARSER_OPTIONS: ParserOptions = {
   builtinDir: DEFAULT_BUILTIN_DIR,
   pluginBucket: "wirescope-plugins",
   membersBucket: "wirescope-parsers",
+  progressBucket: "wirescope-parser-progress",
   topicNamesBucket: "wirescope-kafka-topics",
   heartbeatMs: 1000,
   ttlMs: 3000,
@@ -59,6 +62,7 @@ const FLAGS: Record<string, [keyof ParserOptions, Kind, string]> = {
   "--plugin-dir": ["pluginDir", "string", "directory watched for plugins (this replica only)"],
   "--plugin-bucket": ["pluginBucket", "string", "NATS object store bucket of fleet-wide plugins"],
   "--members-bucket": ["membersBucket", "string", "NATS KV bucket for parser membership"],
+  "--progress-bucket": ["progressBucket", "string", "NATS KV bucket of each replica's committed raw progress (read by a successor at a takeover)"],
   "--topic-names-bucket": ["topicNamesBucket", "string", "NATS KV bucket of Kafka topic id -> name shared by the replicas"],
   "--heartbeat-ms": ["heartbeatMs", "int", "membership heartbeat period"],
   "--member-ttl-ms": ["ttlMs", "int", "a replica silent this long is dead"],

@@ -25,6 +25,7 @@ import {
 import { ownedPartitions, ownerOf, describePartitions, NatsMembership, WakeTimer } from "@wirescope/runtime";
 import { parseParserArgs, type ParserOptions } from "./options.js";
 import { LossReport } from "./loss-report.js";
+import { ProgressStore } from "./progress-nats.js";
 import { Pipeline, type Progress } from "./pipeline.js";
 import { PluginLoader, openPluginStore, watchPluginDir, watchPluginStore } from "./plugin-sources.js";
 import { PublishWatermark } from "./publish-watermark.js";
@@ -115,24 +116,25 @@ export const createService: CreateService = async (ctx) => {
       // This replica's watermark (docs/parser.md, "Membership protocol"): stated in its heartbeat,
       // and behind the wall clock by its `watermark_lag_ms`.
       const watermark = (): number => output.publishedThroughMs(input.oldestQueuedMs());
-      let committed: Progress = {};
-      let lastPut = "";
+      // The raw progress this replica committed goes to its own key of the progress bucket, which
+      // nobody watches (progress-nats.ts): put at once (not at the next heartbeat) so a
+      // successor's loss count is exact to within the flush in flight when this replica dies.
+      // The membership entry, which every replica and aggregator watches, is written at once too
+      // for its watermark, and stays small.
+      const progressStore = new ProgressStore(nc, ctx.instance, { bucket: o.progressBucket, replicas: ctx.config.nats.replicas }, counters, log);
+      await progressStore.start(signal);
       output.onCommitted = (p) => {
-        committed = { ...committed, ...p };
-        // Written at once (not at the next heartbeat) so a successor's loss count is exact
-        // to within the flush in flight when this replica dies.
-        const sig = JSON.stringify(committed);
-        if (sig !== lastPut) {
-          lastPut = sig;
-          void membership.heartbeat();
-        }
+        if (progressStore.committed(p)) void membership.heartbeat();
       };
 
       // Each entry carries the losses counted since the last one written (loss-report.ts).
       const losses = new LossReport();
       const membership = new NatsMembership(
         nc,
-        () => ({ id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), progress: committed, publishedThroughMs: watermark(), losses: losses.pending(counters.entries()) }),
+        () => {
+          progressStore.refresh();
+          return { id: ctx.instance, node: ctx.config.node, grpc: ctx.info.get("grpc"), publishedThroughMs: watermark(), losses: losses.pending(counters.entries()) };
+        },
         { heartbeatMs: o.heartbeatMs, ttlMs: o.ttlMs, bucket: o.membersBucket, replicas: ctx.config.nats.replicas, counters, health: ctx.health, onWritten: (info) => losses.written(info.losses) },
         log,
         (members, died) => rebalance(members, died),
@@ -142,11 +144,17 @@ export const createService: CreateService = async (ctx) => {
         const next = ownedPartitions(ctx.instance, members, P);
         const before = previousMembers;
         previousMembers = members;
-        const { added, removed } = pipeline.setOwned(next, (p) => {
+        const previousOwner = (p: number) => {
           const prev = ownerOf(p, before);
-          if (!prev || prev === ctx.instance) return undefined;
-          return membership.view.info(prev)?.progress;
+          return prev && prev !== ctx.instance ? prev : undefined;
+        };
+        const { added, removed } = pipeline.setOwned(next, (p) => {
+          const prev = previousOwner(p);
+          return prev ? progressStore.of(prev) : undefined;
         });
+        // the previous owners' progress, read now and until the takeovers settle (the pipeline
+        // asks for it then)
+        for (const prev of new Set(added.map(previousOwner))) if (prev) progressStore.want(prev);
         for (const p of removed) void input.remove(p);
         for (const p of added) input.add(p);
         if (added.length || removed.length || died.length)
@@ -225,6 +233,9 @@ export const createService: CreateService = async (ctx) => {
       input.drainQueue();
       pipeline.closeAll();
       await output.flush();
+      // the final progress lands before the goodbye, which makes the others take over at once
+      await progressStore.flush();
+      progressStore.stop();
       await membership.stop();
     },
   };

@@ -17,11 +17,11 @@ describe("MembershipView", () => {
 
   it("expires a silent member after the TTL, not before", () => {
     const v = new MembershipView("me", { ttlMs: 3000 });
-    v.heard({ id: "b", progress: { "3": 17 } }, 1000);
+    v.heard({ id: "b", grpc: "10.0.0.2:7702" }, 1000);
     assert.deepEqual(v.expire(3999), []);
     assert.deepEqual(v.expire(4001), ["b"]);
     assert.deepEqual(v.members(), ["me"]);
-    assert.equal(v.info("b")?.progress?.["3"], 17, "last progress kept for handover accounting");
+    assert.equal(v.info("b")?.grpc, "10.0.0.2:7702", "its last entry kept");
   });
 
   it("removes a member that left", () => {

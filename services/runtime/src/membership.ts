@@ -9,8 +9,6 @@ export interface MemberInfo {
   /** gRPC control address, for `wirescope status`. */
   grpc?: string;
   node?: string;
-  /** Per raw partition: the last RawBatch.batch_seq whose records were published and acked. */
-  progress?: Record<string, number>;
   startedAt?: number;
   /** A parser's watermark: every record it made before this wall-clock time is acknowledged
    *  (aggregators close no quiet window past the lowest; docs/parser.md). */

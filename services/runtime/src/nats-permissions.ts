@@ -4,7 +4,8 @@
 //
 //   probe       publishes wirescope.raw.> and wirescope.shed  (+ runtime: registry KV, inboxes)
 //   parser      subscribes wirescope.raw.>, publishes wirescope.records.> (JetStream), its
-//               membership KV and Kafka topic-name KV, reads the plugin object store  (+ runtime)
+//               membership, progress and Kafka topic-name KVs, reads the plugin object store
+//               (+ runtime)
 //   aggregator  consumes the records stream (consumer API of that stream only), its state KV,
 //               its membership KV; subscribes wirescope.shed (requests served while shed)
 //   cli         reads the registry (`status`), subscribes records (`tail`), writes the plugin
@@ -35,6 +36,7 @@ export const NATS_NAMES = {
   recordsStream: "WIRESCOPE_RECORDS",
   registryBucket: "wirescope-services",
   membersBucket: "wirescope-parsers",
+  progressBucket: "wirescope-parser-progress",
   kafkaTopicsBucket: "wirescope-kafka-topics",
   pluginBucket: "wirescope-plugins",
   aggregatorStateBucket: "wirescope-aggregator",
@@ -121,7 +123,7 @@ export function natsPermissions(role: NatsRole, user = `wirescope-${role}`): Nat
       return { publish: [n.rawSubjects, n.shedSubject, ...runtime()], subscribe: [INBOX] };
     case "parser":
       return {
-        publish: [n.recordsSubjects, ...streamManage(n.recordsStream), ...kvReadWrite(n.membersBucket), ...kvReadWrite(n.kafkaTopicsBucket), ...objectRead(n.pluginBucket), ...runtime()],
+        publish: [n.recordsSubjects, ...streamManage(n.recordsStream), ...kvReadWrite(n.membersBucket), ...kvReadWrite(n.progressBucket), ...kvReadWrite(n.kafkaTopicsBucket), ...objectRead(n.pluginBucket), ...runtime()],
         subscribe: [n.rawSubjects, INBOX],
       };
     case "aggregator":
