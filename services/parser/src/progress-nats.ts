@@ -15,13 +15,12 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import { NatsError, errorMessage, withJetStreamRetry, type Counters, type Logger } from "@wirescope/runtime";
-import type { Progress } from "./pipeline.js";
+import { HANDOVER_SETTLE_MS, type Progress } from "./pipeline.js";
 
-export const PROGRESS_BUCKET = "wirescope-parser-progress";
 export const PROGRESS_MAX_AGE_MS = 10 * 60_000;
 export const PROGRESS_REFRESH_MS = 60_000;
 /** A successor reads a previous owner's progress at the takeover and then at these delays (ms): the last read before the handover settles is what it counts against. */
-export const PROGRESS_READS_MS = [0, 400, 800, 950, 1500];
+export const PROGRESS_READS_MS = [0, 400, 800, HANDOVER_SETTLE_MS - 50, HANDOVER_SETTLE_MS + 500];
 
 export class ProgressStore {
   private kv!: KV;

@@ -15,6 +15,17 @@ export interface LocalTlsFiles {
   key: string;
 }
 
+/** openssl arguments for a new EC P-256 key, unencrypted. */
+const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** Runs each openssl command of `steps` in turn; `what` names the result in the error. */
+function openssl(steps: string[][], what: string): void {
+  for (const args of steps) {
+    const r = spawnSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making ${what}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  }
+}
+
 /** The files of a folder made by `prepareLocalTls`. */
 export function localTlsFiles(dir: string): LocalTlsFiles {
   return { ca: path.join(dir, "ca.pem"), cert: path.join(dir, "server.pem"), key: path.join(dir, "server.key") };
@@ -33,16 +44,12 @@ export function prepareLocalTls(dir: string, commonName: string): LocalTlsFiles 
   const csr = path.join(dir, "server.csr");
   const ext = path.join(dir, "server.ext");
   fs.writeFileSync(ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n");
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const steps = [
-    ["req", "-x509", ...ec, "-days", "3650", "-subj", "/CN=wirescope local CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", caKey, "-out", f.ca],
-    ["req", ...ec, "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
+    ["req", "-x509", ...EC_KEY, "-days", "3650", "-subj", "/CN=wirescope local CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", caKey, "-out", f.ca],
+    ["req", ...EC_KEY, "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
     ["x509", "-req", "-in", csr, "-CA", f.ca, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", f.cert],
   ];
-  for (const args of steps) {
-    const r = spawnSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making the certificates of ${commonName} in ${dir}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
-  }
+  openssl(steps, `the certificates of ${commonName} in ${dir}`);
   for (const k of [caKey, f.key]) fs.chmodSync(k, 0o600);
   fs.rmSync(csr, { force: true });
   return f;
@@ -70,13 +77,10 @@ export function prepareClientCert(dir: string, name: string, commonName: string,
   const ext = path.join(dir, alsoServer ? "peer.ext" : "client.ext");
   fs.writeFileSync(ext, `${alsoServer ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth" : "extendedKeyUsage=clientAuth"}\nbasicConstraints=critical,CA:FALSE\n`);
   const steps = [
-    ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
+    ["req", ...EC_KEY, "-subj", `/CN=${commonName}`, "-keyout", f.key, "-out", csr],
     ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", f.cert],
   ];
-  for (const args of steps) {
-    const r = spawnSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    if (r.status !== 0) throw new ProcessError("tls", `openssl ${args[0]} failed making the client certificate of ${commonName} in ${dir}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
-  }
+  openssl(steps, `the client certificate of ${commonName} in ${dir}`);
   fs.chmodSync(f.key, 0o600);
   fs.rmSync(csr, { force: true });
   return f;
