@@ -42,10 +42,10 @@ for (const [nodes, replicas] of [[1, 1], [10, 2], [100, 3], [100, 8], [300, 8]] 
     for (const partition of owned) p.onRawBytes(toBinary(RawBatchSchema, create(RawBatchSchema, { node: `ip-10-0-${n >> 8}-${n & 255}.ec2.internal`, probeId, partition, batchSeq: 123_456n + BigInt(n), servedBefore: 9_876_543n, served: 17 })), 0);
   }
   const member = { id: "wirescope-parser-7d9f8c6b5-abcde", node: "ip-10-0-1-23.ec2.internal", grpc: "10.0.1.23:7702", publishedThroughMs: Date.now() };
-  const progress = JSON.stringify(p.progress());
-  const before = JSON.stringify({ ...member, progress: p.progress() });
+  const progress = JSON.stringify(p.snapshot());
+  const before = JSON.stringify({ ...member, progress: p.snapshot() });
   const now = JSON.stringify(member);
-  const keys = Object.keys(p.progress()).length;
+  const keys = Object.keys(p.snapshot()).length;
   const rx = (text: string) => ((text.length * putsPerSecond * replicas) / 1048576).toFixed(2);
   const cpu = (text: string) => `${((parseMs(text) * putsPerSecond * replicas) / 10).toFixed(2)} %`;
   const kib = (text: string) => (text.length / 1024).toFixed(1);

@@ -49,6 +49,31 @@ describe("Pipeline", () => {
     assert.deepEqual(p.progress(), { "probe-a/1": 6, "probe-b/2": 2 });
   });
 
+  it("gives in progress() only what moved since the last call; snapshot() holds it all", () => {
+    const { p } = setup();
+    p.setOwned(new Set([1, 2]), () => undefined);
+    p.onRawBytes(batch(1, 1), 0);
+    p.onRawBytes(batch(2, 1), 0);
+    assert.deepEqual(p.progress(), { "probe-a/1": 1, "probe-a/2": 1 });
+    assert.deepEqual(p.progress(), {});
+    p.onRawBytes(batch(2, 2), 0);
+    assert.deepEqual(p.progress(), { "probe-a/2": 2 });
+    assert.deepEqual(p.snapshot(), { "probe-a/1": 1, "probe-a/2": 2 });
+  });
+
+  it("keeps the work of progress() proportional to what moved, not to the probes and partitions held", () => {
+    // 2,000 probe/partition keys held; each call after one batch returns one key
+    const { p } = setup();
+    p.setOwned(new Set([1, 2, 3, 4]), () => undefined);
+    for (let n = 0; n < 500; n++) for (const part of [1, 2, 3, 4]) p.onRawBytes(batch(part, 1, `probe-${n}`), 0);
+    assert.equal(Object.keys(p.progress()).length, 2000);
+    for (let seq = 2; seq < 50; seq++) {
+      p.onRawBytes(batch(1, seq, "probe-7"), 0);
+      assert.deepEqual(p.progress(), { "probe-7/1": seq });
+    }
+    assert.equal(Object.keys(p.snapshot()).length, 2000);
+  });
+
   it("counts what the previous owner did not finish when taking a partition over", () => {
     const { p, counters } = setup();
     p.setOwned(new Set([3]), (part) => (part === 3 ? { "probe-a/3": 10, "probe-a/4": 99 } : undefined));
@@ -77,8 +102,9 @@ describe("Pipeline", () => {
     p.onRawBytes(served(3, 15, 540, 2), 0);
     p.sweep(HANDOVER_SETTLE_MS);
     assert.equal(counters.get("requests_missed.handover"), 40);
-    assert.equal(p.progress()["s:probe-a/1"], 35);
-    assert.equal(p.progress()["s:probe-a/3"], 542);
+    assert.equal(p.snapshot()["s:probe-a/1"], 35);
+    assert.equal(p.snapshot()["s:probe-a/3"], 542);
+    p.progress();
     // a restarted probe counts from 0 again: its first gap counts from its own batches only
     p.onRawBytes(served(1, 1, 0, 3), 0);
     p.onRawBytes(served(1, 3, 9, 0), 0);

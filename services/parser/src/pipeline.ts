@@ -52,6 +52,8 @@ export class Pipeline {
   private owned = new Set<number>();
   /** Last batch_seq handled per probe/partition while owned. */
   private readonly seen = new Map<string, number>();
+  /** The keys of `seen` set since the last `progress()`, with their values: what it returns (O(change), not O(probes × partitions)). */
+  private changed = new Map<string, number>();
   /** For partitions just taken over: the previous owner's progress, read when it is counted against. */
   private readonly previous = new Map<number, () => Progress | undefined>();
   private pending: PendingHandover[] = [];
@@ -95,6 +97,7 @@ export class Pipeline {
       for (const k of keysOfPartition(this.seen, p)) {
         this.released.set(k, this.seen.get(k)!);
         this.seen.delete(k);
+        this.changed.delete(k);
       }
       this.previous.delete(p);
       this.pending = this.pending.filter((h) => h.partition !== p);
@@ -177,16 +180,26 @@ export class Pipeline {
   }
 
   /**
-   * Progress of every owned probe/partition (what has been handed to the batcher), and once, of
-   * the partitions let go since the last call.
+   * What changed since the last call: the progress of each owned probe/partition that moved (what
+   * has been handed to the batcher), and once, of the partitions let go since. A consumer merges
+   * these into what it holds (ProgressStore.committed); `snapshot()` is the whole of it.
    */
   progress(): Progress {
-    const p: Progress = Object.fromEntries(this.seen);
+    const p: Progress = {};
+    if (this.changed.size) {
+      for (const [k, v] of this.changed) p[k] = v;
+      this.changed.clear();
+    }
     if (this.released.size) {
       for (const [k, v] of this.released) p[k] = v;
       this.released.clear();
     }
     return p;
+  }
+
+  /** The progress of every owned probe/partition now (O(probes × partitions): tests and benches). */
+  snapshot(): Progress {
+    return Object.fromEntries(this.seen);
   }
 
   /** Closed batches plus every open one: what must be published now. */
@@ -273,7 +286,11 @@ export class Pipeline {
       this.seen.delete(sKey);
     }
     this.seen.set(key, seq);
-    if (servedBefore || served) this.seen.set(sKey, servedBefore + served);
+    this.changed.set(key, seq);
+    if (servedBefore || served) {
+      this.seen.set(sKey, servedBefore + served);
+      this.changed.set(sKey, servedBefore + served);
+    }
     return missed;
   }
 
