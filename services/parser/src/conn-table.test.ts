@@ -202,6 +202,67 @@ describe("ConnTable", () => {
     assert.equal(out.length, 1);
   });
 
+  it("makes room in a full table by evicting a connection silent for 10 s, not by refusing a busy newcomer", () => {
+    // 300 connections open and fall silent (half a request each), one busy one among them; the
+    // table holds 300. A connection opening 20 s later is tracked and decoded; the busy one is kept.
+    const { t, out, counters } = setup({ maxConns: 300 });
+    t.onConn(open(1n), 0, 0);
+    for (let k = 2n; k <= 300n; k++) {
+      t.onConn(open(k), 0, 0);
+      t.onData(data(k, IN, 0, "Q ha", 10n), 0, 0);
+    }
+    t.onData(data(1n, IN, 0, "Q a\n", 10n), 0, 19_000);
+    t.onData(data(1n, EG, 0, "A 1\n", 11n), 0, 19_500);
+    t.onConn(open(1000n), 0, 20_000);
+    t.onData(data(1000n, IN, 0, "Q b\n", 20n), 0, 20_000);
+    t.onData(data(1000n, EG, 0, "A 2\n", 21n), 0, 20_000);
+    assert.equal(counters.get("conn_dropped.limit_conns"), 0);
+    assert.equal(counters.get("conn_evicted.limit_conns"), 1);
+    assert.equal(t.size, 300);
+    t.onData(data(1n, IN, 4, "Q c\n", 30n), 0, 20_001);
+    t.onData(data(1n, EG, 4, "A 3\n", 31n), 0, 20_001);
+    assert.deepEqual(out.map((o) => fromBinary(RecordSchema, full(o)).resource), ["a", "b", "c"]);
+    assert.equal(counters.get("conn_midstream"), 0, "the busy connection was never evicted");
+  });
+
+  it("refuses a new connection (counted) while every tracked one has spoken within 10 s", () => {
+    const { t, counters } = setup({ maxConns: 2 });
+    t.onConn(open(1n), 0, 0);
+    t.onConn(open(2n), 0, 5_000);
+    t.onConn(open(3n), 0, 9_999);
+    assert.equal(counters.get("conn_dropped.limit_conns"), 1);
+    t.onConn(open(4n), 0, 10_000); // 1n silent for 10 s now
+    assert.equal(counters.get("conn_evicted.limit_conns"), 1);
+    assert.equal(t.size, 2);
+  });
+
+  it("takes an evicted connection up again mid-stream as the same end of the same process", () => {
+    const { t, out, counters } = setup({ maxConns: 1 });
+    t.onConn(open(1n), 0, 0);
+    t.onConn(open(2n), 0, 60_000); // evicts 1n
+    t.onData(data(1n, IN, 500, "Q z\n", 70n), 0, 80_000); // evicts 2n in turn
+    t.onData(data(1n, EG, 900, "A 9\n", 71n), 0, 80_000);
+    assert.equal(counters.get("conn_evicted.limit_conns"), 2);
+    assert.equal(counters.get("conn_resumed_after_eviction"), 1);
+    const r = fromBinary(RecordSchema, full(out[0]!));
+    assert.equal(r.resource, "z");
+    assert.equal(r.role, Role.SERVER);
+    assert.equal(r.server?.port, 7000);
+    assert.equal(r.server?.process?.name, "lined");
+  });
+
+  it("looks at a bounded number of connections per eviction, the busy ones passed to the back", () => {
+    // 2,000 busy connections ahead of 2,000 silent ones: each new connection looks at 256 at most,
+    // so the first few are refused until the busy ones have moved behind the silent ones; then
+    // every new one evicts a silent one at once (the busy ones are never looked at twice in a row)
+    const { t, counters } = setup({ maxConns: 4000 });
+    for (let k = 1n; k <= 2000n; k++) t.onConn(open(k), 0, 50_000);
+    for (let k = 2001n; k <= 4000n; k++) t.onConn(open(k), 0, 0);
+    for (let k = 10_001n; k <= 11_000n; k++) t.onConn(open(k), 0, 55_000);
+    assert.ok(counters.get("conn_dropped.limit_conns") <= Math.ceil(2000 / 256), `refused ${counters.get("conn_dropped.limit_conns")}`);
+    assert.equal(counters.get("conn_evicted.limit_conns") + counters.get("conn_dropped.limit_conns"), 1000);
+  });
+
   it("evicts idle connections and bounds the number tracked", () => {
     const { t, counters } = setup({ maxConns: 1, idleMs: 1000 });
     t.onConn(open(9n), 0, 0);

@@ -14,7 +14,7 @@ import { TidRing } from "./tid-ring.js";
 
 export interface ConnTableOptions {
   node: string;
-  /** Connections tracked at once; a new one past this is dropped (counted). */
+  /** Connections tracked at once; past it one silent EVICT_MIN_IDLE_MS is evicted for a new one, else the new one is dropped (counted). */
   maxConns: number;
   /** Bytes one connection may hold waiting for a hole to fill. */
   maxConnPendingBytes: number;
@@ -109,6 +109,22 @@ const STEP_DATA = 1;
 const STEP_CLOSE = 2;
 const STEP_BITS = 2;
 
+/**
+ * A full table (--max-conns) makes room by evicting a connection idle at least EVICT_MIN_IDLE_MS,
+ * looked for among the first EVICT_SCAN in the table's order; the ones passed over (active, or
+ * leaving already) go to the back of the order, so each is looked at again only after every
+ * other (second chance: amortised O(1) per new connection, whatever the table holds). A flood of
+ * connections that open and fall silent (half-open, a scan) then cannot keep out the busy ones
+ * that open after it: the probe's re-observed keep-alive connections, a pool's new member.
+ */
+const EVICT_SCAN = 256;
+const EVICT_MIN_IDLE_MS = 10_000;
+/**
+ * The open facts (role, ends, process) of connections evicted for room, so that one speaking again
+ * is taken up mid-stream with them instead of anonymously; bounded, the oldest forgotten first.
+ */
+const EVICTED_OPENS_MAX = 16_384;
+
 /** How often sweep() asks the decoders for the counters of live connections (one plugin call each). */
 const COUNTER_REPORT_MS = 10_000;
 
@@ -132,6 +148,8 @@ export class ConnTable {
   private readonly byPartition = new Map<number, Set<Conn>>();
   /** Connections dropped before their close: their further data is ignored (bounded, LRU). */
   private readonly ignored = new Set<bigint>();
+  /** The open events of connections evicted for room (EVICTED_OPENS_MAX): taken up again with them. */
+  private readonly evictedOpens = new Map<bigint, ConnEvent>();
   readonly peers = new PeerDirectory();
   /** "records.<protocol>" built once per protocol (hot path). */
   private readonly recordCounter = new Map<string, string>();
@@ -179,6 +197,7 @@ export class ConnTable {
   /** `node`: the node of the raw batch the event came in (its probe's); the parser's own by default. */
   onConn(ev: ConnEvent, partition: number, now: number, node = this.opts.node): void {
     this.peers.learn(ev, node);
+    if (this.evictedOpens.size) this.evictedOpens.delete(ev.connKey);
     if (ev.kind === ConnKind.OPEN) {
       this.ignored.delete(ev.connKey);
       const old = this.conns.get(ev.connKey);
@@ -203,17 +222,25 @@ export class ConnTable {
         return;
       }
       // Data of a connection whose open we did not see (started before the probe, or its
-      // partition moved here): decode from here on, as the plugin allows.
+      // partition moved here), or that was evicted for room (its open facts kept): decode from
+      // here on, as the plugin allows.
       this.counters.add("conn_midstream");
-      const synthetic = {
-        connKey: ev.connKey,
-        kind: ConnKind.OPEN,
-        role: Role.UNKNOWN,
-        localAddress: "",
-        localPort: 0,
-        remoteAddress: "",
-        remotePort: 0,
-      } as ConnEvent;
+      const evicted = this.evictedOpens.size ? this.evictedOpens.get(ev.connKey) : undefined;
+      if (evicted) {
+        this.evictedOpens.delete(ev.connKey);
+        this.counters.add("conn_resumed_after_eviction");
+      }
+      const synthetic =
+        evicted ??
+        ({
+          connKey: ev.connKey,
+          kind: ConnKind.OPEN,
+          role: Role.UNKNOWN,
+          localAddress: "",
+          localPort: 0,
+          remoteAddress: "",
+          remotePort: 0,
+        } as ConnEvent);
       c = this.create(synthetic, partition, now, false, node);
       if (!c) return;
     }
@@ -341,13 +368,44 @@ export class ConnTable {
     }
   }
 
+  /**
+   * Evicts one connection idle at least EVICT_MIN_IDLE_MS from the front of the table's order
+   * (EVICT_SCAN looked at, at most), moving those passed over to the back; false when none is.
+   * The evicted connection is closed like an idle one (waiting requests come out incomplete); its
+   * open is kept, so its next bytes are taken up mid-stream as the same end of the same process.
+   * (Its close may be held back in the decoder batch: the table is over its bound by the
+   * evictions of one raw batch at most.)
+   */
+  private evictForRoom(now: number): boolean {
+    let victim: Conn | undefined;
+    const passed: Conn[] = [];
+    for (const c of this.conns.values()) {
+      if (c.closing === undefined && now - c.lastActive >= EVICT_MIN_IDLE_MS) {
+        victim = c;
+        break;
+      }
+      passed.push(c);
+      if (passed.length >= EVICT_SCAN) break;
+    }
+    for (const c of passed) {
+      this.conns.delete(c.key);
+      this.conns.set(c.key, c);
+    }
+    if (!victim) return false;
+    this.counters.add("conn_evicted.limit_conns");
+    if (this.evictedOpens.size >= EVICTED_OPENS_MAX) this.evictedOpens.delete(this.evictedOpens.keys().next().value as bigint);
+    this.evictedOpens.set(victim.key, victim.ev);
+    this.finish(victim, 0n, "evicted");
+    return true;
+  }
+
   /** Closes every connection (shutdown): waiting requests come out as incomplete records. */
   closeAll(): void {
     for (const c of this.conns.values()) this.finish(c, 0n, "shutdown");
   }
 
   private create(ev: ConnEvent, partition: number, now: number, fromOpen: boolean, node: string): Conn | undefined {
-    if (this.conns.size >= this.opts.maxConns) {
+    if (this.conns.size >= this.opts.maxConns && !this.evictForRoom(now)) {
       this.counters.add("conn_dropped.limit_conns");
       return undefined;
     }

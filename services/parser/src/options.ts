@@ -69,7 +69,7 @@ const FLAGS: Record<string, [keyof ParserOptions, Kind, string]> = {
   "--flush-ms": ["flushMs", "int", "longest a record waits before publishing"],
   "--redact-header": ["redactHeaders", "list", "extra header names whose values are masked (comma list)"],
   "--no-redact": ["noRedact", "list", "protocols with redaction off, for debugging (comma list)"],
-  "--max-conns": ["maxConns", "int", "connections tracked at once"],
+  "--max-conns": ["maxConns", "int", "connections tracked at once (when full, one silent for 10 s is evicted for a new one; else the new one is refused, counted)"],
   "--max-conn-pending-bytes": ["maxConnPendingBytes", "int", "bytes one connection holds waiting for a hole"],
   "--max-pending-bytes": ["maxTotalPendingBytes", "int", "bytes all connections hold waiting"],
   "--max-detect-bytes": ["maxDetectBytes", "int", "bytes offered to detection before giving up"],
