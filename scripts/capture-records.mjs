@@ -11,6 +11,7 @@ import zlib from "node:zlib";
 import fs from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RecordBatchSchema, RecordSchema, recordsOf } from "@wirescope/wire";
+import { inboxPrefixFor } from "@wirescope/runtime";
 
 const arg = (n, d) => {
   const i = process.argv.indexOf(n);
@@ -21,8 +22,8 @@ const stream = arg("--stream", "WIRESCOPE_RECORDS");
 const out = arg("--out");
 if (!out) throw new Error("--out FILE is required");
 const user = arg("--nats-user");
-// `up`'s nats-server lets a user subscribe to its own inboxes only (@wirescope/runtime inboxPrefixFor)
-const nc = await connect({ servers: arg("--nats-url", "nats://127.0.0.1:4222"), user, pass: arg("--nats-password"), inboxPrefix: user ? `_INBOX.${user.replace(/[.*>\s]/g, "_")}` : undefined });
+// `up`'s nats-server lets a user subscribe to its own inboxes only
+const nc = await connect({ servers: arg("--nats-url", "nats://127.0.0.1:4222"), user, pass: arg("--nats-password"), inboxPrefix: inboxPrefixFor(user) });
 const js = jetstream(nc);
 const c = await js.consumers.get(stream); // ordered consumer: reads the stream from its start
 const info = await (await jetstreamManager(nc)).streams.info(stream);

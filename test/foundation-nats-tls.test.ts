@@ -1,23 +1,17 @@
 // NATS over mutual TLS: the CA / cert / key options reach the client, and a client without a
-// certificate is refused with a clear error. Certificates are made with openssl for each run.
+// certificate is refused with a clear error. Certificates are made for each run by the functions
+// `up --nats-tls` uses (local-stack/tls.ts).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import path from "node:path";
 import { connectNats, silentLogger, NatsError, loadConfig } from "@wirescope/runtime";
+import { prepareClientCert, prepareLocalTls } from "@wirescope/cli/local-stack/index";
 import { startNats, tempDir } from "./support/index.js";
 
+/** A CA, a server certificate on 127.0.0.1 and a client certificate, made as `up --nats-tls` makes them. */
 function makeCerts(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=wirescope-test-ca", "-keyout", f("ca.key"), "-out", f("ca.pem"));
-  for (const who of ["server", "client"]) {
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${who}`, "-keyout", f(`${who}.key`), "-out", f(`${who}.csr`));
-    const ext = f(`${who}.ext`);
-    execFileSync("sh", ["-c", `printf '%s\\n' '${who === "server" ? "subjectAltName=IP:127.0.0.1,DNS:localhost" : "extendedKeyUsage=clientAuth"}' > '${ext}'`]);
-    ssl("x509", "-req", "-in", f(`${who}.csr`), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", f(`${who}.pem`));
-  }
-  return { ca: f("ca.pem"), serverCert: f("server.pem"), serverKey: f("server.key"), clientCert: f("client.pem"), clientKey: f("client.key") };
+  const server = prepareLocalTls(dir, "wirescope-test-server");
+  const client = prepareClientCert(dir, "test", "wirescope-test-client");
+  return { ca: server.ca, serverCert: server.cert, serverKey: server.key, clientCert: client.cert, clientKey: client.key };
 }
 
 test("connectNats: mutual TLS with --nats-tls-ca/cert/key; no client certificate is refused", { timeout: 60_000 }, async () => {

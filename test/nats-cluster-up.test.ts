@@ -14,9 +14,8 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { inboxPrefixFor, readNatsCredentials } from "@wirescope/runtime";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
-import { REPO_ROOT, portPicker, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, portPicker, stackPorts, stackArgs, stopUp, tempDir, upNatsUser, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);
 
@@ -44,8 +43,7 @@ test("up --nats-cluster 3: replicas 3, services on every URL; status and tail wo
     assert.equal(fs.statSync(cfg).mode & 0o777, 0o600, "the config with the route password is private");
 
     // What the services created lives in 3 copies.
-    const creds = readNatsCredentials(dataDir)!;
-    nc = await connect({ servers: urls, user: creds.parser.user, pass: creds.parser.password, inboxPrefix: inboxPrefixFor(creds.parser.user) });
+    nc = await connect({ servers: urls, ...upNatsUser(dataDir, "parser") });
     const jsm = await jetstreamManager(nc);
     await waitFor(async () => (await jsm.streams.info("OBJ_wirescope-plugins").catch(() => undefined)) !== undefined, { timeoutMs: 30_000, what: "the plugin store" });
     for (const s of ["WIRESCOPE_RECORDS", "KV_wirescope-parsers", "KV_wirescope-services", "OBJ_wirescope-plugins"]) {

@@ -12,10 +12,10 @@ import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { inboxPrefixFor, NATS_ROLES, readNatsCredentials } from "@wirescope/runtime";
+import { NATS_ROLES } from "@wirescope/runtime";
 import { natsClientCert, natsTlsFiles } from "@wirescope/cli/local-stack/index";
 import { RecordBatchSchema, RecordSchema } from "@wirescope/wire";
-import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, upNatsUser, waitFor } from "./support/index.js";
 
 const run = promisify(execFile);
 
@@ -37,8 +37,7 @@ test("up --nats-tls: TLS only, with the stack's own CA; plaintext and unknown-CA
     assert.match(out, /^nats-server\s+\d+\s+tls:\/\/127\.0\.0\.1:\d+\s+ready/m);
     const files = natsTlsFiles(dataDir);
     for (const k of [files.key, path.join(path.dirname(files.ca), "ca.key")]) assert.equal(fs.statSync(k).mode & 0o777, 0o600, `${k} is private`);
-    const creds = readNatsCredentials(dataDir)!;
-    const user = { user: creds.parser.user, pass: creds.parser.password, inboxPrefix: inboxPrefixFor(creds.parser.user) };
+    const user = upNatsUser(dataDir, "parser");
 
     const mine = natsClientCert(dataDir, "parser");
     for (const role of NATS_ROLES) assert.equal(fs.statSync(natsClientCert(dataDir, role).key).mode & 0o777, 0o600, `${role}'s client key is private`);

@@ -8,10 +8,9 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { inboxPrefixFor, readNatsCredentials } from "@wirescope/runtime";
 import { type Record as WRecord } from "@wirescope/wire";
 import { makeRecord } from "@wirescope/aggregator/test-support/records";
-import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, waitFor } from "./support/index.js";
+import { REPO_ROOT, stackPorts, stackArgs, stopUp, tempDir, upNatsUser, waitFor } from "./support/index.js";
 import { ownedIn, publishPartitioned, rows } from "./aggregator-support.js";
 
 const run = promisify(execFile);
@@ -53,8 +52,7 @@ test("up --aggregators 2: both instances run, split the partitions, and count ev
     assert.deepEqual(last.map((r) => r.address.replace(/^grpc:\/\//, "")).sort(), [`127.0.0.1:${ports.aggregator}`, `127.0.0.1:${ports.aggregator + 1}`]);
 
     // 16 services called over keep-alive connections, published as the parsers publish them.
-    const creds = readNatsCredentials(dataDir)!;
-    nc = await connect({ servers: `nats://127.0.0.1:${ports.nats}`, user: creds.parser.user, pass: creds.parser.password, inboxPrefix: inboxPrefixFor(creds.parser.user) });
+    nc = await connect({ servers: `nats://127.0.0.1:${ports.nats}`, ...upNatsUser(dataDir, "parser") });
     const sent = new Map<string, number>();
     const records: WRecord[] = [];
     const now = Date.now();

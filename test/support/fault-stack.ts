@@ -13,8 +13,7 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { inboxPrefixFor, readNatsCredentials } from "@wirescope/runtime";
-import { observedRequests, recordedRequests, tempDir, waitFor } from "./servers.js";
+import { observedRequests, recordedRequests, tempDir, upNatsUser, waitFor } from "./servers.js";
 import { portPicker, stackPorts, stackArgs, privateRun, type StackPorts } from "./stack.js";
 import { REPO_ROOT } from "./repo.js";
 
@@ -280,8 +279,7 @@ export async function waitFlowing(influxUrl: string, urlPath: string, timeoutMs 
 
 /** The name of the nats-server leading `stream` (wirescope-N), asked as the aggregator's user. */
 export async function streamLeader(stack: UpStack, stream = "WIRESCOPE_RECORDS"): Promise<string> {
-  const creds = readNatsCredentials(stack.dataDir)!;
-  const nc = await connect({ servers: stack.natsUrls, user: creds.aggregator.user, pass: creds.aggregator.password, inboxPrefix: inboxPrefixFor(creds.aggregator.user) });
+  const nc = await connect({ servers: stack.natsUrls, ...upNatsUser(stack.dataDir, "aggregator") });
   try {
     const info = await (await jetstreamManager(nc)).streams.info(stream);
     return info.cluster?.leader ?? "";

@@ -21,11 +21,25 @@ import {
   freePort,
   waitFor,
   pidAlive,
+  inboxPrefixFor,
+  readNatsCredentials,
   type ManagedProcess,
+  type NatsRole,
   type SpawnOptions,
 } from "@wirescope/runtime";
 
 export { freePort, waitFor, pidAlive };
+
+/**
+ * Connect options of one of the NATS users `up` made in `dataDir`: its name, password and its own
+ * inboxes (the only ones its permissions let it subscribe to, nats-permissions.ts).
+ */
+export function upNatsUser(dataDir: string, role: NatsRole): { user: string; pass: string; inboxPrefix: string } {
+  const creds = readNatsCredentials(dataDir);
+  if (!creds) throw new Error(`no NATS credentials in ${dataDir}`);
+  const c = creds[role];
+  return { user: c.user, pass: c.password, inboxPrefix: inboxPrefixFor(c.user) };
+}
 
 const owned = new Set<ManagedProcess>();
 const tempDirs = new Set<string>();
