@@ -40,6 +40,13 @@ const MAX_QUEUED_OUTPUT = 64;
 
 export const createService: CreateService = async (ctx) => {
   const o: ParserOptions = parseParserArgs(ctx.args, ctx.env);
+  // Not ready before the first assignment is subscribed and the server has the subscriptions
+  // (required here, before NATS can connect: SERVING for a moment at the connect was enough): a
+  // replica SERVING with no partitions yet let `up` start the traffic while nobody received the
+  // raw data, and those first batches (the connections' opens among them) were lost with nothing
+  // to count them against (docs/parser.md, "Readiness").
+  const assigned = ctx.health.require("partitions");
+  assigned.down("not assigned yet");
   const log = ctx.log;
   const counters = ctx.counters;
   const P = ctx.config.partitions;
@@ -157,6 +164,10 @@ export const createService: CreateService = async (ctx) => {
         for (const prev of new Set(added.map(previousOwner))) if (prev) progressStore.want(prev);
         for (const p of removed) void input.remove(p);
         for (const p of added) input.add(p);
+        if (!assigned.isUp) {
+          const ready = () => assigned.up();
+          nc.flush().then(ready, ready); // (NATS down: its own dependency says so)
+        }
         if (added.length || removed.length || died.length)
           log.info({ members: members.length, owned: next.size, added: added.length, removed: removed.length, died }, "partitions rebalanced");
         ctx.info.set("members", members.join(","));
