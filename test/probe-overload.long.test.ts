@@ -162,7 +162,19 @@ test("overload: a fixed observed fraction sheds whole connections in the kernel;
   for (const [role, n] of Object.entries({ server: got.server, client: got.client })) {
     assert.ok(Math.abs(n - sent) <= windows, `${role}: ${n} recorded for ${sent} sent (observed + shed; ±${windows} for rounding)`);
   }
-  assert.ok(got.lines.every((l) => l.sampled === true), `every point is marked sampled: ${JSON.stringify(got.lines.slice(0, 3))}`);
+  // Marked sampled, but for the load's first or last window of a role: there the shed connections
+  // may have served nothing (their tick's requests went with the report of the window beside it),
+  // and the aggregator counts observed + 0, exact, unsampled (Aggregator.countShed). Seen once in
+  // CI (2026-12-04, the counts exact; which window it was is not known: the message then printed
+  // only the first three points).
+  const edges = new Set<string>();
+  for (const role of ["server", "client"]) {
+    const times = got.lines.filter((l) => l.role === role).map((l) => String(l.time)).sort();
+    if (times.length) edges.add(`${role} ${times[0]}`).add(`${role} ${times.at(-1)}`);
+  }
+  const inside = got.lines.filter((l) => !edges.has(`${String(l.role)} ${String(l.time)}`));
+  assert.ok(inside.every((l) => l.sampled === true), `every point inside the load is marked sampled; these are not: ${JSON.stringify(inside.filter((l) => l.sampled !== true))} (of ${got.lines.length})`);
+  assert.ok(got.lines.some((l) => l.sampled === true), "the load's points are marked sampled");
   const after = await bed.probeCounters();
   const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
   const shed = d("shed_connections.budget");
