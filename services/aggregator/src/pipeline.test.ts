@@ -96,6 +96,33 @@ describe("Pipeline", () => {
     assert.equal(agg.openWindows, 0);
   });
 
+  it("reads a batch delivered again after its ack, without the redelivered flag, as a replay", async () => {
+    // A NATS server killed before its consumer's last acks were on disk delivers them again,
+    // with a delivery count of 1: their windows are written, so nothing is late.
+    const sink = controlledSink();
+    const agg = new Aggregator({ spans: false, graceMs: 0 });
+    const p = new Pipeline(agg, sink.deps, -Infinity);
+    const recs = () => [makeRecord({ startMs: W0 + 1, durationMs: 1, server }), makeRecord({ startMs: W0 + 2, durationMs: 1, server })];
+    const first = new Msg(4);
+    p.onBatch(recs(), first, W0 + 3);
+    p.onBatch([makeRecord({ startMs: W0 + W + 1, durationMs: 1, server })], new Msg(9), W0 + W + 2);
+    p.tick(W0 + W + 3);
+    sink.pending[0]!.done();
+    await p.settled();
+    assert.equal(first.acked, 1);
+    const again = new Msg(4);
+    p.onBatch(recs(), again, W0 + W + 4);
+    assert.equal(again.acked, 1, "acknowledged at once: every window it touched is written");
+    assert.equal(agg.counters.drops.late, 0);
+    assert.equal(agg.counters.drops.redelivered, 2);
+    assert.equal(p.counters.replaysAfterAck, 1);
+    // a new batch after the highest sequence is not a replay, even when its records are late
+    const late = new Msg(10);
+    p.onBatch([makeRecord({ startMs: W0 + 3, durationMs: 1, server })], late, W0 + W + 5);
+    assert.equal(agg.counters.drops.late, 1);
+    assert.equal(p.counters.replaysAfterAck, 1);
+  });
+
   it("does not close windows while holding for redeliveries", () => {
     const sink = controlledSink();
     const p = new Pipeline(new Aggregator({ spans: false, graceMs: 0 }), sink.deps, -Infinity);

@@ -76,13 +76,18 @@ export interface PipelineCounters {
   duplicateDeliveries: number;
   /** Batches of partitions another instance owns: acknowledged unread. */
   batchesForeign: number;
+  /**
+   * Batches delivered again after they were acknowledged (a NATS server restarted and lost the
+   * consumer's last acks, so the redelivery comes without its redelivered flag): read as replays.
+   */
+  replaysAfterAck: number;
   pointsOut: number;
   pointsDropped: number;
   windowsWritten: number;
 }
 
 export class Pipeline {
-  readonly counters: PipelineCounters = { batchesIn: 0, batchesAcked: 0, duplicateDeliveries: 0, batchesForeign: 0, pointsOut: 0, pointsDropped: 0, windowsWritten: 0 };
+  readonly counters: PipelineCounters = { batchesIn: 0, batchesAcked: 0, duplicateDeliveries: 0, batchesForeign: 0, replaysAfterAck: 0, pointsOut: 0, pointsDropped: 0, windowsWritten: 0 };
   /** Held messages by stream sequence (a redelivery while held replaces the handle, never re-counts). */
   private readonly held = new Map<number, Held>();
   private readonly closing: Closing[] = [];
@@ -147,7 +152,6 @@ export class Pipeline {
    * Never throws.
    */
   onBatch(records: readonly WRecord[] | RecordBatchSlots, msg: Ackable, nowMs: number, floorMs = -Infinity, replayed = false): void {
-    if (msg.seq > this.maxSeq) this.maxSeq = msg.seq;
     const prev = this.held.get(msg.seq);
     if (prev) {
       // Redelivered while still held (ack wait expired): already counted, keep the newest handle.
@@ -155,6 +159,16 @@ export class Pipeline {
       this.counters.duplicateDeliveries++;
       return;
     }
+    // One consumer delivers a stream's messages for the first time in sequence order, so a
+    // sequence at or below the highest seen and not held was acknowledged already: every window
+    // it touched is written (or it was counted late then). A server that restarted may deliver
+    // it again without the redelivered flag (its consumer's last acks and delivery counts were
+    // not yet on disk); without this its records were counted late a second time.
+    if (msg.seq <= this.maxSeq && !msg.redelivered && !replayed) {
+      replayed = true;
+      this.counters.replaysAfterAck++;
+    }
+    if (msg.seq > this.maxSeq) this.maxSeq = msg.seq;
     this.counters.batchesIn++;
     const r = this.core.ingest(records, nowMs, msg.redelivered || replayed, floorMs);
     if (r.maxWindow === -Infinity || r.maxWindow < this.durable) {

@@ -595,6 +595,7 @@ async function startEpoch(d: EpochDeps): Promise<Epoch> {
         batches_acked: pipeline.counters.batchesAcked,
         batches_duplicate: pipeline.counters.duplicateDeliveries,
         batches_foreign: pipeline.counters.batchesForeign,
+        batches_replayed_after_ack: pipeline.counters.replaysAfterAck,
         batches_replay_gap: replayGap,
         points_out: pipeline.counters.pointsOut,
         windows_written: pipeline.counters.windowsWritten,
