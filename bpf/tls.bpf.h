@@ -84,6 +84,8 @@ struct ssl_call {
 	__u8 dir;      /* enum ws_direction; 0 for a handshake (no plaintext) */
 	__u8 lib;      /* enum ws_tls_lib */
 	__u8 state;    /* enum ssl_call_state */
+	__u32 num;     /* a write's plaintext length (its third argument) */
+	__u32 sent;    /* ciphertext bytes the socket took inside this call (a write's) */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -291,6 +293,8 @@ static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u3
 	if (c) {
 		if (c->state == SSL_IN_CALL) {
 			c->fd = fd;
+			if (dir == WS_DIR_EGRESS && ret > 0)
+				c->sent = c->sent + ret < c->sent ? ~0U : c->sent + (__u32)ret;
 			link_ssl(ci, id, fd, c);
 		} else if (c->state == SSL_UNLINKED && dir == WS_DIR_EGRESS && !(ci->flags & WS_CONN_F_TLS) && starts_tls_handshake(a) > (ci->seq[0] == 0 ? 0 : 1)) {
 			/* memory BIO: the handshake the object's last call produced, written by its owner as
@@ -306,12 +310,12 @@ static __always_inline int tls_socket_bytes(struct conn_info *ci, __u64 id, __u3
 	return 1;
 }
 
-static __always_inline int ssl_enter(void *ctx, __u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
+static __always_inline int ssl_enter(void *ctx, __u64 ssl, __u64 buf, __u64 len_out, __u8 dir, __u32 num)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!process_traced(id >> 32))
 		return 0;
-	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .cand_fd = -1, .fd = -1, .dir = dir, .lib = bpf_get_attach_cookie(ctx) };
+	struct ssl_call c = { .ssl = ssl, .buf = buf, .len_out = len_out, .cand_fd = -1, .fd = -1, .dir = dir, .lib = bpf_get_attach_cookie(ctx), .num = num };
 	/* the read candidate passes on to this call (an SSL_read takes it, an SSL_write keeps it) */
 	struct ssl_call *prev = bpf_map_lookup_elem(&ssl_calls, &id);
 	if (prev) {
@@ -394,25 +398,30 @@ static __always_inline int ssl_exit(long ret)
 
 /* OpenSSL: int SSL_write(SSL *s, const void *buf, int num); int SSL_read(SSL *s, void *buf, int num);
  * int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written); SSL_read_ex likewise.
- * SSL_read and SSL_read_ex do not call each other (both call ssl_read_internal), nor do the writes. */
+ * SSL_read and SSL_read_ex do not call each other (both call ssl_read_internal), nor do the writes.
+ * ssl_write_enter serves gnutls_record_send(session, data, size_t size) too: the low 32 bits of
+ * the third argument are the length either way (an int's upper half is not defined). */
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf) { return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_EGRESS); }
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf, __u64 num)
+{
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_EGRESS, (__u32)num);
+}
 SEC("uprobe")
 int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, void *written)
 {
-	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)written, WS_DIR_EGRESS);
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)written, WS_DIR_EGRESS, num > 0xffffffffULL ? 0xffffffffU : (__u32)num);
 }
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf) { return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_INGRESS); }
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf) { return ssl_enter(ctx, (__u64)ssl, (__u64)buf, 0, WS_DIR_INGRESS, 0); }
 SEC("uprobe")
 int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)readbytes, WS_DIR_INGRESS);
+	return ssl_enter(ctx, (__u64)ssl, (__u64)buf, (__u64)readbytes, WS_DIR_INGRESS, 0);
 }
 /* int SSL_do_handshake(SSL *s): no plaintext, but the handshake's syscalls link the object to
  * its socket before the first read or write. */
 SEC("uprobe")
-int BPF_KPROBE(ssl_handshake_enter, void *ssl) { return ssl_enter(ctx, (__u64)ssl, 0, 0, 0); }
+int BPF_KPROBE(ssl_handshake_enter, void *ssl) { return ssl_enter(ctx, (__u64)ssl, 0, 0, 0, 0); }
 /* One return program serves every call: the saved entry says which kind it was. They return an
  * int (OpenSSL) or a small ssize_t (GnuTLS): the low 32 bits are the result (-1 is 0xffffffff). */
 SEC("uretprobe")
@@ -432,16 +441,47 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	return 0;
 }
 
-/* A thread that exits inside a library call (killed mid-read) never returns: forget its call, so
- * a later thread with the same id does not inherit it (called by task_exit, wirescope.bpf.c). */
+/*
+ * A thread that exits inside a library call (killed mid-read) never returns: forget its call, so
+ * a later thread with the same id does not inherit it (called by task_exit, wirescope.bpf.c).
+ * A write the socket had taken ciphertext of was sent, in part or whole, though its return never
+ * comes (a client SIGKILLed once the server had its request): its plaintext goes out now, up to
+ * the ciphertext bytes sent (a record's plaintext is shorter than its ciphertext, so this is the
+ * part sent plus at most a record's overhead). The thread's memory is still mapped at
+ * sched_process_exit on the kernel this was tested on (6.18: test/probe-tls); on a kernel that
+ * unmaps it first, the copy fails and the bytes are a stated gap counted as
+ * drops.kernel.read_user: never silent.
+ */
+/* Out of line: its copy's locals stay off task_exit's own frame (the verifier's combined stack
+ * of task_exit and its fd walk's callbacks has no room for them). */
+static __noinline void tls_write_at_exit(__u32 tgid, __s32 fd, __u64 buf, __u32 n)
+{
+	struct conn_info *ci = conn_of_fd(tgid, fd);
+	if (!ci || !(ci->flags & WS_CONN_F_TLS)) {
+		tls_count(WS_TLS_STAT_ABANDONED, 1);
+		return;
+	}
+	tls_count(WS_TLS_STAT_WRITE_AT_EXIT, 1);
+	emit_data(ci, fd, WS_DIR_EGRESS, WS_SYS_SSL_WRITE, buf, 0, 0, n);
+}
+
 static __always_inline void tls_forget_thread(__u64 id)
 {
 	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
-	if (c) {
-		if (c->state == SSL_IN_CALL)
-			tls_count(WS_TLS_STAT_ABANDONED, 1);
-		bpf_map_delete_elem(&ssl_calls, &id);
-	}
+	if (!c)
+		return;
+	/* what the write needs, read before the entry goes */
+	int in_call = c->state == SSL_IN_CALL;
+	__s32 fd = c->fd;
+	__u64 buf = c->buf;
+	__u32 n = c->dir == WS_DIR_EGRESS ? (c->num < c->sent ? c->num : c->sent) : 0;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	if (!in_call)
+		return;
+	if (n && fd >= 0)
+		tls_write_at_exit(id >> 32, fd, buf, n);
+	else
+		tls_count(WS_TLS_STAT_ABANDONED, 1);
 }
 
 /* The TLS library a mapped file's name says it is (WS_TLS_FILES: "libssl.so.3" starts with

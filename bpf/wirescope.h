@@ -123,7 +123,8 @@ enum ws_tls_lib {
 	X(GO_READ_FORGOTTEN, "go_read_forgotten") /* Go Read pending when its connection went (close, exit, exec) */ \
 	X(GO_CALL_CLOSED, "go_call_closed")   /* Go Read/Write entered after its socket was closed: no bytes move */ \
 	X(HELD_CONNS, "cipher_held_conns")    /* connections first seen mid-way as TLS records: ciphertext held back */ \
-	X(HELD_BYTES, "cipher_held_bytes")    /* ... their socket bytes not sent (no plaintext until a TLS open) */
+	X(HELD_BYTES, "cipher_held_bytes")    /* ... their socket bytes not sent (no plaintext until a TLS open) */ \
+	X(WRITE_AT_EXIT, "write_at_exit")     /* a thread killed inside a write its ciphertext had left by: plaintext sent at its exit */
 
 enum ws_tls_stat {
 #define WS_TLS_STAT_ENUM(name, text) WS_TLS_STAT_##name,

@@ -106,6 +106,18 @@ print("waiting", flush=True)
 s.recv(10)
 `;
 
+// One SSL_write_ex of 64 MiB (sendall hands its whole buffer to one call): the server reads the
+// head only, so the call blocks in write(2) once the socket's buffers are full.
+const PY_WRITER = `
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+print("writing", flush=True)
+s.sendall(b"POST /silent-writer HTTP/1.1\\r\\nContent-Length: 67108864\\r\\n\\r\\n" + b"x" * 67108864)
+`;
+
 const PY_SERVER = `
 import socket, ssl, sys, threading, time
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -143,8 +155,14 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   // process's TLS connection opened before this source started counts no_fd, as documented
   const src = new EbpfSource({ tls: true, filter: { ...EMPTY_FILTER, allowComms: ["curl", "python3"] }, onTlsError: (file, error) => tlsErrors.push(`${file}: ${error}`) });
   const ac = new AbortController();
-  const conns: { tls: boolean; comm: string }[] = [];
-  const running = src.run((b) => conns.push(...b.conns.filter((c) => c.tls)), ac.signal);
+  const conns: { tls: boolean; comm: string; connKey: bigint; tgid: number }[] = [];
+  // the plaintext heads written by the processes the test kills (a view: copied)
+  const heads: { tgid: number; connKey: bigint; head: string; original: number }[] = [];
+  const victims = new Set<number>();
+  const running = src.run((b) => {
+    conns.push(...b.conns.filter((c) => c.tls));
+    for (const d of b.data) if (victims.has(d.tgid) && d.direction === 1) heads.push({ tgid: d.tgid, connKey: d.connKey, head: Buffer.from(d.payload.subarray(0, 40)).toString("latin1"), original: d.originalLength });
+  }, ac.signal);
   t.after(() => (ac.abort(), running));
   const server = spawn("python3", [path.join(dir, "server.py"), tls.cert, tls.key], { stdio: ["ignore", "pipe", "inherit"] });
   t.after(() => server.kill("SIGKILL"));
@@ -199,6 +217,27 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   await new Promise((r) => victim.once("exit", r));
   await waitFor(() => stats()["call_abandoned"]! > abandoned, { timeoutMs: 10_000, intervalMs: 20, what: "the abandoned call counted" });
   assert.equal(stats()["no_fd"], 0);
+
+  // a client killed inside SSL_write once the socket took its first records (64 MiB in one call,
+  // the server reads no further than the head): its plaintext is sent at its exit, up to the
+  // ciphertext the socket took, and the call is not counted abandoned
+  fs.writeFileSync(path.join(dir, "writer.py"), PY_WRITER);
+  const writer = spawn("python3", [path.join(dir, "writer.py"), port], { stdio: ["ignore", "pipe", "inherit"] });
+  victims.add(writer.pid!);
+  await new Promise((r) => writer.stdout!.once("data", r));
+  const atExit = stats()["write_at_exit"]!;
+  const abandonedBefore = stats()["call_abandoned"]!;
+  await new Promise((r) => setTimeout(r, 500)); // the socket's buffers full: blocked in write(2)
+  writer.kill("SIGKILL");
+  await new Promise((r) => writer.once("exit", r));
+  await waitFor(() => stats()["write_at_exit"]! > atExit, { timeoutMs: 10_000, intervalMs: 20, what: "the killed write's plaintext sent at its exit" });
+  await waitFor(() => heads.some((h) => h.head.startsWith("POST /silent-writer ")), { timeoutMs: 10_000, intervalMs: 20, what: `the killed write's plaintext: ${JSON.stringify(heads.slice(0, 3).map((h) => h.head))}` });
+  const written = heads.filter((h) => h.tgid === writer.pid);
+  t.diagnostic(`killed mid-write: ${written.length} events, ${written.reduce((n, h) => n + h.original, 0)} bytes stated of 67,108,917, read_user drops ${src.stats().drops["kernel.read_user"] ?? 0}`);
+  assert.ok(conns.some((c) => c.tgid === writer.pid && c.connKey === written[0]!.connKey), "on the client's TLS connection");
+  assert.ok(written.reduce((n, h) => n + h.original, 0) < 67_108_864, "no more than the ciphertext the socket took");
+  assert.equal(stats()["call_abandoned"], abandonedBefore, "the write is not counted abandoned");
+
   // the probe goes on: the next client is traced as before
   const after = stats()["calls"]!;
   await run("curl", ["-sk", url]);

@@ -40,7 +40,7 @@ export const WS_CONN_F_REOPEN = 16;
 export const WS_DATA_F_ANSWER = 1;
 
 /** enum ws_tls_stat, in index order. */
-export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "no_fd_at_start", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", "linked_by_read", "exec_announced", "go_no_fd", "go_not_tcpconn", "go_read_closed", "go_read_forgotten", "go_call_closed", "cipher_held_conns", "cipher_held_bytes", ] as const;
+export const TLS_STATS = ["cipher_bytes_saved", "calls", "call_empty", "no_fd", "no_fd_at_start", "not_tcp", "call_abandoned", "lib_mapped", "linked_after_call", "linked_by_read", "exec_announced", "go_no_fd", "go_not_tcpconn", "go_read_closed", "go_read_forgotten", "go_call_closed", "cipher_held_conns", "cipher_held_bytes", "write_at_exit", ] as const;
 /** enum ws_tls_lib: name by value (0 = none). */
 export const TLS_LIBS = ["", "openssl", "gnutls", "go", ] as const;
 /** WS_TLS_FILES: [file name start, enum ws_tls_lib (0: present, not traced), library]. */
