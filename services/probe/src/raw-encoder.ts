@@ -149,6 +149,8 @@ class Part {
   /** Requests served (answers started at server ends, WS_DATA_F_ANSWER) in `out`, and in the messages cut before. */
   served = 0;
   servedBefore = 0;
+  /** `served` of the message being cut. */
+  cutServed = 0;
   constructor(readonly p: number) {}
 }
 
@@ -157,6 +159,10 @@ export interface EncodedBatch {
   data: Uint8Array;
   /** Events in this message. */
   events: number;
+  /** Its batch_seq. */
+  seq: number;
+  /** Requests served whose answers start in it (RawBatch.served). */
+  served: number;
 }
 
 export interface RawEncoderOptions {
@@ -549,6 +555,7 @@ export class RawEncoder {
     }
     // every message of a partition that ever served states the running count, so one missed
     // message is enough to count what it held (a probe without answer flags writes neither)
+    x.cutServed = x.served;
     if (x.servedBefore || x.served) {
       h.uint(RawBatchTag.servedBefore, x.servedBefore);
       h.uint(RawBatchTag.served, x.served);
@@ -570,6 +577,6 @@ export class RawEncoder {
     x.hasData = false;
     const events = x.count;
     x.count = 0;
-    return { partition: p, data: msg, events };
+    return { partition: p, data: msg, events, seq: x.seq, served: x.cutServed };
   }
 }

@@ -11,6 +11,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import {
   BatchPublisher,
   rawSubject,
+  inboxPrefixFor,
   SHED_SUBJECT,
   ServiceError,
   watchAnnounced,
@@ -30,6 +31,7 @@ import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
 import { RawEncoder, monoToWallOffset, type EncodedBatch } from "./raw-encoder.js";
+import { UnheardReplies } from "./unheard.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { CopyPolicyBatch } from "./copy-policy.js";
@@ -304,8 +306,25 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           },
           onRestart: () => c.add("registry_watch_restarts"),
         });
+      // raw batches published while nothing subscribed to their subject: counted (unheard.ts)
+      const unheard = new UnheardReplies(ctx.config.nats.inboxPrefix ?? inboxPrefixFor(ctx.config.nats.user));
+      let unheardSaid = 0;
+      const unheardSub = nc.subscribe(unheard.subject, {
+        callback: (_e, m) => {
+          const u = unheard.parse(m.subject, m.headers?.code);
+          if (!u) return;
+          c.add("raw_batches_unheard");
+          if (u.served) c.add("requests_unheard", u.served);
+          // said at the first, then at most once a minute, with the running count
+          const now = Date.now();
+          if (now - unheardSaid >= 60_000) {
+            unheardSaid = now;
+            ctx.log.warn({ batches: c.get("raw_batches_unheard"), requests: c.get("requests_unheard"), partition: u.partition }, "raw batches published with no parser subscribed to their partition: lost, counted (raw_batches_unheard)");
+          }
+        },
+      });
       const publish = (ms: EncodedBatch[]) => {
-        for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data);
+        for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data, unheard.replyOf(m));
       };
       try {
         if (ebpf) {
@@ -370,6 +389,9 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         if (pidFileReader) clearInterval(pidFileReader);
         ebpf?.close();
         await publisher.close().catch((e) => ctx.log.warn({ err: errorMessage(e) }, "flush on stop failed"));
+        // the statuses of the last batches come within a round trip of the flush
+        await nc.flush().catch(() => undefined);
+        unheardSub.unsubscribe();
       }
     },
   };

@@ -176,6 +176,7 @@ const PUBLISHER_DEFAULTS: Omit<PublisherOptions, "counters"> = {
 interface Pending {
   subject: string;
   data: Uint8Array;
+  reply: string | undefined;
 }
 
 /** What nats.js 3.x (nats-core's ProtocolHandler and the Node transport) keeps of a connection's output: not in its typings, read defensively. */
@@ -282,8 +283,12 @@ export class BatchPublisher<Desc extends DescMessage> {
     return this.publishBytes(subject, toBinary(this.schema, message));
   }
 
-  /** Queues an already encoded message. Returns false when it was dropped (counted). */
-  publishBytes(subject: string, data: Uint8Array): boolean {
+  /**
+   * Queues an already encoded message. Returns false when it was dropped (counted). `reply`: a
+   * reply subject (with nobody subscribed to `subject`, the server answers it at once with a 503
+   * no-responders status: see `unheardReplies`).
+   */
+  publishBytes(subject: string, data: Uint8Array, reply?: string): boolean {
     const c = this.counters;
     const p = this.opts.prefix;
     if (this.closed || this.nc.isClosed()) {
@@ -299,7 +304,7 @@ export class BatchPublisher<Desc extends DescMessage> {
       c.add(`${p}drops_queue_full`);
       return false;
     }
-    this.queue.push({ subject, data });
+    this.queue.push({ subject, data, reply });
     this.queuedBytes += data.length;
     c.set(`${p}queue_depth`, this.depth);
     void this.pump();
@@ -362,7 +367,7 @@ export class BatchPublisher<Desc extends DescMessage> {
           this.queue[this.head++] = undefined as unknown as Pending;
           this.queuedBytes -= m.data.length;
           try {
-            this.nc.publish(m.subject, m.data);
+            this.nc.publish(m.subject, m.data, m.reply === undefined ? undefined : { reply: m.reply });
             c.add(`${p}published`);
             c.add(`${p}published_bytes`, m.data.length);
           } catch {
