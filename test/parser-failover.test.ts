@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { ownerOf } from "@wirescope/runtime";
 import { parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
-import { REDIS_PLUGIN_DIR } from "./support/index.js";
+import { REDIS_PLUGIN_DIR, waitFor } from "./support/index.js";
 
 const P = 64;
 const TTL_MS = 3000;
@@ -145,5 +145,51 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
     assert.ok(requestsLost > 0);
     assert.ok(requestsCounted >= requestsLost, `requests lost ${requestsLost} but counted ${requestsCounted}`);
     assert.ok(requestsCounted - requestsLost <= requestsNearKill, `requests counted ${requestsCounted} for ${requestsLost} lost (${requestsNearKill} in batches published just before the kill)`);
+  });
+});
+
+describe("parser handover: a replica that joins a running fleet", { timeout: 120_000 }, () => {
+  const bed = useParserBed({ redis: true });
+
+  it("counts a batch its partitions lost in the move, against the previous owners' progress", async () => {
+    const templates = await redisTraffic(bed.redis!.port, 4, "j");
+    const fleet = bed.procs;
+    for (let i = 0; i < 2; i++) fleet.push(await startParser(bed.nats.url, ARGS, `join-${i}`));
+    await waitForFleet(fleet, P);
+    const seqs = new Map<number, number>();
+    const served = new Map<number, number>();
+    let key = 2_000_000n;
+    // one batch on every partition (consecutive keys: key mod P)
+    const publishAll = async () => {
+      for (let i = 0; i < P; i++) {
+        const b = toRawBatches([templates[i % templates.length]!], { partitions: P, firstKey: key++, seqStart: seqs, servedStart: served, probeId: PROBE_ID }).batches[0]!;
+        bed.nc.publish(`wirescope.raw.${b.partition}`, b.bytes);
+      }
+      await bed.nc.flush();
+    };
+    await publishAll();
+    // both replicas committed their partitions' progress (batch 1 of each)
+    const kv = await new Kvm(bed.nc).open("wirescope-parser-progress");
+    await waitFor(async () => {
+      const all: Record<string, number> = {};
+      for (const p of fleet) Object.assign(all, (await kv.get(p.instance))?.json<Record<string, number>>() ?? {});
+      return [...Array(P).keys()].every((p) => all[`${PROBE_ID}/${p}`] === 1);
+    }, { timeoutMs: 15_000, what: "the progress of both replicas committed" });
+
+    fleet.push(await startParser(bed.nats.url, ARGS, "join-2"));
+    await waitForFleet(fleet, P);
+    const joined = fleet[2]!;
+    const moved = [...Array(P).keys()].filter((p) => ownerOf(p, fleet.map((f) => f.instance)) === joined.instance);
+    assert.ok(moved.length > 5, `the newcomer took ${moved.length} partitions`);
+    // batch 2 of each moved partition lost in the move (published while neither owner subscribed)
+    for (const p of moved) seqs.set(p, seqs.get(p)! + 1);
+    await publishAll();
+    await waitFor(async () => ((await parserStatus(joined)).counters["raw_batches_missed.handover"] ?? 0) >= moved.length, { timeoutMs: 15_000, what: `${moved.length} batches counted lost in the move` });
+    await new Promise((r) => setTimeout(r, 1500));
+    const st = await Promise.all(fleet.map(parserStatus));
+    assert.equal(st[2]!.counters["raw_batches_missed.handover"], moved.length, "one per moved partition, by the newcomer");
+    assert.equal(st[0]!.counters["raw_batches_missed.handover"] ?? 0, 0);
+    assert.equal(st[1]!.counters["raw_batches_missed.handover"] ?? 0, 0);
+    assert.equal(st.reduce((n, s) => n + (s.counters["raw_batches_missed.gap"] ?? 0), 0), 0, "no gap besides the move's");
   });
 });

@@ -146,10 +146,13 @@ export const createService: CreateService = async (ctx) => {
         log,
         (members, died) => rebalance(members, died),
       );
-      let previousMembers: string[] = [ctx.instance];
+      let previousMembers: string[] | undefined;
       const rebalance = (members: string[], died: string[]) => {
         const next = ownedPartitions(ctx.instance, members, P);
-        const before = previousMembers;
+        // at this replica's first view, the fleet before it joined (the others; none for the
+        // first replica): the partitions it takes were theirs, and what their move lost (a batch
+        // published between the owner's unsubscribe and ours) is counted against their progress
+        const before = previousMembers ?? members.filter((m) => m !== ctx.instance);
         previousMembers = members;
         const previousOwner = (p: number) => {
           const prev = ownerOf(p, before);
