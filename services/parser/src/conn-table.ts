@@ -378,18 +378,17 @@ export class ConnTable {
    */
   private evictForRoom(now: number): boolean {
     let victim: Conn | undefined;
-    const passed: Conn[] = [];
+    let looked = 0;
+    // one passed over goes to the back at once (a Map iterator goes on past a deletion; one moved
+    // comes round again only in a table smaller than EVICT_SCAN, and counts again then)
     for (const c of this.conns.values()) {
       if (c.closing === undefined && now - c.lastActive >= EVICT_MIN_IDLE_MS) {
         victim = c;
         break;
       }
-      passed.push(c);
-      if (passed.length >= EVICT_SCAN) break;
-    }
-    for (const c of passed) {
       this.conns.delete(c.key);
       this.conns.set(c.key, c);
+      if (++looked >= EVICT_SCAN) break;
     }
     if (!victim) return false;
     this.counters.add("conn_evicted.limit_conns");
