@@ -10,10 +10,9 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { connect } from "@nats-io/transport-node";
-import { ProbeService, RawBatchSchema } from "@wirescope/wire";
-import { createClient } from "@wirescope/runtime";
-import { startNats, freePort, tempDir, waitFor } from "./support/index.js";
-import { bpfAvailable, runChild, spawnProbe } from "./probe-support.js";
+import { RawBatchSchema } from "@wirescope/wire";
+import { startNats, waitFor } from "./support/index.js";
+import { bpfAvailable, serverChild, servingProbe } from "./probe-support.js";
 
 const run = promisify(execFile);
 
@@ -29,16 +28,9 @@ test("probe: raw batches nobody subscribes to are counted with the requests they
   const nats = await startNats();
   t.after(() => nats.stop());
   const url = `nats://127.0.0.1:${nats.port}`;
-  const server = await runChild("unheard-server", SERVER);
-  t.after(() => server.kill());
-  const port = Number((await server.waitLine(/^PORT (\d+)/))[1]);
-  const grpcPort = await freePort();
-  const probe = await spawnProbe(url, grpcPort, tempDir("wirescope-probe-unheard-"), ["--allow-port", String(port)]);
-  t.after(() => probe.stop());
-  const ctl = createClient(ProbeService, `127.0.0.1:${grpcPort}`);
-  t.after(() => ctl.close());
+  const { port } = await serverChild(t, "unheard-server", SERVER);
+  const { ctl } = await servingProbe(t, url, ["--allow-port", String(port)]);
   const counters = async () => (await ctl.status({})).counters;
-  await waitFor(() => counters().then(() => true, () => false), { timeoutMs: 60_000, intervalMs: 300, what: "the probe serving" });
   // the probe attached: a request it sees (a probe that sees nothing yet publishes nothing)
   const requests = async (n: number, tag: string) => {
     const urls = Array.from({ length: n }, (_, i) => `http://127.0.0.1:${port}/${tag}/${i}`);

@@ -286,7 +286,7 @@ export class BatchPublisher<Desc extends DescMessage> {
   /**
    * Queues an already encoded message. Returns false when it was dropped (counted). `reply`: a
    * reply subject (with nobody subscribed to `subject`, the server answers it at once with a 503
-   * no-responders status: see `unheardReplies`).
+   * no-responders status: the probe counts such batches, services/probe/src/unheard.ts).
    */
   publishBytes(subject: string, data: Uint8Array, reply?: string): boolean {
     const c = this.counters;
