@@ -184,7 +184,11 @@ describe("parser handover: a replica that joins a running fleet", { timeout: 120
     // batch 2 of each moved partition lost in the move (published while neither owner subscribed)
     for (const p of moved) seqs.set(p, seqs.get(p)! + 1);
     await publishAll();
-    await waitFor(async () => ((await parserStatus(joined)).counters["raw_batches_missed.handover"] ?? 0) >= moved.length, { timeoutMs: 15_000, what: `${moved.length} batches counted lost in the move` });
+    let c: Record<string, number> = {};
+    const said = () => JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => /handover|progress|partitions|raw_batches/.test(k))));
+    await waitFor(async () => ((c = (await parserStatus(joined)).counters)["raw_batches_missed.handover"] ?? 0) >= moved.length, { timeoutMs: 20_000, what: `${moved.length} batches counted lost in the move` }).catch((e: Error) => {
+      throw new Error(`${e.message}; the newcomer's counters: ${said()}`);
+    });
     await new Promise((r) => setTimeout(r, 1500));
     const st = await Promise.all(fleet.map(parserStatus));
     assert.equal(st[2]!.counters["raw_batches_missed.handover"], moved.length, "one per moved partition, by the newcomer");

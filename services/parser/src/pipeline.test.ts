@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnEventSchema, ConnKind, DataEventSchema, Direction, RawBatchSchema, Role } from "@wirescope/wire";
 import { Counters } from "@wirescope/runtime";
-import { HANDOVER_SETTLE_MS, Pipeline, type Progress } from "./pipeline.js";
+import { HANDOVER_READ_WAIT_MS, HANDOVER_SETTLE_MS, Pipeline, type Progress } from "./pipeline.js";
 import { DEFAULT_MAX_DETECT_BYTES, LoadedPlugin, PluginSet } from "./wasm-plugins.js";
 import { recordsByConn } from "./test-support/records.js";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
@@ -76,7 +76,7 @@ describe("Pipeline", () => {
 
   it("counts what the previous owner did not finish when taking a partition over", () => {
     const { p, counters } = setup();
-    p.setOwned(new Set([3]), (part) => (part === 3 ? { "probe-a/3": 10, "probe-a/4": 99 } : undefined));
+    p.setOwned(new Set([3]), (part) => (part === 3 ? () => ({ "probe-a/3": 10, "probe-a/4": 99 }) : undefined));
     p.onRawBytes(batch(3, 15), 0); // 11..14 lost between the owners
     p.sweep(HANDOVER_SETTLE_MS - 1);
     assert.equal(counters.get("raw_batches_missed.handover"), 0, "not before the previous owner's last progress can have come");
@@ -90,7 +90,7 @@ describe("Pipeline", () => {
     const { p, counters } = setup();
     const served = (partition: number, seq: number, before: number, n: number) =>
       toBinary(RawBatchSchema, create(RawBatchSchema, { partition, batchSeq: BigInt(seq), probeId: "probe-a", servedBefore: BigInt(before), served: n }));
-    p.setOwned(new Set([1, 3]), (part) => (part === 3 ? { "probe-a/3": 10, "s:probe-a/3": 500 } : undefined));
+    p.setOwned(new Set([1, 3]), (part) => (part === 3 ? () => ({ "probe-a/3": 10, "s:probe-a/3": 500 }) : undefined));
     p.onRawBytes(served(1, 1, 0, 7), 0);
     p.onRawBytes(served(1, 2, 7, 0), 0); // a batch without answers still states the count
     p.onRawBytes(served(1, 5, 30, 4), 0); // 3 and 4 held 23 requests
@@ -115,13 +115,33 @@ describe("Pipeline", () => {
     assert.equal(p.progress()["s:probe-a/1"], undefined);
   });
 
-  it("counts nothing when the previous owner's progress is unknown or continuous", () => {
+  it("counts nothing when the partition had no previous owner or its progress is continuous", () => {
     const { p, counters } = setup();
-    p.setOwned(new Set([3, 4]), (part) => (part === 3 ? { "probe-a/3": 14 } : undefined));
+    p.setOwned(new Set([3, 4]), (part) => (part === 3 ? () => ({ "probe-a/3": 14 }) : undefined));
     p.onRawBytes(batch(3, 15), 0);
     p.onRawBytes(batch(4, 7), 0);
     p.sweep(HANDOVER_SETTLE_MS);
+    p.sweep(HANDOVER_READ_WAIT_MS);
     assert.equal(counters.get("raw_batches_missed.handover"), 0);
+    assert.equal(counters.get("handovers_unmeasured"), 0);
+  });
+
+  it("waits for the previous owner's progress to be read before counting a takeover, and says when it never is", () => {
+    // a loaded machine: the KV read of the previous owner's progress answers after the settle time
+    const { p, counters } = setup();
+    let theirs: Record<string, number> | undefined;
+    p.setOwned(new Set([3, 5]), (part) => (part === 3 ? () => theirs : part === 5 ? () => undefined : undefined));
+    p.onRawBytes(batch(3, 15), 0); // 11..14 lost between the owners
+    p.onRawBytes(batch(5, 4), 0);
+    p.sweep(HANDOVER_SETTLE_MS);
+    assert.equal(counters.get("raw_batches_missed.handover"), 0, "not counted against nothing");
+    theirs = { "probe-a/3": 10 };
+    p.sweep(HANDOVER_SETTLE_MS + 3000);
+    assert.equal(counters.get("raw_batches_missed.handover"), 4, "counted once read");
+    assert.equal(counters.get("handovers_unmeasured"), 0);
+    p.sweep(HANDOVER_READ_WAIT_MS);
+    assert.equal(counters.get("handovers_unmeasured"), 1, "partition 5's previous owner never read");
+    assert.equal(counters.get("raw_batches_missed.handover"), 4);
   });
 
   it("counts a takeover against the previous owner's progress as it stands once settled, and commits a released partition's progress once", () => {
@@ -129,7 +149,7 @@ describe("Pipeline", () => {
     // the new owner's first batch came; its next flush commits 14: nothing was lost
     const { p, counters } = setup();
     let theirs: Progress = { "probe-a/3": 10 };
-    p.setOwned(new Set([3]), () => theirs);
+    p.setOwned(new Set([3]), () => () => theirs);
     p.onRawBytes(batch(3, 15), 0);
     theirs = { "probe-a/3": 14 };
     p.sweep(HANDOVER_SETTLE_MS);

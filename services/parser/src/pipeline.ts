@@ -35,6 +35,12 @@ const EMPTY = new Uint8Array(0);
  * Counted at once, the batches it had handled but not yet committed were counted as lost too.
  */
 export const HANDOVER_SETTLE_MS = 1000;
+/**
+ * How long a takeover waits for the previous owner's progress to be read at all (a KV read can
+ * take seconds on a loaded machine or during a NATS failover). Counted against nothing before it
+ * is read; `handovers_unmeasured` when it never is.
+ */
+export const HANDOVER_READ_WAIT_MS = 10_000;
 
 /** A takeover's first batch of one probe, waiting for the previous owner's last progress. */
 interface PendingHandover {
@@ -86,10 +92,12 @@ export class Pipeline {
   /**
    * Applies a new assignment. Partitions that left drop their connections (counted), and their
    * progress goes into the next `progress()` (committed with the records of their last batches);
-   * partitions that arrived count their first batches against the previous owner's progress (when
-   * known), read HANDOVER_SETTLE_MS later (`sweep`). Returns the partitions added and removed.
+   * partitions that arrived from a previous owner count their first batches against its progress,
+   * read HANDOVER_SETTLE_MS later (`sweep`). `previousOf(p)`: a reader of the previous owner's
+   * progress (undefined until read), or undefined when p had no previous owner. Returns the
+   * partitions added and removed.
    */
-  setOwned(next: Set<number>, previousProgress: (p: number) => Progress | undefined): { added: number[]; removed: number[] } {
+  setOwned(next: Set<number>, previousOf: (p: number) => (() => Progress | undefined) | undefined): { added: number[]; removed: number[] } {
     const added = [...next].filter((p) => !this.owned.has(p));
     const removed = [...this.owned].filter((p) => !next.has(p));
     for (const p of removed) {
@@ -104,7 +112,9 @@ export class Pipeline {
       this.counters.add("partitions_released");
     }
     for (const p of added) {
-      this.previous.set(p, () => previousProgress(p));
+      const read = previousOf(p);
+      if (read) this.previous.set(p, read);
+      else this.previous.delete(p);
       for (const k of keysOfPartition(this.released, p)) this.released.delete(k);
       this.counters.add("partitions_acquired");
     }
@@ -242,7 +252,13 @@ export class Pipeline {
     this.pending = waiting;
     for (const h of due) {
       const prev = this.previous.get(h.partition)?.();
-      const baseSeq = prev?.[h.key];
+      if (prev === undefined) {
+        // not read yet: counted against nothing, it would miss the move's loss silently
+        if (now - h.at < HANDOVER_READ_WAIT_MS) waiting.push(h);
+        else this.counters.add("handovers_unmeasured");
+        continue;
+      }
+      const baseSeq = prev[h.key];
       if (baseSeq === undefined || h.seq <= baseSeq + 1) continue;
       this.counters.add("raw_batches_missed.handover", h.seq - baseSeq - 1);
       this.countMissedServed("handover", h.servedBefore, prev![h.sKey]);

@@ -15,12 +15,14 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, type KV } from "@nats-io/kv";
 import { NatsError, errorMessage, withJetStreamRetry, type Counters, type Logger } from "@wirescope/runtime";
-import { HANDOVER_SETTLE_MS, type Progress } from "./pipeline.js";
+import { HANDOVER_READ_WAIT_MS, HANDOVER_SETTLE_MS, type Progress } from "./pipeline.js";
 
 export const PROGRESS_MAX_AGE_MS = 10 * 60_000;
 export const PROGRESS_REFRESH_MS = 60_000;
 /** A successor reads a previous owner's progress at the takeover and then at these delays (ms): the last read before the handover settles is what it counts against. */
 export const PROGRESS_READS_MS = [0, 400, 800, HANDOVER_SETTLE_MS - 50, HANDOVER_SETTLE_MS + 500];
+/** Reads again while none has answered (every 1 s up to the takeover's wait, HANDOVER_READ_WAIT_MS). */
+const PROGRESS_RETRY_MS = 1000;
 
 export class ProgressStore {
   private kv!: KV;
@@ -114,13 +116,21 @@ export class ProgressStore {
    * that `of(prev)` holds its latest when the handover settles (Pipeline HANDOVER_SETTLE_MS).
    */
   want(prev: string): void {
-    for (const ms of PROGRESS_READS_MS) {
+    const at = (ms: number, then: () => void) => {
       const t = setTimeout(() => {
         this.timers.delete(t);
-        void this.read(prev);
+        then();
       }, ms);
       this.timers.add(t);
-    }
+    };
+    for (const ms of PROGRESS_READS_MS) at(ms, () => void this.read(prev));
+    // none answered by the last of those (a loaded machine, a NATS failover): again until one does
+    const again = (waited: number) => {
+      if (this.others.has(prev) || waited >= HANDOVER_READ_WAIT_MS) return;
+      void this.read(prev);
+      at(PROGRESS_RETRY_MS, () => again(waited + PROGRESS_RETRY_MS));
+    };
+    at(PROGRESS_READS_MS.at(-1)! + PROGRESS_RETRY_MS, () => again(PROGRESS_READS_MS.at(-1)! + PROGRESS_RETRY_MS));
   }
 
   /** The latest progress read of replica `id`, or undefined when none was. */

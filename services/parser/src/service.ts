@@ -160,7 +160,7 @@ export const createService: CreateService = async (ctx) => {
         };
         const { added, removed } = pipeline.setOwned(next, (p) => {
           const prev = previousOwner(p);
-          return prev ? progressStore.of(prev) : undefined;
+          return prev ? () => progressStore.of(prev) : undefined;
         });
         // the previous owners' progress, read now and until the takeovers settle (the pipeline
         // asks for it then)
