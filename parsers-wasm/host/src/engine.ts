@@ -329,20 +329,33 @@ export class EngineConnection {
   private fed = 0;
   /** Plugins that retracted a claim (made at the first retraction). */
   private excluded: Set<Plugin> | undefined;
-  /** Per direction (as given by the caller): the log index the replay starts from. */
-  private anchor: [number, number] = [0, 0];
-  /** Per direction: the window from the start (or the last gap), and the one restarted at a later chunk. */
-  private base: [Win, Win] = [new Win(), new Win()];
-  private fresh: [Win, Win] = [new Win(), new Win()];
   /**
-   * Per direction: the newest chunk alone. Mid-stream, a window that began inside a message
-   * may keep a weak score as it grows over several writes and never be restarted; a message
-   * that starts a later write is still found here. Asked for at most MAX_CHUNK_ROUNDS chunks.
+   * Detection windows and replay anchors, made when first needed and dropped with the replay log
+   * (`dropLog`): a connection that never sends, or that a plugin decodes, holds none (~0.9 KB of
+   * heap each: a parser holds 100,000 idle connections under a flood of half-open ones).
    */
-  private chunk: [Win, Win] = [new Win(), new Win()];
-  private chunkRounds: [number, number] = [0, 0];
-  /** Fresh windows started per direction (bounded: each costs detection rounds). */
-  private reanchors: [number, number] = [0, 0];
+  private det: Detection | undefined;
+  private get dt(): Detection {
+    return (this.det ??= new Detection());
+  }
+  private get anchor(): [number, number] {
+    return this.dt.anchor;
+  }
+  private get base(): [Win, Win] {
+    return this.dt.base;
+  }
+  private get fresh(): [Win, Win] {
+    return this.dt.fresh;
+  }
+  private get chunk(): [Win, Win] {
+    return this.dt.chunk;
+  }
+  private get chunkRounds(): [number, number] {
+    return this.dt.chunkRounds;
+  }
+  private get reanchors(): [number, number] {
+    return this.dt.reanchors;
+  }
   private out: Uint8Array[] = [];
   /** Bumped by every claim, so that a replay interrupted by a re-detection stops. */
   private epoch = 0;
@@ -408,7 +421,7 @@ export class EngineConnection {
       if (this.logBytes + bytes.length <= this.engine.options.detectLimit) {
         this.log.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsNs });
         this.logBytes += bytes.length;
-      } else this.log = null;
+      } else this.dropLog();
     }
     this.feed(dir, bytes, tsNs);
     return this.result();
@@ -510,8 +523,7 @@ export class EngineConnection {
     }
     this.handle = 0;
     this.inst = undefined;
-    this.log = null;
-    this.resetWindows();
+    this.dropLog();
     if (this.state === "detecting" || this.state === "decoding") this.state = "closed";
   }
 
@@ -607,10 +619,16 @@ export class EngineConnection {
     }
     this.inst = undefined;
     this.handle = 0;
-    this.log = null;
+    this.dropLog();
   }
 
   // ---- detection ----
+
+  /** Stops holding the replay log, and with it the detection state (no detection without it). */
+  private dropLog(): void {
+    this.log = null;
+    this.det = undefined;
+  }
 
   /** Every detection window empty, anchored at 0. */
   private resetWindows(): void {
@@ -706,7 +724,7 @@ export class EngineConnection {
 
   /** Asks about windows that grew since the last round (before a gap, the close, giving up). */
   private settleDetection(): void {
-    if (this.state !== "detecting" || !this.log) return;
+    if (this.state !== "detecting" || !this.log || !this.det) return; // no windows: nothing seen to settle
     for (const d of [0, 1] as Dir[]) {
       if (this.state !== "detecting") return;
       const distinct = this.fresh[d].anchor > this.base[d].anchor;
@@ -862,6 +880,9 @@ export class EngineConnection {
       if (e.bytes) this.feedPieces(e.dir, e.bytes, e.ts, epoch);
       else this.call(GAP, e.dir, e.ts, undefined, e.len, epoch);
     }
+    // Replayed: the windows are not read again unless the claim is retracted, and redetect()
+    // builds them again from the log it still holds.
+    if (this.state === "decoding" && this.epoch === epoch) this.det = undefined;
   }
 
   // ---- decoding ----
@@ -939,7 +960,7 @@ export class EngineConnection {
       c.add(plugin.recordsCounter, n);
       this.sinceRestart += n;
       // the plugin has proven itself: stop holding the replay log
-      this.log = null;
+      this.dropLog();
     }
     if (r === -4) {
       this.switchOver(inst, plugin, ts, tails);
@@ -1035,7 +1056,7 @@ export class EngineConnection {
     this.handle = 0;
     this.inst = undefined;
     if (typeof this.connNew(plugin) === "string") return false;
-    this.log = null;
+    this.dropLog();
     this.restarts++;
     this.sinceRestart = 0;
     this.gapDue = [true, true];
@@ -1065,15 +1086,12 @@ export class EngineConnection {
     this.state = "detecting";
     this.postponed = false;
     this.excluded?.clear();
-    this.anchor = [0, 0];
-    this.reanchors = [0, 0];
-    this.chunkRounds = [0, 0];
+    this.det = undefined; // anchors, windows and their counts start again
     this.gapDue = [false, false];
     this.sinceRestart = 0;
     this.seen = 0;
     this.log = [];
     this.logBytes = 0;
-    this.resetWindows();
     const entries: LogEntry[] = [];
     for (const pd of [0, 1] as Dir[]) {
       const b = tails[pd];
@@ -1089,7 +1107,8 @@ export class EngineConnection {
     const log = this.log!;
     this.state = "detecting";
     this.flipped = false;
-    this.anchor = [0, 0];
+    this.anchor[0] = 0;
+    this.anchor[1] = 0;
     this.resetWindows();
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
@@ -1275,6 +1294,24 @@ class Evaluation {
 const EVAL = new Evaluation();
 
 /** A detection window: the first bytes of one direction from log entry `anchor` on. */
+/** One connection's detection state, per direction as the caller gives it (see `det`). */
+class Detection {
+  /** The log index the replay starts from. */
+  readonly anchor: [number, number] = [0, 0];
+  /** The window from the start (or the last gap), and the one restarted at a later chunk. */
+  readonly base: [Win, Win] = [new Win(), new Win()];
+  readonly fresh: [Win, Win] = [new Win(), new Win()];
+  /**
+   * The newest chunk alone. Mid-stream, a window that began inside a message may keep a weak
+   * score as it grows over several writes and never be restarted; a message that starts a later
+   * write is still found here. Asked for at most MAX_CHUNK_ROUNDS chunks.
+   */
+  readonly chunk: [Win, Win] = [new Win(), new Win()];
+  readonly chunkRounds: [number, number] = [0, 0];
+  /** Fresh windows started (bounded: each costs detection rounds). */
+  readonly reanchors: [number, number] = [0, 0];
+}
+
 class Win {
   anchor = 0;
   parts: Uint8Array[] = [];
