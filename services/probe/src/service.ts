@@ -11,7 +11,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import {
   BatchPublisher,
   rawSubject,
-  inboxPrefixFor,
+  inboxPrefixOf,
   SHED_SUBJECT,
   ServiceError,
   watchAnnounced,
@@ -307,7 +307,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           onRestart: () => c.add("registry_watch_restarts"),
         });
       // raw batches published while nothing subscribed to their subject: counted (unheard.ts)
-      const unheard = new UnheardReplies(ctx.config.nats.inboxPrefix ?? inboxPrefixFor(ctx.config.nats.user));
+      const unheard = new UnheardReplies(inboxPrefixOf(ctx.config.nats));
       let unheardSaid = 0;
       const unheardSub = nc.subscribe(unheard.subject, {
         callback: (_e, m) => {

@@ -36,6 +36,15 @@ export const SHED_SUBJECT = NATS_NAMES.shedSubject;
 export const RAW_ALL = "wirescope.raw.*";
 export const RECORDS_ALL = "wirescope.records.*";
 
+/**
+ * The inbox prefix a client with these options uses (configured, else its user's: replies to it
+ * only where that user may subscribe, nats-permissions.ts). A service that reads replies to its
+ * own publishes by subject (the probe's unheard batches) matches them against it.
+ */
+export function inboxPrefixOf(opts: NatsOptions): string {
+  return opts.inboxPrefix ?? inboxPrefixFor(opts.user);
+}
+
 /** Builds nats.js connection options from our config (credentials, TLS, reconnect forever). */
 export function natsConnectionOptions(opts: NatsOptions, name: string): NodeConnectionOptions {
   const co: NodeConnectionOptions = {
@@ -50,8 +59,7 @@ export function natsConnectionOptions(opts: NatsOptions, name: string): NodeConn
     // failure could show its caller: one per JetStream publish and per pull, on the hot path.
     // Failures still carry their message and cause.
     noAsyncTraces: true,
-    // replies to this client only where its user may subscribe (nats-permissions.ts)
-    inboxPrefix: opts.inboxPrefix ?? inboxPrefixFor(opts.user),
+    inboxPrefix: inboxPrefixOf(opts),
   };
   if (opts.user !== undefined) co.user = opts.user;
   if (opts.password !== undefined) co.pass = opts.password;
