@@ -149,8 +149,6 @@ class Part {
   /** Requests served (answers started at server ends, WS_DATA_F_ANSWER) in `out`, and in the messages cut before. */
   served = 0;
   servedBefore = 0;
-  /** `served` of the message being cut. */
-  cutServed = 0;
   constructor(readonly p: number) {}
 }
 
@@ -555,7 +553,6 @@ export class RawEncoder {
     }
     // every message of a partition that ever served states the running count, so one missed
     // message is enough to count what it held (a probe without answer flags writes neither)
-    x.cutServed = x.served;
     if (x.servedBefore || x.served) {
       h.uint(RawBatchTag.servedBefore, x.servedBefore);
       h.uint(RawBatchTag.served, x.served);
@@ -566,8 +563,9 @@ export class RawEncoder {
   }
 
   private cut(p: number): EncodedBatch {
-    const h = this.header(p);
     const x = this.out(p);
+    const served = x.served; // header() moves it into servedBefore
+    const h = this.header(p);
     const o = x.out;
     const dataLen = o.len;
     const msg = Buffer.allocUnsafe(h.len + dataLen);
@@ -577,6 +575,6 @@ export class RawEncoder {
     x.hasData = false;
     const events = x.count;
     x.count = 0;
-    return { partition: p, data: msg, events, seq: x.seq, served: x.cutServed };
+    return { partition: p, data: msg, events, seq: x.seq, served };
   }
 }
