@@ -441,19 +441,9 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	return 0;
 }
 
-/*
- * A thread that exits inside a library call (killed mid-read) never returns: forget its call, so
- * a later thread with the same id does not inherit it (called by task_exit, wirescope.bpf.c).
- * A write the socket had taken ciphertext of was sent, in part or whole, though its return never
- * comes (a client SIGKILLed once the server had its request): its plaintext goes out now, up to
- * the ciphertext bytes sent (a record's plaintext is shorter than its ciphertext, so this is the
- * part sent plus at most a record's overhead). The thread's memory is still mapped at
- * sched_process_exit on the kernel this was tested on (6.18: test/probe-tls); on a kernel that
- * unmaps it first, the copy fails and the bytes are a stated gap counted as
- * drops.kernel.read_user: never silent.
- */
-/* Out of line: its copy's locals stay off task_exit's own frame (the verifier's combined stack
- * of task_exit and its fd walk's callbacks has no room for them). */
+/* The plaintext of a write its thread died in (see tls_forget_thread). Out of line: its copy's
+ * locals stay off task_exit's own frame (the verifier's combined stack of task_exit and its fd
+ * walk's callbacks has no room for them). */
 static __noinline void tls_write_at_exit(__u32 tgid, __s32 fd, __u64 buf, __u32 n)
 {
 	struct conn_info *ci = conn_of_fd(tgid, fd);
@@ -465,6 +455,17 @@ static __noinline void tls_write_at_exit(__u32 tgid, __s32 fd, __u64 buf, __u32 
 	emit_data(ci, fd, WS_DIR_EGRESS, WS_SYS_SSL_WRITE, buf, 0, 0, n);
 }
 
+/*
+ * A thread that exits inside a library call (killed mid-read) never returns: forget its call, so
+ * a later thread with the same id does not inherit it (called by task_exit, wirescope.bpf.c).
+ * A write the socket had taken ciphertext of was sent, in part or whole, though its return never
+ * comes (a client SIGKILLed once the server had its request): its plaintext goes out now, up to
+ * the ciphertext bytes sent (a record's plaintext is shorter than its ciphertext, so this is the
+ * part sent plus at most a record's overhead). The thread's memory is still mapped at
+ * sched_process_exit on the kernel this was tested on (6.18: test/probe-tls); on a kernel that
+ * unmaps it first, the copy fails and the bytes are a stated gap counted as
+ * drops.kernel.read_user: never silent.
+ */
 static __always_inline void tls_forget_thread(__u64 id)
 {
 	struct ssl_call *c = bpf_map_lookup_elem(&ssl_calls, &id);
