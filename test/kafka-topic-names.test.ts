@@ -10,7 +10,7 @@ import net from "node:net";
 import { ownerOf } from "@wirescope/runtime";
 import { startKafkaTestBroker } from "@wirescope/cli/demo/kafka-broker/index";
 import { WireWriter } from "@wirescope/cli/demo/kafka-broker/wire";
-import { captureThroughRelay, parserStatus, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet, type Conversation, type ParserProc } from "./parser-support.js";
+import { captureThroughRelay, parserStatus, settleRecords, startFleet, startParser, toRawBatches, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
 import { waitFor } from "./support/servers.js";
 import { PLUGINS_DIR } from "./support/index.js";
 
@@ -72,10 +72,7 @@ describe("kafka topic ids named across parser replicas", { timeout: 120_000 }, (
 
   it("a Fetch v13 on one replica is named from the Metadata another replica decoded; a replica started later has the pair", async () => {
     const { metadata, fetch, topicId } = await traffic();
-    const fleet: ParserProc[] = [];
-    for (let i = 0; i < 2; i++) fleet.push(await startParser(bed.nats.url, ARGS, `topics-${i}`));
-    bed.procs.push(...fleet);
-    await waitForFleet(fleet, P);
+    const fleet = await startFleet(bed, 2, ARGS, "topics", P);
     const members = fleet.map((p) => p.instance);
     const [a, b] = fleet as [ParserProc, ParserProc];
     const seqs = new Map<number, number>();

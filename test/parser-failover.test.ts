@@ -14,7 +14,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { ownerOf } from "@wirescope/runtime";
-import { parserStatus, redisTraffic, settleRecords, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
+import { parserStatus, redisTraffic, settleRecords, startFleet, startParser, toRawBatches, useParserBed, waitForFleet } from "./parser-support.js";
 import { REDIS_PLUGIN_DIR, waitFor } from "./support/index.js";
 
 const P = 64;
@@ -29,9 +29,7 @@ describe("parser failover: kill -9 one of three replicas under load", { timeout:
 
   it("takes over the dead replica's partitions and counts exactly what it lost", async () => {
     const templates = await redisTraffic(bed.redis!.port, 32, "f");
-    const fleet = bed.procs;
-    for (let i = 0; i < 3; i++) fleet.push(await startParser(bed.nats.url, ARGS, `failover-${i}`));
-    await waitForFleet(fleet, P);
+    const fleet = await startFleet(bed, 3, ARGS, "failover", P);
     const members = fleet.map((p) => p.instance);
     const victim = fleet[0]!;
     const survivors = fleet.slice(1);
@@ -153,9 +151,7 @@ describe("parser handover: a replica that joins a running fleet", { timeout: 120
 
   it("counts a batch its partitions lost in the move, against the previous owners' progress", async () => {
     const templates = await redisTraffic(bed.redis!.port, 4, "j");
-    const fleet = bed.procs;
-    for (let i = 0; i < 2; i++) fleet.push(await startParser(bed.nats.url, ARGS, `join-${i}`));
-    await waitForFleet(fleet, P);
+    const fleet = await startFleet(bed, 2, ARGS, "join", P);
     const seqs = new Map<number, number>();
     const served = new Map<number, number>();
     let key = 2_000_000n;
@@ -176,9 +172,10 @@ describe("parser handover: a replica that joins a running fleet", { timeout: 120
       return [...Array(P).keys()].every((p) => all[`${PROBE_ID}/${p}`] === 1);
     }, { timeoutMs: 15_000, what: "the progress of both replicas committed" });
 
-    fleet.push(await startParser(bed.nats.url, ARGS, "join-2"));
+    const joined = await startParser(bed.nats.url, ARGS, "join-2");
+    bed.procs.push(joined);
+    fleet.push(joined);
     await waitForFleet(fleet, P);
-    const joined = fleet[2]!;
     const moved = [...Array(P).keys()].filter((p) => ownerOf(p, fleet.map((f) => f.instance)) === joined.instance);
     assert.ok(moved.length > 5, `the newcomer took ${moved.length} partitions`);
     // batch 2 of each moved partition lost in the move (published while neither owner subscribed)

@@ -4,7 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startParser, toRawBatches, waitForFleet, parserStatus, useParserBed, type Conversation, type ParserProc } from "./parser-support.js";
+import { redisTraffic, replayWithProbe, conversationsFromCapture, recordKey, settleRecords, startFleet, toRawBatches, parserStatus, useParserBed, type Conversation } from "./parser-support.js";
 import { SHARED_CAPTURES } from "@wirescope/capture/test-support/pcap";
 import { PLUGINS_DIR, REDIS_PLUGIN_DIR } from "./support/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -38,10 +38,7 @@ describe("parser fleet: 1 vs 3 replicas on real traffic", { timeout: 180_000 }, 
   async function replay(n: number, convs: Conversation[] | "probe"): Promise<{ keys: string[]; byConn: Map<string, Set<string>>; counters: Record<string, number>[] }> {
     const jsm = await jetstreamManager(bed.nc);
     await jsm.streams.purge("WIRESCOPE_RECORDS").catch(() => undefined);
-    const fleet: ParserProc[] = [];
-    for (let i = 0; i < n; i++) fleet.push(await startParser(bed.nats.url, PLUGIN_ARGS, `parser-${n}-${i}`));
-    bed.procs.push(...fleet);
-    await waitForFleet(fleet, P);
+    const fleet = await startFleet(bed, n, PLUGIN_ARGS, `parser-${n}`, P);
     if (convs === "probe") {
       // The real probe replays every shared capture (its own partitioning and batching).
       let i = 0;

@@ -274,6 +274,21 @@ export async function waitForFleet(ps: ParserProc[], partitions: number, timeout
   );
 }
 
+/**
+ * Starts `n` parser replicas named `<name>-<i>` with `args` (stopped with the bed), and waits
+ * until they own the `partitions` among them.
+ */
+export async function startFleet(bed: ParserBed, n: number, args: string[], name: string, partitions = 64): Promise<ParserProc[]> {
+  const fleet: ParserProc[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = await startParser(bed.nats.url, args, `${name}-${i}`);
+    fleet.push(p);
+    bed.procs.push(p);
+  }
+  await waitForFleet(fleet, partitions);
+  return fleet;
+}
+
 export interface SeenRecord {
   parserId: string;
   record: WsRecord;
