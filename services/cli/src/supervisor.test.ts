@@ -121,6 +121,37 @@ describe("Supervisor", () => {
     assert.deepEqual(sup.states().map((s) => s.state), ["stopped", "disabled"]);
   });
 
+  it("a first start that fails is tried again, `attempts` times in all, with the backoff; then it rejects", async () => {
+    const lines: string[] = [];
+    const sup = new Supervisor({ initialBackoffMs: 5, log: (l) => lines.push(l), who: "demo" });
+    let tries = 0;
+    // A child that dies before it is ready, twice: the way a part whose port was taken for a moment fails.
+    const dying = async (name: string) => {
+      const p = await spawnManaged(name, "sh", ["-c", "exit 3"]);
+      const { code } = await p.exited;
+      throw new Error(`${name} exited (code ${code}) before it was ready`);
+    };
+    const flaky: ChildSpec = { ...sleeper("api"), start: async () => (++tries <= 2 ? dying("api") : spawnManaged("api", "sleep", ["1000"])) };
+    try {
+      const p = await sup.start(flaky, 4);
+      assert.equal(tries, 3);
+      assert.ok(pidAlive(p.pid));
+      assert.deepEqual([state(sup, "api").state, state(sup, "api").reason], ["running", undefined]);
+      assert.deepEqual(lines, [
+        "demo: api did not start: api exited (code 3) before it was ready; trying again in 5 ms (attempt 2 of 4)",
+        "demo: api did not start: api exited (code 3) before it was ready; trying again in 10 ms (attempt 3 of 4)",
+      ]);
+
+      tries = 0;
+      await assert.rejects(sup.start({ ...flaky, name: "web", start: () => (++tries, dying("web")) }, 3), /web exited \(code 3\) before it was ready/);
+      assert.equal(tries, 3, "three attempts, no more");
+      assert.deepEqual([state(sup, "web").state, state(sup, "web").reason], ["down", "web exited (code 3) before it was ready"]);
+      assert.equal(lines.filter((l) => l.startsWith("demo: web did not start")).length, 2);
+    } finally {
+      await sup.stop(true);
+    }
+  });
+
   it("after the abort signal, a child that dies is not restarted", async () => {
     const ac = new AbortController();
     let starts = 0;

@@ -1,7 +1,8 @@
-// Keeps `wirescope up`'s children running: a child that exits while the stack is up is started
-// again after a backoff (1 s, 2 s, 4 s … up to 30 s; back to 1 s once it has run for a minute),
-// forever, and every restart is counted. One child dying never stops the others: the services
-// reconnect to a restarted nats-server or influxd by themselves.
+// Keeps `wirescope up`'s children (and the demo's parts) running: a child that exits while the
+// stack is up is started again after a backoff (1 s, 2 s, 4 s … up to 30 s; back to 1 s once it
+// has run for a minute), forever, and every restart is counted. One child dying never stops the
+// others: the services reconnect to a restarted nats-server or influxd by themselves. A first
+// start that fails is tried again as many times as the caller allows.
 //
 //   start() ─▶ running ──exit──▶ restarting ──backoff──▶ start() ─┬─ ok ─▶ running (restarts+1)
 //                                                                 └─ failed ─▶ down ─▶ backoff…
@@ -73,6 +74,8 @@ export interface SupervisorOptions {
   log: (line: string) => void;
   /** Aborting it ends supervision (no more restarts) like stop() does, without stopping children. */
   signal?: AbortSignal;
+  /** What the log lines start with ("wirescope up", "demo"). */
+  who: string;
 }
 
 const DEFAULTS: SupervisorOptions = {
@@ -82,6 +85,7 @@ const DEFAULTS: SupervisorOptions = {
   stopGraceMs: 10_000,
   onChange: () => undefined,
   log: () => undefined,
+  who: "wirescope up",
 };
 
 interface Entry {
@@ -120,28 +124,40 @@ export class Supervisor {
   }
 
   /**
-   * Starts a child for the first time and supervises it from then on. Rejects when this first
-   * start fails (the caller decides whether the stack can go on without it); the child is then
-   * listed as down with the reason.
+   * Starts a child for the first time and supervises it from then on. A failed start is tried
+   * again after the backoff, `attempts` times in all; then this rejects (the caller decides
+   * whether the stack can go on without it) and the child is listed as down with the reason.
    */
-  async start(spec: ChildSpec): Promise<ManagedProcess> {
+  async start(spec: ChildSpec, attempts = 1): Promise<ManagedProcess> {
     const e: Entry = { spec, state: this.fresh(spec, "starting"), startedAtMs: Date.now() };
     this.entries.push(e);
     this.changed();
-    try {
-      e.proc = await spec.start(this.ac.signal);
-    } catch (err) {
-      this.set(e, { state: "down", reason: errorMessage(err), pid: undefined, startTime: undefined });
-      throw err;
+    let delay = this.opts.initialBackoffMs;
+    let proc: ManagedProcess;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        proc = await spec.start(this.ac.signal);
+        break;
+      } catch (err) {
+        const last = attempt >= attempts || this.stopping;
+        this.set(e, { state: "down", reason: errorMessage(err), pid: undefined, startTime: undefined });
+        if (last) throw err;
+        this.opts.log(`${this.opts.who}: ${spec.name} did not start: ${errorMessage(err)}; trying again in ${fmtMs(delay)} (attempt ${attempt + 1} of ${attempts})`);
+        await sleep(delay, this.ac.signal);
+        delay = Math.min(delay * 2, this.opts.maxBackoffMs);
+        if (this.stopping) throw err;
+        this.set(e, { state: "starting" });
+      }
     }
     if (this.stopping) {
-      await e.proc.stop(this.opts.stopGraceMs);
+      await proc.stop(this.opts.stopGraceMs);
       throw new Error(`${spec.name}: stopped while starting`);
     }
+    e.proc = proc;
     e.startedAtMs = Date.now();
-    this.set(e, { state: "running", pid: e.proc.pid, startTime: processStartTime(e.proc.pid), reason: undefined });
+    this.set(e, { state: "running", pid: proc.pid, startTime: processStartTime(proc.pid), reason: undefined });
     e.loop = this.watch(e);
-    return e.proc;
+    return proc;
   }
 
   /** Lists a child that is not started at all (disabled on purpose, or impossible here). */
@@ -192,7 +208,7 @@ export class Supervisor {
     try {
       this.opts.onChange(this.states());
     } catch (err) {
-      this.opts.log(`wirescope up: could not record the state of the stack: ${errorMessage(err)}`);
+      this.opts.log(`${this.opts.who}: could not record the state of the stack: ${errorMessage(err)}`);
     }
   }
 
@@ -209,12 +225,12 @@ export class Supervisor {
       const how = exit.signal ?? `code ${exit.code}`;
       if (Date.now() - e.startedAtMs >= this.opts.resetAfterMs) delay = this.opts.initialBackoffMs;
       this.set(e, { state: "restarting", pid: undefined, startTime: undefined, exits: e.state.exits + 1, lastExit: how, reason: `exited (${how}); see ${spec.log}` });
-      this.opts.log(`wirescope up: ${spec.name} (pid ${proc.pid}) exited unexpectedly (${how}); restarting in ${fmtMs(delay)} (see ${spec.log})`);
+      this.opts.log(`${this.opts.who}: ${spec.name} (pid ${proc.pid}) exited unexpectedly (${how}); restarting in ${fmtMs(delay)} (see ${spec.log})`);
       if (spec.onExit) {
         try {
           await spec.onExit(proc);
         } catch (err) {
-          this.opts.log(`wirescope up: after ${spec.name} exited: ${errorMessage(err)}`);
+          this.opts.log(`${this.opts.who}: after ${spec.name} exited: ${errorMessage(err)}`);
         }
       }
       for (;;) {
@@ -231,12 +247,12 @@ export class Supervisor {
           e.proc = next;
           e.startedAtMs = Date.now();
           this.set(e, { state: "running", pid: next.pid, startTime: processStartTime(next.pid), restarts: e.state.restarts + 1, reason: undefined });
-          this.opts.log(`wirescope up: restarted ${spec.name} (pid ${next.pid}), restart #${e.state.restarts}`);
+          this.opts.log(`${this.opts.who}: restarted ${spec.name} (pid ${next.pid}), restart #${e.state.restarts}`);
           break;
         } catch (err) {
           if (signal.aborted) return;
           this.set(e, { state: "down", reason: errorMessage(err) });
-          this.opts.log(`wirescope up: ${spec.name} did not start again: ${errorMessage(err)}; next try in ${fmtMs(delay)}`);
+          this.opts.log(`${this.opts.who}: ${spec.name} did not start again: ${errorMessage(err)}; next try in ${fmtMs(delay)}`);
         }
       }
     }

@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { GiveUp, pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
 import { prepareLocalTls } from "../local-stack/index.js";
+import { Supervisor } from "../supervisor.js";
 import { PARTS, demoTlsDir, ports, type Part } from "./spec.js";
 
 const WIRESCOPE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/wirescope.js");
@@ -46,13 +47,53 @@ async function waitPort(proc: ManagedProcess, port: number, what: string, timeou
   try {
     await waitFor(
       async () => {
-        if (proc.hasExited) throw new GiveUp("it exited");
+        if (proc.hasExited) throw new GiveUp(await exitedHow(proc));
         return tcpReachable("127.0.0.1", port);
       },
       { timeoutMs, intervalMs: 100, what },
     );
   } catch (e) {
     throw new Error(`${what} did not come up on port ${port}: ${(e as Error).message}\n${proc.tail(10)}`);
+  }
+}
+
+async function exitedHow(proc: ManagedProcess): Promise<string> {
+  const { code, signal } = await proc.exited;
+  return `it exited (${signal ?? `code ${code}`})`;
+}
+
+/** Times a part is started before the demo gives up on it (1 s, 2 s, 4 s apart). */
+const PART_START_ATTEMPTS = 4;
+
+/**
+ * Starts one part and resolves once it says it runs (after it listens or has connected), or
+ * rejects, leaving nothing behind, when it exits first or takes over 30 s.
+ */
+async function startPart(part: Part, args: string[], log: string): Promise<ManagedProcess> {
+  // The log is appended to across starts: only what this process wrote counts.
+  const from = fs.statSync(log, { throwIfNoEntry: false })?.size ?? 0;
+  const written = () => {
+    try {
+      return fs.readFileSync(log).subarray(from).toString("utf8");
+    } catch {
+      return "";
+    }
+  };
+  const proc = await spawnManaged(part, process.execPath, args, { logFile: log });
+  const running = `demo ${part}: running (pid ${proc.pid})`;
+  try {
+    await waitFor(
+      async () => {
+        if (proc.hasExited) throw new GiveUp(await exitedHow(proc));
+        return written().includes(running);
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `demo part ${part} to run` },
+    );
+    return proc;
+  } catch (e) {
+    await proc.stop(3000);
+    const tail = written().trimEnd().split("\n").slice(-3).join(" | ");
+    throw new Error(`${(e as Error).message}${tail ? `; it wrote: ${tail}` : " (it wrote nothing)"}`);
   }
 }
 
@@ -128,37 +169,29 @@ export async function runDemo(o: DemoOptions, signal: AbortSignal): Promise<void
   // api's certificate (web → api is HTTPS): made once, kept with the demo's data.
   prepareLocalTls(demoTlsDir(o.dir), "wirescope demo api");
   const servers: ManagedProcess[] = [];
-  const parts = new Map<Part, ManagedProcess>();
-  let restarts = 0;
-  // Parts together (each ends its connections at once), then the servers: well inside the
-  // grace period `up` gives the demo as a whole.
+  // Each part is started, waited for and kept running like `up`'s children: a part that dies is
+  // started again (with backoff, counted), and one that dies while starting (a port taken for a
+  // moment, a kill from outside) is tried again before the demo gives up.
+  const parts = new Supervisor({ signal, log: o.log, who: "demo", stopGraceMs: 3000 });
+  // The parts in reverse order (each ends its connections at once), then the servers: well inside
+  // the grace period `up` gives the demo as a whole.
   const stopAll = async () => {
-    await Promise.all([...parts.values()].map((p) => p.stop(3000)));
+    await parts.stop();
     await Promise.all(servers.map((s) => s.stop(5000)));
   };
   try {
     servers.push(await startMariaDb(o.dir, p.mariadb));
     servers.push(await startRedis(o.dir, p.redis));
-    const start = async (part: Part): Promise<ManagedProcess> => {
-      const args = [WIRESCOPE, "demo", "--part", part, "--demo-port", String(o.basePort), "--dir", o.dir, "--rate", String(o.rate), "--requests", String(o.requests)];
-      const proc = await spawnManaged(part, process.execPath, args, { logFile: path.join(o.dir, "logs", `${part}.log`) });
-      parts.set(part, proc);
-      void proc.exited.then(async ({ code, signal: sig }) => {
-        if (signal.aborted || parts.get(part) !== proc) return;
-        restarts++;
-        const wait = Math.min(30_000, 1000 * 2 ** Math.min(5, restarts - 1));
-        o.log(`demo: ${part} exited (${sig ?? `code ${code}`}); restarting in ${wait} ms (restart ${restarts})`);
-        await new Promise((r) => setTimeout(r, wait));
-        if (!signal.aborted) await start(part).catch((e: Error) => o.log(`demo: ${part} did not restart: ${e.message}`));
-      });
-      return proc;
-    };
-    const portOf: Partial<Record<Part, number>> = { kafka: p.kafka, orders: p.orders, api: p.api, web: p.web };
     for (const part of PARTS) {
       if (signal.aborted) break;
-      const proc = await start(part);
-      const port = portOf[part];
-      if (port) await waitPort(proc, port, `demo part ${part}`, 30_000);
+      const log = path.join(o.dir, "logs", `${part}.log`);
+      const args = [WIRESCOPE, "demo", "--part", part, "--demo-port", String(o.basePort), "--dir", o.dir, "--rate", String(o.rate), "--requests", String(o.requests)];
+      try {
+        await parts.start({ name: part, component: "demo", address: "", log, start: () => startPart(part, args, log) }, PART_START_ATTEMPTS);
+      } catch (e) {
+        if (signal.aborted) break; // stopped while starting: not a failure
+        throw new Error(`demo part ${part} did not start (${PART_START_ATTEMPTS} attempts): ${(e as Error).message}`);
+      }
     }
     if (!signal.aborted) o.log(`demo: web http://127.0.0.1:${p.web} ← loadgen ${o.rate} req/s; api h2 over TLS :${p.api}, orders gRPC :${p.orders}, mariadb :${p.mariadb}, redis :${p.redis}, kafka :${p.kafka}; logs ${path.join(o.dir, "logs")}`);
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
