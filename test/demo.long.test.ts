@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { readCounts } from "@wirescope/cli/demo/counts";
 import { ports as demoPorts, GRPC_SERVICE } from "@wirescope/cli/demo/spec";
@@ -27,10 +28,14 @@ async function rows(url: string, q: string): Promise<Row[]> {
   return (r.series ?? []).flatMap((s) => s.values.map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
 }
 
-/** A free run of six consecutive ports for the demo. */
+/**
+ * A free run of six consecutive ports for the demo, below the ephemeral range: between this check
+ * and the parts' binds, an outgoing connection of the stack could take a port of that range.
+ */
 async function freeBase(): Promise<number> {
+  const low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
   for (;;) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
+    const base = 10000 + Math.floor(Math.random() * Math.max(1, low - 10000 - 6));
     const ok = await Promise.all(Array.from({ length: 6 }, (_, i) => import("node:net").then((net) => new Promise<boolean>((res) => {
       const s = net.createServer().once("error", () => res(false)).listen(base + i, "127.0.0.1", () => s.close(() => res(true)));
     }))));
