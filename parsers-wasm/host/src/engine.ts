@@ -338,24 +338,6 @@ export class EngineConnection {
   private get dt(): Detection {
     return (this.det ??= new Detection());
   }
-  private get anchor(): [number, number] {
-    return this.dt.anchor;
-  }
-  private get base(): [Win, Win] {
-    return this.dt.base;
-  }
-  private get fresh(): [Win, Win] {
-    return this.dt.fresh;
-  }
-  private get chunk(): [Win, Win] {
-    return this.dt.chunk;
-  }
-  private get chunkRounds(): [number, number] {
-    return this.dt.chunkRounds;
-  }
-  private get reanchors(): [number, number] {
-    return this.dt.reanchors;
-  }
   private out: Uint8Array[] = [];
   /** Bumped by every claim, so that a replay interrupted by a re-detection stops. */
   private epoch = 0;
@@ -468,9 +450,9 @@ export class EngineConnection {
     if (this.state === "detecting") {
       // the windows of this direction restart after the gap
       const next = this.log ? this.log.length : 0;
-      this.base[dir].reset(next);
-      this.fresh[dir].reset(next);
-      this.chunk[dir].reset(next);
+      this.dt.base[dir].reset(next);
+      this.dt.fresh[dir].reset(next);
+      this.dt.chunk[dir].reset(next);
       return;
     }
     this.call(GAP, dir, tsNs, undefined, len);
@@ -633,9 +615,9 @@ export class EngineConnection {
   /** Every detection window empty, anchored at 0. */
   private resetWindows(): void {
     for (const d of DIRS) {
-      this.base[d].reset(0);
-      this.fresh[d].reset(0);
-      this.chunk[d].reset(0);
+      this.dt.base[d].reset(0);
+      this.dt.fresh[d].reset(0);
+      this.dt.chunk[d].reset(0);
     }
   }
 
@@ -645,14 +627,14 @@ export class EngineConnection {
     if (!e.bytes) return;
     const d = e.dir;
     const cap = this.engine.options.detectWindow;
-    this.base[d].add(e.bytes, cap);
-    const distinct = this.fresh[d].anchor > this.base[d].anchor;
-    if (distinct) this.fresh[d].add(e.bytes, cap);
-    this.chunk[d].reset(i);
-    this.chunk[d].add(e.bytes, cap);
-    let due = this.base[d].due() || (distinct && this.fresh[d].due());
-    if (!due && this.chunkAlone(d) && this.chunkRounds[d] < MAX_CHUNK_ROUNDS) {
-      this.chunkRounds[d]++;
+    this.dt.base[d].add(e.bytes, cap);
+    const distinct = this.dt.fresh[d].anchor > this.dt.base[d].anchor;
+    if (distinct) this.dt.fresh[d].add(e.bytes, cap);
+    this.dt.chunk[d].reset(i);
+    this.dt.chunk[d].add(e.bytes, cap);
+    let due = this.dt.base[d].due() || (distinct && this.dt.fresh[d].due());
+    if (!due && this.chunkAlone(d) && this.dt.chunkRounds[d] < MAX_CHUNK_ROUNDS) {
+      this.dt.chunkRounds[d]++;
       due = true;
     }
     if (due) this.decide(d, i);
@@ -668,9 +650,9 @@ export class EngineConnection {
   private decide(d: Dir, i: number): void {
     this.engine.counters.add("detect_rounds");
     for (const dd of DIRS) {
-      this.base[dd].evaluated = this.base[dd].len;
-      this.fresh[dd].evaluated = this.fresh[dd].len;
-      this.chunk[dd].evaluated = this.chunk[dd].len;
+      this.dt.base[dd].evaluated = this.dt.base[dd].len;
+      this.dt.fresh[dd].evaluated = this.dt.fresh[dd].len;
+      this.dt.chunk[dd].evaluated = this.dt.chunk[dd].len;
     }
     const best = this.evaluate();
     if (best && best.score >= this.engine.options.claimScore) {
@@ -679,19 +661,19 @@ export class EngineConnection {
       // detection limit claim with the guess.
       // Mid-stream, a window may begin inside a message and look like anything: both
       // directions must have spoken before content decides.
-      if (!this.known && (!best.decided || this.opts.midstream) && (this.base[0].len === 0 || this.base[1].len === 0)) {
+      if (!this.known && (!best.decided || this.opts.midstream) && (this.dt.base[0].len === 0 || this.dt.base[1].len === 0)) {
         this.postponed = true;
         return;
       }
-      this.anchor[0] = best.anchors[0];
-      this.anchor[1] = best.anchors[1];
+      this.dt.anchor[0] = best.anchors[0];
+      this.dt.anchor[1] = best.anchors[1];
       this.claim(best.plugin!, best.flipped, best.decided ? "content" : "guessed");
       return;
     }
-    const latest = this.fresh[d].anchor > this.base[d].anchor ? this.fresh[d] : this.base[d];
-    if ((best?.latestMax[d] ?? 0) === 0 && latest.len >= REANCHOR_MIN && this.reanchors[d] < MAX_REANCHORS) {
-      this.reanchors[d]++;
-      this.fresh[d].reset(i + 1);
+    const latest = this.dt.fresh[d].anchor > this.dt.base[d].anchor ? this.dt.fresh[d] : this.dt.base[d];
+    if ((best?.latestMax[d] ?? 0) === 0 && latest.len >= REANCHOR_MIN && this.dt.reanchors[d] < MAX_REANCHORS) {
+      this.dt.reanchors[d]++;
+      this.dt.fresh[d].reset(i + 1);
     }
   }
 
@@ -711,15 +693,15 @@ export class EngineConnection {
     this.postponed = false;
     const best = this.evaluate();
     if (!best || best.score < this.engine.options.claimScore) return;
-    this.anchor[0] = best.anchors[0];
-    this.anchor[1] = best.anchors[1];
+    this.dt.anchor[0] = best.anchors[0];
+    this.dt.anchor[1] = best.anchors[1];
     this.claim(best.plugin!, best.flipped, best.decided ? "content" : "guessed");
   }
 
   /** True when direction `d`'s newest chunk starts after both of its windows and is long enough to judge. */
   private chunkAlone(d: Dir): boolean {
-    const k = this.chunk[d];
-    return k.len >= CHUNK_MIN && k.anchor > this.base[d].anchor && k.anchor > this.fresh[d].anchor;
+    const k = this.dt.chunk[d];
+    return k.len >= CHUNK_MIN && k.anchor > this.dt.base[d].anchor && k.anchor > this.dt.fresh[d].anchor;
   }
 
   /** Asks about windows that grew since the last round (before a gap, the close, giving up). */
@@ -727,8 +709,8 @@ export class EngineConnection {
     if (this.state !== "detecting" || !this.log || !this.det) return; // no windows: nothing seen to settle
     for (const d of [0, 1] as Dir[]) {
       if (this.state !== "detecting") return;
-      const distinct = this.fresh[d].anchor > this.base[d].anchor;
-      if (this.base[d].len !== this.base[d].evaluated || (distinct && this.fresh[d].len !== this.fresh[d].evaluated)) this.decide(d, this.log.length - 1);
+      const distinct = this.dt.fresh[d].anchor > this.dt.base[d].anchor;
+      if (this.dt.base[d].len !== this.dt.base[d].evaluated || (distinct && this.dt.fresh[d].len !== this.dt.fresh[d].evaluated)) this.decide(d, this.log.length - 1);
     }
   }
 
@@ -746,14 +728,14 @@ export class EngineConnection {
     for (const d of DIRS) {
       let n = 0;
       const o = d * 3;
-      const distinct = this.fresh[d].anchor > this.base[d].anchor;
-      const b = this.base[d].bytes();
-      if (b) n = ev.cand(o + n, this.base[d], b, !distinct);
-      const f = distinct ? this.fresh[d].bytes() : undefined;
-      if (f) n = ev.cand(o + n, this.fresh[d], f, true);
+      const distinct = this.dt.fresh[d].anchor > this.dt.base[d].anchor;
+      const b = this.dt.base[d].bytes();
+      if (b) n = ev.cand(o + n, this.dt.base[d], b, !distinct);
+      const f = distinct ? this.dt.fresh[d].bytes() : undefined;
+      if (f) n = ev.cand(o + n, this.dt.fresh[d], f, true);
       // the newest chunk alone is evidence, not a window to restart from (latest: false)
-      const k = this.chunkAlone(d) ? this.chunk[d].bytes() : undefined;
-      if (k) n = ev.cand(o + n, this.chunk[d], k, false);
+      const k = this.chunkAlone(d) ? this.dt.chunk[d].bytes() : undefined;
+      if (k) n = ev.cand(o + n, this.dt.chunk[d], k, false);
       ev.candN[d] = n;
     }
     const claimScore = this.engine.options.claimScore;
@@ -783,8 +765,8 @@ export class EngineConnection {
         const flipped = this.known ? this.flipped : h === 1;
         let score = 0;
         let sum = 0;
-        let a0 = this.base[0].anchor;
-        let a1 = this.base[1].anchor;
+        let a0 = this.dt.base[0].anchor;
+        let a1 = this.dt.base[1].anchor;
         for (const d of DIRS) {
           let dirBest = -1;
           for (let j = d * 3, end = j + ev.candN[d]!; j < end; j++) {
@@ -866,7 +848,7 @@ export class EngineConnection {
         if ((this.state as ConnState) === "detecting" && this.log !== log) this.ingest(log.slice(i));
         return;
       }
-      if (i < this.anchor[e.dir]) {
+      if (i < this.dt.anchor[e.dir]) {
         if (e.bytes) skipped[e.dir] += e.len;
         continue;
       }
@@ -1107,15 +1089,15 @@ export class EngineConnection {
     const log = this.log!;
     this.state = "detecting";
     this.flipped = false;
-    this.anchor[0] = 0;
-    this.anchor[1] = 0;
+    this.dt.anchor[0] = 0;
+    this.dt.anchor[1] = 0;
     this.resetWindows();
     for (let i = 0; i < log.length; i++) {
       const e = log[i]!;
       if (!e.bytes) {
-        this.base[e.dir].reset(i + 1);
-        this.fresh[e.dir].reset(i + 1);
-        this.chunk[e.dir].reset(i + 1);
+        this.dt.base[e.dir].reset(i + 1);
+        this.dt.fresh[e.dir].reset(i + 1);
+        this.dt.chunk[e.dir].reset(i + 1);
         continue;
       }
       this.offer(i);
