@@ -123,7 +123,11 @@ for (const v of VARIANTS) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-nats-conf-"));
       try {
         const conf = path.join(dir, "nats.conf");
-        fs.writeFileSync(conf, natsConfig(objs).replace("/data/jetstream", path.join(dir, "js")).replace(/pid_file: \S+/, `pid_file: ${path.join(dir, "nats.pid")}`));
+        // the TLS files of the Secret wirescope-nats-tls, made as the README says
+        const made = spawnSync("bash", [path.join(k8s, "nats-tls.sh"), "wirescope", path.join(dir, "tls")], { encoding: "utf8" });
+        assert.equal(made.status, 0, made.stderr);
+        const text = natsConfig(objs).replaceAll("/etc/nats-tls/", `${path.join(dir, "tls")}/`);
+        fs.writeFileSync(conf, text.replace("/data/jetstream", path.join(dir, "js")).replace(/pid_file: \S+/, `pid_file: ${path.join(dir, "nats.pid")}`));
         // the users' passwords come from the environment (the Secret): without them the config is refused
         const passwords = Object.fromEntries(NATS_ROLES.map((r) => [natsPasswordVariable(r), `pw-${r}`]));
         const without = spawnSync("nats-server", ["-t", "-c", conf], { env: { ...process.env, POD_NAME: "nats-0" }, encoding: "utf8", timeout: 20_000 });
@@ -154,7 +158,7 @@ for (const v of VARIANTS) {
       for (const [name, keys] of Object.entries(USER_SECRETS)) {
         const cmd = readme.split("\n").filter((l) => l.includes(`kubectl -n wirescope create secret generic ${name}`));
         assert.equal(cmd.length, 1, `README: one command that makes ${name}`);
-        for (const k of keys) assert.match(cmd[0]!, new RegExp(`--from-literal=${k}=`), `README: ${name} gets ${k}`);
+        for (const k of keys) assert.match(cmd[0]!, new RegExp(`--from-(literal=${k.replace(".", "\\.")}=|file=\\S*/${k.replace(".", "\\.")}(\\s|$))`), `README: ${name} gets ${k}`);
       }
     });
 
@@ -244,6 +248,11 @@ describe("the checks catch broken manifests", () => {
     ["NATS without lame duck on stop", (o) => delete find(o, "StatefulSet", "nats").spec.template.spec.containers[0].lifecycle, /lame-duck/],
     ["NATS pid file on the read-only root", (o) => { const c = find(o, "ConfigMap", "nats-config"); c.data["nats.conf"] = c.data["nats.conf"].replace("/var/run/nats/nats.pid", "/run/nats.pid"); }, /lame-duck|writable/],
     ["NATS PDB allowing quorum loss", (o) => (find(o, "PodDisruptionBudget", "nats").spec.maxUnavailable = 2), /quorum/],
+    ["NATS clients in plaintext", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_NATS_URL = "nats://nats:4222"), /is not tls:\/\//],
+    ["NATS routes without TLS", (o) => { const c = find(o, "ConfigMap", "nats-config"); c.data["nats.conf"] = c.data["nats.conf"].replace(/(connect_retries: 120)\s*tls \{[^}]*\}/, "$1"); }, /no TLS for routes/],
+    ["NATS certificate not mounted", (o) => { const c = find(o, "StatefulSet", "nats").spec.template.spec.containers[0]; c.volumeMounts = c.volumeMounts.filter((m: K8sObject) => m.name !== "tls"); }, /no file of the mounted Secret wirescope-nats-tls|mounted nowhere/],
+    ["NATS CA of no mounted Secret", (o) => { const c = find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0]; c.volumeMounts = c.volumeMounts.filter((m: K8sObject) => m.name !== "nats-tls"); }, /WIRESCOPE_NATS_TLS_CA/],
+    ["NATS CA item of a key the Secret lacks", (o) => (find(o, "DaemonSet", "wirescope-probe").spec.template.spec.volumes.find((x: K8sObject) => x.name === "nats-tls").secret.items[0].key = "ca.pem"), /has no key ca.pem/],
     ["HPA on a missing target", (o) => (find(o, "HorizontalPodAutoscaler", "wirescope-parser").spec.scaleTargetRef.name = "parser"), /scale target/],
   ];
   for (const [name, breakIt, expect] of breakages) {

@@ -123,7 +123,30 @@ function resolvePort(w: K8sObject, ref: number | string): number | undefined {
  * name → keys. deploy/k8s/README.md gives the command that makes each (checked by
  * test/foundation-k8s.test.ts).
  */
-export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = { "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"], "wirescope-influx-auth": ["admin", "writer", "reader"] };
+export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = {
+  "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"],
+  "wirescope-influx-auth": ["admin", "writer", "reader"],
+  // certificates, made by deploy/k8s/nats-tls.sh
+  "wirescope-nats-tls": ["ca.crt", "tls.crt", "tls.key"],
+};
+
+/**
+ * The Secret and key a file path of container `c` comes from: the path is `<mountPath>/<file>` of
+ * one of its mounts whose volume is a Secret (with `items`, the item whose path is that file);
+ * undefined when no mounted Secret provides the file.
+ */
+export function secretFileSource(w: K8sObject, c: K8sObject, file: string): { secret: string; key: string } | undefined {
+  for (const m of c.volumeMounts ?? []) {
+    if (path.dirname(file) !== m.mountPath) continue;
+    const v = (podSpec(w).volumes ?? []).find((x: K8sObject) => x.name === m.name);
+    if (!v?.secret) continue;
+    const base = path.basename(file);
+    const items: K8sObject[] | undefined = v.secret.items;
+    const key = items ? items.find((it) => it.path === base)?.key : base;
+    if (key !== undefined) return { secret: v.secret.secretName, key };
+  }
+  return undefined;
+}
 
 /** Selectors, Services, ports, probes, ConfigMaps, Secrets, volumes, accounts, RBAC, HPA, PDB. */
 export function referenceProblems(objs: K8sObject[]): string[] {
@@ -163,7 +186,10 @@ export function referenceProblems(objs: K8sObject[]): string[] {
         cmRef(`${where} volume ${v.name}`, v.configMap.name, v.configMap.optional);
         for (const it of v.configMap.items ?? []) cmRef(`${where} volume ${v.name}`, v.configMap.name, v.configMap.optional, it.key);
       }
-      if (v.secret) secretRef(`${where} volume ${v.name}`, v.secret.secretName, v.secret.optional);
+      if (v.secret) {
+        secretRef(`${where} volume ${v.name}`, v.secret.secretName, v.secret.optional);
+        for (const it of v.secret.items ?? []) secretRef(`${where} volume ${v.name}`, v.secret.secretName, v.secret.optional, it.key);
+      }
     }
     for (const c of containersOf(w)) {
       const cw = `${where} container ${c.name}`;
@@ -314,6 +340,9 @@ export function securityProblems(objs: K8sObject[], probeName = "wirescope-probe
 }
 
 /** Resolves a container's environment as the kubelet would (downward API given plausible values). */
+/** WIRESCOPE_* variables whose value is a file the service reads. */
+const FILE_VARIABLES = ["WIRESCOPE_NATS_TLS_CA", "WIRESCOPE_NATS_TLS_CERT", "WIRESCOPE_NATS_TLS_KEY"];
+
 function containerEnv(objs: K8sObject[], c: K8sObject): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of c.envFrom ?? []) if (e.configMapRef) Object.assign(env, get(objs, "ConfigMap", e.configMapRef.name)?.data ?? {});
@@ -347,6 +376,13 @@ export function codeProblems(objs: K8sObject[]): string[] {
       }
       seen.add(component);
       const env = containerEnv(objs, c);
+      // files the options name (the NATS CA) come from a mounted Secret; the config reads a stand-in
+      for (const v of FILE_VARIABLES) {
+        if (!env[v]) continue;
+        const from = secretFileSource(w, c, env[v]);
+        if (!from || !USER_SECRETS[from.secret]?.includes(from.key)) out.push(`${cw}: ${v} ${env[v]} is no file of a mounted Secret`);
+        env[v] = process.execPath;
+      }
       try {
         const { config, rest } = loadConfig({ component, argv: c.args.slice(1), env });
         SERVICE_PARSERS[component](rest);
@@ -366,10 +402,10 @@ export function codeProblems(objs: K8sObject[]): string[] {
       if (!(c.ports ?? []).some((p: K8sObject) => p.containerPort === port)) out.push(`${cw}: does not expose the control port ${port}`);
       if (c.readinessProbe?.grpc?.port !== port) out.push(`${cw}: readiness is not the gRPC health check on ${port}`);
       if (!env.WIRESCOPE_INSTANCE && component !== "probe") out.push(`${cw}: no WIRESCOPE_INSTANCE (pod name) for status`);
-      for (const [v, scheme] of [["WIRESCOPE_NATS_URL", "nats"], ["WIRESCOPE_INFLUX_URL", "http"]] as const) {
+      for (const [v, schemes] of [["WIRESCOPE_NATS_URL", ["nats:", "tls:"]], ["WIRESCOPE_INFLUX_URL", ["http:", "https:"]]] as const) {
         for (const u of (env[v] ?? "").split(",").filter(Boolean)) {
           const url = new URL(u);
-          if (url.protocol !== `${scheme}:`) continue;
+          if (!(schemes as readonly string[]).includes(url.protocol)) continue;
           const svcName = url.hostname.split(".")[0];
           const svc = get(objs, "Service", svcName);
           if (!svc) out.push(`${cw}: ${v} names ${url.hostname}, which is no Service`);
@@ -402,6 +438,30 @@ export function natsProblems(objs: K8sObject[], name = "nats"): string[] {
   if (JSON.stringify(routes.sort()) !== JSON.stringify(want.sort())) out.push(`${name} config: routes ${routes.join(" ")} are not ${want.join(" ")}`);
   const m = /cluster\s*\{[^}]*\bport:\s*(\d+)/s.exec(conf);
   if (!m || Number(m[1]) !== clusterPort) out.push(`${name} config: cluster port ${m?.[1]} is not the container's cluster port ${clusterPort}`);
+  // TLS for clients (top level) and routes (in cluster), its files from the mounted Secret
+  const clusterBlock = /cluster\s*\{(?:[^{}]|\{[^{}]*\})*\}/s.exec(conf)?.[0] ?? "";
+  const tlsBlocks = { clients: /^tls\s*\{[^}]*\}/m.exec(conf)?.[0], routes: /\btls\s*\{[^}]*\}/.exec(clusterBlock)?.[0] };
+  for (const [who, block] of Object.entries(tlsBlocks)) {
+    if (!block) {
+      out.push(`${name} config: no TLS for ${who}`);
+      continue;
+    }
+    for (const f of ["cert_file", "key_file", "ca_file"]) {
+      const file = new RegExp(`${f}:\\s*(\\S+)`).exec(block)?.[1];
+      const from = file && secretFileSource(sts, c, file);
+      if (!from || from.secret !== "wirescope-nats-tls") out.push(`${name} config: ${who} TLS ${f} ${file} is no file of the mounted Secret wirescope-nats-tls`);
+    }
+  }
+  for (const w of workloads(objs)) {
+    for (const wc of containersOf(w)) {
+      if (splitImage(wc.image)[0].split("/").pop() !== "wirescope") continue;
+      const env = containerEnv(objs, wc);
+      const urls = (env.WIRESCOPE_NATS_URL ?? "").split(",").filter(Boolean);
+      if (!urls.length || !urls.every((u) => u.startsWith("tls://"))) out.push(`${id(w)} container ${wc.name}: WIRESCOPE_NATS_URL ${env.WIRESCOPE_NATS_URL} is not tls://`);
+      const ca = env.WIRESCOPE_NATS_TLS_CA ? secretFileSource(w, wc, env.WIRESCOPE_NATS_TLS_CA) : undefined;
+      if (ca?.secret !== "wirescope-nats-tls" || ca.key !== "ca.crt") out.push(`${id(w)} container ${wc.name}: WIRESCOPE_NATS_TLS_CA is not the mounted ca.crt of wirescope-nats-tls`);
+    }
+  }
   const sn = /server_name:\s*\$(\w+)/.exec(conf);
   const snEnv = sn && c.env?.find((e: K8sObject) => e.name === sn[1]);
   if (snEnv?.valueFrom?.fieldRef?.fieldPath !== "metadata.name") out.push(`${name} config: server_name is not the pod name (JetStream clustering needs unique names)`);
