@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { renderKustomization, kustomizationFiles, KustomizeError, type K8sObject } from "./support/kustomize.js";
 import {
   schemaProblems, unknownFieldProblems, referenceProblems, labelProblems, securityProblems, codeProblems,
-  natsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion, USER_SECRETS,
+  natsProblems, influxTlsProblems, natsConfig, allowedFlows, flowAllowed, podsOf, repoVersion, USER_SECRETS,
 } from "./support/k8s-checks.js";
 import { natsK8sAuthorization, natsPasswordVariable, NATS_ROLES } from "@wirescope/runtime";
 import { REPO_ROOT } from "./support/index.js";
@@ -49,6 +49,7 @@ async function allProblems(objs: K8sObject[]): Promise<string[]> {
     ...securityProblems(objs),
     ...codeProblems(objs),
     ...natsProblems(objs),
+    ...influxTlsProblems(objs),
   ];
 }
 
@@ -124,9 +125,9 @@ for (const v of VARIANTS) {
       try {
         const conf = path.join(dir, "nats.conf");
         // the TLS files of the Secret wirescope-nats-tls, made as the README says
-        const made = spawnSync("bash", [path.join(k8s, "nats-tls.sh"), "wirescope", path.join(dir, "tls")], { encoding: "utf8" });
+        const made = spawnSync("bash", [path.join(k8s, "tls.sh"), "wirescope", path.join(dir, "tls")], { encoding: "utf8" });
         assert.equal(made.status, 0, made.stderr);
-        const text = natsConfig(objs).replaceAll("/etc/nats-tls/", `${path.join(dir, "tls")}/`);
+        const text = natsConfig(objs).replaceAll("/etc/nats-tls/", `${path.join(dir, "tls", "nats")}/`);
         fs.writeFileSync(conf, text.replace("/data/jetstream", path.join(dir, "js")).replace(/pid_file: \S+/, `pid_file: ${path.join(dir, "nats.pid")}`));
         // the users' passwords come from the environment (the Secret): without them the config is refused
         const passwords = Object.fromEntries(NATS_ROLES.map((r) => [natsPasswordVariable(r), `pw-${r}`]));
@@ -183,6 +184,10 @@ for (const v of VARIANTS) {
       assert.match(ds, /user: \$\{WIRESCOPE_INFLUX_USER\}/);
       assert.match(ds, /password: \$\{WIRESCOPE_INFLUX_PASSWORD\}/);
       assert.equal(byKindCount(objs, "Secret", "wirescope-influx-auth"), 0, "no password in the manifests");
+    });
+
+    test("InfluxDB over HTTPS: its certificate from the Secret, probes on HTTPS, every client on https:// trusting the Secret's CA", () => {
+      assert.deepEqual(influxTlsProblems(render(v)), []);
     });
 
     test("NetworkPolicies allow exactly the design's flows, DNS, the API server for the probe, and the Grafana UI", () => {
@@ -253,6 +258,11 @@ describe("the checks catch broken manifests", () => {
     ["NATS certificate not mounted", (o) => { const c = find(o, "StatefulSet", "nats").spec.template.spec.containers[0]; c.volumeMounts = c.volumeMounts.filter((m: K8sObject) => m.name !== "tls"); }, /no file of the mounted Secret wirescope-nats-tls|mounted nowhere/],
     ["NATS CA of no mounted Secret", (o) => { const c = find(o, "Deployment", "wirescope-parser").spec.template.spec.containers[0]; c.volumeMounts = c.volumeMounts.filter((m: K8sObject) => m.name !== "nats-tls"); }, /WIRESCOPE_NATS_TLS_CA/],
     ["NATS CA item of a key the Secret lacks", (o) => (find(o, "DaemonSet", "wirescope-probe").spec.template.spec.volumes.find((x: K8sObject) => x.name === "nats-tls").secret.items[0].key = "ca.pem"), /has no key ca.pem/],
+    ["InfluxDB over HTTP", (o) => (find(o, "ConfigMap", "wirescope-config").data.WIRESCOPE_INFLUX_URL = "http://influxdb:8086"), /is not https:\/\//],
+    ["InfluxDB's key of no mounted Secret", (o) => { const c = find(o, "StatefulSet", "influxdb").spec.template.spec.containers[0]; c.volumeMounts = c.volumeMounts.filter((m: K8sObject) => m.name !== "tls"); }, /INFLUXDB_HTTP_HTTPS_PRIVATE_KEY|mounted nowhere/],
+    ["InfluxDB probed over HTTP", (o) => delete find(o, "StatefulSet", "influxdb").spec.template.spec.containers[0].readinessProbe.httpGet.scheme, /readinessProbe is not on HTTPS/],
+    ["aggregator without InfluxDB's CA", (o) => { const c = find(o, "Deployment", "wirescope-aggregator").spec.template.spec.containers[0]; c.env = c.env.filter((e: K8sObject) => e.name !== "NODE_EXTRA_CA_CERTS"); }, /NODE_EXTRA_CA_CERTS/],
+    ["Grafana trusting no CA", (o) => { const c = find(o, "ConfigMap", "grafana-provisioning"); c.data["datasources.yaml"] = c.data["datasources.yaml"].replace("tlsAuthWithCACert: true", "tlsSkipVerify: true"); }, /does not verify InfluxDB's certificate/],
     ["HPA on a missing target", (o) => (find(o, "HorizontalPodAutoscaler", "wirescope-parser").spec.scaleTargetRef.name = "parser"), /scale target/],
   ];
   for (const [name, breakIt, expect] of breakages) {

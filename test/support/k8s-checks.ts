@@ -126,8 +126,9 @@ function resolvePort(w: K8sObject, ref: number | string): number | undefined {
 export const USER_SECRETS: Readonly<Record<string, readonly string[]>> = {
   "wirescope-nats-auth": ["probe", "parser", "aggregator", "cli"],
   "wirescope-influx-auth": ["admin", "writer", "reader"],
-  // certificates, made by deploy/k8s/nats-tls.sh
+  // certificates, made by deploy/k8s/tls.sh
   "wirescope-nats-tls": ["ca.crt", "tls.crt", "tls.key"],
+  "wirescope-influx-tls": ["ca.crt", "tls.crt", "tls.key"],
 };
 
 /**
@@ -479,6 +480,39 @@ export function natsProblems(objs: K8sObject[], name = "nats"): string[] {
   const pdb = byKind(objs, "PodDisruptionBudget").find((p) => selects(p.spec.selector, sts.spec.template.metadata.labels));
   if (!pdb) out.push(`StatefulSet/${name}: no PodDisruptionBudget`);
   else if (!(pdb.spec.maxUnavailable === 1 || pdb.spec.minAvailable === replicas - 1)) out.push(`${id(pdb)}: allows more than one server down (quorum loss)`);
+  return out;
+}
+
+/**
+ * InfluxDB over HTTPS: influxd's certificate and key from the mounted Secret wirescope-influx-tls,
+ * its probes on HTTPS, WIRESCOPE_INFLUX_URL https://, the aggregator trusting the Secret's CA
+ * (NODE_EXTRA_CA_CERTS) and Grafana's datasource verifying with it.
+ */
+export function influxTlsProblems(objs: K8sObject[]): string[] {
+  const out: string[] = [];
+  const fromSecret = (w: K8sObject | undefined, file: string | undefined, key: string, what: string) => {
+    const c = w && containersOf(w)[0];
+    const from = c && file ? secretFileSource(w!, c, file) : undefined;
+    if (from?.secret !== "wirescope-influx-tls" || from.key !== key) out.push(`${what} ${file} is not the ${key} of the mounted Secret wirescope-influx-tls`);
+  };
+  const sts = get(objs, "StatefulSet", "influxdb");
+  const c = sts && containersOf(sts)[0];
+  const env = c ? containerEnv(objs, c) : {};
+  if (env.INFLUXDB_HTTP_HTTPS_ENABLED !== "true") out.push("influxdb: HTTPS is off");
+  fromSecret(sts, env.INFLUXDB_HTTP_HTTPS_CERTIFICATE, "tls.crt", "influxdb: INFLUXDB_HTTP_HTTPS_CERTIFICATE");
+  fromSecret(sts, env.INFLUXDB_HTTP_HTTPS_PRIVATE_KEY, "tls.key", "influxdb: INFLUXDB_HTTP_HTTPS_PRIVATE_KEY");
+  for (const p of ["readinessProbe", "livenessProbe"]) if (c?.[p]?.httpGet && c[p].httpGet.scheme !== "HTTPS") out.push(`influxdb: ${p} is not on HTTPS`);
+  for (const w of workloads(objs)) {
+    for (const wc of containersOf(w)) {
+      const u = containerEnv(objs, wc).WIRESCOPE_INFLUX_URL;
+      if (u && !u.startsWith("https://")) out.push(`${id(w)} container ${wc.name}: WIRESCOPE_INFLUX_URL ${u} is not https://`);
+    }
+  }
+  const agg = get(objs, "Deployment", "wirescope-aggregator");
+  fromSecret(agg, agg && containerEnv(objs, containersOf(agg)[0]).NODE_EXTRA_CA_CERTS, "ca.crt", "wirescope-aggregator: NODE_EXTRA_CA_CERTS");
+  const ds: string = get(objs, "ConfigMap", "grafana-provisioning")?.data?.["datasources.yaml"] ?? "";
+  if (!/tlsAuthWithCACert: true/.test(ds)) out.push("grafana datasource: does not verify InfluxDB's certificate with a CA");
+  fromSecret(get(objs, "Deployment", "grafana"), /tlsCACert: \$__file\{([^}]+)\}/.exec(ds)?.[1], "ca.crt", "grafana datasource: tlsCACert");
   return out;
 }
 
