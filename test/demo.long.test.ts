@@ -28,6 +28,17 @@ async function rows(url: string, q: string): Promise<Row[]> {
   return (r.series ?? []).flatMap((s) => s.values.map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
 }
 
+/** The last lines of the demo's log and of each part's: why the shop did not come up, in the failure. */
+function demoLogs(dataDir: string): string {
+  const files = [path.join(dataDir, "logs", "demo.log")];
+  const parts = path.join(dataDir, "demo", "logs");
+  if (fs.existsSync(parts)) files.push(...fs.readdirSync(parts).sort().map((f) => path.join(parts, f)));
+  return files
+    .filter((f) => fs.existsSync(f))
+    .map((f) => `--- ${path.relative(dataDir, f)} (last lines)\n${fs.readFileSync(f, "utf8").trimEnd().split("\n").slice(-8).join("\n")}`)
+    .join("\n");
+}
+
 /**
  * A free run of six consecutive ports for the demo, below the ephemeral range: between this check
  * and the parts' binds, an outgoing connection of the stack could take a port of that range.
@@ -63,7 +74,7 @@ test("the demo shop: exact counts per service and endpoint, named edges, linked 
   try {
     await waitFor(() => /^ready: \d+ processes running$/m.test(out) || npm.exitCode !== null, { timeoutMs: 240_000, intervalMs: 200, what: "`ready` from npm start" });
     assert.equal(npm.exitCode, null, out);
-    assert.match(out, /^demo\s+\d+\s+http:\/\/127\.0\.0\.1:\d+ \(shop\)\s+ready/m, out);
+    assert.match(out, /^demo\s+\d+\s+http:\/\/127\.0\.0\.1:\d+ \(shop\)\s+ready/m, `${out}\n${demoLogs(dataDir)}`);
     assert.match(out, /demo: added redis/, out);
     const admin = readInfluxCredentials(dataDir);
     if (admin) auth = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`;
