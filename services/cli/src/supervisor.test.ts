@@ -89,9 +89,11 @@ describe("Supervisor", () => {
       },
     };
     const downs: string[] = [];
+    const lines: string[] = [];
     const sup = new Supervisor({
       initialBackoffMs: 2,
       maxBackoffMs: 8,
+      log: (l) => lines.push(l),
       onChange: (s) => {
         const f = s.find((c) => c.name === "flaky")!;
         if (f.state === "down") downs.push(f.reason ?? "");
@@ -103,6 +105,11 @@ describe("Supervisor", () => {
       await waitFor(() => state(sup, "flaky").state === "running" && state(sup, "flaky").restarts === 1, { timeoutMs: 10_000, what: "flaky to come back" });
       assert.equal(attempts, 5, "three failed tries, then one that worked");
       assert.deepEqual(downs, ["port busy (try 2)", "port busy (try 3)", "port busy (try 4)"]);
+      // the delay doubles from the restart's first (2 ms) up to maxBackoffMs, with no last attempt
+      assert.deepEqual(
+        lines.filter((l) => l.includes("did not start")),
+        [4, 8, 8].map((ms, i) => `wirescope up: flaky did not start again: port busy (try ${i + 2}); trying again in ${ms} ms`),
+      );
       assert.equal(state(sup, "flaky").exits, 1);
     } finally {
       await sup.stop(true);

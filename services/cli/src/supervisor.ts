@@ -132,30 +132,11 @@ export class Supervisor {
     const e: Entry = { spec, state: this.fresh(spec, "starting"), startedAtMs: Date.now() };
     this.entries.push(e);
     this.changed();
-    let delay = this.opts.initialBackoffMs;
-    let proc: ManagedProcess;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        proc = await spec.start(this.ac.signal);
-        break;
-      } catch (err) {
-        const last = attempt >= attempts || this.stopping;
-        this.set(e, { state: "down", reason: errorMessage(err), pid: undefined, startTime: undefined });
-        if (last) throw err;
-        this.opts.log(`${this.opts.who}: ${spec.name} did not start: ${errorMessage(err)}; trying again in ${fmtMs(delay)} (attempt ${attempt + 1} of ${attempts})`);
-        await sleep(delay, this.ac.signal);
-        delay = Math.min(delay * 2, this.opts.maxBackoffMs);
-        if (this.stopping) throw err;
-        this.set(e, { state: "starting" });
-      }
-    }
+    const { proc } = await this.startWithBackoff(e, this.opts.initialBackoffMs, attempts, false);
     if (this.stopping) {
       await proc.stop(this.opts.stopGraceMs);
       throw new Error(`${spec.name}: stopped while starting`);
     }
-    e.proc = proc;
-    e.startedAtMs = Date.now();
-    this.set(e, { state: "running", pid: proc.pid, startTime: processStartTime(proc.pid), reason: undefined });
     e.loop = this.watch(e);
     return proc;
   }
@@ -233,27 +214,47 @@ export class Supervisor {
           this.opts.log(`${this.opts.who}: after ${spec.name} exited: ${errorMessage(err)}`);
         }
       }
-      for (;;) {
-        await sleep(delay, signal);
-        if (signal.aborted) return;
-        delay = Math.min(delay * 2, this.opts.maxBackoffMs);
-        try {
-          const next = await spec.start(signal);
-          if (signal.aborted) {
-            // stop() is waiting for this loop: what was just started is stopped with the rest
-            e.proc = next;
-            return;
-          }
-          e.proc = next;
+      await sleep(delay, signal);
+      if (signal.aborted) return;
+      try {
+        ({ delay } = await this.startWithBackoff(e, Math.min(delay * 2, this.opts.maxBackoffMs), Number.POSITIVE_INFINITY, true));
+      } catch {
+        return; // only when supervision stops: a restart has no last attempt
+      }
+      // stop() is waiting for this loop: what was just started is stopped with the rest
+      if (signal.aborted) return;
+      this.opts.log(`${this.opts.who}: restarted ${spec.name} (pid ${e.proc!.pid}), restart #${e.state.restarts}`);
+    }
+  }
+
+  /**
+   * Calls spec.start until it succeeds, `attempts` times at most, the delay between tries
+   * doubling from `delay` up to maxBackoffMs; a failure lists the child as down with the reason.
+   * The process it returns is e's, running (or about to be stopped, when supervision stopped
+   * meanwhile); with it comes the delay the next restart starts from. It rejects with the last
+   * failure after the last attempt, or after any failure once supervision stops.
+   */
+  private async startWithBackoff(e: Entry, delay: number, attempts: number, restart: boolean): Promise<{ proc: ManagedProcess; delay: number }> {
+    const spec = e.spec!;
+    const signal = this.ac.signal;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const proc = await spec.start(signal);
+        e.proc = proc;
+        if (!signal.aborted) {
           e.startedAtMs = Date.now();
-          this.set(e, { state: "running", pid: next.pid, startTime: processStartTime(next.pid), restarts: e.state.restarts + 1, reason: undefined });
-          this.opts.log(`${this.opts.who}: restarted ${spec.name} (pid ${next.pid}), restart #${e.state.restarts}`);
-          break;
-        } catch (err) {
-          if (signal.aborted) return;
-          this.set(e, { state: "down", reason: errorMessage(err) });
-          this.opts.log(`${this.opts.who}: ${spec.name} did not start again: ${errorMessage(err)}; next try in ${fmtMs(delay)}`);
+          const restarts = e.state.restarts + (restart ? 1 : 0);
+          this.set(e, { state: "running", pid: proc.pid, startTime: processStartTime(proc.pid), restarts, reason: undefined });
         }
+        return { proc, delay };
+      } catch (err) {
+        this.set(e, { state: "down", reason: errorMessage(err), pid: undefined, startTime: undefined });
+        if (attempt >= attempts || signal.aborted) throw err;
+        const which = Number.isFinite(attempts) ? ` (attempt ${attempt + 1} of ${attempts})` : "";
+        this.opts.log(`${this.opts.who}: ${spec.name} did not start${restart ? " again" : ""}: ${errorMessage(err)}; trying again in ${fmtMs(delay)}${which}`);
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, this.opts.maxBackoffMs);
+        if (signal.aborted) throw err;
       }
     }
   }
