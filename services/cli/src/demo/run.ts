@@ -3,6 +3,7 @@
 // (with backoff, counted), and stops everything on SIGINT/SIGTERM, parts first.
 import fs from "node:fs";
 import path from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { GiveUp, pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
@@ -71,14 +72,7 @@ const PART_START_ATTEMPTS = 4;
  */
 async function startPart(part: Part, args: string[], log: string): Promise<ManagedProcess> {
   // The log is appended to across starts: only what this process wrote counts.
-  const from = fs.statSync(log, { throwIfNoEntry: false })?.size ?? 0;
-  const written = () => {
-    try {
-      return fs.readFileSync(log).subarray(from).toString("utf8");
-    } catch {
-      return "";
-    }
-  };
+  const written = appendedTo(log);
   const proc = await spawnManaged(part, process.execPath, args, { logFile: log });
   const running = `demo ${part}: running (pid ${proc.pid})`;
   try {
@@ -95,6 +89,38 @@ async function startPart(part: Part, args: string[], log: string): Promise<Manag
     const tail = written().trimEnd().split("\n").slice(-3).join(" | ");
     throw new Error(`${(e as Error).message}${tail ? `; it wrote: ${tail}` : " (it wrote nothing)"}`);
   }
+}
+
+/**
+ * What is appended to a file from now on, as one string that grows: each call reads only the
+ * bytes added since the last (the file may not exist yet).
+ */
+export function appendedTo(file: string): () => string {
+  let pos = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  const decoder = new StringDecoder("utf8");
+  let text = "";
+  return () => {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, "r");
+    } catch {
+      return text;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size > pos) {
+        const buf = Buffer.allocUnsafe(size - pos);
+        const n = fs.readSync(fd, buf, 0, buf.length, pos);
+        pos += n;
+        text += decoder.write(buf.subarray(0, n));
+      }
+    } catch {
+      // read again on the next call
+    } finally {
+      fs.closeSync(fd);
+    }
+    return text;
+  };
 }
 
 /**
