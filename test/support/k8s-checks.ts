@@ -342,7 +342,8 @@ export function securityProblems(objs: K8sObject[], probeName = "wirescope-probe
 
 /** Resolves a container's environment as the kubelet would (downward API given plausible values). */
 /** WIRESCOPE_* variables whose value is a file the service reads. */
-const FILE_VARIABLES = ["WIRESCOPE_NATS_TLS_CA", "WIRESCOPE_NATS_TLS_CERT", "WIRESCOPE_NATS_TLS_KEY"];
+/** The variables whose value names a file (NATS credentials and TLS files): it must come from a mounted Secret. */
+const FILE_VARIABLES = OPTIONS.flatMap((o) => (o.file && o.env ? [o.env] : []));
 
 function containerEnv(objs: K8sObject[], c: K8sObject): Record<string, string> {
   const env: Record<string, string> = {};

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { loadConfig, redactConfig, DEFAULTS } from "./config.js";
+import { loadConfig, redactConfig, DEFAULTS, OPTIONS } from "./config.js";
 import { redactUrl } from "./redact.js";
 import { ConfigError } from "./errors.js";
 import { natsConnectionOptions } from "./nats.js";
@@ -66,9 +66,19 @@ describe("loadConfig", () => {
       [["--partitions"], {}, /missing value/],
       [[], { WIRESCOPE_PARTITIONS: "-1" }, /WIRESCOPE_PARTITIONS/],
       [["--nats-creds", "/nonexistent/x.creds"], {}, /not found/],
+      [[], { WIRESCOPE_NATS_TLS_CA: "/nonexistent/ca.crt" }, /^WIRESCOPE_NATS_TLS_CA="\/nonexistent\/ca.crt": nats-tls-ca: file not found/],
     ];
     for (const [argv, env, re] of bad) {
       assert.throws(() => loadConfig({ argv, env }), (e: unknown) => e instanceof ConfigError && re.test(e.message), `${argv.join(" ")} ${JSON.stringify(env)}`);
+    }
+  });
+
+  it("checks that every option marked as a file exists, and only those", () => {
+    const files = OPTIONS.filter((o) => o.file).map((o) => o.flag);
+    assert.deepEqual(files, ["nats-creds", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"]);
+    for (const o of OPTIONS) {
+      if (!o.file) continue;
+      assert.throws(() => loadConfig({ env: {}, argv: [`--${o.flag}`, "/nonexistent/f"] }), (e: unknown) => e instanceof ConfigError && e.code === "missing_file", o.flag);
     }
   });
 

@@ -88,6 +88,8 @@ export interface OptionSpec extends FlagSpec {
   default: string;
   /** Redacted in logs and `status`. */
   secret?: boolean;
+  /** The value names a file, which must exist (checked before `apply`). */
+  file?: true;
   apply(c: Config, value: string): void;
 }
 
@@ -115,11 +117,6 @@ function url(name: string, v: string, schemes: string[]): string {
   return v;
 }
 
-function file(name: string, v: string): string {
-  if (!fs.existsSync(v)) throw new ConfigError("missing_file", `${name}: file not found: ${v}`);
-  return v;
-}
-
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "nats-url", value: "URL", env: "WIRESCOPE_NATS_URL", default: DEFAULTS.nats.url, description: "NATS server URL(s), comma-separated", apply: (c, v) => (c.nats.url = url("nats-url", v, ["nats", "tls", "ws", "wss"])) },
   { flag: "nats-replicas", value: "N", env: "WIRESCOPE_NATS_REPLICAS", default: "1", description: "JetStream replicas of the streams, KV buckets and object store the services create (1, 3 or 5; 3 on a 3-server cluster)", apply: (c, v) => (c.nats.replicas = Number(oneOf("nats-replicas", v, ["1", "3", "5"] as const))) },
@@ -127,10 +124,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "nats-password", value: "PASSWORD", env: "WIRESCOPE_NATS_PASSWORD", default: "", description: "NATS password", secret: true, apply: (c, v) => (c.nats.password = v) },
   { flag: "nats-inbox-prefix", value: "PREFIX", env: "WIRESCOPE_NATS_INBOX_PREFIX", default: "_INBOX.<user>, or _INBOX without a user", description: "subject prefix of this client's reply inboxes (requests, JetStream pulls, KV watches); `up`'s nats-server lets each user subscribe to its own only", apply: (c, v) => (c.nats.inboxPrefix = subjectPrefix("nats-inbox-prefix", v)) },
   { flag: "nats-token", value: "TOKEN", env: "WIRESCOPE_NATS_TOKEN", default: "", description: "NATS token", secret: true, apply: (c, v) => (c.nats.token = v) },
-  { flag: "nats-creds", value: "FILE", env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = file("nats-creds", v)) },
-  { flag: "nats-tls-ca", value: "FILE", env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = file("nats-tls-ca", v)) },
-  { flag: "nats-tls-cert", value: "FILE", env: "WIRESCOPE_NATS_TLS_CERT", default: "", description: "client certificate for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).cert = file("nats-tls-cert", v)) },
-  { flag: "nats-tls-key", value: "FILE", env: "WIRESCOPE_NATS_TLS_KEY", default: "", description: "client key for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).key = file("nats-tls-key", v)) },
+  { flag: "nats-creds", value: "FILE", file: true, env: "WIRESCOPE_NATS_CREDS", default: "", description: "NATS .creds file (JWT + nkey)", apply: (c, v) => (c.nats.credsFile = v) },
+  { flag: "nats-tls-ca", value: "FILE", file: true, env: "WIRESCOPE_NATS_TLS_CA", default: "", description: "CA bundle to verify the NATS server", apply: (c, v) => ((c.nats.tls ??= {}).ca = v) },
+  { flag: "nats-tls-cert", value: "FILE", file: true, env: "WIRESCOPE_NATS_TLS_CERT", default: "", description: "client certificate for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).cert = v) },
+  { flag: "nats-tls-key", value: "FILE", file: true, env: "WIRESCOPE_NATS_TLS_KEY", default: "", description: "client key for NATS mTLS", apply: (c, v) => ((c.nats.tls ??= {}).key = v) },
   { flag: "influx-url", value: "URL", env: "WIRESCOPE_INFLUX_URL", default: DEFAULTS.influx.url, description: "InfluxDB HTTP URL", apply: (c, v) => (c.influx.url = url("influx-url", v, ["http", "https"])) },
   { flag: "influx-db", value: "NAME", env: "WIRESCOPE_INFLUX_DB", default: DEFAULTS.influx.database, description: "InfluxDB database (1.x) or bucket (2.x/3.x)", apply: (c, v) => (c.influx.database = nonEmpty("influx-db", v)) },
   { flag: "influx-token", value: "TOKEN", env: "WIRESCOPE_INFLUX_TOKEN", default: "", description: "InfluxDB token (2.x/3.x)", secret: true, apply: (c, v) => (c.influx.token = v) },
@@ -206,7 +203,11 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   const specs = own.size ? OPTIONS.filter((o) => !own.has(o.flag)) : OPTIONS;
   // unlisted arguments are the command's own: left in `rest` for its parser
   const parsed = parseFlags(input.argv ?? [], specs, { command: input.command ?? input.component, env, passUnknown: true });
-  parsed.each((g) => (g.spec as OptionSpec).apply(config, g.value));
+  parsed.each((g) => {
+    const spec = g.spec as OptionSpec;
+    if (spec.file && !fs.existsSync(g.value)) throw new ConfigError("missing_file", `${spec.flag}: file not found: ${g.value}`);
+    spec.apply(config, g.value);
+  });
   const rest = parsed.rest;
   if (input.overrides) mergeInto(config, input.overrides);
   if (config.nats.tls && (config.nats.tls.cert === undefined) !== (config.nats.tls.key === undefined)) {
