@@ -15,10 +15,10 @@
 // version and the status info (node, pid, grpc, ...) as labels; `wirescope_ready` is 1 while the
 // Health service says SERVING; `wirescope_warnings` counts the warnings `status` shows.
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import type { Counters } from "./counters.js";
 import { errorMessage } from "./errors.js";
+import { listenOn } from "./process.js";
 import { hostPort } from "@wirescope/wire/identity";
 
 export interface MetricsSource {
@@ -156,14 +156,7 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
       (e: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${errorMessage(e)}\n`),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const a = server.address() as AddressInfo;
+  const a = await listenOn(server, port, host);
   return {
     address: hostPort(a.address, a.port),
     close: () =>

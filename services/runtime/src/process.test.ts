@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GiveUp, WirescopeError, spawnManaged, waitFor } from "./index.js";
+import { GiveUp, WirescopeError, listenOn, spawnManaged, waitFor } from "./index.js";
 
 test("waitFor: an ordinary error from the check means not yet; the value comes once the check succeeds", async () => {
   let calls = 0;
@@ -59,4 +59,21 @@ test("waitFor on a real child that exits: the check gives up on its first look a
     GiveUp,
   );
   assert.equal(calls, 1);
+});
+
+test("listenOn resolves with where the server listens; a port in use rejects with EADDRINUSE and leaves no listener behind", async () => {
+  const net = await import("node:net");
+  const a = net.createServer();
+  const b = net.createServer();
+  try {
+    const where = await listenOn(a, 0, "127.0.0.1");
+    assert.equal(where.address, "127.0.0.1");
+    assert.ok(where.port > 0);
+    await assert.rejects(listenOn(b, where.port, "127.0.0.1"), (e: NodeJS.ErrnoException) => e.code === "EADDRINUSE");
+    assert.equal(b.listenerCount("error"), 0, "the rejected listen's error listener is gone");
+    assert.equal(a.listenerCount("error"), 0, "the listening server keeps none either");
+  } finally {
+    a.close();
+    b.close();
+  }
 });

@@ -145,14 +145,25 @@ export async function freePort(host = "127.0.0.1", avoid?: Set<number>): Promise
   throw new Error(`no free TCP port on ${host} apart from the ${avoid?.size} already planned`);
 }
 
-function osFreePort(host: string): Promise<number> {
+async function osFreePort(host: string): Promise<number> {
+  const srv = net.createServer();
+  srv.unref();
+  const { port } = await listenOn(srv, 0, host);
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/**
+ * Starts a server listening on host:port (0: the OS picks) and resolves with where it listens.
+ * A port in use or a host not here rejects with the listen error (EADDRINUSE, EADDRNOTAVAIL),
+ * and leaves no error listener behind.
+ */
+export function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
   return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as net.AddressInfo);
     });
   });
 }

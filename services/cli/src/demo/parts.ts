@@ -4,11 +4,11 @@
 // counted (counts.ts).
 import http from "node:http";
 import http2 from "node:http2";
-import type net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import mysql from "mysql2/promise";
 import { Kafka, logLevel } from "kafkajs";
 import fs from "node:fs";
+import { listenOn } from "@wirescope/runtime";
 import { startKafkaTestBroker } from "./kafka-broker/index.js";
 import { Counts } from "./counts.js";
 import { RespClient } from "./resp.js";
@@ -37,17 +37,6 @@ const ordersService: grpc.ServiceDefinition = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Listens on 127.0.0.1:port; a port in use rejects (one line from `wirescope demo`), not an uncaught error. */
-function listen(server: net.Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
 
 /** Runs one part until SIGTERM/SIGINT; resolves when it has stopped. */
 export async function runPart(o: PartOptions): Promise<void> {
@@ -208,7 +197,7 @@ async function api(p: ReturnType<typeof ports>, counts: Counts, dir: string) {
       });
     } else reply(404, { error: "not found" }, path);
   });
-  await listen(server, p.api);
+  await listenOn(server, p.api, "127.0.0.1"); // a port in use rejects: one line from `wirescope demo`
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
@@ -271,7 +260,7 @@ async function web(p: ReturnType<typeof ports>, counts: Counts, dir: string) {
     }
   });
   server.keepAliveTimeout = 30_000;
-  await listen(server, p.web);
+  await listenOn(server, p.web, "127.0.0.1");
   return [
     () => {
       server.closeAllConnections();

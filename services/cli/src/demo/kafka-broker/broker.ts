@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { EventEmitter } from "node:events";
+import { listenOn } from "@wirescope/runtime";
 import { WireReader, WireWriter, WireError } from "./wire.js";
 
 export interface BrokerOptions {
@@ -127,11 +128,7 @@ export class KafkaTestBroker {
   async start(): Promise<void> {
     const srv = net.createServer((s) => this.accept(s));
     this.server = srv;
-    await new Promise<void>((resolve, reject) => {
-      srv.once("error", reject);
-      srv.listen(this.opts.port, this.opts.host, () => resolve());
-    });
-    this.port = (srv.address() as net.AddressInfo).port;
+    this.port = (await listenOn(srv, this.opts.port, this.opts.host)).port;
   }
 
   async stop(): Promise<void> {
