@@ -62,14 +62,15 @@ describe("recordToJson on wire bytes (hand-written reader)", () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const words = ["GET", "/api/v1/x?y=1", "", "café", "\u{1F600}", "a".repeat(200), "SELECT ? FROM t", "k\u0000v"];
+  const words = ["GET", "/api/v1/x?y=1", "", "café", "\u{1F600}", "a".repeat(200), "SELECT ? FROM t", "k\u0000v", 'say "hi"', "back\\slash", "line\nbreak\t\u001f", "\u2028\u007f"];
   const word = () => words[rnd(words.length)]!;
   const big = () => [0n, 1n, 127n, 128n, 1n << 40n, (1n << 63n) - 1n, 1n << 62n][rnd(7)]!;
   function randomRecord() {
     const attributes: Record<string, ReturnType<typeof sv>> = {};
     const n = rnd(6);
     for (let i = 0; i < n; i++) {
-      const k = `attr.${rnd(10)}`;
+      // keys an object orders first (array indices) or drops (__proto__) now and then
+      const k = rnd(20) === 0 ? ["0", "7", "__proto__", "01", "4294967296"][rnd(5)]! : rnd(10) === 0 ? word() : `attr.${rnd(10)}`;
       const c = rnd(6);
       attributes[k] =
         c === 0
@@ -116,6 +117,35 @@ describe("recordToJson on wire bytes (hand-written reader)", () => {
       assert.equal(a.server, "[fe80::1]:8080");
       assert.equal(JSON.stringify(a), JSON.stringify(recordToJson(fromBinary(RecordSchema, both))), "same key order");
     }
+  });
+
+  test("recordToJsonLine writes wire bytes into the line exactly as JSON.stringify writes the object, on 3,000 random records", () => {
+    const ends = { client: 'odd"client:1', server: "10.0.0.2:80" };
+    let odd = 0;
+    for (let i = 0; i < 3000; i++) {
+      const bytes = toBinary(RecordSchema, randomRecord());
+      // an attribute given twice on the wire (the last wins) and appended endpoints
+      const again = toBinary(RecordSchema, create(RecordSchema, { attributes: { "attr.3": sv(word()) }, client: create(EndpointSchema, { address: "::1", port: rnd(3) }) }));
+      const both = new Uint8Array(bytes.length + again.length);
+      both.set(bytes);
+      both.set(again, bytes.length);
+      for (const b of [bytes, both]) {
+        assert.equal(recordToJsonLine(b), JSON.stringify(recordToJson(b)), `record ${i}`);
+        assert.equal(recordToJsonLine(b, ends), JSON.stringify(recordToJson(b, ends)), `record ${i} with ends`);
+        JSON.parse(recordToJsonLine(b));
+      }
+      if (/"(0|7|__proto__)"/.test(JSON.stringify(Object.keys(recordToJson(bytes).attributes)))) odd++;
+    }
+    assert.ok(odd > 10, `keys an object reorders were tried (${odd})`);
+  });
+
+  test("recordToJsonLine: strings that are not valid UTF-8 read as the object path reads them", () => {
+    // protocol = "a" 0xff "b", resource = a cut 3-byte sequence, operation = an overlong "/"
+    const bytes = Uint8Array.of(0x0a, 3, 0x61, 0xff, 0x62, 0x2a, 2, 0xe2, 0x82, 0x22, 2, 0xc0, 0xaf);
+    const tags = recordToJson(bytes);
+    assert.ok(tags.protocol.includes("\ufffd"));
+    assert.equal(recordToJsonLine(bytes), JSON.stringify(tags));
+    assert.throws(() => recordToJsonLine(Uint8Array.of(0x0a, 0x05, 0x41)), RecordWireError);
   });
 
   test("bytes that are not a record throw RecordWireError; endpoints can be given", () => {

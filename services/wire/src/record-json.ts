@@ -201,65 +201,87 @@ function attrWire(end: number): JsonValue {
   return v;
 }
 
-function fromWire(bytes: Uint8Array): RecordJson {
+/** A Record's wire bytes as the NDJSON form reads them: one reused scratch, filled by `readWire`. */
+const w = {
+  protocol: "",
+  startNs: "0",
+  durationNs: "0",
+  operation: "",
+  resource: "",
+  status: null as number | string | null,
+  error: false,
+  reqBytes: 0,
+  respBytes: 0,
+  incomplete: false,
+  trace: undefined as RecordJson["trace"],
+  client: { address: "", port: 0 } as Ep,
+  server: { address: "", port: 0 } as Ep,
+  /** Attribute keys, sorted once read, and their values. */
+  keys: [] as string[],
+  vals: [] as JsonValue[],
+};
+
+function readWire(bytes: Uint8Array): void {
   r.setCursor(bytes, 0);
   const end = bytes.length;
-  let protocol = "";
-  let startNs = "0";
-  let durationNs = "0";
-  let operation = "";
-  let resource = "";
-  let status: number | null = null;
-  let error = false;
-  let reqBytes = 0;
-  let respBytes = 0;
-  let incomplete = false;
-  let trace: RecordJson["trace"];
-  let client: Ep = { address: "", port: 0 };
-  let server: Ep = { address: "", port: 0 };
-  const keys: string[] = [];
-  const vals: JsonValue[] = [];
+  w.protocol = "";
+  w.startNs = "0";
+  w.durationNs = "0";
+  w.operation = "";
+  w.resource = "";
+  w.status = null;
+  w.error = false;
+  w.reqBytes = 0;
+  w.respBytes = 0;
+  w.incomplete = false;
+  w.trace = undefined;
+  w.client = { address: "", port: 0 };
+  w.server = { address: "", port: 0 };
+  const keys = w.keys;
+  const vals = w.vals;
+  keys.length = 0;
+  vals.length = 0;
   while (r.pos < end) {
     const tag = r.varint(end);
     switch (tag) {
       case RecordTag.protocol:
-        protocol = r.string(end);
+        w.protocol = r.string(end);
         break;
       case RecordTag.startNs:
         r.varint64(end);
-        startNs = r.u64Text();
+        w.startNs = r.u64Text();
         break;
       case RecordTag.durationNs:
         r.varint64(end);
-        durationNs = r.u64Text();
+        w.durationNs = r.u64Text();
         break;
       case RecordTag.operation:
-        operation = r.string(end);
+        w.operation = r.string(end);
         break;
       case RecordTag.resource:
-        resource = r.string(end);
+        w.resource = r.string(end);
         break;
       case RecordTag.status:
         r.varint64(end);
-        status = int64Json() as number;
+        w.status = int64Json();
         break;
       case RecordTag.error:
-        error = r.varint(end) !== 0;
+        w.error = r.varint(end) !== 0;
         break;
       case RecordTag.requestBytes:
         r.varint64(end);
-        reqBytes = r.u64Num();
+        w.reqBytes = r.u64Num();
         break;
       case RecordTag.responseBytes:
         r.varint64(end);
-        respBytes = r.u64Num();
+        w.respBytes = r.u64Num();
         break;
       case RecordTag.incomplete:
-        incomplete = r.varint(end) !== 0;
+        w.incomplete = r.varint(end) !== 0;
         break;
       case RecordTag.trace: {
         const e = r.lenEnd(end);
-        const t = trace ?? { traceId: "", parentSpanId: "", flags: 0, format: "" };
+        const t: NonNullable<RecordJson["trace"]> = w.trace ?? { traceId: "", parentSpanId: "", flags: 0, format: "" };
         while (r.pos < e) {
           const tg = r.varint(e);
           if (tg === TraceContextTag.traceId) t.traceId = r.hexOfLength(e, -1);
@@ -268,7 +290,7 @@ function fromWire(bytes: Uint8Array): RecordJson {
           else if (tg === TraceContextTag.format) t.format = r.string(e);
           else r.skip(tg & 7, e);
         }
-        trace = t;
+        w.trace = t;
         break;
       }
       case RecordTag.attributes: {
@@ -294,12 +316,12 @@ function fromWire(bytes: Uint8Array): RecordJson {
       }
       case RecordTag.client: {
         const e = r.lenEnd(end);
-        client = endpointWire(e, client);
+        w.client = endpointWire(e, w.client);
         break;
       }
       case RecordTag.server: {
         const e = r.lenEnd(end);
-        server = endpointWire(e, server);
+        w.server = endpointWire(e, w.server);
         break;
       }
       default:
@@ -319,10 +341,16 @@ function fromWire(bytes: Uint8Array): RecordJson {
     keys[j + 1] = k;
     vals[j + 1] = v;
   }
+}
+
+function fromWire(bytes: Uint8Array): RecordJson {
+  readWire(bytes);
+  const { protocol, startNs, durationNs, operation, resource, error, reqBytes, respBytes, incomplete, trace, keys, vals } = w;
+  const status = w.status as number | null;
   const attributes: RecordJson["attributes"] = {};
   for (let i = 0; i < keys.length; i++) attributes[keys[i]!] = vals[i]!;
-  const c = client.address || client.port ? endpoint(client as Endpoint) : "";
-  const sv = server.address || server.port ? endpoint(server as Endpoint) : "";
+  const c = endpointOf(w.client);
+  const sv = endpointOf(w.server);
   const hasTrace = trace !== undefined && (trace.traceId !== "" || trace.parentSpanId !== "");
   if (!incomplete && !hasTrace) {
     // one literal, one hidden class for the common record
@@ -335,7 +363,179 @@ function fromWire(bytes: Uint8Array): RecordJson {
   return out;
 }
 
-/** One NDJSON line (no trailing newline). */
-export function recordToJsonLine(record: WsRecord | Uint8Array): string {
-  return JSON.stringify(recordToJson(record));
+function endpointOf(e: Ep): string {
+  return e.address || e.port ? endpoint(e as Endpoint) : "";
+}
+
+/** Keys an object would not keep in insertion order (array indices go first) or at all (`__proto__`). */
+const ODD_KEY = /^(?:0|[1-9]\d*|__proto__)$/;
+
+/**
+ * NDJSON lines as UTF-8 bytes, appended to one buffer that grows: what `recordToJsonLine` and
+ * `wirescope decode` write records into. `take()` hands the bytes written so far to the caller
+ * (who may keep them: the next line goes into a new buffer).
+ */
+export class JsonLines {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(private readonly initial = 1 << 20) {
+    this.buf = Buffer.allocUnsafeSlow(initial);
+  }
+
+  /** Bytes written since the last take(). */
+  get length(): number {
+    return this.pos;
+  }
+
+  /** The bytes written since the last take(); the lines after it go into a new buffer. */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafeSlow(Math.max(this.initial, this.pos));
+    this.pos = 0;
+    return out;
+  }
+
+  /** Forgets what was written since the last take() (a record that turned out unreadable). */
+  rewind(to: number): void {
+    this.pos = to;
+  }
+
+  /** Room for `n` more bytes. */
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  /** Text of printable ASCII that needs no escape (keys, digits, punctuation). */
+  raw(s: string): void {
+    this.room(s.length);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** A string as JSON.stringify writes it, in UTF-8. */
+  str(s: string): void {
+    const n = s.length;
+    this.room(n + 2);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      // printable ASCII but `"` and `\`: as is; anything else (escapes, UTF-8) the slow way
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        this.slow(s);
+        return;
+      }
+      b[p++] = c;
+    }
+    b[p++] = 0x22;
+    this.pos = p;
+  }
+
+  private slow(s: string): void {
+    this.text(JSON.stringify(s));
+  }
+
+  /** Any text, in UTF-8 as it is (no quotes, no escapes). */
+  text(s: string): void {
+    this.room(s.length * 3);
+    this.pos += this.buf.write(s, this.pos, "utf8");
+  }
+
+  /** A JSON value as JSON.stringify writes it (numbers here are finite). */
+  value(v: JsonValue): void {
+    if (typeof v === "string") this.str(v);
+    else if (typeof v === "number") this.raw(String(v));
+    else if (v === null) this.raw("null");
+    else if (typeof v === "boolean") this.raw(v ? "true" : "false");
+    else {
+      this.raw("[");
+      for (let i = 0; i < v.length; i++) {
+        if (i) this.raw(",");
+        this.str(v[i]!);
+      }
+      this.raw("]");
+    }
+  }
+}
+
+/**
+ * Appends a record's wire bytes to `out` as one NDJSON line and its newline: exactly
+ * `JSON.stringify(recordToJson(bytes, ends))`, written without the object in between (the hot
+ * path of `wirescope decode`). Throws RecordWireError as `recordToJson` does, having written
+ * nothing.
+ */
+export function writeRecordJsonLine(out: JsonLines, bytes: Uint8Array, ends?: JsonEnds): void {
+  readWire(bytes);
+  const keys = w.keys;
+  for (let i = 0; i < keys.length; i++) {
+    // an object would reorder or drop this key: the object's own JSON
+    if (ODD_KEY.test(keys[i]!)) {
+      out.text(`${JSON.stringify(recordToJson(bytes, ends))}\n`);
+      return;
+    }
+  }
+  out.raw('{"protocol":');
+  out.str(w.protocol);
+  out.raw(',"client":');
+  out.str(ends?.client ?? endpointOf(w.client));
+  out.raw(',"server":');
+  out.str(ends?.server ?? endpointOf(w.server));
+  out.raw(',"startNs":"');
+  out.raw(w.startNs);
+  out.raw('","durationNs":"');
+  out.raw(w.durationNs);
+  out.raw('","operation":');
+  out.str(w.operation);
+  out.raw(',"resource":');
+  out.str(w.resource);
+  out.raw(',"status":');
+  const status = w.status;
+  if (typeof status === "string") out.str(status);
+  else out.raw(status === null ? "null" : String(status));
+  out.raw(w.error ? ',"error":true,"reqBytes":' : ',"error":false,"reqBytes":');
+  out.raw(String(w.reqBytes));
+  out.raw(',"respBytes":');
+  out.raw(String(w.respBytes));
+  if (w.incomplete) out.raw(',"incomplete":true');
+  const t = w.trace;
+  if (t !== undefined && (t.traceId !== "" || t.parentSpanId !== "")) {
+    out.raw(',"trace":{"traceId":"');
+    out.raw(t.traceId);
+    out.raw('","parentSpanId":"');
+    out.raw(t.parentSpanId);
+    out.raw('","flags":');
+    out.raw(String(t.flags));
+    out.raw(',"format":');
+    out.str(t.format);
+    out.raw("}");
+  }
+  out.raw(',"attributes":{');
+  const vals = w.vals;
+  for (let i = 0; i < keys.length; i++) {
+    if (i) out.raw(",");
+    out.str(keys[i]!);
+    out.raw(":");
+    out.value(vals[i]!);
+  }
+  out.raw("}}\n");
+}
+
+const scratch = new JsonLines(4096);
+
+/**
+ * One NDJSON line (no newline): exactly `JSON.stringify(recordToJson(record, ends))`; wire bytes
+ * go through `writeRecordJsonLine`.
+ */
+export function recordToJsonLine(record: WsRecord | Uint8Array, ends?: JsonEnds): string {
+  if (!(record instanceof Uint8Array)) return JSON.stringify(recordToJson(record, ends));
+  writeRecordJsonLine(scratch, record, ends);
+  const b = scratch.take();
+  return b.toString("utf8", 0, b.length - 1);
 }

@@ -1,11 +1,11 @@
 // One thread of `wirescope decode --jobs N`: decodes its shard of the connections and sends the
-// lines to the main thread, which writes them. Flow control: at most MAX_INFLIGHT characters
+// lines to the main thread, which writes them. Flow control: at most MAX_INFLIGHT characters (bytes)
 // unacknowledged; the main thread answers each chunk with its length once written.
 import { parentPort, workerData } from "node:worker_threads";
 import { UsageError } from "../command.js";
 import { decodeShard, type Shard, type WorkerMessage } from "./decode.js";
 
-const MAX_INFLIGHT = 8 << 20;
+const MAX_INFLIGHT = 8 << 20; // characters or bytes
 
 const port = parentPort!;
 const data = workerData as { args: Parameters<typeof decodeShard>[0] & { protos: [number, string][] }; shard: Shard };
@@ -28,7 +28,9 @@ try {
     {
       write(s) {
         inflight += s.length;
-        send({ t: "out", s });
+        // bytes move to the main thread (no copy); text is copied
+        if (typeof s === "string") send({ t: "out", s });
+        else port.postMessage({ t: "out", s } satisfies WorkerMessage, [s.buffer as ArrayBuffer]);
         return inflight < MAX_INFLIGHT;
       },
       drain: () => new Promise<void>((resolve) => (waiting = resolve)),

@@ -18,7 +18,7 @@ import { create } from "@bufbuild/protobuf";
 // worker threads load this module too, and their start-up counts.
 import { ConnectionEngine, PluginRegistry, TopicNameDirectory, type EngineBatch, type EngineConnection } from "@wirescope/plugin-host";
 import { Counters } from "@wirescope/runtime/counters";
-import { endpointText, recordToJson } from "@wirescope/wire/record-json";
+import { JsonLines, endpointText, recordToJson, writeRecordJsonLine } from "@wirescope/wire/record-json";
 import { EndpointSchema, type Endpoint } from "@wirescope/wire/gen/wirescope/v1/record_pb";
 import { CaptureReader, CaptureStreams, type StreamSink, type TcpConnection } from "@wirescope/capture";
 import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
@@ -167,8 +167,11 @@ function tableRow(j: ReturnType<typeof recordToJson>): string {
 }
 
 export interface LineSink {
-  /** Returns false when the consumer wants a pause; then drain() resolves when it may go on. */
-  write(s: string): boolean;
+  /**
+   * Whole lines, as text or UTF-8 bytes (which the sink may keep). Returns false when the
+   * consumer wants a pause; then drain() resolves when it may go on.
+   */
+  write(s: string | Uint8Array): boolean;
   drain(): Promise<void>;
 }
 
@@ -190,6 +193,8 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   let batch!: EngineBatch<TcpConnection>;
   let hintPorts!: Set<number>;
   let records = 0;
+  // NDJSON lines as UTF-8, written once; table rows as strings
+  const lines = args.format === "ndjson" ? new JsonLines() : undefined;
   let pending: string[] = [];
   // Kafka topic ids taught by a Metadata response decoded on another plugin instance (or, with
   // --jobs, not across threads: each has its own)
@@ -208,14 +213,15 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
     const [client, server] = u.ends;
     const ends = { client: endpointText(client), server: endpointText(server) };
     for (const bytes of list) {
-      let j: ReturnType<typeof recordToJson>;
       try {
-        j = recordToJson(topicNames.process(bytes), ends); // straight from the wire bytes (no protobuf-es decode)
+        // straight from the wire bytes (no protobuf-es decode; for NDJSON no object either)
+        const rec = topicNames.process(bytes);
+        if (lines) writeRecordJsonLine(lines, rec, ends);
+        else pending.push(tableRow(recordToJson(rec, ends)));
       } catch {
         counters.add("records_unreadable");
         continue;
       }
-      pending.push(args.format === "ndjson" ? JSON.stringify(j) : tableRow(j));
       records++;
     }
   };
@@ -272,7 +278,9 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
   for (;;) {
     const more = streams.step(2048);
     batch.flush();
-    if (pending.length) {
+    if (lines?.length) {
+      if (!out.write(lines.take())) await out.drain();
+    } else if (pending.length) {
       const chunk = pending.join("\n") + "\n";
       pending = [];
       if (!out.write(chunk)) await out.drain();
@@ -322,7 +330,7 @@ const TABLE_HEADER = ["time        ", "proto ", "client -> server".padEnd(44), "
 
 /** Messages from a decode worker (decode-worker.ts). */
 export type WorkerMessage =
-  | { t: "out"; s: string }
+  | { t: "out"; s: string | Uint8Array }
   | { t: "err"; line: string }
   | { t: "done"; records: number; counters: Record<string, number>; warnings: string[] }
   | { t: "fail"; message: string; usage: boolean };
