@@ -2,9 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { COMMANDS } from "@wirescope/cli";
+import { loadCommands } from "@wirescope/cli";
 import { OPTIONS } from "@wirescope/runtime";
 import { REPO_ROOT, freePort, WIRESCOPE_BIN } from "./support/index.js";
+
+const COMMANDS = await loadCommands();
 
 const run = (env: NodeJS.ProcessEnv, args: string[]) =>
   spawnSync(process.execPath, [WIRESCOPE_BIN, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000, env: { ...process.env, WIRESCOPE_LOG_LEVEL: "error", ...env } });

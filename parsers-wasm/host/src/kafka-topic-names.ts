@@ -17,7 +17,7 @@
 // record is named from what is known when it is written: an id whose Metadata another replica
 // decodes later stays an id, never a guessed name.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Generations } from "@wirescope/runtime";
+import { Generations } from "@wirescope/runtime/generations";
 import { AttributeValueSchema, RecordSchema, StringListSchema, type Record } from "@wirescope/wire/gen/wirescope/v1/record_pb";
 
 export interface TopicNameOptions {

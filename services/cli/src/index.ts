@@ -2,4 +2,4 @@
 export { main } from "./main.js";
 export type { Command } from "./command.js";
 export { UsageError } from "./command.js";
-export { COMMANDS } from "./commands/index.js";
+export { COMMAND_NAMES, loadCommand, loadCommands } from "./commands/index.js";

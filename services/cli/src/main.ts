@@ -1,11 +1,12 @@
 // `wirescope <command> [args]`: looks the command up in commands/index.ts, prints help, and turns
 // any failure into one line on stderr and a non-zero exit code.
-import { WirescopeError, ConfigError, errorMessage } from "@wirescope/runtime";
-import { COMMANDS } from "./commands/index.js";
+import { WirescopeError, ConfigError, errorMessage } from "@wirescope/runtime/errors";
+import { COMMAND_NAMES, loadCommand, loadCommands } from "./commands/index.js";
 import { UsageError, type Command } from "./command.js";
 import { VERSION } from "./version.js";
 
-function topHelp(): string {
+async function topHelp(): Promise<string> {
+  const COMMANDS = await loadCommands();
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `wirescope ${VERSION}: zero-instrumentation observability (eBPF → WASM decoders → InfluxDB)
 
@@ -20,17 +21,17 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    const sub = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(sub ? `${sub.usage}\n` : topHelp());
+    const sub = name === "help" && rest[0] ? await loadCommand(rest[0]) : undefined;
+    process.stdout.write(sub ? `${sub.usage}\n` : await topHelp());
     return name ? 0 : 2;
   }
   if (name === "--version" || name === "-v") {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const cmd: Command | undefined = COMMANDS.find((c) => c.name === name);
+  const cmd: Command | undefined = await loadCommand(name);
   if (!cmd) {
-    process.stderr.write(`wirescope: unknown command "${name}" (try: ${COMMANDS.map((c) => c.name).join(", ")})\n`);
+    process.stderr.write(`wirescope: unknown command "${name}" (try: ${COMMAND_NAMES.join(", ")})\n`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -1,8 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { COMMANDS } from "./index.js";
+import { loadCommands } from "./index.js";
 import { bashCompletion, zshCompletion, completionFlags } from "./completion.js";
+
+const COMMANDS = await loadCommands();
 
 /** COMPREPLY after sourcing the script in a real bash and completing `words` (the last is the cursor's). */
 function complete(words: string[]): string[] {

@@ -7,7 +7,7 @@ import { loadConfig, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { parseProbeArgs } from "@wirescope/probe/options";
 import { parseParserArgs } from "@wirescope/parser/options";
 import { parseAggregatorArgs } from "@wirescope/aggregator/options";
-import { COMMANDS } from "./index.js";
+import { loadCommands } from "./index.js";
 import { parseTailArgs } from "./tail.js";
 import { parseCaptureArgs } from "./capture.js";
 import { parseDecodeArgs } from "./decode.js";
@@ -16,6 +16,8 @@ import { parseDemoArgs } from "./demo.js";
 import { parseStatusArgs } from "./status.js";
 import { parsePluginArgs } from "./plugin.js";
 import { parseUpArgs } from "./up.js";
+
+const COMMANDS = await loadCommands();
 
 const PARSERS: Record<string, (args: string[], env?: NodeJS.ProcessEnv) => unknown> = {
   probe: parseProbeArgs,
