@@ -388,17 +388,15 @@ export class JsonLines {
     return this.pos;
   }
 
-  /** The bytes written since the last take(); the lines after it go into a new buffer. */
+  /**
+   * The bytes written since the last take(); the lines after it go into a new buffer. They are a
+   * view of an ArrayBuffer of their own (never Buffer's shared pool), which may be transferred.
+   */
   take(): Buffer {
     const out = this.buf.subarray(0, this.pos);
     this.buf = Buffer.allocUnsafeSlow(Math.max(this.initial, this.pos));
     this.pos = 0;
     return out;
-  }
-
-  /** Forgets what was written since the last take() (a record that turned out unreadable). */
-  rewind(to: number): void {
-    this.pos = to;
   }
 
   /** Room for `n` more bytes. */

@@ -7,7 +7,7 @@ import { loadConfig, OPTIONS, type FlagSpec } from "@wirescope/runtime";
 import { parseProbeArgs } from "@wirescope/probe/options";
 import { parseParserArgs } from "@wirescope/parser/options";
 import { parseAggregatorArgs } from "@wirescope/aggregator/options";
-import { loadCommands } from "./index.js";
+import { COMMAND_NAMES, loadCommand, loadCommands } from "./index.js";
 import { parseTailArgs } from "./tail.js";
 import { parseCaptureArgs } from "./capture.js";
 import { parseDecodeArgs } from "./decode.js";
@@ -44,6 +44,12 @@ function outcome(parse: (args: string[], env?: NodeJS.ProcessEnv) => unknown, ar
 }
 
 describe("command --help", () => {
+  it("loads each command by the name it answers to, and nothing for an unknown name", async () => {
+    assert.deepEqual(COMMANDS.map((c) => c.name), COMMAND_NAMES);
+    for (const name of COMMAND_NAMES) assert.equal((await loadCommand(name))?.name, name);
+    assert.equal(await loadCommand("nope"), undefined);
+  });
+
   it("lists every flag of the command's table with its variable and default", () => {
     // every command with flags has its parser checked below
     const tabled = COMMANDS.filter((c) => c.flags.length);
