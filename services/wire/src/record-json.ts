@@ -394,7 +394,8 @@ export class JsonLines {
    */
   take(): Buffer {
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafeSlow(Math.max(this.initial, this.pos));
+    // as large as the largest so far: a caller that takes alike amounts grows it once
+    this.buf = Buffer.allocUnsafeSlow(Math.max(this.initial, this.buf.length));
     this.pos = 0;
     return out;
   }

@@ -212,10 +212,12 @@ export async function decodeShard(args: DecodeArgs, shard: Shard, out: LineSink,
     }
     const [client, server] = u.ends;
     const ends = { client: endpointText(client), server: endpointText(server) };
+    // only Kafka's records name topics by id (as the parser does it, by the decoding plugin)
+    const kafka = u.ec.plugin?.manifest.protocols.includes("kafka") === true;
     for (const bytes of list) {
       try {
         // straight from the wire bytes (no protobuf-es decode; for NDJSON no object either)
-        const rec = topicNames.process(bytes);
+        const rec = kafka ? topicNames.process(bytes) : bytes;
         if (lines) writeRecordJsonLine(lines, rec, ends);
         else pending.push(tableRow(recordToJson(rec, ends)));
       } catch {
