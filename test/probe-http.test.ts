@@ -45,10 +45,10 @@ console.log("DONE");
 `;
 
 /** A probe, the HTTP server and a recording proxy in front of it: the proxy keeps what each side sent. */
-async function serverBehindProxy(t: import("node:test").TestContext, probeOpts: ConstructorParameters<typeof CollectingProbe>[0] = {}) {
+async function serverBehindProxy(t: import("node:test").TestContext, probeOpts: ConstructorParameters<typeof CollectingProbe>[0] = {}, program = HTTP_SERVER) {
   const probe = new CollectingProbe(probeOpts);
   t.after(() => probe.stop());
-  const server = await runChild("http-server", HTTP_SERVER);
+  const server = await runChild(program === HTTP_SERVER ? "http-server" : "sink-server", program);
   t.after(() => server.kill());
   const serverPort = Number((await server.waitLine(/^PORT (\d+)/))[1]);
   const proxy = await startRecordingProxy(serverPort);
@@ -184,6 +184,14 @@ test("probe: the segments of one writev are one data event, not one per segment"
   assert.equal(cv.data[1][0].originalLength, c2s.length);
 });
 
+// reads and discards what it gets and never closes first: the raw bytes below are not HTTP, and an
+// HTTP server would answer 400 and close, after which the proxy reads the client only for 500 ms
+const SINK_SERVER = `
+import net from "node:net";
+const srv = net.createServer((s) => s.resume());
+srv.listen(0, "127.0.0.1", () => console.log("PORT " + srv.address().port));
+`;
+
 // args: port, go-file. Each time go-file is created, sends 100,000 bytes in one write() and
 // removes it; node may need more than one call when the socket buffer is full.
 const BIG_WRITE_CLIENT = `
@@ -206,7 +214,7 @@ const t = setInterval(() => {
 
 test("probe: under a copy policy the bytes of a call before the declared body end are an exact stated gap, the rest copied; another stream's policy is not applied", { timeout: 60_000 }, async (t) => {
   if (!bpfAvailable(t)) return;
-  const { probe, proxy } = await serverBehindProxy(t);
+  const { probe, proxy } = await serverBehindProxy(t, {}, SINK_SERVER);
   const go = path.join(os.tmpdir(), `wirescope-go-${process.pid}-${Date.now()}`);
   t.after(() => fs.rmSync(go, { force: true }));
   const client = await runChild("big-write-client", BIG_WRITE_CLIENT, [String(proxy.port), go]);

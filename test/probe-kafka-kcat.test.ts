@@ -63,9 +63,12 @@ test("probe: kcat's Kafka connections byte for byte, and the same records as the
       const ing = assemble(v.data[2]);
       assert.deepEqual([eg.gaps, ing.gaps, eg.discontinuities, ing.discontinuities], [[], [], 0, 0], `${where}: no gap`);
       const [c2s, s2c] = wire.get(port) ?? [Buffer.alloc(0), Buffer.alloc(0)];
-      assert.ok(c2s.length > 0, `${where}: on the wire`);
+      t.diagnostic(`${where}: sent ${eg.bytes.length}/${c2s.length} received ${ing.bytes.length}/${s2c.length} (probe/wire)`);
       assert.ok(eg.bytes.equals(c2s), `${where}: sent ${eg.bytes.length} bytes, the wire has ${c2s.length}`);
       assert.ok(ing.bytes.equals(s2c), `${where}: received ${ing.bytes.length} bytes, the wire has ${s2c.length}`);
+      // librdkafka may close a connection it no longer needs before it sends anything (a
+      // coordinator's while the consumer stops): nothing on the wire and nothing seen, as compared
+      if (c2s.length === 0) continue;
       // the probe's events in time order, as the parser gets them
       const events = [...v.data[1], ...v.data[2]].sort((a, b) => (a.tsMono < b.tsMono ? -1 : a.tsMono > b.tsMono ? 1 : 0));
       const fromProbe = decodeChunks(events.map((d) => ({ dir: d.direction === 1 ? 0 : 1, bytes: d.payload, tsNs: d.tsMono })), { plugins: ["kafka"], serverPort: broker.port }).map(summary);
