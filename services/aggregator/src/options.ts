@@ -1,5 +1,7 @@
 // The aggregator's own flags (those @wirescope/runtime's config did not take).
-import { ConfigError, NATS_NAMES, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { ConfigError } from "@wirescope/runtime/errors";
+import { parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
+import { NATS_NAMES } from "@wirescope/runtime/nats-permissions";
 import { defaultCoreOptions, resolveCoreOptions, type CoreOptions } from "./core/options.js";
 import { defaultWriterOptions, type WriterOptions } from "./influx/writer.js";
 import { defaultOtlpOptions, tracesUrl, type OtlpOptions } from "./otlp/exporter.js";

@@ -1,6 +1,6 @@
 // The shape of one `wirescope` subcommand. Each lives in commands/<name>.ts and is listed once
 // in commands/index.ts.
-import type { FlagSpec } from "@wirescope/runtime";
+import type { FlagSpec } from "@wirescope/runtime/flags";
 
 export interface Command {
   /** The word after `wirescope`. */

@@ -5,7 +5,8 @@
 //   { "pid": <up's pid>, "startTime": <its start time>, "children": [ChildState, …] }
 import fs from "node:fs";
 import path from "node:path";
-import { pidAlive, processStartTime, type NatsOptions } from "@wirescope/runtime";
+import { pidAlive, processStartTime } from "@wirescope/runtime/process";
+import type { NatsOptions } from "@wirescope/runtime/config";
 import { natsClientCert, natsTlsFiles } from "./local-stack/index.js";
 import type { ChildState } from "./supervisor.js";
 

@@ -9,7 +9,8 @@
 //
 // Each state change is reported through onChange (up writes it to <data-dir>/up.state.json,
 // which `wirescope status` reads).
-import { errorMessage, processStartTime, type ManagedProcess } from "@wirescope/runtime";
+import { errorMessage } from "@wirescope/runtime/errors";
+import { processStartTime, type ManagedProcess } from "@wirescope/runtime/process";
 
 export type ChildStateName = "starting" | "running" | "restarting" | "down" | "disabled" | "stopped";
 

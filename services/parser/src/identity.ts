@@ -3,7 +3,7 @@
 // where from connection events, and resolves the ends of a connection lazily: an end not known
 // when the connection was created is looked up again as its records are published.
 import { Role, isTracedProcess, namedByPort, processOf, serviceName, type ConnEvent, type ProcessInfo } from "@wirescope/wire";
-import { Generations } from "@wirescope/runtime";
+import { Generations } from "@wirescope/runtime/generations";
 
 /** The fields of wirescope.v1.Endpoint, as a plain object (encoded by record-bytes.ts). */
 export interface EndpointInfo {

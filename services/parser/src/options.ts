@@ -1,7 +1,8 @@
 // The parser's own flags (the ones @wirescope/runtime's config did not take).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { ConfigError } from "@wirescope/runtime/errors";
+import { parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { DEFAULT_CONN_TABLE_OPTIONS } from "./conn-table.js";
 import { DEFAULT_MAX_DETECT_BYTES } from "./wasm-plugins.js";
 

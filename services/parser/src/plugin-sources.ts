@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Objm, type ObjectStore } from "@nats-io/obj";
-import { NatsError, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/runtime";
+import { NatsError, NATS_NAMES, SupervisedLoop, errorMessage, iterateRun, type Counters, type HealthGate, type Logger } from "@wirescope/runtime";
 import { LoadedPlugin, PluginError, type PluginSet, type PluginSource } from "./wasm-plugins.js";
 
 export type { PluginSource };
@@ -122,7 +122,7 @@ export function watchPluginDir(loader: PluginLoader, dir: string, everyMs: numbe
 // One object per plugin, named <name>.wasm, whose description holds the manifest JSON (so a
 // plugin is one atomic object: never a wasm without its manifest).
 
-export const PLUGIN_BUCKET = "wirescope-plugins";
+export const PLUGIN_BUCKET = NATS_NAMES.pluginBucket;
 
 export async function openPluginStore(nc: NatsConnection, bucket: string, replicas = 1): Promise<ObjectStore> {
   try {

@@ -7,7 +7,7 @@
 // are decoded, changed and re-encoded.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RecordSchema } from "@wirescope/wire";
-import { DEFAULT_REDACTED_HEADERS, MASK } from "@wirescope/runtime";
+import { DEFAULT_REDACTED_HEADERS, MASK } from "@wirescope/runtime/redact";
 
 // The header list and the mask are shared with the probe's command-line redaction.
 export { DEFAULT_REDACTED_HEADERS, MASK };

@@ -4,7 +4,7 @@
 // telling an upgrade (same name, new bytes or version) from a repeated notification.
 import crypto from "node:crypto";
 import { ConnectionEngine, Plugin, PluginError, PluginRegistry, validateManifest, type EngineOptions, type PluginManifest, type StepResult } from "@wirescope/plugin-host";
-import { Counters } from "@wirescope/runtime";
+import { Counters } from "@wirescope/runtime/counters";
 import type { DecoderBatch, DecoderHost, DecoderSession } from "./decoder.js";
 
 export { PluginError, validateManifest, type PluginManifest };

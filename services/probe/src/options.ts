@@ -1,5 +1,6 @@
 // The probe's own command-line options (those @wirescope/runtime's config does not know).
-import { ConfigError, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { ConfigError } from "@wirescope/runtime/errors";
+import { parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { WS_MAX_CHUNK } from "./gen/layout.js";
 import type { FilterSpec } from "./filter.js";
 import { EMPTY_FILTER } from "./filter.js";

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { LevelWithSilent } from "pino";
 import { ConfigError } from "./errors.js";
-import { LOG_LEVELS } from "./log.js";
+import { LOG_LEVELS } from "./log-levels.js";
 import { redactUrl } from "./redact.js";
 import { readNatsCredentials } from "./nats-permissions.js";
 import { readInfluxCredentials } from "./influx-auth.js";

@@ -1,9 +1,10 @@
 // Structured logs: pino JSON on stderr with a `component` field; human-readable when stderr is a TTY.
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import { colorAllowed } from "./log-levels.js";
 
 export type { Logger };
 
-export const LOG_LEVELS: readonly LevelWithSilent[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+export { LOG_LEVELS, colorAllowed } from "./log-levels.js";
 
 export interface LogOptions {
   level: LevelWithSilent;
@@ -11,14 +12,6 @@ export interface LogOptions {
   format: "json" | "pretty";
   /** Extra fields on every line (e.g. instance). */
   base: Record<string, unknown>;
-}
-
-/**
- * Whether output may carry ANSI colours: not when NO_COLOR is set to anything non-empty
- * (https://no-color.org) nor on a dumb terminal. Every coloured output asks here.
- */
-export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
-  return !env.NO_COLOR && env.TERM !== "dumb";
 }
 
 /** Creates the root logger for one component. Logs go to stderr so stdout stays for command output. */

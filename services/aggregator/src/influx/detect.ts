@@ -1,6 +1,6 @@
 // Which InfluxDB is this? GET /ping answers 204 with an X-Influxdb-Version header on 1.x and 2.x
 // (3.x answers 200 with a JSON body holding `version`).
-import { InfluxError } from "@wirescope/runtime";
+import { InfluxError } from "@wirescope/runtime/errors";
 
 export interface InfluxTarget {
   url: string;

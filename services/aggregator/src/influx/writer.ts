@@ -3,7 +3,7 @@
 // The client's own promises are not trusted for that (close()/flush() can resolve while earlier
 // batches still sit in its retry buffer); its writeSuccess/writeFailed callbacks are counted.
 import { InfluxDB, HttpError, setLogger, type WriteApi, type WritePrecisionType } from "@influxdata/influxdb-client";
-import { InfluxError } from "@wirescope/runtime";
+import { InfluxError } from "@wirescope/runtime/errors";
 import { detectInflux, ensureDatabase, authHeaders, redact, type InfluxFlavor, type InfluxTarget } from "./detect.js";
 import { V1WriteTransport } from "./v1-transport.js";
 

@@ -4,7 +4,7 @@
 // comments, gaps left as gaps.
 // The probe package is loaded only when the command runs: a broken addon must not break the CLI.
 import type { FilterSpec } from "@wirescope/probe";
-import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { UsageError, type Command } from "../command.js";
 
 /** capture's flags: --help, the completions and the parser all read this table. */

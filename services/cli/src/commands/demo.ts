@@ -2,11 +2,11 @@
 // with a steady, known traffic mix, so there is something to see right away. `wirescope up`
 // starts it unless --no-demo is given.
 import path from "node:path";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, OPTIONS } from "@wirescope/runtime/config";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { UsageError, type Command } from "../command.js";
 import { DEFAULT_BASE_PORT, DEFAULT_RATE, PARTS, type Part } from "../demo/spec.js";
 import { runDemo, DB_PASSWORD, DB_USER } from "../demo/run.js";
-import { runPart } from "../demo/parts.js";
 
 /** demo's own flags (after the shared ones): --help, the completions and the parser read this table. */
 export const DEMO_FLAGS: readonly FlagSpec[] = withEnv("demo", [
@@ -54,6 +54,8 @@ const command: Command = {
     const dir = path.resolve(values.dir ?? path.join(config.dataDir, "demo"));
     if (values.part !== undefined) {
       if (!(PARTS as readonly string[]).includes(values.part)) throw new UsageError(`--part: one of ${PARTS.join(", ")}`);
+      // the demo's clients and servers (gRPC, MySQL, Kafka) are loaded only to run a part
+      const { runPart } = await import("../demo/parts.js");
       await runPart({ part: values.part as Part, basePort, dir, rate, requests, dbUser: DB_USER, dbPassword: DB_PASSWORD });
       return 0;
     }

@@ -2,15 +2,17 @@
 // bucket every parser replica watches (they load a new plugin within seconds, no restart).
 import fs from "node:fs";
 import path from "node:path";
-import { loadConfig, optionsHelp, connectNats, silentLogger, errorMessage, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
-import { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
+import { loadConfig, optionsHelp, OPTIONS } from "@wirescope/runtime/config";
+import { errorMessage } from "@wirescope/runtime/errors";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
+import { NATS_NAMES } from "@wirescope/runtime/nats-permissions";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
 
 /** plugin's own flags (after the shared ones): --help, the completions and its parser read this table. */
 export const PLUGIN_FLAGS: readonly FlagSpec[] = withEnv("plugin", [
   { flag: "manifest", value: "M.json", description: "add: the plugin's manifest" },
-  { flag: "bucket", value: "B", default: PLUGIN_BUCKET, description: "NATS object store bucket of the plugins" },
+  { flag: "bucket", value: "B", default: NATS_NAMES.pluginBucket, description: "NATS object store bucket of the plugins" },
   { flag: "json", description: "list: print JSON" },
 ]);
 
@@ -18,7 +20,7 @@ export const PLUGIN_FLAGS: readonly FlagSpec[] = withEnv("plugin", [
 export function parsePluginArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { bucket: string; manifestPath?: string; json: boolean; sub?: string; arg?: string } {
   const p = parseFlags(args, PLUGIN_FLAGS, { command: "plugin", env, positionals: true });
   const [sub, arg] = p.positionals;
-  return { bucket: p.get("bucket") ?? PLUGIN_BUCKET, manifestPath: p.get("manifest"), json: p.has("json"), sub, arg };
+  return { bucket: p.get("bucket") ?? NATS_NAMES.pluginBucket, manifestPath: p.get("manifest"), json: p.has("json"), sub, arg };
 }
 
 const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket B] [options]
@@ -26,7 +28,7 @@ const USAGE = `usage: wirescope plugin add FILE.wasm --manifest M.json [--bucket
        wirescope plugin remove NAME [--bucket B] [options]
 
 Manages the protocol plugins shared by every parser replica (NATS object store bucket
-${PLUGIN_BUCKET}). 'add' validates the plugin here first (ABI version, exports, imports, memory
+${NATS_NAMES.pluginBucket}). 'add' validates the plugin here first (ABI version, exports, imports, memory
 cap, a trap at start) and refuses a bad one with the reason. A plugin with the name of a loaded
 one replaces it for new connections.
 
@@ -46,6 +48,7 @@ const command: Command = {
     const { config, rest } = loadConfig({ argv, command: "plugin" });
     const { bucket, manifestPath, json, sub, arg } = parsePluginArgs(rest);
     if (!sub) throw new UsageError("plugin: say add, list or remove");
+    const { connectNats, silentLogger, openPluginStore, storePlugin, validateManifest, LoadedPlugin } = await import("../clients.js");
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-plugin" });
     try {
       const os = await openPluginStore(nc, bucket, config.nats.replicas);

@@ -1,6 +1,7 @@
 // `wirescope probe|parser|aggregator`: one instance of a service in the foreground.
-import type { FlagSpec } from "@wirescope/runtime";
-import { runService, optionsHelp, flagsHelp, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type CreateService } from "@wirescope/runtime";
+import type { CreateService } from "@wirescope/runtime/service";
+import { flagsHelp, type FlagSpec } from "@wirescope/runtime/flags";
+import { optionsHelp, OPTIONS, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component } from "@wirescope/runtime/config";
 import type { Command } from "../command.js";
 import { VERSION } from "../version.js";
 
@@ -34,7 +35,7 @@ ${component} options:
 ${flagsHelp(ownFlags)}`,
     async run(argv) {
       // Loaded only when asked for: a service that cannot load must not break the other commands.
-      const mod = await load();
+      const [mod, { runService }] = await Promise.all([load(), import("@wirescope/runtime/service")]);
       return runService({ component, create: mod.createService, argv, version: VERSION, checkArgs: parse });
     },
   };

@@ -5,31 +5,11 @@
 // nats-server and InfluxDB get a row too. Every expected component gets a row: one that is not
 // found is DOWN, with the reason `wirescope up` recorded (<data-dir>/up.state.json) when it runs
 // the stack, and the restarts up counted are shown beside each process it supervises.
-import {
-  loadConfig,
-  flagsHelp,
-  parseFlags,
-  OPTIONS,
-  type FlagSpec,
-  optionsHelp,
-  connectNats,
-  listAnnounced,
-  checkHealth,
-  createClient,
-  servingStatusName,
-  silentLogger,
-  redactUrl,
-  errorMessage,
-  COMPONENT_SERVICES,
-  COMPONENTS,
-  DEFAULT_GRPC_PORTS,
-  ServingStatus,
-  type Component,
-  type Config,
-  type NatsOptions,
-  type Announcement,
-  withEnv,
-} from "@wirescope/runtime";
+import { loadConfig, OPTIONS, optionsHelp, COMPONENTS, DEFAULT_GRPC_PORTS, type Component, type Config, type NatsOptions } from "@wirescope/runtime/config";
+import { flagsHelp, parseFlags, type FlagSpec, withEnv } from "@wirescope/runtime/flags";
+import type { Announcement } from "@wirescope/runtime/registry";
+import { redactUrl } from "@wirescope/runtime/redact";
+import { errorMessage } from "@wirescope/runtime/errors";
 import { hostPort } from "@wirescope/wire";
 import { UsageError, type Command } from "../command.js";
 import { readUpState, upAlive, natsWithStack, stackNatsServers } from "../stack-state.js";
@@ -157,6 +137,7 @@ export async function collectStatus(config: Config, extra: string[], timeoutMs: 
 async function natsServerRow(nats: NatsOptions, timeoutMs: number, readRegistry: boolean): Promise<{ row: StatusRow; announced: Announcement[] }> {
   const row: StatusRow = { component: "nats", instance: "", address: redactUrl(nats.url), health: "UNREACHABLE", counters: {}, info: {}, warnings: [] };
   let announced: Announcement[] = [];
+  const { connectNats, listAnnounced, silentLogger } = await import("../clients.js");
   try {
     const nc = await withTimeout(connectNats(nats, silentLogger(), { retry: false, name: "wirescope-status" }), timeoutMs, "connect to NATS");
     try {
@@ -227,6 +208,7 @@ export function withExpected(rows: StatusRow[], supervised: ChildState[]): Statu
 
 /** One row for the service at `address`; health "UNREACHABLE" when it does not answer. */
 async function askService(address: string, hint: Component | undefined, timeoutMs: number): Promise<StatusRow> {
+  const { checkHealth, createClient, servingStatusName, ServingStatus, COMPONENT_SERVICES } = await import("../clients.js");
   const health = await checkHealth(address, "", timeoutMs);
   const row: StatusRow = { component: hint ?? "?", instance: "", address, health: servingStatusName(health.status), counters: {}, info: {}, warnings: [] };
   if (health.status === ServingStatus.UNKNOWN && health.error) return { ...row, health: "UNREACHABLE", error: health.error };

@@ -2,7 +2,8 @@
 // wirescope.records.>, so it never touches the stream's consumers) and prints them as NDJSON
 // (the same shape as `wirescope decode`) or as a table.
 import { fromBinary } from "@bufbuild/protobuf";
-import { loadConfig, optionsHelp, flagsHelp, parseFlags, OPTIONS, type FlagSpec, connectNats, silentLogger, withEnv } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, OPTIONS } from "@wirescope/runtime/config";
+import { flagsHelp, parseFlags, type FlagSpec, withEnv } from "@wirescope/runtime/flags";
 import { recordToJson, RecordBatchSchema, recordsOf, type Record as WsRecord } from "@wirescope/wire";
 import { natsWithStack } from "../stack-state.js";
 import { UsageError, type Command } from "../command.js";
@@ -66,6 +67,7 @@ const command: Command = {
   async run(argv) {
     const { config, rest } = loadConfig({ argv, command: "tail" });
     const { protocol, service, format, limit } = parseTailArgs(rest);
+    const { connectNats, silentLogger } = await import("../clients.js");
     const nc = await connectNats(natsWithStack(config.nats, config.dataDir), silentLogger(), { retry: false, name: "wirescope-tail" });
     let stopping = false;
     const stop = () => {

@@ -1,7 +1,10 @@
 // `wirescope top`: a live terminal view of the services InfluxDB holds, like top(1): rate, error %,
 // p50 and p99 per service, drill-down into endpoints, callers and callees, the edges of the service
 // map, and the pipeline's own drops in the footer. Refreshes every --interval (one window).
-import { loadConfig, optionsHelp, redactUrl, colorAllowed, flagsHelp, parseFlags, OPTIONS, withEnv, type FlagSpec } from "@wirescope/runtime";
+import { loadConfig, optionsHelp, OPTIONS } from "@wirescope/runtime/config";
+import { redactUrl } from "@wirescope/runtime/redact";
+import { colorAllowed } from "@wirescope/runtime/log-levels";
+import { flagsHelp, parseFlags, withEnv, type FlagSpec } from "@wirescope/runtime/flags";
 import { UsageError, type Command } from "../command.js";
 import { SORT_KEYS, type SortKey } from "../top/model.js";
 import { fetchTop } from "../top/query.js";

@@ -12,43 +12,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { defaultCoreOptions } from "@wirescope/aggregator";
+import { defaultCoreOptions } from "@wirescope/aggregator/core/options";
 import { AGGREGATOR_NODE_FLAGS, defaultAggregatorOptions } from "@wirescope/aggregator/options";
 import { PROBE_NODE_FLAGS } from "@wirescope/probe/options";
 import { DEFAULT_PARSER_OPTIONS } from "@wirescope/parser/options";
-import {
-  DEFAULTS,
-  loadConfig,
-  optionsHelp,
-  spawnManaged,
-  checkHealth,
-  waitFor,
-  GiveUp,
-  tcpReachable,
-  pidAlive,
-  processStartTime,
-  errorMessage,
-  ServingStatus,
-  DEFAULT_GRPC_PORTS,
-  DEFAULT_METRICS_PORTS,
-  freePort,
-  connectNats,
-  forgetMembers,
-  silentLogger,
-  writePrivate,
-  prepareNatsAuth,
-  natsUserEnv,
-  prepareInfluxAuth,
-  influxUserEnv,
-  type Component,
-  type Config,
-  type ManagedProcess,
-  flagsHelp,
-  parseFlags,
-  OPTIONS,
-  type FlagSpec,
-  withEnv,
-} from "@wirescope/runtime";
+import { DEFAULTS, loadConfig, optionsHelp, DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, type Component, type Config, OPTIONS } from "@wirescope/runtime/config";
+import { spawnManaged, waitFor, GiveUp, tcpReachable, pidAlive, processStartTime, freePort, type ManagedProcess } from "@wirescope/runtime/process";
+import { errorMessage } from "@wirescope/runtime/errors";
+import { writePrivate, prepareNatsAuth, natsUserEnv } from "@wirescope/runtime/nats-permissions";
+import { prepareInfluxAuth, influxUserEnv } from "@wirescope/runtime/influx-auth";
+import { flagsHelp, parseFlags, type FlagSpec, withEnv } from "@wirescope/runtime/flags";
 import {
   startNatsServer,
   startInfluxd,
@@ -71,7 +44,6 @@ import { readUpState, writeUpState, stateFile, writePipelinePids, pipelinePidsFi
 import { ROOT } from "../version.js";
 import { DEFAULT_BASE_PORT, ports as demoPorts } from "../demo/spec.js";
 import { missingForDemo } from "../demo/run.js";
-import { jetstreamManager } from "@nats-io/jetstream";
 
 /** Most parser replicas and aggregator instances `up` runs. */
 export const MAX_INSTANCES = 8;
@@ -471,6 +443,7 @@ async function natsSpecs(servers: { host: string; port: number }[], dataDir: str
 
 /** Waits until JetStream answers through `nats` (a cluster has elected its meta leader). */
 async function waitJetStream(nats: Config["nats"], timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const { connectNats, silentLogger, jetstreamManager } = await import("../clients.js");
   const nc = await connectNats(nats, silentLogger(), { retry: true, signal, name: "wirescope-up" });
   try {
     let last = "";
@@ -750,6 +723,7 @@ async function up(argv: string[]): Promise<number> {
       // control address, and its entry must not go as the dead one's.
       const gaveUp = new AbortController();
       const forget = async () => {
+        const { connectNats, silentLogger, forgetMembers } = await import("../clients.js");
         const nc = await connectNats(natsAs(component), silentLogger(), { retry: false, name: "wirescope-up" });
         try {
           return await forgetMembers(nc, fleetBucket[component], (m) => m.grpc === grpc, undefined, gaveUp.signal);
@@ -936,6 +910,7 @@ export function lowerPriority(pid: number, nice: number): number {
 /** Waits until `address` reports SERVING; fails early (with the log's tail) if the child exits. */
 async function waitHealthy(child: ManagedProcess, address: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
   let last = "";
+  const { checkHealth, ServingStatus } = await import("../clients.js");
   await waitFor(
     async () => {
       if (child.hasExited) throw new GiveUp(`${child.name} exited: ${child.tail(3).replace(/\n/g, " | ")}`);

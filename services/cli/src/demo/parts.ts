@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import mysql from "mysql2/promise";
 import { Kafka, logLevel } from "kafkajs";
 import fs from "node:fs";
-import { listenOn } from "@wirescope/runtime";
+import { listenOn } from "@wirescope/runtime/process";
 import { startKafkaTestBroker } from "./kafka-broker/index.js";
 import { Counts } from "./counts.js";
 import { RespClient } from "./resp.js";

@@ -6,7 +6,7 @@ import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { GiveUp, pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime";
+import { GiveUp, pidAlive, spawnManaged, tcpReachable, waitFor, type ManagedProcess } from "@wirescope/runtime/process";
 import { prepareLocalTls } from "../local-stack/index.js";
 import { Supervisor } from "../supervisor.js";
 import { PARTS, demoTlsDir, ports, type Part } from "./spec.js";

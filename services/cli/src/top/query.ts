@@ -1,8 +1,9 @@
 // Reads what `wirescope top` shows from InfluxDB with InfluxQL over HTTP `/query`: served by 1.x,
 // by 2.x through its v1 compatibility API (a DBRP mapping for the bucket), and by 3.x. All the
 // statements of one refresh go in one request.
-import { authHeaders, type InfluxTarget } from "@wirescope/aggregator";
-import { errorMessage, redactUrl } from "@wirescope/runtime";
+import { authHeaders, type InfluxTarget } from "@wirescope/aggregator/influx/detect";
+import { errorMessage } from "@wirescope/runtime/errors";
+import { redactUrl } from "@wirescope/runtime/redact";
 import { buildQueries, edgeRows, endpointRows, externalNames, mapNodeKinds, nodeNames, peerRows, pipelineHealth, rowsOf, serviceRows, type InfluxQLResult, type Row, type Scope } from "./model.js";
 import type { TopData } from "./screen.js";
 

@@ -12,7 +12,7 @@
 import { randomUUID } from "node:crypto";
 import net from "node:net";
 import { EventEmitter } from "node:events";
-import { listenOn } from "@wirescope/runtime";
+import { listenOn } from "@wirescope/runtime/process";
 import { WireReader, WireWriter, WireError } from "./wire.js";
 
 export interface BrokerOptions {
