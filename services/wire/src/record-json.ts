@@ -426,19 +426,16 @@ export class JsonLines {
     b[p++] = 0x22;
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
-      // printable ASCII but `"` and `\`: as is; anything else (escapes, UTF-8) the slow way
+      // printable ASCII but `"` and `\`: as is; anything else (escapes, UTF-8) as JSON.stringify
+      // writes the whole string, from the opening quote again
       if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
-        this.slow(s);
+        this.text(JSON.stringify(s));
         return;
       }
       b[p++] = c;
     }
     b[p++] = 0x22;
     this.pos = p;
-  }
-
-  private slow(s: string): void {
-    this.text(JSON.stringify(s));
   }
 
   /** Any text, in UTF-8 as it is (no quotes, no escapes). */

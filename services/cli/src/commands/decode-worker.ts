@@ -20,7 +20,7 @@ port.on("message", (n: number) => {
     w();
   }
 });
-const send = (m: WorkerMessage) => port.postMessage(m);
+const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 try {
   const res = await decodeShard(
     args,
@@ -29,8 +29,7 @@ try {
       write(s) {
         inflight += s.length;
         // bytes move to the main thread (no copy); text is copied
-        if (typeof s === "string") send({ t: "out", s });
-        else port.postMessage({ t: "out", s } satisfies WorkerMessage, [s.buffer as ArrayBuffer]);
+        send({ t: "out", s }, typeof s === "string" ? [] : [s.buffer as ArrayBuffer]);
         return inflight < MAX_INFLIGHT;
       },
       drain: () => new Promise<void>((resolve) => (waiting = resolve)),
