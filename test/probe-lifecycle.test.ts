@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { EMPTY_FILTER, NativeProbe, ProbeError } from "@wirescope/probe";
+import { EbpfSource, EMPTY_FILTER, NativeProbe, ProbeError } from "@wirescope/probe";
 import { REPO_ROOT, tempDir, waitFor } from "./support/index.js";
 import { bpfAvailable, CollectingProbe, runChild, serverChild, assemble } from "./probe-support.js";
 
@@ -337,4 +337,35 @@ test("probe: only a process's first connection wakes the consumer at once; the l
     assert.equal(first.length, 1, `${who}: one open of ${n} woke the consumer`);
     assert.equal(first[0]!.tsMono, opens.map((o) => o.tsMono).reduce((a, b) => (b < a ? b : a)), `${who}: the first one`);
   }
+});
+
+// args: port, marker. Sends the marker, prints ECHOED once it is back, then stays connected.
+const MARKER_CLIENT = `
+import net from "node:net";
+const s = net.connect(Number(process.argv[2]), "127.0.0.1", () => s.write(process.argv[3]));
+s.on("data", () => console.log("ECHOED"));
+setTimeout(() => s.end(), 30_000);
+`;
+
+test("probe: a stop hands over what was captured up to it: the last batch reaches the handler, nothing counted undelivered", { timeout: 60_000 }, async (t) => {
+  if (!bpfAvailable(t)) return;
+  const { port } = await serverChild(t, "echo-server", ECHO_SERVER);
+  const marker = `last-words-${process.pid}-${Date.now()}`;
+  const payloads: Buffer[] = [];
+  // batches go out every 10 s: the marker's events wait in the poller's batch (or the ring) until the stop
+  const src = new EbpfSource({ mountTracefs: true, batchMs: 10_000, filter: { ...EMPTY_FILTER, allowPorts: [port] } });
+  const ac = new AbortController();
+  const done = src.run((b) => {
+    for (const d of b.data) payloads.push(Buffer.from(d.payload));
+  }, ac.signal);
+  t.after(() => (ac.abort(), done));
+  const client = await runChild("marker-client", MARKER_CLIENT, [String(port), marker]);
+  t.after(() => client.kill());
+  await client.waitLine(/^ECHOED/);
+  ac.abort();
+  await done;
+  const seen = Buffer.concat(payloads).toString("latin1").split(marker).length - 1;
+  // sent and received by the client, received and sent by the echo server
+  assert.equal(seen, 4, `the marker in ${payloads.length} data events at the stop`);
+  assert.equal(src.stats().drops["user.no_handler"], 0, "no batch arrived after the handler was gone");
 });

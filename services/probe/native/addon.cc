@@ -359,7 +359,11 @@ class Probe : public Napi::ObjectWrap<Probe> {
     if (cons != MAP_FAILED) ring_cons_ = static_cast<const volatile uint64_t*>(cons);
     if (prod != MAP_FAILED) ring_prod_ = static_cast<const volatile uint64_t*>(prod);
 
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "wirescope-probe", queue, 1);
+    // released by Shutdown; the batches still queued to JS are delivered first, then the
+    // finalizer tells close()'s caller (Drain) that no batch will come any more
+    drain_ = new Drain();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "wirescope-probe", queue, 1, drain_,
+                                          [](Napi::Env env, void*, Drain* d) { Drained(env, d); }, static_cast<void*>(nullptr));
     if (info.Length() >= 3 && info[2].IsFunction()) {
       lib_tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "wirescope-tls-lib", 1024, 1);
       has_lib_tsfn_ = true;
@@ -648,6 +652,8 @@ class Probe : public Napi::ObjectWrap<Probe> {
       quiet = n <= 0 && m <= 0;
       if (cur_.len && Due(std::chrono::steady_clock::now()) == 0) Flush();
     }
+    // stopping: what the ring holds now goes out too, in the last batch
+    if (ring_buffer__consume(rb_) < 0) poll_errors_ += 1;
     Flush();
   }
 
@@ -1097,13 +1103,36 @@ class Probe : public Napi::ObjectWrap<Probe> {
     return r;
   }
 
+  // close([onDrained]): stops the poller and detaches. With a function, true when it will be
+  // called once every batch queued to JS has been delivered (false: none can come, no call).
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (cleanup_hook_) {
       napi_remove_env_cleanup_hook(info.Env(), &Probe::Cleanup, this);
       cleanup_hook_ = false;
     }
+    bool later = false;
+    if (running_ && drain_ && info.Length() >= 1 && info[0].IsFunction()) {
+      drain_->done = Napi::Persistent(info[0].As<Napi::Function>());
+      later = true;
+    }
     Shutdown();
-    return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), later);
+  }
+
+  // The batch function's finalizer: runs on the JS thread after the last queued batch, or at the
+  // environment's teardown (when JS cannot be called: the call fails and is ignored).
+  struct Drain {
+    Napi::FunctionReference done;
+  };
+  static void Drained(Napi::Env, Drain* d) {
+    if (!d->done.IsEmpty()) {
+      try {
+        d->done.Call({});
+      } catch (const Napi::Error&) {
+        // a throwing callback or a closing environment: nothing to tell
+      }
+    }
+    delete d;
   }
 
   struct wirescope_bpf* skel_ = nullptr;
@@ -1112,6 +1141,7 @@ class Probe : public Napi::ObjectWrap<Probe> {
   const volatile uint64_t* ring_prod_ = nullptr;
   uint64_t ring_size_ = 0;
   Napi::ThreadSafeFunction tsfn_;
+  Drain* drain_ = nullptr;  // owned by tsfn_'s finalizer once tsfn_ exists
   Napi::ThreadSafeFunction lib_tsfn_;
   bool has_lib_tsfn_ = false;
   std::atomic<uint64_t> lib_notices_dropped_{0};

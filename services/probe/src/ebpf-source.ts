@@ -214,6 +214,9 @@ export class EbpfSource implements EventSource {
       if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
     } finally {
       clearInterval(timer);
+      // the batches the poller queued before it stopped (its last flush included) still reach
+      // the handler: `wirescope capture` and the probe service lose nothing at a stop
+      await this.probe.closeDrained();
       this.close();
     }
   }

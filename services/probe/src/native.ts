@@ -161,7 +161,8 @@ interface AddonProbe {
   setCopyPolicies(keys: Uint8Array, policies: Uint8Array): void;
   programs(): string[];
   attach(): void;
-  close(): void;
+  /** With `onDrained`: true when it will be called after the last batch queued to JS. */
+  close(onDrained?: () => void): boolean;
 }
 
 interface Addon {
@@ -358,5 +359,17 @@ export class NativeProbe {
     if (this.closed) return;
     this.closed = true;
     this.p.close();
+  }
+
+  /**
+   * Like close(), and resolves once every batch the poller had queued to JS has been handed to the
+   * batch callback (the last one flushed at the stop included): nothing is left undelivered.
+   */
+  closeDrained(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => {
+      if (!this.p.close(resolve)) resolve();
+    });
   }
 }
