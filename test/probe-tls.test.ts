@@ -129,6 +129,7 @@ def serve(c):
         s = ctx.wrap_socket(c, server_side=True)
         req = s.recv(4096)
         if b"/silent" in req:
+            print("SILENT", req.split(b" ")[1].decode(), flush=True)  # the client is inside its call
             time.sleep(60)  # never answers: the client waits inside SSL_read
         s.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
         s.close()
@@ -212,6 +213,7 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   fs.writeFileSync(path.join(dir, "victim.py"), PY_VICTIM);
   const victim = spawn("python3", [path.join(dir, "victim.py"), port], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((r) => victim.stdout!.once("data", r));
+  await waitFor(() => out.includes("SILENT /silent\n"), { timeoutMs: 20_000, intervalMs: 20, what: "the victim's request at the server" });
   await new Promise((r) => setTimeout(r, 300));
   victim.kill("SIGKILL");
   await new Promise((r) => victim.once("exit", r));
@@ -227,7 +229,11 @@ test("probe TLS lifecycle: a library mapped after start is attached once, 100 sh
   await new Promise((r) => writer.stdout!.once("data", r));
   const atExit = stats()["write_at_exit"]!;
   const abandonedBefore = stats()["call_abandoned"]!;
-  await new Promise((r) => setTimeout(r, 500)); // the socket's buffers full: blocked in write(2)
+  // the server has the head: the writer is inside its one SSL_write (64 MiB do not fit in the
+  // socket's buffers), soon blocked in write(2). A fixed wait instead raced python's 64 MiB
+  // allocation on a busy machine: killed before the call, nothing to send at its exit.
+  await waitFor(() => out.includes("SILENT /silent-writer"), { timeoutMs: 20_000, intervalMs: 20, what: "the writer's head at the server" });
+  await new Promise((r) => setTimeout(r, 200));
   writer.kill("SIGKILL");
   await new Promise((r) => writer.once("exit", r));
   await waitFor(() => stats()["write_at_exit"]! > atExit, { timeoutMs: 10_000, intervalMs: 20, what: "the killed write's plaintext sent at its exit" });
