@@ -198,9 +198,10 @@ export async function startRecordingProxy(targetPort: number): Promise<{ port: n
     // what arrives for it later (a GOAWAY answering its close) was never received by it
     down.on("end", () => ((pair.s2cBeforeClientClose ??= total(pair.s2c)), up.end()));
     up.on("end", () => ((pair.c2sBeforeServerClose ??= total(pair.c2s)), down.end()));
-    // keep reading the other side for a moment: bytes it still sends (e.g. an HTTP/2 GOAWAY)
-    // were really sent by that process and the probe reports them
-    const later = (s: net.Socket) => setTimeout(() => s.destroy(), 500).unref();
+    // keep reading the other side for a while: bytes it still sends (e.g. an HTTP/2 GOAWAY)
+    // were really sent by that process and the probe reports them. A side normally closes at
+    // once after the other; 3 s (not 0.5) leaves room for a busy machine to run it
+    const later = (s: net.Socket) => setTimeout(() => s.destroy(), 3000).unref();
     down.on("close", () => ((pair.s2cBeforeClientClose ??= total(pair.s2c)), up.end(), later(up), oneEnded()));
     up.on("close", () => ((pair.c2sBeforeServerClose ??= total(pair.c2s)), down.end(), later(down), oneEnded()));
     down.on("error", () => {});
