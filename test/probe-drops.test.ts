@@ -9,6 +9,7 @@ import net from "node:net";
 const srv = net.createServer((s) => s.resume());
 srv.listen(0, "127.0.0.1", () => {
   const c = net.connect(srv.address().port, "127.0.0.1", async () => {
+    console.log("SENDING");
     const chunk = Buffer.alloc(32 * 1024, 120);
     const end = Date.now() + Number(process.argv[2]);
     let sent = 0;
@@ -32,6 +33,8 @@ test("probe: a JS consumer that stalls loses whole batches, counted; the traced 
   t.after(() => (ac.abort(), done));
   const blast = await runChild("blast", BLAST, ["2000"]);
   t.after(() => blast.kill());
+  // sending before the stall (a child's start-up can take longer than a fixed wait on a busy machine)
+  await blast.waitLine(/^SENDING/, 20_000);
   await new Promise((r) => setTimeout(r, 200));
   // stall this process's event loop: the poller thread keeps going, batches pile up and are dropped
   const end = Date.now() + 1200;
