@@ -523,3 +523,15 @@ test("RawEncoder: the tags a DataEvent is written with take one byte (the per-ev
   const tags = [RawBatchTag.data, DataEventTag.connKey, DataEventTag.direction, DataEventTag.seq, DataEventTag.timestampNs, DataEventTag.tid, DataEventTag.payload, DataEventTag.originalLength];
   for (const t of tags) assert.ok(t > 0 && t < 0x80, `tag ${t}`);
 });
+
+test("RawEncoder: a message that reports drops carries them (to report again if it is unheard); the next one reports none", () => {
+  const enc = encoder({ partitions: 1 });
+  enc.addDrops({ "kernel.ringbuf_full": 3, "user.js_behind": 1 });
+  const k = 7n;
+  const first = [...enc.encode(frameRecord(open(k))).messages, ...enc.flushDue(true)];
+  const second = [...enc.encode(frameRecord(data(k, 1n, Buffer.from("x"), 1, 1, 10n))).messages, ...enc.flushDue(true)];
+  assert.equal(first.length, 1);
+  assert.deepEqual(Object.fromEntries(first[0]!.drops!), { "kernel.ringbuf_full": 3, "user.js_behind": 1 });
+  assert.deepEqual(fromBinary(RawBatchSchema, first[0]!.data).drops, { "kernel.ringbuf_full": 3n, "user.js_behind": 1n });
+  assert.ok(second.length >= 1 && second.every((m) => m.drops === undefined && Object.keys(fromBinary(RawBatchSchema, m.data).drops).length === 0));
+});

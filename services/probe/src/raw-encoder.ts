@@ -161,6 +161,8 @@ export interface EncodedBatch {
   seq: number;
   /** Requests served whose answers start in it (RawBatch.served). */
   served: number;
+  /** The drops it reports (RawBatch.drops), when it reports any: to report again if it is unheard. */
+  drops?: Map<string, number>;
 }
 
 export interface RawEncoderOptions {
@@ -258,6 +260,9 @@ export class RawEncoder {
     h.string(RawBatchTag.probeId, o.probeId);
     this.identity = h.bytes();
   }
+
+  /** The drops the header just written carries (cut() hands them to its message). */
+  private carried: Map<string, number> | undefined;
 
   /** Adds drops (by reason) to report in the next message (the sum over all messages is the total). */
   addDrops(drops: Record<string, number>): void {
@@ -534,6 +539,7 @@ export class RawEncoder {
   /** The header of the next message of partition `p`: identity, partition, pending drops, batch_seq. */
   private header(p: number): WireWriter {
     const h = this.head.reset();
+    this.carried = undefined;
     h.raw(this.identity);
     h.uint(RawBatchTag.partition, p);
     if (this.pendingDrops.size) {
@@ -543,6 +549,7 @@ export class RawEncoder {
         h.uint(RawBatchDropsEntryTag.value, v);
         h.endLen(start, 1);
       }
+      this.carried = this.pendingDrops;
       this.pendingDrops = new Map();
     }
     const x = this.out(p);
@@ -575,6 +582,8 @@ export class RawEncoder {
     x.hasData = false;
     const events = x.count;
     x.count = 0;
-    return { partition: p, data: msg, events, seq: x.seq, served };
+    const drops = this.carried;
+    this.carried = undefined;
+    return drops ? { partition: p, data: msg, events, seq: x.seq, served, drops } : { partition: p, data: msg, events, seq: x.seq, served };
   }
 }

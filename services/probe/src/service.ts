@@ -31,7 +31,7 @@ import { EbpfSource } from "./ebpf-source.js";
 import { PcapSource } from "./pcap-source.js";
 import { ProbeError } from "./native.js";
 import { RawEncoder, monoToWallOffset, type EncodedBatch } from "./raw-encoder.js";
-import { UnheardReplies } from "./unheard.js";
+import { CarriedDrops, UnheardReplies } from "./unheard.js";
 import { Http1Trimmer } from "./http1-trim.js";
 import { ConnTracker } from "./conn-tracker.js";
 import { CopyPolicyBatch } from "./copy-policy.js";
@@ -308,6 +308,8 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         });
       // raw batches published while nothing subscribed to their subject: counted (unheard.ts)
       const unheard = new UnheardReplies(inboxPrefixOf(ctx.config.nats));
+      // the drops an unheard batch carried: reported again in a later batch
+      const carried = new CarriedDrops();
       let unheardSaid = 0;
       const unheardSub = nc.subscribe(unheard.subject, {
         callback: (_e, m) => {
@@ -315,6 +317,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
           if (!u) return;
           c.add("raw_batches_unheard");
           if (u.served) c.add("requests_unheard", u.served);
+          encoder.addDrops(carried.unheard(u));
           // said at the first, then at most once a minute, with the running count
           const now = Date.now();
           if (now - unheardSaid >= 60_000) {
@@ -324,7 +327,10 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         },
       });
       const publish = (ms: EncodedBatch[]) => {
-        for (const m of ms) publisher.publishBytes(rawSubject(m.partition), m.data, unheard.replyOf(m));
+        for (const m of ms) {
+          publisher.publishBytes(rawSubject(m.partition), m.data, unheard.replyOf(m));
+          carried.sent(m);
+        }
       };
       try {
         if (ebpf) {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { UnheardReplies } from "./unheard.js";
+import { CarriedDrops, UnheardReplies } from "./unheard.js";
 
 describe("UnheardReplies", () => {
   it("names a batch in its reply subject and reads it back from a 503 only", () => {
@@ -14,5 +14,24 @@ describe("UnheardReplies", () => {
     assert.equal(u.parse("_INBOX.other.unheard.1.2.3", 503), undefined);
     assert.equal(u.parse("_INBOX.probe.unheard.1.x.3", 503), undefined);
     assert.equal(u.parse("_INBOX.probe.unheard.1.2", 503), undefined);
+  });
+});
+
+describe("CarriedDrops", () => {
+  it("reports again what an unheard batch carried; forgets heard ones", () => {
+    const c = new CarriedDrops(1000, 3);
+    c.sent({ partition: 2, seq: 5, drops: new Map([["kernel.ringbuf_full", 4], ["user.js_behind", 2]]) }, 0);
+    c.sent({ partition: 2, seq: 6 }, 0); // nothing carried: nothing kept
+    assert.equal(c.size, 1);
+    assert.deepEqual(c.unheard({ partition: 2, seq: 5, served: 3 }), { "kernel.ringbuf_full": 4, "user.js_behind": 2 });
+    assert.equal(c.size, 0);
+    assert.deepEqual(c.unheard({ partition: 2, seq: 5, served: 3 }), {}, "once");
+    assert.deepEqual(c.unheard({ partition: 2, seq: 6, served: 0 }), {});
+    // heard batches never get a status: kept for keepMs, at most max
+    for (let s = 1; s <= 5; s++) c.sent({ partition: 0, seq: s, drops: new Map([["x", 1]]) }, 10);
+    assert.equal(c.size, 3);
+    c.sent({ partition: 0, seq: 6, drops: new Map([["x", 1]]) }, 2000);
+    assert.equal(c.size, 1);
+    assert.deepEqual(c.unheard({ partition: 0, seq: 6, served: 0 }), { x: 1 });
   });
 });

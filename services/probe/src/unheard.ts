@@ -40,3 +40,43 @@ export class UnheardReplies {
     return { partition: Number(f[0]), seq: Number(f[1]), served: Number(f[2]) };
   }
 }
+
+/**
+ * The drops each published batch reported (RawBatch.drops), kept a while by partition and
+ * batch_seq. A batch that comes back unheard took its drops with it: they are reported again in a
+ * later batch, so every count reaches a parser once one listens, and InfluxDB through the
+ * parser's losses. A heard batch gets no answer: its entry goes after `keepMs`, and at most `max`
+ * are kept (a status that comes later than that finds nothing: those drops stay in the probe's
+ * own counters only).
+ */
+export class CarriedDrops {
+  private readonly byBatch = new Map<string, { at: number; drops: Map<string, number> }>();
+  constructor(
+    private readonly keepMs = 30_000,
+    private readonly max = 4096,
+  ) {}
+
+  /** A batch was published. */
+  sent(b: { partition: number; seq: number; drops?: Map<string, number> }, now = Date.now()): void {
+    if (!b.drops) return;
+    for (const [k, e] of this.byBatch) {
+      if (now - e.at < this.keepMs && this.byBatch.size < this.max) break;
+      this.byBatch.delete(k);
+    }
+    this.byBatch.set(`${b.partition}.${b.seq}`, { at: now, drops: b.drops });
+  }
+
+  /** The drops to report again for the unheard batch `u` (none when it carried none). */
+  unheard(u: Unheard): Record<string, number> {
+    const key = `${u.partition}.${u.seq}`;
+    const e = this.byBatch.get(key);
+    if (!e) return {};
+    this.byBatch.delete(key);
+    return Object.fromEntries(e.drops);
+  }
+
+  /** Entries kept (tests). */
+  get size(): number {
+    return this.byBatch.size;
+  }
+}
