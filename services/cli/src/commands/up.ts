@@ -740,8 +740,9 @@ async function up(argv: string[]): Promise<number> {
     for (const d of prep.did) say(d);
     let captureOff = prep.off;
     // Parser replicas and aggregator instances after the first: parser-2, aggregator-2, … on their
-    // own ports (instancePorts), one log each.
-    const instances = (["probe", "parser", "aggregator"] as const).flatMap((component) =>
+    // own ports (instancePorts), one log each. The probe last: the parsers are subscribed to every
+    // partition by then (a parser is healthy only then), so no raw batch of the start goes unheard.
+    const instances = (["parser", "aggregator", "probe"] as const).flatMap((component) =>
       Array.from({ length: instanceCount(component, opts) }, (_, index) => ({ component, index, name: instanceName(component, index) })),
     );
     for (const { component, index, name } of instances) {
