@@ -3,7 +3,7 @@
 // no subscriber to wirescope.raw.>, a node:http server answering curl's keep-alive requests. The
 // server answers each batch's reply subject with a 503 no-responders status: the probe counts
 // every request those batches held (requests_unheard), exactly. Once something subscribes,
-// nothing more is counted and every request reaches it.
+// nothing more is counted, every request reaches it, and so do the unheard counts (RawBatch.drops).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -59,7 +59,14 @@ test("probe: raw batches nobody subscribes to are counted with the requests they
   const nc = await connect({ servers: url });
   t.after(() => nc.close());
   let served = 0;
-  nc.subscribe("wirescope.raw.>", { callback: (_e, m) => void (served += fromBinary(RawBatchSchema, m.data).served) });
+  const reported: Record<string, number> = {};
+  nc.subscribe("wirescope.raw.>", {
+    callback: (_e, m) => {
+      const b = fromBinary(RawBatchSchema, m.data);
+      served += b.served;
+      for (const [k, v] of Object.entries(b.drops)) reported[k] = (reported[k] ?? 0) + Number(v);
+    },
+  });
   await nc.flush();
   await requests(300, "heard");
   await waitFor(() => served >= 300, { timeoutMs: 20_000, intervalMs: 200, what: `300 requests heard (${served})` });
@@ -68,4 +75,7 @@ test("probe: raw batches nobody subscribes to are counted with the requests they
   assert.equal(served, 300);
   assert.equal(after["requests_unheard"], mid["requests_unheard"], "nothing counted unheard once heard");
   assert.equal(after["raw_batches_unheard"], mid["raw_batches_unheard"]);
+  // the counts reach the first listener in RawBatch.drops (a parser counts them as probe_drops.*
+  // and writes them to InfluxDB with its losses), those that unheard batches carried too
+  assert.deepEqual([reported["raw_batches_unheard"], reported["requests_unheard"]], [after["raw_batches_unheard"], after["requests_unheard"]], `reported in the raw batches: ${JSON.stringify(reported)}`);
 });

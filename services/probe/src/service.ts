@@ -308,7 +308,7 @@ export const createService: CreateService = async (ctx: ServiceContext) => {
         });
       // raw batches published while nothing subscribed to their subject: counted (unheard.ts)
       const unheard = new UnheardReplies(inboxPrefixOf(ctx.config.nats));
-      // the drops an unheard batch carried: reported again in a later batch
+      // reported in a later batch: an unheard batch with its requests, and the drops it carried
       const carried = new CarriedDrops();
       let unheardSaid = 0;
       const unheardSub = nc.subscribe(unheard.subject, {

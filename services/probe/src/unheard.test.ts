@@ -18,20 +18,20 @@ describe("UnheardReplies", () => {
 });
 
 describe("CarriedDrops", () => {
-  it("reports again what an unheard batch carried; forgets heard ones", () => {
+  it("reports again what an unheard batch carried, with the batch and its requests; forgets heard ones", () => {
     const c = new CarriedDrops(1000, 3);
-    c.sent({ partition: 2, seq: 5, drops: new Map([["kernel.ringbuf_full", 4], ["user.js_behind", 2]]) }, 0);
+    c.sent({ partition: 2, seq: 5, drops: new Map([["kernel.ringbuf_full", 4], ["raw_batches_unheard", 2], ["requests_unheard", 9]]) }, 0);
     c.sent({ partition: 2, seq: 6 }, 0); // nothing carried: nothing kept
     assert.equal(c.size, 1);
-    assert.deepEqual(c.unheard({ partition: 2, seq: 5, served: 3 }), { "kernel.ringbuf_full": 4, "user.js_behind": 2 });
+    // the batch that carried earlier unheard counts was unheard too: all of it again, and it
+    assert.deepEqual(c.unheard({ partition: 2, seq: 5, served: 3 }), { "kernel.ringbuf_full": 4, raw_batches_unheard: 3, requests_unheard: 12 });
     assert.equal(c.size, 0);
-    assert.deepEqual(c.unheard({ partition: 2, seq: 5, served: 3 }), {}, "once");
-    assert.deepEqual(c.unheard({ partition: 2, seq: 6, served: 0 }), {});
+    assert.deepEqual(c.unheard({ partition: 2, seq: 6, served: 0 }), { raw_batches_unheard: 1 });
     // heard batches never get a status: kept for keepMs, at most max
     for (let s = 1; s <= 5; s++) c.sent({ partition: 0, seq: s, drops: new Map([["x", 1]]) }, 10);
     assert.equal(c.size, 3);
     c.sent({ partition: 0, seq: 6, drops: new Map([["x", 1]]) }, 2000);
     assert.equal(c.size, 1);
-    assert.deepEqual(c.unheard({ partition: 0, seq: 6, served: 0 }), { x: 1 });
+    assert.deepEqual(c.unheard({ partition: 0, seq: 6, served: 0 }), { x: 1, raw_batches_unheard: 1 });
   });
 });

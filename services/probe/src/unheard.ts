@@ -44,10 +44,11 @@ export class UnheardReplies {
 /**
  * The drops each published batch reported (RawBatch.drops), kept a while by partition and
  * batch_seq. A batch that comes back unheard took its drops with it: they are reported again in a
- * later batch, so every count reaches a parser once one listens, and InfluxDB through the
- * parser's losses. A heard batch gets no answer: its entry goes after `keepMs`, and at most `max`
- * are kept (a status that comes later than that finds nothing: those drops stay in the probe's
- * own counters only).
+ * later batch, with the unheard batch itself and the requests it held (`raw_batches_unheard`,
+ * `requests_unheard`), so every count reaches a parser once one listens, and InfluxDB through
+ * the parser's losses. A heard batch gets no answer: its entry goes after `keepMs`, and at most
+ * `max` are kept (a status that comes later than that finds nothing: the drops it carried stay in
+ * the probe's own counters only).
  */
 export class CarriedDrops {
   private readonly byBatch = new Map<string, { at: number; drops: Map<string, number> }>();
@@ -66,13 +67,15 @@ export class CarriedDrops {
     this.byBatch.set(`${b.partition}.${b.seq}`, { at: now, drops: b.drops });
   }
 
-  /** The drops to report again for the unheard batch `u` (none when it carried none). */
+  /** The drops to report for the unheard batch `u`: what it carried, and it with its requests. */
   unheard(u: Unheard): Record<string, number> {
     const key = `${u.partition}.${u.seq}`;
     const e = this.byBatch.get(key);
-    if (!e) return {};
     this.byBatch.delete(key);
-    return Object.fromEntries(e.drops);
+    const out: Record<string, number> = e ? Object.fromEntries(e.drops) : {};
+    out.raw_batches_unheard = (out.raw_batches_unheard ?? 0) + 1;
+    if (u.served) out.requests_unheard = (out.requests_unheard ?? 0) + u.served;
+    return out;
   }
 
   /** Entries kept (tests). */
