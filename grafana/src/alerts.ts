@@ -141,7 +141,7 @@ export function pipelineDrops(): AlertRule {
     annotations: {
       summary: "{{ $labels.component }} {{ $labels.instance }} dropped data in the last 10 minutes",
       description: "Metrics, spans or edges are missing for the affected windows; the drop counter's name says what was lost and why.",
-      runbook: "Open Pipeline health: Drops by reason names the counter and the component; drops_late/future: clocks or lag (see Lag), component parser: drops_requests_missed_*/drops_raw_batches_missed_* raw messages a parser never got (a replica killed, its subscription overflowing: docs/parser.md), drops_probe_drops_* what the probes dropped, drops_influx_*: InfluxDB down or refusing writes (its log), drops_cardinality: an unbounded resource (raise --max-series-per-service or fix the path); `wirescope status` shows every counter.",
+      runbook: "Open Pipeline health: Drops by reason names the counter and the component; drops_late/future: clocks or lag (see Lag), component parser: drops_requests_missed_*/drops_raw_batches_missed_* raw messages a parser never got (a replica killed, its subscription overflowing: docs/parser.md), drops_probe_drops_* what the probes dropped (drops_probe_drops_raw_batches_unheard / _requests_unheard: raw batches a probe published while no parser was subscribed to their partition: parsers down, or not started yet), drops_influx_*: InfluxDB down or refusing writes (its log), drops_cardinality: an unbounded resource (raise --max-series-per-service or fix the path); `wirescope status` shows every counter.",
       runbook_url: link(UID.pipeline, "var-component={{ $labels.component }}"),
     },
     labels: { severity: "ticket", source: "wirescope" },
