@@ -197,27 +197,37 @@ export function monoToWallClock(skewNs = 0n): (mono: bigint) => bigint {
 }
 
 /**
- * Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux), plus
- * `skewNs` (a node whose clock is off, simulated). Read from the process's time origin, a wall
- * clock and a monotonic reading taken together at start to the microsecond: Date.now() is cut to
- * the millisecond, which put two probes of one machine (one kernel clock) up to 1 ms apart, and
- * a server's request before its client's call.
+ * Wall clock minus CLOCK_MONOTONIC, ns (process.hrtime is CLOCK_MONOTONIC on Linux, the clock the
+ * kernel stamps events with), plus `skewNs` (a node whose clock is off, simulated). Read now, at
+ * the wall clock's millisecond edges: Date.now() changes its value exactly at a whole millisecond,
+ * so the hrtime readings around the first call that shows a new value bracket that instant (a
+ * few hundred ns). A busy loop of under 1 ms per edge; the tightest of at least 3 edges (a
+ * preemption widens a bracket, which is then passed over).
+ *
+ * Before: Date.now() alone was cut to the millisecond (two probes of one machine up to 1 ms
+ * apart, and a server's request before its client's call); then the process's time origin
+ * (performance.timeOrigin, a wall clock and a monotonic reading node takes at its start, not at
+ * once): in a CI run two probes of one machine were 8 ms apart (test/probe-netns: every server
+ * request of a keep-alive connection 8 ms before its client's call, only their offsets differ).
  */
 export function monoToWallOffset(skewNs = 0n): bigint {
-  const origin = performance.timeOrigin;
-  const wholeMs = Math.floor(origin);
-  const originNs = BigInt(wholeMs) * 1_000_000n + BigInt(Math.round((origin - wholeMs) * 1e6));
-  // performance.now() is the monotonic clock since the origin: read between two hrtime readings,
-  // the closest pair of a few (a preemption between the readings would cost its length)
   let best = 0n;
   let bestGap = -1n;
-  for (let i = 0; i < 5; i++) {
-    const h0 = process.hrtime.bigint();
-    const sinceOrigin = performance.now();
-    const h1 = process.hrtime.bigint();
-    if (bestGap >= 0n && h1 - h0 >= bestGap) continue;
-    bestGap = h1 - h0;
-    best = originNs + BigInt(Math.round(sinceOrigin * 1e6)) - (h0 + h1) / 2n;
+  for (let edge = 0; edge < 10 && !(edge >= 3 && bestGap < 20_000n); edge++) {
+    const t0 = Date.now();
+    let before = process.hrtime.bigint();
+    for (;;) {
+      const t = Date.now();
+      const after = process.hrtime.bigint();
+      if (t !== t0) {
+        if (bestGap < 0n || after - before < bestGap) {
+          bestGap = after - before;
+          best = BigInt(t) * 1_000_000n - (before + after) / 2n;
+        }
+        break;
+      }
+      before = after;
+    }
   }
   return best + skewNs;
 }
