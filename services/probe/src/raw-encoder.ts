@@ -214,9 +214,12 @@ export function monoToWallOffset(skewNs = 0n): bigint {
   let best = 0n;
   let bestGap = -1n;
   for (let edge = 0; edge < 10 && !(edge >= 3 && bestGap < 20_000n); edge++) {
-    const t0 = Date.now();
+    // the edge lies between the last read that still shows t0 and the first that does not: from
+    // the hrtime taken before the one to the hrtime taken after the other
     let before = process.hrtime.bigint();
+    const t0 = Date.now();
     for (;;) {
+      const between = process.hrtime.bigint();
       const t = Date.now();
       const after = process.hrtime.bigint();
       if (t !== t0) {
@@ -226,7 +229,7 @@ export function monoToWallOffset(skewNs = 0n): bigint {
         }
         break;
       }
-      before = after;
+      before = between;
     }
   }
   return best + skewNs;
