@@ -274,9 +274,6 @@ export class RawEncoder {
     this.identity = h.bytes();
   }
 
-  /** The drops the header just written carries (cut() hands them to its message). */
-  private carried: Map<string, number> | undefined;
-
   /** Adds drops (by reason) to report in the next message (the sum over all messages is the total). */
   addDrops(drops: Record<string, number>): void {
     for (const k in drops) {
@@ -552,7 +549,6 @@ export class RawEncoder {
   /** The header of the next message of partition `p`: identity, partition, pending drops, batch_seq. */
   private header(p: number): WireWriter {
     const h = this.head.reset();
-    this.carried = undefined;
     h.raw(this.identity);
     h.uint(RawBatchTag.partition, p);
     if (this.pendingDrops.size) {
@@ -562,7 +558,6 @@ export class RawEncoder {
         h.uint(RawBatchDropsEntryTag.value, v);
         h.endLen(start, 1);
       }
-      this.carried = this.pendingDrops;
       this.pendingDrops = new Map();
     }
     const x = this.out(p);
@@ -585,6 +580,8 @@ export class RawEncoder {
   private cut(p: number): EncodedBatch {
     const x = this.out(p);
     const served = x.served; // header() moves it into servedBefore
+    // the drops header() writes (it starts a new map for the next ones): the message carries them
+    const drops = this.pendingDrops.size ? this.pendingDrops : undefined;
     const h = this.header(p);
     const o = x.out;
     const dataLen = o.len;
@@ -595,8 +592,6 @@ export class RawEncoder {
     x.hasData = false;
     const events = x.count;
     x.count = 0;
-    const drops = this.carried;
-    this.carried = undefined;
     return drops ? { partition: p, data: msg, events, seq: x.seq, served, drops } : { partition: p, data: msg, events, seq: x.seq, served };
   }
 }
