@@ -9,4 +9,4 @@ export { forgetMembers } from "@wirescope/runtime/membership-nats";
 export { silentLogger } from "@wirescope/runtime/log";
 export { COMPONENT_SERVICES } from "@wirescope/runtime/service";
 export { jetstreamManager } from "@nats-io/jetstream";
-export { openPluginStore, storePlugin, validateManifest, LoadedPlugin, PLUGIN_BUCKET } from "@wirescope/parser";
+export { openPluginStore, storePlugin, validateManifest, LoadedPlugin } from "@wirescope/parser";
